@@ -1,0 +1,183 @@
+// Parsers of raw environment values and the Setting type.
+import ipaddr from 'ipaddr.js';
+
+/** Reads one environment value; returns the parsed value or throws a plain message saying what is wrong. */
+export type Parser<T> = (raw: string) => T;
+
+export interface Setting<T, Always extends boolean = boolean> {
+  readonly env: string;
+  readonly parse: Parser<T>;
+  /** Raw default (parsed like a real value); undefined = optional or required. */
+  readonly fallback: string | undefined;
+  readonly required: boolean;
+  readonly secret: boolean;
+  readonly help: string;
+  /** Type-level only: true when the loaded value is never undefined (it has a default or is required). */
+  readonly always?: Always;
+}
+
+/** A setting with a default (or, with `required`, one that must be given): its value is always there. */
+export function setting<T>(
+  env: string,
+  parse: Parser<T>,
+  fallback: string,
+  help: string,
+  options?: { secret?: boolean },
+): Setting<T, true>;
+export function setting<T>(
+  env: string,
+  parse: Parser<T>,
+  fallback: undefined,
+  help: string,
+  options: { secret?: boolean; required: true },
+): Setting<T, true>;
+export function setting<T>(
+  env: string,
+  parse: Parser<T>,
+  fallback: undefined,
+  help: string,
+  options?: { secret?: boolean; required?: false },
+): Setting<T, false>;
+export function setting<T>(
+  env: string,
+  parse: Parser<T>,
+  fallback: string | undefined,
+  help: string,
+  options: { secret?: boolean; required?: boolean } = {},
+): Setting<T> {
+  return { env, parse, fallback, help, secret: options.secret ?? false, required: options.required ?? false };
+}
+
+// --- parsers -------------------------------------------------------------------------------------------------------
+
+export const text: Parser<string> = (raw) => raw;
+
+export function integer(min: number, max: number): Parser<number> {
+  return (raw) => {
+    if (!/^\d+$/.test(raw.trim())) throw new Error('must be a whole number');
+    const n = Number(raw);
+    if (n < min || n > max) throw new Error(`must be between ${min} and ${max}`);
+    return n;
+  };
+}
+
+export const port: Parser<number> = integer(0, 65535);
+
+export const bool: Parser<boolean> = (raw) => {
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  throw new Error('must be true or false');
+};
+
+export function url(protocols: string[]): Parser<string> {
+  return (raw) => {
+    let parsed: URL;
+    try {
+      parsed = new URL(raw);
+    } catch {
+      throw new Error('is not a URL');
+    }
+    if (!protocols.includes(parsed.protocol)) throw new Error(`must start with ${protocols.join(' or ')}//`);
+    return raw;
+  };
+}
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export const hostPort: Parser<HostPort> = (raw) => {
+  const match = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(raw.trim());
+  if (!match) throw new Error('must be host:port');
+  const p = Number(match[2]);
+  if (p < 1 || p > 65535) throw new Error('port must be between 1 and 65535');
+  return { host: (match[1] as string).replace(/^\[|\]$/g, ''), port: p };
+};
+
+export const hostPortList: Parser<HostPort[]> = (raw) => {
+  const list = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (list.length === 0) throw new Error('must list at least one host:port');
+  return list.map((item) => hostPort(item));
+};
+
+const DOMAIN = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** Comma-separated domains, lower-cased; `*.example.org` matches every subdomain (not example.org itself). */
+export const domainList: Parser<string[]> = (raw) => {
+  const list = raw
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
+  if (list.length === 0) throw new Error('must list at least one domain');
+  for (const d of list) if (!DOMAIN.test(d)) throw new Error(`"${d}" is not a domain (wildcards as *.example.org)`);
+  return list;
+};
+
+export type Cidr = [ipaddr.IPv4 | ipaddr.IPv6, number];
+
+/** Comma-separated networks in CIDR notation (a bare address means that one address). */
+export const cidrList: Parser<Cidr[]> = (raw) =>
+  raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((item) => {
+      try {
+        if (item.includes('/')) return ipaddr.parseCIDR(item);
+        const addr = ipaddr.parse(item);
+        return [addr, addr.kind() === 'ipv4' ? 32 : 128] as Cidr;
+      } catch {
+        throw new Error(`"${item}" is not a network like 10.0.0.0/8`);
+      }
+    });
+
+/** Comma-separated delays like "5m,30m,2h,1d"; the retry ladder of a stage. */
+export const delayList: Parser<number[]> = (raw) => {
+  const list = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (list.length === 0) throw new Error('must list at least one delay');
+  return list.map((item) => {
+    const match = /^(\d+)(ms|s|m|h|d)$/.exec(item);
+    if (!match) throw new Error(`"${item}" is not a delay like 30s, 5m, 2h or 1d`);
+    const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 'ms'];
+    const ms = Number(match[1]) * factor;
+    if (ms < 100) throw new Error(`"${item}" is shorter than 100ms`);
+    return ms;
+  });
+};
+
+/** A base64 key of exactly `bytes` bytes (the master key, say). */
+export function base64Key(bytes: number): Parser<Buffer> {
+  return (raw) => {
+    const key = Buffer.from(raw.trim(), 'base64');
+    if (key.length !== bytes || key.toString('base64') !== raw.trim())
+      throw new Error(`must be ${bytes} bytes in base64`);
+    return key;
+  };
+}
+
+/** Does `address` (an IP as the socket gives it) lie in one of the networks? */
+export function inNetworks(address: string, networks: Cidr[]): boolean {
+  let parsed: ipaddr.IPv4 | ipaddr.IPv6;
+  try {
+    parsed = ipaddr.process(address); // folds ::ffff:1.2.3.4 to IPv4
+  } catch {
+    return false;
+  }
+  return networks.some(([net, bits]) => parsed.kind() === net.kind() && parsed.match([net, bits] as never));
+}
+
+/** Does the domain of `address` (or a bare domain) belong to the agency domains (wildcards allowed)? */
+export function inDomains(addressOrDomain: string, domains: string[]): boolean {
+  const at = addressOrDomain.lastIndexOf('@');
+  const domain = (at >= 0 ? addressOrDomain.slice(at + 1) : addressOrDomain).toLowerCase().replace(/\.$/, '');
+  if (!domain) return false;
+  return domains.some((d) => (d.startsWith('*.') ? domain.endsWith(d.slice(1)) : domain === d));
+}

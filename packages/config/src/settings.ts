@@ -1,0 +1,116 @@
+// Every setting of the gateway, once (SPEC.md "Settings" plus the ones documented in the README).
+// A service's config.ts picks the ones it reads into its own spec.
+import {
+  base64Key,
+  bool,
+  cidrList,
+  delayList,
+  domainList,
+  hostPort,
+  hostPortList,
+  integer,
+  port,
+  setting,
+  text,
+  url,
+} from './parsers.ts';
+
+export const settings = {
+  databaseUrl: setting(
+    'DATABASE_URL',
+    url(['postgres:', 'postgresql:']),
+    'postgres://postgres@127.0.0.1:5432/smgw',
+    'PostgreSQL',
+  ),
+  /** Tests run each suite in its own schema; production leaves it unset (public). */
+  databaseSchema: setting('SMGW_DB_SCHEMA', text, undefined, 'PostgreSQL schema (tests use one each)'),
+  amqpUrl: setting('AMQP_URL', url(['amqp:', 'amqps:']), 'amqp://guest:guest@127.0.0.1:5672', 'RabbitMQ'),
+  redisUrl: setting('REDIS_URL', url(['redis:', 'rediss:']), 'redis://127.0.0.1:6379', 'Redis'),
+  /** Prefix for Redis keys, so tests (and several gateways on one Redis) do not meet. */
+  redisPrefix: setting('SMGW_REDIS_PREFIX', text, 'smgw:', 'prefix of every Redis key'),
+  clamdUrl: setting('CLAMD_URL', url(['tcp:']), 'tcp://127.0.0.1:3310', 'clamd'),
+  smtpInboundPort: setting('SMGW_SMTP_INBOUND_PORT', port, '2525', 'MX listener'),
+  smtpSubmissionPort: setting('SMGW_SMTP_SUBMISSION_PORT', port, '2587', 'submission listener'),
+  smtpBindHost: setting('SMGW_SMTP_BIND', text, '127.0.0.1', 'address the SMTP listeners bind to'),
+  portalPort: setting('SMGW_PORTAL_PORT', port, '8080', 'web portal'),
+  adminPort: setting('SMGW_ADMIN_PORT', port, '8081', 'admin API'),
+  adminBind: setting('SMGW_ADMIN_BIND', text, '127.0.0.1', 'address the admin API binds to'),
+  adminToken: setting('SMGW_ADMIN_TOKEN', text, undefined, 'bearer token of the admin API', {
+    secret: true,
+    required: true,
+  }),
+  internalDomains: setting('SMGW_INTERNAL_DOMAINS', domainList, 'behoerde.example', 'agency domains'),
+  submissionNetworks: setting(
+    'SMGW_SUBMISSION_NETWORKS',
+    cidrList,
+    '127.0.0.0/8',
+    'client networks allowed to submit without AUTH',
+  ),
+  internalRelay: setting('SMGW_INTERNAL_RELAY', hostPortList, '127.0.0.1:2526', "agencies' mail server(s)"),
+  smarthost: setting('SMGW_SMARTHOST', hostPort, undefined, 'host:port for all outbound mail (unset: MX lookup)'),
+  publicUrl: setting('SMGW_PUBLIC_URL', url(['http:', 'https:']), 'http://127.0.0.1:8080', 'base of portal links'),
+  masterKey: setting('SMGW_MASTER_KEY', base64Key(32), undefined, 'key wrapping private keys at rest', {
+    secret: true,
+  }),
+  maxMessageBytes: setting('SMGW_MAX_MESSAGE_BYTES', integer(1024, 2 ** 31), '52428800', 'SMTP SIZE limit'),
+  mailboxQuotaBytes: setting('SMGW_MAILBOX_QUOTA_BYTES', integer(0, 2 ** 40), '31457280', 'portal mailbox quota'),
+  hostname: setting('SMGW_HOSTNAME', text, 'smgw.localhost', 'name in the SMTP greeting, Received and DSNs'),
+  tlsCertFile: setting('SMGW_TLS_CERT_FILE', text, undefined, 'PEM certificate (chain) for STARTTLS'),
+  tlsKeyFile: setting('SMGW_TLS_KEY_FILE', text, undefined, 'PEM private key for STARTTLS'),
+  logLevel: setting('SMGW_LOG_LEVEL', text, 'info', 'pino log level'),
+  /** Retry ladder of deliver: RFC 5321 §4.5.4.1 asks for at least 4–5 days before giving up. */
+  deliverRetryLadder: setting(
+    'SMGW_DELIVER_RETRY_LADDER',
+    delayList,
+    '5m,10m,20m,40m,1h,2h,4h,8h,12h,12h,12h,12h,12h,12h,12h',
+    'delays between delivery attempts; after the last one the sender gets a DSN',
+  ),
+  /** Retry ladder of every other stage (infrastructure errors); after the last step the envelope is parked. */
+  stageRetryLadder: setting(
+    'SMGW_STAGE_RETRY_LADDER',
+    delayList,
+    '10s,30s,1m,5m,15m,30m,1h,2h,4h',
+    'delays between attempts at a stage before it parks the envelope',
+  ),
+  prefetch: setting('SMGW_PREFETCH', integer(1, 1000), '16', 'envelopes in flight per replica'),
+  maxConnectionsPerClient: setting(
+    'SMGW_SMTP_MAX_CONNECTIONS_PER_CLIENT',
+    integer(1, 100000),
+    '20',
+    'concurrent SMTP connections from one client address',
+  ),
+  maxRecipients: setting('SMGW_SMTP_MAX_RECIPIENTS', integer(1, 10000), '100', 'recipients per message'),
+  commandRatePerMinute: setting(
+    'SMGW_SMTP_COMMANDS_PER_MINUTE',
+    integer(1, 10_000_000),
+    '6000',
+    'SMTP commands one client address may send per minute',
+  ),
+  /**
+   * Skip smtp-server's fixed 100 ms early-talker pause for clients in SMGW_SUBMISSION_NETWORKS (trusted agency mail
+   * servers that reconnect per message). Early talkers from everywhere else are still caught.
+   */
+  fastGreetingForTrusted: setting(
+    'SMGW_SMTP_FAST_GREETING_TRUSTED',
+    bool,
+    'true',
+    'greet trusted networks without the 100 ms early-talker pause',
+  ),
+  /** Port of the /healthz, /readyz, /metrics server of a worker service (admin serves them on its own port). */
+  healthPort: setting('SMGW_HEALTH_PORT', port, '0', 'health and metrics port of this service'),
+  healthBind: setting('SMGW_HEALTH_BIND', text, '127.0.0.1', 'address the health server binds to'),
+  deliverConnectionsPerDestination: setting(
+    'SMGW_DELIVER_CONNECTIONS_PER_DESTINATION',
+    integer(1, 100),
+    '5',
+    'pooled SMTP connections deliver keeps per destination',
+  ),
+  deliverTimeoutMs: setting('SMGW_DELIVER_TIMEOUT_MS', integer(1000, 3_600_000), '300000', 'SMTP timeout per attempt'),
+  /** Where deliver's own SMTP client may use STARTTLS opportunistically; tests with self-signed sinks keep it. */
+  deliverRequireTlsOutside: setting(
+    'SMGW_DELIVER_REQUIRE_TLS_OUTSIDE',
+    bool,
+    'false',
+    'refuse to hand outbound mail to a server without STARTTLS',
+  ),
+} as const;

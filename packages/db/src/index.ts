@@ -1,0 +1,4 @@
+// PostgreSQL access: one pool per process, and migrations that are safe to run from several replicas at once.
+
+export * from './migrate.ts';
+export * from './pool.ts';

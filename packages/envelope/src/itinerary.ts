@@ -1,0 +1,64 @@
+import type { Direction, Envelope, Stage, StageVerdict } from './envelope.ts';
+
+/**
+ * The routing slip each direction starts with (ARCHITECTURE.md). Data, not code: a stage joins a route here.
+ *
+ * Stages that are not built yet are left out where the message may safely skip them and kept in where it may not:
+ * - outbound keeps `encrypt`: until that stage runs, outbound mail waits in smgw.encrypt (never plaintext outside);
+ * - scan and verify join inbound, outbound, internal and portal when their services exist.
+ */
+export const ITINERARIES: Readonly<Record<Direction, readonly Stage[]>> = {
+  inbound: ['deliver'],
+  outbound: ['encrypt', 'deliver'],
+  internal: ['deliver'],
+  portal: ['deliver'],
+  generated: ['deliver'],
+};
+
+export function itineraryFor(direction: Direction): Stage[] {
+  return [...ITINERARIES[direction]];
+}
+
+/** The stage the envelope is queued for, or undefined when its journey is over. */
+export function currentStage(envelope: Envelope): Stage | undefined {
+  return envelope.itinerary[0];
+}
+
+/**
+ * The envelope after `stage` finished with it: the head of the slip removed, hop counted, attempts reset.
+ * Throws if the envelope was not at `stage`: a stage never completes work that was not its own.
+ */
+export function advance(envelope: Envelope, stage: Stage): Envelope {
+  if (envelope.itinerary[0] !== stage) {
+    throw new Error(`envelope ${envelope.id} is at ${envelope.itinerary[0] ?? 'the end'}, not at ${stage}`);
+  }
+  return { ...envelope, itinerary: envelope.itinerary.slice(1), hop: envelope.hop + 1, attempt: 0 };
+}
+
+/** Replaces what is left of the slip after the current stage (encrypt sending key-less recipients to mailbox). */
+export function rerouteAfterCurrent(envelope: Envelope, rest: Stage[]): Envelope {
+  const head = envelope.itinerary[0];
+  return { ...envelope, itinerary: head ? [head, ...rest] : [...rest] };
+}
+
+export function withVerdict(
+  envelope: Envelope,
+  kind: 'scan' | 'crypto' | 'signature',
+  verdict: StageVerdict,
+): Envelope {
+  return { ...envelope, verdicts: { ...envelope.verdicts, [kind]: verdict } };
+}
+
+/** A child envelope for a subset of the recipients (a stage splitting recipients into groups). */
+export function forRecipients(envelope: Envelope, recipients: string[]): Envelope {
+  if (recipients.length === 0) throw new Error(`envelope ${envelope.id}: a child needs at least one recipient`);
+  return { ...envelope, recipients: [...recipients] };
+}
+
+/** True when the envelope is bound for the outside and so must have been encrypted (or sent to the portal). */
+export function leavesClosedNetwork(envelope: Envelope): boolean {
+  return envelope.direction === 'outbound';
+}
+
+/** Crypto verdict statuses that make outbound mail safe to hand to deliver. */
+export const SAFE_OUTBOUND_CRYPTO_STATUSES: readonly string[] = ['encrypted'];

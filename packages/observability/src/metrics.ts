@@ -1,0 +1,35 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export { Counter, Gauge, Histogram, Registry };
+
+/** A registry with the process metrics (RSS, event loop lag, GC) and a `service` label on everything. */
+export function createRegistry(service: string): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  collectDefaultMetrics({ register: registry, prefix: 'smgw_' });
+  return registry;
+}
+
+/** The metrics every queue-consuming stage exports (smgw_<stage>_...). */
+export function stageMetrics(registry: Registry, stage: string) {
+  return {
+    processed: new Counter({
+      name: `smgw_${stage}_envelopes_total`,
+      help: `Envelopes handled by ${stage}, by outcome`,
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    duration: new Histogram({
+      name: `smgw_${stage}_duration_seconds`,
+      help: `Time ${stage} spent on one envelope`,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+    inFlight: new Gauge({
+      name: `smgw_${stage}_in_flight`,
+      help: `Envelopes ${stage} is working on now`,
+      registers: [registry],
+    }),
+  };
+}
+export type StageMetrics = ReturnType<typeof stageMetrics>;

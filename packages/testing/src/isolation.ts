@@ -1,0 +1,88 @@
+import { randomBytes } from 'node:crypto';
+import { createPool, migrate, type Pool } from '@smgw/db';
+
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/smgw';
+const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const RABBIT_API = process.env.SMGW_RABBITMQ_API ?? 'http://guest:guest@127.0.0.1:15672/api';
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+}
+
+export interface TestDatabase {
+  url: string;
+  schema: string;
+  pool: Pool;
+  /** Environment for a service process under test. */
+  env: Record<string, string>;
+  drop(): Promise<void>;
+}
+
+/** A fresh, migrated schema in the real database. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const schema = uniqueName('t');
+  const pool = createPool({ url: DATABASE_URL, schema, max: 5, applicationName: 'smgw-test' });
+  await migrate(pool, { schema });
+  return {
+    url: DATABASE_URL,
+    schema,
+    pool,
+    env: { DATABASE_URL, SMGW_DB_SCHEMA: schema },
+    async drop() {
+      await pool.query(`drop schema if exists ${schema} cascade`).catch(() => {});
+      await pool.end();
+    },
+  };
+}
+
+function apiRequest(path: string, method: string, body?: unknown): Promise<Response> {
+  const url = new URL(RABBIT_API + path);
+  const auth = Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString(
+    'base64',
+  );
+  url.username = '';
+  url.password = '';
+  return fetch(url, {
+    method,
+    headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+}
+
+export interface TestVhost {
+  name: string;
+  url: string;
+  env: Record<string, string>;
+  /** Messages ready in a queue of this vhost (management API; refreshes every few seconds). */
+  queueDepth(queue: string): Promise<number | undefined>;
+  drop(): Promise<void>;
+}
+
+/** A fresh RabbitMQ vhost (management API) that guest may use. */
+export async function createTestVhost(): Promise<TestVhost> {
+  const name = uniqueName('t');
+  const created = await apiRequest(`/vhosts/${name}`, 'PUT', {});
+  if (!created.ok) throw new Error(`cannot create vhost ${name}: HTTP ${created.status} (is rabbitmq_management on?)`);
+  const perm = await apiRequest(`/permissions/${name}/guest`, 'PUT', { configure: '.*', write: '.*', read: '.*' });
+  if (!perm.ok) throw new Error(`cannot grant guest on ${name}: HTTP ${perm.status}`);
+  const url = `${AMQP_URL.replace(/\/$/, '')}/${name}`;
+  return {
+    name,
+    url,
+    env: { AMQP_URL: url },
+    async queueDepth(queue) {
+      const res = await apiRequest(`/queues/${name}/${encodeURIComponent(queue)}`, 'GET');
+      if (!res.ok) return undefined;
+      const q = (await res.json()) as { messages?: number };
+      return q.messages;
+    },
+    async drop() {
+      await apiRequest(`/vhosts/${name}`, 'DELETE').catch(() => {});
+    },
+  };
+}
+
+/** A Redis key prefix of its own. */
+export function testRedisPrefix(): string {
+  return `${uniqueName('smgwtest')}:`;
+}

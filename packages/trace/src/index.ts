@@ -1,0 +1,141 @@
+// The system of record for what happened to a message: the message row, per-recipient state and the audit
+// trail (message_events). Every stage writes here before it acks; the admin API reads it.
+import type { Pool, PoolClient } from '@smgw/db';
+import type { Envelope } from '@smgw/envelope';
+
+type Queryable = Pool | PoolClient;
+
+export const RECIPIENT_STATES = ['pending', 'delivered', 'in_mailbox', 'deferred', 'bounced', 'quarantined'] as const;
+export type RecipientState = (typeof RECIPIENT_STATES)[number];
+
+export interface TraceEvent {
+  stage: string;
+  /** entity.action in the past tense: message.received, recipient.delivered, recipient.deferred, envelope.parked… */
+  event: string;
+  outcome: string;
+  code?: string | undefined;
+  reason?: string | undefined;
+  recipient?: string | undefined;
+  data?: Record<string, unknown> | undefined;
+  at?: Date | undefined;
+}
+
+/** Records an accepted message and its recipients (state pending). Idempotent on the message id. */
+export async function recordMessage(db: Queryable, envelope: Envelope): Promise<void> {
+  await db.query(
+    `insert into messages (id, trace_id, direction, mail_from, blob_sha256, size, client_ip, client_helo,
+       client_user, client_tls, received_at, relates_to)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+     on conflict (id) do nothing`,
+    [
+      envelope.id,
+      envelope.traceId,
+      envelope.direction,
+      envelope.mailFrom,
+      envelope.blob.sha256,
+      envelope.blob.size,
+      envelope.client.ip,
+      envelope.client.helo,
+      envelope.client.user ?? null,
+      envelope.client.tls,
+      envelope.receivedAt,
+      envelope.relatesTo ?? null,
+    ],
+  );
+  await db.query(
+    `insert into message_recipients (message_id, recipient)
+     select $1, unnest($2::text[]) on conflict do nothing`,
+    [envelope.id, envelope.recipients],
+  );
+}
+
+export async function recordEvent(db: Queryable, messageId: string, e: TraceEvent): Promise<void> {
+  await db.query(
+    `insert into message_events (message_id, recipient, stage, event, outcome, code, reason, data, at)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()))`,
+    [
+      messageId,
+      e.recipient ?? null,
+      e.stage,
+      e.event,
+      e.outcome,
+      e.code ?? null,
+      e.reason ?? null,
+      e.data ? JSON.stringify(e.data) : null,
+      e.at ?? null,
+    ],
+  );
+}
+
+export async function setRecipientState(
+  db: Queryable,
+  messageId: string,
+  recipients: string[],
+  state: RecipientState,
+  detail?: string,
+): Promise<void> {
+  await db.query(
+    `update message_recipients set state = $3, detail = $4, updated_at = now()
+     where message_id = $1 and recipient = any($2::text[])`,
+    [messageId, recipients, state, detail ?? null],
+  );
+}
+
+export interface MessageTrace {
+  id: string;
+  traceId: string;
+  direction: string;
+  mailFrom: string;
+  size: number;
+  receivedAt: string;
+  client: { ip: string | null; helo: string | null; user: string | null; tls: boolean };
+  relatesTo: string | null;
+  recipients: { address: string; state: RecipientState; detail: string | null; updatedAt: string }[];
+  events: {
+    at: string;
+    stage: string;
+    event: string;
+    outcome: string;
+    code: string | null;
+    reason: string | null;
+    recipient: string | null;
+    data: unknown;
+  }[];
+}
+
+/** Everything known about a message, or undefined if the id is unknown. */
+export async function getTrace(db: Queryable, messageId: string): Promise<MessageTrace | undefined> {
+  const m = await db.query('select * from messages where id = $1', [messageId]);
+  const row = m.rows[0];
+  if (!row) return undefined;
+  const [recipients, events] = await Promise.all([
+    db.query('select * from message_recipients where message_id = $1 order by recipient', [messageId]),
+    db.query('select * from message_events where message_id = $1 order by id', [messageId]),
+  ]);
+  return {
+    id: row.id,
+    traceId: row.trace_id,
+    direction: row.direction,
+    mailFrom: row.mail_from,
+    size: Number(row.size),
+    receivedAt: new Date(row.received_at).toISOString(),
+    client: { ip: row.client_ip, helo: row.client_helo, user: row.client_user, tls: row.client_tls },
+    relatesTo: row.relates_to,
+    recipients: recipients.rows.map((r) => ({
+      address: r.recipient,
+      state: r.state,
+      detail: r.detail,
+      updatedAt: new Date(r.updated_at).toISOString(),
+    })),
+    events: events.rows.map((e) => ({
+      at: new Date(e.at).toISOString(),
+      stage: e.stage,
+      event: e.event,
+      outcome: e.outcome,
+      code: e.code,
+      reason: e.reason,
+      recipient: e.recipient,
+      data: e.data,
+    })),
+  };
+}
