@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  advance,
+  decodeEnvelope,
+  type Envelope,
+  encodeEnvelope,
+  formatDelay,
+  forRecipients,
+  InvalidEnvelopeError,
+  itineraryFor,
+  newMessageId,
+  newTraceId,
+  parkedQueue,
+  parseDelay,
+  parseEnvelope,
+  retryQueue,
+  traceIdFromTraceparent,
+  traceparentFor,
+  workQueue,
+} from '../src/index.ts';
+
+function sample(overrides: Partial<Envelope> = {}): Envelope {
+  return {
+    v: 1,
+    id: newMessageId(),
+    traceId: newTraceId(),
+    receivedAt: new Date().toISOString(),
+    direction: 'inbound',
+    mailFrom: 'a@example.org',
+    recipients: ['b@behoerde.example'],
+    client: { listener: 'inbound', ip: '192.0.2.1', helo: 'mx.example.org', tls: false },
+    blob: { ref: 'f'.repeat(64), sha256: 'f'.repeat(64), size: 10 },
+    itinerary: itineraryFor('inbound'),
+    hop: 0,
+    verdicts: {},
+    attempt: 0,
+    ...overrides,
+  };
+}
+
+describe('envelope', () => {
+  it('survives encoding and decoding unchanged', () => {
+    const env = sample();
+    const decoded = decodeEnvelope(encodeEnvelope(env));
+    assert.ok(decoded.ok);
+    assert.deepEqual(decoded.envelope, env);
+  });
+
+  it('rejects what is not an envelope with a reason instead of throwing', () => {
+    for (const bad of [
+      Buffer.from('not json'),
+      Buffer.from('{}'),
+      encodeEnvelope(sample()).toString().replace('"v":1', '"v":9'),
+    ]) {
+      const result = decodeEnvelope(Buffer.from(bad));
+      assert.equal(result.ok, false);
+      if (!result.ok) assert.ok(result.error.length > 0);
+    }
+    assert.equal(parseEnvelope({ ...sample(), recipients: [] }).ok, false);
+    assert.equal(parseEnvelope({ ...sample(), id: 'lowercase-not-ulid' }).ok, false);
+  });
+
+  it('never lets an invalid envelope be encoded for the wire', () => {
+    assert.throws(
+      () => encodeEnvelope({ ...sample(), itinerary: ['nowhere'] } as unknown as Envelope),
+      InvalidEnvelopeError,
+    );
+  });
+
+  it('keeps unknown verdict details (stages add their own fields)', () => {
+    const env = sample({ verdicts: { scan: { status: 'clean', at: new Date().toISOString(), engine: 'clamd' } } });
+    const decoded = parseEnvelope(JSON.parse(JSON.stringify(env)));
+    assert.ok(decoded.ok);
+    assert.equal(decoded.envelope.verdicts.scan?.engine, 'clamd');
+  });
+});
+
+describe('itinerary', () => {
+  it('sends outbound mail through encrypt before deliver, never straight out', () => {
+    assert.deepEqual(itineraryFor('outbound'), ['encrypt', 'deliver']);
+  });
+
+  it('advances by removing the finished stage, counting the hop and resetting attempts', () => {
+    const env = sample({ itinerary: ['encrypt', 'deliver'], direction: 'outbound', attempt: 3 });
+    const next = advance(env, 'encrypt');
+    assert.deepEqual(next.itinerary, ['deliver']);
+    assert.equal(next.hop, 1);
+    assert.equal(next.attempt, 0);
+    assert.throws(() => advance(env, 'deliver'), /is at encrypt, not at deliver/);
+  });
+
+  it('splits recipients into child envelopes of the same message', () => {
+    const env = sample({ recipients: ['a@behoerde.example', 'b@behoerde.example'] });
+    const child = forRecipients(env, ['b@behoerde.example']);
+    assert.equal(child.id, env.id);
+    assert.deepEqual(child.recipients, ['b@behoerde.example']);
+    assert.throws(() => forRecipients(env, []));
+  });
+});
+
+describe('queue names and ids', () => {
+  it('names queues smgw.<stage>, smgw.<stage>.retry.<delay>, smgw.<stage>.parked', () => {
+    assert.equal(workQueue('deliver'), 'smgw.deliver');
+    assert.equal(retryQueue('deliver', 300_000), 'smgw.deliver.retry.5m');
+    assert.equal(parkedQueue('scan'), 'smgw.scan.parked');
+  });
+
+  it('writes and reads delays in the same units', () => {
+    for (const [ms, text] of [
+      [250, '250ms'],
+      [90_000, '90s'],
+      [300_000, '5m'],
+      [7_200_000, '2h'],
+      [172_800_000, '2d'],
+    ] as const) {
+      assert.equal(formatDelay(ms), text);
+      assert.equal(parseDelay(text), ms);
+    }
+    assert.equal(parseDelay('soon'), undefined);
+  });
+
+  it('gives out message ids that sort by time', () => {
+    const ids = Array.from({ length: 50 }, () => newMessageId());
+    assert.deepEqual([...ids].sort(), ids);
+  });
+
+  it('carries the trace id through a traceparent header', () => {
+    const traceId = newTraceId();
+    assert.equal(traceIdFromTraceparent(traceparentFor(traceId)), traceId);
+    assert.equal(traceIdFromTraceparent('garbage'), undefined);
+  });
+});

@@ -1,0 +1,79 @@
+import { databaseReachable, type Pool } from '@smgw/db';
+import { type Logger, type Registry, runChecks } from '@smgw/observability';
+import { getTrace } from '@smgw/trace';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { bearerTokenMatches } from './bearer-auth.ts';
+
+const MESSAGE_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/** Error body of every API failure: a stable code and a sentence. */
+function problem(code: string, message: string) {
+  return { error: { code, message } };
+}
+
+/**
+ * The admin API (SPEC.md "Admin API"): everything under /api/v1 needs the bearer token;
+ * /healthz, /readyz and /metrics are open (the network keeps this port internal).
+ */
+export function buildAdminApi(options: {
+  pool: Pool;
+  token: string;
+  logger: Logger;
+  registry: Registry;
+}): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: options.logger as FastifyBaseLogger,
+    disableRequestLogging: false,
+    bodyLimit: 1024 * 1024,
+    trustProxy: false,
+  });
+
+  app.get('/healthz', async () => ({ status: 'alive' }));
+  app.get('/readyz', async (_req, reply) => {
+    const checks = await runChecks({ db: () => databaseReachable(options.pool) });
+    const ready = Object.values(checks).every(Boolean);
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
+  });
+  app.get('/metrics', async (_req, reply) =>
+    reply.type(options.registry.contentType).send(await options.registry.metrics()),
+  );
+
+  app.register(
+    async (api) => {
+      api.addHook('onRequest', async (req, reply) => {
+        if (!bearerTokenMatches(req.headers.authorization, options.token)) {
+          return reply
+            .code(401)
+            .header('www-authenticate', 'Bearer')
+            .send(problem('UNAUTHORIZED', 'a valid bearer token is required'));
+        }
+      });
+
+      api.get<{ Params: { id: string } }>('/messages/:id', async (req, reply) => {
+        const id = req.params.id.toUpperCase();
+        if (!MESSAGE_ID.test(id)) {
+          return reply.code(400).send(problem('BAD_MESSAGE_ID', 'a message id is a 26-character ULID'));
+        }
+        const trace = await getTrace(options.pool, id);
+        if (!trace) return reply.code(404).send(problem('MESSAGE_NOT_FOUND', `no message ${id}`));
+        return trace;
+      });
+    },
+    { prefix: '/api/v1' },
+  );
+
+  app.setNotFoundHandler((_req, reply) => reply.code(404).send(problem('NOT_FOUND', 'no such resource')));
+  app.setErrorHandler((err, req, reply) => {
+    const status = (err as { statusCode?: number }).statusCode ?? 500;
+    if (status >= 500) req.log.error({ err, code: 'ADMIN_INTERNAL_ERROR' }, 'admin request failed');
+    return reply
+      .code(status)
+      .send(
+        problem(
+          status >= 500 ? 'INTERNAL_ERROR' : 'BAD_REQUEST',
+          status >= 500 ? 'internal error' : (err as Error).message,
+        ),
+      );
+  });
+  return app;
+}

@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { type Envelope, newMessageId, newTraceId } from '@smgw/envelope';
+import { createLogger } from '@smgw/observability';
+import { createTestDatabase, type TestDatabase } from '@smgw/testing';
+import { recordEvent, recordMessage, setRecipientState } from '@smgw/trace';
+import { runCli } from '../src/cli.ts';
+import { type RunningAdmin, startAdmin } from '../src/service.ts';
+
+const TOKEN = 'test-token-0123456789';
+
+describe('admin API', () => {
+  let db: TestDatabase;
+  let admin: RunningAdmin;
+  let base: string;
+
+  before(async () => {
+    db = await createTestDatabase();
+    admin = await startAdmin(
+      {
+        databaseUrl: db.url,
+        databaseSchema: db.schema,
+        adminPort: 0,
+        adminBind: '127.0.0.1',
+        adminToken: TOKEN,
+        logLevel: 'silent',
+      },
+      createLogger('admin-test', 'silent'),
+    );
+    base = `http://127.0.0.1:${admin.port}`;
+  });
+  after(async () => {
+    await admin.stop();
+    await db.drop();
+  });
+
+  const get = (path: string, token?: string) =>
+    fetch(base + path, token ? { headers: { authorization: `Bearer ${token}` } } : {});
+
+  function envelope(): Envelope {
+    return {
+      v: 1,
+      id: newMessageId(),
+      traceId: newTraceId(),
+      receivedAt: new Date().toISOString(),
+      direction: 'inbound',
+      mailFrom: 'buerger@example.org',
+      recipients: ['amt@behoerde.example', 'leitung@behoerde.example'],
+      client: { listener: 'inbound', ip: '192.0.2.7', helo: 'mx.example.org', tls: true },
+      blob: { ref: 'a'.repeat(64), sha256: 'a'.repeat(64), size: 1234 },
+      itinerary: ['deliver'],
+      hop: 0,
+      verdicts: {},
+      attempt: 0,
+    };
+  }
+
+  it('refuses API calls without the bearer token, or with a wrong one', async () => {
+    assert.equal((await get('/api/v1/messages/01ARZ3NDEKTSV4RRFFQ69G5FAV')).status, 401);
+    assert.equal((await get('/api/v1/messages/01ARZ3NDEKTSV4RRFFQ69G5FAV', 'wrong')).status, 401);
+  });
+
+  it('keeps health endpoints open and reports the database as ready', async () => {
+    assert.equal((await get('/healthz')).status, 200);
+    const ready = await get('/readyz');
+    assert.equal(ready.status, 200);
+    assert.deepEqual(await ready.json(), { status: 'ready', checks: { db: true } });
+    assert.match(await (await get('/metrics')).text(), /smgw_process_resident_memory_bytes/);
+  });
+
+  it('answers 400 for a malformed id and 404 for an unknown one', async () => {
+    const bad = await get('/api/v1/messages/not-an-id', TOKEN);
+    assert.equal(bad.status, 400);
+    assert.equal(((await bad.json()) as { error: { code: string } }).error.code, 'BAD_MESSAGE_ID');
+    assert.equal((await get('/api/v1/messages/01ARZ3NDEKTSV4RRFFQ69G5FAV', TOKEN)).status, 404);
+  });
+
+  it('shows every stage, outcome, time and reason per recipient', async () => {
+    const env = envelope();
+    await recordMessage(db.pool, env);
+    await recordEvent(db.pool, env.id, { stage: 'ingest', event: 'message.received', outcome: 'next' });
+    await recordEvent(db.pool, env.id, {
+      stage: 'deliver',
+      event: 'recipient.deferred',
+      outcome: 'retry',
+      code: 'DELIVERY_DEFERRED',
+      reason: '451 4.3.0 try later',
+      recipient: 'leitung@behoerde.example',
+    });
+    await setRecipientState(db.pool, env.id, ['amt@behoerde.example'], 'delivered', '250 ok');
+    await setRecipientState(db.pool, env.id, ['leitung@behoerde.example'], 'deferred', '451 4.3.0 try later');
+
+    const res = await get(`/api/v1/messages/${env.id}`, TOKEN);
+    assert.equal(res.status, 200);
+    const trace = (await res.json()) as {
+      id: string;
+      recipients: { address: string; state: string }[];
+      events: { stage: string; event: string; code: string | null; reason: string | null }[];
+    };
+    assert.equal(trace.id, env.id);
+    assert.deepEqual(
+      trace.recipients.map((r) => [r.address, r.state]),
+      [
+        ['amt@behoerde.example', 'delivered'],
+        ['leitung@behoerde.example', 'deferred'],
+      ],
+    );
+    assert.deepEqual(
+      trace.events.map((e) => [e.stage, e.event, e.code]),
+      [
+        ['ingest', 'message.received', null],
+        ['deliver', 'recipient.deferred', 'DELIVERY_DEFERRED'],
+      ],
+    );
+
+    // The operator CLI prints the same trace.
+    const written: string[] = [];
+    const write = process.stdout.write;
+    process.stdout.write = ((chunk: string) => {
+      written.push(chunk);
+      return true;
+    }) as typeof process.stdout.write;
+    try {
+      const code = await runCli(['trace', env.id], { SMGW_ADMIN_URL: `${base}/api/v1`, SMGW_ADMIN_TOKEN: TOKEN });
+      assert.equal(code, 0);
+    } finally {
+      process.stdout.write = write;
+    }
+    const out = written.join('');
+    assert.match(out, new RegExp(`message\\s+${env.id}`));
+    assert.match(out, /deferred\s+leitung@behoerde\.example/);
+    assert.match(out, /DELIVERY_DEFERRED: 451 4\.3\.0 try later/);
+  });
+});
