@@ -1,5 +1,8 @@
 // Test helpers: each test file gets its own PostgreSQL schema, RabbitMQ vhost and Redis key prefix, so test files
 // run in parallel against the real services; an SMTP sink that records what it receives; readiness waits.
+
+export * from './gateway-processes.ts';
 export * from './isolation.ts';
 export * from './smtp-sink.ts';
+export * from './test-gateway.ts';
 export * from './wait.ts';

@@ -5,6 +5,8 @@ export interface SunkMessage {
   mailFrom: string;
   rcptTo: string[];
   raw: Buffer;
+  /** performance.now() when the message was complete (for latency measurements). */
+  receivedAt: number;
   session: { remoteAddress: string; secure: boolean };
 }
 
@@ -45,6 +47,7 @@ export async function startSmtpSink(options: { port?: number } = {}): Promise<Sm
           mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
           rcptTo: session.envelope.rcptTo.map((r) => r.address),
           raw: Buffer.concat(chunks),
+          receivedAt: performance.now(),
           session: { remoteAddress: session.remoteAddress, secure: session.secure },
         });
         callback(null, `Ok: sunk ${sink.messages.length}`);

@@ -1,0 +1,104 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from './wait.ts';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** A free TCP port on 127.0.0.1 (bound and released; fine for tests on one machine). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+export interface ServiceProcess {
+  name: string;
+  healthPort: number;
+  /** The running child, if any. */
+  child: ChildProcess | undefined;
+  /** Everything the process wrote (stdout and stderr), for diagnosing a failed test. */
+  output: string[];
+  start(): Promise<void>;
+  /** kill -9: no shutdown hooks run. */
+  crash(): Promise<void>;
+  /** SIGTERM and wait for the exit. */
+  stop(): Promise<void>;
+  /** Peak resident set size (VmHWM) of the current child in bytes, from /proc. */
+  peakRssBytes(): Promise<number | undefined>;
+}
+
+/**
+ * A gateway service (`services/<name>/src/main.ts`) as a real child process with its own environment,
+ * started and restarted like a supervisor would, ready when its /readyz answers 200.
+ */
+export function serviceProcess(name: string, env: Record<string, string>, healthPort: number): ServiceProcess {
+  const entry = `${ROOT}services/${name}/src/main.ts`;
+  const handle: ServiceProcess = {
+    name,
+    healthPort,
+    child: undefined,
+    output: [],
+    async start() {
+      const child = spawn(process.execPath, [entry], {
+        cwd: ROOT,
+        env: { ...process.env, SMGW_LOG_LEVEL: 'warn', ...env, SMGW_HEALTH_PORT: String(healthPort) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      handle.child = child;
+      const keep = (chunk: Buffer) => {
+        handle.output.push(chunk.toString());
+        if (handle.output.length > 2000) handle.output.splice(0, 1000);
+      };
+      child.stdout?.on('data', keep);
+      child.stderr?.on('data', keep);
+      let exited = false;
+      child.once('exit', () => {
+        exited = true;
+      });
+      await waitFor(
+        `${name} to become ready on :${healthPort}`,
+        async () => {
+          if (exited) throw new Error(`${name} exited during start:\n${handle.output.join('').slice(-3000)}`);
+          const res = await fetch(`http://127.0.0.1:${healthPort}/readyz`).catch(() => undefined);
+          return res?.ok;
+        },
+        { timeoutMs: 60_000, intervalMs: 100 },
+      );
+    },
+    async crash() {
+      const child = handle.child;
+      if (!child || child.exitCode !== null) return;
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await exited;
+    },
+    async stop() {
+      const child = handle.child;
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      await exited;
+      clearTimeout(timer);
+    },
+    async peakRssBytes() {
+      const pid = handle.child?.pid;
+      if (!pid) return undefined;
+      try {
+        const { readFile } = await import('node:fs/promises');
+        const status = await readFile(`/proc/${pid}/status`, 'utf8');
+        const kb = /VmHWM:\s+(\d+) kB/.exec(status)?.[1];
+        return kb ? Number(kb) * 1024 : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+  };
+  return handle;
+}
