@@ -1,81 +1,27 @@
 // RabbitMQ for the gateway: topology declared idempotently, confirmed publish (persistent + mandatory, a
 // basic.return counts as failure), consume with prefetch, handler outcomes turned into publish / ack / delay / park,
-// retry ladders as data, drain on SIGTERM. Implementation: ./client.ts, ./topology.ts, ./consume.ts.
-// INTERFACE ONLY for now: implemented by the mq work item.
-import type { Envelope, Stage } from '@smgw/envelope';
-import type { Logger } from '@smgw/observability';
-
-/** What a handler decides; it never acks itself (STYLE.md). */
-export type Outcome =
-  /** Work done: publish each envelope to the head of its own itinerary (an empty itinerary = journey over). */
-  | { kind: 'next'; envelopes: Envelope[] }
-  /** Temporary failure: try again after the stage's next ladder delay (optionally with an updated envelope). */
-  | { kind: 'retry'; code: string; reason: string; envelope?: Envelope }
-  /** Permanent failure: park the envelope in smgw.<stage>.parked with the reason. */
-  | { kind: 'reject'; code: string; reason: string };
-
-export interface HandlerContext {
-  /** Attempts made before this one at this stage (envelope.attempt). */
-  attempt: number;
-  /** True when a `retry` outcome now would park (or, for deliver, when the ladder is exhausted). */
-  lastAttempt: boolean;
-  /** Logger with messageId and traceId bound. */
-  log: Logger;
-  /** Aborted when the process is shutting down and in-flight work should wrap up. */
-  signal: AbortSignal;
-}
-
-export type Handler = (envelope: Envelope, context: HandlerContext) => Promise<Outcome>;
-
-export interface ConsumeOptions {
-  /** Delays between attempts (ms); after the last one a retry parks the envelope. */
-  retryLadder: number[];
-  /** Envelopes in flight at once for this consumer (AMQP prefetch). */
-  prefetch: number;
-  /** Called (and awaited) before an envelope is parked, so the service can record why in the trace. */
-  onParked?: (envelope: Envelope | undefined, code: string, reason: string) => Promise<void>;
-}
-
-export interface Consumer {
-  /** Stop taking new envelopes, let in-flight ones finish (ack/publish), then resolve. */
-  drain(): Promise<void>;
-}
-
-export interface Mq {
-  /** Declares exchange, work/retry/parked queues of `stages` with these ladders (idempotent; re-run on reconnect). */
-  declareTopology(ladders: Partial<Record<Stage, number[]>>): Promise<void>;
-  /**
-   * Publishes to the queue of `envelope.itinerary[0]` (persistent, mandatory, confirmed, traceparent header).
-   * Resolves only when the broker confirmed AND did not return it; rejects with PublishError otherwise.
-   */
-  publish(envelope: Envelope): Promise<void>;
-  consume(stage: Stage, handler: Handler, options: ConsumeOptions): Promise<Consumer>;
-  /** Connected and topology declared (for /readyz). */
-  isReady(): boolean;
-  /** Drains every consumer, waits for pending confirms, closes the connection. */
-  close(): Promise<void>;
-}
-
-export class PublishError extends Error {
-  readonly code: 'MQ_PUBLISH_NACKED' | 'MQ_PUBLISH_RETURNED' | 'MQ_PUBLISH_CHANNEL_CLOSED' | 'MQ_NOT_CONNECTED';
-  constructor(code: PublishError['code'], message: string) {
-    super(message);
-    this.name = 'PublishError';
-    this.code = code;
-  }
-}
-
-export interface MqOptions {
-  url: string;
-  logger: Logger;
-  /** Name shown in the RabbitMQ management UI. */
-  connectionName: string;
-}
-
-export declare function connectMq(options: MqOptions): Promise<Mq>;
-
-/** Outcome builders so handlers read as sentences. */
-export const next = (...envelopes: Envelope[]): Outcome => ({ kind: 'next', envelopes });
-export const retry = (code: string, reason: string, envelope?: Envelope): Outcome =>
-  envelope ? { kind: 'retry', code, reason, envelope } : { kind: 'retry', code, reason };
-export const reject = (code: string, reason: string): Outcome => ({ kind: 'reject', code, reason });
+// retry ladders as data, drain on SIGTERM. Implementation: ./client.ts (connection, recovery), ./topology.ts,
+// ./publish.ts, ./consume.ts, ./outcome.ts, ./definitions.ts (+ the export-definitions.ts CLI).
+export { connectMq } from './client.ts';
+export { HANDLER_FAILED, PARK_CODES } from './consume.ts';
+export { exportDefinitions, type RabbitDefinitions } from './definitions.ts';
+export { MqError, PublishError } from './errors.ts';
+export { next, RETRIES_EXHAUSTED, reject, retry } from './outcome.ts';
+export {
+  DELIVERY_LIMIT,
+  PARKED_QUEUE_ARGUMENTS,
+  type RetryLadders,
+  retryQueueArguments,
+  topologyFor,
+  workQueueArguments,
+} from './topology.ts';
+export type {
+  ConsumeOptions,
+  Consumer,
+  Handler,
+  HandlerContext,
+  Mq,
+  MqOptions,
+  Outcome,
+  StageConsumer,
+} from './types.ts';

@@ -1,0 +1,259 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { PassThrough, Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import {
+  BlobCorruptError,
+  BlobNotFoundError,
+  BlobSourceError,
+  type BlobStore,
+  BlobTooLargeError,
+  createBlobStore,
+  DEFAULT_CHUNK_BYTES,
+} from '@smgw/blob-store';
+import { createTestDatabase, type TestDatabase, waitFor } from '@smgw/testing';
+
+const CHUNK = 1000;
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Cuts `bytes` into pieces of an awkward size, so chunk boundaries fall in the middle of pieces. */
+function piecesOf(bytes: Buffer, pieceBytes = 333): Buffer[] {
+  const pieces: Buffer[] = [];
+  for (let at = 0; at < bytes.length; at += pieceBytes) pieces.push(bytes.subarray(at, at + pieceBytes));
+  return pieces;
+}
+
+describe('blob store: put, open, stat, readAll', () => {
+  let db: TestDatabase;
+  let store: BlobStore;
+
+  const count = async (sql: string, params: unknown[] = []): Promise<number> =>
+    Number((await db.pool.query(`select count(*)::int as n from ${sql}`, params)).rows[0].n);
+
+  before(async () => {
+    db = await createTestDatabase();
+    store = createBlobStore(db.pool, { chunkBytes: CHUNK });
+  });
+  after(async () => {
+    await db.drop();
+  });
+
+  const sizes = [
+    ['empty', 0],
+    ['one byte', 1],
+    ['one byte short of a chunk', CHUNK - 1],
+    ['exactly one chunk', CHUNK],
+    ['one byte over a chunk', CHUNK + 1],
+    ['several chunks and a bit', 5 * CHUNK + 17],
+  ] as const;
+  for (const [name, size] of sizes) {
+    it(`gives back the identical bytes of a blob that is ${name} (${size} bytes)`, async () => {
+      const bytes = randomBytes(size);
+      const ref = await store.put(Readable.from(piecesOf(bytes)));
+      assert.deepEqual(ref, { ref: sha256(bytes), sha256: sha256(bytes), size });
+      assert.deepEqual(await store.stat(ref.ref), ref);
+      assert.ok((await store.readAll(ref.ref)).equals(bytes));
+      const blobId = (await db.pool.query('select id from blobs where sha256 = $1', [ref.sha256])).rows[0].id;
+      assert.equal(await count('blob_chunks where blob_id = $1', [blobId]), Math.ceil(size / CHUNK));
+    });
+  }
+
+  it('accepts an async iterable of byte arrays as the source', async () => {
+    const bytes = randomBytes(3 * CHUNK + 5);
+    async function* source(): AsyncIterable<Uint8Array> {
+      for (const piece of piecesOf(bytes, 700)) yield new Uint8Array(piece);
+    }
+    const ref = await store.put(source());
+    assert.equal(ref.sha256, sha256(bytes));
+    assert.ok((await store.readAll(ref.ref)).equals(bytes));
+  });
+
+  it('streams a blob through open in order, chunk by chunk', async () => {
+    const bytes = randomBytes(9 * CHUNK + 1);
+    const ref = await store.put(Readable.from([bytes]));
+    const stream = store.open(ref.ref);
+    const pieces: Buffer[] = [];
+    // 'data' events show each chunk as pushed (async iteration would merge what is buffered).
+    stream.on('data', (piece: Buffer) => pieces.push(piece));
+    await once(stream, 'end');
+    assert.deepEqual(
+      pieces.map((p) => p.length),
+      [...Array(9).fill(CHUNK), 1],
+    );
+    assert.ok(Buffer.concat(pieces).equals(bytes));
+  });
+
+  it('stores identical content once: two puts give the same ref and one blobs row', async () => {
+    const bytes = randomBytes(2 * CHUNK + 3);
+    const first = await store.put(Readable.from(piecesOf(bytes)));
+    const second = await store.put(Readable.from(piecesOf(bytes, 50)));
+    assert.deepEqual(second, first);
+    assert.equal(await count('blobs where sha256 = $1', [first.sha256]), 1);
+    assert.equal(await count(`blobs where state = 'writing'`), 0);
+    assert.equal(await count('blob_chunks c join blobs b on b.id = c.blob_id where b.sha256 = $1', [first.sha256]), 3);
+  });
+
+  it('resolves concurrent puts of the same content to the same ref, keeping one copy', async () => {
+    const bytes = randomBytes(20 * CHUNK);
+    const refs = await Promise.all(Array.from({ length: 5 }, () => store.put(Readable.from(piecesOf(bytes, 997)))));
+    for (const ref of refs) assert.deepEqual(ref, refs[0]);
+    assert.equal(refs[0]?.sha256, sha256(bytes));
+    assert.equal(await count('blobs where sha256 = $1', [sha256(bytes)]), 1);
+    assert.equal(await count(`blobs where state = 'writing'`), 0);
+    assert.ok((await store.readAll(sha256(bytes))).equals(bytes));
+  });
+
+  it('resolves both puts to the same ref when their commits collide on the unique index', async () => {
+    const bytes = randomBytes(3 * CHUNK + 7);
+    // An uncommitted row holding the same sha256 makes both commits wait on the unique index; when it rolls
+    // back, one commit wins and the other must fail over to the winner's blob.
+    const blocker = await db.pool.connect();
+    try {
+      await blocker.query('begin');
+      await blocker.query(
+        `insert into blobs (id, state, sha256, size, committed_at) values ($1, 'committed', $2, $3, now())`,
+        [randomUUID(), sha256(bytes), bytes.length],
+      );
+      const blockerPid = (await blocker.query('select pg_backend_pid() as pid')).rows[0].pid;
+      const puts = [store.put(Readable.from([bytes])), store.put(Readable.from(piecesOf(bytes)))];
+      await waitFor('both commits to wait on the unique index', async () => {
+        const waiting = await count('pg_stat_activity where $1 = any(pg_blocking_pids(pid))', [blockerPid]);
+        return waiting === 2;
+      });
+      await blocker.query('rollback');
+      const [first, second] = await Promise.all(puts);
+      assert.deepEqual(first, { ref: sha256(bytes), sha256: sha256(bytes), size: bytes.length });
+      assert.deepEqual(second, first);
+    } finally {
+      await blocker.query('rollback').catch(() => {});
+      blocker.release();
+    }
+    assert.equal(await count('blobs where sha256 = $1', [sha256(bytes)]), 1);
+    assert.equal(await count(`blobs where state = 'writing'`), 0);
+    assert.ok((await store.readAll(sha256(bytes))).equals(bytes));
+  });
+
+  it('keeps a blob invisible until its last chunk is stored and it is committed', async () => {
+    const bytes = randomBytes(4 * CHUNK);
+    const source = new PassThrough();
+    const put = store.put(source);
+    source.write(bytes.subarray(0, 3 * CHUNK));
+    const writingChunks = () => count(`blob_chunks c join blobs b on b.id = c.blob_id where b.state = 'writing'`);
+    await waitFor('three chunks of the blob being written', async () => (await writingChunks()) === 3);
+    assert.equal(await store.stat(sha256(bytes)), undefined);
+    await assert.rejects(store.readAll(sha256(bytes)), BlobNotFoundError);
+    source.end(bytes.subarray(3 * CHUNK));
+    const ref = await put;
+    assert.deepEqual(await store.stat(sha256(bytes)), ref);
+  });
+
+  it('rejects a source over maxBytes with BlobTooLargeError, stops reading it and leaves nothing behind', async () => {
+    const before = { blobs: await count('blobs'), chunks: await count('blob_chunks') };
+    let piecesRead = 0;
+    const source = new Readable({
+      read() {
+        piecesRead++;
+        this.push(randomBytes(CHUNK));
+      },
+    });
+    await assert.rejects(store.put(source, { maxBytes: 10 * CHUNK + 1 }), (err: unknown) => {
+      assert.ok(err instanceof BlobTooLargeError);
+      assert.equal(err.code, 'BLOB_TOO_LARGE');
+      return true;
+    });
+    assert.equal(source.destroyed, true);
+    // What the store consumed (11 pieces) plus what the stream itself buffers ahead (its highWaterMark).
+    const readAhead = Math.ceil(source.readableHighWaterMark / CHUNK) + 1;
+    assert.ok(piecesRead <= 11 + readAhead, `read ${piecesRead} pieces of an endless source`);
+    assert.equal(await count('blobs'), before.blobs);
+    assert.equal(await count('blob_chunks'), before.chunks);
+  });
+
+  it('accepts a source of exactly maxBytes', async () => {
+    const bytes = randomBytes(2 * CHUNK);
+    const ref = await store.put(Readable.from([bytes]), { maxBytes: bytes.length });
+    assert.equal(ref.size, bytes.length);
+  });
+
+  it('rejects with BlobSourceError and leaves nothing visible when a stream source errors midway', async () => {
+    const before = { blobs: await count('blobs'), chunks: await count('blob_chunks') };
+    const bytes = randomBytes(7 * CHUNK);
+    let sent = 0;
+    const source = new Readable({
+      read() {
+        if (sent < 5) this.push(bytes.subarray(sent * CHUNK, ++sent * CHUNK));
+        else this.destroy(new Error('client went away'));
+      },
+    });
+    await assert.rejects(store.put(source), (err: unknown) => {
+      assert.ok(err instanceof BlobSourceError);
+      assert.equal(err.code, 'BLOB_SOURCE_FAILED');
+      assert.equal((err.cause as Error).message, 'client went away');
+      return true;
+    });
+    assert.equal(await store.stat(sha256(bytes.subarray(0, 5 * CHUNK))), undefined);
+    assert.equal(await count('blobs'), before.blobs);
+    assert.equal(await count('blob_chunks'), before.chunks);
+  });
+
+  it('rejects with BlobSourceError and leaves nothing visible when an async iterable source throws midway', async () => {
+    const before = { blobs: await count('blobs'), chunks: await count('blob_chunks') };
+    async function* source(): AsyncIterable<Uint8Array> {
+      for (let i = 0; i < 4; i++) yield randomBytes(CHUNK);
+      throw new Error('upstream broke');
+    }
+    await assert.rejects(store.put(source()), BlobSourceError);
+    assert.equal(await count('blobs'), before.blobs);
+    assert.equal(await count('blob_chunks'), before.chunks);
+  });
+
+  it('rejects a source that yields strings instead of bytes', async () => {
+    await assert.rejects(store.put(Readable.from(['text'], { objectMode: true })), BlobSourceError);
+  });
+
+  it('errors the stream of an unknown ref with BlobNotFoundError', async () => {
+    const stream = store.open('0'.repeat(64));
+    stream.resume();
+    const [err] = await once(stream, 'error');
+    assert.ok(err instanceof BlobNotFoundError);
+    assert.equal(err.code, 'BLOB_NOT_FOUND');
+    await assert.rejects(store.readAll('0'.repeat(64)), BlobNotFoundError);
+    assert.equal(await store.stat('0'.repeat(64)), undefined);
+  });
+
+  it('errors with BlobCorruptError instead of ending when a chunk is missing or altered', async () => {
+    const bytes = randomBytes(6 * CHUNK);
+    const ref = await store.put(Readable.from([bytes]));
+    const blobId = (await db.pool.query('select id from blobs where sha256 = $1', [ref.sha256])).rows[0].id;
+    await db.pool.query(`update blob_chunks set data = '\\x00'::bytea || data where blob_id = $1 and seq = 5`, [
+      blobId,
+    ]);
+    await assert.rejects(store.readAll(ref.ref), BlobCorruptError);
+    await db.pool.query('delete from blob_chunks where blob_id = $1 and seq = 2', [blobId]);
+    await assert.rejects(store.readAll(ref.ref), BlobCorruptError);
+  });
+
+  it('uses 256 KiB chunks by default', async () => {
+    const defaultStore = createBlobStore(db.pool);
+    const bytes = randomBytes(DEFAULT_CHUNK_BYTES + 1);
+    const ref = await defaultStore.put(Readable.from(piecesOf(bytes, 64 * 1024)));
+    const { rows } = await db.pool.query(
+      'select length(c.data) as n from blob_chunks c join blobs b on b.id = c.blob_id where b.sha256 = $1 order by seq',
+      [ref.sha256],
+    );
+    assert.deepEqual(
+      rows.map((r) => r.n),
+      [DEFAULT_CHUNK_BYTES, 1],
+    );
+    assert.ok((await defaultStore.readAll(ref.ref)).equals(bytes));
+  });
+
+  it('refuses a chunk size that is not a positive integer', () => {
+    assert.throws(() => createBlobStore(db.pool, { chunkBytes: 0 }), RangeError);
+    assert.throws(() => createBlobStore(db.pool, { chunkBytes: 1.5 }), RangeError);
+  });
+});
