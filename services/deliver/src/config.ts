@@ -1,0 +1,23 @@
+// The settings deliver reads (SPEC.md "Settings"); main loads them once, `--print-config` shows them.
+import { type ConfigOf, settings } from '@smgw/config';
+
+export const deliverSpec = {
+  databaseUrl: settings.databaseUrl,
+  databaseSchema: settings.databaseSchema,
+  amqpUrl: settings.amqpUrl,
+  internalDomains: settings.internalDomains,
+  internalRelay: settings.internalRelay,
+  smarthost: settings.smarthost,
+  hostname: settings.hostname,
+  logLevel: settings.logLevel,
+  deliverRetryLadder: settings.deliverRetryLadder,
+  prefetch: settings.prefetch,
+  healthPort: settings.healthPort,
+  healthBind: settings.healthBind,
+  deliverConnectionsPerDestination: settings.deliverConnectionsPerDestination,
+  deliverTimeoutMs: settings.deliverTimeoutMs,
+  deliverRequireTlsOutside: settings.deliverRequireTlsOutside,
+  maxMessageBytes: settings.maxMessageBytes,
+};
+
+export type DeliverConfig = ConfigOf<typeof deliverSpec>;

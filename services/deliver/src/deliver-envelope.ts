@@ -1,0 +1,202 @@
+// The deliver handler: guard, claim, send per destination, record, and decide the outcome (STYLE.md: it never
+// acks; the mq package turns the outcome into publish/ack/delay/park).
+import type { BlobStore } from '@smgw/blob-store';
+import type { Pool } from '@smgw/db';
+import { advance, type Envelope, forRecipients, newMessageId } from '@smgw/envelope';
+import { type Handler, type HandlerContext, next, type Outcome, reject, retry } from '@smgw/mq';
+import type { Counter } from '@smgw/observability';
+import { recordMessage } from '@smgw/trace';
+import { claimRecipients, loadGeneratedEnvelope, type RecipientOutcome, recordOutcomes } from './delivery-records.ts';
+import {
+  buildDsn,
+  type DsnTemplates,
+  dsnParametersFor,
+  dsnWanted,
+  type FailedRecipient,
+  mayReturnFullContent,
+  readHeaderBlock,
+} from './dsn.ts';
+import { checkOutboundGuard } from './outbound-guard.ts';
+import { groupByDestination, type RecipientGroup, type RoutingTable } from './route-recipients.ts';
+import { sendToDestination } from './send-to-destination.ts';
+import type { Transports } from './transports.ts';
+
+export interface DeliverDeps {
+  pool: Pool;
+  blobStore: BlobStore;
+  transports: Transports;
+  routing: RoutingTable;
+  /** SMGW_HOSTNAME: Reporting-MTA of DSNs. */
+  hostname: string;
+  maxMessageBytes: number;
+  /** Upper bound of one SMTP transaction; a server trickling its replies is given up on after it. */
+  attemptTimeoutMs: number;
+  /** How long a `sending` claim keeps a duplicate envelope away; longer than any attempt can take. */
+  claimLeaseMs: number;
+  templates: DsnTemplates;
+  /** Publishes (confirmed) DSN envelopes when the outcome is a retry, which cannot carry them. */
+  publish: (envelope: Envelope) => Promise<void>;
+  recipientsTotal?: Counter<'result'> | undefined;
+  now?: () => Date;
+}
+
+export function createDeliverHandler(deps: DeliverDeps): Handler {
+  return async (envelope, context) => {
+    const refusal = checkOutboundGuard(envelope, deps.routing.internalDomains);
+    if (refusal) {
+      context.log.warn({ code: refusal.code, reason: refusal.reason }, 'refused to send the message');
+      return reject(refusal.code, refusal.reason);
+    }
+    try {
+      return await deliverEnvelope(deps, envelope, context);
+    } catch (err) {
+      // Database or blob store unreachable: nothing was decided that is not recorded; try the envelope again.
+      context.log.error({ err, code: 'DELIVER_DEPENDENCY_FAILED' }, 'delivery could not run');
+      return retry('DELIVER_DEPENDENCY_FAILED', (err as Error).message);
+    }
+  };
+}
+
+async function deliverEnvelope(deps: DeliverDeps, envelope: Envelope, context: HandlerContext): Promise<Outcome> {
+  // Rows for the deliveries and the trace to hang on (idempotent; ingest normally made them already).
+  await recordMessage(deps.pool, envelope);
+  const claim = await claimRecipients(deps.pool, envelope.id, envelope.recipients, deps.claimLeaseMs);
+  if (claim.done.length > 0)
+    context.log.info({ recipients: claim.done }, 'already delivered or bounced; not sent again');
+  if (claim.busy.length > 0) context.log.info({ recipients: claim.busy }, 'another consumer is sending these now');
+
+  const headers = once(() => readHeaderBlock(deps.blobStore.open(envelope.blob.ref)));
+  const groups = groupByDestination(claim.claimed, deps.routing);
+  // Every destination finishes (and records) before the outcome, even when another one failed.
+  const settled = await Promise.allSettled(groups.map((g) => deliverGroup(deps, envelope, g, context, headers)));
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  const results = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+
+  const dsns = results.flatMap((r) => (r.dsn ? [r.dsn] : []));
+  for (const id of claim.dsnMessageIds) {
+    const again = await loadGeneratedEnvelope(deps.pool, id);
+    if (again) dsns.push(again);
+  }
+  const outstanding = [...results.flatMap((r) => r.deferred), ...claim.busy];
+  if (outstanding.length > 0) {
+    for (const dsn of dsns) await deps.publish(dsn);
+    const reasons = results.flatMap((r) => r.deferredReasons);
+    const reason = reasons.length > 0 ? reasons.join('; ') : 'being sent by another consumer';
+    return retry('DELIVERY_DEFERRED', reason, forRecipients(envelope, outstanding));
+  }
+  return next(advance(envelope, 'deliver'), ...dsns);
+}
+
+interface GroupResult {
+  deferred: string[];
+  deferredReasons: string[];
+  dsn?: Envelope | undefined;
+}
+
+async function deliverGroup(
+  deps: DeliverDeps,
+  envelope: Envelope,
+  group: RecipientGroup,
+  context: HandlerContext,
+  headers: () => Promise<Buffer>,
+): Promise<GroupResult> {
+  const signal = AbortSignal.any([context.signal, AbortSignal.timeout(deps.attemptTimeoutMs)]);
+  const answers = await deps.transports.use(group.destination, (transport) =>
+    sendToDestination(transport, {
+      raw: deps.blobStore.open(envelope.blob.ref),
+      from: envelope.mailFrom,
+      to: group.recipients,
+      size: envelope.blob.size,
+      dsn: dsnParametersFor(envelope, group.recipients),
+      signal,
+    }),
+  );
+  const now = deps.now?.() ?? new Date();
+  const outcomes: RecipientOutcome[] = [];
+  const failures: FailedRecipient[] = [];
+  const result: GroupResult = { deferred: [], deferredReasons: [] };
+  for (const a of answers) {
+    const { result: kind, category, status } = a.classification;
+    const said = a.reply ?? a.error ?? category;
+    const data = { category, status, remoteMta: a.remoteMta, attempt: context.attempt };
+    const failure = { recipient: a.recipient, status, remoteMta: a.remoteMta, reply: a.reply, error: a.error };
+    if (kind === 'delivered') {
+      outcomes.push({ recipient: a.recipient, state: 'delivered', reason: said, data });
+    } else if (kind === 'bounced') {
+      outcomes.push({ recipient: a.recipient, state: 'bounced', code: 'DELIVERY_BOUNCED', reason: said, data });
+      failures.push({ ...failure, reason: 'rejected', lastAttemptAt: now });
+    } else if (context.lastAttempt) {
+      const reason = `retry period expired; last: ${said}`;
+      outcomes.push({ recipient: a.recipient, state: 'bounced', code: 'DELIVERY_EXPIRED', reason, data });
+      failures.push({ ...failure, reason: 'expired', lastAttemptAt: now });
+    } else {
+      outcomes.push({ recipient: a.recipient, state: 'deferred', code: 'DELIVERY_DEFERRED', reason: said, data });
+      result.deferred.push(a.recipient);
+      result.deferredReasons.push(`${a.recipient}: ${said}`);
+    }
+  }
+  const wanted = failures.filter((f) => dsnWanted(envelope, f.recipient));
+  if (wanted.length > 0) result.dsn = await makeDsn(deps, envelope, wanted, headers, now);
+  await recordOutcomes(deps.pool, {
+    envelope,
+    destination: group.destination.key,
+    outcomes,
+    dsn: result.dsn ? { envelope: result.dsn, recipients: wanted.map((f) => f.recipient) } : undefined,
+  });
+  for (const o of outcomes) {
+    deps.recipientsTotal?.inc({ result: o.state });
+    const line = { recipient: o.recipient, destination: group.destination.key, code: o.code, reply: o.reason };
+    if (o.state === 'delivered') context.log.info(line, 'recipient delivered');
+    else context.log.warn(line, o.state === 'deferred' ? 'recipient deferred' : 'recipient bounced');
+  }
+  if (result.dsn) context.log.info({ dsnMessageId: result.dsn.id, recipients: wanted.length }, 'DSN made');
+  return result;
+}
+
+/** Builds the DSN, stores it as a blob and returns its envelope (recorded by the caller with the bounce). */
+async function makeDsn(
+  deps: DeliverDeps,
+  original: Envelope,
+  failures: FailedRecipient[],
+  headers: () => Promise<Buffer>,
+  now: Date,
+): Promise<Envelope> {
+  const id = newMessageId(now.getTime());
+  const full = mayReturnFullContent(original, deps.routing.internalDomains);
+  const dsn = buildDsn({
+    original,
+    failures,
+    reportingMta: deps.hostname,
+    dsnMessageId: id,
+    now,
+    originalHeaders: await headers(),
+    fullOriginal: full ? deps.blobStore.open(original.blob.ref) : undefined,
+    templates: deps.templates,
+  });
+  const blob = await deps.blobStore.put(dsn.createReadStream(), { maxBytes: deps.maxMessageBytes + 1024 * 1024 });
+  return {
+    v: 1,
+    id,
+    traceId: original.traceId,
+    receivedAt: now.toISOString(),
+    direction: 'generated',
+    mailFrom: '',
+    recipients: [original.mailFrom],
+    client: { listener: 'gateway', ip: '', helo: deps.hostname, tls: false },
+    blob,
+    itinerary: ['deliver'],
+    hop: 0,
+    verdicts: {},
+    attempt: 0,
+    relatesTo: original.id,
+  };
+}
+
+function once<T>(make: () => Promise<T>): () => Promise<T> {
+  let made: Promise<T> | undefined;
+  return () => {
+    made ??= make();
+    return made;
+  };
+}

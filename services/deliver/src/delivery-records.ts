@@ -1,0 +1,156 @@
+// The deliveries table: what deliver has done per (message, recipient), so redelivery never sends twice what is
+// recorded (ARCHITECTURE.md rule 3), plus the trace rows that go with each result.
+import { type Pool, type PoolClient, withTransaction } from '@smgw/db';
+import type { Envelope } from '@smgw/envelope';
+import { recordEvent, recordMessage, setRecipientState } from '@smgw/trace';
+
+export interface ClaimResult {
+  /** Ours to send now (state `sending`, attempts counted). */
+  claimed: string[];
+  /** Delivered or bounced before: never sent again. */
+  done: string[];
+  /** Being sent by another consumer right now (the same envelope twice in the queue): try again later. */
+  busy: string[];
+  /** DSNs made earlier for recipients of this envelope: published again, since a crash may have lost the publish. */
+  dsnMessageIds: string[];
+}
+
+/**
+ * Claims the recipients that still need sending: new ones, deferred ones, and `sending` ones whose claim is older
+ * than `leaseMs` (their consumer died). A claim by a live consumer is left alone, so a duplicate envelope waits.
+ */
+export async function claimRecipients(
+  pool: Pool,
+  messageId: string,
+  recipients: string[],
+  leaseMs: number,
+): Promise<ClaimResult> {
+  const unique = [...new Set(recipients)];
+  const claimed = await pool.query<{ recipient: string }>(
+    `insert into deliveries (message_id, recipient, state, attempts, updated_at)
+     select $1, r, 'sending', 1, now() from unnest($2::text[]) as r
+     on conflict (message_id, recipient) do update
+       set state = 'sending', attempts = deliveries.attempts + 1, updated_at = now()
+       where deliveries.state = 'deferred'
+          or (deliveries.state = 'sending' and deliveries.updated_at < now() - make_interval(secs => $3::double precision / 1000))
+     returning recipient`,
+    [messageId, unique, leaseMs],
+  );
+  const mine = new Set(claimed.rows.map((r) => r.recipient));
+  const others = await pool.query<{ recipient: string; state: string; dsn_message_id: string | null }>(
+    `select recipient, state, dsn_message_id from deliveries where message_id = $1 and recipient = any($2::text[])`,
+    [messageId, unique.filter((r) => !mine.has(r))],
+  );
+  const result: ClaimResult = { claimed: unique.filter((r) => mine.has(r)), done: [], busy: [], dsnMessageIds: [] };
+  for (const row of others.rows) {
+    if (row.state === 'delivered' || row.state === 'bounced') result.done.push(row.recipient);
+    else result.busy.push(row.recipient);
+    if (row.dsn_message_id && !result.dsnMessageIds.includes(row.dsn_message_id)) {
+      result.dsnMessageIds.push(row.dsn_message_id);
+    }
+  }
+  return result;
+}
+
+export type DeliveryState = 'delivered' | 'deferred' | 'bounced';
+
+export interface RecipientOutcome {
+  recipient: string;
+  state: DeliveryState;
+  /** Stable code for the trace: DELIVERY_DEFERRED, DELIVERY_BOUNCED, DELIVERY_EXPIRED (none when delivered). */
+  code?: string | undefined;
+  /** The remote reply, or what went wrong when there was none. */
+  reason: string;
+  data: Record<string, unknown>;
+}
+
+const EVENT_OF: Record<DeliveryState, { event: string; outcome: string }> = {
+  delivered: { event: 'recipient.delivered', outcome: 'done' },
+  deferred: { event: 'recipient.deferred', outcome: 'retry' },
+  bounced: { event: 'recipient.bounced', outcome: 'reject' },
+};
+
+/**
+ * Records one destination's results in one transaction: deliveries rows, recipient states, trace events and, when
+ * a DSN was made, the DSN message and its link to the bounced recipients. Committed before deliver reports back.
+ */
+export async function recordOutcomes(
+  pool: Pool,
+  input: {
+    envelope: Envelope;
+    destination: string;
+    outcomes: RecipientOutcome[];
+    dsn?: { envelope: Envelope; recipients: string[] } | undefined;
+  },
+): Promise<void> {
+  const messageId = input.envelope.id;
+  await withTransaction(pool, async (tx) => {
+    for (const o of input.outcomes) {
+      // Never step back from a final state (another consumer may have finished this recipient meanwhile).
+      await tx.query(
+        `update deliveries set state = $3, destination = $4, last_response = $5, updated_at = now()
+         where message_id = $1 and recipient = $2 and state not in ('delivered', 'bounced')`,
+        [messageId, o.recipient, o.state, input.destination, o.reason],
+      );
+      await setRecipientState(tx, messageId, [o.recipient], o.state, o.reason);
+      await recordEvent(tx, messageId, {
+        stage: 'deliver',
+        ...EVENT_OF[o.state],
+        code: o.code,
+        reason: o.reason,
+        recipient: o.recipient,
+        data: { destination: input.destination, ...o.data },
+      });
+    }
+    if (input.dsn) await recordDsn(tx, input.envelope, input.dsn.envelope, input.dsn.recipients);
+  });
+}
+
+async function recordDsn(tx: PoolClient, original: Envelope, dsn: Envelope, recipients: string[]): Promise<void> {
+  await recordMessage(tx, dsn);
+  await tx.query(`update deliveries set dsn_message_id = $3 where message_id = $1 and recipient = any($2::text[])`, [
+    original.id,
+    recipients,
+    dsn.id,
+  ]);
+  await recordEvent(tx, original.id, {
+    stage: 'deliver',
+    event: 'dsn.generated',
+    outcome: 'next',
+    data: { dsnMessageId: dsn.id, recipients },
+  });
+  await recordEvent(tx, dsn.id, {
+    stage: 'deliver',
+    event: 'message.generated',
+    outcome: 'next',
+    reason: `delivery status notification for ${original.id}`,
+    data: { relatesTo: original.id, kind: 'dsn', recipients },
+  });
+}
+
+/** A generated message (a DSN) as an envelope for the deliver queue, rebuilt from its recorded rows. */
+export async function loadGeneratedEnvelope(pool: Pool, messageId: string): Promise<Envelope | undefined> {
+  const m = await pool.query('select * from messages where id = $1', [messageId]);
+  const row = m.rows[0];
+  if (!row) return undefined;
+  const r = await pool.query<{ recipient: string }>(
+    'select recipient from message_recipients where message_id = $1 order by recipient',
+    [messageId],
+  );
+  return {
+    v: 1,
+    id: row.id,
+    traceId: row.trace_id,
+    receivedAt: new Date(row.received_at).toISOString(),
+    direction: row.direction,
+    mailFrom: row.mail_from,
+    recipients: r.rows.map((x) => x.recipient),
+    client: { listener: 'gateway', ip: row.client_ip ?? '', helo: row.client_helo ?? '', tls: row.client_tls },
+    blob: { ref: row.blob_sha256, sha256: row.blob_sha256, size: Number(row.size) },
+    itinerary: ['deliver'],
+    hop: 0,
+    verdicts: {},
+    attempt: 0,
+    ...(row.relates_to ? { relatesTo: row.relates_to } : {}),
+  };
+}

@@ -1,0 +1,261 @@
+// Delivery status notifications (RFC 3464): multipart/report with a German and English text part, the
+// machine-readable message/delivery-status part, and the original's headers (or, only where allowed, all of it).
+// Built with nodemailer's MimeNode: MailComposer always makes multipart/mixed and cannot express multipart/report
+// (zone-mta builds its bounces the same way, plugins/core/email-bounce.js).
+import { readFile } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { inDomains } from '@smgw/config';
+import type { Envelope } from '@smgw/envelope';
+import MimeNode from 'nodemailer/lib/mime-node';
+
+export const TEMPLATES_DIR = fileURLToPath(new URL('../templates/', import.meta.url));
+
+export type FailureReason = 'rejected' | 'expired';
+
+export interface FailedRecipient {
+  recipient: string;
+  reason: FailureReason;
+  /** RFC 3463 status, e.g. 5.1.1 (or the last temporary status when the retry period expired). */
+  status: string;
+  /** The host that answered (or was tried last). */
+  remoteMta?: string | undefined;
+  /** The last SMTP reply of the next hop, if it answered. */
+  reply?: string | undefined;
+  /** What went wrong when there was no reply (connection refused, timeout). */
+  error?: string | undefined;
+  lastAttemptAt: Date;
+}
+
+type Bilingual = { de: string; en: string };
+
+export interface DsnTemplates {
+  de: string;
+  en: string;
+  subject: string;
+  from: string;
+  separator: string;
+  reasons: Record<FailureReason, Bilingual>;
+  lastReply: Bilingual;
+}
+
+export async function loadDsnTemplates(dir: string = TEMPLATES_DIR): Promise<DsnTemplates> {
+  const [de, en, json] = await Promise.all([
+    readFile(`${dir}/dsn.de.txt`, 'utf8'),
+    readFile(`${dir}/dsn.en.txt`, 'utf8'),
+    readFile(`${dir}/dsn.json`, 'utf8'),
+  ]);
+  const data = JSON.parse(json) as Omit<DsnTemplates, 'de' | 'en'>;
+  return { de, en, ...data };
+}
+
+export interface DsnInput {
+  original: Envelope;
+  failures: FailedRecipient[];
+  /** SMGW_HOSTNAME: Reporting-MTA and the domain of the DSN's Message-ID. */
+  reportingMta: string;
+  /** Gateway id of the DSN itself. */
+  dsnMessageId: string;
+  now: Date;
+  /** The original's header block (readHeaderBlock). */
+  originalHeaders: Buffer;
+  /** The whole original, only when mayReturnFullContent allows it. */
+  fullOriginal?: Readable | undefined;
+  templates: DsnTemplates;
+}
+
+/** RFC 3461: no NOTIFY means FAILURE; NEVER, or a list without FAILURE, means no failure DSN. Never bounce a bounce. */
+export function dsnWanted(envelope: Envelope, recipient: string): boolean {
+  if (envelope.mailFrom === '') return false;
+  const notify = lookupByAddress(envelope.dsn?.notify, recipient);
+  if (!notify || notify.length === 0) return true;
+  return notify.includes('FAILURE') && !notify.includes('NEVER');
+}
+
+/** RET=FULL is honoured only for mail that stays inside (internal/inbound) and goes back to an agency sender. */
+export function mayReturnFullContent(envelope: Envelope, internalDomains: string[]): boolean {
+  return (
+    envelope.dsn?.ret === 'FULL' &&
+    (envelope.direction === 'internal' || envelope.direction === 'inbound') &&
+    envelope.mailFrom !== '' &&
+    inDomains(envelope.mailFrom, internalDomains)
+  );
+}
+
+function lookupByAddress<T>(map: Record<string, T> | undefined, address: string): T | undefined {
+  if (!map) return undefined;
+  if (address in map) return map[address];
+  const lower = address.toLowerCase();
+  const key = Object.keys(map).find((k) => k.toLowerCase() === lower);
+  return key === undefined ? undefined : map[key];
+}
+
+/** RFC 5322 date-time in UTC. */
+export function rfc5322Date(date: Date): string {
+  return date.toUTCString().replace(/GMT$/, '+0000');
+}
+
+/** A value safe for one header field line: no line breaks or control characters, ASCII only, bounded. */
+export function fieldValue(text: string, maxLength = 900): string {
+  const clean = text
+    .replace(/[\r\n\t]+/g, ' ')
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
+    .replace(/[\x00-\x1f\x7f]/g, '')
+    .replace(/[^\x20-\x7e]/g, '?')
+    .trim();
+  return clean.length > maxLength ? `${clean.slice(0, maxLength - 3)}...` : clean;
+}
+
+/** The Message-ID of the original (from its header block), for In-Reply-To and References. */
+export function messageIdOf(headers: Buffer): string | undefined {
+  const unfolded = headers.toString('latin1').replace(/\r?\n[ \t]+/g, ' ');
+  return /^message-id:\s*(<[^<>\s]+>)/im.exec(unfolded)?.[1];
+}
+
+/**
+ * Reads a message's header block (up to, not including, the blank line) and stops reading. Bounded by maxBytes:
+ * a longer block is cut at its last complete line.
+ */
+export async function readHeaderBlock(source: Readable, maxBytes = 64 * 1024): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  let block: Buffer | undefined;
+  try {
+    for await (const chunk of source) {
+      const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+      chunks.push(buf);
+      length += buf.length;
+      const sofar = Buffer.concat(chunks, length);
+      const end = headerEnd(sofar);
+      if (end >= 0) {
+        block = sofar.subarray(0, end);
+        break;
+      }
+      if (length > maxBytes) break;
+    }
+  } finally {
+    source.destroy();
+  }
+  block ??= Buffer.concat(chunks, length);
+  if (block.length <= maxBytes) return block;
+  const cut = block.subarray(0, maxBytes);
+  return cut.subarray(0, cut.lastIndexOf('\n') + 1);
+}
+
+/** Index just after the last header line's line break, or -1 while the blank line has not come. */
+function headerEnd(buf: Buffer): number {
+  const crlf = buf.indexOf('\r\n\r\n');
+  const lf = buf.indexOf('\n\n');
+  if (crlf >= 0 && (lf < 0 || crlf < lf)) return crlf + 2;
+  if (lf >= 0) return lf + 1;
+  return -1;
+}
+
+function crlf(lines: string[]): string {
+  return `${lines.join('\r\n')}\r\n`;
+}
+
+function render(template: string, values: Record<string, string>): string {
+  return template.replace(/\{\{(\w+)\}\}/g, (whole, name: string) => values[name] ?? whole);
+}
+
+function failureLines(failures: FailedRecipient[], templates: DsnTemplates, lang: 'de' | 'en'): string {
+  return failures
+    .map((f) => {
+      const lines = [`  <${f.recipient}>`, `    ${templates.reasons[f.reason][lang]}`];
+      const last = f.reply ?? f.error;
+      if (last) lines.push(`    ${templates.lastReply[lang]}: ${fieldValue(last, 300)}`);
+      return lines.join('\n');
+    })
+    .join('\n\n');
+}
+
+function humanText(input: DsnInput): string {
+  const values = {
+    reportingMta: input.reportingMta,
+    arrivalDate: rfc5322Date(new Date(input.original.receivedAt)),
+    messageId: input.original.id,
+  };
+  const de = render(input.templates.de, { ...values, failures: failureLines(input.failures, input.templates, 'de') });
+  const en = render(input.templates.en, { ...values, failures: failureLines(input.failures, input.templates, 'en') });
+  return `${de.trimEnd()}\n\n${input.templates.separator}\n\n${en.trimEnd()}\n`.replace(/\r?\n/g, '\r\n');
+}
+
+function originalRecipientField(orcpt: string | undefined): string | undefined {
+  if (!orcpt) return undefined;
+  return orcpt.includes(';') ? fieldValue(orcpt.replace(/;\s*/, '; ')) : `rfc822; ${fieldValue(orcpt)}`;
+}
+
+/** The message/delivery-status body: per-message fields, then one block per recipient (RFC 3464 §2.2, §2.3). */
+export function deliveryStatusFields(input: DsnInput): string {
+  const { original } = input;
+  const perMessage = [`Reporting-MTA: dns; ${fieldValue(input.reportingMta)}`];
+  if (original.dsn?.envid) perMessage.push(`Original-Envelope-Id: ${fieldValue(original.dsn.envid)}`);
+  perMessage.push(`X-SMGW-Message-Id: ${original.id}`);
+  perMessage.push(`Arrival-Date: ${rfc5322Date(new Date(original.receivedAt))}`);
+  const blocks = [crlf(perMessage)];
+  for (const f of input.failures) {
+    const lines = [`Final-Recipient: rfc822; ${fieldValue(f.recipient)}`];
+    const orcpt = originalRecipientField(lookupByAddress(original.dsn?.orcpt, f.recipient));
+    if (orcpt) lines.push(`Original-Recipient: ${orcpt}`);
+    lines.push('Action: failed', `Status: ${f.status}`);
+    if (f.remoteMta) lines.push(`Remote-MTA: dns; ${fieldValue(f.remoteMta)}`);
+    if (f.reply) lines.push(`Diagnostic-Code: smtp; ${fieldValue(f.reply)}`);
+    else if (f.error) lines.push(`Diagnostic-Code: X-SMGW; ${fieldValue(f.error)}`);
+    lines.push(`Last-Attempt-Date: ${rfc5322Date(f.lastAttemptAt)}`);
+    blocks.push(crlf(lines));
+  }
+  return blocks.join('\r\n');
+}
+
+/** The DSN as a MIME tree; stream it with `.createReadStream()`. */
+export function buildDsn(input: DsnInput): MimeNode {
+  if (input.original.mailFrom === '') throw new Error('a null-sender message never gets a DSN');
+  if (input.failures.length === 0) throw new Error('a DSN needs at least one failed recipient');
+  const root = new MimeNode('multipart/report; report-type=delivery-status');
+  root.setHeader('From', { name: input.templates.from, address: `MAILER-DAEMON@${input.reportingMta}` });
+  root.setHeader('To', input.original.mailFrom);
+  root.setHeader('Subject', input.templates.subject);
+  root.setHeader('Date', rfc5322Date(input.now));
+  root.setHeader('Message-ID', `<${input.dsnMessageId}@${input.reportingMta}>`);
+  // RFC 3834: an automatic reply; auto-responders must not answer it.
+  root.setHeader('Auto-Submitted', 'auto-replied');
+  const inReplyTo = messageIdOf(input.originalHeaders);
+  if (inReplyTo) {
+    root.setHeader('In-Reply-To', inReplyTo);
+    root.setHeader('References', inReplyTo);
+  }
+  root.createChild('text/plain; charset=utf-8').setContent(humanText(input));
+  root.createChild('message/delivery-status').setContent(deliveryStatusFields(input));
+  if (input.fullOriginal) {
+    // The original as it was sent (8bit: it may hold 8-bit text; it is not re-encoded).
+    root.createChild('message/rfc822').setHeader('Content-Transfer-Encoding', '8bit').setContent(input.fullOriginal);
+  } else {
+    root.createChild('text/rfc822-headers').setContent(input.originalHeaders);
+  }
+  return root;
+}
+
+/**
+ * DSN parameters to pass on to the next hop (RFC 3461 relaying) for one transaction. nodemailer applies one
+ * NOTIFY/ORCPT to every recipient (LIBRARY-NOTES §6): NOTIFY goes only when the group agrees on it, ORCPT only
+ * for a single recipient. RET and ENVID are per message.
+ */
+export function dsnParametersFor(
+  envelope: Envelope,
+  recipients: string[],
+): { ret?: string; envid?: string; notify?: string[]; orcpt?: string } | undefined {
+  const request = envelope.dsn;
+  if (!request) return undefined;
+  const out: { ret?: string; envid?: string; notify?: string[]; orcpt?: string } = {};
+  if (request.ret) out.ret = request.ret;
+  if (request.envid) out.envid = request.envid;
+  const notifies = recipients.map((r) => lookupByAddress(request.notify, r));
+  const first = notifies[0];
+  const same = (a: string[], b: string[]) => a.length === b.length && a.every((x) => b.includes(x));
+  if (first && notifies.every((n) => n !== undefined && same(n, first))) out.notify = [...first];
+  const only = recipients.length === 1 ? recipients[0] : undefined;
+  const orcpt = only ? lookupByAddress(request.orcpt, only) : undefined;
+  if (orcpt) out.orcpt = orcpt.includes(';') ? orcpt : `rfc822;${orcpt}`;
+  return Object.keys(out).length > 0 ? out : undefined;
+}

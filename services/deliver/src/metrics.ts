@@ -1,0 +1,40 @@
+// deliver's metrics: the stage metrics every consumer has, per-recipient results and the transport pool.
+import type { Handler } from '@smgw/mq';
+import { Counter, Gauge, type Registry, stageMetrics } from '@smgw/observability';
+
+export function deliverMetrics(registry: Registry, openTransports: () => number) {
+  return {
+    ...stageMetrics(registry, 'deliver'),
+    recipients: new Counter({
+      name: 'smgw_deliver_recipients_total',
+      help: 'Recipients handled by deliver, by result (delivered, deferred, bounced)',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    transports: new Gauge({
+      name: 'smgw_deliver_transports',
+      help: 'Pooled SMTP transports open, one per destination',
+      registers: [registry],
+      collect() {
+        this.set(openTransports());
+      },
+    }),
+  };
+}
+export type DeliverMetrics = ReturnType<typeof deliverMetrics>;
+
+/** Counts outcomes, times envelopes and tracks how many are in flight. */
+export function instrumentHandler(handler: Handler, metrics: DeliverMetrics): Handler {
+  return async (envelope, context) => {
+    metrics.inFlight.inc();
+    const stopTimer = metrics.duration.startTimer();
+    try {
+      const outcome = await handler(envelope, context);
+      metrics.processed.inc({ outcome: outcome.kind });
+      return outcome;
+    } finally {
+      stopTimer();
+      metrics.inFlight.dec();
+    }
+  };
+}

@@ -1,0 +1,35 @@
+// Fail closed (ARCHITECTURE.md rule 4): nothing leaves the closed network in clear. Runs before anything else.
+import { inDomains } from '@smgw/config';
+import { type Envelope, leavesClosedNetwork, SAFE_OUTBOUND_CRYPTO_STATUSES } from '@smgw/envelope';
+
+export interface GuardRefusal {
+  code: 'OUTBOUND_NOT_ENCRYPTED' | 'PLAINTEXT_TO_OUTSIDE';
+  reason: string;
+}
+
+/** Directions whose content is meant for the agencies only; the gateway's own mail (generated) may go anywhere. */
+const AGENCY_ONLY_DIRECTIONS: readonly string[] = ['inbound', 'internal', 'portal'];
+
+/** Why this envelope must not be sent at all, or undefined when it may go. */
+export function checkOutboundGuard(envelope: Envelope, internalDomains: string[]): GuardRefusal | undefined {
+  if (leavesClosedNetwork(envelope)) {
+    const status = envelope.verdicts.crypto?.status;
+    if (status === undefined || !SAFE_OUTBOUND_CRYPTO_STATUSES.includes(status)) {
+      return {
+        code: 'OUTBOUND_NOT_ENCRYPTED',
+        reason: `outbound message has crypto verdict ${status ?? 'none'}; only ${SAFE_OUTBOUND_CRYPTO_STATUSES.join(', ')} may leave`,
+      };
+    }
+    return undefined;
+  }
+  if (AGENCY_ONLY_DIRECTIONS.includes(envelope.direction)) {
+    const outside = envelope.recipients.filter((r) => !inDomains(r, internalDomains));
+    if (outside.length > 0) {
+      return {
+        code: 'PLAINTEXT_TO_OUTSIDE',
+        reason: `${envelope.direction} message (not encrypted) addressed outside the agency domains: ${outside.join(', ')}`,
+      };
+    }
+  }
+  return undefined;
+}

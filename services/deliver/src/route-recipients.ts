@@ -1,0 +1,63 @@
+// Where each recipient's copy goes next: the agencies' relay, the smarthost, or the recipient domain's MX.
+import { domainToASCII } from 'node:url';
+import { type HostPort, inDomains } from '@smgw/config';
+
+export type Destination =
+  /** The agencies' mail servers, tried in the order given. */
+  | { kind: 'relay'; key: string; hosts: HostPort[] }
+  /** One host for all mail to the outside (SMGW_SMARTHOST). */
+  | { kind: 'smarthost'; key: string; host: HostPort }
+  /** Direct delivery to the domain's MX hosts. */
+  | { kind: 'mx'; key: string; domain: string };
+
+export interface RoutingTable {
+  internalDomains: string[];
+  internalRelay: HostPort[];
+  smarthost?: HostPort | undefined;
+}
+
+/** Recipients that share a destination share one SMTP transaction. */
+export interface RecipientGroup {
+  destination: Destination;
+  recipients: string[];
+}
+
+/** The domain of an address, lower-cased, in ASCII (punycode) form: MX lookups and grouping need one spelling. */
+export function recipientDomain(address: string): string {
+  const domain = address
+    .slice(address.lastIndexOf('@') + 1)
+    .toLowerCase()
+    .replace(/\.$/, '');
+  return domainToASCII(domain) || domain;
+}
+
+function formatHostPort(hp: HostPort): string {
+  return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}
+
+export function routeRecipient(recipient: string, table: RoutingTable): Destination {
+  if (inDomains(recipient, table.internalDomains)) {
+    return {
+      kind: 'relay',
+      key: `relay:${table.internalRelay.map(formatHostPort).join(',')}`,
+      hosts: table.internalRelay,
+    };
+  }
+  if (table.smarthost) {
+    return { kind: 'smarthost', key: `smarthost:${formatHostPort(table.smarthost)}`, host: table.smarthost };
+  }
+  const domain = recipientDomain(recipient);
+  return { kind: 'mx', key: `mx:${domain}`, domain };
+}
+
+/** Groups recipients by destination, keeping the order in which destinations first appear. */
+export function groupByDestination(recipients: string[], table: RoutingTable): RecipientGroup[] {
+  const groups = new Map<string, RecipientGroup>();
+  for (const recipient of recipients) {
+    const destination = routeRecipient(recipient, table);
+    const group = groups.get(destination.key);
+    if (group) group.recipients.push(recipient);
+    else groups.set(destination.key, { destination, recipients: [recipient] });
+  }
+  return [...groups.values()];
+}

@@ -1,0 +1,110 @@
+// Starts deliver: database, blob store, broker, transports, consumer, health server. Stops in reverse order.
+import { createBlobStore } from '@smgw/blob-store';
+import { createPool, databaseReachable } from '@smgw/db';
+import { connectMq } from '@smgw/mq';
+import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
+import { recordEvent, recordMessage } from '@smgw/trace';
+import type { DeliverConfig } from './config.ts';
+import { createDeliverHandler } from './deliver-envelope.ts';
+import { loadDsnTemplates } from './dsn.ts';
+import { deliverMetrics, instrumentHandler } from './metrics.ts';
+import { createTransports, type TransportSettings } from './transports.ts';
+
+export interface DeliverOptions {
+  /** Merged into every mx-connect call (tests resolve a domain to a local sink). */
+  mxConnectOptions?: TransportSettings['mxConnectOptions'];
+  /** Close a destination's transport after this long unused (default 10 minutes). */
+  idleCloseMs?: number;
+}
+
+export interface RunningDeliver {
+  healthPort: number;
+  /** Stops consuming, lets in-flight envelopes finish, closes transports, broker and database. */
+  stop(): Promise<void>;
+}
+
+export async function startDeliver(
+  config: DeliverConfig,
+  log: Logger,
+  options: DeliverOptions = {},
+): Promise<RunningDeliver> {
+  const pool = createPool({
+    url: config.databaseUrl,
+    schema: config.databaseSchema,
+    applicationName: 'smgw-deliver',
+    max: Math.min(config.prefetch + 4, 50),
+  });
+  const blobStore = createBlobStore(pool);
+  const mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-deliver' });
+  await mq.declareTopology({ deliver: config.deliverRetryLadder });
+
+  const transports = createTransports({
+    hostname: config.hostname,
+    connectionsPerDestination: config.deliverConnectionsPerDestination,
+    timeoutMs: config.deliverTimeoutMs,
+    requireTlsOutside: config.deliverRequireTlsOutside,
+    idleCloseMs: options.idleCloseMs,
+    mxConnectOptions: options.mxConnectOptions,
+  });
+  const idleSweep = setInterval(() => transports.closeIdle(), 60_000);
+  idleSweep.unref();
+
+  const registry = createRegistry('deliver');
+  const metrics = deliverMetrics(registry, () => transports.count());
+  // One attempt: connect, greeting, MAIL/RCPT/DATA, each bounded by the timeout; the claim outlives all of it.
+  const attemptTimeoutMs = 4 * config.deliverTimeoutMs;
+  const handler = createDeliverHandler({
+    pool,
+    blobStore,
+    transports,
+    routing: {
+      internalDomains: config.internalDomains,
+      internalRelay: config.internalRelay,
+      smarthost: config.smarthost,
+    },
+    hostname: config.hostname,
+    maxMessageBytes: config.maxMessageBytes,
+    attemptTimeoutMs,
+    claimLeaseMs: attemptTimeoutMs + 60_000,
+    templates: await loadDsnTemplates(),
+    publish: (envelope) => mq.publish(envelope),
+    recipientsTotal: metrics.recipients,
+  });
+  const consumer = await mq.consume('deliver', instrumentHandler(handler, metrics), {
+    retryLadder: config.deliverRetryLadder,
+    prefetch: config.prefetch,
+    onParked: async (envelope, code, reason) => {
+      if (!envelope) return;
+      // The trace says why the message stopped here (the row may be missing if ingest never recorded it).
+      await recordMessage(pool, envelope);
+      await recordEvent(pool, envelope.id, {
+        stage: 'deliver',
+        event: 'envelope.parked',
+        outcome: 'reject',
+        code,
+        reason,
+      });
+    },
+  });
+
+  const health = await startHealthServer({
+    port: config.healthPort,
+    host: config.healthBind,
+    registry,
+    checks: { amqp: () => mq.isReady(), db: () => databaseReachable(pool) },
+  });
+  log.info({ healthPort: health.port, relay: config.internalRelay, smarthost: config.smarthost }, 'deliver started');
+
+  return {
+    healthPort: health.port,
+    async stop() {
+      await consumer.drain();
+      clearInterval(idleSweep);
+      transports.close();
+      await mq.close();
+      await health.close();
+      await pool.end();
+      log.info('deliver stopped');
+    },
+  };
+}

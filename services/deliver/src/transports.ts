@@ -1,0 +1,210 @@
+// Pooled nodemailer transports, one per destination, reused across envelopes and closed when idle.
+// nodemailer connects only to the host it is given (LIBRARY-NOTES §6), so relay lists and MX delivery hand it a
+// connected socket through `getSocket`; for the MX, mx-connect finds and connects to the exchange (as zone-mta does).
+import net from 'node:net';
+import type { HostPort } from '@smgw/config';
+import mxConnect from 'mx-connect';
+import nodemailer, { type SMTPPoolOptions, type SMTPPoolSentMessageInfo, type Transporter } from 'nodemailer';
+import type { Destination } from './route-recipients.ts';
+
+export interface TransportSettings {
+  /** EHLO name (SMGW_HOSTNAME). */
+  hostname: string;
+  connectionsPerDestination: number;
+  /** Connect, greeting and socket inactivity timeout. */
+  timeoutMs: number;
+  /** Refuse to hand mail for the outside (smarthost, MX) to a server without STARTTLS. */
+  requireTlsOutside: boolean;
+  /** A transport unused this long is closed with its connections. */
+  idleCloseMs?: number;
+  /** Merged into every mx-connect call (tests resolve a domain to a local sink). */
+  mxConnectOptions?: Partial<mxConnect.MxConnectOptions>;
+}
+
+export type PooledTransporter = Transporter<SMTPPoolSentMessageInfo, SMTPPoolOptions>;
+
+export interface DestinationTransport {
+  destination: Destination;
+  transporter: PooledTransporter;
+  /** The host that was connected to last: Remote-MTA in DSNs and the trace. */
+  remoteMta: string;
+  inUse: number;
+  lastUsedAt: number;
+}
+
+export interface Transports {
+  /** Runs `work` with the destination's pooled transport (made on first use, never closed while in use). */
+  use<T>(destination: Destination, work: (transport: DestinationTransport) => Promise<T>): Promise<T>;
+  /** Transports open now (the pool gauge). */
+  count(): number;
+  /** Closes transports unused for idleCloseMs; returns how many were closed. */
+  closeIdle(now?: number): number;
+  /** Closes every transport; a connection in the middle of a message finishes it first. */
+  close(): void;
+}
+
+type GetSocket = NonNullable<SMTPPoolOptions['getSocket']>;
+
+const DEFAULT_IDLE_CLOSE_MS = 10 * 60 * 1000;
+
+/** Connects to the first host of the list that takes the connection (the agencies' relays, in order). */
+export function connectFirstReachable(
+  hosts: HostPort[],
+  timeoutMs: number,
+): Promise<{ socket: net.Socket; host: HostPort }> {
+  return new Promise((resolve, reject) => {
+    let lastError: Error | undefined;
+    const tryHost = (index: number) => {
+      const host = hosts[index];
+      if (!host) {
+        reject(lastError ?? new Error('no relay host configured'));
+        return;
+      }
+      const socket = net.connect({ host: host.host, port: host.port, timeout: timeoutMs });
+      const fail = (err: Error) => {
+        socket.destroy();
+        lastError = err;
+        tryHost(index + 1);
+      };
+      socket.once('error', fail);
+      socket.once('timeout', () => {
+        const err = new Error(`connection to ${host.host}:${host.port} timed out`) as Error & { code: string };
+        err.code = 'ETIMEDOUT';
+        fail(err);
+      });
+      socket.once('connect', () => {
+        socket.removeAllListeners('error');
+        socket.removeAllListeners('timeout');
+        socket.setTimeout(0);
+        resolve({ socket, host });
+      });
+    };
+    tryHost(0);
+  });
+}
+
+export function createTransports(settings: TransportSettings): Transports {
+  const open = new Map<string, DestinationTransport>();
+  const idleCloseMs = settings.idleCloseMs ?? DEFAULT_IDLE_CLOSE_MS;
+  // MTA-STS policies are cached per domain for the life of the process (mx-connect refreshes stale ones).
+  const mtaStsPolicies = new Map<string, unknown>();
+  const mtaStsCache = {
+    get: (domain: string) => mtaStsPolicies.get(domain),
+    set: (domain: string, policy: unknown) => void mtaStsPolicies.set(domain, policy),
+  };
+
+  const common = {
+    pool: true as const,
+    maxConnections: settings.connectionsPerDestination,
+    maxMessages: 100,
+    // The raw message is a stream read once: nodemailer must never replay it on another connection. A message
+    // whose connection dropped fails, is deferred, and goes again with a fresh stream.
+    maxRequeues: 0,
+    name: settings.hostname,
+    connectionTimeout: settings.timeoutMs,
+    greetingTimeout: settings.timeoutMs,
+    socketTimeout: settings.timeoutMs,
+    // Opportunistic STARTTLS against passive listening; what leaves for the outside is already S/MIME or PGP.
+    tls: { rejectUnauthorized: false },
+    logger: false,
+  };
+
+  function create(destination: Destination): DestinationTransport {
+    const entry = { destination, remoteMta: '', inUse: 0, lastUsedAt: Date.now() } as DestinationTransport;
+    if (destination.kind === 'smarthost') {
+      entry.remoteMta = destination.host.host;
+      entry.transporter = nodemailer.createTransport({
+        ...common,
+        host: destination.host.host,
+        port: destination.host.port,
+        requireTLS: settings.requireTlsOutside,
+      });
+    } else if (destination.kind === 'relay') {
+      const first = destination.hosts[0];
+      entry.remoteMta = first?.host ?? '';
+      entry.transporter = nodemailer.createTransport({
+        ...common,
+        host: first?.host,
+        port: first?.port,
+        getSocket: ((_options, callback) => {
+          connectFirstReachable(destination.hosts, settings.timeoutMs).then(
+            ({ socket, host }) => {
+              entry.remoteMta = host.host;
+              callback(null, { connection: socket });
+            },
+            (err: Error) => callback(err),
+          );
+        }) satisfies GetSocket,
+      });
+    } else {
+      entry.remoteMta = destination.domain;
+      entry.transporter = nodemailer.createTransport({
+        ...common,
+        host: destination.domain,
+        port: 25,
+        requireTLS: settings.requireTlsOutside,
+        getSocket: ((_options, callback) => {
+          mxConnect({
+            target: destination.domain,
+            port: 25,
+            maxConnectTime: settings.timeoutMs,
+            localHostname: settings.hostname,
+            // The MX of a domain outside must never lead back into our own or private networks.
+            dnsOptions: { blockLocalAddresses: true, blockReservedNetworks: true },
+            mtaSts: { enabled: true, cache: mtaStsCache },
+            ...settings.mxConnectOptions,
+          }).then(
+            (connection) => {
+              entry.remoteMta = connection.hostname;
+              // MTA-STS "enforce": TLS with a valid certificate for the MX name, or no delivery (RFC 8461 §5).
+              const enforce = connection.policyMatch?.mode === 'enforce';
+              callback(null, {
+                connection: connection.socket,
+                host: connection.hostname,
+                ...(enforce
+                  ? { requireTLS: true, tls: { rejectUnauthorized: true, servername: connection.hostname } }
+                  : {}),
+              });
+            },
+            (err: Error) => callback(err),
+          );
+        }) satisfies GetSocket,
+      });
+    }
+    return entry;
+  }
+
+  return {
+    async use(destination, work) {
+      let entry = open.get(destination.key);
+      if (!entry) {
+        entry = create(destination);
+        open.set(destination.key, entry);
+      }
+      entry.inUse++;
+      entry.lastUsedAt = Date.now();
+      try {
+        return await work(entry);
+      } finally {
+        entry.inUse--;
+        entry.lastUsedAt = Date.now();
+      }
+    },
+    count: () => open.size,
+    closeIdle(now = Date.now()) {
+      let closed = 0;
+      for (const [key, entry] of open) {
+        if (entry.inUse === 0 && now - entry.lastUsedAt >= idleCloseMs) {
+          entry.transporter.close();
+          open.delete(key);
+          closed++;
+        }
+      }
+      return closed;
+    },
+    close() {
+      for (const entry of open.values()) entry.transporter.close();
+      open.clear();
+    },
+  };
+}

@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { checkOutboundGuard } from '../src/outbound-guard.ts';
+import { sampleEnvelope } from './fixtures.ts';
+
+const domains = ['behoerde.example'];
+const at = '2026-03-02T09:00:00.000Z';
+
+describe('checkOutboundGuard', () => {
+  it('refuses outbound mail without a crypto verdict', () => {
+    const refusal = checkOutboundGuard(
+      sampleEnvelope({ direction: 'outbound', recipients: ['x@firma.example'] }),
+      domains,
+    );
+    assert.equal(refusal?.code, 'OUTBOUND_NOT_ENCRYPTED');
+  });
+
+  it('refuses outbound mail whose crypto verdict is not a safe one', () => {
+    const envelope = sampleEnvelope({
+      direction: 'outbound',
+      recipients: ['x@firma.example'],
+      verdicts: { crypto: { status: 'plaintext', at } },
+    });
+    assert.equal(checkOutboundGuard(envelope, domains)?.code, 'OUTBOUND_NOT_ENCRYPTED');
+  });
+
+  it('lets encrypted outbound mail go', () => {
+    const envelope = sampleEnvelope({
+      direction: 'outbound',
+      recipients: ['x@firma.example'],
+      verdicts: { crypto: { status: 'encrypted', at } },
+    });
+    assert.equal(checkOutboundGuard(envelope, domains), undefined);
+  });
+
+  it('refuses inbound, internal and portal mail addressed outside the agency domains', () => {
+    for (const direction of ['inbound', 'internal', 'portal'] as const) {
+      const envelope = sampleEnvelope({ direction, recipients: ['a@behoerde.example', 'x@firma.example'] });
+      assert.equal(checkOutboundGuard(envelope, domains)?.code, 'PLAINTEXT_TO_OUTSIDE', direction);
+    }
+  });
+
+  it('lets inbound mail for the agency domains go', () => {
+    assert.equal(checkOutboundGuard(sampleEnvelope({ recipients: ['a@behoerde.example'] }), domains), undefined);
+  });
+
+  it("lets the gateway's own mail (DSNs, notices) go anywhere", () => {
+    const envelope = sampleEnvelope({ direction: 'generated', mailFrom: '', recipients: ['x@firma.example'] });
+    assert.equal(checkOutboundGuard(envelope, domains), undefined);
+  });
+});

@@ -1,0 +1,169 @@
+import assert from 'node:assert/strict';
+import net, { type AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+// @smgw/testing is not a dependency of this package (yet); its source is imported directly.
+import { type SmtpSink, startSmtpSink } from '@smgw/testing';
+import type { Destination } from '../src/route-recipients.ts';
+import { sendToDestination } from '../src/send-to-destination.ts';
+import { connectFirstReachable, createTransports, type TransportSettings } from '../src/transports.ts';
+import { sampleMessage } from './fixtures.ts';
+
+/** A port nothing listens on (taken from the OS, then released). */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+function dnsError(code: string): Error {
+  return Object.assign(new Error(`${code} (test resolver)`), { code });
+}
+
+/** A resolver that knows one domain, whose MX is this machine; every other name does not exist. */
+function resolverFor(domain: string) {
+  return (name: string, type: string) => {
+    if (name === domain && type === 'MX') return [{ exchange: `mx.${domain}`, priority: 10 }];
+    if (name === `mx.${domain}` && type === 'A') return ['127.0.0.1'];
+    if (name === domain || name === `mx.${domain}` || name.endsWith(`.${domain}`)) throw dnsError('ENODATA');
+    throw dnsError('ENOTFOUND');
+  };
+}
+
+describe('transports', () => {
+  let sink: SmtpSink;
+  const settings = (overrides: Partial<TransportSettings> = {}): TransportSettings => ({
+    hostname: 'smgw.test',
+    connectionsPerDestination: 2,
+    timeoutMs: 5000,
+    requireTlsOutside: false,
+    ...overrides,
+  });
+
+  before(async () => {
+    sink = await startSmtpSink();
+  });
+  after(async () => {
+    await sink.close();
+  });
+
+  it('connects to the first relay host that takes the connection', async () => {
+    const dead = await freePort();
+    const { socket, host } = await connectFirstReachable(
+      [
+        { host: '127.0.0.1', port: dead },
+        { host: '127.0.0.1', port: sink.port },
+      ],
+      5000,
+    );
+    socket.destroy();
+    assert.deepEqual(host, { host: '127.0.0.1', port: sink.port });
+  });
+
+  it('fails with the last error when no relay host takes the connection', async () => {
+    const dead = await freePort();
+    await assert.rejects(connectFirstReachable([{ host: '127.0.0.1', port: dead }], 5000), { code: 'ECONNREFUSED' });
+  });
+
+  it('reuses one transport per destination and closes it once idle', async () => {
+    const transports = createTransports(settings({ idleCloseMs: 60_000 }));
+    const destination: Destination = {
+      kind: 'smarthost',
+      key: 'smarthost:test',
+      host: { host: '127.0.0.1', port: sink.port },
+    };
+    const first = await transports.use(destination, async (t) => t);
+    const second = await transports.use(destination, async (t) => t);
+    assert.equal(first, second);
+    assert.equal(transports.count(), 1);
+    assert.equal(transports.closeIdle(Date.now()), 0, 'not idle long enough yet');
+    assert.equal(transports.closeIdle(Date.now() + 60_000), 1);
+    assert.equal(transports.count(), 0);
+    transports.close();
+  });
+
+  it('never closes a transport while a message is being sent', async () => {
+    const transports = createTransports(settings({ idleCloseMs: 0 }));
+    const destination: Destination = {
+      kind: 'smarthost',
+      key: 'smarthost:test',
+      host: { host: '127.0.0.1', port: sink.port },
+    };
+    await transports.use(destination, async () => {
+      assert.equal(transports.closeIdle(Date.now() + 1000), 0);
+    });
+    assert.equal(transports.closeIdle(Date.now() + 1000), 1);
+    transports.close();
+  });
+
+  it("delivers to a domain's MX found by mx-connect, over the socket it opened", async () => {
+    const transports = createTransports(
+      settings({
+        mxConnectOptions: {
+          port: sink.port,
+          dnsOptions: { resolveRecords: resolverFor('firma.example') },
+          mtaSts: { enabled: false },
+        },
+      }),
+    );
+    const message = sampleMessage('über MX');
+    const answers = await transports.use({ kind: 'mx', key: 'mx:firma.example', domain: 'firma.example' }, (t) =>
+      sendToDestination(t, {
+        raw: Readable.from([message]),
+        from: 'sb@behoerde.example',
+        to: ['x@firma.example'],
+        size: message.length,
+      }),
+    );
+    transports.close();
+    assert.equal(answers[0]?.classification.result, 'delivered');
+    assert.equal(answers[0]?.remoteMta, 'mx.firma.example');
+    const received = sink.messages.find((m) => m.rcptTo.includes('x@firma.example'));
+    assert.ok(received?.raw.equals(message));
+  });
+
+  it('bounces recipients of a domain that does not exist', async () => {
+    const transports = createTransports(
+      settings({
+        mxConnectOptions: { dnsOptions: { resolveRecords: resolverFor('firma.example') }, mtaSts: { enabled: false } },
+      }),
+    );
+    const message = sampleMessage();
+    const answers = await transports.use({ kind: 'mx', key: 'mx:nirgends.example', domain: 'nirgends.example' }, (t) =>
+      sendToDestination(t, {
+        raw: Readable.from([message]),
+        from: 'sb@behoerde.example',
+        to: ['x@nirgends.example'],
+        size: message.length,
+      }),
+    );
+    transports.close();
+    assert.deepEqual(answers[0]?.classification, { result: 'bounced', category: 'dns', status: '5.1.2' });
+  });
+
+  it('defers recipients whose MX cannot be reached', async () => {
+    const dead = await freePort();
+    const transports = createTransports(
+      settings({
+        mxConnectOptions: {
+          port: dead,
+          dnsOptions: { resolveRecords: resolverFor('firma.example') },
+          mtaSts: { enabled: false },
+        },
+      }),
+    );
+    const message = sampleMessage();
+    const answers = await transports.use({ kind: 'mx', key: 'mx:firma.example', domain: 'firma.example' }, (t) =>
+      sendToDestination(t, {
+        raw: Readable.from([message]),
+        from: 'sb@behoerde.example',
+        to: ['y@firma.example'],
+        size: message.length,
+      }),
+    );
+    transports.close();
+    assert.equal(answers[0]?.classification.result, 'deferred');
+  });
+});
