@@ -112,8 +112,8 @@ fi
 if [ ! -f "$STATE/secrets.env" ]; then
   umask 077
   {
-    echo "SMGW_ADMIN_TOKEN=$(head -c 32 /dev/urandom | base64 | tr -d '/+=' | head -c 40)"
-    echo "SMGW_MASTER_KEY=$(head -c 32 /dev/urandom | base64)"
+    echo ": \"\${SMGW_ADMIN_TOKEN:=$(head -c 32 /dev/urandom | base64 | tr -d '/+=' | head -c 40)}\""
+    echo ": \"\${SMGW_MASTER_KEY:=$(head -c 32 /dev/urandom | base64)}\""
   } > "$STATE/secrets.env"
 fi
 if [ ! -f "$STATE/tls/cert.pem" ]; then

@@ -56,3 +56,10 @@ export async function databaseReachable(pool: pg.Pool): Promise<boolean> {
     return false;
   }
 }
+
+export type Client = pg.Client;
+
+/** One connection of its own, outside the pool (a session whose life means something, like deliver's owner). */
+export function createClient(options: { url: string; applicationName?: string }): pg.Client {
+  return new pg.Client({ connectionString: options.url, application_name: options.applicationName ?? 'smgw' });
+}

@@ -31,8 +31,10 @@ export interface DeliverDeps {
   maxMessageBytes: number;
   /** Upper bound of one SMTP transaction; a server trickling its replies is given up on after it. */
   attemptTimeoutMs: number;
-  /** How long a `sending` claim keeps a duplicate envelope away; longer than any attempt can take. */
+  /** How long a `sending` claim without a known owner keeps a duplicate envelope away; longer than any attempt. */
   claimLeaseMs: number;
+  /** This process's liveness identity for its claims (see owner-session.ts); a dead owner's claims are taken over. */
+  owner?: (() => { pid: number; started: string } | undefined) | undefined;
   templates: DsnTemplates;
   /** Publishes (confirmed) DSN envelopes when the outcome is a retry, which cannot carry them. */
   publish: (envelope: Envelope) => Promise<void>;
@@ -60,7 +62,7 @@ export function createDeliverHandler(deps: DeliverDeps): Handler {
 async function deliverEnvelope(deps: DeliverDeps, envelope: Envelope, context: HandlerContext): Promise<Outcome> {
   // Rows for the deliveries and the trace to hang on (idempotent; ingest normally made them already).
   await recordMessage(deps.pool, envelope);
-  const claim = await claimRecipients(deps.pool, envelope.id, envelope.recipients, deps.claimLeaseMs);
+  const claim = await claimRecipients(deps.pool, envelope.id, envelope.recipients, deps.claimLeaseMs, deps.owner?.());
   if (claim.done.length > 0)
     context.log.info({ recipients: claim.done }, 'already delivered or bounced; not sent again');
   if (claim.busy.length > 0) context.log.info({ recipients: claim.busy }, 'another consumer is sending these now');

@@ -16,25 +16,33 @@ export interface ClaimResult {
 }
 
 /**
- * Claims the recipients that still need sending: new ones, deferred ones, and `sending` ones whose claim is older
- * than `leaseMs` (their consumer died). A claim by a live consumer is left alone, so a duplicate envelope waits.
+ * Claims the recipients that still need sending: new ones, deferred ones, and `sending` ones whose owner is gone:
+ * the owner's database session (OwnerSession) no longer exists, i.e. the process died, or, for a claim made without
+ * an owner, the claim is older than `leaseMs`. A claim by a live consumer is left alone, so a duplicate envelope
+ * (one redelivered while its first consumer still works, say after a broker restart) waits instead of sending twice.
  */
 export async function claimRecipients(
   pool: Pool,
   messageId: string,
   recipients: string[],
   leaseMs: number,
+  owner?: { pid: number; started: string } | undefined,
 ): Promise<ClaimResult> {
   const unique = [...new Set(recipients)];
   const claimed = await pool.query<{ recipient: string }>(
-    `insert into deliveries (message_id, recipient, state, attempts, updated_at)
-     select $1, r, 'sending', 1, now() from unnest($2::text[]) as r
+    `insert into deliveries (message_id, recipient, state, attempts, updated_at, owner_pid, owner_started)
+     select $1, r, 'sending', 1, now(), $4, $5::timestamptz from unnest($2::text[]) as r
      on conflict (message_id, recipient) do update
-       set state = 'sending', attempts = deliveries.attempts + 1, updated_at = now()
+       set state = 'sending', attempts = deliveries.attempts + 1, updated_at = now(),
+           owner_pid = excluded.owner_pid, owner_started = excluded.owner_started
        where deliveries.state = 'deferred'
-          or (deliveries.state = 'sending' and deliveries.updated_at < now() - make_interval(secs => $3::double precision / 1000))
+          or (deliveries.state = 'sending' and (
+                (deliveries.owner_pid is not null and not exists (
+                   select 1 from pg_stat_activity a
+                   where a.pid = deliveries.owner_pid and a.backend_start = deliveries.owner_started))
+             or deliveries.updated_at < now() - make_interval(secs => $3::double precision / 1000)))
      returning recipient`,
-    [messageId, unique, leaseMs],
+    [messageId, unique, leaseMs, owner?.pid ?? null, owner?.started ?? null],
   );
   const mine = new Set(claimed.rows.map((r) => r.recipient));
   const others = await pool.query<{ recipient: string; state: string; dsn_message_id: string | null }>(

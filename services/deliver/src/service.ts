@@ -8,6 +8,7 @@ import type { DeliverConfig } from './config.ts';
 import { createDeliverHandler } from './deliver-envelope.ts';
 import { loadDsnTemplates } from './dsn.ts';
 import { deliverMetrics, instrumentHandler } from './metrics.ts';
+import { openOwnerSession } from './owner-session.ts';
 import { createTransports, type TransportSettings } from './transports.ts';
 
 export interface DeliverOptions {
@@ -35,6 +36,7 @@ export async function startDeliver(
     max: Math.min(config.prefetch + 4, 50),
   });
   const blobStore = createBlobStore(pool);
+  const owner = await openOwnerSession(config.databaseUrl, log);
   const mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-deliver' });
   await mq.declareTopology({ deliver: config.deliverRetryLadder });
 
@@ -66,6 +68,7 @@ export async function startDeliver(
     maxMessageBytes: config.maxMessageBytes,
     attemptTimeoutMs,
     claimLeaseMs: attemptTimeoutMs + 60_000,
+    owner: () => owner.identity(),
     templates: await loadDsnTemplates(),
     publish: (envelope) => mq.publish(envelope),
     recipientsTotal: metrics.recipients,
@@ -103,6 +106,7 @@ export async function startDeliver(
       transports.close();
       await mq.close();
       await health.close();
+      await owner.close();
       await pool.end();
       log.info('deliver stopped');
     },

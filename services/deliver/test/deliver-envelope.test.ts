@@ -6,7 +6,6 @@ import { after, before, describe, it } from 'node:test';
 import { createBlobStore } from '@smgw/blob-store';
 import type { Envelope } from '@smgw/envelope';
 import type { HandlerContext, Outcome } from '@smgw/mq';
-// @smgw/testing is not a dependency of this package (yet); its source is imported directly.
 import { createTestDatabase, type SmtpSink, startSmtpSink, type TestDatabase } from '@smgw/testing';
 import { recordMessage } from '@smgw/trace';
 import { createDeliverHandler } from '../src/deliver-envelope.ts';
@@ -119,6 +118,30 @@ describe('deliver handler', () => {
     ]);
     envelopesOf(await handle(envelope, context()));
     assert.equal(relay.messages.filter((m) => m.rcptTo.includes('claimed@behoerde.example')).length, 1);
+  });
+
+  it('takes over at once a claim whose owning process died, and leaves a live owner alone', async () => {
+    const { openOwnerSession } = await import('../src/owner-session.ts');
+    const envelope = await stored({ recipients: ['orphan@behoerde.example'] });
+    // Another deliver process claims the recipient, then dies (its database session ends with it).
+    const other = await openOwnerSession(db.url, testLogger);
+    const id = other.identity();
+    assert.ok(id);
+    await db.pool.query(
+      `insert into deliveries (message_id, recipient, state, attempts, owner_pid, owner_started)
+       values ($1, 'orphan@behoerde.example', 'sending', 1, $2, $3::timestamptz)`,
+      [envelope.id, id.pid, id.started],
+    );
+    const whileAlive = await handle(envelope, context()).finally(() => other.close());
+    assert.equal(whileAlive.kind, 'retry', 'a live owner keeps its claim');
+    // The session is gone as soon as PostgreSQL has seen the connection close.
+    for (let i = 0; i < 100; i++) {
+      const { rows } = await db.pool.query('select 1 from pg_stat_activity where pid = $1', [id.pid]);
+      if (rows.length === 0) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    envelopesOf(await handle(envelope, context()));
+    assert.equal(relay.messages.filter((m) => m.rcptTo.includes('orphan@behoerde.example')).length, 1);
   });
 
   it('publishes a DSN itself when the outcome is a retry for other recipients', async () => {

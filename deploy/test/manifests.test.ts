@@ -1,0 +1,461 @@
+// Renders the deployment files with the real tools (docker-compose, kubectl kustomize) and checks what operators
+// rely on: every piece is there, every gateway pod is probed, bounded and unprivileged, the settings pass the
+// gateway's own validation, and every queue stage scales on its own queue. Run: node --test deploy/test/*.test.ts
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { loadConfig, type Spec, settings } from '../../packages/config/src/index.ts';
+import { STAGES, workQueue } from '../../packages/envelope/src/index.ts';
+import { adminSettings } from '../../services/admin/src/config.ts';
+import { deliverSpec } from '../../services/deliver/src/config.ts';
+import { ingestSpec } from '../../services/ingest/src/config.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+// biome-ignore lint/suspicious/noExplicitAny: rendered manifests are untyped JSON
+type Manifest = Record<string, any>;
+
+function run(command: string, args: string[], input?: string): string {
+  try {
+    return execFileSync(command, args, { cwd: ROOT, encoding: 'utf8', input, stdio: 'pipe', maxBuffer: 64 << 20 });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: string };
+    if (e.code === 'ENOENT') throw new Error(`${command} is not installed (deploy/README.md "Checking the files")`);
+    throw new Error(`${command} ${args.join(' ')} failed: ${e.stderr ?? e.message}`);
+  }
+}
+
+/**
+ * YAML documents → objects, parsed by kubectl itself (no YAML library in the workspace): `kubectl label --local`
+ * reads any document that has apiVersion, kind and metadata, touches nothing on a server, and prints JSON objects
+ * one after another, each closing with a `}` in the first column.
+ */
+function parseYamlWithKubectl(yaml: string): Manifest[] {
+  const json = run('kubectl', ['label', '--local', '-f', '-', 'smgw.test/parsed=true', '-o', 'json'], yaml);
+  if (json.trim() === '') return [];
+  const objects = JSON.parse(`[${json.replace(/^}\n\{/gm, '},\n{')}]`) as Manifest[];
+  return objects.flatMap((o) => (o.kind === 'List' ? (o.items as Manifest[]) : [o]));
+}
+
+function renderOverlay(name: string): Manifest[] {
+  return parseYamlWithKubectl(run('kubectl', ['kustomize', `deploy/k8s/overlays/${name}`]));
+}
+
+function find(objects: Manifest[], kind: string, name: string): Manifest {
+  const found = objects.find((o) => o.kind === kind && o.metadata.name === name);
+  assert.ok(found, `${kind} ${name} is missing`);
+  return found;
+}
+
+const isGateway = (o: Manifest) => o.metadata.labels?.['app.kubernetes.io/part-of'] === 'smgw';
+
+const GATEWAY_DEPLOYMENTS = [
+  'smgw-ingest',
+  'smgw-deliver',
+  'smgw-admin',
+  'smgw-scan',
+  'smgw-encrypt',
+  'smgw-signature-verify',
+  'smgw-mailbox',
+  'smgw-lifecycle-reaper',
+];
+const INFRASTRUCTURE_DEPLOYMENTS = ['smgw-redis', 'smgw-clamd'];
+/** The Deployment that consumes each stage's queue (services are named for what they do, queues for the stage). */
+const WORKER_OF_STAGE: Record<(typeof STAGES)[number], string> = {
+  scan: 'smgw-scan',
+  encrypt: 'smgw-encrypt',
+  verify: 'smgw-signature-verify',
+  deliver: 'smgw-deliver',
+  mailbox: 'smgw-mailbox',
+};
+
+/**
+ * The settings each process reads. Services whose code has not landed yet are checked against every setting
+ * except the admin token (which only admin gets).
+ */
+const { adminToken: _onlyAdmin, ...everySettingButTheAdminToken } = settings;
+const SPEC_OF: Record<string, Spec> = {
+  'smgw-ingest': ingestSpec,
+  'smgw-deliver': deliverSpec,
+  'smgw-admin': adminSettings,
+};
+const specOf = (deployment: string): Spec => SPEC_OF[deployment] ?? everySettingButTheAdminToken;
+
+/** The environment variable that carries each secret setting, given to exactly the processes that read it. */
+const SECRET_SETTINGS = { databaseUrl: 'DATABASE_URL', amqpUrl: 'AMQP_URL', redisUrl: 'REDIS_URL' } as const;
+
+/** Secret values in the shape the gateway expects, to run the rendered settings through its validation. */
+const SECRET_STAND_INS: Record<string, string> = {
+  DATABASE_URL: 'postgresql://smgw:pw@smgw-db-rw.smgw:5432/smgw',
+  AMQP_URL: 'amqp://smgw:pw@smgw-rabbitmq.smgw.svc:5672',
+  REDIS_URL: 'redis://:pw@smgw-redis:6379',
+  SMGW_ADMIN_TOKEN: 'stand-in',
+  SMGW_MASTER_KEY: Buffer.alloc(32, 7).toString('base64'),
+};
+
+describe('docker-compose.yml', () => {
+  let compose: Manifest;
+
+  before(() => {
+    const normalised = run('docker-compose', ['-f', 'docker-compose.yml', 'config']);
+    const header = 'apiVersion: smgw.test/v1\nkind: ComposeFile\nmetadata:\n  name: compose\n';
+    [compose] = parseYamlWithKubectl(header + normalised) as [Manifest];
+  });
+
+  it('is accepted by docker-compose config -q', () => {
+    run('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q']);
+  });
+
+  it('runs the infrastructure, a mail sink, the migrate one-shot and the gateway services', () => {
+    const services = run('docker-compose', ['-f', 'docker-compose.yml', 'config', '--services']).trim().split('\n');
+    for (const name of [
+      'postgres',
+      'rabbitmq',
+      'redis',
+      'clamav',
+      'mailpit',
+      'migrate',
+      'ingest',
+      'deliver',
+      'admin',
+      'scan',
+      'encrypt',
+      'signature-verify',
+      'mailbox',
+      'lifecycle-reaper',
+    ]) {
+      assert.ok(services.includes(name), `service ${name} is missing`);
+    }
+  });
+
+  it('publishes the documented ports, on loopback only', () => {
+    const published = Object.values(compose.services as Record<string, Manifest>).flatMap(
+      (s) => (s.ports ?? []) as string[],
+    );
+    for (const port of [2525, 2587, 8081, 15672, 8025]) {
+      assert.ok(
+        published.some((p) => p.startsWith(`127.0.0.1:${port}:`)),
+        `port ${port} is not published on 127.0.0.1`,
+      );
+    }
+    for (const p of published) assert.match(p, /^127\.0\.0\.1:/, `${p} is reachable from other machines`);
+  });
+
+  it('starts the gateway only after migrate succeeded and its infrastructure is healthy', () => {
+    for (const name of ['ingest', 'deliver', 'admin']) {
+      const dependsOn = compose.services[name].depends_on as Record<string, { condition: string }>;
+      assert.equal(dependsOn.migrate?.condition, 'service_completed_successfully', `${name} → migrate`);
+      for (const infra of ['postgres', 'rabbitmq', 'redis']) {
+        assert.equal(dependsOn[infra]?.condition, 'service_healthy', `${name} → ${infra}`);
+      }
+    }
+    assert.equal(compose.services.migrate.depends_on.postgres.condition, 'service_healthy');
+    for (const infra of ['postgres', 'rabbitmq', 'redis', 'clamav']) {
+      assert.ok(compose.services[infra].healthcheck?.test, `${infra} has no healthcheck`);
+    }
+  });
+
+  it('loads the RabbitMQ definitions file at boot', () => {
+    const volumes = compose.services.rabbitmq.volumes as (string | { source: string; target: string })[];
+    const mounts = volumes.map((v) => (typeof v === 'string' ? v : `${v.source}:${v.target}`));
+    assert.ok(mounts.some((m) => m.includes('deploy/rabbitmq/definitions.json:/etc/rabbitmq/definitions/')));
+    assert.match(
+      readFileSync(`${ROOT}deploy/compose/rabbitmq.conf`, 'utf8'),
+      /^load_definitions = \/etc\/rabbitmq\/definitions$/m,
+    );
+  });
+
+  it('gives the gateway settings that pass its own validation, pointing at the mail sink', () => {
+    for (const name of ['ingest', 'deliver', 'admin']) {
+      const env = compose.services[name].environment as Record<string, string>;
+      const config = loadConfig(settings, env);
+      assert.deepEqual(config.smarthost, { host: 'mailpit', port: 1025 });
+      assert.deepEqual(config.internalRelay, [{ host: 'mailpit', port: 1025 }]);
+      assert.equal(config.healthBind, '0.0.0.0');
+    }
+  });
+});
+
+for (const overlay of ['dev', 'production']) {
+  describe(`Kubernetes overlay ${overlay}`, () => {
+    let objects: Manifest[] = [];
+    const deployments = () => objects.filter((o) => o.kind === 'Deployment');
+
+    before(() => {
+      objects = renderOverlay(overlay);
+    });
+
+    it('renders with kubectl kustomize into the namespace smgw', () => {
+      assert.ok(objects.length > 40, `only ${objects.length} objects rendered`);
+      for (const o of objects) if (o.kind !== 'Namespace') assert.equal(o.metadata.namespace, 'smgw', o.metadata.name);
+    });
+
+    it('declares every service, the infrastructure and the operations objects', () => {
+      for (const name of [...GATEWAY_DEPLOYMENTS, ...INFRASTRUCTURE_DEPLOYMENTS]) find(objects, 'Deployment', name);
+      for (const name of ['smgw-ingest', 'smgw-admin', 'smgw-mailbox', 'smgw-redis', 'smgw-clamd']) {
+        find(objects, 'Service', name);
+      }
+      find(objects, 'RabbitmqCluster', 'smgw-rabbitmq');
+      find(objects, 'User', 'smgw-app');
+      find(objects, 'Permission', 'smgw-app');
+      find(objects, 'Cluster', 'smgw-db');
+      find(objects, 'TriggerAuthentication', 'smgw-rabbitmq');
+      find(objects, 'PodMonitor', 'smgw');
+      find(objects, 'ServiceMonitor', 'smgw-rabbitmq');
+      find(objects, 'NetworkPolicy', 'default-deny');
+      find(objects, 'ServiceAccount', 'smgw');
+      assert.ok(objects.some((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('smgw-settings-')));
+    });
+
+    it('probes, bounds and de-privileges every container', () => {
+      for (const d of deployments()) {
+        const pod = d.spec.template.spec;
+        const where = d.metadata.name;
+        assert.equal(pod.securityContext?.runAsNonRoot, true, `${where}: runAsNonRoot`);
+        assert.equal(typeof pod.securityContext?.runAsUser, 'number', `${where}: numeric runAsUser`);
+        assert.equal(pod.securityContext?.seccompProfile?.type, 'RuntimeDefault', `${where}: seccomp`);
+        assert.equal(pod.automountServiceAccountToken, false, `${where}: no API token`);
+        for (const c of [...(pod.initContainers ?? []), ...pod.containers] as Manifest[]) {
+          const at = `${where}/${c.name}`;
+          for (const kind of ['requests', 'limits']) {
+            assert.ok(c.resources?.[kind]?.cpu && c.resources?.[kind]?.memory, `${at}: resources.${kind}`);
+          }
+          assert.equal(c.securityContext?.allowPrivilegeEscalation, false, `${at}: allowPrivilegeEscalation`);
+          assert.equal(c.securityContext?.readOnlyRootFilesystem, true, `${at}: readOnlyRootFilesystem`);
+          assert.deepEqual(c.securityContext?.capabilities?.drop, ['ALL'], `${at}: capabilities`);
+        }
+        for (const c of pod.containers as Manifest[]) {
+          assert.ok(c.livenessProbe, `${where}/${c.name}: livenessProbe`);
+          assert.ok(c.readinessProbe, `${where}/${c.name}: readinessProbe`);
+        }
+      }
+    });
+
+    it('probes the gateway on /healthz (alive) and /readyz (dependencies reachable)', () => {
+      for (const d of deployments().filter(isGateway)) {
+        const [main] = d.spec.template.spec.containers as Manifest[];
+        assert.equal(main?.livenessProbe.httpGet.path, '/healthz', d.metadata.name);
+        assert.equal(main?.readinessProbe.httpGet.path, '/readyz', d.metadata.name);
+      }
+    });
+
+    it('keeps Service links out of the environment the gateway reads its settings from', () => {
+      for (const d of deployments()) assert.equal(d.spec.template.spec.enableServiceLinks, false, d.metadata.name);
+    });
+
+    it('runs the migrations before every gateway process starts', () => {
+      for (const d of deployments().filter(isGateway)) {
+        const [init] = (d.spec.template.spec.initContainers ?? []) as Manifest[];
+        assert.deepEqual(init?.args, ['packages/db/src/migrate-cli.ts'], d.metadata.name);
+        assert.equal(init?.image, d.spec.template.spec.containers[0].image, `${d.metadata.name}: same image`);
+      }
+    });
+
+    it('scales the worker of every queue stage on the length of its own queue', () => {
+      const scaled = objects.filter((o) => o.kind === 'ScaledObject');
+      for (const stage of STAGES) {
+        const worker = WORKER_OF_STAGE[stage];
+        const so = scaled.find((o) => o.spec.scaleTargetRef.name === worker);
+        assert.ok(so, `no ScaledObject for ${worker}`);
+        find(objects, 'Deployment', worker);
+        const [trigger] = so.spec.triggers as Manifest[];
+        assert.equal(trigger?.type, 'rabbitmq');
+        assert.equal(trigger?.metadata.queueName, workQueue(stage));
+        assert.equal(trigger?.metadata.mode, 'QueueLength');
+        find(objects, 'TriggerAuthentication', trigger?.authenticationRef.name);
+      }
+    });
+
+    it('keeps the stages that have no code yet at zero replicas', () => {
+      for (const name of ['smgw-scan', 'smgw-encrypt', 'smgw-signature-verify', 'smgw-mailbox']) {
+        const so = objects.find((o) => o.kind === 'ScaledObject' && o.spec.scaleTargetRef.name === name);
+        assert.equal(so?.metadata.annotations?.['autoscaling.keda.sh/paused-replicas'], '0', name);
+        assert.equal(find(objects, 'Deployment', name).spec.replicas, 0, name);
+      }
+      assert.equal(find(objects, 'Deployment', 'smgw-lifecycle-reaper').spec.replicas, 0);
+    });
+
+    it('gives every gateway process settings that pass its own validation', () => {
+      const configMap = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('smgw-settings-'));
+      for (const d of deployments().filter(isGateway)) {
+        const [main] = d.spec.template.spec.containers as Manifest[];
+        assert.equal(main?.envFrom?.[0]?.configMapRef?.name, configMap?.metadata.name, d.metadata.name);
+        const fromSecrets = (main?.env ?? []).filter((e: Manifest) => e.valueFrom || e.value?.includes('$('));
+        const env: Record<string, string> = { ...configMap?.data };
+        for (const e of fromSecrets) if (SECRET_STAND_INS[e.name]) env[e.name] = SECRET_STAND_INS[e.name] as string;
+        for (const e of main?.env ?? []) if (e.value !== undefined && !e.value.includes('$(')) env[e.name] = e.value;
+        const spec = specOf(d.metadata.name);
+        assert.doesNotThrow(() => loadConfig(spec, env), d.metadata.name);
+        if (!SPEC_OF[d.metadata.name]) continue;
+        // A service whose code exists gets exactly the connection secrets its settings read.
+        const given = new Set(fromSecrets.map((e: Manifest) => e.name));
+        for (const [key, variable] of Object.entries(SECRET_SETTINGS)) {
+          assert.equal(given.has(variable), key in spec, `${d.metadata.name}: ${variable}`);
+        }
+        for (const key of ['adminToken', 'masterKey'] as const) {
+          if (key in spec) assert.ok(given.has(settings[key].env), `${d.metadata.name}: ${settings[key].env}`);
+        }
+      }
+      assert.equal(configMap?.data.SMGW_HEALTH_PORT, '9100');
+      for (const bind of ['SMGW_HEALTH_BIND', 'SMGW_SMTP_BIND', 'SMGW_ADMIN_BIND']) {
+        assert.equal(configMap?.data[bind], '0.0.0.0', bind);
+      }
+      for (const secret of ['SMGW_ADMIN_TOKEN', 'SMGW_MASTER_KEY', 'DATABASE_URL', 'AMQP_URL']) {
+        assert.equal(configMap?.data[secret], undefined, `${secret} must come from a Secret`);
+      }
+    });
+
+    it('connects to PostgreSQL over TLS checked against the cluster CA, from every container', () => {
+      for (const d of deployments().filter(isGateway)) {
+        const pod = d.spec.template.spec;
+        const ca = pod.volumes.find((v: Manifest) => v.secret?.secretName === 'smgw-db-ca');
+        assert.deepEqual(ca?.secret.items, [{ key: 'ca.crt', path: 'ca.crt' }], `${d.metadata.name}: CA key stays out`);
+        for (const c of [...pod.initContainers, ...pod.containers] as Manifest[]) {
+          const env = Object.fromEntries((c.env ?? []).map((e: Manifest) => [e.name, e.value]));
+          const mount = (c.volumeMounts ?? []).find((m: Manifest) => m.name === ca.name);
+          assert.equal(env.PGSSLMODE, 'verify-full', `${d.metadata.name}/${c.name}`);
+          assert.equal(env.NODE_EXTRA_CA_CERTS, `${mount?.mountPath}/ca.crt`, `${d.metadata.name}/${c.name}`);
+        }
+      }
+    });
+
+    it('gives the admin token to the admin API only', () => {
+      for (const d of deployments().filter(isGateway)) {
+        const names = (d.spec.template.spec.containers[0].env ?? []).map((e: Manifest) => e.name);
+        assert.equal(names.includes('SMGW_ADMIN_TOKEN'), d.metadata.name === 'smgw-admin', d.metadata.name);
+      }
+    });
+
+    it('denies all traffic by default and opens each path explicitly', () => {
+      const policies = objects.filter((o) => o.kind === 'NetworkPolicy');
+      const deny = find(objects, 'NetworkPolicy', 'default-deny');
+      assert.deepEqual(deny.spec.podSelector, {});
+      assert.deepEqual(deny.spec.policyTypes, ['Ingress', 'Egress']);
+      // Ingress from anywhere only on ingest's SMTP ports.
+      for (const p of policies) {
+        for (const rule of (p.spec.ingress ?? []) as Manifest[]) {
+          if (rule.from) continue;
+          assert.equal(p.spec.podSelector.matchLabels?.['app.kubernetes.io/name'], 'smgw-ingest', p.metadata.name);
+          assert.deepEqual(
+            rule.ports.map((x: Manifest) => x.port),
+            [2525, 2587],
+          );
+        }
+      }
+      const admin = find(objects, 'NetworkPolicy', 'admin-from-operators');
+      assert.ok(admin.spec.ingress.every((r: Manifest) => r.from?.length > 0));
+      const deliver = find(objects, 'NetworkPolicy', 'deliver-to-smtp');
+      assert.deepEqual(
+        deliver.spec.egress[0].ports.map((x: Manifest) => x.port),
+        [25, 587],
+      );
+    });
+
+    it('exposes the admin API inside the cluster only', () => {
+      assert.equal(find(objects, 'Service', 'smgw-admin').spec.type, 'ClusterIP');
+    });
+
+    it('protects every serving Deployment with a PodDisruptionBudget', () => {
+      const budgets = objects.filter((o) => o.kind === 'PodDisruptionBudget');
+      for (const name of GATEWAY_DEPLOYMENTS.filter((n) => n !== 'smgw-lifecycle-reaper').concat('smgw-clamd')) {
+        assert.ok(
+          budgets.some((b) => b.spec.selector.matchLabels['app.kubernetes.io/name'] === name),
+          `no PodDisruptionBudget for ${name}`,
+        );
+      }
+    });
+
+    if (overlay === 'dev') {
+      it('runs one of everything', () => {
+        assert.equal(find(objects, 'RabbitmqCluster', 'smgw-rabbitmq').spec.replicas, 1);
+        assert.equal(find(objects, 'Cluster', 'smgw-db').spec.instances, 1);
+        for (const so of objects.filter((o) => o.kind === 'ScaledObject')) assert.equal(so.spec.maxReplicaCount, 1);
+        assert.equal(find(objects, 'Service', 'smgw-ingest').spec.type, 'ClusterIP');
+      });
+    } else {
+      it('spreads replicas over nodes and keeps the client address on the SMTP load balancer', () => {
+        const ingest = find(objects, 'Service', 'smgw-ingest');
+        assert.equal(ingest.spec.type, 'LoadBalancer');
+        assert.equal(ingest.spec.externalTrafficPolicy, 'Local');
+        assert.deepEqual(
+          ingest.spec.ports.map((p: Manifest) => p.port),
+          [25, 587],
+        );
+        for (const name of [...GATEWAY_DEPLOYMENTS, 'smgw-clamd']) {
+          const spread = find(objects, 'Deployment', name).spec.template.spec.topologySpreadConstraints ?? [];
+          assert.ok(
+            spread.some((c: Manifest) => c.topologyKey === 'kubernetes.io/hostname'),
+            `${name} is not spread over nodes`,
+          );
+        }
+        assert.equal(find(objects, 'RabbitmqCluster', 'smgw-rabbitmq').spec.replicas, 3);
+        assert.equal(find(objects, 'Cluster', 'smgw-db').spec.instances, 3);
+        const hpa = find(objects, 'HorizontalPodAutoscaler', 'smgw-ingest');
+        assert.ok(hpa.spec.minReplicas >= 2);
+        for (const so of objects.filter((o) => o.kind === 'ScaledObject')) assert.ok(so.spec.minReplicaCount >= 2);
+      });
+
+      it('gives ingest the STARTTLS certificate from a Secret', () => {
+        const pod = find(objects, 'Deployment', 'smgw-ingest').spec.template.spec;
+        const env = Object.fromEntries(pod.containers[0].env.map((e: Manifest) => [e.name, e.value]));
+        const tls = pod.volumes.find((v: Manifest) => v.secret?.secretName === 'smgw-smtp-tls');
+        assert.ok(tls, 'no volume from Secret smgw-smtp-tls');
+        const mount = pod.containers[0].volumeMounts.find((m: Manifest) => m.name === tls.name);
+        assert.equal(env.SMGW_TLS_CERT_FILE, `${mount.mountPath}/tls.crt`);
+        assert.equal(env.SMGW_TLS_KEY_FILE, `${mount.mountPath}/tls.key`);
+      });
+    }
+  });
+}
+
+describe('Grafana dashboard', () => {
+  const dashboard = JSON.parse(readFileSync(`${ROOT}deploy/grafana/smgw-dashboard.json`, 'utf8')) as Manifest;
+  const exprs = (dashboard.panels as Manifest[]).flatMap((p) => (p.targets ?? []).map((t: Manifest) => t.expr));
+
+  it('shows queue depth, rates, stage latency, ingest outcomes, delivery results and memory', () => {
+    const needed = [
+      'rabbitmq_queue_messages_ready',
+      'rabbitmq_queue_messages_published_total',
+      'rabbitmq_channel_messages_delivered_ack_total',
+      'smgw_ingest_messages_total',
+      'smgw_deliver_recipients_total',
+      'smgw_process_resident_memory_bytes',
+      ...STAGES.map((stage) => `smgw_${stage}_duration_seconds_bucket`),
+    ];
+    for (const metric of needed)
+      assert.ok(
+        exprs.some((e) => e.includes(metric)),
+        `no panel shows ${metric}`,
+      );
+  });
+
+  it('asks for its Prometheus data source instead of naming one', () => {
+    const targets = (dashboard.panels as Manifest[]).flatMap((p) => p.targets ?? []);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax, not a JavaScript template
+    for (const t of targets) assert.equal(t.datasource.uid, '${datasource}');
+    const ids = (dashboard.panels as Manifest[]).map((p) => p.id);
+    assert.equal(new Set(ids).size, ids.length, 'panel ids are unique');
+  });
+});
+
+describe('container image', () => {
+  const dockerfile = readFileSync(`${ROOT}deploy/docker/Dockerfile`, 'utf8');
+  const dockerignore = readFileSync(`${ROOT}.dockerignore`, 'utf8').split('\n');
+
+  it('installs production dependencies only, with the lockfile as it is', () => {
+    assert.match(dockerfile, /^ARG NODE_IMAGE=node:24-bookworm-slim$/m);
+    assert.match(dockerfile, /corepack prepare pnpm@12\.4\.2/);
+    assert.match(dockerfile, /pnpm install --frozen-lockfile --prod/);
+  });
+
+  it('runs as a non-root user under tini, the command choosing the service', () => {
+    assert.match(dockerfile, /^USER 1000:1000$/m);
+    assert.match(dockerfile, /^ENTRYPOINT \["\/usr\/bin\/tini", "--", "node"\]$/m);
+  });
+
+  it('keeps local dependencies, state and history out of the build context', () => {
+    for (const entry of ['**/node_modules', '.smgw', '.git']) assert.ok(dockerignore.includes(entry), entry);
+  });
+});

@@ -1,0 +1,282 @@
+// The end of DATA: stream the message (with our Received header in front) into the blob store, record it, publish
+// one envelope per direction, and only then say 250. Anything the client did wrong is a 5xx; anything that went
+// wrong on our side (database, broker) is a 451 so the client keeps the message and tries again
+// (ARCHITECTURE.md, durability rule 1).
+import type { Readable } from 'node:stream';
+import type { BlobStore } from '@smgw/blob-store';
+import { type Pool, withTransaction } from '@smgw/db';
+import {
+  type BlobRef,
+  type ClientInfo,
+  type DsnRequest,
+  type Envelope,
+  itineraryFor,
+  newMessageId,
+  newTraceId,
+  parseEnvelope,
+} from '@smgw/envelope';
+import type { Mq } from '@smgw/mq';
+import { type Logger, messageLogger } from '@smgw/observability';
+import { recordEvent, recordMessage } from '@smgw/trace';
+import { BareLineEndingError } from './bare-line-ending-guard.ts';
+import { buildReceivedHeader, receivedProtocol } from './received-header.ts';
+import { groupByDirection, type Listener } from './recipient-policy.ts';
+import type { ReplyCode } from './smtp-replies.ts';
+
+export interface AcceptDeps {
+  pool: Pool;
+  blobStore: Pick<BlobStore, 'put'>;
+  mq: Pick<Mq, 'publish'>;
+  log: Logger;
+  /** SMGW_HOSTNAME, for the Received header. */
+  hostname: string;
+  internalDomains: string[];
+  maxMessageBytes: number;
+}
+
+export interface IncomingRecipient {
+  address: string;
+  /** RCPT TO NOTIFY values (upper case) and ORCPT, when the client sent them. */
+  notify?: string[] | undefined;
+  orcpt?: string | undefined;
+}
+
+export interface IncomingMessage {
+  listener: Listener;
+  /** MAIL FROM; '' for the null reverse-path. */
+  mailFrom: string;
+  recipients: IncomingRecipient[];
+  /** MAIL FROM RET and ENVID, when the client sent them. */
+  ret?: string | null | undefined;
+  envid?: string | null | undefined;
+  client: {
+    ip: string;
+    helo: string;
+    ehlo: boolean;
+    /** The authenticated submission account, if any. */
+    user?: string | undefined;
+    tls: boolean;
+    /** e.g. "TLSv1.3:TLS_AES_256_GCM_SHA384" */
+    tlsCipher?: string | undefined;
+  };
+  /** The message as the client sent it (dot-unstuffed), already passed through the BareLineEndingGuard. */
+  body: Readable | AsyncIterable<Uint8Array>;
+  /** True once the client sent more than SMGW_MAX_MESSAGE_BYTES (smtp-server counts while data arrives). */
+  sizeExceeded: () => boolean;
+}
+
+export type AcceptOutcome =
+  | { kind: 'accepted'; messageId: string; traceId: string; blob: BlobRef; envelopes: Envelope[] }
+  | {
+      kind: 'refused';
+      reply: ReplyCode;
+      /** Stable code of what went wrong (logs, trace). */
+      code: string;
+      reason: string;
+      messageId: string;
+      traceId: string;
+    };
+
+/** The client sent more than SMGW_MAX_MESSAGE_BYTES. */
+export class MessageTooBigError extends Error {
+  readonly code = 'MESSAGE_TOO_BIG';
+  constructor(limit: number) {
+    super(`message exceeds ${limit} bytes`);
+    this.name = 'MessageTooBigError';
+  }
+}
+
+/** The Received header, then the client's bytes; stops with MessageTooBigError once smtp-server saw too many. */
+async function* withReceivedHeader(
+  header: string,
+  body: Readable | AsyncIterable<Uint8Array>,
+  sizeExceeded: () => boolean,
+  limit: number,
+): AsyncGenerator<Uint8Array> {
+  yield Buffer.from(header, 'latin1');
+  for await (const chunk of body) {
+    if (sizeExceeded()) throw new MessageTooBigError(limit);
+    yield chunk as Uint8Array;
+  }
+  if (sizeExceeded()) throw new MessageTooBigError(limit);
+}
+
+function causes(err: unknown): unknown[] {
+  const chain: unknown[] = [];
+  for (let e = err; e !== undefined && e !== null && chain.length < 10; e = (e as { cause?: unknown }).cause) {
+    chain.push(e);
+  }
+  return chain;
+}
+
+function codeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** Why storing the message failed, as the client's reply and our code. */
+export function classifyStoreFailure(err: unknown): { reply: ReplyCode; code: string } {
+  const chain = causes(err);
+  if (chain.some((e) => e instanceof BareLineEndingError))
+    return { reply: 'BARE_LINE_ENDING', code: 'BARE_LINE_ENDING' };
+  if (chain.some((e) => e instanceof MessageTooBigError || codeOf(e) === 'BLOB_TOO_LARGE')) {
+    return { reply: 'MESSAGE_TOO_BIG', code: 'MESSAGE_TOO_BIG' };
+  }
+  if (chain.some((e) => codeOf(e) === 'ECONNECTION'))
+    return { reply: 'TEMPORARY_FAILURE', code: 'CLIENT_DISCONNECTED' };
+  return { reply: 'TEMPORARY_FAILURE', code: codeOf(err) ?? 'BLOB_STORE_FAILED' };
+}
+
+/** DSN parameters of the recipients in one envelope (undefined when the client sent none). */
+export function dsnFor(message: IncomingMessage, recipients: string[]): DsnRequest | undefined {
+  const dsn: DsnRequest = {};
+  if (message.ret === 'FULL' || message.ret === 'HDRS') dsn.ret = message.ret;
+  if (message.envid) dsn.envid = message.envid;
+  for (const r of message.recipients) {
+    if (!recipients.includes(r.address)) continue;
+    if (r.notify?.length) {
+      dsn.notify ??= {};
+      dsn.notify[r.address] = r.notify as NonNullable<DsnRequest['notify']>[string];
+    }
+    if (r.orcpt) {
+      dsn.orcpt ??= {};
+      dsn.orcpt[r.address] = r.orcpt;
+    }
+  }
+  return Object.keys(dsn).length > 0 ? dsn : undefined;
+}
+
+export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage): Promise<AcceptOutcome> {
+  const messageId = newMessageId();
+  const traceId = newTraceId();
+  const receivedAt = new Date();
+  const log = messageLogger(deps.log, { id: messageId, traceId });
+  const recipients = message.recipients.map((r) => r.address);
+  const refused = (reply: ReplyCode, code: string, reason: string): AcceptOutcome => ({
+    kind: 'refused',
+    reply,
+    code,
+    reason,
+    messageId,
+    traceId,
+  });
+
+  const header = buildReceivedHeader({
+    helo: message.client.helo,
+    clientIp: message.client.ip,
+    byHostname: deps.hostname,
+    protocol: receivedProtocol({
+      ehlo: message.client.ehlo,
+      tls: message.client.tls,
+      authenticated: message.client.user !== undefined,
+    }),
+    tls: message.client.tlsCipher,
+    messageId,
+    forRecipient: recipients.length === 1 ? recipients[0] : undefined,
+    date: receivedAt,
+  });
+
+  let blob: BlobRef;
+  try {
+    blob = await deps.blobStore.put(
+      withReceivedHeader(header, message.body, message.sizeExceeded, deps.maxMessageBytes),
+      { maxBytes: deps.maxMessageBytes + Buffer.byteLength(header, 'latin1') },
+    );
+  } catch (err) {
+    const { reply, code } = classifyStoreFailure(err);
+    const level = reply === 'TEMPORARY_FAILURE' && code !== 'CLIENT_DISCONNECTED' ? 'error' : 'info';
+    log[level]({ code, err, listener: message.listener, ip: message.client.ip }, 'message not stored');
+    return refused(reply, code, (err as Error).message);
+  }
+
+  const client: ClientInfo = {
+    listener: message.listener,
+    ip: message.client.ip,
+    helo: message.client.helo,
+    tls: message.client.tls,
+    ...(message.client.user !== undefined ? { user: message.client.user } : {}),
+  };
+  const envelopes: Envelope[] = groupByDirection(message.listener, recipients, deps.internalDomains).map((group) => {
+    const dsn = dsnFor(message, group.recipients);
+    return {
+      v: 1,
+      id: messageId,
+      traceId,
+      receivedAt: receivedAt.toISOString(),
+      direction: group.direction,
+      mailFrom: message.mailFrom,
+      recipients: group.recipients,
+      client,
+      blob,
+      itinerary: itineraryFor(group.direction),
+      hop: 0,
+      verdicts: {},
+      attempt: 0,
+      ...(dsn ? { dsn } : {}),
+    };
+  });
+  for (const envelope of envelopes) {
+    const checked = parseEnvelope(envelope);
+    if (!checked.ok) {
+      log.error({ code: 'ENVELOPE_INVALID', detail: checked.error }, 'envelope for an accepted message is invalid');
+      return refused('TEMPORARY_FAILURE', 'ENVELOPE_INVALID', checked.error);
+    }
+  }
+
+  // The messages row and its recipients first: a stage may take the envelope the moment it is published.
+  try {
+    await withTransaction(deps.pool, async (db) => {
+      for (const envelope of envelopes) await recordMessage(db, envelope);
+      await recordEvent(db, messageId, {
+        stage: 'ingest',
+        event: 'message.received',
+        outcome: 'next',
+        data: {
+          listener: message.listener,
+          size: blob.size,
+          blob: blob.ref,
+          envelopes: envelopes.map((e) => ({ direction: e.direction, recipients: e.recipients.length })),
+        },
+      });
+    });
+  } catch (err) {
+    log.error({ code: 'TRACE_WRITE_FAILED', err }, 'cannot record the message; answering 451');
+    return refused('TEMPORARY_FAILURE', 'TRACE_WRITE_FAILED', (err as Error).message);
+  }
+
+  // Every envelope must be confirmed; wait for all of them so the log says exactly which ones went.
+  const results = await Promise.allSettled(envelopes.map((envelope) => deps.mq.publish(envelope)));
+  const failures = results.flatMap((result, i) =>
+    result.status === 'rejected' ? [{ direction: envelopes[i]?.direction, err: result.reason as unknown }] : [],
+  );
+  if (failures.length > 0) {
+    const first = failures[0]?.err;
+    const code = codeOf(first) ?? 'MQ_PUBLISH_FAILED';
+    const published = envelopes.filter((_, i) => results[i]?.status === 'fulfilled').map((e) => e.direction);
+    log.error(
+      { code, err: first, refusedDirections: failures.map((f) => f.direction), publishedDirections: published },
+      published.length > 0
+        ? 'broker refused an envelope after confirming another; answering 451 (the retry may duplicate the confirmed part)'
+        : 'broker refused the envelope; answering 451',
+    );
+    await recordEvent(deps.pool, messageId, {
+      stage: 'ingest',
+      event: 'message.refused',
+      outcome: 'retry',
+      code,
+      reason: `${(first as Error)?.message ?? String(first)}; answered 451 to the client`,
+      data: { publishedDirections: published },
+    }).catch((err: unknown) => log.error({ code: 'TRACE_WRITE_FAILED', err }, 'cannot record message.refused'));
+    return refused('TEMPORARY_FAILURE', code, (first as Error)?.message ?? String(first));
+  }
+
+  log.info(
+    {
+      listener: message.listener,
+      size: blob.size,
+      envelopes: envelopes.map((e) => ({ direction: e.direction, recipients: e.recipients.length })),
+    },
+    'message accepted',
+  );
+  return { kind: 'accepted', messageId, traceId, blob, envelopes };
+}

@@ -1,0 +1,28 @@
+// The settings the ingest service reads (SPEC.md "Settings"; definitions in @smgw/config).
+import { type ConfigOf, settings } from '@smgw/config';
+
+export const ingestSpec = {
+  databaseUrl: settings.databaseUrl,
+  databaseSchema: settings.databaseSchema,
+  amqpUrl: settings.amqpUrl,
+  redisUrl: settings.redisUrl,
+  redisPrefix: settings.redisPrefix,
+  smtpInboundPort: settings.smtpInboundPort,
+  smtpSubmissionPort: settings.smtpSubmissionPort,
+  smtpBindHost: settings.smtpBindHost,
+  internalDomains: settings.internalDomains,
+  submissionNetworks: settings.submissionNetworks,
+  maxMessageBytes: settings.maxMessageBytes,
+  hostname: settings.hostname,
+  tlsCertFile: settings.tlsCertFile,
+  tlsKeyFile: settings.tlsKeyFile,
+  logLevel: settings.logLevel,
+  maxConnectionsPerClient: settings.maxConnectionsPerClient,
+  maxRecipients: settings.maxRecipients,
+  commandRatePerMinute: settings.commandRatePerMinute,
+  fastGreetingForTrusted: settings.fastGreetingForTrusted,
+  healthPort: settings.healthPort,
+  healthBind: settings.healthBind,
+} as const;
+
+export type IngestConfig = ConfigOf<typeof ingestSpec>;

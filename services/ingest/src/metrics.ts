@@ -1,0 +1,33 @@
+import { Counter, Gauge, Histogram, type Registry } from '@smgw/observability';
+
+/** smgw_ingest_* metrics (README.md lists them). */
+export function ingestMetrics(registry: Registry) {
+  return {
+    messages: new Counter({
+      name: 'smgw_ingest_messages_total',
+      help: 'Messages that reached the end of DATA, by listener and outcome (accepted or the refusal code)',
+      labelNames: ['listener', 'outcome'],
+      registers: [registry],
+    }),
+    bytes: new Counter({
+      name: 'smgw_ingest_bytes_total',
+      help: 'Bytes of accepted messages (as stored, Received header included)',
+      labelNames: ['listener'],
+      registers: [registry],
+    }),
+    connections: new Gauge({
+      name: 'smgw_ingest_connections',
+      help: 'Open SMTP sessions that passed the connection checks',
+      labelNames: ['listener'],
+      registers: [registry],
+    }),
+    acceptDuration: new Histogram({
+      name: 'smgw_ingest_accept_duration_seconds',
+      help: 'Time from the DATA command to the final reply: streaming into the blob store, recording, publishing',
+      labelNames: ['listener'],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+  };
+}
+export type IngestMetrics = ReturnType<typeof ingestMetrics>;

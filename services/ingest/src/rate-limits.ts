@@ -1,0 +1,112 @@
+// Abuse limits shared by every ingest replica, kept in Redis under SMGW_REDIS_PREFIX:
+// - concurrent connections per client address (an INCR/DECR counter; a safety TTL clears what a crashed replica
+//   left behind),
+// - SMTP commands per client address per minute (fixed one-minute windows),
+// - failed AUTH attempts per client address (a counter that expires AUTH_FAILURE_WINDOW_SECONDS after the first).
+// Redis errors are thrown as RedisUnavailableError: the caller answers with a temporary refusal, never lets the
+// client through unchecked.
+import type { Redis } from 'ioredis';
+
+export class RedisUnavailableError extends Error {
+  readonly code = 'REDIS_UNAVAILABLE';
+  constructor(cause: unknown) {
+    super(`Redis unavailable: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    this.name = 'RedisUnavailableError';
+  }
+}
+
+export interface RateLimitOptions {
+  /** SMGW_REDIS_PREFIX */
+  prefix: string;
+  maxConnectionsPerClient: number;
+  commandsPerMinute: number;
+  /** Failed logins per client address before AUTH is refused for the rest of the window. */
+  maxAuthFailures?: number;
+  authFailureWindowSeconds?: number;
+  /** How long a connection counter outlives its last change (connections are much shorter than this). */
+  connectionCounterTtlSeconds?: number;
+}
+
+export const AUTH_FAILURE_LIMIT = 5;
+export const AUTH_FAILURE_WINDOW_SECONDS = 900;
+export const CONNECTION_COUNTER_TTL_SECONDS = 3600;
+
+// One round trip each; the counter is only kept when the connection is allowed.
+const OPEN_CONNECTION = `
+local n = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+if n > tonumber(ARGV[1]) then
+  redis.call('DECR', KEYS[1])
+  return 0
+end
+return 1`;
+
+const CLOSE_CONNECTION = `
+local n = redis.call('DECR', KEYS[1])
+if n <= 0 then redis.call('DEL', KEYS[1]) end
+return n`;
+
+const COUNT_IN_WINDOW = `
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n`;
+
+export interface RateLimits {
+  /** Counts a new connection; false (and not counted) when the client already has the maximum open. */
+  openConnection(ip: string): Promise<boolean>;
+  /** Uncounts a connection that openConnection counted. */
+  closeConnection(ip: string): Promise<void>;
+  /** Counts one command; false when the client went over its commands per minute. */
+  countCommand(ip: string, now?: number): Promise<boolean>;
+  /** True when the client failed AUTH too often lately: refuse without checking the password. */
+  authBlocked(ip: string): Promise<boolean>;
+  recordAuthFailure(ip: string): Promise<void>;
+}
+
+export function createRateLimits(redis: Redis, options: RateLimitOptions): RateLimits {
+  const maxAuthFailures = options.maxAuthFailures ?? AUTH_FAILURE_LIMIT;
+  const authWindow = options.authFailureWindowSeconds ?? AUTH_FAILURE_WINDOW_SECONDS;
+  const counterTtl = options.connectionCounterTtlSeconds ?? CONNECTION_COUNTER_TTL_SECONDS;
+  const key = (...parts: string[]) => `${options.prefix}ingest:${parts.join(':')}`;
+
+  async function run<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      throw new RedisUnavailableError(err);
+    }
+  }
+
+  return {
+    openConnection: (ip) =>
+      run(async () => {
+        const allowed = await redis.eval(
+          OPEN_CONNECTION,
+          1,
+          key('conn', ip),
+          options.maxConnectionsPerClient,
+          counterTtl,
+        );
+        return allowed === 1;
+      }),
+    closeConnection: (ip) =>
+      run(async () => {
+        await redis.eval(CLOSE_CONNECTION, 1, key('conn', ip));
+      }),
+    countCommand: (ip, now = Date.now()) =>
+      run(async () => {
+        const minute = Math.floor(now / 60_000);
+        const count = await redis.eval(COUNT_IN_WINDOW, 1, key('cmd', ip, String(minute)), 120);
+        return Number(count) <= options.commandsPerMinute;
+      }),
+    authBlocked: (ip) =>
+      run(async () => {
+        const failures = Number((await redis.get(key('authfail', ip))) ?? 0);
+        return failures >= maxAuthFailures;
+      }),
+    recordAuthFailure: (ip) =>
+      run(async () => {
+        await redis.eval(COUNT_IN_WINDOW, 1, key('authfail', ip), authWindow);
+      }),
+  };
+}

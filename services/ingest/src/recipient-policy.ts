@@ -1,0 +1,63 @@
+// Who may receive mail through which listener. Never an open relay: the inbound (MX) listener accepts recipients
+// in the agency domains only; the submission listener accepts anyone and sorts recipients into internal (agency)
+// and outbound (everyone else), which decides each envelope's itinerary.
+import { inDomains } from '@smgw/config';
+import type { Direction } from '@smgw/envelope';
+import type { ReplyCode } from './smtp-replies.ts';
+
+export type Listener = 'inbound' | 'submission';
+
+/** Where a recipient address leads, judged by its domain (the part after the only `@`). */
+export type RecipientRoute = 'agency' | 'outside' | 'invalid';
+
+/**
+ * smtp-server has already parsed the address (one `@`, source route `@a,@b:` dropped as RFC 5321 §4.1.2 asks).
+ * This repeats the checks that matter for relaying, so the policy holds even if the parser ever gets laxer:
+ * an address with a second `@` (bare or quoted), a leftover source route, or an empty part is not routed at all.
+ * `%` and `!` in the local part are left alone: the domain alone decides, so `u%evil.example@agency` can only
+ * ever go to the agency's own mail server.
+ */
+export function routeOf(address: string, internalDomains: string[]): RecipientRoute {
+  const at = address.indexOf('@');
+  if (at <= 0 || at !== address.lastIndexOf('@')) return 'invalid';
+  const local = address.slice(0, at);
+  const domain = address.slice(at + 1);
+  if (!domain || /[\s:,<>]/.test(local) || /[\s@:,<>"]/.test(domain)) return 'invalid';
+  return inDomains(domain, internalDomains) ? 'agency' : 'outside';
+}
+
+export type RecipientDecision = { accept: true; direction: Direction } | { accept: false; code: ReplyCode };
+
+/** May `address` be a recipient on `listener`, and where does it go? */
+export function decideRecipient(listener: Listener, address: string, internalDomains: string[]): RecipientDecision {
+  const route = routeOf(address, internalDomains);
+  if (listener === 'inbound') {
+    return route === 'agency' ? { accept: true, direction: 'inbound' } : { accept: false, code: 'RELAY_DENIED' };
+  }
+  if (route === 'invalid') return { accept: false, code: 'RECIPIENT_INVALID' };
+  return { accept: true, direction: route === 'agency' ? 'internal' : 'outbound' };
+}
+
+/**
+ * The recipients of one accepted message grouped by direction, in a fixed order (inbound, internal, outbound):
+ * one envelope per group. Throws if a recipient would not have been accepted (a bug, never a client's doing).
+ */
+export function groupByDirection(
+  listener: Listener,
+  recipients: string[],
+  internalDomains: string[],
+): { direction: Direction; recipients: string[] }[] {
+  const groups = new Map<Direction, string[]>();
+  for (const recipient of recipients) {
+    const decision = decideRecipient(listener, recipient, internalDomains);
+    if (!decision.accept) throw new Error(`recipient ${JSON.stringify(recipient)} was not accepted on ${listener}`);
+    const group = groups.get(decision.direction) ?? [];
+    group.push(recipient);
+    groups.set(decision.direction, group);
+  }
+  const order: Direction[] = ['inbound', 'internal', 'outbound'];
+  return order.flatMap((direction) => {
+    const group = groups.get(direction);
+    return group ? [{ direction, recipients: group }] : [];
+  });
+}

@@ -1,0 +1,199 @@
+// Builds the ingest service from its settings: database pool, blob store, broker, Redis, the two SMTP listeners
+// and the health server. `stop()` shuts down in the order that loses nothing (see below).
+import type { AddressInfo } from 'node:net';
+import { createBlobStore } from '@smgw/blob-store';
+import { createPool, databaseReachable } from '@smgw/db';
+import { connectMq, type Mq } from '@smgw/mq';
+import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
+import { Redis } from 'ioredis';
+import type { IngestConfig } from './config.ts';
+import { ingestMetrics } from './metrics.ts';
+import { createRateLimits } from './rate-limits.ts';
+import { createSmtpListener, DRAIN_TIMEOUT_MS, type SmtpListener } from './smtp-listener.ts';
+import { installSmtpServerPatches } from './smtp-server-patches.ts';
+import { loadTlsCredentials } from './tls.ts';
+
+export interface RunningIngest {
+  inboundPort: number;
+  submissionPort: number;
+  healthPort: number;
+  /** Stops taking connections, lets messages in DATA finish, then closes broker, database and Redis. */
+  stop(): Promise<void>;
+}
+
+export async function startIngest(config: IngestConfig, log: Logger): Promise<RunningIngest> {
+  installSmtpServerPatches();
+  const tls = await loadTlsCredentials({
+    certFile: config.tlsCertFile,
+    keyFile: config.tlsKeyFile,
+    hostname: config.hostname,
+  });
+  if (tls.selfSigned) {
+    log.warn(
+      { code: 'TLS_SELF_SIGNED' },
+      'STARTTLS uses a self-signed certificate made at start; set SMGW_TLS_CERT_FILE and SMGW_TLS_KEY_FILE',
+    );
+  }
+
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const cleanUp = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+  };
+  try {
+    const pool = createPool({ url: config.databaseUrl, schema: config.databaseSchema, applicationName: 'smgw-ingest' });
+    cleanups.push(() => pool.end());
+    const blobStore = createBlobStore(pool);
+    const mq: Mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-ingest' });
+    cleanups.push(() => mq.close());
+    await mq.declareTopology({});
+
+    const redis = new Redis(config.redisUrl, {
+      // Fail fast instead of queueing while Redis is away: the session gets a temporary refusal (REDIS_UNAVAILABLE).
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: 2000,
+      connectionName: 'smgw-ingest',
+    });
+    cleanups.push(async () => redis.disconnect());
+    let redisDown = false;
+    redis.on('error', (err: Error) => {
+      if (!redisDown) log.warn({ code: 'REDIS_UNAVAILABLE', err }, 'Redis connection failed; SMTP sessions get 421');
+      redisDown = true;
+    });
+    redis.on('ready', () => {
+      if (redisDown) log.info('Redis connection is back');
+      redisDown = false;
+    });
+    await waitForRedis(redis, 5000, log);
+    const rateLimits = createRateLimits(redis, {
+      prefix: config.redisPrefix,
+      maxConnectionsPerClient: config.maxConnectionsPerClient,
+      commandsPerMinute: config.commandRatePerMinute,
+    });
+
+    const registry = createRegistry('ingest');
+    const metrics = ingestMetrics(registry);
+    const deps = {
+      settings: {
+        hostname: config.hostname,
+        internalDomains: config.internalDomains,
+        submissionNetworks: config.submissionNetworks,
+        maxMessageBytes: config.maxMessageBytes,
+        maxRecipients: config.maxRecipients,
+        fastGreetingForTrusted: config.fastGreetingForTrusted,
+      },
+      tls,
+      pool,
+      accept: {
+        pool,
+        blobStore,
+        mq,
+        hostname: config.hostname,
+        internalDomains: config.internalDomains,
+        maxMessageBytes: config.maxMessageBytes,
+      },
+      rateLimits,
+      metrics,
+      log,
+    };
+    const inbound = createSmtpListener('inbound', deps);
+    const submission = createSmtpListener('submission', deps);
+    const inboundPort = await listen(inbound, config.smtpInboundPort, config.smtpBindHost);
+    cleanups.push(() => closeListener(inbound, 0, log));
+    const submissionPort = await listen(submission, config.smtpSubmissionPort, config.smtpBindHost);
+    cleanups.push(() => closeListener(submission, 0, log));
+
+    const health = await startHealthServer({
+      port: config.healthPort,
+      host: config.healthBind,
+      registry,
+      checks: {
+        amqp: () => mq.isReady(),
+        db: () => databaseReachable(pool),
+        redis: () => redis.status === 'ready',
+      },
+    });
+    log.info({ inboundPort, submissionPort, healthPort: health.port, bind: config.smtpBindHost }, 'ingest listening');
+
+    let stopping: Promise<void> | undefined;
+    return {
+      inboundPort,
+      submissionPort,
+      healthPort: health.port,
+      stop() {
+        stopping ??= (async () => {
+          // 1. No new connections; sessions in DATA finish (their publishes are confirmed), the rest get 421.
+          await Promise.all([
+            closeListener(inbound, DRAIN_TIMEOUT_MS, log),
+            closeListener(submission, DRAIN_TIMEOUT_MS, log),
+          ]);
+          // 2. Then the clients they used: broker (waits for outstanding confirms), database, Redis, health.
+          await health.close();
+          await mq.close().catch((err: unknown) => log.warn({ code: 'MQ_CLOSE_FAILED', err }, 'closing the broker'));
+          await pool.end().catch(() => {});
+          await redis.quit().catch(() => redis.disconnect());
+          log.info('ingest stopped');
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await cleanUp();
+    throw err;
+  }
+}
+
+/** Waits until Redis is ready or has failed once (at most `timeoutMs`); never throws. */
+async function waitForRedis(redis: Redis, timeoutMs: number, log: Logger): Promise<void> {
+  if (redis.status === 'ready') return;
+  const ready = await new Promise<boolean>((resolve) => {
+    const done = (value: boolean) => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      redis.off('error', onError);
+      resolve(value);
+    };
+    const onReady = () => done(true);
+    const onError = () => done(false);
+    const timer = setTimeout(() => done(false), timeoutMs);
+    redis.once('ready', onReady);
+    redis.once('error', onError);
+  });
+  // Start anyway: sessions get a temporary 421 until Redis is there, and /readyz says redis: false.
+  if (!ready) log.warn({ code: 'REDIS_UNAVAILABLE' }, 'Redis is not reachable; starting without it');
+}
+
+function listen(listener: SmtpListener, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    listener.server.server.once('error', reject);
+    listener.server.listen(port, host, () => {
+      listener.server.server.off('error', reject);
+      resolve((listener.server.server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/**
+ * Stops accepting; waits (at most `drainMs`) for messages that are being received to be answered; then ends the
+ * remaining sessions with 421 and resolves when every socket is gone.
+ */
+async function closeListener(listener: SmtpListener, drainMs: number, log: Logger): Promise<void> {
+  const { server } = listener;
+  if (!server.server.listening && server.connections.size === 0) return;
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  const drained = Promise.allSettled([...listener.inFlight]);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, drainMs);
+  });
+  await Promise.race([drained, timeout]);
+  clearTimeout(timer);
+  if (listener.inFlight.size > 0) {
+    log.warn({ code: 'SHUTDOWN_DRAIN_TIMEOUT', listener: listener.listener }, 'closing sessions still in DATA');
+  }
+  for (const connection of server.connections) {
+    connection.send(421, '4.3.2 Service shutting down');
+    connection.close();
+  }
+  await closed;
+}

@@ -1,0 +1,285 @@
+// One SMTP listener (inbound MX or submission) on smtp-server: the session hooks call the policies, limits and
+// acceptMessage; this file only translates between smtp-server's callbacks and those plain functions.
+import { type Cidr, inNetworks } from '@smgw/config';
+import type { Pool } from '@smgw/db';
+import type { Logger } from '@smgw/observability';
+import {
+  SMTPServer,
+  type SMTPServerAddress,
+  type SMTPServerAuthentication,
+  type SMTPServerDataStream,
+  type SMTPServerOptions,
+  type SMTPServerSession,
+} from 'smtp-server';
+import { type AcceptDeps, acceptMessage } from './accept-message.ts';
+import { BareLineEndingGuard } from './bare-line-ending-guard.ts';
+import type { IngestMetrics } from './metrics.ts';
+import type { RateLimits } from './rate-limits.ts';
+import { decideRecipient, type Listener } from './recipient-policy.ts';
+import { decideSubmissionSender } from './sender-policy.ts';
+import { queuedReply, type ReplyCode, refusal } from './smtp-replies.ts';
+import { attachConnectionHooks } from './smtp-server-patches.ts';
+import { type SubmissionAccount, verifySubmissionLogin } from './submission-auth.ts';
+import type { TlsCredentials } from './tls.ts';
+
+/** How long stopping lets messages that are being received finish before their sessions are closed. */
+export const DRAIN_TIMEOUT_MS = 60_000;
+
+export interface ListenerSettings {
+  hostname: string;
+  internalDomains: string[];
+  submissionNetworks: Cidr[];
+  maxMessageBytes: number;
+  maxRecipients: number;
+  fastGreetingForTrusted: boolean;
+}
+
+export interface ListenerDeps {
+  settings: ListenerSettings;
+  tls: TlsCredentials;
+  pool: Pool;
+  accept: Omit<AcceptDeps, 'log'>;
+  rateLimits: RateLimits;
+  metrics: IngestMetrics;
+  log: Logger;
+}
+
+/** What we keep per session beside smtp-server's own session object. */
+interface SessionState {
+  /** openConnection counted this session (so onClose uncounts it). */
+  counted: boolean;
+  closed: boolean;
+}
+
+export interface SmtpListener {
+  listener: Listener;
+  server: SMTPServer;
+  /** onData calls still running (a message being stored, recorded, published). */
+  inFlight: Set<Promise<void>>;
+}
+
+export function createSmtpListener(listener: Listener, deps: ListenerDeps): SmtpListener {
+  const { settings, rateLimits, metrics } = deps;
+  const log = deps.log.child({ listener });
+  const sessions = new WeakMap<SMTPServerSession, SessionState>();
+  const inFlight = new Set<Promise<void>>();
+  const stateOf = (session: SMTPServerSession) => {
+    let state = sessions.get(session);
+    if (!state) {
+      state = { counted: false, closed: false };
+      sessions.set(session, state);
+    }
+    return state;
+  };
+  const trusted = (ip: string) => inNetworks(ip, settings.submissionNetworks);
+  const sessionLog = (session: SMTPServerSession) => log.child({ session: session.id, ip: session.remoteAddress });
+  const refuse = (
+    session: SMTPServerSession,
+    code: ReplyCode,
+    detail: Record<string, unknown> = {},
+    cause?: unknown,
+  ) => {
+    const level = code === 'REDIS_UNAVAILABLE' ? 'warn' : 'info';
+    sessionLog(session)[level]({ code, ...detail, ...(cause ? { err: cause } : {}) }, `refused: ${code}`);
+    return refusal(code, cause);
+  };
+
+  const options: SMTPServerOptions = {
+    name: settings.hostname,
+    key: deps.tls.key,
+    cert: deps.tls.cert,
+    size: settings.maxMessageBytes,
+    hideENHANCEDSTATUSCODES: false,
+    hideDSN: false,
+    // Addresses travel on to agency servers and MTAs that may not speak SMTPUTF8; not offered for now.
+    hideSMTPUTF8: true,
+    disableReverseLookup: true,
+    // smtp-server's own deadline for sessions at close; ours (DRAIN_TIMEOUT_MS, in service.ts) comes first.
+    closeTimeout: DRAIN_TIMEOUT_MS + 5000,
+    authMethods: ['PLAIN', 'LOGIN'],
+    allowInsecureAuth: false,
+    // Submission decides in onMailFrom (trusted network or AUTH); the MX listener has no AUTH at all.
+    authOptional: true,
+    disabledCommands: listener === 'inbound' ? ['AUTH'] : [],
+    // smtp-server's own lines (connections, TLS, AUTH results) go to our log; it adds component: 'smtp-server'.
+    logger: log as unknown as SMTPServerOptions['logger'],
+
+    onConnect(session, callback) {
+      const state = stateOf(session);
+      // AUTH is neither offered nor taken before STARTTLS: a client must not be tempted to send its password in
+      // the clear (AUTH PLAIN carries it in the command itself). onSecure offers it once TLS is up.
+      if (listener === 'submission' && !session.secure) session.disabledCommands = ['AUTH'];
+      rateLimits.openConnection(session.remoteAddress).then(
+        (allowed) => {
+          if (!allowed) return callback(refuse(session, 'TOO_MANY_CONNECTIONS'));
+          state.counted = true;
+          metrics.connections.inc({ listener });
+          // The client left while we asked Redis: give the slot back at once.
+          if (state.closed) releaseConnection(session, state);
+          callback();
+        },
+        (err: unknown) => callback(refuse(session, 'REDIS_UNAVAILABLE', {}, err)),
+      );
+    },
+
+    onSecure(_socket, session, callback) {
+      if (listener === 'submission') session.disabledCommands = [];
+      callback();
+    },
+
+    onClose(session) {
+      const state = stateOf(session);
+      state.closed = true;
+      releaseConnection(session, state);
+    },
+
+    onAuth(auth: SMTPServerAuthentication, session, callback) {
+      authenticate(auth, session).then(
+        (account) => callback(null, { user: account }),
+        (err: unknown) => callback(err as Error),
+      );
+    },
+
+    onMailFrom(address: SMTPServerAddress, session, callback) {
+      if (listener === 'inbound') return callback();
+      const account = session.user as SubmissionAccount | undefined;
+      const decision = decideSubmissionSender(
+        { address: address.address, trustedNetwork: trusted(session.remoteAddress), account },
+        settings.internalDomains,
+      );
+      if (decision.accept) return callback();
+      callback(refuse(session, decision.code, { mailFrom: address.address, user: account?.username }));
+    },
+
+    onRcptTo(address: SMTPServerAddress, session, callback) {
+      const known = session.envelope.rcptTo.some((r) => r.address.toLowerCase() === address.address.toLowerCase());
+      if (!known && session.envelope.rcptTo.length >= settings.maxRecipients) {
+        return callback(refuse(session, 'TOO_MANY_RECIPIENTS', { limit: settings.maxRecipients }));
+      }
+      const decision = decideRecipient(listener, address.address, settings.internalDomains);
+      if (decision.accept) return callback();
+      callback(refuse(session, decision.code, { rcptTo: address.address }));
+    },
+
+    onData(stream, session, callback) {
+      const work = receive(stream, session).then(
+        (reply) => callback(null, reply),
+        (err: unknown) => callback(err as Error),
+      );
+      const tracked = work.finally(() => inFlight.delete(tracked));
+      inFlight.add(tracked);
+    },
+  };
+
+  const server = new SMTPServer(options);
+  attachConnectionHooks(server, {
+    greetImmediately: (ip) => settings.fastGreetingForTrusted && trusted(ip),
+    beforeCommand: async (session) => {
+      try {
+        if (await rateLimits.countCommand(session.remoteAddress)) return undefined;
+        return refuse(session, 'COMMAND_RATE_EXCEEDED');
+      } catch (err) {
+        return refuse(session, 'REDIS_UNAVAILABLE', {}, err);
+      }
+    },
+  });
+  // smtp-server emits connection-level errors (TLS handshakes, sockets); unhandled they would end the process.
+  server.on('error', (err: Error & { code?: string }) => {
+    log.warn({ code: 'SMTP_SESSION_ERROR', err, errorCode: err.code }, 'SMTP session error');
+  });
+
+  function releaseConnection(session: SMTPServerSession, state: SessionState) {
+    if (!state.counted) return;
+    state.counted = false;
+    metrics.connections.dec({ listener });
+    rateLimits.closeConnection(session.remoteAddress).catch((err: unknown) => {
+      sessionLog(session).warn({ code: 'REDIS_UNAVAILABLE', err }, 'cannot uncount a closed connection');
+    });
+  }
+
+  async function authenticate(auth: SMTPServerAuthentication, session: SMTPServerSession) {
+    const ip = session.remoteAddress;
+    const username = auth.username ?? '';
+    if ((auth.method !== 'PLAIN' && auth.method !== 'LOGIN') || typeof auth.password !== 'string') {
+      throw refuse(session, 'AUTH_FAILED', { user: username, method: auth.method });
+    }
+    let blocked: boolean;
+    try {
+      blocked = await rateLimits.authBlocked(ip);
+    } catch (err) {
+      throw refuse(session, 'REDIS_UNAVAILABLE', {}, err);
+    }
+    if (blocked) throw refuse(session, 'AUTH_RATE_LIMITED', { user: username });
+    let account: SubmissionAccount | undefined;
+    try {
+      account = await verifySubmissionLogin(deps.pool, { username, password: auth.password });
+    } catch (err) {
+      throw refuse(session, 'AUTH_UNAVAILABLE', {}, err);
+    }
+    if (!account) {
+      await rateLimits.recordAuthFailure(ip).catch((err: unknown) => {
+        sessionLog(session).warn({ code: 'REDIS_UNAVAILABLE', err }, 'cannot count a failed login');
+      });
+      throw refuse(session, 'AUTH_FAILED', { user: username });
+    }
+    sessionLog(session).info({ user: account.username }, 'authenticated');
+    return account;
+  }
+
+  async function receive(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
+    const started = process.hrtime.bigint();
+    const guard = new BareLineEndingGuard();
+    // smtp-server's stream must be read to its end whatever happens, or the client never gets its reply; so it is
+    // piped (not handed to the blob store, which destroys a source it gives up on) and drained on failure.
+    const onGone = (err?: Error) => {
+      if (!stream.readableEnded)
+        guard.destroy(err ?? Object.assign(new Error('client went away'), { code: 'ECONNECTION' }));
+    };
+    stream.on('error', onGone);
+    stream.once('close', () => onGone());
+    // The guard's error reaches acceptMessage through the blob store's read of it; this listener only keeps an
+    // error raised before that read starts from being an uncaught 'error' event.
+    guard.on('error', () => {});
+    stream.pipe(guard);
+
+    const account = session.user as SubmissionAccount | undefined;
+    const envelope = session.envelope;
+    const outcome = await acceptMessage(
+      { ...deps.accept, log },
+      {
+        listener,
+        mailFrom: envelope.mailFrom ? envelope.mailFrom.address : '',
+        recipients: envelope.rcptTo.map((r) => ({ address: r.address, notify: r.dsn?.notify, orcpt: r.dsn?.orcpt })),
+        ret: envelope.dsn?.ret,
+        envid: envelope.dsn?.envid,
+        client: {
+          ip: session.remoteAddress,
+          helo: session.hostNameAppearsAs || '',
+          ehlo: session.openingCommand === 'EHLO',
+          user: account?.username,
+          tls: session.secure,
+          tlsCipher: session.tlsOptions
+            ? `${session.tlsOptions.version}:${session.tlsOptions.standardName ?? session.tlsOptions.name}`
+            : undefined,
+        },
+        body: guard,
+        sizeExceeded: () => stream.sizeExceeded,
+      },
+    );
+    if (outcome.kind === 'refused') {
+      stream.unpipe(guard);
+      if (!stream.readableEnded && !stream.destroyed) stream.resume();
+    }
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    metrics.acceptDuration.observe({ listener }, seconds);
+    if (outcome.kind === 'refused') {
+      metrics.messages.inc({ listener, outcome: outcome.code });
+      throw refusal(outcome.reply);
+    }
+    metrics.messages.inc({ listener, outcome: 'accepted' });
+    metrics.bytes.inc({ listener }, outcome.blob.size);
+    return queuedReply(outcome.messageId);
+  }
+
+  return { listener, server, inFlight };
+}

@@ -1,0 +1,43 @@
+// Every SMTP refusal the ingest service gives, once: the stable code (logs, trace, README) and the exact reply.
+// The reply text starts with its enhanced status code (RFC 3463); smtp-server-patches.ts makes smtp-server send it
+// as written instead of adding its own generic one.
+
+export const REPLIES = {
+  RELAY_DENIED: { status: 550, text: '5.7.1 Relaying denied' },
+  RECIPIENT_INVALID: { status: 550, text: '5.1.3 Recipient address not accepted' },
+  SENDER_NOT_ALLOWED: { status: 550, text: '5.7.1 Sender address not allowed' },
+  AUTH_REQUIRED: { status: 530, text: '5.7.0 Authentication required' },
+  AUTH_FAILED: { status: 535, text: '5.7.8 Authentication credentials invalid' },
+  AUTH_UNAVAILABLE: { status: 454, text: '4.7.0 Temporary authentication failure, try again later' },
+  AUTH_RATE_LIMITED: { status: 454, text: '4.7.0 Too many failed authentication attempts, try again later' },
+  TOO_MANY_RECIPIENTS: { status: 452, text: '4.5.3 Too many recipients' },
+  TOO_MANY_CONNECTIONS: { status: 421, text: '4.7.0 Too many connections from your address' },
+  COMMAND_RATE_EXCEEDED: { status: 421, text: '4.7.0 Rate limit exceeded, try again later' },
+  REDIS_UNAVAILABLE: { status: 421, text: '4.3.0 Temporary failure, please retry' },
+  BARE_LINE_ENDING: { status: 550, text: '5.6.0 Bare CR or LF in message (SMTP smuggling protection)' },
+  MESSAGE_TOO_BIG: { status: 552, text: '5.3.4 Message too big' },
+  TEMPORARY_FAILURE: { status: 451, text: '4.3.0 Temporary failure, please retry' },
+} as const satisfies Record<string, { status: number; text: string }>;
+
+export type ReplyCode = keyof typeof REPLIES;
+
+/** An error smtp-server turns into a reply: `responseCode` and `message` are what the client sees. */
+export class SmtpReplyError extends Error {
+  readonly code: ReplyCode;
+  readonly responseCode: number;
+  constructor(code: ReplyCode, options?: { cause?: unknown }) {
+    super(REPLIES[code].text, options);
+    this.name = 'SmtpReplyError';
+    this.code = code;
+    this.responseCode = REPLIES[code].status;
+  }
+}
+
+export function refusal(code: ReplyCode, cause?: unknown): SmtpReplyError {
+  return new SmtpReplyError(code, cause === undefined ? undefined : { cause });
+}
+
+/** The 250 reply text after DATA: the gateway message id, so the sender can quote it to an operator. */
+export function queuedReply(messageId: string): string {
+  return `2.0.0 Ok: queued as ${messageId}`;
+}

@@ -1,0 +1,138 @@
+// Submission accounts: SMTP AUTH PLAIN/LOGIN on the submission listener (only after STARTTLS). Passwords are kept
+// as argon2id hashes (node:crypto, Node 24.7+) in PHC string form with a random salt, and compared in constant
+// time. Exported for the admin service, which creates the accounts.
+import { argon2, randomBytes, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
+import { domainList } from '@smgw/config';
+import type { Pool, PoolClient } from '@smgw/db';
+
+type Queryable = Pool | PoolClient;
+
+const argon2Async = promisify(argon2);
+
+/** OWASP's argon2id recommendation (19 MiB, 2 passes, 1 lane): about 25 ms per login on a current core. */
+export const ARGON2_PARAMETERS = { memory: 19_456, passes: 2, parallelism: 1, tagLength: 32, saltLength: 16 };
+
+// Upper bounds when reading a stored hash, so a tampered row cannot make one login eat a gigabyte.
+const MAX_MEMORY_KIB = 1_048_576;
+const MAX_PASSES = 10;
+const MAX_PARALLELISM = 16;
+
+export const MIN_PASSWORD_LENGTH = 12;
+
+export class SubmissionAccountError extends Error {
+  readonly code: 'SUBMISSION_ACCOUNT_INVALID' | 'SUBMISSION_ACCOUNT_EXISTS';
+  constructor(code: SubmissionAccountError['code'], message: string) {
+    super(message);
+    this.name = 'SubmissionAccountError';
+    this.code = code;
+  }
+}
+
+const b64 = (buf: Buffer) => buf.toString('base64').replace(/=+$/, '');
+
+/** An argon2id PHC string: $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash> (base64 without padding). */
+export async function hashPassword(password: string): Promise<string> {
+  const p = ARGON2_PARAMETERS;
+  const salt = randomBytes(p.saltLength);
+  const hash = await argon2Async('argon2id', {
+    message: Buffer.from(password, 'utf8'),
+    nonce: salt,
+    memory: p.memory,
+    passes: p.passes,
+    parallelism: p.parallelism,
+    tagLength: p.tagLength,
+  });
+  return `$argon2id$v=19$m=${p.memory},t=${p.passes},p=${p.parallelism}$${b64(salt)}$${b64(hash)}`;
+}
+
+const PHC = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$/;
+
+/** True when `password` matches the PHC string. A malformed or out-of-bounds hash never matches. */
+export async function verifyPassword(password: string, phc: string): Promise<boolean> {
+  const match = PHC.exec(phc);
+  if (!match) return false;
+  const [memory, passes, parallelism] = [Number(match[1]), Number(match[2]), Number(match[3])];
+  if (memory > MAX_MEMORY_KIB || passes > MAX_PASSES || parallelism > MAX_PARALLELISM) return false;
+  if (memory < 8 * parallelism || passes < 1 || parallelism < 1) return false;
+  const salt = Buffer.from(match[4] as string, 'base64');
+  const expected = Buffer.from(match[5] as string, 'base64');
+  if (salt.length < 8 || expected.length < 16) return false;
+  const actual = await argon2Async('argon2id', {
+    message: Buffer.from(password, 'utf8'),
+    nonce: salt,
+    memory,
+    passes,
+    parallelism,
+    tagLength: expected.length,
+  });
+  return timingSafeEqual(actual, expected);
+}
+
+// Verified against when the user does not exist or is disabled, so the answer takes as long as a real check.
+let decoyHash: Promise<string> | undefined;
+
+export interface SubmissionAccount {
+  username: string;
+  senderDomains: string[];
+}
+
+/** Usernames are compared case-insensitively (they are usually addresses): stored lower-case, trimmed. */
+export function normalizeUsername(username: string): string {
+  return username.trim().toLowerCase();
+}
+
+export async function createSubmissionAccount(
+  db: Queryable,
+  input: { username: string; password: string; senderDomains: string[] },
+): Promise<SubmissionAccount> {
+  const username = normalizeUsername(input.username);
+  if (!username || username.length > 254 || /[\s\p{Cc}]/u.test(username)) {
+    throw new SubmissionAccountError('SUBMISSION_ACCOUNT_INVALID', 'username must be 1–254 visible characters');
+  }
+  if (input.password.length < MIN_PASSWORD_LENGTH) {
+    throw new SubmissionAccountError(
+      'SUBMISSION_ACCOUNT_INVALID',
+      `password must be at least ${MIN_PASSWORD_LENGTH} characters`,
+    );
+  }
+  let senderDomains: string[];
+  try {
+    senderDomains = domainList(input.senderDomains.join(','));
+  } catch (err) {
+    throw new SubmissionAccountError('SUBMISSION_ACCOUNT_INVALID', `senderDomains: ${(err as Error).message}`);
+  }
+  const passwordHash = await hashPassword(input.password);
+  const result = await db.query(
+    `insert into submission_accounts (username, password_hash, sender_domains) values ($1, $2, $3)
+     on conflict (username) do nothing`,
+    [username, passwordHash, senderDomains],
+  );
+  if (result.rowCount === 0) {
+    throw new SubmissionAccountError('SUBMISSION_ACCOUNT_EXISTS', `account ${username} exists already`);
+  }
+  return { username, senderDomains };
+}
+
+/**
+ * The account when `username` exists, is enabled and `password` is right; undefined otherwise (which of these
+ * failed is not told, not even by timing). Database errors are thrown: they are not a wrong password.
+ */
+export async function verifySubmissionLogin(
+  db: Queryable,
+  credentials: { username: string; password: string },
+): Promise<SubmissionAccount | undefined> {
+  const username = normalizeUsername(credentials.username);
+  const result = await db.query(
+    'select username, password_hash, sender_domains from submission_accounts where username = $1 and not disabled',
+    [username],
+  );
+  const row = result.rows[0] as { username: string; password_hash: string; sender_domains: string[] } | undefined;
+  if (!row) {
+    decoyHash ??= hashPassword(randomBytes(16).toString('hex'));
+    await verifyPassword(credentials.password, await decoyHash);
+    return undefined;
+  }
+  if (!(await verifyPassword(credentials.password, row.password_hash))) return undefined;
+  return { username: row.username, senderDomains: row.sender_domains };
+}

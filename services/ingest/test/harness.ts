@@ -1,0 +1,105 @@
+// Integration test world: a PostgreSQL schema, a RabbitMQ vhost and a Redis prefix of its own, and ingest
+// instances started on port 0 against them. Not a test file itself.
+import { loadConfig } from '@smgw/config';
+import { decodeEnvelope, type Envelope } from '@smgw/envelope';
+import { createLogger } from '@smgw/observability';
+// @smgw/testing is not a dependency of this package (yet); its source is imported directly.
+import { createTestDatabase, createTestVhost, type TestDatabase, type TestVhost, testRedisPrefix } from '@smgw/testing';
+import { Redis } from 'ioredis';
+import { type IngestConfig, ingestSpec } from '../src/config.ts';
+import { type RunningIngest, startIngest } from '../src/service.ts';
+
+const RABBIT_API = process.env.SMGW_RABBITMQ_API ?? 'http://guest:guest@127.0.0.1:15672/api';
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export interface TestWorld {
+  db: TestDatabase;
+  vhost: TestVhost;
+  redisPrefix: string;
+  /** Starts an ingest against this world; `env` overrides settings (ports are 0 unless given). */
+  start(env?: Record<string, string>): Promise<{ ingest: RunningIngest; config: IngestConfig }>;
+  /** Takes (acks) every envelope waiting in a queue of this vhost. */
+  takeEnvelopes(queue: string): Promise<Envelope[]>;
+  deleteQueue(queue: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function createTestWorld(): Promise<TestWorld> {
+  const db = await createTestDatabase();
+  const vhost = await createTestVhost();
+  const redisPrefix = testRedisPrefix();
+  const running: RunningIngest[] = [];
+  const log = createLogger('ingest-test', process.env.TEST_LOG_LEVEL ?? 'silent');
+
+  return {
+    db,
+    vhost,
+    redisPrefix,
+    async start(env = {}) {
+      const config = loadConfig(ingestSpec, {
+        ...db.env,
+        ...vhost.env,
+        REDIS_URL,
+        SMGW_REDIS_PREFIX: redisPrefix,
+        SMGW_SMTP_INBOUND_PORT: '0',
+        SMGW_SMTP_SUBMISSION_PORT: '0',
+        SMGW_HEALTH_PORT: '0',
+        SMGW_HOSTNAME: 'smgw.test',
+        SMGW_INTERNAL_DOMAINS: 'behoerde.example,*.sachsen.example',
+        ...env,
+      });
+      const ingest = await startIngest(config, log);
+      running.push(ingest);
+      return { ingest, config };
+    },
+    async takeEnvelopes(queue) {
+      const res = await rabbit(`/queues/${vhost.name}/${encodeURIComponent(queue)}/get`, 'POST', {
+        count: 1000,
+        ackmode: 'ack_requeue_false',
+        encoding: 'base64',
+      });
+      if (!res.ok) throw new Error(`cannot get from ${queue}: HTTP ${res.status}`);
+      const messages = (await res.json()) as { payload: string }[];
+      return messages.map((m) => {
+        const parsed = decodeEnvelope(Buffer.from(m.payload, 'base64'));
+        if (!parsed.ok) throw new Error(`bad envelope in ${queue}: ${parsed.error}`);
+        return parsed.envelope;
+      });
+    },
+    async deleteQueue(queue) {
+      const res = await rabbit(`/queues/${vhost.name}/${encodeURIComponent(queue)}`, 'DELETE');
+      if (!res.ok) throw new Error(`cannot delete ${queue}: HTTP ${res.status}`);
+    },
+    async close() {
+      await Promise.all(running.map((ingest) => ingest.stop()));
+      await dropRedisKeys(redisPrefix);
+      await db.drop();
+      await vhost.drop();
+    },
+  };
+}
+
+function rabbit(path: string, method: string, body?: unknown): Promise<Response> {
+  const url = new URL(RABBIT_API + path);
+  const auth = Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString(
+    'base64',
+  );
+  url.username = '';
+  url.password = '';
+  return fetch(url, {
+    method,
+    headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+}
+
+async function dropRedisKeys(prefix: string): Promise<void> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true });
+  try {
+    await redis.connect();
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+  } finally {
+    redis.disconnect();
+  }
+}

@@ -1,0 +1,331 @@
+// The inbound (MX) listener against the real PostgreSQL, RabbitMQ and Redis.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createBlobStore } from '@smgw/blob-store';
+import { getTrace } from '@smgw/trace';
+import type { IngestConfig } from '../src/config.ts';
+import type { RunningIngest } from '../src/service.ts';
+import { createTestWorld, type TestWorld } from './harness.ts';
+import { SmtpTestClient } from './smtp-client.ts';
+
+const QUEUED = /^250 2\.0\.0 Ok: queued as ([0-9A-HJKMNP-TV-Z]{26})$/;
+
+describe('the inbound listener', () => {
+  let world: TestWorld;
+  let ingest: RunningIngest;
+  let config: IngestConfig;
+
+  before(async () => {
+    world = await createTestWorld();
+    ({ ingest, config } = await world.start({
+      SMGW_MAX_MESSAGE_BYTES: '4096',
+      SMGW_SMTP_MAX_RECIPIENTS: '3',
+    }));
+  });
+  after(() => world.close());
+
+  async function session() {
+    const { client, greeting } = await SmtpTestClient.open(ingest.inboundPort);
+    assert.equal(greeting.code, 220);
+    assert.equal((await client.command('EHLO sender.example')).code, 250);
+    return client;
+  }
+
+  async function messageCount(): Promise<number> {
+    return Number((await world.db.pool.query('select count(*) from messages')).rows[0].count);
+  }
+
+  it('greets with SMGW_HOSTNAME and offers SIZE, 8BITMIME, PIPELINING, ENHANCEDSTATUSCODES, DSN and STARTTLS, no AUTH', async () => {
+    const { client, greeting } = await SmtpTestClient.open(ingest.inboundPort);
+    assert.match(greeting.text, /^220 smgw\.test ESMTP/);
+    const ehlo = await client.command('EHLO sender.example');
+    for (const feature of ['PIPELINING', '8BITMIME', 'ENHANCEDSTATUSCODES', 'DSN', 'STARTTLS', 'SIZE 4096']) {
+      assert.ok(
+        ehlo.lines.some((line) => line.slice(4) === feature),
+        `${feature} in ${ehlo.text}`,
+      );
+    }
+    assert.ok(!ehlo.lines.some((line) => line.slice(4).startsWith('AUTH')), ehlo.text);
+    assert.equal((await client.command('AUTH PLAIN AGEAYg==')).code, 500);
+    await client.quit();
+  });
+
+  it('accepts mail for an agency address with 250 and the gateway message id, stores it and queues it for deliver', async () => {
+    const client = await session();
+    const original =
+      'From: a@sender.example\r\nTo: x@behoerde.example\r\nSubject: hello\r\n\r\nBody line\r\n.dotted (stuffed on the wire)\r\n';
+    const reply = await client.sendMail({
+      from: 'a@sender.example',
+      to: ['x@behoerde.example'],
+      body: original,
+      mailParams: 'RET=HDRS ENVID=abc123',
+    });
+    await client.quit();
+    const id = QUEUED.exec(reply.final?.text ?? '')?.[1];
+    assert.ok(id, reply.final?.text);
+
+    const envelopes = await world.takeEnvelopes('smgw.deliver');
+    assert.equal(envelopes.length, 1);
+    const envelope = envelopes[0];
+    assert.ok(envelope);
+    assert.equal(envelope.id, id);
+    assert.equal(envelope.direction, 'inbound');
+    assert.deepEqual(envelope.recipients, ['x@behoerde.example']);
+    assert.equal(envelope.mailFrom, 'a@sender.example');
+    assert.deepEqual(envelope.itinerary, ['deliver']);
+    assert.equal(envelope.hop, 0);
+    assert.equal(envelope.attempt, 0);
+    assert.deepEqual(envelope.verdicts, {});
+    assert.deepEqual(envelope.dsn, { ret: 'HDRS', envid: 'abc123' });
+    assert.deepEqual(envelope.client, { listener: 'inbound', ip: '127.0.0.1', helo: 'sender.example', tls: false });
+
+    // The blob: exactly our Received header, then the client's bytes (dot-unstuffed: the original).
+    const stored = await createBlobStore(world.db.pool).readAll(envelope.blob.ref);
+    const text = stored.toString('latin1');
+    const headerEnd = text.indexOf('\r\n', text.indexOf('\r\n\tfor <x@behoerde.example>;') + 2) + 2;
+    assert.match(
+      text.slice(0, headerEnd),
+      new RegExp(
+        `^Received: from sender\\.example \\(\\[127\\.0\\.0\\.1\\]\\)\\r\\n\\tby smgw\\.test with ESMTP id ${id}\\r\\n` +
+          '\\tfor <x@behoerde\\.example>; \\w{3}, \\d{2} \\w{3} \\d{4} \\d{2}:\\d{2}:\\d{2} \\+0000\\r\\n$',
+      ),
+    );
+    assert.equal(text.slice(headerEnd), original);
+    assert.equal(envelope.blob.size, stored.length);
+
+    const trace = await getTrace(world.db.pool, id);
+    assert.ok(trace);
+    assert.equal(trace.direction, 'inbound');
+    assert.deepEqual(
+      trace.recipients.map((r) => [r.address, r.state]),
+      [['x@behoerde.example', 'pending']],
+    );
+    assert.deepEqual(
+      trace.events.map((e) => [e.stage, e.event, e.outcome]),
+      [['ingest', 'message.received', 'next']],
+    );
+  });
+
+  it('takes several agency recipients in one envelope, with their DSN requests', async () => {
+    const client = await session();
+    assert.equal((await client.command('MAIL FROM:<>')).code, 250);
+    assert.equal(
+      (await client.command('RCPT TO:<a@behoerde.example> NOTIFY=FAILURE,DELAY ORCPT=rfc822;a@old.example')).code,
+      250,
+    );
+    assert.equal((await client.command('RCPT TO:<b@amt.sachsen.example>')).code, 250);
+    assert.equal((await client.command('DATA')).code, 354);
+    client.writeRaw('Subject: bounce\r\n\r\nx\r\n.\r\n');
+    const final = await client.readReply();
+    await client.quit();
+    assert.match(final.text, QUEUED);
+    const [envelope] = await world.takeEnvelopes('smgw.deliver');
+    assert.deepEqual(envelope?.recipients, ['a@behoerde.example', 'b@amt.sachsen.example']);
+    assert.equal(envelope?.mailFrom, '');
+    assert.deepEqual(envelope?.dsn, {
+      notify: { 'a@behoerde.example': ['FAILURE', 'DELAY'] },
+      orcpt: { 'a@behoerde.example': 'rfc822;a@old.example' },
+    });
+  });
+
+  it('answers pipelined commands in order (PIPELINING)', async () => {
+    const client = await session();
+    client.writeRaw(
+      'MAIL FROM:<a@sender.example>\r\nRCPT TO:<x@behoerde.example>\r\nRCPT TO:<y@evil.example>\r\nDATA\r\n',
+    );
+    const replies = [];
+    for (let i = 0; i < 4; i++) replies.push((await client.readReply()).text);
+    assert.deepEqual(replies, [
+      '250 2.1.0 Accepted',
+      '250 2.1.5 Accepted',
+      '550 5.7.1 Relaying denied',
+      '354 End data with <CR><LF>.<CR><LF>',
+    ]);
+    client.writeRaw('Subject: pipelined\r\n\r\nx\r\n.\r\nQUIT\r\n');
+    assert.match((await client.readReply()).text, QUEUED);
+    assert.equal((await client.readReply()).code, 221);
+    await client.closed;
+    const [envelope] = await world.takeEnvelopes('smgw.deliver');
+    assert.deepEqual(envelope?.recipients, ['x@behoerde.example']);
+  });
+
+  it('denies relaying with 550 5.7.1 (never an open relay), also for tricky address forms', async () => {
+    const client = await session();
+    assert.equal((await client.command('MAIL FROM:<spammer@evil.example>')).code, 250);
+    for (const rcpt of [
+      '<victim@gmail.example>',
+      '<@relay.example:victim@evil.example>',
+      '<@a,@b:victim@evil.example>',
+      '<u%behoerde.example@evil.example>',
+      '<victim@behoerde.example.evil.example>',
+      '<victim@[192.0.2.1]>',
+    ]) {
+      assert.equal((await client.command(`RCPT TO:${rcpt}`)).text, '550 5.7.1 Relaying denied', rcpt);
+    }
+    // Two '@' never reach the policy: smtp-server refuses them as bad syntax. Either way: refused for good.
+    for (const rcpt of ['<user@behoerde.example@evil.example>', '<"user@behoerde.example"@evil.example>']) {
+      const reply = await client.command(`RCPT TO:${rcpt}`);
+      assert.ok(reply.code === 501 || reply.code === 550, `${rcpt}: ${reply.text}`);
+    }
+    assert.equal((await client.command('DATA')).code, 503);
+    await client.quit();
+    assert.deepEqual(await world.takeEnvelopes('smgw.deliver'), []);
+  });
+
+  it('accepts the percent hack only for an agency domain and routes it to the agency relay (deliver, inbound)', async () => {
+    const client = await session();
+    const reply = await client.sendMail({
+      from: 'a@sender.example',
+      to: ['u%evil.example@behoerde.example'],
+      body: 'Subject: x\r\n\r\ny\r\n',
+    });
+    await client.quit();
+    assert.match(reply.final?.text ?? '', QUEUED);
+    const [envelope] = await world.takeEnvelopes('smgw.deliver');
+    assert.equal(envelope?.direction, 'inbound');
+    assert.deepEqual(envelope?.itinerary, ['deliver']);
+    assert.deepEqual(envelope?.recipients, ['u%evil.example@behoerde.example']);
+  });
+
+  it('refuses a message over SMGW_MAX_MESSAGE_BYTES with 552 5.3.4 and stores nothing', async () => {
+    const before = await messageCount();
+    const client = await session();
+    assert.equal((await client.command('MAIL FROM:<a@sender.example> SIZE=5000')).code, 552);
+    const reply = await client.sendMail({
+      from: 'a@sender.example',
+      to: ['x@behoerde.example'],
+      body: `Subject: big\r\n\r\n${'x'.repeat(70)}\r\n`.repeat(80),
+    });
+    assert.equal(reply.final?.text, '552 5.3.4 Message too big');
+    // The session goes on: the next message is fine.
+    const next = await client.sendMail({ from: 'a@sender.example', to: ['x@behoerde.example'], body: 'small\r\n' });
+    assert.match(next.final?.text ?? '', QUEUED);
+    await client.quit();
+    assert.equal(await messageCount(), before + 1);
+    assert.equal((await world.takeEnvelopes('smgw.deliver')).length, 1);
+  });
+
+  it('answers 452 4.5.3 beyond SMGW_SMTP_MAX_RECIPIENTS', async () => {
+    const client = await session();
+    await client.command('MAIL FROM:<a@sender.example>');
+    for (const n of [1, 2, 3]) assert.equal((await client.command(`RCPT TO:<r${n}@behoerde.example>`)).code, 250);
+    assert.equal(
+      (await client.command('RCPT TO:<r1@behoerde.example>')).code,
+      250,
+      'a repeated recipient is no new one',
+    );
+    assert.equal((await client.command('RCPT TO:<r4@behoerde.example>')).text, '452 4.5.3 Too many recipients');
+    await client.quit();
+  });
+
+  const smugglingProbes: [string, string][] = [
+    ['\\n.\\n', 'Subject: a\r\n\r\nfirst\n.\nMAIL FROM:<x@evil.example>\r\n'],
+    ['\\r.\\r', 'Subject: a\r\n\r\nfirst\r.\rMAIL FROM:<x@evil.example>\r\n'],
+    ['\\n.\\r\\n', 'Subject: a\r\n\r\nfirst\n.\r\nMAIL FROM:<x@evil.example>\r\n'],
+    ['\\r\\n.\\n', 'Subject: a\r\n\r\nfirst\r\n.\nMAIL FROM:<x@evil.example>\r\n'],
+    ['bare LF lines', 'Subject: a\n\nline one\nline two\n'],
+    ['a bare CR', 'Subject: a\r\n\r\nline\rone\r\n'],
+  ];
+  for (const [name, body] of smugglingProbes) {
+    it(`refuses a message with ${name} with 550 5.6.0 and publishes nothing`, async () => {
+      const before = await messageCount();
+      const client = await session();
+      const reply = await client.sendMail({
+        from: 'a@sender.example',
+        to: ['x@behoerde.example'],
+        body: `${body}\r\n.\r\n`,
+        raw: true,
+      });
+      assert.equal(reply.final?.text, '550 5.6.0 Bare CR or LF in message (SMTP smuggling protection)');
+      // The smuggled command was part of the refused DATA, not a command: the session is clean.
+      assert.equal((await client.command('RSET')).code, 250);
+      await client.quit();
+      assert.equal(await messageCount(), before);
+      assert.deepEqual(await world.takeEnvelopes('smgw.deliver'), []);
+    });
+  }
+
+  const brokenMime: [string, Buffer][] = [
+    ['no headers at all', Buffer.from('just some text\r\nand more\r\n')],
+    [
+      'binary junk (every byte value, CR and LF only as CRLF)',
+      Buffer.concat([
+        Buffer.from([...Array(256).keys()].filter((b) => b !== 0x0a && b !== 0x0d)),
+        Buffer.from('\r\n\u0000\u0001\u00ff\r\n', 'latin1'),
+      ]),
+    ],
+    ['8-bit text without MIME headers', Buffer.from('Subject: Grüße\r\n\r\nÄÖÜ äöü ß € \u00a0\r\n', 'utf8')],
+    ['an empty message', Buffer.alloc(0)],
+  ];
+  for (const [name, body] of brokenMime) {
+    it(`accepts ${name} and stores it byte-identical`, async () => {
+      const client = await session();
+      await client.command('MAIL FROM:<a@sender.example> BODY=8BITMIME');
+      await client.command('RCPT TO:<x@behoerde.example>');
+      assert.equal((await client.command('DATA')).code, 354);
+      const stuffed = Buffer.from(body.toString('latin1').replace(/(^|\r\n)\./g, '$1..'), 'latin1');
+      client.writeRaw(Buffer.concat([stuffed, Buffer.from(body.length ? '\r\n.\r\n' : '.\r\n')]));
+      const final = await client.readReply();
+      await client.quit();
+      assert.match(final.text, QUEUED);
+      const [envelope] = await world.takeEnvelopes('smgw.deliver');
+      assert.ok(envelope);
+      const stored = await createBlobStore(world.db.pool).readAll(envelope.blob.ref);
+      const bodyStart = stored.indexOf('\r\n', stored.indexOf('\r\n\tfor <x@behoerde.example>;') + 2) + 2;
+      const expected = body.length ? Buffer.concat([body, Buffer.from('\r\n')]) : body;
+      assert.ok(stored.subarray(bodyStart).equals(expected));
+    });
+  }
+
+  it('stores and publishes nothing when the client goes away in the middle of DATA', async () => {
+    const before = await messageCount();
+    const client = await session();
+    await client.command('MAIL FROM:<a@sender.example>');
+    await client.command('RCPT TO:<x@behoerde.example>');
+    assert.equal((await client.command('DATA')).code, 354);
+    client.writeRaw(`Subject: cut off\r\n\r\n${'half a message\r\n'.repeat(200)}`);
+    client.destroy();
+    await client.closed;
+    // The listener is fine afterwards, and the cut-off message left no trace.
+    const next = await session();
+    const reply = await next.sendMail({ from: 'a@sender.example', to: ['x@behoerde.example'], body: 'whole\r\n' });
+    await next.quit();
+    assert.match(reply.final?.text ?? '', QUEUED);
+    assert.equal(await messageCount(), before + 1);
+    assert.equal((await world.takeEnvelopes('smgw.deliver')).length, 1);
+  });
+
+  it('survives a client that sends garbage instead of a TLS handshake after STARTTLS', async () => {
+    const client = await session();
+    assert.equal((await client.command('STARTTLS')).code, 220);
+    client.writeRaw('this is not a TLS ClientHello\r\n'.repeat(20));
+    await client.closed;
+    const next = await session();
+    assert.equal((await next.command('NOOP')).code, 250);
+    await next.quit();
+  });
+
+  it('answers malformed commands with 5xx and keeps going', async () => {
+    const client = await session();
+    assert.equal((await client.command('MAIL FROM:not-an-address')).code, 501);
+    assert.equal((await client.command('RCPT TO:<x@behoerde.example>')).code, 503);
+    assert.equal((await client.command('BOGUS')).code, 500);
+    assert.equal((await client.command('DATA')).code, 503);
+    assert.equal((await client.command(`EHLO ${'x'.repeat(400)}`)).code, 501);
+    assert.equal((await client.command('NOOP')).code, 250);
+    await client.quit();
+  });
+
+  it('serves /readyz and /metrics with the ingest metrics', async () => {
+    const ready = await fetch(`http://127.0.0.1:${ingest.healthPort}/readyz`);
+    assert.equal(ready.status, 200);
+    assert.deepEqual(((await ready.json()) as { checks: unknown }).checks, { amqp: true, db: true, redis: true });
+    const metrics = await (await fetch(`http://127.0.0.1:${ingest.healthPort}/metrics`)).text();
+    assert.match(metrics, /smgw_ingest_messages_total\{listener="inbound",outcome="accepted",service="ingest"\} \d+/);
+    assert.match(metrics, /smgw_ingest_messages_total\{listener="inbound",outcome="BARE_LINE_ENDING"/);
+    assert.match(metrics, /smgw_ingest_bytes_total\{listener="inbound",service="ingest"\} \d+/);
+    assert.match(metrics, /smgw_ingest_connections\{listener="inbound",service="ingest"\} \d+/);
+    assert.match(metrics, /smgw_ingest_accept_duration_seconds_count\{[^}]*listener="inbound"[^}]*\} [1-9]\d*/);
+    assert.equal(config.smtpBindHost, '127.0.0.1');
+  });
+});

@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { decideRecipient, groupByDirection, routeOf } from '../src/recipient-policy.ts';
+import { decideSubmissionSender } from '../src/sender-policy.ts';
+
+const domains = ['behoerde.example', '*.sachsen.example'];
+
+describe('recipient routes', () => {
+  const table: [string, string][] = [
+    ['a@behoerde.example', 'agency'],
+    ['A.B@BEHOERDE.EXAMPLE', 'agency'],
+    ['a@amt.sachsen.example', 'agency'],
+    ['a@sachsen.example', 'outside'],
+    ['a@behoerde.example.evil.example', 'outside'],
+    ['a@evilbehoerde.example', 'outside'],
+    ['a@gmail.example', 'outside'],
+    ['user@behoerde.example@evil.example', 'invalid'],
+    ['user@evil.example@behoerde.example', 'invalid'],
+    ['"user@behoerde.example"@evil.example', 'invalid'],
+    ['@a:u@evil.example', 'invalid'],
+    ['@a:u@behoerde.example', 'invalid'],
+    ['u%evil.example@behoerde.example', 'agency'],
+    ['u%behoerde.example@evil.example', 'outside'],
+    ['evil.example!u@behoerde.example', 'agency'],
+    ['postmaster', 'invalid'],
+    ['@behoerde.example', 'invalid'],
+    ['u@', 'invalid'],
+    ['u@[192.0.2.1]', 'outside'],
+  ];
+  for (const [address, route] of table) {
+    it(`routes ${address} as ${route}`, () => {
+      assert.equal(routeOf(address, domains), route);
+    });
+  }
+});
+
+describe('the inbound (MX) listener', () => {
+  it('accepts a recipient in an agency domain, direction inbound', () => {
+    assert.deepEqual(decideRecipient('inbound', 'a@behoerde.example', domains), { accept: true, direction: 'inbound' });
+  });
+
+  const relayAttempts = [
+    'a@gmail.example',
+    'user@behoerde.example@evil.example',
+    '"user@behoerde.example"@evil.example',
+    '@a:u@evil.example',
+    'u%behoerde.example@evil.example',
+    'postmaster',
+  ];
+  for (const address of relayAttempts) {
+    it(`denies relaying to ${address} with RELAY_DENIED`, () => {
+      assert.deepEqual(decideRecipient('inbound', address, domains), { accept: false, code: 'RELAY_DENIED' });
+    });
+  }
+
+  it('accepts the percent hack only with an agency domain, and then routes it inbound (to the agency relay)', () => {
+    assert.deepEqual(decideRecipient('inbound', 'u%evil.example@behoerde.example', domains), {
+      accept: true,
+      direction: 'inbound',
+    });
+  });
+});
+
+describe('the submission listener', () => {
+  it('sends agency recipients internal and everyone else outbound', () => {
+    assert.deepEqual(decideRecipient('submission', 'a@behoerde.example', domains), {
+      accept: true,
+      direction: 'internal',
+    });
+    assert.deepEqual(decideRecipient('submission', 'b@gmail.example', domains), {
+      accept: true,
+      direction: 'outbound',
+    });
+  });
+
+  it('refuses addresses it cannot route with RECIPIENT_INVALID', () => {
+    assert.deepEqual(decideRecipient('submission', 'a@b@c.example', domains), {
+      accept: false,
+      code: 'RECIPIENT_INVALID',
+    });
+  });
+
+  it('groups mixed recipients into one internal and one outbound group', () => {
+    assert.deepEqual(
+      groupByDirection('submission', ['x@gmail.example', 'a@behoerde.example', 'y@web.example'], domains),
+      [
+        { direction: 'internal', recipients: ['a@behoerde.example'] },
+        { direction: 'outbound', recipients: ['x@gmail.example', 'y@web.example'] },
+      ],
+    );
+  });
+
+  it('never groups a recipient the listener would have refused', () => {
+    assert.throws(() => groupByDirection('inbound', ['a@gmail.example'], domains));
+  });
+});
+
+describe('submission senders', () => {
+  const account = { username: 'amt', senderDomains: ['behoerde.example'] };
+  const table: [string, Parameters<typeof decideSubmissionSender>[0], unknown][] = [
+    [
+      'a trusted client with an agency sender',
+      { address: 'a@behoerde.example', trustedNetwork: true, account: undefined },
+      { accept: true },
+    ],
+    [
+      'an untrusted client without AUTH',
+      { address: 'a@behoerde.example', trustedNetwork: false, account: undefined },
+      { accept: false, code: 'AUTH_REQUIRED' },
+    ],
+    [
+      'a trusted client with an outside sender',
+      { address: 'a@gmail.example', trustedNetwork: true, account: undefined },
+      { accept: false, code: 'SENDER_NOT_ALLOWED' },
+    ],
+    [
+      'the null sender',
+      { address: '', trustedNetwork: true, account: undefined },
+      { accept: false, code: 'SENDER_NOT_ALLOWED' },
+    ],
+    [
+      'an account using its own domain',
+      { address: 'a@behoerde.example', trustedNetwork: false, account },
+      { accept: true },
+    ],
+    [
+      'an account using another agency domain',
+      { address: 'a@amt.sachsen.example', trustedNetwork: false, account },
+      { accept: false, code: 'SENDER_NOT_ALLOWED' },
+    ],
+    [
+      'an account whose domains include one that is no agency domain',
+      {
+        address: 'a@gmail.example',
+        trustedNetwork: false,
+        account: { username: 'x', senderDomains: ['gmail.example'] },
+      },
+      { accept: false, code: 'SENDER_NOT_ALLOWED' },
+    ],
+  ];
+  for (const [name, sender, decision] of table) {
+    it(`decides ${name}`, () => {
+      assert.deepEqual(decideSubmissionSender(sender, domains), decision);
+    });
+  }
+});
