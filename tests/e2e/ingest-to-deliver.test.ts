@@ -19,6 +19,14 @@ function queuedId(text: string): string {
   return id;
 }
 
+/** Length of the gateway's Received header (its first line plus folded continuation lines). */
+function headerLength(raw: Buffer): number {
+  const text = raw.toString('latin1');
+  let end = text.indexOf('\r\n') + 2;
+  while (text[end] === ' ' || text[end] === '\t') end = text.indexOf('\r\n', end) + 2;
+  return end;
+}
+
 describe('ingest → deliver, end to end', () => {
   let gw: TestGateway;
   let dir: string;
@@ -75,13 +83,18 @@ describe('ingest → deliver, end to end', () => {
     );
     assert.equal(arrived.mailFrom, 'buergerin@example.org');
     assert.deepEqual(arrived.rcptTo, ['amt@behoerde.example']);
-    const headerEnd = arrived.raw.indexOf('\r\n', arrived.raw.indexOf('\r\n') + 2);
     assert.match(arrived.raw.subarray(0, 200).toString(), /^Received: from mx\.example\.org/);
     assert.ok(arrived.raw.includes(id), 'the Received header names the gateway message id');
-    assert.ok(headerEnd > 0);
+    // swaks ends DATA with its own CRLF before the final dot, so what it sent is the file plus one CRLF.
+    const sent = Buffer.concat([original, Buffer.from('\r\n')]);
     assert.ok(
-      arrived.raw.subarray(arrived.raw.length - original.length).equals(original),
+      arrived.raw.subarray(arrived.raw.length - sent.length).equals(sent),
       'the original bytes arrive unchanged after the Received header',
+    );
+    assert.equal(
+      arrived.raw.length,
+      headerLength(arrived.raw) + sent.length,
+      'nothing but the Received header is added',
     );
 
     const t = await waitFor('recipient state delivered', async () => {
@@ -90,6 +103,31 @@ describe('ingest → deliver, end to end', () => {
     });
     assert.ok(t.events.some((e) => e.event === 'message.received'));
     assert.ok(t.events.some((e) => e.event === 'recipient.delivered'));
+  });
+
+  it('keeps every byte of an odd message: 8-bit, long lines, lone dots, no trailing newline, broken MIME', async () => {
+    const original = Buffer.concat([
+      Buffer.from('From: x@example.org\r\nTo: amt@behoerde.example\r\nMessage-ID: <e2e-odd@example.org>\r\n'),
+      Buffer.from('Content-Type: multipart/mixed; boundary="never-closed"\r\n\r\n--never-closed\r\n\r\n'),
+      Buffer.from([0xc3, 0xa4, 0xff, 0xfe, 0x0d, 0x0a]),
+      Buffer.from(`${'y'.repeat(1500)}\r\n.\r\n..\r\n. \r\nlast line without newline`),
+    ]);
+    const transport = nodemailer.createTransport({ host: '127.0.0.1', port: gw.inboundPort, ignoreTLS: true });
+    const info = await transport.sendMail({
+      envelope: { from: 'x@example.org', to: ['amt@behoerde.example'] },
+      raw: original,
+    });
+    transport.close();
+    queuedId(info.response);
+    const arrived = await waitFor('the odd message at the relay', () =>
+      gw.relay.messages.find((m) => m.raw.includes('e2e-odd@example.org')),
+    );
+    // An SMTP client must end the data with CRLF, so nodemailer adds one to the last line; the rest is identical.
+    const sent = Buffer.concat([original, Buffer.from('\r\n')]);
+    assert.ok(
+      arrived.raw.subarray(headerLength(arrived.raw)).equals(sent),
+      'identical bytes after the Received header',
+    );
   });
 
   it('delivers agency-to-agency submission internally and keeps outside mail away from the outside until encrypted', async () => {
