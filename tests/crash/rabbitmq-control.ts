@@ -11,7 +11,15 @@ const run = promisify(execFile);
 export async function restartRabbitMq(): Promise<void> {
   await run('rabbitmqctl', ['shutdown'], { timeout: 120_000 }).catch(() => {});
   await run('rabbitmq-server', ['-detached'], { timeout: 120_000 });
-  await run('rabbitmqctl', ['await_startup', '--timeout', '120'], { timeout: 150_000 });
+  // -detached returns before the node has registered; await_startup fails until it has.
+  await waitFor(
+    'RabbitMQ to start',
+    async () => {
+      await run('rabbitmqctl', ['await_startup', '--timeout', '120'], { timeout: 150_000 });
+      return true;
+    },
+    { timeoutMs: 180_000, intervalMs: 1000 },
+  );
   // The management API (vhosts, queue depths) comes up with the broker's plugins.
   await waitFor(
     'the RabbitMQ management API',
