@@ -64,12 +64,13 @@ export function serviceProcess(name: string, env: Record<string, string>, health
       await waitFor(
         `${name} to become ready on :${healthPort}`,
         async () => {
-          if (exited) throw new Error(`${name} exited during start:\n${handle.output.join('').slice(-3000)}`);
+          if (exited) return true; // stop waiting; reported below
           const res = await fetch(`http://127.0.0.1:${healthPort}/readyz`).catch(() => undefined);
           return res?.ok;
         },
         { timeoutMs: 60_000, intervalMs: 100 },
       );
+      if (exited) throw new Error(`${name} exited during start:\n${handle.output.join('').slice(-3000)}`);
     },
     async crash() {
       const child = handle.child;
