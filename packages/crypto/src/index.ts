@@ -1,0 +1,4 @@
+// Cryptography of the gateway: certificate path validation (pkix), S/MIME CMS (smime), OpenPGP (openpgp).
+export * from './pkix/index.ts';
+export * from './smime/index.ts';
+export * from './openpgp/index.ts';

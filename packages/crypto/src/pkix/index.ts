@@ -1,0 +1,2 @@
+// Filled in by the pkix work item.
+export {};

@@ -1,0 +1,2 @@
+// Filled in by the smime work item.
+export {};
