@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Envelope, EXCHANGE, newMessageId, newTraceId, type Stage } from '@smgw/envelope';
 import { createLogger, type Logger } from '@smgw/observability';
-import { waitFor } from '@smgw/testing';
+import { rabbitManagementApi, waitFor } from '@smgw/testing';
 import { type Channel, type ChannelModel, connect, type GetMessage } from 'amqplib';
 
 export const silentLogger: Logger = createLogger('mq-test', process.env.SMGW_TEST_LOG_LEVEL ?? 'silent');
@@ -87,19 +87,5 @@ export function hasEnvelopeId(id: string): (message: GetMessage) => boolean {
   return (message) => message.content.toString('utf8').includes(`"id":"${id}"`);
 }
 
-const RABBIT_API = process.env.SMGW_RABBITMQ_API ?? 'http://guest:guest@127.0.0.1:15672/api';
-
-/** A call to the RabbitMQ management API (credentials from the URL, as @smgw/testing does). */
-export async function managementApi(path: string, method = 'GET', body?: unknown): Promise<Response> {
-  const url = new URL(RABBIT_API + path);
-  const auth = Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString(
-    'base64',
-  );
-  url.username = '';
-  url.password = '';
-  return fetch(url, {
-    method,
-    headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-}
+/** The RabbitMQ management API, as @smgw/testing calls it. */
+export const managementApi = rabbitManagementApi;

@@ -35,7 +35,8 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   };
 }
 
-function apiRequest(path: string, method: string, body?: unknown): Promise<Response> {
+/** A call to the RabbitMQ management API (credentials from SMGW_RABBITMQ_API's URL). */
+export function rabbitManagementApi(path: string, method = 'GET', body?: unknown): Promise<Response> {
   const url = new URL(RABBIT_API + path);
   const auth = Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString(
     'base64',
@@ -61,9 +62,13 @@ export interface TestVhost {
 /** A fresh RabbitMQ vhost (management API) that guest may use. */
 export async function createTestVhost(): Promise<TestVhost> {
   const name = uniqueName('t');
-  const created = await apiRequest(`/vhosts/${name}`, 'PUT', {});
+  const created = await rabbitManagementApi(`/vhosts/${name}`, 'PUT', {});
   if (!created.ok) throw new Error(`cannot create vhost ${name}: HTTP ${created.status} (is rabbitmq_management on?)`);
-  const perm = await apiRequest(`/permissions/${name}/guest`, 'PUT', { configure: '.*', write: '.*', read: '.*' });
+  const perm = await rabbitManagementApi(`/permissions/${name}/guest`, 'PUT', {
+    configure: '.*',
+    write: '.*',
+    read: '.*',
+  });
   if (!perm.ok) throw new Error(`cannot grant guest on ${name}: HTTP ${perm.status}`);
   const url = `${AMQP_URL.replace(/\/$/, '')}/${name}`;
   return {
@@ -71,13 +76,13 @@ export async function createTestVhost(): Promise<TestVhost> {
     url,
     env: { AMQP_URL: url },
     async queueDepth(queue) {
-      const res = await apiRequest(`/queues/${name}/${encodeURIComponent(queue)}`, 'GET');
+      const res = await rabbitManagementApi(`/queues/${name}/${encodeURIComponent(queue)}`, 'GET');
       if (!res.ok) return undefined;
       const q = (await res.json()) as { messages?: number };
       return q.messages;
     },
     async drop() {
-      await apiRequest(`/vhosts/${name}`, 'DELETE').catch(() => {});
+      await rabbitManagementApi(`/vhosts/${name}`, 'DELETE').catch(() => {});
     },
   };
 }

@@ -4,12 +4,18 @@ import { loadConfig } from '@smgw/config';
 import { decodeEnvelope, type Envelope } from '@smgw/envelope';
 import { createLogger } from '@smgw/observability';
 // @smgw/testing is not a dependency of this package (yet); its source is imported directly.
-import { createTestDatabase, createTestVhost, type TestDatabase, type TestVhost, testRedisPrefix } from '@smgw/testing';
+import {
+  createTestDatabase,
+  createTestVhost,
+  rabbitManagementApi,
+  type TestDatabase,
+  type TestVhost,
+  testRedisPrefix,
+} from '@smgw/testing';
 import { Redis } from 'ioredis';
 import { type IngestConfig, ingestSpec } from '../src/config.ts';
 import { type RunningIngest, startIngest } from '../src/service.ts';
 
-const RABBIT_API = process.env.SMGW_RABBITMQ_API ?? 'http://guest:guest@127.0.0.1:15672/api';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export interface TestWorld {
@@ -53,7 +59,7 @@ export async function createTestWorld(): Promise<TestWorld> {
       return { ingest, config };
     },
     async takeEnvelopes(queue) {
-      const res = await rabbit(`/queues/${vhost.name}/${encodeURIComponent(queue)}/get`, 'POST', {
+      const res = await rabbitManagementApi(`/queues/${vhost.name}/${encodeURIComponent(queue)}/get`, 'POST', {
         count: 1000,
         ackmode: 'ack_requeue_false',
         encoding: 'base64',
@@ -67,7 +73,7 @@ export async function createTestWorld(): Promise<TestWorld> {
       });
     },
     async deleteQueue(queue) {
-      const res = await rabbit(`/queues/${vhost.name}/${encodeURIComponent(queue)}`, 'DELETE');
+      const res = await rabbitManagementApi(`/queues/${vhost.name}/${encodeURIComponent(queue)}`, 'DELETE');
       if (!res.ok) throw new Error(`cannot delete ${queue}: HTTP ${res.status}`);
     },
     async close() {
@@ -77,20 +83,6 @@ export async function createTestWorld(): Promise<TestWorld> {
       await vhost.drop();
     },
   };
-}
-
-function rabbit(path: string, method: string, body?: unknown): Promise<Response> {
-  const url = new URL(RABBIT_API + path);
-  const auth = Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString(
-    'base64',
-  );
-  url.username = '';
-  url.password = '';
-  return fetch(url, {
-    method,
-    headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
 }
 
 async function dropRedisKeys(prefix: string): Promise<void> {
