@@ -73,7 +73,10 @@ fi
 # StreamMaxLength must fit a whole message (MIME base64 inflates attachments by a third, the limit is on the raw
 # message); the Alert* options make clamd report what it could not fully scan instead of answering OK.
 STREAM_MAX=$(( MAX_BYTES + 1048576 ))
-cat > "$CLAM/clamd.conf" <<EOF
+# Written beside the old one first: a clamd already running with other limits (SMGW_MAX_MESSAGE_BYTES changed)
+# must be restarted, or it would keep refusing or under-scanning with the old ones.
+OLD_CONF="$(cat "$CLAM/clamd.conf" 2>/dev/null || true)"
+cat > "$CLAM/clamd.conf.new" <<EOF
 TCPSocket 3310
 TCPAddr 127.0.0.1
 Foreground false
@@ -99,7 +102,13 @@ CommandReadTimeout 30
 MaxThreads 8
 ExtendedDetectionInfo true
 EOF
+mv "$CLAM/clamd.conf.new" "$CLAM/clamd.conf"
 clamd_pong() { [ "$(printf 'zPING\0' | timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/3310; cat >&3; tr -d "\0" <&3' 2>/dev/null)" = "PONG" ]; }
+if [ -n "$OLD_CONF" ] && [ "$OLD_CONF" != "$(cat "$CLAM/clamd.conf")" ] && [ -f "$CLAM/clamd.pid" ] && clamd_pong; then
+  say "clamd settings changed: restarting the clamd ./smgw up started"
+  kill "$(cat "$CLAM/clamd.pid")" 2>/dev/null || true
+  for _ in $(seq 1 40); do clamd_pong || break; sleep 0.25; done
+fi
 if ! clamd_pong; then
   say "starting clamd on 127.0.0.1:3310"
   [ -f "$CLAM/clamd.pid" ] && kill "$(cat "$CLAM/clamd.pid")" 2>/dev/null || true

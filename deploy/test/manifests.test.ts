@@ -11,6 +11,7 @@ import { STAGES, workQueue } from '../../packages/envelope/src/index.ts';
 import { adminSettings } from '../../services/admin/src/config.ts';
 import { deliverSpec } from '../../services/deliver/src/config.ts';
 import { ingestSpec } from '../../services/ingest/src/config.ts';
+import { scanSpec } from '../../services/scan/src/config.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -80,6 +81,7 @@ const SPEC_OF: Record<string, Spec> = {
   'smgw-ingest': ingestSpec,
   'smgw-deliver': deliverSpec,
   'smgw-admin': adminSettings,
+  'smgw-scan': scanSpec,
 };
 const specOf = (deployment: string): Spec => SPEC_OF[deployment] ?? everySettingButTheAdminToken;
 
@@ -269,7 +271,7 @@ for (const overlay of ['dev', 'production']) {
     });
 
     it('keeps the stages that have no code yet at zero replicas', () => {
-      for (const name of ['smgw-scan', 'smgw-encrypt', 'smgw-signature-verify', 'smgw-mailbox']) {
+      for (const name of ['smgw-encrypt', 'smgw-signature-verify', 'smgw-mailbox']) {
         const so = objects.find((o) => o.kind === 'ScaledObject' && o.spec.scaleTargetRef.name === name);
         assert.equal(so?.metadata.annotations?.['autoscaling.keda.sh/paused-replicas'], '0', name);
         assert.equal(find(objects, 'Deployment', name).spec.replicas, 0, name);

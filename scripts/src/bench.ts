@@ -1,4 +1,4 @@
-// `./smgw bench`: throughput of ingest → deliver into an SMTP sink, with the gateway running as real processes.
+// `./smgw bench`: throughput of ingest → scan → deliver into an SMTP sink, with the gateway running as real processes.
 //   --messages N (per size, default 200; 5 MB messages: N/10)   --concurrency C (default 8)
 //   --sizes 10k,100k,5m   --no-smtp-source
 // Prints messages/s, MB/s, p50/p99 latency from the client's 250 to arrival at the sink, and peak RSS per service.
@@ -48,7 +48,7 @@ function messageOf(size: number, seq: number, runId: string): string {
 }
 
 const gw = await startTestGateway({
-  services: ['ingest', 'deliver'],
+  services: ['ingest', 'scan', 'deliver'],
   env: {
     SMGW_SMTP_MAX_CONNECTIONS_PER_CLIENT: '10000',
     SMGW_SMTP_COMMANDS_PER_MINUTE: '10000000',

@@ -23,6 +23,12 @@ export function localServices(env: NodeJS.ProcessEnv = process.env): LocalServic
       env: { SMGW_HEALTH_PORT: env.SMGW_INGEST_HEALTH_PORT ?? '9101' },
     },
     {
+      name: 'scan',
+      entry: 'services/scan/src/main.ts',
+      readyPort: Number(env.SMGW_SCAN_HEALTH_PORT ?? 9103),
+      env: { SMGW_HEALTH_PORT: env.SMGW_SCAN_HEALTH_PORT ?? '9103' },
+    },
+    {
       name: 'deliver',
       entry: 'services/deliver/src/main.ts',
       readyPort: Number(env.SMGW_DELIVER_HEALTH_PORT ?? 9102),

@@ -1,5 +1,5 @@
-// Crash safety, scored the way RabbitMQ's Jepsen tests score a run: 500 messages go in over SMTP while ingest and
-// deliver are killed with SIGKILL and restarted and the broker itself is restarted. The client behaves like an MTA:
+// Crash safety, scored the way RabbitMQ's Jepsen tests score a run: 500 messages go in over SMTP while ingest,
+// scan and deliver are killed with SIGKILL and restarted and the broker itself is restarted. The client behaves like an MTA:
 // a message that gets no 250 is sent again after a pause, as a new attempt with its own id. Every attempt that got
 // a 250 must arrive exactly once; an attempt that did not get one may arrive ("recovered") or not.
 // Runs alone (./smgw test runs tests/crash after everything else) because it restarts the shared broker.
@@ -33,7 +33,7 @@ describe('crash safety', { timeout: 20 * 60_000 }, () => {
 
   before(async () => {
     gw = await startTestGateway({
-      services: ['ingest', 'deliver'],
+      services: ['ingest', 'scan', 'deliver'],
       env: {
         SMGW_DELIVER_RETRY_LADDER: '500ms,1s,1s,2s,2s,5s,5s,10s,10s,30s',
         SMGW_STAGE_RETRY_LADDER: '500ms,1s,2s,5s,10s',
@@ -103,6 +103,7 @@ describe('crash safety', { timeout: 20 * 60_000 }, () => {
     const at = (n: number) => waitFor(`${n} accepted messages`, () => acked.size >= n, { timeoutMs: 300_000 });
     const ingest = gw.services.ingest as ServiceProcess;
     const deliver = gw.services.deliver as ServiceProcess;
+    const scan = gw.services.scan as ServiceProcess;
     await at(Math.floor(MESSAGES * 0.15));
     await ingest.crash();
     chaos.push(`kill -9 ingest at ${acked.size} acked`);
@@ -114,6 +115,10 @@ describe('crash safety', { timeout: 20 * 60_000 }, () => {
     await deliver.crash();
     chaos.push(`kill -9 deliver at ${acked.size} acked`);
     await deliver.start();
+    await at(Math.floor(MESSAGES * 0.55));
+    await scan.crash();
+    chaos.push(`kill -9 scan at ${acked.size} acked`);
+    await scan.start();
     await at(Math.floor(MESSAGES * 0.65));
     await Promise.all([ingest.crash(), deliver.crash()]);
     chaos.push(`kill -9 ingest and deliver at ${acked.size} acked`);

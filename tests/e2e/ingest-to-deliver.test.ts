@@ -1,4 +1,4 @@
-// The walking skeleton end to end: a real SMTP client (swaks, nodemailer) → ingest → RabbitMQ → deliver → an SMTP
+// The walking skeleton end to end: a real SMTP client (swaks, nodemailer) → ingest → RabbitMQ → scan (clamd) → deliver → an SMTP
 // sink standing in for the agency's mail server, with the gateway running as real processes.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -27,7 +27,7 @@ function headerLength(raw: Buffer): number {
   return end;
 }
 
-describe('ingest → deliver, end to end', () => {
+describe('ingest → scan → deliver, end to end', () => {
   let gw: TestGateway;
   let dir: string;
 
@@ -173,6 +173,40 @@ describe('ingest → deliver, end to end', () => {
       [['buerger@example.org', 'pending']],
     );
     assert.equal(gw.smarthost.messages.length, 0);
+  });
+
+  it('quarantines a virus from the internet and tells the agency postmaster, never the recipient', async () => {
+    // EICAR, assembled at run time so that this file is not itself a "virus".
+    const eicar = `X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-${'STANDARD-ANTIVIRUS-TEST-FILE'}!$H+H*`;
+    const transport = nodemailer.createTransport({ host: '127.0.0.1', port: gw.inboundPort, ignoreTLS: true });
+    const info = await transport.sendMail({
+      envelope: { from: 'angreifer@example.org', to: ['poststelle@behoerde.example'] },
+      from: 'angreifer@example.org',
+      to: 'poststelle@behoerde.example',
+      subject: 'Rechnung',
+      text: 'Siehe Anhang.',
+      attachments: [{ filename: 'rechnung.com', content: Buffer.from(eicar) }],
+    });
+    transport.close();
+    const id = queuedId(info.response);
+    const notice = await waitFor('the notice at the relay', () =>
+      gw.relay.messages.find(
+        (m) => m.raw.includes(Buffer.from(id)) && m.rcptTo.includes('postmaster@behoerde.example'),
+      ),
+    );
+    assert.equal(notice.mailFrom, '');
+    assert.ok(!notice.raw.includes(Buffer.from('EICAR-STANDARD')));
+    const t = await trace(id);
+    assert.deepEqual(
+      t.recipients.map((r) => [r.address, r.state]),
+      [['poststelle@behoerde.example', 'quarantined']],
+    );
+    assert.ok(t.events.some((e) => e.event === 'message.quarantined'));
+    assert.ok(
+      !gw.relay.messages.some(
+        (m) => m.rcptTo.includes('poststelle@behoerde.example') && m.raw.includes(Buffer.from(id)),
+      ),
+    );
   });
 
   it('refuses to relay for outside domains on the MX listener', async () => {

@@ -153,6 +153,13 @@ export const delayList: Parser<number[]> = (raw) => {
   });
 };
 
+/** One duration like "30d", "12h" or "90s" (retention periods). */
+export const duration: Parser<number> = (raw) => {
+  const [ms, ...more] = delayList(raw);
+  if (ms === undefined || more.length > 0) throw new Error('must be one duration like 30d, 12h or 90s');
+  return ms;
+};
+
 /** A base64 key of exactly `bytes` bytes (the master key, say). */
 export function base64Key(bytes: number): Parser<Buffer> {
   return (raw) => {

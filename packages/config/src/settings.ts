@@ -6,6 +6,7 @@ import {
   cidrList,
   delayList,
   domainList,
+  duration,
   hostPort,
   hostPortList,
   integer,
@@ -112,5 +113,14 @@ export const settings = {
     bool,
     'false',
     'refuse to hand outbound mail to a server without STARTTLS',
+  ),
+  /** How long a quarantined message is kept before the reaper purges it (and its blob, if nothing else uses it). */
+  quarantineRetention: setting('SMGW_QUARANTINE_RETENTION', duration, '30d', 'how long quarantined messages are kept'),
+  /** Who is told about a virus in inbound mail; unset: postmaster@ the (first) recipient's domain. */
+  inboundVirusNoticeTo: setting(
+    'SMGW_INBOUND_VIRUS_NOTICE_TO',
+    text,
+    undefined,
+    'address told about viruses in inbound mail (default postmaster@<recipient domain>)',
   ),
 } as const;

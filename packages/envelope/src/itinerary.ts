@@ -5,13 +5,14 @@ import type { Direction, Envelope, Stage, StageVerdict } from './envelope.ts';
  *
  * Stages that are not built yet are left out where the message may safely skip them and kept in where it may not:
  * - outbound keeps `encrypt`: until that stage runs, outbound mail waits in smgw.encrypt (never plaintext outside);
- * - scan and verify join inbound, outbound, internal and portal when their services exist.
+ * - inbound gets `encrypt` (decryption) before `scan`, and `verify` after it, when those services exist;
+ * - generated mail (DSNs, notices) is made by the gateway itself and is not scanned.
  */
 export const ITINERARIES: Readonly<Record<Direction, readonly Stage[]>> = {
-  inbound: ['deliver'],
-  outbound: ['encrypt', 'deliver'],
-  internal: ['deliver'],
-  portal: ['deliver'],
+  inbound: ['scan', 'deliver'],
+  outbound: ['scan', 'encrypt', 'deliver'],
+  internal: ['scan', 'deliver'],
+  portal: ['scan', 'deliver'],
   generated: ['deliver'],
 };
 

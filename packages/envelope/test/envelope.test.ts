@@ -77,8 +77,15 @@ describe('envelope', () => {
 });
 
 describe('itinerary', () => {
-  it('sends outbound mail through encrypt before deliver, never straight out', () => {
-    assert.deepEqual(itineraryFor('outbound'), ['encrypt', 'deliver']);
+  it('sends outbound mail through scan and encrypt before deliver, never straight out', () => {
+    assert.deepEqual(itineraryFor('outbound'), ['scan', 'encrypt', 'deliver']);
+  });
+
+  it('scans every direction except the mail the gateway generates itself', () => {
+    for (const direction of ['inbound', 'outbound', 'internal', 'portal'] as const) {
+      assert.equal(itineraryFor(direction)[0], 'scan', direction);
+    }
+    assert.deepEqual(itineraryFor('generated'), ['deliver']);
   });
 
   it('advances by removing the finished stage, counting the hop and resetting attempts', () => {

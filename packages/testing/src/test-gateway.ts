@@ -33,7 +33,7 @@ export interface TestGateway {
 export async function startTestGateway(
   options: { services?: string[]; env?: Record<string, string> } = {},
 ): Promise<TestGateway> {
-  const names = options.services ?? ['ingest', 'deliver', 'admin'];
+  const names = options.services ?? ['ingest', 'scan', 'deliver', 'admin'];
   const [db, vhost, relay, smarthost] = await Promise.all([
     createTestDatabase(),
     createTestVhost(),
@@ -56,6 +56,8 @@ export async function startTestGateway(
     SMGW_DELIVER_RETRY_LADDER: '500ms,1s,2s',
     SMGW_STAGE_RETRY_LADDER: '500ms,1s,2s',
     SMGW_HOSTNAME: 'smgw.test',
+    // scan streams every message to the shared clamd (deploy/local/infrastructure.sh).
+    CLAMD_URL: process.env.CLAMD_URL ?? 'tcp://127.0.0.1:3310',
     ...options.env,
   };
   const services: Record<string, ServiceProcess> = {};

@@ -139,3 +139,5 @@ export async function getTrace(db: Queryable, messageId: string): Promise<Messag
     })),
   };
 }
+
+export { purgeExpiredQuarantine, type QuarantinePurge } from './quarantine-retention.ts';

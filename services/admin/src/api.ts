@@ -1,15 +1,13 @@
 import { databaseReachable, type Pool } from '@smgw/db';
+import type { Envelope } from '@smgw/envelope';
 import { type Logger, type Registry, runChecks } from '@smgw/observability';
 import { getTrace } from '@smgw/trace';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { bearerTokenMatches } from './bearer-auth.ts';
+import { problem } from './problem.ts';
+import { quarantineRoutes } from './quarantine-routes.ts';
 
 const MESSAGE_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
-
-/** Error body of every API failure: a stable code and a sentence. */
-function problem(code: string, message: string) {
-  return { error: { code, message } };
-}
 
 /**
  * The admin API (SPEC.md "Admin API"): everything under /api/v1 needs the bearer token;
@@ -20,17 +18,21 @@ export function buildAdminApi(options: {
   token: string;
   logger: Logger;
   registry: Registry;
+  /** The broker: releasing from quarantine publishes (confirmed) to the message's next stage. */
+  mq: { publish(envelope: Envelope): Promise<void>; isReady(): boolean };
 }): FastifyInstance {
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
-    disableRequestLogging: false,
     bodyLimit: 1024 * 1024,
     trustProxy: false,
   });
 
   app.get('/healthz', async () => ({ status: 'alive' }));
   app.get('/readyz', async (_req, reply) => {
-    const checks = await runChecks({ db: () => databaseReachable(options.pool) });
+    const checks = await runChecks({
+      db: () => databaseReachable(options.pool),
+      amqp: () => options.mq.isReady(),
+    });
     const ready = Object.values(checks).every(Boolean);
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
   });
@@ -58,6 +60,8 @@ export function buildAdminApi(options: {
         if (!trace) return reply.code(404).send(problem('MESSAGE_NOT_FOUND', `no message ${id}`));
         return trace;
       });
+
+      await api.register(quarantineRoutes, { pool: options.pool, publish: (envelope) => options.mq.publish(envelope) });
     },
     { prefix: '/api/v1' },
   );

@@ -1,24 +1,50 @@
 #!/usr/bin/env node
 // The operator CLI: wraps the admin API (SPEC.md). `./smgw <command>` or `pnpm smgw <command>`.
 // Reads SMGW_ADMIN_URL (default http://127.0.0.1:8081/api/v1) and SMGW_ADMIN_TOKEN.
+import { parseArgs } from 'node:util';
+import { formatQuarantineEntry, formatQuarantineList } from './format-quarantine.ts';
 import { formatTrace } from './format-trace.ts';
+import type { QuarantineEntry } from './quarantine-store.ts';
 
 const USAGE = `operator commands (talk to the admin API):
-  trace <message-id> [--json]   every stage, outcome, time and reason of a message, per recipient
-  help                          this text
-settings: SMGW_ADMIN_URL (default http://127.0.0.1:8081/api/v1), SMGW_ADMIN_TOKEN`;
+  trace <message-id> [--json]         every stage, outcome, time and reason of a message, per recipient
+  quarantine list [--all] [--json]    quarantined messages, newest first (open ones; --all: released too)
+             [--limit n] [--before <id>]
+  quarantine show <id> [--json]       one quarantine entry: finding, sender, recipients, release
+  quarantine release <id> [--reason "..."] [--operator <name>]
+                                      let the message continue its route (recorded with who and why)
+  help                                this text
+settings: SMGW_ADMIN_URL (default http://127.0.0.1:8081/api/v1), SMGW_ADMIN_TOKEN,
+          SMGW_OPERATOR (default operator name for release)`;
+
+const OPTIONS = {
+  json: { type: 'boolean' },
+  all: { type: 'boolean' },
+  limit: { type: 'string' },
+  before: { type: 'string' },
+  reason: { type: 'string' },
+  operator: { type: 'string' },
+  help: { type: 'boolean' },
+} as const;
 
 export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const [command, ...args] = argv;
   const base = (env.SMGW_ADMIN_URL ?? `http://127.0.0.1:${env.SMGW_ADMIN_PORT ?? '8081'}/api/v1`).replace(/\/$/, '');
-  const json = args.includes('--json');
-  const positional = args.filter((a) => !a.startsWith('--'));
 
-  async function call(method: string, path: string): Promise<{ status: number; body: unknown }> {
+  async function call(
+    method: string,
+    path: string,
+    options: { body?: unknown; headers?: Record<string, string> } = {},
+  ): Promise<{ status: number; body: unknown }> {
     if (!env.SMGW_ADMIN_TOKEN) throw new CliError('SMGW_ADMIN_TOKEN is not set (./smgw up prints it)');
+    const headers: Record<string, string> = { authorization: `Bearer ${env.SMGW_ADMIN_TOKEN}`, ...options.headers };
+    if (options.body !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
     try {
-      res = await fetch(base + path, { method, headers: { authorization: `Bearer ${env.SMGW_ADMIN_TOKEN}` } });
+      res = await fetch(base + path, {
+        method,
+        headers,
+        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+      });
     } catch (err) {
       throw new CliError(`cannot reach the admin API at ${base}: ${(err as Error).cause ?? (err as Error).message}`);
     }
@@ -30,7 +56,24 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
     return { status: res.status, body };
   }
 
+  function print(json: boolean, body: unknown, text: () => string): void {
+    process.stdout.write(json ? `${JSON.stringify(body, null, 2)}\n` : text());
+  }
+
   try {
+    let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
+    try {
+      parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+    } catch (err) {
+      throw new CliError(`${(err as Error).message}\n${USAGE}`);
+    }
+    const { values } = parsed;
+    const [command, ...positional] = parsed.positionals;
+    const json = values.json === true;
+    if (values.help) {
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
     switch (command) {
       case 'trace':
       case 'message': {
@@ -38,12 +81,56 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
         if (!id) throw new CliError('usage: trace <message-id>');
         const { status, body } = await call('GET', `/messages/${encodeURIComponent(id)}`);
         if (status !== 200) throw new CliError(errorText(status, body));
-        process.stdout.write(json ? `${JSON.stringify(body, null, 2)}\n` : formatTrace(body as never));
+        print(json, body, () => formatTrace(body as never));
         return 0;
+      }
+      case 'quarantine': {
+        const [action, id] = positional;
+        switch (action) {
+          case 'list':
+          case undefined: {
+            const query = new URLSearchParams({ state: values.all ? 'all' : 'open' });
+            if (values.limit) query.set('limit', values.limit);
+            if (values.before) query.set('before', values.before);
+            const { status, body } = await call('GET', `/quarantine?${query}`);
+            if (status !== 200) throw new CliError(errorText(status, body));
+            const page = body as { entries: QuarantineEntry[]; nextBefore: string | null };
+            print(json, body, () => {
+              const more = page.nextBefore ? `more: quarantine list --before ${page.nextBefore}\n` : '';
+              return formatQuarantineList(page.entries) + more;
+            });
+            return 0;
+          }
+          case 'show': {
+            if (!id) throw new CliError('usage: quarantine show <id>');
+            const { status, body } = await call('GET', `/quarantine/${encodeURIComponent(id)}`);
+            if (status !== 200) throw new CliError(errorText(status, body));
+            print(json, body, () => formatQuarantineEntry(body as QuarantineEntry));
+            return 0;
+          }
+          case 'release': {
+            if (!id) throw new CliError('usage: quarantine release <id> [--reason "..."] [--operator <name>]');
+            const operator = values.operator ?? env.SMGW_OPERATOR;
+            const { status, body } = await call('POST', `/quarantine/${encodeURIComponent(id)}/release`, {
+              body: values.reason === undefined ? {} : { reason: values.reason },
+              headers: operator ? { 'x-smgw-operator': operator } : {},
+            });
+            if (status !== 200) throw new CliError(errorText(status, body));
+            const released = body as { entry: QuarantineEntry; queuedFor: string };
+            print(
+              json,
+              body,
+              () =>
+                `released ${released.entry.id} (message ${released.entry.messageId}) by ${released.entry.releasedBy}: queued for ${released.queuedFor}\n`,
+            );
+            return 0;
+          }
+          default:
+            throw new CliError(`unknown quarantine command "${action}"\n${USAGE}`);
+        }
       }
       case undefined:
       case 'help':
-      case '--help':
         process.stdout.write(`${USAGE}\n`);
         return 0;
       default:

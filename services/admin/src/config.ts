@@ -3,6 +3,8 @@ import { settings } from '@smgw/config';
 export const adminSettings = {
   databaseUrl: settings.databaseUrl,
   databaseSchema: settings.databaseSchema,
+  /** Releasing a message from quarantine publishes it to its next stage. */
+  amqpUrl: settings.amqpUrl,
   adminPort: settings.adminPort,
   adminBind: settings.adminBind,
   adminToken: settings.adminToken,

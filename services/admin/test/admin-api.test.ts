@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type Envelope, newMessageId, newTraceId } from '@smgw/envelope';
 import { createLogger } from '@smgw/observability';
-import { createTestDatabase, type TestDatabase } from '@smgw/testing';
+import { createTestDatabase, createTestVhost, type TestDatabase, type TestVhost } from '@smgw/testing';
 import { recordEvent, recordMessage, setRecipientState } from '@smgw/trace';
 import { runCli } from '../src/cli.ts';
 import { type RunningAdmin, startAdmin } from '../src/service.ts';
@@ -11,15 +11,17 @@ const TOKEN = 'test-token-0123456789';
 
 describe('admin API', () => {
   let db: TestDatabase;
+  let vhost: TestVhost;
   let admin: RunningAdmin;
   let base: string;
 
   before(async () => {
-    db = await createTestDatabase();
+    [db, vhost] = await Promise.all([createTestDatabase(), createTestVhost()]);
     admin = await startAdmin(
       {
         databaseUrl: db.url,
         databaseSchema: db.schema,
+        amqpUrl: vhost.url,
         adminPort: 0,
         adminBind: '127.0.0.1',
         adminToken: TOKEN,
@@ -31,7 +33,7 @@ describe('admin API', () => {
   });
   after(async () => {
     await admin.stop();
-    await db.drop();
+    await Promise.all([db.drop(), vhost.drop()]);
   });
 
   const get = (path: string, token?: string) =>
@@ -60,11 +62,11 @@ describe('admin API', () => {
     assert.equal((await get('/api/v1/messages/01ARZ3NDEKTSV4RRFFQ69G5FAV', 'wrong')).status, 401);
   });
 
-  it('keeps health endpoints open and reports the database as ready', async () => {
+  it('keeps health endpoints open and reports the database and the broker as ready', async () => {
     assert.equal((await get('/healthz')).status, 200);
     const ready = await get('/readyz');
     assert.equal(ready.status, 200);
-    assert.deepEqual(await ready.json(), { status: 'ready', checks: { db: true } });
+    assert.deepEqual(await ready.json(), { status: 'ready', checks: { db: true, amqp: true } });
     assert.match(await (await get('/metrics')).text(), /smgw_process_resident_memory_bytes/);
   });
 

@@ -72,7 +72,7 @@ describe('when the broker refuses an envelope', () => {
   after(() => world.close());
 
   it('answers 451 4.3.0, queues nothing and records message.refused', async () => {
-    await world.deleteQueue('smgw.deliver');
+    await world.deleteQueue('smgw.scan');
     const { client } = await SmtpTestClient.open(ingest.inboundPort);
     await client.command('EHLO sender.example');
     const reply = await client.sendMail({ from: 'a@sender.example', to: ['x@behoerde.example'], body: 'x\r\n' });
@@ -92,10 +92,12 @@ describe('when the broker refuses an envelope', () => {
       ],
     );
     assert.deepEqual(await world.takeEnvelopes('smgw.encrypt'), []);
+    assert.deepEqual(await world.takeEnvelopes('smgw.deliver'), []);
   });
 
-  it('answers 451 when one of two envelopes is refused, though the other was confirmed (the duplicate window)', async () => {
-    // smgw.deliver is still gone: the internal envelope is refused, the outbound one is confirmed in smgw.encrypt.
+  it('answers 451 when the two envelopes of a split message (internal and outbound) are both refused', async () => {
+    // Both directions start at smgw.scan now, which is still gone. (The partial "duplicate window", one envelope
+    // confirmed and one refused, can no longer be provoked by deleting a queue: both envelopes share smgw.scan.)
     const { client } = await SmtpTestClient.open(ingest.submissionPort);
     await client.command('EHLO agency.example');
     const reply = await client.sendMail({
@@ -105,11 +107,13 @@ describe('when the broker refuses an envelope', () => {
     });
     assert.equal(reply.final?.text, '451 4.3.0 Temporary failure, please retry');
     await client.quit();
-    const [outbound] = await world.takeEnvelopes('smgw.encrypt');
-    assert.equal(outbound?.direction, 'outbound');
-    const trace = await getTrace(world.db.pool, outbound?.id ?? '');
+    const rows = await world.db.pool.query(
+      `select m.id from messages m join message_recipients r on r.message_id = m.id
+       where r.recipient = 'citizen@mail.example'`,
+    );
+    const trace = await getTrace(world.db.pool, rows.rows[0]?.id ?? '');
     const refused = trace?.events.find((e) => e.event === 'message.refused');
-    assert.deepEqual(refused?.data, { publishedDirections: ['outbound'] });
+    assert.deepEqual(refused?.data, { publishedDirections: [] });
   });
 });
 
@@ -166,7 +170,7 @@ describe('stopping', () => {
     assert.match((await client.readReply()).text, QUEUED);
     await client.closed;
     await stopped;
-    const [envelope] = await world.takeEnvelopes('smgw.deliver');
+    const [envelope] = await world.takeEnvelopes('smgw.scan');
     assert.equal(envelope?.direction, 'inbound');
   });
 });

@@ -60,17 +60,18 @@ describe('the submission listener', () => {
     await client.quit();
     const id = QUEUED.exec(reply.final?.text ?? '')?.[1];
     assert.ok(id, reply.final?.text);
-    const [envelope, ...more] = await world.takeEnvelopes('smgw.encrypt');
+    const [envelope, ...more] = await world.takeEnvelopes('smgw.scan');
     assert.equal(more.length, 0);
     assert.equal(envelope?.id, id);
     assert.equal(envelope?.direction, 'outbound');
-    assert.deepEqual(envelope?.itinerary, ['encrypt', 'deliver']);
+    assert.deepEqual(envelope?.itinerary, ['scan', 'encrypt', 'deliver']);
     assert.deepEqual(envelope?.recipients, ['citizen@mail.example']);
     assert.deepEqual(envelope?.client, { listener: 'submission', ip: '127.0.0.1', helo: 'agency.example', tls: false });
     assert.deepEqual(await world.takeEnvelopes('smgw.deliver'), []);
+    assert.deepEqual(await world.takeEnvelopes('smgw.encrypt'), []);
   });
 
-  it('publishes mixed recipients as two envelopes with the same id, internal to deliver and outbound to encrypt', async () => {
+  it('publishes mixed recipients as two envelopes with the same id, both to scan, internal then to deliver and outbound to encrypt', async () => {
     const client = await session(trusted);
     const reply = await client.sendMail({
       from: 'clerk@behoerde.example',
@@ -80,13 +81,15 @@ describe('the submission listener', () => {
     await client.quit();
     const id = QUEUED.exec(reply.final?.text ?? '')?.[1];
     assert.ok(id, reply.final?.text);
-    const [internal, ...moreInternal] = await world.takeEnvelopes('smgw.deliver');
-    const [outbound, ...moreOutbound] = await world.takeEnvelopes('smgw.encrypt');
-    assert.equal(moreInternal.length + moreOutbound.length, 0);
+    const scanned = await world.takeEnvelopes('smgw.scan');
+    assert.equal(scanned.length, 2);
+    const internal = scanned.find((e) => e.direction === 'internal');
+    const outbound = scanned.find((e) => e.direction === 'outbound');
     assert.equal(internal?.id, id);
     assert.equal(outbound?.id, id);
     assert.equal(internal?.direction, 'internal');
-    assert.deepEqual(internal?.itinerary, ['deliver']);
+    assert.deepEqual(internal?.itinerary, ['scan', 'deliver']);
+    assert.deepEqual(outbound?.itinerary, ['scan', 'encrypt', 'deliver']);
     assert.deepEqual(internal?.recipients, ['colleague@amt.sachsen.example']);
     assert.equal(outbound?.direction, 'outbound');
     assert.deepEqual(outbound?.recipients, ['citizen@mail.example', 'other@web.example']);
@@ -143,7 +146,7 @@ describe('the submission listener', () => {
     });
     await client.quit();
     assert.match(reply.final?.text ?? '', QUEUED);
-    const [envelope] = await world.takeEnvelopes('smgw.encrypt');
+    const [envelope] = await world.takeEnvelopes('smgw.scan');
     assert.deepEqual(envelope?.client, {
       listener: 'submission',
       ip: '127.0.0.1',

@@ -1,0 +1,5 @@
+// @smgw/clamd: a strict clamd client (INSTREAM, PING, VERSION). Only "stream: OK" is clean; every other answer,
+// and every failure to get one, is a ClamdError with a stable code.
+export * from './client.ts';
+export * from './errors.ts';
+export * from './reply.ts';

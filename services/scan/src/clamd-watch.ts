@@ -1,0 +1,37 @@
+// Keeps track of whether clamd answers (for /readyz and a gauge) and of its version (named in every verdict).
+import { type ClamdTarget, ping, version } from '@smgw/clamd';
+import type { Logger } from '@smgw/observability';
+
+export interface ClamdWatch {
+  /** PINGs clamd now; true when it answered PONG. Refreshes the version when clamd came back. */
+  check(): Promise<boolean>;
+  /** "clamd <version>" as last seen, or "clamd" before clamd ever answered VERSION. */
+  engine(): string;
+}
+
+export function watchClamd(target: ClamdTarget, log: Logger, onChange: (up: boolean) => void): ClamdWatch {
+  let up: boolean | undefined;
+  let engine = 'clamd';
+  return {
+    async check() {
+      let now: boolean;
+      try {
+        await ping({ ...target, deadlineMs: 2000 });
+        now = true;
+      } catch (err) {
+        now = false;
+        if (up !== false) log.warn({ code: 'CLAMD_DOWN', err }, 'clamd does not answer PING; scanning waits');
+      }
+      if (now && up !== true) {
+        engine = await version({ ...target, deadlineMs: 2000 })
+          .then((v) => `clamd ${v}`)
+          .catch(() => engine);
+        if (up === false) log.info({ code: 'CLAMD_UP', engine }, 'clamd answers again');
+      }
+      if (now !== up) onChange(now);
+      up = now;
+      return now;
+    },
+    engine: () => engine,
+  };
+}

@@ -1,0 +1,43 @@
+// scan's metrics: the stage metrics every consumer has, clamd errors by code, findings by verdict and category.
+import type { Handler } from '@smgw/mq';
+import { Counter, Gauge, type Registry, stageMetrics } from '@smgw/observability';
+
+export function scanMetrics(registry: Registry) {
+  return {
+    ...stageMetrics(registry, 'scan'),
+    clamdErrors: new Counter({
+      name: 'smgw_scan_clamd_errors_total',
+      help: 'Scans that got no verdict from clamd (the envelope retries), by code',
+      labelNames: ['code'] as const,
+      registers: [registry],
+    }),
+    findings: new Counter({
+      name: 'smgw_scan_findings_total',
+      help: 'clamd findings, by verdict (infected, suspicious) and category',
+      labelNames: ['verdict', 'category'] as const,
+      registers: [registry],
+    }),
+    clamdUp: new Gauge({
+      name: 'smgw_scan_clamd_up',
+      help: '1 while clamd answers PING, else 0',
+      registers: [registry],
+    }),
+  };
+}
+export type ScanMetrics = ReturnType<typeof scanMetrics>;
+
+/** Counts outcomes, times envelopes and tracks how many are in flight. */
+export function instrumentHandler(handler: Handler, metrics: ScanMetrics): Handler {
+  return async (envelope, context) => {
+    metrics.inFlight.inc();
+    const stopTimer = metrics.duration.startTimer();
+    try {
+      const outcome = await handler(envelope, context);
+      metrics.processed.inc({ outcome: outcome.kind });
+      return outcome;
+    } finally {
+      stopTimer();
+      metrics.inFlight.dec();
+    }
+  };
+}

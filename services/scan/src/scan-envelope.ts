@@ -1,0 +1,156 @@
+// The scan stage's work on one envelope: stream the blob to clamd, then pass it on (clean), quarantine it and
+// notify (infected / suspicious), or retry (clamd down, slow or talking nonsense: never pass unscanned).
+import type { Readable } from 'node:stream';
+import type { BlobStore } from '@smgw/blob-store';
+import { ClamdError, type ScanVerdict } from '@smgw/clamd';
+import type { Pool } from '@smgw/db';
+import { advance, type Envelope, newMessageId, withVerdict } from '@smgw/envelope';
+import { type Handler, type HandlerContext, next, type Outcome, retry } from '@smgw/mq';
+import type { Counter } from '@smgw/observability';
+import { recordEvent } from '@smgw/trace';
+import { buildNotice, type NoticeTemplates, noticeRecipients } from './notice.ts';
+import { quarantineMessage } from './quarantine.ts';
+import { classifyFinding, quarantines, type ScanPolicy, STREAM_LIMIT_FINDING } from './scan-policy.ts';
+
+export interface ScanDeps {
+  pool: Pool;
+  blobStore: BlobStore;
+  /** Streams a message to clamd (deadline and size limit bound in); rejects with ClamdError. */
+  scan: (source: Readable) => Promise<ScanVerdict>;
+  /** Engine name for the verdict, e.g. "clamd ClamAV 1.4.3/27000/…". */
+  engine: () => string;
+  policy: ScanPolicy;
+  quarantineRetentionMs: number;
+  inboundNoticeTo: string | undefined;
+  hostname: string;
+  maxNoticeBytes?: number;
+  templates: NoticeTemplates;
+  metrics: {
+    clamdErrors: Counter<'code'>;
+    findings: Counter<'verdict' | 'category'>;
+  };
+  now?: () => Date;
+}
+
+export function createScanHandler(deps: ScanDeps): Handler {
+  return (envelope, context) => scanEnvelope(deps, envelope, context);
+}
+
+export async function scanEnvelope(deps: ScanDeps, envelope: Envelope, context: HandlerContext): Promise<Outcome> {
+  const now = deps.now ?? (() => new Date());
+  let verdict: ScanVerdict;
+  try {
+    verdict = await deps.scan(deps.blobStore.open(envelope.blob.ref));
+  } catch (err) {
+    if (err instanceof ClamdError && err.code === 'CLAMD_LIMIT_EXCEEDED') {
+      // Permanent for this message: retrying cannot make it fit. Not clean, so it goes where suspicious mail goes.
+      verdict = { kind: 'infected', signature: STREAM_LIMIT_FINDING };
+    } else {
+      const code = err instanceof ClamdError ? err.code : 'SCAN_FAILED';
+      if (err instanceof ClamdError && err.code !== 'CLAMD_SOURCE_FAILED') deps.metrics.clamdErrors.inc({ code });
+      context.log.warn({ code, err, attempt: context.attempt }, 'not scanned; will retry');
+      return retry(code, (err as Error).message);
+    }
+  }
+
+  const at = now();
+  if (verdict.kind === 'clean') {
+    await recordEvent(deps.pool, envelope.id, {
+      stage: 'scan',
+      event: 'message.scanned',
+      outcome: 'next',
+      data: { direction: envelope.direction, result: 'clean', engine: deps.engine() },
+      at,
+    });
+    return next(
+      advance(withVerdict(envelope, 'scan', { status: 'clean', at: at.toISOString(), engine: deps.engine() }), 'scan'),
+    );
+  }
+
+  const finding = classifyFinding(verdict.signature);
+  deps.metrics.findings.inc({ verdict: finding.verdict, category: finding.category });
+  if (!quarantines(finding, envelope.direction, deps.policy)) {
+    // An operator let this kind of suspicious content pass for this direction: noted in verdict and trace.
+    await recordEvent(deps.pool, envelope.id, {
+      stage: 'scan',
+      event: 'message.scanned',
+      outcome: 'next',
+      code: 'SCAN_SUSPICIOUS_ALLOWED',
+      reason: verdict.signature,
+      data: { direction: envelope.direction, result: 'allowed', category: finding.category, engine: deps.engine() },
+      at,
+    });
+    const allowed = withVerdict(envelope, 'scan', {
+      status: 'allowed',
+      at: at.toISOString(),
+      engine: deps.engine(),
+      detail: `${finding.category} allowed by policy: ${verdict.signature}`,
+    });
+    return next(advance(allowed, 'scan'));
+  }
+
+  const expiresAt = new Date(at.getTime() + deps.quarantineRetentionMs);
+  const result = await quarantineMessage(deps.pool, {
+    envelope,
+    verdict: finding.verdict,
+    finding: verdict.signature,
+    category: finding.category,
+    detail: `clamd (${deps.engine()})`,
+    now: at,
+    expiresAt,
+    makeNotice: () => makeNotice(deps, envelope, finding.verdict, verdict.signature, at, expiresAt),
+  });
+  context.log.info(
+    {
+      code: finding.verdict === 'infected' ? 'SCAN_INFECTED' : 'SCAN_SUSPICIOUS',
+      finding: verdict.signature,
+      quarantineId: result.quarantineId,
+      noticeMessageId: result.notice?.id,
+      redelivered: !result.created,
+    },
+    'message quarantined',
+  );
+  // The message ends here; only the notice (if anyone is to be told) travels on.
+  return result.notice ? next(result.notice) : next();
+}
+
+async function makeNotice(
+  deps: ScanDeps,
+  original: Envelope,
+  verdict: 'infected' | 'suspicious',
+  finding: string,
+  now: Date,
+  expiresAt: Date,
+): Promise<Envelope | undefined> {
+  const to = noticeRecipients(original, deps.inboundNoticeTo);
+  if (to.length === 0) return undefined;
+  const id = newMessageId(now.getTime());
+  const notice = buildNotice({
+    original,
+    to,
+    verdict,
+    finding,
+    noticeMessageId: id,
+    hostname: deps.hostname,
+    now,
+    expiresAt,
+    templates: deps.templates,
+  });
+  const blob = await deps.blobStore.put(notice.createReadStream(), { maxBytes: deps.maxNoticeBytes ?? 1024 * 1024 });
+  return {
+    v: 1,
+    id,
+    traceId: original.traceId,
+    receivedAt: now.toISOString(),
+    direction: 'generated',
+    mailFrom: '',
+    recipients: to,
+    client: { listener: 'gateway', ip: '', helo: deps.hostname, tls: false },
+    blob,
+    itinerary: ['deliver'],
+    hop: 0,
+    verdicts: {},
+    attempt: 0,
+    relatesTo: original.id,
+  };
+}

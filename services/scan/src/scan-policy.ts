@@ -1,0 +1,75 @@
+// What a clamd finding means, as data: real malware is `infected`; what clamd reports because it could not fully
+// look inside (encrypted archives, limits, broken files, heuristics) is `suspicious`. Both are quarantined by
+// default; an operator may let suspicious categories pass per direction (SMGW_SCAN_PASS_SUSPICIOUS). Malware never passes.
+import { DIRECTIONS, type Direction } from '@smgw/envelope';
+
+export const SUSPICIOUS_CATEGORIES = ['encrypted', 'limits', 'broken', 'heuristic'] as const;
+export type SuspiciousCategory = (typeof SUSPICIOUS_CATEGORIES)[number];
+export type FindingCategory = 'malware' | SuspiciousCategory;
+
+/** First matching prefix wins; a signature matching none is malware. */
+export const FINDING_RULES: readonly { prefix: string; category: SuspiciousCategory }[] = [
+  // AlertEncrypted / AlertEncryptedArchive / AlertEncryptedDoc: Heuristics.Encrypted.Zip, .RAR, .PDF, .Office …
+  { prefix: 'Heuristics.Encrypted.', category: 'encrypted' },
+  // AlertExceedsMax: Heuristics.Limits.Exceeded.MaxFileSize, .MaxScanSize, .MaxRecursion, .MaxFiles, .MaxScanTime …
+  { prefix: 'Heuristics.Limits.Exceeded', category: 'limits' },
+  // Our own: the message is larger than what clamd accepts on a stream (StreamMaxLength).
+  { prefix: 'Smgw.Limits.Exceeded', category: 'limits' },
+  // AlertBrokenExecutables / AlertBrokenMedia: Heuristics.Broken.Executable, .Media …
+  { prefix: 'Heuristics.Broken.', category: 'broken' },
+  // Phishing, structured data, OLE2 macros and the rest of clamd's heuristics.
+  { prefix: 'Heuristics.', category: 'heuristic' },
+];
+
+/** The finding we record when clamd refuses the stream as too long (never passes as clean). */
+export const STREAM_LIMIT_FINDING = 'Smgw.Limits.Exceeded.StreamMaxLength';
+
+export type Finding =
+  | { verdict: 'infected'; category: 'malware' }
+  | { verdict: 'suspicious'; category: SuspiciousCategory };
+
+export function classifyFinding(signature: string): Finding {
+  const rule = FINDING_RULES.find((r) => signature.startsWith(r.prefix));
+  return rule ? { verdict: 'suspicious', category: rule.category } : { verdict: 'infected', category: 'malware' };
+}
+
+/** Per direction, the suspicious categories that pass (with the finding noted in the verdict). Default: none. */
+export type ScanPolicy = Readonly<Record<Direction, readonly SuspiciousCategory[]>>;
+
+export const DEFAULT_SCAN_POLICY: ScanPolicy = {
+  inbound: [],
+  outbound: [],
+  internal: [],
+  portal: [],
+  generated: [],
+};
+
+export function quarantines(finding: Finding, direction: Direction, policy: ScanPolicy): boolean {
+  if (finding.verdict === 'infected') return true;
+  return !policy[direction].includes(finding.category);
+}
+
+/** Parses SMGW_SCAN_PASS_SUSPICIOUS: "direction:category,…", e.g. "internal:encrypted,portal:encrypted". */
+export function parseScanPolicy(raw: string): ScanPolicy {
+  const policy: Record<Direction, SuspiciousCategory[]> = {
+    inbound: [],
+    outbound: [],
+    internal: [],
+    portal: [],
+    generated: [],
+  };
+  for (const item of raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    const [direction, category, ...rest] = item.split(':');
+    if (!DIRECTIONS.includes(direction as Direction) || rest.length > 0) {
+      throw new Error(`"${item}" is not direction:category (directions: ${DIRECTIONS.join(', ')})`);
+    }
+    if (!SUSPICIOUS_CATEGORIES.includes(category as SuspiciousCategory)) {
+      throw new Error(`"${item}": category must be one of ${SUSPICIOUS_CATEGORIES.join(', ')} (malware never passes)`);
+    }
+    policy[direction as Direction].push(category as SuspiciousCategory);
+  }
+  return policy;
+}

@@ -1,0 +1,95 @@
+// Starts scan: database, blob store, broker, clamd watch, consumer, health server. Stops in reverse order.
+import type { Readable } from 'node:stream';
+import { createBlobStore } from '@smgw/blob-store';
+import { scanStream } from '@smgw/clamd';
+import { createPool, databaseReachable } from '@smgw/db';
+import { connectMq } from '@smgw/mq';
+import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
+import { recordEvent, recordMessage } from '@smgw/trace';
+import { watchClamd } from './clamd-watch.ts';
+import type { ScanConfig } from './config.ts';
+import { instrumentHandler, scanMetrics } from './metrics.ts';
+import { loadNoticeTemplates } from './notice.ts';
+import { createScanHandler } from './scan-envelope.ts';
+
+/** What clamd may be sent beyond SMGW_MAX_MESSAGE_BYTES: our Received header and the like (./smgw up sets StreamMaxLength to match). */
+export const STREAM_SLACK_BYTES = 1024 * 1024;
+
+export interface RunningScan {
+  healthPort: number;
+  /** Stops consuming, lets in-flight envelopes finish, closes broker and database. */
+  stop(): Promise<void>;
+}
+
+export async function startScan(config: ScanConfig, log: Logger): Promise<RunningScan> {
+  const pool = createPool({
+    url: config.databaseUrl,
+    schema: config.databaseSchema,
+    applicationName: 'smgw-scan',
+    max: Math.min(config.prefetch + 4, 50),
+  });
+  const blobStore = createBlobStore(pool);
+  const mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-scan' });
+  await mq.declareTopology({ scan: config.stageRetryLadder });
+
+  const registry = createRegistry('scan');
+  const metrics = scanMetrics(registry);
+  const target = { url: config.clamdUrl };
+  const clamd = watchClamd(target, log, (up) => metrics.clamdUp.set(up ? 1 : 0));
+  await clamd.check();
+  const clamdPoll = setInterval(() => void clamd.check(), 10_000);
+  clamdPoll.unref();
+
+  const handler = createScanHandler({
+    pool,
+    blobStore,
+    scan: (source: Readable) =>
+      scanStream(source, {
+        ...target,
+        deadlineMs: config.clamdTimeoutMs,
+        maxBytes: config.maxMessageBytes + STREAM_SLACK_BYTES,
+      }),
+    engine: () => clamd.engine(),
+    policy: config.scanPolicy,
+    quarantineRetentionMs: config.quarantineRetention,
+    inboundNoticeTo: config.inboundVirusNoticeTo,
+    hostname: config.hostname,
+    templates: await loadNoticeTemplates(),
+    metrics,
+  });
+  const consumer = await mq.consume('scan', instrumentHandler(handler, metrics), {
+    retryLadder: config.stageRetryLadder,
+    prefetch: config.prefetch,
+    onParked: async (envelope, code, reason) => {
+      if (!envelope) return;
+      await recordMessage(pool, envelope);
+      await recordEvent(pool, envelope.id, {
+        stage: 'scan',
+        event: 'envelope.parked',
+        outcome: 'reject',
+        code,
+        reason,
+      });
+    },
+  });
+
+  const health = await startHealthServer({
+    port: config.healthPort,
+    host: config.healthBind,
+    registry,
+    checks: { amqp: () => mq.isReady(), db: () => databaseReachable(pool), clamd: () => clamd.check() },
+  });
+  log.info({ healthPort: health.port, clamd: config.clamdUrl, engine: clamd.engine() }, 'scan started');
+
+  return {
+    healthPort: health.port,
+    async stop() {
+      await consumer.drain();
+      clearInterval(clamdPoll);
+      await mq.close();
+      await health.close();
+      await pool.end();
+      log.info('scan stopped');
+    },
+  };
+}

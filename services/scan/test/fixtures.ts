@@ -1,0 +1,220 @@
+// Messages, archives, envelopes and a private clamd for scan's tests. Not a test file itself.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ping } from '@smgw/clamd';
+import { type Direction, type Envelope, itineraryFor, newMessageId, newTraceId } from '@smgw/envelope';
+import type { HandlerContext } from '@smgw/mq';
+import { createLogger } from '@smgw/observability';
+import { freePort, waitFor } from '@smgw/testing';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const TESTFILES = '/usr/share/clamav-testfiles';
+export const CLAMD_URL = process.env.CLAMD_URL ?? 'tcp://127.0.0.1:3310';
+
+/** The EICAR test string, assembled at run time so this file is not itself a "virus". */
+export const EICAR = Buffer.from(`X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-${'STANDARD-ANTIVIRUS-TEST-FILE'}!$H+H*`);
+
+export const testLogger = createLogger('scan-test', 'silent');
+
+export function handlerContext(overrides: Partial<HandlerContext> = {}): HandlerContext {
+  return { attempt: 0, lastAttempt: false, log: testLogger, signal: new AbortController().signal, ...overrides };
+}
+
+const HEADERS = [
+  'From: Sachbearbeitung <clerk@behoerde.example>',
+  'To: colleague@behoerde.example',
+  'Date: Mon, 02 Mar 2026 10:00:00 +0100',
+  'MIME-Version: 1.0',
+];
+
+/** A plain text mail. */
+export function textMail(body: string | Buffer, subject = 'Bescheid'): Buffer {
+  return Buffer.concat([
+    Buffer.from([...HEADERS, `Subject: ${subject}`, 'Content-Type: text/plain; charset=utf-8', '', ''].join('\r\n')),
+    Buffer.from(body),
+    Buffer.from('\r\n'),
+  ]);
+}
+
+/** A multipart/mixed part (no top-level headers) holding a text part and a base64 attachment. */
+function attachmentParts(name: string, type: string, bytes: Buffer, boundary: string): string {
+  return [
+    `--${boundary}`,
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    'Anbei die Unterlagen.',
+    `--${boundary}`,
+    `Content-Type: ${type}; name="${name}"`,
+    'Content-Transfer-Encoding: base64',
+    `Content-Disposition: attachment; filename="${name}"`,
+    '',
+    bytes.toString('base64').replace(/.{76}/g, '$&\r\n'),
+    `--${boundary}--`,
+    '',
+  ].join('\r\n');
+}
+
+/** A mail with one base64 attachment. */
+export function mailWithAttachment(name: string, bytes: Buffer, type = 'application/octet-stream'): Buffer {
+  const boundary = 'b1-smgw-test';
+  return Buffer.from(
+    [
+      ...HEADERS,
+      'Subject: Unterlagen',
+      `Content-Type: multipart/mixed; boundary="${boundary}"`,
+      '',
+      attachmentParts(name, type, bytes, boundary),
+    ].join('\r\n'),
+  );
+}
+
+/** The attachment three MIME levels down: mixed → message/rfc822 → mixed → attachment. */
+export function mailThreeLevelsDeep(name: string, bytes: Buffer): Buffer {
+  const inner = mailWithAttachment(name, bytes).toString();
+  const middle = [
+    'From: weiter@behoerde.example',
+    'Subject: Fwd: Unterlagen',
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/mixed; boundary="b2-smgw-test"',
+    '',
+    '--b2-smgw-test',
+    'Content-Type: text/plain',
+    '',
+    'Weitergeleitet.',
+    '--b2-smgw-test',
+    'Content-Type: message/rfc822',
+    '',
+    inner,
+    '--b2-smgw-test--',
+    '',
+  ].join('\r\n');
+  return Buffer.from(
+    [
+      ...HEADERS,
+      'Subject: Fwd: Fwd: Unterlagen',
+      'Content-Type: multipart/mixed; boundary="b3-smgw-test"',
+      '',
+      '--b3-smgw-test',
+      'Content-Type: text/plain',
+      '',
+      'Nochmals weitergeleitet.',
+      '--b3-smgw-test',
+      'Content-Type: message/rfc822',
+      '',
+      middle,
+      '--b3-smgw-test--',
+      '',
+    ].join('\r\n'),
+  );
+}
+
+/** A zip (made with the `zip` command) holding `files`; with a password, the entries are encrypted. */
+export function zipOf(files: Record<string, Buffer>, password?: string): Buffer {
+  const dir = mkdtempSync(join(tmpdir(), 'smgw-zip-'));
+  try {
+    for (const [name, bytes] of Object.entries(files)) writeFileSync(join(dir, name), bytes);
+    const args = [
+      '-q',
+      '-j',
+      ...(password ? ['-P', password] : []),
+      join(dir, 'out.zip'),
+      ...Object.keys(files).map((n) => join(dir, n)),
+    ];
+    execFileSync('zip', args);
+    return readFileSync(join(dir, 'out.zip'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function testEnvelope(
+  blob: Envelope['blob'],
+  direction: Direction = 'internal',
+  overrides: Partial<Envelope> = {},
+): Envelope {
+  return {
+    v: 1,
+    id: newMessageId(),
+    traceId: newTraceId(),
+    receivedAt: new Date().toISOString(),
+    direction,
+    mailFrom: direction === 'inbound' ? 'absender@extern.example' : 'clerk@behoerde.example',
+    recipients: direction === 'outbound' ? ['citizen@mail.example'] : ['colleague@behoerde.example'],
+    client: { listener: direction === 'inbound' ? 'inbound' : 'submission', ip: '127.0.0.1', helo: 'test', tls: false },
+    blob,
+    itinerary: itineraryFor(direction),
+    hop: 0,
+    verdicts: {},
+    attempt: 0,
+    ...overrides,
+  };
+}
+
+export interface PrivateClamd {
+  url: string;
+  port: number;
+  start(): Promise<void>;
+  /** kill -9, and wait for the exit. */
+  kill(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * A clamd of our own on a free port, with the shared clamd's configuration and signatures (plus `extraConfig`
+ * lines, which override), for tests that kill clamd or need other limits. Never touches the shared clamd.
+ */
+export async function startPrivateClamd(extraConfig: Record<string, string> = {}): Promise<PrivateClamd> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'smgw-clamd-'));
+  const shared = readFileSync(join(ROOT, '.smgw/clamav/clamd.conf'), 'utf8');
+  const options = new Map<string, string>();
+  for (const line of shared.split('\n')) {
+    const match = /^(\S+)\s+(.*)$/.exec(line.trim());
+    if (match?.[1] && match[2] !== undefined) options.set(match[1], match[2]);
+  }
+  options.set('TCPSocket', String(port));
+  options.set('TCPAddr', '127.0.0.1');
+  options.set('Foreground', 'true');
+  options.set('PidFile', join(dir, 'clamd.pid'));
+  options.set('LogFile', join(dir, 'clamd.log'));
+  for (const [key, value] of Object.entries(extraConfig)) options.set(key, value);
+  const conf = join(dir, 'clamd.conf');
+  writeFileSync(conf, `${[...options].map(([k, v]) => `${k} ${v}`).join('\n')}\n`);
+  const url = `tcp://127.0.0.1:${port}`;
+  let child: ChildProcess | undefined;
+  const handle: PrivateClamd = {
+    url,
+    port,
+    async start() {
+      child = spawn('clamd', ['-c', conf], { stdio: 'ignore' });
+      const started = child;
+      await waitFor(
+        `private clamd on port ${port}`,
+        async () => {
+          if (started.exitCode !== null) throw new Error(`clamd exited with ${started.exitCode}`);
+          await ping({ url, deadlineMs: 1000 });
+          return true;
+        },
+        { timeoutMs: 60_000, intervalMs: 100 },
+      );
+    },
+    async kill() {
+      const running = child;
+      child = undefined;
+      if (!running || running.exitCode !== null) return;
+      const exited = once(running, 'exit');
+      running.kill('SIGKILL');
+      await exited;
+    },
+    async close() {
+      await handle.kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await handle.start();
+  return handle;
+}

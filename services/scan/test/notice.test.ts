@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { buildNotice, loadNoticeTemplates, noticeRecipients } from '../src/notice.ts';
+import { testEnvelope } from './fixtures.ts';
+
+const blob = { ref: 'a'.repeat(64), sha256: 'a'.repeat(64), size: 10 };
+
+async function render(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+describe('who gets the notice', () => {
+  it('is the sender for internal, outbound and portal mail', () => {
+    for (const direction of ['internal', 'outbound', 'portal'] as const) {
+      assert.deepEqual(noticeRecipients(testEnvelope(blob, direction), undefined), ['clerk@behoerde.example']);
+    }
+  });
+
+  it('is postmaster@ each recipient domain for inbound mail, or the configured address', () => {
+    const inbound = testEnvelope(blob, 'inbound', { recipients: ['a@Behoerde.example', 'b@behoerde.example'] });
+    assert.deepEqual(noticeRecipients(inbound, undefined), ['postmaster@behoerde.example']);
+    assert.deepEqual(noticeRecipients(inbound, 'virus@behoerde.example'), ['virus@behoerde.example']);
+  });
+
+  it('is nobody for a null sender or generated mail', () => {
+    assert.deepEqual(noticeRecipients(testEnvelope(blob, 'internal', { mailFrom: '' }), undefined), []);
+    assert.deepEqual(noticeRecipients(testEnvelope(blob, 'generated'), undefined), []);
+  });
+});
+
+describe('the notice', () => {
+  it('names the finding and the message id in German and English and is marked auto-generated', async () => {
+    const original = testEnvelope(blob, 'outbound');
+    const text = await render(
+      buildNotice({
+        original,
+        to: ['clerk@behoerde.example'],
+        verdict: 'suspicious',
+        finding: 'Heuristics.Encrypted.Zip\r\nBcc: injected@example.org',
+        noticeMessageId: '01KNOTICE0000000000000000',
+        hostname: 'smgw.test',
+        now: new Date('2026-03-02T10:00:00Z'),
+        expiresAt: new Date('2026-04-01T10:00:00Z'),
+        templates: await loadNoticeTemplates(),
+      }).createReadStream(),
+    );
+    assert.ok(text.includes(original.id));
+    assert.match(text, /Heuristics\.Encrypted\.Zip/);
+    assert.match(text, /Auto-Submitted: auto-generated/);
+    assert.match(text, /From: Mail Gateway <MAILER-DAEMON@smgw\.test>/);
+    assert.doesNotMatch(text, /^Bcc:/m, 'a finding cannot add header lines');
+  });
+});
