@@ -27,8 +27,10 @@ export function buildAdminApi(options: {
     trustProxy: false,
   });
 
-  app.get('/healthz', async () => ({ status: 'alive' }));
-  app.get('/readyz', async (_req, reply) => {
+  // Probes and scrapes every few seconds would drown the log: only their warnings and errors are logged.
+  const quiet = { logLevel: 'warn' as const };
+  app.get('/healthz', quiet, async () => ({ status: 'alive' }));
+  app.get('/readyz', quiet, async (_req, reply) => {
     const checks = await runChecks({
       db: () => databaseReachable(options.pool),
       amqp: () => options.mq.isReady(),
@@ -36,7 +38,7 @@ export function buildAdminApi(options: {
     const ready = Object.values(checks).every(Boolean);
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
   });
-  app.get('/metrics', async (_req, reply) =>
+  app.get('/metrics', quiet, async (_req, reply) =>
     reply.type(options.registry.contentType).send(await options.registry.metrics()),
   );
 
