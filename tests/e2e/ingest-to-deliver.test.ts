@@ -209,6 +209,50 @@ describe('ingest → scan → deliver, end to end', () => {
     );
   });
 
+  it('delivers a quarantined message once an operator releases it, and only then', async () => {
+    const eicar = `X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-${'STANDARD-ANTIVIRUS-TEST-FILE'}!$H+H*`;
+    const transport = nodemailer.createTransport({ host: '127.0.0.1', port: gw.inboundPort, ignoreTLS: true });
+    const info = await transport.sendMail({
+      envelope: { from: 'labor@example.org', to: ['virenlabor@behoerde.example'] },
+      from: 'labor@example.org',
+      to: 'virenlabor@behoerde.example',
+      subject: 'Probe für das Virenlabor',
+      text: 'Testdatei anbei.',
+      attachments: [{ filename: 'probe.com', content: Buffer.from(eicar) }],
+    });
+    transport.close();
+    const id = queuedId(info.response);
+    const admin = (path: string, init: RequestInit = {}) =>
+      fetch(`http://127.0.0.1:${gw.adminPort}/api/v1${path}`, {
+        ...init,
+        headers: { authorization: `Bearer ${gw.adminToken}`, 'x-smgw-operator': 'e2e-operator', ...init.headers },
+      });
+    const entry = await waitFor('the quarantine entry', async () => {
+      const list = (await (await admin('/quarantine')).json()) as { entries: { id: string; messageId: string }[] };
+      return list.entries.find((e) => e.messageId === id);
+    });
+    const atRelay = () =>
+      gw.relay.messages.find(
+        (m) => m.rcptTo.includes('virenlabor@behoerde.example') && m.raw.includes(Buffer.from(id)),
+      );
+    assert.equal(atRelay(), undefined, 'nothing is delivered while quarantined');
+
+    const released = await admin(`/quarantine/${entry.id}/release`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 'test file for the virus lab' }),
+    });
+    assert.equal(released.status, 200);
+    await waitFor('the released message at the relay', atRelay);
+    const t = await trace(id);
+    assert.deepEqual(
+      t.recipients.map((r) => [r.address, r.state]),
+      [['virenlabor@behoerde.example', 'delivered']],
+    );
+    assert.ok(t.events.some((e) => e.event === 'message.released'));
+    assert.equal((await admin(`/quarantine/${entry.id}/release`, { method: 'POST' })).status, 409);
+  });
+
   it('refuses to relay for outside domains on the MX listener', async () => {
     await assert.rejects(
       run('swaks', [
