@@ -1,0 +1,2 @@
+// Filled in by the key-directory work item.
+export {};
