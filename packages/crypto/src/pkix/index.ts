@@ -1,2 +1,22 @@
-// Filled in by the pkix work item.
-export {};
+// Certificate path validation (RFC 5280 §6.1) with revocation from CRLs and OCSP responses at hand.
+
+export {
+  createRevocationFetcher,
+  type FetchedRevocation,
+  type RevocationFetcher,
+  type RevocationFetcherOptions,
+  validateCertificatePathFetchingRevocation,
+} from './revocation-fetcher.ts';
+export type {
+  AlgorithmPolicy,
+  CertificatePurpose,
+  KeyUsageName,
+  PathValidationCode,
+  PathValidationFailure,
+  PathValidationInput,
+  PathValidationResult,
+  PathValidationSuccess,
+  RevocationMode,
+  TrustAnchorInput,
+} from './types.ts';
+export { validateCertificatePath } from './validate-certificate-path.ts';

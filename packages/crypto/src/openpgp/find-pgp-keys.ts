@@ -1,0 +1,91 @@
+// Harvesting: OpenPGP public keys a sender offers in a message, as application/pgp-keys (or other attached armored
+// public key blocks) and in Autocrypt headers (Autocrypt Level 1). What is found is only a candidate: the key
+// directory stores it as pending until an operator approves it. Private keys found in mail are ignored.
+import { simpleParser } from 'mailparser';
+import * as openpgp from 'openpgp';
+import { fingerprintOf } from './private-keys.ts';
+
+export interface FoundPgpKey {
+  /** The public key, armored by us (only the key, nothing around it). */
+  armored: string;
+  fingerprint: string;
+  source: 'attachment' | 'autocrypt';
+  /** The Autocrypt addr attribute (lower-case), for keys from an Autocrypt header. */
+  address?: string;
+}
+
+const PUBLIC_KEY_BLOCK = /-----BEGIN PGP PUBLIC KEY BLOCK-----[\s\S]*?-----END PGP PUBLIC KEY BLOCK-----/g;
+// Autocrypt Level 1 §2.1: attributes other than these make the header invalid unless they start with '_'.
+const AUTOCRYPT_KNOWN_ATTRIBUTES = new Set(['addr', 'prefer-encrypt', 'keydata']);
+
+/**
+ * Public keys found in `mimeBytes`, deduplicated by fingerprint. Unreadable keys and invalid Autocrypt headers are
+ * skipped, never thrown: harvesting must not stop mail.
+ */
+export async function findPgpKeysInMessage(mimeBytes: Buffer): Promise<FoundPgpKey[]> {
+  let parsed: Awaited<ReturnType<typeof simpleParser>>;
+  try {
+    parsed = await simpleParser(mimeBytes, { skipHtmlToText: true, skipTextLinks: true, skipImageLinks: true });
+  } catch {
+    return [];
+  }
+  const found = new Map<string, FoundPgpKey>();
+  const add = (keys: openpgp.Key[], source: FoundPgpKey['source'], address?: string) => {
+    for (const key of keys) {
+      // A private key that travelled by mail is compromised: it is not offered for encryption at all.
+      if (key.isPrivate()) continue;
+      const fingerprint = fingerprintOf(key);
+      if (found.has(fingerprint)) continue;
+      found.set(fingerprint, { armored: key.armor(), fingerprint, source, ...(address ? { address } : {}) });
+    }
+  };
+
+  const fromAddress = parsed.from?.value[0]?.address?.toLowerCase();
+  for (const header of parsed.headerLines) {
+    if (header.key !== 'autocrypt') continue;
+    const autocrypt = parseAutocryptHeader(header.line);
+    // Autocrypt §2.1: a header whose addr is not the From address is ignored.
+    if (!autocrypt || autocrypt.addr !== fromAddress) continue;
+    add(await readKeysQuietly(autocrypt.keydata), 'autocrypt', autocrypt.addr);
+  }
+
+  for (const attachment of parsed.attachments) {
+    const isKeyType = attachment.contentType.toLowerCase() === 'application/pgp-keys';
+    const text = attachment.content.toString('latin1');
+    const blocks = text.match(PUBLIC_KEY_BLOCK) ?? [];
+    for (const block of blocks) add(await readKeysQuietly(block), 'attachment');
+    if (isKeyType && !text.includes('-----BEGIN PGP '))
+      add(await readKeysQuietly(new Uint8Array(attachment.content)), 'attachment');
+  }
+  return [...found.values()];
+}
+
+/** addr and keydata (binary) of one raw `Autocrypt:` header line, or undefined when it is not valid. */
+export function parseAutocryptHeader(line: string): { addr: string; keydata: Uint8Array } | undefined {
+  const value = line
+    .replace(/\r?\n[ \t]/g, ' ')
+    .replace(/^autocrypt:/i, '')
+    .trim();
+  const attributes = new Map<string, string>();
+  for (const pair of value.split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq < 0) return undefined;
+    const name = pair.slice(0, eq).trim().toLowerCase();
+    if (!AUTOCRYPT_KNOWN_ATTRIBUTES.has(name) && !name.startsWith('_')) return undefined;
+    attributes.set(name, pair.slice(eq + 1).trim());
+  }
+  const addr = attributes.get('addr')?.toLowerCase();
+  const keydata = attributes.get('keydata')?.replace(/\s+/g, '');
+  if (!addr || !keydata || !/^[A-Za-z0-9+/]+=*$/.test(keydata)) return undefined;
+  return { addr, keydata: new Uint8Array(Buffer.from(keydata, 'base64')) };
+}
+
+async function readKeysQuietly(data: string | Uint8Array): Promise<openpgp.Key[]> {
+  try {
+    return typeof data === 'string'
+      ? await openpgp.readKeys({ armoredKeys: data })
+      : await openpgp.readKeys({ binaryKeys: data });
+  } catch {
+    return [];
+  }
+}

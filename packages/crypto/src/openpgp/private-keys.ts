@@ -1,0 +1,35 @@
+// Reading keys for encryptPgpMime/decryptPgpMime, with typed errors instead of openpgp's plain ones.
+import * as openpgp from 'openpgp';
+import { describeError, PgpError, type PgpErrorCode } from './errors.ts';
+
+export interface ArmoredPrivateKey {
+  armored: string;
+  /** Needed when the key is protected; never logged. */
+  passphrase?: string;
+}
+
+/** Reads a private key and unlocks it; `code` names the role it was meant for. */
+export async function unlockPrivateKey(given: ArmoredPrivateKey, code: PgpErrorCode): Promise<openpgp.PrivateKey> {
+  let key: openpgp.PrivateKey;
+  try {
+    key = await openpgp.readPrivateKey({ armoredKey: given.armored });
+  } catch (error) {
+    throw new PgpError(code, `not a readable OpenPGP private key: ${describeError(error)}`, { cause: error });
+  }
+  if (key.isDecrypted()) return key;
+  if (given.passphrase === undefined) {
+    throw new PgpError(code, `private key ${fingerprintOf(key)} is protected and no passphrase was given`);
+  }
+  try {
+    return await openpgp.decryptKey({ privateKey: key, passphrase: given.passphrase });
+  } catch (error) {
+    // openpgp's message says "Incorrect key passphrase"; it holds no secret.
+    throw new PgpError(code, `private key ${fingerprintOf(key)} cannot be unlocked: ${describeError(error)}`, {
+      cause: error,
+    });
+  }
+}
+
+export function fingerprintOf(key: openpgp.Key): string {
+  return key.getFingerprint().toUpperCase();
+}
