@@ -1,2 +1,12 @@
-// Filled in by the smime work item.
-export {};
+// S/MIME (RFC 8551) CMS encryption and decryption: streaming EnvelopedData/AuthEnvelopedData out, opening in.
+export { type DecryptEnvelopedOptions, type DecryptionKey, decryptEnveloped } from './decrypt-enveloped.ts';
+export {
+  type ContentCipher,
+  type EncryptEnvelopedOptions,
+  type EncryptRecipient,
+  encryptEnveloped,
+  type SmimeHeaders,
+} from './encrypt-enveloped.ts';
+export { SmimeError, type SmimeErrorCode } from './errors.ts';
+export { type Pkcs12Contents, parsePkcs12 } from './pkcs12.ts';
+export type { KeyTransport } from './recipient-info.ts';

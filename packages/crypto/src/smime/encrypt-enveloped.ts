@@ -1,0 +1,214 @@
+// Outbound S/MIME encryption (RFC 8551) as a stream: the CMS structure around the content (ContentInfo →
+// EnvelopedData or AuthEnvelopedData, one RecipientInfo per recipient) is built with asn1js, while the content
+// itself flows through node:crypto into an indefinite-length encryptedContent of OCTET STRING segments and is
+// base64-encoded on the fly. Memory per message is a few segments, whatever the size of the message.
+import { createCipheriv, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { encodeDer, integer, oid } from './asn1-build.ts';
+import { createBase64LineEncoder } from './base64-lines.ts';
+import { type CertificateIdentity, type CertificateInput, certificateIdentity } from './certificate.ts';
+import { derFrame, derHeader, TAG_OCTET_STRING, TAG_SEQUENCE, TAG_SET } from './der-frame.ts';
+import { SmimeError } from './errors.ts';
+import { ID_AES256_CBC, ID_AES256_GCM, ID_AUTH_ENVELOPED_DATA, ID_DATA, ID_ENVELOPED_DATA } from './oids.ts';
+import { type KeyTransport, keyAgreeRecipientInfo, keyTransRecipientInfo } from './recipient-info.ts';
+
+export type ContentCipher = 'aes-256-cbc' | 'aes-256-gcm';
+
+export interface EncryptRecipient {
+  /** The recipient's certificate (DER or PEM): RSA gets key transport, EC gets ECDH key agreement. */
+  readonly certificate: CertificateInput;
+  /** RSA only. PKCS#1 v1.5 by default for the widest client support; OAEP where the recipient announces it. */
+  readonly keyTransport?: KeyTransport;
+}
+
+/** Outer header fields of the S/MIME message, as [name, value] pairs in order; values already RFC 2047-encoded. */
+export type SmimeHeaders = ReadonlyArray<readonly [string, string]> | Readonly<Record<string, string>>;
+
+export interface EncryptEnvelopedOptions {
+  /** The MIME entity to encrypt (headers and body), as a stream or bytes. */
+  readonly content: Readable | AsyncIterable<Uint8Array> | Uint8Array;
+  readonly recipients: readonly EncryptRecipient[];
+  /** AES-256-CBC (EnvelopedData, the default) or AES-256-GCM (AuthEnvelopedData, RFC 5083/5084). */
+  readonly contentCipher?: ContentCipher;
+  /** From, To, Subject, Date, Message-ID, …; MIME-Version is added when missing. */
+  readonly headers?: SmimeHeaders;
+}
+
+/** Encrypted content is written in OCTET STRING segments of at most this many bytes. */
+const SEGMENT_BYTES = 64 * 1024;
+const GCM_NONCE_BYTES = 12; // RFC 5084 recommends 12
+const GCM_ICV_BYTES = 16;
+const CEK_BYTES = 32;
+
+const INDEFINITE_SEQUENCE = Buffer.from([0x30, 0x80]);
+const INDEFINITE_CONTEXT_0 = Buffer.from([0xa0, 0x80]);
+const END_OF_CONTENTS = Buffer.from([0x00, 0x00]);
+const OWN_HEADERS = new Set([
+  'content-type',
+  'content-transfer-encoding',
+  'content-disposition',
+  'content-description',
+]);
+const HEADER_NAME = /^[!-9;-~]+$/;
+
+function headerBlock(headers: SmimeHeaders | undefined, gcm: boolean): Buffer {
+  const pairs = headers === undefined ? [] : Array.isArray(headers) ? headers : Object.entries(headers);
+  const lines: string[] = [];
+  let hasMimeVersion = false;
+  for (const [name, value] of pairs as ReadonlyArray<readonly [string, string]>) {
+    if (!HEADER_NAME.test(name))
+      throw new SmimeError('SMIME_INVALID_HEADER', `invalid header name ${JSON.stringify(name)}`);
+    // No CR/LF (header injection) and nothing outside printable ASCII/tab: values arrive already encoded.
+    if (/[^\t\x20-\x7e]/.test(value)) throw new SmimeError('SMIME_INVALID_HEADER', `invalid characters in ${name}`);
+    const lower = name.toLowerCase();
+    if (OWN_HEADERS.has(lower)) throw new SmimeError('SMIME_INVALID_HEADER', `${name} is set by the encryption`);
+    if (lower === 'mime-version') hasMimeVersion = true;
+    lines.push(`${name}: ${value}`);
+  }
+  if (!hasMimeVersion) lines.push('MIME-Version: 1.0');
+  const smimeType = gcm ? 'authEnveloped-data' : 'enveloped-data';
+  lines.push(
+    `Content-Type: application/pkcs7-mime; smime-type=${smimeType}; name=smime.p7m`,
+    'Content-Transfer-Encoding: base64',
+    'Content-Disposition: attachment; filename=smime.p7m',
+    'Content-Description: S/MIME Encrypted Message',
+    '',
+    '',
+  );
+  return Buffer.from(lines.join('\r\n'), 'latin1');
+}
+
+// Constant parts of the structure, encoded once with asn1js.
+const OID_ENVELOPED_DATA = encodeDer(oid(ID_ENVELOPED_DATA));
+const OID_AUTH_ENVELOPED_DATA = encodeDer(oid(ID_AUTH_ENVELOPED_DATA));
+const OID_AES256_CBC = encodeDer(oid(ID_AES256_CBC));
+const OID_AES256_GCM = encodeDer(oid(ID_AES256_GCM));
+const VERSION_0 = encodeDer(integer(0));
+const VERSION_2 = encodeDer(integer(2));
+const GCM_ICV_LENGTH = encodeDer(integer(GCM_ICV_BYTES));
+const ENCRYPTED_CONTENT_INFO_START = Buffer.concat([
+  INDEFINITE_SEQUENCE, // EncryptedContentInfo
+  encodeDer(oid(ID_DATA)),
+]);
+
+interface PreparedRecipient {
+  readonly identity: CertificateIdentity;
+  readonly keyTransport: KeyTransport;
+}
+
+/** The CMS structure up to the first encrypted segment, with its RecipientInfos and a fresh CEK. */
+function prepareCms(recipients: readonly PreparedRecipient[], gcm: boolean) {
+  const random = randomBytes(CEK_BYTES + 16); // one call for key and IV: each call has a fixed cost
+  const cek = random.subarray(0, CEK_BYTES);
+  let allVersionZero = true;
+  const recipientInfos = recipients.map(({ identity, keyTransport }) => {
+    if (identity.keyType === 'rsa') return keyTransRecipientInfo(identity, cek, keyTransport);
+    allVersionZero = false;
+    return keyAgreeRecipientInfo(identity, cek);
+  });
+  const iv = random.subarray(CEK_BYTES, CEK_BYTES + (gcm ? GCM_NONCE_BYTES : 16));
+  const contentEncryptionAlgorithm = gcm
+    ? derFrame(TAG_SEQUENCE, OID_AES256_GCM, derFrame(TAG_SEQUENCE, derFrame(TAG_OCTET_STRING, iv), GCM_ICV_LENGTH)) // RFC 5084 GCMParameters
+    : derFrame(TAG_SEQUENCE, OID_AES256_CBC, derFrame(TAG_OCTET_STRING, iv));
+  // RFC 5652 §6.1: version 0 when every RecipientInfo is version 0, else 2; AuthEnvelopedData is always 0.
+  const version = gcm || allVersionZero ? VERSION_0 : VERSION_2;
+  const prefix = Buffer.concat([
+    INDEFINITE_SEQUENCE, // ContentInfo
+    gcm ? OID_AUTH_ENVELOPED_DATA : OID_ENVELOPED_DATA,
+    INDEFINITE_CONTEXT_0, // [0] EXPLICIT content
+    INDEFINITE_SEQUENCE, // EnvelopedData / AuthEnvelopedData
+    version,
+    derFrame(TAG_SET, ...recipientInfos),
+    ENCRYPTED_CONTENT_INFO_START,
+    contentEncryptionAlgorithm,
+    INDEFINITE_CONTEXT_0, // [0] IMPLICIT encryptedContent, constructed from OCTET STRING segments
+  ]);
+  const gcmCipher = gcm ? createCipheriv('aes-256-gcm', cek, iv, { authTagLength: GCM_ICV_BYTES }) : undefined;
+  const cipher = gcmCipher ?? createCipheriv('aes-256-cbc', cek, iv);
+  cek.fill(0);
+  return { prefix, cipher, gcmCipher };
+}
+
+/** Splits input so that each cipher call and each encoded piece stays small (large strings are slow in V8). */
+function* segmentsOf(chunk: Uint8Array | string): Generator<Buffer> {
+  const bytes =
+    typeof chunk === 'string'
+      ? Buffer.from(chunk, 'latin1')
+      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  for (let at = 0; at < bytes.length; at += SEGMENT_BYTES) yield bytes.subarray(at, at + SEGMENT_BYTES);
+}
+
+/** Produces the message piece by piece: head, then per content segment, then the tail. */
+function createMessageWriter(recipients: readonly PreparedRecipient[], gcm: boolean, headers: Buffer) {
+  const { prefix, cipher, gcmCipher } = prepareCms(recipients, gcm);
+  const base64 = createBase64LineEncoder();
+  return {
+    head: (): Buffer => Buffer.concat([headers, base64.push(prefix)]),
+    *segment(chunk: Uint8Array | string): Generator<Buffer> {
+      for (const segment of segmentsOf(chunk)) {
+        const encrypted = cipher.update(segment);
+        if (encrypted.length === 0) continue;
+        const first = base64.push(derHeader(TAG_OCTET_STRING, encrypted.length));
+        const lines = base64.push(encrypted);
+        if (first.length > 0) yield first;
+        if (lines.length > 0) yield lines;
+      }
+    },
+    tail(): Buffer {
+      const last = cipher.final();
+      const tail: Buffer[] = [];
+      if (last.length > 0) tail.push(derHeader(TAG_OCTET_STRING, last.length), last);
+      tail.push(END_OF_CONTENTS, END_OF_CONTENTS); // encryptedContent, EncryptedContentInfo
+      if (gcmCipher) tail.push(derFrame(TAG_OCTET_STRING, gcmCipher.getAuthTag())); // AuthEnvelopedData.mac
+      tail.push(END_OF_CONTENTS, END_OF_CONTENTS, END_OF_CONTENTS); // (Auth)EnvelopedData, [0], ContentInfo
+      return Buffer.concat([base64.push(Buffer.concat(tail)), base64.end()]);
+    },
+  };
+}
+
+type MessageWriter = ReturnType<typeof createMessageWriter>;
+
+/** Content already in memory: a synchronous iterable (no promise per piece). */
+function* messageFromBytes(content: Uint8Array, writer: MessageWriter): Generator<Buffer> {
+  yield writer.head();
+  yield* writer.segment(content);
+  yield writer.tail();
+}
+
+async function* messageFromStream(
+  content: AsyncIterable<Uint8Array | string>,
+  writer: MessageWriter,
+): AsyncGenerator<Buffer> {
+  yield writer.head();
+  for await (const chunk of content) yield* writer.segment(chunk);
+  yield writer.tail();
+}
+
+/**
+ * Encrypts a MIME entity for the given recipients and returns the complete S/MIME message
+ * (outer headers, application/pkcs7-mime body in base64) as a stream. Recipient and header errors throw
+ * here, synchronously; errors of the content stream surface as the returned stream's 'error'.
+ */
+export function encryptEnveloped(options: EncryptEnvelopedOptions): Readable {
+  // Validate everything that can be validated before the first byte is produced.
+  const cipher = options.contentCipher ?? 'aes-256-cbc';
+  if (cipher !== 'aes-256-cbc' && cipher !== 'aes-256-gcm') {
+    throw new SmimeError('SMIME_UNSUPPORTED_ALGORITHM', `content cipher ${String(cipher)}`);
+  }
+  if (options.recipients.length === 0) throw new SmimeError('SMIME_INVALID_RECIPIENT', 'no recipients');
+  const gcm = cipher === 'aes-256-gcm';
+  const headers = headerBlock(options.headers, gcm);
+  const recipients = options.recipients.map((recipient) => ({
+    identity: certificateIdentity(recipient.certificate),
+    keyTransport: recipient.keyTransport ?? 'rsa-pkcs1v15',
+  }));
+  // Object mode with a small high-water mark: chunks pass through as they are (a byte-mode Readable would copy them
+  // into one buffer on read), and at most two encoded segments wait for a slow consumer.
+  const writer = createMessageWriter(recipients, gcm, headers);
+  const { content } = options;
+  const pieces =
+    content instanceof Uint8Array
+      ? messageFromBytes(content, writer)
+      : messageFromStream(content as AsyncIterable<Uint8Array | string>, writer);
+  return Readable.from(pieces, { objectMode: true, highWaterMark: 2 });
+}
