@@ -4,3 +4,4 @@
 export * from './health-server.ts';
 export * from './logger.ts';
 export * from './metrics.ts';
+export * from './run-service.ts';
