@@ -141,3 +141,15 @@ export async function getTrace(db: Queryable, messageId: string): Promise<Messag
 }
 
 export { purgeExpiredQuarantine, type QuarantinePurge } from './quarantine-retention.ts';
+
+/**
+ * The `onParked` hook of a stage's consumer: the trace says why the message stopped at `stage` (the message row is
+ * written too, in case ingest never recorded it). An envelope that could not even be parsed has no trace to write.
+ */
+export function recordParkedAt(db: Queryable, stage: string) {
+  return async (envelope: Envelope | undefined, code: string, reason: string): Promise<void> => {
+    if (!envelope) return;
+    await recordMessage(db, envelope);
+    await recordEvent(db, envelope.id, { stage, event: 'envelope.parked', outcome: 'reject', code, reason });
+  };
+}

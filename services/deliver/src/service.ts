@@ -3,7 +3,7 @@ import { createBlobStore } from '@smgw/blob-store';
 import { createPool, databaseReachable } from '@smgw/db';
 import { connectMq } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
-import { recordEvent, recordMessage } from '@smgw/trace';
+import { recordParkedAt } from '@smgw/trace';
 import type { DeliverConfig } from './config.ts';
 import { createDeliverHandler } from './deliver-envelope.ts';
 import { loadDsnTemplates } from './dsn.ts';
@@ -76,18 +76,7 @@ export async function startDeliver(
   const consumer = await mq.consume('deliver', instrumentHandler(handler, metrics), {
     retryLadder: config.deliverRetryLadder,
     prefetch: config.prefetch,
-    onParked: async (envelope, code, reason) => {
-      if (!envelope) return;
-      // The trace says why the message stopped here (the row may be missing if ingest never recorded it).
-      await recordMessage(pool, envelope);
-      await recordEvent(pool, envelope.id, {
-        stage: 'deliver',
-        event: 'envelope.parked',
-        outcome: 'reject',
-        code,
-        reason,
-      });
-    },
+    onParked: recordParkedAt(pool, 'deliver'),
   });
 
   const health = await startHealthServer({

@@ -5,7 +5,7 @@ import { scanStream } from '@smgw/clamd';
 import { createPool, databaseReachable } from '@smgw/db';
 import { connectMq } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
-import { recordEvent, recordMessage } from '@smgw/trace';
+import { recordParkedAt } from '@smgw/trace';
 import { watchClamd } from './clamd-watch.ts';
 import type { ScanConfig } from './config.ts';
 import { instrumentHandler, scanMetrics } from './metrics.ts';
@@ -60,17 +60,7 @@ export async function startScan(config: ScanConfig, log: Logger): Promise<Runnin
   const consumer = await mq.consume('scan', instrumentHandler(handler, metrics), {
     retryLadder: config.stageRetryLadder,
     prefetch: config.prefetch,
-    onParked: async (envelope, code, reason) => {
-      if (!envelope) return;
-      await recordMessage(pool, envelope);
-      await recordEvent(pool, envelope.id, {
-        stage: 'scan',
-        event: 'envelope.parked',
-        outcome: 'reject',
-        code,
-        reason,
-      });
-    },
+    onParked: recordParkedAt(pool, 'scan'),
   });
 
   const health = await startHealthServer({
