@@ -70,6 +70,15 @@ export const bool: Parser<boolean> = (raw) => {
   throw new Error('must be true or false');
 };
 
+/** One of a fixed set of words (lower-cased). */
+export function oneOf<const T extends string>(values: readonly T[]): Parser<T> {
+  return (raw) => {
+    const v = raw.trim().toLowerCase();
+    if (!(values as readonly string[]).includes(v)) throw new Error(`must be one of ${values.join(', ')}`);
+    return v as T;
+  };
+}
+
 export function url(protocols: string[]): Parser<string> {
   return (raw) => {
     let parsed: URL;

@@ -10,6 +10,7 @@ import {
   hostPort,
   hostPortList,
   integer,
+  oneOf,
   port,
   setting,
   text,
@@ -122,5 +123,15 @@ export const settings = {
     text,
     undefined,
     'address told about viruses in inbound mail (default postmaster@<recipient domain>)',
+  ),
+  /**
+   * Revocation checking of certificates (key directory, encrypt): `require` refuses a certificate whose revocation
+   * status cannot be established (fail closed), `prefer` checks what can be fetched, `off` does not check.
+   */
+  revocationMode: setting(
+    'SMGW_REVOCATION_MODE',
+    oneOf(['require', 'prefer', 'off'] as const),
+    'require',
+    'certificate revocation checking: require | prefer | off',
   ),
 } as const;

@@ -1,2 +1,3 @@
-// Filled in by the key-directory work item.
-export {};
+// Envelope encryption of secrets at rest under SMGW_MASTER_KEY (agency private keys, mailbox data keys).
+export { SecretError, type SecretErrorCode } from './errors.ts';
+export { masterKeyId, openSecret, SEALED_VERSION, type SealOptions, sealSecret } from './seal-secret.ts';

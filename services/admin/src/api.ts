@@ -1,11 +1,15 @@
+import type { RevocationFetcher, RevocationMode } from '@smgw/crypto';
 import { databaseReachable, type Pool } from '@smgw/db';
 import type { Envelope } from '@smgw/envelope';
 import { type Logger, type Registry, runChecks } from '@smgw/observability';
 import { getTrace } from '@smgw/trace';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { agencyRoutes } from './agency-routes.ts';
 import { bearerTokenMatches } from './bearer-auth.ts';
+import { pgpKeyRoutes } from './pgp-key-routes.ts';
 import { problem } from './problem.ts';
 import { quarantineRoutes } from './quarantine-routes.ts';
+import { trustRoutes } from './trust-routes.ts';
 
 const MESSAGE_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 
@@ -20,6 +24,15 @@ export function buildAdminApi(options: {
   registry: Registry;
   /** The broker: releasing from quarantine publishes (confirmed) to the message's next stage. */
   mq: { publish(envelope: Envelope): Promise<void>; isReady(): boolean };
+  /** The key directory: revocation checking of uploaded certificates, and the fetcher of CRLs/OCSP answers. */
+  keyDirectory: {
+    revocationMode: RevocationMode;
+    revocationFetcher: RevocationFetcher;
+    /** SMGW_MASTER_KEY: agency private keys are sealed under it; without it, key uploads answer 503. */
+    masterKey: Buffer | undefined;
+    /** The clock of certificate validation and of recorded times. */
+    now: () => Date;
+  };
 }): FastifyInstance {
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
@@ -64,6 +77,19 @@ export function buildAdminApi(options: {
       });
 
       await api.register(quarantineRoutes, { pool: options.pool, publish: (envelope) => options.mq.publish(envelope) });
+      const { keyDirectory } = options;
+      await api.register(trustRoutes, {
+        pool: options.pool,
+        revocationMode: keyDirectory.revocationMode,
+        revocationFetcher: keyDirectory.revocationFetcher,
+        now: keyDirectory.now,
+      });
+      await api.register(pgpKeyRoutes, { pool: options.pool, now: keyDirectory.now });
+      await api.register(agencyRoutes, {
+        pool: options.pool,
+        masterKey: keyDirectory.masterKey,
+        now: keyDirectory.now,
+      });
     },
     { prefix: '/api/v1' },
   );

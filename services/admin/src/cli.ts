@@ -2,6 +2,7 @@
 // The operator CLI: wraps the admin API (SPEC.md). `./smgw <command>` or `pnpm smgw <command>`.
 // Reads SMGW_ADMIN_URL (default http://127.0.0.1:8081/api/v1) and SMGW_ADMIN_TOKEN.
 import { parseArgs } from 'node:util';
+import { KEY_DIRECTORY_USAGE, KeyDirectoryCliError, runKeyDirectoryCommand } from './cli-key-directory.ts';
 import { formatQuarantineEntry, formatQuarantineList } from './format-quarantine.ts';
 import { formatTrace } from './format-trace.ts';
 import type { QuarantineEntry } from './quarantine-store.ts';
@@ -13,9 +14,10 @@ const USAGE = `operator commands (talk to the admin API):
   quarantine show <id> [--json]       one quarantine entry: finding, sender, recipients, release
   quarantine release <id> [--reason "..."] [--operator <name>]
                                       let the message continue its route (recorded with who and why)
+${KEY_DIRECTORY_USAGE}
   help                                this text
 settings: SMGW_ADMIN_URL (default http://127.0.0.1:8081/api/v1), SMGW_ADMIN_TOKEN,
-          SMGW_OPERATOR (default operator name for release)`;
+          SMGW_OPERATOR (default operator name for release, trust add, cert add, pgp approve|reject)`;
 
 const OPTIONS = {
   json: { type: 'boolean' },
@@ -25,6 +27,11 @@ const OPTIONS = {
   reason: { type: 'string' },
   operator: { type: 'string' },
   help: { type: 'boolean' },
+  address: { type: 'string' },
+  state: { type: 'string' },
+  domain: { type: 'string', multiple: true },
+  'verify-signatures': { type: 'boolean' },
+  password: { type: 'string' },
 } as const;
 
 export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -33,18 +40,21 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
   async function call(
     method: string,
     path: string,
-    options: { body?: unknown; headers?: Record<string, string> } = {},
+    options: { body?: unknown; raw?: { bytes: Buffer; type: string }; headers?: Record<string, string> } = {},
   ): Promise<{ status: number; body: unknown }> {
     if (!env.SMGW_ADMIN_TOKEN) throw new CliError('SMGW_ADMIN_TOKEN is not set (./smgw up prints it)');
     const headers: Record<string, string> = { authorization: `Bearer ${env.SMGW_ADMIN_TOKEN}`, ...options.headers };
-    if (options.body !== undefined) headers['content-type'] = 'application/json';
+    let payload: Uint8Array | string | undefined;
+    if (options.raw) {
+      headers['content-type'] = options.raw.type;
+      payload = new Uint8Array(options.raw.bytes);
+    } else if (options.body !== undefined) {
+      headers['content-type'] = 'application/json';
+      payload = JSON.stringify(options.body);
+    }
     let res: Response;
     try {
-      res = await fetch(base + path, {
-        method,
-        headers,
-        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-      });
+      res = await fetch(base + path, { method, headers, ...(payload === undefined ? {} : { body: payload }) });
     } catch (err) {
       throw new CliError(`cannot reach the admin API at ${base}: ${(err as Error).cause ?? (err as Error).message}`);
     }
@@ -129,6 +139,29 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
             throw new CliError(`unknown quarantine command "${action}"\n${USAGE}`);
         }
       }
+      case 'trust':
+      case 'cert':
+      case 'pgp':
+      case 'agency': {
+        const output = await runKeyDirectoryCommand(
+          command,
+          positional,
+          {
+            json,
+            all: values.all === true,
+            address: values.address,
+            state: values.state,
+            domain: values.domain,
+            verifySignatures: values['verify-signatures'] === true,
+            password: values.password,
+            operator: values.operator,
+          },
+          call,
+          env,
+        );
+        process.stdout.write(output);
+        return 0;
+      }
       case undefined:
       case 'help':
         process.stdout.write(`${USAGE}\n`);
@@ -137,7 +170,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
         throw new CliError(`unknown command "${command}"\n${USAGE}`);
     }
   } catch (err) {
-    if (!(err instanceof CliError)) throw err;
+    if (!(err instanceof CliError) && !(err instanceof KeyDirectoryCliError)) throw err;
     process.stderr.write(`smgw: ${err.message}\n`);
     return 1;
   }

@@ -9,4 +9,8 @@ export const adminSettings = {
   adminBind: settings.adminBind,
   adminToken: settings.adminToken,
   logLevel: settings.logLevel,
+  /** Agency private keys are stored sealed under it; optional: without it, key uploads answer 503. */
+  masterKey: settings.masterKey,
+  /** Revocation checking of recipient certificates added through the API. */
+  revocationMode: settings.revocationMode,
 };

@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { ConfigOf } from '@smgw/config';
+import { createRevocationFetcher } from '@smgw/crypto';
 import { createPool } from '@smgw/db';
 import { connectMq } from '@smgw/mq';
 import { createRegistry, type Logger } from '@smgw/observability';
@@ -11,14 +12,35 @@ export interface RunningAdmin {
   stop(): Promise<void>;
 }
 
-export async function startAdmin(config: ConfigOf<typeof adminSettings>, log: Logger): Promise<RunningAdmin> {
+/** The admin settings; the key-directory ones may be left out (no master key; revocation `require`). */
+export type AdminConfig = Omit<ConfigOf<typeof adminSettings>, 'masterKey' | 'revocationMode'> &
+  Partial<Pick<ConfigOf<typeof adminSettings>, 'masterKey' | 'revocationMode'>>;
+
+export async function startAdmin(
+  config: AdminConfig,
+  log: Logger,
+  options: { now?: () => Date } = {},
+): Promise<RunningAdmin> {
+  const now = options.now ?? (() => new Date());
   const pool = createPool({ url: config.databaseUrl, schema: config.databaseSchema, applicationName: 'smgw-admin' });
   const mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-admin' });
   try {
     // No retry ladders: admin only publishes (releases) and needs the work queues to exist.
     await mq.declareTopology({});
     const registry = createRegistry('admin');
-    const app = buildAdminApi({ pool, token: config.adminToken, logger: log, registry, mq });
+    const app = buildAdminApi({
+      pool,
+      token: config.adminToken,
+      logger: log,
+      registry,
+      mq,
+      keyDirectory: {
+        revocationMode: config.revocationMode ?? 'require',
+        revocationFetcher: createRevocationFetcher({ now }),
+        masterKey: config.masterKey,
+        now,
+      },
+    });
     await app.listen({ port: config.adminPort, host: config.adminBind });
     const port = (app.server.address() as AddressInfo).port;
     return {

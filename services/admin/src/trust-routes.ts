@@ -1,0 +1,254 @@
+// POST/GET /trust-anchors and POST/GET /certificates (SPEC.md "Admin API"): the CAs trusted for S/MIME and
+// signature verification, and recipient certificates, accepted only when they validate against those CAs now.
+import type { PathValidationCode, RevocationFetcher, RevocationMode } from '@smgw/crypto';
+import { validateCertificatePathFetchingRevocation } from '@smgw/crypto';
+import type { Pool } from '@smgw/db';
+import type { FastifyInstance } from 'fastify';
+import {
+  addCertificate,
+  addTrustAnchor,
+  listCertificates,
+  listTrustAnchors,
+  trustAnchorCertificates,
+} from './key-directory-store.ts';
+import { acceptKeyMaterialBodies, textBody } from './key-material-bodies.ts';
+import { type CertificateFacts, PemError, readPemCertificates } from './pem-certificates.ts';
+import { problem, problemSchema } from './problem.ts';
+import { DEFAULT_OPERATOR, OPERATOR_PATTERN } from './quarantine-routes.ts';
+
+export interface TrustRouteOptions {
+  pool: Pool;
+  revocationMode: RevocationMode;
+  revocationFetcher: RevocationFetcher;
+  /** The injected clock: validation time. */
+  now: () => Date;
+}
+
+const operatorHeaders = {
+  type: 'object',
+  properties: { 'x-smgw-operator': { type: 'string', pattern: OPERATOR_PATTERN } },
+} as const;
+
+const anchorSchema = {
+  type: 'object',
+  required: ['fingerprint', 'subject', 'notBefore', 'notAfter', 'addedBy', 'addedAt'],
+  properties: {
+    fingerprint: { type: 'string' },
+    subject: { type: 'string' },
+    notBefore: { type: 'string' },
+    notAfter: { type: 'string' },
+    addedBy: { type: 'string' },
+    addedAt: { type: 'string' },
+  },
+} as const;
+
+const certificateSchema = {
+  type: 'object',
+  required: ['fingerprint', 'subject', 'addresses', 'issuer', 'serial', 'notBefore', 'notAfter', 'source', 'addedAt'],
+  properties: {
+    fingerprint: { type: 'string' },
+    subject: { type: 'string' },
+    addresses: { type: 'array', items: { type: 'string' } },
+    issuer: { type: 'string' },
+    serial: { type: 'string' },
+    notBefore: { type: 'string' },
+    notAfter: { type: 'string' },
+    source: { type: 'string' },
+    addedAt: { type: 'string' },
+    replacedBy: { type: ['string', 'null'] },
+  },
+} as const;
+
+const PEM_REQUIRED = 'the body must be PEM (content-type application/x-pem-file or text/plain)';
+
+export async function trustRoutes(api: FastifyInstance, options: TrustRouteOptions): Promise<void> {
+  acceptKeyMaterialBodies(api);
+
+  api.post<{ Headers: { 'x-smgw-operator'?: string } }>(
+    '/trust-anchors',
+    {
+      schema: {
+        headers: operatorHeaders,
+        response: { 200: anchorSchema, 201: anchorSchema, 400: problemSchema, 422: problemSchema },
+      },
+    },
+    async (req, reply) => {
+      const pem = textBody(req.body);
+      if (!pem) return reply.code(400).send(problem('BAD_REQUEST', PEM_REQUIRED));
+      let certificates: CertificateFacts[];
+      try {
+        certificates = readPemCertificates(pem);
+      } catch (err) {
+        if (err instanceof PemError) return reply.code(400).send(problem(err.code, err.message));
+        throw err;
+      }
+      const [anchor] = certificates;
+      if (!anchor || certificates.length > 1) {
+        return reply.code(400).send(problem('BAD_CERTIFICATE', 'give exactly one CA certificate per trust anchor'));
+      }
+      if (!anchor.isCa) {
+        return reply
+          .code(422)
+          .send(problem('NOT_A_CA', `${anchor.subject} is not a CA certificate (basicConstraints cA is not set)`));
+      }
+      const operator = req.headers['x-smgw-operator'] ?? DEFAULT_OPERATOR;
+      const result = await addTrustAnchor(options.pool, {
+        fingerprint: anchor.fingerprint,
+        subject: anchor.subject,
+        der: anchor.der,
+        notBefore: anchor.notBefore,
+        notAfter: anchor.notAfter,
+        addedBy: operator,
+      });
+      if (result.created) {
+        req.log.info(
+          { code: 'TRUST_ANCHOR_ADDED', fingerprint: anchor.fingerprint, subject: anchor.subject, operator },
+          'trust anchor added',
+        );
+      }
+      return reply.code(result.created ? 201 : 200).send(result.anchor);
+    },
+  );
+
+  api.get(
+    '/trust-anchors',
+    {
+      schema: {
+        response: {
+          200: {
+            type: 'object',
+            required: ['anchors'],
+            properties: { anchors: { type: 'array', items: anchorSchema } },
+          },
+        },
+      },
+    },
+    async () => ({ anchors: await listTrustAnchors(options.pool) }),
+  );
+
+  api.post(
+    '/certificates',
+    {
+      schema: {
+        headers: operatorHeaders,
+        response: {
+          200: certificateSchema,
+          201: {
+            ...certificateSchema,
+            properties: { ...certificateSchema.properties, replaced: { type: 'array', items: { type: 'string' } } },
+          },
+          400: problemSchema,
+          422: problemSchema,
+        },
+      },
+    },
+    async (req, reply) => {
+      const pem = textBody(req.body);
+      if (!pem) return reply.code(400).send(problem('BAD_REQUEST', PEM_REQUIRED));
+      let chain: CertificateFacts[];
+      try {
+        chain = readPemCertificates(pem);
+      } catch (err) {
+        if (err instanceof PemError) return reply.code(400).send(problem(err.code, err.message));
+        throw err;
+      }
+      const [leaf, ...intermediates] = chain as [CertificateFacts, ...CertificateFacts[]];
+      const [firstAddress] = leaf.emailAddressesAsWritten;
+      if (!firstAddress) {
+        return reply
+          .code(422)
+          .send(
+            problem(
+              'ADDRESS_NOT_IN_CERTIFICATE' satisfies PathValidationCode,
+              'the certificate names no e-mail address (subjectAltName rfc822Name)',
+            ),
+          );
+      }
+      const now = options.now();
+      const result = await validateCertificatePathFetchingRevocation(
+        {
+          endEntity: leaf.der,
+          intermediates: intermediates.map((c) => c.der),
+          trustAnchors: (await trustAnchorCertificates(options.pool)).map((certificate) => ({ certificate })),
+          time: now,
+          purpose: 'emailProtection',
+          emailAddress: firstAddress,
+          revocation: options.revocationMode,
+        },
+        options.revocationFetcher,
+      );
+      if (!result.ok) {
+        req.log.info(
+          {
+            code: 'CERTIFICATE_REFUSED',
+            fingerprint: leaf.fingerprint,
+            reasonCode: result.code,
+            reason: result.reason,
+          },
+          'certificate refused',
+        );
+        return reply.code(422).send(problem(result.code, result.reason));
+      }
+      const operator = req.headers['x-smgw-operator'] ?? DEFAULT_OPERATOR;
+      const stored = await addCertificate(options.pool, {
+        fingerprint: leaf.fingerprint,
+        subject: leaf.subject,
+        addresses: leaf.emailAddresses,
+        issuer: leaf.issuer,
+        serial: leaf.serial,
+        notBefore: leaf.notBefore,
+        notAfter: leaf.notAfter,
+        der: leaf.der,
+        intermediates: intermediates.map((c) => c.der),
+        smimeCapabilities: null,
+        source: 'admin',
+        lastValidation: {
+          at: now.toISOString(),
+          ok: true,
+          revocationMode: options.revocationMode,
+          revocation: result.revocation,
+          fetchProblems: result.fetchProblems,
+          by: operator,
+        },
+      });
+      if (!stored.created) return reply.code(200).send(stored.certificate);
+      req.log.info(
+        {
+          code: 'CERTIFICATE_ADDED',
+          fingerprint: leaf.fingerprint,
+          addresses: leaf.emailAddresses,
+          replaced: stored.replaced,
+          operator,
+        },
+        'recipient certificate added',
+      );
+      return reply.code(201).send({ ...stored.certificate, replaced: stored.replaced });
+    },
+  );
+
+  api.get<{ Querystring: { address?: string; includeReplaced: boolean; limit: number } }>(
+    '/certificates',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          propertyNames: { enum: ['address', 'includeReplaced', 'limit'] },
+          properties: {
+            address: { type: 'string', minLength: 3, maxLength: 320, pattern: '^[^@\\s]+@[^@\\s]+$' },
+            includeReplaced: { type: 'boolean', default: false },
+            limit: { type: 'integer', minimum: 1, maximum: 500, default: 100 },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['certificates'],
+            properties: { certificates: { type: 'array', items: certificateSchema } },
+          },
+          400: problemSchema,
+        },
+      },
+    },
+    async (req) => ({ certificates: await listCertificates(options.pool, req.query) }),
+  );
+}

@@ -1,0 +1,478 @@
+import assert from 'node:assert/strict';
+import { createPrivateKey, randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createLogger } from '@smgw/observability';
+import { openSecret } from '@smgw/secrets';
+import { createTestDatabase, createTestVhost, type TestDatabase, type TestVhost } from '@smgw/testing';
+import { runCli } from '../src/cli.ts';
+import { agencyKeyAad } from '../src/key-directory-store.ts';
+import { type AdminConfig, type RunningAdmin, startAdmin } from '../src/service.ts';
+import { createGpgKeys, createKeyMaterial, type GpgKeys, type KeyMaterial } from './key-material.ts';
+
+const TOKEN = 'test-token-key-directory-0123456789';
+const MASTER_KEY = randomBytes(32);
+
+interface ApiAnswer {
+  status: number;
+  // biome-ignore lint/suspicious/noExplicitAny: test answers are inspected field by field
+  body: any;
+}
+
+describe('the key directory in the admin API', () => {
+  let db: TestDatabase;
+  let vhost: TestVhost;
+  let admin: RunningAdmin;
+  let adminWithoutMasterKey: RunningAdmin;
+  let crlServer: Server;
+  let km: KeyMaterial;
+  let gpgKeys: GpgKeys;
+  let base: string;
+  /** The CRL server answers 503 until this is set: revocation cannot be checked before. */
+  let crlsServed = false;
+  const crls = new Map<string, Buffer>();
+
+  async function api(
+    method: string,
+    path: string,
+    options: { body?: string | Buffer; type?: string; headers?: Record<string, string>; token?: string | null } = {},
+    at = base,
+  ): Promise<ApiAnswer> {
+    const headers: Record<string, string> = { ...options.headers };
+    if (options.token !== null) headers.authorization = `Bearer ${options.token ?? TOKEN}`;
+    if (options.type) headers['content-type'] = options.type;
+    const res = await fetch(at + path, {
+      method,
+      headers,
+      ...(options.body === undefined ? {} : { body: options.body }),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  }
+  const json = (value: unknown) => ({ body: JSON.stringify(value), type: 'application/json' });
+  const pem = (text: string) => ({ body: text, type: 'application/x-pem-file' });
+
+  before(async () => {
+    crlServer = createServer((req, res) => {
+      const der = crls.get(req.url ?? '');
+      if (!crlsServed || !der) return res.writeHead(503).end();
+      res.writeHead(200, { 'content-type': 'application/pkix-crl' }).end(der);
+    });
+    await new Promise<void>((resolve) => crlServer.listen(0, '127.0.0.1', resolve));
+    const crlPort = (crlServer.address() as AddressInfo).port;
+    km = createKeyMaterial(`http://127.0.0.1:${crlPort}/`);
+    crls.set('/root.crl', km.crl(km.root));
+    crls.set('/intermediate.crl', km.crl(km.intermediate));
+    gpgKeys = createGpgKeys();
+
+    [db, vhost] = await Promise.all([createTestDatabase(), createTestVhost()]);
+    const config: AdminConfig = {
+      databaseUrl: db.url,
+      databaseSchema: db.schema,
+      amqpUrl: vhost.url,
+      adminPort: 0,
+      adminBind: '127.0.0.1',
+      adminToken: TOKEN,
+      logLevel: 'silent',
+      masterKey: MASTER_KEY,
+      revocationMode: 'require',
+    };
+    const logger = createLogger('admin-test', 'silent');
+    admin = await startAdmin(config, logger);
+    adminWithoutMasterKey = await startAdmin({ ...config, masterKey: undefined }, logger);
+    base = `http://127.0.0.1:${admin.port}/api/v1`;
+  });
+
+  after(async () => {
+    await admin?.stop();
+    await adminWithoutMasterKey?.stop();
+    await new Promise((resolve) => crlServer?.close(resolve));
+    await Promise.all([db?.drop(), vhost?.drop()]);
+    km?.cleanup();
+    gpgKeys?.cleanup();
+  });
+
+  it('answers 401 without a bearer token', async () => {
+    for (const [method, path] of [
+      ['GET', '/trust-anchors'],
+      ['POST', '/certificates'],
+      ['GET', '/pgp-keys'],
+      ['POST', '/agencies'],
+    ] as const) {
+      const answer = await api(method, path, { token: null });
+      assert.equal(answer.status, 401, `${method} ${path}`);
+      assert.equal(answer.body.error.code, 'UNAUTHORIZED');
+    }
+  });
+
+  it('adds a CA as trust anchor, lists it, and answers 200 with the same one when it is added again', async () => {
+    const added = await api('POST', '/trust-anchors', {
+      ...pem(km.root.certPem),
+      headers: { 'x-smgw-operator': 'j.schmidt' },
+    });
+    assert.equal(added.status, 201);
+    assert.equal(added.body.subject, 'CN=root');
+    assert.equal(added.body.addedBy, 'j.schmidt');
+    assert.match(added.body.fingerprint, /^[0-9a-f]{64}$/);
+
+    const again = await api('POST', '/trust-anchors', { body: km.root.certPem, type: 'text/plain' });
+    assert.equal(again.status, 200);
+    assert.deepEqual(again.body, added.body);
+
+    const list = await api('GET', '/trust-anchors');
+    assert.equal(list.status, 200);
+    assert.deepEqual(list.body.anchors, [added.body]);
+  });
+
+  it('refuses a certificate that is not a CA as trust anchor with 422 NOT_A_CA', async () => {
+    const leaf = km.leaf(km.intermediate, { cn: 'Not A CA', email: 'nota@example.org' });
+    const answer = await api('POST', '/trust-anchors', pem(leaf.certPem));
+    assert.equal(answer.status, 422);
+    assert.equal(answer.body.error.code, 'NOT_A_CA');
+  });
+
+  it('refuses a body that is not PEM with 400', async () => {
+    assert.equal((await api('POST', '/trust-anchors', pem('hello'))).body.error.code, 'BAD_CERTIFICATE');
+    assert.equal((await api('POST', '/certificates', json({ pem: 'x' }))).status, 400);
+  });
+
+  it('refuses a certificate whose revocation status cannot be fetched with 422 REVOCATION_UNKNOWN', async () => {
+    const leaf = km.leaf(km.intermediate, { cn: 'Early', email: 'early@example.org' });
+    const answer = await api('POST', '/certificates', pem(leaf.certPem + km.intermediate.certPem));
+    assert.equal(answer.status, 422);
+    assert.equal(answer.body.error.code, 'REVOCATION_UNKNOWN');
+    crlsServed = true;
+  });
+
+  let aliceFirst: string;
+
+  it('accepts a certificate that validates to a trust anchor, with the addresses of its subjectAltName', async () => {
+    const leaf = km.leaf(km.intermediate, {
+      cn: 'Alice',
+      email: 'Alice@Example.org',
+      start: '20250101000000Z',
+      end: '20991231000000Z',
+    });
+    const answer = await api('POST', '/certificates', pem(leaf.certPem + km.intermediate.certPem));
+    assert.equal(answer.status, 201, JSON.stringify(answer.body));
+    assert.deepEqual(answer.body.addresses, ['alice@example.org']);
+    assert.equal(answer.body.source, 'admin');
+    assert.equal(answer.body.replacedBy, null);
+    assert.deepEqual(answer.body.replaced, []);
+    aliceFirst = answer.body.fingerprint;
+
+    const row = await db.pool.query('select last_validation, intermediates from certificates where fingerprint = $1', [
+      aliceFirst,
+    ]);
+    assert.deepEqual(row.rows[0].last_validation.revocation, ['good-crl', 'good-crl']);
+    assert.equal(row.rows[0].intermediates.length, 1);
+  });
+
+  it('refuses an expired, a wrong-EKU and an untrusted certificate with 422 and the validation code', async () => {
+    const cases = [
+      {
+        code: 'EXPIRED',
+        pem:
+          km.leaf(km.intermediate, {
+            cn: 'Expired',
+            email: 'expired@example.org',
+            start: '20200101000000Z',
+            end: '20210101000000Z',
+          }).certPem + km.intermediate.certPem,
+      },
+      {
+        code: 'EXTENDED_KEY_USAGE',
+        pem:
+          km.leaf(km.intermediate, { cn: 'Server', email: 'server@example.org', eku: 'serverAuth' }).certPem +
+          km.intermediate.certPem,
+      },
+      { code: 'UNTRUSTED_ROOT', pem: km.leaf(km.stranger, { cn: 'Stranger', email: 'stranger@example.org' }).certPem },
+    ];
+    for (const c of cases) {
+      const answer = await api('POST', '/certificates', pem(c.pem));
+      assert.equal(answer.status, 422, c.code);
+      assert.equal(answer.body.error.code, c.code, answer.body.error.message);
+      assert.ok(answer.body.error.message.length > 0);
+    }
+    const stored = await db.pool.query('select count(*)::int as n from certificates');
+    assert.equal(stored.rows[0].n, 1);
+  });
+
+  it('replaces the older certificate of an address with a renewed one', async () => {
+    const renewed = km.leaf(km.intermediate, { cn: 'Alice', email: 'alice@example.org' });
+    const answer = await api('POST', '/certificates', pem(renewed.certPem + km.intermediate.certPem));
+    assert.equal(answer.status, 201);
+    assert.deepEqual(answer.body.replaced, [aliceFirst]);
+
+    const current = await api('GET', '/certificates?address=ALICE@example.org');
+    assert.deepEqual(
+      current.body.certificates.map((c: { fingerprint: string }) => c.fingerprint),
+      [answer.body.fingerprint],
+    );
+    const all = await api('GET', '/certificates?address=alice@example.org&includeReplaced=true');
+    assert.equal(all.body.certificates.length, 2);
+    const old = all.body.certificates.find((c: { fingerprint: string }) => c.fingerprint === aliceFirst);
+    assert.equal(old.replacedBy, answer.body.fingerprint);
+
+    const sameAgain = await api('POST', '/certificates', pem(renewed.certPem + km.intermediate.certPem));
+    assert.equal(sameAgain.status, 200);
+
+    const older = km.leaf(km.intermediate, {
+      cn: 'Alice',
+      email: 'alice@example.org',
+      start: '20240101000000Z',
+      end: '20991231000000Z',
+    });
+    const late = await api('POST', '/certificates', pem(older.certPem + km.intermediate.certPem));
+    assert.equal(late.status, 201);
+    assert.equal(late.body.replacedBy, answer.body.fingerprint, 'an older certificate arriving late is not current');
+    assert.deepEqual(late.body.replaced, []);
+    const stillCurrent = await api('GET', '/certificates?address=alice@example.org');
+    assert.deepEqual(
+      stillCurrent.body.certificates.map((c: { fingerprint: string }) => c.fingerprint),
+      [answer.body.fingerprint],
+    );
+  });
+
+  it('imports an OpenPGP key as pending, and approving it records who and when', async () => {
+    const imported = await api('POST', '/pgp-keys', { body: gpgKeys.usable, type: 'application/pgp-keys' });
+    assert.equal(imported.status, 201, JSON.stringify(imported.body));
+    assert.equal(imported.body.fingerprint, gpgKeys.usableFingerprint);
+    assert.equal(imported.body.state, 'pending');
+    assert.equal(imported.body.source, 'imported');
+    assert.deepEqual(imported.body.addresses, ['bob@example.org']);
+    assert.equal(imported.body.stateChangedBy, null);
+
+    const pending = await api('GET', '/pgp-keys?state=pending');
+    assert.deepEqual(
+      pending.body.keys.map((k: { fingerprint: string }) => k.fingerprint),
+      [gpgKeys.usableFingerprint],
+    );
+
+    const before = Date.now();
+    const approved = await api('POST', `/pgp-keys/${gpgKeys.usableFingerprint.toLowerCase()}/approve`, {
+      headers: { 'x-smgw-operator': 'k.weber@behoerde.example' },
+    });
+    assert.equal(approved.status, 200);
+    assert.equal(approved.body.state, 'approved');
+    assert.equal(approved.body.stateChangedBy, 'k.weber@behoerde.example');
+    assert.ok(Date.parse(approved.body.stateChangedAt) >= before - 1000);
+
+    const listed = await api('GET', '/pgp-keys?state=approved');
+    assert.equal(listed.body.keys[0].stateChangedBy, 'k.weber@behoerde.example');
+    assert.equal((await api('GET', '/pgp-keys?state=pending')).body.keys.length, 0);
+
+    const reimported = await api('POST', '/pgp-keys', { body: gpgKeys.usable, type: 'text/plain' });
+    assert.equal(reimported.status, 200);
+    assert.equal(reimported.body.state, 'approved');
+  });
+
+  it('refuses an expired and a sign-only OpenPGP key with 422 and the problem code', async () => {
+    const expired = await api('POST', '/pgp-keys', { body: gpgKeys.expired, type: 'application/pgp-keys' });
+    assert.equal(expired.status, 422);
+    assert.equal(expired.body.error.code, 'PGP_KEY_EXPIRED');
+    const signOnly = await api('POST', '/pgp-keys', { body: gpgKeys.signOnly, type: 'application/pgp-keys' });
+    assert.equal(signOnly.status, 422);
+    assert.equal(signOnly.body.error.code, 'PGP_NO_ENCRYPTION_KEY');
+    const garbage = await api('POST', '/pgp-keys', { body: 'not a key', type: 'application/pgp-keys' });
+    assert.equal(garbage.body.error.code, 'PGP_KEY_MALFORMED');
+  });
+
+  it('answers 404 when rejecting a key it does not have', async () => {
+    const answer = await api('POST', `/pgp-keys/${'A'.repeat(40)}/reject`);
+    assert.equal(answer.status, 404);
+    assert.equal(answer.body.error.code, 'PGP_KEY_NOT_FOUND');
+  });
+
+  let agencyId: string;
+
+  it('onboards an agency with its domains and refuses an address outside them with 400', async () => {
+    const created = await api('POST', '/agencies', json({ name: 'Finanzamt Nord', domains: ['fa-nord.example'] }));
+    assert.equal(created.status, 201);
+    agencyId = created.body.id;
+    assert.match(agencyId, /^[0-9A-Z]{26}$/);
+
+    const inside = await api(
+      'POST',
+      `/agencies/${agencyId}/addresses`,
+      json({ address: 'Poststelle@FA-Nord.example', verifySignatures: true }),
+    );
+    assert.equal(inside.status, 201);
+    assert.deepEqual(inside.body, { address: 'poststelle@fa-nord.example', verifySignatures: true });
+
+    const outside = await api('POST', `/agencies/${agencyId}/addresses`, json({ address: 'x@elsewhere.example' }));
+    assert.equal(outside.status, 400);
+    assert.equal(outside.body.error.code, 'ADDRESS_NOT_IN_AGENCY_DOMAINS');
+
+    const sameName = await api('POST', '/agencies', json({ name: 'Finanzamt Nord', domains: ['other.example'] }));
+    assert.equal(sameName.body.error.code, 'AGENCY_EXISTS');
+    const sameDomain = await api('POST', '/agencies', json({ name: 'Finanzamt Süd', domains: ['fa-nord.example'] }));
+    assert.equal(sameDomain.body.error.code, 'DOMAIN_TAKEN');
+    assert.equal((await api('GET', `/agencies/${agencyId}`)).body.addresses.length, 1);
+
+    const switchedOff = await api(
+      'POST',
+      `/agencies/${agencyId}/addresses`,
+      json({ address: 'poststelle@fa-nord.example', verifySignatures: false }),
+    );
+    assert.equal(switchedOff.status, 200);
+    assert.equal(switchedOff.body.verifySignatures, false);
+    const notBoolean = await api(
+      'POST',
+      `/agencies/${agencyId}/addresses`,
+      json({ address: 'poststelle@fa-nord.example', verifySignatures: 'yes' }),
+    );
+    assert.equal(notBoolean.status, 400);
+
+    const other = await api('POST', '/agencies', json({ name: 'Zoll', domains: ['zoll.example'] }));
+    const taken = await api(
+      'POST',
+      `/agencies/${other.body.id}/addresses`,
+      json({ address: 'poststelle@fa-nord.example' }),
+    );
+    assert.equal(taken.status, 400, "not in the other agency's domains either");
+    const unknownAgency = await api('POST', `/agencies/${'0'.repeat(26)}/addresses`, json({ address: 'a@b.example' }));
+    assert.equal(unknownAgency.body.error.code, 'AGENCY_NOT_FOUND');
+  });
+
+  it('stores an uploaded PKCS#12 key sealed and returns only the public part', async () => {
+    const leaf = km.leaf(km.intermediate, { cn: 'Poststelle', email: 'poststelle@fa-nord.example' });
+    const p12 = km.pkcs12(leaf, 'geheim-123', [km.intermediate]);
+    const answer = await api('POST', `/agencies/${agencyId}/addresses/poststelle@fa-nord.example/keys`, {
+      body: p12,
+      type: 'application/x-pkcs12',
+      headers: { 'x-smgw-key-password': 'geheim-123' },
+    });
+    assert.equal(answer.status, 201, JSON.stringify(answer.body));
+    assert.equal(answer.body.keys.length, 1);
+    const [key] = answer.body.keys;
+    assert.equal(key.kind, 'smime');
+    assert.equal(key.certificate.replace(/\s+/g, ''), leaf.certPem.replace(/\s+/g, ''));
+    assert.doesNotMatch(JSON.stringify(answer.body), /PRIVATE KEY/);
+
+    const pkcs8 = createPrivateKey(readFileSync(leaf.keyFile)).export({ format: 'der', type: 'pkcs8' });
+    const row = await db.pool.query('select private_key_sealed, certificate from agency_keys where id = $1', [key.id]);
+    const sealed: Buffer = row.rows[0].private_key_sealed;
+    assert.equal(sealed.includes(pkcs8), false, 'the key DER is not in the row');
+    assert.equal(sealed.includes(pkcs8.subarray(-64)), false, 'no part of the key DER is in the row');
+    assert.equal(sealed.includes(Buffer.from('PRIVATE KEY')), false);
+    const opened = openSecret(MASTER_KEY, sealed, { aad: agencyKeyAad('poststelle@fa-nord.example', key.fingerprint) });
+    assert.deepEqual(opened, pkcs8);
+  });
+
+  it('answers 400 to a PKCS#12 upload with the wrong password', async () => {
+    const leaf = km.leaf(km.intermediate, { cn: 'Poststelle 2', email: 'poststelle@fa-nord.example' });
+    const answer = await api('POST', `/agencies/${agencyId}/addresses/poststelle@fa-nord.example/keys`, {
+      body: km.pkcs12(leaf, 'richtig'),
+      type: 'application/x-pkcs12',
+      headers: { 'x-smgw-key-password': 'falsch' },
+    });
+    assert.equal(answer.status, 400);
+    assert.equal(answer.body.error.code, 'KEY_FILE_UNREADABLE');
+    assert.doesNotMatch(answer.body.error.message, /falsch|richtig/);
+  });
+
+  it('answers 404 for a key upload to an address the agency does not have', async () => {
+    const answer = await api('POST', `/agencies/${agencyId}/addresses/nobody@fa-nord.example/keys`, {
+      body: Buffer.from('x'),
+      type: 'application/x-pkcs12',
+    });
+    assert.equal(answer.status, 404);
+    assert.equal(answer.body.error.code, 'AGENCY_ADDRESS_NOT_FOUND');
+  });
+
+  it('answers 503 MASTER_KEY_MISSING to a key upload when SMGW_MASTER_KEY is not set', async () => {
+    const answer = await api(
+      'POST',
+      `/agencies/${agencyId}/addresses/poststelle@fa-nord.example/keys`,
+      { body: Buffer.from('x'), type: 'application/x-pkcs12' },
+      `http://127.0.0.1:${adminWithoutMasterKey.port}/api/v1`,
+    );
+    assert.equal(answer.status, 503);
+    assert.equal(answer.body.error.code, 'MASTER_KEY_MISSING');
+  });
+
+  it('lets an operator do the same through the CLI', async () => {
+    const env = { SMGW_ADMIN_URL: base, SMGW_ADMIN_TOKEN: TOKEN, SMGW_OPERATOR: 'cli-user' };
+    const file = (name: string, content: string | Buffer) => {
+      const path = join(km.dir, name);
+      writeFileSync(path, content);
+      return path;
+    };
+
+    const trusted = await captureStdout(() => runCli(['trust', 'add', file('stranger.pem', km.stranger.certPem)], env));
+    assert.equal(trusted.code, 0);
+    assert.match(trusted.out, /^trusted: [0-9a-f]{64} {2}CN=stranger .* by cli-user$/m);
+    assert.match((await captureStdout(() => runCli(['trust', 'list'], env))).out, /CN=root[\s\S]*CN=stranger/);
+
+    const carol = km.leaf(km.intermediate, { cn: 'Carol', email: 'carol@example.org' });
+    const added = await captureStdout(() =>
+      runCli(['cert', 'add', file('carol.pem', carol.certPem + km.intermediate.certPem)], env),
+    );
+    assert.equal(added.code, 0);
+    assert.match(added.out, /^added: [0-9a-f]{64} {2}carol@example.org {2}CN=Carol/);
+    const certs = await captureStdout(() => runCli(['cert', 'list', '--address', 'carol@example.org', '--json'], env));
+    assert.equal(JSON.parse(certs.out).certificates.length, 1);
+
+    const approved = await captureStdout(() => runCli(['pgp', 'list', '--state', 'approved'], env));
+    assert.match(approved.out, new RegExp(`^${gpgKeys.usableFingerprint} {2}approved`, 'm'));
+    const rejected = await captureStdout(() => runCli(['pgp', 'reject', gpgKeys.usableFingerprint], env));
+    assert.equal(rejected.code, 0);
+    assert.match(rejected.out, /rejected by cli-user/);
+
+    const agency = await captureStdout(() =>
+      runCli(['agency', 'add', 'Stadt West', '--domain', 'stadt-west.example', '--domain', 'west.example'], env),
+    );
+    assert.equal(agency.code, 0);
+    const id = agency.out.trim();
+    assert.match(id, /^[0-9A-Z]{26}$/);
+    const address = await captureStdout(() =>
+      runCli(['agency', 'address', id, 'buero@west.example', '--verify-signatures'], env),
+    );
+    assert.equal(address.out, 'buero@west.example: signature verification on\n');
+    const outside = await captureStderr(() => runCli(['agency', 'address', id, 'x@elsewhere.example'], env));
+    assert.equal(outside.code, 1);
+    assert.match(outside.out, /ADDRESS_NOT_IN_AGENCY_DOMAINS: .* \(HTTP 400\)/);
+
+    const buero = km.leaf(km.intermediate, { cn: 'Buero', email: 'buero@west.example' });
+    const p12 = file('buero.p12', km.pkcs12(buero, 'pw-123'));
+    const key = await captureStdout(() =>
+      runCli(['agency', 'key', id, 'buero@west.example', p12, '--password', 'pw-123'], env),
+    );
+    assert.equal(key.code, 0, key.out);
+    assert.match(key.out, /^stored \(sealed\): smime [0-9a-f]{64} {2}buero@west.example/);
+    const listed = await captureStdout(() => runCli(['agency', 'list'], env));
+    assert.match(
+      listed.out,
+      /Stadt West {2}domains: stadt-west.example, west.example {2}addresses: buero@west.example \(verify\)/,
+    );
+  });
+});
+
+async function captureStdout(run: () => Promise<number>): Promise<{ code: number; out: string }> {
+  return capture(process.stdout, run);
+}
+
+async function captureStderr(run: () => Promise<number>): Promise<{ code: number; out: string }> {
+  return capture(process.stderr, run);
+}
+
+async function capture(stream: NodeJS.WriteStream, run: () => Promise<number>): Promise<{ code: number; out: string }> {
+  const written: string[] = [];
+  const write = stream.write;
+  // Only the CLI's text is captured; the test runner's own (binary) reports still go out.
+  stream.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+    if (typeof chunk !== 'string') return write.call(stream, chunk, ...rest);
+    written.push(chunk);
+    return true;
+  }) as typeof stream.write;
+  try {
+    const code = await run();
+    return { code, out: written.join('') };
+  } finally {
+    stream.write = write;
+  }
+}
