@@ -3,7 +3,7 @@
 // for inbound decryption. Private keys are sealed under SMGW_MASTER_KEY before they touch the database and never
 // leave the gateway again: the answer carries only the public part.
 import { createHash } from 'node:crypto';
-import { type Pkcs12Contents, parsePkcs12 } from '@smgw/crypto';
+import { type Pkcs12Contents, parsePkcs12, readPrivateKeyForStorage } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
 import { sealSecret } from '@smgw/secrets';
 import type { FastifyInstance } from 'fastify';
@@ -71,6 +71,8 @@ const agencyKeySchema = {
     notAfter: { type: 'string' },
     /** The public part: the certificate as PEM (S/MIME). */
     certificate: { type: 'string' },
+    /** The public part: the armored public key (OpenPGP). */
+    publicKey: { type: 'string' },
   },
 } as const;
 
@@ -271,12 +273,40 @@ export async function agencyRoutes(api: FastifyInstance, options: AgencyRouteOpt
       }
       const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
       if (contentType === PGP_KEY_TYPE) {
-        // Needs openpgp in the admin service (or a private-key reader exported by @smgw/crypto): not there yet.
-        return reply
-          .code(415)
-          .send(
-            problem('KEY_FORMAT_UNSUPPORTED', 'OpenPGP private keys cannot be uploaded yet; use PKCS#12 for S/MIME'),
-          );
+        const armored = typeof req.body === 'string' ? req.body : '';
+        const passphrase = req.headers['x-smgw-key-password'];
+        let key: Awaited<ReturnType<typeof readPrivateKeyForStorage>>;
+        try {
+          key = await readPrivateKeyForStorage({
+            armored,
+            ...(typeof passphrase === 'string' ? { passphrase } : {}),
+          });
+        } catch (err) {
+          // PgpError messages name the key's fingerprint at most, never the passphrase.
+          return reply.code(400).send(problem('KEY_FILE_UNREADABLE', (err as Error).message));
+        }
+        if (!key.canDecrypt) {
+          return reply
+            .code(400)
+            .send(problem('KEY_FILE_UNREADABLE', `OpenPGP key ${key.fingerprint} has no subkey that can decrypt`));
+        }
+        const sealed = sealSecret(options.masterKey, Buffer.from(key.unlockedArmored), {
+          aad: agencyKeyAad(address, key.fingerprint),
+        });
+        const { key: row } = await addAgencyKey(options.pool, {
+          address,
+          kind: 'pgp',
+          fingerprint: key.fingerprint,
+          certificate: null,
+          publicArmored: key.publicArmored,
+          privateKeySealed: sealed,
+          now: options.now(),
+        });
+        req.log.info(
+          { code: 'AGENCY_KEY_ADDED', agencyId, address, kind: 'pgp', fingerprint: key.fingerprint },
+          'agency private key stored (sealed)',
+        );
+        return reply.code(201).send({ keys: [{ ...row, publicKey: key.publicArmored }] });
       }
       if (contentType !== PKCS12_TYPE || !Buffer.isBuffer(req.body) || req.body.length === 0) {
         return reply

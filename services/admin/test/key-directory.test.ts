@@ -363,6 +363,31 @@ describe('the key directory in the admin API', () => {
     assert.deepEqual(opened, pkcs8);
   });
 
+  it('stores an uploaded OpenPGP private key sealed and returns only the public key', async () => {
+    const answer = await api('POST', `/agencies/${agencyId}/addresses/poststelle@fa-nord.example/keys`, {
+      body: gpgKeys.usableSecret,
+      type: 'application/pgp-keys',
+    });
+    assert.equal(answer.status, 201, JSON.stringify(answer.body));
+    const [key] = answer.body.keys;
+    assert.equal(key.kind, 'pgp');
+    assert.equal(key.fingerprint, gpgKeys.usableFingerprint);
+    assert.match(key.publicKey, /BEGIN PGP PUBLIC KEY BLOCK/);
+    assert.doesNotMatch(JSON.stringify(answer.body), /PRIVATE KEY/);
+    const row = await db.pool.query('select private_key_sealed from agency_keys where id = $1', [key.id]);
+    const sealed: Buffer = row.rows[0].private_key_sealed;
+    assert.equal(sealed.includes(Buffer.from('PRIVATE KEY')), false);
+    const opened = openSecret(MASTER_KEY, sealed, { aad: agencyKeyAad('poststelle@fa-nord.example', key.fingerprint) });
+    assert.match(opened.toString(), /BEGIN PGP PRIVATE KEY BLOCK/);
+
+    const publicOnly = await api('POST', `/agencies/${agencyId}/addresses/poststelle@fa-nord.example/keys`, {
+      body: gpgKeys.usable,
+      type: 'application/pgp-keys',
+    });
+    assert.equal(publicOnly.status, 400);
+    assert.equal(publicOnly.body.error.code, 'KEY_FILE_UNREADABLE');
+  });
+
   it('answers 400 to a PKCS#12 upload with the wrong password', async () => {
     const leaf = km.leaf(km.intermediate, { cn: 'Poststelle 2', email: 'poststelle@fa-nord.example' });
     const answer = await api('POST', `/agencies/${agencyId}/addresses/poststelle@fa-nord.example/keys`, {

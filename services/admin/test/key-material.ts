@@ -259,6 +259,8 @@ export interface GpgKeys {
   /** Armored public keys. */
   usable: string;
   usableFingerprint: string;
+  /** The usable key's secret part, armored and unprotected (a test fixture made on the spot). */
+  usableSecret: string;
   expired: string;
   signOnly: string;
   cleanup(): void;
@@ -288,6 +290,7 @@ export function createGpgKeys(): GpgKeys {
   return {
     usable: exportKey('bob@example.org'),
     usableFingerprint: fingerprint,
+    usableSecret: gpg('--armor', '--export-secret-keys', 'bob@example.org'),
     expired: exportKey('old@example.org'),
     signOnly: exportKey('signer@example.org'),
     cleanup() {

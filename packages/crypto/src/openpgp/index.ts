@@ -17,4 +17,5 @@ export { findPgpKeysInMessage, parseAutocryptHeader } from './find-pgp-keys.ts';
 export type { PgpKeyInfo, PgpKeyProblem, PgpKeyProblemCode } from './inspect-public-key.ts';
 export { inspectPublicKey, MIN_FINITE_FIELD_BITS } from './inspect-public-key.ts';
 export type { OuterHeaders } from './outer-headers.ts';
-export type { ArmoredPrivateKey } from './private-keys.ts';
+export type { ArmoredPrivateKey, PrivateKeyForStorage } from './private-keys.ts';
+export { readPrivateKeyForStorage } from './private-keys.ts';

@@ -33,3 +33,33 @@ export async function unlockPrivateKey(given: ArmoredPrivateKey, code: PgpErrorC
 export function fingerprintOf(key: openpgp.Key): string {
   return key.getFingerprint().toUpperCase();
 }
+
+export interface PrivateKeyForStorage {
+  fingerprint: string;
+  /** The public part, armored: what the key directory shows and gives out. */
+  publicArmored: string;
+  /** The unlocked private key, armored: to be sealed at once (never logged, never stored in clear). */
+  unlockedArmored: string;
+  /** Addresses of the key's valid user IDs (lower-case). */
+  addresses: string[];
+  /** Whether the key has a subkey that can decrypt (inbound decryption needs one). */
+  canDecrypt: boolean;
+}
+
+/** Reads and unlocks an agency's OpenPGP private key for the key directory, which seals what this returns. */
+export async function readPrivateKeyForStorage(given: ArmoredPrivateKey): Promise<PrivateKeyForStorage> {
+  const key = await unlockPrivateKey(given, 'PGP_PRIVATE_KEY_UNUSABLE');
+  const addresses: string[] = [];
+  for (const user of key.users) {
+    const email = user.userID?.email;
+    if (email) addresses.push(email.toLowerCase());
+  }
+  const decryptionKeys = await key.getDecryptionKeys().catch(() => []);
+  return {
+    fingerprint: fingerprintOf(key),
+    publicArmored: key.toPublic().armor(),
+    unlockedArmored: key.armor(),
+    addresses: [...new Set(addresses)],
+    canDecrypt: decryptionKeys.length > 0,
+  };
+}
