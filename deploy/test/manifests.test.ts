@@ -10,6 +10,7 @@ import { loadConfig, type Spec, settings } from '../../packages/config/src/index
 import { STAGES, workQueue } from '../../packages/envelope/src/index.ts';
 import { adminSettings } from '../../services/admin/src/config.ts';
 import { deliverSpec } from '../../services/deliver/src/config.ts';
+import { encryptSpec } from '../../services/encrypt/src/config.ts';
 import { ingestSpec } from '../../services/ingest/src/config.ts';
 import { scanSpec } from '../../services/scan/src/config.ts';
 
@@ -82,6 +83,7 @@ const SPEC_OF: Record<string, Spec> = {
   'smgw-deliver': deliverSpec,
   'smgw-admin': adminSettings,
   'smgw-scan': scanSpec,
+  'smgw-encrypt': encryptSpec,
 };
 const specOf = (deployment: string): Spec => SPEC_OF[deployment] ?? everySettingButTheAdminToken;
 
@@ -271,7 +273,7 @@ for (const overlay of ['dev', 'production']) {
     });
 
     it('keeps the stages that have no code yet at zero replicas', () => {
-      for (const name of ['smgw-encrypt', 'smgw-signature-verify', 'smgw-mailbox']) {
+      for (const name of ['smgw-signature-verify', 'smgw-mailbox']) {
         const so = objects.find((o) => o.kind === 'ScaledObject' && o.spec.scaleTargetRef.name === name);
         assert.equal(so?.metadata.annotations?.['autoscaling.keda.sh/paused-replicas'], '0', name);
         assert.equal(find(objects, 'Deployment', name).spec.replicas, 0, name);

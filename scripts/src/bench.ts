@@ -48,7 +48,7 @@ function messageOf(size: number, seq: number, runId: string): string {
 }
 
 const gw = await startTestGateway({
-  services: ['ingest', 'scan', 'deliver'],
+  services: ['ingest', 'encrypt', 'scan', 'deliver'],
   env: {
     SMGW_SMTP_MAX_CONNECTIONS_PER_CLIENT: '10000',
     SMGW_SMTP_COMMANDS_PER_MINUTE: '10000000',

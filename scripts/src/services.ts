@@ -29,6 +29,12 @@ export function localServices(env: NodeJS.ProcessEnv = process.env): LocalServic
       env: { SMGW_HEALTH_PORT: env.SMGW_SCAN_HEALTH_PORT ?? '9103' },
     },
     {
+      name: 'encrypt',
+      entry: 'services/encrypt/src/main.ts',
+      readyPort: Number(env.SMGW_ENCRYPT_HEALTH_PORT ?? 9104),
+      env: { SMGW_HEALTH_PORT: env.SMGW_ENCRYPT_HEALTH_PORT ?? '9104' },
+    },
+    {
       name: 'deliver',
       entry: 'services/deliver/src/main.ts',
       readyPort: Number(env.SMGW_DELIVER_HEALTH_PORT ?? 9102),

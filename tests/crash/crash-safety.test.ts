@@ -33,7 +33,7 @@ describe('crash safety', { timeout: 20 * 60_000 }, () => {
 
   before(async () => {
     gw = await startTestGateway({
-      services: ['ingest', 'scan', 'deliver'],
+      services: ['ingest', 'encrypt', 'scan', 'deliver'],
       env: {
         SMGW_DELIVER_RETRY_LADDER: '500ms,1s,1s,2s,2s,5s,5s,10s,10s,30s',
         SMGW_STAGE_RETRY_LADDER: '500ms,1s,2s,5s,10s',
@@ -104,6 +104,7 @@ describe('crash safety', { timeout: 20 * 60_000 }, () => {
     const ingest = gw.services.ingest as ServiceProcess;
     const deliver = gw.services.deliver as ServiceProcess;
     const scan = gw.services.scan as ServiceProcess;
+    const encrypt = gw.services.encrypt as ServiceProcess;
     await at(Math.floor(MESSAGES * 0.15));
     await ingest.crash();
     chaos.push(`kill -9 ingest at ${acked.size} acked`);
@@ -111,6 +112,10 @@ describe('crash safety', { timeout: 20 * 60_000 }, () => {
     await at(Math.floor(MESSAGES * 0.25));
     chaos.push(`RabbitMQ restart at ${acked.size} acked`);
     await restartRabbitMq();
+    await at(Math.floor(MESSAGES * 0.35));
+    await encrypt.crash();
+    chaos.push(`kill -9 encrypt at ${acked.size} acked`);
+    await encrypt.start();
     await at(Math.floor(MESSAGES * 0.45));
     await deliver.crash();
     chaos.push(`kill -9 deliver at ${acked.size} acked`);

@@ -130,7 +130,7 @@ describe('ingest → scan → deliver, end to end', () => {
     );
   });
 
-  it('delivers agency-to-agency submission internally and keeps outside mail away from the outside until encrypted', async () => {
+  it('delivers agency-to-agency submission internally and hands outside mail without a key to the portal, never to the outside', async () => {
     const transport = nodemailer.createTransport({
       host: '127.0.0.1',
       port: gw.submissionPort,
@@ -158,10 +158,11 @@ describe('ingest → scan → deliver, end to end', () => {
     });
     const id = queuedId(outbound.response);
     transport.close();
-    // It waits for the encrypt stage: in smgw.encrypt, pending, and nothing reached the smarthost.
+    // No certificate or key for the citizen: encrypt hands the message to the portal (smgw.mailbox, where it waits
+    // until the mailbox stage exists); it is still pending, and nothing reached the smarthost.
     await waitFor(
-      'the outbound envelope waiting in smgw.encrypt',
-      async () => (await gw.vhost.queueDepth('smgw.encrypt')) === 1,
+      'the outbound envelope waiting in smgw.mailbox',
+      async () => (await gw.vhost.queueDepth('smgw.mailbox')) === 1,
       {
         timeoutMs: 30_000,
         intervalMs: 500,
@@ -172,6 +173,7 @@ describe('ingest → scan → deliver, end to end', () => {
       t.recipients.map((r) => [r.address, r.state]),
       [['buerger@example.org', 'pending']],
     );
+    assert.ok(t.events.some((e) => e.event === 'recipient.to-portal'));
     assert.equal(gw.smarthost.messages.length, 0);
   });
 

@@ -4,12 +4,13 @@ import type { Direction, Envelope, Stage, StageVerdict } from './envelope.ts';
  * The routing slip each direction starts with (ARCHITECTURE.md). Data, not code: a stage joins a route here.
  *
  * Stages that are not built yet are left out where the message may safely skip them and kept in where it may not:
- * - outbound keeps `encrypt`: until that stage runs, outbound mail waits in smgw.encrypt (never plaintext outside);
- * - inbound gets `encrypt` (decryption) before `scan`, and `verify` after it, when those services exist;
+ * - outbound: encrypt sends key-less recipients on to `mailbox` instead of `deliver` (never plaintext outside);
+ * - inbound: `encrypt` (decryption) before `scan`, so what was encrypted is scanned opened; `verify` after scan
+ *   when that service exists;
  * - generated mail (DSNs, notices) is made by the gateway itself and is not scanned.
  */
 export const ITINERARIES: Readonly<Record<Direction, readonly Stage[]>> = {
-  inbound: ['scan', 'deliver'],
+  inbound: ['encrypt', 'scan', 'deliver'],
   outbound: ['scan', 'encrypt', 'deliver'],
   internal: ['scan', 'deliver'],
   portal: ['scan', 'deliver'],
@@ -61,5 +62,8 @@ export function leavesClosedNetwork(envelope: Envelope): boolean {
   return envelope.direction === 'outbound';
 }
 
-/** Crypto verdict statuses that make outbound mail safe to hand to deliver. */
-export const SAFE_OUTBOUND_CRYPTO_STATUSES: readonly string[] = ['encrypted'];
+/**
+ * Crypto verdict statuses that make outbound mail safe to hand to deliver: encrypted by the encrypt stage, or
+ * already encrypted by the sender (S/MIME enveloped-data / authEnveloped-data, multipart/encrypted).
+ */
+export const SAFE_OUTBOUND_CRYPTO_STATUSES: readonly string[] = ['encrypted', 'already-encrypted'];

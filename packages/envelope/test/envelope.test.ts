@@ -15,6 +15,7 @@ import {
   parseDelay,
   parseEnvelope,
   retryQueue,
+  SAFE_OUTBOUND_CRYPTO_STATUSES,
   traceIdFromTraceparent,
   traceparentFor,
   workQueue,
@@ -82,10 +83,14 @@ describe('itinerary', () => {
   });
 
   it('scans every direction except the mail the gateway generates itself', () => {
-    for (const direction of ['inbound', 'outbound', 'internal', 'portal'] as const) {
+    for (const direction of ['outbound', 'internal', 'portal'] as const) {
       assert.equal(itineraryFor(direction)[0], 'scan', direction);
     }
     assert.deepEqual(itineraryFor('generated'), ['deliver']);
+  });
+
+  it('decrypts inbound mail before it is scanned', () => {
+    assert.deepEqual(itineraryFor('inbound'), ['encrypt', 'scan', 'deliver']);
   });
 
   it('advances by removing the finished stage, counting the hop and resetting attempts', () => {
@@ -103,6 +108,13 @@ describe('itinerary', () => {
     assert.equal(child.id, env.id);
     assert.deepEqual(child.recipients, ['b@behoerde.example']);
     assert.throws(() => forRecipients(env, []));
+  });
+
+  it('lets outbound mail leave only when encrypted by the gateway or already encrypted by the sender', () => {
+    assert.deepEqual([...SAFE_OUTBOUND_CRYPTO_STATUSES].sort(), ['already-encrypted', 'encrypted']);
+    for (const unsafe of ['portal', 'plain', 'decrypted', 'not-decrypted']) {
+      assert.ok(!SAFE_OUTBOUND_CRYPTO_STATUSES.includes(unsafe), unsafe);
+    }
   });
 });
 

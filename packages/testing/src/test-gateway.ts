@@ -21,6 +21,8 @@ export interface TestGateway {
   submissionPort: number;
   adminPort: number;
   adminToken: string;
+  /** SMGW_MASTER_KEY of this gateway (random per run): seal agency keys with it (`sealSecret`) in tests. */
+  masterKey: Buffer;
   services: Record<string, ServiceProcess>;
   /** Stops every service, the sinks, and drops the schema and vhost. */
   close(): Promise<void>;
@@ -33,7 +35,7 @@ export interface TestGateway {
 export async function startTestGateway(
   options: { services?: string[]; env?: Record<string, string> } = {},
 ): Promise<TestGateway> {
-  const names = options.services ?? ['ingest', 'scan', 'deliver', 'admin'];
+  const names = options.services ?? ['ingest', 'scan', 'encrypt', 'deliver', 'admin'];
   const [db, vhost, relay, smarthost] = await Promise.all([
     createTestDatabase(),
     createTestVhost(),
@@ -42,6 +44,7 @@ export async function startTestGateway(
   ]);
   const [inboundPort, submissionPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const adminToken = randomBytes(24).toString('hex');
+  const masterKey = randomBytes(32);
   const env: Record<string, string> = {
     ...db.env,
     ...vhost.env,
@@ -56,6 +59,9 @@ export async function startTestGateway(
     SMGW_DELIVER_RETRY_LADDER: '500ms,1s,2s',
     SMGW_STAGE_RETRY_LADDER: '500ms,1s,2s',
     SMGW_HOSTNAME: 'smgw.test',
+    SMGW_MASTER_KEY: masterKey.toString('base64'),
+    // Revocation is checked as in production (require); a test without revocation at hand passes 'off' in env.
+    SMGW_REVOCATION_MODE: 'require',
     // scan streams every message to the shared clamd (deploy/local/infrastructure.sh).
     CLAMD_URL: process.env.CLAMD_URL ?? 'tcp://127.0.0.1:3310',
     ...options.env,
@@ -75,6 +81,7 @@ export async function startTestGateway(
     submissionPort,
     adminPort,
     adminToken,
+    masterKey: options.env?.SMGW_MASTER_KEY ? Buffer.from(options.env.SMGW_MASTER_KEY, 'base64') : masterKey,
     services,
     async close() {
       await Promise.all(Object.values(services).map((s) => s.stop()));

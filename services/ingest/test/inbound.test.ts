@@ -64,7 +64,7 @@ describe('the inbound listener', () => {
     const id = QUEUED.exec(reply.final?.text ?? '')?.[1];
     assert.ok(id, reply.final?.text);
 
-    const envelopes = await world.takeEnvelopes('smgw.scan');
+    const envelopes = await world.takeEnvelopes('smgw.encrypt');
     assert.equal(envelopes.length, 1);
     const envelope = envelopes[0];
     assert.ok(envelope);
@@ -72,7 +72,7 @@ describe('the inbound listener', () => {
     assert.equal(envelope.direction, 'inbound');
     assert.deepEqual(envelope.recipients, ['x@behoerde.example']);
     assert.equal(envelope.mailFrom, 'a@sender.example');
-    assert.deepEqual(envelope.itinerary, ['scan', 'deliver']);
+    assert.deepEqual(envelope.itinerary, ['encrypt', 'scan', 'deliver']);
     assert.equal(envelope.hop, 0);
     assert.equal(envelope.attempt, 0);
     assert.deepEqual(envelope.verdicts, {});
@@ -119,7 +119,7 @@ describe('the inbound listener', () => {
     const final = await client.readReply();
     await client.quit();
     assert.match(final.text, QUEUED);
-    const [envelope] = await world.takeEnvelopes('smgw.scan');
+    const [envelope] = await world.takeEnvelopes('smgw.encrypt');
     assert.deepEqual(envelope?.recipients, ['a@behoerde.example', 'b@amt.sachsen.example']);
     assert.equal(envelope?.mailFrom, '');
     assert.deepEqual(envelope?.dsn, {
@@ -145,7 +145,7 @@ describe('the inbound listener', () => {
     assert.match((await client.readReply()).text, QUEUED);
     assert.equal((await client.readReply()).code, 221);
     await client.closed;
-    const [envelope] = await world.takeEnvelopes('smgw.scan');
+    const [envelope] = await world.takeEnvelopes('smgw.encrypt');
     assert.deepEqual(envelope?.recipients, ['x@behoerde.example']);
   });
 
@@ -169,7 +169,7 @@ describe('the inbound listener', () => {
     }
     assert.equal((await client.command('DATA')).code, 503);
     await client.quit();
-    assert.deepEqual(await world.takeEnvelopes('smgw.scan'), []);
+    assert.deepEqual(await world.takeEnvelopes('smgw.encrypt'), []);
   });
 
   it('accepts the percent hack only for an agency domain and routes it to the agency relay (deliver, inbound)', async () => {
@@ -181,9 +181,9 @@ describe('the inbound listener', () => {
     });
     await client.quit();
     assert.match(reply.final?.text ?? '', QUEUED);
-    const [envelope] = await world.takeEnvelopes('smgw.scan');
+    const [envelope] = await world.takeEnvelopes('smgw.encrypt');
     assert.equal(envelope?.direction, 'inbound');
-    assert.deepEqual(envelope?.itinerary, ['scan', 'deliver']);
+    assert.deepEqual(envelope?.itinerary, ['encrypt', 'scan', 'deliver']);
     assert.deepEqual(envelope?.recipients, ['u%evil.example@behoerde.example']);
   });
 
@@ -202,7 +202,7 @@ describe('the inbound listener', () => {
     assert.match(next.final?.text ?? '', QUEUED);
     await client.quit();
     assert.equal(await messageCount(), before + 1);
-    assert.equal((await world.takeEnvelopes('smgw.scan')).length, 1);
+    assert.equal((await world.takeEnvelopes('smgw.encrypt')).length, 1);
   });
 
   it('answers 452 4.5.3 beyond SMGW_SMTP_MAX_RECIPIENTS', async () => {
@@ -241,7 +241,7 @@ describe('the inbound listener', () => {
       assert.equal((await client.command('RSET')).code, 250);
       await client.quit();
       assert.equal(await messageCount(), before);
-      assert.deepEqual(await world.takeEnvelopes('smgw.scan'), []);
+      assert.deepEqual(await world.takeEnvelopes('smgw.encrypt'), []);
     });
   }
 
@@ -268,7 +268,7 @@ describe('the inbound listener', () => {
       const final = await client.readReply();
       await client.quit();
       assert.match(final.text, QUEUED);
-      const [envelope] = await world.takeEnvelopes('smgw.scan');
+      const [envelope] = await world.takeEnvelopes('smgw.encrypt');
       assert.ok(envelope);
       const stored = await createBlobStore(world.db.pool).readAll(envelope.blob.ref);
       const bodyStart = stored.indexOf('\r\n', stored.indexOf('\r\n\tfor <x@behoerde.example>;') + 2) + 2;
@@ -292,7 +292,7 @@ describe('the inbound listener', () => {
     await next.quit();
     assert.match(reply.final?.text ?? '', QUEUED);
     assert.equal(await messageCount(), before + 1);
-    assert.equal((await world.takeEnvelopes('smgw.scan')).length, 1);
+    assert.equal((await world.takeEnvelopes('smgw.encrypt')).length, 1);
   });
 
   it('survives a client that sends garbage instead of a TLS handshake after STARTTLS', async () => {

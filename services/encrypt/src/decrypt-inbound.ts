@@ -1,0 +1,208 @@
+// Inbound: mail encrypted (S/MIME or PGP/MIME) to an agency address whose private key the gateway holds is opened
+// before it is scanned. What cannot be opened goes on as it is, with a header saying why; plain mail goes on
+// unchanged. Our own X-SMGW-Decrypt* fields are removed from what arrives, so no sender can claim them.
+import { Readable } from 'node:stream';
+import type { BlobStore } from '@smgw/blob-store';
+import { inDomains } from '@smgw/config';
+import { decryptEnveloped, decryptPgpMime, PgpError, SmimeError } from '@smgw/crypto';
+import type { Pool } from '@smgw/db';
+import { advance, type BlobRef, type Envelope, withVerdict } from '@smgw/envelope';
+import { type HandlerContext, next, type Outcome } from '@smgw/mq';
+import { openSecret, SecretError } from '@smgw/secrets';
+import { recordEvent } from '@smgw/trace';
+import { BODY_HEAD_BYTES, readBodyHead } from './already-encrypted.ts';
+import { HARVEST_MAX_BYTES, harvestPgpKeys, mayOfferPgpKeys } from './harvest-pgp-keys.ts';
+import { agencyKeysFor } from './key-directory.ts';
+import {
+  type EncryptedForm,
+  encryptedFormOf,
+  fieldValue,
+  type HeaderField,
+  headerBytes,
+  splitMessage,
+} from './mime-headers.ts';
+
+export const DECRYPTED_HEADER = 'X-SMGW-Decrypted';
+export const DECRYPTION_FAILED_HEADER = 'X-SMGW-Decryption';
+const OUR_FIELDS = new Set([DECRYPTED_HEADER.toLowerCase(), DECRYPTION_FAILED_HEADER.toLowerCase()]);
+
+/** What a received header may add to SMGW_MAX_MESSAGE_BYTES (ingest's Received field and the like). */
+const SIZE_SLACK_BYTES = 1024 * 1024;
+
+export interface InboundDeps {
+  pool: Pool;
+  blobStore: BlobStore;
+  masterKey: Buffer;
+  /** SMGW_INTERNAL_DOMAINS: only recipients there are agency addresses whose keys may open the message. */
+  internalDomains: string[];
+  maxMessageBytes: number;
+  metrics?: { inbound: { inc(labels: { result: string }): void } };
+  now: () => Date;
+}
+
+type Decryption =
+  | { ok: true; entity: Buffer; address: string; fingerprint: string }
+  | { ok: false; code: string; detail: string };
+
+export async function decryptInbound(deps: InboundDeps, envelope: Envelope, context: HandlerContext): Promise<Outcome> {
+  const at = deps.now();
+  const split = await splitMessage(deps.blobStore.open(envelope.blob.ref));
+  const bodyHead = await readBodyHead(split.body);
+  const fields = split.fields.filter((f) => !OUR_FIELDS.has(f.key));
+  const spoofed = fields.length !== split.fields.length;
+  const form = encryptedFormOf(fields) ?? (isInlinePgp(fields, bodyHead) ? 'pgp' : undefined);
+
+  if (!form) {
+    if (mayOfferPgpKeys(fields) && envelope.blob.size <= HARVEST_MAX_BYTES) {
+      await harvest(deps, envelope, await deps.blobStore.readAll(envelope.blob.ref), at);
+    }
+    deps.metrics?.inbound.inc({ result: 'plain' });
+    // Plain mail is passed on byte for byte, unless it came with our own header fields: those are removed.
+    const blob = spoofed ? await putRewritten(deps, envelope.blob.ref, Buffer.alloc(0), fields) : envelope.blob;
+    const verdict = { status: 'plain', at: at.toISOString() };
+    return next(advance(withVerdict({ ...envelope, blob }, 'crypto', verdict), 'encrypt'));
+  }
+
+  const decryption = await decrypt(deps, envelope, form, at);
+  if (decryption.ok) {
+    const outer = fields.filter((f) => !f.key.startsWith('content-'));
+    const head = Buffer.concat([headerBytes(outer), Buffer.from(`${DECRYPTED_HEADER}: ${form}\r\n`)]);
+    const blob = await deps.blobStore.put(Readable.from([head, decryption.entity]), {
+      maxBytes: deps.maxMessageBytes + SIZE_SLACK_BYTES,
+    });
+    if (blob.size <= HARVEST_MAX_BYTES) await harvest(deps, envelope, Buffer.concat([head, decryption.entity]), at);
+    await recordEvent(deps.pool, envelope.id, {
+      stage: 'encrypt',
+      event: 'message.decrypted',
+      outcome: 'next',
+      recipient: decryption.address,
+      data: { form, fingerprint: decryption.fingerprint },
+      at,
+    });
+    deps.metrics?.inbound.inc({ result: 'decrypted' });
+    context.log.info({ code: 'ENCRYPT_DECRYPTED', form, fingerprint: decryption.fingerprint }, 'inbound decrypted');
+    const verdict = { status: 'decrypted', at: at.toISOString(), form };
+    return next(advance(withVerdict({ ...envelope, blob }, 'crypto', verdict), 'encrypt'));
+  }
+
+  const notice = Buffer.from(`${DECRYPTION_FAILED_HEADER}: failed; reason=${decryption.code}\r\n`);
+  const blob = await putRewritten(deps, envelope.blob.ref, notice, fields);
+  await recordEvent(deps.pool, envelope.id, {
+    stage: 'encrypt',
+    event: 'message.not-decrypted',
+    outcome: 'next',
+    code: decryption.code,
+    reason: decryption.detail,
+    data: { form },
+    at,
+  });
+  deps.metrics?.inbound.inc({ result: 'not-decrypted' });
+  context.log.info({ code: decryption.code, form }, 'inbound not decrypted: passed on as it is');
+  const verdict = {
+    status: 'not-decrypted',
+    at: at.toISOString(),
+    form,
+    detail: `${decryption.code}: ${decryption.detail}`,
+  };
+  return next(advance(withVerdict({ ...envelope, blob }, 'crypto', verdict), 'encrypt'));
+}
+
+async function decrypt(deps: InboundDeps, envelope: Envelope, form: EncryptedForm, at: Date): Promise<Decryption> {
+  const agencyRecipients = envelope.recipients.filter((r) => inDomains(r, deps.internalDomains));
+  const stored = await agencyKeysFor(deps.pool, agencyRecipients, form);
+  if (stored.length === 0) {
+    return {
+      ok: false,
+      code: 'ENCRYPT_NO_AGENCY_KEY',
+      detail: `no ${form} key held for ${envelope.recipients.join(', ')}`,
+    };
+  }
+  const keys: Array<{ address: string; fingerprint: string; certificate: Buffer | null; secret: Buffer }> = [];
+  let unsealProblem: SecretError | undefined;
+  for (const key of stored) {
+    try {
+      const secret = openSecret(deps.masterKey, key.sealedPrivateKey, { aad: `${key.address}|${key.fingerprint}` });
+      keys.push({ ...key, secret });
+    } catch (err) {
+      if (!(err instanceof SecretError)) throw err;
+      unsealProblem = err;
+    }
+  }
+  if (keys.length === 0) {
+    return {
+      ok: false,
+      code: unsealProblem?.code ?? 'ENCRYPT_NO_AGENCY_KEY',
+      detail: 'no agency key could be unsealed',
+    };
+  }
+  const maxBytes = deps.maxMessageBytes + SIZE_SLACK_BYTES;
+  try {
+    if (form === 'smime') {
+      const candidates = keys.filter((k) => k.certificate !== null);
+      const entity = await decryptEnveloped({
+        message: deps.blobStore.open(envelope.blob.ref),
+        keys: candidates.map((k) => ({ certificate: k.certificate as Buffer, privateKey: k.secret })),
+        maxBytes,
+      });
+      // decryptEnveloped does not say which key opened it; with one key per address that is rarely ambiguous.
+      const first = candidates[0];
+      return { ok: true, entity, address: first?.address ?? '', fingerprint: first?.fingerprint ?? '' };
+    }
+    const opened = await decryptPgpMime({
+      message: deps.blobStore.open(envelope.blob.ref),
+      privateKeys: keys.map((k) => ({ armored: k.secret.toString('utf8') })),
+      now: at,
+    });
+    const used = keys.find((k) => k.fingerprint === opened.decryptedWith) ?? keys[0];
+    return { ok: true, entity: opened.entity, address: used?.address ?? '', fingerprint: used?.fingerprint ?? '' };
+  } catch (err) {
+    if (err instanceof SmimeError || err instanceof PgpError) return { ok: false, code: err.code, detail: err.message };
+    throw err;
+  }
+}
+
+const INLINE_PGP_MESSAGE = /^\s*-----BEGIN PGP MESSAGE-----\r?\n[\s\S]*\n-----END PGP MESSAGE-----\s*$/;
+
+/**
+ * Inline PGP: a text/plain body (7bit/8bit) that is one armored PGP MESSAGE block and nothing else, seen whole in
+ * the first 64 KiB. Text around a block would be lost by decrypting (only the block is decrypted), so a body that
+ * quotes a block among other text is left as it is.
+ */
+function isInlinePgp(fields: readonly HeaderField[], bodyHead: Buffer): boolean {
+  const contentType = (fieldValue(fields, 'content-type') ?? 'text/plain').toLowerCase();
+  const encoding = (fieldValue(fields, 'content-transfer-encoding') ?? '7bit').toLowerCase();
+  if (!/^text\/plain\s*(;|$)/.test(contentType) || !['7bit', '8bit'].includes(encoding)) return false;
+  if (bodyHead.length >= BODY_HEAD_BYTES) return false; // not seen whole
+  return INLINE_PGP_MESSAGE.test(bodyHead.toString('latin1'));
+}
+
+/** Offered OpenPGP keys into the directory as pending, each noted in the message's trace. */
+async function harvest(deps: InboundDeps, envelope: Envelope, message: Buffer, at: Date): Promise<void> {
+  for (const key of await harvestPgpKeys(deps.pool, message, at)) {
+    await recordEvent(deps.pool, envelope.id, {
+      stage: 'encrypt',
+      event: 'pgp-key.harvested',
+      outcome: 'next',
+      code: 'ENCRYPT_PGP_KEY_HARVESTED',
+      data: { fingerprint: key.fingerprint, addresses: key.addresses, state: 'pending' },
+      at,
+    });
+  }
+}
+
+/** A new blob: `head` (our field), the kept header fields, the blank line, the original body streamed. */
+async function putRewritten(deps: InboundDeps, ref: string, head: Buffer, fields: HeaderField[]): Promise<BlobRef> {
+  const original = await splitMessage(deps.blobStore.open(ref));
+  const content = Readable.from(
+    concatStreams(Buffer.concat([head, headerBytes(fields), Buffer.from('\r\n')]), original.body),
+    {
+      objectMode: false,
+    },
+  );
+  return deps.blobStore.put(content, { maxBytes: deps.maxMessageBytes + SIZE_SLACK_BYTES });
+}
+
+async function* concatStreams(head: Buffer, body: Readable): AsyncGenerator<Buffer> {
+  yield head;
+  for await (const chunk of body) yield Buffer.from(chunk as Uint8Array);
+}

@@ -1,0 +1,36 @@
+// The encrypt stage's work on one envelope: outbound mail is encrypted per recipient (or handed to the portal),
+// inbound mail is decrypted for the agency. Anything that fails in between retries: never plaintext outside.
+import { type Envelope, SAFE_OUTBOUND_CRYPTO_STATUSES } from '@smgw/envelope';
+import { type Handler, type HandlerContext, type Outcome, reject, retry } from '@smgw/mq';
+import { decryptInbound, type InboundDeps } from './decrypt-inbound.ts';
+import { encryptOutbound, type OutboundDeps } from './encrypt-outbound.ts';
+import { HeaderBlockError } from './mime-headers.ts';
+
+export type EncryptDeps = OutboundDeps & InboundDeps;
+
+export function createEncryptHandler(deps: EncryptDeps): Handler {
+  return (envelope, context) => encryptEnvelope(deps, envelope, context);
+}
+
+export async function encryptEnvelope(
+  deps: EncryptDeps,
+  envelope: Envelope,
+  context: HandlerContext,
+): Promise<Outcome> {
+  try {
+    if (envelope.direction === 'outbound') return await encryptOutbound(deps, envelope, context);
+    if (envelope.direction === 'inbound') return await decryptInbound(deps, envelope, context);
+  } catch (err) {
+    // Database, blob store, revocation fetch, or a crypto failure we did not expect: the envelope waits and tries
+    // again; after the last attempt it is parked with this reason, never sent on unencrypted.
+    if (err instanceof HeaderBlockError) return reject(err.code, err.message); // retrying cannot shorten it
+    const code = (err as { code?: unknown }).code;
+    const stable = typeof code === 'string' && /^[A-Z][A-Z0-9_]+$/.test(code) ? code : 'ENCRYPT_FAILED';
+    context.log.warn({ code: stable, err, attempt: context.attempt }, 'not processed; will retry');
+    return retry(stable, (err as Error).message);
+  }
+  return reject(
+    'ENCRYPT_UNEXPECTED_DIRECTION',
+    `${envelope.direction} mail has no encrypt step (safe outbound statuses: ${SAFE_OUTBOUND_CRYPTO_STATUSES.join(', ')})`,
+  );
+}

@@ -1,0 +1,174 @@
+// Outbound: each recipient's copy encrypted in the best form it can open (S/MIME, else OpenPGP), or handed to the
+// portal (mailbox). Recipients sharing a form share one encrypted message; one child envelope per group. Nothing
+// leaves in clear: a temporary failure retries, mail that is already encrypted goes on as it is.
+import { Readable } from 'node:stream';
+import type { BlobStore } from '@smgw/blob-store';
+import { encryptEnveloped, encryptPgpMime, type RevocationFetcher, type RevocationMode } from '@smgw/crypto';
+import type { Pool } from '@smgw/db';
+import { advance, type BlobRef, type Envelope, forRecipients, rerouteAfterCurrent, withVerdict } from '@smgw/envelope';
+import { type HandlerContext, next, type Outcome } from '@smgw/mq';
+import { recordEvent } from '@smgw/trace';
+import { bodyLooksEncrypted, readBodyHead } from './already-encrypted.ts';
+import { chooseForm, type RecipientChoice } from './choose-form.ts';
+import { trustAnchorCertificates } from './key-directory.ts';
+import { encryptedFormOf, splitMessage } from './mime-headers.ts';
+import { innerEntity, outerHeaderPairs, pgpOuterHeaders } from './outer-headers.ts';
+
+export interface OutboundDeps {
+  pool: Pool;
+  blobStore: BlobStore;
+  fetcher: RevocationFetcher;
+  revocationMode: RevocationMode;
+  /** Upper bound for an encrypted copy (base64 and armour add about a third to the original). */
+  maxEncryptedBytes: number;
+  /** SMGW_HOSTNAME: the domain of a Message-ID the gateway has to make up. */
+  hostname: string;
+  metrics?: { recipients: { inc(labels: { form: string }): void } };
+  now: () => Date;
+}
+
+export async function encryptOutbound(
+  deps: OutboundDeps,
+  envelope: Envelope,
+  context: HandlerContext,
+): Promise<Outcome> {
+  const at = deps.now();
+  const { fields, body } = await splitMessage(deps.blobStore.open(envelope.blob.ref));
+  const claimed = encryptedFormOf(fields);
+  const bodyHead = await readBodyHead(body);
+  const already = claimed && bodyLooksEncrypted(claimed, fields, bodyHead) ? claimed : undefined;
+  if (claimed && !already) {
+    context.log.warn(
+      { code: 'ENCRYPT_FALSE_ENCRYPTED_LABEL', form: claimed },
+      'labelled as encrypted but the body is not: encrypted like plain mail',
+    );
+  }
+  if (already) {
+    await recordEvent(deps.pool, envelope.id, {
+      stage: 'encrypt',
+      event: 'message.already-encrypted',
+      outcome: 'next',
+      data: { form: already },
+      at,
+    });
+    deps.metrics?.recipients.inc({ form: 'already-encrypted' });
+    context.log.info({ code: 'ENCRYPT_ALREADY_ENCRYPTED', form: already }, 'already encrypted: passed on as it is');
+    const verdict = { status: 'already-encrypted', at: at.toISOString(), form: already };
+    return next(advance(withVerdict(envelope, 'crypto', verdict), 'encrypt'));
+  }
+
+  const formDeps = {
+    pool: deps.pool,
+    trustAnchors: await trustAnchorCertificates(deps.pool),
+    fetcher: deps.fetcher,
+    revocationMode: deps.revocationMode,
+    now: at,
+    lastAttempt: context.lastAttempt,
+  };
+  const choices: RecipientChoice[] = [];
+  for (const recipient of envelope.recipients) choices.push(await chooseForm(formDeps, recipient));
+
+  const { pairs, dropped } = outerHeaderPairs(fields, {
+    mailFrom: envelope.mailFrom,
+    date: new Date(envelope.receivedAt),
+    messageId: `${envelope.id}@${deps.hostname}`,
+  });
+  if (dropped.length > 0) {
+    context.log.warn(
+      { code: 'ENCRYPT_HEADER_DROPPED', fields: dropped },
+      'outer header fields with raw non-ASCII left out',
+    );
+  }
+
+  const children: Envelope[] = [];
+  const smime = choices.filter((c) => c.form === 'smime');
+  if (smime.length > 0) {
+    const blob = await putEncrypted(async (content) =>
+      encryptEnveloped({ content, recipients: smime.map((c) => ({ certificate: c.certificate })), headers: pairs }),
+    );
+    children.push(encryptedChild(envelope, smime, blob, 'smime', at));
+  }
+  const pgp = choices.filter((c) => c.form === 'pgp');
+  if (pgp.length > 0) {
+    const { headers, extraLines } = pgpOuterHeaders(pairs);
+    const blob = await putEncrypted(async (content) => {
+      const message = await encryptPgpMime({ content, recipientKeys: pgp.map((c) => c.armored), headers, now: at });
+      return Readable.from(prepend(Buffer.from(extraLines, 'latin1'), message), { objectMode: false });
+    });
+    children.push(encryptedChild(envelope, pgp, blob, 'pgp', at));
+  }
+  const portal = choices.filter((c) => c.form === 'portal');
+  if (portal.length > 0) {
+    const verdict = { status: 'portal', at: at.toISOString() };
+    const child = forRecipients(
+      rerouteAfterCurrent(envelope, ['mailbox']),
+      portal.map((c) => c.recipient),
+    );
+    children.push(advance(withVerdict(child, 'crypto', verdict), 'encrypt'));
+  }
+
+  for (const choice of choices) {
+    deps.metrics?.recipients.inc({ form: choice.form });
+    await recordEvent(deps.pool, envelope.id, recipientEvent(choice, at));
+  }
+  context.log.info(
+    { code: 'ENCRYPT_DONE', smime: smime.length, pgp: pgp.length, portal: portal.length },
+    'recipients encrypted or handed to the portal',
+  );
+  return next(...children);
+
+  async function putEncrypted(encrypt: (content: Readable) => Promise<Readable>): Promise<BlobRef> {
+    // A fresh read of the original per form: the body is streamed, never held whole.
+    const original = await splitMessage(deps.blobStore.open(envelope.blob.ref));
+    const content = innerEntity(original.fields, original.body);
+    try {
+      return await deps.blobStore.put(await encrypt(content), { maxBytes: deps.maxEncryptedBytes });
+    } finally {
+      content.destroy();
+    }
+  }
+}
+
+function encryptedChild(
+  envelope: Envelope,
+  group: RecipientChoice[],
+  blob: BlobRef,
+  form: 'smime' | 'pgp',
+  at: Date,
+): Envelope {
+  const child = {
+    ...forRecipients(
+      envelope,
+      group.map((c) => c.recipient),
+    ),
+    blob,
+  };
+  return advance(withVerdict(child, 'crypto', { status: 'encrypted', form, at: at.toISOString() }), 'encrypt');
+}
+
+function recipientEvent(choice: RecipientChoice, at: Date) {
+  if (choice.form === 'portal') {
+    return {
+      stage: 'encrypt',
+      event: 'recipient.to-portal',
+      outcome: 'next',
+      code: choice.code,
+      reason: choice.why,
+      recipient: choice.recipient,
+      at,
+    };
+  }
+  return {
+    stage: 'encrypt',
+    event: 'recipient.encrypted',
+    outcome: 'next',
+    recipient: choice.recipient,
+    data: { form: choice.form, fingerprint: choice.fingerprint },
+    at,
+  };
+}
+
+async function* prepend(head: Buffer, rest: Readable): AsyncGenerator<Buffer> {
+  if (head.length > 0) yield head;
+  for await (const chunk of rest) yield Buffer.from(chunk as Uint8Array);
+}

@@ -1,0 +1,38 @@
+// encrypt's metrics: the stage metrics every consumer has, and recipients by the form they got.
+import type { Handler } from '@smgw/mq';
+import { Counter, type Registry, stageMetrics } from '@smgw/observability';
+
+export function encryptMetrics(registry: Registry) {
+  return {
+    ...stageMetrics(registry, 'encrypt'),
+    recipients: new Counter({
+      name: 'smgw_encrypt_recipients_total',
+      help: 'Outbound recipients by the form their copy took (smime, pgp, portal, already-encrypted)',
+      labelNames: ['form'] as const,
+      registers: [registry],
+    }),
+    inbound: new Counter({
+      name: 'smgw_encrypt_inbound_total',
+      help: 'Inbound messages by result (decrypted, not-decrypted, plain)',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+  };
+}
+export type EncryptMetrics = ReturnType<typeof encryptMetrics>;
+
+/** Counts outcomes, times envelopes and tracks how many are in flight. */
+export function instrumentHandler(handler: Handler, metrics: EncryptMetrics): Handler {
+  return async (envelope, context) => {
+    metrics.inFlight.inc();
+    const stopTimer = metrics.duration.startTimer();
+    try {
+      const outcome = await handler(envelope, context);
+      metrics.processed.inc({ outcome: outcome.kind });
+      return outcome;
+    } finally {
+      stopTimer();
+      metrics.inFlight.dec();
+    }
+  };
+}

@@ -1,0 +1,133 @@
+// What stays visible outside the encryption (the outer headers) and what goes inside it (the inner entity).
+// The outer header is kept to what a mail client needs to show and thread the message; everything else of the
+// original header (X-*, internal routing) is neither outside nor inside: only the Content-* fields go inside.
+import { Readable } from 'node:stream';
+import type { OuterHeaders } from '@smgw/crypto';
+import { type HeaderField, headerBytes } from './mime-headers.ts';
+
+const OUTER_FIELDS = new Set([
+  'from',
+  'to',
+  'cc',
+  'date',
+  'message-id',
+  'subject',
+  'in-reply-to',
+  'references',
+  'mime-version',
+]);
+const PRINTABLE_ASCII = /^[\x20-\x7e\t]*$/;
+
+export interface OuterHeaderDefaults {
+  /** Envelope sender, used when the message has no From. */
+  mailFrom: string;
+  /** Used when the message has no Date. */
+  date: Date;
+  /** Used when the message has no Message-ID (without angle brackets). */
+  messageId: string;
+}
+
+/**
+ * The outer header fields as [name, value] pairs (values unfolded, ASCII): the gateway's own Received field (the
+ * first one; ingest puts it on top), then From, To, Cc, Date, Message-ID, Subject, In-Reply-To, References,
+ * MIME-Version in the original order. A Subject in raw UTF-8 becomes RFC 2047 encoded-words; other fields with
+ * raw non-ASCII are left out (they cannot be written safely outside) and reported in `dropped`.
+ */
+export function outerHeaderPairs(
+  fields: readonly HeaderField[],
+  defaults: OuterHeaderDefaults,
+): { pairs: Array<[string, string]>; dropped: string[] } {
+  const pairs: Array<[string, string]> = [];
+  const dropped: string[] = [];
+  const received = fields.find((f) => f.key === 'received');
+  if (received && PRINTABLE_ASCII.test(received.value)) pairs.push(['Received', received.value]);
+  for (const field of fields) {
+    if (!OUTER_FIELDS.has(field.key)) continue;
+    if (pairs.some(([name]) => name.toLowerCase() === field.key)) continue; // the first of a repeated field
+    if (PRINTABLE_ASCII.test(field.value) && field.value.trim() !== '') pairs.push([field.name, field.value]);
+    else if (field.key === 'subject') pairs.push([field.name, encodeWords(Buffer.from(field.value, 'latin1'))]);
+    else dropped.push(field.name);
+  }
+  const has = (key: string) => pairs.some(([name]) => name.toLowerCase() === key);
+  if (!has('from')) pairs.push(['From', `<${defaults.mailFrom}>`]);
+  if (!has('date')) pairs.push(['Date', defaults.date.toUTCString().replace('GMT', '+0000')]);
+  if (!has('message-id')) pairs.push(['Message-ID', `<${defaults.messageId}>`]);
+  return { pairs, dropped };
+}
+
+/**
+ * The same header for encryptPgpMime, which writes From, To, Subject, Date, Message-ID, In-Reply-To and References
+ * itself; Received and Cc come back as `extraLines` to put in front of its output.
+ */
+export function pgpOuterHeaders(pairs: ReadonlyArray<[string, string]>): {
+  headers: OuterHeaders;
+  extraLines: string;
+} {
+  const get = (key: string) => pairs.find(([name]) => name.toLowerCase() === key)?.[1];
+  const extra = pairs.filter(([name]) => ['received', 'cc'].includes(name.toLowerCase()));
+  const headers: OuterHeaders = {
+    from: get('from') ?? '<>',
+    to: get('to') ?? 'undisclosed-recipients:;',
+    // encryptPgpMime encodes the subject itself: give it the text.
+    subject: decodeEncodedWords(get('subject') ?? ''),
+    date: get('date') ?? new Date(),
+    messageId: get('message-id') ?? '',
+  };
+  const inReplyTo = get('in-reply-to');
+  const references = get('references');
+  if (inReplyTo) headers.inReplyTo = inReplyTo;
+  if (references) headers.references = references;
+  return { headers, extraLines: extra.map(([name, value]) => `${name}: ${value}\r\n`).join('') };
+}
+
+/** The MIME entity that is encrypted: the original's Content-* fields, a blank line, the original body. */
+export function innerEntity(fields: readonly HeaderField[], body: Readable): Readable {
+  const contentFields = fields.filter((f) => f.key.startsWith('content-'));
+  return Readable.from(entityChunks(Buffer.concat([headerBytes(contentFields), Buffer.from('\r\n')]), body), {
+    objectMode: false,
+  });
+}
+
+async function* entityChunks(head: Buffer, body: Readable): AsyncGenerator<Buffer> {
+  yield head;
+  for await (const chunk of body) yield Buffer.from(chunk as Uint8Array);
+}
+
+/** UTF-8 bytes as RFC 2047 B encoded-words of at most 75 characters, folded. */
+function encodeWords(utf8: Buffer): string {
+  const text = utf8.toString('utf8');
+  const words: string[] = [];
+  let current = '';
+  for (const char of text) {
+    if (Buffer.byteLength(current + char) > 45) {
+      words.push(current);
+      current = '';
+    }
+    current += char;
+  }
+  if (current) words.push(current);
+  return words.map((w) => `=?UTF-8?B?${Buffer.from(w).toString('base64')}?=`).join('\r\n ');
+}
+
+const ENCODED_WORD = /=\?([^?\s]+)\?([BbQq])\?([^?\s]*)\?=/g;
+
+/** Decodes RFC 2047 encoded-words (B and Q); whitespace between two encoded-words disappears (§6.2). */
+export function decodeEncodedWords(value: string): string {
+  const joined = value.replace(/(\?=)\s+(?==\?)/g, '$1');
+  return joined.replace(ENCODED_WORD, (_match, charset: string, encoding: string, text: string) => {
+    const bytes =
+      encoding.toUpperCase() === 'B'
+        ? Buffer.from(text, 'base64')
+        : Buffer.from(
+            text
+              .replace(/_/g, ' ')
+              .replace(/=([0-9A-Fa-f]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))),
+            'latin1',
+          );
+    try {
+      return new TextDecoder(charset.replace(/\*.*$/, '')).decode(bytes);
+    } catch {
+      return bytes.toString('latin1');
+    }
+  });
+}

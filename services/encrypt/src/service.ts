@@ -1,0 +1,85 @@
+// Starts encrypt: database, blob store, broker, revocation fetcher, consumer, health server. Stops in reverse order.
+import { createBlobStore } from '@smgw/blob-store';
+import { createRevocationFetcher } from '@smgw/crypto';
+import { createPool, databaseReachable } from '@smgw/db';
+import { connectMq } from '@smgw/mq';
+import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
+import { recordEvent, recordMessage } from '@smgw/trace';
+import type { EncryptConfig } from './config.ts';
+import { createEncryptHandler } from './encrypt-envelope.ts';
+import { encryptMetrics, instrumentHandler } from './metrics.ts';
+
+/** An encrypted copy may be this much larger than the original (base64 4/3, line ends, armour, CMS framing). */
+const ENCRYPTED_GROWTH = 1.5;
+
+export interface RunningEncrypt {
+  healthPort: number;
+  /** Stops consuming, lets in-flight envelopes finish, closes broker and database. */
+  stop(): Promise<void>;
+}
+
+export async function startEncrypt(
+  config: EncryptConfig,
+  log: Logger,
+  now: () => Date = () => new Date(),
+): Promise<RunningEncrypt> {
+  const pool = createPool({
+    url: config.databaseUrl,
+    schema: config.databaseSchema,
+    applicationName: 'smgw-encrypt',
+    max: Math.min(config.prefetch * 2 + 4, 50),
+  });
+  const blobStore = createBlobStore(pool);
+  const mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-encrypt' });
+  await mq.declareTopology({ encrypt: config.stageRetryLadder });
+
+  const registry = createRegistry('encrypt');
+  const metrics = encryptMetrics(registry);
+  const handler = createEncryptHandler({
+    pool,
+    blobStore,
+    fetcher: createRevocationFetcher({ now }),
+    revocationMode: config.revocationMode,
+    masterKey: config.masterKey,
+    maxMessageBytes: config.maxMessageBytes,
+    hostname: config.hostname,
+    internalDomains: config.internalDomains,
+    maxEncryptedBytes: Math.ceil(config.maxMessageBytes * ENCRYPTED_GROWTH) + 1024 * 1024,
+    metrics,
+    now,
+  });
+  const consumer = await mq.consume('encrypt', instrumentHandler(handler, metrics), {
+    retryLadder: config.stageRetryLadder,
+    prefetch: config.prefetch,
+    onParked: async (envelope, code, reason) => {
+      if (!envelope) return;
+      await recordMessage(pool, envelope);
+      await recordEvent(pool, envelope.id, {
+        stage: 'encrypt',
+        event: 'envelope.parked',
+        outcome: 'reject',
+        code,
+        reason,
+      });
+    },
+  });
+
+  const health = await startHealthServer({
+    port: config.healthPort,
+    host: config.healthBind,
+    registry,
+    checks: { amqp: () => mq.isReady(), db: () => databaseReachable(pool) },
+  });
+  log.info({ healthPort: health.port, revocationMode: config.revocationMode }, 'encrypt started');
+
+  return {
+    healthPort: health.port,
+    async stop() {
+      await consumer.drain();
+      await mq.close();
+      await health.close();
+      await pool.end();
+      log.info('encrypt stopped');
+    },
+  };
+}

@@ -1,0 +1,451 @@
+// encrypt as a service with the real broker: startEncrypt and deliver's startDeliver in-process, the smarthost and
+// the agencies' relay as SMTP sinks. openssl and gpg are the independent peers: they open what the gateway sends
+// out, and what they encrypt to agency keys the gateway opens.
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { type BlobStore, createBlobStore } from '@smgw/blob-store';
+import { loadConfig } from '@smgw/config';
+import type { Envelope } from '@smgw/envelope';
+import { connectMq, type Mq, next } from '@smgw/mq';
+import {
+  createTestDatabase,
+  createTestVhost,
+  type SmtpSink,
+  type SunkMessage,
+  startSmtpSink,
+  type TestDatabase,
+  type TestVhost,
+  waitFor,
+} from '@smgw/testing';
+import { getTrace, recordMessage } from '@smgw/trace';
+import { deliverSpec } from '../../deliver/src/config.ts';
+import { type RunningDeliver, startDeliver } from '../../deliver/src/service.ts';
+import { encryptSpec } from '../src/config.ts';
+import { type RunningEncrypt, startEncrypt } from '../src/service.ts';
+import {
+  createGpgHome,
+  createTestPki,
+  type GpgHome,
+  INNER_ENTITY,
+  insertAgencyKey,
+  insertCertificate,
+  insertPgpKey,
+  insertTrustAnchor,
+  type KeySpec,
+  MASTER_KEY,
+  outboundMail,
+  type TestCa,
+  type TestCertificate,
+  type TestPki,
+  testEnvelope,
+  testLogger,
+} from './fixtures.ts';
+
+interface World {
+  db: TestDatabase;
+  vhost: TestVhost;
+  relay: SmtpSink;
+  smarthost: SmtpSink;
+  encrypt: RunningEncrypt;
+  deliver: RunningDeliver;
+  publisher: Mq;
+  blobStore: BlobStore;
+  /** Envelopes that reached smgw.mailbox (the portal stage comes later; the test takes them off the queue). */
+  mailbox: Envelope[];
+  close(): Promise<void>;
+}
+
+async function startWorld(): Promise<World> {
+  const [db, vhost, relay, smarthost] = await Promise.all([
+    createTestDatabase(),
+    createTestVhost(),
+    startSmtpSink(),
+    startSmtpSink(),
+  ]);
+  const env = {
+    ...db.env,
+    ...vhost.env,
+    SMGW_MASTER_KEY: MASTER_KEY.toString('base64'),
+    SMGW_REVOCATION_MODE: 'off',
+    SMGW_INTERNAL_DOMAINS: 'behoerde.example',
+    SMGW_INTERNAL_RELAY: `127.0.0.1:${relay.port}`,
+    SMGW_SMARTHOST: `127.0.0.1:${smarthost.port}`,
+    SMGW_HOSTNAME: 'smgw.test',
+    SMGW_DELIVER_RETRY_LADDER: '200ms,200ms',
+    SMGW_STAGE_RETRY_LADDER: '500ms,1s',
+    SMGW_HEALTH_PORT: '0',
+    SMGW_PREFETCH: '8',
+  };
+  const encrypt = await startEncrypt(loadConfig(encryptSpec, env), testLogger);
+  const deliver = await startDeliver(loadConfig(deliverSpec, env), testLogger);
+  const publisher = await connectMq({ url: vhost.url, logger: testLogger, connectionName: 'encrypt-test-publisher' });
+  await publisher.declareTopology({ mailbox: [500] });
+  const mailbox: Envelope[] = [];
+  const mailboxConsumer = await publisher.consume(
+    'mailbox',
+    async (envelope) => {
+      mailbox.push(envelope);
+      return next();
+    },
+    { retryLadder: [500], prefetch: 4, onParked: async () => {} },
+  );
+  return {
+    db,
+    vhost,
+    relay,
+    smarthost,
+    encrypt,
+    deliver,
+    publisher,
+    blobStore: createBlobStore(db.pool),
+    mailbox,
+    async close() {
+      await encrypt.stop();
+      await deliver.stop();
+      await mailboxConsumer.drain();
+      await publisher.close();
+      await Promise.all([relay.close(), smarthost.close()]);
+      await db.drop();
+      await vhost.drop();
+    },
+  };
+}
+
+/** Stores and records the message and publishes it to smgw.encrypt, as scan (outbound) or ingest (inbound) does. */
+async function submit(world: World, raw: Buffer, overrides: Partial<Envelope> & Pick<Envelope, 'direction'>) {
+  const blob = await world.blobStore.put(Readable.from([raw]));
+  const envelope = testEnvelope(blob, overrides.direction, overrides);
+  await recordMessage(world.db.pool, envelope);
+  await world.publisher.publish(envelope);
+  return envelope;
+}
+
+/** The body of a sunk message after its header block. */
+function bodyOf(message: SunkMessage): Buffer {
+  const end = message.raw.indexOf('\r\n\r\n');
+  return message.raw.subarray(end + 4);
+}
+
+function headerOf(message: SunkMessage): string {
+  return message.raw.subarray(0, message.raw.indexOf('\r\n\r\n')).toString('latin1');
+}
+
+describe('encrypt with the broker, deliver, openssl and gpg', () => {
+  let world: World;
+  let pki: TestPki;
+  let gpg: GpgHome;
+  let ca: TestCa;
+  const smimeRecipients = new Map<KeySpec, TestCertificate>();
+
+  before(async () => {
+    [world, pki, gpg] = await Promise.all([startWorld(), createTestPki(), createGpgHome()]);
+    ca = await pki.ca('Encrypt-Test-CA');
+    await insertTrustAnchor(world.db.pool, ca.der);
+    for (const spec of ['rsa-2048', 'rsa-3072', 'rsa-4096', 'p-256', 'p-384'] as const) {
+      const leaf = await pki.leaf(ca, `${spec}@buerger.example`, { key: spec });
+      await insertCertificate(world.db.pool, leaf);
+      smimeRecipients.set(spec, leaf);
+    }
+  });
+
+  after(async () => {
+    await world?.close();
+    await gpg?.close();
+    await pki?.remove();
+  });
+
+  it('sends each recipient of one message a form it can open: S/MIME, OpenPGP, or the portal', async () => {
+    const pgpFingerprint = await gpg.generateKey('pgp@buerger.example');
+    await insertPgpKey(world.db.pool, await gpg.exportPublic(pgpFingerprint), 'approved');
+    await insertPgpKey(
+      world.db.pool,
+      await gpg.exportPublic(await gpg.generateKey('pending@buerger.example')),
+      'pending',
+    );
+    const smimeAddresses = [...smimeRecipients.values()].map((c) => c.address);
+    const recipients = [...smimeAddresses, 'pgp@buerger.example', 'pending@buerger.example', 'nobody@buerger.example'];
+    const envelope = await submit(world, outboundMail(recipients, 'Gemischte Empfänger'), {
+      direction: 'outbound',
+      recipients,
+    });
+
+    const smime = await waitFor('the S/MIME copy at the smarthost', () =>
+      world.smarthost.messages.find((m) => m.rcptTo.includes('rsa-2048@buerger.example')),
+    );
+    const pgp = await waitFor('the PGP copy at the smarthost', () =>
+      world.smarthost.messages.find((m) => m.rcptTo.includes('pgp@buerger.example')),
+    );
+    const portal = await waitFor('the portal envelope in smgw.mailbox', () =>
+      world.mailbox.find((e) => e.id === envelope.id),
+    );
+
+    assert.deepEqual([...smime.rcptTo].sort(), [...smimeAddresses].sort());
+    assert.match(headerOf(smime), /Content-Type: application\/pkcs7-mime; smime-type=enveloped-data/i);
+    for (const header of [
+      'Received: from client.behoerde.example',
+      'Subject: =?UTF-8?B?',
+      'Message-ID: <bescheid-1@',
+    ]) {
+      assert.ok(headerOf(smime).includes(header), `outer header has ${header}`);
+    }
+    assert.ok(!smime.raw.includes(Buffer.from('X-Internal-Routing')), 'internal fields stay inside the gateway');
+    assert.ok(!smime.raw.includes(Buffer.from('anbei Ihr Bescheid')), 'no plaintext outside');
+    const smimeFile = await pki.file(`${envelope.id}.smime.eml`, smime.raw);
+    for (const [spec, leaf] of smimeRecipients) {
+      const opened = await pki.openssl([
+        'cms',
+        '-decrypt',
+        '-in',
+        smimeFile,
+        '-recip',
+        leaf.certPath,
+        '-inkey',
+        leaf.keyPath,
+      ]);
+      assert.ok(opened.equals(INNER_ENTITY), `openssl opens the copy with the ${spec} key to the original entity`);
+    }
+
+    assert.deepEqual(pgp.rcptTo, ['pgp@buerger.example']);
+    assert.match(headerOf(pgp), /multipart\/encrypted; protocol="application\/pgp-encrypted"/);
+    assert.match(headerOf(pgp), /^Received: from client.behoerde.example/);
+    assert.ok(!pgp.raw.includes(Buffer.from('anbei Ihr Bescheid')), 'no plaintext outside');
+    const armored = /-----BEGIN PGP MESSAGE-----[\s\S]*?-----END PGP MESSAGE-----/.exec(bodyOf(pgp).toString('latin1'));
+    assert.ok(armored);
+    const decrypted = await gpg.gpg(['--decrypt'], armored[0]);
+    assert.equal(decrypted.code, 0, decrypted.stderr);
+    assert.ok(decrypted.stdout.equals(INNER_ENTITY), 'gpg opens the copy to the original entity');
+
+    assert.deepEqual([...portal.recipients].sort(), ['nobody@buerger.example', 'pending@buerger.example']);
+    assert.equal(portal.verdicts.crypto?.status, 'portal');
+    assert.equal(portal.blob.ref, envelope.blob.ref);
+
+    const trace = await getTrace(world.db.pool, envelope.id);
+    const events = trace?.events.filter((e) => e.stage === 'encrypt') ?? [];
+    const byRecipient = new Map(events.map((e) => [e.recipient, e]));
+    assert.equal(byRecipient.get('p-384@buerger.example')?.event, 'recipient.encrypted');
+    assert.equal(byRecipient.get('pgp@buerger.example')?.event, 'recipient.encrypted');
+    assert.equal(byRecipient.get('pending@buerger.example')?.code, 'ENCRYPT_PGP_KEY_PENDING');
+    assert.equal(byRecipient.get('nobody@buerger.example')?.code, 'ENCRYPT_NO_KEY');
+  });
+
+  it('passes mail that is already encrypted on unchanged', async () => {
+    const leaf = smimeRecipients.get('rsa-2048') as TestCertificate;
+    const plain = await pki.file('plain.eml', INNER_ENTITY);
+    const encrypted = await pki.openssl([
+      'cms',
+      '-encrypt',
+      '-in',
+      plain,
+      '-aes256',
+      '-from',
+      'clerk@behoerde.example',
+      '-to',
+      'somebody@buerger.example',
+      '-subject',
+      'schon verschluesselt',
+      leaf.certPath,
+    ]);
+    const raw = Buffer.from(encrypted.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
+    await submit(world, raw, { direction: 'outbound', recipients: ['somebody@buerger.example'] });
+    const sent = await waitFor('the message at the smarthost', () =>
+      world.smarthost.messages.find((m) => m.rcptTo.includes('somebody@buerger.example')),
+    );
+    assert.ok(sent.raw.equals(raw));
+  });
+
+  it('does not trust an encrypted label on a plaintext body: such mail is handled like plain mail', async () => {
+    const raw = Buffer.from(
+      'From: clerk@behoerde.example\r\nTo: getarnt@buerger.example\r\nSubject: getarnt\r\nMIME-Version: 1.0\r\n' +
+        'Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n' +
+        'Content-Transfer-Encoding: base64\r\n\r\n' +
+        `${Buffer.from('vertraulicher Klartext').toString('base64')}\r\n`,
+    );
+    const envelope = await submit(world, raw, { direction: 'outbound', recipients: ['getarnt@buerger.example'] });
+    const toPortal = await waitFor('the message in smgw.mailbox', () =>
+      world.mailbox.find((e) => e.id === envelope.id),
+    );
+    assert.equal(toPortal.verdicts.crypto?.status, 'portal');
+    assert.ok(!world.smarthost.messages.some((m) => m.rcptTo.includes('getarnt@buerger.example')));
+  });
+
+  describe('inbound', () => {
+    let agencyRsa: TestCertificate;
+    let agencyEc: TestCertificate;
+    let agencyPgp: string;
+
+    before(async () => {
+      agencyRsa = await pki.leaf(ca, 'poststelle@behoerde.example', { key: 'rsa-3072' });
+      await insertAgencyKey(world.db.pool, 'poststelle@behoerde.example', { kind: 'smime', certificate: agencyRsa });
+      agencyEc = await pki.leaf(ca, 'ec-stelle@behoerde.example', { key: 'p-256' });
+      await insertAgencyKey(world.db.pool, 'ec-stelle@behoerde.example', { kind: 'smime', certificate: agencyEc });
+      agencyPgp = await gpg.generateKey('pgp-stelle@behoerde.example');
+      await insertAgencyKey(world.db.pool, 'pgp-stelle@behoerde.example', {
+        kind: 'pgp',
+        fingerprint: agencyPgp,
+        publicArmored: await gpg.exportPublic(agencyPgp),
+        secretArmored: await gpg.exportSecret(agencyPgp),
+      });
+    });
+
+    async function smimeMail(certPath: string, to: string, extra: string[] = []): Promise<Buffer> {
+      const plain = await pki.file(`inner-${to}-${extra.length}.eml`, INNER_ENTITY);
+      const out = await pki.openssl([
+        'cms',
+        '-encrypt',
+        '-in',
+        plain,
+        '-from',
+        'absender@extern.example',
+        '-to',
+        to,
+        '-subject',
+        'Antrag',
+        '-recip',
+        certPath,
+        ...extra,
+      ]);
+      return Buffer.from(out.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
+    }
+
+    async function expectDecrypted(raw: Buffer, to: string, form: 'smime' | 'pgp'): Promise<void> {
+      const envelope = await submit(world, raw, { direction: 'inbound', recipients: [to] });
+      const arrived = await waitFor(`the decrypted message for ${to} at the relay`, () =>
+        world.relay.messages.find((m) => m.rcptTo.includes(to)),
+      );
+      world.relay.messages.splice(world.relay.messages.indexOf(arrived), 1);
+      const text = arrived.raw.toString('utf8');
+      assert.match(text, new RegExp(`^X-SMGW-Decrypted: ${form}\\r$`, 'm'));
+      assert.ok(arrived.raw.includes(INNER_ENTITY), 'the original entity follows the outer header');
+      assert.ok(!/pkcs7-mime|multipart\/encrypted/i.test(text));
+      const trace = await getTrace(world.db.pool, envelope.id);
+      assert.ok(trace?.events.some((e) => e.event === 'message.decrypted'));
+    }
+
+    it('opens what openssl cms -encrypt sends with its defaults (RSA PKCS#1 v1.5)', async () => {
+      await expectDecrypted(await smimeMail(agencyRsa.certPath, agencyRsa.address), agencyRsa.address, 'smime');
+    });
+
+    it('opens RSA-OAEP key transport with AES-256', async () => {
+      const raw = await smimeMail(agencyRsa.certPath, agencyRsa.address, [
+        '-aes256',
+        '-keyopt',
+        'rsa_padding_mode:oaep',
+      ]);
+      await expectDecrypted(raw, agencyRsa.address, 'smime');
+    });
+
+    it('opens mail to an EC (P-256) agency certificate', async () => {
+      await expectDecrypted(
+        await smimeMail(agencyEc.certPath, agencyEc.address, ['-aes256']),
+        agencyEc.address,
+        'smime',
+      );
+    });
+
+    it('opens what gpg --encrypt sends as PGP/MIME', async () => {
+      const encrypted = await gpg.gpg(['--armor', '--encrypt', '--recipient', agencyPgp], INNER_ENTITY);
+      assert.equal(encrypted.code, 0, encrypted.stderr);
+      const boundary = 'pgp-test-boundary';
+      const raw = Buffer.from(
+        'From: absender@extern.example\r\nTo: pgp-stelle@behoerde.example\r\nSubject: Antrag\r\nMIME-Version: 1.0\r\n' +
+          `Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; boundary="${boundary}"\r\n\r\n` +
+          `--${boundary}\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n` +
+          `--${boundary}\r\nContent-Type: application/octet-stream; name="encrypted.asc"\r\n\r\n` +
+          `${encrypted.stdout.toString('latin1').replace(/\r?\n/g, '\r\n')}\r\n--${boundary}--\r\n`,
+        'latin1',
+      );
+      await expectDecrypted(raw, 'pgp-stelle@behoerde.example', 'pgp');
+    });
+
+    it('opens inline PGP (a text/plain body that is one armored message), but leaves a quoted block in other text alone', async () => {
+      const encrypted = await gpg.gpg(
+        ['--armor', '--encrypt', '--recipient', agencyPgp],
+        'Geheimer Inhalt, inline.\r\n',
+      );
+      assert.equal(encrypted.code, 0, encrypted.stderr);
+      const armored = encrypted.stdout.toString('latin1').replace(/\r?\n/g, '\r\n');
+      const head = 'From: absender@extern.example\r\nTo: pgp-stelle@behoerde.example\r\nSubject: inline\r\n';
+      await submit(
+        world,
+        Buffer.from(`${head}Content-Type: text/plain; charset=us-ascii\r\n\r\n${armored}`, 'latin1'),
+        {
+          direction: 'inbound',
+          recipients: ['pgp-stelle@behoerde.example'],
+        },
+      );
+      const opened = await waitFor('the decrypted inline message at the relay', () =>
+        world.relay.messages.find((m) => /^Subject: inline\r$/m.test(m.raw.toString('latin1'))),
+      );
+      world.relay.messages.splice(world.relay.messages.indexOf(opened), 1);
+      assert.match(opened.raw.toString('latin1'), /^X-SMGW-Decrypted: pgp\r$/m);
+      assert.ok(!opened.raw.includes(Buffer.from('BEGIN PGP MESSAGE')));
+
+      const quoted = Buffer.from(`${head.replace('inline', 'zitiert')}\r\nSie schrieben:\r\n${armored}`, 'latin1');
+      await submit(world, quoted, { direction: 'inbound', recipients: ['pgp-stelle@behoerde.example'] });
+      const asIs = await waitFor('the quoting message at the relay', () =>
+        world.relay.messages.find((m) => /^Subject: zitiert\r$/m.test(m.raw.toString('latin1'))),
+      );
+      world.relay.messages.splice(world.relay.messages.indexOf(asIs), 1);
+      assert.ok(asIs.raw.equals(quoted), 'passed on byte for byte');
+    });
+
+    it('harvests an OpenPGP key offered in inbound mail as pending, and does not use it before approval', async () => {
+      const offered = await gpg.generateKey('anbieter@extern.example');
+      const armored = await gpg.exportPublic(offered);
+      const boundary = 'key-offer-boundary';
+      const raw = Buffer.from(
+        'From: anbieter@extern.example\r\nTo: poststelle@behoerde.example\r\nSubject: mein Schluessel\r\n' +
+          `MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="${boundary}"\r\n\r\n` +
+          `--${boundary}\r\nContent-Type: text/plain\r\n\r\nAnbei mein Schluessel.\r\n` +
+          `--${boundary}\r\nContent-Type: application/pgp-keys; name="key.asc"\r\n` +
+          'Content-Disposition: attachment; filename="key.asc"\r\n\r\n' +
+          `${armored.replace(/\r?\n/g, '\r\n')}\r\n--${boundary}--\r\n`,
+        'latin1',
+      );
+      const envelope = await submit(world, raw, { direction: 'inbound', recipients: ['poststelle@behoerde.example'] });
+      const arrived = await waitFor('the plain message at the relay', () =>
+        world.relay.messages.find((m) => m.raw.includes(Buffer.from('mein Schluessel'))),
+      );
+      world.relay.messages.splice(world.relay.messages.indexOf(arrived), 1);
+      assert.ok(arrived.raw.equals(raw), 'plain mail goes on byte for byte');
+      const { rows } = await world.db.pool.query(
+        'select state, source, addresses from pgp_keys where fingerprint = $1',
+        [offered],
+      );
+      assert.deepEqual(rows, [{ state: 'pending', source: 'harvested', addresses: ['anbieter@extern.example'] }]);
+      const trace = await getTrace(world.db.pool, envelope.id);
+      assert.ok(trace?.events.some((e) => e.event === 'pgp-key.harvested'));
+
+      const reply = await submit(world, outboundMail(['anbieter@extern.example']), {
+        direction: 'outbound',
+        recipients: ['anbieter@extern.example'],
+      });
+      const toPortal = await waitFor('the reply in smgw.mailbox', () => world.mailbox.find((e) => e.id === reply.id));
+      assert.deepEqual(toPortal.recipients, ['anbieter@extern.example']);
+      assert.ok(!world.smarthost.messages.some((m) => m.rcptTo.includes('anbieter@extern.example')));
+    });
+
+    it('delivers mail encrypted to a key it does not hold as it is, with a header saying why', async () => {
+      const stranger = await pki.leaf(ca, 'fremd@behoerde.example');
+      const raw = await smimeMail(stranger.certPath, 'poststelle@behoerde.example', ['-aes256']);
+      const spoofed = Buffer.concat([Buffer.from('X-SMGW-Decrypted: smime\r\n'), raw]);
+      const envelope = await submit(world, spoofed, {
+        direction: 'inbound',
+        recipients: ['poststelle@behoerde.example'],
+      });
+      const arrived = await waitFor('the undecrypted message at the relay', () =>
+        world.relay.messages.find((m) => m.raw.includes(Buffer.from('X-SMGW-Decryption: failed'))),
+      );
+      assert.ok(
+        arrived.raw.toString('latin1').startsWith('X-SMGW-Decryption: failed; reason=SMIME_NO_MATCHING_RECIPIENT\r\n'),
+      );
+      assert.ok(!arrived.raw.includes(Buffer.from('X-SMGW-Decrypted')), 'a sender cannot claim our header');
+      assert.ok(arrived.raw.includes(raw.subarray(raw.indexOf('\r\n\r\n'))), 'the encrypted body is unchanged');
+      const trace = await getTrace(world.db.pool, envelope.id);
+      assert.ok(
+        trace?.events.some((e) => e.event === 'message.not-decrypted' && e.code === 'SMIME_NO_MATCHING_RECIPIENT'),
+      );
+    });
+  });
+});

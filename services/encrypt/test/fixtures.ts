@@ -1,0 +1,496 @@
+// Keys, certificates and key-directory rows for encrypt's tests: a test CA and recipient certificates made by the
+// real openssl, OpenPGP keys made by the real gpg, all in temporary directories (never committed). Not a test file.
+import { execFile, spawn } from 'node:child_process';
+import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { inspectPublicKey } from '@smgw/crypto';
+import type { Pool } from '@smgw/db';
+import { type Direction, type Envelope, newMessageId, newTraceId } from '@smgw/envelope';
+import type { HandlerContext } from '@smgw/mq';
+import { createLogger } from '@smgw/observability';
+import { sealSecret } from '@smgw/secrets';
+
+const run = promisify(execFile);
+
+export const testLogger = createLogger('encrypt-test', 'silent');
+export const MASTER_KEY = Buffer.alloc(32, 7);
+
+export function handlerContext(overrides: Partial<HandlerContext> = {}): HandlerContext {
+  return { attempt: 0, lastAttempt: false, log: testLogger, signal: new AbortController().signal, ...overrides };
+}
+
+export type KeySpec = 'rsa-2048' | 'rsa-3072' | 'rsa-4096' | 'p-256' | 'p-384';
+const NEW_KEY: Record<KeySpec, string[]> = {
+  'rsa-2048': ['-newkey', 'rsa:2048'],
+  'rsa-3072': ['-newkey', 'rsa:3072'],
+  'rsa-4096': ['-newkey', 'rsa:4096'],
+  'p-256': ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'],
+  'p-384': ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384'],
+};
+
+export interface TestCa {
+  name: string;
+  certPath: string;
+  keyPath: string;
+  configPath: string;
+  der: Buffer;
+}
+
+export interface TestCertificate {
+  address: string;
+  certPath: string;
+  keyPath: string;
+  der: Buffer;
+  keyPem: string;
+  fingerprint: string;
+}
+
+export interface LeafOptions {
+  key?: KeySpec;
+  eku?: 'emailProtection' | 'serverAuth';
+  days?: number;
+  hash?: 'sha256' | 'sha1';
+  /** crlDistributionPoints URL */
+  crlUrl?: string;
+  /** keyUsage bits (default: digitalSignature plus keyEncipherment for RSA, keyAgreement for EC) */
+  keyUsage?: string;
+}
+
+export interface TestPki {
+  dir: string;
+  ca(name: string): Promise<TestCa>;
+  leaf(ca: TestCa, address: string, options?: LeafOptions): Promise<TestCertificate>;
+  revoke(ca: TestCa, leaf: TestCertificate): Promise<void>;
+  /** The CA's current CRL (DER). */
+  crl(ca: TestCa): Promise<Buffer>;
+  openssl(args: string[], input?: Buffer): Promise<Buffer>;
+  file(name: string, content: Buffer | string): Promise<string>;
+  remove(): Promise<void>;
+}
+
+export async function createTestPki(): Promise<TestPki> {
+  const dir = await mkdtemp(join(tmpdir(), 'smgw-encrypt-pki-'));
+  let serial = 1000;
+  const openssl = async (args: string[], input?: Buffer): Promise<Buffer> => {
+    if (input === undefined) {
+      const { stdout } = await run('openssl', args, { cwd: dir, encoding: 'buffer', maxBuffer: 256 * 1024 * 1024 });
+      return stdout;
+    }
+    return new Promise((resolve, reject) => {
+      const child = spawn('openssl', args, { cwd: dir });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      child.stdout.on('data', (c: Buffer) => out.push(c));
+      child.stderr.on('data', (c: Buffer) => err.push(c));
+      child.on('error', reject);
+      child.on('close', (code) =>
+        code === 0
+          ? resolve(Buffer.concat(out))
+          : reject(new Error(`openssl ${args.join(' ')}: ${Buffer.concat(err).toString()}`)),
+      );
+      child.stdin.end(input);
+    });
+  };
+  const pemToDer = (pem: string) => new X509Certificate(pem).raw;
+  return {
+    dir,
+    openssl,
+    async ca(name) {
+      const keyPath = join(dir, `${name}.key`);
+      const certPath = join(dir, `${name}.pem`);
+      await openssl([
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        keyPath,
+        '-out',
+        certPath,
+        '-subj',
+        `/CN=${name}/O=SMGW Test`,
+        '-days',
+        '3650',
+        '-sha256',
+        '-addext',
+        'basicConstraints=critical,CA:TRUE',
+        '-addext',
+        'keyUsage=critical,keyCertSign,cRLSign',
+      ]);
+      await writeFile(join(dir, `${name}.index`), '');
+      await writeFile(join(dir, `${name}.crlnumber`), '01\n');
+      const configPath = join(dir, `${name}.cnf`);
+      await writeFile(
+        configPath,
+        [
+          '[ ca ]',
+          'default_ca = test_ca',
+          '[ test_ca ]',
+          `database = ${join(dir, `${name}.index`)}`,
+          `crlnumber = ${join(dir, `${name}.crlnumber`)}`,
+          'default_md = sha256',
+          'default_crl_days = 30',
+          '',
+        ].join('\n'),
+      );
+      return { name, certPath, keyPath, configPath, der: pemToDer(await readFile(certPath, 'utf8')) };
+    },
+    async leaf(ca, address, options = {}) {
+      const key = options.key ?? 'rsa-2048';
+      const name = `${address.replace(/[^a-z0-9]/gi, '_')}-${serial}`;
+      const keyPath = join(dir, `${name}.key`);
+      const csrPath = join(dir, `${name}.csr`);
+      const certPath = join(dir, `${name}.pem`);
+      const extPath = join(dir, `${name}.ext`);
+      await openssl([
+        'req',
+        '-new',
+        ...NEW_KEY[key],
+        '-nodes',
+        '-keyout',
+        keyPath,
+        '-out',
+        csrPath,
+        '-subj',
+        `/CN=${address}`,
+      ]);
+      const usage = key.startsWith('rsa') ? 'digitalSignature,keyEncipherment' : 'digitalSignature,keyAgreement';
+      await writeFile(
+        extPath,
+        [
+          '[ leaf ]',
+          'basicConstraints = critical,CA:FALSE',
+          `keyUsage = critical,${options.keyUsage ?? usage}`,
+          `extendedKeyUsage = ${options.eku ?? 'emailProtection'}`,
+          `subjectAltName = email:${address}`,
+          ...(options.crlUrl ? [`crlDistributionPoints = URI:${options.crlUrl}`] : []),
+          '',
+        ].join('\n'),
+      );
+      serial += 1;
+      await openssl([
+        'x509',
+        '-req',
+        '-in',
+        csrPath,
+        '-CA',
+        ca.certPath,
+        '-CAkey',
+        ca.keyPath,
+        '-set_serial',
+        String(serial),
+        '-out',
+        certPath,
+        '-days',
+        String(options.days ?? 30),
+        `-${options.hash ?? 'sha256'}`,
+        '-extfile',
+        extPath,
+        '-extensions',
+        'leaf',
+      ]);
+      const der = pemToDer(await readFile(certPath, 'utf8'));
+      return {
+        address,
+        certPath,
+        keyPath,
+        der,
+        keyPem: await readFile(keyPath, 'utf8'),
+        fingerprint: createHash('sha256').update(der).digest('hex'),
+      };
+    },
+    async revoke(ca, leaf) {
+      await openssl([
+        'ca',
+        '-config',
+        ca.configPath,
+        '-keyfile',
+        ca.keyPath,
+        '-cert',
+        ca.certPath,
+        '-revoke',
+        leaf.certPath,
+      ]);
+    },
+    async crl(ca) {
+      const pem = await openssl([
+        'ca',
+        '-config',
+        ca.configPath,
+        '-keyfile',
+        ca.keyPath,
+        '-cert',
+        ca.certPath,
+        '-gencrl',
+      ]);
+      return openssl(['crl', '-inform', 'PEM', '-outform', 'DER'], pem);
+    },
+    async file(name, content) {
+      const path = join(dir, name);
+      await writeFile(path, content);
+      return path;
+    },
+    async remove() {
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** An HTTP server answering every request with the CRL `current()` returns. */
+export async function startCrlServer(current: () => Promise<Buffer>): Promise<{ url: string; close(): Promise<void> }> {
+  const server: Server = createServer((_req, res) => {
+    current().then(
+      (der) => {
+        res.writeHead(200, { 'content-type': 'application/pkix-crl' });
+        res.end(der);
+      },
+      () => {
+        res.writeHead(500);
+        res.end();
+      },
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/ca.crl`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+export interface GpgHome {
+  home: string;
+  gpg(args: string[], input?: Buffer | string): Promise<{ code: number; stdout: Buffer; stderr: string }>;
+  generateKey(email: string, kind?: 'cv25519' | 'rsa3072', expire?: string): Promise<string>;
+  exportPublic(fingerprint: string): Promise<string>;
+  exportSecret(fingerprint: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+const GPG_KEY_PARAMETERS = {
+  cv25519: [
+    'Key-Type: EDDSA',
+    'Key-Curve: ed25519',
+    'Key-Usage: sign,cert',
+    'Subkey-Type: ECDH',
+    'Subkey-Curve: cv25519',
+  ],
+  rsa3072: ['Key-Type: RSA', 'Key-Length: 3072', 'Key-Usage: sign,cert', 'Subkey-Type: RSA', 'Subkey-Length: 3072'],
+};
+
+export async function createGpgHome(): Promise<GpgHome> {
+  const home = await mkdtemp(join(tmpdir(), 'smgw-gpg-'));
+  const env = { ...process.env, GNUPGHOME: home, LC_ALL: 'C' };
+  const exec = (command: string, args: string[], input?: Buffer | string) =>
+    new Promise<{ code: number; stdout: Buffer; stderr: string }>((resolve, reject) => {
+      const child = spawn(command, args, { env });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      child.stdout.on('data', (c: Buffer) => out.push(c));
+      child.stderr.on('data', (c: Buffer) => err.push(c));
+      child.on('error', reject);
+      child.on('close', (code) =>
+        resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() }),
+      );
+      child.stdin.on('error', () => {});
+      child.stdin.end(input ?? '');
+    });
+  const gpg = (args: string[], input?: Buffer | string) =>
+    exec('gpg', ['--batch', '--no-tty', '--yes', '--trust-model', 'always', '--status-fd', '2', ...args], input);
+  const mustGpg = async (args: string[], input?: Buffer | string) => {
+    const result = await gpg(args, input);
+    if (result.code !== 0) throw new Error(`gpg ${args.join(' ')} failed: ${result.stderr}`);
+    return result;
+  };
+  return {
+    home,
+    gpg,
+    async generateKey(email, kind = 'cv25519', expire = '0') {
+      const parameters = [
+        '%no-protection',
+        ...GPG_KEY_PARAMETERS[kind],
+        'Subkey-Usage: encrypt',
+        `Name-Real: ${email}`,
+        `Name-Email: ${email}`,
+        `Expire-Date: ${expire}`,
+        '%commit',
+        '',
+      ].join('\n');
+      const result = await mustGpg(['--gen-key'], parameters);
+      const fingerprint = /KEY_CREATED \S+ ([0-9A-F]+)/.exec(result.stderr)?.[1];
+      if (!fingerprint) throw new Error(`gpg did not report the new key: ${result.stderr}`);
+      return fingerprint;
+    },
+    async exportPublic(fingerprint) {
+      return (await mustGpg(['--armor', '--export', fingerprint])).stdout.toString('utf8');
+    },
+    async exportSecret(fingerprint) {
+      return (await mustGpg(['--armor', '--export-secret-keys', fingerprint])).stdout.toString('utf8');
+    },
+    async close() {
+      await exec('gpgconf', ['--kill', 'gpg-agent']);
+      await rm(home, { recursive: true, force: true });
+    },
+  };
+}
+
+// Key-directory rows, written the way packages/db/migrations/008_key_directory.sql describes them.
+
+export async function insertTrustAnchor(pool: Pool, der: Buffer): Promise<void> {
+  const cert = new X509Certificate(der);
+  await pool.query(
+    `insert into trust_anchors (fingerprint, subject, der, not_before, not_after, added_by)
+     values ($1, $2, $3, $4, $5, 'test') on conflict do nothing`,
+    [
+      createHash('sha256').update(der).digest('hex'),
+      cert.subject,
+      der,
+      new Date(cert.validFrom),
+      new Date(cert.validTo),
+    ],
+  );
+}
+
+export async function insertCertificate(pool: Pool, certificate: TestCertificate): Promise<void> {
+  const cert = new X509Certificate(certificate.der);
+  await pool.query(
+    `insert into certificates (fingerprint, subject, addresses, issuer, serial, not_before, not_after, der, source)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, 'admin')`,
+    [
+      certificate.fingerprint,
+      cert.subject,
+      [certificate.address.toLowerCase()],
+      cert.issuer,
+      cert.serialNumber,
+      new Date(cert.validFrom),
+      new Date(cert.validTo),
+      certificate.der,
+    ],
+  );
+}
+
+export async function insertPgpKey(
+  pool: Pool,
+  armored: string,
+  state: 'pending' | 'approved' | 'rejected',
+): Promise<string> {
+  const info = await inspectPublicKey(armored);
+  await pool.query(
+    `insert into pgp_keys (fingerprint, armored, addresses, algorithm, expires_at, state, source, state_changed_by,
+                           state_changed_at)
+     values ($1, $2, $3, $4, $5, $6, 'imported', $7, $8)`,
+    [
+      info.fingerprint,
+      info.armored,
+      info.addresses,
+      info.algorithm,
+      info.expires,
+      state,
+      state === 'pending' ? null : 'test-operator',
+      state === 'pending' ? null : new Date(),
+    ],
+  );
+  return info.fingerprint;
+}
+
+/** An agency with one address holding one private key (sealed under MASTER_KEY). */
+export async function insertAgencyKey(
+  pool: Pool,
+  address: string,
+  key:
+    | { kind: 'smime'; certificate: TestCertificate }
+    | { kind: 'pgp'; fingerprint: string; publicArmored: string; secretArmored: string },
+  masterKey: Buffer = MASTER_KEY,
+): Promise<void> {
+  const domain = address.split('@')[1] ?? '';
+  const agencyId = newMessageId();
+  await pool.query(`insert into agencies (id, name) values ($1, $2)`, [agencyId, `Agency ${agencyId}`]);
+  await pool.query(`insert into agency_domains (domain, agency_id) values ($1, $2) on conflict do nothing`, [
+    domain,
+    agencyId,
+  ]);
+  await pool.query(`insert into agency_addresses (address, agency_id) values ($1, $2)`, [address, agencyId]);
+  if (key.kind === 'smime') {
+    const pkcs8 = createPrivateKey(key.certificate.keyPem).export({ format: 'der', type: 'pkcs8' });
+    const fingerprint = key.certificate.fingerprint;
+    await pool.query(
+      `insert into agency_keys (id, address, kind, fingerprint, certificate, private_key_sealed)
+       values ($1, $2, 'smime', $3, $4, $5)`,
+      [
+        newMessageId(),
+        address,
+        fingerprint,
+        key.certificate.der,
+        sealSecret(masterKey, pkcs8, { aad: `${address}|${fingerprint}` }),
+      ],
+    );
+  } else {
+    await pool.query(
+      `insert into agency_keys (id, address, kind, fingerprint, public_armored, private_key_sealed)
+       values ($1, $2, 'pgp', $3, $4, $5)`,
+      [
+        newMessageId(),
+        address,
+        key.fingerprint,
+        key.publicArmored,
+        sealSecret(masterKey, Buffer.from(key.secretArmored), { aad: `${address}|${key.fingerprint}` }),
+      ],
+    );
+  }
+}
+
+export function testEnvelope(
+  blob: Envelope['blob'],
+  direction: Direction,
+  overrides: Partial<Envelope> = {},
+): Envelope {
+  return {
+    v: 1,
+    id: newMessageId(),
+    traceId: newTraceId(),
+    receivedAt: new Date().toISOString(),
+    direction,
+    mailFrom: direction === 'inbound' ? 'absender@extern.example' : 'clerk@behoerde.example',
+    recipients: direction === 'outbound' ? ['citizen@mail.example'] : ['poststelle@behoerde.example'],
+    client: { listener: direction === 'inbound' ? 'inbound' : 'submission', ip: '127.0.0.1', helo: 'test', tls: false },
+    blob,
+    // What is left of the slip when the message reaches encrypt (scan is left out for inbound here).
+    itinerary: ['encrypt', 'deliver'],
+    hop: 0,
+    verdicts: {},
+    attempt: 0,
+    ...overrides,
+  };
+}
+
+/** The inner entity every outbound test sends: what the recipient must get back byte for byte. */
+export const INNER_ENTITY = Buffer.from(
+  'Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n' +
+    'Sehr geehrte Frau Müller,\r\n\r\nanbei Ihr Bescheid.\r\n',
+  'utf8',
+);
+
+export function outboundMail(to: string[], subject = 'Ihr Bescheid'): Buffer {
+  return Buffer.concat([
+    Buffer.from(
+      [
+        'Received: from client.behoerde.example by smgw.test; Mon, 02 Mar 2026 10:00:01 +0100',
+        'From: Sachbearbeitung <clerk@behoerde.example>',
+        `To: ${to.join(', ')}`,
+        `Subject: ${subject}`,
+        'Date: Mon, 02 Mar 2026 10:00:00 +0100',
+        'Message-ID: <bescheid-1@behoerde.example>',
+        'X-Internal-Routing: zimmer 4711',
+        'MIME-Version: 1.0',
+        '',
+      ].join('\r\n'),
+    ),
+    INNER_ENTITY,
+  ]);
+}

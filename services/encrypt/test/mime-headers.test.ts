@@ -1,0 +1,113 @@
+// The header work encrypt does on its own: splitting a stream at the header block, telling encrypted mail from
+// plain, and what goes outside and inside the encryption.
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { describe, it } from 'node:test';
+import { bodyLooksEncrypted } from '../src/already-encrypted.ts';
+import { encryptedFormOf, parseHeaderFields, splitMessage } from '../src/mime-headers.ts';
+import { decodeEncodedWords, innerEntity, outerHeaderPairs, pgpOuterHeaders } from '../src/outer-headers.ts';
+
+const defaults = { mailFrom: 'clerk@behoerde.example', date: new Date('2026-03-02T09:00:00Z'), messageId: 'x@smgw' };
+
+describe('splitting a message at its header block', () => {
+  it('returns the fields and streams the body, whatever the chunk boundaries', async () => {
+    const raw = 'Subject: a\r\n folded\r\nContent-Type: text/plain\r\n\r\nbody line\r\n\r\nmore\r\n';
+    const chunks = [...raw].map((c) => Buffer.from(c));
+    const { fields, body } = await splitMessage(Readable.from(chunks));
+    assert.deepEqual(
+      fields.map((f) => [f.key, f.value]),
+      [
+        ['subject', 'a folded'],
+        ['content-type', 'text/plain'],
+      ],
+    );
+    assert.equal((await buffer(body)).toString(), 'body line\r\n\r\nmore\r\n');
+  });
+
+  it('treats a message without a blank line as all header', async () => {
+    const { fields, body } = await splitMessage(Readable.from([Buffer.from('Subject: only\r\n')]));
+    assert.equal(fields[0]?.value, 'only');
+    assert.equal((await buffer(body)).length, 0);
+  });
+});
+
+describe('telling encrypted mail from plain', () => {
+  const cases: Array<[string, string | undefined]> = [
+    ['application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m', 'smime'],
+    ['application/x-pkcs7-mime; smime-type="authEnveloped-data"', 'smime'],
+    ['application/pkcs7-mime; smime-type=signed-data', undefined],
+    ['multipart/encrypted; protocol="application/pgp-encrypted"; boundary=x', 'pgp'],
+    ['multipart/signed; protocol="application/pkcs7-signature"', undefined],
+    ['text/plain', undefined],
+  ];
+  for (const [contentType, form] of cases) {
+    it(`reads ${contentType} as ${form ?? 'not encrypted'}`, () => {
+      assert.equal(encryptedFormOf(parseHeaderFields(`Content-Type: ${contentType}`)), form);
+    });
+  }
+});
+
+describe('checking that a body labelled as encrypted is encrypted', () => {
+  const base64 = parseHeaderFields('Content-Transfer-Encoding: base64');
+  // The start of a ContentInfo holding EnvelopedData, as openssl writes it (SEQUENCE, OID 1.2.840.113549.1.7.3).
+  const envelopedStart = Buffer.from('3080060 92a864886f70d010703a0803080020100'.replace(/ /g, ''), 'hex');
+
+  it('accepts a base64 CMS EnvelopedData', () => {
+    assert.equal(bodyLooksEncrypted('smime', base64, Buffer.from(`${envelopedStart.toString('base64')}\r\n`)), true);
+  });
+
+  it('refuses base64 plaintext and an armored PGP block missing from multipart/encrypted', () => {
+    const plain = Buffer.from(`${Buffer.from('vertraulicher Klartext').toString('base64')}\r\n`);
+    assert.equal(bodyLooksEncrypted('smime', base64, plain), false);
+    assert.equal(
+      bodyLooksEncrypted('pgp', [], Buffer.from('--b\r\nContent-Type: text/plain\r\n\r\nKlartext\r\n')),
+      false,
+    );
+  });
+});
+
+describe('outer headers and inner entity', () => {
+  const fields = parseHeaderFields(
+    [
+      'Received: from a by smgw.test; Mon, 02 Mar 2026 10:00:01 +0100',
+      'Received: from inside by mail.behoerde.example',
+      'From: clerk@behoerde.example',
+      'To: a@x.example',
+      `Subject: ${Buffer.from('Grüße', 'utf8').toString('latin1')}`,
+      'X-Internal: secret',
+      'Content-Type: text/plain; charset=utf-8',
+      'Content-Transfer-Encoding: 8bit',
+    ].join('\r\n'),
+  );
+
+  it('keeps only the fields a client needs outside, with our Received on top and a raw UTF-8 subject encoded', () => {
+    const { pairs } = outerHeaderPairs(fields, defaults);
+    assert.deepEqual(
+      pairs.map(([name]) => name),
+      ['Received', 'From', 'To', 'Subject', 'Date', 'Message-ID'],
+    );
+    assert.equal(pairs[0]?.[1], 'from a by smgw.test; Mon, 02 Mar 2026 10:00:01 +0100');
+    const subject = pairs.find(([name]) => name === 'Subject')?.[1] ?? '';
+    assert.match(subject, /^=\?UTF-8\?B\?/);
+    assert.equal(decodeEncodedWords(subject), 'Grüße');
+  });
+
+  it('gives encryptPgpMime the subject as text and the Received field to put in front', () => {
+    const { headers, extraLines } = pgpOuterHeaders(outerHeaderPairs(fields, defaults).pairs);
+    assert.equal(headers.subject, 'Grüße');
+    assert.match(extraLines, /^Received: from a by smgw\.test/);
+  });
+
+  it('puts only the Content-* fields and the body inside', async () => {
+    const entity = await buffer(innerEntity(fields, Readable.from([Buffer.from('Hallo\r\n')])));
+    assert.equal(
+      entity.toString(),
+      'Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nHallo\r\n',
+    );
+  });
+
+  it('decodes Q and B encoded-words and joins adjacent ones', () => {
+    assert.equal(decodeEncodedWords('=?ISO-8859-1?Q?Gr=FC=DFe_aus?= =?UTF-8?B?QmVybGlu?='), 'Grüße ausBerlin');
+  });
+});
