@@ -1,5 +1,5 @@
 // BoringSSL's verify-chain vectors through validateCertificatePath: every *.test case. Source and format:
-// /work/shared/testdata/boringssl-verify-chain/README.md. A case must verify when its expected_errors has no
+// ../shared/testdata/boringssl-verify-chain/README.md. A case must verify when its expected_errors has no
 // ERROR line (WARNING lines accompany chains BoringSSL accepts), and be refused otherwise.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';

@@ -1,8 +1,11 @@
 // Loading of the shared path-validation vectors (NIST PKITS, BoringSSL verify-chain) for the pkix tests.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-export const TESTDATA = '/work/shared/testdata';
+/** The design documents' shared/ folder lies beside the repository (CI copies it there too). */
+export const TESTDATA =
+  process.env.SMGW_TESTDATA ?? fileURLToPath(new URL('../../../../shared/testdata/', import.meta.url));
 export const PKITS_DIR = join(TESTDATA, 'nist-pkits');
 export const BORINGSSL_DIR = join(TESTDATA, 'boringssl-verify-chain');
 
