@@ -1,5 +1,4 @@
 // deliver's metrics: the stage metrics every consumer has, per-recipient results and the transport pool.
-import type { Handler } from '@smgw/mq';
 import { Counter, Gauge, type Registry, stageMetrics } from '@smgw/observability';
 
 export function deliverMetrics(registry: Registry, openTransports: () => number) {
@@ -22,19 +21,3 @@ export function deliverMetrics(registry: Registry, openTransports: () => number)
   };
 }
 export type DeliverMetrics = ReturnType<typeof deliverMetrics>;
-
-/** Counts outcomes, times envelopes and tracks how many are in flight. */
-export function instrumentHandler(handler: Handler, metrics: DeliverMetrics): Handler {
-  return async (envelope, context) => {
-    metrics.inFlight.inc();
-    const stopTimer = metrics.duration.startTimer();
-    try {
-      const outcome = await handler(envelope, context);
-      metrics.processed.inc({ outcome: outcome.kind });
-      return outcome;
-    } finally {
-      stopTimer();
-      metrics.inFlight.dec();
-    }
-  };
-}

@@ -1,13 +1,13 @@
 // Starts deliver: database, blob store, broker, transports, consumer, health server. Stops in reverse order.
 import { createBlobStore } from '@smgw/blob-store';
 import { createPool, databaseReachable } from '@smgw/db';
-import { connectMq } from '@smgw/mq';
+import { connectMq, instrumentHandler } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
 import { recordParkedAt } from '@smgw/trace';
 import type { DeliverConfig } from './config.ts';
 import { createDeliverHandler } from './deliver-envelope.ts';
 import { loadDsnTemplates } from './dsn.ts';
-import { deliverMetrics, instrumentHandler } from './metrics.ts';
+import { deliverMetrics } from './metrics.ts';
 import { openOwnerSession } from './owner-session.ts';
 import { createTransports, type TransportSettings } from './transports.ts';
 

@@ -1,5 +1,4 @@
 // encrypt's metrics: the stage metrics every consumer has, and recipients by the form they got.
-import type { Handler } from '@smgw/mq';
 import { Counter, type Registry, stageMetrics } from '@smgw/observability';
 
 export function encryptMetrics(registry: Registry) {
@@ -20,19 +19,3 @@ export function encryptMetrics(registry: Registry) {
   };
 }
 export type EncryptMetrics = ReturnType<typeof encryptMetrics>;
-
-/** Counts outcomes, times envelopes and tracks how many are in flight. */
-export function instrumentHandler(handler: Handler, metrics: EncryptMetrics): Handler {
-  return async (envelope, context) => {
-    metrics.inFlight.inc();
-    const stopTimer = metrics.duration.startTimer();
-    try {
-      const outcome = await handler(envelope, context);
-      metrics.processed.inc({ outcome: outcome.kind });
-      return outcome;
-    } finally {
-      stopTimer();
-      metrics.inFlight.dec();
-    }
-  };
-}

@@ -2,12 +2,12 @@
 import { createBlobStore } from '@smgw/blob-store';
 import { createRevocationFetcher } from '@smgw/crypto';
 import { createPool, databaseReachable } from '@smgw/db';
-import { connectMq } from '@smgw/mq';
+import { connectMq, instrumentHandler } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
 import { recordEvent, recordMessage } from '@smgw/trace';
 import type { EncryptConfig } from './config.ts';
 import { createEncryptHandler } from './encrypt-envelope.ts';
-import { encryptMetrics, instrumentHandler } from './metrics.ts';
+import { encryptMetrics } from './metrics.ts';
 
 /** An encrypted copy may be this much larger than the original (base64 4/3, line ends, armour, CMS framing). */
 const ENCRYPTED_GROWTH = 1.5;

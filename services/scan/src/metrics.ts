@@ -1,5 +1,4 @@
 // scan's metrics: the stage metrics every consumer has, clamd errors by code, findings by verdict and category.
-import type { Handler } from '@smgw/mq';
 import { Counter, Gauge, type Registry, stageMetrics } from '@smgw/observability';
 
 export function scanMetrics(registry: Registry) {
@@ -25,19 +24,3 @@ export function scanMetrics(registry: Registry) {
   };
 }
 export type ScanMetrics = ReturnType<typeof scanMetrics>;
-
-/** Counts outcomes, times envelopes and tracks how many are in flight. */
-export function instrumentHandler(handler: Handler, metrics: ScanMetrics): Handler {
-  return async (envelope, context) => {
-    metrics.inFlight.inc();
-    const stopTimer = metrics.duration.startTimer();
-    try {
-      const outcome = await handler(envelope, context);
-      metrics.processed.inc({ outcome: outcome.kind });
-      return outcome;
-    } finally {
-      stopTimer();
-      metrics.inFlight.dec();
-    }
-  };
-}

@@ -3,12 +3,12 @@ import type { Readable } from 'node:stream';
 import { createBlobStore } from '@smgw/blob-store';
 import { scanStream } from '@smgw/clamd';
 import { createPool, databaseReachable } from '@smgw/db';
-import { connectMq } from '@smgw/mq';
+import { connectMq, instrumentHandler } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
 import { recordParkedAt } from '@smgw/trace';
 import { watchClamd } from './clamd-watch.ts';
 import type { ScanConfig } from './config.ts';
-import { instrumentHandler, scanMetrics } from './metrics.ts';
+import { scanMetrics } from './metrics.ts';
 import { loadNoticeTemplates } from './notice.ts';
 import { createScanHandler } from './scan-envelope.ts';
 
