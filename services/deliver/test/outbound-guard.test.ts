@@ -24,13 +24,24 @@ describe('checkOutboundGuard', () => {
     assert.equal(checkOutboundGuard(envelope, domains)?.code, 'OUTBOUND_NOT_ENCRYPTED');
   });
 
-  it('lets encrypted outbound mail go', () => {
+  it('lets outbound mail go that encrypt encrypted, or that the sender had encrypted already', () => {
+    for (const status of ['encrypted', 'already-encrypted']) {
+      const envelope = sampleEnvelope({
+        direction: 'outbound',
+        recipients: ['x@firma.example'],
+        verdicts: { crypto: { status, at } },
+      });
+      assert.equal(checkOutboundGuard(envelope, domains), undefined, status);
+    }
+  });
+
+  it('never lets mail meant for the portal go outside', () => {
     const envelope = sampleEnvelope({
       direction: 'outbound',
       recipients: ['x@firma.example'],
-      verdicts: { crypto: { status: 'encrypted', at } },
+      verdicts: { crypto: { status: 'portal', at } },
     });
-    assert.equal(checkOutboundGuard(envelope, domains), undefined);
+    assert.equal(checkOutboundGuard(envelope, domains)?.code, 'OUTBOUND_NOT_ENCRYPTED');
   });
 
   it('refuses inbound, internal and portal mail addressed outside the agency domains', () => {
