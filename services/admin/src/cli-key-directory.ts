@@ -17,7 +17,8 @@ export const KEY_DIRECTORY_USAGE = `  trust add <pem-file>                trust 
   agency address <agency-id> <address> [--verify-signatures]
                                       add an agency address (or switch its signature verification)
   agency key <agency-id> <address> <file> [--password p]
-                                      upload the address's own private key: PKCS#12 (.p12/.pfx); the password
+                                      upload the address's own private key: PKCS#12 (.p12/.pfx) or an armored
+                                      OpenPGP private key (.asc); the password
                                       can also come from SMGW_KEY_PASSWORD (keeps it out of the process list)`;
 
 export type CliCall = (
