@@ -10,3 +10,4 @@ export {
 export { SmimeError, type SmimeErrorCode } from './errors.ts';
 export { type Pkcs12Contents, parsePkcs12 } from './pkcs12.ts';
 export type { KeyTransport } from './recipient-info.ts';
+export { createDetachedSignature, type SigningKey, signMultipart } from './sign-detached.ts';
