@@ -9,10 +9,18 @@ import {
   validateCertificatePathFetchingRevocation,
 } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
-import { currentCertificates, pgpKeysFor } from './key-directory.ts';
+import { currentCertificates, pgpKeysFor, type StoredCapabilities } from './key-directory.ts';
 
 export type RecipientChoice =
-  | { form: 'smime'; recipient: string; fingerprint: string; certificate: Buffer }
+  | {
+      form: 'smime';
+      recipient: string;
+      fingerprint: string;
+      certificate: Buffer;
+      keyType: 'rsa' | 'ec';
+      /** What the holder announced in signed mail (null: nothing harvested): decides OAEP and GCM. */
+      capabilities: StoredCapabilities | null;
+    }
   | { form: 'pgp'; recipient: string; fingerprint: string; armored: string }
   | { form: 'portal'; recipient: string; code: PortalReasonCode; why: string };
 
@@ -47,11 +55,11 @@ export async function chooseForm(deps: ChooseFormDeps, recipient: string): Promi
   const certificates = await currentCertificates(deps.pool, recipient);
   let revocationUnavailable: string | undefined;
   for (const certificate of certificates) {
-    const keyUsage = encryptionKeyUsage(certificate.der);
-    if (typeof keyUsage === 'string') {
+    const usage = encryptionKeyUsage(certificate.der);
+    if (typeof usage === 'string') {
       refusals.push({
         code: 'ENCRYPT_CERTIFICATE_INVALID',
-        why: `certificate ${certificate.fingerprint.slice(0, 16)} invalid: ${keyUsage}`,
+        why: `certificate ${certificate.fingerprint.slice(0, 16)} invalid: ${usage}`,
       });
       continue;
     }
@@ -63,13 +71,20 @@ export async function chooseForm(deps: ChooseFormDeps, recipient: string): Promi
         time: deps.now,
         purpose: 'emailProtection',
         emailAddress: recipient,
-        leafKeyUsage: keyUsage,
+        leafKeyUsage: usage.keyUsage,
         revocation: deps.revocationMode,
       },
       deps.fetcher,
     );
     if (result.ok) {
-      return { form: 'smime', recipient, fingerprint: certificate.fingerprint, certificate: certificate.der };
+      return {
+        form: 'smime',
+        recipient,
+        fingerprint: certificate.fingerprint,
+        certificate: certificate.der,
+        keyType: usage.keyType,
+        capabilities: certificate.smimeCapabilities,
+      };
     }
     if (result.code === 'REVOCATION_UNKNOWN' && result.fetchProblems.length > 0) {
       revocationUnavailable = result.reason;
@@ -114,14 +129,14 @@ export async function chooseForm(deps: ChooseFormDeps, recipient: string): Promi
  * The key usage a certificate needs for us to encrypt to it (RFC 8550 §4.4.2): keyEncipherment for RSA key
  * transport, keyAgreement for ECDH; or why we cannot encrypt to it at all.
  */
-function encryptionKeyUsage(der: Buffer): KeyUsageName[] | string {
+function encryptionKeyUsage(der: Buffer): { keyType: 'rsa' | 'ec'; keyUsage: KeyUsageName[] } | string {
   let keyType: string | undefined;
   try {
     keyType = new X509Certificate(der).publicKey.asymmetricKeyType;
   } catch {
     return 'MALFORMED_CERTIFICATE (not readable)';
   }
-  if (keyType === 'rsa') return ['keyEncipherment'];
-  if (keyType === 'ec') return ['keyAgreement'];
+  if (keyType === 'rsa') return { keyType, keyUsage: ['keyEncipherment'] };
+  if (keyType === 'ec') return { keyType, keyUsage: ['keyAgreement'] };
   return `UNSUPPORTED_ALGORITHM (cannot encrypt to a ${keyType ?? 'unknown'} key)`;
 }

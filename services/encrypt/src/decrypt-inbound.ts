@@ -4,7 +4,14 @@
 import { Readable } from 'node:stream';
 import type { BlobStore } from '@smgw/blob-store';
 import { inDomains } from '@smgw/config';
-import { decryptEnveloped, decryptPgpMime, PgpError, SmimeError } from '@smgw/crypto';
+import {
+  decryptEnveloped,
+  decryptPgpMime,
+  PgpError,
+  type RevocationFetcher,
+  type RevocationMode,
+  SmimeError,
+} from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
 import { advance, type BlobRef, type Envelope, withVerdict } from '@smgw/envelope';
 import { type HandlerContext, next, type Outcome } from '@smgw/mq';
@@ -12,6 +19,7 @@ import { openSecret, SecretError } from '@smgw/secrets';
 import { recordEvent } from '@smgw/trace';
 import { BODY_HEAD_BYTES, readBodyHead } from './already-encrypted.ts';
 import { HARVEST_MAX_BYTES, harvestPgpKeys, mayOfferPgpKeys } from './harvest-pgp-keys.ts';
+import { fromAddress, harvestSmimeCertificate, maySignSmime } from './harvest-smime-certificates.ts';
 import { agencyKeysFor } from './key-directory.ts';
 import {
   type EncryptedForm,
@@ -36,6 +44,9 @@ export interface InboundDeps {
   /** SMGW_INTERNAL_DOMAINS: only recipients there are agency addresses whose keys may open the message. */
   internalDomains: string[];
   maxMessageBytes: number;
+  /** For validating the certificates of signed mail before they are harvested (SMGW_REVOCATION_MODE). */
+  fetcher: RevocationFetcher;
+  revocationMode: RevocationMode;
   metrics?: { inbound: { inc(labels: { result: string }): void } };
   now: () => Date;
 }
@@ -53,8 +64,8 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
   const form = encryptedFormOf(fields) ?? (isInlinePgp(fields, bodyHead) ? 'pgp' : undefined);
 
   if (!form) {
-    if (mayOfferPgpKeys(fields) && envelope.blob.size <= HARVEST_MAX_BYTES) {
-      await harvest(deps, envelope, await deps.blobStore.readAll(envelope.blob.ref), at);
+    if ((mayOfferPgpKeys(fields) || maySignSmime(fields)) && envelope.blob.size <= HARVEST_MAX_BYTES) {
+      await harvest(deps, envelope, fields, await deps.blobStore.readAll(envelope.blob.ref), at, context);
     }
     deps.metrics?.inbound.inc({ result: 'plain' });
     // Plain mail is passed on byte for byte, unless it came with our own header fields: those are removed.
@@ -70,7 +81,9 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
     const blob = await deps.blobStore.put(Readable.from([head, decryption.entity]), {
       maxBytes: deps.maxMessageBytes + SIZE_SLACK_BYTES,
     });
-    if (blob.size <= HARVEST_MAX_BYTES) await harvest(deps, envelope, Buffer.concat([head, decryption.entity]), at);
+    if (blob.size <= HARVEST_MAX_BYTES) {
+      await harvest(deps, envelope, fields, Buffer.concat([head, decryption.entity]), at, context);
+    }
     await recordEvent(deps.pool, envelope.id, {
       stage: 'encrypt',
       event: 'message.decrypted',
@@ -176,8 +189,19 @@ function isInlinePgp(fields: readonly HeaderField[], bodyHead: Buffer): boolean 
   return INLINE_PGP_MESSAGE.test(bodyHead.toString('latin1'));
 }
 
-/** Offered OpenPGP keys into the directory as pending, each noted in the message's trace. */
-async function harvest(deps: InboundDeps, envelope: Envelope, message: Buffer, at: Date): Promise<void> {
+/**
+ * Offered OpenPGP keys into the directory as pending, and the certificate of a validly signed message as a harvested
+ * certificate, each noted in the message's trace. `message` is the decrypted form when the mail was encrypted.
+ */
+async function harvest(
+  deps: InboundDeps,
+  envelope: Envelope,
+  outerFields: readonly HeaderField[],
+  message: Buffer,
+  at: Date,
+  context: HandlerContext,
+): Promise<void> {
+  await harvestCertificate(deps, envelope, outerFields, message, at, context);
   for (const key of await harvestPgpKeys(deps.pool, message, at)) {
     await recordEvent(deps.pool, envelope.id, {
       stage: 'encrypt',
@@ -187,6 +211,61 @@ async function harvest(deps: InboundDeps, envelope: Envelope, message: Buffer, a
       data: { fingerprint: key.fingerprint, addresses: key.addresses, state: 'pending' },
       at,
     });
+  }
+}
+
+/** Harvesting a certificate never fails the message: any error is logged (ENCRYPT_HARVEST_FAILED) and it goes on. */
+async function harvestCertificate(
+  deps: InboundDeps,
+  envelope: Envelope,
+  outerFields: readonly HeaderField[],
+  message: Buffer,
+  at: Date,
+  context: HandlerContext,
+): Promise<void> {
+  try {
+    const { fields, body } = await splitMessage(Readable.from([message]));
+    body.destroy();
+    if (!maySignSmime(fields)) return;
+    const fromField = fieldValue(outerFields, 'from');
+    const sender = fromField === undefined ? envelope.mailFrom : fromAddress(fromField);
+    if (!sender) {
+      context.log.debug({ code: 'ENCRYPT_HARVEST_SKIPPED' }, 'signed mail without one From address: nothing harvested');
+      return;
+    }
+    const harvest = await harvestSmimeCertificate(
+      { pool: deps.pool, fetcher: deps.fetcher, revocationMode: deps.revocationMode, now: at },
+      message,
+      sender,
+    );
+    if (!harvest.stored) {
+      context.log.debug({ code: 'ENCRYPT_HARVEST_SKIPPED', why: harvest.why }, 'signer certificate not harvested');
+      return;
+    }
+    if (!harvest.created) return;
+    await recordEvent(deps.pool, envelope.id, {
+      stage: 'encrypt',
+      event: 'certificate.harvested',
+      outcome: 'next',
+      code: 'ENCRYPT_CERTIFICATE_HARVESTED',
+      data: {
+        fingerprint: harvest.fingerprint,
+        addresses: harvest.addresses,
+        replaced: harvest.replaced,
+        capabilities: harvest.capabilities,
+      },
+      at,
+    });
+    context.log.info(
+      { code: 'ENCRYPT_CERTIFICATE_HARVESTED', fingerprint: harvest.fingerprint, replaced: harvest.replaced },
+      'signer certificate harvested',
+    );
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    context.log.warn(
+      { code: 'ENCRYPT_HARVEST_FAILED', cause: typeof code === 'string' ? code : undefined, err },
+      'certificate harvesting failed; the message goes on',
+    );
   }
 }
 

@@ -13,6 +13,7 @@ import { chooseForm, type RecipientChoice } from './choose-form.ts';
 import { trustAnchorCertificates } from './key-directory.ts';
 import { encryptedFormOf, splitMessage } from './mime-headers.ts';
 import { innerEntity, outerHeaderPairs, pgpOuterHeaders } from './outer-headers.ts';
+import { contentCipherFor, keyTransportFor } from './smime-ciphers.ts';
 
 export interface OutboundDeps {
   pool: Pool;
@@ -82,9 +83,20 @@ export async function encryptOutbound(
 
   const children: Envelope[] = [];
   const smime = choices.filter((c) => c.form === 'smime');
+  // One copy for the whole S/MIME group: AES-256-GCM only when every recipient announced it (smime-ciphers.ts).
+  const contentCipher = contentCipherFor(smime.map((c) => c.capabilities));
+  const cipherOf = new Map(
+    smime.map((c) => [c.recipient, { contentCipher, keyTransport: keyTransportFor(c.keyType, c.capabilities) }]),
+  );
   if (smime.length > 0) {
+    const recipients = smime.map((c) => {
+      const keyTransport = cipherOf.get(c.recipient)?.keyTransport;
+      return keyTransport === 'ecdh' || keyTransport === undefined
+        ? { certificate: c.certificate }
+        : { certificate: c.certificate, keyTransport };
+    });
     const blob = await putEncrypted(async (content) =>
-      encryptEnveloped({ content, recipients: smime.map((c) => ({ certificate: c.certificate })), headers: pairs }),
+      encryptEnveloped({ content, recipients, contentCipher, headers: pairs }),
     );
     children.push(encryptedChild(envelope, smime, blob, 'smime', at));
   }
@@ -109,7 +121,7 @@ export async function encryptOutbound(
 
   for (const choice of choices) {
     deps.metrics?.recipients.inc({ form: choice.form });
-    await recordEvent(deps.pool, envelope.id, recipientEvent(choice, at));
+    await recordEvent(deps.pool, envelope.id, recipientEvent(choice, at, cipherOf.get(choice.recipient)));
   }
   context.log.info(
     { code: 'ENCRYPT_DONE', smime: smime.length, pgp: pgp.length, portal: portal.length },
@@ -146,7 +158,11 @@ function encryptedChild(
   return advance(withVerdict(child, 'crypto', { status: 'encrypted', form, at: at.toISOString() }), 'encrypt');
 }
 
-function recipientEvent(choice: RecipientChoice, at: Date) {
+function recipientEvent(
+  choice: RecipientChoice,
+  at: Date,
+  cipher: { contentCipher: string; keyTransport: string } | undefined,
+) {
   if (choice.form === 'portal') {
     return {
       stage: 'encrypt',
@@ -163,7 +179,7 @@ function recipientEvent(choice: RecipientChoice, at: Date) {
     event: 'recipient.encrypted',
     outcome: 'next',
     recipient: choice.recipient,
-    data: { form: choice.form, fingerprint: choice.fingerprint },
+    data: { form: choice.form, fingerprint: choice.fingerprint, ...(choice.form === 'smime' ? cipher : {}) },
     at,
   };
 }

@@ -6,6 +6,30 @@ export interface StoredCertificate {
   fingerprint: string;
   der: Buffer;
   intermediates: Buffer[];
+  /** What the holder announced in signed mail (harvest-smime-certificates.ts); null when never harvested. */
+  smimeCapabilities: StoredCapabilities | null;
+}
+
+/** The smime_capabilities column as harvesting writes it (SmimeCapabilities of @smgw/crypto). */
+export interface StoredCapabilities {
+  contentCiphers?: string[];
+  keyTransport?: string;
+  oids?: string[];
+}
+
+export interface HarvestedCertificateRow {
+  fingerprint: string;
+  subject: string;
+  /** Lower-case. */
+  addresses: string[];
+  issuer: string;
+  serial: string;
+  notBefore: Date;
+  notAfter: Date;
+  der: Buffer;
+  intermediates: Buffer[];
+  smimeCapabilities: unknown;
+  lastValidation: unknown;
 }
 
 export interface StoredPgpKey {
@@ -24,8 +48,8 @@ export interface StoredAgencyKey {
 
 /** The current (not replaced) certificates for the address, the longest-lived first. */
 export async function currentCertificates(pool: Pool, address: string): Promise<StoredCertificate[]> {
-  const { rows } = await pool.query<{ fingerprint: string; der: Buffer; intermediates: Buffer[] }>(
-    `select fingerprint, der, intermediates from certificates
+  const { rows } = await pool.query<StoredCertificate>(
+    `select fingerprint, der, intermediates, smime_capabilities as "smimeCapabilities" from certificates
       where $1 = any(addresses) and replaced_by is null
       order by not_after desc, added_at desc`,
     [address.toLowerCase()],
@@ -63,4 +87,76 @@ export async function agencyKeysFor(
     [addresses.map((a) => a.toLowerCase()), kind],
   );
   return rows;
+}
+
+/**
+ * Stores a harvested certificate with the admin store's replacement rule (services/admin key-directory-store.ts
+ * addCertificate): it replaces every current certificate sharing an address that began earlier; one older than a
+ * current certificate is stored as already replaced by it. A known certificate only gets its capabilities (when the
+ * new message announced any) and last_validation refreshed.
+ */
+export async function storeHarvestedCertificate(
+  pool: Pool,
+  cert: HarvestedCertificateRow,
+): Promise<{ created: boolean; replaced: string[] }> {
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    // The same advisory locks as the admin store: one writer per address at a time, so two renewals cannot both stay current.
+    for (const address of [...cert.addresses].sort()) {
+      await client.query('select pg_advisory_xact_lock(hashtext($1))', [`certificates:${address}`]);
+    }
+    const capabilities = cert.smimeCapabilities === null ? null : JSON.stringify(cert.smimeCapabilities);
+    const existing = await client.query(
+      `update certificates set last_validation = $2, smime_capabilities = coalesce($3::jsonb, smime_capabilities)
+        where fingerprint = $1`,
+      [cert.fingerprint, JSON.stringify(cert.lastValidation), capabilities],
+    );
+    if (existing.rowCount === 1) {
+      await client.query('commit');
+      return { created: false, replaced: [] };
+    }
+    const newer = await client.query<{ fingerprint: string }>(
+      `select fingerprint from certificates
+        where replaced_by is null and addresses && $1 and not_before > $2
+        order by not_before desc limit 1`,
+      [cert.addresses, cert.notBefore],
+    );
+    await client.query(
+      `insert into certificates (fingerprint, subject, addresses, issuer, serial, not_before, not_after, der,
+         intermediates, smime_capabilities, source, replaced_by, last_validation)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'harvested', $11, $12)`,
+      [
+        cert.fingerprint,
+        cert.subject,
+        cert.addresses,
+        cert.issuer,
+        cert.serial,
+        cert.notBefore,
+        cert.notAfter,
+        cert.der,
+        cert.intermediates,
+        capabilities,
+        newer.rows[0]?.fingerprint ?? null,
+        JSON.stringify(cert.lastValidation),
+      ],
+    );
+    let replaced: string[] = [];
+    if (!newer.rows[0]) {
+      const result = await client.query<{ fingerprint: string }>(
+        `update certificates set replaced_by = $1
+          where replaced_by is null and fingerprint <> $1 and addresses && $2 and not_before <= $3
+          returning fingerprint`,
+        [cert.fingerprint, cert.addresses, cert.notBefore],
+      );
+      replaced = result.rows.map((r) => r.fingerprint);
+    }
+    await client.query('commit');
+    return { created: true, replaced };
+  } catch (err) {
+    await client.query('rollback').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
 }

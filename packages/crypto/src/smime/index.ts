@@ -11,3 +11,10 @@ export { SmimeError, type SmimeErrorCode } from './errors.ts';
 export { type Pkcs12Contents, parsePkcs12 } from './pkcs12.ts';
 export type { KeyTransport } from './recipient-info.ts';
 export { createDetachedSignature, type SigningKey, signMultipart } from './sign-detached.ts';
+export {
+  isSignedContentType,
+  type SignatureCode,
+  type SignedMessageVerification,
+  type SmimeCapabilities,
+  verifySignedMessage,
+} from './verify-signed.ts';

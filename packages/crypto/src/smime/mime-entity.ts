@@ -1,0 +1,116 @@
+// The little MIME the signature check needs: split an entity into header and body, read a Content-Type with its
+// parameters, and find the parts of a multipart body. Lines are canonicalised to CRLF first (RFC 5751 §3.1.1: the
+// signature covers the canonical form; messages are often stored with bare LF).
+import { SmimeError } from './errors.ts';
+
+export interface MimeEntity {
+  /** Unfolded header fields, names lower-case, in order. */
+  readonly fields: ReadonlyArray<{ name: string; value: string }>;
+  readonly body: Buffer;
+}
+
+export interface ContentType {
+  /** `type/subtype`, lower-case. */
+  readonly mediaType: string;
+  /** Parameter names lower-case, values as written (quotes removed). */
+  readonly parameters: Readonly<Record<string, string>>;
+}
+
+const CRLF = Buffer.from('\r\n');
+
+/** Bare LF → CRLF; existing CRLF are kept. */
+export function canonicalLineEndings(bytes: Buffer): Buffer {
+  if (!bytes.includes(0x0a)) return bytes;
+  const out: Buffer[] = [];
+  let start = 0;
+  for (let i = bytes.indexOf(0x0a); i !== -1; i = bytes.indexOf(0x0a, i + 1)) {
+    if (i > 0 && bytes[i - 1] === 0x0d) continue;
+    out.push(bytes.subarray(start, i), CRLF);
+    start = i + 1;
+  }
+  out.push(bytes.subarray(start));
+  return Buffer.concat(out);
+}
+
+/** Splits a CRLF-canonical entity at its first empty line. An entity without a body has an empty one. */
+export function parseEntity(canonical: Buffer): MimeEntity {
+  let headerEnd: number;
+  let bodyStart: number;
+  if (canonical.subarray(0, 2).equals(CRLF)) {
+    headerEnd = 0;
+    bodyStart = 2;
+  } else {
+    const blank = canonical.indexOf('\r\n\r\n');
+    headerEnd = blank === -1 ? canonical.length : blank;
+    bodyStart = blank === -1 ? canonical.length : blank + 4;
+  }
+  const fields: Array<{ name: string; value: string }> = [];
+  for (const line of canonical.subarray(0, headerEnd).toString('latin1').split('\r\n')) {
+    const last = fields[fields.length - 1];
+    if (/^[ \t]/.test(line) && last) {
+      last.value += ` ${line.trim()}`;
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    fields.push({ name: line.slice(0, colon).trim().toLowerCase(), value: line.slice(colon + 1).trim() });
+  }
+  return { fields, body: canonical.subarray(bodyStart) };
+}
+
+export function fieldOf(entity: MimeEntity, name: string): string | undefined {
+  return entity.fields.find((f) => f.name === name)?.value;
+}
+
+/** RFC 2045 Content-Type; text/plain when the field is missing. */
+export function contentTypeOf(entity: MimeEntity): ContentType {
+  const value = fieldOf(entity, 'content-type') ?? 'text/plain';
+  const semicolon = value.indexOf(';');
+  const mediaType = (semicolon === -1 ? value : value.slice(0, semicolon)).trim().toLowerCase();
+  const parameters: Record<string, string> = {};
+  const rest = semicolon === -1 ? '' : value.slice(semicolon + 1);
+  for (const match of rest.matchAll(/\s*([^=;\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)\s*;?/g)) {
+    const name = (match[1] as string).toLowerCase();
+    const raw = match[2] as string;
+    parameters[name] = raw.startsWith('"') ? raw.slice(1, -1).replace(/\\(.)/g, '$1') : raw;
+  }
+  return { mediaType, parameters };
+}
+
+/**
+ * The body parts of a multipart body (RFC 2046 §5.1.1), each exactly as it stands between its delimiter line and
+ * the CRLF that belongs to the next delimiter. The body must already be CRLF-canonical.
+ */
+export function multipartParts(body: Buffer, boundary: string): Buffer[] {
+  if (boundary.length === 0 || boundary.length > 70) {
+    throw new SmimeError('SMIME_MALFORMED', 'multipart boundary missing or longer than 70 characters');
+  }
+  const dashBoundary = Buffer.from(`--${boundary}`, 'latin1');
+  // Delimiters start a line: at the very beginning or after CRLF.
+  const starts: number[] = [];
+  let closed = false;
+  for (let i = body.indexOf(dashBoundary); i !== -1; i = body.indexOf(dashBoundary, i + 1)) {
+    if (i !== 0 && !(body[i - 2] === 0x0d && body[i - 1] === 0x0a)) continue;
+    const after = i + dashBoundary.length;
+    const isClose = body[after] === 0x2d && body[after + 1] === 0x2d;
+    // What follows the boundary on its line may only be linear white space (RFC 2046 transport padding).
+    const lineEnd = body.indexOf(CRLF, after);
+    const tail = body.subarray(after + (isClose ? 2 : 0), lineEnd === -1 ? body.length : lineEnd).toString('latin1');
+    if (!/^[ \t]*$/.test(tail)) continue;
+    starts.push(i);
+    if (isClose) {
+      closed = true;
+      break;
+    }
+  }
+  if (!closed || starts.length < 2) throw new SmimeError('SMIME_MALFORMED', 'multipart body without its parts');
+  const parts: Buffer[] = [];
+  for (let k = 0; k + 1 < starts.length; k++) {
+    const lineEnd = body.indexOf(CRLF, starts[k] as number);
+    const partStart = lineEnd + 2;
+    const partEnd = (starts[k + 1] as number) - 2; // the CRLF before the next delimiter belongs to it
+    if (lineEnd === -1 || partEnd < partStart) throw new SmimeError('SMIME_MALFORMED', 'empty or truncated body part');
+    parts.push(body.subarray(partStart, partEnd));
+  }
+  return parts;
+}
