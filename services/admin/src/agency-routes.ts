@@ -5,8 +5,6 @@
 import { createHash } from 'node:crypto';
 import { type Pkcs12Contents, parsePkcs12, readPrivateKeyForStorage } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
-import { sealSecret } from '@smgw/secrets';
-import type { FastifyInstance } from 'fastify';
 import {
   addAgencyKey,
   agencyKeyAad,
@@ -15,7 +13,9 @@ import {
   getAgency,
   listAgencies,
   putAgencyAddress,
-} from './key-directory-store.ts';
+} from '@smgw/key-directory';
+import { sealSecret } from '@smgw/secrets';
+import type { FastifyInstance } from 'fastify';
 import { acceptKeyMaterialBodies, PGP_KEY_TYPE, PKCS12_TYPE } from './key-material-bodies.ts';
 import { certificateFacts } from './pem-certificates.ts';
 import { problem, problemSchema } from './problem.ts';

@@ -1,7 +1,7 @@
 // The key-directory commands of the operator CLI: trust, cert, pgp, agency. Each wraps one admin API call.
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
-import type { Agency, AgencyKey, StoredCertificate, StoredPgpKey, TrustAnchor } from './key-directory-store.ts';
+import type { Agency, AgencyKey, StoredCertificate, StoredPgpKey, TrustAnchor } from '@smgw/key-directory';
 
 export const KEY_DIRECTORY_USAGE = `  trust add <pem-file>                trust a CA (S/MIME and signature verification)
   trust list                          the trusted CAs

@@ -2,7 +2,6 @@
 // is pending: the encrypt stage uses only approved keys. Approval records who and when.
 import { inspectPublicKey, type PgpKeyInfo } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
-import type { FastifyInstance } from 'fastify';
 import {
   addPgpKey,
   getPgpKeyArmored,
@@ -10,7 +9,8 @@ import {
   PGP_KEY_STATES,
   type PgpKeyState,
   setPgpKeyState,
-} from './key-directory-store.ts';
+} from '@smgw/key-directory';
+import type { FastifyInstance } from 'fastify';
 import { acceptKeyMaterialBodies, textBody } from './key-material-bodies.ts';
 import { problem, problemSchema } from './problem.ts';
 import { DEFAULT_OPERATOR, OPERATOR_PATTERN } from './quarantine-routes.ts';

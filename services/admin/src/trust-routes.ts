@@ -3,14 +3,14 @@
 import type { PathValidationCode, RevocationFetcher, RevocationMode } from '@smgw/crypto';
 import { validateCertificatePathFetchingRevocation } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
-import type { FastifyInstance } from 'fastify';
 import {
   addCertificate,
   addTrustAnchor,
   listCertificates,
   listTrustAnchors,
   trustAnchorCertificates,
-} from './key-directory-store.ts';
+} from '@smgw/key-directory';
+import type { FastifyInstance } from 'fastify';
 import { acceptKeyMaterialBodies, textBody } from './key-material-bodies.ts';
 import { type CertificateFacts, PemError, readPemCertificates } from './pem-certificates.ts';
 import { problem, problemSchema } from './problem.ts';

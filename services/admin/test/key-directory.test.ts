@@ -5,11 +5,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { agencyKeyAad } from '@smgw/key-directory';
 import { createLogger } from '@smgw/observability';
 import { openSecret } from '@smgw/secrets';
 import { createTestDatabase, createTestVhost, type TestDatabase, type TestVhost } from '@smgw/testing';
 import { runCli } from '../src/cli.ts';
-import { agencyKeyAad } from '../src/key-directory-store.ts';
 import { type AdminConfig, type RunningAdmin, startAdmin } from '../src/service.ts';
 import { createGpgKeys, createKeyMaterial, type GpgKeys, type KeyMaterial } from './key-material.ts';
 

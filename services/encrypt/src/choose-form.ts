@@ -9,7 +9,7 @@ import {
   validateCertificatePathFetchingRevocation,
 } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
-import { currentCertificates, pgpKeysFor, type StoredCapabilities } from './key-directory.ts';
+import { currentCertificates, pgpKeysFor, type StoredCapabilities } from '@smgw/key-directory';
 
 export type RecipientChoice =
   | {

@@ -14,13 +14,13 @@ import {
 } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
 import { advance, type BlobRef, type Envelope, withVerdict } from '@smgw/envelope';
+import { sealedAgencyKeys } from '@smgw/key-directory';
 import { type HandlerContext, next, type Outcome } from '@smgw/mq';
 import { openSecret, SecretError } from '@smgw/secrets';
 import { recordEvent } from '@smgw/trace';
 import { BODY_HEAD_BYTES, readBodyHead } from './already-encrypted.ts';
 import { HARVEST_MAX_BYTES, harvestPgpKeys, mayOfferPgpKeys } from './harvest-pgp-keys.ts';
 import { fromAddress, harvestSmimeCertificate, maySignSmime } from './harvest-smime-certificates.ts';
-import { agencyKeysFor } from './key-directory.ts';
 import {
   type EncryptedForm,
   encryptedFormOf,
@@ -122,7 +122,7 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
 
 async function decrypt(deps: InboundDeps, envelope: Envelope, form: EncryptedForm, at: Date): Promise<Decryption> {
   const agencyRecipients = envelope.recipients.filter((r) => inDomains(r, deps.internalDomains));
-  const stored = await agencyKeysFor(deps.pool, agencyRecipients, form);
+  const stored = await sealedAgencyKeys(deps.pool, agencyRecipients, form);
   if (stored.length === 0) {
     return {
       ok: false,

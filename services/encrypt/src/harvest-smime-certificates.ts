@@ -15,7 +15,7 @@ import {
   verifySignedMessage,
 } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
-import { storeHarvestedCertificate, trustAnchorCertificates } from './key-directory.ts';
+import { storeHarvestedCertificate, trustAnchorCertificates } from '@smgw/key-directory';
 import { fieldValue, type HeaderField } from './mime-headers.ts';
 
 export interface HarvestCertificateDeps {

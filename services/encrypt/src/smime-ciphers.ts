@@ -2,7 +2,7 @@
 // certificate, harvested from their signed mail). Defaults are the widest-supported ones (AES-256-CBC EnvelopedData,
 // RSA PKCS#1 v1.5); stronger ones only where announced. The choices are tables, not branches.
 import type { ContentCipher, KeyTransport } from '@smgw/crypto';
-import type { StoredCapabilities } from './key-directory.ts';
+import type { StoredCapabilities } from '@smgw/key-directory';
 
 /** RSA key transport per announcement (SmimeCapabilities.keyTransport); anything else gets the default. */
 const KEY_TRANSPORT_BY_ANNOUNCEMENT: Readonly<Record<string, KeyTransport>> = {

@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createRevocationFetcher, type RevocationMode } from '@smgw/crypto';
+import { trustAnchorCertificates } from '@smgw/key-directory';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 import { type ChooseFormDeps, chooseForm, RevocationUnavailableError } from '../src/choose-form.ts';
-import { trustAnchorCertificates } from '../src/key-directory.ts';
 import {
   createGpgHome,
   createTestPki,

@@ -1,7 +1,7 @@
 // The key directory in PostgreSQL (packages/db/migrations/008_key_directory.sql): trust anchors, recipient
 // certificates, OpenPGP keys with their trust state, agencies with domains and addresses, and the agencies' own keys
-// (private part sealed). The admin routes write here; the encrypt service reads the same tables (the lookups at the
-// end of each section are the reads it needs). Private keys are never selected here except by agencyKeysFor.
+// (private part sealed). The admin routes write through this file; the encrypt stage's reads are in encrypt-reads.ts.
+// Private keys are never selected here.
 import type { Pool } from '@smgw/db';
 import { newMessageId } from '@smgw/envelope';
 
@@ -156,8 +156,15 @@ export async function addCertificate(
       await client.query('select pg_advisory_xact_lock(hashtext($1))', [`certificates:${address}`]);
     }
     const existing = await client.query<CertificateRow>(
-      `update certificates set last_validation = $2 where fingerprint = $1 returning ${CERTIFICATE_COLUMNS}`,
-      [cert.fingerprint, JSON.stringify(cert.lastValidation)],
+      `update certificates set last_validation = $2, smime_capabilities = coalesce($3::jsonb, smime_capabilities)
+        where fingerprint = $1 returning ${CERTIFICATE_COLUMNS}`,
+      [
+        cert.fingerprint,
+        JSON.stringify(cert.lastValidation),
+        cert.smimeCapabilities === undefined || cert.smimeCapabilities === null
+          ? null
+          : JSON.stringify(cert.smimeCapabilities),
+      ],
     );
     if (existing.rows[0]) {
       await client.query('commit');
@@ -221,27 +228,6 @@ export async function listCertificates(
     [filter.address?.toLowerCase() ?? null, filter.includeReplaced, filter.limit],
   );
   return rows.map(toCertificate);
-}
-
-/** For encryption: the current (not replaced) certificates of an address with their DER and chain. The caller
- * validates them again at its own time before use. */
-export async function currentCertificatesFor(
-  pool: Pool,
-  address: string,
-): Promise<Array<StoredCertificate & { der: Buffer; intermediates: Buffer[]; smimeCapabilities: unknown }>> {
-  const { rows } = await pool.query<
-    CertificateRow & { der: Buffer; intermediates: Buffer[]; smime_capabilities: unknown }
-  >(
-    `select ${CERTIFICATE_COLUMNS}, der, intermediates, smime_capabilities from certificates
-      where addresses @> array[$1::text] and replaced_by is null order by not_before desc`,
-    [address.toLowerCase()],
-  );
-  return rows.map((r) => ({
-    ...toCertificate(r),
-    der: r.der,
-    intermediates: r.intermediates,
-    smimeCapabilities: r.smime_capabilities,
-  }));
 }
 
 // --- OpenPGP keys ----------------------------------------------------------------------------------------------------
@@ -347,19 +333,6 @@ export async function listPgpKeys(
     [filter.state ?? null, filter.address?.toLowerCase() ?? null, filter.limit],
   );
   return rows.map(toPgpKey);
-}
-
-/** For encryption: approved keys of an address, armored. The caller inspects them again at its own time. */
-export async function approvedPgpKeysFor(
-  pool: Pool,
-  address: string,
-): Promise<Array<StoredPgpKey & { armored: string }>> {
-  const { rows } = await pool.query<PgpKeyRow & { armored: string }>(
-    `select ${PGP_COLUMNS}, armored from pgp_keys
-      where addresses @> array[$1::text] and state = 'approved' order by created_at desc`,
-    [address.toLowerCase()],
-  );
-  return rows.map((r) => ({ ...toPgpKey(r), armored: r.armored }));
 }
 
 // --- agencies ----------------------------------------------------------------------------------------------------------
@@ -544,35 +517,4 @@ export async function addAgencyKey(pool: Pool, key: NewAgencyKey): Promise<{ key
     },
     created,
   };
-}
-
-/** For inbound decryption: an address's keys with the sealed private part (open with openSecret and agencyKeyAad). */
-export async function agencyKeysFor(
-  pool: Pool,
-  address: string,
-): Promise<Array<AgencyKey & { certificate: Buffer | null; publicArmored: string | null; privateKeySealed: Buffer }>> {
-  const { rows } = await pool.query<{
-    id: string;
-    address: string;
-    kind: 'smime' | 'pgp';
-    fingerprint: string;
-    created_at: Date;
-    certificate: Buffer | null;
-    public_armored: string | null;
-    private_key_sealed: Buffer;
-  }>(
-    `select id, address, kind, fingerprint, created_at, certificate, public_armored, private_key_sealed
-       from agency_keys where address = $1 order by created_at desc`,
-    [address.toLowerCase()],
-  );
-  return rows.map((r) => ({
-    id: r.id,
-    address: r.address,
-    kind: r.kind,
-    fingerprint: r.fingerprint,
-    createdAt: r.created_at.toISOString(),
-    certificate: r.certificate,
-    publicArmored: r.public_armored,
-    privateKeySealed: r.private_key_sealed,
-  }));
 }
