@@ -1,7 +1,7 @@
 // What the encrypt stage needs of the key directory (packages/db/migrations/008_key_directory.sql). Addresses are
 // stored lower-case; callers pass them as the envelope has them.
 import type { Pool } from '@smgw/db';
-import { addCertificate } from './store.ts';
+import { addCertificate, type NewCertificate } from './store.ts';
 
 export interface CertificateForEncryption {
   fingerprint: string;
@@ -18,20 +18,8 @@ export interface StoredCapabilities {
   oids?: string[];
 }
 
-export interface HarvestedCertificateRow {
-  fingerprint: string;
-  subject: string;
-  /** Lower-case. */
-  addresses: string[];
-  issuer: string;
-  serial: string;
-  notBefore: Date;
-  notAfter: Date;
-  der: Buffer;
-  intermediates: Buffer[];
-  smimeCapabilities: unknown;
-  lastValidation: unknown;
-}
+/** A certificate taken from validly signed inbound mail: stored like an operator's, with source `harvested`. */
+export type HarvestedCertificateRow = Omit<NewCertificate, 'source'>;
 
 export interface PgpKeyForEncryption {
   fingerprint: string;
