@@ -1,13 +1,19 @@
 // Outbound OpenPGP: the MIME entity encrypted (and optionally signed) as one RFC 3156 PGP/MIME message for all
-// recipient keys. The content always streams through openpgp, so memory does not grow with the message size
-// (figures in README.md).
+// recipient keys. Without a signing key (the common case) and with recipient keys that openpgp would give SEIPDv1 with
+// AES-256 anyway, the fast path writes the message itself with node:crypto (seipd-v1-writer.ts, armor-writer.ts) and
+// takes only the session key packets from openpgp; everything else goes through openpgp. Either way the content
+// streams, so memory does not grow with the message size (figures in README.md).
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import * as openpgp from 'openpgp';
+import { MessageArmorWriter } from './armor-writer.ts';
 import { describeError, PgpError } from './errors.ts';
 import { formatOuterHeaders, type OuterHeaders } from './outer-headers.ts';
 import { type ArmoredPrivateKey, fingerprintOf, unlockPrivateKey } from './private-keys.ts';
+import { type RecipientKey, readRecipientKey, takesSeipdV1Aes256 } from './recipient-keys.ts';
+import { SeipdV1Writer } from './seipd-v1-writer.ts';
+import { sessionKeyPacket, writesNatively } from './session-key-packets.ts';
 
 export interface EncryptPgpMimeInput {
   /** The complete MIME entity to protect (its headers and body); encrypted byte for byte. */
@@ -37,8 +43,29 @@ export async function encryptPgpMime(input: EncryptPgpMimeInput): Promise<Readab
   const now = input.now ?? new Date();
   const outerHeaders = formatOuterHeaders(input.headers);
   if (input.recipientKeys.length === 0) throw new PgpError('PGP_NO_RECIPIENTS', 'no recipient key given');
-  const encryptionKeys = await Promise.all(input.recipientKeys.map((armored) => readRecipientKey(armored, now)));
+  const recipients = await Promise.all(input.recipientKeys.map((armored) => readRecipientKey(armored, now)));
+  const encryptionKeys = recipients.map((recipient) => recipient.publicKey);
   const signingKeys = input.signingKey ? [await readSigningKey(input.signingKey, now)] : [];
+  // One call for all random bytes (each call into OpenSSL costs several µs): boundary, session key, prefix.
+  const random = randomBytes(16 + 32 + 18);
+  const boundary = `smgw-pgp-${random.toString('hex', 0, 16)}`;
+
+  if (signingKeys.length === 0 && (await allTakeSeipdV1Aes256(encryptionKeys, now))) {
+    const sessionKey = random.subarray(16, 48);
+    let sessionKeyPackets: Buffer;
+    let seipd: SeipdV1Writer;
+    try {
+      seipd = new SeipdV1Writer(sessionKey, now, random.subarray(48));
+      sessionKeyPackets = await allSessionKeyPackets(recipients, sessionKey, now);
+    } finally {
+      sessionKey.fill(0); // the cipher holds its own copy; ours is not needed any more
+    }
+    // A Buffer is encrypted by a synchronous generator (no promise per chunk); a stream needs the async one.
+    const parts = Buffer.isBuffer(input.content)
+      ? pgpMimePartsSync(outerHeaders, boundary, armoredFromBuffer(input.content, sessionKeyPackets, seipd))
+      : pgpMimeParts(outerHeaders, boundary, armoredFromStream(input.content, sessionKeyPackets, seipd));
+    return Readable.from(parts, { objectMode: false });
+  }
 
   let armored: NodeWebReadableStream<string>;
   try {
@@ -59,16 +86,94 @@ export async function encryptPgpMime(input: EncryptPgpMimeInput): Promise<Readab
     throw new PgpError('PGP_ENCRYPT_FAILED', `openpgp could not encrypt: ${describeError(error)}`, { cause: error });
   }
 
-  const boundary = `smgw-pgp-${randomBytes(16).toString('hex')}`;
-  return Readable.from(pgpMimeParts(outerHeaders, boundary, armored), { objectMode: false });
+  return Readable.from(pgpMimeParts(outerHeaders, boundary, crlfLines(armored)), { objectMode: false });
+}
+
+/** The PKESK packets for every recipient: written natively for RSA and cv25519 keys, else by openpgp. */
+async function allSessionKeyPackets(recipients: RecipientKey[], sessionKey: Buffer, now: Date): Promise<Buffer> {
+  try {
+    if (recipients.every((recipient) => writesNatively(recipient.encryptionKeyPacket))) {
+      return Buffer.concat(recipients.map((recipient) => sessionKeyPacket(recipient.encryptionKeyPacket, sessionKey)));
+    }
+    const packets = await openpgp.encryptSessionKey({
+      data: sessionKey,
+      algorithm: 'aes256',
+      encryptionKeys: recipients.map((recipient) => recipient.publicKey),
+      format: 'binary',
+      date: now,
+    });
+    return Buffer.from(packets);
+  } catch (error) {
+    throw new PgpError('PGP_ENCRYPT_FAILED', `could not encrypt the session key: ${describeError(error)}`, {
+      cause: error,
+    });
+  }
+}
+
+async function allTakeSeipdV1Aes256(keys: openpgp.PublicKey[], now: Date): Promise<boolean> {
+  const verdicts = await Promise.all(keys.map((key) => takesSeipdV1Aes256(key, now)));
+  return verdicts.every(Boolean);
+}
+
+/** The armored message (CRLF lines) for a Buffer: the session key packets, then the SEIPDv1 packet chunk by chunk. */
+function* armoredFromBuffer(content: Buffer, sessionKeyPackets: Buffer, seipd: SeipdV1Writer): Generator<Buffer> {
+  const armor = new MessageArmorWriter();
+  yield armor.write([sessionKeyPackets]);
+  for (let offset = 0; offset < content.length; offset += CHUNK_BYTES) {
+    const out = armor.write(seipd.write(content.subarray(offset, Math.min(offset + CHUNK_BYTES, content.length))));
+    if (out.length > 0) yield out;
+  }
+  yield armor.write(seipd.end());
+  yield armor.end();
+}
+
+/** The same for a stream of content, as it arrives. */
+async function* armoredFromStream(
+  content: Readable,
+  sessionKeyPackets: Buffer,
+  seipd: SeipdV1Writer,
+): AsyncGenerator<Buffer> {
+  const armor = new MessageArmorWriter();
+  yield armor.write([sessionKeyPackets]);
+  for await (const chunk of content) {
+    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array | string);
+    const out = armor.write(seipd.write(bytes));
+    if (out.length > 0) yield out;
+  }
+  yield armor.write(seipd.end());
+  yield armor.end();
+}
+
+async function* crlfLines(armored: NodeWebReadableStream<string>): AsyncGenerator<Buffer> {
+  for await (const chunk of armored) yield toCrlf(chunk);
 }
 
 async function* pgpMimeParts(
   outerHeaders: string,
   boundary: string,
-  armored: NodeWebReadableStream<string>,
+  armored: AsyncIterable<Buffer>,
 ): AsyncGenerator<Buffer> {
-  yield Buffer.from(
+  yield mimeHead(outerHeaders, boundary);
+  try {
+    for await (const chunk of armored) yield chunk;
+  } catch (error) {
+    throw streamingFailure(error);
+  }
+  yield mimeTail(boundary);
+}
+
+function* pgpMimePartsSync(outerHeaders: string, boundary: string, armored: Iterable<Buffer>): Generator<Buffer> {
+  yield mimeHead(outerHeaders, boundary);
+  try {
+    yield* armored;
+  } catch (error) {
+    throw streamingFailure(error);
+  }
+  yield mimeTail(boundary);
+}
+
+function mimeHead(outerHeaders: string, boundary: string): Buffer {
+  return Buffer.from(
     `${outerHeaders}MIME-Version: 1.0\r\n` +
       `Content-Type: multipart/encrypted; protocol="application/pgp-encrypted";\r\n boundary="${boundary}"\r\n` +
       '\r\n' +
@@ -85,14 +190,16 @@ async function* pgpMimeParts(
       'Content-Disposition: inline; filename="encrypted.asc"\r\n' +
       '\r\n',
   );
-  try {
-    for await (const chunk of armored) yield toCrlf(chunk);
-  } catch (error) {
-    throw new PgpError('PGP_ENCRYPT_FAILED', `encryption failed while streaming: ${describeError(error)}`, {
-      cause: error,
-    });
-  }
-  yield Buffer.from(`\r\n--${boundary}--\r\n`);
+}
+
+function mimeTail(boundary: string): Buffer {
+  return Buffer.from(`\r\n--${boundary}--\r\n`);
+}
+
+function streamingFailure(error: unknown): PgpError {
+  return new PgpError('PGP_ENCRYPT_FAILED', `encryption failed while streaming: ${describeError(error)}`, {
+    cause: error,
+  });
 }
 
 const CHUNK_BYTES = 64 * 1024;
@@ -108,29 +215,6 @@ function* chunksOf(content: Buffer): Generator<Uint8Array> {
 // openpgp armors with bare LF and never emits CR, so every LF becomes CRLF (mail needs CRLF; ingest refuses bare LF).
 function toCrlf(text: string): Buffer {
   return Buffer.from(text.replaceAll('\n', '\r\n'), 'latin1');
-}
-
-async function readRecipientKey(armored: string, now: Date): Promise<openpgp.PublicKey> {
-  let key: openpgp.Key;
-  try {
-    key = await openpgp.readKey({ armoredKey: armored });
-  } catch (error) {
-    throw new PgpError('PGP_RECIPIENT_KEY_UNUSABLE', `not a readable OpenPGP key: ${describeError(error)}`, {
-      cause: error,
-    });
-  }
-  const publicKey = key.isPrivate() ? key.toPublic() : key;
-  try {
-    // The same check openpgp.encrypt makes (expiry, revocation, minRSABits), but with the fingerprint in the error.
-    await publicKey.getEncryptionKey(undefined, now);
-  } catch (error) {
-    throw new PgpError(
-      'PGP_RECIPIENT_KEY_UNUSABLE',
-      `key ${fingerprintOf(publicKey)} cannot encrypt: ${describeError(error)}`,
-      { cause: error },
-    );
-  }
-  return publicKey;
 }
 
 async function readSigningKey(given: ArmoredPrivateKey, now: Date): Promise<openpgp.PrivateKey> {

@@ -12,7 +12,7 @@
 //   PGP_DECRYPT_FAILED          a matching key was given but decryption or the integrity check failed
 //   PGP_UNSUPPORTED             valid OpenPGP we do not open: password-only (SKESK), unprotected (no MDC) data,
 //                               unknown algorithms
-//   PGP_ENCRYPT_FAILED          openpgp failed while encrypting (input stream error, internal error)
+//   PGP_ENCRYPT_FAILED          encryption failed (input stream error, session key packet or internal error)
 
 export type PgpErrorCode =
   | 'PGP_NO_RECIPIENTS'
