@@ -72,6 +72,23 @@ export async function sealedAgencyKeys(
   return rows;
 }
 
+/**
+ * Whether the sender's agency signs outbound mail: the agency owning the domain of `address` (the envelope sender).
+ * Undefined when the domain belongs to no agency.
+ */
+export async function agencySigningFor(
+  pool: Pool,
+  address: string,
+): Promise<{ agencyId: string; signOutbound: boolean } | undefined> {
+  const domain = address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+  const { rows } = await pool.query<{ agencyId: string; signOutbound: boolean }>(
+    `select a.id as "agencyId", a.sign_outbound as "signOutbound" from agency_domains d
+       join agencies a on a.id = d.agency_id where d.domain = $1`,
+    [domain],
+  );
+  return rows[0];
+}
+
 /** Stores a harvested certificate with the same replacement rule as an operator's (addCertificate). */
 export async function storeHarvestedCertificate(
   pool: Pool,

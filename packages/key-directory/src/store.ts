@@ -342,6 +342,10 @@ export interface Agency {
   name: string;
   domains: string[];
   addresses: Array<{ address: string; verifySignatures: boolean }>;
+  /** Outbound mail from the agency is signed with the sender address's key before encryption (migration 009). */
+  signOutbound: boolean;
+  signOutboundChangedBy: string | null;
+  signOutboundChangedAt: string | null;
   createdAt: string;
 }
 
@@ -353,17 +357,25 @@ export type CreateAgencyResult =
 /** Creates an agency with its domains (lower-case), all or nothing. */
 export async function createAgency(
   pool: Pool,
-  agency: { name: string; domains: string[]; now: Date },
+  agency: { name: string; domains: string[]; signOutbound?: boolean; operator?: string; now: Date },
 ): Promise<CreateAgencyResult> {
+  const signOutbound = agency.signOutbound ?? false;
   const id = newMessageId(agency.now.getTime());
   const client = await pool.connect();
   try {
     await client.query('begin');
-    await client.query('insert into agencies (id, name, created_at) values ($1, $2, $3)', [
-      id,
-      agency.name,
-      agency.now,
-    ]);
+    await client.query(
+      `insert into agencies (id, name, created_at, sign_outbound, sign_outbound_changed_by, sign_outbound_changed_at)
+       values ($1, $2, $3, $4, $5, $6)`,
+      [
+        id,
+        agency.name,
+        agency.now,
+        signOutbound,
+        signOutbound ? (agency.operator ?? null) : null,
+        signOutbound ? agency.now : null,
+      ],
+    );
     await client.query('insert into agency_domains (domain, agency_id) select unnest($1::text[]), $2', [
       agency.domains,
       id,
@@ -394,8 +406,11 @@ export async function listAgencies(pool: Pool, id?: string): Promise<Agency[]> {
     created_at: Date;
     domains: string[];
     addresses: Array<{ address: string; verifySignatures: boolean }>;
+    sign_outbound: boolean;
+    sign_outbound_changed_by: string | null;
+    sign_outbound_changed_at: Date | null;
   }>(
-    `select a.id, a.name, a.created_at,
+    `select a.id, a.name, a.created_at, a.sign_outbound, a.sign_outbound_changed_by, a.sign_outbound_changed_at,
         coalesce((select array_agg(domain order by domain) from agency_domains d where d.agency_id = a.id), '{}') as domains,
         coalesce((select json_agg(json_build_object('address', address, 'verifySignatures', verify_signatures)
                     order by address) from agency_addresses x where x.agency_id = a.id), '[]') as addresses
@@ -407,8 +422,25 @@ export async function listAgencies(pool: Pool, id?: string): Promise<Agency[]> {
     name: r.name,
     domains: r.domains,
     addresses: r.addresses,
+    signOutbound: r.sign_outbound,
+    signOutboundChangedBy: r.sign_outbound_changed_by,
+    signOutboundChangedAt: r.sign_outbound_changed_at?.toISOString() ?? null,
     createdAt: r.created_at.toISOString(),
   }));
+}
+
+/** Switches signing of the agency's outbound mail; records who and when. The agency as it is now, if it exists. */
+export async function setAgencySigning(
+  pool: Pool,
+  input: { agencyId: string; signOutbound: boolean; operator: string; at: Date },
+): Promise<Agency | undefined> {
+  const { rowCount } = await pool.query(
+    `update agencies set sign_outbound = $2, sign_outbound_changed_by = $3, sign_outbound_changed_at = $4
+      where id = $1`,
+    [input.agencyId, input.signOutbound, input.operator, input.at],
+  );
+  if (rowCount === 0) return undefined;
+  return getAgency(pool, input.agencyId);
 }
 
 export type PutAddressResult =

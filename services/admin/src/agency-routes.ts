@@ -13,12 +13,14 @@ import {
   getAgency,
   listAgencies,
   putAgencyAddress,
+  setAgencySigning,
 } from '@smgw/key-directory';
 import { sealSecret } from '@smgw/secrets';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { acceptKeyMaterialBodies, PGP_KEY_TYPE, PKCS12_TYPE } from './key-material-bodies.ts';
 import { certificateFacts } from './pem-certificates.ts';
 import { problem, problemSchema } from './problem.ts';
+import { DEFAULT_OPERATOR, OPERATOR_PATTERN } from './quarantine-routes.ts';
 
 export interface AgencyRouteOptions {
   pool: Pool;
@@ -35,7 +37,7 @@ const NO_CONTROL_CHARACTERS = '^[^\\u0000-\\u001f\\u007f]*$';
 
 const agencySchema = {
   type: 'object',
-  required: ['id', 'name', 'domains', 'addresses', 'createdAt'],
+  required: ['id', 'name', 'domains', 'addresses', 'signOutbound', 'createdAt'],
   properties: {
     id: { type: 'string' },
     name: { type: 'string' },
@@ -48,9 +50,27 @@ const agencySchema = {
         properties: { address: { type: 'string' }, verifySignatures: { type: 'boolean' } },
       },
     },
+    signOutbound: { type: 'boolean' },
+    signOutboundChangedBy: { type: ['string', 'null'] },
+    signOutboundChangedAt: { type: ['string', 'null'] },
     createdAt: { type: 'string' },
   },
 } as const;
+
+const operatorHeaders = {
+  type: 'object',
+  properties: { 'x-smgw-operator': { type: 'string', pattern: OPERATOR_PATTERN } },
+} as const;
+
+/** Refuses a non-boolean flag before the schema, whose type coercion would turn "yes" or 1 into a boolean. */
+function strictBoolean(name: string) {
+  return async (req: FastifyRequest, reply: FastifyReply) => {
+    const flag = (req.body as Record<string, unknown> | undefined)?.[name];
+    if (flag !== undefined && typeof flag !== 'boolean') {
+      return reply.code(400).send(problem('BAD_REQUEST', `body/${name} must be true or false`));
+    }
+  };
+}
 
 const idParams = {
   type: 'object',
@@ -84,14 +104,19 @@ function pem(der: Buffer): string {
 export async function agencyRoutes(api: FastifyInstance, options: AgencyRouteOptions): Promise<void> {
   acceptKeyMaterialBodies(api);
 
-  api.post<{ Body: { name: string; domains: string[] } }>(
+  api.post<{
+    Body: { name: string; domains: string[]; signOutbound: boolean };
+    Headers: { 'x-smgw-operator'?: string };
+  }>(
     '/agencies',
     {
+      preValidation: strictBoolean('signOutbound'),
       schema: {
+        headers: operatorHeaders,
         body: {
           type: 'object',
           required: ['name', 'domains'],
-          propertyNames: { enum: ['name', 'domains'] },
+          propertyNames: { enum: ['name', 'domains', 'signOutbound'] },
           properties: {
             name: { type: 'string', minLength: 1, maxLength: 200, pattern: NO_CONTROL_CHARACTERS },
             domains: {
@@ -101,6 +126,7 @@ export async function agencyRoutes(api: FastifyInstance, options: AgencyRouteOpt
               uniqueItems: true,
               items: { type: 'string', pattern: DOMAIN_PATTERN },
             },
+            signOutbound: { type: 'boolean', default: false },
           },
         },
         response: {
@@ -114,11 +140,21 @@ export async function agencyRoutes(api: FastifyInstance, options: AgencyRouteOpt
       const result = await createAgency(options.pool, {
         name: req.body.name.trim(),
         domains: req.body.domains,
+        signOutbound: req.body.signOutbound,
+        operator: req.headers['x-smgw-operator'] ?? DEFAULT_OPERATOR,
         now: options.now(),
       });
       switch (result.kind) {
         case 'created':
-          req.log.info({ code: 'AGENCY_CREATED', agencyId: result.id, domains: req.body.domains }, 'agency created');
+          req.log.info(
+            {
+              code: 'AGENCY_CREATED',
+              agencyId: result.id,
+              domains: req.body.domains,
+              signOutbound: req.body.signOutbound,
+            },
+            'agency created',
+          );
           return reply.code(201).send({ id: result.id });
         case 'name-taken':
           return reply.code(409).send(problem('AGENCY_EXISTS', `an agency named "${req.body.name}" exists`));
@@ -156,16 +192,44 @@ export async function agencyRoutes(api: FastifyInstance, options: AgencyRouteOpt
     },
   );
 
+  api.post<{ Params: { id: string }; Body: { signOutbound: boolean }; Headers: { 'x-smgw-operator'?: string } }>(
+    '/agencies/:id/signing',
+    {
+      preValidation: strictBoolean('signOutbound'),
+      schema: {
+        params: idParams,
+        headers: operatorHeaders,
+        body: {
+          type: 'object',
+          required: ['signOutbound'],
+          propertyNames: { enum: ['signOutbound'] },
+          properties: { signOutbound: { type: 'boolean' } },
+        },
+        response: { 200: agencySchema, 400: problemSchema, 404: problemSchema },
+      },
+    },
+    async (req, reply) => {
+      const agencyId = req.params.id.toUpperCase();
+      const operator = req.headers['x-smgw-operator'] ?? DEFAULT_OPERATOR;
+      const agency = await setAgencySigning(options.pool, {
+        agencyId,
+        signOutbound: req.body.signOutbound,
+        operator,
+        at: options.now(),
+      });
+      if (!agency) return reply.code(404).send(problem('AGENCY_NOT_FOUND', `no agency ${agencyId}`));
+      req.log.info(
+        { code: 'AGENCY_SIGNING_SET', agencyId, signOutbound: agency.signOutbound, operator },
+        `outbound signing ${agency.signOutbound ? 'on' : 'off'}`,
+      );
+      return agency;
+    },
+  );
+
   api.post<{ Params: { id: string }; Body: { address: string; verifySignatures: boolean } }>(
     '/agencies/:id/addresses',
     {
-      preValidation: async (req, reply) => {
-        // Checked before the schema, whose type coercion would turn "yes" or 1 into a boolean.
-        const flag = (req.body as { verifySignatures?: unknown } | undefined)?.verifySignatures;
-        if (flag !== undefined && typeof flag !== 'boolean') {
-          return reply.code(400).send(problem('BAD_REQUEST', 'body/verifySignatures must be true or false'));
-        }
-      },
+      preValidation: strictBoolean('verifySignatures'),
       schema: {
         params: idParams,
         body: {

@@ -13,7 +13,9 @@ export const KEY_DIRECTORY_USAGE = `  trust add <pem-file>                trust 
   pgp list [--state pending|approved|rejected] [--address a]
   agency add <name> --domain d [--domain d2 ...]
                                       onboard an agency with its domains; prints its id
-  agency list                         agencies with domains and addresses
+  agency list                         agencies with domains, addresses and outbound signing
+  agency signing <agency-id> on|off   sign the agency's outbound mail with the sender's key before encryption
+                                      (recorded with --operator)
   agency address <agency-id> <address> [--verify-signatures]
                                       add an agency address (or switch its signature verification)
   agency key <agency-id> <address> <file> [--password p]
@@ -176,9 +178,24 @@ export async function runKeyDirectoryCommand(
           (a) =>
             `${a.id}  ${a.name}  domains: ${a.domains.join(', ')}  addresses: ${
               a.addresses.map((x) => `${x.address}${x.verifySignatures ? ' (verify)' : ''}`).join(', ') || '-'
-            }`,
+            }  signing: ${a.signOutbound ? 'on' : 'off'}`,
           'no agencies',
         ),
+      );
+    }
+    case 'agency signing': {
+      const [agencyId, setting] = args;
+      const usage = 'usage: agency signing <agency-id> on|off [--operator <name>]';
+      if (!agencyId || (setting !== 'on' && setting !== 'off')) throw new KeyDirectoryCliError(usage);
+      const answer = await call('POST', `/agencies/${enc(agencyId)}/signing`, {
+        body: { signOutbound: setting === 'on' },
+        headers: operatorHeader,
+      });
+      expect([200], answer);
+      const agency = answer.body as Agency;
+      return show(
+        answer.body,
+        () => `${agency.id}  ${agency.name}: outbound signing ${agency.signOutbound ? 'on' : 'off'}\n`,
       );
     }
     case 'agency address': {

@@ -17,7 +17,8 @@ const USAGE = `operator commands (talk to the admin API):
 ${KEY_DIRECTORY_USAGE}
   help                                this text
 settings: SMGW_ADMIN_URL (default http://127.0.0.1:8081/api/v1), SMGW_ADMIN_TOKEN,
-          SMGW_OPERATOR (default operator name for release, trust add, cert add, pgp approve|reject)`;
+          SMGW_OPERATOR (default operator name for release, trust add, cert add, pgp approve|reject,
+                         agency signing)`;
 
 const OPTIONS = {
   json: { type: 'boolean' },

@@ -400,6 +400,40 @@ describe('the key directory in the admin API', () => {
     assert.doesNotMatch(answer.body.error.message, /falsch|richtig/);
   });
 
+  it('creates an agency that signs outbound mail and switches signing off and on with the operator recorded', async () => {
+    const created = await api(
+      'POST',
+      '/agencies',
+      json({ name: 'Zollamt Ost', domains: ['zoll-ost.example'], signOutbound: true }),
+    );
+    assert.equal(created.status, 201);
+    const id = created.body.id;
+    const shown = await api('GET', `/agencies/${id}`);
+    assert.equal(shown.body.signOutbound, true);
+    assert.equal(shown.body.signOutboundChangedBy, 'admin-token');
+
+    const off = await api('POST', `/agencies/${id}/signing`, {
+      ...json({ signOutbound: false }),
+      headers: { 'x-smgw-operator': 'erika' },
+    });
+    assert.equal(off.status, 200);
+    assert.equal(off.body.signOutbound, false);
+    assert.equal(off.body.signOutboundChangedBy, 'erika');
+    assert.equal(typeof off.body.signOutboundChangedAt, 'string');
+    const listed = await api('GET', '/agencies');
+    const row = listed.body.agencies.find((a: { id: string }) => a.id === id);
+    assert.equal(row.signOutbound, false);
+
+    const notBoolean = await api('POST', `/agencies/${id}/signing`, json({ signOutbound: 'yes' }));
+    assert.equal(notBoolean.status, 400);
+    const missing = await api('POST', `/agencies/${id}/signing`, json({}));
+    assert.equal(missing.status, 400);
+    const unknown = await api('POST', `/agencies/${'0'.repeat(26)}/signing`, json({ signOutbound: true }));
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.body.error.code, 'AGENCY_NOT_FOUND');
+    assert.equal((await api('GET', `/agencies/${agencyId}`)).body.signOutbound, false, 'off unless asked for');
+  });
+
   it('answers 404 for a key upload to an address the agency does not have', async () => {
     const answer = await api('POST', `/agencies/${agencyId}/addresses/nobody@fa-nord.example/keys`, {
       body: Buffer.from('x'),
@@ -469,10 +503,16 @@ describe('the key directory in the admin API', () => {
     );
     assert.equal(key.code, 0, key.out);
     assert.match(key.out, /^stored \(sealed\): smime [0-9a-f]{64} {2}buero@west.example/);
+    const signing = await captureStdout(() => runCli(['agency', 'signing', id, 'on'], env));
+    assert.equal(signing.code, 0, signing.out);
+    assert.equal(signing.out, `${id}  Stadt West: outbound signing on\n`);
+    const badSetting = await captureStderr(() => runCli(['agency', 'signing', id, 'maybe'], env));
+    assert.equal(badSetting.code, 1);
+    assert.match(badSetting.out, /usage: agency signing <agency-id> on\|off/);
     const listed = await captureStdout(() => runCli(['agency', 'list'], env));
     assert.match(
       listed.out,
-      /Stadt West {2}domains: stadt-west.example, west.example {2}addresses: buero@west.example \(verify\)/,
+      /Stadt West {2}domains: stadt-west.example, west.example {2}addresses: buero@west.example \(verify\) {2}signing: on/,
     );
   });
 });

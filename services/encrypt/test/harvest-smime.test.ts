@@ -312,6 +312,7 @@ describe('S/MIME certificate harvesting and cipher choice', () => {
     assert.deepEqual(event?.data, {
       form: 'smime',
       fingerprint: recipient.fingerprint,
+      signed: false,
       contentCipher: 'aes-256-gcm',
       keyTransport: 'rsa-oaep-sha256',
     });
@@ -369,6 +370,7 @@ describe('S/MIME certificate harvesting and cipher choice', () => {
     assert.deepEqual(event?.data, {
       form: 'smime',
       fingerprint: recipient.fingerprint,
+      signed: false,
       contentCipher: 'aes-256-cbc',
       keyTransport: 'rsa-pkcs1v15',
     });
