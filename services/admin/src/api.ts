@@ -9,6 +9,7 @@ import { bearerTokenMatches } from './bearer-auth.ts';
 import { pgpKeyRoutes } from './pgp-key-routes.ts';
 import { problem } from './problem.ts';
 import { quarantineRoutes } from './quarantine-routes.ts';
+import { submissionAccountRoutes } from './submission-account-routes.ts';
 import { trustRoutes } from './trust-routes.ts';
 
 const MESSAGE_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
@@ -90,6 +91,7 @@ export function buildAdminApi(options: {
         masterKey: keyDirectory.masterKey,
         now: keyDirectory.now,
       });
+      await api.register(submissionAccountRoutes, { pool: options.pool });
     },
     { prefix: '/api/v1' },
   );

@@ -15,6 +15,10 @@ const USAGE = `operator commands (talk to the admin API):
   quarantine release <id> [--reason "..."] [--operator <name>]
                                       let the message continue its route (recorded with who and why)
 ${KEY_DIRECTORY_USAGE}
+  account add <username> --domain d [--domain d2 ...]
+                                      a submission account for SMTP AUTH on 2587, allowed to send as those
+                                      domains; the password comes from SMGW_ACCOUNT_PASSWORD (or --password)
+  account list [--json]               submission accounts (never their passwords)
   help                                this text
 settings: SMGW_ADMIN_URL (default http://127.0.0.1:8081/api/v1), SMGW_ADMIN_TOKEN,
           SMGW_OPERATOR (default operator name for release, trust add, cert add, pgp approve|reject,
@@ -161,6 +165,38 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
           env,
         );
         process.stdout.write(output);
+        return 0;
+      }
+      case 'account': {
+        const action = positional[0];
+        if (action === 'list') {
+          const { status, body } = await call('GET', '/submission-accounts');
+          if (status !== 200) throw new CliError(errorText(status, body));
+          const accounts = (body as { accounts: { username: string; senderDomains: string[]; disabled: boolean }[] })
+            .accounts;
+          process.stdout.write(
+            json
+              ? `${JSON.stringify(accounts, null, 2)}\n`
+              : accounts
+                  .map((a) => `${a.username}  ${a.senderDomains.join(',')}${a.disabled ? '  (disabled)' : ''}\n`)
+                  .join(''),
+          );
+          return 0;
+        }
+        if (action !== 'add' || !positional[1] || !values.domain?.length) {
+          throw new CliError(
+            'usage: account add <username> --domain d [--domain d2 ...]  (password: SMGW_ACCOUNT_PASSWORD)',
+          );
+        }
+        const password = values.password ?? env.SMGW_ACCOUNT_PASSWORD;
+        if (!password) throw new CliError('set SMGW_ACCOUNT_PASSWORD (keeps the password out of the process list)');
+        const { status, body } = await call('POST', '/submission-accounts', {
+          body: { username: positional[1], password, senderDomains: values.domain },
+        });
+        if (status !== 201) throw new CliError(errorText(status, body));
+        process.stdout.write(
+          json ? `${JSON.stringify(body, null, 2)}\n` : `created ${(body as { username: string }).username}\n`,
+        );
         return 0;
       }
       case undefined:

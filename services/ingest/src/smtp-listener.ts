@@ -3,6 +3,7 @@
 import { type Cidr, inNetworks } from '@smgw/config';
 import type { Pool } from '@smgw/db';
 import type { Logger } from '@smgw/observability';
+import { type SubmissionAccount, verifySubmissionLogin } from '@smgw/submission-accounts';
 import {
   SMTPServer,
   type SMTPServerAddress,
@@ -19,7 +20,6 @@ import { decideRecipient, type Listener } from './recipient-policy.ts';
 import { decideSubmissionSender } from './sender-policy.ts';
 import { queuedReply, type ReplyCode, refusal } from './smtp-replies.ts';
 import { attachConnectionHooks } from './smtp-server-patches.ts';
-import { type SubmissionAccount, verifySubmissionLogin } from './submission-auth.ts';
 import type { TlsCredentials } from './tls.ts';
 
 /** How long stopping lets messages that are being received finish before their sessions are closed. */

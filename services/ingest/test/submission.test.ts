@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createBlobStore } from '@smgw/blob-store';
+import { createSubmissionAccount, verifySubmissionLogin } from '@smgw/submission-accounts';
 import { getTrace } from '@smgw/trace';
 import type { RunningIngest } from '../src/service.ts';
-import { createSubmissionAccount, verifySubmissionLogin } from '../src/submission-auth.ts';
 import { createTestWorld, type TestWorld } from './harness.ts';
 import { SmtpTestClient } from './smtp-client.ts';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { argon2 } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { hashPassword, verifyPassword } from '../src/submission-auth.ts';
+import { hashPassword, verifyPassword } from '../src/index.ts';
 
 describe('argon2id password hashes', () => {
   it('node:crypto has argon2 (Node 24.7+)', () => {
