@@ -1,39 +1,27 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type Envelope, newMessageId, newTraceId } from '@smgw/envelope';
-import { createLogger } from '@smgw/observability';
-import { createTestDatabase, createTestVhost, type TestDatabase, type TestVhost } from '@smgw/testing';
+import type { TestDatabase } from '@smgw/testing';
 import { recordEvent, recordMessage, setRecipientState } from '@smgw/trace';
 import { runCli } from '../src/cli.ts';
-import { type RunningAdmin, startAdmin } from '../src/service.ts';
+import type { RunningAdmin } from '../src/service.ts';
+import { captureStdout, startTestAdmin, type TestAdmin } from './harness.ts';
 
 const TOKEN = 'test-token-0123456789';
 
 describe('admin API', () => {
   let db: TestDatabase;
-  let vhost: TestVhost;
+  let testAdmin: TestAdmin;
   let admin: RunningAdmin;
   let base: string;
 
   before(async () => {
-    [db, vhost] = await Promise.all([createTestDatabase(), createTestVhost()]);
-    admin = await startAdmin(
-      {
-        databaseUrl: db.url,
-        databaseSchema: db.schema,
-        amqpUrl: vhost.url,
-        adminPort: 0,
-        adminBind: '127.0.0.1',
-        adminToken: TOKEN,
-        logLevel: 'silent',
-      },
-      createLogger('admin-test', 'silent'),
-    );
+    testAdmin = await startTestAdmin(TOKEN);
+    ({ db, admin } = testAdmin);
     base = `http://127.0.0.1:${admin.port}`;
   });
   after(async () => {
-    await admin.stop();
-    await Promise.all([db.drop(), vhost.drop()]);
+    await testAdmin.stop();
   });
 
   const get = (path: string, token?: string) =>
@@ -116,19 +104,10 @@ describe('admin API', () => {
     );
 
     // The operator CLI prints the same trace.
-    const written: string[] = [];
-    const write = process.stdout.write;
-    process.stdout.write = ((chunk: string) => {
-      written.push(chunk);
-      return true;
-    }) as typeof process.stdout.write;
-    try {
-      const code = await runCli(['trace', env.id], { SMGW_ADMIN_URL: `${base}/api/v1`, SMGW_ADMIN_TOKEN: TOKEN });
-      assert.equal(code, 0);
-    } finally {
-      process.stdout.write = write;
-    }
-    const out = written.join('');
+    const { code, out } = await captureStdout(() =>
+      runCli(['trace', env.id], { SMGW_ADMIN_URL: `${base}/api/v1`, SMGW_ADMIN_TOKEN: TOKEN }),
+    );
+    assert.equal(code, 0);
     assert.match(out, new RegExp(`message\\s+${env.id}`));
     assert.match(out, /deferred\s+leitung@behoerde\.example/);
     assert.match(out, /DELIVERY_DEFERRED: 451 4\.3\.0 try later/);

@@ -6,11 +6,11 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { agencyKeyAad } from '@smgw/key-directory';
-import { createLogger } from '@smgw/observability';
 import { openSecret } from '@smgw/secrets';
-import { createTestDatabase, createTestVhost, type TestDatabase, type TestVhost } from '@smgw/testing';
+import type { TestDatabase } from '@smgw/testing';
 import { runCli } from '../src/cli.ts';
-import { type AdminConfig, type RunningAdmin, startAdmin } from '../src/service.ts';
+import type { RunningAdmin } from '../src/service.ts';
+import { captureStderr, captureStdout, startTestAdmin, type TestAdmin } from './harness.ts';
 import { createGpgKeys, createKeyMaterial, type GpgKeys, type KeyMaterial } from './key-material.ts';
 
 const TOKEN = 'test-token-key-directory-0123456789';
@@ -24,8 +24,7 @@ interface ApiAnswer {
 
 describe('the key directory in the admin API', () => {
   let db: TestDatabase;
-  let vhost: TestVhost;
-  let admin: RunningAdmin;
+  let testAdmin: TestAdmin;
   let adminWithoutMasterKey: RunningAdmin;
   let crlServer: Server;
   let km: KeyMaterial;
@@ -68,29 +67,14 @@ describe('the key directory in the admin API', () => {
     crls.set('/intermediate.crl', km.crl(km.intermediate));
     gpgKeys = createGpgKeys();
 
-    [db, vhost] = await Promise.all([createTestDatabase(), createTestVhost()]);
-    const config: AdminConfig = {
-      databaseUrl: db.url,
-      databaseSchema: db.schema,
-      amqpUrl: vhost.url,
-      adminPort: 0,
-      adminBind: '127.0.0.1',
-      adminToken: TOKEN,
-      logLevel: 'silent',
-      masterKey: MASTER_KEY,
-      revocationMode: 'require',
-    };
-    const logger = createLogger('admin-test', 'silent');
-    admin = await startAdmin(config, logger);
-    adminWithoutMasterKey = await startAdmin({ ...config, masterKey: undefined }, logger);
-    base = `http://127.0.0.1:${admin.port}/api/v1`;
+    testAdmin = await startTestAdmin(TOKEN, { masterKey: MASTER_KEY, revocationMode: 'require' });
+    ({ db, base } = testAdmin);
+    adminWithoutMasterKey = await testAdmin.startAnother({ masterKey: undefined });
   });
 
   after(async () => {
-    await admin?.stop();
-    await adminWithoutMasterKey?.stop();
+    await testAdmin?.stop();
     await new Promise((resolve) => crlServer?.close(resolve));
-    await Promise.all([db?.drop(), vhost?.drop()]);
     km?.cleanup();
     gpgKeys?.cleanup();
   });
@@ -516,28 +500,3 @@ describe('the key directory in the admin API', () => {
     );
   });
 });
-
-async function captureStdout(run: () => Promise<number>): Promise<{ code: number; out: string }> {
-  return capture(process.stdout, run);
-}
-
-async function captureStderr(run: () => Promise<number>): Promise<{ code: number; out: string }> {
-  return capture(process.stderr, run);
-}
-
-async function capture(stream: NodeJS.WriteStream, run: () => Promise<number>): Promise<{ code: number; out: string }> {
-  const written: string[] = [];
-  const write = stream.write;
-  // Only the CLI's text is captured; the test runner's own (binary) reports still go out.
-  stream.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
-    if (typeof chunk !== 'string') return write.call(stream, chunk, ...rest);
-    written.push(chunk);
-    return true;
-  }) as typeof stream.write;
-  try {
-    const code = await run();
-    return { code, out: written.join('') };
-  } finally {
-    stream.write = write;
-  }
-}

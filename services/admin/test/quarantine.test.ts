@@ -3,13 +3,12 @@ import { after, before, describe, it } from 'node:test';
 import { type Direction, type Envelope, newMessageId, newTraceId, type Stage, workQueue } from '@smgw/envelope';
 import { connectMq, type Mq, next } from '@smgw/mq';
 import { createLogger } from '@smgw/observability';
-import { createTestDatabase, createTestVhost, type TestDatabase, type TestVhost, waitFor } from '@smgw/testing';
+import { rabbitManagementApi, type TestDatabase, type TestVhost, waitFor } from '@smgw/testing';
 import { getTrace, recordMessage, setRecipientState } from '@smgw/trace';
 import { runCli } from '../src/cli.ts';
-import { type RunningAdmin, startAdmin } from '../src/service.ts';
+import { captureStderr, captureStdout, startTestAdmin, type TestAdmin } from './harness.ts';
 
 const TOKEN = 'test-token-quarantine-0123456789';
-const RABBIT_API = process.env.SMGW_RABBITMQ_API ?? 'http://guest:guest@127.0.0.1:15672/api';
 
 interface Entry {
   id: string;
@@ -30,27 +29,15 @@ interface Entry {
 describe('quarantine in the admin API', () => {
   let db: TestDatabase;
   let vhost: TestVhost;
-  let admin: RunningAdmin;
+  let testAdmin: TestAdmin;
   let testMq: Mq;
   let base: string;
   /** Envelopes that arrived in the work queues this test consumes, by stage. */
   const arrived: Record<'encrypt' | 'deliver', Envelope[]> = { encrypt: [], deliver: [] };
 
   before(async () => {
-    [db, vhost] = await Promise.all([createTestDatabase(), createTestVhost()]);
-    admin = await startAdmin(
-      {
-        databaseUrl: db.url,
-        databaseSchema: db.schema,
-        amqpUrl: vhost.url,
-        adminPort: 0,
-        adminBind: '127.0.0.1',
-        adminToken: TOKEN,
-        logLevel: 'silent',
-      },
-      createLogger('admin-test', 'silent'),
-    );
-    base = `http://127.0.0.1:${admin.port}/api/v1`;
+    testAdmin = await startTestAdmin(TOKEN);
+    ({ db, vhost, base } = testAdmin);
     testMq = await connectMq({ url: vhost.url, logger: createLogger('mq-test', 'silent'), connectionName: 'test' });
     await testMq.declareTopology({});
     for (const stage of ['encrypt', 'deliver'] as const) {
@@ -65,9 +52,8 @@ describe('quarantine in the admin API', () => {
     }
   });
   after(async () => {
-    await admin.stop();
     await testMq.close();
-    await Promise.all([db.drop(), vhost.drop()]);
+    await testAdmin.stop();
   });
 
   /** A message the scan stage quarantined, as the scan service leaves it: entry row, recipients quarantined. */
@@ -365,7 +351,7 @@ describe('quarantine in the admin API', () => {
     const { id, envelope } = await quarantined({ direction: 'inbound', itinerary: ['scan', 'verify', 'deliver'] });
     // The broker returns what it cannot route: with the verify queue gone, the confirmed publish fails.
     const verify = encodeURIComponent(workQueue('verify'));
-    const deleted = await rabbitApi(`/queues/${vhost.name}/${verify}`, 'DELETE');
+    const deleted = await rabbitManagementApi(`/queues/${vhost.name}/${verify}`, 'DELETE');
     assert.ok(deleted.ok, `deleting ${workQueue('verify')}: HTTP ${deleted.status}`);
 
     const res = await release(id, { operator: 'ops', body: { reason: 'checked' } });
@@ -434,36 +420,3 @@ describe('quarantine in the admin API', () => {
     assert.match(again.out, /ALREADY_RELEASED/);
   });
 });
-
-function rabbitApi(path: string, method: string): Promise<Response> {
-  const url = new URL(RABBIT_API + path);
-  const auth = Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString(
-    'base64',
-  );
-  url.username = '';
-  url.password = '';
-  return fetch(url, { method, headers: { authorization: `Basic ${auth}` } });
-}
-
-async function captureStdout(run: () => Promise<number>): Promise<{ code: number; out: string }> {
-  return capture(process.stdout, run);
-}
-
-async function captureStderr(run: () => Promise<number>): Promise<{ code: number; out: string }> {
-  return capture(process.stderr, run);
-}
-
-async function capture(stream: NodeJS.WriteStream, run: () => Promise<number>): Promise<{ code: number; out: string }> {
-  const written: string[] = [];
-  const write = stream.write;
-  stream.write = ((chunk: string) => {
-    written.push(chunk);
-    return true;
-  }) as typeof stream.write;
-  try {
-    const code = await run();
-    return { code, out: written.join('') };
-  } finally {
-    stream.write = write;
-  }
-}

@@ -1,38 +1,24 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createLogger } from '@smgw/observability';
 import { verifySubmissionLogin } from '@smgw/submission-accounts';
-import { createTestDatabase, createTestVhost, type TestDatabase, type TestVhost } from '@smgw/testing';
+import type { TestDatabase } from '@smgw/testing';
 import { runCli } from '../src/cli.ts';
-import { type RunningAdmin, startAdmin } from '../src/service.ts';
+import { captureStdout, startTestAdmin, type TestAdmin } from './harness.ts';
 
 const TOKEN = 'test-token-accounts-0123456789';
 
 describe('submission accounts in the admin API', () => {
   let db: TestDatabase;
-  let vhost: TestVhost;
-  let admin: RunningAdmin;
+  let testAdmin: TestAdmin;
   let base: string;
 
   before(async () => {
-    [db, vhost] = await Promise.all([createTestDatabase(), createTestVhost()]);
-    admin = await startAdmin(
-      {
-        databaseUrl: db.url,
-        databaseSchema: db.schema,
-        amqpUrl: vhost.url,
-        adminPort: 0,
-        adminBind: '127.0.0.1',
-        adminToken: TOKEN,
-        logLevel: 'silent',
-      },
-      createLogger('admin-test', 'silent'),
-    );
-    base = `http://127.0.0.1:${admin.port}/api/v1`;
+    testAdmin = await startTestAdmin(TOKEN);
+    ({ db } = testAdmin);
+    base = testAdmin.base;
   });
   after(async () => {
-    await admin.stop();
-    await Promise.all([db.drop(), vhost.drop()]);
+    await testAdmin.stop();
   });
 
   const post = (body: unknown) =>
@@ -90,23 +76,15 @@ describe('submission accounts in the admin API', () => {
 
   it('lets an operator create an account from the CLI with the password from the environment', async () => {
     const env = { SMGW_ADMIN_URL: base, SMGW_ADMIN_TOKEN: TOKEN, SMGW_ACCOUNT_PASSWORD: 'aus der Umgebung 123' };
-    const write = process.stdout.write;
-    const written: string[] = [];
-    process.stdout.write = ((chunk: string) => {
-      written.push(chunk);
-      return true;
-    }) as typeof process.stdout.write;
-    try {
-      assert.equal(
-        await runCli(['account', 'add', 'registratur@fa-nord.example', '--domain', 'fa-nord.example'], env),
-        0,
-      );
-      assert.equal(await runCli(['account', 'list'], env), 0);
-    } finally {
-      process.stdout.write = write;
-    }
-    assert.match(written.join(''), /created registratur@fa-nord\.example/);
-    assert.match(written.join(''), /registratur@fa-nord\.example {2}fa-nord\.example/);
+    // captureStdout lets the test runner's own (binary) reports through; swallowing them would hide tests.
+    const added = await captureStdout(() =>
+      runCli(['account', 'add', 'registratur@fa-nord.example', '--domain', 'fa-nord.example'], env),
+    );
+    assert.equal(added.code, 0);
+    const listed = await captureStdout(() => runCli(['account', 'list'], env));
+    assert.equal(listed.code, 0);
+    assert.match(added.out, /created registratur@fa-nord\.example/);
+    assert.match(listed.out, /registratur@fa-nord\.example {2}fa-nord\.example/);
     assert.ok(
       await verifySubmissionLogin(db.pool, {
         username: 'registratur@fa-nord.example',

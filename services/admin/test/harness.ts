@@ -1,0 +1,73 @@
+// What the admin tests share: the admin service on a free port against its own schema and vhost, and capturing the
+// CLI's output.
+import { createLogger } from '@smgw/observability';
+import { createTestDatabase, createTestVhost, type TestDatabase, type TestVhost } from '@smgw/testing';
+import { type AdminConfig, type RunningAdmin, startAdmin } from '../src/service.ts';
+
+export interface TestAdmin {
+  db: TestDatabase;
+  vhost: TestVhost;
+  admin: RunningAdmin;
+  /** http://127.0.0.1:<port>/api/v1 */
+  base: string;
+  /** Another admin instance on the same schema and vhost, with other settings. */
+  startAnother(overrides: Partial<AdminConfig>): Promise<RunningAdmin>;
+  stop(): Promise<void>;
+}
+
+export async function startTestAdmin(token: string, overrides: Partial<AdminConfig> = {}): Promise<TestAdmin> {
+  const [db, vhost] = await Promise.all([createTestDatabase(), createTestVhost()]);
+  const config: AdminConfig = {
+    databaseUrl: db.url,
+    databaseSchema: db.schema,
+    amqpUrl: vhost.url,
+    adminPort: 0,
+    adminBind: '127.0.0.1',
+    adminToken: token,
+    logLevel: 'silent',
+    ...overrides,
+  };
+  const logger = createLogger('admin-test', 'silent');
+  const admin = await startAdmin(config, logger);
+  const others: RunningAdmin[] = [];
+  return {
+    db,
+    vhost,
+    admin,
+    base: `http://127.0.0.1:${admin.port}/api/v1`,
+    async startAnother(more) {
+      const other = await startAdmin({ ...config, ...more }, logger);
+      others.push(other);
+      return other;
+    },
+    async stop() {
+      await Promise.all([admin.stop(), ...others.map((o) => o.stop())]);
+      await Promise.all([db.drop(), vhost.drop()]);
+    },
+  };
+}
+
+export function captureStdout(run: () => Promise<number>): Promise<{ code: number; out: string }> {
+  return capture(process.stdout, run);
+}
+
+export function captureStderr(run: () => Promise<number>): Promise<{ code: number; out: string }> {
+  return capture(process.stderr, run);
+}
+
+async function capture(stream: NodeJS.WriteStream, run: () => Promise<number>): Promise<{ code: number; out: string }> {
+  const written: string[] = [];
+  const write = stream.write;
+  // Only the CLI's text is captured; the test runner's own (binary) reports still go out.
+  stream.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+    if (typeof chunk !== 'string') return write.call(stream, chunk, ...rest);
+    written.push(chunk);
+    return true;
+  }) as typeof stream.write;
+  try {
+    const code = await run();
+    return { code, out: written.join('') };
+  } finally {
+    stream.write = write;
+  }
+}
