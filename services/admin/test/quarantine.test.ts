@@ -6,25 +6,12 @@ import { createLogger } from '@smgw/observability';
 import { rabbitManagementApi, type TestDatabase, type TestVhost, waitFor } from '@smgw/testing';
 import { getTrace, recordMessage, setRecipientState } from '@smgw/trace';
 import { runCli } from '../src/cli.ts';
+import type { QuarantineEntry } from '../src/quarantine-store.ts';
 import { captureStderr, captureStdout, startTestAdmin, type TestAdmin } from './harness.ts';
 
 const TOKEN = 'test-token-quarantine-0123456789';
 
-interface Entry {
-  id: string;
-  messageId: string;
-  direction: string;
-  verdict: string;
-  finding: string;
-  detail: string | null;
-  quarantinedAt: string;
-  expiresAt: string;
-  releasedAt: string | null;
-  releasedBy: string | null;
-  releaseReason: string | null;
-  mailFrom: string;
-  recipients: string[];
-}
+type Entry = QuarantineEntry;
 
 describe('quarantine in the admin API', () => {
   let db: TestDatabase;

@@ -6,7 +6,6 @@ import { createPrivateKey } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { type BlobStore, createBlobStore } from '@smgw/blob-store';
-import { createRevocationFetcher } from '@smgw/crypto';
 import type { Envelope } from '@smgw/envelope';
 import { addAgencyKey, agencyKeyAad, createAgency, putAgencyAddress } from '@smgw/key-directory';
 import { sealSecret } from '@smgw/secrets';
@@ -17,6 +16,7 @@ import { type EncryptDeps, encryptEnvelope } from '../src/encrypt-envelope.ts';
 import {
   createGpgHome,
   createTestPki,
+  encryptDeps,
   type GpgHome,
   handlerContext,
   INNER_ENTITY,
@@ -114,22 +114,13 @@ describe('signing with the agency key before encryption', () => {
     });
   }
 
-  function deps(overrides: Partial<EncryptDeps> = {}): EncryptDeps {
-    const now = new Date();
-    return {
-      pool: db.pool,
+  const deps = (overrides: Partial<EncryptDeps> = {}): EncryptDeps =>
+    encryptDeps(
+      db.pool,
       blobStore,
-      fetcher: createRevocationFetcher({ now: () => now, timeoutMs: 1000 }),
-      revocationMode: 'off',
-      maxEncryptedBytes: 10 * 1024 * 1024,
-      hostname: 'smgw.test',
-      masterKey: MASTER_KEY,
-      maxMessageBytes: 1024 * 1024,
-      internalDomains: ['signiert.example', 'unsigniert.example', 'ohne-schluessel.example'],
-      now: () => now,
-      ...overrides,
-    };
-  }
+      { internalDomains: ['signiert.example', 'unsigniert.example', 'ohne-schluessel.example'], ...overrides },
+      1000,
+    );
 
   /** Encrypts one message from `sender` to an S/MIME and a PGP recipient; the two copies by form. */
   async function send(

@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { type BlobStore, createBlobStore } from '@smgw/blob-store';
-import { createRevocationFetcher } from '@smgw/crypto';
 import { createPool } from '@smgw/db';
 import type { Envelope } from '@smgw/envelope';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
@@ -12,10 +11,10 @@ import { recordMessage } from '@smgw/trace';
 import { type EncryptDeps, encryptEnvelope } from '../src/encrypt-envelope.ts';
 import {
   createTestPki,
+  encryptDeps,
   handlerContext,
   insertCertificate,
   insertTrustAnchor,
-  MASTER_KEY,
   outboundMail,
   type TestPki,
   testEnvelope,
@@ -42,22 +41,8 @@ describe('the encrypt handler', () => {
     await db?.drop();
   });
 
-  function deps(overrides: Partial<EncryptDeps> = {}): EncryptDeps {
-    const now = new Date();
-    return {
-      pool: db.pool,
-      blobStore,
-      fetcher: createRevocationFetcher({ now: () => now, timeoutMs: 1000 }),
-      revocationMode: 'require',
-      maxEncryptedBytes: 10 * 1024 * 1024,
-      hostname: 'smgw.test',
-      masterKey: MASTER_KEY,
-      maxMessageBytes: 1024 * 1024,
-      internalDomains: ['behoerde.example'],
-      now: () => now,
-      ...overrides,
-    };
-  }
+  const deps = (overrides: Partial<EncryptDeps> = {}): EncryptDeps =>
+    encryptDeps(db.pool, blobStore, { revocationMode: 'require', ...overrides }, 1000);
 
   async function outbound(to: string): Promise<Envelope> {
     const blob = await blobStore.put(Readable.from([outboundMail([to])]));

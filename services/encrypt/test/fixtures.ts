@@ -8,17 +8,42 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { inspectPublicKey } from '@smgw/crypto';
+import type { BlobStore } from '@smgw/blob-store';
+import { createRevocationFetcher, inspectPublicKey } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
 import { type Direction, type Envelope, newMessageId, newTraceId } from '@smgw/envelope';
 import type { HandlerContext } from '@smgw/mq';
 import { createLogger } from '@smgw/observability';
 import { sealSecret } from '@smgw/secrets';
+import type { EncryptDeps } from '../src/encrypt-envelope.ts';
 
 const run = promisify(execFile);
 
 export const testLogger = createLogger('encrypt-test', 'silent');
 export const MASTER_KEY = Buffer.alloc(32, 7);
+
+/** What the encrypt handler needs, for tests: revocation off unless a test asks, clock fixed at the call. */
+export function encryptDeps(
+  pool: Pool,
+  blobStore: BlobStore,
+  overrides: Partial<EncryptDeps> = {},
+  fetchTimeoutMs = 2000,
+): EncryptDeps {
+  const now = new Date();
+  return {
+    pool,
+    blobStore,
+    fetcher: createRevocationFetcher({ now: () => now, timeoutMs: fetchTimeoutMs }),
+    revocationMode: 'off',
+    maxEncryptedBytes: 10 * 1024 * 1024,
+    hostname: 'smgw.test',
+    masterKey: MASTER_KEY,
+    maxMessageBytes: 1024 * 1024,
+    internalDomains: ['behoerde.example'],
+    now: () => now,
+    ...overrides,
+  };
+}
 
 export function handlerContext(overrides: Partial<HandlerContext> = {}): HandlerContext {
   return { attempt: 0, lastAttempt: false, log: testLogger, signal: new AbortController().signal, ...overrides };

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { type BlobStore, createBlobStore } from '@smgw/blob-store';
-import { createRevocationFetcher, type RevocationFetcher } from '@smgw/crypto';
+import type { RevocationFetcher } from '@smgw/crypto';
 import type { Envelope } from '@smgw/envelope';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 import { getTrace, recordMessage } from '@smgw/trace';
@@ -14,12 +14,12 @@ import { signWithPkijs } from '../../../packages/crypto/test/smime-pkijs-signer.
 import { type EncryptDeps, encryptEnvelope } from '../src/encrypt-envelope.ts';
 import {
   createTestPki,
+  encryptDeps,
   handlerContext,
   INNER_ENTITY,
   insertAgencyKey,
   insertCertificate,
   insertTrustAnchor,
-  MASTER_KEY,
   outboundMail,
   startCrlServer,
   type TestCa,
@@ -65,22 +65,7 @@ describe('S/MIME certificate harvesting and cipher choice', () => {
     await db?.drop();
   });
 
-  function deps(overrides: Partial<EncryptDeps> = {}): EncryptDeps {
-    const now = new Date();
-    return {
-      pool: db.pool,
-      blobStore,
-      fetcher: createRevocationFetcher({ now: () => now, timeoutMs: 2000 }),
-      revocationMode: 'off',
-      maxEncryptedBytes: 10 * 1024 * 1024,
-      hostname: 'smgw.test',
-      masterKey: MASTER_KEY,
-      maxMessageBytes: 1024 * 1024,
-      internalDomains: ['behoerde.example'],
-      now: () => now,
-      ...overrides,
-    };
-  }
+  const deps = (overrides: Partial<EncryptDeps> = {}): EncryptDeps => encryptDeps(db.pool, blobStore, overrides);
 
   async function signedBy(signer: TestCertificate, ...extra: string[]): Promise<Buffer> {
     const entityPath = await pki.file('signed-entity.eml', SIGNED_ENTITY);
