@@ -50,21 +50,46 @@ export async function recordMessage(db: Queryable, envelope: Envelope): Promise<
 }
 
 export async function recordEvent(db: Queryable, messageId: string, e: TraceEvent): Promise<void> {
+  await recordEvents(db, [{ messageId, ...e }]);
+}
+
+/** Records several events (of one message or of many, e.g. a purge batch) in one statement. */
+export async function recordEvents(
+  db: Queryable,
+  events: readonly (TraceEvent & { messageId: string })[],
+): Promise<void> {
+  if (events.length === 0) return;
   await db.query(
     `insert into message_events (message_id, recipient, stage, event, outcome, code, reason, data, at)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()))`,
+     select message_id, recipient, stage, event, outcome, code, reason, data, coalesce(at, now())
+     from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::jsonb[],
+                 $9::timestamptz[]) as e (message_id, recipient, stage, event, outcome, code, reason, data, at)`,
     [
-      messageId,
-      e.recipient ?? null,
-      e.stage,
-      e.event,
-      e.outcome,
-      e.code ?? null,
-      e.reason ?? null,
-      e.data ? JSON.stringify(e.data) : null,
-      e.at ?? null,
+      events.map((e) => e.messageId),
+      events.map((e) => e.recipient ?? null),
+      events.map((e) => e.stage),
+      events.map((e) => e.event),
+      events.map((e) => e.outcome),
+      events.map((e) => e.code ?? null),
+      events.map((e) => e.reason ?? null),
+      events.map((e) => (e.data ? JSON.stringify(e.data) : null)),
+      events.map((e) => e.at ?? null),
     ],
   );
+}
+
+/** Whether the message's trace has `event` from `stage`, with `data` containing `dataContains` when given. */
+export async function hasEvent(
+  db: Queryable,
+  messageId: string,
+  match: { stage: string; event: string; dataContains?: Record<string, unknown> | undefined },
+): Promise<boolean> {
+  const found = await db.query(
+    `select 1 from message_events where message_id = $1 and stage = $2 and event = $3
+       and ($4::jsonb is null or data @> $4::jsonb) limit 1`,
+    [messageId, match.stage, match.event, match.dataContains ? JSON.stringify(match.dataContains) : null],
+  );
+  return (found.rowCount ?? 0) > 0;
 }
 
 export async function setRecipientState(
@@ -139,8 +164,6 @@ export async function getTrace(db: Queryable, messageId: string): Promise<Messag
     })),
   };
 }
-
-export { purgeExpiredQuarantine, type QuarantinePurge } from './quarantine-retention.ts';
 
 /**
  * The `onParked` hook of a stage's consumer: the trace says why the message stopped at `stage` (the message row is
