@@ -1,7 +1,7 @@
 // Retention: entries past expires_at are deleted in small batches, each its own short transaction, so a purge never
 // holds many row locks for long.
 import { type Pool, withTransaction } from '@smgw/db';
-import { recordEvents } from '@smgw/trace';
+import { recordEventBatch } from '@smgw/trace';
 
 export interface QuarantinePurge {
   /** Entries deleted. */
@@ -30,7 +30,7 @@ export async function purgeExpiredQuarantine(pool: Pool, now: Date, batch: numbe
          ) returning id, message_id, blob_sha256`,
         [now, batch],
       );
-      await recordEvents(
+      await recordEventBatch(
         client,
         purged.rows.map((row) => ({
           messageId: row.message_id,

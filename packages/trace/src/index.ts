@@ -50,31 +50,64 @@ export async function recordMessage(db: Queryable, envelope: Envelope): Promise<
 }
 
 export async function recordEvent(db: Queryable, messageId: string, e: TraceEvent): Promise<void> {
-  await recordEvents(db, [{ messageId, ...e }]);
+  await db.query(
+    `insert into message_events (message_id, recipient, stage, event, outcome, code, reason, data, at)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()))`,
+    [
+      messageId,
+      e.recipient ?? null,
+      e.stage,
+      e.event,
+      e.outcome,
+      e.code ?? null,
+      e.reason ?? null,
+      e.data ? JSON.stringify(e.data) : null,
+      e.at ?? null,
+    ],
+  );
 }
 
-/** Records several events (of one message or of many, e.g. a purge batch) in one statement. */
-export async function recordEvents(
+export async function setRecipientState(
+  db: Queryable,
+  messageId: string,
+  recipients: string[],
+  state: RecipientState,
+  detail?: string,
+): Promise<void> {
+  await db.query(
+    `update message_recipients set state = $3, detail = $4, updated_at = now()
+     where message_id = $1 and recipient = any($2::text[])`,
+    [messageId, recipients, state, detail ?? null],
+  );
+}
+
+/**
+ * Records events of many messages in one statement, in the order given: a sweep's batch (the quarantine purge
+ * records one event on each message it touched).
+ */
+export async function recordEventBatch(
   db: Queryable,
   events: readonly (TraceEvent & { messageId: string })[],
 ): Promise<void> {
   if (events.length === 0) return;
+  const rows = events.map((e) => ({
+    message_id: e.messageId,
+    recipient: e.recipient ?? null,
+    stage: e.stage,
+    event: e.event,
+    outcome: e.outcome,
+    code: e.code ?? null,
+    reason: e.reason ?? null,
+    data: e.data ?? null,
+    at: e.at?.toISOString() ?? null,
+  }));
   await db.query(
     `insert into message_events (message_id, recipient, stage, event, outcome, code, reason, data, at)
-     select message_id, recipient, stage, event, outcome, code, reason, data, coalesce(at, now())
-     from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::jsonb[],
-                 $9::timestamptz[]) as e (message_id, recipient, stage, event, outcome, code, reason, data, at)`,
-    [
-      events.map((e) => e.messageId),
-      events.map((e) => e.recipient ?? null),
-      events.map((e) => e.stage),
-      events.map((e) => e.event),
-      events.map((e) => e.outcome),
-      events.map((e) => e.code ?? null),
-      events.map((e) => e.reason ?? null),
-      events.map((e) => (e.data ? JSON.stringify(e.data) : null)),
-      events.map((e) => e.at ?? null),
-    ],
+     select e.message_id, e.recipient, e.stage, e.event, e.outcome, e.code, e.reason, e.data, coalesce(e.at, now())
+       from rows from (jsonb_to_recordset($1::jsonb) as (message_id text, recipient text, stage text, event text,
+              outcome text, code text, reason text, data jsonb, at timestamptz)) with ordinality as e
+      order by e.ordinality`,
+    [JSON.stringify(rows)],
   );
 }
 
@@ -90,20 +123,6 @@ export async function hasEvent(
     [messageId, match.stage, match.event, match.dataContains ? JSON.stringify(match.dataContains) : null],
   );
   return (found.rowCount ?? 0) > 0;
-}
-
-export async function setRecipientState(
-  db: Queryable,
-  messageId: string,
-  recipients: string[],
-  state: RecipientState,
-  detail?: string,
-): Promise<void> {
-  await db.query(
-    `update message_recipients set state = $3, detail = $4, updated_at = now()
-     where message_id = $1 and recipient = any($2::text[])`,
-    [messageId, recipients, state, detail ?? null],
-  );
 }
 
 export interface MessageTrace {
