@@ -3,15 +3,10 @@
 import type { Pool } from '@smgw/db';
 import { DIRECTIONS, type Envelope } from '@smgw/envelope';
 import { type Logger, messageLogger } from '@smgw/observability';
+import { getQuarantineEntry, listQuarantine, QUARANTINE_STATES, type QuarantineState } from '@smgw/quarantine';
 import type { FastifyInstance } from 'fastify';
 import { problem, problemSchema } from './problem.ts';
-import {
-  getQuarantineEntry,
-  listQuarantine,
-  QUARANTINE_STATES,
-  type QuarantineState,
-  releaseQuarantined,
-} from './quarantine-store.ts';
+import { releaseQuarantined } from './release-quarantined.ts';
 
 /** Who released a message when no X-SMGW-Operator header names a person: the admin API has one shared token. */
 export const DEFAULT_OPERATOR = 'admin-token';

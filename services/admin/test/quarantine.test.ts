@@ -3,10 +3,10 @@ import { after, before, describe, it } from 'node:test';
 import { type Direction, type Envelope, newMessageId, newTraceId, type Stage, workQueue } from '@smgw/envelope';
 import { connectMq, type Mq, next } from '@smgw/mq';
 import { createLogger } from '@smgw/observability';
+import type { QuarantineEntry } from '@smgw/quarantine';
 import { rabbitManagementApi, type TestDatabase, type TestVhost, waitFor } from '@smgw/testing';
 import { getTrace, recordMessage, setRecipientState } from '@smgw/trace';
 import { runCli } from '../src/cli.ts';
-import type { QuarantineEntry } from '../src/quarantine-store.ts';
 import { captureStderr, captureStdout, startTestAdmin, type TestAdmin } from './harness.ts';
 
 const TOKEN = 'test-token-quarantine-0123456789';

@@ -3,6 +3,7 @@
 // an operator approves it first (SPEC.md admin API). A key already in the directory is left as it is.
 import { findPgpKeysInMessage, inspectPublicKey } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
+import { storeHarvestedPgpKey } from '@smgw/key-directory';
 import { fieldValue, type HeaderField } from './mime-headers.ts';
 
 /** Messages larger than this are not parsed for keys (mailparser holds the message several times). */
@@ -31,13 +32,14 @@ export async function harvestPgpKeys(pool: Pool, message: Buffer, now: Date): Pr
       continue; // not exactly one readable public key: nothing to offer an operator
     }
     if (info.addresses.length === 0) continue;
-    const { rowCount } = await pool.query(
-      `insert into pgp_keys (fingerprint, armored, addresses, algorithm, expires_at, state, source)
-       values ($1, $2, $3, $4, $5, 'pending', 'harvested')
-       on conflict (fingerprint) do nothing`,
-      [info.fingerprint, info.armored, info.addresses, info.algorithm, info.expires],
-    );
-    if (rowCount === 1) harvested.push({ fingerprint: info.fingerprint, addresses: info.addresses });
+    const { created } = await storeHarvestedPgpKey(pool, {
+      fingerprint: info.fingerprint,
+      armored: info.armored,
+      addresses: info.addresses,
+      algorithm: info.algorithm,
+      expiresAt: info.expires,
+    });
+    if (created) harvested.push({ fingerprint: info.fingerprint, addresses: info.addresses });
   }
   return harvested;
 }

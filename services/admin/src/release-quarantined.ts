@@ -1,104 +1,9 @@
-// Reading and releasing quarantine entries (packages/db/migrations/005_quarantine.sql). The scan service writes
-// them; operators see and release them through the admin API. The message content is never read here.
+// Releasing a quarantined message (POST /quarantine/{id}/release): the entry (@smgw/quarantine), the recipients'
+// state and the trace change in one transaction that commits only after the broker confirmed the envelope.
 import type { Pool } from '@smgw/db';
 import { advance, type Envelope, parseEnvelope, withVerdict } from '@smgw/envelope';
+import { getQuarantineEntry, markQuarantineReleased, type QuarantineEntry } from '@smgw/quarantine';
 import { recordEvent, setRecipientState } from '@smgw/trace';
-
-export const QUARANTINE_STATES = ['open', 'released', 'all'] as const;
-export type QuarantineState = (typeof QUARANTINE_STATES)[number];
-
-/** What an operator sees of a quarantined message: its facts and the verdict, never its content. */
-export interface QuarantineEntry {
-  id: string;
-  messageId: string;
-  direction: string;
-  verdict: string;
-  finding: string;
-  detail: string | null;
-  quarantinedAt: string;
-  expiresAt: string;
-  releasedAt: string | null;
-  releasedBy: string | null;
-  releaseReason: string | null;
-  mailFrom: string;
-  recipients: string[];
-}
-
-export interface QuarantineFilter {
-  state: QuarantineState;
-  direction?: string | undefined;
-  /** Newest first; at most this many. */
-  limit: number;
-  /** Only entries with an id (ULID: time-ordered) below this one: the cursor of the next page. */
-  before?: string | undefined;
-}
-
-// Only the envelope's sender and recipients are selected: the rest of it (client, blob ref) stays in the database.
-const ENTRY_COLUMNS = `id, message_id, direction, verdict, finding, detail, quarantined_at, expires_at,
-  released_at, released_by, release_reason, envelope->>'mailFrom' as mail_from, envelope->'recipients' as recipients`;
-
-interface EntryRow {
-  id: string;
-  message_id: string;
-  direction: string;
-  verdict: string;
-  finding: string;
-  detail: string | null;
-  quarantined_at: Date;
-  expires_at: Date;
-  released_at: Date | null;
-  released_by: string | null;
-  release_reason: string | null;
-  mail_from: string | null;
-  recipients: unknown;
-}
-
-function toEntry(row: EntryRow): QuarantineEntry {
-  return {
-    id: row.id,
-    messageId: row.message_id,
-    direction: row.direction,
-    verdict: row.verdict,
-    finding: row.finding,
-    detail: row.detail,
-    quarantinedAt: row.quarantined_at.toISOString(),
-    expiresAt: row.expires_at.toISOString(),
-    releasedAt: row.released_at ? row.released_at.toISOString() : null,
-    releasedBy: row.released_by,
-    releaseReason: row.release_reason,
-    mailFrom: row.mail_from ?? '',
-    recipients: Array.isArray(row.recipients) ? row.recipients.map(String) : [],
-  };
-}
-
-/** Quarantine entries, newest first, filtered by state (default: open ones) and direction, one page at a time. */
-export async function listQuarantine(pool: Pool, filter: QuarantineFilter): Promise<QuarantineEntry[]> {
-  const where: string[] = [];
-  const params: unknown[] = [];
-  if (filter.state === 'open') where.push('released_at is null');
-  if (filter.state === 'released') where.push('released_at is not null');
-  if (filter.direction) {
-    params.push(filter.direction);
-    where.push(`direction = $${params.length}`);
-  }
-  if (filter.before) {
-    params.push(filter.before);
-    where.push(`id < $${params.length}`);
-  }
-  params.push(filter.limit);
-  const result = await pool.query<EntryRow>(
-    `select ${ENTRY_COLUMNS} from quarantine ${where.length ? `where ${where.join(' and ')}` : ''}
-     order by id desc limit $${params.length}`,
-    params,
-  );
-  return result.rows.map(toEntry);
-}
-
-export async function getQuarantineEntry(pool: Pool, id: string): Promise<QuarantineEntry | undefined> {
-  const result = await pool.query<EntryRow>(`select ${ENTRY_COLUMNS} from quarantine where id = $1`, [id]);
-  const row = result.rows[0];
-  return row ? toEntry(row) : undefined;
-}
 
 export interface ReleaseRequest {
   id: string;
@@ -138,21 +43,20 @@ export async function releaseQuarantined(
   try {
     await client.query('begin');
     open = true;
-    const updated = await client.query<EntryRow & { envelope: unknown }>(
-      `update quarantine set released_at = $2, released_by = $3, release_reason = $4
-       where id = $1 and released_at is null
-       returning ${ENTRY_COLUMNS}, envelope`,
-      [request.id, request.now, request.operator, request.reason ?? null],
-    );
-    const row = updated.rows[0];
-    if (!row) {
+    const released = await markQuarantineReleased(client, {
+      id: request.id,
+      operator: request.operator,
+      reason: request.reason,
+      at: request.now,
+    });
+    if (!released) {
       await client.query('rollback');
       open = false;
       const existing = await getQuarantineEntry(pool, request.id);
       return existing ? { kind: 'already-released', entry: existing } : { kind: 'not-found' };
     }
-    const entry = toEntry(row);
-    const prepared = releasedEnvelope(row.envelope, entry, request);
+    const { entry } = released;
+    const prepared = releasedEnvelope(released.storedEnvelope, entry, request);
     if (!prepared.ok) {
       await client.query('rollback');
       open = false;

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type Envelope, newMessageId, newTraceId } from '@smgw/envelope';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
-import { getTrace, purgeExpiredQuarantine, recordMessage } from '../src/index.ts';
+import { getTrace, recordMessage } from '@smgw/trace';
+import { purgeExpiredQuarantine } from '../src/index.ts';
 
 const NOW = new Date('2026-06-01T12:00:00Z');
 const DAY = 86_400_000;

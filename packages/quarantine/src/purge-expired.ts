@@ -1,6 +1,7 @@
-// Retention of the quarantine table (packages/db/migrations/005_quarantine.sql): entries past expires_at are
-// deleted in small batches, each its own short transaction, so a purge never holds many row locks for long.
+// Retention: entries past expires_at are deleted in small batches, each its own short transaction, so a purge never
+// holds many row locks for long.
 import { type Pool, withTransaction } from '@smgw/db';
+import { recordEventBatch } from '@smgw/trace';
 
 export interface QuarantinePurge {
   /** Entries deleted. */
@@ -29,14 +30,17 @@ export async function purgeExpiredQuarantine(pool: Pool, now: Date, batch: numbe
          ) returning id, message_id, blob_sha256`,
         [now, batch],
       );
-      if (purged.rows.length > 0) {
-        await client.query(
-          `insert into message_events (message_id, stage, event, outcome, data, at)
-           select m, 'lifecycle', 'quarantine.purged', 'purged', jsonb_build_object('quarantineId', q), $3
-           from unnest($1::text[], $2::text[]) as p (m, q)`,
-          [purged.rows.map((r) => r.message_id), purged.rows.map((r) => r.id), now],
-        );
-      }
+      await recordEventBatch(
+        client,
+        purged.rows.map((row) => ({
+          messageId: row.message_id,
+          stage: 'lifecycle',
+          event: 'quarantine.purged',
+          outcome: 'purged',
+          data: { quarantineId: row.id },
+          at: now,
+        })),
+      );
       return purged.rows;
     });
     deleted += rows.length;
