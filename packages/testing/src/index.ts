@@ -1,6 +1,8 @@
 // Test helpers: each test file gets its own PostgreSQL schema, RabbitMQ vhost and Redis key prefix, so test files
-// run in parallel against the real services; an SMTP sink that records what it receives; readiness waits.
+// run in parallel against the real services; the gateway's services as real processes; an SMTP sink that records
+// what it receives; readiness waits; envelopes for tests.
 
+export * from './envelope-fixture.ts';
 export * from './gateway-processes.ts';
 export * from './isolation.ts';
 export * from './smtp-sink.ts';

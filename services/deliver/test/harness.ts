@@ -1,15 +1,15 @@
 // A real deliver service for integration tests: its own PostgreSQL schema and RabbitMQ vhost, SMTP sinks as the
-import { Readable } from 'node:stream';
 // agencies' relay and as the smarthost, and a publisher that submits messages the way ingest does.
+import { Readable } from 'node:stream';
 import { type BlobStore, createBlobStore } from '@smgw/blob-store';
 import { loadConfig } from '@smgw/config';
-import { type Envelope, newMessageId, newTraceId } from '@smgw/envelope';
+import type { Envelope } from '@smgw/envelope';
 import { connectMq, type Mq } from '@smgw/mq';
 import { createLogger, type Logger } from '@smgw/observability';
-// @smgw/testing is not a dependency of this package (yet); its source is imported directly.
 import {
   createTestDatabase,
   createTestVhost,
+  envelopeFixture,
   type SmtpSink,
   startSmtpSink,
   type TestDatabase,
@@ -67,22 +67,7 @@ export async function startWorld(env: Record<string, string>, options: DeliverOp
 /** Stores the message, records it and publishes its envelope to smgw.deliver, as an earlier stage would. */
 export async function submit(world: World, message: Buffer, overrides: Partial<Envelope> = {}): Promise<Envelope> {
   const blob = await world.blobStore.put(Readable.from([message]));
-  const envelope: Envelope = {
-    v: 1,
-    id: newMessageId(),
-    traceId: newTraceId(),
-    receivedAt: new Date().toISOString(),
-    direction: 'inbound',
-    mailFrom: 'absender@extern.example',
-    recipients: ['eingang@behoerde.example'],
-    client: { listener: 'inbound', ip: '192.0.2.10', helo: 'mx.extern.example', tls: true },
-    blob,
-    itinerary: ['deliver'],
-    hop: 1,
-    verdicts: {},
-    attempt: 0,
-    ...overrides,
-  };
+  const envelope = envelopeFixture({ blob, itinerary: ['deliver'], hop: 1, ...overrides });
   await recordMessage(world.db.pool, envelope);
   await world.publisher.publish(envelope);
   return envelope;
