@@ -1,5 +1,4 @@
-import assert from 'node:assert/strict';
-import { type Envelope, isMessageId, newEnvelope } from '@smgw/envelope';
+import { type Envelope, newEnvelope } from '@smgw/envelope';
 
 /**
  * A valid envelope for a test, made the way ingest makes one (newEnvelope): by default a message from outside to
@@ -14,11 +13,4 @@ export function envelopeFixture(overrides: Partial<Envelope> = {}): Envelope {
     blob: { ref: 'a'.repeat(64), sha256: 'a'.repeat(64), size: 100 },
   });
   return { ...envelope, ...overrides };
-}
-
-/** Asserts that a reply is ingest's `250 2.0.0 Ok: queued as <message id>` and returns the message id. */
-export function assertQueued(reply: string | undefined): string {
-  const id = /^250 2\.0\.0 Ok: queued as (\S+)$/.exec(reply ?? '')?.[1];
-  assert.ok(id !== undefined && isMessageId(id), `not a "queued as <message id>" reply: ${reply}`);
-  return id;
 }
