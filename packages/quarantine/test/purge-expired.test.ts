@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type Envelope, newMessageId, newTraceId } from '@smgw/envelope';
-import { createTestDatabase, type TestDatabase } from '@smgw/testing';
+import { newMessageId } from '@smgw/envelope';
+import { createTestDatabase, envelopeFixture, type TestDatabase } from '@smgw/testing';
 import { getTrace, recordMessage } from '@smgw/trace';
 import { purgeExpiredQuarantine } from '../src/index.ts';
 
@@ -24,21 +24,14 @@ describe('purgeExpiredQuarantine', () => {
     sha: string,
     released = false,
   ): Promise<{ id: string; messageId: string }> {
-    const envelope: Envelope = {
-      v: 1,
-      id: newMessageId(),
-      traceId: newTraceId(),
+    const envelope = envelopeFixture({
       receivedAt: new Date(NOW.getTime() - 40 * DAY).toISOString(),
-      direction: 'inbound',
       mailFrom: 'x@example.org',
       recipients: ['amt@behoerde.example'],
       client: { listener: 'inbound', ip: '192.0.2.1', helo: 'mx.example.org', tls: true },
       blob: { ref: sha, sha256: sha, size: 10 },
       itinerary: ['scan', 'deliver'],
-      hop: 0,
-      verdicts: {},
-      attempt: 0,
-    };
+    });
     await recordMessage(db.pool, envelope);
     const id = newMessageId();
     await db.pool.query(

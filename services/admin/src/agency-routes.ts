@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { type Pkcs12Contents, parsePkcs12, readPrivateKeyForStorage } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
+import { MESSAGE_ID_PATTERN_ANY_CASE } from '@smgw/envelope';
 import {
   addAgencyKey,
   agencyKeyAad,
@@ -31,7 +32,6 @@ export interface AgencyRouteOptions {
 
 const DOMAIN_PATTERN = '^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$';
 const ADDRESS_PATTERN = "^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9.-]{1,253}$";
-const ULID_PATTERN = '^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$';
 /** Free text that cannot break a terminal line or forge one. */
 const NO_CONTROL_CHARACTERS = '^[^\\u0000-\\u001f\\u007f]*$';
 
@@ -75,7 +75,7 @@ function strictBoolean(name: string) {
 const idParams = {
   type: 'object',
   required: ['id'],
-  properties: { id: { type: 'string', pattern: ULID_PATTERN } },
+  properties: { id: { type: 'string', pattern: MESSAGE_ID_PATTERN_ANY_CASE } },
 } as const;
 
 const agencyKeySchema = {
@@ -305,7 +305,7 @@ export async function agencyRoutes(api: FastifyInstance, options: AgencyRouteOpt
           type: 'object',
           required: ['id', 'address'],
           properties: {
-            id: { type: 'string', pattern: ULID_PATTERN },
+            id: { type: 'string', pattern: MESSAGE_ID_PATTERN_ANY_CASE },
             address: { type: 'string', maxLength: 320, pattern: ADDRESS_PATTERN },
           },
         },

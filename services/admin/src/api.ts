@@ -1,6 +1,6 @@
 import type { RevocationFetcher, RevocationMode } from '@smgw/crypto';
 import { databaseReachable, type Pool } from '@smgw/db';
-import type { Envelope } from '@smgw/envelope';
+import { type Envelope, isMessageId } from '@smgw/envelope';
 import { type Logger, type Registry, runChecks } from '@smgw/observability';
 import { getTrace } from '@smgw/trace';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -11,8 +11,6 @@ import { problem } from './problem.ts';
 import { quarantineRoutes } from './quarantine-routes.ts';
 import { submissionAccountRoutes } from './submission-account-routes.ts';
 import { trustRoutes } from './trust-routes.ts';
-
-const MESSAGE_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 
 /**
  * The admin API (SPEC.md "Admin API"): everything under /api/v1 needs the bearer token;
@@ -69,7 +67,7 @@ export function buildAdminApi(options: {
 
       api.get<{ Params: { id: string } }>('/messages/:id', async (req, reply) => {
         const id = req.params.id.toUpperCase();
-        if (!MESSAGE_ID.test(id)) {
+        if (!isMessageId(id)) {
           return reply.code(400).send(problem('BAD_MESSAGE_ID', 'a message id is a 26-character ULID'));
         }
         const trace = await getTrace(options.pool, id);

@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { isMessageId } from '@smgw/envelope';
 import { agencyKeyAad } from '@smgw/key-directory';
 import { openSecret } from '@smgw/secrets';
 import type { TestDatabase } from '@smgw/testing';
@@ -277,7 +278,7 @@ describe('the key directory in the admin API', () => {
     const created = await api('POST', '/agencies', json({ name: 'Finanzamt Nord', domains: ['fa-nord.example'] }));
     assert.equal(created.status, 201);
     agencyId = created.body.id;
-    assert.match(agencyId, /^[0-9A-Z]{26}$/);
+    assert.ok(isMessageId(agencyId), agencyId);
 
     const inside = await api(
       'POST',
@@ -471,7 +472,7 @@ describe('the key directory in the admin API', () => {
     );
     assert.equal(agency.code, 0);
     const id = agency.out.trim();
-    assert.match(id, /^[0-9A-Z]{26}$/);
+    assert.ok(isMessageId(id), id);
     const address = await captureStdout(() =>
       runCli(['agency', 'address', id, 'buero@west.example', '--verify-signatures'], env),
     );

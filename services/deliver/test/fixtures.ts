@@ -1,5 +1,6 @@
 // Envelopes and messages for deliver's tests.
-import { type Envelope, newMessageId, newTraceId } from '@smgw/envelope';
+import type { Envelope } from '@smgw/envelope';
+import { envelopeFixture } from '@smgw/testing';
 
 export function sampleMessage(subject = 'Bescheid 2026/17'): Buffer {
   return Buffer.from(
@@ -23,20 +24,5 @@ export function sampleMessage(subject = 'Bescheid 2026/17'): Buffer {
 }
 
 export function sampleEnvelope(overrides: Partial<Envelope> = {}): Envelope {
-  return {
-    v: 1,
-    id: newMessageId(),
-    traceId: newTraceId(),
-    receivedAt: '2026-03-02T09:00:00.000Z',
-    direction: 'inbound',
-    mailFrom: 'absender@extern.example',
-    recipients: ['eingang@behoerde.example'],
-    client: { listener: 'inbound', ip: '192.0.2.10', helo: 'mx.extern.example', tls: true },
-    blob: { ref: 'a'.repeat(64), sha256: 'a'.repeat(64), size: 100 },
-    itinerary: ['deliver'],
-    hop: 1,
-    verdicts: {},
-    attempt: 0,
-    ...overrides,
-  };
+  return envelopeFixture({ receivedAt: '2026-03-02T09:00:00.000Z', itinerary: ['deliver'], hop: 1, ...overrides });
 }

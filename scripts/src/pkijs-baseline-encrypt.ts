@@ -1,4 +1,4 @@
-// The "straightforward pkijs" S/MIME encryption the benchmark compares against (scripts/src/bench-encrypt.ts):
+// The "straightforward pkijs" S/MIME encryption the encrypt benchmark (bench-encrypt.ts) compares against:
 // EnvelopedData.encrypt over the whole message buffer, OAEP (pkijs has no PKCS#1 v1.5), base64 of the whole result.
 // Not used by the gateway.
 import * as pkijs from 'pkijs';

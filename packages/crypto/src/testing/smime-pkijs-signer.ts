@@ -1,6 +1,6 @@
 // A test signer built with pkijs, for what openssl cms -sign cannot write: an smimeCapabilities attribute of our
 // choosing (AES-256-GCM, RSAES-OAEP) and id-aa-encrypKeyPref naming a separate encryption certificate. Detached
-// multipart/signed, SHA-256, RSA PKCS#1 v1.5 signature. Not a test file; services/encrypt's tests use it too.
+// multipart/signed, SHA-256, RSA PKCS#1 v1.5 signature. For tests only (crypto's and encrypt's): `@smgw/crypto/testing`.
 import { createHash, createPrivateKey, webcrypto } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
