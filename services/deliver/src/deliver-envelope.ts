@@ -3,6 +3,7 @@
 import type { BlobStore } from '@smgw/blob-store';
 import type { Pool } from '@smgw/db';
 import { advance, type Envelope, forRecipients, generatedEnvelope, newMessageId } from '@smgw/envelope';
+import { readHeaderBlock } from '@smgw/mime';
 import { type Handler, type HandlerContext, next, type Outcome, reject, retry } from '@smgw/mq';
 import type { Counter } from '@smgw/observability';
 import { recordMessage } from '@smgw/trace';
@@ -14,7 +15,6 @@ import {
   dsnWanted,
   type FailedRecipient,
   mayReturnFullContent,
-  readHeaderBlock,
 } from './dsn.ts';
 import { checkOutboundGuard } from './outbound-guard.ts';
 import { groupByDestination, type RecipientGroup, type RoutingTable } from './route-recipients.ts';

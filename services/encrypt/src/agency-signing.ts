@@ -71,12 +71,6 @@ async function openSigningKey(
   }
 }
 
-/** The entity with every line end as CRLF: what an S/MIME signature covers (RFC 8551 §3.1.1). */
-export function canonicalLineEnds(entity: Buffer): Buffer {
-  if (!/\r(?!\n)|(?<!\r)\n/.test(entity.toString('latin1'))) return entity;
-  return Buffer.from(entity.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n'), 'latin1');
-}
-
 /** The whole stream in memory, or undefined once it grows past maxBytes (the stream is then destroyed). */
 export async function readBounded(stream: Readable, maxBytes: number): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];

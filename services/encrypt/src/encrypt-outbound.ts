@@ -15,19 +15,13 @@ import {
 import type { Pool } from '@smgw/db';
 import { advance, type BlobRef, type Envelope, forRecipients, rerouteAfterCurrent, withVerdict } from '@smgw/envelope';
 import { trustAnchorCertificates } from '@smgw/key-directory';
+import { canonicalLineEnds, splitMessage } from '@smgw/mime';
 import { type HandlerContext, next, type Outcome } from '@smgw/mq';
 import { recordEvent } from '@smgw/trace';
-import {
-  canonicalLineEnds,
-  type NotSigned,
-  pgpSignerFor,
-  readBounded,
-  senderAgencySigns,
-  smimeSignerFor,
-} from './agency-signing.ts';
+import { type NotSigned, pgpSignerFor, readBounded, senderAgencySigns, smimeSignerFor } from './agency-signing.ts';
 import { bodyLooksEncrypted, readBodyHead } from './already-encrypted.ts';
 import { chooseForm, type RecipientChoice } from './choose-form.ts';
-import { encryptedFormOf, splitMessage } from './mime-headers.ts';
+import { encryptedFormOf } from './encrypted-form.ts';
 import { innerEntity, outerHeaderPairs, pgpOuterHeaders } from './outer-headers.ts';
 import { contentCipherFor, keyTransportFor } from './smime-ciphers.ts';
 

@@ -4,7 +4,7 @@
 import { findPgpKeysInMessage, inspectPublicKey } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
 import { storeHarvestedPgpKey } from '@smgw/key-directory';
-import { fieldValue, type HeaderField } from './mime-headers.ts';
+import { type HeaderField, headerValue } from '@smgw/mime';
 
 /** Messages larger than this are not parsed for keys (mailparser holds the message several times). */
 export const HARVEST_MAX_BYTES = 5 * 1024 * 1024;
@@ -17,7 +17,7 @@ export interface HarvestedKey {
 /** Whether a message with these top-level fields can offer a key at all: an Autocrypt header or a part. */
 export function mayOfferPgpKeys(fields: readonly HeaderField[]): boolean {
   if (fields.some((f) => f.key === 'autocrypt')) return true;
-  const contentType = (fieldValue(fields, 'content-type') ?? '').toLowerCase();
+  const contentType = (headerValue(fields, 'content-type') ?? '').toLowerCase();
   return contentType.startsWith('multipart/') || contentType.startsWith('application/pgp-keys');
 }
 

@@ -11,7 +11,6 @@ import { addAgencyKey, agencyKeyAad, createAgency, putAgencyAddress } from '@smg
 import { sealSecret } from '@smgw/secrets';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 import { getTrace, recordMessage } from '@smgw/trace';
-import { canonicalLineEnds } from '../src/agency-signing.ts';
 import { type EncryptDeps, encryptEnvelope } from '../src/encrypt-envelope.ts';
 import {
   createGpgHome,
@@ -253,13 +252,5 @@ describe('signing with the agency key before encryption', () => {
     assert.ok((await gpgDecrypt(pgp)).stdout.equals(INNER_ENTITY));
     const notSigned = (await encryptEvents(envelope.id)).filter((e) => e.event === 'message.not-signed');
     assert.deepEqual(notSigned.map((e) => e.code).sort(), ['SECRET_WRONG_MASTER_KEY', 'SECRET_WRONG_MASTER_KEY']);
-  });
-});
-
-describe('canonicalLineEnds', () => {
-  it('turns bare LF and bare CR into CRLF and leaves CRLF alone', () => {
-    assert.equal(canonicalLineEnds(Buffer.from('a\nb\rc\r\nd')).toString(), 'a\r\nb\r\nc\r\nd');
-    const canonical = Buffer.from('a\r\nb\r\n');
-    assert.equal(canonicalLineEnds(canonical), canonical, 'the same buffer when nothing changes');
   });
 });
