@@ -1,7 +1,6 @@
 // Signing before encryption, per agency (issue 4): when the sender's agency (the one owning the envelope sender's
 // domain) has signing switched on, each encrypted copy is first signed with the sender address's own key of that
 // form. A missing or unusable key never blocks the mail: the copy goes encrypted but unsigned, and says why.
-import { Readable } from 'node:stream';
 import type { ArmoredPrivateKey, SigningKey } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
 import { agencyKeyAad, agencySigningFor, sealedAgencyKeys } from '@smgw/key-directory';
@@ -89,50 +88,5 @@ async function openSigningKey(
   } catch (err) {
     if (!(err instanceof SecretError)) throw err;
     return { ok: false, code: err.code, reason: `the ${form} key of ${address} cannot be unsealed: ${err.message}` };
-  }
-}
-
-/** The entity with every line end as CRLF: what an S/MIME signature covers (RFC 8551 §3.1.1). */
-export function canonicalLineEnds(entity: Buffer): Buffer {
-  if (!/\r(?!\n)|(?<!\r)\n/.test(entity.toString('latin1'))) return entity;
-  return Buffer.from(entity.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n'), 'latin1');
-}
-
-/**
- * The whole stream in memory when it is at most maxBytes long. Past that, what was read and the rest of the stream
- * as one stream again, so an unsigned copy can still be made of it without reading the message a second time.
- */
-export async function readWholeUpTo(
-  stream: Readable,
-  maxBytes: number,
-): Promise<{ whole: Buffer } | { tooLarge: Readable }> {
-  const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for (;;) {
-    const chunk = await iterator.next();
-    if (chunk.done) return { whole: Buffer.concat(chunks, length) };
-    const bytes = Buffer.from(chunk.value);
-    chunks.push(bytes);
-    length += bytes.length;
-    if (length > maxBytes) {
-      const again = Readable.from(replay(chunks, iterator), { objectMode: false });
-      // Destroyed before it was read, the generator never runs its finally: release the source here too.
-      again.once('close', () => stream.destroy());
-      return { tooLarge: again };
-    }
-  }
-}
-
-async function* replay(read: Buffer[], rest: AsyncIterator<Uint8Array>): AsyncGenerator<Buffer> {
-  try {
-    yield* read;
-    for (;;) {
-      const chunk = await rest.next();
-      if (chunk.done) return;
-      yield Buffer.from(chunk.value);
-    }
-  } finally {
-    await rest.return?.();
   }
 }

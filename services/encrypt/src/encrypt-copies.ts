@@ -12,7 +12,7 @@ import {
   signMultipart,
 } from '@smgw/crypto';
 import type { BlobRef } from '@smgw/envelope';
-import { canonicalLineEnds, type NotSigned, readWholeUpTo } from './agency-signing.ts';
+import type { NotSigned } from './agency-signing.ts';
 import { splitMessage } from './mime-headers.ts';
 import { innerEntity, pgpOuterHeaders } from './outer-headers.ts';
 import type { PlannedCopy } from './plan-outbound.ts';
@@ -138,4 +138,49 @@ async function pgpMessage(
 async function* prepend(head: Buffer, rest: Readable): AsyncGenerator<Buffer> {
   if (head.length > 0) yield head;
   for await (const chunk of rest) yield Buffer.from(chunk as Uint8Array);
+}
+
+/** The entity with every line end as CRLF: what an S/MIME signature covers (RFC 8551 §3.1.1). */
+export function canonicalLineEnds(entity: Buffer): Buffer {
+  if (!/\r(?!\n)|(?<!\r)\n/.test(entity.toString('latin1'))) return entity;
+  return Buffer.from(entity.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n'), 'latin1');
+}
+
+/**
+ * The whole stream in memory when it is at most maxBytes long. Past that, what was read and the rest of the stream
+ * as one stream again, so an unsigned copy can still be made of it without reading the message a second time.
+ */
+export async function readWholeUpTo(
+  stream: Readable,
+  maxBytes: number,
+): Promise<{ whole: Buffer } | { tooLarge: Readable }> {
+  const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for (;;) {
+    const chunk = await iterator.next();
+    if (chunk.done) return { whole: Buffer.concat(chunks, length) };
+    const bytes = Buffer.from(chunk.value);
+    chunks.push(bytes);
+    length += bytes.length;
+    if (length > maxBytes) {
+      const again = Readable.from(replay(chunks, iterator), { objectMode: false });
+      // Destroyed before it was read, the generator never runs its finally: release the source here too.
+      again.once('close', () => stream.destroy());
+      return { tooLarge: again };
+    }
+  }
+}
+
+async function* replay(read: Buffer[], rest: AsyncIterator<Uint8Array>): AsyncGenerator<Buffer> {
+  try {
+    yield* read;
+    for (;;) {
+      const chunk = await rest.next();
+      if (chunk.done) return;
+      yield Buffer.from(chunk.value);
+    }
+  } finally {
+    await rest.return?.();
+  }
 }

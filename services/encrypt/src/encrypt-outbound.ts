@@ -5,34 +5,21 @@
 // In order: the header (already encrypted?), every key looked up (outbound-keys.ts), the plan decided on them
 // (plan-outbound.ts), one copy per group (encrypt-copies.ts), the outcome recorded in one statement, then the
 // children, which the consumer publishes (confirmed) before it acks.
-import type { BlobStore } from '@smgw/blob-store';
-import type { RevocationFetcher, RevocationMode } from '@smgw/crypto';
-import type { Pool } from '@smgw/db';
 import { advance, type Envelope, forRecipients, rerouteAfterCurrent, withVerdict } from '@smgw/envelope';
 import { type HandlerContext, next, type Outcome } from '@smgw/mq';
 import { recordEvent, recordEvents, type TraceEvent } from '@smgw/trace';
 import { forgetSigningKeys } from './agency-signing.ts';
 import { bodyLooksEncrypted, readBodyHead } from './already-encrypted.ts';
-import { type EncryptedCopy, encryptCopy } from './encrypt-copies.ts';
+import { type CopyDeps, type EncryptedCopy, encryptCopy } from './encrypt-copies.ts';
 import { encryptedFormOf, splitMessage } from './mime-headers.ts';
-import { lookUpOutboundKeys } from './outbound-keys.ts';
+import { type KeyLookupDeps, lookUpOutboundKeys } from './outbound-keys.ts';
 import { outerHeaderPairs } from './outer-headers.ts';
 import { type OutboundPlan, type PlannedRecipient, planOutbound } from './plan-outbound.ts';
 
-export interface OutboundDeps {
-  pool: Pool;
-  blobStore: BlobStore;
-  fetcher: RevocationFetcher;
-  revocationMode: RevocationMode;
-  /** Upper bound for an encrypted copy (base64 and armour add about a third to the original). */
-  maxEncryptedBytes: number;
+export interface OutboundDeps extends KeyLookupDeps, CopyDeps {
   /** SMGW_HOSTNAME: the domain of a Message-ID the gateway has to make up. */
   hostname: string;
   metrics?: { recipients: { inc(labels: { form: string }): void } };
-  /** SMGW_MASTER_KEY: unseals the agency's signing keys. */
-  masterKey: Buffer;
-  /** SMGW_MAX_MESSAGE_BYTES: bounds the inner entity read into memory for S/MIME signing. */
-  maxMessageBytes: number;
   now: () => Date;
 }
 

@@ -11,7 +11,7 @@ import { addAgencyKey, agencyKeyAad, createAgency, putAgencyAddress } from '@smg
 import { sealSecret } from '@smgw/secrets';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 import { getTrace, recordMessage } from '@smgw/trace';
-import { canonicalLineEnds, readWholeUpTo } from '../src/agency-signing.ts';
+import { canonicalLineEnds, readWholeUpTo } from '../src/encrypt-copies.ts';
 import { type EncryptDeps, encryptEnvelope } from '../src/encrypt-envelope.ts';
 import {
   createGpgHome,
