@@ -50,20 +50,33 @@ export async function recordMessage(db: Queryable, envelope: Envelope): Promise<
 }
 
 export async function recordEvent(db: Queryable, messageId: string, e: TraceEvent): Promise<void> {
+  await recordEvents(db, messageId, [e]);
+}
+
+/**
+ * Records several events of one message in one statement: all of them or none, in the order given (a stage's
+ * outcome is written together, so the trace never shows half of it).
+ */
+export async function recordEvents(db: Queryable, messageId: string, events: readonly TraceEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  const rows = events.map((e) => ({
+    recipient: e.recipient ?? null,
+    stage: e.stage,
+    event: e.event,
+    outcome: e.outcome,
+    code: e.code ?? null,
+    reason: e.reason ?? null,
+    data: e.data ?? null,
+    at: e.at?.toISOString() ?? null,
+  }));
   await db.query(
     `insert into message_events (message_id, recipient, stage, event, outcome, code, reason, data, at)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()))`,
-    [
-      messageId,
-      e.recipient ?? null,
-      e.stage,
-      e.event,
-      e.outcome,
-      e.code ?? null,
-      e.reason ?? null,
-      e.data ? JSON.stringify(e.data) : null,
-      e.at ?? null,
-    ],
+     select $1, e.recipient, e.stage, e.event, e.outcome, e.code, e.reason, e.data, coalesce(e.at, now())
+       from rows from (jsonb_to_recordset($2::jsonb) as (recipient text, stage text, event text, outcome text,
+            code text, reason text, data jsonb, at timestamptz))
+            with ordinality as e(recipient, stage, event, outcome, code, reason, data, at, n)
+      order by e.n`,
+    [messageId, JSON.stringify(rows)],
   );
 }
 
