@@ -18,7 +18,16 @@ import {
 } from '@smgw/key-directory';
 import { sealSecret } from '@smgw/secrets';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { acceptKeyMaterialBodies, PGP_KEY_TYPE, PKCS12_TYPE } from './key-material-bodies.ts';
+import { mediaTypeOf } from './body-types.ts';
+import {
+  acceptKeyMaterialBodies,
+  CURL_DEFAULT_TYPE,
+  looksArmoredOpenPgp,
+  PGP_KEY_TYPE,
+  PRIVATE_KEY_BODY_TYPES,
+  TEXT_TYPE,
+  textBody,
+} from './key-material-bodies.ts';
 import { certificateFacts } from './pem-certificates.ts';
 import { problem, problemSchema } from './problem.ts';
 import { DEFAULT_OPERATOR, OPERATOR_PATTERN } from './quarantine-routes.ts';
@@ -300,6 +309,7 @@ export async function agencyRoutes(api: FastifyInstance, options: AgencyRouteOpt
   api.post<{ Params: { id: string; address: string }; Headers: { 'x-smgw-key-password'?: string } }>(
     '/agencies/:id/addresses/:address/keys',
     {
+      config: { bodyTypes: PRIVATE_KEY_BODY_TYPES },
       schema: {
         params: {
           type: 'object',
@@ -335,9 +345,18 @@ export async function agencyRoutes(api: FastifyInstance, options: AgencyRouteOpt
           .code(404)
           .send(problem('AGENCY_ADDRESS_NOT_FOUND', `${address} is not an address of agency ${agencyId}`));
       }
-      const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-      if (contentType === PGP_KEY_TYPE) {
-        const armored = typeof req.body === 'string' ? req.body : '';
+      const body = req.body as string | Buffer | undefined;
+      if (!body || body.length === 0) {
+        return reply
+          .code(400)
+          .send(problem('BAD_REQUEST', 'the body is empty: send a PKCS#12 file or an armored OpenPGP private key'));
+      }
+      // Text types are armored OpenPGP; curl's default type may carry either, so its bytes decide.
+      const type = mediaTypeOf(req);
+      const armoredOpenPgp =
+        type === PGP_KEY_TYPE || type === TEXT_TYPE || (type === CURL_DEFAULT_TYPE && looksArmoredOpenPgp(body));
+      if (armoredOpenPgp) {
+        const armored = textBody(body) ?? '';
         const passphrase = req.headers['x-smgw-key-password'];
         let key: Awaited<ReturnType<typeof readPrivateKeyForStorage>>;
         try {
@@ -372,14 +391,10 @@ export async function agencyRoutes(api: FastifyInstance, options: AgencyRouteOpt
         );
         return reply.code(201).send({ keys: [{ ...row, publicKey: key.publicArmored }] });
       }
-      if (contentType !== PKCS12_TYPE || !Buffer.isBuffer(req.body) || req.body.length === 0) {
-        return reply
-          .code(415)
-          .send(problem('KEY_FORMAT_UNSUPPORTED', `the body must be PKCS#12 (content-type ${PKCS12_TYPE})`));
-      }
       let contents: Pkcs12Contents;
       try {
-        contents = await parsePkcs12(req.body, req.headers['x-smgw-key-password'] ?? '');
+        // The types left (PKCS#12, octet-stream, curl's default) are parsed as bytes.
+        contents = await parsePkcs12(body as Buffer, req.headers['x-smgw-key-password'] ?? '');
       } catch (err) {
         if ((err as { code?: string }).code === 'SMIME_PKCS12_FAILED') {
           // The message names no secret (pkijs/node say "wrong password" or "bad decrypt" at most).
