@@ -12,8 +12,8 @@ import {
   signMultipart,
 } from '@smgw/crypto';
 import type { BlobRef } from '@smgw/envelope';
-import type { NotSigned } from './agency-signing.ts';
 import { canonicalLineEnds, splitMessage } from '@smgw/mime';
+import type { NotSigned } from './agency-signing.ts';
 import { innerEntity, pgpOuterHeaders } from './outer-headers.ts';
 import type { PlannedCopy } from './plan-outbound.ts';
 
