@@ -58,25 +58,9 @@ export async function recordEvent(db: Queryable, messageId: string, e: TraceEven
  * outcome is written together, so the trace never shows half of it).
  */
 export async function recordEvents(db: Queryable, messageId: string, events: readonly TraceEvent[]): Promise<void> {
-  if (events.length === 0) return;
-  const rows = events.map((e) => ({
-    recipient: e.recipient ?? null,
-    stage: e.stage,
-    event: e.event,
-    outcome: e.outcome,
-    code: e.code ?? null,
-    reason: e.reason ?? null,
-    data: e.data ?? null,
-    at: e.at?.toISOString() ?? null,
-  }));
-  await db.query(
-    `insert into message_events (message_id, recipient, stage, event, outcome, code, reason, data, at)
-     select $1, e.recipient, e.stage, e.event, e.outcome, e.code, e.reason, e.data, coalesce(e.at, now())
-       from rows from (jsonb_to_recordset($2::jsonb) as (recipient text, stage text, event text, outcome text,
-            code text, reason text, data jsonb, at timestamptz))
-            with ordinality as e(recipient, stage, event, outcome, code, reason, data, at, n)
-      order by e.n`,
-    [messageId, JSON.stringify(rows)],
+  await recordEventBatch(
+    db,
+    events.map((e) => ({ ...e, messageId })),
   );
 }
 
