@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type Direction, type Envelope, newMessageId, newTraceId } from '@smgw/envelope';
-import { createTestDatabase, type TestDatabase } from '@smgw/testing';
+import { type Direction, type Envelope, newMessageId } from '@smgw/envelope';
+import { createTestDatabase, envelopeFixture, type TestDatabase } from '@smgw/testing';
 import { recordMessage } from '@smgw/trace';
 import {
   findQuarantineEntry,
@@ -16,21 +16,7 @@ const NOW = new Date('2026-06-01T12:00:00Z');
 const DAY = 86_400_000;
 
 function envelopeOf(direction: Direction, id = newMessageId()): Envelope {
-  return {
-    v: 1,
-    id,
-    traceId: newTraceId(),
-    receivedAt: NOW.toISOString(),
-    direction,
-    mailFrom: 'x@example.org',
-    recipients: ['amt@behoerde.example'],
-    client: { listener: 'inbound', ip: '192.0.2.1', helo: 'mx.example.org', tls: true },
-    blob: { ref: 'e'.repeat(64), sha256: 'e'.repeat(64), size: 10 },
-    itinerary: ['scan', 'deliver'],
-    hop: 0,
-    verdicts: {},
-    attempt: 0,
-  };
+  return envelopeFixture({ id, direction, receivedAt: NOW.toISOString() });
 }
 
 describe('quarantine entries', () => {
@@ -102,7 +88,7 @@ describe('quarantine entries', () => {
     assert.deepEqual(ids(all), [portal[2], portal[1]]);
     const next = await listQuarantine(db.pool, { state: 'all', direction: 'portal', limit: 2, before: portal[1] });
     assert.deepEqual(ids(next), [portal[0]]);
-    assert.deepEqual(open[0]?.recipients, ['amt@behoerde.example']);
-    assert.equal(open[0]?.mailFrom, 'x@example.org');
+    assert.deepEqual(open[0]?.recipients, ['eingang@behoerde.example']);
+    assert.equal(open[0]?.mailFrom, 'absender@extern.example');
   });
 });

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type Envelope, newMessageId, newTraceId } from '@smgw/envelope';
-import { createTestDatabase, type TestDatabase } from '@smgw/testing';
-import { getTrace, hasEvent, recordEvent, recordEventBatch, recordMessage } from '../src/index.ts';
+import { createTestDatabase, envelopeFixture, type TestDatabase } from '@smgw/testing';
+import { getTrace, hasEvent, recordEvent, recordEventBatch, recordEvents, recordMessage } from '../src/index.ts';
 
 const AT = new Date('2026-06-01T12:00:00Z');
 
@@ -17,21 +16,7 @@ describe('trace events', () => {
   });
 
   async function message(): Promise<string> {
-    const envelope: Envelope = {
-      v: 1,
-      id: newMessageId(),
-      traceId: newTraceId(),
-      receivedAt: AT.toISOString(),
-      direction: 'inbound',
-      mailFrom: 'x@example.org',
-      recipients: ['amt@behoerde.example'],
-      client: { listener: 'inbound', ip: '192.0.2.1', helo: 'mx.example.org', tls: true },
-      blob: { ref: 'a'.repeat(64), sha256: 'a'.repeat(64), size: 10 },
-      itinerary: ['scan', 'deliver'],
-      hop: 0,
-      verdicts: {},
-      attempt: 0,
-    };
+    const envelope = envelopeFixture({ receivedAt: AT.toISOString() });
     await recordMessage(db.pool, envelope);
     return envelope.id;
   }
@@ -91,5 +76,68 @@ describe('trace events', () => {
     assert.equal(await hasEvent(db.pool, id, { ...quarantined, dataContains: { direction: 'outbound' } }), false);
     assert.equal(await hasEvent(db.pool, id, { stage: 'admin', event: 'message.quarantined' }), false);
     assert.equal(await hasEvent(db.pool, await message(), quarantined), false);
+  });
+
+  describe('recordEvents (one message)', () => {
+    it('records every event in the order given, with its fields, data and time', async () => {
+      const id = await message();
+      const at = new Date('2026-03-01T10:00:00.123Z');
+      await recordEvents(db.pool, id, [
+        { stage: 'encrypt', event: 'message.not-signed', outcome: 'next', code: 'X_CODE', reason: 'why', at },
+        {
+          stage: 'encrypt',
+          event: 'recipient.encrypted',
+          outcome: 'next',
+          recipient: 'eingang@behoerde.example',
+          data: { form: 'smime', signed: false, nested: { quote: 'a "b" \\ c', list: [1, 2] } },
+          at,
+        },
+        { stage: 'encrypt', event: 'recipient.to-portal', outcome: 'next', recipient: 'eingang@behoerde.example' },
+      ]);
+      const events = (await getTrace(db.pool, id))?.events ?? [];
+      assert.deepEqual(
+        events.map((e) => [e.event, e.recipient, e.code, e.reason]),
+        [
+          ['message.not-signed', null, 'X_CODE', 'why'],
+          ['recipient.encrypted', 'eingang@behoerde.example', null, null],
+          ['recipient.to-portal', 'eingang@behoerde.example', null, null],
+        ],
+      );
+      assert.deepEqual(events[1]?.data, {
+        form: 'smime',
+        signed: false,
+        nested: { quote: 'a "b" \\ c', list: [1, 2] },
+      });
+      assert.equal(events[0]?.data, null);
+      assert.equal(events[0]?.at, at.toISOString());
+      assert.ok(events[2]?.at, 'an event without a time gets the time of recording');
+    });
+
+    it('records nothing for an empty list, and one event like recordEvent', async () => {
+      const id = await message();
+      await recordEvents(db.pool, id, []);
+      await recordEvent(db.pool, id, {
+        stage: 'scan',
+        event: 'message.scanned',
+        outcome: 'next',
+        data: { clean: true },
+      });
+      const events = (await getTrace(db.pool, id))?.events ?? [];
+      assert.deepEqual(
+        events.map((e) => [e.stage, e.event, e.data]),
+        [['scan', 'message.scanned', { clean: true }]],
+      );
+    });
+
+    it('records none of them when one cannot be recorded', async () => {
+      const id = await message();
+      await assert.rejects(
+        recordEvents(db.pool, id, [
+          { stage: 'encrypt', event: 'recipient.encrypted', outcome: 'next' },
+          { stage: 'encrypt', event: 'recipient.encrypted', outcome: null as unknown as string }, // outcome is not null
+        ]),
+      );
+      assert.deepEqual((await getTrace(db.pool, id))?.events, []);
+    });
   });
 });
