@@ -18,7 +18,7 @@ import {
 import type { Mq } from '@smgw/mq';
 import { type Logger, messageLogger } from '@smgw/observability';
 import { recordEvent, recordMessage } from '@smgw/trace';
-import { BareLineEndingError } from './bare-line-ending-guard.ts';
+import { BareLineEndingError, NulByteError } from './bare-line-ending-guard.ts';
 import { buildReceivedHeader, receivedProtocol } from './received-header.ts';
 import { groupByDirection, type Listener } from './recipient-policy.ts';
 import type { ReplyCode } from './smtp-replies.ts';
@@ -119,6 +119,7 @@ export function classifyStoreFailure(err: unknown): { reply: ReplyCode; code: st
   const chain = causes(err);
   if (chain.some((e) => e instanceof BareLineEndingError))
     return { reply: 'BARE_LINE_ENDING', code: 'BARE_LINE_ENDING' };
+  if (chain.some((e) => e instanceof NulByteError)) return { reply: 'NUL_BYTE', code: 'NUL_BYTE' };
   if (chain.some((e) => e instanceof MessageTooBigError || codeOf(e) === 'BLOB_TOO_LARGE')) {
     return { reply: 'MESSAGE_TOO_BIG', code: 'MESSAGE_TOO_BIG' };
   }
