@@ -210,6 +210,32 @@ export const cidrList: Parser<Cidr[]> = (raw) =>
       }
     });
 
+/** Networks and single endpoints an outgoing connection may reach although they are not public. */
+export interface AllowList {
+  networks: Cidr[];
+  endpoints: HostPort[];
+}
+
+/** Comma-separated CIDR networks (`10.0.0.0/8`, a bare address) and `host:port` endpoints; may be empty. */
+export const allowList: Parser<AllowList> = (raw) => {
+  const result: AllowList = { networks: [], endpoints: [] };
+  for (const item of raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    if (/^\[?[0-9a-fA-F:.]+\]?(\/\d+)?$/.test(item) && (item.includes('/') || ipaddr.isValid(item))) {
+      result.networks.push(...cidrList(item));
+      continue;
+    }
+    try {
+      result.endpoints.push(hostPort(item));
+    } catch {
+      throw new Error(`"${item}" is neither a network like 10.0.0.0/8 nor host:port`);
+    }
+  }
+  return result;
+};
+
 /** Comma-separated delays like "5m,30m,2h,1d"; the retry ladder of a stage. */
 export const delayList: Parser<number[]> = (raw) => {
   const list = raw

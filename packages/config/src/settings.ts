@@ -1,6 +1,7 @@
 // Every setting of the gateway, once (SPEC.md "Settings" plus the ones documented in the README).
 // A service's config.ts picks the ones it reads into its own spec.
 import {
+  allowList,
   base64Key,
   bool,
   cidrList,
@@ -163,5 +164,15 @@ export const settings = {
     oneOf(['require', 'prefer', 'off'] as const),
     'require',
     'certificate revocation checking: require | prefer | off',
+  ),
+  /**
+   * CRL and OCSP fetches go to public addresses only; these networks and host:port endpoints may be reached
+   * although loopback, private, link-local or multicast (an internal CRL server).
+   */
+  revocationAllow: setting(
+    'SMGW_REVOCATION_ALLOW',
+    allowList,
+    '',
+    'networks (CIDR) or host:port that CRL/OCSP fetches may reach although not public',
   ),
 } as const;
