@@ -16,16 +16,8 @@ wait_port() { # port seconds what
   die "$3 did not come up on 127.0.0.1:$1"
 }
 
-apt_updated=0
-apt_install() {
-  local missing=()
-  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  [ "$(id -u)" -eq 0 ] || die "need root to install ${missing[*]} (apt-get install ${missing[*]})"
-  if [ $apt_updated -eq 0 ]; then apt-get update -qq >&2; apt_updated=1; fi
-  say "installing ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-}
+# shellcheck source=apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 # --- PostgreSQL -------------------------------------------------------------------------------------------------
 if ! port_open 5432; then
@@ -118,6 +110,7 @@ if ! clamd_pong; then
 fi
 
 # --- local settings (generated once, kept in $STATE, never committed) --------------------------------------------
+install_commands openssl=openssl psql=postgresql-client # the TLS pair below; the database check at the end
 if [ ! -f "$STATE/secrets.env" ]; then
   umask 077
   {

@@ -29,7 +29,7 @@ import { parseArgs, promisify } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { encryptEnveloped, encryptPgpMime } from '@smgw/crypto';
-import { encryptWithPkijs, parsePkijsCertificate } from '../../packages/crypto/test/smime-pkijs-baseline.ts';
+import { encryptWithPkijs, parsePkijsCertificate } from './pkijs-baseline-encrypt.ts';
 
 const run = promisify(execFile);
 const { values: args } = parseArgs({

@@ -10,9 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-// Not (yet) dependencies of @smgw/scripts (no installs while others work): imported by path.
 import { createBlobStore } from '@smgw/blob-store';
-import { type Envelope, itineraryFor, newMessageId, newTraceId } from '@smgw/envelope';
+import { type Envelope, newEnvelope } from '@smgw/envelope';
 import { connectMq } from '@smgw/mq';
 import { createLogger } from '@smgw/observability';
 import { type ServiceProcess, startTestGateway, waitFor } from '@smgw/testing';
@@ -92,21 +91,13 @@ try {
           yield messageOf(size, `${runId}-svc-${i}`);
         })(),
       );
-      const envelope: Envelope = {
-        v: 1,
-        id: newMessageId(),
-        traceId: newTraceId(),
-        receivedAt: new Date().toISOString(),
+      const envelope = newEnvelope({
         direction: 'internal',
         mailFrom: 'bench@behoerde.example',
         recipients: ['amt@behoerde.example'],
         client: { listener: 'submission', ip: '127.0.0.1', helo: 'bench', tls: false },
         blob,
-        itinerary: itineraryFor('internal'),
-        hop: 0,
-        verdicts: {},
-        attempt: 0,
-      };
+      });
       await recordMessage(gw.db.pool, envelope);
       envelopes.push(envelope);
     }

@@ -54,6 +54,7 @@ if (only.length === 0) {
       'packages/*/test/**/*.test.ts',
       'services/*/test/**/*.test.ts',
       'deploy/test/**/*.test.ts',
+      'scripts/test/**/*.test.ts',
       'tests/e2e/**/*.test.ts',
     ],
     ['--test-concurrency=2'],

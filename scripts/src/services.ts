@@ -1,47 +1,69 @@
 // What `./smgw up` runs locally, and where each process answers /readyz.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type LocalSink, planLocalRelays } from './local-relays.ts';
+
 export interface LocalService {
   name: string;
+  /** A gateway service, or a local stand-in for a relay (not part of the gateway: not waited for). */
+  kind: 'gateway' | 'sink';
   entry: string;
   /** Port of /readyz (the health server, or the admin API). */
   readyPort: number;
   env: Record<string, string>;
 }
 
-export function localServices(env: NodeJS.ProcessEnv = process.env): LocalService[] {
+/** The sinks wanted by the relay settings (see local-relays.ts), then the gateway's services. */
+export function localServices(
+  env: NodeJS.ProcessEnv = process.env,
+  sinks: LocalSink[] = planLocalRelays(env).sinks,
+): LocalService[] {
   const adminPort = Number(env.SMGW_ADMIN_PORT ?? 8081);
+  const worker = (name: string, healthPortSetting: string, defaultPort: string): LocalService => ({
+    name,
+    kind: 'gateway',
+    entry: `services/${name}/src/main.ts`,
+    readyPort: Number(env[healthPortSetting] ?? defaultPort),
+    env: { SMGW_HEALTH_PORT: env[healthPortSetting] ?? defaultPort },
+  });
   return [
-    {
-      name: 'sink',
-      entry: 'scripts/src/mail-sink.ts',
-      readyPort: Number(env.SMGW_SINK_HEALTH_PORT ?? 9109),
-      env: {},
-    },
-    {
-      name: 'ingest',
-      entry: 'services/ingest/src/main.ts',
-      readyPort: Number(env.SMGW_INGEST_HEALTH_PORT ?? 9101),
-      env: { SMGW_HEALTH_PORT: env.SMGW_INGEST_HEALTH_PORT ?? '9101' },
-    },
-    {
-      name: 'scan',
-      entry: 'services/scan/src/main.ts',
-      readyPort: Number(env.SMGW_SCAN_HEALTH_PORT ?? 9103),
-      env: { SMGW_HEALTH_PORT: env.SMGW_SCAN_HEALTH_PORT ?? '9103' },
-    },
-    {
-      name: 'encrypt',
-      entry: 'services/encrypt/src/main.ts',
-      readyPort: Number(env.SMGW_ENCRYPT_HEALTH_PORT ?? 9104),
-      env: { SMGW_HEALTH_PORT: env.SMGW_ENCRYPT_HEALTH_PORT ?? '9104' },
-    },
-    {
-      name: 'deliver',
-      entry: 'services/deliver/src/main.ts',
-      readyPort: Number(env.SMGW_DELIVER_HEALTH_PORT ?? 9102),
-      env: { SMGW_HEALTH_PORT: env.SMGW_DELIVER_HEALTH_PORT ?? '9102' },
-    },
-    { name: 'admin', entry: 'services/admin/src/main.ts', readyPort: adminPort, env: {} },
+    ...sinks.map(
+      (sink): LocalService => ({
+        name: `sink-${sink.name}`,
+        kind: 'sink',
+        entry: 'scripts/src/mail-sink.ts',
+        readyPort: sink.healthPort,
+        env: {
+          SMGW_SINK_NAME: sink.name,
+          SMGW_SINK_PORT: String(sink.port),
+          SMGW_HEALTH_PORT: String(sink.healthPort),
+        },
+      }),
+    ),
+    worker('ingest', 'SMGW_INGEST_HEALTH_PORT', '9101'),
+    worker('scan', 'SMGW_SCAN_HEALTH_PORT', '9103'),
+    worker('encrypt', 'SMGW_ENCRYPT_HEALTH_PORT', '9104'),
+    worker('deliver', 'SMGW_DELIVER_HEALTH_PORT', '9102'),
+    { name: 'admin', kind: 'gateway', entry: 'services/admin/src/main.ts', readyPort: adminPort, env: {} },
   ];
+}
+
+/** What a running `./smgw up` started, for `./smgw status` (whose shell may have other settings). */
+const RUNNING_FILE = 'services.json';
+
+export function writeRunningServices(runDir: string, services: LocalService[]): void {
+  const entries = services.map(({ name, readyPort }) => ({ name, readyPort }));
+  writeFileSync(join(runDir, RUNNING_FILE), `${JSON.stringify(entries)}\n`);
+}
+
+/** Undefined when no `./smgw up` runs (a supervisor killed hard leaves its run folder behind). */
+export function readRunningServices(runDir: string): { name: string; readyPort: number }[] | undefined {
+  try {
+    process.kill(Number(readFileSync(join(runDir, 'supervisor.pid'), 'utf8')), 0);
+    return JSON.parse(readFileSync(join(runDir, RUNNING_FILE), 'utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 export async function isReady(port: number): Promise<boolean> {

@@ -1,12 +1,16 @@
 // `./smgw up`: runs every service in the foreground with prefixed, readable logs; restarts one that dies, with
-// backoff, as a supervisor would; prints the URLs and the admin token once all are ready; Ctrl-C stops all.
+// backoff, as a supervisor would (restart-policy.ts); prints the URLs and the admin token once all are ready;
+// Ctrl-C stops all. Local sinks stand in for relays left at their defaults (local-relays.ts).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type LocalSink, planLocalRelays, sinkAddress, sinkPortBusyNotice } from './local-relays.ts';
 import { formatLogLine } from './log-format.ts';
-import { isReady, type LocalService, localServices } from './services.ts';
+import { afterExit } from './restart-policy.ts';
+import { isReady, type LocalService, localServices, writeRunningServices } from './services.ts';
 
 const root = process.env.SMGW_ROOT ?? process.cwd();
 const state = process.env.SMGW_STATE_DIR ?? join(root, '.smgw');
@@ -14,15 +18,28 @@ const runDir = join(state, 'run');
 mkdirSync(runDir, { recursive: true });
 writeFileSync(join(runDir, 'supervisor.pid'), String(process.pid));
 
-// Local defaults: deliver hands mail to the local sinks, not to the internet (override by setting them yourself).
-const baseEnv: NodeJS.ProcessEnv = {
-  ...process.env,
-  SMGW_INTERNAL_RELAY: process.env.SMGW_INTERNAL_RELAY ?? '127.0.0.1:2526',
-  SMGW_SMARTHOST: process.env.SMGW_SMARTHOST ?? '127.0.0.1:2527',
-};
+/** Whether another program listens on the port a sink would take (checked by binding it, as the sink would). */
+function portTaken(port: number): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => (err.code === 'EADDRINUSE' ? resolve(true) : reject(err)));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(false)));
+  });
+}
 
-const COLORS = [36, 33, 35, 32, 34, 31];
-const width = Math.max(...localServices().map((s) => s.name.length));
+// Local defaults: deliver hands mail to the local sinks, not to the internet (override by setting them yourself).
+const plan = planLocalRelays(process.env);
+const baseEnv: NodeJS.ProcessEnv = { ...process.env, ...plan.relayEnv };
+const sinks: LocalSink[] = [];
+for (const sink of plan.sinks) {
+  if (await portTaken(sink.port)) process.stdout.write(`\x1b[33m${sinkPortBusyNotice(sink)}\x1b[0m\n`);
+  else sinks.push(sink);
+}
+const services = localServices(process.env, sinks);
+writeRunningServices(runDir, services);
+
+const COLORS = [36, 33, 35, 32, 34, 31, 96];
+const width = Math.max(...services.map((s) => s.name.length));
 let stopping = false;
 const children = new Map<string, ChildProcess>();
 
@@ -51,11 +68,14 @@ async function run(service: LocalService, index: number): Promise<void> {
     );
     children.delete(service.name);
     if (stopping) break;
-    // Back off 1 s, 2 s, 4 s … 30 s; a run that lasted a minute counts as healthy again.
-    failures = Date.now() - started > 60_000 ? 1 : failures + 1;
-    const delay = Math.min(30_000, 1000 * 2 ** (failures - 1));
-    process.stdout.write(`${prefix(service, index)} exited (${code}); restarting in ${delay / 1000}s\n`);
-    await sleep(delay);
+    const next = afterExit(code, failures, Date.now() - started);
+    if (!next.restart) {
+      process.stdout.write(`${prefix(service, index)} exited (${code}): a restart cannot fix that; not restarted\n`);
+      return;
+    }
+    failures = next.failures;
+    process.stdout.write(`${prefix(service, index)} exited (${code}); restarting in ${next.delayMs / 1000}s\n`);
+    await sleep(next.delayMs);
   }
 }
 
@@ -76,12 +96,19 @@ async function announceWhenReady(services: LocalService[]): Promise<void> {
     `  admin token            ${e.SMGW_ADMIN_TOKEN ?? '(unset)'}`,
     '  RabbitMQ dashboard     http://127.0.0.1:15672  (guest/guest)',
     `  metrics                ${services.map((s) => `http://127.0.0.1:${s.readyPort}/metrics`).join(' ')}`,
-    `  mail that left         ${join(state, 'mail')}/{agency,outside}/*.eml`,
-    '  try                    swaks --server 127.0.0.1:2525 --to amt@behoerde.example',
+    `  mail for the agencies  ${relayTarget('agency', baseEnv.SMGW_INTERNAL_RELAY)}`,
+    `  mail to the outside    ${relayTarget('outside', baseEnv.SMGW_SMARTHOST || 'MX lookup')}`,
+    `  try                    swaks --server 127.0.0.1:${e.SMGW_SMTP_INBOUND_PORT ?? 2525} --to amt@behoerde.example`,
     '  trace a message        ./smgw trace <message-id>      stop: Ctrl-C',
     '',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** Where delivered mail ends up: a started sink's folder, or the relay the operator set. */
+function relayTarget(name: LocalSink['name'], relay: string | undefined): string {
+  const sink = sinks.find((s) => s.name === name && sinkAddress(s) === relay);
+  return sink ? `${join(state, 'mail', name)}/*.eml  (local sink on ${sink.port})` : `${relay}`;
 }
 
 function stopAll(signal: NodeJS.Signals) {
@@ -97,8 +124,7 @@ function stopAll(signal: NodeJS.Signals) {
 process.on('SIGINT', () => stopAll('SIGINT'));
 process.on('SIGTERM', () => stopAll('SIGTERM'));
 
-const services = localServices();
-void announceWhenReady(services.filter((s) => s.name !== 'sink'));
+void announceWhenReady(services.filter((s) => s.kind === 'gateway'));
 await Promise.all(services.map((s, i) => run(s, i)));
 rmSync(runDir, { recursive: true, force: true });
 process.stdout.write('all stopped\n');

@@ -7,16 +7,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { startTestGateway, type TestGateway, waitFor } from '@smgw/testing';
+import { assertQueued, startTestGateway, type TestGateway, waitFor } from '@smgw/testing';
 import nodemailer from 'nodemailer';
 
 const run = promisify(execFile);
 
-/** The message id from a `250 … queued as <ID>` reply. */
-function queuedId(text: string): string {
-  const id = /queued as ([0-9A-HJKMNP-TV-Z]{26})/.exec(text)?.[1];
-  assert.ok(id, `no message id in: ${text}`);
-  return id;
+/** The message id from swaks' transcript, where the server's lines follow `<-  `. */
+function queuedIdInTranscript(stdout: string): string {
+  const reply = stdout.split('\n').find((line) => line.includes('queued as'));
+  return assertQueued(reply?.replace(/^<-\s+/, '').trimEnd());
 }
 
 /** Length of the gateway's Received header (its first line plus folded continuation lines). */
@@ -76,7 +75,7 @@ describe('ingest → scan → deliver, end to end', () => {
       '--helo',
       'mx.example.org',
     ]);
-    const id = queuedId(stdout);
+    const id = queuedIdInTranscript(stdout);
 
     const arrived = await waitFor('the message at the agency relay', () =>
       gw.relay.messages.find((m) => m.raw.includes('e2e-1@example.org')),
@@ -118,7 +117,7 @@ describe('ingest → scan → deliver, end to end', () => {
       raw: original,
     });
     transport.close();
-    queuedId(info.response);
+    assertQueued(info.response);
     const arrived = await waitFor('the odd message at the relay', () =>
       gw.relay.messages.find((m) => m.raw.includes('e2e-odd@example.org')),
     );
@@ -144,7 +143,7 @@ describe('ingest → scan → deliver, end to end', () => {
       text: 'Akte 4711',
       messageId: '<e2e-internal@behoerde.example>',
     });
-    queuedId(internal.response);
+    assertQueued(internal.response);
     await waitFor('the internal message at the agency relay', () =>
       gw.relay.messages.find((m) => m.raw.includes('e2e-internal@behoerde.example')),
     );
@@ -156,7 +155,7 @@ describe('ingest → scan → deliver, end to end', () => {
       text: 'vertraulich',
       messageId: '<e2e-outbound@behoerde.example>',
     });
-    const id = queuedId(outbound.response);
+    const id = assertQueued(outbound.response);
     transport.close();
     // No certificate or key for the citizen: encrypt hands the message to the portal (smgw.mailbox, where it waits
     // until the mailbox stage exists); it is still pending, and nothing reached the smarthost.
@@ -190,7 +189,7 @@ describe('ingest → scan → deliver, end to end', () => {
       attachments: [{ filename: 'rechnung.com', content: Buffer.from(eicar) }],
     });
     transport.close();
-    const id = queuedId(info.response);
+    const id = assertQueued(info.response);
     const notice = await waitFor('the notice at the relay', () =>
       gw.relay.messages.find(
         (m) => m.raw.includes(Buffer.from(id)) && m.rcptTo.includes('postmaster@behoerde.example'),
@@ -223,7 +222,7 @@ describe('ingest → scan → deliver, end to end', () => {
       attachments: [{ filename: 'probe.com', content: Buffer.from(eicar) }],
     });
     transport.close();
-    const id = queuedId(info.response);
+    const id = assertQueued(info.response);
     const admin = (path: string, init: RequestInit = {}) =>
       fetch(`http://127.0.0.1:${gw.adminPort}/api/v1${path}`, {
         ...init,

@@ -1,6 +1,6 @@
 // BoringSSL's verify-chain vectors through validateCertificatePath: every *.test case. Source and format:
-// ../shared/testdata/boringssl-verify-chain/README.md. A case must verify when its expected_errors has no
-// ERROR line (WARNING lines accompany chains BoringSSL accepts), and be refused otherwise.
+// testdata/boringssl-verify-chain/README.md. A case must verify when its expected_errors has no ERROR line
+// (WARNING lines accompany chains BoringSSL accepts), and be refused otherwise.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { validateCertificatePath } from '../src/pkix/index.ts';

@@ -1,5 +1,5 @@
 // NIST PKITS (Test Certificates 2011) through validateCertificatePath: every case, table-driven from the
-// file names plus the settings-dependent §4.8 cases. Source and format: ../shared/testdata/nist-pkits/README.md.
+// file names plus the settings-dependent §4.8 cases. Source and format: testdata/nist-pkits/README.md.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';

@@ -1,11 +1,10 @@
-// Loading of the shared path-validation vectors (NIST PKITS, BoringSSL verify-chain) for the pkix tests.
+// Loading of the path-validation vectors (NIST PKITS, BoringSSL verify-chain) for the pkix tests.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The design documents' shared/ folder lies beside the repository (CI copies it there too). */
-export const TESTDATA =
-  process.env.SMGW_TESTDATA ?? fileURLToPath(new URL('../../../../shared/testdata/', import.meta.url));
+/** The repository's own testdata/ folder (sources and licences in its README.md). */
+export const TESTDATA = fileURLToPath(new URL('../../../testdata/', import.meta.url));
 export const PKITS_DIR = join(TESTDATA, 'nist-pkits');
 export const BORINGSSL_DIR = join(TESTDATA, 'boringssl-verify-chain');
 

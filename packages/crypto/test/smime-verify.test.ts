@@ -5,8 +5,8 @@ import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { SmimeError, verifySignedMessage } from '../src/index.ts';
+import { signWithPkijs } from '../src/testing/index.ts';
 import { createOpensslWorkspace, type OpensslWorkspace } from './smime-openssl.ts';
-import { signWithPkijs } from './smime-pkijs-signer.ts';
 
 const entity = Buffer.from(
   'Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\nGrüße aus der Behörde.\r\n\r\nZweite Zeile.\r\n',

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MESSAGE_ID_PATTERN } from './ids.ts';
 
 /** Stages that consume envelopes from their own queue, in no particular order. */
 export const STAGES = ['scan', 'encrypt', 'verify', 'deliver', 'mailbox'] as const;
@@ -60,7 +61,7 @@ const stageSchema = z.enum(STAGES);
 export const envelopeV1Schema = z.object({
   v: z.literal(1),
   /** Gateway message id (ULID: sortable by time). */
-  id: z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/),
+  id: z.string().regex(MESSAGE_ID_PATTERN),
   /** W3C trace id (32 lowercase hex). */
   traceId: z.string().regex(/^[0-9a-f]{32}$/),
   receivedAt: isoTime,

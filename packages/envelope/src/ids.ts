@@ -3,6 +3,26 @@ import { monotonicFactory } from 'ulid';
 
 const nextUlid = monotonicFactory();
 
+/** The alphabet of a ULID as newMessageId writes it: Crockford's base32 in upper case (no I, L, O or U). */
+const ULID_ALPHABET = '0-9A-HJKMNP-TV-Z';
+
+/**
+ * A gateway id as newMessageId gives it out: 26 characters of upper-case Crockford base32. Message ids, and the
+ * other ids the gateway makes the same way (agencies, quarantine entries), have this form.
+ */
+export const MESSAGE_ID_PATTERN = new RegExp(`^[${ULID_ALPHABET}]{26}$`);
+
+/**
+ * MESSAGE_ID_PATTERN as a JSON Schema `pattern` (which takes no flags) that also accepts lower case, since people
+ * type ids by hand: a route upper-cases the id before it uses it.
+ */
+export const MESSAGE_ID_PATTERN_ANY_CASE = `^[${ULID_ALPHABET}${ULID_ALPHABET.toLowerCase()}]{26}$`;
+
+/** True for a well-formed gateway id (upper case, as stored; upper-case what a person typed first). */
+export function isMessageId(value: unknown): value is string {
+  return typeof value === 'string' && MESSAGE_ID_PATTERN.test(value);
+}
+
 /** A new gateway message id: a ULID, so ids sort by the time they were given out. */
 export function newMessageId(now: number = Date.now()): string {
   return nextUlid(now);

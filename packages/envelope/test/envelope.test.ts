@@ -9,6 +9,7 @@ import {
   forRecipients,
   InvalidEnvelopeError,
   itineraryFor,
+  newEnvelope,
   newMessageId,
   newTraceId,
   parkedQueue,
@@ -22,22 +23,14 @@ import {
 } from '../src/index.ts';
 
 function sample(overrides: Partial<Envelope> = {}): Envelope {
-  return {
-    v: 1,
-    id: newMessageId(),
-    traceId: newTraceId(),
-    receivedAt: new Date().toISOString(),
+  const envelope = newEnvelope({
     direction: 'inbound',
     mailFrom: 'a@example.org',
     recipients: ['b@behoerde.example'],
     client: { listener: 'inbound', ip: '192.0.2.1', helo: 'mx.example.org', tls: false },
     blob: { ref: 'f'.repeat(64), sha256: 'f'.repeat(64), size: 10 },
-    itinerary: itineraryFor('inbound'),
-    hop: 0,
-    verdicts: {},
-    attempt: 0,
-    ...overrides,
-  };
+  });
+  return { ...envelope, ...overrides };
 }
 
 describe('envelope', () => {

@@ -1,3 +1,7 @@
-// The key directory (migration 008): written by the admin API, read by the encrypt stage. One place for its SQL.
-export * from './encrypt-reads.ts';
-export * from './store.ts';
+// The key directory (migrations 008 and 009): written by the admin API, read by the encrypt stage. One module per
+// record owns its table's SQL. Private keys are never selected in clear (agency keys are sealed).
+export * from './agencies.ts';
+export * from './agency-keys.ts';
+export * from './certificates.ts';
+export * from './pgp-keys.ts';
+export * from './trust-anchors.ts';

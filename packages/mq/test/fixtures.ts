@@ -1,30 +1,23 @@
 // Shared by the mq tests: a valid envelope, a raw AMQP channel on the test vhost (to look into queues and publish
 // what a well-behaved client never would), and the RabbitMQ management API.
 import { randomUUID } from 'node:crypto';
-import { type Envelope, EXCHANGE, newMessageId, newTraceId, type Stage } from '@smgw/envelope';
+import { type Envelope, EXCHANGE, type Stage } from '@smgw/envelope';
 import { createLogger, type Logger } from '@smgw/observability';
-import { rabbitManagementApi, waitFor } from '@smgw/testing';
+import { envelopeFixture, rabbitManagementApi, waitFor } from '@smgw/testing';
 import { type Channel, type ChannelModel, connect, type GetMessage } from 'amqplib';
 
 export const silentLogger: Logger = createLogger('mq-test', process.env.SMGW_TEST_LOG_LEVEL ?? 'silent');
 
 export function testEnvelope(itinerary: Stage[], overrides: Partial<Envelope> = {}): Envelope {
-  return {
-    v: 1,
-    id: newMessageId(),
-    traceId: newTraceId(),
-    receivedAt: new Date().toISOString(),
+  return envelopeFixture({
     direction: 'outbound',
     mailFrom: 'clerk@agency.example',
     recipients: ['citizen@example.org'],
     client: { listener: 'submission', ip: '10.0.0.7', helo: 'mail.agency.example', tls: true },
     blob: { ref: `blob:${randomUUID()}`, sha256: 'a'.repeat(64), size: 42 },
     itinerary,
-    hop: 0,
-    verdicts: {},
-    attempt: 0,
     ...overrides,
-  };
+  });
 }
 
 export function uniqueConnectionName(what: string): string {

@@ -114,6 +114,25 @@ export async function createSubmissionAccount(
   return { username, senderDomains };
 }
 
+/** An account as the admin API lists it (never its password hash). */
+export interface ListedSubmissionAccount extends SubmissionAccount {
+  disabled: boolean;
+  createdAt: string;
+}
+
+/** Every account, by username. */
+export async function listSubmissionAccounts(db: Queryable): Promise<ListedSubmissionAccount[]> {
+  const { rows } = await db.query<{ username: string; sender_domains: string[]; disabled: boolean; created_at: Date }>(
+    'select username, sender_domains, disabled, created_at from submission_accounts order by username',
+  );
+  return rows.map((r) => ({
+    username: r.username,
+    senderDomains: r.sender_domains,
+    disabled: r.disabled,
+    createdAt: r.created_at.toISOString(),
+  }));
+}
+
 /**
  * The account when `username` exists, is enabled and `password` is right; undefined otherwise (which of these
  * failed is not told, not even by timing). Database errors are thrown: they are not a wrong password.

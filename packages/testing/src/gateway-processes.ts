@@ -31,6 +31,8 @@ export interface ServiceProcess {
   stop(): Promise<void>;
   /** Peak resident set size (VmHWM) of the current child in bytes, from /proc. */
   peakRssBytes(): Promise<number | undefined>;
+  /** A metric's value from the service's /metrics, summed over the label sets that have `labels`. */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
 }
 
 /**
@@ -99,6 +101,16 @@ export function serviceProcess(name: string, env: Record<string, string>, health
       } catch {
         return undefined;
       }
+    },
+    async metric(name, labels = {}) {
+      const text = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
+      let sum = 0;
+      for (const line of text.split('\n')) {
+        if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+        const matches = Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`));
+        if (matches) sum += Number(line.split(' ').pop());
+      }
+      return sum;
     },
   };
   return handle;

@@ -24,13 +24,17 @@ export interface TestGateway {
   /** SMGW_MASTER_KEY of this gateway (random per run): seal agency keys with it (`sealSecret`) in tests. */
   masterKey: Buffer;
   services: Record<string, ServiceProcess>;
+  /** One of the services started; throws for one that was not. */
+  service(name: string): ServiceProcess;
   /** Stops every service, the sinks, and drops the schema and vhost. */
   close(): Promise<void>;
 }
 
 /**
- * The gateway as real processes (`node services/<name>/src/main.ts`) in an isolated schema, vhost and Redis prefix,
- * on free ports, delivering into two in-process SMTP sinks. For end-to-end, crash and benchmark runs.
+ * The gateway, or any set of its services, as real processes (`node services/<name>/src/main.ts`) in an isolated
+ * schema, vhost and Redis prefix, on free ports, delivering into two in-process SMTP sinks. For the services'
+ * integration tests (a stage and deliver behind it) as for end-to-end, crash and benchmark runs; `env` overrides
+ * any setting.
  */
 export async function startTestGateway(
   options: { services?: string[]; env?: Record<string, string> } = {},
@@ -83,6 +87,11 @@ export async function startTestGateway(
     adminToken,
     masterKey: options.env?.SMGW_MASTER_KEY ? Buffer.from(options.env.SMGW_MASTER_KEY, 'base64') : masterKey,
     services,
+    service(name) {
+      const found = services[name];
+      if (!found) throw new Error(`${name} was not started in this test gateway`);
+      return found;
+    },
     async close() {
       await Promise.all(Object.values(services).map((s) => s.stop()));
       await Promise.all([relay.close(), smarthost.close()]);

@@ -50,20 +50,17 @@ export async function recordMessage(db: Queryable, envelope: Envelope): Promise<
 }
 
 export async function recordEvent(db: Queryable, messageId: string, e: TraceEvent): Promise<void> {
-  await db.query(
-    `insert into message_events (message_id, recipient, stage, event, outcome, code, reason, data, at)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()))`,
-    [
-      messageId,
-      e.recipient ?? null,
-      e.stage,
-      e.event,
-      e.outcome,
-      e.code ?? null,
-      e.reason ?? null,
-      e.data ? JSON.stringify(e.data) : null,
-      e.at ?? null,
-    ],
+  await recordEvents(db, messageId, [e]);
+}
+
+/**
+ * Records several events of one message in one statement: all of them or none, in the order given (a stage's
+ * outcome is written together, so the trace never shows half of it).
+ */
+export async function recordEvents(db: Queryable, messageId: string, events: readonly TraceEvent[]): Promise<void> {
+  await recordEventBatch(
+    db,
+    events.map((e) => ({ ...e, messageId })),
   );
 }
 
@@ -79,6 +76,50 @@ export async function setRecipientState(
      where message_id = $1 and recipient = any($2::text[])`,
     [messageId, recipients, state, detail ?? null],
   );
+}
+
+/**
+ * Records events of many messages in one statement, in the order given: a sweep's batch (the quarantine purge
+ * records one event on each message it touched).
+ */
+export async function recordEventBatch(
+  db: Queryable,
+  events: readonly (TraceEvent & { messageId: string })[],
+): Promise<void> {
+  if (events.length === 0) return;
+  const rows = events.map((e) => ({
+    message_id: e.messageId,
+    recipient: e.recipient ?? null,
+    stage: e.stage,
+    event: e.event,
+    outcome: e.outcome,
+    code: e.code ?? null,
+    reason: e.reason ?? null,
+    data: e.data ?? null,
+    at: e.at?.toISOString() ?? null,
+  }));
+  await db.query(
+    `insert into message_events (message_id, recipient, stage, event, outcome, code, reason, data, at)
+     select e.message_id, e.recipient, e.stage, e.event, e.outcome, e.code, e.reason, e.data, coalesce(e.at, now())
+       from rows from (jsonb_to_recordset($1::jsonb) as (message_id text, recipient text, stage text, event text,
+              outcome text, code text, reason text, data jsonb, at timestamptz)) with ordinality as e
+      order by e.ordinality`,
+    [JSON.stringify(rows)],
+  );
+}
+
+/** Whether the message's trace has `event` from `stage`, with `data` containing `dataContains` when given. */
+export async function hasEvent(
+  db: Queryable,
+  messageId: string,
+  match: { stage: string; event: string; dataContains?: Record<string, unknown> | undefined },
+): Promise<boolean> {
+  const found = await db.query(
+    `select 1 from message_events where message_id = $1 and stage = $2 and event = $3
+       and ($4::jsonb is null or data @> $4::jsonb) limit 1`,
+    [messageId, match.stage, match.event, match.dataContains ? JSON.stringify(match.dataContains) : null],
+  );
+  return (found.rowCount ?? 0) > 0;
 }
 
 export interface MessageTrace {
@@ -139,8 +180,6 @@ export async function getTrace(db: Queryable, messageId: string): Promise<Messag
     })),
   };
 }
-
-export { purgeExpiredQuarantine, type QuarantinePurge } from './quarantine-retention.ts';
 
 /**
  * The `onParked` hook of a stage's consumer: the trace says why the message stopped at `stage` (the message row is

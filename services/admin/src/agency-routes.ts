@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { type Pkcs12Contents, parsePkcs12, readPrivateKeyForStorage } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
+import { MESSAGE_ID_PATTERN_ANY_CASE } from '@smgw/envelope';
 import {
   addAgencyKey,
   agencyKeyAad,
@@ -17,7 +18,16 @@ import {
 } from '@smgw/key-directory';
 import { sealSecret } from '@smgw/secrets';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { acceptKeyMaterialBodies, PGP_KEY_TYPE, PKCS12_TYPE } from './key-material-bodies.ts';
+import { mediaTypeOf } from './body-types.ts';
+import {
+  acceptKeyMaterialBodies,
+  CURL_DEFAULT_TYPE,
+  looksArmoredOpenPgp,
+  PGP_KEY_TYPE,
+  PRIVATE_KEY_BODY_TYPES,
+  TEXT_TYPE,
+  textBody,
+} from './key-material-bodies.ts';
 import { certificateFacts } from './pem-certificates.ts';
 import { problem, problemSchema } from './problem.ts';
 import { DEFAULT_OPERATOR, OPERATOR_PATTERN } from './quarantine-routes.ts';
@@ -31,7 +41,6 @@ export interface AgencyRouteOptions {
 
 const DOMAIN_PATTERN = '^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$';
 const ADDRESS_PATTERN = "^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9.-]{1,253}$";
-const ULID_PATTERN = '^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$';
 /** Free text that cannot break a terminal line or forge one. */
 const NO_CONTROL_CHARACTERS = '^[^\\u0000-\\u001f\\u007f]*$';
 
@@ -75,7 +84,7 @@ function strictBoolean(name: string) {
 const idParams = {
   type: 'object',
   required: ['id'],
-  properties: { id: { type: 'string', pattern: ULID_PATTERN } },
+  properties: { id: { type: 'string', pattern: MESSAGE_ID_PATTERN_ANY_CASE } },
 } as const;
 
 const agencyKeySchema = {
@@ -300,12 +309,13 @@ export async function agencyRoutes(api: FastifyInstance, options: AgencyRouteOpt
   api.post<{ Params: { id: string; address: string }; Headers: { 'x-smgw-key-password'?: string } }>(
     '/agencies/:id/addresses/:address/keys',
     {
+      config: { bodyTypes: PRIVATE_KEY_BODY_TYPES },
       schema: {
         params: {
           type: 'object',
           required: ['id', 'address'],
           properties: {
-            id: { type: 'string', pattern: ULID_PATTERN },
+            id: { type: 'string', pattern: MESSAGE_ID_PATTERN_ANY_CASE },
             address: { type: 'string', maxLength: 320, pattern: ADDRESS_PATTERN },
           },
         },
@@ -335,9 +345,18 @@ export async function agencyRoutes(api: FastifyInstance, options: AgencyRouteOpt
           .code(404)
           .send(problem('AGENCY_ADDRESS_NOT_FOUND', `${address} is not an address of agency ${agencyId}`));
       }
-      const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-      if (contentType === PGP_KEY_TYPE) {
-        const armored = typeof req.body === 'string' ? req.body : '';
+      const body = req.body as string | Buffer | undefined;
+      if (!body || body.length === 0) {
+        return reply
+          .code(400)
+          .send(problem('BAD_REQUEST', 'the body is empty: send a PKCS#12 file or an armored OpenPGP private key'));
+      }
+      // Text types are armored OpenPGP; curl's default type may carry either, so its bytes decide.
+      const type = mediaTypeOf(req);
+      const armoredOpenPgp =
+        type === PGP_KEY_TYPE || type === TEXT_TYPE || (type === CURL_DEFAULT_TYPE && looksArmoredOpenPgp(body));
+      if (armoredOpenPgp) {
+        const armored = textBody(body) ?? '';
         const passphrase = req.headers['x-smgw-key-password'];
         let key: Awaited<ReturnType<typeof readPrivateKeyForStorage>>;
         try {
@@ -372,14 +391,10 @@ export async function agencyRoutes(api: FastifyInstance, options: AgencyRouteOpt
         );
         return reply.code(201).send({ keys: [{ ...row, publicKey: key.publicArmored }] });
       }
-      if (contentType !== PKCS12_TYPE || !Buffer.isBuffer(req.body) || req.body.length === 0) {
-        return reply
-          .code(415)
-          .send(problem('KEY_FORMAT_UNSUPPORTED', `the body must be PKCS#12 (content-type ${PKCS12_TYPE})`));
-      }
       let contents: Pkcs12Contents;
       try {
-        contents = await parsePkcs12(req.body, req.headers['x-smgw-key-password'] ?? '');
+        // The types left (PKCS#12, octet-stream, curl's default) are parsed as bytes.
+        contents = await parsePkcs12(body as Buffer, req.headers['x-smgw-key-password'] ?? '');
       } catch (err) {
         if ((err as { code?: string }).code === 'SMIME_PKCS12_FAILED') {
           // The message names no secret (pkijs/node say "wrong password" or "bad decrypt" at most).

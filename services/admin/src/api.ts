@@ -1,18 +1,17 @@
 import type { RevocationFetcher, RevocationMode } from '@smgw/crypto';
 import { databaseReachable, type Pool } from '@smgw/db';
-import type { Envelope } from '@smgw/envelope';
+import { type Envelope, isMessageId } from '@smgw/envelope';
 import { type Logger, type Registry, runChecks } from '@smgw/observability';
 import { getTrace } from '@smgw/trace';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { agencyRoutes } from './agency-routes.ts';
 import { bearerTokenMatches } from './bearer-auth.ts';
+import { refuseUnacceptedBodyType, unsupportedMediaType } from './body-types.ts';
 import { pgpKeyRoutes } from './pgp-key-routes.ts';
-import { problem } from './problem.ts';
+import { codeOfStatus, problem } from './problem.ts';
 import { quarantineRoutes } from './quarantine-routes.ts';
 import { submissionAccountRoutes } from './submission-account-routes.ts';
 import { trustRoutes } from './trust-routes.ts';
-
-const MESSAGE_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 
 /**
  * The admin API (SPEC.md "Admin API"): everything under /api/v1 needs the bearer token;
@@ -66,10 +65,11 @@ export function buildAdminApi(options: {
             .send(problem('UNAUTHORIZED', 'a valid bearer token is required'));
         }
       });
+      api.addHook('preValidation', refuseUnacceptedBodyType);
 
       api.get<{ Params: { id: string } }>('/messages/:id', async (req, reply) => {
         const id = req.params.id.toUpperCase();
-        if (!MESSAGE_ID.test(id)) {
+        if (!isMessageId(id)) {
           return reply.code(400).send(problem('BAD_MESSAGE_ID', 'a message id is a 26-character ULID'));
         }
         const trace = await getTrace(options.pool, id);
@@ -97,17 +97,16 @@ export function buildAdminApi(options: {
   );
 
   app.setNotFoundHandler((_req, reply) => reply.code(404).send(problem('NOT_FOUND', 'no such resource')));
+  // fastify's own refusals (body too large 413, no parser for the content-type 415, bad JSON 400, schema 400) and
+  // anything thrown: the code is the status's name, so the two agree.
   app.setErrorHandler((err, req, reply) => {
     const status = (err as { statusCode?: number }).statusCode ?? 500;
-    if (status >= 500) req.log.error({ err, code: 'ADMIN_INTERNAL_ERROR' }, 'admin request failed');
-    return reply
-      .code(status)
-      .send(
-        problem(
-          status >= 500 ? 'INTERNAL_ERROR' : 'BAD_REQUEST',
-          status >= 500 ? 'internal error' : (err as Error).message,
-        ),
-      );
+    if (status >= 500) {
+      req.log.error({ err, code: 'ADMIN_INTERNAL_ERROR' }, 'admin request failed');
+      return reply.code(status).send(problem(codeOfStatus(status), 'internal error'));
+    }
+    if (status === 415) return reply.code(415).send(unsupportedMediaType(req));
+    return reply.code(status).send(problem(codeOfStatus(status), (err as Error).message));
   });
   return app;
 }

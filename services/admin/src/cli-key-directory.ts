@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import type { Agency, AgencyKey, StoredCertificate, StoredPgpKey, TrustAnchor } from '@smgw/key-directory';
+import { looksArmoredOpenPgp } from './key-material-bodies.ts';
 
 export const KEY_DIRECTORY_USAGE = `  trust add <pem-file>                trust a CA (S/MIME and signature verification)
   trust list                          the trusted CAs
@@ -218,9 +219,7 @@ export async function runKeyDirectoryCommand(
       const usage = 'agency key <agency-id> <address> <file> [--password p]';
       if (!agencyId || !address) throw new KeyDirectoryCliError(`usage: ${usage}`);
       const bytes = await readInput(file, usage);
-      const pgp =
-        ['.asc', '.gpg', '.pgp'].includes(extname(file ?? '').toLowerCase()) ||
-        bytes.subarray(0, 64).toString('latin1').includes('-----BEGIN PGP');
+      const pgp = ['.asc', '.gpg', '.pgp'].includes(extname(file ?? '').toLowerCase()) || looksArmoredOpenPgp(bytes);
       const password = values.password ?? env.SMGW_KEY_PASSWORD;
       const answer = await call('POST', `/agencies/${enc(agencyId)}/addresses/${enc(address)}/keys`, {
         raw: { bytes, type: pgp ? 'application/pgp-keys' : 'application/x-pkcs12' },

@@ -2,10 +2,10 @@
 // The operator CLI: wraps the admin API (SPEC.md). `./smgw <command>` or `pnpm smgw <command>`.
 // Reads SMGW_ADMIN_URL (default http://127.0.0.1:8081/api/v1) and SMGW_ADMIN_TOKEN.
 import { parseArgs } from 'node:util';
+import type { QuarantineEntry } from '@smgw/quarantine';
 import { KEY_DIRECTORY_USAGE, KeyDirectoryCliError, runKeyDirectoryCommand } from './cli-key-directory.ts';
 import { formatQuarantineEntry, formatQuarantineList } from './format-quarantine.ts';
 import { formatTrace } from './format-trace.ts';
-import type { QuarantineEntry } from './quarantine-store.ts';
 
 const USAGE = `operator commands (talk to the admin API):
   trace <message-id> [--json]         every stage, outcome, time and reason of a message, per recipient

@@ -1,4 +1,4 @@
-import type { QuarantineEntry } from './quarantine-store.ts';
+import type { QuarantineEntry } from '@smgw/quarantine';
 
 /** One line per entry, newest first, as an operator scans a list in a terminal. */
 export function formatQuarantineList(entries: QuarantineEntry[]): string {

@@ -11,7 +11,7 @@ import {
   setPgpKeyState,
 } from '@smgw/key-directory';
 import type { FastifyInstance } from 'fastify';
-import { acceptKeyMaterialBodies, textBody } from './key-material-bodies.ts';
+import { ARMORED_KEY_BODY_TYPES, acceptKeyMaterialBodies, textBody } from './key-material-bodies.ts';
 import { problem, problemSchema } from './problem.ts';
 import { DEFAULT_OPERATOR, OPERATOR_PATTERN } from './quarantine-routes.ts';
 
@@ -74,13 +74,21 @@ export async function pgpKeyRoutes(api: FastifyInstance, options: PgpKeyRouteOpt
 
   api.post(
     '/pgp-keys',
-    { schema: { response: { 200: pgpKeySchema, 201: pgpKeySchema, 400: problemSchema, 422: problemSchema } } },
+    {
+      config: { bodyTypes: ARMORED_KEY_BODY_TYPES },
+      schema: { response: { 200: pgpKeySchema, 201: pgpKeySchema, 400: problemSchema, 422: problemSchema } },
+    },
     async (req, reply) => {
       const armored = textBody(req.body);
       if (!armored) {
         return reply
           .code(400)
-          .send(problem('BAD_REQUEST', 'the body must be an armored public key (application/pgp-keys or text/plain)'));
+          .send(
+            problem(
+              'BAD_REQUEST',
+              `the body must be an armored public key (content-type ${ARMORED_KEY_BODY_TYPES.join(', ')})`,
+            ),
+          );
       }
       const inspection = await inspect(armored, options.now());
       if (!inspection.ok) return reply.code(422).send(problem(inspection.code, inspection.message));

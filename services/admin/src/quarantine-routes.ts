@@ -1,17 +1,12 @@
 // GET /quarantine, GET /quarantine/{id}, POST /quarantine/{id}/release (SPEC.md "Admin API"). Request and response
 // schemas sit beside each route; the response schemas also make sure nothing but these fields ever leaves.
 import type { Pool } from '@smgw/db';
-import { DIRECTIONS, type Envelope } from '@smgw/envelope';
+import { DIRECTIONS, type Envelope, MESSAGE_ID_PATTERN_ANY_CASE } from '@smgw/envelope';
 import { type Logger, messageLogger } from '@smgw/observability';
+import { getQuarantineEntry, listQuarantine, QUARANTINE_STATES, type QuarantineState } from '@smgw/quarantine';
 import type { FastifyInstance } from 'fastify';
 import { problem, problemSchema } from './problem.ts';
-import {
-  getQuarantineEntry,
-  listQuarantine,
-  QUARANTINE_STATES,
-  type QuarantineState,
-  releaseQuarantined,
-} from './quarantine-store.ts';
+import { releaseQuarantined } from './release-quarantined.ts';
 
 /** Who released a message when no X-SMGW-Operator header names a person: the admin API has one shared token. */
 export const DEFAULT_OPERATOR = 'admin-token';
@@ -22,7 +17,6 @@ export const OPERATOR_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$';
 /** Free text that cannot break a terminal line or forge one. */
 const NO_CONTROL_CHARACTERS = '^[^\\u0000-\\u001f\\u007f]*$';
 
-const ULID_PATTERN = '^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$';
 const MAX_PAGE = 500;
 
 const nullableString = { type: ['string', 'null'] } as const;
@@ -50,7 +44,7 @@ const entrySchema = {
 const idParams = {
   type: 'object',
   required: ['id'],
-  properties: { id: { type: 'string', pattern: ULID_PATTERN } },
+  properties: { id: { type: 'string', pattern: MESSAGE_ID_PATTERN_ANY_CASE } },
 } as const;
 
 export interface QuarantineRouteOptions {
@@ -72,7 +66,7 @@ export async function quarantineRoutes(api: FastifyInstance, options: Quarantine
             state: { type: 'string', enum: [...QUARANTINE_STATES], default: 'open' },
             direction: { type: 'string', enum: [...DIRECTIONS] },
             limit: { type: 'integer', minimum: 1, maximum: MAX_PAGE, default: 100 },
-            before: { type: 'string', pattern: ULID_PATTERN },
+            before: { type: 'string', pattern: MESSAGE_ID_PATTERN_ANY_CASE },
           },
         },
         response: {

@@ -1,7 +1,7 @@
 // POST /submission-accounts, GET /submission-accounts: the agency accounts that may AUTH on the submission listener
 // (ingest checks them). Passwords arrive once, are kept only as argon2id hashes, and are never returned or logged.
 import type { Pool } from '@smgw/db';
-import { createSubmissionAccount, SubmissionAccountError } from '@smgw/submission-accounts';
+import { createSubmissionAccount, listSubmissionAccounts, SubmissionAccountError } from '@smgw/submission-accounts';
 import type { FastifyInstance } from 'fastify';
 import { problem, problemSchema } from './problem.ts';
 
@@ -53,21 +53,6 @@ export async function submissionAccountRoutes(api: FastifyInstance, options: { p
         response: { 200: { type: 'object', properties: { accounts: { type: 'array', items: accountSchema } } } },
       },
     },
-    async () => {
-      const { rows } = await options.pool.query<{
-        username: string;
-        sender_domains: string[];
-        disabled: boolean;
-        created_at: Date;
-      }>('select username, sender_domains, disabled, created_at from submission_accounts order by username');
-      return {
-        accounts: rows.map((r) => ({
-          username: r.username,
-          senderDomains: r.sender_domains,
-          disabled: r.disabled,
-          createdAt: r.created_at.toISOString(),
-        })),
-      };
-    },
+    async () => ({ accounts: await listSubmissionAccounts(options.pool) }),
   );
 }

@@ -11,7 +11,7 @@ import {
   trustAnchorCertificates,
 } from '@smgw/key-directory';
 import type { FastifyInstance } from 'fastify';
-import { acceptKeyMaterialBodies, textBody } from './key-material-bodies.ts';
+import { acceptKeyMaterialBodies, PEM_BODY_TYPES, textBody } from './key-material-bodies.ts';
 import { type CertificateFacts, PemError, readPemCertificates } from './pem-certificates.ts';
 import { problem, problemSchema } from './problem.ts';
 import { DEFAULT_OPERATOR, OPERATOR_PATTERN } from './quarantine-routes.ts';
@@ -59,7 +59,7 @@ const certificateSchema = {
   },
 } as const;
 
-const PEM_REQUIRED = 'the body must be PEM (content-type application/x-pem-file or text/plain)';
+const PEM_REQUIRED = `the body must be PEM certificates (content-type ${PEM_BODY_TYPES.join(', ')})`;
 
 export async function trustRoutes(api: FastifyInstance, options: TrustRouteOptions): Promise<void> {
   acceptKeyMaterialBodies(api);
@@ -67,6 +67,7 @@ export async function trustRoutes(api: FastifyInstance, options: TrustRouteOptio
   api.post<{ Headers: { 'x-smgw-operator'?: string } }>(
     '/trust-anchors',
     {
+      config: { bodyTypes: PEM_BODY_TYPES },
       schema: {
         headers: operatorHeaders,
         response: { 200: anchorSchema, 201: anchorSchema, 400: problemSchema, 422: problemSchema },
@@ -113,6 +114,7 @@ export async function trustRoutes(api: FastifyInstance, options: TrustRouteOptio
   api.get(
     '/trust-anchors',
     {
+      config: { bodyTypes: PEM_BODY_TYPES },
       schema: {
         response: {
           200: {
@@ -129,6 +131,7 @@ export async function trustRoutes(api: FastifyInstance, options: TrustRouteOptio
   api.post(
     '/certificates',
     {
+      config: { bodyTypes: PEM_BODY_TYPES },
       schema: {
         headers: operatorHeaders,
         response: {

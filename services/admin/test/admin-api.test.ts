@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type Envelope, newMessageId, newTraceId } from '@smgw/envelope';
-import type { TestDatabase } from '@smgw/testing';
+import type { Envelope } from '@smgw/envelope';
+import { envelopeFixture, type TestDatabase } from '@smgw/testing';
 import { recordEvent, recordMessage, setRecipientState } from '@smgw/trace';
 import { runCli } from '../src/cli.ts';
 import type { RunningAdmin } from '../src/service.ts';
@@ -28,21 +28,13 @@ describe('admin API', () => {
     fetch(base + path, token ? { headers: { authorization: `Bearer ${token}` } } : {});
 
   function envelope(): Envelope {
-    return {
-      v: 1,
-      id: newMessageId(),
-      traceId: newTraceId(),
-      receivedAt: new Date().toISOString(),
-      direction: 'inbound',
+    return envelopeFixture({
       mailFrom: 'buerger@example.org',
       recipients: ['amt@behoerde.example', 'leitung@behoerde.example'],
       client: { listener: 'inbound', ip: '192.0.2.7', helo: 'mx.example.org', tls: true },
       blob: { ref: 'a'.repeat(64), sha256: 'a'.repeat(64), size: 1234 },
       itinerary: ['deliver'],
-      hop: 0,
-      verdicts: {},
-      attempt: 0,
-    };
+    });
   }
 
   it('refuses API calls without the bearer token, or with a wrong one', async () => {

@@ -72,3 +72,38 @@ async function capture(stream: NodeJS.WriteStream, run: () => Promise<number>): 
     stream.write = write;
   }
 }
+
+export interface ApiAnswer {
+  status: number;
+  // biome-ignore lint/suspicious/noExplicitAny: test answers are inspected field by field
+  body: any;
+}
+
+export interface ApiRequest {
+  body?: string | Uint8Array;
+  /** The content-type header; none when unset. */
+  type?: string;
+  headers?: Record<string, string>;
+  /** null: no authorization header. */
+  token?: string | null;
+}
+
+/** One admin API call with the bearer token (unless `token: null`); the JSON answer parsed. */
+export async function callAdminApi(
+  base: string,
+  token: string,
+  method: string,
+  path: string,
+  request: ApiRequest = {},
+): Promise<ApiAnswer> {
+  const headers: Record<string, string> = { ...request.headers };
+  if (request.token !== null) headers.authorization = `Bearer ${request.token ?? token}`;
+  if (request.type) headers['content-type'] = request.type;
+  const res = await fetch(base + path, {
+    method,
+    headers,
+    ...(request.body === undefined ? {} : { body: request.body }),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}

@@ -6,22 +6,25 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { allowList } from '@smgw/config';
+import { isMessageId } from '@smgw/envelope';
 import { agencyKeyAad } from '@smgw/key-directory';
 import { openSecret } from '@smgw/secrets';
 import type { TestDatabase } from '@smgw/testing';
 import { runCli } from '../src/cli.ts';
 import type { RunningAdmin } from '../src/service.ts';
-import { captureStderr, captureStdout, startTestAdmin, type TestAdmin } from './harness.ts';
+import {
+  type ApiAnswer,
+  type ApiRequest,
+  callAdminApi,
+  captureStderr,
+  captureStdout,
+  startTestAdmin,
+  type TestAdmin,
+} from './harness.ts';
 import { createGpgKeys, createKeyMaterial, type GpgKeys, type KeyMaterial } from './key-material.ts';
 
 const TOKEN = 'test-token-key-directory-0123456789';
 const MASTER_KEY = randomBytes(32);
-
-interface ApiAnswer {
-  status: number;
-  // biome-ignore lint/suspicious/noExplicitAny: test answers are inspected field by field
-  body: any;
-}
 
 describe('the key directory in the admin API', () => {
   let db: TestDatabase;
@@ -35,23 +38,8 @@ describe('the key directory in the admin API', () => {
   let crlsServed = false;
   const crls = new Map<string, Buffer>();
 
-  async function api(
-    method: string,
-    path: string,
-    options: { body?: string | Buffer; type?: string; headers?: Record<string, string>; token?: string | null } = {},
-    at = base,
-  ): Promise<ApiAnswer> {
-    const headers: Record<string, string> = { ...options.headers };
-    if (options.token !== null) headers.authorization = `Bearer ${options.token ?? TOKEN}`;
-    if (options.type) headers['content-type'] = options.type;
-    const res = await fetch(at + path, {
-      method,
-      headers,
-      ...(options.body === undefined ? {} : { body: options.body }),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  }
+  const api = (method: string, path: string, request: ApiRequest = {}, at = base): Promise<ApiAnswer> =>
+    callAdminApi(at, TOKEN, method, path, request);
   const json = (value: unknown) => ({ body: JSON.stringify(value), type: 'application/json' });
   const pem = (text: string) => ({ body: text, type: 'application/x-pem-file' });
 
@@ -124,9 +112,11 @@ describe('the key directory in the admin API', () => {
     assert.equal(answer.body.error.code, 'NOT_A_CA');
   });
 
-  it('refuses a body that is not PEM with 400', async () => {
+  it('refuses a body that is not PEM with 400, and a JSON body with 415', async () => {
     assert.equal((await api('POST', '/trust-anchors', pem('hello'))).body.error.code, 'BAD_CERTIFICATE');
-    assert.equal((await api('POST', '/certificates', json({ pem: 'x' }))).status, 400);
+    const asJson = await api('POST', '/certificates', json({ pem: 'x' }));
+    assert.equal(asJson.status, 415);
+    assert.equal(asJson.body.error.code, 'UNSUPPORTED_MEDIA_TYPE');
   });
 
   it('refuses a certificate whose revocation status cannot be fetched with 422 REVOCATION_UNKNOWN', async () => {
@@ -283,7 +273,7 @@ describe('the key directory in the admin API', () => {
     const created = await api('POST', '/agencies', json({ name: 'Finanzamt Nord', domains: ['fa-nord.example'] }));
     assert.equal(created.status, 201);
     agencyId = created.body.id;
-    assert.match(agencyId, /^[0-9A-Z]{26}$/);
+    assert.ok(isMessageId(agencyId), agencyId);
 
     const inside = await api(
       'POST',
@@ -477,7 +467,7 @@ describe('the key directory in the admin API', () => {
     );
     assert.equal(agency.code, 0);
     const id = agency.out.trim();
-    assert.match(id, /^[0-9A-Z]{26}$/);
+    assert.ok(isMessageId(id), id);
     const address = await captureStdout(() =>
       runCli(['agency', 'address', id, 'buero@west.example', '--verify-signatures'], env),
     );

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type Direction, type Envelope, newMessageId, newTraceId, type Stage, workQueue } from '@smgw/envelope';
+import { type Direction, type Envelope, newMessageId, type Stage, workQueue } from '@smgw/envelope';
 import { connectMq, type Mq, next } from '@smgw/mq';
 import { createLogger } from '@smgw/observability';
-import { rabbitManagementApi, type TestDatabase, type TestVhost, waitFor } from '@smgw/testing';
+import type { QuarantineEntry } from '@smgw/quarantine';
+import { envelopeFixture, rabbitManagementApi, type TestDatabase, type TestVhost, waitFor } from '@smgw/testing';
 import { getTrace, recordMessage, setRecipientState } from '@smgw/trace';
 import { runCli } from '../src/cli.ts';
-import type { QuarantineEntry } from '../src/quarantine-store.ts';
 import { captureStderr, captureStdout, startTestAdmin, type TestAdmin } from './harness.ts';
 
 const TOKEN = 'test-token-quarantine-0123456789';
@@ -54,11 +54,7 @@ describe('quarantine in the admin API', () => {
     } = {},
   ): Promise<{ id: string; envelope: Envelope }> {
     const direction = options.direction ?? 'outbound';
-    const envelope: Envelope = {
-      v: 1,
-      id: newMessageId(),
-      traceId: newTraceId(),
-      receivedAt: new Date().toISOString(),
+    const envelope = envelopeFixture({
       direction,
       mailFrom: 'sachbearbeitung@behoerde.example',
       recipients: ['buerger@example.org', 'firma@example.com'],
@@ -66,9 +62,8 @@ describe('quarantine in the admin API', () => {
       blob: { ref: 'b'.repeat(64), sha256: 'b'.repeat(64), size: 4321 },
       itinerary: options.itinerary ?? ['scan', 'encrypt', 'deliver'],
       hop: 1,
-      verdicts: {},
       attempt: 2,
-    };
+    });
     await recordMessage(db.pool, envelope);
     await setRecipientState(db.pool, envelope.id, envelope.recipients, 'quarantined', 'Eicar-Signature');
     const id = newMessageId();

@@ -2,7 +2,8 @@
 // acks; the mq package turns the outcome into publish/ack/delay/park).
 import type { BlobStore } from '@smgw/blob-store';
 import type { Pool } from '@smgw/db';
-import { advance, type Envelope, forRecipients, newMessageId } from '@smgw/envelope';
+import { advance, type Envelope, forRecipients, generatedEnvelope, newMessageId } from '@smgw/envelope';
+import { readHeaderBlock } from '@smgw/mime';
 import { type Handler, type HandlerContext, next, type Outcome, reject, retry } from '@smgw/mq';
 import type { Counter } from '@smgw/observability';
 import { recordMessage } from '@smgw/trace';
@@ -14,7 +15,6 @@ import {
   dsnWanted,
   type FailedRecipient,
   mayReturnFullContent,
-  readHeaderBlock,
 } from './dsn.ts';
 import { checkOutboundBytes, checkOutboundGuard } from './outbound-guard.ts';
 import { groupByDestination, type RecipientGroup, type RoutingTable } from './route-recipients.ts';
@@ -179,22 +179,15 @@ async function makeDsn(
     templates: deps.templates,
   });
   const blob = await deps.blobStore.put(dsn.createReadStream(), { maxBytes: deps.maxMessageBytes + 1024 * 1024 });
-  return {
-    v: 1,
+  return generatedEnvelope({
     id,
     traceId: original.traceId,
-    receivedAt: now.toISOString(),
-    direction: 'generated',
-    mailFrom: '',
-    recipients: [original.mailFrom],
-    client: { listener: 'gateway', ip: '', helo: deps.hostname, tls: false },
-    blob,
-    itinerary: ['deliver'],
-    hop: 0,
-    verdicts: {},
-    attempt: 0,
     relatesTo: original.id,
-  };
+    recipients: [original.mailFrom],
+    blob,
+    hostname: deps.hostname,
+    createdAt: now,
+  });
 }
 
 function once<T>(make: () => Promise<T>): () => Promise<T> {

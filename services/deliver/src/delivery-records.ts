@@ -1,7 +1,7 @@
 // The deliveries table: what deliver has done per (message, recipient), so redelivery never sends twice what is
 // recorded (ARCHITECTURE.md rule 3), plus the trace rows that go with each result.
 import { type Pool, type PoolClient, withTransaction } from '@smgw/db';
-import type { Envelope } from '@smgw/envelope';
+import { type Envelope, generatedEnvelope } from '@smgw/envelope';
 import { recordEvent, recordMessage, setRecipientState } from '@smgw/trace';
 
 export interface ClaimResult {
@@ -145,20 +145,14 @@ export async function loadGeneratedEnvelope(pool: Pool, messageId: string): Prom
     'select recipient from message_recipients where message_id = $1 order by recipient',
     [messageId],
   );
-  return {
-    v: 1,
+  return generatedEnvelope({
     id: row.id,
     traceId: row.trace_id,
-    receivedAt: new Date(row.received_at).toISOString(),
-    direction: row.direction,
+    relatesTo: row.relates_to ?? undefined,
     mailFrom: row.mail_from,
     recipients: r.rows.map((x) => x.recipient),
-    client: { listener: 'gateway', ip: row.client_ip ?? '', helo: row.client_helo ?? '', tls: row.client_tls },
     blob: { ref: row.blob_sha256, sha256: row.blob_sha256, size: Number(row.size) },
-    itinerary: ['deliver'],
-    hop: 0,
-    verdicts: {},
-    attempt: 0,
-    ...(row.relates_to ? { relatesTo: row.relates_to } : {}),
-  };
+    hostname: row.client_helo ?? '',
+    createdAt: new Date(row.received_at),
+  });
 }

@@ -1,13 +1,21 @@
 // Delivery status notifications (RFC 3464): multipart/report with a German and English text part, the
 // machine-readable message/delivery-status part, and the original's headers (or, only where allowed, all of it).
-// Built with nodemailer's MimeNode: MailComposer always makes multipart/mixed and cannot express multipart/report
-// (zone-mta builds its bounces the same way, plugins/core/email-bounce.js).
-import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { inDomains } from '@smgw/config';
 import type { Envelope } from '@smgw/envelope';
-import MimeNode from 'nodemailer/lib/mime-node';
+import {
+  type Bilingual,
+  type BilingualTemplates,
+  bilingualText,
+  crlfLines,
+  type GeneratedMail,
+  generatedMail,
+  loadBilingualTemplates,
+  messageIdOf,
+  renderTemplate,
+  rfc5322Date,
+} from '@smgw/mime';
 
 export const TEMPLATES_DIR = fileURLToPath(new URL('../templates/', import.meta.url));
 
@@ -27,26 +35,13 @@ export interface FailedRecipient {
   lastAttemptAt: Date;
 }
 
-type Bilingual = { de: string; en: string };
-
-export interface DsnTemplates {
-  de: string;
-  en: string;
-  subject: string;
-  from: string;
-  separator: string;
+export interface DsnTemplates extends BilingualTemplates {
   reasons: Record<FailureReason, Bilingual>;
   lastReply: Bilingual;
 }
 
-export async function loadDsnTemplates(dir: string = TEMPLATES_DIR): Promise<DsnTemplates> {
-  const [de, en, json] = await Promise.all([
-    readFile(`${dir}/dsn.de.txt`, 'utf8'),
-    readFile(`${dir}/dsn.en.txt`, 'utf8'),
-    readFile(`${dir}/dsn.json`, 'utf8'),
-  ]);
-  const data = JSON.parse(json) as Omit<DsnTemplates, 'de' | 'en'>;
-  return { de, en, ...data };
+export function loadDsnTemplates(dir: string = TEMPLATES_DIR): Promise<DsnTemplates> {
+  return loadBilingualTemplates<DsnTemplates>(dir, 'dsn');
 }
 
 export interface DsnInput {
@@ -57,7 +52,7 @@ export interface DsnInput {
   /** Gateway id of the DSN itself. */
   dsnMessageId: string;
   now: Date;
-  /** The original's header block (readHeaderBlock). */
+  /** The original's header block (readHeaderBlock of @smgw/mime). */
   originalHeaders: Buffer;
   /** The whole original, only when mayReturnFullContent allows it. */
   fullOriginal?: Readable | undefined;
@@ -90,11 +85,6 @@ function lookupByAddress<T>(map: Record<string, T> | undefined, address: string)
   return key === undefined ? undefined : map[key];
 }
 
-/** RFC 5322 date-time in UTC. */
-export function rfc5322Date(date: Date): string {
-  return date.toUTCString().replace(/GMT$/, '+0000');
-}
-
 /** A value safe for one header field line: no line breaks or control characters, ASCII only, bounded. */
 export function fieldValue(text: string, maxLength = 900): string {
   const clean = text
@@ -104,59 +94,6 @@ export function fieldValue(text: string, maxLength = 900): string {
     .replace(/[^\x20-\x7e]/g, '?')
     .trim();
   return clean.length > maxLength ? `${clean.slice(0, maxLength - 3)}...` : clean;
-}
-
-/** The Message-ID of the original (from its header block), for In-Reply-To and References. */
-export function messageIdOf(headers: Buffer): string | undefined {
-  const unfolded = headers.toString('latin1').replace(/\r?\n[ \t]+/g, ' ');
-  return /^message-id:\s*(<[^<>\s]+>)/im.exec(unfolded)?.[1];
-}
-
-/**
- * Reads a message's header block (up to, not including, the blank line) and stops reading. Bounded by maxBytes:
- * a longer block is cut at its last complete line.
- */
-export async function readHeaderBlock(source: Readable, maxBytes = 64 * 1024): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  let block: Buffer | undefined;
-  try {
-    for await (const chunk of source) {
-      const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-      chunks.push(buf);
-      length += buf.length;
-      const sofar = Buffer.concat(chunks, length);
-      const end = headerEnd(sofar);
-      if (end >= 0) {
-        block = sofar.subarray(0, end);
-        break;
-      }
-      if (length > maxBytes) break;
-    }
-  } finally {
-    source.destroy();
-  }
-  block ??= Buffer.concat(chunks, length);
-  if (block.length <= maxBytes) return block;
-  const cut = block.subarray(0, maxBytes);
-  return cut.subarray(0, cut.lastIndexOf('\n') + 1);
-}
-
-/** Index just after the last header line's line break, or -1 while the blank line has not come. */
-function headerEnd(buf: Buffer): number {
-  const crlf = buf.indexOf('\r\n\r\n');
-  const lf = buf.indexOf('\n\n');
-  if (crlf >= 0 && (lf < 0 || crlf < lf)) return crlf + 2;
-  if (lf >= 0) return lf + 1;
-  return -1;
-}
-
-function crlf(lines: string[]): string {
-  return `${lines.join('\r\n')}\r\n`;
-}
-
-function render(template: string, values: Record<string, string>): string {
-  return template.replace(/\{\{(\w+)\}\}/g, (whole, name: string) => values[name] ?? whole);
 }
 
 function failureLines(failures: FailedRecipient[], templates: DsnTemplates, lang: 'de' | 'en'): string {
@@ -176,9 +113,9 @@ function humanText(input: DsnInput): string {
     arrivalDate: rfc5322Date(new Date(input.original.receivedAt)),
     messageId: input.original.id,
   };
-  const de = render(input.templates.de, { ...values, failures: failureLines(input.failures, input.templates, 'de') });
-  const en = render(input.templates.en, { ...values, failures: failureLines(input.failures, input.templates, 'en') });
-  return `${de.trimEnd()}\n\n${input.templates.separator}\n\n${en.trimEnd()}\n`.replace(/\r?\n/g, '\r\n');
+  const text = (lang: 'de' | 'en') =>
+    renderTemplate(input.templates[lang], { ...values, failures: failureLines(input.failures, input.templates, lang) });
+  return bilingualText(text('de'), text('en'), input.templates.separator);
 }
 
 function originalRecipientField(orcpt: string | undefined): string | undefined {
@@ -193,7 +130,7 @@ export function deliveryStatusFields(input: DsnInput): string {
   if (original.dsn?.envid) perMessage.push(`Original-Envelope-Id: ${fieldValue(original.dsn.envid)}`);
   perMessage.push(`X-SMGW-Message-Id: ${original.id}`);
   perMessage.push(`Arrival-Date: ${rfc5322Date(new Date(original.receivedAt))}`);
-  const blocks = [crlf(perMessage)];
+  const blocks = [crlfLines(perMessage)];
   for (const f of input.failures) {
     const lines = [`Final-Recipient: rfc822; ${fieldValue(f.recipient)}`];
     const orcpt = originalRecipientField(lookupByAddress(original.dsn?.orcpt, f.recipient));
@@ -203,28 +140,26 @@ export function deliveryStatusFields(input: DsnInput): string {
     if (f.reply) lines.push(`Diagnostic-Code: smtp; ${fieldValue(f.reply)}`);
     else if (f.error) lines.push(`Diagnostic-Code: X-SMGW; ${fieldValue(f.error)}`);
     lines.push(`Last-Attempt-Date: ${rfc5322Date(f.lastAttemptAt)}`);
-    blocks.push(crlf(lines));
+    blocks.push(crlfLines(lines));
   }
   return blocks.join('\r\n');
 }
 
 /** The DSN as a MIME tree; stream it with `.createReadStream()`. */
-export function buildDsn(input: DsnInput): MimeNode {
+export function buildDsn(input: DsnInput): GeneratedMail {
   if (input.original.mailFrom === '') throw new Error('a null-sender message never gets a DSN');
   if (input.failures.length === 0) throw new Error('a DSN needs at least one failed recipient');
-  const root = new MimeNode('multipart/report; report-type=delivery-status');
-  root.setHeader('From', { name: input.templates.from, address: `MAILER-DAEMON@${input.reportingMta}` });
-  root.setHeader('To', input.original.mailFrom);
-  root.setHeader('Subject', input.templates.subject);
-  root.setHeader('Date', rfc5322Date(input.now));
-  root.setHeader('Message-ID', `<${input.dsnMessageId}@${input.reportingMta}>`);
-  // RFC 3834: an automatic reply; auto-responders must not answer it.
-  root.setHeader('Auto-Submitted', 'auto-replied');
-  const inReplyTo = messageIdOf(input.originalHeaders);
-  if (inReplyTo) {
-    root.setHeader('In-Reply-To', inReplyTo);
-    root.setHeader('References', inReplyTo);
-  }
+  const root = generatedMail('multipart/report; report-type=delivery-status', {
+    fromName: input.templates.from,
+    hostname: input.reportingMta,
+    to: input.original.mailFrom,
+    subject: input.templates.subject,
+    date: input.now,
+    messageId: input.dsnMessageId,
+    // RFC 3834: an automatic reply.
+    autoSubmitted: 'auto-replied',
+    inReplyTo: messageIdOf(input.originalHeaders),
+  });
   root.createChild('text/plain; charset=utf-8').setContent(humanText(input));
   root.createChild('message/delivery-status').setContent(deliveryStatusFields(input));
   if (input.fullOriginal) {

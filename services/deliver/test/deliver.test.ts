@@ -5,10 +5,8 @@ import { simpleParser } from 'mailparser';
 import { encryptedSampleMessage, sampleMessage } from './fixtures.ts';
 import {
   dsnsOf,
-  metric,
   receivedFor,
   type SmtpSink,
-  startSmtpSink,
   startWorld,
   submit,
   trace,
@@ -39,31 +37,25 @@ describe('deliver', () => {
   let world: World;
 
   before(async () => {
-    relay = await startSmtpSink();
-    smarthost = await startSmtpSink();
+    world = await startWorld();
+    ({ relay, smarthost } = world);
     relay.rejectRecipient = recipientPolicy();
     smarthost.rejectRecipient = recipientPolicy();
-    world = await startWorld({
-      SMGW_INTERNAL_RELAY: `127.0.0.1:${relay.port}`,
-      SMGW_SMARTHOST: `127.0.0.1:${smarthost.port}`,
-    });
   });
 
   after(async () => {
     await world?.close();
-    await relay?.close();
-    await smarthost?.close();
   });
 
   it('delivers an envelope published twice only once', async () => {
-    await waitFor('nothing in flight', async () => (await metric(world, 'smgw_deliver_in_flight')) === 0);
-    const handledBefore = await metric(world, 'smgw_deliver_envelopes_total', { outcome: 'next' });
+    await waitFor('nothing in flight', async () => (await world.deliver.metric('smgw_deliver_in_flight')) === 0);
+    const handledBefore = await world.deliver.metric('smgw_deliver_envelopes_total', { outcome: 'next' });
     const envelope = await submit(world, sampleMessage(), { recipients: ['doppelt@behoerde.example'] });
     await world.publisher.publish(envelope);
     await waitForState(world, envelope.id, 'doppelt@behoerde.example', 'delivered');
     await waitFor('both copies handled', async () => {
-      const handled = await metric(world, 'smgw_deliver_envelopes_total', { outcome: 'next' });
-      return handled === handledBefore + 2 && (await metric(world, 'smgw_deliver_in_flight')) === 0;
+      const handled = await world.deliver.metric('smgw_deliver_envelopes_total', { outcome: 'next' });
+      return handled === handledBefore + 2 && (await world.deliver.metric('smgw_deliver_in_flight')) === 0;
     });
     assert.equal(receivedFor(relay, 'doppelt@behoerde.example').length, 1);
   });
@@ -243,8 +235,8 @@ describe('deliver', () => {
     const res = await fetch(`http://127.0.0.1:${world.deliver.healthPort}/readyz`);
     assert.equal(res.status, 200);
     assert.deepEqual(((await res.json()) as { checks: unknown }).checks, { amqp: true, db: true });
-    assert.ok((await metric(world, 'smgw_deliver_recipients_total', { result: 'delivered' })) > 0);
-    assert.ok((await metric(world, 'smgw_deliver_recipients_total', { result: 'bounced' })) > 0);
-    assert.ok((await metric(world, 'smgw_deliver_transports')) >= 1);
+    assert.ok((await world.deliver.metric('smgw_deliver_recipients_total', { result: 'delivered' })) > 0);
+    assert.ok((await world.deliver.metric('smgw_deliver_recipients_total', { result: 'bounced' })) > 0);
+    assert.ok((await world.deliver.metric('smgw_deliver_transports')) >= 1);
   });
 });

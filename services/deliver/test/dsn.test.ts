@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
+import { readHeaderBlock } from '@smgw/mime';
 import { simpleParser } from 'mailparser';
 import {
   buildDsn,
@@ -11,7 +12,6 @@ import {
   type FailedRecipient,
   loadDsnTemplates,
   mayReturnFullContent,
-  readHeaderBlock,
 } from '../src/dsn.ts';
 import { sampleEnvelope, sampleMessage } from './fixtures.ts';
 
@@ -261,24 +261,5 @@ describe('dsnParametersFor', () => {
 
   it('passes nothing when the sender asked for nothing', () => {
     assert.equal(dsnParametersFor(sampleEnvelope(), ['a@x.example']), undefined);
-  });
-});
-
-describe('readHeaderBlock', () => {
-  it('stops at the blank line', async () => {
-    const headers = await readHeaderBlock(Readable.from([Buffer.from('Subject: a\r\nFrom: b\r\n\r\nbody\r\n')]));
-    assert.equal(headers.toString(), 'Subject: a\r\nFrom: b\r\n');
-  });
-
-  it('finds the blank line across chunk boundaries', async () => {
-    const headers = await readHeaderBlock(Readable.from([Buffer.from('Subject: a\r\n\r'), Buffer.from('\nbody')]));
-    assert.equal(headers.toString(), 'Subject: a\r\n');
-  });
-
-  it('cuts an endless header block at its last whole line', async () => {
-    const line = Buffer.from(`X-Filler: ${'x'.repeat(90)}\r\n`);
-    const headers = await readHeaderBlock(Readable.from(Array.from({ length: 100 }, () => line)), 1000);
-    assert.ok(headers.length <= 1000);
-    assert.ok(headers.toString().endsWith('\r\n'));
   });
 });

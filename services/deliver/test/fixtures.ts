@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 // Envelopes and messages for deliver's tests.
-import { type Envelope, newMessageId, newTraceId } from '@smgw/envelope';
+import type { Envelope } from '@smgw/envelope';
+import { envelopeFixture } from '@smgw/testing';
 
 /**
  * A message as encrypt would send it outside: sampleMessage encrypted to a throw-away certificate by the real
@@ -69,20 +70,5 @@ export function sampleMessage(subject = 'Bescheid 2026/17'): Buffer {
 }
 
 export function sampleEnvelope(overrides: Partial<Envelope> = {}): Envelope {
-  return {
-    v: 1,
-    id: newMessageId(),
-    traceId: newTraceId(),
-    receivedAt: '2026-03-02T09:00:00.000Z',
-    direction: 'inbound',
-    mailFrom: 'absender@extern.example',
-    recipients: ['eingang@behoerde.example'],
-    client: { listener: 'inbound', ip: '192.0.2.10', helo: 'mx.extern.example', tls: true },
-    blob: { ref: 'a'.repeat(64), sha256: 'a'.repeat(64), size: 100 },
-    itinerary: ['deliver'],
-    hop: 1,
-    verdicts: {},
-    attempt: 0,
-    ...overrides,
-  };
+  return envelopeFixture({ receivedAt: '2026-03-02T09:00:00.000Z', itinerary: ['deliver'], hop: 1, ...overrides });
 }

@@ -1,65 +1,66 @@
-// A real deliver service for integration tests: its own PostgreSQL schema and RabbitMQ vhost, SMTP sinks as the
+// deliver as a real process for integration tests (the shared test gateway with deliver alone): its own PostgreSQL
+// schema and RabbitMQ vhost, SMTP sinks as the agencies' relay and as the smarthost, and a publisher that submits
+// messages the way an earlier stage does.
 import { Readable } from 'node:stream';
-// agencies' relay and as the smarthost, and a publisher that submits messages the way ingest does.
 import { type BlobStore, createBlobStore } from '@smgw/blob-store';
-import { loadConfig } from '@smgw/config';
-import { type Envelope, newMessageId, newTraceId } from '@smgw/envelope';
+import type { Envelope } from '@smgw/envelope';
 import { connectMq, type Mq } from '@smgw/mq';
 import { createLogger, type Logger } from '@smgw/observability';
-// @smgw/testing is not a dependency of this package (yet); its source is imported directly.
 import {
-  createTestDatabase,
-  createTestVhost,
+  envelopeFixture,
+  type ServiceProcess,
   type SmtpSink,
   startSmtpSink,
-  type TestDatabase,
-  type TestVhost,
+  startTestGateway,
+  type TestGateway,
   waitFor,
 } from '@smgw/testing';
 import { getTrace, type MessageTrace, recordMessage } from '@smgw/trace';
-import { type DeliverConfig, deliverSpec } from '../src/config.ts';
-import { type DeliverOptions, type RunningDeliver, startDeliver } from '../src/service.ts';
 
 export const testLogger: Logger = createLogger('deliver-test', process.env.SMGW_TEST_LOG_LEVEL ?? 'silent');
 
 export interface World {
-  db: TestDatabase;
-  vhost: TestVhost;
-  config: DeliverConfig;
-  deliver: RunningDeliver;
+  gateway: TestGateway;
+  db: TestGateway['db'];
+  vhost: TestGateway['vhost'];
+  /** The agencies' mail server (SMGW_INTERNAL_RELAY, unless `env` points elsewhere). */
+  relay: SmtpSink;
+  /** The way out (SMGW_SMARTHOST, unless `env` points elsewhere). */
+  smarthost: SmtpSink;
+  deliver: ServiceProcess;
   publisher: Mq;
   blobStore: BlobStore;
   close(): Promise<void>;
 }
 
-export async function startWorld(env: Record<string, string>, options: DeliverOptions = {}): Promise<World> {
-  const db = await createTestDatabase();
-  const vhost = await createTestVhost();
-  const config = loadConfig(deliverSpec, {
-    ...db.env,
-    ...vhost.env,
-    SMGW_INTERNAL_DOMAINS: 'behoerde.example',
-    SMGW_HOSTNAME: 'smgw.test',
-    SMGW_DELIVER_RETRY_LADDER: '200ms,200ms',
-    SMGW_DELIVER_TIMEOUT_MS: '10000',
-    SMGW_HEALTH_PORT: '0',
-    SMGW_PREFETCH: '8',
-    ...env,
+export async function startWorld(env: Record<string, string> = {}): Promise<World> {
+  const gateway = await startTestGateway({
+    services: ['deliver'],
+    env: {
+      SMGW_INTERNAL_DOMAINS: 'behoerde.example',
+      SMGW_DELIVER_RETRY_LADDER: '200ms,200ms',
+      SMGW_DELIVER_TIMEOUT_MS: '10000',
+      SMGW_PREFETCH: '8',
+      ...env,
+    },
   });
-  const deliver = await startDeliver(config, testLogger, options);
-  const publisher = await connectMq({ url: vhost.url, logger: testLogger, connectionName: 'deliver-test-publisher' });
+  const publisher = await connectMq({
+    url: gateway.vhost.url,
+    logger: testLogger,
+    connectionName: 'deliver-test-publisher',
+  });
   return {
-    db,
-    vhost,
-    config,
-    deliver,
+    gateway,
+    db: gateway.db,
+    vhost: gateway.vhost,
+    relay: gateway.relay,
+    smarthost: gateway.smarthost,
+    deliver: gateway.service('deliver'),
     publisher,
-    blobStore: createBlobStore(db.pool),
+    blobStore: createBlobStore(gateway.db.pool),
     async close() {
-      await deliver.stop();
       await publisher.close();
-      await db.drop();
-      await vhost.drop();
+      await gateway.close();
     },
   };
 }
@@ -67,22 +68,7 @@ export async function startWorld(env: Record<string, string>, options: DeliverOp
 /** Stores the message, records it and publishes its envelope to smgw.deliver, as an earlier stage would. */
 export async function submit(world: World, message: Buffer, overrides: Partial<Envelope> = {}): Promise<Envelope> {
   const blob = await world.blobStore.put(Readable.from([message]));
-  const envelope: Envelope = {
-    v: 1,
-    id: newMessageId(),
-    traceId: newTraceId(),
-    receivedAt: new Date().toISOString(),
-    direction: 'inbound',
-    mailFrom: 'absender@extern.example',
-    recipients: ['eingang@behoerde.example'],
-    client: { listener: 'inbound', ip: '192.0.2.10', helo: 'mx.extern.example', tls: true },
-    blob,
-    itinerary: ['deliver'],
-    hop: 1,
-    verdicts: {},
-    attempt: 0,
-    ...overrides,
-  };
+  const envelope = envelopeFixture({ blob, itinerary: ['deliver'], hop: 1, ...overrides });
   await recordMessage(world.db.pool, envelope);
   await world.publisher.publish(envelope);
   return envelope;
@@ -116,17 +102,6 @@ export async function dsnsOf(
     id,
   ]);
   return rows;
-}
-
-/** A counter's value from the service's /metrics (summed over label sets matching `labels`). */
-export async function metric(world: World, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${world.deliver.healthPort}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.split(' ').pop());
-  }
-  return sum;
 }
 
 export { type SmtpSink, startSmtpSink, waitFor };

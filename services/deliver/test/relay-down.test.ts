@@ -1,7 +1,7 @@
 // The agencies' mail servers are down: deliver keeps the message and delivers it once one of them listens again.
 import assert from 'node:assert/strict';
-import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { freePort } from '@smgw/testing';
 import { sampleMessage } from './fixtures.ts';
 import {
   receivedFor,
@@ -14,14 +14,6 @@ import {
   waitFor,
   waitForState,
 } from './harness.ts';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('deliver with the relay down', () => {
   let world: World;

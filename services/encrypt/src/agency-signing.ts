@@ -1,7 +1,6 @@
 // Signing before encryption, per agency (issue 4): when the sender's agency (the one owning the envelope sender's
 // domain) has signing switched on, each encrypted copy is first signed with the sender address's own key of that
 // form. A missing or unusable key never blocks the mail: the copy goes encrypted but unsigned, and says why.
-import type { Readable } from 'node:stream';
 import type { ArmoredPrivateKey, SigningKey } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
 import { agencyKeyAad, agencySigningFor, sealedAgencyKeys } from '@smgw/key-directory';
@@ -19,8 +18,29 @@ export interface NotSigned {
 export type SmimeSigner = { ok: true; fingerprint: string; key: SigningKey; privateKey: Buffer } | NotSigned;
 export type PgpSigner = { ok: true; fingerprint: string; key: ArmoredPrivateKey } | NotSigned;
 
+/**
+ * The sender's signing keys of both forms when its agency signs: each unsealed, or why it cannot be used. The caller
+ * zeroes them with forgetSigningKeys when done.
+ */
+export type SenderSigning = { signs: false } | { signs: true; smime: SmimeSigner; pgp: PgpSigner };
+
+export async function senderSigningKeys(
+  deps: { pool: Pool; masterKey: Buffer },
+  sender: string,
+): Promise<SenderSigning> {
+  if (!(await senderAgencySigns(deps.pool, sender))) return { signs: false };
+  // OpenPGP first: should the second lookup fail, no unsealed S/MIME key is left behind unzeroed.
+  const pgp = await pgpSignerFor(deps, sender);
+  return { signs: true, smime: await smimeSignerFor(deps, sender), pgp };
+}
+
+/** Zeroes the unsealed S/MIME private key (the armored OpenPGP key is a string and cannot be zeroed). */
+export function forgetSigningKeys(signing: SenderSigning): void {
+  if (signing.signs && signing.smime.ok) signing.smime.privateKey.fill(0);
+}
+
 /** Whether outbound mail from `sender` is to be signed: its domain belongs to an agency with signing on. */
-export async function senderAgencySigns(pool: Pool, sender: string): Promise<boolean> {
+async function senderAgencySigns(pool: Pool, sender: string): Promise<boolean> {
   if (!sender.includes('@')) return false; // the null sender of a bounce belongs to no agency
   return (await agencySigningFor(pool, sender))?.signOutbound === true;
 }
@@ -29,7 +49,7 @@ export async function senderAgencySigns(pool: Pool, sender: string): Promise<boo
  * The sender address's newest key of the form, unsealed. The caller zeroes `privateKey` (S/MIME) when done; the
  * armored OpenPGP key is a string and cannot be zeroed.
  */
-export async function smimeSignerFor(deps: { pool: Pool; masterKey: Buffer }, sender: string): Promise<SmimeSigner> {
+async function smimeSignerFor(deps: { pool: Pool; masterKey: Buffer }, sender: string): Promise<SmimeSigner> {
   const opened = await openSigningKey(deps, sender, 'smime');
   if (!opened.ok) return opened;
   if (!opened.certificate) {
@@ -44,7 +64,7 @@ export async function smimeSignerFor(deps: { pool: Pool; masterKey: Buffer }, se
   };
 }
 
-export async function pgpSignerFor(deps: { pool: Pool; masterKey: Buffer }, sender: string): Promise<PgpSigner> {
+async function pgpSignerFor(deps: { pool: Pool; masterKey: Buffer }, sender: string): Promise<PgpSigner> {
   const opened = await openSigningKey(deps, sender, 'pgp');
   if (!opened.ok) return opened;
   const armored = opened.secret.toString('utf8');
@@ -69,26 +89,4 @@ async function openSigningKey(
     if (!(err instanceof SecretError)) throw err;
     return { ok: false, code: err.code, reason: `the ${form} key of ${address} cannot be unsealed: ${err.message}` };
   }
-}
-
-/** The entity with every line end as CRLF: what an S/MIME signature covers (RFC 8551 §3.1.1). */
-export function canonicalLineEnds(entity: Buffer): Buffer {
-  if (!/\r(?!\n)|(?<!\r)\n/.test(entity.toString('latin1'))) return entity;
-  return Buffer.from(entity.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n'), 'latin1');
-}
-
-/** The whole stream in memory, or undefined once it grows past maxBytes (the stream is then destroyed). */
-export async function readBounded(stream: Readable, maxBytes: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of stream) {
-    const bytes = Buffer.from(chunk as Uint8Array);
-    length += bytes.length;
-    if (length > maxBytes) {
-      stream.destroy();
-      return undefined;
-    }
-    chunks.push(bytes);
-  }
-  return Buffer.concat(chunks, length);
 }

@@ -3,7 +3,8 @@
 // like what the label says (a CMS EnvelopedData / AuthEnvelopedData, or an armored OpenPGP message); if it does
 // not, the message is encrypted like any other (encrypting twice does no harm, plaintext outside does).
 import type { Readable } from 'node:stream';
-import { type EncryptedForm, fieldValue, type HeaderField } from './mime-headers.ts';
+import { type HeaderField, headerValue } from '@smgw/mime';
+import type { EncryptedForm } from './encrypted-form.ts';
 
 /** How much of the body is looked at. */
 export const BODY_HEAD_BYTES = 64 * 1024;
@@ -34,7 +35,7 @@ export function bodyLooksEncrypted(form: EncryptedForm, fields: readonly HeaderF
     const text = bodyHead.toString('latin1');
     return /application\/pgp-encrypted/i.test(text) && text.includes('-----BEGIN PGP MESSAGE-----');
   }
-  const encoding = (fieldValue(fields, 'content-transfer-encoding') ?? '').toLowerCase();
+  const encoding = (headerValue(fields, 'content-transfer-encoding') ?? '').toLowerCase();
   let der: Buffer;
   if (encoding === 'base64') {
     // Enough base64 for the ContentInfo header and its OID; whole 4-character groups only.

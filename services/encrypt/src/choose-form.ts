@@ -1,15 +1,8 @@
-// Per outbound recipient, the form its copy takes: a current certificate that validates now → S/MIME; else an
-// approved OpenPGP key without problems → OpenPGP; else the portal. Every refusal carries its reason for the trace.
-import { X509Certificate } from 'node:crypto';
-import {
-  inspectPublicKey,
-  type KeyUsageName,
-  type RevocationFetcher,
-  type RevocationMode,
-  validateCertificatePathFetchingRevocation,
-} from '@smgw/crypto';
-import type { Pool } from '@smgw/db';
-import { currentCertificates, pgpKeysFor, type StoredCapabilities } from '@smgw/key-directory';
+// Per outbound recipient, the form its copy takes, from its looked-up keys (outbound-keys.ts): a current certificate
+// that validates now → S/MIME; else an approved OpenPGP key without problems → OpenPGP; else the portal. Every refusal
+// carries its reason for the trace.
+import type { StoredCapabilities } from '@smgw/key-directory';
+import type { RecipientKeys } from './outbound-keys.ts';
 
 export type RecipientChoice =
   | {
@@ -40,103 +33,53 @@ export class RevocationUnavailableError extends Error {
   readonly code = 'ENCRYPT_REVOCATION_UNAVAILABLE';
 }
 
-export interface ChooseFormDeps {
-  pool: Pool;
-  trustAnchors: readonly Buffer[];
-  fetcher: RevocationFetcher;
-  revocationMode: RevocationMode;
-  now: Date;
-  /** On the last attempt a certificate whose revocation cannot be fetched is refused instead of retried. */
-  lastAttempt: boolean;
-}
-
-export async function chooseForm(deps: ChooseFormDeps, recipient: string): Promise<RecipientChoice> {
+/**
+ * The form for one recipient. Throws RevocationUnavailableError when no certificate validated and one of them only
+ * for want of its revocation, unless this is the last attempt (then that certificate is refused like any other).
+ */
+export function chooseForm(keys: RecipientKeys, lastAttempt: boolean): RecipientChoice {
+  const { recipient } = keys;
   const refusals: Array<{ code: PortalReasonCode; why: string }> = [];
-  const certificates = await currentCertificates(deps.pool, recipient);
   let revocationUnavailable: string | undefined;
-  for (const certificate of certificates) {
-    const usage = encryptionKeyUsage(certificate.der);
-    if (typeof usage === 'string') {
-      refusals.push({
-        code: 'ENCRYPT_CERTIFICATE_INVALID',
-        why: `certificate ${certificate.fingerprint.slice(0, 16)} invalid: ${usage}`,
-      });
-      continue;
-    }
-    const result = await validateCertificatePathFetchingRevocation(
-      {
-        endEntity: certificate.der,
-        intermediates: certificate.intermediates,
-        trustAnchors: deps.trustAnchors.map((der) => ({ certificate: der })),
-        time: deps.now,
-        purpose: 'emailProtection',
-        emailAddress: recipient,
-        leafKeyUsage: usage.keyUsage,
-        revocation: deps.revocationMode,
-      },
-      deps.fetcher,
-    );
-    if (result.ok) {
+  for (const certificate of keys.certificates) {
+    const { validation } = certificate;
+    if (validation.ok) {
       return {
         form: 'smime',
         recipient,
         fingerprint: certificate.fingerprint,
         certificate: certificate.der,
-        keyType: usage.keyType,
-        capabilities: certificate.smimeCapabilities,
+        keyType: validation.keyType,
+        capabilities: certificate.capabilities,
       };
     }
-    if (result.code === 'REVOCATION_UNKNOWN' && result.fetchProblems.length > 0) {
-      revocationUnavailable = result.reason;
-    }
+    if (validation.revocationUnavailable !== undefined) revocationUnavailable = validation.revocationUnavailable;
     refusals.push({
       code: 'ENCRYPT_CERTIFICATE_INVALID',
-      why: `certificate ${certificate.fingerprint.slice(0, 16)} invalid: ${result.code} (${result.reason})`,
+      why: `certificate ${certificate.fingerprint.slice(0, 16)} invalid: ${validation.problem}`,
     });
   }
-  if (revocationUnavailable !== undefined && !deps.lastAttempt) {
+  if (revocationUnavailable !== undefined && !lastAttempt) {
     throw new RevocationUnavailableError(
       `revocation of ${recipient}'s certificate not available: ${revocationUnavailable}`,
     );
   }
 
-  const keys = await pgpKeysFor(deps.pool, recipient);
-  for (const key of keys) {
+  for (const key of keys.pgpKeys) {
     if (key.state === 'rejected') continue;
     if (key.state === 'pending') {
       refusals.push({ code: 'ENCRYPT_PGP_KEY_PENDING', why: `OpenPGP key ${key.fingerprint} pending approval` });
       continue;
     }
-    let problems: string[];
-    try {
-      problems = (await inspectPublicKey(key.armored, { now: deps.now })).problems.map((p) => p.code);
-    } catch (err) {
-      problems = [(err as { code?: string }).code ?? 'PGP_KEY_MALFORMED'];
-    }
-    if (problems.length === 0) return { form: 'pgp', recipient, fingerprint: key.fingerprint, armored: key.armored };
+    if (key.problems.length === 0)
+      return { form: 'pgp', recipient, fingerprint: key.fingerprint, armored: key.armored };
     refusals.push({
       code: 'ENCRYPT_PGP_KEY_UNUSABLE',
-      why: `OpenPGP key ${key.fingerprint} unusable: ${problems.join(', ')}`,
+      why: `OpenPGP key ${key.fingerprint} unusable: ${key.problems.join(', ')}`,
     });
   }
 
   const first = refusals[0];
   if (!first) return { form: 'portal', recipient, code: 'ENCRYPT_NO_KEY', why: 'no certificate and no OpenPGP key' };
   return { form: 'portal', recipient, code: first.code, why: refusals.map((r) => r.why).join('; ') };
-}
-
-/**
- * The key usage a certificate needs for us to encrypt to it (RFC 8550 §4.4.2): keyEncipherment for RSA key
- * transport, keyAgreement for ECDH; or why we cannot encrypt to it at all.
- */
-function encryptionKeyUsage(der: Buffer): { keyType: 'rsa' | 'ec'; keyUsage: KeyUsageName[] } | string {
-  let keyType: string | undefined;
-  try {
-    keyType = new X509Certificate(der).publicKey.asymmetricKeyType;
-  } catch {
-    return 'MALFORMED_CERTIFICATE (not readable)';
-  }
-  if (keyType === 'rsa') return { keyType, keyUsage: ['keyEncipherment'] };
-  if (keyType === 'ec') return { keyType, keyUsage: ['keyAgreement'] };
-  return `UNSUPPORTED_ALGORITHM (cannot encrypt to a ${keyType ?? 'unknown'} key)`;
 }

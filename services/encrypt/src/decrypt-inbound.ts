@@ -15,24 +15,17 @@ import {
 import type { Pool } from '@smgw/db';
 import { advance, type BlobRef, type Envelope, withVerdict } from '@smgw/envelope';
 import { sealedAgencyKeys } from '@smgw/key-directory';
+import { type HeaderField, headerBytes, headerValue, splitMessage, withoutFields } from '@smgw/mime';
 import { type HandlerContext, next, type Outcome } from '@smgw/mq';
 import { openSecret, SecretError } from '@smgw/secrets';
 import { recordEvent } from '@smgw/trace';
 import { BODY_HEAD_BYTES, readBodyHead } from './already-encrypted.ts';
+import { type EncryptedForm, encryptedFormOf } from './encrypted-form.ts';
 import { HARVEST_MAX_BYTES, harvestPgpKeys, mayOfferPgpKeys } from './harvest-pgp-keys.ts';
 import { fromAddress, harvestSmimeCertificate, maySignSmime } from './harvest-smime-certificates.ts';
-import {
-  type EncryptedForm,
-  encryptedFormOf,
-  fieldValue,
-  type HeaderField,
-  headerBytes,
-  splitMessage,
-} from './mime-headers.ts';
 
 export const DECRYPTED_HEADER = 'X-SMGW-Decrypted';
 export const DECRYPTION_FAILED_HEADER = 'X-SMGW-Decryption';
-const OUR_FIELDS = new Set([DECRYPTED_HEADER.toLowerCase(), DECRYPTION_FAILED_HEADER.toLowerCase()]);
 
 /** What a received header may add to SMGW_MAX_MESSAGE_BYTES (ingest's Received field and the like). */
 const SIZE_SLACK_BYTES = 1024 * 1024;
@@ -59,7 +52,7 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
   const at = deps.now();
   const split = await splitMessage(deps.blobStore.open(envelope.blob.ref));
   const bodyHead = await readBodyHead(split.body);
-  const fields = split.fields.filter((f) => !OUR_FIELDS.has(f.key));
+  const fields = withoutFields(split.fields, [DECRYPTED_HEADER, DECRYPTION_FAILED_HEADER]);
   const spoofed = fields.length !== split.fields.length;
   const form = encryptedFormOf(fields) ?? (isInlinePgp(fields, bodyHead) ? 'pgp' : undefined);
 
@@ -182,8 +175,8 @@ const INLINE_PGP_MESSAGE = /^\s*-----BEGIN PGP MESSAGE-----\r?\n[\s\S]*\n-----EN
  * quotes a block among other text is left as it is.
  */
 function isInlinePgp(fields: readonly HeaderField[], bodyHead: Buffer): boolean {
-  const contentType = (fieldValue(fields, 'content-type') ?? 'text/plain').toLowerCase();
-  const encoding = (fieldValue(fields, 'content-transfer-encoding') ?? '7bit').toLowerCase();
+  const contentType = (headerValue(fields, 'content-type') ?? 'text/plain').toLowerCase();
+  const encoding = (headerValue(fields, 'content-transfer-encoding') ?? '7bit').toLowerCase();
   if (!/^text\/plain\s*(;|$)/.test(contentType) || !['7bit', '8bit'].includes(encoding)) return false;
   if (bodyHead.length >= BODY_HEAD_BYTES) return false; // not seen whole
   return INLINE_PGP_MESSAGE.test(bodyHead.toString('latin1'));
@@ -227,7 +220,7 @@ async function harvestCertificate(
     const { fields, body } = await splitMessage(Readable.from([message]));
     body.destroy();
     if (!maySignSmime(fields)) return;
-    const fromField = fieldValue(outerFields, 'from');
+    const fromField = headerValue(outerFields, 'from');
     const sender = fromField === undefined ? envelope.mailFrom : fromAddress(fromField);
     if (!sender) {
       context.log.debug({ code: 'ENCRYPT_HARVEST_SKIPPED' }, 'signed mail without one From address: nothing harvested');

@@ -1,10 +1,10 @@
 // The encrypt stage's work on one envelope: outbound mail is encrypted per recipient (or handed to the portal),
 // inbound mail is decrypted for the agency. Anything that fails in between retries: never plaintext outside.
 import { type Envelope, SAFE_OUTBOUND_CRYPTO_STATUSES } from '@smgw/envelope';
+import { HeaderBlockError } from '@smgw/mime';
 import { type Handler, type HandlerContext, type Outcome, reject, retry } from '@smgw/mq';
 import { decryptInbound, type InboundDeps } from './decrypt-inbound.ts';
 import { encryptOutbound, type OutboundDeps } from './encrypt-outbound.ts';
-import { HeaderBlockError } from './mime-headers.ts';
 
 export type EncryptDeps = OutboundDeps & InboundDeps;
 
@@ -23,7 +23,7 @@ export async function encryptEnvelope(
   } catch (err) {
     // Database, blob store, revocation fetch, or a crypto failure we did not expect: the envelope waits and tries
     // again; after the last attempt it is parked with this reason, never sent on unencrypted.
-    if (err instanceof HeaderBlockError) return reject(err.code, err.message); // retrying cannot shorten it
+    if (err instanceof HeaderBlockError) return reject('ENCRYPT_HEADER_TOO_LARGE', err.message); // retrying cannot shorten it
     const code = (err as { code?: unknown }).code;
     const stable = typeof code === 'string' && /^[A-Z][A-Z0-9_]+$/.test(code) ? code : 'ENCRYPT_FAILED';
     context.log.warn({ code: stable, err, attempt: context.attempt }, 'not processed; will retry');

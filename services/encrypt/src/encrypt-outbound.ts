@@ -1,55 +1,28 @@
 // Outbound: each recipient's copy encrypted in the best form it can open (S/MIME, else OpenPGP), or handed to the
 // portal (mailbox). Recipients sharing a form share one encrypted message; one child envelope per group. Nothing
 // leaves in clear: a temporary failure retries, mail that is already encrypted goes on as it is.
-import { Readable } from 'node:stream';
-import type { BlobStore } from '@smgw/blob-store';
-import {
-  encryptEnveloped,
-  encryptPgpMime,
-  PgpError,
-  type RevocationFetcher,
-  type RevocationMode,
-  SmimeError,
-  signMultipart,
-} from '@smgw/crypto';
-import type { Pool } from '@smgw/db';
-import { advance, type BlobRef, type Envelope, forRecipients, rerouteAfterCurrent, withVerdict } from '@smgw/envelope';
-import { trustAnchorCertificates } from '@smgw/key-directory';
+//
+// In order: the header (already encrypted?), every key looked up (outbound-keys.ts), the plan decided on them
+// (plan-outbound.ts), one copy per group (encrypt-copies.ts), the outcome recorded in one statement, then the
+// children, which the consumer publishes (confirmed) before it acks.
+import { advance, type Envelope, forRecipients, rerouteAfterCurrent, withVerdict } from '@smgw/envelope';
+import { splitMessage } from '@smgw/mime';
 import { type HandlerContext, next, type Outcome } from '@smgw/mq';
-import { recordEvent } from '@smgw/trace';
-import {
-  canonicalLineEnds,
-  type NotSigned,
-  pgpSignerFor,
-  readBounded,
-  senderAgencySigns,
-  smimeSignerFor,
-} from './agency-signing.ts';
+import { recordEvent, recordEvents, type TraceEvent } from '@smgw/trace';
+import { forgetSigningKeys } from './agency-signing.ts';
 import { bodyLooksEncrypted, readBodyHead } from './already-encrypted.ts';
-import { chooseForm, type RecipientChoice } from './choose-form.ts';
-import { encryptedFormOf, splitMessage } from './mime-headers.ts';
-import { innerEntity, outerHeaderPairs, pgpOuterHeaders } from './outer-headers.ts';
-import { contentCipherFor, keyTransportFor } from './smime-ciphers.ts';
+import { type CopyDeps, type EncryptedCopy, encryptCopy } from './encrypt-copies.ts';
+import { encryptedFormOf } from './encrypted-form.ts';
+import { type KeyLookupDeps, lookUpOutboundKeys } from './outbound-keys.ts';
+import { outerHeaderPairs } from './outer-headers.ts';
+import { type OutboundPlan, type PlannedRecipient, planOutbound } from './plan-outbound.ts';
 
-export interface OutboundDeps {
-  pool: Pool;
-  blobStore: BlobStore;
-  fetcher: RevocationFetcher;
-  revocationMode: RevocationMode;
-  /** Upper bound for an encrypted copy (base64 and armour add about a third to the original). */
-  maxEncryptedBytes: number;
+export interface OutboundDeps extends KeyLookupDeps, CopyDeps {
   /** SMGW_HOSTNAME: the domain of a Message-ID the gateway has to make up. */
   hostname: string;
   metrics?: { recipients: { inc(labels: { form: string }): void } };
-  /** SMGW_MASTER_KEY: unseals the agency's signing keys. */
-  masterKey: Buffer;
-  /** SMGW_MAX_MESSAGE_BYTES: bounds the inner entity read into memory for S/MIME signing. */
-  maxMessageBytes: number;
   now: () => Date;
 }
-
-/** Room for the Content-* header fields that innerEntity may fold differently from the original. */
-const SIGN_SLACK_BYTES = 64 * 1024;
 
 export async function encryptOutbound(
   deps: OutboundDeps,
@@ -81,18 +54,7 @@ export async function encryptOutbound(
     return next(advance(withVerdict(envelope, 'crypto', verdict), 'encrypt'));
   }
 
-  const formDeps = {
-    pool: deps.pool,
-    trustAnchors: await trustAnchorCertificates(deps.pool),
-    fetcher: deps.fetcher,
-    revocationMode: deps.revocationMode,
-    now: at,
-    lastAttempt: context.lastAttempt,
-  };
-  const choices: RecipientChoice[] = [];
-  for (const recipient of envelope.recipients) choices.push(await chooseForm(formDeps, recipient));
-
-  const { pairs, dropped } = outerHeaderPairs(fields, {
+  const { pairs: outerHeaders, dropped } = outerHeaderPairs(fields, {
     mailFrom: envelope.mailFrom,
     date: new Date(envelope.receivedAt),
     messageId: `${envelope.id}@${deps.hostname}`,
@@ -104,189 +66,79 @@ export async function encryptOutbound(
     );
   }
 
-  const children: Envelope[] = [];
-  const signs = await senderAgencySigns(deps.pool, envelope.mailFrom);
-  const signedForm = new Map<'smime' | 'pgp', boolean>();
-  const smime = choices.filter((c) => c.form === 'smime');
-  // One copy for the whole S/MIME group: AES-256-GCM only when every recipient announced it (smime-ciphers.ts).
-  const contentCipher = contentCipherFor(smime.map((c) => c.capabilities));
-  const cipherOf = new Map(
-    smime.map((c) => [c.recipient, { contentCipher, keyTransport: keyTransportFor(c.keyType, c.capabilities) }]),
-  );
-  if (smime.length > 0) {
-    const recipients = smime.map((c) => {
-      const keyTransport = cipherOf.get(c.recipient)?.keyTransport;
-      return keyTransport === 'ecdh' || keyTransport === undefined
-        ? { certificate: c.certificate }
-        : { certificate: c.certificate, keyTransport };
-    });
-    const signed = signs ? await smimeSigned() : undefined;
-    signedForm.set('smime', signed !== undefined);
-    const blob = await putEncrypted(async (content) =>
-      encryptEnveloped({ content: signed ?? content, recipients, contentCipher, headers: pairs }),
+  const keys = await lookUpOutboundKeys(deps, envelope, at);
+  try {
+    const plan = planOutbound(keys, { lastAttempt: context.lastAttempt });
+    const copies: EncryptedCopy[] = [];
+    for (const copy of plan.copies) copies.push(await encryptCopy(deps, envelope.blob, copy, outerHeaders, at));
+
+    // The whole outcome at once: a redelivery after a failure here starts again from a trace without half of it.
+    await recordEvents(deps.pool, envelope.id, outcomeEvents(plan, copies, at));
+    for (const { copy, notSigned } of copies) {
+      if (!notSigned) continue;
+      const why = `signing on for the sender's agency, but not signed: ${notSigned.reason}`;
+      context.log.warn({ code: notSigned.code, form: copy.form }, why);
+    }
+    for (const recipient of plan.recipients) deps.metrics?.recipients.inc({ form: recipient.form });
+    const count = (form: string) => plan.recipients.filter((r) => r.form === form).length;
+    context.log.info(
+      { code: 'ENCRYPT_DONE', smime: count('smime'), pgp: count('pgp'), portal: count('portal') },
+      'recipients encrypted or handed to the portal',
     );
-    children.push(encryptedChild(envelope, smime, blob, 'smime', at));
+    return next(...copies.map((copy) => encryptedChild(envelope, copy, at)), ...portalChildren(envelope, plan, at));
+  } finally {
+    forgetSigningKeys(keys.signing);
   }
-  const pgp = choices.filter((c) => c.form === 'pgp');
-  if (pgp.length > 0) {
-    const { headers, extraLines } = pgpOuterHeaders(pairs);
-    const recipientKeys = pgp.map((c) => c.armored);
-    const putPgp = (signingKey?: { armored: string }) =>
-      putEncrypted(async (content) => {
-        const message = await encryptPgpMime({
-          content,
-          recipientKeys,
-          headers,
-          now: at,
-          ...(signingKey ? { signingKey } : {}),
-        });
-        return Readable.from(prepend(Buffer.from(extraLines, 'latin1'), message), { objectMode: false });
-      });
-    let blob: BlobRef | undefined;
-    const signer = signs ? await pgpSignerFor(deps, envelope.mailFrom) : undefined;
-    if (signer && !signer.ok) await notSigned('pgp', signer);
-    if (signer?.ok) {
-      try {
-        blob = await putPgp(signer.key);
-      } catch (err) {
-        // The key is refused before any byte is written (encryptPgpMime): the copy goes unsigned instead.
-        if (!(err instanceof PgpError && err.code === 'PGP_SIGNING_KEY_UNUSABLE')) throw err;
-        await notSigned('pgp', { ok: false, code: err.code, reason: err.message });
-      }
-    }
-    signedForm.set('pgp', blob !== undefined);
-    blob ??= await putPgp();
-    children.push(encryptedChild(envelope, pgp, blob, 'pgp', at));
-  }
-  const portal = choices.filter((c) => c.form === 'portal');
-  if (portal.length > 0) {
-    const verdict = { status: 'portal', at: at.toISOString() };
-    const child = forRecipients(
-      rerouteAfterCurrent(envelope, ['mailbox']),
-      portal.map((c) => c.recipient),
-    );
-    children.push(advance(withVerdict(child, 'crypto', verdict), 'encrypt'));
-  }
+}
 
-  for (const choice of choices) {
-    deps.metrics?.recipients.inc({ form: choice.form });
-    const signed = choice.form === 'portal' ? false : (signedForm.get(choice.form) ?? false);
-    await recordEvent(deps.pool, envelope.id, recipientEvent(choice, at, cipherOf.get(choice.recipient), signed));
-  }
-  context.log.info(
-    { code: 'ENCRYPT_DONE', smime: smime.length, pgp: pgp.length, portal: portal.length },
-    'recipients encrypted or handed to the portal',
+function encryptedChild(envelope: Envelope, { copy, blob }: EncryptedCopy, at: Date): Envelope {
+  const recipients = copy.recipients.map((r) => r.recipient);
+  const child = { ...forRecipients(envelope, recipients), blob };
+  const verdict = { status: 'encrypted', form: copy.form, at: at.toISOString() };
+  return advance(withVerdict(child, 'crypto', verdict), 'encrypt');
+}
+
+/** The portal group, with the original blob, rerouted to the mailbox stage. */
+function portalChildren(envelope: Envelope, plan: OutboundPlan, at: Date): Envelope[] {
+  if (plan.portal.length === 0) return [];
+  const child = forRecipients(
+    rerouteAfterCurrent(envelope, ['mailbox']),
+    plan.portal.map((r) => r.recipient),
   );
-  return next(...children);
-
-  /** The inner entity signed as multipart/signed, or undefined (with the event saying why) when it cannot be. */
-  async function smimeSigned(): Promise<Buffer | undefined> {
-    const signer = await smimeSignerFor(deps, envelope.mailFrom);
-    if (!signer.ok) {
-      await notSigned('smime', signer);
-      return undefined;
-    }
-    try {
-      // signMultipart takes the entity whole (its digest goes into the signature): held in memory, bounded by
-      // SMGW_MAX_MESSAGE_BYTES, which ingest already enforced. Unsigned copies still stream.
-      const original = await splitMessage(deps.blobStore.open(envelope.blob.ref));
-      const entity = await readBounded(
-        innerEntity(original.fields, original.body),
-        deps.maxMessageBytes + SIGN_SLACK_BYTES,
-      );
-      if (!entity) {
-        await notSigned('smime', {
-          ok: false,
-          code: 'ENCRYPT_TOO_LARGE_TO_SIGN',
-          reason: `the entity is larger than ${deps.maxMessageBytes} bytes`,
-        });
-        return undefined;
-      }
-      return await signMultipart({ entity: canonicalLineEnds(entity), key: signer.key, signingTime: at });
-    } catch (err) {
-      if (!(err instanceof SmimeError)) throw err;
-      await notSigned('smime', { ok: false, code: err.code, reason: err.message });
-      return undefined;
-    } finally {
-      signer.privateKey.fill(0);
-    }
-  }
-
-  async function notSigned(form: 'smime' | 'pgp', why: NotSigned): Promise<void> {
-    await recordEvent(deps.pool, envelope.id, {
-      stage: 'encrypt',
-      event: 'message.not-signed',
-      outcome: 'next',
-      code: why.code,
-      reason: why.reason,
-      data: { form },
-      at,
-    });
-    context.log.warn({ code: why.code, form }, `signing on for the sender's agency, but not signed: ${why.reason}`);
-  }
-
-  async function putEncrypted(encrypt: (content: Readable) => Promise<Readable>): Promise<BlobRef> {
-    // A fresh read of the original per form: the body is streamed, never held whole.
-    const original = await splitMessage(deps.blobStore.open(envelope.blob.ref));
-    const content = innerEntity(original.fields, original.body);
-    try {
-      return await deps.blobStore.put(await encrypt(content), { maxBytes: deps.maxEncryptedBytes });
-    } finally {
-      content.destroy();
-    }
-  }
+  return [advance(withVerdict(child, 'crypto', { status: 'portal', at: at.toISOString() }), 'encrypt')];
 }
 
-function encryptedChild(
-  envelope: Envelope,
-  group: RecipientChoice[],
-  blob: BlobRef,
-  form: 'smime' | 'pgp',
-  at: Date,
-): Envelope {
-  const child = {
-    ...forRecipients(
-      envelope,
-      group.map((c) => c.recipient),
-    ),
-    blob,
-  };
-  return advance(withVerdict(child, 'crypto', { status: 'encrypted', form, at: at.toISOString() }), 'encrypt');
+/** The stage's trace: why a copy is not signed, then every recipient's form in the envelope's order. */
+function outcomeEvents(plan: OutboundPlan, copies: EncryptedCopy[], at: Date): TraceEvent[] {
+  const notSigned = copies.flatMap(({ copy, notSigned }): TraceEvent[] =>
+    notSigned
+      ? [
+          {
+            stage: 'encrypt',
+            event: 'message.not-signed',
+            outcome: 'next',
+            code: notSigned.code,
+            reason: notSigned.reason,
+            data: { form: copy.form },
+            at,
+          },
+        ]
+      : [],
+  );
+  const signedForm = new Map<string, boolean>(copies.map((c) => [c.copy.form, c.signed]));
+  return [...notSigned, ...plan.recipients.map((r) => recipientEvent(r, signedForm.get(r.form) ?? false, at))];
 }
 
-function recipientEvent(
-  choice: RecipientChoice,
-  at: Date,
-  cipher: { contentCipher: string; keyTransport: string } | undefined,
-  signed: boolean,
-) {
-  if (choice.form === 'portal') {
-    return {
-      stage: 'encrypt',
-      event: 'recipient.to-portal',
-      outcome: 'next',
-      code: choice.code,
-      reason: choice.why,
-      recipient: choice.recipient,
-      at,
-    };
+function recipientEvent(planned: PlannedRecipient, signed: boolean, at: Date): TraceEvent {
+  const { recipient } = planned;
+  if (planned.form === 'portal') {
+    const { code, why } = planned;
+    return { stage: 'encrypt', event: 'recipient.to-portal', outcome: 'next', code, reason: why, recipient, at };
   }
-  return {
-    stage: 'encrypt',
-    event: 'recipient.encrypted',
-    outcome: 'next',
-    recipient: choice.recipient,
-    data: {
-      form: choice.form,
-      fingerprint: choice.fingerprint,
-      signed,
-      ...(choice.form === 'smime' ? cipher : {}),
-    },
-    at,
-  };
-}
-
-async function* prepend(head: Buffer, rest: Readable): AsyncGenerator<Buffer> {
-  if (head.length > 0) yield head;
-  for await (const chunk of rest) yield Buffer.from(chunk as Uint8Array);
+  const data: Record<string, unknown> = { form: planned.form, fingerprint: planned.fingerprint, signed };
+  if (planned.form === 'smime') {
+    data.contentCipher = planned.contentCipher;
+    data.keyTransport = planned.keyTransport;
+  }
+  return { stage: 'encrypt', event: 'recipient.encrypted', outcome: 'next', recipient, data, at };
 }

@@ -3,7 +3,8 @@
 // an operator approves it first (SPEC.md admin API). A key already in the directory is left as it is.
 import { findPgpKeysInMessage, inspectPublicKey } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
-import { fieldValue, type HeaderField } from './mime-headers.ts';
+import { storeHarvestedPgpKey } from '@smgw/key-directory';
+import { type HeaderField, headerValue } from '@smgw/mime';
 
 /** Messages larger than this are not parsed for keys (mailparser holds the message several times). */
 export const HARVEST_MAX_BYTES = 5 * 1024 * 1024;
@@ -16,7 +17,7 @@ export interface HarvestedKey {
 /** Whether a message with these top-level fields can offer a key at all: an Autocrypt header or a part. */
 export function mayOfferPgpKeys(fields: readonly HeaderField[]): boolean {
   if (fields.some((f) => f.key === 'autocrypt')) return true;
-  const contentType = (fieldValue(fields, 'content-type') ?? '').toLowerCase();
+  const contentType = (headerValue(fields, 'content-type') ?? '').toLowerCase();
   return contentType.startsWith('multipart/') || contentType.startsWith('application/pgp-keys');
 }
 
@@ -31,13 +32,14 @@ export async function harvestPgpKeys(pool: Pool, message: Buffer, now: Date): Pr
       continue; // not exactly one readable public key: nothing to offer an operator
     }
     if (info.addresses.length === 0) continue;
-    const { rowCount } = await pool.query(
-      `insert into pgp_keys (fingerprint, armored, addresses, algorithm, expires_at, state, source)
-       values ($1, $2, $3, $4, $5, 'pending', 'harvested')
-       on conflict (fingerprint) do nothing`,
-      [info.fingerprint, info.armored, info.addresses, info.algorithm, info.expires],
-    );
-    if (rowCount === 1) harvested.push({ fingerprint: info.fingerprint, addresses: info.addresses });
+    const { created } = await storeHarvestedPgpKey(pool, {
+      fingerprint: info.fingerprint,
+      armored: info.armored,
+      addresses: info.addresses,
+      algorithm: info.algorithm,
+      expiresAt: info.expires,
+    });
+    if (created) harvested.push({ fingerprint: info.fingerprint, addresses: info.addresses });
   }
   return harvested;
 }

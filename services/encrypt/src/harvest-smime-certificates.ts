@@ -16,7 +16,7 @@ import {
 } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
 import { storeHarvestedCertificate, trustAnchorCertificates } from '@smgw/key-directory';
-import { fieldValue, type HeaderField } from './mime-headers.ts';
+import { type HeaderField, headerValue } from '@smgw/mime';
 
 export interface HarvestCertificateDeps {
   pool: Pool;
@@ -40,7 +40,7 @@ export type CertificateHarvest =
 
 /** Whether a message with these top-level fields can be signed S/MIME at all (before reading it whole). */
 export function maySignSmime(fields: readonly HeaderField[]): boolean {
-  return isSignedContentType(fieldValue(fields, 'content-type') ?? '');
+  return isSignedContentType(headerValue(fields, 'content-type') ?? '');
 }
 
 /**

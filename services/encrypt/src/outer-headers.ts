@@ -3,7 +3,7 @@
 // original header (X-*, internal routing) is neither outside nor inside: only the Content-* fields go inside.
 import { Readable } from 'node:stream';
 import type { OuterHeaders } from '@smgw/crypto';
-import { type HeaderField, headerBytes } from './mime-headers.ts';
+import { decodeEncodedWords, encodeWords, type HeaderField, headerBytes, rfc5322Date } from '@smgw/mime';
 
 const OUTER_FIELDS = new Set([
   'from',
@@ -45,12 +45,12 @@ export function outerHeaderPairs(
     if (!OUTER_FIELDS.has(field.key)) continue;
     if (pairs.some(([name]) => name.toLowerCase() === field.key)) continue; // the first of a repeated field
     if (PRINTABLE_ASCII.test(field.value) && field.value.trim() !== '') pairs.push([field.name, field.value]);
-    else if (field.key === 'subject') pairs.push([field.name, encodeWords(Buffer.from(field.value, 'latin1'))]);
+    else if (field.key === 'subject') pairs.push([field.name, encodeWords(utf8Text(field.value))]);
     else dropped.push(field.name);
   }
   const has = (key: string) => pairs.some(([name]) => name.toLowerCase() === key);
   if (!has('from')) pairs.push(['From', `<${defaults.mailFrom}>`]);
-  if (!has('date')) pairs.push(['Date', defaults.date.toUTCString().replace('GMT', '+0000')]);
+  if (!has('date')) pairs.push(['Date', rfc5322Date(defaults.date)]);
   if (!has('message-id')) pairs.push(['Message-ID', `<${defaults.messageId}>`]);
   return { pairs, dropped };
 }
@@ -93,41 +93,7 @@ async function* entityChunks(head: Buffer, body: Readable): AsyncGenerator<Buffe
   for await (const chunk of body) yield Buffer.from(chunk as Uint8Array);
 }
 
-/** UTF-8 bytes as RFC 2047 B encoded-words of at most 75 characters, folded. */
-function encodeWords(utf8: Buffer): string {
-  const text = utf8.toString('utf8');
-  const words: string[] = [];
-  let current = '';
-  for (const char of text) {
-    if (Buffer.byteLength(current + char) > 45) {
-      words.push(current);
-      current = '';
-    }
-    current += char;
-  }
-  if (current) words.push(current);
-  return words.map((w) => `=?UTF-8?B?${Buffer.from(w).toString('base64')}?=`).join('\r\n ');
-}
-
-const ENCODED_WORD = /=\?([^?\s]+)\?([BbQq])\?([^?\s]*)\?=/g;
-
-/** Decodes RFC 2047 encoded-words (B and Q); whitespace between two encoded-words disappears (§6.2). */
-export function decodeEncodedWords(value: string): string {
-  const joined = value.replace(/(\?=)\s+(?==\?)/g, '$1');
-  return joined.replace(ENCODED_WORD, (_match, charset: string, encoding: string, text: string) => {
-    const bytes =
-      encoding.toUpperCase() === 'B'
-        ? Buffer.from(text, 'base64')
-        : Buffer.from(
-            text
-              .replace(/_/g, ' ')
-              .replace(/=([0-9A-Fa-f]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))),
-            'latin1',
-          );
-    try {
-      return new TextDecoder(charset.replace(/\*.*$/, '')).decode(bytes);
-    } catch {
-      return bytes.toString('latin1');
-    }
-  });
+/** Header bytes (read as Latin-1) as the UTF-8 text they hold. */
+function utf8Text(latin1: string): string {
+  return Buffer.from(latin1, 'latin1').toString('utf8');
 }

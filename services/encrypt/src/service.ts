@@ -4,7 +4,7 @@ import { createRevocationFetcher } from '@smgw/crypto';
 import { createPool, databaseReachable } from '@smgw/db';
 import { connectMq, instrumentHandler } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
-import { recordEvent, recordMessage } from '@smgw/trace';
+import { recordParkedAt } from '@smgw/trace';
 import type { EncryptConfig } from './config.ts';
 import { createEncryptHandler } from './encrypt-envelope.ts';
 import { encryptMetrics } from './metrics.ts';
@@ -51,17 +51,7 @@ export async function startEncrypt(
   const consumer = await mq.consume('encrypt', instrumentHandler(handler, metrics), {
     retryLadder: config.stageRetryLadder,
     prefetch: config.prefetch,
-    onParked: async (envelope, code, reason) => {
-      if (!envelope) return;
-      await recordMessage(pool, envelope);
-      await recordEvent(pool, envelope.id, {
-        stage: 'encrypt',
-        event: 'envelope.parked',
-        outcome: 'reject',
-        code,
-        reason,
-      });
-    },
+    onParked: recordParkedAt(pool, 'encrypt'),
   });
 
   const health = await startHealthServer({

@@ -11,7 +11,7 @@ import { addAgencyKey, agencyKeyAad, createAgency, putAgencyAddress } from '@smg
 import { sealSecret } from '@smgw/secrets';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 import { getTrace, recordMessage } from '@smgw/trace';
-import { canonicalLineEnds } from '../src/agency-signing.ts';
+import { readWholeUpTo } from '../src/encrypt-copies.ts';
 import { type EncryptDeps, encryptEnvelope } from '../src/encrypt-envelope.ts';
 import {
   createGpgHome,
@@ -81,6 +81,11 @@ describe('signing with the agency key before encryption', () => {
     );
     // Signing on, but no key for the sender.
     await agency('Amt ohne Schluessel', 'ohne-schluessel.example', true, 'clerk@ohne-schluessel.example');
+    // Signing on, and the OpenPGP key held is only a public key: openpgp refuses to sign with it.
+    await agency('Amt mit kaputtem Schluessel', 'kaputt.example', true, 'clerk@kaputt.example');
+    const publicOnly = await gpg.generateKey('clerk@kaputt.example');
+    const publicArmored = await gpg.exportPublic(publicOnly);
+    await storeKey('clerk@kaputt.example', 'pgp', publicOnly, Buffer.from(publicArmored), { publicArmored });
   });
   after(async () => {
     await gpg?.close();
@@ -118,7 +123,10 @@ describe('signing with the agency key before encryption', () => {
     encryptDeps(
       db.pool,
       blobStore,
-      { internalDomains: ['signiert.example', 'unsigniert.example', 'ohne-schluessel.example'], ...overrides },
+      {
+        internalDomains: ['signiert.example', 'unsigniert.example', 'ohne-schluessel.example', 'kaputt.example'],
+        ...overrides,
+      },
       1000,
     );
 
@@ -126,9 +134,10 @@ describe('signing with the agency key before encryption', () => {
   async function send(
     sender: string,
     overrides: Partial<EncryptDeps> = {},
+    appendToBody = Buffer.alloc(0),
   ): Promise<{ envelope: Envelope; smime: Buffer; pgp: Buffer }> {
     const recipients = [SMIME_RECIPIENT, PGP_RECIPIENT];
-    const blob = await blobStore.put(Readable.from([outboundMail(recipients)]));
+    const blob = await blobStore.put(Readable.from([outboundMail(recipients), appendToBody]));
     const envelope = testEnvelope(blob, 'outbound', { recipients, mailFrom: sender });
     await recordMessage(db.pool, envelope);
     const outcome = await encryptEnvelope(deps(overrides), envelope, handlerContext());
@@ -254,12 +263,53 @@ describe('signing with the agency key before encryption', () => {
     const notSigned = (await encryptEvents(envelope.id)).filter((e) => e.event === 'message.not-signed');
     assert.deepEqual(notSigned.map((e) => e.code).sort(), ['SECRET_WRONG_MASTER_KEY', 'SECRET_WRONG_MASTER_KEY']);
   });
+
+  it('sends the OpenPGP copy unsigned, and says why, when openpgp refuses the agency key', async () => {
+    const { envelope, pgp } = await send('clerk@kaputt.example');
+    const { stdout, status } = await gpgDecrypt(pgp);
+    assert.ok(stdout.equals(INNER_ENTITY), 'the whole entity, although the signed attempt was refused first');
+    assert.doesNotMatch(status, /SIG_ID|GOODSIG|NEWSIG/);
+    const events = await encryptEvents(envelope.id);
+    const notSigned = events.filter((e) => e.event === 'message.not-signed');
+    assert.deepEqual(notSigned.map((e) => [(e.data as { form?: string } | undefined)?.form, e.code]).sort(), [
+      ['pgp', 'PGP_SIGNING_KEY_UNUSABLE'],
+      ['smime', 'ENCRYPT_NO_SIGNING_KEY'],
+    ]);
+    const pgpEvent = events.find((e) => e.recipient === PGP_RECIPIENT);
+    assert.equal((pgpEvent?.data as { signed?: boolean } | undefined)?.signed, false);
+  });
+
+  it('sends an S/MIME copy too large to sign encrypted but unsigned, whole, and says why', async () => {
+    const padding = Buffer.from('Eine lange Anlage.\r\n'.repeat(4000)); // ~76 KiB: over 1 KiB + the 64 KiB slack
+    const { envelope, smime, pgp } = await send('clerk@signiert.example', { maxMessageBytes: 1024 }, padding);
+    const opened = await opensslDecrypt(smime);
+    assert.ok(opened.equals(Buffer.concat([INNER_ENTITY, padding])), 'the whole entity, not signed');
+    assert.ok((await gpgDecrypt(pgp)).stdout.equals(Buffer.concat([INNER_ENTITY, padding])), 'OpenPGP streams');
+    const events = await encryptEvents(envelope.id);
+    const notSigned = events.filter((e) => e.event === 'message.not-signed');
+    assert.deepEqual(
+      notSigned.map((e) => [(e.data as { form?: string } | undefined)?.form, e.code]),
+      [['smime', 'ENCRYPT_TOO_LARGE_TO_SIGN']],
+    );
+    const pgpEvent = events.find((e) => e.recipient === PGP_RECIPIENT);
+    assert.equal((pgpEvent?.data as { signed?: boolean } | undefined)?.signed, true, 'the OpenPGP copy is signed');
+  });
 });
 
-describe('canonicalLineEnds', () => {
-  it('turns bare LF and bare CR into CRLF and leaves CRLF alone', () => {
-    assert.equal(canonicalLineEnds(Buffer.from('a\nb\rc\r\nd')).toString(), 'a\r\nb\r\nc\r\nd');
-    const canonical = Buffer.from('a\r\nb\r\n');
-    assert.equal(canonicalLineEnds(canonical), canonical, 'the same buffer when nothing changes');
+describe('readWholeUpTo', () => {
+  const chunks = ['first ', 'second ', 'third'].map((c) => Buffer.from(c));
+
+  it('gives the whole stream when it is not longer than the limit', async () => {
+    const read = await readWholeUpTo(Readable.from(chunks), 18);
+    assert.ok('whole' in read);
+    assert.equal(read.whole.toString(), 'first second third');
+  });
+
+  it('gives a longer stream back whole, what was read first and then the rest, so nothing is read twice', async () => {
+    const read = await readWholeUpTo(Readable.from(chunks), 8);
+    assert.ok('tooLarge' in read);
+    const again: Buffer[] = [];
+    for await (const chunk of read.tooLarge) again.push(chunk as Buffer);
+    assert.equal(Buffer.concat(again).toString(), 'first second third');
   });
 });

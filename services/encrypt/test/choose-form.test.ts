@@ -6,7 +6,8 @@ import { allowList } from '@smgw/config';
 import { createRevocationFetcher, type RevocationMode } from '@smgw/crypto';
 import { trustAnchorCertificates } from '@smgw/key-directory';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
-import { type ChooseFormDeps, chooseForm, RevocationUnavailableError } from '../src/choose-form.ts';
+import { chooseForm, RevocationUnavailableError } from '../src/choose-form.ts';
+import { lookUpRecipientKeys, type RecipientLookupDeps } from '../src/outbound-keys.ts';
 import {
   createGpgHome,
   createTestPki,
@@ -81,7 +82,7 @@ describe('choosing the form per recipient', () => {
 
   async function deps(
     overrides: { now?: Date; revocationMode?: RevocationMode; lastAttempt?: boolean } = {},
-  ): Promise<ChooseFormDeps> {
+  ): Promise<RecipientLookupDeps & { lastAttempt: boolean }> {
     const now = overrides.now ?? new Date();
     return {
       pool: db.pool,
@@ -91,6 +92,11 @@ describe('choosing the form per recipient', () => {
       now,
       lastAttempt: overrides.lastAttempt ?? false,
     };
+  }
+
+  /** The recipient's keys looked up in the test database, then its form chosen from them. */
+  async function lookUpAndChoose(lookup: RecipientLookupDeps & { lastAttempt: boolean }, recipient: string) {
+    return chooseForm(await lookUpRecipientKeys(lookup, recipient), lookup.lastAttempt);
   }
 
   const cases: Array<{
@@ -151,7 +157,7 @@ describe('choosing the form per recipient', () => {
     const when = c.inDays ? (c.inDays > 0 ? ` ${c.inDays} days later` : ` ${-c.inDays} days earlier`) : '';
     it(`gives ${c.recipient} the form ${c.form}${when}${c.mode ? ` (revocation ${c.mode})` : ''}`, async () => {
       const now = new Date(Date.now() + (c.inDays ?? 0) * DAY);
-      const choice = await chooseForm(await deps({ now, revocationMode: c.mode ?? 'off' }), c.recipient);
+      const choice = await lookUpAndChoose(await deps({ now, revocationMode: c.mode ?? 'off' }), c.recipient);
       assert.equal(choice.form, c.form);
       if (choice.form === 'portal') {
         assert.equal(choice.code, c.code);
@@ -162,13 +168,13 @@ describe('choosing the form per recipient', () => {
 
   it('retries when the revocation of a certificate cannot be fetched, instead of choosing another form', async () => {
     await assert.rejects(
-      chooseForm(await deps({ revocationMode: 'require' }), 'no-crl@mail.example'),
+      lookUpAndChoose(await deps({ revocationMode: 'require' }), 'no-crl@mail.example'),
       (err: unknown) => err instanceof RevocationUnavailableError && err.code === 'ENCRYPT_REVOCATION_UNAVAILABLE',
     );
   });
 
   it('refuses that certificate on the last attempt, with REVOCATION_UNKNOWN in the reason', async () => {
-    const choice = await chooseForm(
+    const choice = await lookUpAndChoose(
       await deps({ revocationMode: 'require', lastAttempt: true }),
       'no-crl@mail.example',
     );

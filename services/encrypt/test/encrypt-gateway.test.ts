@@ -2,7 +2,7 @@
 // agency key arrives decrypted at the agencies' relay, and what was hidden inside the encryption is scanned.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startTestGateway, type TestGateway, waitFor } from '@smgw/testing';
+import { assertQueued, startTestGateway, type TestGateway, waitFor } from '@smgw/testing';
 import { getTrace } from '@smgw/trace';
 import nodemailer from 'nodemailer';
 import { createTestPki, insertAgencyKey, type TestCertificate, type TestPki } from './fixtures.ts';
@@ -48,9 +48,7 @@ describe('inbound decryption in the running gateway', () => {
       raw: encrypted,
     });
     transport.close();
-    const id = /queued as ([0-9A-HJKMNP-TV-Z]{26})/.exec(info.response)?.[1];
-    assert.ok(id, info.response);
-    return id;
+    return assertQueued(info.response);
   }
 
   it('delivers what openssl encrypted to an agency key decrypted, after scanning it', async () => {

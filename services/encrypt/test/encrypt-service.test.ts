@@ -1,28 +1,14 @@
-// encrypt as a service with the real broker: startEncrypt and deliver's startDeliver in-process, the smarthost and
-// the agencies' relay as SMTP sinks. openssl and gpg are the independent peers: they open what the gateway sends
-// out, and what they encrypt to agency keys the gateway opens.
+// encrypt as a service with the real broker: encrypt and deliver as processes (the shared test gateway), the
+// smarthost and the agencies' relay as SMTP sinks. openssl and gpg are the independent peers: they open what the
+// gateway sends out, and what they encrypt to agency keys the gateway opens.
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { type BlobStore, createBlobStore } from '@smgw/blob-store';
-import { loadConfig } from '@smgw/config';
 import type { Envelope } from '@smgw/envelope';
 import { connectMq, type Mq, next } from '@smgw/mq';
-import {
-  createTestDatabase,
-  createTestVhost,
-  type SmtpSink,
-  type SunkMessage,
-  startSmtpSink,
-  type TestDatabase,
-  type TestVhost,
-  waitFor,
-} from '@smgw/testing';
+import { type SunkMessage, startTestGateway, type TestGateway, waitFor } from '@smgw/testing';
 import { getTrace, recordMessage } from '@smgw/trace';
-import { deliverSpec } from '../../deliver/src/config.ts';
-import { type RunningDeliver, startDeliver } from '../../deliver/src/service.ts';
-import { encryptSpec } from '../src/config.ts';
-import { type RunningEncrypt, startEncrypt } from '../src/service.ts';
 import {
   createGpgHome,
   createTestPki,
@@ -43,12 +29,7 @@ import {
 } from './fixtures.ts';
 
 interface World {
-  db: TestDatabase;
-  vhost: TestVhost;
-  relay: SmtpSink;
-  smarthost: SmtpSink;
-  encrypt: RunningEncrypt;
-  deliver: RunningDeliver;
+  gateway: TestGateway;
   publisher: Mq;
   blobStore: BlobStore;
   /** Envelopes that reached smgw.mailbox (the portal stage comes later; the test takes them off the queue). */
@@ -57,29 +38,22 @@ interface World {
 }
 
 async function startWorld(): Promise<World> {
-  const [db, vhost, relay, smarthost] = await Promise.all([
-    createTestDatabase(),
-    createTestVhost(),
-    startSmtpSink(),
-    startSmtpSink(),
-  ]);
-  const env = {
-    ...db.env,
-    ...vhost.env,
-    SMGW_MASTER_KEY: MASTER_KEY.toString('base64'),
-    SMGW_REVOCATION_MODE: 'off',
-    SMGW_INTERNAL_DOMAINS: 'behoerde.example',
-    SMGW_INTERNAL_RELAY: `127.0.0.1:${relay.port}`,
-    SMGW_SMARTHOST: `127.0.0.1:${smarthost.port}`,
-    SMGW_HOSTNAME: 'smgw.test',
-    SMGW_DELIVER_RETRY_LADDER: '200ms,200ms',
-    SMGW_STAGE_RETRY_LADDER: '500ms,1s',
-    SMGW_HEALTH_PORT: '0',
-    SMGW_PREFETCH: '8',
-  };
-  const encrypt = await startEncrypt(loadConfig(encryptSpec, env), testLogger);
-  const deliver = await startDeliver(loadConfig(deliverSpec, env), testLogger);
-  const publisher = await connectMq({ url: vhost.url, logger: testLogger, connectionName: 'encrypt-test-publisher' });
+  const gateway = await startTestGateway({
+    services: ['encrypt', 'deliver'],
+    env: {
+      SMGW_MASTER_KEY: MASTER_KEY.toString('base64'),
+      SMGW_REVOCATION_MODE: 'off',
+      SMGW_INTERNAL_DOMAINS: 'behoerde.example',
+      SMGW_DELIVER_RETRY_LADDER: '200ms,200ms',
+      SMGW_STAGE_RETRY_LADDER: '500ms,1s',
+      SMGW_PREFETCH: '8',
+    },
+  });
+  const publisher = await connectMq({
+    url: gateway.vhost.url,
+    logger: testLogger,
+    connectionName: 'encrypt-test-publisher',
+  });
   await publisher.declareTopology({ mailbox: [500] });
   const mailbox: Envelope[] = [];
   const mailboxConsumer = await publisher.consume(
@@ -91,23 +65,14 @@ async function startWorld(): Promise<World> {
     { retryLadder: [500], prefetch: 4, onParked: async () => {} },
   );
   return {
-    db,
-    vhost,
-    relay,
-    smarthost,
-    encrypt,
-    deliver,
+    gateway,
     publisher,
-    blobStore: createBlobStore(db.pool),
+    blobStore: createBlobStore(gateway.db.pool),
     mailbox,
     async close() {
-      await encrypt.stop();
-      await deliver.stop();
       await mailboxConsumer.drain();
       await publisher.close();
-      await Promise.all([relay.close(), smarthost.close()]);
-      await db.drop();
-      await vhost.drop();
+      await gateway.close();
     },
   };
 }
@@ -116,7 +81,7 @@ async function startWorld(): Promise<World> {
 async function submit(world: World, raw: Buffer, overrides: Partial<Envelope> & Pick<Envelope, 'direction'>) {
   const blob = await world.blobStore.put(Readable.from([raw]));
   const envelope = testEnvelope(blob, overrides.direction, overrides);
-  await recordMessage(world.db.pool, envelope);
+  await recordMessage(world.gateway.db.pool, envelope);
   await world.publisher.publish(envelope);
   return envelope;
 }
@@ -141,10 +106,10 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
   before(async () => {
     [world, pki, gpg] = await Promise.all([startWorld(), createTestPki(), createGpgHome()]);
     ca = await pki.ca('Encrypt-Test-CA');
-    await insertTrustAnchor(world.db.pool, ca.der);
+    await insertTrustAnchor(world.gateway.db.pool, ca.der);
     for (const spec of ['rsa-2048', 'rsa-3072', 'rsa-4096', 'p-256', 'p-384'] as const) {
       const leaf = await pki.leaf(ca, `${spec}@buerger.example`, { key: spec });
-      await insertCertificate(world.db.pool, leaf);
+      await insertCertificate(world.gateway.db.pool, leaf);
       smimeRecipients.set(spec, leaf);
     }
   });
@@ -157,9 +122,9 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
 
   it('sends each recipient of one message a form it can open: S/MIME, OpenPGP, or the portal', async () => {
     const pgpFingerprint = await gpg.generateKey('pgp@buerger.example');
-    await insertPgpKey(world.db.pool, await gpg.exportPublic(pgpFingerprint), 'approved');
+    await insertPgpKey(world.gateway.db.pool, await gpg.exportPublic(pgpFingerprint), 'approved');
     await insertPgpKey(
-      world.db.pool,
+      world.gateway.db.pool,
       await gpg.exportPublic(await gpg.generateKey('pending@buerger.example')),
       'pending',
     );
@@ -171,10 +136,10 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
     });
 
     const smime = await waitFor('the S/MIME copy at the smarthost', () =>
-      world.smarthost.messages.find((m) => m.rcptTo.includes('rsa-2048@buerger.example')),
+      world.gateway.smarthost.messages.find((m) => m.rcptTo.includes('rsa-2048@buerger.example')),
     );
     const pgp = await waitFor('the PGP copy at the smarthost', () =>
-      world.smarthost.messages.find((m) => m.rcptTo.includes('pgp@buerger.example')),
+      world.gateway.smarthost.messages.find((m) => m.rcptTo.includes('pgp@buerger.example')),
     );
     const portal = await waitFor('the portal envelope in smgw.mailbox', () =>
       world.mailbox.find((e) => e.id === envelope.id),
@@ -220,7 +185,7 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
     assert.equal(portal.verdicts.crypto?.status, 'portal');
     assert.equal(portal.blob.ref, envelope.blob.ref);
 
-    const trace = await getTrace(world.db.pool, envelope.id);
+    const trace = await getTrace(world.gateway.db.pool, envelope.id);
     const events = trace?.events.filter((e) => e.stage === 'encrypt') ?? [];
     const byRecipient = new Map(events.map((e) => [e.recipient, e]));
     assert.equal(byRecipient.get('p-384@buerger.example')?.event, 'recipient.encrypted');
@@ -249,7 +214,7 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
     const raw = Buffer.from(encrypted.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
     await submit(world, raw, { direction: 'outbound', recipients: ['somebody@buerger.example'] });
     const sent = await waitFor('the message at the smarthost', () =>
-      world.smarthost.messages.find((m) => m.rcptTo.includes('somebody@buerger.example')),
+      world.gateway.smarthost.messages.find((m) => m.rcptTo.includes('somebody@buerger.example')),
     );
     assert.ok(sent.raw.equals(raw));
   });
@@ -266,7 +231,7 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
       world.mailbox.find((e) => e.id === envelope.id),
     );
     assert.equal(toPortal.verdicts.crypto?.status, 'portal');
-    assert.ok(!world.smarthost.messages.some((m) => m.rcptTo.includes('getarnt@buerger.example')));
+    assert.ok(!world.gateway.smarthost.messages.some((m) => m.rcptTo.includes('getarnt@buerger.example')));
   });
 
   describe('inbound', () => {
@@ -276,11 +241,17 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
 
     before(async () => {
       agencyRsa = await pki.leaf(ca, 'poststelle@behoerde.example', { key: 'rsa-3072' });
-      await insertAgencyKey(world.db.pool, 'poststelle@behoerde.example', { kind: 'smime', certificate: agencyRsa });
+      await insertAgencyKey(world.gateway.db.pool, 'poststelle@behoerde.example', {
+        kind: 'smime',
+        certificate: agencyRsa,
+      });
       agencyEc = await pki.leaf(ca, 'ec-stelle@behoerde.example', { key: 'p-256' });
-      await insertAgencyKey(world.db.pool, 'ec-stelle@behoerde.example', { kind: 'smime', certificate: agencyEc });
+      await insertAgencyKey(world.gateway.db.pool, 'ec-stelle@behoerde.example', {
+        kind: 'smime',
+        certificate: agencyEc,
+      });
       agencyPgp = await gpg.generateKey('pgp-stelle@behoerde.example');
-      await insertAgencyKey(world.db.pool, 'pgp-stelle@behoerde.example', {
+      await insertAgencyKey(world.gateway.db.pool, 'pgp-stelle@behoerde.example', {
         kind: 'pgp',
         fingerprint: agencyPgp,
         publicArmored: await gpg.exportPublic(agencyPgp),
@@ -311,14 +282,14 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
     async function expectDecrypted(raw: Buffer, to: string, form: 'smime' | 'pgp'): Promise<void> {
       const envelope = await submit(world, raw, { direction: 'inbound', recipients: [to] });
       const arrived = await waitFor(`the decrypted message for ${to} at the relay`, () =>
-        world.relay.messages.find((m) => m.rcptTo.includes(to)),
+        world.gateway.relay.messages.find((m) => m.rcptTo.includes(to)),
       );
-      world.relay.messages.splice(world.relay.messages.indexOf(arrived), 1);
+      world.gateway.relay.messages.splice(world.gateway.relay.messages.indexOf(arrived), 1);
       const text = arrived.raw.toString('utf8');
       assert.match(text, new RegExp(`^X-SMGW-Decrypted: ${form}\\r$`, 'm'));
       assert.ok(arrived.raw.includes(INNER_ENTITY), 'the original entity follows the outer header');
       assert.ok(!/pkcs7-mime|multipart\/encrypted/i.test(text));
-      const trace = await getTrace(world.db.pool, envelope.id);
+      const trace = await getTrace(world.gateway.db.pool, envelope.id);
       assert.ok(trace?.events.some((e) => e.event === 'message.decrypted'));
     }
 
@@ -375,18 +346,18 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
         },
       );
       const opened = await waitFor('the decrypted inline message at the relay', () =>
-        world.relay.messages.find((m) => /^Subject: inline\r$/m.test(m.raw.toString('latin1'))),
+        world.gateway.relay.messages.find((m) => /^Subject: inline\r$/m.test(m.raw.toString('latin1'))),
       );
-      world.relay.messages.splice(world.relay.messages.indexOf(opened), 1);
+      world.gateway.relay.messages.splice(world.gateway.relay.messages.indexOf(opened), 1);
       assert.match(opened.raw.toString('latin1'), /^X-SMGW-Decrypted: pgp\r$/m);
       assert.ok(!opened.raw.includes(Buffer.from('BEGIN PGP MESSAGE')));
 
       const quoted = Buffer.from(`${head.replace('inline', 'zitiert')}\r\nSie schrieben:\r\n${armored}`, 'latin1');
       await submit(world, quoted, { direction: 'inbound', recipients: ['pgp-stelle@behoerde.example'] });
       const asIs = await waitFor('the quoting message at the relay', () =>
-        world.relay.messages.find((m) => /^Subject: zitiert\r$/m.test(m.raw.toString('latin1'))),
+        world.gateway.relay.messages.find((m) => /^Subject: zitiert\r$/m.test(m.raw.toString('latin1'))),
       );
-      world.relay.messages.splice(world.relay.messages.indexOf(asIs), 1);
+      world.gateway.relay.messages.splice(world.gateway.relay.messages.indexOf(asIs), 1);
       assert.ok(asIs.raw.equals(quoted), 'passed on byte for byte');
     });
 
@@ -405,16 +376,16 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
       );
       const envelope = await submit(world, raw, { direction: 'inbound', recipients: ['poststelle@behoerde.example'] });
       const arrived = await waitFor('the plain message at the relay', () =>
-        world.relay.messages.find((m) => m.raw.includes(Buffer.from('mein Schluessel'))),
+        world.gateway.relay.messages.find((m) => m.raw.includes(Buffer.from('mein Schluessel'))),
       );
-      world.relay.messages.splice(world.relay.messages.indexOf(arrived), 1);
+      world.gateway.relay.messages.splice(world.gateway.relay.messages.indexOf(arrived), 1);
       assert.ok(arrived.raw.equals(raw), 'plain mail goes on byte for byte');
-      const { rows } = await world.db.pool.query(
+      const { rows } = await world.gateway.db.pool.query(
         'select state, source, addresses from pgp_keys where fingerprint = $1',
         [offered],
       );
       assert.deepEqual(rows, [{ state: 'pending', source: 'harvested', addresses: ['anbieter@extern.example'] }]);
-      const trace = await getTrace(world.db.pool, envelope.id);
+      const trace = await getTrace(world.gateway.db.pool, envelope.id);
       assert.ok(trace?.events.some((e) => e.event === 'pgp-key.harvested'));
 
       const reply = await submit(world, outboundMail(['anbieter@extern.example']), {
@@ -423,7 +394,7 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
       });
       const toPortal = await waitFor('the reply in smgw.mailbox', () => world.mailbox.find((e) => e.id === reply.id));
       assert.deepEqual(toPortal.recipients, ['anbieter@extern.example']);
-      assert.ok(!world.smarthost.messages.some((m) => m.rcptTo.includes('anbieter@extern.example')));
+      assert.ok(!world.gateway.smarthost.messages.some((m) => m.rcptTo.includes('anbieter@extern.example')));
     });
 
     it('delivers mail encrypted to a key it does not hold as it is, with a header saying why', async () => {
@@ -435,14 +406,14 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
         recipients: ['poststelle@behoerde.example'],
       });
       const arrived = await waitFor('the undecrypted message at the relay', () =>
-        world.relay.messages.find((m) => m.raw.includes(Buffer.from('X-SMGW-Decryption: failed'))),
+        world.gateway.relay.messages.find((m) => m.raw.includes(Buffer.from('X-SMGW-Decryption: failed'))),
       );
       assert.ok(
         arrived.raw.toString('latin1').startsWith('X-SMGW-Decryption: failed; reason=SMIME_NO_MATCHING_RECIPIENT\r\n'),
       );
       assert.ok(!arrived.raw.includes(Buffer.from('X-SMGW-Decrypted')), 'a sender cannot claim our header');
       assert.ok(arrived.raw.includes(raw.subarray(raw.indexOf('\r\n\r\n'))), 'the encrypted body is unchanged');
-      const trace = await getTrace(world.db.pool, envelope.id);
+      const trace = await getTrace(world.gateway.db.pool, envelope.id);
       assert.ok(
         trace?.events.some((e) => e.event === 'message.not-decrypted' && e.code === 'SMIME_NO_MATCHING_RECIPIENT'),
       );

@@ -12,10 +12,11 @@ import type { BlobStore } from '@smgw/blob-store';
 import { allowList } from '@smgw/config';
 import { createRevocationFetcher, inspectPublicKey } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
-import { type Direction, type Envelope, newMessageId, newTraceId } from '@smgw/envelope';
+import { type Direction, type Envelope, newMessageId } from '@smgw/envelope';
 import type { HandlerContext } from '@smgw/mq';
 import { createLogger } from '@smgw/observability';
 import { sealSecret } from '@smgw/secrets';
+import { envelopeFixture } from '@smgw/testing';
 import type { EncryptDeps } from '../src/encrypt-envelope.ts';
 
 const run = promisify(execFile);
@@ -477,11 +478,7 @@ export function testEnvelope(
   direction: Direction,
   overrides: Partial<Envelope> = {},
 ): Envelope {
-  return {
-    v: 1,
-    id: newMessageId(),
-    traceId: newTraceId(),
-    receivedAt: new Date().toISOString(),
+  return envelopeFixture({
     direction,
     mailFrom: direction === 'inbound' ? 'absender@extern.example' : 'clerk@behoerde.example',
     recipients: direction === 'outbound' ? ['citizen@mail.example'] : ['poststelle@behoerde.example'],
@@ -489,11 +486,8 @@ export function testEnvelope(
     blob,
     // What is left of the slip when the message reaches encrypt (scan is left out for inbound here).
     itinerary: ['encrypt', 'deliver'],
-    hop: 0,
-    verdicts: {},
-    attempt: 0,
     ...overrides,
-  };
+  });
 }
 
 /** The inner entity every outbound test sends: what the recipient must get back byte for byte. */

@@ -6,11 +6,11 @@ import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { type BlobStore, createBlobStore } from '@smgw/blob-store';
 import type { RevocationFetcher } from '@smgw/crypto';
+// The pkijs test signer of @smgw/crypto: openssl cannot write chosen capabilities or id-aa-encrypKeyPref.
+import { signWithPkijs } from '@smgw/crypto/testing';
 import type { Envelope } from '@smgw/envelope';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 import { getTrace, recordMessage } from '@smgw/trace';
-// The pkijs test signer of @smgw/crypto: openssl cannot write chosen capabilities or id-aa-encrypKeyPref.
-import { signWithPkijs } from '../../../packages/crypto/test/smime-pkijs-signer.ts';
 import { type EncryptDeps, encryptEnvelope } from '../src/encrypt-envelope.ts';
 import {
   createTestPki,

@@ -10,7 +10,7 @@ import {
   type ClientInfo,
   type DsnRequest,
   type Envelope,
-  itineraryFor,
+  newEnvelope,
   newMessageId,
   newTraceId,
   parseEnvelope,
@@ -197,25 +197,19 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
     tls: message.client.tls,
     ...(message.client.user !== undefined ? { user: message.client.user } : {}),
   };
-  const envelopes: Envelope[] = groupByDirection(message.listener, recipients, deps.internalDomains).map((group) => {
-    const dsn = dsnFor(message, group.recipients);
-    return {
-      v: 1,
+  const envelopes: Envelope[] = groupByDirection(message.listener, recipients, deps.internalDomains).map((group) =>
+    newEnvelope({
       id: messageId,
       traceId,
-      receivedAt: receivedAt.toISOString(),
+      receivedAt,
       direction: group.direction,
       mailFrom: message.mailFrom,
       recipients: group.recipients,
       client,
       blob,
-      itinerary: itineraryFor(group.direction),
-      hop: 0,
-      verdicts: {},
-      attempt: 0,
-      ...(dsn ? { dsn } : {}),
-    };
-  });
+      dsn: dsnFor(message, group.recipients),
+    }),
+  );
   for (const envelope of envelopes) {
     const checked = parseEnvelope(envelope);
     if (!checked.ok) {

@@ -7,6 +7,7 @@
 // Everything in it that the client chose (HELO name, recipient) is cut down to harmless characters: the header
 // must never be a way to inject other headers or break the folding.
 import { domainToASCII } from 'node:url';
+import { rfc5322Date } from '@smgw/mime';
 
 export interface ReceivedInfo {
   /** The name the client gave in HELO/EHLO ('' if none). */
@@ -47,17 +48,6 @@ function asciiDomain(address: string): string {
   const at = address.lastIndexOf('@');
   if (at < 0) return address;
   return `${address.slice(0, at)}@${domainToASCII(address.slice(at + 1)) || address.slice(at + 1)}`;
-}
-
-/** RFC 5322 date-time in UTC, e.g. "Tue, 07 Jan 2025 09:30:00 +0000". */
-export function rfc5322Date(date: Date): string {
-  const days = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-  const two = (n: number) => String(n).padStart(2, '0');
-  return (
-    `${days[date.getUTCDay()]}, ${two(date.getUTCDate())} ${months[date.getUTCMonth()]} ${date.getUTCFullYear()} ` +
-    `${two(date.getUTCHours())}:${two(date.getUTCMinutes())}:${two(date.getUTCSeconds())} +0000`
-  );
 }
 
 /** The complete header field, folded, ending in CRLF. */

@@ -2,13 +2,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createBlobStore } from '@smgw/blob-store';
+import { assertQueued } from '@smgw/testing';
 import { getTrace } from '@smgw/trace';
 import type { IngestConfig } from '../src/config.ts';
 import type { RunningIngest } from '../src/service.ts';
 import { createTestWorld, type TestWorld } from './harness.ts';
 import { SmtpTestClient } from './smtp-client.ts';
-
-const QUEUED = /^250 2\.0\.0 Ok: queued as ([0-9A-HJKMNP-TV-Z]{26})$/;
 
 describe('the inbound listener', () => {
   let world: TestWorld;
@@ -62,8 +61,7 @@ describe('the inbound listener', () => {
       mailParams: 'RET=HDRS ENVID=abc123',
     });
     await client.quit();
-    const id = QUEUED.exec(reply.final?.text ?? '')?.[1];
-    assert.ok(id, reply.final?.text);
+    const id = assertQueued(reply.final?.text);
 
     const envelopes = await world.takeEnvelopes('smgw.encrypt');
     assert.equal(envelopes.length, 1);
@@ -119,7 +117,7 @@ describe('the inbound listener', () => {
     client.writeRaw('Subject: bounce\r\n\r\nx\r\n.\r\n');
     const final = await client.readReply();
     await client.quit();
-    assert.match(final.text, QUEUED);
+    assertQueued(final.text);
     const [envelope] = await world.takeEnvelopes('smgw.encrypt');
     assert.deepEqual(envelope?.recipients, ['a@behoerde.example', 'b@amt.sachsen.example']);
     assert.equal(envelope?.mailFrom, '');
@@ -143,7 +141,7 @@ describe('the inbound listener', () => {
       '354 End data with <CR><LF>.<CR><LF>',
     ]);
     client.writeRaw('Subject: pipelined\r\n\r\nx\r\n.\r\nQUIT\r\n');
-    assert.match((await client.readReply()).text, QUEUED);
+    assertQueued((await client.readReply()).text);
     assert.equal((await client.readReply()).code, 221);
     await client.closed;
     const [envelope] = await world.takeEnvelopes('smgw.encrypt');
@@ -196,7 +194,7 @@ describe('the inbound listener', () => {
       body: 'Subject: x\r\n\r\ny\r\n',
     });
     await client.quit();
-    assert.match(reply.final?.text ?? '', QUEUED);
+    assertQueued(reply.final?.text);
     const [envelope] = await world.takeEnvelopes('smgw.encrypt');
     assert.equal(envelope?.direction, 'inbound');
   });
@@ -213,7 +211,7 @@ describe('the inbound listener', () => {
     assert.equal(reply.final?.text, '552 5.3.4 Message too big');
     // The session goes on: the next message is fine.
     const next = await client.sendMail({ from: 'a@sender.example', to: ['x@behoerde.example'], body: 'small\r\n' });
-    assert.match(next.final?.text ?? '', QUEUED);
+    assertQueued(next.final?.text);
     await client.quit();
     assert.equal(await messageCount(), before + 1);
     assert.equal((await world.takeEnvelopes('smgw.encrypt')).length, 1);
@@ -309,7 +307,7 @@ describe('the inbound listener', () => {
       client.writeRaw(Buffer.concat([stuffed, Buffer.from(body.length ? '\r\n.\r\n' : '.\r\n')]));
       const final = await client.readReply();
       await client.quit();
-      assert.match(final.text, QUEUED);
+      assertQueued(final.text);
       const [envelope] = await world.takeEnvelopes('smgw.encrypt');
       assert.ok(envelope);
       const stored = await createBlobStore(world.db.pool).readAll(envelope.blob.ref);
@@ -332,7 +330,7 @@ describe('the inbound listener', () => {
     const next = await session();
     const reply = await next.sendMail({ from: 'a@sender.example', to: ['x@behoerde.example'], body: 'whole\r\n' });
     await next.quit();
-    assert.match(reply.final?.text ?? '', QUEUED);
+    assertQueued(reply.final?.text);
     assert.equal(await messageCount(), before + 1);
     assert.equal((await world.takeEnvelopes('smgw.encrypt')).length, 1);
   });

@@ -2,13 +2,11 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { waitFor } from '@smgw/testing';
+import { assertQueued, waitFor } from '@smgw/testing';
 import { getTrace } from '@smgw/trace';
 import type { RunningIngest } from '../src/service.ts';
 import { createTestWorld, type TestWorld } from './harness.ts';
 import { SmtpTestClient } from './smtp-client.ts';
-
-const QUEUED = /^250 2\.0\.0 Ok: queued as ([0-9A-HJKMNP-TV-Z]{26})$/;
 
 describe('the connection limit per client address', () => {
   let world: TestWorld;
@@ -169,7 +167,7 @@ describe('stopping', () => {
     );
 
     client.writeRaw('second half\r\n.\r\n');
-    assert.match((await client.readReply()).text, QUEUED);
+    assertQueued((await client.readReply()).text);
     await client.closed;
     await stopped;
     const [envelope] = await world.takeEnvelopes('smgw.encrypt');

@@ -4,12 +4,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createBlobStore } from '@smgw/blob-store';
 import { createSubmissionAccount, verifySubmissionLogin } from '@smgw/submission-accounts';
+import { assertQueued } from '@smgw/testing';
 import { getTrace } from '@smgw/trace';
 import type { RunningIngest } from '../src/service.ts';
 import { createTestWorld, type TestWorld } from './harness.ts';
 import { SmtpTestClient } from './smtp-client.ts';
 
-const QUEUED = /^250 2\.0\.0 Ok: queued as ([0-9A-HJKMNP-TV-Z]{26})$/;
 const plain = (user: string, password: string) => Buffer.from(`\u0000${user}\u0000${password}`).toString('base64');
 const b64 = (text: string) => Buffer.from(text).toString('base64');
 
@@ -58,8 +58,7 @@ describe('the submission listener', () => {
       body: 'Subject: Bescheid\r\n\r\nHallo\r\n',
     });
     await client.quit();
-    const id = QUEUED.exec(reply.final?.text ?? '')?.[1];
-    assert.ok(id, reply.final?.text);
+    const id = assertQueued(reply.final?.text);
     const [envelope, ...more] = await world.takeEnvelopes('smgw.scan');
     assert.equal(more.length, 0);
     assert.equal(envelope?.id, id);
@@ -79,8 +78,7 @@ describe('the submission listener', () => {
       body: 'Subject: cc\r\n\r\nx\r\n',
     });
     await client.quit();
-    const id = QUEUED.exec(reply.final?.text ?? '')?.[1];
-    assert.ok(id, reply.final?.text);
+    const id = assertQueued(reply.final?.text);
     const scanned = await world.takeEnvelopes('smgw.scan');
     assert.equal(scanned.length, 2);
     const internal = scanned.find((e) => e.direction === 'internal');
@@ -145,7 +143,7 @@ describe('the submission listener', () => {
       body: 'Subject: x\r\n\r\ny\r\n',
     });
     await client.quit();
-    assert.match(reply.final?.text ?? '', QUEUED);
+    assertQueued(reply.final?.text);
     const [envelope] = await world.takeEnvelopes('smgw.scan');
     assert.deepEqual(envelope?.client, {
       listener: 'submission',

@@ -1,14 +1,15 @@
-// Writing a quarantine entry (migrations 005–007) together with its trace: one transaction, idempotent on
-// (message_id, blob_sha256, direction), so a redelivered envelope finds its entry and the notice made the first time.
-// A message split into an internal and an outbound envelope gets one entry per envelope (each released on its own)
-// and one notice (the sender is told once).
+// Quarantining a message together with its trace: one transaction, idempotent on the envelope's entry (unique on
+// message, blob and direction: @smgw/quarantine), so a redelivered envelope finds its entry and the notice made the
+// first time. A message split into an internal and an outbound envelope gets one entry per envelope (each released on
+// its own) and one notice (the sender is told once).
 import { type Pool, withTransaction } from '@smgw/db';
-import { type Envelope, newMessageId, parseEnvelope } from '@smgw/envelope';
-import { recordEvent, recordMessage, setRecipientState } from '@smgw/trace';
+import type { Envelope } from '@smgw/envelope';
+import { findQuarantineEntry, insertQuarantineEntry, type QuarantineVerdict, siblingHasNotice } from '@smgw/quarantine';
+import { hasEvent, recordEvent, recordMessage, setRecipientState } from '@smgw/trace';
 
 export interface QuarantineRecord {
   envelope: Envelope;
-  verdict: 'infected' | 'suspicious';
+  verdict: QuarantineVerdict;
   finding: string;
   category: string;
   detail?: string | undefined;
@@ -25,33 +26,6 @@ export interface QuarantineResult {
   notice: Envelope | undefined;
 }
 
-interface ExistingRow {
-  id: string;
-  notice_envelope: unknown;
-}
-
-export async function findQuarantineEntry(
-  pool: Pool,
-  envelope: Envelope,
-): Promise<{ quarantineId: string; notice: Envelope | undefined } | undefined> {
-  const found = await pool.query<ExistingRow>(
-    'select id, notice_envelope from quarantine where message_id = $1 and blob_sha256 = $2 and direction = $3',
-    [envelope.id, envelope.blob.sha256, envelope.direction],
-  );
-  const row = found.rows[0];
-  return row ? { quarantineId: row.id, notice: storedNotice(row.notice_envelope) } : undefined;
-}
-
-/** True when another envelope of the same message already made the notice (the sender is told once). */
-async function siblingHasNotice(pool: Pool, envelope: Envelope): Promise<boolean> {
-  const found = await pool.query(
-    `select 1 from quarantine where message_id = $1 and blob_sha256 = $2 and direction <> $3
-       and notice_envelope is not null limit 1`,
-    [envelope.id, envelope.blob.sha256, envelope.direction],
-  );
-  return (found.rowCount ?? 0) > 0;
-}
-
 /**
  * Records the entry, the recipients' state `quarantined`, a `message.quarantined` event and the notice message.
  * If this envelope's entry exists already (a redelivery), returns the stored notice and records nothing twice.
@@ -66,45 +40,30 @@ export async function quarantineMessage(pool: Pool, record: QuarantineRecord): P
       : await record.makeNotice();
   return withTransaction(pool, async (db) => {
     await recordMessage(db, envelope);
-    const inserted = await db.query<{ id: string }>(
-      `insert into quarantine (id, message_id, blob_sha256, direction, verdict, finding, detail, envelope,
-         quarantined_at, expires_at, notice_envelope)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-       on conflict (message_id, blob_sha256, direction) do nothing
-       returning id`,
-      [
-        newMessageId(record.now.getTime()),
-        envelope.id,
-        envelope.blob.sha256,
-        envelope.direction,
-        record.verdict,
-        record.finding,
-        record.detail ?? null,
-        JSON.stringify(envelope),
-        record.now,
-        record.expiresAt,
-        notice ? JSON.stringify(notice) : null,
-      ],
-    );
-    let quarantineId = inserted.rows[0]?.id;
+    let quarantineId = await insertQuarantineEntry(db, {
+      envelope,
+      verdict: record.verdict,
+      finding: record.finding,
+      detail: record.detail,
+      quarantinedAt: record.now,
+      expiresAt: record.expiresAt,
+      notice,
+    });
     let created = quarantineId !== undefined;
     let published = notice;
     if (!quarantineId) {
       // A concurrent or earlier delivery won: use its entry and its notice.
-      const existing = await db.query<ExistingRow>(
-        'select id, notice_envelope from quarantine where message_id = $1 and blob_sha256 = $2 and direction = $3',
-        [envelope.id, envelope.blob.sha256, envelope.direction],
-      );
-      quarantineId = existing.rows[0]?.id ?? '';
-      published = storedNotice(existing.rows[0]?.notice_envelope);
+      const existing = await findQuarantineEntry(db, envelope);
+      quarantineId = existing?.quarantineId ?? '';
+      published = existing?.notice;
       created = false;
     }
-    const already = await db.query(
-      `select 1 from message_events where message_id = $1 and stage = 'scan' and event = 'message.quarantined'
-         and data->>'direction' = $2`,
-      [envelope.id, envelope.direction],
-    );
-    if (already.rowCount === 0) {
+    const already = await hasEvent(db, envelope.id, {
+      stage: 'scan',
+      event: 'message.quarantined',
+      dataContains: { direction: envelope.direction },
+    });
+    if (!already) {
       await setRecipientState(
         db,
         envelope.id,
@@ -142,10 +101,4 @@ export async function quarantineMessage(pool: Pool, record: QuarantineRecord): P
     }
     return { quarantineId, created, notice: published };
   });
-}
-
-function storedNotice(value: unknown): Envelope | undefined {
-  if (value === null || value === undefined) return undefined;
-  const parsed = parseEnvelope(value);
-  return parsed.ok ? parsed.envelope : undefined;
 }

@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import type { BlobStore } from '@smgw/blob-store';
 import { ClamdError, type ScanVerdict } from '@smgw/clamd';
 import type { Pool } from '@smgw/db';
-import { advance, type Envelope, newMessageId, withVerdict } from '@smgw/envelope';
+import { advance, type Envelope, generatedEnvelope, newMessageId, withVerdict } from '@smgw/envelope';
 import { type Handler, type HandlerContext, next, type Outcome, retry } from '@smgw/mq';
 import type { Counter } from '@smgw/observability';
 import { recordEvent } from '@smgw/trace';
@@ -137,20 +137,13 @@ async function makeNotice(
     templates: deps.templates,
   });
   const blob = await deps.blobStore.put(notice.createReadStream(), { maxBytes: deps.maxNoticeBytes ?? 1024 * 1024 });
-  return {
-    v: 1,
+  return generatedEnvelope({
     id,
     traceId: original.traceId,
-    receivedAt: now.toISOString(),
-    direction: 'generated',
-    mailFrom: '',
-    recipients: to,
-    client: { listener: 'gateway', ip: '', helo: deps.hostname, tls: false },
-    blob,
-    itinerary: ['deliver'],
-    hop: 0,
-    verdicts: {},
-    attempt: 0,
     relatesTo: original.id,
-  };
+    recipients: to,
+    blob,
+    hostname: deps.hostname,
+    createdAt: now,
+  });
 }

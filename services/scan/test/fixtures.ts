@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ping } from '@smgw/clamd';
-import { type Direction, type Envelope, itineraryFor, newMessageId, newTraceId } from '@smgw/envelope';
+import { type Direction, type Envelope, itineraryFor } from '@smgw/envelope';
 import type { HandlerContext } from '@smgw/mq';
 import { createLogger } from '@smgw/observability';
-import { freePort, waitFor } from '@smgw/testing';
+import { envelopeFixture, freePort, waitFor } from '@smgw/testing';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const TESTFILES = '/usr/share/clamav-testfiles';
@@ -136,11 +136,7 @@ export function testEnvelope(
   direction: Direction = 'internal',
   overrides: Partial<Envelope> = {},
 ): Envelope {
-  return {
-    v: 1,
-    id: newMessageId(),
-    traceId: newTraceId(),
-    receivedAt: new Date().toISOString(),
+  return envelopeFixture({
     direction,
     mailFrom: direction === 'inbound' ? 'absender@extern.example' : 'clerk@behoerde.example',
     recipients: direction === 'outbound' ? ['citizen@mail.example'] : ['colleague@behoerde.example'],
@@ -148,11 +144,8 @@ export function testEnvelope(
     blob,
     // As it reaches scan: whatever came before scan on the route (inbound: decryption) is done.
     itinerary: itineraryFor(direction).slice(itineraryFor(direction).indexOf('scan')),
-    hop: 0,
-    verdicts: {},
-    attempt: 0,
     ...overrides,
-  };
+  });
 }
 
 export interface PrivateClamd {

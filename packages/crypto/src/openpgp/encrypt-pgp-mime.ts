@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
+import { toCrlf } from '@smgw/mime';
 import * as openpgp from 'openpgp';
 import { MessageArmorWriter } from './armor-writer.ts';
 import { describeError, PgpError } from './errors.ts';
@@ -144,8 +145,9 @@ async function* armoredFromStream(
   yield armor.end();
 }
 
+// openpgp armors with bare LF and never emits CR, so every LF becomes CRLF (mail needs CRLF; ingest refuses bare LF).
 async function* crlfLines(armored: NodeWebReadableStream<string>): AsyncGenerator<Buffer> {
-  for await (const chunk of armored) yield toCrlf(chunk);
+  for await (const chunk of armored) yield Buffer.from(toCrlf(chunk), 'latin1');
 }
 
 async function* pgpMimeParts(
@@ -210,11 +212,6 @@ function* chunksOf(content: Buffer): Generator<Uint8Array> {
     const end = Math.min(offset + CHUNK_BYTES, content.length);
     yield new Uint8Array(content.buffer, content.byteOffset + offset, end - offset);
   }
-}
-
-// openpgp armors with bare LF and never emits CR, so every LF becomes CRLF (mail needs CRLF; ingest refuses bare LF).
-function toCrlf(text: string): Buffer {
-  return Buffer.from(text.replaceAll('\n', '\r\n'), 'latin1');
 }
 
 async function readSigningKey(given: ArmoredPrivateKey, now: Date): Promise<openpgp.PrivateKey> {

@@ -1,5 +1,6 @@
 // The outer header block of a PGP/MIME message. Values come from the original message; we refuse anything that
 // could inject a header (CR/LF) and encode a non-ASCII subject as RFC 2047 encoded-words.
+import { encodeWords, rfc5322Date } from '@smgw/mime';
 import { PgpError } from './errors.ts';
 
 export interface OuterHeaders {
@@ -26,7 +27,7 @@ export function formatOuterHeaders(headers: OuterHeaders): string {
     `From: ${asciiValue('From', headers.from)}`,
     `To: ${asciiValue('To', headers.to)}`,
     `Subject: ${encodeSubject(headers.subject)}`,
-    `Date: ${typeof headers.date === 'string' ? asciiValue('Date', headers.date) : formatRfc5322Date(headers.date)}`,
+    `Date: ${typeof headers.date === 'string' ? asciiValue('Date', headers.date) : rfc5322Date(headers.date)}`,
     `Message-ID: ${asciiValue('Message-ID', messageId)}`,
   ];
   if (headers.inReplyTo) lines.push(`In-Reply-To: ${asciiValue('In-Reply-To', headers.inReplyTo)}`);
@@ -46,33 +47,10 @@ function asciiValue(name: string, value: string): string {
   return value;
 }
 
-/** RFC 2047 B-encoding in UTF-8, split on character boundaries so no encoded-word exceeds 75 characters. */
+/** The subject as it is when that is safe, else as RFC 2047 encoded-words in UTF-8 (at most 75 characters each). */
 export function encodeSubject(subject: string): string {
   if (/[\r\n]/.test(subject)) throw new PgpError('PGP_INVALID_HEADER', 'Subject must not contain line breaks');
   // Long ASCII subjects are encoded too: encoded-words fold, so no line exceeds RFC 5322's 998 characters.
   if (PRINTABLE_ASCII.test(subject) && !subject.includes('=?') && subject.length <= 900) return subject;
-  const words: string[] = [];
-  let current = '';
-  for (const char of subject) {
-    // 45 bytes of UTF-8 become 60 base64 characters, plus 12 for =?UTF-8?B??= : within the 75 limit.
-    if (Buffer.byteLength(current + char) > 45) {
-      words.push(current);
-      current = '';
-    }
-    current += char;
-  }
-  if (current) words.push(current);
-  return words.map((word) => `=?UTF-8?B?${Buffer.from(word).toString('base64')}?=`).join('\r\n ');
-}
-
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-/** RFC 5322 date in UTC, e.g. "Sat, 28 Nov 2026 07:37:23 +0000". */
-export function formatRfc5322Date(date: Date): string {
-  const pad = (n: number) => String(n).padStart(2, '0');
-  return (
-    `${DAYS[date.getUTCDay()]}, ${date.getUTCDate()} ${MONTHS[date.getUTCMonth()]} ${date.getUTCFullYear()} ` +
-    `${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())} +0000`
-  );
+  return encodeWords(subject);
 }

@@ -3,6 +3,7 @@
 // decrypted entity is returned as bytes.
 import { createDecipheriv, createPrivateKey, createPublicKey, KeyObject } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { findHeaderEnd, headerValue, parseHeaderFields } from '@smgw/mime';
 import {
   type BerNode,
   expectUniversal,
@@ -70,16 +71,6 @@ const PEM_CMS = /-----BEGIN (?:CMS|PKCS7)-----([A-Za-z0-9+/=\s]*)-----END (?:CMS
 const BASE64_TEXT = /^[A-Za-z0-9+/=\s]+$/;
 const HEADER_LINE = /^[!-9;-~]+:/;
 
-/** Unfolded header fields of a MIME entity, lower-cased names. */
-function headerFields(head: string): Map<string, string> {
-  const fields = new Map<string, string>();
-  for (const field of head.replace(/\r?\n[ \t]/g, ' ').split(/\r?\n/)) {
-    const colon = field.indexOf(':');
-    if (colon > 0) fields.set(field.slice(0, colon).trim().toLowerCase(), field.slice(colon + 1).trim());
-  }
-  return fields;
-}
-
 /** The CMS bytes inside whatever form the message came in. */
 export function cmsBytesOf(message: Buffer): Buffer {
   if (message[0] === 0x30) return message;
@@ -87,15 +78,15 @@ export function cmsBytesOf(message: Buffer): Buffer {
   const pem = PEM_CMS.exec(text);
   if (pem) return Buffer.from(pem[1] ?? '', 'base64');
   if (HEADER_LINE.test(text)) {
-    const match = /\r?\n\r?\n/.exec(text);
-    if (!match) throw malformed('MIME entity without a body');
-    const fields = headerFields(text.slice(0, match.index));
-    const contentType = fields.get('content-type') ?? '';
+    const end = findHeaderEnd(message);
+    if (!end) throw malformed('MIME entity without a body');
+    const fields = parseHeaderFields(text.slice(0, end.headerLength));
+    const contentType = headerValue(fields, 'content-type') ?? '';
     if (!/^application\/(x-)?pkcs7-mime\b/i.test(contentType)) {
       throw new SmimeError('SMIME_NOT_ENVELOPED', `not an S/MIME encrypted entity (Content-Type: ${contentType})`);
     }
-    const body = message.subarray(match.index + match[0].length);
-    const encoding = (fields.get('content-transfer-encoding') ?? '').toLowerCase();
+    const body = message.subarray(end.bodyStart);
+    const encoding = (headerValue(fields, 'content-transfer-encoding') ?? '').toLowerCase();
     if (encoding === 'base64') return Buffer.from(body.toString('latin1'), 'base64');
     return body;
   }

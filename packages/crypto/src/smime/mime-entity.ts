@@ -1,13 +1,6 @@
-// The little MIME the signature check needs: split an entity into header and body, read a Content-Type with its
-// parameters, and find the parts of a multipart body. Lines are canonicalised to CRLF first (RFC 5751 §3.1.1: the
-// signature covers the canonical form; messages are often stored with bare LF).
+// The little MIME the signature check needs beyond @smgw/mime's header block: read a Content-Type with its
+// parameters, and find the parts of a multipart body.
 import { SmimeError } from './errors.ts';
-
-export interface MimeEntity {
-  /** Unfolded header fields, names lower-case, in order. */
-  readonly fields: ReadonlyArray<{ name: string; value: string }>;
-  readonly body: Buffer;
-}
 
 export interface ContentType {
   /** `type/subtype`, lower-case. */
@@ -18,53 +11,8 @@ export interface ContentType {
 
 const CRLF = Buffer.from('\r\n');
 
-/** Bare LF → CRLF; existing CRLF are kept. */
-export function canonicalLineEndings(bytes: Buffer): Buffer {
-  if (!bytes.includes(0x0a)) return bytes;
-  const out: Buffer[] = [];
-  let start = 0;
-  for (let i = bytes.indexOf(0x0a); i !== -1; i = bytes.indexOf(0x0a, i + 1)) {
-    if (i > 0 && bytes[i - 1] === 0x0d) continue;
-    out.push(bytes.subarray(start, i), CRLF);
-    start = i + 1;
-  }
-  out.push(bytes.subarray(start));
-  return Buffer.concat(out);
-}
-
-/** Splits a CRLF-canonical entity at its first empty line. An entity without a body has an empty one. */
-export function parseEntity(canonical: Buffer): MimeEntity {
-  let headerEnd: number;
-  let bodyStart: number;
-  if (canonical.subarray(0, 2).equals(CRLF)) {
-    headerEnd = 0;
-    bodyStart = 2;
-  } else {
-    const blank = canonical.indexOf('\r\n\r\n');
-    headerEnd = blank === -1 ? canonical.length : blank;
-    bodyStart = blank === -1 ? canonical.length : blank + 4;
-  }
-  const fields: Array<{ name: string; value: string }> = [];
-  for (const line of canonical.subarray(0, headerEnd).toString('latin1').split('\r\n')) {
-    const last = fields[fields.length - 1];
-    if (/^[ \t]/.test(line) && last) {
-      last.value += ` ${line.trim()}`;
-      continue;
-    }
-    const colon = line.indexOf(':');
-    if (colon <= 0) continue;
-    fields.push({ name: line.slice(0, colon).trim().toLowerCase(), value: line.slice(colon + 1).trim() });
-  }
-  return { fields, body: canonical.subarray(bodyStart) };
-}
-
-export function fieldOf(entity: MimeEntity, name: string): string | undefined {
-  return entity.fields.find((f) => f.name === name)?.value;
-}
-
-/** RFC 2045 Content-Type; text/plain when the field is missing. */
-export function contentTypeOf(entity: MimeEntity): ContentType {
-  const value = fieldOf(entity, 'content-type') ?? 'text/plain';
+/** RFC 2045 Content-Type from the field's value; text/plain when the field is missing. */
+export function parseContentType(value = 'text/plain'): ContentType {
   const semicolon = value.indexOf(';');
   const mediaType = (semicolon === -1 ? value : value.slice(0, semicolon)).trim().toLowerCase();
   const parameters: Record<string, string> = {};

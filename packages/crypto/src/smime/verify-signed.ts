@@ -1,10 +1,11 @@
 // Verifying signed S/MIME (RFC 8551 / RFC 5652 SignedData): detached multipart/signed (RFC 1847) and opaque
 // application/pkcs7-mime; smime-type=signed-data. Only the signature is judged here (pkijs SignedData.verify with
 // checkChain off, LIBRARY-NOTES §4): whether the signer's certificate is trustworthy is src/pkix's question.
+import { bareLfToCrlf, type HeaderField, headerValue, splitHeaderBlock } from '@smgw/mime';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { SmimeError } from './errors.ts';
-import { canonicalLineEndings, contentTypeOf, fieldOf, multipartParts, parseEntity } from './mime-entity.ts';
+import { multipartParts, parseContentType } from './mime-entity.ts';
 import { CONTENT_CIPHER_BY_OID, ID_RSAES_OAEP, RSA_ENCRYPTION } from './oids.ts';
 
 const ID_SIGNED_DATA = '1.2.840.113549.1.7.2';
@@ -92,7 +93,7 @@ export interface SignedMessageVerification {
 
 /** Whether a Content-Type announces a signed S/MIME entity (cheap check before reading a message whole). */
 export function isSignedContentType(contentType: string): boolean {
-  const type = contentTypeOf({ fields: [{ name: 'content-type', value: contentType }], body: Buffer.alloc(0) });
+  const type = parseContentType(contentType);
   if (type.mediaType === 'multipart/signed') return true;
   const smimeType = (type.parameters['smime-type'] ?? '').toLowerCase();
   return (
@@ -107,8 +108,9 @@ export function isSignedContentType(contentType: string): boolean {
  * is a result with `valid: false`, not an error.
  */
 export async function verifySignedMessage(mime: Buffer): Promise<SignedMessageVerification> {
-  const entity = parseEntity(canonicalLineEndings(mime));
-  const type = contentTypeOf(entity);
+  // RFC 5751 §3.1.1: the signature covers the canonical form; messages are often stored with bare LF.
+  const entity = splitHeaderBlock(bareLfToCrlf(mime));
+  const type = parseContentType(headerValue(entity.fields, 'content-type'));
   let cms: Buffer;
   let detachedContent: Buffer | undefined;
   if (type.mediaType === 'multipart/signed') {
@@ -119,8 +121,8 @@ export async function verifySignedMessage(mime: Buffer): Promise<SignedMessageVe
     const [signed, signature] = multipartParts(entity.body, type.parameters.boundary ?? '');
     if (!signed || !signature) throw new SmimeError('SMIME_MALFORMED', 'multipart/signed needs two parts');
     detachedContent = signed;
-    cms = decodedBody(parseEntity(signature));
-  } else if (isSignedContentType(fieldOf(entity, 'content-type') ?? '')) {
+    cms = decodedBody(splitHeaderBlock(signature));
+  } else if (isSignedContentType(headerValue(entity.fields, 'content-type') ?? '')) {
     cms = decodedBody(entity);
   } else {
     throw new SmimeError('SMIME_NOT_SIGNED', `${type.mediaType} is not a signed S/MIME entity`);
@@ -128,8 +130,8 @@ export async function verifySignedMessage(mime: Buffer): Promise<SignedMessageVe
   return verifySignedData(cms, detachedContent);
 }
 
-function decodedBody(entity: ReturnType<typeof parseEntity>): Buffer {
-  const encoding = (fieldOf(entity, 'content-transfer-encoding') ?? '7bit').toLowerCase();
+function decodedBody(entity: { fields: readonly HeaderField[]; body: Buffer }): Buffer {
+  const encoding = (headerValue(entity.fields, 'content-transfer-encoding') ?? '7bit').toLowerCase();
   if (encoding === 'base64')
     return Buffer.from(entity.body.toString('latin1').replace(/[^A-Za-z0-9+/=]/g, ''), 'base64');
   if (encoding === 'binary' || encoding === '7bit' || encoding === '8bit') return entity.body;

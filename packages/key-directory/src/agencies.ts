@@ -1,0 +1,175 @@
+// Agencies (agencies, agency_domains, agency_addresses; migrations 008 and 009): the agencies behind the gateway,
+// the domains they own and the addresses whose signatures are verified; whether their outbound mail is signed.
+import type { Pool } from '@smgw/db';
+import { newMessageId } from '@smgw/envelope';
+
+const UNIQUE_VIOLATION = '23505';
+const FOREIGN_KEY_VIOLATION = '23503';
+const pgCode = (err: unknown): string | undefined => (err as { code?: string }).code;
+
+export interface Agency {
+  id: string;
+  name: string;
+  domains: string[];
+  addresses: Array<{ address: string; verifySignatures: boolean }>;
+  /** Outbound mail from the agency is signed with the sender address's key before encryption (migration 009). */
+  signOutbound: boolean;
+  signOutboundChangedBy: string | null;
+  signOutboundChangedAt: string | null;
+  createdAt: string;
+}
+
+export type CreateAgencyResult =
+  | { kind: 'created'; id: string }
+  | { kind: 'name-taken' }
+  | { kind: 'domain-taken'; detail: string };
+
+/** Creates an agency with its domains (lower-case), all or nothing. */
+export async function createAgency(
+  pool: Pool,
+  agency: { name: string; domains: string[]; signOutbound?: boolean; operator?: string; now: Date },
+): Promise<CreateAgencyResult> {
+  const signOutbound = agency.signOutbound ?? false;
+  const id = newMessageId(agency.now.getTime());
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    await client.query(
+      `insert into agencies (id, name, created_at, sign_outbound, sign_outbound_changed_by, sign_outbound_changed_at)
+       values ($1, $2, $3, $4, $5, $6)`,
+      [
+        id,
+        agency.name,
+        agency.now,
+        signOutbound,
+        signOutbound ? (agency.operator ?? null) : null,
+        signOutbound ? agency.now : null,
+      ],
+    );
+    await client.query('insert into agency_domains (domain, agency_id) select unnest($1::text[]), $2', [
+      agency.domains,
+      id,
+    ]);
+    await client.query('commit');
+    return { kind: 'created', id };
+  } catch (err) {
+    await client.query('rollback').catch(() => {});
+    if (pgCode(err) === UNIQUE_VIOLATION) {
+      const constraint = (err as { constraint?: string }).constraint ?? '';
+      if (constraint.startsWith('agencies_name')) return { kind: 'name-taken' };
+      return { kind: 'domain-taken', detail: (err as { detail?: string }).detail ?? '' };
+    }
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+export async function getAgency(pool: Pool, id: string): Promise<Agency | undefined> {
+  return (await listAgencies(pool, id))[0];
+}
+
+export async function listAgencies(pool: Pool, id?: string): Promise<Agency[]> {
+  const { rows } = await pool.query<{
+    id: string;
+    name: string;
+    created_at: Date;
+    domains: string[];
+    addresses: Array<{ address: string; verifySignatures: boolean }>;
+    sign_outbound: boolean;
+    sign_outbound_changed_by: string | null;
+    sign_outbound_changed_at: Date | null;
+  }>(
+    `select a.id, a.name, a.created_at, a.sign_outbound, a.sign_outbound_changed_by, a.sign_outbound_changed_at,
+        coalesce((select array_agg(domain order by domain) from agency_domains d where d.agency_id = a.id), '{}') as domains,
+        coalesce((select json_agg(json_build_object('address', address, 'verifySignatures', verify_signatures)
+                    order by address) from agency_addresses x where x.agency_id = a.id), '[]') as addresses
+       from agencies a where ($1::text is null or a.id = $1) order by a.name`,
+    [id ?? null],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    name: r.name,
+    domains: r.domains,
+    addresses: r.addresses,
+    signOutbound: r.sign_outbound,
+    signOutboundChangedBy: r.sign_outbound_changed_by,
+    signOutboundChangedAt: r.sign_outbound_changed_at?.toISOString() ?? null,
+    createdAt: r.created_at.toISOString(),
+  }));
+}
+
+/** Switches signing of the agency's outbound mail; records who and when. The agency as it is now, if it exists. */
+export async function setAgencySigning(
+  pool: Pool,
+  input: { agencyId: string; signOutbound: boolean; operator: string; at: Date },
+): Promise<Agency | undefined> {
+  const { rowCount } = await pool.query(
+    `update agencies set sign_outbound = $2, sign_outbound_changed_by = $3, sign_outbound_changed_at = $4
+      where id = $1`,
+    [input.agencyId, input.signOutbound, input.operator, input.at],
+  );
+  if (rowCount === 0) return undefined;
+  return getAgency(pool, input.agencyId);
+}
+
+export type PutAddressResult =
+  | { kind: 'created' | 'updated'; address: string; verifySignatures: boolean }
+  | { kind: 'agency-not-found' }
+  | { kind: 'not-in-domains'; domains: string[] }
+  | { kind: 'taken' };
+
+/**
+ * Adds an address to an agency, or changes its signature-verification flag. The address must lie in one of the
+ * agency's own domains; an address of another agency is refused.
+ */
+export async function putAgencyAddress(
+  pool: Pool,
+  input: { agencyId: string; address: string; verifySignatures: boolean },
+): Promise<PutAddressResult> {
+  const address = input.address.toLowerCase();
+  const agency = await getAgency(pool, input.agencyId);
+  if (!agency) return { kind: 'agency-not-found' };
+  const domain = address.slice(address.lastIndexOf('@') + 1);
+  if (!agency.domains.includes(domain)) return { kind: 'not-in-domains', domains: agency.domains };
+  try {
+    const { rows } = await pool.query<{ inserted: boolean; agency_id: string }>(
+      `insert into agency_addresses (address, agency_id, verify_signatures) values ($1, $2, $3)
+       on conflict (address) do update set verify_signatures = excluded.verify_signatures
+         where agency_addresses.agency_id = excluded.agency_id
+       returning (xmax = 0) as inserted, agency_id`,
+      [address, input.agencyId, input.verifySignatures],
+    );
+    if (!rows[0]) return { kind: 'taken' };
+    return { kind: rows[0].inserted ? 'created' : 'updated', address, verifySignatures: input.verifySignatures };
+  } catch (err) {
+    if (pgCode(err) === FOREIGN_KEY_VIOLATION) return { kind: 'agency-not-found' };
+    throw err;
+  }
+}
+
+/** The agency an address belongs to, if any. */
+export async function agencyOfAddress(pool: Pool, address: string): Promise<string | undefined> {
+  const { rows } = await pool.query<{ agency_id: string }>(
+    'select agency_id from agency_addresses where address = $1',
+    [address.toLowerCase()],
+  );
+  return rows[0]?.agency_id;
+}
+
+/**
+ * Whether the sender's agency signs outbound mail: the agency owning the domain of `address` (the envelope sender).
+ * Undefined when the domain belongs to no agency.
+ */
+export async function agencySigningFor(
+  pool: Pool,
+  address: string,
+): Promise<{ agencyId: string; signOutbound: boolean } | undefined> {
+  const domain = address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+  const { rows } = await pool.query<{ agencyId: string; signOutbound: boolean }>(
+    `select a.id as "agencyId", a.sign_outbound as "signOutbound" from agency_domains d
+       join agencies a on a.id = d.agency_id where d.domain = $1`,
+    [domain],
+  );
+  return rows[0];
+}

@@ -1,0 +1,89 @@
+// The agencies' own keys (agency_keys, migration 008): certificate or public key, and the private key sealed with the
+// master key, bound to its address and fingerprint. Unsealing is the caller's; nothing here sees a private key in clear.
+import type { Pool } from '@smgw/db';
+import { newMessageId } from '@smgw/envelope';
+
+export interface AgencyKey {
+  id: string;
+  address: string;
+  kind: 'smime' | 'pgp';
+  fingerprint: string;
+  createdAt: string;
+}
+
+export interface NewAgencyKey {
+  address: string;
+  kind: 'smime' | 'pgp';
+  fingerprint: string;
+  certificate: Buffer | null;
+  publicArmored: string | null;
+  /** sealSecret(masterKey, privateKey, {aad: agencyKeyAad(address, fingerprint)}). */
+  privateKeySealed: Buffer;
+  now: Date;
+}
+
+/** What the sealed private key is bound to: the address and the key's fingerprint. */
+export function agencyKeyAad(address: string, fingerprint: string): string {
+  return `${address.toLowerCase()}|${fingerprint}`;
+}
+
+/** Stores an agency key; the same key for the same address again is left as it is (`created: false`). */
+export async function addAgencyKey(pool: Pool, key: NewAgencyKey): Promise<{ key: AgencyKey; created: boolean }> {
+  const { rows } = await pool.query<{ id: string; created_at: Date }>(
+    `insert into agency_keys (id, address, kind, fingerprint, certificate, public_armored, private_key_sealed, created_at)
+     values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (address, fingerprint) do nothing returning id, created_at`,
+    [
+      newMessageId(key.now.getTime()),
+      key.address.toLowerCase(),
+      key.kind,
+      key.fingerprint,
+      key.certificate,
+      key.publicArmored,
+      key.privateKeySealed,
+      key.now,
+    ],
+  );
+  const created = rows[0] !== undefined;
+  const row =
+    rows[0] ??
+    (
+      await pool.query<{ id: string; created_at: Date }>(
+        'select id, created_at from agency_keys where address = $1 and fingerprint = $2',
+        [key.address.toLowerCase(), key.fingerprint],
+      )
+    ).rows[0];
+  if (!row) throw new Error('agency key vanished while it was stored');
+  return {
+    key: {
+      id: row.id,
+      address: key.address.toLowerCase(),
+      kind: key.kind,
+      fingerprint: key.fingerprint,
+      createdAt: row.created_at.toISOString(),
+    },
+    created,
+  };
+}
+
+export interface SealedAgencyKey {
+  address: string;
+  kind: 'smime' | 'pgp';
+  fingerprint: string;
+  certificate: Buffer | null;
+  sealedPrivateKey: Buffer;
+}
+
+/** The agencies' own private keys (sealed) for any of the addresses, of one kind. */
+export async function sealedAgencyKeys(
+  pool: Pool,
+  addresses: readonly string[],
+  kind: 'smime' | 'pgp',
+): Promise<SealedAgencyKey[]> {
+  const { rows } = await pool.query<SealedAgencyKey>(
+    `select address, kind, fingerprint, certificate, private_key_sealed as "sealedPrivateKey" from agency_keys
+      where address = any($1::text[]) and kind = $2
+      order by address, created_at desc`,
+    [addresses.map((a) => a.toLowerCase()), kind],
+  );
+  return rows;
+}

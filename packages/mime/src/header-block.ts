@@ -1,0 +1,198 @@
+// The header block of a message or MIME entity: where it ends, its fields (unfolded for reading, raw for writing them
+// back byte for byte), read from a stream without buffering the body. Header bytes are handled as Latin-1 strings so
+// that 8-bit text (raw UTF-8 in a Subject) goes in and out unchanged.
+import { Readable } from 'node:stream';
+
+export interface HeaderField {
+  /** The name as written. */
+  name: string;
+  /** Lower-case name, for comparisons. */
+  key: string;
+  /** The value unfolded (CRLF + whitespace → the whitespace), without the leading space. */
+  value: string;
+  /** The field's lines as written, joined with CRLF, without the final line end. */
+  raw: string;
+}
+
+export interface HeaderEnd {
+  /** Length of the header block, up to and including the line break of its last line (not the blank line). */
+  headerLength: number;
+  /** Where the body starts: just after the blank line. */
+  bodyStart: number;
+}
+
+export class HeaderBlockError extends Error {
+  readonly code = 'MIME_HEADER_TOO_LARGE';
+}
+
+/** splitMessage refuses header blocks longer than this (a message is not a header). */
+export const MAX_HEADER_BYTES = 1024 * 1024;
+
+/** readHeaderBlock keeps at most this much (a DSN returns the original's header block, not a megabyte of it). */
+export const MAX_RETURNED_HEADER_BYTES = 64 * 1024;
+
+const LF = 0x0a;
+const CR = 0x0d;
+
+/**
+ * Where the header block in `bytes` ends: at the first empty line, whether its line breaks are CRLF or bare LF. A
+ * blank first line means no header fields. Undefined while no empty line has come.
+ */
+export function findHeaderEnd(bytes: Buffer): HeaderEnd | undefined {
+  if (bytes[0] === LF) return { headerLength: 0, bodyStart: 1 };
+  if (bytes[0] === CR && bytes[1] === LF) return { headerLength: 0, bodyStart: 2 };
+  for (let i = bytes.indexOf(LF); i !== -1; i = bytes.indexOf(LF, i + 1)) {
+    if (bytes[i + 1] === LF) return { headerLength: i + 1, bodyStart: i + 2 };
+    if (bytes[i + 1] === CR && bytes[i + 2] === LF) return { headerLength: i + 1, bodyStart: i + 3 };
+  }
+  return undefined;
+}
+
+/** Parses a header block (with or without the blank line) into fields; lines that are not fields are dropped. */
+export function parseHeaderFields(block: string): HeaderField[] {
+  const fields: HeaderField[] = [];
+  const lines = block.split(/\r?\n/);
+  let current: string[] | undefined;
+  const flush = () => {
+    if (!current) return;
+    const raw = current.join('\r\n');
+    const colon = raw.indexOf(':');
+    const name = raw.slice(0, colon);
+    if (colon > 0 && /^[!-9;-~]+$/.test(name)) {
+      const value = raw
+        .slice(colon + 1)
+        .replace(/\r\n(?=[ \t])/g, '')
+        .trim();
+      fields.push({ name, key: name.toLowerCase(), value, raw });
+    }
+    current = undefined;
+  };
+  for (const line of lines) {
+    if (/^[ \t]/.test(line) && current) current.push(line);
+    else {
+      flush();
+      if (line !== '') current = [line];
+    }
+  }
+  flush();
+  return fields;
+}
+
+/** The fields and body of a message or entity held in memory. Without an empty line it is all header. */
+export function splitHeaderBlock(bytes: Buffer): { fields: HeaderField[]; body: Buffer } {
+  const end = findHeaderEnd(bytes);
+  const headerLength = end?.headerLength ?? bytes.length;
+  return {
+    fields: parseHeaderFields(bytes.subarray(0, headerLength).toString('latin1')),
+    body: bytes.subarray(end?.bodyStart ?? bytes.length),
+  };
+}
+
+/** The header lines of `fields` as bytes, each ending in CRLF. */
+export function headerBytes(fields: readonly HeaderField[]): Buffer {
+  return Buffer.from(fields.map((f) => `${f.raw}\r\n`).join(''), 'latin1');
+}
+
+/** The value of the first field called `name` (any case). */
+export function headerValue(fields: readonly HeaderField[], name: string): string | undefined {
+  const key = name.toLowerCase();
+  return fields.find((f) => f.key === key)?.value;
+}
+
+/** `fields` without those called one of `names` (any case). */
+export function withoutFields(fields: readonly HeaderField[], names: readonly string[]): HeaderField[] {
+  const keys = new Set(names.map((name) => name.toLowerCase()));
+  return fields.filter((f) => !keys.has(f.key));
+}
+
+/** The first well-formed Message-ID (with its angle brackets) of a header block, for In-Reply-To and References. */
+export function messageIdOf(headerBlock: Buffer): string | undefined {
+  for (const field of parseHeaderFields(headerBlock.toString('latin1'))) {
+    if (field.key !== 'message-id') continue;
+    const id = /^(<[^<>\s]+>)/.exec(field.value)?.[1];
+    if (id) return id;
+  }
+  return undefined;
+}
+
+export interface SplitMessage {
+  fields: HeaderField[];
+  /** Everything after the blank line that ends the header block. */
+  body: Readable;
+}
+
+/**
+ * Reads `source` up to the end of the header block and returns the parsed fields and the rest as a stream. A message
+ * without a blank line is all header and has an empty body; a header block over `maxHeaderBytes` is refused
+ * (HeaderBlockError).
+ */
+export async function splitMessage(source: Readable, maxHeaderBytes = MAX_HEADER_BYTES): Promise<SplitMessage> {
+  const iterator = source[Symbol.asyncIterator]() as AsyncIterator<unknown>;
+  const { head, end } = await readHead(iterator, maxHeaderBytes);
+  if (end) {
+    const body = Readable.from(rest(head.subarray(end.bodyStart), iterator, source), { objectMode: false });
+    // Destroying the body before it was read must release the source too (the generator never ran its finally).
+    body.once('close', () => source.destroy());
+    return { fields: parseHeaderFields(head.subarray(0, end.headerLength).toString('latin1')), body };
+  }
+  if (head.length > maxHeaderBytes) {
+    source.destroy();
+    throw new HeaderBlockError(`header block longer than ${maxHeaderBytes} bytes`);
+  }
+  return { fields: parseHeaderFields(head.toString('latin1')), body: Readable.from([]) };
+}
+
+/**
+ * Reads a message's header block (up to, not including, the blank line) and stops reading. Bounded by maxBytes:
+ * a longer block is cut at its last complete line.
+ */
+export async function readHeaderBlock(source: Readable, maxBytes = MAX_RETURNED_HEADER_BYTES): Promise<Buffer> {
+  let read: { head: Buffer; end: HeaderEnd | undefined };
+  try {
+    read = await readHead(source[Symbol.asyncIterator]() as AsyncIterator<unknown>, maxBytes);
+  } finally {
+    source.destroy();
+  }
+  const block = read.end ? read.head.subarray(0, read.end.headerLength) : read.head;
+  if (block.length <= maxBytes) return block;
+  const cut = block.subarray(0, maxBytes);
+  return cut.subarray(0, cut.lastIndexOf('\n') + 1);
+}
+
+/**
+ * Reads chunks until the header block has ended, the source has ended, or more than `maxBytes` came without the
+ * end (then `end` is undefined and `head` longer than `maxBytes`).
+ */
+async function readHead(
+  iterator: AsyncIterator<unknown>,
+  maxBytes: number,
+): Promise<{ head: Buffer; end: HeaderEnd | undefined }> {
+  let head = Buffer.alloc(0);
+  for (;;) {
+    const end = findHeaderEnd(head);
+    if (end || head.length > maxBytes) return { head, end };
+    const chunk = await iterator.next();
+    if (chunk.done) return { head, end: undefined };
+    head = Buffer.concat([head, bytesOf(chunk.value)]);
+  }
+}
+
+async function* rest(first: Buffer, iterator: AsyncIterator<unknown>, source: Readable): AsyncGenerator<Buffer> {
+  try {
+    if (first.length > 0) yield first;
+    for (;;) {
+      const chunk = await iterator.next();
+      if (chunk.done) return;
+      yield Buffer.from(chunk.value as Uint8Array);
+    }
+  } finally {
+    // The consumer stopped early (or failed): release the source (a blob stream holds a database connection).
+    source.destroy();
+  }
+}
+
+function bytesOf(chunk: unknown): Buffer {
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (typeof chunk === 'string') return Buffer.from(chunk);
+  return Buffer.from(chunk as Uint8Array);
+}

@@ -1,0 +1,31 @@
+// Mail as text: header blocks, line endings, RFC 5322 dates, RFC 2047 words, and the gateway's own generated mail.
+export {
+  type Bilingual,
+  type BilingualTemplates,
+  bilingualText,
+  type GeneratedMail,
+  type GeneratedMailHeaders,
+  generatedMail,
+  loadBilingualTemplates,
+  renderTemplate,
+} from './generated-mail.ts';
+export {
+  findHeaderEnd,
+  HeaderBlockError,
+  type HeaderEnd,
+  type HeaderField,
+  headerBytes,
+  headerValue,
+  MAX_HEADER_BYTES,
+  MAX_RETURNED_HEADER_BYTES,
+  messageIdOf,
+  parseHeaderFields,
+  readHeaderBlock,
+  type SplitMessage,
+  splitHeaderBlock,
+  splitMessage,
+  withoutFields,
+} from './header-block.ts';
+export { bareLfToCrlf, canonicalLineEnds, crlfLines, toCrlf } from './line-endings.ts';
+export { decodeEncodedWords, encodeWords } from './rfc2047.ts';
+export { rfc5322Date } from './rfc5322-date.ts';

@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { type Direction, type Envelope, newMessageId, newTraceId } from '@smgw/envelope';
+import { createTestDatabase, type TestDatabase } from '@smgw/testing';
+import { recordMessage } from '@smgw/trace';
+import {
+  findQuarantineEntry,
+  getQuarantineEntry,
+  insertQuarantineEntry,
+  listQuarantine,
+  markQuarantineReleased,
+  siblingHasNotice,
+} from '../src/index.ts';
+
+const NOW = new Date('2026-06-01T12:00:00Z');
+const DAY = 86_400_000;
+
+function envelopeOf(direction: Direction, id = newMessageId()): Envelope {
+  return {
+    v: 1,
+    id,
+    traceId: newTraceId(),
+    receivedAt: NOW.toISOString(),
+    direction,
+    mailFrom: 'x@example.org',
+    recipients: ['amt@behoerde.example'],
+    client: { listener: 'inbound', ip: '192.0.2.1', helo: 'mx.example.org', tls: true },
+    blob: { ref: 'e'.repeat(64), sha256: 'e'.repeat(64), size: 10 },
+    itinerary: ['scan', 'deliver'],
+    hop: 0,
+    verdicts: {},
+    attempt: 0,
+  };
+}
+
+describe('quarantine entries', () => {
+  let db: TestDatabase;
+
+  before(async () => {
+    db = await createTestDatabase();
+  });
+  after(async () => {
+    await db.drop();
+  });
+
+  async function quarantine(envelope: Envelope, notice?: Envelope): Promise<string | undefined> {
+    await recordMessage(db.pool, envelope);
+    return insertQuarantineEntry(db.pool, {
+      envelope,
+      verdict: 'infected',
+      finding: 'Eicar-Signature',
+      detail: 'clamd (test)',
+      quarantinedAt: NOW,
+      expiresAt: new Date(NOW.getTime() + 30 * DAY),
+      notice,
+    });
+  }
+
+  it('records one entry per envelope and finds it again with its notice', async () => {
+    const envelope = envelopeOf('inbound');
+    const notice = { ...envelopeOf('internal'), itinerary: ['deliver' as const] };
+    const id = await quarantine(envelope, notice);
+    assert.ok(id);
+    assert.equal(await quarantine(envelope), undefined, 'the same envelope again adds nothing');
+    assert.deepEqual(await findQuarantineEntry(db.pool, envelope), { quarantineId: id, notice });
+    assert.equal(await findQuarantineEntry(db.pool, envelopeOf('inbound')), undefined);
+  });
+
+  it('tells whether another envelope of the same message holds the notice already', async () => {
+    const internal = envelopeOf('internal');
+    const outbound = envelopeOf('outbound', internal.id);
+    assert.equal(await siblingHasNotice(db.pool, outbound), false);
+    await quarantine(internal, { ...envelopeOf('internal'), itinerary: ['deliver'] });
+    assert.equal(await siblingHasNotice(db.pool, outbound), true);
+    assert.equal(await siblingHasNotice(db.pool, internal), false, 'its own entry is no sibling');
+  });
+
+  it('releases an open entry once and shows it released', async () => {
+    const envelope = envelopeOf('outbound');
+    const id = (await quarantine(envelope)) as string;
+    const release = { id, operator: 'ops', reason: 'sender confirmed', at: NOW };
+    const released = await markQuarantineReleased(db.pool, release);
+    assert.equal(released?.entry.releasedBy, 'ops');
+    assert.equal(released?.entry.releaseReason, 'sender confirmed');
+    assert.equal(released?.entry.releasedAt, NOW.toISOString());
+    assert.deepEqual(released?.storedEnvelope, envelope);
+    assert.equal(await markQuarantineReleased(db.pool, release), undefined, 'a second release gets nothing');
+    assert.deepEqual(await getQuarantineEntry(db.pool, id), released?.entry);
+    assert.equal(await markQuarantineReleased(db.pool, { ...release, id: newMessageId() }), undefined);
+  });
+
+  it('lists entries newest first by state and direction, a page at a time', async () => {
+    const portal = [];
+    for (let i = 0; i < 3; i++) portal.push((await quarantine(envelopeOf('portal'))) as string);
+    await markQuarantineReleased(db.pool, { id: portal[0] as string, operator: 'ops', at: NOW });
+    const ids = (entries: { id: string }[]) => entries.map((e) => e.id);
+    const open = await listQuarantine(db.pool, { state: 'open', direction: 'portal', limit: 10 });
+    assert.deepEqual(ids(open), [portal[2], portal[1]]);
+    const released = await listQuarantine(db.pool, { state: 'released', direction: 'portal', limit: 10 });
+    assert.deepEqual(ids(released), [portal[0]]);
+    const all = await listQuarantine(db.pool, { state: 'all', direction: 'portal', limit: 2 });
+    assert.deepEqual(ids(all), [portal[2], portal[1]]);
+    const next = await listQuarantine(db.pool, { state: 'all', direction: 'portal', limit: 2, before: portal[1] });
+    assert.deepEqual(ids(next), [portal[0]]);
+    assert.deepEqual(open[0]?.recipients, ['amt@behoerde.example']);
+    assert.equal(open[0]?.mailFrom, 'x@example.org');
+  });
+});

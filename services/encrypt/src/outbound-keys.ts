@@ -1,0 +1,161 @@
+// Everything outbound encryption needs to know before it decides, looked up in one place: each recipient's current
+// certificates (validated now, revocation fetched per SMGW_REVOCATION_MODE) and OpenPGP keys (inspected now), and the
+// sender agency's signing keys. The decisions are plan-outbound.ts's, made on this data without a database.
+import { X509Certificate } from 'node:crypto';
+import {
+  inspectPublicKey,
+  type KeyUsageName,
+  type RevocationFetcher,
+  type RevocationMode,
+  validateCertificatePathFetchingRevocation,
+} from '@smgw/crypto';
+import type { Pool } from '@smgw/db';
+import {
+  currentCertificates,
+  type PgpKeyForEncryption,
+  pgpKeysFor,
+  type StoredCapabilities,
+  trustAnchorCertificates,
+} from '@smgw/key-directory';
+import { type SenderSigning, senderSigningKeys } from './agency-signing.ts';
+
+export interface RecipientKeys {
+  recipient: string;
+  /**
+   * The current certificates, longest-lived first, as validated now. Validation stops at the first that validates:
+   * no later one would be chosen, and each validation may fetch revocation over the network.
+   */
+  certificates: CheckedCertificate[];
+  /**
+   * The OpenPGP keys in any state, approved first, newest first; inspection stops at the first usable one. Not looked
+   * up (empty) when a certificate validated: S/MIME comes first.
+   */
+  pgpKeys: CheckedPgpKey[];
+}
+
+export interface CheckedCertificate {
+  fingerprint: string;
+  der: Buffer;
+  /** What the holder announced in signed mail (null: nothing harvested): decides OAEP and GCM. */
+  capabilities: StoredCapabilities | null;
+  validation:
+    | { ok: true; keyType: 'rsa' | 'ec' }
+    /** `problem`: the validation code and why; `revocationUnavailable`: why revocation could not be fetched. */
+    | { ok: false; problem: string; revocationUnavailable?: string };
+}
+
+export interface CheckedPgpKey {
+  fingerprint: string;
+  armored: string;
+  state: PgpKeyForEncryption['state'];
+  /** inspectPublicKey's problem codes now; only approved keys are inspected (the others are never used). */
+  problems: string[];
+}
+
+/** What planOutbound decides on: every recipient's keys in the envelope's order, and the sender's signing keys. */
+export interface OutboundKeys {
+  recipients: RecipientKeys[];
+  signing: SenderSigning;
+}
+
+export interface KeyLookupDeps {
+  pool: Pool;
+  fetcher: RevocationFetcher;
+  revocationMode: RevocationMode;
+  /** SMGW_MASTER_KEY: unseals the agency's signing keys. */
+  masterKey: Buffer;
+}
+
+export async function lookUpOutboundKeys(
+  deps: KeyLookupDeps,
+  message: { mailFrom: string; recipients: readonly string[] },
+  now: Date,
+): Promise<OutboundKeys> {
+  const recipientDeps = { ...deps, trustAnchors: await trustAnchorCertificates(deps.pool), now };
+  const recipients: RecipientKeys[] = [];
+  for (const recipient of message.recipients) recipients.push(await lookUpRecipientKeys(recipientDeps, recipient));
+  return { recipients, signing: await senderSigningKeys(deps, message.mailFrom) };
+}
+
+export interface RecipientLookupDeps {
+  pool: Pool;
+  trustAnchors: readonly Buffer[];
+  fetcher: RevocationFetcher;
+  revocationMode: RevocationMode;
+  now: Date;
+}
+
+export async function lookUpRecipientKeys(deps: RecipientLookupDeps, recipient: string): Promise<RecipientKeys> {
+  const certificates: CheckedCertificate[] = [];
+  for (const certificate of await currentCertificates(deps.pool, recipient)) {
+    const checked = {
+      fingerprint: certificate.fingerprint,
+      der: certificate.der,
+      capabilities: certificate.smimeCapabilities,
+      validation: await validateForEncryption(deps, recipient, certificate.der, certificate.intermediates),
+    };
+    certificates.push(checked);
+    if (checked.validation.ok) return { recipient, certificates, pgpKeys: [] };
+  }
+
+  const pgpKeys: CheckedPgpKey[] = [];
+  for (const key of await pgpKeysFor(deps.pool, recipient)) {
+    const problems = key.state === 'approved' ? await pgpKeyProblems(key.armored, deps.now) : [];
+    pgpKeys.push({ fingerprint: key.fingerprint, armored: key.armored, state: key.state, problems });
+    if (key.state === 'approved' && problems.length === 0) break;
+  }
+  return { recipient, certificates, pgpKeys };
+}
+
+async function validateForEncryption(
+  deps: RecipientLookupDeps,
+  recipient: string,
+  der: Buffer,
+  intermediates: Buffer[],
+): Promise<CheckedCertificate['validation']> {
+  const usage = encryptionKeyUsage(der);
+  if (typeof usage === 'string') return { ok: false, problem: usage };
+  const result = await validateCertificatePathFetchingRevocation(
+    {
+      endEntity: der,
+      intermediates,
+      trustAnchors: deps.trustAnchors.map((anchor) => ({ certificate: anchor })),
+      time: deps.now,
+      purpose: 'emailProtection',
+      emailAddress: recipient,
+      leafKeyUsage: usage.keyUsage,
+      revocation: deps.revocationMode,
+    },
+    deps.fetcher,
+  );
+  if (result.ok) return { ok: true, keyType: usage.keyType };
+  const problem = `${result.code} (${result.reason})`;
+  if (result.code === 'REVOCATION_UNKNOWN' && result.fetchProblems.length > 0) {
+    return { ok: false, problem, revocationUnavailable: result.reason };
+  }
+  return { ok: false, problem };
+}
+
+/**
+ * The key usage a certificate needs for us to encrypt to it (RFC 8550 §4.4.2): keyEncipherment for RSA key
+ * transport, keyAgreement for ECDH; or why we cannot encrypt to it at all.
+ */
+function encryptionKeyUsage(der: Buffer): { keyType: 'rsa' | 'ec'; keyUsage: KeyUsageName[] } | string {
+  let keyType: string | undefined;
+  try {
+    keyType = new X509Certificate(der).publicKey.asymmetricKeyType;
+  } catch {
+    return 'MALFORMED_CERTIFICATE (not readable)';
+  }
+  if (keyType === 'rsa') return { keyType, keyUsage: ['keyEncipherment'] };
+  if (keyType === 'ec') return { keyType, keyUsage: ['keyAgreement'] };
+  return `UNSUPPORTED_ALGORITHM (cannot encrypt to a ${keyType ?? 'unknown'} key)`;
+}
+
+async function pgpKeyProblems(armored: string, now: Date): Promise<string[]> {
+  try {
+    return (await inspectPublicKey(armored, { now })).problems.map((p) => p.code);
+  } catch (err) {
+    return [(err as { code?: string }).code ?? 'PGP_KEY_MALFORMED'];
+  }
+}
