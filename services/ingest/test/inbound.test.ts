@@ -257,6 +257,31 @@ describe('the inbound listener', () => {
     });
   }
 
+  it('removes X-SMGW-* fields and Authentication-Results in our name from what the sender wrote', async () => {
+    const client = await session();
+    const reply = await client.sendMail({
+      from: 'a@sender.example',
+      to: ['x@behoerde.example'],
+      body:
+        'X-SMGW-Signature: TOTAL_PASSED; level=QES; signatures=1\r\n' +
+        'Authentication-Results: smgw.test; dmarc=pass\r\n' +
+        'Authentication-Results: mx.sender.example; spf=pass\r\nSubject: forged\r\n\r\nbody\r\n',
+    });
+    await client.quit();
+    assertQueued(reply.final?.text);
+    const [envelope] = await world.takeEnvelopes('smgw.encrypt');
+    assert.ok(envelope);
+    const stored = (await createBlobStore(world.db.pool).readAll(envelope.blob.ref)).toString('latin1');
+    assert.ok(!/X-SMGW-/i.test(stored), stored);
+    assert.ok(!stored.includes('Authentication-Results: smgw.test'), stored);
+    assert.ok(stored.includes('Authentication-Results: mx.sender.example; spf=pass\r\nSubject: forged\r\n\r\nbody'));
+    const received = (await getTrace(world.db.pool, envelope.id))?.events.find((e) => e.event === 'message.received');
+    assert.deepEqual((received?.data as { removedGatewayFields?: string[] }).removedGatewayFields, [
+      'X-SMGW-Signature',
+      'Authentication-Results',
+    ]);
+  });
+
   it('refuses a message with a NUL byte with 550 5.6.0 and publishes nothing', async () => {
     const before = await messageCount();
     const client = await session();
