@@ -1,5 +1,6 @@
 // Fields in the gateway's name are removed from every incoming message (issue 8, finding 8); nothing else changes.
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { isGatewayField, withoutGatewayFields } from '../src/forged-header-fields.ts';
 
@@ -11,7 +12,7 @@ async function filtered(message: string, chunkSize: number): Promise<{ out: stri
   for (let i = 0; i < bytes.length; i += chunkSize) chunks.push(bytes.subarray(i, i + chunkSize));
   const removed: string[] = [];
   const out: Buffer[] = [];
-  for await (const chunk of withoutGatewayFields(chunks, HOST, (name) => removed.push(name)))
+  for await (const chunk of withoutGatewayFields(Readable.from(chunks), HOST, (name) => removed.push(name)))
     out.push(Buffer.from(chunk));
   return { out: Buffer.concat(out).toString('latin1'), removed };
 }
