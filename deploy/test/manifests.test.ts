@@ -95,7 +95,7 @@ const SECRET_STAND_INS: Record<string, string> = {
   DATABASE_URL: 'postgresql://smgw:pw@smgw-db-rw.smgw:5432/smgw',
   AMQP_URL: 'amqp://smgw:pw@smgw-rabbitmq.smgw.svc:5672',
   REDIS_URL: 'redis://:pw@smgw-redis:6379',
-  SMGW_ADMIN_TOKEN: 'stand-in',
+  SMGW_ADMIN_TOKEN: 'stand-in-admin-token-of-32-characters',
   SMGW_MASTER_KEY: Buffer.alloc(32, 7).toString('base64'),
 };
 

@@ -1,4 +1,5 @@
 // Parsers of raw environment values and the Setting type.
+import { domainToASCII } from 'node:url';
 import ipaddr from 'ipaddr.js';
 
 /** Reads one environment value; returns the parsed value or throws a plain message saying what is wrong. */
@@ -51,6 +52,16 @@ export function setting<T>(
 // --- parsers -------------------------------------------------------------------------------------------------------
 
 export const text: Parser<string> = (raw) => raw;
+
+/** A secret people or scripts present (a bearer token): long enough that guessing it is hopeless. */
+export function secretToken(minChars: number): Parser<string> {
+  return (raw) => {
+    if (raw.trim() !== raw || /\s/.test(raw)) throw new Error('must not contain white space');
+    if (raw.length < minChars)
+      throw new Error(`must be at least ${minChars} characters (for example: openssl rand -base64 ${minChars})`);
+    return raw;
+  };
+}
 
 export function integer(min: number, max: number): Parser<number> {
   return (raw) => {
@@ -116,16 +127,70 @@ export const hostPortList: Parser<HostPort[]> = (raw) => {
 
 const DOMAIN = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
-/** Comma-separated domains, lower-cased; `*.example.org` matches every subdomain (not example.org itself). */
+/**
+ * A domain as the gateway compares it: IDNA A-label (xn--…), lower case, no trailing dot; '' when it is not a
+ * valid domain name. Every comparison with the agency domains goes through this, so `BEHOERDE.example.`,
+ * `behörde.example` and `xn--behrde-fxa.example` are judged alike.
+ */
+export function normalizeDomain(domain: string): string {
+  const bare = domain.trim().replace(/\.$/, '');
+  // An address literal ([192.0.2.1], [IPv6:…]) is no name: it is compared as written.
+  if (/^\[[^\]]+\]$/.test(bare)) return bare.toLowerCase();
+  const ascii = domainToASCII(bare.toLowerCase());
+  return ascii.length <= 253 && HOST_NAME.test(ascii) ? ascii : '';
+}
+
+/** Dot-separated labels of 1 to 63 letters, digits, hyphens or underscores. */
+const HOST_NAME = /^[a-z0-9_-]{1,63}(\.[a-z0-9_-]{1,63})*$/;
+
+/** Comma-separated domains, as A-labels; `*.example.org` matches every subdomain (not example.org itself). */
 export const domainList: Parser<string[]> = (raw) => {
-  const list = raw
-    .split(',')
-    .map((s) => s.trim().toLowerCase())
-    .filter(Boolean);
+  const list = domainListOrEmpty(raw);
   if (list.length === 0) throw new Error('must list at least one domain');
-  for (const d of list) if (!DOMAIN.test(d)) throw new Error(`"${d}" is not a domain (wildcards as *.example.org)`);
   return list;
 };
+
+/** Like domainList, but empty is allowed. */
+const domainListOrEmpty: Parser<string[]> = (raw) =>
+  raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((d) => {
+      const wildcard = d.startsWith('*.');
+      const normal = normalizeDomain(wildcard ? d.slice(2) : d);
+      const result = wildcard ? `*.${normal}` : normal;
+      if (!normal || !DOMAIN.test(result)) throw new Error(`"${d}" is not a domain (wildcards as *.example.org)`);
+      return result;
+    });
+
+/**
+ * Comma-separated addresses and domains (`*.example.org` allowed), possibly empty: an exception list. Domains are
+ * normalised like domainList, addresses to `local@domain` with the local part lower-cased.
+ */
+export const domainOrAddressList: Parser<string[]> = (raw) =>
+  raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((item) => {
+      const at = item.lastIndexOf('@');
+      if (at < 0) return domainListOrEmpty(item)[0] as string;
+      const local = item.slice(0, at).toLowerCase();
+      const domain = normalizeDomain(item.slice(at + 1));
+      if (!local || /[\s@"%!]/.test(local) || !domain || !DOMAIN.test(domain))
+        throw new Error(`"${item}" is not an address or a domain`);
+      return `${local}@${domain}`;
+    });
+
+/** Is `address` one of the list's addresses, or in one of its domains (domainOrAddressList)? */
+export function inAddressesOrDomains(address: string, list: string[]): boolean {
+  const at = address.lastIndexOf('@');
+  if (at <= 0) return false;
+  const normal = `${address.slice(0, at).toLowerCase()}@${normalizeDomain(address.slice(at + 1))}`;
+  const domains = list.filter((item) => !item.includes('@'));
+  return list.includes(normal) || inDomains(address, domains);
+}
 
 export type Cidr = [ipaddr.IPv4 | ipaddr.IPv6, number];
 
@@ -144,6 +209,32 @@ export const cidrList: Parser<Cidr[]> = (raw) =>
         throw new Error(`"${item}" is not a network like 10.0.0.0/8`);
       }
     });
+
+/** Networks and single endpoints an outgoing connection may reach although they are not public. */
+export interface AllowList {
+  networks: Cidr[];
+  endpoints: HostPort[];
+}
+
+/** Comma-separated CIDR networks (`10.0.0.0/8`, a bare address) and `host:port` endpoints; may be empty. */
+export const allowList: Parser<AllowList> = (raw) => {
+  const result: AllowList = { networks: [], endpoints: [] };
+  for (const item of raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    if (/^\[?[0-9a-fA-F:.]+\]?(\/\d+)?$/.test(item) && (item.includes('/') || ipaddr.isValid(item))) {
+      result.networks.push(...cidrList(item));
+      continue;
+    }
+    try {
+      result.endpoints.push(hostPort(item));
+    } catch {
+      throw new Error(`"${item}" is neither a network like 10.0.0.0/8 nor host:port`);
+    }
+  }
+  return result;
+};
 
 /** Comma-separated delays like "5m,30m,2h,1d"; the retry ladder of a stage. */
 export const delayList: Parser<number[]> = (raw) => {
@@ -193,7 +284,7 @@ export function inNetworks(address: string, networks: Cidr[]): boolean {
 /** Does the domain of `address` (or a bare domain) belong to the agency domains (wildcards allowed)? */
 export function inDomains(addressOrDomain: string, domains: string[]): boolean {
   const at = addressOrDomain.lastIndexOf('@');
-  const domain = (at >= 0 ? addressOrDomain.slice(at + 1) : addressOrDomain).toLowerCase().replace(/\.$/, '');
+  const domain = normalizeDomain(at >= 0 ? addressOrDomain.slice(at + 1) : addressOrDomain);
   if (!domain) return false;
   return domains.some((d) => (d.startsWith('*.') ? domain.endsWith(d.slice(1)) : domain === d));
 }

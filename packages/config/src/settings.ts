@@ -1,17 +1,20 @@
 // Every setting of the gateway, once (SPEC.md "Settings" plus the ones documented in the README).
 // A service's config.ts picks the ones it reads into its own spec.
 import {
+  allowList,
   base64Key,
   bool,
   cidrList,
   delayList,
   domainList,
+  domainOrAddressList,
   duration,
   hostPort,
   hostPortList,
   integer,
   oneOf,
   port,
+  secretToken,
   setting,
   text,
   url,
@@ -37,10 +40,16 @@ export const settings = {
   portalPort: setting('SMGW_PORTAL_PORT', port, '8080', 'web portal'),
   adminPort: setting('SMGW_ADMIN_PORT', port, '8081', 'admin API'),
   adminBind: setting('SMGW_ADMIN_BIND', text, '127.0.0.1', 'address the admin API binds to'),
-  adminToken: setting('SMGW_ADMIN_TOKEN', text, undefined, 'bearer token of the admin API', {
-    secret: true,
-    required: true,
-  }),
+  adminToken: setting(
+    'SMGW_ADMIN_TOKEN',
+    secretToken(32),
+    undefined,
+    'bearer token of the admin API (32+ characters)',
+    {
+      secret: true,
+      required: true,
+    },
+  ),
   internalDomains: setting('SMGW_INTERNAL_DOMAINS', domainList, 'behoerde.example', 'agency domains'),
   submissionNetworks: setting(
     'SMGW_SUBMISSION_NETWORKS',
@@ -80,6 +89,28 @@ export const settings = {
     integer(1, 100000),
     '20',
     'concurrent SMTP connections from one client address',
+  ),
+  /** Every client at once, over both listeners of one replica (smtp-server answers 421 above it). */
+  maxClients: setting('SMGW_SMTP_MAX_CLIENTS', integer(1, 1_000_000), '1000', 'concurrent SMTP clients per listener'),
+  /**
+   * IPv6 clients are counted per network of this prefix length, not per address: anyone holds a whole /64, so
+   * counting single addresses would let one client open millions of "different" connections.
+   */
+  ipv6ClientPrefix: setting(
+    'SMGW_SMTP_IPV6_CLIENT_PREFIX',
+    integer(32, 128),
+    '64',
+    'IPv6 prefix length that counts as one client for the SMTP limits',
+  ),
+  /**
+   * The internet may not use an agency domain as envelope sender on the MX port (it would speak as the agency);
+   * these addresses or domains are the exceptions (an agency's external newsletter service, say).
+   */
+  mxAgencySenderExceptions: setting(
+    'SMGW_MX_AGENCY_SENDER_EXCEPTIONS',
+    domainOrAddressList,
+    '',
+    'agency addresses or domains the MX port still accepts as envelope sender',
   ),
   maxRecipients: setting('SMGW_SMTP_MAX_RECIPIENTS', integer(1, 10000), '100', 'recipients per message'),
   commandRatePerMinute: setting(
@@ -133,5 +164,15 @@ export const settings = {
     oneOf(['require', 'prefer', 'off'] as const),
     'require',
     'certificate revocation checking: require | prefer | off',
+  ),
+  /**
+   * CRL and OCSP fetches go to public addresses only; these networks and host:port endpoints may be reached
+   * although loopback, private, link-local or multicast (an internal CRL server).
+   */
+  revocationAllow: setting(
+    'SMGW_REVOCATION_ALLOW',
+    allowList,
+    '',
+    'networks (CIDR) or host:port that CRL/OCSP fetches may reach although not public',
   ),
 } as const;

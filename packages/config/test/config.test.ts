@@ -1,7 +1,16 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { ConfigError, describeConfig, inDomains, inNetworks, loadConfig, settings } from '../src/index.ts';
+import {
+  ConfigError,
+  describeConfig,
+  inAddressesOrDomains,
+  inDomains,
+  inNetworks,
+  loadConfig,
+  normalizeDomain,
+  settings,
+} from '../src/index.ts';
 
 describe('settings', () => {
   it('uses the defaults of SPEC.md when nothing is set', () => {
@@ -64,7 +73,7 @@ describe('settings', () => {
       (err: unknown) =>
         err instanceof ConfigError && err.message.includes('(hidden)') && !err.message.includes('c2hvcnQ='),
     );
-    const c = loadConfig(spec, { SMGW_ADMIN_TOKEN: 'secret-token' });
+    const c = loadConfig(spec, { SMGW_ADMIN_TOKEN: 'secret-token-of-at-least-32-characters' });
     assert.deepEqual(describeConfig(spec, c), { SMGW_ADMIN_TOKEN: '(hidden)', SMGW_MASTER_KEY: undefined });
   });
 
@@ -77,6 +86,44 @@ describe('settings', () => {
     });
     assert.equal(run.status, 78);
     assert.equal(run.stderr, 'demo: bad setting SMGW_SMTP_INBOUND_PORT: must be a whole number (got "twenty-five")\n');
+  });
+
+  it('refuses an admin token shorter than 32 characters or with white space, naming the variable', () => {
+    const spec = { token: settings.adminToken };
+    for (const token of ['short', 'x'.repeat(31), ` ${'x'.repeat(40)}`, `${'x'.repeat(20)} ${'x'.repeat(20)}`]) {
+      assert.throws(() => loadConfig(spec, { SMGW_ADMIN_TOKEN: token }), /SMGW_ADMIN_TOKEN/, JSON.stringify(token));
+    }
+    assert.equal(loadConfig(spec, { SMGW_ADMIN_TOKEN: 'x'.repeat(32) }).token, 'x'.repeat(32));
+  });
+
+  it('compares domains after IDNA, case and trailing-dot normalisation', () => {
+    const table: [string, string][] = [
+      ['Behoerde.Example.', 'behoerde.example'],
+      ['bücher.example', 'xn--bcher-kva.example'],
+      ['XN--BCHER-KVA.example', 'xn--bcher-kva.example'],
+      ['a..example', ''],
+      ['example..', ''],
+      ['', ''],
+    ];
+    for (const [raw, normal] of table) assert.equal(normalizeDomain(raw), normal, raw);
+    const domains = loadConfig(
+      { d: settings.internalDomains },
+      { SMGW_INTERNAL_DOMAINS: 'Bücher.example,*.Amt.example' },
+    ).d;
+    assert.deepEqual(domains, ['xn--bcher-kva.example', '*.amt.example']);
+    assert.ok(inDomains('a@bücher.example.', domains));
+    assert.ok(inDomains('a@x.AMT.example', domains));
+  });
+
+  it('reads exception lists of addresses and domains, possibly empty', () => {
+    const spec = { e: settings.mxAgencySenderExceptions };
+    assert.deepEqual(loadConfig(spec, {}).e, []);
+    const list = loadConfig(spec, { SMGW_MX_AGENCY_SENDER_EXCEPTIONS: 'News@Behoerde.example, *.extern.example' }).e;
+    assert.deepEqual(list, ['news@behoerde.example', '*.extern.example']);
+    assert.ok(inAddressesOrDomains('NEWS@behoerde.example.', list));
+    assert.ok(inAddressesOrDomains('x@a.extern.example', list));
+    assert.ok(!inAddressesOrDomains('chef@behoerde.example', list));
+    assert.throws(() => loadConfig(spec, { SMGW_MX_AGENCY_SENDER_EXCEPTIONS: 'a%b@behoerde.example' }));
   });
 
   it('matches agency domains exactly or by wildcard, and networks by CIDR', () => {

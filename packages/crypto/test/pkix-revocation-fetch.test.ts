@@ -4,14 +4,18 @@ import type { webcrypto } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import ipaddr from 'ipaddr.js';
 import * as pkijs from 'pkijs';
 import {
   createRevocationFetcher,
   type PathValidationInput,
+  type RevocationAllow,
   validateCertificatePathFetchingRevocation,
 } from '../src/pkix/index.ts';
 import { crlOf, EMAIL_PROTECTION, type Issued, issue, ocspResponseFor, rsaKeys } from './pkix-test-pki.ts';
 
+/** The test's own responder is on loopback: listed, as an operator lists an internal CRL server. */
+const LOOPBACK_LISTED: RevocationAllow = { networks: [[ipaddr.parse('127.0.0.1'), 32]], endpoints: [] };
 const HOUR = 60 * 60 * 1000;
 const DAY = 24 * HOUR;
 const START = new Date('2026-03-01T12:00:00Z');
@@ -115,7 +119,7 @@ describe('validateCertificatePathFetchingRevocation', () => {
   }
 
   it('fetches an OCSP answer and accepts a good certificate', async () => {
-    const fetcher = createRevocationFetcher({ now: () => clock, timeoutMs: 2000 });
+    const fetcher = createRevocationFetcher({ now: () => clock, timeoutMs: 2000, allow: LOOPBACK_LISTED });
     const result = await validateCertificatePathFetchingRevocation(
       { ...input('10'), crls: [await rootCrl()] },
       fetcher,
@@ -125,7 +129,7 @@ describe('validateCertificatePathFetchingRevocation', () => {
   });
 
   it('refuses a certificate the fetched OCSP answer reports revoked', async () => {
-    const fetcher = createRevocationFetcher({ now: () => clock, timeoutMs: 2000 });
+    const fetcher = createRevocationFetcher({ now: () => clock, timeoutMs: 2000, allow: LOOPBACK_LISTED });
     const result = await validateCertificatePathFetchingRevocation(
       { ...input('11'), crls: [await rootCrl()] },
       fetcher,
@@ -135,7 +139,7 @@ describe('validateCertificatePathFetchingRevocation', () => {
   });
 
   it('fetches the CRL from the distribution point when there is no OCSP responder', async () => {
-    const fetcher = createRevocationFetcher({ now: () => clock, timeoutMs: 2000 });
+    const fetcher = createRevocationFetcher({ now: () => clock, timeoutMs: 2000, allow: LOOPBACK_LISTED });
     const result = await validateCertificatePathFetchingRevocation(
       { ...input('12'), crls: [await rootCrl()] },
       fetcher,
@@ -145,7 +149,7 @@ describe('validateCertificatePathFetchingRevocation', () => {
   });
 
   it('answers from its cache until nextUpdate, then fetches again', async () => {
-    const fetcher = createRevocationFetcher({ now: () => clock, timeoutMs: 2000 });
+    const fetcher = createRevocationFetcher({ now: () => clock, timeoutMs: 2000, allow: LOOPBACK_LISTED });
     const crls = [await rootCrl()];
     await validateCertificatePathFetchingRevocation({ ...input('10'), crls }, fetcher);
     const before = { ...hits };
@@ -167,7 +171,7 @@ describe('validateCertificatePathFetchingRevocation', () => {
   });
 
   it('fails closed with REVOCATION_UNKNOWN when the responder and CRL server do not answer in time', async () => {
-    const fetcher = createRevocationFetcher({ now: () => clock, timeoutMs: 200 });
+    const fetcher = createRevocationFetcher({ now: () => clock, timeoutMs: 200, allow: LOOPBACK_LISTED });
     stall = true;
     try {
       const result = await validateCertificatePathFetchingRevocation(

@@ -52,8 +52,8 @@ export interface IssueOptions {
   signatureHash?: Hash;
   /** authorityInfoAccess OCSP responder URL. */
   ocspUrl?: string;
-  /** CRL distribution point URL. */
-  crlUrl?: string;
+  /** CRL distribution point URL, or several (one distribution point each). */
+  crlUrl?: string | string[];
 }
 
 function extension(
@@ -120,12 +120,12 @@ export async function issue(options: IssueOptions, now: Date): Promise<Issued> {
     certificate.extensions.push(extension('1.3.6.1.5.5.7.1.1', false, access));
   }
   if (options.crlUrl) {
-    const point = new pkijs.DistributionPoint({
-      distributionPoint: [new pkijs.GeneralName({ type: 6, value: options.crlUrl })],
-    });
-    certificate.extensions.push(
-      extension('2.5.29.31', false, new pkijs.CRLDistributionPoints({ distributionPoints: [point] })),
-    );
+    const distributionPoints = [options.crlUrl]
+      .flat()
+      .map(
+        (url) => new pkijs.DistributionPoint({ distributionPoint: [new pkijs.GeneralName({ type: 6, value: url })] }),
+      );
+    certificate.extensions.push(extension('2.5.29.31', false, new pkijs.CRLDistributionPoints({ distributionPoints })));
   }
   await certificate.subjectPublicKeyInfo.importKey(options.keys.publicKey);
   const hash = options.signatureHash ?? 'SHA-256';

@@ -13,4 +13,5 @@ export const adminSettings = {
   masterKey: settings.masterKey,
   /** Revocation checking of recipient certificates added through the API. */
   revocationMode: settings.revocationMode,
+  revocationAllow: settings.revocationAllow,
 };

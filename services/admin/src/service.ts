@@ -36,7 +36,7 @@ export async function startAdmin(
       mq,
       keyDirectory: {
         revocationMode: config.revocationMode ?? 'require',
-        revocationFetcher: createRevocationFetcher({ now }),
+        revocationFetcher: createRevocationFetcher({ now, allow: config.revocationAllow }),
         masterKey: config.masterKey,
         now,
       },

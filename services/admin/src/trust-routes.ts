@@ -202,7 +202,8 @@ export async function trustRoutes(api: FastifyInstance, options: TrustRouteOptio
         notBefore: leaf.notBefore,
         notAfter: leaf.notAfter,
         der: leaf.der,
-        intermediates: intermediates.map((c) => c.der),
+        // The path that validated, not every certificate of the upload: each one stored is fetched for again.
+        intermediates: result.path.slice(1, -1).map((c) => Buffer.from(c)),
         smimeCapabilities: null,
         source: 'admin',
         lastValidation: {

@@ -25,6 +25,7 @@ export async function startTestAdmin(token: string, overrides: Partial<AdminConf
     adminBind: '127.0.0.1',
     adminToken: token,
     logLevel: 'silent',
+    revocationAllow: { networks: [], endpoints: [] },
     ...overrides,
   };
   const logger = createLogger('admin-test', 'silent');

@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { allowList } from '@smgw/config';
 import { isMessageId } from '@smgw/envelope';
 import { agencyKeyAad } from '@smgw/key-directory';
 import { openSecret } from '@smgw/secrets';
@@ -55,7 +56,12 @@ describe('the key directory in the admin API', () => {
     crls.set('/intermediate.crl', km.crl(km.intermediate));
     gpgKeys = createGpgKeys();
 
-    testAdmin = await startTestAdmin(TOKEN, { masterKey: MASTER_KEY, revocationMode: 'require' });
+    // The test's CRL server is on loopback: reachable only because it is listed, as an operator lists theirs.
+    testAdmin = await startTestAdmin(TOKEN, {
+      masterKey: MASTER_KEY,
+      revocationMode: 'require',
+      revocationAllow: allowList(`127.0.0.1:${crlPort}`),
+    });
     ({ db, base } = testAdmin);
     adminWithoutMasterKey = await testAdmin.startAnother({ masterKey: undefined });
   });

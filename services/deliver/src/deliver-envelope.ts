@@ -16,7 +16,7 @@ import {
   type FailedRecipient,
   mayReturnFullContent,
 } from './dsn.ts';
-import { checkOutboundGuard } from './outbound-guard.ts';
+import { checkOutboundBytes, checkOutboundGuard } from './outbound-guard.ts';
 import { groupByDestination, type RecipientGroup, type RoutingTable } from './route-recipients.ts';
 import { sendToDestination } from './send-to-destination.ts';
 import type { Transports } from './transports.ts';
@@ -44,12 +44,14 @@ export interface DeliverDeps {
 
 export function createDeliverHandler(deps: DeliverDeps): Handler {
   return async (envelope, context) => {
-    const refusal = checkOutboundGuard(envelope, deps.routing.internalDomains);
-    if (refusal) {
-      context.log.warn({ code: refusal.code, reason: refusal.reason }, 'refused to send the message');
-      return reject(refusal.code, refusal.reason);
-    }
     try {
+      const refusal =
+        checkOutboundGuard(envelope, deps.routing.internalDomains) ??
+        (await checkOutboundBytes(envelope, () => deps.blobStore.open(envelope.blob.ref)));
+      if (refusal) {
+        context.log.warn({ code: refusal.code, reason: refusal.reason }, 'refused to send the message');
+        return reject(refusal.code, refusal.reason);
+      }
       return await deliverEnvelope(deps, envelope, context);
     } catch (err) {
       // Database or blob store unreachable: nothing was decided that is not recorded; try the envelope again.

@@ -1,5 +1,10 @@
-// Fail closed (ARCHITECTURE.md rule 4): nothing leaves the closed network in clear. Runs before anything else.
+// Fail closed (ARCHITECTURE.md rule 4): nothing leaves the closed network in clear. Runs before anything else:
+// first on what the envelope says (direction, recipients, the crypto verdict), then on the bytes that would be sent,
+// with the same predicate the encrypt stage uses for mail that arrives already encrypted: a verdict written
+// earlier is not proof, the message itself must be one complete encrypted structure.
+import type { Readable } from 'node:stream';
 import { inDomains } from '@smgw/config';
+import { checkWholeMessageEncrypted } from '@smgw/crypto';
 import { type Envelope, leavesClosedNetwork, SAFE_OUTBOUND_CRYPTO_STATUSES } from '@smgw/envelope';
 
 export interface GuardRefusal {
@@ -32,4 +37,12 @@ export function checkOutboundGuard(envelope: Envelope, internalDomains: string[]
     }
   }
   return undefined;
+}
+
+/** For mail that leaves the closed network: why its bytes may not go, or undefined when they are wholly encrypted. */
+export async function checkOutboundBytes(envelope: Envelope, open: () => Readable): Promise<GuardRefusal | undefined> {
+  if (!leavesClosedNetwork(envelope)) return undefined;
+  const check = await checkWholeMessageEncrypted(open());
+  if (check.encrypted) return undefined;
+  return { code: 'OUTBOUND_NOT_ENCRYPTED', reason: `the message to be sent is not wholly encrypted: ${check.reason}` };
 }

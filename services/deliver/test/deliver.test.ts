@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { simpleParser } from 'mailparser';
-import { sampleMessage } from './fixtures.ts';
+import { encryptedSampleMessage, sampleMessage } from './fixtures.ts';
 import {
   dsnsOf,
   receivedFor,
@@ -176,7 +176,7 @@ describe('deliver', () => {
   });
 
   it('sends an encrypted outbound message to the smarthost', async () => {
-    const message = sampleMessage('verschlüsselt');
+    const message = encryptedSampleMessage('verschlüsselt');
     const envelope = await submit(world, message, {
       direction: 'outbound',
       mailFrom: 'sb-h@behoerde.example',
@@ -189,6 +189,21 @@ describe('deliver', () => {
     assert.equal(received.length, 1);
     assert.ok(received[0]?.raw.equals(message));
     assert.equal(receivedFor(relay, 'buerger-h@firma.example').length, 0);
+  });
+
+  it('never sends outbound plaintext, even with an "encrypted" verdict: the bytes decide', async () => {
+    const envelope = await submit(world, sampleMessage('Klartext'), {
+      direction: 'outbound',
+      mailFrom: 'sb-x@behoerde.example',
+      recipients: ['buerger-x@firma.example'],
+      client: { listener: 'submission', ip: '10.0.0.7', helo: 'mail.behoerde.example', tls: true },
+      verdicts: { crypto: { status: 'encrypted', at: new Date().toISOString() } },
+    });
+    const parked = await waitFor('the park in the trace', async () =>
+      (await trace(world, envelope.id)).events.find((e) => e.event === 'envelope.parked'),
+    );
+    assert.equal(parked.code, 'OUTBOUND_NOT_ENCRYPTED');
+    assert.equal(receivedFor(smarthost, 'buerger-x@firma.example').length, 0);
   });
 
   it('makes no DSN when a null-sender message bounces', async () => {

@@ -1,6 +1,52 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 // Envelopes and messages for deliver's tests.
 import type { Envelope } from '@smgw/envelope';
 import { envelopeFixture } from '@smgw/testing';
+
+/**
+ * A message as encrypt would send it outside: sampleMessage encrypted to a throw-away certificate by the real
+ * openssl (the deliver guard reads the bytes, so a plaintext with an "encrypted" verdict would not leave).
+ */
+export function encryptedSampleMessage(subject = 'Bescheid 2026/17'): Buffer {
+  const dir = mkdtempSync(join(tmpdir(), 'smgw-deliver-'));
+  try {
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        join(dir, 'k.pem'),
+        '-out',
+        join(dir, 'c.pem'),
+        '-subj',
+        '/CN=buerger',
+        '-days',
+        '1',
+      ],
+      { stdio: 'ignore' },
+    );
+    writeFileSync(join(dir, 'm.eml'), sampleMessage(subject));
+    const encrypted = execFileSync('openssl', [
+      'cms',
+      '-encrypt',
+      '-aes256',
+      '-in',
+      join(dir, 'm.eml'),
+      join(dir, 'c.pem'),
+    ]);
+    // openssl writes LF line ends; on the wire (and in what ingest stores) every line ends in CRLF.
+    return Buffer.from(encrypted.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 export function sampleMessage(subject = 'Bescheid 2026/17'): Buffer {
   return Buffer.from(

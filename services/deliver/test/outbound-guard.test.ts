@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { checkOutboundGuard } from '../src/outbound-guard.ts';
+import { checkOutboundBytes, checkOutboundGuard } from '../src/outbound-guard.ts';
 import { sampleEnvelope } from './fixtures.ts';
 
 const domains = ['behoerde.example'];
@@ -58,5 +59,36 @@ describe('checkOutboundGuard', () => {
   it("lets the gateway's own mail (DSNs, notices) go anywhere", () => {
     const envelope = sampleEnvelope({ direction: 'generated', mailFrom: '', recipients: ['x@firma.example'] });
     assert.equal(checkOutboundGuard(envelope, domains), undefined);
+  });
+});
+
+describe('checkOutboundBytes', () => {
+  const outbound = sampleEnvelope({
+    direction: 'outbound',
+    recipients: ['x@firma.example'],
+    verdicts: { crypto: { status: 'already-encrypted', at } },
+  });
+  const bytes = (text: string) => () => Readable.from([Buffer.from(text)]);
+
+  it('refuses outbound mail whose bytes only claim to be encrypted, whatever its verdict says', async () => {
+    const fake =
+      'Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\nContent-Transfer-Encoding: base64\r\n\r\n' +
+      'MIAGCSqGSIb3DQEHA6CAMIACAQAxggE=\r\nDer Bescheid im Klartext.\r\n';
+    const refusal = await checkOutboundBytes(outbound, bytes(fake));
+    assert.equal(refusal?.code, 'OUTBOUND_NOT_ENCRYPTED');
+    assert.match(refusal?.reason ?? '', /not wholly encrypted/);
+  });
+
+  it('refuses plain outbound mail', async () => {
+    assert.equal(
+      (await checkOutboundBytes(outbound, bytes('Subject: x\r\n\r\nplain\r\n')))?.code,
+      'OUTBOUND_NOT_ENCRYPTED',
+    );
+  });
+
+  it('does not read mail that stays inside', async () => {
+    const inbound = sampleEnvelope({ recipients: ['a@behoerde.example'] });
+    const open = () => assert.fail('must not be read');
+    assert.equal(await checkOutboundBytes(inbound, open), undefined);
   });
 });

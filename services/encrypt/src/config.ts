@@ -11,6 +11,7 @@ export const encryptSpec = {
     required: true,
   }),
   revocationMode: settings.revocationMode,
+  revocationAllow: settings.revocationAllow,
   maxMessageBytes: settings.maxMessageBytes,
   stageRetryLadder: settings.stageRetryLadder,
   prefetch: settings.prefetch,

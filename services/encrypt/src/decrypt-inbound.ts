@@ -19,7 +19,7 @@ import { type HeaderField, headerBytes, headerValue, splitMessage, withoutFields
 import { type HandlerContext, next, type Outcome } from '@smgw/mq';
 import { openSecret, SecretError } from '@smgw/secrets';
 import { recordEvent } from '@smgw/trace';
-import { BODY_HEAD_BYTES, readBodyHead } from './already-encrypted.ts';
+import { BODY_HEAD_BYTES, readBodyHead } from './body-head.ts';
 import { type EncryptedForm, encryptedFormOf } from './encrypted-form.ts';
 import { HARVEST_MAX_BYTES, harvestPgpKeys, mayOfferPgpKeys } from './harvest-pgp-keys.ts';
 import { fromAddress, harvestSmimeCertificate, maySignSmime } from './harvest-smime-certificates.ts';

@@ -5,12 +5,12 @@
 // In order: the header (already encrypted?), every key looked up (outbound-keys.ts), the plan decided on them
 // (plan-outbound.ts), one copy per group (encrypt-copies.ts), the outcome recorded in one statement, then the
 // children, which the consumer publishes (confirmed) before it acks.
+import { checkWholeMessageEncrypted } from '@smgw/crypto';
 import { advance, type Envelope, forRecipients, rerouteAfterCurrent, withVerdict } from '@smgw/envelope';
 import { splitMessage } from '@smgw/mime';
 import { type HandlerContext, next, type Outcome } from '@smgw/mq';
 import { recordEvent, recordEvents, type TraceEvent } from '@smgw/trace';
 import { forgetSigningKeys } from './agency-signing.ts';
-import { bodyLooksEncrypted, readBodyHead } from './already-encrypted.ts';
 import { type CopyDeps, type EncryptedCopy, encryptCopy } from './encrypt-copies.ts';
 import { encryptedFormOf } from './encrypted-form.ts';
 import { type KeyLookupDeps, lookUpOutboundKeys } from './outbound-keys.ts';
@@ -31,13 +31,16 @@ export async function encryptOutbound(
 ): Promise<Outcome> {
   const at = deps.now();
   const { fields, body } = await splitMessage(deps.blobStore.open(envelope.blob.ref));
+  body.destroy();
+  // A label is only a claim: already encrypted means the whole message is one encrypted structure (the same
+  // predicate deliver applies to what it sends outside). Only labelled mail is read a second time for it.
   const claimed = encryptedFormOf(fields);
-  const bodyHead = await readBodyHead(body);
-  const already = claimed && bodyLooksEncrypted(claimed, fields, bodyHead) ? claimed : undefined;
-  if (claimed && !already) {
+  const check = claimed ? await checkWholeMessageEncrypted(deps.blobStore.open(envelope.blob.ref)) : undefined;
+  const already = check?.encrypted ? check.form : undefined;
+  if (check && !check.encrypted) {
     context.log.warn(
-      { code: 'ENCRYPT_FALSE_ENCRYPTED_LABEL', form: claimed },
-      'labelled as encrypted but the body is not: encrypted like plain mail',
+      { code: 'ENCRYPT_FALSE_ENCRYPTED_LABEL', form: claimed, reason: check.reason },
+      'labelled as encrypted but not wholly encrypted: encrypted like plain mail',
     );
   }
   if (already) {

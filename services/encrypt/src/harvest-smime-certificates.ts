@@ -70,7 +70,9 @@ export async function harvestSmimeCertificate(
     ? signer
     : await validateForHarvest(deps, trustAnchors, der, verification, sender);
   if (!result.ok) return { stored: false, why: `encryption certificate invalid: ${result.why}` };
-  const intermediates = verification.certificates.filter((c) => !c.equals(der));
+  // Only the path that validated is kept (end entity and anchor excluded), never the rest of the sender's bag:
+  // every certificate stored is fetched for again on outbound mail.
+  const intermediates = result.result.path.slice(1, -1).map((c) => Buffer.from(c));
 
   const x509 = new X509Certificate(der);
   const addresses = emailAddressesOf(x509.subjectAltName);

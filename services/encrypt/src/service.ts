@@ -38,7 +38,7 @@ export async function startEncrypt(
   const handler = createEncryptHandler({
     pool,
     blobStore,
-    fetcher: createRevocationFetcher({ now }),
+    fetcher: createRevocationFetcher({ now, allow: config.revocationAllow }),
     revocationMode: config.revocationMode,
     masterKey: config.masterKey,
     maxMessageBytes: config.maxMessageBytes,

@@ -2,6 +2,7 @@
 // under a test CA, OpenPGP keys made by gpg, revocation from a CRL served over HTTP by the test.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { allowList } from '@smgw/config';
 import { createRevocationFetcher, type RevocationMode } from '@smgw/crypto';
 import { trustAnchorCertificates } from '@smgw/key-directory';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
@@ -86,7 +87,7 @@ describe('choosing the form per recipient', () => {
     return {
       pool: db.pool,
       trustAnchors: await trustAnchorCertificates(db.pool),
-      fetcher: createRevocationFetcher({ now: () => now, timeoutMs: 2000 }),
+      fetcher: createRevocationFetcher({ now: () => now, timeoutMs: 2000, allow: allowList('127.0.0.1') }),
       revocationMode: overrides.revocationMode ?? 'off',
       now,
       lastAttempt: overrides.lastAttempt ?? false,

@@ -234,6 +234,37 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
     assert.ok(!world.gateway.smarthost.messages.some((m) => m.rcptTo.includes('getarnt@buerger.example')));
   });
 
+  it('does not trust real CMS first bytes followed by plaintext, nor PGP/MIME with text beside the armor', async () => {
+    const leaf = smimeRecipients.get('rsa-2048') as TestCertificate;
+    const plain = await pki.file('plain-fake.eml', INNER_ENTITY);
+    const real = (await pki.openssl(['cms', '-encrypt', '-in', plain, '-aes256', leaf.certPath])).toString('latin1');
+    const [head, body] = real.split(/\r?\n\r?\n/) as [string, string];
+    const firstLine = body.split(/\r?\n/)[0] as string;
+    const fakeSmime = Buffer.from(
+      `${head.replace(/\r?\n/g, '\r\n')}\r\nTo: fake-smime@buerger.example\r\n\r\n${firstLine}\r\n` +
+        `${Buffer.from('Geheimer Klartext hinter echtem CMS-Anfang').toString('base64')}\r\n`,
+      'latin1',
+    );
+    const fakePgp = Buffer.from(
+      'From: clerk@behoerde.example\r\nTo: fake-pgp@buerger.example\r\nMIME-Version: 1.0\r\n' +
+        'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; boundary="b"\r\n\r\n' +
+        '--b\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n' +
+        '--b\r\nContent-Type: application/octet-stream\r\n\r\n-----BEGIN PGP MESSAGE-----\r\n\r\n' +
+        'hQEMA1234567890=\r\n-----END PGP MESSAGE-----\r\nGeheimer Klartext neben der Panzerung\r\n--b--\r\n',
+    );
+    for (const [raw, recipient] of [
+      [fakeSmime, 'fake-smime@buerger.example'],
+      [fakePgp, 'fake-pgp@buerger.example'],
+    ] as const) {
+      const envelope = await submit(world, raw, { direction: 'outbound', recipients: [recipient] });
+      const toPortal = await waitFor(`${recipient} in smgw.mailbox`, () =>
+        world.mailbox.find((e) => e.id === envelope.id),
+      );
+      assert.equal(toPortal.verdicts.crypto?.status, 'portal', recipient);
+      assert.ok(!world.gateway.smarthost.messages.some((m) => m.rcptTo.includes(recipient)), recipient);
+    }
+  });
+
   describe('inbound', () => {
     let agencyRsa: TestCertificate;
     let agencyEc: TestCertificate;

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { BlobStore } from '@smgw/blob-store';
+import { allowList } from '@smgw/config';
 import { createRevocationFetcher, inspectPublicKey } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
 import { type Direction, type Envelope, newMessageId } from '@smgw/envelope';
@@ -34,7 +35,8 @@ export function encryptDeps(
   return {
     pool,
     blobStore,
-    fetcher: createRevocationFetcher({ now: () => now, timeoutMs: fetchTimeoutMs }),
+    // The tests' CRL and OCSP servers listen on loopback: listed, as an operator lists an internal CRL server.
+    fetcher: createRevocationFetcher({ now: () => now, timeoutMs: fetchTimeoutMs, allow: allowList('127.0.0.1') }),
     revocationMode: 'off',
     maxEncryptedBytes: 10 * 1024 * 1024,
     hostname: 'smgw.test',

@@ -1,11 +1,10 @@
-// The header work encrypt does on its own: telling encrypted mail from plain, and what goes outside and inside the
-// encryption. (Splitting a message at its header block is @smgw/mime's, tested there.)
+// The header work encrypt does on its own: which encrypted form a label claims (whether the message really is one is
+// @smgw/crypto's checkWholeMessageEncrypted, tested there), and what goes outside and inside the encryption. (Splitting a message at its header block is @smgw/mime's, tested there.)
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
 import { decodeEncodedWords, parseHeaderFields } from '@smgw/mime';
-import { bodyLooksEncrypted } from '../src/already-encrypted.ts';
 import { encryptedFormOf } from '../src/encrypted-form.ts';
 import { innerEntity, outerHeaderPairs, pgpOuterHeaders } from '../src/outer-headers.ts';
 
@@ -25,25 +24,6 @@ describe('telling encrypted mail from plain', () => {
       assert.equal(encryptedFormOf(parseHeaderFields(`Content-Type: ${contentType}`)), form);
     });
   }
-});
-
-describe('checking that a body labelled as encrypted is encrypted', () => {
-  const base64 = parseHeaderFields('Content-Transfer-Encoding: base64');
-  // The start of a ContentInfo holding EnvelopedData, as openssl writes it (SEQUENCE, OID 1.2.840.113549.1.7.3).
-  const envelopedStart = Buffer.from('3080060 92a864886f70d010703a0803080020100'.replace(/ /g, ''), 'hex');
-
-  it('accepts a base64 CMS EnvelopedData', () => {
-    assert.equal(bodyLooksEncrypted('smime', base64, Buffer.from(`${envelopedStart.toString('base64')}\r\n`)), true);
-  });
-
-  it('refuses base64 plaintext and an armored PGP block missing from multipart/encrypted', () => {
-    const plain = Buffer.from(`${Buffer.from('vertraulicher Klartext').toString('base64')}\r\n`);
-    assert.equal(bodyLooksEncrypted('smime', base64, plain), false);
-    assert.equal(
-      bodyLooksEncrypted('pgp', [], Buffer.from('--b\r\nContent-Type: text/plain\r\n\r\nKlartext\r\n')),
-      false,
-    );
-  });
 });
 
 describe('outer headers and inner entity', () => {

@@ -18,7 +18,8 @@ import {
 import type { Mq } from '@smgw/mq';
 import { type Logger, messageLogger } from '@smgw/observability';
 import { recordEvent, recordMessage } from '@smgw/trace';
-import { BareLineEndingError } from './bare-line-ending-guard.ts';
+import { BareLineEndingError, NulByteError } from './bare-line-ending-guard.ts';
+import { withoutGatewayFields } from './forged-header-fields.ts';
 import { buildReceivedHeader, receivedProtocol } from './received-header.ts';
 import { groupByDirection, type Listener } from './recipient-policy.ts';
 import type { ReplyCode } from './smtp-replies.ts';
@@ -119,6 +120,7 @@ export function classifyStoreFailure(err: unknown): { reply: ReplyCode; code: st
   const chain = causes(err);
   if (chain.some((e) => e instanceof BareLineEndingError))
     return { reply: 'BARE_LINE_ENDING', code: 'BARE_LINE_ENDING' };
+  if (chain.some((e) => e instanceof NulByteError)) return { reply: 'NUL_BYTE', code: 'NUL_BYTE' };
   if (chain.some((e) => e instanceof MessageTooBigError || codeOf(e) === 'BLOB_TOO_LARGE')) {
     return { reply: 'MESSAGE_TOO_BIG', code: 'MESSAGE_TOO_BIG' };
   }
@@ -176,12 +178,15 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
     date: receivedAt,
   });
 
+  // Fields only the gateway writes (X-SMGW-*, Authentication-Results in our name) are removed from what the client
+  // sent; their names (never values) go to the trace.
+  const removedFields: string[] = [];
+  const body = withoutGatewayFields(message.body, deps.hostname, (name) => removedFields.push(name));
   let blob: BlobRef;
   try {
-    blob = await deps.blobStore.put(
-      withReceivedHeader(header, message.body, message.sizeExceeded, deps.maxMessageBytes),
-      { maxBytes: deps.maxMessageBytes + Buffer.byteLength(header, 'latin1') },
-    );
+    blob = await deps.blobStore.put(withReceivedHeader(header, body, message.sizeExceeded, deps.maxMessageBytes), {
+      maxBytes: deps.maxMessageBytes + Buffer.byteLength(header, 'latin1'),
+    });
   } catch (err) {
     const { reply, code } = classifyStoreFailure(err);
     const level = reply === 'TEMPORARY_FAILURE' && code !== 'CLIENT_DISCONNECTED' ? 'error' : 'info';
@@ -217,6 +222,10 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
     }
   }
 
+  if (removedFields.length > 0) {
+    log.warn({ code: 'INGEST_GATEWAY_FIELDS_REMOVED', fields: removedFields }, 'removed header fields in our name');
+  }
+
   // The messages row and its recipients first: a stage may take the envelope the moment it is published.
   try {
     await withTransaction(deps.pool, async (db) => {
@@ -230,6 +239,7 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
           size: blob.size,
           blob: blob.ref,
           envelopes: envelopes.map((e) => ({ direction: e.direction, recipients: e.recipients.length })),
+          ...(removedFields.length > 0 ? { removedGatewayFields: removedFields } : {}),
         },
       });
     });

@@ -5,7 +5,9 @@
 // - failed AUTH attempts per client address (a counter that expires AUTH_FAILURE_WINDOW_SECONDS after the first).
 // Redis errors are thrown as RedisUnavailableError: the caller answers with a temporary refusal, never lets the
 // client through unchecked.
+
 import type { Redis } from 'ioredis';
+import ipaddr from 'ipaddr.js';
 
 export class RedisUnavailableError extends Error {
   readonly code = 'REDIS_UNAVAILABLE';
@@ -23,6 +25,8 @@ export interface RateLimitOptions {
   /** Failed logins per client address before AUTH is refused for the rest of the window. */
   maxAuthFailures?: number;
   authFailureWindowSeconds?: number;
+  /** IPv6 clients are counted per network of this prefix length (default 64). */
+  ipv6ClientPrefix?: number;
   /** How long a connection counter outlives its last change (connections are much shorter than this). */
   connectionCounterTtlSeconds?: number;
 }
@@ -63,11 +67,33 @@ export interface RateLimits {
   recordAuthFailure(ip: string): Promise<void>;
 }
 
+/**
+ * The key a client is counted under: an IPv4 address as it is, an IPv6 address as its network of `ipv6Prefix`
+ * bits (a client holds a whole /64 and can take a new address per connection). IPv4-mapped IPv6 counts as IPv4.
+ */
+export function clientKey(ip: string, ipv6Prefix = 64): string {
+  let parsed: ipaddr.IPv4 | ipaddr.IPv6;
+  try {
+    parsed = ipaddr.process(ip);
+  } catch {
+    return ip;
+  }
+  if (parsed.kind() === 'ipv4') return parsed.toString();
+  const bytes = parsed.toByteArray();
+  for (let bit = ipv6Prefix; bit < 128; bit++) {
+    const index = bit >> 3;
+    bytes[index] = (bytes[index] as number) & ~(0x80 >> (bit & 7));
+  }
+  return `${ipaddr.fromByteArray(bytes).toString()}/${ipv6Prefix}`;
+}
+
 export function createRateLimits(redis: Redis, options: RateLimitOptions): RateLimits {
   const maxAuthFailures = options.maxAuthFailures ?? AUTH_FAILURE_LIMIT;
   const authWindow = options.authFailureWindowSeconds ?? AUTH_FAILURE_WINDOW_SECONDS;
   const counterTtl = options.connectionCounterTtlSeconds ?? CONNECTION_COUNTER_TTL_SECONDS;
-  const key = (...parts: string[]) => `${options.prefix}ingest:${parts.join(':')}`;
+  const ipv6Prefix = options.ipv6ClientPrefix ?? 64;
+  const key = (kind: string, ip: string, ...more: string[]) =>
+    `${options.prefix}ingest:${[kind, clientKey(ip, ipv6Prefix), ...more].join(':')}`;
 
   async function run<T>(work: () => Promise<T>): Promise<T> {
     try {

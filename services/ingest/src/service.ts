@@ -69,6 +69,7 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
       prefix: config.redisPrefix,
       maxConnectionsPerClient: config.maxConnectionsPerClient,
       commandsPerMinute: config.commandRatePerMinute,
+      ipv6ClientPrefix: config.ipv6ClientPrefix,
     });
 
     const registry = createRegistry('ingest');
@@ -80,6 +81,8 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
         submissionNetworks: config.submissionNetworks,
         maxMessageBytes: config.maxMessageBytes,
         maxRecipients: config.maxRecipients,
+        maxClients: config.maxClients,
+        mxAgencySenderExceptions: config.mxAgencySenderExceptions,
         fastGreetingForTrusted: config.fastGreetingForTrusted,
       },
       tls,

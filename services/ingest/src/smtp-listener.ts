@@ -17,7 +17,7 @@ import { BareLineEndingGuard } from './bare-line-ending-guard.ts';
 import type { IngestMetrics } from './metrics.ts';
 import type { RateLimits } from './rate-limits.ts';
 import { decideRecipient, type Listener } from './recipient-policy.ts';
-import { decideSubmissionSender } from './sender-policy.ts';
+import { decideInboundSender, decideSubmissionSender } from './sender-policy.ts';
 import { queuedReply, type ReplyCode, refusal } from './smtp-replies.ts';
 import { attachConnectionHooks } from './smtp-server-patches.ts';
 import type { TlsCredentials } from './tls.ts';
@@ -31,6 +31,8 @@ export interface ListenerSettings {
   submissionNetworks: Cidr[];
   maxMessageBytes: number;
   maxRecipients: number;
+  maxClients: number;
+  mxAgencySenderExceptions: string[];
   fastGreetingForTrusted: boolean;
 }
 
@@ -89,6 +91,8 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
     key: deps.tls.key,
     cert: deps.tls.cert,
     size: settings.maxMessageBytes,
+    // smtp-server answers 421 to clients beyond this many at once on this listener.
+    maxClients: settings.maxClients,
     hideENHANCEDSTATUSCODES: false,
     hideDSN: false,
     // Addresses travel on to agency servers and MTAs that may not speak SMTPUTF8; not offered for now.
@@ -141,7 +145,15 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
     },
 
     onMailFrom(address: SMTPServerAddress, session, callback) {
-      if (listener === 'inbound') return callback();
+      if (listener === 'inbound') {
+        const inbound = decideInboundSender(
+          address.address,
+          settings.internalDomains,
+          settings.mxAgencySenderExceptions,
+        );
+        if (inbound.accept) return callback();
+        return callback(refuse(session, inbound.code, { mailFrom: address.address }));
+      }
       const account = session.user as SubmissionAccount | undefined;
       const decision = decideSubmissionSender(
         { address: address.address, trustedNetwork: trusted(session.remoteAddress), account },

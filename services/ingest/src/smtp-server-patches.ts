@@ -76,6 +76,9 @@ export function smtpServerShapeProblems(
     problems.push('_setListeners(callback) is gone');
   }
   if (typeof proto.connectionReady !== 'function') problems.push('connectionReady() is gone');
+  if (!/this\._server\.options\.maxClients && this\._server\.connections\.size > /.test(source('init'))) {
+    problems.push('init() no longer checks maxClients against connections.size');
+  }
   const onCommand = source('_onCommand');
   if (!onCommand.includes('if (this._upgrading)') || !onCommand.includes('if (!this._ready)')) {
     problems.push('_onCommand(command, callback) changed');
@@ -106,7 +109,14 @@ export function installSmtpServerPatches(): void {
   proto.init = function init(this: Connection) {
     const hooks = hooksByServer.get(this._server);
     if (!hooks?.greetImmediately?.(this.remoteAddress)) return originalInit.call(this);
-    this._setListeners(() => this.connectionReady());
+    this._setListeners(() => {
+      // The same client cap the original init applies before its pause (SMGW_SMTP_MAX_CLIENTS).
+      const { maxClients } = this._server.options;
+      if (maxClients && this._server.connections.size > maxClients) {
+        return this.send(421, `${this.name} Too many connected clients, try again in a moment`, false);
+      }
+      this.connectionReady();
+    });
   };
 
   proto._onCommand = function _onCommand(this: Connection, command: Buffer, callback?: () => void) {

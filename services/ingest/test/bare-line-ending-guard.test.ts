@@ -2,9 +2,14 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
-import { BareLineEndingDetector, BareLineEndingError, BareLineEndingGuard } from '../src/bare-line-ending-guard.ts';
+import {
+  BareLineEndingDetector,
+  BareLineEndingError,
+  BareLineEndingGuard,
+  NulByteError,
+} from '../src/bare-line-ending-guard.ts';
 
-function scan(chunks: string[]): BareLineEndingError | undefined {
+function scan(chunks: string[]): BareLineEndingError | NulByteError | undefined {
   const detector = new BareLineEndingDetector();
   for (const chunk of chunks) {
     const error = detector.check(Buffer.from(chunk, 'latin1'));
@@ -21,7 +26,7 @@ describe('bare line ending detection', () => {
     ['a CRLF split across two chunks (\\r ends one, \\n starts the next)', ['line one\r', '\nline two\r\n']],
     ['a chunk that is only \\r between two chunks', ['a', '\r', '\nb\r\n']],
     ['many CRLFs split every way', ['a\r\nb\r', '\n\r', '\n', 'c\r\n']],
-    ['binary bytes without CR or LF', ['\u0000\u00ff\u0001\r\n']],
+    ['binary bytes without CR, LF or NUL', ['\u00ff\u0001\u007f\r\n']],
   ];
   for (const [name, chunks] of clean) {
     it(`lets ${name} through`, () => {
@@ -46,6 +51,22 @@ describe('bare line ending detection', () => {
       const error = scan(chunks);
       assert.ok(error instanceof BareLineEndingError);
       assert.equal(error.code, 'BARE_LINE_ENDING');
+      assert.equal(error.offset, offset);
+    });
+  }
+});
+
+describe('NUL byte detection', () => {
+  const cases: [string, string[], number][] = [
+    ['a NUL in the body', ['Subject: a\r\n\r\nx\u0000y\r\n'], 15],
+    ['a NUL as the first byte of a later chunk', ['abc\r\n', '\u0000'], 5],
+    ['a NUL in a header', ['Subject: a\u0000b\r\n'], 10],
+  ];
+  for (const [name, chunks, offset] of cases) {
+    it(`refuses ${name}`, () => {
+      const error = scan(chunks);
+      assert.ok(error instanceof NulByteError);
+      assert.equal(error.code, 'NUL_BYTE');
       assert.equal(error.offset, offset);
     });
   }

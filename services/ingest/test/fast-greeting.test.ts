@@ -105,6 +105,22 @@ describe('the smtp-server patches', () => {
     await client.closed;
   });
 
+  it('still refuse a trusted client beyond maxClients with 421', async () => {
+    trustLoopback = true;
+    const { client: first } = await SmtpTestClient.open(port);
+    server.options.maxClients = 1;
+    try {
+      const second = await SmtpTestClient.connect(port);
+      const reply = await second.readReply();
+      assert.equal(reply.code, 421);
+      assert.match(reply.text, /Too many connected clients/);
+      await second.closed;
+    } finally {
+      server.options.maxClients = 0;
+    }
+    await first.quit();
+  });
+
   it('send a reply text that carries its own enhanced status code as written', async () => {
     trustLoopback = true;
     const { client } = await SmtpTestClient.open(port);

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { clientKey } from '../src/rate-limits.ts';
 import { decideRecipient, groupByDirection, routeOf } from '../src/recipient-policy.ts';
-import { decideSubmissionSender } from '../src/sender-policy.ts';
+import { decideInboundSender, decideSubmissionSender } from '../src/sender-policy.ts';
 
 const domains = ['behoerde.example', '*.sachsen.example'];
 
@@ -19,9 +20,17 @@ describe('recipient routes', () => {
     ['"user@behoerde.example"@evil.example', 'invalid'],
     ['@a:u@evil.example', 'invalid'],
     ['@a:u@behoerde.example', 'invalid'],
-    ['u%evil.example@behoerde.example', 'agency'],
-    ['u%behoerde.example@evil.example', 'outside'],
-    ['evil.example!u@behoerde.example', 'agency'],
+    ['u%evil.example@behoerde.example', 'invalid'],
+    ['u%behoerde.example@evil.example', 'invalid'],
+    ['evil.example!u@behoerde.example', 'invalid'],
+    ['"quoted"@behoerde.example', 'invalid'],
+    ['a\\@b@behoerde.example', 'invalid'],
+    ['a@BEHOERDE.example.', 'agency'],
+    ['a@behoerde.example..', 'invalid'],
+    ['a@amt.SACHSEN.example.', 'agency'],
+    ['a@bücher.sachsen.example', 'agency'],
+    ['a@xn--bcher-kva.sachsen.example', 'agency'],
+    ['a@behörde.example', 'outside'],
     ['postmaster', 'invalid'],
     ['@behoerde.example', 'invalid'],
     ['u@', 'invalid'],
@@ -39,26 +48,25 @@ describe('the inbound (MX) listener', () => {
     assert.deepEqual(decideRecipient('inbound', 'a@behoerde.example', domains), { accept: true, direction: 'inbound' });
   });
 
-  const relayAttempts = [
-    'a@gmail.example',
+  it('denies relaying to a domain outside the agencies with RELAY_DENIED', () => {
+    assert.deepEqual(decideRecipient('inbound', 'a@gmail.example', domains), { accept: false, code: 'RELAY_DENIED' });
+  });
+
+  const routeAttempts = [
     'user@behoerde.example@evil.example',
     '"user@behoerde.example"@evil.example',
     '@a:u@evil.example',
     'u%behoerde.example@evil.example',
+    'u%evil.example@behoerde.example',
+    'evil.example!u@behoerde.example',
     'postmaster',
   ];
-  for (const address of relayAttempts) {
-    it(`denies relaying to ${address} with RELAY_DENIED`, () => {
-      assert.deepEqual(decideRecipient('inbound', address, domains), { accept: false, code: 'RELAY_DENIED' });
+  for (const address of routeAttempts) {
+    it(`refuses ${address}, which a server after us might route, with RECIPIENT_INVALID`, () => {
+      assert.deepEqual(decideRecipient('inbound', address, domains), { accept: false, code: 'RECIPIENT_INVALID' });
+      assert.deepEqual(decideRecipient('submission', address, domains), { accept: false, code: 'RECIPIENT_INVALID' });
     });
   }
-
-  it('accepts the percent hack only with an agency domain, and then routes it inbound (to the agency relay)', () => {
-    assert.deepEqual(decideRecipient('inbound', 'u%evil.example@behoerde.example', domains), {
-      accept: true,
-      direction: 'inbound',
-    });
-  });
 });
 
 describe('the submission listener', () => {
@@ -141,6 +149,45 @@ describe('submission senders', () => {
   for (const [name, sender, decision] of table) {
     it(`decides ${name}`, () => {
       assert.deepEqual(decideSubmissionSender(sender, domains), decision);
+    });
+  }
+});
+
+describe('the inbound (MX) listener and envelope senders', () => {
+  const exceptions = ['newsletter@behoerde.example', '*.extern.sachsen.example'];
+  const table: [string, string][] = [
+    ['', 'accept'],
+    ['a@gmail.example', 'accept'],
+    ['chefin@behoerde.example', 'AGENCY_SENDER_FROM_OUTSIDE'],
+    ['Chefin@BEHOERDE.EXAMPLE.', 'AGENCY_SENDER_FROM_OUTSIDE'],
+    ['x@lra.sachsen.example', 'AGENCY_SENDER_FROM_OUTSIDE'],
+    ['newsletter@behoerde.example', 'accept'],
+    ['NEWSLETTER@behoerde.example', 'accept'],
+    ['x@a.extern.sachsen.example', 'accept'],
+    ['u%behoerde.example@evil.example', 'SENDER_INVALID'],
+    ['a@b@c.example', 'SENDER_INVALID'],
+  ];
+  for (const [address, expected] of table) {
+    it(`answers MAIL FROM:<${address}> with ${expected}`, () => {
+      const decision = decideInboundSender(address, domains, exceptions);
+      assert.deepEqual(decision, expected === 'accept' ? { accept: true } : { accept: false, code: expected });
+    });
+  }
+});
+
+describe('client keys of the SMTP limits', () => {
+  const table: [string, number, string][] = [
+    ['192.0.2.7', 64, '192.0.2.7'],
+    ['::ffff:192.0.2.7', 64, '192.0.2.7'],
+    ['2001:db8:1:2:3:4:5:6', 64, '2001:db8:1:2::/64'],
+    ['2001:db8:1:2:ffff:ffff:ffff:ffff', 64, '2001:db8:1:2::/64'],
+    ['2001:db8:1:2:3:4:5:6', 48, '2001:db8:1::/48'],
+    ['2001:db8:1:2:3:4:5:6', 128, '2001:db8:1:2:3:4:5:6/128'],
+    ['not an address', 64, 'not an address'],
+  ];
+  for (const [ip, prefix, key] of table) {
+    it(`counts ${ip} as ${key} (IPv6 /${prefix})`, () => {
+      assert.equal(clientKey(ip, prefix), key);
     });
   }
 });

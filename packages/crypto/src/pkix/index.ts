@@ -3,10 +3,18 @@
 export {
   createRevocationFetcher,
   type FetchedRevocation,
+  REVOCATION_FETCH_DEFAULTS,
   type RevocationFetcher,
   type RevocationFetcherOptions,
   validateCertificatePathFetchingRevocation,
 } from './revocation-fetcher.ts';
+export {
+  NOTHING_ALLOWED,
+  type RevocationAllow,
+  RevocationHttpError,
+  refusedAddress,
+  requestRevocationData,
+} from './revocation-http.ts';
 export type {
   AlgorithmPolicy,
   CertificatePurpose,

@@ -1,11 +1,15 @@
 // Fetches the revocation information validateCertificatePath needs: OCSP (RFC 6960, POST) from the
-// certificate's authorityInfoAccess, CRLs from its distribution points (http/https only), each with a timeout
-// and a size cap, cached until the answer's nextUpdate. Never throws: what could not be fetched is reported
-// in `problems`, and validation then fails closed (REVOCATION_UNKNOWN) in `require` mode.
+// certificate's authorityInfoAccess, CRLs from its distribution points, through revocation-http.ts (http/https only,
+// public addresses unless allowed, no redirects, a timeout and a size cap), cached until the answer's nextUpdate.
+// Only certificates on a path that already validated up to one of our trust anchors are fetched for, at most a few
+// URLs each and a few requests at once: a stranger's certificate cannot make the gateway a port scanner.
+// Never throws: what could not be fetched is reported in `problems`, and validation then fails closed
+// (REVOCATION_UNKNOWN) in `require` mode.
 import * as pkijs from 'pkijs';
 import { EXT, type ParsedCertificate, parseCertificate } from './certificate.ts';
 import { distributionPointUris } from './distribution-points.ts';
 import { parseCrl } from './revocation-crl.ts';
+import { NOTHING_ALLOWED, type RevocationAllow, requestRevocationData } from './revocation-http.ts';
 import { parseOcspResponse } from './revocation-ocsp.ts';
 import type { PathValidationInput, PathValidationResult } from './types.ts';
 import { validateCertificatePath } from './validate-certificate-path.ts';
@@ -15,15 +19,27 @@ const OCSP_ACCESS_METHOD = '1.3.6.1.5.5.7.48.1';
 export interface RevocationFetcherOptions {
   /** Per request; default 5000 ms. */
   timeoutMs?: number;
-  /** Default 10 MiB: CRLs of large CAs are big. */
+  /** Default 4 MiB. */
   maxCrlBytes?: number;
-  /** Default 64 KiB. */
+  /** Default 16 KiB. */
   maxOcspBytes?: number;
+  /** OCSP URLs and CRL URLs used per certificate (each kind); default 2. The rest are ignored. */
+  maxUrlsPerCertificate?: number;
+  /** Requests in flight at once, over all callers of this fetcher; default 4. */
+  maxConcurrentRequests?: number;
+  /** Loopback/private/link-local targets that may still be reached (SMGW_REVOCATION_ALLOW); default none. */
+  allow?: RevocationAllow;
   /** The injected clock, used for cache expiry. */
   now: () => Date;
-  /** Defaults to the global fetch. */
-  fetch?: typeof fetch;
 }
+
+export const REVOCATION_FETCH_DEFAULTS = {
+  timeoutMs: 5000,
+  maxCrlBytes: 4 * 1024 * 1024,
+  maxOcspBytes: 16 * 1024,
+  maxUrlsPerCertificate: 2,
+  maxConcurrentRequests: 4,
+} as const;
 
 export interface FetchedRevocation {
   crls: Uint8Array[];
@@ -46,26 +62,6 @@ class FetchError extends Error {
   readonly code = 'REVOCATION_FETCH_FAILED';
 }
 
-async function readCapped(response: Response, maxBytes: number): Promise<Uint8Array> {
-  const declared = Number(response.headers.get('content-length') ?? '0');
-  if (declared > maxBytes) throw new FetchError(`the answer is larger than ${maxBytes} bytes`);
-  const reader = response.body?.getReader();
-  if (!reader) return new Uint8Array();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel();
-      throw new FetchError(`the answer is larger than ${maxBytes} bytes`);
-    }
-    chunks.push(value);
-  }
-  return new Uint8Array(Buffer.concat(chunks));
-}
-
 function ocspUrls(certificate: ParsedCertificate): string[] {
   const extension = certificate.certificate.extensions?.find((e) => e.extnID === EXT.authorityInfoAccess);
   const access = extension?.parsedValue as pkijs.InfoAccess | undefined;
@@ -81,10 +77,12 @@ function crlUrls(certificate: ParsedCertificate): string[] {
 }
 
 export function createRevocationFetcher(options: RevocationFetcherOptions): RevocationFetcher {
-  const timeoutMs = options.timeoutMs ?? 5000;
-  const maxCrlBytes = options.maxCrlBytes ?? 10 * 1024 * 1024;
-  const maxOcspBytes = options.maxOcspBytes ?? 64 * 1024;
-  const fetchImpl = options.fetch ?? fetch;
+  const { timeoutMs, maxCrlBytes, maxOcspBytes, maxUrlsPerCertificate, maxConcurrentRequests } = {
+    ...REVOCATION_FETCH_DEFAULTS,
+    ...options,
+  };
+  const allow = options.allow ?? NOTHING_ALLOWED;
+  const slots = createSlots(maxConcurrentRequests);
   const crlCache = new Map<string, CacheEntry>();
   const ocspCache = new Map<string, CacheEntry>();
 
@@ -98,9 +96,9 @@ export function createRevocationFetcher(options: RevocationFetcherOptions): Revo
   async function fetchCrl(url: string): Promise<Uint8Array> {
     const hit = cached(crlCache, url);
     if (hit) return hit;
-    const response = await fetchImpl(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error' });
-    if (!response.ok) throw new FetchError(`HTTP ${response.status}`);
-    let der = await readCapped(response, maxCrlBytes);
+    let der = await slots.run(() =>
+      requestRevocationData({ url, method: 'GET', maxBytes: maxCrlBytes, timeoutMs, allow }),
+    );
     if (Buffer.from(der.subarray(0, 10)).toString('latin1').startsWith('-----BEGIN')) {
       const base64 = Buffer.from(der)
         .toString('latin1')
@@ -128,15 +126,17 @@ export function createRevocationFetcher(options: RevocationFetcherOptions): Revo
       hashAlgorithm: 'SHA-256',
       issuerCertificate: issuer.certificate,
     });
-    const response = await fetchImpl(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/ocsp-request' },
-      body: new Uint8Array(request.toSchema(true).toBER()),
-      signal: AbortSignal.timeout(timeoutMs),
-      redirect: 'error',
-    });
-    if (!response.ok) throw new FetchError(`HTTP ${response.status}`);
-    const der = await readCapped(response, maxOcspBytes);
+    const der = await slots.run(() =>
+      requestRevocationData({
+        url,
+        method: 'POST',
+        contentType: 'application/ocsp-request',
+        body: new Uint8Array(request.toSchema(true).toBER()),
+        maxBytes: maxOcspBytes,
+        timeoutMs,
+        allow,
+      }),
+    );
     const parsed = parseOcspResponse(der);
     if (!parsed) throw new FetchError('the answer is not a successful OCSP response');
     const nextUpdates = parsed.basic.tbsResponseData.responses
@@ -162,7 +162,7 @@ export function createRevocationFetcher(options: RevocationFetcherOptions): Revo
       const tasks: Promise<void>[] = [];
       for (const certificate of chain) {
         const issuer = issuers.find((c) => c.subject === certificate.issuer && c !== certificate);
-        const urls = issuer ? ocspUrls(certificate) : [];
+        const urls = issuer ? ocspUrls(certificate).slice(0, maxUrlsPerCertificate) : [];
         for (const url of urls) {
           tasks.push(
             fetchOcsp(url, certificate, issuer as ParsedCertificate).then(
@@ -171,7 +171,7 @@ export function createRevocationFetcher(options: RevocationFetcherOptions): Revo
             ),
           );
         }
-        for (const url of crlUrls(certificate)) {
+        for (const url of crlUrls(certificate).slice(0, maxUrlsPerCertificate)) {
           if (crlDownloads.has(url)) continue;
           const download = fetchCrl(url);
           crlDownloads.set(url, download);
@@ -189,21 +189,42 @@ export function createRevocationFetcher(options: RevocationFetcherOptions): Revo
   };
 }
 
-/** validateCertificatePath after fetching revocation information for the given certificates (added to any given). */
+/** At most `limit` of the given jobs run at once; the others wait their turn. */
+function createSlots(limit: number) {
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  return {
+    async run<T>(job: () => Promise<T>): Promise<T> {
+      if (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+      running++;
+      try {
+        return await job();
+      } finally {
+        running--;
+        waiting.shift()?.();
+      }
+    },
+  };
+}
+
+/**
+ * validateCertificatePath with revocation information fetched for its path (added to any given). The path is
+ * validated without revocation first, with no network at all: only when it reaches one of our trust anchors is
+ * anything fetched, and then only for the certificates of that path, never for the rest of what a sender put in
+ * the message. A success's `path` is that path (end entity first, anchor last): store it, not the bag.
+ */
 export async function validateCertificatePathFetchingRevocation(
   input: PathValidationInput,
   fetcher: RevocationFetcher,
 ): Promise<PathValidationResult & { fetchProblems: string[] }> {
-  const fetched =
-    input.revocation === 'off'
-      ? { crls: [], ocspResponses: [], problems: [] }
-      : await fetcher.fetchFor(
-          input.endEntity,
-          input.intermediates ?? [],
-          input.trustAnchors.map((anchor) => anchor.certificate),
-        );
+  const structural = validateCertificatePath({ ...input, revocation: 'off' });
+  if (!structural.ok || input.revocation === 'off') return { ...structural, fetchProblems: [] };
+  const intermediates = structural.path.slice(1, -1);
+  const anchor = structural.path[structural.path.length - 1] as Uint8Array;
+  const fetched = await fetcher.fetchFor(input.endEntity, intermediates, [anchor]);
   const result = validateCertificatePath({
     ...input,
+    intermediates,
     crls: [...(input.crls ?? []), ...fetched.crls],
     ocspResponses: [...(input.ocspResponses ?? []), ...fetched.ocspResponses],
   });

@@ -1,0 +1,318 @@
+// Is this message, as a whole, an encrypted message and nothing else? The one predicate behind "already encrypted,
+// let it pass" (encrypt) and "may this leave the closed network" (deliver), so both decide on the same bytes by the
+// same rule. A label is only a claim: a body of one CMS header line followed by plaintext, or a PGP/MIME part with
+// text beside the armor, would otherwise leave in clear. So the whole message is read (streamed, memory flat):
+// - S/MIME: Content-Type application/(x-)pkcs7-mime, base64, and the decoded bytes are exactly one complete CMS
+//   ContentInfo holding EnvelopedData or AuthEnvelopedData with at least one RecipientInfo and its encrypted content
+//   inside (the outer length covers every decoded byte; nothing before or after it).
+// - OpenPGP (RFC 3156): multipart/encrypted; protocol="application/pgp-encrypted" with exactly the two parts the RFC
+//   names, the second one armored OpenPGP message whose packets are session keys and one encrypted-data packet, and
+//   no text anywhere else (a preamble only of the customary sentence, no epilogue).
+// Anything else is "not encrypted", with a reason. The outer header fields stay readable by design (as in any S/MIME
+// or PGP/MIME mail); what the body carries is what this checks.
+import { BerShapeError, BerSkeletonReader, type SkeletonNode } from './ber-skeleton.ts';
+import { OpenPgpPacketWalker, OpenPgpShapeError } from './openpgp-packets.ts';
+
+export type WholeMessageCheck = { encrypted: true; form: 'smime' | 'pgp' } | { encrypted: false; reason: string };
+
+/** Longest line read; base64 and armor lines are 64–76 characters, header fields are unfolded first. */
+const MAX_LINE_BYTES = 64 * 1024;
+/** How many header lines (after unfolding) a message or part may have. */
+const MAX_HEADER_FIELDS = 500;
+
+class NotEncrypted extends Error {}
+
+const notEncrypted = (reason: string): never => {
+  throw new NotEncrypted(reason);
+};
+
+/** Reads `message` to its end and says whether it is wholly encrypted. Never throws for bad input. */
+export async function checkWholeMessageEncrypted(message: AsyncIterable<Uint8Array>): Promise<WholeMessageCheck> {
+  const lines = readLines(message);
+  try {
+    const headers = await readHeaderBlock(lines);
+    const type = contentTypeOf(headers);
+    if (!type) return { encrypted: false, reason: 'no or several Content-Type fields' };
+    if (type.value === 'application/pkcs7-mime' || type.value === 'application/x-pkcs7-mime') {
+      await checkSmimeBody(headers, type.parameters, lines);
+      return { encrypted: true, form: 'smime' };
+    }
+    if (type.value === 'multipart/encrypted') {
+      await checkPgpMimeBody(type.parameters, lines);
+      return { encrypted: true, form: 'pgp' };
+    }
+    return { encrypted: false, reason: `Content-Type ${type.value} is not an encrypted form` };
+  } catch (err) {
+    if (err instanceof NotEncrypted) return { encrypted: false, reason: err.message };
+    if (err instanceof BerShapeError) return { encrypted: false, reason: `CMS: ${err.message}` };
+    if (err instanceof OpenPgpShapeError) return { encrypted: false, reason: `OpenPGP: ${err.message}` };
+    throw err;
+  } finally {
+    await lines.return(undefined);
+  }
+}
+
+// --- S/MIME ------------------------------------------------------------------------------------------------------
+
+const ENVELOPED_DATA = Buffer.from('2a864886f70d010703', 'hex');
+const AUTH_ENVELOPED_DATA = Buffer.from('2a864886f70d0109100117', 'hex');
+const UNIVERSAL = 0;
+const CONTEXT = 2;
+
+async function checkSmimeBody(
+  headers: Map<string, string[]>,
+  parameters: Map<string, string>,
+  lines: AsyncGenerator<string>,
+): Promise<void> {
+  const smimeType = parameters.get('smime-type')?.toLowerCase();
+  if (smimeType !== undefined && smimeType !== 'enveloped-data' && smimeType !== 'authenveloped-data') {
+    notEncrypted(`smime-type ${smimeType} is not encryption`);
+  }
+  const encoding = single(headers, 'content-transfer-encoding')?.trim().toLowerCase();
+  if (encoding !== 'base64') notEncrypted('an S/MIME body that is not base64');
+  const reader = new BerSkeletonReader();
+  const base64 = new Base64Decoder((bytes) => reader.push(bytes));
+  for await (const line of lines) base64.line(line);
+  base64.end();
+  checkContentInfo(reader.end());
+}
+
+function checkContentInfo(root: SkeletonNode): void {
+  const [type, explicit, ...more] = universal(root, 16, 'ContentInfo').children;
+  if (more.length > 0 || !type || !explicit) notEncrypted('ContentInfo is not (contentType, content)');
+  const oid = primitiveContent(type, 6, 'contentType');
+  const auth = oid.equals(AUTH_ENVELOPED_DATA);
+  if (!auth && !oid.equals(ENVELOPED_DATA))
+    notEncrypted('CMS content type is neither EnvelopedData nor AuthEnvelopedData');
+  const [data, ...extra] = context(explicit as SkeletonNode, 0, 'content').children;
+  if (!data || extra.length > 0) notEncrypted('CMS [0] content holds more than one element');
+  const fields = [...universal(data as SkeletonNode, 16, 'EnvelopedData').children];
+  const take = (test: (n: SkeletonNode) => boolean) => (fields[0] && test(fields[0]) ? fields.shift() : undefined);
+  primitiveContent(fields.shift(), 2, 'version');
+  take((n) => n.tagClass === CONTEXT && n.tagNumber === 0); // originatorInfo
+  const recipientInfos = universal(fields.shift(), 17, 'recipientInfos');
+  if (recipientInfos.children.length === 0) notEncrypted('no RecipientInfo');
+  const contentInfo = universal(fields.shift(), 16, 'encryptedContentInfo');
+  const [contentType, algorithm, encryptedContent, ...rest] = contentInfo.children;
+  primitiveContent(contentType, 6, 'encrypted content type');
+  universal(algorithm, 16, 'content encryption algorithm');
+  if (!encryptedContent || encryptedContent.tagClass !== CONTEXT || encryptedContent.tagNumber !== 0 || rest.length) {
+    notEncrypted('the encrypted content is not inside the message');
+  }
+  if (auth) {
+    take((n) => n.tagClass === CONTEXT && n.tagNumber === 1); // authAttrs
+    primitiveContentOrLarge(fields.shift(), 4, 'mac');
+    take((n) => n.tagClass === CONTEXT && n.tagNumber === 2); // unauthAttrs
+  } else {
+    take((n) => n.tagClass === CONTEXT && n.tagNumber === 1); // unprotectedAttrs
+  }
+  if (fields.length > 0) notEncrypted('unexpected elements in the CMS structure');
+}
+
+function universal(node: SkeletonNode | undefined, tag: number, what: string): SkeletonNode {
+  if (!node || node.tagClass !== UNIVERSAL || node.tagNumber !== tag || !node.constructed) {
+    return notEncrypted(`${what} missing or of the wrong type`);
+  }
+  return node;
+}
+
+function context(node: SkeletonNode, tag: number, what: string): SkeletonNode {
+  if (node.tagClass !== CONTEXT || node.tagNumber !== tag || !node.constructed) {
+    return notEncrypted(`${what} missing or of the wrong type`);
+  }
+  return node;
+}
+
+function primitiveContent(node: SkeletonNode | undefined, tag: number, what: string): Buffer {
+  if (!node || node.tagClass !== UNIVERSAL || node.tagNumber !== tag || node.constructed || !node.content) {
+    return notEncrypted(`${what} missing or of the wrong type`);
+  }
+  return node.content;
+}
+
+function primitiveContentOrLarge(node: SkeletonNode | undefined, tag: number, what: string): void {
+  if (!node || node.tagClass !== UNIVERSAL || node.tagNumber !== tag || node.constructed) {
+    notEncrypted(`${what} missing or of the wrong type`);
+  }
+}
+
+// --- PGP/MIME ----------------------------------------------------------------------------------------------------
+
+/** What clients customarily write before the first part; any other preamble text is refused. */
+const PGP_PREAMBLE = /^This is an OpenPGP\/MIME encrypted message( \(RFC 4880 and 3156\))?\.?$/i;
+
+async function checkPgpMimeBody(parameters: Map<string, string>, lines: AsyncGenerator<string>): Promise<void> {
+  if (parameters.get('protocol')?.toLowerCase() !== 'application/pgp-encrypted') {
+    notEncrypted('multipart/encrypted without protocol="application/pgp-encrypted"');
+  }
+  const boundary = parameters.get('boundary');
+  if (!boundary || boundary.length > 70) notEncrypted('multipart/encrypted without a usable boundary');
+  const delimiter = `--${boundary}`;
+  const isDelimiter = (line: string) => line.trimEnd() === delimiter;
+  const isClose = (line: string) => line.trimEnd() === `${delimiter}--`;
+
+  // Preamble: blank lines and the customary sentence only.
+  for (;;) {
+    const line = await nextLine(lines, 'the first part is missing');
+    if (isDelimiter(line)) break;
+    if (line.trim() !== '' && !PGP_PREAMBLE.test(line.trim())) notEncrypted('text before the encrypted parts');
+  }
+  // Part 1: application/pgp-encrypted, "Version: 1".
+  const control = await readHeaderBlock(lines);
+  if (contentTypeOf(control)?.value !== 'application/pgp-encrypted') {
+    notEncrypted('the first part is not application/pgp-encrypted');
+  }
+  checkPartEncoding(control);
+  for (;;) {
+    const line = await nextLine(lines, 'the second part is missing');
+    if (isDelimiter(line)) break;
+    if (line.trim() !== '' && !/^Version:\s*1$/i.test(line.trim())) notEncrypted('text in the control part');
+  }
+  // Part 2: application/octet-stream holding one armored OpenPGP message.
+  const data = await readHeaderBlock(lines);
+  if (contentTypeOf(data)?.value !== 'application/octet-stream') {
+    notEncrypted('the second part is not application/octet-stream');
+  }
+  checkPartEncoding(data);
+  await checkArmoredMessage(lines, isClose, isDelimiter);
+  // Epilogue: nothing but blank lines.
+  for await (const line of lines) if (line.trim() !== '') notEncrypted('text after the encrypted parts');
+}
+
+function checkPartEncoding(headers: Map<string, string[]>): void {
+  const encoding = single(headers, 'content-transfer-encoding')?.trim().toLowerCase();
+  if (encoding !== undefined && encoding !== '7bit') notEncrypted('an encrypted part in a transfer encoding');
+}
+
+async function checkArmoredMessage(
+  lines: AsyncGenerator<string>,
+  isClose: (line: string) => boolean,
+  isDelimiter: (line: string) => boolean,
+): Promise<void> {
+  let line = await nextLine(lines, 'the armored message is missing');
+  while (line.trim() === '') line = await nextLine(lines, 'the armored message is missing');
+  if (line.trimEnd() !== '-----BEGIN PGP MESSAGE-----') notEncrypted('text before the armored message');
+  // Armor headers: only Version (free text elsewhere would travel in clear), then one blank line.
+  for (;;) {
+    line = await nextLine(lines, 'the armored message is cut off');
+    if (line.trim() === '') break;
+    if (!/^Version: [\x20-\x7e]{1,100}$/.test(line.trimEnd())) notEncrypted('an armor header other than Version');
+  }
+  const walker = new OpenPgpPacketWalker();
+  const base64 = new Base64Decoder((bytes) => walker.push(bytes));
+  for (;;) {
+    line = (await nextLine(lines, 'the armored message is cut off')).trimEnd();
+    if (line === '-----END PGP MESSAGE-----') break;
+    // The optional CRC-24 line ends the data (RFC 9580 §6.1).
+    if (/^=[A-Za-z0-9+/]{4}$/.test(line)) {
+      const end = (await nextLine(lines, 'the armored message is cut off')).trimEnd();
+      if (end !== '-----END PGP MESSAGE-----') notEncrypted('text after the armor checksum');
+      break;
+    }
+    base64.line(line);
+  }
+  base64.end();
+  walker.end();
+  for (;;) {
+    line = await nextLine(lines, 'the closing boundary is missing');
+    if (isClose(line)) return;
+    if (isDelimiter(line)) notEncrypted('a third part');
+    if (line.trim() !== '') notEncrypted('text after the armored message');
+  }
+}
+
+// --- lines, header blocks, base64 ----------------------------------------------------------------------------------
+
+/** The message as lines (LF or CRLF stripped), latin1 so that every byte maps to one character. */
+async function* readLines(message: AsyncIterable<Uint8Array>): AsyncGenerator<string> {
+  let carry = '';
+  for await (const chunk of message) {
+    const text = carry + Buffer.from(chunk).toString('latin1');
+    const parts = text.split('\n');
+    carry = parts.pop() as string;
+    if (carry.length > MAX_LINE_BYTES) notEncrypted('a line longer than 64 KiB');
+    for (const part of parts) {
+      if (part.length > MAX_LINE_BYTES) notEncrypted('a line longer than 64 KiB');
+      yield part.endsWith('\r') ? part.slice(0, -1) : part;
+    }
+  }
+  if (carry !== '') yield carry.endsWith('\r') ? carry.slice(0, -1) : carry;
+}
+
+async function nextLine(lines: AsyncGenerator<string>, missing: string): Promise<string> {
+  const { value, done } = await lines.next();
+  if (done) return notEncrypted(missing);
+  return value;
+}
+
+/** Header fields up to the blank line, unfolded, by lower-case name (every occurrence kept). */
+async function readHeaderBlock(lines: AsyncGenerator<string>): Promise<Map<string, string[]>> {
+  const fields: string[] = [];
+  for (;;) {
+    const line = await nextLine(lines, 'the header block does not end');
+    if (line === '') break;
+    if (/^[ \t]/.test(line) && fields.length > 0) fields[fields.length - 1] += ` ${line.trim()}`;
+    else fields.push(line);
+    if (fields.length > MAX_HEADER_FIELDS) notEncrypted('too many header fields');
+  }
+  const byName = new Map<string, string[]>();
+  for (const field of fields) {
+    const colon = field.indexOf(':');
+    if (colon <= 0) notEncrypted('a header line that is no field');
+    const name = field.slice(0, colon).trim().toLowerCase();
+    byName.set(name, [...(byName.get(name) ?? []), field.slice(colon + 1).trim()]);
+  }
+  return byName;
+}
+
+/** The one value of a field; refuses a field given twice (two readers could pick different ones). */
+function single(headers: Map<string, string[]>, name: string): string | undefined {
+  const values = headers.get(name);
+  if (values && values.length > 1) notEncrypted(`${name} given more than once`);
+  return values?.[0];
+}
+
+/** `type/subtype` (lower case) and its parameters (RFC 2045 §5.1: token or quoted-string values). */
+function contentTypeOf(headers: Map<string, string[]>): { value: string; parameters: Map<string, string> } | undefined {
+  const values = headers.get('content-type');
+  if (!values || values.length !== 1) return undefined;
+  const raw = (values[0] as string).replace(/\([^()]*\)/g, '');
+  const semicolon = raw.indexOf(';');
+  const value = (semicolon < 0 ? raw : raw.slice(0, semicolon)).trim().toLowerCase();
+  const parameters = new Map<string, string>();
+  const rest = semicolon < 0 ? '' : raw.slice(semicolon + 1);
+  const parameter = /\s*([^\s=;]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s;]*))\s*(?:;|$)/gy;
+  for (let match = parameter.exec(rest); match; match = parameter.exec(rest)) {
+    const name = (match[1] as string).toLowerCase();
+    if (parameters.has(name)) notEncrypted(`Content-Type parameter ${name} given twice`);
+    parameters.set(name, match[2] !== undefined ? match[2].replace(/\\(.)/g, '$1') : (match[3] as string));
+    if (parameter.lastIndex >= rest.length) break;
+  }
+  return { value, parameters };
+}
+
+/** base64 lines → bytes, strictly: only the alphabet, padding only at the very end. */
+class Base64Decoder {
+  private carry = '';
+  private padded = false;
+  private readonly sink: (bytes: Buffer) => void;
+  constructor(sink: (bytes: Buffer) => void) {
+    this.sink = sink;
+  }
+
+  line(line: string): void {
+    const text = line.trim();
+    if (text === '') return;
+    if (this.padded) notEncrypted('base64 after its padding');
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text)) notEncrypted('a line that is not base64');
+    if (text.endsWith('=')) this.padded = true;
+    const all = this.carry + text;
+    const whole = all.length - (all.length % 4);
+    this.carry = all.slice(whole);
+    if (whole > 0) this.sink(Buffer.from(all.slice(0, whole), 'base64'));
+  }
+
+  end(): void {
+    if (this.carry !== '') notEncrypted('base64 that does not end on a whole group');
+  }
+}

@@ -1,0 +1,184 @@
+// "Already encrypted" only when the whole message is: real openssl and gpg output passes; every fake that a
+// label-only or first-bytes-only check let through (issue 8, finding 2) is refused.
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { checkWholeMessageEncrypted } from '../src/index.ts';
+import { createGpgHome, type GpgHome, sampleEntity, wrapAsInline, wrapAsPgpMime } from './openpgp-gpg.ts';
+import { createOpensslWorkspace, type OpensslWorkspace } from './smime-openssl.ts';
+
+const SECRET = 'Streng vertraulicher Bescheid Nr. 4711';
+
+const check = (message: Buffer | string, chunkSize = 7) => {
+  const bytes = Buffer.from(message);
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < bytes.length; i += chunkSize) chunks.push(bytes.subarray(i, i + chunkSize));
+  return checkWholeMessageEncrypted(Readable.from(chunks));
+};
+
+describe('checkWholeMessageEncrypted', () => {
+  let ws: OpensslWorkspace;
+  let gpg: GpgHome;
+  let smime: Buffer;
+  let smimeGcm: Buffer;
+  let pgpMime: Buffer;
+  let armored: string;
+
+  before(async () => {
+    ws = await createOpensslWorkspace();
+    const rsa = await ws.identity('rsa-2048', 'empfaenger');
+    const entity = await ws.file('entity.eml', sampleEntity(`${SECRET}\r\n`));
+    smime = await ws.openssl(['cms', '-encrypt', '-aes256', '-in', entity, rsa.certificatePath]);
+    smimeGcm = await ws.openssl(['cms', '-encrypt', '-aes-256-gcm', '-in', entity, rsa.certificatePath]);
+    gpg = await createGpgHome();
+    const fingerprint = await gpg.generateKey({ kind: 'cv25519', name: 'Empf', email: 'empf@example.org' });
+    const result = await gpg.run(['--armor', '--encrypt', '--recipient', fingerprint], sampleEntity(SECRET));
+    armored = result.stdout.toString();
+    pgpMime = wrapAsPgpMime(armored);
+  });
+  after(async () => {
+    await ws.remove();
+    await gpg.close();
+  });
+
+  it('passes what openssl cms -encrypt made (EnvelopedData, AES-256-CBC), also read one byte at a time', async () => {
+    assert.deepEqual(await check(smime), { encrypted: true, form: 'smime' });
+    assert.deepEqual(await check(smime, 1), { encrypted: true, form: 'smime' });
+  });
+
+  it('passes AuthEnvelopedData (AES-256-GCM) from openssl', async () => {
+    assert.deepEqual(await check(smimeGcm), { encrypted: true, form: 'smime' });
+  });
+
+  it('passes PGP/MIME around what gpg --encrypt made', async () => {
+    assert.deepEqual(await check(pgpMime), { encrypted: true, form: 'pgp' });
+    assert.deepEqual(await check(pgpMime, 3), { encrypted: true, form: 'pgp' });
+  });
+
+  /** The S/MIME message with its body (after the blank line) changed. */
+  const withSmimeBody = (change: (body: string) => string) => {
+    const text = smime.toString('latin1');
+    const split = text.indexOf('\n\n') >= 0 ? text.indexOf('\n\n') + 2 : text.indexOf('\r\n\r\n') + 4;
+    return Buffer.from(text.slice(0, split) + change(text.slice(split)), 'latin1');
+  };
+  const base64Lines = (text: string) =>
+    (
+      Buffer.from(text)
+        .toString('base64')
+        .match(/.{1,64}/g) ?? []
+    ).join('\n');
+
+  const smimeFakes: [string, () => Buffer][] = [
+    ['plaintext after a real CMS header line', () => withSmimeBody((b) => `${b.split('\n')[0]}\n${SECRET}\n`)],
+    ['real CMS followed by base64 of plaintext', () => withSmimeBody((b) => `${b}${base64Lines(SECRET)}\n`)],
+    ['a CMS cut short', () => withSmimeBody((b) => `${b.split('\n').slice(0, 3).join('\n')}\n`)],
+    ['real CMS then a text line', () => withSmimeBody((b) => `${b}${SECRET}\n`)],
+    ['base64 of plaintext under the S/MIME label', () => withSmimeBody(() => `${base64Lines(SECRET)}\n`)],
+    [
+      'a CMS header for a long structure with plaintext inside as "ciphertext" but no RecipientInfo',
+      () => withSmimeBody(() => `${fakeCmsWithoutRecipients()}\n`),
+    ],
+    [
+      'the S/MIME label with signed-data',
+      () => Buffer.from(smime.toString('latin1').replace(/smime-type=enveloped-data/, 'smime-type=signed-data')),
+    ],
+    [
+      'the label in 8bit transfer encoding with plaintext',
+      () =>
+        Buffer.from(
+          `Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\nContent-Transfer-Encoding: 8bit\r\n\r\n${SECRET}\r\n`,
+        ),
+    ],
+    [
+      'two Content-Type fields (one plain)',
+      () => Buffer.from(`Content-Type: text/plain\r\n${smime.toString('latin1')}`, 'latin1'),
+    ],
+  ];
+  for (const [name, make] of smimeFakes) {
+    it(`refuses ${name}`, async () => {
+      const result = await check(make());
+      assert.equal(result.encrypted, false, JSON.stringify(result));
+    });
+  }
+
+  const pgpText = () => pgpMime.toString('latin1');
+  const pgpFakes: [string, () => string][] = [
+    [
+      'text beside the armor in the encrypted part',
+      () => pgpText().replace('-----END PGP MESSAGE-----', `-----END PGP MESSAGE-----\r\n${SECRET}`),
+    ],
+    [
+      'a plaintext third part',
+      () => pgpText().replace(/--(b-test-1234)--/, `--$1\r\nContent-Type: text/plain\r\n\r\n${SECRET}\r\n--$1--`),
+    ],
+    [
+      'a preamble that is a letter',
+      () => pgpText().replace('\r\n\r\n--b-test-1234', `\r\n\r\n${SECRET}\r\n--b-test-1234`),
+    ],
+    ['an epilogue that is a letter', () => `${pgpText()}${SECRET}\r\n`],
+    [
+      'an armor Comment header',
+      () =>
+        pgpText().replace('-----BEGIN PGP MESSAGE-----\r\n', `-----BEGIN PGP MESSAGE-----\r\nComment: ${SECRET}\r\n`),
+    ],
+    [
+      'a literal-data packet instead of encrypted data',
+      () => pgpText().replace(/-----BEGIN PGP MESSAGE-----[\s\S]*-----END PGP MESSAGE-----/, literalPacketArmor()),
+    ],
+    ['an armor block missing a line', () => withoutArmorLine(pgpText())],
+    ['text in the control part', () => pgpText().replace('Version: 1', `Version: 1\r\n${SECRET}`)],
+    ['the wrong protocol', () => pgpText().replace('application/pgp-encrypted"', 'text/plain"')],
+  ];
+  for (const [name, make] of pgpFakes) {
+    it(`refuses PGP/MIME with ${name}`, async () => {
+      const result = await check(make());
+      assert.equal(result.encrypted, false, JSON.stringify(result));
+    });
+  }
+
+  it('refuses inline PGP in text/plain (text may stand beside it) and plain mail', async () => {
+    assert.equal((await check(wrapAsInline(armored))).encrypted, false);
+    assert.equal((await check(`Subject: x\r\n\r\n${SECRET}\r\n`)).encrypted, false);
+    assert.equal((await check('')).encrypted, false);
+  });
+
+  it('refuses a line longer than 64 KiB without buffering the message', async () => {
+    const label =
+      'Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\nContent-Transfer-Encoding: base64';
+    const result = await check(`${label}\r\n\r\n${'A'.repeat(70 * 1024)}\r\n`, 4096);
+    assert.deepEqual(result, { encrypted: false, reason: 'a line longer than 64 KiB' });
+  });
+});
+
+/** ContentInfo(envelopedData) with an empty recipientInfos SET and the plaintext as "encrypted content". */
+function fakeCmsWithoutRecipients(): string {
+  const tlv = (tag: number, body: Buffer) => Buffer.concat([Buffer.from([tag, body.length]), body]);
+  const oid = (hex: string) => tlv(0x06, Buffer.from(hex, 'hex'));
+  const encryptedContentInfo = tlv(
+    0x30,
+    Buffer.concat([oid('2a864886f70d010701'), tlv(0x30, oid('608648016503040102')), tlv(0x80, Buffer.from(SECRET))]),
+  );
+  const enveloped = tlv(
+    0x30,
+    Buffer.concat([tlv(0x02, Buffer.from([0])), tlv(0x31, Buffer.alloc(0)), encryptedContentInfo]),
+  );
+  const info = tlv(0x30, Buffer.concat([oid('2a864886f70d010703'), tlv(0xa0, enveloped)]));
+  return info.toString('base64');
+}
+
+/** The message with one full base64 line of its armor taken out (the packets no longer add up). */
+function withoutArmorLine(text: string): string {
+  const lines = text.split('\r\n');
+  const begin = lines.indexOf('-----BEGIN PGP MESSAGE-----');
+  const firstData = lines.findIndex((line, i) => i > begin && line === '') + 1;
+  assert.ok(/^[A-Za-z0-9+/]{64}$/.test(lines[firstData + 1] ?? ''), 'a full armor line to take out');
+  lines.splice(firstData + 1, 1);
+  return lines.join('\r\n');
+}
+
+/** An armored OpenPGP message of one literal-data packet (tag 11): plaintext dressed as OpenPGP. */
+function literalPacketArmor(): string {
+  const body = Buffer.concat([Buffer.from([0x62, 0, 0, 0, 0, 0]), Buffer.from(SECRET)]);
+  const packet = Buffer.concat([Buffer.from([0xc0 | 11, body.length]), body]);
+  return `-----BEGIN PGP MESSAGE-----\r\n\r\n${packet.toString('base64')}\r\n-----END PGP MESSAGE-----`;
+}

@@ -1,0 +1,85 @@
+// Fields in the gateway's name are removed from every incoming message (issue 8, finding 8); nothing else changes.
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { describe, it } from 'node:test';
+import { isGatewayField, withoutGatewayFields } from '../src/forged-header-fields.ts';
+
+const HOST = 'smgw.test';
+
+async function filtered(message: string, chunkSize: number): Promise<{ out: string; removed: string[] }> {
+  const bytes = Buffer.from(message, 'latin1');
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < bytes.length; i += chunkSize) chunks.push(bytes.subarray(i, i + chunkSize));
+  const removed: string[] = [];
+  const out: Buffer[] = [];
+  for await (const chunk of withoutGatewayFields(Readable.from(chunks), HOST, (name) => removed.push(name)))
+    out.push(Buffer.from(chunk));
+  return { out: Buffer.concat(out).toString('latin1'), removed };
+}
+
+describe('fields only the gateway writes', () => {
+  const table: [string, boolean][] = [
+    ['X-SMGW-Signature: TOTAL_PASSED; level=QES', true],
+    ['x-smgw-decryption: failed', true],
+    ['X-Smgw-Anything: 1', true],
+    ['Authentication-Results: smgw.test; dmarc=pass', true],
+    ['Authentication-Results: SMGW.TEST.; spf=pass', true],
+    ['Authentication-Results: (comment) smgw.test; dkim=pass', true],
+    ['Authentication-Results: mx.example.org; dmarc=pass', false],
+    ['Authentication-Results: smgw.test.evil.example; dmarc=pass', false],
+    ['X-SMGWx: 1', false],
+    ['Subject: X-SMGW-Signature: TOTAL_PASSED', false],
+  ];
+  for (const [field, ours] of table) {
+    it(`${ours ? 'removes' : 'keeps'} ${field}`, () => {
+      assert.equal(isGatewayField(field, HOST), ours);
+    });
+  }
+});
+
+describe('withoutGatewayFields', () => {
+  const message = [
+    'Received: from a by b',
+    'X-SMGW-Signature: TOTAL_PASSED;',
+    '\tlevel=QES; signatures=2',
+    'Subject: Bescheid',
+    'Authentication-Results: smgw.test;',
+    ' dmarc=pass',
+    'Authentication-Results: mx.example.org; spf=pass',
+    '',
+    'X-SMGW-Signature: in the body stays',
+    '',
+  ].join('\r\n');
+  const expected = [
+    'Received: from a by b',
+    'Subject: Bescheid',
+    'Authentication-Results: mx.example.org; spf=pass',
+    '',
+    'X-SMGW-Signature: in the body stays',
+    '',
+  ].join('\r\n');
+
+  for (const size of [1, 3, 17, 4096]) {
+    it(`removes folded fields in our name from the header only, read ${size} bytes at a time`, async () => {
+      const { out, removed } = await filtered(message, size);
+      assert.equal(out, expected);
+      assert.deepEqual(removed, ['X-SMGW-Signature', 'Authentication-Results']);
+    });
+  }
+
+  it('leaves a message without such fields byte for byte, also without a blank line or a final line end', async () => {
+    for (const text of [
+      'Subject: a\r\n\r\nbody',
+      'Subject: a\r\nFrom: b',
+      '',
+      '\r\nonly body\r\n',
+      'Subject: a\n\nLF',
+    ]) {
+      assert.equal((await filtered(text, 2)).out, text);
+    }
+  });
+
+  it('removes a last field without a line end but keeps the field before it', async () => {
+    assert.equal((await filtered('Subject: a\r\nX-SMGW-Signature: TOTAL_PASSED', 5)).out, 'Subject: a\r\n');
+  });
+});
