@@ -34,6 +34,7 @@ export interface ListenerSettings {
   maxClients: number;
   mxAgencySenderExceptions: string[];
   fastGreetingForTrusted: boolean;
+  forbidUnauthPipelining: boolean;
 }
 
 export interface ListenerDeps {
@@ -186,6 +187,10 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
   const server = new SMTPServer(options);
   attachConnectionHooks(server, {
     greetImmediately: (ip) => settings.fastGreetingForTrusted && trusted(ip),
+    forbidUnauthPipelining: (ip) => settings.forbidUnauthPipelining && !trusted(ip),
+    onPipeliningViolation: (session, violation) => {
+      sessionLog(session).info({ code: 'SMTP_PIPELINING_VIOLATION', violation }, 'refused: protocol synchronization');
+    },
     beforeCommand: async (session) => {
       try {
         if (await rateLimits.countCommand(session.remoteAddress)) return undefined;
