@@ -19,7 +19,7 @@ import type { RateLimits } from './rate-limits.ts';
 import { decideRecipient, type Listener } from './recipient-policy.ts';
 import { decideInboundSender, decideSubmissionSender } from './sender-policy.ts';
 import { queuedReply, type ReplyCode, refusal } from './smtp-replies.ts';
-import { attachConnectionHooks } from './smtp-server-patches.ts';
+import { attachConnectionHooks, guardTlsSocket } from './smtp-server-patches.ts';
 import type { TlsCredentials } from './tls.ts';
 
 /** How long stopping lets messages that are being received finish before their sessions are closed. */
@@ -127,8 +127,9 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
       );
     },
 
-    onSecure(_socket, session, callback) {
+    onSecure(socket, session, callback) {
       if (listener === 'submission') session.disabledCommands = [];
+      guardTlsSocket(session, socket);
       callback();
     },
 

@@ -108,12 +108,28 @@ type Connection = SMTPConnection & {
 };
 
 const pipeliningGuards = new WeakMap<SMTPConnection, PipeliningGuard>();
+const guardedSessions = new WeakMap<SMTPServerSession, { connection: Connection; hooks: ConnectionHooks }>();
 
 /** Watches the client's raw bytes before the parser does (see 4. above). */
 function guardPipelining(connection: Connection, hooks: ConnectionHooks): void {
+  guardedSessions.set(connection.session, { connection, hooks });
+  watchSocket(connection, connection._socket, hooks);
+}
+
+/**
+ * After STARTTLS the client speaks on a new TLS socket: call this from onSecure, before its callback (smtp-server
+ * pipes the TLS socket into the parser after it), so the rules hold inside TLS too, from its first byte.
+ */
+export function guardTlsSocket(session: SMTPServerSession, socket: Connection['_socket']): void {
+  const guarded = guardedSessions.get(session);
+  if (guarded) watchSocket(guarded.connection, socket, guarded.hooks);
+}
+
+function watchSocket(connection: Connection, socket: Connection['_socket'], hooks: ConnectionHooks): void {
   const guard = new PipeliningGuard();
   pipeliningGuards.set(connection, guard);
-  connection._socket.on('data', (chunk: Buffer) => {
+  socket.on('data', (chunk: Buffer) => {
+    if (pipeliningGuards.get(connection) !== guard) return; // the socket before STARTTLS: TLS records now
     if (connection.session.user || connection._closing || connection._closed) return;
     const violation = guard.received(chunk);
     if (!violation) return;

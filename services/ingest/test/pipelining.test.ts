@@ -92,6 +92,16 @@ describe('unauthenticated pipelining on the listeners', () => {
     await client.closed;
   });
 
+  it('holds inside TLS too: content sent with DATA after STARTTLS gets 554 5.5.0', async () => {
+    const client = await session(ingest.inboundPort);
+    assert.equal((await client.startTls()).code, 220);
+    assert.equal((await client.command('EHLO client.example')).code, 250);
+    client.writeRaw(blind);
+    assert.equal((await client.readReply()).text, '554 5.5.0 Error: SMTP protocol synchronization');
+    await client.closed;
+    assert.deepEqual(await world.takeEnvelopes('smgw.encrypt'), []);
+  });
+
   it('still takes a pipelined group that ends with DATA and content after the 354', async () => {
     const client = await session(ingest.inboundPort);
     client.writeRaw('MAIL FROM:<a@sender.example>\r\nRCPT TO:<x@behoerde.example>\r\nDATA\r\n');
