@@ -232,22 +232,8 @@ describe('signing with the agency key before encryption', () => {
       /^Content-Type: multipart\/signed; protocol="application\/pkcs7-signature"/,
     );
 
-    const signedFile = await pki.file(`${envelope.id}.signed.eml`, signed);
-    const signerFile = `${envelope.id}.signer.pem`;
-    const verified = await pki.openssl([
-      'cms',
-      '-verify',
-      '-in',
-      signedFile,
-      '-CAfile',
-      ca.certPath,
-      '-purpose',
-      'any',
-      '-signer',
-      signerFile,
-    ]);
+    const { content: verified, signer } = await opensslVerify(envelope, smime);
     assert.ok(verified.equals(INNER_ENTITY), 'the verified content is the original entity');
-    const signer = await pki.openssl(['x509', '-in', signerFile, '-outform', 'DER']);
     assert.ok(signer.equals(agencyCertificate.der), 'signed by the agency certificate');
 
     const events = await encryptEvents(envelope.id);
