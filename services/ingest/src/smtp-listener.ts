@@ -17,7 +17,7 @@ import { BareLineEndingGuard } from './bare-line-ending-guard.ts';
 import type { IngestMetrics } from './metrics.ts';
 import type { RateLimits } from './rate-limits.ts';
 import { decideRecipient, type Listener } from './recipient-policy.ts';
-import { decideInboundSender, decideSubmissionSender } from './sender-policy.ts';
+import { decideInboundSender, decideSubmissionSender, mayUseSenderAddress } from './sender-policy.ts';
 import { queuedReply, type ReplyCode, refusal } from './smtp-replies.ts';
 import { attachConnectionHooks, guardTlsSocket } from './smtp-server-patches.ts';
 import type { TlsCredentials } from './tls.ts';
@@ -282,6 +282,15 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
         },
         body: guard,
         sizeExceeded: () => stream.sizeExceeded,
+        mayUseAddress:
+          listener === 'submission'
+            ? (address: string) =>
+                mayUseSenderAddress(
+                  { trustedNetwork: trusted(session.remoteAddress), account },
+                  address,
+                  settings.internalDomains,
+                )
+            : undefined,
       },
     );
     if (outcome.kind === 'refused') {
