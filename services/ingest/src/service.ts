@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import type { IngestConfig } from './config.ts';
 import { ingestMetrics } from './metrics.ts';
 import { createRateLimits } from './rate-limits.ts';
+import { createRecipientVerification } from './recipient-verification.ts';
 import { createSmtpListener, DRAIN_TIMEOUT_MS, type SmtpListener } from './smtp-listener.ts';
 import { installSmtpServerPatches } from './smtp-server-patches.ts';
 import { loadTlsCredentials } from './tls.ts';
@@ -72,6 +73,19 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
       ipv6ClientPrefix: config.ipv6ClientPrefix,
     });
 
+    const recipientVerification = createRecipientVerification(redis, {
+      mode: config.recipientVerify,
+      relays: config.internalRelay,
+      hostname: config.hostname,
+      prefix: config.redisPrefix,
+      knownTtlMs: config.recipientVerifyKnownTtl,
+      unknownTtlMs: config.recipientVerifyUnknownTtl,
+      probeTimeoutMs: config.recipientVerifyTimeout,
+      maxUnknownPerClient: config.maxUnknownRecipients,
+      unknownWindowMs: config.unknownRecipientWindow,
+      ipv6ClientPrefix: config.ipv6ClientPrefix,
+    });
+
     const registry = createRegistry('ingest');
     const metrics = ingestMetrics(registry);
     const deps = {
@@ -96,6 +110,7 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
         maxMessageBytes: config.maxMessageBytes,
       },
       rateLimits,
+      recipientVerification,
       metrics,
       log,
     };
