@@ -3,10 +3,16 @@
 // it must not carry a byte of what decryption revealed (protected headers, body), nor say whether decryption worked.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { assertQueued, type SunkMessage, startTestGateway, type TestGateway, waitFor } from '@smgw/testing';
+import { assertQueued, type SunkMessage, type TestGateway, waitFor } from '@smgw/testing';
 import { getTrace } from '@smgw/trace';
 import nodemailer from 'nodemailer';
-import { createTestPki, insertAgencyKey, type TestCertificate, type TestPki } from './fixtures.ts';
+import {
+  opensslEncrypted,
+  startDecryptingGateway,
+  type TestCa,
+  type TestCertificate,
+  type TestPki,
+} from './fixtures.ts';
 
 const AGENCY = 'stelle@behoerde.example';
 const HEADER_MARKER = 'GEHEIM-KOPF';
@@ -94,14 +100,9 @@ describe('bounces about decrypted inbound mail, sent to the internet sender', ()
   let stranger: TestCertificate;
 
   before(async () => {
-    [gw, pki] = await Promise.all([
-      startTestGateway({ services: ['ingest', 'encrypt', 'scan', 'deliver'] }),
-      createTestPki(),
-    ]);
-    const ca = await pki.ca('Bounce-Test-CA');
-    agency = await pki.leaf(ca, AGENCY, { key: 'rsa-2048' });
+    let ca: TestCa;
+    ({ gw, pki, ca, agency } = await startDecryptingGateway(AGENCY, 'Bounce-Test-CA'));
     stranger = await pki.leaf(ca, 'fremd@behoerde.example', { key: 'rsa-2048' });
-    await insertAgencyKey(gw.db.pool, AGENCY, { kind: 'smime', certificate: agency }, gw.masterKey);
     // The relay knows `unbekannt-*` when ingest asks (null sender probe) but refuses it at delivery, echoing text.
     gw.relay.rejectRecipient = (rcpt, mailFrom) =>
       rcpt.startsWith('unbekannt') && mailFrom !== ''
@@ -113,22 +114,8 @@ describe('bounces about decrypted inbound mail, sent to the internet sender', ()
     await pki?.remove();
   });
 
-  async function encryptFor(certificate: TestCertificate, entity: Buffer, name: string): Promise<Buffer> {
-    const file = await pki.file(`${name}.eml`, entity);
-    return pki.openssl([
-      'cms',
-      '-encrypt',
-      '-in',
-      file,
-      '-aes256',
-      '-from',
-      'buerger@example.org',
-      '-to',
-      AGENCY,
-      '-subject',
-      'Harmlose Huelle',
-      certificate.certPath,
-    ]);
+  function encryptFor(certificate: TestCertificate, entity: Buffer, file: string): Promise<Buffer> {
+    return opensslEncrypted(pki, certificate, entity, { to: AGENCY, subject: 'Harmlose Huelle', file });
   }
 
   async function replay(message: Buffer, sender: string, unknown: string): Promise<string> {

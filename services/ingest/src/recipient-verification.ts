@@ -12,7 +12,7 @@
 import type { HostPort } from '@smgw/config';
 import type { Redis } from 'ioredis';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { clientKey, RedisUnavailableError } from './rate-limits.ts';
+import { askRedis, clientKey } from './rate-limits.ts';
 import type { ReplyCode } from './smtp-replies.ts';
 
 export interface RecipientVerificationSettings {
@@ -78,24 +78,16 @@ export function createRecipientVerification(
     return running;
   };
 
-  async function redisCall<T>(work: () => Promise<T>): Promise<T> {
-    try {
-      return await work();
-    } catch (err) {
-      throw new RedisUnavailableError(err);
-    }
-  }
-
   return {
     async check(ip, address) {
       if (settings.mode === 'off') return { accept: true, cached: false };
       const unknownKey = key('unknown-rcpt', clientKey(ip, settings.ipv6ClientPrefix));
-      const unknownSoFar = Number((await redisCall(() => redis.get(unknownKey))) ?? 0);
+      const unknownSoFar = Number((await askRedis(() => redis.get(unknownKey))) ?? 0);
       if (unknownSoFar >= settings.maxUnknownPerClient) {
         return { accept: false, code: 'UNKNOWN_RECIPIENT_LIMIT', reason: `${unknownSoFar} unknown recipients` };
       }
       const cacheKey = key('rcpt-verify', cacheAddress(address));
-      const cached = await redisCall(() => redis.get(cacheKey));
+      const cached = await askRedis(() => redis.get(cacheKey));
       let verdict: string;
       let reason: string;
       if (cached === KNOWN || cached === UNKNOWN) {
@@ -109,10 +101,10 @@ export function createRecipientVerification(
         verdict = answer.verdict;
         reason = `${answer.relay}: ${answer.reply}`;
         const ttl = verdict === KNOWN ? settings.knownTtlMs : settings.unknownTtlMs;
-        await redisCall(() => redis.set(cacheKey, verdict, 'PX', ttl));
+        await askRedis(() => redis.set(cacheKey, verdict, 'PX', ttl));
       }
       if (verdict === KNOWN) return { accept: true, cached: cached !== null };
-      await redisCall(() => redis.eval(COUNT_IN_WINDOW, 1, unknownKey, settings.unknownWindowMs));
+      await askRedis(() => redis.eval(COUNT_IN_WINDOW, 1, unknownKey, settings.unknownWindowMs));
       return { accept: false, code: 'RECIPIENT_UNKNOWN', reason };
     },
   };
