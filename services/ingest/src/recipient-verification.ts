@@ -10,6 +10,7 @@
 // Why the relay and not a list: the agency mail servers know every mailbox, alias and list; the key directory's
 // agency_addresses holds only the addresses the gateway keeps keys for.
 import type { HostPort } from '@smgw/config';
+import type { Counter } from '@smgw/observability';
 import type { Redis } from 'ioredis';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { askRedis, clientKey } from './rate-limits.ts';
@@ -40,7 +41,7 @@ export type ProbeAnswer =
 export type ProbeRecipient = (address: string) => Promise<ProbeAnswer>;
 
 export type RecipientCheck =
-  | { accept: true; cached: boolean }
+  | { accept: true }
   | {
       accept: false;
       code: Extract<ReplyCode, 'RECIPIENT_UNKNOWN' | 'RECIPIENT_UNVERIFIED' | 'UNKNOWN_RECIPIENT_LIMIT'>;
@@ -61,11 +62,20 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`;
 
+/** smgw_ingest_recipient_verifications_total's result label, by outcome. */
+const RESULTS = {
+  accepted: 'known',
+  RECIPIENT_UNKNOWN: 'unknown',
+  RECIPIENT_UNVERIFIED: 'unverified',
+  UNKNOWN_RECIPIENT_LIMIT: 'limited',
+} as const;
+
 export function createRecipientVerification(
   redis: Redis,
   settings: RecipientVerificationSettings,
-  probe: ProbeRecipient = relayProbe(settings),
+  options: { probe?: ProbeRecipient; counter?: Counter<'result'> } = {},
 ): RecipientVerification {
+  const probe = options.probe ?? relayProbe(settings);
   const key = (...parts: string[]) => `${settings.prefix}ingest:${parts.join(':')}`;
   // Concurrent RCPTs for one address (a mailing burst) share one probe.
   const probing = new Map<string, Promise<ProbeAnswer>>();
@@ -78,34 +88,40 @@ export function createRecipientVerification(
     return running;
   };
 
+  async function decide(ip: string, address: string): Promise<RecipientCheck> {
+    const unknownKey = key('unknown-rcpt', clientKey(ip, settings.ipv6ClientPrefix));
+    const unknownSoFar = Number((await askRedis(() => redis.get(unknownKey))) ?? 0);
+    if (unknownSoFar >= settings.maxUnknownPerClient) {
+      return { accept: false, code: 'UNKNOWN_RECIPIENT_LIMIT', reason: `${unknownSoFar} unknown recipients` };
+    }
+    const cacheKey = key('rcpt-verify', cacheAddress(address));
+    const cached = await askRedis(() => redis.get(cacheKey));
+    let verdict: string;
+    let reason: string;
+    if (cached === KNOWN || cached === UNKNOWN) {
+      verdict = cached;
+      reason = 'remembered';
+    } else {
+      const answer = await probeOnce(address);
+      if (answer.verdict === 'unverified') {
+        return { accept: false, code: 'RECIPIENT_UNVERIFIED', reason: answer.reason };
+      }
+      verdict = answer.verdict;
+      reason = `${answer.relay}: ${answer.reply}`;
+      const ttl = verdict === KNOWN ? settings.knownTtlMs : settings.unknownTtlMs;
+      await askRedis(() => redis.set(cacheKey, verdict, 'PX', ttl));
+    }
+    if (verdict === KNOWN) return { accept: true };
+    await askRedis(() => redis.eval(COUNT_IN_WINDOW, 1, unknownKey, settings.unknownWindowMs));
+    return { accept: false, code: 'RECIPIENT_UNKNOWN', reason };
+  }
+
   return {
     async check(ip, address) {
-      if (settings.mode === 'off') return { accept: true, cached: false };
-      const unknownKey = key('unknown-rcpt', clientKey(ip, settings.ipv6ClientPrefix));
-      const unknownSoFar = Number((await askRedis(() => redis.get(unknownKey))) ?? 0);
-      if (unknownSoFar >= settings.maxUnknownPerClient) {
-        return { accept: false, code: 'UNKNOWN_RECIPIENT_LIMIT', reason: `${unknownSoFar} unknown recipients` };
-      }
-      const cacheKey = key('rcpt-verify', cacheAddress(address));
-      const cached = await askRedis(() => redis.get(cacheKey));
-      let verdict: string;
-      let reason: string;
-      if (cached === KNOWN || cached === UNKNOWN) {
-        verdict = cached;
-        reason = 'remembered';
-      } else {
-        const answer = await probeOnce(address);
-        if (answer.verdict === 'unverified') {
-          return { accept: false, code: 'RECIPIENT_UNVERIFIED', reason: answer.reason };
-        }
-        verdict = answer.verdict;
-        reason = `${answer.relay}: ${answer.reply}`;
-        const ttl = verdict === KNOWN ? settings.knownTtlMs : settings.unknownTtlMs;
-        await askRedis(() => redis.set(cacheKey, verdict, 'PX', ttl));
-      }
-      if (verdict === KNOWN) return { accept: true, cached: cached !== null };
-      await askRedis(() => redis.eval(COUNT_IN_WINDOW, 1, unknownKey, settings.unknownWindowMs));
-      return { accept: false, code: 'RECIPIENT_UNKNOWN', reason };
+      if (settings.mode === 'off') return { accept: true };
+      const check = await decide(ip, address);
+      options.counter?.inc({ result: RESULTS[check.accept ? 'accepted' : check.code] });
+      return check;
     },
   };
 }

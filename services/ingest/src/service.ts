@@ -73,21 +73,25 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
       ipv6ClientPrefix: config.ipv6ClientPrefix,
     });
 
-    const recipientVerification = createRecipientVerification(redis, {
-      mode: config.recipientVerify,
-      relays: config.internalRelay,
-      hostname: config.hostname,
-      prefix: config.redisPrefix,
-      knownTtlMs: config.recipientVerifyKnownTtl,
-      unknownTtlMs: config.recipientVerifyUnknownTtl,
-      probeTimeoutMs: config.recipientVerifyTimeout,
-      maxUnknownPerClient: config.maxUnknownRecipients,
-      unknownWindowMs: config.unknownRecipientWindow,
-      ipv6ClientPrefix: config.ipv6ClientPrefix,
-    });
-
     const registry = createRegistry('ingest');
     const metrics = ingestMetrics(registry);
+    const recipientVerification = createRecipientVerification(
+      redis,
+      {
+        mode: config.recipientVerify,
+        relays: config.internalRelay,
+        hostname: config.hostname,
+        prefix: config.redisPrefix,
+        knownTtlMs: config.recipientVerifyKnownTtl,
+        unknownTtlMs: config.recipientVerifyUnknownTtl,
+        probeTimeoutMs: config.recipientVerifyTimeout,
+        maxUnknownPerClient: config.maxUnknownRecipients,
+        unknownWindowMs: config.unknownRecipientWindow,
+        ipv6ClientPrefix: config.ipv6ClientPrefix,
+      },
+      { counter: metrics.recipientVerifications },
+    );
+
     const deps = {
       settings: {
         hostname: config.hostname,

@@ -76,6 +76,16 @@ describe('recipient verification against the agencies relay', () => {
     assert.equal(probes.filter((p) => p.rcpt === 'spaeter-d@behoerde.example').length, 2);
   });
 
+  it('counts verifications by result in /metrics', async () => {
+    const metrics = await (await fetch(`http://127.0.0.1:${ingest.healthPort}/metrics`)).text();
+    for (const result of ['known', 'unknown', 'unverified']) {
+      assert.match(
+        metrics,
+        new RegExp(`^smgw_ingest_recipient_verifications_total\\{result="${result}"[^}]*\\} [1-9]`, 'm'),
+      );
+    }
+  });
+
   it('does not verify recipients on the submission port', async () => {
     const { client } = await SmtpTestClient.open(ingest.submissionPort);
     await client.command('EHLO client.behoerde.example');
