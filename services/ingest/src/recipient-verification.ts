@@ -53,9 +53,6 @@ export interface RecipientVerification {
   check(ip: string, address: string): Promise<RecipientCheck>;
 }
 
-const KNOWN = 'known';
-const UNKNOWN = 'unknown';
-
 // One round trip: count an unknown recipient, starting the window with the first.
 const COUNT_IN_WINDOW = `
 local n = redis.call('INCR', KEYS[1])
@@ -96,9 +93,9 @@ export function createRecipientVerification(
     }
     const cacheKey = key('rcpt-verify', cacheAddress(address));
     const cached = await askRedis(() => redis.get(cacheKey));
-    let verdict: string;
+    let verdict: 'known' | 'unknown';
     let reason: string;
-    if (cached === KNOWN || cached === UNKNOWN) {
+    if (cached === 'known' || cached === 'unknown') {
       verdict = cached;
       reason = 'remembered';
     } else {
@@ -108,10 +105,10 @@ export function createRecipientVerification(
       }
       verdict = answer.verdict;
       reason = `${answer.relay}: ${answer.reply}`;
-      const ttl = verdict === KNOWN ? settings.knownTtlMs : settings.unknownTtlMs;
+      const ttl = verdict === 'known' ? settings.knownTtlMs : settings.unknownTtlMs;
       await askRedis(() => redis.set(cacheKey, verdict, 'PX', ttl));
     }
-    if (verdict === KNOWN) return { accept: true };
+    if (verdict === 'known') return { accept: true };
     await askRedis(() => redis.eval(COUNT_IN_WINDOW, 1, unknownKey, settings.unknownWindowMs));
     return { accept: false, code: 'RECIPIENT_UNKNOWN', reason };
   }
