@@ -112,6 +112,47 @@ export const settings = {
     '',
     'agency addresses or domains the MX port still accepts as envelope sender',
   ),
+  /**
+   * Recipients on the MX port are checked against the agencies' relay before RCPT is answered, as Postfix's
+   * reject_unverified_recipient does: an unknown one is refused there (550 5.1.1), so almost nothing bounces later.
+   */
+  recipientVerify: setting(
+    'SMGW_RECIPIENT_VERIFY',
+    oneOf(['relay', 'off'] as const),
+    'relay',
+    'verify MX recipients against SMGW_INTERNAL_RELAY at RCPT: relay | off',
+  ),
+  recipientVerifyKnownTtl: setting(
+    'SMGW_RECIPIENT_VERIFY_KNOWN_TTL',
+    duration,
+    '1d',
+    'how long a recipient the relay accepted is remembered',
+  ),
+  recipientVerifyUnknownTtl: setting(
+    'SMGW_RECIPIENT_VERIFY_UNKNOWN_TTL',
+    duration,
+    '1h',
+    'how long a recipient the relay refused is remembered',
+  ),
+  recipientVerifyTimeout: setting(
+    'SMGW_RECIPIENT_VERIFY_TIMEOUT',
+    duration,
+    '10s',
+    'longest wait for the relay to answer a verification probe (then 450)',
+  ),
+  /** Against harvesting agency addresses through the MX port: after this many unknown ones, every RCPT gets 450. */
+  maxUnknownRecipients: setting(
+    'SMGW_SMTP_MAX_UNKNOWN_RECIPIENTS',
+    integer(1, 1_000_000),
+    '20',
+    'unknown recipients one client may try per SMGW_SMTP_UNKNOWN_RECIPIENT_WINDOW on the MX port',
+  ),
+  unknownRecipientWindow: setting(
+    'SMGW_SMTP_UNKNOWN_RECIPIENT_WINDOW',
+    duration,
+    '1h',
+    'window of SMGW_SMTP_MAX_UNKNOWN_RECIPIENTS, counted from the first unknown recipient',
+  ),
   maxRecipients: setting('SMGW_SMTP_MAX_RECIPIENTS', integer(1, 10000), '100', 'recipients per message'),
   commandRatePerMinute: setting(
     'SMGW_SMTP_COMMANDS_PER_MINUTE',

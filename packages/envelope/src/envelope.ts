@@ -70,7 +70,14 @@ export const envelopeV1Schema = z.object({
   mailFrom: z.string(),
   recipients: z.array(z.string().min(3)).min(1),
   client: clientInfoSchema,
+  /** The message as it is now: what the next stage reads and deliver sends. */
   blob: blobRefSchema,
+  /**
+   * The message as ingest received it, set by the first stage that replaces `blob` (decryption, encryption; see
+   * withBlob); absent while `blob` is still that. Mail about the message to anyone outside the agencies (DSNs)
+   * quotes only this: nothing a stage produced (decrypted content, our own header fields) leaves that way.
+   */
+  receivedBlob: blobRefSchema.optional(),
   /** Stages still to run; the head is the stage whose queue the envelope is in (or goes to next). */
   itinerary: z.array(stageSchema),
   /** How many stages this message has passed. */

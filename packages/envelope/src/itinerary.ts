@@ -1,4 +1,4 @@
-import type { Direction, Envelope, Stage, StageVerdict } from './envelope.ts';
+import type { BlobRef, Direction, Envelope, Stage, StageVerdict } from './envelope.ts';
 
 /**
  * The routing slip each direction starts with (ARCHITECTURE.md). Data, not code: a stage joins a route here.
@@ -49,6 +49,15 @@ export function withVerdict(
   verdict: StageVerdict,
 ): Envelope {
   return { ...envelope, verdicts: { ...envelope.verdicts, [kind]: verdict } };
+}
+
+/**
+ * The envelope with its message replaced by `blob` (decrypted, encrypted, rewritten). The blob as received stays
+ * in `receivedBlob`, whatever replaces it later: every stage that changes the message goes through here.
+ */
+export function withBlob(envelope: Envelope, blob: BlobRef): Envelope {
+  if (blob.ref === envelope.blob.ref) return envelope;
+  return { ...envelope, receivedBlob: envelope.receivedBlob ?? envelope.blob, blob };
 }
 
 /** A child envelope for a subset of the recipients (a stage splitting recipients into groups). */

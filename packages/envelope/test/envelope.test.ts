@@ -19,6 +19,7 @@ import {
   SAFE_OUTBOUND_CRYPTO_STATUSES,
   traceIdFromTraceparent,
   traceparentFor,
+  withBlob,
   workQueue,
 } from '../src/index.ts';
 
@@ -101,6 +102,19 @@ describe('itinerary', () => {
     assert.equal(child.id, env.id);
     assert.deepEqual(child.recipients, ['b@behoerde.example']);
     assert.throws(() => forRecipients(env, []));
+  });
+
+  it('keeps the blob as received when a stage replaces the message, however often, and it survives the wire', () => {
+    const env = sample();
+    const decrypted = { ref: 'd'.repeat(64), sha256: 'd'.repeat(64), size: 10 };
+    const rewritten = { ref: 'e'.repeat(64), sha256: 'e'.repeat(64), size: 11 };
+    assert.equal(withBlob(env, env.blob), env, 'the same blob changes nothing');
+    const twice = withBlob(withBlob(env, decrypted), rewritten);
+    assert.deepEqual(twice.blob, rewritten);
+    assert.deepEqual(twice.receivedBlob, env.blob);
+    const decoded = decodeEnvelope(encodeEnvelope(twice));
+    assert.ok(decoded.ok);
+    assert.deepEqual(decoded.envelope.receivedBlob, env.blob);
   });
 
   it('lets outbound mail leave only when encrypted by the gateway or already encrypted by the sender', () => {

@@ -13,8 +13,11 @@ export interface SunkMessage {
 export interface SmtpSink {
   port: number;
   messages: SunkMessage[];
-  /** Make the next RCPT/DATA answers fail: a function from recipient to an SMTP reply, or undefined to accept. */
-  rejectRecipient: ((rcpt: string) => { code: number; message: string } | undefined) | undefined;
+  /**
+   * Make the next RCPT answers fail: a function from recipient (and the transaction's envelope sender, '' for the
+   * null sender of a recipient verification probe) to an SMTP reply, or undefined to accept.
+   */
+  rejectRecipient: ((rcpt: string, mailFrom: string) => { code: number; message: string } | undefined) | undefined;
   close(): Promise<void>;
 }
 
@@ -32,8 +35,9 @@ export async function startSmtpSink(options: { port?: number } = {}): Promise<Sm
     disableReverseLookup: true,
     logger: false,
     size: 200 * 1024 * 1024,
-    onRcptTo(address, _session, callback) {
-      const refusal = sink.rejectRecipient?.(address.address);
+    onRcptTo(address, session, callback) {
+      const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+      const refusal = sink.rejectRecipient?.(address.address, mailFrom);
       if (!refusal) return callback();
       const err = new Error(refusal.message) as Error & { responseCode: number };
       err.responseCode = refusal.code;

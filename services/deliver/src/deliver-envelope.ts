@@ -10,11 +10,13 @@ import { recordMessage } from '@smgw/trace';
 import { claimRecipients, loadGeneratedEnvelope, type RecipientOutcome, recordOutcomes } from './delivery-records.ts';
 import {
   buildDsn,
+  type DsnDisclosure,
   type DsnTemplates,
+  dsnDisclosure,
   dsnParametersFor,
   dsnWanted,
   type FailedRecipient,
-  mayReturnFullContent,
+  statusOnlyFailure,
 } from './dsn.ts';
 import { checkOutboundBytes, checkOutboundGuard } from './outbound-guard.ts';
 import { groupByDestination, type RecipientGroup, type RoutingTable } from './route-recipients.ts';
@@ -69,10 +71,15 @@ async function deliverEnvelope(deps: DeliverDeps, envelope: Envelope, context: H
     context.log.info({ recipients: claim.done }, 'already delivered or bounced; not sent again');
   if (claim.busy.length > 0) context.log.info({ recipients: claim.busy }, 'another consumer is sending these now');
 
-  const headers = once(() => readHeaderBlock(deps.blobStore.open(envelope.blob.ref)));
+  const disclosure = dsnDisclosure(envelope, deps.routing.internalDomains);
+  const quote = disclosure.quote;
+  const quoted: QuotedOriginal = {
+    disclosure,
+    headers: once(async () => (quote ? readHeaderBlock(deps.blobStore.open(quote.ref)) : undefined)),
+  };
   const groups = groupByDestination(claim.claimed, deps.routing);
   // Every destination finishes (and records) before the outcome, even when another one failed.
-  const settled = await Promise.allSettled(groups.map((g) => deliverGroup(deps, envelope, g, context, headers)));
+  const settled = await Promise.allSettled(groups.map((g) => deliverGroup(deps, envelope, g, context, quoted)));
   const failed = settled.find((s) => s.status === 'rejected');
   if (failed) throw failed.reason;
   const results = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
@@ -92,6 +99,12 @@ async function deliverEnvelope(deps: DeliverDeps, envelope: Envelope, context: H
   return next(advance(envelope, 'deliver'), ...dsns);
 }
 
+/** What DSNs about this envelope may quote of it (dsnDisclosure), its header block read once. */
+interface QuotedOriginal {
+  disclosure: DsnDisclosure;
+  headers: () => Promise<Buffer | undefined>;
+}
+
 interface GroupResult {
   deferred: string[];
   deferredReasons: string[];
@@ -103,7 +116,7 @@ async function deliverGroup(
   envelope: Envelope,
   group: RecipientGroup,
   context: HandlerContext,
-  headers: () => Promise<Buffer>,
+  quoted: QuotedOriginal,
 ): Promise<GroupResult> {
   const signal = AbortSignal.any([context.signal, AbortSignal.timeout(deps.attemptTimeoutMs)]);
   const answers = await deps.transports.use(group.destination, (transport) =>
@@ -141,7 +154,7 @@ async function deliverGroup(
     }
   }
   const wanted = failures.filter((f) => dsnWanted(envelope, f.recipient));
-  if (wanted.length > 0) result.dsn = await makeDsn(deps, envelope, wanted, headers, now);
+  if (wanted.length > 0) result.dsn = await makeDsn(deps, envelope, wanted, quoted, now);
   await recordOutcomes(deps.pool, {
     envelope,
     destination: group.destination.key,
@@ -163,19 +176,19 @@ async function makeDsn(
   deps: DeliverDeps,
   original: Envelope,
   failures: FailedRecipient[],
-  headers: () => Promise<Buffer>,
+  quoted: QuotedOriginal,
   now: Date,
 ): Promise<Envelope> {
   const id = newMessageId(now.getTime());
-  const full = mayReturnFullContent(original, deps.routing.internalDomains);
+  const { quote, fullContent, statusOnly } = quoted.disclosure;
   const dsn = buildDsn({
     original,
-    failures,
+    failures: statusOnly ? failures.map(statusOnlyFailure) : failures,
     reportingMta: deps.hostname,
     dsnMessageId: id,
     now,
-    originalHeaders: await headers(),
-    fullOriginal: full ? deps.blobStore.open(original.blob.ref) : undefined,
+    originalHeaders: await quoted.headers(),
+    fullOriginal: fullContent && quote ? deps.blobStore.open(quote.ref) : undefined,
     templates: deps.templates,
   });
   const blob = await deps.blobStore.put(dsn.createReadStream(), { maxBytes: deps.maxMessageBytes + 1024 * 1024 });

@@ -3,7 +3,7 @@
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { inDomains } from '@smgw/config';
-import type { Envelope } from '@smgw/envelope';
+import type { BlobRef, Envelope } from '@smgw/envelope';
 import {
   type Bilingual,
   type BilingualTemplates,
@@ -52,9 +52,9 @@ export interface DsnInput {
   /** Gateway id of the DSN itself. */
   dsnMessageId: string;
   now: Date;
-  /** The original's header block (readHeaderBlock of @smgw/mime). */
-  originalHeaders: Buffer;
-  /** The whole original, only when mayReturnFullContent allows it. */
+  /** The header block of what the DSN may quote (dsnDisclosure), or undefined to quote nothing. */
+  originalHeaders: Buffer | undefined;
+  /** The whole original, only when dsnDisclosure allows it. */
   fullOriginal?: Readable | undefined;
   templates: DsnTemplates;
 }
@@ -75,6 +75,50 @@ export function mayReturnFullContent(envelope: Envelope, internalDomains: string
     envelope.mailFrom !== '' &&
     inDomains(envelope.mailFrom, internalDomains)
   );
+}
+
+/** Crypto verdicts of a message whose blob the gateway rewrote (encrypt's inbound decryption). */
+const REWRITTEN_CRYPTO_STATUSES: readonly string[] = ['decrypted', 'not-decrypted'];
+
+export interface DsnDisclosure {
+  /** The message whose header block (or, with fullContent, whole content) the DSN quotes; undefined: nothing. */
+  quote: BlobRef | undefined;
+  /** RET=FULL honoured: the whole message goes back, not only its header block. */
+  fullContent: boolean;
+  /** Per recipient only the status codes: not the next hop's reply text, our error text or the host's name. */
+  statusOnly: boolean;
+}
+
+/**
+ * What a DSN about `envelope` may carry, by who gets it (the envelope sender). An agency sender gets the message as
+ * it was sent on, with the whole of it for RET=FULL where mayReturnFullContent allows. Anyone else gets only what
+ * they sent us, as ingest received it (`receivedBlob`): never a byte of decrypted content, never our own header
+ * fields (X-SMGW-Decrypted and X-SMGW-Decryption would tell whether their ciphertext opened). And when the gateway
+ * changed the message, the relay's reply text is left out too, for it may quote the changed content.
+ */
+export function dsnDisclosure(envelope: Envelope, internalDomains: string[]): DsnDisclosure {
+  if (envelope.mailFrom !== '' && inDomains(envelope.mailFrom, internalDomains)) {
+    return {
+      quote: envelope.blob,
+      fullContent: mayReturnFullContent(envelope, internalDomains),
+      statusOnly: false,
+    };
+  }
+  const changed = changedByGateway(envelope);
+  // An envelope from before receivedBlob existed that was changed: its original is not known, so nothing is quoted.
+  const quote = envelope.receivedBlob ?? (changed ? undefined : envelope.blob);
+  return { quote, fullContent: false, statusOnly: changed };
+}
+
+function changedByGateway(envelope: Envelope): boolean {
+  if (envelope.receivedBlob && envelope.receivedBlob.ref !== envelope.blob.ref) return true;
+  return REWRITTEN_CRYPTO_STATUSES.includes(envelope.verdicts.crypto?.status ?? '');
+}
+
+/** A failure reduced to what dsnDisclosure's statusOnly allows. */
+export function statusOnlyFailure(failure: FailedRecipient): FailedRecipient {
+  const { recipient, reason, status, lastAttemptAt } = failure;
+  return { recipient, reason, status, lastAttemptAt };
 }
 
 function lookupByAddress<T>(map: Record<string, T> | undefined, address: string): T | undefined {
@@ -158,14 +202,14 @@ export function buildDsn(input: DsnInput): GeneratedMail {
     messageId: input.dsnMessageId,
     // RFC 3834: an automatic reply.
     autoSubmitted: 'auto-replied',
-    inReplyTo: messageIdOf(input.originalHeaders),
+    inReplyTo: input.originalHeaders ? messageIdOf(input.originalHeaders) : undefined,
   });
   root.createChild('text/plain; charset=utf-8').setContent(humanText(input));
   root.createChild('message/delivery-status').setContent(deliveryStatusFields(input));
   if (input.fullOriginal) {
     // The original as it was sent (8bit: it may hold 8-bit text; it is not re-encoded).
     root.createChild('message/rfc822').setHeader('Content-Transfer-Encoding', '8bit').setContent(input.fullOriginal);
-  } else {
+  } else if (input.originalHeaders) {
     root.createChild('text/rfc822-headers').setContent(input.originalHeaders);
   }
   return root;

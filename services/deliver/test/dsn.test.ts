@@ -7,11 +7,13 @@ import { simpleParser } from 'mailparser';
 import {
   buildDsn,
   type DsnInput,
+  dsnDisclosure,
   dsnParametersFor,
   dsnWanted,
   type FailedRecipient,
   loadDsnTemplates,
   mayReturnFullContent,
+  statusOnlyFailure,
 } from '../src/dsn.ts';
 import { sampleEnvelope, sampleMessage } from './fixtures.ts';
 
@@ -177,6 +179,24 @@ describe('buildDsn', () => {
     assert.match(status, /^Diagnostic-Code: smtp; 550 no Action: delivered Status: 2\.0\.0$/m);
   });
 
+  it('quotes nothing of the message when it is given no header block', async () => {
+    const { raw, parsed } = await build({ originalHeaders: undefined });
+    assert.deepEqual(
+      topLevelParts(raw).map((p) => p.contentType.split(';')[0]),
+      ['text/plain', 'message/delivery-status'],
+    );
+    assert.equal(parsed.headers.get('in-reply-to'), undefined);
+  });
+
+  it('says only the status per recipient for a status-only failure, not the reply or the host', async () => {
+    const { raw } = await build({ failures: [statusOnlyFailure(failure({ reply: '550 5.1.1 Betreff: Geheim' }))] });
+    const status = part(raw, 'message/delivery-status').content.toString();
+    assert.match(status, /^Status: 5\.1\.1$/m);
+    assert.doesNotMatch(status, /Diagnostic-Code|Remote-MTA/);
+    assert.equal(raw.includes('Geheim'), false);
+    assert.equal(raw.includes('relay.behoerde.example'), false);
+  });
+
   it('refuses to build a DSN for a null-sender message', async () => {
     await assert.rejects(build({ original: sampleEnvelope({ mailFrom: '' }) }), /null-sender/);
   });
@@ -230,6 +250,59 @@ describe('mayReturnFullContent', () => {
   it('returns headers only without RET=FULL', () => {
     const envelope = sampleEnvelope({ direction: 'internal', mailFrom: 'sb@behoerde.example' });
     assert.equal(mayReturnFullContent(envelope, domains), false);
+  });
+});
+
+describe('dsnDisclosure', () => {
+  const domains = ['behoerde.example'];
+  const received = { ref: 'r'.repeat(64), sha256: 'r'.repeat(64), size: 900 };
+  const decrypted = { ref: 'd'.repeat(64), sha256: 'd'.repeat(64), size: 700 };
+  const at = '2026-03-02T09:00:01.000Z';
+
+  it('quotes the message as received, status codes only, to an outside sender of a decrypted message', () => {
+    const envelope = sampleEnvelope({
+      mailFrom: 'x@extern.example',
+      blob: decrypted,
+      receivedBlob: received,
+      verdicts: { crypto: { status: 'decrypted', at } },
+      dsn: { ret: 'FULL' },
+    });
+    assert.deepEqual(dsnDisclosure(envelope, domains), { quote: received, fullContent: false, statusOnly: true });
+  });
+
+  it('keeps status codes only for a message that could not be decrypted (no decryption oracle)', () => {
+    const envelope = sampleEnvelope({
+      mailFrom: 'x@extern.example',
+      blob: decrypted,
+      receivedBlob: received,
+      verdicts: { crypto: { status: 'not-decrypted', at } },
+    });
+    assert.deepEqual(dsnDisclosure(envelope, domains), { quote: received, fullContent: false, statusOnly: true });
+  });
+
+  it('quotes nothing of a decrypted message whose envelope does not know what was received', () => {
+    const envelope = sampleEnvelope({
+      mailFrom: 'x@extern.example',
+      blob: decrypted,
+      verdicts: { crypto: { status: 'decrypted', at } },
+    });
+    assert.deepEqual(dsnDisclosure(envelope, domains), { quote: undefined, fullContent: false, statusOnly: true });
+  });
+
+  it('quotes an unchanged message to an outside sender with the reply text', () => {
+    const envelope = sampleEnvelope({ mailFrom: 'x@extern.example', blob: received });
+    assert.deepEqual(dsnDisclosure(envelope, domains), { quote: received, fullContent: false, statusOnly: false });
+  });
+
+  it('quotes the message as sent on to an agency sender, whole for RET=FULL inside the agencies', () => {
+    const envelope = sampleEnvelope({
+      direction: 'internal',
+      mailFrom: 'sb@behoerde.example',
+      blob: decrypted,
+      receivedBlob: received,
+      dsn: { ret: 'FULL' },
+    });
+    assert.deepEqual(dsnDisclosure(envelope, domains), { quote: decrypted, fullContent: true, statusOnly: false });
   });
 });
 

@@ -13,7 +13,7 @@ import {
   SmimeError,
 } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
-import { advance, type BlobRef, type Envelope, withVerdict } from '@smgw/envelope';
+import { advance, type BlobRef, type Envelope, withBlob, withVerdict } from '@smgw/envelope';
 import { sealedAgencyKeys } from '@smgw/key-directory';
 import { type HeaderField, headerBytes, headerValue, splitMessage, withoutFields } from '@smgw/mime';
 import { type HandlerContext, next, type Outcome } from '@smgw/mq';
@@ -64,7 +64,7 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
     // Plain mail is passed on byte for byte, unless it came with our own header fields: those are removed.
     const blob = spoofed ? await putRewritten(deps, envelope.blob.ref, Buffer.alloc(0), fields) : envelope.blob;
     const verdict = { status: 'plain', at: at.toISOString() };
-    return next(advance(withVerdict({ ...envelope, blob }, 'crypto', verdict), 'encrypt'));
+    return next(advance(withVerdict(withBlob(envelope, blob), 'crypto', verdict), 'encrypt'));
   }
 
   const decryption = await decrypt(deps, envelope, form, at);
@@ -88,7 +88,7 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
     deps.metrics?.inbound.inc({ result: 'decrypted' });
     context.log.info({ code: 'ENCRYPT_DECRYPTED', form, fingerprint: decryption.fingerprint }, 'inbound decrypted');
     const verdict = { status: 'decrypted', at: at.toISOString(), form };
-    return next(advance(withVerdict({ ...envelope, blob }, 'crypto', verdict), 'encrypt'));
+    return next(advance(withVerdict(withBlob(envelope, blob), 'crypto', verdict), 'encrypt'));
   }
 
   const notice = Buffer.from(`${DECRYPTION_FAILED_HEADER}: failed; reason=${decryption.code}\r\n`);
@@ -110,7 +110,7 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
     form,
     detail: `${decryption.code}: ${decryption.detail}`,
   };
-  return next(advance(withVerdict({ ...envelope, blob }, 'crypto', verdict), 'encrypt'));
+  return next(advance(withVerdict(withBlob(envelope, blob), 'crypto', verdict), 'encrypt'));
 }
 
 async function decrypt(deps: InboundDeps, envelope: Envelope, form: EncryptedForm, at: Date): Promise<Decryption> {

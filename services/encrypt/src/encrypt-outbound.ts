@@ -7,7 +7,7 @@
 // (plan-outbound.ts), one copy per group (encrypt-copies.ts), the outcome recorded in one statement, then the
 // children, which the consumer publishes (confirmed) before it acks.
 import { checkWholeMessageEncrypted } from '@smgw/crypto';
-import { advance, type Envelope, forRecipients, rerouteAfterCurrent, withVerdict } from '@smgw/envelope';
+import { advance, type Envelope, forRecipients, rerouteAfterCurrent, withBlob, withVerdict } from '@smgw/envelope';
 import { splitMessage } from '@smgw/mime';
 import { type HandlerContext, next, type Outcome } from '@smgw/mq';
 import { recordEvent, recordEvents, type TraceEvent } from '@smgw/trace';
@@ -104,7 +104,7 @@ async function storedWithoutBcc(deps: OutboundDeps, envelope: Envelope) {
 
 function encryptedChild(envelope: Envelope, { copy, blob }: EncryptedCopy, at: Date): Envelope {
   const recipients = copy.recipients.map((r) => r.recipient);
-  const child = { ...forRecipients(envelope, recipients), blob };
+  const child = withBlob(forRecipients(envelope, recipients), blob);
   const verdict = { status: 'encrypted', form: copy.form, at: at.toISOString() };
   return advance(withVerdict(child, 'crypto', verdict), 'encrypt');
 }

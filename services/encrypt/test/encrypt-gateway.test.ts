@@ -2,10 +2,10 @@
 // agency key arrives decrypted at the agencies' relay, and what was hidden inside the encryption is scanned.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { assertQueued, startTestGateway, type TestGateway, waitFor } from '@smgw/testing';
+import { assertQueued, type TestGateway, waitFor } from '@smgw/testing';
 import { getTrace } from '@smgw/trace';
 import nodemailer from 'nodemailer';
-import { createTestPki, insertAgencyKey, type TestCertificate, type TestPki } from './fixtures.ts';
+import { opensslEncrypted, startDecryptingGateway, type TestCertificate, type TestPki } from './fixtures.ts';
 
 describe('inbound decryption in the running gateway', () => {
   let gw: TestGateway;
@@ -13,13 +13,7 @@ describe('inbound decryption in the running gateway', () => {
   let agency: TestCertificate;
 
   before(async () => {
-    [gw, pki] = await Promise.all([
-      startTestGateway({ services: ['ingest', 'encrypt', 'scan', 'deliver'] }),
-      createTestPki(),
-    ]);
-    const ca = await pki.ca('Gateway-Test-CA');
-    agency = await pki.leaf(ca, 'stelle@behoerde.example', { key: 'rsa-2048' });
-    await insertAgencyKey(gw.db.pool, 'stelle@behoerde.example', { kind: 'smime', certificate: agency }, gw.masterKey);
+    ({ gw, pki, agency } = await startDecryptingGateway('stelle@behoerde.example', 'Gateway-Test-CA'));
   });
   after(async () => {
     await gw?.close();
@@ -27,21 +21,11 @@ describe('inbound decryption in the running gateway', () => {
   });
 
   async function sendEncrypted(inner: Buffer, subject: string): Promise<string> {
-    const file = await pki.file(`${subject}.eml`, inner);
-    const encrypted = await pki.openssl([
-      'cms',
-      '-encrypt',
-      '-in',
-      file,
-      '-aes256',
-      '-from',
-      'buerger@example.org',
-      '-to',
-      'stelle@behoerde.example',
-      '-subject',
+    const encrypted = await opensslEncrypted(pki, agency, inner, {
+      to: 'stelle@behoerde.example',
       subject,
-      agency.certPath,
-    ]);
+      file: subject,
+    });
     const transport = nodemailer.createTransport({ host: '127.0.0.1', port: gw.inboundPort, ignoreTLS: true });
     const info = await transport.sendMail({
       envelope: { from: 'buerger@example.org', to: ['stelle@behoerde.example'] },

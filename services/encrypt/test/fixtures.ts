@@ -16,7 +16,7 @@ import { type Direction, type Envelope, newMessageId } from '@smgw/envelope';
 import type { HandlerContext } from '@smgw/mq';
 import { createLogger } from '@smgw/observability';
 import { sealSecret } from '@smgw/secrets';
-import { envelopeFixture } from '@smgw/testing';
+import { envelopeFixture, startTestGateway, type TestGateway } from '@smgw/testing';
 import type { EncryptDeps } from '../src/encrypt-envelope.ts';
 
 const run = promisify(execFile);
@@ -513,5 +513,47 @@ export function outboundMail(to: string[], subject = 'Ihr Bescheid'): Buffer {
       ].join('\r\n'),
     ),
     INNER_ENTITY,
+  ]);
+}
+
+/**
+ * The gateway as real processes (ingest → encrypt → scan → deliver) with `address` holding an S/MIME key of the test
+ * PKI, as a captured message to that agency would have been encrypted to.
+ */
+export async function startDecryptingGateway(
+  address: string,
+  caName: string,
+): Promise<{ gw: TestGateway; pki: TestPki; ca: TestCa; agency: TestCertificate }> {
+  const [gw, pki] = await Promise.all([
+    startTestGateway({ services: ['ingest', 'encrypt', 'scan', 'deliver'] }),
+    createTestPki(),
+  ]);
+  const ca = await pki.ca(caName);
+  const agency = await pki.leaf(ca, address, { key: 'rsa-2048' });
+  await insertAgencyKey(gw.db.pool, address, { kind: 'smime', certificate: agency }, gw.masterKey);
+  return { gw, pki, ca, agency };
+}
+
+/** What a sender on the internet sends an agency: `entity` S/MIME-encrypted by openssl (AES-256-CBC) to `to`'s key. */
+export async function opensslEncrypted(
+  pki: TestPki,
+  certificate: TestCertificate,
+  entity: Buffer,
+  outer: { to: string; subject: string; file: string },
+): Promise<Buffer> {
+  const file = await pki.file(`${outer.file}.eml`, entity);
+  return pki.openssl([
+    'cms',
+    '-encrypt',
+    '-in',
+    file,
+    '-aes256',
+    '-from',
+    'buerger@example.org',
+    '-to',
+    outer.to,
+    '-subject',
+    outer.subject,
+    certificate.certPath,
   ]);
 }

@@ -21,6 +21,12 @@ export function ingestMetrics(registry: Registry) {
       labelNames: ['listener'],
       registers: [registry],
     }),
+    recipientVerifications: new Counter({
+      name: 'smgw_ingest_recipient_verifications_total',
+      help: 'MX recipients checked against the agencies relay, by result (known, unknown, unverified, limited)',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
     acceptDuration: new Histogram({
       name: 'smgw_ingest_accept_duration_seconds',
       help: 'Time from the DATA command to the final reply: streaming into the blob store, recording, publishing',

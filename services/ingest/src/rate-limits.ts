@@ -87,6 +87,15 @@ export function clientKey(ip: string, ipv6Prefix = 64): string {
   return `${ipaddr.fromByteArray(bytes).toString()}/${ipv6Prefix}`;
 }
 
+/** Runs Redis calls; any error comes out as RedisUnavailableError. */
+export async function askRedis<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    throw new RedisUnavailableError(err);
+  }
+}
+
 export function createRateLimits(redis: Redis, options: RateLimitOptions): RateLimits {
   const maxAuthFailures = options.maxAuthFailures ?? AUTH_FAILURE_LIMIT;
   const authWindow = options.authFailureWindowSeconds ?? AUTH_FAILURE_WINDOW_SECONDS;
@@ -95,17 +104,9 @@ export function createRateLimits(redis: Redis, options: RateLimitOptions): RateL
   const key = (kind: string, ip: string, ...more: string[]) =>
     `${options.prefix}ingest:${[kind, clientKey(ip, ipv6Prefix), ...more].join(':')}`;
 
-  async function run<T>(work: () => Promise<T>): Promise<T> {
-    try {
-      return await work();
-    } catch (err) {
-      throw new RedisUnavailableError(err);
-    }
-  }
-
   return {
     openConnection: (ip) =>
-      run(async () => {
+      askRedis(async () => {
         const allowed = await redis.eval(
           OPEN_CONNECTION,
           1,
@@ -116,22 +117,22 @@ export function createRateLimits(redis: Redis, options: RateLimitOptions): RateL
         return allowed === 1;
       }),
     closeConnection: (ip) =>
-      run(async () => {
+      askRedis(async () => {
         await redis.eval(CLOSE_CONNECTION, 1, key('conn', ip));
       }),
     countCommand: (ip, now = Date.now()) =>
-      run(async () => {
+      askRedis(async () => {
         const minute = Math.floor(now / 60_000);
         const count = await redis.eval(COUNT_IN_WINDOW, 1, key('cmd', ip, String(minute)), 120);
         return Number(count) <= options.commandsPerMinute;
       }),
     authBlocked: (ip) =>
-      run(async () => {
+      askRedis(async () => {
         const failures = Number((await redis.get(key('authfail', ip))) ?? 0);
         return failures >= maxAuthFailures;
       }),
     recordAuthFailure: (ip) =>
-      run(async () => {
+      askRedis(async () => {
         await redis.eval(COUNT_IN_WINDOW, 1, key('authfail', ip), authWindow);
       }),
   };

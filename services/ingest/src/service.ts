@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import type { IngestConfig } from './config.ts';
 import { ingestMetrics } from './metrics.ts';
 import { createRateLimits } from './rate-limits.ts';
+import { createRecipientVerification } from './recipient-verification.ts';
 import { createSmtpListener, DRAIN_TIMEOUT_MS, type SmtpListener } from './smtp-listener.ts';
 import { installSmtpServerPatches } from './smtp-server-patches.ts';
 import { loadTlsCredentials } from './tls.ts';
@@ -74,6 +75,23 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
 
     const registry = createRegistry('ingest');
     const metrics = ingestMetrics(registry);
+    const recipientVerification = createRecipientVerification(
+      redis,
+      {
+        mode: config.recipientVerify,
+        relays: config.internalRelay,
+        hostname: config.hostname,
+        prefix: config.redisPrefix,
+        knownTtlMs: config.recipientVerifyKnownTtl,
+        unknownTtlMs: config.recipientVerifyUnknownTtl,
+        probeTimeoutMs: config.recipientVerifyTimeout,
+        maxUnknownPerClient: config.maxUnknownRecipients,
+        unknownWindowMs: config.unknownRecipientWindow,
+        ipv6ClientPrefix: config.ipv6ClientPrefix,
+      },
+      { counter: metrics.recipientVerifications },
+    );
+
     const deps = {
       settings: {
         hostname: config.hostname,
@@ -97,6 +115,7 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
         maxMessageBytes: config.maxMessageBytes,
       },
       rateLimits,
+      recipientVerification,
       metrics,
       log,
     };

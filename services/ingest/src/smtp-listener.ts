@@ -17,6 +17,7 @@ import { BareLineEndingGuard } from './bare-line-ending-guard.ts';
 import type { IngestMetrics } from './metrics.ts';
 import type { RateLimits } from './rate-limits.ts';
 import { decideRecipient, type Listener } from './recipient-policy.ts';
+import type { RecipientVerification } from './recipient-verification.ts';
 import { decideInboundSender, decideSubmissionSender, mayUseSenderAddress } from './sender-policy.ts';
 import { queuedReply, type ReplyCode, refusal } from './smtp-replies.ts';
 import { attachConnectionHooks, guardTlsSocket } from './smtp-server-patches.ts';
@@ -43,6 +44,7 @@ export interface ListenerDeps {
   pool: Pool;
   accept: Omit<AcceptDeps, 'log'>;
   rateLimits: RateLimits;
+  recipientVerification: RecipientVerification;
   metrics: IngestMetrics;
   log: Logger;
 }
@@ -171,8 +173,16 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
         return callback(refuse(session, 'TOO_MANY_RECIPIENTS', { limit: settings.maxRecipients }));
       }
       const decision = decideRecipient(listener, address.address, settings.internalDomains);
-      if (decision.accept) return callback();
-      callback(refuse(session, decision.code, { rcptTo: address.address }));
+      if (!decision.accept) return callback(refuse(session, decision.code, { rcptTo: address.address }));
+      // The MX port takes only recipients the agencies' relay knows (recipient-verification.ts); submission does not ask.
+      if (listener !== 'inbound') return callback();
+      deps.recipientVerification.check(session.remoteAddress, address.address).then(
+        (check) =>
+          check.accept
+            ? callback()
+            : callback(refuse(session, check.code, { rcptTo: address.address, reason: check.reason })),
+        (err: unknown) => callback(refuse(session, 'REDIS_UNAVAILABLE', {}, err)),
+      );
     },
 
     onData(stream, session, callback) {

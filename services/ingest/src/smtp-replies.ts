@@ -5,6 +5,9 @@
 export const REPLIES = {
   RELAY_DENIED: { status: 550, text: '5.7.1 Relaying denied' },
   RECIPIENT_INVALID: { status: 550, text: '5.1.3 Recipient address not accepted' },
+  RECIPIENT_UNKNOWN: { status: 550, text: '5.1.1 Recipient address rejected: unknown user' },
+  RECIPIENT_UNVERIFIED: { status: 450, text: '4.1.1 Recipient address not verified now, try again later' },
+  UNKNOWN_RECIPIENT_LIMIT: { status: 450, text: '4.7.1 Too many unknown recipients, try again later' },
   SENDER_NOT_ALLOWED: { status: 550, text: '5.7.1 Sender address not allowed' },
   FROM_NOT_ALLOWED: { status: 550, text: '5.7.1 From or Sender address not allowed for this sender' },
   HEADER_TOO_LARGE: { status: 552, text: '5.3.4 Header block too large' },

@@ -8,6 +8,8 @@ import {
   createTestDatabase,
   createTestVhost,
   rabbitManagementApi,
+  type SmtpSink,
+  startSmtpSink,
   type TestDatabase,
   type TestVhost,
   testRedisPrefix,
@@ -22,6 +24,8 @@ export interface TestWorld {
   db: TestDatabase;
   vhost: TestVhost;
   redisPrefix: string;
+  /** The agencies' relay (SMGW_INTERNAL_RELAY) that the MX port verifies recipients against; takes every RCPT. */
+  relay: SmtpSink;
   /** Starts an ingest against this world; `env` overrides settings (ports are 0 unless given). */
   start(env?: Record<string, string>): Promise<{ ingest: RunningIngest; config: IngestConfig }>;
   /** Takes (acks) every envelope waiting in a queue of this vhost. */
@@ -34,6 +38,7 @@ export async function createTestWorld(): Promise<TestWorld> {
   const db = await createTestDatabase();
   const vhost = await createTestVhost();
   const redisPrefix = testRedisPrefix();
+  const relay = await startSmtpSink();
   const running: RunningIngest[] = [];
   const log = createLogger('ingest-test', process.env.TEST_LOG_LEVEL ?? 'silent');
 
@@ -41,6 +46,7 @@ export async function createTestWorld(): Promise<TestWorld> {
     db,
     vhost,
     redisPrefix,
+    relay,
     async start(env = {}) {
       const config = loadConfig(ingestSpec, {
         ...db.env,
@@ -52,6 +58,7 @@ export async function createTestWorld(): Promise<TestWorld> {
         SMGW_HEALTH_PORT: '0',
         SMGW_HOSTNAME: 'smgw.test',
         SMGW_INTERNAL_DOMAINS: 'behoerde.example,*.sachsen.example',
+        SMGW_INTERNAL_RELAY: `127.0.0.1:${relay.port}`,
         ...env,
       });
       const ingest = await startIngest(config, log);
@@ -78,6 +85,7 @@ export async function createTestWorld(): Promise<TestWorld> {
     },
     async close() {
       await Promise.all(running.map((ingest) => ingest.stop()));
+      await relay.close();
       await dropRedisKeys(redisPrefix);
       await db.drop();
       await vhost.drop();

@@ -1,0 +1,182 @@
+// Recipient verification on the MX port against a real relay (an SMTP sink), with Redis as the cache and counter.
+import assert from 'node:assert/strict';
+import net, { type AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { freePort } from '@smgw/testing';
+import type { RunningIngest } from '../src/service.ts';
+import { createTestWorld, type TestWorld } from './harness.ts';
+import { SmtpTestClient } from './smtp-client.ts';
+
+const UNKNOWN_REPLY = '550 5.1.1 Recipient address rejected: unknown user';
+const UNVERIFIED_REPLY = '450 4.1.1 Recipient address not verified now, try again later';
+const LIMIT_REPLY = '450 4.7.1 Too many unknown recipients, try again later';
+
+/** An MX session after EHLO and MAIL FROM, ready for RCPT. */
+async function mxSession(port: number): Promise<SmtpTestClient> {
+  const { client, greeting } = await SmtpTestClient.open(port);
+  assert.equal(greeting.code, 220);
+  assert.equal((await client.command('EHLO sender.example')).code, 250);
+  assert.equal((await client.command('MAIL FROM:<absender@extern.example>')).code, 250);
+  return client;
+}
+
+async function rcpt(client: SmtpTestClient, address: string): Promise<string> {
+  return (await client.command(`RCPT TO:<${address}>`)).text;
+}
+
+describe('recipient verification against the agencies relay', () => {
+  let world: TestWorld;
+  let ingest: RunningIngest;
+  const probes: { rcpt: string; mailFrom: string }[] = [];
+
+  before(async () => {
+    world = await createTestWorld();
+    world.relay.rejectRecipient = (address, mailFrom) => {
+      probes.push({ rcpt: address, mailFrom });
+      if (address.startsWith('unbekannt')) return { code: 550, message: `5.1.1 <${address}>: no such user` };
+      if (address.startsWith('spaeter')) return { code: 451, message: '4.3.0 directory busy' };
+      return undefined;
+    };
+    ({ ingest } = await world.start());
+  });
+  after(() => world.close());
+
+  it('takes a recipient the relay knows and refuses one it does not with 550 5.1.1, at RCPT', async () => {
+    const client = await mxSession(ingest.inboundPort);
+    assert.equal(await rcpt(client, 'amt-a@behoerde.example'), '250 2.1.5 Accepted');
+    assert.equal(await rcpt(client, 'unbekannt-a@behoerde.example'), UNKNOWN_REPLY);
+    await client.quit();
+  });
+
+  it('asks the relay with the null sender and sends it no message', async () => {
+    const client = await mxSession(ingest.inboundPort);
+    await rcpt(client, 'amt-b@behoerde.example');
+    await client.quit();
+    const probe = probes.find((p) => p.rcpt === 'amt-b@behoerde.example');
+    assert.deepEqual(probe, { rcpt: 'amt-b@behoerde.example', mailFrom: '' });
+    assert.equal(world.relay.messages.length, 0);
+  });
+
+  it('asks the relay once per address while its answer is remembered, known or unknown', async () => {
+    for (let i = 0; i < 2; i++) {
+      const client = await mxSession(ingest.inboundPort);
+      assert.equal(await rcpt(client, 'amt-c@behoerde.example'), '250 2.1.5 Accepted');
+      assert.equal(await rcpt(client, 'unbekannt-c@behoerde.example'), UNKNOWN_REPLY);
+      await client.quit();
+    }
+    assert.equal(probes.filter((p) => p.rcpt === 'amt-c@behoerde.example').length, 1);
+    assert.equal(probes.filter((p) => p.rcpt === 'unbekannt-c@behoerde.example').length, 1);
+  });
+
+  it('answers 450 4.1.1 when the relay answers a temporary failure, and asks again next time', async () => {
+    const client = await mxSession(ingest.inboundPort);
+    assert.equal(await rcpt(client, 'spaeter-d@behoerde.example'), UNVERIFIED_REPLY);
+    assert.equal(await rcpt(client, 'spaeter-d@behoerde.example'), UNVERIFIED_REPLY);
+    await client.quit();
+    assert.equal(probes.filter((p) => p.rcpt === 'spaeter-d@behoerde.example').length, 2);
+  });
+
+  it('counts verifications by result in /metrics', async () => {
+    const metrics = await (await fetch(`http://127.0.0.1:${ingest.healthPort}/metrics`)).text();
+    for (const result of ['known', 'unknown', 'unverified']) {
+      assert.match(
+        metrics,
+        new RegExp(`^smgw_ingest_recipient_verifications_total\\{result="${result}"[^}]*\\} [1-9]`, 'm'),
+      );
+    }
+  });
+
+  it('does not verify recipients on the submission port', async () => {
+    const { client } = await SmtpTestClient.open(ingest.submissionPort);
+    await client.command('EHLO client.behoerde.example');
+    assert.equal((await client.command('MAIL FROM:<sb@behoerde.example>')).code, 250);
+    assert.equal(await rcpt(client, 'unbekannt-e@behoerde.example'), '250 2.1.5 Accepted');
+    await client.quit();
+    assert.equal(probes.filter((p) => p.rcpt === 'unbekannt-e@behoerde.example').length, 0);
+  });
+});
+
+describe('the cap on unknown recipients per client (against harvesting agency addresses)', () => {
+  let world: TestWorld;
+  let ingest: RunningIngest;
+
+  before(async () => {
+    world = await createTestWorld();
+    world.relay.rejectRecipient = (address) =>
+      address.startsWith('raten') ? { code: 550, message: '5.1.1 no such user' } : undefined;
+    ({ ingest } = await world.start({ SMGW_SMTP_MAX_UNKNOWN_RECIPIENTS: '3' }));
+  });
+  after(() => world.close());
+
+  it('answers 450 to every further RCPT, known or not, once a client tried too many unknown ones', async () => {
+    const client = await mxSession(ingest.inboundPort);
+    assert.equal(await rcpt(client, 'amt@behoerde.example'), '250 2.1.5 Accepted');
+    for (const guess of ['raten-1', 'raten-2', 'raten-3']) {
+      assert.equal(await rcpt(client, `${guess}@behoerde.example`), UNKNOWN_REPLY);
+    }
+    assert.equal(await rcpt(client, 'raten-4@behoerde.example'), LIMIT_REPLY);
+    assert.equal(await rcpt(client, 'amt@behoerde.example'), LIMIT_REPLY, 'a known address tells nothing either');
+    await client.quit();
+    const again = await mxSession(ingest.inboundPort);
+    assert.equal(await rcpt(again, 'amt@behoerde.example'), LIMIT_REPLY, 'a new session does not reset it');
+    await again.quit();
+  });
+});
+
+describe('recipient verification when the relay cannot be asked', () => {
+  let world: TestWorld;
+  let dead: RunningIngest;
+  let failover: RunningIngest;
+  let off: RunningIngest;
+  let silent: RunningIngest;
+  // Takes connections and never says a word.
+  const muted = new Set<net.Socket>();
+  const mute = net.createServer((socket) => {
+    muted.add(socket);
+    socket.on('error', () => {});
+  });
+
+  before(async () => {
+    world = await createTestWorld();
+    await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+    ({ ingest: silent } = await world.start({
+      SMGW_INTERNAL_RELAY: `127.0.0.1:${(mute.address() as AddressInfo).port}`,
+      SMGW_RECIPIENT_VERIFY_TIMEOUT: '300ms',
+    }));
+    const deadRelay = `127.0.0.1:${await freePort()}`;
+    ({ ingest: dead } = await world.start({ SMGW_INTERNAL_RELAY: deadRelay }));
+    ({ ingest: failover } = await world.start({
+      SMGW_INTERNAL_RELAY: `${deadRelay},127.0.0.1:${world.relay.port}`,
+    }));
+    ({ ingest: off } = await world.start({ SMGW_INTERNAL_RELAY: deadRelay, SMGW_RECIPIENT_VERIFY: 'off' }));
+  });
+  after(async () => {
+    await world.close();
+    for (const socket of muted) socket.destroy();
+    await new Promise((resolve) => mute.close(resolve));
+  });
+
+  it('answers 450 4.1.1, never 250, when no relay can be reached', async () => {
+    const client = await mxSession(dead.inboundPort);
+    assert.equal(await rcpt(client, 'amt-f@behoerde.example'), UNVERIFIED_REPLY);
+    await client.quit();
+  });
+
+  it('answers 450 4.1.1 when the relay does not answer in SMGW_RECIPIENT_VERIFY_TIMEOUT', async () => {
+    const client = await mxSession(silent.inboundPort);
+    assert.equal(await rcpt(client, 'amt-i@behoerde.example'), UNVERIFIED_REPLY);
+    await client.quit();
+  });
+
+  it('asks the next relay of SMGW_INTERNAL_RELAY when the first cannot be reached', async () => {
+    const client = await mxSession(failover.inboundPort);
+    assert.equal(await rcpt(client, 'amt-g@behoerde.example'), '250 2.1.5 Accepted');
+    await client.quit();
+  });
+
+  it('takes every agency recipient unasked with SMGW_RECIPIENT_VERIFY=off', async () => {
+    const client = await mxSession(off.inboundPort);
+    assert.equal(await rcpt(client, 'amt-h@behoerde.example'), '250 2.1.5 Accepted');
+    await client.quit();
+  });
+});
