@@ -7,5 +7,6 @@ export * from './gateway-processes.ts';
 export * from './isolation.ts';
 export * from './queued-reply.ts';
 export * from './smtp-sink.ts';
+export * from './stub-dns.ts';
 export * from './test-gateway.ts';
 export * from './wait.ts';

@@ -8,6 +8,8 @@ import {
   createTestDatabase,
   createTestVhost,
   rabbitManagementApi,
+  type StubDns,
+  startStubDns,
   type TestDatabase,
   type TestVhost,
   testRedisPrefix,
@@ -22,6 +24,8 @@ export interface TestWorld {
   db: TestDatabase;
   vhost: TestVhost;
   redisPrefix: string;
+  /** The DNS server every ingest of this world asks (SMGW_DNS_RESOLVERS): empty, so every name is NXDOMAIN. */
+  dns: StubDns;
   /** Starts an ingest against this world; `env` overrides settings (ports are 0 unless given). */
   start(env?: Record<string, string>): Promise<{ ingest: RunningIngest; config: IngestConfig }>;
   /** Takes (acks) every envelope waiting in a queue of this vhost. */
@@ -34,6 +38,7 @@ export async function createTestWorld(): Promise<TestWorld> {
   const db = await createTestDatabase();
   const vhost = await createTestVhost();
   const redisPrefix = testRedisPrefix();
+  const dns = await startStubDns();
   const running: RunningIngest[] = [];
   const log = createLogger('ingest-test', process.env.TEST_LOG_LEVEL ?? 'silent');
 
@@ -41,6 +46,7 @@ export async function createTestWorld(): Promise<TestWorld> {
     db,
     vhost,
     redisPrefix,
+    dns,
     async start(env = {}) {
       const config = loadConfig(ingestSpec, {
         ...db.env,
@@ -52,6 +58,7 @@ export async function createTestWorld(): Promise<TestWorld> {
         SMGW_HEALTH_PORT: '0',
         SMGW_HOSTNAME: 'smgw.test',
         SMGW_INTERNAL_DOMAINS: 'behoerde.example,*.sachsen.example',
+        SMGW_DNS_RESOLVERS: dns.address,
         ...env,
       });
       const ingest = await startIngest(config, log);
@@ -81,6 +88,7 @@ export async function createTestWorld(): Promise<TestWorld> {
       await dropRedisKeys(redisPrefix);
       await db.drop();
       await vhost.drop();
+      await dns.close();
     },
   };
 }

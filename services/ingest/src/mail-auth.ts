@@ -1,0 +1,283 @@
+// SPF, DKIM and DMARC of mail on the MX port (mailauth), evaluated while the message streams into the blob store:
+// SPF starts at once (client address, HELO, MAIL FROM); the DKIM verifier is fed every chunk the blob store takes
+// (a tee with backpressure, so memory stays at a chunk or two plus the header block); DMARC follows when the body
+// has ended. The message is stored only once the outcome is known: a DMARC `p=reject` failure ends the upload with
+// DmarcRejectError (nothing is committed, the client gets 550 5.7.1).
+//
+// A DNS failure is never a pass and, by default, never a refusal: the methods it touched say `temperror`
+// (SMGW_DNS_FAILURE=defer answers 451 when DMARC itself could not be decided).
+import { Resolver } from 'node:dns/promises';
+import { PassThrough } from 'node:stream';
+import { dkimVerify, dmarc, spf } from 'mailauth';
+
+/** mailauth's resolver: node:dns `resolve(name, type)` shapes, errors with node:dns codes (ENOTFOUND, ETIMEOUT, …). */
+export type DnsLookup = (name: string, type: string) => Promise<never>;
+
+export interface MailAuthSettings {
+  /** SMGW_HOSTNAME: the authserv-id of our Authentication-Results. */
+  hostname: string;
+  /** SMGW_DMARC_REJECT: refuse DMARC failures of `p=reject` domains (else only mark them). */
+  dmarcReject: boolean;
+  /** SMGW_DNS_FAILURE: what a DNS failure while deciding DMARC means. */
+  dnsFailure: 'mark' | 'defer';
+  lookup: DnsLookup;
+}
+
+/** What the client told us before DATA. */
+export interface SmtpIdentity {
+  ip: string;
+  helo: string;
+  /** MAIL FROM; '' for the null reverse-path (SPF then checks the HELO name, RFC 7208 §2.4). */
+  mailFrom: string;
+}
+
+export interface MailAuthResult {
+  spf: string;
+  /** One result per DKIM signature; empty when the message has none. */
+  dkim: string[];
+  /** One result per From domain (normally one). */
+  dmarc: string[];
+  /** What the gateway does with the message. */
+  decision: 'accept' | 'reject' | 'defer';
+  /** Why it refuses (for logs), e.g. "dmarc=fail for sender.example (p=reject)". */
+  reason?: string;
+  /** The `Authentication-Results` field in our name, folded, ending in CRLF. */
+  field: string;
+}
+
+/** A From domain with `p=reject` failed DMARC: 550 5.7.1 (SMGW_DMARC_REJECT). */
+export class DmarcRejectError extends Error {
+  readonly code = 'DMARC_REJECT';
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'DmarcRejectError';
+  }
+}
+
+/** DMARC could not be decided for a DNS failure and SMGW_DNS_FAILURE=defer: 451. */
+export class DmarcTemporaryError extends Error {
+  readonly code = 'DMARC_TEMPERROR';
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'DmarcTemporaryError';
+  }
+}
+
+/** The header block is too long to be held for DKIM (MAX_HEADER_BLOCK_BYTES): refused, never judged unchecked. */
+export class HeaderBlockTooBigError extends Error {
+  readonly code = 'HEADER_BLOCK_TOO_BIG';
+  constructor() {
+    super(`header block exceeds ${MAX_HEADER_BLOCK_BYTES} bytes`);
+    this.name = 'HeaderBlockTooBigError';
+  }
+}
+
+/** The DKIM verifier holds the header block in memory: it is bounded here, not by SMGW_MAX_MESSAGE_BYTES. */
+export const MAX_HEADER_BLOCK_BYTES = 1024 * 1024;
+/** DNS questions one message may cause (SPF keeps its own RFC 7208 limit of 10 inside); beyond: temperror. */
+export const MAX_LOOKUPS_PER_MESSAGE = 40;
+/** Results of one method shown in the header (a message may carry many DKIM signatures). */
+const MAX_RESULTS_SHOWN = 10;
+
+/** A resolver for mailauth: the configured servers (or the system's), each query bounded by `timeoutMs`. */
+export function createDnsLookup(options: { servers: string[]; timeoutMs: number }): DnsLookup {
+  const resolver = new Resolver({ timeout: options.timeoutMs, tries: 1 });
+  if (options.servers.length > 0) resolver.setServers(options.servers);
+  return (name, type) => resolver.resolve(name, type) as Promise<never>;
+}
+
+/** At most `limit` questions; the next ones fail like a DNS error (temperror), so one message cannot flood DNS. */
+function withLookupBudget(lookup: DnsLookup, limit: number): DnsLookup {
+  let asked = 0;
+  return (name, type) => {
+    asked += 1;
+    if (asked > limit) {
+      return Promise.reject(Object.assign(new Error(`more than ${limit} DNS lookups`), { code: 'ELOOKUPLIMIT' }));
+    }
+    return lookup(name, type);
+  };
+}
+
+/**
+ * Starts evaluating one message: `write` each chunk of it (header block first) as it is stored, then `finish`.
+ * `abort` when the upload failed, so nothing waits on a message that never ends.
+ */
+export function startMailAuthentication(settings: MailAuthSettings, identity: SmtpIdentity): MessageAuthentication {
+  return new MessageAuthentication(settings, identity);
+}
+
+export class MessageAuthentication {
+  private readonly input = new PassThrough({ highWaterMark: 64 * 1024 });
+  private readonly settings: MailAuthSettings;
+  private readonly lookup: DnsLookup;
+  private readonly spfResult: ReturnType<typeof spf>;
+  private readonly dkimResult: ReturnType<typeof dkimVerify>;
+  private headerBytes = 0;
+  /** The last bytes seen while in the header block (to find the blank line across chunks). */
+  private tail = '';
+  private inHeader = true;
+
+  constructor(settings: MailAuthSettings, identity: SmtpIdentity) {
+    this.settings = settings;
+    this.lookup = withLookupBudget(settings.lookup, MAX_LOOKUPS_PER_MESSAGE);
+    this.spfResult = spf({
+      ip: identity.ip,
+      helo: identity.helo,
+      // mailauth checks postmaster@<helo> for the null sender (RFC 7208 §2.4) when `sender` is empty.
+      ...(identity.mailFrom ? { sender: identity.mailFrom } : {}),
+      mta: settings.hostname,
+      resolver: this.lookup,
+    });
+    this.dkimResult = dkimVerify(this.input, { resolver: this.lookup, sender: identity.mailFrom || undefined });
+    // Both settle in finish(); until then a rejection must not count as unhandled.
+    this.spfResult.catch(() => {});
+    this.dkimResult.catch(() => {});
+  }
+
+  /** Feeds one chunk to the DKIM verifier; resolves when it can take more. */
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.inHeader) this.watchHeaderBlock(chunk);
+    if (this.input.write(chunk)) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        this.input.off('drain', done);
+        this.input.off('close', done);
+        resolve();
+      };
+      this.input.on('drain', done);
+      this.input.on('close', done);
+    });
+  }
+
+  /** The message has ended: the results, the header field and what to do. */
+  async finish(): Promise<MailAuthResult> {
+    this.input.end();
+    const [spfOutcome, dkimOutcome] = await Promise.allSettled([this.spfResult, this.dkimResult]);
+    const spfResult = spfOutcome.status === 'fulfilled' ? spfOutcome.value : undefined;
+    const dkimResult = dkimOutcome.status === 'fulfilled' ? dkimOutcome.value : undefined;
+    const spfInfo = spfResult?.info ?? 'spf=temperror';
+    const spfWord = spfResult?.status.result ?? 'temperror';
+    const dkimInfos = dkimResult
+      ? dkimResult.results.filter((r) => r.info).map((r) => r.info)
+      : ['dkim=temperror (verification failed)'];
+    const dkimPassed = (dkimResult?.results ?? [])
+      .filter((r) => r.status.result === 'pass')
+      .map((r) => ({ id: r.id, domain: r.signingDomain, aligned: r.status.aligned, underSized: r.status.underSized }));
+    const spfDomains = spfResult?.status.result === 'pass' && spfResult.domain ? [spfResult.domain] : [];
+
+    const fromDomains = [...new Set((dkimResult?.headerFrom ?? []).map((a) => domainOf(a)).filter(Boolean))];
+    const dmarcRows: { info: string; word: string; domain: string; policy?: string; pct?: number | undefined }[] = [];
+    if (!dkimResult) {
+      dmarcRows.push({ info: 'dmarc=temperror', word: 'temperror', domain: '' });
+    } else if (fromDomains.length === 0) {
+      dmarcRows.push({ info: 'dmarc=permerror (no From address)', word: 'permerror', domain: '' });
+    } else {
+      // Several From domains: each is judged, the strictest outcome wins (one cannot hide behind another).
+      for (const domain of fromDomains.slice(0, MAX_RESULTS_SHOWN)) {
+        const result = await dmarc({
+          headerFrom: `postmaster@${domain}`,
+          spfDomains,
+          dkimDomains: dkimPassed,
+          resolver: this.lookup,
+        }).catch(() => undefined);
+        if (!result) dmarcRows.push({ info: 'dmarc=temperror', word: 'temperror', domain });
+        else
+          dmarcRows.push({
+            info: result.info ?? `dmarc=${result.status.result}`,
+            word: result.status.result,
+            domain,
+            policy: result.policy,
+            pct: result.pct,
+          });
+      }
+    }
+
+    const rejected = dmarcRows.find(
+      (r) => r.word === 'fail' && r.policy === 'reject' && (r.pct === undefined || r.pct >= 100),
+    );
+    const undecided = dmarcRows.find((r) => r.word === 'temperror');
+    let decision: MailAuthResult['decision'] = 'accept';
+    let reason: string | undefined;
+    if (rejected && this.settings.dmarcReject) {
+      decision = 'reject';
+      reason = `dmarc=fail for ${rejected.domain} (p=reject)`;
+    } else if (undecided && this.settings.dnsFailure === 'defer') {
+      decision = 'defer';
+      reason = `dmarc=temperror for ${undecided.domain || 'the message'}`;
+    }
+
+    const rows = [
+      spfInfo,
+      ...(dkimInfos.length > 0 ? dkimInfos.slice(0, MAX_RESULTS_SHOWN) : ['dkim=none']),
+      ...dmarcRows.map((r) => r.info),
+    ];
+    return {
+      spf: spfWord,
+      dkim: dkimResult ? dkimResult.results.map((r) => r.status.result) : ['temperror'],
+      dmarc: dmarcRows.map((r) => r.word),
+      decision,
+      ...(reason ? { reason } : {}),
+      field: authenticationResultsField(this.settings.hostname, rows),
+    };
+  }
+
+  /** The upload failed: ends the verifier so nothing waits for the rest of the message. */
+  abort(): void {
+    this.input.destroy();
+  }
+
+  private watchHeaderBlock(chunk: Uint8Array): void {
+    const text = this.tail + Buffer.from(chunk).toString('latin1');
+    const end = /\r?\n\r?\n/.exec(text);
+    if (end) {
+      this.inHeader = false;
+      return;
+    }
+    this.headerBytes += chunk.byteLength;
+    if (this.headerBytes > MAX_HEADER_BLOCK_BYTES) throw new HeaderBlockTooBigError();
+    this.tail = text.slice(-3);
+  }
+}
+
+function domainOf(address: string): string {
+  return address
+    .slice(address.lastIndexOf('@') + 1)
+    .trim()
+    .toLowerCase()
+    .replace(/\.$/, '');
+}
+
+/**
+ * `Authentication-Results: <hostname>;` and one result per line (RFC 8601). mailauth escapes what senders chose
+ * (domains, selectors, addresses) into tokens, quoted strings and comments; anything outside printable ASCII is
+ * replaced here as well, so the field can never carry a line break or 8-bit bytes.
+ */
+export function authenticationResultsField(hostname: string, rows: string[]): string {
+  const printable = (s: string) => s.replace(/\s+/g, ' ').replace(/[^\x20-\x7e]/g, '?');
+  return `Authentication-Results: ${printable(hostname)};\r\n\t${rows.map(printable).join(';\r\n\t')}\r\n`;
+}
+
+/**
+ * The message passed on unchanged while `auth` reads along; after its end, the outcome decides: a DMARC reject or
+ * (SMGW_DNS_FAILURE=defer) an undecided DMARC throws, so the blob store stores nothing. `done` gets the result.
+ */
+export async function* withMailAuthentication(
+  source: AsyncIterable<Uint8Array>,
+  auth: MessageAuthentication,
+  done: (result: MailAuthResult) => void,
+): AsyncGenerator<Uint8Array> {
+  let finished = false;
+  try {
+    for await (const chunk of source) {
+      await auth.write(chunk);
+      yield chunk;
+    }
+    finished = true;
+  } finally {
+    if (!finished) auth.abort();
+  }
+  const result = await auth.finish();
+  done(result);
+  if (result.decision === 'reject') throw new DmarcRejectError(result.reason ?? 'dmarc=fail');
+  if (result.decision === 'defer') throw new DmarcTemporaryError(result.reason ?? 'dmarc=temperror');
+}
