@@ -129,15 +129,16 @@ export class MessageAuthentication {
       resolver: this.lookup,
     });
     this.dkimResult = dkimVerify(this.input, { resolver: this.lookup, sender: identity.mailFrom || undefined });
-    // Both settle in finish(); until then a rejection must not count as unhandled.
+    // Both settle in finish(); until then a rejection must not count as unhandled. A verifier that failed reads no
+    // more: its input is closed, so write() never waits for a drain that cannot come (finish() reports temperror).
     this.spfResult.catch(() => {});
-    this.dkimResult.catch(() => {});
+    this.dkimResult.catch(() => this.input.destroy());
   }
 
   /** Feeds one chunk to the DKIM verifier; resolves when it can take more. */
   async write(chunk: Uint8Array): Promise<void> {
     if (this.inHeader) this.watchHeaderBlock(chunk);
-    if (this.input.write(chunk)) return;
+    if (this.input.destroyed || this.input.write(chunk)) return;
     await new Promise<void>((resolve) => {
       const done = () => {
         this.input.off('drain', done);
@@ -151,7 +152,7 @@ export class MessageAuthentication {
 
   /** The message has ended: the results, the header field and what to do. */
   async finish(): Promise<MailAuthResult> {
-    this.input.end();
+    if (!this.input.destroyed) this.input.end();
     const [spfOutcome, dkimOutcome] = await Promise.allSettled([this.spfResult, this.dkimResult]);
     const spfResult = spfOutcome.status === 'fulfilled' ? spfOutcome.value : undefined;
     const dkimResult = dkimOutcome.status === 'fulfilled' ? dkimOutcome.value : undefined;

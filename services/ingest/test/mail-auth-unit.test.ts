@@ -1,0 +1,94 @@
+// mail-auth.ts on its own: a message fed to MessageAuthentication chunk by chunk, DNS from the stub server.
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { type StubDns, startStubDns } from '@smgw/testing';
+import { dkimSign } from 'mailauth';
+import {
+  authenticationResultsField,
+  createDnsLookup,
+  HeaderBlockTooBigError,
+  MAX_HEADER_BLOCK_BYTES,
+  MAX_LOOKUPS_PER_MESSAGE,
+  type MailAuthSettings,
+  startMailAuthentication,
+} from '../src/mail-auth.ts';
+
+const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const PRIVATE_KEY = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+const DKIM_KEY_RECORD = `v=DKIM1; k=rsa; p=${publicKey.export({ type: 'spki', format: 'der' }).toString('base64')}`;
+const MESSAGE = 'From: a@signed.example\r\nSubject: x\r\n\r\nbody\r\n';
+
+async function signedBy(selectors: string[]): Promise<string> {
+  const signing = {
+    signatureData: selectors.map((selector) => ({
+      signingDomain: 'signed.example',
+      selector,
+      privateKey: PRIVATE_KEY,
+    })),
+  };
+  // mailauth's typings name top-level keys, its signer reads `signatureData` (lib/dkim/dkim-signer.js).
+  const result = await dkimSign(MESSAGE, signing as unknown as Parameters<typeof dkimSign>[1]);
+  return result.signatures + MESSAGE;
+}
+
+describe('mail-auth', () => {
+  let dns: StubDns;
+  let settings: MailAuthSettings;
+
+  before(async () => {
+    dns = await startStubDns();
+    dns.set('sel._domainkey.signed.example', [{ type: 'TXT', text: DKIM_KEY_RECORD }]);
+    settings = {
+      hostname: 'smgw.test',
+      dmarcReject: true,
+      dnsFailure: 'mark',
+      lookup: createDnsLookup({ servers: [dns.address], timeoutMs: 500 }),
+    };
+  });
+  after(() => dns.close());
+
+  const identity = { ip: '192.0.2.1', helo: 'mx.signed.example', mailFrom: 'a@signed.example' };
+
+  it('verifies a signature fed one byte at a time (the header end split across chunks)', async () => {
+    const auth = startMailAuthentication(settings, identity);
+    for (const byte of Buffer.from(await signedBy(['sel']))) await auth.write(Uint8Array.of(byte));
+    const result = await auth.finish();
+    assert.deepEqual([result.dkim, result.spf, result.dmarc, result.decision], [['pass'], 'none', ['none'], 'accept']);
+  });
+
+  it('refuses to hold a header block longer than MAX_HEADER_BLOCK_BYTES', async () => {
+    // Another sender domain: this test's SPF question may still be answered during the next test.
+    const auth = startMailAuthentication(settings, { ...identity, mailFrom: 'a@other.example' });
+    const line = Buffer.from(`X-Filler: ${'x'.repeat(1000)}\r\n`);
+    await assert.rejects(async () => {
+      for (let sent = 0; sent <= MAX_HEADER_BLOCK_BYTES; sent += line.length) await auth.write(line);
+    }, HeaderBlockTooBigError);
+    auth.abort();
+  });
+
+  it(`asks at most ${MAX_LOOKUPS_PER_MESSAGE} DNS questions for one message, however many signatures it has`, async () => {
+    const before = dns.queries.length;
+    const auth = startMailAuthentication(settings, identity);
+    const selectors = Array.from({ length: MAX_LOOKUPS_PER_MESSAGE + 10 }, (_, i) => `s${i}`);
+    await auth.write(Buffer.from(await signedBy(selectors)));
+    const result = await auth.finish();
+    const asked = dns.queries.slice(before).filter((q) => !q.includes('other.example'));
+    assert.ok(asked.length <= MAX_LOOKUPS_PER_MESSAGE, `${asked.length} questions`);
+    assert.ok(result.dkim.includes('temperror'), 'the signatures beyond the budget are not judged');
+    assert.equal(result.field.match(/\tdkim=/g)?.length, 10, 'at most ten results of one method are shown');
+  });
+
+  it('writes the field in our name with every result on a line of its own, printable ASCII only', () => {
+    const field = authenticationResultsField('smgw.test', [
+      'spf=pass smtp.mailfrom=a@b.example',
+      'dkim=pass header.d="evil\r\nX-Injected: 1"',
+      'dmarc=none header.from=bü.example',
+    ]);
+    assert.equal(
+      field,
+      'Authentication-Results: smgw.test;\r\n\tspf=pass smtp.mailfrom=a@b.example;\r\n' +
+        '\tdkim=pass header.d="evil X-Injected: 1";\r\n\tdmarc=none header.from=b?.example\r\n',
+    );
+  });
+});
