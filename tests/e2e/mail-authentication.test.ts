@@ -2,22 +2,11 @@
 // publishes the senders' records, and the agency relay as an SMTP sink. What the agency receives carries one
 // Authentication-Results field in our name, ours; a forged p=reject sender never gets in; submission is untouched.
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { assertQueued, startTestGateway, type TestGateway, waitFor } from '@smgw/testing';
-import { dkimSign } from 'mailauth';
+import { assertQueued, createDkimTestKey, startTestGateway, type TestGateway, waitFor } from '@smgw/testing';
 import nodemailer from 'nodemailer';
 
-const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const PRIVATE_KEY = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-const DKIM_KEY_RECORD = `v=DKIM1; k=rsa; p=${publicKey.export({ type: 'spki', format: 'der' }).toString('base64')}`;
-
-async function signed(message: string, signingDomain: string): Promise<string> {
-  const signing = { signatureData: [{ signingDomain, selector: 'sel', privateKey: PRIVATE_KEY }] };
-  // mailauth's typings name top-level keys, its signer reads `signatureData` (lib/dkim/dkim-signer.js).
-  const result = await dkimSign(message, signing as unknown as Parameters<typeof dkimSign>[1]);
-  return result.signatures + message;
-}
+const dkimKey = createDkimTestKey();
 
 /** The unfolded header fields of a message, in order. */
 function fields(raw: Buffer): string[] {
@@ -31,7 +20,7 @@ describe('mail authentication, end to end', () => {
   before(async () => {
     gw = await startTestGateway({ services: ['ingest', 'encrypt', 'scan', 'deliver'] });
     gw.dns.set('buerger.example', [{ type: 'TXT', text: 'v=spf1 ip4:127.0.0.1 -all' }]);
-    gw.dns.set('sel._domainkey.buerger.example', [{ type: 'TXT', text: DKIM_KEY_RECORD }]);
+    gw.dns.set('sel._domainkey.buerger.example', [{ type: 'TXT', text: dkimKey.record }]);
     gw.dns.set('_dmarc.buerger.example', [{ type: 'TXT', text: 'v=DMARC1; p=reject' }]);
     gw.dns.set('bank.example', [{ type: 'TXT', text: 'v=spf1 -all' }]);
     gw.dns.set('_dmarc.bank.example', [{ type: 'TXT', text: 'v=DMARC1; p=reject' }]);
@@ -50,7 +39,7 @@ describe('mail authentication, end to end', () => {
   }
 
   it('delivers a signed message from a permitted address with our Authentication-Results, and only ours', async () => {
-    const message = await signed(
+    const message = await dkimKey.sign(
       [
         'From: Bürgerin <post@buerger.example>',
         'To: amt@behoerde.example',

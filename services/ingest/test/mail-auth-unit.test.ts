@@ -1,9 +1,7 @@
 // mail-auth.ts on its own: a message fed to MessageAuthentication chunk by chunk, DNS from the stub server.
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { type StubDns, startStubDns } from '@smgw/testing';
-import { dkimSign } from 'mailauth';
+import { createDkimTestKey, type StubDns, startStubDns } from '@smgw/testing';
 import {
   authenticationResultsField,
   createDnsLookup,
@@ -14,22 +12,11 @@ import {
   startMailAuthentication,
 } from '../src/mail-auth.ts';
 
-const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const PRIVATE_KEY = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-const DKIM_KEY_RECORD = `v=DKIM1; k=rsa; p=${publicKey.export({ type: 'spki', format: 'der' }).toString('base64')}`;
+const dkimKey = createDkimTestKey();
 const MESSAGE = 'From: a@signed.example\r\nSubject: x\r\n\r\nbody\r\n';
 
-async function signedBy(selectors: string[]): Promise<string> {
-  const signing = {
-    signatureData: selectors.map((selector) => ({
-      signingDomain: 'signed.example',
-      selector,
-      privateKey: PRIVATE_KEY,
-    })),
-  };
-  // mailauth's typings name top-level keys, its signer reads `signatureData` (lib/dkim/dkim-signer.js).
-  const result = await dkimSign(MESSAGE, signing as unknown as Parameters<typeof dkimSign>[1]);
-  return result.signatures + MESSAGE;
+function signedBy(selectors: string[]): Promise<string> {
+  return dkimKey.sign(MESSAGE, 'signed.example', selectors);
 }
 
 describe('mail-auth', () => {
@@ -38,7 +25,7 @@ describe('mail-auth', () => {
 
   before(async () => {
     dns = await startStubDns();
-    dns.set('sel._domainkey.signed.example', [{ type: 'TXT', text: DKIM_KEY_RECORD }]);
+    dns.set('sel._domainkey.signed.example', [{ type: 'TXT', text: dkimKey.record }]);
     settings = {
       hostname: 'smgw.test',
       dmarcReject: true,

@@ -2,18 +2,14 @@
 // publishes the senders' records: what is accepted carries the results in its envelope, a DMARC p=reject failure
 // is refused before anything is stored, and a DNS that does not answer never refuses mail by default.
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { Envelope } from '@smgw/envelope';
-import { assertQueued } from '@smgw/testing';
-import { dkimSign } from 'mailauth';
+import { assertQueued, createDkimTestKey } from '@smgw/testing';
 import type { RunningIngest } from '../src/service.ts';
 import { createTestWorld, type TestWorld } from './harness.ts';
 import { SmtpTestClient } from './smtp-client.ts';
 
-const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const PRIVATE_KEY = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-const DKIM_KEY_RECORD = `v=DKIM1; k=rsa; p=${publicKey.export({ type: 'spki', format: 'der' }).toString('base64')}`;
+const dkimKey = createDkimTestKey();
 
 /** A message From `from`, signed by `signingDomain` with the published key when given. */
 async function message(from: string, options: { signingDomain?: string; extraHeader?: string } = {}) {
@@ -28,15 +24,7 @@ async function message(from: string, options: { signingDomain?: string; extraHea
     'Sehr geehrte Damen und Herren,',
     '',
   ].join('\r\n');
-  if (!options.signingDomain) return unsigned;
-  const signing = {
-    canonicalization: 'relaxed/relaxed',
-    signatureData: [{ signingDomain: options.signingDomain, selector: 'sel', privateKey: PRIVATE_KEY }],
-  };
-  // mailauth's typings name top-level keys, its signer reads `signatureData` (lib/dkim/dkim-signer.js).
-  const signed = await dkimSign(unsigned, signing as unknown as Parameters<typeof dkimSign>[1]);
-  assert.deepEqual(signed.errors, []);
-  return signed.signatures + unsigned;
+  return options.signingDomain ? dkimKey.sign(unsigned, options.signingDomain) : unsigned;
 }
 
 describe('mail authentication on the MX port', () => {
@@ -48,7 +36,7 @@ describe('mail authentication on the MX port', () => {
     // sender.example: SPF for 127.0.0.1, DKIM key, DMARC reject. strict.example: SPF fails everyone, DMARC reject.
     // relaxed.example: SPF fails everyone, DMARC none.
     world.dns.set('sender.example', [{ type: 'TXT', text: 'v=spf1 ip4:127.0.0.1 -all' }]);
-    world.dns.set('sel._domainkey.sender.example', [{ type: 'TXT', text: DKIM_KEY_RECORD }]);
+    world.dns.set('sel._domainkey.sender.example', [{ type: 'TXT', text: dkimKey.record }]);
     world.dns.set('_dmarc.sender.example', [{ type: 'TXT', text: 'v=DMARC1; p=reject' }]);
     world.dns.set('strict.example', [{ type: 'TXT', text: 'v=spf1 -all' }]);
     world.dns.set('_dmarc.strict.example', [{ type: 'TXT', text: 'v=DMARC1; p=reject' }]);
