@@ -25,6 +25,7 @@ import {
   DmarcRejectError,
   DmarcTemporaryError,
   HeaderBlockTooBigError,
+  MailAuthFailedError,
   type MailAuthResult,
   type MailAuthSettings,
   startMailAuthentication,
@@ -135,6 +136,8 @@ export function classifyStoreFailure(err: unknown): { reply: ReplyCode; code: st
   if (chain.some((e) => e instanceof NulByteError)) return { reply: 'NUL_BYTE', code: 'NUL_BYTE' };
   if (chain.some((e) => e instanceof DmarcRejectError)) return { reply: 'DMARC_REJECT', code: 'DMARC_REJECT' };
   if (chain.some((e) => e instanceof DmarcTemporaryError)) return { reply: 'DMARC_TEMPERROR', code: 'DMARC_TEMPERROR' };
+  if (chain.some((e) => e instanceof MailAuthFailedError))
+    return { reply: 'TEMPORARY_FAILURE', code: 'MAIL_AUTH_FAILED' };
   if (chain.some((e) => e instanceof HeaderBlockTooBigError)) {
     return { reply: 'HEADER_BLOCK_TOO_BIG', code: 'HEADER_BLOCK_TOO_BIG' };
   }

@@ -37,8 +37,8 @@ export interface MailAuthResult {
   dkim: string[];
   /** One result per From domain (normally one). */
   dmarc: string[];
-  /** What the gateway does with the message. */
-  decision: 'accept' | 'reject' | 'defer';
+  /** What the gateway does with the message: `failed` when the verifier itself broke (not DNS). */
+  decision: 'accept' | 'reject' | 'defer' | 'failed';
   /** Why it refuses (for logs), e.g. "dmarc=fail for sender.example (p=reject)". */
   reason?: string;
   /** The `Authentication-Results` field in our name, folded, ending in CRLF. */
@@ -63,6 +63,15 @@ export class DmarcTemporaryError extends Error {
   }
 }
 
+/** The verifier itself failed (not DNS): 451, never a pass, so a message that trips it cannot skip DMARC. */
+export class MailAuthFailedError extends Error {
+  readonly code = 'MAIL_AUTH_FAILED';
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'MailAuthFailedError';
+  }
+}
+
 /** The header block is too long to be held for DKIM (MAX_HEADER_BLOCK_BYTES): refused, never judged unchecked. */
 export class HeaderBlockTooBigError extends Error {
   readonly code = 'HEADER_BLOCK_TOO_BIG';
@@ -74,8 +83,14 @@ export class HeaderBlockTooBigError extends Error {
 
 /** The DKIM verifier holds the header block in memory: it is bounded here, not by SMGW_MAX_MESSAGE_BYTES. */
 export const MAX_HEADER_BLOCK_BYTES = 1024 * 1024;
-/** DNS questions one message may cause (SPF keeps its own RFC 7208 limit of 10 inside); beyond: temperror. */
-export const MAX_LOOKUPS_PER_MESSAGE = 40;
+/**
+ * DNS questions of one method for one message; beyond, a question fails like a DNS error (temperror). Each method
+ * has its own budget, so a message with many DKIM signatures cannot use up the questions its DMARC check needs.
+ * SPF also keeps RFC 7208's limits (10 lookups, 2 void lookups) inside.
+ */
+export const MAX_LOOKUPS_PER_METHOD = 30;
+/** More distinct From domains than this: refused (each would need its own DMARC check; legitimate mail has one). */
+export const MAX_FROM_DOMAINS = 5;
 /** Results of one method shown in the header (a message may carry many DKIM signatures). */
 const MAX_RESULTS_SHOWN = 10;
 
@@ -109,7 +124,6 @@ export function startMailAuthentication(settings: MailAuthSettings, identity: Sm
 export class MessageAuthentication {
   private readonly input = new PassThrough({ highWaterMark: 64 * 1024 });
   private readonly settings: MailAuthSettings;
-  private readonly lookup: DnsLookup;
   private readonly spfResult: ReturnType<typeof spf>;
   private readonly dkimResult: ReturnType<typeof dkimVerify>;
   private headerBytes = 0;
@@ -119,16 +133,18 @@ export class MessageAuthentication {
 
   constructor(settings: MailAuthSettings, identity: SmtpIdentity) {
     this.settings = settings;
-    this.lookup = withLookupBudget(settings.lookup, MAX_LOOKUPS_PER_MESSAGE);
     this.spfResult = spf({
       ip: identity.ip,
       helo: identity.helo,
       // mailauth checks postmaster@<helo> for the null sender (RFC 7208 §2.4) when `sender` is empty.
       ...(identity.mailFrom ? { sender: identity.mailFrom } : {}),
       mta: settings.hostname,
-      resolver: this.lookup,
+      resolver: withLookupBudget(settings.lookup, MAX_LOOKUPS_PER_METHOD),
     });
-    this.dkimResult = dkimVerify(this.input, { resolver: this.lookup, sender: identity.mailFrom || undefined });
+    this.dkimResult = dkimVerify(this.input, {
+      resolver: withLookupBudget(settings.lookup, MAX_LOOKUPS_PER_METHOD),
+      sender: identity.mailFrom || undefined,
+    });
     // Both settle in finish(); until then a rejection must not count as unhandled. A verifier that failed reads no
     // more: its input is closed, so write() never waits for a drain that cannot come (finish() reports temperror).
     this.spfResult.catch(() => {});
@@ -167,22 +183,27 @@ export class MessageAuthentication {
     const spfDomains = spfResult?.status.result === 'pass' && spfResult.domain ? [spfResult.domain] : [];
 
     const fromDomains = [...new Set((dkimResult?.headerFrom ?? []).map((a) => domainOf(a)).filter(Boolean))];
+    const dmarcLookup = withLookupBudget(this.settings.lookup, MAX_LOOKUPS_PER_METHOD);
     const dmarcRows: { info: string; word: string; domain: string; policy?: string; pct?: number | undefined }[] = [];
+    let failure: string | undefined;
     if (!dkimResult) {
-      dmarcRows.push({ info: 'dmarc=temperror', word: 'temperror', domain: '' });
+      failure = `DKIM verifier failed: ${(dkimOutcome as PromiseRejectedResult).reason}`;
     } else if (fromDomains.length === 0) {
       dmarcRows.push({ info: 'dmarc=permerror (no From address)', word: 'permerror', domain: '' });
+    } else if (fromDomains.length > MAX_FROM_DOMAINS) {
+      dmarcRows.push({ info: 'dmarc=permerror (too many From domains)', word: 'permerror', domain: '' });
     } else {
       // Several From domains: each is judged, the strictest outcome wins (one cannot hide behind another).
-      for (const domain of fromDomains.slice(0, MAX_RESULTS_SHOWN)) {
-        const result = await dmarc({
-          headerFrom: `postmaster@${domain}`,
-          spfDomains,
-          dkimDomains: dkimPassed,
-          resolver: this.lookup,
-        }).catch(() => undefined);
-        if (!result) dmarcRows.push({ info: 'dmarc=temperror', word: 'temperror', domain });
-        else
+      for (const domain of fromDomains) {
+        try {
+          const result = await dmarc({
+            headerFrom: `postmaster@${domain}`,
+            spfDomains,
+            dkimDomains: dkimPassed,
+            resolver: dmarcLookup,
+          });
+          // mailauth answers `false` only for a From it cannot use; ours always has one address.
+          if (!result) throw new Error(`no DMARC result for ${domain}`);
           dmarcRows.push({
             info: result.info ?? `dmarc=${result.status.result}`,
             word: result.status.result,
@@ -190,6 +211,10 @@ export class MessageAuthentication {
             policy: result.policy,
             pct: result.pct,
           });
+        } catch (err) {
+          failure = `DMARC check failed: ${(err as Error).message}`;
+          break;
+        }
       }
     }
 
@@ -199,12 +224,18 @@ export class MessageAuthentication {
     const undecided = dmarcRows.find((r) => r.word === 'temperror');
     let decision: MailAuthResult['decision'] = 'accept';
     let reason: string | undefined;
-    if (rejected && this.settings.dmarcReject) {
+    if (failure) {
+      decision = 'failed';
+      reason = failure;
+    } else if (fromDomains.length > MAX_FROM_DOMAINS) {
+      decision = 'reject';
+      reason = `${fromDomains.length} From domains (at most ${MAX_FROM_DOMAINS})`;
+    } else if (rejected && this.settings.dmarcReject) {
       decision = 'reject';
       reason = `dmarc=fail for ${rejected.domain} (p=reject)`;
     } else if (undecided && this.settings.dnsFailure === 'defer') {
       decision = 'defer';
-      reason = `dmarc=temperror for ${undecided.domain || 'the message'}`;
+      reason = `dmarc=temperror for ${undecided.domain}`;
     }
 
     const rows = [
@@ -281,4 +312,5 @@ export async function* withMailAuthentication(
   done(result);
   if (result.decision === 'reject') throw new DmarcRejectError(result.reason ?? 'dmarc=fail');
   if (result.decision === 'defer') throw new DmarcTemporaryError(result.reason ?? 'dmarc=temperror');
+  if (result.decision === 'failed') throw new MailAuthFailedError(result.reason ?? 'mail authentication failed');
 }

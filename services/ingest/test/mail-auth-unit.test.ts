@@ -6,8 +6,9 @@ import {
   authenticationResultsField,
   createDnsLookup,
   HeaderBlockTooBigError,
+  MAX_FROM_DOMAINS,
   MAX_HEADER_BLOCK_BYTES,
-  MAX_LOOKUPS_PER_MESSAGE,
+  MAX_LOOKUPS_PER_METHOD,
   type MailAuthSettings,
   startMailAuthentication,
 } from '../src/mail-auth.ts';
@@ -54,16 +55,31 @@ describe('mail-auth', () => {
     auth.abort();
   });
 
-  it(`asks at most ${MAX_LOOKUPS_PER_MESSAGE} DNS questions for one message, however many signatures it has`, async () => {
+  it(`asks at most ${MAX_LOOKUPS_PER_METHOD} DNS questions for the DKIM signatures of a message, and DMARC is still asked`, async () => {
+    dns.set('_dmarc.signed.example', [{ type: 'TXT', text: 'v=DMARC1; p=reject' }]);
     const before = dns.queries.length;
     const auth = startMailAuthentication(settings, identity);
-    const selectors = Array.from({ length: MAX_LOOKUPS_PER_MESSAGE + 10 }, (_, i) => `s${i}`);
+    const selectors = Array.from({ length: MAX_LOOKUPS_PER_METHOD + 10 }, (_, i) => `s${i}`);
     await auth.write(Buffer.from(await signedBy(selectors)));
     const result = await auth.finish();
+    dns.set('_dmarc.signed.example', []);
     const asked = dns.queries.slice(before).filter((q) => !q.includes('other.example'));
-    assert.ok(asked.length <= MAX_LOOKUPS_PER_MESSAGE, `${asked.length} questions`);
+    const keys = asked.filter((q) => q.includes('._domainkey.'));
+    assert.equal(keys.length, MAX_LOOKUPS_PER_METHOD);
     assert.ok(result.dkim.includes('temperror'), 'the signatures beyond the budget are not judged');
     assert.equal(result.field.match(/\tdkim=/g)?.length, 10, 'at most ten results of one method are shown');
+    // The many signatures did not use up the DMARC question: the p=reject domain is judged (and fails: no key).
+    assert.ok(asked.includes('TXT _dmarc.signed.example'));
+    assert.deepEqual([result.dmarc, result.decision], [['fail'], 'reject']);
+  });
+
+  it(`refuses a message with more than ${MAX_FROM_DOMAINS} From domains`, async () => {
+    const auth = startMailAuthentication(settings, identity);
+    const from = Array.from({ length: MAX_FROM_DOMAINS + 1 }, (_, i) => `a@d${i}.example`).join(', ');
+    await auth.write(Buffer.from(`From: ${from}\r\n\r\nbody\r\n`));
+    const result = await auth.finish();
+    assert.equal(result.decision, 'reject');
+    assert.deepEqual(result.dmarc, ['permerror']);
   });
 
   it('writes the field in our name with every result on a line of its own, printable ASCII only', () => {
