@@ -34,6 +34,7 @@ import {
 import { buildReceivedHeader, receivedProtocol } from './received-header.ts';
 import { groupByDirection, type Listener } from './recipient-policy.ts';
 import type { ReplyCode } from './smtp-replies.ts';
+import { SubmissionHeaderError, withCheckedSubmissionHeader } from './submission-header.ts';
 
 export interface AcceptDeps {
   pool: Pool;
@@ -77,6 +78,11 @@ export interface IncomingMessage {
   body: Readable | AsyncIterable<Uint8Array>;
   /** True once the client sent more than SMGW_MAX_MESSAGE_BYTES (smtp-server counts while data arrives). */
   sizeExceeded: () => boolean;
+  /**
+   * Submission only: which addresses the client may use. Then every From and Sender address is checked against it,
+   * Bcc fields are removed, and the first From address becomes the envelope's author (submission-header.ts).
+   */
+  mayUseAddress?: ((address: string) => boolean) | undefined;
 }
 
 export type AcceptOutcome =
@@ -134,13 +140,14 @@ export function classifyStoreFailure(err: unknown): { reply: ReplyCode; code: st
   if (chain.some((e) => e instanceof BareLineEndingError))
     return { reply: 'BARE_LINE_ENDING', code: 'BARE_LINE_ENDING' };
   if (chain.some((e) => e instanceof NulByteError)) return { reply: 'NUL_BYTE', code: 'NUL_BYTE' };
+  const header = chain.find((e) => e instanceof SubmissionHeaderError);
+  if (header) return { reply: header.code, code: header.code };
   if (chain.some((e) => e instanceof DmarcRejectError)) return { reply: 'DMARC_REJECT', code: 'DMARC_REJECT' };
   if (chain.some((e) => e instanceof DmarcTemporaryError)) return { reply: 'DMARC_TEMPERROR', code: 'DMARC_TEMPERROR' };
   if (chain.some((e) => e instanceof MailAuthFailedError))
     return { reply: 'TEMPORARY_FAILURE', code: 'MAIL_AUTH_FAILED' };
-  if (chain.some((e) => e instanceof HeaderBlockTooBigError)) {
-    return { reply: 'HEADER_BLOCK_TOO_BIG', code: 'HEADER_BLOCK_TOO_BIG' };
-  }
+  if (chain.some((e) => e instanceof HeaderBlockTooBigError))
+    return { reply: 'HEADER_TOO_LARGE', code: 'HEADER_TOO_LARGE' };
   if (chain.some((e) => e instanceof MessageTooBigError || codeOf(e) === 'BLOB_TOO_LARGE')) {
     return { reply: 'MESSAGE_TOO_BIG', code: 'MESSAGE_TOO_BIG' };
   }
@@ -217,10 +224,20 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
   // Fields only the gateway writes (X-SMGW-*, Authentication-Results in our name) are removed from what the client
   // sent; their names (never values) go to the trace.
   const removedFields: string[] = [];
-  const body = withoutGatewayFields(message.body, deps.hostname, (name) => removedFields.push(name));
+  // Submission: From/Sender checked, Bcc removed; without a From field the author is the (checked) envelope sender.
+  const { mayUseAddress } = message;
+  let author: string | undefined;
+  let removedBcc = 0;
+  const submitted = mayUseAddress
+    ? withCheckedSubmissionHeader(message.body, mayUseAddress, (checked) => {
+        author = checked.author ?? message.mailFrom;
+        removedBcc = checked.removedBcc;
+      })
+    : message.body;
+  const body = withoutGatewayFields(submitted, deps.hostname, (name) => removedFields.push(name));
   // Mail from the internet: SPF, DKIM and DMARC read along while it is stored; a DMARC reject stores nothing.
   let auth: MailAuthResult | undefined;
-  const checked =
+  const authenticated =
     message.listener === 'inbound' && deps.mailAuth
       ? withMailAuthentication(
           body,
@@ -236,9 +253,12 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
       : body;
   let blob: BlobRef;
   try {
-    blob = await deps.blobStore.put(withReceivedHeader(header, checked, message.sizeExceeded, deps.maxMessageBytes), {
-      maxBytes: deps.maxMessageBytes + Buffer.byteLength(header, 'latin1'),
-    });
+    blob = await deps.blobStore.put(
+      withReceivedHeader(header, authenticated, message.sizeExceeded, deps.maxMessageBytes),
+      {
+        maxBytes: deps.maxMessageBytes + Buffer.byteLength(header, 'latin1'),
+      },
+    );
   } catch (err) {
     const { reply, code } = classifyStoreFailure(err);
     const level = reply === 'TEMPORARY_FAILURE' && code !== 'CLIENT_DISCONNECTED' ? 'error' : 'info';
@@ -267,6 +287,7 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
       client,
       blob,
       dsn: dsnFor(message, group.recipients),
+      author,
     }),
   );
   for (const envelope of envelopes) {
@@ -295,6 +316,7 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
           blob: blob.ref,
           envelopes: envelopes.map((e) => ({ direction: e.direction, recipients: e.recipients.length })),
           ...(removedFields.length > 0 ? { removedGatewayFields: removedFields } : {}),
+          ...(removedBcc > 0 ? { removedBcc } : {}),
           ...(auth ? { auth: authSummary(auth) } : {}),
         },
       });

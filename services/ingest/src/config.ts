@@ -29,6 +29,7 @@ export const ingestSpec = {
   dnsResolvers: settings.dnsResolvers,
   dnsTimeoutMs: settings.dnsTimeoutMs,
   fastGreetingForTrusted: settings.fastGreetingForTrusted,
+  forbidUnauthPipelining: settings.forbidUnauthPipelining,
   healthPort: settings.healthPort,
   healthBind: settings.healthBind,
 } as const;

@@ -74,7 +74,7 @@ export class MailAuthFailedError extends Error {
 
 /** The header block is too long to be held for DKIM (MAX_HEADER_BLOCK_BYTES): refused, never judged unchecked. */
 export class HeaderBlockTooBigError extends Error {
-  readonly code = 'HEADER_BLOCK_TOO_BIG';
+  readonly code = 'HEADER_TOO_LARGE';
   constructor() {
     super(`header block exceeds ${MAX_HEADER_BLOCK_BYTES} bytes`);
     this.name = 'HeaderBlockTooBigError';
