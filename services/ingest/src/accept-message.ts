@@ -22,10 +22,7 @@ import { recordEvent, recordMessage } from '@smgw/trace';
 import { BareLineEndingError, NulByteError } from './bare-line-ending-guard.ts';
 import { withoutGatewayFields } from './forged-header-fields.ts';
 import {
-  DmarcRejectError,
-  DmarcTemporaryError,
-  HeaderBlockTooBigError,
-  MailAuthFailedError,
+  MailAuthRefusal,
   type MailAuthResult,
   type MailAuthSettings,
   startMailAuthentication,
@@ -142,12 +139,11 @@ export function classifyStoreFailure(err: unknown): { reply: ReplyCode; code: st
   if (chain.some((e) => e instanceof NulByteError)) return { reply: 'NUL_BYTE', code: 'NUL_BYTE' };
   const header = chain.find((e) => e instanceof SubmissionHeaderError);
   if (header) return { reply: header.code, code: header.code };
-  if (chain.some((e) => e instanceof DmarcRejectError)) return { reply: 'DMARC_REJECT', code: 'DMARC_REJECT' };
-  if (chain.some((e) => e instanceof DmarcTemporaryError)) return { reply: 'DMARC_TEMPERROR', code: 'DMARC_TEMPERROR' };
-  if (chain.some((e) => e instanceof MailAuthFailedError))
-    return { reply: 'TEMPORARY_FAILURE', code: 'MAIL_AUTH_FAILED' };
-  if (chain.some((e) => e instanceof HeaderBlockTooBigError))
-    return { reply: 'HEADER_TOO_LARGE', code: 'HEADER_TOO_LARGE' };
+  const authRefusal = chain.find((e) => e instanceof MailAuthRefusal);
+  if (authRefusal) {
+    const { code } = authRefusal;
+    return { reply: code === 'MAIL_AUTH_FAILED' ? 'TEMPORARY_FAILURE' : code, code };
+  }
   if (chain.some((e) => e instanceof MessageTooBigError || codeOf(e) === 'BLOB_TOO_LARGE')) {
     return { reply: 'MESSAGE_TOO_BIG', code: 'MESSAGE_TOO_BIG' };
   }

@@ -8,6 +8,7 @@
 // (SMGW_DNS_FAILURE=defer answers 451 when DMARC itself could not be decided).
 import { Resolver } from 'node:dns/promises';
 import { PassThrough } from 'node:stream';
+import { MAX_HEADER_BYTES } from '@smgw/mime';
 import { dkimVerify, dmarc, spf } from 'mailauth';
 
 /** mailauth's resolver: node:dns `resolve(name, type)` shapes, errors with node:dns codes (ENOTFOUND, ETIMEOUT, …). */
@@ -37,52 +38,31 @@ export interface MailAuthResult {
   dkim: string[];
   /** One result per From domain (normally one). */
   dmarc: string[];
-  /** What the gateway does with the message: `failed` when the verifier itself broke (not DNS). */
-  decision: 'accept' | 'reject' | 'defer' | 'failed';
+  /** What the gateway does with the message: accept it, or refuse it for this reason (MailAuthRefusal). */
+  decision: 'accept' | Exclude<MailAuthRefusal['code'], 'HEADER_TOO_LARGE'>;
   /** Why it refuses (for logs), e.g. "dmarc=fail for sender.example (p=reject)". */
   reason?: string;
   /** The `Authentication-Results` field in our name, folded, ending in CRLF. */
   field: string;
 }
 
-/** A From domain with `p=reject` failed DMARC: 550 5.7.1 (SMGW_DMARC_REJECT). */
-export class DmarcRejectError extends Error {
-  readonly code = 'DMARC_REJECT';
-  constructor(reason: string) {
-    super(reason);
-    this.name = 'DmarcRejectError';
+/**
+ * Why mail authentication stops a message; the SMTP reply has the same code (smtp-replies.ts), MAIL_AUTH_FAILED
+ * answers 451 like any failure on our side.
+ * - DMARC_REJECT: a From domain with `p=reject` failed DMARC (SMGW_DMARC_REJECT), or too many From domains: 550 5.7.1
+ * - DMARC_TEMPERROR: DNS failed while deciding DMARC and SMGW_DNS_FAILURE=defer: 451
+ * - MAIL_AUTH_FAILED: the verifier itself failed (not DNS): never a pass, so a message that trips it cannot skip DMARC
+ * - HEADER_TOO_LARGE: the header block is too long to be held for DKIM: refused, never judged unchecked
+ */
+export class MailAuthRefusal extends Error {
+  readonly code: 'DMARC_REJECT' | 'DMARC_TEMPERROR' | 'MAIL_AUTH_FAILED' | 'HEADER_TOO_LARGE';
+  constructor(code: MailAuthRefusal['code'], message: string) {
+    super(message);
+    this.name = 'MailAuthRefusal';
+    this.code = code;
   }
 }
 
-/** DMARC could not be decided for a DNS failure and SMGW_DNS_FAILURE=defer: 451. */
-export class DmarcTemporaryError extends Error {
-  readonly code = 'DMARC_TEMPERROR';
-  constructor(reason: string) {
-    super(reason);
-    this.name = 'DmarcTemporaryError';
-  }
-}
-
-/** The verifier itself failed (not DNS): 451, never a pass, so a message that trips it cannot skip DMARC. */
-export class MailAuthFailedError extends Error {
-  readonly code = 'MAIL_AUTH_FAILED';
-  constructor(reason: string) {
-    super(reason);
-    this.name = 'MailAuthFailedError';
-  }
-}
-
-/** The header block is too long to be held for DKIM (MAX_HEADER_BLOCK_BYTES): refused, never judged unchecked. */
-export class HeaderBlockTooBigError extends Error {
-  readonly code = 'HEADER_TOO_LARGE';
-  constructor() {
-    super(`header block exceeds ${MAX_HEADER_BLOCK_BYTES} bytes`);
-    this.name = 'HeaderBlockTooBigError';
-  }
-}
-
-/** The DKIM verifier holds the header block in memory: it is bounded here, not by SMGW_MAX_MESSAGE_BYTES. */
-export const MAX_HEADER_BLOCK_BYTES = 1024 * 1024;
 /**
  * DNS questions of one method for one message; beyond, a question fails like a DNS error (temperror). Each method
  * has its own budget, so a message with many DKIM signatures cannot use up the questions its DMARC check needs.
@@ -225,16 +205,16 @@ export class MessageAuthentication {
     let decision: MailAuthResult['decision'] = 'accept';
     let reason: string | undefined;
     if (failure) {
-      decision = 'failed';
+      decision = 'MAIL_AUTH_FAILED';
       reason = failure;
     } else if (fromDomains.length > MAX_FROM_DOMAINS) {
-      decision = 'reject';
+      decision = 'DMARC_REJECT';
       reason = `${fromDomains.length} From domains (at most ${MAX_FROM_DOMAINS})`;
     } else if (rejected && this.settings.dmarcReject) {
-      decision = 'reject';
+      decision = 'DMARC_REJECT';
       reason = `dmarc=fail for ${rejected.domain} (p=reject)`;
     } else if (undecided && this.settings.dnsFailure === 'defer') {
-      decision = 'defer';
+      decision = 'DMARC_TEMPERROR';
       reason = `dmarc=temperror for ${undecided.domain}`;
     }
 
@@ -266,7 +246,10 @@ export class MessageAuthentication {
       return;
     }
     this.headerBytes += chunk.byteLength;
-    if (this.headerBytes > MAX_HEADER_BLOCK_BYTES) throw new HeaderBlockTooBigError();
+    // The DKIM verifier holds the header block in memory: bounded here, not only by SMGW_MAX_MESSAGE_BYTES.
+    if (this.headerBytes > MAX_HEADER_BYTES) {
+      throw new MailAuthRefusal('HEADER_TOO_LARGE', `header block longer than ${MAX_HEADER_BYTES} bytes`);
+    }
     this.tail = text.slice(-3);
   }
 }
@@ -290,8 +273,8 @@ export function authenticationResultsField(hostname: string, rows: string[]): st
 }
 
 /**
- * The message passed on unchanged while `auth` reads along; after its end, the outcome decides: a DMARC reject or
- * (SMGW_DNS_FAILURE=defer) an undecided DMARC throws, so the blob store stores nothing. `done` gets the result.
+ * The message passed on unchanged while `auth` reads along; after its end, the outcome decides: a refusal throws
+ * MailAuthRefusal, so the blob store commits nothing. `done` gets the result either way.
  */
 export async function* withMailAuthentication(
   source: AsyncIterable<Uint8Array>,
@@ -310,7 +293,5 @@ export async function* withMailAuthentication(
   }
   const result = await auth.finish();
   done(result);
-  if (result.decision === 'reject') throw new DmarcRejectError(result.reason ?? 'dmarc=fail');
-  if (result.decision === 'defer') throw new DmarcTemporaryError(result.reason ?? 'dmarc=temperror');
-  if (result.decision === 'failed') throw new MailAuthFailedError(result.reason ?? 'mail authentication failed');
+  if (result.decision !== 'accept') throw new MailAuthRefusal(result.decision, result.reason ?? result.decision);
 }
