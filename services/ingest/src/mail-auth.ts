@@ -2,7 +2,7 @@
 // SPF starts at once (client address, HELO, MAIL FROM); the DKIM verifier is fed every chunk the blob store takes
 // (a tee with backpressure, so memory stays at a chunk or two plus the header block); DMARC follows when the body
 // has ended. The message is stored only once the outcome is known: a DMARC `p=reject` failure ends the upload with
-// DmarcRejectError (nothing is committed, the client gets 550 5.7.1).
+// MailAuthRefusal DMARC_REJECT (nothing is committed, the client gets 550 5.7.1).
 //
 // A DNS failure is never a pass and, by default, never a refusal: the methods it touched say `temperror`
 // (SMGW_DNS_FAILURE=defer answers 451 when DMARC itself could not be decided).
@@ -34,7 +34,7 @@ export interface SmtpIdentity {
 
 export interface MailAuthResult {
   spf: string;
-  /** One result per DKIM signature; empty when the message has none. */
+  /** One result per DKIM signature (mailauth reports an unsigned message as one `none`). */
   dkim: string[];
   /** One result per From domain (normally one). */
   dmarc: string[];
