@@ -29,7 +29,13 @@ function portTaken(port: number): Promise<boolean> {
 
 // Local defaults: deliver hands mail to the local sinks, not to the internet (override by setting them yourself).
 const plan = planLocalRelays(process.env);
-const baseEnv: NodeJS.ProcessEnv = { ...process.env, ...plan.relayEnv };
+// SPF, DKIM and DMARC would ask the internet's DNS for every test mail: off locally unless set (README "Mail from the
+// internet"); the tests and the benchmark answer DNS from a stub instead.
+const baseEnv: NodeJS.ProcessEnv = {
+  ...process.env,
+  ...plan.relayEnv,
+  SMGW_MAIL_AUTH: process.env.SMGW_MAIL_AUTH ?? 'off',
+};
 const sinks: LocalSink[] = [];
 for (const sink of plan.sinks) {
   if (await portTaken(sink.port)) process.stdout.write(`\x1b[33m${sinkPortBusyNotice(sink)}\x1b[0m\n`);
@@ -98,6 +104,7 @@ async function announceWhenReady(services: LocalService[]): Promise<void> {
     `  metrics                ${services.map((s) => `http://127.0.0.1:${s.readyPort}/metrics`).join(' ')}`,
     `  mail for the agencies  ${relayTarget('agency', baseEnv.SMGW_INTERNAL_RELAY)}`,
     `  mail to the outside    ${relayTarget('outside', baseEnv.SMGW_SMARTHOST || 'MX lookup')}`,
+    `  SPF, DKIM, DMARC       SMGW_MAIL_AUTH=${baseEnv.SMGW_MAIL_AUTH}`,
     `  try                    swaks --server 127.0.0.1:${e.SMGW_SMTP_INBOUND_PORT ?? 2525} --to amt@behoerde.example`,
     '  trace a message        ./smgw trace <message-id>      stop: Ctrl-C',
     '',

@@ -210,6 +210,31 @@ export const cidrList: Parser<Cidr[]> = (raw) =>
       }
     });
 
+/**
+ * Comma-separated DNS servers (`192.0.2.53`, `192.0.2.53:5353`, `[2001:db8::53]:53`), possibly empty (the system's),
+ * in the form node:dns `setServers` takes.
+ */
+export const dnsServerList: Parser<string[]> = (raw) =>
+  raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((item) => {
+      const bracketed = /^\[([0-9a-fA-F:.]+)\](?::(\d{1,5}))?$/.exec(item);
+      const v4 = /^([0-9.]+)(?::(\d{1,5}))?$/.exec(item);
+      const [address, portText] = bracketed
+        ? [bracketed[1] as string, bracketed[2]]
+        : v4
+          ? [v4[1] as string, v4[2]]
+          : [item, undefined];
+      const p = portText === undefined ? 53 : Number(portText);
+      if (!ipaddr.isValid(address) || p < 1 || p > 65535) {
+        throw new Error(`"${item}" is not a DNS server address like 192.0.2.53 or [2001:db8::53]:53`);
+      }
+      if (portText === undefined) return address;
+      return address.includes(':') ? `[${address}]:${p}` : `${address}:${p}`;
+    });
+
 /** Networks and single endpoints an outgoing connection may reach although they are not public. */
 export interface AllowList {
   networks: Cidr[];

@@ -6,6 +6,7 @@ import {
   bool,
   cidrList,
   delayList,
+  dnsServerList,
   domainList,
   domainOrAddressList,
   duration,
@@ -153,6 +154,33 @@ export const settings = {
     '1h',
     'window of SMGW_SMTP_MAX_UNKNOWN_RECIPIENTS, counted from the first unknown recipient',
   ),
+  /** SPF, DKIM and DMARC of mail on the MX port (SPEC.md "Mail authentication"); `off` for operators without DNS. */
+  mailAuth: setting(
+    'SMGW_MAIL_AUTH',
+    oneOf(['on', 'off'] as const),
+    'on',
+    'evaluate SPF, DKIM and DMARC of inbound mail and add Authentication-Results',
+  ),
+  dmarcReject: setting(
+    'SMGW_DMARC_REJECT',
+    bool,
+    'true',
+    'refuse (550 5.7.1) inbound mail that fails DMARC of a p=reject domain; false only marks it',
+  ),
+  /** What a DNS failure (timeout, SERVFAIL) during DMARC means: the mark `dmarc=temperror`, or also a 451. */
+  dnsFailure: setting(
+    'SMGW_DNS_FAILURE',
+    oneOf(['mark', 'defer'] as const),
+    'mark',
+    'DNS failure while evaluating DMARC: mark (temperror, accepted) or defer (451 4.4.3)',
+  ),
+  dnsResolvers: setting(
+    'SMGW_DNS_RESOLVERS',
+    dnsServerList,
+    '',
+    'DNS servers for SPF, DKIM and DMARC (ip or ip:port, comma-separated); empty: the system resolver',
+  ),
+  dnsTimeoutMs: setting('SMGW_DNS_TIMEOUT_MS', integer(50, 60_000), '5000', 'timeout of one DNS query'),
   maxRecipients: setting('SMGW_SMTP_MAX_RECIPIENTS', integer(1, 10000), '100', 'recipients per message'),
   commandRatePerMinute: setting(
     'SMGW_SMTP_COMMANDS_PER_MINUTE',

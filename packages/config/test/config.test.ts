@@ -126,6 +126,17 @@ describe('settings', () => {
     assert.throws(() => loadConfig(spec, { SMGW_MX_AGENCY_SENDER_EXCEPTIONS: 'a%b@behoerde.example' }));
   });
 
+  it('reads DNS servers as node:dns takes them (the system resolver when empty), and mail authentication on', () => {
+    const spec = { servers: settings.dnsResolvers, auth: settings.mailAuth, reject: settings.dmarcReject };
+    assert.deepEqual(loadConfig(spec, {}), { servers: [], auth: 'on', reject: true });
+    const servers = loadConfig(spec, { SMGW_DNS_RESOLVERS: '192.0.2.53, 127.0.0.1:5353, [2001:db8::53]:53, ::1' });
+    assert.deepEqual(servers.servers, ['192.0.2.53', '127.0.0.1:5353', '[2001:db8::53]:53', '::1']);
+    for (const bad of ['dns.example', '192.0.2.53:0', '[::1]:70000', '300.1.1.1']) {
+      assert.throws(() => loadConfig(spec, { SMGW_DNS_RESOLVERS: bad }), /SMGW_DNS_RESOLVERS/, bad);
+    }
+    assert.throws(() => loadConfig(spec, { SMGW_MAIL_AUTH: 'maybe' }), /SMGW_MAIL_AUTH/);
+  });
+
   it('matches agency domains exactly or by wildcard, and networks by CIDR', () => {
     const domains = ['behoerde.example', '*.sachsen.de'];
     assert.ok(inDomains('amt@behoerde.example', domains));

@@ -87,6 +87,8 @@ export const envelopeV1Schema = z.object({
       scan: stageVerdictSchema.optional(),
       crypto: stageVerdictSchema.optional(),
       signature: stageVerdictSchema.optional(),
+      /** SPF, DKIM and DMARC of mail from the internet (ingest); `field` is the Authentication-Results deliver adds. */
+      auth: stageVerdictSchema.optional(),
     })
     .default({}),
   /** Attempts already made at the current stage (0 on first delivery to it). */

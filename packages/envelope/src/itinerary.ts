@@ -45,7 +45,7 @@ export function rerouteAfterCurrent(envelope: Envelope, rest: Stage[]): Envelope
 
 export function withVerdict(
   envelope: Envelope,
-  kind: 'scan' | 'crypto' | 'signature',
+  kind: 'scan' | 'crypto' | 'signature' | 'auth',
   verdict: StageVerdict,
 ): Envelope {
   return { ...envelope, verdicts: { ...envelope.verdicts, [kind]: verdict } };

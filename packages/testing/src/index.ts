@@ -1,11 +1,13 @@
 // Test helpers: each test file gets its own PostgreSQL schema, RabbitMQ vhost and Redis key prefix, so test files
 // run in parallel against the real services; the gateway's services as real processes; an SMTP sink that records
-// what it receives; readiness waits; envelopes and ingest's replies for tests.
+// what it receives; a stub DNS server and a DKIM key; readiness waits; envelopes and ingest's replies for tests.
 
+export * from './dkim-test-key.ts';
 export * from './envelope-fixture.ts';
 export * from './gateway-processes.ts';
 export * from './isolation.ts';
 export * from './queued-reply.ts';
 export * from './smtp-sink.ts';
+export * from './stub-dns.ts';
 export * from './test-gateway.ts';
 export * from './wait.ts';

@@ -8,6 +8,7 @@ import {
   testRedisPrefix,
 } from './isolation.ts';
 import { type SmtpSink, startSmtpSink } from './smtp-sink.ts';
+import { type StubDns, startStubDns } from './stub-dns.ts';
 
 export interface TestGateway {
   env: Record<string, string>;
@@ -17,6 +18,11 @@ export interface TestGateway {
   relay: SmtpSink;
   /** Everything bound for the outside (SMGW_SMARTHOST). */
   smarthost: SmtpSink;
+  /**
+   * The only DNS server ingest asks for SPF, DKIM and DMARC (SMGW_DNS_RESOLVERS): empty (every name NXDOMAIN, so
+   * spf/dkim/dmarc=none) until a test publishes records with `dns.set`. No test reaches the internet's DNS.
+   */
+  dns: StubDns;
   inboundPort: number;
   submissionPort: number;
   adminPort: number;
@@ -40,11 +46,12 @@ export async function startTestGateway(
   options: { services?: string[]; env?: Record<string, string> } = {},
 ): Promise<TestGateway> {
   const names = options.services ?? ['ingest', 'scan', 'encrypt', 'deliver', 'admin'];
-  const [db, vhost, relay, smarthost] = await Promise.all([
+  const [db, vhost, relay, smarthost, dns] = await Promise.all([
     createTestDatabase(),
     createTestVhost(),
     startSmtpSink(),
     startSmtpSink(),
+    startStubDns(),
   ]);
   const [inboundPort, submissionPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const adminToken = randomBytes(24).toString('hex');
@@ -63,6 +70,7 @@ export async function startTestGateway(
     SMGW_DELIVER_RETRY_LADDER: '500ms,1s,2s',
     SMGW_STAGE_RETRY_LADDER: '500ms,1s,2s',
     SMGW_HOSTNAME: 'smgw.test',
+    SMGW_DNS_RESOLVERS: dns.address,
     SMGW_MASTER_KEY: masterKey.toString('base64'),
     // Revocation is checked as in production (require); a test without revocation at hand passes 'off' in env.
     SMGW_REVOCATION_MODE: 'require',
@@ -81,6 +89,7 @@ export async function startTestGateway(
     vhost,
     relay,
     smarthost,
+    dns,
     inboundPort,
     submissionPort,
     adminPort,
@@ -94,7 +103,7 @@ export async function startTestGateway(
     },
     async close() {
       await Promise.all(Object.values(services).map((s) => s.stop()));
-      await Promise.all([relay.close(), smarthost.close()]);
+      await Promise.all([relay.close(), smarthost.close(), dns.close()]);
       await Promise.all([db.drop(), vhost.drop()]);
     },
   };

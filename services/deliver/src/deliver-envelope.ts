@@ -7,6 +7,7 @@ import { readHeaderBlock } from '@smgw/mime';
 import { type Handler, type HandlerContext, next, type Outcome, reject, retry } from '@smgw/mq';
 import type { Counter } from '@smgw/observability';
 import { recordMessage } from '@smgw/trace';
+import { authenticationResultsField, withPrefix } from './authentication-results.ts';
 import { claimRecipients, loadGeneratedEnvelope, type RecipientOutcome, recordOutcomes } from './delivery-records.ts';
 import {
   buildDsn,
@@ -119,12 +120,13 @@ async function deliverGroup(
   quoted: QuotedOriginal,
 ): Promise<GroupResult> {
   const signal = AbortSignal.any([context.signal, AbortSignal.timeout(deps.attemptTimeoutMs)]);
+  const authResults = authenticationResultsField(envelope);
   const answers = await deps.transports.use(group.destination, (transport) =>
     sendToDestination(transport, {
-      raw: deps.blobStore.open(envelope.blob.ref),
+      raw: withPrefix(authResults, deps.blobStore.open(envelope.blob.ref)),
       from: envelope.mailFrom,
       to: group.recipients,
-      size: envelope.blob.size,
+      size: envelope.blob.size + authResults.length,
       dsn: dsnParametersFor(envelope, group.recipients),
       signal,
     }),

@@ -14,12 +14,20 @@ import {
   newMessageId,
   newTraceId,
   parseEnvelope,
+  withVerdict,
 } from '@smgw/envelope';
 import type { Mq } from '@smgw/mq';
 import { type Logger, messageLogger } from '@smgw/observability';
 import { recordEvent, recordMessage } from '@smgw/trace';
 import { BareLineEndingError, NulByteError } from './bare-line-ending-guard.ts';
 import { withoutGatewayFields } from './forged-header-fields.ts';
+import {
+  MailAuthRefusal,
+  type MailAuthResult,
+  type MailAuthSettings,
+  startMailAuthentication,
+  withMailAuthentication,
+} from './mail-auth.ts';
 import { buildReceivedHeader, receivedProtocol } from './received-header.ts';
 import { groupByDirection, type Listener } from './recipient-policy.ts';
 import type { ReplyCode } from './smtp-replies.ts';
@@ -34,6 +42,8 @@ export interface AcceptDeps {
   hostname: string;
   internalDomains: string[];
   maxMessageBytes: number;
+  /** SPF, DKIM and DMARC of MX mail (mail-auth.ts); undefined with SMGW_MAIL_AUTH=off. */
+  mailAuth?: MailAuthSettings | undefined;
 }
 
 export interface IncomingRecipient {
@@ -129,6 +139,11 @@ export function classifyStoreFailure(err: unknown): { reply: ReplyCode; code: st
   if (chain.some((e) => e instanceof NulByteError)) return { reply: 'NUL_BYTE', code: 'NUL_BYTE' };
   const header = chain.find((e) => e instanceof SubmissionHeaderError);
   if (header) return { reply: header.code, code: header.code };
+  const authRefusal = chain.find((e) => e instanceof MailAuthRefusal);
+  if (authRefusal) {
+    const { code } = authRefusal;
+    return { reply: code === 'MAIL_AUTH_FAILED' ? 'TEMPORARY_FAILURE' : code, code };
+  }
   if (chain.some((e) => e instanceof MessageTooBigError || codeOf(e) === 'BLOB_TOO_LARGE')) {
     return { reply: 'MESSAGE_TOO_BIG', code: 'MESSAGE_TOO_BIG' };
   }
@@ -154,6 +169,22 @@ export function dsnFor(message: IncomingMessage, recipients: string[]): DsnReque
     }
   }
   return Object.keys(dsn).length > 0 ? dsn : undefined;
+}
+
+/** The envelope of an accepted message, with the mail authentication verdict when there is one (deliver adds its field). */
+function withAuthVerdict(auth: MailAuthResult | undefined, at: Date, message: Parameters<typeof newEnvelope>[0]) {
+  const envelope = newEnvelope(message);
+  if (!auth) return envelope;
+  return withVerdict(envelope, 'auth', {
+    status: auth.dmarc.includes('fail') ? 'fail' : (auth.dmarc[0] ?? 'none'),
+    at: at.toISOString(),
+    ...authSummary(auth),
+    field: auth.field,
+  });
+}
+
+function authSummary(auth: MailAuthResult): { spf: string; dkim: string[]; dmarc: string[] } {
+  return { spf: auth.spf, dkim: auth.dkim, dmarc: auth.dmarc };
 }
 
 export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage): Promise<AcceptOutcome> {
@@ -200,15 +231,37 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
       })
     : message.body;
   const body = withoutGatewayFields(submitted, deps.hostname, (name) => removedFields.push(name));
+  // Mail from the internet: SPF, DKIM and DMARC read along while it is stored; a DMARC reject stores nothing.
+  let auth: MailAuthResult | undefined;
+  const authenticated =
+    message.listener === 'inbound' && deps.mailAuth
+      ? withMailAuthentication(
+          body,
+          startMailAuthentication(deps.mailAuth, {
+            ip: message.client.ip,
+            helo: message.client.helo,
+            mailFrom: message.mailFrom,
+          }),
+          (result) => {
+            auth = result;
+          },
+        )
+      : body;
   let blob: BlobRef;
   try {
-    blob = await deps.blobStore.put(withReceivedHeader(header, body, message.sizeExceeded, deps.maxMessageBytes), {
-      maxBytes: deps.maxMessageBytes + Buffer.byteLength(header, 'latin1'),
-    });
+    blob = await deps.blobStore.put(
+      withReceivedHeader(header, authenticated, message.sizeExceeded, deps.maxMessageBytes),
+      {
+        maxBytes: deps.maxMessageBytes + Buffer.byteLength(header, 'latin1'),
+      },
+    );
   } catch (err) {
     const { reply, code } = classifyStoreFailure(err);
     const level = reply === 'TEMPORARY_FAILURE' && code !== 'CLIENT_DISCONNECTED' ? 'error' : 'info';
-    log[level]({ code, err, listener: message.listener, ip: message.client.ip }, 'message not stored');
+    log[level](
+      { code, err, listener: message.listener, ip: message.client.ip, ...(auth ? { auth: authSummary(auth) } : {}) },
+      'message not stored',
+    );
     return refused(reply, code, (err as Error).message);
   }
 
@@ -220,7 +273,7 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
     ...(message.client.user !== undefined ? { user: message.client.user } : {}),
   };
   const envelopes: Envelope[] = groupByDirection(message.listener, recipients, deps.internalDomains).map((group) =>
-    newEnvelope({
+    withAuthVerdict(auth, receivedAt, {
       id: messageId,
       traceId,
       receivedAt,
@@ -260,6 +313,7 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
           envelopes: envelopes.map((e) => ({ direction: e.direction, recipients: e.recipients.length })),
           ...(removedFields.length > 0 ? { removedGatewayFields: removedFields } : {}),
           ...(removedBcc > 0 ? { removedBcc } : {}),
+          ...(auth ? { auth: authSummary(auth) } : {}),
         },
       });
     });

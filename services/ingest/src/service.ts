@@ -7,6 +7,7 @@ import { connectMq, type Mq } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
 import { Redis } from 'ioredis';
 import type { IngestConfig } from './config.ts';
+import { createDnsLookup } from './mail-auth.ts';
 import { ingestMetrics } from './metrics.ts';
 import { createRateLimits } from './rate-limits.ts';
 import { createRecipientVerification } from './recipient-verification.ts';
@@ -113,6 +114,15 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
         hostname: config.hostname,
         internalDomains: config.internalDomains,
         maxMessageBytes: config.maxMessageBytes,
+        mailAuth:
+          config.mailAuth === 'on'
+            ? {
+                hostname: config.hostname,
+                dmarcReject: config.dmarcReject,
+                dnsFailure: config.dnsFailure,
+                lookup: createDnsLookup({ servers: config.dnsResolvers, timeoutMs: config.dnsTimeoutMs }),
+              }
+            : undefined,
       },
       rateLimits,
       recipientVerification,

@@ -14,6 +14,8 @@ export const REPLIES = {
   SENDER_INVALID: { status: 550, text: '5.1.7 Sender address not accepted' },
   AGENCY_SENDER_FROM_OUTSIDE: { status: 550, text: '5.7.1 Agency sender addresses are not accepted from the internet' },
   NUL_BYTE: { status: 550, text: '5.6.0 NUL byte in message' },
+  DMARC_REJECT: { status: 550, text: '5.7.1 Message rejected by the DMARC policy of its From domain' },
+  DMARC_TEMPERROR: { status: 451, text: '4.4.3 Temporary DNS failure while checking DMARC, please retry' },
   AUTH_REQUIRED: { status: 530, text: '5.7.0 Authentication required' },
   AUTH_FAILED: { status: 535, text: '5.7.8 Authentication credentials invalid' },
   AUTH_UNAVAILABLE: { status: 454, text: '4.7.0 Temporary authentication failure, try again later' },

@@ -9,7 +9,9 @@ import {
   createTestVhost,
   rabbitManagementApi,
   type SmtpSink,
+  type StubDns,
   startSmtpSink,
+  startStubDns,
   type TestDatabase,
   type TestVhost,
   testRedisPrefix,
@@ -26,6 +28,8 @@ export interface TestWorld {
   redisPrefix: string;
   /** The agencies' relay (SMGW_INTERNAL_RELAY) that the MX port verifies recipients against; takes every RCPT. */
   relay: SmtpSink;
+  /** The DNS server every ingest of this world asks (SMGW_DNS_RESOLVERS): empty, so every name is NXDOMAIN. */
+  dns: StubDns;
   /** Starts an ingest against this world; `env` overrides settings (ports are 0 unless given). */
   start(env?: Record<string, string>): Promise<{ ingest: RunningIngest; config: IngestConfig }>;
   /** Takes (acks) every envelope waiting in a queue of this vhost. */
@@ -39,6 +43,7 @@ export async function createTestWorld(): Promise<TestWorld> {
   const vhost = await createTestVhost();
   const redisPrefix = testRedisPrefix();
   const relay = await startSmtpSink();
+  const dns = await startStubDns();
   const running: RunningIngest[] = [];
   const log = createLogger('ingest-test', process.env.TEST_LOG_LEVEL ?? 'silent');
 
@@ -47,6 +52,7 @@ export async function createTestWorld(): Promise<TestWorld> {
     vhost,
     redisPrefix,
     relay,
+    dns,
     async start(env = {}) {
       const config = loadConfig(ingestSpec, {
         ...db.env,
@@ -59,6 +65,7 @@ export async function createTestWorld(): Promise<TestWorld> {
         SMGW_HOSTNAME: 'smgw.test',
         SMGW_INTERNAL_DOMAINS: 'behoerde.example,*.sachsen.example',
         SMGW_INTERNAL_RELAY: `127.0.0.1:${relay.port}`,
+        SMGW_DNS_RESOLVERS: dns.address,
         ...env,
       });
       const ingest = await startIngest(config, log);
@@ -89,6 +96,7 @@ export async function createTestWorld(): Promise<TestWorld> {
       await dropRedisKeys(redisPrefix);
       await db.drop();
       await vhost.drop();
+      await dns.close();
     },
   };
 }

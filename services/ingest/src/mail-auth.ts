@@ -1,0 +1,297 @@
+// SPF, DKIM and DMARC of mail on the MX port (mailauth), evaluated while the message streams into the blob store:
+// SPF starts at once (client address, HELO, MAIL FROM); the DKIM verifier is fed every chunk the blob store takes
+// (a tee with backpressure, so memory stays at a chunk or two plus the header block); DMARC follows when the body
+// has ended. The message is stored only once the outcome is known: a DMARC `p=reject` failure ends the upload with
+// MailAuthRefusal DMARC_REJECT (nothing is committed, the client gets 550 5.7.1).
+//
+// A DNS failure is never a pass and, by default, never a refusal: the methods it touched say `temperror`
+// (SMGW_DNS_FAILURE=defer answers 451 when DMARC itself could not be decided).
+import { Resolver } from 'node:dns/promises';
+import { PassThrough } from 'node:stream';
+import { MAX_HEADER_BYTES } from '@smgw/mime';
+import { dkimVerify, dmarc, spf } from 'mailauth';
+
+/** mailauth's resolver: node:dns `resolve(name, type)` shapes, errors with node:dns codes (ENOTFOUND, ETIMEOUT, …). */
+export type DnsLookup = (name: string, type: string) => Promise<never>;
+
+export interface MailAuthSettings {
+  /** SMGW_HOSTNAME: the authserv-id of our Authentication-Results. */
+  hostname: string;
+  /** SMGW_DMARC_REJECT: refuse DMARC failures of `p=reject` domains (else only mark them). */
+  dmarcReject: boolean;
+  /** SMGW_DNS_FAILURE: what a DNS failure while deciding DMARC means. */
+  dnsFailure: 'mark' | 'defer';
+  lookup: DnsLookup;
+}
+
+/** What the client told us before DATA. */
+export interface SmtpIdentity {
+  ip: string;
+  helo: string;
+  /** MAIL FROM; '' for the null reverse-path (SPF then checks the HELO name, RFC 7208 §2.4). */
+  mailFrom: string;
+}
+
+export interface MailAuthResult {
+  spf: string;
+  /** One result per DKIM signature (mailauth reports an unsigned message as one `none`). */
+  dkim: string[];
+  /** One result per From domain (normally one). */
+  dmarc: string[];
+  /** What the gateway does with the message: accept it, or refuse it for this reason (MailAuthRefusal). */
+  decision: 'accept' | Exclude<MailAuthRefusal['code'], 'HEADER_TOO_LARGE'>;
+  /** Why it refuses (for logs), e.g. "dmarc=fail for sender.example (p=reject)". */
+  reason?: string;
+  /** The `Authentication-Results` field in our name, folded, ending in CRLF. */
+  field: string;
+}
+
+/**
+ * Why mail authentication stops a message; the SMTP reply has the same code (smtp-replies.ts), MAIL_AUTH_FAILED
+ * answers 451 like any failure on our side.
+ * - DMARC_REJECT: a From domain with `p=reject` failed DMARC (SMGW_DMARC_REJECT), or too many From domains: 550 5.7.1
+ * - DMARC_TEMPERROR: DNS failed while deciding DMARC and SMGW_DNS_FAILURE=defer: 451
+ * - MAIL_AUTH_FAILED: the verifier itself failed (not DNS): never a pass, so a message that trips it cannot skip DMARC
+ * - HEADER_TOO_LARGE: the header block is too long to be held for DKIM: refused, never judged unchecked
+ */
+export class MailAuthRefusal extends Error {
+  readonly code: 'DMARC_REJECT' | 'DMARC_TEMPERROR' | 'MAIL_AUTH_FAILED' | 'HEADER_TOO_LARGE';
+  constructor(code: MailAuthRefusal['code'], message: string) {
+    super(message);
+    this.name = 'MailAuthRefusal';
+    this.code = code;
+  }
+}
+
+/**
+ * DNS questions of one method for one message; beyond, a question fails like a DNS error (temperror). Each method
+ * has its own budget, so a message with many DKIM signatures cannot use up the questions its DMARC check needs.
+ * SPF also keeps RFC 7208's limits (10 lookups, 2 void lookups) inside.
+ */
+export const MAX_LOOKUPS_PER_METHOD = 30;
+/** More distinct From domains than this: refused (each would need its own DMARC check; legitimate mail has one). */
+export const MAX_FROM_DOMAINS = 5;
+/** Results of one method shown in the header (a message may carry many DKIM signatures). */
+const MAX_RESULTS_SHOWN = 10;
+
+/** A resolver for mailauth: the configured servers (or the system's), each query bounded by `timeoutMs`. */
+export function createDnsLookup(options: { servers: string[]; timeoutMs: number }): DnsLookup {
+  const resolver = new Resolver({ timeout: options.timeoutMs, tries: 1 });
+  if (options.servers.length > 0) resolver.setServers(options.servers);
+  return (name, type) => resolver.resolve(name, type) as Promise<never>;
+}
+
+/** At most `limit` questions; the next ones fail like a DNS error (temperror), so one message cannot flood DNS. */
+function withLookupBudget(lookup: DnsLookup, limit: number): DnsLookup {
+  let asked = 0;
+  return (name, type) => {
+    asked += 1;
+    if (asked > limit) {
+      return Promise.reject(Object.assign(new Error(`more than ${limit} DNS lookups`), { code: 'ELOOKUPLIMIT' }));
+    }
+    return lookup(name, type);
+  };
+}
+
+/**
+ * Starts evaluating one message: `write` each chunk of it (header block first) as it is stored, then `finish`.
+ * `abort` when the upload failed, so nothing waits on a message that never ends.
+ */
+export function startMailAuthentication(settings: MailAuthSettings, identity: SmtpIdentity): MessageAuthentication {
+  return new MessageAuthentication(settings, identity);
+}
+
+export class MessageAuthentication {
+  private readonly input = new PassThrough({ highWaterMark: 64 * 1024 });
+  private readonly settings: MailAuthSettings;
+  private readonly spfResult: ReturnType<typeof spf>;
+  private readonly dkimResult: ReturnType<typeof dkimVerify>;
+  private headerBytes = 0;
+  /** The last bytes seen while in the header block (to find the blank line across chunks). */
+  private tail = '';
+  private inHeader = true;
+
+  constructor(settings: MailAuthSettings, identity: SmtpIdentity) {
+    this.settings = settings;
+    this.spfResult = spf({
+      ip: identity.ip,
+      helo: identity.helo,
+      // mailauth checks postmaster@<helo> for the null sender (RFC 7208 §2.4) when `sender` is empty.
+      ...(identity.mailFrom ? { sender: identity.mailFrom } : {}),
+      mta: settings.hostname,
+      resolver: withLookupBudget(settings.lookup, MAX_LOOKUPS_PER_METHOD),
+    });
+    this.dkimResult = dkimVerify(this.input, {
+      resolver: withLookupBudget(settings.lookup, MAX_LOOKUPS_PER_METHOD),
+      sender: identity.mailFrom || undefined,
+    });
+    // Both settle in finish(); until then a rejection must not count as unhandled. A verifier that failed reads no
+    // more: its input is closed, so write() never waits for a drain that cannot come (finish() reports temperror).
+    this.spfResult.catch(() => {});
+    this.dkimResult.catch(() => this.input.destroy());
+  }
+
+  /** Feeds one chunk to the DKIM verifier; resolves when it can take more. */
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.inHeader) this.watchHeaderBlock(chunk);
+    if (this.input.destroyed || this.input.write(chunk)) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        this.input.off('drain', done);
+        this.input.off('close', done);
+        resolve();
+      };
+      this.input.on('drain', done);
+      this.input.on('close', done);
+    });
+  }
+
+  /** The message has ended: the results, the header field and what to do. */
+  async finish(): Promise<MailAuthResult> {
+    if (!this.input.destroyed) this.input.end();
+    const [spfOutcome, dkimOutcome] = await Promise.allSettled([this.spfResult, this.dkimResult]);
+    const spfResult = spfOutcome.status === 'fulfilled' ? spfOutcome.value : undefined;
+    const dkimResult = dkimOutcome.status === 'fulfilled' ? dkimOutcome.value : undefined;
+    const spfInfo = spfResult?.info ?? 'spf=temperror';
+    const spfWord = spfResult?.status.result ?? 'temperror';
+    const dkimInfos = dkimResult
+      ? dkimResult.results.filter((r) => r.info).map((r) => r.info)
+      : ['dkim=temperror (verification failed)'];
+    const dkimPassed = (dkimResult?.results ?? [])
+      .filter((r) => r.status.result === 'pass')
+      .map((r) => ({ id: r.id, domain: r.signingDomain, aligned: r.status.aligned, underSized: r.status.underSized }));
+    const spfDomains = spfResult?.status.result === 'pass' && spfResult.domain ? [spfResult.domain] : [];
+
+    const fromDomains = [...new Set((dkimResult?.headerFrom ?? []).map((a) => domainOf(a)).filter(Boolean))];
+    const dmarcLookup = withLookupBudget(this.settings.lookup, MAX_LOOKUPS_PER_METHOD);
+    const dmarcRows: { info: string; word: string; domain: string; policy?: string; pct?: number | undefined }[] = [];
+    let failure: string | undefined;
+    if (!dkimResult) {
+      failure = `DKIM verifier failed: ${(dkimOutcome as PromiseRejectedResult).reason}`;
+    } else if (fromDomains.length === 0) {
+      dmarcRows.push({ info: 'dmarc=permerror (no From address)', word: 'permerror', domain: '' });
+    } else if (fromDomains.length > MAX_FROM_DOMAINS) {
+      dmarcRows.push({ info: 'dmarc=permerror (too many From domains)', word: 'permerror', domain: '' });
+    } else {
+      // Several From domains: each is judged, the strictest outcome wins (one cannot hide behind another).
+      for (const domain of fromDomains) {
+        try {
+          const result = await dmarc({
+            headerFrom: `postmaster@${domain}`,
+            spfDomains,
+            dkimDomains: dkimPassed,
+            resolver: dmarcLookup,
+          });
+          // mailauth answers `false` only for a From it cannot use; ours always has one address.
+          if (!result) throw new Error(`no DMARC result for ${domain}`);
+          dmarcRows.push({
+            info: result.info ?? `dmarc=${result.status.result}`,
+            word: result.status.result,
+            domain,
+            policy: result.policy,
+            pct: result.pct,
+          });
+        } catch (err) {
+          failure = `DMARC check failed: ${(err as Error).message}`;
+          break;
+        }
+      }
+    }
+
+    const rejected = dmarcRows.find(
+      (r) => r.word === 'fail' && r.policy === 'reject' && (r.pct === undefined || r.pct >= 100),
+    );
+    const undecided = dmarcRows.find((r) => r.word === 'temperror');
+    let decision: MailAuthResult['decision'] = 'accept';
+    let reason: string | undefined;
+    if (failure) {
+      decision = 'MAIL_AUTH_FAILED';
+      reason = failure;
+    } else if (fromDomains.length > MAX_FROM_DOMAINS) {
+      decision = 'DMARC_REJECT';
+      reason = `${fromDomains.length} From domains (at most ${MAX_FROM_DOMAINS})`;
+    } else if (rejected && this.settings.dmarcReject) {
+      decision = 'DMARC_REJECT';
+      reason = `dmarc=fail for ${rejected.domain} (p=reject)`;
+    } else if (undecided && this.settings.dnsFailure === 'defer') {
+      decision = 'DMARC_TEMPERROR';
+      reason = `dmarc=temperror for ${undecided.domain}`;
+    }
+
+    const rows = [
+      spfInfo,
+      ...(dkimInfos.length > 0 ? dkimInfos.slice(0, MAX_RESULTS_SHOWN) : ['dkim=none']),
+      ...dmarcRows.map((r) => r.info),
+    ];
+    return {
+      spf: spfWord,
+      dkim: dkimResult ? dkimResult.results.map((r) => r.status.result) : ['temperror'],
+      dmarc: dmarcRows.map((r) => r.word),
+      decision,
+      ...(reason ? { reason } : {}),
+      field: authenticationResultsField(this.settings.hostname, rows),
+    };
+  }
+
+  /** The upload failed: ends the verifier so nothing waits for the rest of the message. */
+  abort(): void {
+    this.input.destroy();
+  }
+
+  private watchHeaderBlock(chunk: Uint8Array): void {
+    const text = this.tail + Buffer.from(chunk).toString('latin1');
+    const end = /\r?\n\r?\n/.exec(text);
+    if (end) {
+      this.inHeader = false;
+      return;
+    }
+    this.headerBytes += chunk.byteLength;
+    // The DKIM verifier holds the header block in memory: bounded here, not only by SMGW_MAX_MESSAGE_BYTES.
+    if (this.headerBytes > MAX_HEADER_BYTES) {
+      throw new MailAuthRefusal('HEADER_TOO_LARGE', `header block longer than ${MAX_HEADER_BYTES} bytes`);
+    }
+    this.tail = text.slice(-3);
+  }
+}
+
+function domainOf(address: string): string {
+  return address
+    .slice(address.lastIndexOf('@') + 1)
+    .trim()
+    .toLowerCase()
+    .replace(/\.$/, '');
+}
+
+/**
+ * `Authentication-Results: <hostname>;` and one result per line (RFC 8601). mailauth escapes what senders chose
+ * (domains, selectors, addresses) into tokens, quoted strings and comments; anything outside printable ASCII is
+ * replaced here as well, so the field can never carry a line break or 8-bit bytes.
+ */
+export function authenticationResultsField(hostname: string, rows: string[]): string {
+  const printable = (s: string) => s.replace(/\s+/g, ' ').replace(/[^\x20-\x7e]/g, '?');
+  return `Authentication-Results: ${printable(hostname)};\r\n\t${rows.map(printable).join(';\r\n\t')}\r\n`;
+}
+
+/**
+ * The message passed on unchanged while `auth` reads along; after its end, the outcome decides: a refusal throws
+ * MailAuthRefusal, so the blob store commits nothing. `done` gets the result either way.
+ */
+export async function* withMailAuthentication(
+  source: AsyncIterable<Uint8Array>,
+  auth: MessageAuthentication,
+  done: (result: MailAuthResult) => void,
+): AsyncGenerator<Uint8Array> {
+  let finished = false;
+  try {
+    for await (const chunk of source) {
+      await auth.write(chunk);
+      yield chunk;
+    }
+    finished = true;
+  } finally {
+    if (!finished) auth.abort();
+  }
+  const result = await auth.finish();
+  done(result);
+  if (result.decision !== 'accept') throw new MailAuthRefusal(result.decision, result.reason ?? result.decision);
+}

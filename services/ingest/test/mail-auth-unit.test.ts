@@ -1,0 +1,99 @@
+// mail-auth.ts on its own: a message fed to MessageAuthentication chunk by chunk, DNS from the stub server.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { MAX_HEADER_BYTES } from '@smgw/mime';
+import { createDkimTestKey, type StubDns, startStubDns } from '@smgw/testing';
+import {
+  authenticationResultsField,
+  createDnsLookup,
+  MAX_FROM_DOMAINS,
+  MAX_LOOKUPS_PER_METHOD,
+  type MailAuthSettings,
+  startMailAuthentication,
+} from '../src/mail-auth.ts';
+
+const dkimKey = createDkimTestKey();
+const MESSAGE = 'From: a@signed.example\r\nSubject: x\r\n\r\nbody\r\n';
+
+function signedBy(selectors: string[]): Promise<string> {
+  return dkimKey.sign(MESSAGE, 'signed.example', selectors);
+}
+
+describe('mail-auth', () => {
+  let dns: StubDns;
+  let settings: MailAuthSettings;
+
+  before(async () => {
+    dns = await startStubDns();
+    dns.set('sel._domainkey.signed.example', [{ type: 'TXT', text: dkimKey.record }]);
+    settings = {
+      hostname: 'smgw.test',
+      dmarcReject: true,
+      dnsFailure: 'mark',
+      lookup: createDnsLookup({ servers: [dns.address], timeoutMs: 500 }),
+    };
+  });
+  after(() => dns.close());
+
+  const identity = { ip: '192.0.2.1', helo: 'mx.signed.example', mailFrom: 'a@signed.example' };
+
+  it('verifies a signature fed one byte at a time (the header end split across chunks)', async () => {
+    const auth = startMailAuthentication(settings, identity);
+    for (const byte of Buffer.from(await signedBy(['sel']))) await auth.write(Uint8Array.of(byte));
+    const result = await auth.finish();
+    assert.deepEqual([result.dkim, result.spf, result.dmarc, result.decision], [['pass'], 'none', ['none'], 'accept']);
+  });
+
+  it('refuses to hold a header block longer than MAX_HEADER_BYTES', async () => {
+    // Another sender domain: this test's SPF question may still be answered during the next test.
+    const auth = startMailAuthentication(settings, { ...identity, mailFrom: 'a@other.example' });
+    const line = Buffer.from(`X-Filler: ${'x'.repeat(1000)}\r\n`);
+    await assert.rejects(
+      async () => {
+        for (let sent = 0; sent <= MAX_HEADER_BYTES; sent += line.length) await auth.write(line);
+      },
+      { code: 'HEADER_TOO_LARGE' },
+    );
+    auth.abort();
+  });
+
+  it(`asks at most ${MAX_LOOKUPS_PER_METHOD} DNS questions for the DKIM signatures of a message, and DMARC is still asked`, async () => {
+    dns.set('_dmarc.signed.example', [{ type: 'TXT', text: 'v=DMARC1; p=reject' }]);
+    const before = dns.queries.length;
+    const auth = startMailAuthentication(settings, identity);
+    const selectors = Array.from({ length: MAX_LOOKUPS_PER_METHOD + 10 }, (_, i) => `s${i}`);
+    await auth.write(Buffer.from(await signedBy(selectors)));
+    const result = await auth.finish();
+    dns.set('_dmarc.signed.example', []);
+    const asked = dns.queries.slice(before).filter((q) => !q.includes('other.example'));
+    const keys = asked.filter((q) => q.includes('._domainkey.'));
+    assert.equal(keys.length, MAX_LOOKUPS_PER_METHOD);
+    assert.ok(result.dkim.includes('temperror'), 'the signatures beyond the budget are not judged');
+    assert.equal(result.field.match(/\tdkim=/g)?.length, 10, 'at most ten results of one method are shown');
+    // The many signatures did not use up the DMARC question: the p=reject domain is judged (and fails: no key).
+    assert.ok(asked.includes('TXT _dmarc.signed.example'));
+    assert.deepEqual([result.dmarc, result.decision], [['fail'], 'DMARC_REJECT']);
+  });
+
+  it(`refuses a message with more than ${MAX_FROM_DOMAINS} From domains`, async () => {
+    const auth = startMailAuthentication(settings, identity);
+    const from = Array.from({ length: MAX_FROM_DOMAINS + 1 }, (_, i) => `a@d${i}.example`).join(', ');
+    await auth.write(Buffer.from(`From: ${from}\r\n\r\nbody\r\n`));
+    const result = await auth.finish();
+    assert.equal(result.decision, 'DMARC_REJECT');
+    assert.deepEqual(result.dmarc, ['permerror']);
+  });
+
+  it('writes the field in our name with every result on a line of its own, printable ASCII only', () => {
+    const field = authenticationResultsField('smgw.test', [
+      'spf=pass smtp.mailfrom=a@b.example',
+      'dkim=pass header.d="evil\r\nX-Injected: 1"',
+      'dmarc=none header.from=bü.example',
+    ]);
+    assert.equal(
+      field,
+      'Authentication-Results: smgw.test;\r\n\tspf=pass smtp.mailfrom=a@b.example;\r\n' +
+        '\tdkim=pass header.d="evil X-Injected: 1";\r\n\tdmarc=none header.from=b?.example\r\n',
+    );
+  });
+});
