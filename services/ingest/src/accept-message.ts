@@ -76,8 +76,9 @@ export interface IncomingMessage {
   /** True once the client sent more than SMGW_MAX_MESSAGE_BYTES (smtp-server counts while data arrives). */
   sizeExceeded: () => boolean;
   /**
-   * Submission only: which addresses the client may use. Then every From and Sender address is checked against it,
-   * Bcc fields are removed, and the first From address becomes the envelope's author (submission-header.ts).
+   * Which From and Sender addresses this client may write (submission: its own; MX: any but agency addresses
+   * outside SMGW_MX_AGENCY_SENDER_EXCEPTIONS). Every From and Sender address is checked against it, Bcc fields are
+   * removed, and the first From address becomes the envelope's author (submission-header.ts).
    */
   mayUseAddress?: ((address: string) => boolean) | undefined;
 }
@@ -220,7 +221,8 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
   // Fields only the gateway writes (X-SMGW-*, Authentication-Results in our name) are removed from what the client
   // sent; their names (never values) go to the trace.
   const removedFields: string[] = [];
-  // Submission: From/Sender checked, Bcc removed; without a From field the author is the (checked) envelope sender.
+  // From/Sender checked (submission: addresses the client may use; MX: no agency address but the exceptions), Bcc
+  // removed; without a From field the author is the (checked) envelope sender.
   const { mayUseAddress } = message;
   let author: string | undefined;
   let removedBcc = 0;

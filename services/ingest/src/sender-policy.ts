@@ -53,3 +53,12 @@ export function decideInboundSender(address: string, internalDomains: string[], 
   }
   return { accept: true };
 }
+
+/**
+ * The MX port's rule for the From and Sender fields, as for the envelope sender: the internet may not write an
+ * agency address there (an agency employee would read the message as her colleague's), except the listed ones.
+ */
+export function mayAppearAsInboundAuthor(address: string, internalDomains: string[], exceptions: string[]): boolean {
+  if (routeOf(address, internalDomains) !== 'agency') return true;
+  return inAddressesOrDomains(address, exceptions);
+}

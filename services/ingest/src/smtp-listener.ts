@@ -18,7 +18,12 @@ import type { IngestMetrics } from './metrics.ts';
 import type { RateLimits } from './rate-limits.ts';
 import { decideRecipient, type Listener } from './recipient-policy.ts';
 import type { RecipientVerification } from './recipient-verification.ts';
-import { decideInboundSender, decideSubmissionSender, mayUseSenderAddress } from './sender-policy.ts';
+import {
+  decideInboundSender,
+  decideSubmissionSender,
+  mayAppearAsInboundAuthor,
+  mayUseSenderAddress,
+} from './sender-policy.ts';
 import { queuedReply, type ReplyCode, refusal } from './smtp-replies.ts';
 import { attachConnectionHooks, guardTlsSocket } from './smtp-server-patches.ts';
 import type { TlsCredentials } from './tls.ts';
@@ -300,7 +305,8 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
                   address,
                   settings.internalDomains,
                 )
-            : undefined,
+            : (address: string) =>
+                mayAppearAsInboundAuthor(address, settings.internalDomains, settings.mxAgencySenderExceptions),
       },
     );
     if (outcome.kind === 'refused') {

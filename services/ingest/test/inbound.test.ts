@@ -313,6 +313,31 @@ describe('the inbound listener', () => {
     await client.quit();
   });
 
+  it('refuses an agency address in From or Sender from the internet with 550 5.7.1, but not its exceptions', async () => {
+    const before = await messageCount();
+    for (const field of ['From: Chefin <chefin@behoerde.example>', 'Sender: poststelle@BEHOERDE.example']) {
+      const client = await session();
+      const reply = await client.sendMail({
+        from: 'a@sender.example',
+        to: ['x@behoerde.example'],
+        body: `${field}\r\nSubject: Anweisung\r\n\r\nBitte sofort ueberweisen.\r\n`,
+      });
+      await client.quit();
+      assert.equal(reply.final?.text, '550 5.7.1 From or Sender address not allowed for this sender', field);
+    }
+    assert.equal(await messageCount(), before);
+    assert.deepEqual(await world.takeEnvelopes('smgw.encrypt'), []);
+    const client = await session();
+    const reply = await client.sendMail({
+      from: 'a@sender.example',
+      to: ['x@behoerde.example'],
+      body: 'From: newsletter@behoerde.example\r\nSubject: ok\r\n\r\nx\r\n',
+    });
+    await client.quit();
+    assertQueued(reply.final?.text);
+    assert.equal((await world.takeEnvelopes('smgw.encrypt')).length, 1);
+  });
+
   const brokenMime: [string, Buffer][] = [
     ['no headers at all', Buffer.from('just some text\r\nand more\r\n')],
     [
