@@ -178,7 +178,9 @@ async function makeDsn(
     fullOriginal: full ? deps.blobStore.open(original.blob.ref) : undefined,
     templates: deps.templates,
   });
-  const blob = await deps.blobStore.put(dsn.createReadStream(), { maxBytes: deps.maxMessageBytes + 1024 * 1024 });
+  const blob = await deps.blobStore.put(dsn.createReadStream(), {
+    messageId: id,
+    maxBytes: deps.maxMessageBytes + 1024 * 1024 });
   return generatedEnvelope({
     id,
     traceId: original.traceId,

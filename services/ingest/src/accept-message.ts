@@ -185,6 +185,7 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
   let blob: BlobRef;
   try {
     blob = await deps.blobStore.put(withReceivedHeader(header, body, message.sizeExceeded, deps.maxMessageBytes), {
+      messageId,
       maxBytes: deps.maxMessageBytes + Buffer.byteLength(header, 'latin1'),
     });
   } catch (err) {
