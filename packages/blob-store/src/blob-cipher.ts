@@ -54,7 +54,10 @@ export function unwrapBlobKeys(kek: { id: string; key: Buffer }, blobId: string,
     });
     unwrap.setAAD(wrapAad(blobId, kek.id));
     unwrap.setAuthTag(wrappedKey.subarray(wrappedKey.length - TAG_BYTES));
-    dataKey = Buffer.concat([unwrap.update(wrappedKey.subarray(IV_BYTES, wrappedKey.length - TAG_BYTES)), unwrap.final()]);
+    dataKey = Buffer.concat([
+      unwrap.update(wrappedKey.subarray(IV_BYTES, wrappedKey.length - TAG_BYTES)),
+      unwrap.final(),
+    ]);
     return deriveKeys(dataKey);
   } catch (cause) {
     throw new BlobCorruptError(`the data key of blob ${blobId} does not unwrap under KEK ${kek.id}`, { cause });

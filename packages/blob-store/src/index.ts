@@ -16,7 +16,10 @@ export interface BlobStore {
    * `maxBytes` (BlobTooLargeError), the database fails (BlobStorageError) or the key store does (BlobKeyError).
    * On rejection a stream source is destroyed: the rest of it is not read.
    */
-  put(source: Readable | AsyncIterable<Uint8Array>, options: { messageId: string; maxBytes?: number }): Promise<BlobRef>;
+  put(
+    source: Readable | AsyncIterable<Uint8Array>,
+    options: { messageId: string; maxBytes?: number },
+  ): Promise<BlobRef>;
   /**
    * A stream of the blob's bytes, read a few chunks at a time, each authenticated before it is pushed. Errors with
    * BlobNotFoundError if absent, BlobStorageError if the database fails, BlobKeyError if its key is retired or the

@@ -37,7 +37,10 @@ export function periodStartOf(now: Date, periodMs: number): Date {
 
 /** A KEK id: its period's start (so an operator sees what it covers) and a random suffix. */
 export function kekIdFor(periodStart: Date, suffix: string): string {
-  return `${periodStart.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z')}-${suffix}`;
+  return `${periodStart
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z')}-${suffix}`;
 }
 
 /** The period start written into a KEK id, or undefined if `id` is not a KEK id (never a path). */

@@ -180,7 +180,8 @@ async function makeDsn(
   });
   const blob = await deps.blobStore.put(dsn.createReadStream(), {
     messageId: id,
-    maxBytes: deps.maxMessageBytes + 1024 * 1024 });
+    maxBytes: deps.maxMessageBytes + 1024 * 1024,
+  });
   return generatedEnvelope({
     id,
     traceId: original.traceId,

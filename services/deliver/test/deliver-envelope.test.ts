@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { createBlobStore } from '@smgw/blob-store';
-import type { Envelope } from '@smgw/envelope';
+import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
+import { type Envelope, newMessageId } from '@smgw/envelope';
 import type { HandlerContext, Outcome } from '@smgw/mq';
 import { createTestDatabase, type SmtpSink, startSmtpSink, type TestDatabase } from '@smgw/testing';
 import { recordMessage } from '@smgw/trace';
@@ -31,8 +31,12 @@ describe('deliver handler', () => {
   let handle: ReturnType<typeof createDeliverHandler>;
 
   async function stored(overrides: Partial<Envelope>): Promise<Envelope> {
-    const blob = await createBlobStore(db.pool).put(Readable.from([sampleMessage()]));
-    const envelope = sampleEnvelope({ blob, receivedAt: new Date().toISOString(), ...overrides });
+    const id = overrides.id ?? newMessageId();
+    const blob = await createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) }).put(
+      Readable.from([sampleMessage()]),
+      { messageId: id },
+    );
+    const envelope = sampleEnvelope({ blob, receivedAt: new Date().toISOString(), ...overrides, id });
     await recordMessage(db.pool, envelope);
     return envelope;
   }
@@ -54,7 +58,7 @@ describe('deliver handler', () => {
     });
     handle = createDeliverHandler({
       pool: db.pool,
-      blobStore: createBlobStore(db.pool),
+      blobStore: createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) }),
       transports,
       routing: { internalDomains: ['behoerde.example'], internalRelay: [{ host: '127.0.0.1', port: relay.port }] },
       hostname: 'smgw.test',

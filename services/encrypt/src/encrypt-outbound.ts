@@ -73,7 +73,8 @@ export async function encryptOutbound(
   try {
     const plan = planOutbound(keys, { lastAttempt: context.lastAttempt });
     const copies: EncryptedCopy[] = [];
-    for (const copy of plan.copies) copies.push(await encryptCopy(deps, envelope.id, envelope.blob, copy, outerHeaders, at));
+    for (const copy of plan.copies)
+      copies.push(await encryptCopy(deps, envelope.id, envelope.blob, copy, outerHeaders, at));
 
     // The whole outcome at once: a redelivery after a failure here starts again from a trace without half of it.
     await recordEvents(deps.pool, envelope.id, outcomeEvents(plan, copies, at));

@@ -2,7 +2,7 @@
 // sender rules, and the split of internal and outbound recipients into two envelopes.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createBlobStore } from '@smgw/blob-store';
+import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { createSubmissionAccount, verifySubmissionLogin } from '@smgw/submission-accounts';
 import { assertQueued } from '@smgw/testing';
 import { getTrace } from '@smgw/trace';
@@ -152,7 +152,11 @@ describe('the submission listener', () => {
       tls: true,
       user: 'kanzlei@behoerde.example',
     });
-    const stored = (await createBlobStore(world.db.pool).readAll(envelope?.blob.ref ?? '')).toString('latin1');
+    const stored = (
+      await createBlobStore(world.db.pool, { keyStore: createFolderKeyStore(world.db.keys) }).readAll(
+        envelope?.blob.ref ?? '',
+      )
+    ).toString('latin1');
     assert.match(
       stored,
       /^Received: from agency\.example \(\[127\.0\.0\.1\]\)\r\n\tby smgw\.test with ESMTPSA \(TLSv1\.[23]:/,

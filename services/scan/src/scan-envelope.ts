@@ -138,7 +138,8 @@ async function makeNotice(
   });
   const blob = await deps.blobStore.put(notice.createReadStream(), {
     messageId: id,
-    maxBytes: deps.maxNoticeBytes ?? 1024 * 1024 });
+    maxBytes: deps.maxNoticeBytes ?? 1024 * 1024,
+  });
   return generatedEnvelope({
     id,
     traceId: original.traceId,
