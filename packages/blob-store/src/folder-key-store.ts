@@ -3,7 +3,7 @@
 // volume shared by the services that write and read blobs. Several processes may use one folder: a KEK is made by
 // whoever needs it first, and when two made one for the same period at once, everybody settles on the smaller id.
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openSecret, SecretError, sealSecret } from '@smgw/secrets';
 import { BlobKeyError } from './errors.ts';
