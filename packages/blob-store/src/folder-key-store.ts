@@ -3,7 +3,7 @@
 // volume shared by the services that write and read blobs. Several processes may use one folder: a KEK is made by
 // whoever needs it first, and when two made one for the same period at once, everybody settles on the smaller id.
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { access, link, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openSecret, SecretError, sealSecret } from '@smgw/secrets';
 import { BlobKeyError } from './errors.ts';
@@ -78,7 +78,10 @@ export function createFolderKeyStore(options: FolderKeyStoreOptions): KeyStore {
   return {
     async current(now = new Date()) {
       const periodStart = periodStartOf(now, periodMs);
-      if (current?.periodStart === periodStart.getTime()) return current.kek;
+      // The file is checked each time (one stat): a KEK retired elsewhere must never wrap another data key.
+      if (current?.periodStart === periodStart.getTime() && (await exists(join(dir, current.kek.id + SUFFIX)))) {
+        return current.kek;
+      }
       const ofPeriod = async () => (await list()).filter((k) => k.periodStart.getTime() === periodStart.getTime());
       if ((await ofPeriod()).length === 0) await makeKek(dir, options.masterKey, periodStart);
       // The smallest id of the period, so that processes which raced to make one all use the same.
@@ -157,6 +160,15 @@ async function writeSealedFile(dir: string, id: string, sealed: Buffer, mode: 'c
     if (mode === 'create') await unlink(temporary).catch(() => {});
   }
   await syncFolder(dir);
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await access(file);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function syncFolder(dir: string): Promise<void> {
