@@ -11,9 +11,9 @@
 //   - (future) the portal's mailboxes keep their own copy (recipient state in_mailbox), so they refer to none.
 //
 // A message is finished when every recipient is done: delivered, bounced, in_mailbox (handed to the portal's own
-// store), or quarantined with no open quarantine entry left (released entries go back to pending and on; an expired
-// entry was purged); and no delivery is still sending or deferred. A parked envelope leaves its recipients pending:
-// its message is not finished, so an operator can still replay it.
+// store), or quarantined and the message has no open quarantine entry left (a release puts its recipients back to
+// pending and on; an expired entry was purged); and no delivery is still sending or deferred. A parked envelope
+// leaves its recipients pending: its message is not finished, so an operator can still replay it.
 import type { Pool } from '@smgw/db';
 import type { KeyStore } from './key-store.ts';
 
@@ -25,10 +25,8 @@ const NOT_IN_OPEN_QUARANTINE = `not exists (
 
 const MESSAGE_FINISHED = `not exists (
     select 1 from message_recipients r
-     where r.message_id = m.id
-       and r.state not in ('delivered', 'bounced', 'in_mailbox')
-       and not (r.state = 'quarantined'
-                and not exists (select 1 from quarantine q where q.message_id = m.id and q.released_at is null)))
+     where r.message_id = m.id and r.state not in ('delivered', 'bounced', 'in_mailbox', 'quarantined'))
+  and not exists (select 1 from quarantine q where q.message_id = m.id and q.released_at is null)
   and not exists (select 1 from deliveries d where d.message_id = m.id and d.state in ('sending', 'deferred'))`;
 
 /**
