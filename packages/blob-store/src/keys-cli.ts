@@ -19,24 +19,34 @@ const config = loadConfigOrExit('keys', {
   }),
 });
 
-if (command === 'rotate-master') {
-  if (!config.masterKeyPrevious) {
-    process.stderr.write('keys: SMGW_MASTER_KEY_PREVIOUS (the old master key) is needed to rotate\n');
-    process.exit(78);
+try {
+  await run(command);
+} catch (err) {
+  const code = (err as { code?: string }).code;
+  process.stderr.write(`keys: ${code ? `${code} ` : ''}${(err as Error).message}\n`);
+  process.exitCode = 1;
+}
+
+async function run(command: string | undefined): Promise<void> {
+  if (command === 'rotate-master') {
+    if (!config.masterKeyPrevious) {
+      process.stderr.write('keys: SMGW_MASTER_KEY_PREVIOUS (the old master key) is needed to rotate\n');
+      process.exit(78);
+    }
+    const result = await rotateMasterKey({
+      keyStoreDir: config.keyStoreDir,
+      from: config.masterKeyPrevious,
+      to: config.masterKey,
+    });
+    process.stderr.write(
+      `keys: ${result.resealed} KEK file(s) re-sealed under the new master key, ${result.alreadyCurrent} already were\n`,
+    );
+  } else if (command === 'list') {
+    for (const kek of await createFolderKeyStore(config).list()) {
+      process.stdout.write(`${kek.id}\tperiod from ${kek.periodStart.toISOString()}\n`);
+    }
+  } else {
+    process.stderr.write('usage: smgw keys rotate-master | list\n');
+    process.exit(64);
   }
-  const result = await rotateMasterKey({
-    keyStoreDir: config.keyStoreDir,
-    from: config.masterKeyPrevious,
-    to: config.masterKey,
-  });
-  process.stderr.write(
-    `keys: ${result.resealed} KEK file(s) re-sealed under the new master key, ${result.alreadyCurrent} already were\n`,
-  );
-} else if (command === 'list') {
-  for (const kek of await createFolderKeyStore(config).list()) {
-    process.stdout.write(`${kek.id}\tperiod from ${kek.periodStart.toISOString()}\n`);
-  }
-} else {
-  process.stderr.write('usage: smgw keys rotate-master | list\n');
-  process.exit(64);
 }
