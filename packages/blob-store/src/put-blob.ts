@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Pool } from '@smgw/db';
 import type { BlobRef } from '@smgw/envelope';
-import { type BlobKeys, contentDigest, encryptChunk, newBlobKeys } from './blob-cipher.ts';
+import { type BlobKeys, contentDigest, encryptChunk, type NewBlobKeys, newBlobKeys } from './blob-cipher.ts';
 import { toBlobRef } from './committed-blob.ts';
 import { BlobKeyError, BlobSourceError, BlobStorageError, BlobTooLargeError } from './errors.ts';
 import type { KeyStore } from './key-store.ts';
@@ -30,18 +30,18 @@ export async function putBlob(
 ): Promise<BlobRef> {
   const { chunkBytes, maxBytes, messageId } = options;
   const id = randomUUID();
-  let keys: BlobKeys;
+  let keys: NewBlobKeys;
   try {
     const kek = await keyStore.current();
-    const made = newBlobKeys(kek, id);
-    keys = made;
+    keys = newBlobKeys(kek, id);
+    const { wrappedKey } = keys;
     // The row names its KEK from the start: a KEK is retired only when no row, writing or committed, names it.
     await storage(`cannot start blob ${id}`, () =>
       pool.query('insert into blobs (id, message_id, kek_id, wrapped_key) values ($1, $2, $3, $4)', [
         id,
         messageId,
         kek.id,
-        made.wrappedKey,
+        wrappedKey,
       ]),
     );
   } catch (err) {
