@@ -2,17 +2,12 @@
 // rely on: every piece is there, every gateway pod is probed, bounded and unprivileged, the settings pass the
 // gateway's own validation, and every queue stage scales on its own queue. Run: node --test deploy/test/*.test.ts
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadConfig, type Spec, settings } from '../../packages/config/src/index.ts';
+import { loadConfig, settings } from '../../packages/config/src/index.ts';
 import { STAGES, workQueue } from '../../packages/envelope/src/index.ts';
-import { adminSettings } from '../../services/admin/src/config.ts';
-import { deliverSpec } from '../../services/deliver/src/config.ts';
-import { encryptSpec } from '../../services/encrypt/src/config.ts';
-import { ingestSpec } from '../../services/ingest/src/config.ts';
-import { scanSpec } from '../../services/scan/src/config.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -73,22 +68,32 @@ const WORKER_OF_STAGE: Record<(typeof STAGES)[number], string> = {
   mailbox: 'smgw-mailbox',
 };
 
-/**
- * The settings each process reads. Services whose code has not landed yet are checked against every setting
- * except the admin token (which only admin gets).
- */
-const { adminToken: _onlyAdmin, ...everySettingButTheAdminToken } = settings;
-const SPEC_OF: Record<string, Spec> = {
-  'smgw-ingest': ingestSpec,
-  'smgw-deliver': deliverSpec,
-  'smgw-admin': adminSettings,
-  'smgw-scan': scanSpec,
-  'smgw-encrypt': encryptSpec,
+/** Deployments whose service exists: each is asked for its own settings by running it (`--print-config`). */
+const SERVICE_OF: Record<string, string> = {
+  'smgw-ingest': 'ingest',
+  'smgw-deliver': 'deliver',
+  'smgw-admin': 'admin',
+  'smgw-scan': 'scan',
+  'smgw-encrypt': 'encrypt',
 };
-const specOf = (deployment: string): Spec => SPEC_OF[deployment] ?? everySettingButTheAdminToken;
+/** Services whose code has not landed yet are checked against every setting except the admin token (admin only). */
+const { adminToken: _onlyAdmin, ...everySettingButTheAdminToken } = settings;
+
+/**
+ * Runs the service's main with exactly `env` and `--print-config`: it validates its settings as at a real start
+ * (exit 78 with one line naming a bad variable) and prints the variables it reads. No test imports a service's code.
+ */
+function printedConfig(service: string, env: Record<string, string>): Record<string, unknown> {
+  const run = spawnSync(process.execPath, [`${ROOT}services/${service}/src/main.ts`, '--print-config'], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    encoding: 'utf8',
+  });
+  assert.equal(run.status, 0, `${service} refused its settings: ${run.stderr}`);
+  return JSON.parse(run.stdout) as Record<string, unknown>;
+}
 
 /** The environment variable that carries each secret setting, given to exactly the processes that read it. */
-const SECRET_SETTINGS = { databaseUrl: 'DATABASE_URL', amqpUrl: 'AMQP_URL', redisUrl: 'REDIS_URL' } as const;
+const SECRET_SETTINGS = ['DATABASE_URL', 'AMQP_URL', 'REDIS_URL'] as const;
 
 /** Secret values in the shape the gateway expects, to run the rendered settings through its validation. */
 const SECRET_STAND_INS: Record<string, string> = {
@@ -290,16 +295,19 @@ for (const overlay of ['dev', 'production']) {
         const env: Record<string, string> = { ...configMap?.data };
         for (const e of fromSecrets) if (SECRET_STAND_INS[e.name]) env[e.name] = SECRET_STAND_INS[e.name] as string;
         for (const e of main?.env ?? []) if (e.value !== undefined && !e.value.includes('$(')) env[e.name] = e.value;
-        const spec = specOf(d.metadata.name);
-        assert.doesNotThrow(() => loadConfig(spec, env), d.metadata.name);
-        if (!SPEC_OF[d.metadata.name]) continue;
-        // A service whose code exists gets exactly the connection secrets its settings read.
-        const given = new Set(fromSecrets.map((e: Manifest) => e.name));
-        for (const [key, variable] of Object.entries(SECRET_SETTINGS)) {
-          assert.equal(given.has(variable), key in spec, `${d.metadata.name}: ${variable}`);
+        const service = SERVICE_OF[d.metadata.name];
+        if (!service) {
+          assert.doesNotThrow(() => loadConfig(everySettingButTheAdminToken, env), d.metadata.name);
+          continue;
         }
-        for (const key of ['adminToken', 'masterKey'] as const) {
-          if (key in spec) assert.ok(given.has(settings[key].env), `${d.metadata.name}: ${settings[key].env}`);
+        // A service whose code exists gets exactly the connection secrets its settings read.
+        const reads = printedConfig(service, env);
+        const given = new Set(fromSecrets.map((e: Manifest) => e.name));
+        for (const variable of SECRET_SETTINGS) {
+          assert.equal(given.has(variable), variable in reads, `${d.metadata.name}: ${variable}`);
+        }
+        for (const variable of ['SMGW_ADMIN_TOKEN', 'SMGW_MASTER_KEY']) {
+          if (variable in reads) assert.ok(given.has(variable), `${d.metadata.name}: ${variable}`);
         }
       }
       assert.equal(configMap?.data.SMGW_HEALTH_PORT, '9100');

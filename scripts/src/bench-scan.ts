@@ -15,7 +15,7 @@ import { type Envelope, newEnvelope, newMessageId } from '@smgw/envelope';
 import { connectMq } from '@smgw/mq';
 import { createLogger } from '@smgw/observability';
 import { type ServiceProcess, startTestGateway, waitFor } from '@smgw/testing';
-import { recordMessage } from '@smgw/trace';
+import { countMessagesWithEvent, recordMessage } from '@smgw/trace';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const run = promisify(execFile);
@@ -105,13 +105,7 @@ try {
       envelopes.push(envelope);
     }
     const ids = envelopes.map((e) => e.id);
-    const scanned = async () => {
-      const r = await gw.db.pool.query(
-        `select count(*)::int as n from message_events where event = 'message.scanned' and message_id = any($1)`,
-        [ids],
-      );
-      return r.rows[0].n as number;
-    };
+    const scanned = () => countMessagesWithEvent(gw.db.pool, ids, { stage: 'scan', event: 'message.scanned' });
     const start = performance.now();
     await Promise.all(envelopes.map((e) => publisher.publish(e)));
     await waitFor(`${count} scanned`, async () => (await scanned()) >= count, { timeoutMs: 600_000, intervalMs: 10 });

@@ -68,12 +68,12 @@ export function loadConfigOrExit<S extends Spec>(
   return config;
 }
 
-/** The resolved settings by variable name, secrets replaced by "(hidden)". */
+/** Every setting the spec reads, by variable name: secrets replaced by "(hidden)", unset ones null. */
 export function describeConfig<S extends Spec>(spec: S, config: ConfigOf<S>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, s] of Object.entries(spec)) {
     const value = (config as Record<string, unknown>)[key];
-    out[s.env] = s.secret && value !== undefined ? '(hidden)' : value;
+    out[s.env] = value === undefined ? null : s.secret ? '(hidden)' : value;
   }
   return out;
 }

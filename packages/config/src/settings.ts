@@ -149,6 +149,13 @@ export const settings = {
    * Skip smtp-server's fixed 100 ms early-talker pause for clients in SMGW_SUBMISSION_NETWORKS (trusted agency mail
    * servers that reconnect per message). Early talkers from everywhere else are still caught.
    */
+  /** RFC 2920 for clients outside SMGW_SUBMISSION_NETWORKS without AUTH: content before the 354 → 554, closed. */
+  forbidUnauthPipelining: setting(
+    'SMGW_SMTP_FORBID_UNAUTH_PIPELINING',
+    bool,
+    'true',
+    'close unauthenticated clients that send past DATA or STARTTLS before the reply (554 5.5.0)',
+  ),
   fastGreetingForTrusted: setting(
     'SMGW_SMTP_FAST_GREETING_TRUSTED',
     bool,

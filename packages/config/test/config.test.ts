@@ -74,7 +74,7 @@ describe('settings', () => {
         err instanceof ConfigError && err.message.includes('(hidden)') && !err.message.includes('c2hvcnQ='),
     );
     const c = loadConfig(spec, { SMGW_ADMIN_TOKEN: 'secret-token-of-at-least-32-characters' });
-    assert.deepEqual(describeConfig(spec, c), { SMGW_ADMIN_TOKEN: '(hidden)', SMGW_MASTER_KEY: undefined });
+    assert.deepEqual(describeConfig(spec, c), { SMGW_ADMIN_TOKEN: '(hidden)', SMGW_MASTER_KEY: null });
   });
 
   it('stops a service at start with one line naming the bad variable', () => {

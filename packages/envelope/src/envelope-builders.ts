@@ -20,6 +20,8 @@ export interface AcceptedMessage {
   client: ClientInfo;
   blob: BlobRef;
   dsn?: DsnRequest | undefined;
+  /** Submitted mail: the checked author (the first From address, else the envelope sender). */
+  author?: string | undefined;
   /** Given when the id is needed before the envelope (ingest writes it into the Received header); else new. */
   id?: string;
   /** Given when the message is one of several envelopes of one accepted message; else new. */
@@ -46,6 +48,7 @@ export function newEnvelope(message: AcceptedMessage): Envelope {
     verdicts: {},
     attempt: 0,
     ...(message.dsn ? { dsn: message.dsn } : {}),
+    ...(message.author ? { author: message.author } : {}),
   };
 }
 

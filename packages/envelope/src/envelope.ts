@@ -92,6 +92,11 @@ export const envelopeV1Schema = z.object({
   dsn: dsnRequestSchema.optional(),
   /** For generated mail: the message it is about (a DSN's original message, say). */
   relatesTo: z.string().optional(),
+  /**
+   * Submitted mail: its author, the first From address (else the envelope sender), which ingest checked the client
+   * may use. Outbound signing uses this address's key, never the envelope sender's.
+   */
+  author: z.string().optional(),
 });
 export type EnvelopeV1 = z.infer<typeof envelopeV1Schema>;
 

@@ -1,9 +1,12 @@
 // Submission accounts: SMTP AUTH PLAIN/LOGIN on the submission listener (only after STARTTLS). Passwords are kept
 // as argon2id hashes (node:crypto, Node 24.7+) in PHC string form with a random salt, and compared in constant
 // time. Exported for the admin service, which creates the accounts.
+//
+// An account may send as the addresses it owns (senderAddresses) and, only when granted explicitly, as every address
+// of some domains (senderDomains): ingest checks the envelope sender and every From/Sender address against them.
 import { argon2, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
-import { domainList } from '@smgw/config';
+import { domainList, domainOrAddressList, inAddressesOrDomains, inDomains } from '@smgw/config';
 import type { Pool, PoolClient } from '@smgw/db';
 
 type Queryable = Pool | PoolClient;
@@ -74,7 +77,15 @@ let decoyHash: Promise<string> | undefined;
 
 export interface SubmissionAccount {
   username: string;
+  /** The addresses the account owns (normalised: local part lower-cased, domain an A-label). */
+  senderAddresses: string[];
+  /** The domain grant: every address in these domains (`*.x` wildcards); empty for most accounts. */
   senderDomains: string[];
+}
+
+/** May `account` use `address` as envelope sender or in From/Sender: it owns the address, or has its domain? */
+export function accountMayUse(account: SubmissionAccount, address: string): boolean {
+  return inAddressesOrDomains(address, account.senderAddresses) || inDomains(address, account.senderDomains);
 }
 
 /** Usernames are compared case-insensitively (they are usually addresses): stored lower-case, trimmed. */
@@ -84,7 +95,7 @@ export function normalizeUsername(username: string): string {
 
 export async function createSubmissionAccount(
   db: Queryable,
-  input: { username: string; password: string; senderDomains: string[] },
+  input: { username: string; password: string; senderAddresses?: string[]; senderDomains?: string[] },
 ): Promise<SubmissionAccount> {
   const username = normalizeUsername(input.username);
   if (!username || username.length > 254 || /[\s\p{Cc}]/u.test(username)) {
@@ -96,22 +107,55 @@ export async function createSubmissionAccount(
       `password must be at least ${MIN_PASSWORD_LENGTH} characters`,
     );
   }
-  let senderDomains: string[];
-  try {
-    senderDomains = domainList(input.senderDomains.join(','));
-  } catch (err) {
-    throw new SubmissionAccountError('SUBMISSION_ACCOUNT_INVALID', `senderDomains: ${(err as Error).message}`);
+  const senderAddresses = senderAddressList(input.senderAddresses ?? []);
+  const senderDomains = senderDomainList(input.senderDomains ?? []);
+  if (senderAddresses.length === 0 && senderDomains.length === 0) {
+    throw new SubmissionAccountError(
+      'SUBMISSION_ACCOUNT_INVALID',
+      'an account needs at least one sender address (or a sender domain, granting every address in it)',
+    );
   }
   const passwordHash = await hashPassword(input.password);
   const result = await db.query(
-    `insert into submission_accounts (username, password_hash, sender_domains) values ($1, $2, $3)
+    `insert into submission_accounts (username, password_hash, sender_addresses, sender_domains) values ($1, $2, $3, $4)
      on conflict (username) do nothing`,
-    [username, passwordHash, senderDomains],
+    [username, passwordHash, senderAddresses, senderDomains],
   );
   if (result.rowCount === 0) {
     throw new SubmissionAccountError('SUBMISSION_ACCOUNT_EXISTS', `account ${username} exists already`);
   }
-  return { username, senderDomains };
+  return { username, senderAddresses, senderDomains };
+}
+
+/** Each address normalised (domainOrAddressList's rules: no quoting, `%` or `!`), without repeats. */
+function senderAddressList(addresses: string[]): string[] {
+  const normalised = addresses.map((address) => {
+    const normal = normalAddress(address);
+    if (!normal) {
+      throw new SubmissionAccountError('SUBMISSION_ACCOUNT_INVALID', `senderAddresses: "${address}" is not an address`);
+    }
+    return normal;
+  });
+  return [...new Set(normalised)];
+}
+
+function normalAddress(address: string): string | undefined {
+  if (address.includes(',')) return undefined;
+  try {
+    const [one, ...more] = domainOrAddressList(address);
+    return one?.includes('@') && more.length === 0 ? one : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function senderDomainList(domains: string[]): string[] {
+  if (domains.length === 0) return [];
+  try {
+    return [...new Set(domainList(domains.join(',')))];
+  } catch (err) {
+    throw new SubmissionAccountError('SUBMISSION_ACCOUNT_INVALID', `senderDomains: ${(err as Error).message}`);
+  }
 }
 
 /** An account as the admin API lists it (never its password hash). */
@@ -122,12 +166,12 @@ export interface ListedSubmissionAccount extends SubmissionAccount {
 
 /** Every account, by username. */
 export async function listSubmissionAccounts(db: Queryable): Promise<ListedSubmissionAccount[]> {
-  const { rows } = await db.query<{ username: string; sender_domains: string[]; disabled: boolean; created_at: Date }>(
-    'select username, sender_domains, disabled, created_at from submission_accounts order by username',
+  const { rows } = await db.query<AccountRow & { disabled: boolean; created_at: Date }>(
+    `select username, sender_addresses, sender_domains, disabled, created_at from submission_accounts
+     order by username`,
   );
   return rows.map((r) => ({
-    username: r.username,
-    senderDomains: r.sender_domains,
+    ...accountOf(r),
     disabled: r.disabled,
     createdAt: r.created_at.toISOString(),
   }));
@@ -142,16 +186,27 @@ export async function verifySubmissionLogin(
   credentials: { username: string; password: string },
 ): Promise<SubmissionAccount | undefined> {
   const username = normalizeUsername(credentials.username);
-  const result = await db.query(
-    'select username, password_hash, sender_domains from submission_accounts where username = $1 and not disabled',
+  const result = await db.query<AccountRow & { password_hash: string }>(
+    `select username, password_hash, sender_addresses, sender_domains from submission_accounts
+     where username = $1 and not disabled`,
     [username],
   );
-  const row = result.rows[0] as { username: string; password_hash: string; sender_domains: string[] } | undefined;
+  const row = result.rows[0];
   if (!row) {
     decoyHash ??= hashPassword(randomBytes(16).toString('hex'));
     await verifyPassword(credentials.password, await decoyHash);
     return undefined;
   }
   if (!(await verifyPassword(credentials.password, row.password_hash))) return undefined;
-  return { username: row.username, senderDomains: row.sender_domains };
+  return accountOf(row);
+}
+
+interface AccountRow {
+  username: string;
+  sender_addresses: string[];
+  sender_domains: string[];
+}
+
+function accountOf(row: AccountRow): SubmissionAccount {
+  return { username: row.username, senderAddresses: row.sender_addresses, senderDomains: row.sender_domains };
 }

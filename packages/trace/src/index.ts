@@ -123,6 +123,20 @@ export async function hasEvent(
   return (found.rowCount ?? 0) > 0;
 }
 
+/** How many of these messages have `event` from `stage` in their trace (a benchmark's or a test's progress). */
+export async function countMessagesWithEvent(
+  db: Queryable,
+  messageIds: readonly string[],
+  match: { stage: string; event: string },
+): Promise<number> {
+  const found = await db.query<{ n: number }>(
+    `select count(distinct message_id)::int as n from message_events
+      where message_id = any($1::text[]) and stage = $2 and event = $3`,
+    [messageIds, match.stage, match.event],
+  );
+  return found.rows[0]?.n ?? 0;
+}
+
 export interface MessageTrace {
   id: string;
   traceId: string;

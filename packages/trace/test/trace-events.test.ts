@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createTestDatabase, envelopeFixture, type TestDatabase } from '@smgw/testing';
-import { getTrace, hasEvent, recordEvent, recordEventBatch, recordEvents, recordMessage } from '../src/index.ts';
+import {
+  countMessagesWithEvent,
+  getTrace,
+  hasEvent,
+  recordEvent,
+  recordEventBatch,
+  recordEvents,
+  recordMessage,
+} from '../src/index.ts';
 
 const AT = new Date('2026-06-01T12:00:00Z');
 
@@ -76,6 +84,16 @@ describe('trace events', () => {
     assert.equal(await hasEvent(db.pool, id, { ...quarantined, dataContains: { direction: 'outbound' } }), false);
     assert.equal(await hasEvent(db.pool, id, { stage: 'admin', event: 'message.quarantined' }), false);
     assert.equal(await hasEvent(db.pool, await message(), quarantined), false);
+  });
+
+  it('counts the messages that have an event, each once', async () => {
+    const [a, b, c] = [await message(), await message(), await message()];
+    const scanned = { stage: 'scan', event: 'message.scanned', outcome: 'next' } as const;
+    await recordEvents(db.pool, a, [scanned, scanned]);
+    await recordEvent(db.pool, b, scanned);
+    await recordEvent(db.pool, c, { ...scanned, stage: 'encrypt' });
+    assert.equal(await countMessagesWithEvent(db.pool, [a, b, c], { stage: 'scan', event: 'message.scanned' }), 2);
+    assert.equal(await countMessagesWithEvent(db.pool, [], { stage: 'scan', event: 'message.scanned' }), 0);
   });
 
   describe('recordEvents (one message)', () => {

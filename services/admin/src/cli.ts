@@ -15,9 +15,11 @@ const USAGE = `operator commands (talk to the admin API):
   quarantine release <id> [--reason "..."] [--operator <name>]
                                       let the message continue its route (recorded with who and why)
 ${KEY_DIRECTORY_USAGE}
-  account add <username> --domain d [--domain d2 ...]
+  account add <username> --address a [--address a2 ...] [--domain d ...]
                                       a submission account for SMTP AUTH on 2587, allowed to send as those
-                                      domains; the password comes from SMGW_ACCOUNT_PASSWORD (or --password)
+                                      addresses (envelope sender, From, Sender) and, with --domain, as every
+                                      address of those domains; the password comes from SMGW_ACCOUNT_PASSWORD
+                                      (or --password)
   account list [--json]               submission accounts (never their passwords)
   help                                this text
 settings: SMGW_ADMIN_URL (default http://127.0.0.1:8081/api/v1), SMGW_ADMIN_TOKEN,
@@ -32,7 +34,7 @@ const OPTIONS = {
   reason: { type: 'string' },
   operator: { type: 'string' },
   help: { type: 'boolean' },
-  address: { type: 'string' },
+  address: { type: 'string', multiple: true },
   state: { type: 'string' },
   domain: { type: 'string', multiple: true },
   'verify-signatures': { type: 'boolean' },
@@ -154,7 +156,8 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
           {
             json,
             all: values.all === true,
-            address: values.address,
+            // --address repeats only for account add; the key directory's lists filter by one.
+            address: values.address?.at(-1),
             state: values.state,
             domain: values.domain,
             verifySignatures: values['verify-signatures'] === true,
@@ -172,26 +175,21 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
         if (action === 'list') {
           const { status, body } = await call('GET', '/submission-accounts');
           if (status !== 200) throw new CliError(errorText(status, body));
-          const accounts = (body as { accounts: { username: string; senderDomains: string[]; disabled: boolean }[] })
-            .accounts;
-          process.stdout.write(
-            json
-              ? `${JSON.stringify(accounts, null, 2)}\n`
-              : accounts
-                  .map((a) => `${a.username}  ${a.senderDomains.join(',')}${a.disabled ? '  (disabled)' : ''}\n`)
-                  .join(''),
-          );
+          const accounts = (body as { accounts: ListedAccount[] }).accounts;
+          process.stdout.write(json ? `${JSON.stringify(accounts, null, 2)}\n` : accounts.map(accountLine).join(''));
           return 0;
         }
-        if (action !== 'add' || !positional[1] || !values.domain?.length) {
+        const addresses = values.address ?? [];
+        const domains = values.domain ?? [];
+        if (action !== 'add' || !positional[1] || addresses.length + domains.length === 0) {
           throw new CliError(
-            'usage: account add <username> --domain d [--domain d2 ...]  (password: SMGW_ACCOUNT_PASSWORD)',
+            'usage: account add <username> --address a [--address a2 ...] [--domain d ...]  (password: SMGW_ACCOUNT_PASSWORD)',
           );
         }
         const password = values.password ?? env.SMGW_ACCOUNT_PASSWORD;
         if (!password) throw new CliError('set SMGW_ACCOUNT_PASSWORD (keeps the password out of the process list)');
         const { status, body } = await call('POST', '/submission-accounts', {
-          body: { username: positional[1], password, senderDomains: values.domain },
+          body: { username: positional[1], password, senderAddresses: addresses, senderDomains: domains },
         });
         if (status !== 201) throw new CliError(errorText(status, body));
         process.stdout.write(
@@ -214,6 +212,19 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
 }
 
 class CliError extends Error {}
+
+interface ListedAccount {
+  username: string;
+  senderAddresses: string[];
+  senderDomains: string[];
+  disabled: boolean;
+}
+
+/** `username  addresses  domains: d1,d2` (the domain grant only when there is one). */
+function accountLine(a: ListedAccount): string {
+  const domains = a.senderDomains.length > 0 ? `  domains: ${a.senderDomains.join(',')}` : '';
+  return `${a.username}  ${a.senderAddresses.join(',') || '-'}${domains}${a.disabled ? '  (disabled)' : ''}\n`;
+}
 
 function errorText(status: number, body: unknown): string {
   const e = (body as { error?: { code?: string; message?: string } })?.error;

@@ -1,5 +1,7 @@
 // POST /submission-accounts, GET /submission-accounts: the agency accounts that may AUTH on the submission listener
 // (ingest checks them). Passwords arrive once, are kept only as argon2id hashes, and are never returned or logged.
+// An account sends as the addresses it owns (senderAddresses); senderDomains is a separate, explicit grant of every
+// address in those domains. At least one of the two is given.
 import type { Pool } from '@smgw/db';
 import { createSubmissionAccount, listSubmissionAccounts, SubmissionAccountError } from '@smgw/submission-accounts';
 import type { FastifyInstance } from 'fastify';
@@ -7,9 +9,10 @@ import { problem, problemSchema } from './problem.ts';
 
 const accountSchema = {
   type: 'object',
-  required: ['username', 'senderDomains'],
+  required: ['username', 'senderAddresses', 'senderDomains'],
   properties: {
     username: { type: 'string' },
+    senderAddresses: { type: 'array', items: { type: 'string' } },
     senderDomains: { type: 'array', items: { type: 'string' } },
     disabled: { type: 'boolean' },
     createdAt: { type: 'string' },
@@ -17,18 +20,19 @@ const accountSchema = {
 } as const;
 
 export async function submissionAccountRoutes(api: FastifyInstance, options: { pool: Pool }): Promise<void> {
-  api.post<{ Body: { username: string; password: string; senderDomains: string[] } }>(
+  api.post<{ Body: { username: string; password: string; senderAddresses?: string[]; senderDomains?: string[] } }>(
     '/submission-accounts',
     {
       schema: {
         body: {
           type: 'object',
-          required: ['username', 'password', 'senderDomains'],
+          required: ['username', 'password'],
           additionalProperties: false,
           properties: {
             username: { type: 'string', minLength: 1, maxLength: 254 },
             password: { type: 'string', minLength: 1, maxLength: 1024 },
-            senderDomains: { type: 'array', minItems: 1, maxItems: 100, items: { type: 'string', maxLength: 253 } },
+            senderAddresses: { type: 'array', maxItems: 100, items: { type: 'string', maxLength: 254 } },
+            senderDomains: { type: 'array', maxItems: 100, items: { type: 'string', maxLength: 253 } },
           },
         },
         response: { 201: accountSchema, 400: problemSchema, 409: problemSchema },

@@ -37,6 +37,7 @@ describe('submission accounts in the admin API', () => {
     assert.equal(created.status, 201);
     assert.deepEqual(await created.json(), {
       username: 'poststelle@fa-nord.example',
+      senderAddresses: [],
       senderDomains: ['fa-nord.example'],
     });
     const login = await verifySubmissionLogin(db.pool, {
@@ -72,6 +73,31 @@ describe('submission accounts in the admin API', () => {
     });
     assert.equal(badDomain.status, 400);
     assert.equal((await post({ username: 'y', password: 'ein langes Passwort 4', senderDomains: [] })).status, 400);
+    assert.equal((await post({ username: 'y', password: 'ein langes Passwort 4' })).status, 400);
+    for (const bad of ['no-at-sign', 'a%b@fa-nord.example', '"x"@fa-nord.example', 'a@b.example,c@d.example']) {
+      const badAddress = await post({ username: 'z', password: 'ein langes Passwort 5', senderAddresses: [bad] });
+      assert.equal(badAddress.status, 400, bad);
+    }
+  });
+
+  it('creates an account that owns addresses only, normalised, without a domain grant', async () => {
+    const created = await post({
+      username: 'anna.muster@fa-nord.example',
+      password: 'ein langes Passwort 6',
+      senderAddresses: ['Anna.Muster@FA-Nord.example.', 'poststelle@fa-nord.example', 'anna.muster@fa-nord.example'],
+    });
+    assert.equal(created.status, 201);
+    assert.deepEqual(await created.json(), {
+      username: 'anna.muster@fa-nord.example',
+      senderAddresses: ['anna.muster@fa-nord.example', 'poststelle@fa-nord.example'],
+      senderDomains: [],
+    });
+    const login = await verifySubmissionLogin(db.pool, {
+      username: 'anna.muster@fa-nord.example',
+      password: 'ein langes Passwort 6',
+    });
+    assert.deepEqual(login?.senderAddresses, ['anna.muster@fa-nord.example', 'poststelle@fa-nord.example']);
+    assert.deepEqual(login?.senderDomains, []);
   });
 
   it('lets an operator create an account from the CLI with the password from the environment', async () => {
@@ -81,10 +107,23 @@ describe('submission accounts in the admin API', () => {
       runCli(['account', 'add', 'registratur@fa-nord.example', '--domain', 'fa-nord.example'], env),
     );
     assert.equal(added.code, 0);
+    const owner = await captureStdout(() =>
+      runCli(
+        [
+          ...['account', 'add', 'leitung@fa-nord.example'],
+          ...['--address', 'leitung@fa-nord.example', '--address', 'vorzimmer@fa-nord.example'],
+        ],
+        env,
+      ),
+    );
+    assert.equal(owner.code, 0);
+    const usage = await captureStdout(() => runCli(['account', 'add', 'niemand@fa-nord.example'], env));
+    assert.equal(usage.code, 1);
     const listed = await captureStdout(() => runCli(['account', 'list'], env));
     assert.equal(listed.code, 0);
     assert.match(added.out, /created registratur@fa-nord\.example/);
-    assert.match(listed.out, /registratur@fa-nord\.example {2}fa-nord\.example/);
+    assert.match(listed.out, /^registratur@fa-nord\.example {2}- {2}domains: fa-nord\.example$/m);
+    assert.match(listed.out, /^leitung@fa-nord\.example {2}leitung@fa-nord\.example,vorzimmer@fa-nord\.example$/m);
     assert.ok(
       await verifySubmissionLogin(db.pool, {
         username: 'registratur@fa-nord.example',

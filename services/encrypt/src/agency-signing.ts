@@ -1,6 +1,8 @@
-// Signing before encryption, per agency (issue 4): when the sender's agency (the one owning the envelope sender's
-// domain) has signing switched on, each encrypted copy is first signed with the sender address's own key of that
-// form. A missing or unusable key never blocks the mail: the copy goes encrypted but unsigned, and says why.
+// Signing before encryption, per agency (issue 4): when the author's agency (the one owning the author's domain) has
+// signing switched on, each encrypted copy is first signed with the author address's own key of that form. The
+// author is the From address that ingest checked the submitting account may use (envelope.author, issue 8 finding
+// 5); the envelope sender never chooses the key. A missing or unusable key never blocks the mail: the copy goes
+// encrypted but unsigned, and says why.
 import type { ArmoredPrivateKey, SigningKey } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
 import { agencyKeyAad, agencySigningFor, sealedAgencyKeys } from '@smgw/key-directory';
@@ -19,19 +21,33 @@ export type SmimeSigner = { ok: true; fingerprint: string; key: SigningKey; priv
 export type PgpSigner = { ok: true; fingerprint: string; key: ArmoredPrivateKey } | NotSigned;
 
 /**
- * The sender's signing keys of both forms when its agency signs: each unsealed, or why it cannot be used. The caller
+ * The author's signing keys of both forms when its agency signs: each unsealed, or why it cannot be used. The caller
  * zeroes them with forgetSigningKeys when done.
  */
 export type SenderSigning = { signs: false } | { signs: true; smime: SmimeSigner; pgp: PgpSigner };
 
+/**
+ * An envelope without an author (accepted before ingest checked From) is never signed with the envelope sender's
+ * key instead: when that sender's agency signs, its copies go unsigned and say why.
+ */
 export async function senderSigningKeys(
   deps: { pool: Pool; masterKey: Buffer },
-  sender: string,
+  message: { mailFrom: string; author?: string | undefined },
 ): Promise<SenderSigning> {
-  if (!(await senderAgencySigns(deps.pool, sender))) return { signs: false };
+  const { author } = message;
+  if (!author) {
+    if (!(await senderAgencySigns(deps.pool, message.mailFrom))) return { signs: false };
+    const why: NotSigned = {
+      ok: false,
+      code: 'ENCRYPT_NO_CHECKED_AUTHOR',
+      reason: 'no From address checked at submission: the envelope sender does not choose the signing key',
+    };
+    return { signs: true, smime: why, pgp: why };
+  }
+  if (!(await senderAgencySigns(deps.pool, author))) return { signs: false };
   // OpenPGP first: should the second lookup fail, no unsealed S/MIME key is left behind unzeroed.
-  const pgp = await pgpSignerFor(deps, sender);
-  return { signs: true, smime: await smimeSignerFor(deps, sender), pgp };
+  const pgp = await pgpSignerFor(deps, author);
+  return { signs: true, smime: await smimeSignerFor(deps, author), pgp };
 }
 
 /** Zeroes the unsealed S/MIME private key (the armored OpenPGP key is a string and cannot be zeroed). */
@@ -39,7 +55,7 @@ export function forgetSigningKeys(signing: SenderSigning): void {
   if (signing.signs && signing.smime.ok) signing.smime.privateKey.fill(0);
 }
 
-/** Whether outbound mail from `sender` is to be signed: its domain belongs to an agency with signing on. */
+/** Whether outbound mail by `sender` is to be signed: its domain belongs to an agency with signing on. */
 async function senderAgencySigns(pool: Pool, sender: string): Promise<boolean> {
   if (!sender.includes('@')) return false; // the null sender of a bounce belongs to no agency
   return (await agencySigningFor(pool, sender))?.signOutbound === true;

@@ -1,6 +1,7 @@
 // Outbound: each recipient's copy encrypted in the best form it can open (S/MIME, else OpenPGP), or handed to the
-// portal (mailbox). Recipients sharing a form share one encrypted message; one child envelope per group. Nothing
-// leaves in clear: a temporary failure retries, mail that is already encrypted goes on as it is.
+// portal (mailbox). Recipients named in To/Cc sharing a form share one encrypted message, every other (Bcc) recipient
+// gets its own; one child envelope per copy. Nothing leaves in clear: a temporary failure retries, mail that is
+// already encrypted goes on as it is (only a Bcc field is taken out of its readable header).
 //
 // In order: the header (already encrypted?), every key looked up (outbound-keys.ts), the plan decided on them
 // (plan-outbound.ts), one copy per group (encrypt-copies.ts), the outcome recorded in one statement, then the
@@ -14,7 +15,7 @@ import { forgetSigningKeys } from './agency-signing.ts';
 import { type CopyDeps, type EncryptedCopy, encryptCopy } from './encrypt-copies.ts';
 import { encryptedFormOf } from './encrypted-form.ts';
 import { type KeyLookupDeps, lookUpOutboundKeys } from './outbound-keys.ts';
-import { outerHeaderPairs } from './outer-headers.ts';
+import { namedInHeader, outerHeaderPairs, withoutBcc } from './outer-headers.ts';
 import { type OutboundPlan, type PlannedRecipient, planOutbound } from './plan-outbound.ts';
 
 export interface OutboundDeps extends KeyLookupDeps, CopyDeps {
@@ -54,7 +55,8 @@ export async function encryptOutbound(
     deps.metrics?.recipients.inc({ form: 'already-encrypted' });
     context.log.info({ code: 'ENCRYPT_ALREADY_ENCRYPTED', form: already }, 'already encrypted: passed on as it is');
     const verdict = { status: 'already-encrypted', at: at.toISOString(), form: already };
-    return next(advance(withVerdict(envelope, 'crypto', verdict), 'encrypt'));
+    const blob = fields.some((f) => f.key === 'bcc') ? await storedWithoutBcc(deps, envelope) : envelope.blob;
+    return next(advance(withVerdict({ ...envelope, blob }, 'crypto', verdict), 'encrypt'));
   }
 
   const { pairs: outerHeaders, dropped } = outerHeaderPairs(fields, {
@@ -71,7 +73,7 @@ export async function encryptOutbound(
 
   const keys = await lookUpOutboundKeys(deps, envelope, at);
   try {
-    const plan = planOutbound(keys, { lastAttempt: context.lastAttempt });
+    const plan = planOutbound(keys, { lastAttempt: context.lastAttempt, namedInHeader: namedInHeader(fields) });
     const copies: EncryptedCopy[] = [];
     for (const copy of plan.copies)
       copies.push(await encryptCopy(deps, envelope.id, envelope.blob, copy, outerHeaders, at));
@@ -93,6 +95,12 @@ export async function encryptOutbound(
   } finally {
     forgetSigningKeys(keys.signing);
   }
+}
+
+/** The stored message again, without its Bcc fields: a new blob (the original stays for the other envelopes). */
+async function storedWithoutBcc(deps: OutboundDeps, envelope: Envelope) {
+  const { fields, body } = await splitMessage(deps.blobStore.open(envelope.blob.ref));
+  return deps.blobStore.put(withoutBcc(fields, body), { messageId: envelope.id, maxBytes: envelope.blob.size });
 }
 
 function encryptedChild(envelope: Envelope, { copy, blob }: EncryptedCopy, at: Date): Envelope {
@@ -129,8 +137,8 @@ function outcomeEvents(plan: OutboundPlan, copies: EncryptedCopy[], at: Date): T
         ]
       : [],
   );
-  const signedForm = new Map<string, boolean>(copies.map((c) => [c.copy.form, c.signed]));
-  return [...notSigned, ...plan.recipients.map((r) => recipientEvent(r, signedForm.get(r.form) ?? false, at))];
+  const signedFor = new Map(copies.flatMap((c) => c.copy.recipients.map((r) => [r.recipient, c.signed] as const)));
+  return [...notSigned, ...plan.recipients.map((r) => recipientEvent(r, signedFor.get(r.recipient) ?? false, at))];
 }
 
 function recipientEvent(planned: PlannedRecipient, signed: boolean, at: Date): TraceEvent {

@@ -1,6 +1,6 @@
 // Everything outbound encryption needs to know before it decides, looked up in one place: each recipient's current
 // certificates (validated now, revocation fetched per SMGW_REVOCATION_MODE) and OpenPGP keys (inspected now), and the
-// sender agency's signing keys. The decisions are plan-outbound.ts's, made on this data without a database.
+// author's signing keys. The decisions are plan-outbound.ts's, made on this data without a database.
 import { X509Certificate } from 'node:crypto';
 import {
   inspectPublicKey,
@@ -68,13 +68,13 @@ export interface KeyLookupDeps {
 
 export async function lookUpOutboundKeys(
   deps: KeyLookupDeps,
-  message: { mailFrom: string; recipients: readonly string[] },
+  message: { mailFrom: string; author?: string | undefined; recipients: readonly string[] },
   now: Date,
 ): Promise<OutboundKeys> {
   const recipientDeps = { ...deps, trustAnchors: await trustAnchorCertificates(deps.pool), now };
   const recipients: RecipientKeys[] = [];
   for (const recipient of message.recipients) recipients.push(await lookUpRecipientKeys(recipientDeps, recipient));
-  return { recipients, signing: await senderSigningKeys(deps, message.mailFrom) };
+  return { recipients, signing: await senderSigningKeys(deps, message) };
 }
 
 export interface RecipientLookupDeps {

@@ -3,7 +3,15 @@
 // original header (X-*, internal routing) is neither outside nor inside: only the Content-* fields go inside.
 import { Readable } from 'node:stream';
 import type { OuterHeaders } from '@smgw/crypto';
-import { decodeEncodedWords, encodeWords, type HeaderField, headerBytes, rfc5322Date } from '@smgw/mime';
+import {
+  decodeEncodedWords,
+  encodeWords,
+  type HeaderField,
+  headerBytes,
+  listedAddresses,
+  rfc5322Date,
+  withoutFields,
+} from '@smgw/mime';
 
 const OUTER_FIELDS = new Set([
   'from',
@@ -82,8 +90,31 @@ export function pgpOuterHeaders(pairs: ReadonlyArray<[string, string]>): {
 
 /** The MIME entity that is encrypted: the original's Content-* fields, a blank line, the original body. */
 export function innerEntity(fields: readonly HeaderField[], body: Readable): Readable {
-  const contentFields = fields.filter((f) => f.key.startsWith('content-'));
-  return Readable.from(entityChunks(Buffer.concat([headerBytes(contentFields), Buffer.from('\r\n')]), body), {
+  return entityOf(
+    fields.filter((f) => f.key.startsWith('content-')),
+    body,
+  );
+}
+
+/**
+ * A message that passes through already encrypted, as it may leave: its readable header without Bcc (which names
+ * recipients the others must not see), the encrypted body untouched.
+ */
+export function withoutBcc(fields: readonly HeaderField[], body: Readable): Readable {
+  return entityOf(withoutFields(fields, ['bcc']), body);
+}
+
+/**
+ * The recipients the message names in To and Cc, lower-cased: they see each other in the header anyway and may share
+ * one encrypted copy (plan-outbound.ts).
+ */
+export function namedInHeader(fields: readonly HeaderField[]): Set<string> {
+  const named = fields.filter((f) => f.key === 'to' || f.key === 'cc').flatMap((f) => listedAddresses(f.value));
+  return new Set(named.filter(Boolean).map((address) => address.toLowerCase()));
+}
+
+function entityOf(fields: readonly HeaderField[], body: Readable): Readable {
+  return Readable.from(entityChunks(Buffer.concat([headerBytes(fields), Buffer.from('\r\n')]), body), {
     objectMode: false,
   });
 }

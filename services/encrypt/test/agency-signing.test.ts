@@ -43,6 +43,9 @@ describe('signing with the agency key before encryption', () => {
   let recipientCertificate: TestCertificate;
   let agencyCertificate: TestCertificate;
   let agencyPgpFingerprint: string;
+  /** The head of the signing agency: a second address with keys of its own. */
+  let headCertificate: TestCertificate;
+  let headPgpFingerprint: string;
 
   before(async () => {
     [db, pki, gpg] = await Promise.all([createTestDatabase(), createTestPki(), createGpgHome()]);
@@ -68,6 +71,33 @@ describe('signing with the agency key before encryption', () => {
       agencyPgpFingerprint,
       Buffer.from(await gpg.exportSecret(agencyPgpFingerprint)),
       { publicArmored: await gpg.exportPublic(agencyPgpFingerprint) },
+    );
+    // A second address of the signing agency, with its own keys.
+    headCertificate = await pki.leaf(ca, 'leitung@signiert.example');
+    headPgpFingerprint = await gpg.generateKey('leitung@signiert.example');
+    assert.equal(
+      (
+        await putAgencyAddress(db.pool, {
+          agencyId: signing,
+          address: 'leitung@signiert.example',
+          verifySignatures: false,
+        })
+      ).kind,
+      'created',
+    );
+    await storeKey(
+      'leitung@signiert.example',
+      'smime',
+      headCertificate.fingerprint,
+      createPrivateKey(headCertificate.keyPem).export({ format: 'der', type: 'pkcs8' }),
+      { certificate: headCertificate.der },
+    );
+    await storeKey(
+      'leitung@signiert.example',
+      'pgp',
+      headPgpFingerprint,
+      Buffer.from(await gpg.exportSecret(headPgpFingerprint)),
+      { publicArmored: await gpg.exportPublic(headPgpFingerprint) },
     );
     // The same keys' kind held by an agency that does not sign.
     await agency('Nicht signierendes Amt', 'unsigniert.example', false, 'clerk@unsigniert.example');
@@ -130,16 +160,26 @@ describe('signing with the agency key before encryption', () => {
       1000,
     );
 
-  /** Encrypts one message from `sender` to an S/MIME and a PGP recipient; the two copies by form. */
+  /**
+   * Encrypts one message by `author` (the From address ingest checked; also the envelope sender unless `envelope`
+   * says otherwise) to an S/MIME and a PGP recipient; the two copies by form.
+   */
   async function send(
-    sender: string,
+    author: string,
     overrides: Partial<EncryptDeps> = {},
     appendToBody = Buffer.alloc(0),
+    envelopeOverrides: Partial<Envelope> = {},
   ): Promise<{ envelope: Envelope; smime: Buffer; pgp: Buffer }> {
     const recipients = [SMIME_RECIPIENT, PGP_RECIPIENT];
     const id = newMessageId();
     const blob = await blobStore.put(Readable.from([outboundMail(recipients), appendToBody]), { messageId: id });
-    const envelope = testEnvelope(blob, 'outbound', { id, recipients, mailFrom: sender });
+    const envelope = testEnvelope(blob, 'outbound', {
+      id,
+      recipients,
+      mailFrom: author,
+      author,
+      ...envelopeOverrides,
+    });
     await recordMessage(db.pool, envelope);
     const outcome = await encryptEnvelope(deps(overrides), envelope, handlerContext());
     assert.equal(outcome.kind, 'next', JSON.stringify(outcome));
@@ -179,6 +219,18 @@ describe('signing with the agency key before encryption', () => {
     return trace?.events.filter((e) => e.stage === 'encrypt') ?? [];
   }
 
+  /** openssl cms -verify of the decrypted S/MIME copy: the verified content and the signer's certificate (DER). */
+  async function opensslVerify(envelope: Envelope, smime: Buffer): Promise<{ content: Buffer; signer: Buffer }> {
+    const signed = await opensslDecrypt(smime);
+    const signedFile = await pki.file(`${envelope.id}.signed.eml`, signed);
+    const signerFile = `${envelope.id}.signer.pem`;
+    const content = await pki.openssl([
+      ...['cms', '-verify', '-in', signedFile, '-CAfile', ca.certPath],
+      ...['-purpose', 'any', '-signer', signerFile],
+    ]);
+    return { content, signer: await pki.openssl(['x509', '-in', signerFile, '-outform', 'DER']) };
+  }
+
   it('signs the S/MIME copy with the agency certificate: openssl decrypts, then verifies, and gets the original entity', async () => {
     const { envelope, smime } = await send('clerk@signiert.example');
     const signed = await opensslDecrypt(smime);
@@ -187,22 +239,8 @@ describe('signing with the agency key before encryption', () => {
       /^Content-Type: multipart\/signed; protocol="application\/pkcs7-signature"/,
     );
 
-    const signedFile = await pki.file(`${envelope.id}.signed.eml`, signed);
-    const signerFile = `${envelope.id}.signer.pem`;
-    const verified = await pki.openssl([
-      'cms',
-      '-verify',
-      '-in',
-      signedFile,
-      '-CAfile',
-      ca.certPath,
-      '-purpose',
-      'any',
-      '-signer',
-      signerFile,
-    ]);
+    const { content: verified, signer } = await opensslVerify(envelope, smime);
     assert.ok(verified.equals(INNER_ENTITY), 'the verified content is the original entity');
-    const signer = await pki.openssl(['x509', '-in', signerFile, '-outform', 'DER']);
     assert.ok(signer.equals(agencyCertificate.der), 'signed by the agency certificate');
 
     const events = await encryptEvents(envelope.id);
@@ -278,6 +316,30 @@ describe('signing with the agency key before encryption', () => {
     ]);
     const pgpEvent = events.find((e) => e.recipient === PGP_RECIPIENT);
     assert.equal((pgpEvent?.data as { signed?: boolean } | undefined)?.signed, false);
+  });
+
+  it("signs with the key of the From address ingest checked, not with the envelope sender's: openssl and gpg name the head", async () => {
+    const { envelope, smime, pgp } = await send('leitung@signiert.example', {}, Buffer.alloc(0), {
+      mailFrom: 'clerk@signiert.example',
+    });
+    const { content, signer } = await opensslVerify(envelope, smime);
+    assert.ok(content.equals(INNER_ENTITY));
+    assert.ok(signer.equals(headCertificate.der), 'signed by the certificate of the From address');
+    assert.ok(!signer.equals(agencyCertificate.der));
+    const { status } = await gpgDecrypt(pgp);
+    assert.match(status, new RegExp(`\\[GNUPG:\\] VALIDSIG ${headPgpFingerprint} `));
+    assert.doesNotMatch(status, new RegExp(agencyPgpFingerprint));
+  });
+
+  it("never falls back to the envelope sender's key when the envelope names no checked author, and says why", async () => {
+    const { envelope, smime, pgp } = await send('clerk@signiert.example', {}, Buffer.alloc(0), { author: undefined });
+    assert.ok((await opensslDecrypt(smime)).equals(INNER_ENTITY), 'encrypted, not signed');
+    assert.doesNotMatch((await gpgDecrypt(pgp)).status, /SIG_ID|GOODSIG|NEWSIG/);
+    const notSigned = (await encryptEvents(envelope.id)).filter((e) => e.event === 'message.not-signed');
+    assert.deepEqual(
+      notSigned.map((e) => e.code),
+      ['ENCRYPT_NO_CHECKED_AUTHOR', 'ENCRYPT_NO_CHECKED_AUTHOR'],
+    );
   });
 
   it('sends an S/MIME copy too large to sign encrypted but unsigned, whole, and says why', async () => {

@@ -220,6 +220,119 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
     assert.ok(sent.raw.equals(raw));
   });
 
+  it('gives each recipient not named in To or Cc a copy of its own that names only it, and lets no Bcc field out', async () => {
+    const [rsa2048, rsa3072, p256] = (['rsa-2048', 'rsa-3072', 'p-256'] as const).map(
+      (spec) => smimeRecipients.get(spec) as TestCertificate,
+    );
+    assert.ok(rsa2048 && rsa3072 && p256);
+    for (const address of ['pgp-to@buerger.example', 'pgp-bcc@buerger.example']) {
+      await insertPgpKey(world.gateway.db.pool, await gpg.exportPublic(await gpg.generateKey(address)), 'approved');
+    }
+    const raw = Buffer.concat([
+      Buffer.from(
+        [
+          'From: Sachbearbeitung <clerk@behoerde.example>',
+          `To: ${rsa2048.address}, "PGP" <PGP-To@buerger.example>`,
+          `Cc: ${rsa3072.address}`,
+          `Bcc: ${p256.address},`,
+          ' pgp-bcc@buerger.example',
+          'Subject: Bescheid mit Blindkopie',
+          'Message-ID: <bcc-1@behoerde.example>',
+          'MIME-Version: 1.0',
+          '',
+        ].join('\r\n'),
+      ),
+      INNER_ENTITY,
+    ]);
+    const recipients = [
+      rsa2048.address,
+      p256.address,
+      'pgp-bcc@buerger.example',
+      rsa3072.address,
+      'pgp-to@buerger.example',
+    ];
+    await submit(world, raw, { direction: 'outbound', recipients });
+    const copyFor = (recipient: string) =>
+      waitFor(`the copy for ${recipient} at the smarthost`, () =>
+        world.gateway.smarthost.messages.find(
+          (m) => m.rcptTo.includes(recipient) && m.raw.includes(Buffer.from('<bcc-1@behoerde.example>')),
+        ),
+      );
+    const named = await copyFor(rsa2048.address);
+    const smimeBcc = await copyFor(p256.address);
+    const pgpNamed = await copyFor('pgp-to@buerger.example');
+    const pgpBcc = await copyFor('pgp-bcc@buerger.example');
+
+    assert.deepEqual([...named.rcptTo].sort(), [rsa2048.address, rsa3072.address].sort());
+    assert.deepEqual(smimeBcc.rcptTo, [p256.address]);
+    assert.deepEqual(pgpNamed.rcptTo, ['pgp-to@buerger.example']);
+    assert.deepEqual(pgpBcc.rcptTo, ['pgp-bcc@buerger.example']);
+
+    /** The RecipientInfos of an S/MIME copy, as openssl prints the CMS structure. */
+    const recipientInfos = async (message: SunkMessage) => {
+      const file = await pki.file(`bcc-${Math.random()}.eml`, message.raw);
+      const printed = (await pki.openssl(['cms', '-cmsout', '-print', '-in', file])).toString('latin1');
+      return printed.match(/d\.(ktri|kari|kekri|pwri|ori):/g) ?? [];
+    };
+    assert.equal((await recipientInfos(named)).length, 2, 'the shared copy names the To and the Cc recipient');
+    assert.deepEqual(await recipientInfos(smimeBcc), ['d.kari:'], 'the Bcc copy names only its EC recipient');
+    const opened = await pki.openssl([
+      ...['cms', '-decrypt', '-in', await pki.file('bcc-open.eml', smimeBcc.raw)],
+      ...['-recip', p256.certPath, '-inkey', p256.keyPath],
+    ]);
+    assert.ok(opened.equals(INNER_ENTITY));
+
+    /** The key ids of an OpenPGP copy's PKESK packets (gpg --list-packets without decrypting). */
+    const pkeskKeyIds = async (message: SunkMessage) => {
+      const armored = /-----BEGIN PGP MESSAGE-----[\s\S]*?-----END PGP MESSAGE-----/.exec(
+        message.raw.toString('latin1'),
+      );
+      assert.ok(armored);
+      const listed = await gpg.gpg(['--list-only', '--list-packets'], armored[0]);
+      return [...`${listed.stdout.toString()}${listed.stderr}`.matchAll(/:pubkey enc packet:.*keyid ([0-9A-F]+)/g)].map(
+        (m) => m[1],
+      );
+    };
+    const bccKeyIds = await pkeskKeyIds(pgpBcc);
+    assert.equal(bccKeyIds.length, 1, 'the OpenPGP Bcc copy has one PKESK');
+    const namedKeyIds = await pkeskKeyIds(pgpNamed);
+    assert.equal(namedKeyIds.length, 1);
+    assert.notDeepEqual(bccKeyIds, namedKeyIds);
+
+    for (const copy of [named, smimeBcc, pgpNamed, pgpBcc]) {
+      const header = headerOf(copy);
+      assert.doesNotMatch(header, /^bcc:/im, 'no Bcc field outside');
+      assert.match(header, /^To: rsa-2048@buerger\.example, "PGP" <PGP-To@buerger\.example>$/m);
+    }
+    for (const copy of [named, pgpNamed]) {
+      assert.ok(!copy.raw.includes(Buffer.from(p256.address)), 'a named recipient never sees the Bcc recipients');
+      assert.ok(!copy.raw.includes(Buffer.from('pgp-bcc@buerger.example')));
+    }
+  });
+
+  it('takes the Bcc field out of the readable header of mail that passes through already encrypted', async () => {
+    const leaf = smimeRecipients.get('rsa-2048') as TestCertificate;
+    const plain = await pki.file('plain-bcc.eml', INNER_ENTITY);
+    const encrypted = await pki.openssl([
+      ...['cms', '-encrypt', '-in', plain, '-aes256', '-from', 'clerk@behoerde.example'],
+      ...['-to', 'offen@buerger.example', '-subject', 'schon verschluesselt, mit Bcc', leaf.certPath],
+    ]);
+    const withoutBcc = Buffer.from(encrypted.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
+    const raw = Buffer.from(
+      withoutBcc.toString('latin1').replace('\r\n', '\r\nBcc: versteckt@buerger.example\r\n'),
+      'latin1',
+    );
+    await submit(world, raw, {
+      direction: 'outbound',
+      recipients: ['offen@buerger.example', 'versteckt@buerger.example'],
+    });
+    const sent = await waitFor('the message at the smarthost', () =>
+      world.gateway.smarthost.messages.find((m) => m.rcptTo.includes('versteckt@buerger.example')),
+    );
+    assert.doesNotMatch(headerOf(sent), /^bcc:|versteckt/im);
+    assert.ok(sent.raw.equals(withoutBcc), 'everything else byte for byte');
+  });
+
   it('does not trust an encrypted label on a plaintext body: such mail is handled like plain mail', async () => {
     const raw = Buffer.from(
       'From: clerk@behoerde.example\r\nTo: getarnt@buerger.example\r\nSubject: getarnt\r\nMIME-Version: 1.0\r\n' +

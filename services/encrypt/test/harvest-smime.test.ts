@@ -2,6 +2,7 @@
 // for outbound copies from what recipients announced (openssl cms -decrypt as the recipient).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
@@ -185,6 +186,35 @@ describe('S/MIME certificate harvesting and cipher choice', () => {
     assert.equal((await handle(second, { revocationMode: 'require' })).kind, 'next');
     assert.ok(crlRequests > before, 'the CRL of a validated path is fetched');
     assert.equal((await certificateRow(known.fingerprint))?.source, 'harvested');
+  });
+
+  it('fetches nothing for, and stores nothing of, certificates in the bag that are not on the validated path', async () => {
+    let baitRequests = 0;
+    const bait = await startCrlServer(async () => {
+      baitRequests += 1;
+      return pki.crl(strangerCa);
+    });
+    try {
+      // A stranger's certificates ride along in the signature's bag, their CRL on a listener the fetcher may reach.
+      const extra = await pki.leaf(strangerCa, 'beifang@buerger.example', { crlUrl: bait.url });
+      const extraPath = await pki.file(
+        'bag.pem',
+        `${readFileSync(extra.certPath, 'utf8')}${readFileSync(strangerCa.certPath, 'utf8')}`,
+      );
+      const sender = await pki.leaf(ca, 'mitbeutel@buerger.example', { crlUrl: crl.url });
+      const message = withOuterHeader('mitbeutel@buerger.example', await signedBy(sender, '-certfile', extraPath));
+      const envelope = await inbound(message);
+      assert.equal((await handle(envelope, { revocationMode: 'require' })).kind, 'next');
+      assert.equal((await certificateRow(sender.fingerprint))?.source, 'harvested');
+      assert.equal(baitRequests, 0, 'no request to a URL of a certificate off the path');
+      const stored = await db.pool.query<{ intermediates: Buffer[] }>(
+        'select intermediates from certificates where fingerprint = $1',
+        [sender.fingerprint],
+      );
+      assert.deepEqual(stored.rows[0]?.intermediates, [], 'only the path is kept: the leaf under the anchor itself');
+    } finally {
+      await bait.close();
+    }
   });
 
   it('does not harvest a revoked certificate', async () => {

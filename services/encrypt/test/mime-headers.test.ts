@@ -6,7 +6,7 @@ import { buffer } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
 import { decodeEncodedWords, parseHeaderFields } from '@smgw/mime';
 import { encryptedFormOf } from '../src/encrypted-form.ts';
-import { innerEntity, outerHeaderPairs, pgpOuterHeaders } from '../src/outer-headers.ts';
+import { innerEntity, namedInHeader, outerHeaderPairs, pgpOuterHeaders } from '../src/outer-headers.ts';
 
 const defaults = { mailFrom: 'clerk@behoerde.example', date: new Date('2026-03-02T09:00:00Z'), messageId: 'x@smgw' };
 
@@ -35,6 +35,7 @@ describe('outer headers and inner entity', () => {
       'To: a@x.example',
       `Subject: ${Buffer.from('Grüße', 'utf8').toString('latin1')}`,
       'X-Internal: secret',
+      'Bcc: hidden@x.example',
       'Content-Type: text/plain; charset=utf-8',
       'Content-Transfer-Encoding: 8bit',
     ].join('\r\n'),
@@ -63,6 +64,24 @@ describe('outer headers and inner entity', () => {
     assert.equal(
       entity.toString(),
       'Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nHallo\r\n',
+    );
+  });
+});
+
+describe('who the header names as recipients', () => {
+  it('reads every To and Cc field, display names, groups and case aside, and never Bcc', () => {
+    const fields = parseHeaderFields(
+      [
+        'To: "b@x.example" <A@X.example>, Team: c@x.example, d@x.example;',
+        'Cc: e@x.example',
+        'To: f@x.example',
+        'Bcc: hidden@x.example',
+        'Reply-To: g@x.example',
+      ].join('\r\n'),
+    );
+    assert.deepEqual(
+      [...namedInHeader(fields)],
+      ['a@x.example', 'c@x.example', 'd@x.example', 'e@x.example', 'f@x.example'],
     );
   });
 });

@@ -44,8 +44,14 @@ function keysOf(
 
 const NOT_SIGNING: SenderSigning = { signs: false };
 
-function plan(recipients: RecipientKeys[], signing = NOT_SIGNING, lastAttempt = false): OutboundPlan {
-  return planOutbound({ recipients, signing }, { lastAttempt });
+/** Every recipient named in To/Cc unless `namedInHeader` says otherwise. */
+function plan(
+  recipients: RecipientKeys[],
+  signing = NOT_SIGNING,
+  lastAttempt = false,
+  namedInHeader = new Set(recipients.map((r) => r.recipient)),
+): OutboundPlan {
+  return planOutbound({ recipients, signing }, { lastAttempt, namedInHeader });
 }
 
 describe('planning an outbound message', () => {
@@ -170,6 +176,37 @@ describe('planning an outbound message', () => {
     assert.deepEqual(
       planned.portal.map((r) => r.recipient),
       ['nobody@buerger.example'],
+    );
+  });
+
+  it('gives every recipient not named in To or Cc a copy of its own, per form, and lets the named ones share one', () => {
+    const planned = plan(
+      [
+        keysOf('to-1@buerger.example', [validCertificate('CERT-1', 'rsa', GCM_AND_OAEP)]),
+        keysOf('bcc-1@buerger.example', [validCertificate('CERT-B1', 'rsa', GCM_AND_OAEP)]),
+        keysOf('Cc-2@buerger.example', [validCertificate('CERT-2')]),
+        keysOf('bcc-2@buerger.example', [], [pgpKey('PGP-B2')]),
+        keysOf('to-3@buerger.example', [], [pgpKey('PGP-3')]),
+        keysOf('bcc-3@buerger.example', [validCertificate('CERT-B3')]),
+      ],
+      NOT_SIGNING,
+      false,
+      new Set(['to-1@buerger.example', 'cc-2@buerger.example', 'to-3@buerger.example']),
+    );
+    assert.deepEqual(
+      planned.copies.map((copy) => [copy.form, copy.recipients.map((r) => r.recipient)]),
+      [
+        ['smime', ['to-1@buerger.example', 'Cc-2@buerger.example']],
+        ['smime', ['bcc-1@buerger.example']],
+        ['smime', ['bcc-3@buerger.example']],
+        ['pgp', ['bcc-2@buerger.example']],
+        ['pgp', ['to-3@buerger.example']],
+      ],
+    );
+    // Each copy has its own cipher: the Bcc recipient that announced GCM gets it, the shared copy cannot.
+    assert.deepEqual(
+      planned.copies.map((copy) => (copy.form === 'smime' ? copy.contentCipher : copy.form)),
+      ['aes-256-cbc', 'aes-256-gcm', 'aes-256-cbc', 'pgp', 'pgp'],
     );
   });
 

@@ -23,6 +23,7 @@ import { withoutGatewayFields } from './forged-header-fields.ts';
 import { buildReceivedHeader, receivedProtocol } from './received-header.ts';
 import { groupByDirection, type Listener } from './recipient-policy.ts';
 import type { ReplyCode } from './smtp-replies.ts';
+import { SubmissionHeaderError, withCheckedSubmissionHeader } from './submission-header.ts';
 
 export interface AcceptDeps {
   pool: Pool;
@@ -64,6 +65,11 @@ export interface IncomingMessage {
   body: Readable | AsyncIterable<Uint8Array>;
   /** True once the client sent more than SMGW_MAX_MESSAGE_BYTES (smtp-server counts while data arrives). */
   sizeExceeded: () => boolean;
+  /**
+   * Submission only: which addresses the client may use. Then every From and Sender address is checked against it,
+   * Bcc fields are removed, and the first From address becomes the envelope's author (submission-header.ts).
+   */
+  mayUseAddress?: ((address: string) => boolean) | undefined;
 }
 
 export type AcceptOutcome =
@@ -121,6 +127,8 @@ export function classifyStoreFailure(err: unknown): { reply: ReplyCode; code: st
   if (chain.some((e) => e instanceof BareLineEndingError))
     return { reply: 'BARE_LINE_ENDING', code: 'BARE_LINE_ENDING' };
   if (chain.some((e) => e instanceof NulByteError)) return { reply: 'NUL_BYTE', code: 'NUL_BYTE' };
+  const header = chain.find((e) => e instanceof SubmissionHeaderError);
+  if (header) return { reply: header.code, code: header.code };
   if (chain.some((e) => e instanceof MessageTooBigError || codeOf(e) === 'BLOB_TOO_LARGE')) {
     return { reply: 'MESSAGE_TOO_BIG', code: 'MESSAGE_TOO_BIG' };
   }
@@ -181,7 +189,17 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
   // Fields only the gateway writes (X-SMGW-*, Authentication-Results in our name) are removed from what the client
   // sent; their names (never values) go to the trace.
   const removedFields: string[] = [];
-  const body = withoutGatewayFields(message.body, deps.hostname, (name) => removedFields.push(name));
+  // Submission: From/Sender checked, Bcc removed; without a From field the author is the (checked) envelope sender.
+  const { mayUseAddress } = message;
+  let author: string | undefined;
+  let removedBcc = 0;
+  const submitted = mayUseAddress
+    ? withCheckedSubmissionHeader(message.body, mayUseAddress, (checked) => {
+        author = checked.author ?? message.mailFrom;
+        removedBcc = checked.removedBcc;
+      })
+    : message.body;
+  const body = withoutGatewayFields(submitted, deps.hostname, (name) => removedFields.push(name));
   let blob: BlobRef;
   try {
     blob = await deps.blobStore.put(withReceivedHeader(header, body, message.sizeExceeded, deps.maxMessageBytes), {
@@ -213,6 +231,7 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
       client,
       blob,
       dsn: dsnFor(message, group.recipients),
+      author,
     }),
   );
   for (const envelope of envelopes) {
@@ -241,6 +260,7 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
           blob: blob.ref,
           envelopes: envelopes.map((e) => ({ direction: e.direction, recipients: e.recipients.length })),
           ...(removedFields.length > 0 ? { removedGatewayFields: removedFields } : {}),
+          ...(removedBcc > 0 ? { removedBcc } : {}),
         },
       });
     });

@@ -25,6 +25,7 @@ export const ingestSpec = {
   mxAgencySenderExceptions: settings.mxAgencySenderExceptions,
   commandRatePerMinute: settings.commandRatePerMinute,
   fastGreetingForTrusted: settings.fastGreetingForTrusted,
+  forbidUnauthPipelining: settings.forbidUnauthPipelining,
   healthPort: settings.healthPort,
   healthBind: settings.healthBind,
 } as const;

@@ -1,26 +1,39 @@
 // Who may send through the submission listener: a client in SMGW_SUBMISSION_NETWORKS, or one that authenticated
-// (after STARTTLS); either way the envelope sender must be in an agency domain, and an authenticated account only
-// in the sender domains of that account. The inbound listener takes any sender (including the null sender) except
-// an agency's own: only agencies speak for agencies, and they do so through submission.
-import { inAddressesOrDomains, inDomains } from '@smgw/config';
+// (after STARTTLS). Which addresses it may use (as envelope sender here, in From and Sender in submission-header.ts):
+// always agency addresses only; an authenticated account only the addresses it owns or those of a domain it was
+// granted (@smgw/submission-accounts); a trusted network without AUTH any address of the agency domains. The inbound
+// listener takes any sender (including the null sender) except an agency's own: only agencies speak for agencies,
+// and they do so through submission.
+import { inAddressesOrDomains } from '@smgw/config';
+import { accountMayUse, type SubmissionAccount } from '@smgw/submission-accounts';
 import { routeOf } from './recipient-policy.ts';
 import type { ReplyCode } from './smtp-replies.ts';
 
-export interface SubmissionSender {
-  /** MAIL FROM address; '' for the null reverse-path. */
-  address: string;
+/** Who is sending on the submission listener. */
+export interface SubmissionClient {
   /** The client address lies in SMGW_SUBMISSION_NETWORKS. */
   trustedNetwork: boolean;
-  /** The authenticated account, if the client used AUTH. */
-  account: { username: string; senderDomains: string[] } | undefined;
+  /** The authenticated account, if the client used AUTH: then its rights, not the network's, count. */
+  account: SubmissionAccount | undefined;
+}
+
+export interface SubmissionSender extends SubmissionClient {
+  /** MAIL FROM address; '' for the null reverse-path. */
+  address: string;
 }
 
 export type SenderDecision = { accept: true } | { accept: false; code: ReplyCode };
 
+/** May this client use `address` as envelope sender, From or Sender? */
+export function mayUseSenderAddress(client: SubmissionClient, address: string, internalDomains: string[]): boolean {
+  if (routeOf(address, internalDomains) !== 'agency') return false;
+  if (client.account) return accountMayUse(client.account, address);
+  return client.trustedNetwork;
+}
+
 export function decideSubmissionSender(sender: SubmissionSender, internalDomains: string[]): SenderDecision {
   if (!sender.trustedNetwork && !sender.account) return { accept: false, code: 'AUTH_REQUIRED' };
-  if (routeOf(sender.address, internalDomains) !== 'agency') return { accept: false, code: 'SENDER_NOT_ALLOWED' };
-  if (sender.account && !inDomains(sender.address, sender.account.senderDomains)) {
+  if (!mayUseSenderAddress(sender, sender.address, internalDomains)) {
     return { accept: false, code: 'SENDER_NOT_ALLOWED' };
   }
   return { accept: true };

@@ -84,6 +84,7 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
         maxClients: config.maxClients,
         mxAgencySenderExceptions: config.mxAgencySenderExceptions,
         fastGreetingForTrusted: config.fastGreetingForTrusted,
+        forbidUnauthPipelining: config.forbidUnauthPipelining,
       },
       tls,
       pool,

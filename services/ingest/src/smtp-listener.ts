@@ -17,9 +17,9 @@ import { BareLineEndingGuard } from './bare-line-ending-guard.ts';
 import type { IngestMetrics } from './metrics.ts';
 import type { RateLimits } from './rate-limits.ts';
 import { decideRecipient, type Listener } from './recipient-policy.ts';
-import { decideInboundSender, decideSubmissionSender } from './sender-policy.ts';
+import { decideInboundSender, decideSubmissionSender, mayUseSenderAddress } from './sender-policy.ts';
 import { queuedReply, type ReplyCode, refusal } from './smtp-replies.ts';
-import { attachConnectionHooks } from './smtp-server-patches.ts';
+import { attachConnectionHooks, guardTlsSocket } from './smtp-server-patches.ts';
 import type { TlsCredentials } from './tls.ts';
 
 /** How long stopping lets messages that are being received finish before their sessions are closed. */
@@ -34,6 +34,7 @@ export interface ListenerSettings {
   maxClients: number;
   mxAgencySenderExceptions: string[];
   fastGreetingForTrusted: boolean;
+  forbidUnauthPipelining: boolean;
 }
 
 export interface ListenerDeps {
@@ -126,8 +127,9 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
       );
     },
 
-    onSecure(_socket, session, callback) {
+    onSecure(socket, session, callback) {
       if (listener === 'submission') session.disabledCommands = [];
+      guardTlsSocket(session, socket);
       callback();
     },
 
@@ -186,6 +188,10 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
   const server = new SMTPServer(options);
   attachConnectionHooks(server, {
     greetImmediately: (ip) => settings.fastGreetingForTrusted && trusted(ip),
+    forbidUnauthPipelining: (ip) => settings.forbidUnauthPipelining && !trusted(ip),
+    onPipeliningViolation: (session, violation) => {
+      sessionLog(session).info({ code: 'SMTP_PIPELINING_VIOLATION', violation }, 'refused: protocol synchronization');
+    },
     beforeCommand: async (session) => {
       try {
         if (await rateLimits.countCommand(session.remoteAddress)) return undefined;
@@ -276,6 +282,15 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
         },
         body: guard,
         sizeExceeded: () => stream.sizeExceeded,
+        mayUseAddress:
+          listener === 'submission'
+            ? (address: string) =>
+                mayUseSenderAddress(
+                  { trustedNetwork: trusted(session.remoteAddress), account },
+                  address,
+                  settings.internalDomains,
+                )
+            : undefined,
       },
     );
     if (outcome.kind === 'refused') {

@@ -6,6 +6,8 @@ export const REPLIES = {
   RELAY_DENIED: { status: 550, text: '5.7.1 Relaying denied' },
   RECIPIENT_INVALID: { status: 550, text: '5.1.3 Recipient address not accepted' },
   SENDER_NOT_ALLOWED: { status: 550, text: '5.7.1 Sender address not allowed' },
+  FROM_NOT_ALLOWED: { status: 550, text: '5.7.1 From or Sender address not allowed for this sender' },
+  HEADER_TOO_LARGE: { status: 552, text: '5.3.4 Header block too large' },
   SENDER_INVALID: { status: 550, text: '5.1.7 Sender address not accepted' },
   AGENCY_SENDER_FROM_OUTSIDE: { status: 550, text: '5.7.1 Agency sender addresses are not accepted from the internet' },
   NUL_BYTE: { status: 550, text: '5.6.0 NUL byte in message' },

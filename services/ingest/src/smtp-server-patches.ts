@@ -6,12 +6,17 @@
 // 2. A hook before every command (`beforeCommand`), for the per-client command rate: smtp-server has no such hook.
 // 3. Our own enhanced status codes: smtp-server puts a generic one in front of every reply text (550 → 5.1.1), so a
 //    reply text that starts with its own code ("5.7.1 Relaying denied") is sent as written.
+// 4. Pipelining rules for unauthenticated clients (`forbidUnauthPipelining`, pipelining-guard.ts): a listener on the
+//    raw socket, registered before smtp-server pipes it into its parser, sees each chunk first; a client that sends
+//    content before our 354 (or anything after STARTTLS before the handshake) gets 554 5.5.0 and is closed, and the
+//    chunk never reaches the parser.
 //
 // This leans on internals, so smtp-server is pinned to one exact version and `installSmtpServerPatches` refuses to
 // run (SMTP_SERVER_INCOMPATIBLE) when the version or the shape of the patched methods is not what was checked.
 import type { SMTPServer, SMTPServerSession } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection';
 import smtpServerPackage from 'smtp-server/package.json' with { type: 'json' };
+import { PipeliningGuard, type PipeliningViolation } from './pipelining-guard.ts';
 
 export const SUPPORTED_SMTP_SERVER_VERSION = '3.21.6';
 
@@ -34,6 +39,10 @@ export interface ConnectionHooks {
    * `message`; a 421 also closes the connection), or undefined to go on.
    */
   beforeCommand?: (session: SMTPServerSession) => Promise<{ responseCode: number; message: string } | undefined>;
+  /** Enforce RFC 2920's pipelining rules on this (unauthenticated, untrusted) client. */
+  forbidUnauthPipelining?: (remoteAddress: string) => boolean;
+  /** Told of each client closed for breaking them (for the log). */
+  onPipeliningViolation?: (session: SMTPServerSession, violation: PipeliningViolation) => void;
 }
 
 const hooksByServer = new WeakMap<SMTPServer, ConnectionHooks>();
@@ -74,6 +83,8 @@ export function smtpServerShapeProblems(
   }
   if (typeof proto._setListeners !== 'function' || (proto._setListeners as () => void).length !== 1) {
     problems.push('_setListeners(callback) is gone');
+  } else if (!source('_setListeners').includes('this._socket.pipe(this._parser)')) {
+    problems.push('_setListeners no longer pipes the socket into the parser');
   }
   if (typeof proto.connectionReady !== 'function') problems.push('connectionReady() is gone');
   if (!/this\._server\.options\.maxClients && this\._server\.connections\.size > /.test(source('init'))) {
@@ -92,7 +103,42 @@ export function smtpServerShapeProblems(
 // The private members the patches touch (declared in smtp-server's own types, but not public API).
 type Connection = SMTPConnection & {
   _server: SMTPServer;
+  _socket: NodeJS.ReadableStream & { on(event: 'data', listener: (chunk: Buffer) => void): unknown };
+  _parser: { isClosed: boolean } | false;
 };
+
+const pipeliningGuards = new WeakMap<SMTPConnection, PipeliningGuard>();
+const guardedSessions = new WeakMap<SMTPServerSession, { connection: Connection; hooks: ConnectionHooks }>();
+
+/** Watches the client's raw bytes before the parser does (see 4. above). */
+function guardPipelining(connection: Connection, hooks: ConnectionHooks): void {
+  guardedSessions.set(connection.session, { connection, hooks });
+  watchSocket(connection, connection._socket, hooks);
+}
+
+/**
+ * After STARTTLS the client speaks on a new TLS socket: call this from onSecure, before its callback (smtp-server
+ * pipes the TLS socket into the parser after it), so the rules hold inside TLS too, from its first byte.
+ */
+export function guardTlsSocket(session: SMTPServerSession, socket: Connection['_socket']): void {
+  const guarded = guardedSessions.get(session);
+  if (guarded) watchSocket(guarded.connection, socket, guarded.hooks);
+}
+
+function watchSocket(connection: Connection, socket: Connection['_socket'], hooks: ConnectionHooks): void {
+  const guard = new PipeliningGuard();
+  pipeliningGuards.set(connection, guard);
+  socket.on('data', (chunk: Buffer) => {
+    if (pipeliningGuards.get(connection) !== guard) return; // the socket before STARTTLS: TLS records now
+    if (connection.session.user || connection._closing || connection._closed) return;
+    const violation = guard.received(chunk);
+    if (!violation) return;
+    if (connection._parser) connection._parser.isClosed = true;
+    hooks.onPipeliningViolation?.(connection.session, violation);
+    connection.send(554, '5.5.0 Error: SMTP protocol synchronization');
+    connection.close();
+  });
+}
 
 let installed = false;
 
@@ -108,6 +154,8 @@ export function installSmtpServerPatches(): void {
 
   proto.init = function init(this: Connection) {
     const hooks = hooksByServer.get(this._server);
+    // Registered before init pipes the socket into the parser, so the guard sees every chunk first.
+    if (hooks?.forbidUnauthPipelining?.(this.remoteAddress)) guardPipelining(this, hooks);
     if (!hooks?.greetImmediately?.(this.remoteAddress)) return originalInit.call(this);
     this._setListeners(() => {
       // The same client cap the original init applies before its pause (SMGW_SMTP_MAX_CLIENTS).
@@ -146,6 +194,7 @@ export function installSmtpServerPatches(): void {
     data?: string | string[] | null,
     context?: string | false,
   ) {
+    pipeliningGuards.get(this)?.replied(code);
     if (typeof data === 'string' && ENHANCED_CODE_PREFIX.test(data) && hooksByServer.has(this._server)) {
       return originalSend.call(this, code, data, false);
     }

@@ -104,7 +104,10 @@ describe('the submission listener', () => {
 });
 
 describe('submission senders', () => {
-  const account = { username: 'amt', senderDomains: ['behoerde.example'] };
+  /** Granted the whole domain explicitly. */
+  const account = { username: 'amt', senderAddresses: [], senderDomains: ['behoerde.example'] };
+  /** Owns one address of that domain, and nothing else. */
+  const anna = { username: 'anna', senderAddresses: ['anna@behoerde.example'], senderDomains: [] };
   const table: [string, Parameters<typeof decideSubmissionSender>[0], unknown][] = [
     [
       'a trusted client with an agency sender',
@@ -141,8 +144,23 @@ describe('submission senders', () => {
       {
         address: 'a@gmail.example',
         trustedNetwork: false,
-        account: { username: 'x', senderDomains: ['gmail.example'] },
+        account: { username: 'x', senderAddresses: ['x@gmail.example'], senderDomains: ['gmail.example'] },
       },
+      { accept: false, code: 'SENDER_NOT_ALLOWED' },
+    ],
+    [
+      'an account using the address it owns (case and trailing dot aside)',
+      { address: 'Anna@BEHOERDE.example.', trustedNetwork: false, account: anna },
+      { accept: true },
+    ],
+    [
+      'an account using another address of its own domain (no domain grant)',
+      { address: 'chefin@behoerde.example', trustedNetwork: false, account: anna },
+      { accept: false, code: 'SENDER_NOT_ALLOWED' },
+    ],
+    [
+      'an account in a trusted network using an address it does not own (its own rights count)',
+      { address: 'chefin@behoerde.example', trustedNetwork: true, account: anna },
       { accept: false, code: 'SENDER_NOT_ALLOWED' },
     ],
   ];

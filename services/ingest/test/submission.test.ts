@@ -29,8 +29,25 @@ describe('the submission listener', () => {
       password: 'a long enough secret',
       senderDomains: ['behoerde.example'],
     });
+    // Owns two addresses and no domain: may send as those and nothing else.
+    await createSubmissionAccount(world.db.pool, {
+      username: 'anna@behoerde.example',
+      password: 'another long secret',
+      senderAddresses: ['anna@behoerde.example', 'poststelle@behoerde.example'],
+    });
   });
   after(() => world.close());
+
+  const countRows = async (table: 'messages' | 'blobs') =>
+    Number((await world.db.pool.query(`select count(*) from ${table}`)).rows[0].count);
+
+  /** A TLS session logged in as anna@behoerde.example. */
+  async function annaSession() {
+    const client = await tlsSession();
+    const auth = await client.command(`AUTH PLAIN ${plain('anna@behoerde.example', 'another long secret')}`);
+    assert.equal(auth.code, 235, auth.text);
+    return client;
+  }
 
   async function session(ingest: RunningIngest) {
     const { client, greeting } = await SmtpTestClient.open(ingest.submissionPort);
@@ -182,6 +199,118 @@ describe('the submission listener', () => {
     await client.quit();
   });
 
+  it('lets an account that owns addresses send as those only, at MAIL FROM', async () => {
+    const client = await annaSession();
+    assert.equal(
+      (await client.command('MAIL FROM:<chefin@behoerde.example>')).text,
+      '550 5.7.1 Sender address not allowed',
+    );
+    assert.equal((await client.command('MAIL FROM:<Poststelle@Behoerde.example>')).code, 250);
+    await client.quit();
+  });
+
+  const refusedFroms: Array<[string, string]> = [
+    ['an address it does not own', 'From: Chefin <chefin@behoerde.example>'],
+    ['two addresses, one of them foreign', 'From: anna@behoerde.example, chefin@behoerde.example'],
+    ['a display name that looks like an owned address', 'From: "anna@behoerde.example" <chefin@behoerde.example>'],
+    ['an owned From with a foreign Sender', 'From: anna@behoerde.example\r\nSender: chefin@behoerde.example'],
+  ];
+  for (const [name, from] of refusedFroms) {
+    it(`refuses a From header with ${name} with 550 5.7.1 after DATA, and stores and publishes nothing`, async () => {
+      const [messages, blobs] = [await countRows('messages'), await countRows('blobs')];
+      const client = await annaSession();
+      const reply = await client.sendMail({
+        from: 'anna@behoerde.example',
+        to: ['citizen@mail.example'],
+        body: `${from}\r\nSubject: im Namen der Chefin\r\n\r\nAnweisung\r\n`,
+      });
+      assert.equal(reply.final?.text, '550 5.7.1 From or Sender address not allowed for this sender');
+      // The session goes on: the next message, From an owned address, is taken.
+      const next = await client.sendMail({
+        from: 'anna@behoerde.example',
+        to: ['citizen@mail.example'],
+        body: 'From: anna@behoerde.example\r\nSubject: ok\r\n\r\nx\r\n',
+      });
+      await client.quit();
+      const id = assertQueued(next.final?.text);
+      assert.deepEqual(
+        (await world.takeEnvelopes('smgw.scan')).map((e) => e.id),
+        [id],
+      );
+      assert.equal(await countRows('messages'), messages + 1);
+      assert.equal(await countRows('blobs'), blobs + 1);
+    });
+  }
+
+  it('holds a trusted network without AUTH to the agency domains in From too', async () => {
+    const client = await session(trusted);
+    const outside = await client.sendMail({
+      from: 'clerk@behoerde.example',
+      to: ['citizen@mail.example'],
+      body: 'From: Bank <service@bank.example>\r\nSubject: x\r\n\r\ny\r\n',
+    });
+    assert.equal(outside.final?.text, '550 5.7.1 From or Sender address not allowed for this sender');
+    const agency = await client.sendMail({
+      from: 'clerk@behoerde.example',
+      to: ['citizen@mail.example'],
+      body: 'From: Landratsamt <Amt@LRA.Sachsen.example>\r\nSubject: x\r\n\r\ny\r\n',
+    });
+    await client.quit();
+    assertQueued(agency.final?.text);
+    const [envelope] = await world.takeEnvelopes('smgw.scan');
+    assert.equal(envelope?.author, 'amt@lra.sachsen.example');
+  });
+
+  it('names the From address as author in every envelope, removes Bcc from what it stores, and says so in the trace', async () => {
+    const client = await annaSession();
+    const reply = await client.sendMail({
+      from: 'anna@behoerde.example',
+      to: ['citizen@mail.example', 'geheim@web.example', 'kollege@behoerde.example'],
+      body: [
+        'From: Poststelle <poststelle@behoerde.example>',
+        'To: citizen@mail.example',
+        'Bcc: geheim@web.example,',
+        ' kollege@behoerde.example',
+        'Subject: Bescheid',
+        '',
+        'Bcc: a body line stays',
+        '',
+      ].join('\r\n'),
+    });
+    await client.quit();
+    const id = assertQueued(reply.final?.text);
+    const envelopes = await world.takeEnvelopes('smgw.scan');
+    assert.deepEqual(
+      envelopes.map((e) => [e.direction, e.author]),
+      [
+        ['internal', 'poststelle@behoerde.example'],
+        ['outbound', 'poststelle@behoerde.example'],
+      ],
+    );
+    const stored = (
+      await createBlobStore(world.db.pool, { keyStore: createFolderKeyStore(world.db.keys) }).readAll(
+        envelopes[0]?.blob.ref ?? '',
+      )
+    ).toString('latin1');
+    assert.doesNotMatch(stored.split('\r\n\r\n')[0] ?? '', /bcc|geheim@web\.example/i);
+    assert.match(stored, /\r\n\r\nBcc: a body line stays\r\n$/);
+    const received = (await getTrace(world.db.pool, id))?.events.find((e) => e.event === 'message.received');
+    assert.equal((received?.data as { removedBcc?: number } | undefined)?.removedBcc, 1);
+  });
+
+  it('takes the envelope sender as author of a message without From', async () => {
+    const client = await annaSession();
+    const reply = await client.sendMail({
+      from: 'anna@behoerde.example',
+      to: ['citizen@mail.example'],
+      body: 'Subject: ohne From\r\n\r\nx\r\n',
+    });
+    await client.quit();
+    assertQueued(reply.final?.text);
+    const [envelope] = await world.takeEnvelopes('smgw.scan');
+    assert.equal(envelope?.author, 'anna@behoerde.example');
+  });
+
   it('answers a wrong password with 535 5.7.8', async () => {
     const client = await tlsSession();
     const reply = await client.command(`AUTH PLAIN ${plain('kanzlei@behoerde.example', 'wrong password!')}`);
@@ -212,7 +341,11 @@ describe('the submission listener', () => {
       username: ' KANZLEI@behoerde.example ',
       password: 'a long enough secret',
     });
-    assert.deepEqual(account, { username: 'kanzlei@behoerde.example', senderDomains: ['behoerde.example'] });
+    assert.deepEqual(account, {
+      username: 'kanzlei@behoerde.example',
+      senderAddresses: [],
+      senderDomains: ['behoerde.example'],
+    });
     assert.equal(
       await verifySubmissionLogin(world.db.pool, { username: 'kanzlei@behoerde.example', password: 'nope' }),
       undefined,

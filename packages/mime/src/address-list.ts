@@ -1,0 +1,22 @@
+// The addresses of an address-list header field (From, Sender, To, Cc), read with nodemailer's addressparser:
+// groups flattened, display names and comments set aside, a quoted local part unquoted, a source route dropped.
+// What a person reads as an address is more than what the parser returns, so addressLikeTokens also finds the
+// `x@y` that a display name, a comment or an encoded-word shows.
+import addressparser from 'nodemailer/lib/addressparser';
+import { decodeEncodedWords } from './rfc2047.ts';
+
+/**
+ * The addresses of a field value (unfolded, as header-block.ts gives it), in order. A mailbox that has a name but no
+ * address gives '' (a caller that needs an address there sees it missing).
+ */
+export function listedAddresses(value: string): string[] {
+  return addressparser(value, { flatten: true }).map((mailbox) => mailbox.address.trim());
+}
+
+// An addr-spec as a reader would take it: no white space, brackets, quotes or list separators on either side.
+const ADDRESS_LIKE = /[^\s<>"(),;:[\]\\]+@[^\s<>"(),;:[\]\\]+/g;
+
+/** Every `local@domain` written anywhere in the field value, encoded-words decoded first (display names, comments). */
+export function addressLikeTokens(value: string): string[] {
+  return [...new Set([value, decodeEncodedWords(value)].flatMap((text) => text.match(ADDRESS_LIKE) ?? []))];
+}

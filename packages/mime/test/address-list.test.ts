@@ -1,0 +1,31 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { addressLikeTokens, listedAddresses } from '../src/index.ts';
+
+describe('the addresses of an address-list field', () => {
+  const table: Array<[string, string, string[]]> = [
+    ['a display name that looks like an address', '"own@a.example" <boss@a.example>', ['boss@a.example']],
+    ['a comment that looks like an address', 'boss@a.example (own@a.example)', ['boss@a.example']],
+    ['two mailboxes', 'own@a.example, "B" <boss@a.example>', ['own@a.example', 'boss@a.example']],
+    ['a group', 'Team: a@x.example, b@y.example;', ['a@x.example', 'b@y.example']],
+    ['an empty group', 'undisclosed-recipients:;', []],
+    ['a quoted local part', '"boss"@a.example', ['boss@a.example']],
+    ['a name without an address', 'just a name', ['']],
+    ['an encoded-word name', '=?utf-8?q?own@a.example?= <boss@a.example>', ['boss@a.example']],
+  ];
+  for (const [name, value, addresses] of table) {
+    it(`reads ${name}`, () => assert.deepEqual(listedAddresses(value), addresses));
+  }
+});
+
+describe('what a reader takes for an address', () => {
+  it('finds addresses in display names, comments and encoded-words too', () => {
+    assert.deepEqual(addressLikeTokens('"own@a.example" <boss@a.example>'), ['own@a.example', 'boss@a.example']);
+    assert.deepEqual(addressLikeTokens('own@a.example (chef@a.example)'), ['own@a.example', 'chef@a.example']);
+    assert.deepEqual(addressLikeTokens('=?utf-8?b?Ym9zc0BhLmV4YW1wbGU=?= <own@a.example>'), [
+      'own@a.example',
+      'boss@a.example',
+    ]);
+    assert.deepEqual(addressLikeTokens('Anna Muster <anna@a.example>'), ['anna@a.example']);
+  });
+});

@@ -1,0 +1,153 @@
+// The header block of a submitted message, checked and cleaned while the message streams in (issue 8, findings 5
+// and 6), before anything is stored:
+// - every address of every From and Sender field must be one the client may use (sender-policy.ts), else the
+//   message is refused (550 5.7.1) before the 250. That counts what the parser reads as the address and everything a
+//   reader would take for one: a display name, comment or encoded-word showing `x@y` (addressLikeTokens). The first
+//   From address is the message's author: encrypt signs with that address's key, never with the envelope sender's.
+// - Bcc fields are removed: Bcc recipients are in the envelope, and the field never leaves the gateway, neither to
+//   the outside nor to the agency relay (RFC 5322 §3.6.3, the first way: the field is removed for everyone).
+// Field names are matched leniently (any case, white space before the colon, as obs-field allows), because a mail
+// client after us may read such a field as From. Only the header block is held, at most MAX_HEADER_BYTES.
+import { domainOrAddressList } from '@smgw/config';
+import { addressLikeTokens, listedAddresses, MAX_HEADER_BYTES } from '@smgw/mime';
+
+/** The fields whose addresses say who wrote or sent the message (RFC 5322 §3.6.2). */
+const AUTHOR_FIELDS = new Set(['from', 'sender']);
+const REMOVED_FIELDS = new Set(['bcc']);
+
+export class SubmissionHeaderError extends Error {
+  readonly code: 'FROM_NOT_ALLOWED' | 'HEADER_TOO_LARGE';
+  constructor(code: SubmissionHeaderError['code'], message: string) {
+    super(message);
+    this.name = 'SubmissionHeaderError';
+    this.code = code;
+  }
+}
+
+/** One field of the header block as written (its lines with their line ends), and its name lower-cased. */
+interface RawField {
+  /** undefined for a line that is no field (no name before a colon). */
+  key: string | undefined;
+  raw: string;
+}
+
+/** The fields of a header block (Latin-1 text, CRLF line ends, ending with the last field's CRLF). */
+function rawFields(block: string): RawField[] {
+  const fields: RawField[] = [];
+  for (const line of block.split(/(?<=\r\n)/)) {
+    if (line === '') continue;
+    const last = fields.at(-1);
+    if ((line.startsWith(' ') || line.startsWith('\t')) && last) last.raw += line;
+    else fields.push({ key: /^([!-9;-~]+)[ \t]*:/.exec(line)?.[1]?.toLowerCase(), raw: line });
+  }
+  return fields;
+}
+
+const unfolded = (field: RawField) =>
+  field.raw
+    .slice(field.raw.indexOf(':') + 1)
+    .replace(/\r\n/g, '')
+    .trim();
+
+export type AuthorDecision =
+  | { accept: true; author: string | undefined }
+  | { accept: false; field: string; address: string };
+
+/**
+ * Whether every From and Sender address of the header block is one the client may use; if so, the first From
+ * address (normalised), or undefined when there is no From field.
+ */
+export function decideAuthor(block: string, mayUse: (address: string) => boolean): AuthorDecision {
+  let author: string | undefined;
+  for (const field of rawFields(block)) {
+    if (!field.key || !AUTHOR_FIELDS.has(field.key)) continue;
+    const value = unfolded(field);
+    const addresses = listedAddresses(value);
+    // A From or Sender without any address shows the reader only a name: nothing we could check.
+    if (addresses.length === 0) return { accept: false, field: field.key, address: '' };
+    for (const address of [...addresses, ...addressLikeTokens(value)]) {
+      if (!address || !mayUse(address)) return { accept: false, field: field.key, address };
+    }
+    if (field.key === 'from' && author === undefined) author = normalAddress(addresses[0] as string);
+  }
+  return { accept: true, author };
+}
+
+/** The header block without Bcc fields, byte for byte otherwise; and how many were removed. */
+export function withoutBcc(block: string): { block: string; removed: number } {
+  const fields = rawFields(block);
+  const kept = fields.filter((f) => !(f.key && REMOVED_FIELDS.has(f.key)));
+  if (kept.length === fields.length) return { block, removed: 0 };
+  return { block: kept.map((f) => f.raw).join(''), removed: fields.length - kept.length };
+}
+
+/** local@domain with the local part lower-cased and the domain an A-label (how keys are looked up). */
+function normalAddress(address: string): string {
+  return domainOrAddressList(address)[0] ?? address;
+}
+
+export interface CheckedHeader {
+  /** The first From address, normalised; undefined when the message has no From field. */
+  author: string | undefined;
+  /** How many Bcc fields were removed. */
+  removedBcc: number;
+}
+
+/**
+ * The message with its header block checked (decideAuthor; SubmissionHeaderError FROM_NOT_ALLOWED) and without
+ * Bcc fields. `checked` is told the result before the body passes. The source has been through the
+ * BareLineEndingGuard, so every line ends in CRLF.
+ */
+export async function* withCheckedSubmissionHeader(
+  source: AsyncIterable<Uint8Array>,
+  mayUse: (address: string) => boolean,
+  checked: (header: CheckedHeader) => void,
+  maxHeaderBytes = MAX_HEADER_BYTES,
+): AsyncGenerator<Uint8Array> {
+  let head = Buffer.alloc(0);
+  let inHeader = true;
+  for await (const chunk of source) {
+    if (!inHeader) {
+      yield chunk;
+      continue;
+    }
+    const searchFrom = Math.max(0, head.length - 3);
+    head = Buffer.concat([head, chunk]);
+    // The header ends at the first empty line: CRLF CRLF, or a CRLF at the very start (no fields at all).
+    const blank = head.subarray(0, 2).equals(CRLF) ? -2 : head.indexOf(CRLF_CRLF, searchFrom);
+    if (blank === -1) {
+      if (head.length > maxHeaderBytes) throw headerTooLarge(maxHeaderBytes);
+      continue;
+    }
+    if (blank + 2 > maxHeaderBytes) throw headerTooLarge(maxHeaderBytes);
+    const block = checkedBlock(head.subarray(0, blank + 2), mayUse, checked);
+    if (block.length > 0) yield block;
+    yield head.subarray(blank + 2);
+    inHeader = false;
+  }
+  // A message that is all header (no empty line).
+  if (inHeader) yield checkedBlock(head, mayUse, checked);
+}
+
+const CRLF = Buffer.from('\r\n');
+const CRLF_CRLF = Buffer.from('\r\n\r\n');
+
+function headerTooLarge(limit: number) {
+  return new SubmissionHeaderError('HEADER_TOO_LARGE', `header block longer than ${limit} bytes`);
+}
+
+function checkedBlock(
+  bytes: Buffer,
+  mayUse: (address: string) => boolean,
+  checked: (header: CheckedHeader) => void,
+): Buffer {
+  const text = bytes.toString('latin1');
+  const decision = decideAuthor(text, mayUse);
+  if (!decision.accept) {
+    const what = decision.address ? `address ${decision.address}` : 'a field without an address';
+    throw new SubmissionHeaderError('FROM_NOT_ALLOWED', `${decision.field}: ${what} is not one this sender may use`);
+  }
+  const cleaned = withoutBcc(text);
+  checked({ author: decision.author, removedBcc: cleaned.removed });
+  return cleaned.removed > 0 ? Buffer.from(cleaned.block, 'latin1') : bytes;
+}

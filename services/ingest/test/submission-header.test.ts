@@ -1,0 +1,143 @@
+// The header block of submitted mail: From and Sender addresses checked against what the client may use, the author
+// taken from From, Bcc removed; streamed, whatever the chunking.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  type CheckedHeader,
+  decideAuthor,
+  SubmissionHeaderError,
+  withCheckedSubmissionHeader,
+  withoutBcc,
+} from '../src/submission-header.ts';
+
+/** The account owns anna@ and poststelle@ of behoerde.example. */
+const OWNED = new Set(['anna@behoerde.example', 'poststelle@behoerde.example']);
+const mayUse = (address: string) => OWNED.has(address.toLowerCase());
+const header = (...fields: string[]) => fields.map((f) => `${f}\r\n`).join('');
+
+describe('deciding on the From and Sender addresses of a submitted message', () => {
+  const table: Array<[string, string, string | false]> = [
+    ['an owned From address', header('From: Anna <anna@behoerde.example>'), 'anna@behoerde.example'],
+    ['an owned address in any case', header('From: ANNA@Behoerde.Example'), 'anna@behoerde.example'],
+    ['a foreign From address', header('From: Chefin <chefin@behoerde.example>'), false],
+    ['two From addresses, one foreign', header('From: anna@behoerde.example, chefin@behoerde.example'), false],
+    [
+      'a display name that looks like an owned address',
+      header('From: "anna@behoerde.example" <chefin@behoerde.example>'),
+      false,
+    ],
+    [
+      'an owned address with a foreign address as its display name',
+      header('From: "chefin@behoerde.example" <anna@behoerde.example>'),
+      false,
+    ],
+    ['a foreign address in a comment', header('From: anna@behoerde.example (chefin@behoerde.example)'), false],
+    [
+      'a foreign address in an encoded-word display name',
+      header('From: =?utf-8?b?Y2hlZmluQGJlaG9lcmRlLmV4YW1wbGU=?= <anna@behoerde.example>'),
+      false,
+    ],
+    ['a group with a foreign member', header('From: Amt: anna@behoerde.example, chefin@behoerde.example;'), false],
+    [
+      'a group of owned addresses',
+      header('From: Amt: anna@behoerde.example, poststelle@behoerde.example;'),
+      'anna@behoerde.example',
+    ],
+    ['a From without an address', header('From: Die Chefin'), false],
+    ['an empty group as From', header('From: undisclosed-recipients:;'), false],
+    ['a second, foreign From field', header('From: anna@behoerde.example', 'From: chefin@behoerde.example'), false],
+    ['a foreign Sender', header('From: anna@behoerde.example', 'Sender: chefin@behoerde.example'), false],
+    [
+      'an owned Sender beside an owned From (the author is From)',
+      header('From: poststelle@behoerde.example', 'Sender: anna@behoerde.example'),
+      'poststelle@behoerde.example',
+    ],
+    ['a field name with space before the colon', header('From : chefin@behoerde.example'), false],
+    ['a lower-case folded field', header('from: Anna', ' <chefin@behoerde.example>'), false],
+    ['a folded owned address', header('From: Anna', '\t<anna@behoerde.example>'), 'anna@behoerde.example'],
+    [
+      'a From-like name of another field',
+      header('X-From: chefin@behoerde.example', 'From: anna@behoerde.example'),
+      'anna@behoerde.example',
+    ],
+  ];
+  for (const [name, block, author] of table) {
+    it(`${author ? 'accepts' : 'refuses'} ${name}`, () => {
+      const decision = decideAuthor(block, mayUse);
+      if (author) assert.deepEqual(decision, { accept: true, author });
+      else assert.equal(decision.accept, false);
+    });
+  }
+
+  it('accepts a message without From (its author is then the envelope sender)', () => {
+    assert.deepEqual(decideAuthor(header('Subject: x'), mayUse), { accept: true, author: undefined });
+  });
+});
+
+describe('removing Bcc', () => {
+  it('removes every Bcc field, folded or not, and keeps every other byte', () => {
+    const block = header(
+      'From: a@b.example',
+      'Bcc: x@y.example,',
+      ' z@y.example',
+      'To: t@y.example',
+      'BCC : w@y.example',
+    );
+    assert.deepEqual(withoutBcc(block), { block: header('From: a@b.example', 'To: t@y.example'), removed: 2 });
+  });
+
+  it('leaves a block without Bcc as it is', () => {
+    const block = header('From: a@b.example', 'X-Bcc-Note: kept');
+    assert.deepEqual(withoutBcc(block), { block, removed: 0 });
+  });
+});
+
+async function run(message: string, chunkSize: number, maxHeaderBytes?: number) {
+  const bytes = Buffer.from(message, 'latin1');
+  async function* chunks() {
+    for (let i = 0; i < bytes.length; i += chunkSize) yield bytes.subarray(i, i + chunkSize);
+  }
+  let checked: CheckedHeader | undefined;
+  const out: Buffer[] = [];
+  for await (const chunk of withCheckedSubmissionHeader(chunks(), mayUse, (c) => (checked = c), maxHeaderBytes)) {
+    out.push(Buffer.from(chunk));
+  }
+  return { text: Buffer.concat(out).toString('latin1'), checked };
+}
+
+describe('checking the header while the message streams', () => {
+  const message = `${header('From: Anna <anna@behoerde.example>', 'Bcc: geheim@buerger.example', 'Subject: x')}\r\nBcc: body text stays\r\n`;
+  for (const size of [1, 2, 3, 7, 64, 100_000]) {
+    it(`removes Bcc from the header and leaves the body alone, in chunks of ${size}`, async () => {
+      const { text, checked } = await run(message, size);
+      assert.equal(text, message.replace('Bcc: geheim@buerger.example\r\n', ''));
+      assert.deepEqual(checked, { author: 'anna@behoerde.example', removedBcc: 1 });
+    });
+  }
+
+  it('refuses a foreign From before any of the body passes', async () => {
+    await assert.rejects(run(`${header('From: chefin@behoerde.example')}\r\nbody\r\n`, 5), {
+      name: 'SubmissionHeaderError',
+      code: 'FROM_NOT_ALLOWED',
+    });
+  });
+
+  it('checks a message that is all header', async () => {
+    await assert.rejects(run(header('Subject: x', 'From: chefin@behoerde.example'), 4), SubmissionHeaderError);
+    const { text, checked } = await run(header('From: anna@behoerde.example'), 4);
+    assert.equal(text, header('From: anna@behoerde.example'));
+    assert.equal(checked?.author, 'anna@behoerde.example');
+  });
+
+  it('takes a message without header fields as it is', async () => {
+    const { text, checked } = await run('\r\nonly a body\r\n', 3);
+    assert.equal(text, '\r\nonly a body\r\n');
+    assert.deepEqual(checked, { author: undefined, removedBcc: 0 });
+  });
+
+  it('refuses a header block longer than the limit', async () => {
+    const long = `${header('From: anna@behoerde.example', `X-Long: ${'x'.repeat(500)}`)}\r\nbody\r\n`;
+    await assert.rejects(run(long, 64, 256), { code: 'HEADER_TOO_LARGE' });
+    await assert.rejects(run(header(`X-Long: ${'x'.repeat(500)}`), 64, 256), { code: 'HEADER_TOO_LARGE' });
+  });
+});
