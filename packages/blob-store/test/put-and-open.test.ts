@@ -66,6 +66,21 @@ describe('blob store: put, open, stat, readAll', () => {
     });
   }
 
+  for (const chunkBytes of [1, 17, 4096]) {
+    it(`gives back the identical bytes with ${chunkBytes}-byte chunks, at sizes around the chunk boundaries`, async () => {
+      const small = createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys), chunkBytes });
+      for (const size of [0, 1, chunkBytes, chunkBytes + 1, 3 * chunkBytes + 2]) {
+        const bytes = randomBytes(size);
+        const ref = await small.put(Readable.from(piecesOf(bytes, 5)), OF_MESSAGE);
+        assert.ok((await small.readAll(ref.ref)).equals(bytes), `${size} bytes`);
+        assert.equal(
+          await count('blob_chunks where blob_id = $1', [ref.ref]),
+          Math.max(1, Math.ceil(size / chunkBytes)),
+        );
+      }
+    });
+  }
+
   it('accepts an async iterable of byte arrays as the source', async () => {
     const bytes = randomBytes(3 * CHUNK + 5);
     async function* source(): AsyncIterable<Uint8Array> {
