@@ -126,11 +126,14 @@ if [ ! -f "$STATE/tls/cert.pem" ]; then
     -keyout "$STATE/tls/key.pem" -out "$STATE/tls/cert.pem" >/dev/null 2>&1
   chmod 600 "$STATE/tls/key.pem"
 fi
+# The key store of message blobs: key-encryption keys sealed under SMGW_MASTER_KEY, never in the database.
+mkdir -p "$STATE/keys" && chmod 700 "$STATE/keys"
 {
   echo "set -a"
   cat "$STATE/secrets.env"
   echo ": \"\${SMGW_TLS_CERT_FILE:=$STATE/tls/cert.pem}\""
   echo ": \"\${SMGW_TLS_KEY_FILE:=$STATE/tls/key.pem}\""
+  echo ": \"\${SMGW_KEY_STORE_DIR:=$STATE/keys}\""
   echo "set +a"
 } > "$STATE/env"
 

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import { createBlobStore } from '@smgw/blob-store';
-import { type Envelope, newEnvelope } from '@smgw/envelope';
+import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
+import { type Envelope, newEnvelope, newMessageId } from '@smgw/envelope';
 import { connectMq } from '@smgw/mq';
 import { createLogger } from '@smgw/observability';
 import { type ServiceProcess, startTestGateway, waitFor } from '@smgw/testing';
@@ -69,7 +69,7 @@ const gw = await startTestGateway({
   env: { SMGW_LOG_LEVEL: 'warn', SMGW_PREFETCH: String(C) },
 });
 const scan = gw.services.scan as ServiceProcess;
-const blobStore = createBlobStore(gw.db.pool);
+const blobStore = createBlobStore(gw.db.pool, { keyStore: createFolderKeyStore(gw.keys) });
 const publisher = await connectMq({ url: gw.vhost.url, logger: log, connectionName: 'bench-scan' });
 const rows: string[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'smgw-bench-scan-'));
@@ -86,12 +86,15 @@ try {
     // has its message.scanned event.
     const envelopes: Envelope[] = [];
     for (let i = 0; i < count; i++) {
+      const id = newMessageId();
       const blob = await blobStore.put(
         (async function* () {
           yield messageOf(size, `${runId}-svc-${i}`);
         })(),
+        { messageId: id },
       );
       const envelope = newEnvelope({
+        id,
         direction: 'internal',
         mailFrom: 'bench@behoerde.example',
         recipients: ['amt@behoerde.example'],

@@ -3,26 +3,39 @@ import type { BlobRef } from '@smgw/envelope';
 import { BlobStorageError } from './errors.ts';
 
 export interface CommittedBlob {
+  /** The blob's random id, which is its reference. */
   id: string;
-  sha256: string;
+  /** Keyed digest of the content (blob-cipher.ts), never a plain hash. */
+  digest: string;
   size: number;
+  kekId: string;
+  wrappedKey: Buffer;
 }
 
-/** The committed blob with this SHA-256, if any. Rows still 'writing' have no sha256 yet, so they never match. */
-export async function findCommittedBlob(pool: Pool, sha256: string): Promise<CommittedBlob | undefined> {
-  let rows: { id: string; sha256: string; size: string }[];
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Whether `ref` can be a blob reference at all (references from before encryption at rest were SHA-256 hex). */
+export const isBlobRef = (ref: string): boolean => UUID.test(ref);
+
+/** The committed blob with this reference, if any. Rows still 'writing' never match. */
+export async function findCommittedBlob(pool: Pool, ref: string): Promise<CommittedBlob | undefined> {
+  if (!isBlobRef(ref)) return undefined;
+  let rows: { id: string; digest: string; size: string; kek_id: string; wrapped_key: Buffer }[];
   try {
-    ({ rows } = await pool.query(`select id, sha256, size from blobs where sha256 = $1 and state = 'committed'`, [
-      sha256,
-    ]));
+    ({ rows } = await pool.query(
+      `select id, digest, size, kek_id, wrapped_key from blobs where id = $1 and state = 'committed'`,
+      [ref],
+    ));
   } catch (err) {
-    throw new BlobStorageError(`cannot look up blob ${sha256}: ${(err as Error).message}`, { cause: err });
+    throw new BlobStorageError(`cannot look up blob ${ref}: ${(err as Error).message}`, { cause: err });
   }
   const row = rows[0];
   // bigint comes back as a string; blobs are far below 2^53 bytes.
-  return row ? { id: row.id, sha256: row.sha256, size: Number(row.size) } : undefined;
+  return row
+    ? { id: row.id, digest: row.digest, size: Number(row.size), kekId: row.kek_id, wrappedKey: row.wrapped_key }
+    : undefined;
 }
 
-export function toBlobRef(blob: { sha256: string; size: number }): BlobRef {
-  return { ref: blob.sha256, sha256: blob.sha256, size: blob.size };
+export function toBlobRef(blob: { id: string; digest: string; size: number }): BlobRef {
+  return { ref: blob.id, sha256: blob.digest, size: blob.size };
 }

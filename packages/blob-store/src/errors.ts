@@ -37,11 +37,28 @@ export class BlobStorageError extends Error {
   }
 }
 
-/** A committed blob's chunks do not add up to its recorded size or SHA-256: missing or damaged rows. */
+/**
+ * A committed blob does not read back as written: a chunk does not authenticate (changed, swapped, from another
+ * blob), one is missing, or the final chunk is (truncated).
+ */
 export class BlobCorruptError extends Error {
   readonly code = 'BLOB_CORRUPT';
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = 'BlobCorruptError';
+  }
+}
+
+/**
+ * The key a blob needs is not available: its key-encryption key was retired (the blob is deleted for good) or the
+ * key store cannot be read. Codes: BLOB_KEY_RETIRED (no such KEK), KEY_STORE_FAILED (the folder cannot be read or
+ * written), KEY_STORE_SEALED (a KEK file does not open under SMGW_MASTER_KEY nor SMGW_MASTER_KEY_PREVIOUS).
+ */
+export class BlobKeyError extends Error {
+  readonly code: 'BLOB_KEY_RETIRED' | 'KEY_STORE_FAILED' | 'KEY_STORE_SEALED';
+  constructor(code: BlobKeyError['code'], message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'BlobKeyError';
+    this.code = code;
   }
 }

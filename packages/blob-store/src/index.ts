@@ -1,5 +1,7 @@
-// The claim check: raw RFC 5322 messages in PostgreSQL, chunked, streamed in and out, addressed by SHA-256.
+// The claim check: raw RFC 5322 messages in PostgreSQL, chunked, streamed in and out, encrypted at rest.
 // A 50 MB message never sits whole in memory: put and open hold a few chunks at a time.
+// Each blob has its own data key, wrapped under a key-encryption key of the key store (outside the database);
+// retiring that KEK once its blobs are purged makes them unreadable, also from an older database dump.
 import type { Readable } from 'node:stream';
 import type { BlobRef } from '@smgw/envelope';
 
@@ -7,18 +9,25 @@ export type { BlobRef };
 
 export interface BlobStore {
   /**
-   * Streams `source` into the store. Resolves once the blob is committed (durable) with its reference
-   * (ref = sha256 hex; identical content is stored once). Rejects, leaving nothing visible, if the source errors
-   * (BlobSourceError), exceeds `maxBytes` (BlobTooLargeError), or the database fails (BlobStorageError).
+   * Streams `source` into the store, encrypted. Resolves once the blob is committed (durable) with its reference:
+   * ref = a new random id (equal content put twice is two blobs), sha256 = keyed digest of the content (opaque),
+   * size. `messageId` is the message the blob belongs to: it is kept while that message is unfinished or referred
+   * to (purge-blobs.ts). Rejects, leaving nothing visible, if the source errors (BlobSourceError), exceeds
+   * `maxBytes` (BlobTooLargeError), the database fails (BlobStorageError) or the key store does (BlobKeyError).
    * On rejection a stream source is destroyed: the rest of it is not read.
    */
-  put(source: Readable | AsyncIterable<Uint8Array>, options?: { maxBytes?: number }): Promise<BlobRef>;
+  put(
+    source: Readable | AsyncIterable<Uint8Array>,
+    options: { messageId: string; maxBytes?: number },
+  ): Promise<BlobRef>;
   /**
-   * A stream of the blob's bytes, read a few chunks at a time. Errors with BlobNotFoundError if absent,
-   * BlobStorageError if the database fails, BlobCorruptError if the bytes do not match the recorded size/SHA-256.
+   * A stream of the blob's bytes, read a few chunks at a time, each authenticated before it is pushed. Errors with
+   * BlobNotFoundError if absent, BlobStorageError if the database fails, BlobKeyError if its key is retired or the
+   * key store fails, BlobCorruptError if a chunk does not authenticate or the blob is cut short: an error, never an
+   * end, so whoever pipes it on aborts.
    */
   open(ref: string): Readable;
-  /** Size and hash, or undefined if there is no such committed blob. */
+  /** Size and digest, or undefined if there is no such committed blob. */
   stat(ref: string): Promise<BlobRef | undefined>;
   /** Reads the whole blob into memory: only for small blobs (tests, DSN headers). */
   readAll(ref: string): Promise<Buffer>;
@@ -26,5 +35,8 @@ export interface BlobStore {
 
 export * from './blob-store.ts';
 export * from './errors.ts';
+export * from './folder-key-store.ts';
+export * from './key-store.ts';
 export { CHUNKS_PER_READ } from './open-blob.ts';
 export * from './purge-abandoned-writes.ts';
+export * from './purge-blobs.ts';

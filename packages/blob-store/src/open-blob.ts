@@ -1,8 +1,9 @@
-import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Pool } from '@smgw/db';
+import { type BlobKeys, decryptChunk, unwrapBlobKeys } from './blob-cipher.ts';
 import { type CommittedBlob, findCommittedBlob } from './committed-blob.ts';
-import { BlobCorruptError, BlobNotFoundError, BlobStorageError } from './errors.ts';
+import { BlobCorruptError, BlobKeyError, BlobNotFoundError, BlobStorageError } from './errors.ts';
+import type { KeyStore } from './key-store.ts';
 
 /** Chunks fetched per query: few enough to bound memory (4 × 256 KiB), enough to keep round trips down. */
 export const CHUNKS_PER_READ = 4;
@@ -10,26 +11,32 @@ export const CHUNKS_PER_READ = 4;
 /**
  * A stream of a committed blob's bytes. Chunks are fetched a few at a time in seq order, only when the consumer
  * asks for more, so memory stays bounded and backpressure holds. Each query is its own autocommit statement:
- * a slow reader pins no pool connection. The bytes are checked against the recorded size and SHA-256 before
- * the stream ends; on a mismatch it errors with BlobCorruptError instead of ending.
+ * a slow reader pins no pool connection. Every chunk is authenticated whole before its bytes are pushed; the stream
+ * ends only after the chunk marked final (and the recorded size matches). Anything else (a chunk changed, missing,
+ * moved or from another blob, the final one missing) errors the stream with BlobCorruptError instead of ending it,
+ * so a consumer never takes a cut blob for a whole one.
  */
-export function openBlob(pool: Pool, ref: string): Readable {
+export function openBlob(pool: Pool, keyStore: KeyStore, ref: string): Readable {
   let blob: CommittedBlob | undefined;
+  let keys: BlobKeys | undefined;
   let nextSeq = 0;
   let bytesRead = 0;
-  let hash: Hash | undefined;
   let fetching = false;
 
+  const start = async (): Promise<{ blob: CommittedBlob; keys: BlobKeys }> => {
+    const found = await findCommittedBlob(pool, ref);
+    if (!found) throw new BlobNotFoundError(`no committed blob ${ref}`);
+    const kek = await keyStore.get(found.kekId);
+    if (!kek) throw new BlobKeyError('BLOB_KEY_RETIRED', `the key of blob ${ref} (KEK ${found.kekId}) is retired`);
+    return { blob: found, keys: unwrapBlobKeys(kek, found.id, found.wrappedKey) };
+  };
+
   const fetchMore = async (stream: Readable): Promise<void> => {
-    if (!blob) {
-      blob = await findCommittedBlob(pool, ref);
-      if (!blob) throw new BlobNotFoundError(`no committed blob ${ref}`);
-      hash = createHash('sha256');
-    }
-    let rows: { seq: number; data: Buffer }[];
+    if (!blob || !keys) ({ blob, keys } = await start());
+    let rows: { seq: number; data: Buffer; final: boolean }[];
     try {
       ({ rows } = await pool.query(
-        'select seq, data from blob_chunks where blob_id = $1 and seq >= $2 order by seq limit $3',
+        'select seq, data, final from blob_chunks where blob_id = $1 and seq >= $2 order by seq limit $3',
         [blob.id, nextSeq, CHUNKS_PER_READ],
       ));
     } catch (err) {
@@ -38,20 +45,20 @@ export function openBlob(pool: Pool, ref: string): Readable {
     if (stream.destroyed) return;
     for (const row of rows) {
       if (row.seq !== nextSeq) throw new BlobCorruptError(`blob ${ref} lacks chunk ${nextSeq}`);
+      const plain = decryptChunk(keys, blob.id, row.seq, row.final, row.data);
       nextSeq++;
-      bytesRead += row.data.byteLength;
-      hash?.update(row.data);
-      stream.push(row.data);
-    }
-    if (rows.length < CHUNKS_PER_READ) {
-      const sha256 = hash?.digest('hex');
-      if (bytesRead !== blob.size || sha256 !== blob.sha256) {
-        throw new BlobCorruptError(
-          `blob ${ref} reads as ${bytesRead} bytes with sha256 ${sha256}, recorded ${blob.size} bytes`,
-        );
+      bytesRead += plain.byteLength;
+      if (row.final) {
+        if (bytesRead !== blob.size) {
+          throw new BlobCorruptError(`blob ${ref} reads as ${bytesRead} bytes, recorded ${blob.size}`);
+        }
+        stream.push(plain);
+        stream.push(null);
+        return;
       }
-      stream.push(null);
+      stream.push(plain);
     }
+    if (rows.length < CHUNKS_PER_READ) throw new BlobCorruptError(`blob ${ref} ends without its final chunk`);
   };
 
   return new Readable({

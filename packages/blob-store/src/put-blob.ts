@@ -1,39 +1,57 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Pool } from '@smgw/db';
 import type { BlobRef } from '@smgw/envelope';
-import { findCommittedBlob, toBlobRef } from './committed-blob.ts';
-import { BlobSourceError, BlobStorageError, BlobTooLargeError } from './errors.ts';
+import { type BlobKeys, contentDigest, encryptChunk, type NewBlobKeys, newBlobKeys } from './blob-cipher.ts';
+import { toBlobRef } from './committed-blob.ts';
+import { BlobKeyError, BlobSourceError, BlobStorageError, BlobTooLargeError } from './errors.ts';
+import type { KeyStore } from './key-store.ts';
 
 export interface PutBlobOptions {
   chunkBytes: number;
   maxBytes?: number | undefined;
+  /** The message the blob belongs to: its reference for retention and garbage collection. */
+  messageId: string;
 }
 
-const UNIQUE_VIOLATION = '23505';
-
 /**
- * Streams `source` into blob_chunks, one awaited autocommit insert per chunk, so a slow sender pins no pool
- * connection and memory stays at about one chunk (the source is only read when the previous chunk is stored).
- * The blob becomes visible in one statement at the end; identical content already committed wins and our rows go.
- * On any failure our rows are deleted (best effort; the reaper purges what a crash leaves in state 'writing').
+ * Streams `source` into blob_chunks, encrypted chunk by chunk under a new data key (blob-cipher.ts), one awaited
+ * autocommit insert per chunk, so a slow sender pins no pool connection and memory stays at about one chunk (the
+ * source is only read when the previous chunk is stored). A full chunk is written once more bytes follow it, so the
+ * last one written can be marked final. The blob becomes visible in one statement at the end, under a new random
+ * id: equal content put twice is two blobs. On any failure our rows are deleted (best effort;
+ * purgeAbandonedWrites removes what a crash leaves in state 'writing').
  */
 export async function putBlob(
   pool: Pool,
+  keyStore: KeyStore,
   source: Readable | AsyncIterable<Uint8Array>,
   options: PutBlobOptions,
 ): Promise<BlobRef> {
-  const { chunkBytes, maxBytes } = options;
+  const { chunkBytes, maxBytes, messageId } = options;
   const id = randomUUID();
+  let keys: NewBlobKeys;
   try {
-    await storage(`cannot start blob ${id}`, () => pool.query('insert into blobs (id) values ($1)', [id]));
+    const kek = await keyStore.current();
+    keys = newBlobKeys(kek, id);
+    const { wrappedKey } = keys;
+    // The row names its KEK from the start: a KEK is retired only when no row, writing or committed, names it.
+    await storage(`cannot start blob ${id}`, () =>
+      pool.query('insert into blobs (id, message_id, kek_id, wrapped_key) values ($1, $2, $3, $4)', [
+        id,
+        messageId,
+        kek.id,
+        wrappedKey,
+      ]),
+    );
   } catch (err) {
     stopSource(source);
-    throw err;
+    if (err instanceof BlobStorageError || err instanceof BlobKeyError) throw err;
+    throw new BlobKeyError('KEY_STORE_FAILED', `cannot key blob ${id}: ${(err as Error).message}`, { cause: err });
   }
   try {
-    const { sha256, size } = await writeChunks(pool, id, source, chunkBytes, maxBytes);
-    return await commitBlob(pool, id, sha256, size);
+    const { digest, size } = await writeChunks(pool, id, keys, source, chunkBytes, maxBytes);
+    return await commitBlob(pool, id, digest, size);
   } catch (err) {
     await pool.query('delete from blobs where id = $1', [id]).catch(() => {});
     throw err;
@@ -43,21 +61,23 @@ export async function putBlob(
 async function writeChunks(
   pool: Pool,
   id: string,
+  keys: BlobKeys,
   source: Readable | AsyncIterable<Uint8Array>,
   chunkBytes: number,
   maxBytes: number | undefined,
-): Promise<{ sha256: string; size: number }> {
-  const hash = createHash('sha256');
+): Promise<{ digest: string; size: number }> {
+  const digest = contentDigest(keys);
   const iterator = source[Symbol.asyncIterator]();
-  // One buffer, reused: each insert is awaited, so pg has sent the bytes before we overwrite them.
+  // One buffer, reused: each chunk is encrypted into a new buffer before the next bytes are copied in.
   const chunk = Buffer.alloc(chunkBytes);
   let filled = 0;
   let seq = 0;
   let size = 0;
-  const insertChunk = (data: Buffer) => {
+  const insertChunk = (plain: Buffer, final: boolean) => {
     const at = seq++;
+    const data = encryptChunk(keys, id, at, final, plain);
     return storage(`cannot store chunk ${at} of blob ${id}`, () =>
-      pool.query('insert into blob_chunks (blob_id, seq, data) values ($1, $2, $3)', [id, at, data]),
+      pool.query('insert into blob_chunks (blob_id, seq, data, final) values ($1, $2, $3, $4)', [id, at, data, final]),
     );
   };
   try {
@@ -77,58 +97,44 @@ async function writeChunks(
       if (maxBytes !== undefined && size > maxBytes) {
         throw new BlobTooLargeError(`blob exceeds the limit of ${maxBytes} bytes`);
       }
-      hash.update(piece);
+      digest.update(piece);
       let offset = 0;
       while (offset < piece.byteLength) {
+        // A full chunk is not the last one: more bytes are here.
+        if (filled === chunkBytes) {
+          await insertChunk(chunk, false);
+          filled = 0;
+        }
         const n = Math.min(chunkBytes - filled, piece.byteLength - offset);
         chunk.set(piece.subarray(offset, offset + n), filled);
         filled += n;
         offset += n;
-        if (filled === chunkBytes) {
-          await insertChunk(chunk);
-          filled = 0;
-        }
       }
     }
-    if (filled > 0) await insertChunk(chunk.subarray(0, filled));
+    // Always a final chunk, empty for an empty blob: a blob cut short lacks it and does not read.
+    await insertChunk(chunk.subarray(0, filled), true);
   } catch (err) {
     // Stop reading at once: the rest of an oversized or failed upload is of no use.
     await Promise.resolve(iterator.return?.()).catch(() => {});
     stopSource(source);
     throw err;
   }
-  return { sha256: hash.digest('hex'), size };
+  return { digest: digest.digest('hex'), size };
 }
 
-/** Makes the blob visible, or, if the same content is already committed, drops ours and answers with that one. */
-async function commitBlob(pool: Pool, id: string, sha256: string, size: number): Promise<BlobRef> {
-  const existing = await findCommittedBlob(pool, sha256);
-  if (existing) return dropDuplicate(pool, id, existing);
-  try {
-    const { rowCount } = await pool.query(
-      `update blobs set state = 'committed', sha256 = $2, size = $3, committed_at = now()
+/** Makes the blob visible. */
+async function commitBlob(pool: Pool, id: string, digest: string, size: number): Promise<BlobRef> {
+  const { rowCount } = await storage(`cannot commit blob ${id}`, () =>
+    pool.query(
+      `update blobs set state = 'committed', digest = $2, size = $3, committed_at = now()
         where id = $1 and state = 'writing'`,
-      [id, sha256, size],
-    );
-    if (rowCount !== 1) {
-      throw new BlobStorageError(`blob ${id} vanished before its commit (purged as an abandoned write?)`);
-    }
-    return toBlobRef({ sha256, size });
-  } catch (err) {
-    if (err instanceof BlobStorageError) throw err;
-    // A concurrent put of the same content committed first: the unique index on sha256 decides the race.
-    if ((err as { code?: unknown }).code === UNIQUE_VIOLATION) {
-      const winner = await findCommittedBlob(pool, sha256);
-      if (winner) return dropDuplicate(pool, id, winner);
-    }
-    throw new BlobStorageError(`cannot commit blob ${id}: ${(err as Error).message}`, { cause: err });
+      [id, digest, size],
+    ),
+  );
+  if (rowCount !== 1) {
+    throw new BlobStorageError(`blob ${id} vanished before its commit (purged as an abandoned write?)`);
   }
-}
-
-async function dropDuplicate(pool: Pool, id: string, existing: { sha256: string; size: number }): Promise<BlobRef> {
-  // The content is already durable, so a failed delete does no harm: the reaper removes the 'writing' leftover.
-  await pool.query('delete from blobs where id = $1', [id]).catch(() => {});
-  return toBlobRef(existing);
+  return toBlobRef({ id, digest, size });
 }
 
 function stopSource(source: Readable | AsyncIterable<Uint8Array>): void {

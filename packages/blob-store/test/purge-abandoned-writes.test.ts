@@ -21,8 +21,8 @@ describe('purgeAbandonedWrites', () => {
     const id = randomUUID();
     const committed = state === 'committed';
     await db.pool.query(
-      `insert into blobs (id, state, sha256, size, created_at, committed_at)
-       values ($1, $2, $3, $4, now() - $5 * interval '1 minute', $6::timestamptz)`,
+      `insert into blobs (id, state, digest, size, created_at, committed_at, message_id, kek_id, wrapped_key)
+       values ($1, $2, $3, $4, now() - $5 * interval '1 minute', $6::timestamptz, 'm-1', 'k-1', '\\x00')`,
       [id, state, committed ? randomBytes(32).toString('hex') : null, committed ? 20 : 0, ageMinutes, null],
     );
     for (const seq of [0, 1]) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { PassThrough, Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -10,15 +10,16 @@ import {
   type BlobStore,
   BlobTooLargeError,
   createBlobStore,
+  createFolderKeyStore,
   DEFAULT_CHUNK_BYTES,
 } from '@smgw/blob-store';
 import { createTestDatabase, type TestDatabase, waitFor } from '@smgw/testing';
 
 const CHUNK = 1000;
-
-function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
+/** GCM's tag, stored after each chunk's ciphertext. */
+const TAG = 16;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const OF_MESSAGE = { messageId: 'm-put-and-open' };
 
 /** Cuts `bytes` into pieces of an awkward size, so chunk boundaries fall in the middle of pieces. */
 function piecesOf(bytes: Buffer, pieceBytes = 333): Buffer[] {
@@ -36,7 +37,7 @@ describe('blob store: put, open, stat, readAll', () => {
 
   before(async () => {
     db = await createTestDatabase();
-    store = createBlobStore(db.pool, { chunkBytes: CHUNK });
+    store = createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys), chunkBytes: CHUNK });
   });
   after(async () => {
     await db.drop();
@@ -53,12 +54,30 @@ describe('blob store: put, open, stat, readAll', () => {
   for (const [name, size] of sizes) {
     it(`gives back the identical bytes of a blob that is ${name} (${size} bytes)`, async () => {
       const bytes = randomBytes(size);
-      const ref = await store.put(Readable.from(piecesOf(bytes)));
-      assert.deepEqual(ref, { ref: sha256(bytes), sha256: sha256(bytes), size });
+      const ref = await store.put(Readable.from(piecesOf(bytes)), OF_MESSAGE);
+      assert.match(ref.ref, UUID);
+      assert.match(ref.sha256, /^[0-9a-f]{64}$/);
+      assert.equal(ref.size, size);
       assert.deepEqual(await store.stat(ref.ref), ref);
       assert.ok((await store.readAll(ref.ref)).equals(bytes));
-      const blobId = (await db.pool.query('select id from blobs where sha256 = $1', [ref.sha256])).rows[0].id;
-      assert.equal(await count('blob_chunks where blob_id = $1', [blobId]), Math.ceil(size / CHUNK));
+      // At least one chunk, the final one, also for an empty blob.
+      assert.equal(await count('blob_chunks where blob_id = $1', [ref.ref]), Math.max(1, Math.ceil(size / CHUNK)));
+      assert.equal(await count('blob_chunks where blob_id = $1 and final', [ref.ref]), 1);
+    });
+  }
+
+  for (const chunkBytes of [1, 17, 4096]) {
+    it(`gives back the identical bytes with ${chunkBytes}-byte chunks, at sizes around the chunk boundaries`, async () => {
+      const small = createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys), chunkBytes });
+      for (const size of [0, 1, chunkBytes, chunkBytes + 1, 3 * chunkBytes + 2]) {
+        const bytes = randomBytes(size);
+        const ref = await small.put(Readable.from(piecesOf(bytes, 5)), OF_MESSAGE);
+        assert.ok((await small.readAll(ref.ref)).equals(bytes), `${size} bytes`);
+        assert.equal(
+          await count('blob_chunks where blob_id = $1', [ref.ref]),
+          Math.max(1, Math.ceil(size / chunkBytes)),
+        );
+      }
     });
   }
 
@@ -67,14 +86,14 @@ describe('blob store: put, open, stat, readAll', () => {
     async function* source(): AsyncIterable<Uint8Array> {
       for (const piece of piecesOf(bytes, 700)) yield new Uint8Array(piece);
     }
-    const ref = await store.put(source());
-    assert.equal(ref.sha256, sha256(bytes));
+    const ref = await store.put(source(), OF_MESSAGE);
+    assert.equal(ref.size, bytes.length);
     assert.ok((await store.readAll(ref.ref)).equals(bytes));
   });
 
   it('streams a blob through open in order, chunk by chunk', async () => {
     const bytes = randomBytes(9 * CHUNK + 1);
-    const ref = await store.put(Readable.from([bytes]));
+    const ref = await store.put(Readable.from([bytes]), OF_MESSAGE);
     const stream = store.open(ref.ref);
     const pieces: Buffer[] = [];
     // 'data' events show each chunk as pushed (async iteration would merge what is buffered).
@@ -87,68 +106,47 @@ describe('blob store: put, open, stat, readAll', () => {
     assert.ok(Buffer.concat(pieces).equals(bytes));
   });
 
-  it('stores identical content once: two puts give the same ref and one blobs row', async () => {
+  it('stores equal content twice as two blobs with different refs, digests and ciphertexts', async () => {
     const bytes = randomBytes(2 * CHUNK + 3);
-    const first = await store.put(Readable.from(piecesOf(bytes)));
-    const second = await store.put(Readable.from(piecesOf(bytes, 50)));
-    assert.deepEqual(second, first);
-    assert.equal(await count('blobs where sha256 = $1', [first.sha256]), 1);
-    assert.equal(await count(`blobs where state = 'writing'`), 0);
-    assert.equal(await count('blob_chunks c join blobs b on b.id = c.blob_id where b.sha256 = $1', [first.sha256]), 3);
-  });
-
-  it('resolves concurrent puts of the same content to the same ref, keeping one copy', async () => {
-    const bytes = randomBytes(20 * CHUNK);
-    const refs = await Promise.all(Array.from({ length: 5 }, () => store.put(Readable.from(piecesOf(bytes, 997)))));
-    for (const ref of refs) assert.deepEqual(ref, refs[0]);
-    assert.equal(refs[0]?.sha256, sha256(bytes));
-    assert.equal(await count('blobs where sha256 = $1', [sha256(bytes)]), 1);
-    assert.equal(await count(`blobs where state = 'writing'`), 0);
-    assert.ok((await store.readAll(sha256(bytes))).equals(bytes));
-  });
-
-  it('resolves both puts to the same ref when their commits collide on the unique index', async () => {
-    const bytes = randomBytes(3 * CHUNK + 7);
-    // An uncommitted row holding the same sha256 makes both commits wait on the unique index; when it rolls
-    // back, one commit wins and the other must fail over to the winner's blob.
-    const blocker = await db.pool.connect();
-    try {
-      await blocker.query('begin');
-      await blocker.query(
-        `insert into blobs (id, state, sha256, size, committed_at) values ($1, 'committed', $2, $3, now())`,
-        [randomUUID(), sha256(bytes), bytes.length],
+    const first = await store.put(Readable.from(piecesOf(bytes)), OF_MESSAGE);
+    const second = await store.put(Readable.from(piecesOf(bytes, 50)), OF_MESSAGE);
+    assert.notEqual(second.ref, first.ref);
+    assert.notEqual(second.sha256, first.sha256);
+    const chunksOf = async (ref: string) =>
+      (await db.pool.query('select data from blob_chunks where blob_id = $1 order by seq', [ref])).rows.map(
+        (r: { data: Buffer }) => r.data,
       );
-      const blockerPid = (await blocker.query('select pg_backend_pid() as pid')).rows[0].pid;
-      const puts = [store.put(Readable.from([bytes])), store.put(Readable.from(piecesOf(bytes)))];
-      await waitFor('both commits to wait on the unique index', async () => {
-        const waiting = await count('pg_stat_activity where $1 = any(pg_blocking_pids(pid))', [blockerPid]);
-        return waiting === 2;
-      });
-      await blocker.query('rollback');
-      const [first, second] = await Promise.all(puts);
-      assert.deepEqual(first, { ref: sha256(bytes), sha256: sha256(bytes), size: bytes.length });
-      assert.deepEqual(second, first);
-    } finally {
-      await blocker.query('rollback').catch(() => {});
-      blocker.release();
-    }
-    assert.equal(await count('blobs where sha256 = $1', [sha256(bytes)]), 1);
+    const [a, b] = [await chunksOf(first.ref), await chunksOf(second.ref)];
+    assert.equal(a.length, 3);
+    for (const [i, chunk] of a.entries()) assert.ok(!chunk.equals(b[i] as Buffer), `chunk ${i} differs`);
+    assert.ok((await store.readAll(first.ref)).equals(bytes));
+    assert.ok((await store.readAll(second.ref)).equals(bytes));
+  });
+
+  it('gives concurrent puts of the same content a blob each', async () => {
+    const bytes = randomBytes(20 * CHUNK);
+    const refs = await Promise.all(
+      Array.from({ length: 5 }, () => store.put(Readable.from(piecesOf(bytes, 997)), OF_MESSAGE)),
+    );
+    assert.equal(new Set(refs.map((r) => r.ref)).size, 5);
     assert.equal(await count(`blobs where state = 'writing'`), 0);
-    assert.ok((await store.readAll(sha256(bytes))).equals(bytes));
+    for (const ref of refs) assert.ok((await store.readAll(ref.ref)).equals(bytes));
   });
 
   it('keeps a blob invisible until its last chunk is stored and it is committed', async () => {
     const bytes = randomBytes(4 * CHUNK);
     const source = new PassThrough();
-    const put = store.put(source);
-    source.write(bytes.subarray(0, 3 * CHUNK));
+    const put = store.put(source, OF_MESSAGE);
+    source.write(bytes.subarray(0, 3 * CHUNK + 1));
     const writingChunks = () => count(`blob_chunks c join blobs b on b.id = c.blob_id where b.state = 'writing'`);
     await waitFor('three chunks of the blob being written', async () => (await writingChunks()) === 3);
-    assert.equal(await store.stat(sha256(bytes)), undefined);
-    await assert.rejects(store.readAll(sha256(bytes)), BlobNotFoundError);
-    source.end(bytes.subarray(3 * CHUNK));
+    const writing = (await db.pool.query(`select id from blobs where state = 'writing'`)).rows[0].id;
+    assert.equal(await store.stat(writing), undefined);
+    await assert.rejects(store.readAll(writing), BlobNotFoundError);
+    source.end(bytes.subarray(3 * CHUNK + 1));
     const ref = await put;
-    assert.deepEqual(await store.stat(sha256(bytes)), ref);
+    assert.equal(ref.ref, writing);
+    assert.deepEqual(await store.stat(writing), ref);
   });
 
   it('rejects a source over maxBytes with BlobTooLargeError, stops reading it and leaves nothing behind', async () => {
@@ -160,7 +158,7 @@ describe('blob store: put, open, stat, readAll', () => {
         this.push(randomBytes(CHUNK));
       },
     });
-    await assert.rejects(store.put(source, { maxBytes: 10 * CHUNK + 1 }), (err: unknown) => {
+    await assert.rejects(store.put(source, { ...OF_MESSAGE, maxBytes: 10 * CHUNK + 1 }), (err: unknown) => {
       assert.ok(err instanceof BlobTooLargeError);
       assert.equal(err.code, 'BLOB_TOO_LARGE');
       return true;
@@ -175,7 +173,7 @@ describe('blob store: put, open, stat, readAll', () => {
 
   it('accepts a source of exactly maxBytes', async () => {
     const bytes = randomBytes(2 * CHUNK);
-    const ref = await store.put(Readable.from([bytes]), { maxBytes: bytes.length });
+    const ref = await store.put(Readable.from([bytes]), { ...OF_MESSAGE, maxBytes: bytes.length });
     assert.equal(ref.size, bytes.length);
   });
 
@@ -189,13 +187,12 @@ describe('blob store: put, open, stat, readAll', () => {
         else this.destroy(new Error('client went away'));
       },
     });
-    await assert.rejects(store.put(source), (err: unknown) => {
+    await assert.rejects(store.put(source, OF_MESSAGE), (err: unknown) => {
       assert.ok(err instanceof BlobSourceError);
       assert.equal(err.code, 'BLOB_SOURCE_FAILED');
       assert.equal((err.cause as Error).message, 'client went away');
       return true;
     });
-    assert.equal(await store.stat(sha256(bytes.subarray(0, 5 * CHUNK))), undefined);
     assert.equal(await count('blobs'), before.blobs);
     assert.equal(await count('blob_chunks'), before.chunks);
   });
@@ -206,13 +203,13 @@ describe('blob store: put, open, stat, readAll', () => {
       for (let i = 0; i < 4; i++) yield randomBytes(CHUNK);
       throw new Error('upstream broke');
     }
-    await assert.rejects(store.put(source()), BlobSourceError);
+    await assert.rejects(store.put(source(), OF_MESSAGE), BlobSourceError);
     assert.equal(await count('blobs'), before.blobs);
     assert.equal(await count('blob_chunks'), before.chunks);
   });
 
   it('rejects a source that yields strings instead of bytes', async () => {
-    await assert.rejects(store.put(Readable.from(['text'], { objectMode: true })), BlobSourceError);
+    await assert.rejects(store.put(Readable.from(['text'], { objectMode: true }), OF_MESSAGE), BlobSourceError);
   });
 
   it('errors the stream of an unknown ref with BlobNotFoundError', async () => {
@@ -227,33 +224,32 @@ describe('blob store: put, open, stat, readAll', () => {
 
   it('errors with BlobCorruptError instead of ending when a chunk is missing or altered', async () => {
     const bytes = randomBytes(6 * CHUNK);
-    const ref = await store.put(Readable.from([bytes]));
-    const blobId = (await db.pool.query('select id from blobs where sha256 = $1', [ref.sha256])).rows[0].id;
+    const ref = await store.put(Readable.from([bytes]), OF_MESSAGE);
     await db.pool.query(`update blob_chunks set data = '\\x00'::bytea || data where blob_id = $1 and seq = 5`, [
-      blobId,
+      ref.ref,
     ]);
     await assert.rejects(store.readAll(ref.ref), BlobCorruptError);
-    await db.pool.query('delete from blob_chunks where blob_id = $1 and seq = 2', [blobId]);
+    await db.pool.query('delete from blob_chunks where blob_id = $1 and seq = 2', [ref.ref]);
     await assert.rejects(store.readAll(ref.ref), BlobCorruptError);
   });
 
   it('uses 256 KiB chunks by default', async () => {
-    const defaultStore = createBlobStore(db.pool);
+    const defaultStore = createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) });
     const bytes = randomBytes(DEFAULT_CHUNK_BYTES + 1);
-    const ref = await defaultStore.put(Readable.from(piecesOf(bytes, 64 * 1024)));
-    const { rows } = await db.pool.query(
-      'select length(c.data) as n from blob_chunks c join blobs b on b.id = c.blob_id where b.sha256 = $1 order by seq',
-      [ref.sha256],
-    );
+    const ref = await defaultStore.put(Readable.from(piecesOf(bytes, 64 * 1024)), OF_MESSAGE);
+    const { rows } = await db.pool.query('select length(data) as n from blob_chunks where blob_id = $1 order by seq', [
+      ref.ref,
+    ]);
     assert.deepEqual(
       rows.map((r) => r.n),
-      [DEFAULT_CHUNK_BYTES, 1],
+      [DEFAULT_CHUNK_BYTES + TAG, 1 + TAG],
     );
     assert.ok((await defaultStore.readAll(ref.ref)).equals(bytes));
   });
 
   it('refuses a chunk size that is not a positive integer', () => {
-    assert.throws(() => createBlobStore(db.pool, { chunkBytes: 0 }), RangeError);
-    assert.throws(() => createBlobStore(db.pool, { chunkBytes: 1.5 }), RangeError);
+    const keyStore = createFolderKeyStore(db.keys);
+    assert.throws(() => createBlobStore(db.pool, { keyStore, chunkBytes: 0 }), RangeError);
+    assert.throws(() => createBlobStore(db.pool, { keyStore, chunkBytes: 1.5 }), RangeError);
   });
 });

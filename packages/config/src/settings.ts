@@ -61,9 +61,35 @@ export const settings = {
   internalRelay: setting('SMGW_INTERNAL_RELAY', hostPortList, '127.0.0.1:2526', "agencies' mail server(s)"),
   smarthost: setting('SMGW_SMARTHOST', hostPort, undefined, 'host:port for all outbound mail (unset: MX lookup)'),
   publicUrl: setting('SMGW_PUBLIC_URL', url(['http:', 'https:']), 'http://127.0.0.1:8080', 'base of portal links'),
-  masterKey: setting('SMGW_MASTER_KEY', base64Key(32), undefined, 'key wrapping private keys at rest', {
-    secret: true,
-  }),
+  masterKey: setting(
+    'SMGW_MASTER_KEY',
+    base64Key(32),
+    undefined,
+    'key sealing what is kept at rest (agency private keys, the key store of message blobs)',
+    { secret: true },
+  ),
+  /**
+   * The master key before a rotation: still accepted for reading sealed values until `./smgw keys rotate-master`
+   * has re-sealed them under SMGW_MASTER_KEY; unset it afterwards.
+   */
+  masterKeyPrevious: setting(
+    'SMGW_MASTER_KEY_PREVIOUS',
+    base64Key(32),
+    undefined,
+    'previous master key, accepted for reading during a master key rotation',
+    { secret: true },
+  ),
+  /** Folder of the key-encryption keys of message blobs (each file sealed under SMGW_MASTER_KEY); never in the database. */
+  keyStoreDir: setting('SMGW_KEY_STORE_DIR', text, undefined, 'folder of the key-encryption keys of message blobs'),
+  /** New blobs of one period share a key-encryption key; retiring it once its blobs are purged makes them unreadable. */
+  kekPeriod: setting('SMGW_KEK_PERIOD', duration, '1d', 'period of one key-encryption key of message blobs'),
+  /** How long the blobs of a finished message (every recipient done) are kept before they are purged. */
+  messageRetention: setting(
+    'SMGW_MESSAGE_RETENTION',
+    duration,
+    '7d',
+    'how long the contents of finished messages are kept',
+  ),
   maxMessageBytes: setting('SMGW_MAX_MESSAGE_BYTES', integer(1024, 2 ** 31), '52428800', 'SMTP SIZE limit'),
   mailboxQuotaBytes: setting('SMGW_MAILBOX_QUOTA_BYTES', integer(0, 2 ** 40), '31457280', 'portal mailbox quota'),
   hostname: setting('SMGW_HOSTNAME', text, 'smgw.localhost', 'name in the SMTP greeting, Received and DSNs'),
@@ -252,3 +278,17 @@ export const settings = {
     'networks (CIDR) or host:port that CRL/OCSP fetches may reach although not public',
   ),
 } as const;
+
+/**
+ * The settings of every service that stores or reads message blobs (encrypted at rest under keys of the key store):
+ * spread into its spec. Required there: without them no blob can be written or read.
+ */
+export const blobStoreSettings = {
+  masterKey: setting('SMGW_MASTER_KEY', base64Key(32), undefined, settings.masterKey.help, {
+    secret: true,
+    required: true,
+  }),
+  masterKeyPrevious: settings.masterKeyPrevious,
+  keyStoreDir: setting('SMGW_KEY_STORE_DIR', text, undefined, settings.keyStoreDir.help, { required: true }),
+  kekPeriod: settings.kekPeriod,
+};

@@ -28,6 +28,11 @@ export const stageVerdictSchema = z.looseObject({
 });
 export type StageVerdict = z.infer<typeof stageVerdictSchema>;
 
+/**
+ * A message's bytes in the blob store. `ref`: the blob's random id. `sha256`: an opaque keyed digest of the content
+ * (HMAC-SHA256 under a key derived from the blob's own data key), never a plain SHA-256: it names this blob (e.g.
+ * for idempotency) and tells nothing about its content; the name stays for envelope v1. `size`: bytes.
+ */
 export const blobRefSchema = z.object({
   ref: z.string().min(1),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),

@@ -23,6 +23,8 @@ export function createLogger(service: string, level = process.env.SMGW_LOG_LEVEL
         '*.authorization',
         'masterKey',
         '*.masterKey',
+        'masterKeyPrevious',
+        '*.masterKeyPrevious',
       ],
       censor: '[redacted]',
     },

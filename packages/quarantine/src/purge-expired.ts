@@ -7,8 +7,8 @@ export interface QuarantinePurge {
   /** Entries deleted. */
   deleted: number;
   /**
-   * Distinct blob digests of the deleted entries. The blobs themselves stay: another message may share the same
-   * content-addressed blob, so the caller (the lifecycle reaper) deletes only the ones nothing refers to any more.
+   * Distinct blob digests of the deleted entries. The blobs themselves stay: they belong to their message, and
+   * @smgw/blob-store's purgeFinishedMessageBlobs / collectUnreferencedBlobs remove them once nothing needs them.
    */
   blobSha256s: string[];
 }

@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createPool, migrate, type Pool } from '@smgw/db';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/smgw';
@@ -13,9 +16,20 @@ export interface TestDatabase {
   url: string;
   schema: string;
   pool: Pool;
+  /**
+   * This test's own key store of message blobs (a temporary folder) and master key: pass to createFolderKeyStore.
+   * `env` names the same (SMGW_KEY_STORE_DIR, SMGW_MASTER_KEY), so service processes share it.
+   */
+  keys: TestKeys;
   /** Environment for a service process under test. */
   env: Record<string, string>;
+  /** Drops the schema and removes the key store folder. */
   drop(): Promise<void>;
+}
+
+export interface TestKeys {
+  keyStoreDir: string;
+  masterKey: Buffer;
 }
 
 /** A fresh, migrated schema in the real database. */
@@ -23,14 +37,22 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const schema = uniqueName('t');
   const pool = createPool({ url: DATABASE_URL, schema, max: 5, applicationName: 'smgw-test' });
   await migrate(pool, { schema });
+  const keys = { keyStoreDir: await mkdtemp(join(tmpdir(), 'smgw-keys-')), masterKey: randomBytes(32) };
   return {
     url: DATABASE_URL,
     schema,
     pool,
-    env: { DATABASE_URL, SMGW_DB_SCHEMA: schema },
+    keys,
+    env: {
+      DATABASE_URL,
+      SMGW_DB_SCHEMA: schema,
+      SMGW_KEY_STORE_DIR: keys.keyStoreDir,
+      SMGW_MASTER_KEY: keys.masterKey.toString('base64'),
+    },
     async drop() {
       await pool.query(`drop schema if exists ${schema} cascade`).catch(() => {});
       await pool.end();
+      await rm(keys.keyStoreDir, { recursive: true, force: true });
     },
   };
 }

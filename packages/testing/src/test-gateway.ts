@@ -4,6 +4,7 @@ import {
   createTestDatabase,
   createTestVhost,
   type TestDatabase,
+  type TestKeys,
   type TestVhost,
   testRedisPrefix,
 } from './isolation.ts';
@@ -29,6 +30,8 @@ export interface TestGateway {
   adminToken: string;
   /** SMGW_MASTER_KEY of this gateway (random per run): seal agency keys with it (`sealSecret`) in tests. */
   masterKey: Buffer;
+  /** The key store the services use (its own temporary folder): `createFolderKeyStore(gateway.keys)` in tests. */
+  keys: TestKeys;
   services: Record<string, ServiceProcess>;
   /** One of the services started; throws for one that was not. */
   service(name: string): ServiceProcess;
@@ -55,7 +58,9 @@ export async function startTestGateway(
   ]);
   const [inboundPort, submissionPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const adminToken = randomBytes(24).toString('hex');
-  const masterKey = randomBytes(32);
+  const masterKey = options.env?.SMGW_MASTER_KEY
+    ? Buffer.from(options.env.SMGW_MASTER_KEY, 'base64')
+    : db.keys.masterKey;
   const env: Record<string, string> = {
     ...db.env,
     ...vhost.env,
@@ -71,7 +76,6 @@ export async function startTestGateway(
     SMGW_STAGE_RETRY_LADDER: '500ms,1s,2s',
     SMGW_HOSTNAME: 'smgw.test',
     SMGW_DNS_RESOLVERS: dns.address,
-    SMGW_MASTER_KEY: masterKey.toString('base64'),
     // Revocation is checked as in production (require); a test without revocation at hand passes 'off' in env.
     SMGW_REVOCATION_MODE: 'require',
     // scan streams every message to the shared clamd (deploy/local/infrastructure.sh).
@@ -94,7 +98,8 @@ export async function startTestGateway(
     submissionPort,
     adminPort,
     adminToken,
-    masterKey: options.env?.SMGW_MASTER_KEY ? Buffer.from(options.env.SMGW_MASTER_KEY, 'base64') : masterKey,
+    masterKey,
+    keys: { keyStoreDir: db.keys.keyStoreDir, masterKey },
     services,
     service(name) {
       const found = services[name];

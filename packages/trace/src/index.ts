@@ -23,15 +23,16 @@ export interface TraceEvent {
 /** Records an accepted message and its recipients (state pending). Idempotent on the message id. */
 export async function recordMessage(db: Queryable, envelope: Envelope): Promise<void> {
   await db.query(
-    `insert into messages (id, trace_id, direction, mail_from, blob_sha256, size, client_ip, client_helo,
+    `insert into messages (id, trace_id, direction, mail_from, blob_ref, blob_sha256, size, client_ip, client_helo,
        client_user, client_tls, received_at, relates_to)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
      on conflict (id) do nothing`,
     [
       envelope.id,
       envelope.traceId,
       envelope.direction,
       envelope.mailFrom,
+      envelope.blob.ref,
       envelope.blob.sha256,
       envelope.blob.size,
       envelope.client.ip,

@@ -1,9 +1,10 @@
 // The settings deliver reads (SPEC.md "Settings"); main loads them once, `--print-config` shows them.
-import { type ConfigOf, settings } from '@smgw/config';
+import { blobStoreSettings, type ConfigOf, settings } from '@smgw/config';
 
 export const deliverSpec = {
   databaseUrl: settings.databaseUrl,
   databaseSchema: settings.databaseSchema,
+  ...blobStoreSettings,
   amqpUrl: settings.amqpUrl,
   internalDomains: settings.internalDomains,
   internalRelay: settings.internalRelay,

@@ -193,7 +193,10 @@ async function makeDsn(
     fullOriginal: fullContent && quote ? deps.blobStore.open(quote.ref) : undefined,
     templates: deps.templates,
   });
-  const blob = await deps.blobStore.put(dsn.createReadStream(), { maxBytes: deps.maxMessageBytes + 1024 * 1024 });
+  const blob = await deps.blobStore.put(dsn.createReadStream(), {
+    messageId: id,
+    maxBytes: deps.maxMessageBytes + 1024 * 1024,
+  });
   return generatedEnvelope({
     id,
     traceId: original.traceId,

@@ -151,7 +151,7 @@ export async function loadGeneratedEnvelope(pool: Pool, messageId: string): Prom
     relatesTo: row.relates_to ?? undefined,
     mailFrom: row.mail_from,
     recipients: r.rows.map((x) => x.recipient),
-    blob: { ref: row.blob_sha256, sha256: row.blob_sha256, size: Number(row.size) },
+    blob: { ref: row.blob_ref, sha256: row.blob_sha256, size: Number(row.size) },
     hostname: row.client_helo ?? '',
     createdAt: new Date(row.received_at),
   });

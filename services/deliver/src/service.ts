@@ -1,5 +1,5 @@
 // Starts deliver: database, blob store, broker, transports, consumer, health server. Stops in reverse order.
-import { createBlobStore } from '@smgw/blob-store';
+import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { createPool, databaseReachable } from '@smgw/db';
 import { connectMq, instrumentHandler } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
@@ -35,7 +35,7 @@ export async function startDeliver(
     applicationName: 'smgw-deliver',
     max: Math.min(config.prefetch + 4, 50),
   });
-  const blobStore = createBlobStore(pool);
+  const blobStore = createBlobStore(pool, { keyStore: createFolderKeyStore(config) });
   const owner = await openOwnerSession(config.databaseUrl, log);
   const mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-deliver' });
   await mq.declareTopology({ deliver: config.deliverRetryLadder });

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { createBlobStore } from '@smgw/blob-store';
-import type { Envelope } from '@smgw/envelope';
+import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
+import { type Envelope, newMessageId } from '@smgw/envelope';
 import type { HandlerContext, Outcome } from '@smgw/mq';
 import { createTestDatabase, type SmtpSink, startSmtpSink, type TestDatabase } from '@smgw/testing';
 import { recordMessage } from '@smgw/trace';
@@ -30,9 +30,13 @@ describe('deliver handler', () => {
   const published: Envelope[] = [];
   let handle: ReturnType<typeof createDeliverHandler>;
 
-  async function stored(overrides: Partial<Envelope>): Promise<Envelope> {
-    const blob = await createBlobStore(db.pool).put(Readable.from([sampleMessage()]));
-    const envelope = sampleEnvelope({ blob, receivedAt: new Date().toISOString(), ...overrides });
+  async function stored(overrides: Partial<Envelope>, message = sampleMessage()): Promise<Envelope> {
+    const id = overrides.id ?? newMessageId();
+    const blob = await createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) }).put(
+      Readable.from([message]),
+      { messageId: id },
+    );
+    const envelope = sampleEnvelope({ blob, receivedAt: new Date().toISOString(), ...overrides, id });
     await recordMessage(db.pool, envelope);
     return envelope;
   }
@@ -54,7 +58,7 @@ describe('deliver handler', () => {
     });
     handle = createDeliverHandler({
       pool: db.pool,
-      blobStore: createBlobStore(db.pool),
+      blobStore: createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) }),
       transports,
       routing: { internalDomains: ['behoerde.example'], internalRelay: [{ host: '127.0.0.1', port: relay.port }] },
       hostname: 'smgw.test',
@@ -84,6 +88,17 @@ describe('deliver handler', () => {
     assert.deepEqual(dsn?.recipients, [envelope.mailFrom]);
     assert.deepEqual(dsn?.itinerary, ['deliver']);
     assert.equal(dsn?.relatesTo, envelope.id);
+  });
+
+  it('sends nothing when the stored message is cut short: the blob fails to read, the SMTP transaction is aborted', async () => {
+    const body = Buffer.from(`${'Anlage zum Bescheid, Zeile fuer Zeile. '.repeat(20)}\r\n`.repeat(1000));
+    const envelope = await stored({ recipients: ['cut@behoerde.example'] }, Buffer.concat([sampleMessage(), body]));
+    // The final chunk is gone (as if a dump or a disk lost it): what is left authenticates, but is not the whole.
+    await db.pool.query('delete from blob_chunks where blob_id = $1 and final', [envelope.blob.ref]);
+    const outcome = await handle(envelope, context());
+    assert.equal(outcome.kind, 'retry');
+    assert.match(outcome.kind === 'retry' ? outcome.reason : '', /without its final chunk/);
+    assert.equal(relay.messages.filter((m) => m.rcptTo.includes('cut@behoerde.example')).length, 0);
   });
 
   it('publishes the recorded DSN again on redelivery and makes no second one', async () => {

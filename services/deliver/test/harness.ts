@@ -2,8 +2,8 @@
 // schema and RabbitMQ vhost, SMTP sinks as the agencies' relay and as the smarthost, and a publisher that submits
 // messages the way an earlier stage does.
 import { Readable } from 'node:stream';
-import { type BlobStore, createBlobStore } from '@smgw/blob-store';
-import type { Envelope } from '@smgw/envelope';
+import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
+import { type Envelope, newMessageId } from '@smgw/envelope';
 import { connectMq, type Mq } from '@smgw/mq';
 import { createLogger, type Logger } from '@smgw/observability';
 import {
@@ -57,7 +57,7 @@ export async function startWorld(env: Record<string, string> = {}): Promise<Worl
     smarthost: gateway.smarthost,
     deliver: gateway.service('deliver'),
     publisher,
-    blobStore: createBlobStore(gateway.db.pool),
+    blobStore: createBlobStore(gateway.db.pool, { keyStore: createFolderKeyStore(gateway.keys) }),
     async close() {
       await publisher.close();
       await gateway.close();
@@ -67,8 +67,9 @@ export async function startWorld(env: Record<string, string> = {}): Promise<Worl
 
 /** Stores the message, records it and publishes its envelope to smgw.deliver, as an earlier stage would. */
 export async function submit(world: World, message: Buffer, overrides: Partial<Envelope> = {}): Promise<Envelope> {
-  const blob = await world.blobStore.put(Readable.from([message]));
-  const envelope = envelopeFixture({ blob, itinerary: ['deliver'], hop: 1, ...overrides });
+  const id = overrides.id ?? newMessageId();
+  const blob = await world.blobStore.put(Readable.from([message]), { messageId: id });
+  const envelope = envelopeFixture({ blob, itinerary: ['deliver'], hop: 1, ...overrides, id });
   await recordMessage(world.db.pool, envelope);
   await world.publisher.publish(envelope);
   return envelope;

@@ -1,15 +1,12 @@
 // The settings encrypt reads (SPEC.md "Settings"); main loads them once, `--print-config` shows them (secrets hidden).
-import { base64Key, type ConfigOf, setting, settings } from '@smgw/config';
+import { blobStoreSettings, type ConfigOf, settings } from '@smgw/config';
 
 export const encryptSpec = {
   databaseUrl: settings.databaseUrl,
   databaseSchema: settings.databaseSchema,
   amqpUrl: settings.amqpUrl,
-  /** Required here: inbound decryption opens the agencies' sealed private keys with it. */
-  masterKey: setting('SMGW_MASTER_KEY', base64Key(32), undefined, settings.masterKey.help, {
-    secret: true,
-    required: true,
-  }),
+  /** The master key is required here: it opens the key store of blobs and the agencies' sealed private keys. */
+  ...blobStoreSettings,
   revocationMode: settings.revocationMode,
   revocationAllow: settings.revocationAllow,
   maxMessageBytes: settings.maxMessageBytes,

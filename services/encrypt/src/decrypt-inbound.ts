@@ -62,7 +62,7 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
     }
     deps.metrics?.inbound.inc({ result: 'plain' });
     // Plain mail is passed on byte for byte, unless it came with our own header fields: those are removed.
-    const blob = spoofed ? await putRewritten(deps, envelope.blob.ref, Buffer.alloc(0), fields) : envelope.blob;
+    const blob = spoofed ? await putRewritten(deps, envelope, Buffer.alloc(0), fields) : envelope.blob;
     const verdict = { status: 'plain', at: at.toISOString() };
     return next(advance(withVerdict(withBlob(envelope, blob), 'crypto', verdict), 'encrypt'));
   }
@@ -72,6 +72,7 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
     const outer = fields.filter((f) => !f.key.startsWith('content-'));
     const head = Buffer.concat([headerBytes(outer), Buffer.from(`${DECRYPTED_HEADER}: ${form}\r\n`)]);
     const blob = await deps.blobStore.put(Readable.from([head, decryption.entity]), {
+      messageId: envelope.id,
       maxBytes: deps.maxMessageBytes + SIZE_SLACK_BYTES,
     });
     if (blob.size <= HARVEST_MAX_BYTES) {
@@ -92,7 +93,7 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
   }
 
   const notice = Buffer.from(`${DECRYPTION_FAILED_HEADER}: failed; reason=${decryption.code}\r\n`);
-  const blob = await putRewritten(deps, envelope.blob.ref, notice, fields);
+  const blob = await putRewritten(deps, envelope, notice, fields);
   await recordEvent(deps.pool, envelope.id, {
     stage: 'encrypt',
     event: 'message.not-decrypted',
@@ -263,15 +264,20 @@ async function harvestCertificate(
 }
 
 /** A new blob: `head` (our field), the kept header fields, the blank line, the original body streamed. */
-async function putRewritten(deps: InboundDeps, ref: string, head: Buffer, fields: HeaderField[]): Promise<BlobRef> {
-  const original = await splitMessage(deps.blobStore.open(ref));
+async function putRewritten(
+  deps: InboundDeps,
+  envelope: Envelope,
+  head: Buffer,
+  fields: HeaderField[],
+): Promise<BlobRef> {
+  const original = await splitMessage(deps.blobStore.open(envelope.blob.ref));
   const content = Readable.from(
     concatStreams(Buffer.concat([head, headerBytes(fields), Buffer.from('\r\n')]), original.body),
     {
       objectMode: false,
     },
   );
-  return deps.blobStore.put(content, { maxBytes: deps.maxMessageBytes + SIZE_SLACK_BYTES });
+  return deps.blobStore.put(content, { messageId: envelope.id, maxBytes: deps.maxMessageBytes + SIZE_SLACK_BYTES });
 }
 
 async function* concatStreams(head: Buffer, body: Readable): AsyncGenerator<Buffer> {

@@ -39,9 +39,10 @@ const SIGN_SLACK_BYTES = 64 * 1024;
 /** The outer header fields as outerHeaderPairs gives them. */
 type OuterHeaderPairs = Array<[string, string]>;
 
-/** Writes the copy; `message` is the stored original's blob. */
+/** Writes the copy of message `messageId`; `message` is the stored original's blob. */
 export async function encryptCopy(
   deps: CopyDeps,
+  messageId: string,
   message: BlobRef,
   copy: PlannedCopy,
   outerHeaders: OuterHeaderPairs,
@@ -54,7 +55,7 @@ export async function encryptCopy(
       copy.form === 'smime'
         ? await smimeMessage(deps, entity, copy, outerHeaders, at)
         : await pgpMessage(entity, copy, outerHeaders, at);
-    const blob = await deps.blobStore.put(encrypted.message, { maxBytes: deps.maxEncryptedBytes });
+    const blob = await deps.blobStore.put(encrypted.message, { messageId, maxBytes: deps.maxEncryptedBytes });
     const notSigned = copy.signing.kind === 'not-signed' ? copy.signing.why : encrypted.notSigned;
     return { copy, blob, signed: encrypted.signed, ...(notSigned ? { notSigned } : {}) };
   } finally {

@@ -75,7 +75,8 @@ export async function encryptOutbound(
   try {
     const plan = planOutbound(keys, { lastAttempt: context.lastAttempt, namedInHeader: namedInHeader(fields) });
     const copies: EncryptedCopy[] = [];
-    for (const copy of plan.copies) copies.push(await encryptCopy(deps, envelope.blob, copy, outerHeaders, at));
+    for (const copy of plan.copies)
+      copies.push(await encryptCopy(deps, envelope.id, envelope.blob, copy, outerHeaders, at));
 
     // The whole outcome at once: a redelivery after a failure here starts again from a trace without half of it.
     await recordEvents(deps.pool, envelope.id, outcomeEvents(plan, copies, at));
@@ -99,7 +100,7 @@ export async function encryptOutbound(
 /** The stored message again, without its Bcc fields: a new blob (the original stays for the other envelopes). */
 async function storedWithoutBcc(deps: OutboundDeps, envelope: Envelope) {
   const { fields, body } = await splitMessage(deps.blobStore.open(envelope.blob.ref));
-  return deps.blobStore.put(withoutBcc(fields, body), { maxBytes: envelope.blob.size });
+  return deps.blobStore.put(withoutBcc(fields, body), { messageId: envelope.id, maxBytes: envelope.blob.size });
 }
 
 function encryptedChild(envelope: Envelope, { copy, blob }: EncryptedCopy, at: Date): Envelope {

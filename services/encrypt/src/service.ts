@@ -1,5 +1,5 @@
 // Starts encrypt: database, blob store, broker, revocation fetcher, consumer, health server. Stops in reverse order.
-import { createBlobStore } from '@smgw/blob-store';
+import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { createRevocationFetcher } from '@smgw/crypto';
 import { createPool, databaseReachable } from '@smgw/db';
 import { connectMq, instrumentHandler } from '@smgw/mq';
@@ -29,7 +29,7 @@ export async function startEncrypt(
     applicationName: 'smgw-encrypt',
     max: Math.min(config.prefetch * 2 + 4, 50),
   });
-  const blobStore = createBlobStore(pool);
+  const blobStore = createBlobStore(pool, { keyStore: createFolderKeyStore(config) });
   const mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-encrypt' });
   await mq.declareTopology({ encrypt: config.stageRetryLadder });
 

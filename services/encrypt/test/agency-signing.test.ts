@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { createPrivateKey } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { type BlobStore, createBlobStore } from '@smgw/blob-store';
-import type { Envelope } from '@smgw/envelope';
+import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
+import { type Envelope, newMessageId } from '@smgw/envelope';
 import { addAgencyKey, agencyKeyAad, createAgency, putAgencyAddress } from '@smgw/key-directory';
 import { sealSecret } from '@smgw/secrets';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
@@ -49,7 +49,7 @@ describe('signing with the agency key before encryption', () => {
 
   before(async () => {
     [db, pki, gpg] = await Promise.all([createTestDatabase(), createTestPki(), createGpgHome()]);
-    blobStore = createBlobStore(db.pool);
+    blobStore = createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) });
     ca = await pki.ca('Signing-Test-CA');
     await insertTrustAnchor(db.pool, ca.der);
     recipientCertificate = await pki.leaf(ca, SMIME_RECIPIENT);
@@ -171,8 +171,15 @@ describe('signing with the agency key before encryption', () => {
     envelopeOverrides: Partial<Envelope> = {},
   ): Promise<{ envelope: Envelope; smime: Buffer; pgp: Buffer }> {
     const recipients = [SMIME_RECIPIENT, PGP_RECIPIENT];
-    const blob = await blobStore.put(Readable.from([outboundMail(recipients), appendToBody]));
-    const envelope = testEnvelope(blob, 'outbound', { recipients, mailFrom: author, author, ...envelopeOverrides });
+    const id = newMessageId();
+    const blob = await blobStore.put(Readable.from([outboundMail(recipients), appendToBody]), { messageId: id });
+    const envelope = testEnvelope(blob, 'outbound', {
+      id,
+      recipients,
+      mailFrom: author,
+      author,
+      ...envelopeOverrides,
+    });
     await recordMessage(db.pool, envelope);
     const outcome = await encryptEnvelope(deps(overrides), envelope, handlerContext());
     assert.equal(outcome.kind, 'next', JSON.stringify(outcome));

@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { type BlobStore, createBlobStore } from '@smgw/blob-store';
+import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { createPool } from '@smgw/db';
-import type { Envelope } from '@smgw/envelope';
+import { type Envelope, newMessageId } from '@smgw/envelope';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 import { recordMessage } from '@smgw/trace';
 import { type EncryptDeps, encryptEnvelope } from '../src/encrypt-envelope.ts';
@@ -27,7 +27,7 @@ describe('the encrypt handler', () => {
 
   before(async () => {
     [db, pki] = await Promise.all([createTestDatabase(), createTestPki()]);
-    blobStore = createBlobStore(db.pool);
+    blobStore = createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) });
     const ca = await pki.ca('Handler-Test-CA');
     await insertTrustAnchor(db.pool, ca.der);
     // Nothing listens on port 9 of this machine: the CRL cannot be fetched.
@@ -45,8 +45,9 @@ describe('the encrypt handler', () => {
     encryptDeps(db.pool, blobStore, { revocationMode: 'require', ...overrides }, 1000);
 
   async function outbound(to: string): Promise<Envelope> {
-    const blob = await blobStore.put(Readable.from([outboundMail([to])]));
-    const envelope = testEnvelope(blob, 'outbound', { recipients: [to] });
+    const id = newMessageId();
+    const blob = await blobStore.put(Readable.from([outboundMail([to])]), { messageId: id });
+    const envelope = testEnvelope(blob, 'outbound', { id, recipients: [to] });
     await recordMessage(db.pool, envelope);
     return envelope;
   }
@@ -70,7 +71,7 @@ describe('the encrypt handler', () => {
     await closed.end();
     for (const direction of ['outbound', 'inbound'] as const) {
       const outcome = await encryptEnvelope(
-        deps({ pool: closed, blobStore: createBlobStore(closed) }),
+        deps({ pool: closed, blobStore: createBlobStore(closed, { keyStore: createFolderKeyStore(db.keys) }) }),
         { ...envelope, direction },
         handlerContext(),
       );

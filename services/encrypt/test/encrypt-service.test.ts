@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { type BlobStore, createBlobStore } from '@smgw/blob-store';
-import type { Envelope } from '@smgw/envelope';
+import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
+import { type Envelope, newMessageId } from '@smgw/envelope';
 import { connectMq, type Mq, next } from '@smgw/mq';
 import { type SunkMessage, startTestGateway, type TestGateway, waitFor } from '@smgw/testing';
 import { getTrace, recordMessage } from '@smgw/trace';
@@ -67,7 +67,7 @@ async function startWorld(): Promise<World> {
   return {
     gateway,
     publisher,
-    blobStore: createBlobStore(gateway.db.pool),
+    blobStore: createBlobStore(gateway.db.pool, { keyStore: createFolderKeyStore(gateway.keys) }),
     mailbox,
     async close() {
       await mailboxConsumer.drain();
@@ -79,8 +79,9 @@ async function startWorld(): Promise<World> {
 
 /** Stores and records the message and publishes it to smgw.encrypt, as scan (outbound) or ingest (inbound) does. */
 async function submit(world: World, raw: Buffer, overrides: Partial<Envelope> & Pick<Envelope, 'direction'>) {
-  const blob = await world.blobStore.put(Readable.from([raw]));
-  const envelope = testEnvelope(blob, overrides.direction, overrides);
+  const id = overrides.id ?? newMessageId();
+  const blob = await world.blobStore.put(Readable.from([raw]), { messageId: id });
+  const envelope = testEnvelope(blob, overrides.direction, { ...overrides, id });
   await recordMessage(world.gateway.db.pool, envelope);
   await world.publisher.publish(envelope);
   return envelope;

@@ -5,11 +5,11 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { type BlobStore, createBlobStore } from '@smgw/blob-store';
+import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import type { RevocationFetcher } from '@smgw/crypto';
 // The pkijs test signer of @smgw/crypto: openssl cannot write chosen capabilities or id-aa-encrypKeyPref.
 import { signWithPkijs } from '@smgw/crypto/testing';
-import type { Envelope } from '@smgw/envelope';
+import { type Envelope, newMessageId } from '@smgw/envelope';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 import { getTrace, recordMessage } from '@smgw/trace';
 import { type EncryptDeps, encryptEnvelope } from '../src/encrypt-envelope.ts';
@@ -49,7 +49,7 @@ describe('S/MIME certificate harvesting and cipher choice', () => {
 
   before(async () => {
     [db, pki] = await Promise.all([createTestDatabase(), createTestPki()]);
-    blobStore = createBlobStore(db.pool);
+    blobStore = createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) });
     ca = await pki.ca('Harvest-CA');
     strangerCa = await pki.ca('Stranger-CA');
     await insertTrustAnchor(db.pool, ca.der);
@@ -97,8 +97,9 @@ describe('S/MIME certificate harvesting and cipher choice', () => {
   }
 
   async function inbound(message: Buffer, overrides: Partial<Envelope> = {}): Promise<Envelope> {
-    const blob = await blobStore.put(Readable.from([message]));
-    const envelope = testEnvelope(blob, 'inbound', overrides);
+    const id = overrides.id ?? newMessageId();
+    const blob = await blobStore.put(Readable.from([message]), { messageId: id });
+    const envelope = testEnvelope(blob, 'inbound', { ...overrides, id });
     await recordMessage(db.pool, envelope);
     return envelope;
   }
@@ -286,8 +287,9 @@ describe('S/MIME certificate harvesting and cipher choice', () => {
   }
 
   async function encryptTo(recipients: string[]) {
-    const blob = await blobStore.put(Readable.from([outboundMail(recipients)]));
-    const envelope = testEnvelope(blob, 'outbound', { recipients });
+    const id = newMessageId();
+    const blob = await blobStore.put(Readable.from([outboundMail(recipients)]), { messageId: id });
+    const envelope = testEnvelope(blob, 'outbound', { id, recipients });
     await recordMessage(db.pool, envelope);
     const outcome = await encryptEnvelope(deps(), envelope, handlerContext());
     assert.equal(outcome.kind, 'next');

@@ -254,6 +254,7 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
     blob = await deps.blobStore.put(
       withReceivedHeader(header, authenticated, message.sizeExceeded, deps.maxMessageBytes),
       {
+        messageId,
         maxBytes: deps.maxMessageBytes + Buffer.byteLength(header, 'latin1'),
       },
     );

@@ -1,9 +1,10 @@
 // The settings the ingest service reads (SPEC.md "Settings"; definitions in @smgw/config).
-import { type ConfigOf, settings } from '@smgw/config';
+import { blobStoreSettings, type ConfigOf, settings } from '@smgw/config';
 
 export const ingestSpec = {
   databaseUrl: settings.databaseUrl,
   databaseSchema: settings.databaseSchema,
+  ...blobStoreSettings,
   amqpUrl: settings.amqpUrl,
   redisUrl: settings.redisUrl,
   redisPrefix: settings.redisPrefix,

@@ -1,7 +1,7 @@
 // Builds the ingest service from its settings: database pool, blob store, broker, Redis, the two SMTP listeners
 // and the health server. `stop()` shuts down in the order that loses nothing (see below).
 import type { AddressInfo } from 'node:net';
-import { createBlobStore } from '@smgw/blob-store';
+import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { createPool, databaseReachable } from '@smgw/db';
 import { connectMq, type Mq } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
@@ -44,7 +44,7 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
   try {
     const pool = createPool({ url: config.databaseUrl, schema: config.databaseSchema, applicationName: 'smgw-ingest' });
     cleanups.push(() => pool.end());
-    const blobStore = createBlobStore(pool);
+    const blobStore = createBlobStore(pool, { keyStore: createFolderKeyStore(config) });
     const mq: Mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-ingest' });
     cleanups.push(() => mq.close());
     await mq.declareTopology({});

@@ -1,7 +1,7 @@
 // The inbound (MX) listener against the real PostgreSQL, RabbitMQ and Redis.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createBlobStore } from '@smgw/blob-store';
+import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { assertQueued } from '@smgw/testing';
 import { getTrace } from '@smgw/trace';
 import type { IngestConfig } from '../src/config.ts';
@@ -81,7 +81,9 @@ describe('the inbound listener', () => {
     assert.deepEqual(envelope.client, { listener: 'inbound', ip: '127.0.0.1', helo: 'sender.example', tls: false });
 
     // The blob: exactly our Received header, then the client's bytes (dot-unstuffed: the original).
-    const stored = await createBlobStore(world.db.pool).readAll(envelope.blob.ref);
+    const stored = await createBlobStore(world.db.pool, { keyStore: createFolderKeyStore(world.db.keys) }).readAll(
+      envelope.blob.ref,
+    );
     const text = stored.toString('latin1');
     const headerEnd = text.indexOf('\r\n', text.indexOf('\r\n\tfor <x@behoerde.example>;') + 2) + 2;
     assert.match(
@@ -273,7 +275,9 @@ describe('the inbound listener', () => {
     assertQueued(reply.final?.text);
     const [envelope] = await world.takeEnvelopes('smgw.encrypt');
     assert.ok(envelope);
-    const stored = (await createBlobStore(world.db.pool).readAll(envelope.blob.ref)).toString('latin1');
+    const stored = (
+      await createBlobStore(world.db.pool, { keyStore: createFolderKeyStore(world.db.keys) }).readAll(envelope.blob.ref)
+    ).toString('latin1');
     assert.ok(!/X-SMGW-/i.test(stored), stored);
     assert.ok(!stored.includes('Authentication-Results: smgw.test'), stored);
     assert.ok(stored.includes('Authentication-Results: mx.sender.example; spf=pass\r\nSubject: forged\r\n\r\nbody'));
@@ -363,7 +367,9 @@ describe('the inbound listener', () => {
       assertQueued(final.text);
       const [envelope] = await world.takeEnvelopes('smgw.encrypt');
       assert.ok(envelope);
-      const stored = await createBlobStore(world.db.pool).readAll(envelope.blob.ref);
+      const stored = await createBlobStore(world.db.pool, { keyStore: createFolderKeyStore(world.db.keys) }).readAll(
+        envelope.blob.ref,
+      );
       const bodyStart = stored.indexOf('\r\n', stored.indexOf('\r\n\tfor <x@behoerde.example>;') + 2) + 2;
       const expected = body.length ? Buffer.concat([body, Buffer.from('\r\n')]) : body;
       assert.ok(stored.subarray(bodyStart).equals(expected));

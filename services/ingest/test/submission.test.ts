@@ -2,7 +2,7 @@
 // sender rules, and the split of internal and outbound recipients into two envelopes.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createBlobStore } from '@smgw/blob-store';
+import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { createSubmissionAccount, verifySubmissionLogin } from '@smgw/submission-accounts';
 import { assertQueued } from '@smgw/testing';
 import { getTrace } from '@smgw/trace';
@@ -169,7 +169,11 @@ describe('the submission listener', () => {
       tls: true,
       user: 'kanzlei@behoerde.example',
     });
-    const stored = (await createBlobStore(world.db.pool).readAll(envelope?.blob.ref ?? '')).toString('latin1');
+    const stored = (
+      await createBlobStore(world.db.pool, { keyStore: createFolderKeyStore(world.db.keys) }).readAll(
+        envelope?.blob.ref ?? '',
+      )
+    ).toString('latin1');
     assert.match(
       stored,
       /^Received: from agency\.example \(\[127\.0\.0\.1\]\)\r\n\tby smgw\.test with ESMTPSA \(TLSv1\.[23]:/,
@@ -283,7 +287,11 @@ describe('the submission listener', () => {
         ['outbound', 'poststelle@behoerde.example'],
       ],
     );
-    const stored = (await createBlobStore(world.db.pool).readAll(envelopes[0]?.blob.ref ?? '')).toString('latin1');
+    const stored = (
+      await createBlobStore(world.db.pool, { keyStore: createFolderKeyStore(world.db.keys) }).readAll(
+        envelopes[0]?.blob.ref ?? '',
+      )
+    ).toString('latin1');
     assert.doesNotMatch(stored.split('\r\n\r\n')[0] ?? '', /bcc|geheim@web\.example/i);
     assert.match(stored, /\r\n\r\nBcc: a body line stays\r\n$/);
     const received = (await getTrace(world.db.pool, id))?.events.find((e) => e.event === 'message.received');

@@ -1,10 +1,11 @@
 // The settings scan reads (SPEC.md "Settings"); main loads them once, `--print-config` shows them.
-import { type ConfigOf, integer, setting, settings } from '@smgw/config';
+import { blobStoreSettings, type ConfigOf, integer, setting, settings } from '@smgw/config';
 import { parseScanPolicy } from './scan-policy.ts';
 
 export const scanSpec = {
   databaseUrl: settings.databaseUrl,
   databaseSchema: settings.databaseSchema,
+  ...blobStoreSettings,
   amqpUrl: settings.amqpUrl,
   clamdUrl: settings.clamdUrl,
   maxMessageBytes: settings.maxMessageBytes,

@@ -136,7 +136,10 @@ async function makeNotice(
     expiresAt,
     templates: deps.templates,
   });
-  const blob = await deps.blobStore.put(notice.createReadStream(), { maxBytes: deps.maxNoticeBytes ?? 1024 * 1024 });
+  const blob = await deps.blobStore.put(notice.createReadStream(), {
+    messageId: id,
+    maxBytes: deps.maxNoticeBytes ?? 1024 * 1024,
+  });
   return generatedEnvelope({
     id,
     traceId: original.traceId,

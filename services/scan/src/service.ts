@@ -1,6 +1,6 @@
 // Starts scan: database, blob store, broker, clamd watch, consumer, health server. Stops in reverse order.
 import type { Readable } from 'node:stream';
-import { createBlobStore } from '@smgw/blob-store';
+import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { scanStream } from '@smgw/clamd';
 import { createPool, databaseReachable } from '@smgw/db';
 import { connectMq, instrumentHandler } from '@smgw/mq';
@@ -28,7 +28,7 @@ export async function startScan(config: ScanConfig, log: Logger): Promise<Runnin
     applicationName: 'smgw-scan',
     max: Math.min(config.prefetch + 4, 50),
   });
-  const blobStore = createBlobStore(pool);
+  const blobStore = createBlobStore(pool, { keyStore: createFolderKeyStore(config) });
   const mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-scan' });
   await mq.declareTopology({ scan: config.stageRetryLadder });
 

@@ -6,9 +6,9 @@ import type { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { type BlobStore, createBlobStore } from '@smgw/blob-store';
+import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { scanStream } from '@smgw/clamd';
-import type { Envelope } from '@smgw/envelope';
+import { type Envelope, newMessageId } from '@smgw/envelope';
 import type { Outcome } from '@smgw/mq';
 import { createRegistry } from '@smgw/observability';
 import { createTestDatabase, freePort, type TestDatabase } from '@smgw/testing';
@@ -46,7 +46,7 @@ function depsFor(clamdUrl: string, overrides: Partial<ScanDeps> = {}): ScanDeps 
 
 before(async () => {
   db = await createTestDatabase();
-  blobStore = createBlobStore(db.pool);
+  blobStore = createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) });
   deps = {
     pool: db.pool,
     blobStore,
@@ -63,12 +63,14 @@ before(async () => {
 after(() => db.drop());
 
 async function received(raw: Buffer, direction: Envelope['direction'] = 'internal', overrides: Partial<Envelope> = {}) {
+  const id = overrides.id ?? newMessageId();
   const blob = await blobStore.put(
     (async function* () {
       yield raw;
     })(),
+    { messageId: id },
   );
-  const envelope = testEnvelope(blob, direction, overrides);
+  const envelope = testEnvelope(blob, direction, { ...overrides, id });
   await recordMessage(db.pool, envelope);
   return envelope;
 }
@@ -164,15 +166,16 @@ describe('clean mail', () => {
   it('streams a 50 MB message through clamd without holding it in memory', async () => {
     const line = Buffer.from(`${'Sehr geehrte Damen und Herren, dies ist eine lange Anlage. '.repeat(2)}\r\n`);
     const target = 50 * 1024 * 1024;
+    const id = newMessageId();
     const blob = await blobStore.put(
       (async function* () {
         yield Buffer.from('Subject: gross\r\nContent-Type: text/plain\r\n\r\n');
         for (let sent = 0; sent < target; sent += line.length * 1024) yield Buffer.concat(Array(1024).fill(line));
       })(),
-      { maxBytes: MAX_BYTES },
+      { messageId: id, maxBytes: MAX_BYTES },
     );
     assert.ok(blob.size > target);
-    const envelope = testEnvelope(blob, 'internal');
+    const envelope = testEnvelope(blob, 'internal', { id });
     await recordMessage(db.pool, envelope);
     // Live memory, not garbage: collect before each sample.
     setFlagsFromString('--expose-gc');

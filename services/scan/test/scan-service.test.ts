@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { type BlobStore, createBlobStore } from '@smgw/blob-store';
-import type { Envelope } from '@smgw/envelope';
+import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
+import { type Envelope, newMessageId } from '@smgw/envelope';
 import { connectMq, type Mq } from '@smgw/mq';
 import { type ServiceProcess, startTestGateway, type TestGateway, waitFor } from '@smgw/testing';
 import { getTrace, recordMessage } from '@smgw/trace';
@@ -47,7 +47,7 @@ async function startWorld(env: Record<string, string> = {}): Promise<World> {
     gateway,
     scan: gateway.service('scan'),
     publisher,
-    blobStore: createBlobStore(gateway.db.pool),
+    blobStore: createBlobStore(gateway.db.pool, { keyStore: createFolderKeyStore(gateway.keys) }),
     async close() {
       await publisher.close();
       await gateway.close();
@@ -57,8 +57,9 @@ async function startWorld(env: Record<string, string> = {}): Promise<World> {
 
 /** Stores and records the message and publishes it to smgw.scan, as ingest does. */
 async function submit(world: World, raw: Buffer, overrides: Partial<Envelope> = {}): Promise<Envelope> {
-  const blob = await world.blobStore.put(Readable.from([raw]));
-  const envelope = testEnvelope(blob, 'internal', overrides);
+  const id = overrides.id ?? newMessageId();
+  const blob = await world.blobStore.put(Readable.from([raw]), { messageId: id });
+  const envelope = testEnvelope(blob, 'internal', { ...overrides, id });
   await recordMessage(world.gateway.db.pool, envelope);
   await world.publisher.publish(envelope);
   return envelope;

@@ -1,0 +1,100 @@
+// Encryption of blobs at rest. Each blob gets its own random 32-byte data key, stored only wrapped under the KEK of
+// its period (AES-256-GCM, aad = blob id and KEK id). From the data key, HKDF-SHA256 derives two keys:
+//   - the chunk key: AES-256-GCM per chunk; nonce = the chunk's index (unique, the key is used by this blob only);
+//     aad = blob id, index and whether it is the final chunk. A chunk moved, dropped, swapped in from another blob
+//     or a blob cut after any chunk but the final one fails to authenticate or ends without its final chunk.
+//   - the digest key: HMAC-SHA256 of the content, the opaque `sha256` of the envelope's BlobRef (equal for equal
+//     bytes of one blob, says nothing about the content to whoever lacks the key, and goes with the blob's key).
+// Stored chunk = ciphertext | tag(16).
+import { createCipheriv, createDecipheriv, createHmac, type Hmac, hkdfSync, randomBytes } from 'node:crypto';
+import { BlobCorruptError } from './errors.ts';
+
+const KEY_BYTES = 32;
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+const FORMAT = 'smgw-blob-v1';
+
+export interface BlobKeys {
+  chunkKey: Buffer;
+  digestKey: Buffer;
+}
+
+export interface NewBlobKeys extends BlobKeys {
+  /** iv(12) | wrapped data key(32) | tag(16): what the blobs row keeps. */
+  wrappedKey: Buffer;
+}
+
+const wrapAad = (blobId: string, kekId: string) => Buffer.from(`${FORMAT}:key:${blobId}:${kekId}`);
+
+function deriveKeys(dataKey: Buffer): BlobKeys {
+  const derive = (info: string) => Buffer.from(hkdfSync('sha256', dataKey, Buffer.alloc(0), `${FORMAT}:${info}`, 32));
+  return { chunkKey: derive('chunks'), digestKey: derive('digest') };
+}
+
+/** A new random data key for blob `blobId`, wrapped under `kek`, and the keys derived from it. */
+export function newBlobKeys(kek: { id: string; key: Buffer }, blobId: string): NewBlobKeys {
+  const dataKey = randomBytes(KEY_BYTES);
+  try {
+    const iv = randomBytes(IV_BYTES);
+    const wrap = createCipheriv('aes-256-gcm', kek.key, iv);
+    wrap.setAAD(wrapAad(blobId, kek.id));
+    const wrapped = Buffer.concat([wrap.update(dataKey), wrap.final()]);
+    return { wrappedKey: Buffer.concat([iv, wrapped, wrap.getAuthTag()]), ...deriveKeys(dataKey) };
+  } finally {
+    dataKey.fill(0);
+  }
+}
+
+/** The keys of blob `blobId` from its wrapped data key; BlobCorruptError if it does not unwrap under `kek`. */
+export function unwrapBlobKeys(kek: { id: string; key: Buffer }, blobId: string, wrappedKey: Buffer): BlobKeys {
+  let dataKey: Buffer | undefined;
+  try {
+    const unwrap = createDecipheriv('aes-256-gcm', kek.key, wrappedKey.subarray(0, IV_BYTES), {
+      authTagLength: TAG_BYTES,
+    });
+    unwrap.setAAD(wrapAad(blobId, kek.id));
+    unwrap.setAuthTag(wrappedKey.subarray(wrappedKey.length - TAG_BYTES));
+    dataKey = Buffer.concat([
+      unwrap.update(wrappedKey.subarray(IV_BYTES, wrappedKey.length - TAG_BYTES)),
+      unwrap.final(),
+    ]);
+    return deriveKeys(dataKey);
+  } catch (cause) {
+    throw new BlobCorruptError(`the data key of blob ${blobId} does not unwrap under KEK ${kek.id}`, { cause });
+  } finally {
+    dataKey?.fill(0);
+  }
+}
+
+function chunkIv(seq: number): Buffer {
+  const iv = Buffer.alloc(IV_BYTES);
+  iv.writeUInt32BE(seq, IV_BYTES - 4);
+  return iv;
+}
+
+const chunkAad = (blobId: string, seq: number, final: boolean) =>
+  Buffer.from(`${FORMAT}:chunk:${blobId}:${seq}:${final ? 'final' : 'more'}`);
+
+export function encryptChunk(keys: BlobKeys, blobId: string, seq: number, final: boolean, plain: Buffer): Buffer {
+  const cipher = createCipheriv('aes-256-gcm', keys.chunkKey, chunkIv(seq));
+  cipher.setAAD(chunkAad(blobId, seq, final));
+  return Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+}
+
+/** The plaintext of one stored chunk, authenticated as a whole before any of it is returned. */
+export function decryptChunk(keys: BlobKeys, blobId: string, seq: number, final: boolean, stored: Buffer): Buffer {
+  if (stored.length < TAG_BYTES) throw new BlobCorruptError(`chunk ${seq} of blob ${blobId} is too short`);
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', keys.chunkKey, chunkIv(seq), { authTagLength: TAG_BYTES });
+    decipher.setAAD(chunkAad(blobId, seq, final));
+    decipher.setAuthTag(stored.subarray(stored.length - TAG_BYTES));
+    return Buffer.concat([decipher.update(stored.subarray(0, stored.length - TAG_BYTES)), decipher.final()]);
+  } catch (cause) {
+    throw new BlobCorruptError(`chunk ${seq} of blob ${blobId} does not authenticate`, { cause });
+  }
+}
+
+/** The running keyed digest of a blob's content (the envelope's opaque `sha256`). */
+export function contentDigest(keys: BlobKeys): Hmac {
+  return createHmac('sha256', keys.digestKey);
+}

@@ -1,0 +1,233 @@
+// The key store as a folder of files: one file `<id>.kek` per key-encryption key, each sealed under SMGW_MASTER_KEY
+// (@smgw/secrets), written atomically with mode 0600. Locally the folder is $SMGW_STATE_DIR/keys; in Kubernetes a
+// volume shared by the services that write and read blobs. Several processes may use one folder: a KEK is made by
+// whoever needs it first, and when two made one for the same period at once, everybody settles on the smaller id.
+import { randomBytes } from 'node:crypto';
+import { access, link, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { openSecret, SecretError, sealSecret } from '@smgw/secrets';
+import { BlobKeyError } from './errors.ts';
+import {
+  type KeyEncryptionKey,
+  type KeyEncryptionKeyInfo,
+  type KeyStore,
+  kekIdFor,
+  periodStartOf,
+  periodStartOfKekId,
+} from './key-store.ts';
+
+const DAY_MS = 86_400_000;
+const KEK_BYTES = 32;
+const SUFFIX = '.kek';
+
+export interface FolderKeyStoreOptions {
+  keyStoreDir: string;
+  /** SMGW_MASTER_KEY: seals new KEK files, opens them. */
+  masterKey: Buffer;
+  /** SMGW_MASTER_KEY_PREVIOUS: also opens KEK files during a master key rotation. */
+  masterKeyPrevious?: Buffer | undefined;
+  /** SMGW_KEK_PERIOD in ms (default one day): the blobs of one period share a KEK. */
+  kekPeriod?: number | undefined;
+}
+
+/** The aad that binds a sealed KEK to its id: a file renamed to another id does not open. */
+const kekAad = (id: string) => `smgw-kek:${id}`;
+
+export function createFolderKeyStore(options: FolderKeyStoreOptions): KeyStore {
+  const dir = options.keyStoreDir;
+  const periodMs = options.kekPeriod ?? DAY_MS;
+  if (!Number.isInteger(periodMs) || periodMs < 1000) throw new RangeError(`kekPeriod must be at least 1 s`);
+  const masterKeys = [options.masterKey, ...(options.masterKeyPrevious ? [options.masterKeyPrevious] : [])];
+  const opened = new Map<string, Buffer>();
+  let current: { periodStart: number; kek: KeyEncryptionKey } | undefined;
+
+  const get = async (id: string): Promise<KeyEncryptionKey | undefined> => {
+    const known = opened.get(id);
+    if (known) return { id, key: known };
+    if (!periodStartOfKekId(id)) return undefined;
+    let sealed: Buffer;
+    try {
+      sealed = await readFile(join(dir, id + SUFFIX));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new BlobKeyError('KEY_STORE_FAILED', `cannot read KEK ${id}: ${(err as Error).message}`, { cause: err });
+    }
+    const key = openKekFile(masterKeys, id, sealed);
+    opened.set(id, key);
+    return { id, key };
+  };
+
+  const list = async (): Promise<KeyEncryptionKeyInfo[]> => {
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw new BlobKeyError('KEY_STORE_FAILED', `cannot list ${dir}: ${(err as Error).message}`, { cause: err });
+    }
+    return names
+      .filter((name) => name.endsWith(SUFFIX))
+      .map((name) => name.slice(0, -SUFFIX.length))
+      .flatMap((id) => {
+        const periodStart = periodStartOfKekId(id);
+        return periodStart ? [{ id, periodStart }] : [];
+      })
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  };
+
+  return {
+    async current(now = new Date()) {
+      const periodStart = periodStartOf(now, periodMs);
+      // The file is checked each time (one stat): a KEK retired elsewhere must never wrap another data key.
+      if (current?.periodStart === periodStart.getTime() && (await exists(join(dir, current.kek.id + SUFFIX)))) {
+        return current.kek;
+      }
+      const ofPeriod = async () => (await list()).filter((k) => k.periodStart.getTime() === periodStart.getTime());
+      if ((await ofPeriod()).length === 0) await makeKek(dir, options.masterKey, periodStart);
+      // The smallest id of the period, so that processes which raced to make one all use the same.
+      const chosen = (await ofPeriod())[0];
+      const kek = chosen && (await get(chosen.id));
+      if (!kek) throw new BlobKeyError('KEY_STORE_FAILED', `no KEK for the period from ${periodStart.toISOString()}`);
+      current = { periodStart: periodStart.getTime(), kek };
+      return kek;
+    },
+    get,
+    list,
+    async retire(id) {
+      if (!periodStartOfKekId(id)) throw new RangeError(`not a KEK id: ${id}`);
+      opened.delete(id);
+      if (current?.kek.id === id) current = undefined;
+      try {
+        await unlink(join(dir, id + SUFFIX));
+        await syncFolder(dir);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw new BlobKeyError('KEY_STORE_FAILED', `cannot retire KEK ${id}: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+    },
+  };
+}
+
+/** Opens a sealed KEK file with the first master key it was sealed under. */
+function openKekFile(masterKeys: Buffer[], id: string, sealed: Buffer): Buffer {
+  for (const masterKey of masterKeys) {
+    try {
+      return openSecret(masterKey, sealed, { aad: kekAad(id) });
+    } catch (err) {
+      if (err instanceof SecretError && err.code === 'SECRET_WRONG_MASTER_KEY') continue;
+      throw new BlobKeyError('KEY_STORE_SEALED', `KEK ${id} does not open: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+  throw new BlobKeyError('KEY_STORE_SEALED', `KEK ${id} is sealed under neither the master key nor the previous one`);
+}
+
+async function makeKek(dir: string, masterKey: Buffer, periodStart: Date): Promise<void> {
+  const id = kekIdFor(periodStart, randomBytes(4).toString('hex'));
+  const key = randomBytes(KEK_BYTES);
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeSealedFile(dir, id, sealSecret(masterKey, key, { aad: kekAad(id) }), 'create');
+  } catch (err) {
+    throw new BlobKeyError('KEY_STORE_FAILED', `cannot make KEK ${id} in ${dir}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  } finally {
+    key.fill(0);
+  }
+}
+
+/**
+ * Writes `<id>.kek` atomically: the bytes go to a temporary file (mode 0600, synced), which then becomes the file
+ * in one step. 'create' links it (never overwrites), 'replace' renames over the old one (a rotation re-seal).
+ */
+async function writeSealedFile(dir: string, id: string, sealed: Buffer, mode: 'create' | 'replace'): Promise<void> {
+  const temporary = join(dir, `.${id}.${randomBytes(6).toString('hex')}.tmp`);
+  const file = await open(temporary, 'wx', 0o600);
+  try {
+    await file.writeFile(sealed);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  try {
+    if (mode === 'create') await link(temporary, join(dir, id + SUFFIX));
+    else await rename(temporary, join(dir, id + SUFFIX));
+  } finally {
+    if (mode === 'create') await unlink(temporary).catch(() => {});
+  }
+  await syncFolder(dir);
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await access(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function syncFolder(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export interface MasterKeyRotation {
+  /** KEK files re-sealed under the new master key by this run. */
+  resealed: number;
+  /** KEK files that were sealed under the new master key already (an earlier, interrupted run). */
+  alreadyCurrent: number;
+}
+
+/**
+ * Re-seals every KEK file of the folder under `to` (the new SMGW_MASTER_KEY), opening each with `to` or `from`
+ * (the previous key). Each file is replaced atomically, so services that accept both keys keep reading throughout;
+ * an interrupted run can simply be run again. Afterwards `from` opens none of the files.
+ */
+export async function rotateMasterKey(options: {
+  keyStoreDir: string;
+  from: Buffer;
+  to: Buffer;
+}): Promise<MasterKeyRotation> {
+  const { keyStoreDir: dir, from, to } = options;
+  const store = createFolderKeyStore({ keyStoreDir: dir, masterKey: to, masterKeyPrevious: from });
+  const result: MasterKeyRotation = { resealed: 0, alreadyCurrent: 0 };
+  for (const { id } of await store.list()) {
+    let sealed: Buffer;
+    try {
+      sealed = await readFile(join(dir, id + SUFFIX));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // retired meanwhile
+      throw new BlobKeyError('KEY_STORE_FAILED', `cannot read KEK ${id}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      openSecret(to, sealed, { aad: kekAad(id) });
+      result.alreadyCurrent++;
+      continue;
+    } catch (err) {
+      if (!(err instanceof SecretError && err.code === 'SECRET_WRONG_MASTER_KEY')) {
+        throw new BlobKeyError('KEY_STORE_SEALED', `KEK ${id} does not open: ${err}`, { cause: err });
+      }
+    }
+    const key = openKekFile([from], id, sealed);
+    try {
+      await writeSealedFile(dir, id, sealSecret(to, key, { aad: kekAad(id) }), 'replace');
+    } catch (err) {
+      throw new BlobKeyError('KEY_STORE_FAILED', `cannot re-seal KEK ${id}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    } finally {
+      key.fill(0);
+    }
+    result.resealed++;
+  }
+  return result;
+}

@@ -1,0 +1,109 @@
+// Retention of message contents: blobs of finished messages are purged after SMGW_MESSAGE_RETENTION, blobs nothing
+// refers to any more are collected, and a KEK is retired once no blob is wrapped under it, which makes what it
+// protected unreadable for good (also from an older database dump). Plain functions for the lifecycle reaper: each
+// works in small batches, skips rows others hold, and can run again or from several replicas at once.
+//
+// Who refers to a blob:
+//   - its message (blobs.message_id; put names it): the original, the copies encrypt makes, notices and DSNs
+//     (these are messages of their own). Kept until the message is finished and older than the retention.
+//   - a quarantine entry (its envelope's blob.ref): kept while the entry is open (not released) and, for garbage
+//     collection, while the entry exists at all.
+//   - (future) the portal's mailboxes keep their own copy (recipient state in_mailbox), so they refer to none.
+//
+// A message is finished when every recipient is done: delivered, bounced, in_mailbox (handed to the portal's own
+// store), or quarantined and the message has no open quarantine entry left (a release puts its recipients back to
+// pending and on; an expired entry was purged); and no delivery is still sending or deferred. A parked envelope
+// leaves its recipients pending: its message is not finished, so an operator can still replay it.
+import type { Pool } from '@smgw/db';
+import type { KeyStore } from './key-store.ts';
+
+/** Blobs deleted per statement: keeps each delete (and the chunks it cascades to) short. */
+const BATCH = 100;
+
+const NOT_IN_OPEN_QUARANTINE = `not exists (
+  select 1 from quarantine q where q.envelope -> 'blob' ->> 'ref' = b.id::text and q.released_at is null)`;
+
+const MESSAGE_FINISHED = `not exists (
+    select 1 from message_recipients r
+     where r.message_id = m.id and r.state not in ('delivered', 'bounced', 'in_mailbox', 'quarantined'))
+  and not exists (select 1 from quarantine q where q.message_id = m.id and q.released_at is null)
+  and not exists (select 1 from deliveries d where d.message_id = m.id and d.state in ('sending', 'deferred'))`;
+
+/**
+ * Deletes the blobs of finished messages received more than `olderThanMs` ago (SMGW_MESSAGE_RETENTION), with their
+ * chunks. The message rows and their trace stay. Returns how many blobs were removed.
+ */
+export async function purgeFinishedMessageBlobs(pool: Pool, olderThanMs: number): Promise<number> {
+  checkAge('olderThanMs', olderThanMs);
+  return deleteInBatches(
+    pool,
+    `select b.id from blobs b join messages m on m.id = b.message_id
+      where b.state = 'committed'
+        and m.received_at < now() - $1 * interval '1 millisecond'
+        and ${MESSAGE_FINISHED}
+        and ${NOT_IN_OPEN_QUARANTINE}
+      order by m.received_at
+      limit $2
+      for update of b skip locked`,
+    olderThanMs,
+  );
+}
+
+/**
+ * Deletes committed blobs no one refers to: their message has no row (it was purged, or ingest stored the bytes but
+ * could not record the message) and no quarantine entry names them. Only blobs committed more than `graceMs` ago:
+ * a blob is committed a moment before its message row is written (ingest stores the bytes, then records the
+ * message), so the grace must be longer than that moment may take; an hour is plenty. Blobs still being written
+ * are never touched here (purgeAbandonedWrites is for those). Returns how many blobs were removed.
+ */
+export async function collectUnreferencedBlobs(pool: Pool, graceMs: number): Promise<number> {
+  checkAge('graceMs', graceMs);
+  return deleteInBatches(
+    pool,
+    `select b.id from blobs b
+      where b.state = 'committed'
+        and b.committed_at < now() - $1 * interval '1 millisecond'
+        and not exists (select 1 from messages m where m.id = b.message_id)
+        and not exists (select 1 from quarantine q where q.envelope -> 'blob' ->> 'ref' = b.id::text)
+      order by b.committed_at
+      limit $2
+      for update of b skip locked`,
+    graceMs,
+  );
+}
+
+/**
+ * Retires (deletes from the key store) every KEK of a period that ended more than one period before `now` and that
+ * no blob row, committed or still being written, names any more. Everything it ever protected is then unreadable,
+ * in this database and in every dump of it. The current and the previous period are never touched: a put names its
+ * KEK in its first statement, and a clock a little behind may still pick the previous one. Returns the ids retired.
+ */
+export async function retireUnusedKeks(
+  pool: Pool,
+  keyStore: KeyStore,
+  options: { kekPeriod: number; now?: Date },
+): Promise<string[]> {
+  const now = options.now ?? new Date();
+  const retired: string[] = [];
+  for (const kek of await keyStore.list()) {
+    if (kek.periodStart.getTime() + 2 * options.kekPeriod > now.getTime()) continue;
+    const { rowCount } = await pool.query('select 1 from blobs where kek_id = $1 limit 1', [kek.id]);
+    if (rowCount !== 0) continue;
+    await keyStore.retire(kek.id);
+    retired.push(kek.id);
+  }
+  return retired;
+}
+
+async function deleteInBatches(pool: Pool, selectIds: string, age: number): Promise<number> {
+  let deleted = 0;
+  for (;;) {
+    const { rowCount } = await pool.query(`delete from blobs where id in (${selectIds})`, [age, BATCH]);
+    deleted += rowCount ?? 0;
+    if ((rowCount ?? 0) < BATCH) return deleted;
+  }
+}
+
+function checkAge(name: string, ms: number): void {
+  if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`${name} must be a non-negative number, got ${ms}`);
+}

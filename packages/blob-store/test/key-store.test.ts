@@ -1,0 +1,251 @@
+// The folder key store: KEK files sealed under the master key, one KEK per period, retirement for good, and the
+// master key rotated without losing a blob.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createDecipheriv, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import {
+  BlobKeyError,
+  type BlobStore,
+  collectUnreferencedBlobs,
+  createBlobStore,
+  createFolderKeyStore,
+  retireUnusedKeks,
+  rotateMasterKey,
+} from '@smgw/blob-store';
+import { openSecret } from '@smgw/secrets';
+import { createTestDatabase, type TestDatabase } from '@smgw/testing';
+
+const DAY_MS = 86_400_000;
+const OF_MESSAGE = { messageId: 'm-key-store' };
+
+describe('folder key store', () => {
+  let db: TestDatabase;
+
+  before(async () => {
+    db = await createTestDatabase();
+  });
+  after(async () => {
+    await db.drop();
+  });
+
+  it('makes one KEK per period, in a file of mode 0600 that holds no key in clear', async () => {
+    const keys = createFolderKeyStore(db.keys);
+    const morning = new Date('2031-05-01T08:00:00Z');
+    const first = await keys.current(morning);
+    assert.deepEqual(await keys.current(new Date('2031-05-01T23:59:59Z')), first);
+    const nextDay = await keys.current(new Date('2031-05-02T00:00:00Z'));
+    assert.notEqual(nextDay.id, first.id);
+    assert.match(first.id, /^20310501T000000Z-[0-9a-f]{8}$/);
+
+    const file = join(db.keys.keyStoreDir, `${first.id}.kek`);
+    assert.equal((await stat(file)).mode & 0o777, 0o600);
+    const sealed = await readFile(file);
+    assert.equal(sealed.includes(first.key), false);
+    assert.ok(openSecret(db.keys.masterKey, sealed, { aad: `smgw-kek:${first.id}` }).equals(first.key));
+    // Another process (a store of its own) finds the same KEK instead of making one.
+    assert.deepEqual(await createFolderKeyStore(db.keys).current(morning), first);
+    assert.equal((await readdir(db.keys.keyStoreDir)).filter((n) => n.startsWith('.')).length, 0, 'no temp files');
+  });
+
+  it('settles on one KEK when several processes make the first of a period at once', async () => {
+    const at = new Date('2031-06-01T12:00:00Z');
+    const stores = Array.from({ length: 6 }, () => createFolderKeyStore(db.keys));
+    await Promise.all(stores.map((s) => s.current(at)));
+    // Whatever each made, a store asking afresh gets the smallest id of the period; all of them stay readable.
+    const chosen = await createFolderKeyStore(db.keys).current(at);
+    const ofPeriod = (await stores[0]?.list())?.filter((k) => k.id.startsWith('20310601')) ?? [];
+    assert.equal(chosen.id, ofPeriod[0]?.id);
+    for (const k of ofPeriod) assert.ok(await createFolderKeyStore(db.keys).get(k.id));
+  });
+
+  it('answers undefined for an unknown or malformed id, and retires a KEK for good', async () => {
+    const keys = createFolderKeyStore(db.keys);
+    assert.equal(await keys.get('20310101T000000Z-00000000'), undefined);
+    assert.equal(await keys.get('../../etc/passwd'), undefined);
+    const kek = await keys.current(new Date('2031-07-01T00:00:00Z'));
+    await keys.retire(kek.id);
+    await keys.retire(kek.id);
+    assert.equal(await keys.get(kek.id), undefined);
+    assert.equal(await createFolderKeyStore(db.keys).get(kek.id), undefined);
+  });
+
+  it('refuses a KEK file sealed under another master key', async () => {
+    const kek = await createFolderKeyStore(db.keys).current(new Date('2031-08-01T00:00:00Z'));
+    const stranger = createFolderKeyStore({ ...db.keys, masterKey: randomBytes(32) });
+    await assert.rejects(stranger.get(kek.id), (err: unknown) => {
+      assert.ok(err instanceof BlobKeyError);
+      assert.equal(err.code, 'KEY_STORE_SEALED');
+      return true;
+    });
+  });
+});
+
+describe('retiring a KEK', () => {
+  let db: TestDatabase;
+  let store: BlobStore;
+
+  before(async () => {
+    db = await createTestDatabase();
+    store = createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys), chunkBytes: 1000 });
+  });
+  after(async () => {
+    await db.drop();
+  });
+
+  it('leaves a dump taken before the retirement unreadable with the master key and the key store', async () => {
+    const bytes = randomBytes(3500);
+    const ref = await store.put(Readable.from([bytes]), OF_MESSAGE);
+    // The "dump": every row of the blob as it was.
+    const [blobRow] = (await db.pool.query('select * from blobs where id = $1', [ref.ref])).rows;
+    const chunkRows = (await db.pool.query('select * from blob_chunks where blob_id = $1 order by seq', [ref.ref]))
+      .rows;
+    const kekId: string = blobRow.kek_id;
+
+    // Nothing refers to the blob (no message row): garbage collection removes it, then its KEK can go.
+    assert.equal(await collectUnreferencedBlobs(db.pool, 0), 1);
+    const later = new Date(Date.now() + 3 * DAY_MS);
+    assert.deepEqual(
+      await retireUnusedKeks(db.pool, createFolderKeyStore(db.keys), { kekPeriod: DAY_MS, now: later }),
+      [kekId],
+    );
+
+    // The dump restored into the database does not read: its KEK is gone.
+    await db.pool.query(
+      `insert into blobs (id, digest, size, state, created_at, committed_at, message_id, kek_id, wrapped_key)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      [
+        blobRow.id,
+        blobRow.digest,
+        blobRow.size,
+        blobRow.state,
+        blobRow.created_at,
+        blobRow.committed_at,
+        blobRow.message_id,
+        blobRow.kek_id,
+        blobRow.wrapped_key,
+      ],
+    );
+    for (const row of chunkRows) {
+      await db.pool.query('insert into blob_chunks (blob_id, seq, data, final) values ($1, $2, $3, $4)', [
+        row.blob_id,
+        row.seq,
+        row.data,
+        row.final,
+      ]);
+    }
+    const fresh = createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) });
+    await assert.rejects(fresh.readAll(ref.ref), (err: unknown) => {
+      assert.ok(err instanceof BlobKeyError);
+      assert.equal(err.code, 'BLOB_KEY_RETIRED');
+      return true;
+    });
+    // Nor does any KEK that is left (opened with the master key) unwrap its data key.
+    const left = createFolderKeyStore(db.keys);
+    for (const { id } of await left.list()) {
+      const kek = await left.get(id);
+      assert.ok(kek);
+      const wrapped: Buffer = blobRow.wrapped_key;
+      const unwrap = createDecipheriv('aes-256-gcm', kek.key, wrapped.subarray(0, 12));
+      unwrap.setAAD(Buffer.from(`smgw-blob-v1:key:${blobRow.id}:${kekId}`));
+      unwrap.setAuthTag(wrapped.subarray(wrapped.length - 16));
+      unwrap.update(wrapped.subarray(12, wrapped.length - 16));
+      assert.throws(() => unwrap.final());
+    }
+  });
+
+  it('keeps a KEK while a blob names it, and the KEKs of the current and the previous period', async () => {
+    const keyStore = createFolderKeyStore(db.keys);
+    const ref = await store.put(Readable.from([randomBytes(10)]), OF_MESSAGE);
+    const kekId = (await db.pool.query('select kek_id from blobs where id = $1', [ref.ref])).rows[0].kek_id;
+    const later = new Date(Date.now() + 3 * DAY_MS);
+    assert.deepEqual(await retireUnusedKeks(db.pool, keyStore, { kekPeriod: DAY_MS, now: later }), []);
+    assert.ok(await keyStore.get(kekId));
+
+    await db.pool.query('delete from blobs where id = $1', [ref.ref]);
+    assert.deepEqual(
+      await retireUnusedKeks(db.pool, keyStore, { kekPeriod: DAY_MS, now: new Date(Date.now() + DAY_MS) }),
+      [],
+    );
+    assert.deepEqual(await retireUnusedKeks(db.pool, keyStore, { kekPeriod: DAY_MS, now: later }), [kekId]);
+  });
+});
+
+describe('master key rotation', () => {
+  let db: TestDatabase;
+
+  before(async () => {
+    db = await createTestDatabase();
+  });
+  after(async () => {
+    await db.drop();
+  });
+
+  it('re-seals every KEK file under the new key: blobs stay readable, the old key opens no file', async () => {
+    const oldKey = db.keys.masterKey;
+    const newKey = randomBytes(32);
+    const before = createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) });
+    const bytes = randomBytes(5000);
+    const ref = await before.put(Readable.from([bytes]), OF_MESSAGE);
+    await createFolderKeyStore(db.keys).current(new Date('2031-01-01T00:00:00Z'));
+
+    // Services already run with the new key and the old one as previous: they read throughout.
+    const during = createBlobStore(db.pool, {
+      keyStore: createFolderKeyStore({ ...db.keys, masterKey: newKey, masterKeyPrevious: oldKey }),
+    });
+    assert.ok((await during.readAll(ref.ref)).equals(bytes));
+
+    assert.deepEqual(await rotateMasterKey({ keyStoreDir: db.keys.keyStoreDir, from: oldKey, to: newKey }), {
+      resealed: 2,
+      alreadyCurrent: 0,
+    });
+    assert.deepEqual(await rotateMasterKey({ keyStoreDir: db.keys.keyStoreDir, from: oldKey, to: newKey }), {
+      resealed: 0,
+      alreadyCurrent: 2,
+    });
+
+    const after = createBlobStore(db.pool, { keyStore: createFolderKeyStore({ ...db.keys, masterKey: newKey }) });
+    assert.ok((await after.readAll(ref.ref)).equals(bytes));
+    const stale = createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) });
+    await assert.rejects(stale.readAll(ref.ref), (err: unknown) => {
+      assert.ok(err instanceof BlobKeyError);
+      assert.equal(err.code, 'KEY_STORE_SEALED');
+      return true;
+    });
+    for (const name of await readdir(db.keys.keyStoreDir)) {
+      const file = join(db.keys.keyStoreDir, name);
+      assert.equal((await stat(file)).mode & 0o777, 0o600, name);
+      const sealedFile = await readFile(file);
+      const aad = `smgw-kek:${name.replace(/\.kek$/, '')}`;
+      assert.throws(() => openSecret(oldKey, sealedFile, { aad }), { code: 'SECRET_WRONG_MASTER_KEY' });
+      assert.ok(openSecret(newKey, sealedFile, { aad }));
+    }
+  });
+  it('is what `smgw keys rotate-master` does, with the new key and the previous one from the environment', async () => {
+    const oldKey = db.keys.masterKey;
+    const newKey = randomBytes(32);
+    const keyStoreDir = await mkdtemp(join(tmpdir(), 'smgw-keys-cli-'));
+    try {
+      const kek = await createFolderKeyStore({ keyStoreDir, masterKey: oldKey }).current();
+      const cli = fileURLToPath(new URL('../src/keys-cli.ts', import.meta.url));
+      const { stderr } = await promisify(execFile)(process.execPath, [cli, 'rotate-master'], {
+        env: {
+          ...process.env,
+          SMGW_KEY_STORE_DIR: keyStoreDir,
+          SMGW_MASTER_KEY: newKey.toString('base64'),
+          SMGW_MASTER_KEY_PREVIOUS: oldKey.toString('base64'),
+        },
+      });
+      assert.match(stderr, /1 KEK file\(s\) re-sealed/);
+      assert.deepEqual(await createFolderKeyStore({ keyStoreDir, masterKey: newKey }).get(kek.id), kek);
+    } finally {
+      await rm(keyStoreDir, { recursive: true, force: true });
+    }
+  });
+});
