@@ -87,7 +87,7 @@ describe('choosing the form per recipient', () => {
     return {
       pool: db.pool,
       trustAnchors: await trustAnchorCertificates(db.pool),
-      fetcher: createRevocationFetcher({ now: () => now, timeoutMs: 2000, allow: allowList('127.0.0.1') }),
+      fetcher: createRevocationFetcher({ now: () => now, timeoutMs: 10_000, allow: allowList('127.0.0.1') }),
       revocationMode: overrides.revocationMode ?? 'off',
       now,
       lastAttempt: overrides.lastAttempt ?? false,

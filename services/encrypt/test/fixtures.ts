@@ -29,7 +29,9 @@ export function encryptDeps(
   pool: Pool,
   blobStore: BlobStore,
   overrides: Partial<EncryptDeps> = {},
-  fetchTimeoutMs = 2000,
+  // Generous: a loaded CI machine must not turn a slow local CRL server into REVOCATION_UNKNOWN; tests that want a
+  // timeout pass a short one.
+  fetchTimeoutMs = 10_000,
 ): EncryptDeps {
   const now = new Date();
   return {
