@@ -123,6 +123,43 @@ export async function hasEvent(
   return (found.rowCount ?? 0) > 0;
 }
 
+/** What was recorded of a message when it entered (recordMessage), for rebuilding its envelope. */
+export interface RecordedMessage {
+  id: string;
+  traceId: string;
+  direction: string;
+  mailFrom: string;
+  relatesTo: string | undefined;
+  recipients: string[];
+  blob: { ref: string; sha256: string; size: number };
+  clientHelo: string;
+  receivedAt: Date;
+}
+
+export async function recordedMessage(db: Queryable, messageId: string): Promise<RecordedMessage | undefined> {
+  const found = await db.query(
+    `select m.id, m.trace_id, m.direction, m.mail_from, m.relates_to, m.blob_ref, m.blob_sha256, m.size,
+            m.client_helo, m.received_at,
+            coalesce(array(select r.recipient from message_recipients r where r.message_id = m.id
+                           order by r.recipient), '{}') as recipients
+       from messages m where m.id = $1`,
+    [messageId],
+  );
+  const row = found.rows[0];
+  if (!row) return undefined;
+  return {
+    id: row.id,
+    traceId: row.trace_id,
+    direction: row.direction,
+    mailFrom: row.mail_from,
+    relatesTo: row.relates_to ?? undefined,
+    recipients: row.recipients,
+    blob: { ref: row.blob_ref, sha256: row.blob_sha256, size: Number(row.size) },
+    clientHelo: row.client_helo ?? '',
+    receivedAt: new Date(row.received_at),
+  };
+}
+
 /** How many of these messages have `event` from `stage` in their trace (a benchmark's or a test's progress). */
 export async function countMessagesWithEvent(
   db: Queryable,

@@ -2,7 +2,7 @@
 // recorded (ARCHITECTURE.md rule 3), plus the trace rows that go with each result.
 import { type Pool, type PoolClient, withTransaction } from '@smgw/db';
 import { type Envelope, generatedEnvelope } from '@smgw/envelope';
-import { recordEvent, recordMessage, setRecipientState } from '@smgw/trace';
+import { recordEvent, recordedMessage, recordMessage, setRecipientState } from '@smgw/trace';
 
 export interface ClaimResult {
   /** Ours to send now (state `sending`, attempts counted). */
@@ -138,21 +138,16 @@ async function recordDsn(tx: PoolClient, original: Envelope, dsn: Envelope, reci
 
 /** A generated message (a DSN) as an envelope for the deliver queue, rebuilt from its recorded rows. */
 export async function loadGeneratedEnvelope(pool: Pool, messageId: string): Promise<Envelope | undefined> {
-  const m = await pool.query('select * from messages where id = $1', [messageId]);
-  const row = m.rows[0];
-  if (!row) return undefined;
-  const r = await pool.query<{ recipient: string }>(
-    'select recipient from message_recipients where message_id = $1 order by recipient',
-    [messageId],
-  );
+  const recorded = await recordedMessage(pool, messageId);
+  if (!recorded) return undefined;
   return generatedEnvelope({
-    id: row.id,
-    traceId: row.trace_id,
-    relatesTo: row.relates_to ?? undefined,
-    mailFrom: row.mail_from,
-    recipients: r.rows.map((x) => x.recipient),
-    blob: { ref: row.blob_ref, sha256: row.blob_sha256, size: Number(row.size) },
-    hostname: row.client_helo ?? '',
-    createdAt: new Date(row.received_at),
+    id: recorded.id,
+    traceId: recorded.traceId,
+    relatesTo: recorded.relatesTo,
+    mailFrom: recorded.mailFrom,
+    recipients: recorded.recipients,
+    blob: recorded.blob,
+    hostname: recorded.clientHelo,
+    createdAt: recorded.receivedAt,
   });
 }
