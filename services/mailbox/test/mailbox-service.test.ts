@@ -51,8 +51,8 @@ function citizenMail(to: string, marker: string, padding = 0): Buffer {
   );
 }
 
-/** Stores the message and publishes it to smgw.encrypt, as scan does for outbound mail. */
-async function submit(world: World, raw: Buffer, recipients: string[]): Promise<Envelope> {
+/** The outbound message stored and recorded as scan leaves it (`itinerary` is what is left of its slip). */
+async function storedEnvelope(world: World, raw: Buffer, recipients: string[], rest: Partial<Envelope>) {
   const id = newMessageId();
   const blob = await world.blobStore.put(Readable.from([raw]), { messageId: id });
   const envelope = envelopeFixture({
@@ -63,8 +63,15 @@ async function submit(world: World, raw: Buffer, recipients: string[]): Promise<
     client: { listener: 'submission', ip: '127.0.0.1', helo: 'test', tls: false },
     blob,
     itinerary: ['encrypt', 'deliver'],
+    ...rest,
   });
   await recordMessage(world.gateway.db.pool, envelope);
+  return envelope;
+}
+
+/** Stores the message and publishes it to smgw.encrypt, as scan does for outbound mail. */
+async function submit(world: World, raw: Buffer, recipients: string[]): Promise<Envelope> {
+  const envelope = await storedEnvelope(world, raw, recipients, {});
   await world.publisher.publish(envelope);
   return envelope;
 }
@@ -202,19 +209,12 @@ describe('mailbox stage with encrypt and deliver', () => {
     const { gateway } = world;
     const citizen = 'doppelt@buerger.example';
     const raw = citizenMail(citizen, 'doppelt');
-    const id = newMessageId();
-    const blob = await world.blobStore.put(Readable.from([raw]), { messageId: id });
-    const envelope = envelopeFixture({
-      id,
-      direction: 'outbound',
-      mailFrom: SENDER,
-      recipients: [citizen],
-      client: { listener: 'submission', ip: '127.0.0.1', helo: 'test', tls: false },
-      blob,
+    // As encrypt hands it on: straight to smgw.mailbox, twice.
+    const envelope = await storedEnvelope(world, raw, [citizen], {
       itinerary: ['mailbox'],
       verdicts: { crypto: { status: 'portal', at: new Date().toISOString() } },
     });
-    await recordMessage(gateway.db.pool, envelope);
+    const id = envelope.id;
     await world.publisher.publish(envelope);
     await waitFor('the first delivery stored', async () => (await recipientState(world, id, citizen)) === 'in_mailbox');
     await world.publisher.publish(envelope);
