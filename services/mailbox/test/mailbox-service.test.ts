@@ -183,6 +183,30 @@ describe('mailbox stage with encrypt and deliver', () => {
     const dump = await dumpTestSchema(gateway.db);
     assert.ok(dumpHolds(dump, mailbox?.id ?? '-'), 'the dump holds the mailbox');
     assert.equal(dumpHolds(dump, marker), false, 'the dump holds nothing of the message');
+    assert.equal(dumpHolds(dump, ACTIVATION.exec(link.text)?.[1] ?? '-'), false, 'nor the link token');
+    assert.equal(dumpHolds(dump, `"pin":"${pin}"`), false, 'nor the PIN in clear');
+  });
+
+  it('stores one message per recipient of an envelope with several, each in its own mailbox', async () => {
+    const { gateway } = world;
+    const recipients = ['eins@buerger.example', 'zwei@buerger.example'];
+    const envelope = await submit(world, citizenMail(recipients.join(', '), 'mehrere'), recipients);
+    for (const recipient of recipients) {
+      await waitFor(
+        `${recipient} in_mailbox`,
+        async () => (await recipientState(world, envelope.id, recipient)) === 'in_mailbox',
+      );
+    }
+    const mailboxes = await Promise.all(recipients.map((r) => findMailbox(gateway.db.pool, r)));
+    assert.notEqual(mailboxes[0]?.id, mailboxes[1]?.id);
+    const rows = await gateway.db.pool.query(
+      'select mailbox_id, recipient from mailbox_messages where message_id = $1 order by recipient',
+      [envelope.id],
+    );
+    assert.deepEqual(
+      rows.rows.map((r) => r.recipient),
+      ['eins@buerger.example', 'zwei@buerger.example'],
+    );
   });
 
   it('reuses the link and PIN for a second message before activation, and makes no new token', async () => {
