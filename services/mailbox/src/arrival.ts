@@ -23,7 +23,7 @@ import {
 } from '@smgw/mailbox-store';
 import { rfc5322Date } from '@smgw/mime';
 import { type Handler, type HandlerContext, next, type Outcome, reject, retry } from '@smgw/mq';
-import { recordEvent, setRecipientState, type TraceEvent } from '@smgw/trace';
+import { recordEvents, setRecipientState, type TraceEvent } from '@smgw/trace';
 import type { MailboxMetrics } from './metrics.ts';
 import {
   type MailboxTemplates,
@@ -125,7 +125,9 @@ async function arriveForRecipient(
 
   return withTransaction(deps.pool, async (db): Promise<RecipientResult> => {
     const locked = await lockMailbox(db, mailbox.id);
-    if (!locked || locked.usageBytes + size <= deps.quotaBytes !== fits) return { kind: 'changed' };
+    // The mails were written for the mailbox as it was: if it filled, emptied, was activated or deleted since, again.
+    if (!locked || locked.state !== mailbox.state) return { kind: 'changed' };
+    if (locked.usageBytes + size <= deps.quotaBytes !== fits) return { kind: 'changed' };
     const outcome = fits ? 'stored' : 'over_quota';
     const recorded = await insertArrival(
       db,
@@ -176,7 +178,7 @@ async function arriveForRecipient(
         at: now,
       });
     }
-    for (const event of events) await recordEvent(db, envelope.id, event);
+    await recordEvents(db, envelope.id, events);
     for (const notice of made) await recordNotice(db, notice, envelope.id, now);
     deps.metrics?.arrivals.inc({ outcome, new_mailbox: String(created) });
     return { kind: 'done', outcome, notices, redelivered: false };
