@@ -279,6 +279,27 @@ describe('mailbox stage with encrypt and deliver', () => {
     assert.equal((await mailsAbout(gateway.relay, SENDER, envelope.id)).length, 0, 'no PIN notice to the sender');
   });
 
+  it('stores mail for a locked mailbox without telling anyone', async () => {
+    const { gateway } = world;
+    const citizen = 'gesperrt@buerger.example';
+    const first = await submit(world, citizenMail(citizen, 'vorher'), [citizen]);
+    await waitFor(
+      'the first message stored',
+      async () => (await recipientState(world, first.id, citizen)) === 'in_mailbox',
+    );
+    await gateway.db.pool.query(`update mailboxes set state = 'locked' where address = $1`, [citizen]);
+
+    const envelope = await submit(world, citizenMail(citizen, 'gesperrt'), [citizen]);
+    await waitFor(
+      'the message stored',
+      async () => (await recipientState(world, envelope.id, citizen)) === 'in_mailbox',
+    );
+    const arrival = await gateway.db.pool.query('select notices from mailbox_arrivals where message_id = $1', [
+      envelope.id,
+    ]);
+    assert.deepEqual(arrival.rows[0]?.notices, []);
+  });
+
   it('refuses a message over the quota: nothing stored, a DSN to the sender, a notice to the recipient', async () => {
     const { gateway } = world;
     const citizen = 'voll@buerger.example';
