@@ -44,6 +44,7 @@ export function localServices(
     worker('scan', 'SMGW_SCAN_HEALTH_PORT', '9103'),
     worker('encrypt', 'SMGW_ENCRYPT_HEALTH_PORT', '9104'),
     worker('deliver', 'SMGW_DELIVER_HEALTH_PORT', '9102'),
+    worker('mailbox', 'SMGW_MAILBOX_HEALTH_PORT', '9105'),
     { name: 'admin', kind: 'gateway', entry: 'services/admin/src/main.ts', readyPort: adminPort, env: {} },
   ];
 }

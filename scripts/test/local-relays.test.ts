@@ -99,14 +99,24 @@ describe('planLocalRelays: a sink only for a relay setting left at its local def
 });
 
 describe('localServices: what ./smgw up runs and ./smgw status reports', () => {
-  it('lists a sink service only for a wanted sink, beside the five gateway services', () => {
+  it('lists a sink service only for a wanted sink, beside the six gateway services', () => {
     const names = (env: NodeJS.ProcessEnv) => localServices(env).map((s) => s.name);
-    assert.deepEqual(names({}), ['sink-agency', 'sink-outside', 'ingest', 'scan', 'encrypt', 'deliver', 'admin']);
+    assert.deepEqual(names({}), [
+      'sink-agency',
+      'sink-outside',
+      'ingest',
+      'scan',
+      'encrypt',
+      'deliver',
+      'mailbox',
+      'admin',
+    ]);
     assert.deepEqual(names({ SMGW_INTERNAL_RELAY: 'mail.behoerde.example:25', SMGW_SMARTHOST: 'relay.example:25' }), [
       'ingest',
       'scan',
       'encrypt',
       'deliver',
+      'mailbox',
       'admin',
     ]);
   });

@@ -92,6 +92,14 @@ export const settings = {
   ),
   maxMessageBytes: setting('SMGW_MAX_MESSAGE_BYTES', integer(1024, 2 ** 31), '52428800', 'SMTP SIZE limit'),
   mailboxQuotaBytes: setting('SMGW_MAILBOX_QUOTA_BYTES', integer(0, 2 ** 40), '31457280', 'portal mailbox quota'),
+  /** The recipient's PIN comes in a second mail, this long after the activation link (the sender gets it at once). */
+  pinDelay: setting('SMGW_PIN_DELAY', duration, '5m', 'delay of the PIN mail after the activation link mail'),
+  activationLinkLifetime: setting(
+    'SMGW_ACTIVATION_LINK_LIFETIME',
+    duration,
+    '14d',
+    'how long a portal activation link and its PIN stay valid',
+  ),
   hostname: setting('SMGW_HOSTNAME', text, 'smgw.localhost', 'name in the SMTP greeting, Received and DSNs'),
   tlsCertFile: setting('SMGW_TLS_CERT_FILE', text, undefined, 'PEM certificate (chain) for STARTTLS'),
   tlsKeyFile: setting('SMGW_TLS_KEY_FILE', text, undefined, 'PEM private key for STARTTLS'),

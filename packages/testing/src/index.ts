@@ -6,6 +6,7 @@ export * from './dkim-test-key.ts';
 export * from './envelope-fixture.ts';
 export * from './gateway-processes.ts';
 export * from './isolation.ts';
+export * from './pg-dump.ts';
 export * from './queued-reply.ts';
 export * from './smtp-sink.ts';
 export * from './stub-dns.ts';

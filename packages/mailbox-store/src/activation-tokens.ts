@@ -1,0 +1,184 @@
+// Activation tokens: a one-time link (32 random bytes, kept as its SHA-256) and a PIN (kept as an argon2id hash,
+// hashed as submission passwords are). Until the mailbox is activated, link and PIN are also sealed under the
+// mailbox's data key, so that later arrivals and the delayed PIN mail send the same ones again: one live token per
+// mailbox, reused until it expires, is used, or is revoked.
+import { createHash, randomBytes, randomInt, randomUUID } from 'node:crypto';
+import type { Pool, PoolClient } from '@smgw/db';
+import { openSecret, sealSecret } from '@smgw/secrets';
+import { hashPassword } from '@smgw/submission-accounts';
+import { type Mailbox, openMailboxKey } from './mailboxes.ts';
+
+type Queryable = Pool | PoolClient;
+
+export const PIN_DIGITS = 8;
+
+/** What the link and the PIN mails carry; never stored in clear. */
+export interface ActivationSecrets {
+  /** The token in the link (base64url of 32 random bytes). */
+  link: string;
+  pin: string;
+}
+
+export interface ActivationToken {
+  id: string;
+  mailboxId: string;
+  createdAt: Date;
+  expiresAt: Date;
+  pinMailDueAt: Date;
+  pinMailSentAt: Date | null;
+  /** The message whose arrival made the token, and its trace: the PIN mail belongs to that trace. */
+  messageId: string;
+  traceId: string;
+}
+
+/** The stored form of a link token: its SHA-256 (a 256-bit random token needs no slow hash). */
+export function linkHash(link: string): Buffer {
+  return createHash('sha256').update(link, 'utf8').digest();
+}
+
+const secretsAad = (mailboxId: string, tokenId: string) => `smgw-mailbox-token\0${mailboxId}\0${tokenId}`;
+
+function newSecrets(): ActivationSecrets {
+  const pin = String(randomInt(0, 10 ** PIN_DIGITS)).padStart(PIN_DIGITS, '0');
+  return { link: randomBytes(32).toString('base64url'), pin };
+}
+
+function toToken(row: Record<string, unknown>): ActivationToken {
+  return {
+    id: row.id as string,
+    mailboxId: row.mailbox_id as string,
+    createdAt: row.created_at as Date,
+    expiresAt: row.expires_at as Date,
+    pinMailDueAt: row.pin_mail_due_at as Date,
+    pinMailSentAt: (row.pin_mail_sent_at as Date | null) ?? null,
+    messageId: row.message_id as string,
+    traceId: row.trace_id as string,
+  };
+}
+
+function openTokenSecrets(dataKey: Uint8Array, mailboxId: string, tokenId: string, sealed: Buffer): ActivationSecrets {
+  return JSON.parse(openSecret(dataKey, sealed, { aad: secretsAad(mailboxId, tokenId) }).toString('utf8'));
+}
+
+export interface EnsureTokenInput {
+  mailbox: Mailbox;
+  masterKey: Uint8Array;
+  now: Date;
+  /** How long a new link stays valid (SMGW_ACTIVATION_LINK_LIFETIME). */
+  lifetimeMs: number;
+  /** When the recipient's PIN mail of a new token is due (SMGW_PIN_DELAY). */
+  pinDelayMs: number;
+  messageId: string;
+  traceId: string;
+}
+
+/**
+ * The mailbox's live token with its link and PIN: the existing one while it has not expired, else a new one (an
+ * expired one is revoked first). `created` tells whether this call made it (then its PIN mail is still to come).
+ */
+export async function ensureActivationToken(
+  db: Pool,
+  input: EnsureTokenInput,
+): Promise<{ token: ActivationToken; secrets: ActivationSecrets; created: boolean }> {
+  const { mailbox } = input;
+  const dataKey = openMailboxKey(input.masterKey, mailbox);
+  try {
+    for (let round = 0; round < 3; round++) {
+      const live = await db.query(
+        'select * from mailbox_tokens where mailbox_id = $1 and used_at is null and revoked_at is null',
+        [mailbox.id],
+      );
+      const row = live.rows[0];
+      if (row && row.expires_at > input.now && row.secrets_sealed) {
+        const secrets = openTokenSecrets(dataKey, mailbox.id, row.id, row.secrets_sealed);
+        return { token: toToken(row), secrets, created: false };
+      }
+      if (row) await revokeToken(db, row.id, input.now);
+
+      const id = randomUUID();
+      const secrets = newSecrets();
+      const inserted = await db.query(
+        `insert into mailbox_tokens (id, mailbox_id, link_hash, pin_hash, secrets_sealed, created_at, expires_at,
+           pin_mail_due_at, message_id, trace_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         on conflict (mailbox_id) where used_at is null and revoked_at is null do nothing
+         returning *`,
+        [
+          id,
+          mailbox.id,
+          linkHash(secrets.link),
+          await hashPassword(secrets.pin),
+          sealSecret(dataKey, Buffer.from(JSON.stringify(secrets)), { aad: secretsAad(mailbox.id, id) }),
+          input.now,
+          new Date(input.now.getTime() + input.lifetimeMs),
+          new Date(input.now.getTime() + input.pinDelayMs),
+          input.messageId,
+          input.traceId,
+        ],
+      );
+      if (inserted.rows[0]) return { token: toToken(inserted.rows[0]), secrets, created: true };
+      // A concurrent arrival made one first: take that one.
+    }
+    throw new Error(`no live activation token for mailbox ${mailbox.id} after three rounds`);
+  } finally {
+    dataKey.fill(0);
+  }
+}
+
+/** The token stops working at once; its sealed link and PIN are dropped. */
+export async function revokeToken(db: Queryable, tokenId: string, at: Date): Promise<void> {
+  await db.query(
+    'update mailbox_tokens set revoked_at = $2, secrets_sealed = null where id = $1 and revoked_at is null',
+    [tokenId, at],
+  );
+}
+
+export interface DuePinMail {
+  token: ActivationToken;
+  address: string;
+  secrets: ActivationSecrets;
+}
+
+/**
+ * Live tokens whose recipient PIN mail is due and not sent, locked for the caller's transaction (other replicas
+ * skip them); the caller sends each and marks it with markPinMailSent before committing.
+ */
+export async function lockDuePinMails(
+  db: PoolClient,
+  masterKey: Uint8Array,
+  now: Date,
+  limit: number,
+): Promise<DuePinMail[]> {
+  const found = await db.query(
+    `select t.*, m.address, m.data_key_sealed from mailbox_tokens t join mailboxes m on m.id = t.mailbox_id
+      where t.pin_mail_sent_at is null and t.pin_mail_due_at <= $1 and t.used_at is null and t.revoked_at is null
+        and t.expires_at > $1 and t.secrets_sealed is not null
+      order by t.pin_mail_due_at limit $2
+        for update of t skip locked`,
+    [now, limit],
+  );
+  return found.rows.map((row) => {
+    const dataKey = openMailboxKey(masterKey, { id: row.mailbox_id, dataKeySealed: row.data_key_sealed });
+    try {
+      return {
+        token: toToken(row),
+        address: row.address,
+        secrets: openTokenSecrets(dataKey, row.mailbox_id, row.id, row.secrets_sealed),
+      };
+    } finally {
+      dataKey.fill(0);
+    }
+  });
+}
+
+export async function markPinMailSent(db: Queryable, tokenId: string, at: Date): Promise<void> {
+  await db.query('update mailbox_tokens set pin_mail_sent_at = $2 where id = $1', [tokenId, at]);
+}
+
+/** The tokens a mailbox ever had, newest first (tests; the admin API later). */
+export async function listActivationTokens(db: Queryable, mailboxId: string): Promise<ActivationToken[]> {
+  const found = await db.query('select * from mailbox_tokens where mailbox_id = $1 order by created_at desc', [
+    mailboxId,
+  ]);
+  return found.rows.map(toToken);
+}

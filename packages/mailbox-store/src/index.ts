@@ -1,0 +1,10 @@
+// The portal's tables (packages/db/migrations/012): mailboxes, their messages (encrypted under each mailbox's own
+// data key), activation tokens and the mailbox stage's arrivals. One place for their SQL: the mailbox service
+// stores and notifies, the portal pages read, the admin API and the reaper (later) list and delete. Every function
+// takes a pool or a client, so callers run it inside their own transaction with their trace rows.
+export * from './activation-tokens.ts';
+export * from './arrivals.ts';
+export * from './errors.ts';
+export * from './mailbox-messages.ts';
+export * from './mailboxes.ts';
+export * from './message-cipher.ts';

@@ -1,0 +1,88 @@
+// Mailboxes: one per address, created passive by the first arrival, with a data key of their own sealed under the
+// master key (aad: the mailbox id). Deleting the row deletes the key, and with it every message (crypto-shredding).
+import { randomBytes, randomUUID } from 'node:crypto';
+import { normalizeDomain } from '@smgw/config';
+import type { Pool, PoolClient } from '@smgw/db';
+import { openSecret, sealSecret } from '@smgw/secrets';
+import { MailboxStoreError } from './errors.ts';
+
+type Queryable = Pool | PoolClient;
+
+export const MAILBOX_STATES = ['passive', 'active', 'locked'] as const;
+export type MailboxState = (typeof MAILBOX_STATES)[number];
+
+export interface Mailbox {
+  id: string;
+  address: string;
+  state: MailboxState;
+  createdAt: Date;
+  activatedAt: Date | null;
+  lastLoginAt: Date | null;
+  /** Raw message bytes over all folders, counted against SMGW_MAILBOX_QUOTA_BYTES. */
+  usageBytes: number;
+  dataKeySealed: Buffer;
+}
+
+/** `local@domain` with the local part lower-cased and the domain an A-label: one mailbox per address. */
+export function normalizeMailboxAddress(address: string): string {
+  const at = address.lastIndexOf('@');
+  const local = address.slice(0, at).trim().toLowerCase();
+  const domain = at > 0 ? normalizeDomain(address.slice(at + 1)) : '';
+  if (!local || !domain) throw new MailboxStoreError('MAILBOX_BAD_ADDRESS', `"${address}" is not a mailbox address`);
+  return `${local}@${domain}`;
+}
+
+const dataKeyAad = (mailboxId: string) => `smgw-mailbox-key\0${mailboxId}`;
+
+/** The mailbox's data key (32 bytes); the caller zeroes it when done. */
+export function openMailboxKey(masterKey: Uint8Array, mailbox: Pick<Mailbox, 'id' | 'dataKeySealed'>): Buffer {
+  return openSecret(masterKey, mailbox.dataKeySealed, { aad: dataKeyAad(mailbox.id) });
+}
+
+function toMailbox(row: Record<string, unknown>): Mailbox {
+  return {
+    id: row.id as string,
+    address: row.address as string,
+    state: row.state as MailboxState,
+    createdAt: row.created_at as Date,
+    activatedAt: (row.activated_at as Date | null) ?? null,
+    lastLoginAt: (row.last_login_at as Date | null) ?? null,
+    usageBytes: Number(row.usage_bytes),
+    dataKeySealed: row.data_key_sealed as Buffer,
+  };
+}
+
+export async function findMailbox(db: Queryable, address: string): Promise<Mailbox | undefined> {
+  const found = await db.query('select * from mailboxes where address = $1', [normalizeMailboxAddress(address)]);
+  return found.rows[0] ? toMailbox(found.rows[0]) : undefined;
+}
+
+/** The address's mailbox, created passive with a new data key if there is none (also after an earlier deletion). */
+export async function ensureMailbox(
+  db: Queryable,
+  address: string,
+  masterKey: Uint8Array,
+): Promise<{ mailbox: Mailbox; created: boolean }> {
+  const normal = normalizeMailboxAddress(address);
+  const id = randomUUID();
+  const dataKey = randomBytes(32);
+  try {
+    const inserted = await db.query(
+      `insert into mailboxes (id, address, data_key_sealed) values ($1, $2, $3)
+       on conflict (address) do nothing returning *`,
+      [id, normal, sealSecret(masterKey, dataKey, { aad: dataKeyAad(id) })],
+    );
+    if (inserted.rows[0]) return { mailbox: toMailbox(inserted.rows[0]), created: true };
+  } finally {
+    dataKey.fill(0);
+  }
+  const existing = await findMailbox(db, normal);
+  if (!existing) throw new Error(`mailbox of ${normal} vanished while it was being created`);
+  return { mailbox: existing, created: false };
+}
+
+/** The mailbox row locked for the rest of the transaction (quota decisions are made under it). */
+export async function lockMailbox(db: PoolClient, mailboxId: string): Promise<Mailbox | undefined> {
+  const found = await db.query('select * from mailboxes where id = $1 for update', [mailboxId]);
+  return found.rows[0] ? toMailbox(found.rows[0]) : undefined;
+}

@@ -1,0 +1,32 @@
+// A mailbox's messages at rest: AES-256-GCM under the mailbox's own data key, bound to the mailbox and the row
+// (aad), so a ciphertext copied to another row or mailbox does not open. Layout: iv(12) | tag(16) | ciphertext.
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { MailboxStoreError } from './errors.ts';
+
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+
+const contentAad = (mailboxId: string, rowId: string) => Buffer.from(`smgw-mailbox-message\0${mailboxId}\0${rowId}`);
+
+export function encryptMessage(dataKey: Uint8Array, mailboxId: string, rowId: string, plaintext: Uint8Array): Buffer {
+  const iv = randomBytes(IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', dataKey, iv);
+  cipher.setAAD(contentAad(mailboxId, rowId));
+  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return Buffer.concat([iv, cipher.getAuthTag(), ciphertext]);
+}
+
+/** Throws MailboxStoreError MAILBOX_CONTENT_TAMPERED when the bytes do not authenticate. */
+export function decryptMessage(dataKey: Uint8Array, mailboxId: string, rowId: string, stored: Uint8Array): Buffer {
+  const bytes = Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', dataKey, bytes.subarray(0, IV_BYTES), {
+      authTagLength: TAG_BYTES,
+    });
+    decipher.setAAD(contentAad(mailboxId, rowId));
+    decipher.setAuthTag(bytes.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
+    return Buffer.concat([decipher.update(bytes.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]);
+  } catch (cause) {
+    throw new MailboxStoreError('MAILBOX_CONTENT_TAMPERED', 'a mailbox message does not authenticate', { cause });
+  }
+}

@@ -1,0 +1,258 @@
+// The mailbox stage's work on one envelope: each recipient's copy goes into that recipient's own mailbox (created
+// passive if there is none), encrypted under the mailbox's data key, committed in one transaction with the trace
+// (recipient state `in_mailbox`, event `message.to-mailbox`) and the arrival record; then the notices go out. A
+// message that does not fit the quota is not stored: the sender gets a DSN, the recipient a notice to make room.
+//
+// The pipeline's blob is left to retention (@smgw/blob-store purge-blobs): once every recipient is in_mailbox,
+// bounced or delivered the message counts as finished and its blob is purged after SMGW_MESSAGE_RETENTION.
+import type { BlobStore } from '@smgw/blob-store';
+import { type Pool, withTransaction } from '@smgw/db';
+import type { Envelope } from '@smgw/envelope';
+import {
+  type ActivationSecrets,
+  type ActivationToken,
+  ensureActivationToken,
+  ensureMailbox,
+  findArrival,
+  insertArrival,
+  insertMailboxMessage,
+  lockMailbox,
+  type Mailbox,
+  MailboxStoreError,
+  openMailboxKey,
+} from '@smgw/mailbox-store';
+import { rfc5322Date } from '@smgw/mime';
+import { type Handler, type HandlerContext, next, type Outcome, reject, retry } from '@smgw/mq';
+import { recordEvents, setRecipientState, type TraceEvent } from '@smgw/trace';
+import type { MailboxMetrics } from './metrics.ts';
+import {
+  type MailboxTemplates,
+  megabytes,
+  type Notice,
+  noticeEnvelope,
+  portalLinks,
+  recordNotice,
+  safeLine,
+} from './notices.ts';
+
+export interface ArrivalDeps {
+  pool: Pool;
+  blobStore: BlobStore;
+  /** SMGW_MASTER_KEY: unseals each mailbox's data key. */
+  masterKey: Buffer;
+  hostname: string;
+  publicUrl: string;
+  quotaBytes: number;
+  pinDelayMs: number;
+  linkLifetimeMs: number;
+  templates: MailboxTemplates;
+  metrics?: Pick<MailboxMetrics, 'arrivals'>;
+  now?: () => Date;
+}
+
+export function createArrivalHandler(deps: ArrivalDeps): Handler {
+  return (envelope, context) => arriveEnvelope(deps, envelope, context);
+}
+
+type RecipientResult =
+  | { kind: 'done'; outcome: 'stored' | 'over_quota'; notices: Envelope[]; redelivered: boolean }
+  /** The mailbox changed between the quota check and the transaction (filled up, emptied, deleted): try again. */
+  | { kind: 'changed' };
+
+export async function arriveEnvelope(deps: ArrivalDeps, envelope: Envelope, context: HandlerContext): Promise<Outcome> {
+  const notices: Envelope[] = [];
+  let raw: Promise<Buffer> | undefined;
+  const readMessage = () => {
+    raw ??= deps.blobStore.readAll(envelope.blob.ref);
+    return raw;
+  };
+  for (const recipient of envelope.recipients) {
+    let result: RecipientResult;
+    try {
+      result = await arriveForRecipient(deps, envelope, recipient, readMessage);
+    } catch (err) {
+      if (err instanceof MailboxStoreError && err.code === 'MAILBOX_BAD_ADDRESS') {
+        return reject(err.code, err.message);
+      }
+      throw err;
+    }
+    if (result.kind === 'changed') {
+      return retry('MAILBOX_CHANGED', `the mailbox of a recipient changed while the message was being stored`);
+    }
+    notices.push(...result.notices);
+    context.log.info(
+      {
+        code: result.outcome === 'stored' ? 'MAILBOX_STORED' : 'MAILBOX_QUOTA_EXCEEDED',
+        notices: result.notices.map((n) => n.id),
+        redelivered: result.redelivered,
+      },
+      result.outcome === 'stored' ? 'message stored in a mailbox' : 'mailbox full: message not stored',
+    );
+  }
+  return next(...notices);
+}
+
+async function arriveForRecipient(
+  deps: ArrivalDeps,
+  envelope: Envelope,
+  recipient: string,
+  readMessage: () => Promise<Buffer>,
+): Promise<RecipientResult> {
+  const earlier = await findArrival(deps.pool, envelope.id, recipient);
+  if (earlier) return { kind: 'done', outcome: earlier.outcome, notices: earlier.notices, redelivered: true };
+
+  const now = (deps.now ?? (() => new Date()))();
+  const { mailbox, created } = await ensureMailbox(deps.pool, recipient, deps.masterKey);
+  const size = envelope.blob.size;
+  const fits = mailbox.usageBytes + size <= deps.quotaBytes;
+  const activation =
+    fits && mailbox.state === 'passive'
+      ? await ensureActivationToken(deps.pool, {
+          mailbox,
+          masterKey: deps.masterKey,
+          now,
+          lifetimeMs: deps.linkLifetimeMs,
+          pinDelayMs: deps.pinDelayMs,
+          messageId: envelope.id,
+          traceId: envelope.traceId,
+        })
+      : undefined;
+  const made = fits
+    ? await storedNotices(deps, envelope, mailbox, activation, now)
+    : await overQuotaNotices(deps, envelope, mailbox, now);
+  const notices = made.map((n) => n.envelope);
+  const raw = fits ? await readMessage() : undefined;
+
+  return withTransaction(deps.pool, async (db): Promise<RecipientResult> => {
+    const locked = await lockMailbox(db, mailbox.id);
+    // The mails were written for the mailbox as it was: if it filled, emptied, was activated or deleted since, again.
+    if (!locked || locked.state !== mailbox.state) return { kind: 'changed' };
+    if (locked.usageBytes + size <= deps.quotaBytes !== fits) return { kind: 'changed' };
+    const outcome = fits ? 'stored' : 'over_quota';
+    const recorded = await insertArrival(
+      db,
+      { messageId: envelope.id, recipient, outcome, mailboxId: mailbox.id, notices },
+      now,
+    );
+    if (!recorded) {
+      // A concurrent delivery of the same envelope was first: publish its mails, not ours.
+      const winner = await findArrival(db, envelope.id, recipient);
+      return { kind: 'done', outcome, notices: winner?.notices ?? [], redelivered: true };
+    }
+
+    const events: TraceEvent[] = [];
+    if (raw) {
+      const dataKey = openMailboxKey(deps.masterKey, locked);
+      try {
+        await insertMailboxMessage(db, {
+          mailboxId: mailbox.id,
+          dataKey,
+          folder: 'inbox',
+          messageId: envelope.id,
+          recipient,
+          raw,
+          receivedAt: now,
+        });
+      } finally {
+        dataKey.fill(0);
+      }
+      await setRecipientState(db, envelope.id, [recipient], 'in_mailbox', `mailbox ${mailbox.id}`);
+      events.push({
+        stage: 'mailbox',
+        event: 'message.to-mailbox',
+        outcome: 'next',
+        recipient,
+        data: { mailboxId: mailbox.id, newMailbox: created, mailboxState: locked.state, size: raw.length },
+        at: now,
+      });
+    } else {
+      await setRecipientState(db, envelope.id, [recipient], 'bounced', 'MAILBOX_QUOTA_EXCEEDED');
+      events.push({
+        stage: 'mailbox',
+        event: 'recipient.bounced',
+        outcome: 'next',
+        code: 'MAILBOX_QUOTA_EXCEEDED',
+        reason: `${size} bytes do not fit: ${locked.usageBytes} of ${deps.quotaBytes} used`,
+        recipient,
+        data: { mailboxId: mailbox.id, size, usageBytes: locked.usageBytes, quotaBytes: deps.quotaBytes },
+        at: now,
+      });
+    }
+    await recordEvents(db, envelope.id, events);
+    for (const notice of made) await recordNotice(db, notice, envelope.id, now);
+    deps.metrics?.arrivals.inc({ outcome, new_mailbox: String(created) });
+    return { kind: 'done', outcome, notices, redelivered: false };
+  });
+}
+
+/** Stored: the recipient is told (link and, for a passive mailbox, the sender gets the PIN); a locked one is not. */
+async function storedNotices(
+  deps: ArrivalDeps,
+  envelope: Envelope,
+  mailbox: Mailbox,
+  activation: { token: ActivationToken; secrets: ActivationSecrets } | undefined,
+  now: Date,
+): Promise<Notice[]> {
+  const links = portalLinks(deps.publicUrl);
+  const common = { traceId: envelope.traceId, relatesTo: envelope.id, now };
+  const mailFrom = envelope.mailFrom === '' ? '<>' : safeLine(envelope.mailFrom);
+  if (mailbox.state === 'locked') return [];
+  if (!activation) {
+    return [
+      await noticeEnvelope(deps, {
+        ...common,
+        kind: 'login-link',
+        to: mailbox.address,
+        values: { mailFrom, loginUrl: links.login },
+      }),
+    ];
+  }
+  const expiresAt = rfc5322Date(activation.token.expiresAt);
+  const notices = [
+    await noticeEnvelope(deps, {
+      ...common,
+      kind: 'activation-link',
+      to: mailbox.address,
+      values: { mailFrom, activationUrl: links.activation(activation.secrets.link), expiresAt },
+    }),
+  ];
+  if (envelope.mailFrom !== '') {
+    notices.push(
+      await noticeEnvelope(deps, {
+        ...common,
+        kind: 'sender-pin',
+        to: envelope.mailFrom,
+        values: { recipient: mailbox.address, messageId: envelope.id, pin: activation.secrets.pin, expiresAt },
+      }),
+    );
+  }
+  return notices;
+}
+
+/** Not stored: a DSN to the sender (none for a null sender) and a notice to the recipient to make room. */
+async function overQuotaNotices(deps: ArrivalDeps, envelope: Envelope, mailbox: Mailbox, now: Date): Promise<Notice[]> {
+  const common = { traceId: envelope.traceId, relatesTo: envelope.id, now };
+  const values = {
+    mailFrom: envelope.mailFrom === '' ? '<>' : safeLine(envelope.mailFrom),
+    recipient: mailbox.address,
+    messageId: envelope.id,
+    arrivalDate: rfc5322Date(new Date(envelope.receivedAt)),
+    usedMb: megabytes(mailbox.usageBytes),
+    quotaMb: megabytes(deps.quotaBytes),
+    sizeMb: megabytes(envelope.blob.size),
+    loginUrl: portalLinks(deps.publicUrl).login,
+  };
+  const notices = [await noticeEnvelope(deps, { ...common, kind: 'over-quota-notice', to: mailbox.address, values })];
+  if (envelope.mailFrom !== '') {
+    notices.push(
+      await noticeEnvelope(deps, {
+        ...common,
+        kind: 'over-quota-dsn',
+        to: envelope.mailFrom,
+        values,
+        dsn: { arrivedAt: new Date(envelope.receivedAt), recipient: mailbox.address },
+      }),
+    );
+  }
+  return notices;
+}

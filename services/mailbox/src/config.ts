@@ -1,0 +1,23 @@
+// The settings the mailbox stage reads (SPEC.md "Settings"); main loads them once, `--print-config` shows them.
+import { blobStoreSettings, type ConfigOf, settings } from '@smgw/config';
+
+export const mailboxSpec = {
+  databaseUrl: settings.databaseUrl,
+  databaseSchema: settings.databaseSchema,
+  // The pipeline's blob is read here, and the generated mails are written to the blob store; the master key also
+  // unseals each mailbox's data key.
+  ...blobStoreSettings,
+  amqpUrl: settings.amqpUrl,
+  stageRetryLadder: settings.stageRetryLadder,
+  prefetch: settings.prefetch,
+  healthPort: settings.healthPort,
+  healthBind: settings.healthBind,
+  logLevel: settings.logLevel,
+  hostname: settings.hostname,
+  publicUrl: settings.publicUrl,
+  mailboxQuotaBytes: settings.mailboxQuotaBytes,
+  pinDelay: settings.pinDelay,
+  activationLinkLifetime: settings.activationLinkLifetime,
+};
+
+export type MailboxConfig = ConfigOf<typeof mailboxSpec>;

@@ -1,0 +1,165 @@
+// The mails the mailbox stage writes: to the recipient (activation link, login link, the delayed PIN, "mailbox
+// full") and to the sender (the PIN to pass on by phone, the DSN "mailbox full"). Plain text, German then English,
+// from template files (templates/<kind>.*). None carries anything of the message's content: not its subject, not
+// its headers, only the envelope's addresses and the gateway's message id.
+import { fileURLToPath } from 'node:url';
+import type { BlobStore } from '@smgw/blob-store';
+import type { Pool, PoolClient } from '@smgw/db';
+import { type Envelope, generatedEnvelope, newMessageId } from '@smgw/envelope';
+import {
+  type BilingualTemplates,
+  bilingualText,
+  crlfLines,
+  type GeneratedMail,
+  generatedMail,
+  loadBilingualTemplates,
+  renderTemplate,
+  rfc5322Date,
+} from '@smgw/mime';
+import { recordEvent, recordMessage } from '@smgw/trace';
+
+export const TEMPLATES_DIR = fileURLToPath(new URL('../templates/', import.meta.url));
+
+export const NOTICE_KINDS = [
+  'activation-link',
+  'login-link',
+  'pin-mail',
+  'sender-pin',
+  'over-quota-dsn',
+  'over-quota-notice',
+] as const;
+export type NoticeKind = (typeof NOTICE_KINDS)[number];
+
+export type MailboxTemplates = Record<NoticeKind, BilingualTemplates>;
+
+export async function loadMailboxTemplates(dir: string = TEMPLATES_DIR): Promise<MailboxTemplates> {
+  const loaded = await Promise.all(NOTICE_KINDS.map((kind) => loadBilingualTemplates(dir, kind)));
+  return Object.fromEntries(NOTICE_KINDS.map((kind, i) => [kind, loaded[i]])) as MailboxTemplates;
+}
+
+/** The portal's pages the mails link to (the pages themselves come with the portal). */
+export function portalLinks(publicUrl: string) {
+  const base = publicUrl.replace(/\/+$/, '');
+  return {
+    activation: (token: string) => `${base}/aktivieren/${token}`,
+    login: `${base}/anmelden`,
+  };
+}
+
+export interface NoticeInput {
+  kind: NoticeKind;
+  to: string;
+  /** Placeholders of the templates; `hostname` is added. */
+  values: Record<string, string>;
+  hostname: string;
+  now: Date;
+  /** Gateway id of the mail itself. */
+  id: string;
+  /** The message the mail is about (trace and X-SMGW-Related-Message-Id). */
+  relatesTo: string;
+  /** For the DSN: the original's arrival and the recipient it failed for. */
+  dsn?: { arrivedAt: Date; recipient: string };
+}
+
+export function buildNoticeMail(templates: MailboxTemplates, input: NoticeInput): GeneratedMail {
+  const template = templates[input.kind];
+  const values = { ...input.values, hostname: input.hostname };
+  const text = bilingualText(
+    renderTemplate(template.de, values),
+    renderTemplate(template.en, values),
+    template.separator,
+  );
+  const headers = {
+    fromName: template.from,
+    hostname: input.hostname,
+    to: input.to,
+    subject: renderTemplate(template.subject, values),
+    date: input.now,
+    messageId: input.id,
+    autoSubmitted: input.dsn ? ('auto-replied' as const) : ('auto-generated' as const),
+    extra: [['X-SMGW-Related-Message-Id', input.relatesTo]] as const,
+  };
+  if (!input.dsn) {
+    const root = generatedMail('text/plain; charset=utf-8', headers);
+    root.setContent(text);
+    return root;
+  }
+  // RFC 3464, without quoting the original: a full mailbox is 5.2.2 (RFC 3463).
+  const root = generatedMail('multipart/report; report-type=delivery-status', headers);
+  root.createChild('text/plain; charset=utf-8').setContent(text);
+  root
+    .createChild('message/delivery-status')
+    .setContent(
+      [
+        crlfLines([
+          `Reporting-MTA: dns; ${input.hostname}`,
+          `X-SMGW-Message-Id: ${input.relatesTo}`,
+          `Arrival-Date: ${rfc5322Date(input.dsn.arrivedAt)}`,
+        ]),
+        crlfLines([
+          `Final-Recipient: rfc822; ${safeLine(input.dsn.recipient)}`,
+          'Action: failed',
+          'Status: 5.2.2',
+          'Diagnostic-Code: X-SMGW; MAILBOX_QUOTA_EXCEEDED',
+        ]),
+      ].join('\r\n'),
+    );
+  return root;
+}
+
+export interface NoticeDeps {
+  blobStore: BlobStore;
+  templates: MailboxTemplates;
+  hostname: string;
+}
+
+/** A generated mail and what kind it is (for the trace). */
+export interface Notice {
+  kind: NoticeKind;
+  envelope: Envelope;
+}
+
+/** Writes the mail to the blob store and returns its envelope for deliver (direction generated, null sender). */
+export async function noticeEnvelope(
+  deps: NoticeDeps,
+  input: Omit<NoticeInput, 'id' | 'hostname'> & { traceId: string },
+): Promise<Notice> {
+  const id = newMessageId(input.now.getTime());
+  const mail = buildNoticeMail(deps.templates, { ...input, id, hostname: deps.hostname });
+  const blob = await deps.blobStore.put(mail.createReadStream(), { messageId: id, maxBytes: 1024 * 1024 });
+  const envelope = generatedEnvelope({
+    id,
+    traceId: input.traceId,
+    relatesTo: input.relatesTo,
+    recipients: [input.to],
+    blob,
+    hostname: deps.hostname,
+    createdAt: input.now,
+  });
+  return { kind: input.kind, envelope };
+}
+
+/** The notice's own message row and a `notice.generated` event, in the caller's transaction, before it is published. */
+export async function recordNotice(db: PoolClient | Pool, notice: Notice, relatesTo: string, at: Date): Promise<void> {
+  await recordMessage(db, notice.envelope);
+  await recordEvent(db, notice.envelope.id, {
+    stage: 'mailbox',
+    event: 'notice.generated',
+    outcome: 'next',
+    reason: `${notice.kind} about ${relatesTo}`,
+    data: { relatesTo, kind: notice.kind },
+    at,
+  });
+}
+
+/** One line of printable text, bounded: addresses come from outside. */
+export function safeLine(text: string, max = 300): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
+  const clean = text.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
+  return clean.length > max ? `${clean.slice(0, max - 3)}...` : clean;
+}
+
+/** Bytes as megabytes with one decimal, for the quota texts. */
+export function megabytes(bytes: number): string {
+  return (bytes / (1024 * 1024)).toFixed(1);
+}
