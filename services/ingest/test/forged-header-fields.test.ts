@@ -82,4 +82,32 @@ describe('withoutGatewayFields', () => {
   it('removes a last field without a line end but keeps the field before it', async () => {
     assert.equal((await filtered('Subject: a\r\nX-SMGW-Signature: TOTAL_PASSED', 5)).out, 'Subject: a\r\n');
   });
+
+  // A field too long to hold is still one of ours by its name: padding must not carry a forgery past the filter.
+  const padding = ` ${'x'.repeat(900)}\r\n`.repeat(80);
+  for (const size of [7, 4096, 1 << 20]) {
+    it(`removes an X-SMGW field padded past 64 KiB with folded lines, read ${size} bytes at a time`, async () => {
+      const forged = `Subject: a\r\nX-SMGW-Signature: TOTAL_PASSED\r\n${padding}To: b@c.example\r\n\r\nbody`;
+      const { out, removed } = await filtered(forged, size);
+      assert.equal(out, 'Subject: a\r\nTo: b@c.example\r\n\r\nbody');
+      assert.deepEqual(removed, ['X-SMGW-Signature']);
+    });
+
+    it(`removes an X-SMGW field on one line longer than 64 KiB, read ${size} bytes at a time`, async () => {
+      const forged = `X-SMGW-Signature: TOTAL_PASSED${' '.repeat(70_000)}\r\nSubject: a\r\n\r\nbody`;
+      const { out, removed } = await filtered(forged, size);
+      assert.equal(out, 'Subject: a\r\n\r\nbody');
+      assert.deepEqual(removed, ['X-SMGW-Signature']);
+    });
+
+    it(`removes an Authentication-Results field padded past 64 KiB, read ${size} bytes at a time`, async () => {
+      const forged = `Authentication-Results: smgw.test;\r\n${padding} dmarc=pass\r\nSubject: a\r\n\r\nbody`;
+      assert.equal((await filtered(forged, size)).out, 'Subject: a\r\n\r\nbody');
+    });
+
+    it(`keeps any other field longer than 64 KiB byte for byte, read ${size} bytes at a time`, async () => {
+      const long = `Subject: a\r\nX-Long: ${'y'.repeat(70_000)}\r\nX-Folded: z\r\n${padding}To: b\r\n\r\nbody`;
+      assert.equal((await filtered(long, size)).out, long);
+    });
+  }
 });
