@@ -15,7 +15,15 @@ import {
 import type { Pool } from '@smgw/db';
 import { advance, type BlobRef, type Envelope, withBlob, withVerdict } from '@smgw/envelope';
 import { sealedAgencyKeys } from '@smgw/key-directory';
-import { type HeaderField, headerBytes, headerValue, splitMessage, withoutFields } from '@smgw/mime';
+import {
+  findHeaderEnd,
+  type HeaderField,
+  headerBytes,
+  headerValue,
+  parseHeaderFields,
+  splitMessage,
+  withoutFields,
+} from '@smgw/mime';
 import { type HandlerContext, next, type Outcome } from '@smgw/mq';
 import { openSecret, SecretError } from '@smgw/secrets';
 import { recordEvent } from '@smgw/trace';
@@ -71,12 +79,13 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
   if (decryption.ok) {
     const outer = fields.filter((f) => !f.key.startsWith('content-'));
     const head = Buffer.concat([headerBytes(outer), Buffer.from(`${DECRYPTED_HEADER}: ${form}\r\n`)]);
-    const blob = await deps.blobStore.put(Readable.from([head, decryption.entity]), {
+    const entity = withoutGatewayFields(decryption.entity);
+    const blob = await deps.blobStore.put(Readable.from([head, entity]), {
       messageId: envelope.id,
       maxBytes: deps.maxMessageBytes + SIZE_SLACK_BYTES,
     });
     if (blob.size <= HARVEST_MAX_BYTES) {
-      await harvest(deps, envelope, fields, Buffer.concat([head, decryption.entity]), at, context);
+      await harvest(deps, envelope, fields, Buffer.concat([head, entity]), at, context);
     }
     await recordEvent(deps.pool, envelope.id, {
       stage: 'encrypt',
@@ -166,6 +175,19 @@ async function decrypt(deps: InboundDeps, envelope: Envelope, form: EncryptedFor
     if (err instanceof SmimeError || err instanceof PgpError) return { ok: false, code: err.code, detail: err.message };
     throw err;
   }
+}
+
+/**
+ * The decrypted entity without fields only the gateway writes (X-SMGW-*, and any Authentication-Results: no receiving
+ * server wrote one inside the ciphertext). Its header block joins the outer one, and ingest could not see inside the
+ * ciphertext to remove them there (issue 8, finding 8).
+ */
+function withoutGatewayFields(entity: Buffer): Buffer {
+  const headerLength = findHeaderEnd(entity)?.headerLength ?? entity.length;
+  const fields = parseHeaderFields(entity.subarray(0, headerLength).toString('latin1'));
+  const kept = fields.filter((f) => !f.key.startsWith('x-smgw-') && f.key !== 'authentication-results');
+  if (kept.length === fields.length) return entity;
+  return Buffer.concat([headerBytes(kept), entity.subarray(headerLength)]);
 }
 
 const INLINE_PGP_MESSAGE = /^\s*-----BEGIN PGP MESSAGE-----\r?\n[\s\S]*\n-----END PGP MESSAGE-----\s*$/;
