@@ -15,15 +15,7 @@ import {
 import type { Pool } from '@smgw/db';
 import { advance, type BlobRef, type Envelope, withBlob, withVerdict } from '@smgw/envelope';
 import { sealedAgencyKeys } from '@smgw/key-directory';
-import {
-  findHeaderEnd,
-  type HeaderField,
-  headerBytes,
-  headerValue,
-  parseHeaderFields,
-  splitMessage,
-  withoutFields,
-} from '@smgw/mime';
+import { findHeaderEnd, type HeaderField, headerBytes, headerValue, splitMessage, withoutFields } from '@smgw/mime';
 import { type HandlerContext, next, type Outcome } from '@smgw/mq';
 import { openSecret, SecretError } from '@smgw/secrets';
 import { recordEvent } from '@smgw/trace';
@@ -79,7 +71,7 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
   if (decryption.ok) {
     const outer = fields.filter((f) => !f.key.startsWith('content-'));
     const head = Buffer.concat([headerBytes(outer), Buffer.from(`${DECRYPTED_HEADER}: ${form}\r\n`)]);
-    const entity = withoutGatewayFields(decryption.entity);
+    const entity = withoutUncheckedFields(decryption.entity);
     const blob = await deps.blobStore.put(Readable.from([head, entity]), {
       messageId: envelope.id,
       maxBytes: deps.maxMessageBytes + SIZE_SLACK_BYTES,
@@ -177,17 +169,34 @@ async function decrypt(deps: InboundDeps, envelope: Envelope, form: EncryptedFor
   }
 }
 
+/** Fields of a decrypted entity that only ingest's checks may vouch for (in the outer header block). */
+const UNCHECKED_INNER_FIELDS = new Set(['from', 'sender', 'authentication-results']);
+
 /**
- * The decrypted entity without fields only the gateway writes (X-SMGW-*, and any Authentication-Results: no receiving
- * server wrote one inside the ciphertext). Its header block joins the outer one, and ingest could not see inside the
- * ciphertext to remove them there (issue 8, finding 8).
+ * The decrypted entity without the fields ingest checks or removes in the outer header block and could not see inside
+ * the ciphertext: X-SMGW-* (only the gateway writes them), Authentication-Results (no receiving server wrote one
+ * there), From and Sender (checked against the MX rule and DMARC outside; inside, an agency author could be claimed).
+ * The entity's header block joins the outer one (issue 8, findings 4 and 8).
  */
-function withoutGatewayFields(entity: Buffer): Buffer {
+function withoutUncheckedFields(entity: Buffer): Buffer {
   const headerLength = findHeaderEnd(entity)?.headerLength ?? entity.length;
-  const fields = parseHeaderFields(entity.subarray(0, headerLength).toString('latin1'));
-  const kept = fields.filter((f) => !f.key.startsWith('x-smgw-') && f.key !== 'authentication-results');
-  if (kept.length === fields.length) return entity;
-  return Buffer.concat([headerBytes(kept), entity.subarray(headerLength)]);
+  let dropping = false;
+  let removed = false;
+  // Line by line, names matched leniently (any case, white space before the colon, as a mail client reads them).
+  const kept = entity
+    .subarray(0, headerLength)
+    .toString('latin1')
+    .split(/(?<=\n)/)
+    .filter((line) => {
+      if (!/^[ \t]/.test(line)) {
+        const key = /^([!-9;-~]+)[ \t]*:/.exec(line)?.[1]?.toLowerCase();
+        dropping = key !== undefined && (key.startsWith('x-smgw-') || UNCHECKED_INNER_FIELDS.has(key));
+        removed ||= dropping;
+      }
+      return !dropping;
+    });
+  if (!removed) return entity;
+  return Buffer.concat([Buffer.from(kept.join(''), 'latin1'), entity.subarray(headerLength)]);
 }
 
 const INLINE_PGP_MESSAGE = /^\s*-----BEGIN PGP MESSAGE-----\r?\n[\s\S]*\n-----END PGP MESSAGE-----\s*$/;

@@ -464,6 +464,23 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
       assert.doesNotMatch(text, /^Authentication-Results:.*dmarc=pass/im);
     });
 
+    it('keeps the From and Sender that ingest checked: a decrypted entity cannot add an agency author', async () => {
+      const forged = Buffer.concat([
+        Buffer.from('From : chefin@behoerde.example\r\nsender: chefin@behoerde.example\r\n'),
+        INNER_ENTITY,
+      ]);
+      const raw = await smimeMail(agencyRsa.certPath, agencyRsa.address, ['-aes256'], forged);
+      await submit(world, raw, { direction: 'inbound', recipients: [agencyRsa.address] });
+      const arrived = await waitFor('the decrypted message with an inner From at the relay', () =>
+        world.gateway.relay.messages.find((m) => m.raw.includes(Buffer.from('X-SMGW-Decrypted: smime'))),
+      );
+      world.gateway.relay.messages.splice(world.gateway.relay.messages.indexOf(arrived), 1);
+      const text = arrived.raw.toString('latin1');
+      assert.ok(arrived.raw.includes(INNER_ENTITY), 'the rest of the entity follows the outer header');
+      const authors = (text.match(/^(From|Sender)[ \t]*:.*$/gim) ?? []).map((field) => field.trimEnd());
+      assert.deepEqual(authors, ['From: absender@extern.example']);
+    });
+
     it('opens RSA-OAEP key transport with AES-256', async () => {
       const raw = await smimeMail(agencyRsa.certPath, agencyRsa.address, [
         '-aes256',
