@@ -12,12 +12,13 @@ export function isGatewayField(field: string, hostname: string): boolean {
   const name = field.slice(0, colon).trim().toLowerCase();
   if (name.startsWith('x-smgw-')) return true;
   if (name !== 'authentication-results') return false;
-  // authserv-id is the first token of the value, possibly after comments (RFC 8601 §2.2), which may nest.
+  // authserv-id is the first value (a token or a quoted string, RFC 8601 §2.2 and RFC 2045), possibly after
+  // comments, which may nest.
   let value = field.slice(colon + 1);
   for (let before = ''; before !== value; ) {
     before = value;
     value = value.replace(/\([^()]*\)/g, ' ');
   }
-  const authservId = /^([^\s;]+)/.exec(value.trim())?.[1] ?? '';
+  const authservId = (/^([^\s;]+)/.exec(value.trim())?.[1] ?? '').replace(/^"(.*)"$/, '$1');
   return authservId.toLowerCase().replace(/\.$/, '') === hostname.toLowerCase().replace(/\.$/, '');
 }

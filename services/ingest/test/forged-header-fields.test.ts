@@ -35,6 +35,7 @@ describe('fields only the gateway writes', () => {
     ['Authentication-Results: SMGW.TEST.; spf=pass', true],
     ['Authentication-Results: (comment) smgw.test; dkim=pass', true],
     ['Authentication-Results: ((nested) comment) smgw.test; dkim=pass', true],
+    ['Authentication-Results: "smgw.test"; dmarc=pass', true],
     ['Authentication-Results: mx.example.org; dmarc=pass', false],
     ['Authentication-Results: smgw.test.evil.example; dmarc=pass', false],
     ['X-SMGWx: 1', false],
