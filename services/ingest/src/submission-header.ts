@@ -90,7 +90,8 @@ function withoutRawFields(block: string, remove: (field: RawField) => boolean): 
   const fields = rawFields(block);
   const removed = fields.filter(remove);
   if (removed.length === 0) return { block, removed };
-  return { block: fields.flatMap((f) => (removed.includes(f) ? [] : [f.raw])).join(''), removed };
+  const gone = new Set(removed);
+  return { block: fields.flatMap((f) => (gone.has(f) ? [] : [f.raw])).join(''), removed };
 }
 
 /** local@domain with the local part lower-cased and the domain an A-label (how keys are looked up). */
