@@ -67,14 +67,18 @@ export function dsnWanted(envelope: Envelope, recipient: string): boolean {
   return notify.includes('FAILURE') && !notify.includes('NEVER');
 }
 
-/** RET=FULL is honoured only for mail that stays inside (internal/inbound) and goes back to an agency sender. */
+/** RET=FULL is honoured only for mail that stays inside (internal) and goes back to an agency sender. */
 export function mayReturnFullContent(envelope: Envelope, internalDomains: string[]): boolean {
-  return (
-    envelope.dsn?.ret === 'FULL' &&
-    (envelope.direction === 'internal' || envelope.direction === 'inbound') &&
-    envelope.mailFrom !== '' &&
-    inDomains(envelope.mailFrom, internalDomains)
-  );
+  return envelope.dsn?.ret === 'FULL' && envelope.direction === 'internal' && fromAgency(envelope, internalDomains);
+}
+
+/**
+ * Whether the envelope sender speaks for an agency: an agency address, on mail that did not come from the internet.
+ * On the MX port nobody authenticated the sender; an agency address there (SMGW_MX_AGENCY_SENDER_EXCEPTIONS) is
+ * typically one that sends from outside, and so may have its bounces forwarded outside too.
+ */
+function fromAgency(envelope: Envelope, internalDomains: string[]): boolean {
+  return envelope.direction !== 'inbound' && envelope.mailFrom !== '' && inDomains(envelope.mailFrom, internalDomains);
 }
 
 /** Crypto verdicts of a message whose blob the gateway rewrote (encrypt's inbound decryption). */
@@ -90,14 +94,15 @@ export interface DsnDisclosure {
 }
 
 /**
- * What a DSN about `envelope` may carry, by who gets it (the envelope sender). An agency sender gets the message as
- * it was sent on, with the whole of it for RET=FULL where mayReturnFullContent allows. Anyone else gets only what
- * they sent us, as ingest received it (`receivedBlob`): never a byte of decrypted content, never our own header
- * fields (X-SMGW-Decrypted and X-SMGW-Decryption would tell whether their ciphertext opened). And when the gateway
- * changed the message, the relay's reply text is left out too, for it may quote the changed content.
+ * What a DSN about `envelope` may carry, by who gets it (the envelope sender). An agency sender (fromAgency: never
+ * the sender of mail from the internet) gets the message as it was sent on, with the whole of it for RET=FULL where
+ * mayReturnFullContent allows. Anyone else gets only what they sent us, as ingest received it (`receivedBlob`):
+ * never a byte of decrypted content, never our own header fields (X-SMGW-Decrypted and X-SMGW-Decryption would tell
+ * whether their ciphertext opened). And when the gateway changed the message, the relay's reply text is left out
+ * too, for it may quote the changed content.
  */
 export function dsnDisclosure(envelope: Envelope, internalDomains: string[]): DsnDisclosure {
-  if (envelope.mailFrom !== '' && inDomains(envelope.mailFrom, internalDomains)) {
+  if (fromAgency(envelope, internalDomains)) {
     return {
       quote: envelope.blob,
       fullContent: mayReturnFullContent(envelope, internalDomains),

@@ -240,8 +240,8 @@ describe('mayReturnFullContent', () => {
     assert.equal(mayReturnFullContent(envelope, domains), false);
   });
 
-  it('never returns content for outbound or generated mail', () => {
-    for (const direction of ['outbound', 'generated', 'portal'] as const) {
+  it('never returns content for inbound, outbound or generated mail', () => {
+    for (const direction of ['inbound', 'outbound', 'generated', 'portal'] as const) {
       const envelope = sampleEnvelope({ direction, mailFrom: 'sb@behoerde.example', dsn: { ret: 'FULL' } });
       assert.equal(mayReturnFullContent(envelope, domains), false, direction);
     }
@@ -292,6 +292,18 @@ describe('dsnDisclosure', () => {
   it('quotes an unchanged message to an outside sender with the reply text', () => {
     const envelope = sampleEnvelope({ mailFrom: 'x@extern.example', blob: received });
     assert.deepEqual(dsnDisclosure(envelope, domains), { quote: received, fullContent: false, statusOnly: false });
+  });
+
+  it('treats an agency sender of mail from the internet (an MX exception) as outside: nothing decrypted goes back', () => {
+    const envelope = sampleEnvelope({
+      direction: 'inbound',
+      mailFrom: 'newsletter@behoerde.example',
+      blob: decrypted,
+      receivedBlob: received,
+      verdicts: { crypto: { status: 'decrypted', at } },
+      dsn: { ret: 'FULL' },
+    });
+    assert.deepEqual(dsnDisclosure(envelope, domains), { quote: received, fullContent: false, statusOnly: true });
   });
 
   it('quotes the message as sent on to an agency sender, whole for RET=FULL inside the agencies', () => {

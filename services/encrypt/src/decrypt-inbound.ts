@@ -15,7 +15,7 @@ import {
 import type { Pool } from '@smgw/db';
 import { advance, type BlobRef, type Envelope, withBlob, withVerdict } from '@smgw/envelope';
 import { sealedAgencyKeys } from '@smgw/key-directory';
-import { type HeaderField, headerBytes, headerValue, splitMessage, withoutFields } from '@smgw/mime';
+import { findHeaderEnd, type HeaderField, headerBytes, headerValue, splitMessage, withoutFields } from '@smgw/mime';
 import { type HandlerContext, next, type Outcome } from '@smgw/mq';
 import { openSecret, SecretError } from '@smgw/secrets';
 import { recordEvent } from '@smgw/trace';
@@ -71,12 +71,13 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
   if (decryption.ok) {
     const outer = fields.filter((f) => !f.key.startsWith('content-'));
     const head = Buffer.concat([headerBytes(outer), Buffer.from(`${DECRYPTED_HEADER}: ${form}\r\n`)]);
-    const blob = await deps.blobStore.put(Readable.from([head, decryption.entity]), {
+    const entity = withoutUncheckedFields(decryption.entity);
+    const blob = await deps.blobStore.put(Readable.from([head, entity]), {
       messageId: envelope.id,
       maxBytes: deps.maxMessageBytes + SIZE_SLACK_BYTES,
     });
     if (blob.size <= HARVEST_MAX_BYTES) {
-      await harvest(deps, envelope, fields, Buffer.concat([head, decryption.entity]), at, context);
+      await harvest(deps, envelope, fields, Buffer.concat([head, entity]), at, context);
     }
     await recordEvent(deps.pool, envelope.id, {
       stage: 'encrypt',
@@ -166,6 +167,36 @@ async function decrypt(deps: InboundDeps, envelope: Envelope, form: EncryptedFor
     if (err instanceof SmimeError || err instanceof PgpError) return { ok: false, code: err.code, detail: err.message };
     throw err;
   }
+}
+
+/** Fields of a decrypted entity that only ingest's checks may vouch for (in the outer header block). */
+const UNCHECKED_INNER_FIELDS = new Set(['from', 'sender', 'authentication-results']);
+
+/**
+ * The decrypted entity without the fields ingest checks or removes in the outer header block and could not see inside
+ * the ciphertext: X-SMGW-* (only the gateway writes them), Authentication-Results (no receiving server wrote one
+ * there), From and Sender (checked against the MX rule and DMARC outside; inside, an agency author could be claimed).
+ * The entity's header block joins the outer one (issue 8, findings 4 and 8).
+ */
+function withoutUncheckedFields(entity: Buffer): Buffer {
+  const headerLength = findHeaderEnd(entity)?.headerLength ?? entity.length;
+  let dropping = false;
+  let removed = false;
+  // Line by line, names matched leniently (any case, white space before the colon, as a mail client reads them).
+  const kept = entity
+    .subarray(0, headerLength)
+    .toString('latin1')
+    .split(/(?<=\n)/)
+    .filter((line) => {
+      if (!/^[ \t]/.test(line)) {
+        const key = /^([!-9;-~]+)[ \t]*:/.exec(line)?.[1]?.toLowerCase();
+        dropping = key !== undefined && (key.startsWith('x-smgw-') || UNCHECKED_INNER_FIELDS.has(key));
+        removed ||= dropping;
+      }
+      return !dropping;
+    });
+  if (!removed) return entity;
+  return Buffer.concat([Buffer.from(kept.join(''), 'latin1'), entity.subarray(headerLength)]);
 }
 
 const INLINE_PGP_MESSAGE = /^\s*-----BEGIN PGP MESSAGE-----\r?\n[\s\S]*\n-----END PGP MESSAGE-----\s*$/;

@@ -404,8 +404,13 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
       });
     });
 
-    async function smimeMail(certPath: string, to: string, extra: string[] = []): Promise<Buffer> {
-      const plain = await pki.file(`inner-${to}-${extra.length}.eml`, INNER_ENTITY);
+    async function smimeMail(
+      certPath: string,
+      to: string,
+      extra: string[] = [],
+      entity = INNER_ENTITY,
+    ): Promise<Buffer> {
+      const plain = await pki.file(`inner-${to}-${extra.length}-${entity.length}.eml`, entity);
       const out = await pki.openssl([
         'cms',
         '-encrypt',
@@ -440,6 +445,40 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
 
     it('opens what openssl cms -encrypt sends with its defaults (RSA PKCS#1 v1.5)', async () => {
       await expectDecrypted(await smimeMail(agencyRsa.certPath, agencyRsa.address), agencyRsa.address, 'smime');
+    });
+
+    it('takes fields in our name out of the decrypted entity too: encryption carries no forgery past ingest', async () => {
+      const forged = Buffer.concat([
+        Buffer.from('X-SMGW-Signature: TOTAL_PASSED; level=QES\r\nAuthentication-Results: smgw.test; dmarc=pass\r\n'),
+        INNER_ENTITY,
+      ]);
+      const raw = await smimeMail(agencyRsa.certPath, agencyRsa.address, [], forged);
+      await submit(world, raw, { direction: 'inbound', recipients: [agencyRsa.address] });
+      const arrived = await waitFor('the decrypted message with a forged inner header at the relay', () =>
+        world.gateway.relay.messages.find((m) => m.raw.includes(Buffer.from('X-SMGW-Decrypted: smime'))),
+      );
+      world.gateway.relay.messages.splice(world.gateway.relay.messages.indexOf(arrived), 1);
+      const text = arrived.raw.toString('latin1');
+      assert.ok(arrived.raw.includes(INNER_ENTITY), 'the rest of the entity follows the outer header');
+      assert.doesNotMatch(text, /^X-SMGW-Signature:/im);
+      assert.doesNotMatch(text, /^Authentication-Results:.*dmarc=pass/im);
+    });
+
+    it('keeps the From and Sender that ingest checked: a decrypted entity cannot add an agency author', async () => {
+      const forged = Buffer.concat([
+        Buffer.from('From : chefin@behoerde.example\r\nsender: chefin@behoerde.example\r\n'),
+        INNER_ENTITY,
+      ]);
+      const raw = await smimeMail(agencyRsa.certPath, agencyRsa.address, ['-aes256'], forged);
+      await submit(world, raw, { direction: 'inbound', recipients: [agencyRsa.address] });
+      const arrived = await waitFor('the decrypted message with an inner From at the relay', () =>
+        world.gateway.relay.messages.find((m) => m.raw.includes(Buffer.from('X-SMGW-Decrypted: smime'))),
+      );
+      world.gateway.relay.messages.splice(world.gateway.relay.messages.indexOf(arrived), 1);
+      const text = arrived.raw.toString('latin1');
+      assert.ok(arrived.raw.includes(INNER_ENTITY), 'the rest of the entity follows the outer header');
+      const authors = (text.match(/^(From|Sender)[ \t]*:.*$/gim) ?? []).map((field) => field.trimEnd());
+      assert.deepEqual(authors, ['From: absender@extern.example']);
     });
 
     it('opens RSA-OAEP key transport with AES-256', async () => {

@@ -20,7 +20,6 @@ import type { Mq } from '@smgw/mq';
 import { type Logger, messageLogger } from '@smgw/observability';
 import { recordEvent, recordMessage } from '@smgw/trace';
 import { BareLineEndingError, NulByteError } from './bare-line-ending-guard.ts';
-import { withoutGatewayFields } from './forged-header-fields.ts';
 import {
   MailAuthRefusal,
   type MailAuthResult,
@@ -77,10 +76,10 @@ export interface IncomingMessage {
   sizeExceeded: () => boolean;
   /**
    * Which From and Sender addresses this client may write (submission: its own; MX: any but agency addresses
-   * outside SMGW_MX_AGENCY_SENDER_EXCEPTIONS). Every From and Sender address is checked against it, Bcc fields are
-   * removed, and the first From address becomes the envelope's author (submission-header.ts).
+   * outside SMGW_MX_AGENCY_SENDER_EXCEPTIONS). Every From and Sender address is checked against it, Bcc fields and
+   * fields in our name are removed, and the first From address becomes the envelope's author (submission-header.ts).
    */
-  mayUseAddress?: ((address: string) => boolean) | undefined;
+  mayUseAddress: (address: string) => boolean;
 }
 
 export type AcceptOutcome =
@@ -218,21 +217,22 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
     date: receivedAt,
   });
 
-  // Fields only the gateway writes (X-SMGW-*, Authentication-Results in our name) are removed from what the client
-  // sent; their names (never values) go to the trace.
-  const removedFields: string[] = [];
   // From/Sender checked (submission: addresses the client may use; MX: no agency address but the exceptions), Bcc
-  // removed; without a From field the author is the (checked) envelope sender.
-  const { mayUseAddress } = message;
+  // removed; without a From field the author is the (checked) envelope sender. Fields only the gateway writes
+  // (X-SMGW-*, Authentication-Results in our name) are removed too; their names (never values) go to the trace.
   let author: string | undefined;
   let removedBcc = 0;
-  const submitted = mayUseAddress
-    ? withCheckedSubmissionHeader(message.body, mayUseAddress, (checked) => {
-        author = checked.author ?? message.mailFrom;
-        removedBcc = checked.removedBcc;
-      })
-    : message.body;
-  const body = withoutGatewayFields(submitted, deps.hostname, (name) => removedFields.push(name));
+  let removedFields: string[] = [];
+  const body = withCheckedSubmissionHeader(
+    message.body,
+    message.mayUseAddress,
+    (checked) => {
+      author = checked.author ?? message.mailFrom;
+      removedBcc = checked.removedBcc;
+      removedFields = checked.removedGatewayFields;
+    },
+    { gatewayHostname: deps.hostname },
+  );
   // Mail from the internet: SPF, DKIM and DMARC read along while it is stored; a DMARC reject stores nothing.
   let auth: MailAuthResult | undefined;
   const authenticated =

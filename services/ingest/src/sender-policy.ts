@@ -4,7 +4,7 @@
 // granted (@smgw/submission-accounts); a trusted network without AUTH any address of the agency domains. The inbound
 // listener takes any sender (including the null sender) except an agency's own: only agencies speak for agencies,
 // and they do so through submission.
-import { inAddressesOrDomains } from '@smgw/config';
+import { inAddressesOrDomains, inDomains } from '@smgw/config';
 import { accountMayUse, type SubmissionAccount } from '@smgw/submission-accounts';
 import { routeOf } from './recipient-policy.ts';
 import type { ReplyCode } from './smtp-replies.ts';
@@ -56,9 +56,10 @@ export function decideInboundSender(address: string, internalDomains: string[], 
 
 /**
  * The MX port's rule for the From and Sender fields, as for the envelope sender: the internet may not write an
- * agency address there (an agency employee would read the message as her colleague's), except the listed ones.
+ * agency address there (an agency employee would read the message as her colleague's), except the listed ones. Judged
+ * by the domain alone: a local part no router would take (`chefin%x@`) still reads as the agency's.
  */
 export function mayAppearAsInboundAuthor(address: string, internalDomains: string[], exceptions: string[]): boolean {
-  if (routeOf(address, internalDomains) !== 'agency') return true;
+  if (!inDomains(address, internalDomains)) return true;
   return inAddressesOrDomains(address, exceptions);
 }

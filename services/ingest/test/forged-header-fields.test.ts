@@ -2,18 +2,27 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { isGatewayField, withoutGatewayFields } from '../src/forged-header-fields.ts';
+import { isGatewayField } from '../src/forged-header-fields.ts';
+import { withCheckedSubmissionHeader } from '../src/submission-header.ts';
 
 const HOST = 'smgw.test';
 
+/** The message through ingest's header check (which removes these fields), any From allowed. */
 async function filtered(message: string, chunkSize: number): Promise<{ out: string; removed: string[] }> {
   const bytes = Buffer.from(message, 'latin1');
   const chunks: Buffer[] = [];
   for (let i = 0; i < bytes.length; i += chunkSize) chunks.push(bytes.subarray(i, i + chunkSize));
-  const removed: string[] = [];
+  let removed: string[] = [];
   const out: Buffer[] = [];
-  for await (const chunk of withoutGatewayFields(Readable.from(chunks), HOST, (name) => removed.push(name)))
-    out.push(Buffer.from(chunk));
+  const checked = withCheckedSubmissionHeader(
+    Readable.from(chunks),
+    () => true,
+    (header) => {
+      removed = header.removedGatewayFields;
+    },
+    { gatewayHostname: HOST },
+  );
+  for await (const chunk of checked) out.push(Buffer.from(chunk));
   return { out: Buffer.concat(out).toString('latin1'), removed };
 }
 
@@ -25,6 +34,8 @@ describe('fields only the gateway writes', () => {
     ['Authentication-Results: smgw.test; dmarc=pass', true],
     ['Authentication-Results: SMGW.TEST.; spf=pass', true],
     ['Authentication-Results: (comment) smgw.test; dkim=pass', true],
+    ['Authentication-Results: ((nested) comment) smgw.test; dkim=pass', true],
+    ['Authentication-Results: "smgw.test"; dmarc=pass', true],
     ['Authentication-Results: mx.example.org; dmarc=pass', false],
     ['Authentication-Results: smgw.test.evil.example; dmarc=pass', false],
     ['X-SMGWx: 1', false],
@@ -37,7 +48,7 @@ describe('fields only the gateway writes', () => {
   }
 });
 
-describe('withoutGatewayFields', () => {
+describe('removing them while the header block is checked', () => {
   const message = [
     'Received: from a by b',
     'X-SMGW-Signature: TOTAL_PASSED;',
@@ -70,7 +81,7 @@ describe('withoutGatewayFields', () => {
   it('leaves a message without such fields byte for byte, also without a blank line or a final line end', async () => {
     for (const text of [
       'Subject: a\r\n\r\nbody',
-      'Subject: a\r\nFrom: b',
+      'Subject: a\r\nFrom: b@c.example',
       '',
       '\r\nonly body\r\n',
       'Subject: a\n\nLF',
@@ -82,4 +93,32 @@ describe('withoutGatewayFields', () => {
   it('removes a last field without a line end but keeps the field before it', async () => {
     assert.equal((await filtered('Subject: a\r\nX-SMGW-Signature: TOTAL_PASSED', 5)).out, 'Subject: a\r\n');
   });
+
+  // A field too long to hold is still one of ours by its name: padding must not carry a forgery past the filter.
+  const padding = ` ${'x'.repeat(900)}\r\n`.repeat(80);
+  for (const size of [7, 4096, 1 << 20]) {
+    it(`removes an X-SMGW field padded past 64 KiB with folded lines, read ${size} bytes at a time`, async () => {
+      const forged = `Subject: a\r\nX-SMGW-Signature: TOTAL_PASSED\r\n${padding}To: b@c.example\r\n\r\nbody`;
+      const { out, removed } = await filtered(forged, size);
+      assert.equal(out, 'Subject: a\r\nTo: b@c.example\r\n\r\nbody');
+      assert.deepEqual(removed, ['X-SMGW-Signature']);
+    });
+
+    it(`removes an X-SMGW field on one line longer than 64 KiB, read ${size} bytes at a time`, async () => {
+      const forged = `X-SMGW-Signature: TOTAL_PASSED${' '.repeat(70_000)}\r\nSubject: a\r\n\r\nbody`;
+      const { out, removed } = await filtered(forged, size);
+      assert.equal(out, 'Subject: a\r\n\r\nbody');
+      assert.deepEqual(removed, ['X-SMGW-Signature']);
+    });
+
+    it(`removes an Authentication-Results field padded past 64 KiB, read ${size} bytes at a time`, async () => {
+      const forged = `Authentication-Results: smgw.test;\r\n${padding} dmarc=pass\r\nSubject: a\r\n\r\nbody`;
+      assert.equal((await filtered(forged, size)).out, 'Subject: a\r\n\r\nbody');
+    });
+
+    it(`keeps any other field longer than 64 KiB byte for byte, read ${size} bytes at a time`, async () => {
+      const long = `Subject: a\r\nX-Long: ${'y'.repeat(70_000)}\r\nX-Folded: z\r\n${padding}To: b\r\n\r\nbody`;
+      assert.equal((await filtered(long, size)).out, long);
+    });
+  }
 });

@@ -6,6 +6,9 @@ import { createDkimTestKey, type StubDns, startStubDns } from '@smgw/testing';
 import {
   authenticationResultsField,
   createDnsLookup,
+  MAX_DKIM_BODY_HASHES,
+  MAX_DKIM_SIGNATURES,
+  MAX_DKIM_SIGNED_FIELD_NAMES,
   MAX_FROM_DOMAINS,
   MAX_LOOKUPS_PER_METHOD,
   type MailAuthSettings,
@@ -73,6 +76,33 @@ describe('mail-auth', () => {
     // The many signatures did not use up the DMARC question: the p=reject domain is judged (and fails: no key).
     assert.ok(asked.includes('TXT _dmarc.signed.example'));
     assert.deepEqual([result.dmarc, result.decision], [['fail'], 'DMARC_REJECT']);
+  });
+
+  it(`refuses, before the body, DKIM signatures that need more than ${MAX_DKIM_BODY_HASHES} body hashes`, async () => {
+    // Each distinct (c=, a=, l=) hashes the whole body once more: 1,000 of them on a 2 MB body took 5 s of CPU.
+    const auth = startMailAuthentication(settings, { ...identity, mailFrom: 'a@other.example' });
+    const signature = (l: number) =>
+      `DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=signed.example; s=sel;\r\n\tl=${l}; h=from; bh=AA; b=AA\r\n`;
+    const fields = Array.from({ length: MAX_DKIM_BODY_HASHES + 1 }, (_, i) => signature(1_000_000 + i)).join('');
+    await assert.rejects(auth.write(Buffer.from(`${fields}From: a@signed.example\r\n\r\nbody\r\n`)), {
+      code: 'DMARC_REJECT',
+    });
+    auth.abort();
+  });
+
+  it(`refuses, before the body, more than ${MAX_DKIM_SIGNATURES} DKIM signatures or ${MAX_DKIM_SIGNED_FIELD_NAMES} signed field names`, async () => {
+    // Each signature copies the field list, each name of its h= searches it: 50 × 10,000 names took 54 s of CPU.
+    const signature = (h: string) =>
+      `DKIM-Signature: v=1; a=rsa-sha256; d=signed.example; s=sel; h=${h}; bh=AA; b=AA\r\n`;
+    const many = signature('from').repeat(MAX_DKIM_SIGNATURES + 1);
+    const long = signature(Array.from({ length: MAX_DKIM_SIGNED_FIELD_NAMES + 1 }, () => 'x').join(':'));
+    for (const fields of [many, long]) {
+      const auth = startMailAuthentication(settings, { ...identity, mailFrom: 'a@other.example' });
+      await assert.rejects(auth.write(Buffer.from(`${fields}From: a@signed.example\r\n\r\nbody\r\n`)), {
+        code: 'DMARC_REJECT',
+      });
+      auth.abort();
+    }
   });
 
   it(`refuses a message with more than ${MAX_FROM_DOMAINS} From domains`, async () => {

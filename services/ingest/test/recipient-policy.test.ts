@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { clientKey } from '../src/rate-limits.ts';
 import { decideRecipient, groupByDirection, routeOf } from '../src/recipient-policy.ts';
-import { decideInboundSender, decideSubmissionSender } from '../src/sender-policy.ts';
+import { decideInboundSender, decideSubmissionSender, mayAppearAsInboundAuthor } from '../src/sender-policy.ts';
 
 const domains = ['behoerde.example', '*.sachsen.example'];
 
@@ -189,6 +189,26 @@ describe('the inbound (MX) listener and envelope senders', () => {
     it(`answers MAIL FROM:<${address}> with ${expected}`, () => {
       const decision = decideInboundSender(address, domains, exceptions);
       assert.deepEqual(decision, expected === 'accept' ? { accept: true } : { accept: false, code: expected });
+    });
+  }
+});
+
+describe('From and Sender addresses on the MX port', () => {
+  const exceptions = ['newsletter@behoerde.example'];
+  // An agency domain with a local part a router would not take is still an agency address to a reader.
+  const table: [string, boolean][] = [
+    ['a@gmail.example', true],
+    ['newsletter@behoerde.example', true],
+    ['chefin@behoerde.example', false],
+    ['chefin%x@behoerde.example', false],
+    ['chefin!x@behoerde.example', false],
+    ['chefin x@behoerde.example', false],
+    ['chefin@BEHOERDE.example.', false],
+    ['x@lra.sachsen.example', false],
+  ];
+  for (const [address, allowed] of table) {
+    it(`${allowed ? 'lets' : 'does not let'} the internet write ${address}`, () => {
+      assert.equal(mayAppearAsInboundAuthor(address, domains, exceptions), allowed);
     });
   }
 });
