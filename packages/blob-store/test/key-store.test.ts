@@ -227,25 +227,4 @@ describe('master key rotation', () => {
       assert.ok(openSecret(newKey, sealedFile, { aad }));
     }
   });
-  it('is what `smgw keys rotate-master` does, with the new key and the previous one from the environment', async () => {
-    const oldKey = db.keys.masterKey;
-    const newKey = randomBytes(32);
-    const keyStoreDir = await mkdtemp(join(tmpdir(), 'smgw-keys-cli-'));
-    try {
-      const kek = await createFolderKeyStore({ keyStoreDir, masterKey: oldKey }).current();
-      const cli = fileURLToPath(new URL('../src/keys-cli.ts', import.meta.url));
-      const { stderr } = await promisify(execFile)(process.execPath, [cli, 'rotate-master'], {
-        env: {
-          ...process.env,
-          SMGW_KEY_STORE_DIR: keyStoreDir,
-          SMGW_MASTER_KEY: newKey.toString('base64'),
-          SMGW_MASTER_KEY_PREVIOUS: oldKey.toString('base64'),
-        },
-      });
-      assert.match(stderr, /1 KEK file\(s\) re-sealed/);
-      assert.deepEqual(await createFolderKeyStore({ keyStoreDir, masterKey: newKey }).get(kek.id), kek);
-    } finally {
-      await rm(keyStoreDir, { recursive: true, force: true });
-    }
-  });
 });
