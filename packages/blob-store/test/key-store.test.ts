@@ -1,15 +1,11 @@
 // The folder key store: KEK files sealed under the master key, one KEK per period, retirement for good, and the
 // master key rotated without losing a blob.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createDecipheriv, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import {
   BlobKeyError,
   type BlobStore,
