@@ -2,6 +2,7 @@
 // master key, bound to its address and fingerprint. Unsealing is the caller's; nothing here sees a private key in clear.
 import type { Pool } from '@smgw/db';
 import { newMessageId } from '@smgw/envelope';
+import { isSealedUnder, resealSecret } from '@smgw/secrets';
 
 export interface AgencyKey {
   id: string;
@@ -86,4 +87,42 @@ export async function sealedAgencyKeys(
     [addresses.map((a) => a.toLowerCase()), kind],
   );
   return rows;
+}
+
+/**
+ * Master key rotation: every agency private key sealed under `from` is sealed again under `to` (the same aad), one
+ * row at a time under its lock; keys already under `to` are left. Safe to run again after an interruption.
+ */
+export async function resealAgencyKeys(
+  pool: Pool,
+  keys: { from: Uint8Array; to: Uint8Array },
+): Promise<{ resealed: number; alreadyCurrent: number }> {
+  const { rows } = await pool.query<{ id: string }>('select id from agency_keys order by id');
+  let resealed = 0;
+  let alreadyCurrent = 0;
+  for (const { id } of rows) {
+    const client = await pool.connect();
+    try {
+      await client.query('begin');
+      const row = (
+        await client.query<{ address: string; fingerprint: string; private_key_sealed: Buffer }>(
+          'select address, fingerprint, private_key_sealed from agency_keys where id = $1 for update',
+          [id],
+        )
+      ).rows[0];
+      if (row && !isSealedUnder(keys.to, row.private_key_sealed)) {
+        const aad = agencyKeyAad(row.address, row.fingerprint);
+        const again = resealSecret(keys.from, keys.to, row.private_key_sealed, { aad });
+        await client.query('update agency_keys set private_key_sealed = $2 where id = $1', [id, again]);
+        resealed++;
+      } else if (row) alreadyCurrent++;
+      await client.query('commit');
+    } catch (err) {
+      await client.query('rollback').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+  return { resealed, alreadyCurrent };
 }

@@ -62,7 +62,8 @@ function openTokenSecrets(dataKey: Uint8Array, mailboxId: string, tokenId: strin
 
 export interface EnsureTokenInput {
   mailbox: Mailbox;
-  masterKey: Uint8Array;
+  /** The master key, or the current and previous ones during a rotation (openMailboxKey). */
+  masterKey: Uint8Array | readonly Uint8Array[];
   now: Date;
   /** How long a new link stays valid (SMGW_ACTIVATION_LINK_LIFETIME). */
   lifetimeMs: number;
@@ -145,7 +146,7 @@ export interface DuePinMail {
  */
 export async function lockDuePinMails(
   db: PoolClient,
-  masterKey: Uint8Array,
+  masterKey: Uint8Array | readonly Uint8Array[],
   now: Date,
   limit: number,
 ): Promise<DuePinMail[]> {

@@ -3,7 +3,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { normalizeDomain } from '@smgw/config';
 import type { Pool, PoolClient } from '@smgw/db';
-import { openSecret, sealSecret } from '@smgw/secrets';
+import { isSealedUnder, openSecretWithAny, resealSecret, sealSecret } from '@smgw/secrets';
 import { MailboxStoreError } from './errors.ts';
 
 type Queryable = Pool | PoolClient;
@@ -34,9 +34,42 @@ export function normalizeMailboxAddress(address: string): string {
 
 const dataKeyAad = (mailboxId: string) => `smgw-mailbox-key\0${mailboxId}`;
 
-/** The mailbox's data key (32 bytes); the caller zeroes it when done. */
-export function openMailboxKey(masterKey: Uint8Array, mailbox: Pick<Mailbox, 'id' | 'dataKeySealed'>): Buffer {
-  return openSecret(masterKey, mailbox.dataKeySealed, { aad: dataKeyAad(mailbox.id) });
+/**
+ * The mailbox's data key (32 bytes); the caller zeroes it when done. `masterKey` may be a key ring (the current key
+ * and, during a rotation, the previous one).
+ */
+export function openMailboxKey(
+  masterKey: Uint8Array | readonly Uint8Array[],
+  mailbox: Pick<Mailbox, 'id' | 'dataKeySealed'>,
+): Buffer {
+  const ring = masterKey instanceof Uint8Array ? [masterKey] : masterKey;
+  return openSecretWithAny(ring, mailbox.dataKeySealed, { aad: dataKeyAad(mailbox.id) });
+}
+
+/** Master key rotation: every mailbox data key sealed under `from` sealed again under `to`; safe to run again. */
+export async function resealMailboxKeys(
+  pool: Pool,
+  keys: { from: Uint8Array; to: Uint8Array },
+): Promise<{ resealed: number; alreadyCurrent: number }> {
+  const { rows } = await pool.query<{ id: string; data_key_sealed: Buffer }>(
+    'select id, data_key_sealed from mailboxes order by id',
+  );
+  let resealed = 0;
+  let alreadyCurrent = 0;
+  for (const row of rows) {
+    if (isSealedUnder(keys.to, row.data_key_sealed)) {
+      alreadyCurrent++;
+      continue;
+    }
+    const again = resealSecret(keys.from, keys.to, row.data_key_sealed, { aad: dataKeyAad(row.id) });
+    // Only if nobody changed it meanwhile (a row is sealed once, at creation; this guards a concurrent rotation).
+    const updated = await pool.query(
+      'update mailboxes set data_key_sealed = $2 where id = $1 and data_key_sealed = $3',
+      [row.id, again, row.data_key_sealed],
+    );
+    if ((updated.rowCount ?? 0) > 0) resealed++;
+  }
+  return { resealed, alreadyCurrent };
 }
 
 function toMailbox(row: Record<string, unknown>): Mailbox {

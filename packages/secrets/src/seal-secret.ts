@@ -108,3 +108,29 @@ export function openSecret(masterKey: Uint8Array, sealed: Uint8Array, options: S
     dataKey.fill(0);
   }
 }
+
+/** Was `sealed` sealed under this master key (by the key id in its header; says nothing of tampering)? */
+export function isSealedUnder(masterKey: Uint8Array, sealed: Uint8Array): boolean {
+  const bytes = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);
+  return bytes.length >= HEADER_BYTES && bytes.subarray(1, HEADER_BYTES).equals(masterKeyId(masterKey));
+}
+
+/**
+ * Opens `sealed` with whichever of the master keys it was sealed under (the current one and, during a rotation,
+ * SMGW_MASTER_KEY_PREVIOUS). SECRET_WRONG_MASTER_KEY when none of them is the one.
+ */
+export function openSecretWithAny(masterKeys: readonly Uint8Array[], sealed: Uint8Array, options: SealOptions): Buffer {
+  const key = masterKeys.find((k) => isSealedUnder(k, sealed));
+  if (!key) throw new SecretError('SECRET_WRONG_MASTER_KEY', 'sealed under none of the master keys given');
+  return openSecret(key, sealed, options);
+}
+
+/** The same secret sealed under `to` instead of `from` (bound to the same aad); the plaintext is zeroed after. */
+export function resealSecret(from: Uint8Array, to: Uint8Array, sealed: Uint8Array, options: SealOptions): Buffer {
+  const plaintext = openSecret(from, sealed, options);
+  try {
+    return sealSecret(to, plaintext, options);
+  } finally {
+    plaintext.fill(0);
+  }
+}

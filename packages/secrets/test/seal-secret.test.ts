@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { masterKeyId, openSecret, SecretError, sealSecret } from '../src/index.ts';
+import {
+  isSealedUnder,
+  masterKeyId,
+  openSecret,
+  openSecretWithAny,
+  resealSecret,
+  SecretError,
+  sealSecret,
+} from '../src/index.ts';
 
 const masterKey = randomBytes(32);
 const aad = 'amt@behoerde.example|0123ABCD';
@@ -92,6 +100,25 @@ describe('sealSecret and openSecret', () => {
     assert.equal(
       codeOf(() => sealSecret(randomBytes(16), plaintext, { aad })),
       'SECRET_BAD_MASTER_KEY',
+    );
+  });
+
+  it('opens with whichever key of a ring it was sealed under, and re-seals under a new one for the same aad', () => {
+    const previous = randomBytes(32);
+    const sealed = sealSecret(previous, plaintext, { aad });
+    assert.ok(isSealedUnder(previous, sealed));
+    assert.ok(!isSealedUnder(masterKey, sealed));
+    assert.deepEqual(openSecretWithAny([masterKey, previous], sealed, { aad }), plaintext);
+    assert.equal(
+      codeOf(() => openSecretWithAny([masterKey], sealed, { aad })),
+      'SECRET_WRONG_MASTER_KEY',
+    );
+    const again = resealSecret(previous, masterKey, sealed, { aad });
+    assert.ok(isSealedUnder(masterKey, again));
+    assert.deepEqual(openSecret(masterKey, again, { aad }), plaintext);
+    assert.equal(
+      codeOf(() => resealSecret(previous, masterKey, sealed, { aad: 'another' })),
+      'SECRET_TAMPERED',
     );
   });
 });

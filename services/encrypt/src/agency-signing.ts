@@ -6,7 +6,7 @@
 import type { ArmoredPrivateKey, SigningKey } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
 import { agencyKeyAad, agencySigningFor, sealedAgencyKeys } from '@smgw/key-directory';
-import { openSecret, SecretError } from '@smgw/secrets';
+import { openSecretWithAny, SecretError } from '@smgw/secrets';
 
 export type SignForm = 'smime' | 'pgp';
 
@@ -31,7 +31,7 @@ export type SenderSigning = { signs: false } | { signs: true; smime: SmimeSigner
  * key instead: when that sender's agency signs, its copies go unsigned and say why.
  */
 export async function senderSigningKeys(
-  deps: { pool: Pool; masterKey: Buffer },
+  deps: SealedKeyDeps,
   message: { mailFrom: string; author?: string | undefined },
 ): Promise<SenderSigning> {
   const { author } = message;
@@ -65,7 +65,7 @@ async function senderAgencySigns(pool: Pool, sender: string): Promise<boolean> {
  * The sender address's newest key of the form, unsealed. The caller zeroes `privateKey` (S/MIME) when done; the
  * armored OpenPGP key is a string and cannot be zeroed.
  */
-async function smimeSignerFor(deps: { pool: Pool; masterKey: Buffer }, sender: string): Promise<SmimeSigner> {
+async function smimeSignerFor(deps: SealedKeyDeps, sender: string): Promise<SmimeSigner> {
   const opened = await openSigningKey(deps, sender, 'smime');
   if (!opened.ok) return opened;
   if (!opened.certificate) {
@@ -80,7 +80,7 @@ async function smimeSignerFor(deps: { pool: Pool; masterKey: Buffer }, sender: s
   };
 }
 
-async function pgpSignerFor(deps: { pool: Pool; masterKey: Buffer }, sender: string): Promise<PgpSigner> {
+async function pgpSignerFor(deps: SealedKeyDeps, sender: string): Promise<PgpSigner> {
   const opened = await openSigningKey(deps, sender, 'pgp');
   if (!opened.ok) return opened;
   const armored = opened.secret.toString('utf8');
@@ -89,7 +89,7 @@ async function pgpSignerFor(deps: { pool: Pool; masterKey: Buffer }, sender: str
 }
 
 async function openSigningKey(
-  deps: { pool: Pool; masterKey: Buffer },
+  deps: SealedKeyDeps,
   sender: string,
   form: SignForm,
 ): Promise<{ ok: true; fingerprint: string; certificate: Buffer | null; secret: Buffer } | NotSigned> {
@@ -97,7 +97,7 @@ async function openSigningKey(
   const [key] = await sealedAgencyKeys(deps.pool, [address], form); // newest first
   if (!key) return { ok: false, code: 'ENCRYPT_NO_SIGNING_KEY', reason: `no ${form} key held for ${address}` };
   try {
-    const secret = openSecret(deps.masterKey, key.sealedPrivateKey, {
+    const secret = openSecretWithAny(masterKeyRing(deps), key.sealedPrivateKey, {
       aad: agencyKeyAad(key.address, key.fingerprint),
     });
     return { ok: true, fingerprint: key.fingerprint, certificate: key.certificate, secret };
@@ -105,4 +105,16 @@ async function openSigningKey(
     if (!(err instanceof SecretError)) throw err;
     return { ok: false, code: err.code, reason: `the ${form} key of ${address} cannot be unsealed: ${err.message}` };
   }
+}
+
+/** What opening a sealed agency key needs: the master key and, during a rotation, the previous one. */
+export interface SealedKeyDeps {
+  pool: Pool;
+  masterKey: Buffer;
+  /** SMGW_MASTER_KEY_PREVIOUS while a master key rotation is under way (keys still sealed under it open too). */
+  masterKeyPrevious?: Buffer | undefined;
+}
+
+export function masterKeyRing(deps: Pick<SealedKeyDeps, 'masterKey' | 'masterKeyPrevious'>): Buffer[] {
+  return deps.masterKeyPrevious ? [deps.masterKey, deps.masterKeyPrevious] : [deps.masterKey];
 }

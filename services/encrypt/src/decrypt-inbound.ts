@@ -14,11 +14,12 @@ import {
 } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
 import { advance, type BlobRef, type Envelope, withBlob, withVerdict } from '@smgw/envelope';
-import { sealedAgencyKeys } from '@smgw/key-directory';
+import { agencyKeyAad, sealedAgencyKeys } from '@smgw/key-directory';
 import { findHeaderEnd, type HeaderField, headerBytes, headerValue, splitMessage, withoutFields } from '@smgw/mime';
 import { type HandlerContext, next, type Outcome } from '@smgw/mq';
-import { openSecret, SecretError } from '@smgw/secrets';
+import { openSecretWithAny, SecretError } from '@smgw/secrets';
 import { recordEvent } from '@smgw/trace';
+import { masterKeyRing } from './agency-signing.ts';
 import { BODY_HEAD_BYTES, readBodyHead } from './body-head.ts';
 import { type EncryptedForm, encryptedFormOf } from './encrypted-form.ts';
 import { HARVEST_MAX_BYTES, harvestPgpKeys, mayOfferPgpKeys } from './harvest-pgp-keys.ts';
@@ -34,6 +35,8 @@ export interface InboundDeps {
   pool: Pool;
   blobStore: BlobStore;
   masterKey: Buffer;
+  /** SMGW_MASTER_KEY_PREVIOUS during a rotation: agency keys still sealed under it open too. */
+  masterKeyPrevious?: Buffer | undefined;
   /** SMGW_INTERNAL_DOMAINS: only recipients there are agency addresses whose keys may open the message. */
   internalDomains: string[];
   maxMessageBytes: number;
@@ -129,7 +132,9 @@ async function decrypt(deps: InboundDeps, envelope: Envelope, form: EncryptedFor
   let unsealProblem: SecretError | undefined;
   for (const key of stored) {
     try {
-      const secret = openSecret(deps.masterKey, key.sealedPrivateKey, { aad: `${key.address}|${key.fingerprint}` });
+      const secret = openSecretWithAny(masterKeyRing(deps), key.sealedPrivateKey, {
+        aad: agencyKeyAad(key.address, key.fingerprint),
+      });
       keys.push({ ...key, secret });
     } catch (err) {
       if (!(err instanceof SecretError)) throw err;

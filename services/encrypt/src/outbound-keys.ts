@@ -64,6 +64,8 @@ export interface KeyLookupDeps {
   revocationMode: RevocationMode;
   /** SMGW_MASTER_KEY: unseals the agency's signing keys. */
   masterKey: Buffer;
+  /** SMGW_MASTER_KEY_PREVIOUS during a rotation. */
+  masterKeyPrevious?: Buffer | undefined;
 }
 
 export async function lookUpOutboundKeys(

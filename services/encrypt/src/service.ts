@@ -41,6 +41,7 @@ export async function startEncrypt(
     fetcher: createRevocationFetcher({ now, allow: config.revocationAllow }),
     revocationMode: config.revocationMode,
     masterKey: config.masterKey,
+    masterKeyPrevious: config.masterKeyPrevious,
     maxMessageBytes: config.maxMessageBytes,
     hostname: config.hostname,
     internalDomains: config.internalDomains,

@@ -38,8 +38,10 @@ import {
 export interface ArrivalDeps {
   pool: Pool;
   blobStore: BlobStore;
-  /** SMGW_MASTER_KEY: unseals each mailbox's data key. */
+  /** SMGW_MASTER_KEY: seals new mailboxes' data keys and unseals them. */
   masterKey: Buffer;
+  /** SMGW_MASTER_KEY_PREVIOUS during a rotation: data keys still sealed under it open too. */
+  masterKeyPrevious?: Buffer | undefined;
   hostname: string;
   publicUrl: string;
   quotaBytes: number;
@@ -109,7 +111,7 @@ async function arriveForRecipient(
     fits && mailbox.state === 'passive'
       ? await ensureActivationToken(deps.pool, {
           mailbox,
-          masterKey: deps.masterKey,
+          masterKey: masterKeyRing(deps),
           now,
           lifetimeMs: deps.linkLifetimeMs,
           pinDelayMs: deps.pinDelayMs,
@@ -142,7 +144,7 @@ async function arriveForRecipient(
 
     const events: TraceEvent[] = [];
     if (raw) {
-      const dataKey = openMailboxKey(deps.masterKey, locked);
+      const dataKey = openMailboxKey(masterKeyRing(deps), locked);
       try {
         await insertMailboxMessage(db, {
           mailboxId: mailbox.id,
@@ -255,4 +257,9 @@ async function overQuotaNotices(deps: ArrivalDeps, envelope: Envelope, mailbox: 
     );
   }
   return notices;
+}
+
+/** The master key, and during a rotation the previous one: whichever a mailbox's data key is sealed under opens it. */
+export function masterKeyRing(deps: { masterKey: Buffer; masterKeyPrevious?: Buffer | undefined }): Buffer[] {
+  return deps.masterKeyPrevious ? [deps.masterKey, deps.masterKeyPrevious] : [deps.masterKey];
 }

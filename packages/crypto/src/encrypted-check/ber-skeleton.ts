@@ -130,7 +130,7 @@ export class BerSkeletonReader {
     }
     for (;;) {
       const top = this.stack[this.stack.length - 1];
-      if (!top || top.remaining !== 0) return;
+      if (top?.remaining !== 0) return;
       this.stack.pop();
       if (this.stack.length === 0) {
         this.finished = true;

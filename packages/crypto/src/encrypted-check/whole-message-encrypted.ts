@@ -275,7 +275,7 @@ function single(headers: Map<string, string[]>, name: string): string | undefine
 /** `type/subtype` (lower case) and its parameters (RFC 2045 §5.1: token or quoted-string values). */
 function contentTypeOf(headers: Map<string, string[]>): { value: string; parameters: Map<string, string> } | undefined {
   const values = headers.get('content-type');
-  if (!values || values.length !== 1) return undefined;
+  if (values?.length !== 1) return undefined;
   const raw = (values[0] as string).replace(/\([^()]*\)/g, '');
   const semicolon = raw.indexOf(';');
   const value = (semicolon < 0 ? raw : raw.slice(0, semicolon)).trim().toLowerCase();
