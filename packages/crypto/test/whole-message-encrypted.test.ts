@@ -128,6 +128,22 @@ describe('checkWholeMessageEncrypted', () => {
     ['an armor block missing a line', () => withoutArmorLine(pgpText())],
     ['text in the control part', () => pgpText().replace('Version: 1', `Version: 1\r\n${SECRET}`)],
     ['the wrong protocol', () => pgpText().replace('application/pgp-encrypted"', 'text/plain"')],
+    [
+      'a Subject field in a part',
+      () =>
+        pgpText().replace(
+          'Content-Type: application/octet-stream',
+          `Subject: ${SECRET}\r\nContent-Type: application/octet-stream`,
+        ),
+    ],
+    [
+      'two armor Version lines',
+      () =>
+        pgpText().replace(
+          '-----BEGIN PGP MESSAGE-----\r\n',
+          `-----BEGIN PGP MESSAGE-----\r\nVersion: 1\r\nVersion: ${SECRET}\r\n`,
+        ),
+    ],
   ];
   for (const [name, make] of pgpFakes) {
     it(`refuses PGP/MIME with ${name}`, async () => {
@@ -135,6 +151,14 @@ describe('checkWholeMessageEncrypted', () => {
       assert.equal(result.encrypted, false, JSON.stringify(result));
     });
   }
+
+  it('passes one armor Version line', async () => {
+    const text = pgpText().replace(
+      '-----BEGIN PGP MESSAGE-----\r\n',
+      '-----BEGIN PGP MESSAGE-----\r\nVersion: GnuPG v2\r\n',
+    );
+    assert.deepEqual(await check(text), { encrypted: true, form: 'pgp' });
+  });
 
   it('refuses inline PGP in text/plain (text may stand beside it) and plain mail', async () => {
     assert.equal((await check(wrapAsInline(armored))).encrypted, false);

@@ -7,6 +7,12 @@ const MAX_DEPTH = 32;
 /** Primitive contents up to this size are kept (OIDs, INTEGERs); larger ones are only counted. */
 const KEEP_CONTENT_BYTES = 64;
 const MAX_ELEMENTS = 1_000_000;
+/**
+ * Elements deeper than this are read and checked but not kept as children: the CMS checks look no deeper than the
+ * encrypted content's own element (ContentInfo > [0] > EnvelopedData > encryptedContentInfo > [0]), and the thousands
+ * of OCTET STRING chunks below it would otherwise cost memory per chunk.
+ */
+const KEEP_DEPTH = 5;
 
 export interface SkeletonNode {
   tagClass: number;
@@ -76,8 +82,9 @@ export class BerSkeletonReader {
         children: [],
       };
       const parent = this.stack[this.stack.length - 1];
-      if (parent) parent.node.children.push(node);
-      else if (this.root) throw new BerShapeError('bytes after the outer element');
+      if (parent) {
+        if (this.stack.length < KEEP_DEPTH) parent.node.children.push(node);
+      } else if (this.root) throw new BerShapeError('bytes after the outer element');
       else this.root = node;
       if (header.length !== undefined && parent?.remaining !== undefined && header.length > parent.remaining) {
         throw new BerShapeError('an element is longer than its parent');

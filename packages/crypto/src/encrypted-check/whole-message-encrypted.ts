@@ -180,6 +180,8 @@ async function checkPgpMimeBody(parameters: Map<string, string>, lines: AsyncGen
 }
 
 function checkPartEncoding(headers: Map<string, string[]>): void {
+  // Only Content-* fields: any other field of a part is text a mail client may show beside the encrypted data.
+  for (const name of headers.keys()) if (!name.startsWith('content-')) notEncrypted(`a ${name} field in a part`);
   const encoding = single(headers, 'content-transfer-encoding')?.trim().toLowerCase();
   if (encoding !== undefined && encoding !== '7bit') notEncrypted('an encrypted part in a transfer encoding');
 }
@@ -192,11 +194,14 @@ async function checkArmoredMessage(
   let line = await nextLine(lines, 'the armored message is missing');
   while (line.trim() === '') line = await nextLine(lines, 'the armored message is missing');
   if (line.trimEnd() !== '-----BEGIN PGP MESSAGE-----') notEncrypted('text before the armored message');
-  // Armor headers: only Version (free text elsewhere would travel in clear), then one blank line.
+  // Armor headers: at most one Version line (free text elsewhere would travel in clear), then one blank line.
+  let versionLines = 0;
   for (;;) {
     line = await nextLine(lines, 'the armored message is cut off');
     if (line.trim() === '') break;
-    if (!/^Version: [\x20-\x7e]{1,100}$/.test(line.trimEnd())) notEncrypted('an armor header other than Version');
+    if (!/^Version: [\x20-\x7e]{1,100}$/.test(line.trimEnd()) || ++versionLines > 1) {
+      notEncrypted('an armor header other than one Version line');
+    }
   }
   const walker = new OpenPgpPacketWalker();
   const base64 = new Base64Decoder((bytes) => walker.push(bytes));

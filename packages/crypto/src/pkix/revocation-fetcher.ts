@@ -27,6 +27,8 @@ export interface RevocationFetcherOptions {
   maxUrlsPerCertificate?: number;
   /** Requests in flight at once, over all callers of this fetcher; default 4. */
   maxConcurrentRequests?: number;
+  /** CRLs and OCSP answers kept per cache (each up to its size cap); default 1000. */
+  maxCacheEntries?: number;
   /** Loopback/private/link-local targets that may still be reached (SMGW_REVOCATION_ALLOW); default none. */
   allow?: RevocationAllow;
   /** The injected clock, used for cache expiry. */
@@ -39,6 +41,7 @@ export const REVOCATION_FETCH_DEFAULTS = {
   maxOcspBytes: 16 * 1024,
   maxUrlsPerCertificate: 2,
   maxConcurrentRequests: 4,
+  maxCacheEntries: 1000,
 } as const;
 
 export interface FetchedRevocation {
@@ -77,7 +80,7 @@ function crlUrls(certificate: ParsedCertificate): string[] {
 }
 
 export function createRevocationFetcher(options: RevocationFetcherOptions): RevocationFetcher {
-  const { timeoutMs, maxCrlBytes, maxOcspBytes, maxUrlsPerCertificate, maxConcurrentRequests } = {
+  const { timeoutMs, maxCrlBytes, maxOcspBytes, maxUrlsPerCertificate, maxConcurrentRequests, maxCacheEntries } = {
     ...REVOCATION_FETCH_DEFAULTS,
     ...options,
   };
@@ -85,6 +88,12 @@ export function createRevocationFetcher(options: RevocationFetcherOptions): Revo
   const slots = createSlots(maxConcurrentRequests);
   const crlCache = new Map<string, CacheEntry>();
   const ocspCache = new Map<string, CacheEntry>();
+  /** Each cache holds at most maxCacheEntries answers; the oldest stored goes first (a Map keeps insertion order). */
+  const remember = (cache: Map<string, CacheEntry>, key: string, entry: CacheEntry) => {
+    cache.delete(key);
+    cache.set(key, entry);
+    while (cache.size > maxCacheEntries) cache.delete(cache.keys().next().value as string);
+  };
 
   const cached = (cache: Map<string, CacheEntry>, key: string): Uint8Array | undefined => {
     const entry = cache.get(key);
@@ -109,7 +118,7 @@ export function createRevocationFetcher(options: RevocationFetcherOptions): Revo
     const crl = parseCrl(der);
     if (!crl) throw new FetchError('the answer is not a CRL');
     // Cached until nextUpdate; a CRL without one is not cached (it cannot be used anyway).
-    if (crl.nextUpdate) crlCache.set(url, { der, expires: crl.nextUpdate.getTime() });
+    if (crl.nextUpdate) remember(crlCache, url, { der, expires: crl.nextUpdate.getTime() });
     return der;
   }
 
@@ -142,7 +151,7 @@ export function createRevocationFetcher(options: RevocationFetcherOptions): Revo
     const nextUpdates = parsed.basic.tbsResponseData.responses
       .map((r) => r.nextUpdate?.getTime())
       .filter((t): t is number => t !== undefined);
-    if (nextUpdates.length > 0) ocspCache.set(key, { der, expires: Math.min(...nextUpdates) });
+    if (nextUpdates.length > 0) remember(ocspCache, key, { der, expires: Math.min(...nextUpdates) });
     return der;
   }
 
