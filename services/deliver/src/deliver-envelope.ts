@@ -10,7 +10,7 @@ import type { Counter } from '@smgw/observability';
 import { recordMessage } from '@smgw/trace';
 import { authenticationResultsField, withPrefix } from './authentication-results.ts';
 import { claimRecipients, loadGeneratedEnvelope, type RecipientOutcome, recordOutcomes } from './delivery-records.ts';
-import { dkimSignatureFor } from './dkim-signature.ts';
+import { DkimSignError, dkimSignatureFor } from './dkim-signature.ts';
 import {
   buildDsn,
   type DsnDisclosure,
@@ -61,9 +61,11 @@ export function createDeliverHandler(deps: DeliverDeps): Handler {
       }
       return await deliverEnvelope(deps, envelope, context);
     } catch (err) {
-      // Database or blob store unreachable: nothing was decided that is not recorded; try the envelope again.
-      context.log.error({ err, code: 'DELIVER_DEPENDENCY_FAILED' }, 'delivery could not run');
-      return retry('DELIVER_DEPENDENCY_FAILED', (err as Error).message);
+      // Database or blob store unreachable (or the signer failed): nothing was decided that is not recorded; try the
+      // envelope again.
+      const code = err instanceof DkimSignError ? err.code : 'DELIVER_DEPENDENCY_FAILED';
+      context.log.error({ err, code }, 'delivery could not run');
+      return retry(code, (err as Error).message);
     }
   };
 }
