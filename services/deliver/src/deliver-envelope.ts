@@ -73,6 +73,8 @@ export function createDeliverHandler(deps: DeliverDeps): Handler {
 async function deliverEnvelope(deps: DeliverDeps, envelope: Envelope, context: HandlerContext): Promise<Outcome> {
   // Rows for the deliveries and the trace to hang on (idempotent; ingest normally made them already).
   await recordMessage(deps.pool, envelope);
+  // Signed before anything is claimed: a signer failure leaves no recipient `sending`.
+  const prefix = await messagePrefix(deps, envelope, context);
   const claim = await claimRecipients(deps.pool, envelope.id, envelope.recipients, deps.claimLeaseMs, deps.owner?.());
   if (claim.done.length > 0)
     context.log.info({ recipients: claim.done }, 'already delivered or bounced; not sent again');
@@ -85,7 +87,6 @@ async function deliverEnvelope(deps: DeliverDeps, envelope: Envelope, context: H
     headers: once(async () => (quote ? readHeaderBlock(deps.blobStore.open(quote.ref)) : undefined)),
   };
   const groups = groupByDestination(claim.claimed, deps.routing);
-  const prefix = groups.length > 0 ? await messagePrefix(deps, envelope, context) : Buffer.alloc(0);
   // Every destination finishes (and records) before the outcome, even when another one failed.
   const settled = await Promise.allSettled(groups.map((g) => deliverGroup(deps, envelope, g, context, quoted, prefix)));
   const failed = settled.find((s) => s.status === 'rejected');

@@ -1,5 +1,4 @@
 // Starts deliver: database, blob store, broker, transports, consumer, health server. Stops in reverse order.
-
 import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { dkimSigningOf } from '@smgw/config';
 import { createPool, databaseReachable } from '@smgw/db';
