@@ -53,19 +53,26 @@ export function loadConfigOrExit<S extends Spec>(
   env: NodeJS.ProcessEnv = process.env,
   argv: string[] = process.argv,
 ): ConfigOf<S> {
-  let config: ConfigOf<S>;
-  try {
-    config = loadConfig(spec, env);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`${service}: bad setting ${err.message}\n`);
-    process.exit(78);
-  }
+  const config = exitOnConfigError(service, () => loadConfig(spec, env));
   if (argv.includes('--print-config')) {
     process.stdout.write(`${JSON.stringify(describeConfig(spec, config), null, 2)}\n`);
     process.exit(0);
   }
   return config;
+}
+
+/**
+ * Runs a check of settings that belong together (after loadConfigOrExit): a ConfigError it throws prints one line
+ * naming the variable and exits 78, like a malformed setting.
+ */
+export function exitOnConfigError<T>(service: string, check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${service}: bad setting ${err.message}\n`);
+    process.exit(78);
+  }
 }
 
 /** Every setting the spec reads, by variable name: secrets replaced by "(hidden)", unset ones null. */

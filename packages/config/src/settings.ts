@@ -1,5 +1,7 @@
 // Every setting of the gateway, once (SPEC.md "Settings" plus the ones documented in the README).
 // A service's config.ts picks the ones it reads into its own spec.
+
+import { dkimPrivateKeyFile, dkimSelector, singleDomain } from './dkim-signing.ts';
 import {
   allowList,
   base64Key,
@@ -255,6 +257,30 @@ export const settings = {
     bool,
     'false',
     'refuse to hand outbound mail to a server without STARTTLS',
+  ),
+  /**
+   * DKIM signing of the gateway's own mail (DSNs, notices, PIN mails): d= of the signature; unset, nothing is signed.
+   * Only mail whose From domain is this domain or a subdomain of it is signed.
+   */
+  dkimDomain: setting(
+    'SMGW_DKIM_DOMAIN',
+    singleDomain,
+    undefined,
+    "signing domain (d=) of the gateway's own mail; unset: not signed",
+  ),
+  dkimSelector: setting(
+    'SMGW_DKIM_SELECTOR',
+    dkimSelector,
+    'smgw',
+    'DKIM selector (s=): the key is published at <selector>._domainkey.<SMGW_DKIM_DOMAIN>',
+  ),
+  /** Read and checked at start; secret: the value is a path, but what the parser returns holds the key. */
+  dkimKey: setting(
+    'SMGW_DKIM_KEY_FILE',
+    dkimPrivateKeyFile,
+    undefined,
+    'PEM private key of the DKIM signature (RSA 2048+ or Ed25519); required with SMGW_DKIM_DOMAIN',
+    { secret: true },
   ),
   /** How long a quarantined message is kept before the reaper purges it (and its blob, if nothing else uses it). */
   quarantineRetention: setting('SMGW_QUARANTINE_RETENTION', duration, '30d', 'how long quarantined messages are kept'),

@@ -1,9 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { describe, it } from 'node:test';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
 import {
   ConfigError,
   describeConfig,
+  dkimSigningOf,
   inAddressesOrDomains,
   inDomains,
   inNetworks,
@@ -151,5 +156,81 @@ describe('settings', () => {
     assert.ok(inNetworks('::1', nets));
     assert.ok(!inNetworks('10.2.0.1', nets));
     assert.ok(!inNetworks('not an ip', nets));
+  });
+});
+
+describe('DKIM signing settings', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'smgw-dkim-config-'));
+  const pemFile = (name: string, pem: string) => {
+    const file = join(dir, name);
+    writeFileSync(file, pem);
+    return file;
+  };
+  const pkcs8 = (key: { export(o: { type: 'pkcs8'; format: 'pem' }): string | Buffer }) =>
+    key.export({ type: 'pkcs8', format: 'pem' }).toString();
+  const rsa2048 = pemFile('rsa2048.pem', pkcs8(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey));
+  const ed25519 = pemFile('ed25519.pem', pkcs8(generateKeyPairSync('ed25519').privateKey));
+  const spec = { dkimDomain: settings.dkimDomain, dkimSelector: settings.dkimSelector, dkimKey: settings.dkimKey };
+
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('signs nothing without SMGW_DKIM_DOMAIN', () => {
+    assert.equal(dkimSigningOf(loadConfig(spec, {})), undefined);
+  });
+
+  it('reads an RSA key of 2048 bits or an Ed25519 key, and hides it in the printed configuration', () => {
+    const table: [string, string][] = [
+      [rsa2048, 'rsa-sha256'],
+      [ed25519, 'ed25519-sha256'],
+    ];
+    for (const [file, algorithm] of table) {
+      const env = { SMGW_DKIM_DOMAIN: 'Gateway.Example', SMGW_DKIM_KEY_FILE: file };
+      const config = loadConfig(spec, env);
+      const signing = dkimSigningOf(config);
+      assert.equal(signing?.domain, 'gateway.example');
+      assert.equal(signing?.selector, 'smgw');
+      assert.equal(signing?.key.algorithm, algorithm);
+      assert.equal(describeConfig(spec, config).SMGW_DKIM_KEY_FILE, '(hidden)');
+    }
+  });
+
+  it('refuses a missing, malformed or weak key file, naming SMGW_DKIM_KEY_FILE', () => {
+    const ecKey = pemFile('ec.pem', pkcs8(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey));
+    const rsa1024 = pemFile('rsa1024.pem', pkcs8(generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey));
+    const cases: [string, RegExp][] = [
+      [join(dir, 'missing.pem'), /^SMGW_DKIM_KEY_FILE: cannot read .*missing\.pem \(ENOENT\)/],
+      [pemFile('garbage.pem', 'not a key'), /^SMGW_DKIM_KEY_FILE: .*garbage\.pem holds no PEM private key/],
+      [ecKey, /^SMGW_DKIM_KEY_FILE: .*ec\.pem holds a ec key, not RSA or Ed25519/],
+      [rsa1024, /^SMGW_DKIM_KEY_FILE: .*rsa1024\.pem holds an RSA key of 1024 bits, fewer than 2048/],
+    ];
+    for (const [file, expected] of cases) {
+      assert.throws(
+        () => loadConfig(spec, { SMGW_DKIM_DOMAIN: 'gateway.example', SMGW_DKIM_KEY_FILE: file }),
+        (err: unknown) => err instanceof ConfigError && expected.test(err.message),
+        file,
+      );
+    }
+  });
+
+  it('refuses a signing domain without key file, and a malformed domain or selector', () => {
+    assert.throws(
+      () => dkimSigningOf(loadConfig(spec, { SMGW_DKIM_DOMAIN: 'gateway.example' })),
+      (err: unknown) => err instanceof ConfigError && /^SMGW_DKIM_KEY_FILE: is required/.test(err.message),
+    );
+    assert.throws(() => loadConfig(spec, { SMGW_DKIM_DOMAIN: 'not a domain' }), /SMGW_DKIM_DOMAIN: /);
+    assert.throws(() => loadConfig(spec, { SMGW_DKIM_DOMAIN: '*.gateway.example' }), /SMGW_DKIM_DOMAIN: /);
+    assert.throws(() => loadConfig(spec, { SMGW_DKIM_SELECTOR: 'a;b' }), /SMGW_DKIM_SELECTOR: /);
+  });
+
+  it('stops a service at start with one line when the signing domain has no key', () => {
+    const script = `import { dkimSigningOf, exitOnConfigError, loadConfigOrExit, settings } from '${new URL('../src/index.ts', import.meta.url).pathname}';
+      const config = loadConfigOrExit('demo', { dkimDomain: settings.dkimDomain, dkimSelector: settings.dkimSelector, dkimKey: settings.dkimKey });
+      exitOnConfigError('demo', () => dkimSigningOf(config));`;
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...process.env, SMGW_DKIM_DOMAIN: 'gateway.example', SMGW_DKIM_KEY_FILE: '' },
+      encoding: 'utf8',
+    });
+    assert.equal(run.status, 78);
+    assert.equal(run.stderr, 'demo: bad setting SMGW_DKIM_KEY_FILE: is required when SMGW_DKIM_DOMAIN is set\n');
   });
 });

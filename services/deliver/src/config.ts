@@ -19,6 +19,9 @@ export const deliverSpec = {
   deliverTimeoutMs: settings.deliverTimeoutMs,
   deliverRequireTlsOutside: settings.deliverRequireTlsOutside,
   maxMessageBytes: settings.maxMessageBytes,
+  dkimDomain: settings.dkimDomain,
+  dkimSelector: settings.dkimSelector,
+  dkimKey: settings.dkimKey,
 };
 
 export type DeliverConfig = ConfigOf<typeof deliverSpec>;

@@ -1,6 +1,7 @@
 // The deliver handler: guard, claim, send per destination, record, and decide the outcome (STYLE.md: it never
 // acks; the mq package turns the outcome into publish/ack/delay/park).
 import type { BlobStore } from '@smgw/blob-store';
+import type { DkimSigning } from '@smgw/config';
 import type { Pool } from '@smgw/db';
 import { advance, type Envelope, forRecipients, generatedEnvelope, newMessageId } from '@smgw/envelope';
 import { readHeaderBlock } from '@smgw/mime';
@@ -9,6 +10,7 @@ import type { Counter } from '@smgw/observability';
 import { recordMessage } from '@smgw/trace';
 import { authenticationResultsField, withPrefix } from './authentication-results.ts';
 import { claimRecipients, loadGeneratedEnvelope, type RecipientOutcome, recordOutcomes } from './delivery-records.ts';
+import { DkimSignError, dkimSignatureFor } from './dkim-signature.ts';
 import {
   buildDsn,
   type DsnDisclosure,
@@ -39,6 +41,8 @@ export interface DeliverDeps {
   /** This process's liveness identity for its claims (see owner-session.ts); a dead owner's claims are taken over. */
   owner?: (() => { pid: number; started: string } | undefined) | undefined;
   templates: DsnTemplates;
+  /** Signs the gateway's own mail (direction generated); undefined: sent unsigned. */
+  dkim?: DkimSigning | undefined;
   /** Publishes (confirmed) DSN envelopes when the outcome is a retry, which cannot carry them. */
   publish: (envelope: Envelope) => Promise<void>;
   recipientsTotal?: Counter<'result'> | undefined;
@@ -57,9 +61,11 @@ export function createDeliverHandler(deps: DeliverDeps): Handler {
       }
       return await deliverEnvelope(deps, envelope, context);
     } catch (err) {
-      // Database or blob store unreachable: nothing was decided that is not recorded; try the envelope again.
-      context.log.error({ err, code: 'DELIVER_DEPENDENCY_FAILED' }, 'delivery could not run');
-      return retry('DELIVER_DEPENDENCY_FAILED', (err as Error).message);
+      // Database or blob store unreachable (or the signer failed): nothing was decided that is not recorded; try the
+      // envelope again.
+      const code = err instanceof DkimSignError ? err.code : 'DELIVER_DEPENDENCY_FAILED';
+      context.log.error({ err, code }, 'delivery could not run');
+      return retry(code, (err as Error).message);
     }
   };
 }
@@ -67,6 +73,8 @@ export function createDeliverHandler(deps: DeliverDeps): Handler {
 async function deliverEnvelope(deps: DeliverDeps, envelope: Envelope, context: HandlerContext): Promise<Outcome> {
   // Rows for the deliveries and the trace to hang on (idempotent; ingest normally made them already).
   await recordMessage(deps.pool, envelope);
+  // Signed before anything is claimed: a signer failure leaves no recipient `sending`.
+  const prefix = await messagePrefix(deps, envelope, context);
   const claim = await claimRecipients(deps.pool, envelope.id, envelope.recipients, deps.claimLeaseMs, deps.owner?.());
   if (claim.done.length > 0)
     context.log.info({ recipients: claim.done }, 'already delivered or bounced; not sent again');
@@ -80,7 +88,7 @@ async function deliverEnvelope(deps: DeliverDeps, envelope: Envelope, context: H
   };
   const groups = groupByDestination(claim.claimed, deps.routing);
   // Every destination finishes (and records) before the outcome, even when another one failed.
-  const settled = await Promise.allSettled(groups.map((g) => deliverGroup(deps, envelope, g, context, quoted)));
+  const settled = await Promise.allSettled(groups.map((g) => deliverGroup(deps, envelope, g, context, quoted, prefix)));
   const failed = settled.find((s) => s.status === 'rejected');
   if (failed) throw failed.reason;
   const results = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
@@ -118,15 +126,15 @@ async function deliverGroup(
   group: RecipientGroup,
   context: HandlerContext,
   quoted: QuotedOriginal,
+  prefix: Buffer,
 ): Promise<GroupResult> {
   const signal = AbortSignal.any([context.signal, AbortSignal.timeout(deps.attemptTimeoutMs)]);
-  const authResults = authenticationResultsField(envelope);
   const answers = await deps.transports.use(group.destination, (transport) =>
     sendToDestination(transport, {
-      raw: withPrefix(authResults, deps.blobStore.open(envelope.blob.ref)),
+      raw: withPrefix(prefix, deps.blobStore.open(envelope.blob.ref)),
       from: envelope.mailFrom,
       to: group.recipients,
-      size: envelope.blob.size + authResults.length,
+      size: envelope.blob.size + prefix.length,
       dsn: dsnParametersFor(envelope, group.recipients),
       signal,
     }),
@@ -171,6 +179,24 @@ async function deliverGroup(
   }
   if (result.dsn) context.log.info({ dsnMessageId: result.dsn.id, recipients: wanted.length }, 'DSN made');
   return result;
+}
+
+/**
+ * What goes in front of the stored message as it is sent: the DKIM-Signature of the gateway's own mail, then the
+ * Authentication-Results of inbound mail (each empty where it does not apply).
+ */
+async function messagePrefix(deps: DeliverDeps, envelope: Envelope, context: HandlerContext): Promise<Buffer> {
+  const authResults = authenticationResultsField(envelope);
+  const dkim = await dkimSignatureFor(
+    envelope,
+    deps.dkim,
+    () => deps.blobStore.open(envelope.blob.ref),
+    deps.now?.() ?? new Date(),
+  );
+  if (dkim.signed) return Buffer.concat([dkim.field, authResults]);
+  if (dkim.code)
+    context.log.warn({ code: dkim.code, reason: dkim.reason }, 'generated mail sent without DKIM signature');
+  return authResults;
 }
 
 /** Builds the DSN, stores it as a blob and returns its envelope (recorded by the caller with the bounce). */

@@ -1,5 +1,6 @@
 // Starts deliver: database, blob store, broker, transports, consumer, health server. Stops in reverse order.
 import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
+import { dkimSigningOf } from '@smgw/config';
 import { createPool, databaseReachable } from '@smgw/db';
 import { connectMq, instrumentHandler } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
@@ -70,6 +71,7 @@ export async function startDeliver(
     claimLeaseMs: attemptTimeoutMs + 60_000,
     owner: () => owner.identity(),
     templates: await loadDsnTemplates(),
+    dkim: dkimSigningOf(config),
     publish: (envelope) => mq.publish(envelope),
     recipientsTotal: metrics.recipients,
   });
@@ -85,7 +87,15 @@ export async function startDeliver(
     registry,
     checks: { amqp: () => mq.isReady(), db: () => databaseReachable(pool) },
   });
-  log.info({ healthPort: health.port, relay: config.internalRelay, smarthost: config.smarthost }, 'deliver started');
+  log.info(
+    {
+      healthPort: health.port,
+      relay: config.internalRelay,
+      smarthost: config.smarthost,
+      dkim: config.dkimDomain ? `${config.dkimSelector}._domainkey.${config.dkimDomain}` : null,
+    },
+    'deliver started',
+  );
 
   return {
     healthPort: health.port,
