@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { loadConfig } from '@smgw/config';
 import { createLogger } from '@smgw/observability';
-import { createTestDatabase } from '@smgw/testing';
+import { createTestDatabase, freePort, type ServiceProcess, serviceProcess, waitFor } from '@smgw/testing';
 import { reaperSpec } from '../src/config.ts';
 import { runSweeps, type SweepReport } from '../src/run-sweeps.ts';
 import { startReaper } from '../src/service.ts';
@@ -167,5 +167,34 @@ describe('the operator command and the service', () => {
     } finally {
       await reaper.stop();
     }
+  });
+});
+
+describe('two reaper processes on one database', () => {
+  let world: World;
+  before(async () => {
+    world = new World(await createTestDatabase());
+  });
+  after(() => world.db.drop());
+
+  it('start, remove each expired entry once between them, and stop on SIGTERM', async () => {
+    for (let i = 0; i < 3; i++) await world.quarantined(-DAY_MS);
+    const env = { ...world.db.env, SMGW_REAPER_INTERVAL: '1h' };
+    const reapers = [
+      serviceProcess('lifecycle-reaper', env, await freePort()),
+      serviceProcess('lifecycle-reaper', env, await freePort()),
+    ];
+    try {
+      await Promise.all(reapers.map((r) => r.start()));
+      const removedBy = (reaper: ServiceProcess) => reaper.metric('smgw_reaper_items_total', { sweep: 'quarantine' });
+      await waitFor('the expired entries to be removed', async () => (await world.counts()).quarantine === 0);
+      await waitFor('the removals to be counted once', async () => {
+        const counted = await Promise.all(reapers.map(removedBy));
+        return counted.reduce((sum, n) => sum + n, 0) === 3;
+      });
+    } finally {
+      await Promise.all(reapers.map((r) => r.stop()));
+    }
+    for (const r of reapers) assert.equal(r.child?.exitCode, 0, r.output.join(''));
   });
 });
