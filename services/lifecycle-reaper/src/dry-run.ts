@@ -1,6 +1,7 @@
 // A dry run is the real run inside one transaction that is rolled back: the counts are exactly what a run would
 // remove, and nothing changes. The purge functions take a pool; this one hands them the same connection each time,
-// turning their own transactions into savepoints of the outer one. KEKs are listed but never retired.
+// turning their own transactions into savepoints of the outer one. KEKs are listed but never retired. A sweep that
+// fails outside its own transaction aborts the outer one: the sweeps after it then report failed too.
 import type { KeyStore } from '@smgw/blob-store';
 import type { Pool, PoolClient } from '@smgw/db';
 

@@ -36,7 +36,7 @@ export async function runSweeps(
   return runEach(deps, options.now, true);
 }
 
-async function runEach(deps: ReaperDeps, now: Date, locked: boolean): Promise<SweepReport[]> {
+async function runEach(deps: ReaperDeps, now: Date, takeLocks: boolean): Promise<SweepReport[]> {
   const context = {
     pool: deps.pool,
     keyStore: deps.keyStore,
@@ -48,7 +48,7 @@ async function runEach(deps: ReaperDeps, now: Date, locked: boolean): Promise<Sw
   for (const sweep of SWEEP_NAMES) {
     const started = process.hrtime.bigint();
     try {
-      const outcome = locked
+      const outcome = takeLocks
         ? await withSweepLock(deps.pool, sweep, () => SWEEPS[sweep](context))
         : { ran: true as const, result: await SWEEPS[sweep](context) };
       if (!outcome.ran) {
@@ -60,7 +60,7 @@ async function runEach(deps: ReaperDeps, now: Date, locked: boolean): Promise<Sw
       deps.metrics?.sweepSeconds.observe({ sweep }, Number(process.hrtime.bigint() - started) / 1e9);
       deps.metrics?.lastSuccess.set({ sweep }, Date.now() / 1000);
       deps.metrics?.items.inc({ sweep }, items);
-      if (items > 0 && locked) deps.log.info({ code: 'REAPER_SWEEP_DONE', sweep, items }, 'sweep removed items');
+      if (items > 0 && takeLocks) deps.log.info({ code: 'REAPER_SWEEP_DONE', sweep, items }, 'sweep removed items');
       reports.push({ sweep, outcome: 'done', items });
     } catch (err) {
       deps.log.error({ code: 'REAPER_SWEEP_FAILED', sweep, err }, 'sweep failed; the next round goes on from there');
