@@ -284,7 +284,10 @@ for (const overlay of ['dev', 'production']) {
         assert.equal(so?.metadata.annotations?.['autoscaling.keda.sh/paused-replicas'], '0', name);
         assert.equal(find(objects, 'Deployment', name).spec.replicas, 0, name);
       }
-      assert.equal(find(objects, 'Deployment', 'smgw-lifecycle-reaper').spec.replicas, 0);
+    });
+
+    it('runs one lifecycle reaper (its sweeps take locks: a second replica would only wait)', () => {
+      assert.equal(find(objects, 'Deployment', 'smgw-lifecycle-reaper').spec.replicas, 1);
     });
 
     it('gives every gateway process settings that pass its own validation', () => {

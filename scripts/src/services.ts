@@ -45,6 +45,7 @@ export function localServices(
     worker('encrypt', 'SMGW_ENCRYPT_HEALTH_PORT', '9104'),
     worker('deliver', 'SMGW_DELIVER_HEALTH_PORT', '9102'),
     worker('mailbox', 'SMGW_MAILBOX_HEALTH_PORT', '9105'),
+    worker('lifecycle-reaper', 'SMGW_LIFECYCLE_REAPER_HEALTH_PORT', '9106'),
     { name: 'admin', kind: 'gateway', entry: 'services/admin/src/main.ts', readyPort: adminPort, env: {} },
   ];
 }

@@ -99,7 +99,7 @@ describe('planLocalRelays: a sink only for a relay setting left at its local def
 });
 
 describe('localServices: what ./smgw up runs and ./smgw status reports', () => {
-  it('lists a sink service only for a wanted sink, beside the six gateway services', () => {
+  it('lists a sink service only for a wanted sink, beside the seven gateway services', () => {
     const names = (env: NodeJS.ProcessEnv) => localServices(env).map((s) => s.name);
     assert.deepEqual(names({}), [
       'sink-agency',
@@ -109,6 +109,7 @@ describe('localServices: what ./smgw up runs and ./smgw status reports', () => {
       'encrypt',
       'deliver',
       'mailbox',
+      'lifecycle-reaper',
       'admin',
     ]);
     assert.deepEqual(names({ SMGW_INTERNAL_RELAY: 'mail.behoerde.example:25', SMGW_SMARTHOST: 'relay.example:25' }), [
@@ -117,6 +118,7 @@ describe('localServices: what ./smgw up runs and ./smgw status reports', () => {
       'encrypt',
       'deliver',
       'mailbox',
+      'lifecycle-reaper',
       'admin',
     ]);
   });

@@ -284,6 +284,8 @@ export const settings = {
   ),
   /** How long a quarantined message is kept before the reaper purges it (and its blob, if nothing else uses it). */
   quarantineRetention: setting('SMGW_QUARANTINE_RETENTION', duration, '30d', 'how long quarantined messages are kept'),
+  /** How often the lifecycle reaper runs its sweeps (expiry, retention, garbage collection). */
+  reaperInterval: setting('SMGW_REAPER_INTERVAL', duration, '10m', 'how often the lifecycle reaper sweeps'),
   /** Who is told about a virus in inbound mail; unset: postmaster@ the (first) recipient's domain. */
   inboundVirusNoticeTo: setting(
     'SMGW_INBOUND_VIRUS_NOTICE_TO',

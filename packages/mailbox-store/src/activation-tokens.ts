@@ -183,3 +183,29 @@ export async function listActivationTokens(db: Queryable, mailboxId: string): Pr
   ]);
   return found.rows.map(toToken);
 }
+
+/** Tokens deleted per statement. */
+const TOKEN_PURGE_BATCH = 500;
+
+/**
+ * Deletes activation tokens that stopped working more than `graceMs` before `now`: expired, used or revoked. A live
+ * token (unused, unrevoked, not expired) is never touched, however old. Safe from several replicas (skip locked);
+ * returns how many were deleted.
+ */
+export async function purgeDeadActivationTokens(db: Pool, now: Date, graceMs: number): Promise<number> {
+  if (!Number.isFinite(graceMs) || graceMs < 0) throw new RangeError(`graceMs must be non-negative, got ${graceMs}`);
+  const before = new Date(now.getTime() - graceMs);
+  let deleted = 0;
+  for (;;) {
+    const { rowCount } = await db.query(
+      `delete from mailbox_tokens where id in (
+         select id from mailbox_tokens
+          where expires_at < $1 or used_at < $1 or revoked_at < $1
+          limit $2
+          for update skip locked)`,
+      [before, TOKEN_PURGE_BATCH],
+    );
+    deleted += rowCount ?? 0;
+    if ((rowCount ?? 0) < TOKEN_PURGE_BATCH) return deleted;
+  }
+}

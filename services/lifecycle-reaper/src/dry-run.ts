@@ -1,0 +1,36 @@
+// A dry run is the real run inside one transaction that is rolled back: the counts are exactly what a run would
+// remove, and nothing changes. The purge functions take a pool; this one hands them the same connection each time,
+// turning their own transactions into savepoints of the outer one. KEKs are listed but never retired. A sweep that
+// fails outside its own transaction aborts the outer one: the sweeps after it then report failed too.
+import type { KeyStore } from '@smgw/blob-store';
+import type { Pool, PoolClient } from '@smgw/db';
+
+export async function withDryRun<T>(
+  pool: Pool,
+  keyStore: KeyStore,
+  work: (pool: Pool, keyStore: KeyStore) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  let savepoints = 0;
+  const query = (text: unknown, values?: unknown[]) => {
+    if (text === 'begin') return client.query(`savepoint dry_run_${++savepoints}`);
+    if (text === 'commit') return client.query(`release savepoint dry_run_${savepoints--}`);
+    if (text === 'rollback') return client.query(`rollback to savepoint dry_run_${savepoints--}`);
+    return client.query(text as string, values);
+  };
+  const shared = { query, release: () => {} } as unknown as PoolClient;
+  const dryPool = { query, connect: async () => shared } as unknown as Pool;
+  const dryKeyStore: KeyStore = {
+    current: (now) => keyStore.current(now),
+    get: (id) => keyStore.get(id),
+    list: () => keyStore.list(),
+    retire: async () => {},
+  };
+  try {
+    await client.query('begin');
+    return await work(dryPool, dryKeyStore);
+  } finally {
+    await client.query('rollback').catch(() => {});
+    client.release();
+  }
+}
