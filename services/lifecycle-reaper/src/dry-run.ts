@@ -13,9 +13,17 @@ export async function withDryRun<T>(
   const client = await pool.connect();
   let savepoints = 0;
   const query = (text: unknown, values?: unknown[]) => {
-    if (text === 'begin') return client.query(`savepoint dry_run_${++savepoints}`);
-    if (text === 'commit') return client.query(`release savepoint dry_run_${savepoints--}`);
-    if (text === 'rollback') return client.query(`rollback to savepoint dry_run_${savepoints--}`);
+    // Any spelling of a transaction statement is mapped; one that cannot be mapped is refused, so nothing a purge
+    // function sends can ever end the outer transaction (which would make a dry run real).
+    const statement = typeof text === 'string' ? text.trim().replace(/;$/, '').toLowerCase() : '';
+    if (statement === 'begin' || statement === 'start transaction') {
+      return client.query(`savepoint dry_run_${++savepoints}`);
+    }
+    if (statement === 'commit' || statement === 'end') return client.query(`release savepoint dry_run_${savepoints--}`);
+    if (statement === 'rollback') return client.query(`rollback to savepoint dry_run_${savepoints--}`);
+    if (/^(begin|start|commit|end|rollback|abort|prepare|release|savepoint)\b/.test(statement)) {
+      return Promise.reject(new Error(`a dry run cannot pass on "${statement}"`));
+    }
     return client.query(text as string, values);
   };
   const shared = { query, release: () => {} } as unknown as PoolClient;
