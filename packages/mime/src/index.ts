@@ -1,6 +1,13 @@
 // Mail as text: header blocks, line endings, RFC 5322 dates, RFC 2047 words, and the gateway's own generated mail.
 export { addressLikeTokens, listedAddresses } from './address-list.ts';
 export {
+  type DeliveryStatus,
+  type DeliveryStatusRecipient,
+  deliveryStatusBody,
+  headerFieldValue,
+  oneLine,
+} from './delivery-status.ts';
+export {
   type Bilingual,
   type BilingualTemplates,
   bilingualText,

@@ -9,8 +9,10 @@ import {
   type BilingualTemplates,
   bilingualText,
   crlfLines,
+  deliveryStatusBody,
   type GeneratedMail,
   generatedMail,
+  headerFieldValue,
   loadBilingualTemplates,
   messageIdOf,
   renderTemplate,
@@ -134,23 +136,12 @@ function lookupByAddress<T>(map: Record<string, T> | undefined, address: string)
   return key === undefined ? undefined : map[key];
 }
 
-/** A value safe for one header field line: no line breaks or control characters, ASCII only, bounded. */
-export function fieldValue(text: string, maxLength = 900): string {
-  const clean = text
-    .replace(/[\r\n\t]+/g, ' ')
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
-    .replace(/[\x00-\x1f\x7f]/g, '')
-    .replace(/[^\x20-\x7e]/g, '?')
-    .trim();
-  return clean.length > maxLength ? `${clean.slice(0, maxLength - 3)}...` : clean;
-}
-
 function failureLines(failures: FailedRecipient[], templates: DsnTemplates, lang: 'de' | 'en'): string {
   return failures
     .map((f) => {
       const lines = [`  <${f.recipient}>`, `    ${templates.reasons[f.reason][lang]}`];
       const last = f.reply ?? f.error;
-      if (last) lines.push(`    ${templates.lastReply[lang]}: ${fieldValue(last, 300)}`);
+      if (last) lines.push(`    ${templates.lastReply[lang]}: ${headerFieldValue(last, 300)}`);
       return lines.join('\n');
     })
     .join('\n\n');
@@ -167,31 +158,27 @@ function humanText(input: DsnInput): string {
   return bilingualText(text('de'), text('en'), input.templates.separator);
 }
 
-function originalRecipientField(orcpt: string | undefined): string | undefined {
-  if (!orcpt) return undefined;
-  return orcpt.includes(';') ? fieldValue(orcpt.replace(/;\s*/, '; ')) : `rfc822; ${fieldValue(orcpt)}`;
-}
-
-/** The message/delivery-status body: per-message fields, then one block per recipient (RFC 3464 §2.2, §2.3). */
+/** The message/delivery-status body of a DSN (the writer is @smgw/mime's, shared with the mailbox's DSN). */
 export function deliveryStatusFields(input: DsnInput): string {
   const { original } = input;
-  const perMessage = [`Reporting-MTA: dns; ${fieldValue(input.reportingMta)}`];
-  if (original.dsn?.envid) perMessage.push(`Original-Envelope-Id: ${fieldValue(original.dsn.envid)}`);
-  perMessage.push(`X-SMGW-Message-Id: ${original.id}`);
-  perMessage.push(`Arrival-Date: ${rfc5322Date(new Date(original.receivedAt))}`);
-  const blocks = [crlfLines(perMessage)];
-  for (const f of input.failures) {
-    const lines = [`Final-Recipient: rfc822; ${fieldValue(f.recipient)}`];
-    const orcpt = originalRecipientField(lookupByAddress(original.dsn?.orcpt, f.recipient));
-    if (orcpt) lines.push(`Original-Recipient: ${orcpt}`);
-    lines.push('Action: failed', `Status: ${f.status}`);
-    if (f.remoteMta) lines.push(`Remote-MTA: dns; ${fieldValue(f.remoteMta)}`);
-    if (f.reply) lines.push(`Diagnostic-Code: smtp; ${fieldValue(f.reply)}`);
-    else if (f.error) lines.push(`Diagnostic-Code: X-SMGW; ${fieldValue(f.error)}`);
-    lines.push(`Last-Attempt-Date: ${rfc5322Date(f.lastAttemptAt)}`);
-    blocks.push(crlfLines(lines));
-  }
-  return blocks.join('\r\n');
+  return deliveryStatusBody({
+    reportingMta: input.reportingMta,
+    envelopeId: original.dsn?.envid,
+    messageId: original.id,
+    arrivedAt: new Date(original.receivedAt),
+    recipients: input.failures.map((f) => ({
+      recipient: f.recipient,
+      originalRecipient: lookupByAddress(original.dsn?.orcpt, f.recipient),
+      status: f.status,
+      remoteMta: f.remoteMta,
+      diagnostic: f.reply
+        ? { type: 'smtp' as const, text: f.reply }
+        : f.error
+          ? { type: 'X-SMGW' as const, text: f.error }
+          : undefined,
+      lastAttemptAt: f.lastAttemptAt,
+    })),
+  });
 }
 
 /** The DSN as a MIME tree; stream it with `.createReadStream()`. */

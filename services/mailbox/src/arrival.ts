@@ -21,19 +21,11 @@ import {
   MailboxStoreError,
   openMailboxKey,
 } from '@smgw/mailbox-store';
-import { rfc5322Date } from '@smgw/mime';
+import { oneLine, rfc5322Date } from '@smgw/mime';
 import { type Handler, type HandlerContext, next, type Outcome, reject, retry } from '@smgw/mq';
 import { recordEvents, setRecipientState, type TraceEvent } from '@smgw/trace';
 import type { MailboxMetrics } from './metrics.ts';
-import {
-  type MailboxTemplates,
-  megabytes,
-  type Notice,
-  noticeEnvelope,
-  portalLinks,
-  recordNotice,
-  safeLine,
-} from './notices.ts';
+import { type MailboxTemplates, megabytes, type Notice, noticeEnvelope, portalLinks, recordNotice } from './notices.ts';
 
 export interface ArrivalDeps {
   pool: Pool;
@@ -197,7 +189,7 @@ async function storedNotices(
 ): Promise<Notice[]> {
   const links = portalLinks(deps.publicUrl);
   const common = { traceId: envelope.traceId, relatesTo: envelope.id, now };
-  const mailFrom = envelope.mailFrom === '' ? '<>' : safeLine(envelope.mailFrom);
+  const mailFrom = envelope.mailFrom === '' ? '<>' : oneLine(envelope.mailFrom);
   if (mailbox.state === 'locked') return [];
   if (!activation) {
     return [
@@ -235,7 +227,7 @@ async function storedNotices(
 async function overQuotaNotices(deps: ArrivalDeps, envelope: Envelope, mailbox: Mailbox, now: Date): Promise<Notice[]> {
   const common = { traceId: envelope.traceId, relatesTo: envelope.id, now };
   const values = {
-    mailFrom: envelope.mailFrom === '' ? '<>' : safeLine(envelope.mailFrom),
+    mailFrom: envelope.mailFrom === '' ? '<>' : oneLine(envelope.mailFrom),
     recipient: mailbox.address,
     messageId: envelope.id,
     arrivalDate: rfc5322Date(new Date(envelope.receivedAt)),

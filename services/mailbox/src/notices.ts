@@ -9,12 +9,11 @@ import { type Envelope, generatedEnvelope, newMessageId } from '@smgw/envelope';
 import {
   type BilingualTemplates,
   bilingualText,
-  crlfLines,
+  deliveryStatusBody,
   type GeneratedMail,
   generatedMail,
   loadBilingualTemplates,
   renderTemplate,
-  rfc5322Date,
 } from '@smgw/mime';
 import { recordEvent, recordMessage } from '@smgw/trace';
 
@@ -87,23 +86,20 @@ export function buildNoticeMail(templates: MailboxTemplates, input: NoticeInput)
   // RFC 3464, without quoting the original: a full mailbox is 5.2.2 (RFC 3463).
   const root = generatedMail('multipart/report; report-type=delivery-status', headers);
   root.createChild('text/plain; charset=utf-8').setContent(text);
-  root
-    .createChild('message/delivery-status')
-    .setContent(
-      [
-        crlfLines([
-          `Reporting-MTA: dns; ${input.hostname}`,
-          `X-SMGW-Message-Id: ${input.relatesTo}`,
-          `Arrival-Date: ${rfc5322Date(input.dsn.arrivedAt)}`,
-        ]),
-        crlfLines([
-          `Final-Recipient: rfc822; ${safeLine(input.dsn.recipient)}`,
-          'Action: failed',
-          'Status: 5.2.2',
-          'Diagnostic-Code: X-SMGW; MAILBOX_QUOTA_EXCEEDED',
-        ]),
-      ].join('\r\n'),
-    );
+  root.createChild('message/delivery-status').setContent(
+    deliveryStatusBody({
+      reportingMta: input.hostname,
+      messageId: input.relatesTo,
+      arrivedAt: input.dsn.arrivedAt,
+      recipients: [
+        {
+          recipient: input.dsn.recipient,
+          status: '5.2.2',
+          diagnostic: { type: 'X-SMGW', text: 'MAILBOX_QUOTA_EXCEEDED' },
+        },
+      ],
+    }),
+  );
   return root;
 }
 
@@ -150,13 +146,6 @@ export async function recordNotice(db: PoolClient | Pool, notice: Notice, relate
     data: { relatesTo, kind: notice.kind },
     at,
   });
-}
-
-/** One line of printable text, bounded: addresses come from outside. */
-export function safeLine(text: string, max = 300): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
-  const clean = text.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
-  return clean.length > max ? `${clean.slice(0, max - 3)}...` : clean;
 }
 
 /** Bytes as megabytes with one decimal, for the quota texts. */

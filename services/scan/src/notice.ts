@@ -10,6 +10,7 @@ import {
   type GeneratedMail,
   generatedMail,
   loadBilingualTemplates,
+  oneLine,
   renderTemplate,
   rfc5322Date,
 } from '@smgw/mime';
@@ -56,9 +57,9 @@ export function buildNotice(input: NoticeInput): GeneratedMail {
     hostname: input.hostname,
     messageId: original.id,
     receivedAt: rfc5322Date(new Date(original.receivedAt)),
-    mailFrom: original.mailFrom === '' ? '<>' : safeLine(original.mailFrom),
-    recipients: original.recipients.map(safeLine).join(', '),
-    finding: safeLine(input.finding),
+    mailFrom: original.mailFrom === '' ? '<>' : oneLine(original.mailFrom),
+    recipients: original.recipients.map(oneLine).join(', '),
+    finding: oneLine(input.finding),
     expiresAt: rfc5322Date(input.expiresAt),
   };
   const text = (lang: 'de' | 'en') =>
@@ -77,11 +78,4 @@ export function buildNotice(input: NoticeInput): GeneratedMail {
   });
   root.setContent(bilingualText(text('de'), text('en'), templates.separator));
   return root;
-}
-
-/** One line of printable text, bounded: addresses and signature names come from outside. */
-function safeLine(text: string, max = 300): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
-  const clean = text.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
-  return clean.length > max ? `${clean.slice(0, max - 3)}...` : clean;
 }
