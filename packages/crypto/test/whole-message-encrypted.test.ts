@@ -166,6 +166,25 @@ describe('checkWholeMessageEncrypted', () => {
     assert.equal((await check('')).encrypted, false);
   });
 
+  it('refuses a CMS that names more recipients than any real message, instead of holding them all', async () => {
+    // 150,000 empty RecipientInfo SEQUENCEs (2 bytes each) in an indefinite-length SET: 300 KB of DER.
+    const many = Buffer.concat([
+      Buffer.from([0x31, 0x80]),
+      Buffer.alloc(150_000 * 2).fill(Buffer.from([0x30, 0x00])),
+      Buffer.from([0, 0]),
+    ]);
+    const der = Buffer.concat([
+      Buffer.from('308006092a864886f70d010703a0803080020100', 'hex'),
+      many,
+      Buffer.from('0000000000000000', 'hex'),
+    ]);
+    const label =
+      'Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\nContent-Transfer-Encoding: base64';
+    const body = (der.toString('base64').match(/.{1,76}/g) ?? []).join('\r\n');
+    const result = await check(`${label}\r\n\r\n${body}\r\n`, 65536);
+    assert.deepEqual(result, { encrypted: false, reason: 'CMS: too many elements to check' });
+  });
+
   it('refuses a line longer than 64 KiB without buffering the message', async () => {
     const label =
       'Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\nContent-Transfer-Encoding: base64';

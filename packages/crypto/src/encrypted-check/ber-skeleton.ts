@@ -13,6 +13,8 @@ const MAX_ELEMENTS = 1_000_000;
  * of OCTET STRING chunks below it would otherwise cost memory per chunk.
  */
 const KEEP_DEPTH = 5;
+/** Elements kept at most (a message naming 100,000 recipients is no real message; memory stays a few MB). */
+const MAX_KEPT = 100_000;
 
 export interface SkeletonNode {
   tagClass: number;
@@ -41,6 +43,7 @@ export class BerSkeletonReader {
   /** Bytes of primitive content still to skip (or keep) for the innermost primitive. */
   private primitive: { node: SkeletonNode; remaining: number; kept: Buffer[] | undefined } | undefined;
   private elements = 0;
+  private kept = 0;
   private finished = false;
 
   push(chunk: Buffer): void {
@@ -83,7 +86,10 @@ export class BerSkeletonReader {
       };
       const parent = this.stack[this.stack.length - 1];
       if (parent) {
-        if (this.stack.length < KEEP_DEPTH) parent.node.children.push(node);
+        if (this.stack.length < KEEP_DEPTH) {
+          if (++this.kept > MAX_KEPT) throw new BerShapeError('too many elements to check');
+          parent.node.children.push(node);
+        }
       } else if (this.root) throw new BerShapeError('bytes after the outer element');
       else this.root = node;
       if (header.length !== undefined && parent?.remaining !== undefined && header.length > parent.remaining) {
