@@ -5,7 +5,7 @@
 import { createHash, randomBytes, randomInt, randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from '@smgw/db';
 import { openSecret, sealSecret } from '@smgw/secrets';
-import { hashPassword } from '@smgw/submission-accounts';
+import { hashPassword, verifyPassword } from '@smgw/submission-accounts';
 import { type Mailbox, openMailboxKey } from './mailboxes.ts';
 
 type Queryable = Pool | PoolClient;
@@ -26,10 +26,19 @@ export interface ActivationToken {
   expiresAt: Date;
   pinMailDueAt: Date;
   pinMailSentAt: Date | null;
+  /** Why it was made: a message's arrival, self-registration, or re-activation (then no message and trace). */
+  purpose: TokenPurpose;
   /** The message whose arrival made the token, and its trace: the PIN mail belongs to that trace. */
-  messageId: string;
-  traceId: string;
+  messageId: string | null;
+  traceId: string | null;
+  /** Wrong PINs entered so far. */
+  attempts: number;
+  usedAt: Date | null;
+  revokedAt: Date | null;
 }
+
+export const TOKEN_PURPOSES = ['arrival', 'registration', 'reactivation'] as const;
+export type TokenPurpose = (typeof TOKEN_PURPOSES)[number];
 
 /** The stored form of a link token: its SHA-256 (a 256-bit random token needs no slow hash). */
 export function linkHash(link: string): Buffer {
@@ -51,8 +60,12 @@ function toToken(row: Record<string, unknown>): ActivationToken {
     expiresAt: row.expires_at as Date,
     pinMailDueAt: row.pin_mail_due_at as Date,
     pinMailSentAt: (row.pin_mail_sent_at as Date | null) ?? null,
-    messageId: row.message_id as string,
-    traceId: row.trace_id as string,
+    purpose: row.purpose as TokenPurpose,
+    messageId: (row.message_id as string | null) ?? null,
+    traceId: (row.trace_id as string | null) ?? null,
+    attempts: Number(row.attempts),
+    usedAt: (row.used_at as Date | null) ?? null,
+    revokedAt: (row.revoked_at as Date | null) ?? null,
   };
 }
 
@@ -69,8 +82,11 @@ export interface EnsureTokenInput {
   lifetimeMs: number;
   /** When the recipient's PIN mail of a new token is due (SMGW_PIN_DELAY). */
   pinDelayMs: number;
-  messageId: string;
-  traceId: string;
+  /** The arrival that needs the token; absent for self-registration and re-activation. */
+  messageId?: string;
+  traceId?: string;
+  /** Default 'arrival'. */
+  purpose?: TokenPurpose;
 }
 
 /**
@@ -96,34 +112,123 @@ export async function ensureActivationToken(
       }
       if (row) await revokeToken(db, row.id, input.now);
 
-      const id = randomUUID();
-      const secrets = newSecrets();
-      const inserted = await db.query(
-        `insert into mailbox_tokens (id, mailbox_id, link_hash, pin_hash, secrets_sealed, created_at, expires_at,
-           pin_mail_due_at, message_id, trace_id)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-         on conflict (mailbox_id) where used_at is null and revoked_at is null do nothing
-         returning *`,
-        [
-          id,
-          mailbox.id,
-          linkHash(secrets.link),
-          await hashPassword(secrets.pin),
-          sealSecret(dataKey, Buffer.from(JSON.stringify(secrets)), { aad: secretsAad(mailbox.id, id) }),
-          input.now,
-          new Date(input.now.getTime() + input.lifetimeMs),
-          new Date(input.now.getTime() + input.pinDelayMs),
-          input.messageId,
-          input.traceId,
-        ],
-      );
-      if (inserted.rows[0]) return { token: toToken(inserted.rows[0]), secrets, created: true };
+      const made = await insertToken(db, dataKey, input);
+      if (made) return { ...made, created: true };
       // A concurrent arrival made one first: take that one.
     }
     throw new Error(`no live activation token for mailbox ${mailbox.id} after three rounds`);
   } finally {
     dataKey.fill(0);
   }
+}
+
+async function insertToken(
+  db: Queryable,
+  dataKey: Uint8Array,
+  input: EnsureTokenInput,
+): Promise<{ token: ActivationToken; secrets: ActivationSecrets } | undefined> {
+  const { mailbox } = input;
+  const id = randomUUID();
+  const secrets = newSecrets();
+  const inserted = await db.query(
+    `insert into mailbox_tokens (id, mailbox_id, link_hash, pin_hash, secrets_sealed, created_at, expires_at,
+       pin_mail_due_at, message_id, trace_id, purpose)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+     on conflict (mailbox_id) where used_at is null and revoked_at is null do nothing
+     returning *`,
+    [
+      id,
+      mailbox.id,
+      linkHash(secrets.link),
+      await hashPassword(secrets.pin),
+      sealSecret(dataKey, Buffer.from(JSON.stringify(secrets)), { aad: secretsAad(mailbox.id, id) }),
+      input.now,
+      new Date(input.now.getTime() + input.lifetimeMs),
+      new Date(input.now.getTime() + input.pinDelayMs),
+      input.messageId ?? null,
+      input.traceId ?? null,
+      input.purpose ?? 'arrival',
+    ],
+  );
+  return inserted.rows[0] ? { token: toToken(inserted.rows[0]), secrets } : undefined;
+}
+
+/**
+ * Re-activation and self-registration: every earlier link and PIN of the mailbox stops working at once and a new
+ * token is made (its PIN mail due after `pinDelayMs`). Runs in the caller's transaction so the revocation and the
+ * new token commit together.
+ */
+export async function replaceActivationToken(
+  db: PoolClient,
+  input: EnsureTokenInput,
+): Promise<{ token: ActivationToken; secrets: ActivationSecrets }> {
+  await db.query(
+    `update mailbox_tokens set revoked_at = $2, secrets_sealed = null
+      where mailbox_id = $1 and used_at is null and revoked_at is null`,
+    [input.mailbox.id, input.now],
+  );
+  const dataKey = openMailboxKey(input.masterKey, input.mailbox);
+  try {
+    const made = await insertToken(db, dataKey, input);
+    if (!made) throw new Error(`mailbox ${input.mailbox.id} still has a live token after revoking them all`);
+    return made;
+  } finally {
+    dataKey.fill(0);
+  }
+}
+
+export type LinkLookup =
+  | { kind: 'live'; token: ActivationToken }
+  /** Used, revoked (re-activation, too many wrong PINs) or expired: the page offers re-activation. */
+  | { kind: 'dead'; token: ActivationToken }
+  | { kind: 'unknown' };
+
+/** The token a link carries. The lookup is by SHA-256 of a 256-bit random value, so timing reveals nothing useful. */
+export async function findTokenByLink(db: Queryable, link: string, now: Date): Promise<LinkLookup> {
+  if (!/^[A-Za-z0-9_-]{43}$/.test(link)) return { kind: 'unknown' };
+  const found = await db.query('select * from mailbox_tokens where link_hash = $1', [linkHash(link)]);
+  const row = found.rows[0];
+  if (!row) return { kind: 'unknown' };
+  const token = toToken(row);
+  const live = !token.usedAt && !token.revokedAt && token.expiresAt > now;
+  return live ? { kind: 'live', token } : { kind: 'dead', token };
+}
+
+export type PinCheck = 'right' | 'wrong' | 'dead';
+
+/**
+ * Checks a PIN against a live token. Every attempt is counted first (in one statement, so parallel guesses cannot
+ * slip past the limit); the attempt that reaches `maxAttempts` wrong PINs revokes the token: the link is dead and a
+ * new one must be requested. 'dead' when the token was not live.
+ */
+export async function checkTokenPin(
+  db: Pool,
+  tokenId: string,
+  pin: string,
+  maxAttempts: number,
+  now: Date,
+): Promise<PinCheck> {
+  const counted = await db.query(
+    `update mailbox_tokens set attempts = attempts + 1
+      where id = $1 and used_at is null and revoked_at is null and expires_at > $2 and attempts < $3
+      returning pin_hash, attempts`,
+    [tokenId, now, maxAttempts],
+  );
+  const row = counted.rows[0];
+  if (!row) return 'dead';
+  if (pin.length === PIN_DIGITS && /^[0-9]+$/.test(pin) && (await verifyPassword(pin, row.pin_hash))) return 'right';
+  if (Number(row.attempts) >= maxAttempts) await revokeToken(db, tokenId, now);
+  return 'wrong';
+}
+
+/** Uses the token up (single use); false when it was not live any more (used, revoked or expired meanwhile). */
+export async function useToken(db: Queryable, tokenId: string, now: Date): Promise<boolean> {
+  const used = await db.query(
+    `update mailbox_tokens set used_at = $2, secrets_sealed = null
+      where id = $1 and used_at is null and revoked_at is null and expires_at > $2`,
+    [tokenId, now],
+  );
+  return (used.rowCount ?? 0) > 0;
 }
 
 /** The token stops working at once; its sealed link and PIN are dropped. */

@@ -4,6 +4,7 @@
 // takes a pool or a client, so callers run it inside their own transaction with their trace rows.
 export * from './activation-tokens.ts';
 export * from './arrivals.ts';
+export * from './audit.ts';
 export * from './errors.ts';
 export * from './mailbox-messages.ts';
 export * from './mailboxes.ts';

@@ -2,7 +2,7 @@
 // data key (message-cipher.ts). Usage is kept on the mailbox row, in the same transaction as the insert.
 import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from '@smgw/db';
-import { decryptMessage, encryptMessage } from './message-cipher.ts';
+import { decryptMessage, encryptMessage, type MessageSummary, openSummary, sealSummary } from './message-cipher.ts';
 
 type Queryable = Pool | PoolClient;
 
@@ -18,6 +18,8 @@ export interface NewMailboxMessage {
   recipient: string;
   raw: Buffer;
   receivedAt: Date;
+  /** What the folder list shows; sealed under the same key. */
+  summary?: MessageSummary;
 }
 
 /**
@@ -28,8 +30,8 @@ export async function insertMailboxMessage(db: PoolClient, message: NewMailboxMe
   const id = randomUUID();
   const content = encryptMessage(message.dataKey, message.mailboxId, id, message.raw);
   const inserted = await db.query(
-    `insert into mailbox_messages (id, mailbox_id, folder, message_id, recipient, size, received_at, content)
-     values ($1, $2, $3, $4, $5, $6, $7, $8)
+    `insert into mailbox_messages (id, mailbox_id, folder, message_id, recipient, size, received_at, content, summary)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
      on conflict (mailbox_id, message_id, recipient) do nothing`,
     [
       id,
@@ -40,6 +42,7 @@ export async function insertMailboxMessage(db: PoolClient, message: NewMailboxMe
       message.raw.length,
       message.receivedAt,
       content,
+      message.summary ? sealSummary(message.dataKey, message.mailboxId, id, message.summary) : null,
     ],
   );
   if ((inserted.rowCount ?? 0) === 0) return undefined;
@@ -58,28 +61,132 @@ export interface MailboxMessageSummary {
   size: number;
   receivedAt: Date;
   readAt: Date | null;
+  /** Where a message in the trash came from (restoring puts it back there). */
+  trashedFrom: MailboxFolder | null;
+  /** Opened when a data key was given and the row has one (rows stored before migration 013 have none). */
+  summary: MessageSummary | null;
 }
 
-/** The messages of one folder, newest first (without their content). */
+function toSummary(row: Record<string, unknown>, dataKey: Uint8Array | undefined): MailboxMessageSummary {
+  const sealed = row.summary as Buffer | null;
+  return {
+    id: row.id as string,
+    folder: row.folder as MailboxFolder,
+    messageId: row.message_id as string,
+    recipient: row.recipient as string,
+    size: Number(row.size),
+    receivedAt: row.received_at as Date,
+    readAt: (row.read_at as Date | null) ?? null,
+    trashedFrom: (row.trashed_from as MailboxFolder | null) ?? null,
+    summary: dataKey && sealed ? openSummary(dataKey, row.mailbox_id as string, row.id as string, sealed) : null,
+  };
+}
+
+const SUMMARY_COLUMNS =
+  'id, mailbox_id, folder, message_id, recipient, size, received_at, read_at, trashed_from, summary';
+
+/** The messages of one folder, newest first (without their content; with their summaries when `dataKey` is given). */
 export async function listMailboxMessages(
   db: Queryable,
   mailboxId: string,
   folder: MailboxFolder,
+  dataKey?: Uint8Array,
 ): Promise<MailboxMessageSummary[]> {
   const found = await db.query(
-    `select id, folder, message_id, recipient, size, received_at, read_at from mailbox_messages
+    `select ${SUMMARY_COLUMNS} from mailbox_messages
       where mailbox_id = $1 and folder = $2 order by received_at desc, id`,
     [mailboxId, folder],
   );
-  return found.rows.map((row) => ({
-    id: row.id,
-    folder: row.folder,
-    messageId: row.message_id,
-    recipient: row.recipient,
-    size: Number(row.size),
-    receivedAt: row.received_at,
-    readAt: row.read_at,
-  }));
+  return found.rows.map((row) => toSummary(row, dataKey));
+}
+
+/** One message's listing row, only if it belongs to `mailboxId` (a portal user never reaches another's rows). */
+export async function findMailboxMessage(
+  db: Queryable,
+  mailboxId: string,
+  rowId: string,
+  dataKey?: Uint8Array,
+): Promise<MailboxMessageSummary | undefined> {
+  const found = await db.query(`select ${SUMMARY_COLUMNS} from mailbox_messages where mailbox_id = $1 and id = $2`, [
+    mailboxId,
+    rowId,
+  ]);
+  return found.rows[0] ? toSummary(found.rows[0], dataKey) : undefined;
+}
+
+/** Marks a message read (first time only); returns true when this call did (the trace records "read" once). */
+export async function markMailboxMessageRead(
+  db: Queryable,
+  mailboxId: string,
+  rowId: string,
+  at: Date,
+): Promise<boolean> {
+  const updated = await db.query(
+    'update mailbox_messages set read_at = $3 where mailbox_id = $1 and id = $2 and read_at is null',
+    [mailboxId, rowId, at],
+  );
+  return (updated.rowCount ?? 0) > 0;
+}
+
+/** Moves a message to the trash (remembering where from); false when the mailbox has no such message outside it. */
+export async function trashMailboxMessage(db: Queryable, mailboxId: string, rowId: string): Promise<boolean> {
+  const updated = await db.query(
+    `update mailbox_messages set trashed_from = folder, folder = 'trash'
+      where mailbox_id = $1 and id = $2 and folder <> 'trash'`,
+    [mailboxId, rowId],
+  );
+  return (updated.rowCount ?? 0) > 0;
+}
+
+/** Puts a trashed message back where it came from. */
+export async function restoreMailboxMessage(db: Queryable, mailboxId: string, rowId: string): Promise<boolean> {
+  const updated = await db.query(
+    `update mailbox_messages set folder = coalesce(trashed_from, 'inbox'), trashed_from = null
+      where mailbox_id = $1 and id = $2 and folder = 'trash'`,
+    [mailboxId, rowId],
+  );
+  return (updated.rowCount ?? 0) > 0;
+}
+
+/**
+ * Deletes messages of the mailbox for good (`rowIds`, or the whole trash when omitted) and gives their bytes back
+ * to the quota, in one statement each so usage never drifts. Only trashed messages can be deleted this way.
+ */
+export async function deleteTrashedMessages(
+  db: PoolClient,
+  mailboxId: string,
+  rowIds?: readonly string[],
+): Promise<{ messages: number; bytes: number }> {
+  const deleted = await db.query<{ size: string }>(
+    `delete from mailbox_messages where mailbox_id = $1 and folder = 'trash' and ($2::text[] is null or id = any($2))
+     returning size`,
+    [mailboxId, rowIds ?? null],
+  );
+  const bytes = deleted.rows.reduce((sum, row) => sum + Number(row.size), 0);
+  if (bytes > 0) {
+    await db.query('update mailboxes set usage_bytes = greatest(usage_bytes - $2, 0) where id = $1', [
+      mailboxId,
+      bytes,
+    ]);
+  }
+  return { messages: deleted.rows.length, bytes };
+}
+
+/** Every message of the mailbox with its folder, oldest first (download everything as one archive). */
+export async function* readAllMailboxMessages(
+  db: Queryable,
+  mailboxId: string,
+  dataKey: Uint8Array,
+): AsyncGenerator<{ row: MailboxMessageSummary; raw: Buffer }> {
+  const ids = await db.query<{ id: string }>(
+    'select id from mailbox_messages where mailbox_id = $1 order by received_at, id',
+    [mailboxId],
+  );
+  for (const { id } of ids.rows) {
+    const row = await findMailboxMessage(db, mailboxId, id, dataKey);
+    const raw = await readMailboxMessage(db, mailboxId, dataKey, id);
+    if (row && raw) yield { row, raw };
+  }
 }
 
 /** The raw message of one row, decrypted; undefined when the mailbox has no such row. */

@@ -20,6 +20,8 @@ export interface Mailbox {
   lastLoginAt: Date | null;
   /** Raw message bytes over all folders, counted against SMGW_MAILBOX_QUOTA_BYTES. */
   usageBytes: number;
+  /** Whether a password was set (activation); a passive mailbox has none. */
+  hasPassword: boolean;
   dataKeySealed: Buffer;
 }
 
@@ -81,6 +83,7 @@ function toMailbox(row: Record<string, unknown>): Mailbox {
     activatedAt: (row.activated_at as Date | null) ?? null,
     lastLoginAt: (row.last_login_at as Date | null) ?? null,
     usageBytes: Number(row.usage_bytes),
+    hasPassword: row.password_hash != null,
     dataKeySealed: row.data_key_sealed as Buffer,
   };
 }
@@ -118,4 +121,80 @@ export async function ensureMailbox(
 export async function lockMailbox(db: PoolClient, mailboxId: string): Promise<Mailbox | undefined> {
   const found = await db.query('select * from mailboxes where id = $1 for update', [mailboxId]);
   return found.rows[0] ? toMailbox(found.rows[0]) : undefined;
+}
+
+export async function findMailboxById(db: Queryable, mailboxId: string): Promise<Mailbox | undefined> {
+  const found = await db.query('select * from mailboxes where id = $1', [mailboxId]);
+  return found.rows[0] ? toMailbox(found.rows[0]) : undefined;
+}
+
+/** The argon2id hash of the mailbox's password; undefined while it has none (passive) or there is no such mailbox. */
+export async function mailboxPasswordHash(db: Queryable, mailboxId: string): Promise<string | undefined> {
+  const found = await db.query('select password_hash from mailboxes where id = $1', [mailboxId]);
+  return found.rows[0]?.password_hash ?? undefined;
+}
+
+/**
+ * Activation and re-activation: the password (already hashed with argon2id) replaces any earlier one and the
+ * mailbox becomes active. A locked mailbox stays locked (an operator's lock is not lifted by a link).
+ */
+export async function setMailboxPassword(db: Queryable, mailboxId: string, passwordHash: string, at: Date) {
+  await db.query(
+    `update mailboxes set password_hash = $2, password_changed_at = $3,
+            state = case when state = 'locked' then state else 'active' end,
+            activated_at = coalesce(activated_at, $3)
+      where id = $1`,
+    [mailboxId, passwordHash, at],
+  );
+}
+
+/** A successful login: starts a new inactivity period (issue 11), so pending warnings no longer lead to deletion. */
+export async function recordMailboxLogin(db: Queryable, mailboxId: string, at: Date): Promise<void> {
+  await db.query('update mailboxes set last_login_at = $2 where id = $1', [mailboxId, at]);
+}
+
+/**
+ * An operator locks or unlocks a mailbox. Unlocking returns it to active when it has a password, else passive.
+ * Returns the new state, or undefined when there is no such mailbox.
+ */
+export async function setMailboxLocked(
+  db: Queryable,
+  mailboxId: string,
+  locked: boolean,
+  by: string,
+  at: Date,
+): Promise<MailboxState | undefined> {
+  const updated = await db.query(
+    `update mailboxes
+        set state = case when $2 then 'locked' when password_hash is null then 'passive' else 'active' end,
+            state_changed_at = $3, state_changed_by = $4
+      where id = $1 returning state`,
+    [mailboxId, locked, at, by],
+  );
+  return updated.rows[0]?.state;
+}
+
+/**
+ * Deletes the mailbox for good: the row with its sealed data key, and by cascade its messages, tokens and
+ * warnings. Without the data key nothing of it can be read again, also not from a backup taken before
+ * (crypto-shredding). Returns what went, or undefined when there was no such mailbox.
+ */
+export async function deleteMailbox(
+  db: Queryable,
+  mailboxId: string,
+): Promise<{ address: string; messages: number; bytes: number } | undefined> {
+  const counted = await db.query<{ messages: string; bytes: string }>(
+    'select count(*) as messages, coalesce(sum(size), 0) as bytes from mailbox_messages where mailbox_id = $1',
+    [mailboxId],
+  );
+  const deleted = await db.query<{ address: string }>('delete from mailboxes where id = $1 returning address', [
+    mailboxId,
+  ]);
+  const row = deleted.rows[0];
+  if (!row) return undefined;
+  return {
+    address: row.address,
+    messages: Number(counted.rows[0]?.messages ?? 0),
+    bytes: Number(counted.rows[0]?.bytes ?? 0),
+  };
 }

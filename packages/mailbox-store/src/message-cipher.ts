@@ -30,3 +30,23 @@ export function decryptMessage(dataKey: Uint8Array, mailboxId: string, rowId: st
     throw new MailboxStoreError('MAILBOX_CONTENT_TAMPERED', 'a mailbox message does not authenticate', { cause });
   }
 }
+
+/** What a folder list shows of a message; sealed beside the content so a list does not open whole messages. */
+export interface MessageSummary {
+  from: string;
+  to: string;
+  subject: string;
+  /** The Date header as sent (ISO), or null when missing or unreadable. */
+  date: string | null;
+  attachments: number;
+}
+
+const summaryAad = (mailboxId: string, rowId: string) => `summary\0${mailboxId}\0${rowId}`;
+
+export function sealSummary(dataKey: Uint8Array, mailboxId: string, rowId: string, summary: MessageSummary): Buffer {
+  return encryptMessage(dataKey, summaryAad(mailboxId, rowId), '', Buffer.from(JSON.stringify(summary), 'utf8'));
+}
+
+export function openSummary(dataKey: Uint8Array, mailboxId: string, rowId: string, sealed: Uint8Array): MessageSummary {
+  return JSON.parse(decryptMessage(dataKey, summaryAad(mailboxId, rowId), '', sealed).toString('utf8'));
+}

@@ -249,6 +249,9 @@ export async function createTestPki(): Promise<TestPki> {
       ]);
     },
     async crl(ca) {
+      // Issued a minute back: a CRL made on request must not have a thisUpdate (whole seconds) after the
+      // validation time the gateway took a moment before fetching it.
+      const lastUpdate = `${new Date(Date.now() - 60_000).toISOString().replace(/[-:T]/g, '').slice(0, 14)}Z`;
       const pem = await openssl([
         'ca',
         '-config',
@@ -258,6 +261,8 @@ export async function createTestPki(): Promise<TestPki> {
         '-cert',
         ca.certPath,
         '-gencrl',
+        '-crl_lastupdate',
+        lastUpdate,
       ]);
       return openssl(['crl', '-inform', 'PEM', '-outform', 'DER'], pem);
     },

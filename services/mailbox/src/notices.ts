@@ -54,8 +54,8 @@ export interface NoticeInput {
   now: Date;
   /** Gateway id of the mail itself. */
   id: string;
-  /** The message the mail is about (trace and X-SMGW-Related-Message-Id). */
-  relatesTo: string;
+  /** The message the mail is about (trace and X-SMGW-Related-Message-Id); none for registration and re-activation. */
+  relatesTo?: string | undefined;
   /** For the DSN: the original's arrival and the recipient it failed for. */
   dsn?: { arrivedAt: Date; recipient: string };
 }
@@ -76,7 +76,7 @@ export function buildNoticeMail(templates: MailboxTemplates, input: NoticeInput)
     date: input.now,
     messageId: input.id,
     autoSubmitted: input.dsn ? ('auto-replied' as const) : ('auto-generated' as const),
-    extra: [['X-SMGW-Related-Message-Id', input.relatesTo]] as const,
+    extra: input.relatesTo ? ([['X-SMGW-Related-Message-Id', input.relatesTo]] as const) : ([] as const),
   };
   if (!input.dsn) {
     const root = generatedMail('text/plain; charset=utf-8', headers);
@@ -89,7 +89,7 @@ export function buildNoticeMail(templates: MailboxTemplates, input: NoticeInput)
   root.createChild('message/delivery-status').setContent(
     deliveryStatusBody({
       reportingMta: input.hostname,
-      messageId: input.relatesTo,
+      messageId: input.relatesTo ?? input.id,
       arrivedAt: input.dsn.arrivedAt,
       recipients: [
         {
@@ -136,14 +136,19 @@ export async function noticeEnvelope(
 }
 
 /** The notice's own message row and a `notice.generated` event, in the caller's transaction, before it is published. */
-export async function recordNotice(db: PoolClient | Pool, notice: Notice, relatesTo: string, at: Date): Promise<void> {
+export async function recordNotice(
+  db: PoolClient | Pool,
+  notice: Notice,
+  relatesTo: string | undefined,
+  at: Date,
+): Promise<void> {
   await recordMessage(db, notice.envelope);
   await recordEvent(db, notice.envelope.id, {
     stage: 'mailbox',
     event: 'notice.generated',
     outcome: 'next',
-    reason: `${notice.kind} about ${relatesTo}`,
-    data: { relatesTo, kind: notice.kind },
+    reason: relatesTo ? `${notice.kind} about ${relatesTo}` : notice.kind,
+    data: { relatesTo: relatesTo ?? null, kind: notice.kind },
     at,
   });
 }

@@ -33,12 +33,13 @@ export async function sendDuePinMails(deps: PinMailDeps, limit = 20): Promise<nu
         kind: 'pin-mail',
         to: address,
         values: { pin: secrets.pin, expiresAt: rfc5322Date(token.expiresAt) },
-        traceId: token.traceId,
-        relatesTo: token.messageId,
+        // A token of self-registration or re-activation has no message: its mails get a trace of their own.
+        traceId: token.traceId ?? token.id.replaceAll('-', ''),
+        relatesTo: token.messageId ?? undefined,
         now,
       });
       // Committed before publishing: deliver records against the message row.
-      await recordNotice(deps.pool, notice, token.messageId, now);
+      await recordNotice(deps.pool, notice, token.messageId ?? undefined, now);
       await deps.publish(notice.envelope);
       await markPinMailSent(db, token.id, now);
       deps.onSent?.();

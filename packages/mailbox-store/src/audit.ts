@@ -1,0 +1,39 @@
+// What happened to mailboxes, kept after a mailbox is deleted (mailbox_audit has no foreign key): activation,
+// lock-outs, operator actions, inactivity warnings, deletion. Never message content or secrets in `detail`.
+import type { Pool, PoolClient } from '@smgw/db';
+
+type Queryable = Pool | PoolClient;
+
+export interface MailboxAuditEvent {
+  mailboxId: string;
+  address: string;
+  /** e.g. mailbox.activated, mailbox.reactivation-requested, mailbox.locked, mailbox.warned, mailbox.deleted */
+  event: string;
+  /** 'portal', 'mailbox-stage', 'reaper', 'admin:<who>' */
+  actor: string;
+  at: Date;
+  detail?: Record<string, unknown>;
+}
+
+export async function recordMailboxAudit(db: Queryable, entry: MailboxAuditEvent): Promise<void> {
+  await db.query(
+    'insert into mailbox_audit (mailbox_id, address, event, actor, at, detail) values ($1, $2, $3, $4, $5, $6)',
+    [entry.mailboxId, entry.address, entry.event, entry.actor, entry.at, JSON.stringify(entry.detail ?? {})],
+  );
+}
+
+/** An address's audit trail, oldest first (also of mailboxes it had before and that were deleted). */
+export async function listMailboxAudit(db: Queryable, address: string, limit = 200): Promise<MailboxAuditEvent[]> {
+  const found = await db.query('select * from mailbox_audit where address = $1 order by at, id limit $2', [
+    address,
+    limit,
+  ]);
+  return found.rows.map((row) => ({
+    mailboxId: row.mailbox_id,
+    address: row.address,
+    event: row.event,
+    actor: row.actor,
+    at: row.at,
+    detail: row.detail,
+  }));
+}
