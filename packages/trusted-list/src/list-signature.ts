@@ -1,8 +1,9 @@
 // Checks a trusted list's enveloped XML signature (XAdES-BES in practice) against the certificates the operator
 // configured or the LOTL gives, and returns the signed list itself. The model is read from that signed XML,
 // never from the document as received, so a wrapped or duplicated list cannot slip past the check.
+
+import type { X509Certificate } from 'node:crypto';
 import type { Element } from '@xmldom/xmldom';
-import { X509Certificate } from 'node:crypto';
 import { SignedXml } from 'xml-crypto';
 import { TrustedListError } from './errors.ts';
 import { DSIG_NS, TSL_NS } from './model.ts';
@@ -63,7 +64,7 @@ export function verifyListSignature(
   if (expired) {
     throw new TrustedListError(
       'TL_SIGNER_CERT_NOT_VALID',
-      `the list signature verifies with ${expired.subject.replace(/\n/g, ", ")}, which is valid only from ${expired.validFromDate.toISOString()} to ${expired.validToDate.toISOString()}`,
+      `the list signature verifies with ${expired.subject.replace(/\n/g, ', ')}, which is valid only from ${expired.validFromDate.toISOString()} to ${expired.validToDate.toISOString()}`,
     );
   }
   throw new TrustedListError(
@@ -76,7 +77,7 @@ export function verifyListSignature(
 function checkWith(text: string, signature: Element, candidate: X509Certificate): Element | string {
   const sig = new SignedXml({ publicCert: candidate.toString() });
   try {
-    sig.loadSignature(signature as unknown as Node);
+    sig.loadSignature(signature as unknown as Parameters<SignedXml['loadSignature']>[0]);
     if (!sig.checkSignature(text)) return 'a reference digest does not match';
   } catch (err) {
     return oneLine((err as Error).message);

@@ -1,9 +1,10 @@
 // Loads one national trusted list from the operator's bytes: vetted, parsed, signature checked, model read.
-import { readFile, stat } from 'node:fs/promises';
+
 import { X509Certificate } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
 import { TrustedListError } from './errors.ts';
-import type { LoadedTrustedList } from './model.ts';
 import { verifyListSignature } from './list-signature.ts';
+import type { LoadedTrustedList } from './model.ts';
 import { readTrustedList } from './read-trusted-list.ts';
 import { DEFAULT_MAX_LIST_BYTES, decodeListText, parseXml } from './xml-parse.ts';
 
@@ -19,7 +20,7 @@ export interface LoadOptions {
 
 export function toCertificate(value: X509Certificate | Uint8Array | string): X509Certificate {
   if (value instanceof X509Certificate) return value;
-  return new X509Certificate(typeof value === "string" ? value : Buffer.from(value));
+  return new X509Certificate(typeof value === 'string' ? value : Buffer.from(value));
 }
 
 /** Verifies and reads one list; throws TrustedListError when it must not be used. */
@@ -43,7 +44,10 @@ export async function readListFile(path: string, maxBytes = DEFAULT_MAX_LIST_BYT
   try {
     size = (await stat(path)).size;
   } catch (err) {
-    throw new TrustedListError('TL_UNREADABLE', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw new TrustedListError(
+      'TL_UNREADABLE',
+      `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
   }
   if (size > maxBytes) {
     throw new TrustedListError('TL_TOO_LARGE', `${path} has ${size} bytes, more than the limit of ${maxBytes}`);
@@ -51,7 +55,10 @@ export async function readListFile(path: string, maxBytes = DEFAULT_MAX_LIST_BYT
   return new Uint8Array(await readFile(path));
 }
 
-export async function loadTrustedListFile(path: string, options: Omit<LoadOptions, 'source'>): Promise<LoadedTrustedList> {
+export async function loadTrustedListFile(
+  path: string,
+  options: Omit<LoadOptions, 'source'>,
+): Promise<LoadedTrustedList> {
   const bytes = await readListFile(path, options.maxBytes);
   return loadTrustedList(bytes, { ...options, source: path });
 }

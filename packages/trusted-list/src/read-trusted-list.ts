@@ -12,11 +12,11 @@ import {
   type Qualification,
   type ServiceExtensions,
   type ServicePeriod,
-  TSL_NS,
-  TSLX_NS,
   type TrustedList,
   type TrustService,
   type TrustServiceProvider,
+  TSL_NS,
+  TSLX_NS,
   XADES_NS,
 } from './model.ts';
 
@@ -126,7 +126,10 @@ export function readTrustedList(root: Element): TrustedList {
   const nextUpdateText = text(element(nextUpdateEl, TSL_NS, 'dateTime'));
   const nextUpdate = dateTime(nextUpdateText);
   if (nextUpdateText !== undefined && nextUpdate === undefined) {
-    problems.push({ where: 'SchemeInformation/NextUpdate', problem: 'not a valid dateTime: the list counts as closed' });
+    problems.push({
+      where: 'SchemeInformation/NextUpdate',
+      problem: 'not a valid dateTime: the list counts as closed',
+    });
   }
   const territory = required(text(element(scheme, TSL_NS, 'SchemeTerritory')), 'SchemeTerritory');
   const providers: TrustServiceProvider[] = [];
@@ -136,7 +139,10 @@ export function readTrustedList(root: Element): TrustedList {
   });
   return {
     territory,
-    sequenceNumber: required(Number.isSafeInteger(sequence) && sequence > 0 ? sequence : undefined, 'TSLSequenceNumber'),
+    sequenceNumber: required(
+      Number.isSafeInteger(sequence) && sequence > 0 ? sequence : undefined,
+      'TSLSequenceNumber',
+    ),
     versionIdentifier: Number.isSafeInteger(version) ? version : 0,
     tslType: text(element(scheme, TSL_NS, 'TSLType')) ?? '',
     operatorName: names(element(scheme, TSL_NS, 'SchemeOperatorName')),
@@ -158,7 +164,11 @@ function readPointer(pointer: Element): OtherListPointer {
     return undefined;
   };
   const signerCertificates: Uint8Array[] = [];
-  for (const identity of elements(element(pointer, TSL_NS, 'ServiceDigitalIdentities'), TSL_NS, 'ServiceDigitalIdentity')) {
+  for (const identity of elements(
+    element(pointer, TSL_NS, 'ServiceDigitalIdentities'),
+    TSL_NS,
+    'ServiceDigitalIdentity',
+  )) {
     for (const id of readDigitalIdentities(identity)) if (id.kind === 'certificate') signerCertificates.push(id.der);
   }
   return {
@@ -218,7 +228,10 @@ function readPeriod(el: Element | undefined, where: string, problems: ListProble
   const status = text(element(el, TSL_NS, 'ServiceStatus'));
   const start = dateTime(text(element(el, TSL_NS, 'StatusStartingTime')));
   if (!el || !serviceType || !status || !start) {
-    problems.push({ where, problem: 'service type, status or status starting time missing or malformed: service ignored' });
+    problems.push({
+      where,
+      problem: 'service type, status or status starting time missing or malformed: service ignored',
+    });
     return undefined;
   }
   return {
@@ -245,7 +258,8 @@ function readExtensions(el: Element | undefined): ServiceExtensions {
     for (const content of childElements(ext)) {
       const key = `${content.namespaceURI} ${content.localName}`;
       if (key === `${ECC_NS} Qualifications`) {
-        for (const q of elements(content, ECC_NS, 'QualificationElement')) out.qualifications.push(readQualification(q));
+        for (const q of elements(content, ECC_NS, 'QualificationElement'))
+          out.qualifications.push(readQualification(q));
       } else if (key === `${TSL_NS} AdditionalServiceInformation`) {
         const uri = text(element(content, TSL_NS, 'URI'));
         if (uri) out.additionalServiceInformation.push(uri);

@@ -11,7 +11,10 @@ export type XmlDocument = ReturnType<DOMParser['parseFromString']>;
 /** Decodes and vets the bytes; returns the text the signature is checked over. */
 export function decodeListText(bytes: Uint8Array, maxBytes = DEFAULT_MAX_LIST_BYTES): string {
   if (bytes.byteLength > maxBytes) {
-    throw new TrustedListError('TL_TOO_LARGE', `the list has ${bytes.byteLength} bytes, more than the limit of ${maxBytes}`);
+    throw new TrustedListError(
+      'TL_TOO_LARGE',
+      `the list has ${bytes.byteLength} bytes, more than the limit of ${maxBytes}`,
+    );
   }
   let text: string;
   try {
@@ -21,7 +24,10 @@ export function decodeListText(bytes: Uint8Array, maxBytes = DEFAULT_MAX_LIST_BY
   }
   const declared = /^<\?xml[^>]*\bencoding\s*=\s*["']([^"']+)["']/.exec(text)?.[1];
   if (declared !== undefined && !/^utf-?8$/i.test(declared)) {
-    throw new TrustedListError('TL_NOT_XML', `the list declares encoding ${JSON.stringify(declared)}; only UTF-8 is read`);
+    throw new TrustedListError(
+      'TL_NOT_XML',
+      `the list declares encoding ${JSON.stringify(declared)}; only UTF-8 is read`,
+    );
   }
   // Refused before any parser sees them, wherever they stand (even inside a comment): no trusted list needs one.
   if (/<!DOCTYPE/i.test(text) || /<!ENTITY/i.test(text)) {
