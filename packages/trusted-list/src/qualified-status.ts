@@ -86,16 +86,30 @@ function firstName(names: { lang: string; value: string }[]): string | undefined
   return (names.find((n) => n.lang === 'en') ?? names[0])?.value;
 }
 
+// Listed certificates are parsed once per loaded list, not once per signature.
+const listedFacts = new WeakMap<Uint8Array, CertificateFacts | null>();
+
+function factsOfListed(der: Uint8Array): CertificateFacts | null {
+  let facts = listedFacts.get(der);
+  if (facts === undefined) {
+    try {
+      facts = certificateFacts(der);
+    } catch {
+      facts = null; // an unreadable listed certificate matches nothing
+    }
+    listedFacts.set(der, facts);
+  }
+  return facts;
+}
+
 /** How the issuer matches one ServiceDigitalIdentity, if it does. */
 function matchIdentity(ids: DigitalIdentity[], issuer: CertificateFacts): 'certificate' | 'skiAndSubject' | undefined {
   for (const id of ids) {
     if (id.kind !== 'certificate') continue;
     if (sameBytes(id.der, issuer.der)) return 'certificate';
-    try {
-      const listed = certificateFacts(id.der);
-      if (sameBytes(listed.spki, issuer.spki) && sameRdns(listed.subjectRdns, issuer.subjectRdns)) return 'certificate';
-    } catch {
-      // an unreadable listed certificate matches nothing
+    const listed = factsOfListed(id.der);
+    if (listed && sameBytes(listed.spki, issuer.spki) && sameRdns(listed.subjectRdns, issuer.subjectRdns)) {
+      return 'certificate';
     }
   }
   const ski = ids.find((id) => id.kind === 'ski');
