@@ -20,7 +20,11 @@ export interface LoadOptions {
 
 export function toCertificate(value: X509Certificate | Uint8Array | string): X509Certificate {
   if (value instanceof X509Certificate) return value;
-  return new X509Certificate(typeof value === 'string' ? value : Buffer.from(value));
+  try {
+    return new X509Certificate(typeof value === 'string' ? value : Buffer.from(value));
+  } catch {
+    throw new TrustedListError('TL_NO_SIGNER_CERT', 'a signer certificate given for the list cannot be read');
+  }
 }
 
 /** Verifies and reads one list; throws TrustedListError when it must not be used. */

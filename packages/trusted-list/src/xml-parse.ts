@@ -39,12 +39,18 @@ export function decodeListText(bytes: Uint8Array, maxBytes = DEFAULT_MAX_LIST_BY
 /** Parses vetted text; any warning or error from the parser refuses the document. */
 export function parseXml(text: string): XmlDocument {
   const problems: string[] = [];
-  const doc = new DOMParser({
-    onError: (level, message) => {
-      problems.push(`${level}: ${message}`);
-    },
-  }).parseFromString(text, 'text/xml');
-  if (problems.length > 0 || !doc.documentElement) {
+  let doc: XmlDocument | undefined;
+  try {
+    doc = new DOMParser({
+      onError: (level, message) => {
+        problems.push(`${level}: ${message}`);
+      },
+    }).parseFromString(text, 'text/xml');
+  } catch (err) {
+    // xmldom throws a ParseError on a fatal error (no root element, unclosed tags …)
+    problems.push(`fatalError: ${(err as Error).message}`);
+  }
+  if (problems.length > 0 || !doc?.documentElement) {
     throw new TrustedListError('TL_NOT_XML', `the list is not well-formed XML (${problems[0] ?? 'no root element'})`);
   }
   return doc;
