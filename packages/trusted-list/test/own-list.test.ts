@@ -212,6 +212,27 @@ describe('a list the test writes and signs', () => {
     assert.equal(status.matchedBy, 'skiAndSubject');
   });
 
+  it('two services for the same CA that disagree at signing time give not qualified, never the favourable one', () => {
+    const desc = description();
+    desc.providers[0]?.services.push({
+      name: 'Test Qualified CA (second entry)',
+      cert: qualifiedCa.der,
+      current: {
+        status: STATUS('granted'),
+        since: granted,
+        qualifications: [{ qualifiers: [QUALIFIER('NotQualified')], policy: QUALIFIED_POLICY }],
+      },
+    });
+    const lists = [load(signList(writeList(desc), listSigner))];
+    const status = qualifiedStatusAt(
+      lists,
+      { chain: [qualifiedSigner.der, qualifiedCa.der] },
+      new Date(withdrawn.getTime() - DAY),
+    );
+    assert.equal(status.qualified, false);
+    assert.match(status.reason, /conflicting services/);
+  });
+
   it('a list past its NextUpdate is still used but flagged stale, and so is the status drawn from it', () => {
     const desc = { ...description(), nextUpdate: new Date(now.getTime() - DAY) };
     const loaded = load(signList(writeList(desc), listSigner));
