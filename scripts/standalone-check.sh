@@ -7,9 +7,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# The tests that use testdata/ (the NIST PKITS and BoringSSL vectors), and the rest of crypto's pkix tests.
-# A pattern for node --test, matched inside the clone.
-TESTS='packages/crypto/test/pkix-*.test.ts'
+# The tests that use testdata/ (the NIST PKITS and BoringSSL vectors, the real trusted lists and the ETSI schemas),
+# and the rest of crypto's pkix tests. Patterns for node --test, matched inside the clone.
+TESTS=('packages/crypto/test/pkix-*.test.ts' 'packages/trusted-list/test/*.test.ts')
 
 say() { printf '\033[1;34msmgw standalone\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31msmgw standalone\033[0m %s\n' "$*" >&2; exit 1; }
@@ -30,11 +30,11 @@ say "installing dependencies offline from $STORE"
 (cd "$CLONE" && pnpm install --frozen-lockfile --offline --store-dir "$STORE" --reporter=append-only >&2) ||
   die "pnpm install --offline failed in the clone (run ./smgw test first: it fills the pnpm store)"
 
-say "running $TESTS in the clone"
+say "running ${TESTS[*]} in the clone"
 TAP="$WORK/tests.tap"
 status=0
 (cd "$CLONE" && node --test --test-concurrency=2 --test-reporter=dot --test-reporter-destination=stdout \
-  --test-reporter=tap --test-reporter-destination="$TAP" "$TESTS") || status=$?
+  --test-reporter=tap --test-reporter-destination="$TAP" "${TESTS[@]}") || status=$?
 count() { sed -n "s/^# $1 \([0-9]*\)$/\1/p" "$TAP" 2>/dev/null | tail -1; }
 passed="$(count pass)"; failed="$(count fail)"; cancelled="$(count cancelled)"
 passed="${passed:-0}"; failed="${failed:-0}"; cancelled="${cancelled:-0}"
