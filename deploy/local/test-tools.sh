@@ -5,4 +5,4 @@
 set -euo pipefail
 # shellcheck source=apt.sh
 source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
-install_commands swaks=swaks openssl=openssl gpg=gpg docker-compose=docker-compose kubectl=kubectl zip=zip
+install_commands swaks=swaks openssl=openssl gpg=gpg docker-compose=docker-compose kubectl=kubectl zip=zip chromium=chromium
