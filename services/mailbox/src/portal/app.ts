@@ -307,6 +307,11 @@ export async function buildPortal(deps: PortalDeps): Promise<FastifyInstance> {
     },
   );
 
+  const routes: { method: string; url: string }[] = [];
+  app.decorate('portalRoutes', routes);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url });
+  });
   for (const page of PORTAL_PAGES) {
     await app.register(async (scope) => page(scope, ctx));
   }

@@ -66,6 +66,10 @@ declare module 'fastify' {
     /** The language of this request's pages. */
     lang: Language;
   }
+  interface FastifyInstance {
+    /** Every route of the portal's pages (method, url pattern), for tests that walk them (CSRF on every POST). */
+    portalRoutes: { method: string; url: string }[];
+  }
   interface FastifyContextConfig {
     /** Pages for logged-in users set this, or use ctx.requireLogin as preHandler. */
     requireLogin?: boolean;
