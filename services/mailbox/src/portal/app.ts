@@ -193,7 +193,7 @@ export async function buildPortal(deps: PortalDeps): Promise<FastifyInstance> {
   });
   await app.register(fastifyRateLimit, {
     global: true,
-    max: REQUESTS_PER_CLIENT_PER_MINUTE,
+    max: settings.requestsPerClientPerMinute ?? REQUESTS_PER_CLIENT_PER_MINUTE,
     timeWindow: 60_000,
     redis: deps.redis,
     nameSpace: `${settings.redisPrefix}portal:requests:`,

@@ -33,6 +33,8 @@ export interface PortalSettings {
   quotaBytes: number;
   /** SMGW_REDIS_PREFIX: every Redis key of the portal starts with it. */
   redisPrefix: string;
+  /** Requests per client and minute over all pages; default REQUESTS_PER_CLIENT_PER_MINUTE (300). */
+  requestsPerClientPerMinute?: number;
 }
 
 export interface PortalDeps {
