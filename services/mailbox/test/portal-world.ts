@@ -40,6 +40,8 @@ export interface WorldOptions {
   settings?: Partial<PortalSettings>;
   /** An existing world's database (a second app on the same data). */
   db?: TestDatabase;
+  /** Runs before app.ready(): add test-only routes here. */
+  beforeReady?: (app: FastifyInstance) => void | Promise<void>;
 }
 
 /** A portal on a fresh schema and Redis prefix. Close it in after(). */
@@ -92,6 +94,7 @@ export async function startPortalWorld(options: WorldOptions = {}): Promise<Port
     settings,
     now: clock.now,
   });
+  await options.beforeReady?.(app);
   await app.ready();
   return {
     app,

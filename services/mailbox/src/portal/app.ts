@@ -82,6 +82,7 @@ export async function buildPortal(deps: PortalDeps): Promise<FastifyInstance> {
   const limits = createLimits(deps.redis, settings.redisPrefix);
   const eta = new Eta({ views: VIEWS_DIR, autoEscape: true, cache: true });
   const masterKeyRing = masterKeyRingOf(deps);
+  const running = new Set<Promise<unknown>>();
 
   const ctx: PortalContext = {
     deps,
@@ -93,6 +94,14 @@ export async function buildPortal(deps: PortalDeps): Promise<FastifyInstance> {
     openMailboxKey: mailboxKeyOpener(masterKeyRing),
     cookies,
     clientOf: (req) => clientSubject(req.ip),
+    afterAnswer(req, failureCode, work) {
+      const log = req.log;
+      const done: Promise<unknown> = Promise.resolve()
+        .then(work)
+        .catch((err: Error) => log.error({ err, code: failureCode }, 'work after the answer failed'))
+        .finally(() => running.delete(done));
+      running.add(done);
+    },
     t: (req) => translator(req.lang),
     async requireLogin(req, reply) {
       if (!req.portalLogin) return reply.redirect('/anmelden', 303);
@@ -311,6 +320,16 @@ export async function buildPortal(deps: PortalDeps): Promise<FastifyInstance> {
     },
   );
 
+  app.decorate('portalWorkDone', async () => {
+    while (running.size > 0) await Promise.allSettled([...running]);
+  });
+  app.addHook('onClose', async () => app.portalWorkDone());
+
+  const routes: { method: string; url: string }[] = [];
+  app.decorate('portalRoutes', routes);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url });
+  });
   for (const page of PORTAL_PAGES) {
     await app.register(async (scope) => page(scope, ctx));
   }

@@ -66,6 +66,12 @@ declare module 'fastify' {
     /** The language of this request's pages. */
     lang: Language;
   }
+  interface FastifyInstance {
+    /** Every route of the portal's pages (method, url pattern), for tests that walk them (CSRF on every POST). */
+    portalRoutes: { method: string; url: string }[];
+    /** Resolves when the work started by ctx.afterAnswer so far is done (tests; close waits for it too). */
+    portalWorkDone(): Promise<void>;
+  }
   interface FastifyContextConfig {
     /** Pages for logged-in users set this, or use ctx.requireLogin as preHandler. */
     requireLogin?: boolean;
@@ -108,6 +114,11 @@ export interface PortalContext {
   startSession(req: FastifyRequest, reply: FastifyReply, mailboxId: string): Promise<SessionRecord>;
   /** Logs out this request's session and clears the cookie. */
   endSession(req: FastifyRequest, reply: FastifyReply): Promise<void>;
+  /**
+   * Runs `work` after the answer, so the answer's timing does not tell what the work found (enumeration). A failure
+   * is logged with `failureCode`; closing the app waits for running work.
+   */
+  afterAnswer(req: FastifyRequest, failureCode: string, work: () => Promise<unknown>): void;
   /** The client a limit counts (req.ip; IPv6 by /64). */
   clientOf(req: FastifyRequest): string;
   /** Cookie names (they depend on https). */
