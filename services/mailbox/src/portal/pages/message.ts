@@ -25,6 +25,8 @@ import { FOLDER_PATHS, FOLDER_TITLES } from './folders.ts';
 
 const ROW_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const ATTACHMENT_INDEX = /^[0-9]{1,4}$/;
+/** Message views, frames and attachment downloads per client and minute. */
+const PARSES_PER_MINUTE = 120;
 
 /** The page that shows the frame may frame our own origin; everything else as on every page. */
 export const MESSAGE_PAGE_CSP =
@@ -114,8 +116,10 @@ function notFound(ctx: PortalContext, req: FastifyRequest, reply: FastifyReply) 
 
 export const messagePages: PortalPage = async (app, ctx) => {
   const requireLogin = { config: { requireLogin: true } };
+  // Each of these parses the whole message (up to the quota's 30 MB): fewer per client than the portal's default.
+  const parsing = { config: { requireLogin: true, rateLimit: { max: PARSES_PER_MINUTE, timeWindow: 60_000 } } };
 
-  app.get('/nachricht/:id', requireLogin, async (req, reply) => {
+  app.get('/nachricht/:id', parsing, async (req, reply) => {
     const message = await ownMessage(ctx, req);
     if (!message) return notFound(ctx, req, reply);
     const { row } = message;
@@ -159,7 +163,7 @@ export const messagePages: PortalPage = async (app, ctx) => {
     });
   });
 
-  app.get('/nachricht/:id/inhalt', requireLogin, async (req, reply) => {
+  app.get('/nachricht/:id/inhalt', parsing, async (req, reply) => {
     const message = await ownMessage(ctx, req);
     const view = message ? await viewOf(req, message) : undefined;
     if (!view?.html) return notFound(ctx, req, reply);
@@ -171,7 +175,7 @@ export const messagePages: PortalPage = async (app, ctx) => {
       .send(frameDocument(view.html, req.lang));
   });
 
-  app.get('/nachricht/:id/anhang/:n', requireLogin, async (req, reply) => {
+  app.get('/nachricht/:id/anhang/:n', parsing, async (req, reply) => {
     const index = (req.params as { n?: string }).n ?? '';
     if (!ATTACHMENT_INDEX.test(index)) return notFound(ctx, req, reply);
     const message = await ownMessage(ctx, req);
