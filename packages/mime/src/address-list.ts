@@ -13,6 +13,17 @@ export function listedAddresses(value: string): string[] {
   return addressparser(value, { flatten: true }).map((mailbox) => mailbox.address.trim());
 }
 
+/**
+ * The mailboxes of a field value with their display names, in order. Names are decoded (RFC 2047) only after the
+ * field was parsed, so an encoded-word cannot smuggle in a `<address>` of its own.
+ */
+export function listedMailboxes(value: string): { name: string; address: string }[] {
+  return addressparser(value, { flatten: true }).map((mailbox) => ({
+    name: decodeEncodedWords(mailbox.name ?? '').trim(),
+    address: mailbox.address.trim(),
+  }));
+}
+
 // An addr-spec as a reader would take it: no white space, brackets, quotes or list separators on either side.
 const ADDRESS_LIKE = /[^\s<>"(),;:[\]\\]+@[^\s<>"(),;:[\]\\]+/g;
 

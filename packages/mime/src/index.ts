@@ -1,5 +1,5 @@
 // Mail as text: header blocks, line endings, RFC 5322 dates, RFC 2047 words, and the gateway's own generated mail.
-export { addressLikeTokens, listedAddresses } from './address-list.ts';
+export { addressLikeTokens, listedAddresses, listedMailboxes } from './address-list.ts';
 export {
   type DeliveryStatus,
   type DeliveryStatusRecipient,

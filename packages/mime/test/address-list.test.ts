@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { addressLikeTokens, listedAddresses } from '../src/index.ts';
+import { addressLikeTokens, listedAddresses, listedMailboxes } from '../src/index.ts';
 
 describe('the addresses of an address-list field', () => {
   const table: Array<[string, string, string[]]> = [
@@ -27,5 +27,21 @@ describe('what a reader takes for an address', () => {
       'boss@a.example',
     ]);
     assert.deepEqual(addressLikeTokens('Anna Muster <anna@a.example>'), ['anna@a.example']);
+  });
+});
+
+describe('the mailboxes of an address-list field with their names', () => {
+  it('keeps display names, decoded after the field was parsed', () => {
+    assert.deepEqual(listedMailboxes('=?utf-8?q?J=C3=BCrgen_M=C3=BCller?= <j@a.example>, b@b.example'), [
+      { name: 'Jürgen Müller', address: 'j@a.example' },
+      { name: '', address: 'b@b.example' },
+    ]);
+  });
+
+  it('does not take an address out of an encoded-word name', () => {
+    // The name decodes to "x <evil@e.example>": it stays a name, the address is the one written outside it.
+    assert.deepEqual(listedMailboxes('=?utf-8?b?eCA8ZXZpbEBlLmV4YW1wbGU+?= <real@a.example>'), [
+      { name: 'x <evil@e.example>', address: 'real@a.example' },
+    ]);
   });
 });

@@ -19,11 +19,13 @@ import {
   lockMailbox,
   type Mailbox,
   MailboxStoreError,
+  type MessageSummary,
   openMailboxKey,
 } from '@smgw/mailbox-store';
 import { oneLine, rfc5322Date } from '@smgw/mime';
 import { type Handler, type HandlerContext, next, type Outcome, reject, retry } from '@smgw/mq';
 import { recordEvents, setRecipientState, type TraceEvent } from '@smgw/trace';
+import { summarizeMessage } from './message-summary.ts';
 import type { MailboxMetrics } from './metrics.ts';
 import { type MailboxTemplates, megabytes, type Notice, noticeEnvelope, portalLinks, recordNotice } from './notices.ts';
 
@@ -48,6 +50,11 @@ export function createArrivalHandler(deps: ArrivalDeps): Handler {
   return (envelope, context) => arriveEnvelope(deps, envelope, context);
 }
 
+interface StoredMessage {
+  raw: Buffer;
+  summary: MessageSummary;
+}
+
 type RecipientResult =
   | { kind: 'done'; outcome: 'stored' | 'over_quota'; notices: Envelope[]; redelivered: boolean }
   /** The mailbox changed between the quota check and the transaction (filled up, emptied, deleted): try again. */
@@ -55,10 +62,14 @@ type RecipientResult =
 
 export async function arriveEnvelope(deps: ArrivalDeps, envelope: Envelope, context: HandlerContext): Promise<Outcome> {
   const notices: Envelope[] = [];
-  let raw: Promise<Buffer> | undefined;
+  let message: Promise<StoredMessage> | undefined;
   const readMessage = () => {
-    raw ??= deps.blobStore.readAll(envelope.blob.ref);
-    return raw;
+    message ??= deps.blobStore.readAll(envelope.blob.ref).then(async (raw) => ({
+      raw,
+      // What the folder list shows, made once (headers and structure only) and sealed with each copy.
+      summary: await summarizeMessage(raw),
+    }));
+    return message;
   };
   for (const recipient of envelope.recipients) {
     let result: RecipientResult;
@@ -90,7 +101,7 @@ async function arriveForRecipient(
   deps: ArrivalDeps,
   envelope: Envelope,
   recipient: string,
-  readMessage: () => Promise<Buffer>,
+  readMessage: () => Promise<StoredMessage>,
 ): Promise<RecipientResult> {
   const earlier = await findArrival(deps.pool, envelope.id, recipient);
   if (earlier) return { kind: 'done', outcome: earlier.outcome, notices: earlier.notices, redelivered: true };
@@ -115,7 +126,8 @@ async function arriveForRecipient(
     ? await storedNotices(deps, envelope, mailbox, activation, now)
     : await overQuotaNotices(deps, envelope, mailbox, now);
   const notices = made.map((n) => n.envelope);
-  const raw = fits ? await readMessage() : undefined;
+  const stored = fits ? await readMessage() : undefined;
+  const raw = stored?.raw;
 
   return withTransaction(deps.pool, async (db): Promise<RecipientResult> => {
     const locked = await lockMailbox(db, mailbox.id);
@@ -146,6 +158,7 @@ async function arriveForRecipient(
           recipient,
           raw,
           receivedAt: now,
+          summary: stored?.summary,
         });
       } finally {
         dataKey.fill(0);

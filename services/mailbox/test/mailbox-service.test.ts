@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { type Envelope, newMessageId } from '@smgw/envelope';
-import { findMailbox, listActivationTokens } from '@smgw/mailbox-store';
+import { findMailbox, listActivationTokens, listMailboxMessages, openMailboxKey } from '@smgw/mailbox-store';
 import { connectMq, type Mq } from '@smgw/mq';
 import { createLogger } from '@smgw/observability';
 import {
@@ -166,6 +166,20 @@ describe('mailbox stage with encrypt and deliver', () => {
     const stored = trace?.events.find((e) => e.event === 'message.to-mailbox');
     assert.equal(stored?.recipient, citizen);
     assert.equal(stored?.stage, 'mailbox');
+    assert.ok(mailbox);
+    const [listed] = await listMailboxMessages(
+      gateway.db.pool,
+      mailbox.id,
+      'inbox',
+      openMailboxKey(gateway.masterKey, mailbox),
+    );
+    assert.deepEqual(listed?.summary, {
+      from: `Sachbearbeitung <${SENDER}>`,
+      to: citizen,
+      subject: `Bescheid ${marker}`,
+      date: '2026-03-02T09:00:00.000Z',
+      attachments: 0,
+    });
 
     const link = await mailWith(gateway.smarthost, citizen, envelope.id, `${PUBLIC_URL}/aktivieren/`);
     const senderPin = await mailWith(gateway.relay, SENDER, envelope.id, citizen);

@@ -18,15 +18,17 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from 'fastify';
-import { megabytes } from '../notices.ts';
 import { mailboxKeyOpener, masterKeyRingOf, type PortalContext, type PortalDeps, type PortalPage } from './context.ts';
+import { formatMegabytes } from './format.ts';
 import { isLanguage, type Language, type MessageKey, translator } from './i18n/index.ts';
 import { clientSubject, createLimits } from './limits.ts';
 import { accountPages } from './pages/account.ts';
+import { accountDataPages } from './pages/account-data.ts';
 import { activationPages } from './pages/activation.ts';
-import { folderPlaceholderPages } from './pages/folders-placeholder.ts';
+import { folderPages } from './pages/folders.ts';
 import { homePages } from './pages/home.ts';
 import { loginPages } from './pages/login.ts';
+import { messagePages } from './pages/message.ts';
 import { reactivationPages } from './pages/reactivation.ts';
 import { createSessionStore } from './session.ts';
 
@@ -42,7 +44,9 @@ export const PORTAL_PAGES: PortalPage[] = [
   activationPages,
   reactivationPages,
   accountPages,
-  folderPlaceholderPages,
+  folderPages,
+  messagePages,
+  accountDataPages,
 ];
 
 /** Requests per client and minute over all pages (the forms have stricter limits of their own: limits.ts). */
@@ -119,8 +123,8 @@ export async function buildPortal(deps: PortalDeps): Promise<FastifyInstance> {
               used: login.mailbox.usageBytes,
               max: settings.quotaBytes,
               text: t('quota.text', {
-                used: megabytes(login.mailbox.usageBytes),
-                quota: megabytes(settings.quotaBytes),
+                used: formatMegabytes(login.mailbox.usageBytes, req.lang),
+                quota: formatMegabytes(settings.quotaBytes, req.lang),
               }),
             }
           : undefined,

@@ -88,12 +88,63 @@ export const de = {
   'account.logoutEverywhere.text': 'Beendet alle Sitzungen dieses Postfachs auf allen Geräten, auch diese.',
   'account.logoutEverywhere.submit': 'Überall abmelden',
 
-  // --- folders (placeholder by portal-core; the folders helper replaces it) ---
+  // --- folders (portal-mail) ---
   'folders.inbox.title': 'Posteingang',
+  'folders.sent.title': 'Gesendet',
+  'folders.trash.title': 'Papierkorb',
   'folders.empty': 'Keine Nachrichten.',
+  'folders.caption': '{folder}: {count} Nachrichten, davon {unread} ungelesen',
+  'folders.captionOne': '{folder}: 1 Nachricht, {unread} ungelesen',
+  'folders.column.status': 'Status',
+  'folders.column.from': 'Von',
+  'folders.column.to': 'An',
+  'folders.column.subject': 'Betreff',
+  'folders.column.date': 'Datum',
+  'folders.column.size': 'Größe',
+  'folders.column.actions': 'Aktionen',
+  'folders.unread': 'Ungelesen',
+  'folders.read': 'Gelesen',
+  'folders.noSubject': '(ohne Betreff)',
+  'folders.unknown': '(unbekannt)',
+  'folders.attachmentOne': 'mit 1 Anhang',
+  'folders.attachments': 'mit {count} Anhängen',
+  'folders.trash.hint': 'Nachrichten im Papierkorb belegen weiter Speicher, bis Sie sie endgültig löschen.',
+  'folders.trash.emptyAction': 'Papierkorb leeren',
+  'folders.done.trashed': 'Die Nachricht wurde in den Papierkorb verschoben.',
+  'folders.done.restored': 'Die Nachricht wurde wiederhergestellt.',
+  'folders.done.deleted': 'Die Nachricht wurde endgültig gelöscht.',
+  'folders.done.emptied': 'Der Papierkorb wurde geleert.',
   // --- end folders ---
 
   // --- message ---
+  'message.title': 'Nachricht',
+  'message.headers': 'Kopfzeilen',
+  'message.from': 'Von',
+  'message.to': 'An',
+  'message.cc': 'Kopie',
+  'message.date': 'Datum',
+  'message.received': 'Eingegangen',
+  'message.noSubject': '(ohne Betreff)',
+  'message.attachments': 'Anhänge',
+  'message.attachmentSize': '{type}, {size}',
+  'message.body': 'Nachrichtentext',
+  'message.frameTitle': 'Nachrichtentext (HTML, ohne aktive Inhalte)',
+  'message.remoteBlocked':
+    'Externe Inhalte blockiert: Bilder und andere Inhalte aus dem Internet werden zu Ihrem Schutz nicht geladen.',
+  'message.textTruncated':
+    'Der Text ist sehr lang und wird gekürzt angezeigt. Die vollständige Nachricht erhalten Sie mit „Original herunterladen“.',
+  'message.htmlTooLong':
+    'Diese Nachricht ist zu groß, um sie hier formatiert anzuzeigen. Laden Sie das Original herunter, um sie zu lesen.',
+  'message.unreadable':
+    'Diese Nachricht kann hier nicht angezeigt werden. Sie können das Original herunterladen und in einem E-Mail-Programm öffnen.',
+  'message.noText': 'Diese Nachricht enthält keinen Text.',
+  'message.actions': 'Aktionen',
+  'message.reply': 'Antworten',
+  'message.trash': 'In den Papierkorb',
+  'message.restore': 'Wiederherstellen',
+  'message.deleteForever': 'Endgültig löschen',
+  'message.downloadOriginal': 'Original herunterladen (.eml)',
+  'message.back': 'Zurück zu: {folder}',
   // --- end message ---
 
   // --- compose ---
@@ -103,6 +154,27 @@ export const de = {
   // --- end keys ---
 
   // --- account sections ---
+  'account.download.heading': 'Alle Nachrichten herunterladen',
+  'account.download.text':
+    'Eine ZIP-Datei mit allen {count} Nachrichten aus Posteingang, Gesendet und Papierkorb, je eine .eml-Datei, die jedes E-Mail-Programm öffnen kann.',
+  'account.download.link': 'ZIP-Datei herunterladen',
+  'account.delete.heading': 'Postfach löschen',
+  'account.delete.text':
+    'Löscht das Postfach mit allen Nachrichten endgültig. Nichts davon kann wiederhergestellt werden, auch nicht von uns.',
+  'account.delete.link': 'Postfach löschen …',
+  'account.delete.title': 'Postfach endgültig löschen',
+  'account.delete.warning':
+    'Alle {count} Nachrichten in Posteingang, Gesendet und Papierkorb werden sofort und endgültig gelöscht, und Sie werden auf allen Geräten abgemeldet. Laden Sie vorher herunter, was Sie behalten möchten.',
+  'account.delete.address': 'Ihre E-Mail-Adresse zur Bestätigung',
+  'account.delete.addressHint': 'Geben Sie {address} ein.',
+  'account.delete.addressWrong': 'Die Adresse stimmt nicht mit diesem Postfach überein.',
+  'account.delete.confirm': 'Ich möchte das Postfach mit allen Nachrichten endgültig löschen.',
+  'account.delete.confirmMissing': 'Bitte bestätigen Sie, dass das Postfach gelöscht werden soll.',
+  'account.delete.submit': 'Postfach endgültig löschen',
+  'account.delete.cancel': 'Abbrechen, zurück zum Konto',
+  'account.delete.done.title': 'Postfach gelöscht',
+  'account.delete.done.text':
+    'Ihr Postfach und alle Nachrichten sind gelöscht, und Sie sind abgemeldet. Schreibt Ihnen eine Behörde erneut, erhalten Sie einen neuen Aktivierungslink.',
   // --- end account sections ---
 
   // --- registration ---

@@ -85,12 +85,62 @@ export const en: Record<MessageKey, string> = {
   'account.logoutEverywhere.text': 'Ends every session of this mailbox on all devices, this one too.',
   'account.logoutEverywhere.submit': 'Log out everywhere',
 
-  // --- folders (placeholder by portal-core; the folders helper replaces it) ---
+  // --- folders (portal-mail) ---
   'folders.inbox.title': 'Inbox',
+  'folders.sent.title': 'Sent',
+  'folders.trash.title': 'Trash',
   'folders.empty': 'No messages.',
+  'folders.caption': '{folder}: {count} messages, {unread} of them unread',
+  'folders.captionOne': '{folder}: 1 message, {unread} unread',
+  'folders.column.status': 'Status',
+  'folders.column.from': 'From',
+  'folders.column.to': 'To',
+  'folders.column.subject': 'Subject',
+  'folders.column.date': 'Date',
+  'folders.column.size': 'Size',
+  'folders.column.actions': 'Actions',
+  'folders.unread': 'Unread',
+  'folders.read': 'Read',
+  'folders.noSubject': '(no subject)',
+  'folders.unknown': '(unknown)',
+  'folders.attachmentOne': 'with 1 attachment',
+  'folders.attachments': 'with {count} attachments',
+  'folders.trash.hint': 'Messages in the trash still use storage until you delete them for good.',
+  'folders.trash.emptyAction': 'Empty trash',
+  'folders.done.trashed': 'The message was moved to the trash.',
+  'folders.done.restored': 'The message was restored.',
+  'folders.done.deleted': 'The message was deleted for good.',
+  'folders.done.emptied': 'The trash was emptied.',
   // --- end folders ---
 
   // --- message ---
+  'message.title': 'Message',
+  'message.headers': 'Header fields',
+  'message.from': 'From',
+  'message.to': 'To',
+  'message.cc': 'Cc',
+  'message.date': 'Date',
+  'message.received': 'Received',
+  'message.noSubject': '(no subject)',
+  'message.attachments': 'Attachments',
+  'message.attachmentSize': '{type}, {size}',
+  'message.body': 'Message text',
+  'message.frameTitle': 'Message text (HTML, without active content)',
+  'message.remoteBlocked':
+    'External content blocked: images and other content from the internet are not loaded, for your protection.',
+  'message.textTruncated':
+    'The text is very long and is shown shortened. Use “Download original” for the whole message.',
+  'message.htmlTooLong': 'This message is too large to be shown formatted here. Download the original to read it.',
+  'message.unreadable':
+    'This message cannot be shown here. You can download the original and open it in an e-mail program.',
+  'message.noText': 'This message has no text.',
+  'message.actions': 'Actions',
+  'message.reply': 'Reply',
+  'message.trash': 'Move to trash',
+  'message.restore': 'Restore',
+  'message.deleteForever': 'Delete for good',
+  'message.downloadOriginal': 'Download original (.eml)',
+  'message.back': 'Back to: {folder}',
   // --- end message ---
 
   // --- compose ---
@@ -100,6 +150,26 @@ export const en: Record<MessageKey, string> = {
   // --- end keys ---
 
   // --- account sections ---
+  'account.download.heading': 'Download all messages',
+  'account.download.text':
+    'A ZIP file with all {count} messages from Inbox, Sent and Trash, one .eml file each, which any e-mail program can open.',
+  'account.download.link': 'Download ZIP file',
+  'account.delete.heading': 'Delete mailbox',
+  'account.delete.text': 'Deletes the mailbox with all messages for good. None of it can be restored, not even by us.',
+  'account.delete.link': 'Delete mailbox …',
+  'account.delete.title': 'Delete the mailbox for good',
+  'account.delete.warning':
+    'All {count} messages in Inbox, Sent and Trash are deleted at once and for good, and you are logged out on every device. Download first what you want to keep.',
+  'account.delete.address': 'Your e-mail address, to confirm',
+  'account.delete.addressHint': 'Type {address}.',
+  'account.delete.addressWrong': 'The address does not match this mailbox.',
+  'account.delete.confirm': 'I want to delete the mailbox with all messages for good.',
+  'account.delete.confirmMissing': 'Please confirm that the mailbox is to be deleted.',
+  'account.delete.submit': 'Delete the mailbox for good',
+  'account.delete.cancel': 'Cancel, back to the account',
+  'account.delete.done.title': 'Mailbox deleted',
+  'account.delete.done.text':
+    'Your mailbox and all messages are deleted, and you are logged out. If an agency writes to you again, you will get a new activation link.',
   // --- end account sections ---
 
   // --- registration ---

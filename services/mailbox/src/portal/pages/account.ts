@@ -4,6 +4,7 @@
 import { recordMailboxAudit } from '@smgw/mailbox-store';
 import type { FastifyRequest } from 'fastify';
 import type { PortalContext, PortalPage } from '../context.ts';
+import { DELETE_MAILBOX_SECTION, DOWNLOAD_ALL_SECTION } from './account-data.ts';
 
 export interface AccountSection {
   /** A view under views/ (e.g. 'account/logout-everywhere'); it gets the page's `it` plus `data`. */
@@ -13,7 +14,11 @@ export interface AccountSection {
 }
 
 /** The sections of /konto in order, one line each. */
-export const ACCOUNT_SECTIONS: AccountSection[] = [{ view: 'account/logout-everywhere' }];
+export const ACCOUNT_SECTIONS: AccountSection[] = [
+  { view: 'account/logout-everywhere' },
+  DOWNLOAD_ALL_SECTION,
+  DELETE_MAILBOX_SECTION,
+];
 
 export const accountPages: PortalPage = async (app, ctx) => {
   app.get('/konto', { config: { requireLogin: true } }, async (req, reply) => {

@@ -1,0 +1,75 @@
+// Names and types an attachment is shown and downloaded with. The sender chose the filename: it may hold path
+// separators, control characters, bidi overrides ("rechnung\u202Efdp.exe" reads as "rechnungexe.pdf"), quotes and
+// line breaks for header injection, or be a kilobyte long. What leaves here is one harmless path segment.
+import { displayText } from '../message-headers.ts';
+
+export const MAX_FILENAME_CHARS = 120;
+
+// Windows refuses these as names, with any extension.
+const RESERVED_NAME = /^(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:\.|$)/i;
+
+/** A filename safe to show and to save: no separators, controls, bidi formatting; not hidden; length-limited. */
+export function safeFilename(name: string | undefined, fallback: string): string {
+  let cleaned = displayText(name ?? '', 10_000)
+    .replace(/[/\\:*?"<>|]/g, '_')
+    .replace(/^[\s.]+/, '')
+    .replace(/[\s.]+$/, '');
+  if (RESERVED_NAME.test(cleaned)) cleaned = `_${cleaned}`;
+  const chars = [...cleaned];
+  if (chars.length > MAX_FILENAME_CHARS) {
+    // Keep a short extension: it is what the reader's system opens the file with.
+    const extension = /\.[\p{L}\p{N}]{1,10}$/u.exec(cleaned)?.[0] ?? '';
+    cleaned =
+      chars
+        .slice(0, MAX_FILENAME_CHARS - [...extension].length)
+        .join('')
+        .replace(/[\s.]+$/, '') + extension;
+  }
+  return cleaned || fallback;
+}
+
+/** An ASCII stand-in for clients that do not read filename* (RFC 6266 §4.3): letters without accents, else "_". */
+export function asciiFilename(name: string): string {
+  const ascii = name
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .replace(/[^\x20-\x7e]/g, '_')
+    .replace(/["\\%;]/g, '_');
+  return ascii.trim() || 'download';
+}
+
+// RFC 5987 attr-char: ALPHA / DIGIT / "!" / "#" / "$" / "&" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~"
+function encodeExtValue(value: string): string {
+  return encodeURIComponent(value).replace(/['()*]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** `attachment; filename="…"; filename*=UTF-8''…` for a name that went through safeFilename. */
+export function attachmentDisposition(filename: string): string {
+  return `attachment; filename="${asciiFilename(filename)}"; filename*=UTF-8''${encodeExtValue(filename)}`;
+}
+
+/**
+ * The Content-Type a download is served with. Only types a browser shows passively keep theirs; everything it could
+ * run or render as a document (HTML, XHTML, SVG, XML, JavaScript, CSS, PDF with its scripting viewer, text
+ * whose charset it would guess, anything unknown) goes out as application/octet-stream. The download is `attachment` and sandboxed anyway; this is the
+ * second lock.
+ */
+const PASSIVE_TYPES = new Set([
+  'image/png',
+  'image/jpeg',
+  'image/gif',
+  'image/webp',
+  'application/zip',
+  'application/msword',
+  'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
+  'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+  'application/vnd.openxmlformats-officedocument.presentationml.presentation',
+  'application/vnd.ms-excel',
+  'application/vnd.oasis.opendocument.text',
+  'application/vnd.oasis.opendocument.spreadsheet',
+]);
+
+export function downloadContentType(declared: string): string {
+  const type = declared.trim().toLowerCase();
+  return PASSIVE_TYPES.has(type) ? type : 'application/octet-stream';
+}

@@ -1,0 +1,243 @@
+// /nachricht/:id and what hangs off it: the message page (header fields as text, attachments as downloads, the
+// plain text in a <pre> or the sanitised HTML in a sandboxed frame), the frame's own document, attachment and
+// original downloads, and moving to the trash, restoring, deleting for good. The message is looked up only within
+// the session's mailbox: another mailbox's id is a 404 exactly like one that does not exist.
+import { withTransaction } from '@smgw/db';
+import {
+  deleteTrashedMessages,
+  findMailboxMessage,
+  type MailboxMessageSummary,
+  markMailboxMessageRead,
+  readMailboxMessage,
+  restoreMailboxMessage,
+  trashMailboxMessage,
+} from '@smgw/mailbox-store';
+import { recordEvents, recordedMessage } from '@smgw/trace';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { formatMailboxes } from '../../message-headers.ts';
+import { MimeStructureError } from '../../mime-structure.ts';
+import { attachmentDisposition, downloadContentType } from '../attachment-names.ts';
+import type { PortalContext, PortalPage } from '../context.ts';
+import { formatDateTime, formatSize } from '../format.ts';
+import { subjectFilePart } from '../mailbox-archive.ts';
+import { frameDocument, type MessageView, readMessageAttachment, readMessageView } from '../message-view.ts';
+import { FOLDER_PATHS, FOLDER_TITLES } from './folders.ts';
+
+const ROW_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const ATTACHMENT_INDEX = /^[0-9]{1,4}$/;
+/** Message views, frames and attachment downloads per client and minute. */
+const PARSES_PER_MINUTE = 120;
+
+/** The page that shows the frame may frame our own origin; everything else as on every page. */
+export const MESSAGE_PAGE_CSP =
+  "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; " +
+  "base-uri 'none'; frame-src 'self'";
+
+/**
+ * The frame's document: no script, no fetch, inline style only, images only as data: (inline cid images), a unique
+ * origin (sandbox). Popups are allowed so a link (target=_blank, noopener) opens in a new tab of its own; nothing
+ * else the sandbox forbids is allowed. Only our own message page may frame it.
+ */
+export const MESSAGE_FRAME_CSP =
+  "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; base-uri 'none'; " +
+  "frame-ancestors 'self'; sandbox allow-popups allow-popups-to-escape-sandbox";
+export const MESSAGE_FRAME_SANDBOX = 'allow-popups allow-popups-to-escape-sandbox';
+
+/** Downloads are files, never documents of this origin. */
+export const DOWNLOAD_CSP = "default-src 'none'; sandbox";
+
+interface OwnMessage {
+  row: MailboxMessageSummary;
+  raw: Buffer;
+}
+
+/** The message `:id` of the session's mailbox with its bytes, or undefined (no such id here: a 404). */
+async function ownMessage(ctx: PortalContext, req: FastifyRequest): Promise<OwnMessage | undefined> {
+  const { mailbox } = ctx.login(req);
+  const id = (req.params as { id?: string }).id ?? '';
+  if (!ROW_ID.test(id)) return undefined;
+  const key = ctx.openMailboxKey(mailbox);
+  try {
+    const row = await findMailboxMessage(ctx.deps.pool, mailbox.id, id, key);
+    if (!row) return undefined;
+    const raw = await readMailboxMessage(ctx.deps.pool, mailbox.id, key, id);
+    return raw ? { row, raw } : undefined;
+  } finally {
+    key.fill(0);
+  }
+}
+
+/** The view of a message, or undefined when it is beyond the parser's limits or unreadable (the page says so). */
+async function viewOf(req: FastifyRequest, message: OwnMessage): Promise<MessageView | undefined> {
+  try {
+    return await readMessageView(message.raw);
+  } catch (err) {
+    req.log.warn(
+      {
+        code: err instanceof MimeStructureError ? err.code : 'PORTAL_MESSAGE_UNREADABLE',
+        mailboxId: req.portalLogin?.mailbox.id,
+        messageId: message.row.messageId,
+      },
+      'a message could not be parsed for display',
+    );
+    return undefined;
+  }
+}
+
+/**
+ * Marks the message read the first time it is opened and, for a message that arrived (not one the user sent),
+ * records `message.read` in the gateway message's trace, in the same transaction: once.
+ */
+async function markRead(ctx: PortalContext, req: FastifyRequest, row: MailboxMessageSummary): Promise<void> {
+  if (row.readAt) return;
+  const { mailbox } = ctx.login(req);
+  const at = ctx.now();
+  const arrived = (row.folder === 'trash' ? row.trashedFrom : row.folder) !== 'sent';
+  await withTransaction(ctx.deps.pool, async (db) => {
+    if (!(await markMailboxMessageRead(db, mailbox.id, row.id, at))) return;
+    if (!arrived || !(await recordedMessage(db, row.messageId))) return;
+    await recordEvents(db, row.messageId, [
+      {
+        stage: 'mailbox',
+        event: 'message.read',
+        outcome: 'done',
+        recipient: row.recipient,
+        data: { mailboxId: mailbox.id },
+        at,
+      },
+    ]);
+  });
+  req.log.info({ code: 'PORTAL_MESSAGE_READ', mailboxId: mailbox.id, messageId: row.messageId }, 'message read');
+}
+
+function notFound(ctx: PortalContext, req: FastifyRequest, reply: FastifyReply) {
+  return ctx.renderError(req, reply, 404);
+}
+
+export const messagePages: PortalPage = async (app, ctx) => {
+  const requireLogin = { config: { requireLogin: true } };
+  // Each of these parses the whole message (up to the quota's 30 MB): fewer per client than the portal's default.
+  const parsing = { config: { requireLogin: true, rateLimit: { max: PARSES_PER_MINUTE, timeWindow: 60_000 } } };
+
+  app.get('/nachricht/:id', parsing, async (req, reply) => {
+    const message = await ownMessage(ctx, req);
+    if (!message) return notFound(ctx, req, reply);
+    const { row } = message;
+    const t = ctx.t(req);
+    const view = await viewOf(req, message);
+    await markRead(ctx, req, row);
+    const folder = row.folder;
+    const subject = view?.subject || row.summary?.subject || t('message.noSubject');
+    reply.header('content-security-policy', MESSAGE_PAGE_CSP);
+    return ctx.render(req, reply, 'message/message', {
+      title: subject,
+      subject,
+      id: row.id,
+      folder,
+      folderPath: FOLDER_PATHS[folder],
+      folderTitle: t(FOLDER_TITLES[folder]),
+      headers: view
+        ? {
+            from: formatMailboxes(view.from),
+            to: formatMailboxes(view.to),
+            cc: formatMailboxes(view.cc),
+          }
+        : { from: row.summary?.from ?? '', to: row.summary?.to ?? '', cc: '' },
+      date: view?.date ? { iso: view.date, text: formatDateTime(new Date(view.date), req.lang) } : undefined,
+      received: { iso: row.receivedAt.toISOString(), text: formatDateTime(row.receivedAt, req.lang) },
+      unreadable: !view,
+      text: view?.text,
+      textTruncated: view?.textTruncated ?? false,
+      html: view?.html ? { remoteContentBlocked: view.html.remoteContentBlocked } : undefined,
+      htmlTooLong: view?.htmlTooLong ?? false,
+      frameSandbox: MESSAGE_FRAME_SANDBOX,
+      attachments: (view?.attachments ?? []).map((attachment) => ({
+        href: `/nachricht/${row.id}/anhang/${attachment.index}`,
+        filename: attachment.filename,
+        detail: t('message.attachmentSize', {
+          type: attachment.contentType,
+          size: formatSize(attachment.size, req.lang),
+        }),
+      })),
+      canReply: folder === 'inbox',
+    });
+  });
+
+  app.get('/nachricht/:id/inhalt', parsing, async (req, reply) => {
+    const message = await ownMessage(ctx, req);
+    const view = message ? await viewOf(req, message) : undefined;
+    if (!view?.html) return notFound(ctx, req, reply);
+    return reply
+      .header('content-security-policy', MESSAGE_FRAME_CSP)
+      .header('x-frame-options', 'SAMEORIGIN')
+      .header('x-content-type-options', 'nosniff')
+      .type('text/html; charset=utf-8')
+      .send(frameDocument(view.html, req.lang));
+  });
+
+  app.get('/nachricht/:id/anhang/:n', parsing, async (req, reply) => {
+    const index = (req.params as { n?: string }).n ?? '';
+    if (!ATTACHMENT_INDEX.test(index)) return notFound(ctx, req, reply);
+    const message = await ownMessage(ctx, req);
+    if (!message) return notFound(ctx, req, reply);
+    let attachment: Awaited<ReturnType<typeof readMessageAttachment>>;
+    try {
+      attachment = await readMessageAttachment(message.raw, Number(index));
+    } catch {
+      attachment = undefined;
+    }
+    if (!attachment) return notFound(ctx, req, reply);
+    return sendDownload(reply, attachment.content, attachment.filename, downloadContentType(attachment.contentType));
+  });
+
+  app.get('/nachricht/:id/original', requireLogin, async (req, reply) => {
+    const message = await ownMessage(ctx, req);
+    if (!message) return notFound(ctx, req, reply);
+    const name = `${subjectFilePart(message.row.summary?.subject ?? '')}.eml`;
+    return sendDownload(reply, message.raw, name, 'application/octet-stream');
+  });
+
+  app.post('/nachricht/:id/papierkorb', requireLogin, async (req, reply) => {
+    const { mailbox } = ctx.login(req);
+    const id = (req.params as { id: string }).id;
+    const row = ROW_ID.test(id) ? await findMailboxMessage(ctx.deps.pool, mailbox.id, id) : undefined;
+    if (!row || !(await trashMailboxMessage(ctx.deps.pool, mailbox.id, id))) return notFound(ctx, req, reply);
+    req.log.info({ code: 'PORTAL_MESSAGE_TRASHED', mailboxId: mailbox.id, messageId: row.messageId }, 'trashed');
+    return reply.redirect(`${FOLDER_PATHS[row.folder]}?erledigt=papierkorb`, 303);
+  });
+
+  app.post('/nachricht/:id/wiederherstellen', requireLogin, async (req, reply) => {
+    const { mailbox } = ctx.login(req);
+    const id = (req.params as { id: string }).id;
+    if (!ROW_ID.test(id) || !(await restoreMailboxMessage(ctx.deps.pool, mailbox.id, id))) {
+      return notFound(ctx, req, reply);
+    }
+    req.log.info({ code: 'PORTAL_MESSAGE_RESTORED', mailboxId: mailbox.id, rowId: id }, 'restored');
+    return reply.redirect(`${FOLDER_PATHS.trash}?erledigt=wiederhergestellt`, 303);
+  });
+
+  // Only from the trash (mailbox-store refuses anything else); the bytes go back to the quota.
+  app.post('/nachricht/:id/loeschen', requireLogin, async (req, reply) => {
+    const { mailbox } = ctx.login(req);
+    const id = (req.params as { id: string }).id;
+    const deleted = ROW_ID.test(id)
+      ? await withTransaction(ctx.deps.pool, (db) => deleteTrashedMessages(db, mailbox.id, [id]))
+      : { messages: 0, bytes: 0 };
+    if (deleted.messages === 0) return notFound(ctx, req, reply);
+    req.log.info(
+      { code: 'PORTAL_MESSAGE_DELETED', mailboxId: mailbox.id, rowId: id, bytes: deleted.bytes },
+      'deleted for good',
+    );
+    return reply.redirect(`${FOLDER_PATHS.trash}?erledigt=geloescht`, 303);
+  });
+};
+
+/** A file to save: attachment disposition with a safe name, a type that renders nothing, sniffing off, sandboxed. */
+function sendDownload(reply: FastifyReply, content: Buffer, filename: string, contentType: string) {
+  return reply
+    .header('content-disposition', attachmentDisposition(filename))
+    .header('content-security-policy', DOWNLOAD_CSP)
+    .header('x-content-type-options', 'nosniff')
+    .type(contentType)
+    .send(content);
+}
