@@ -26,6 +26,7 @@ export const NOTICE_KINDS = [
   'sender-pin',
   'over-quota-dsn',
   'over-quota-notice',
+  'reactivation-link',
 ] as const;
 export type NoticeKind = (typeof NOTICE_KINDS)[number];
 
