@@ -246,14 +246,14 @@ describe('draft tokens', () => {
 
   it('refuse another mailbox, another key, a changed id, an expired draft and junk', () => {
     const token = newDraftToken(key, 'mailbox-a', DATE);
-    const [id, tag] = token.split('.') as [string, string];
+    const [id, issued, tag] = token.split('.') as [string, string, string];
     assert.equal(openDraftToken(key, 'mailbox-b', token, DATE), undefined);
     assert.equal(openDraftToken(draftTokenKey(randomBytes(32)), 'mailbox-a', token, DATE), undefined);
     const other = newMessageId(DATE.getTime());
-    assert.equal(openDraftToken(key, 'mailbox-a', `${other}.${tag}`, DATE), undefined);
+    assert.equal(openDraftToken(key, 'mailbox-a', `${other}.${issued}.${tag}`, DATE), undefined);
     const later = new Date(DATE.getTime() + DRAFT_MAX_AGE_MS + 1000);
     assert.equal(openDraftToken(key, 'mailbox-a', token, later), undefined);
-    for (const junk of [undefined, 42, '', id, `${id}.`, `${token}.x`, 'x'.repeat(200)]) {
+    for (const junk of [undefined, 42, '', id, `${id}.`, `${id}.${tag}`, `${token}.x`, 'x'.repeat(200)]) {
       assert.equal(openDraftToken(key, 'mailbox-a', junk, DATE), undefined, String(junk));
     }
   });

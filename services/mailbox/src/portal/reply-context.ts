@@ -2,6 +2,7 @@
 // Cc: whoever sent the original may set those to anyone), its Message-ID and References for threading, and its
 // subject for "Re: …". Only the header block is read; nothing is trusted beyond its shape.
 import { decodeEncodedWords, headerValue, listedAddresses, splitHeaderBlock } from '@smgw/mime';
+import { simpleParser } from 'mailparser';
 import { wellFormedMessageId } from './compose.ts';
 
 export interface ReplyContext {
@@ -36,4 +37,21 @@ export function readReplyContext(raw: Buffer): ReplyContext {
 export function replySubject(subject: string): string {
   const bare = subject.replace(/^(\s*(re|aw|antw)\s*(\[\d+\])?\s*:\s*)+/i, '').trim();
   return `Re: ${bare}`;
+}
+
+/** At most this much of the original's text is quoted in a reply (the rest is cut with a line "[…]"). */
+export const MAX_QUOTED_CHARS = 20_000;
+
+/**
+ * The original's plain text (mailparser: the text part, or the text of its HTML), each line prefixed with "> ",
+ * after a line such as "On <date>, <from> wrote:". Nothing is rendered as HTML: this goes into a textarea.
+ */
+export async function quoteOriginal(raw: Buffer, intro: (from: string, date: string) => string): Promise<string> {
+  const parsed = await simpleParser(raw, { maxHeadSize: 64 * 1024, maxChildNodes: 200, skipImageLinks: true });
+  const text = (parsed.text ?? '').replace(/\r\n?/g, '\n').trimEnd();
+  const cut = text.length > MAX_QUOTED_CHARS ? `${text.slice(0, MAX_QUOTED_CHARS)}\n[…]` : text;
+  const from = parsed.from?.value[0]?.address ?? '';
+  const date = parsed.date && !Number.isNaN(parsed.date.getTime()) ? parsed.date.toISOString().slice(0, 10) : '';
+  const quoted = cut.split('\n').map((line) => (line === '' ? '>' : `> ${line}`));
+  return `\n\n${intro(from, date)}\n${quoted.join('\n')}\n`;
 }
