@@ -125,6 +125,16 @@ describe('portal: headers, cookies and error pages over http (local)', () => {
     assert.ok(world.logLines.some((line) => line.includes('PORTAL_INTERNAL_ERROR')));
   });
 
+  it('answers a client over 300 requests a minute with the 429 page, other clients go on', async () => {
+    const busy = world.browser('192.0.2.250');
+    for (let i = 0; i < 300; i++) assert.equal((await busy.get('/reaktivieren')).status, 200, `request ${i + 1}`);
+    const limited = await busy.get('/reaktivieren');
+    assert.equal(limited.status, 429);
+    assert.match(limited.body, /<h1>Zu viele Versuche<\/h1>/);
+    assert.ok(Number(limited.headers['retry-after']) > 0);
+    assert.equal((await world.browser('192.0.2.251').get('/reaktivieren')).status, 200);
+  });
+
   it('serves the one stylesheet', async () => {
     const css = await world.browser().get('/static/portal.css');
     assert.equal(css.status, 200);

@@ -80,6 +80,7 @@ export async function buildPortal(deps: PortalDeps): Promise<FastifyInstance> {
   const limits = createLimits(deps.redis, settings.redisPrefix);
   const eta = new Eta({ views: VIEWS_DIR, autoEscape: true, cache: true });
   const masterKeyRing = masterKeyRingOf(deps);
+  const running = new Set<Promise<unknown>>();
 
   const ctx: PortalContext = {
     deps,
@@ -91,6 +92,14 @@ export async function buildPortal(deps: PortalDeps): Promise<FastifyInstance> {
     openMailboxKey: mailboxKeyOpener(masterKeyRing),
     cookies,
     clientOf: (req) => clientSubject(req.ip),
+    afterAnswer(req, failureCode, work) {
+      const log = req.log;
+      const done: Promise<unknown> = Promise.resolve()
+        .then(work)
+        .catch((err: Error) => log.error({ err, code: failureCode }, 'work after the answer failed'))
+        .finally(() => running.delete(done));
+      running.add(done);
+    },
     t: (req) => translator(req.lang),
     async requireLogin(req, reply) {
       if (!req.portalLogin) return reply.redirect('/anmelden', 303);
@@ -186,7 +195,7 @@ export async function buildPortal(deps: PortalDeps): Promise<FastifyInstance> {
   });
   await app.register(fastifyRateLimit, {
     global: true,
-    max: REQUESTS_PER_CLIENT_PER_MINUTE,
+    max: settings.requestsPerClientPerMinute ?? REQUESTS_PER_CLIENT_PER_MINUTE,
     timeWindow: 60_000,
     redis: deps.redis,
     nameSpace: `${settings.redisPrefix}portal:requests:`,
@@ -308,6 +317,11 @@ export async function buildPortal(deps: PortalDeps): Promise<FastifyInstance> {
       }
     },
   );
+
+  app.decorate('portalWorkDone', async () => {
+    while (running.size > 0) await Promise.allSettled([...running]);
+  });
+  app.addHook('onClose', async () => app.portalWorkDone());
 
   const routes: { method: string; url: string }[] = [];
   app.decorate('portalRoutes', routes);

@@ -37,6 +37,8 @@ export interface PortalSettings {
   internalDomains?: string[] | undefined;
   /** SMGW_PORTAL_MAX_UPLOAD_BYTES: text and attachments of one message (portal-write); default 20 MB. */
   maxUploadBytes?: number | undefined;
+  /** Requests per client and minute over all pages; default REQUESTS_PER_CLIENT_PER_MINUTE (300). */
+  requestsPerClientPerMinute?: number;
 }
 
 export interface PortalDeps {
@@ -73,6 +75,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Every route of the portal's pages (method, url pattern), for tests that walk them (CSRF on every POST). */
     portalRoutes: { method: string; url: string }[];
+    /** Resolves when the work started by ctx.afterAnswer so far is done (tests; close waits for it too). */
+    portalWorkDone(): Promise<void>;
   }
   interface FastifyContextConfig {
     /** Pages for logged-in users set this, or use ctx.requireLogin as preHandler. */
@@ -116,6 +120,11 @@ export interface PortalContext {
   startSession(req: FastifyRequest, reply: FastifyReply, mailboxId: string): Promise<SessionRecord>;
   /** Logs out this request's session and clears the cookie. */
   endSession(req: FastifyRequest, reply: FastifyReply): Promise<void>;
+  /**
+   * Runs `work` after the answer, so the answer's timing does not tell what the work found (enumeration). A failure
+   * is logged with `failureCode`; closing the app waits for running work.
+   */
+  afterAnswer(req: FastifyRequest, failureCode: string, work: () => Promise<unknown>): void;
   /** The client a limit counts (req.ip; IPv6 by /64). */
   clientOf(req: FastifyRequest): string;
   /** Cookie names (they depend on https). */

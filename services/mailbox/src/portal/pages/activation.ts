@@ -137,5 +137,6 @@ function deadLink(ctx: PortalContext, req: FastifyRequest, reply: FastifyReply) 
 async function userInputsOf(ctx: PortalContext, token: ActivationToken): Promise<string[]> {
   const mailbox = await findMailboxById(ctx.deps.pool, token.mailboxId);
   if (!mailbox) return [];
-  return [mailbox.address, ...mailbox.address.split(/[@.+_-]/).filter((part) => part.length >= 3)];
+  const [local = '', domain = ''] = mailbox.address.split('@');
+  return [mailbox.address, local, domain, ...mailbox.address.split(/[@.+_-]/).filter((part) => part.length >= 3)];
 }

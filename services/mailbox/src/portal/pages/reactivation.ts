@@ -10,11 +10,6 @@ import type { PortalContext, PortalPage } from '../context.ts';
 import { formField } from './form-fields.ts';
 
 export const reactivationPages: PortalPage = async (app, ctx) => {
-  const running = new Set<Promise<unknown>>();
-  app.addHook('onClose', async () => {
-    await Promise.allSettled([...running]);
-  });
-
   app.get('/reaktivieren', async (req, reply) =>
     ctx.render(req, reply, 'pages/reactivation', { title: ctx.t(req)('reactivation.title') }),
   );
@@ -44,12 +39,7 @@ export const reactivationPages: PortalPage = async (app, ctx) => {
     const perAddress = await ctx.limits.hit('reactivationPerAddress', address);
     if (perAddress.exceeded) return ctx.renderError(req, reply, 429, perAddress.retryAfterMs);
 
-    const work = reactivate(ctx, address)
-      .catch((err: Error) =>
-        req.log.error({ err, code: 'PORTAL_REACTIVATION_FAILED' }, 'a re-activation could not be sent'),
-      )
-      .finally(() => running.delete(work));
-    running.add(work);
+    ctx.afterAnswer(req, 'PORTAL_REACTIVATION_FAILED', () => reactivate(ctx, address));
     return ctx.render(req, reply, 'pages/reactivation-sent', { title: t('reactivation.sent.title') });
   });
 };
