@@ -25,6 +25,7 @@ import { clientSubject, createLimits } from './limits.ts';
 import { accountPages } from './pages/account.ts';
 import { accountDataPages } from './pages/account-data.ts';
 import { activationPages } from './pages/activation.ts';
+import { composePages } from './pages/compose.ts';
 import { folderPages } from './pages/folders.ts';
 import { homePages } from './pages/home.ts';
 import { loginPages } from './pages/login.ts';
@@ -47,6 +48,7 @@ export const PORTAL_PAGES: PortalPage[] = [
   folderPages,
   messagePages,
   accountDataPages,
+  composePages,
 ];
 
 /** Requests per client and minute over all pages (the forms have stricter limits of their own: limits.ts). */
