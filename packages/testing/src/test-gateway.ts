@@ -76,6 +76,8 @@ export async function startTestGateway(
     SMGW_SMTP_SUBMISSION_PORT: String(submissionPort),
     SMGW_ADMIN_PORT: String(adminPort),
     SMGW_PORTAL_PORT: String(portalPort),
+    // Links in the portal's mails point at this gateway's portal.
+    SMGW_PUBLIC_URL: `http://127.0.0.1:${portalPort}`,
     SMGW_ADMIN_TOKEN: adminToken,
     SMGW_INTERNAL_DOMAINS: 'behoerde.example,*.land.example',
     SMGW_INTERNAL_RELAY: `127.0.0.1:${relay.port}`,
