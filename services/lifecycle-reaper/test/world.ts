@@ -3,7 +3,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { type BlobRef, type BlobStore, createBlobStore, createFolderKeyStore, type KeyStore } from '@smgw/blob-store';
 import { newMessageId } from '@smgw/envelope';
-import { ensureMailbox } from '@smgw/mailbox-store';
+import { createFolderMailboxKeyStore, ensureMailbox, type MailboxKeyStore } from '@smgw/mailbox-store';
 import { createLogger } from '@smgw/observability';
 import { envelopeFixture, type TestDatabase } from '@smgw/testing';
 import { type RecipientState, recordMessage, setRecipientState } from '@smgw/trace';
@@ -15,8 +15,10 @@ export class World {
   readonly keyStore: KeyStore;
   readonly store: BlobStore;
   readonly db: TestDatabase;
+  readonly mailboxKeys: MailboxKeyStore;
   constructor(db: TestDatabase) {
     this.db = db;
+    this.mailboxKeys = createFolderMailboxKeyStore(db.keys);
     this.keyStore = createFolderKeyStore(db.keys);
     this.store = createBlobStore(db.pool, { keyStore: this.keyStore });
   }
@@ -56,7 +58,7 @@ export class World {
 
   /** An activation token of a new mailbox, expiring `expiresInMs` from now, optionally revoked `revokedAgoMs` ago. */
   async token(expiresInMs: number, revokedAgoMs?: number): Promise<string> {
-    const { mailbox } = await ensureMailbox(this.db.pool, `${randomUUID()}@buerger.example`, this.db.keys.masterKey);
+    const { mailbox } = await ensureMailbox(this.db.pool, `${randomUUID()}@buerger.example`, this.mailboxKeys);
     const id = randomUUID();
     await this.db.pool.query(
       `insert into mailbox_tokens (id, mailbox_id, link_hash, pin_hash, created_at, expires_at, revoked_at,

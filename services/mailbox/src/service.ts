@@ -1,6 +1,7 @@
 // Starts mailbox: database, blob store, broker, consumer, PIN mail sweep, health server. Stops in reverse order.
 import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { createPool, databaseReachable } from '@smgw/db';
+import { createFolderMailboxKeyStore } from '@smgw/mailbox-store';
 import { connectMq, instrumentHandler } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
 import { recordParkedAt } from '@smgw/trace';
@@ -24,6 +25,7 @@ export async function startMailbox(config: MailboxConfig, log: Logger): Promise<
     max: Math.min(config.prefetch + 4, 50),
   });
   const blobStore = createBlobStore(pool, { keyStore: createFolderKeyStore(config) });
+  const mailboxKeys = createFolderMailboxKeyStore(config);
   const mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-mailbox' });
   await mq.declareTopology({ mailbox: config.stageRetryLadder });
 
@@ -33,8 +35,7 @@ export async function startMailbox(config: MailboxConfig, log: Logger): Promise<
   const handler = createArrivalHandler({
     pool,
     blobStore,
-    masterKey: config.masterKey,
-    masterKeyPrevious: config.masterKeyPrevious,
+    mailboxKeys,
     hostname: config.hostname,
     publicUrl: config.publicUrl,
     quotaBytes: config.mailboxQuotaBytes,
@@ -52,8 +53,7 @@ export async function startMailbox(config: MailboxConfig, log: Logger): Promise<
     {
       pool,
       blobStore,
-      masterKey: config.masterKey,
-      masterKeyPrevious: config.masterKeyPrevious,
+      mailboxKeys,
       hostname: config.hostname,
       templates,
       publish: (envelope) => mq.publish(envelope),
