@@ -6,6 +6,7 @@ export * from './activation-tokens.ts';
 export * from './arrivals.ts';
 export * from './audit.ts';
 export * from './errors.ts';
+export * from './inactivity.ts';
 export * from './mailbox-key-store.ts';
 export * from './mailbox-messages.ts';
 export * from './mailboxes.ts';

@@ -157,7 +157,8 @@ export async function collectOrphanMailboxKeys(
   return destroyed;
 }
 
-function toMailbox(row: Record<string, unknown>): Mailbox {
+/** A mailboxes row as a Mailbox (for the other modules of this package). */
+export function mailboxFromRow(row: Record<string, unknown>): Mailbox {
   return {
     id: row.id as string,
     address: row.address as string,
@@ -173,7 +174,7 @@ function toMailbox(row: Record<string, unknown>): Mailbox {
 
 export async function findMailbox(db: Queryable, address: string): Promise<Mailbox | undefined> {
   const found = await db.query('select * from mailboxes where address = $1', [normalizeMailboxAddress(address)]);
-  return found.rows[0] ? toMailbox(found.rows[0]) : undefined;
+  return found.rows[0] ? mailboxFromRow(found.rows[0]) : undefined;
 }
 
 /**
@@ -199,7 +200,7 @@ export async function ensureMailbox(
        on conflict (address) do nothing returning *`,
       [id, normal, sealSecret(mailboxKey, dataKey, { aad: dataKeyAad(id) })],
     );
-    inserted = rows.rows[0] ? toMailbox(rows.rows[0]) : undefined;
+    inserted = rows.rows[0] ? mailboxFromRow(rows.rows[0]) : undefined;
   } finally {
     dataKey.fill(0);
     mailboxKey.fill(0);
@@ -214,12 +215,12 @@ export async function ensureMailbox(
 /** The mailbox row locked for the rest of the transaction (quota decisions are made under it). */
 export async function lockMailbox(db: PoolClient, mailboxId: string): Promise<Mailbox | undefined> {
   const found = await db.query('select * from mailboxes where id = $1 for update', [mailboxId]);
-  return found.rows[0] ? toMailbox(found.rows[0]) : undefined;
+  return found.rows[0] ? mailboxFromRow(found.rows[0]) : undefined;
 }
 
 export async function findMailboxById(db: Queryable, mailboxId: string): Promise<Mailbox | undefined> {
   const found = await db.query('select * from mailboxes where id = $1', [mailboxId]);
-  return found.rows[0] ? toMailbox(found.rows[0]) : undefined;
+  return found.rows[0] ? mailboxFromRow(found.rows[0]) : undefined;
 }
 
 /** The argon2id hash of the mailbox's password; undefined while it has none (passive) or there is no such mailbox. */
