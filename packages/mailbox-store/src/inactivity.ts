@@ -93,14 +93,16 @@ export async function claimInactivityWarning(
   db: PoolClient,
   warning: { mailboxId: string; kind: InactivityWarningKind; periodStart: Date; sentAt: Date; deletionDueAt: Date },
 ): Promise<boolean> {
-  const locked = await db.query(
-    `select 1 from mailboxes m where m.id = $1 and m.state <> 'locked' and ${PERIOD_START} = $2 for update of m`,
-    [warning.mailboxId, warning.periodStart],
-  );
-  if (locked.rowCount === 0) return false;
+  // The period start is taken from the row (microseconds), matched to the caller's (a JS Date: milliseconds).
   const inserted = await db.query(
-    `insert into mailbox_inactivity_warnings (mailbox_id, kind, period_start, sent_at, deletion_due_at)
-     values ($1, $2, $3, $4, $5) on conflict do nothing`,
+    `with current_period as (
+       select m.id, ${PERIOD_START} as period_start from mailboxes m
+        where m.id = $1 and m.state <> 'locked'
+          and date_trunc('milliseconds', ${PERIOD_START}) = date_trunc('milliseconds', $3::timestamptz)
+        for update of m)
+     insert into mailbox_inactivity_warnings (mailbox_id, kind, period_start, sent_at, deletion_due_at)
+     select id, $2, period_start, $4, $5 from current_period
+     on conflict do nothing`,
     [warning.mailboxId, warning.kind, warning.periodStart, warning.sentAt, warning.deletionDueAt],
   );
   return (inserted.rowCount ?? 0) > 0;
