@@ -78,9 +78,10 @@ export function createFolderMailboxKeyStore(options: FolderMailboxKeyStoreOption
       return key;
     },
     async get(mailboxId) {
+      const file = path(mailboxId);
       let sealed: Buffer;
       try {
-        sealed = await readFile(path(mailboxId));
+        sealed = await readFile(file);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
         throw new MailboxStoreError('MAILBOX_KEY_STORE_FAILED', `cannot read the key of mailbox ${mailboxId}`, {
@@ -96,8 +97,9 @@ export function createFolderMailboxKeyStore(options: FolderMailboxKeyStoreOption
       }
     },
     async destroy(mailboxId) {
+      const file = path(mailboxId);
       try {
-        await unlink(path(mailboxId));
+        await unlink(file);
         await syncFolder(dir);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
