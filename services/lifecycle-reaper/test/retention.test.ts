@@ -60,13 +60,14 @@ describe('trace retention and parked envelopes', () => {
     assert.match(done(report, 'parked')?.note ?? '', /^\(1 parked, oldest since /);
     const line = lines.find((l) => l.code === 'REAPER_PARKED_ENVELOPES');
     assert.equal(line?.count, 1);
-    assert.equal((line?.messageIds as string[]).length, 1);
+    const listed = (line?.messageIds ?? []) as string[];
+    assert.equal(listed.length, 1);
 
     const remove = world.reaperDeps({ parkedAction: 'remove' });
     assert.equal(done(await runSweeps(remove, { now: new Date() }), 'parked')?.items, 0, 'not before 30 days');
     const later = await runSweeps(remove, { now: new Date(Date.now() + 31 * DAY_MS) });
     assert.equal(done(later, 'parked')?.items, 1);
-    const parkedId = (line?.messageIds as string[])[0] ?? '';
+    const parkedId = listed[0] ?? '';
     const trace = await getTrace(world.db.pool, parkedId);
     assert.equal(trace?.recipients[0]?.state, 'bounced');
     assert.equal(trace?.events.at(-1)?.event, 'envelope.expired');
