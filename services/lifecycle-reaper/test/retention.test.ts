@@ -143,7 +143,9 @@ describe('a reaper killed in the middle of a sweep', () => {
     const { stdout } = await promisify(execFile)(process.execPath, [CLI, '--once'], {
       env: { ...process.env, ...world.env, SMGW_LOG_LEVEL: 'silent' },
     });
-    assert.match(stdout, new RegExp(`^traces +removed ${atKill}$`, 'm'));
+    // The killed process's last statement may still commit on the server after the kill: at most what was left.
+    const removed = Number(/^traces +removed (\d+)$/m.exec(stdout)?.[1]);
+    assert.ok(removed > 0 && removed <= atKill, `the next run removed ${removed} of ${atKill} left`);
     assert.equal(await left(), 0);
   });
 });
