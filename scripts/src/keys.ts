@@ -1,5 +1,6 @@
 // `./smgw keys rotate-master | list`. Everything sealed under SMGW_MASTER_KEY is sealed again under a new one:
-// the key store's KEK files (message blobs), the agencies' private keys and the mailboxes' data keys.
+// the key store's KEK files (message blobs) and mailbox key files, the agencies' private keys and the data keys of
+// mailboxes from before the key store (legacy rows; the others are sealed under their mailbox key file).
 // Rotation without downtime:
 //   1. run every service with SMGW_MASTER_KEY=<new> and SMGW_MASTER_KEY_PREVIOUS=<old> (they read under both);
 //   2. run this command with the same two settings and DATABASE_URL (it may be run again if interrupted);
@@ -9,7 +10,7 @@ import { createFolderKeyStore, rotateMasterKey } from '@smgw/blob-store';
 import { base64Key, loadConfigOrExit, setting, settings } from '@smgw/config';
 import { createPool } from '@smgw/db';
 import { resealAgencyKeys } from '@smgw/key-directory';
-import { resealMailboxKeys } from '@smgw/mailbox-store';
+import { resealMailboxKeys, rotateMailboxKeyFiles } from '@smgw/mailbox-store';
 
 const [command] = process.argv.slice(2);
 const config = loadConfigOrExit('keys', {
@@ -42,10 +43,14 @@ async function run(command: string | undefined): Promise<void> {
     }
     const files = await rotateMasterKey({ keyStoreDir: config.keyStoreDir, from: previous, to: config.masterKey });
     say('KEK file(s)', files);
+    say(
+      'mailbox key file(s)',
+      await rotateMailboxKeyFiles({ keyStoreDir: config.keyStoreDir, from: previous, to: config.masterKey }),
+    );
     const pool = createPool({ url: config.databaseUrl, schema: config.databaseSchema });
     try {
       say('agency private key(s)', await resealAgencyKeys(pool, { from: previous, to: config.masterKey }));
-      say('mailbox data key(s)', await resealMailboxKeys(pool, { from: previous, to: config.masterKey }));
+      say('legacy mailbox data key(s)', await resealMailboxKeys(pool, { from: previous, to: config.masterKey }));
     } finally {
       await pool.end();
     }

@@ -1,6 +1,6 @@
-// `./smgw keys rotate-master` as an operator runs it: everything sealed under the old master key (KEK files, agency
-// private keys, mailbox data keys) opens under the new one afterwards and no longer under the old one; running it
-// again changes nothing.
+// `./smgw keys rotate-master` as an operator runs it: everything sealed under the old master key (KEK files, mailbox
+// key files, agency private keys, legacy mailbox data keys) opens under the new one afterwards and no longer under
+// the old one; running it again changes nothing.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -9,12 +9,19 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createFolderKeyStore } from '@smgw/blob-store';
 import { addAgencyKey, agencyKeyAad, createAgency, putAgencyAddress, sealedAgencyKeys } from '@smgw/key-directory';
-import { ensureMailbox, findMailbox, openMailboxKey } from '@smgw/mailbox-store';
+import {
+  createFolderMailboxKeyStore,
+  ensureMailbox,
+  findMailbox,
+  findMailboxById,
+  openMailboxKey,
+} from '@smgw/mailbox-store';
 import { isSealedUnder, openSecretWithAny, sealSecret } from '@smgw/secrets';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 
 const CLI = fileURLToPath(new URL('../src/keys.ts', import.meta.url));
 const ADDRESS = 'leitung@behoerde.example';
+const LEGACY_ID = '00000000-0000-4000-8000-000000000001';
 
 describe('smgw keys rotate-master', () => {
   let db: TestDatabase;
@@ -37,7 +44,13 @@ describe('smgw keys rotate-master', () => {
       privateKeySealed: sealSecret(oldKey(), privateKey, { aad: agencyKeyAad(ADDRESS, 'ab'.repeat(20)) }),
       now: new Date(),
     });
-    await ensureMailbox(db.pool, 'buerger@example.org', oldKey());
+    await ensureMailbox(db.pool, 'buerger@example.org', createFolderMailboxKeyStore(db.keys));
+    // A mailbox from before the key store: its data key sealed under the master key itself.
+    await db.pool.query('insert into mailboxes (id, address, data_key_sealed) values ($1, $2, $3)', [
+      LEGACY_ID,
+      'legacy@example.org',
+      sealSecret(oldKey(), randomBytes(32), { aad: `smgw-mailbox-key\0${LEGACY_ID}` }),
+    ]);
     await createFolderKeyStore({ keyStoreDir: db.keys.keyStoreDir, masterKey: oldKey() }).current();
   });
   after(() => db.drop());
@@ -52,11 +65,12 @@ describe('smgw keys rotate-master', () => {
       },
     });
 
-  it('re-seals the KEK files, the agency private keys and the mailbox data keys under the new key', async () => {
+  it('re-seals the KEK and mailbox key files, the agency private keys and legacy mailbox data keys', async () => {
     const { stderr } = await rotate();
     assert.match(stderr, /1 KEK file\(s\) re-sealed/);
+    assert.match(stderr, /1 mailbox key file\(s\) re-sealed/);
     assert.match(stderr, /1 agency private key\(s\) re-sealed/);
-    assert.match(stderr, /1 mailbox data key\(s\) re-sealed/);
+    assert.match(stderr, /1 legacy mailbox data key\(s\) re-sealed/);
 
     const [agencyKey] = await sealedAgencyKeys(db.pool, [ADDRESS], 'pgp');
     assert.ok(agencyKey);
@@ -69,8 +83,13 @@ describe('smgw keys rotate-master', () => {
 
     const mailbox = await findMailbox(db.pool, 'buerger@example.org');
     assert.ok(mailbox);
-    assert.equal(openMailboxKey([newKey], mailbox).length, 32);
-    assert.throws(() => openMailboxKey([oldKey()], mailbox), { code: 'SECRET_WRONG_MASTER_KEY' });
+    const keys = (masterKey: Buffer) => createFolderMailboxKeyStore({ keyStoreDir: db.keys.keyStoreDir, masterKey });
+    assert.equal((await openMailboxKey(keys(newKey), mailbox)).length, 32);
+    await assert.rejects(openMailboxKey(keys(oldKey()), mailbox), { code: 'MAILBOX_KEY_STORE_FAILED' });
+    const legacy = await findMailboxById(db.pool, LEGACY_ID);
+    assert.ok(legacy);
+    assert.equal((await openMailboxKey(keys(newKey), legacy)).length, 32);
+    await assert.rejects(openMailboxKey(keys(oldKey()), legacy), { code: 'MAILBOX_KEY_GONE' });
 
     const store = createFolderKeyStore({ keyStoreDir: db.keys.keyStoreDir, masterKey: newKey });
     assert.equal((await store.list()).length, 1);
@@ -79,6 +98,7 @@ describe('smgw keys rotate-master', () => {
   it('changes nothing when run again (after an interruption, say)', async () => {
     const { stderr } = await rotate();
     assert.match(stderr, /0 agency private key\(s\) re-sealed under the new master key, 1 already were/);
-    assert.match(stderr, /0 mailbox data key\(s\) re-sealed under the new master key, 1 already were/);
+    assert.match(stderr, /0 mailbox key file\(s\) re-sealed under the new master key, 1 already were/);
+    assert.match(stderr, /0 legacy mailbox data key\(s\) re-sealed under the new master key, 1 already were/);
   });
 });

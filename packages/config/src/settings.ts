@@ -311,6 +311,45 @@ export const settings = {
   quarantineRetention: setting('SMGW_QUARANTINE_RETENTION', duration, '30d', 'how long quarantined messages are kept'),
   /** How often the lifecycle reaper runs its sweeps (expiry, retention, garbage collection). */
   reaperInterval: setting('SMGW_REAPER_INTERVAL', duration, '10m', 'how often the lifecycle reaper sweeps'),
+  /** Portal mailbox inactivity, each from the start of the period (last login, else activation, else creation). */
+  inactivityFirstWarning: setting(
+    'SMGW_INACTIVITY_FIRST_WARNING',
+    duration,
+    '180d',
+    'inactivity after which a portal mailbox gets its first warning',
+  ),
+  inactivitySecondWarning: setting(
+    'SMGW_INACTIVITY_SECOND_WARNING',
+    duration,
+    '194d',
+    'inactivity after which a portal mailbox gets its second warning',
+  ),
+  inactivityDeletion: setting(
+    'SMGW_INACTIVITY_DELETION',
+    duration,
+    '208d',
+    'inactivity after which a warned portal mailbox is deleted for good',
+  ),
+  inactivityMinMessageAge: setting(
+    'SMGW_INACTIVITY_MIN_MESSAGE_AGE',
+    duration,
+    '30d',
+    'an inactive mailbox is deleted only when its newest message is older than this',
+  ),
+  /** How long the trace (message rows, recipients, events, deliveries) of a finished message is kept. */
+  traceRetention: setting('SMGW_TRACE_RETENTION', duration, '90d', 'how long the trace of finished messages is kept'),
+  parkedRetention: setting(
+    'SMGW_PARKED_RETENTION',
+    duration,
+    '30d',
+    'how long a parked envelope waits for an operator before SMGW_PARKED_ACTION applies',
+  ),
+  parkedAction: setting(
+    'SMGW_PARKED_ACTION',
+    oneOf(['report', 'remove'] as const),
+    'report',
+    'parked envelopes past SMGW_PARKED_RETENTION: report (log and metric only) | remove (give the message up)',
+  ),
   /** Who is told about a virus in inbound mail; unset: postmaster@ the (first) recipient's domain. */
   inboundVirusNoticeTo: setting(
     'SMGW_INBOUND_VIRUS_NOTICE_TO',

@@ -6,6 +6,7 @@ import { createHash, randomBytes, randomInt, randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from '@smgw/db';
 import { openSecret, sealSecret } from '@smgw/secrets';
 import { hashPassword, verifyPassword } from '@smgw/submission-accounts';
+import type { MailboxKeyStore } from './mailbox-key-store.ts';
 import { type Mailbox, openMailboxKey } from './mailboxes.ts';
 
 type Queryable = Pool | PoolClient;
@@ -75,8 +76,8 @@ function openTokenSecrets(dataKey: Uint8Array, mailboxId: string, tokenId: strin
 
 export interface EnsureTokenInput {
   mailbox: Mailbox;
-  /** The master key, or the current and previous ones during a rotation (openMailboxKey). */
-  masterKey: Uint8Array | readonly Uint8Array[];
+  /** The key store that opens the mailbox's data key (openMailboxKey). */
+  keys: MailboxKeyStore;
   now: Date;
   /** How long a new link stays valid (SMGW_ACTIVATION_LINK_LIFETIME). */
   lifetimeMs: number;
@@ -98,7 +99,7 @@ export async function ensureActivationToken(
   input: EnsureTokenInput,
 ): Promise<{ token: ActivationToken; secrets: ActivationSecrets; created: boolean }> {
   const { mailbox } = input;
-  const dataKey = openMailboxKey(input.masterKey, mailbox);
+  const dataKey = await openMailboxKey(input.keys, mailbox);
   try {
     for (let round = 0; round < 3; round++) {
       const live = await db.query(
@@ -167,7 +168,7 @@ export async function replaceActivationToken(
       where mailbox_id = $1 and used_at is null and revoked_at is null`,
     [input.mailbox.id, input.now],
   );
-  const dataKey = openMailboxKey(input.masterKey, input.mailbox);
+  const dataKey = await openMailboxKey(input.keys, input.mailbox);
   try {
     const made = await insertToken(db, dataKey, input);
     if (!made) throw new Error(`mailbox ${input.mailbox.id} still has a live token after revoking them all`);
@@ -251,7 +252,7 @@ export interface DuePinMail {
  */
 export async function lockDuePinMails(
   db: PoolClient,
-  masterKey: Uint8Array | readonly Uint8Array[],
+  keys: MailboxKeyStore,
   now: Date,
   limit: number,
 ): Promise<DuePinMail[]> {
@@ -263,18 +264,20 @@ export async function lockDuePinMails(
         for update of t skip locked`,
     [now, limit],
   );
-  return found.rows.map((row) => {
-    const dataKey = openMailboxKey(masterKey, { id: row.mailbox_id, dataKeySealed: row.data_key_sealed });
+  const due: DuePinMail[] = [];
+  for (const row of found.rows) {
+    const dataKey = await openMailboxKey(keys, { id: row.mailbox_id, dataKeySealed: row.data_key_sealed });
     try {
-      return {
+      due.push({
         token: toToken(row),
         address: row.address,
         secrets: openTokenSecrets(dataKey, row.mailbox_id, row.id, row.secrets_sealed),
-      };
+      });
     } finally {
       dataKey.fill(0);
     }
-  });
+  }
+  return due;
 }
 
 export async function markPinMailSent(db: Queryable, tokenId: string, at: Date): Promise<void> {

@@ -6,6 +6,8 @@ export * from './activation-tokens.ts';
 export * from './arrivals.ts';
 export * from './audit.ts';
 export * from './errors.ts';
+export * from './inactivity.ts';
+export * from './mailbox-key-store.ts';
 export * from './mailbox-messages.ts';
 export * from './mailboxes.ts';
 export * from './message-cipher.ts';

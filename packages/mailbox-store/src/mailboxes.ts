@@ -1,10 +1,14 @@
-// Mailboxes: one per address, created passive by the first arrival, with a data key of their own sealed under the
-// master key (aad: the mailbox id). Deleting the row deletes the key, and with it every message (crypto-shredding).
+// Mailboxes: one per address, created passive by the first arrival, with a data key of their own. The data key is
+// sealed under the mailbox's own key in the key store (mailbox-key-store.ts), outside the database; deleting the
+// mailbox deletes the row and that key, so nothing of it can be read again, not even from a database dump taken
+// before with the master key beside it (crypto-shredding). Rows made before the key store hold the data key sealed
+// under the master key (legacy) until moveMailboxKeysToKeyStore moves them.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { normalizeDomain } from '@smgw/config';
 import type { Pool, PoolClient } from '@smgw/db';
-import { isSealedUnder, openSecretWithAny, resealSecret, sealSecret } from '@smgw/secrets';
+import { isSealedUnder, openSecret, openSecretWithAny, resealSecret, sealSecret } from '@smgw/secrets';
 import { MailboxStoreError } from './errors.ts';
+import type { MailboxKeyStore } from './mailbox-key-store.ts';
 
 type Queryable = Pool | PoolClient;
 
@@ -36,45 +40,125 @@ export function normalizeMailboxAddress(address: string): string {
 
 const dataKeyAad = (mailboxId: string) => `smgw-mailbox-key\0${mailboxId}`;
 
-/**
- * The mailbox's data key (32 bytes); the caller zeroes it when done. `masterKey` may be a key ring (the current key
- * and, during a rotation, the previous one).
- */
-export function openMailboxKey(
-  masterKey: Uint8Array | readonly Uint8Array[],
-  mailbox: Pick<Mailbox, 'id' | 'dataKeySealed'>,
-): Buffer {
-  const ring = masterKey instanceof Uint8Array ? [masterKey] : masterKey;
-  return openSecretWithAny(ring, mailbox.dataKeySealed, { aad: dataKeyAad(mailbox.id) });
+/** A row from before the key store: its data key is sealed under one of the master keys directly. */
+function isLegacy(keys: MailboxKeyStore, sealed: Uint8Array): boolean {
+  return keys.masterKeys.some((k) => isSealedUnder(k, sealed));
 }
 
-/** Master key rotation: every mailbox data key sealed under `from` sealed again under `to`; safe to run again. */
+/**
+ * The mailbox's data key (32 bytes); the caller zeroes it when done. Throws MailboxStoreError MAILBOX_KEY_GONE when
+ * the mailbox's key is not in the key store (deleted).
+ */
+export async function openMailboxKey(
+  keys: MailboxKeyStore,
+  mailbox: Pick<Mailbox, 'id' | 'dataKeySealed'>,
+): Promise<Buffer> {
+  if (isLegacy(keys, mailbox.dataKeySealed)) {
+    return openSecretWithAny(keys.masterKeys, mailbox.dataKeySealed, { aad: dataKeyAad(mailbox.id) });
+  }
+  const mailboxKey = await keys.get(mailbox.id);
+  if (!mailboxKey) throw new MailboxStoreError('MAILBOX_KEY_GONE', `mailbox ${mailbox.id} has no key any more`);
+  try {
+    return openSecret(mailboxKey, mailbox.dataKeySealed, { aad: dataKeyAad(mailbox.id) });
+  } finally {
+    mailboxKey.fill(0);
+  }
+}
+
+/**
+ * Master key rotation of the legacy rows (data key sealed under the master key): each sealed under `from` sealed
+ * again under `to`; safe to run again. Rows whose data key is under a key-store key are not touched (`inKeyStore`):
+ * their files are re-sealed by rotateMailboxKeyFiles.
+ */
 export async function resealMailboxKeys(
   pool: Pool,
   keys: { from: Uint8Array; to: Uint8Array },
-): Promise<{ resealed: number; alreadyCurrent: number }> {
+): Promise<{ resealed: number; alreadyCurrent: number; inKeyStore: number }> {
   const { rows } = await pool.query<{ id: string; data_key_sealed: Buffer }>(
     'select id, data_key_sealed from mailboxes order by id',
   );
   let resealed = 0;
   let alreadyCurrent = 0;
+  let inKeyStore = 0;
   for (const row of rows) {
     if (isSealedUnder(keys.to, row.data_key_sealed)) {
       alreadyCurrent++;
       continue;
     }
+    if (!isSealedUnder(keys.from, row.data_key_sealed)) {
+      inKeyStore++;
+      continue;
+    }
     const again = resealSecret(keys.from, keys.to, row.data_key_sealed, { aad: dataKeyAad(row.id) });
-    // Only if nobody changed it meanwhile (a row is sealed once, at creation; this guards a concurrent rotation).
+    // Only if nobody changed it meanwhile (a concurrent rotation, or the reaper moving it to the key store).
     const updated = await pool.query(
       'update mailboxes set data_key_sealed = $2 where id = $1 and data_key_sealed = $3',
       [row.id, again, row.data_key_sealed],
     );
     if ((updated.rowCount ?? 0) > 0) resealed++;
   }
-  return { resealed, alreadyCurrent };
+  return { resealed, alreadyCurrent, inKeyStore };
 }
 
-function toMailbox(row: Record<string, unknown>): Mailbox {
+/**
+ * Gives up to `limit` legacy mailboxes a key in the key store: the file is written first, then the row's data key
+ * is sealed under it (only if the row is unchanged). A crash between the two leaves a file without use, which
+ * collectOrphanMailboxKeys removes. Returns how many were moved.
+ */
+export async function moveMailboxKeysToKeyStore(pool: Pool, keys: MailboxKeyStore, limit: number): Promise<number> {
+  const { rows } = await pool.query<{ id: string; data_key_sealed: Buffer }>(
+    'select id, data_key_sealed from mailboxes order by created_at, id',
+  );
+  let moved = 0;
+  for (const row of rows) {
+    if (moved >= limit) break;
+    if (!isLegacy(keys, row.data_key_sealed)) continue;
+    const dataKey = openSecretWithAny(keys.masterKeys, row.data_key_sealed, { aad: dataKeyAad(row.id) });
+    let mailboxKey: Buffer | undefined;
+    try {
+      mailboxKey = (await keys.get(row.id)) ?? (await keys.create(row.id));
+      const sealed = sealSecret(mailboxKey, dataKey, { aad: dataKeyAad(row.id) });
+      const updated = await pool.query(
+        'update mailboxes set data_key_sealed = $2 where id = $1 and data_key_sealed = $3',
+        [row.id, sealed, row.data_key_sealed],
+      );
+      if ((updated.rowCount ?? 0) > 0) moved++;
+    } finally {
+      dataKey.fill(0);
+      mailboxKey?.fill(0);
+    }
+  }
+  return moved;
+}
+
+/**
+ * Deletes key-store keys whose mailbox row does not exist, written more than `graceMs` ago (a key is written a
+ * moment before its row; a deletion removes the row, then the key, and a crash between leaves the key). Returns how
+ * many were deleted.
+ */
+export async function collectOrphanMailboxKeys(
+  pool: Pool,
+  keys: MailboxKeyStore,
+  now: Date,
+  graceMs: number,
+): Promise<number> {
+  const old = (await keys.list()).filter((k) => k.writtenAt.getTime() < now.getTime() - graceMs);
+  if (old.length === 0) return 0;
+  const { rows } = await pool.query<{ id: string }>('select id from mailboxes where id = any($1::text[])', [
+    old.map((k) => k.mailboxId),
+  ]);
+  const alive = new Set(rows.map((r) => r.id));
+  let destroyed = 0;
+  for (const { mailboxId } of old) {
+    if (alive.has(mailboxId)) continue;
+    await keys.destroy(mailboxId);
+    destroyed++;
+  }
+  return destroyed;
+}
+
+/** A mailboxes row as a Mailbox (for the other modules of this package). */
+export function mailboxFromRow(row: Record<string, unknown>): Mailbox {
   return {
     id: row.id as string,
     address: row.address as string,
@@ -90,28 +174,39 @@ function toMailbox(row: Record<string, unknown>): Mailbox {
 
 export async function findMailbox(db: Queryable, address: string): Promise<Mailbox | undefined> {
   const found = await db.query('select * from mailboxes where address = $1', [normalizeMailboxAddress(address)]);
-  return found.rows[0] ? toMailbox(found.rows[0]) : undefined;
+  return found.rows[0] ? mailboxFromRow(found.rows[0]) : undefined;
 }
 
-/** The address's mailbox, created passive with a new data key if there is none (also after an earlier deletion). */
+/**
+ * The address's mailbox, created passive if there is none (also after an earlier deletion): a new data key, sealed
+ * under a new key of the key store (written before the row; removed again if another arrival made the mailbox
+ * first).
+ */
 export async function ensureMailbox(
   db: Queryable,
   address: string,
-  masterKey: Uint8Array,
+  keys: MailboxKeyStore,
 ): Promise<{ mailbox: Mailbox; created: boolean }> {
   const normal = normalizeMailboxAddress(address);
+  const found = await findMailbox(db, normal);
+  if (found) return { mailbox: found, created: false };
   const id = randomUUID();
   const dataKey = randomBytes(32);
+  const mailboxKey = await keys.create(id);
+  let inserted: Mailbox | undefined;
   try {
-    const inserted = await db.query(
+    const rows = await db.query(
       `insert into mailboxes (id, address, data_key_sealed) values ($1, $2, $3)
        on conflict (address) do nothing returning *`,
-      [id, normal, sealSecret(masterKey, dataKey, { aad: dataKeyAad(id) })],
+      [id, normal, sealSecret(mailboxKey, dataKey, { aad: dataKeyAad(id) })],
     );
-    if (inserted.rows[0]) return { mailbox: toMailbox(inserted.rows[0]), created: true };
+    inserted = rows.rows[0] ? mailboxFromRow(rows.rows[0]) : undefined;
   } finally {
     dataKey.fill(0);
+    mailboxKey.fill(0);
+    if (!inserted) await keys.destroy(id);
   }
+  if (inserted) return { mailbox: inserted, created: true };
   const existing = await findMailbox(db, normal);
   if (!existing) throw new Error(`mailbox of ${normal} vanished while it was being created`);
   return { mailbox: existing, created: false };
@@ -120,12 +215,12 @@ export async function ensureMailbox(
 /** The mailbox row locked for the rest of the transaction (quota decisions are made under it). */
 export async function lockMailbox(db: PoolClient, mailboxId: string): Promise<Mailbox | undefined> {
   const found = await db.query('select * from mailboxes where id = $1 for update', [mailboxId]);
-  return found.rows[0] ? toMailbox(found.rows[0]) : undefined;
+  return found.rows[0] ? mailboxFromRow(found.rows[0]) : undefined;
 }
 
 export async function findMailboxById(db: Queryable, mailboxId: string): Promise<Mailbox | undefined> {
   const found = await db.query('select * from mailboxes where id = $1', [mailboxId]);
-  return found.rows[0] ? toMailbox(found.rows[0]) : undefined;
+  return found.rows[0] ? mailboxFromRow(found.rows[0]) : undefined;
 }
 
 /** The argon2id hash of the mailbox's password; undefined while it has none (passive) or there is no such mailbox. */
@@ -175,9 +270,10 @@ export async function setMailboxLocked(
 }
 
 /**
- * Deletes the mailbox for good: the row with its sealed data key, and by cascade its messages, tokens and
- * warnings. Without the data key nothing of it can be read again, also not from a backup taken before
- * (crypto-shredding). Returns what went, or undefined when there was no such mailbox.
+ * Deletes the mailbox's rows: the row with its sealed data key, and by cascade its messages, tokens and warnings.
+ * The caller then destroys its key in the key store (`keys.destroy(mailboxId)`) once this has committed: only then
+ * is it unreadable also from a dump taken before (a forgotten or crashed destroy is done by the reaper's
+ * collectOrphanMailboxKeys). Returns what went, or undefined when there was no such mailbox.
  */
 export async function deleteMailbox(
   db: Queryable,

@@ -7,6 +7,7 @@ import { type PoolClient, withTransaction } from '@smgw/db';
 import { verifyPassword } from '@smgw/submission-accounts';
 import { createTestDatabase, dumpHolds, dumpTestSchema, type TestDatabase } from '@smgw/testing';
 import {
+  createFolderMailboxKeyStore,
   decryptMessage,
   ensureActivationToken,
   ensureMailbox,
@@ -17,6 +18,7 @@ import {
   listMailboxMessages,
   lockDuePinMails,
   type Mailbox,
+  type MailboxKeyStore,
   MailboxStoreError,
   markPinMailSent,
   normalizeMailboxAddress,
@@ -24,22 +26,23 @@ import {
   readMailboxMessage,
 } from '../src/index.ts';
 
-const MASTER_KEY = randomBytes(32);
 const DAY = 86_400_000;
 
 describe('mailbox store', () => {
   let db: TestDatabase;
+  let keys: MailboxKeyStore;
   before(async () => {
     db = await createTestDatabase();
+    keys = createFolderMailboxKeyStore(db.keys);
   });
   after(async () => {
     await db?.drop();
   });
 
-  const store = (client: PoolClient, mailbox: Mailbox, messageId: string, raw: Buffer) =>
+  const store = async (client: PoolClient, mailbox: Mailbox, messageId: string, raw: Buffer) =>
     insertMailboxMessage(client, {
       mailboxId: mailbox.id,
-      dataKey: openMailboxKey(MASTER_KEY, mailbox),
+      dataKey: await openMailboxKey(keys, mailbox),
       folder: 'inbox',
       messageId,
       recipient: mailbox.address,
@@ -56,25 +59,29 @@ describe('mailbox store', () => {
   });
 
   it('creates one mailbox per address, passive, with its own sealed data key', async () => {
-    const first = await ensureMailbox(db.pool, 'Buerger@mail.example', MASTER_KEY);
-    const again = await ensureMailbox(db.pool, 'buerger@MAIL.example', MASTER_KEY);
+    const first = await ensureMailbox(db.pool, 'Buerger@mail.example', keys);
+    const again = await ensureMailbox(db.pool, 'buerger@MAIL.example', keys);
     assert.equal(first.created, true);
     assert.equal(again.created, false);
     assert.equal(again.mailbox.id, first.mailbox.id);
     assert.equal(first.mailbox.state, 'passive');
-    assert.equal(openMailboxKey(MASTER_KEY, first.mailbox).length, 32);
-    assert.throws(() => openMailboxKey(randomBytes(32), first.mailbox));
+    assert.equal((await openMailboxKey(keys, first.mailbox)).length, 32);
+    const otherMasterKey = createFolderMailboxKeyStore({
+      keyStoreDir: db.keys.keyStoreDir,
+      masterKey: randomBytes(32),
+    });
+    await assert.rejects(openMailboxKey(otherMasterKey, first.mailbox), { code: 'MAILBOX_KEY_STORE_FAILED' });
   });
 
   it('stores a message once, encrypted and bound to its row, and counts its size once', async () => {
-    const { mailbox } = await ensureMailbox(db.pool, 'buerger@mail.example', MASTER_KEY);
+    const { mailbox } = await ensureMailbox(db.pool, 'buerger@mail.example', keys);
     const raw = Buffer.from('Subject: Bescheid\r\n\r\nGEHEIM-123\r\n');
     const rowId = await withTransaction(db.pool, (c) => store(c, mailbox, '01TESTMESSAGE0000000000001', raw));
     const twice = await withTransaction(db.pool, (c) => store(c, mailbox, '01TESTMESSAGE0000000000001', raw));
     assert.ok(rowId);
     assert.equal(twice, undefined);
     assert.equal((await findMailbox(db.pool, mailbox.address))?.usageBytes, raw.length);
-    const dataKey = openMailboxKey(MASTER_KEY, mailbox);
+    const dataKey = await openMailboxKey(keys, mailbox);
     assert.deepEqual(await readMailboxMessage(db.pool, mailbox.id, dataKey, rowId), raw);
     const [listed] = await listMailboxMessages(db.pool, mailbox.id, 'inbox');
     assert.equal(listed?.size, raw.length);
@@ -87,11 +94,11 @@ describe('mailbox store', () => {
   });
 
   it('reuses the live activation token with the same link and PIN until it expires, then makes a new one', async () => {
-    const { mailbox } = await ensureMailbox(db.pool, 'token@mail.example', MASTER_KEY);
+    const { mailbox } = await ensureMailbox(db.pool, 'token@mail.example', keys);
     const now = new Date();
     const input = {
       mailbox,
-      masterKey: MASTER_KEY,
+      keys,
       now,
       lifetimeMs: 14 * DAY,
       pinDelayMs: 300_000,
@@ -126,11 +133,11 @@ describe('mailbox store', () => {
   });
 
   it('hands out a due PIN mail once, with the PIN, and not before it is due', async () => {
-    const { mailbox } = await ensureMailbox(db.pool, 'pin@mail.example', MASTER_KEY);
+    const { mailbox } = await ensureMailbox(db.pool, 'pin@mail.example', keys);
     const now = new Date();
     const { token, secrets } = await ensureActivationToken(db.pool, {
       mailbox,
-      masterKey: MASTER_KEY,
+      keys,
       now,
       lifetimeMs: DAY,
       pinDelayMs: 60_000,
@@ -138,12 +145,12 @@ describe('mailbox store', () => {
       traceId: 'b'.repeat(32),
     });
     const mine = <T extends { token: { id: string } }>(list: T[]) => list.filter((d) => d.token.id === token.id);
-    assert.equal(mine(await withTransaction(db.pool, (c) => lockDuePinMails(c, MASTER_KEY, now, 50))).length, 0);
+    assert.equal(mine(await withTransaction(db.pool, (c) => lockDuePinMails(c, keys, now, 50))).length, 0);
     const dueAt = new Date(now.getTime() + 60_000);
-    const due = mine(await withTransaction(db.pool, (c) => lockDuePinMails(c, MASTER_KEY, dueAt, 50)));
+    const due = mine(await withTransaction(db.pool, (c) => lockDuePinMails(c, keys, dueAt, 50)));
     assert.equal(due.length, 1);
     assert.equal(due[0]?.secrets.pin, secrets.pin);
     await markPinMailSent(db.pool, token.id, dueAt);
-    assert.equal(mine(await withTransaction(db.pool, (c) => lockDuePinMails(c, MASTER_KEY, dueAt, 50))).length, 0);
+    assert.equal(mine(await withTransaction(db.pool, (c) => lockDuePinMails(c, keys, dueAt, 50))).length, 0);
   });
 });

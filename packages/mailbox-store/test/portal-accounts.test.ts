@@ -2,12 +2,12 @@
 // wrong PINs are limited per token even when guessed in parallel, a link works once, the trash gives bytes back,
 // and deleting a mailbox leaves nothing of it but its audit trail.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { withTransaction } from '@smgw/db';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 import {
   checkTokenPin,
+  createFolderMailboxKeyStore,
   deleteMailbox,
   deleteTrashedMessages,
   ensureActivationToken,
@@ -18,6 +18,7 @@ import {
   insertMailboxMessage,
   listMailboxAudit,
   listMailboxMessages,
+  type MailboxKeyStore,
   openMailboxKey,
   recordMailboxAudit,
   replaceActivationToken,
@@ -28,21 +29,22 @@ import {
   useToken,
 } from '../src/index.ts';
 
-const MASTER_KEY = randomBytes(32);
 const HOUR = 3_600_000;
 
 describe('portal accounts in the mailbox store', () => {
   let db: TestDatabase;
+  let keys: MailboxKeyStore;
   before(async () => {
     db = await createTestDatabase();
+    keys = createFolderMailboxKeyStore(db.keys);
   });
   after(async () => {
     await db?.drop();
   });
 
   const tokenInput = async (address: string, now = new Date()) => {
-    const { mailbox } = await ensureMailbox(db.pool, address, MASTER_KEY);
-    return { mailbox, masterKey: MASTER_KEY, now, lifetimeMs: 24 * HOUR, pinDelayMs: HOUR };
+    const { mailbox } = await ensureMailbox(db.pool, address, keys);
+    return { mailbox, keys, now, lifetimeMs: 24 * HOUR, pinDelayMs: HOUR };
   };
 
   it('re-activation revokes every earlier link and PIN at once and makes a working new one', async () => {
@@ -96,7 +98,7 @@ describe('portal accounts in the mailbox store', () => {
   });
 
   it('a password activates the mailbox; an operator lock survives a password and an unlock restores the state', async () => {
-    const { mailbox } = await ensureMailbox(db.pool, 'lock@portal.example', MASTER_KEY);
+    const { mailbox } = await ensureMailbox(db.pool, 'lock@portal.example', keys);
     assert.equal(await setMailboxLocked(db.pool, mailbox.id, true, 'admin:test', new Date()), 'locked');
     assert.equal(await setMailboxLocked(db.pool, mailbox.id, false, 'admin:test', new Date()), 'passive');
     await setMailboxPassword(db.pool, mailbox.id, '$argon2id$fake', new Date());
@@ -111,8 +113,8 @@ describe('portal accounts in the mailbox store', () => {
   });
 
   it('trash keeps the bytes counted until it is emptied; restore puts a message back where it was', async () => {
-    const { mailbox } = await ensureMailbox(db.pool, 'trash@portal.example', MASTER_KEY);
-    const dataKey = openMailboxKey(MASTER_KEY, mailbox);
+    const { mailbox } = await ensureMailbox(db.pool, 'trash@portal.example', keys);
+    const dataKey = await openMailboxKey(keys, mailbox);
     const summary = {
       from: 'Amt <a@behoerde.example>',
       to: mailbox.address,
@@ -149,7 +151,7 @@ describe('portal accounts in the mailbox store', () => {
       [sentOne],
     );
     // Deleting for good only works on trashed messages; another mailbox's ids do nothing.
-    const other = await ensureMailbox(db.pool, 'other@portal.example', MASTER_KEY);
+    const other = await ensureMailbox(db.pool, 'other@portal.example', keys);
     assert.equal(await trashMailboxMessage(db.pool, other.mailbox.id, inboxTwo), false);
     const gone = await withTransaction(db.pool, (client) => deleteTrashedMessages(client, mailbox.id, [inboxTwo]));
     assert.deepEqual(gone, { messages: 0, bytes: 0 });
@@ -161,7 +163,7 @@ describe('portal accounts in the mailbox store', () => {
   it('deleting a mailbox removes its messages and tokens and keeps the audit trail', async () => {
     const input = await tokenInput('gone@portal.example');
     await ensureActivationToken(db.pool, input);
-    const dataKey = openMailboxKey(MASTER_KEY, input.mailbox);
+    const dataKey = await openMailboxKey(keys, input.mailbox);
     await withTransaction(db.pool, (client) =>
       insertMailboxMessage(client, {
         mailboxId: input.mailbox.id,

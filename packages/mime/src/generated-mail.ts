@@ -82,3 +82,37 @@ export function generatedMail(contentType: string, headers: GeneratedMailHeaders
   for (const [name, value] of headers.extra ?? []) root.setHeader(name, value);
   return root;
 }
+
+export interface BilingualNoticeInput {
+  to: string;
+  /** Placeholders of the templates (subject, German and English text); `hostname` is added. */
+  values: Record<string, string>;
+  hostname: string;
+  date: Date;
+  /** Gateway id of the mail itself. */
+  messageId: string;
+  /** The message the mail is about: X-SMGW-Related-Message-Id. */
+  relatesTo?: string | undefined;
+}
+
+/**
+ * A plain-text notice of the gateway (auto-generated): the subject and German-then-English text of `templates`
+ * with the placeholders filled. The mailbox stage's and the reaper's notices are made with it.
+ */
+export function bilingualNoticeMail(templates: BilingualTemplates, input: BilingualNoticeInput): GeneratedMail {
+  const values = { ...input.values, hostname: input.hostname };
+  const root = generatedMail('text/plain; charset=utf-8', {
+    fromName: templates.from,
+    hostname: input.hostname,
+    to: input.to,
+    subject: renderTemplate(templates.subject, values),
+    date: input.date,
+    messageId: input.messageId,
+    autoSubmitted: 'auto-generated',
+    extra: input.relatesTo ? [['X-SMGW-Related-Message-Id', input.relatesTo]] : [],
+  });
+  root.setContent(
+    bilingualText(renderTemplate(templates.de, values), renderTemplate(templates.en, values), templates.separator),
+  );
+  return root;
+}

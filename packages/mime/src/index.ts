@@ -9,7 +9,9 @@ export {
 } from './delivery-status.ts';
 export {
   type Bilingual,
+  type BilingualNoticeInput,
   type BilingualTemplates,
+  bilingualNoticeMail,
   bilingualText,
   type GeneratedMail,
   type GeneratedMailHeaders,

@@ -244,3 +244,6 @@ export function recordParkedAt(db: Queryable, stage: string) {
     await recordEvent(db, envelope.id, { stage, event: 'envelope.parked', outcome: 'reject', code, reason });
   };
 }
+
+export * from './notice-outbox.ts';
+export * from './retention.ts';

@@ -3,11 +3,14 @@
 // --dry-run only where SMGW_DEV_CLOCK=1 is set (development and tests), never in production.
 import { parseArgs } from 'node:util';
 import { createFolderKeyStore } from '@smgw/blob-store';
-import { loadConfigOrExit } from '@smgw/config';
 import { createPool } from '@smgw/db';
+import { connectMq, type Mq } from '@smgw/mq';
 import { createLogger } from '@smgw/observability';
-import { reaperSpec } from './config.ts';
+import { loadReaperConfigOrExit } from './config.ts';
+import { reaperDeps } from './deps.ts';
+import type { Publisher } from './notices.ts';
 import { runSweeps } from './run-sweeps.ts';
+import { SWEEP_VERBS } from './sweeps.ts';
 
 const USAGE = 'usage: ./smgw reaper --once [--dry-run] [--as-of <ISO time>]';
 
@@ -35,28 +38,36 @@ if (args['as-of'] !== undefined) {
   }
 }
 
-const config = loadConfigOrExit('lifecycle-reaper', reaperSpec);
+const config = loadReaperConfigOrExit();
 const log = createLogger('lifecycle-reaper', config.logLevel);
 const pool = createPool({ url: config.databaseUrl, schema: config.databaseSchema, applicationName: 'smgw-reaper-cli' });
+// A dry run publishes nothing, so it needs no broker; a run connects only when it has a notice to send.
+let mq: Promise<Mq> | undefined;
+const publisher: Publisher = {
+  async publish(envelope) {
+    mq ??= connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-reaper-cli' }).then(async (m) => {
+      await m.declareTopology({});
+      return m;
+    });
+    await (await mq).publish(envelope);
+  },
+};
 try {
-  const reports = await runSweeps(
-    {
-      pool,
-      keyStore: createFolderKeyStore(config),
-      messageRetentionMs: config.messageRetention,
-      kekPeriodMs: config.kekPeriod,
-      log,
-    },
-    { now, dryRun },
-  );
-  const verb = dryRun ? 'would remove' : 'removed';
+  const deps = await reaperDeps(config, { pool, keyStore: createFolderKeyStore(config), publisher, log });
+  const reports = await runSweeps(deps, { now, dryRun });
   process.stdout.write(`${dryRun ? 'dry run' : 'run'} as of ${now.toISOString()}\n`);
-  for (const { sweep, outcome, items } of reports) {
+  for (const { sweep, outcome, items, note } of reports) {
+    const [done, would] = SWEEP_VERBS[sweep] ?? ['removed', 'would remove'];
     const what =
-      outcome === 'done' ? `${verb} ${items}` : outcome === 'locked' ? 'skipped: running elsewhere' : 'FAILED';
+      outcome === 'done'
+        ? `${dryRun ? would : done} ${items}${note ? ` ${note}` : ''}`
+        : outcome === 'locked'
+          ? 'skipped: running elsewhere'
+          : 'FAILED';
     process.stdout.write(`${sweep.padEnd(20)}${what}\n`);
   }
   process.exitCode = reports.some((r) => r.outcome === 'failed') ? 1 : 0;
 } finally {
+  await (await mq)?.close();
   await pool.end();
 }

@@ -1,15 +1,23 @@
 // A dry run is the real run inside one transaction that is rolled back: the counts are exactly what a run would
 // remove, and nothing changes. The purge functions take a pool; this one hands them the same connection each time,
-// turning their own transactions into savepoints of the outer one. KEKs are listed but never retired. A sweep that
-// fails outside its own transaction aborts the outer one: the sweeps after it then report failed too.
+// turning their own transactions into savepoints of the outer one. KEKs are listed but never retired, mailbox keys
+// neither made nor destroyed, notices never published. A sweep that fails outside its own transaction aborts the
+// outer one: the sweeps after it then report failed too.
+import { randomBytes } from 'node:crypto';
 import type { KeyStore } from '@smgw/blob-store';
 import type { Pool, PoolClient } from '@smgw/db';
+import type { MailboxKeyStore } from '@smgw/mailbox-store';
+import type { Publisher } from './notices.ts';
 
-export async function withDryRun<T>(
-  pool: Pool,
-  keyStore: KeyStore,
-  work: (pool: Pool, keyStore: KeyStore) => Promise<T>,
-): Promise<T> {
+interface Effects {
+  pool: Pool;
+  keyStore: KeyStore;
+  mailboxKeys: MailboxKeyStore;
+  publisher: Publisher;
+}
+
+export async function withDryRun<D extends Effects, T>(deps: D, work: (dry: D) => Promise<T>): Promise<T> {
+  const { pool, keyStore, mailboxKeys } = deps;
   const client = await pool.connect();
   let savepoints = 0;
   const query = (text: unknown, values?: unknown[]) => {
@@ -34,9 +42,23 @@ export async function withDryRun<T>(
     list: () => keyStore.list(),
     retire: async () => {},
   };
+  const dryMailboxKeys: MailboxKeyStore = {
+    masterKeys: mailboxKeys.masterKeys,
+    create: async () => randomBytes(32),
+    get: (id) => mailboxKeys.get(id),
+    destroy: async () => {},
+    list: () => mailboxKeys.list(),
+  };
+  const dryPublisher: Publisher = { publish: async () => {} };
   try {
     await client.query('begin');
-    return await work(dryPool, dryKeyStore);
+    return await work({
+      ...deps,
+      pool: dryPool,
+      keyStore: dryKeyStore,
+      mailboxKeys: dryMailboxKeys,
+      publisher: dryPublisher,
+    });
   } finally {
     await client.query('rollback').catch(() => {});
     client.release();

@@ -1,10 +1,9 @@
 // lifecycle-reaper: runs the expiry, retention and garbage-collection sweeps on a timer, each under a lock so that
 // extra replicas are safe but idle. Wiring only.
-import { loadConfigOrExit } from '@smgw/config';
 import { createLogger, runService } from '@smgw/observability';
-import { reaperSpec } from './config.ts';
+import { loadReaperConfigOrExit } from './config.ts';
 import { startReaper } from './service.ts';
 
-const config = loadConfigOrExit('lifecycle-reaper', reaperSpec);
+const config = loadReaperConfigOrExit();
 const log = createLogger('lifecycle-reaper', config.logLevel);
 await runService('lifecycle-reaper', log, () => startReaper(config, log), 'stopping: finishing the running sweep');

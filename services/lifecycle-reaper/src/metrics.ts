@@ -1,5 +1,5 @@
-// The reaper's metrics: how long each sweep takes, when it last succeeded (an alert fires when that grows old), and
-// how many things it removed.
+// The reaper's metrics: how long each sweep takes, when it last succeeded (an alert fires when that grows old), how
+// many things it removed; inactivity warnings and deletions; parked envelopes waiting for an operator.
 import { Counter, Gauge, Histogram, type Registry } from '@smgw/observability';
 
 export function reaperMetrics(registry: Registry) {
@@ -19,8 +19,35 @@ export function reaperMetrics(registry: Registry) {
     }),
     items: new Counter({
       name: 'smgw_reaper_items_total',
-      help: 'Things removed (quarantine entries, blobs, tokens, KEKs), by sweep',
+      help: 'Things removed or done (quarantine entries, blobs, tokens, KEKs, warnings, mailboxes, traces), by sweep',
       labelNames: ['sweep'] as const,
+      registers: [registry],
+    }),
+    warnings: new Counter({
+      name: 'smgw_reaper_inactivity_warnings_total',
+      help: 'Inactivity warnings sent to portal mailboxes, by kind (first, second)',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    mailboxesDeleted: new Counter({
+      name: 'smgw_reaper_mailboxes_deleted_total',
+      help: 'Portal mailboxes deleted for good after their inactivity warnings',
+      registers: [registry],
+    }),
+    reclaimedBytes: new Counter({
+      name: 'smgw_reaper_reclaimed_bytes_total',
+      help: 'Message bytes removed, by sweep (mailbox-deletions: the raw sizes of the deleted mailboxes)',
+      labelNames: ['sweep'] as const,
+      registers: [registry],
+    }),
+    parkedEnvelopes: new Gauge({
+      name: 'smgw_reaper_parked_envelopes',
+      help: 'Envelopes parked and not replayed (by the trace), at the last parked sweep',
+      registers: [registry],
+    }),
+    parkedOldestSeconds: new Gauge({
+      name: 'smgw_reaper_parked_oldest_age_seconds',
+      help: 'Age of the oldest parked envelope at the last parked sweep (0 when there is none)',
       registers: [registry],
     }),
   };

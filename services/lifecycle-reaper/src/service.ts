@@ -1,9 +1,12 @@
-// Starts the lifecycle reaper: database, key store, a round of sweeps now and every SMGW_REAPER_INTERVAL, health
-// server. Stops in reverse order, letting a running round finish (each purge commits in small batches anyway).
+// Starts the lifecycle reaper: database, key store, broker (for the notices), a round of sweeps now and every
+// SMGW_REAPER_INTERVAL, health server. Stops in reverse order, letting a running round finish (each purge commits in
+// small batches anyway).
 import { createFolderKeyStore } from '@smgw/blob-store';
 import { createPool, databaseReachable } from '@smgw/db';
+import { connectMq } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
 import type { ReaperConfig } from './config.ts';
+import { reaperDeps } from './deps.ts';
 import { reaperMetrics } from './metrics.ts';
 import { runSweeps } from './run-sweeps.ts';
 
@@ -22,15 +25,16 @@ export async function startReaper(config: ReaperConfig, log: Logger): Promise<Ru
     applicationName: 'smgw-lifecycle-reaper',
     max: 4,
   });
+  const mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-lifecycle-reaper' });
+  await mq.declareTopology({});
   const registry = createRegistry('lifecycle-reaper');
-  const deps = {
+  const deps = await reaperDeps(config, {
     pool,
     keyStore: createFolderKeyStore(config),
-    messageRetentionMs: config.messageRetention,
-    kekPeriodMs: config.kekPeriod,
+    publisher: mq,
     log,
     metrics: reaperMetrics(registry),
-  };
+  });
 
   let running: Promise<void> | undefined;
   const round = () => {
@@ -50,7 +54,7 @@ export async function startReaper(config: ReaperConfig, log: Logger): Promise<Ru
     port: config.healthPort,
     host: config.healthBind,
     registry,
-    checks: { db: () => databaseReachable(pool) },
+    checks: { amqp: () => mq.isReady(), db: () => databaseReachable(pool) },
   });
   log.info({ healthPort: health.port, intervalMs: config.reaperInterval }, 'lifecycle-reaper started');
 
@@ -63,6 +67,7 @@ export async function startReaper(config: ReaperConfig, log: Logger): Promise<Ru
     async stop() {
       clearInterval(timer);
       await running;
+      await mq.close();
       await health.close();
       await pool.end();
       log.info('lifecycle-reaper stopped');

@@ -1,7 +1,10 @@
-// The sweeps, in the order they run: each is one purge function of a package, given its age from the settings.
-// Quarantine runs before the message blobs, so a message whose entry just expired is finished in the same round;
-// KEKs run last, after the blobs wrapped under them are gone.
+// The sweeps, in the order they run: each is a purge or lifecycle function of a package, given its age from the
+// settings. The outbox of notices goes first (what a crashed round decided is sent before anything new); warnings
+// before deletions; quarantine before the message blobs, so a message whose entry just expired is finished in the
+// same round; the traces after the blobs (a trace goes only once its contents are gone); KEKs last, after the
+// blobs wrapped under them are gone.
 import {
+  type BlobStore,
   collectUnreferencedBlobs,
   type KeyStore,
   purgeAbandonedWrites,
@@ -9,8 +12,20 @@ import {
   retireUnusedKeks,
 } from '@smgw/blob-store';
 import type { Pool } from '@smgw/db';
-import { purgeDeadActivationTokens } from '@smgw/mailbox-store';
+import {
+  collectOrphanMailboxKeys,
+  type InactivitySchedule,
+  type MailboxKeyStore,
+  moveMailboxKeysToKeyStore,
+  purgeDeadActivationTokens,
+  purgeStaleArrivals,
+} from '@smgw/mailbox-store';
+import type { Logger } from '@smgw/observability';
 import { purgeExpiredQuarantine } from '@smgw/quarantine';
+import { expireParkedMessages, listParkedEnvelopes, purgeFinishedTraces } from '@smgw/trace';
+import { deleteInactiveMailboxes, sendInactivityWarnings } from './inactivity.ts';
+import type { ReaperMetrics } from './metrics.ts';
+import { type Publisher, REAPER_STAGE, type ReaperTemplates, republishNotices } from './notices.ts';
 
 /** A committed blob without a message row is kept this long: ingest commits the bytes a moment before the row. */
 export const UNREFERENCED_BLOB_GRACE_MS = 60 * 60_000;
@@ -18,26 +33,62 @@ export const UNREFERENCED_BLOB_GRACE_MS = 60 * 60_000;
 export const ABANDONED_WRITE_AGE_MS = 6 * 60 * 60_000;
 /** Dead activation tokens (expired, used, revoked) are kept this long, for questions about a recent activation. */
 export const DEAD_TOKEN_GRACE_MS = 7 * 24 * 60 * 60_000;
+/** A mailbox key without a mailbox row is kept this long: a new mailbox's key is written a moment before its row. */
+export const ORPHAN_MAILBOX_KEY_GRACE_MS = 60 * 60_000;
 /** Quarantine entries deleted per transaction. */
 const QUARANTINE_BATCH = 100;
+/** Legacy mailboxes given a key-store key per round. */
+const MAILBOX_KEY_MOVES = 200;
+/** Parked envelopes named in the log line (and expired per round). */
+const PARKED_LISTED = 100;
 
 export const SWEEP_NAMES = [
+  'notice-outbox',
+  'first-warnings',
+  'second-warnings',
+  'mailbox-deletions',
+  'mailbox-keys',
   'quarantine',
   'message-blobs',
+  'traces',
   'unreferenced-blobs',
   'abandoned-writes',
   'activation-tokens',
+  'parked',
   'keks',
 ] as const;
 export type SweepName = (typeof SWEEP_NAMES)[number];
 
+/** What the operator command prints per sweep: [run, dry run]; the rest remove things. */
+export const SWEEP_VERBS: Partial<Record<SweepName, [string, string]>> = {
+  'notice-outbox': ['published again', 'would publish again'],
+  'first-warnings': ['warned', 'would warn'],
+  'second-warnings': ['warned', 'would warn'],
+  'mailbox-deletions': ['deleted', 'would delete'],
+  'mailbox-keys': ['destroyed or moved', 'would destroy or move'],
+  parked: ['expired', 'would expire'],
+};
+
 export interface SweepContext {
   pool: Pool;
   keyStore: KeyStore;
+  mailboxKeys: MailboxKeyStore;
+  blobStore: BlobStore;
+  publisher: Publisher;
+  templates: ReaperTemplates;
+  hostname: string;
+  publicUrl: string;
   /** The time the sweep acts at: the real time, or an operator's --as-of. */
   now: Date;
   messageRetentionMs: number;
+  traceRetentionMs: number;
   kekPeriodMs: number;
+  inactivity: InactivitySchedule;
+  parkedRetentionMs: number;
+  parkedAction: 'report' | 'remove';
+  log: Logger;
+  /** Absent in a dry run: nothing it does counts. */
+  metrics?: ReaperMetrics | undefined;
 }
 
 /**
@@ -48,16 +99,80 @@ function retentionAt(context: SweepContext, retentionMs: number): number {
   return Math.max(0, retentionMs - (context.now.getTime() - Date.now()));
 }
 
+const ago = (now: Date, ms: number) => new Date(now.getTime() - ms);
+
+const inactivityDeps = (c: SweepContext) => ({ ...c, schedule: c.inactivity });
+
 /**
- * Each sweep returns how many things it removed. Only expiry and retention follow `now`; the garbage collection
- * graces and the KEK retirement stay on the real clock: they protect writes in progress and keys still in use,
- * which an operator's --as-of must never cut short.
+ * Each sweep returns how many things it removed (or sent, or found). Only expiry, retention and inactivity follow
+ * `now`; the garbage collection graces and the KEK retirement stay on the real clock: they protect writes in
+ * progress and keys still in use, which an operator's --as-of must never cut short.
  */
-export const SWEEPS: Record<SweepName, (context: SweepContext) => Promise<number>> = {
+export const SWEEPS: Record<SweepName, (context: SweepContext) => Promise<number | SweepResult>> = {
+  'notice-outbox': (c) => republishNotices(c.pool, c.publisher, c.hostname, c.now, c.log),
+  'first-warnings': (c) => sendInactivityWarnings(inactivityDeps(c), 'first', c.now),
+  'second-warnings': (c) => sendInactivityWarnings(inactivityDeps(c), 'second', c.now),
+  'mailbox-deletions': (c) => deleteInactiveMailboxes(inactivityDeps(c), c.now),
+  'mailbox-keys': async (c) =>
+    (await collectOrphanMailboxKeys(c.pool, c.mailboxKeys, new Date(), ORPHAN_MAILBOX_KEY_GRACE_MS)) +
+    (await moveMailboxKeysToKeyStore(c.pool, c.mailboxKeys, MAILBOX_KEY_MOVES)),
   quarantine: async (c) => (await purgeExpiredQuarantine(c.pool, c.now, QUARANTINE_BATCH)).deleted,
   'message-blobs': (c) => purgeFinishedMessageBlobs(c.pool, retentionAt(c, c.messageRetentionMs)),
+  traces: async (c) => {
+    const messages = await purgeFinishedTraces(c.pool, ago(c.now, c.traceRetentionMs));
+    await purgeStaleArrivals(c.pool, ago(c.now, c.traceRetentionMs));
+    return messages;
+  },
   'unreferenced-blobs': (c) => collectUnreferencedBlobs(c.pool, UNREFERENCED_BLOB_GRACE_MS),
   'abandoned-writes': (c) => purgeAbandonedWrites(c.pool, ABANDONED_WRITE_AGE_MS),
   'activation-tokens': (c) => purgeDeadActivationTokens(c.pool, c.now, DEAD_TOKEN_GRACE_MS),
+  parked: (c) => reportParked(c),
   keks: async (c) => (await retireUnusedKeks(c.pool, c.keyStore, { kekPeriod: c.kekPeriodMs })).length,
 };
+
+/** What a sweep did, when a count alone does not say it (printed by the operator command). */
+export interface SweepResult {
+  items: number;
+  note: string;
+}
+
+/**
+ * Parked envelopes wait for an operator (replay or give up): a gauge of how many and how old, and a log line naming
+ * them. With SMGW_PARKED_ACTION=remove, those parked longer than SMGW_PARKED_RETENTION are given up (their
+ * messages finished, so retention removes contents and trace). Items: how many were given up.
+ */
+async function reportParked(c: SweepContext): Promise<SweepResult> {
+  const parked = await listParkedEnvelopes(c.pool, PARKED_LISTED);
+  const oldestAgeMs = parked.oldest ? Math.max(0, c.now.getTime() - parked.oldest.getTime()) : 0;
+  c.metrics?.parkedEnvelopes.set(parked.total);
+  c.metrics?.parkedOldestSeconds.set(oldestAgeMs / 1000);
+  if (parked.total > 0) {
+    c.log.warn(
+      {
+        code: 'REAPER_PARKED_ENVELOPES',
+        count: parked.total,
+        oldestParkedAt: parked.oldest?.toISOString(),
+        messageIds: parked.envelopes.map((e) => e.messageId),
+      },
+      'parked envelopes wait for an operator (./smgw trace ID; replay or give up)',
+    );
+  }
+  const note = `(${parked.total} parked${parked.oldest ? `, oldest since ${parked.oldest.toISOString()}` : ''})`;
+  if (c.parkedAction !== 'remove') return { items: 0, note };
+  {
+    const expired = await expireParkedMessages(
+      c.pool,
+      ago(c.now, c.parkedRetentionMs),
+      REAPER_STAGE,
+      c.now,
+      PARKED_LISTED,
+    );
+    if (expired.length > 0) {
+      c.log.warn(
+        { code: 'REAPER_PARKED_EXPIRED', count: expired.length, messageIds: expired },
+        'parked envelopes past SMGW_PARKED_RETENTION given up',
+      );
+    }
+    return { items: expired.length, note };
+  }
+}

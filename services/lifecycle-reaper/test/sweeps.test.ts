@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { loadConfig } from '@smgw/config';
 import { createLogger } from '@smgw/observability';
-import { createTestDatabase, freePort, type ServiceProcess, serviceProcess, waitFor } from '@smgw/testing';
+import { freePort, type ServiceProcess, serviceProcess, waitFor } from '@smgw/testing';
 import { reaperSpec } from '../src/config.ts';
 import { runSweeps, type SweepReport } from '../src/run-sweeps.ts';
 import { startReaper } from '../src/service.ts';
@@ -23,9 +23,9 @@ const removed = (reports: SweepReport[], sweep: string) =>
 describe('a sweep at an injected time', () => {
   let world: World;
   before(async () => {
-    world = new World(await createTestDatabase());
+    world = await World.create();
   });
-  after(() => world.db.drop());
+  after(() => world.drop());
 
   it('purges expired quarantine, finished blobs and dead tokens, and leaves what is referenced, unfinished or live', async () => {
     const delivered = await world.message('delivered');
@@ -70,9 +70,9 @@ describe('a sweep at an injected time', () => {
 describe('two reapers at once', () => {
   let world: World;
   before(async () => {
-    world = new World(await createTestDatabase());
+    world = await World.create();
   });
-  after(() => world.db.drop());
+  after(() => world.drop());
 
   it('skips a sweep whose lock another reaper holds, for as long as it holds it', async () => {
     await world.quarantined(-DAY_MS);
@@ -120,12 +120,12 @@ describe('two reapers at once', () => {
 describe('the operator command and the service', () => {
   let world: World;
   before(async () => {
-    world = new World(await createTestDatabase());
+    world = await World.create();
   });
-  after(() => world.db.drop());
+  after(() => world.drop());
 
   const cli = (...args: string[]) =>
-    run(process.execPath, [CLI, ...args], { env: { ...process.env, ...world.db.env, SMGW_LOG_LEVEL: 'silent' } });
+    run(process.execPath, [CLI, ...args], { env: { ...process.env, ...world.env, SMGW_LOG_LEVEL: 'silent' } });
 
   it('--once --dry-run prints what it would remove and changes nothing', async () => {
     await world.quarantined(-DAY_MS);
@@ -155,7 +155,7 @@ describe('the operator command and the service', () => {
   });
 
   it('the service sweeps at start and exports duration, last success and items per sweep', async () => {
-    const config = loadConfig(reaperSpec, { ...world.db.env, SMGW_HEALTH_PORT: '0', SMGW_REAPER_INTERVAL: '1h' });
+    const config = loadConfig(reaperSpec, { ...world.env, SMGW_HEALTH_PORT: '0', SMGW_REAPER_INTERVAL: '1h' });
     const reaper = await startReaper(config, createLogger('lifecycle-reaper-test', 'silent'));
     try {
       await reaper.idle();
@@ -173,13 +173,13 @@ describe('the operator command and the service', () => {
 describe('two reaper processes on one database', () => {
   let world: World;
   before(async () => {
-    world = new World(await createTestDatabase());
+    world = await World.create();
   });
-  after(() => world.db.drop());
+  after(() => world.drop());
 
   it('start, remove each expired entry once between them, and stop on SIGTERM', async () => {
     for (let i = 0; i < 3; i++) await world.quarantined(-DAY_MS);
-    const env = { ...world.db.env, SMGW_REAPER_INTERVAL: '1h' };
+    const env = { ...world.env, SMGW_REAPER_INTERVAL: '1h' };
     const reapers = [
       serviceProcess('lifecycle-reaper', env, await freePort()),
       serviceProcess('lifecycle-reaper', env, await freePort()),

@@ -1,12 +1,23 @@
-// What the reaper tests put into their schema: messages finished or not, quarantine entries, activation tokens.
+// What the reaper tests put into their schema (messages finished or not, quarantine entries, activation tokens,
+// portal mailboxes with messages) and the broker vhost its notices are published to.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { type BlobRef, type BlobStore, createBlobStore, createFolderKeyStore, type KeyStore } from '@smgw/blob-store';
-import { newMessageId } from '@smgw/envelope';
-import { ensureMailbox } from '@smgw/mailbox-store';
+import { withTransaction } from '@smgw/db';
+import { type Envelope, newMessageId } from '@smgw/envelope';
+import {
+  createFolderMailboxKeyStore,
+  ensureMailbox,
+  insertMailboxMessage,
+  type Mailbox,
+  type MailboxKeyStore,
+  openMailboxKey,
+} from '@smgw/mailbox-store';
+import { connectMq, type Mq } from '@smgw/mq';
 import { createLogger } from '@smgw/observability';
-import { envelopeFixture, type TestDatabase } from '@smgw/testing';
+import { createTestDatabase, createTestVhost, envelopeFixture, type TestDatabase, type TestVhost } from '@smgw/testing';
 import { type RecipientState, recordMessage, setRecipientState } from '@smgw/trace';
+import { loadReaperTemplates, type ReaperTemplates } from '../src/notices.ts';
 import type { ReaperDeps } from '../src/run-sweeps.ts';
 
 export const DAY_MS = 86_400_000;
@@ -15,21 +26,123 @@ export class World {
   readonly keyStore: KeyStore;
   readonly store: BlobStore;
   readonly db: TestDatabase;
-  constructor(db: TestDatabase) {
+  readonly vhost: TestVhost;
+  readonly mq: Mq;
+  readonly mailboxKeys: MailboxKeyStore;
+  readonly templates: ReaperTemplates;
+  /** Every notice a reaper of this world published (and the broker confirmed), in order. */
+  readonly published: Envelope[] = [];
+  /** The environment of a reaper process or command of this world. */
+  readonly env: Record<string, string>;
+
+  private constructor(db: TestDatabase, vhost: TestVhost, mq: Mq, templates: ReaperTemplates) {
     this.db = db;
+    this.vhost = vhost;
+    this.mq = mq;
+    this.templates = templates;
+    this.env = { ...db.env, ...vhost.env };
+    this.mailboxKeys = createFolderMailboxKeyStore(db.keys);
     this.keyStore = createFolderKeyStore(db.keys);
     this.store = createBlobStore(db.pool, { keyStore: this.keyStore });
   }
 
-  /** What a reaper of this schema runs with (SMGW_MESSAGE_RETENTION 7d, SMGW_KEK_PERIOD 1d). */
-  reaperDeps(): ReaperDeps {
+  static async create(): Promise<World> {
+    const db = await createTestDatabase();
+    const vhost = await createTestVhost();
+    const mq = await connectMq({ url: vhost.url, logger: createLogger('test', 'silent'), connectionName: 'test' });
+    await mq.declareTopology({});
+    return new World(db, vhost, mq, await loadReaperTemplates());
+  }
+
+  async drop(): Promise<void> {
+    await this.mq.close();
+    await this.vhost.drop();
+    await this.db.drop();
+  }
+
+  /**
+   * What a reaper of this schema runs with: SMGW_MESSAGE_RETENTION 7d, SMGW_TRACE_RETENTION 90d, SMGW_KEK_PERIOD 1d,
+   * inactivity 180d / 194d / 208d with messages older than 30d, parked envelopes reported after 30d.
+   */
+  reaperDeps(overrides: Partial<ReaperDeps> = {}): ReaperDeps {
     return {
       pool: this.db.pool,
       keyStore: this.keyStore,
+      mailboxKeys: this.mailboxKeys,
+      publisher: {
+        publish: async (envelope) => {
+          await this.mq.publish(envelope);
+          this.published.push(envelope);
+        },
+      },
+      templates: this.templates,
+      hostname: 'gateway.test',
+      publicUrl: 'https://portal.example/',
       messageRetentionMs: 7 * DAY_MS,
+      traceRetentionMs: 90 * DAY_MS,
       kekPeriodMs: DAY_MS,
+      inactivity: {
+        firstWarningMs: 180 * DAY_MS,
+        secondWarningMs: 194 * DAY_MS,
+        deletionMs: 208 * DAY_MS,
+        minMessageAgeMs: 30 * DAY_MS,
+      },
+      parkedRetentionMs: 30 * DAY_MS,
+      parkedAction: 'report',
       log: createLogger('lifecycle-reaper-test', 'silent'),
+      ...overrides,
     };
+  }
+
+  /**
+   * A portal mailbox with one message in its inbox per entry of `messages` (each recorded in the trace as sent by
+   * `from`, with `text` in its body; `read` ones are marked read).
+   */
+  async mailbox(
+    address: string,
+    messages: { from: string; text: string; read?: boolean }[] = [],
+  ): Promise<{ mailbox: Mailbox; messageIds: string[] }> {
+    const { mailbox } = await ensureMailbox(this.db.pool, address, this.mailboxKeys);
+    const messageIds: string[] = [];
+    const dataKey = await openMailboxKey(this.mailboxKeys, mailbox);
+    try {
+      for (const m of messages) {
+        const id = newMessageId();
+        await recordMessage(this.db.pool, envelopeFixture({ id, mailFrom: m.from, recipients: [address] }));
+        await setRecipientState(this.db.pool, id, [address], 'in_mailbox');
+        await withTransaction(this.db.pool, (client) =>
+          insertMailboxMessage(client, {
+            mailboxId: mailbox.id,
+            dataKey,
+            folder: 'inbox',
+            messageId: id,
+            recipient: address,
+            raw: Buffer.from(`From: <${m.from}>\r\nSubject: x\r\n\r\n${m.text}\r\n`),
+            receivedAt: new Date(),
+          }),
+        );
+        if (m.read) {
+          await this.db.pool.query('update mailbox_messages set read_at = now() where message_id = $1', [id]);
+        }
+        messageIds.push(id);
+      }
+    } finally {
+      dataKey.fill(0);
+    }
+    return { mailbox, messageIds };
+  }
+
+  /** How many rows of each mailbox table name the mailbox. */
+  async mailboxRows(mailboxId: string): Promise<Record<string, number>> {
+    const { rows } = await this.db.pool.query(
+      `select
+        (select count(*)::int from mailboxes where id = $1) as mailboxes,
+        (select count(*)::int from mailbox_messages where mailbox_id = $1) as messages,
+        (select count(*)::int from mailbox_tokens where mailbox_id = $1) as tokens,
+        (select count(*)::int from mailbox_inactivity_warnings where mailbox_id = $1) as warnings`,
+      [mailboxId],
+    );
+    return rows[0];
   }
 
   /** A message received now with one blob, its one recipient in `state`. */
@@ -56,7 +169,7 @@ export class World {
 
   /** An activation token of a new mailbox, expiring `expiresInMs` from now, optionally revoked `revokedAgoMs` ago. */
   async token(expiresInMs: number, revokedAgoMs?: number): Promise<string> {
-    const { mailbox } = await ensureMailbox(this.db.pool, `${randomUUID()}@buerger.example`, this.db.keys.masterKey);
+    const { mailbox } = await ensureMailbox(this.db.pool, `${randomUUID()}@buerger.example`, this.mailboxKeys);
     const id = randomUUID();
     await this.db.pool.query(
       `insert into mailbox_tokens (id, mailbox_id, link_hash, pin_hash, created_at, expires_at, revoked_at,

@@ -18,6 +18,7 @@ import {
   insertMailboxMessage,
   lockMailbox,
   type Mailbox,
+  type MailboxKeyStore,
   MailboxStoreError,
   type MessageSummary,
   openMailboxKey,
@@ -32,10 +33,8 @@ import { type MailboxTemplates, megabytes, type Notice, noticeEnvelope, portalLi
 export interface ArrivalDeps {
   pool: Pool;
   blobStore: BlobStore;
-  /** SMGW_MASTER_KEY: seals new mailboxes' data keys and unseals them. */
-  masterKey: Buffer;
-  /** SMGW_MASTER_KEY_PREVIOUS during a rotation: data keys still sealed under it open too. */
-  masterKeyPrevious?: Buffer | undefined;
+  /** The mailboxes' own keys (SMGW_KEY_STORE_DIR/mailboxes, sealed under the master key): seal and open data keys. */
+  mailboxKeys: MailboxKeyStore;
   hostname: string;
   publicUrl: string;
   quotaBytes: number;
@@ -107,14 +106,14 @@ async function arriveForRecipient(
   if (earlier) return { kind: 'done', outcome: earlier.outcome, notices: earlier.notices, redelivered: true };
 
   const now = (deps.now ?? (() => new Date()))();
-  const { mailbox, created } = await ensureMailbox(deps.pool, recipient, deps.masterKey);
+  const { mailbox, created } = await ensureMailbox(deps.pool, recipient, deps.mailboxKeys);
   const size = envelope.blob.size;
   const fits = mailbox.usageBytes + size <= deps.quotaBytes;
   const activation =
     fits && mailbox.state === 'passive'
       ? await ensureActivationToken(deps.pool, {
           mailbox,
-          masterKey: masterKeyRing(deps),
+          keys: deps.mailboxKeys,
           now,
           lifetimeMs: deps.linkLifetimeMs,
           pinDelayMs: deps.pinDelayMs,
@@ -148,7 +147,7 @@ async function arriveForRecipient(
 
     const events: TraceEvent[] = [];
     if (raw) {
-      const dataKey = openMailboxKey(masterKeyRing(deps), locked);
+      const dataKey = await openMailboxKey(deps.mailboxKeys, locked);
       try {
         await insertMailboxMessage(db, {
           mailboxId: mailbox.id,
@@ -262,9 +261,4 @@ async function overQuotaNotices(deps: ArrivalDeps, envelope: Envelope, mailbox: 
     );
   }
   return notices;
-}
-
-/** The master key, and during a rotation the previous one: whichever a mailbox's data key is sealed under opens it. */
-export function masterKeyRing(deps: { masterKey: Buffer; masterKeyPrevious?: Buffer | undefined }): Buffer[] {
-  return deps.masterKeyPrevious ? [deps.masterKey, deps.masterKeyPrevious] : [deps.masterKey];
 }

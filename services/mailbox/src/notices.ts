@@ -8,6 +8,7 @@ import type { Pool, PoolClient } from '@smgw/db';
 import { type Envelope, generatedEnvelope, newMessageId } from '@smgw/envelope';
 import {
   type BilingualTemplates,
+  bilingualNoticeMail,
   bilingualText,
   deliveryStatusBody,
   type GeneratedMail,
@@ -15,7 +16,7 @@ import {
   loadBilingualTemplates,
   renderTemplate,
 } from '@smgw/mime';
-import { recordEvent, recordMessage } from '@smgw/trace';
+import { recordGeneratedMail } from '@smgw/trace';
 
 export const TEMPLATES_DIR = fileURLToPath(new URL('../templates/', import.meta.url));
 
@@ -63,6 +64,15 @@ export interface NoticeInput {
 
 export function buildNoticeMail(templates: MailboxTemplates, input: NoticeInput): GeneratedMail {
   const template = templates[input.kind];
+  const notice = {
+    to: input.to,
+    values: input.values,
+    hostname: input.hostname,
+    date: input.now,
+    messageId: input.id,
+    relatesTo: input.relatesTo,
+  };
+  if (!input.dsn) return bilingualNoticeMail(template, notice);
   const values = { ...input.values, hostname: input.hostname };
   const text = bilingualText(
     renderTemplate(template.de, values),
@@ -76,14 +86,9 @@ export function buildNoticeMail(templates: MailboxTemplates, input: NoticeInput)
     subject: renderTemplate(template.subject, values),
     date: input.now,
     messageId: input.id,
-    autoSubmitted: input.dsn ? ('auto-replied' as const) : ('auto-generated' as const),
+    autoSubmitted: 'auto-replied' as const,
     extra: input.relatesTo ? ([['X-SMGW-Related-Message-Id', input.relatesTo]] as const) : ([] as const),
   };
-  if (!input.dsn) {
-    const root = generatedMail('text/plain; charset=utf-8', headers);
-    root.setContent(text);
-    return root;
-  }
   // RFC 3464, without quoting the original: a full mailbox is 5.2.2 (RFC 3463).
   const root = generatedMail('multipart/report; report-type=delivery-status', headers);
   root.createChild('text/plain; charset=utf-8').setContent(text);
@@ -143,15 +148,7 @@ export async function recordNotice(
   relatesTo: string | undefined,
   at: Date,
 ): Promise<void> {
-  await recordMessage(db, notice.envelope);
-  await recordEvent(db, notice.envelope.id, {
-    stage: 'mailbox',
-    event: 'notice.generated',
-    outcome: 'next',
-    reason: relatesTo ? `${notice.kind} about ${relatesTo}` : notice.kind,
-    data: { relatesTo: relatesTo ?? null, kind: notice.kind },
-    at,
-  });
+  await recordGeneratedMail(db, notice.envelope, { stage: 'mailbox', kind: notice.kind, relatesTo, at });
 }
 
 /** Bytes as megabytes with one decimal, for the quota texts. */

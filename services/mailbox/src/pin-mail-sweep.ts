@@ -5,17 +5,15 @@
 import type { BlobStore } from '@smgw/blob-store';
 import { type Pool, withTransaction } from '@smgw/db';
 import type { Envelope } from '@smgw/envelope';
-import { lockDuePinMails, markPinMailSent } from '@smgw/mailbox-store';
+import { lockDuePinMails, type MailboxKeyStore, markPinMailSent } from '@smgw/mailbox-store';
 import { rfc5322Date } from '@smgw/mime';
 import type { Logger } from '@smgw/observability';
-import { masterKeyRing } from './arrival.ts';
 import { type MailboxTemplates, noticeEnvelope, recordNotice } from './notices.ts';
 
 export interface PinMailDeps {
   pool: Pool;
   blobStore: BlobStore;
-  masterKey: Buffer;
-  masterKeyPrevious?: Buffer | undefined;
+  mailboxKeys: MailboxKeyStore;
   hostname: string;
   templates: MailboxTemplates;
   publish: (envelope: Envelope) => Promise<void>;
@@ -27,7 +25,7 @@ export interface PinMailDeps {
 export async function sendDuePinMails(deps: PinMailDeps, limit = 20): Promise<number> {
   const now = (deps.now ?? (() => new Date()))();
   return withTransaction(deps.pool, async (db) => {
-    const due = await lockDuePinMails(db, masterKeyRing(deps), now, limit);
+    const due = await lockDuePinMails(db, deps.mailboxKeys, now, limit);
     for (const { token, address, secrets } of due) {
       const notice = await noticeEnvelope(deps, {
         kind: 'pin-mail',

@@ -2,6 +2,7 @@
 // in reverse order: the portal first (no new requests), then the consumer.
 import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { createPool, databaseReachable } from '@smgw/db';
+import { createFolderMailboxKeyStore } from '@smgw/mailbox-store';
 import { connectMq, instrumentHandler } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
 import { recordParkedAt } from '@smgw/trace';
@@ -28,6 +29,7 @@ export async function startMailbox(config: MailboxConfig, log: Logger): Promise<
     max: Math.min(config.prefetch + 4, 50),
   });
   const blobStore = createBlobStore(pool, { keyStore: createFolderKeyStore(config) });
+  const mailboxKeys = createFolderMailboxKeyStore(config);
   const mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-mailbox' });
   await mq.declareTopology({ mailbox: config.stageRetryLadder });
 
@@ -37,8 +39,7 @@ export async function startMailbox(config: MailboxConfig, log: Logger): Promise<
   const handler = createArrivalHandler({
     pool,
     blobStore,
-    masterKey: config.masterKey,
-    masterKeyPrevious: config.masterKeyPrevious,
+    mailboxKeys,
     hostname: config.hostname,
     publicUrl: config.publicUrl,
     quotaBytes: config.mailboxQuotaBytes,
@@ -56,8 +57,7 @@ export async function startMailbox(config: MailboxConfig, log: Logger): Promise<
     {
       pool,
       blobStore,
-      masterKey: config.masterKey,
-      masterKeyPrevious: config.masterKeyPrevious,
+      mailboxKeys,
       hostname: config.hostname,
       templates,
       publish: (envelope) => mq.publish(envelope),
@@ -86,8 +86,8 @@ export async function startMailbox(config: MailboxConfig, log: Logger): Promise<
     pool,
     redis,
     blobStore,
+    mailboxKeys,
     masterKey: config.masterKey,
-    masterKeyPrevious: config.masterKeyPrevious,
     templates,
     publish: (envelope) => mq.publish(envelope),
     logger: log,

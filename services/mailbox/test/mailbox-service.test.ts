@@ -7,7 +7,13 @@ import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { type Envelope, newMessageId } from '@smgw/envelope';
-import { findMailbox, listActivationTokens, listMailboxMessages, openMailboxKey } from '@smgw/mailbox-store';
+import {
+  createFolderMailboxKeyStore,
+  findMailbox,
+  listActivationTokens,
+  listMailboxMessages,
+  openMailboxKey,
+} from '@smgw/mailbox-store';
 import { connectMq, type Mq } from '@smgw/mq';
 import { createLogger } from '@smgw/observability';
 import {
@@ -171,7 +177,7 @@ describe('mailbox stage with encrypt and deliver', () => {
       gateway.db.pool,
       mailbox.id,
       'inbox',
-      openMailboxKey(gateway.masterKey, mailbox),
+      await openMailboxKey(createFolderMailboxKeyStore(gateway.keys), mailbox),
     );
     assert.deepEqual(listed?.summary, {
       from: `Sachbearbeitung <${SENDER}>`,

@@ -24,10 +24,10 @@ const newAddress = () => `citizen${++counter}-${Date.now().toString(36)}@buerger
 
 /** A passive mailbox with a live activation token, as after a message arrived. */
 async function passiveWithLink(world: PortalWorld): Promise<{ mailbox: Mailbox; secrets: ActivationSecrets }> {
-  const { mailbox } = await ensureMailbox(world.db.pool, newAddress(), world.db.keys.masterKey);
+  const { mailbox } = await ensureMailbox(world.db.pool, newAddress(), world.mailboxKeys);
   const { secrets } = await ensureActivationToken(world.db.pool, {
     mailbox,
-    masterKey: world.db.keys.masterKey,
+    keys: world.mailboxKeys,
     now: world.clock.now(),
     lifetimeMs: world.settings.linkLifetimeMs,
     pinDelayMs: world.settings.pinDelayMs,

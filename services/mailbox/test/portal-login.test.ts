@@ -179,7 +179,7 @@ describe('portal login and sessions', () => {
     const address = newAddress();
     await activeMailbox(world, address, PASSWORD);
     const passive = newAddress();
-    await ensureMailbox(world.db.pool, passive, world.db.keys.masterKey);
+    await ensureMailbox(world.db.pool, passive, world.mailboxKeys);
     const answers = [];
     for (const [who, password] of [
       [address, 'a wrong password here'],

@@ -23,7 +23,7 @@ export async function storeMessage(
   const envelope = envelopeFixture({ direction: 'outbound', recipients: [mailbox.address] });
   await recordMessage(world.db.pool, envelope);
   const summary = await summarizeMessage(raw);
-  const dataKey = openMailboxKey(world.db.keys.masterKey, mailbox);
+  const dataKey = await openMailboxKey(world.mailboxKeys, mailbox);
   try {
     const rowId = await withTransaction(world.db.pool, (db) =>
       insertMailboxMessage(db, {

@@ -390,7 +390,7 @@ describe('the account', () => {
     assert.ok(audit.some((entry) => entry.event === 'mailbox.archive-downloaded'));
   });
 
-  it('deletes the mailbox only after the address is typed and the box ticked, then ends every session', async () => {
+  it('deletes the mailbox only after the address is typed and the box ticked, destroys its key, ends every session', async () => {
     const { mailbox, browser } = await loggedInUser();
     const other = world.browser();
     assert.equal((await logIn(other, mailbox.address, PASSWORD)).status, 303);
@@ -407,12 +407,16 @@ describe('the account', () => {
     const unticked = await browser.post('/konto/loeschen', { address: mailbox.address });
     assert.equal(unticked.status, 400);
     assert.ok(await findMailboxById(world.db.pool, mailbox.id), 'still there');
+    const kept = await world.mailboxKeys.get(mailbox.id);
+    assert.ok(kept, 'and so is its key');
+    kept.fill(0);
 
     const done = await browser.post('/konto/loeschen', { address: mailbox.address.toUpperCase(), confirm: 'ja' });
     assert.equal(done.status, 200);
     assert.match(done.body, /Postfach gelöscht/);
     assert.equal(await findMailboxById(world.db.pool, mailbox.id), undefined);
     assert.deepEqual(await listMailboxMessages(world.db.pool, mailbox.id, 'inbox'), []);
+    assert.equal(await world.mailboxKeys.get(mailbox.id), undefined, 'its key is gone from the key store');
     const audit = await listMailboxAudit(world.db.pool, mailbox.address);
     assert.deepEqual(audit.find((entry) => entry.event === 'mailbox.deleted')?.detail, {
       messages: 1,

@@ -53,7 +53,7 @@ describe('portal re-activation', () => {
     const mailbox = await activeMailbox(world, address, OLD_PASSWORD);
     const old = await ensureActivationToken(world.db.pool, {
       mailbox,
-      masterKey: world.db.keys.masterKey,
+      keys: world.mailboxKeys,
       now: world.clock.now(),
       lifetimeMs: world.settings.linkLifetimeMs,
       pinDelayMs: world.settings.pinDelayMs,
@@ -81,7 +81,7 @@ describe('portal re-activation', () => {
     const sweep = {
       pool: world.db.pool,
       blobStore: world.blobStore,
-      masterKey: world.db.keys.masterKey,
+      mailboxKeys: world.mailboxKeys,
       hostname: 'smgw.test',
       templates: world.templates,
       publish: async (envelope: Envelope) => {
@@ -134,7 +134,7 @@ describe('portal re-activation', () => {
     await sendDuePinMails({
       pool: world.db.pool,
       blobStore: world.blobStore,
-      masterKey: world.db.keys.masterKey,
+      mailboxKeys: world.mailboxKeys,
       hostname: 'smgw.test',
       templates: world.templates,
       publish: async (envelope) => {
@@ -159,7 +159,7 @@ describe('portal re-activation', () => {
     const active = newAddress();
     await activeMailbox(world, active, OLD_PASSWORD);
     const passive = newAddress();
-    await ensureMailbox(world.db.pool, passive, world.db.keys.masterKey);
+    await ensureMailbox(world.db.pool, passive, world.mailboxKeys);
     const locked = newAddress();
     const lockedBox = await activeMailbox(world, locked, OLD_PASSWORD);
     await setMailboxLocked(world.db.pool, lockedBox.id, true, 'admin:test', world.clock.now());

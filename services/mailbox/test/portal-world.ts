@@ -4,7 +4,13 @@
 import { Writable } from 'node:stream';
 import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import type { Envelope } from '@smgw/envelope';
-import { ensureMailbox, type Mailbox, setMailboxPassword } from '@smgw/mailbox-store';
+import {
+  createFolderMailboxKeyStore,
+  ensureMailbox,
+  type Mailbox,
+  type MailboxKeyStore,
+  setMailboxPassword,
+} from '@smgw/mailbox-store';
 import { createLogger } from '@smgw/observability';
 import { hashPassword } from '@smgw/submission-accounts';
 import { createTestDatabase, type TestDatabase, testRedisPrefix } from '@smgw/testing';
@@ -25,6 +31,8 @@ export interface PortalWorld {
   db: TestDatabase;
   redis: Redis;
   blobStore: BlobStore;
+  /** The mailbox key store of the portal (the database's key folder): open data keys with it in tests. */
+  mailboxKeys: MailboxKeyStore;
   templates: MailboxTemplates;
   settings: PortalSettings;
   clock: TestClock;
@@ -52,6 +60,7 @@ export async function startPortalWorld(options: WorldOptions = {}): Promise<Port
   const blobStore = createBlobStore(db.pool, {
     keyStore: createFolderKeyStore({ keyStoreDir: db.keys.keyStoreDir, masterKey: db.keys.masterKey }),
   });
+  const mailboxKeys = createFolderMailboxKeyStore(db.keys);
   const templates = await loadMailboxTemplates();
   let now = new Date('2026-03-02T09:00:00Z').getTime();
   const clock: TestClock = {
@@ -85,6 +94,7 @@ export async function startPortalWorld(options: WorldOptions = {}): Promise<Port
     pool: db.pool,
     redis,
     blobStore,
+    mailboxKeys,
     masterKey: db.keys.masterKey,
     templates,
     publish: async (envelope) => {
@@ -101,6 +111,7 @@ export async function startPortalWorld(options: WorldOptions = {}): Promise<Port
     db,
     redis,
     blobStore,
+    mailboxKeys,
     templates,
     settings,
     clock,
@@ -119,7 +130,7 @@ export async function startPortalWorld(options: WorldOptions = {}): Promise<Port
 
 /** A mailbox with a password, as after activation. */
 export async function activeMailbox(world: PortalWorld, address: string, password: string): Promise<Mailbox> {
-  const { mailbox } = await ensureMailbox(world.db.pool, address, world.db.keys.masterKey);
+  const { mailbox } = await ensureMailbox(world.db.pool, address, world.mailboxKeys);
   await setMailboxPassword(world.db.pool, mailbox.id, await hashPassword(password), world.clock.now());
   return { ...mailbox, state: 'active', hasPassword: true };
 }

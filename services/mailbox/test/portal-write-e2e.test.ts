@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { newMessageId } from '@smgw/envelope';
-import type { Mailbox } from '@smgw/mailbox-store';
+import { createFolderMailboxKeyStore, type Mailbox } from '@smgw/mailbox-store';
 import { connectMq, type Mq } from '@smgw/mq';
 import { createLogger } from '@smgw/observability';
 import { startTestGateway, type TestGateway, waitFor } from '@smgw/testing';
@@ -32,6 +32,7 @@ before(async () => {
   const log = createLogger('portal-write-e2e', process.env.TEST_LOG_LEVEL ?? 'silent');
   const mq = await connectMq({ url: gateway.vhost.url, logger: log, connectionName: 'portal-write-e2e' });
   const blobStore = createBlobStore(gateway.db.pool, { keyStore: createFolderKeyStore(gateway.keys) });
+  const mailboxKeys = createFolderMailboxKeyStore(gateway.keys);
   await agencyWith(
     gateway.db.pool,
     'Stadt Musterstadt',
@@ -43,13 +44,13 @@ before(async () => {
     gateway,
     mq,
     blobStore,
-    mailbox: await activeMailbox(gateway.db.pool, 'erika@buerger.example', gateway.masterKey),
+    mailbox: await activeMailbox(gateway.db.pool, 'erika@buerger.example', mailboxKeys),
     deps: {
       pool: gateway.db.pool,
       blobStore,
       mq,
       log,
-      masterKeys: [gateway.masterKey],
+      mailboxKeys,
       hostname: 'smgw.test',
       internalDomains: ['behoerde.example'],
       quotaBytes: 30 * 1024 * 1024,

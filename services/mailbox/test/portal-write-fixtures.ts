@@ -7,6 +7,7 @@ import {
   ensureMailbox,
   insertMailboxMessage,
   type Mailbox,
+  type MailboxKeyStore,
   openMailboxKey,
   setMailboxPassword,
 } from '@smgw/mailbox-store';
@@ -15,16 +16,16 @@ import { rabbitManagementApi, type TestVhost } from '@smgw/testing';
 export const AGENCY_DOMAIN = 'behoerde.example';
 
 /** An activated mailbox (the password hash is a placeholder: these tests do not log in). */
-export async function activeMailbox(pool: Pool, address: string, masterKey: Buffer): Promise<Mailbox> {
-  const { mailbox } = await ensureMailbox(pool, address, masterKey);
+export async function activeMailbox(pool: Pool, address: string, keys: MailboxKeyStore): Promise<Mailbox> {
+  const { mailbox } = await ensureMailbox(pool, address, keys);
   await setMailboxPassword(pool, mailbox.id, '$argon2id$placeholder', new Date());
   return { ...mailbox, state: 'active', hasPassword: true };
 }
 
 /** A message in the mailbox's inbox, as the mailbox stage stores one; its row id. */
-export async function inboxMessage(pool: Pool, mailbox: Mailbox, masterKey: Buffer, raw: Buffer): Promise<string> {
+export async function inboxMessage(pool: Pool, mailbox: Mailbox, keys: MailboxKeyStore, raw: Buffer): Promise<string> {
+  const dataKey = await openMailboxKey(keys, mailbox);
   const client = await pool.connect();
-  const dataKey = openMailboxKey(masterKey, mailbox);
   try {
     const id = await insertMailboxMessage(client, {
       mailboxId: mailbox.id,

@@ -104,7 +104,7 @@ async function loggedIn(): Promise<{ mailbox: Mailbox; browser: Browser }> {
 }
 
 async function sent(mailbox: Mailbox) {
-  const key = openMailboxKey(world.db.keys.masterKey, mailbox);
+  const key = await openMailboxKey(world.mailboxKeys, mailbox);
   try {
     return await listMailboxMessages(world.db.pool, mailbox.id, 'sent', key);
   } finally {
@@ -251,7 +251,7 @@ describe('/nachricht/:id/antworten', () => {
   it('prefills Re: and the quoted text, shows the sender as the fixed recipient, and sends the reply there only', async () => {
     const { mailbox, browser } = await loggedIn();
     const letter = agencyLetter('sb@behoerde.example', mailbox.address, ['Reply-To: angreifer@extern.example']);
-    const rowId = await inboxMessage(world.db.pool, mailbox, world.db.keys.masterKey, letter);
+    const rowId = await inboxMessage(world.db.pool, mailbox, world.mailboxKeys, letter);
     const form = await browser.get(`/nachricht/${rowId}/antworten`);
     assert.equal(form.status, 200);
     assert.match(form.body, /<h1>Antworten<\/h1>/);
@@ -279,7 +279,7 @@ describe('/nachricht/:id/antworten', () => {
     const rowId = await inboxMessage(
       world.db.pool,
       mailbox,
-      world.db.keys.masterKey,
+      world.mailboxKeys,
       agencyLetter('jemand@extern.example', mailbox.address, ['Reply-To: post@behoerde.example']),
     );
     const page = await browser.get(`/nachricht/${rowId}/antworten`);
@@ -302,7 +302,7 @@ describe('/nachricht/:id/antworten', () => {
     const theirs = await inboxMessage(
       world.db.pool,
       owner.mailbox,
-      world.db.keys.masterKey,
+      world.mailboxKeys,
       agencyLetter('sb@behoerde.example', owner.mailbox.address),
     );
     for (const id of [theirs, 'gibt-es-nicht', "x' or '1'='1"]) {

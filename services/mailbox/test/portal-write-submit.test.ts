@@ -6,10 +6,12 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { type Envelope, newMessageId } from '@smgw/envelope';
 import {
+  createFolderMailboxKeyStore,
   ensureMailbox,
   findMailboxById,
   listMailboxMessages,
   type Mailbox,
+  type MailboxKeyStore,
   openMailboxKey,
   readMailboxMessage,
   setMailboxLocked,
@@ -30,6 +32,7 @@ interface World {
   vhost: TestVhost;
   mq: Mq;
   blobStore: BlobStore;
+  mailboxKeys: MailboxKeyStore;
   deps: SubmitDeps;
 }
 
@@ -42,17 +45,19 @@ before(async () => {
   const mq = await connectMq({ url: vhost.url, logger: log, connectionName: 'portal-write-test' });
   await mq.declareTopology({ scan: [1000], deliver: [1000] });
   const blobStore = createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) });
+  const mailboxKeys = createFolderMailboxKeyStore(db.keys);
   world = {
     db,
     vhost,
     mq,
     blobStore,
+    mailboxKeys,
     deps: {
       pool: db.pool,
       blobStore,
       mq,
       log,
-      masterKeys: [db.keys.masterKey],
+      mailboxKeys,
       hostname: 'smgw.test',
       internalDomains: ['behoerde.example', '*.land.example'],
       quotaBytes: QUOTA,
@@ -88,7 +93,7 @@ beforeEach(async () => {
 
 async function citizen(): Promise<Mailbox> {
   counter += 1;
-  return activeMailbox(world.db.pool, `buerger${counter}@buerger.example`, world.db.keys.masterKey);
+  return activeMailbox(world.db.pool, `buerger${counter}@buerger.example`, world.mailboxKeys);
 }
 
 function submission(mailbox: Mailbox, overrides: Partial<PortalSubmission> = {}): PortalSubmission {
@@ -112,7 +117,7 @@ function shape(outcome: Awaited<ReturnType<typeof submitPortalMessage>>) {
 }
 
 async function sentFolder(mailbox: Mailbox) {
-  const key = openMailboxKey(world.db.keys.masterKey, mailbox);
+  const key = await openMailboxKey(world.mailboxKeys, mailbox);
   try {
     return await listMailboxMessages(world.db.pool, mailbox.id, 'sent', key);
   } finally {
@@ -121,7 +126,7 @@ async function sentFolder(mailbox: Mailbox) {
 }
 
 async function sentCopy(mailbox: Mailbox, rowId: string): Promise<Buffer | undefined> {
-  const key = openMailboxKey(world.db.keys.masterKey, mailbox);
+  const key = await openMailboxKey(world.mailboxKeys, mailbox);
   try {
     return await readMailboxMessage(world.db.pool, mailbox.id, key, rowId);
   } finally {
@@ -241,7 +246,7 @@ describe('a new message', () => {
     const mailbox = await citizen();
     await setMailboxLocked(world.db.pool, mailbox.id, true, 'admin:test', new Date());
     assert.deepEqual(shape(await submitPortalMessage(world.deps, submission(mailbox))), refused('MAILBOX_NOT_ACTIVE'));
-    const { mailbox: passive } = await ensureMailbox(world.db.pool, 'passiv@buerger.example', world.db.keys.masterKey);
+    const { mailbox: passive } = await ensureMailbox(world.db.pool, 'passiv@buerger.example', world.mailboxKeys);
     assert.deepEqual(shape(await submitPortalMessage(world.deps, submission(passive))), refused('MAILBOX_NOT_ACTIVE'));
     const unknown = { ...mailbox, id: '00000000-0000-4000-8000-000000000000' };
     assert.deepEqual(shape(await submitPortalMessage(world.deps, submission(unknown))), refused('MAILBOX_NOT_ACTIVE'));
@@ -255,7 +260,7 @@ describe('a reply', () => {
       'Reply-To: angreifer@extern.example',
       'Cc: post@behoerde.example, jemand@extern.example',
     ]);
-    const rowId = await inboxMessage(world.db.pool, mailbox, world.db.keys.masterKey, letter);
+    const rowId = await inboxMessage(world.db.pool, mailbox, world.mailboxKeys, letter);
     const outcome = await submitPortalMessage(
       world.deps,
       submission(mailbox, { to: { kind: 'reply', originalRowId: rowId }, subject: 'Re: Bescheid' }),
@@ -284,7 +289,7 @@ describe('a reply', () => {
       const rowId = await inboxMessage(
         world.db.pool,
         mailbox,
-        world.db.keys.masterKey,
+        world.mailboxKeys,
         agencyLetter(from, mailbox.address, ['Reply-To: post@behoerde.example']),
       );
       const outcome = await submitPortalMessage(
@@ -296,7 +301,7 @@ describe('a reply', () => {
     const two = await inboxMessage(
       world.db.pool,
       mailbox,
-      world.db.keys.masterKey,
+      world.mailboxKeys,
       agencyLetter('sb@behoerde.example>, <jemand@extern.example', mailbox.address),
     );
     const outcome = await submitPortalMessage(
@@ -312,7 +317,7 @@ describe('a reply', () => {
     const theirs = await inboxMessage(
       world.db.pool,
       stranger,
-      world.db.keys.masterKey,
+      world.mailboxKeys,
       agencyLetter('sb@behoerde.example', stranger.address),
     );
     const outcome = await submitPortalMessage(

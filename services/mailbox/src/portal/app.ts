@@ -9,7 +9,7 @@ import fastifyHelmet from '@fastify/helmet';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import fastifyView from '@fastify/view';
-import { findMailboxById } from '@smgw/mailbox-store';
+import { findMailboxById, openMailboxKey } from '@smgw/mailbox-store';
 import { Eta } from 'eta';
 import Fastify, {
   type FastifyBaseLogger,
@@ -18,7 +18,7 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from 'fastify';
-import { mailboxKeyOpener, masterKeyRingOf, type PortalContext, type PortalDeps, type PortalPage } from './context.ts';
+import type { PortalContext, PortalDeps, PortalPage } from './context.ts';
 import { formatMegabytes } from './format.ts';
 import { isLanguage, type Language, type MessageKey, translator } from './i18n/index.ts';
 import { clientSubject, createLimits } from './limits.ts';
@@ -83,7 +83,6 @@ export async function buildPortal(deps: PortalDeps): Promise<FastifyInstance> {
   });
   const limits = createLimits(deps.redis, settings.redisPrefix);
   const eta = new Eta({ views: VIEWS_DIR, autoEscape: true, cache: true });
-  const masterKeyRing = masterKeyRingOf(deps);
   const running = new Set<Promise<unknown>>();
 
   const ctx: PortalContext = {
@@ -92,8 +91,7 @@ export async function buildPortal(deps: PortalDeps): Promise<FastifyInstance> {
     sessions,
     limits,
     now,
-    masterKeyRing,
-    openMailboxKey: mailboxKeyOpener(masterKeyRing),
+    openMailboxKey: (mailbox) => openMailboxKey(deps.mailboxKeys, mailbox),
     cookies,
     clientOf: (req) => clientSubject(req.ip),
     afterAnswer(req, failureCode, work) {

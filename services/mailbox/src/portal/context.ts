@@ -4,7 +4,7 @@
 import type { BlobStore } from '@smgw/blob-store';
 import type { Pool } from '@smgw/db';
 import type { Envelope } from '@smgw/envelope';
-import { type Mailbox, openMailboxKey } from '@smgw/mailbox-store';
+import type { Mailbox, MailboxKeyStore } from '@smgw/mailbox-store';
 import type { Logger } from '@smgw/observability';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -45,9 +45,10 @@ export interface PortalDeps {
   pool: Pool;
   redis: Redis;
   blobStore: BlobStore;
-  /** SMGW_MASTER_KEY and, during a rotation, SMGW_MASTER_KEY_PREVIOUS: mailbox data keys open under either. */
+  /** The mailbox keys (SMGW_KEY_STORE_DIR/mailboxes, under the master key ring): each mailbox's data key opens with it. */
+  mailboxKeys: MailboxKeyStore;
+  /** SMGW_MASTER_KEY: the key of the compose form's draft tokens derives from it (draft-token.ts). */
   masterKey: Buffer;
-  masterKeyPrevious?: Buffer | undefined;
   /** The notice templates (notices.ts), for the mails the portal sends. */
   templates: MailboxTemplates;
   /** Publishes a generated mail's envelope (confirmed) to its next stage: deliver. */
@@ -96,10 +97,11 @@ export interface PortalContext {
   sessions: SessionStore;
   limits: Limits;
   now(): Date;
-  /** [SMGW_MASTER_KEY, SMGW_MASTER_KEY_PREVIOUS?] for openMailboxKey / the store's token functions. */
-  masterKeyRing: Buffer[];
-  /** The mailbox's data key (32 bytes). Zero it when done: `key.fill(0)` in a finally. */
-  openMailboxKey(mailbox: Mailbox): Buffer;
+  /**
+   * The mailbox's data key (32 bytes), from the mailbox key store. Zero it when done: `key.fill(0)` in a finally.
+   * Rejects with MailboxStoreError MAILBOX_KEY_GONE when the mailbox was deleted meanwhile.
+   */
+  openMailboxKey(mailbox: Mailbox): Promise<Buffer>;
   /** preHandler: a request without a live session is sent to /anmelden (303); after it, req.portalLogin is set. */
   requireLogin(req: FastifyRequest, reply: FastifyReply): Promise<void>;
   /** The logged-in user or a thrown error (use after requireLogin, for the type). */
@@ -132,11 +134,3 @@ export interface PortalContext {
 }
 
 export type PortalPage = (app: FastifyInstance, ctx: PortalContext) => Promise<void>;
-
-export function masterKeyRingOf(deps: Pick<PortalDeps, 'masterKey' | 'masterKeyPrevious'>): Buffer[] {
-  return deps.masterKeyPrevious ? [deps.masterKey, deps.masterKeyPrevious] : [deps.masterKey];
-}
-
-export function mailboxKeyOpener(ring: Buffer[]) {
-  return (mailbox: Mailbox) => openMailboxKey(ring, mailbox);
-}

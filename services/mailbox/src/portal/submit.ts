@@ -29,6 +29,7 @@ import {
   insertMailboxMessage,
   lockMailbox,
   type Mailbox,
+  type MailboxKeyStore,
   type MessageSummary,
   openMailboxKey,
   readMailboxMessage,
@@ -46,8 +47,8 @@ export interface SubmitDeps {
   blobStore: Pick<BlobStore, 'put' | 'readAll'>;
   mq: Pick<Mq, 'publish'>;
   log: Logger;
-  /** SMGW_MASTER_KEY (and during a rotation SMGW_MASTER_KEY_PREVIOUS): the mailbox's data key opens under one. */
-  masterKeys: readonly Buffer[];
+  /** The mailbox key store: the mailbox's data key opens with it (openMailboxKey). */
+  mailboxKeys: MailboxKeyStore;
   /** SMGW_HOSTNAME: the Message-ID's domain and the authserv-id of the Authentication-Results field. */
   hostname: string;
   internalDomains: string[];
@@ -254,7 +255,7 @@ async function publishAndKeepCopy(
   const sentRowId = await withTransaction(deps.pool, async (db) => {
     const locked = await lockMailbox(db, mailbox.id);
     if (!locked) return undefined; // deleted meanwhile: the message went, there is nowhere to keep a copy
-    const dataKey = openMailboxKey(deps.masterKeys, locked);
+    const dataKey = await openMailboxKey(deps.mailboxKeys, locked);
     try {
       const id = await insertMailboxMessage(db, {
         mailboxId: mailbox.id,
@@ -294,7 +295,7 @@ async function originalOf(deps: SubmitDeps, mailbox: Mailbox, rowId: string) {
   if (!row || !fromInbox) {
     throw new PortalWriteError('REPLY_ORIGINAL_NOT_FOUND', 'the message to reply to is not in this mailbox');
   }
-  const dataKey = openMailboxKey(deps.masterKeys, mailbox);
+  const dataKey = await openMailboxKey(deps.mailboxKeys, mailbox);
   try {
     const raw = await readMailboxMessage(deps.pool, mailbox.id, dataKey, row.id);
     if (!raw) throw new PortalWriteError('REPLY_ORIGINAL_NOT_FOUND', 'the message to reply to is not in this mailbox');

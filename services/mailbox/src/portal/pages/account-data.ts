@@ -42,7 +42,7 @@ export const accountDataPages: PortalPage = async (app, ctx) => {
     { config: { requireLogin: true, rateLimit: { max: ARCHIVES_PER_MINUTE, timeWindow: 60_000 } } },
     async (req, reply) => {
       const { mailbox } = ctx.login(req);
-      const key = ctx.openMailboxKey(mailbox);
+      const key = await ctx.openMailboxKey(mailbox);
       let entries: ArchiveEntry[];
       try {
         // Oldest first within each folder, so the numbers run with time.
@@ -122,6 +122,16 @@ export const accountDataPages: PortalPage = async (app, ctx) => {
       }
       return gone;
     });
+    // Committed: now the mailbox's key goes, so nothing opens its content again, not even an earlier dump. If that
+    // fails the mailbox is still gone; the reaper's orphan sweep destroys the key later (collectOrphanMailboxKeys).
+    if (deleted) {
+      await ctx.deps.mailboxKeys.destroy(mailbox.id).catch((err: Error) => {
+        req.log.error(
+          { err, code: 'PORTAL_MAILBOX_KEY_KEPT', mailboxId: mailbox.id },
+          'the deleted mailbox keeps its key until the reaper collects it',
+        );
+      });
+    }
     const sessions = await ctx.sessions.destroyAllOf(mailbox.id);
     await ctx.endSession(req, reply);
     req.log.info(

@@ -65,7 +65,7 @@ export const composePages: PortalPage = async (app, ctx) => {
     blobStore: ctx.deps.blobStore,
     mq: { publish: (envelope) => ctx.deps.publish(envelope) },
     log: ctx.deps.logger,
-    masterKeys: ctx.masterKeyRing,
+    mailboxKeys: ctx.deps.mailboxKeys,
     hostname: ctx.settings.hostname,
     internalDomains,
     quotaBytes: ctx.settings.quotaBytes,
@@ -159,7 +159,7 @@ export const composePages: PortalPage = async (app, ctx) => {
   async function replyTarget(mailbox: Mailbox, rowId: string): Promise<Target | undefined> {
     const row = await findMailboxMessage(ctx.deps.pool, mailbox.id, rowId);
     if (!row || !(row.folder === 'inbox' || (row.folder === 'trash' && row.trashedFrom === 'inbox'))) return undefined;
-    const key = ctx.openMailboxKey(mailbox);
+    const key = await ctx.openMailboxKey(mailbox);
     let raw: Buffer | undefined;
     try {
       raw = await readMailboxMessage(ctx.deps.pool, mailbox.id, key, row.id);

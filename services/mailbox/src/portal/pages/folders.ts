@@ -45,7 +45,7 @@ export interface FolderRow {
 async function folderRows(ctx: PortalContext, req: FastifyRequest, folder: MailboxFolder): Promise<FolderRow[]> {
   const { mailbox } = ctx.login(req);
   const t = ctx.t(req);
-  const key = ctx.openMailboxKey(mailbox);
+  const key = await ctx.openMailboxKey(mailbox);
   try {
     const messages = await listMailboxMessages(ctx.deps.pool, mailbox.id, folder, key);
     return messages.map((message) => {

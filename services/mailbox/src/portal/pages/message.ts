@@ -56,7 +56,7 @@ async function ownMessage(ctx: PortalContext, req: FastifyRequest): Promise<OwnM
   const { mailbox } = ctx.login(req);
   const id = (req.params as { id?: string }).id ?? '';
   if (!ROW_ID.test(id)) return undefined;
-  const key = ctx.openMailboxKey(mailbox);
+  const key = await ctx.openMailboxKey(mailbox);
   try {
     const row = await findMailboxMessage(ctx.deps.pool, mailbox.id, id, key);
     if (!row) return undefined;

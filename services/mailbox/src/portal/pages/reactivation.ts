@@ -57,7 +57,7 @@ export async function reactivate(ctx: PortalContext, address: string): Promise<'
   await withTransaction(deps.pool, async (db) => {
     const { token, secrets } = await replaceActivationToken(db, {
       mailbox,
-      masterKey: ctx.masterKeyRing,
+      keys: deps.mailboxKeys,
       now,
       lifetimeMs: settings.linkLifetimeMs,
       pinDelayMs: settings.pinDelayMs,

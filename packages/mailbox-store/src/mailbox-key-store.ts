@@ -1,0 +1,201 @@
+// Each mailbox's own key, kept outside the database (issue 11, "deleted for good"): a file
+// <SMGW_KEY_STORE_DIR>/mailboxes/<mailbox id>.key holding a random 32-byte key sealed under SMGW_MASTER_KEY (aad:
+// the mailbox id). The mailbox row's data_key_sealed is the data key sealed under that file's key, so opening a
+// mailbox needs the row, the file and the master key. Deleting the mailbox deletes the file: from then on nothing
+// opens it, not the live database, not a dump taken before, not a dump with the master key beside it.
+//
+// Mailboxes made before this store existed have their data key sealed under the master key directly (a "legacy"
+// row): they keep opening with the master key until moveMailboxKeysToKeyStore gives them a file (the reaper does,
+// in batches). A dump taken before that move still opens with the master key: the move protects what comes after.
+//
+// Several processes share the folder (like the KEK files beside it): a file is written once, atomically, never
+// overwritten (only a master key rotation replaces it, re-sealed).
+import { randomBytes } from 'node:crypto';
+import { link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { openSecretWithAny, SecretError, sealSecret } from '@smgw/secrets';
+import { MailboxStoreError } from './errors.ts';
+
+const SUFFIX = '.key';
+const KEY_BYTES = 32;
+/** Mailbox ids are random UUIDs; anything else is never turned into a path. */
+const MAILBOX_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export interface MailboxKeyStore {
+  /**
+   * The master keys, current first (SMGW_MASTER_KEY, then SMGW_MASTER_KEY_PREVIOUS during a rotation): they seal
+   * the files, and open the data keys of legacy rows.
+   */
+  readonly masterKeys: readonly Uint8Array[];
+  /** Makes the mailbox's key (a new file; never replaces one) and returns it; the caller zeroes it. */
+  create(mailboxId: string): Promise<Buffer>;
+  /** The mailbox's key, or undefined when it has none (destroyed, or a legacy mailbox). */
+  get(mailboxId: string): Promise<Buffer | undefined>;
+  /** Deletes the mailbox's key for good. Idempotent. */
+  destroy(mailboxId: string): Promise<void>;
+  /** Every mailbox that has a key, with when the file was written (orphans are collected by age). */
+  list(): Promise<{ mailboxId: string; writtenAt: Date }[]>;
+}
+
+export interface FolderMailboxKeyStoreOptions {
+  /** SMGW_KEY_STORE_DIR: the files go to its subfolder `mailboxes/`. */
+  keyStoreDir: string;
+  masterKey: Buffer;
+  masterKeyPrevious?: Buffer | undefined;
+}
+
+const fileAad = (mailboxId: string) => `smgw-mailbox-key-file\0${mailboxId}`;
+
+function checkId(mailboxId: string): void {
+  if (!MAILBOX_ID.test(mailboxId)) throw new RangeError(`not a mailbox id: ${mailboxId}`);
+}
+
+export function mailboxKeyFolder(keyStoreDir: string): string {
+  return join(keyStoreDir, 'mailboxes');
+}
+
+export function createFolderMailboxKeyStore(options: FolderMailboxKeyStoreOptions): MailboxKeyStore {
+  const dir = mailboxKeyFolder(options.keyStoreDir);
+  const masterKeys = [options.masterKey, ...(options.masterKeyPrevious ? [options.masterKeyPrevious] : [])];
+  const path = (mailboxId: string) => {
+    checkId(mailboxId);
+    return join(dir, mailboxId + SUFFIX);
+  };
+  return {
+    masterKeys,
+    async create(mailboxId) {
+      const file = path(mailboxId);
+      const key = randomBytes(KEY_BYTES);
+      try {
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+        await writeFileAtomically(dir, file, sealSecret(options.masterKey, key, { aad: fileAad(mailboxId) }), 'create');
+      } catch (err) {
+        key.fill(0);
+        throw new MailboxStoreError('MAILBOX_KEY_STORE_FAILED', `cannot write the key of mailbox ${mailboxId}`, {
+          cause: err,
+        });
+      }
+      return key;
+    },
+    async get(mailboxId) {
+      const file = path(mailboxId);
+      let sealed: Buffer;
+      try {
+        sealed = await readFile(file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw new MailboxStoreError('MAILBOX_KEY_STORE_FAILED', `cannot read the key of mailbox ${mailboxId}`, {
+          cause: err,
+        });
+      }
+      try {
+        return openSecretWithAny(masterKeys, sealed, { aad: fileAad(mailboxId) });
+      } catch (err) {
+        throw new MailboxStoreError('MAILBOX_KEY_STORE_FAILED', `the key file of mailbox ${mailboxId} does not open`, {
+          cause: err,
+        });
+      }
+    },
+    async destroy(mailboxId) {
+      const file = path(mailboxId);
+      try {
+        await unlink(file);
+        await syncFolder(dir);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw new MailboxStoreError('MAILBOX_KEY_STORE_FAILED', `cannot delete the key of mailbox ${mailboxId}`, {
+          cause: err,
+        });
+      }
+    },
+    async list() {
+      let names: string[];
+      try {
+        names = await readdir(dir);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        throw new MailboxStoreError('MAILBOX_KEY_STORE_FAILED', `cannot list ${dir}`, { cause: err });
+      }
+      const ids = names.filter((n) => n.endsWith(SUFFIX)).map((n) => n.slice(0, -SUFFIX.length));
+      const listed: { mailboxId: string; writtenAt: Date }[] = [];
+      for (const mailboxId of ids.filter((id) => MAILBOX_ID.test(id))) {
+        try {
+          listed.push({ mailboxId, writtenAt: (await stat(join(dir, mailboxId + SUFFIX))).mtime });
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // destroyed meanwhile
+        }
+      }
+      return listed;
+    },
+  };
+}
+
+/**
+ * Master key rotation of the mailbox key files: each file opened with `to` or `from` and, if it was under `from`,
+ * replaced atomically by the same key sealed under `to`. Safe to run again; services reading with both keys keep
+ * working throughout.
+ */
+export async function rotateMailboxKeyFiles(options: {
+  keyStoreDir: string;
+  from: Buffer;
+  to: Buffer;
+}): Promise<{ resealed: number; alreadyCurrent: number }> {
+  const dir = mailboxKeyFolder(options.keyStoreDir);
+  const store = createFolderMailboxKeyStore({ keyStoreDir: options.keyStoreDir, masterKey: options.to });
+  const result = { resealed: 0, alreadyCurrent: 0 };
+  for (const { mailboxId } of await store.list()) {
+    const file = join(dir, mailboxId + SUFFIX);
+    let sealed: Buffer;
+    try {
+      sealed = await readFile(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // destroyed meanwhile
+      throw err;
+    }
+    let key: Buffer;
+    try {
+      key = openSecretWithAny([options.to], sealed, { aad: fileAad(mailboxId) });
+      key.fill(0);
+      result.alreadyCurrent++;
+      continue;
+    } catch (err) {
+      if (!(err instanceof SecretError && err.code === 'SECRET_WRONG_MASTER_KEY')) throw err;
+    }
+    key = openSecretWithAny([options.from], sealed, { aad: fileAad(mailboxId) });
+    try {
+      await writeFileAtomically(dir, file, sealSecret(options.to, key, { aad: fileAad(mailboxId) }), 'replace');
+    } finally {
+      key.fill(0);
+    }
+    result.resealed++;
+  }
+  return result;
+}
+
+/** Temporary file (0600, synced), then linked (create: never overwrites) or renamed (replace) into place. */
+async function writeFileAtomically(dir: string, file: string, bytes: Buffer, mode: 'create' | 'replace') {
+  const temporary = join(dir, `.${randomBytes(8).toString('hex')}.tmp`);
+  const handle = await open(temporary, 'wx', 0o600);
+  try {
+    await handle.writeFile(bytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    if (mode === 'create') await link(temporary, file);
+    else await rename(temporary, file);
+  } finally {
+    if (mode === 'create') await unlink(temporary).catch(() => {});
+  }
+  await syncFolder(dir);
+}
+
+async function syncFolder(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,131 @@
+// Retention of the trace itself (issue 11): the rows of finished messages go after SMGW_TRACE_RETENTION, and the
+// report of parked envelopes. A message's rows are its `messages` row and, by the schema's cascade, its recipients,
+// events and deliver's `deliveries` rows: deleting the message row here removes all of them in one statement.
+import type { Pool, PoolClient } from '@smgw/db';
+
+type Queryable = Pool | PoolClient;
+
+/**
+ * A message whose trace may go: every recipient done (delivered, bounced, in_mailbox, quarantined), no quarantine
+ * entry left (the cascade would take it along: it goes by its own retention first), no delivery sending or
+ * deferred, no blob left (the contents go first, by SMGW_MESSAGE_RETENTION), and no copy in a portal mailbox (the
+ * portal records reads in the trace, and the reaper tells the senders of unread messages when a mailbox is
+ * deleted). A parked envelope leaves its recipients pending: its trace stays while it is parked.
+ */
+const TRACE_FINISHED = `
+  not exists (select 1 from message_recipients r
+               where r.message_id = m.id and r.state not in ('delivered', 'bounced', 'in_mailbox', 'quarantined'))
+  and not exists (select 1 from quarantine q where q.message_id = m.id)
+  and not exists (select 1 from deliveries d where d.message_id = m.id and d.state in ('sending', 'deferred'))
+  and not exists (select 1 from blobs b where b.message_id = m.id)
+  and not exists (select 1 from mailbox_messages mm where mm.message_id = m.id)`;
+
+/**
+ * Deletes the trace of finished messages received before `before`, `batch` messages per statement (each its own
+ * transaction, rows others hold are skipped): a sweep killed midway has kept what it did. Returns how many messages.
+ */
+export async function purgeFinishedTraces(pool: Pool, before: Date, batch = 200): Promise<number> {
+  if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batch must be a positive integer, got ${batch}`);
+  let deleted = 0;
+  for (;;) {
+    const { rowCount } = await pool.query(
+      `delete from messages where id in (
+         select m.id from messages m
+          where m.received_at < $1 and ${TRACE_FINISHED}
+          order by m.received_at
+          limit $2
+          for update of m skip locked)`,
+      [before, batch],
+    );
+    deleted += rowCount ?? 0;
+    if ((rowCount ?? 0) < batch) return deleted;
+  }
+}
+
+export interface ParkedEnvelope {
+  messageId: string;
+  stage: string;
+  code: string | null;
+  parkedAt: Date;
+}
+
+/**
+ * Messages whose trace ends with `envelope.parked` (written by each stage's onParked before it parks): parked and
+ * not replayed since. Oldest first, at most `limit`, with the total and the oldest time over all of them. An
+ * envelope the broker dead-lettered on its own (delivery limit) or that could not be parsed has no such event.
+ */
+export async function listParkedEnvelopes(
+  db: Queryable,
+  limit: number,
+): Promise<{ total: number; oldest: Date | null; envelopes: ParkedEnvelope[] }> {
+  const found = await db.query(
+    `with parked as (
+       select e.message_id, e.stage, e.code, e.at from message_events e
+        where e.event = 'envelope.parked'
+          and not exists (select 1 from message_events later where later.message_id = e.message_id and later.id > e.id))
+     select count(*) over () as total, min(at) over () as oldest, * from parked order by at, message_id limit $1`,
+    [limit],
+  );
+  const first = found.rows[0];
+  return {
+    total: first ? Number(first.total) : 0,
+    oldest: first ? first.oldest : null,
+    envelopes: found.rows.map((row) => ({
+      messageId: row.message_id,
+      stage: row.stage,
+      code: row.code,
+      parkedAt: row.at,
+    })),
+  };
+}
+
+/**
+ * SMGW_PARKED_ACTION=remove: a message parked before `before` is given up. Its recipients still pending become
+ * bounced (`PARKED_EXPIRED`) and an `envelope.expired` event ends its trace, in one transaction per message: it is
+ * finished, so its contents and later its trace go by their retention. Returns the message ids.
+ */
+export async function expireParkedMessages(
+  pool: Pool,
+  before: Date,
+  stage: string,
+  at: Date,
+  limit: number,
+): Promise<string[]> {
+  const { envelopes } = await listParkedEnvelopes(pool, limit);
+  const expired: string[] = [];
+  for (const parked of envelopes.filter((e) => e.parkedAt < before)) {
+    const client = await pool.connect();
+    try {
+      await client.query('begin');
+      // Locks the message's recipients; a replay that moved it on meanwhile leaves a later event: then not.
+      await client.query('select 1 from message_recipients where message_id = $1 for update', [parked.messageId]);
+      const still = await client.query(
+        `select 1 from message_events e where e.message_id = $1 and e.event = 'envelope.parked'
+            and not exists (select 1 from message_events l where l.message_id = e.message_id and l.id > e.id)`,
+        [parked.messageId],
+      );
+      if (still.rowCount === 0) {
+        await client.query('rollback');
+        continue;
+      }
+      await client.query(
+        `update message_recipients set state = 'bounced', detail = 'PARKED_EXPIRED', updated_at = $2
+          where message_id = $1 and state in ('pending', 'deferred')`,
+        [parked.messageId, at],
+      );
+      await client.query(
+        `insert into message_events (message_id, stage, event, outcome, code, reason, at)
+         values ($1, $2, 'envelope.expired', 'reject', 'PARKED_EXPIRED', $3, $4)`,
+        [parked.messageId, stage, `parked at ${parked.stage} since ${parked.parkedAt.toISOString()}`, at],
+      );
+      await client.query('commit');
+      expired.push(parked.messageId);
+    } catch (err) {
+      await client.query('rollback').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+  return expired;
+}
