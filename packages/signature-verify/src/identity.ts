@@ -6,7 +6,7 @@ import { addressLikeTokens, type HeaderField, listedAddresses } from '@smgw/mime
 import type { ReportedSignature } from './mime-walk.ts';
 
 export interface IdentityCheck {
-  /** `not-applicable` when the message has no signer whose certificate could be read. */
+  /** `not-applicable` when no signature names a signer without being TOTAL_FAILED. */
   status: 'match' | 'mismatch' | 'not-applicable';
   fromAddresses: string[];
   senderAddresses: string[];
@@ -34,7 +34,8 @@ export function checkIdentity(fields: readonly HeaderField[], signatures: readon
   const senderFields = fields.filter((f) => f.key === 'sender');
   const fromAddresses = fromFields.flatMap((f) => listedAddresses(f.value));
   const senderAddresses = senderFields.flatMap((f) => listedAddresses(f.value));
-  const hasSigner = signatures.some((s) => s.signer !== undefined);
+  // A signer whose signature is forged or broken proves nothing about who wrote the message.
+  const hasSigner = signatures.some((s) => s.signer !== undefined && s.indication !== 'TOTAL_FAILED');
   if (!hasSigner) {
     return { status: 'not-applicable', fromAddresses, senderAddresses, signerAddresses, problems: [] };
   }

@@ -410,18 +410,23 @@ async function walkCms(entity: Entity, depth: number, coveredBy: readonly string
   } catch {
     parsed = undefined;
   }
-  if (parsed?.kind === 'encrypted') return encryptedLayer(entity, coveredBy, state);
+  const smimeType = (entity.type.parameters['smime-type'] ?? '').toLowerCase();
+  // Declared or found encrypted: opaque here (a signature relabelled so only hides itself: it then counts as none).
+  if (parsed?.kind === 'encrypted' || smimeType === 'enveloped-data' || smimeType === 'authenveloped-data') {
+    return encryptedLayer(entity, coveredBy, state);
+  }
   if (isDetachedSignaturePart(entity) && !(parsed?.kind === 'signed-data' && parsed.signedData.eContent)) {
     // A .p7s without a document beside it (the multipart walk pairs those that have one).
     await verifyCmsLayer(state, entity, 'cades-detached', { path: entity.path });
     addVisible(state, entity, coveredBy, `${entity.description}, signature`, 'signature');
     return;
   }
-  const smimeType = (entity.type.parameters['smime-type'] ?? '').toLowerCase();
+  // S/MIME opaque signing carries a MIME entity (clients name it smime.p7m, often as an "attachment"); a .p7m
+  // named after a document (vertrag.pdf.p7m) is a CAdES-signed document.
   const opaqueSmime =
     PKCS7_MIME_TYPES.has(entity.type.mediaType) &&
-    !entity.attachment &&
-    (smimeType === 'signed-data' || smimeType === '');
+    (smimeType === 'signed-data' || smimeType === '') &&
+    (entity.filename === undefined || /^smime\.p7m$/i.test(entity.filename));
   const kind = opaqueSmime ? 'smime-opaque' : 'cades-enveloping';
   const layer = await verifyCmsLayer(state, entity, kind, { path: entity.path });
   const covering = layer && layer.kind === kind ? [...coveredBy, layer.id] : coveredBy;
