@@ -32,7 +32,8 @@ export function checkIdentity(fields: readonly HeaderField[], signatures: readon
   ];
   const fromFields = fields.filter((f) => f.key === 'from');
   const senderFields = fields.filter((f) => f.key === 'sender');
-  const fromAddresses = fromFields.flatMap((f) => listedAddresses(f.value));
+  const fromListed = fromFields.map((f) => ({ value: f.value, addresses: listedAddresses(f.value) }));
+  const fromAddresses = fromListed.flatMap((f) => f.addresses);
   const senderAddresses = senderFields.flatMap((f) => listedAddresses(f.value));
   // A signer whose signature is forged or broken proves nothing about who wrote the message.
   const hasSigner = signatures.some((s) => s.signer !== undefined && s.indication !== 'TOTAL_FAILED');
@@ -50,8 +51,8 @@ export function checkIdentity(fields: readonly HeaderField[], signatures: readon
     if (address === '') problems.push('A From entry has a name but no address.');
     else if (!held(address)) problems.push(`The From address ${address} is not in any signer’s certificate.`);
   }
-  for (const field of fromFields) {
-    const listed = listedAddresses(field.value);
+  for (const field of fromListed) {
+    const listed = field.addresses;
     for (const token of addressLikeTokens(field.value)) {
       if (listed.some((a) => sameAddress(a, token)) || held(token)) continue;
       problems.push(`The From field shows ${token} in a display name or comment, which is not a signer’s address.`);

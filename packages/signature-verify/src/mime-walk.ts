@@ -274,7 +274,8 @@ function encryptedLayer(entity: Entity, coveredBy: readonly string[], state: Sta
 export function decodedBody(entity: { fields: readonly HeaderField[]; body: Buffer }): Buffer {
   const encoding = (headerValue(entity.fields, 'content-transfer-encoding') ?? '7bit').trim().toLowerCase();
   if (encoding === 'base64') {
-    return Buffer.from(entity.body.toString('latin1').replace(/[^A-Za-z0-9+/]/g, ''), 'base64');
+    // Node's decoder skips line breaks and other characters outside the alphabet itself.
+    return Buffer.from(entity.body.toString('latin1'), 'base64');
   }
   if (encoding === 'quoted-printable') return decodeQuotedPrintable(entity.body);
   return entity.body;

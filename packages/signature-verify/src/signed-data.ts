@@ -59,7 +59,8 @@ function formatError(message: string): SignatureFormatError {
 /** Reads a ContentInfo; throws SignatureFormatError when it is not readable CMS. */
 export function parseContentInfo(cms: Buffer): ParsedContentInfo {
   try {
-    const contentInfo = ber.expectUniversal(ber.readBer(cms), ber.UNIVERSAL_SEQUENCE, 'ContentInfo');
+    // Down to the SignedData's fields only: certificates are kept as bytes; the parts read further are re-read.
+    const contentInfo = ber.expectUniversal(ber.readBer(cms, 4), ber.UNIVERSAL_SEQUENCE, 'ContentInfo');
     const contentType = ber.oidOf(contentInfo.children[0], 'ContentInfo contentType');
     if (contentType === ID_ENVELOPED_DATA || contentType === ID_AUTH_ENVELOPED_DATA) {
       return { kind: 'encrypted', contentType };
@@ -79,7 +80,9 @@ function parseSignedData(node: ber.BerNode | undefined): ParsedSignedData {
   const [version, digestAlgorithms, encapContentInfo, ...rest] = signedData.children;
   ber.smallIntegerOf(version, 'SignedData version');
   ber.expectUniversal(digestAlgorithms, ber.UNIVERSAL_SET, 'SignedData digestAlgorithms');
-  const encap = ber.expectUniversal(encapContentInfo, ber.UNIVERSAL_SEQUENCE, 'EncapsulatedContentInfo');
+  const encap = ber.readBer(
+    ber.expectUniversal(encapContentInfo, ber.UNIVERSAL_SEQUENCE, 'EncapsulatedContentInfo').raw,
+  );
   const eContentType = ber.oidOf(encap.children[0], 'eContentType');
   let eContent: Buffer[] | undefined;
   const explicitContent = encap.children[1];
@@ -108,7 +111,7 @@ function parseSignedData(node: ber.BerNode | undefined): ParsedSignedData {
     eContentType,
     ...(eContent ? { eContent } : {}),
     certificates,
-    signerInfos: signerInfosNode.children.map(parseSignerInfo),
+    signerInfos: signerInfosNode.children.map((node, index) => parseSignerInfo(ber.readBer(node.raw), index)),
   };
 }
 

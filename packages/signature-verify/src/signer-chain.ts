@@ -108,16 +108,22 @@ function judgementOf(result: Extract<PathValidationResult, { ok: false }>, fetch
 /** Validates the signer's certificate at `time`; never throws. `path` is the facts of the validated path. */
 export async function validateSignerChain(
   signer: CertificateFacts,
-  bag: readonly Buffer[],
+  /** The readable certificates the signature carries (the signer's among them). */
+  bag: readonly CertificateFacts[],
   purpose: CertificatePurpose,
   time: Date,
   options: ChainOptions,
   cache: ChainCache,
 ): Promise<{ report: ChainReport; path: CertificateFacts[] }> {
-  const intermediates = [...bag.filter((der) => !der.equals(signer.der)), ...(options.intermediates ?? [])];
-  const cacheKey = [signer.fingerprint, purpose, options.revocation, ...intermediates.map(fingerprintOf).sort()].join(
-    '|',
-  );
+  const others = bag.filter((c) => c.fingerprint !== signer.fingerprint);
+  const intermediates = [...others.map((c) => c.der), ...(options.intermediates ?? [])];
+  const cacheKey = [
+    signer.fingerprint,
+    purpose,
+    options.revocation,
+    ...others.map((c) => c.fingerprint).sort(),
+    ...(options.intermediates ?? []).map(fingerprintOf),
+  ].join('|');
   const hit = cache.get(cacheKey);
   if (hit && hit.expires > time.getTime()) return { report: hit.report, path: hit.path };
 

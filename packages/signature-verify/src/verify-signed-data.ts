@@ -273,7 +273,7 @@ async function verifySignerInfo(
   // The certificate path, at validation time.
   const { report: chain, path } = await validateSignerChain(
     signer,
-    input.signedData.certificates,
+    input.certificates,
     input.purpose,
     context.time,
     context.chain,
