@@ -74,3 +74,20 @@ export function replaceInContent(cms: Buffer, from: string, to: string): Buffer 
   copy.write(to, at, 'latin1');
   return copy;
 }
+
+/** A copy of `cms` whose first SignerInfo has its signed attributes changed by `change` (each attribute as DER). */
+export function changeSignedAttributes(cms: Buffer, change: (attributes: Buffer[]) => Buffer[]): Buffer {
+  const parts = splitSignedData(cms);
+  const info = ber.readBer(parts.signerInfos[0] as Buffer);
+  const fields = info.children.map((child: ber.BerNode) => {
+    if (child.tagClass !== 2 || child.tagNumber !== 0) return child.raw;
+    return tlv(0xa0, Buffer.concat(change(child.children.map((a) => a.raw))));
+  });
+  const signerInfos = [tlv(0x30, Buffer.concat(fields)), ...parts.signerInfos.slice(1)];
+  return joinSignedData({ ...parts, signerInfos });
+}
+
+/** Whether a DER attribute is of type `oid` (dotted). */
+export function attributeIs(attribute: Buffer, oid: string): boolean {
+  return ber.oidOf(ber.readBer(attribute).children[0], 'attribute type') === oid;
+}

@@ -4,7 +4,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type QualifiedStatusSource, summaryHeader, type VerifyMessageOptions, verifyMessage } from '../src/index.ts';
-import { flipSignatureByte, joinSignedData, replaceInContent, splitSignedData } from './cms-surgery.ts';
+import {
+  attributeIs,
+  changeSignedAttributes,
+  flipSignatureByte,
+  joinSignedData,
+  replaceInContent,
+  splitSignedData,
+} from './cms-surgery.ts';
 import {
   type Authority,
   attachment,
@@ -342,6 +349,32 @@ describe('verifyMessage', () => {
       assert.equal(honest.signatures[0]?.indication, 'TOTAL_PASSED');
     });
 
+    it('refuses a second messageDigest attribute or a missing contentType as FORMAT_FAILURE', async () => {
+      const cms = await sign(entity, [alice]);
+      const MESSAGE_DIGEST = '1.2.840.113549.1.9.4';
+      const CONTENT_TYPE = '1.2.840.113549.1.9.3';
+      const twice = changeSignedAttributes(cms, (attributes) => [
+        ...attributes,
+        ...attributes.filter((a) => attributeIs(a, MESSAGE_DIGEST)),
+      ]);
+      const result = await verifyMessage(message(from(alice), multipartSigned(entity, twice)), options());
+      assert.equal(summaryHeader(result), 'TOTAL_FAILED; sub=FORMAT_FAILURE');
+      assert.match(result.signatures[0]?.reasons[0] ?? '', /appears twice/);
+      const noType = changeSignedAttributes(cms, (attributes) =>
+        attributes.filter((a) => !attributeIs(a, CONTENT_TYPE)),
+      );
+      const missing = await verifyMessage(message(from(alice), multipartSigned(entity, noType)), options());
+      assert.equal(summaryHeader(missing), 'TOTAL_FAILED; sub=FORMAT_FAILURE');
+      assert.match(missing.signatures[0]?.reasons[0] ?? '', /content-type signed attribute is missing/);
+    });
+
+    it('is INDETERMINATE when one signer is trusted and the other is not', async () => {
+      const cms = await sign(entity, [alice, stranger]);
+      const result = await verifyMessage(message(from(alice), multipartSigned(entity, cms)), options());
+      assert.deepEqual(result.signatures.map((s) => s.indication).sort(), ['INDETERMINATE', 'TOTAL_PASSED']);
+      assert.equal(summaryHeader(result), 'INDETERMINATE; sub=NO_CERTIFICATE_CHAIN_FOUND');
+    });
+
     it('fails a signature structure that cannot be read: TOTAL_FAILED FORMAT_FAILURE', async () => {
       const result = await verifyMessage(
         message(from(alice), multipartSigned(entity, Buffer.from('not cms'))),
@@ -425,6 +458,23 @@ describe('verifyMessage', () => {
       assert.equal(summaryHeader(result), 'INDETERMINATE; sub=SIG_CONSTRAINTS_FAILURE');
       const deepEnough = await verifyMessage(message(from(alice), nested), options());
       assert.equal(summaryHeader(deepEnough), 'TOTAL_PASSED; level=basic; signatures=1');
+    });
+
+    it('marks an unsigned HTML alternative beside a signed text as partial', async () => {
+      const cms = await sign(entity, [alice]);
+      const html = Buffer.from('Content-Type: text/html; charset=utf-8\r\n\r\n<p>Bitte an IBAN DE00 0000 zahlen.</p>');
+      const alternative = Buffer.from(
+        multipartMixed([multipartSigned(entity, cms), html], 'alt-1')
+          .toString('latin1')
+          .replace('multipart/mixed', 'multipart/alternative'),
+        'latin1',
+      );
+      const result = await verifyMessage(message(from(alice), alternative), options());
+      assert.equal(summaryHeader(result), 'TOTAL_PASSED; level=basic; signatures=1; coverage=partial');
+      assert.deepEqual(
+        result.coverage.uncovered.map((p) => [p.path, p.description]),
+        [['/2', 'text/html']],
+      );
     });
 
     it('reports an encrypted layer as encrypted and not verified', async () => {
