@@ -491,7 +491,14 @@ async function pairDetachedSignatures(
   const paired = new Set<Entity>();
   for (const [index, child] of children.entries()) {
     if (!isDetachedSignaturePart(child)) continue;
-    const documents = children.filter((c) => !isDetachedSignaturePart(c) && !paired.has(c));
+    // A document is a single part (never a multipart or a message body tree) not paired yet.
+    const documents = children.filter(
+      (c) =>
+        !isDetachedSignaturePart(c) &&
+        !paired.has(c) &&
+        !c.type.mediaType.startsWith('multipart/') &&
+        !c.type.mediaType.startsWith('message/'),
+    );
     const base = (child.filename ?? '').replace(/\.p7s$/i, '').toLowerCase();
     let document: Entity | undefined;
     if (base && base !== 'smime' && base !== 'signature') {

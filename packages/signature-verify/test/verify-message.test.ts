@@ -2,7 +2,10 @@
 // what stays indeterminate, and the structural attacks on signed mail (extra SignerInfos, zero SignerInfos, eContent
 // confusion, signed parts under unsigned content, a broken inner layer under a valid outer one, From ≠ signer).
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { createRevocationFetcher } from '@smgw/crypto';
 import { type QualifiedStatusSource, summaryHeader, type VerifyMessageOptions, verifyMessage } from '../src/index.ts';
 import {
   attributeIs,
@@ -42,6 +45,9 @@ describe('verifyMessage', () => {
   let stranger: Signer;
   let subjectOnly: Signer;
   let withCrlUrl: Signer;
+  let withDeadCrlUrl: Signer;
+  let crlServer: Server;
+  let crlPort: number;
   const clock = new Date(Date.now() + 60 * 60 * 1000);
 
   const options = (extra: Partial<VerifyMessageOptions> = {}): VerifyMessageOptions => ({
@@ -71,9 +77,24 @@ describe('verifyMessage', () => {
     });
     revoked = await pki.signer(signingCa, 'revoked');
     stranger = await pki.signer(untrustedRoot, 'stranger');
-    withCrlUrl = await pki.signer(signingCa, 'fetched', { crlUrl: 'http://127.0.0.1:9/signing-ca.crl' });
+    // The signing CA's CRL over HTTP on loopback, as an internal CRL server (SMGW_REVOCATION_ALLOW lists it).
+    crlServer = createServer((request, response) => {
+      if (request.url !== '/signing-ca.crl') {
+        response.writeHead(503).end();
+        return;
+      }
+      pki.crl(signingCa).then(
+        (crl) => response.writeHead(200, { 'content-type': 'application/pkix-crl' }).end(crl),
+        () => response.writeHead(500).end(),
+      );
+    });
+    await new Promise<void>((resolve) => crlServer.listen(0, '127.0.0.1', resolve));
+    crlPort = (crlServer.address() as AddressInfo).port;
+    withCrlUrl = await pki.signer(signingCa, 'fetched', { crlUrl: `http://127.0.0.1:${crlPort}/signing-ca.crl` });
+    withDeadCrlUrl = await pki.signer(signingCa, 'fetched-down', { crlUrl: `http://127.0.0.1:${crlPort}/down.crl` });
   });
   after(async () => {
+    await new Promise((resolve) => crlServer.close(resolve));
     await pki.remove();
   });
 
@@ -271,18 +292,47 @@ describe('verifyMessage', () => {
       );
     });
 
-    it('is INDETERMINATE TRY_LATER when the revocation source cannot be reached, through the fetcher’s guard', async () => {
-      const { createRevocationFetcher } = await import('@smgw/crypto');
+    it('fetches the CRL through the fetcher when its server is allowed, and refuses loopback otherwise', async () => {
       const rootCrl = await pki.crl(root);
-      const cms = await sign(entity, [withCrlUrl]);
-      const mail = message(from(withCrlUrl), multipartSigned(entity, cms));
-      // Loopback is refused unless allowed (SMGW_REVOCATION_ALLOW): the guard of @smgw/crypto stays in force.
+      const mail = message(from(withCrlUrl), multipartSigned(entity, await sign(entity, [withCrlUrl])));
+      const allow = { networks: [], endpoints: [{ host: '127.0.0.1', port: crlPort }] };
+      const fetched = await verifyMessage(
+        mail,
+        options({
+          revocation: 'require',
+          crls: [rootCrl],
+          fetcher: createRevocationFetcher({ now: () => clock, allow }),
+        }),
+      );
+      assert.equal(
+        summaryHeader(fetched),
+        'TOTAL_PASSED; level=basic; signatures=1',
+        fetched.signatures[0]?.reasons.join(),
+      );
+      assert.equal(fetched.signatures[0]?.chain?.certificates[0]?.revocation, 'good-crl');
+      // Without the allow list the fetcher's guard refuses loopback: no answer, so TRY_LATER, never passed.
       const guarded = await verifyMessage(
         mail,
         options({ revocation: 'require', crls: [rootCrl], fetcher: createRevocationFetcher({ now: () => clock }) }),
       );
       assert.equal(summaryHeader(guarded), 'INDETERMINATE; sub=TRY_LATER');
-      assert.match(guarded.signatures[0]?.reasons.join(' ') ?? '', /127\.0\.0\.1/);
+      assert.match(guarded.signatures[0]?.reasons.join(' ') ?? '', /SMGW_REVOCATION_ALLOW/);
+    });
+
+    it('is INDETERMINATE TRY_LATER when the revocation source answers with an error', async () => {
+      const rootCrl = await pki.crl(root);
+      const allow = { networks: [], endpoints: [{ host: '127.0.0.1', port: crlPort }] };
+      const mail = message(from(withDeadCrlUrl), multipartSigned(entity, await sign(entity, [withDeadCrlUrl])));
+      const result = await verifyMessage(
+        mail,
+        options({
+          revocation: 'require',
+          crls: [rootCrl],
+          fetcher: createRevocationFetcher({ now: () => clock, allow }),
+        }),
+      );
+      assert.equal(summaryHeader(result), 'INDETERMINATE; sub=TRY_LATER');
+      assert.match(result.signatures[0]?.sentence.de ?? '', /Sperrstatus/);
     });
   });
 
