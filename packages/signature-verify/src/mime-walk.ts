@@ -17,9 +17,18 @@ export interface WalkLimits {
   maxParts: number;
   /** Signature layers verified in all; default 16. */
   maxSignatureLayers: number;
+  /** SignerInfos verified per SignedData, and certificates read from it; default 32 and 64. */
+  maxSignersPerLayer: number;
+  maxCertificatesPerLayer: number;
 }
 
-export const DEFAULT_WALK_LIMITS: WalkLimits = { maxDepth: 12, maxParts: 500, maxSignatureLayers: 16 };
+export const DEFAULT_WALK_LIMITS: WalkLimits = {
+  maxDepth: 12,
+  maxParts: 500,
+  maxSignatureLayers: 16,
+  maxSignersPerLayer: 32,
+  maxCertificatesPerLayer: 64,
+};
 
 export type LayerKind =
   /** multipart/signed with application/pkcs7-signature (RFC 8551 §3.5.3) */
@@ -195,12 +204,30 @@ function addVisible(
 function refusedLayer(state: State, entity: Entity, kind: 'malformed' | 'not-examined', reason: string): Layer {
   const judgement = kind === 'malformed' ? failed('FORMAT_FAILURE') : indeterminate('SIG_CONSTRAINTS_FAILURE');
   const layer = addLayer(state, { path: entity.path, kind, description: FORMATS[kind], judgement, notes: [reason] });
+  const signature = verdictEntry(state, layer, entity.path, FORMATS[kind], judgement, reason);
+  layer.signatureIds.push(signature.id);
+  return layer;
+}
+
+function notExaminedSignature(state: State, layer: Layer, path: string, format: string, reason: string) {
+  return verdictEntry(state, layer, path, format, indeterminate('SIG_CONSTRAINTS_FAILURE'), reason);
+}
+
+/** A signature entry that carries a verdict of its own (no SignerInfo behind it: signerIndex -1). */
+function verdictEntry(
+  state: State,
+  layer: Layer,
+  path: string,
+  format: string,
+  judgement: Judgement,
+  reason: string,
+): ReportedSignature {
   const subIndication = judgement.indication === 'TOTAL_PASSED' ? undefined : judgement.subIndication;
   const signature: ReportedSignature = {
     id: `S${state.signatures.length + 1}`,
     layerId: layer.id,
-    path: entity.path,
-    format: FORMATS[kind],
+    path,
+    format,
     indication: judgement.indication,
     ...(subIndication ? { subIndication } : {}),
     sentence: sentenceFor(judgement.indication, subIndication),
@@ -210,8 +237,7 @@ function refusedLayer(state: State, entity: Entity, kind: 'malformed' | 'not-exa
     signingCertificateBound: false,
   };
   state.signatures.push(signature);
-  layer.signatureIds.push(signature.id);
-  return layer;
+  return signature;
 }
 
 async function walkEntity(entity: Entity, depth: number, coveredBy: readonly string[], state: State): Promise<void> {
@@ -379,11 +405,22 @@ async function verifyCmsLayer(
     });
   }
   const purpose = kind.startsWith('smime') ? 'emailProtection' : 'any';
+  // A stranger's SignedData may name thousands of signers and certificates: each costs a signature check and a path.
+  const examined = {
+    ...signedData,
+    signerInfos: signedData.signerInfos.slice(0, state.limits.maxSignersPerLayer),
+    certificates: signedData.certificates.slice(0, state.limits.maxCertificatesPerLayer),
+  };
   const verification = await verifySignedData(
-    { signedData, purpose, ...(options.shown ? { shownContent: [options.shown.bytes] } : {}) },
+    { signedData: examined, purpose, ...(options.shown ? { shownContent: [options.shown.bytes] } : {}) },
     state.context,
   );
   const layer = addLayer(state, { path: options.path, kind, description: FORMATS[kind], covers });
+  if (signedData.certificates.length > examined.certificates.length) {
+    layer.notes.push(
+      `only the first ${examined.certificates.length} of ${signedData.certificates.length} certificates were read`,
+    );
+  }
   if (verification.embeddedContentIgnored) {
     layer.notes.push(
       'the detached signature also carries content of its own; it was ignored: the shown part was judged',
@@ -400,6 +437,14 @@ async function verifyCmsLayer(
     };
     state.signatures.push(reported);
     layer.signatureIds.push(reported.id);
+  }
+  const skipped = signedData.signerInfos.length - examined.signerInfos.length;
+  if (skipped > 0) {
+    // The signers not examined can never count as verified: they stand as one INDETERMINATE entry.
+    const reason = `${skipped} further SignerInfos beyond the limit of ${state.limits.maxSignersPerLayer} were not examined`;
+    const entry = notExaminedSignature(state, layer, options.path, FORMATS[kind], reason);
+    layer.notes.push(reason);
+    layer.signatureIds.push(entry.id);
   }
   return layer;
 }

@@ -418,6 +418,20 @@ describe('verifyMessage', () => {
       assert.match(missing.signatures[0]?.reasons[0] ?? '', /content-type signed attribute is missing/);
     });
 
+    it('never counts SignerInfos beyond the limit as verified', async () => {
+      const parts = splitSignedData(await sign(entity, [alice]));
+      const many = joinSignedData({ ...parts, signerInfos: Array(5).fill(parts.signerInfos[0]) });
+      const mail = message(from(alice), multipartSigned(entity, many));
+      const limited = await verifyMessage(mail, options({ limits: { maxSignersPerLayer: 3 } }));
+      assert.deepEqual(
+        limited.signatures.map((s) => s.indication),
+        ['TOTAL_PASSED', 'TOTAL_PASSED', 'TOTAL_PASSED', 'INDETERMINATE'],
+      );
+      assert.equal(summaryHeader(limited), 'INDETERMINATE; sub=SIG_CONSTRAINTS_FAILURE');
+      const all = await verifyMessage(mail, options());
+      assert.equal(summaryHeader(all), 'TOTAL_PASSED; level=basic; signatures=5');
+    });
+
     it('is INDETERMINATE when one signer is trusted and the other is not', async () => {
       const cms = await sign(entity, [alice, stranger]);
       const result = await verifyMessage(message(from(alice), multipartSigned(entity, cms)), options());
