@@ -121,6 +121,8 @@ interface Entity {
   filename?: string;
   attachment: boolean;
   description: string;
+  /** Each Content-Type or Content-Transfer-Encoding field after the first: readers may take a different one. */
+  duplicateFields: string[];
 }
 
 interface State {
@@ -162,7 +164,10 @@ function entityOf(bytes: Buffer, path: string): Entity {
   const filename = filenameOf(disposition) ?? filenameOf(type, 'name');
   const attachment = disposition.mediaType === 'attachment';
   const description = `${type.mediaType}${filename ? ` “${filename}”` : ''}${attachment ? ' (attachment)' : ''}`;
-  return { path, fields, body, type, attachment, description, ...(filename ? { filename } : {}) };
+  const duplicateFields = ['content-type', 'content-transfer-encoding'].filter(
+    (key) => fields.filter((f) => f.key === key).length > 1,
+  );
+  return { path, fields, body, type, attachment, description, duplicateFields, ...(filename ? { filename } : {}) };
 }
 
 /** A filename parameter: RFC 2231 `name*=charset''%xx`, RFC 2047 words, or plain. */
@@ -250,6 +255,24 @@ async function walkEntity(entity: Entity, depth: number, coveredBy: readonly str
     // What we did not look at may hold a signature; it can never count as verified.
     if (looksSigned(entity)) refusedLayer(state, entity, 'not-examined', reason);
     addVisible(state, entity, coveredBy, `${entity.description}, not examined`);
+    return;
+  }
+  if (entity.duplicateFields.length > 0) {
+    // Which of two Content-Type fields a mail client believes is its choice: a signature judged under one reading
+    // could be shown under the other, so nothing that may be signed is judged at all.
+    const types = entity.fields.filter((f) => f.key === 'content-type').map((f) => parseContentType(f.value).mediaType);
+    const signedReading = types.some(
+      (t) => t.startsWith('multipart/') || PKCS7_MIME_TYPES.has(t) || SIGNATURE_TYPES.has(t),
+    );
+    if (signedReading || looksSigned(entity)) {
+      refusedLayer(
+        state,
+        entity,
+        'malformed',
+        `the entity has more than one ${entity.duplicateFields.join(' and ')} field`,
+      );
+    }
+    addVisible(state, entity, coveredBy, `${entity.description}, ambiguous header`);
     return;
   }
   const mediaType = entity.type.mediaType;

@@ -541,6 +541,25 @@ describe('verifyMessage', () => {
       );
     });
 
+    it('refuses to judge an entity with two Content-Type fields, which readers may take differently', async () => {
+      const cms = await sign(entity, [alice]);
+      const signed = multipartSigned(entity, cms);
+      const doubled = Buffer.concat([Buffer.from('Content-Type: text/plain\r\n'), signed]);
+      const result = await verifyMessage(message(from(alice), doubled), options());
+      assert.equal(summaryHeader(result), 'TOTAL_FAILED; sub=FORMAT_FAILURE');
+      assert.match(result.signatures[0]?.reasons[0] ?? '', /more than one content-type field/);
+      // The same inside a signed part: the outer signature holds, the ambiguous part is refused.
+      const inner = Buffer.concat([Buffer.from('Content-Type: multipart/mixed; boundary=x\r\n'), entity]);
+      const outer = await verifyMessage(
+        message(from(alice), multipartSigned(inner, await sign(inner, [alice]))),
+        options(),
+      );
+      assert.deepEqual(
+        outer.signatures.map((s) => s.indication),
+        ['TOTAL_PASSED', 'TOTAL_FAILED'],
+      );
+    });
+
     it('reports an encrypted layer as encrypted and not verified', async () => {
       const encrypted = Buffer.from(
         'Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\nContent-Transfer-Encoding: base64\r\n\r\nMIAGCSqGSIb3DQEHA6CAMIACAQAxggE=\r\n',
