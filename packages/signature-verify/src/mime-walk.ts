@@ -261,10 +261,10 @@ async function walkEntity(entity: Entity, depth: number, coveredBy: readonly str
     // Which of two Content-Type fields a mail client believes is its choice: a signature judged under one reading
     // could be shown under the other, so nothing that may be signed is judged at all.
     const types = entity.fields.filter((f) => f.key === 'content-type').map((f) => parseContentType(f.value).mediaType);
-    const signedReading = types.some(
-      (t) => t.startsWith('multipart/') || PKCS7_MIME_TYPES.has(t) || SIGNATURE_TYPES.has(t),
-    );
-    if (signedReading || looksSigned(entity)) {
+    const signedType = (t: string) => t === 'multipart/signed' || PKCS7_MIME_TYPES.has(t) || SIGNATURE_TYPES.has(t);
+    // A multipart reading matters only when something signed could be inside it.
+    const mayHoldSignature = /pkcs7|\.p7[ms]\b/i.test(entity.body.toString('latin1'));
+    if (types.some((t) => signedType(t) || (t.startsWith('multipart/') && mayHoldSignature))) {
       refusedLayer(
         state,
         entity,

@@ -549,7 +549,10 @@ describe('verifyMessage', () => {
       assert.equal(summaryHeader(result), 'TOTAL_FAILED; sub=FORMAT_FAILURE');
       assert.match(result.signatures[0]?.reasons[0] ?? '', /more than one content-type field/);
       // The same inside a signed part: the outer signature holds, the ambiguous part is refused.
-      const inner = Buffer.concat([Buffer.from('Content-Type: multipart/mixed; boundary=x\r\n'), entity]);
+      const inner = Buffer.concat([
+        Buffer.from('Content-Type: application/pkcs7-mime; smime-type=signed-data\r\n'),
+        entity,
+      ]);
       const outer = await verifyMessage(
         message(from(alice), multipartSigned(inner, await sign(inner, [alice]))),
         options(),
@@ -558,6 +561,11 @@ describe('verifyMessage', () => {
         outer.signatures.map((s) => s.indication),
         ['TOTAL_PASSED', 'TOTAL_FAILED'],
       );
+      // Doubled fields on a plain unsigned text are only noted.
+      const plain = Buffer.concat([Buffer.from('Content-Type: text/html\r\n'), entity]);
+      const unsigned = await verifyMessage(message(from(alice), plain), options());
+      assert.equal(summaryHeader(unsigned), 'NONE');
+      assert.match(unsigned.parts[0]?.description ?? '', /ambiguous header/);
     });
 
     it('reports an encrypted layer as encrypted and not verified', async () => {
