@@ -244,13 +244,17 @@ async function verifySignerInfo(
     const claimed = ber.octetsOf(messageDigest, 'messageDigest');
     if (!claimed.equals(input.digestOf(digest.hash))) {
       reasons.push('the message digest does not match the content: the content was changed');
-      if (!check.valid) reasons.push(check.reason);
+      if (check.outcome !== 'valid') reasons.push(check.reason);
       return finish(failed('HASH_FAILURE'), result);
     }
   }
-  if (!check.valid) {
+  if (check.outcome === 'invalid') {
     reasons.push(check.reason);
     return finish(failed('SIG_CRYPTO_FAILURE'), result);
+  }
+  if (check.outcome === 'unverifiable') {
+    reasons.push(check.reason);
+    return finish(indeterminate('CRYPTO_CONSTRAINTS_FAILURE'), result);
   }
 
   // The ESS signing-certificate attribute, when present, must name this certificate (EN 319 102-1 §5.2.3).
@@ -331,7 +335,8 @@ function attributeProblem(attributes: readonly SignedAttribute[], eContentType: 
 }
 
 interface ValueCheck {
-  valid: boolean;
+  /** `unverifiable`: the value could not be checked with this algorithm or these parameters (never "invalid"). */
+  outcome: 'valid' | 'invalid' | 'unverifiable';
   reason: string;
   name: string;
   /** The hash the signature value was made with, when the algorithm's parameters fix it (RSASSA-PSS). */
@@ -346,7 +351,7 @@ function checkSignatureValue(
   input: SignerInfoInput,
 ): ValueCheck {
   const algorithm = SIGNATURE_ALGORITHMS[signerInfo.signatureAlgorithm];
-  if (!algorithm) return { valid: false, reason: 'unsupported signature algorithm', name: 'unknown' };
+  if (!algorithm) return { outcome: 'unverifiable', reason: 'unsupported signature algorithm', name: 'unknown' };
   const data = signerInfo.signedAttributesDer ?? Buffer.concat(input.content as Uint8Array[]);
   const name =
     algorithm.family === 'rsa' || algorithm.family === 'ec'
@@ -361,7 +366,11 @@ function checkSignatureValue(
     } catch {
       valid = false;
     }
-    return { valid, reason: 'the signature value does not verify with the signer’s key', name };
+    return {
+      outcome: valid ? 'valid' : 'invalid',
+      reason: 'the signature value does not verify with the signer’s key',
+      name,
+    };
   }
   let identifier: pkijs.AlgorithmIdentifier;
   let pssHash: string | undefined;
@@ -372,7 +381,7 @@ function checkSignatureValue(
     pssHash = pssHashOf(identifier);
   } else {
     const oid = PKIX_SIGNATURE_OID[algorithm.family]?.[hash];
-    if (!oid) return { valid: false, reason: `${algorithm.name} with ${hash} is not supported`, name };
+    if (!oid) return { outcome: 'unverifiable', reason: `${algorithm.name} with ${hash} is not supported`, name };
     identifier = new pkijs.AlgorithmIdentifier({ algorithmId: oid });
   }
   // Integrity only: strength is judged afterwards (a good SHA-1 signature is INDETERMINATE, a bad one FAILED).
@@ -381,9 +390,10 @@ function checkSignatureValue(
     allowSha1: true,
   });
   const reportedName = pssHash ? `RSASSA-PSS with ${hashName(pssHash)}` : name;
-  if (check.ok) return { valid: true, reason: '', name: reportedName, ...(pssHash ? { hash: pssHash } : {}) };
+  if (check.ok) return { outcome: 'valid', reason: '', name: reportedName, ...(pssHash ? { hash: pssHash } : {}) };
   return {
-    valid: false,
+    // A key that does not fit the algorithm is a wrong signature; MD5 or PSS parameters pkix refuses are unchecked.
+    outcome: check.problem === 'BAD_SIGNATURE' ? 'invalid' : 'unverifiable',
     reason:
       check.problem === 'BAD_SIGNATURE'
         ? 'the signature value does not verify with the signer’s key'

@@ -233,6 +233,15 @@ describe('verifyMessage', () => {
       assert.equal(summaryHeader(result), 'TOTAL_FAILED; sub=HASH_FAILURE');
     });
 
+    it('never fails an intact MD5 signature it cannot check, and fails a changed one as changed', async () => {
+      const cms = await sign(entity, [alice], { extra: ['-md', 'md5'] });
+      const intact = await verifyMessage(message(from(alice), multipartSigned(entity, cms)), options());
+      assert.equal(summaryHeader(intact), 'INDETERMINATE; sub=CRYPTO_CONSTRAINTS_FAILURE');
+      const changed = Buffer.from(entity.toString('latin1').replace('Antrag', 'Auftrag'), 'latin1');
+      const tampered = await verifyMessage(message(from(alice), multipartSigned(changed, cms)), options());
+      assert.equal(summaryHeader(tampered), 'TOTAL_FAILED; sub=HASH_FAILURE');
+    });
+
     it('checks integrity before algorithm policy: intact SHA-1 is INDETERMINATE, tampered SHA-1 is TOTAL_FAILED', async () => {
       const cms = await sign(entity, [alice], { extra: ['-md', 'sha1'] });
       const intact = await verifyMessage(message(from(alice), multipartSigned(entity, cms)), options());
