@@ -2,5 +2,11 @@
 
 export { checkWholeMessageEncrypted, type WholeMessageCheck } from './encrypted-check/whole-message-encrypted.ts';
 export * from './openpgp/index.ts';
+export { type GeneralNameValue, type ParsedCertificate, parseCertificate } from './pkix/certificate.ts';
 export * from './pkix/index.ts';
+export { publicKeyOf, type SignatureCheck, verifySignature, weakKeyReason } from './pkix/signature.ts';
+// Building blocks for @smgw/signature-verify (CMS signature verification with a report): the strict BER reader,
+// the certificate parser, node:crypto signature checks and the MIME helpers the S/MIME code already uses.
+export * as ber from './smime/ber-reader.ts';
 export * from './smime/index.ts';
+export { type ContentType, multipartParts, parseContentType } from './smime/mime-entity.ts';

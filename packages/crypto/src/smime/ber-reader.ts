@@ -31,7 +31,7 @@ function malformed(message: string): SmimeError {
   return new SmimeError('SMIME_MALFORMED', message);
 }
 
-function readNode(buf: Buffer, start: number, limit: number, depth: number): BerNode {
+function readNode(buf: Buffer, start: number, limit: number, depth: number, listDepth = MAX_DEPTH): BerNode {
   if (depth > MAX_DEPTH) throw malformed('ASN.1 nesting too deep');
   let pos = start;
   if (pos >= limit) throw malformed('ASN.1 element truncated');
@@ -59,7 +59,7 @@ function readNode(buf: Buffer, start: number, limit: number, depth: number): Ber
         pos += 2;
         break;
       }
-      const child = readNode(buf, pos, limit, depth + 1);
+      const child = readNode(buf, pos, limit, depth + 1, listDepth);
       children.push(child);
       pos += child.raw.length;
     }
@@ -77,10 +77,11 @@ function readNode(buf: Buffer, start: number, limit: number, depth: number): Ber
   }
   const end = pos + length;
   if (end > limit) throw malformed('ASN.1 element truncated');
-  if (constructed) {
+  // Below listDepth a definite-length element is kept whole (raw) without reading into it.
+  if (constructed && depth < listDepth) {
     let childPos = pos;
     while (childPos < end) {
-      const child = readNode(buf, childPos, end, depth + 1);
+      const child = readNode(buf, childPos, end, depth + 1, listDepth);
       children.push(child);
       childPos += child.raw.length;
     }
@@ -95,9 +96,13 @@ function readNode(buf: Buffer, start: number, limit: number, depth: number): Ber
   };
 }
 
-/** Reads one BER element from the start of `bytes` (trailing bytes are ignored, as OpenSSL does). */
-export function readBer(bytes: Buffer): BerNode {
-  return readNode(bytes, 0, bytes.length, 0);
+/**
+ * Reads one BER element from the start of `bytes` (trailing bytes are ignored, as OpenSSL does). With `listDepth`,
+ * constructed elements of definite length at that depth (the top element is depth 0) list no children: callers
+ * that need only their bytes (certificates in a SignedData) skip the work; read `raw` again to go deeper.
+ */
+export function readBer(bytes: Buffer, listDepth = MAX_DEPTH): BerNode {
+  return readNode(bytes, 0, bytes.length, 0, listDepth);
 }
 
 export function isUniversal(node: BerNode | undefined, tagNumber: number): node is BerNode {

@@ -1,0 +1,48 @@
+// Signature verification with a verification report: S/MIME and CAdES signatures in a message, judged by
+// ETSI EN 319 102-1, layer by layer, with coverage, identity and the X-SMGW-Signature summary.
+export {
+  type AlgorithmConstraints,
+  DEFAULT_ALGORITHM_CONSTRAINTS,
+  DIGEST_ALGORITHMS,
+  SIGNATURE_ALGORITHMS,
+} from './algorithms.ts';
+export { type CertificateFacts, certificateFacts, type QcStatements } from './certificate-facts.ts';
+export { checkIdentity, checkSigningTimes, type IdentityCheck, sameAddress, type TimeFinding } from './identity.ts';
+export {
+  type FailedSubIndication,
+  type IndeterminateSubIndication,
+  type Indication,
+  type Judgement,
+  type SubIndication,
+  worseOf,
+  worstOf,
+} from './indication.ts';
+export {
+  DEFAULT_WALK_LIMITS,
+  type Layer,
+  type LayerKind,
+  type ReportedSignature,
+  type UnwrappedDocument,
+  type VisiblePart,
+  type WalkLimits,
+} from './mime-walk.ts';
+export { type QualifiedStatus, type QualifiedStatusSource, withoutTrustedList } from './qualified-status.ts';
+export { type Sentence, SUB_INDICATION_SENTENCES, sentenceFor } from './sentences.ts';
+export { type ParsedSignedData, parseContentInfo, SignatureFormatError } from './signed-data.ts';
+export type { ChainCertificate, ChainOptions, ChainReport } from './signer-chain.ts';
+export { SUMMARY_HEADER_NAME, summaryHeader } from './summary-header.ts';
+export {
+  type Coverage,
+  createMessageVerifier,
+  type MessageVerifier,
+  type VerificationResult,
+  type VerifyMessageOptions,
+  verifyMessage,
+} from './verify-message.ts';
+export {
+  type SignatureLevel,
+  type SignatureVerification,
+  type SignedDataContext,
+  type SignedDataVerification,
+  verifySignedData,
+} from './verify-signed-data.ts';

@@ -1,0 +1,595 @@
+// The message as a tree of MIME entities and signature layers (RFC 2045/2046, RFC 1847, RFC 8551, CAdES as
+// attachments), walked to a depth limit. Every signature layer is verified wherever it sits, so a broken inner layer
+// is never hidden by a valid outer one, and every part the reader sees is listed with the layers covering it, so a
+// signed part under unsigned content shows as partly signed. Encrypted layers are opaque here: inbound decryption
+// happens earlier in the pipeline.
+import { type ContentType, multipartParts, parseContentType } from '@smgw/crypto';
+import { bareLfToCrlf, decodeEncodedWords, type HeaderField, headerValue, splitHeaderBlock } from '@smgw/mime';
+import { failed, indeterminate, type Judgement } from './indication.ts';
+import { sentenceFor } from './sentences.ts';
+import { contentBytes, parseContentInfo, SignatureFormatError } from './signed-data.ts';
+import { type SignatureVerification, type SignedDataContext, verifySignedData } from './verify-signed-data.ts';
+
+export interface WalkLimits {
+  /** Entities nested deeper than this are not examined; default 12. */
+  maxDepth: number;
+  /** Entities examined in all; default 500. */
+  maxParts: number;
+  /** Signature layers verified in all; default 16. */
+  maxSignatureLayers: number;
+  /** SignerInfos verified per SignedData, and certificates read from it; default 32 and 64. */
+  maxSignersPerLayer: number;
+  maxCertificatesPerLayer: number;
+}
+
+export const DEFAULT_WALK_LIMITS: WalkLimits = {
+  maxDepth: 12,
+  maxParts: 500,
+  maxSignatureLayers: 16,
+  maxSignersPerLayer: 32,
+  maxCertificatesPerLayer: 64,
+};
+
+export type LayerKind =
+  /** multipart/signed with application/pkcs7-signature (RFC 8551 §3.5.3) */
+  | 'smime-detached'
+  /** application/pkcs7-mime; smime-type=signed-data (RFC 8551 §3.5.2) */
+  | 'smime-opaque'
+  /** a .p7s attachment signing a document beside it */
+  | 'cades-detached'
+  /** a .p7m attachment: the signed document inside */
+  | 'cades-enveloping'
+  /** S/MIME or PGP encrypted: not opened here */
+  | 'encrypted'
+  /** multipart/signed with another protocol (OpenPGP): not verified here */
+  | 'unsupported-signature'
+  /** a SignedData without any SignerInfo: not signed */
+  | 'no-signers'
+  /** a signature structure that cannot be read */
+  | 'malformed'
+  /** beyond the walk's limits */
+  | 'not-examined';
+
+export const FORMATS: Readonly<Record<LayerKind, string>> = {
+  'smime-detached': 'S/MIME multipart/signed (CMS, detached)',
+  'smime-opaque': 'S/MIME signed-data (CMS, enveloping)',
+  'cades-detached': 'CAdES detached signature (.p7s)',
+  'cades-enveloping': 'CAdES enveloping signature (.p7m)',
+  encrypted: 'encrypted',
+  'unsupported-signature': 'signature of an unsupported kind',
+  'no-signers': 'CMS SignedData without signers',
+  malformed: 'unreadable signature',
+  'not-examined': 'not examined',
+};
+
+/** One signature as reported: the SignerInfo's result with where it sits and what it covers. */
+export interface ReportedSignature extends SignatureVerification {
+  /** `S1`, `S2`, … in the order found (outer before inner). */
+  id: string;
+  layerId: string;
+  /** MIME path of the signature layer. */
+  path: string;
+  format: string;
+  /** MIME path of what the signature covers, and what that is. */
+  covers?: { path: string; description: string };
+}
+
+export interface Layer {
+  /** `L1`, `L2`, … in the order found. */
+  id: string;
+  path: string;
+  kind: LayerKind;
+  description: string;
+  covers?: { path: string; description: string };
+  signatureIds: string[];
+  /** The layer's own verdict when it has no SignerInfo to carry it (malformed, not examined). */
+  judgement?: Judgement;
+  notes: string[];
+}
+
+/** A part the reader sees (text, attachment, an encrypted or unreadable blob), and the layers covering it. */
+export interface VisiblePart {
+  path: string;
+  description: string;
+  /** `signature`: a signature blob itself (.p7s, the second part of multipart/signed), not content. */
+  role: 'content' | 'signature';
+  coveredBy: string[];
+}
+
+export interface UnwrappedDocument {
+  /** MIME path of the .p7m. */
+  path: string;
+  filename?: string;
+  content: Buffer;
+  signatureIds: string[];
+}
+
+export interface MessageWalk {
+  /** The root entity's header fields (From, Sender, Date …). */
+  headerFields: HeaderField[];
+  layers: Layer[];
+  signatures: ReportedSignature[];
+  parts: VisiblePart[];
+  unwrapped: UnwrappedDocument[];
+}
+
+interface Entity {
+  path: string;
+  fields: HeaderField[];
+  body: Buffer;
+  type: ContentType;
+  filename?: string;
+  attachment: boolean;
+  description: string;
+  /** Each Content-Type or Content-Transfer-Encoding field after the first: readers may take a different one. */
+  duplicateFields: string[];
+}
+
+interface State {
+  context: SignedDataContext;
+  limits: WalkLimits;
+  layers: Layer[];
+  signatures: ReportedSignature[];
+  parts: VisiblePart[];
+  unwrapped: UnwrappedDocument[];
+  partCount: number;
+}
+
+const SIGNATURE_TYPES = new Set(['application/pkcs7-signature', 'application/x-pkcs7-signature']);
+const PKCS7_MIME_TYPES = new Set(['application/pkcs7-mime', 'application/x-pkcs7-mime']);
+
+/** Walks and verifies a whole message (header and body, CRLF or bare LF). */
+export async function walkMessage(
+  message: Buffer,
+  context: SignedDataContext,
+  limits: WalkLimits = DEFAULT_WALK_LIMITS,
+): Promise<MessageWalk> {
+  const state: State = { context, limits, layers: [], signatures: [], parts: [], unwrapped: [], partCount: 0 };
+  // RFC 8551 §3.1.1: signatures cover the canonical form; stored mail often has bare LF.
+  const root = entityOf(bareLfToCrlf(message), '/');
+  await walkEntity(root, 0, [], state);
+  return {
+    headerFields: root.fields,
+    layers: state.layers,
+    signatures: state.signatures,
+    parts: state.parts,
+    unwrapped: state.unwrapped,
+  };
+}
+
+function entityOf(bytes: Buffer, path: string): Entity {
+  const { fields, body } = splitHeaderBlock(bytes);
+  const type = parseContentType(headerValue(fields, 'content-type'));
+  const disposition = parseContentType(headerValue(fields, 'content-disposition') ?? '');
+  const filename = filenameOf(disposition) ?? filenameOf(type, 'name');
+  const attachment = disposition.mediaType === 'attachment';
+  const description = `${type.mediaType}${filename ? ` “${filename}”` : ''}${attachment ? ' (attachment)' : ''}`;
+  const duplicateFields = ['content-type', 'content-transfer-encoding'].filter(
+    (key) => fields.filter((f) => f.key === key).length > 1,
+  );
+  return { path, fields, body, type, attachment, description, duplicateFields, ...(filename ? { filename } : {}) };
+}
+
+/** A filename parameter: RFC 2231 `name*=charset''%xx`, RFC 2047 words, or plain. */
+function filenameOf(type: ContentType, parameter = 'filename'): string | undefined {
+  const extended = type.parameters[`${parameter}*`];
+  if (extended) {
+    const match = /^([^']*)'[^']*'(.*)$/.exec(extended);
+    try {
+      return decodeURIComponent(match ? (match[2] as string) : extended);
+    } catch {
+      return extended;
+    }
+  }
+  const plain = type.parameters[parameter];
+  return plain ? decodeEncodedWords(plain) : undefined;
+}
+
+function childPath(parent: string, segment: string | number): string {
+  return parent === '/' ? `/${segment}` : `${parent}/${segment}`;
+}
+
+function addLayer(state: State, layer: Omit<Layer, 'id' | 'signatureIds' | 'notes'> & { notes?: string[] }): Layer {
+  const full: Layer = { id: `L${state.layers.length + 1}`, signatureIds: [], notes: [], ...layer };
+  state.layers.push(full);
+  return full;
+}
+
+function addVisible(
+  state: State,
+  entity: Entity,
+  coveredBy: readonly string[],
+  what?: string,
+  role: VisiblePart['role'] = 'content',
+): void {
+  state.parts.push({ path: entity.path, description: what ?? entity.description, role, coveredBy: [...coveredBy] });
+}
+
+/** A layer whose structure is refused or not examined: it carries its own verdict. */
+function refusedLayer(state: State, entity: Entity, kind: 'malformed' | 'not-examined', reason: string): Layer {
+  const judgement = kind === 'malformed' ? failed('FORMAT_FAILURE') : indeterminate('SIG_CONSTRAINTS_FAILURE');
+  const layer = addLayer(state, { path: entity.path, kind, description: FORMATS[kind], judgement, notes: [reason] });
+  const signature = verdictEntry(state, layer, entity.path, FORMATS[kind], judgement, reason);
+  layer.signatureIds.push(signature.id);
+  return layer;
+}
+
+function notExaminedSignature(state: State, layer: Layer, path: string, format: string, reason: string) {
+  return verdictEntry(state, layer, path, format, indeterminate('SIG_CONSTRAINTS_FAILURE'), reason);
+}
+
+/** A signature entry that carries a verdict of its own (no SignerInfo behind it: signerIndex -1). */
+function verdictEntry(
+  state: State,
+  layer: Layer,
+  path: string,
+  format: string,
+  judgement: Judgement,
+  reason: string,
+): ReportedSignature {
+  const subIndication = judgement.indication === 'TOTAL_PASSED' ? undefined : judgement.subIndication;
+  const signature: ReportedSignature = {
+    id: `S${state.signatures.length + 1}`,
+    layerId: layer.id,
+    path,
+    format,
+    indication: judgement.indication,
+    ...(subIndication ? { subIndication } : {}),
+    sentence: sentenceFor(judgement.indication, subIndication),
+    reasons: [reason],
+    signerIndex: -1,
+    algorithms: {},
+    signingCertificateBound: false,
+  };
+  state.signatures.push(signature);
+  return signature;
+}
+
+async function walkEntity(entity: Entity, depth: number, coveredBy: readonly string[], state: State): Promise<void> {
+  state.partCount++;
+  if (depth > state.limits.maxDepth || state.partCount > state.limits.maxParts) {
+    const reason =
+      depth > state.limits.maxDepth
+        ? `nested deeper than ${state.limits.maxDepth} levels: not examined`
+        : `more than ${state.limits.maxParts} parts: not examined`;
+    // What we did not look at may hold a signature; it can never count as verified.
+    if (looksSigned(entity)) refusedLayer(state, entity, 'not-examined', reason);
+    addVisible(state, entity, coveredBy, `${entity.description}, not examined`);
+    return;
+  }
+  if (entity.duplicateFields.length > 0) {
+    // Which of two Content-Type fields a mail client believes is its choice: a signature judged under one reading
+    // could be shown under the other, so nothing that may be signed is judged at all.
+    const types = entity.fields.filter((f) => f.key === 'content-type').map((f) => parseContentType(f.value).mediaType);
+    const signedType = (t: string) => t === 'multipart/signed' || PKCS7_MIME_TYPES.has(t) || SIGNATURE_TYPES.has(t);
+    // A multipart reading matters only when something signed could be inside it.
+    const mayHoldSignature = /pkcs7|\.p7[ms]\b/i.test(entity.body.toString('latin1'));
+    if (types.some((t) => signedType(t) || (t.startsWith('multipart/') && mayHoldSignature))) {
+      refusedLayer(
+        state,
+        entity,
+        'malformed',
+        `the entity has more than one ${entity.duplicateFields.join(' and ')} field`,
+      );
+    }
+    addVisible(state, entity, coveredBy, `${entity.description}, ambiguous header`);
+    return;
+  }
+  const mediaType = entity.type.mediaType;
+  if (mediaType === 'multipart/signed') return walkMultipartSigned(entity, depth, coveredBy, state);
+  if (mediaType === 'multipart/encrypted') return encryptedLayer(entity, coveredBy, state);
+  if (mediaType.startsWith('multipart/')) return walkMultipart(entity, depth, coveredBy, state);
+  if (mediaType === 'message/rfc822' || mediaType === 'message/global') {
+    return walkEntity(
+      entityOf(bareLfToCrlf(entity.body), childPath(entity.path, 'message')),
+      depth + 1,
+      coveredBy,
+      state,
+    );
+  }
+  if (isCmsEntity(entity)) return walkCms(entity, depth, coveredBy, state);
+  addVisible(state, entity, coveredBy);
+}
+
+function looksSigned(entity: Entity): boolean {
+  return (
+    entity.type.mediaType === 'multipart/signed' ||
+    isCmsEntity(entity) ||
+    entity.type.mediaType.startsWith('multipart/')
+  );
+}
+
+function isCmsEntity(entity: Entity): boolean {
+  const mediaType = entity.type.mediaType;
+  if (PKCS7_MIME_TYPES.has(mediaType) || SIGNATURE_TYPES.has(mediaType)) return true;
+  return /\.p7[ms]$/i.test(entity.filename ?? '');
+}
+
+function isDetachedSignaturePart(entity: Entity): boolean {
+  return SIGNATURE_TYPES.has(entity.type.mediaType) || /\.p7s$/i.test(entity.filename ?? '');
+}
+
+function encryptedLayer(entity: Entity, coveredBy: readonly string[], state: State): void {
+  addLayer(state, {
+    path: entity.path,
+    kind: 'encrypted',
+    description: FORMATS.encrypted,
+    notes: ['encrypted, not verified: decryption happens before this stage'],
+  });
+  addVisible(state, entity, coveredBy, `${entity.description}, encrypted, not verified`);
+}
+
+/** The body without its transfer encoding (RFC 2045 §6). */
+export function decodedBody(entity: { fields: readonly HeaderField[]; body: Buffer }): Buffer {
+  const encoding = (headerValue(entity.fields, 'content-transfer-encoding') ?? '7bit').trim().toLowerCase();
+  if (encoding === 'base64') {
+    // Node's decoder skips line breaks and other characters outside the alphabet itself.
+    return Buffer.from(entity.body.toString('latin1'), 'base64');
+  }
+  if (encoding === 'quoted-printable') return decodeQuotedPrintable(entity.body);
+  return entity.body;
+}
+
+function decodeQuotedPrintable(body: Buffer): Buffer {
+  const text = body
+    .toString('latin1')
+    .replace(/[ \t]+\r\n/g, '\r\n')
+    .replace(/=\r\n/g, '');
+  return Buffer.from(
+    text.replace(/=([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16))),
+    'latin1',
+  );
+}
+
+async function walkMultipartSigned(
+  entity: Entity,
+  depth: number,
+  coveredBy: readonly string[],
+  state: State,
+): Promise<void> {
+  let parts: Buffer[];
+  try {
+    parts = multipartParts(entity.body, entity.type.parameters.boundary ?? '');
+  } catch (error) {
+    refusedLayer(state, entity, 'malformed', `multipart/signed not readable: ${(error as Error).message}`);
+    addVisible(state, entity, coveredBy, `${entity.description}, unreadable`);
+    return;
+  }
+  const signedEntity = entityOf(parts[0] as Buffer, childPath(entity.path, 1));
+  const protocol = (entity.type.parameters.protocol ?? '').toLowerCase();
+  if (!SIGNATURE_TYPES.has(protocol)) {
+    addLayer(state, {
+      path: entity.path,
+      kind: 'unsupported-signature',
+      description: `${FORMATS['unsupported-signature']}: ${protocol || 'no protocol'}`,
+      notes: ['not verified here: only S/MIME (CMS) signatures are'],
+    });
+    await walkEntity(signedEntity, depth + 1, coveredBy, state);
+    return;
+  }
+  if (parts.length !== 2) {
+    refusedLayer(state, entity, 'malformed', `multipart/signed has ${parts.length} parts instead of 2`);
+    for (const [index, part] of parts.entries()) {
+      await walkEntity(entityOf(part, childPath(entity.path, index + 1)), depth + 1, coveredBy, state);
+    }
+    return;
+  }
+  const signaturePart = entityOf(parts[1] as Buffer, childPath(entity.path, 2));
+  const layer = await verifyCmsLayer(state, signaturePart, 'smime-detached', {
+    path: entity.path,
+    shown: { entity: signedEntity, bytes: parts[0] as Buffer },
+  });
+  const covering = layer?.kind === 'smime-detached' ? [...coveredBy, layer.id] : coveredBy;
+  await walkEntity(signedEntity, depth + 1, covering, state);
+}
+
+/**
+ * Verifies one CMS blob as a layer at `layerPath`. With `shown`, the signature is detached and judged on those
+ * bytes only. Returns the layer, or undefined when the blob is not signed-data at all.
+ */
+async function verifyCmsLayer(
+  state: State,
+  blob: Entity,
+  kind: 'smime-detached' | 'smime-opaque' | 'cades-detached' | 'cades-enveloping',
+  options: { path: string; shown?: { entity: Entity; bytes: Buffer } },
+): Promise<Layer | undefined> {
+  const signatureLayers = state.layers.filter((l) => l.kind !== 'encrypted' && l.kind !== 'unsupported-signature');
+  if (signatureLayers.length >= state.limits.maxSignatureLayers) {
+    refusedLayer(state, blob, 'not-examined', `more than ${state.limits.maxSignatureLayers} signature layers`);
+    return undefined;
+  }
+  let parsed: ReturnType<typeof parseContentInfo>;
+  try {
+    parsed = parseContentInfo(decodedBody(blob));
+  } catch (error) {
+    const reason = error instanceof SignatureFormatError ? error.message : String(error);
+    return refusedLayer(state, { ...blob, path: options.path }, 'malformed', reason);
+  }
+  if (parsed.kind !== 'signed-data') {
+    return refusedLayer(
+      state,
+      { ...blob, path: options.path },
+      'malformed',
+      parsed.kind === 'encrypted'
+        ? 'an encrypted CMS object where a signature belongs'
+        : `CMS content type ${parsed.contentType} where a signature belongs`,
+    );
+  }
+  const { signedData } = parsed;
+  const covers = options.shown
+    ? { path: options.shown.entity.path, description: options.shown.entity.description }
+    : { path: childPath(blob.path, 'content'), description: 'the content inside the signature' };
+  if (signedData.signerInfos.length === 0) {
+    return addLayer(state, {
+      path: options.path,
+      kind: 'no-signers',
+      description: FORMATS['no-signers'],
+      notes: ['the SignedData has no SignerInfo: not signed'],
+    });
+  }
+  const purpose = kind.startsWith('smime') ? 'emailProtection' : 'any';
+  // A stranger's SignedData may name thousands of signers and certificates: each costs a signature check and a path.
+  const examined = {
+    ...signedData,
+    signerInfos: signedData.signerInfos.slice(0, state.limits.maxSignersPerLayer),
+    certificates: signedData.certificates.slice(0, state.limits.maxCertificatesPerLayer),
+  };
+  const verification = await verifySignedData(
+    { signedData: examined, purpose, ...(options.shown ? { shownContent: [options.shown.bytes] } : {}) },
+    state.context,
+  );
+  const layer = addLayer(state, { path: options.path, kind, description: FORMATS[kind], covers });
+  if (signedData.certificates.length > examined.certificates.length) {
+    layer.notes.push(
+      `only the first ${examined.certificates.length} of ${signedData.certificates.length} certificates were read`,
+    );
+  }
+  if (verification.embeddedContentIgnored) {
+    layer.notes.push(
+      'the detached signature also carries content of its own; it was ignored: the shown part was judged',
+    );
+  }
+  for (const signature of verification.signatures) {
+    const reported: ReportedSignature = {
+      ...signature,
+      id: `S${state.signatures.length + 1}`,
+      layerId: layer.id,
+      path: options.path,
+      format: FORMATS[kind],
+      covers,
+    };
+    state.signatures.push(reported);
+    layer.signatureIds.push(reported.id);
+  }
+  const skipped = signedData.signerInfos.length - examined.signerInfos.length;
+  if (skipped > 0) {
+    // The signers not examined can never count as verified: they stand as one INDETERMINATE entry.
+    const reason = `${skipped} further SignerInfos beyond the limit of ${state.limits.maxSignersPerLayer} were not examined`;
+    const entry = notExaminedSignature(state, layer, options.path, FORMATS[kind], reason);
+    layer.notes.push(reason);
+    layer.signatureIds.push(entry.id);
+  }
+  return layer;
+}
+
+async function walkCms(entity: Entity, depth: number, coveredBy: readonly string[], state: State): Promise<void> {
+  let parsed: ReturnType<typeof parseContentInfo> | undefined;
+  try {
+    parsed = parseContentInfo(decodedBody(entity));
+  } catch {
+    parsed = undefined;
+  }
+  const smimeType = (entity.type.parameters['smime-type'] ?? '').toLowerCase();
+  // Declared or found encrypted: opaque here (a signature relabelled so only hides itself: it then counts as none).
+  if (parsed?.kind === 'encrypted' || smimeType === 'enveloped-data' || smimeType === 'authenveloped-data') {
+    return encryptedLayer(entity, coveredBy, state);
+  }
+  if (isDetachedSignaturePart(entity) && !(parsed?.kind === 'signed-data' && parsed.signedData.eContent)) {
+    // A .p7s without a document beside it (the multipart walk pairs those that have one).
+    await verifyCmsLayer(state, entity, 'cades-detached', { path: entity.path });
+    addVisible(state, entity, coveredBy, `${entity.description}, signature`, 'signature');
+    return;
+  }
+  // S/MIME opaque signing carries a MIME entity (clients name it smime.p7m, often as an "attachment"); a .p7m
+  // named after a document (vertrag.pdf.p7m) is a CAdES-signed document.
+  const opaqueSmime =
+    PKCS7_MIME_TYPES.has(entity.type.mediaType) &&
+    (smimeType === 'signed-data' || smimeType === '') &&
+    (entity.filename === undefined || /^smime\.p7m$/i.test(entity.filename));
+  const kind = opaqueSmime ? 'smime-opaque' : 'cades-enveloping';
+  const layer = await verifyCmsLayer(state, entity, kind, { path: entity.path });
+  const covering = layer && layer.kind === kind ? [...coveredBy, layer.id] : coveredBy;
+  const eContent = parsed?.kind === 'signed-data' ? parsed.signedData.eContent : undefined;
+  if (!eContent) {
+    addVisible(state, entity, coveredBy, `${entity.description}, signature without content`);
+    return;
+  }
+  const content = contentBytes(eContent);
+  if (opaqueSmime) {
+    await walkEntity(entityOf(bareLfToCrlf(content), childPath(entity.path, 'content')), depth + 1, covering, state);
+    return;
+  }
+  // A signed document: delivered unwrapped beside the original, its name without .p7m.
+  const filename = entity.filename?.replace(/\.p7m$/i, '');
+  state.unwrapped.push({
+    path: entity.path,
+    ...(filename ? { filename } : {}),
+    content,
+    signatureIds: layer ? [...layer.signatureIds] : [],
+  });
+  state.parts.push({
+    path: childPath(entity.path, 'content'),
+    description: `document${filename ? ` “${filename}”` : ''} inside ${entity.description}`,
+    role: 'content',
+    coveredBy: [...covering],
+  });
+}
+
+async function walkMultipart(entity: Entity, depth: number, coveredBy: readonly string[], state: State): Promise<void> {
+  let parts: Buffer[];
+  try {
+    parts = multipartParts(entity.body, entity.type.parameters.boundary ?? '');
+  } catch {
+    addVisible(state, entity, coveredBy, `${entity.description}, unreadable multipart`);
+    return;
+  }
+  const children = parts.map((part, index) => entityOf(part, childPath(entity.path, index + 1)));
+  const pairedBy = await pairDetachedSignatures(children, state);
+  for (const child of children) {
+    if (pairedBy.signatureParts.has(child)) {
+      addVisible(state, child, coveredBy, `${child.description}, signature`, 'signature');
+      continue;
+    }
+    const extra = pairedBy.coverage.get(child) ?? [];
+    await walkEntity(child, depth + 1, [...coveredBy, ...extra], state);
+  }
+}
+
+/**
+ * .p7s attachments and the documents they sign: by name first (`vertrag.pdf.p7s` → `vertrag.pdf`,
+ * `vertrag.p7s` → `vertrag.*`), else the nearest document before it. A .p7s whose name names a document that is
+ * not there stays unpaired. Each pair is verified here on the document's decoded bytes.
+ */
+async function pairDetachedSignatures(
+  children: readonly Entity[],
+  state: State,
+): Promise<{ signatureParts: Set<Entity>; coverage: Map<Entity, string[]> }> {
+  const signatureParts = new Set<Entity>();
+  const coverage = new Map<Entity, string[]>();
+  const paired = new Set<Entity>();
+  for (const [index, child] of children.entries()) {
+    if (!isDetachedSignaturePart(child)) continue;
+    // A document is a single part (never a multipart or a message body tree) not paired yet.
+    const documents = children.filter(
+      (c) =>
+        !isDetachedSignaturePart(c) &&
+        !paired.has(c) &&
+        !c.type.mediaType.startsWith('multipart/') &&
+        !c.type.mediaType.startsWith('message/'),
+    );
+    const base = (child.filename ?? '').replace(/\.p7s$/i, '').toLowerCase();
+    let document: Entity | undefined;
+    if (base && base !== 'smime' && base !== 'signature') {
+      document =
+        documents.find((d) => (d.filename ?? '').toLowerCase() === base) ??
+        documents.find((d) => (d.filename ?? '').toLowerCase().replace(/\.[^.]*$/, '') === base);
+      if (!document && /\.[a-z0-9]{1,5}$/.test(base)) {
+        // The name says which document it signs, and that document is not here.
+        continue;
+      }
+    }
+    document ??= children
+      .slice(0, index)
+      .reverse()
+      .find((c) => documents.includes(c));
+    if (!document) continue;
+    paired.add(document);
+    signatureParts.add(child);
+    const layer = await verifyCmsLayer(state, child, 'cades-detached', {
+      path: child.path,
+      shown: { entity: document, bytes: decodedBody(document) },
+    });
+    if (layer?.kind === 'cades-detached') coverage.set(document, [...(coverage.get(document) ?? []), layer.id]);
+  }
+  return { signatureParts, coverage };
+}

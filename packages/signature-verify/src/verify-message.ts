@@ -1,0 +1,149 @@
+// The verification of one message: walk its layers and verify every signature, then judge coverage, identity and
+// signing times, and the worst result. A verifier made once keeps its chain cache between messages.
+import type { RevocationFetcher, RevocationMode, TrustAnchorInput } from '@smgw/crypto';
+import { DEFAULT_ALGORITHM_CONSTRAINTS } from './algorithms.ts';
+import { checkIdentity, checkSigningTimes, type IdentityCheck, type TimeFinding } from './identity.ts';
+import { type Indication, type SubIndication, worstOf } from './indication.ts';
+import {
+  DEFAULT_WALK_LIMITS,
+  type Layer,
+  type ReportedSignature,
+  type UnwrappedDocument,
+  type VisiblePart,
+  type WalkLimits,
+  walkMessage,
+} from './mime-walk.ts';
+import { type QualifiedStatusSource, withoutTrustedList } from './qualified-status.ts';
+import type { ChainCache } from './signer-chain.ts';
+import type { SignatureLevel } from './verify-signed-data.ts';
+
+export interface VerifyMessageOptions {
+  trustAnchors: TrustAnchorInput[];
+  /** The injected clock: the validation time is read once per message. */
+  now: () => Date;
+  /** Default `require`: without a revocation answer a signature is INDETERMINATE (TRY_LATER when a source failed). */
+  revocation?: RevocationMode;
+  /** createRevocationFetcher({ now, allow }) of @smgw/crypto: its SSRF guard and SMGW_REVOCATION_ALLOW apply. */
+  fetcher?: RevocationFetcher;
+  crls?: Uint8Array[];
+  ocspResponses?: Uint8Array[];
+  intermediates?: Uint8Array[];
+  /** The trusted list's answer; default: none, so never QES. */
+  qualifiedStatus?: QualifiedStatusSource;
+  limits?: Partial<WalkLimits>;
+  /** Smallest RSA key accepted for a signer; default 2048. */
+  minRsaBits?: number;
+  /** Clock skew allowed before a signing time counts as after Date or in the future; default 5 minutes. */
+  signingTimeToleranceMs?: number;
+  /** How long a signer's chain result is reused; default 60 s, 0 = never. */
+  chainCacheMs?: number;
+}
+
+export interface Coverage {
+  /** `none`: no signature; `full`: every part the reader sees is covered; `partial`: some are not. */
+  status: 'none' | 'full' | 'partial';
+  covered: VisiblePart[];
+  uncovered: VisiblePart[];
+}
+
+export interface VerificationResult {
+  validationTime: Date;
+  overall: {
+    indication: Indication | 'NONE';
+    subIndication?: SubIndication;
+    /** The lowest level among the signatures, when all passed. */
+    level?: SignatureLevel;
+    signatureCount: number;
+  };
+  signatures: ReportedSignature[];
+  layers: Layer[];
+  parts: VisiblePart[];
+  coverage: Coverage;
+  identity: IdentityCheck;
+  signingTimeFindings: TimeFinding[];
+  /** Documents of .p7m attachments, unwrapped. */
+  unwrapped: UnwrappedDocument[];
+}
+
+const LEVEL_RANK: Readonly<Record<SignatureLevel, number>> = { basic: 0, AdES: 1, QES: 2 };
+
+export interface MessageVerifier {
+  verifyMessage(message: Buffer): Promise<VerificationResult>;
+}
+
+export function createMessageVerifier(options: VerifyMessageOptions): MessageVerifier {
+  const chainCache: ChainCache = new Map();
+  const limits = { ...DEFAULT_WALK_LIMITS, ...options.limits };
+  return {
+    async verifyMessage(message) {
+      const time = options.now();
+      const walk = await walkMessage(
+        message,
+        {
+          time,
+          chain: {
+            trustAnchors: options.trustAnchors,
+            revocation: options.revocation ?? 'require',
+            ...(options.fetcher ? { fetcher: options.fetcher } : {}),
+            ...(options.crls ? { crls: options.crls } : {}),
+            ...(options.ocspResponses ? { ocspResponses: options.ocspResponses } : {}),
+            ...(options.intermediates ? { intermediates: options.intermediates } : {}),
+            ...(options.chainCacheMs !== undefined ? { cacheMs: options.chainCacheMs } : {}),
+          },
+          chainCache,
+          qualifiedStatus: options.qualifiedStatus ?? withoutTrustedList,
+          algorithmConstraints: {
+            ...DEFAULT_ALGORITHM_CONSTRAINTS,
+            ...(options.minRsaBits ? { minRsaBits: options.minRsaBits } : {}),
+          },
+        },
+        limits,
+      );
+      return {
+        validationTime: time,
+        overall: overallOf(walk.signatures),
+        signatures: walk.signatures,
+        layers: walk.layers,
+        parts: walk.parts,
+        coverage: coverageOf(walk.parts, walk.signatures),
+        identity: checkIdentity(walk.headerFields, walk.signatures),
+        signingTimeFindings: checkSigningTimes(
+          walk.headerFields,
+          walk.signatures,
+          time,
+          options.signingTimeToleranceMs ?? 5 * 60_000,
+        ),
+        unwrapped: walk.unwrapped,
+      };
+    },
+  };
+}
+
+/** One message with a verifier of its own (no cache shared with other messages). */
+export function verifyMessage(message: Buffer, options: VerifyMessageOptions): Promise<VerificationResult> {
+  return createMessageVerifier(options).verifyMessage(message);
+}
+
+function overallOf(signatures: readonly ReportedSignature[]): VerificationResult['overall'] {
+  const worst = worstOf(signatures);
+  if (!worst) return { indication: 'NONE', signatureCount: 0 };
+  if (worst.indication !== 'TOTAL_PASSED') {
+    return {
+      indication: worst.indication,
+      ...(worst.subIndication ? { subIndication: worst.subIndication } : {}),
+      signatureCount: signatures.length,
+    };
+  }
+  const levels = signatures.map((s) => s.level ?? 'basic');
+  const level = levels.reduce((low, l) => (LEVEL_RANK[l] < LEVEL_RANK[low] ? l : low), 'QES' as SignatureLevel);
+  return { indication: 'TOTAL_PASSED', level, signatureCount: signatures.length };
+}
+
+function coverageOf(parts: readonly VisiblePart[], signatures: readonly ReportedSignature[]): Coverage {
+  const content = parts.filter((p) => p.role === 'content');
+  const covered = content.filter((p) => p.coveredBy.length > 0);
+  const uncovered = content.filter((p) => p.coveredBy.length === 0);
+  const signedLayers = signatures.some((s) => s.signerIndex >= 0);
+  const status = !signedLayers || covered.length === 0 ? 'none' : uncovered.length === 0 ? 'full' : 'partial';
+  return { status, covered, uncovered };
+}
