@@ -56,6 +56,7 @@ if (only.length === 0) {
       'deploy/test/**/*.test.ts',
       'scripts/test/**/*.test.ts',
       'tests/e2e/**/*.test.ts',
+      'tests/browser/**/*.test.ts',
     ],
     ['--test-concurrency=2'],
   );

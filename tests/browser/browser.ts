@@ -4,7 +4,7 @@
 // CSP violations), axe-core finds no serious or critical violation, and a screenshot kept as an artefact.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import AxeBuilder from '@axe-core/playwright';
+import axe from 'axe-core';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 
 export const CHROMIUM = process.env.SMGW_CHROMIUM ?? '/usr/bin/chromium';
@@ -65,12 +65,29 @@ function watchPage(page: Page, watch: ScriptWatch): void {
   });
 }
 
-/** axe-core's serious and critical violations on the page (WCAG 2.1 A/AA rules), as readable lines. */
+/**
+ * axe-core's serious and critical violations on the page (WCAG 2.1 A/AA rules), as readable lines. axe runs in the
+ * top document only: the one frame our pages have is a message's sandboxed body (the sender's HTML, where no script
+ * may run; @axe-core/playwright would wait for ever to inject itself there). The frame element itself is checked.
+ */
 export async function seriousAccessibilityViolations(page: Page): Promise<string[]> {
-  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
-  return result.violations
+  await page.evaluate(axe.source);
+  const violations = await page.evaluate(async () => {
+    const inPage = globalThis as unknown as { axe: typeof axe; document: axe.ElementContext };
+    const result = await inPage.axe.run(inPage.document, {
+      iframes: false,
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+    });
+    return result.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact ?? null,
+      help: v.help,
+      targets: v.nodes.map((n) => n.target.join(' ')),
+    }));
+  });
+  return violations
     .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
+    .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.targets.join(', ')})`);
 }
 
 /** A full-page screenshot under ARTIFACTS_DIR/<name>.png. */

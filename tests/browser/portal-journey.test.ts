@@ -1,0 +1,264 @@
+// The Messenger portal in a real browser (Debian's chromium, driven by playwright-core), against the whole gateway
+// as processes: an agency writes to a citizen without a key → the citizen gets the activation link and, later, the
+// PIN; the agency gets the PIN notice → the citizen activates, reads, downloads the attachment, replies → the reply
+// reaches the agency's relay after scan. Then an XSS corpus in every place a stranger controls, axe-core on every
+// page, a cross-site form post, and a database dump without the portal message's text. Screenshots of each page are
+// kept under .smgw/artifacts/portal/.
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import {
+  assertQueued,
+  dumpTestSchema,
+  type SunkMessage,
+  startTestGateway,
+  type TestGateway,
+  waitFor,
+} from '@smgw/testing';
+import { simpleParser } from 'mailparser';
+import nodemailer from 'nodemailer';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import {
+  keepScreenshot,
+  launchBrowser,
+  type ScriptWatch,
+  seriousAccessibilityViolations,
+  watchedContext,
+} from './browser.ts';
+import { XSS_LINES, XSS_PAYLOADS } from './xss-corpus.ts';
+
+const AGENCY = 'sachbearbeitung@behoerde.example';
+const CITIZEN = 'buerger@example.org';
+const PASSWORD = 'Sonnenblumen wachsen im Juli 42 Mal';
+const ATTACHMENT = Buffer.from('%PDF-1.4\n% Bescheid Nr. 4711\n');
+const SECRET_TEXT = 'Steuerbescheid Aktenzeichen 4711-geheim';
+
+describe('Messenger portal in the browser', () => {
+  let gw: TestGateway;
+  let browser: Browser;
+  let context: BrowserContext;
+  let watch: ScriptWatch;
+  let page: Page;
+  let portal: string;
+
+  const text = async (m: SunkMessage) => (await simpleParser(m.raw)).text ?? '';
+
+  /** The agency's mail server submits a message (no AUTH: 127.0.0.0/8 may submit). */
+  async function agencySends(mail: Record<string, unknown>): Promise<void> {
+    const transport = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port: gw.submissionPort,
+      secure: false,
+      ignoreTLS: true,
+    });
+    try {
+      assertQueued((await transport.sendMail({ from: AGENCY, to: CITIZEN, ...mail })).response);
+    } finally {
+      transport.close();
+    }
+  }
+
+  async function admin(path: string, body: unknown): Promise<Record<string, unknown>> {
+    const response = await fetch(`http://127.0.0.1:${gw.adminPort}/api/v1${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${gw.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    assert.ok(response.ok, `${path}: ${response.status} ${await response.clone().text()}`);
+    return (await response.json()) as Record<string, unknown>;
+  }
+
+  /** axe-core finds nothing serious on the page; its screenshot is kept. */
+  async function checkPage(name: string): Promise<void> {
+    await keepScreenshot(page, name);
+    assert.deepEqual(await seriousAccessibilityViolations(page), [], `accessibility of ${name}`);
+  }
+
+  before(async () => {
+    gw = await startTestGateway({
+      services: ['ingest', 'scan', 'encrypt', 'deliver', 'mailbox', 'admin'],
+      env: { SMGW_PIN_DELAY: '1s', SMGW_REVOCATION_MODE: 'off' },
+    });
+    portal = `http://127.0.0.1:${gw.portalPort}`;
+    const agency = await admin('/agencies', { name: 'Landratsamt Beispiel', domains: ['behoerde.example'] });
+    await admin(`/agencies/${agency.id}/addresses`, { address: AGENCY, verifySignatures: false });
+    browser = await launchBrowser();
+    ({ context, watch } = await watchedContext(browser));
+    context.setDefaultTimeout(20_000);
+    page = await context.newPage();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await gw?.close();
+  });
+
+  it('walks the whole journey: mails with link and PIN, activation, reading, download, reply to the agency', async () => {
+    await agencySends({
+      subject: 'Ihr Bescheid',
+      text: `Guten Tag,\n\nanbei Ihr Bescheid.\n\n${SECRET_TEXT}\n`,
+      attachments: [{ filename: 'Bescheid.pdf', content: ATTACHMENT, contentType: 'application/pdf' }],
+    });
+
+    // The citizen: the link at once, the PIN in a second mail; neither carries the message.
+    const linkMail = await waitFor('the activation link mail', () =>
+      gw.smarthost.messages.find((m) => m.rcptTo.includes(CITIZEN) && m.raw.includes('/aktivieren/')),
+    );
+    const pinMail = await waitFor('the PIN mail', async () => {
+      for (const m of gw.smarthost.messages) if (m !== linkMail && /\b\d{8}\b/.test(await text(m))) return m;
+      return undefined;
+    });
+    // The agency: the same PIN to pass on by phone.
+    const senderNotice = await waitFor('the PIN notice to the sender', async () => {
+      for (const m of gw.relay.messages) if (m.rcptTo.includes(AGENCY) && /\b\d{8}\b/.test(await text(m))) return m;
+      return undefined;
+    });
+    for (const mail of [linkMail, pinMail, senderNotice]) {
+      const body = mail.raw.toString('latin1');
+      assert.ok(!body.includes('4711'), 'no content of the message in a notification');
+      assert.ok(!body.includes('Ihr Bescheid'), 'not even its subject');
+    }
+    const link = /https?:\/\/[^\s]+\/aktivieren\/[A-Za-z0-9_-]{43}/.exec(await text(linkMail))?.[0];
+    assert.ok(link?.startsWith(portal), `a link to this portal: ${link}`);
+    const pin = /\b(\d{8})\b/.exec(await text(pinMail))?.[1];
+    assert.equal(/\b(\d{8})\b/.exec(await text(senderNotice))?.[1], pin, 'the sender was given the same PIN');
+
+    await page.goto(link as string);
+    await checkPage('activation');
+    await page.getByLabel('PIN (8 Ziffern)').fill(pin as string);
+    await page.getByLabel('Neues Passwort', { exact: true }).fill(PASSWORD);
+    await page.getByLabel('Neues Passwort wiederholen').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Aktivieren' }).click();
+    await page.waitForURL(`${portal}/postfach/eingang`);
+    await checkPage('inbox');
+
+    await page.getByRole('link', { name: /Ihr Bescheid/ }).click();
+    await page.waitForURL(/\/nachricht\/[0-9a-f-]{36}$/);
+    assert.ok((await page.content()).includes(SECRET_TEXT), 'the text is shown');
+    await checkPage('message');
+
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('link', { name: /Bescheid\.pdf/ }).click(),
+    ]);
+    assert.equal(download.suggestedFilename(), 'Bescheid.pdf');
+    const stream = await download.createReadStream();
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    assert.deepEqual(Buffer.concat(chunks), ATTACHMENT, 'the attachment byte for byte');
+
+    await page.getByRole('link', { name: 'Antworten' }).click();
+    await checkPage('reply');
+    await page.getByLabel('Nachricht').fill('Vielen Dank, ich lege Widerspruch ein.');
+    await page.getByRole('button', { name: 'Senden' }).click();
+    await page.waitForURL(/\/schreiben\/gesendet/);
+    await checkPage('sent-confirmation');
+
+    const reply = await waitFor('the reply at the agency relay', () =>
+      gw.relay.messages.find((m) => m.rcptTo.includes(AGENCY) && m.raw.includes('Widerspruch')),
+    );
+    const parsed = await simpleParser(reply.raw);
+    assert.equal(parsed.from?.value[0]?.address, CITIZEN);
+    assert.match(String(parsed.headers.get('authentication-results')), /auth=pass/);
+    const scanned = await gw.db.pool.query(
+      `select 1 from message_events e join messages m on m.id = e.message_id
+        where m.mail_from = $1 and e.stage = 'scan' limit 1`,
+      [CITIZEN],
+    );
+    assert.equal(scanned.rowCount, 1, 'the reply passed scan');
+
+    await page.goto(`${portal}/postfach/gesendet`);
+    assert.ok((await page.content()).includes('Re: Ihr Bescheid'), 'the reply is in Sent');
+    await checkPage('sent');
+    assert.deepEqual(watch.ran, []);
+  });
+
+  it('never runs a script a stranger put into a body, subject, sender name or attachment name', async () => {
+    await agencySends({
+      from: { name: XSS_LINES[1]?.html ?? '', address: AGENCY },
+      subject: `Prüfung ${XSS_LINES[0]?.html}`,
+      html: `<p>Prüftext</p>${XSS_PAYLOADS.map((p) => p.html).join('\n')}`,
+      text: XSS_PAYLOADS.map((p) => p.html).join('\n'),
+      attachments: [{ filename: `${XSS_LINES[2]?.html}.html`, content: `<script>__xss('attachment')</script>` }],
+    });
+    await waitFor('the login-link notification', () =>
+      gw.smarthost.messages.find((m) => m.rcptTo.includes(CITIZEN) && m.raw.includes('/anmelden')),
+    );
+    await page.goto(`${portal}/postfach/eingang`);
+    await checkPage('inbox-with-xss');
+    await page.getByRole('link', { name: /Prüfung/ }).click();
+    await page.waitForURL(/\/nachricht\/[0-9a-f-]{36}$/);
+    const frame = page.frameLocator('iframe');
+    await frame.getByText('Prüftext').waitFor();
+    await checkPage('message-with-xss');
+    // Links in the frame are the remaining way to script: none is javascript:.
+    const hrefs = await frame.locator('a').evaluateAll((links) => links.map((a) => a.getAttribute('href') ?? ''));
+    assert.deepEqual(
+      hrefs.filter((h) => !/^(https?:|mailto:)/i.test(h)),
+      [],
+      'only http(s) and mailto links',
+    );
+    await page.waitForTimeout(500); // lets onerror/onload handlers of anything that slipped through fire
+    assert.deepEqual(watch.ran, [], 'no planted script ran');
+    assert.deepEqual(watch.dialogs, []);
+  });
+
+  it('has no serious accessibility violation on any page', async () => {
+    for (const [name, path] of [
+      ['folder-trash', '/postfach/papierkorb'],
+      ['compose', '/schreiben'],
+      ['account', '/konto'],
+    ] as const) {
+      await page.goto(`${portal}${path}`);
+      await checkPage(name);
+    }
+    const stranger = await browser.newContext({ locale: 'de-DE' });
+    page = await stranger.newPage();
+    for (const [name, path] of [
+      ['login', '/anmelden'],
+      ['reactivation', '/reaktivieren'],
+      ['login-en', '/anmelden?lang=en'],
+      ['dead-link', `/aktivieren/${'A'.repeat(43)}`],
+      ['not-found', '/gibt-es-nicht'],
+    ] as const) {
+      await page.goto(`${portal}${path}`);
+      await checkPage(name);
+    }
+    await stranger.close();
+    page = await context.newPage();
+  });
+
+  it("refuses a form another site posts with the user's cookies, and the user stays logged in", async () => {
+    // The attacker's page (another origin) submits the logged-in user's "log out everywhere" form on load.
+    const attackerSite = createServer((_req, res) => {
+      res.setHeader('content-type', 'text/html; charset=utf-8');
+      res.end(
+        `<!doctype html><html lang="de"><title>Gewinnspiel</title><body>
+         <form id="f" method="post" action="${portal}/konto/ueberall-abmelden">
+           <input type="hidden" name="_csrf" value="forged"></form>
+         <script>document.getElementById('f').submit()</script></body></html>`,
+      );
+    });
+    await new Promise<void>((resolve) => attackerSite.listen(0, '127.0.0.1', resolve));
+    try {
+      const attacker = await context.newPage();
+      const answer = attacker.waitForResponse((r) => r.url().endsWith('/konto/ueberall-abmelden'));
+      await attacker.goto(`http://127.0.0.1:${(attackerSite.address() as AddressInfo).port}/`);
+      assert.equal((await answer).status(), 403);
+      await attacker.close();
+    } finally {
+      attackerSite.close();
+    }
+    await page.goto(`${portal}/postfach/eingang`);
+    assert.match(page.url(), /\/postfach\/eingang$/, 'still logged in: the forged form did nothing');
+  });
+
+  it('keeps no plaintext of portal messages in a database dump', async () => {
+    const dump = await dumpTestSchema(gw.db);
+    assert.ok(dump.length > 0);
+    for (const needle of [SECRET_TEXT, 'Widerspruch', 'Prüftext', 'Bescheid Nr. 4711']) {
+      assert.ok(!dump.includes(needle), `"${needle}" is not in the dump`);
+    }
+  });
+});
