@@ -142,7 +142,10 @@ async function startRabbitMq(dir: string) {
     // -detached returns before the node has registered; await_startup fails until it has.
     await waitFor(
       'the chaos RabbitMQ node to start',
-      async () => (await ctl('await_startup', '--timeout', '120'), true),
+      async () => {
+        await ctl('await_startup', '--timeout', '120');
+        return true;
+      },
       {
         timeoutMs: 180_000,
         intervalMs: 1000,
