@@ -3,7 +3,6 @@ export * from './checker.ts';
 export * from './generator.ts';
 export * from './nemeses.ts';
 export * from './observe.ts';
-export * from './private-servers.ts';
 export * from './random.ts';
 export * from './run-chaos.ts';
 export * from './workload.ts';

@@ -3,8 +3,8 @@
 // gateway and the run's own servers; what it did is logged with its times, for the table and for naming the cause
 // of a duplicate.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ServiceProcess, TestGateway } from '@smgw/testing';
-import type { PrivateServers } from './private-servers.ts';
+import type { PrivateServers, ServiceProcess, TestGateway } from '@smgw/testing';
+
 import type { Random } from './random.ts';
 
 export const NEMESIS_KINDS = [

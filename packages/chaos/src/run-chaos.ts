@@ -6,12 +6,12 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startTestGateway, type TestGateway, waitFor } from '@smgw/testing';
+import { type PrivateServers, startPrivateServers, startTestGateway, type TestGateway, waitFor } from '@smgw/testing';
 import { check, formatVerdict, type Verdict } from './checker.ts';
 import { LoadRecord, sendWorkload } from './generator.ts';
 import { type NemesisEvent, type NemesisKind, planNemeses, unleash } from './nemeses.ts';
 import { observe } from './observe.ts';
-import { type PrivateServers, startPrivateServers } from './private-servers.ts';
+
 import { seededRandom } from './random.ts';
 import { issueRecipientCertificates } from './recipient-certificates.ts';
 import { CERTIFICATE_HOLDERS, planWorkload } from './workload.ts';
