@@ -29,12 +29,16 @@ export interface LoadOptions {
   concurrency: number;
   /** Attempts per message before the client gives up (a real MTA would try for days). */
   maxTries: number;
+  /** Awaited before a message is first sent (the run holds the load back until a planned nemesis has begun). */
+  gate?: (seq: number) => Promise<void>;
 }
 
-/** Every attempt made so far, by id; `accepted` counts the 250s (the nemeses are timed by it). */
+/** Every attempt made so far, by id; `accepted` counts the 250s, `finished` the messages done with (the nemeses
+ * are timed by it). */
 export class LoadRecord {
   readonly attempts = new Map<string, Attempt>();
   accepted = 0;
+  finished = 0;
 }
 
 function classifyError(err: unknown): { reply: ReplyKind; text: string } {
@@ -78,6 +82,14 @@ export async function sendWorkload(
 ): Promise<void> {
   let next = 0;
   const sendOne = async (m: PlannedMessage) => {
+    await options.gate?.(m.seq);
+    try {
+      await trySending(m);
+    } finally {
+      record.finished++;
+    }
+  };
+  const trySending = async (m: PlannedMessage) => {
     for (let tryNo = 1; tryNo <= options.maxTries; tryNo++) {
       const id = attemptId(m.seq, tryNo);
       // Recorded before the first byte: an attempt that got no reply may still arrive ("recovered").

@@ -97,23 +97,30 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
     const events: NemesisEvent[] = [];
     log(`chaos ${runId}: ${planned.length} messages, ${plans.length} nemeses, seed ${options.seed}`);
 
-    let loadDone = false;
+    // Each nemesis strikes at its share of the load: once the messages before that point are done with (but those
+    // still in flight), and the messages after it wait until it has begun, however fast the gateway takes them.
+    const threshold = (share: number) => Math.floor(share * planned.length);
+    const begun = plans.map(() => Promise.withResolvers<void>());
+    const gate = async (seq: number) => {
+      await Promise.all(plans.flatMap((p, i) => (threshold(p.atShare) <= seq ? [begun[i]?.promise] : [])));
+    };
+    const concurrency = options.concurrency ?? 16;
     const load = sendWorkload(
       planned,
       { host: '127.0.0.1', inboundPort: gateway.inboundPort, submissionPort: gateway.submissionPort },
       record,
-      { runId, concurrency: options.concurrency ?? 16, maxTries: 200 },
-    ).finally(() => {
-      loadDone = true;
-    });
+      { runId, concurrency, maxTries: 200, gate },
+    );
     const world = { gateway, servers, random, graceMs: SIGTERM_GRACE_MS };
-    for (const plan of plans) {
+    for (const [i, plan] of plans.entries()) {
       await waitFor(
-        `${Math.round(plan.atShare * 100)} % of the messages accepted`,
-        () => loadDone || record.accepted >= plan.atShare * planned.length,
+        `${Math.round(plan.atShare * 100)} % of the messages sent`,
+        () => record.finished >= threshold(plan.atShare) - concurrency,
         { timeoutMs: 60 * 60_000, intervalMs: 100 },
       );
-      const event = await unleash(plan, world, record.accepted);
+      const striking = unleash(plan, world, record.accepted);
+      begun[i]?.resolve();
+      const event = await striking;
       events.push(event);
       log(`chaos ${runId}: ${event.kind} ${event.target} at ${event.atAccepted} accepted`);
     }
