@@ -20,6 +20,8 @@ export interface Verdict {
   messages: number;
   attempts: number;
   replies: Record<ReplyKind, number>;
+  /** Refusals by reply code and enhanced status (`451 4.3.0`), timeouts and client errors by kind. */
+  refusals: Record<string, number>;
   accepted: number;
   /** Messages that never got a 250 (the client gave up, or got a 5xx). */
   neverAccepted: number;
@@ -60,6 +62,13 @@ export function check(
   const byId = new Map(attempts.map((a) => [a.id, a]));
   const replies: Record<ReplyKind, number> = { '250': 0, '4xx': 0, '5xx': 0, timeout: 0, error: 0 };
   for (const a of attempts) replies[a.reply]++;
+  const refusals: Record<string, number> = {};
+  for (const a of attempts) {
+    if (a.reply === '250') continue;
+    const code = /^(\d{3})(?:[ -](\d\.\d{1,3}\.\d{1,3}))?/.exec(a.text);
+    const key = code ? `${code[1]}${code[2] ? ` ${code[2]}` : ''}` : a.reply;
+    refusals[key] = (refusals[key] ?? 0) + 1;
+  }
 
   const data = seen.arrivals.filter((a) => a.mailFrom !== '');
   const notices = seen.arrivals.filter((a) => a.mailFrom === '');
@@ -150,6 +159,7 @@ export function check(
     messages: planned.length,
     attempts: attempts.length,
     replies,
+    refusals,
     accepted: replies['250'],
     neverAccepted: planned.length - acceptedSeqs.size,
     byDestination,
@@ -187,6 +197,12 @@ export function formatVerdict(v: Verdict, header: string): string {
     `  attempts:          ${v.attempts}  replies: ${Object.entries(v.replies)
       .map(([k, n]) => `${k} ${n}`)
       .join(', ')}`,
+    `  refusals:          ${
+      Object.entries(v.refusals)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, n]) => `${k} ×${n}`)
+        .join(', ') || 'none'
+    }`,
     `  accepted (250):    ${v.accepted}`,
     `  delivered:         ${v.delivered} (accepted, at their destination exactly once)`,
     `    relay (agencies) ${d.relay.once}/${d.relay.accepted}, smarthost (S/MIME) ${d.smarthost.once}/${d.smarthost.accepted}, portal mailbox ${d.mailbox.once}/${d.mailbox.accepted}, quarantine ${d.quarantine.once}/${d.quarantine.accepted}`,

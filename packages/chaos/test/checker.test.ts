@@ -106,6 +106,7 @@ describe('the chaos checker', () => {
       [],
     );
     assert.deepEqual(v.recovered, ['0.1']);
+    assert.deepEqual(v.refusals, { timeout: 1, '5xx': 1 });
     assert.equal(v.unexpected.length, 1);
     assert.match(v.unexpected[0] ?? '', /1\.1 answered 5xx/);
   });
