@@ -44,12 +44,26 @@ export interface Verdict {
 
 const DESTINATIONS: readonly Destination[] = ['relay', 'smarthost', 'mailbox', 'quarantine'];
 
-function causeOf(times: number[], nemeses: readonly NemesisEvent[]): string {
+/** The stage whose crash can repeat a hand-over to each destination (its at-least-once window). */
+const STAGE_OF: Record<Destination, string> = {
+  relay: 'deliver',
+  smarthost: 'deliver',
+  mailbox: 'mailbox',
+  quarantine: 'scan',
+};
+
+/** Faults that can repeat a hand-over to `destination`: that stage's process dying, or its database or broker. */
+function canRepeat(n: NemesisEvent, destination: Destination): boolean {
+  if (n.kind === 'postgres-restart' || n.kind === 'rabbitmq-restart') return true;
+  return (n.kind === 'kill-9' || n.kind === 'sigterm') && n.target.startsWith(STAGE_OF[destination]);
+}
+
+function causeOf(times: number[], destination: Destination, nemeses: readonly NemesisEvent[]): string {
   const first = Math.min(...times);
   const last = Math.max(...times);
   // A copy is sent again after a fault that struck while (or shortly after) the first was on its way.
   const suspects = nemeses.filter((n) => n.startedAt <= last && n.endedAt >= first - 60_000);
-  const latest = suspects.at(-1);
+  const latest = suspects.filter((n) => canRepeat(n, destination)).at(-1) ?? suspects.at(-1);
   return latest ? `${latest.kind} ${latest.target}` : 'unknown';
 }
 
@@ -108,7 +122,12 @@ export function check(
       else recovered.push(a.id);
     }
     if (times.length > 1) {
-      duplicated.push({ attemptId: a.id, destination, copies: times.length, cause: causeOf(times, nemeses) });
+      duplicated.push({
+        attemptId: a.id,
+        destination,
+        copies: times.length,
+        cause: causeOf(times, destination, nemeses),
+      });
     }
   }
 

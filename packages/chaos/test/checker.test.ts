@@ -88,6 +88,9 @@ describe('the chaos checker', () => {
       [['0.1', 2, 'kill-9 deliver-2']],
     );
     assert.deepEqual(explained.violations, []);
+    const mailboxKill = { ...kill(16_000), target: 'mailbox' };
+    const preferred = check(planned, [accepted(0)], observed({ arrivals: twice }), [kill(15_000), mailboxKill]);
+    assert.equal(preferred.duplicated[0]?.cause, 'kill-9 deliver-2', 'a deliver crash, not a later mailbox one');
     const unexplained = check(planned, [accepted(0)], observed({ arrivals: twice }), [kill(500_000)]);
     assert.match(unexplained.violations.join('\n'), /duplicate without a fault/);
   });
