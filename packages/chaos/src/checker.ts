@@ -6,6 +6,7 @@
 import type { Attempt, ReplyKind } from './generator.ts';
 import type { NemesisEvent } from './nemeses.ts';
 import type { Arrival, Observations } from './observe.ts';
+import type { UnplannedExit } from './supervisor.ts';
 import { type Destination, destinationOf, type PlannedMessage } from './workload.ts';
 
 export interface Duplicate {
@@ -38,6 +39,8 @@ export interface Verdict {
   notices: { relay: number; smarthost: number };
   queued: Observations['queued'];
   nemeses: NemesisEvent[];
+  /** Processes that exited without a nemesis stopping them (restarted, as Kubernetes would). */
+  unplannedExits: UnplannedExit[];
   /** Every broken promise, one line each; empty means the run passed. */
   violations: string[];
 }
@@ -72,6 +75,7 @@ export function check(
   attempts: readonly Attempt[],
   seen: Observations,
   nemeses: readonly NemesisEvent[],
+  unplannedExits: readonly UnplannedExit[] = [],
 ): Verdict {
   const byId = new Map(attempts.map((a) => [a.id, a]));
   const replies: Record<ReplyKind, number> = { '250': 0, '4xx': 0, '5xx': 0, timeout: 0, error: 0 };
@@ -196,6 +200,7 @@ export function check(
     },
     queued: seen.queued,
     nemeses: [...nemeses],
+    unplannedExits: [...unplannedExits],
     violations,
   };
 }
@@ -233,6 +238,9 @@ export function formatVerdict(v: Verdict, header: string): string {
     `  plaintext outside: ${v.plaintextOutside.length}${list(v.plaintextOutside, 5)}`,
     `  infected delivered:${v.infectedDelivered.length}${list(v.infectedDelivered, 5)}`,
     `  gateway notices:   relay ${v.notices.relay}, smarthost ${v.notices.smarthost} (DSNs, virus notices, portal mails)`,
+    `  unplanned exits:   ${v.unplannedExits.length}${list(
+      v.unplannedExits.map((e) => `${e.process} (${e.exit}${e.lastCode ? `, ${e.lastCode}` : ''})`),
+    )} (restarted, as Kubernetes would)`,
     `  still queued:      work ${v.queued.work}, retry ${v.queued.retry}, parked ${v.queued.parked}`,
     `  verdict:           ${v.violations.length === 0 ? 'PASS' : `FAIL (${v.violations.length} violations)`}`,
     ...v.violations.slice(0, 30).map((x) => `    ! ${x}`),

@@ -5,4 +5,5 @@ export * from './nemeses.ts';
 export * from './observe.ts';
 export * from './random.ts';
 export * from './run-chaos.ts';
+export * from './supervisor.ts';
 export * from './workload.ts';

@@ -51,6 +51,8 @@ export interface NemesisWorld {
   random: Random;
   /** SIGTERM grace period (Kubernetes' terminationGracePeriodSeconds of the workers). */
   graceMs: number;
+  /** Processes a nemesis is stopping and starting right now (the supervisor leaves them alone). */
+  busy: Set<string>;
 }
 
 /**
@@ -83,14 +85,16 @@ export async function unleash(plan: NemesisPlan, world: NemesisWorld, atAccepted
   switch (plan.kind) {
     case 'kill-9': {
       const victim: ServiceProcess = random.pick(instancesOf(gateway, KILLABLE));
+      world.busy.add(victim.name);
       await victim.crash();
-      await victim.start();
+      await victim.start().finally(() => world.busy.delete(victim.name));
       return done(victim.name);
     }
     case 'sigterm': {
       const victim = random.pick(instancesOf(gateway, WORKERS));
+      world.busy.add(victim.name);
       const stopped = await victim.stop(world.graceMs);
-      await victim.start();
+      await victim.start().finally(() => world.busy.delete(victim.name));
       return done(
         `${victim.name} (${stopped.exitedByItself ? `exit ${stopped.code}` : 'killed after the grace period'})`,
         stopped.exitedByItself && stopped.code === 0

@@ -14,6 +14,7 @@ import { observe } from './observe.ts';
 
 import { seededRandom } from './random.ts';
 import { issueRecipientCertificates } from './recipient-certificates.ts';
+import { superviseProcesses } from './supervisor.ts';
 import { CERTIFICATE_HOLDERS, planWorkload } from './workload.ts';
 
 export interface ChaosOptions {
@@ -111,7 +112,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
       record,
       { runId, concurrency, maxTries: 200, gate },
     );
-    const world = { gateway, servers, random, graceMs: SIGTERM_GRACE_MS };
+    const busy = new Set<string>();
+    const supervisor = superviseProcesses(gateway, busy);
+    const world = { gateway, servers, random, graceMs: SIGTERM_GRACE_MS, busy };
     for (const [i, plan] of plans.entries()) {
       await waitFor(
         `${Math.round(plan.atShare * 100)} % of the messages sent`,
@@ -128,8 +131,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
     log(`chaos ${runId}: load done (${record.accepted} accepted); waiting for the queues to drain`);
     await settle(gateway, runId, planned, record);
     await sleep(3000); // a late duplicate still on its way is counted too
+    await supervisor.stop();
     const seen = await observe(gateway, runId, planned, record, { states: true });
-    const verdict = check(planned, [...record.attempts.values()], seen, events);
+    const verdict = check(planned, [...record.attempts.values()], seen, events, supervisor.exits);
     const table = formatVerdict(verdict, `chaos run ${runId} (seed ${options.seed}, ${options.messages} messages)`);
     const logsDir = verdict.violations.length > 0 ? await keepLogs(gateway, runId) : undefined;
     return { runId, verdict, table, ...(logsDir ? { logsDir } : {}) };
