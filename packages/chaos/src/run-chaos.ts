@@ -119,7 +119,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
       await waitFor(
         `${Math.round(plan.atShare * 100)} % of the messages sent`,
         () => record.finished >= threshold(plan.atShare) - concurrency,
-        { timeoutMs: 60 * 60_000, intervalMs: 100 },
+        { timeoutMs: 20 * 60_000, intervalMs: 100 },
       );
       const striking = unleash(plan, world, record.accepted);
       begun[i]?.resolve();
