@@ -52,6 +52,9 @@ const RUN_SETTINGS: Record<string, string> = {
   SMGW_SMTP_MAX_UNKNOWN_RECIPIENTS: '1000000',
   SMGW_REVOCATION_MODE: 'off',
   SMGW_PIN_DELAY: '1s',
+  // A recipient claimed while deliver's owner session reconnects (after a PostgreSQL restart) is taken over only
+  // when its lease ends, 4 × this timeout: 20 minutes by default, 2 here (the sinks answer at once).
+  SMGW_DELIVER_TIMEOUT_MS: '30000',
 };
 
 /** Kubernetes gives workers 60–120 s (terminationGracePeriodSeconds); the shortest is the bar. */
@@ -87,6 +90,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
   // @smgw/testing and every service process read these: the run never touches the machine's shared servers.
   Object.assign(process.env, servers.env);
   let gateway: TestGateway | undefined;
+  // Ctrl-C or a CI timeout: stop the processes and the servers of the run, not only this process.
+  const interrupted = async () => {
+    await gateway?.close().catch(() => {});
+    await servers.close();
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   try {
     log(`chaos ${runId}: starting ${SERVICES.join(', ')} (two of every queue worker)`);
     gateway = await startTestGateway({ services: SERVICES, replicas: REPLICAS, env: RUN_SETTINGS });
@@ -138,6 +149,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
     const logsDir = verdict.violations.length > 0 ? await keepLogs(gateway, runId) : undefined;
     return { runId, verdict, table, ...(logsDir ? { logsDir } : {}) };
   } finally {
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
     await gateway?.close().catch(() => {});
     await servers.close();
   }
