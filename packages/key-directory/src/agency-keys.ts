@@ -1,5 +1,6 @@
 // The agencies' own keys (agency_keys, migration 008): certificate or public key, and the private key sealed with the
 // master key, bound to its address and fingerprint. Unsealing is the caller's; nothing here sees a private key in clear.
+import { X509Certificate } from 'node:crypto';
 import type { Pool } from '@smgw/db';
 import { newMessageId } from '@smgw/envelope';
 import { isSealedUnder, resealSecret } from '@smgw/secrets';
@@ -125,4 +126,25 @@ export async function resealAgencyKeys(
     }
   }
   return { resealed, alreadyCurrent };
+}
+
+export interface AgencyCertificateExpiry {
+  address: string;
+  fingerprint: string;
+  notAfter: Date;
+}
+
+/** When each agency S/MIME certificate expires (the expiry gauge of the gateway's own keys); unparsable ones left out. */
+export async function agencyCertificateExpiries(pool: Pool): Promise<AgencyCertificateExpiry[]> {
+  const { rows } = await pool.query<{ address: string; fingerprint: string; certificate: Buffer }>(
+    `select address, fingerprint, certificate from agency_keys where kind = 'smime' and certificate is not null`,
+  );
+  return rows.flatMap((row) => {
+    try {
+      const notAfter = new Date(new X509Certificate(row.certificate).validTo);
+      return Number.isNaN(notAfter.getTime()) ? [] : [{ address: row.address, fingerprint: row.fingerprint, notAfter }];
+    } catch {
+      return [];
+    }
+  });
 }

@@ -30,6 +30,14 @@ export function stageMetrics(registry: Registry, stage: string) {
       help: `Envelopes ${stage} is working on now`,
       registers: [registry],
     }),
+    // How long messages wait before this stage takes them (queue, retries, earlier stages): the "queue age" and
+    // "deferred for hours" alerts read it (deploy/prometheus/smgw-alerts.yml).
+    age: new Histogram({
+      name: `smgw_${stage}_envelope_age_seconds`,
+      help: `Time since ingest accepted the message, when ${stage} takes its envelope (each try counts)`,
+      buckets: [1, 10, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600, 3 * 24 * 3600],
+      registers: [registry],
+    }),
   };
 }
 export type StageMetrics = ReturnType<typeof stageMetrics>;

@@ -18,7 +18,10 @@ export async function freePort(): Promise<number> {
 }
 
 export interface ServiceProcess {
+  /** The instance: the service's name, or `<service>-<n>` for a further replica. */
   name: string;
+  /** Which service this is (`services/<service>`). */
+  service: string;
   healthPort: number;
   /** The running child, if any. */
   child: ChildProcess | undefined;
@@ -27,22 +30,39 @@ export interface ServiceProcess {
   start(): Promise<void>;
   /** kill -9: no shutdown hooks run. */
   crash(): Promise<void>;
-  /** SIGTERM and wait for the exit. */
-  stop(): Promise<void>;
+  /**
+   * SIGTERM and wait for the exit; kill -9 only if it has not exited within `graceMs` (default 20 s), as Kubernetes
+   * does after terminationGracePeriodSeconds. Says whether it exited by itself and how.
+   */
+  stop(graceMs?: number): Promise<StopResult>;
   /** Peak resident set size (VmHWM) of the current child in bytes, from /proc. */
   peakRssBytes(): Promise<number | undefined>;
   /** A metric's value from the service's /metrics, summed over the label sets that have `labels`. */
   metric(name: string, labels?: Record<string, string>): Promise<number>;
 }
 
+export interface StopResult {
+  /** false: still running at the end of the grace period, so it was killed (-9). */
+  exitedByItself: boolean;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
 /**
- * A gateway service (`services/<name>/src/main.ts`) as a real child process with its own environment,
- * started and restarted like a supervisor would, ready when its /readyz answers 200.
+ * A gateway service (`services/<service>/src/main.ts`) as a real child process with its own environment,
+ * started and restarted like a supervisor would, ready when its /readyz answers 200. `name` tells replicas of
+ * one service apart (`scan`, `scan-2`).
  */
-export function serviceProcess(name: string, env: Record<string, string>, healthPort: number): ServiceProcess {
-  const entry = `${ROOT}services/${name}/src/main.ts`;
+export function serviceProcess(
+  name: string,
+  env: Record<string, string>,
+  healthPort: number,
+  service = name,
+): ServiceProcess {
+  const entry = `${ROOT}services/${service}/src/main.ts`;
   const handle: ServiceProcess = {
     name,
+    service,
     healthPort,
     child: undefined,
     output: [],
@@ -81,14 +101,21 @@ export function serviceProcess(name: string, env: Record<string, string>, health
       child.kill('SIGKILL');
       await exited;
     },
-    async stop() {
+    async stop(graceMs = 20_000) {
       const child = handle.child;
-      if (!child || child.exitCode !== null || child.signalCode !== null) return;
-      const exited = once(child, 'exit');
+      if (!child || child.exitCode !== null || child.signalCode !== null) {
+        return { exitedByItself: true, code: child?.exitCode ?? null, signal: child?.signalCode ?? null };
+      }
+      const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+      let killed = false;
       child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      await exited;
+      const timer = setTimeout(() => {
+        killed = true;
+        child.kill('SIGKILL');
+      }, graceMs);
+      const [code, signal] = await exited;
       clearTimeout(timer);
+      return { exitedByItself: !killed, code, signal };
     },
     async peakRssBytes() {
       const pid = handle.child?.pid;

@@ -1,5 +1,6 @@
 // Test helpers: each test file gets its own PostgreSQL schema, RabbitMQ vhost and Redis key prefix, so test files
-// run in parallel against the real services; the gateway's services as real processes; an SMTP sink that records
+// run in parallel against the real services; or PostgreSQL, RabbitMQ, Redis and clamd of a run's own (startPrivateServers)
+// for runs that restart them; the gateway's services as real processes; an SMTP sink that records
 // what it receives; a stub DNS server and a DKIM key; readiness waits; envelopes and ingest's replies for tests.
 
 export * from './dkim-test-key.ts';
@@ -7,6 +8,7 @@ export * from './envelope-fixture.ts';
 export * from './gateway-processes.ts';
 export * from './isolation.ts';
 export * from './pg-dump.ts';
+export * from './private-servers.ts';
 export * from './queued-reply.ts';
 export * from './smtp-sink.ts';
 export * from './stub-dns.ts';

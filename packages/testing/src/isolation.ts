@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPool, migrate, type Pool } from '@smgw/db';
 
-const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/smgw';
-const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-const RABBIT_API = process.env.SMGW_RABBITMQ_API ?? 'http://guest:guest@127.0.0.1:15672/api';
+// Read when used, not when imported: a run on servers of its own (the chaos suite) points these elsewhere first.
+const databaseUrl = () => process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/smgw';
+const amqpUrl = () => process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const rabbitApi = () => process.env.SMGW_RABBITMQ_API ?? 'http://guest:guest@127.0.0.1:15672/api';
 
 export function uniqueName(prefix: string): string {
   return `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
@@ -35,6 +36,7 @@ export interface TestKeys {
 /** A fresh, migrated schema in the real database. */
 export async function createTestDatabase(): Promise<TestDatabase> {
   const schema = uniqueName('t');
+  const DATABASE_URL = databaseUrl();
   const pool = createPool({ url: DATABASE_URL, schema, max: 5, applicationName: 'smgw-test' });
   await migrate(pool, { schema });
   const keys = { keyStoreDir: await mkdtemp(join(tmpdir(), 'smgw-keys-')), masterKey: randomBytes(32) };
@@ -59,7 +61,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 
 /** A call to the RabbitMQ management API (credentials from SMGW_RABBITMQ_API's URL). */
 export function rabbitManagementApi(path: string, method = 'GET', body?: unknown): Promise<Response> {
-  const url = new URL(RABBIT_API + path);
+  const url = new URL(rabbitApi() + path);
   const auth = Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString(
     'base64',
   );
@@ -92,7 +94,7 @@ export async function createTestVhost(): Promise<TestVhost> {
     read: '.*',
   });
   if (!perm.ok) throw new Error(`cannot grant guest on ${name}: HTTP ${perm.status}`);
-  const url = `${AMQP_URL.replace(/\/$/, '')}/${name}`;
+  const url = `${amqpUrl().replace(/\/$/, '')}/${name}`;
   return {
     name,
     url,

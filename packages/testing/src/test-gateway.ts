@@ -34,6 +34,7 @@ export interface TestGateway {
   masterKey: Buffer;
   /** The key store the services use (its own temporary folder): `createFolderKeyStore(gateway.keys)` in tests. */
   keys: TestKeys;
+  /** Every process started, by instance name: `scan`, and `scan-2`… for further replicas. */
   services: Record<string, ServiceProcess>;
   /** One of the services started; throws for one that was not. */
   service(name: string): ServiceProcess;
@@ -48,7 +49,12 @@ export interface TestGateway {
  * any setting.
  */
 export async function startTestGateway(
-  options: { services?: string[]; env?: Record<string, string> } = {},
+  options: {
+    services?: string[];
+    env?: Record<string, string>;
+    /** Processes per service (default 1), for runs that kill one replica while the others go on. */
+    replicas?: Record<string, number>;
+  } = {},
 ): Promise<TestGateway> {
   const names = options.services ?? ['ingest', 'scan', 'encrypt', 'deliver', 'admin'];
   const [db, vhost, relay, smarthost, dns] = await Promise.all([
@@ -96,6 +102,9 @@ export async function startTestGateway(
   for (const name of names) {
     const healthPort = name === 'admin' ? adminPort : await freePort();
     services[name] = serviceProcess(name, env, healthPort);
+    for (let n = 2; n <= (options.replicas?.[name] ?? 1); n++) {
+      services[`${name}-${n}`] = serviceProcess(`${name}-${n}`, env, await freePort(), name);
+    }
   }
   const gateway: TestGateway = {
     env,

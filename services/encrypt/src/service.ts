@@ -2,6 +2,7 @@
 import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { createRevocationFetcher } from '@smgw/crypto';
 import { createPool, databaseReachable } from '@smgw/db';
+import { agencyCertificateExpiries } from '@smgw/key-directory';
 import { connectMq, instrumentHandler } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
 import { recordParkedAt } from '@smgw/trace';
@@ -34,7 +35,7 @@ export async function startEncrypt(
   await mq.declareTopology({ encrypt: config.stageRetryLadder });
 
   const registry = createRegistry('encrypt');
-  const metrics = encryptMetrics(registry);
+  const metrics = encryptMetrics(registry, () => agencyCertificateExpiries(pool));
   const handler = createEncryptHandler({
     pool,
     blobStore,

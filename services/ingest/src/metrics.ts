@@ -27,6 +27,11 @@ export function ingestMetrics(registry: Registry) {
       labelNames: ['result'],
       registers: [registry],
     }),
+    tlsCertificateExpiry: new Gauge({
+      name: 'smgw_ingest_tls_certificate_expiry_timestamp_seconds',
+      help: 'When the STARTTLS certificate ingest loaded at start expires (Unix time; the first of the file)',
+      registers: [registry],
+    }),
     acceptDuration: new Histogram({
       name: 'smgw_ingest_accept_duration_seconds',
       help: 'Time from the DATA command to the final reply: streaming into the blob store, recording, publishing',

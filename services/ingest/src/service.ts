@@ -13,7 +13,7 @@ import { createRateLimits } from './rate-limits.ts';
 import { createRecipientVerification } from './recipient-verification.ts';
 import { createSmtpListener, DRAIN_TIMEOUT_MS, type SmtpListener } from './smtp-listener.ts';
 import { installSmtpServerPatches } from './smtp-server-patches.ts';
-import { loadTlsCredentials } from './tls.ts';
+import { certificateNotAfter, loadTlsCredentials } from './tls.ts';
 
 export interface RunningIngest {
   inboundPort: number;
@@ -76,6 +76,8 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
 
     const registry = createRegistry('ingest');
     const metrics = ingestMetrics(registry);
+    const tlsNotAfter = certificateNotAfter(tls.cert);
+    if (tlsNotAfter) metrics.tlsCertificateExpiry.set(tlsNotAfter.getTime() / 1000);
     const recipientVerification = createRecipientVerification(
       redis,
       {

@@ -2,6 +2,7 @@
 // made with the openssl command at start, kept in memory only. Never smtp-server's built-in certificate: its
 // private key is public.
 import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -80,5 +81,15 @@ export async function generateSelfSigned(hostname: string): Promise<TlsCredentia
     });
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** When the first certificate of a PEM file expires (for the expiry gauge); undefined if it cannot be parsed. */
+export function certificateNotAfter(pem: Buffer): Date | undefined {
+  try {
+    const notAfter = new Date(new X509Certificate(pem).validTo);
+    return Number.isNaN(notAfter.getTime()) ? undefined : notAfter;
+  } catch {
+    return undefined;
   }
 }
