@@ -103,7 +103,9 @@ export async function startTestGateway(
     const healthPort = name === 'admin' ? adminPort : await freePort();
     services[name] = serviceProcess(name, env, healthPort);
     for (let n = 2; n <= (options.replicas?.[name] ?? 1); n++) {
-      services[`${name}-${n}`] = serviceProcess(`${name}-${n}`, env, await freePort(), name);
+      // A further mailbox replica serves the portal on a port of its own (behind a load balancer in production).
+      const replicaEnv = name === 'mailbox' ? { ...env, SMGW_PORTAL_PORT: String(await freePort()) } : env;
+      services[`${name}-${n}`] = serviceProcess(`${name}-${n}`, replicaEnv, await freePort(), name);
     }
   }
   const gateway: TestGateway = {
