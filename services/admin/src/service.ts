@@ -13,8 +13,8 @@ export interface RunningAdmin {
 }
 
 /** The admin settings; the key-directory ones may be left out (no master key; revocation `require`). */
-export type AdminConfig = Omit<ConfigOf<typeof adminSettings>, 'masterKey' | 'revocationMode'> &
-  Partial<Pick<ConfigOf<typeof adminSettings>, 'masterKey' | 'revocationMode'>>;
+export type AdminConfig = Omit<ConfigOf<typeof adminSettings>, 'masterKey' | 'masterKeyPrevious' | 'revocationMode'> &
+  Partial<Pick<ConfigOf<typeof adminSettings>, 'masterKey' | 'masterKeyPrevious' | 'revocationMode'>>;
 
 export async function startAdmin(
   config: AdminConfig,
@@ -39,6 +39,12 @@ export async function startAdmin(
         revocationFetcher: createRevocationFetcher({ now, allow: config.revocationAllow }),
         masterKey: config.masterKey,
         now,
+      },
+      mailboxes: {
+        masterKeys: [config.masterKey, config.masterKeyPrevious].filter((key): key is Buffer => key !== undefined),
+        quotaBytes: config.mailboxQuotaBytes,
+        linkLifetimeMs: config.activationLinkLifetime,
+        pinDelayMs: config.pinDelay,
       },
     });
     await app.listen({ port: config.adminPort, host: config.adminBind });

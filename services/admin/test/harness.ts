@@ -26,6 +26,9 @@ export async function startTestAdmin(token: string, overrides: Partial<AdminConf
     adminToken: token,
     logLevel: 'silent',
     revocationAllow: { networks: [], endpoints: [] },
+    mailboxQuotaBytes: 30 * 1024 * 1024,
+    activationLinkLifetime: 14 * 24 * 3_600_000,
+    pinDelay: 5 * 60_000,
     ...overrides,
   };
   const logger = createLogger('admin-test', 'silent');
