@@ -190,3 +190,43 @@ export async function agencySigningFor(
   );
   return rows[0];
 }
+
+export type SetPortalReachableResult =
+  | { kind: 'updated'; address: string; agencyId: string; portalReachable: boolean }
+  | { kind: 'not-found' };
+
+/**
+ * Marks an agency address as one portal users may write to without replying (migration 013), or unmarks it. The
+ * address must already be an agency address (putAgencyAddress); with `agencyId`, only one of that agency's.
+ */
+export async function setAddressPortalReachable(
+  pool: Pool,
+  input: { address: string; portalReachable: boolean; agencyId?: string | undefined },
+): Promise<SetPortalReachableResult> {
+  const { rows } = await pool.query<{ address: string; agency_id: string }>(
+    `update agency_addresses set portal_reachable = $2
+      where address = $1 and ($3::text is null or agency_id = $3)
+      returning address, agency_id`,
+    [input.address.toLowerCase(), input.portalReachable, input.agencyId ?? null],
+  );
+  const row = rows[0];
+  if (!row) return { kind: 'not-found' };
+  return { kind: 'updated', address: row.address, agencyId: row.agency_id, portalReachable: input.portalReachable };
+}
+
+export interface PortalReachableAddress {
+  address: string;
+  agencyId: string;
+  agencyName: string;
+}
+
+/** The agency addresses portal users may write new messages to, by agency name, then address. */
+export async function listPortalReachableAddresses(pool: Pool): Promise<PortalReachableAddress[]> {
+  const { rows } = await pool.query<PortalReachableAddress>(
+    `select x.address, a.id as "agencyId", a.name as "agencyName"
+       from agency_addresses x join agencies a on a.id = x.agency_id
+      where x.portal_reachable
+      order by a.name, x.address`,
+  );
+  return rows;
+}
