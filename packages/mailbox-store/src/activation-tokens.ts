@@ -70,7 +70,12 @@ export function toToken(row: Record<string, unknown>): ActivationToken {
   };
 }
 
-export function openTokenSecrets(dataKey: Uint8Array, mailboxId: string, tokenId: string, sealed: Buffer): ActivationSecrets {
+export function openTokenSecrets(
+  dataKey: Uint8Array,
+  mailboxId: string,
+  tokenId: string,
+  sealed: Buffer,
+): ActivationSecrets {
   return JSON.parse(openSecret(dataKey, sealed, { aad: secretsAad(mailboxId, tokenId) }).toString('utf8'));
 }
 

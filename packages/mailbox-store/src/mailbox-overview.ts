@@ -21,7 +21,10 @@ export interface InactivityWarning {
 }
 
 /** Messages, bytes and unread messages of each folder (every folder listed, empty ones with zeros). */
-export async function countMailboxMessages(db: Queryable, mailboxId: string): Promise<Record<MailboxFolder, FolderCount>> {
+export async function countMailboxMessages(
+  db: Queryable,
+  mailboxId: string,
+): Promise<Record<MailboxFolder, FolderCount>> {
   const found = await db.query<{ folder: MailboxFolder; messages: string; bytes: string; unread: string }>(
     `select folder, count(*) as messages, coalesce(sum(size), 0) as bytes, count(*) filter (where read_at is null) as unread
        from mailbox_messages where mailbox_id = $1 group by folder`,
@@ -40,7 +43,10 @@ export async function countMailboxMessages(db: Queryable, mailboxId: string): Pr
 export async function findLiveActivationToken(
   db: Queryable,
   mailboxId: string,
-): Promise<Pick<ActivationToken, 'id' | 'createdAt' | 'expiresAt' | 'pinMailDueAt' | 'pinMailSentAt' | 'purpose' | 'attempts'> | undefined> {
+): Promise<
+  | Pick<ActivationToken, 'id' | 'createdAt' | 'expiresAt' | 'pinMailDueAt' | 'pinMailSentAt' | 'purpose' | 'attempts'>
+  | undefined
+> {
   const found = await db.query(
     `select id, created_at, expires_at, pin_mail_due_at, pin_mail_sent_at, purpose, attempts from mailbox_tokens
       where mailbox_id = $1 and used_at is null and revoked_at is null`,

@@ -140,8 +140,10 @@ export async function agencyRegistrationRoutes(
   }>(
     '/agency-registrations/:id/accept',
     {
-      // Before the schema, whose type coercion would turn "yes" or 1 into a boolean.
+      // Before the schema: the body is optional (a bare POST accepts), and the schema's type coercion would turn
+      // "yes" or 1 into a boolean.
       preValidation: async (req, reply) => {
+        if (req.body === undefined) req.body = {};
         const flag = (req.body as Record<string, unknown> | undefined)?.signOutbound;
         if (flag !== undefined && typeof flag !== 'boolean') {
           return reply.code(400).send(problem('BAD_REQUEST', 'body/signOutbound must be true or false'));
@@ -217,7 +219,10 @@ export async function agencyRegistrationRoutes(
       if (!note) return reply.code(400).send(problem('BAD_REQUEST', 'body/note must say why'));
       const decision = await rejectAgencyRegistration(options.pool, { id, operator, note, now: options.now() });
       if (decision.kind !== 'rejected') return refusal(reply, id, decision);
-      req.log.info({ code: 'AGENCY_REGISTRATION_REJECTED', registrationId: id, operator }, 'agency registration rejected');
+      req.log.info(
+        { code: 'AGENCY_REGISTRATION_REJECTED', registrationId: id, operator },
+        'agency registration rejected',
+      );
       return toJson(decision.registration);
     },
   );

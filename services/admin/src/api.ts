@@ -10,6 +10,7 @@ import { bearerTokenMatches } from './bearer-auth.ts';
 import { refuseUnacceptedBodyType, unsupportedMediaType } from './body-types.ts';
 import { type MailboxRouteOptions, mailboxRoutes } from './mailbox-routes.ts';
 import { pgpKeyRoutes } from './pgp-key-routes.ts';
+import { portalReachableRoutes } from './portal-reachable-routes.ts';
 import { codeOfStatus, problem } from './problem.ts';
 import { quarantineRoutes } from './quarantine-routes.ts';
 import { submissionAccountRoutes } from './submission-account-routes.ts';
@@ -97,6 +98,7 @@ export function buildAdminApi(options: {
       });
       await api.register(submissionAccountRoutes, { pool: options.pool });
       await api.register(agencyRegistrationRoutes, { pool: options.pool, now: keyDirectory.now });
+      await api.register(portalReachableRoutes, { pool: options.pool });
       await api.register(mailboxRoutes, { ...options.mailboxes, pool: options.pool, now: keyDirectory.now });
     },
     { prefix: '/api/v1' },

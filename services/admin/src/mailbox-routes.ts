@@ -285,9 +285,7 @@ export async function mailboxRoutes(api: FastifyInstance, options: MailboxRouteO
       });
       if (result === undefined) return notFound(reply, address);
       if (result === 'locked') {
-        return reply
-          .code(409)
-          .send(problem('MAILBOX_LOCKED', `the mailbox of ${address} is locked: unlock it first`));
+        return reply.code(409).send(problem('MAILBOX_LOCKED', `the mailbox of ${address} is locked: unlock it first`));
       }
       req.log.info(
         { code: 'MAILBOX_ACTIVATION_RESENT', mailboxId: found.id, tokenId: result.id, actor },
@@ -302,7 +300,11 @@ export async function mailboxRoutes(api: FastifyInstance, options: MailboxRouteO
     },
   );
 
-  api.delete<{ Params: { address: string }; Querystring: { confirm?: string }; Headers: { 'x-smgw-operator'?: string } }>(
+  api.delete<{
+    Params: { address: string };
+    Querystring: { confirm?: string };
+    Headers: { 'x-smgw-operator'?: string };
+  }>(
     '/mailboxes/:address',
     {
       schema: {
