@@ -26,6 +26,8 @@ export const NOTICE_KINDS = [
   'sender-pin',
   'over-quota-dsn',
   'over-quota-notice',
+  /** An operator's resend: a new link (earlier ones revoked); the PIN follows in pin-mail. */
+  'activation-resent',
 ] as const;
 export type NoticeKind = (typeof NOTICE_KINDS)[number];
 

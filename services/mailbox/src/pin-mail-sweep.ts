@@ -10,6 +10,7 @@ import { rfc5322Date } from '@smgw/mime';
 import type { Logger } from '@smgw/observability';
 import { masterKeyRing } from './arrival.ts';
 import { type MailboxTemplates, noticeEnvelope, recordNotice } from './notices.ts';
+import { sendDueResentLinkMails } from './resent-link-mails.ts';
 
 export interface PinMailDeps {
   pool: Pool;
@@ -17,6 +18,8 @@ export interface PinMailDeps {
   masterKey: Buffer;
   masterKeyPrevious?: Buffer | undefined;
   hostname: string;
+  /** SMGW_PUBLIC_URL: the link in the link mail of an operator's resend (resent-link-mails.ts). */
+  publicUrl: string;
   templates: MailboxTemplates;
   publish: (envelope: Envelope) => Promise<void>;
   onSent?: () => void;
@@ -58,8 +61,11 @@ export function startPinMailSweep(deps: PinMailDeps, intervalMs: number, log: Lo
   let running: Promise<void> | undefined;
   const tick = () => {
     if (running) return;
-    running = sendDuePinMails(deps)
-      .then((sent) => {
+    // Link mails of resends first, so a PIN never arrives before its link; a failure there waits for the next tick.
+    running = sendDueResentLinkMails(deps)
+      .then(async (links) => {
+        if (links > 0) log.info({ code: 'MAILBOX_RESENT_LINK_MAILS_SENT', sent: links }, 'resent link mails sent');
+        const sent = await sendDuePinMails(deps);
         if (sent > 0) log.info({ code: 'MAILBOX_PIN_MAILS_SENT', sent }, 'PIN mails sent');
       })
       .catch((err: Error) => log.warn({ code: 'MAILBOX_PIN_SWEEP_FAILED', err }, 'PIN mail sweep failed; will retry'))

@@ -55,6 +55,7 @@ export async function startMailbox(config: MailboxConfig, log: Logger): Promise<
       masterKey: config.masterKey,
       masterKeyPrevious: config.masterKeyPrevious,
       hostname: config.hostname,
+      publicUrl: config.publicUrl,
       templates,
       publish: (envelope) => mq.publish(envelope),
       onSent: () => metrics.pinMails.inc(),
