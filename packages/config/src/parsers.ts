@@ -278,6 +278,19 @@ export const delayList: Parser<number[]> = (raw) => {
   });
 };
 
+/**
+ * Which reverse proxies in front of a web listener are trusted to name the client (X-Forwarded-For): `off` (the
+ * default: the socket's address is the client) or comma-separated addresses/CIDR networks, in the form fastify's
+ * `trustProxy` takes. Never "everyone": a forged header would then choose the client address of rate limits.
+ */
+export const trustedProxies: Parser<false | string[]> = (raw) => {
+  const value = raw.trim().toLowerCase();
+  if (value === 'off' || value === 'false' || value === 'no') return false;
+  const networks = cidrList(raw).map(([address, bits]) => `${address.toString()}/${bits}`);
+  if (networks.length === 0) throw new Error('must be off or proxy addresses/networks like 10.0.0.0/8');
+  return networks;
+};
+
 /** One duration like "30d", "12h" or "90s" (retention periods). */
 export const duration: Parser<number> = (raw) => {
   const [ms, ...more] = delayList(raw);

@@ -20,6 +20,7 @@ import {
   secretToken,
   setting,
   text,
+  trustedProxies,
   url,
 } from './parsers.ts';
 
@@ -41,6 +42,23 @@ export const settings = {
   smtpSubmissionPort: setting('SMGW_SMTP_SUBMISSION_PORT', port, '2587', 'submission listener'),
   smtpBindHost: setting('SMGW_SMTP_BIND', text, '127.0.0.1', 'address the SMTP listeners bind to'),
   portalPort: setting('SMGW_PORTAL_PORT', port, '8080', 'web portal'),
+  portalBind: setting('SMGW_PORTAL_BIND', text, '127.0.0.1', 'address the web portal binds to'),
+  /** A portal session ends after this long without a request (OWASP: 15–30 minutes for sensitive data). */
+  portalSessionIdle: setting('SMGW_PORTAL_SESSION_IDLE', duration, '30m', 'portal session ends after this idle time'),
+  portalSessionMax: setting(
+    'SMGW_PORTAL_SESSION_MAX',
+    duration,
+    '12h',
+    'portal session ends this long after login, however active',
+  ),
+  portalTrustProxy: setting(
+    'SMGW_PORTAL_TRUST_PROXY',
+    trustedProxies,
+    'off',
+    'reverse proxies (addresses/CIDR) trusted to name the portal client in X-Forwarded-For; off: none',
+  ),
+  /** Wrong PINs per activation link before it is dead (counted in the database, so across replicas and restarts). */
+  pinMaxAttempts: setting('SMGW_PIN_MAX_ATTEMPTS', integer(1, 100), '5', 'wrong PINs before an activation link dies'),
   adminPort: setting('SMGW_ADMIN_PORT', port, '8081', 'admin API'),
   adminBind: setting('SMGW_ADMIN_BIND', text, '127.0.0.1', 'address the admin API binds to'),
   adminToken: setting(

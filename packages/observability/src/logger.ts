@@ -6,8 +6,13 @@ export type Logger = pino.Logger;
  * The process logger: JSON lines with `service`. Per message, use `messageLogger` so every line carries
  * `messageId` and `traceId`. Errors are logged with a stable SCREAMING_SNAKE `code` (docs/LOG-CODES.md).
  */
-export function createLogger(service: string, level = process.env.SMGW_LOG_LEVEL ?? 'info'): Logger {
-  return pino({
+export function createLogger(
+  service: string,
+  level = process.env.SMGW_LOG_LEVEL ?? 'info',
+  /** Where the lines go (tests capture them); default stdout. */
+  destination?: pino.DestinationStream,
+): Logger {
+  const options: pino.LoggerOptions = {
     level,
     base: { service },
     timestamp: pino.stdTimeFunctions.isoTime,
@@ -28,7 +33,8 @@ export function createLogger(service: string, level = process.env.SMGW_LOG_LEVEL
       ],
       censor: '[redacted]',
     },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 export function messageLogger(logger: Logger, ids: { id: string; traceId: string }): Logger {

@@ -27,6 +27,8 @@ export interface TestGateway {
   inboundPort: number;
   submissionPort: number;
   adminPort: number;
+  /** The Messenger portal of the mailbox service (http://127.0.0.1:<portalPort>). */
+  portalPort: number;
   adminToken: string;
   /** SMGW_MASTER_KEY of this gateway (random per run): seal agency keys with it (`sealSecret`) in tests. */
   masterKey: Buffer;
@@ -56,7 +58,12 @@ export async function startTestGateway(
     startSmtpSink(),
     startStubDns(),
   ]);
-  const [inboundPort, submissionPort, adminPort] = [await freePort(), await freePort(), await freePort()];
+  const [inboundPort, submissionPort, adminPort, portalPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
   const adminToken = randomBytes(24).toString('hex');
   const masterKey = options.env?.SMGW_MASTER_KEY
     ? Buffer.from(options.env.SMGW_MASTER_KEY, 'base64')
@@ -68,6 +75,7 @@ export async function startTestGateway(
     SMGW_SMTP_INBOUND_PORT: String(inboundPort),
     SMGW_SMTP_SUBMISSION_PORT: String(submissionPort),
     SMGW_ADMIN_PORT: String(adminPort),
+    SMGW_PORTAL_PORT: String(portalPort),
     SMGW_ADMIN_TOKEN: adminToken,
     SMGW_INTERNAL_DOMAINS: 'behoerde.example,*.land.example',
     SMGW_INTERNAL_RELAY: `127.0.0.1:${relay.port}`,
@@ -97,6 +105,7 @@ export async function startTestGateway(
     inboundPort,
     submissionPort,
     adminPort,
+    portalPort,
     adminToken,
     masterKey,
     keys: { keyStoreDir: db.keys.keyStoreDir, masterKey },

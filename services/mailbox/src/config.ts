@@ -18,6 +18,15 @@ export const mailboxSpec = {
   mailboxQuotaBytes: settings.mailboxQuotaBytes,
   pinDelay: settings.pinDelay,
   activationLinkLifetime: settings.activationLinkLifetime,
+  // The portal (src/portal/): sessions and rate limits in Redis.
+  redisUrl: settings.redisUrl,
+  redisPrefix: settings.redisPrefix,
+  portalPort: settings.portalPort,
+  portalBind: settings.portalBind,
+  portalSessionIdle: settings.portalSessionIdle,
+  portalSessionMax: settings.portalSessionMax,
+  portalTrustProxy: settings.portalTrustProxy,
+  pinMaxAttempts: settings.pinMaxAttempts,
 };
 
 export type MailboxConfig = ConfigOf<typeof mailboxSpec>;

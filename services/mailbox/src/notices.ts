@@ -26,6 +26,7 @@ export const NOTICE_KINDS = [
   'sender-pin',
   'over-quota-dsn',
   'over-quota-notice',
+  'reactivation-link',
   /** An operator's resend: a new link (earlier ones revoked); the PIN follows in pin-mail. */
   'activation-resent',
 ] as const;

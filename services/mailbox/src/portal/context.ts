@@ -1,0 +1,138 @@
+// What every page module gets: the portal's dependencies, the session store, the limits, and helpers to render a
+// view in the layout, require a login, and open the mailbox's data key. Page modules are plain functions
+// `(app, ctx) => Promise<void>` registered in app.ts (PORTAL_PAGES).
+import type { BlobStore } from '@smgw/blob-store';
+import type { Pool } from '@smgw/db';
+import type { Envelope } from '@smgw/envelope';
+import { type Mailbox, openMailboxKey } from '@smgw/mailbox-store';
+import type { Logger } from '@smgw/observability';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { MailboxTemplates } from '../notices.ts';
+import type { Language, Translate } from './i18n/index.ts';
+import type { Limits } from './limits.ts';
+import type { SessionRecord, SessionStore } from './session.ts';
+
+/** The portal's settings (from MailboxConfig; tests pass their own). */
+export interface PortalSettings {
+  /** SMGW_PUBLIC_URL: https makes the cookies __Host- and Secure and turns HSTS on. */
+  publicUrl: string;
+  /** SMGW_HOSTNAME: in generated mails. */
+  hostname: string;
+  /** SMGW_PORTAL_SESSION_IDLE, SMGW_PORTAL_SESSION_MAX (ms). */
+  sessionIdleMs: number;
+  sessionMaxMs: number;
+  /** SMGW_PORTAL_TRUST_PROXY: false, or the proxies' addresses/networks. */
+  trustProxy: false | string[];
+  /** SMGW_PIN_MAX_ATTEMPTS: wrong PINs per link (checkTokenPin). */
+  pinMaxAttempts: number;
+  /** SMGW_PIN_DELAY, SMGW_ACTIVATION_LINK_LIFETIME (ms): for tokens the portal makes. */
+  pinDelayMs: number;
+  linkLifetimeMs: number;
+  /** SMGW_MAILBOX_QUOTA_BYTES: the quota bar. */
+  quotaBytes: number;
+  /** SMGW_REDIS_PREFIX: every Redis key of the portal starts with it. */
+  redisPrefix: string;
+  /** Requests per client and minute over all pages; default REQUESTS_PER_CLIENT_PER_MINUTE (300). */
+  requestsPerClientPerMinute?: number;
+}
+
+export interface PortalDeps {
+  pool: Pool;
+  redis: Redis;
+  blobStore: BlobStore;
+  /** SMGW_MASTER_KEY and, during a rotation, SMGW_MASTER_KEY_PREVIOUS: mailbox data keys open under either. */
+  masterKey: Buffer;
+  masterKeyPrevious?: Buffer | undefined;
+  /** The notice templates (notices.ts), for the mails the portal sends. */
+  templates: MailboxTemplates;
+  /** Publishes a generated mail's envelope (confirmed) to its next stage: deliver. */
+  publish: (envelope: Envelope) => Promise<void>;
+  logger: Logger;
+  settings: PortalSettings;
+  /** The clock (tests inject one); default: new Date(). */
+  now?: () => Date;
+}
+
+/** The logged-in user of this request (set by app.ts for every request with a live session). */
+export interface PortalLogin {
+  session: SessionRecord;
+  /** Re-read from the database for this request: active, not locked, not deleted. */
+  mailbox: Mailbox;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The live session and its mailbox, or undefined when nobody is logged in. */
+    portalLogin: PortalLogin | undefined;
+    /** The language of this request's pages. */
+    lang: Language;
+  }
+  interface FastifyInstance {
+    /** Every route of the portal's pages (method, url pattern), for tests that walk them (CSRF on every POST). */
+    portalRoutes: { method: string; url: string }[];
+    /** Resolves when the work started by ctx.afterAnswer so far is done (tests; close waits for it too). */
+    portalWorkDone(): Promise<void>;
+  }
+  interface FastifyContextConfig {
+    /** Pages for logged-in users set this, or use ctx.requireLogin as preHandler. */
+    requireLogin?: boolean;
+  }
+}
+
+export interface RenderData {
+  /** The page's <title> (before " – SecureMail Messenger"); the view has its own h1. */
+  title: string;
+  [name: string]: unknown;
+}
+
+export interface PortalContext {
+  deps: PortalDeps;
+  settings: PortalSettings;
+  sessions: SessionStore;
+  limits: Limits;
+  now(): Date;
+  /** [SMGW_MASTER_KEY, SMGW_MASTER_KEY_PREVIOUS?] for openMailboxKey / the store's token functions. */
+  masterKeyRing: Buffer[];
+  /** The mailbox's data key (32 bytes). Zero it when done: `key.fill(0)` in a finally. */
+  openMailboxKey(mailbox: Mailbox): Buffer;
+  /** preHandler: a request without a live session is sent to /anmelden (303); after it, req.portalLogin is set. */
+  requireLogin(req: FastifyRequest, reply: FastifyReply): Promise<void>;
+  /** The logged-in user or a thrown error (use after requireLogin, for the type). */
+  login(req: FastifyRequest): PortalLogin;
+  /** Renders views/<view>.eta in the layout with `data` plus it.t, it.lang, it.csrfToken, it.login, it.quota… */
+  render(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    view: string,
+    data: RenderData,
+    status?: number,
+  ): Promise<FastifyReply>;
+  /** The error page (views/error.eta) with a status: 400, 403 (CSRF), 404, 429 (retryAfterMs), 500. */
+  renderError(req: FastifyRequest, reply: FastifyReply, status: number, retryAfterMs?: number): Promise<FastifyReply>;
+  /** t() of the request's language. */
+  t(req: FastifyRequest): Translate;
+  /** Logs in: rotates the session (the old cookie's session is destroyed), sets the cookie, a new CSRF secret. */
+  startSession(req: FastifyRequest, reply: FastifyReply, mailboxId: string): Promise<SessionRecord>;
+  /** Logs out this request's session and clears the cookie. */
+  endSession(req: FastifyRequest, reply: FastifyReply): Promise<void>;
+  /**
+   * Runs `work` after the answer, so the answer's timing does not tell what the work found (enumeration). A failure
+   * is logged with `failureCode`; closing the app waits for running work.
+   */
+  afterAnswer(req: FastifyRequest, failureCode: string, work: () => Promise<unknown>): void;
+  /** The client a limit counts (req.ip; IPv6 by /64). */
+  clientOf(req: FastifyRequest): string;
+  /** Cookie names (they depend on https). */
+  cookies: { session: string; csrf: string; lang: string };
+}
+
+export type PortalPage = (app: FastifyInstance, ctx: PortalContext) => Promise<void>;
+
+export function masterKeyRingOf(deps: Pick<PortalDeps, 'masterKey' | 'masterKeyPrevious'>): Buffer[] {
+  return deps.masterKeyPrevious ? [deps.masterKey, deps.masterKeyPrevious] : [deps.masterKey];
+}
+
+export function mailboxKeyOpener(ring: Buffer[]) {
+  return (mailbox: Mailbox) => openMailboxKey(ring, mailbox);
+}

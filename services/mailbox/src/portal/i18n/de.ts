@@ -1,0 +1,115 @@
+// Every text of the portal, German (the reference: en.ts must have the same keys, the type checker sees to it).
+// Placeholders are {name}; t() fills them in, and the views escape the result. Each page group has its own
+// section below (keys prefixed with the group): add keys inside your group's section only, so merges stay clean.
+export const de = {
+  // --- layout and common ---
+  'product.name': 'SecureMail Messenger',
+  'layout.skip': 'Zum Inhalt springen',
+  'layout.nav.label': 'Postfach',
+  'nav.inbox': 'Posteingang',
+  'nav.sent': 'Gesendet',
+  'nav.trash': 'Papierkorb',
+  'nav.compose': 'Schreiben',
+  'nav.keys': 'Schlüssel',
+  'nav.account': 'Konto',
+  'nav.logout': 'Abmelden',
+  'layout.language': 'Sprache',
+  'layout.language.switch': 'English',
+  'layout.footer': 'Vertrauliche Nachrichten von Behörden, verschlüsselt gespeichert.',
+  'layout.loggedInAs': 'Angemeldet als {address}',
+  'quota.label': 'Speicher',
+  'quota.text': '{used} MB von {quota} MB belegt',
+  'form.required': 'Pflichtfeld',
+  'form.errorSummary': 'Bitte korrigieren Sie die markierten Angaben.',
+
+  // --- errors ---
+  'error.404.title': 'Seite nicht gefunden',
+  'error.404.text': 'Diese Seite gibt es nicht. Prüfen Sie die Adresse oder gehen Sie zur Startseite.',
+  'error.429.title': 'Zu viele Versuche',
+  'error.429.text':
+    'Aus Sicherheitsgründen sind weitere Versuche vorübergehend gesperrt. Bitte warten Sie {minutes} Minuten und versuchen Sie es dann erneut.',
+  'error.500.title': 'Ein Fehler ist aufgetreten',
+  'error.500.text': 'Ihre Anfrage konnte nicht bearbeitet werden. Bitte versuchen Sie es später erneut.',
+  'error.csrf.title': 'Formular abgelaufen',
+  'error.csrf.text':
+    'Das Formular war nicht mehr gültig (Sicherheitsprüfung). Bitte laden Sie die Seite neu und senden Sie es erneut.',
+  'error.400.title': 'Ungültige Anfrage',
+  'error.400.text': 'Die Anfrage war nicht verständlich.',
+  'error.home': 'Zur Startseite',
+
+  // --- login (portal-core) ---
+  'login.title': 'Anmelden',
+  'login.intro': 'Melden Sie sich mit Ihrer E-Mail-Adresse und Ihrem Passwort an.',
+  'login.address': 'E-Mail-Adresse',
+  'login.password': 'Passwort',
+  'login.submit': 'Anmelden',
+  'login.failed': 'E-Mail-Adresse oder Passwort ist falsch, oder das Postfach ist nicht aktiviert.',
+  'login.lockedOut': 'Zu viele falsche Anmeldeversuche. Die Anmeldung ist für {minutes} Minuten gesperrt.',
+  'login.forgot': 'Passwort vergessen oder Link abgelaufen? Neuen Aktivierungslink anfordern',
+  'login.mailboxLocked':
+    'Dieses Postfach ist gesperrt. Bitte wenden Sie sich an die Behörde, die Ihnen geschrieben hat.',
+  'login.loggedOut': 'Sie sind abgemeldet.',
+  'login.sessionEnded': 'Ihre Sitzung ist abgelaufen. Bitte melden Sie sich erneut an.',
+
+  // --- activation (portal-core) ---
+  'activation.title': 'Postfach aktivieren',
+  'activation.intro':
+    'Geben Sie die PIN ein, die Sie per E-Mail (oder vom Absender) erhalten haben, und wählen Sie ein Passwort.',
+  'activation.pin': 'PIN (8 Ziffern)',
+  'activation.password': 'Neues Passwort',
+  'activation.passwordHint': 'Mindestens 12 Zeichen. Ein Satz aus mehreren Wörtern ist sicher und gut zu merken.',
+  'activation.passwordRepeat': 'Neues Passwort wiederholen',
+  'activation.submit': 'Aktivieren',
+  'activation.pinWrong': 'Die PIN ist falsch. Noch {left} Versuche.',
+  'activation.pinFormat': 'Die PIN besteht aus 8 Ziffern.',
+  'activation.passwordMismatch': 'Die beiden Passwörter stimmen nicht überein.',
+  'activation.passwordShort': 'Das Passwort muss mindestens {min} Zeichen lang sein.',
+  'activation.passwordWeak': 'Dieses Passwort ist zu leicht zu erraten. Wählen Sie ein längeres oder ungewöhnlicheres.',
+  'activation.dead.title': 'Link nicht mehr gültig',
+  'activation.dead.text':
+    'Dieser Aktivierungslink ist abgelaufen, wurde schon benutzt oder durch zu viele falsche PINs gesperrt.',
+  'activation.dead.action': 'Neuen Aktivierungslink anfordern',
+
+  // --- re-activation (portal-core) ---
+  'reactivation.title': 'Neuen Aktivierungslink anfordern',
+  'reactivation.intro':
+    'Geben Sie Ihre E-Mail-Adresse ein. Wenn es dazu ein Postfach gibt, senden wir einen neuen Link und danach eine PIN. Alle früheren Links und PINs werden ungültig.',
+  'reactivation.address': 'E-Mail-Adresse',
+  'reactivation.submit': 'Link anfordern',
+  'reactivation.sent.title': 'Anfrage erhalten',
+  'reactivation.sent.text':
+    'Wenn es zu dieser Adresse ein Postfach gibt, erhalten Sie in Kürze eine E-Mail mit einem Link und einige Minuten später eine zweite mit der PIN.',
+  'reactivation.addressInvalid': 'Bitte geben Sie eine gültige E-Mail-Adresse ein.',
+
+  // --- account (portal-core: /konto; the account helper adds its sections' keys here) ---
+  'account.title': 'Konto',
+  'account.address': 'Postfach: {address}',
+  'account.logoutEverywhere.heading': 'Überall abmelden',
+  'account.logoutEverywhere.text': 'Beendet alle Sitzungen dieses Postfachs auf allen Geräten, auch diese.',
+  'account.logoutEverywhere.submit': 'Überall abmelden',
+
+  // --- folders (placeholder by portal-core; the folders helper replaces it) ---
+  'folders.inbox.title': 'Posteingang',
+  'folders.empty': 'Keine Nachrichten.',
+  // --- end folders ---
+
+  // --- message ---
+  // --- end message ---
+
+  // --- compose ---
+  // --- end compose ---
+
+  // --- keys ---
+  // --- end keys ---
+
+  // --- account sections ---
+  // --- end account sections ---
+
+  // --- registration ---
+  // --- end registration ---
+
+  // --- agency registration ---
+  // --- end agency registration ---
+} as const;
+
+export type MessageKey = keyof typeof de;

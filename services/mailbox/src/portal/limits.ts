@@ -1,0 +1,116 @@
+// Lock-outs and rate limits of the portal's forms, in Redis (shared by every replica). A rule counts events per key
+// in a fixed window that starts with the first event; past `max` the key is blocked until the window ends. Keys are
+// SHA-256 of what they name (an address, a client), so Redis holds no addresses in clear.
+//
+// The general per-client request limit of every route is @fastify/rate-limit's (app.ts); these are the specific
+// ones: wrong passwords, wrong PINs, mails sent on request. Wrong PINs per link are counted in the database instead
+// (checkTokenPin), so a link dies after SMGW_PIN_MAX_ATTEMPTS wherever the guesses come from.
+import { createHash } from 'node:crypto';
+import { isIPv6 } from 'node:net';
+import type { Redis } from 'ioredis';
+
+export interface LimitRule {
+  /** Events allowed per window; the next one is refused. */
+  max: number;
+  windowMs: number;
+}
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+/** The rules, as data (tests and the README name them). */
+export const LIMIT_RULES = {
+  /** Wrong passwords for one mailbox, from anywhere: then the mailbox's login is locked for the window. */
+  loginPerMailbox: { max: 10, windowMs: 15 * MINUTE },
+  /** Wrong passwords from one client, for any addresses (also unknown ones): against password spraying. */
+  loginPerClient: { max: 30, windowMs: 15 * MINUTE },
+  /** Wrong PINs from one client, over every link. */
+  pinPerClient: { max: 20, windowMs: HOUR },
+  /** Re-activation mails to one address. */
+  reactivationPerAddress: { max: 3, windowMs: HOUR },
+  /** Re-activation requests from one client (any addresses, also unknown ones). */
+  reactivationPerClient: { max: 10, windowMs: HOUR },
+  /** Registration mails to one address (the registration page's helper uses these). */
+  registrationPerAddress: { max: 3, windowMs: HOUR },
+  registrationPerClient: { max: 10, windowMs: HOUR },
+} as const satisfies Record<string, LimitRule>;
+
+export type LimitName = keyof typeof LIMIT_RULES;
+
+export interface LimitState {
+  /** Events counted in the current window (after this one, for hit). */
+  count: number;
+  /** No further event is allowed in this window (count ≥ max): check with peek before doing the work. */
+  blocked: boolean;
+  /** This event itself was over the limit (count > max): after hit, refuse it. */
+  exceeded: boolean;
+  /** Milliseconds until the window ends (0 when nothing is counted). */
+  retryAfterMs: number;
+}
+
+export interface Limits {
+  rules: Record<LimitName, LimitRule>;
+  /** Counts one event (a wrong password, a mail sent) and tells whether the key is now past its limit. */
+  hit(name: LimitName, subject: string): Promise<LimitState>;
+  /** Whether the key is blocked, without counting (check before doing the work). */
+  peek(name: LimitName, subject: string): Promise<LimitState>;
+  /** Forgets the key's count (a right password clears the wrong ones of its mailbox). */
+  reset(name: LimitName, subject: string): Promise<void>;
+}
+
+// INCR and set the window on the first event only; returns the count and the time left.
+const HIT = `
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {n, ttl}`;
+
+export function createLimits(redis: Redis, prefix: string, rules: Record<LimitName, LimitRule> = LIMIT_RULES): Limits {
+  const key = (name: LimitName, subject: string) =>
+    `${prefix}portal:limit:${name}:${createHash('sha256').update(subject, 'utf8').digest('hex')}`;
+  const state = (name: LimitName, count: number, ttl: number): LimitState => ({
+    count,
+    blocked: count >= rules[name].max,
+    exceeded: count > rules[name].max,
+    retryAfterMs: count > 0 ? Math.max(0, ttl) : 0,
+  });
+  return {
+    rules,
+    async hit(name, subject) {
+      const [count, ttl] = (await redis.eval(HIT, 1, key(name, subject), rules[name].windowMs)) as [number, number];
+      return state(name, Number(count), Number(ttl));
+    },
+    async peek(name, subject) {
+      const [count, ttl] = await redis
+        .multi()
+        .get(key(name, subject))
+        .pttl(key(name, subject))
+        .exec()
+        .then((results) => (results ?? []).map(([, value]) => value) as [string | null, number]);
+      return state(name, Number(count ?? 0), Number(ttl));
+    },
+    async reset(name, subject) {
+      await redis.del(key(name, subject));
+    },
+  };
+}
+
+/**
+ * The client a limit counts: the address, or for IPv6 its /64 (anyone holds a whole /64, so counting single
+ * addresses would let one client be millions of clients).
+ */
+export function clientSubject(ip: string): string {
+  const plain = ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+  if (!isIPv6(plain)) return plain;
+  return `${expandIPv6(plain).slice(0, 4).join(':')}::/64`;
+}
+
+function expandIPv6(ip: string): string[] {
+  const [head = '', tail] = ip.split('::') as [string, string | undefined];
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const missing = 8 - left.length - right.length;
+  const groups = tail === undefined ? left : [...left, ...Array(Math.max(0, missing)).fill('0'), ...right];
+  return groups.map((g) => g.toLowerCase().replace(/^0+(?=.)/, ''));
+}

@@ -1,0 +1,94 @@
+// /reaktivieren: a new activation link for a forgotten password or a dead link. Every address gets the same answer
+// page at once; the work (is there a mailbox? then revoke every earlier link and PIN, make a new token, mail the
+// link now, the PIN after SMGW_PIN_DELAY through the PIN mail sweep) runs after the answer, so neither the page nor
+// its timing tells whether the address has a mailbox. Requests are limited per address and per client.
+import { withTransaction } from '@smgw/db';
+import { findMailbox, normalizeMailboxAddress, recordMailboxAudit, replaceActivationToken } from '@smgw/mailbox-store';
+import { rfc5322Date } from '@smgw/mime';
+import { noticeEnvelope, portalLinks, recordNotice } from '../../notices.ts';
+import type { PortalContext, PortalPage } from '../context.ts';
+import { formField } from './form-fields.ts';
+
+export const reactivationPages: PortalPage = async (app, ctx) => {
+  app.get('/reaktivieren', async (req, reply) =>
+    ctx.render(req, reply, 'pages/reactivation', { title: ctx.t(req)('reactivation.title') }),
+  );
+
+  app.post('/reaktivieren', async (req, reply) => {
+    const t = ctx.t(req);
+    const typed = formField(req.body, 'address', 320).trim();
+    let address: string;
+    try {
+      address = normalizeMailboxAddress(typed);
+    } catch {
+      return ctx.render(
+        req,
+        reply,
+        'pages/reactivation',
+        {
+          title: t('reactivation.title'),
+          values: { address: typed },
+          errors: { address: t('reactivation.addressInvalid') },
+        },
+        400,
+      );
+    }
+    // Counted for every address, known or not, so the limit itself tells nothing.
+    const perClient = await ctx.limits.hit('reactivationPerClient', ctx.clientOf(req));
+    if (perClient.exceeded) return ctx.renderError(req, reply, 429, perClient.retryAfterMs);
+    const perAddress = await ctx.limits.hit('reactivationPerAddress', address);
+    if (perAddress.exceeded) return ctx.renderError(req, reply, 429, perAddress.retryAfterMs);
+
+    ctx.afterAnswer(req, 'PORTAL_REACTIVATION_FAILED', () => reactivate(ctx, address));
+    return ctx.render(req, reply, 'pages/reactivation-sent', { title: t('reactivation.sent.title') });
+  });
+};
+
+/**
+ * When the address has a mailbox that is not locked: every earlier link and PIN stops working, a new token is made
+ * and its link mailed now (the PIN mail follows from the sweep, SMGW_PIN_DELAY later). Published before the commit:
+ * if the broker refuses, the old link stays valid.
+ */
+export async function reactivate(ctx: PortalContext, address: string): Promise<'sent' | 'no-mailbox'> {
+  const { deps, settings } = ctx;
+  const mailbox = await findMailbox(deps.pool, address);
+  if (!mailbox || mailbox.state === 'locked') return 'no-mailbox';
+  const now = ctx.now();
+  await withTransaction(deps.pool, async (db) => {
+    const { token, secrets } = await replaceActivationToken(db, {
+      mailbox,
+      masterKey: ctx.masterKeyRing,
+      now,
+      lifetimeMs: settings.linkLifetimeMs,
+      pinDelayMs: settings.pinDelayMs,
+      purpose: 'reactivation',
+    });
+    const notice = await noticeEnvelope(
+      { blobStore: deps.blobStore, templates: deps.templates, hostname: settings.hostname },
+      {
+        kind: 'reactivation-link',
+        to: mailbox.address,
+        values: {
+          activationUrl: portalLinks(settings.publicUrl).activation(secrets.link),
+          expiresAt: rfc5322Date(token.expiresAt),
+        },
+        // No message: the token's own trace, as its PIN mail has (pin-mail-sweep.ts).
+        traceId: token.id.replaceAll('-', ''),
+        now,
+      },
+    );
+    await recordMailboxAudit(db, {
+      mailboxId: mailbox.id,
+      address: mailbox.address,
+      event: 'mailbox.reactivation-requested',
+      actor: 'portal',
+      at: now,
+      detail: { notice: notice.envelope.id },
+    });
+    // The notice's message row is committed before publishing: deliver records against it.
+    await recordNotice(deps.pool, notice, undefined, now);
+    await deps.publish(notice.envelope);
+  });
+  deps.logger.info({ code: 'PORTAL_REACTIVATION_SENT', mailboxId: mailbox.id }, 're-activation link sent');
+  return 'sent';
+}

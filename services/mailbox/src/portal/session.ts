@@ -1,0 +1,131 @@
+// Portal sessions in Redis. The cookie carries a random 32-byte id; Redis holds only its SHA-256, so a copy of Redis
+// (or its keys in a log) does not let anyone in. A session ends after SMGW_PORTAL_SESSION_IDLE without a request and
+// SMGW_PORTAL_SESSION_MAX after login, whichever comes first; both are checked against the injected clock (the
+// Redis TTL only cleans up). A per-mailbox set of session hashes makes "log out everywhere" one call.
+import { createHash, randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+export interface SessionRecord {
+  /** SHA-256 (hex) of the cookie's id: how the session is named in Redis, logs and the per-mailbox set. */
+  key: string;
+  mailboxId: string;
+  createdAt: Date;
+  lastSeenAt: Date;
+}
+
+export interface SessionStore {
+  /** A new session for the mailbox; returns the id for the cookie (never stored). */
+  create(mailboxId: string): Promise<{ cookieId: string; session: SessionRecord }>;
+  /**
+   * The live session of a cookie id, its lastSeen moved to now; undefined (and removed) when unknown, idle too long
+   * or older than the maximum.
+   */
+  resolve(cookieId: string): Promise<SessionRecord | undefined>;
+  /** Logout: the session is gone. */
+  destroy(cookieId: string): Promise<void>;
+  /** Logout everywhere (or the mailbox was locked or deleted): every session of the mailbox is gone; returns how many. */
+  destroyAllOf(mailboxId: string, exceptKey?: string): Promise<number>;
+  /** Login: the old session (if any) is gone and a new one made, so an id planted before login is worthless. */
+  rotate(oldCookieId: string | undefined, mailboxId: string): Promise<{ cookieId: string; session: SessionRecord }>;
+}
+
+export interface SessionOptions {
+  redis: Redis;
+  /** SMGW_REDIS_PREFIX (tests: a prefix of their own). */
+  prefix: string;
+  idleMs: number;
+  maxMs: number;
+  now: () => Date;
+}
+
+/** The cookie's id as Redis knows it. Ids are 32 random bytes, so a fast hash is enough. */
+export function sessionKey(cookieId: string): string {
+  return createHash('sha256').update(cookieId, 'utf8').digest('hex');
+}
+
+const COOKIE_ID = /^[A-Za-z0-9_-]{43}$/;
+
+export function createSessionStore(options: SessionOptions): SessionStore {
+  const { redis, idleMs, maxMs } = options;
+  const sessionRedisKey = (key: string) => `${options.prefix}portal:session:${key}`;
+  const mailboxSetKey = (mailboxId: string) => `${options.prefix}portal:mailbox-sessions:${mailboxId}`;
+
+  async function save(session: SessionRecord): Promise<void> {
+    const now = options.now().getTime();
+    // Kept in Redis until it would end anyway (plus a minute, so the clock check and not the TTL decides).
+    const ttl = Math.max(1000, Math.min(idleMs, session.createdAt.getTime() + maxMs - now) + 60_000);
+    const value = JSON.stringify({
+      mailboxId: session.mailboxId,
+      created: session.createdAt.getTime(),
+      lastSeen: session.lastSeenAt.getTime(),
+    });
+    await redis
+      .multi()
+      .set(sessionRedisKey(session.key), value, 'PX', ttl)
+      .sadd(mailboxSetKey(session.mailboxId), session.key)
+      .pexpire(mailboxSetKey(session.mailboxId), maxMs + 60_000)
+      .exec();
+  }
+
+  async function remove(key: string, mailboxId?: string): Promise<void> {
+    const multi = redis.multi().del(sessionRedisKey(key));
+    if (mailboxId) multi.srem(mailboxSetKey(mailboxId), key);
+    await multi.exec();
+  }
+
+  const store: SessionStore = {
+    async create(mailboxId) {
+      const cookieId = randomBytes(32).toString('base64url');
+      const now = options.now();
+      const session = { key: sessionKey(cookieId), mailboxId, createdAt: now, lastSeenAt: now };
+      await save(session);
+      return { cookieId, session };
+    },
+
+    async resolve(cookieId) {
+      if (!COOKIE_ID.test(cookieId)) return undefined;
+      const key = sessionKey(cookieId);
+      const raw = await redis.get(sessionRedisKey(key));
+      if (!raw) return undefined;
+      const stored = JSON.parse(raw) as { mailboxId: string; created: number; lastSeen: number };
+      const now = options.now().getTime();
+      if (now - stored.lastSeen >= idleMs || now - stored.created >= maxMs) {
+        await remove(key, stored.mailboxId);
+        return undefined;
+      }
+      const session = {
+        key,
+        mailboxId: stored.mailboxId,
+        createdAt: new Date(stored.created),
+        lastSeenAt: new Date(now),
+      };
+      await save(session);
+      return session;
+    },
+
+    async destroy(cookieId) {
+      if (!COOKIE_ID.test(cookieId)) return;
+      const key = sessionKey(cookieId);
+      const raw = await redis.get(sessionRedisKey(key));
+      const mailboxId = raw ? (JSON.parse(raw) as { mailboxId: string }).mailboxId : undefined;
+      await remove(key, mailboxId);
+    },
+
+    async destroyAllOf(mailboxId, exceptKey) {
+      const keys = (await redis.smembers(mailboxSetKey(mailboxId))).filter((k) => k !== exceptKey);
+      if (keys.length === 0) return 0;
+      await redis
+        .multi()
+        .del(...keys.map(sessionRedisKey))
+        .srem(mailboxSetKey(mailboxId), ...keys)
+        .exec();
+      return keys.length;
+    },
+
+    async rotate(oldCookieId, mailboxId) {
+      if (oldCookieId) await store.destroy(oldCookieId);
+      return store.create(mailboxId);
+    },
+  };
+  return store;
+}

@@ -1,0 +1,257 @@
+// Logging in and out of the portal: the session is rotated at login, ends when idle or too old, ends everywhere on
+// request or when the mailbox is locked or deleted; wrong passwords lock the login per mailbox and per client; an
+// unknown address is answered exactly like a wrong password.
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { deleteMailbox, ensureMailbox, listMailboxAudit, setMailboxLocked } from '@smgw/mailbox-store';
+import { activeMailbox, type Browser, logIn, type PortalWorld, startPortalWorld } from './portal-world.ts';
+
+const PASSWORD = 'correct horse battery staple';
+const MINUTE = 60_000;
+
+/** The page without the values that differ on every answer (CSRF token). */
+const comparable = (body: string) => body.replace(/name="_csrf" value="[^"]+"/g, 'name="_csrf" value=""');
+
+let counter = 0;
+const newAddress = () => `user${++counter}-${Date.now().toString(36)}@buerger.example`;
+
+describe('portal login and sessions', () => {
+  let world: PortalWorld;
+  before(async () => {
+    world = await startPortalWorld();
+  });
+  after(() => world.close());
+  beforeEach(async () => {
+    // Limits are per client: every test its own counters.
+    const keys = await world.redis.keys(`${world.settings.redisPrefix}portal:limit:*`);
+    if (keys.length > 0) await world.redis.del(...keys);
+  });
+
+  const inboxStatus = async (browser: Browser) => (await browser.get('/postfach/eingang')).status;
+
+  it('logs in with the right password: a new session, the inbox, last login and an audit entry', async () => {
+    const address = newAddress();
+    const mailbox = await activeMailbox(world, address, PASSWORD);
+    const browser = world.browser();
+    assert.equal((await browser.get('/postfach/eingang')).location, '/anmelden');
+    const page = await logIn(browser, address.toUpperCase(), PASSWORD);
+    assert.equal(page.status, 303);
+    assert.equal(page.location, '/postfach/eingang');
+    assert.equal(await inboxStatus(browser), 200);
+    assert.equal((await browser.get('/')).location, '/postfach/eingang');
+    const { rows } = await world.db.pool.query('select last_login_at from mailboxes where id = $1', [mailbox.id]);
+    assert.deepEqual(rows[0].last_login_at, world.clock.now());
+    const audit = await listMailboxAudit(world.db.pool, address);
+    assert.ok(audit.some((e) => e.event === 'mailbox.logged-in' && e.actor === 'portal'));
+  });
+
+  it('rotates the session at login: a planted or earlier session id is worthless afterwards', async () => {
+    const address = newAddress();
+    await activeMailbox(world, address, PASSWORD);
+    const browser = world.browser();
+    // An attacker plants a session id before the victim logs in (fixation).
+    browser.cookies.set('smgw-session', 'A'.repeat(43));
+    await logIn(browser, address, PASSWORD);
+    const first = browser.cookies.get('smgw-session') as string;
+    assert.notEqual(first, 'A'.repeat(43));
+    assert.match(first, /^[A-Za-z0-9_-]{43}$/);
+    // Logging in again (same browser, a form from an open tab) rotates again; the earlier id no longer works.
+    await browser.get('/konto');
+    assert.equal((await browser.post('/anmelden', { address, password: PASSWORD })).status, 303);
+    const second = browser.cookies.get('smgw-session') as string;
+    assert.notEqual(second, first);
+    const old = world.browser();
+    old.cookies.set('smgw-session', first);
+    assert.equal((await old.get('/postfach/eingang')).location, '/anmelden');
+    assert.equal(await inboxStatus(browser), 200);
+  });
+
+  it('keeps only the SHA-256 of the session id in Redis', async () => {
+    const address = newAddress();
+    await activeMailbox(world, address, PASSWORD);
+    const browser = world.browser();
+    await logIn(browser, address, PASSWORD);
+    const id = browser.cookies.get('smgw-session') as string;
+    const keys = await world.redis.keys(`${world.settings.redisPrefix}portal:session:*`);
+    assert.equal(
+      keys.some((k) => k.includes(id)),
+      false,
+    );
+    for (const key of keys) assert.equal((await world.redis.get(key))?.includes(id), false);
+  });
+
+  it('ends a session after 30 minutes without a request, and not before', async () => {
+    const address = newAddress();
+    await activeMailbox(world, address, PASSWORD);
+    const browser = world.browser();
+    await logIn(browser, address, PASSWORD);
+    world.clock.advance(29 * MINUTE);
+    assert.equal(await inboxStatus(browser), 200); // a request: the idle time starts again
+    world.clock.advance(29 * MINUTE);
+    assert.equal(await inboxStatus(browser), 200);
+    world.clock.advance(30 * MINUTE);
+    assert.equal((await browser.get('/postfach/eingang')).location, '/anmelden');
+    assert.equal(browser.cookies.has('smgw-session'), false);
+  });
+
+  it('ends a session 12 hours after login however active it is', async () => {
+    const address = newAddress();
+    await activeMailbox(world, address, PASSWORD);
+    const browser = world.browser();
+    await logIn(browser, address, PASSWORD);
+    for (let elapsed = 0; elapsed < 12 * 60 - 20; elapsed += 20) {
+      world.clock.advance(20 * MINUTE);
+      assert.equal(await inboxStatus(browser), 200, `after ${elapsed + 20} minutes`);
+    }
+    world.clock.advance(20 * MINUTE);
+    assert.equal((await browser.get('/postfach/eingang')).location, '/anmelden');
+  });
+
+  it('logs out (POST with the form token): the session is gone on the server', async () => {
+    const address = newAddress();
+    await activeMailbox(world, address, PASSWORD);
+    const browser = world.browser();
+    await logIn(browser, address, PASSWORD);
+    const id = browser.cookies.get('smgw-session') as string;
+    await browser.get('/postfach/eingang');
+    const out = await browser.post('/abmelden');
+    assert.equal(out.status, 303);
+    assert.equal(out.location, '/anmelden?abgemeldet=1');
+    assert.match((await browser.get(out.location)).body, /Sie sind abgemeldet/);
+    const replay = world.browser();
+    replay.cookies.set('smgw-session', id);
+    assert.equal((await replay.get('/postfach/eingang')).location, '/anmelden');
+  });
+
+  it('logs out everywhere from /konto: every session of the mailbox ends, other mailboxes keep theirs', async () => {
+    const address = newAddress();
+    await activeMailbox(world, address, PASSWORD);
+    const other = newAddress();
+    await activeMailbox(world, other, PASSWORD);
+    const [laptop, phone, neighbour] = [world.browser(), world.browser('192.0.2.10'), world.browser()];
+    await logIn(laptop, address, PASSWORD);
+    await logIn(phone, address, PASSWORD);
+    await logIn(neighbour, other, PASSWORD);
+    const konto = await laptop.get('/konto');
+    assert.match(konto.body, /Überall abmelden/);
+    const out = await laptop.post('/konto/ueberall-abmelden');
+    assert.equal(out.status, 303);
+    assert.equal((await laptop.get('/postfach/eingang')).location, '/anmelden');
+    assert.equal((await phone.get('/postfach/eingang')).location, '/anmelden');
+    assert.equal(await inboxStatus(neighbour), 200);
+    const audit = await listMailboxAudit(world.db.pool, address);
+    assert.ok(audit.some((e) => e.event === 'mailbox.logged-out-everywhere'));
+  });
+
+  it('ends the sessions of a mailbox an operator locks, and refuses its login with a clear message', async () => {
+    const address = newAddress();
+    const mailbox = await activeMailbox(world, address, PASSWORD);
+    const browser = world.browser();
+    await logIn(browser, address, PASSWORD);
+    const id = browser.cookies.get('smgw-session') as string;
+    await setMailboxLocked(world.db.pool, mailbox.id, true, 'admin:test', world.clock.now());
+    assert.equal((await browser.get('/postfach/eingang')).location, '/anmelden');
+    // Unlocking does not bring the ended session back.
+    await setMailboxLocked(world.db.pool, mailbox.id, false, 'admin:test', world.clock.now());
+    const replay = world.browser();
+    replay.cookies.set('smgw-session', id);
+    assert.equal((await replay.get('/postfach/eingang')).location, '/anmelden');
+    await setMailboxLocked(world.db.pool, mailbox.id, true, 'admin:test', world.clock.now());
+    const locked = await logIn(world.browser(), address, PASSWORD);
+    assert.equal(locked.status, 403);
+    assert.match(locked.body, /Dieses Postfach ist gesperrt/);
+    const wrong = await logIn(world.browser(), address, 'wrong password for the lock');
+    assert.equal(wrong.status, 401);
+  });
+
+  it('ends the sessions of a deleted mailbox', async () => {
+    const address = newAddress();
+    const mailbox = await activeMailbox(world, address, PASSWORD);
+    const browser = world.browser();
+    await logIn(browser, address, PASSWORD);
+    await deleteMailbox(world.db.pool, mailbox.id);
+    assert.equal((await browser.get('/postfach/eingang')).location, '/anmelden');
+    const keys = await world.redis.smembers(`${world.settings.redisPrefix}portal:mailbox-sessions:${mailbox.id}`);
+    assert.deepEqual(keys, []);
+  });
+
+  it('answers an unknown address, a passive mailbox and a wrong password alike (status and page)', async () => {
+    const address = newAddress();
+    await activeMailbox(world, address, PASSWORD);
+    const passive = newAddress();
+    await ensureMailbox(world.db.pool, passive, world.db.keys.masterKey);
+    const answers = [];
+    for (const [who, password] of [
+      [address, 'a wrong password here'],
+      [newAddress(), 'a wrong password here'],
+      [passive, 'a wrong password here'],
+    ] as const) {
+      const page = await logIn(world.browser(`203.0.113.${answers.length + 1}`), who, password);
+      answers.push({ status: page.status, body: comparable(page.body).replace(who, 'ADDRESS') });
+    }
+    assert.equal(answers[0]?.status, 401);
+    assert.deepEqual(answers[1], answers[0]);
+    assert.deepEqual(answers[2], answers[0]);
+  });
+
+  it('locks the login of an address after 10 wrong passwords, even with the right one, and says so', async () => {
+    const address = newAddress();
+    await activeMailbox(world, address, PASSWORD);
+    for (let i = 0; i < 9; i++) {
+      const page = await logIn(world.browser(`198.51.100.${i + 1}`), address, `wrong password ${i}!`);
+      assert.equal(page.status, 401, `attempt ${i + 1}`);
+    }
+    const tenth = await logIn(world.browser('198.51.100.100'), address, 'wrong password 10!');
+    assert.equal(tenth.status, 429);
+    assert.match(tenth.body, /Zu viele falsche Anmeldeversuche/);
+    assert.ok(Number(tenth.headers['retry-after']) > 0);
+    const right = await logIn(world.browser('198.51.100.101'), address, PASSWORD);
+    assert.equal(right.status, 429);
+    const audit = await listMailboxAudit(world.db.pool, address);
+    assert.equal(audit.filter((e) => e.event === 'mailbox.login-locked-out').length, 1);
+    // The same for an address without a mailbox: the lock-out tells nothing either.
+    const unknown = newAddress();
+    for (let i = 0; i < 9; i++) await logIn(world.browser(`198.51.100.${i + 1}`), unknown, `wrong password ${i}!`);
+    assert.equal((await logIn(world.browser('198.51.100.100'), unknown, 'x')).status, 429);
+  });
+
+  it('locks a client out after 30 wrong passwords over any addresses (password spraying)', async () => {
+    const address = newAddress();
+    await activeMailbox(world, address, PASSWORD);
+    const sprayer = world.browser('192.0.2.99');
+    for (let i = 0; i < 29; i++) {
+      const page = await logIn(sprayer, newAddress(), 'Sommer2024!');
+      assert.equal(page.status, 401, `attempt ${i + 1}`);
+    }
+    assert.equal((await logIn(sprayer, newAddress(), 'Sommer2024!')).status, 429);
+    const page = await logIn(sprayer, address, PASSWORD);
+    assert.equal(page.status, 429);
+    assert.match(page.body, /Zu viele falsche Anmeldeversuche/);
+    // Another client is not affected.
+    assert.equal((await logIn(world.browser('192.0.2.100'), address, PASSWORD)).status, 303);
+  });
+
+  it('counts an IPv6 client by its /64', async () => {
+    const address = newAddress();
+    await activeMailbox(world, address, PASSWORD);
+    for (let i = 0; i < 30; i++) {
+      await logIn(world.browser(`2001:db8:1:2::${(i + 1).toString(16)}`), newAddress(), 'Sommer2024!');
+    }
+    assert.equal((await logIn(world.browser('2001:db8:1:2:ffff::1'), address, PASSWORD)).status, 429);
+    assert.equal((await logIn(world.browser('2001:db8:1:3::1'), address, PASSWORD)).status, 303);
+  });
+
+  it('never writes passwords or session ids into the log', async () => {
+    const address = newAddress();
+    await activeMailbox(world, address, PASSWORD);
+    const browser = world.browser();
+    await logIn(browser, address, 'a wrong password that must not be logged');
+    await logIn(browser, address, PASSWORD);
+    const id = browser.cookies.get('smgw-session') as string;
+    const log = world.logLines.join('\n');
+    for (const secret of [PASSWORD, 'a wrong password that must not be logged', id]) {
+      assert.equal(log.includes(secret), false, 'a secret in the log');
+    }
+    assert.ok(world.logLines.some((l) => l.includes('PORTAL_LOGGED_IN')));
+  });
+});
