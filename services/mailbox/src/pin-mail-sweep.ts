@@ -18,12 +18,16 @@ export interface PinMailDeps {
   masterKey: Buffer;
   masterKeyPrevious?: Buffer | undefined;
   hostname: string;
-  /** SMGW_PUBLIC_URL: the link in the link mail of an operator's resend (resent-link-mails.ts). */
-  publicUrl: string;
   templates: MailboxTemplates;
   publish: (envelope: Envelope) => Promise<void>;
   onSent?: () => void;
   now?: () => Date;
+}
+
+/** The sweep also sends the link mails of operators' resends (resent-link-mails.ts): they link to the portal. */
+export interface PinSweepDeps extends PinMailDeps {
+  /** SMGW_PUBLIC_URL */
+  publicUrl: string;
 }
 
 /** Sends up to `limit` due PIN mails; returns how many. */
@@ -57,7 +61,7 @@ export function pinSweepInterval(pinDelayMs: number): number {
 }
 
 /** Runs the sweep every `intervalMs` (never two at once); stop() waits for a running one. */
-export function startPinMailSweep(deps: PinMailDeps, intervalMs: number, log: Logger): { stop(): Promise<void> } {
+export function startPinMailSweep(deps: PinSweepDeps, intervalMs: number, log: Logger): { stop(): Promise<void> } {
   let running: Promise<void> | undefined;
   const tick = () => {
     if (running) return;

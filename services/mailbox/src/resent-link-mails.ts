@@ -9,10 +9,10 @@ import { lockDueResentLinkMails, markResentLinkMailed } from '@smgw/mailbox-stor
 import { rfc5322Date } from '@smgw/mime';
 import { masterKeyRing } from './arrival.ts';
 import { noticeEnvelope, portalLinks, recordNotice } from './notices.ts';
-import type { PinMailDeps } from './pin-mail-sweep.ts';
+import type { PinSweepDeps } from './pin-mail-sweep.ts';
 
 /** Sends up to `limit` due link mails of resends; returns how many. */
-export async function sendDueResentLinkMails(deps: PinMailDeps, limit = 20): Promise<number> {
+export async function sendDueResentLinkMails(deps: PinSweepDeps, limit = 20): Promise<number> {
   const now = (deps.now ?? (() => new Date()))();
   const links = portalLinks(deps.publicUrl);
   return withTransaction(deps.pool, async (db) => {

@@ -20,7 +20,7 @@ import {
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 import { simpleParser } from 'mailparser';
 import { loadMailboxTemplates } from '../src/notices.ts';
-import { type PinMailDeps, sendDuePinMails } from '../src/pin-mail-sweep.ts';
+import { type PinSweepDeps, sendDuePinMails } from '../src/pin-mail-sweep.ts';
 import { sendDueResentLinkMails } from '../src/resent-link-mails.ts';
 
 const HOUR = 3_600_000;
@@ -31,7 +31,7 @@ describe('link mails of an operator resend', () => {
   let db: TestDatabase;
   let blobStore: BlobStore;
   let published: Envelope[];
-  let deps: (now: Date) => PinMailDeps;
+  let deps: (now: Date) => PinSweepDeps;
 
   before(async () => {
     db = await createTestDatabase();
