@@ -112,6 +112,13 @@ export const settings = {
   ),
   maxMessageBytes: setting('SMGW_MAX_MESSAGE_BYTES', integer(1024, 2 ** 31), '52428800', 'SMTP SIZE limit'),
   mailboxQuotaBytes: setting('SMGW_MAILBOX_QUOTA_BYTES', integer(0, 2 ** 40), '31457280', 'portal mailbox quota'),
+  /** Text and attachments of one message a portal user writes, together (its Sent copy counts against the quota). */
+  portalMaxUploadBytes: setting(
+    'SMGW_PORTAL_MAX_UPLOAD_BYTES',
+    integer(1024, 2 ** 31),
+    '20971520',
+    'largest message a portal user may write (text and attachments)',
+  ),
   /** The recipient's PIN comes in a second mail, this long after the activation link (the sender gets it at once). */
   pinDelay: setting('SMGW_PIN_DELAY', duration, '5m', 'delay of the PIN mail after the activation link mail'),
   activationLinkLifetime: setting(

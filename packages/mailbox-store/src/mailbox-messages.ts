@@ -203,3 +203,20 @@ export async function readMailboxMessage(
   const row = found.rows[0];
   return row ? decryptMessage(dataKey, mailboxId, rowId, row.content) : undefined;
 }
+
+/**
+ * The mailbox's row of one gateway message in `folder` (a portal user's own message in 'sent': it is stored once,
+ * under the user's own address as recipient), with its summary when `dataKey` is given.
+ */
+export async function findMailboxMessageByMessageId(
+  db: Queryable,
+  input: { mailboxId: string; messageId: string; folders: readonly MailboxFolder[] },
+  dataKey?: Uint8Array,
+): Promise<MailboxMessageSummary | undefined> {
+  const found = await db.query(
+    `select ${SUMMARY_COLUMNS} from mailbox_messages
+      where mailbox_id = $1 and message_id = $2 and folder = any($3::text[]) order by received_at limit 1`,
+    [input.mailboxId, input.messageId, input.folders],
+  );
+  return found.rows[0] ? toSummary(found.rows[0], dataKey) : undefined;
+}

@@ -16,6 +16,8 @@ export const mailboxSpec = {
   hostname: settings.hostname,
   publicUrl: settings.publicUrl,
   mailboxQuotaBytes: settings.mailboxQuotaBytes,
+  internalDomains: settings.internalDomains,
+  portalMaxUploadBytes: settings.portalMaxUploadBytes,
   pinDelay: settings.pinDelay,
   activationLinkLifetime: settings.activationLinkLifetime,
   // The portal (src/portal/): sessions and rate limits in Redis.

@@ -103,6 +103,8 @@ export async function startMailbox(config: MailboxConfig, log: Logger): Promise<
       linkLifetimeMs: config.activationLinkLifetime,
       quotaBytes: config.mailboxQuotaBytes,
       redisPrefix: config.redisPrefix,
+      internalDomains: config.internalDomains,
+      maxUploadBytes: config.portalMaxUploadBytes,
     },
   });
   await portal.listen({ port: config.portalPort, host: config.portalBind });

@@ -24,6 +24,7 @@ import { isLanguage, type Language, type MessageKey, translator } from './i18n/i
 import { clientSubject, createLimits } from './limits.ts';
 import { accountPages } from './pages/account.ts';
 import { activationPages } from './pages/activation.ts';
+import { composePages } from './pages/compose.ts';
 import { folderPlaceholderPages } from './pages/folders-placeholder.ts';
 import { homePages } from './pages/home.ts';
 import { loginPages } from './pages/login.ts';
@@ -43,6 +44,7 @@ export const PORTAL_PAGES: PortalPage[] = [
   reactivationPages,
   accountPages,
   folderPlaceholderPages,
+  composePages,
 ];
 
 /** Requests per client and minute over all pages (the forms have stricter limits of their own: limits.ts). */

@@ -33,6 +33,10 @@ export interface PortalSettings {
   quotaBytes: number;
   /** SMGW_REDIS_PREFIX: every Redis key of the portal starts with it. */
   redisPrefix: string;
+  /** SMGW_INTERNAL_DOMAINS: the only domains a portal user may write to (portal-write); none when unset. */
+  internalDomains?: string[] | undefined;
+  /** SMGW_PORTAL_MAX_UPLOAD_BYTES: text and attachments of one message (portal-write); default 20 MB. */
+  maxUploadBytes?: number | undefined;
   /** Requests per client and minute over all pages; default REQUESTS_PER_CLIENT_PER_MINUTE (300). */
   requestsPerClientPerMinute?: number;
 }

@@ -97,6 +97,49 @@ export const de = {
   // --- end message ---
 
   // --- compose ---
+  'compose.title': 'Nachricht schreiben',
+  'compose.intro':
+    'Sie können an die hier aufgeführten Behörden schreiben. Ihre Nachricht wird auf Schadsoftware geprüft und auf gesichertem Weg an die Behörde übermittelt.',
+  'compose.noRecipients':
+    'Derzeit ist keine Behörde für neue Nachrichten freigegeben. Sie können aber auf Nachrichten in Ihrem Posteingang antworten.',
+  'compose.to': 'An',
+  'compose.to.choose': 'Bitte wählen',
+  'compose.subject': 'Betreff',
+  'compose.text': 'Nachricht',
+  'compose.attachments': 'Anhänge (freiwillig)',
+  'compose.attachments.hint':
+    'Höchstens {count} Dateien, zusammen mit dem Text höchstens {maxMb} MB. Die gesendete Nachricht wird im Ordner „Gesendet“ gespeichert und zählt zu Ihrem Speicher.',
+  'compose.submit': 'Senden',
+  'compose.reattach': 'Falls Sie Anhänge gewählt hatten: Bitte wählen Sie sie erneut aus.',
+  'compose.failed':
+    'Ihre Nachricht konnte wegen einer technischen Störung nicht gesendet werden. Bitte senden Sie sie erneut; sie wird dabei nicht doppelt verschickt.',
+  'compose.sent.title': 'Gesendet',
+  'compose.sent.text': 'Ihre Nachricht wurde gesendet. Eine Kopie finden Sie im Ordner „Gesendet“.',
+  'compose.sent.toSent': 'Zum Ordner „Gesendet“',
+  'compose.reply.title': 'Antworten',
+  'compose.reply.to': 'An (Absender der Nachricht)',
+  'compose.reply.quoteIntro': 'Am {date} schrieb {from}:',
+  'compose.reply.refused.title': 'Antworten nicht möglich',
+  'compose.reply.refused.text':
+    'Über das Portal können Sie nur Behörden antworten. Diese Nachricht kommt nicht von einer Behördenadresse und kann deshalb hier nicht beantwortet werden.',
+  'compose.back': 'Zurück zum Posteingang',
+  'compose.error.SUBJECT_MISSING': 'Bitte geben Sie einen Betreff ein.',
+  'compose.error.SUBJECT_LINE_BREAK': 'Der Betreff muss eine einzelne Zeile sein.',
+  'compose.error.SUBJECT_TOO_LONG': 'Der Betreff darf höchstens 250 Zeichen lang sein.',
+  'compose.error.TEXT_TOO_LONG': 'Der Text ist zu lang.',
+  'compose.error.MESSAGE_EMPTY': 'Bitte schreiben Sie einen Text oder fügen Sie einen Anhang hinzu.',
+  'compose.error.TOO_MANY_ATTACHMENTS': 'Zu viele Anhänge.',
+  'compose.error.UPLOAD_TOO_LARGE': 'Text und Anhänge sind zusammen zu groß (höchstens {maxMb} MB).',
+  'compose.error.QUOTA_EXCEEDED':
+    'Ihr Speicher reicht für diese Nachricht nicht aus. Bitte löschen Sie Nachrichten und leeren Sie den Papierkorb.',
+  'compose.error.NO_RECIPIENT': 'Bitte wählen Sie einen Empfänger.',
+  'compose.error.TOO_MANY_RECIPIENTS': 'Zu viele Empfänger.',
+  'compose.error.RECIPIENT_NOT_REACHABLE': 'An diese Adresse können Sie über das Portal nicht schreiben.',
+  'compose.error.REPLY_SENDER_NOT_AGENCY': 'Über das Portal können Sie nur Behörden antworten.',
+  'compose.error.REPLY_NO_SENDER': 'Diese Nachricht hat keinen eindeutigen Absender.',
+  'compose.error.REPLY_ORIGINAL_NOT_FOUND': 'Die Nachricht, auf die Sie antworten, gibt es nicht mehr.',
+  'compose.error.MAILBOX_NOT_ACTIVE': 'Aus diesem Postfach kann nicht gesendet werden.',
+  'compose.error.DRAFT_TAKEN': 'Das Formular ist abgelaufen. Bitte öffnen Sie es neu.',
   // --- end compose ---
 
   // --- keys ---

@@ -94,6 +94,49 @@ export const en: Record<MessageKey, string> = {
   // --- end message ---
 
   // --- compose ---
+  'compose.title': 'Write a message',
+  'compose.intro':
+    'You can write to the agencies listed here. Your message is checked for malware and passed to the agency over a secure channel.',
+  'compose.noRecipients':
+    'No agency is open for new messages at the moment. You can still reply to messages in your inbox.',
+  'compose.to': 'To',
+  'compose.to.choose': 'Please choose',
+  'compose.subject': 'Subject',
+  'compose.text': 'Message',
+  'compose.attachments': 'Attachments (optional)',
+  'compose.attachments.hint':
+    'At most {count} files, together with the text at most {maxMb} MB. The sent message is kept in the Sent folder and counts towards your storage.',
+  'compose.submit': 'Send',
+  'compose.reattach': 'If you had chosen attachments, please choose them again.',
+  'compose.failed':
+    'Your message could not be sent because of a technical fault. Please send it again; it will not be sent twice.',
+  'compose.sent.title': 'Sent',
+  'compose.sent.text': 'Your message has been sent. A copy is in your Sent folder.',
+  'compose.sent.toSent': 'Go to the Sent folder',
+  'compose.reply.title': 'Reply',
+  'compose.reply.to': 'To (sender of the message)',
+  'compose.reply.quoteIntro': 'On {date}, {from} wrote:',
+  'compose.reply.refused.title': 'Reply not possible',
+  'compose.reply.refused.text':
+    'Through the portal you can only reply to agencies. This message does not come from an agency address, so it cannot be answered here.',
+  'compose.back': 'Back to the inbox',
+  'compose.error.SUBJECT_MISSING': 'Please enter a subject.',
+  'compose.error.SUBJECT_LINE_BREAK': 'The subject must be a single line.',
+  'compose.error.SUBJECT_TOO_LONG': 'The subject may be at most 250 characters long.',
+  'compose.error.TEXT_TOO_LONG': 'The text is too long.',
+  'compose.error.MESSAGE_EMPTY': 'Please write a text or add an attachment.',
+  'compose.error.TOO_MANY_ATTACHMENTS': 'Too many attachments.',
+  'compose.error.UPLOAD_TOO_LARGE': 'Text and attachments together are too large (at most {maxMb} MB).',
+  'compose.error.QUOTA_EXCEEDED':
+    'Your storage is too full for this message. Please delete messages and empty the trash.',
+  'compose.error.NO_RECIPIENT': 'Please choose a recipient.',
+  'compose.error.TOO_MANY_RECIPIENTS': 'Too many recipients.',
+  'compose.error.RECIPIENT_NOT_REACHABLE': 'You cannot write to this address through the portal.',
+  'compose.error.REPLY_SENDER_NOT_AGENCY': 'Through the portal you can only reply to agencies.',
+  'compose.error.REPLY_NO_SENDER': 'This message has no single sender.',
+  'compose.error.REPLY_ORIGINAL_NOT_FOUND': 'The message you are replying to no longer exists.',
+  'compose.error.MAILBOX_NOT_ACTIVE': 'This mailbox cannot send.',
+  'compose.error.DRAFT_TAKEN': 'The form has expired. Please open it again.',
   // --- end compose ---
 
   // --- keys ---

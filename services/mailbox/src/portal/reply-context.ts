@@ -1,0 +1,57 @@
+// What a reply needs of the message it answers, read from its header block: the sender (From, never Reply-To or
+// Cc: whoever sent the original may set those to anyone), its Message-ID and References for threading, and its
+// subject for "Re: …". Only the header block is read; nothing is trusted beyond its shape.
+import { decodeEncodedWords, headerValue, listedAddresses, splitHeaderBlock } from '@smgw/mime';
+import { simpleParser } from 'mailparser';
+import { wellFormedMessageId } from './compose.ts';
+
+export interface ReplyContext {
+  /** The addresses of the original's From field, in order ('' for a name without an address). */
+  fromAddresses: string[];
+  /** The original's Message-ID with angle brackets, if well formed. */
+  messageId: string | undefined;
+  /** The original's References, well-formed ids only, oldest first. */
+  references: string[];
+  /** The original's subject, decoded, one line ('' when it has none). */
+  subject: string;
+}
+
+export function readReplyContext(raw: Buffer): ReplyContext {
+  const { fields } = splitHeaderBlock(raw);
+  const from = headerValue(fields, 'from');
+  const messageId = /<[^<>\s]+>/.exec(headerValue(fields, 'message-id') ?? '')?.[0];
+  const references = (headerValue(fields, 'references') ?? '').match(/<[^<>\s]+>/g) ?? [];
+  const subject = decodeEncodedWords(Buffer.from(headerValue(fields, 'subject') ?? '', 'latin1').toString('utf8'))
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
+    .replace(/[\x00-\x1f\x7f]+/g, ' ')
+    .trim();
+  return {
+    fromAddresses: from === undefined ? [] : listedAddresses(from),
+    messageId: messageId && wellFormedMessageId(messageId) ? messageId : undefined,
+    references: references.filter(wellFormedMessageId),
+    subject,
+  };
+}
+
+/** "Re: <subject>", without stacking prefixes (Re:, RE:, AW:, Aw:, WG: not repeated). */
+export function replySubject(subject: string): string {
+  const bare = subject.replace(/^(\s*(re|aw|antw)\s*(\[\d+\])?\s*:\s*)+/i, '').trim();
+  return `Re: ${bare}`;
+}
+
+/** At most this much of the original's text is quoted in a reply (the rest is cut with a line "[…]"). */
+export const MAX_QUOTED_CHARS = 20_000;
+
+/**
+ * The original's plain text (mailparser: the text part, or the text of its HTML), each line prefixed with "> ",
+ * after a line such as "On <date>, <from> wrote:". Nothing is rendered as HTML: this goes into a textarea.
+ */
+export async function quoteOriginal(raw: Buffer, intro: (from: string, date: string) => string): Promise<string> {
+  const parsed = await simpleParser(raw, { maxHeadSize: 64 * 1024, maxChildNodes: 200, skipImageLinks: true });
+  const text = (parsed.text ?? '').replace(/\r\n?/g, '\n').trimEnd();
+  const cut = text.length > MAX_QUOTED_CHARS ? `${text.slice(0, MAX_QUOTED_CHARS)}\n[…]` : text;
+  const from = parsed.from?.value[0]?.address ?? '';
+  const date = parsed.date && !Number.isNaN(parsed.date.getTime()) ? parsed.date.toISOString().slice(0, 10) : '';
+  const quoted = cut.split('\n').map((line) => (line === '' ? '>' : `> ${line}`));
+  return `\n\n${intro(from, date)}\n${quoted.join('\n')}\n`;
+}

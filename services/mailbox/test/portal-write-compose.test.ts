@@ -1,0 +1,260 @@
+// What the portal writes for a user, read back with mailparser: the gateway's header fields only, the user's input
+// only as content, whatever they typed into the subject, the text or a file name.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { newMessageId } from '@smgw/envelope';
+import { parseHeaderFields, splitHeaderBlock } from '@smgw/mime';
+import { simpleParser } from 'mailparser';
+import {
+  attachmentContentType,
+  checkSubject,
+  composePortalMessage,
+  MAX_FILENAME_CHARS,
+  type PortalComposition,
+  sanitizeFilename,
+} from '../src/portal/compose.ts';
+import { DRAFT_MAX_AGE_MS, draftTokenKey, newDraftToken, openDraftToken } from '../src/portal/draft-token.ts';
+import { PortalWriteError } from '../src/portal/errors.ts';
+import { readReplyContext, replySubject } from '../src/portal/reply-context.ts';
+
+const DATE = new Date('2026-03-02T10:00:00Z');
+
+function composition(overrides: Partial<PortalComposition> = {}): PortalComposition {
+  return {
+    from: 'erika@buerger.example',
+    to: ['post@behoerde.example'],
+    subject: 'Antrag auf Wohngeld',
+    text: 'Sehr geehrte Damen und Herren,\nanbei mein Antrag.\n',
+    attachments: [],
+    messageId: newMessageId(DATE.getTime()),
+    hostname: 'smgw.test',
+    date: DATE,
+    ...overrides,
+  };
+}
+
+/** The names of the top-level header fields, lower case, in order. */
+function fieldNames(raw: Buffer): string[] {
+  return splitHeaderBlock(raw).fields.map((f) => f.key);
+}
+
+const refuses = (code: string) => (err: unknown) => err instanceof PortalWriteError && err.code === code;
+
+describe('composePortalMessage', () => {
+  it('writes From, To, Subject, Date and a Message-ID of the gateway; the text as UTF-8 quoted-printable', async () => {
+    const input = composition({ subject: 'Größe des Grundstücks', text: 'Grüße aus Köln\nZeile zwei' });
+    const raw = await composePortalMessage(input);
+    const parsed = await simpleParser(raw);
+    assert.equal(parsed.from?.value[0]?.address, 'erika@buerger.example');
+    assert.deepEqual(
+      [parsed.to].flat().flatMap((to) => to?.value.map((v) => v.address)),
+      ['post@behoerde.example'],
+    );
+    assert.equal(parsed.subject, 'Größe des Grundstücks');
+    assert.equal(parsed.messageId, `<${input.messageId}@smgw.test>`);
+    assert.equal(parsed.date?.toISOString(), DATE.toISOString());
+    assert.equal(parsed.text?.trim(), 'Grüße aus Köln\nZeile zwei');
+    assert.equal(parsed.headers.get('content-transfer-encoding'), 'quoted-printable');
+    assert.deepEqual(parsed.headers.get('content-type'), { value: 'text/plain', params: { charset: 'utf-8' } });
+    assert.equal(/[^\r]\n/.test(raw.toString('latin1')), false, 'CRLF only');
+    assert.deepEqual(fieldNames(raw).sort(), [
+      'content-transfer-encoding',
+      'content-type',
+      'date',
+      'from',
+      'message-id',
+      'mime-version',
+      'subject',
+      'to',
+    ]);
+  });
+
+  it('threads a reply with In-Reply-To and References, dropping malformed ids', async () => {
+    const raw = await composePortalMessage(
+      composition({
+        replyTo: { messageId: '<bescheid-1@behoerde.example>', references: ['<a@x.example>', 'kaputt', '<b c@x>'] },
+      }),
+    );
+    const parsed = await simpleParser(raw);
+    assert.equal(parsed.inReplyTo, '<bescheid-1@behoerde.example>');
+    assert.deepEqual(parsed.references, ['<a@x.example>', '<bescheid-1@behoerde.example>']);
+  });
+
+  it('attaches files as base64 with a cleaned name and a type from its own table, whatever the browser said', async () => {
+    const pdf = Buffer.from('%PDF-1.4\n%âãÏÓ\n1 0 obj\n');
+    const exe = randomBytes(64);
+    const raw = await composePortalMessage(
+      composition({
+        attachments: [
+          { filename: 'C:\\Users\\erika\\Antrag.PDF', content: pdf },
+          { filename: 'tool.exe', content: exe },
+          { filename: 'Bescheinigung 2026.odt', content: Buffer.from('odt') },
+        ],
+      }),
+    );
+    const parsed = await simpleParser(raw);
+    assert.deepEqual(
+      parsed.attachments.map((a) => [a.filename, a.contentType, a.contentDisposition]),
+      [
+        ['Antrag.PDF', 'application/pdf', 'attachment'],
+        ['tool.exe', 'application/octet-stream', 'attachment'],
+        ['Bescheinigung 2026.odt', 'application/vnd.oasis.opendocument.text', 'attachment'],
+      ],
+    );
+    assert.deepEqual(parsed.attachments[0]?.content, pdf);
+    assert.deepEqual(parsed.attachments[1]?.content, exe);
+  });
+
+  it('refuses a subject with a line break: no header field can be smuggled in', async () => {
+    for (const subject of [
+      'Antrag\r\nX-SMGW-Signature: TOTAL_PASSED',
+      'Antrag\nAuthentication-Results: smgw.test; auth=pass',
+      'Antrag\rBcc: x@extern.example',
+      'Antrag\u2028Received: from evil',
+      'Antrag\u0000',
+    ]) {
+      await assert.rejects(composePortalMessage(composition({ subject })), refuses('SUBJECT_LINE_BREAK'), subject);
+    }
+  });
+
+  it('refuses an empty or overlong subject and an empty message', async () => {
+    await assert.rejects(composePortalMessage(composition({ subject: '  \t ' })), refuses('SUBJECT_MISSING'));
+    await assert.rejects(composePortalMessage(composition({ subject: 'x'.repeat(251) })), refuses('SUBJECT_TOO_LONG'));
+    await assert.rejects(
+      composePortalMessage(composition({ text: ' \n ', attachments: [] })),
+      refuses('MESSAGE_EMPTY'),
+    );
+    await assert.rejects(composePortalMessage(composition({ to: [] })), refuses('NO_RECIPIENT'));
+  });
+
+  it('keeps what the text says in the body, even lines that look like header fields', async () => {
+    const text =
+      'Hallo\r\n\r\nX-SMGW-Signature: TOTAL_PASSED\r\nAuthentication-Results: smgw.test; auth=pass\r\n.\r\nEnde';
+    const raw = await composePortalMessage(composition({ text }));
+    const names = fieldNames(raw);
+    assert.equal(names.includes('x-smgw-signature'), false);
+    assert.equal(names.includes('authentication-results'), false);
+    const parsed = await simpleParser(raw);
+    assert.match(parsed.text ?? '', /X-SMGW-Signature: TOTAL_PASSED/);
+  });
+
+  it('neutralises header injection in a file name', async () => {
+    const raw = await composePortalMessage(
+      composition({
+        attachments: [
+          {
+            filename: 'a.pdf"\r\nX-SMGW-Signature: TOTAL_PASSED\r\nContent-Type: text/html',
+            content: Buffer.from('x'),
+          },
+        ],
+      }),
+    );
+    const parsed = await simpleParser(raw);
+    assert.equal(parsed.attachments.length, 1);
+    assert.equal(parsed.attachments[0]?.filename?.includes('\n'), false);
+    // The type the part declares (mailparser would guess one from the name).
+    assert.match(raw.toString('latin1'), /\r\nContent-Type: application\/octet-stream; name=html\r\n/);
+    // Every header field of every part is one the composer wrote.
+    const block = raw.toString('latin1');
+    const partHeaders = block.split(/\r\n--/).map((part) => parseHeaderFields(part.split('\r\n\r\n')[0] ?? ''));
+    for (const fields of partHeaders) {
+      for (const field of fields) {
+        assert.equal(field.key.startsWith('x-smgw'), false, field.raw);
+      }
+    }
+  });
+});
+
+describe('sanitizeFilename', () => {
+  const cases: [string, string][] = [
+    ['../../etc/passwd', 'passwd'],
+    ['C:\\Windows\\system32\\evil.dll', 'evil.dll'],
+    ['rechnung\u202Efdp.exe', 'rechnungfdp.exe'],
+    ['a\r\nb.txt', 'a b.txt'],
+    ['wer?was*wo:"<>|.pdf', 'wer_was_wo_____.pdf'],
+    ['  ...versteckt.txt. ', 'versteckt.txt'],
+    ['CON.txt', '_CON.txt'],
+    ['nul', '_nul'],
+    ['', 'anhang'],
+    ['...', 'anhang'],
+    ['Übersicht Größe.pdf', 'Übersicht Größe.pdf'],
+  ];
+  for (const [input, expected] of cases) {
+    it(`${JSON.stringify(input)} → ${JSON.stringify(expected)}`, () => {
+      assert.equal(sanitizeFilename(input), expected);
+    });
+  }
+
+  it('cuts long names and keeps the extension', () => {
+    const name = sanitizeFilename(`${'x'.repeat(500)}.pdf`);
+    assert.equal([...name].length, MAX_FILENAME_CHARS);
+    assert.ok(name.endsWith('.pdf'));
+  });
+
+  it('types by extension only, else application/octet-stream', () => {
+    assert.equal(attachmentContentType('scan.JPG'), 'image/jpeg');
+    assert.equal(attachmentContentType('signatur.p7s'), 'application/pkcs7-signature');
+    assert.equal(attachmentContentType('seite.html'), 'application/octet-stream');
+    assert.equal(attachmentContentType('bild.svg'), 'application/octet-stream');
+    assert.equal(attachmentContentType('ohne-endung'), 'application/octet-stream');
+  });
+});
+
+describe('checkSubject', () => {
+  it('drops invisible and control characters and turns tabs into spaces', () => {
+    assert.equal(checkSubject(' Antrag\t2026\u202E\u0007 '), 'Antrag 2026');
+  });
+});
+
+describe('the original of a reply', () => {
+  const original = Buffer.from(
+    [
+      'From: Sachbearbeitung <sb@behoerde.example>',
+      'Reply-To: angreifer@extern.example',
+      'Cc: noch-einer@extern.example',
+      'Subject: =?UTF-8?Q?Bescheid_=C3=BCber_Wohngeld?=',
+      'Message-ID: <bescheid-1@behoerde.example>',
+      'References: <a@behoerde.example> kaputt <b@behoerde.example>',
+      '',
+      'Text',
+    ].join('\r\n'),
+  );
+
+  it('gives the From address only, the ids and the decoded subject', () => {
+    const context = readReplyContext(original);
+    assert.deepEqual(context.fromAddresses, ['sb@behoerde.example']);
+    assert.equal(context.messageId, '<bescheid-1@behoerde.example>');
+    assert.deepEqual(context.references, ['<a@behoerde.example>', '<b@behoerde.example>']);
+    assert.equal(context.subject, 'Bescheid über Wohngeld');
+  });
+
+  it('prefixes Re: once', () => {
+    assert.equal(replySubject('Bescheid'), 'Re: Bescheid');
+    assert.equal(replySubject('Re: AW: re:Bescheid'), 'Re: Bescheid');
+  });
+});
+
+describe('draft tokens', () => {
+  const key = draftTokenKey(randomBytes(32));
+
+  it('give back the id for the mailbox they were made for', () => {
+    const token = newDraftToken(key, 'mailbox-a', DATE);
+    const id = openDraftToken(key, 'mailbox-a', token, DATE);
+    assert.ok(id && token.startsWith(`${id}.`));
+  });
+
+  it('refuse another mailbox, another key, a changed id, an expired draft and junk', () => {
+    const token = newDraftToken(key, 'mailbox-a', DATE);
+    const [id, issued, tag] = token.split('.') as [string, string, string];
+    assert.equal(openDraftToken(key, 'mailbox-b', token, DATE), undefined);
+    assert.equal(openDraftToken(draftTokenKey(randomBytes(32)), 'mailbox-a', token, DATE), undefined);
+    const other = newMessageId(DATE.getTime());
+    assert.equal(openDraftToken(key, 'mailbox-a', `${other}.${issued}.${tag}`, DATE), undefined);
+    const later = new Date(DATE.getTime() + DRAFT_MAX_AGE_MS + 1000);
+    assert.equal(openDraftToken(key, 'mailbox-a', token, later), undefined);
+    for (const junk of [undefined, 42, '', id, `${id}.`, `${id}.${tag}`, `${token}.x`, 'x'.repeat(200)]) {
+      assert.equal(openDraftToken(key, 'mailbox-a', junk, DATE), undefined, String(junk));
+    }
+  });
+});

@@ -1,0 +1,325 @@
+// The pages /schreiben and /nachricht/:id/antworten over HTTP (fastify inject, real database and Redis): multipart
+// forms with the CSRF token, the draft that never sends twice, recipients only from the allowed lists, a reply to a
+// non-agency refused with a page of its own, another mailbox's message not found, uploads bounded.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { listMailboxMessages, type Mailbox, openMailboxKey } from '@smgw/mailbox-store';
+import { simpleParser } from 'mailparser';
+import {
+  type Browser,
+  logIn,
+  activeMailbox as loginMailbox,
+  type Page,
+  type PortalWorld,
+  startPortalWorld,
+} from './portal-world.ts';
+import { agencyLetter, agencyWith, inboxMessage } from './portal-write-fixtures.ts';
+
+const PASSWORD = 'correct horse battery staple';
+const MAX_UPLOAD = 50_000;
+
+interface Upload {
+  name: string;
+  filename: string;
+  content: Buffer;
+  type?: string;
+}
+
+/** A multipart/form-data body: the fields (in order, `_csrf` first as the form has it), then the files. */
+function multipart(fields: [string, string][], files: Upload[] = []): { payload: Buffer; contentType: string } {
+  const boundary = `----test${randomBytes(8).toString('hex')}`;
+  const parts: Buffer[] = [];
+  for (const [name, value] of fields) {
+    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`));
+  }
+  for (const file of files) {
+    parts.push(
+      Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="${file.name}"; filename="${file.filename}"\r\n` +
+          `Content-Type: ${file.type ?? 'application/octet-stream'}\r\n\r\n`,
+      ),
+      file.content,
+      Buffer.from('\r\n'),
+    );
+  }
+  parts.push(Buffer.from(`--${boundary}--\r\n`));
+  return { payload: Buffer.concat(parts), contentType: `multipart/form-data; boundary=${boundary}` };
+}
+
+/** Posts a multipart form as the browser (its cookies; its last page's CSRF token unless `csrf` says otherwise). */
+async function postForm(
+  world: PortalWorld,
+  browser: Browser,
+  url: string,
+  fields: Record<string, string>,
+  files: Upload[] = [],
+  csrf: string | null = browser.csrfToken ?? null,
+): Promise<Page> {
+  const ordered: [string, string][] = [
+    ...(csrf === null ? [] : [['_csrf', csrf] as [string, string]]),
+    ...Object.entries(fields),
+  ];
+  const { payload, contentType } = multipart(ordered, files);
+  const res = await world.app.inject({
+    method: 'POST',
+    url,
+    headers: { 'content-type': contentType, ...(browser.cookies.size > 0 ? { cookie: browser.cookieHeader() } : {}) },
+    payload,
+  });
+  const location = res.headers.location;
+  return {
+    status: res.statusCode,
+    headers: res.headers,
+    body: res.body,
+    location: typeof location === 'string' ? location : undefined,
+  };
+}
+
+const draftOf = (page: Page) => /name="draft" value="([^"]+)"/.exec(page.body)?.[1] ?? '';
+
+let world: PortalWorld;
+let counter = 0;
+
+before(async () => {
+  world = await startPortalWorld({ settings: { internalDomains: ['behoerde.example'], maxUploadBytes: MAX_UPLOAD } });
+  await agencyWith(
+    world.db.pool,
+    'Stadt Musterstadt',
+    'behoerde.example',
+    ['post@behoerde.example', 'intern@behoerde.example'],
+    ['post@behoerde.example'],
+  );
+});
+
+after(() => world.close());
+
+async function loggedIn(): Promise<{ mailbox: Mailbox; browser: Browser }> {
+  counter += 1;
+  const address = `buerger${counter}@buerger.example`;
+  const mailbox = await loginMailbox(world, address, PASSWORD);
+  const browser = world.browser();
+  assert.equal((await logIn(browser, address, PASSWORD)).status, 303);
+  return { mailbox, browser };
+}
+
+async function sent(mailbox: Mailbox) {
+  const key = openMailboxKey(world.db.keys.masterKey, mailbox);
+  try {
+    return await listMailboxMessages(world.db.pool, mailbox.id, 'sent', key);
+  } finally {
+    key.fill(0);
+  }
+}
+
+const portalEnvelopes = () => world.published.filter((e) => e.direction === 'portal');
+
+describe('/schreiben', () => {
+  it('offers only the agency addresses marked reachable, in a multipart form with CSRF token and draft', async () => {
+    const { browser } = await loggedIn();
+    const page = await browser.get('/schreiben');
+    assert.equal(page.status, 200);
+    assert.match(page.body, /<h1>Nachricht schreiben<\/h1>/);
+    assert.match(page.body, /enctype="multipart\/form-data"/);
+    assert.match(
+      page.body,
+      /<option value="post@behoerde.example">Stadt Musterstadt – post@behoerde.example<\/option>/,
+    );
+    assert.doesNotMatch(page.body, /intern@behoerde.example/);
+    assert.ok(draftOf(page));
+    assert.match(page.body, /<label for="field-attachments">/);
+  });
+
+  it('sends a message with an attachment: "Gesendet", the envelope published, the copy in Sent; the same form again sends nothing more', async () => {
+    const { mailbox, browser } = await loggedIn();
+    const form = await browser.get('/schreiben');
+    const before = portalEnvelopes().length;
+    const fields = { draft: draftOf(form), to: 'post@behoerde.example', subject: 'Antrag', text: 'Guten Tag,\nanbei.' };
+    const files = [
+      { name: 'attachments', filename: 'Antrag.pdf', content: Buffer.from('%PDF-1.4 Antrag'), type: 'text/html' },
+    ];
+    const posted = await postForm(world, browser, '/schreiben', fields, files);
+    assert.equal(posted.status, 303, posted.body.slice(0, 500));
+    assert.equal(posted.location, '/schreiben/gesendet');
+    const done = await browser.get('/schreiben/gesendet');
+    assert.match(done.body, /<h1>Gesendet<\/h1>/);
+
+    const envelopes = portalEnvelopes().slice(before);
+    assert.equal(envelopes.length, 1);
+    assert.deepEqual(envelopes[0]?.recipients, ['post@behoerde.example']);
+    assert.equal(envelopes[0]?.client.user, mailbox.address);
+    const raw = await world.blobStore.readAll(envelopes[0]?.blob.ref ?? '');
+    const parsed = await simpleParser(raw);
+    assert.deepEqual(
+      parsed.attachments.map((a) => [a.filename, a.contentType]),
+      [['Antrag.pdf', 'application/pdf']],
+      'the type comes from the name, not from what the browser said',
+    );
+    assert.equal((await sent(mailbox)).length, 1);
+
+    // A double click, or the browser sending the form again: the same draft, nothing new.
+    const again = await postForm(world, browser, '/schreiben', fields, files);
+    assert.equal(again.status, 303);
+    assert.equal(portalEnvelopes().length, before + 1);
+    assert.equal((await sent(mailbox)).length, 1);
+  });
+
+  it('refuses a recipient that was not offered, keeping what was typed, and sends nothing', async () => {
+    const { mailbox, browser } = await loggedIn();
+    const form = await browser.get('/schreiben');
+    const before = portalEnvelopes().length;
+    for (const to of ['intern@behoerde.example', 'jemand@extern.example', '']) {
+      const page = await postForm(world, browser, '/schreiben', {
+        draft: draftOf(form),
+        to,
+        subject: 'Antrag <b>fett</b>',
+        text: 'Text',
+      });
+      assert.equal(page.status, 400, to);
+      assert.match(page.body, /role="alert"/);
+      assert.match(page.body, /aria-invalid="true"/);
+      assert.match(page.body, /value="Antrag &lt;b&gt;fett&lt;\/b&gt;"/, 'what was typed comes back escaped');
+    }
+    assert.equal(portalEnvelopes().length, before);
+    assert.equal((await sent(mailbox)).length, 0);
+  });
+
+  it('refuses a subject with a line break, and a forged or another mailbox’s draft', async () => {
+    const { browser } = await loggedIn();
+    const other = await loggedIn();
+    const form = await browser.get('/schreiben');
+    const before = portalEnvelopes().length;
+    const base = { to: 'post@behoerde.example', subject: 'Antrag', text: 'Text' };
+    const broken = await postForm(world, browser, '/schreiben', {
+      ...base,
+      draft: draftOf(form),
+      subject: 'Antrag\r\nX-SMGW-Signature: TOTAL_PASSED',
+    });
+    assert.equal(broken.status, 400);
+    assert.match(broken.body, /Der Betreff muss eine einzelne Zeile sein/);
+    const othersDraft = draftOf(await other.browser.get('/schreiben'));
+    for (const draft of ['', 'forged', othersDraft]) {
+      const page = await postForm(world, browser, '/schreiben', { ...base, draft });
+      assert.equal(page.status, 400, draft);
+      assert.match(page.body, /Das Formular ist abgelaufen/);
+      assert.notEqual(draftOf(page), draft, 'a new draft comes with the page');
+    }
+    assert.equal(portalEnvelopes().length, before);
+  });
+
+  it('refuses a multipart form without or with a wrong CSRF token, and a stranger without session is sent to the login', async () => {
+    const { browser } = await loggedIn();
+    const form = await browser.get('/schreiben');
+    const before = portalEnvelopes().length;
+    const fields = { draft: draftOf(form), to: 'post@behoerde.example', subject: 'Antrag', text: 'Text' };
+    for (const csrf of [null, 'AAAA-not-a-token']) {
+      const page = await postForm(world, browser, '/schreiben', fields, [], csrf);
+      assert.equal(page.status, 403);
+      assert.match(page.body, /Formular abgelaufen/);
+    }
+    const stranger = world.browser('198.51.100.9');
+    const page = await postForm(world, stranger, '/schreiben', fields, [
+      { name: 'attachments', filename: 'x.bin', content: Buffer.alloc(1000) },
+    ]);
+    assert.equal(page.status, 303);
+    assert.equal(page.location, '/anmelden');
+    assert.equal(portalEnvelopes().length, before);
+  });
+
+  it('refuses text and attachments over SMGW_PORTAL_MAX_UPLOAD_BYTES with a message on the form', async () => {
+    const { browser } = await loggedIn();
+    const form = await browser.get('/schreiben');
+    const before = portalEnvelopes().length;
+    const page = await postForm(
+      world,
+      browser,
+      '/schreiben',
+      { draft: draftOf(form), to: 'post@behoerde.example', subject: 'Groß', text: 'Text' },
+      [
+        { name: 'attachments', filename: 'a.pdf', content: Buffer.alloc(30_000, 0x41) },
+        { name: 'attachments', filename: 'b.pdf', content: Buffer.alloc(30_000, 0x42) },
+      ],
+    );
+    assert.equal(page.status, 413);
+    assert.match(page.body, /zu groß/);
+    assert.match(page.body, /Bitte wählen Sie sie erneut aus/);
+    assert.equal(portalEnvelopes().length, before);
+  });
+});
+
+describe('/nachricht/:id/antworten', () => {
+  it('prefills Re: and the quoted text, shows the sender as the fixed recipient, and sends the reply there only', async () => {
+    const { mailbox, browser } = await loggedIn();
+    const letter = agencyLetter('sb@behoerde.example', mailbox.address, ['Reply-To: angreifer@extern.example']);
+    const rowId = await inboxMessage(world.db.pool, mailbox, world.db.keys.masterKey, letter);
+    const form = await browser.get(`/nachricht/${rowId}/antworten`);
+    assert.equal(form.status, 200);
+    assert.match(form.body, /<h1>Antworten<\/h1>/);
+    assert.match(form.body, /value="Re: Bescheid"/);
+    assert.match(form.body, /&gt; Ihr Bescheid\./);
+    assert.match(form.body, /sb@behoerde.example/);
+    assert.doesNotMatch(form.body, /angreifer@extern.example/);
+    assert.doesNotMatch(form.body, /name="to"/, 'no recipient field: the sender is the recipient');
+
+    const before = portalEnvelopes().length;
+    const posted = await postForm(world, browser, `/nachricht/${rowId}/antworten`, {
+      draft: draftOf(form),
+      to: 'angreifer@extern.example',
+      subject: 'Re: Bescheid',
+      text: 'Danke.',
+    });
+    assert.equal(posted.status, 303, posted.body.slice(0, 300));
+    const [envelope, ...more] = portalEnvelopes().slice(before);
+    assert.equal(more.length, 0);
+    assert.deepEqual(envelope?.recipients, ['sb@behoerde.example']);
+  });
+
+  it('refuses a reply to a sender who is no agency with a page saying so, for GET and POST', async () => {
+    const { mailbox, browser } = await loggedIn();
+    const rowId = await inboxMessage(
+      world.db.pool,
+      mailbox,
+      world.db.keys.masterKey,
+      agencyLetter('jemand@extern.example', mailbox.address, ['Reply-To: post@behoerde.example']),
+    );
+    const page = await browser.get(`/nachricht/${rowId}/antworten`);
+    assert.equal(page.status, 403);
+    assert.match(page.body, /Antworten nicht möglich/);
+    const form = await browser.get('/schreiben');
+    const before = portalEnvelopes().length;
+    const posted = await postForm(world, browser, `/nachricht/${rowId}/antworten`, {
+      draft: draftOf(form),
+      subject: 'Re',
+      text: 'x',
+    });
+    assert.equal(posted.status, 403);
+    assert.equal(portalEnvelopes().length, before);
+  });
+
+  it("answers 404 for another mailbox's message and for one that does not exist", async () => {
+    const owner = await loggedIn();
+    const { browser } = await loggedIn();
+    const theirs = await inboxMessage(
+      world.db.pool,
+      owner.mailbox,
+      world.db.keys.masterKey,
+      agencyLetter('sb@behoerde.example', owner.mailbox.address),
+    );
+    for (const id of [theirs, 'gibt-es-nicht', "x' or '1'='1"]) {
+      assert.equal((await browser.get(`/nachricht/${encodeURIComponent(id)}/antworten`)).status, 404, id);
+    }
+    const form = await browser.get('/schreiben');
+    const posted = await postForm(world, browser, `/nachricht/${theirs}/antworten`, {
+      draft: draftOf(form),
+      subject: 'Re',
+      text: 'x',
+    });
+    assert.equal(posted.status, 404);
+  });
+
+  it('is for logged-in users only', async () => {
+    const page = await world.browser().get('/nachricht/x/antworten');
+    assert.equal(page.status, 303);
+    assert.equal(page.location, '/anmelden');
+  });
+});

@@ -1,0 +1,440 @@
+// submitPortalMessage against the real database and broker: who a portal user may write to (and who not, whatever
+// the original's Reply-To says), the quota with the Sent copy counted, the envelope it puts on smgw.scan, and the
+// order that never shows "sent" for a message that did not go nor sends a message twice.
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
+import { type Envelope, newMessageId } from '@smgw/envelope';
+import {
+  ensureMailbox,
+  findMailboxById,
+  listMailboxMessages,
+  type Mailbox,
+  openMailboxKey,
+  readMailboxMessage,
+  setMailboxLocked,
+} from '@smgw/mailbox-store';
+import { connectMq, type Mq } from '@smgw/mq';
+import { createLogger } from '@smgw/observability';
+import { createTestDatabase, createTestVhost, type TestDatabase, type TestVhost } from '@smgw/testing';
+import { getTrace, recordedMessage } from '@smgw/trace';
+import { simpleParser } from 'mailparser';
+import { type PortalSubmission, type SubmitDeps, submitPortalMessage } from '../src/portal/submit.ts';
+import { activeMailbox, agencyLetter, agencyWith, inboxMessage, takeEnvelopes } from './portal-write-fixtures.ts';
+
+const QUOTA = 60_000;
+const MAX_UPLOAD = 20_000;
+
+interface World {
+  db: TestDatabase;
+  vhost: TestVhost;
+  mq: Mq;
+  blobStore: BlobStore;
+  deps: SubmitDeps;
+}
+
+let world: World;
+let counter = 0;
+
+before(async () => {
+  const [db, vhost] = await Promise.all([createTestDatabase(), createTestVhost()]);
+  const log = createLogger('portal-write-test', process.env.TEST_LOG_LEVEL ?? 'silent');
+  const mq = await connectMq({ url: vhost.url, logger: log, connectionName: 'portal-write-test' });
+  await mq.declareTopology({ scan: [1000], deliver: [1000] });
+  const blobStore = createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) });
+  world = {
+    db,
+    vhost,
+    mq,
+    blobStore,
+    deps: {
+      pool: db.pool,
+      blobStore,
+      mq,
+      log,
+      masterKeys: [db.keys.masterKey],
+      hostname: 'smgw.test',
+      internalDomains: ['behoerde.example', '*.land.example'],
+      quotaBytes: QUOTA,
+      maxUploadBytes: MAX_UPLOAD,
+    },
+  };
+  await agencyWith(
+    db.pool,
+    'Stadt Musterstadt',
+    'behoerde.example',
+    ['post@behoerde.example', 'intern@behoerde.example'],
+    ['post@behoerde.example'],
+  );
+  await agencyWith(
+    db.pool,
+    'Landesamt',
+    'amt.land.example',
+    ['poststelle@amt.land.example'],
+    ['poststelle@amt.land.example'],
+  );
+  // An agency whose domain is not one of SMGW_INTERNAL_DOMAINS: deliver could not send to it, so neither may the portal.
+  await agencyWith(db.pool, 'Außenstelle', 'fremd.example', ['post@fremd.example'], ['post@fremd.example']);
+});
+
+after(async () => {
+  await world?.mq.close();
+  await Promise.all([world?.db.drop(), world?.vhost.drop()]);
+});
+
+beforeEach(async () => {
+  await takeEnvelopes(world.vhost, 'smgw.scan');
+});
+
+async function citizen(): Promise<Mailbox> {
+  counter += 1;
+  return activeMailbox(world.db.pool, `buerger${counter}@buerger.example`, world.db.keys.masterKey);
+}
+
+function submission(mailbox: Mailbox, overrides: Partial<PortalSubmission> = {}): PortalSubmission {
+  return {
+    mailboxId: mailbox.id,
+    messageId: newMessageId(),
+    to: { kind: 'new', addresses: ['post@behoerde.example'] },
+    subject: 'Antrag',
+    text: 'Sehr geehrte Damen und Herren,\nanbei mein Antrag.',
+    attachments: [],
+    client: { ip: '198.51.100.7', tls: true },
+    ...overrides,
+  };
+}
+
+const refused = (code: string) => ({ kind: 'refused', code });
+
+/** Outcome without the reason text (compared in tests). */
+function shape(outcome: Awaited<ReturnType<typeof submitPortalMessage>>) {
+  return outcome.kind === 'refused' ? { kind: outcome.kind, code: outcome.code } : outcome;
+}
+
+async function sentFolder(mailbox: Mailbox) {
+  const key = openMailboxKey(world.db.keys.masterKey, mailbox);
+  try {
+    return await listMailboxMessages(world.db.pool, mailbox.id, 'sent', key);
+  } finally {
+    key.fill(0);
+  }
+}
+
+async function sentCopy(mailbox: Mailbox, rowId: string): Promise<Buffer | undefined> {
+  const key = openMailboxKey(world.db.keys.masterKey, mailbox);
+  try {
+    return await readMailboxMessage(world.db.pool, mailbox.id, key, rowId);
+  } finally {
+    key.fill(0);
+  }
+}
+
+describe('a new message', () => {
+  it('goes to smgw.scan as a portal envelope with the portal user as verified sender', async () => {
+    const mailbox = await citizen();
+    const input = submission(mailbox);
+    const outcome = await submitPortalMessage(world.deps, input);
+    assert.equal(outcome.kind, 'sent');
+
+    const [envelope, ...more] = await takeEnvelopes(world.vhost, 'smgw.scan');
+    assert.equal(more.length, 0);
+    assert.ok(envelope);
+    assert.equal(envelope.id, input.messageId);
+    assert.equal(envelope.direction, 'portal');
+    assert.deepEqual(envelope.itinerary, ['scan', 'deliver']);
+    assert.equal(envelope.mailFrom, mailbox.address);
+    assert.equal(envelope.author, mailbox.address);
+    assert.deepEqual(envelope.recipients, ['post@behoerde.example']);
+    assert.deepEqual(envelope.client, {
+      listener: 'portal',
+      ip: '198.51.100.7',
+      helo: 'portal',
+      user: mailbox.address,
+      tls: true,
+    });
+    assert.equal(envelope.verdicts.auth?.status, 'pass');
+    assert.equal(
+      envelope.verdicts.auth?.field,
+      `Authentication-Results: smgw.test;\r\n\tauth=pass (Messenger portal: user logged in) smtp.auth=${mailbox.address}\r\n`,
+    );
+    assert.deepEqual(envelope.dsn?.notify, { 'post@behoerde.example': ['NEVER'] }, 'no DSN by plain mail');
+
+    // The blob is the message as composed; the Sent folder holds the same bytes, counted in the usage.
+    const raw = await world.blobStore.readAll(envelope.blob.ref);
+    const parsed = await simpleParser(raw);
+    assert.equal(parsed.from?.value[0]?.address, mailbox.address);
+    assert.equal(parsed.subject, 'Antrag');
+    const [copy, ...others] = await sentFolder(mailbox);
+    assert.equal(others.length, 0);
+    assert.equal(copy?.messageId, envelope.id);
+    assert.deepEqual(copy?.summary, {
+      from: mailbox.address,
+      to: 'post@behoerde.example',
+      subject: 'Antrag',
+      date: envelope.receivedAt,
+      attachments: 0,
+    });
+    assert.deepEqual(await sentCopy(mailbox, copy?.id ?? ''), raw);
+    assert.equal((await findMailboxById(world.db.pool, mailbox.id))?.usageBytes, raw.length);
+
+    const trace = await getTrace(world.db.pool, envelope.id);
+    assert.equal(trace?.direction, 'portal');
+    assert.equal(trace?.client.user, mailbox.address);
+    assert.deepEqual(
+      trace?.events.map((e) => `${e.stage} ${e.event}`),
+      ['portal message.submitted', 'portal message.sent-copy-stored'],
+    );
+    assert.deepEqual(
+      trace?.recipients.map((r) => [r.address, r.state]),
+      [['post@behoerde.example', 'pending']],
+    );
+  });
+
+  it('goes to several reachable addresses, in any spelling, once each', async () => {
+    const mailbox = await citizen();
+    const addresses = ['Post@Behoerde.Example', 'poststelle@amt.land.example', 'post@behoerde.example'];
+    const outcome = await submitPortalMessage(world.deps, submission(mailbox, { to: { kind: 'new', addresses } }));
+    assert.equal(outcome.kind, 'sent');
+    const [envelope] = await takeEnvelopes(world.vhost, 'smgw.scan');
+    assert.deepEqual(envelope?.recipients, ['post@behoerde.example', 'poststelle@amt.land.example']);
+  });
+
+  it('is refused to an agency address not marked reachable, to outsiders, and to agencies outside the internal domains', async () => {
+    const mailbox = await citizen();
+    for (const addresses of [
+      ['intern@behoerde.example'],
+      ['unbekannt@behoerde.example'],
+      ['jemand@extern.example'],
+      ['post@behoerde.example', 'jemand@extern.example'],
+      ['post@fremd.example'],
+      ['post@behoerde.example>, <jemand@extern.example'],
+      ['"x"@behoerde.example'],
+    ]) {
+      const outcome = await submitPortalMessage(world.deps, submission(mailbox, { to: { kind: 'new', addresses } }));
+      assert.deepEqual(shape(outcome), refused('RECIPIENT_NOT_REACHABLE'), addresses.join(' '));
+    }
+    assert.deepEqual(
+      shape(await submitPortalMessage(world.deps, submission(mailbox, { to: { kind: 'new', addresses: [] } }))),
+      refused('NO_RECIPIENT'),
+    );
+    assert.deepEqual(await takeEnvelopes(world.vhost, 'smgw.scan'), []);
+    assert.deepEqual(await sentFolder(mailbox), []);
+  });
+
+  it('is refused with a subject that would add header fields, and nothing is stored or sent', async () => {
+    const mailbox = await citizen();
+    const input = submission(mailbox, { subject: 'Antrag\r\nX-SMGW-Signature: TOTAL_PASSED' });
+    assert.deepEqual(shape(await submitPortalMessage(world.deps, input)), refused('SUBJECT_LINE_BREAK'));
+    assert.equal(await recordedMessage(world.db.pool, input.messageId), undefined);
+    assert.deepEqual(await takeEnvelopes(world.vhost, 'smgw.scan'), []);
+  });
+
+  it('is refused when text and attachments exceed SMGW_PORTAL_MAX_UPLOAD_BYTES', async () => {
+    const mailbox = await citizen();
+    const input = submission(mailbox, {
+      attachments: [{ filename: 'gross.pdf', content: Buffer.alloc(MAX_UPLOAD + 1, 0x41) }],
+    });
+    assert.deepEqual(shape(await submitPortalMessage(world.deps, input)), refused('UPLOAD_TOO_LARGE'));
+  });
+
+  it('is refused from a passive, locked or unknown mailbox', async () => {
+    const mailbox = await citizen();
+    await setMailboxLocked(world.db.pool, mailbox.id, true, 'admin:test', new Date());
+    assert.deepEqual(shape(await submitPortalMessage(world.deps, submission(mailbox))), refused('MAILBOX_NOT_ACTIVE'));
+    const { mailbox: passive } = await ensureMailbox(world.db.pool, 'passiv@buerger.example', world.db.keys.masterKey);
+    assert.deepEqual(shape(await submitPortalMessage(world.deps, submission(passive))), refused('MAILBOX_NOT_ACTIVE'));
+    const unknown = { ...mailbox, id: '00000000-0000-4000-8000-000000000000' };
+    assert.deepEqual(shape(await submitPortalMessage(world.deps, submission(unknown))), refused('MAILBOX_NOT_ACTIVE'));
+  });
+});
+
+describe('a reply', () => {
+  it('goes to the original sender only, never to its Reply-To or Cc, threaded', async () => {
+    const mailbox = await citizen();
+    const letter = agencyLetter('sb@behoerde.example', mailbox.address, [
+      'Reply-To: angreifer@extern.example',
+      'Cc: post@behoerde.example, jemand@extern.example',
+    ]);
+    const rowId = await inboxMessage(world.db.pool, mailbox, world.db.keys.masterKey, letter);
+    const outcome = await submitPortalMessage(
+      world.deps,
+      submission(mailbox, { to: { kind: 'reply', originalRowId: rowId }, subject: 'Re: Bescheid' }),
+    );
+    assert.equal(outcome.kind, 'sent');
+    const [envelope] = await takeEnvelopes(world.vhost, 'smgw.scan');
+    assert.deepEqual(envelope?.recipients, ['sb@behoerde.example'], 'a reply needs no reachable mark');
+    const parsed = await simpleParser(await world.blobStore.readAll(envelope?.blob.ref ?? ''));
+    const originalId = (await simpleParser(letter)).messageId;
+    assert.equal(parsed.inReplyTo, originalId);
+    assert.deepEqual([parsed.references].flat(), [originalId]);
+    assert.deepEqual(
+      [parsed.to].flat().flatMap((to) => to?.value.map((v) => v.address)),
+      ['sb@behoerde.example'],
+    );
+    assert.equal(parsed.cc, undefined);
+  });
+
+  it('is refused to a sender outside the agencies, with a name that looks like an agency or several From addresses', async () => {
+    const mailbox = await citizen();
+    for (const from of [
+      'jemand@extern.example',
+      'post@fremd.example',
+      'Stadt <post@behoerde.example.extern.example>',
+    ]) {
+      const rowId = await inboxMessage(
+        world.db.pool,
+        mailbox,
+        world.db.keys.masterKey,
+        agencyLetter(from, mailbox.address, ['Reply-To: post@behoerde.example']),
+      );
+      const outcome = await submitPortalMessage(
+        world.deps,
+        submission(mailbox, { to: { kind: 'reply', originalRowId: rowId } }),
+      );
+      assert.deepEqual(shape(outcome), refused('REPLY_SENDER_NOT_AGENCY'), from);
+    }
+    const two = await inboxMessage(
+      world.db.pool,
+      mailbox,
+      world.db.keys.masterKey,
+      agencyLetter('sb@behoerde.example>, <jemand@extern.example', mailbox.address),
+    );
+    const outcome = await submitPortalMessage(
+      world.deps,
+      submission(mailbox, { to: { kind: 'reply', originalRowId: two } }),
+    );
+    assert.deepEqual(shape(outcome), refused('REPLY_NO_SENDER'));
+    assert.deepEqual(await takeEnvelopes(world.vhost, 'smgw.scan'), []);
+  });
+
+  it('is refused to a message of another mailbox and to one of the own Sent folder', async () => {
+    const [mailbox, stranger] = [await citizen(), await citizen()];
+    const theirs = await inboxMessage(
+      world.db.pool,
+      stranger,
+      world.db.keys.masterKey,
+      agencyLetter('sb@behoerde.example', stranger.address),
+    );
+    const outcome = await submitPortalMessage(
+      world.deps,
+      submission(mailbox, { to: { kind: 'reply', originalRowId: theirs } }),
+    );
+    assert.deepEqual(shape(outcome), refused('REPLY_ORIGINAL_NOT_FOUND'));
+
+    const sent = await submitPortalMessage(world.deps, submission(mailbox));
+    assert.equal(sent.kind, 'sent');
+    const ownSent = sent.kind === 'sent' ? (sent.sentRowId ?? '') : '';
+    const again = await submitPortalMessage(
+      world.deps,
+      submission(mailbox, { to: { kind: 'reply', originalRowId: ownSent } }),
+    );
+    assert.deepEqual(shape(again), refused('REPLY_ORIGINAL_NOT_FOUND'));
+    assert.equal((await takeEnvelopes(world.vhost, 'smgw.scan')).length, 1);
+  });
+});
+
+describe('the quota', () => {
+  it('counts the Sent copy: a message that does not fit is refused and nothing is sent', async () => {
+    const mailbox = await citizen();
+    const attachment = { filename: 'anlage.pdf', content: Buffer.alloc(15_000, 0x25) };
+    let sent = 0;
+    for (;;) {
+      const outcome = await submitPortalMessage(world.deps, submission(mailbox, { attachments: [attachment] }));
+      if (outcome.kind !== 'sent') {
+        assert.deepEqual(shape(outcome), refused('QUOTA_EXCEEDED'));
+        break;
+      }
+      sent += 1;
+      assert.ok(sent < 10, 'the quota stops it');
+    }
+    const usage = (await findMailboxById(world.db.pool, mailbox.id))?.usageBytes ?? 0;
+    const folder = await sentFolder(mailbox);
+    assert.equal(folder.length, sent);
+    assert.equal(
+      usage,
+      folder.reduce((sum, row) => sum + row.size, 0),
+      'usage is the Sent copies',
+    );
+    assert.ok(usage <= QUOTA && usage + 20_000 > QUOTA);
+    assert.equal((await takeEnvelopes(world.vhost, 'smgw.scan')).length, sent);
+  });
+});
+
+describe('sending a draft again', () => {
+  it('does nothing more once it was sent', async () => {
+    const mailbox = await citizen();
+    const input = submission(mailbox);
+    const first = await submitPortalMessage(world.deps, input);
+    const second = await submitPortalMessage(world.deps, { ...input, text: 'ein anderer Text' });
+    assert.equal(first.kind, 'sent');
+    assert.deepEqual(second, {
+      kind: 'sent',
+      messageId: input.messageId,
+      sentRowId: first.kind === 'sent' ? first.sentRowId : '',
+      again: true,
+    });
+    assert.equal((await takeEnvelopes(world.vhost, 'smgw.scan')).length, 1);
+    assert.equal((await sentFolder(mailbox)).length, 1);
+  });
+
+  it('after an unconfirmed publish: "not sent", nothing in Sent; again, the recorded message goes, not a new one', async () => {
+    const mailbox = await citizen();
+    const input = submission(mailbox, { text: 'die erste Fassung' });
+    const brokerDown: SubmitDeps = {
+      ...world.deps,
+      mq: {
+        publish: async () => {
+          throw Object.assign(new Error('the channel closed'), { code: 'MQ_PUBLISH_CHANNEL_CLOSED' });
+        },
+      },
+    };
+    const failed = await submitPortalMessage(brokerDown, input);
+    assert.deepEqual(failed, { kind: 'failed', code: 'MQ_PUBLISH_CHANNEL_CLOSED', reason: 'the channel closed' });
+    assert.deepEqual(await sentFolder(mailbox), [], 'not shown as sent');
+    const recorded = await recordedMessage(world.db.pool, input.messageId);
+    assert.ok(recorded, 'recorded: a stage could have taken it');
+    const trace = await getTrace(world.db.pool, input.messageId);
+    assert.deepEqual(
+      trace?.events.map((e) => `${e.event} ${e.outcome}`),
+      ['message.submitted next', 'message.refused retry'],
+    );
+
+    // The user sends the form again (the browser may send what it has; the record decides what goes).
+    const again = await submitPortalMessage(world.deps, { ...input, text: 'eine zweite Fassung' });
+    assert.equal(again.kind, 'sent');
+    const [envelope, ...more] = await takeEnvelopes(world.vhost, 'smgw.scan');
+    assert.equal(more.length, 0);
+    assert.equal(envelope?.id, input.messageId);
+    assert.deepEqual(envelope?.blob, recorded.blob);
+    assert.equal(envelope?.traceId, recorded.traceId);
+    const [copy] = await sentFolder(mailbox);
+    const copyText = (await simpleParser((await sentCopy(mailbox, copy?.id ?? '')) ?? Buffer.alloc(0))).text;
+    assert.match(copyText ?? '', /die erste Fassung/);
+  });
+
+  it('twice at once: one message, one Sent copy', async () => {
+    const mailbox = await citizen();
+    const input = submission(mailbox);
+    const outcomes = await Promise.all([
+      submitPortalMessage(world.deps, input),
+      submitPortalMessage(world.deps, { ...input, text: 'doppelt' }),
+    ]);
+    assert.deepEqual(
+      outcomes.map((o) => o.kind),
+      ['sent', 'sent'],
+    );
+    const envelopes: Envelope[] = await takeEnvelopes(world.vhost, 'smgw.scan');
+    assert.ok(envelopes.length >= 1 && envelopes.length <= 2);
+    assert.equal(new Set(envelopes.map((e) => `${e.id} ${e.blob.ref}`)).size, 1, 'the same message, if twice');
+    assert.equal((await sentFolder(mailbox)).length, 1);
+  });
+
+  it("is refused with another mailbox's message id", async () => {
+    const [mailbox, stranger] = [await citizen(), await citizen()];
+    const input = submission(stranger);
+    assert.equal((await submitPortalMessage(world.deps, input)).kind, 'sent');
+    const outcome = await submitPortalMessage(world.deps, submission(mailbox, { messageId: input.messageId }));
+    assert.deepEqual(shape(outcome), refused('DRAFT_TAKEN'));
+    assert.equal((await takeEnvelopes(world.vhost, 'smgw.scan')).length, 1);
+  });
+});
