@@ -230,3 +230,9 @@ export async function listPortalReachableAddresses(pool: Pool): Promise<PortalRe
   );
   return rows;
 }
+
+/** Whether the domain (lower-case A-label) belongs to an agency of the key directory: no portal mailbox there. */
+export async function isAgencyDomain(pool: Pool, domain: string): Promise<boolean> {
+  const { rowCount } = await pool.query('select 1 from agency_domains where domain = $1', [domain.toLowerCase()]);
+  return (rowCount ?? 0) > 0;
+}

@@ -24,11 +24,13 @@ import { isLanguage, type Language, type MessageKey, translator } from './i18n/i
 import { clientSubject, createLimits } from './limits.ts';
 import { accountPages } from './pages/account.ts';
 import { activationPages } from './pages/activation.ts';
+import { agencyRegistrationPages } from './pages/agency-registration.ts';
 import { composePages } from './pages/compose.ts';
 import { folderPlaceholderPages } from './pages/folders-placeholder.ts';
 import { homePages } from './pages/home.ts';
 import { loginPages } from './pages/login.ts';
 import { reactivationPages } from './pages/reactivation.ts';
+import { registrationPages } from './pages/registration.ts';
 import { createSessionStore } from './session.ts';
 
 export type { PortalContext, PortalDeps, PortalPage, PortalSettings } from './context.ts';
@@ -43,6 +45,8 @@ export const PORTAL_PAGES: PortalPage[] = [
   activationPages,
   reactivationPages,
   accountPages,
+  registrationPages,
+  agencyRegistrationPages,
   folderPlaceholderPages,
   composePages,
 ];

@@ -33,7 +33,8 @@ export interface PortalSettings {
   quotaBytes: number;
   /** SMGW_REDIS_PREFIX: every Redis key of the portal starts with it. */
   redisPrefix: string;
-  /** SMGW_INTERNAL_DOMAINS: the only domains a portal user may write to (portal-write); none when unset. */
+  /** SMGW_INTERNAL_DOMAINS: the only domains a portal user may write to (portal-write), and where self-registration
+   * is refused (with the key directory's agency domains); none when unset. */
   internalDomains?: string[] | undefined;
   /** SMGW_PORTAL_MAX_UPLOAD_BYTES: text and attachments of one message (portal-write); default 20 MB. */
   maxUploadBytes?: number | undefined;

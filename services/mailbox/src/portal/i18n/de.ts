@@ -149,9 +149,58 @@ export const de = {
   // --- end account sections ---
 
   // --- registration ---
+  'registration.title': 'Sicheres Postfach einrichten',
+  'registration.intro':
+    'Behörden schicken Ihnen vertrauliche Nachrichten in ein sicheres Postfach, wenn für Ihre Adresse kein Verschlüsselungsschlüssel hinterlegt ist. Sie können dieses Postfach schon vorher einrichten: Geben Sie Ihre E-Mail-Adresse ein. Sie erhalten einen Link und danach in einer zweiten E-Mail eine PIN.',
+  'registration.address': 'E-Mail-Adresse',
+  'registration.addressHint': 'An diese Adresse schicken wir den Link und die PIN.',
+  'registration.submit': 'Postfach anfordern',
+  'registration.addressInvalid': 'Bitte geben Sie eine gültige E-Mail-Adresse ein.',
+  'registration.agencyDomain':
+    'Diese Adresse gehört zu einer angeschlossenen Behörde. Behördenadressen erhalten kein Postfach im Messenger: Nachrichten an sie werden direkt und verschlüsselt per E-Mail zugestellt.',
+  'registration.agencyHint': 'Sie vertreten eine Behörde?',
+  'registration.sent.title': 'Anfrage erhalten',
+  'registration.sent.text':
+    'Wenn diese Adresse ein Postfach bekommen kann, ist eine E-Mail an sie unterwegs. Sie sagt Ihnen, wie es weitergeht.',
+  'registration.sent.next':
+    'Einen neuen Link erhalten Sie mit einer PIN in einer zweiten E-Mail, einige Minuten später. Haben Sie schon ein Postfach, erklärt die E-Mail, wie Sie sich anmelden.',
   // --- end registration ---
 
   // --- agency registration ---
+  'agencyRegistration.title': 'Behörde registrieren',
+  'agencyRegistration.intro':
+    'Registrieren Sie Ihre Behörde für das Mail-Gateway. Der Betrieb prüft Ihre Angaben und meldet sich bei Ihnen; bis dahin ändert sich an Ihrer E-Mail nichts. Sie erhalten sofort eine E-Mail mit den nächsten Schritten und einer Checkliste.',
+  'agencyRegistration.agencyName': 'Name der Behörde',
+  'agencyRegistration.contactName': 'Ansprechperson',
+  'agencyRegistration.contactEmail': 'E-Mail-Adresse der Ansprechperson',
+  'agencyRegistration.contactEmailHint': 'An diese Adresse schicken wir die nächsten Schritte.',
+  'agencyRegistration.contactPhone': 'Telefon',
+  'agencyRegistration.optional': 'Freiwillige Angabe.',
+  'agencyRegistration.domains': 'Domains der Behörde',
+  'agencyRegistration.domainsHint': 'Eine Domain pro Zeile, z. B. stadt-musterhausen.de (höchstens 20).',
+  'agencyRegistration.note': 'Anmerkung',
+  'agencyRegistration.submit': 'Registrierung absenden',
+  'agencyRegistration.error.agencyName': 'Bitte geben Sie den Namen der Behörde an (2 bis 200 Zeichen, eine Zeile).',
+  'agencyRegistration.error.contactName':
+    'Bitte geben Sie den Namen der Ansprechperson an (2 bis 200 Zeichen, eine Zeile).',
+  'agencyRegistration.error.contactEmail': 'Bitte geben Sie eine gültige E-Mail-Adresse an.',
+  'agencyRegistration.error.contactPhone':
+    'Bitte geben Sie die Telefonnummer nur mit Ziffern, Leerzeichen und + ( ) / . - an, oder lassen Sie das Feld leer.',
+  'agencyRegistration.error.domainsMissing': 'Bitte geben Sie mindestens eine Domain an.',
+  'agencyRegistration.error.domainsTooMany': 'Bitte geben Sie höchstens {max} Domains an.',
+  'agencyRegistration.error.domainInvalid':
+    '„{domain}“ ist keine Domain. Bitte nur Domains wie stadt-musterhausen.de, eine pro Zeile.',
+  'agencyRegistration.error.note': 'Die Anmerkung darf höchstens {max} Zeichen lang sein.',
+  'agencyRegistration.sent.title': 'Registrierung erhalten',
+  'agencyRegistration.sent.text':
+    'Vielen Dank. Ihre Registrierung (Vorgang {id}) liegt dem Betrieb zur Prüfung vor. Eine E-Mail mit den nächsten Schritten ist an {email} unterwegs.',
+  'agencyRegistration.sent.nextTitle': 'Wie es weitergeht',
+  'agencyRegistration.sent.step1':
+    'Der Betrieb prüft, ob die Domains zu Ihrer Behörde gehören, und meldet sich bei Ihnen.',
+  'agencyRegistration.sent.step2':
+    'Sie bereiten Zertifikate, Vertrauensanker und die Einstellungen Ihres Mailservers vor (Checkliste in der E-Mail).',
+  'agencyRegistration.sent.step3':
+    'Nach der Freischaltung laufen Nachrichten Ihrer Behörde verschlüsselt über das Gateway.',
   // --- end agency registration ---
 } as const;
 
