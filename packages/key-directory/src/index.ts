@@ -3,6 +3,7 @@
 export * from './agencies.ts';
 export * from './agency-keys.ts';
 export * from './agency-registrations.ts';
+export * from './certificate-acceptance.ts';
 export * from './certificates.ts';
 export * from './pgp-keys.ts';
 export * from './trust-anchors.ts';
