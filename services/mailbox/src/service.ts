@@ -104,6 +104,8 @@ export async function startMailbox(config: MailboxConfig, log: Logger): Promise<
       quotaBytes: config.mailboxQuotaBytes,
       redisPrefix: config.redisPrefix,
       internalDomains: config.internalDomains,
+      revocationMode: config.revocationMode,
+      revocationAllow: config.revocationAllow,
       maxUploadBytes: config.portalMaxUploadBytes,
     },
   });

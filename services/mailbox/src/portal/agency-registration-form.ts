@@ -96,7 +96,7 @@ export function checkAgencyForm(values: Record<AgencyFormField, string>): Agency
     for (const line of lines) {
       const domain = normalizeDomain(line);
       // A domain of its own: a name with a dot, not an address literal or an address.
-      if (!domain || !domain.includes('.') || domain.startsWith('[') || domain.includes('_')) {
+      if (!domain?.includes('.') || domain.startsWith('[') || domain.includes('_')) {
         errors.domains = { key: 'agencyRegistration.error.domainInvalid', values: { domain: line.slice(0, 254) } };
         break;
       }

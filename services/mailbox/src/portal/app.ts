@@ -28,6 +28,7 @@ import { agencyRegistrationPages } from './pages/agency-registration.ts';
 import { composePages } from './pages/compose.ts';
 import { folderPlaceholderPages } from './pages/folders-placeholder.ts';
 import { homePages } from './pages/home.ts';
+import { keyPages } from './pages/keys.ts';
 import { loginPages } from './pages/login.ts';
 import { reactivationPages } from './pages/reactivation.ts';
 import { registrationPages } from './pages/registration.ts';
@@ -47,6 +48,7 @@ export const PORTAL_PAGES: PortalPage[] = [
   accountPages,
   registrationPages,
   agencyRegistrationPages,
+  keyPages,
   folderPlaceholderPages,
   composePages,
 ];

@@ -143,6 +143,40 @@ export const de = {
   // --- end compose ---
 
   // --- keys ---
+  'keys.title': 'Eigener Schlüssel',
+  'keys.intro':
+    'Haben Sie ein S/MIME-Zertifikat oder einen OpenPGP-Schlüssel? Dann laden Sie ihn hier hoch: Nachrichten von Behörden an Sie werden dann verschlüsselt per E-Mail zugestellt, statt in dieses Postfach.',
+  'keys.status.title': 'Wie Nachrichten an Sie zugestellt werden',
+  'keys.status.certificate':
+    'Nachrichten an Sie werden ab jetzt mit Ihrem Zertifikat verschlüsselt und per E-Mail zugestellt, nicht mehr in dieses Postfach.',
+  'keys.status.pgp-approved':
+    'Nachrichten an Sie werden ab jetzt mit Ihrem OpenPGP-Schlüssel verschlüsselt und per E-Mail zugestellt, nicht mehr in dieses Postfach.',
+  'keys.status.pgp-pending':
+    'Ihr OpenPGP-Schlüssel wartet auf die Freigabe durch den Betrieb. Bis dahin kommen Nachrichten an Sie weiter in dieses Postfach.',
+  'keys.status.portal': 'Für Ihre Adresse ist kein Schlüssel hinterlegt: Nachrichten an Sie kommen in dieses Postfach.',
+  'keys.added.zertifikat': 'Ihr Zertifikat wurde geprüft und übernommen.',
+  'keys.added.pgp': 'Ihr OpenPGP-Schlüssel wurde gespeichert und wartet auf die Freigabe.',
+  'keys.certificates': 'Ihre Zertifikate',
+  'keys.certificate.line': '{subject}, gültig bis {notAfter}',
+  'keys.pgpKeys': 'Ihre OpenPGP-Schlüssel',
+  'keys.pgp.line': '{fingerprint} ({state})',
+  'keys.pgp.state.pending': 'wartet auf Freigabe',
+  'keys.pgp.state.approved': 'freigegeben',
+  'keys.upload.title': 'Schlüssel hochladen',
+  'keys.upload.label': 'Zertifikat oder öffentlicher OpenPGP-Schlüssel',
+  'keys.upload.hint':
+    'S/MIME-Zertifikat als PEM- oder DER-Datei (.pem, .crt, .cer, .der), gern mit Zwischenzertifikaten; oder öffentlicher OpenPGP-Schlüssel (.asc). Höchstens {maxKb} KB. Laden Sie niemals Ihren privaten Schlüssel hoch.',
+  'keys.upload.submit': 'Hochladen',
+  'keys.error.empty': 'Bitte wählen Sie eine Datei aus.',
+  'keys.error.tooLarge': 'Die Datei ist zu groß (höchstens {maxKb} KB).',
+  'keys.error.unreadable': 'Die Datei ist weder ein lesbares Zertifikat noch ein öffentlicher OpenPGP-Schlüssel.',
+  'keys.error.certificateAddress': 'Das Zertifikat ist nicht für Ihre E-Mail-Adresse ausgestellt.',
+  'keys.error.certificateInvalid':
+    'Das Zertifikat konnte nicht geprüft werden: Es stammt nicht von einer anerkannten Zertifizierungsstelle, ist abgelaufen, gesperrt oder nicht für E-Mail-Verschlüsselung bestimmt.',
+  'keys.error.pgpUnreadable':
+    'Der OpenPGP-Schlüssel ist nicht lesbar. Bitte laden Sie genau einen öffentlichen Schlüssel hoch.',
+  'keys.error.pgpUnusable': 'Der OpenPGP-Schlüssel ist abgelaufen, widerrufen oder kann nicht verschlüsseln.',
+  'keys.error.pgpAddress': 'Der OpenPGP-Schlüssel enthält Ihre E-Mail-Adresse nicht als Benutzerkennung.',
   // --- end keys ---
 
   // --- account sections ---

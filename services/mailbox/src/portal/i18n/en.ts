@@ -140,6 +140,39 @@ export const en: Record<MessageKey, string> = {
   // --- end compose ---
 
   // --- keys ---
+  'keys.title': 'Your own key',
+  'keys.intro':
+    'Do you have an S/MIME certificate or an OpenPGP key? Upload it here: messages from public agencies are then delivered to you encrypted by e-mail instead of into this mailbox.',
+  'keys.status.title': 'How messages reach you',
+  'keys.status.certificate':
+    'From now on, messages to you are encrypted with your certificate and delivered by e-mail, no longer into this mailbox.',
+  'keys.status.pgp-approved':
+    'From now on, messages to you are encrypted with your OpenPGP key and delivered by e-mail, no longer into this mailbox.',
+  'keys.status.pgp-pending':
+    'Your OpenPGP key is waiting for the operators to approve it. Until then, messages to you keep arriving in this mailbox.',
+  'keys.status.portal': 'No key is on record for your address: messages to you arrive in this mailbox.',
+  'keys.added.zertifikat': 'Your certificate was checked and taken.',
+  'keys.added.pgp': 'Your OpenPGP key was stored and is waiting for approval.',
+  'keys.certificates': 'Your certificates',
+  'keys.certificate.line': '{subject}, valid until {notAfter}',
+  'keys.pgpKeys': 'Your OpenPGP keys',
+  'keys.pgp.line': '{fingerprint} ({state})',
+  'keys.pgp.state.pending': 'waiting for approval',
+  'keys.pgp.state.approved': 'approved',
+  'keys.upload.title': 'Upload a key',
+  'keys.upload.label': 'Certificate or OpenPGP public key',
+  'keys.upload.hint':
+    'An S/MIME certificate as a PEM or DER file (.pem, .crt, .cer, .der), with intermediate certificates if you like; or an OpenPGP public key (.asc). At most {maxKb} KB. Never upload your private key.',
+  'keys.upload.submit': 'Upload',
+  'keys.error.empty': 'Please choose a file.',
+  'keys.error.tooLarge': 'The file is too large (at most {maxKb} KB).',
+  'keys.error.unreadable': 'The file is neither a readable certificate nor an OpenPGP public key.',
+  'keys.error.certificateAddress': 'The certificate is not issued for your e-mail address.',
+  'keys.error.certificateInvalid':
+    'The certificate could not be verified: it is not from a recognised certification authority, has expired or been revoked, or is not meant for e-mail encryption.',
+  'keys.error.pgpUnreadable': 'The OpenPGP key cannot be read. Please upload exactly one public key.',
+  'keys.error.pgpUnusable': 'The OpenPGP key has expired, been revoked or cannot encrypt.',
+  'keys.error.pgpAddress': 'The OpenPGP key does not hold your e-mail address as a user ID.',
   // --- end keys ---
 
   // --- account sections ---
