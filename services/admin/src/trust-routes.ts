@@ -8,12 +8,7 @@ import {
   readPemCertificates,
 } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
-import {
-  acceptRecipientCertificate,
-  addTrustAnchor,
-  listCertificates,
-  listTrustAnchors,
-} from '@smgw/key-directory';
+import { acceptRecipientCertificate, addTrustAnchor, listCertificates, listTrustAnchors } from '@smgw/key-directory';
 import type { FastifyInstance } from 'fastify';
 import { acceptKeyMaterialBodies, PEM_BODY_TYPES, textBody } from './key-material-bodies.ts';
 import { problem, problemSchema } from './problem.ts';
