@@ -177,6 +177,20 @@ describe('docker-compose.yml', () => {
     );
   });
 
+  it('mounts the key store volume into every gateway service that reads SMGW_KEY_STORE_DIR', () => {
+    for (const name of ['ingest', 'deliver', 'admin', 'scan', 'encrypt', 'mailbox', 'lifecycle-reaper']) {
+      const service = compose.services[name];
+      const dir = (service.environment as Record<string, string>).SMGW_KEY_STORE_DIR;
+      assert.ok(dir, `${name}: SMGW_KEY_STORE_DIR`);
+      const volumes = (service.volumes ?? []) as (string | { source: string; target: string })[];
+      const mounts = volumes.map((v) => (typeof v === 'string' ? v : `${v.source}:${v.target}`));
+      assert.ok(
+        mounts.some((m) => m === `key-store:${dir}` || m.startsWith(`key-store:${dir}:`)),
+        `${name}: ${mounts.join(', ')}`,
+      );
+    }
+  });
+
   it('gives the gateway settings that pass its own validation, pointing at the mail sink', () => {
     for (const name of ['ingest', 'deliver', 'admin']) {
       const env = compose.services[name].environment as Record<string, string>;
@@ -312,6 +326,14 @@ for (const overlay of ['dev', 'production']) {
         }
         for (const variable of ['SMGW_ADMIN_TOKEN', 'SMGW_MASTER_KEY']) {
           if (variable in reads) assert.ok(given.has(variable), `${d.metadata.name}: ${variable}`);
+        }
+        // A process that reads the key store's folder has the shared volume there (else it writes to its own disk).
+        if ('SMGW_KEY_STORE_DIR' in reads) {
+          const claim = d.spec.template.spec.volumes.find(
+            (v: Manifest) => v.persistentVolumeClaim?.claimName === 'smgw-key-store',
+          );
+          const mount = (main?.volumeMounts ?? []).find((m: Manifest) => m.name === claim?.name);
+          assert.equal(mount?.mountPath, env.SMGW_KEY_STORE_DIR, `${d.metadata.name}: key store mounted`);
         }
       }
       assert.equal(configMap?.data.SMGW_HEALTH_PORT, '9100');

@@ -209,22 +209,60 @@ describe('Messenger portal in the browser', () => {
       ['folder-trash', '/postfach/papierkorb'],
       ['compose', '/schreiben'],
       ['account', '/konto'],
+      ['keys', '/schluessel'],
     ] as const) {
       await page.goto(`${portal}${path}`);
       await checkPage(name);
     }
+    // A file that is no key: the page with its error beside the field.
+    await page.locator('#field-key').setInputFiles({
+      name: 'kein-schluessel.pem',
+      mimeType: 'application/x-pem-file',
+      buffer: Buffer.from('kein Schlüssel\n'),
+    });
+    await page.locator('form[action="/schluessel"] button[type="submit"]').click();
+    await page.waitForSelector('.error-summary');
+    await checkPage('keys-error');
+
     const stranger = await browser.newContext({ locale: 'de-DE' });
     page = await stranger.newPage();
     for (const [name, path] of [
       ['login', '/anmelden'],
       ['reactivation', '/reaktivieren'],
+      ['registration', '/registrieren'],
+      ['agency-registration', '/behoerde-registrieren'],
       ['login-en', '/anmelden?lang=en'],
+      ['registration-en', '/registrieren?lang=en'],
       ['dead-link', `/aktivieren/${'A'.repeat(43)}`],
       ['not-found', '/gibt-es-nicht'],
     ] as const) {
       await page.goto(`${portal}${path}`);
       await checkPage(name);
     }
+    // The forms with their errors: an agency's address refused with the reason; every field of the agency form.
+    await page.goto(`${portal}/registrieren`);
+    await page.locator('#field-address').fill(AGENCY);
+    await page.locator('form[action="/registrieren"] button[type="submit"]').click();
+    await page.waitForSelector('#field-address-error');
+    await checkPage('registration-refused');
+    await page.goto(`${portal}/behoerde-registrieren`);
+    await page.locator('form[action="/behoerde-registrieren"] button[type="submit"]').click();
+    await page.waitForSelector('.error-summary');
+    await checkPage('agency-registration-errors');
+    // And the pages that answer a registration.
+    await page.goto(`${portal}/registrieren`);
+    await page.locator('#field-address').fill('neu-im-portal@example.net');
+    await page.locator('form[action="/registrieren"] button[type="submit"]').click();
+    await page.waitForSelector('form[action="/registrieren"]', { state: 'detached' });
+    await checkPage('registration-sent');
+    await page.goto(`${portal}/behoerde-registrieren`);
+    await page.locator('#field-agencyName').fill('Gemeinde Neudorf');
+    await page.locator('#field-contactName').fill('Erika Mustermann');
+    await page.locator('#field-contactEmail').fill('it@gemeinde-neudorf.example');
+    await page.locator('#field-domains').fill('gemeinde-neudorf.example');
+    await page.locator('form[action="/behoerde-registrieren"] button[type="submit"]').click();
+    await page.waitForSelector('form[action="/behoerde-registrieren"]', { state: 'detached' });
+    await checkPage('agency-registration-sent');
     await stranger.close();
     page = await context.newPage();
   });

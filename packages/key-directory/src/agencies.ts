@@ -1,6 +1,6 @@
 // Agencies (agencies, agency_domains, agency_addresses; migrations 008 and 009): the agencies behind the gateway,
 // the domains they own and the addresses whose signatures are verified; whether their outbound mail is signed.
-import type { Pool } from '@smgw/db';
+import type { Pool, PoolClient } from '@smgw/db';
 import { newMessageId } from '@smgw/envelope';
 
 const UNIQUE_VIOLATION = '23505';
@@ -29,40 +29,57 @@ export async function createAgency(
   pool: Pool,
   agency: { name: string; domains: string[]; signOutbound?: boolean; operator?: string; now: Date },
 ): Promise<CreateAgencyResult> {
-  const signOutbound = agency.signOutbound ?? false;
-  const id = newMessageId(agency.now.getTime());
   const client = await pool.connect();
   try {
     await client.query('begin');
-    await client.query(
-      `insert into agencies (id, name, created_at, sign_outbound, sign_outbound_changed_by, sign_outbound_changed_at)
-       values ($1, $2, $3, $4, $5, $6)`,
-      [
-        id,
-        agency.name,
-        agency.now,
-        signOutbound,
-        signOutbound ? (agency.operator ?? null) : null,
-        signOutbound ? agency.now : null,
-      ],
-    );
-    await client.query('insert into agency_domains (domain, agency_id) select unnest($1::text[]), $2', [
-      agency.domains,
-      id,
-    ]);
+    const id = await insertAgency(client, agency);
     await client.query('commit');
     return { kind: 'created', id };
   } catch (err) {
     await client.query('rollback').catch(() => {});
-    if (pgCode(err) === UNIQUE_VIOLATION) {
-      const constraint = (err as { constraint?: string }).constraint ?? '';
-      if (constraint.startsWith('agencies_name')) return { kind: 'name-taken' };
-      return { kind: 'domain-taken', detail: (err as { detail?: string }).detail ?? '' };
-    }
+    const conflict = agencyConflict(err);
+    if (conflict) return conflict;
     throw err;
   } finally {
     client.release();
   }
+}
+
+/**
+ * The agency's rows, in the caller's transaction (which a conflict aborts: see agencyConflict). Returns its id.
+ * Accepting an agency registration runs it together with the registration's update.
+ */
+export async function insertAgency(
+  client: PoolClient,
+  agency: { name: string; domains: string[]; signOutbound?: boolean; operator?: string; now: Date },
+): Promise<string> {
+  const signOutbound = agency.signOutbound ?? false;
+  const id = newMessageId(agency.now.getTime());
+  await client.query(
+    `insert into agencies (id, name, created_at, sign_outbound, sign_outbound_changed_by, sign_outbound_changed_at)
+     values ($1, $2, $3, $4, $5, $6)`,
+    [
+      id,
+      agency.name,
+      agency.now,
+      signOutbound,
+      signOutbound ? (agency.operator ?? null) : null,
+      signOutbound ? agency.now : null,
+    ],
+  );
+  await client.query('insert into agency_domains (domain, agency_id) select unnest($1::text[]), $2', [
+    agency.domains,
+    id,
+  ]);
+  return id;
+}
+
+/** What an error of insertAgency means: the name or a domain is taken; undefined for any other error. */
+export function agencyConflict(err: unknown): Exclude<CreateAgencyResult, { kind: 'created' }> | undefined {
+  if (pgCode(err) !== UNIQUE_VIOLATION) return undefined;
+  const constraint = (err as { constraint?: string }).constraint ?? '';
+  if (constraint.startsWith('agencies_name')) return { kind: 'name-taken' };
+  return { kind: 'domain-taken', detail: (err as { detail?: string }).detail ?? '' };
 }
 
 export async function getAgency(pool: Pool, id: string): Promise<Agency | undefined> {
@@ -212,4 +229,10 @@ export async function listPortalReachableAddresses(pool: Pool): Promise<PortalRe
       order by a.name, x.address`,
   );
   return rows;
+}
+
+/** Whether the domain (lower-case A-label) belongs to an agency of the key directory: no portal mailbox there. */
+export async function isAgencyDomain(pool: Pool, domain: string): Promise<boolean> {
+  const { rowCount } = await pool.query('select 1 from agency_domains where domain = $1', [domain.toLowerCase()]);
+  return (rowCount ?? 0) > 0;
 }

@@ -2,6 +2,9 @@
 // mail, replaced by renewals; the encrypt stage reads the current ones per address. Addresses are stored lower-case.
 import type { Pool } from '@smgw/db';
 
+/** Who brought it: an operator (admin API), inbound signed mail, or the recipient on the portal (migration 013). */
+export type CertificateSource = 'admin' | 'harvested' | 'portal';
+
 export interface StoredCertificate {
   fingerprint: string;
   subject: string;
@@ -10,7 +13,7 @@ export interface StoredCertificate {
   serial: string;
   notBefore: string;
   notAfter: string;
-  source: 'admin' | 'harvested';
+  source: CertificateSource;
   addedAt: string;
   replacedBy: string | null;
 }
@@ -27,7 +30,7 @@ export interface NewCertificate {
   der: Buffer;
   intermediates: Buffer[];
   smimeCapabilities: unknown;
-  source: 'admin' | 'harvested';
+  source: CertificateSource;
   lastValidation: unknown;
 }
 
@@ -39,7 +42,7 @@ interface CertificateRow {
   serial: string;
   not_before: Date;
   not_after: Date;
-  source: 'admin' | 'harvested';
+  source: CertificateSource;
   added_at: Date;
   replaced_by: string | null;
 }

@@ -4,6 +4,9 @@ import type { Pool } from '@smgw/db';
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 
+/** Who brought it: an operator, inbound mail, or the key's holder on the portal (migration 013). */
+export type PgpKeySource = 'imported' | 'harvested' | 'portal';
+
 export const PGP_KEY_STATES = ['pending', 'approved', 'rejected'] as const;
 export type PgpKeyState = (typeof PGP_KEY_STATES)[number];
 
@@ -13,7 +16,7 @@ export interface StoredPgpKey {
   algorithm: string;
   expiresAt: string | null;
   state: PgpKeyState;
-  source: 'imported' | 'harvested';
+  source: PgpKeySource;
   stateChangedBy: string | null;
   stateChangedAt: string | null;
   createdAt: string;
@@ -25,7 +28,7 @@ export interface NewPgpKey {
   addresses: string[];
   algorithm: string;
   expiresAt: Date | null;
-  source: 'imported' | 'harvested';
+  source: PgpKeySource;
 }
 
 interface PgpKeyRow {
@@ -34,7 +37,7 @@ interface PgpKeyRow {
   algorithm: string;
   expires_at: Date | null;
   state: PgpKeyState;
-  source: 'imported' | 'harvested';
+  source: PgpKeySource;
   state_changed_by: string | null;
   state_changed_at: Date | null;
   created_at: Date;

@@ -53,7 +53,8 @@ function newSecrets(): ActivationSecrets {
   return { link: randomBytes(32).toString('base64url'), pin };
 }
 
-function toToken(row: Record<string, unknown>): ActivationToken {
+/** A mailbox_tokens row as a token (for the package's other modules). */
+export function toToken(row: Record<string, unknown>): ActivationToken {
   return {
     id: row.id as string,
     mailboxId: row.mailbox_id as string,
@@ -70,7 +71,12 @@ function toToken(row: Record<string, unknown>): ActivationToken {
   };
 }
 
-function openTokenSecrets(dataKey: Uint8Array, mailboxId: string, tokenId: string, sealed: Buffer): ActivationSecrets {
+export function openTokenSecrets(
+  dataKey: Uint8Array,
+  mailboxId: string,
+  tokenId: string,
+  sealed: Buffer,
+): ActivationSecrets {
   return JSON.parse(openSecret(dataKey, sealed, { aad: secretsAad(mailboxId, tokenId) }).toString('utf8'));
 }
 

@@ -37,3 +37,19 @@ export async function listMailboxAudit(db: Queryable, address: string, limit = 2
     detail: row.detail,
   }));
 }
+
+/** An address's latest audit events, newest first (the admin API's view of a mailbox). */
+export async function listRecentMailboxAudit(db: Queryable, address: string, limit = 50): Promise<MailboxAuditEvent[]> {
+  const found = await db.query('select * from mailbox_audit where address = $1 order by at desc, id desc limit $2', [
+    address,
+    limit,
+  ]);
+  return found.rows.map((row) => ({
+    mailboxId: row.mailbox_id,
+    address: row.address,
+    event: row.event,
+    actor: row.actor,
+    at: row.at,
+    detail: row.detail,
+  }));
+}

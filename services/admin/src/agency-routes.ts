@@ -3,7 +3,7 @@
 // for inbound decryption. Private keys are sealed under SMGW_MASTER_KEY before they touch the database and never
 // leave the gateway again: the answer carries only the public part.
 import { createHash } from 'node:crypto';
-import { type Pkcs12Contents, parsePkcs12, readPrivateKeyForStorage } from '@smgw/crypto';
+import { certificateFacts, type Pkcs12Contents, parsePkcs12, readPrivateKeyForStorage } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
 import { MESSAGE_ID_PATTERN_ANY_CASE } from '@smgw/envelope';
 import {
@@ -28,7 +28,6 @@ import {
   TEXT_TYPE,
   textBody,
 } from './key-material-bodies.ts';
-import { certificateFacts } from './pem-certificates.ts';
 import { problem, problemSchema } from './problem.ts';
 import { DEFAULT_OPERATOR, OPERATOR_PATTERN } from './quarantine-routes.ts';
 

@@ -4,10 +4,13 @@ import { type Envelope, isMessageId } from '@smgw/envelope';
 import { type Logger, type Registry, runChecks } from '@smgw/observability';
 import { getTrace } from '@smgw/trace';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { agencyRegistrationRoutes } from './agency-registration-routes.ts';
 import { agencyRoutes } from './agency-routes.ts';
 import { bearerTokenMatches } from './bearer-auth.ts';
 import { refuseUnacceptedBodyType, unsupportedMediaType } from './body-types.ts';
+import { type MailboxRouteOptions, mailboxRoutes } from './mailbox-routes.ts';
 import { pgpKeyRoutes } from './pgp-key-routes.ts';
+import { portalReachableRoutes } from './portal-reachable-routes.ts';
 import { codeOfStatus, problem } from './problem.ts';
 import { quarantineRoutes } from './quarantine-routes.ts';
 import { submissionAccountRoutes } from './submission-account-routes.ts';
@@ -33,6 +36,8 @@ export function buildAdminApi(options: {
     /** The clock of certificate validation and of recorded times. */
     now: () => Date;
   };
+  /** Portal mailboxes (lock, resend activation, delete): the same clock as the key directory. */
+  mailboxes: Omit<MailboxRouteOptions, 'pool' | 'now'>;
 }): FastifyInstance {
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
@@ -92,6 +97,9 @@ export function buildAdminApi(options: {
         now: keyDirectory.now,
       });
       await api.register(submissionAccountRoutes, { pool: options.pool });
+      await api.register(agencyRegistrationRoutes, { pool: options.pool, now: keyDirectory.now });
+      await api.register(portalReachableRoutes, { pool: options.pool });
+      await api.register(mailboxRoutes, { ...options.mailboxes, pool: options.pool, now: keyDirectory.now });
     },
     { prefix: '/api/v1' },
   );

@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import type { QuarantineEntry } from '@smgw/quarantine';
 import { KEY_DIRECTORY_USAGE, KeyDirectoryCliError, runKeyDirectoryCommand } from './cli-key-directory.ts';
+import { PORTAL_USAGE, PortalCliError, runPortalCommand } from './cli-portal.ts';
 import { formatQuarantineEntry, formatQuarantineList } from './format-quarantine.ts';
 import { formatTrace } from './format-trace.ts';
 
@@ -15,6 +16,7 @@ const USAGE = `operator commands (talk to the admin API):
   quarantine release <id> [--reason "..."] [--operator <name>]
                                       let the message continue its route (recorded with who and why)
 ${KEY_DIRECTORY_USAGE}
+${PORTAL_USAGE}
   account add <username> --address a [--address a2 ...] [--domain d ...]
                                       a submission account for SMTP AUTH on 2587, allowed to send as those
                                       addresses (envelope sender, From, Sender) and, with --domain, as every
@@ -24,7 +26,8 @@ ${KEY_DIRECTORY_USAGE}
   help                                this text
 settings: SMGW_ADMIN_URL (default http://127.0.0.1:8081/api/v1), SMGW_ADMIN_TOKEN,
           SMGW_OPERATOR (default operator name for release, trust add, cert add, pgp approve|reject,
-                         agency signing)`;
+                         agency signing, mailbox lock|unlock|resend-activation|delete,
+                         registration accept|reject, agency portal-reachable)`;
 
 const OPTIONS = {
   json: { type: 'boolean' },
@@ -39,6 +42,8 @@ const OPTIONS = {
   domain: { type: 'string', multiple: true },
   'verify-signatures': { type: 'boolean' },
   password: { type: 'string' },
+  note: { type: 'string' },
+  confirm: { type: 'string' },
 } as const;
 
 export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -91,6 +96,24 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
       process.stdout.write(`${USAGE}\n`);
       return 0;
     }
+    const keyDirectoryCommand = (command: string, positional: string[]) =>
+      runKeyDirectoryCommand(
+        command,
+        positional,
+        {
+          json,
+          all: values.all === true,
+          // --address repeats only for account add; the key directory's lists filter by one.
+          address: values.address?.at(-1),
+          state: values.state,
+          domain: values.domain,
+          verifySignatures: values['verify-signatures'] === true,
+          password: values.password,
+          operator: values.operator,
+        },
+        call,
+        env,
+      );
     switch (command) {
       case 'trace':
       case 'message': {
@@ -146,28 +169,27 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
             throw new CliError(`unknown quarantine command "${action}"\n${USAGE}`);
         }
       }
-      case 'trust':
-      case 'cert':
-      case 'pgp':
+      case 'mailbox':
+      case 'registration':
       case 'agency': {
-        const output = await runKeyDirectoryCommand(
+        if (command === 'agency' && positional[0] !== 'portal-reachable') {
+          process.stdout.write(await keyDirectoryCommand(command, positional));
+          return 0;
+        }
+        const output = await runPortalCommand(
           command,
           positional,
-          {
-            json,
-            all: values.all === true,
-            // --address repeats only for account add; the key directory's lists filter by one.
-            address: values.address?.at(-1),
-            state: values.state,
-            domain: values.domain,
-            verifySignatures: values['verify-signatures'] === true,
-            password: values.password,
-            operator: values.operator,
-          },
+          { json, state: values.state, note: values.note, confirm: values.confirm, operator: values.operator },
           call,
           env,
         );
         process.stdout.write(output);
+        return 0;
+      }
+      case 'trust':
+      case 'cert':
+      case 'pgp': {
+        process.stdout.write(await keyDirectoryCommand(command, positional));
         return 0;
       }
       case 'account': {
@@ -205,7 +227,9 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
         throw new CliError(`unknown command "${command}"\n${USAGE}`);
     }
   } catch (err) {
-    if (!(err instanceof CliError) && !(err instanceof KeyDirectoryCliError)) throw err;
+    if (!(err instanceof CliError) && !(err instanceof KeyDirectoryCliError) && !(err instanceof PortalCliError)) {
+      throw err;
+    }
     process.stderr.write(`smgw: ${err.message}\n`);
     return 1;
   }

@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { ConfigOf } from '@smgw/config';
 import { createRevocationFetcher } from '@smgw/crypto';
 import { createPool } from '@smgw/db';
+import { createFolderMailboxKeyStore } from '@smgw/mailbox-store';
 import { connectMq } from '@smgw/mq';
 import { createRegistry, type Logger } from '@smgw/observability';
 import { buildAdminApi } from './api.ts';
@@ -12,9 +13,10 @@ export interface RunningAdmin {
   stop(): Promise<void>;
 }
 
-/** The admin settings; the key-directory ones may be left out (no master key; revocation `require`). */
-export type AdminConfig = Omit<ConfigOf<typeof adminSettings>, 'masterKey' | 'revocationMode'> &
-  Partial<Pick<ConfigOf<typeof adminSettings>, 'masterKey' | 'revocationMode'>>;
+/** The admin settings; the key ones may be left out (no master key or key store; revocation `require`). */
+type OptionalSetting = 'masterKey' | 'masterKeyPrevious' | 'keyStoreDir' | 'revocationMode';
+export type AdminConfig = Omit<ConfigOf<typeof adminSettings>, OptionalSetting> &
+  Partial<Pick<ConfigOf<typeof adminSettings>, OptionalSetting>>;
 
 export async function startAdmin(
   config: AdminConfig,
@@ -39,6 +41,19 @@ export async function startAdmin(
         revocationFetcher: createRevocationFetcher({ now, allow: config.revocationAllow }),
         masterKey: config.masterKey,
         now,
+      },
+      mailboxes: {
+        keys:
+          config.masterKey && config.keyStoreDir
+            ? createFolderMailboxKeyStore({
+                keyStoreDir: config.keyStoreDir,
+                masterKey: config.masterKey,
+                masterKeyPrevious: config.masterKeyPrevious,
+              })
+            : undefined,
+        quotaBytes: config.mailboxQuotaBytes,
+        linkLifetimeMs: config.activationLinkLifetime,
+        pinDelayMs: config.pinDelay,
       },
     });
     await app.listen({ port: config.adminPort, host: config.adminBind });

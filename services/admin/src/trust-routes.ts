@@ -1,18 +1,16 @@
 // POST/GET /trust-anchors and POST/GET /certificates (SPEC.md "Admin API"): the CAs trusted for S/MIME and
 // signature verification, and recipient certificates, accepted only when they validate against those CAs now.
-import type { PathValidationCode, RevocationFetcher, RevocationMode } from '@smgw/crypto';
-import { validateCertificatePathFetchingRevocation } from '@smgw/crypto';
-import type { Pool } from '@smgw/db';
 import {
-  addCertificate,
-  addTrustAnchor,
-  listCertificates,
-  listTrustAnchors,
-  trustAnchorCertificates,
-} from '@smgw/key-directory';
+  type CertificateFacts,
+  PemError,
+  type RevocationFetcher,
+  type RevocationMode,
+  readPemCertificates,
+} from '@smgw/crypto';
+import type { Pool } from '@smgw/db';
+import { acceptRecipientCertificate, addTrustAnchor, listCertificates, listTrustAnchors } from '@smgw/key-directory';
 import type { FastifyInstance } from 'fastify';
 import { acceptKeyMaterialBodies, PEM_BODY_TYPES, textBody } from './key-material-bodies.ts';
-import { type CertificateFacts, PemError, readPemCertificates } from './pem-certificates.ts';
 import { problem, problemSchema } from './problem.ts';
 import { DEFAULT_OPERATOR, OPERATOR_PATTERN } from './quarantine-routes.ts';
 
@@ -128,7 +126,7 @@ export async function trustRoutes(api: FastifyInstance, options: TrustRouteOptio
     async () => ({ anchors: await listTrustAnchors(options.pool) }),
   );
 
-  api.post(
+  api.post<{ Headers: { 'x-smgw-operator'?: string } }>(
     '/certificates',
     {
       config: { bodyTypes: PEM_BODY_TYPES },
@@ -155,72 +153,33 @@ export async function trustRoutes(api: FastifyInstance, options: TrustRouteOptio
         if (err instanceof PemError) return reply.code(400).send(problem(err.code, err.message));
         throw err;
       }
-      const [leaf, ...intermediates] = chain as [CertificateFacts, ...CertificateFacts[]];
-      const [firstAddress] = leaf.emailAddressesAsWritten;
-      if (!firstAddress) {
-        return reply
-          .code(422)
-          .send(
-            problem(
-              'ADDRESS_NOT_IN_CERTIFICATE' satisfies PathValidationCode,
-              'the certificate names no e-mail address (subjectAltName rfc822Name)',
-            ),
-          );
-      }
-      const now = options.now();
-      const result = await validateCertificatePathFetchingRevocation(
-        {
-          endEntity: leaf.der,
-          intermediates: intermediates.map((c) => c.der),
-          trustAnchors: (await trustAnchorCertificates(options.pool)).map((certificate) => ({ certificate })),
-          time: now,
-          purpose: 'emailProtection',
-          emailAddress: firstAddress,
-          revocation: options.revocationMode,
-        },
-        options.revocationFetcher,
-      );
-      if (!result.ok) {
+      const operator = req.headers['x-smgw-operator'] ?? DEFAULT_OPERATOR;
+      const stored = await acceptRecipientCertificate(options.pool, {
+        chain,
+        source: 'admin',
+        by: operator,
+        now: options.now(),
+        revocationMode: options.revocationMode,
+        revocationFetcher: options.revocationFetcher,
+      });
+      if (!stored.ok) {
         req.log.info(
           {
             code: 'CERTIFICATE_REFUSED',
-            fingerprint: leaf.fingerprint,
-            reasonCode: result.code,
-            reason: result.reason,
+            fingerprint: stored.fingerprint,
+            reasonCode: stored.code,
+            reason: stored.reason,
           },
           'certificate refused',
         );
-        return reply.code(422).send(problem(result.code, result.reason));
+        return reply.code(422).send(problem(stored.code, stored.reason));
       }
-      const operator = req.headers['x-smgw-operator'] ?? DEFAULT_OPERATOR;
-      const stored = await addCertificate(options.pool, {
-        fingerprint: leaf.fingerprint,
-        subject: leaf.subject,
-        addresses: leaf.emailAddresses,
-        issuer: leaf.issuer,
-        serial: leaf.serial,
-        notBefore: leaf.notBefore,
-        notAfter: leaf.notAfter,
-        der: leaf.der,
-        // The path that validated, not every certificate of the upload: each one stored is fetched for again.
-        intermediates: result.path.slice(1, -1).map((c) => Buffer.from(c)),
-        smimeCapabilities: null,
-        source: 'admin',
-        lastValidation: {
-          at: now.toISOString(),
-          ok: true,
-          revocationMode: options.revocationMode,
-          revocation: result.revocation,
-          fetchProblems: result.fetchProblems,
-          by: operator,
-        },
-      });
       if (!stored.created) return reply.code(200).send(stored.certificate);
       req.log.info(
         {
           code: 'CERTIFICATE_ADDED',
-          fingerprint: leaf.fingerprint,
-          addresses: leaf.emailAddresses,
+          fingerprint: stored.certificate.fingerprint,
+          addresses: stored.certificate.addresses,
           replaced: stored.replaced,
           operator,
         },

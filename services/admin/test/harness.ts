@@ -25,7 +25,12 @@ export async function startTestAdmin(token: string, overrides: Partial<AdminConf
     adminBind: '127.0.0.1',
     adminToken: token,
     logLevel: 'silent',
+    // The test's own key store folder; its mailbox keys open only with a master key (given by the tests that need one).
+    keyStoreDir: db.keys.keyStoreDir,
     revocationAllow: { networks: [], endpoints: [] },
+    mailboxQuotaBytes: 30 * 1024 * 1024,
+    activationLinkLifetime: 14 * 24 * 3_600_000,
+    pinDelay: 5 * 60_000,
     ...overrides,
   };
   const logger = createLogger('admin-test', 'silent');

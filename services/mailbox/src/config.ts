@@ -29,6 +29,9 @@ export const mailboxSpec = {
   portalSessionMax: settings.portalSessionMax,
   portalTrustProxy: settings.portalTrustProxy,
   pinMaxAttempts: settings.pinMaxAttempts,
+  /** Certificates uploaded on /schluessel are validated as the admin API validates them. */
+  revocationMode: settings.revocationMode,
+  revocationAllow: settings.revocationAllow,
 };
 
 export type MailboxConfig = ConfigOf<typeof mailboxSpec>;

@@ -28,6 +28,14 @@ export const NOTICE_KINDS = [
   'over-quota-dsn',
   'over-quota-notice',
   'reactivation-link',
+  /** An operator's resend: a new link (earlier ones revoked); the PIN follows in pin-mail. */
+  'activation-resent',
+  /** Self-registration of a new address: its link (the PIN follows in pin-mail). */
+  'registration-link',
+  /** Self-registration of an address that has a mailbox: log in or ask for a new link. */
+  'registration-existing',
+  /** The agency registration form's information mail to the contact: next steps and a checklist. */
+  'agency-registration-received',
 ] as const;
 export type NoticeKind = (typeof NOTICE_KINDS)[number];
 
@@ -44,6 +52,8 @@ export function portalLinks(publicUrl: string) {
   return {
     activation: (token: string) => `${base}/aktivieren/${token}`,
     login: `${base}/anmelden`,
+    reactivation: `${base}/reaktivieren`,
+    agencyRegistration: `${base}/behoerde-registrieren`,
   };
 }
 

@@ -9,6 +9,7 @@ import { lockDuePinMails, type MailboxKeyStore, markPinMailSent } from '@smgw/ma
 import { rfc5322Date } from '@smgw/mime';
 import type { Logger } from '@smgw/observability';
 import { type MailboxTemplates, noticeEnvelope, recordNotice } from './notices.ts';
+import { sendDueResentLinkMails } from './resent-link-mails.ts';
 
 export interface PinMailDeps {
   pool: Pool;
@@ -19,6 +20,12 @@ export interface PinMailDeps {
   publish: (envelope: Envelope) => Promise<void>;
   onSent?: () => void;
   now?: () => Date;
+}
+
+/** The sweep also sends the link mails of operators' resends (resent-link-mails.ts): they link to the portal. */
+export interface PinSweepDeps extends PinMailDeps {
+  /** SMGW_PUBLIC_URL */
+  publicUrl: string;
 }
 
 /** Sends up to `limit` due PIN mails; returns how many. */
@@ -52,12 +59,15 @@ export function pinSweepInterval(pinDelayMs: number): number {
 }
 
 /** Runs the sweep every `intervalMs` (never two at once); stop() waits for a running one. */
-export function startPinMailSweep(deps: PinMailDeps, intervalMs: number, log: Logger): { stop(): Promise<void> } {
+export function startPinMailSweep(deps: PinSweepDeps, intervalMs: number, log: Logger): { stop(): Promise<void> } {
   let running: Promise<void> | undefined;
   const tick = () => {
     if (running) return;
-    running = sendDuePinMails(deps)
-      .then((sent) => {
+    // Link mails of resends first, so a PIN never arrives before its link; a failure there waits for the next tick.
+    running = sendDueResentLinkMails(deps)
+      .then(async (links) => {
+        if (links > 0) log.info({ code: 'MAILBOX_RESENT_LINK_MAILS_SENT', sent: links }, 'resent link mails sent');
+        const sent = await sendDuePinMails(deps);
         if (sent > 0) log.info({ code: 'MAILBOX_PIN_MAILS_SENT', sent }, 'PIN mails sent');
       })
       .catch((err: Error) => log.warn({ code: 'MAILBOX_PIN_SWEEP_FAILED', err }, 'PIN mail sweep failed; will retry'))

@@ -59,6 +59,7 @@ export async function startMailbox(config: MailboxConfig, log: Logger): Promise<
       blobStore,
       mailboxKeys,
       hostname: config.hostname,
+      publicUrl: config.publicUrl,
       templates,
       publish: (envelope) => mq.publish(envelope),
       onSent: () => metrics.pinMails.inc(),
@@ -103,6 +104,8 @@ export async function startMailbox(config: MailboxConfig, log: Logger): Promise<
       quotaBytes: config.mailboxQuotaBytes,
       redisPrefix: config.redisPrefix,
       internalDomains: config.internalDomains,
+      revocationMode: config.revocationMode,
+      revocationAllow: config.revocationAllow,
       maxUploadBytes: config.portalMaxUploadBytes,
     },
   });

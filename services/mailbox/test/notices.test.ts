@@ -23,6 +23,11 @@ const VALUES: Record<string, string> = {
   usedMb: '29.0',
   quotaMb: '30.0',
   sizeMb: '2.0',
+  reactivationUrl: 'https://portal.test/reaktivieren',
+  contactName: 'Max Mustermann',
+  agencyName: 'Stadt Musterhausen',
+  registrationId: 'c0ffee00-aaaa-4bbb-8ccc-dddddddddddd',
+  domains: '  musterhausen.example',
 };
 
 async function render(templates: MailboxTemplates, kind: (typeof NOTICE_KINDS)[number]) {
@@ -82,6 +87,7 @@ describe('mailbox notices', () => {
       const links = portalLinks(base);
       assert.equal(links.activation('abc'), 'https://portal.test/aktivieren/abc');
       assert.equal(links.login, 'https://portal.test/anmelden');
+      assert.equal(links.reactivation, 'https://portal.test/reaktivieren');
     }
   });
 });

@@ -1,6 +1,14 @@
 // Certificate path validation (RFC 5280 §6.1) with revocation from CRLs and OCSP responses at hand.
 
 export {
+  type CertificateFacts,
+  certificateFacts,
+  emailAddressesOf,
+  PemError,
+  readCertificateUpload,
+  readPemCertificates,
+} from './certificate-upload.ts';
+export {
   createRevocationFetcher,
   type FetchedRevocation,
   REVOCATION_FETCH_DEFAULTS,

@@ -25,12 +25,15 @@ import { clientSubject, createLimits } from './limits.ts';
 import { accountPages } from './pages/account.ts';
 import { accountDataPages } from './pages/account-data.ts';
 import { activationPages } from './pages/activation.ts';
+import { agencyRegistrationPages } from './pages/agency-registration.ts';
 import { composePages } from './pages/compose.ts';
 import { folderPages } from './pages/folders.ts';
 import { homePages } from './pages/home.ts';
+import { keyPages } from './pages/keys.ts';
 import { loginPages } from './pages/login.ts';
 import { messagePages } from './pages/message.ts';
 import { reactivationPages } from './pages/reactivation.ts';
+import { registrationPages } from './pages/registration.ts';
 import { createSessionStore } from './session.ts';
 
 export type { PortalContext, PortalDeps, PortalPage, PortalSettings } from './context.ts';
@@ -45,6 +48,9 @@ export const PORTAL_PAGES: PortalPage[] = [
   activationPages,
   reactivationPages,
   accountPages,
+  registrationPages,
+  agencyRegistrationPages,
+  keyPages,
   folderPages,
   messagePages,
   accountDataPages,

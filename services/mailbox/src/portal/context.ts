@@ -2,6 +2,7 @@
 // view in the layout, require a login, and open the mailbox's data key. Page modules are plain functions
 // `(app, ctx) => Promise<void>` registered in app.ts (PORTAL_PAGES).
 import type { BlobStore } from '@smgw/blob-store';
+import type { RevocationAllow, RevocationMode } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
 import type { Envelope } from '@smgw/envelope';
 import type { Mailbox, MailboxKeyStore } from '@smgw/mailbox-store';
@@ -31,9 +32,14 @@ export interface PortalSettings {
   linkLifetimeMs: number;
   /** SMGW_MAILBOX_QUOTA_BYTES: the quota bar. */
   quotaBytes: number;
+  /** SMGW_REVOCATION_MODE, SMGW_REVOCATION_ALLOW: a certificate uploaded on /schluessel is checked as the admin API
+   * checks one (default 'require', fetching only from public addresses). */
+  revocationMode?: RevocationMode;
+  revocationAllow?: RevocationAllow;
   /** SMGW_REDIS_PREFIX: every Redis key of the portal starts with it. */
   redisPrefix: string;
-  /** SMGW_INTERNAL_DOMAINS: the only domains a portal user may write to (portal-write); none when unset. */
+  /** SMGW_INTERNAL_DOMAINS: the only domains a portal user may write to (portal-write), and where self-registration
+   * is refused (with the key directory's agency domains); none when unset. */
   internalDomains?: string[] | undefined;
   /** SMGW_PORTAL_MAX_UPLOAD_BYTES: text and attachments of one message (portal-write); default 20 MB. */
   maxUploadBytes?: number | undefined;

@@ -33,6 +33,11 @@ export const LIMIT_RULES = {
   /** Registration mails to one address (the registration page's helper uses these). */
   registrationPerAddress: { max: 3, windowMs: HOUR },
   registrationPerClient: { max: 10, windowMs: HOUR },
+  /** Agency registrations from one client, and information mails to one contact address (the form mails them). */
+  agencyRegistrationPerClient: { max: 5, windowMs: HOUR },
+  agencyRegistrationPerContact: { max: 3, windowMs: 24 * HOUR },
+  /** Key uploads on /schluessel per mailbox (each certificate may fetch revocation data). */
+  keyUploadPerMailbox: { max: 10, windowMs: HOUR },
   /** Messages one mailbox sends to agencies (portal-write): the portal is no way to flood an agency. */
   composePerMailbox: { max: 30, windowMs: HOUR },
 } as const satisfies Record<string, LimitRule>;

@@ -194,6 +194,40 @@ export const de = {
   // --- end compose ---
 
   // --- keys ---
+  'keys.title': 'Eigener Schlüssel',
+  'keys.intro':
+    'Haben Sie ein S/MIME-Zertifikat oder einen OpenPGP-Schlüssel? Dann laden Sie ihn hier hoch: Nachrichten von Behörden an Sie werden dann verschlüsselt per E-Mail zugestellt, statt in dieses Postfach.',
+  'keys.status.title': 'Wie Nachrichten an Sie zugestellt werden',
+  'keys.status.certificate':
+    'Nachrichten an Sie werden ab jetzt mit Ihrem Zertifikat verschlüsselt und per E-Mail zugestellt, nicht mehr in dieses Postfach.',
+  'keys.status.pgp-approved':
+    'Nachrichten an Sie werden ab jetzt mit Ihrem OpenPGP-Schlüssel verschlüsselt und per E-Mail zugestellt, nicht mehr in dieses Postfach.',
+  'keys.status.pgp-pending':
+    'Ihr OpenPGP-Schlüssel wartet auf die Freigabe durch den Betrieb. Bis dahin kommen Nachrichten an Sie weiter in dieses Postfach.',
+  'keys.status.portal': 'Für Ihre Adresse ist kein Schlüssel hinterlegt: Nachrichten an Sie kommen in dieses Postfach.',
+  'keys.added.zertifikat': 'Ihr Zertifikat wurde geprüft und übernommen.',
+  'keys.added.pgp': 'Ihr OpenPGP-Schlüssel wurde gespeichert und wartet auf die Freigabe.',
+  'keys.certificates': 'Ihre Zertifikate',
+  'keys.certificate.line': '{subject}, gültig bis {notAfter}',
+  'keys.pgpKeys': 'Ihre OpenPGP-Schlüssel',
+  'keys.pgp.line': '{fingerprint} ({state})',
+  'keys.pgp.state.pending': 'wartet auf Freigabe',
+  'keys.pgp.state.approved': 'freigegeben',
+  'keys.upload.title': 'Schlüssel hochladen',
+  'keys.upload.label': 'Zertifikat oder öffentlicher OpenPGP-Schlüssel',
+  'keys.upload.hint':
+    'S/MIME-Zertifikat als PEM- oder DER-Datei (.pem, .crt, .cer, .der), gern mit Zwischenzertifikaten; oder öffentlicher OpenPGP-Schlüssel (.asc). Höchstens {maxKb} KB. Laden Sie niemals Ihren privaten Schlüssel hoch.',
+  'keys.upload.submit': 'Hochladen',
+  'keys.error.empty': 'Bitte wählen Sie eine Datei aus.',
+  'keys.error.tooLarge': 'Die Datei ist zu groß (höchstens {maxKb} KB).',
+  'keys.error.unreadable': 'Die Datei ist weder ein lesbares Zertifikat noch ein öffentlicher OpenPGP-Schlüssel.',
+  'keys.error.certificateAddress': 'Das Zertifikat ist nicht für Ihre E-Mail-Adresse ausgestellt.',
+  'keys.error.certificateInvalid':
+    'Das Zertifikat konnte nicht geprüft werden: Es stammt nicht von einer anerkannten Zertifizierungsstelle, ist abgelaufen, gesperrt oder nicht für E-Mail-Verschlüsselung bestimmt.',
+  'keys.error.pgpUnreadable':
+    'Der OpenPGP-Schlüssel ist nicht lesbar. Bitte laden Sie genau einen öffentlichen Schlüssel hoch.',
+  'keys.error.pgpUnusable': 'Der OpenPGP-Schlüssel ist abgelaufen, widerrufen oder kann nicht verschlüsseln.',
+  'keys.error.pgpAddress': 'Der OpenPGP-Schlüssel enthält Ihre E-Mail-Adresse nicht als Benutzerkennung.',
   // --- end keys ---
 
   // --- account sections ---
@@ -221,9 +255,58 @@ export const de = {
   // --- end account sections ---
 
   // --- registration ---
+  'registration.title': 'Sicheres Postfach einrichten',
+  'registration.intro':
+    'Behörden schicken Ihnen vertrauliche Nachrichten in ein sicheres Postfach, wenn für Ihre Adresse kein Verschlüsselungsschlüssel hinterlegt ist. Sie können dieses Postfach schon vorher einrichten: Geben Sie Ihre E-Mail-Adresse ein. Sie erhalten einen Link und danach in einer zweiten E-Mail eine PIN.',
+  'registration.address': 'E-Mail-Adresse',
+  'registration.addressHint': 'An diese Adresse schicken wir den Link und die PIN.',
+  'registration.submit': 'Postfach anfordern',
+  'registration.addressInvalid': 'Bitte geben Sie eine gültige E-Mail-Adresse ein.',
+  'registration.agencyDomain':
+    'Diese Adresse gehört zu einer angeschlossenen Behörde. Behördenadressen erhalten kein Postfach im Messenger: Nachrichten an sie werden direkt und verschlüsselt per E-Mail zugestellt.',
+  'registration.agencyHint': 'Sie vertreten eine Behörde?',
+  'registration.sent.title': 'Anfrage erhalten',
+  'registration.sent.text':
+    'Wenn diese Adresse ein Postfach bekommen kann, ist eine E-Mail an sie unterwegs. Sie sagt Ihnen, wie es weitergeht.',
+  'registration.sent.next':
+    'Einen neuen Link erhalten Sie mit einer PIN in einer zweiten E-Mail, einige Minuten später. Haben Sie schon ein Postfach, erklärt die E-Mail, wie Sie sich anmelden.',
   // --- end registration ---
 
   // --- agency registration ---
+  'agencyRegistration.title': 'Behörde registrieren',
+  'agencyRegistration.intro':
+    'Registrieren Sie Ihre Behörde für das Mail-Gateway. Der Betrieb prüft Ihre Angaben und meldet sich bei Ihnen; bis dahin ändert sich an Ihrer E-Mail nichts. Sie erhalten sofort eine E-Mail mit den nächsten Schritten und einer Checkliste.',
+  'agencyRegistration.agencyName': 'Name der Behörde',
+  'agencyRegistration.contactName': 'Ansprechperson',
+  'agencyRegistration.contactEmail': 'E-Mail-Adresse der Ansprechperson',
+  'agencyRegistration.contactEmailHint': 'An diese Adresse schicken wir die nächsten Schritte.',
+  'agencyRegistration.contactPhone': 'Telefon',
+  'agencyRegistration.optional': 'Freiwillige Angabe.',
+  'agencyRegistration.domains': 'Domains der Behörde',
+  'agencyRegistration.domainsHint': 'Eine Domain pro Zeile, z. B. stadt-musterhausen.de (höchstens 20).',
+  'agencyRegistration.note': 'Anmerkung',
+  'agencyRegistration.submit': 'Registrierung absenden',
+  'agencyRegistration.error.agencyName': 'Bitte geben Sie den Namen der Behörde an (2 bis 200 Zeichen, eine Zeile).',
+  'agencyRegistration.error.contactName':
+    'Bitte geben Sie den Namen der Ansprechperson an (2 bis 200 Zeichen, eine Zeile).',
+  'agencyRegistration.error.contactEmail': 'Bitte geben Sie eine gültige E-Mail-Adresse an.',
+  'agencyRegistration.error.contactPhone':
+    'Bitte geben Sie die Telefonnummer nur mit Ziffern, Leerzeichen und + ( ) / . - an, oder lassen Sie das Feld leer.',
+  'agencyRegistration.error.domainsMissing': 'Bitte geben Sie mindestens eine Domain an.',
+  'agencyRegistration.error.domainsTooMany': 'Bitte geben Sie höchstens {max} Domains an.',
+  'agencyRegistration.error.domainInvalid':
+    '„{domain}“ ist keine Domain. Bitte nur Domains wie stadt-musterhausen.de, eine pro Zeile.',
+  'agencyRegistration.error.note': 'Die Anmerkung darf höchstens {max} Zeichen lang sein.',
+  'agencyRegistration.sent.title': 'Registrierung erhalten',
+  'agencyRegistration.sent.text':
+    'Vielen Dank. Ihre Registrierung (Vorgang {id}) liegt dem Betrieb zur Prüfung vor. Eine E-Mail mit den nächsten Schritten ist an {email} unterwegs.',
+  'agencyRegistration.sent.nextTitle': 'Wie es weitergeht',
+  'agencyRegistration.sent.step1':
+    'Der Betrieb prüft, ob die Domains zu Ihrer Behörde gehören, und meldet sich bei Ihnen.',
+  'agencyRegistration.sent.step2':
+    'Sie bereiten Zertifikate, Vertrauensanker und die Einstellungen Ihres Mailservers vor (Checkliste in der E-Mail).',
+  'agencyRegistration.sent.step3':
+    'Nach der Freischaltung laufen Nachrichten Ihrer Behörde verschlüsselt über das Gateway.',
   // --- end agency registration ---
 } as const;
 

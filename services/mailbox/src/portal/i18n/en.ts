@@ -190,6 +190,39 @@ export const en: Record<MessageKey, string> = {
   // --- end compose ---
 
   // --- keys ---
+  'keys.title': 'Your own key',
+  'keys.intro':
+    'Do you have an S/MIME certificate or an OpenPGP key? Upload it here: messages from public agencies are then delivered to you encrypted by e-mail instead of into this mailbox.',
+  'keys.status.title': 'How messages reach you',
+  'keys.status.certificate':
+    'From now on, messages to you are encrypted with your certificate and delivered by e-mail, no longer into this mailbox.',
+  'keys.status.pgp-approved':
+    'From now on, messages to you are encrypted with your OpenPGP key and delivered by e-mail, no longer into this mailbox.',
+  'keys.status.pgp-pending':
+    'Your OpenPGP key is waiting for the operators to approve it. Until then, messages to you keep arriving in this mailbox.',
+  'keys.status.portal': 'No key is on record for your address: messages to you arrive in this mailbox.',
+  'keys.added.zertifikat': 'Your certificate was checked and taken.',
+  'keys.added.pgp': 'Your OpenPGP key was stored and is waiting for approval.',
+  'keys.certificates': 'Your certificates',
+  'keys.certificate.line': '{subject}, valid until {notAfter}',
+  'keys.pgpKeys': 'Your OpenPGP keys',
+  'keys.pgp.line': '{fingerprint} ({state})',
+  'keys.pgp.state.pending': 'waiting for approval',
+  'keys.pgp.state.approved': 'approved',
+  'keys.upload.title': 'Upload a key',
+  'keys.upload.label': 'Certificate or OpenPGP public key',
+  'keys.upload.hint':
+    'An S/MIME certificate as a PEM or DER file (.pem, .crt, .cer, .der), with intermediate certificates if you like; or an OpenPGP public key (.asc). At most {maxKb} KB. Never upload your private key.',
+  'keys.upload.submit': 'Upload',
+  'keys.error.empty': 'Please choose a file.',
+  'keys.error.tooLarge': 'The file is too large (at most {maxKb} KB).',
+  'keys.error.unreadable': 'The file is neither a readable certificate nor an OpenPGP public key.',
+  'keys.error.certificateAddress': 'The certificate is not issued for your e-mail address.',
+  'keys.error.certificateInvalid':
+    'The certificate could not be verified: it is not from a recognised certification authority, has expired or been revoked, or is not meant for e-mail encryption.',
+  'keys.error.pgpUnreadable': 'The OpenPGP key cannot be read. Please upload exactly one public key.',
+  'keys.error.pgpUnusable': 'The OpenPGP key has expired, been revoked or cannot encrypt.',
+  'keys.error.pgpAddress': 'The OpenPGP key does not hold your e-mail address as a user ID.',
   // --- end keys ---
 
   // --- account sections ---
@@ -216,8 +249,54 @@ export const en: Record<MessageKey, string> = {
   // --- end account sections ---
 
   // --- registration ---
+  'registration.title': 'Set up a secure mailbox',
+  'registration.intro':
+    'Public agencies send you confidential messages in a secure mailbox when no encryption key is on record for your address. You can set up this mailbox beforehand: enter your e-mail address. You receive a link and then, in a second e-mail, a PIN.',
+  'registration.address': 'E-mail address',
+  'registration.addressHint': 'We send the link and the PIN to this address.',
+  'registration.submit': 'Request mailbox',
+  'registration.addressInvalid': 'Please enter a valid e-mail address.',
+  'registration.agencyDomain':
+    'This address belongs to a connected public agency. Agency addresses get no mailbox in the Messenger: messages to them are delivered directly and encrypted by e-mail.',
+  'registration.agencyHint': 'Do you represent a public agency?',
+  'registration.sent.title': 'Request received',
+  'registration.sent.text':
+    'If this address can get a mailbox, an e-mail to it is on its way. It tells you what to do next.',
+  'registration.sent.next':
+    'A new link comes with a PIN in a second e-mail, a few minutes later. If you already have a mailbox, the e-mail explains how to log in.',
   // --- end registration ---
 
   // --- agency registration ---
+  'agencyRegistration.title': 'Register an agency',
+  'agencyRegistration.intro':
+    'Register your public agency for the mail gateway. The operators check your details and will contact you; until then nothing changes for your e-mail. You get an e-mail with the next steps and a checklist at once.',
+  'agencyRegistration.agencyName': 'Name of the agency',
+  'agencyRegistration.contactName': 'Contact person',
+  'agencyRegistration.contactEmail': "Contact person's e-mail address",
+  'agencyRegistration.contactEmailHint': 'We send the next steps to this address.',
+  'agencyRegistration.contactPhone': 'Phone',
+  'agencyRegistration.optional': 'Optional.',
+  'agencyRegistration.domains': "The agency's domains",
+  'agencyRegistration.domainsHint': 'One domain per line, e.g. city-example.org (at most 20).',
+  'agencyRegistration.note': 'Note',
+  'agencyRegistration.submit': 'Send registration',
+  'agencyRegistration.error.agencyName': "Please give the agency's name (2 to 200 characters, one line).",
+  'agencyRegistration.error.contactName': "Please give the contact person's name (2 to 200 characters, one line).",
+  'agencyRegistration.error.contactEmail': 'Please give a valid e-mail address.',
+  'agencyRegistration.error.contactPhone':
+    'Please give the phone number with digits, spaces and + ( ) / . - only, or leave the field empty.',
+  'agencyRegistration.error.domainsMissing': 'Please give at least one domain.',
+  'agencyRegistration.error.domainsTooMany': 'Please give at most {max} domains.',
+  'agencyRegistration.error.domainInvalid':
+    '"{domain}" is not a domain. Please give domains such as city-example.org only, one per line.',
+  'agencyRegistration.error.note': 'The note may have at most {max} characters.',
+  'agencyRegistration.sent.title': 'Registration received',
+  'agencyRegistration.sent.text':
+    'Thank you. Your registration (reference {id}) is waiting for the operators to check it. An e-mail with the next steps is on its way to {email}.',
+  'agencyRegistration.sent.nextTitle': 'What happens next',
+  'agencyRegistration.sent.step1': 'The operators check that the domains belong to your agency and contact you.',
+  'agencyRegistration.sent.step2':
+    "You prepare certificates, trust anchors and your mail server's settings (checklist in the e-mail).",
+  'agencyRegistration.sent.step3': "Once connected, your agency's messages pass the gateway encrypted.",
   // --- end agency registration ---
 };

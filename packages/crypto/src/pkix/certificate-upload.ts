@@ -1,4 +1,5 @@
-// Reading PEM certificate uploads with node:crypto's X509Certificate: the facts the key directory stores.
+// Reading certificate uploads (PEM, or one DER certificate) with node:crypto's X509Certificate: the facts the key
+// directory stores. Used by the admin API's POST /certificates and the portal's bring-your-own-key page.
 import { X509Certificate } from 'node:crypto';
 
 export interface CertificateFacts {
@@ -18,7 +19,7 @@ export interface CertificateFacts {
   emailAddressesAsWritten: string[];
 }
 
-/** A PEM upload that is not one or more readable certificates. */
+/** An upload that is not one or more readable certificates. */
 export class PemError extends Error {
   readonly code = 'BAD_CERTIFICATE';
 }
@@ -38,6 +39,13 @@ export function readPemCertificates(pem: string): CertificateFacts[] {
   }
   if (certificates.length === 0) throw new PemError('no PEM certificate in the body');
   return certificates;
+}
+
+/** PEM (one or more certificates, the recipient's first) or, without a PEM header, one DER certificate. */
+export function readCertificateUpload(bytes: Buffer): CertificateFacts[] {
+  const head = bytes.subarray(0, 4096).toString('latin1');
+  if (head.includes('-----BEGIN')) return readPemCertificates(bytes.toString('utf8'));
+  return [certificateFacts(bytes)];
 }
 
 export function certificateFacts(der: Buffer): CertificateFacts {

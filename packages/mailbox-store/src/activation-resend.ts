@@ -1,0 +1,95 @@
+// An operator sends a mailbox a new activation link and PIN (the admin API's resend-activation). The admin service
+// writes no mails: it replaces the token and records, in the audit trail, that the link mail is due; the mailbox
+// service's PIN mail sweep sends that link mail (from its templates) and later, as for every token, the PIN mail.
+// The audit row is the outbox: `mailbox.activation-resent` names the token; `mailbox.activation-link-mailed` marks
+// the link mail sent. Deleting the mailbox deletes the token, so nothing is sent for a mailbox that is gone.
+import type { PoolClient } from '@smgw/db';
+import {
+  type ActivationToken,
+  type DuePinMail,
+  type EnsureTokenInput,
+  openTokenSecrets,
+  replaceActivationToken,
+  toToken,
+} from './activation-tokens.ts';
+import { recordMailboxAudit } from './audit.ts';
+import type { MailboxKeyStore } from './mailbox-key-store.ts';
+import { openMailboxKey } from './mailboxes.ts';
+
+export const ACTIVATION_RESENT_EVENT = 'mailbox.activation-resent';
+export const ACTIVATION_LINK_MAILED_EVENT = 'mailbox.activation-link-mailed';
+
+/**
+ * Every earlier link and PIN of the mailbox stops working; a new token (purpose 'reactivation') is made whose link
+ * mail is due now and whose PIN mail is due after `pinDelayMs`. In the caller's transaction. The secrets are not
+ * returned: whoever asks for the resend (an operator) never sees them.
+ */
+export async function requestActivationResend(
+  db: PoolClient,
+  input: Omit<EnsureTokenInput, 'purpose' | 'messageId' | 'traceId'> & { actor: string },
+): Promise<ActivationToken> {
+  const { token } = await replaceActivationToken(db, { ...input, purpose: 'reactivation' });
+  await recordMailboxAudit(db, {
+    mailboxId: input.mailbox.id,
+    address: input.mailbox.address,
+    event: ACTIVATION_RESENT_EVENT,
+    actor: input.actor,
+    at: input.now,
+    detail: { tokenId: token.id, linkMail: 'due', pinMailDueAt: token.pinMailDueAt.toISOString() },
+  });
+  return token;
+}
+
+/**
+ * Live tokens of requestActivationResend whose link mail has not gone out, locked for the caller's transaction
+ * (other replicas skip them); the caller sends each and marks it with markResentLinkMailed before committing.
+ */
+export async function lockDueResentLinkMails(
+  db: PoolClient,
+  keys: MailboxKeyStore,
+  now: Date,
+  limit: number,
+): Promise<DuePinMail[]> {
+  const found = await db.query(
+    `select t.*, m.address, m.data_key_sealed from mailbox_tokens t join mailboxes m on m.id = t.mailbox_id
+      where t.purpose = 'reactivation' and t.used_at is null and t.revoked_at is null and t.expires_at > $1
+        and t.secrets_sealed is not null
+        and exists (select 1 from mailbox_audit a
+                     where a.mailbox_id = t.mailbox_id and a.event = $3 and a.detail->>'tokenId' = t.id)
+        and not exists (select 1 from mailbox_audit a
+                         where a.mailbox_id = t.mailbox_id and a.event = $4 and a.detail->>'tokenId' = t.id)
+      order by t.created_at limit $2
+        for update of t skip locked`,
+    [now, limit, ACTIVATION_RESENT_EVENT, ACTIVATION_LINK_MAILED_EVENT],
+  );
+  const due: DuePinMail[] = [];
+  for (const row of found.rows) {
+    const dataKey = await openMailboxKey(keys, { id: row.mailbox_id, dataKeySealed: row.data_key_sealed });
+    try {
+      due.push({
+        token: toToken(row),
+        address: row.address,
+        secrets: openTokenSecrets(dataKey, row.mailbox_id, row.id, row.secrets_sealed),
+      });
+    } finally {
+      dataKey.fill(0);
+    }
+  }
+  return due;
+}
+
+/** The link mail of a resend went out (published): recorded, so it is not sent again. */
+export async function markResentLinkMailed(
+  db: PoolClient,
+  due: Pick<DuePinMail, 'token' | 'address'>,
+  at: Date,
+): Promise<void> {
+  await recordMailboxAudit(db, {
+    mailboxId: due.token.mailboxId,
+    address: due.address,
+    event: ACTIVATION_LINK_MAILED_EVENT,
+    actor: 'mailbox-stage',
+    at,
+    detail: { tokenId: due.token.id },
+  });
+}

@@ -1,0 +1,84 @@
+// /behoerde-registrieren: an agency asks to be connected. The form's fields are checked one by one (errors beside
+// their fields); a valid registration is stored pending for an operator (admin API / CLI: registration accept|reject)
+// and the contact gets an information mail with the next steps and a checklist. Stored and mailed together: the
+// registration commits only after the broker confirmed the mail. Limited per client and per contact address, so
+// the form cannot be used to mail strangers in bulk.
+import { withTransaction } from '@smgw/db';
+import { newTraceId } from '@smgw/envelope';
+import { insertAgencyRegistration } from '@smgw/key-directory';
+import { noticeEnvelope, recordNotice } from '../../notices.ts';
+import {
+  AGENCY_FORM_LIMITS,
+  type AgencyRegistrationInput,
+  agencyFormValues,
+  checkAgencyForm,
+} from '../agency-registration-form.ts';
+import type { PortalContext, PortalPage } from '../context.ts';
+
+export const agencyRegistrationPages: PortalPage = async (app, ctx) => {
+  app.get('/behoerde-registrieren', async (req, reply) =>
+    ctx.render(req, reply, 'pages/agency-registration', {
+      title: ctx.t(req)('agencyRegistration.title'),
+      limits: AGENCY_FORM_LIMITS,
+    }),
+  );
+
+  app.post('/behoerde-registrieren', async (req, reply) => {
+    const t = ctx.t(req);
+    const values = agencyFormValues(req.body);
+    const checked = checkAgencyForm(values);
+    if (!checked.ok) {
+      const errors = Object.fromEntries(
+        Object.entries(checked.errors).map(([field, error]) => [field, t(error.key, error.values)]),
+      );
+      return ctx.render(
+        req,
+        reply,
+        'pages/agency-registration',
+        { title: t('agencyRegistration.title'), values, errors, limits: AGENCY_FORM_LIMITS },
+        400,
+      );
+    }
+    const perClient = await ctx.limits.hit('agencyRegistrationPerClient', ctx.clientOf(req));
+    if (perClient.exceeded) return ctx.renderError(req, reply, 429, perClient.retryAfterMs);
+    const perContact = await ctx.limits.hit('agencyRegistrationPerContact', checked.input.contactEmail);
+    if (perContact.exceeded) return ctx.renderError(req, reply, 429, perContact.retryAfterMs);
+
+    const registrationId = await storeAgencyRegistration(ctx, checked.input);
+    return ctx.render(req, reply, 'pages/agency-registration-sent', {
+      title: t('agencyRegistration.sent.title'),
+      registrationId,
+      contactEmail: checked.input.contactEmail,
+    });
+  });
+};
+
+/** Stores the registration pending and mails the contact; returns the registration's id. */
+export async function storeAgencyRegistration(ctx: PortalContext, input: AgencyRegistrationInput): Promise<string> {
+  const { deps, settings } = ctx;
+  const now = ctx.now();
+  const id = await withTransaction(deps.pool, async (db) => {
+    const registration = await insertAgencyRegistration(db, { ...input, now });
+    const notice = await noticeEnvelope(
+      { blobStore: deps.blobStore, templates: deps.templates, hostname: settings.hostname },
+      {
+        kind: 'agency-registration-received',
+        to: registration.contactEmail,
+        values: {
+          contactName: registration.contactName,
+          agencyName: registration.agencyName,
+          registrationId: registration.id,
+          domains: registration.domains.map((domain) => `  ${domain}`).join('\n'),
+        },
+        traceId: newTraceId(),
+        now,
+      },
+    );
+    // The notice's message row is committed before publishing: deliver records against it.
+    await recordNotice(deps.pool, notice, undefined, now);
+    await deps.publish(notice.envelope);
+    return registration.id;
+  });
+  deps.logger.info({ code: 'PORTAL_AGENCY_REGISTRATION_STORED', registrationId: id }, 'agency registration stored');
+  return id;
+}

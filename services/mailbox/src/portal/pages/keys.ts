@@ -1,0 +1,198 @@
+// /schluessel: bring your own key. A logged-in user uploads an S/MIME certificate (PEM or DER), taken only when it
+// validates to a trust anchor for e-mail protection and holds the user's address (acceptRecipientCertificate, the
+// admin API's rule), or an OpenPGP public key, taken only when a valid user ID holds the user's address, stored
+// pending with source 'portal' under that address alone until an operator approves it (admin API). From then on the
+// encrypt stage sends the user's mail encrypted by e-mail instead of to this mailbox, and the page says so.
+// The upload is multipart: parsed only for a logged-in user (as compose.ts), one small file.
+import fastifyMultipart, { type MultipartFile } from '@fastify/multipart';
+import {
+  createRevocationFetcher,
+  inspectPublicKey,
+  NOTHING_ALLOWED,
+  PemError,
+  type PgpKeyInfo,
+  readCertificateUpload,
+} from '@smgw/crypto';
+import { acceptRecipientCertificate, addPgpKey, listCertificates, listPgpKeys } from '@smgw/key-directory';
+import { type Mailbox, recordMailboxAudit } from '@smgw/mailbox-store';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { PortalContext, PortalPage } from '../context.ts';
+import type { MessageKey } from '../i18n/de.ts';
+
+/** A certificate with its chain, or an armored key: a few kilobytes. */
+export const MAX_KEY_UPLOAD_BYTES = 64 * 1024;
+
+const ARMORED_PUBLIC_KEY = '-----BEGIN PGP PUBLIC KEY BLOCK-----';
+
+/** Which key the encrypt stage uses for the address now, as the page tells it. */
+export type KeyStatus = 'certificate' | 'pgp-approved' | 'pgp-pending' | 'portal';
+
+export type UploadOutcome =
+  | { ok: true; kind: 'certificate' | 'pgp'; fingerprint: string }
+  | { ok: false; error: MessageKey };
+
+export const keyPages: PortalPage = async (app, ctx) => {
+  const revocationFetcher = createRevocationFetcher({
+    now: () => ctx.now(),
+    allow: ctx.settings.revocationAllow ?? NOTHING_ALLOWED,
+  });
+  const uploads = new WeakMap<FastifyRequest, { bytes: Buffer[]; size: number; tooLarge: boolean }>();
+
+  await app.register(fastifyMultipart, {
+    attachFieldsToBody: true,
+    throwFileSizeLimit: false,
+    limits: { fieldNameSize: 50, fieldSize: 1024, fields: 3, fileSize: MAX_KEY_UPLOAD_BYTES, files: 1, parts: 4 },
+    async onFile(this: FastifyRequest, part: MultipartFile) {
+      const upload = uploads.get(this) ?? { bytes: [], size: 0, tooLarge: false };
+      uploads.set(this, upload);
+      for await (const chunk of part.file) {
+        upload.size += chunk.length;
+        if (upload.size > MAX_KEY_UPLOAD_BYTES) upload.tooLarge = true;
+        else upload.bytes.push(chunk as Buffer);
+      }
+      if (part.file.truncated) upload.tooLarge = true;
+    },
+  });
+  // A stranger's upload is not read at all: without a session the multipart body is never parsed.
+  app.addHook('preParsing', async (req, reply) => {
+    if (req.method === 'POST' && /^multipart\//i.test(req.headers['content-type'] ?? '') && !req.portalLogin) {
+      return reply.redirect('/anmelden', 303);
+    }
+  });
+
+  async function renderPage(req: FastifyRequest, reply: FastifyReply, extra: Record<string, unknown>, status = 200) {
+    const { mailbox } = ctx.login(req);
+    const keys = await keysOf(ctx, mailbox.address);
+    return ctx.render(
+      req,
+      reply,
+      'pages/keys',
+      { title: ctx.t(req)('keys.title'), ...keys, maxKb: MAX_KEY_UPLOAD_BYTES / 1024, ...extra },
+      status,
+    );
+  }
+
+  app.get<{ Querystring: { hinzugefuegt?: string } }>(
+    '/schluessel',
+    { config: { requireLogin: true } },
+    async (req, reply) => {
+      const added = req.query.hinzugefuegt;
+      const notice = added === 'zertifikat' || added === 'pgp' ? added : undefined;
+      return renderPage(req, reply, { notice });
+    },
+  );
+
+  app.post('/schluessel', { config: { requireLogin: true } }, async (req, reply) => {
+    const t = ctx.t(req);
+    const { mailbox } = ctx.login(req);
+    const upload = uploads.get(req);
+    const refuse = (error: MessageKey, status = 400) =>
+      renderPage(req, reply, { errors: { key: t(error, { maxKb: MAX_KEY_UPLOAD_BYTES / 1024 }) } }, status);
+    if (!upload || upload.size === 0) return refuse('keys.error.empty');
+    if (upload.tooLarge) return refuse('keys.error.tooLarge', 413);
+    const limit = await ctx.limits.hit('keyUploadPerMailbox', mailbox.id);
+    if (limit.exceeded) return ctx.renderError(req, reply, 429, limit.retryAfterMs);
+
+    const outcome = await takeKey(ctx, mailbox, Buffer.concat(upload.bytes), revocationFetcher);
+    if (!outcome.ok) return refuse(outcome.error, 422);
+    req.log.info(
+      { code: 'PORTAL_KEY_ADDED', mailboxId: mailbox.id, kind: outcome.kind, fingerprint: outcome.fingerprint },
+      outcome.kind === 'certificate' ? 'certificate taken from the portal' : 'OpenPGP key stored pending',
+    );
+    return reply.redirect(`/schluessel?hinzugefuegt=${outcome.kind === 'certificate' ? 'zertifikat' : 'pgp'}`, 303);
+  });
+};
+
+/** The user's certificates and keys, and which one the encrypt stage uses now. */
+export async function keysOf(ctx: PortalContext, address: string) {
+  const now = ctx.now();
+  const certificates = (await listCertificates(ctx.deps.pool, { address, includeReplaced: false, limit: 20 })).filter(
+    (c) => new Date(c.notAfter) > now,
+  );
+  const pgpKeys = (await listPgpKeys(ctx.deps.pool, { address, limit: 20 })).filter((k) => k.state !== 'rejected');
+  const status: KeyStatus =
+    certificates.length > 0
+      ? 'certificate'
+      : pgpKeys.some((k) => k.state === 'approved')
+        ? 'pgp-approved'
+        : pgpKeys.some((k) => k.state === 'pending')
+          ? 'pgp-pending'
+          : 'portal';
+  return { certificates, pgpKeys, status };
+}
+
+/** Takes the upload as the user's certificate or OpenPGP key, or says why not. */
+export async function takeKey(
+  ctx: PortalContext,
+  mailbox: Mailbox,
+  bytes: Buffer,
+  revocationFetcher: ReturnType<typeof createRevocationFetcher>,
+): Promise<UploadOutcome> {
+  const now = ctx.now();
+  const audit = (event: string, detail: Record<string, unknown>) =>
+    recordMailboxAudit(ctx.deps.pool, {
+      mailboxId: mailbox.id,
+      address: mailbox.address,
+      event,
+      actor: 'portal',
+      at: now,
+      detail,
+    });
+
+  if (bytes.subarray(0, 4096).toString('latin1').includes(ARMORED_PUBLIC_KEY)) {
+    let info: PgpKeyInfo;
+    try {
+      info = await inspectPublicKey(bytes.toString('utf8'), { now });
+    } catch {
+      return { ok: false, error: 'keys.error.pgpUnreadable' };
+    }
+    if (info.problems.length > 0) return { ok: false, error: 'keys.error.pgpUnusable' };
+    if (!info.addresses.includes(mailbox.address)) return { ok: false, error: 'keys.error.pgpAddress' };
+    // Stored for this address alone: another address in the key's user IDs is not the user's to claim.
+    const { created } = await addPgpKey(ctx.deps.pool, {
+      fingerprint: info.fingerprint,
+      armored: info.armored,
+      addresses: [mailbox.address],
+      algorithm: info.curve ? `${info.algorithm} ${info.curve}` : `${info.algorithm} ${info.bits ?? ''}`.trim(),
+      expiresAt: info.expires,
+      source: 'portal',
+    });
+    await audit('mailbox.pgp-key-submitted', { fingerprint: info.fingerprint, created });
+    return { ok: true, kind: 'pgp', fingerprint: info.fingerprint };
+  }
+
+  let chain: ReturnType<typeof readCertificateUpload>;
+  try {
+    chain = readCertificateUpload(bytes);
+  } catch (err) {
+    if (err instanceof PemError) return { ok: false, error: 'keys.error.unreadable' };
+    throw err;
+  }
+  const accepted = await acceptRecipientCertificate(ctx.deps.pool, {
+    chain,
+    address: mailbox.address,
+    source: 'portal',
+    by: `portal:${mailbox.id}`,
+    now,
+    revocationMode: ctx.settings.revocationMode ?? 'require',
+    revocationFetcher,
+  });
+  if (!accepted.ok) {
+    ctx.deps.logger.info(
+      { code: 'PORTAL_CERTIFICATE_REFUSED', mailboxId: mailbox.id, reasonCode: accepted.code },
+      'certificate from the portal refused',
+    );
+    return {
+      ok: false,
+      error:
+        accepted.code === 'ADDRESS_NOT_IN_CERTIFICATE'
+          ? 'keys.error.certificateAddress'
+          : 'keys.error.certificateInvalid',
+    };
+  }
+  await audit('mailbox.certificate-added', {
+    fingerprint: accepted.certificate.fingerprint,
+    created: accepted.created,
+  });
+  return { ok: true, kind: 'certificate', fingerprint: accepted.certificate.fingerprint };
+}

@@ -1,0 +1,141 @@
+// /registrieren: self-registration as a passive user. An address of an agency domain (SMGW_INTERNAL_DOMAINS or a
+// domain of the key directory's agencies) is refused on the page, with the reason: agencies are reached by plain
+// e-mail, not through the portal. Every other address gets the same answer page at once ("if this address can get a
+// mailbox, a mail is on its way"); the work runs after the answer, so neither the page nor its timing tells whether
+// the address has a mailbox:
+//   - no mailbox: a passive one is made with a token (purpose 'registration'); the link is mailed now, the PIN by
+//     the PIN mail sweep after SMGW_PIN_DELAY;
+//   - a mailbox: a mail to the address "you already have a mailbox: log in or ask for a new link" (nothing for a
+//     locked one, as re-activation does);
+// Requests are limited per client and mails per address (counted for every address, known or not).
+import { inDomains } from '@smgw/config';
+import { withTransaction } from '@smgw/db';
+import { newTraceId } from '@smgw/envelope';
+import { isAgencyDomain } from '@smgw/key-directory';
+import {
+  ensureMailbox,
+  findMailbox,
+  normalizeMailboxAddress,
+  recordMailboxAudit,
+  replaceActivationToken,
+} from '@smgw/mailbox-store';
+import { rfc5322Date } from '@smgw/mime';
+import { noticeEnvelope, portalLinks, recordNotice } from '../../notices.ts';
+import type { PortalContext, PortalPage } from '../context.ts';
+import { formField } from './form-fields.ts';
+
+export const registrationPages: PortalPage = async (app, ctx) => {
+  app.get('/registrieren', async (req, reply) =>
+    ctx.render(req, reply, 'pages/registration', { title: ctx.t(req)('registration.title') }),
+  );
+
+  app.post('/registrieren', async (req, reply) => {
+    const t = ctx.t(req);
+    const typed = formField(req.body, 'address', 320).trim();
+    const refuse = (error: string) =>
+      ctx.render(
+        req,
+        reply,
+        'pages/registration',
+        { title: t('registration.title'), values: { address: typed }, errors: { address: error } },
+        400,
+      );
+    let address: string;
+    try {
+      address = normalizeMailboxAddress(typed);
+    } catch {
+      return refuse(t('registration.addressInvalid'));
+    }
+    if (await isAgencyAddress(ctx, address)) return refuse(t('registration.agencyDomain'));
+
+    const perClient = await ctx.limits.hit('registrationPerClient', ctx.clientOf(req));
+    if (perClient.exceeded) return ctx.renderError(req, reply, 429, perClient.retryAfterMs);
+    const perAddress = await ctx.limits.hit('registrationPerAddress', address);
+    if (perAddress.exceeded) return ctx.renderError(req, reply, 429, perAddress.retryAfterMs);
+
+    ctx.afterAnswer(req, 'PORTAL_REGISTRATION_FAILED', () => register(ctx, address));
+    return ctx.render(req, reply, 'pages/registration-sent', { title: t('registration.sent.title') });
+  });
+};
+
+/** An address of the agencies: SMGW_INTERNAL_DOMAINS (wildcards too) or a domain of an agency in the key directory. */
+export async function isAgencyAddress(ctx: PortalContext, address: string): Promise<boolean> {
+  if (inDomains(address, ctx.settings.internalDomains ?? [])) return true;
+  return isAgencyDomain(ctx.deps.pool, address.slice(address.lastIndexOf('@') + 1));
+}
+
+export type RegistrationOutcome = 'registered' | 'already-registered' | 'locked';
+
+/**
+ * The work behind the answer page. A new mailbox and its token and the audit row commit together, after the broker
+ * confirmed the link mail: if it refuses, no mailbox is kept and the address can register again.
+ */
+export async function register(ctx: PortalContext, address: string): Promise<RegistrationOutcome> {
+  const { deps, settings } = ctx;
+  const now = ctx.now();
+  const notices = { blobStore: deps.blobStore, templates: deps.templates, hostname: settings.hostname };
+  const links = portalLinks(settings.publicUrl);
+  const outcome = await withTransaction(deps.pool, async (db): Promise<RegistrationOutcome> => {
+    const { mailbox, created } = await ensureMailbox(db, address, deps.mailboxKeys);
+    if (!created) return mailbox.state === 'locked' ? 'locked' : 'already-registered';
+    const { token, secrets } = await replaceActivationToken(db, {
+      mailbox,
+      keys: deps.mailboxKeys,
+      now,
+      lifetimeMs: settings.linkLifetimeMs,
+      pinDelayMs: settings.pinDelayMs,
+      purpose: 'registration',
+    });
+    const notice = await noticeEnvelope(notices, {
+      kind: 'registration-link',
+      to: mailbox.address,
+      values: { activationUrl: links.activation(secrets.link), expiresAt: rfc5322Date(token.expiresAt) },
+      // No message: the token's own trace, as its PIN mail has (pin-mail-sweep.ts).
+      traceId: token.id.replaceAll('-', ''),
+      now,
+    });
+    await recordMailboxAudit(db, {
+      mailboxId: mailbox.id,
+      address: mailbox.address,
+      event: 'mailbox.registered',
+      actor: 'portal',
+      at: now,
+      detail: { notice: notice.envelope.id },
+    });
+    // The notice's message row is committed before publishing: deliver records against it.
+    await recordNotice(deps.pool, notice, undefined, now);
+    await deps.publish(notice.envelope);
+    deps.logger.info({ code: 'PORTAL_REGISTERED', mailboxId: mailbox.id }, 'passive mailbox registered; link sent');
+    return 'registered';
+  });
+  if (outcome !== 'already-registered') return outcome;
+
+  // The owner learns that someone (maybe they) tried; the link leads to re-activation, not to a new mailbox.
+  const mailbox = await findMailbox(deps.pool, address);
+  if (!mailbox) return outcome;
+  const notice = await noticeEnvelope(notices, {
+    kind: 'registration-existing',
+    to: mailbox.address,
+    values: { loginUrl: links.login, reactivationUrl: links.reactivation },
+    traceId: newTraceId(),
+    now,
+  });
+  await withTransaction(deps.pool, async (db) => {
+    await recordMailboxAudit(db, {
+      mailboxId: mailbox.id,
+      address: mailbox.address,
+      event: 'mailbox.registration-repeated',
+      actor: 'portal',
+      at: now,
+      detail: { notice: notice.envelope.id },
+    });
+    // The notice's message row is committed before publishing: deliver records against it.
+    await recordNotice(deps.pool, notice, undefined, now);
+    await deps.publish(notice.envelope);
+  });
+  deps.logger.info(
+    { code: 'PORTAL_REGISTRATION_EXISTING', mailboxId: mailbox.id },
+    'registration of an existing mailbox',
+  );
+  return outcome;
+}

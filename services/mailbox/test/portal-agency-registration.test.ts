@@ -1,0 +1,210 @@
+// The agency registration form (/behoerde-registrieren): each field checked with its error beside it, a valid
+// registration stored pending for an operator with an information mail to the contact, limits per client and
+// contact, and what the user typed shown again escaped.
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import type { Envelope } from '@smgw/envelope';
+import { listAgencyRegistrations } from '@smgw/key-directory';
+import { simpleParser } from 'mailparser';
+import { type AgencyFormField, agencyFormValues, checkAgencyForm } from '../src/portal/agency-registration-form.ts';
+import { LIMIT_RULES } from '../src/portal/limits.ts';
+import { type PortalWorld, startPortalWorld } from './portal-world.ts';
+
+const VALID: Record<AgencyFormField, string> = {
+  agencyName: 'Stadt Musterhausen',
+  contactName: 'Max Mustermann',
+  contactEmail: 'it@musterhausen.example',
+  contactPhone: '+49 (30) 123-456',
+  domains: 'musterhausen.example\r\n  Rathaus.Musterhausen.example \r\n\r\nmusterhausen.example',
+  note: 'Bitte bis Monatsende.\r\nDanke.',
+};
+
+describe('agency registration form: the checks', () => {
+  it('accepts a valid form with domains normalised and repeated ones dropped', () => {
+    const checked = checkAgencyForm(VALID);
+    assert.ok(checked.ok);
+    assert.deepEqual(checked.input.domains, ['musterhausen.example', 'rathaus.musterhausen.example']);
+    assert.equal(checked.input.contactEmail, 'it@musterhausen.example');
+    assert.equal(checked.input.contactPhone, '+49 (30) 123-456');
+  });
+
+  it('takes an IDN domain as its A-label', () => {
+    const checked = checkAgencyForm({ ...VALID, domains: 'münchen.example' });
+    assert.ok(checked.ok);
+    assert.deepEqual(checked.input.domains, ['xn--mnchen-3ya.example']);
+  });
+
+  it('leaves phone and note optional', () => {
+    const checked = checkAgencyForm({ ...VALID, contactPhone: '', note: '' });
+    assert.ok(checked.ok);
+    assert.equal(checked.input.contactPhone, undefined);
+    assert.equal(checked.input.note, undefined);
+  });
+
+  const wrong: Array<[string, Partial<Record<AgencyFormField, string>>, AgencyFormField, string]> = [
+    ['an empty agency name', { agencyName: '  ' }, 'agencyName', 'agencyRegistration.error.agencyName'],
+    ['a name with a line break', { agencyName: 'Amt\nX' }, 'agencyName', 'agencyRegistration.error.agencyName'],
+    [
+      'a name with an escape sequence',
+      { contactName: 'Max\u001b[2J' },
+      'contactName',
+      'agencyRegistration.error.contactName',
+    ],
+    [
+      'a name over 200 characters',
+      { agencyName: 'A'.repeat(201) },
+      'agencyName',
+      'agencyRegistration.error.agencyName',
+    ],
+    ['no @ in the e-mail', { contactEmail: 'it.example' }, 'contactEmail', 'agencyRegistration.error.contactEmail'],
+    [
+      'a display name as e-mail',
+      { contactEmail: 'Max <it@x.example>' },
+      'contactEmail',
+      'agencyRegistration.error.contactEmail',
+    ],
+    ['letters in the phone', { contactPhone: 'call me' }, 'contactPhone', 'agencyRegistration.error.contactPhone'],
+    ['no domain', { domains: '\n \n' }, 'domains', 'agencyRegistration.error.domainsMissing'],
+    [
+      'an address as domain',
+      { domains: 'it@musterhausen.example' },
+      'domains',
+      'agencyRegistration.error.domainInvalid',
+    ],
+    ['a bare name as domain', { domains: 'localhost' }, 'domains', 'agencyRegistration.error.domainInvalid'],
+    ['an address literal as domain', { domains: '[192.0.2.1]' }, 'domains', 'agencyRegistration.error.domainInvalid'],
+    [
+      '21 domains',
+      { domains: Array.from({ length: 21 }, (_, i) => `d${i}.example`).join('\n') },
+      'domains',
+      'agencyRegistration.error.domainsTooMany',
+    ],
+    ['a note over 2000 characters', { note: 'x'.repeat(2001) }, 'note', 'agencyRegistration.error.note'],
+  ];
+  for (const [what, change, field, key] of wrong) {
+    it(`refuses ${what}, naming the field`, () => {
+      const checked = checkAgencyForm({ ...VALID, ...change });
+      assert.equal(checked.ok, false);
+      if (checked.ok) return;
+      assert.deepEqual(Object.keys(checked.errors), [field]);
+      assert.equal(checked.errors[field]?.key, key);
+    });
+  }
+
+  it('names the line that is no domain', () => {
+    const checked = checkAgencyForm({ ...VALID, domains: 'ok.example\nnicht gut' });
+    assert.equal(checked.ok, false);
+    if (checked.ok) return;
+    assert.deepEqual(checked.errors.domains?.values, { domain: 'nicht gut' });
+  });
+
+  it('reads only string fields of bounded length (a repeated or oversized field is empty)', () => {
+    const values = agencyFormValues({ agencyName: ['a', 'b'], contactName: 'x'.repeat(10_000), note: 'ok' });
+    assert.equal(values.agencyName, '');
+    assert.equal(values.contactName, '');
+    assert.equal(values.note, 'ok');
+  });
+});
+
+describe('agency registration page', () => {
+  let world: PortalWorld;
+  before(async () => {
+    world = await startPortalWorld();
+  });
+  after(() => world.close());
+  beforeEach(async () => {
+    const keys = await world.redis.keys(`${world.settings.redisPrefix}portal:limit:*`);
+    if (keys.length > 0) await world.redis.del(...keys);
+    world.published.length = 0;
+  });
+
+  async function submit(fields: Record<string, string>, ip = '127.0.0.1') {
+    const browser = world.browser(ip);
+    await browser.get('/behoerde-registrieren');
+    return browser.post('/behoerde-registrieren', fields);
+  }
+
+  it('shows every field labelled, the optional ones not required', async () => {
+    const page = await world.browser().get('/behoerde-registrieren');
+    assert.equal(page.status, 200);
+    for (const field of ['agencyName', 'contactName', 'contactEmail', 'contactPhone', 'domains', 'note']) {
+      assert.match(page.body, new RegExp(`<label for="field-${field}">`), field);
+    }
+    assert.match(page.body, /<textarea id="field-domains" name="domains" rows="4" required/);
+    assert.doesNotMatch(page.body, /id="field-contactPhone"[^>]* required/);
+  });
+
+  it('stores a valid registration pending and mails the contact the next steps and a checklist', async () => {
+    const page = await submit(VALID);
+    assert.equal(page.status, 200);
+    assert.match(page.body, /Registrierung erhalten/);
+    const [registration] = (await listAgencyRegistrations(world.db.pool, { state: 'pending' })).filter(
+      (r) => r.agencyName === 'Stadt Musterhausen',
+    );
+    assert.ok(registration);
+    assert.deepEqual(registration.domains, ['musterhausen.example', 'rathaus.musterhausen.example']);
+    assert.equal(registration.note, 'Bitte bis Monatsende.\r\nDanke.');
+    assert.ok(page.body.includes(registration.id));
+
+    assert.equal(world.published.length, 1);
+    const envelope = world.published[0] as Envelope;
+    assert.deepEqual(envelope.recipients, ['it@musterhausen.example']);
+    const mail = await simpleParser(await world.blobStore.readAll(envelope.blob.ref));
+    const text = mail.text ?? '';
+    assert.match(mail.subject ?? '', /Registrierung Ihrer Behörde/);
+    assert.match(text, /Guten Tag Max Mustermann/);
+    assert.match(text, /rathaus\.musterhausen\.example/);
+    assert.match(text, /\[ \] Zertifikate/);
+    assert.match(text, /\[ \] MX und Relay/);
+    assert.match(text, /\[ \] Certificates/);
+    assert.ok(text.includes(registration.id));
+  });
+
+  it('shows each wrong field with its error tied to it and keeps what was typed, escaped', async () => {
+    const page = await submit({
+      ...VALID,
+      agencyName: '<script>alert(1)</script>',
+      contactEmail: 'kaputt',
+      domains: 'gut.example\n"><img src=x onerror=alert(1)>',
+    });
+    assert.equal(page.status, 400);
+    assert.match(page.body, /role="alert"/);
+    assert.match(page.body, /id="field-contactEmail-error"/);
+    assert.match(page.body, /aria-describedby="field-contactEmail-hint field-contactEmail-error" aria-invalid="true"/);
+    assert.match(page.body, /id="field-domains-error"/);
+    assert.match(
+      page.body,
+      /<textarea id="field-domains"[^>]*aria-describedby="field-domains-hint field-domains-error" aria-invalid="true"/,
+    );
+    assert.match(page.body, /<a href="#field-domains">/);
+    // The agency name is fine as text (it is escaped), so it has no error; nothing typed is raw HTML.
+    assert.doesNotMatch(page.body, /id="field-agencyName-error"/);
+    assert.doesNotMatch(page.body, /<script>alert/);
+    assert.doesNotMatch(page.body, /<img src=x/);
+    assert.match(page.body, /&lt;script&gt;alert\(1\)&lt;\/script&gt;/);
+    assert.equal(world.published.length, 0);
+  });
+
+  it('limits registrations per client and information mails per contact', async () => {
+    const perContact = LIMIT_RULES.agencyRegistrationPerContact.max;
+    for (let i = 0; i < perContact; i++) {
+      assert.equal((await submit({ ...VALID, agencyName: `Amt K${i}` }, `192.0.2.${30 + i}`)).status, 200);
+    }
+    assert.equal((await submit({ ...VALID, agencyName: 'Amt K9' }, '192.0.2.40')).status, 429);
+    assert.equal(world.published.length, perContact);
+
+    const perClient = LIMIT_RULES.agencyRegistrationPerClient.max;
+    for (let i = 0; i < perClient; i++) {
+      const fields = { ...VALID, agencyName: `Amt C${i}`, contactEmail: `c${i}@musterhausen.example` };
+      assert.equal((await submit(fields, '192.0.2.50')).status, 200);
+    }
+    const limited = await submit({ ...VALID, contactEmail: 'last@musterhausen.example' }, '192.0.2.50');
+    assert.equal(limited.status, 429);
+  });
+
+  it('refuses a post without the CSRF token', async () => {
+    const page = await submit({ ...VALID, _csrf: null } as never);
+    assert.equal(page.status, 403);
+    assert.equal(world.published.length, 0);
+  });
+});

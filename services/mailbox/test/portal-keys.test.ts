@@ -1,0 +1,211 @@
+// Bring your own key (/schluessel) over HTTP with the real database and Redis: a certificate that validates to a trust
+// anchor and holds the user's address is taken (source 'portal') and the page says mail is encrypted with it now; a
+// certificate for another address or from an unknown CA is refused; an OpenPGP key must hold the user's address and
+// waits for an operator; a stranger's upload is never read.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { addTrustAnchor, currentCertificates, listPgpKeys, pgpKeysFor, setPgpKeyState } from '@smgw/key-directory';
+import { listMailboxAudit } from '@smgw/mailbox-store';
+import { type Ca, createKeyMaterial, type KeyMaterial } from './key-material.ts';
+import { activeMailbox, type Browser, logIn, type Page, type PortalWorld, startPortalWorld } from './portal-world.ts';
+
+const PASSWORD = 'correct horse battery staple';
+let counter = 0;
+const newAddress = () => `byok${++counter}-${Date.now().toString(36)}@buerger.example`;
+
+/** A multipart/form-data body with the CSRF token first and one file. */
+function multipart(csrf: string | null, file?: { filename: string; content: Buffer | string }) {
+  const boundary = `----test${randomBytes(8).toString('hex')}`;
+  const parts: Buffer[] = [];
+  if (csrf !== null) {
+    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="_csrf"\r\n\r\n${csrf}\r\n`));
+  }
+  if (file) {
+    parts.push(
+      Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="key"; filename="${file.filename}"\r\n` +
+          'Content-Type: application/octet-stream\r\n\r\n',
+      ),
+      Buffer.from(file.content),
+      Buffer.from('\r\n'),
+    );
+  }
+  parts.push(Buffer.from(`--${boundary}--\r\n`));
+  return { payload: Buffer.concat(parts), contentType: `multipart/form-data; boundary=${boundary}` };
+}
+
+describe('bring your own key', () => {
+  let world: PortalWorld;
+  let keys: KeyMaterial;
+  let trusted: Ca;
+  let untrusted: Ca;
+
+  before(async () => {
+    [world, keys] = await Promise.all([startPortalWorld({ settings: { revocationMode: 'off' } }), createKeyMaterial()]);
+    // openssl and gpg make their material at the real time: the portal's clock goes there too.
+    world.clock.advance(Date.now() - world.clock.now().getTime());
+    [trusted, untrusted] = await Promise.all([keys.ca('Trusted-CA'), keys.ca('Untrusted-CA')]);
+    const anchor = new X509Certificate(trusted.der);
+    await addTrustAnchor(world.db.pool, {
+      fingerprint: createHash('sha256').update(trusted.der).digest('hex'),
+      subject: anchor.subject,
+      der: trusted.der,
+      notBefore: anchor.validFromDate,
+      notAfter: anchor.validToDate,
+      addedBy: 'test',
+    });
+  });
+  after(async () => {
+    await keys?.remove();
+    await world?.close();
+  });
+  beforeEach(async () => {
+    const found = await world.redis.keys(`${world.settings.redisPrefix}portal:limit:*`);
+    if (found.length > 0) await world.redis.del(...found);
+  });
+
+  async function loggedIn(address: string): Promise<Browser> {
+    await activeMailbox(world, address, PASSWORD);
+    const browser = world.browser();
+    assert.equal((await logIn(browser, address, PASSWORD)).status, 303);
+    await browser.get('/schluessel');
+    return browser;
+  }
+
+  async function upload(browser: Browser, content: Buffer | string, csrf = browser.csrfToken ?? null): Promise<Page> {
+    // Keys made a moment ago must not lie in the future of the portal's clock.
+    world.clock.advance(Math.max(0, Date.now() + 1000 - world.clock.now().getTime()));
+    const { payload, contentType } = multipart(csrf, { filename: 'key', content });
+    const res = await world.app.inject({
+      method: 'POST',
+      url: '/schluessel',
+      headers: { 'content-type': contentType, ...(browser.cookies.size > 0 ? { cookie: browser.cookieHeader() } : {}) },
+      payload,
+    });
+    const location = res.headers.location;
+    return {
+      status: res.statusCode,
+      headers: res.headers,
+      body: res.body,
+      location: typeof location === 'string' ? location : undefined,
+    };
+  }
+
+  it('shows the upload form and that messages come to the portal while no key is on record', async () => {
+    const browser = await loggedIn(newAddress());
+    const page = await browser.get('/schluessel');
+    assert.equal(page.status, 200);
+    assert.match(page.body, /enctype="multipart\/form-data"/);
+    assert.match(page.body, /<label for="field-key">/);
+    assert.match(page.body, /kommen in dieses Postfach/);
+    assert.equal((await world.browser().get('/schluessel')).status, 303, 'only for logged-in users');
+  });
+
+  it('takes a valid certificate for the user (PEM or DER) and says mail is encrypted with it from now on', async () => {
+    const address = newAddress();
+    const browser = await loggedIn(address);
+    const pem = await keys.leaf(trusted, address);
+    const answer = await upload(browser, pem);
+    assert.equal(answer.status, 303);
+    assert.equal(answer.location, '/schluessel?hinzugefuegt=zertifikat');
+    const page = await browser.get(answer.location);
+    assert.match(page.body, /Ihr Zertifikat wurde geprüft und übernommen/);
+    assert.match(page.body, /werden ab jetzt mit Ihrem Zertifikat verschlüsselt/);
+    const [stored] = await currentCertificates(world.db.pool, address);
+    assert.ok(stored);
+    const listed = await world.db.pool.query('select source from certificates where fingerprint = $1', [
+      stored.fingerprint,
+    ]);
+    assert.equal(listed.rows[0]?.source, 'portal');
+    assert.ok((await listMailboxAudit(world.db.pool, address)).some((e) => e.event === 'mailbox.certificate-added'));
+
+    // DER of another certificate for the same user.
+    const der = Buffer.from(new X509Certificate(await keys.leaf(trusted, address, { days: 60 })).raw);
+    assert.equal((await upload(browser, der)).status, 303);
+  });
+
+  it('refuses a certificate for another address, from an unknown CA, or not for e-mail', async () => {
+    const address = newAddress();
+    const browser = await loggedIn(address);
+    const cases: Array<[string, Promise<string>, RegExp]> = [
+      ['another address', keys.leaf(trusted, 'victim@buerger.example'), /nicht für Ihre E-Mail-Adresse/],
+      ['an unknown CA', keys.leaf(untrusted, address), /konnte nicht geprüft werden/],
+      ['server authentication only', keys.leaf(trusted, address, { eku: 'serverAuth' }), /konnte nicht geprüft werden/],
+    ];
+    for (const [what, pem, message] of cases) {
+      const page = await upload(browser, await pem);
+      assert.equal(page.status, 422, what);
+      assert.match(page.body, message, what);
+      assert.match(page.body, /aria-describedby="field-key-hint field-key-error" aria-invalid="true"/, what);
+    }
+    assert.deepEqual(await currentCertificates(world.db.pool, address), []);
+    assert.deepEqual(await currentCertificates(world.db.pool, 'victim@buerger.example'), []);
+    const garbage = await upload(browser, 'not a certificate at all');
+    assert.equal(garbage.status, 422);
+    assert.match(garbage.body, /weder ein lesbares Zertifikat/);
+  });
+
+  it('stores an OpenPGP key with the user address pending, for that address only, and says it waits', async () => {
+    const address = newAddress();
+    const browser = await loggedIn(address);
+    const armored = await keys.pgpKey([address, 'other@buerger.example']);
+    const answer = await upload(browser, armored);
+    assert.equal(answer.status, 303);
+    const page = await browser.get(answer.location ?? '');
+    assert.match(page.body, /wartet auf die Freigabe/);
+    const [key] = await listPgpKeys(world.db.pool, { address, limit: 10 });
+    assert.equal(key?.state, 'pending');
+    assert.equal(key?.source, 'portal');
+    assert.deepEqual(key?.addresses, [address]);
+    // The other user ID is not claimed.
+    assert.deepEqual(await pgpKeysFor(world.db.pool, 'other@buerger.example'), []);
+
+    // Once an operator approves it, the page says mail is encrypted with it.
+    assert.ok(key);
+    await setPgpKeyState(world.db.pool, {
+      fingerprint: key.fingerprint,
+      state: 'approved',
+      operator: 'ops',
+      at: new Date(),
+    });
+    assert.match((await browser.get('/schluessel')).body, /mit Ihrem OpenPGP-Schlüssel verschlüsselt/);
+  });
+
+  it('refuses an OpenPGP key without the user address, and one that cannot be read', async () => {
+    const address = newAddress();
+    const browser = await loggedIn(address);
+    const foreign = await upload(browser, await keys.pgpKey(['someone@else.example']));
+    assert.equal(foreign.status, 422);
+    assert.match(foreign.body, /enthält Ihre E-Mail-Adresse nicht/);
+    assert.deepEqual(await listPgpKeys(world.db.pool, { address: 'someone@else.example', limit: 10 }), []);
+    const broken = await upload(
+      browser,
+      '-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nAAAA\n-----END PGP PUBLIC KEY BLOCK-----\n',
+    );
+    assert.equal(broken.status, 422);
+    assert.deepEqual(await listPgpKeys(world.db.pool, { address, limit: 10 }), []);
+  });
+
+  it('refuses an empty or oversized upload, and an upload without the CSRF token', async () => {
+    const browser = await loggedIn(newAddress());
+    const { payload, contentType } = multipart(browser.csrfToken ?? null);
+    const empty = await world.app.inject({
+      method: 'POST',
+      url: '/schluessel',
+      headers: { 'content-type': contentType, cookie: browser.cookieHeader() },
+      payload,
+    });
+    assert.equal(empty.statusCode, 400);
+    assert.equal((await upload(browser, Buffer.alloc(70 * 1024, 0x41))).status, 413);
+    assert.equal((await upload(browser, 'x', null)).status, 403);
+  });
+
+  it('does not read a stranger\u2019s upload: without a session the form goes to the login', async () => {
+    const stranger = world.browser('192.0.2.77');
+    const page = await upload(stranger, await keys.leaf(trusted, 'stranger@buerger.example'), 'forged');
+    assert.equal(page.status, 303);
+    assert.equal(page.location, '/anmelden');
+    assert.deepEqual(await currentCertificates(world.db.pool, 'stranger@buerger.example'), []);
+  });
+});
