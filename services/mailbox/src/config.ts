@@ -29,6 +29,8 @@ export const mailboxSpec = {
   portalSessionMax: settings.portalSessionMax,
   portalTrustProxy: settings.portalTrustProxy,
   pinMaxAttempts: settings.pinMaxAttempts,
+  portalRequestsPerMinute: settings.portalRequestsPerMinute,
+  portalMessageViewsPerMinute: settings.portalMessageViewsPerMinute,
 };
 
 export type MailboxConfig = ConfigOf<typeof mailboxSpec>;

@@ -104,6 +104,8 @@ export async function startMailbox(config: MailboxConfig, log: Logger): Promise<
       redisPrefix: config.redisPrefix,
       internalDomains: config.internalDomains,
       maxUploadBytes: config.portalMaxUploadBytes,
+      requestsPerClientPerMinute: config.portalRequestsPerMinute,
+      messageViewsPerClientPerMinute: config.portalMessageViewsPerMinute,
     },
   });
   await portal.listen({ port: config.portalPort, host: config.portalBind });
