@@ -57,6 +57,20 @@ export const settings = {
     'off',
     'reverse proxies (addresses/CIDR) trusted to name the portal client in X-Forwarded-For; off: none',
   ),
+  /** Requests per client address and minute over all portal pages (an office behind one NAT address shares it). */
+  portalRequestsPerMinute: setting(
+    'SMGW_PORTAL_REQUESTS_PER_MINUTE',
+    integer(10, 10_000_000),
+    '300',
+    'portal requests per client address and minute (all pages)',
+  ),
+  /** Message views, frames and downloads per client and minute: each parses a whole message (up to the quota). */
+  portalMessageViewsPerMinute: setting(
+    'SMGW_PORTAL_MESSAGE_VIEWS_PER_MINUTE',
+    integer(10, 10_000_000),
+    '120',
+    'portal message views, frames and downloads per client address and minute',
+  ),
   /** Wrong PINs per activation link before it is dead (counted in the database, so across replicas and restarts). */
   pinMaxAttempts: setting('SMGW_PIN_MAX_ATTEMPTS', integer(1, 100), '5', 'wrong PINs before an activation link dies'),
   adminPort: setting('SMGW_ADMIN_PORT', port, '8081', 'admin API'),

@@ -32,6 +32,8 @@ export const mailboxSpec = {
   /** Certificates uploaded on /schluessel are validated as the admin API validates them. */
   revocationMode: settings.revocationMode,
   revocationAllow: settings.revocationAllow,
+  portalRequestsPerMinute: settings.portalRequestsPerMinute,
+  portalMessageViewsPerMinute: settings.portalMessageViewsPerMinute,
 };
 
 export type MailboxConfig = ConfigOf<typeof mailboxSpec>;

@@ -107,6 +107,8 @@ export async function startMailbox(config: MailboxConfig, log: Logger): Promise<
       revocationMode: config.revocationMode,
       revocationAllow: config.revocationAllow,
       maxUploadBytes: config.portalMaxUploadBytes,
+      requestsPerClientPerMinute: config.portalRequestsPerMinute,
+      messageViewsPerClientPerMinute: config.portalMessageViewsPerMinute,
     },
   });
   await portal.listen({ port: config.portalPort, host: config.portalBind });

@@ -45,6 +45,8 @@ export interface PortalSettings {
   maxUploadBytes?: number | undefined;
   /** Requests per client and minute over all pages; default REQUESTS_PER_CLIENT_PER_MINUTE (300). */
   requestsPerClientPerMinute?: number;
+  /** Message views, frames and downloads per client and minute (each parses a message); default 120. */
+  messageViewsPerClientPerMinute?: number;
 }
 
 export interface PortalDeps {

@@ -25,7 +25,7 @@ import { FOLDER_PATHS, FOLDER_TITLES } from './folders.ts';
 
 const ROW_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const ATTACHMENT_INDEX = /^[0-9]{1,4}$/;
-/** Message views, frames and attachment downloads per client and minute. */
+/** Message views, frames and attachment downloads per client and minute, unless SMGW_PORTAL_MESSAGE_VIEWS_PER_MINUTE. */
 const PARSES_PER_MINUTE = 120;
 
 /** The page that shows the frame may frame our own origin; everything else as on every page. */
@@ -117,7 +117,8 @@ function notFound(ctx: PortalContext, req: FastifyRequest, reply: FastifyReply) 
 export const messagePages: PortalPage = async (app, ctx) => {
   const requireLogin = { config: { requireLogin: true } };
   // Each of these parses the whole message (up to the quota's 30 MB): fewer per client than the portal's default.
-  const parsing = { config: { requireLogin: true, rateLimit: { max: PARSES_PER_MINUTE, timeWindow: 60_000 } } };
+  const max = ctx.settings.messageViewsPerClientPerMinute ?? PARSES_PER_MINUTE;
+  const parsing = { config: { requireLogin: true, rateLimit: { max, timeWindow: 60_000 } } };
 
   app.get('/nachricht/:id', parsing, async (req, reply) => {
     const message = await ownMessage(ctx, req);
