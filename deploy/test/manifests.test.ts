@@ -3,7 +3,10 @@
 // gateway's own validation, and every queue stage scales on its own queue. Run: node --test deploy/test/*.test.ts
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, settings } from '../../packages/config/src/index.ts';
@@ -104,6 +107,17 @@ const SECRET_STAND_INS: Record<string, string> = {
   SMGW_ADMIN_TOKEN: 'stand-in-admin-token-of-32-characters',
   SMGW_MASTER_KEY: Buffer.alloc(32, 7).toString('base64'),
 };
+
+/**
+ * Settings that name a file of a mounted Secret (the DKIM key): the process validates the file's content at start, so
+ * the check runs it with a stand-in of the right shape, after checking that the real path lies in a mounted Secret.
+ */
+const SECRET_FILE_STAND_INS: Record<string, string> = (() => {
+  const dir = mkdtempSync(join(tmpdir(), 'smgw-manifest-'));
+  const dkimKey = join(dir, 'dkim.key');
+  writeFileSync(dkimKey, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
+  return { SMGW_DKIM_KEY_FILE: dkimKey };
+})();
 
 describe('docker-compose.yml', () => {
   let compose: Manifest;
@@ -313,6 +327,12 @@ for (const overlay of ['dev', 'production']) {
         const env: Record<string, string> = { ...configMap?.data };
         for (const e of fromSecrets) if (SECRET_STAND_INS[e.name]) env[e.name] = SECRET_STAND_INS[e.name] as string;
         for (const e of main?.env ?? []) if (e.value !== undefined && !e.value.includes('$(')) env[e.name] = e.value;
+        const secretFiles: Record<string, string> = {};
+        for (const [variable, standIn] of Object.entries(SECRET_FILE_STAND_INS)) {
+          if (env[variable] === undefined) continue;
+          secretFiles[variable] = env[variable] as string;
+          env[variable] = standIn;
+        }
         const service = SERVICE_OF[d.metadata.name];
         if (!service) {
           assert.doesNotThrow(() => loadConfig(everySettingButTheAdminToken, env), d.metadata.name);
@@ -326,6 +346,13 @@ for (const overlay of ['dev', 'production']) {
         }
         for (const variable of ['SMGW_ADMIN_TOKEN', 'SMGW_MASTER_KEY']) {
           if (variable in reads) assert.ok(given.has(variable), `${d.metadata.name}: ${variable}`);
+        }
+        // A file setting it reads lies in a Secret mounted at that folder.
+        for (const [variable, path] of Object.entries(secretFiles)) {
+          if (!(variable in reads)) continue;
+          const mount = (main?.volumeMounts ?? []).find((m: Manifest) => m.mountPath === dirname(path));
+          const volume = d.spec.template.spec.volumes.find((v: Manifest) => v.name === mount?.name);
+          assert.ok(volume?.secret, `${d.metadata.name}: ${variable} (${path}) is in a mounted Secret`);
         }
         // A process that reads the key store's folder has the shared volume there (else it writes to its own disk).
         if ('SMGW_KEY_STORE_DIR' in reads) {
