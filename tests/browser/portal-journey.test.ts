@@ -8,16 +8,8 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import {
-  assertQueued,
-  dumpTestSchema,
-  type SunkMessage,
-  startTestGateway,
-  type TestGateway,
-  waitFor,
-} from '@smgw/testing';
+import { dumpTestSchema, type TestGateway, waitFor } from '@smgw/testing';
 import { simpleParser } from 'mailparser';
-import nodemailer from 'nodemailer';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import {
   keepScreenshot,
@@ -26,9 +18,9 @@ import {
   seriousAccessibilityViolations,
   watchedContext,
 } from './browser.ts';
+import { AGENCY, agencySends, mailText, startPortalGateway } from './portal-gateway.ts';
 import { XSS_LINES, XSS_PAYLOADS } from './xss-corpus.ts';
 
-const AGENCY = 'sachbearbeitung@behoerde.example';
 const CITIZEN = 'buerger@example.org';
 const PASSWORD = 'Sonnenblumen wachsen im Juli 42 Mal';
 const ATTACHMENT = Buffer.from('%PDF-1.4\n% Bescheid Nr. 4711\n');
@@ -42,33 +34,6 @@ describe('Messenger portal in the browser', () => {
   let page: Page;
   let portal: string;
 
-  const text = async (m: SunkMessage) => (await simpleParser(m.raw)).text ?? '';
-
-  /** The agency's mail server submits a message (no AUTH: 127.0.0.0/8 may submit). */
-  async function agencySends(mail: Record<string, unknown>): Promise<void> {
-    const transport = nodemailer.createTransport({
-      host: '127.0.0.1',
-      port: gw.submissionPort,
-      secure: false,
-      ignoreTLS: true,
-    });
-    try {
-      assertQueued((await transport.sendMail({ from: AGENCY, to: CITIZEN, ...mail })).response);
-    } finally {
-      transport.close();
-    }
-  }
-
-  async function admin(path: string, body: unknown): Promise<Record<string, unknown>> {
-    const response = await fetch(`http://127.0.0.1:${gw.adminPort}/api/v1${path}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${gw.adminToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    assert.ok(response.ok, `${path}: ${response.status} ${await response.clone().text()}`);
-    return (await response.json()) as Record<string, unknown>;
-  }
-
   /** axe-core finds nothing serious on the page; its screenshot is kept. */
   async function checkPage(name: string): Promise<void> {
     await keepScreenshot(page, name);
@@ -76,13 +41,8 @@ describe('Messenger portal in the browser', () => {
   }
 
   before(async () => {
-    gw = await startTestGateway({
-      services: ['ingest', 'scan', 'encrypt', 'deliver', 'mailbox', 'admin'],
-      env: { SMGW_PIN_DELAY: '1s', SMGW_REVOCATION_MODE: 'off' },
-    });
+    gw = await startPortalGateway();
     portal = `http://127.0.0.1:${gw.portalPort}`;
-    const agency = await admin('/agencies', { name: 'Landratsamt Beispiel', domains: ['behoerde.example'] });
-    await admin(`/agencies/${agency.id}/addresses`, { address: AGENCY, verifySignatures: false });
     browser = await launchBrowser();
     ({ context, watch } = await watchedContext(browser));
     context.setDefaultTimeout(20_000);
@@ -95,7 +55,7 @@ describe('Messenger portal in the browser', () => {
   });
 
   it('walks the whole journey: mails with link and PIN, activation, reading, download, reply to the agency', async () => {
-    await agencySends({
+    await agencySends(gw, CITIZEN, {
       subject: 'Ihr Bescheid',
       text: `Guten Tag,\n\nanbei Ihr Bescheid.\n\n${SECRET_TEXT}\n`,
       attachments: [{ filename: 'Bescheid.pdf', content: ATTACHMENT, contentType: 'application/pdf' }],
@@ -106,12 +66,12 @@ describe('Messenger portal in the browser', () => {
       gw.smarthost.messages.find((m) => m.rcptTo.includes(CITIZEN) && m.raw.includes('/aktivieren/')),
     );
     const pinMail = await waitFor('the PIN mail', async () => {
-      for (const m of gw.smarthost.messages) if (m !== linkMail && /\b\d{8}\b/.test(await text(m))) return m;
+      for (const m of gw.smarthost.messages) if (m !== linkMail && /\b\d{8}\b/.test(await mailText(m))) return m;
       return undefined;
     });
     // The agency: the same PIN to pass on by phone.
     const senderNotice = await waitFor('the PIN notice to the sender', async () => {
-      for (const m of gw.relay.messages) if (m.rcptTo.includes(AGENCY) && /\b\d{8}\b/.test(await text(m))) return m;
+      for (const m of gw.relay.messages) if (m.rcptTo.includes(AGENCY) && /\b\d{8}\b/.test(await mailText(m))) return m;
       return undefined;
     });
     for (const mail of [linkMail, pinMail, senderNotice]) {
@@ -119,10 +79,10 @@ describe('Messenger portal in the browser', () => {
       assert.ok(!body.includes('4711'), 'no content of the message in a notification');
       assert.ok(!body.includes('Ihr Bescheid'), 'not even its subject');
     }
-    const link = /https?:\/\/[^\s]+\/aktivieren\/[A-Za-z0-9_-]{43}/.exec(await text(linkMail))?.[0];
+    const link = /https?:\/\/[^\s]+\/aktivieren\/[A-Za-z0-9_-]{43}/.exec(await mailText(linkMail))?.[0];
     assert.ok(link?.startsWith(portal), `a link to this portal: ${link}`);
-    const pin = /\b(\d{8})\b/.exec(await text(pinMail))?.[1];
-    assert.equal(/\b(\d{8})\b/.exec(await text(senderNotice))?.[1], pin, 'the sender was given the same PIN');
+    const pin = /\b(\d{8})\b/.exec(await mailText(pinMail))?.[1];
+    assert.equal(/\b(\d{8})\b/.exec(await mailText(senderNotice))?.[1], pin, 'the sender was given the same PIN');
 
     await page.goto(link as string);
     await checkPage('activation');
@@ -175,7 +135,7 @@ describe('Messenger portal in the browser', () => {
   });
 
   it('never runs a script a stranger put into a body, subject, sender name or attachment name', async () => {
-    await agencySends({
+    await agencySends(gw, CITIZEN, {
       from: { name: XSS_LINES[1]?.html ?? '', address: AGENCY },
       subject: `Prüfung ${XSS_LINES[0]?.html}`,
       html: `<p>Prüftext</p>${XSS_PAYLOADS.map((p) => p.html).join('\n')}`,

@@ -8,7 +8,6 @@ import {
   type Bilingual,
   type BilingualTemplates,
   bilingualText,
-  crlfLines,
   deliveryStatusBody,
   type GeneratedMail,
   generatedMail,
