@@ -213,3 +213,17 @@ export async function listPortalReachableAddresses(pool: Pool): Promise<PortalRe
   );
   return rows;
 }
+
+/**
+ * Of `addresses`, those enabled for signature verification (agency_addresses.verify_signatures), as given. Agency
+ * addresses are stored lower-case; a recipient is matched case-insensitively, as putAgencyAddress stores it.
+ */
+export async function addressesVerifyingSignatures(pool: Pool, addresses: readonly string[]): Promise<Set<string>> {
+  if (addresses.length === 0) return new Set();
+  const { rows } = await pool.query<{ address: string }>(
+    'select address from agency_addresses where verify_signatures and address = any($1::text[])',
+    [addresses.map((a) => a.toLowerCase())],
+  );
+  const enabled = new Set(rows.map((r) => r.address));
+  return new Set(addresses.filter((a) => enabled.has(a.toLowerCase())));
+}
