@@ -74,7 +74,6 @@ function exportedNames(text: string): string[] {
   );
 }
 
-
 describe('PromQL metric names', () => {
   it('are read from selectors, not from functions, labels, strings, ranges or grouping clauses', () => {
     const cases: Array<[string, string[], string[]]> = [
