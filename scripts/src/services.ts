@@ -43,6 +43,7 @@ export function localServices(
     worker('ingest', 'SMGW_INGEST_HEALTH_PORT', '9101'),
     worker('scan', 'SMGW_SCAN_HEALTH_PORT', '9103'),
     worker('encrypt', 'SMGW_ENCRYPT_HEALTH_PORT', '9104'),
+    worker('signature-verify', 'SMGW_SIGNATURE_VERIFY_HEALTH_PORT', '9107'),
     worker('deliver', 'SMGW_DELIVER_HEALTH_PORT', '9102'),
     worker('mailbox', 'SMGW_MAILBOX_HEALTH_PORT', '9105'),
     worker('lifecycle-reaper', 'SMGW_LIFECYCLE_REAPER_HEALTH_PORT', '9106'),

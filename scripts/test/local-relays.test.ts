@@ -99,7 +99,7 @@ describe('planLocalRelays: a sink only for a relay setting left at its local def
 });
 
 describe('localServices: what ./smgw up runs and ./smgw status reports', () => {
-  it('lists a sink service only for a wanted sink, beside the seven gateway services', () => {
+  it('lists a sink service only for a wanted sink, beside the eight gateway services', () => {
     const names = (env: NodeJS.ProcessEnv) => localServices(env).map((s) => s.name);
     assert.deepEqual(names({}), [
       'sink-agency',
@@ -107,6 +107,7 @@ describe('localServices: what ./smgw up runs and ./smgw status reports', () => {
       'ingest',
       'scan',
       'encrypt',
+      'signature-verify',
       'deliver',
       'mailbox',
       'lifecycle-reaper',
@@ -116,6 +117,7 @@ describe('localServices: what ./smgw up runs and ./smgw status reports', () => {
       'ingest',
       'scan',
       'encrypt',
+      'signature-verify',
       'deliver',
       'mailbox',
       'lifecycle-reaper',

@@ -5,15 +5,16 @@ import type { BlobRef, Direction, Envelope, Stage, StageVerdict } from './envelo
  *
  * Stages that are not built yet are left out where the message may safely skip them and kept in where it may not:
  * - outbound: encrypt sends key-less recipients on to `mailbox` instead of `deliver` (never plaintext outside);
- * - inbound: `encrypt` (decryption) before `scan`, so what was encrypted is scanned opened; `verify` after scan
- *   when that service exists;
+ * - inbound: `encrypt` (decryption) before `scan`, so what was encrypted is scanned opened;
+ * - every route that reaches an agency has `verify` after scan: only for recipients whose address is enabled for
+ *   signature verification; scan splits the others off past it (splitAtOptionalStage), so they never queue there;
  * - generated mail (DSNs, notices) is made by the gateway itself and is not scanned.
  */
 export const ITINERARIES: Readonly<Record<Direction, readonly Stage[]>> = {
-  inbound: ['encrypt', 'scan', 'deliver'],
+  inbound: ['encrypt', 'scan', 'verify', 'deliver'],
   outbound: ['scan', 'encrypt', 'deliver'],
-  internal: ['scan', 'deliver'],
-  portal: ['scan', 'deliver'],
+  internal: ['scan', 'verify', 'deliver'],
+  portal: ['scan', 'verify', 'deliver'],
   generated: ['deliver'],
 };
 
@@ -64,6 +65,26 @@ export function withBlob(envelope: Envelope, blob: BlobRef): Envelope {
 export function forRecipients(envelope: Envelope, recipients: string[]): Envelope {
   if (recipients.length === 0) throw new Error(`envelope ${envelope.id}: a child needs at least one recipient`);
   return { ...envelope, recipients: [...recipients] };
+}
+
+/** Stages a recipient may skip: the envelope is split there by recipient (splitAtOptionalStage). */
+export const OPTIONAL_STAGES: readonly Stage[] = ['verify'];
+
+/**
+ * Where the envelope's next stage is optional per recipient: the recipients `takesStage` picks keep it, the others
+ * skip it (the stage taken off their slip, no queue hop). One envelope when all or none are picked, else two child
+ * envelopes (same id and trace: one message, recipients in groups), the stage's group first. An envelope whose next
+ * stage is not optional comes back as it is.
+ */
+export function splitAtOptionalStage(envelope: Envelope, takesStage: (recipient: string) => boolean): Envelope[] {
+  const stage = envelope.itinerary[0];
+  if (!stage || !OPTIONAL_STAGES.includes(stage)) return [envelope];
+  const taking = envelope.recipients.filter(takesStage);
+  const skipping = envelope.recipients.filter((r) => !taking.includes(r));
+  const skipped = (e: Envelope): Envelope => ({ ...e, itinerary: e.itinerary.slice(1) });
+  if (skipping.length === 0) return [envelope];
+  if (taking.length === 0) return [skipped(envelope)];
+  return [forRecipients(envelope, taking), skipped(forRecipients(envelope, skipping))];
 }
 
 /** True when the envelope is bound for the outside and so must have been encrypted (or sent to the portal). */

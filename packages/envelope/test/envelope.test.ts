@@ -17,6 +17,7 @@ import {
   parseEnvelope,
   retryQueue,
   SAFE_OUTBOUND_CRYPTO_STATUSES,
+  splitAtOptionalStage,
   traceIdFromTraceparent,
   traceparentFor,
   withBlob,
@@ -84,7 +85,7 @@ describe('itinerary', () => {
   });
 
   it('decrypts inbound mail before it is scanned', () => {
-    assert.deepEqual(itineraryFor('inbound'), ['encrypt', 'scan', 'deliver']);
+    assert.deepEqual(itineraryFor('inbound'), ['encrypt', 'scan', 'verify', 'deliver']);
   });
 
   it('advances by removing the finished stage, counting the hop and resetting attempts', () => {
@@ -102,6 +103,44 @@ describe('itinerary', () => {
     assert.equal(child.id, env.id);
     assert.deepEqual(child.recipients, ['b@behoerde.example']);
     assert.throws(() => forRecipients(env, []));
+  });
+
+  it('verifies signatures on every route that reaches an agency, never on outbound or generated mail', () => {
+    for (const direction of ['inbound', 'internal', 'portal'] as const) {
+      const route = itineraryFor(direction);
+      assert.deepEqual(route.slice(route.indexOf('scan') + 1), ['verify', 'deliver'], direction);
+    }
+    assert.ok(!itineraryFor('outbound').includes('verify'));
+    assert.ok(!itineraryFor('generated').includes('verify'));
+  });
+
+  it('sends only the picked recipients through an optional stage; the others skip it without a hop', () => {
+    const env = {
+      ...sample({ recipients: ['on@behoerde.example', 'off@behoerde.example'] }),
+      itinerary: ['verify', 'deliver'],
+    } as Envelope;
+    const [through, past] = splitAtOptionalStage(env, (r) => r.startsWith('on@'));
+    assert.deepEqual(through?.recipients, ['on@behoerde.example']);
+    assert.deepEqual(through?.itinerary, ['verify', 'deliver']);
+    assert.deepEqual(past?.recipients, ['off@behoerde.example']);
+    assert.deepEqual(past?.itinerary, ['deliver']);
+    assert.equal(past?.hop, env.hop);
+    assert.equal(past?.id, env.id);
+    assert.deepEqual(
+      splitAtOptionalStage(env, () => true),
+      [env],
+      'all picked: one envelope',
+    );
+    const none = splitAtOptionalStage(env, () => false);
+    assert.equal(none.length, 1);
+    assert.deepEqual(none[0]?.itinerary, ['deliver']);
+    assert.deepEqual(none[0]?.recipients, env.recipients);
+    const atDeliver = { ...env, itinerary: ['deliver'] } as Envelope;
+    assert.deepEqual(
+      splitAtOptionalStage(atDeliver, () => false),
+      [atDeliver],
+      'deliver is never skipped',
+    );
   });
 
   it('keeps the blob as received when a stage replaces the message, however often, and it survives the wire', () => {

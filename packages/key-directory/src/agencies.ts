@@ -236,3 +236,17 @@ export async function isAgencyDomain(pool: Pool, domain: string): Promise<boolea
   const { rowCount } = await pool.query('select 1 from agency_domains where domain = $1', [domain.toLowerCase()]);
   return (rowCount ?? 0) > 0;
 }
+
+/**
+ * Of `addresses`, those enabled for signature verification (agency_addresses.verify_signatures), as given. Agency
+ * addresses are stored lower-case; a recipient is matched case-insensitively, as putAgencyAddress stores it.
+ */
+export async function addressesVerifyingSignatures(pool: Pool, addresses: readonly string[]): Promise<Set<string>> {
+  if (addresses.length === 0) return new Set();
+  const { rows } = await pool.query<{ address: string }>(
+    'select address from agency_addresses where verify_signatures and address = any($1::text[])',
+    [addresses.map((a) => a.toLowerCase())],
+  );
+  const enabled = new Set(rows.map((r) => r.address));
+  return new Set(addresses.filter((a) => enabled.has(a.toLowerCase())));
+}

@@ -56,7 +56,7 @@ export async function startTestGateway(
     replicas?: Record<string, number>;
   } = {},
 ): Promise<TestGateway> {
-  const names = options.services ?? ['ingest', 'scan', 'encrypt', 'deliver', 'admin'];
+  const names = options.services ?? ['ingest', 'scan', 'encrypt', 'signature-verify', 'deliver', 'admin'];
   const [db, vhost, relay, smarthost, dns] = await Promise.all([
     createTestDatabase(),
     createTestVhost(),

@@ -472,6 +472,18 @@ describe('the key directory in the admin API', () => {
       runCli(['agency', 'address', id, 'buero@west.example', '--verify-signatures'], env),
     );
     assert.equal(address.out, 'buero@west.example: signature verification on\n');
+    // The same command without the flag switches it off again (the CLI's toggle), and on once more.
+    const off = await captureStdout(() => runCli(['agency', 'address', id, 'buero@west.example'], env));
+    assert.equal(off.out, 'buero@west.example: signature verification off\n');
+    const asJson = await captureStdout(() => runCli(['agency', 'list', '--json'], env));
+    const west = (JSON.parse(asJson.out).agencies as Array<{ id: string; addresses: unknown[] }>).find(
+      (a) => a.id === id,
+    );
+    assert.deepEqual(west?.addresses, [{ address: 'buero@west.example', verifySignatures: false }]);
+    const on = await captureStdout(() =>
+      runCli(['agency', 'address', id, 'buero@west.example', '--verify-signatures'], env),
+    );
+    assert.equal(on.out, 'buero@west.example: signature verification on\n');
     const outside = await captureStderr(() => runCli(['agency', 'address', id, 'x@elsewhere.example'], env));
     assert.equal(outside.code, 1);
     assert.match(outside.out, /ADDRESS_NOT_IN_AGENCY_DOMAINS: .* \(HTTP 400\)/);

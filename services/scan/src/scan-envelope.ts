@@ -4,10 +4,18 @@ import type { Readable } from 'node:stream';
 import type { BlobStore } from '@smgw/blob-store';
 import { ClamdError, type ScanVerdict } from '@smgw/clamd';
 import type { Pool } from '@smgw/db';
-import { advance, type Envelope, generatedEnvelope, newMessageId, withVerdict } from '@smgw/envelope';
+import {
+  advance,
+  type Envelope,
+  generatedEnvelope,
+  newMessageId,
+  splitAtOptionalStage,
+  withVerdict,
+} from '@smgw/envelope';
+import { addressesVerifyingSignatures } from '@smgw/key-directory';
 import { type Handler, type HandlerContext, next, type Outcome, retry } from '@smgw/mq';
 import type { Counter } from '@smgw/observability';
-import { recordEvent } from '@smgw/trace';
+import { recordEvent, recordEvents, type TraceEvent } from '@smgw/trace';
 import { buildNotice, type NoticeTemplates, noticeRecipients } from './notice.ts';
 import { quarantineMessage } from './quarantine.ts';
 import { classifyFinding, quarantines, type ScanPolicy, STREAM_LIMIT_FINDING } from './scan-policy.ts';
@@ -55,16 +63,15 @@ export async function scanEnvelope(deps: ScanDeps, envelope: Envelope, context: 
 
   const at = now();
   if (verdict.kind === 'clean') {
-    await recordEvent(deps.pool, envelope.id, {
+    const scanned: TraceEvent = {
       stage: 'scan',
       event: 'message.scanned',
       outcome: 'next',
       data: { direction: envelope.direction, result: 'clean', engine: deps.engine() },
       at,
-    });
-    return next(
-      advance(withVerdict(envelope, 'scan', { status: 'clean', at: at.toISOString(), engine: deps.engine() }), 'scan'),
-    );
+    };
+    const clean = withVerdict(envelope, 'scan', { status: 'clean', at: at.toISOString(), engine: deps.engine() });
+    return onward(deps, advance(clean, 'scan'), scanned, at);
   }
 
   const finding = classifyFinding(verdict.signature);
@@ -86,7 +93,7 @@ export async function scanEnvelope(deps: ScanDeps, envelope: Envelope, context: 
       engine: deps.engine(),
       detail: `${finding.category} allowed by policy: ${verdict.signature}`,
     });
-    return next(advance(allowed, 'scan'));
+    return onward(deps, advance(allowed, 'scan'), undefined, at);
   }
 
   const expiresAt = new Date(at.getTime() + deps.quarantineRetentionMs);
@@ -112,6 +119,38 @@ export async function scanEnvelope(deps: ScanDeps, envelope: Envelope, context: 
   );
   // The message ends here; only the notice (if anyone is to be told) travels on.
   return result.notice ? next(result.notice) : next();
+}
+
+/**
+ * Passes a scanned envelope on. Signature verification is for recipients whose address is enabled for it: they
+ * keep `verify` on their slip, every other recipient skips it (no queue hop); a mixed envelope becomes two children,
+ * both groups traced. The consumer publishes both (confirmed) before it acks.
+ */
+async function onward(deps: ScanDeps, scanned: Envelope, event: TraceEvent | undefined, at: Date): Promise<Outcome> {
+  const groups =
+    scanned.itinerary[0] === 'verify'
+      ? await addressesVerifyingSignatures(deps.pool, scanned.recipients).then((enabled) =>
+          splitAtOptionalStage(scanned, (r) => enabled.has(r)),
+        )
+      : [scanned];
+  // Traced when verification is on for anyone: which group goes through it and which past it.
+  const verifying = groups.some((g) => g.itinerary[0] === 'verify');
+  const routed = groups.flatMap((group): TraceEvent[] =>
+    verifying
+      ? [
+          {
+            stage: 'scan',
+            event: group.itinerary[0] === 'verify' ? 'message.verification-routed' : 'message.verification-skipped',
+            outcome: 'next',
+            data: { recipients: group.recipients, to: group.itinerary[0] ?? null, split: groups.length > 1 },
+            at,
+          },
+        ]
+      : [],
+  );
+  const events = event ? [event, ...routed] : routed;
+  if (events.length > 0) await recordEvents(deps.pool, scanned.id, events);
+  return next(...groups);
 }
 
 async function makeNotice(

@@ -9,6 +9,7 @@ import { runInNewContext } from 'node:vm';
 import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { scanStream } from '@smgw/clamd';
 import { type Envelope, newMessageId } from '@smgw/envelope';
+import { createAgency, putAgencyAddress } from '@smgw/key-directory';
 import type { Outcome } from '@smgw/mq';
 import { createRegistry } from '@smgw/observability';
 import { createTestDatabase, freePort, type TestDatabase } from '@smgw/testing';
@@ -145,6 +146,42 @@ describe("ClamAV's test files (clamav-testfiles), each wrapped as a MIME attachm
       await expectQuarantined(envelope, 'infected');
     });
   }
+});
+
+describe('clean mail to agency addresses enabled for signature verification', () => {
+  it('goes on to verify for the enabled recipients only; the others skip it, both groups traced', async () => {
+    const agency = await createAgency(db.pool, {
+      name: 'Verify-Routing',
+      domains: ['pruefung.example'],
+      now: new Date(),
+    });
+    assert.equal(agency.kind, 'created');
+    const agencyId = agency.kind === 'created' ? agency.id : '';
+    await putAgencyAddress(db.pool, { agencyId, address: 'an@pruefung.example', verifySignatures: true });
+    await putAgencyAddress(db.pool, { agencyId, address: 'aus@pruefung.example', verifySignatures: false });
+    const raw = textMail('Bitte pruefen.');
+    const mixed = await received(raw, 'inbound', {
+      recipients: ['An@Pruefung.example', 'aus@pruefung.example', 'x@pruefung.example'],
+    });
+    const [through, past, ...rest] = envelopesOf(await scanEnvelope(deps, mixed, handlerContext()));
+    assert.equal(rest.length, 0);
+    assert.deepEqual(through?.recipients, ['An@Pruefung.example']);
+    assert.deepEqual(through?.itinerary, ['verify', 'deliver']);
+    assert.deepEqual(past?.recipients, ['aus@pruefung.example', 'x@pruefung.example']);
+    assert.deepEqual(past?.itinerary, ['deliver']);
+    const events = (await getTrace(db.pool, mixed.id))?.events.map((e) => e.event) ?? [];
+    assert.ok(events.includes('message.verification-routed') && events.includes('message.verification-skipped'));
+
+    const outbound = await received(raw, 'outbound', { recipients: ['an@pruefung.example'] });
+    const [onward] = envelopesOf(await scanEnvelope(deps, outbound, handlerContext()));
+    assert.deepEqual(onward?.itinerary, ['encrypt', 'deliver'], 'outbound mail is never verified');
+    const portal = await received(raw, 'portal', { recipients: ['aus@pruefung.example'] });
+    const [plain, ...more] = envelopesOf(await scanEnvelope(deps, portal, handlerContext()));
+    assert.equal(more.length, 0);
+    assert.deepEqual(plain?.itinerary, ['deliver'], 'nobody enabled: no queue hop to verify');
+    const portalEvents = (await getTrace(db.pool, portal.id))?.events.map((e) => e.event) ?? [];
+    assert.ok(!portalEvents.some((e) => e.startsWith('message.verification')), portalEvents.join(', '));
+  });
 });
 
 describe('clean mail', () => {

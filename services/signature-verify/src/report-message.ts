@@ -1,0 +1,139 @@
+// The message an enabled agency address receives: a new top-level multipart/mixed the gateway writes, carrying
+//   1. the message as it reached this stage, byte for byte, as message/rfc822 (its own header block included, so the
+//      reader sees its From, Date and Subject, and `openssl cms -verify` on the extracted part checks it as sent:
+//      multipart/signed and opaque signatures sit in its body, which nothing here touches);
+//   2. the PDF report for people; 3. the ETSI TS 119 102-2 XML report;
+// with X-SMGW-Signature (the summary) in the new top-level header. Being the gateway's own outer layer, its header
+// and its parts after the first cannot be written by a sender: whatever the message holds stays inside part 1.
+import { randomBytes } from 'node:crypto';
+import { type HeaderField, headerBytes, splitHeaderBlock } from '@smgw/mime';
+import { SUMMARY_HEADER_NAME } from '@smgw/signature-verify';
+
+export const PDF_REPORT_NAME = 'Signaturpruefbericht.pdf';
+export const XML_REPORT_NAME = 'validation-report.xml';
+
+/** Fields of the original that do not describe the new top-level message (its MIME structure, its DKIM proof). */
+const NOT_CARRIED_OUT = [
+  'mime-version',
+  'dkim-signature',
+  'arc-seal',
+  'arc-message-signature',
+  'arc-authentication-results',
+];
+
+function carriedOut(field: HeaderField): boolean {
+  return (
+    !field.key.startsWith('content-') &&
+    !NOT_CARRIED_OUT.includes(field.key) &&
+    field.key !== SUMMARY_HEADER_NAME.toLowerCase()
+  );
+}
+
+/** message/rfc822 allows only an identity encoding (RFC 2046 §5.2.1): the narrowest that describes the bytes. */
+export function identityEncoding(bytes: Buffer): '7bit' | '8bit' | 'binary' {
+  let eightBit = false;
+  let lineLength = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i] as number;
+    if (b === 0x0a) {
+      if (bytes[i - 1] !== 0x0d) return 'binary';
+      lineLength = 0;
+      continue;
+    }
+    if (b === 0x0d && bytes[i + 1] !== 0x0a) return 'binary';
+    if (b === 0) return 'binary';
+    if (b > 0x7f) eightBit = true;
+    if (++lineLength > 998) return 'binary';
+  }
+  return eightBit ? '8bit' : '7bit';
+}
+
+function base64Lines(bytes: Buffer): string {
+  return (bytes.toString('base64').match(/.{1,76}/g) ?? []).join('\r\n');
+}
+
+/** A boundary that occurs nowhere in the message (RFC 2046 §5.1.1). */
+function boundaryFor(original: Buffer): string {
+  for (;;) {
+    const boundary = `smgw-report-${randomBytes(18).toString('hex')}`;
+    if (!original.includes(boundary)) return boundary;
+  }
+}
+
+export interface ReportParts {
+  /** The X-SMGW-Signature value (summaryHeader). */
+  summary: string;
+  pdf: Buffer;
+  xml: string;
+  /** Fixed in tests; random otherwise. */
+  boundary?: string;
+}
+
+export function buildReportMessage(original: Buffer, parts: ReportParts): Buffer {
+  const boundary = parts.boundary ?? boundaryFor(original);
+  const { fields } = splitHeaderBlock(original);
+  const outer = fields.filter(carriedOut);
+  const encoding = identityEncoding(original);
+  const head = [
+    `${SUMMARY_HEADER_NAME}: ${parts.summary}`,
+    'MIME-Version: 1.0',
+    `Content-Type: multipart/mixed; boundary="${boundary}"`,
+    ...(encoding === '7bit' ? [] : [`Content-Transfer-Encoding: ${encoding}`]),
+  ].join('\r\n');
+  const delimiter = `\r\n--${boundary}\r\n`;
+  return Buffer.concat([
+    Buffer.from(`${head}\r\n`, 'latin1'),
+    headerBytes(outer),
+    Buffer.from(
+      [
+        '',
+        'Diese Nachricht wurde vom SecureMail Gateway auf Signaturen geprueft: die Nachricht wie empfangen, dann der Pruefbericht (PDF) und der ETSI-Bericht (XML).',
+        'This message was checked for signatures by the SecureMail Gateway: the message as received, then the report (PDF) and the ETSI report (XML).',
+      ].join('\r\n'),
+      'utf8',
+    ),
+    Buffer.from(delimiter, 'latin1'),
+    Buffer.from(
+      [
+        'Content-Type: message/rfc822',
+        'Content-Disposition: inline',
+        'Content-Description: Nachricht wie empfangen / message as received',
+        `Content-Transfer-Encoding: ${encoding}`,
+        '',
+        '',
+      ].join('\r\n'),
+      'latin1',
+    ),
+    original,
+    Buffer.from(delimiter, 'latin1'),
+    Buffer.from(
+      [
+        `Content-Type: application/pdf; name="${PDF_REPORT_NAME}"`,
+        `Content-Disposition: attachment; filename="${PDF_REPORT_NAME}"`,
+        'Content-Description: Signaturpruefbericht / signature verification report',
+        'Content-Transfer-Encoding: base64',
+        '',
+        base64Lines(parts.pdf),
+      ].join('\r\n'),
+      'latin1',
+    ),
+    Buffer.from(delimiter, 'latin1'),
+    Buffer.from(
+      [
+        `Content-Type: application/xml; charset=utf-8; name="${XML_REPORT_NAME}"`,
+        `Content-Disposition: attachment; filename="${XML_REPORT_NAME}"`,
+        'Content-Description: ETSI TS 119 102-2 validation report',
+        'Content-Transfer-Encoding: base64',
+        '',
+        base64Lines(Buffer.from(parts.xml, 'utf8')),
+      ].join('\r\n'),
+      'latin1',
+    ),
+    Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1'),
+  ]);
+}
+
+/** An unsigned message goes on as it is, with the summary (NONE) as its first header field. */
+export function withSummaryField(original: Buffer, summary: string): Buffer {
+  return Buffer.concat([Buffer.from(`${SUMMARY_HEADER_NAME}: ${summary}\r\n`, 'latin1'), original]);
+}

@@ -1,0 +1,110 @@
+// The verifier's result in the shape of the ETSI TS 119 102-2 report model (@smgw/trusted-list), which both the XML
+// and the PDF report are written from: one place decides what each signature is reported as.
+import type { ReportedSignature, VerificationResult } from '@smgw/signature-verify';
+import {
+  type LoadedTrustedList,
+  type ReportCertificate,
+  type ReportInput,
+  type ReportSignature,
+  SUB_INDICATIONS,
+} from '@smgw/trusted-list';
+
+export const VALIDATOR_NAME = 'SecureMail Gateway signature verification';
+
+const REVOCATION: Record<string, { status: ReportCertificate['revocation']['status']; source?: string }> = {
+  'good-ocsp': { status: 'good', source: 'OCSP' },
+  'good-crl': { status: 'good', source: 'CRL' },
+  unknown: { status: 'unknown' },
+  'not-checked': { status: 'notChecked' },
+  'trust-anchor': { status: 'notApplicable' },
+};
+
+function level(sig: ReportedSignature): ReportSignature['level'] {
+  if (sig.indication !== 'TOTAL_PASSED') return 'unknown';
+  if (sig.level === 'QES') return 'QES';
+  if (sig.level === 'AdES') return sig.qualification?.status === 'qualified' ? 'AdESqc' : 'AdES';
+  return 'unknown';
+}
+
+/**
+ * The sub-indication as the report schema knows it. EN 319 102-1 has NOT_YET_VALID under both TOTAL_FAILED and
+ * INDETERMINATE; the report model keeps one main indication per sub-indication, so one it does not place under
+ * this main indication is left out of the XML element (the main indication stays, the sentence names it).
+ */
+function reportSubIndication(sig: ReportedSignature): string | undefined {
+  if (sig.indication === 'TOTAL_PASSED' || !sig.subIndication) return undefined;
+  return SUB_INDICATIONS[sig.subIndication] === sig.indication ? sig.subIndication : undefined;
+}
+
+function chainOf(sig: ReportedSignature, signingTime: Date): ReportCertificate[] {
+  const certificates = sig.chain?.certificates ?? [];
+  return certificates.map((c, index) => ({
+    subject: c.subject,
+    issuer: c.issuer,
+    serialNumber: c.serialNumber,
+    notBefore: c.notBefore,
+    notAfter: c.notAfter,
+    validAtSigningTime: c.notBefore <= signingTime && signingTime <= c.notAfter,
+    ...(index === 0 && sig.qualification
+      ? { qualified: sig.qualification.status === 'qualified' || sig.qualification.status === 'qualified-qscd' }
+      : {}),
+    revocation: REVOCATION[c.revocation] ?? { status: 'unknown' },
+  }));
+}
+
+export function reportSignature(sig: ReportedSignature, result: VerificationResult): ReportSignature {
+  const signingTime = sig.claimedSigningTime ?? result.validationTime;
+  const sub = reportSubIndication(sig);
+  const algorithms = [sig.algorithms.digest, sig.algorithms.signature]
+    .filter((a) => a !== undefined)
+    .map((a) => ({ name: a.name, oid: a.oid, acceptable: a.acceptable }));
+  const chain = chainOf(sig, signingTime);
+  const uncovered = result.coverage.uncovered.filter((p) => p.role === 'content').length > 0;
+  return {
+    id: `${sig.id} (${sig.path}, signer ${sig.signerIndex + 1})`,
+    indication: sig.indication,
+    ...(sub ? { subIndication: sub } : {}),
+    signer: {
+      name: sig.signer?.subject ?? '(unknown signer)',
+      ...(sig.signer ? { emailAddresses: sig.signer.emailAddresses } : {}),
+    },
+    format: sig.format,
+    level: level(sig),
+    ...(sig.claimedSigningTime ? { claimedSigningTime: sig.claimedSigningTime } : {}),
+    covers: {
+      description: sig.covers ? `${sig.covers.description} (${sig.covers.path})` : 'nothing found to cover',
+      partial: uncovered,
+    },
+    chain,
+    trustAnchorKnown: chain.at(-1)?.revocation.status === 'notApplicable',
+    algorithms,
+    ...(sig.qualification
+      ? {
+          qualification: {
+            qualified: sig.qualification.status === 'qualified' || sig.qualification.status === 'qualified-qscd',
+            qscd: sig.qualification.status === 'qualified-qscd' ? true : 'unknown',
+            type: 'esign',
+            qualifiersApplied: [],
+            listSource: sig.qualification.source,
+            listStale: false,
+            reason: sig.qualification.reason,
+          },
+        }
+      : {}),
+    messages: [sig.sentence, ...sig.reasons.map((r) => ({ de: `Technischer Grund (englisch): ${r}`, en: r }))],
+  };
+}
+
+export function reportInput(result: VerificationResult, lists: readonly LoadedTrustedList[]): ReportInput {
+  return {
+    validationTime: result.validationTime,
+    validatorName: VALIDATOR_NAME,
+    signatures: result.signatures.map((s) => reportSignature(s, result)),
+    trustedLists: lists.map((l) => ({
+      source: l.source,
+      territory: l.list.territory,
+      sequenceNumber: l.list.sequenceNumber,
+      stale: l.stale,
+    })),
+  };
+}

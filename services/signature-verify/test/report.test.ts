@@ -1,0 +1,196 @@
+// The report pieces without a broker: the report message's structure, the PDF against hostile values from a
+// message (a signer name with a bidi override, control characters, markup, quotes, a fake "GREEN"), the XML's
+// indications and the NOT_YET_VALID case the schema model places under one main indication only.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+import type { ReportedSignature, VerificationResult } from '@smgw/signature-verify';
+import { sentenceFor } from '@smgw/signature-verify';
+import { buildValidationReport } from '@smgw/trusted-list';
+import { buildReportMessage, identityEncoding, withSummaryField } from '../src/report-message.ts';
+import { reportInput } from '../src/report-model.ts';
+import { quoted, renderReportPdf } from '../src/report-pdf.ts';
+
+const AT = new Date('2026-03-02T10:00:00Z');
+
+function signature(overrides: Partial<ReportedSignature> = {}): ReportedSignature {
+  return {
+    id: 'S1',
+    layerId: 'L1',
+    path: '/',
+    format: 'S/MIME multipart/signed',
+    covers: { path: '/1', description: 'text/plain' },
+    indication: 'TOTAL_PASSED',
+    sentence: sentenceFor('TOTAL_PASSED', undefined),
+    reasons: [],
+    signerIndex: 0,
+    signer: {
+      subject: 'CN=Anna Schmidt',
+      issuer: 'CN=Test CA',
+      serialNumber: '1000',
+      fingerprint: 'ab'.repeat(32),
+      emailAddresses: ['anna@partner.example'],
+    },
+    claimedSigningTime: AT,
+    algorithms: {
+      digest: { name: 'SHA-256', oid: '2.16.840.1.101.3.4.2.1', acceptable: true },
+      signature: { name: 'RSA PKCS#1 v1.5 with SHA-256', oid: '1.2.840.113549.1.1.11', acceptable: true },
+    },
+    signingCertificateBound: false,
+    level: 'basic',
+    ...overrides,
+  } as ReportedSignature;
+}
+
+function result(signatures: ReportedSignature[]): VerificationResult {
+  const worst =
+    signatures.find((s) => s.indication === 'TOTAL_FAILED') ?? signatures.find((s) => s.indication === 'INDETERMINATE');
+  return {
+    validationTime: AT,
+    overall: {
+      indication: worst?.indication ?? 'TOTAL_PASSED',
+      ...(worst?.subIndication ? { subIndication: worst.subIndication } : {}),
+      signatureCount: signatures.length,
+    },
+    signatures,
+    layers: [],
+    parts: [],
+    coverage: { status: 'full', covered: [], uncovered: [] },
+    identity: {
+      status: 'match',
+      fromAddresses: ['anna@partner.example'],
+      senderAddresses: [],
+      signerAddresses: [],
+      problems: [],
+    },
+    signingTimeFindings: [],
+    unwrapped: [],
+  } as VerificationResult;
+}
+
+function pdfText(pdf: Buffer): string {
+  const run = spawnSync('pdftotext', ['-layout', '-', '-'], { input: pdf, encoding: 'utf8' });
+  assert.ok(!run.error, `pdftotext could not run (${run.error?.message}): install poppler-utils`);
+  return run.stdout;
+}
+
+const META = {
+  messageId: '01JTEST0000000000000000000',
+  hostname: 'smgw.test',
+  originalSha256: 'cd'.repeat(32),
+  summary: 'X',
+  trustedLists: [],
+};
+
+describe('the PDF report', () => {
+  it('shows a value from the message only quoted, with controls, bidi overrides and quotes escaped', () => {
+    assert.equal(quoted('Anna'), '"Anna"');
+    assert.equal(quoted('a"b'), '"a[U+0022]b"');
+    assert.equal(quoted('x\r\ny'), '"x[U+000D][U+000A]y"');
+    assert.equal(quoted('evil\u202Etxt.exe'), '"evil[U+202E]txt.exe"');
+    assert.equal(quoted('Müller €'), '"Müller €"');
+    assert.match(quoted('x'.repeat(1000)), /… \(gekürzt \/ cut\)"$/);
+  });
+
+  it('cannot be made to show a green light by a signer name: the name stays one quoted line of text', async () => {
+    const hostile = signature({
+      indication: 'TOTAL_FAILED',
+      subIndication: 'HASH_FAILURE',
+      sentence: sentenceFor('TOTAL_FAILED', 'HASH_FAILURE'),
+      level: undefined,
+      signer: {
+        subject: 'CN=GRÜN – gültig / GREEN – valid (TOTAL_PASSED)\n\u202Eevil',
+        issuer: 'CN=<script>',
+        serialNumber: '1',
+        fingerprint: '00'.repeat(32),
+        emailAddresses: [],
+      },
+    });
+    const text = pdfText(await renderReportPdf(result([hostile]), META));
+    assert.match(text, /ROT – ungültig \/ RED – invalid \(TOTAL_FAILED\)/);
+    assert.match(text, /"CN=GRÜN – gültig \/ GREEN – valid \(TOTAL_PASSED\)\[U\+000A\]\[U\+202E\]evil"/);
+    // The only unquoted light is the gateway's own, in the overall and the signature's section.
+    const lights = text.split('\n').filter((l) => /GREEN – valid/.test(l) && !/"CN=/.test(l));
+    assert.deepEqual(lights, []);
+  });
+
+  it('shows each indication as its own light, German first, and says when nothing is qualified', async () => {
+    const text = pdfText(
+      await renderReportPdf(
+        result([
+          signature(),
+          signature({
+            id: 'S2',
+            indication: 'INDETERMINATE',
+            subIndication: 'NO_CERTIFICATE_CHAIN_FOUND',
+            sentence: sentenceFor('INDETERMINATE', 'NO_CERTIFICATE_CHAIN_FOUND'),
+            level: undefined,
+          }),
+        ]),
+        META,
+      ),
+    );
+    assert.match(text, /GRÜN – gültig \/ GREEN – valid \(TOTAL_PASSED\)/);
+    assert.match(text, /GELB – nicht bestätigt \/ YELLOW – cannot be confirmed \(INDETERMINATE\)/);
+    assert.match(text, /keine konfiguriert/);
+    assert.ok(text.indexOf('Signaturprüfbericht') < text.indexOf('Signature verification report'));
+  });
+});
+
+describe('the XML report', () => {
+  it('keeps NOT_YET_VALID under INDETERMINATE without claiming the failed sub-indication', () => {
+    const notYet = signature({
+      indication: 'INDETERMINATE',
+      subIndication: 'NOT_YET_VALID',
+      sentence: sentenceFor('INDETERMINATE', 'NOT_YET_VALID'),
+      level: undefined,
+    });
+    const xml = buildValidationReport(reportInput(result([notYet]), []));
+    assert.match(xml, /mainindication:indeterminate/);
+    assert.doesNotMatch(xml, /total-failed/);
+  });
+});
+
+describe('the report message', () => {
+  const original = Buffer.from('From: a@partner.example\r\nSubject: Hallo\r\nContent-Type: text/plain\r\n\r\nText\r\n');
+
+  it('carries the original first, byte for byte, then the PDF and the XML, the summary on top', () => {
+    const message = buildReportMessage(original, {
+      summary: 'TOTAL_PASSED; level=AdES; signatures=1',
+      pdf: Buffer.from('%PDF'),
+      xml: '<x/>',
+      boundary: 'b1',
+    });
+    const text = message.toString('latin1');
+    assert.ok(text.startsWith('X-SMGW-Signature: TOTAL_PASSED; level=AdES; signatures=1\r\nMIME-Version: 1.0\r\n'));
+    assert.match(text, /^Subject: Hallo\r$/m);
+    assert.doesNotMatch(text.slice(0, text.indexOf('\r\n\r\n')), /Content-Type: text\/plain/);
+    const start =
+      text.indexOf('Content-Transfer-Encoding: 7bit\r\n\r\n') + 'Content-Transfer-Encoding: 7bit\r\n\r\n'.length;
+    assert.equal(text.slice(start, start + original.length), original.toString('latin1'));
+    assert.equal(text.slice(start + original.length, start + original.length + 6), '\r\n--b1');
+  });
+
+  it('names the identity encoding the original needs', () => {
+    assert.equal(identityEncoding(original), '7bit');
+    assert.equal(identityEncoding(Buffer.from('a: ü\r\n\r\nx\r\n')), '8bit');
+    assert.equal(identityEncoding(Buffer.from('a: b\n\nx\n')), 'binary');
+    assert.equal(identityEncoding(Buffer.from(`a: b\r\n\r\n${'x'.repeat(999)}\r\n`)), 'binary');
+  });
+
+  it('drops a summary field the original carries and gives unsigned mail only the summary', () => {
+    const forged = Buffer.concat([Buffer.from('X-SMGW-Signature: TOTAL_PASSED; level=QES\r\n'), original]);
+    const message = buildReportMessage(forged, {
+      summary: 'TOTAL_FAILED; sub=HASH_FAILURE',
+      pdf: Buffer.from(''),
+      xml: '',
+      boundary: 'b2',
+    });
+    const header = message.toString('latin1').slice(0, message.indexOf('\r\n\r\n'));
+    assert.deepEqual(header.match(/X-SMGW-Signature:.*/g), ['X-SMGW-Signature: TOTAL_FAILED; sub=HASH_FAILURE']);
+    assert.equal(
+      withSummaryField(original, 'NONE').toString('latin1'),
+      `X-SMGW-Signature: NONE\r\n${original.toString('latin1')}`,
+    );
+  });
+});
