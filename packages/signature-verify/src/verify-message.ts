@@ -3,7 +3,7 @@
 import type { RevocationFetcher, RevocationMode, TrustAnchorInput } from '@smgw/crypto';
 import { DEFAULT_ALGORITHM_CONSTRAINTS } from './algorithms.ts';
 import { checkIdentity, checkSigningTimes, type IdentityCheck, type TimeFinding } from './identity.ts';
-import { type Indication, type SubIndication, worstOf } from './indication.ts';
+import { type Indication, overallOf, type SubIndication } from './indication.ts';
 import {
   DEFAULT_WALK_LIMITS,
   type Layer,
@@ -15,7 +15,7 @@ import {
 } from './mime-walk.ts';
 import { type QualifiedStatusSource, withoutTrustedList } from './qualified-status.ts';
 import type { ChainCache } from './signer-chain.ts';
-import type { SignatureLevel } from './verify-signed-data.ts';
+import type { SignatureLevel, SignedDataContext } from './verify-signed-data.ts';
 
 export interface VerifyMessageOptions {
   trustAnchors: TrustAnchorInput[];
@@ -65,8 +65,6 @@ export interface VerificationResult {
   unwrapped: UnwrappedDocument[];
 }
 
-const LEVEL_RANK: Readonly<Record<SignatureLevel, number>> = { basic: 0, AdES: 1, QES: 2 };
-
 export interface MessageVerifier {
   verifyMessage(message: Buffer): Promise<VerificationResult>;
 }
@@ -77,28 +75,7 @@ export function createMessageVerifier(options: VerifyMessageOptions): MessageVer
   return {
     async verifyMessage(message) {
       const time = options.now();
-      const walk = await walkMessage(
-        message,
-        {
-          time,
-          chain: {
-            trustAnchors: options.trustAnchors,
-            revocation: options.revocation ?? 'require',
-            ...(options.fetcher ? { fetcher: options.fetcher } : {}),
-            ...(options.crls ? { crls: options.crls } : {}),
-            ...(options.ocspResponses ? { ocspResponses: options.ocspResponses } : {}),
-            ...(options.intermediates ? { intermediates: options.intermediates } : {}),
-            ...(options.chainCacheMs !== undefined ? { cacheMs: options.chainCacheMs } : {}),
-          },
-          chainCache,
-          qualifiedStatus: options.qualifiedStatus ?? withoutTrustedList,
-          algorithmConstraints: {
-            ...DEFAULT_ALGORITHM_CONSTRAINTS,
-            ...(options.minRsaBits ? { minRsaBits: options.minRsaBits } : {}),
-          },
-        },
-        limits,
-      );
+      const walk = await walkMessage(message, signedDataContextOf(options, time, chainCache), limits);
       return {
         validationTime: time,
         overall: overallOf(walk.signatures),
@@ -119,24 +96,35 @@ export function createMessageVerifier(options: VerifyMessageOptions): MessageVer
   };
 }
 
+/** What verifySignedData needs, from the options shared by messages and PDFs. */
+export function signedDataContextOf(
+  options: Omit<VerifyMessageOptions, 'limits' | 'signingTimeToleranceMs'>,
+  time: Date,
+  chainCache: ChainCache,
+): SignedDataContext {
+  return {
+    time,
+    chain: {
+      trustAnchors: options.trustAnchors,
+      revocation: options.revocation ?? 'require',
+      ...(options.fetcher ? { fetcher: options.fetcher } : {}),
+      ...(options.crls ? { crls: options.crls } : {}),
+      ...(options.ocspResponses ? { ocspResponses: options.ocspResponses } : {}),
+      ...(options.intermediates ? { intermediates: options.intermediates } : {}),
+      ...(options.chainCacheMs !== undefined ? { cacheMs: options.chainCacheMs } : {}),
+    },
+    chainCache,
+    qualifiedStatus: options.qualifiedStatus ?? withoutTrustedList,
+    algorithmConstraints: {
+      ...DEFAULT_ALGORITHM_CONSTRAINTS,
+      ...(options.minRsaBits ? { minRsaBits: options.minRsaBits } : {}),
+    },
+  };
+}
+
 /** One message with a verifier of its own (no cache shared with other messages). */
 export function verifyMessage(message: Buffer, options: VerifyMessageOptions): Promise<VerificationResult> {
   return createMessageVerifier(options).verifyMessage(message);
-}
-
-function overallOf(signatures: readonly ReportedSignature[]): VerificationResult['overall'] {
-  const worst = worstOf(signatures);
-  if (!worst) return { indication: 'NONE', signatureCount: 0 };
-  if (worst.indication !== 'TOTAL_PASSED') {
-    return {
-      indication: worst.indication,
-      ...(worst.subIndication ? { subIndication: worst.subIndication } : {}),
-      signatureCount: signatures.length,
-    };
-  }
-  const levels = signatures.map((s) => s.level ?? 'basic');
-  const level = levels.reduce((low, l) => (LEVEL_RANK[l] < LEVEL_RANK[low] ? l : low), 'QES' as SignatureLevel);
-  return { indication: 'TOTAL_PASSED', level, signatureCount: signatures.length };
 }
 
 function coverageOf(parts: readonly VisiblePart[], signatures: readonly ReportedSignature[]): Coverage {
