@@ -83,7 +83,11 @@ export function createMessageVerifier(options: VerifyMessageOptions): MessageVer
         layers: walk.layers,
         parts: walk.parts,
         coverage: coverageOf(walk.parts, walk.signatures),
-        identity: checkIdentity(walk.headerFields, walk.signatures),
+        // A signed PDF attached to the message says who signed the PDF, not who sent the message.
+        identity: checkIdentity(
+          walk.headerFields,
+          walk.signatures.filter((s) => !s.pdf),
+        ),
         signingTimeFindings: checkSigningTimes(
           walk.headerFields,
           walk.signatures,
