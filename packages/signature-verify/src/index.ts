@@ -51,9 +51,12 @@ export {
   verifyMessage,
 } from './verify-message.ts';
 export {
+  createPdfVerifier,
   DOCUMENT_SENTENCES,
   type PdfSignature,
   type PdfVerification,
+  type PdfVerifier,
+  pdfSummaryHeader,
   type VerifyPdfOptions,
   verifyPdf,
   verifyPdfInContext,

@@ -8,7 +8,7 @@
 export interface PdfLimits {
   /** Largest file read at all; default 64 MiB. */
   maxBytes: number;
-  /** Indirect object headers scanned; default 500 000. */
+  /** Indirect object headers passed while locating signature dictionaries; default 500 000. */
   maxObjects: number;
   /** Signature dictionaries verified; default 32 (those beyond are reported, never verified). */
   maxSignatures: number;
@@ -309,33 +309,30 @@ function revisionsOf(bytes: Buffer): Array<{ eof: number; end: number }> {
  * Follows startxref and each /Prev: an offset outside the file or a section visited twice (a loop) makes the file
  * unreadable. Sections that are not where the offset says are only noted: readers rebuild such tables.
  */
-function checkCrossReferenceChain(bytes: Buffer, text: string, limits: PdfLimits, notes: string[]): void {
-  const startxref = text.lastIndexOf('startxref');
+function checkCrossReferenceChain(bytes: Buffer, limits: PdfLimits, notes: string[]): void {
+  const window = (at: number, length = 40) => bytes.toString('latin1', at, Math.min(bytes.length, at + length));
+  const startxref = bytes.lastIndexOf('startxref');
   if (startxref < 0) throw new PdfFormatError('no startxref: not a complete PDF');
-  const match = /^startxref\s+(\d{1,20})/.exec(text.slice(startxref, startxref + 40));
+  const match = /^startxref\s+(\d{1,20})/.exec(window(startxref));
   if (!match) throw new PdfFormatError('startxref without an offset');
   const visited = new Set<number>();
-  let offset = Number(match[1]);
+  let written = match[1] as string;
+  let offset = Number(written);
   for (;;) {
     if (!Number.isSafeInteger(offset) || offset >= bytes.length) {
-      throw new PdfFormatError(`cross-reference offset ${match[1] ?? offset} lies outside the file`);
+      throw new PdfFormatError(`cross-reference offset ${written} lies outside the file`);
     }
     if (visited.has(offset)) throw new PdfFormatError(`cross-reference sections form a loop at byte ${offset}`);
     visited.add(offset);
     if (visited.size > limits.maxRevisions) throw new PdfFormatError('too many cross-reference sections');
     let trailer: PdfValue | undefined;
-    try {
-      if (text.startsWith('xref', offset)) {
-        const at = text.indexOf('trailer', offset);
-        if (at < 0) throw new PdfFormatError('cross-reference table without trailer');
-        trailer = new ObjectReader(bytes, at + 7).value();
-      } else {
-        const header = /^(\d{1,10})\s+(\d{1,5})\s+obj\b/.exec(text.slice(offset, offset + 40));
-        if (header) trailer = new ObjectReader(bytes, offset + header[0].length).value();
-      }
-    } catch (error) {
-      if (error instanceof PdfFormatError) throw error;
-      throw new PdfFormatError(`cross-reference section not readable: ${(error as Error).message}`);
+    if (window(offset, 4) === 'xref') {
+      const at = bytes.indexOf('trailer', offset);
+      if (at < 0) throw new PdfFormatError('cross-reference table without trailer');
+      trailer = new ObjectReader(bytes, at + 7).value();
+    } else {
+      const header = /^(\d{1,10})\s+(\d{1,5})\s+obj\b/.exec(window(offset));
+      if (header) trailer = new ObjectReader(bytes, offset + header[0].length).value();
     }
     if (trailer?.kind !== 'dict') {
       notes.push(`the cross-reference offset ${offset} does not point at a cross-reference section`);
@@ -344,9 +341,41 @@ function checkCrossReferenceChain(bytes: Buffer, text: string, limits: PdfLimits
     const prev = trailer.entries.get('Prev');
     if (!prev) return;
     if (prev.kind !== 'number') throw new PdfFormatError('/Prev is not a number');
-    match[1] = prev.text;
+    written = prev.text;
     offset = prev.value;
   }
+}
+
+const OBJ = Buffer.from('obj');
+const BYTE_RANGE = Buffer.from('/ByteRange');
+
+function isPdfWhitespace(c: number | undefined): boolean {
+  return c !== undefined && WHITESPACE.has(c);
+}
+
+function isDigit(c: number | undefined): boolean {
+  return c !== undefined && c >= 0x30 && c <= 0x39;
+}
+
+/** `N G obj` ending at `objAt` (where `obj` starts): its numbers and start, or undefined. */
+function objectHeaderBefore(
+  bytes: Buffer,
+  objAt: number,
+): { objectNumber: number; generation: number; objectOffset: number } | undefined {
+  let i = objAt - 1;
+  const digitsBack = (): string | undefined => {
+    const end = i + 1;
+    while (i >= 0 && isDigit(bytes[i]) && end - i <= 10) i--;
+    return end - (i + 1) > 0 ? bytes.toString('latin1', i + 1, end) : undefined;
+  };
+  if (!isPdfWhitespace(bytes[i])) return undefined;
+  while (i >= 0 && isPdfWhitespace(bytes[i])) i--;
+  const generation = digitsBack();
+  if (generation === undefined || !isPdfWhitespace(bytes[i])) return undefined;
+  while (i >= 0 && isPdfWhitespace(bytes[i])) i--;
+  const objectNumber = digitsBack();
+  if (objectNumber === undefined || isDigit(bytes[i])) return undefined;
+  return { objectNumber: Number(objectNumber), generation: Number(generation), objectOffset: i + 1 };
 }
 
 /** Reads the structure; throws PdfFormatError for a file that is not a readable PDF. */
@@ -358,34 +387,31 @@ export function readPdfStructure(bytes: Buffer, limits: PdfLimits = DEFAULT_PDF_
   if (headerAt < 0) throw new PdfFormatError('no %PDF- header in the first 1024 bytes');
   const revisions = revisionsOf(bytes);
   if (revisions.length === 0) throw new PdfFormatError('no %%EOF: the file is truncated');
-  // Latin-1 maps each byte to one character, so string offsets are byte offsets.
-  const text = bytes.toString('latin1');
   const notes: string[] = [];
-  checkCrossReferenceChain(bytes, text, limits, notes);
+  checkCrossReferenceChain(bytes, limits, notes);
 
-  // The objects that mention /ByteRange outside a stream: each is read as a whole.
-  const objectHeader = /(\d{1,10})[\0\t\n\f\r ]+(\d{1,5})[\0\t\n\f\r ]+obj\b/g;
-  const headers: Array<{ objectNumber: number; generation: number; objectOffset: number; bodyAt: number }> = [];
-  for (let m = objectHeader.exec(text); m; m = objectHeader.exec(text)) {
-    if (headers.length >= limits.maxObjects) {
-      throw new PdfFormatError(`more than ${limits.maxObjects} objects`);
-    }
-    headers.push({
-      objectNumber: Number(m[1]),
-      generation: Number(m[2]),
-      objectOffset: m.index,
-      bodyAt: m.index + m[0].length,
-    });
-  }
+  // Each /ByteRange mention, and the object it sits in: the last `N G obj` before it with no `endobj` between.
+  // The object headers are passed once, front to back (linear in the file's size).
   const signatures: PdfSignatureDictionary[] = [];
   let skippedSignatures = 0;
-  let next = 0;
-  for (let at = text.indexOf('/ByteRange'); at >= 0; at = text.indexOf('/ByteRange', at + 10)) {
-    // The object this mention sits in: the last header before it.
-    while (next < headers.length && (headers[next] as { objectOffset: number }).objectOffset < at) next++;
-    const header = headers[next - 1];
-    if (!header) continue;
-    const { bodyAt, ...object } = header;
+  let objectsPassed = 0;
+  let cursor = 0;
+  let current: { objectNumber: number; generation: number; objectOffset: number; bodyAt: number } | undefined;
+  for (let at = bytes.indexOf(BYTE_RANGE); at >= 0; at = bytes.indexOf(BYTE_RANGE, at + BYTE_RANGE.length)) {
+    for (let objAt = bytes.indexOf(OBJ, cursor); objAt >= 0 && objAt < at; objAt = bytes.indexOf(OBJ, objAt + 3)) {
+      const isEnd = objAt >= 3 && bytes.toString('latin1', objAt - 3, objAt) === 'end';
+      if (isEnd) {
+        current = undefined;
+        continue;
+      }
+      const header = objectHeaderBefore(bytes, objAt);
+      if (!header) continue;
+      if (++objectsPassed > limits.maxObjects) throw new PdfFormatError(`more than ${limits.maxObjects} objects`);
+      current = { ...header, bodyAt: objAt + 3 };
+    }
+    cursor = at;
+    if (!current) continue;
+    const { bodyAt, ...object } = current;
     if (signatures.some((s) => s.objectOffset === object.objectOffset)) continue;
     let value: PdfValue;
     try {

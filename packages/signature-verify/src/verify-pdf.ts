@@ -16,6 +16,7 @@ import {
 import { type Sentence, sentenceFor } from './sentences.ts';
 import { parseContentInfo } from './signed-data.ts';
 import type { ChainCache } from './signer-chain.ts';
+import { summaryHeader } from './summary-header.ts';
 import {
   ID_AA_SIGNATURE_TIME_STAMP_TOKEN,
   type TimestampVerification,
@@ -92,13 +93,30 @@ export const DOCUMENT_SENTENCES: Readonly<Record<PdfVerification['document']['co
   },
 };
 
-/** Verifies every signature and document timestamp of a PDF. Never throws for a bad or malformed file. */
-export async function verifyPdf(bytes: Buffer, options: VerifyPdfOptions): Promise<PdfVerification> {
-  const time = options.now();
+export interface PdfVerifier {
+  verifyPdf(bytes: Buffer): Promise<PdfVerification>;
+}
+
+/** A verifier that keeps its chain cache between files (as createMessageVerifier does between messages). */
+export function createPdfVerifier(options: VerifyPdfOptions): PdfVerifier {
   const chainCache: ChainCache = new Map();
-  return verifyPdfInContext(bytes, signedDataContextOf(options, time, chainCache), {
-    ...DEFAULT_PDF_LIMITS,
-    ...options.limits,
+  const limits = { ...DEFAULT_PDF_LIMITS, ...options.limits };
+  return {
+    verifyPdf: (bytes) => verifyPdfInContext(bytes, signedDataContextOf(options, options.now(), chainCache), limits),
+  };
+}
+
+/** Verifies every signature and document timestamp of a PDF. Never throws for a bad or malformed file. */
+export function verifyPdf(bytes: Buffer, options: VerifyPdfOptions): Promise<PdfVerification> {
+  return createPdfVerifier(options).verifyPdf(bytes);
+}
+
+/** The X-SMGW-Signature value for a PDF on its own: `coverage=partial` when it was changed after signing. */
+export function pdfSummaryHeader(result: PdfVerification): string {
+  return summaryHeader({
+    overall: result.overall,
+    coverage: { status: result.document.coverage },
+    identity: { status: 'not-applicable' },
   });
 }
 
