@@ -4,7 +4,7 @@
 // untrusted signer, document and signature timestamps, malformed files, and a signed PDF attached to a mail.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type VerifyPdfOptions, verifyMessage, verifyPdf } from '../src/index.ts';
+import { pdfSummaryHeader, type VerifyPdfOptions, verifyMessage, verifyPdf } from '../src/index.ts';
 import { addUnsignedAttribute, flipSignatureByte } from './cms-surgery.ts';
 import { type Authority, attachment, message, multipartMixed, type Signer, TestPki, textPart } from './openssl-pki.ts';
 import { PdfWriter, pdfsig, signWithSignpdf } from './pdf-fixtures.ts';
@@ -59,6 +59,7 @@ describe('verifyPdf', () => {
     assert.deepEqual(signature?.revision, { number: 2, of: 2, end: pdf.bytes.length });
     assert.equal(signature?.signer?.subject.includes('alice'), true);
     assert.equal(signature?.claimed.name, 'Test Signer');
+    assert.equal(pdfSummaryHeader(result), 'TOTAL_PASSED; level=AdES; signatures=1');
     const opinion = await secondOpinion(pdf.bytes);
     assert.deepEqual(opinion.validations, ['Signature is Valid.']);
     assert.deepEqual(opinion.totalDocumentSigned, [true]);
@@ -105,6 +106,7 @@ describe('verifyPdf', () => {
     assert.equal(result.document.coverage, 'partial');
     assert.equal(result.document.signedUpTo, signedLength);
     assert.match(result.document.sentence.de, /nach dem Signieren verändert/);
+    assert.equal(pdfSummaryHeader(result), 'TOTAL_PASSED; level=AdES; signatures=1; coverage=partial');
     // pdfsig's opinion: "Signature is Valid." with "Not total document signed" (the gateway must not hide it).
     const opinion = await secondOpinion(pdf.bytes);
     assert.deepEqual(opinion.validations, ['Signature is Valid.']);
@@ -251,6 +253,23 @@ describe('verifyPdf', () => {
       assert.ok(!(await secondOpinion(wider)).validations.includes('Signature is Valid.'));
     });
 
+    it('a ByteRange that does not start at 0, and a signature dictionary with a key given twice', async () => {
+      const bytes = await signedPdf();
+      const contentsAt = bytes.indexOf('/Contents <') + 10;
+      const contentsEnd = bytes.indexOf('>', contentsAt) + 1;
+      const late = rewriteByteRange(bytes, `[10 ${contentsAt - 10} ${contentsEnd} ${bytes.length - contentsEnd}]`);
+      const result = await verifyPdf(late, options());
+      assert.equal(result.signatures[0]?.subIndication, 'FORMAT_FAILURE');
+      assert.match(result.signatures[0]?.reasons[0] ?? '', /starts at byte 10/);
+      assert.ok(!(await secondOpinion(late)).validations.includes('Signature is Valid.'));
+      const twice = Buffer.from(bytes);
+      twice.write('/Name  ', twice.indexOf('/Filter /Adobe.PPKLite'), 'latin1');
+      const twiceResult = await verifyPdf(twice, options());
+      assert.equal(twiceResult.signatures[0]?.subIndication, 'FORMAT_FAILURE');
+      assert.match(twiceResult.signatures[0]?.reasons[0] ?? '', /appears twice/);
+      assert.ok(!(await secondOpinion(twice)).validations.includes('Signature is Valid.'));
+    });
+
     it('huge numbers in the ByteRange and in startxref', async () => {
       const bytes = await signedPdf();
       const huge = rewriteByteRange(bytes, '[0 99999999999999999999 1 1]');
@@ -265,6 +284,7 @@ describe('verifyPdf', () => {
       const xrefResult = await verifyPdf(badXref, options());
       assert.equal(xrefResult.overall.subIndication, 'FORMAT_FAILURE');
       assert.match(xrefResult.unreadable ?? '', /outside the file/);
+      assert.ok(!(await secondOpinion(badXref)).validations.includes('Signature is Valid.'));
     });
 
     it('a cross-reference chain that loops', async () => {
@@ -280,6 +300,8 @@ describe('verifyPdf', () => {
       const result = await verifyPdf(looped, options());
       assert.equal(result.overall.subIndication, 'FORMAT_FAILURE');
       assert.match(result.unreadable ?? '', /loop/);
+      // pdfsig (poppler rebuilds broken cross-references) finds no signature in this unsigned file either.
+      assert.deepEqual((await secondOpinion(looped)).validations, []);
     });
 
     it('more bytes than the limit, and not a PDF at all', async () => {
@@ -289,6 +311,39 @@ describe('verifyPdf', () => {
       const garbage = await verifyPdf(Buffer.from('GIF89a /ByteRange [0 1 2 3] %%EOF'), options());
       assert.equal(garbage.overall.subIndication, 'FORMAT_FAILURE');
     });
+  });
+
+  it('is never TOTAL_PASSED for a SubFilter it does not verify (adbe.pkcs7.sha1)', async () => {
+    const pdf = new PdfWriter('Alt');
+    await pdf.sign(cades(alice), { subFilter: 'adbe.pkcs7.sha1' });
+    const result = await verifyPdf(pdf.bytes, options());
+    assert.equal(result.overall.indication, 'INDETERMINATE');
+    assert.equal(result.overall.subIndication, 'SIG_CONSTRAINTS_FAILURE');
+    // Where pdfsig differs: it ignores the SubFilter and checks the CMS as detached, so it says valid. We do not
+    // guess which of two formats a signature is in: the label and the content disagree, so it is not confirmed.
+    assert.deepEqual((await secondOpinion(pdf.bytes)).validations, ['Signature is Valid.']);
+  });
+
+  it('ignores /ByteRange written inside a content stream, and reports no signature for an unsigned PDF', async () => {
+    const pdf = new PdfWriter('/ByteRange [0 1 2 3] /Contents <00>');
+    const result = await verifyPdf(pdf.bytes, options());
+    assert.equal(result.signatures.length, 0);
+    assert.equal(result.overall.indication, 'NONE');
+    assert.equal(result.document.coverage, 'none');
+    assert.equal(pdfSummaryHeader(result), 'NONE');
+    assert.deepEqual((await secondOpinion(pdf.bytes)).validations, []);
+  });
+
+  it('never counts signature dictionaries beyond the limit as verified', async () => {
+    const pdf = new PdfWriter('Viele');
+    await pdf.sign(cades(alice));
+    await pdf.sign(cades(bob));
+    const result = await verifyPdf(pdf.bytes, { ...options(), limits: { maxSignatures: 1 } });
+    assert.equal(result.signatures.length, 2);
+    assert.equal(result.signatures[1]?.indication, 'INDETERMINATE');
+    assert.equal(result.signatures[1]?.subIndication, 'SIG_CONSTRAINTS_FAILURE');
+    assert.equal(result.overall.indication, 'INDETERMINATE');
+    assert.deepEqual((await secondOpinion(pdf.bytes)).validations, ['Signature is Valid.', 'Signature is Valid.']);
   });
 
   describe('in a message', () => {
