@@ -68,9 +68,10 @@ export interface Overall {
   signatureCount: number;
 }
 
-/** The worst result of several signatures; when all passed, their lowest level. */
-export function overallOf(
-  signatures: ReadonlyArray<{ indication: Indication; subIndication?: SubIndication; level?: SignatureLevel }>,
+/** The worst result of several signatures; when all passed, the lowest level of those `hasLevel` accepts. */
+export function overallOf<T extends { indication: Indication; subIndication?: SubIndication; level?: SignatureLevel }>(
+  signatures: readonly T[],
+  hasLevel: (signature: T) => boolean = () => true,
 ): Overall {
   const worst = worstOf(signatures);
   if (!worst) return { indication: 'NONE', signatureCount: 0 };
@@ -81,7 +82,8 @@ export function overallOf(
       signatureCount: signatures.length,
     };
   }
-  const levels = signatures.map((s) => s.level ?? 'basic');
+  const levels = signatures.filter(hasLevel).map((s) => s.level ?? 'basic');
+  if (levels.length === 0) levels.push('basic');
   const level = levels.reduce((low, l) => (LEVEL_RANK[l] < LEVEL_RANK[low] ? l : low), 'QES' as SignatureLevel);
   return { indication: 'TOTAL_PASSED', level, signatureCount: signatures.length };
 }

@@ -1,7 +1,6 @@
 // The verification of one message: walk its layers and verify every signature, then judge coverage, identity and
 // signing times, and the worst result. A verifier made once keeps its chain cache between messages.
 import type { RevocationFetcher, RevocationMode, TrustAnchorInput } from '@smgw/crypto';
-import { DEFAULT_ALGORITHM_CONSTRAINTS } from './algorithms.ts';
 import { checkIdentity, checkSigningTimes, type IdentityCheck, type TimeFinding } from './identity.ts';
 import { type Indication, overallOf, type SubIndication } from './indication.ts';
 import {
@@ -13,9 +12,10 @@ import {
   type WalkLimits,
   walkMessage,
 } from './mime-walk.ts';
-import { type QualifiedStatusSource, withoutTrustedList } from './qualified-status.ts';
+import type { QualifiedStatusSource } from './qualified-status.ts';
+import { signedDataContextOf } from './signed-data-context.ts';
 import type { ChainCache } from './signer-chain.ts';
-import type { SignatureLevel, SignedDataContext } from './verify-signed-data.ts';
+import type { SignatureLevel } from './verify-signed-data.ts';
 
 export interface VerifyMessageOptions {
   trustAnchors: TrustAnchorInput[];
@@ -78,7 +78,8 @@ export function createMessageVerifier(options: VerifyMessageOptions): MessageVer
       const walk = await walkMessage(message, signedDataContextOf(options, time, chainCache), limits);
       return {
         validationTime: time,
-        overall: overallOf(walk.signatures),
+        // A document timestamp proves when, not who: it has no level of its own.
+        overall: overallOf(walk.signatures, (s) => s.pdf?.kind !== 'document-timestamp'),
         signatures: walk.signatures,
         layers: walk.layers,
         parts: walk.parts,
@@ -96,32 +97,6 @@ export function createMessageVerifier(options: VerifyMessageOptions): MessageVer
         ),
         unwrapped: walk.unwrapped,
       };
-    },
-  };
-}
-
-/** What verifySignedData needs, from the options shared by messages and PDFs. */
-export function signedDataContextOf(
-  options: Omit<VerifyMessageOptions, 'limits' | 'signingTimeToleranceMs'>,
-  time: Date,
-  chainCache: ChainCache,
-): SignedDataContext {
-  return {
-    time,
-    chain: {
-      trustAnchors: options.trustAnchors,
-      revocation: options.revocation ?? 'require',
-      ...(options.fetcher ? { fetcher: options.fetcher } : {}),
-      ...(options.crls ? { crls: options.crls } : {}),
-      ...(options.ocspResponses ? { ocspResponses: options.ocspResponses } : {}),
-      ...(options.intermediates ? { intermediates: options.intermediates } : {}),
-      ...(options.chainCacheMs !== undefined ? { cacheMs: options.chainCacheMs } : {}),
-    },
-    chainCache,
-    qualifiedStatus: options.qualifiedStatus ?? withoutTrustedList,
-    algorithmConstraints: {
-      ...DEFAULT_ALGORITHM_CONSTRAINTS,
-      ...(options.minRsaBits ? { minRsaBits: options.minRsaBits } : {}),
     },
   };
 }

@@ -15,6 +15,7 @@ import {
 } from './pdf-structure.ts';
 import { type Sentence, sentenceFor } from './sentences.ts';
 import { parseContentInfo } from './signed-data.ts';
+import { signedDataContextOf } from './signed-data-context.ts';
 import type { ChainCache } from './signer-chain.ts';
 import { summaryHeader } from './summary-header.ts';
 import {
@@ -22,7 +23,7 @@ import {
   type TimestampVerification,
   verifyTimestampToken,
 } from './timestamp-token.ts';
-import { signedDataContextOf, type VerifyMessageOptions } from './verify-message.ts';
+import type { VerifyMessageOptions } from './verify-message.ts';
 import { type SignatureVerification, type SignedDataContext, verifySignedData } from './verify-signed-data.ts';
 
 export interface VerifyPdfOptions extends Omit<VerifyMessageOptions, 'limits' | 'signingTimeToleranceMs'> {
@@ -171,7 +172,7 @@ export async function verifyPdfInContext(
   const coverage = counted.length === 0 ? 'none' : onlyWhitespaceAfter(bytes, signedUpTo) ? 'full' : 'partial';
   return {
     validationTime: context.time,
-    overall: overallOf(signatures),
+    overall: overallOf(signatures, (s) => s.kind === 'signature'),
     signatures,
     document: {
       coverage,
@@ -302,7 +303,7 @@ async function verifyDictionary(
       };
     }
     const timestamp = await verifyTimestampToken(cms, segments, context);
-    const tsa = timestamp.tsa ?? bare(failed('FORMAT_FAILURE'), []);
+    const { level: _level, levelReason: _levelReason, ...tsa } = timestamp.tsa ?? bare(failed('FORMAT_FAILURE'), []);
     return {
       ...tsa,
       indication: timestamp.indication,

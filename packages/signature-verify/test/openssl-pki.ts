@@ -220,12 +220,19 @@ export class TestPki {
   }
 
   /** A time-stamping authority (RFC 3161 §2.3: extendedKeyUsage timeStamping, critical). */
-  async timestampAuthority(issuer: Authority, name: string): Promise<Signer> {
-    const issued = await this.issue(issuer, name, 'rsa', `/CN=${name}/O=SMGW Test`, [
-      'basicConstraints = critical,CA:FALSE',
-      'keyUsage = critical,digitalSignature,nonRepudiation',
-      'extendedKeyUsage = critical,timeStamping',
-    ]);
+  async timestampAuthority(issuer: Authority, name: string, dates?: { start: string; end: string }): Promise<Signer> {
+    const issued = await this.issue(
+      issuer,
+      name,
+      'rsa',
+      `/CN=${name}/O=SMGW Test`,
+      [
+        'basicConstraints = critical,CA:FALSE',
+        'keyUsage = critical,digitalSignature,nonRepudiation',
+        'extendedKeyUsage = critical,timeStamping',
+      ],
+      dates,
+    );
     return { name, email: '', ...issued };
   }
 

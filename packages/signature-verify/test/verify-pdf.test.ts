@@ -10,6 +10,7 @@ import { type Authority, attachment, message, multipartMixed, type Signer, TestP
 import { PdfWriter, pdfsig, signWithSignpdf } from './pdf-fixtures.ts';
 
 /** DER of the OID id-aa-signatureTimeStampToken (1.2.840.113549.1.9.16.2.14). */
+const DAY = 24 * 60 * 60 * 1000;
 const SIGNATURE_TIME_STAMP_OID = Buffer.from('060b2a864886f70d010910020e', 'hex');
 
 describe('verifyPdf', () => {
@@ -20,6 +21,8 @@ describe('verifyPdf', () => {
   let bob: Signer;
   let stranger: Signer;
   let tsa: Signer;
+  /** A TSA issued by the root for three years: it outlives the signers (one year) and their CA. */
+  let longTsa: Signer;
   const clock = new Date(Date.now() + 60 * 60 * 1000);
   const options = (): VerifyPdfOptions => ({
     trustAnchors: [{ certificate: root.der }],
@@ -38,6 +41,11 @@ describe('verifyPdf', () => {
     alice = await pki.signer(ca, 'alice');
     bob = await pki.signer(ca, 'bob');
     tsa = await pki.timestampAuthority(ca, 'PDF TSA');
+    const stamp = (d: Date) => `${d.toISOString().replace(/[-:T]/g, '').slice(0, 14)}Z`;
+    longTsa = await pki.timestampAuthority(root, 'Long TSA', {
+      start: stamp(new Date(Date.now() - DAY)),
+      end: stamp(new Date(Date.now() + 3 * 365 * DAY)),
+    });
     const untrusted = await pki.root('Untrusted PDF Root');
     stranger = await pki.signer(untrusted, 'stranger');
   });
@@ -152,6 +160,8 @@ describe('verifyPdf', () => {
     assert.ok(timestamp?.proofOfExistence instanceof Date);
     assert.equal(timestamp?.coversWholeDocument, true);
     assert.equal(signature?.indication, 'TOTAL_PASSED');
+    // A timestamp has no level of its own: the signature's AdES stands.
+    assert.equal(result.overall.level, 'AdES');
     // What came after the signature is stamped, not signed: a timestamp proves when, not who.
     assert.equal(result.document.coverage, 'partial');
 
@@ -194,6 +204,35 @@ describe('verifyPdf', () => {
     assert.equal(wrong.signatures[0]?.indication, 'TOTAL_PASSED');
     assert.equal(wrong.signatures[0]?.timestamp?.subIndication, 'HASH_FAILURE');
     assert.equal(wrong.signatures[0]?.proofOfExistence, undefined);
+  });
+
+  it('judges a signer that has expired since at the time its signature timestamp proves', async () => {
+    const later = new Date(Date.now() + 400 * DAY);
+    const at = { ...options(), now: () => later };
+    const stamped = new PdfWriter('Langzeit');
+    await stamped.sign(async (bytes) => {
+      const cms = await cades(alice)(bytes);
+      const { parseContentInfo } = await import('../src/index.ts');
+      const parsed = parseContentInfo(cms);
+      if (parsed.kind !== 'signed-data') throw new Error('not signed-data');
+      const value = parsed.signedData.signerInfos[0]?.signature as Buffer;
+      return addUnsignedAttribute(
+        cms,
+        SIGNATURE_TIME_STAMP_OID,
+        await pki.timestamp(value, longTsa, root.certificatePath),
+      );
+    });
+    const result = await verifyPdf(stamped.bytes, at);
+    assert.equal(result.signatures[0]?.indication, 'TOTAL_PASSED');
+    assert.ok(result.signatures[0]?.proofOfExistence instanceof Date);
+    assert.match(result.signatures[0]?.reasons.join(' ') ?? '', /expired since/);
+
+    const unstamped = new PdfWriter('Langzeit');
+    await unstamped.sign(cades(alice));
+    const without = await verifyPdf(unstamped.bytes, at);
+    assert.equal(without.overall.indication, 'INDETERMINATE');
+    assert.equal(without.overall.subIndication, 'OUT_OF_BOUNDS_NO_POE');
+    assert.deepEqual((await secondOpinion(stamped.bytes)).validations, ['Signature is Valid.']);
   });
 
   describe('malformed PDFs are TOTAL_FAILED FORMAT_FAILURE, never a crash', () => {
