@@ -1,14 +1,24 @@
 // Micro benchmark (a command, not a test): signed mails of 10 KB and 100 KB verified per second by verifyMessage,
 // against the limit (the same digest and signature check done directly with node:crypto on the same bytes) and the
 // peer (`openssl cms -verify` as a process). Revocation is answered from CRLs at hand; the chain result is reused
-// (the default 60 s cache) or validated afresh for every message (`chain every time`).
-//   node packages/signature-verify/bench/verify.ts [--seconds 2] [--sizes 10k,100k] [--key rsa|p-256]
+// (the default 60 s cache) or validated afresh for every message (`chain every time`). With --pdf (default 5m): a
+// signed PDF of that size verified by verifyPdf against the same limit (SHA-256 over its ByteRange and the signature
+// check, node:crypto) and the peer `pdfsig -nocert` (poppler) as a process.
+//   node packages/signature-verify/bench/verify.ts [--seconds 2] [--sizes 10k,100k] [--key rsa|p-256] [--pdf 5m|none]
 import { execFile } from 'node:child_process';
 import { createHash, verify as cryptoVerify, X509Certificate } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { parseArgs, promisify } from 'node:util';
-import { createMessageVerifier, parseContentInfo, summaryHeader } from '../src/index.ts';
+import {
+  createMessageVerifier,
+  createPdfVerifier,
+  parseContentInfo,
+  pdfSummaryHeader,
+  readPdfStructure,
+  summaryHeader,
+} from '../src/index.ts';
 import { message, multipartSigned, TestPki, textPart } from '../test/openssl-pki.ts';
+import { PdfWriter } from '../test/pdf-fixtures.ts';
 
 const run = promisify(execFile);
 const { values } = parseArgs({
@@ -16,6 +26,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '2' },
     sizes: { type: 'string', default: '10k,100k' },
     key: { type: 'string', default: 'rsa' },
+    pdf: { type: 'string', default: '5m' },
   },
 });
 const seconds = Number(values.seconds);
@@ -125,6 +136,55 @@ try {
         (oursUncached / peer).toFixed(1),
       ],
       [kb, 'openssl cms -verify (process)', peer.toFixed(0), (peer / limit).toFixed(3), '1.0'],
+    );
+  }
+  if (values.pdf !== 'none') {
+    const size = Number.parseInt(values.pdf as string, 10) * 1024 * 1024;
+    const line = 'Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt.\r\n';
+    const pdf = new PdfWriter(line.repeat(Math.ceil(size / line.length)).slice(0, size));
+    let cms: Buffer | undefined;
+    await pdf.sign(async (bytes) => {
+      cms = await pki.sign(bytes, [signer], { certfile: ca.certificatePath, extra: ['-cades'] });
+      return cms;
+    });
+    const pdfPath = await pki.file('bench.pdf', pdf.bytes);
+    const [dictionary] = readPdfStructure(pdf.bytes).signatures;
+    const range = dictionary?.byteRange as [number, number, number, number];
+    const parsed = parseContentInfo(cms as Buffer);
+    if (parsed.kind !== 'signed-data') throw new Error('not signed-data');
+    const info = parsed.signedData.signerInfos[0];
+    if (!info?.signedAttributesDer) throw new Error('no signed attributes');
+    const publicKey = new X509Certificate(signer.der).publicKey;
+    const limitWork = () => {
+      createHash('sha256')
+        .update(pdf.bytes.subarray(0, range[1]))
+        .update(pdf.bytes.subarray(range[2], range[2] + range[3]))
+        .digest();
+      if (!cryptoVerify('sha256', info.signedAttributesDer as Buffer, publicKey, info.signature))
+        throw new Error('bad');
+    };
+    const options = { trustAnchors: [{ certificate: root.der }], now: () => clock, crls };
+    const cached = createPdfVerifier(options);
+    const first = await cached.verifyPdf(pdf.bytes);
+    if (pdfSummaryHeader(first) !== 'TOTAL_PASSED; level=AdES; signatures=1') throw new Error(pdfSummaryHeader(first));
+    const uncached = createPdfVerifier({ ...options, chainCacheMs: 0 });
+    const [limit, ours, oursUncached] = (await rates(
+      [limitWork, () => cached.verifyPdf(pdf.bytes), () => uncached.verifyPdf(pdf.bytes)],
+      seconds,
+    )) as [number, number, number];
+    const [peer] = (await rates([() => run('pdfsig', ['-nocert', pdfPath])], seconds)) as [number];
+    const mb = `${(pdf.bytes.length / 1024 / 1024).toFixed(1)} MB PDF`;
+    rows.push(
+      [mb, 'limit (node:crypto digest + verify)', limit.toFixed(0), '1.00', ''],
+      [mb, 'verifyPdf, chain cached', ours.toFixed(0), (ours / limit).toFixed(2), (ours / peer).toFixed(1)],
+      [
+        mb,
+        'verifyPdf, chain every time',
+        oursUncached.toFixed(0),
+        (oursUncached / limit).toFixed(2),
+        (oursUncached / peer).toFixed(1),
+      ],
+      [mb, 'pdfsig -nocert (process)', peer.toFixed(0), (peer / limit).toFixed(3), '1.0 (pdfsig)'],
     );
   }
   const header = ['size', 'what', 'msg/s', '× limit', '× openssl'];

@@ -13,6 +13,8 @@ export {
   type IndeterminateSubIndication,
   type Indication,
   type Judgement,
+  type Overall,
+  overallOf,
   type SubIndication,
   worseOf,
   worstOf,
@@ -26,11 +28,20 @@ export {
   type VisiblePart,
   type WalkLimits,
 } from './mime-walk.ts';
+export {
+  DEFAULT_PDF_LIMITS,
+  PdfFormatError,
+  type PdfLimits,
+  type PdfSignatureDictionary,
+  type PdfStructure,
+  readPdfStructure,
+} from './pdf-structure.ts';
 export { type QualifiedStatus, type QualifiedStatusSource, withoutTrustedList } from './qualified-status.ts';
 export { type Sentence, SUB_INDICATION_SENTENCES, sentenceFor } from './sentences.ts';
 export { type ParsedSignedData, parseContentInfo, SignatureFormatError } from './signed-data.ts';
 export type { ChainCertificate, ChainOptions, ChainReport } from './signer-chain.ts';
 export { SUMMARY_HEADER_NAME, summaryHeader } from './summary-header.ts';
+export { type TimestampVerification, verifyTimestampToken } from './timestamp-token.ts';
 export {
   type Coverage,
   createMessageVerifier,
@@ -39,6 +50,17 @@ export {
   type VerifyMessageOptions,
   verifyMessage,
 } from './verify-message.ts';
+export {
+  createPdfVerifier,
+  DOCUMENT_SENTENCES,
+  type PdfSignature,
+  type PdfVerification,
+  type PdfVerifier,
+  pdfSummaryHeader,
+  type VerifyPdfOptions,
+  verifyPdf,
+  verifyPdfInContext,
+} from './verify-pdf.ts';
 export {
   type SignatureLevel,
   type SignatureVerification,

@@ -2,6 +2,8 @@
 // order in which results are judged worst-first. Indeterminate is never turned into failed, failed never into passed:
 // every place that combines results goes through worseOf/worstOf.
 
+import type { SignatureLevel } from './verify-signed-data.ts';
+
 export type Indication = 'TOTAL_PASSED' | 'INDETERMINATE' | 'TOTAL_FAILED';
 
 /** EN 319 102-1 §5.1.3 Table 5 sub-indications, for TOTAL_FAILED. */
@@ -54,4 +56,34 @@ export function indeterminate(subIndication: IndeterminateSubIndication): Judgem
 
 export function failed(subIndication: FailedSubIndication): Judgement {
   return { indication: 'TOTAL_FAILED', subIndication };
+}
+
+const LEVEL_RANK: Readonly<Record<SignatureLevel, number>> = { basic: 0, AdES: 1, QES: 2 };
+
+export interface Overall {
+  indication: Indication | 'NONE';
+  subIndication?: SubIndication;
+  /** The lowest level among the signatures, when all passed. */
+  level?: SignatureLevel;
+  signatureCount: number;
+}
+
+/** The worst result of several signatures; when all passed, the lowest level of those `hasLevel` accepts. */
+export function overallOf<T extends { indication: Indication; subIndication?: SubIndication; level?: SignatureLevel }>(
+  signatures: readonly T[],
+  hasLevel: (signature: T) => boolean = () => true,
+): Overall {
+  const worst = worstOf(signatures);
+  if (!worst) return { indication: 'NONE', signatureCount: 0 };
+  if (worst.indication !== 'TOTAL_PASSED') {
+    return {
+      indication: worst.indication,
+      ...(worst.subIndication ? { subIndication: worst.subIndication } : {}),
+      signatureCount: signatures.length,
+    };
+  }
+  const levels = signatures.filter(hasLevel).map((s) => s.level ?? 'basic');
+  if (levels.length === 0) levels.push('basic');
+  const level = levels.reduce((low, l) => (LEVEL_RANK[l] < LEVEL_RANK[low] ? l : low), 'QES' as SignatureLevel);
+  return { indication: 'TOTAL_PASSED', level, signatureCount: signatures.length };
 }

@@ -8,6 +8,7 @@ import { bareLfToCrlf, decodeEncodedWords, type HeaderField, headerValue, splitH
 import { failed, indeterminate, type Judgement } from './indication.ts';
 import { sentenceFor } from './sentences.ts';
 import { contentBytes, parseContentInfo, SignatureFormatError } from './signed-data.ts';
+import { type PdfSignature, verifyPdfInContext } from './verify-pdf.ts';
 import { type SignatureVerification, type SignedDataContext, verifySignedData } from './verify-signed-data.ts';
 
 export interface WalkLimits {
@@ -45,6 +46,8 @@ export type LayerKind =
   | 'unsupported-signature'
   /** a SignedData without any SignerInfo: not signed */
   | 'no-signers'
+  /** a PDF with signatures or document timestamps (PAdES) */
+  | 'pades'
   /** a signature structure that cannot be read */
   | 'malformed'
   /** beyond the walk's limits */
@@ -56,6 +59,7 @@ export const FORMATS: Readonly<Record<LayerKind, string>> = {
   'cades-detached': 'CAdES detached signature (.p7s)',
   'cades-enveloping': 'CAdES enveloping signature (.p7m)',
   encrypted: 'encrypted',
+  pades: 'PAdES (signed PDF)',
   'unsupported-signature': 'signature of an unsupported kind',
   'no-signers': 'CMS SignedData without signers',
   malformed: 'unreadable signature',
@@ -72,6 +76,8 @@ export interface ReportedSignature extends SignatureVerification {
   format: string;
   /** MIME path of what the signature covers, and what that is. */
   covers?: { path: string; description: string };
+  /** For a signature or document timestamp inside a PDF: where in the file, and what it covers of it. */
+  pdf?: Omit<PdfSignature, keyof SignatureVerification | 'id'>;
 }
 
 export interface Layer {
@@ -288,7 +294,100 @@ async function walkEntity(entity: Entity, depth: number, coveredBy: readonly str
     );
   }
   if (isCmsEntity(entity)) return walkCms(entity, depth, coveredBy, state);
+  if (entity.type.mediaType === 'application/pdf' || /\.pdf$/i.test(entity.filename ?? '')) {
+    return walkPdf(entity, coveredBy, state);
+  }
   addVisible(state, entity, coveredBy);
+}
+
+/**
+ * A PDF attachment: every signature and document timestamp in it is verified (verifyPdfInContext) and reported as a
+ * layer at the part's path. The part counts as covered only when a signature covers the whole file; one changed
+ * after signing is reported with its signature and stays uncovered. A PDF without /ByteRange is a plain part.
+ */
+async function walkPdf(entity: Entity, coveredBy: readonly string[], state: State): Promise<void> {
+  const bytes = decodedBody(entity);
+  if (bytes.indexOf('/ByteRange') < 0) {
+    addVisible(state, entity, coveredBy);
+    return;
+  }
+  const signatureLayers = state.layers.filter((l) => l.kind !== 'encrypted' && l.kind !== 'unsupported-signature');
+  if (signatureLayers.length >= state.limits.maxSignatureLayers) {
+    refusedLayer(state, entity, 'not-examined', `more than ${state.limits.maxSignatureLayers} signature layers`);
+    addVisible(state, entity, coveredBy, `${entity.description}, not examined`);
+    return;
+  }
+  const result = await verifyPdfInContext(bytes, state.context);
+  if (result.unreadable !== undefined) {
+    refusedLayer(state, entity, 'malformed', `the PDF is not readable: ${result.unreadable}`);
+    addVisible(state, entity, coveredBy, `${entity.description}, unreadable PDF`);
+    return;
+  }
+  if (result.signatures.length === 0) {
+    addVisible(state, entity, coveredBy);
+    return;
+  }
+  const covers = { path: entity.path, description: entity.description };
+  const layer = addLayer(state, {
+    path: entity.path,
+    kind: 'pades',
+    description: FORMATS.pades,
+    covers,
+    notes: [result.document.sentence.en, ...result.notes],
+  });
+  for (const signature of result.signatures) {
+    const {
+      id: _pdfId,
+      kind,
+      objectNumber,
+      coversWholeDocument,
+      bytesAfter,
+      claimed,
+      subFilter,
+      byteRange,
+      revision,
+      timestamp,
+      proofOfExistence,
+      ...verification
+    } = signature;
+    const what = kind === 'document-timestamp' ? 'document timestamp' : 'signature';
+    const reported: ReportedSignature = {
+      ...verification,
+      id: `S${state.signatures.length + 1}`,
+      layerId: layer.id,
+      path: entity.path,
+      format: `PAdES ${what} (${subFilter ?? 'no SubFilter'})`,
+      covers: {
+        path: entity.path,
+        description: revision
+          ? `revision ${revision.number} of ${revision.of} of ${entity.description}${coversWholeDocument ? '' : ': the document was changed afterwards'}`
+          : entity.description,
+      },
+      pdf: {
+        kind,
+        objectNumber,
+        coversWholeDocument,
+        bytesAfter,
+        claimed,
+        ...(subFilter ? { subFilter } : {}),
+        ...(byteRange ? { byteRange } : {}),
+        ...(revision ? { revision } : {}),
+        ...(timestamp ? { timestamp } : {}),
+        ...(proofOfExistence ? { proofOfExistence } : {}),
+      },
+    };
+    state.signatures.push(reported);
+    layer.signatureIds.push(reported.id);
+  }
+  const whole = result.document.coverage === 'full';
+  addVisible(
+    state,
+    entity,
+    whole ? [...coveredBy, layer.id] : coveredBy,
+    whole
+      ? entity.description
+      : `${entity.description}, ${result.document.coverage === 'partial' ? 'changed after signing' : 'not validly signed'}`,
+  );
 }
 
 function looksSigned(entity: Entity): boolean {

@@ -36,6 +36,8 @@ export interface ParsedSignerInfo {
   /** The DER the signature covers when signed attributes are present: the SET OF with its universal tag. */
   signedAttributesDer?: Buffer;
   signedAttributes?: SignedAttribute[];
+  /** Unsigned attributes (a signature timestamp, RFC 3161 Appendix A, lives here); unreadable ones are skipped. */
+  unsignedAttributes?: SignedAttribute[];
 }
 
 export interface ParsedSignedData {
@@ -175,6 +177,8 @@ function parseSignerInfo(node: ber.BerNode, index: number): ParsedSignerInfo {
     const signatureAlgorithmNode = ber.expectUniversal(fields.shift(), ber.UNIVERSAL_SEQUENCE, 'signatureAlgorithm');
     const signatureAlgorithm = ber.oidOf(signatureAlgorithmNode.children[0], 'signatureAlgorithm');
     const signatureNode = ber.expectUniversal(fields.shift(), ber.UNIVERSAL_OCTET_STRING, 'signature');
+    const unsignedNode = fields.shift();
+    const unsignedAttributes = ber.isContext(unsignedNode, 1) ? attributesOf(unsignedNode) : undefined;
     return {
       index,
       sid,
@@ -183,10 +187,23 @@ function parseSignerInfo(node: ber.BerNode, index: number): ParsedSignerInfo {
       signatureAlgorithmDer: signatureAlgorithmNode.raw,
       signature: ber.octetsOf(signatureNode, 'signature'),
       ...(signedAttributesDer ? { signedAttributesDer, signedAttributes } : {}),
+      ...(unsignedAttributes ? { unsignedAttributes } : {}),
     };
   } catch (error) {
     return unreadable(`SignerInfo not readable: ${(error as Error).message}`);
   }
+}
+
+function attributesOf(node: ber.BerNode): SignedAttribute[] {
+  return node.children.flatMap((attribute) => {
+    try {
+      const sequence = ber.expectUniversal(attribute, ber.UNIVERSAL_SEQUENCE, 'Attribute');
+      const values = ber.expectUniversal(sequence.children[1], ber.UNIVERSAL_SET, 'Attribute values');
+      return [{ type: ber.oidOf(sequence.children[0], 'Attribute type'), values: values.children }];
+    } catch {
+      return [];
+    }
+  });
 }
 
 function algorithmOid(node: ber.BerNode | undefined, what: string): string {

@@ -1,9 +1,8 @@
 // The verification of one message: walk its layers and verify every signature, then judge coverage, identity and
 // signing times, and the worst result. A verifier made once keeps its chain cache between messages.
 import type { RevocationFetcher, RevocationMode, TrustAnchorInput } from '@smgw/crypto';
-import { DEFAULT_ALGORITHM_CONSTRAINTS } from './algorithms.ts';
 import { checkIdentity, checkSigningTimes, type IdentityCheck, type TimeFinding } from './identity.ts';
-import { type Indication, type SubIndication, worstOf } from './indication.ts';
+import { type Indication, overallOf, type SubIndication } from './indication.ts';
 import {
   DEFAULT_WALK_LIMITS,
   type Layer,
@@ -13,7 +12,8 @@ import {
   type WalkLimits,
   walkMessage,
 } from './mime-walk.ts';
-import { type QualifiedStatusSource, withoutTrustedList } from './qualified-status.ts';
+import type { QualifiedStatusSource } from './qualified-status.ts';
+import { signedDataContextOf } from './signed-data-context.ts';
 import type { ChainCache } from './signer-chain.ts';
 import type { SignatureLevel } from './verify-signed-data.ts';
 
@@ -65,8 +65,6 @@ export interface VerificationResult {
   unwrapped: UnwrappedDocument[];
 }
 
-const LEVEL_RANK: Readonly<Record<SignatureLevel, number>> = { basic: 0, AdES: 1, QES: 2 };
-
 export interface MessageVerifier {
   verifyMessage(message: Buffer): Promise<VerificationResult>;
 }
@@ -77,36 +75,20 @@ export function createMessageVerifier(options: VerifyMessageOptions): MessageVer
   return {
     async verifyMessage(message) {
       const time = options.now();
-      const walk = await walkMessage(
-        message,
-        {
-          time,
-          chain: {
-            trustAnchors: options.trustAnchors,
-            revocation: options.revocation ?? 'require',
-            ...(options.fetcher ? { fetcher: options.fetcher } : {}),
-            ...(options.crls ? { crls: options.crls } : {}),
-            ...(options.ocspResponses ? { ocspResponses: options.ocspResponses } : {}),
-            ...(options.intermediates ? { intermediates: options.intermediates } : {}),
-            ...(options.chainCacheMs !== undefined ? { cacheMs: options.chainCacheMs } : {}),
-          },
-          chainCache,
-          qualifiedStatus: options.qualifiedStatus ?? withoutTrustedList,
-          algorithmConstraints: {
-            ...DEFAULT_ALGORITHM_CONSTRAINTS,
-            ...(options.minRsaBits ? { minRsaBits: options.minRsaBits } : {}),
-          },
-        },
-        limits,
-      );
+      const walk = await walkMessage(message, signedDataContextOf(options, time, chainCache), limits);
       return {
         validationTime: time,
-        overall: overallOf(walk.signatures),
+        // A document timestamp proves when, not who: it has no level of its own.
+        overall: overallOf(walk.signatures, (s) => s.pdf?.kind !== 'document-timestamp'),
         signatures: walk.signatures,
         layers: walk.layers,
         parts: walk.parts,
         coverage: coverageOf(walk.parts, walk.signatures),
-        identity: checkIdentity(walk.headerFields, walk.signatures),
+        // A signed PDF attached to the message says who signed the PDF, not who sent the message.
+        identity: checkIdentity(
+          walk.headerFields,
+          walk.signatures.filter((s) => !s.pdf),
+        ),
         signingTimeFindings: checkSigningTimes(
           walk.headerFields,
           walk.signatures,
@@ -122,21 +104,6 @@ export function createMessageVerifier(options: VerifyMessageOptions): MessageVer
 /** One message with a verifier of its own (no cache shared with other messages). */
 export function verifyMessage(message: Buffer, options: VerifyMessageOptions): Promise<VerificationResult> {
   return createMessageVerifier(options).verifyMessage(message);
-}
-
-function overallOf(signatures: readonly ReportedSignature[]): VerificationResult['overall'] {
-  const worst = worstOf(signatures);
-  if (!worst) return { indication: 'NONE', signatureCount: 0 };
-  if (worst.indication !== 'TOTAL_PASSED') {
-    return {
-      indication: worst.indication,
-      ...(worst.subIndication ? { subIndication: worst.subIndication } : {}),
-      signatureCount: signatures.length,
-    };
-  }
-  const levels = signatures.map((s) => s.level ?? 'basic');
-  const level = levels.reduce((low, l) => (LEVEL_RANK[l] < LEVEL_RANK[low] ? l : low), 'QES' as SignatureLevel);
-  return { indication: 'TOTAL_PASSED', level, signatureCount: signatures.length };
 }
 
 function coverageOf(parts: readonly VisiblePart[], signatures: readonly ReportedSignature[]): Coverage {

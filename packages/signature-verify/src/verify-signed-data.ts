@@ -460,7 +460,7 @@ function levelOf(qualification: QualifiedStatus, bound: boolean): { level: Signa
 }
 
 /** UTCTime (RFC 5280 §4.1.2.5.1: years 50–99 are 19xx) or GeneralizedTime, as a Date. */
-function timeOf(node: ber.BerNode): Date | undefined {
+export function timeOf(node: ber.BerNode): Date | undefined {
   const text = node.content.toString('latin1');
   let match: RegExpMatchArray | null;
   if (ber.isUniversal(node, 23)) {

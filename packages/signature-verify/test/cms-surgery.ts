@@ -91,3 +91,22 @@ export function changeSignedAttributes(cms: Buffer, change: (attributes: Buffer[
 export function attributeIs(attribute: Buffer, oid: string): boolean {
   return ber.oidOf(ber.readBer(attribute).children[0], 'attribute type') === oid;
 }
+
+/** A copy of `cms` with one unsigned attribute (`type` as DER OID, one value as DER) added to SignerInfo 0. */
+export function addUnsignedAttribute(cms: Buffer, typeOid: Buffer, value: Buffer): Buffer {
+  const parts = splitSignedData(cms);
+  const info = ber.readBer(parts.signerInfos[0] as Buffer);
+  const fields = info.children.map((c) => c.raw);
+  const attribute = tlv(0x30, Buffer.concat([typeOid, tlv(0x31, value)]));
+  const last = info.children[info.children.length - 1];
+  const signerInfo = ber.isContext(last, 1)
+    ? tlv(
+        0x30,
+        Buffer.concat([
+          ...fields.slice(0, -1),
+          tlv(0xa1, Buffer.concat([...last.children.map((c) => c.raw), attribute])),
+        ]),
+      )
+    : tlv(0x30, Buffer.concat([...fields, tlv(0xa1, attribute)]));
+  return joinSignedData({ ...parts, signerInfos: [signerInfo, ...parts.signerInfos.slice(1)] });
+}

@@ -219,6 +219,88 @@ export class TestPki {
     return { name, email, ...issued };
   }
 
+  /** A time-stamping authority (RFC 3161 §2.3: extendedKeyUsage timeStamping, critical). */
+  async timestampAuthority(issuer: Authority, name: string, dates?: { start: string; end: string }): Promise<Signer> {
+    const issued = await this.issue(
+      issuer,
+      name,
+      'rsa',
+      `/CN=${name}/O=SMGW Test`,
+      [
+        'basicConstraints = critical,CA:FALSE',
+        'keyUsage = critical,digitalSignature,nonRepudiation',
+        'extendedKeyUsage = critical,timeStamping',
+      ],
+      dates,
+    );
+    return { name, email: '', ...issued };
+  }
+
+  /** An RFC 3161 time-stamp token (DER ContentInfo) over `data`, SHA-256, by `openssl ts -reply`. */
+  async timestamp(data: Buffer, tsa: Signer, certfile?: string): Promise<Buffer> {
+    const id = Math.random().toString(36).slice(2);
+    const dataPath = await this.file(`ts-${id}.bin`, data);
+    const query = join(this.dir, `ts-${id}.tsq`);
+    const token = join(this.dir, `ts-${id}.tst`);
+    await this.openssl(['ts', '-query', '-data', dataPath, '-sha256', '-cert', '-out', query]);
+    const config = await this.file(
+      `ts-${id}.cnf`,
+      [
+        '[tsa]',
+        'default_tsa = tsa_config',
+        '[tsa_config]',
+        `serial = ${join(this.dir, `ts-${id}.serial`)}`,
+        'default_policy = 1.2.3.4.1',
+        'digests = sha256',
+        'accuracy = secs:1',
+        'ess_cert_id_alg = sha256',
+        'ess_cert_id_chain = no',
+        'signer_digest = sha256',
+        '',
+      ].join('\n'),
+    );
+    await this.file(`ts-${id}.serial`, '01\n');
+    await this.openssl([
+      'ts',
+      '-reply',
+      '-config',
+      config,
+      '-queryfile',
+      query,
+      '-signer',
+      tsa.certificatePath,
+      '-inkey',
+      tsa.keyPath,
+      ...(certfile ? ['-chain', certfile] : []),
+      '-token_out',
+      '-out',
+      token,
+    ]);
+    return readFile(token);
+  }
+
+  /** The signer's key and certificate (and the chain file) as PKCS#12 that node-forge reads (3DES, SHA-1 MAC). */
+  async p12(signer: Signer, chainPath: string, passphrase: string): Promise<Buffer> {
+    return this.openssl([
+      'pkcs12',
+      '-export',
+      '-inkey',
+      signer.keyPath,
+      '-in',
+      signer.certificatePath,
+      '-certfile',
+      chainPath,
+      '-keypbe',
+      'PBE-SHA1-3DES',
+      '-certpbe',
+      'PBE-SHA1-3DES',
+      '-macalg',
+      'sha1',
+      '-passout',
+      `pass:${passphrase}`,
+    ]);
+  }
+
   async revoke(issuer: Authority, signer: Signer): Promise<void> {
     const config = await this.caConfig(issuer.dir);
     await this.openssl([
