@@ -71,7 +71,7 @@ describe('the inbound listener', () => {
     assert.equal(envelope.direction, 'inbound');
     assert.deepEqual(envelope.recipients, ['x@behoerde.example']);
     assert.equal(envelope.mailFrom, 'a@sender.example');
-    assert.deepEqual(envelope.itinerary, ['encrypt', 'scan', 'deliver']);
+    assert.deepEqual(envelope.itinerary, ['encrypt', 'scan', 'verify', 'deliver']);
     assert.equal(envelope.hop, 0);
     assert.equal(envelope.attempt, 0);
     // Nothing decided yet but mail authentication (mail-auth.test.ts); the stub DNS of the test world knows no name.

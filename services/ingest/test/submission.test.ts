@@ -103,7 +103,7 @@ describe('the submission listener', () => {
     assert.equal(internal?.id, id);
     assert.equal(outbound?.id, id);
     assert.equal(internal?.direction, 'internal');
-    assert.deepEqual(internal?.itinerary, ['scan', 'deliver']);
+    assert.deepEqual(internal?.itinerary, ['scan', 'verify', 'deliver']);
     assert.deepEqual(outbound?.itinerary, ['scan', 'encrypt', 'deliver']);
     assert.deepEqual(internal?.recipients, ['colleague@amt.sachsen.example']);
     assert.equal(outbound?.direction, 'outbound');

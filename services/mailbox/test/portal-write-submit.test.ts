@@ -146,7 +146,7 @@ describe('a new message', () => {
     assert.ok(envelope);
     assert.equal(envelope.id, input.messageId);
     assert.equal(envelope.direction, 'portal');
-    assert.deepEqual(envelope.itinerary, ['scan', 'deliver']);
+    assert.deepEqual(envelope.itinerary, ['scan', 'verify', 'deliver']);
     assert.equal(envelope.mailFrom, mailbox.address);
     assert.equal(envelope.author, mailbox.address);
     assert.deepEqual(envelope.recipients, ['post@behoerde.example']);
