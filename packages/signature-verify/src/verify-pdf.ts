@@ -14,17 +14,14 @@ import {
   readPdfStructure,
 } from './pdf-structure.ts';
 import { type Sentence, sentenceFor } from './sentences.ts';
+import { verifySignedDataWithTimestamps } from './signature-timestamp.ts';
 import { parseContentInfo } from './signed-data.ts';
 import { signedDataContextOf } from './signed-data-context.ts';
 import type { ChainCache } from './signer-chain.ts';
 import { summaryHeader } from './summary-header.ts';
-import {
-  ID_AA_SIGNATURE_TIME_STAMP_TOKEN,
-  type TimestampVerification,
-  verifyTimestampToken,
-} from './timestamp-token.ts';
+import { type TimestampVerification, verifyTimestampToken } from './timestamp-token.ts';
 import type { VerifyMessageOptions } from './verify-message.ts';
-import { type SignatureVerification, type SignedDataContext, verifySignedData } from './verify-signed-data.ts';
+import type { SignatureVerification, SignedDataContext } from './verify-signed-data.ts';
 
 export interface VerifyPdfOptions extends Omit<VerifyMessageOptions, 'limits' | 'signingTimeToleranceMs'> {
   limits?: Partial<PdfLimits>;
@@ -339,45 +336,19 @@ async function verifyDictionary(
     return { ...bare(failed('FORMAT_FAILURE'), [problem]), ...placed };
   }
   const { signedData } = parsed;
-  const verification = await verifySignedData({ signedData, shownContent: segments, purpose: 'any' }, context);
-  let signature = verification.signatures[0] as SignatureVerification;
+  // With its signature timestamp, if any: the proof of existence (verifySignedDataWithTimestamps).
+  const verification = await verifySignedDataWithTimestamps(
+    { signedData, shownContent: segments, purpose: 'any' },
+    context,
+  );
+  const signature = verification.signatures[0] as SignatureVerification;
   const notes: string[] = [];
   if (verification.embeddedContentIgnored) {
     notes.push('the signature also carries content of its own; it was ignored: the ByteRange was judged');
-  }
-
-  // A signature timestamp (RFC 3161 Appendix A) over the signature value proves when the signature existed.
-  const signerInfo = signedData.signerInfos[0];
-  const token = signerInfo?.unsignedAttributes?.find((a) => a.type === ID_AA_SIGNATURE_TIME_STAMP_TOKEN)?.values[0];
-  let timestamp: TimestampVerification | undefined;
-  let proofOfExistence: Date | undefined;
-  if (token && signerInfo) {
-    timestamp = await verifyTimestampToken(token.raw, [signerInfo.signature], context);
-    if (timestamp.indication === 'TOTAL_PASSED' && timestamp.time) {
-      proofOfExistence = timestamp.time;
-      notes.push(`a valid signature timestamp proves the signature existed at ${timestamp.time.toISOString()}`);
-      // An expired signer is judged at the proven time instead (EN 319 102-1 §5.6.2.4, simplified: no POE for
-      // revocation data).
-      if (signature.subIndication === 'OUT_OF_BOUNDS_NO_POE') {
-        const atPoe = await verifySignedData(
-          { signedData, shownContent: segments, purpose: 'any' },
-          { ...context, time: timestamp.time, chainCache: new Map() },
-        );
-        const then = atPoe.signatures[0];
-        if (then && then.indication === 'TOTAL_PASSED') {
-          signature = then;
-          notes.push('the certificate has expired since; it was valid at the time the timestamp proves');
-        }
-      }
-    } else {
-      notes.push(`the signature timestamp is not valid (${timestamp.indication}): it proves nothing`);
-    }
   }
   return {
     ...signature,
     reasons: [...signature.reasons, ...notes, ...afterNote],
     ...placed,
-    ...(timestamp ? { timestamp } : {}),
-    ...(proofOfExistence ? { proofOfExistence } : {}),
   };
 }

@@ -16,11 +16,13 @@ import {
   SIGNATURE_ALGORITHMS,
 } from './algorithms.ts';
 import { type CertificateFacts, certificateFacts, identifies } from './certificate-facts.ts';
+import { embeddedRevocationOf } from './embedded-revocation.ts';
 import { failed, indeterminate, type Judgement } from './indication.ts';
 import type { QualifiedStatus, QualifiedStatusSource } from './qualified-status.ts';
 import { type Sentence, sentenceFor } from './sentences.ts';
 import type { ParsedSignedData, ParsedSignerInfo, SignedAttribute } from './signed-data.ts';
 import { type ChainCache, type ChainOptions, type ChainReport, validateSignerChain } from './signer-chain.ts';
+import type { TimestampVerification } from './timestamp-token.ts';
 
 const ID_CONTENT_TYPE = '1.2.840.113549.1.9.3';
 const ID_MESSAGE_DIGEST = '1.2.840.113549.1.9.4';
@@ -71,6 +73,10 @@ export interface SignatureVerification {
   /** Only for TOTAL_PASSED. */
   level?: SignatureLevel;
   levelReason?: string;
+  /** The signature timestamp (RFC 3161 Appendix A) when the SignerInfo carries one; a document timestamp's token. */
+  timestamp?: TimestampVerification;
+  /** The time a valid timestamp proves the signature existed at. */
+  proofOfExistence?: Date;
 }
 
 export interface SignedDataContext {
@@ -274,7 +280,11 @@ async function verifySignerInfo(
   }
   if (keyProblem) weak.push(`the signer’s key is too weak: ${keyProblem}`);
 
-  // The certificate path, at validation time.
+  // The certificate path, at validation time, with the revocation data the signature carries tried first.
+  const embedded = embeddedRevocationOf(input.signedData, signerInfo);
+  if (embedded.skipped > 0) {
+    reasons.push(`${embedded.skipped} embedded CRLs/OCSP responses beyond the limit were not used`);
+  }
   const { report: chain, path } = await validateSignerChain(
     signer,
     input.certificates,
@@ -282,6 +292,7 @@ async function verifySignerInfo(
     context.time,
     context.chain,
     context.chainCache,
+    embedded,
   );
   result.chain = chain;
   if (chain.reason) reasons.push(chain.reason);
