@@ -1,8 +1,8 @@
 // Revocation data a signer embedded in the signature, for the certificate path validation to use before any network
 // fetch (@smgw/crypto checks it like fetched data: signature by the issuer or an authorised responder, the issuer,
 // freshness at the validation time): the SignedData's crls field (CRLs and RFC 5940 OCSP responses) and the CAdES
-// unsigned attribute id-aa-ets-revocationValues (ETSI EN 319 122-1 §5.5.3: crlVals, ocspVals). A PDF's /DSS is not
-// read (see README).
+// unsigned attribute id-aa-ets-revocationValues (ETSI EN 319 122-1 §5.5.3: crlVals, ocspVals), and what the
+// container holds for it (a PDF's /DSS, read by pdf-structure.ts).
 import { createHash } from 'node:crypto';
 import { ber } from '@smgw/crypto';
 import type { ParsedSignedData, ParsedSignerInfo } from './signed-data.ts';
@@ -78,10 +78,18 @@ function revocationValuesOf(signerInfo: ParsedSignerInfo): { crls: Buffer[]; ocs
 }
 
 /** What one SignerInfo can use: the SignedData's crls field and its own revocationValues, up to the limit. */
-export function embeddedRevocationOf(signedData: ParsedSignedData, signerInfo: ParsedSignerInfo): EmbeddedRevocation {
+export function embeddedRevocationOf(
+  signedData: ParsedSignedData,
+  signerInfo: ParsedSignerInfo,
+  container?: { crls: readonly Buffer[]; ocspResponses: readonly Buffer[] },
+): EmbeddedRevocation {
   const own = revocationValuesOf(signerInfo);
-  const allCrls = [...signedData.revocationInfo.crls, ...own.crls];
-  const allOcsp = [...signedData.revocationInfo.ocspResponses, ...own.ocspResponses];
+  const allCrls = [...signedData.revocationInfo.crls, ...own.crls, ...(container?.crls ?? [])];
+  const allOcsp = [
+    ...signedData.revocationInfo.ocspResponses,
+    ...own.ocspResponses,
+    ...(container?.ocspResponses ?? []),
+  ];
   const ocspResponses = allOcsp.slice(0, MAX_EMBEDDED_REVOCATION_VALUES);
   const crls = allCrls.slice(0, MAX_EMBEDDED_REVOCATION_VALUES - ocspResponses.length);
   const fingerprints = new Set(

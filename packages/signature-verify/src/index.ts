@@ -33,10 +33,12 @@ export {
 } from './mime-walk.ts';
 export {
   DEFAULT_PDF_LIMITS,
+  type DocumentSecurityStore,
   PdfFormatError,
   type PdfLimits,
   type PdfSignatureDictionary,
   type PdfStructure,
+  readDocumentSecurityStore,
   readPdfStructure,
 } from './pdf-structure.ts';
 export { type QualifiedStatus, type QualifiedStatusSource, withoutTrustedList } from './qualified-status.ts';

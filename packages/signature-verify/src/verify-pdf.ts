@@ -7,10 +7,12 @@
 import { failed, indeterminate, type Judgement, type Overall, overallOf } from './indication.ts';
 import {
   DEFAULT_PDF_LIMITS,
+  type DocumentSecurityStore,
   PdfFormatError,
   type PdfLimits,
   type PdfSignatureDictionary,
   type PdfStructure,
+  readDocumentSecurityStore,
   readPdfStructure,
 } from './pdf-structure.ts';
 import { type Sentence, sentenceFor } from './sentences.ts';
@@ -144,13 +146,15 @@ export async function verifyPdfInContext(
       notes: [],
     };
   }
+  // PAdES-LT: the document security store's CRLs and OCSP responses serve every signature of the file.
+  const dss = readDocumentSecurityStore(bytes);
   const signatures: PdfSignature[] = [];
   for (const dictionary of structure.signatures) {
     signatures.push(
-      await verifyDictionary(bytes, dictionary, structure.revisions, context, `P${signatures.length + 1}`),
+      await verifyDictionary(bytes, dictionary, structure.revisions, context, `P${signatures.length + 1}`, dss),
     );
   }
-  const notes = [...structure.notes];
+  const notes = [...structure.notes, ...(dss?.notes ?? [])];
   if (structure.skippedSignatures > 0) {
     const reason = `${structure.skippedSignatures} further signature dictionaries beyond the limit of ${limits.maxSignatures} were not examined`;
     notes.push(reason);
@@ -251,6 +255,7 @@ async function verifyDictionary(
   revisions: readonly Revision[],
   context: SignedDataContext,
   id: string,
+  dss: DocumentSecurityStore | undefined,
 ): Promise<PdfSignature> {
   const isTimestamp = dictionary.type === 'DocTimeStamp' || dictionary.subFilter === TIMESTAMP_SUB_FILTER;
   const claimed = {
@@ -338,7 +343,7 @@ async function verifyDictionary(
   const { signedData } = parsed;
   // With its signature timestamp, if any: the proof of existence (verifySignedDataWithTimestamps).
   const verification = await verifySignedDataWithTimestamps(
-    { signedData, shownContent: segments, purpose: 'any' },
+    { signedData, shownContent: segments, purpose: 'any', ...(dss ? { containerRevocation: dss } : {}) },
     context,
   );
   const signature = verification.signatures[0] as SignatureVerification;

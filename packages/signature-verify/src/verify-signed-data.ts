@@ -92,6 +92,8 @@ export interface VerifySignedDataInput {
   /** The content as shown to the reader (detached signature); when given, any eContent is ignored. */
   shownContent?: readonly Uint8Array[];
   purpose: CertificatePurpose;
+  /** Revocation data the container holds for its signatures (a PDF's /DSS), used like the signature's own. */
+  containerRevocation?: { crls: readonly Buffer[]; ocspResponses: readonly Buffer[] };
 }
 
 /** What a verification looked at besides its signers: which content was judged. */
@@ -133,7 +135,14 @@ export async function verifySignedData(
     signatures.push(
       await verifySignerInfo(
         signerInfo,
-        { signedData, content, digestOf, certificates, purpose: input.purpose },
+        {
+          signedData,
+          content,
+          digestOf,
+          certificates,
+          purpose: input.purpose,
+          ...(input.containerRevocation ? { containerRevocation: input.containerRevocation } : {}),
+        },
         context,
       ),
     );
@@ -147,6 +156,7 @@ export async function verifySignedData(
 
 interface SignerInfoInput {
   signedData: ParsedSignedData;
+  containerRevocation?: VerifySignedDataInput['containerRevocation'];
   content: readonly Uint8Array[] | undefined;
   digestOf: (hash: string) => Buffer;
   certificates: CertificateFacts[];
@@ -281,7 +291,7 @@ async function verifySignerInfo(
   if (keyProblem) weak.push(`the signer’s key is too weak: ${keyProblem}`);
 
   // The certificate path, at validation time, with the revocation data the signature carries tried first.
-  const embedded = embeddedRevocationOf(input.signedData, signerInfo);
+  const embedded = embeddedRevocationOf(input.signedData, signerInfo, input.containerRevocation);
   if (embedded.skipped > 0) {
     reasons.push(`${embedded.skipped} embedded CRLs/OCSP responses beyond the limit were not used`);
   }

@@ -77,10 +77,7 @@ try {
     const first = await verifier.verifyMessage(mail);
     if (first.overall.indication !== 'TOTAL_PASSED') throw new Error(summaryHeader(first));
     const [verifyOnly, withReport] = (await rates(
-      [
-        () => verifier.verifyMessage(mail),
-        async () => reportMessage(mail, await verifier.verifyMessage(mail)),
-      ],
+      [() => verifier.verifyMessage(mail), async () => reportMessage(mail, await verifier.verifyMessage(mail))],
       seconds,
     )) as [number, number];
     const reportBytes = (await reportMessage(mail, first)).length;
