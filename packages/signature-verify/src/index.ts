@@ -7,9 +7,12 @@ export {
   SIGNATURE_ALGORITHMS,
 } from './algorithms.ts';
 export { type CertificateFacts, certificateFacts, type QcStatements } from './certificate-facts.ts';
+export { type EmbeddedRevocation, embeddedRevocationOf } from './embedded-revocation.ts';
 export { checkIdentity, checkSigningTimes, type IdentityCheck, sameAddress, type TimeFinding } from './identity.ts';
 export {
+  FAILED_SUB_INDICATIONS,
   type FailedSubIndication,
+  INDETERMINATE_SUB_INDICATIONS,
   type IndeterminateSubIndication,
   type Indication,
   type Judgement,
@@ -30,16 +33,24 @@ export {
 } from './mime-walk.ts';
 export {
   DEFAULT_PDF_LIMITS,
+  type DocumentSecurityStore,
   PdfFormatError,
   type PdfLimits,
   type PdfSignatureDictionary,
   type PdfStructure,
+  readDocumentSecurityStore,
   readPdfStructure,
 } from './pdf-structure.ts';
 export { type QualifiedStatus, type QualifiedStatusSource, withoutTrustedList } from './qualified-status.ts';
 export { type Sentence, SUB_INDICATION_SENTENCES, sentenceFor } from './sentences.ts';
+export { verifySignedDataWithTimestamps } from './signature-timestamp.ts';
 export { type ParsedSignedData, parseContentInfo, SignatureFormatError } from './signed-data.ts';
-export type { ChainCertificate, ChainOptions, ChainReport } from './signer-chain.ts';
+export type {
+  ChainCertificate,
+  ChainOptions,
+  ChainReport,
+  RevocationData as ChainRevocationData,
+} from './signer-chain.ts';
 export { SUMMARY_HEADER_NAME, summaryHeader } from './summary-header.ts';
 export { type TimestampVerification, verifyTimestampToken } from './timestamp-token.ts';
 export {

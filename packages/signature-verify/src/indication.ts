@@ -6,28 +6,32 @@ import type { SignatureLevel } from './verify-signed-data.ts';
 
 export type Indication = 'TOTAL_PASSED' | 'INDETERMINATE' | 'TOTAL_FAILED';
 
-/** EN 319 102-1 §5.1.3 Table 5 sub-indications, for TOTAL_FAILED. */
-export type FailedSubIndication =
-  | 'FORMAT_FAILURE'
-  | 'HASH_FAILURE'
-  | 'SIG_CRYPTO_FAILURE'
-  | 'REVOKED'
-  | 'EXPIRED'
-  | 'NOT_YET_VALID';
+/** EN 319 102-1 §5.1.3 Table 5 sub-indications, for TOTAL_FAILED (a list, so a report builder can be checked). */
+export const FAILED_SUB_INDICATIONS = [
+  'FORMAT_FAILURE',
+  'HASH_FAILURE',
+  'SIG_CRYPTO_FAILURE',
+  'REVOKED',
+  'EXPIRED',
+  'NOT_YET_VALID',
+] as const;
+export type FailedSubIndication = (typeof FAILED_SUB_INDICATIONS)[number];
 
 /** EN 319 102-1 §5.1.3 Table 5 sub-indications, for INDETERMINATE (those this package can produce). */
-export type IndeterminateSubIndication =
-  | 'SIG_CONSTRAINTS_FAILURE'
-  | 'CHAIN_CONSTRAINTS_FAILURE'
-  | 'CERTIFICATE_CHAIN_GENERAL_FAILURE'
-  | 'CRYPTO_CONSTRAINTS_FAILURE'
-  | 'NOT_YET_VALID'
-  | 'NO_SIGNING_CERTIFICATE_FOUND'
-  | 'NO_CERTIFICATE_CHAIN_FOUND'
-  | 'REVOKED_CA_NO_POE'
-  | 'OUT_OF_BOUNDS_NO_POE'
-  | 'TRY_LATER'
-  | 'SIGNED_DATA_NOT_FOUND';
+export const INDETERMINATE_SUB_INDICATIONS = [
+  'SIG_CONSTRAINTS_FAILURE',
+  'CHAIN_CONSTRAINTS_FAILURE',
+  'CERTIFICATE_CHAIN_GENERAL_FAILURE',
+  'CRYPTO_CONSTRAINTS_FAILURE',
+  'NOT_YET_VALID',
+  'NO_SIGNING_CERTIFICATE_FOUND',
+  'NO_CERTIFICATE_CHAIN_FOUND',
+  'REVOKED_CA_NO_POE',
+  'OUT_OF_BOUNDS_NO_POE',
+  'TRY_LATER',
+  'SIGNED_DATA_NOT_FOUND',
+] as const;
+export type IndeterminateSubIndication = (typeof INDETERMINATE_SUB_INDICATIONS)[number];
 
 export type SubIndication = FailedSubIndication | IndeterminateSubIndication;
 

@@ -7,9 +7,10 @@ import { type ContentType, multipartParts, parseContentType } from '@smgw/crypto
 import { bareLfToCrlf, decodeEncodedWords, type HeaderField, headerValue, splitHeaderBlock } from '@smgw/mime';
 import { failed, indeterminate, type Judgement } from './indication.ts';
 import { sentenceFor } from './sentences.ts';
+import { verifySignedDataWithTimestamps } from './signature-timestamp.ts';
 import { contentBytes, parseContentInfo, SignatureFormatError } from './signed-data.ts';
 import { type PdfSignature, verifyPdfInContext } from './verify-pdf.ts';
-import { type SignatureVerification, type SignedDataContext, verifySignedData } from './verify-signed-data.ts';
+import type { SignatureVerification, SignedDataContext } from './verify-signed-data.ts';
 
 export interface WalkLimits {
   /** Entities nested deeper than this are not examined; default 12. */
@@ -346,8 +347,6 @@ async function walkPdf(entity: Entity, coveredBy: readonly string[], state: Stat
       subFilter,
       byteRange,
       revision,
-      timestamp,
-      proofOfExistence,
       ...verification
     } = signature;
     const what = kind === 'document-timestamp' ? 'document timestamp' : 'signature';
@@ -372,8 +371,6 @@ async function walkPdf(entity: Entity, coveredBy: readonly string[], state: Stat
         ...(subFilter ? { subFilter } : {}),
         ...(byteRange ? { byteRange } : {}),
         ...(revision ? { revision } : {}),
-        ...(timestamp ? { timestamp } : {}),
-        ...(proofOfExistence ? { proofOfExistence } : {}),
       },
     };
     state.signatures.push(reported);
@@ -533,7 +530,8 @@ async function verifyCmsLayer(
     signerInfos: signedData.signerInfos.slice(0, state.limits.maxSignersPerLayer),
     certificates: signedData.certificates.slice(0, state.limits.maxCertificatesPerLayer),
   };
-  const verification = await verifySignedData(
+  // Each signer with its signature timestamp, if any (the same as for a PDF signature).
+  const verification = await verifySignedDataWithTimestamps(
     { signedData: examined, purpose, ...(options.shown ? { shownContent: [options.shown.bytes] } : {}) },
     state.context,
   );

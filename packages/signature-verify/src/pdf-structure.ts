@@ -2,8 +2,11 @@
 // This is a small parser of our own, made for that one job and nothing else: it finds every indirect object that
 // holds a dictionary with /ByteRange, reads that dictionary with a bounded tokenizer, finds where each revision ends
 // (%%EOF), and follows the cross-reference chain (startxref → /Prev) only to refuse loops and offsets outside the
-// file. It does not render, decompress or resolve anything. A signature dictionary cannot sit in a compressed object
-// stream (its /Contents must be excluded by byte offsets), so scanning the file's bytes finds them all.
+// file. It does not render, decompress or resolve anything, except the document security store's streams (/DSS:
+// CRLs and OCSP responses, found by the last `/DSS` and `N G obj` in the file, inflated with a cap). A signature
+// dictionary cannot sit in a compressed object stream (its /Contents must be excluded by byte offsets), so scanning
+// the file's bytes finds them all; a /DSS inside an object stream is not found.
+import { inflateSync } from 'node:zlib';
 
 export interface PdfLimits {
   /** Largest file read at all; default 64 MiB. */
@@ -344,6 +347,112 @@ function checkCrossReferenceChain(bytes: Buffer, limits: PdfLimits, notes: strin
     written = prev.text;
     offset = prev.value;
   }
+}
+
+/** CRLs and OCSP responses a PDF's document security store holds (ETSI EN 319 142-1 §5.4.2). */
+export interface DocumentSecurityStore {
+  crls: Buffer[];
+  ocspResponses: Buffer[];
+  /** What could not be read (an entry in an object stream, an unknown filter, a broken stream). */
+  notes: string[];
+}
+
+/** At most this many DSS entries are read, each inflated to at most this many bytes. */
+const MAX_DSS_ENTRIES = 32;
+const MAX_DSS_ENTRY_BYTES = 4 * 1024 * 1024;
+
+/** The body of the last `N G obj` in the file (a later revision's version wins), read as a value. */
+function indirectObject(bytes: Buffer, ref: { objectNumber: number; generation: number }) {
+  const header = Buffer.from(`${ref.objectNumber} ${ref.generation} obj`, 'latin1');
+  for (let at = bytes.lastIndexOf(header); at >= 0; at = bytes.lastIndexOf(header, at - 1)) {
+    if (at > 0 && (isDigit(bytes[at - 1]) || !isPdfWhitespace(bytes[at - 1]))) continue;
+    const reader = new ObjectReader(bytes, at + header.length);
+    return { value: reader.value(), reader };
+  }
+  throw new PdfFormatError(
+    `object ${ref.objectNumber} ${ref.generation} is not in the file (perhaps in an object stream)`,
+  );
+}
+
+function resolved(bytes: Buffer, value: PdfValue | undefined): PdfValue | undefined {
+  return value?.kind === 'ref' ? indirectObject(bytes, value).value : value;
+}
+
+/** The decoded bytes of the stream object `ref` (no filter or FlateDecode only). */
+function streamBytes(bytes: Buffer, ref: PdfValue): Buffer {
+  if (ref.kind !== 'ref') throw new PdfFormatError('a DSS entry is not an indirect stream');
+  const { value, reader } = indirectObject(bytes, ref);
+  if (value.kind !== 'dict') throw new PdfFormatError('a DSS entry is not a stream');
+  reader.skipWhitespace();
+  if (bytes.toString('latin1', reader.position, reader.position + 6) !== 'stream') {
+    throw new PdfFormatError('a DSS entry has no stream');
+  }
+  let start = reader.position + 6;
+  if (bytes[start] === 0x0d) start++;
+  if (bytes[start] === 0x0a) start++;
+  const length = resolved(bytes, value.entries.get('Length'));
+  if (length?.kind !== 'number' || length.value < 0 || start + length.value > bytes.length) {
+    throw new PdfFormatError('a DSS stream has no usable /Length');
+  }
+  const raw = bytes.subarray(start, start + length.value);
+  const filter = resolved(bytes, value.entries.get('Filter'));
+  const filters = filter === undefined ? [] : filter.kind === 'array' ? filter.items : [filter];
+  if (filters.length === 0) return raw;
+  if (filters.length === 1 && filters[0]?.kind === 'name' && filters[0].value === 'FlateDecode') {
+    return inflateSync(raw, { maxOutputLength: MAX_DSS_ENTRY_BYTES });
+  }
+  throw new PdfFormatError('a DSS stream has a filter other than FlateDecode');
+}
+
+/**
+ * The document security store the file's last catalog names (the last `/DSS` key in the file), or undefined. Its
+ * data is only ever revocation data for path validation, which checks every CRL and OCSP response itself (signer,
+ * issuer, freshness): a /DSS an attacker appended or placed elsewhere can add nothing that would not verify anyway.
+ */
+export function readDocumentSecurityStore(bytes: Buffer): DocumentSecurityStore | undefined {
+  const key = Buffer.from('/DSS', 'latin1');
+  let at = bytes.lastIndexOf(key);
+  while (at >= 0 && !(isPdfWhitespace(bytes[at + 4]) || DELIMITERS.has(bytes[at + 4] as number))) {
+    at = bytes.lastIndexOf(key, at - 1);
+  }
+  if (at < 0) return undefined;
+  const store: DocumentSecurityStore = { crls: [], ocspResponses: [], notes: [] };
+  let dss: PdfValue | undefined;
+  try {
+    dss = resolved(bytes, new ObjectReader(bytes, at + 4).value());
+  } catch (error) {
+    store.notes.push(`the /DSS is not readable: ${(error as Error).message}`);
+    return store;
+  }
+  if (dss?.kind !== 'dict') {
+    store.notes.push('the /DSS is not a dictionary');
+    return store;
+  }
+  let entries = 0;
+  for (const [name, list] of [
+    ['CRLs', store.crls],
+    ['OCSPs', store.ocspResponses],
+  ] as const) {
+    let items: PdfValue | undefined;
+    try {
+      items = resolved(bytes, dss.entries.get(name));
+    } catch (error) {
+      store.notes.push(`/DSS /${name}: ${(error as Error).message}`);
+      continue;
+    }
+    for (const item of items?.kind === 'array' ? items.items : []) {
+      if (++entries > MAX_DSS_ENTRIES) {
+        store.notes.push(`/DSS entries beyond ${MAX_DSS_ENTRIES} were not read`);
+        return store;
+      }
+      try {
+        list.push(streamBytes(bytes, item));
+      } catch (error) {
+        store.notes.push(`/DSS /${name}: ${(error as Error).message}`);
+      }
+    }
+  }
+  return store;
 }
 
 const OBJ = Buffer.from('obj');

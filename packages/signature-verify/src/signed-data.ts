@@ -8,6 +8,8 @@ export const ID_DATA = '1.2.840.113549.1.7.1';
 export const ID_SIGNED_DATA = '1.2.840.113549.1.7.2';
 export const ID_ENVELOPED_DATA = '1.2.840.113549.1.7.3';
 export const ID_AUTH_ENVELOPED_DATA = '1.2.840.113549.1.9.16.1.23';
+/** RFC 5940 §2.2: an OCSPResponse among a SignedData's RevocationInfoChoices. */
+export const ID_RI_OCSP_RESPONSE = '1.3.6.1.5.5.7.16.2';
 
 export class SignatureFormatError extends Error {
   readonly code = 'SIGNATURE_FORMAT';
@@ -46,6 +48,11 @@ export interface ParsedSignedData {
   eContent?: Buffer[];
   /** DER of each certificate in the certificates field (other certificate choices are skipped). */
   certificates: Buffer[];
+  /**
+   * The crls field (RevocationInfoChoices, RFC 5652 §10.2.1): each CertificateList, and each other revocation info
+   * in the format id-ri-ocsp-response (RFC 5940: an OCSPResponse); other formats are skipped.
+   */
+  revocationInfo: { crls: Buffer[]; ocspResponses: Buffer[] };
   signerInfos: ParsedSignerInfo[];
 }
 
@@ -94,14 +101,31 @@ function parseSignedData(node: ber.BerNode | undefined): ParsedSignedData {
     eContent = octetSegments(octets);
   }
   const certificates: Buffer[] = [];
+  const revocationInfo = { crls: [] as Buffer[], ocspResponses: [] as Buffer[] };
   let signerInfosNode: ber.BerNode | undefined;
-  for (const field of rest) {
+  for (const field of rest as ber.BerNode[]) {
+    const tagged: ber.BerNode = field;
     if (ber.isContext(field, 0)) {
       for (const choice of field.children) {
         if (ber.isUniversal(choice, ber.UNIVERSAL_SEQUENCE)) certificates.push(choice.raw);
       }
     } else if (ber.isContext(field, 1)) {
-      // crls: revocation data embedded by the signer; not used yet (see README).
+      // crls: revocation data embedded by the signer, checked like fetched data when a path is validated.
+      for (const choice of tagged.children) {
+        if (ber.isUniversal(choice, ber.UNIVERSAL_SEQUENCE)) {
+          revocationInfo.crls.push(choice.raw);
+          continue;
+        }
+        if (!ber.isContext(choice as ber.BerNode, 1)) continue;
+        try {
+          const other = ber.readBer((choice as ber.BerNode).raw);
+          if (ber.oidOf(other.children[0], 'otherRevInfoFormat') === ID_RI_OCSP_RESPONSE && other.children[1]) {
+            revocationInfo.ocspResponses.push(other.children[1].raw);
+          }
+        } catch {
+          // An unreadable other revocation info is revocation data we cannot use, nothing more.
+        }
+      }
     } else if (ber.isUniversal(field, ber.UNIVERSAL_SET)) {
       signerInfosNode = field;
     } else {
@@ -113,6 +137,7 @@ function parseSignedData(node: ber.BerNode | undefined): ParsedSignedData {
     eContentType,
     ...(eContent ? { eContent } : {}),
     certificates,
+    revocationInfo,
     signerInfos: signerInfosNode.children.map((node, index) => parseSignerInfo(ber.readBer(node.raw), index)),
   };
 }

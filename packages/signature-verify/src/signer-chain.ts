@@ -5,6 +5,7 @@
 import {
   type CertificatePurpose,
   type PathValidationResult,
+  type RevocationEvidence,
   type RevocationFetcher,
   type RevocationMode,
   type TrustAnchorInput,
@@ -12,6 +13,7 @@ import {
   validateCertificatePathFetchingRevocation,
 } from '@smgw/crypto';
 import { type CertificateFacts, certificateFacts } from './certificate-facts.ts';
+import type { EmbeddedRevocation } from './embedded-revocation.ts';
 import { failed, indeterminate, type Judgement, PASSED } from './indication.ts';
 
 export interface ChainOptions {
@@ -36,8 +38,19 @@ export interface ChainCertificate {
   fingerprint: string;
   notBefore: Date;
   notAfter: Date;
-  /** How revocation was established: by OCSP or CRL (good), not at all, or not needed (the trust anchor). */
-  revocation: 'good-ocsp' | 'good-crl' | 'unknown' | 'not-checked' | 'trust-anchor';
+  /** How revocation was established: by OCSP or CRL (good or revoked), not at all, or not needed (the anchor). */
+  revocation: 'good-ocsp' | 'good-crl' | 'revoked' | 'unknown' | 'not-checked' | 'trust-anchor';
+  /** The revocation data the status rests on: where it came from, its kind and the time it speaks for. */
+  revocationData?: RevocationData;
+}
+
+export interface RevocationData {
+  /** `embedded` in the signature, `fetched` from the CA's OCSP/CRL address, `configured` (given to the verifier). */
+  source: 'embedded' | 'fetched' | 'configured';
+  kind: 'crl' | 'ocsp';
+  /** CRL thisUpdate or OCSP thisUpdate. */
+  time: Date;
+  nextUpdate?: Date;
 }
 
 export interface ChainReport {
@@ -61,8 +74,13 @@ export type ChainCache = Map<string, CacheEntry>;
 
 const CACHE_LIMIT = 1000;
 
-function chainCertificate(facts: CertificateFacts, revocation: ChainCertificate['revocation']): ChainCertificate {
+function chainCertificate(
+  facts: CertificateFacts,
+  revocation: ChainCertificate['revocation'],
+  revocationData?: RevocationData,
+): ChainCertificate {
   return {
+    ...(revocationData ? { revocationData } : {}),
     subject: facts.subject,
     issuer: facts.issuer,
     serialNumber: facts.serialNumber,
@@ -114,6 +132,8 @@ export async function validateSignerChain(
   time: Date,
   options: ChainOptions,
   cache: ChainCache,
+  /** Revocation data from the signature itself, used before anything is fetched. */
+  embedded?: EmbeddedRevocation,
 ): Promise<{ report: ChainReport; path: CertificateFacts[] }> {
   const others = bag.filter((c) => c.fingerprint !== signer.fingerprint);
   const intermediates = [...others.map((c) => c.der), ...(options.intermediates ?? [])];
@@ -123,6 +143,7 @@ export async function validateSignerChain(
     options.revocation,
     ...others.map((c) => c.fingerprint).sort(),
     ...(options.intermediates ?? []).map(fingerprintOf),
+    ...[...(embedded?.fingerprints ?? [])].sort().map((f) => `r:${f}`),
   ].join('|');
   const hit = cache.get(cacheKey);
   if (hit && hit.expires > time.getTime()) return { report: hit.report, path: hit.path };
@@ -135,9 +156,21 @@ export async function validateSignerChain(
     purpose,
     leafKeyUsage: ['digitalSignature' as const, 'nonRepudiation' as const],
     revocation: options.revocation,
-    ...(options.crls ? { crls: options.crls } : {}),
-    ...(options.ocspResponses ? { ocspResponses: options.ocspResponses } : {}),
+    crls: [...(embedded?.crls ?? []), ...(options.crls ?? [])],
+    ocspResponses: [...(embedded?.ocspResponses ?? []), ...(options.ocspResponses ?? [])],
   };
+  const dataOf = (evidence: RevocationEvidence | undefined): RevocationData | undefined =>
+    evidence && {
+      source:
+        evidence.origin === 'fetched'
+          ? 'fetched'
+          : embedded?.fingerprints.has(evidence.sha256)
+            ? 'embedded'
+            : 'configured',
+      kind: evidence.kind,
+      time: evidence.thisUpdate,
+      ...(evidence.nextUpdate ? { nextUpdate: evidence.nextUpdate } : {}),
+    };
   const result =
     options.fetcher && options.revocation !== 'off'
       ? await validateCertificatePathFetchingRevocation(input, options.fetcher)
@@ -151,7 +184,13 @@ export async function validateSignerChain(
       report: {
         judgement: PASSED,
         certificates: path.map((facts, index) =>
-          chainCertificate(facts, index === path.length - 1 ? 'trust-anchor' : (result.revocation[index] ?? 'unknown')),
+          index === path.length - 1
+            ? chainCertificate(facts, 'trust-anchor')
+            : chainCertificate(
+                facts,
+                result.revocation[index] ?? 'unknown',
+                dataOf(result.revocationEvidence?.[index]),
+              ),
         ),
         fetchProblems: result.fetchProblems,
       },
@@ -161,7 +200,11 @@ export async function validateSignerChain(
       path: [signer],
       report: {
         judgement: judgementOf(result, result.fetchProblems),
-        certificates: [chainCertificate(signer, 'unknown')],
+        certificates: [
+          result.code === 'REVOKED' && (result.certificateIndex ?? 0) === 0
+            ? chainCertificate(signer, 'revoked', dataOf(result.revocationEvidence))
+            : chainCertificate(signer, 'unknown'),
+        ],
         code: result.code,
         reason: result.reason,
         fetchProblems: result.fetchProblems,

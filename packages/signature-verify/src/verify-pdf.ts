@@ -7,24 +7,23 @@
 import { failed, indeterminate, type Judgement, type Overall, overallOf } from './indication.ts';
 import {
   DEFAULT_PDF_LIMITS,
+  type DocumentSecurityStore,
   PdfFormatError,
   type PdfLimits,
   type PdfSignatureDictionary,
   type PdfStructure,
+  readDocumentSecurityStore,
   readPdfStructure,
 } from './pdf-structure.ts';
 import { type Sentence, sentenceFor } from './sentences.ts';
+import { verifySignedDataWithTimestamps } from './signature-timestamp.ts';
 import { parseContentInfo } from './signed-data.ts';
 import { signedDataContextOf } from './signed-data-context.ts';
 import type { ChainCache } from './signer-chain.ts';
 import { summaryHeader } from './summary-header.ts';
-import {
-  ID_AA_SIGNATURE_TIME_STAMP_TOKEN,
-  type TimestampVerification,
-  verifyTimestampToken,
-} from './timestamp-token.ts';
+import { type TimestampVerification, verifyTimestampToken } from './timestamp-token.ts';
 import type { VerifyMessageOptions } from './verify-message.ts';
-import { type SignatureVerification, type SignedDataContext, verifySignedData } from './verify-signed-data.ts';
+import type { SignatureVerification, SignedDataContext } from './verify-signed-data.ts';
 
 export interface VerifyPdfOptions extends Omit<VerifyMessageOptions, 'limits' | 'signingTimeToleranceMs'> {
   limits?: Partial<PdfLimits>;
@@ -147,13 +146,15 @@ export async function verifyPdfInContext(
       notes: [],
     };
   }
+  // PAdES-LT: the document security store's CRLs and OCSP responses serve every signature of the file.
+  const dss = readDocumentSecurityStore(bytes);
   const signatures: PdfSignature[] = [];
   for (const dictionary of structure.signatures) {
     signatures.push(
-      await verifyDictionary(bytes, dictionary, structure.revisions, context, `P${signatures.length + 1}`),
+      await verifyDictionary(bytes, dictionary, structure.revisions, context, `P${signatures.length + 1}`, dss),
     );
   }
-  const notes = [...structure.notes];
+  const notes = [...structure.notes, ...(dss?.notes ?? [])];
   if (structure.skippedSignatures > 0) {
     const reason = `${structure.skippedSignatures} further signature dictionaries beyond the limit of ${limits.maxSignatures} were not examined`;
     notes.push(reason);
@@ -254,6 +255,7 @@ async function verifyDictionary(
   revisions: readonly Revision[],
   context: SignedDataContext,
   id: string,
+  dss: DocumentSecurityStore | undefined,
 ): Promise<PdfSignature> {
   const isTimestamp = dictionary.type === 'DocTimeStamp' || dictionary.subFilter === TIMESTAMP_SUB_FILTER;
   const claimed = {
@@ -339,45 +341,19 @@ async function verifyDictionary(
     return { ...bare(failed('FORMAT_FAILURE'), [problem]), ...placed };
   }
   const { signedData } = parsed;
-  const verification = await verifySignedData({ signedData, shownContent: segments, purpose: 'any' }, context);
-  let signature = verification.signatures[0] as SignatureVerification;
+  // With its signature timestamp, if any: the proof of existence (verifySignedDataWithTimestamps).
+  const verification = await verifySignedDataWithTimestamps(
+    { signedData, shownContent: segments, purpose: 'any', ...(dss ? { containerRevocation: dss } : {}) },
+    context,
+  );
+  const signature = verification.signatures[0] as SignatureVerification;
   const notes: string[] = [];
   if (verification.embeddedContentIgnored) {
     notes.push('the signature also carries content of its own; it was ignored: the ByteRange was judged');
-  }
-
-  // A signature timestamp (RFC 3161 Appendix A) over the signature value proves when the signature existed.
-  const signerInfo = signedData.signerInfos[0];
-  const token = signerInfo?.unsignedAttributes?.find((a) => a.type === ID_AA_SIGNATURE_TIME_STAMP_TOKEN)?.values[0];
-  let timestamp: TimestampVerification | undefined;
-  let proofOfExistence: Date | undefined;
-  if (token && signerInfo) {
-    timestamp = await verifyTimestampToken(token.raw, [signerInfo.signature], context);
-    if (timestamp.indication === 'TOTAL_PASSED' && timestamp.time) {
-      proofOfExistence = timestamp.time;
-      notes.push(`a valid signature timestamp proves the signature existed at ${timestamp.time.toISOString()}`);
-      // An expired signer is judged at the proven time instead (EN 319 102-1 §5.6.2.4, simplified: no POE for
-      // revocation data).
-      if (signature.subIndication === 'OUT_OF_BOUNDS_NO_POE') {
-        const atPoe = await verifySignedData(
-          { signedData, shownContent: segments, purpose: 'any' },
-          { ...context, time: timestamp.time, chainCache: new Map() },
-        );
-        const then = atPoe.signatures[0];
-        if (then && then.indication === 'TOTAL_PASSED') {
-          signature = then;
-          notes.push('the certificate has expired since; it was valid at the time the timestamp proves');
-        }
-      }
-    } else {
-      notes.push(`the signature timestamp is not valid (${timestamp.indication}): it proves nothing`);
-    }
   }
   return {
     ...signature,
     reasons: [...signature.reasons, ...notes, ...afterNote],
     ...placed,
-    ...(timestamp ? { timestamp } : {}),
-    ...(proofOfExistence ? { proofOfExistence } : {}),
   };
 }

@@ -16,11 +16,13 @@ import {
   SIGNATURE_ALGORITHMS,
 } from './algorithms.ts';
 import { type CertificateFacts, certificateFacts, identifies } from './certificate-facts.ts';
+import { embeddedRevocationOf } from './embedded-revocation.ts';
 import { failed, indeterminate, type Judgement } from './indication.ts';
 import type { QualifiedStatus, QualifiedStatusSource } from './qualified-status.ts';
 import { type Sentence, sentenceFor } from './sentences.ts';
 import type { ParsedSignedData, ParsedSignerInfo, SignedAttribute } from './signed-data.ts';
 import { type ChainCache, type ChainOptions, type ChainReport, validateSignerChain } from './signer-chain.ts';
+import type { TimestampVerification } from './timestamp-token.ts';
 
 const ID_CONTENT_TYPE = '1.2.840.113549.1.9.3';
 const ID_MESSAGE_DIGEST = '1.2.840.113549.1.9.4';
@@ -71,6 +73,10 @@ export interface SignatureVerification {
   /** Only for TOTAL_PASSED. */
   level?: SignatureLevel;
   levelReason?: string;
+  /** The signature timestamp (RFC 3161 Appendix A) when the SignerInfo carries one; a document timestamp's token. */
+  timestamp?: TimestampVerification;
+  /** The time a valid timestamp proves the signature existed at. */
+  proofOfExistence?: Date;
 }
 
 export interface SignedDataContext {
@@ -86,6 +92,8 @@ export interface VerifySignedDataInput {
   /** The content as shown to the reader (detached signature); when given, any eContent is ignored. */
   shownContent?: readonly Uint8Array[];
   purpose: CertificatePurpose;
+  /** Revocation data the container holds for its signatures (a PDF's /DSS), used like the signature's own. */
+  containerRevocation?: { crls: readonly Buffer[]; ocspResponses: readonly Buffer[] };
 }
 
 /** What a verification looked at besides its signers: which content was judged. */
@@ -127,7 +135,14 @@ export async function verifySignedData(
     signatures.push(
       await verifySignerInfo(
         signerInfo,
-        { signedData, content, digestOf, certificates, purpose: input.purpose },
+        {
+          signedData,
+          content,
+          digestOf,
+          certificates,
+          purpose: input.purpose,
+          ...(input.containerRevocation ? { containerRevocation: input.containerRevocation } : {}),
+        },
         context,
       ),
     );
@@ -141,6 +156,7 @@ export async function verifySignedData(
 
 interface SignerInfoInput {
   signedData: ParsedSignedData;
+  containerRevocation?: VerifySignedDataInput['containerRevocation'];
   content: readonly Uint8Array[] | undefined;
   digestOf: (hash: string) => Buffer;
   certificates: CertificateFacts[];
@@ -274,7 +290,11 @@ async function verifySignerInfo(
   }
   if (keyProblem) weak.push(`the signer’s key is too weak: ${keyProblem}`);
 
-  // The certificate path, at validation time.
+  // The certificate path, at validation time, with the revocation data the signature carries tried first.
+  const embedded = embeddedRevocationOf(input.signedData, signerInfo, input.containerRevocation);
+  if (embedded.skipped > 0) {
+    reasons.push(`${embedded.skipped} embedded CRLs/OCSP responses beyond the limit were not used`);
+  }
   const { report: chain, path } = await validateSignerChain(
     signer,
     input.certificates,
@@ -282,6 +302,7 @@ async function verifySignerInfo(
     context.time,
     context.chain,
     context.chainCache,
+    embedded,
   );
   result.chain = chain;
   if (chain.reason) reasons.push(chain.reason);

@@ -19,6 +19,8 @@ export interface SignedDataParts {
   digestAlgorithms: Buffer;
   encapContentInfo: Buffer;
   certificates: Buffer[];
+  /** The crls field's RevocationInfoChoices, each as DER. */
+  revocationInfo?: Buffer[];
   signerInfos: Buffer[];
 }
 
@@ -29,7 +31,9 @@ export function splitSignedData(cms: Buffer): SignedDataParts {
   const [version, digestAlgorithms, encap, ...rest] = signedData.children as ber.BerNode[];
   const certificates = rest.find((n) => ber.isContext(n, 0))?.children.map((c) => c.raw) ?? [];
   const signerInfos = rest.find((n) => ber.isUniversal(n, ber.UNIVERSAL_SET))?.children.map((c) => c.raw) ?? [];
+  const revocationInfo = rest.find((n) => ber.isContext(n, 1))?.children.map((c) => c.raw) ?? [];
   return {
+    revocationInfo,
     contentTypeOid: (contentInfo.children[0] as ber.BerNode).raw,
     version: (version as ber.BerNode).raw,
     digestAlgorithms: (digestAlgorithms as ber.BerNode).raw,
@@ -47,6 +51,7 @@ export function joinSignedData(parts: SignedDataParts): Buffer {
       parts.digestAlgorithms,
       parts.encapContentInfo,
       ...(parts.certificates.length > 0 ? [tlv(0xa0, Buffer.concat(parts.certificates))] : []),
+      ...((parts.revocationInfo?.length ?? 0) > 0 ? [tlv(0xa1, Buffer.concat(parts.revocationInfo ?? []))] : []),
       tlv(0x31, Buffer.concat(parts.signerInfos)),
     ]),
   );
@@ -109,4 +114,36 @@ export function addUnsignedAttribute(cms: Buffer, typeOid: Buffer, value: Buffer
       )
     : tlv(0x30, Buffer.concat([...fields, tlv(0xa1, attribute)]));
   return joinSignedData({ ...parts, signerInfos: [signerInfo, ...parts.signerInfos.slice(1)] });
+}
+
+/** DER of the OID id-ri-ocsp-response (1.3.6.1.5.5.7.16.2, RFC 5940). */
+const ID_RI_OCSP_RESPONSE = Buffer.from('06082b06010505071002', 'hex');
+
+/** A copy of `cms` with CRLs and OCSP responses (RFC 5940 other revocation info) added to its crls field. */
+export function addRevocationInfo(cms: Buffer, data: { crls?: Buffer[]; ocspResponses?: Buffer[] }): Buffer {
+  const parts = splitSignedData(cms);
+  const others = (data.ocspResponses ?? []).map((der) => tlv(0xa1, Buffer.concat([ID_RI_OCSP_RESPONSE, der])));
+  return joinSignedData({
+    ...parts,
+    revocationInfo: [...(parts.revocationInfo ?? []), ...(data.crls ?? []), ...others],
+  });
+}
+
+/** DER of the OID id-aa-ets-revocationValues (1.2.840.113549.1.9.16.2.24). */
+export const REVOCATION_VALUES_OID = Buffer.from('060b2a864886f70d0109100218', 'hex');
+
+/** CAdES RevocationValues (EXPLICIT tags, ETSI TS 101 733): crlVals, ocspVals (BasicOCSPResponse of each response). */
+export function revocationValues(crls: Buffer[], ocspResponses: Buffer[]): Buffer {
+  const basic = ocspResponses.map((der) => {
+    const response = ber.readBer(der);
+    const responseBytes = response.children[1]?.children[0] as ber.BerNode;
+    return ber.octetsOf(responseBytes.children[1] as ber.BerNode, 'BasicOCSPResponse');
+  });
+  return tlv(
+    0x30,
+    Buffer.concat([
+      ...(crls.length > 0 ? [tlv(0xa0, tlv(0x30, Buffer.concat(crls)))] : []),
+      ...(basic.length > 0 ? [tlv(0xa1, tlv(0x30, Buffer.concat(basic)))] : []),
+    ]),
+  );
 }

@@ -316,8 +316,8 @@ export class TestPki {
     ]);
   }
 
-  /** The issuer's current CRL, DER. */
-  async crl(issuer: Authority): Promise<Buffer> {
+  /** The issuer's current CRL, DER; `dates` (YYYYMMDDHHMMSSZ) set thisUpdate and nextUpdate (a stale one). */
+  async crl(issuer: Authority, dates?: { lastUpdate: string; nextUpdate: string }): Promise<Buffer> {
     const config = await this.caConfig(issuer.dir);
     const pem = join(this.dir, `${issuer.name}.crl.pem`);
     await this.openssl([
@@ -329,10 +329,46 @@ export class TestPki {
       '-keyfile',
       issuer.keyPath,
       '-gencrl',
+      ...(dates ? ['-crl_lastupdate', dates.lastUpdate, '-crl_nextupdate', dates.nextUpdate] : []),
       '-out',
       pem,
     ]);
     return this.openssl(['crl', '-in', pem, '-outform', 'DER']);
+  }
+
+  /** An OCSP response (DER OCSPResponse) for `certificate` from `issuer`'s database, signed by the issuer itself. */
+  async ocspResponse(issuer: Authority, certificate: { certificatePath: string }): Promise<Buffer> {
+    const id = Math.random().toString(36).slice(2);
+    const request = join(this.dir, `ocsp-${id}.req`);
+    const response = join(this.dir, `ocsp-${id}.resp`);
+    await this.openssl([
+      'ocsp',
+      '-issuer',
+      issuer.certificatePath,
+      '-cert',
+      certificate.certificatePath,
+      '-no_nonce',
+      '-reqout',
+      request,
+    ]);
+    await this.openssl([
+      'ocsp',
+      '-index',
+      join(issuer.dir, 'index.txt'),
+      '-rsigner',
+      issuer.certificatePath,
+      '-rkey',
+      issuer.keyPath,
+      '-CA',
+      issuer.certificatePath,
+      '-reqin',
+      request,
+      '-respout',
+      response,
+      '-ndays',
+      '1',
+    ]);
+    return readFile(response);
   }
 
   /**

@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { deflateSync } from 'node:zlib';
 import { plainAddPlaceholder } from '@signpdf/placeholder-plain';
 import { P12Signer } from '@signpdf/signer-p12';
 import { SignPdf } from '@signpdf/signpdf';
@@ -75,6 +76,34 @@ export class PdfWriter {
     chunks.push(Buffer.from(xref, 'latin1'));
     this.bytes = Buffer.concat(chunks);
     this.lastXref = xrefAt;
+  }
+
+  /**
+   * An incremental update adding a document security store (ETSI EN 319 142-1 §5.4.2: /DSS in the catalog with
+   * /CRLs and /OCSPs arrays of streams), as a PAdES-LT writer appends it after signing. `compress`: FlateDecode.
+   */
+  addDss(data: { crls?: Buffer[]; ocspResponses?: Buffer[] }, compress = false): void {
+    const objects = new Map<number, string | Buffer>();
+    const streamObject = (der: Buffer): number => {
+      const number = this.nextObject++;
+      const body = compress ? deflateSync(der) : der;
+      objects.set(
+        number,
+        Buffer.concat([
+          Buffer.from(`<< /Length ${body.length}${compress ? ' /Filter /FlateDecode' : ''} >>\nstream\n`, 'latin1'),
+          body,
+          Buffer.from('\nendstream', 'latin1'),
+        ]),
+      );
+      return number;
+    };
+    const crls = (data.crls ?? []).map(streamObject);
+    const ocsps = (data.ocspResponses ?? []).map(streamObject);
+    const dss = this.nextObject++;
+    const refs = (numbers: number[]) => numbers.map((n) => `${n} 0 R`).join(' ');
+    objects.set(dss, `<< /CRLs [${refs(crls)}] /OCSPs [${refs(ocsps)}] >>`);
+    objects.set(1, this.catalog().replace(/ >>$/, ` /DSS ${dss} 0 R >>`));
+    this.append(objects);
   }
 
   /** An incremental update that changes the page text (what an attacker appends after signing). */

@@ -235,6 +235,33 @@ describe('verifyPdf', () => {
     assert.deepEqual((await secondOpinion(stamped.bytes)).validations, ['Signature is Valid.']);
   });
 
+  it('uses the CRLs of a /DSS appended after signing (PAdES-LT) for the path, with no network', async () => {
+    const required = { ...options(), revocation: 'require' as const };
+    const pdf = new PdfWriter('Langzeitvalidierung');
+    await pdf.sign(cades(alice));
+    const without = await verifyPdf(pdf.bytes, required);
+    assert.equal(without.overall.indication, 'INDETERMINATE');
+    pdf.addDss({ crls: [await pki.crl(ca), await pki.crl(root)] }, true);
+    const result = await verifyPdf(pdf.bytes, required);
+    const [signature] = result.signatures;
+    assert.equal(signature?.indication, 'TOTAL_PASSED', signature?.reasons.join('; '));
+    assert.deepEqual(
+      signature?.chain?.certificates.map((c) => c.revocationData?.source),
+      ['embedded', 'embedded', undefined],
+    );
+    // The DSS revision is not signed: the document reads as changed after signing (no DocMDP evaluation).
+    assert.equal(result.document.coverage, 'partial');
+
+    const revokedSigner = await pki.signer(ca, 'pdf-revoked');
+    await pki.revoke(ca, revokedSigner);
+    const revoked = new PdfWriter('Gesperrt');
+    await revoked.sign(cades(revokedSigner));
+    revoked.addDss({ crls: [await pki.crl(ca), await pki.crl(root)] });
+    const refused = await verifyPdf(revoked.bytes, required);
+    assert.equal(refused.overall.indication, 'TOTAL_FAILED');
+    assert.equal(refused.overall.subIndication, 'REVOKED');
+  });
+
   describe('malformed PDFs are TOTAL_FAILED FORMAT_FAILURE, never a crash', () => {
     const signedPdf = async () => {
       const pdf = new PdfWriter('Form');

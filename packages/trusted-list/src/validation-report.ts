@@ -19,34 +19,43 @@ const MAIN_INDICATION_URI: Record<MainIndication, string> = {
   TOTAL_FAILED: 'urn:etsi:019102:mainindication:total-failed',
 };
 
-/** The sub-indications of ETSI EN 319 102-1 §5.1.3, and which main indication each belongs to. */
-export const SUB_INDICATIONS: Record<string, Exclude<MainIndication, 'TOTAL_PASSED'>> = {
-  FORMAT_FAILURE: 'TOTAL_FAILED',
-  HASH_FAILURE: 'TOTAL_FAILED',
-  SIG_CRYPTO_FAILURE: 'TOTAL_FAILED',
-  REVOKED: 'TOTAL_FAILED',
-  EXPIRED: 'TOTAL_FAILED',
-  NOT_YET_VALID: 'TOTAL_FAILED',
-  SIG_CONSTRAINTS_FAILURE: 'INDETERMINATE',
-  CHAIN_CONSTRAINTS_FAILURE: 'INDETERMINATE',
-  CERTIFICATE_CHAIN_GENERAL_FAILURE: 'INDETERMINATE',
-  CRYPTO_CONSTRAINTS_FAILURE: 'INDETERMINATE',
-  POLICY_PROCESSING_ERROR: 'INDETERMINATE',
-  SIGNATURE_POLICY_NOT_AVAILABLE: 'INDETERMINATE',
-  TIMESTAMP_ORDER_FAILURE: 'INDETERMINATE',
-  NO_SIGNING_CERTIFICATE_FOUND: 'INDETERMINATE',
-  NO_CERTIFICATE_CHAIN_FOUND: 'INDETERMINATE',
-  REVOKED_NO_POE: 'INDETERMINATE',
-  REVOKED_CA_NO_POE: 'INDETERMINATE',
-  OUT_OF_BOUNDS_NO_POE: 'INDETERMINATE',
-  OUT_OF_BOUNDS_NOT_REVOKED: 'INDETERMINATE',
-  REVOCATION_OUT_OF_BOUNDS_NO_POE: 'INDETERMINATE',
-  CRYPTO_CONSTRAINTS_FAILURE_NO_POE: 'INDETERMINATE',
-  NO_POE: 'INDETERMINATE',
-  TRY_LATER: 'INDETERMINATE',
-  SIGNED_DATA_NOT_FOUND: 'INDETERMINATE',
-  CUSTOM: 'INDETERMINATE',
+/**
+ * The sub-indications of ETSI EN 319 102-1 §5.1.3 (Table 5), and the main indications each belongs to:
+ * NOT_YET_VALID is both TOTAL_FAILED (the signing time is proven before the certificate) and INDETERMINATE (the
+ * certificate is not yet valid at the validation time, nothing proves more).
+ */
+export const SUB_INDICATIONS: Readonly<Record<string, readonly Exclude<MainIndication, 'TOTAL_PASSED'>[]>> = {
+  FORMAT_FAILURE: ['TOTAL_FAILED'],
+  HASH_FAILURE: ['TOTAL_FAILED'],
+  SIG_CRYPTO_FAILURE: ['TOTAL_FAILED'],
+  REVOKED: ['TOTAL_FAILED'],
+  EXPIRED: ['TOTAL_FAILED'],
+  NOT_YET_VALID: ['TOTAL_FAILED', 'INDETERMINATE'],
+  SIG_CONSTRAINTS_FAILURE: ['INDETERMINATE'],
+  CHAIN_CONSTRAINTS_FAILURE: ['INDETERMINATE'],
+  CERTIFICATE_CHAIN_GENERAL_FAILURE: ['INDETERMINATE'],
+  CRYPTO_CONSTRAINTS_FAILURE: ['INDETERMINATE'],
+  POLICY_PROCESSING_ERROR: ['INDETERMINATE'],
+  SIGNATURE_POLICY_NOT_AVAILABLE: ['INDETERMINATE'],
+  TIMESTAMP_ORDER_FAILURE: ['INDETERMINATE'],
+  NO_SIGNING_CERTIFICATE_FOUND: ['INDETERMINATE'],
+  NO_CERTIFICATE_CHAIN_FOUND: ['INDETERMINATE'],
+  REVOKED_NO_POE: ['INDETERMINATE'],
+  REVOKED_CA_NO_POE: ['INDETERMINATE'],
+  OUT_OF_BOUNDS_NO_POE: ['INDETERMINATE'],
+  OUT_OF_BOUNDS_NOT_REVOKED: ['INDETERMINATE'],
+  REVOCATION_OUT_OF_BOUNDS_NO_POE: ['INDETERMINATE'],
+  CRYPTO_CONSTRAINTS_FAILURE_NO_POE: ['INDETERMINATE'],
+  NO_POE: ['INDETERMINATE'],
+  TRY_LATER: ['INDETERMINATE'],
+  SIGNED_DATA_NOT_FOUND: ['INDETERMINATE'],
+  CUSTOM: ['INDETERMINATE'],
 };
+
+/** Whether the report may state `subIndication` under `indication`. */
+export function subIndicationBelongsTo(subIndication: string, indication: MainIndication): boolean {
+  return indication !== 'TOTAL_PASSED' && (SUB_INDICATIONS[subIndication]?.includes(indication) ?? false);
+}
 
 export interface ReportCertificate {
   /** DER, embedded as base64 in the report's validation objects when given. */
@@ -183,8 +192,7 @@ function checkIndication(sig: ReportSignature): void {
     return;
   }
   if (sig.subIndication === undefined) return;
-  const belongs = SUB_INDICATIONS[sig.subIndication];
-  if (belongs !== sig.indication) {
+  if (!subIndicationBelongsTo(sig.subIndication, sig.indication)) {
     // Indeterminate is never shown as failed and failed never as passed: a mismatch is a verifier bug.
     throw new Error(`sub-indication ${sig.subIndication} does not belong to ${sig.indication}`);
   }

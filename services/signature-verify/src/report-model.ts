@@ -1,12 +1,12 @@
 // The verifier's result in the shape of the ETSI TS 119 102-2 report model (@smgw/trusted-list), which both the XML
 // and the PDF report are written from: one place decides what each signature is reported as.
-import type { ReportedSignature, VerificationResult } from '@smgw/signature-verify';
+import type { ChainCertificate, ReportedSignature, VerificationResult } from '@smgw/signature-verify';
 import {
   type LoadedTrustedList,
   type ReportCertificate,
   type ReportInput,
   type ReportSignature,
-  SUB_INDICATIONS,
+  subIndicationBelongsTo,
 } from '@smgw/trusted-list';
 
 export const VALIDATOR_NAME = 'SecureMail Gateway signature verification';
@@ -14,6 +14,7 @@ export const VALIDATOR_NAME = 'SecureMail Gateway signature verification';
 const REVOCATION: Record<string, { status: ReportCertificate['revocation']['status']; source?: string }> = {
   'good-ocsp': { status: 'good', source: 'OCSP' },
   'good-crl': { status: 'good', source: 'CRL' },
+  revoked: { status: 'revoked' },
   unknown: { status: 'unknown' },
   'not-checked': { status: 'notChecked' },
   'trust-anchor': { status: 'notApplicable' },
@@ -27,13 +28,24 @@ function level(sig: ReportedSignature): ReportSignature['level'] {
 }
 
 /**
- * The sub-indication as the report schema knows it. EN 319 102-1 has NOT_YET_VALID under both TOTAL_FAILED and
- * INDETERMINATE; the report model keeps one main indication per sub-indication, so one it does not place under
- * this main indication is left out of the XML element (the main indication stays, the sentence names it).
+ * The sub-indication as the report states it. Every one the verifier gives is in the report's table under its main
+ * indication (report.test.ts checks them all); one that were not would be left out rather than make the builder
+ * refuse the whole report (the main indication stays, the sentence names it).
  */
 function reportSubIndication(sig: ReportedSignature): string | undefined {
   if (sig.indication === 'TOTAL_PASSED' || !sig.subIndication) return undefined;
-  return SUB_INDICATIONS[sig.subIndication] === sig.indication ? sig.subIndication : undefined;
+  return subIndicationBelongsTo(sig.subIndication, sig.indication) ? sig.subIndication : undefined;
+}
+
+/** Status, and the source named as "embedded CRL" / "fetched OCSP" with the time the data speaks for. */
+function revocationOf(c: ChainCertificate): ReportCertificate['revocation'] {
+  const base = REVOCATION[c.revocation] ?? { status: 'unknown' as const };
+  if (!c.revocationData) return base;
+  return {
+    ...base,
+    source: `${c.revocationData.source} ${c.revocationData.kind.toUpperCase()}`,
+    time: c.revocationData.time,
+  };
 }
 
 function chainOf(sig: ReportedSignature, signingTime: Date): ReportCertificate[] {
@@ -48,12 +60,13 @@ function chainOf(sig: ReportedSignature, signingTime: Date): ReportCertificate[]
     ...(index === 0 && sig.qualification
       ? { qualified: sig.qualification.status === 'qualified' || sig.qualification.status === 'qualified-qscd' }
       : {}),
-    revocation: REVOCATION[c.revocation] ?? { status: 'unknown' },
+    revocation: revocationOf(c),
   }));
 }
 
 export function reportSignature(sig: ReportedSignature, result: VerificationResult): ReportSignature {
-  const signingTime = sig.claimedSigningTime ?? result.validationTime;
+  // A proven time beats a claimed one for "valid at signing time".
+  const signingTime = sig.proofOfExistence ?? sig.claimedSigningTime ?? result.validationTime;
   const sub = reportSubIndication(sig);
   const algorithms = [sig.algorithms.digest, sig.algorithms.signature]
     .filter((a) => a !== undefined)
@@ -71,6 +84,7 @@ export function reportSignature(sig: ReportedSignature, result: VerificationResu
     format: sig.format,
     level: level(sig),
     ...(sig.claimedSigningTime ? { claimedSigningTime: sig.claimedSigningTime } : {}),
+    ...(sig.proofOfExistence ? { timestampTime: sig.proofOfExistence } : {}),
     covers: {
       description: sig.covers ? `${sig.covers.description} (${sig.covers.path})` : 'nothing found to cover',
       partial: uncovered,

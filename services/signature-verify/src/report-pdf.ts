@@ -3,7 +3,7 @@
 // TOTAL_FAILED, each also named in words). Every value taken from the message (signer names, addresses, part
 // names, reasons) is shown only as quoted text with anything unusual escaped (`quoted`), never as layout: nothing
 // in a message can draw on the page.
-import type { Indication, ReportedSignature, VerificationResult } from '@smgw/signature-verify';
+import type { ChainRevocationData, Indication, ReportedSignature, VerificationResult } from '@smgw/signature-verify';
 import { PDFDocument, type PDFFont, type PDFPage, rgb, StandardFonts } from 'pdf-lib';
 
 export interface PdfReportMeta {
@@ -69,6 +69,7 @@ const LEVEL_TEXT: Record<string, { de: string; en: string }> = {
 const REVOCATION_TEXT: Record<string, string> = {
   'good-ocsp': 'nicht gesperrt (OCSP) / not revoked (OCSP)',
   'good-crl': 'nicht gesperrt (CRL) / not revoked (CRL)',
+  revoked: 'GESPERRT / REVOKED',
   unknown: 'unbekannt / unknown',
   'not-checked': 'nicht geprüft / not checked',
   'trust-anchor': 'Vertrauensanker, keine Sperrprüfung / trust anchor, not checked',
@@ -197,7 +198,7 @@ function signatureSection(w: Writer, sig: ReportedSignature): void {
     'Behauptete Signaturzeit / Claimed signing time',
     `${time(sig.claimedSigningTime)} (vom Unterzeichner angegeben, nicht bewiesen / stated by the signer, not proven)`,
   );
-  w.field('Durch Zeitstempel bewiesene Zeit / Time proven by a timestamp', 'keiner / none');
+  w.field('Durch Zeitstempel bewiesene Zeit / Time proven by a timestamp', provenTime(sig));
   w.field(
     'Umfasst / Covers',
     sig.covers ? `${quoted(sig.covers.description)} (${quoted(sig.covers.path)})` : 'nichts gefunden / nothing found',
@@ -223,6 +224,7 @@ function signatureSection(w: Writer, sig: ReportedSignature): void {
       w.field('Gültig / Valid', `${time(c.notBefore)} – ${time(c.notAfter)}`, 22);
       if (i === 0 && sig.qualification) w.field('Qualifiziert / Qualified', sig.qualification.status, 22);
       w.field('Sperrstatus / Revocation', REVOCATION_TEXT[c.revocation] ?? c.revocation, 22);
+      if (c.revocationData) w.field('Sperrinformation / Revocation data', revocationDataText(c.revocationData), 22);
     });
     if (chain.reason) w.field('Kettenprüfung / Path validation', quoted(`${chain.code ?? ''} ${chain.reason}`), 10);
     for (const p of chain.fetchProblems)
@@ -230,6 +232,27 @@ function signatureSection(w: Writer, sig: ReportedSignature): void {
   }
   for (const r of sig.reasons) w.field('Technischer Grund / Technical reason', quoted(r), 10);
   w.y -= 8;
+}
+
+const REVOCATION_SOURCE_TEXT: Record<ChainRevocationData['source'], string> = {
+  embedded: 'in der Signatur eingebettet / embedded',
+  fetched: 'abgerufen / fetched',
+  configured: 'vom Gateway vorgegeben / configured',
+};
+
+/** "embedded CRL of 2026-…": where the revocation data came from, its kind and the time it speaks for. */
+function revocationDataText(data: ChainRevocationData): string {
+  return `${REVOCATION_SOURCE_TEXT[data.source]} ${data.kind.toUpperCase()}, Stand / as of ${time(data.time)}`;
+}
+
+/** The proof of existence a valid signature timestamp gives, or why there is none. */
+function provenTime(sig: ReportedSignature): string {
+  if (sig.proofOfExistence) {
+    return `${time(sig.proofOfExistence)} (Zeitstempel gültig / valid timestamp${sig.timestamp?.tsa?.signer ? `: ${quoted(sig.timestamp.tsa.signer.subject)}` : ''})`;
+  }
+  if (sig.timestamp)
+    return `keine: der Zeitstempel ist ungültig / none: the timestamp is not valid (${sig.timestamp.indication})`;
+  return 'keiner / none';
 }
 
 /** The PDF report; dates are the validation time, so the same result gives the same bytes. */

@@ -1,12 +1,12 @@
 // The report pieces without a broker: the report message's structure, the PDF against hostile values from a
 // message (a signer name with a bidi override, control characters, markup, quotes, a fake "GREEN"), the XML's
-// indications and the NOT_YET_VALID case the schema model places under one main indication only.
+// indications: every sub-indication the verifier gives, under its main indication (NOT_YET_VALID under both).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import type { ReportedSignature, VerificationResult } from '@smgw/signature-verify';
-import { sentenceFor } from '@smgw/signature-verify';
-import { buildValidationReport } from '@smgw/trusted-list';
+import { FAILED_SUB_INDICATIONS, INDETERMINATE_SUB_INDICATIONS, sentenceFor } from '@smgw/signature-verify';
+import { buildValidationReport, subIndicationBelongsTo } from '@smgw/trusted-list';
 import { buildReportMessage, identityEncoding, withSummaryField } from '../src/report-message.ts';
 import { reportInput } from '../src/report-model.ts';
 import { quoted, renderReportPdf } from '../src/report-pdf.ts';
@@ -138,7 +138,7 @@ describe('the PDF report', () => {
 });
 
 describe('the XML report', () => {
-  it('keeps NOT_YET_VALID under INDETERMINATE without claiming the failed sub-indication', () => {
+  it('states NOT_YET_VALID under INDETERMINATE, never as failed', () => {
     const notYet = signature({
       indication: 'INDETERMINATE',
       subIndication: 'NOT_YET_VALID',
@@ -147,8 +147,27 @@ describe('the XML report', () => {
     });
     const xml = buildValidationReport(reportInput(result([notYet]), []));
     assert.match(xml, /mainindication:indeterminate/);
+    assert.match(xml, /subindication:NOT_YET_VALID/);
     assert.doesNotMatch(xml, /total-failed/);
   });
+
+  const pairs = [
+    ...FAILED_SUB_INDICATIONS.map((sub) => ['TOTAL_FAILED', sub] as const),
+    ...INDETERMINATE_SUB_INDICATIONS.map((sub) => ['INDETERMINATE', sub] as const),
+  ];
+  for (const [indication, sub] of pairs) {
+    it(`states every sub-indication the verifier gives: ${indication} ${sub}`, () => {
+      assert.ok(subIndicationBelongsTo(sub, indication));
+      const sig = signature({
+        indication,
+        subIndication: sub,
+        sentence: sentenceFor(indication, sub),
+        level: undefined,
+      });
+      const xml = buildValidationReport(reportInput(result([sig]), []));
+      assert.match(xml, new RegExp(`subindication:${sub}<`));
+    });
+  }
 });
 
 describe('the report message', () => {

@@ -32,6 +32,7 @@ export type {
   PathValidationInput,
   PathValidationResult,
   PathValidationSuccess,
+  RevocationEvidence,
   RevocationMode,
   TrustAnchorInput,
 } from './types.ts';

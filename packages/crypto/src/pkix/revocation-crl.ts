@@ -137,7 +137,12 @@ function parseUncached(der: Uint8Array, fingerprint: string): ParsedCrl | undefi
   return parsed;
 }
 
-export type CrlVerdict = { status: 'good' | 'revoked' | 'unknown'; reason: string };
+export type CrlVerdict = {
+  status: 'good' | 'revoked' | 'unknown';
+  reason: string;
+  /** The CRL a good or revoked status comes from (for good: the newest complete CRL that covered it). */
+  evidence?: ParsedCrl;
+};
 
 export interface CrlContext {
   time: Date;
@@ -225,10 +230,13 @@ export function checkCrlStatus(
     if (entry?.uninterpretable)
       return { status: 'unknown', reason: 'its CRL entry carries an extension we cannot interpret' };
     if (entry && entry.reason !== REMOVE_FROM_CRL)
-      return { status: 'revoked', reason: 'it is listed on a CRL of its issuer' };
+      return { status: 'revoked', reason: 'it is listed on a CRL of its issuer', evidence: newestDelta ?? base };
     covered |= reasons;
   }
-  if ((covered & ALL_REASONS) === ALL_REASONS) return { status: 'good', reason: 'not listed on the current CRLs' };
+  if ((covered & ALL_REASONS) === ALL_REASONS) {
+    const newest = complete.map(({ crl }) => crl).sort((a, b) => b.thisUpdate.getTime() - a.thisUpdate.getTime())[0];
+    return { status: 'good', reason: 'not listed on the current CRLs', ...(newest ? { evidence: newest } : {}) };
+  }
   if (scoped.length > verified.length)
     return { status: 'unknown', reason: 'no CRL for it carries a valid signature by an authorised CRL signer' };
   return { status: 'unknown', reason: 'no current CRLs covering every revocation reason are at hand' };

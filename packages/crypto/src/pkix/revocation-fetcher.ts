@@ -5,13 +5,15 @@
 // URLs each and a few requests at once: a stranger's certificate cannot make the gateway a port scanner.
 // Never throws: what could not be fetched is reported in `problems`, and validation then fails closed
 // (REVOCATION_UNKNOWN) in `require` mode.
+
+import { createHash } from 'node:crypto';
 import * as pkijs from 'pkijs';
 import { EXT, type ParsedCertificate, parseCertificate } from './certificate.ts';
 import { distributionPointUris } from './distribution-points.ts';
 import { parseCrl } from './revocation-crl.ts';
 import { NOTHING_ALLOWED, type RevocationAllow, requestRevocationData } from './revocation-http.ts';
 import { parseOcspResponse } from './revocation-ocsp.ts';
-import type { PathValidationInput, PathValidationResult } from './types.ts';
+import type { PathValidationInput, PathValidationResult, RevocationEvidence } from './types.ts';
 import { validateCertificatePath } from './validate-certificate-path.ts';
 
 const OCSP_ACCESS_METHOD = '1.3.6.1.5.5.7.48.1';
@@ -216,11 +218,19 @@ function createSlots(limit: number) {
   };
 }
 
+/** Whether a result needs no fetching: every certificate's status is known, or it is refused for another reason. */
+function settledWithoutNetwork(result: PathValidationResult): boolean {
+  if (!result.ok) return result.code !== 'REVOCATION_UNKNOWN';
+  return result.revocation.every((status) => status === 'good-crl' || status === 'good-ocsp');
+}
+
 /**
  * validateCertificatePath with revocation information fetched for its path (added to any given). The path is
  * validated without revocation first, with no network at all: only when it reaches one of our trust anchors is
  * anything fetched, and then only for the certificates of that path, never for the rest of what a sender put in
- * the message. A success's `path` is that path (end entity first, anchor last): store it, not the bag.
+ * the message. The CRLs and OCSP responses given (at hand, or embedded in a signature; checked like fetched ones:
+ * signature, issuer, freshness at `input.time`) are tried first: when they settle every certificate, nothing is
+ * fetched. A success's `path` is that path (end entity first, anchor last): store it, not the bag.
  */
 export async function validateCertificatePathFetchingRevocation(
   input: PathValidationInput,
@@ -228,6 +238,10 @@ export async function validateCertificatePathFetchingRevocation(
 ): Promise<PathValidationResult & { fetchProblems: string[] }> {
   const structural = validateCertificatePath({ ...input, revocation: 'off' });
   if (!structural.ok || input.revocation === 'off') return { ...structural, fetchProblems: [] };
+  if ((input.crls?.length ?? 0) + (input.ocspResponses?.length ?? 0) > 0) {
+    const withGiven = validateCertificatePath(input);
+    if (settledWithoutNetwork(withGiven)) return { ...withGiven, fetchProblems: [] };
+  }
   const intermediates = structural.path.slice(1, -1);
   const anchor = structural.path[structural.path.length - 1] as Uint8Array;
   const fetched = await fetcher.fetchFor(input.endEntity, intermediates, [anchor]);
@@ -240,5 +254,26 @@ export async function validateCertificatePathFetchingRevocation(
   if (!result.ok && result.code === 'REVOCATION_UNKNOWN' && fetched.problems.length > 0) {
     return { ...result, reason: `${result.reason} (${fetched.problems.join('; ')})`, fetchProblems: fetched.problems };
   }
-  return { ...result, fetchProblems: fetched.problems };
+  // Which of the answers were fetched here (the same bytes given as well count as given).
+  const given = new Set([...(input.crls ?? []), ...(input.ocspResponses ?? [])].map(sha256Of));
+  const originOf = (evidence: RevocationEvidence): RevocationEvidence =>
+    given.has(evidence.sha256) ? evidence : { ...evidence, origin: 'fetched' };
+  if (result.ok) {
+    return {
+      ...result,
+      ...(result.revocationEvidence
+        ? { revocationEvidence: result.revocationEvidence.map((e) => (e ? originOf(e) : undefined)) }
+        : {}),
+      fetchProblems: fetched.problems,
+    };
+  }
+  return {
+    ...result,
+    ...(result.revocationEvidence ? { revocationEvidence: originOf(result.revocationEvidence) } : {}),
+    fetchProblems: fetched.problems,
+  };
+}
+
+function sha256Of(der: Uint8Array): string {
+  return createHash('sha256').update(der).digest('hex');
 }

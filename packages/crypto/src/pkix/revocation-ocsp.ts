@@ -24,6 +24,8 @@ const HASH_BY_OID: Record<string, string> = {
 
 export interface ParsedOcspResponse {
   basic: pkijs.BasicOCSPResponse;
+  /** SHA-256 of the OCSPResponse DER. */
+  sha256: string;
 }
 
 export function parseOcspResponse(der: Uint8Array): ParsedOcspResponse | undefined {
@@ -31,7 +33,10 @@ export function parseOcspResponse(der: Uint8Array): ParsedOcspResponse | undefin
     const response = pkijs.OCSPResponse.fromBER(der);
     if (response.responseStatus.valueBlock.valueDec !== 0 || !response.responseBytes) return undefined;
     if (response.responseBytes.responseType !== BASIC_OCSP_RESPONSE) return undefined;
-    return { basic: pkijs.BasicOCSPResponse.fromBER(response.responseBytes.response.valueBlock.valueHexView) };
+    return {
+      basic: pkijs.BasicOCSPResponse.fromBER(response.responseBytes.response.valueBlock.valueHexView),
+      sha256: createHash('sha256').update(der).digest('hex'),
+    };
   } catch {
     return undefined;
   }
@@ -96,7 +101,12 @@ function authorisedResponder(
   }
 }
 
-export type OcspVerdict = { status: 'good' | 'revoked' | 'unknown'; reason: string };
+export type OcspVerdict = {
+  status: 'good' | 'revoked' | 'unknown';
+  reason: string;
+  /** The response a good or revoked status comes from. */
+  evidence?: { sha256: string; thisUpdate: Date; nextUpdate?: Date };
+};
 
 /** Status of `certificate` from the first current, properly signed response that covers it. */
 export function checkOcspStatus(
@@ -107,7 +117,7 @@ export function checkOcspStatus(
   policy: AlgorithmPolicy,
 ): OcspVerdict {
   let reason = 'no OCSP response covers it';
-  for (const { basic } of responses) {
+  for (const { basic, sha256 } of responses) {
     const singles = basic.tbsResponseData.responses.filter((single) => matchesCertificate(single, certificate, issuer));
     if (singles.length === 0) continue;
     // Signed by the issuer (CA-signed) or by a delegated responder the issuer authorised (RFC 6960 §4.2.2.2).
@@ -131,8 +141,13 @@ export function checkOcspStatus(
         continue;
       }
       const tag = (single.certStatus as { idBlock: { tagNumber: number } }).idBlock.tagNumber;
-      if (tag === 1) return { status: 'revoked', reason: 'the OCSP responder reports it revoked' };
-      if (tag === 0) return { status: 'good', reason: 'the OCSP responder reports it good' };
+      const evidence = {
+        sha256,
+        thisUpdate: single.thisUpdate,
+        ...(single.nextUpdate ? { nextUpdate: single.nextUpdate } : {}),
+      };
+      if (tag === 1) return { status: 'revoked', reason: 'the OCSP responder reports it revoked', evidence };
+      if (tag === 0) return { status: 'good', reason: 'the OCSP responder reports it good', evidence };
       reason = 'the OCSP responder does not know it';
     }
   }

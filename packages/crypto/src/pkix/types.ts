@@ -85,6 +85,18 @@ export interface PathValidationInput {
   algorithmPolicy?: Partial<AlgorithmPolicy>;
 }
 
+/** The CRL or OCSP response a certificate's revocation status was taken from. */
+export interface RevocationEvidence {
+  kind: 'crl' | 'ocsp';
+  /** SHA-256 of the DER given (the CRL, or the whole OCSPResponse), so a caller can tell where it came from. */
+  sha256: string;
+  /** CRL thisUpdate, or the OCSP SingleResponse's thisUpdate: the time the status is from. */
+  thisUpdate: Date;
+  nextUpdate?: Date;
+  /** `given` in the input (at hand, embedded in a signature); `fetched` by validateCertificatePathFetchingRevocation. */
+  origin: 'given' | 'fetched';
+}
+
 export interface ValidPolicy {
   policy: string;
 }
@@ -97,6 +109,8 @@ export interface PathValidationSuccess {
   policies: string[];
   /** How revocation of each non-anchor certificate was established, end entity first. */
   revocation: Array<'good-crl' | 'good-ocsp' | 'unknown' | 'not-checked'>;
+  /** Beside `revocation`: the CRL or OCSP response each good status rests on. */
+  revocationEvidence?: Array<RevocationEvidence | undefined>;
 }
 
 export interface PathValidationFailure {
@@ -105,6 +119,8 @@ export interface PathValidationFailure {
   reason: string;
   /** 0 = end entity, counting towards the anchor, when the failure belongs to one certificate. */
   certificateIndex?: number;
+  /** For REVOKED: the CRL or OCSP response that says so. */
+  revocationEvidence?: RevocationEvidence;
 }
 
 export type PathValidationResult = PathValidationSuccess | PathValidationFailure;

@@ -13,6 +13,7 @@ import type {
   PathValidationInput,
   PathValidationResult,
   PathValidationSuccess,
+  RevocationEvidence,
 } from './types.ts';
 
 const DEFAULT_ALGORITHM_POLICY: AlgorithmPolicy = { minRsaBits: 2048, allowSha1: false };
@@ -162,13 +163,27 @@ function crlSignatureValid(
   return valid;
 }
 
-function checkRevocation(
-  context: Context,
-  candidate: CandidatePath,
-): PathValidationSuccess['revocation'] | PathValidationFailure {
+function crlEvidence(crl: ParsedCrl | undefined): RevocationEvidence | undefined {
+  if (!crl) return undefined;
+  return {
+    kind: 'crl',
+    sha256: crl.fingerprint,
+    thisUpdate: crl.thisUpdate,
+    ...(crl.nextUpdate ? { nextUpdate: crl.nextUpdate } : {}),
+    origin: 'given',
+  };
+}
+
+interface RevocationStatuses {
+  statuses: PathValidationSuccess['revocation'];
+  evidence: Array<RevocationEvidence | undefined>;
+}
+
+function checkRevocation(context: Context, candidate: CandidatePath): RevocationStatuses | PathValidationFailure {
   const mode = context.input.revocation ?? 'require';
   const chain = [...candidate.certificates, candidate.anchor.certificate];
   const statuses: PathValidationSuccess['revocation'] = [];
+  const evidence: Array<RevocationEvidence | undefined> = [];
   // DSA keys without parameters inherit them from above (RFC 3279 §2.3.2); CRLs signed with them need that too.
   const inherited: Array<asn1js.AsnType | undefined> = [];
   for (let index = chain.length - 1; index >= 0; index--) {
@@ -182,6 +197,7 @@ function checkRevocation(
     const issuer = chain[index + 1] as ParsedCertificate;
     if (mode === 'off') {
       statuses.push('not-checked');
+      evidence.push(undefined);
       continue;
     }
     const ocsp = checkOcspStatus(
@@ -191,20 +207,34 @@ function checkRevocation(
       context.input.time,
       context.algorithmPolicy,
     );
-    if (ocsp.status === 'revoked')
-      return failure('REVOKED', `Certificate ${index} of the path is revoked (OCSP).`, index);
+    const ocspEvidence: RevocationEvidence | undefined = ocsp.evidence
+      ? { kind: 'ocsp', ...ocsp.evidence, origin: 'given' }
+      : undefined;
+    if (ocsp.status === 'revoked') {
+      return {
+        ...failure('REVOKED', `Certificate ${index} of the path is revoked (OCSP).`, index),
+        ...(ocspEvidence ? { revocationEvidence: ocspEvidence } : {}),
+      };
+    }
     if (ocsp.status === 'good') {
       statuses.push('good-ocsp');
+      evidence.push(ocspEvidence);
       continue;
     }
     const crl = checkCrlStatus(certificate, issuer, context.crls, {
       time: context.input.time,
       crlSignatureValid: (c, i) => crlSignatureValid(context, c, i, i === issuer ? inherited[index + 1] : undefined),
     });
-    if (crl.status === 'revoked')
-      return failure('REVOKED', `Certificate ${index} of the path is revoked: ${crl.reason}.`, index);
+    if (crl.status === 'revoked') {
+      const revokedBy = crlEvidence(crl.evidence);
+      return {
+        ...failure('REVOKED', `Certificate ${index} of the path is revoked: ${crl.reason}.`, index),
+        ...(revokedBy ? { revocationEvidence: revokedBy } : {}),
+      };
+    }
     if (crl.status === 'good') {
       statuses.push('good-crl');
+      evidence.push(crlEvidence(crl.evidence));
       continue;
     }
     if (mode === 'require') {
@@ -215,8 +245,9 @@ function checkRevocation(
       );
     }
     statuses.push('unknown');
+    evidence.push(undefined);
   }
-  return statuses;
+  return { statuses, evidence };
 }
 
 function validateWithContext(
@@ -265,14 +296,16 @@ function validateCandidate(
   } else {
     const leafProblem = checkLeaf(endEntity, input);
     const revocation = leafProblem ?? checkRevocation({ ...context, input }, candidate);
-    outcome = Array.isArray(revocation)
-      ? {
-          ok: true,
-          path: [...candidate.certificates, candidate.anchor.certificate].map((c) => c.der),
-          policies: processed.policies,
-          revocation,
-        }
-      : (revocation as PathValidationFailure);
+    outcome =
+      'statuses' in revocation
+        ? {
+            ok: true,
+            path: [...candidate.certificates, candidate.anchor.certificate].map((c) => c.der),
+            policies: processed.policies,
+            revocation: revocation.statuses,
+            revocationEvidence: revocation.evidence,
+          }
+        : revocation;
   }
   return outcome;
 }
