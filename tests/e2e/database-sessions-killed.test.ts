@@ -18,15 +18,21 @@ describe('a service whose database sessions are all terminated', () => {
   let gw: TestGateway;
 
   before(async () => {
-    gw = await startTestGateway({ services: ['ingest', 'scan', 'deliver', 'mailbox', 'admin'] });
+    gw = await startTestGateway({
+      services: ['ingest', 'encrypt', 'scan', 'signature-verify', 'deliver', 'mailbox', 'admin'],
+    });
   });
   after(async () => {
     await gw?.close();
   });
 
   async function send(subject: string): Promise<void> {
-    const transport = nodemailer.createTransport({ host: '127.0.0.1', port: gw.inboundPort, secure: false,
-      tls: { rejectUnauthorized: false } });
+    const transport = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port: gw.inboundPort,
+      secure: false,
+      tls: { rejectUnauthorized: false },
+    });
     try {
       await transport.sendMail({
         envelope: { from: 'buergerin@example.org', to: ['amt@behoerde.example'] },
@@ -52,11 +58,14 @@ describe('a service whose database sessions are all terminated', () => {
   }
 
   it('stays up, opens new sessions and accepts and delivers mail again', async () => {
-    const names = ['ingest', 'scan', 'deliver', 'mailbox', 'admin'];
+    const names = ['ingest', 'encrypt', 'scan', 'signature-verify', 'deliver', 'mailbox', 'admin'];
     for (const name of names) {
       const pid = gw.service(name).child?.pid;
       assert.ok(pid, `${name} runs`);
-      await waitFor(`${name} to hold a database session`, async () => (await databaseSessionsOf(gw.db.pool, pid)).length);
+      await waitFor(
+        `${name} to hold a database session`,
+        async () => (await databaseSessionsOf(gw.db.pool, pid)).length,
+      );
     }
     await killSessionsWhileBusy(names, 5);
 
