@@ -84,22 +84,21 @@ async function deliverEnvelope(deps: DeliverDeps, envelope: Envelope, context: H
   if (owner && !owner.alive()) throw new OwnerFencedError(owner.deadAfterMs);
   const sending = deps.sending ?? new Set<string>();
   const key = (recipient: string) => `${envelope.id} ${recipient}`;
-  const claim = await claimRecipients(
-    deps.pool,
-    envelope.id,
-    envelope.recipients,
-    deps.claimLeaseMs,
-    owner && {
-      id: owner.id,
-      deadAfterMs: owner.deadAfterMs,
-      idle: envelope.recipients.filter((r) => !sending.has(key(r))),
-    },
-  );
-  for (const r of claim.claimed) sending.add(key(r));
+  // Reserved here before the claim, synchronously: a duplicate envelope handled at the same time in this process
+  // then sees them as busy instead of taking the same claim again as "its own and idle".
+  const reserved = [...new Set(envelope.recipients)].filter((r) => !sending.has(key(r)));
+  for (const r of reserved) sending.add(key(r));
   try {
+    const claim = await claimRecipients(
+      deps.pool,
+      envelope.id,
+      envelope.recipients,
+      deps.claimLeaseMs,
+      owner && { id: owner.id, deadAfterMs: owner.deadAfterMs, idle: reserved },
+    );
     return await deliverClaimed(deps, envelope, context, claim, prefix);
   } finally {
-    for (const r of claim.claimed) sending.delete(key(r));
+    for (const r of reserved) sending.delete(key(r));
   }
 }
 
