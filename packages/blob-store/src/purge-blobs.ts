@@ -73,6 +73,34 @@ export async function collectUnreferencedBlobs(pool: Pool, graceMs: number): Pro
 }
 
 /**
+ * Deletes the committed blobs of these messages once their message rows are gone (the reaper's refused-messages
+ * sweep removed them: deleteAbandonedMessages) and no quarantine entry names them, whatever their age. Returns how
+ * many blobs and bytes were removed.
+ */
+export async function purgeBlobsOfMessages(
+  pool: Pool,
+  messageIds: readonly string[],
+): Promise<{ blobs: number; bytes: number }> {
+  let blobs = 0;
+  let bytes = 0;
+  for (let i = 0; i < messageIds.length; i += BATCH) {
+    const { rows } = await pool.query<{ size: string }>(
+      `delete from blobs where id in (
+         select b.id from blobs b
+          where b.message_id = any($1::text[]) and b.state = 'committed'
+            and not exists (select 1 from messages m where m.id = b.message_id)
+            and not exists (select 1 from quarantine q where q.envelope -> 'blob' ->> 'ref' = b.id::text)
+          for update of b skip locked)
+       returning size`,
+      [messageIds.slice(i, i + BATCH)],
+    );
+    blobs += rows.length;
+    for (const row of rows) bytes += Number(row.size);
+  }
+  return { blobs, bytes };
+}
+
+/**
  * Retires (deletes from the key store) every KEK of a period that ended more than one period before `now` and that
  * no blob row, committed or still being written, names any more. Everything it ever protected is then unreadable,
  * in this database and in every dump of it. The current and the previous period are never touched: a put names its

@@ -52,8 +52,8 @@ const RUN_SETTINGS: Record<string, string> = {
   SMGW_SMTP_MAX_UNKNOWN_RECIPIENTS: '1000000',
   SMGW_REVOCATION_MODE: 'off',
   SMGW_PIN_DELAY: '1s',
-  // A recipient claimed while deliver's owner session reconnects (after a PostgreSQL restart) is taken over only
-  // when its lease ends, 4 × this timeout: 20 minutes by default, 2 here (the sinks answer at once).
+  // A claim nobody can vouch for is freed by its lease, 4 × this timeout (20 minutes by default, 2 here; the sinks
+  // answer at once); claims of deliver instances (owner-heartbeat.ts) are freed within seconds.
   SMGW_DELIVER_TIMEOUT_MS: '30000',
 };
 

@@ -352,6 +352,12 @@ export const settings = {
   ),
   /** How long the trace (message rows, recipients, events, deliveries) of a finished message is kept. */
   traceRetention: setting('SMGW_TRACE_RETENTION', duration, '90d', 'how long the trace of finished messages is kept'),
+  refusedMessageGrace: setting(
+    'SMGW_REFUSED_MESSAGE_GRACE',
+    duration,
+    '1d',
+    'how long the blob and trace of a message ingest answered 451 for (broker refused) are kept before collection',
+  ),
   parkedRetention: setting(
     'SMGW_PARKED_RETENTION',
     duration,

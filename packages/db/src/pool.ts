@@ -28,6 +28,12 @@ export function createPool(options: PoolOptions): pg.Pool {
   });
   // An idle client's error (the server restarted) must not crash the process; the next query reconnects.
   pool.on('error', () => {});
+  // Nor a checked-out client's: pg emits 'error' on a client whose session ends (pg_terminate_backend, a restart,
+  // a failover) even when its query already failed with the same cause, and the pool listens only while the client
+  // is idle. The work in flight fails on its own; release() drops the dead client, so the next checkout reconnects.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   return pool;
 }
 

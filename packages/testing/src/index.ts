@@ -3,6 +3,7 @@
 // for runs that restart them; the gateway's services as real processes; an SMTP sink that records
 // what it receives; a stub DNS server and a DKIM key; readiness waits; envelopes and ingest's replies for tests.
 
+export * from './database-sessions.ts';
 export * from './dkim-test-key.ts';
 export * from './envelope-fixture.ts';
 export * from './gateway-processes.ts';

@@ -129,3 +129,53 @@ export async function expireParkedMessages(
   }
   return expired;
 }
+
+/**
+ * A message abandoned at ingest: ingest answered 451 because the broker refused (or never confirmed) every one of
+ * its envelopes (`message.refused` with nothing published), so the client sends it again under a new id, and this
+ * one stays with its recipients pending for ever. A lost confirm may still have put an envelope in a queue, so it
+ * is abandoned only when no stage recorded anything of it (every event is ingest's), every recipient is still
+ * pending, nothing else refers to it (deliveries, quarantine, portal mailboxes), and the refusal is older than the
+ * grace: a queued envelope is taken by a stage, which records an event, long before that. Found from the refusals
+ * (index message_events_refused_idx), not by a scan of the messages.
+ */
+const ABANDONED_AT_INGEST = `
+  m.id in (select e.message_id from message_events e
+            where e.event = 'message.refused' and e.at < $1 and e.stage = 'ingest'
+              and coalesce(e.data -> 'publishedDirections', '[]'::jsonb) = '[]'::jsonb)
+  and not exists (select 1 from message_events e where e.message_id = m.id and e.stage <> 'ingest')
+  and not exists (select 1 from message_recipients r where r.message_id = m.id and r.state <> 'pending')
+  and not exists (select 1 from deliveries d where d.message_id = m.id)
+  and not exists (select 1 from quarantine q where q.message_id = m.id)
+  and not exists (select 1 from mailbox_messages mm where mm.message_id = m.id)`;
+
+/** The messages abandoned at ingest (refused before `before`), oldest first, at most `limit`: what a dry run shows. */
+export async function listAbandonedMessages(db: Queryable, before: Date, limit: number): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>(
+    `select m.id from messages m where ${ABANDONED_AT_INGEST} order by m.received_at limit $2`,
+    [before, limit],
+  );
+  return rows.map((r) => r.id);
+}
+
+/**
+ * Deletes the trace (message row, and by cascade its recipients and events) of messages abandoned at ingest whose
+ * refusal is older than `before`, `batch` per statement; the condition is checked in the delete itself, so a stage
+ * that recorded something meanwhile keeps the message. Returns the ids deleted: their blobs go next (blob-store's
+ * purgeBlobsOfMessages), after the rows, so an envelope that shows up late still finds its contents.
+ */
+export async function deleteAbandonedMessages(pool: Pool, before: Date, batch = 200): Promise<string[]> {
+  if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batch must be a positive integer, got ${batch}`);
+  const deleted: string[] = [];
+  for (;;) {
+    const { rows } = await pool.query<{ id: string }>(
+      `delete from messages where id in (
+         select m.id from messages m where ${ABANDONED_AT_INGEST}
+          order by m.received_at limit $2 for update of m skip locked)
+       returning id`,
+      [before, batch],
+    );
+    deleted.push(...rows.map((r) => r.id));
+    if (rows.length < batch) return deleted;
+  }
+}

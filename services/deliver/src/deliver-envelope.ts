@@ -22,6 +22,7 @@ import {
   statusOnlyFailure,
 } from './dsn.ts';
 import { checkOutboundBytes, checkOutboundGuard } from './outbound-guard.ts';
+import { type DeliverOwner, OwnerFencedError } from './owner-heartbeat.ts';
 import { groupByDestination, type RecipientGroup, type RoutingTable } from './route-recipients.ts';
 import { sendToDestination } from './send-to-destination.ts';
 import type { Transports } from './transports.ts';
@@ -38,8 +39,10 @@ export interface DeliverDeps {
   attemptTimeoutMs: number;
   /** How long a `sending` claim without a known owner keeps a duplicate envelope away; longer than any attempt. */
   claimLeaseMs: number;
-  /** This process's liveness identity for its claims (see owner-session.ts); a dead owner's claims are taken over. */
-  owner?: (() => { pid: number; started: string } | undefined) | undefined;
+  /** This process's instance for its claims (owner-heartbeat.ts); a dead owner's claims are taken over. */
+  owner?: Pick<DeliverOwner, 'id' | 'deadAfterMs' | 'alive' | 'fence'> | undefined;
+  /** `${message id} ${recipient}` this process is sending now (its own claims that are not idle). */
+  sending?: Set<string> | undefined;
   templates: DsnTemplates;
   /** Signs the gateway's own mail (direction generated); undefined: sent unsigned. */
   dkim?: DkimSigning | undefined;
@@ -63,7 +66,8 @@ export function createDeliverHandler(deps: DeliverDeps): Handler {
     } catch (err) {
       // Database or blob store unreachable (or the signer failed): nothing was decided that is not recorded; try the
       // envelope again.
-      const code = err instanceof DkimSignError ? err.code : 'DELIVER_DEPENDENCY_FAILED';
+      const code =
+        err instanceof DkimSignError || err instanceof OwnerFencedError ? err.code : 'DELIVER_DEPENDENCY_FAILED';
       context.log.error({ err, code }, 'delivery could not run');
       return retry(code, (err as Error).message);
     }
@@ -75,7 +79,36 @@ async function deliverEnvelope(deps: DeliverDeps, envelope: Envelope, context: H
   await recordMessage(deps.pool, envelope);
   // Signed before anything is claimed: a signer failure leaves no recipient `sending`.
   const prefix = await messagePrefix(deps, envelope, context);
-  const claim = await claimRecipients(deps.pool, envelope.id, envelope.recipients, deps.claimLeaseMs, deps.owner?.());
+  const owner = deps.owner;
+  // A process that cannot renew its heartbeat may already have lost its claims to another: it claims nothing.
+  if (owner && !owner.alive()) throw new OwnerFencedError(owner.deadAfterMs);
+  const sending = deps.sending ?? new Set<string>();
+  const key = (recipient: string) => `${envelope.id} ${recipient}`;
+  // Reserved here before the claim, synchronously: a duplicate envelope handled at the same time in this process
+  // then sees them as busy instead of taking the same claim again as "its own and idle".
+  const reserved = [...new Set(envelope.recipients)].filter((r) => !sending.has(key(r)));
+  for (const r of reserved) sending.add(key(r));
+  try {
+    const claim = await claimRecipients(
+      deps.pool,
+      envelope.id,
+      envelope.recipients,
+      deps.claimLeaseMs,
+      owner && { id: owner.id, deadAfterMs: owner.deadAfterMs, idle: reserved },
+    );
+    return await deliverClaimed(deps, envelope, context, claim, prefix);
+  } finally {
+    for (const r of reserved) sending.delete(key(r));
+  }
+}
+
+async function deliverClaimed(
+  deps: DeliverDeps,
+  envelope: Envelope,
+  context: HandlerContext,
+  claim: Awaited<ReturnType<typeof claimRecipients>>,
+  prefix: Buffer,
+): Promise<Outcome> {
   if (claim.done.length > 0)
     context.log.info({ recipients: claim.done }, 'already delivered or bounced; not sent again');
   if (claim.busy.length > 0) context.log.info({ recipients: claim.busy }, 'another consumer is sending these now');
@@ -128,7 +161,11 @@ async function deliverGroup(
   quoted: QuotedOriginal,
   prefix: Buffer,
 ): Promise<GroupResult> {
-  const signal = AbortSignal.any([context.signal, AbortSignal.timeout(deps.attemptTimeoutMs)]);
+  const signal = AbortSignal.any([
+    context.signal,
+    AbortSignal.timeout(deps.attemptTimeoutMs),
+    ...(deps.owner ? [deps.owner.fence()] : []),
+  ]);
   const answers = await deps.transports.use(group.destination, (transport) =>
     sendToDestination(transport, {
       raw: withPrefix(prefix, deps.blobStore.open(envelope.blob.ref)),

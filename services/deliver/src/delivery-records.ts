@@ -15,34 +15,53 @@ export interface ClaimResult {
   dsnMessageIds: string[];
 }
 
+/** Who claims: a deliver instance (owner-heartbeat.ts) and which of its own claims it may take again. */
+export interface ClaimOwner {
+  id: string;
+  /** Others take a claim of this instance over once its heartbeat is older than this. */
+  deadAfterMs: number;
+  /**
+   * Recipients of this message this instance is not sending right now: a claim of its own on them was left by an
+   * attempt that ended on a database error (a restart), and is taken again at once instead of waiting for the lease.
+   */
+  idle: string[];
+}
+
 /**
  * Claims the recipients that still need sending: new ones, deferred ones, and `sending` ones whose owner is gone:
- * the owner's database session (OwnerSession) no longer exists, i.e. the process died, or, for a claim made without
- * an owner, the claim is older than `leaseMs`. A claim by a live consumer is left alone, so a duplicate envelope
- * (one redelivered while its first consumer still works, say after a broker restart) waits instead of sending twice.
+ * its instance's heartbeat is older than its `deadAfterMs` (the process died, or lost the database long enough to
+ * have stopped its sends), or the claim is this instance's own and idle; for claims of an older deliver (a session
+ * as owner, 004) the session no longer exists; and for any claim, it is older than `leaseMs`. A claim by a live
+ * consumer is left alone, so a duplicate envelope (one redelivered while its first consumer still works, say after
+ * a broker restart) waits instead of sending twice.
  */
 export async function claimRecipients(
   pool: Pool,
   messageId: string,
   recipients: string[],
   leaseMs: number,
-  owner?: { pid: number; started: string } | undefined,
+  owner?: ClaimOwner | undefined,
 ): Promise<ClaimResult> {
   const unique = [...new Set(recipients)];
   const claimed = await pool.query<{ recipient: string }>(
-    `insert into deliveries (message_id, recipient, state, attempts, updated_at, owner_pid, owner_started)
-     select $1, r, 'sending', 1, now(), $4, $5::timestamptz from unnest($2::text[]) as r
+    `insert into deliveries (message_id, recipient, state, attempts, updated_at, owner_instance)
+     select $1, r, 'sending', 1, now(), $4 from unnest($2::text[]) as r
      on conflict (message_id, recipient) do update
        set state = 'sending', attempts = deliveries.attempts + 1, updated_at = now(),
-           owner_pid = excluded.owner_pid, owner_started = excluded.owner_started
+           owner_instance = excluded.owner_instance, owner_pid = null, owner_started = null
        where deliveries.state = 'deferred'
           or (deliveries.state = 'sending' and (
-                (deliveries.owner_pid is not null and not exists (
+                (deliveries.owner_instance is not null and (
+                   (deliveries.owner_instance = $4 and deliveries.recipient = any($6::text[]))
+                   or not exists (
+                     select 1 from deliver_instances i where i.id = deliveries.owner_instance
+                        and i.heartbeat_at > now() - make_interval(secs => $5::double precision / 1000))))
+             or (deliveries.owner_pid is not null and not exists (
                    select 1 from pg_stat_activity a
                    where a.pid = deliveries.owner_pid and a.backend_start = deliveries.owner_started))
              or deliveries.updated_at < now() - make_interval(secs => $3::double precision / 1000)))
      returning recipient`,
-    [messageId, unique, leaseMs, owner?.pid ?? null, owner?.started ?? null],
+    [messageId, unique, leaseMs, owner?.id ?? null, owner?.deadAfterMs ?? leaseMs, owner?.idle ?? []],
   );
   const mine = new Set(claimed.rows.map((r) => r.recipient));
   const others = await pool.query<{ recipient: string; state: string; dsn_message_id: string | null }>(

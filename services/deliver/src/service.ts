@@ -9,7 +9,7 @@ import type { DeliverConfig } from './config.ts';
 import { createDeliverHandler } from './deliver-envelope.ts';
 import { loadDsnTemplates } from './dsn.ts';
 import { deliverMetrics } from './metrics.ts';
-import { openOwnerSession } from './owner-session.ts';
+import { startOwnerHeartbeat } from './owner-heartbeat.ts';
 import { createTransports, type TransportSettings } from './transports.ts';
 
 export interface DeliverOptions {
@@ -37,7 +37,7 @@ export async function startDeliver(
     max: Math.min(config.prefetch + 4, 50),
   });
   const blobStore = createBlobStore(pool, { keyStore: createFolderKeyStore(config) });
-  const owner = await openOwnerSession(config.databaseUrl, log);
+  const owner = await startOwnerHeartbeat(pool, log);
   const mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-deliver' });
   await mq.declareTopology({ deliver: config.deliverRetryLadder });
 
@@ -69,7 +69,8 @@ export async function startDeliver(
     maxMessageBytes: config.maxMessageBytes,
     attemptTimeoutMs,
     claimLeaseMs: attemptTimeoutMs + 60_000,
-    owner: () => owner.identity(),
+    owner,
+    sending: new Set(),
     templates: await loadDsnTemplates(),
     dkim: dkimSigningOf(config),
     publish: (envelope) => mq.publish(envelope),

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { type Envelope, newMessageId } from '@smgw/envelope';
 import type { HandlerContext, Outcome } from '@smgw/mq';
-import { createTestDatabase, type SmtpSink, startSmtpSink, type TestDatabase } from '@smgw/testing';
+import { createTestDatabase, type SmtpSink, startSmtpSink, type TestDatabase, waitFor } from '@smgw/testing';
 import { recordMessage } from '@smgw/trace';
 import { createDeliverHandler } from '../src/deliver-envelope.ts';
 import { loadDsnTemplates } from '../src/dsn.ts';
@@ -29,6 +29,7 @@ describe('deliver handler', () => {
   let transports: Transports;
   const published: Envelope[] = [];
   let handle: ReturnType<typeof createDeliverHandler>;
+  let deps: Parameters<typeof createDeliverHandler>[0];
 
   async function stored(overrides: Partial<Envelope>, message = sampleMessage()): Promise<Envelope> {
     const id = overrides.id ?? newMessageId();
@@ -56,7 +57,7 @@ describe('deliver handler', () => {
       timeoutMs: 5000,
       requireTlsOutside: false,
     });
-    handle = createDeliverHandler({
+    deps = {
       pool: db.pool,
       blobStore: createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) }),
       transports,
@@ -69,7 +70,8 @@ describe('deliver handler', () => {
       publish: async (envelope) => {
         published.push(envelope);
       },
-    });
+    };
+    handle = createDeliverHandler(deps);
   });
 
   after(async () => {
@@ -135,28 +137,78 @@ describe('deliver handler', () => {
     assert.equal(relay.messages.filter((m) => m.rcptTo.includes('claimed@behoerde.example')).length, 1);
   });
 
-  it('takes over at once a claim whose owning process died, and leaves a live owner alone', async () => {
-    const { openOwnerSession } = await import('../src/owner-session.ts');
-    const envelope = await stored({ recipients: ['orphan@behoerde.example'] });
-    // Another deliver process claims the recipient, then dies (its database session ends with it).
-    const other = await openOwnerSession(db.url, testLogger);
-    const id = other.identity();
-    assert.ok(id);
-    await db.pool.query(
-      `insert into deliveries (message_id, recipient, state, attempts, owner_pid, owner_started)
-       values ($1, 'orphan@behoerde.example', 'sending', 1, $2, $3::timestamptz)`,
-      [envelope.id, id.pid, id.started],
-    );
-    const whileAlive = await handle(envelope, context()).finally(() => other.close());
-    assert.equal(whileAlive.kind, 'retry', 'a live owner keeps its claim');
-    // The session is gone as soon as PostgreSQL has seen the connection close.
-    for (let i = 0; i < 100; i++) {
-      const { rows } = await db.pool.query('select 1 from pg_stat_activity where pid = $1', [id.pid]);
-      if (rows.length === 0) break;
-      await new Promise((r) => setTimeout(r, 50));
+  it('takes over a claim whose owning instance stopped or whose heartbeat is stale, and leaves a live one alone', async () => {
+    const { startOwnerHeartbeat } = await import('../src/owner-heartbeat.ts');
+    const timing = { heartbeatMs: 60_000, fenceAfterMs: 5_000, deadAfterMs: 10_000 };
+    const mine = await startOwnerHeartbeat(db.pool, testLogger, timing);
+    const handleAs = createDeliverHandler({ ...deps, owner: mine, sending: new Set() });
+    const claimedBy = async (recipient: string, instance: string) => {
+      const envelope = await stored({ recipients: [recipient] });
+      await db.pool.query(
+        `insert into deliveries (message_id, recipient, state, attempts, owner_instance)
+         values ($1, $2, 'sending', 1, $3)`,
+        [envelope.id, recipient, instance],
+      );
+      return envelope;
+    };
+    const sentTo = (recipient: string) => relay.messages.filter((m) => m.rcptTo.includes(recipient)).length;
+    try {
+      // Another deliver instance claims a recipient; while its heartbeat is fresh, the claim is its own.
+      const other = await startOwnerHeartbeat(db.pool, testLogger, timing);
+      const orphan = await claimedBy('orphan@behoerde.example', other.id);
+      assert.equal((await handleAs(orphan, context())).kind, 'retry', 'a live owner keeps its claim');
+      await other.close();
+      envelopesOf(await handleAs(orphan, context()));
+      assert.equal(sentTo('orphan@behoerde.example'), 1);
+
+      // An instance that died without closing: taken over once its heartbeat is older than deadAfterMs.
+      const silent = await startOwnerHeartbeat(db.pool, testLogger, timing);
+      const stale = await claimedBy('stale@behoerde.example', silent.id);
+      assert.equal((await handleAs(stale, context())).kind, 'retry');
+      await db.pool.query("update deliver_instances set heartbeat_at = now() - interval '11 seconds' where id = $1", [
+        silent.id,
+      ]);
+      envelopesOf(await handleAs(stale, context()));
+      assert.equal(sentTo('stale@behoerde.example'), 1);
+      await silent.close();
+
+      // Its own claim, left by an attempt that failed on the database (a restart), is taken again at once.
+      const own = await claimedBy('own@behoerde.example', mine.id);
+      envelopesOf(await handleAs(own, context()));
+      assert.equal(sentTo('own@behoerde.example'), 1);
+    } finally {
+      await mine.close();
     }
-    envelopesOf(await handle(envelope, context()));
-    assert.equal(relay.messages.filter((m) => m.rcptTo.includes('orphan@behoerde.example')).length, 1);
+  });
+
+  it('claims and sends nothing while its own heartbeat cannot be renewed, and goes on once it can', async () => {
+    const { startOwnerHeartbeat } = await import('../src/owner-heartbeat.ts');
+    const owner = await startOwnerHeartbeat(db.pool, testLogger, {
+      heartbeatMs: 20,
+      fenceAfterMs: 200,
+      deadAfterMs: 400,
+    });
+    const handleAs = createDeliverHandler({ ...deps, owner, sending: new Set() });
+    const envelope = await stored({ recipients: ['fenced@behoerde.example'] });
+    // The database does not answer the heartbeat (its row is locked by a transaction that does not end).
+    const blocker = await db.pool.connect();
+    try {
+      await blocker.query('begin');
+      await blocker.query('select 1 from deliver_instances where id = $1 for update', [owner.id]);
+      await waitFor('the heartbeat to be overdue', () => !owner.alive());
+      assert.equal(owner.fence().aborted, true, 'sends in flight are stopped');
+      const outcome = await handleAs(envelope, context());
+      assert.deepEqual(outcome.kind === 'retry' && outcome.code, 'DELIVER_OWNER_FENCED');
+      const { rows } = await db.pool.query('select 1 from deliveries where message_id = $1', [envelope.id]);
+      assert.equal(rows.length, 0, 'nothing claimed');
+    } finally {
+      await blocker.query('rollback');
+      blocker.release();
+    }
+    await waitFor('the heartbeat to be renewed', () => owner.alive());
+    assert.equal(owner.fence().aborted, false);
+    envelopesOf(await handleAs(envelope, context()));
+    await owner.close();
   });
 
   it('publishes a DSN itself when the outcome is a retry for other recipients', async () => {

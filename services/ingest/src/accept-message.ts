@@ -187,6 +187,19 @@ function authSummary(auth: MailAuthResult): { spf: string; dkim: string[]; dmarc
   return { spf: auth.spf, dkim: auth.dkim, dmarc: auth.dmarc };
 }
 
+/** Publish failures after which the envelope is surely not in a queue (nacked, returned, never sent). */
+const NOT_ENQUEUED = new Set(['MQ_PUBLISH_NACKED', 'MQ_PUBLISH_RETURNED', 'MQ_NOT_CONNECTED']);
+
+/**
+ * What the queues may hold of a refused message, for the trace and the reaper (refused-messages): `none` when every
+ * envelope was surely refused, `unknown` when a confirm was lost (the channel closed: it may have been enqueued
+ * after all), `some` when an envelope was confirmed (that part goes on, so the message is not abandoned).
+ */
+export function enqueuedAfterRefusal(results: PromiseSettledResult<unknown>[]): 'none' | 'unknown' | 'some' {
+  if (results.some((r) => r.status === 'fulfilled')) return 'some';
+  return results.every((r) => r.status === 'rejected' && NOT_ENQUEUED.has(codeOf(r.reason) ?? '')) ? 'none' : 'unknown';
+}
+
 export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage): Promise<AcceptOutcome> {
   const messageId = newMessageId();
   const traceId = newTraceId();
@@ -346,7 +359,7 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
       outcome: 'retry',
       code,
       reason: `${(first as Error)?.message ?? String(first)}; answered 451 to the client`,
-      data: { publishedDirections: published },
+      data: { publishedDirections: published, enqueued: enqueuedAfterRefusal(results) },
     }).catch((err: unknown) => log.error({ code: 'TRACE_WRITE_FAILED', err }, 'cannot record message.refused'));
     return refused('TEMPORARY_FAILURE', code, (first as Error)?.message ?? String(first));
   }

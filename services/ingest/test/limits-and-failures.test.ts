@@ -2,8 +2,9 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { purgeBlobsOfMessages } from '@smgw/blob-store';
 import { assertQueued, waitFor } from '@smgw/testing';
-import { getTrace } from '@smgw/trace';
+import { deleteAbandonedMessages, getTrace } from '@smgw/trace';
 import type { RunningIngest } from '../src/service.ts';
 import { createTestWorld, type TestWorld } from './harness.ts';
 import { SmtpTestClient } from './smtp-client.ts';
@@ -93,6 +94,15 @@ describe('when the broker refuses an envelope', () => {
     );
     assert.deepEqual(await world.takeEnvelopes('smgw.deliver'), []);
     assert.deepEqual(await world.takeEnvelopes('smgw.mailbox'), []);
+
+    // What the reaper's refused-messages sweep does after its grace (here: as if it had passed) leaves nothing.
+    const collected = await deleteAbandonedMessages(world.db.pool, new Date(Date.now() + 60_000));
+    assert.deepEqual(collected, [rows.rows[0].id]);
+    assert.deepEqual((await purgeBlobsOfMessages(world.db.pool, collected)).blobs, 1);
+    const left = await world.db.pool.query(
+      'select (select count(*)::int from messages) as messages, (select count(*)::int from blobs) as blobs',
+    );
+    assert.deepEqual(left.rows[0], { messages: 0, blobs: 0 });
   });
 
   it('answers 451 when the two envelopes of a split message (internal and outbound) are both refused', async () => {
@@ -113,7 +123,7 @@ describe('when the broker refuses an envelope', () => {
     );
     const trace = await getTrace(world.db.pool, rows.rows[0]?.id ?? '');
     const refused = trace?.events.find((e) => e.event === 'message.refused');
-    assert.deepEqual(refused?.data, { publishedDirections: [] });
+    assert.deepEqual(refused?.data, { publishedDirections: [], enqueued: 'none' });
   });
 });
 

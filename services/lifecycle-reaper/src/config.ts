@@ -30,6 +30,7 @@ export const reaperSpec = {
   inactivityMinMessageAge: settings.inactivityMinMessageAge,
   parkedRetention: settings.parkedRetention,
   parkedAction: settings.parkedAction,
+  refusedMessageGrace: settings.refusedMessageGrace,
 };
 
 export type ReaperConfig = ConfigOf<typeof reaperSpec>;

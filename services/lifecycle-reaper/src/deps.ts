@@ -29,5 +29,6 @@ export async function reaperDeps(
     },
     parkedRetentionMs: config.parkedRetention,
     parkedAction: config.parkedAction,
+    refusedMessageGraceMs: config.refusedMessageGrace,
   };
 }

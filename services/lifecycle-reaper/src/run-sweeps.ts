@@ -25,6 +25,7 @@ export interface ReaperDeps {
   inactivity: InactivitySchedule;
   parkedRetentionMs: number;
   parkedAction: 'report' | 'remove';
+  refusedMessageGraceMs: number;
   log: Logger;
   metrics?: ReaperMetrics | undefined;
 }

@@ -8,6 +8,7 @@ import {
   collectUnreferencedBlobs,
   type KeyStore,
   purgeAbandonedWrites,
+  purgeBlobsOfMessages,
   purgeFinishedMessageBlobs,
   retireUnusedKeks,
 } from '@smgw/blob-store';
@@ -22,7 +23,7 @@ import {
 } from '@smgw/mailbox-store';
 import type { Logger } from '@smgw/observability';
 import { purgeExpiredQuarantine } from '@smgw/quarantine';
-import { expireParkedMessages, listParkedEnvelopes, purgeFinishedTraces } from '@smgw/trace';
+import { deleteAbandonedMessages, expireParkedMessages, listParkedEnvelopes, purgeFinishedTraces } from '@smgw/trace';
 import { deleteInactiveMailboxes, sendInactivityWarnings } from './inactivity.ts';
 import type { ReaperMetrics } from './metrics.ts';
 import { type Publisher, REAPER_STAGE, type ReaperTemplates, republishNotices } from './notices.ts';
@@ -51,6 +52,7 @@ export const SWEEP_NAMES = [
   'quarantine',
   'message-blobs',
   'traces',
+  'refused-messages',
   'unreferenced-blobs',
   'abandoned-writes',
   'activation-tokens',
@@ -66,6 +68,7 @@ export const SWEEP_VERBS: Partial<Record<SweepName, [string, string]>> = {
   'second-warnings': ['warned', 'would warn'],
   'mailbox-deletions': ['deleted', 'would delete'],
   'mailbox-keys': ['destroyed or moved', 'would destroy or move'],
+  'refused-messages': ['collected', 'would collect'],
   parked: ['expired', 'would expire'],
 };
 
@@ -86,6 +89,8 @@ export interface SweepContext {
   inactivity: InactivitySchedule;
   parkedRetentionMs: number;
   parkedAction: 'report' | 'remove';
+  /** SMGW_REFUSED_MESSAGE_GRACE: how long a message ingest answered 451 for is kept (refused-messages). */
+  refusedMessageGraceMs: number;
   log: Logger;
   /** Absent in a dry run: nothing it does counts. */
   metrics?: ReaperMetrics | undefined;
@@ -123,6 +128,7 @@ export const SWEEPS: Record<SweepName, (context: SweepContext) => Promise<number
     await purgeStaleArrivals(c.pool, ago(c.now, c.traceRetentionMs));
     return messages;
   },
+  'refused-messages': (c) => collectRefusedMessages(c),
   'unreferenced-blobs': (c) => collectUnreferencedBlobs(c.pool, UNREFERENCED_BLOB_GRACE_MS),
   'abandoned-writes': (c) => purgeAbandonedWrites(c.pool, ABANDONED_WRITE_AGE_MS),
   'activation-tokens': (c) => purgeDeadActivationTokens(c.pool, c.now, DEAD_TOKEN_GRACE_MS),
@@ -175,4 +181,29 @@ async function reportParked(c: SweepContext): Promise<SweepResult> {
     }
     return { items: expired.length, note };
   }
+}
+
+/**
+ * Messages ingest answered 451 for because the broker refused (or never confirmed) all of their envelopes: the
+ * client sends them again under new ids, and these stay pending for ever unless collected. After
+ * SMGW_REFUSED_MESSAGE_GRACE, those no stage ever recorded anything of lose their trace (trace's condition, checked
+ * in the delete), then their blobs. Items: messages collected.
+ */
+async function collectRefusedMessages(c: SweepContext): Promise<SweepResult> {
+  const messageIds = await deleteAbandonedMessages(c.pool, ago(c.now, c.refusedMessageGraceMs));
+  const { blobs, bytes } = await purgeBlobsOfMessages(c.pool, messageIds);
+  c.metrics?.reclaimedBytes.inc({ sweep: 'refused-messages' }, bytes);
+  if (messageIds.length > 0 && c.metrics) {
+    c.log.info(
+      {
+        code: 'REAPER_REFUSED_COLLECTED',
+        count: messageIds.length,
+        blobs,
+        bytes,
+        messageIds: messageIds.slice(0, 100),
+      },
+      'messages refused at ingest collected',
+    );
+  }
+  return { items: messageIds.length, note: `(${blobs} blobs, ${bytes} bytes)` };
 }

@@ -62,7 +62,8 @@ export class World {
 
   /**
    * What a reaper of this schema runs with: SMGW_MESSAGE_RETENTION 7d, SMGW_TRACE_RETENTION 90d, SMGW_KEK_PERIOD 1d,
-   * inactivity 180d / 194d / 208d with messages older than 30d, parked envelopes reported after 30d.
+   * inactivity 180d / 194d / 208d with messages older than 30d, parked envelopes reported after 30d, messages
+   * refused at ingest collected after 1d.
    */
   reaperDeps(overrides: Partial<ReaperDeps> = {}): ReaperDeps {
     return {
@@ -89,6 +90,7 @@ export class World {
       },
       parkedRetentionMs: 30 * DAY_MS,
       parkedAction: 'report',
+      refusedMessageGraceMs: DAY_MS,
       log: createLogger('lifecycle-reaper-test', 'silent'),
       ...overrides,
     };
