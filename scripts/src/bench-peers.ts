@@ -8,7 +8,8 @@
 //                    DMARC through the local stub resolver), worker replicas
 // Options: --messages N (per round and size, default 1000)  --rounds R (default 3)  --sizes 10k,100k
 //          --sessions S (default 20)  --replicas K (scan, encrypt, deliver; default 2)  --amavis-processes P (8)
-//          --no-accept-rate
+//          --no-accept-rate  --cpu-prof DIR (the gateway's services under node --cpu-prof; prints the top 10 self-time
+//          functions of ingest and of scan at the end; profiling slows the gateway, so its figures are not the run's)
 // PostgreSQL, RabbitMQ, Redis and clamd are the run's own (PostgreSQL with fsync on, as Postfix fsyncs its queue), so
 // the CPU per message of each system is its processes' alone: /proc/<pid>/stat utime+stime of every process of
 // the system (and of its exited children), before and after each round. First it checks that each scanning
@@ -31,6 +32,7 @@ import { type AmavisInstance, startAmavis } from './peers/amavis.ts';
 import { readProcesses, treeCpuMs } from './peers/cpu.ts';
 import { comparisonTable, median, type RoundFigures, roundFigures, type SystemSummary } from './peers/figures.ts';
 import { type PostfixInstance, startPostfix } from './peers/postfix.ts';
+import { topSelfTime } from './peers/profile-top.ts';
 import { portOpen, runSmtpSource, type SmtpSink, startSmtpSink } from './peers/smtp-tools.ts';
 
 const { values: args } = parseArgs({
@@ -42,6 +44,7 @@ const { values: args } = parseArgs({
     replicas: { type: 'string', default: '2' },
     'amavis-processes': { type: 'string', default: '8' },
     'no-accept-rate': { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
   },
 });
 const N = Number(args.messages);
@@ -235,6 +238,7 @@ try {
       SMGW_SMTP_MAX_UNKNOWN_RECIPIENTS: '1000000',
       SMGW_REVOCATION_MODE: 'off',
       SMGW_LOG_LEVEL: 'warn',
+      ...(args['cpu-prof'] ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${args['cpu-prof']}` } : {}),
     },
   });
   const gw = gateway;
@@ -332,6 +336,20 @@ try {
     tables.push(lines.join('\n'));
   }
   say(tables.join('\n'));
+  if (args['cpu-prof']) {
+    // The profiles are written when the services exit: stop them first, then match files to services by pid.
+    const serviceOfPid = new Map(Object.values(gw.services).map((s) => [s.child?.pid, s.service]));
+    await gw.close();
+    gateway = undefined;
+    const files = await readdir(args['cpu-prof']);
+    for (const service of ['ingest', 'scan']) {
+      const mine = files.filter((f) => serviceOfPid.get(Number(f.split('.')[3])) === service);
+      say(`\ntop 10 self time of ${service} (${mine.length} profile(s) in ${args['cpu-prof']}):`);
+      for (const t of await topSelfTime(mine.map((f) => join(args['cpu-prof'] as string, f)))) {
+        say(`  ${(t.share * 100).toFixed(1).padStart(5)}%  ${t.ms.toFixed(0).padStart(7)} ms  ${t.name}`);
+      }
+    }
+  }
   say(
     '\nlatency: k-th 250 at smtp-source to k-th arrival at smtp-sink; CPU: every process of the system ' +
       '(postfix: master and children; +amavis: amavisd and clamd; gateway: its services, PostgreSQL, RabbitMQ, Redis, clamd)',
