@@ -70,8 +70,8 @@ interface System {
   name: string;
   port: number;
   sink: SmtpSink;
-  /** The roots of every process that works for this system. */
-  pids(): Promise<number[]>;
+  /** The roots of every process that works for this system, by part (postfix, amavisd, clamd; ingest, PostgreSQL…). */
+  parts(): Promise<Record<string, number[]>>;
   /** Scans: EICAR through it must be blocked. */
   scans: boolean;
 }
@@ -159,8 +159,11 @@ async function eicarPasses(system: System): Promise<boolean> {
   }
 }
 
-async function cpuMsOf(system: System): Promise<number> {
-  return treeCpuMs(await readProcesses(), await system.pids());
+const only = (pid: number | undefined): number[] => (pid === undefined ? [] : [pid]);
+
+async function cpuMsOf(system: System): Promise<Record<string, number>> {
+  const [processes, parts] = await Promise.all([readProcesses(), system.parts()]);
+  return Object.fromEntries(Object.entries(parts).map(([part, roots]) => [part, treeCpuMs(processes, roots)]));
 }
 
 async function round(system: System, bodyBytes: number): Promise<RoundFigures> {
@@ -171,14 +174,17 @@ async function round(system: System, bodyBytes: number): Promise<RoundFigures> {
     timeoutMs: 60 * 60_000,
     intervalMs: 20,
   });
-  const cpuMs = (await cpuMsOf(system)) - cpuBefore;
+  const cpuAfter = await cpuMsOf(system);
+  const cpuByPartMs = Object.fromEntries(
+    Object.entries(cpuAfter).map(([part, ms]) => [part, ms - (cpuBefore[part] ?? 0)]),
+  );
   if (system.sink.count() > before + N) say(`  ${system.name}: ${system.sink.count() - before - N} more than sent`);
   return roundFigures({
     messages: N,
     sourceStart: source.start,
     accepted: source.accepted,
     arrived: system.sink.arrivals.slice(before, before + N),
-    cpuMs,
+    cpuByPartMs,
   });
 }
 
@@ -191,8 +197,6 @@ try {
   servers = await startPrivateServers({ durable: true, clamdThreads: 8, clamdStreamMaxBytes: 53 * 1024 * 1024 });
   Object.assign(process.env, servers.env);
   const clamdPort = Number(new URL(servers.env.CLAMD_URL as string).port);
-  const serverPids = async () =>
-    Object.values(await (servers as PrivateServers).pids()).filter((p): p is number => p !== undefined);
   const clamdPid = async () => (await (servers as PrivateServers).pids()).clamd;
 
   say('starting Postfix (plain relay)');
@@ -249,25 +253,33 @@ try {
       port: plain.smtpPort,
       sink: plainSink,
       scans: false,
-      pids: async () => [await plain.masterPid()].filter((p): p is number => p !== undefined),
+      parts: async () => ({ postfix: only(await plain.masterPid()) }),
     },
     {
       name: 'postfix+amavis',
       port: filtered.smtpPort,
       sink: filterSink,
       scans: true,
-      pids: async () =>
-        [await filtered.masterPid(), await amavis?.pid(), await clamdPid()].filter((p): p is number => p !== undefined),
+      parts: async () => ({
+        postfix: only(await filtered.masterPid()),
+        amavisd: only(await amavis?.pid()),
+        clamd: only(await clamdPid()),
+      }),
     },
     {
       name: 'gateway',
       port: gw.inboundPort,
       sink: gatewaySink,
       scans: true,
-      pids: async () => [
-        ...Object.values(gw.services).flatMap((s) => (s.child?.pid ? [s.child.pid] : [])),
-        ...(await serverPids()),
-      ],
+      parts: async () => {
+        const parts: Record<string, number[]> = {};
+        for (const s of Object.values(gw.services)) {
+          if (s.child?.pid) parts[s.service] = [...(parts[s.service] ?? []), s.child.pid];
+        }
+        const pids = await (servers as PrivateServers).pids();
+        for (const [server, pid] of Object.entries(pids)) parts[server] = only(pid);
+        return parts;
+      },
     },
   ];
 

@@ -67,9 +67,16 @@ describe('counters of smtp-sink and smtp-source', () => {
 describe('figures', () => {
   it('pairs the k-th 250 with the k-th arrival and reports throughput from the start of the load', () => {
     assert.deepEqual(orderedLatencies([3, 1, 2], [12, 11, 10]), [9, 9, 9]);
-    const r = roundFigures({ messages: 4, sourceStart: 0, accepted: [1, 2, 3, 4], arrived: [5, 6, 7, 2000], cpuMs: 8 });
+    const r = roundFigures({
+      messages: 4,
+      sourceStart: 0,
+      accepted: [1, 2, 3, 4],
+      arrived: [5, 6, 7, 2000],
+      cpuByPartMs: { ingest: 6, postgres: 2 },
+    });
     assert.equal(r.msgPerSecond, 2);
     assert.equal(r.cpuMsPerMessage, 2);
+    assert.deepEqual(r.cpuMsPerMessageByPart, { ingest: 1.5, postgres: 0.5 });
     assert.equal(r.p50Ms, 4);
     assert.equal(r.p99Ms, 1996);
   });
@@ -78,6 +85,7 @@ describe('figures', () => {
     const fig = (msgPerSecond: number, cpuMsPerMessage: number) => ({
       msgPerSecond,
       cpuMsPerMessage,
+      cpuMsPerMessageByPart: { scan: cpuMsPerMessage / 2, clamd: cpuMsPerMessage / 2 },
       p50Ms: 1,
       p99Ms: 2,
     });
@@ -94,6 +102,7 @@ describe('figures', () => {
       'gateway',
     );
     assert.match(table, /gateway \/ postfix\+amavis: throughput 5\.00x, CPU per message 0\.25x/);
+    assert.match(table, /gateway CPU ms\/msg by part \(median\): scan 2\.50, clamd 2\.50/);
   });
 });
 

@@ -6,6 +6,8 @@ export interface RoundFigures {
   p50Ms: number | undefined;
   p99Ms: number | undefined;
   cpuMsPerMessage: number;
+  /** The same by part of the system (its processes with their children). */
+  cpuMsPerMessageByPart: Record<string, number>;
 }
 
 export const median = (values: number[]): number => {
@@ -34,15 +36,19 @@ export function roundFigures(o: {
   sourceStart: number;
   accepted: number[];
   arrived: number[];
-  cpuMs: number;
+  cpuByPartMs: Record<string, number>;
 }): RoundFigures {
+  const cpuMs = Object.values(o.cpuByPartMs).reduce((a, b) => a + b, 0);
   const last = Math.max(...o.arrived);
   const latencies = orderedLatencies(o.accepted, o.arrived);
   return {
     msgPerSecond: o.messages / ((last - o.sourceStart) / 1000),
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
-    cpuMsPerMessage: o.cpuMs / o.messages,
+    cpuMsPerMessage: cpuMs / o.messages,
+    cpuMsPerMessageByPart: Object.fromEntries(
+      Object.entries(o.cpuByPartMs).map(([part, ms]) => [part, ms / o.messages]),
+    ),
   };
 }
 
@@ -78,6 +84,14 @@ export function comparisonTable(label: string, systems: SystemSummary[], ours: s
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] as number)).join('  ');
   const out = [`${label}`, line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
+  for (const s of systems) {
+    const parts = Object.keys(s.rounds[0]?.cpuMsPerMessageByPart ?? {});
+    if (parts.length < 2) continue;
+    const byPart = parts.map(
+      (part) => `${part} ${fixed(median(s.rounds.map((r) => r.cpuMsPerMessageByPart[part] ?? 0)), 2)}`,
+    );
+    out.push(`  ${s.system} CPU ms/msg by part (median): ${byPart.join(', ')}`);
+  }
   const gateway = systems.find((s) => s.system === ours);
   if (gateway) {
     const rate = median(gateway.rounds.map((r) => r.msgPerSecond));
