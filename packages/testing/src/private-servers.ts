@@ -39,6 +39,11 @@ export interface PrivateServers {
   rabbitmq: RabbitMqControl;
   redis: ServerControl;
   clamd: ServerControl;
+  /**
+   * The main process of each server now (postmaster, beam.smp, redis-server, clamd), for the benchmark's CPU
+   * accounting (it sums them with their children); a stopped server is missing.
+   */
+  pids(): Promise<Record<'postgres' | 'rabbitmq' | 'redis' | 'clamd', number | undefined>>;
   /** Stops every server and removes the folder. */
   close(): Promise<void>;
 }
@@ -63,14 +68,15 @@ async function postgresBin(): Promise<string> {
   return `/usr/lib/postgresql/${newest}/bin`;
 }
 
-async function startPostgres(dir: string): Promise<{ control: ServerControl; url: string }> {
+async function startPostgres(dir: string, durable: boolean): Promise<{ control: ServerControl; url: string }> {
   const bin = await postgresBin();
   const port = await freePort();
   const data = join(dir, 'data');
   const asPostgres = (cmd: string, args: string[]) =>
     run('runuser', ['-u', 'postgres', '--', join(bin, cmd), ...args], { cwd: dir, timeout: 120_000 });
-  // fsync off: the nemeses kill processes, not the machine; the page cache survives them.
-  const options = `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c max_connections=400 -c fsync=off`;
+  // fsync off for the chaos suite: the nemeses kill processes, not the machine; the page cache survives them. The
+  // benchmark keeps it on (`durable`), as Postfix fsyncs its queue files.
+  const options = `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c max_connections=400 -c fsync=${durable ? 'on' : 'off'}`;
   const pgCtl = (...args: string[]) => asPostgres('pg_ctl', ['-D', data, '-l', join(dir, 'postgres.log'), ...args]);
   await asPostgres('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-sync']);
   await pgCtl('-o', options, '-w', 'start');
@@ -228,7 +234,11 @@ async function clamdPong(port: number): Promise<boolean> {
   });
 }
 
-async function startClamd(dir: string, streamMaxBytes: number): Promise<{ control: ServerControl; url: string }> {
+async function startClamd(
+  dir: string,
+  streamMaxBytes: number,
+  threads: number,
+): Promise<{ control: ServerControl; url: string }> {
   const port = await freePort();
   const db = join(dir, 'db');
   await mkdir(db, { recursive: true });
@@ -255,7 +265,7 @@ async function startClamd(dir: string, streamMaxBytes: number): Promise<{ contro
       'AlertEncrypted yes',
       'ScanMail true',
       'ScanArchive true',
-      'MaxThreads 4',
+      `MaxThreads ${threads}`,
       '',
     ].join('\n'),
   );
@@ -289,6 +299,12 @@ async function startClamd(dir: string, streamMaxBytes: number): Promise<{ contro
   };
 }
 
+/** The process id on the first line of a pid file, if the file is there and the process alive. */
+async function pidIn(file: string): Promise<number | undefined> {
+  const pid = Number((await readFile(file, 'utf8').catch(() => '')).split('\n')[0]?.trim());
+  return alive(pid) ? pid : undefined;
+}
+
 function alive(pid: number): boolean {
   if (!(pid > 0)) return false;
   try {
@@ -303,7 +319,15 @@ function alive(pid: number): boolean {
  * Starts the four servers (about 15 s, most of it RabbitMQ). Root only: PostgreSQL and RabbitMQ run as their own
  * users (runuser), as Debian's packages set them up.
  */
-export async function startPrivateServers(options: { clamdStreamMaxBytes?: number } = {}): Promise<PrivateServers> {
+export async function startPrivateServers(
+  options: {
+    clamdStreamMaxBytes?: number;
+    /** PostgreSQL with fsync on (default off: the chaos suite kills processes, never the machine). */
+    durable?: boolean;
+    /** clamd's MaxThreads (default 4). */
+    clamdThreads?: number;
+  } = {},
+): Promise<PrivateServers> {
   if (userInfo().uid !== 0) throw new Error('the chaos suite starts servers of its own and needs root');
   const clamdStreamMaxBytes = options.clamdStreamMaxBytes ?? 6 * 1024 * 1024;
   const dir = await mkdtemp('/tmp/smgw-chaos-');
@@ -314,11 +338,15 @@ export async function startPrivateServers(options: { clamdStreamMaxBytes?: numbe
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    const postgres = await startPostgres(await ownedBy(join(dir, 'postgres'), 'postgres'));
+    const postgres = await startPostgres(await ownedBy(join(dir, 'postgres'), 'postgres'), options.durable ?? false);
     started.push(postgres.control);
     const redis = await startRedis(await ownedBy(join(dir, 'redis'), 'root'));
     started.push(redis.control);
-    const clamd = await startClamd(await ownedBy(join(dir, 'clamd'), 'root'), clamdStreamMaxBytes);
+    const clamd = await startClamd(
+      await ownedBy(join(dir, 'clamd'), 'root'),
+      clamdStreamMaxBytes,
+      options.clamdThreads ?? 4,
+    );
     started.push(clamd.control);
     const rabbitmq = await startRabbitMq(join(dir, 'rabbitmq'));
     started.push(rabbitmq.control);
@@ -335,6 +363,12 @@ export async function startPrivateServers(options: { clamdStreamMaxBytes?: numbe
       rabbitmq: rabbitmq.control,
       redis: redis.control,
       clamd: clamd.control,
+      pids: async () => ({
+        postgres: await pidIn(join(dir, 'postgres/data/postmaster.pid')),
+        rabbitmq: await pidIn(join(dir, 'rabbitmq/pid')),
+        redis: await pidIn(join(dir, 'redis/redis.pid')),
+        clamd: await pidIn(join(dir, 'clamd/clamd.pid')),
+      }),
       close,
     };
   } catch (err) {
