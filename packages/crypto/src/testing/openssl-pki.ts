@@ -85,6 +85,8 @@ export async function createTestPki(prefix = 'smgw-test-pki-'): Promise<TestPki>
     });
   };
   const pemToDer = (pem: string) => new X509Certificate(pem).raw;
+  /** `openssl ca` acting as `ca` (its database and CRL number in its config). */
+  const caCommand = (ca: TestCa) => ['ca', '-config', ca.configPath, '-keyfile', ca.keyPath, '-cert', ca.certPath];
   return {
     dir,
     openssl,
@@ -195,34 +197,13 @@ export async function createTestPki(prefix = 'smgw-test-pki-'): Promise<TestPki>
       };
     },
     async revoke(ca, leaf) {
-      await openssl([
-        'ca',
-        '-config',
-        ca.configPath,
-        '-keyfile',
-        ca.keyPath,
-        '-cert',
-        ca.certPath,
-        '-revoke',
-        leaf.certPath,
-      ]);
+      await openssl([...caCommand(ca), '-revoke', leaf.certPath]);
     },
     async crl(ca) {
       // Issued a minute back: a CRL made on request must not have a thisUpdate (whole seconds) after the
       // validation time the gateway took a moment before fetching it.
       const lastUpdate = `${new Date(Date.now() - 60_000).toISOString().replace(/[-:T]/g, '').slice(0, 14)}Z`;
-      const pem = await openssl([
-        'ca',
-        '-config',
-        ca.configPath,
-        '-keyfile',
-        ca.keyPath,
-        '-cert',
-        ca.certPath,
-        '-gencrl',
-        '-crl_lastupdate',
-        lastUpdate,
-      ]);
+      const pem = await openssl([...caCommand(ca), '-gencrl', '-crl_lastupdate', lastUpdate]);
       return openssl(['crl', '-inform', 'PEM', '-outform', 'DER'], pem);
     },
     async file(name, content) {
