@@ -3,9 +3,9 @@
 // volume shared by the services that write and read blobs. Several processes may use one folder: a KEK is made by
 // whoever needs it first, and when two made one for the same period at once, everybody settles on the smaller id.
 import { randomBytes } from 'node:crypto';
-import { access, link, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { access, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openSecret, SecretError, sealSecret } from '@smgw/secrets';
+import { deleteKeyFile, openSecret, readKeyFile, SecretError, sealSecret, writeKeyFile } from '@smgw/secrets';
 import { BlobKeyError } from './errors.ts';
 import {
   type KeyEncryptionKey,
@@ -45,13 +45,13 @@ export function createFolderKeyStore(options: FolderKeyStoreOptions): KeyStore {
     const known = opened.get(id);
     if (known) return { id, key: known };
     if (!periodStartOfKekId(id)) return undefined;
-    let sealed: Buffer;
+    let sealed: Buffer | undefined;
     try {
-      sealed = await readFile(join(dir, id + SUFFIX));
+      sealed = await readKeyFile(join(dir, id + SUFFIX));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw new BlobKeyError('KEY_STORE_FAILED', `cannot read KEK ${id}: ${(err as Error).message}`, { cause: err });
     }
+    if (!sealed) return undefined;
     const key = openKekFile(masterKeys, id, sealed);
     opened.set(id, key);
     return { id, key };
@@ -98,10 +98,8 @@ export function createFolderKeyStore(options: FolderKeyStoreOptions): KeyStore {
       opened.delete(id);
       if (current?.kek.id === id) current = undefined;
       try {
-        await unlink(join(dir, id + SUFFIX));
-        await syncFolder(dir);
+        await deleteKeyFile(join(dir, id + SUFFIX));
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
         throw new BlobKeyError('KEY_STORE_FAILED', `cannot retire KEK ${id}: ${(err as Error).message}`, {
           cause: err,
         });
@@ -129,8 +127,7 @@ async function makeKek(dir: string, masterKey: Buffer, periodStart: Date): Promi
   const id = kekIdFor(periodStart, randomBytes(4).toString('hex'));
   const key = randomBytes(KEK_BYTES);
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    await writeSealedFile(dir, id, sealSecret(masterKey, key, { aad: kekAad(id) }), 'create');
+    await writeKeyFile(join(dir, id + SUFFIX), sealSecret(masterKey, key, { aad: kekAad(id) }), 'create');
   } catch (err) {
     throw new BlobKeyError('KEY_STORE_FAILED', `cannot make KEK ${id} in ${dir}: ${(err as Error).message}`, {
       cause: err,
@@ -140,43 +137,12 @@ async function makeKek(dir: string, masterKey: Buffer, periodStart: Date): Promi
   }
 }
 
-/**
- * Writes `<id>.kek` atomically: the bytes go to a temporary file (mode 0600, synced), which then becomes the file
- * in one step. 'create' links it (never overwrites), 'replace' renames over the old one (a rotation re-seal).
- */
-async function writeSealedFile(dir: string, id: string, sealed: Buffer, mode: 'create' | 'replace'): Promise<void> {
-  const temporary = join(dir, `.${id}.${randomBytes(6).toString('hex')}.tmp`);
-  const file = await open(temporary, 'wx', 0o600);
-  try {
-    await file.writeFile(sealed);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  try {
-    if (mode === 'create') await link(temporary, join(dir, id + SUFFIX));
-    else await rename(temporary, join(dir, id + SUFFIX));
-  } finally {
-    if (mode === 'create') await unlink(temporary).catch(() => {});
-  }
-  await syncFolder(dir);
-}
-
 async function exists(file: string): Promise<boolean> {
   try {
     await access(file);
     return true;
   } catch {
     return false;
-  }
-}
-
-async function syncFolder(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 
@@ -201,13 +167,13 @@ export async function rotateMasterKey(options: {
   const store = createFolderKeyStore({ keyStoreDir: dir, masterKey: to, masterKeyPrevious: from });
   const result: MasterKeyRotation = { resealed: 0, alreadyCurrent: 0 };
   for (const { id } of await store.list()) {
-    let sealed: Buffer;
+    let sealed: Buffer | undefined;
     try {
-      sealed = await readFile(join(dir, id + SUFFIX));
+      sealed = await readKeyFile(join(dir, id + SUFFIX));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // retired meanwhile
       throw new BlobKeyError('KEY_STORE_FAILED', `cannot read KEK ${id}: ${(err as Error).message}`, { cause: err });
     }
+    if (!sealed) continue; // retired meanwhile
     try {
       openSecret(to, sealed, { aad: kekAad(id) });
       result.alreadyCurrent++;
@@ -219,7 +185,7 @@ export async function rotateMasterKey(options: {
     }
     const key = openKekFile([from], id, sealed);
     try {
-      await writeSealedFile(dir, id, sealSecret(to, key, { aad: kekAad(id) }), 'replace');
+      await writeKeyFile(join(dir, id + SUFFIX), sealSecret(to, key, { aad: kekAad(id) }), 'replace');
     } catch (err) {
       throw new BlobKeyError('KEY_STORE_FAILED', `cannot re-seal KEK ${id}: ${(err as Error).message}`, {
         cause: err,

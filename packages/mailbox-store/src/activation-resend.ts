@@ -6,15 +6,14 @@
 import type { PoolClient } from '@smgw/db';
 import {
   type ActivationToken,
+  DUE_TOKENS_FROM,
   type DuePinMail,
   type EnsureTokenInput,
-  openTokenSecrets,
+  openDueTokens,
   replaceActivationToken,
-  toToken,
 } from './activation-tokens.ts';
 import { recordMailboxAudit } from './audit.ts';
 import type { MailboxKeyStore } from './mailbox-key-store.ts';
-import { openMailboxKey } from './mailboxes.ts';
 
 export const ACTIVATION_RESENT_EVENT = 'mailbox.activation-resent';
 export const ACTIVATION_LINK_MAILED_EVENT = 'mailbox.activation-link-mailed';
@@ -51,7 +50,7 @@ export async function lockDueResentLinkMails(
   limit: number,
 ): Promise<DuePinMail[]> {
   const found = await db.query(
-    `select t.*, m.address, m.data_key_sealed from mailbox_tokens t join mailboxes m on m.id = t.mailbox_id
+    `${DUE_TOKENS_FROM}
       where t.purpose = 'reactivation' and t.used_at is null and t.revoked_at is null and t.expires_at > $1
         and t.secrets_sealed is not null
         and exists (select 1 from mailbox_audit a
@@ -62,20 +61,7 @@ export async function lockDueResentLinkMails(
         for update of t skip locked`,
     [now, limit, ACTIVATION_RESENT_EVENT, ACTIVATION_LINK_MAILED_EVENT],
   );
-  const due: DuePinMail[] = [];
-  for (const row of found.rows) {
-    const dataKey = await openMailboxKey(keys, { id: row.mailbox_id, dataKeySealed: row.data_key_sealed });
-    try {
-      due.push({
-        token: toToken(row),
-        address: row.address,
-        secrets: openTokenSecrets(dataKey, row.mailbox_id, row.id, row.secrets_sealed),
-      });
-    } finally {
-      dataKey.fill(0);
-    }
-  }
-  return due;
+  return openDueTokens(keys, found.rows);
 }
 
 /** The link mail of a resend went out (published): recorded, so it is not sent again. */

@@ -252,26 +252,23 @@ export interface DuePinMail {
   secrets: ActivationSecrets;
 }
 
-/**
- * Live tokens whose recipient PIN mail is due and not sent, locked for the caller's transaction (other replicas
- * skip them); the caller sends each and marks it with markPinMailSent before committing.
- */
-export async function lockDuePinMails(
-  db: PoolClient,
-  keys: MailboxKeyStore,
-  now: Date,
-  limit: number,
-): Promise<DuePinMail[]> {
-  const found = await db.query(
-    `select t.*, m.address, m.data_key_sealed from mailbox_tokens t join mailboxes m on m.id = t.mailbox_id
-      where t.pin_mail_sent_at is null and t.pin_mail_due_at <= $1 and t.used_at is null and t.revoked_at is null
-        and t.expires_at > $1 and t.secrets_sealed is not null
-      order by t.pin_mail_due_at limit $2
-        for update of t skip locked`,
-    [now, limit],
-  );
+/** Tokens (t) with their mailbox's address and sealed data key (m), for openDueTokens; a query adds its where. */
+export const DUE_TOKENS_FROM =
+  'select t.*, m.address, m.data_key_sealed from mailbox_tokens t join mailboxes m on m.id = t.mailbox_id';
+
+/** A row of DUE_TOKENS_FROM. */
+export interface DueTokenRow extends Record<string, unknown> {
+  id: string;
+  mailbox_id: string;
+  address: string;
+  data_key_sealed: Mailbox['dataKeySealed'];
+  secrets_sealed: Buffer;
+}
+
+/** Rows of DUE_TOKENS_FROM as tokens with their link and PIN opened (each data key wiped after use). */
+export async function openDueTokens(keys: MailboxKeyStore, rows: DueTokenRow[]): Promise<DuePinMail[]> {
   const due: DuePinMail[] = [];
-  for (const row of found.rows) {
+  for (const row of rows) {
     const dataKey = await openMailboxKey(keys, { id: row.mailbox_id, dataKeySealed: row.data_key_sealed });
     try {
       due.push({
@@ -284,6 +281,27 @@ export async function lockDuePinMails(
     }
   }
   return due;
+}
+
+/**
+ * Live tokens whose recipient PIN mail is due and not sent, locked for the caller's transaction (other replicas
+ * skip them); the caller sends each and marks it with markPinMailSent before committing.
+ */
+export async function lockDuePinMails(
+  db: PoolClient,
+  keys: MailboxKeyStore,
+  now: Date,
+  limit: number,
+): Promise<DuePinMail[]> {
+  const found = await db.query(
+    `${DUE_TOKENS_FROM}
+      where t.pin_mail_sent_at is null and t.pin_mail_due_at <= $1 and t.used_at is null and t.revoked_at is null
+        and t.expires_at > $1 and t.secrets_sealed is not null
+      order by t.pin_mail_due_at limit $2
+        for update of t skip locked`,
+    [now, limit],
+  );
+  return openDueTokens(keys, found.rows);
 }
 
 export async function markPinMailSent(db: Queryable, tokenId: string, at: Date): Promise<void> {

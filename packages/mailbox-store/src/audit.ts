@@ -22,20 +22,24 @@ export async function recordMailboxAudit(db: Queryable, entry: MailboxAuditEvent
   );
 }
 
+function toAuditEvent(row: Record<string, unknown>): MailboxAuditEvent {
+  return {
+    mailboxId: row.mailbox_id as string,
+    address: row.address as string,
+    event: row.event as string,
+    actor: row.actor as string,
+    at: row.at as Date,
+    detail: row.detail as Record<string, unknown>,
+  };
+}
+
 /** An address's audit trail, oldest first (also of mailboxes it had before and that were deleted). */
 export async function listMailboxAudit(db: Queryable, address: string, limit = 200): Promise<MailboxAuditEvent[]> {
   const found = await db.query('select * from mailbox_audit where address = $1 order by at, id limit $2', [
     address,
     limit,
   ]);
-  return found.rows.map((row) => ({
-    mailboxId: row.mailbox_id,
-    address: row.address,
-    event: row.event,
-    actor: row.actor,
-    at: row.at,
-    detail: row.detail,
-  }));
+  return found.rows.map(toAuditEvent);
 }
 
 /** An address's latest audit events, newest first (the admin API's view of a mailbox). */
@@ -44,12 +48,5 @@ export async function listRecentMailboxAudit(db: Queryable, address: string, lim
     address,
     limit,
   ]);
-  return found.rows.map((row) => ({
-    mailboxId: row.mailbox_id,
-    address: row.address,
-    event: row.event,
-    actor: row.actor,
-    at: row.at,
-    detail: row.detail,
-  }));
+  return found.rows.map(toAuditEvent);
 }

@@ -11,9 +11,9 @@
 // Several processes share the folder (like the KEK files beside it): a file is written once, atomically, never
 // overwritten (only a master key rotation replaces it, re-sealed).
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openSecretWithAny, SecretError, sealSecret } from '@smgw/secrets';
+import { deleteKeyFile, openSecretWithAny, readKeyFile, SecretError, sealSecret, writeKeyFile } from '@smgw/secrets';
 import { MailboxStoreError } from './errors.ts';
 
 const SUFFIX = '.key';
@@ -67,8 +67,7 @@ export function createFolderMailboxKeyStore(options: FolderMailboxKeyStoreOption
       const file = path(mailboxId);
       const key = randomBytes(KEY_BYTES);
       try {
-        await mkdir(dir, { recursive: true, mode: 0o700 });
-        await writeFileAtomically(dir, file, sealSecret(options.masterKey, key, { aad: fileAad(mailboxId) }), 'create');
+        await writeKeyFile(file, sealSecret(options.masterKey, key, { aad: fileAad(mailboxId) }), 'create');
       } catch (err) {
         key.fill(0);
         throw new MailboxStoreError('MAILBOX_KEY_STORE_FAILED', `cannot write the key of mailbox ${mailboxId}`, {
@@ -79,15 +78,15 @@ export function createFolderMailboxKeyStore(options: FolderMailboxKeyStoreOption
     },
     async get(mailboxId) {
       const file = path(mailboxId);
-      let sealed: Buffer;
+      let sealed: Buffer | undefined;
       try {
-        sealed = await readFile(file);
+        sealed = await readKeyFile(file);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
         throw new MailboxStoreError('MAILBOX_KEY_STORE_FAILED', `cannot read the key of mailbox ${mailboxId}`, {
           cause: err,
         });
       }
+      if (!sealed) return undefined;
       try {
         return openSecretWithAny(masterKeys, sealed, { aad: fileAad(mailboxId) });
       } catch (err) {
@@ -99,10 +98,8 @@ export function createFolderMailboxKeyStore(options: FolderMailboxKeyStoreOption
     async destroy(mailboxId) {
       const file = path(mailboxId);
       try {
-        await unlink(file);
-        await syncFolder(dir);
+        await deleteKeyFile(file);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
         throw new MailboxStoreError('MAILBOX_KEY_STORE_FAILED', `cannot delete the key of mailbox ${mailboxId}`, {
           cause: err,
         });
@@ -145,13 +142,8 @@ export async function rotateMailboxKeyFiles(options: {
   const result = { resealed: 0, alreadyCurrent: 0 };
   for (const { mailboxId } of await store.list()) {
     const file = join(dir, mailboxId + SUFFIX);
-    let sealed: Buffer;
-    try {
-      sealed = await readFile(file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // destroyed meanwhile
-      throw err;
-    }
+    const sealed = await readKeyFile(file);
+    if (!sealed) continue; // destroyed meanwhile
     let key: Buffer;
     try {
       key = openSecretWithAny([options.to], sealed, { aad: fileAad(mailboxId) });
@@ -163,39 +155,11 @@ export async function rotateMailboxKeyFiles(options: {
     }
     key = openSecretWithAny([options.from], sealed, { aad: fileAad(mailboxId) });
     try {
-      await writeFileAtomically(dir, file, sealSecret(options.to, key, { aad: fileAad(mailboxId) }), 'replace');
+      await writeKeyFile(file, sealSecret(options.to, key, { aad: fileAad(mailboxId) }), 'replace');
     } finally {
       key.fill(0);
     }
     result.resealed++;
   }
   return result;
-}
-
-/** Temporary file (0600, synced), then linked (create: never overwrites) or renamed (replace) into place. */
-async function writeFileAtomically(dir: string, file: string, bytes: Buffer, mode: 'create' | 'replace') {
-  const temporary = join(dir, `.${randomBytes(8).toString('hex')}.tmp`);
-  const handle = await open(temporary, 'wx', 0o600);
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    if (mode === 'create') await link(temporary, file);
-    else await rename(temporary, file);
-  } finally {
-    if (mode === 'create') await unlink(temporary).catch(() => {});
-  }
-  await syncFolder(dir);
-}
-
-async function syncFolder(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

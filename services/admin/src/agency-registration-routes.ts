@@ -13,8 +13,8 @@ import {
   rejectAgencyRegistration,
 } from '@smgw/key-directory';
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { DEFAULT_OPERATOR, operatorHeaders } from './operator.ts';
 import { problem, problemSchema } from './problem.ts';
-import { DEFAULT_OPERATOR, OPERATOR_PATTERN } from './quarantine-routes.ts';
 
 export interface AgencyRegistrationRouteOptions {
   pool: Pool;
@@ -51,11 +51,6 @@ const idParams = {
   type: 'object',
   required: ['id'],
   properties: { id: { type: 'string', pattern: UUID_PATTERN } },
-} as const;
-
-const operatorHeaders = {
-  type: 'object',
-  properties: { 'x-smgw-operator': { type: 'string', pattern: OPERATOR_PATTERN } },
 } as const;
 
 function toJson(r: AgencyRegistration) {

@@ -17,7 +17,7 @@ import {
   setAgencySigning,
 } from '@smgw/key-directory';
 import { sealSecret } from '@smgw/secrets';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { mediaTypeOf } from './body-types.ts';
 import {
   acceptKeyMaterialBodies,
@@ -28,8 +28,8 @@ import {
   TEXT_TYPE,
   textBody,
 } from './key-material-bodies.ts';
+import { DEFAULT_OPERATOR, operatorHeaders, strictBoolean } from './operator.ts';
 import { problem, problemSchema } from './problem.ts';
-import { DEFAULT_OPERATOR, OPERATOR_PATTERN } from './quarantine-routes.ts';
 
 export interface AgencyRouteOptions {
   pool: Pool;
@@ -64,21 +64,6 @@ const agencySchema = {
     createdAt: { type: 'string' },
   },
 } as const;
-
-const operatorHeaders = {
-  type: 'object',
-  properties: { 'x-smgw-operator': { type: 'string', pattern: OPERATOR_PATTERN } },
-} as const;
-
-/** Refuses a non-boolean flag before the schema, whose type coercion would turn "yes" or 1 into a boolean. */
-function strictBoolean(name: string) {
-  return async (req: FastifyRequest, reply: FastifyReply) => {
-    const flag = (req.body as Record<string, unknown> | undefined)?.[name];
-    if (flag !== undefined && typeof flag !== 'boolean') {
-      return reply.code(400).send(problem('BAD_REQUEST', `body/${name} must be true or false`));
-    }
-  };
-}
 
 const idParams = {
   type: 'object',

@@ -24,8 +24,8 @@ import {
   setMailboxLocked,
 } from '@smgw/mailbox-store';
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { DEFAULT_OPERATOR, operatorHeaders } from './operator.ts';
 import { problem, problemSchema } from './problem.ts';
-import { DEFAULT_OPERATOR, OPERATOR_PATTERN } from './quarantine-routes.ts';
 
 export interface MailboxRouteOptions {
   pool: Pool;
@@ -116,11 +116,6 @@ const addressParams = {
   type: 'object',
   required: ['address'],
   properties: { address: { type: 'string', minLength: 3, maxLength: 320 } },
-} as const;
-
-const operatorHeaders = {
-  type: 'object',
-  properties: { 'x-smgw-operator': { type: 'string', pattern: OPERATOR_PATTERN } },
 } as const;
 
 /** The audit actor of an admin action: who, as far as the shared token lets us know. */

@@ -12,8 +12,8 @@ import {
 } from '@smgw/key-directory';
 import type { FastifyInstance } from 'fastify';
 import { ARMORED_KEY_BODY_TYPES, acceptKeyMaterialBodies, textBody } from './key-material-bodies.ts';
+import { DEFAULT_OPERATOR, operatorHeaders } from './operator.ts';
 import { problem, problemSchema } from './problem.ts';
-import { DEFAULT_OPERATOR, OPERATOR_PATTERN } from './quarantine-routes.ts';
 
 export interface PgpKeyRouteOptions {
   pool: Pool;
@@ -40,11 +40,6 @@ const fingerprintParams = {
   type: 'object',
   required: ['fingerprint'],
   properties: { fingerprint: { type: 'string', pattern: '^[0-9A-Fa-f]{32,64}$' } },
-} as const;
-
-const operatorHeaders = {
-  type: 'object',
-  properties: { 'x-smgw-operator': { type: 'string', pattern: OPERATOR_PATTERN } },
 } as const;
 
 type Inspection = { ok: true; info: PgpKeyInfo } | { ok: false; code: string; message: string };

@@ -4,8 +4,8 @@ import type { Pool } from '@smgw/db';
 import { MESSAGE_ID_PATTERN_ANY_CASE } from '@smgw/envelope';
 import { listPortalReachableAddresses, setAddressPortalReachable } from '@smgw/key-directory';
 import type { FastifyInstance } from 'fastify';
+import { DEFAULT_OPERATOR, operatorHeaders, strictBoolean } from './operator.ts';
 import { problem, problemSchema } from './problem.ts';
-import { DEFAULT_OPERATOR, OPERATOR_PATTERN } from './quarantine-routes.ts';
 
 export interface PortalReachableRouteOptions {
   pool: Pool;
@@ -25,13 +25,7 @@ export async function portalReachableRoutes(api: FastifyInstance, options: Porta
   }>(
     '/agencies/:id/addresses/:address/portal-reachable',
     {
-      // Before the schema, whose type coercion would turn "yes" or 1 into a boolean.
-      preValidation: async (req, reply) => {
-        const flag = (req.body as Record<string, unknown> | undefined)?.reachable;
-        if (typeof flag !== 'boolean') {
-          return reply.code(400).send(problem('BAD_REQUEST', 'body/reachable must be true or false'));
-        }
-      },
+      preValidation: strictBoolean('reachable', { required: true }),
       schema: {
         params: {
           type: 'object',
@@ -41,10 +35,7 @@ export async function portalReachableRoutes(api: FastifyInstance, options: Porta
             address: { type: 'string', minLength: 3, maxLength: 320 },
           },
         },
-        headers: {
-          type: 'object',
-          properties: { 'x-smgw-operator': { type: 'string', pattern: OPERATOR_PATTERN } },
-        },
+        headers: operatorHeaders,
         body: {
           type: 'object',
           required: ['reachable'],

@@ -5,14 +5,9 @@ import { DIRECTIONS, type Envelope, MESSAGE_ID_PATTERN_ANY_CASE } from '@smgw/en
 import { type Logger, messageLogger } from '@smgw/observability';
 import { getQuarantineEntry, listQuarantine, QUARANTINE_STATES, type QuarantineState } from '@smgw/quarantine';
 import type { FastifyInstance } from 'fastify';
+import { DEFAULT_OPERATOR, operatorHeaders } from './operator.ts';
 import { problem, problemSchema } from './problem.ts';
 import { releaseQuarantined } from './release-quarantined.ts';
-
-/** Who released a message when no X-SMGW-Operator header names a person: the admin API has one shared token. */
-export const DEFAULT_OPERATOR = 'admin-token';
-
-/** A short name or e-mail address; nothing that could break a log line or a trace. */
-export const OPERATOR_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$';
 
 /** Free text that cannot break a terminal line or forge one. */
 const NO_CONTROL_CHARACTERS = '^[^\\u0000-\\u001f\\u007f]*$';
@@ -118,10 +113,7 @@ export async function quarantineRoutes(api: FastifyInstance, options: Quarantine
       },
       schema: {
         params: idParams,
-        headers: {
-          type: 'object',
-          properties: { 'x-smgw-operator': { type: 'string', pattern: OPERATOR_PATTERN } },
-        },
+        headers: operatorHeaders,
         body: {
           type: 'object',
           propertyNames: { enum: ['reason'] },

@@ -11,8 +11,8 @@ import type { Pool } from '@smgw/db';
 import { acceptRecipientCertificate, addTrustAnchor, listCertificates, listTrustAnchors } from '@smgw/key-directory';
 import type { FastifyInstance } from 'fastify';
 import { acceptKeyMaterialBodies, PEM_BODY_TYPES, textBody } from './key-material-bodies.ts';
+import { DEFAULT_OPERATOR, operatorHeaders } from './operator.ts';
 import { problem, problemSchema } from './problem.ts';
-import { DEFAULT_OPERATOR, OPERATOR_PATTERN } from './quarantine-routes.ts';
 
 export interface TrustRouteOptions {
   pool: Pool;
@@ -21,11 +21,6 @@ export interface TrustRouteOptions {
   /** The injected clock: validation time. */
   now: () => Date;
 }
-
-const operatorHeaders = {
-  type: 'object',
-  properties: { 'x-smgw-operator': { type: 'string', pattern: OPERATOR_PATTERN } },
-} as const;
 
 const anchorSchema = {
   type: 'object',

@@ -2,10 +2,9 @@
 // kill the link after SMGW_PIN_MAX_ATTEMPTS (in the database) and block a client after 20 (in Redis); used,
 // revoked, expired and unknown links all show the page that offers a new link.
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import {
   type ActivationSecrets,
-  ensureActivationToken,
   ensureMailbox,
   listActivationTokens,
   listMailboxAudit,
@@ -14,39 +13,24 @@ import {
   setMailboxLocked,
 } from '@smgw/mailbox-store';
 import { verifyPassword } from '@smgw/submission-accounts';
-import { logIn, type PortalWorld, startPortalWorld } from './portal-world.ts';
+import { liveActivationToken, logIn, type PortalWorld, portalWorldPerSuite, uniqueAddress } from './portal-world.ts';
 
 const NEW_PASSWORD = 'lange Nacht am blauen See';
 const DAY = 86_400_000;
 
-let counter = 0;
-const newAddress = () => `citizen${++counter}-${Date.now().toString(36)}@buerger.example`;
+const newAddress = () => uniqueAddress('citizen');
 
 /** A passive mailbox with a live activation token, as after a message arrived. */
 async function passiveWithLink(world: PortalWorld): Promise<{ mailbox: Mailbox; secrets: ActivationSecrets }> {
   const { mailbox } = await ensureMailbox(world.db.pool, newAddress(), world.mailboxKeys);
-  const { secrets } = await ensureActivationToken(world.db.pool, {
-    mailbox,
-    keys: world.mailboxKeys,
-    now: world.clock.now(),
-    lifetimeMs: world.settings.linkLifetimeMs,
-    pinDelayMs: world.settings.pinDelayMs,
-  });
+  const { secrets } = await liveActivationToken(world, mailbox);
   return { mailbox, secrets };
 }
 
 const wrongPin = (pin: string) => String((Number(pin) + 1) % 1e8).padStart(8, '0');
 
 describe('portal activation', () => {
-  let world: PortalWorld;
-  before(async () => {
-    world = await startPortalWorld();
-  });
-  after(() => world.close());
-  beforeEach(async () => {
-    const keys = await world.redis.keys(`${world.settings.redisPrefix}portal:limit:*`);
-    if (keys.length > 0) await world.redis.del(...keys);
-  });
+  const world = portalWorldPerSuite();
 
   it('activates with the right PIN and a strong password: active, token used, audited, logged in', async () => {
     const { mailbox, secrets } = await passiveWithLink(world);

@@ -2,13 +2,12 @@
 // registration stored pending for an operator with an information mail to the contact, limits per client and
 // contact, and what the user typed shown again escaped.
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { Envelope } from '@smgw/envelope';
 import { listAgencyRegistrations } from '@smgw/key-directory';
-import { simpleParser } from 'mailparser';
 import { type AgencyFormField, agencyFormValues, checkAgencyForm } from '../src/portal/agency-registration-form.ts';
 import { LIMIT_RULES } from '../src/portal/limits.ts';
-import { type PortalWorld, startPortalWorld } from './portal-world.ts';
+import { mailText, portalWorldPerSuite } from './portal-world.ts';
 
 const VALID: Record<AgencyFormField, string> = {
   agencyName: 'Stadt Musterhausen',
@@ -107,22 +106,10 @@ describe('agency registration form: the checks', () => {
 });
 
 describe('agency registration page', () => {
-  let world: PortalWorld;
-  before(async () => {
-    world = await startPortalWorld();
-  });
-  after(() => world.close());
-  beforeEach(async () => {
-    const keys = await world.redis.keys(`${world.settings.redisPrefix}portal:limit:*`);
-    if (keys.length > 0) await world.redis.del(...keys);
-    world.published.length = 0;
-  });
+  const world = portalWorldPerSuite();
 
-  async function submit(fields: Record<string, string>, ip = '127.0.0.1') {
-    const browser = world.browser(ip);
-    await browser.get('/behoerde-registrieren');
-    return browser.post('/behoerde-registrieren', fields);
-  }
+  const submit = (fields: Record<string, string>, ip?: string) =>
+    world.browser(ip).submit('/behoerde-registrieren', fields);
 
   it('shows every field labelled, the optional ones not required', async () => {
     const page = await world.browser().get('/behoerde-registrieren');
@@ -149,9 +136,8 @@ describe('agency registration page', () => {
     assert.equal(world.published.length, 1);
     const envelope = world.published[0] as Envelope;
     assert.deepEqual(envelope.recipients, ['it@musterhausen.example']);
-    const mail = await simpleParser(await world.blobStore.readAll(envelope.blob.ref));
-    const text = mail.text ?? '';
-    assert.match(mail.subject ?? '', /Registrierung Ihrer Behörde/);
+    const { subject, text } = await mailText(world, envelope);
+    assert.match(subject, /Registrierung Ihrer Behörde/);
     assert.match(text, /Guten Tag Max Mustermann/);
     assert.match(text, /rathaus\.musterhausen\.example/);
     assert.match(text, /\[ \] Zertifikate/);

@@ -8,11 +8,19 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { addTrustAnchor, currentCertificates, listPgpKeys, pgpKeysFor, setPgpKeyState } from '@smgw/key-directory';
 import { listMailboxAudit } from '@smgw/mailbox-store';
 import { type Ca, createKeyMaterial, type KeyMaterial } from './key-material.ts';
-import { activeMailbox, type Browser, logIn, type Page, type PortalWorld, startPortalWorld } from './portal-world.ts';
+import {
+  type Browser,
+  clearPortalLimits,
+  loggedInBrowser,
+  type Page,
+  type PortalWorld,
+  pageOf,
+  startPortalWorld,
+  uniqueAddress,
+} from './portal-world.ts';
 
 const PASSWORD = 'correct horse battery staple';
-let counter = 0;
-const newAddress = () => `byok${++counter}-${Date.now().toString(36)}@buerger.example`;
+const newAddress = () => uniqueAddress('byok');
 
 /** A multipart/form-data body with the CSRF token first and one file. */
 function multipart(csrf: string | null, file?: { filename: string; content: Buffer | string }) {
@@ -60,15 +68,10 @@ describe('bring your own key', () => {
     await keys?.remove();
     await world?.close();
   });
-  beforeEach(async () => {
-    const found = await world.redis.keys(`${world.settings.redisPrefix}portal:limit:*`);
-    if (found.length > 0) await world.redis.del(...found);
-  });
+  beforeEach(() => clearPortalLimits(world));
 
   async function loggedIn(address: string): Promise<Browser> {
-    await activeMailbox(world, address, PASSWORD);
-    const browser = world.browser();
-    assert.equal((await logIn(browser, address, PASSWORD)).status, 303);
+    const { browser } = await loggedInBrowser(world, address, PASSWORD);
     await browser.get('/schluessel');
     return browser;
   }
@@ -83,13 +86,7 @@ describe('bring your own key', () => {
       headers: { 'content-type': contentType, ...(browser.cookies.size > 0 ? { cookie: browser.cookieHeader() } : {}) },
       payload,
     });
-    const location = res.headers.location;
-    return {
-      status: res.statusCode,
-      headers: res.headers,
-      body: res.body,
-      location: typeof location === 'string' ? location : undefined,
-    };
+    return pageOf(res);
   }
 
   it('shows the upload form and that messages come to the portal while no key is on record', async () => {

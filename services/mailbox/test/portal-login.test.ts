@@ -2,30 +2,26 @@
 // request or when the mailbox is locked or deleted; wrong passwords lock the login per mailbox and per client; an
 // unknown address is answered exactly like a wrong password.
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { deleteMailbox, ensureMailbox, listMailboxAudit, setMailboxLocked } from '@smgw/mailbox-store';
-import { activeMailbox, type Browser, logIn, type PortalWorld, startPortalWorld } from './portal-world.ts';
+import {
+  activeMailbox,
+  type Browser,
+  loggedInBrowser,
+  logIn,
+  portalWorldPerSuite,
+  uniqueAddress,
+  withoutCsrfToken,
+} from './portal-world.ts';
 
 const PASSWORD = 'correct horse battery staple';
 const MINUTE = 60_000;
 
-/** The page without the values that differ on every answer (CSRF token). */
-const comparable = (body: string) => body.replace(/name="_csrf" value="[^"]+"/g, 'name="_csrf" value=""');
-
-let counter = 0;
-const newAddress = () => `user${++counter}-${Date.now().toString(36)}@buerger.example`;
+const newAddress = () => uniqueAddress('user');
 
 describe('portal login and sessions', () => {
-  let world: PortalWorld;
-  before(async () => {
-    world = await startPortalWorld();
-  });
-  after(() => world.close());
-  beforeEach(async () => {
-    // Limits are per client: every test its own counters.
-    const keys = await world.redis.keys(`${world.settings.redisPrefix}portal:limit:*`);
-    if (keys.length > 0) await world.redis.del(...keys);
-  });
+  // Limits are per client: every test its own counters (portalWorldPerSuite clears them).
+  const world = portalWorldPerSuite();
 
   const inboxStatus = async (browser: Browser) => (await browser.get('/postfach/eingang')).status;
 
@@ -68,9 +64,7 @@ describe('portal login and sessions', () => {
 
   it('keeps only the SHA-256 of the session id in Redis', async () => {
     const address = newAddress();
-    await activeMailbox(world, address, PASSWORD);
-    const browser = world.browser();
-    await logIn(browser, address, PASSWORD);
+    const { browser } = await loggedInBrowser(world, address, PASSWORD);
     const id = browser.cookies.get('smgw-session') as string;
     const keys = await world.redis.keys(`${world.settings.redisPrefix}portal:session:*`);
     assert.equal(
@@ -82,9 +76,7 @@ describe('portal login and sessions', () => {
 
   it('ends a session after 30 minutes without a request, and not before', async () => {
     const address = newAddress();
-    await activeMailbox(world, address, PASSWORD);
-    const browser = world.browser();
-    await logIn(browser, address, PASSWORD);
+    const { browser } = await loggedInBrowser(world, address, PASSWORD);
     world.clock.advance(29 * MINUTE);
     assert.equal(await inboxStatus(browser), 200); // a request: the idle time starts again
     world.clock.advance(29 * MINUTE);
@@ -96,9 +88,7 @@ describe('portal login and sessions', () => {
 
   it('ends a session 12 hours after login however active it is', async () => {
     const address = newAddress();
-    await activeMailbox(world, address, PASSWORD);
-    const browser = world.browser();
-    await logIn(browser, address, PASSWORD);
+    const { browser } = await loggedInBrowser(world, address, PASSWORD);
     for (let elapsed = 0; elapsed < 12 * 60 - 20; elapsed += 20) {
       world.clock.advance(20 * MINUTE);
       assert.equal(await inboxStatus(browser), 200, `after ${elapsed + 20} minutes`);
@@ -109,9 +99,7 @@ describe('portal login and sessions', () => {
 
   it('logs out (POST with the form token): the session is gone on the server', async () => {
     const address = newAddress();
-    await activeMailbox(world, address, PASSWORD);
-    const browser = world.browser();
-    await logIn(browser, address, PASSWORD);
+    const { browser } = await loggedInBrowser(world, address, PASSWORD);
     const id = browser.cookies.get('smgw-session') as string;
     await browser.get('/postfach/eingang');
     const out = await browser.post('/abmelden');
@@ -145,9 +133,7 @@ describe('portal login and sessions', () => {
 
   it('ends the sessions of a mailbox an operator locks, and refuses its login with a clear message', async () => {
     const address = newAddress();
-    const mailbox = await activeMailbox(world, address, PASSWORD);
-    const browser = world.browser();
-    await logIn(browser, address, PASSWORD);
+    const { mailbox, browser } = await loggedInBrowser(world, address, PASSWORD);
     const id = browser.cookies.get('smgw-session') as string;
     await setMailboxLocked(world.db.pool, mailbox.id, true, 'admin:test', world.clock.now());
     assert.equal((await browser.get('/postfach/eingang')).location, '/anmelden');
@@ -166,9 +152,7 @@ describe('portal login and sessions', () => {
 
   it('ends the sessions of a deleted mailbox', async () => {
     const address = newAddress();
-    const mailbox = await activeMailbox(world, address, PASSWORD);
-    const browser = world.browser();
-    await logIn(browser, address, PASSWORD);
+    const { mailbox, browser } = await loggedInBrowser(world, address, PASSWORD);
     await deleteMailbox(world.db.pool, mailbox.id);
     assert.equal((await browser.get('/postfach/eingang')).location, '/anmelden');
     const keys = await world.redis.smembers(`${world.settings.redisPrefix}portal:mailbox-sessions:${mailbox.id}`);
@@ -187,7 +171,7 @@ describe('portal login and sessions', () => {
       [passive, 'a wrong password here'],
     ] as const) {
       const page = await logIn(world.browser(`203.0.113.${answers.length + 1}`), who, password);
-      answers.push({ status: page.status, body: comparable(page.body).replace(who, 'ADDRESS') });
+      answers.push({ status: page.status, body: withoutCsrfToken(page.body).replace(who, 'ADDRESS') });
     }
     assert.equal(answers[0]?.status, 401);
     assert.deepEqual(answers[1], answers[0]);

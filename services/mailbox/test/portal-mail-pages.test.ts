@@ -7,7 +7,7 @@ import { getTrace } from '@smgw/trace';
 import { MESSAGE_FRAME_CSP } from '../src/portal/pages/message.ts';
 import { attachmentPart, htmlPart, message, multipart, textPart } from './mime-fixtures.ts';
 import { storeMessage } from './portal-mail-helpers.ts';
-import { activeMailbox, type Browser, logIn, type PortalWorld, startPortalWorld } from './portal-world.ts';
+import { type Browser, loggedInBrowser, logIn, type PortalWorld, startPortalWorld } from './portal-world.ts';
 import { readZip } from './zip-reader.ts';
 
 const PASSWORD = 'correct horse battery staple';
@@ -22,11 +22,7 @@ after(() => world.close());
 let counter = 0;
 async function loggedInUser(): Promise<{ mailbox: Mailbox; browser: Browser }> {
   counter++;
-  const address = `buerger${counter}@example.org`;
-  const mailbox = await activeMailbox(world, address, PASSWORD);
-  const browser = world.browser();
-  assert.equal((await logIn(browser, address, PASSWORD)).status, 303);
-  return { mailbox, browser };
+  return loggedInBrowser(world, `buerger${counter}@example.org`, PASSWORD);
 }
 
 /** The text of the table cells of a folder page, row by row (tags stripped, entities kept). */

@@ -2,62 +2,37 @@
 // gets a new link at once and its PIN SMGW_PIN_DELAY later (the PIN mail sweep), and every earlier link and PIN
 // stops working. Limited per address and per client.
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { Envelope } from '@smgw/envelope';
-import {
-  ensureActivationToken,
-  ensureMailbox,
-  listActivationTokens,
-  listMailboxAudit,
-  setMailboxLocked,
-} from '@smgw/mailbox-store';
-import { simpleParser } from 'mailparser';
+import { ensureMailbox, listActivationTokens, listMailboxAudit, setMailboxLocked } from '@smgw/mailbox-store';
 import { sendDuePinMails } from '../src/pin-mail-sweep.ts';
-import { activeMailbox, logIn, type PortalWorld, startPortalWorld } from './portal-world.ts';
+import {
+  activeMailbox,
+  liveActivationToken,
+  logIn,
+  mailText,
+  pinMailSweepOf,
+  portalWorldPerSuite,
+  submitAndWait,
+  uniqueAddress,
+  withoutCsrfToken,
+} from './portal-world.ts';
 
 const OLD_PASSWORD = 'correct horse battery staple';
 const NEW_PASSWORD = 'lange Nacht am blauen See';
 
-let counter = 0;
-const newAddress = () => `reactivate${++counter}-${Date.now().toString(36)}@buerger.example`;
-const comparable = (body: string) => body.replace(/name="_csrf" value="[^"]+"/g, 'name="_csrf" value=""');
-
-async function mailText(world: PortalWorld, envelope: Envelope) {
-  const parsed = await simpleParser(await world.blobStore.readAll(envelope.blob.ref));
-  return { to: envelope.recipients, subject: parsed.subject ?? '', text: parsed.text ?? '' };
-}
+const newAddress = () => uniqueAddress('reactivate');
 
 describe('portal re-activation', () => {
-  let world: PortalWorld;
-  before(async () => {
-    world = await startPortalWorld();
-  });
-  after(() => world.close());
-  beforeEach(async () => {
-    const keys = await world.redis.keys(`${world.settings.redisPrefix}portal:limit:*`);
-    if (keys.length > 0) await world.redis.del(...keys);
-    world.published.length = 0;
-  });
+  const world = portalWorldPerSuite();
 
   /** Posts the form and waits for the work after the answer. */
-  async function request(address: string, ip = '127.0.0.1') {
-    const browser = world.browser(ip);
-    await browser.get('/reaktivieren');
-    const page = await browser.post('/reaktivieren', { address });
-    await world.app.portalWorkDone();
-    return page;
-  }
+  const request = (address: string, ip?: string) => submitAndWait(world, '/reaktivieren', { address }, ip);
 
   it('mails a new link at once and the PIN later; the old link and PIN die; the new ones set a new password', async () => {
     const address = newAddress();
     const mailbox = await activeMailbox(world, address, OLD_PASSWORD);
-    const old = await ensureActivationToken(world.db.pool, {
-      mailbox,
-      keys: world.mailboxKeys,
-      now: world.clock.now(),
-      lifetimeMs: world.settings.linkLifetimeMs,
-      pinDelayMs: world.settings.pinDelayMs,
-    });
+    const old = await liveActivationToken(world, mailbox);
     const page = await request(address);
     assert.equal(page.status, 200);
     assert.match(page.body, /Anfrage erhalten/);
@@ -78,19 +53,9 @@ describe('portal re-activation', () => {
     assert.equal(live[0]?.purpose, 'reactivation');
 
     // The PIN mail comes from the sweep, SMGW_PIN_DELAY later, for a token that belongs to no message.
-    const sweep = {
-      pool: world.db.pool,
-      blobStore: world.blobStore,
-      mailboxKeys: world.mailboxKeys,
-      hostname: 'smgw.test',
-      templates: world.templates,
-      publish: async (envelope: Envelope) => {
-        world.published.push(envelope);
-      },
-    };
-    assert.equal(await sendDuePinMails({ ...sweep, now: () => world.clock.now() }), 0);
+    assert.equal(await sendDuePinMails(pinMailSweepOf(world, world.clock.now())), 0);
     const later = new Date(world.clock.now().getTime() + world.settings.pinDelayMs);
-    assert.equal(await sendDuePinMails({ ...sweep, now: () => later }), 1);
+    assert.equal(await sendDuePinMails(pinMailSweepOf(world, later)), 1);
     const pinMail = await mailText(world, world.published[1] as Envelope);
     assert.deepEqual(pinMail.to, [address]);
     const pin = /^\s+(\d{8})\s*$/m.exec(pinMail.text)?.[1];
@@ -131,17 +96,7 @@ describe('portal re-activation', () => {
     assert.ok(link);
     // The PIN comes in its mail, SMGW_PIN_DELAY later.
     const later = new Date(world.clock.now().getTime() + world.settings.pinDelayMs);
-    await sendDuePinMails({
-      pool: world.db.pool,
-      blobStore: world.blobStore,
-      mailboxKeys: world.mailboxKeys,
-      hostname: 'smgw.test',
-      templates: world.templates,
-      publish: async (envelope) => {
-        world.published.push(envelope);
-      },
-      now: () => later,
-    });
+    await sendDuePinMails(pinMailSweepOf(world, later));
     const pin = /^\s+(\d{8})\s*$/m.exec((await mailText(world, world.published[1] as Envelope)).text)?.[1] as string;
     const owner = world.browser();
     await owner.get(`/aktivieren/${link}`);
@@ -166,7 +121,7 @@ describe('portal re-activation', () => {
     const answers = [];
     for (const [i, address] of [newAddress(), passive, active, locked].entries()) {
       const page = await request(address, `198.51.100.${i + 1}`);
-      answers.push({ status: page.status, body: comparable(page.body) });
+      answers.push({ status: page.status, body: withoutCsrfToken(page.body) });
     }
     for (const answer of answers) assert.deepEqual(answer, answers[0]);
     assert.deepEqual(

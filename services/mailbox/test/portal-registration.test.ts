@@ -2,11 +2,10 @@
 // gets the same page, and the mail says what happened (a new link, then the PIN; or "you already have a mailbox").
 // Mails per address and requests per client are limited.
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { Envelope } from '@smgw/envelope';
 import { createAgency } from '@smgw/key-directory';
 import {
-  ensureActivationToken,
   ensureMailbox,
   findMailbox,
   findTokenByLink,
@@ -14,41 +13,29 @@ import {
   listMailboxAudit,
   setMailboxLocked,
 } from '@smgw/mailbox-store';
-import { simpleParser } from 'mailparser';
 import { sendDuePinMails } from '../src/pin-mail-sweep.ts';
 import { LIMIT_RULES } from '../src/portal/limits.ts';
-import { type PortalWorld, startPortalWorld } from './portal-world.ts';
+import {
+  liveActivationToken,
+  mailText,
+  pinMailSweepOf,
+  portalWorldPerSuite,
+  submitAndWait,
+  uniqueAddress,
+  withoutCsrfToken,
+} from './portal-world.ts';
 
 const PASSWORD = 'lange Nacht am blauen See';
-let counter = 0;
-const newAddress = () => `register${++counter}-${Date.now().toString(36)}@buerger.example`;
-const comparable = (body: string) => body.replace(/name="_csrf" value="[^"]+"/g, 'name="_csrf" value=""');
+const newAddress = () => uniqueAddress('register');
 
 describe('portal self-registration', () => {
-  let world: PortalWorld;
-  before(async () => {
-    world = await startPortalWorld({ settings: { internalDomains: ['behoerde.example', '*.land.example'] } });
-    await createAgency(world.db.pool, { name: 'Stadtverwaltung', domains: ['stadt.example'], now: new Date() });
-  });
-  after(() => world.close());
-  beforeEach(async () => {
-    const keys = await world.redis.keys(`${world.settings.redisPrefix}portal:limit:*`);
-    if (keys.length > 0) await world.redis.del(...keys);
-    world.published.length = 0;
+  const world = portalWorldPerSuite({
+    settings: { internalDomains: ['behoerde.example', '*.land.example'] },
+    setUp: (started) =>
+      createAgency(started.db.pool, { name: 'Stadtverwaltung', domains: ['stadt.example'], now: new Date() }),
   });
 
-  async function register(address: string, ip = '127.0.0.1') {
-    const browser = world.browser(ip);
-    await browser.get('/registrieren');
-    const page = await browser.post('/registrieren', { address });
-    await world.app.portalWorkDone();
-    return page;
-  }
-
-  async function mailText(envelope: Envelope) {
-    const parsed = await simpleParser(await world.blobStore.readAll(envelope.blob.ref));
-    return { to: envelope.recipients, subject: parsed.subject ?? '', text: parsed.text ?? '' };
-  }
+  const register = (address: string, ip?: string) => submitAndWait(world, '/registrieren', { address }, ip);
 
   it('shows the form with a labelled address field', async () => {
     const page = await world.browser().get('/registrieren');
@@ -89,7 +76,7 @@ describe('portal self-registration', () => {
     assert.equal(token?.purpose, 'registration');
 
     assert.equal(world.published.length, 1);
-    const linkMail = await mailText(world.published[0] as Envelope);
+    const linkMail = await mailText(world, world.published[0] as Envelope);
     assert.deepEqual(linkMail.to, [address]);
     assert.match(linkMail.subject, /Registrierung abschließen/);
     const link = /http:\/\/127\.0\.0\.1:8080\/aktivieren\/([A-Za-z0-9_-]{43})/.exec(linkMail.text)?.[1];
@@ -97,20 +84,10 @@ describe('portal self-registration', () => {
     assert.doesNotMatch(linkMail.text, /\b\d{8}\b/, 'no PIN beside the link');
     assert.equal((await findTokenByLink(world.db.pool, link, world.clock.now())).kind, 'live');
 
-    const sweep = {
-      pool: world.db.pool,
-      blobStore: world.blobStore,
-      mailboxKeys: world.mailboxKeys,
-      hostname: 'smgw.test',
-      templates: world.templates,
-      publish: async (envelope: Envelope) => {
-        world.published.push(envelope);
-      },
-    };
-    assert.equal(await sendDuePinMails({ ...sweep, now: () => world.clock.now() }), 0);
+    assert.equal(await sendDuePinMails(pinMailSweepOf(world, world.clock.now())), 0);
     const later = new Date(world.clock.now().getTime() + world.settings.pinDelayMs);
-    assert.equal(await sendDuePinMails({ ...sweep, now: () => later }), 1);
-    const pinMail = await mailText(world.published[1] as Envelope);
+    assert.equal(await sendDuePinMails(pinMailSweepOf(world, later)), 1);
+    const pinMail = await mailText(world, world.published[1] as Envelope);
     const pin = /^\s+(\d{8})\s*$/m.exec(pinMail.text)?.[1];
     assert.ok(pin);
 
@@ -127,22 +104,16 @@ describe('portal self-registration', () => {
     const fresh = newAddress();
     const existing = newAddress();
     const { mailbox } = await ensureMailbox(world.db.pool, existing, world.mailboxKeys);
-    const earlier = await ensureActivationToken(world.db.pool, {
-      mailbox,
-      keys: world.mailboxKeys,
-      now: world.clock.now(),
-      lifetimeMs: world.settings.linkLifetimeMs,
-      pinDelayMs: world.settings.pinDelayMs,
-    });
+    const earlier = await liveActivationToken(world, mailbox);
 
     const forFresh = await register(fresh);
     const forExisting = await register(existing);
     assert.equal(forExisting.status, forFresh.status);
-    assert.equal(comparable(forExisting.body), comparable(forFresh.body));
+    assert.equal(withoutCsrfToken(forExisting.body), withoutCsrfToken(forFresh.body));
 
     const mail = world.published.find((e) => e.recipients.includes(existing));
     assert.ok(mail);
-    const { subject, text } = await mailText(mail);
+    const { subject, text } = await mailText(world, mail);
     assert.match(subject, /bereits ein sicheres Postfach/);
     assert.match(text, /http:\/\/127\.0\.0\.1:8080\/anmelden/);
     assert.match(text, /http:\/\/127\.0\.0\.1:8080\/reaktivieren/);

@@ -1,11 +1,15 @@
 // A portal for tests: buildPortal with a database schema of its own, the real Redis under a key prefix of its own,
 // a clock the test moves, the log lines captured, and the mails it publishes collected. `Browser` keeps cookies
-// and the last page's CSRF token like a browser, over fastify's inject.
+// and the last page's CSRF token like a browser, over fastify's inject. portalWorldPerSuite gives a describe block
+// its world; loggedInBrowser, mailText and the rest are what the portal's tests do again and again.
+import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
+import { after, before, beforeEach } from 'node:test';
 import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import type { Envelope } from '@smgw/envelope';
 import {
   createFolderMailboxKeyStore,
+  ensureActivationToken,
   ensureMailbox,
   type Mailbox,
   type MailboxKeyStore,
@@ -14,9 +18,11 @@ import {
 import { createLogger } from '@smgw/observability';
 import { hashPassword } from '@smgw/submission-accounts';
 import { createTestDatabase, type TestDatabase, testRedisPrefix } from '@smgw/testing';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
+import { simpleParser } from 'mailparser';
 import { loadMailboxTemplates, type MailboxTemplates } from '../src/notices.ts';
+import type { PinMailDeps } from '../src/pin-mail-sweep.ts';
 import { buildPortal, type PortalSettings } from '../src/portal/app.ts';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -128,6 +134,91 @@ export async function startPortalWorld(options: WorldOptions = {}): Promise<Port
   };
 }
 
+/**
+ * For a describe block: a world started before its tests (then `setUp`, e.g. agencies to add) and closed after
+ * them; before each test the limits' counters and the mails published so far are cleared, so every test counts its
+ * own. The world returned stands in for the one started: use it inside hooks and tests, not at describe time.
+ */
+export function portalWorldPerSuite(
+  options: WorldOptions & { setUp?: (world: PortalWorld) => Promise<unknown> } = {},
+): PortalWorld {
+  let started: PortalWorld | undefined;
+  const world = (): PortalWorld => {
+    if (!started) throw new Error('the portal world starts in before(): use it inside hooks and tests');
+    return started;
+  };
+  before(async () => {
+    started = await startPortalWorld(options);
+    await options.setUp?.(started);
+  });
+  after(() => started?.close());
+  beforeEach(async () => {
+    await clearPortalLimits(world());
+    world().published.length = 0;
+  });
+  return new Proxy({} as PortalWorld, {
+    get: (_, key) => Reflect.get(world(), key),
+    set: (_, key, value) => Reflect.set(world(), key, value),
+  });
+}
+
+/** Forgets every limit's counters (limits count per client: tests from one address would share them). */
+export async function clearPortalLimits(world: PortalWorld): Promise<void> {
+  const keys = await world.redis.keys(`${world.settings.redisPrefix}portal:limit:*`);
+  if (keys.length > 0) await world.redis.del(...keys);
+}
+
+let addresses = 0;
+/** An address no other test uses: `<prefix><n>-<time>@buerger.example`. */
+export const uniqueAddress = (prefix: string) => `${prefix}${++addresses}-${Date.now().toString(36)}@buerger.example`;
+
+/** The page without the values that differ on every answer (the CSRF token). */
+export const withoutCsrfToken = (body: string) => body.replace(/name="_csrf" value="[^"]+"/g, 'name="_csrf" value=""');
+
+/** A published mail's recipients, subject and text. */
+export async function mailText(world: PortalWorld, envelope: Envelope) {
+  const parsed = await simpleParser(await world.blobStore.readAll(envelope.blob.ref));
+  return { to: envelope.recipients, subject: parsed.subject ?? '', text: parsed.text ?? '' };
+}
+
+/** Posts a form from a new browser (from `ip`) after getting its page, and waits for the work after the answer. */
+export async function submitAndWait(
+  world: PortalWorld,
+  url: string,
+  fields: Record<string, string>,
+  ip = '127.0.0.1',
+): Promise<Page> {
+  const page = await world.browser(ip).submit(url, fields);
+  await world.app.portalWorkDone();
+  return page;
+}
+
+/** The mailbox's live activation token (a new one unless it has one), with the world's link lifetime and PIN delay. */
+export function liveActivationToken(world: PortalWorld, mailbox: Mailbox) {
+  return ensureActivationToken(world.db.pool, {
+    mailbox,
+    keys: world.mailboxKeys,
+    now: world.clock.now(),
+    lifetimeMs: world.settings.linkLifetimeMs,
+    pinDelayMs: world.settings.pinDelayMs,
+  });
+}
+
+/** The PIN mail sweep's dependencies on the world's data, as at `now`; it publishes into world.published. */
+export function pinMailSweepOf(world: PortalWorld, now: Date): PinMailDeps {
+  return {
+    pool: world.db.pool,
+    blobStore: world.blobStore,
+    mailboxKeys: world.mailboxKeys,
+    hostname: world.settings.hostname,
+    templates: world.templates,
+    publish: async (envelope) => {
+      world.published.push(envelope);
+    },
+    now: () => now,
+  };
+}
+
 /** A mailbox with a password, as after activation. */
 export async function activeMailbox(world: PortalWorld, address: string, password: string): Promise<Mailbox> {
   const { mailbox } = await ensureMailbox(world.db.pool, address, world.mailboxKeys);
@@ -196,17 +287,35 @@ export class Browser {
     }
     const token = /name="_csrf" value="([^"]+)"/.exec(res.body)?.[1];
     if (token) this.csrfToken = token;
-    const location = res.headers.location;
-    return {
-      status: res.statusCode,
-      headers: res.headers,
-      body: res.body,
-      location: typeof location === 'string' ? location : undefined,
-    };
+    return pageOf(res);
   }
+}
+
+/** An inject response as a Page (tests that post multipart forms inject themselves). */
+export function pageOf(res: LightMyRequestResponse): Page {
+  const location = res.headers.location;
+  return {
+    status: res.statusCode,
+    headers: res.headers,
+    body: res.body,
+    location: typeof location === 'string' ? location : undefined,
+  };
 }
 
 /** Logs in through the form; returns the page the POST answered with (a 303 to the inbox when it worked). */
 export async function logIn(browser: Browser, address: string, password: string): Promise<Page> {
   return browser.submit('/anmelden', { address, password });
+}
+
+/** An active mailbox at `address` and a browser (from `ip`) logged in to it. */
+export async function loggedInBrowser(
+  world: PortalWorld,
+  address: string,
+  password: string,
+  ip?: string,
+): Promise<{ mailbox: Mailbox; browser: Browser }> {
+  const mailbox = await activeMailbox(world, address, password);
+  const browser = world.browser(ip);
+  assert.equal((await logIn(browser, address, password)).status, 303, `log in as ${address}`);
+  return { mailbox, browser };
 }

@@ -8,10 +8,10 @@ import { listMailboxMessages, type Mailbox, openMailboxKey } from '@smgw/mailbox
 import { simpleParser } from 'mailparser';
 import {
   type Browser,
-  logIn,
-  activeMailbox as loginMailbox,
+  loggedInBrowser,
   type Page,
   type PortalWorld,
+  pageOf,
   startPortalWorld,
 } from './portal-world.ts';
 import { agencyLetter, agencyWith, inboxMessage } from './portal-write-fixtures.ts';
@@ -67,13 +67,7 @@ async function postForm(
     headers: { 'content-type': contentType, ...(browser.cookies.size > 0 ? { cookie: browser.cookieHeader() } : {}) },
     payload,
   });
-  const location = res.headers.location;
-  return {
-    status: res.statusCode,
-    headers: res.headers,
-    body: res.body,
-    location: typeof location === 'string' ? location : undefined,
-  };
+  return pageOf(res);
 }
 
 const draftOf = (page: Page) => /name="draft" value="([^"]+)"/.exec(page.body)?.[1] ?? '';
@@ -96,11 +90,7 @@ after(() => world.close());
 
 async function loggedIn(): Promise<{ mailbox: Mailbox; browser: Browser }> {
   counter += 1;
-  const address = `buerger${counter}@buerger.example`;
-  const mailbox = await loginMailbox(world, address, PASSWORD);
-  const browser = world.browser();
-  assert.equal((await logIn(browser, address, PASSWORD)).status, 303);
-  return { mailbox, browser };
+  return loggedInBrowser(world, `buerger${counter}@buerger.example`, PASSWORD);
 }
 
 async function sent(mailbox: Mailbox) {

@@ -1,3 +1,5 @@
-// Test tools that need this package's CMS knowledge, for the tests of crypto and of the services using it.
+// Test tools that need this package's CMS knowledge, and a test PKI made by openssl, for the tests of crypto and
+// of the services using it.
 // Exported as `@smgw/crypto/testing`, apart from the gateway's API: nothing in a service's src imports it.
+export * from './openssl-pki.ts';
 export * from './smime-pkijs-signer.ts';

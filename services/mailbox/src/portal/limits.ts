@@ -104,6 +104,21 @@ export function createLimits(redis: Redis, prefix: string, rules: Record<LimitNa
 }
 
 /**
+ * Counts one event against each rule in turn (a form's per-client, then per-address limit) and returns the first
+ * that is now exceeded; the rules after it are not counted. Undefined when none is exceeded.
+ */
+export async function firstExceeded(
+  limits: Limits,
+  hits: ReadonlyArray<readonly [LimitName, string]>,
+): Promise<LimitState | undefined> {
+  for (const [name, subject] of hits) {
+    const state = await limits.hit(name, subject);
+    if (state.exceeded) return state;
+  }
+  return undefined;
+}
+
+/**
  * The client a limit counts: the address, or for IPv6 its /64 (anyone holds a whole /64, so counting single
  * addresses would let one client be millions of clients).
  */

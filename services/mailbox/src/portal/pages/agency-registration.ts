@@ -6,7 +6,6 @@
 import { withTransaction } from '@smgw/db';
 import { newTraceId } from '@smgw/envelope';
 import { insertAgencyRegistration } from '@smgw/key-directory';
-import { noticeEnvelope, recordNotice } from '../../notices.ts';
 import {
   AGENCY_FORM_LIMITS,
   type AgencyRegistrationInput,
@@ -14,6 +13,8 @@ import {
   checkAgencyForm,
 } from '../agency-registration-form.ts';
 import type { PortalContext, PortalPage } from '../context.ts';
+import { firstExceeded } from '../limits.ts';
+import { portalNotice, sendPortalNotice } from '../portal-notices.ts';
 
 export const agencyRegistrationPages: PortalPage = async (app, ctx) => {
   app.get('/behoerde-registrieren', async (req, reply) =>
@@ -39,10 +40,11 @@ export const agencyRegistrationPages: PortalPage = async (app, ctx) => {
         400,
       );
     }
-    const perClient = await ctx.limits.hit('agencyRegistrationPerClient', ctx.clientOf(req));
-    if (perClient.exceeded) return ctx.renderError(req, reply, 429, perClient.retryAfterMs);
-    const perContact = await ctx.limits.hit('agencyRegistrationPerContact', checked.input.contactEmail);
-    if (perContact.exceeded) return ctx.renderError(req, reply, 429, perContact.retryAfterMs);
+    const exceeded = await firstExceeded(ctx.limits, [
+      ['agencyRegistrationPerClient', ctx.clientOf(req)],
+      ['agencyRegistrationPerContact', checked.input.contactEmail],
+    ]);
+    if (exceeded) return ctx.renderError(req, reply, 429, exceeded.retryAfterMs);
 
     const registrationId = await storeAgencyRegistration(ctx, checked.input);
     return ctx.render(req, reply, 'pages/agency-registration-sent', {
@@ -55,28 +57,23 @@ export const agencyRegistrationPages: PortalPage = async (app, ctx) => {
 
 /** Stores the registration pending and mails the contact; returns the registration's id. */
 export async function storeAgencyRegistration(ctx: PortalContext, input: AgencyRegistrationInput): Promise<string> {
-  const { deps, settings } = ctx;
+  const { deps } = ctx;
   const now = ctx.now();
   const id = await withTransaction(deps.pool, async (db) => {
     const registration = await insertAgencyRegistration(db, { ...input, now });
-    const notice = await noticeEnvelope(
-      { blobStore: deps.blobStore, templates: deps.templates, hostname: settings.hostname },
-      {
-        kind: 'agency-registration-received',
-        to: registration.contactEmail,
-        values: {
-          contactName: registration.contactName,
-          agencyName: registration.agencyName,
-          registrationId: registration.id,
-          domains: registration.domains.map((domain) => `  ${domain}`).join('\n'),
-        },
-        traceId: newTraceId(),
-        now,
+    const notice = await portalNotice(ctx, {
+      kind: 'agency-registration-received',
+      to: registration.contactEmail,
+      values: {
+        contactName: registration.contactName,
+        agencyName: registration.agencyName,
+        registrationId: registration.id,
+        domains: registration.domains.map((domain) => `  ${domain}`).join('\n'),
       },
-    );
-    // The notice's message row is committed before publishing: deliver records against it.
-    await recordNotice(deps.pool, notice, undefined, now);
-    await deps.publish(notice.envelope);
+      traceId: newTraceId(),
+      now,
+    });
+    await sendPortalNotice(ctx, db, notice, now);
     return registration.id;
   });
   deps.logger.info({ code: 'PORTAL_AGENCY_REGISTRATION_STORED', registrationId: id }, 'agency registration stored');

@@ -3,10 +3,10 @@
 // link now, the PIN after SMGW_PIN_DELAY through the PIN mail sweep) runs after the answer, so neither the page nor
 // its timing tells whether the address has a mailbox. Requests are limited per address and per client.
 import { withTransaction } from '@smgw/db';
-import { findMailbox, normalizeMailboxAddress, recordMailboxAudit, replaceActivationToken } from '@smgw/mailbox-store';
-import { rfc5322Date } from '@smgw/mime';
-import { noticeEnvelope, portalLinks, recordNotice } from '../../notices.ts';
+import { findMailbox, normalizeMailboxAddress } from '@smgw/mailbox-store';
 import type { PortalContext, PortalPage } from '../context.ts';
+import { firstExceeded } from '../limits.ts';
+import { mailNewActivationLink } from '../portal-notices.ts';
 import { formField } from './form-fields.ts';
 
 export const reactivationPages: PortalPage = async (app, ctx) => {
@@ -34,10 +34,11 @@ export const reactivationPages: PortalPage = async (app, ctx) => {
       );
     }
     // Counted for every address, known or not, so the limit itself tells nothing.
-    const perClient = await ctx.limits.hit('reactivationPerClient', ctx.clientOf(req));
-    if (perClient.exceeded) return ctx.renderError(req, reply, 429, perClient.retryAfterMs);
-    const perAddress = await ctx.limits.hit('reactivationPerAddress', address);
-    if (perAddress.exceeded) return ctx.renderError(req, reply, 429, perAddress.retryAfterMs);
+    const exceeded = await firstExceeded(ctx.limits, [
+      ['reactivationPerClient', ctx.clientOf(req)],
+      ['reactivationPerAddress', address],
+    ]);
+    if (exceeded) return ctx.renderError(req, reply, 429, exceeded.retryAfterMs);
 
     ctx.afterAnswer(req, 'PORTAL_REACTIVATION_FAILED', () => reactivate(ctx, address));
     return ctx.render(req, reply, 'pages/reactivation-sent', { title: t('reactivation.sent.title') });
@@ -50,45 +51,18 @@ export const reactivationPages: PortalPage = async (app, ctx) => {
  * if the broker refuses, the old link stays valid.
  */
 export async function reactivate(ctx: PortalContext, address: string): Promise<'sent' | 'no-mailbox'> {
-  const { deps, settings } = ctx;
+  const { deps } = ctx;
   const mailbox = await findMailbox(deps.pool, address);
   if (!mailbox || mailbox.state === 'locked') return 'no-mailbox';
   const now = ctx.now();
-  await withTransaction(deps.pool, async (db) => {
-    const { token, secrets } = await replaceActivationToken(db, {
+  await withTransaction(deps.pool, (db) =>
+    mailNewActivationLink(ctx, db, {
       mailbox,
-      keys: deps.mailboxKeys,
-      now,
-      lifetimeMs: settings.linkLifetimeMs,
-      pinDelayMs: settings.pinDelayMs,
       purpose: 'reactivation',
-    });
-    const notice = await noticeEnvelope(
-      { blobStore: deps.blobStore, templates: deps.templates, hostname: settings.hostname },
-      {
-        kind: 'reactivation-link',
-        to: mailbox.address,
-        values: {
-          activationUrl: portalLinks(settings.publicUrl).activation(secrets.link),
-          expiresAt: rfc5322Date(token.expiresAt),
-        },
-        // No message: the token's own trace, as its PIN mail has (pin-mail-sweep.ts).
-        traceId: token.id.replaceAll('-', ''),
-        now,
-      },
-    );
-    await recordMailboxAudit(db, {
-      mailboxId: mailbox.id,
-      address: mailbox.address,
       event: 'mailbox.reactivation-requested',
-      actor: 'portal',
-      at: now,
-      detail: { notice: notice.envelope.id },
-    });
-    // The notice's message row is committed before publishing: deliver records against it.
-    await recordNotice(deps.pool, notice, undefined, now);
-    await deps.publish(notice.envelope);
-  });
+      now,
+    }),
+  );
   deps.logger.info({ code: 'PORTAL_REACTIVATION_SENT', mailboxId: mailbox.id }, 're-activation link sent');
   return 'sent';
 }

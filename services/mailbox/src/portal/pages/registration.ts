@@ -12,16 +12,11 @@ import { inDomains } from '@smgw/config';
 import { withTransaction } from '@smgw/db';
 import { newTraceId } from '@smgw/envelope';
 import { isAgencyDomain } from '@smgw/key-directory';
-import {
-  ensureMailbox,
-  findMailbox,
-  normalizeMailboxAddress,
-  recordMailboxAudit,
-  replaceActivationToken,
-} from '@smgw/mailbox-store';
-import { rfc5322Date } from '@smgw/mime';
-import { noticeEnvelope, portalLinks, recordNotice } from '../../notices.ts';
+import { ensureMailbox, findMailbox, normalizeMailboxAddress } from '@smgw/mailbox-store';
+import { portalLinks } from '../../notices.ts';
 import type { PortalContext, PortalPage } from '../context.ts';
+import { firstExceeded } from '../limits.ts';
+import { mailNewActivationLink, portalNotice, sendPortalNotice } from '../portal-notices.ts';
 import { formField } from './form-fields.ts';
 
 export const registrationPages: PortalPage = async (app, ctx) => {
@@ -48,10 +43,11 @@ export const registrationPages: PortalPage = async (app, ctx) => {
     }
     if (await isAgencyAddress(ctx, address)) return refuse(t('registration.agencyDomain'));
 
-    const perClient = await ctx.limits.hit('registrationPerClient', ctx.clientOf(req));
-    if (perClient.exceeded) return ctx.renderError(req, reply, 429, perClient.retryAfterMs);
-    const perAddress = await ctx.limits.hit('registrationPerAddress', address);
-    if (perAddress.exceeded) return ctx.renderError(req, reply, 429, perAddress.retryAfterMs);
+    const exceeded = await firstExceeded(ctx.limits, [
+      ['registrationPerClient', ctx.clientOf(req)],
+      ['registrationPerAddress', address],
+    ]);
+    if (exceeded) return ctx.renderError(req, reply, 429, exceeded.retryAfterMs);
 
     ctx.afterAnswer(req, 'PORTAL_REGISTRATION_FAILED', () => register(ctx, address));
     return ctx.render(req, reply, 'pages/registration-sent', { title: t('registration.sent.title') });
@@ -73,38 +69,15 @@ export type RegistrationOutcome = 'registered' | 'already-registered' | 'locked'
 export async function register(ctx: PortalContext, address: string): Promise<RegistrationOutcome> {
   const { deps, settings } = ctx;
   const now = ctx.now();
-  const notices = { blobStore: deps.blobStore, templates: deps.templates, hostname: settings.hostname };
-  const links = portalLinks(settings.publicUrl);
   const outcome = await withTransaction(deps.pool, async (db): Promise<RegistrationOutcome> => {
     const { mailbox, created } = await ensureMailbox(db, address, deps.mailboxKeys);
     if (!created) return mailbox.state === 'locked' ? 'locked' : 'already-registered';
-    const { token, secrets } = await replaceActivationToken(db, {
+    await mailNewActivationLink(ctx, db, {
       mailbox,
-      keys: deps.mailboxKeys,
-      now,
-      lifetimeMs: settings.linkLifetimeMs,
-      pinDelayMs: settings.pinDelayMs,
       purpose: 'registration',
-    });
-    const notice = await noticeEnvelope(notices, {
-      kind: 'registration-link',
-      to: mailbox.address,
-      values: { activationUrl: links.activation(secrets.link), expiresAt: rfc5322Date(token.expiresAt) },
-      // No message: the token's own trace, as its PIN mail has (pin-mail-sweep.ts).
-      traceId: token.id.replaceAll('-', ''),
+      event: 'mailbox.registered',
       now,
     });
-    await recordMailboxAudit(db, {
-      mailboxId: mailbox.id,
-      address: mailbox.address,
-      event: 'mailbox.registered',
-      actor: 'portal',
-      at: now,
-      detail: { notice: notice.envelope.id },
-    });
-    // The notice's message row is committed before publishing: deliver records against it.
-    await recordNotice(deps.pool, notice, undefined, now);
-    await deps.publish(notice.envelope);
     deps.logger.info({ code: 'PORTAL_REGISTERED', mailboxId: mailbox.id }, 'passive mailbox registered; link sent');
     return 'registered';
   });
@@ -113,26 +86,17 @@ export async function register(ctx: PortalContext, address: string): Promise<Reg
   // The owner learns that someone (maybe they) tried; the link leads to re-activation, not to a new mailbox.
   const mailbox = await findMailbox(deps.pool, address);
   if (!mailbox) return outcome;
-  const notice = await noticeEnvelope(notices, {
+  const links = portalLinks(settings.publicUrl);
+  const notice = await portalNotice(ctx, {
     kind: 'registration-existing',
     to: mailbox.address,
     values: { loginUrl: links.login, reactivationUrl: links.reactivation },
     traceId: newTraceId(),
     now,
   });
-  await withTransaction(deps.pool, async (db) => {
-    await recordMailboxAudit(db, {
-      mailboxId: mailbox.id,
-      address: mailbox.address,
-      event: 'mailbox.registration-repeated',
-      actor: 'portal',
-      at: now,
-      detail: { notice: notice.envelope.id },
-    });
-    // The notice's message row is committed before publishing: deliver records against it.
-    await recordNotice(deps.pool, notice, undefined, now);
-    await deps.publish(notice.envelope);
-  });
+  await withTransaction(deps.pool, (db) =>
+    sendPortalNotice(ctx, db, notice, now, { mailbox, event: 'mailbox.registration-repeated' }),
+  );
   deps.logger.info(
     { code: 'PORTAL_REGISTRATION_EXISTING', mailboxId: mailbox.id },
     'registration of an existing mailbox',
