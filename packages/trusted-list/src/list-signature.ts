@@ -10,6 +10,19 @@ import { DSIG_NS, TSL_NS } from './model.ts';
 import { parseXml, type XmlDocument } from './xml-parse.ts';
 
 const ENVELOPED = 'http://www.w3.org/2000/09/xmldsig#enveloped-signature';
+/**
+ * Signature methods refused however well they verify: SHA-1 (collisions are practical; ETSI TS 119 312 has not
+ * allowed it for new signatures for years). The real lists sign with RSA-SHA256; a list signed with SHA-1 is refused
+ * like one whose signature does not verify. A SHA-1 reference digest of a part other than the list (the signing
+ * certificate in de-tl.xml's XAdES properties) is left alone: what the list says is covered by its own reference.
+ */
+const REFUSED_SIGNATURE_METHODS = new Set([
+  'http://www.w3.org/2000/09/xmldsig#rsa-sha1',
+  'http://www.w3.org/2000/09/xmldsig#dsa-sha1',
+  'http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1',
+  'http://www.w3.org/2000/09/xmldsig#hmac-sha1',
+]);
+const REFUSED_DIGESTS = new Set(['http://www.w3.org/2000/09/xmldsig#sha1']);
 
 export interface VerifiedListSignature {
   /** The root element as signed (canonicalized, signature removed), parsed again. */
@@ -78,6 +91,9 @@ function checkWith(text: string, signature: Element, candidate: X509Certificate)
   const sig = new SignedXml({ publicCert: candidate.toString() });
   try {
     sig.loadSignature(signature as unknown as Parameters<SignedXml['loadSignature']>[0]);
+    if (REFUSED_SIGNATURE_METHODS.has(sig.signatureAlgorithm ?? '')) {
+      return `the signature method ${sig.signatureAlgorithm} (SHA-1) is not accepted`;
+    }
     if (!sig.checkSignature(text)) return 'a reference digest does not match';
   } catch (err) {
     return oneLine((err as Error).message);
@@ -86,6 +102,8 @@ function checkWith(text: string, signature: Element, candidate: X509Certificate)
   for (const ref of sig.getReferences()) {
     const coversRoot = ref.uri === '' || (rootId !== null && rootId !== '' && ref.uri === `#${rootId}`);
     if (!coversRoot || !ref.transforms.includes(ENVELOPED) || ref.signedReference === undefined) continue;
+    if (REFUSED_DIGESTS.has(ref.digestAlgorithm))
+      return 'the reference over the list uses SHA-1, which is not accepted';
     // The signed octets are canonical XML without a DOCTYPE; parse them with the same hardened parser.
     const signedRoot = parseXml(ref.signedReference).documentElement as Element;
     if (signedRoot.namespaceURI === TSL_NS && signedRoot.localName === 'TrustServiceStatusList') return signedRoot;

@@ -252,6 +252,24 @@ describe('the list signature under attack', () => {
     assert.throws(() => load(signList(writeList(description()), wrongSigner)), refusedWith('TL_SIGNATURE_INVALID'));
   });
 
+  it('a list signed with SHA-1, or whose reference over the list is a SHA-1 digest, is refused', () => {
+    const sha256 = {
+      signature: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
+      digest: 'http://www.w3.org/2001/04/xmlenc#sha256',
+    };
+    const sha1Signature = { ...sha256, signature: 'http://www.w3.org/2000/09/xmldsig#rsa-sha1' };
+    const sha1Digest = { ...sha256, digest: 'http://www.w3.org/2000/09/xmldsig#sha1' };
+    assert.throws(
+      () => load(signList(writeList(description()), listSigner, '/*', sha1Signature)),
+      refusedWith('TL_SIGNATURE_INVALID'),
+    );
+    assert.throws(
+      () => load(signList(writeList(description()), listSigner, '/*', sha1Digest)),
+      refusedWith('TL_SIGNATURE_INVALID'),
+    );
+    assert.ok(load(signList(writeList(description()), listSigner, '/*', sha256)));
+  });
+
   it('a list changed after signing (withdrawn turned back into granted) is refused', () => {
     const signed = signList(writeList(description()), listSigner);
     const tampered = signed.replace(STATUS('withdrawn'), STATUS('granted'));

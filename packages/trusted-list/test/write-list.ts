@@ -139,18 +139,26 @@ const EXC_C14N = 'http://www.w3.org/2001/10/xml-exc-c14n#';
 const ENVELOPED = 'http://www.w3.org/2000/09/xmldsig#enveloped-signature';
 
 /** Signs with an enveloped signature; `referenceXpath` other than the root makes a signature that covers less. */
-export function signList(xml: string, signer: TestKeyPair, referenceXpath = '/*'): string {
+export function signList(
+  xml: string,
+  signer: TestKeyPair,
+  referenceXpath = '/*',
+  algorithms = {
+    signature: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
+    digest: 'http://www.w3.org/2001/04/xmlenc#sha256',
+  },
+): string {
   const sig = new SignedXml({
     privateKey: signer.keyPem,
     publicCert: signer.certPem,
-    signatureAlgorithm: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
+    signatureAlgorithm: algorithms.signature,
     canonicalizationAlgorithm: EXC_C14N,
     getKeyInfoContent: SignedXml.getKeyInfoContent,
   });
   sig.addReference({
     xpath: referenceXpath,
     transforms: [ENVELOPED, EXC_C14N],
-    digestAlgorithm: 'http://www.w3.org/2001/04/xmlenc#sha256',
+    digestAlgorithm: algorithms.digest,
     isEmptyUri: referenceXpath === '/*',
   });
   sig.computeSignature(xml, { location: { reference: '/*', action: 'append' }, prefix: 'ds' });
