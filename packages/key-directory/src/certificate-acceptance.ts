@@ -16,7 +16,7 @@ import { trustAnchorCertificates } from './trust-anchors.ts';
 export interface CertificateAcceptance {
   /** The upload's certificates, the recipient's first (readCertificateUpload). */
   chain: CertificateFacts[];
-  /** The address it must hold (the portal user's); without it, the first address it names. */
+  /** The address it must hold and is stored for alone (the portal user's); without it, every address it names. */
   address?: string | undefined;
   source: Exclude<CertificateSource, 'harvested'>;
   /** Who brought it: the operator, or `portal:<mailbox id>`. */
@@ -65,7 +65,10 @@ export async function acceptRecipientCertificate(
   const stored = await addCertificate(pool, {
     fingerprint: leaf.fingerprint,
     subject: leaf.subject,
-    addresses: leaf.emailAddresses,
+    // Taken for one address (the portal user's), it is stored for that address alone: the other addresses a
+    // certificate names are not the uploader's to claim, and stored for them it would encrypt their mail and replace
+    // their current certificates.
+    addresses: input.address ? [address.toLowerCase()] : leaf.emailAddresses,
     issuer: leaf.issuer,
     serial: leaf.serial,
     notBefore: leaf.notBefore,

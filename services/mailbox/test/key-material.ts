@@ -14,7 +14,11 @@ export type Ca = TestCa;
 export interface KeyMaterial {
   ca(name: string): Promise<Ca>;
   /** An S/MIME leaf for `address` under `ca` (PEM), for e-mail protection unless `eku` says otherwise. */
-  leaf(ca: Ca, address: string, options?: { eku?: 'emailProtection' | 'serverAuth'; days?: number }): Promise<string>;
+  leaf(
+    ca: Ca,
+    address: string,
+    options?: { eku?: 'emailProtection' | 'serverAuth'; days?: number; moreAddresses?: string[] },
+  ): Promise<string>;
   /** An armored OpenPGP public key (ed25519 + cv25519) with a user ID for each address. */
   pgpKey(addresses: string[], expire?: string): Promise<string>;
   remove(): Promise<void>;

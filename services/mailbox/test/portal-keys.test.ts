@@ -5,7 +5,15 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { addTrustAnchor, currentCertificates, listPgpKeys, pgpKeysFor, setPgpKeyState } from '@smgw/key-directory';
+import { createRevocationFetcher, NOTHING_ALLOWED, readCertificateUpload } from '@smgw/crypto';
+import {
+  acceptRecipientCertificate,
+  addTrustAnchor,
+  currentCertificates,
+  listPgpKeys,
+  pgpKeysFor,
+  setPgpKeyState,
+} from '@smgw/key-directory';
 import { listMailboxAudit } from '@smgw/mailbox-store';
 import { type Ca, createKeyMaterial, type KeyMaterial } from './key-material.ts';
 import {
@@ -141,6 +149,37 @@ describe('bring your own key', () => {
     const garbage = await upload(browser, 'not a certificate at all');
     assert.equal(garbage.status, 422);
     assert.match(garbage.body, /weder ein lesbares Zertifikat/);
+  });
+
+  it('stores a certificate that also names an agency and another citizen for the user alone', async () => {
+    const address = newAddress();
+    const agency = `poststelle-${randomBytes(4).toString('hex')}@behoerde.example`;
+    const citizen = `nachbar-${randomBytes(4).toString('hex')}@buerger.example`;
+    // The agency's own certificate, taken by an operator, is current before the upload.
+    const agencyCertificate = await acceptRecipientCertificate(world.db.pool, {
+      chain: readCertificateUpload(Buffer.from(await keys.leaf(trusted, agency))),
+      source: 'admin',
+      by: 'ops',
+      now: world.clock.now(),
+      revocationMode: 'off',
+      revocationFetcher: createRevocationFetcher({ now: () => world.clock.now(), allow: NOTHING_ALLOWED }),
+    });
+    assert.ok(agencyCertificate.ok);
+    const browser = await loggedIn(address);
+    const answer = await upload(browser, await keys.leaf(trusted, address, { moreAddresses: [agency, citizen] }));
+    assert.equal(answer.status, 303);
+    const [stored] = await currentCertificates(world.db.pool, address);
+    assert.ok(stored);
+    const row = await world.db.pool.query('select addresses from certificates where fingerprint = $1', [
+      stored.fingerprint,
+    ]);
+    assert.deepEqual(row.rows[0]?.addresses, [address]);
+    // Mail to the agency is still encrypted with its own certificate alone, mail to the citizen with none.
+    assert.deepEqual(
+      (await currentCertificates(world.db.pool, agency)).map((c) => c.fingerprint),
+      [agencyCertificate.certificate.fingerprint],
+    );
+    assert.deepEqual(await currentCertificates(world.db.pool, citizen), []);
   });
 
   it('stores an OpenPGP key with the user address pending, for that address only, and says it waits', async () => {

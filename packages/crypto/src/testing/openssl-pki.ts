@@ -45,6 +45,8 @@ export interface LeafOptions {
   crlUrl?: string;
   /** keyUsage bits (default: digitalSignature plus keyEncipherment for RSA, keyAgreement for EC) */
   keyUsage?: string;
+  /** More rfc822Names in subjectAltName after the address. */
+  moreAddresses?: string[];
 }
 
 export interface TestPki {
@@ -160,7 +162,7 @@ export async function createTestPki(prefix = 'smgw-test-pki-'): Promise<TestPki>
           'basicConstraints = critical,CA:FALSE',
           `keyUsage = critical,${options.keyUsage ?? usage}`,
           `extendedKeyUsage = ${options.eku ?? 'emailProtection'}`,
-          `subjectAltName = email:${address}`,
+          `subjectAltName = ${[address, ...(options.moreAddresses ?? [])].map((a) => `email:${a}`).join(',')}`,
           ...(options.crlUrl ? [`crlDistributionPoints = URI:${options.crlUrl}`] : []),
           '',
         ].join('\n'),
