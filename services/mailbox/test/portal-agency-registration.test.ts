@@ -138,12 +138,29 @@ describe('agency registration page', () => {
     assert.deepEqual(envelope.recipients, ['it@musterhausen.example']);
     const { subject, text } = await mailText(world, envelope);
     assert.match(subject, /Registrierung Ihrer Behörde/);
-    assert.match(text, /Guten Tag Max Mustermann/);
-    assert.match(text, /rathaus\.musterhausen\.example/);
+    assert.match(text, /mit\s+2 Domain\(s\)/);
     assert.match(text, /\[ \] Zertifikate/);
     assert.match(text, /\[ \] MX und Relay/);
     assert.match(text, /\[ \] Certificates/);
     assert.ok(text.includes(registration.id));
+  });
+
+  it('echoes nothing typed in its mail: a stranger cannot carry chosen text to the contact address', async () => {
+    const chosen = {
+      agencyName: 'Ihre Bank: Konto gesperrt, rufen Sie 0800 1234567 an',
+      contactName: 'Sicherheitsteam, bitte sofort anrufen',
+      contactEmail: 'opfer@buerger.example',
+      domains: 'konto-gesperrt.bitte-sofort-anrufen-0800-1234567.example',
+      note: 'Zahlen Sie jetzt',
+    };
+    assert.equal((await submit(chosen, '192.0.2.60')).status, 200);
+    assert.equal(world.published.length, 1);
+    const { subject, text } = await mailText(world, world.published[0] as Envelope);
+    for (const typed of Object.values(chosen).filter((v) => !v.includes('@'))) {
+      assert.ok(!subject.includes(typed) && !text.includes(typed), typed);
+    }
+    assert.doesNotMatch(text, /Konto|anrufen|0800|Zahlen/);
+    assert.match(text, /mit\s+1 Domain\(s\)/);
   });
 
   it('shows each wrong field with its error tied to it and keeps what was typed, escaped', async () => {

@@ -2,7 +2,7 @@
 // their fields); a valid registration is stored pending for an operator (admin API / CLI: registration accept|reject)
 // and the contact gets an information mail with the next steps and a checklist. Stored and mailed together: the
 // registration commits only after the broker confirmed the mail. Limited per client and per contact address, so
-// the form cannot be used to mail strangers in bulk.
+// the form cannot be used to mail strangers in bulk; the mail echoes nothing typed, so it carries no chosen text.
 import { withTransaction } from '@smgw/db';
 import { newTraceId } from '@smgw/envelope';
 import { insertAgencyRegistration } from '@smgw/key-directory';
@@ -64,12 +64,9 @@ export async function storeAgencyRegistration(ctx: PortalContext, input: AgencyR
     const notice = await portalNotice(ctx, {
       kind: 'agency-registration-received',
       to: registration.contactEmail,
-      values: {
-        contactName: registration.contactName,
-        agencyName: registration.agencyName,
-        registrationId: registration.id,
-        domains: registration.domains.map((domain) => `  ${domain}`).join('\n'),
-      },
+      // Nothing typed into the form is echoed (names, domains): anyone may name any address as the contact, and
+      // the gateway must not carry a stranger's chosen text to it. The reference and a count say enough.
+      values: { registrationId: registration.id, domainCount: String(registration.domains.length) },
       traceId: newTraceId(),
       now,
     });
