@@ -75,8 +75,11 @@ export async function harvestSmimeCertificate(
   const intermediates = result.result.path.slice(1, -1).map((c) => Buffer.from(c));
 
   const x509 = new X509Certificate(der);
-  const addresses = emailAddressesOf(x509.subjectAltName);
-  if (addresses.length === 0) return { stored: false, why: 'certificate names no rfc822Name address' };
+  // Stored for the sender's address only: the message vouches for who sent it, not for the other addresses the
+  // certificate names. Stored for all of them, a signed mail from a stranger would replace the certificates of
+  // everyone else its certificate happens to name (an agency's, another citizen's) for outbound encryption.
+  const addresses = emailAddressesOf(x509.subjectAltName).filter((address) => address === sender.toLowerCase());
+  if (addresses.length === 0) return { stored: false, why: 'certificate does not name the sender address' };
   const capabilities = verification.capabilities ?? null;
   const fingerprint = x509.fingerprint256.replaceAll(':', '').toLowerCase();
   const stored = await storeHarvestedCertificate(deps.pool, {

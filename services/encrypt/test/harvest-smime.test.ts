@@ -141,6 +141,15 @@ describe('S/MIME certificate harvesting and cipher choice', () => {
     assert.equal((event.data as { fingerprint: string }).fingerprint, sender.fingerprint);
   });
 
+  it("stores a harvested certificate for the sender's address only, never for the others it names", async () => {
+    const sender = await pki.leaf(ca, 'mehrfach@buerger.example', {
+      moreAddresses: ['poststelle@behoerde.example', 'nachbar@buerger.example'],
+    });
+    const envelope = await inbound(withOuterHeader('mehrfach@buerger.example', await signedBy(sender)));
+    assert.equal((await encryptEnvelope(deps(), envelope, handlerContext())).kind, 'next');
+    assert.deepEqual((await certificateRow(sender.fingerprint))?.addresses, ['mehrfach@buerger.example']);
+  });
+
   it('uses the envelope sender when the message has no From field', async () => {
     const sender = await pki.leaf(ca, 'ohne-from@buerger.example');
     const envelope = await inbound(withOuterHeader(undefined, await signedBy(sender)), {
