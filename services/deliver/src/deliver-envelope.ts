@@ -207,6 +207,7 @@ async function deliverGroup(
     destination: group.destination.key,
     outcomes,
     dsn: result.dsn ? { envelope: result.dsn, recipients: wanted.map((f) => f.recipient) } : undefined,
+    owner: deps.owner?.id,
   });
   for (const o of outcomes) {
     deps.recipientsTotal?.inc({ result: o.state });
