@@ -161,10 +161,11 @@ async function deliverGroup(
   quoted: QuotedOriginal,
   prefix: Buffer,
 ): Promise<GroupResult> {
+  const fence = deps.owner?.fence();
   const signal = AbortSignal.any([
     context.signal,
     AbortSignal.timeout(deps.attemptTimeoutMs),
-    ...(deps.owner ? [deps.owner.fence()] : []),
+    ...(fence ? [fence] : []),
   ]);
   const answers = await deps.transports.use(group.destination, (transport) =>
     sendToDestination(transport, {
@@ -177,6 +178,9 @@ async function deliverGroup(
     }),
   );
   const now = deps.now?.() ?? new Date();
+  // Cut short by this process (shutdown, or its heartbeat overdue so another deliver may take over): not the next
+  // hop's failure, so even on the last attempt it is deferred (the envelope is parked), never expired and bounced.
+  const interrupted = context.signal.aborted || fence?.aborted === true;
   const outcomes: RecipientOutcome[] = [];
   const failures: FailedRecipient[] = [];
   const result: GroupResult = { deferred: [], deferredReasons: [] };
@@ -190,7 +194,7 @@ async function deliverGroup(
     } else if (kind === 'bounced') {
       outcomes.push({ recipient: a.recipient, state: 'bounced', code: 'DELIVERY_BOUNCED', reason: said, data });
       failures.push({ ...failure, reason: 'rejected', lastAttemptAt: now });
-    } else if (context.lastAttempt) {
+    } else if (context.lastAttempt && !interrupted) {
       const reason = `retry period expired; last: ${said}`;
       outcomes.push({ recipient: a.recipient, state: 'bounced', code: 'DELIVERY_EXPIRED', reason, data });
       failures.push({ ...failure, reason: 'expired', lastAttemptAt: now });
@@ -207,6 +211,7 @@ async function deliverGroup(
     destination: group.destination.key,
     outcomes,
     dsn: result.dsn ? { envelope: result.dsn, recipients: wanted.map((f) => f.recipient) } : undefined,
+    owner: deps.owner?.id,
   });
   for (const o of outcomes) {
     deps.recipientsTotal?.inc({ result: o.state });

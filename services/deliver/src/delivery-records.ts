@@ -108,18 +108,24 @@ export async function recordOutcomes(
     destination: string;
     outcomes: RecipientOutcome[];
     dsn?: { envelope: Envelope; recipients: string[] } | undefined;
+    /** The deliver instance that made the attempt (its claims carry it); none without an owner. */
+    owner?: string | undefined;
   },
 ): Promise<void> {
   const messageId = input.envelope.id;
   await withTransaction(pool, async (tx) => {
     for (const o of input.outcomes) {
-      // Never step back from a final state (another consumer may have finished this recipient meanwhile).
-      await tx.query(
+      // Never step back from a final state (another consumer may have finished this recipient meanwhile), and never
+      // defer a claim another instance holds now: one that took it over from us while our heartbeat was overdue is
+      // sending it, and a `deferred` row would let a third consumer claim and send it at the same time.
+      const updated = await tx.query(
         `update deliveries set state = $3, destination = $4, last_response = $5, updated_at = now()
-         where message_id = $1 and recipient = $2 and state not in ('delivered', 'bounced')`,
-        [messageId, o.recipient, o.state, input.destination, o.reason],
+         where message_id = $1 and recipient = $2 and state not in ('delivered', 'bounced')
+           and ($3 <> 'deferred' or state <> 'sending' or owner_instance is not distinct from $6)`,
+        [messageId, o.recipient, o.state, input.destination, o.reason, input.owner ?? null],
       );
-      await setRecipientState(tx, messageId, [o.recipient], o.state, o.reason);
+      // The recipient's trace state follows the deliveries row: not back from delivered, not over another's claim.
+      if (updated.rowCount) await setRecipientState(tx, messageId, [o.recipient], o.state, o.reason);
       await recordEvent(tx, messageId, {
         stage: 'deliver',
         ...EVENT_OF[o.state],

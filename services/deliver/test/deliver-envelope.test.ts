@@ -211,6 +211,29 @@ describe('deliver handler', () => {
     await owner.close();
   });
 
+  it('on the last attempt, a send cut short by its own fence or a shutdown is deferred (parked), never bounced', async () => {
+    const fenced = new AbortController();
+    fenced.abort(new Error('heartbeat overdue'));
+    const owner = { id: 'fenced-instance', deadAfterMs: 20_000, alive: () => true, fence: () => fenced.signal };
+    const handleAs = createDeliverHandler({ ...deps, owner, sending: new Set() });
+    const stopping = new AbortController();
+    stopping.abort();
+    const cases: [string, typeof handle, HandlerContext][] = [
+      ['fenced-last@behoerde.example', handleAs, context({ lastAttempt: true })],
+      ['stopped-last@behoerde.example', handle, context({ lastAttempt: true, signal: stopping.signal })],
+    ];
+    for (const [recipient, handler, ctx] of cases) {
+      const envelope = await stored({ recipients: [recipient] });
+      const outcome = await handler(envelope, ctx);
+      assert.deepEqual(outcome.kind === 'retry' && outcome.code, 'DELIVERY_DEFERRED', recipient);
+      const { rows } = await db.pool.query('select state, dsn_message_id from deliveries where message_id = $1', [
+        envelope.id,
+      ]);
+      assert.deepEqual(rows, [{ state: 'deferred', dsn_message_id: null }], 'no expiry, no DSN to the sender');
+      assert.equal(relay.messages.filter((m) => m.rcptTo.includes(recipient)).length, 0);
+    }
+  });
+
   it('publishes a DSN itself when the outcome is a retry for other recipients', async () => {
     const envelope = await stored({ recipients: ['perm-3@behoerde.example', 'never-3@behoerde.example'] });
     published.length = 0;

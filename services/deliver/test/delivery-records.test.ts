@@ -1,0 +1,91 @@
+// What deliver records of an attempt, against real PostgreSQL: a late result never undoes another instance's claim.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { newMessageId } from '@smgw/envelope';
+import { createTestDatabase, type TestDatabase } from '@smgw/testing';
+import { recordMessage } from '@smgw/trace';
+import { claimRecipients, type RecipientOutcome, recordOutcomes } from '../src/delivery-records.ts';
+import { sampleEnvelope } from './fixtures.ts';
+
+const deferred: RecipientOutcome = {
+  recipient: 'a@behoerde.example',
+  state: 'deferred',
+  code: 'DELIVERY_DEFERRED',
+  reason: 'aborted: no heartbeat',
+  data: {},
+};
+
+describe('deliver records', () => {
+  let db: TestDatabase;
+
+  before(async () => {
+    db = await createTestDatabase();
+  });
+
+  after(async () => {
+    await db?.drop();
+  });
+
+  async function claimedBy(owner: string) {
+    const envelope = sampleEnvelope({ id: newMessageId(), recipients: ['a@behoerde.example'] });
+    await recordMessage(db.pool, envelope);
+    await db.pool.query(`insert into deliver_instances (id) values ($1) on conflict do nothing`, [owner]);
+    const claim = await claimRecipients(db.pool, envelope.id, envelope.recipients, 60_000, {
+      id: owner,
+      deadAfterMs: 20_000,
+      idle: [],
+    });
+    assert.deepEqual(claim.claimed, ['a@behoerde.example']);
+    return envelope;
+  }
+
+  async function states(messageId: string) {
+    const d = await db.pool.query('select state, owner_instance from deliveries where message_id = $1', [messageId]);
+    const r = await db.pool.query('select state from message_recipients where message_id = $1', [messageId]);
+    return { delivery: d.rows[0], recipient: r.rows[0]?.state };
+  }
+
+  it('a fenced instance does not defer a claim another instance took over: it stays `sending` for that one', async () => {
+    const envelope = await claimedBy('instance-a');
+    // A's heartbeat went stale; B took the claim over and is sending now.
+    await db.pool.query(
+      `update deliver_instances set heartbeat_at = now() - interval '1 minute' where id = 'instance-a'`,
+    );
+    await db.pool.query(`insert into deliver_instances (id) values ('instance-b') on conflict do nothing`);
+    const taken = await claimRecipients(db.pool, envelope.id, envelope.recipients, 60_000, {
+      id: 'instance-b',
+      deadAfterMs: 20_000,
+      idle: [],
+    });
+    assert.deepEqual(taken.claimed, ['a@behoerde.example']);
+
+    // A's aborted attempt comes back late and records its result.
+    await recordOutcomes(db.pool, { envelope, destination: 'relay', outcomes: [deferred], owner: 'instance-a' });
+    const after = await states(envelope.id);
+    assert.deepEqual(after.delivery, { state: 'sending', owner_instance: 'instance-b' });
+    assert.equal(after.recipient, 'pending', 'the trace does not say deferred while B sends');
+
+    // So nobody else can claim it while B sends.
+    const third = await claimRecipients(db.pool, envelope.id, envelope.recipients, 60_000, {
+      id: 'instance-c',
+      deadAfterMs: 20_000,
+      idle: ['a@behoerde.example'],
+    });
+    assert.deepEqual(third.busy, ['a@behoerde.example']);
+
+    // B's own result is recorded as usual.
+    await recordOutcomes(db.pool, { envelope, destination: 'relay', outcomes: [deferred], owner: 'instance-b' });
+    assert.equal((await states(envelope.id)).delivery.state, 'deferred');
+  });
+
+  it('a result that is final is recorded whoever holds the claim, and nothing steps back from it', async () => {
+    const envelope = await claimedBy('instance-d');
+    const delivered: RecipientOutcome = { ...deferred, state: 'delivered', code: undefined, reason: '250 ok' };
+    await recordOutcomes(db.pool, { envelope, destination: 'relay', outcomes: [delivered], owner: 'instance-e' });
+    assert.equal((await states(envelope.id)).delivery.state, 'delivered');
+    await recordOutcomes(db.pool, { envelope, destination: 'relay', outcomes: [deferred], owner: 'instance-d' });
+    const after = await states(envelope.id);
+    assert.equal(after.delivery.state, 'delivered');
+    assert.equal(after.recipient, 'delivered', 'the trace does not step back to deferred either');
+  });
+});
