@@ -133,7 +133,9 @@ export async function expireParkedMessages(
 /**
  * A message abandoned at ingest: ingest answered 451 because the broker refused (or never confirmed) every one of
  * its envelopes (`message.refused` with nothing published), so the client sends it again under a new id, and this
- * one stays with its recipients pending for ever. A lost confirm may still have put an envelope in a queue, so it
+ * one stays with its recipients pending for ever. Only a refusal ingest is sure of counts (`enqueued: 'none'`: every
+ * envelope nacked, returned or never sent); after a lost confirm (`unknown`) an envelope may sit in a queue longer
+ * than any grace (a stage down for a day, scan waiting for clamd records nothing), so those are kept. Even then it
  * is abandoned only when no stage recorded anything of it (every event is ingest's), every recipient is still
  * pending, nothing else refers to it (deliveries, quarantine, portal mailboxes), and the refusal is older than the
  * grace: a queued envelope is taken by a stage, which records an event, long before that. Found from the refusals
@@ -142,7 +144,8 @@ export async function expireParkedMessages(
 const ABANDONED_AT_INGEST = `
   m.id in (select e.message_id from message_events e
             where e.event = 'message.refused' and e.at < $1 and e.stage = 'ingest'
-              and coalesce(e.data -> 'publishedDirections', '[]'::jsonb) = '[]'::jsonb)
+              and coalesce(e.data -> 'publishedDirections', '[]'::jsonb) = '[]'::jsonb
+              and e.data ->> 'enqueued' = 'none')
   and not exists (select 1 from message_events e where e.message_id = m.id and e.stage <> 'ingest')
   and not exists (select 1 from message_recipients r where r.message_id = m.id and r.state <> 'pending')
   and not exists (select 1 from deliveries d where d.message_id = m.id)
