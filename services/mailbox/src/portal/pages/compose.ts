@@ -21,6 +21,7 @@ import type { MessageKey } from '../i18n/index.ts';
 import { decidePortalRecipients } from '../recipients.ts';
 import { quoteOriginal, readReplyContext, replySubject } from '../reply-context.ts';
 import { type PortalSubmission, type SubmitDeps, submitPortalMessage } from '../submit.ts';
+import { PARSES_PER_MINUTE } from './message.ts';
 
 export const DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024;
 
@@ -60,6 +61,13 @@ export const composePages: PortalPage = async (app, ctx) => {
   const internalDomains = ctx.settings.internalDomains ?? [];
   const draftKey = draftTokenKey(ctx.deps.masterKey);
   const uploads = new WeakMap<FastifyRequest, Uploads>();
+  // The reply form decrypts and parses the whole original (quoteOriginal): limited as the message page is.
+  const parsing = {
+    config: {
+      requireLogin: true,
+      rateLimit: { max: ctx.settings.messageViewsPerClientPerMinute ?? PARSES_PER_MINUTE, timeWindow: 60_000 },
+    },
+  };
   const submitDeps: SubmitDeps = {
     pool: ctx.deps.pool,
     blobStore: ctx.deps.blobStore,
@@ -265,30 +273,26 @@ export const composePages: PortalPage = async (app, ctx) => {
     ctx.render(req, reply, 'compose/sent', { title: ctx.t(req)('compose.sent.title') }),
   );
 
-  app.get<{ Params: { id: string } }>(
-    '/nachricht/:id/antworten',
-    { config: { requireLogin: true } },
-    async (req, reply) => {
-      const { mailbox } = ctx.login(req);
-      const t = ctx.t(req);
-      let target: Target | undefined;
-      try {
-        target = await replyTarget(mailbox, req.params.id);
-      } catch (err) {
-        if (err instanceof PortalWriteError) return replyRefused(req, reply);
-        throw err;
-      }
-      if (target?.kind !== 'reply') return ctx.renderError(req, reply, 404);
-      const context = readReplyContext(target.original);
-      const quote = await quoteOriginal(target.original, (from, date) =>
-        t('compose.reply.quoteIntro', { from: from || '?', date: date || '?' }),
-      );
-      return renderForm(req, reply, target, {
-        draft: newDraftToken(draftKey, mailbox.id, ctx.now()),
-        values: { subject: replySubject(context.subject), text: quote },
-      });
-    },
-  );
+  app.get<{ Params: { id: string } }>('/nachricht/:id/antworten', parsing, async (req, reply) => {
+    const { mailbox } = ctx.login(req);
+    const t = ctx.t(req);
+    let target: Target | undefined;
+    try {
+      target = await replyTarget(mailbox, req.params.id);
+    } catch (err) {
+      if (err instanceof PortalWriteError) return replyRefused(req, reply);
+      throw err;
+    }
+    if (target?.kind !== 'reply') return ctx.renderError(req, reply, 404);
+    const context = readReplyContext(target.original);
+    const quote = await quoteOriginal(target.original, (from, date) =>
+      t('compose.reply.quoteIntro', { from: from || '?', date: date || '?' }),
+    );
+    return renderForm(req, reply, target, {
+      draft: newDraftToken(draftKey, mailbox.id, ctx.now()),
+      values: { subject: replySubject(context.subject), text: quote },
+    });
+  });
 
   app.post<{ Params: { id: string } }>(
     '/nachricht/:id/antworten',
