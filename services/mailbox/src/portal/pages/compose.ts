@@ -19,7 +19,7 @@ import { draftTokenKey, newDraftToken, openDraftToken } from '../draft-token.ts'
 import { PortalWriteError, type PortalWriteErrorCode } from '../errors.ts';
 import type { MessageKey } from '../i18n/index.ts';
 import { decidePortalRecipients } from '../recipients.ts';
-import { quoteOriginal, readReplyContext, replySubject } from '../reply-context.ts';
+import { quoteOriginal, type ReplyContext, readReplyContext, replySubject } from '../reply-context.ts';
 import { type PortalSubmission, type SubmitDeps, submitPortalMessage } from '../submit.ts';
 import { PARSES_PER_MINUTE } from './message.ts';
 
@@ -46,7 +46,10 @@ interface Uploads {
   tooLarge: boolean;
 }
 
-type Target = { kind: 'new' } | { kind: 'reply'; rowId: string; to: string; original: Buffer };
+type Target =
+  | { kind: 'new' }
+  /** `original`: the whole message, for the quote on the form; not kept while a reply is sent. */
+  | { kind: 'reply'; rowId: string; to: string; original: Buffer | undefined; context: ReplyContext };
 
 /** A form field as a string of at most `max` characters ('' when missing, repeated or too long), either encoding. */
 function fieldOf(body: unknown, name: string, max: number): string {
@@ -180,7 +183,7 @@ export const composePages: PortalPage = async (app, ctx) => {
       { pool: ctx.deps.pool, internalDomains },
       { kind: 'reply', original: context },
     );
-    return { kind: 'reply', rowId: row.id, to: to ?? '', original: raw };
+    return { kind: 'reply', rowId: row.id, to: to ?? '', original: raw, context };
   }
 
   /** The page for a reply to someone who is no agency. */
@@ -235,7 +238,7 @@ export const composePages: PortalPage = async (app, ctx) => {
       to:
         target.kind === 'new'
           ? { kind: 'new', addresses: [values.to] }
-          : { kind: 'reply', originalRowId: target.rowId },
+          : { kind: 'reply', originalRowId: target.rowId, original: target.context },
       subject: values.subject,
       text: values.text,
       attachments: budget?.files ?? [],
@@ -284,8 +287,8 @@ export const composePages: PortalPage = async (app, ctx) => {
       throw err;
     }
     if (target?.kind !== 'reply') return ctx.renderError(req, reply, 404);
-    const context = readReplyContext(target.original);
-    const quote = await quoteOriginal(target.original, (from, date) =>
+    const { context } = target;
+    const quote = await quoteOriginal(target.original ?? Buffer.alloc(0), (from, date) =>
       t('compose.reply.quoteIntro', { from: from || '?', date: date || '?' }),
     );
     return renderForm(req, reply, target, {
@@ -306,8 +309,8 @@ export const composePages: PortalPage = async (app, ctx) => {
         if (err instanceof PortalWriteError) return replyRefused(req, reply);
         throw err;
       }
-      if (!target) return ctx.renderError(req, reply, 404);
-      return send(req, reply, target);
+      if (target?.kind !== 'reply') return ctx.renderError(req, reply, 404);
+      return send(req, reply, { ...target, original: undefined });
     },
   );
 };
