@@ -16,7 +16,8 @@ import {
 } from '../src/portal/compose.ts';
 import { DRAFT_MAX_AGE_MS, draftTokenKey, newDraftToken, openDraftToken } from '../src/portal/draft-token.ts';
 import { PortalWriteError } from '../src/portal/errors.ts';
-import { readReplyContext, replySubject } from '../src/portal/reply-context.ts';
+import { quoteOriginal, readReplyContext, replySubject } from '../src/portal/reply-context.ts';
+import { message, multipart, textPart } from './mime-fixtures.ts';
 
 const DATE = new Date('2026-03-02T10:00:00Z');
 
@@ -232,6 +233,23 @@ describe('the original of a reply', () => {
   it('prefixes Re: once', () => {
     assert.equal(replySubject('Bescheid'), 'Re: Bescheid');
     assert.equal(replySubject('Re: AW: re:Bescheid'), 'Re: Bescheid');
+  });
+
+  it('is quoted under the message limits: one too deep to show is quoted with nothing, not an error', async () => {
+    const intro = (from: string) => `${from} schrieb:`;
+    assert.equal(await quoteOriginal(original, intro), '\n\nsb@behoerde.example schrieb:\n> Text\n');
+    // Within MIME_LIMITS.maxParts (500), so the message page shows it: the reply form quotes it as well.
+    const wide = message(
+      { subject: 'Breit' },
+      multipart(
+        'mixed',
+        Array.from({ length: 300 }, () => textPart('x')),
+      ),
+    );
+    assert.match(await quoteOriginal(wide, intro), /^\n\namt@behoerde\.example schrieb:\n> x\n/);
+    let deep = textPart('tief');
+    for (let i = 0; i < 40; i++) deep = multipart('mixed', [deep], `deep${i}`);
+    assert.equal(await quoteOriginal(message({ subject: 'Tief' }, deep), intro), '');
   });
 });
 

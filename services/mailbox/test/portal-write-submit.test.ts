@@ -21,6 +21,7 @@ import { createLogger } from '@smgw/observability';
 import { createTestDatabase, createTestVhost, type TestDatabase, type TestVhost } from '@smgw/testing';
 import { getTrace, recordedMessage } from '@smgw/trace';
 import { simpleParser } from 'mailparser';
+import { readReplyContext } from '../src/portal/reply-context.ts';
 import { type PortalSubmission, type SubmitDeps, submitPortalMessage } from '../src/portal/submit.ts';
 import { activeMailbox, agencyLetter, agencyWith, inboxMessage, takeEnvelopes } from './portal-write-fixtures.ts';
 
@@ -335,6 +336,29 @@ describe('a reply', () => {
     );
     assert.deepEqual(shape(again), refused('REPLY_ORIGINAL_NOT_FOUND'));
     assert.equal((await takeEnvelopes(world.vhost, 'smgw.scan')).length, 1);
+  });
+
+  it("uses the header the reply page read already, but only for the mailbox's own inbox row", async () => {
+    const [mailbox, stranger] = [await citizen(), await citizen()];
+    const letter = agencyLetter('sb@behoerde.example', mailbox.address);
+    const own = await inboxMessage(world.db.pool, mailbox, world.mailboxKeys, letter);
+    const theirs = await inboxMessage(world.db.pool, stranger, world.mailboxKeys, letter);
+    const original = readReplyContext(letter);
+    const refusedForeign = await submitPortalMessage(
+      world.deps,
+      submission(mailbox, { to: { kind: 'reply', originalRowId: theirs, original } }),
+    );
+    assert.deepEqual(shape(refusedForeign), refused('REPLY_ORIGINAL_NOT_FOUND'));
+    // A context that differs from the stored bytes shows which one was used: the original is not decrypted again.
+    const known = { ...original, fromAddresses: ['post@behoerde.example'] };
+    const outcome = await submitPortalMessage(
+      world.deps,
+      submission(mailbox, { to: { kind: 'reply', originalRowId: own, original: known } }),
+    );
+    assert.equal(outcome.kind, 'sent');
+    const [envelope, ...more] = await takeEnvelopes(world.vhost, 'smgw.scan');
+    assert.equal(more.length, 0);
+    assert.deepEqual(envelope?.recipients, ['post@behoerde.example']);
   });
 });
 

@@ -2,7 +2,8 @@
 // Cc: whoever sent the original may set those to anyone), its Message-ID and References for threading, and its
 // subject for "Re: …". Only the header block is read; nothing is trusted beyond its shape.
 import { decodeEncodedWords, headerValue, listedAddresses, splitHeaderBlock } from '@smgw/mime';
-import { simpleParser } from 'mailparser';
+import { type ParsedMail, simpleParser } from 'mailparser';
+import { MIME_LIMITS, readMimeLeaves } from '../mime-structure.ts';
 import { wellFormedMessageId } from './compose.ts';
 
 export interface ReplyContext {
@@ -45,9 +46,21 @@ export const MAX_QUOTED_CHARS = 20_000;
 /**
  * The original's plain text (mailparser: the text part, or the text of its HTML), each line prefixed with "> ",
  * after a line such as "On <date>, <from> wrote:". Nothing is rendered as HTML: this goes into a textarea.
+ * Parsed under the message page's limits (MIME_LIMITS, depth walked first); a message beyond them, or one mailparser
+ * cannot read, is quoted with nothing: the reply form opens all the same.
  */
 export async function quoteOriginal(raw: Buffer, intro: (from: string, date: string) => string): Promise<string> {
-  const parsed = await simpleParser(raw, { maxHeadSize: 64 * 1024, maxChildNodes: 200, skipImageLinks: true });
+  let parsed: ParsedMail;
+  try {
+    await readMimeLeaves(raw, MIME_LIMITS);
+    parsed = await simpleParser(raw, {
+      maxHeadSize: MIME_LIMITS.maxHeaderBytes,
+      maxChildNodes: MIME_LIMITS.maxParts,
+      skipImageLinks: true,
+    });
+  } catch {
+    return '';
+  }
   const text = (parsed.text ?? '').replace(/\r\n?/g, '\n').trimEnd();
   const cut = text.length > MAX_QUOTED_CHARS ? `${text.slice(0, MAX_QUOTED_CHARS)}\n[…]` : text;
   const from = parsed.from?.value[0]?.address ?? '';

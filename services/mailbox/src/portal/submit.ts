@@ -40,7 +40,7 @@ import { type RecordedMessage, recordEvent, recordedMessage, recordMessage } fro
 import { composePortalMessage, MAX_ATTACHMENTS, type PortalAttachment, uploadBytes } from './compose.ts';
 import { PortalWriteError, type PortalWriteErrorCode } from './errors.ts';
 import { decidePortalRecipients, plainAddress } from './recipients.ts';
-import { readReplyContext } from './reply-context.ts';
+import { type ReplyContext, readReplyContext } from './reply-context.ts';
 
 export interface SubmitDeps {
   pool: Pool;
@@ -63,7 +63,15 @@ export interface PortalSubmission {
   mailboxId: string;
   /** The gateway id from the form's draft token (openDraftToken); the same id again is the same message. */
   messageId: string;
-  to: { kind: 'reply'; originalRowId: string } | { kind: 'new'; addresses: readonly string[] };
+  to:
+    | {
+        kind: 'reply';
+        originalRowId: string;
+        /** The original's header as the caller already read it (the reply page decrypted it to find the row):
+         * spares decrypting the whole original a second time. The row is still checked to be this mailbox's. */
+        original?: ReplyContext;
+      }
+    | { kind: 'new'; addresses: readonly string[] };
   subject: string;
   text: string;
   attachments: readonly PortalAttachment[];
@@ -121,7 +129,8 @@ async function submit(deps: SubmitDeps, input: PortalSubmission): Promise<Submit
   if (uploadBytes(input) > deps.maxUploadBytes) {
     throw new PortalWriteError('UPLOAD_TOO_LARGE', `text and attachments exceed ${deps.maxUploadBytes} bytes`);
   }
-  const reply = input.to.kind === 'reply' ? await originalOf(deps, mailbox, input.to.originalRowId) : undefined;
+  const reply =
+    input.to.kind === 'reply' ? await originalOf(deps, mailbox, input.to.originalRowId, input.to.original) : undefined;
   const recipients = await decidePortalRecipients(
     { pool: deps.pool, internalDomains: deps.internalDomains },
     reply
@@ -288,13 +297,17 @@ async function publishAndKeepCopy(
   return { kind: 'sent', messageId: envelope.id, sentRowId, again: false };
 }
 
-/** The original of a reply: a message of this mailbox's own inbox (or trashed from it), read for its header. */
-async function originalOf(deps: SubmitDeps, mailbox: Mailbox, rowId: string) {
+/**
+ * The original of a reply: a message of this mailbox's own inbox (or trashed from it), read for its header (or the
+ * header the caller read already, once the row is found to be one of those).
+ */
+async function originalOf(deps: SubmitDeps, mailbox: Mailbox, rowId: string, known: ReplyContext | undefined) {
   const row = await findMailboxMessage(deps.pool, mailbox.id, rowId);
   const fromInbox = row && (row.folder === 'inbox' || (row.folder === 'trash' && row.trashedFrom === 'inbox'));
   if (!row || !fromInbox) {
     throw new PortalWriteError('REPLY_ORIGINAL_NOT_FOUND', 'the message to reply to is not in this mailbox');
   }
+  if (known) return known;
   const dataKey = await openMailboxKey(deps.mailboxKeys, mailbox);
   try {
     const raw = await readMailboxMessage(deps.pool, mailbox.id, dataKey, row.id);

@@ -19,8 +19,9 @@ import { draftTokenKey, newDraftToken, openDraftToken } from '../draft-token.ts'
 import { PortalWriteError, type PortalWriteErrorCode } from '../errors.ts';
 import type { MessageKey } from '../i18n/index.ts';
 import { decidePortalRecipients } from '../recipients.ts';
-import { quoteOriginal, readReplyContext, replySubject } from '../reply-context.ts';
+import { quoteOriginal, type ReplyContext, readReplyContext, replySubject } from '../reply-context.ts';
 import { type PortalSubmission, type SubmitDeps, submitPortalMessage } from '../submit.ts';
+import { PARSES_PER_MINUTE } from './message.ts';
 
 export const DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024;
 
@@ -45,7 +46,10 @@ interface Uploads {
   tooLarge: boolean;
 }
 
-type Target = { kind: 'new' } | { kind: 'reply'; rowId: string; to: string; original: Buffer };
+type Target =
+  | { kind: 'new' }
+  /** `original`: the whole message, for the quote on the form; not kept while a reply is sent. */
+  | { kind: 'reply'; rowId: string; to: string; original: Buffer | undefined; context: ReplyContext };
 
 /** A form field as a string of at most `max` characters ('' when missing, repeated or too long), either encoding. */
 function fieldOf(body: unknown, name: string, max: number): string {
@@ -60,6 +64,13 @@ export const composePages: PortalPage = async (app, ctx) => {
   const internalDomains = ctx.settings.internalDomains ?? [];
   const draftKey = draftTokenKey(ctx.deps.masterKey);
   const uploads = new WeakMap<FastifyRequest, Uploads>();
+  // The reply form decrypts and parses the whole original (quoteOriginal): limited as the message page is.
+  const parsing = {
+    config: {
+      requireLogin: true,
+      rateLimit: { max: ctx.settings.messageViewsPerClientPerMinute ?? PARSES_PER_MINUTE, timeWindow: 60_000 },
+    },
+  };
   const submitDeps: SubmitDeps = {
     pool: ctx.deps.pool,
     blobStore: ctx.deps.blobStore,
@@ -172,7 +183,7 @@ export const composePages: PortalPage = async (app, ctx) => {
       { pool: ctx.deps.pool, internalDomains },
       { kind: 'reply', original: context },
     );
-    return { kind: 'reply', rowId: row.id, to: to ?? '', original: raw };
+    return { kind: 'reply', rowId: row.id, to: to ?? '', original: raw, context };
   }
 
   /** The page for a reply to someone who is no agency. */
@@ -227,7 +238,7 @@ export const composePages: PortalPage = async (app, ctx) => {
       to:
         target.kind === 'new'
           ? { kind: 'new', addresses: [values.to] }
-          : { kind: 'reply', originalRowId: target.rowId },
+          : { kind: 'reply', originalRowId: target.rowId, original: target.context },
       subject: values.subject,
       text: values.text,
       attachments: budget?.files ?? [],
@@ -265,30 +276,26 @@ export const composePages: PortalPage = async (app, ctx) => {
     ctx.render(req, reply, 'compose/sent', { title: ctx.t(req)('compose.sent.title') }),
   );
 
-  app.get<{ Params: { id: string } }>(
-    '/nachricht/:id/antworten',
-    { config: { requireLogin: true } },
-    async (req, reply) => {
-      const { mailbox } = ctx.login(req);
-      const t = ctx.t(req);
-      let target: Target | undefined;
-      try {
-        target = await replyTarget(mailbox, req.params.id);
-      } catch (err) {
-        if (err instanceof PortalWriteError) return replyRefused(req, reply);
-        throw err;
-      }
-      if (target?.kind !== 'reply') return ctx.renderError(req, reply, 404);
-      const context = readReplyContext(target.original);
-      const quote = await quoteOriginal(target.original, (from, date) =>
-        t('compose.reply.quoteIntro', { from: from || '?', date: date || '?' }),
-      );
-      return renderForm(req, reply, target, {
-        draft: newDraftToken(draftKey, mailbox.id, ctx.now()),
-        values: { subject: replySubject(context.subject), text: quote },
-      });
-    },
-  );
+  app.get<{ Params: { id: string } }>('/nachricht/:id/antworten', parsing, async (req, reply) => {
+    const { mailbox } = ctx.login(req);
+    const t = ctx.t(req);
+    let target: Target | undefined;
+    try {
+      target = await replyTarget(mailbox, req.params.id);
+    } catch (err) {
+      if (err instanceof PortalWriteError) return replyRefused(req, reply);
+      throw err;
+    }
+    if (target?.kind !== 'reply') return ctx.renderError(req, reply, 404);
+    const { context } = target;
+    const quote = await quoteOriginal(target.original ?? Buffer.alloc(0), (from, date) =>
+      t('compose.reply.quoteIntro', { from: from || '?', date: date || '?' }),
+    );
+    return renderForm(req, reply, target, {
+      draft: newDraftToken(draftKey, mailbox.id, ctx.now()),
+      values: { subject: replySubject(context.subject), text: quote },
+    });
+  });
 
   app.post<{ Params: { id: string } }>(
     '/nachricht/:id/antworten',
@@ -302,8 +309,8 @@ export const composePages: PortalPage = async (app, ctx) => {
         if (err instanceof PortalWriteError) return replyRefused(req, reply);
         throw err;
       }
-      if (!target) return ctx.renderError(req, reply, 404);
-      return send(req, reply, target);
+      if (target?.kind !== 'reply') return ctx.renderError(req, reply, 404);
+      return send(req, reply, { ...target, original: undefined });
     },
   );
 };

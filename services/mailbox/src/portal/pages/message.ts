@@ -26,7 +26,7 @@ import { FOLDER_PATHS, FOLDER_TITLES } from './folders.ts';
 const ROW_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const ATTACHMENT_INDEX = /^[0-9]{1,4}$/;
 /** Message views, frames and attachment downloads per client and minute, unless SMGW_PORTAL_MESSAGE_VIEWS_PER_MINUTE. */
-const PARSES_PER_MINUTE = 120;
+export const PARSES_PER_MINUTE = 120;
 
 /** The page that shows the frame may frame our own origin; everything else as on every page. */
 export const MESSAGE_PAGE_CSP =
@@ -116,7 +116,8 @@ function notFound(ctx: PortalContext, req: FastifyRequest, reply: FastifyReply) 
 
 export const messagePages: PortalPage = async (app, ctx) => {
   const requireLogin = { config: { requireLogin: true } };
-  // Each of these parses the whole message (up to the quota's 30 MB): fewer per client than the portal's default.
+  // Each of these decrypts (and most parse) the whole message, up to the quota's 30 MB: fewer per client than the
+  // portal's default.
   const max = ctx.settings.messageViewsPerClientPerMinute ?? PARSES_PER_MINUTE;
   const parsing = { config: { requireLogin: true, rateLimit: { max, timeWindow: 60_000 } } };
 
@@ -191,7 +192,7 @@ export const messagePages: PortalPage = async (app, ctx) => {
     return sendDownload(reply, attachment.content, attachment.filename, downloadContentType(attachment.contentType));
   });
 
-  app.get('/nachricht/:id/original', requireLogin, async (req, reply) => {
+  app.get('/nachricht/:id/original', parsing, async (req, reply) => {
     const message = await ownMessage(ctx, req);
     if (!message) return notFound(ctx, req, reply);
     const name = `${subjectFilePart(message.row.summary?.subject ?? '')}.eml`;

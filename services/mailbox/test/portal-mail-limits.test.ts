@@ -1,0 +1,35 @@
+// What one logged-in client can make the portal do per minute with a 30 MB message: every route that decrypts the
+// whole message (page, frame, attachment, original, reply form) counts against the message-view limit (messageViewsPerClientPerMinute),
+// not only against the portal's general request limit.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { message, textPart } from './mime-fixtures.ts';
+import { type StoredMessage, storeMessage } from './portal-mail-helpers.ts';
+import { activeMailbox, logIn, type PortalWorld, startPortalWorld } from './portal-world.ts';
+
+const PASSWORD = 'correct horse battery staple';
+const VIEWS = 2;
+
+let world: PortalWorld;
+let stored: StoredMessage;
+
+before(async () => {
+  world = await startPortalWorld({ settings: { messageViewsPerClientPerMinute: VIEWS } });
+  const mailbox = await activeMailbox(world, 'leser@example.org', PASSWORD);
+  stored = await storeMessage(world, mailbox, message({ subject: 'Bescheid' }, textPart('Ihr Bescheid.')));
+});
+after(() => world.close());
+
+describe('routes that decrypt a whole message', () => {
+  for (const route of ['/nachricht/ID/original', '/nachricht/ID/antworten']) {
+    it(`${route} is limited like the message page`, async () => {
+      const browser = world.browser(route.endsWith('original') ? '198.51.100.21' : '198.51.100.22');
+      assert.equal((await logIn(browser, 'leser@example.org', PASSWORD)).status, 303);
+      const url = route.replace('ID', stored.rowId);
+      for (let i = 0; i < VIEWS; i++) assert.notEqual((await browser.get(url)).status, 429);
+      const over = await browser.get(url);
+      assert.equal(over.status, 429);
+      assert.ok(over.headers['retry-after']);
+    });
+  }
+});
