@@ -28,6 +28,7 @@ const VALUES: Record<string, string> = {
   agencyName: 'Stadt Musterhausen',
   registrationId: 'c0ffee00-aaaa-4bbb-8ccc-dddddddddddd',
   domains: '  musterhausen.example',
+  domainCount: '1',
 };
 
 async function render(templates: MailboxTemplates, kind: (typeof NOTICE_KINDS)[number]) {
