@@ -182,6 +182,29 @@ describe('verifyMessage', () => {
       assert.equal(summaryHeader(onlyQualified), 'TOTAL_PASSED; level=QES; signatures=1');
     });
 
+    it('asks the trusted list at the validation time, never at the claimed signing time (no back-dating into QES)', async () => {
+      // The issuer was granted until a moment after the signature's signingTime claims, withdrawn before the
+      // validation time: the claim is the sender's word and must not reach back into the granted period.
+      const withdrawnAt = new Date(Date.now() + 30 * 60 * 1000);
+      const asked: Date[] = [];
+      const qualifiedStatus: QualifiedStatusSource = (_signer, atTime) => {
+        asked.push(atTime);
+        return atTime < withdrawnAt
+          ? { status: 'qualified-qscd', source: 'test list', reason: 'granted' }
+          : { status: 'not-qualified', source: 'test list', reason: 'withdrawn' };
+      };
+      const cms = await sign(entity, [qualified], { extra: ['-cades'] });
+      const result = await verifyMessage(
+        message(from(qualified), multipartSigned(entity, cms)),
+        options({ qualifiedStatus }),
+      );
+      const [signature] = result.signatures;
+      assert.ok(signature?.claimedSigningTime && signature.claimedSigningTime < withdrawnAt);
+      assert.deepEqual(asked, [clock]);
+      assert.equal(signature?.level, 'AdES');
+      assert.equal(summaryHeader(result), 'TOTAL_PASSED; level=AdES; signatures=1');
+    });
+
     it('never says QES for a signature that does not bind its certificate, whatever the list says', async () => {
       const cms = await sign(entity, [qualified]);
       const result = await verifyMessage(
