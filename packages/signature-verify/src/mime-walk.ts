@@ -128,8 +128,11 @@ interface Entity {
   filename?: string;
   attachment: boolean;
   description: string;
-  /** Each Content-Type or Content-Transfer-Encoding field after the first: readers may take a different one. */
-  duplicateFields: string[];
+  /**
+   * What readers may take differently: a second Content-Type or Content-Transfer-Encoding field, a parameter of the
+   * Content-Type named twice (parseContentType keeps the last, a mail client may keep the first). One phrase each.
+   */
+  ambiguities: string[];
 }
 
 interface State {
@@ -171,10 +174,30 @@ function entityOf(bytes: Buffer, path: string): Entity {
   const filename = filenameOf(disposition) ?? filenameOf(type, 'name');
   const attachment = disposition.mediaType === 'attachment';
   const description = `${type.mediaType}${filename ? ` “${filename}”` : ''}${attachment ? ' (attachment)' : ''}`;
-  const duplicateFields = ['content-type', 'content-transfer-encoding'].filter(
-    (key) => fields.filter((f) => f.key === key).length > 1,
-  );
-  return { path, fields, body, type, attachment, description, duplicateFields, ...(filename ? { filename } : {}) };
+  const ambiguities = ['content-type', 'content-transfer-encoding']
+    .filter((key) => fields.filter((f) => f.key === key).length > 1)
+    .map((key) => `more than one ${key} field`);
+  for (const name of repeatedParameters(headerValue(fields, 'content-type') ?? '')) {
+    ambiguities.push(`the content-type parameter ${name} more than once`);
+  }
+  return { path, fields, body, type, attachment, description, ambiguities, ...(filename ? { filename } : {}) };
+}
+
+/** The parameters that decide how an entity is read (its parts, its signature kind, a .p7m/.p7s name). */
+const STRUCTURAL_PARAMETERS = new Set(['boundary', 'protocol', 'smime-type', 'name']);
+
+/** Structural parameters a Content-Type value gives more than once, read as parseContentType reads them. */
+function repeatedParameters(value: string): string[] {
+  const semicolon = value.indexOf(';');
+  if (semicolon < 0) return [];
+  const seen = new Set<string>();
+  const repeated = new Set<string>();
+  for (const match of value.slice(semicolon + 1).matchAll(/\s*([^=;\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)\s*;?/g)) {
+    const name = (match[1] as string).toLowerCase();
+    if (seen.has(name) && STRUCTURAL_PARAMETERS.has(name)) repeated.add(name);
+    seen.add(name);
+  }
+  return [...repeated];
 }
 
 /** A filename parameter: RFC 2231 `name*=charset''%xx`, RFC 2047 words, or plain. */
@@ -264,9 +287,9 @@ async function walkEntity(entity: Entity, depth: number, coveredBy: readonly str
     addVisible(state, entity, coveredBy, `${entity.description}, not examined`);
     return;
   }
-  if (entity.duplicateFields.length > 0) {
-    // Which of two Content-Type fields a mail client believes is its choice: a signature judged under one reading
-    // could be shown under the other, so nothing that may be signed is judged at all.
+  if (entity.ambiguities.length > 0) {
+    // Which of two Content-Type fields (or boundary parameters) a mail client believes is its choice: a signature
+    // judged under one reading could be shown under the other, so nothing that may be signed is judged at all.
     const types = entity.fields.filter((f) => f.key === 'content-type').map((f) => parseContentType(f.value).mediaType);
     const signedType = (t: string) => t === 'multipart/signed' || PKCS7_MIME_TYPES.has(t) || SIGNATURE_TYPES.has(t);
     // A multipart reading matters only when something signed could be inside it.
@@ -276,7 +299,7 @@ async function walkEntity(entity: Entity, depth: number, coveredBy: readonly str
         state,
         entity,
         'malformed',
-        `the entity has more than one ${entity.duplicateFields.join(' and ')} field`,
+        `the entity's header is ambiguous: ${entity.ambiguities.join('; ')}`,
       );
     }
     addVisible(state, entity, coveredBy, `${entity.description}, ambiguous header`);

@@ -573,6 +573,31 @@ describe('verifyMessage', () => {
       );
     });
 
+    it('refuses to judge a multipart that names its boundary twice (readers may split it differently)', async () => {
+      const cms = await sign(entity, [alice]);
+      // Split at B (the last boundary parameter, as parseContentType reads it) only the signed part is there; a reader
+      // that takes the first (A) shows only the unsigned text.
+      const body = Buffer.concat([
+        Buffer.from('Content-Type: multipart/mixed; boundary="A"; boundary="B"\r\n\r\n'),
+        Buffer.from('--A\r\nContent-Type: text/plain\r\n\r\nBitte an IBAN DE00 0000 zahlen.\r\n--A--\r\n'),
+        Buffer.from('--B\r\n'),
+        multipartSigned(entity, cms),
+        Buffer.from('\r\n--B--\r\n'),
+      ]);
+      const result = await verifyMessage(message(from(alice), body), options());
+      assert.equal(summaryHeader(result), 'TOTAL_FAILED; sub=FORMAT_FAILURE');
+      assert.match(result.signatures[0]?.reasons[0] ?? '', /parameter boundary more than once/);
+      // A repeated parameter that does not decide the structure is no ambiguity.
+      const charset = Buffer.from(
+        multipartSigned(entity, cms).toString('latin1').replace('multipart/signed;', 'multipart/signed; x=1; x=2;'),
+        'latin1',
+      );
+      assert.equal(
+        summaryHeader(await verifyMessage(message(from(alice), charset), options())),
+        'TOTAL_PASSED; level=basic; signatures=1',
+      );
+    });
+
     it('refuses to judge an entity with two Content-Type fields, which readers may take differently', async () => {
       const cms = await sign(entity, [alice]);
       const signed = multipartSigned(entity, cms);
