@@ -295,12 +295,7 @@ async function walkEntity(entity: Entity, depth: number, coveredBy: readonly str
     // A multipart reading matters only when something signed could be inside it.
     const mayHoldSignature = /pkcs7|\.p7[ms]\b/i.test(entity.body.toString('latin1'));
     if (types.some((t) => signedType(t) || (t.startsWith('multipart/') && mayHoldSignature))) {
-      refusedLayer(
-        state,
-        entity,
-        'malformed',
-        `the entity's header is ambiguous: ${entity.ambiguities.join('; ')}`,
-      );
+      refusedLayer(state, entity, 'malformed', `the entity's header is ambiguous: ${entity.ambiguities.join('; ')}`);
     }
     addVisible(state, entity, coveredBy, `${entity.description}, ambiguous header`);
     return;
@@ -510,7 +505,12 @@ async function verifyCmsLayer(
   state: State,
   blob: Entity,
   kind: 'smime-detached' | 'smime-opaque' | 'cades-detached' | 'cades-enveloping',
-  options: { path: string; shown?: { entity: Entity; bytes: Buffer } },
+  options: {
+    path: string;
+    shown?: { entity: Entity; bytes: Buffer };
+    /** The blob already parsed by the caller (walkCms): a large opaque message is decoded and read once. */
+    parsed?: ReturnType<typeof parseContentInfo>;
+  },
 ): Promise<Layer | undefined> {
   const signatureLayers = state.layers.filter((l) => l.kind !== 'encrypted' && l.kind !== 'unsupported-signature');
   if (signatureLayers.length >= state.limits.maxSignatureLayers) {
@@ -519,7 +519,7 @@ async function verifyCmsLayer(
   }
   let parsed: ReturnType<typeof parseContentInfo>;
   try {
-    parsed = parseContentInfo(decodedBody(blob));
+    parsed = options.parsed ?? parseContentInfo(decodedBody(blob));
   } catch (error) {
     const reason = error instanceof SignatureFormatError ? error.message : String(error);
     return refusedLayer(state, { ...blob, path: options.path }, 'malformed', reason);
@@ -606,7 +606,7 @@ async function walkCms(entity: Entity, depth: number, coveredBy: readonly string
   }
   if (isDetachedSignaturePart(entity) && !(parsed?.kind === 'signed-data' && parsed.signedData.eContent)) {
     // A .p7s without a document beside it (the multipart walk pairs those that have one).
-    await verifyCmsLayer(state, entity, 'cades-detached', { path: entity.path });
+    await verifyCmsLayer(state, entity, 'cades-detached', { path: entity.path, ...(parsed ? { parsed } : {}) });
     addVisible(state, entity, coveredBy, `${entity.description}, signature`, 'signature');
     return;
   }
@@ -617,7 +617,7 @@ async function walkCms(entity: Entity, depth: number, coveredBy: readonly string
     (smimeType === 'signed-data' || smimeType === '') &&
     (entity.filename === undefined || /^smime\.p7m$/i.test(entity.filename));
   const kind = opaqueSmime ? 'smime-opaque' : 'cades-enveloping';
-  const layer = await verifyCmsLayer(state, entity, kind, { path: entity.path });
+  const layer = await verifyCmsLayer(state, entity, kind, { path: entity.path, ...(parsed ? { parsed } : {}) });
   const covering = layer && layer.kind === kind ? [...coveredBy, layer.id] : coveredBy;
   const eContent = parsed?.kind === 'signed-data' ? parsed.signedData.eContent : undefined;
   if (!eContent) {
