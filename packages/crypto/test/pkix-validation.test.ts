@@ -147,6 +147,33 @@ describe('validateCertificatePath', () => {
     );
   });
 
+  it('gives up, instead of trying every order, on a bag of certificates that issue each other under one name', async () => {
+    // 14 CAs all named "Loop CA" and issued by "Loop CA": without a bound on the chains tried the builder walks
+    // 14!/3! orders of them (hours); a stranger's signature can carry such a bag.
+    const loopKeys = await rsaKeys();
+    const loop: Issued[] = [];
+    for (let i = 0; i < 14; i++) {
+      loop.push(await issue({ name: 'Loop CA', keys: loopKeys, serial: (0x40 + i).toString(16), ca: true }, NOW));
+    }
+    const looped = await issue(
+      {
+        name: 'Mallory',
+        keys: loopKeys,
+        issuer: loop[0] as Issued,
+        serial: '60',
+        extendedKeyUsage: [EMAIL_PROTECTION],
+        emails: [ADDRESS],
+      },
+      NOW,
+    );
+    refusedWith(validateCertificatePath(input(looped, { intermediates: loop.map((c) => c.der) })), 'NO_PATH');
+    // Beside the real intermediate, the same bag does not hide the real path.
+    const result = validateCertificatePath(
+      input(leaf, { intermediates: [...loop.map((c) => c.der), intermediate.der] }),
+    );
+    assert.ok(result.ok, result.ok ? '' : result.reason);
+  });
+
   it('refuses a certificate whose issuer is missing with NO_PATH', () => {
     refusedWith(validateCertificatePath(input(leaf, { intermediates: [] })), 'NO_PATH');
   });

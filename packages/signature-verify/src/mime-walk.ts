@@ -128,8 +128,11 @@ interface Entity {
   filename?: string;
   attachment: boolean;
   description: string;
-  /** Each Content-Type or Content-Transfer-Encoding field after the first: readers may take a different one. */
-  duplicateFields: string[];
+  /**
+   * What readers may take differently: a second Content-Type or Content-Transfer-Encoding field, a parameter of the
+   * Content-Type named twice (parseContentType keeps the last, a mail client may keep the first). One phrase each.
+   */
+  ambiguities: string[];
 }
 
 interface State {
@@ -171,10 +174,30 @@ function entityOf(bytes: Buffer, path: string): Entity {
   const filename = filenameOf(disposition) ?? filenameOf(type, 'name');
   const attachment = disposition.mediaType === 'attachment';
   const description = `${type.mediaType}${filename ? ` “${filename}”` : ''}${attachment ? ' (attachment)' : ''}`;
-  const duplicateFields = ['content-type', 'content-transfer-encoding'].filter(
-    (key) => fields.filter((f) => f.key === key).length > 1,
-  );
-  return { path, fields, body, type, attachment, description, duplicateFields, ...(filename ? { filename } : {}) };
+  const ambiguities = ['content-type', 'content-transfer-encoding']
+    .filter((key) => fields.filter((f) => f.key === key).length > 1)
+    .map((key) => `more than one ${key} field`);
+  for (const name of repeatedParameters(headerValue(fields, 'content-type') ?? '')) {
+    ambiguities.push(`the content-type parameter ${name} more than once`);
+  }
+  return { path, fields, body, type, attachment, description, ambiguities, ...(filename ? { filename } : {}) };
+}
+
+/** The parameters that decide how an entity is read (its parts, its signature kind, a .p7m/.p7s name). */
+const STRUCTURAL_PARAMETERS = new Set(['boundary', 'protocol', 'smime-type', 'name']);
+
+/** Structural parameters a Content-Type value gives more than once, read as parseContentType reads them. */
+function repeatedParameters(value: string): string[] {
+  const semicolon = value.indexOf(';');
+  if (semicolon < 0) return [];
+  const seen = new Set<string>();
+  const repeated = new Set<string>();
+  for (const match of value.slice(semicolon + 1).matchAll(/\s*([^=;\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)\s*;?/g)) {
+    const name = (match[1] as string).toLowerCase();
+    if (seen.has(name) && STRUCTURAL_PARAMETERS.has(name)) repeated.add(name);
+    seen.add(name);
+  }
+  return [...repeated];
 }
 
 /** A filename parameter: RFC 2231 `name*=charset''%xx`, RFC 2047 words, or plain. */
@@ -264,20 +287,15 @@ async function walkEntity(entity: Entity, depth: number, coveredBy: readonly str
     addVisible(state, entity, coveredBy, `${entity.description}, not examined`);
     return;
   }
-  if (entity.duplicateFields.length > 0) {
-    // Which of two Content-Type fields a mail client believes is its choice: a signature judged under one reading
-    // could be shown under the other, so nothing that may be signed is judged at all.
+  if (entity.ambiguities.length > 0) {
+    // Which of two Content-Type fields (or boundary parameters) a mail client believes is its choice: a signature
+    // judged under one reading could be shown under the other, so nothing that may be signed is judged at all.
     const types = entity.fields.filter((f) => f.key === 'content-type').map((f) => parseContentType(f.value).mediaType);
     const signedType = (t: string) => t === 'multipart/signed' || PKCS7_MIME_TYPES.has(t) || SIGNATURE_TYPES.has(t);
     // A multipart reading matters only when something signed could be inside it.
     const mayHoldSignature = /pkcs7|\.p7[ms]\b/i.test(entity.body.toString('latin1'));
     if (types.some((t) => signedType(t) || (t.startsWith('multipart/') && mayHoldSignature))) {
-      refusedLayer(
-        state,
-        entity,
-        'malformed',
-        `the entity has more than one ${entity.duplicateFields.join(' and ')} field`,
-      );
+      refusedLayer(state, entity, 'malformed', `the entity's header is ambiguous: ${entity.ambiguities.join('; ')}`);
     }
     addVisible(state, entity, coveredBy, `${entity.description}, ambiguous header`);
     return;
@@ -487,7 +505,12 @@ async function verifyCmsLayer(
   state: State,
   blob: Entity,
   kind: 'smime-detached' | 'smime-opaque' | 'cades-detached' | 'cades-enveloping',
-  options: { path: string; shown?: { entity: Entity; bytes: Buffer } },
+  options: {
+    path: string;
+    shown?: { entity: Entity; bytes: Buffer };
+    /** The blob already parsed by the caller (walkCms): a large opaque message is decoded and read once. */
+    parsed?: ReturnType<typeof parseContentInfo>;
+  },
 ): Promise<Layer | undefined> {
   const signatureLayers = state.layers.filter((l) => l.kind !== 'encrypted' && l.kind !== 'unsupported-signature');
   if (signatureLayers.length >= state.limits.maxSignatureLayers) {
@@ -496,7 +519,7 @@ async function verifyCmsLayer(
   }
   let parsed: ReturnType<typeof parseContentInfo>;
   try {
-    parsed = parseContentInfo(decodedBody(blob));
+    parsed = options.parsed ?? parseContentInfo(decodedBody(blob));
   } catch (error) {
     const reason = error instanceof SignatureFormatError ? error.message : String(error);
     return refusedLayer(state, { ...blob, path: options.path }, 'malformed', reason);
@@ -583,7 +606,7 @@ async function walkCms(entity: Entity, depth: number, coveredBy: readonly string
   }
   if (isDetachedSignaturePart(entity) && !(parsed?.kind === 'signed-data' && parsed.signedData.eContent)) {
     // A .p7s without a document beside it (the multipart walk pairs those that have one).
-    await verifyCmsLayer(state, entity, 'cades-detached', { path: entity.path });
+    await verifyCmsLayer(state, entity, 'cades-detached', { path: entity.path, ...(parsed ? { parsed } : {}) });
     addVisible(state, entity, coveredBy, `${entity.description}, signature`, 'signature');
     return;
   }
@@ -594,7 +617,7 @@ async function walkCms(entity: Entity, depth: number, coveredBy: readonly string
     (smimeType === 'signed-data' || smimeType === '') &&
     (entity.filename === undefined || /^smime\.p7m$/i.test(entity.filename));
   const kind = opaqueSmime ? 'smime-opaque' : 'cades-enveloping';
-  const layer = await verifyCmsLayer(state, entity, kind, { path: entity.path });
+  const layer = await verifyCmsLayer(state, entity, kind, { path: entity.path, ...(parsed ? { parsed } : {}) });
   const covering = layer && layer.kind === kind ? [...coveredBy, layer.id] : coveredBy;
   const eContent = parsed?.kind === 'signed-data' ? parsed.signedData.eContent : undefined;
   if (!eContent) {

@@ -13,8 +13,8 @@ export type QualifiedStatus =
   | { status: 'unknown'; source: string; reason: string };
 
 /**
- * The trusted list's answer for `signer` (chain: signer first, trust anchor last) at `atTime`: the claimed signing
- * time, or the validation time when nothing better is known.
+ * The trusted list's answer for `signer` (chain: signer first, trust anchor last) at `atTime`: the validation time,
+ * or the time a valid signature timestamp proves when the signature is judged then (never the claimed signing time).
  */
 export type QualifiedStatusSource = (
   signer: CertificateFacts,

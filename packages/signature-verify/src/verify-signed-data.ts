@@ -318,9 +318,10 @@ async function verifySignerInfo(
     judgement = indeterminate('NO_SIGNING_CERTIFICATE_FOUND');
   } else judgement = chain.judgement;
 
-  const atTime =
-    result.claimedSigningTime && result.claimedSigningTime < context.time ? result.claimedSigningTime : context.time;
-  result.qualification = await context.qualifiedStatus(signer, atTime, path);
+  // At the validation time (or the time a signature timestamp proves, when the signature is judged then): the
+  // signingTime attribute is the sender's claim, and asked at it a sender could back-date into a period in which
+  // the issuer was still granted and so claim a QES the lists no longer confirm.
+  result.qualification = await context.qualifiedStatus(signer, context.time, path);
   if (judgement.indication === 'TOTAL_PASSED') {
     const level = levelOf(result.qualification, result.signingCertificateBound);
     result.level = level.level;

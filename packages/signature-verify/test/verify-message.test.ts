@@ -182,6 +182,29 @@ describe('verifyMessage', () => {
       assert.equal(summaryHeader(onlyQualified), 'TOTAL_PASSED; level=QES; signatures=1');
     });
 
+    it('asks the trusted list at the validation time, never at the claimed signing time (no back-dating into QES)', async () => {
+      // The issuer was granted until a moment after the signature's signingTime claims, withdrawn before the
+      // validation time: the claim is the sender's word and must not reach back into the granted period.
+      const withdrawnAt = new Date(Date.now() + 30 * 60 * 1000);
+      const asked: Date[] = [];
+      const qualifiedStatus: QualifiedStatusSource = (_signer, atTime) => {
+        asked.push(atTime);
+        return atTime < withdrawnAt
+          ? { status: 'qualified-qscd', source: 'test list', reason: 'granted' }
+          : { status: 'not-qualified', source: 'test list', reason: 'withdrawn' };
+      };
+      const cms = await sign(entity, [qualified], { extra: ['-cades'] });
+      const result = await verifyMessage(
+        message(from(qualified), multipartSigned(entity, cms)),
+        options({ qualifiedStatus }),
+      );
+      const [signature] = result.signatures;
+      assert.ok(signature?.claimedSigningTime && signature.claimedSigningTime < withdrawnAt);
+      assert.deepEqual(asked, [clock]);
+      assert.equal(signature?.level, 'AdES');
+      assert.equal(summaryHeader(result), 'TOTAL_PASSED; level=AdES; signatures=1');
+    });
+
     it('never says QES for a signature that does not bind its certificate, whatever the list says', async () => {
       const cms = await sign(entity, [qualified]);
       const result = await verifyMessage(
@@ -547,6 +570,31 @@ describe('verifyMessage', () => {
       assert.deepEqual(
         result.coverage.uncovered.map((p) => [p.path, p.description]),
         [['/2', 'text/html']],
+      );
+    });
+
+    it('refuses to judge a multipart that names its boundary twice (readers may split it differently)', async () => {
+      const cms = await sign(entity, [alice]);
+      // Split at B (the last boundary parameter, as parseContentType reads it) only the signed part is there; a reader
+      // that takes the first (A) shows only the unsigned text.
+      const body = Buffer.concat([
+        Buffer.from('Content-Type: multipart/mixed; boundary="A"; boundary="B"\r\n\r\n'),
+        Buffer.from('--A\r\nContent-Type: text/plain\r\n\r\nBitte an IBAN DE00 0000 zahlen.\r\n--A--\r\n'),
+        Buffer.from('--B\r\n'),
+        multipartSigned(entity, cms),
+        Buffer.from('\r\n--B--\r\n'),
+      ]);
+      const result = await verifyMessage(message(from(alice), body), options());
+      assert.equal(summaryHeader(result), 'TOTAL_FAILED; sub=FORMAT_FAILURE');
+      assert.match(result.signatures[0]?.reasons[0] ?? '', /parameter boundary more than once/);
+      // A repeated parameter that does not decide the structure is no ambiguity.
+      const charset = Buffer.from(
+        multipartSigned(entity, cms).toString('latin1').replace('multipart/signed;', 'multipart/signed; x=1; x=2;'),
+        'latin1',
+      );
+      assert.equal(
+        summaryHeader(await verifyMessage(message(from(alice), charset), options())),
+        'TOTAL_PASSED; level=basic; signatures=1',
       );
     });
 

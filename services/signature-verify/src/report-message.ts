@@ -133,7 +133,15 @@ export function buildReportMessage(original: Buffer, parts: ReportParts): Buffer
   ]);
 }
 
-/** An unsigned message goes on as it is, with the summary (NONE) as its first header field. */
+/**
+ * An unsigned message goes on as it is, with the summary (NONE) as its first header field. A summary field the
+ * original still carries (ingest and encrypt remove them; this is the last line of defence) is dropped, so a
+ * reader or filter that takes the last field, not the first, never sees the sender's `TOTAL_PASSED`.
+ */
 export function withSummaryField(original: Buffer, summary: string): Buffer {
-  return Buffer.concat([Buffer.from(`${SUMMARY_HEADER_NAME}: ${summary}\r\n`, 'latin1'), original]);
+  const ours = Buffer.from(`${SUMMARY_HEADER_NAME}: ${summary}\r\n`, 'latin1');
+  const { fields, body } = splitHeaderBlock(original);
+  const key = SUMMARY_HEADER_NAME.toLowerCase();
+  if (!fields.some((f) => f.key === key)) return Buffer.concat([ours, original]);
+  return Buffer.concat([ours, headerBytes(fields.filter((f) => f.key !== key)), Buffer.from('\r\n'), body]);
 }

@@ -38,7 +38,7 @@ export async function loadTrustedLists(config: TrustedListConfig, now: Date): Pr
   return { lists, refused };
 }
 
-/** The verifier's hook: the lists' answer for the signer's issuer at the signing time. */
+/** The verifier's hook: the lists' answer for the signer's issuer at the validation time (or a proven time). */
 export function qualifiedStatusFrom(lists: readonly LoadedTrustedList[]): QualifiedStatusSource {
   if (lists.length === 0) return withoutTrustedList;
   return (signer, atTime, chain): QualifiedStatus => {

@@ -212,4 +212,12 @@ describe('the report message', () => {
       `X-SMGW-Signature: NONE\r\n${original.toString('latin1')}`,
     );
   });
+
+  it('drops a summary field an unsigned message carries, wherever and however it is written', () => {
+    const forged = Buffer.from(
+      'From: a@example.org\r\nx-smgw-signature: TOTAL_PASSED;\r\n level=QES; signatures=1\r\nSubject: s\r\n\r\nBody\r\n',
+    );
+    const out = withSummaryField(forged, 'NONE').toString('latin1');
+    assert.equal(out, 'X-SMGW-Signature: NONE\r\nFrom: a@example.org\r\nSubject: s\r\n\r\nBody\r\n');
+  });
 });

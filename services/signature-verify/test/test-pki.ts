@@ -1,13 +1,9 @@
-// A test PKI made by the real openssl in a temporary directory (never committed): a root CA with a CA database (for
-// revoking and CRLs), signers issued by it, and `openssl cms -sign` as the independent signer of S/MIME mail.
-import { execFile } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+// The test PKI of @smgw/crypto/testing (a root CA, signers issued by it, revocation and CRLs by the real openssl),
+// with what these tests add: `openssl cms -sign` as the independent signer of S/MIME mail and `openssl cms -verify`
+// as the independent judge of what the gateway passes on.
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
+import { type TestPki as CryptoTestPki, createTestPki, type TestCa } from '@smgw/crypto/testing';
 
 export interface Signer {
   name: string;
@@ -19,146 +15,48 @@ export interface Signer {
 
 export class TestPki {
   readonly dir: string;
-  readonly ca: { certificatePath: string; keyPath: string; der: Buffer; config: string };
+  readonly ca: { certificatePath: string; keyPath: string; der: Buffer };
+  readonly #pki: CryptoTestPki;
+  readonly #ca: TestCa;
+  readonly #issued = new Map<Signer, Awaited<ReturnType<CryptoTestPki['leaf']>>>();
 
-  private constructor(dir: string, ca: TestPki['ca']) {
-    this.dir = dir;
-    this.ca = ca;
+  private constructor(pki: CryptoTestPki, ca: TestCa) {
+    this.#pki = pki;
+    this.#ca = ca;
+    this.dir = pki.dir;
+    this.ca = { certificatePath: ca.certPath, keyPath: ca.keyPath, der: ca.der };
   }
 
   static async create(name: string): Promise<TestPki> {
-    const dir = await mkdtemp(join(tmpdir(), 'smgw-verify-service-'));
-    await mkdir(join(dir, 'issued'));
-    await writeFile(join(dir, 'index.txt'), '');
-    await writeFile(join(dir, 'serial'), '1000\n');
-    await writeFile(join(dir, 'crlnumber'), '1000\n');
-    const config = join(dir, 'ca.cnf');
-    await writeFile(
-      config,
-      [
-        '[ca]',
-        'default_ca = ca_default',
-        '[ca_default]',
-        `dir = ${dir}`,
-        'database = $dir/index.txt',
-        'new_certs_dir = $dir/issued',
-        'serial = $dir/serial',
-        'crlnumber = $dir/crlnumber',
-        'default_md = sha256',
-        'default_days = 365',
-        'default_crl_days = 30',
-        'policy = policy_any',
-        'unique_subject = no',
-        'copy_extensions = none',
-        '[policy_any]',
-        'commonName = supplied',
-        'organizationName = optional',
-        '',
-      ].join('\n'),
-    );
-    const certificatePath = join(dir, 'ca.cert.pem');
-    const keyPath = join(dir, 'ca.key.pem');
-    await openssl(dir, [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      keyPath,
-      '-out',
-      certificatePath,
-      '-subj',
-      `/CN=${name}/O=SMGW Test`,
-      '-days',
-      '3650',
-      '-sha256',
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-addext',
-      'keyUsage=critical,keyCertSign,cRLSign',
-    ]);
-    return new TestPki(dir, { certificatePath, keyPath, der: await derOf(certificatePath), config });
+    const pki = await createTestPki('smgw-verify-service-');
+    return new TestPki(pki, await pki.ca(name));
   }
 
   remove(): Promise<void> {
-    return rm(this.dir, { recursive: true, force: true });
+    return this.#pki.remove();
   }
 
+  /** A signing certificate for `email` (its subject CN), with the CRL distribution point `crlUrl`. */
   async signer(name: string, email: string, crlUrl: string): Promise<Signer> {
-    const keyPath = join(this.dir, `${name}.key.pem`);
-    const requestPath = join(this.dir, `${name}.csr.pem`);
-    const certificatePath = join(this.dir, `${name}.cert.pem`);
-    await openssl(this.dir, [
-      'req',
-      '-new',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      keyPath,
-      '-out',
-      requestPath,
-      '-subj',
-      `/CN=${name}/O=SMGW Test`,
-    ]);
-    const extfile = join(this.dir, `${name}.ext`);
-    await writeFile(
-      extfile,
-      [
-        '[ext]',
-        'basicConstraints = critical,CA:FALSE',
-        'keyUsage = critical,digitalSignature,nonRepudiation',
-        'extendedKeyUsage = emailProtection',
-        `subjectAltName = email:${email}`,
-        `crlDistributionPoints = URI:${crlUrl}`,
-        '',
-      ].join('\n'),
-    );
-    await openssl(this.dir, [
-      'ca',
-      '-batch',
-      '-config',
-      this.ca.config,
-      '-cert',
-      this.ca.certificatePath,
-      '-keyfile',
-      this.ca.keyPath,
-      '-in',
-      requestPath,
-      '-out',
-      certificatePath,
-      '-extfile',
-      extfile,
-      '-extensions',
-      'ext',
-      '-notext',
-      '-days',
-      '365',
-    ]);
-    return { name, email, certificatePath, keyPath, der: await derOf(certificatePath) };
+    const leaf = await this.#pki.leaf(this.#ca, email, {
+      crlUrl,
+      keyUsage: 'digitalSignature,nonRepudiation',
+      days: 365,
+    });
+    const signer = { name, email, certificatePath: leaf.certPath, keyPath: leaf.keyPath, der: leaf.der };
+    this.#issued.set(signer, leaf);
+    return signer;
   }
 
   async revoke(signer: Signer): Promise<void> {
-    await openssl(this.dir, [
-      'ca',
-      '-config',
-      this.ca.config,
-      '-cert',
-      this.ca.certificatePath,
-      '-keyfile',
-      this.ca.keyPath,
-      '-revoke',
-      signer.certificatePath,
-    ]);
+    const leaf = this.#issued.get(signer);
+    if (!leaf) throw new Error(`${signer.name} was not issued by this PKI`);
+    await this.#pki.revoke(this.#ca, leaf);
   }
 
   /** The CA's current CRL, DER. */
-  async crl(): Promise<Buffer> {
-    const pem = join(this.dir, 'ca.crl.pem');
-    const args = ['-config', this.ca.config, '-cert', this.ca.certificatePath, '-keyfile', this.ca.keyPath];
-    await openssl(this.dir, ['ca', ...args, '-gencrl', '-out', pem]);
-    return openssl(this.dir, ['crl', '-in', pem, '-outform', 'DER']);
+  crl(): Promise<Buffer> {
+    return this.#pki.crl(this.#ca);
   }
 
   /**
@@ -166,9 +64,8 @@ export class TestPki {
    * exactly as given, with the header fields in front.
    */
   async signedMail(header: readonly string[], entity: Buffer, signer: Signer): Promise<Buffer> {
-    const input = join(this.dir, `entity-${Math.random().toString(36).slice(2)}.eml`);
-    await writeFile(input, entity);
-    const signed = await openssl(this.dir, [
+    const input = await this.file(`entity-${Math.random().toString(36).slice(2)}.eml`, entity);
+    const signed = await this.#pki.openssl([
       'cms',
       '-sign',
       '-binary',
@@ -188,10 +85,9 @@ export class TestPki {
 
   /** `openssl cms -verify` of a whole message against the CA: true when openssl says the signature holds. */
   async opensslVerifies(message: Buffer): Promise<boolean> {
-    const input = join(this.dir, `verify-${Math.random().toString(36).slice(2)}.eml`);
-    await writeFile(input, message);
+    const input = await this.file(`verify-${Math.random().toString(36).slice(2)}.eml`, message);
     try {
-      await openssl(this.dir, [
+      await this.#pki.openssl([
         'cms',
         '-verify',
         '-in',
@@ -212,13 +108,4 @@ export class TestPki {
     await writeFile(path, content);
     return path;
   }
-}
-
-async function openssl(cwd: string, args: readonly string[]): Promise<Buffer> {
-  const { stdout } = await run('openssl', [...args], { cwd, encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 });
-  return stdout;
-}
-
-async function derOf(certificatePath: string): Promise<Buffer> {
-  return Buffer.from(new X509Certificate(await readFile(certificatePath)).raw);
 }

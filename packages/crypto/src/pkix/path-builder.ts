@@ -17,6 +17,12 @@ export interface CandidatePath {
 
 const MAX_DEPTH = 12;
 const MAX_PATHS = 24;
+/**
+ * Chains tried in all. MAX_PATHS bounds only the paths that reach an anchor: n certificates of one name, each
+ * issued by that name and none reaching an anchor, are otherwise tried in every order (n!/(n-11)! chains), which a
+ * stranger's signature with a bag of such certificates can demand.
+ */
+const MAX_CHAINS_TRIED = 4096;
 
 function byKeyIdentifierMatch(subject: ParsedCertificate) {
   return (a: { subjectKeyIdentifier?: string }, b: { subjectKeyIdentifier?: string }): number => {
@@ -41,8 +47,9 @@ export function buildCandidatePaths(
     if (!list.some((c) => c.fingerprint === certificate.fingerprint)) list.push(certificate);
     bySubject.set(certificate.subject, list);
   }
+  let chainsTried = 0;
   const extend = (chain: ParsedCertificate[]): void => {
-    if (paths.length >= MAX_PATHS) return;
+    if (paths.length >= MAX_PATHS || ++chainsTried > MAX_CHAINS_TRIED) return;
     const current = chain[chain.length - 1] as ParsedCertificate;
     const matchingAnchors = anchors.filter((anchor) => anchor.certificate.subject === current.issuer);
     matchingAnchors.sort((a, b) => byKeyIdentifierMatch(current)(a.certificate, b.certificate));
