@@ -9,7 +9,9 @@
 // Options: --messages N (per round and size, default 1000)  --rounds R (default 3)  --sizes 10k,100k
 //          --sessions S (default 20)  --replicas K (scan, encrypt, deliver; default 2)  --amavis-processes P (8)
 //          --no-accept-rate  --cpu-prof DIR (the gateway's services under node --cpu-prof; prints the top 10 self-time
-//          functions of ingest and of scan at the end; profiling slows the gateway, so its figures are not the run's)
+//          functions of each service at the end; profiling slows the gateway, so its figures are not the run's)
+//          --pg-stats (PostgreSQL collects pg_stat_statements; prints the gateway's statements per message and their
+//          time)  --only NAME[,NAME] (run only these systems: postfix, postfix+amavis, gateway)
 // PostgreSQL, RabbitMQ, Redis and clamd are the run's own (PostgreSQL with fsync on, as Postfix fsyncs its queue), so
 // the CPU per message of each system is its processes' alone: /proc/<pid>/stat utime+stime of every process of
 // the system (and of its exited children), before and after each round. First it checks that each scanning
@@ -45,6 +47,8 @@ const { values: args } = parseArgs({
     'amavis-processes': { type: 'string', default: '8' },
     'no-accept-rate': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
+    'pg-stats': { type: 'boolean', default: false },
+    only: { type: 'string' },
   },
 });
 const N = Number(args.messages);
@@ -188,13 +192,57 @@ async function round(system: System, bodyBytes: number): Promise<RoundFigures> {
   });
 }
 
+/**
+ * pg_stat_statements of the run's PostgreSQL (only the gateway uses it): 'reset' empties it; with a message count,
+ * the statements by total time, with calls and time per message, as a table.
+ */
+async function gatewayStatements(running: PrivateServers | undefined, messages: number | 'reset'): Promise<string> {
+  const url = running?.env.DATABASE_URL;
+  if (!url) throw new Error('no PostgreSQL of the run');
+  const psql = (sql: string) =>
+    promisify(execFile)('psql', [url, '-XAtF', '\t', '-c', sql], { maxBuffer: 16 * 1024 * 1024 });
+  await psql('create extension if not exists pg_stat_statements');
+  if (messages === 'reset') {
+    await psql('select pg_stat_statements_reset()');
+    return '';
+  }
+  const { stdout } = await psql(
+    `select calls, total_exec_time, regexp_replace(left(query, 110), '\\s+', ' ', 'g') from pg_stat_statements
+      where query not ilike '%pg_stat_statements%' order by total_exec_time desc limit 25`,
+  );
+  const lines = [
+    `
+PostgreSQL statements of the gateway (${messages} messages), by total time:`,
+  ];
+  lines.push('  calls/msg  ms/msg  statement');
+  let totalCalls = 0;
+  let totalMs = 0;
+  for (const row of stdout.trim().split('\n')) {
+    const [calls, ms, query] = row.split('\t');
+    totalCalls += Number(calls);
+    totalMs += Number(ms);
+    lines.push(
+      `  ${(Number(calls) / messages).toFixed(2).padStart(9)}  ${(Number(ms) / messages).toFixed(3).padStart(6)}  ${query}`,
+    );
+  }
+  lines.push(
+    `  ${(totalCalls / messages).toFixed(2).padStart(9)}  ${(totalMs / messages).toFixed(3).padStart(6)}  (these 25)`,
+  );
+  return lines.join('\n');
+}
+
 try {
   say(
     `bench: ${N} messages per round, ${ROUNDS} round(s), sizes ${SIZES.map((s) => `${s / 1024} KB`).join(', ')}, ` +
       `${SESSIONS} connections (smtp-source -d), gateway worker replicas ${REPLICAS}, amavisd children ${AMAVIS_PROCESSES}`,
   );
   say('starting PostgreSQL (fsync on), RabbitMQ, Redis and clamd of the run');
-  servers = await startPrivateServers({ durable: true, clamdThreads: 8, clamdStreamMaxBytes: 53 * 1024 * 1024 });
+  servers = await startPrivateServers({
+    durable: true,
+    clamdThreads: 8,
+    clamdStreamMaxBytes: 53 * 1024 * 1024,
+    statementStats: args['pg-stats'],
+  });
   Object.assign(process.env, servers.env);
   const clamdPort = Number(new URL(servers.env.CLAMD_URL as string).port);
   const clamdPid = async () => (await (servers as PrivateServers).pids()).clamd;
@@ -247,7 +295,7 @@ try {
   });
   const gw = gateway;
 
-  const systems: System[] = [
+  const allSystems: System[] = [
     {
       name: 'postfix',
       port: plain.smtpPort,
@@ -283,6 +331,10 @@ try {
     },
   ];
 
+  const onlySystems = args.only?.split(',').map((name) => name.trim());
+  const systems = allSystems.filter((s) => !onlySystems || onlySystems.includes(s.name));
+  if (systems.length === 0) throw new Error(`--only ${args.only}: no such system (postfix, postfix+amavis, gateway)`);
+
   say('\nscanning check: EICAR, then a clean message, through each system');
   let honest = true;
   for (const system of systems) {
@@ -293,6 +345,7 @@ try {
   }
   if (!honest) throw new Error('a scanning system let EICAR through: no comparison');
 
+  if (args['pg-stats']) await gatewayStatements(servers, 'reset');
   const tables: string[] = [];
   for (const size of SIZES) {
     const summaries: SystemSummary[] = systems.map((s) => ({ system: s.name, rounds: [] }));
@@ -313,7 +366,12 @@ try {
     );
   }
 
-  if (!args['no-accept-rate']) {
+  if (args['pg-stats'] && systems.some((s) => s.name === 'gateway')) {
+    tables.push(await gatewayStatements(servers, N * ROUNDS * SIZES.length));
+  }
+
+  const postfixAndGateway = ['postfix', 'gateway'].map((name) => systems.find((s) => s.name === name));
+  if (!args['no-accept-rate'] && postfixAndGateway.every((s) => s !== undefined)) {
     // 250s per second as smtp-source sees them; the messages are then carried on to the sink before the next run.
     const acceptRate = async (system: System, reuse: boolean) => {
       const before = system.sink.count();
@@ -336,8 +394,7 @@ try {
     for (const reuse of [false, true]) {
       const rates: Record<string, number[]> = { postfix: [], gateway: [] };
       for (let r = 0; r < ROUNDS; r++) {
-        for (const system of [systems[0], systems[2]] as System[])
-          rates[system.name]?.push(await acceptRate(system, reuse));
+        for (const system of postfixAndGateway as System[]) rates[system.name]?.push(await acceptRate(system, reuse));
       }
       const pf = median(rates.postfix ?? []);
       const ours = median(rates.gateway ?? []);
@@ -354,7 +411,7 @@ try {
     await gw.close();
     gateway = undefined;
     const files = await readdir(args['cpu-prof']);
-    for (const service of ['ingest', 'scan']) {
+    for (const service of ['ingest', 'scan', 'encrypt', 'deliver']) {
       const mine = files.filter((f) => serviceOfPid.get(Number(f.split('.')[3])) === service);
       say(`\ntop 10 self time of ${service} (${mine.length} profile(s) in ${args['cpu-prof']}):`);
       for (const t of await topSelfTime(mine.map((f) => join(args['cpu-prof'] as string, f)))) {

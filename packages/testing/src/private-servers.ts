@@ -68,7 +68,11 @@ async function postgresBin(): Promise<string> {
   return `/usr/lib/postgresql/${newest}/bin`;
 }
 
-async function startPostgres(dir: string, durable: boolean): Promise<{ control: ServerControl; url: string }> {
+async function startPostgres(
+  dir: string,
+  durable: boolean,
+  statementStats: boolean,
+): Promise<{ control: ServerControl; url: string }> {
   const bin = await postgresBin();
   const port = await freePort();
   const data = join(dir, 'data');
@@ -76,7 +80,9 @@ async function startPostgres(dir: string, durable: boolean): Promise<{ control: 
     run('runuser', ['-u', 'postgres', '--', join(bin, cmd), ...args], { cwd: dir, timeout: 120_000 });
   // fsync off for the chaos suite: the nemeses kill processes, not the machine; the page cache survives them. The
   // benchmark keeps it on (`durable`), as Postfix fsyncs its queue files.
-  const options = `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c max_connections=400 -c fsync=${durable ? 'on' : 'off'}`;
+  const options =
+    `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c max_connections=400 -c fsync=${durable ? 'on' : 'off'}` +
+    (statementStats ? ' -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all' : '');
   const pgCtl = (...args: string[]) => asPostgres('pg_ctl', ['-D', data, '-l', join(dir, 'postgres.log'), ...args]);
   await asPostgres('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-sync']);
   await pgCtl('-o', options, '-w', 'start');
@@ -326,6 +332,8 @@ export async function startPrivateServers(
     durable?: boolean;
     /** clamd's MaxThreads (default 4). */
     clamdThreads?: number;
+    /** PostgreSQL collects pg_stat_statements (the benchmark's --pg-stats). */
+    statementStats?: boolean;
   } = {},
 ): Promise<PrivateServers> {
   if (userInfo().uid !== 0) throw new Error('the chaos suite starts servers of its own and needs root');
@@ -338,7 +346,11 @@ export async function startPrivateServers(
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    const postgres = await startPostgres(await ownedBy(join(dir, 'postgres'), 'postgres'), options.durable ?? false);
+    const postgres = await startPostgres(
+      await ownedBy(join(dir, 'postgres'), 'postgres'),
+      options.durable ?? false,
+      options.statementStats ?? false,
+    );
     started.push(postgres.control);
     const redis = await startRedis(await ownedBy(join(dir, 'redis'), 'root'));
     started.push(redis.control);
