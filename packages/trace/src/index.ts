@@ -20,13 +20,26 @@ export interface TraceEvent {
   at?: Date | undefined;
 }
 
-/** Records an accepted message and its recipients (state pending). Idempotent on the message id. */
-export async function recordMessage(db: Queryable, envelope: Envelope): Promise<void> {
+/**
+ * Records an accepted message and its recipients (state pending), and `events` of it, in one statement: all or
+ * nothing, one round trip and one commit (issue 12: a statement per row was most of a message's database time).
+ * Idempotent on the message id and on each recipient; the events are written every time.
+ */
+export async function recordMessage(
+  db: Queryable,
+  envelope: Envelope,
+  events: readonly TraceEvent[] = [],
+): Promise<void> {
   await db.query(
-    `insert into messages (id, trace_id, direction, mail_from, blob_ref, blob_sha256, size, client_ip, client_helo,
-       client_user, client_tls, received_at, relates_to)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-     on conflict (id) do nothing`,
+    `with message as (
+       insert into messages (id, trace_id, direction, mail_from, blob_ref, blob_sha256, size, client_ip, client_helo,
+         client_user, client_tls, received_at, relates_to)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+       on conflict (id) do nothing),
+     recipients as (
+       insert into message_recipients (message_id, recipient)
+       select $1, unnest($14::text[]) on conflict do nothing)
+     ${insertEvents('$15')}`,
     [
       envelope.id,
       envelope.traceId,
@@ -41,12 +54,9 @@ export async function recordMessage(db: Queryable, envelope: Envelope): Promise<
       envelope.client.tls,
       envelope.receivedAt,
       envelope.relatesTo ?? null,
+      envelope.recipients,
+      eventRows(events.map((e) => ({ ...e, messageId: envelope.id }))),
     ],
-  );
-  await db.query(
-    `insert into message_recipients (message_id, recipient)
-     select $1, unnest($2::text[]) on conflict do nothing`,
-    [envelope.id, envelope.recipients],
   );
 }
 
@@ -80,6 +90,30 @@ export async function setRecipientState(
 }
 
 /**
+ * Recipients' new states (each with its detail) and the message's events, in one statement: a stage's results for
+ * several recipients at once (deliver per destination).
+ */
+export async function recordRecipientStates(
+  db: Queryable,
+  messageId: string,
+  states: readonly { recipient: string; state: RecipientState; detail?: string | undefined }[],
+  events: readonly TraceEvent[],
+): Promise<void> {
+  await db.query(
+    `with states as (
+       update message_recipients r set state = s.state, detail = s.detail, updated_at = now()
+         from jsonb_to_recordset($2::jsonb) as s (recipient text, state text, detail text)
+        where r.message_id = $1 and r.recipient = s.recipient)
+     ${insertEvents('$3')}`,
+    [
+      messageId,
+      JSON.stringify(states.map((s) => ({ recipient: s.recipient, state: s.state, detail: s.detail ?? null }))),
+      eventRows(events.map((e) => ({ ...e, messageId }))),
+    ],
+  );
+}
+
+/**
  * Records events of many messages in one statement, in the order given: a sweep's batch (the quarantine purge
  * records one event on each message it touched).
  */
@@ -88,24 +122,34 @@ export async function recordEventBatch(
   events: readonly (TraceEvent & { messageId: string })[],
 ): Promise<void> {
   if (events.length === 0) return;
-  const rows = events.map((e) => ({
-    message_id: e.messageId,
-    recipient: e.recipient ?? null,
-    stage: e.stage,
-    event: e.event,
-    outcome: e.outcome,
-    code: e.code ?? null,
-    reason: e.reason ?? null,
-    data: e.data ?? null,
-    at: e.at?.toISOString() ?? null,
-  }));
-  await db.query(
-    `insert into message_events (message_id, recipient, stage, event, outcome, code, reason, data, at)
+  await db.query(insertEvents('$1'), [eventRows(events)]);
+}
+
+/**
+ * Inserts the events in the parameter `param` (eventRows), in their order: a statement of its own, or the last part
+ * of one that writes more.
+ */
+function insertEvents(param: string): string {
+  return `insert into message_events (message_id, recipient, stage, event, outcome, code, reason, data, at)
      select e.message_id, e.recipient, e.stage, e.event, e.outcome, e.code, e.reason, e.data, coalesce(e.at, now())
-       from rows from (jsonb_to_recordset($1::jsonb) as (message_id text, recipient text, stage text, event text,
+       from rows from (jsonb_to_recordset(${param}::jsonb) as (message_id text, recipient text, stage text, event text,
               outcome text, code text, reason text, data jsonb, at timestamptz)) with ordinality as e
-      order by e.ordinality`,
-    [JSON.stringify(rows)],
+      order by e.ordinality`;
+}
+
+function eventRows(events: readonly (TraceEvent & { messageId: string })[]): string {
+  return JSON.stringify(
+    events.map((e) => ({
+      message_id: e.messageId,
+      recipient: e.recipient ?? null,
+      stage: e.stage,
+      event: e.event,
+      outcome: e.outcome,
+      code: e.code ?? null,
+      reason: e.reason ?? null,
+      data: e.data ?? null,
+      at: e.at?.toISOString() ?? null,
+    })),
   );
 }
 

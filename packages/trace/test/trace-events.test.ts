@@ -158,4 +158,34 @@ describe('trace events', () => {
       assert.deepEqual((await getTrace(db.pool, id))?.events, []);
     });
   });
+
+  it('records a message, its recipients and its first events in one statement, and again without doubling rows', async () => {
+    const envelope = envelopeFixture({
+      receivedAt: AT.toISOString(),
+      recipients: ['a@behoerde.example', 'b@behoerde.example'],
+    });
+    const received = { stage: 'ingest', event: 'message.received', outcome: 'next', data: { size: 1 }, at: AT };
+    await recordMessage(db.pool, envelope, [received]);
+    await recordMessage(db.pool, envelope);
+    const trace = await getTrace(db.pool, envelope.id);
+    assert.deepEqual(
+      trace?.recipients.map((r) => [r.address, r.state]),
+      [
+        ['a@behoerde.example', 'pending'],
+        ['b@behoerde.example', 'pending'],
+      ],
+    );
+    assert.deepEqual(
+      trace?.events.map((e) => e.event),
+      ['message.received'],
+    );
+  });
+
+  it('writes nothing of a message when one of its events cannot be stored', async () => {
+    const envelope = envelopeFixture({ receivedAt: AT.toISOString() });
+    const bad = { stage: 'ingest', event: 'message.received', outcome: 'next', at: new Date(Number.NaN) };
+    await assert.rejects(recordMessage(db.pool, envelope, [bad]));
+    const rows = await db.pool.query('select 1 from messages where id = $1', [envelope.id]);
+    assert.equal(rows.rowCount, 0);
+  });
 });

@@ -52,6 +52,9 @@ export interface DeliverDeps {
   now?: () => Date;
 }
 
+/** PostgreSQL's SQLSTATE for a row that references one that does not exist. */
+const FOREIGN_KEY_VIOLATION = '23503';
+
 export function createDeliverHandler(deps: DeliverDeps): Handler {
   return async (envelope, context) => {
     try {
@@ -75,8 +78,6 @@ export function createDeliverHandler(deps: DeliverDeps): Handler {
 }
 
 async function deliverEnvelope(deps: DeliverDeps, envelope: Envelope, context: HandlerContext): Promise<Outcome> {
-  // Rows for the deliveries and the trace to hang on (idempotent; ingest normally made them already).
-  await recordMessage(deps.pool, envelope);
   // Signed before anything is claimed: a signer failure leaves no recipient `sending`.
   const prefix = await messagePrefix(deps, envelope, context);
   const owner = deps.owner;
@@ -89,13 +90,21 @@ async function deliverEnvelope(deps: DeliverDeps, envelope: Envelope, context: H
   const reserved = [...new Set(envelope.recipients)].filter((r) => !sending.has(key(r)));
   for (const r of reserved) sending.add(key(r));
   try {
-    const claim = await claimRecipients(
-      deps.pool,
-      envelope.id,
-      envelope.recipients,
-      deps.claimLeaseMs,
-      owner && { id: owner.id, deadAfterMs: owner.deadAfterMs, idle: reserved },
-    );
+    const claimAll = () =>
+      claimRecipients(
+        deps.pool,
+        envelope.id,
+        envelope.recipients,
+        deps.claimLeaseMs,
+        owner && { id: owner.id, deadAfterMs: owner.deadAfterMs, idle: reserved },
+      );
+    // The message's rows normally exist (whoever made the envelope recorded it); when they do not (a parked
+    // envelope moved back after retention removed them, say), they are written and the claim is tried once more.
+    const claim = await claimAll().catch(async (err: unknown) => {
+      if ((err as { code?: unknown }).code !== FOREIGN_KEY_VIOLATION) throw err;
+      await recordMessage(deps.pool, envelope);
+      return claimAll();
+    });
     return await deliverClaimed(deps, envelope, context, claim, prefix);
   } finally {
     for (const r of reserved) sending.delete(key(r));

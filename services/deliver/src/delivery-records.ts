@@ -2,7 +2,7 @@
 // recorded (ARCHITECTURE.md rule 3), plus the trace rows that go with each result.
 import { type Pool, type PoolClient, withTransaction } from '@smgw/db';
 import { type Envelope, generatedEnvelope } from '@smgw/envelope';
-import { recordEvent, recordedMessage, recordMessage, setRecipientState } from '@smgw/trace';
+import { recordEvent, recordedMessage, recordMessage, recordRecipientStates } from '@smgw/trace';
 
 export interface ClaimResult {
   /** Ours to send now (state `sending`, attempts counted). */
@@ -64,11 +64,13 @@ export async function claimRecipients(
     [messageId, unique, leaseMs, owner?.id ?? null, owner?.deadAfterMs ?? leaseMs, owner?.idle ?? []],
   );
   const mine = new Set(claimed.rows.map((r) => r.recipient));
+  const result: ClaimResult = { claimed: unique.filter((r) => mine.has(r)), done: [], busy: [], dsnMessageIds: [] };
+  const notMine = unique.filter((r) => !mine.has(r));
+  if (notMine.length === 0) return result; // the usual case: one statement
   const others = await pool.query<{ recipient: string; state: string; dsn_message_id: string | null }>(
     `select recipient, state, dsn_message_id from deliveries where message_id = $1 and recipient = any($2::text[])`,
-    [messageId, unique.filter((r) => !mine.has(r))],
+    [messageId, notMine],
   );
-  const result: ClaimResult = { claimed: unique.filter((r) => mine.has(r)), done: [], busy: [], dsnMessageIds: [] };
   for (const row of others.rows) {
     if (row.state === 'delivered' || row.state === 'bounced') result.done.push(row.recipient);
     else result.busy.push(row.recipient);
@@ -114,27 +116,40 @@ export async function recordOutcomes(
 ): Promise<void> {
   const messageId = input.envelope.id;
   await withTransaction(pool, async (tx) => {
-    for (const o of input.outcomes) {
-      // Never step back from a final state (another consumer may have finished this recipient meanwhile), and never
-      // defer a claim another instance holds now: one that took it over from us while our heartbeat was overdue is
-      // sending it, and a `deferred` row would let a third consumer claim and send it at the same time.
-      const updated = await tx.query(
-        `update deliveries set state = $3, destination = $4, last_response = $5, updated_at = now()
-         where message_id = $1 and recipient = $2 and state not in ('delivered', 'bounced')
-           and ($3 <> 'deferred' or state <> 'sending' or owner_instance is not distinct from $6)`,
-        [messageId, o.recipient, o.state, input.destination, o.reason, input.owner ?? null],
-      );
-      // The recipient's trace state follows the deliveries row: not back from delivered, not over another's claim.
-      if (updated.rowCount) await setRecipientState(tx, messageId, [o.recipient], o.state, o.reason);
-      await recordEvent(tx, messageId, {
+    // Never step back from a final state (another consumer may have finished this recipient meanwhile), and never
+    // defer a claim another instance holds now: one that took it over from us while our heartbeat was overdue is
+    // sending it, and a `deferred` row would let a third consumer claim and send it at the same time.
+    const updated = await tx.query<{ recipient: string }>(
+      `update deliveries d set state = o.state, destination = $3, last_response = o.reason, updated_at = now()
+         from jsonb_to_recordset($2::jsonb) as o (recipient text, state text, reason text)
+        where d.message_id = $1 and d.recipient = o.recipient and d.state not in ('delivered', 'bounced')
+          and (o.state <> 'deferred' or d.state <> 'sending' or d.owner_instance is not distinct from $4)
+       returning d.recipient`,
+      [
+        messageId,
+        JSON.stringify(input.outcomes.map((o) => ({ recipient: o.recipient, state: o.state, reason: o.reason }))),
+        input.destination,
+        input.owner ?? null,
+      ],
+    );
+    // The recipient's trace state follows the deliveries row (not back from delivered, not over another's claim);
+    // every attempt is in the trace.
+    const changed = new Set(updated.rows.map((r) => r.recipient));
+    await recordRecipientStates(
+      tx,
+      messageId,
+      input.outcomes
+        .filter((o) => changed.has(o.recipient))
+        .map((o) => ({ recipient: o.recipient, state: o.state, detail: o.reason })),
+      input.outcomes.map((o) => ({
         stage: 'deliver',
         ...EVENT_OF[o.state],
         code: o.code,
         reason: o.reason,
         recipient: o.recipient,
         data: { destination: input.destination, ...o.data },
-      });
-    }
+      })),
+    );
     if (input.dsn) await recordDsn(tx, input.envelope, input.dsn.envelope, input.dsn.recipients);
   });
 }

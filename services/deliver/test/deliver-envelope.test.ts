@@ -31,14 +31,18 @@ describe('deliver handler', () => {
   let handle: ReturnType<typeof createDeliverHandler>;
   let deps: Parameters<typeof createDeliverHandler>[0];
 
-  async function stored(overrides: Partial<Envelope>, message = sampleMessage()): Promise<Envelope> {
+  async function stored(
+    overrides: Partial<Envelope>,
+    message = sampleMessage(),
+    options: { recorded: boolean } = { recorded: true },
+  ): Promise<Envelope> {
     const id = overrides.id ?? newMessageId();
     const blob = await createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) }).put(
       Readable.from([message]),
       { messageId: id },
     );
     const envelope = sampleEnvelope({ blob, receivedAt: new Date().toISOString(), ...overrides, id });
-    await recordMessage(db.pool, envelope);
+    if (options.recorded) await recordMessage(db.pool, envelope);
     return envelope;
   }
 
@@ -90,6 +94,23 @@ describe('deliver handler', () => {
     assert.deepEqual(dsn?.recipients, [envelope.mailFrom]);
     assert.deepEqual(dsn?.itinerary, ['deliver']);
     assert.equal(dsn?.relatesTo, envelope.id);
+  });
+
+  it('records a message nobody recorded before (its rows gone or never written), then delivers it', async () => {
+    const envelope = await stored({ recipients: ['unrecorded@behoerde.example'] }, sampleMessage(), {
+      recorded: false,
+    });
+    const before = relay.messages.length;
+    const [done] = envelopesOf(await handle(envelope, context()));
+    assert.deepEqual(done?.itinerary, []);
+    assert.equal(relay.messages.length, before + 1);
+    const { rows } = await db.pool.query(
+      `select r.state, (select count(*) from message_events e where e.message_id = r.message_id
+                          and e.event = 'recipient.delivered')::int as delivered
+         from message_recipients r where r.message_id = $1`,
+      [envelope.id],
+    );
+    assert.deepEqual(rows, [{ state: 'delivered', delivered: 1 }]);
   });
 
   it('sends nothing when the stored message is cut short: the blob fails to read, the SMTP transaction is aborted', async () => {

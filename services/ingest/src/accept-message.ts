@@ -18,7 +18,7 @@ import {
 } from '@smgw/envelope';
 import type { Mq } from '@smgw/mq';
 import { type Logger, messageLogger } from '@smgw/observability';
-import { recordEvent, recordMessage } from '@smgw/trace';
+import { recordEvent, recordMessage, type TraceEvent } from '@smgw/trace';
 import { BareLineEndingError, NulByteError } from './bare-line-ending-guard.ts';
 import {
   MailAuthRefusal,
@@ -314,25 +314,31 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
     log.warn({ code: 'INGEST_GATEWAY_FIELDS_REMOVED', fields: removedFields }, 'removed header fields in our name');
   }
 
-  // The messages row and its recipients first: a stage may take the envelope the moment it is published.
+  // The messages row and its recipients first: a stage may take the envelope the moment it is published. One
+  // envelope (the usual case) is one statement; several (recipients in more than one direction) one transaction.
+  const received: TraceEvent = {
+    stage: 'ingest',
+    event: 'message.received',
+    outcome: 'next',
+    data: {
+      listener: message.listener,
+      size: blob.size,
+      blob: blob.ref,
+      envelopes: envelopes.map((e) => ({ direction: e.direction, recipients: e.recipients.length })),
+      ...(removedFields.length > 0 ? { removedGatewayFields: removedFields } : {}),
+      ...(removedBcc > 0 ? { removedBcc } : {}),
+      ...(auth ? { auth: authSummary(auth) } : {}),
+    },
+  };
   try {
-    await withTransaction(deps.pool, async (db) => {
-      for (const envelope of envelopes) await recordMessage(db, envelope);
-      await recordEvent(db, messageId, {
-        stage: 'ingest',
-        event: 'message.received',
-        outcome: 'next',
-        data: {
-          listener: message.listener,
-          size: blob.size,
-          blob: blob.ref,
-          envelopes: envelopes.map((e) => ({ direction: e.direction, recipients: e.recipients.length })),
-          ...(removedFields.length > 0 ? { removedGatewayFields: removedFields } : {}),
-          ...(removedBcc > 0 ? { removedBcc } : {}),
-          ...(auth ? { auth: authSummary(auth) } : {}),
-        },
+    const [first, ...more] = envelopes;
+    if (first && more.length === 0) await recordMessage(deps.pool, first, [received]);
+    else {
+      await withTransaction(deps.pool, async (db) => {
+        for (const envelope of envelopes) await recordMessage(db, envelope);
+        await recordEvent(db, messageId, received);
       });
-    });
+    }
   } catch (err) {
     log.error({ code: 'TRACE_WRITE_FAILED', err }, 'cannot record the message; answering 451');
     return refused('TEMPORARY_FAILURE', 'TRACE_WRITE_FAILED', (err as Error).message);
