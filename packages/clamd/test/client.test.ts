@@ -72,6 +72,15 @@ describe('scanStream against a scripted clamd', () => {
     });
   }
 
+  it('is not clean when a peer answers OK before the whole stream was sent (clamd answers only after the end)', async () => {
+    const f = await fake(() => ({ reply: 'stream: OK\0', early: true }));
+    // A source that never ends: the answer can only have come early.
+    const source = new Readable({ read() {} });
+    source.push(Buffer.alloc(100, 1));
+    await rejectsWith(scanStream(source, { url: f.url, ...LIMITS }), 'CLAMD_BAD_REPLY');
+    assert.ok(source.destroyed, 'the source is destroyed');
+  });
+
   it('times out (and destroys the socket) when clamd never answers', async () => {
     const f = await fake(() => ({ hang: true }));
     await rejectsWith(scanStream(Readable.from(['x']), { url: f.url, ...LIMITS, deadlineMs: 300 }), 'CLAMD_TIMEOUT');
