@@ -13,6 +13,14 @@ export interface ClamdPoolOptions {
   maxSessions: number;
   /** An idle session is ended (zEND) after this many milliseconds (default 10 s). */
   idleCloseMs?: number;
+  /**
+   * A session is ended when it comes back after this many milliseconds since it was opened (default 60 s), so that
+   * connections are spread anew over the clamd instances behind one address (a scaled-up or restarted one gets its
+   * share) even when the load never lets a session idle.
+   */
+  maxSessionAgeMs?: number;
+  /** The clock, for tests. */
+  now?: () => number;
 }
 
 export interface ClamdPoolStats {
@@ -43,6 +51,7 @@ export interface ClamdPool {
 }
 
 const DEFAULT_IDLE_CLOSE_MS = 10_000;
+const DEFAULT_MAX_SESSION_AGE_MS = 60_000;
 
 interface IdleSession {
   session: ClamdSession;
@@ -58,11 +67,16 @@ export function createClamdPool(options: ClamdTarget & ClamdPoolOptions): ClamdP
   const { host, port } = resolveTarget(options);
   const { maxSessions } = options;
   const idleCloseMs = options.idleCloseMs ?? DEFAULT_IDLE_CLOSE_MS;
+  const maxSessionAgeMs = options.maxSessionAgeMs ?? DEFAULT_MAX_SESSION_AGE_MS;
+  const now = options.now ?? Date.now;
   if (!Number.isInteger(maxSessions) || maxSessions < 1) {
     throw new ClamdError('CLAMD_INVALID_OPTIONS', `maxSessions must be a positive integer, not ${maxSessions}`);
   }
-  if (!(idleCloseMs > 0)) {
-    throw new ClamdError('CLAMD_INVALID_OPTIONS', `idleCloseMs must be positive, not ${idleCloseMs}`);
+  for (const [name, value] of [
+    ['idleCloseMs', idleCloseMs],
+    ['maxSessionAgeMs', maxSessionAgeMs],
+  ] as const) {
+    if (!(value > 0)) throw new ClamdError('CLAMD_INVALID_OPTIONS', `${name} must be positive, not ${value}`);
   }
 
   /** Most recently used last: reuse takes the warmest, the others idle out. */
@@ -73,9 +87,11 @@ export function createClamdPool(options: ClamdTarget & ClamdPoolOptions): ClamdP
   let inFlight = 0;
   const drained: (() => void)[] = [];
   const counts = { connectionsOpened: 0, reusedScans: 0, retriedScans: 0 };
+  const openedAt = new WeakMap<ClamdSession, number>();
 
   const openSession = (): ClamdSession => {
     const session = new ClamdSession(host, port, forgetIdle);
+    openedAt.set(session, now());
     counts.connectionsOpened++;
     busy.add(session);
     session.busy = true;
@@ -133,11 +149,16 @@ export function createClamdPool(options: ClamdTarget & ClamdPoolOptions): ClamdP
     }
   }
 
-  /** A session whose scan got a verdict: to a waiting scan, else idle (or ended, when closing). */
+  /** A session whose scan got a verdict: to a waiting scan, else idle (or ended, when too old or closing). */
   const giveBack = (session: ClamdSession): void => {
     busy.delete(session);
     if (!session.usable) {
       session.destroy();
+      serveWaiters();
+      return;
+    }
+    if (now() - (openedAt.get(session) ?? 0) >= maxSessionAgeMs) {
+      session.end();
       serveWaiters();
       return;
     }

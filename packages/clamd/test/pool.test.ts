@@ -320,6 +320,23 @@ describe('the clamd session pool against a scripted clamd', () => {
     assert.equal(f.connections(), 2);
   });
 
+  it('ends a session that has grown older than maxSessionAgeMs instead of keeping it', async () => {
+    const f = await fake(ok);
+    let clock = 0;
+    const clamd = createClamdPool({ url: f.url, maxSessions: 1, maxSessionAgeMs: 60_000, now: () => clock });
+    closers.push(() => clamd.close());
+    await clamd.scanStream(message(CLEAN), LIMITS);
+    clock = 59_999;
+    await clamd.scanStream(message(CLEAN), LIMITS);
+    assert.equal(f.connections(), 1, 'young enough: reused');
+    clock = 60_000;
+    await clamd.scanStream(message(CLEAN), LIMITS);
+    assert.equal(clamd.stats().sessions, 0, 'ended when it came back');
+    await waitFor('clamd to get zEND', () => f.ends() === 1);
+    await clamd.scanStream(message(CLEAN), LIMITS);
+    assert.equal(f.connections(), 2);
+  });
+
   it('passes CLAMD_SOURCE_FAILED through and does not keep the session', async () => {
     const f = await fake(ok);
     const clamd = pool(f.url, 1);
@@ -338,5 +355,7 @@ describe('the clamd session pool against a scripted clamd', () => {
   it('refuses options that cannot work', () => {
     assert.throws(() => createClamdPool({ url: 'http://x:1', maxSessions: 1 }), ClamdError);
     assert.throws(() => createClamdPool({ url: 'tcp://127.0.0.1:1', maxSessions: 0 }), ClamdError);
+    assert.throws(() => createClamdPool({ url: 'tcp://127.0.0.1:1', maxSessions: 1, idleCloseMs: 0 }), ClamdError);
+    assert.throws(() => createClamdPool({ url: 'tcp://127.0.0.1:1', maxSessions: 1, maxSessionAgeMs: -1 }), ClamdError);
   });
 });
