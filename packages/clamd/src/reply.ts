@@ -25,6 +25,28 @@ export function parseScanReply(reply: string): ScanVerdict {
   throw new ClamdError('CLAMD_BAD_REPLY', `unexpected reply from clamd: ${printable(reply)}`, { reply });
 }
 
+const SESSION_REPLY = /^(\d{1,10}): ([\s\S]*)$/;
+
+/**
+ * The reply of request `id` in an IDSESSION, without its `<id>: ` prefix. A reply without the prefix or for another
+ * request is CLAMD_BAD_REPLY: we keep one command outstanding per session, so any other number means the
+ * connection is out of step.
+ */
+export function unprefixSessionReply(reply: string, id: number): string {
+  const match = SESSION_REPLY.exec(reply);
+  if (!match?.[1] || match[2] === undefined) {
+    throw new ClamdError('CLAMD_BAD_REPLY', `clamd session reply without a request number: ${printable(reply)}`, {
+      reply,
+    });
+  }
+  if (Number(match[1]) !== id) {
+    throw new ClamdError('CLAMD_BAD_REPLY', `clamd answered request ${match[1]}, expected ${id}: ${printable(reply)}`, {
+      reply,
+    });
+  }
+  return match[2];
+}
+
 /** A reply made safe for a log line: bounded, control characters escaped. */
 export function printable(text: string, max = 200): string {
   const shown = JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text);

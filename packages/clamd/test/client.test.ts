@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { freePort } from '@smgw/testing';
 import { ClamdError, ping, scanStream, version } from '../src/index.ts';
-import { type FakeBehaviour, type FakeClamd, startFakeClamd } from './fake-clamd.ts';
+import { type FakeBehaviour, type FakeClamd, type FakeClamdRequest, startFakeClamd } from './fake-clamd.ts';
 
 const REAL = { url: process.env.CLAMD_URL ?? 'tcp://127.0.0.1:3310' };
 // The EICAR test string, split so that this file itself is not a "virus".
@@ -12,7 +12,7 @@ const EICAR = `X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-${'STANDARD-ANTIVIRUS-TEST-FIL
 const LIMITS = { deadlineMs: 5000, maxBytes: 10 * 1024 * 1024 };
 
 const fakes: FakeClamd[] = [];
-async function fake(behave: (command: string) => FakeBehaviour): Promise<FakeClamd> {
+async function fake(behave: (request: FakeClamdRequest) => FakeBehaviour): Promise<FakeClamd> {
   const f = await startFakeClamd(behave);
   fakes.push(f);
   return f;
@@ -71,6 +71,15 @@ describe('scanStream against a scripted clamd', () => {
       await rejectsWith(scanStream(Readable.from([Buffer.alloc(2000, 1)]), { url: f.url, ...LIMITS }), code);
     });
   }
+
+  it('is not clean when a peer answers OK before the whole stream was sent (clamd answers only after the end)', async () => {
+    const f = await fake(() => ({ reply: 'stream: OK\0', early: true }));
+    // A source that never ends: the answer can only have come early.
+    const source = new Readable({ read() {} });
+    source.push(Buffer.alloc(100, 1));
+    await rejectsWith(scanStream(source, { url: f.url, ...LIMITS }), 'CLAMD_BAD_REPLY');
+    assert.ok(source.destroyed, 'the source is destroyed');
+  });
 
   it('times out (and destroys the socket) when clamd never answers', async () => {
     const f = await fake(() => ({ hang: true }));

@@ -23,8 +23,11 @@ import { classifyFinding, quarantines, type ScanPolicy, STREAM_LIMIT_FINDING } f
 export interface ScanDeps {
   pool: Pool;
   blobStore: BlobStore;
-  /** Streams a message to clamd (deadline and size limit bound in); rejects with ClamdError. */
-  scan: (source: Readable) => Promise<ScanVerdict>;
+  /**
+   * Streams a message to clamd (deadline and size limit bound in); rejects with ClamdError. Gets a function that
+   * opens the message, so that a scan on a clamd session that turns out closed can read it again.
+   */
+  scan: (open: () => Readable) => Promise<ScanVerdict>;
   /** Engine name for the verdict, e.g. "clamd ClamAV 1.4.3/27000/…". */
   engine: () => string;
   policy: ScanPolicy;
@@ -48,7 +51,7 @@ export async function scanEnvelope(deps: ScanDeps, envelope: Envelope, context: 
   const now = deps.now ?? (() => new Date());
   let verdict: ScanVerdict;
   try {
-    verdict = await deps.scan(deps.blobStore.open(envelope.blob.ref));
+    verdict = await deps.scan(() => deps.blobStore.open(envelope.blob.ref));
   } catch (err) {
     if (err instanceof ClamdError && err.code === 'CLAMD_LIMIT_EXCEEDED') {
       // Permanent for this message: retrying cannot make it fit. Not clean, so it goes where suspicious mail goes.

@@ -1,7 +1,7 @@
-// Starts scan: database, blob store, broker, clamd watch, consumer, health server. Stops in reverse order.
+// Starts scan: database, blob store, broker, clamd watch and sessions, consumer, health server. Stops in reverse order.
 import type { Readable } from 'node:stream';
 import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
-import { scanStream } from '@smgw/clamd';
+import { createClamdPool } from '@smgw/clamd';
 import { createPool, databaseReachable } from '@smgw/db';
 import { connectMq, instrumentHandler } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
@@ -39,13 +39,14 @@ export async function startScan(config: ScanConfig, log: Logger): Promise<Runnin
   await clamd.check();
   const clamdPoll = setInterval(() => void clamd.check(), 10_000);
   clamdPoll.unref();
+  // One clamd session per envelope in flight: scans reuse connections instead of opening one per message.
+  const clamdSessions = createClamdPool({ ...target, maxSessions: config.prefetch });
 
   const handler = createScanHandler({
     pool,
     blobStore,
-    scan: (source: Readable) =>
-      scanStream(source, {
-        ...target,
+    scan: (open: () => Readable) =>
+      clamdSessions.scanStream(open, {
         deadlineMs: config.clamdTimeoutMs,
         maxBytes: config.maxMessageBytes + STREAM_SLACK_BYTES,
       }),
@@ -75,6 +76,7 @@ export async function startScan(config: ScanConfig, log: Logger): Promise<Runnin
     healthPort: health.port,
     async stop() {
       await consumer.drain();
+      await clamdSessions.close();
       clearInterval(clamdPoll);
       await mq.close();
       await health.close();

@@ -3,11 +3,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
-import { scanStream } from '@smgw/clamd';
+import { type ClamdPool, createClamdPool, scanStream } from '@smgw/clamd';
 import { type Envelope, newMessageId } from '@smgw/envelope';
 import { createAgency, putAgencyAddress } from '@smgw/key-directory';
 import type { Outcome } from '@smgw/mq';
@@ -36,22 +37,25 @@ const MAX_BYTES = 52 * 1024 * 1024;
 let db: TestDatabase;
 let blobStore: BlobStore;
 let deps: ScanDeps;
+/** Most tests scan through a pool of clamd sessions, as the service does. */
+let clamdSessions: ClamdPool;
 
 function depsFor(clamdUrl: string, overrides: Partial<ScanDeps> = {}): ScanDeps {
   return {
     ...deps,
-    scan: (source: Readable) => scanStream(source, { url: clamdUrl, deadlineMs: 60_000, maxBytes: MAX_BYTES }),
+    scan: (open: () => Readable) => scanStream(open, { url: clamdUrl, deadlineMs: 60_000, maxBytes: MAX_BYTES }),
     ...overrides,
   };
 }
 
 before(async () => {
+  clamdSessions = createClamdPool({ url: CLAMD_URL, maxSessions: 4 });
   db = await createTestDatabase();
   blobStore = createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) });
   deps = {
     pool: db.pool,
     blobStore,
-    scan: (source) => scanStream(source, { url: CLAMD_URL, deadlineMs: 60_000, maxBytes: MAX_BYTES }),
+    scan: (open) => clamdSessions.scanStream(open, { deadlineMs: 60_000, maxBytes: MAX_BYTES }),
     engine: () => 'clamd test',
     policy: DEFAULT_SCAN_POLICY,
     quarantineRetentionMs: 30 * 86_400_000,
@@ -61,7 +65,10 @@ before(async () => {
     metrics: scanMetrics(createRegistry('scan-test')),
   };
 });
-after(() => db.drop());
+after(async () => {
+  await clamdSessions.close();
+  await db.drop();
+});
 
 async function received(raw: Buffer, direction: Envelope['direction'] = 'internal', overrides: Partial<Envelope> = {}) {
   const id = overrides.id ?? newMessageId();
@@ -200,6 +207,25 @@ describe('clean mail', () => {
     assert.equal((await db.pool.query('select 1 from quarantine where message_id = $1', [envelope.id])).rowCount, 0);
   });
 
+  it('gives clamd the message as something it can open again, whole each time (a repeat on a fresh session)', async () => {
+    const raw = textMail('Zweimal gelesen, zweimal ganz.');
+    const envelope = await received(raw);
+    const reads: Buffer[] = [];
+    const twice: ScanDeps = {
+      ...deps,
+      scan: async (open) => {
+        reads.push(await buffer(open()), await buffer(open()));
+        return clamdSessions.scanStream(open, { deadlineMs: 60_000, maxBytes: MAX_BYTES });
+      },
+    };
+    const [passed] = envelopesOf(await scanEnvelope(twice, envelope, handlerContext()));
+    assert.equal(passed?.verdicts.scan?.status, 'clean');
+    assert.deepEqual(
+      reads.map((r) => r.equals(raw)),
+      [true, true],
+    );
+  });
+
   it('streams a 50 MB message through clamd without holding it in memory', async () => {
     const line = Buffer.from(`${'Sehr geehrte Damen und Herren, dies ist eine lange Anlage. '.repeat(2)}\r\n`);
     const target = 50 * 1024 * 1024;
@@ -259,7 +285,7 @@ describe('suspicious content', () => {
     const envelope = await received(textMail('x'.repeat(5000)));
     const tight = {
       ...deps,
-      scan: (source: Readable) => scanStream(source, { url: CLAMD_URL, deadlineMs: 10_000, maxBytes: 1000 }),
+      scan: (open: () => Readable) => clamdSessions.scanStream(open, { deadlineMs: 10_000, maxBytes: 1000 }),
     };
     const { row } = await expectQuarantined(envelope, 'suspicious', tight);
     assert.equal(row.finding, 'Smgw.Limits.Exceeded.StreamMaxLength');

@@ -1,0 +1,167 @@
+// The INSTREAM body, shared by the one-shot client and the session pool: chunks of <uint32 BE length><bytes>, sent
+// with socket backpressure, then a zero length. Also the checks of the scan options both take.
+import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import { ClamdError } from './errors.ts';
+import { printable } from './reply.ts';
+
+/**
+ * What to scan: a stream (read once), or a function that opens the same bytes again on every call. Only with a
+ * function can the pool repeat a scan on a fresh connection when clamd had closed a reused one.
+ */
+export type ScanSource = Readable | (() => Readable);
+
+export interface CommandOptions {
+  /** Everything (waiting for a session, connect, upload, scan, reply) must be done within this many milliseconds. */
+  deadlineMs: number;
+}
+
+export interface ScanOptions extends CommandOptions {
+  /** A longer stream is not scanned: CLAMD_LIMIT_EXCEEDED (keep it at or below clamd's StreamMaxLength). */
+  maxBytes: number;
+  /** Bytes per INSTREAM chunk (default 64 KiB). */
+  chunkBytes?: number;
+}
+
+export interface UploadLimits {
+  maxBytes: number;
+  chunkBytes: number;
+}
+
+const DEFAULT_CHUNK_BYTES = 64 * 1024;
+/** A clamd reply is one short line; anything longer is garbage. */
+export const MAX_REPLY_BYTES = 4096;
+/** The zero-length chunk that ends an INSTREAM body. */
+const END_OF_STREAM = Buffer.alloc(4);
+
+/** The upload limits of `options`, or CLAMD_INVALID_OPTIONS. */
+export function checkScanOptions(options: ScanOptions): UploadLimits {
+  const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  if (!Number.isInteger(chunkBytes) || chunkBytes < 1 || chunkBytes > 2 ** 31) {
+    throw new ClamdError('CLAMD_INVALID_OPTIONS', `chunkBytes must be a positive integer, not ${chunkBytes}`);
+  }
+  if (!(options.maxBytes >= 0)) {
+    throw new ClamdError('CLAMD_INVALID_OPTIONS', `maxBytes must be a non-negative number, not ${options.maxBytes}`);
+  }
+  checkDeadline(options.deadlineMs);
+  return { maxBytes: options.maxBytes, chunkBytes };
+}
+
+export function checkDeadline(deadlineMs: number): void {
+  if (!(deadlineMs > 0)) {
+    throw new ClamdError('CLAMD_INVALID_OPTIONS', `deadlineMs must be positive, not ${deadlineMs}`);
+  }
+}
+
+/**
+ * Sends the INSTREAM body of `source` (without the command). `onBodySent` runs just before the zero-length end
+ * chunk is handed to the socket: a verdict that arrives earlier is for bytes clamd did not all see.
+ */
+export async function uploadChunks(
+  socket: Socket,
+  source: Readable,
+  limits: UploadLimits,
+  onBodySent: () => void,
+): Promise<void> {
+  let total = 0;
+  try {
+    for await (const piece of source) {
+      const bytes = asBuffer(piece);
+      total += bytes.length;
+      if (total > limits.maxBytes) {
+        throw new ClamdError('CLAMD_LIMIT_EXCEEDED', `stream longer than ${limits.maxBytes} bytes: not scanned`);
+      }
+      for (let offset = 0; offset < bytes.length; offset += limits.chunkBytes) {
+        const chunk = bytes.subarray(offset, offset + limits.chunkBytes);
+        const header = Buffer.alloc(4);
+        header.writeUInt32BE(chunk.length, 0);
+        // Two writes instead of a concatenated copy.
+        await write(socket, header);
+        await write(socket, chunk);
+      }
+    }
+  } catch (err) {
+    if (err instanceof ClamdError) throw err;
+    if (socket.destroyed) throw new ClamdError('CLAMD_CONNECTION_LOST', 'connection closed during upload');
+    throw new ClamdError('CLAMD_SOURCE_FAILED', `reading the stream to scan failed: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  onBodySent();
+  await write(socket, END_OF_STREAM);
+}
+
+/** The bytes of a stream piece without copying them (a string is encoded). */
+function asBuffer(piece: unknown): Buffer {
+  if (Buffer.isBuffer(piece)) return piece;
+  if (typeof piece === 'string') return Buffer.from(piece);
+  if (piece instanceof Uint8Array) return Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+  throw new TypeError('the stream to scan yielded something that is not bytes');
+}
+
+function write(socket: Socket, data: Buffer): Promise<void> {
+  if (socket.destroyed || !socket.writable) {
+    return Promise.reject(new ClamdError('CLAMD_CONNECTION_LOST', 'connection closed during upload'));
+  }
+  if (socket.write(data)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onDrain = () => {
+      socket.off('close', onClose);
+      resolve();
+    };
+    const onClose = () => {
+      socket.off('drain', onDrain);
+      reject(new ClamdError('CLAMD_CONNECTION_LOST', 'connection closed during upload'));
+    };
+    socket.once('drain', onDrain);
+    socket.once('close', onClose);
+  });
+}
+
+/**
+ * Collects a reply up to its NUL. `push` returns the reply text (NUL and a trailing newline removed) once complete,
+ * undefined while incomplete; it throws CLAMD_BAD_REPLY for an over-long line and, when `nothingAfter`, for bytes
+ * after the NUL (in a session only one command is outstanding, so there is nothing else clamd may send).
+ */
+export class ReplyReader {
+  private readonly parts: Buffer[] = [];
+  private bytes = 0;
+  private readonly nothingAfter: boolean;
+  constructor(nothingAfter: boolean) {
+    this.nothingAfter = nothingAfter;
+  }
+
+  get receivedAny(): boolean {
+    return this.bytes > 0;
+  }
+
+  push(data: Buffer): string | undefined {
+    this.parts.push(data);
+    this.bytes += data.length;
+    const all = Buffer.concat(this.parts, this.bytes);
+    const nul = all.indexOf(0);
+    if (nul < 0) {
+      if (this.bytes > MAX_REPLY_BYTES) {
+        throw new ClamdError('CLAMD_BAD_REPLY', `clamd reply longer than ${MAX_REPLY_BYTES} bytes without an end`);
+      }
+      return undefined;
+    }
+    const reply = all.subarray(0, nul).toString('utf8').replace(/\n$/, '');
+    if (this.nothingAfter && nul + 1 < all.length) {
+      throw new ClamdError('CLAMD_BAD_REPLY', `clamd sent ${all.length - nul - 1} bytes after its reply`, { reply });
+    }
+    return reply;
+  }
+
+  /** The error for a connection that ended before the reply was complete. */
+  lost(why: string, cause?: Error): ClamdError {
+    const partial = Buffer.concat(this.parts, this.bytes).toString('utf8');
+    if (partial.length > 0) {
+      return new ClamdError('CLAMD_BAD_REPLY', `clamd reply ended without its NUL (${why}): ${printable(partial)}`, {
+        reply: partial,
+        cause,
+      });
+    }
+    return new ClamdError('CLAMD_CONNECTION_LOST', `connection to clamd lost before a reply (${why})`, { cause });
+  }
+}
