@@ -87,6 +87,21 @@ export function clientKey(ip: string, ipv6Prefix = 64): string {
   return `${ipaddr.fromByteArray(bytes).toString()}/${ipv6Prefix}`;
 }
 
+/**
+ * A Lua script as a function of one key and its arguments. ioredis's defineCommand sends EVALSHA (and the script
+ * only when Redis does not know it yet): EVAL sent the whole script with every SMTP command.
+ */
+export function redisScript(
+  redis: Redis,
+  name: string,
+  lua: string,
+): (key: string, ...args: (string | number)[]) => Promise<unknown> {
+  redis.defineCommand(name, { numberOfKeys: 1, lua });
+  const command = (redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>)[name];
+  if (!command) throw new Error(`ioredis did not define ${name}`);
+  return (key, ...args) => command.call(redis, key, ...args);
+}
+
 /** Runs Redis calls; any error comes out as RedisUnavailableError. */
 export async function askRedis<T>(work: () => Promise<T>): Promise<T> {
   try {
@@ -103,27 +118,24 @@ export function createRateLimits(redis: Redis, options: RateLimitOptions): RateL
   const ipv6Prefix = options.ipv6ClientPrefix ?? 64;
   const key = (kind: string, ip: string, ...more: string[]) =>
     `${options.prefix}ingest:${[kind, clientKey(ip, ipv6Prefix), ...more].join(':')}`;
+  const openConnection = redisScript(redis, 'smgwIngestOpenConnection', OPEN_CONNECTION);
+  const closeConnection = redisScript(redis, 'smgwIngestCloseConnection', CLOSE_CONNECTION);
+  const countInWindow = redisScript(redis, 'smgwIngestCountInWindow', COUNT_IN_WINDOW);
 
   return {
     openConnection: (ip) =>
       askRedis(async () => {
-        const allowed = await redis.eval(
-          OPEN_CONNECTION,
-          1,
-          key('conn', ip),
-          options.maxConnectionsPerClient,
-          counterTtl,
-        );
+        const allowed = await openConnection(key('conn', ip), options.maxConnectionsPerClient, counterTtl);
         return allowed === 1;
       }),
     closeConnection: (ip) =>
       askRedis(async () => {
-        await redis.eval(CLOSE_CONNECTION, 1, key('conn', ip));
+        await closeConnection(key('conn', ip));
       }),
     countCommand: (ip, now = Date.now()) =>
       askRedis(async () => {
         const minute = Math.floor(now / 60_000);
-        const count = await redis.eval(COUNT_IN_WINDOW, 1, key('cmd', ip, String(minute)), 120);
+        const count = await countInWindow(key('cmd', ip, String(minute)), 120);
         return Number(count) <= options.commandsPerMinute;
       }),
     authBlocked: (ip) =>
@@ -133,7 +145,7 @@ export function createRateLimits(redis: Redis, options: RateLimitOptions): RateL
       }),
     recordAuthFailure: (ip) =>
       askRedis(async () => {
-        await redis.eval(COUNT_IN_WINDOW, 1, key('authfail', ip), authWindow);
+        await countInWindow(key('authfail', ip), authWindow);
       }),
   };
 }
