@@ -127,6 +127,19 @@ describe('generatedEnvelope', () => {
 });
 
 describe('message ids', () => {
+  it('gives out distinct ids whose random part uses every character, also across milliseconds', () => {
+    const ids = new Set<string>();
+    const seen = new Set<string>();
+    for (let i = 0; i < 5000; i++) {
+      const id = newMessageId(1_800_000_000_000 + Math.floor(i / 10));
+      assert.ok(isMessageId(id), id);
+      ids.add(id);
+      for (const c of id.slice(10)) seen.add(c);
+    }
+    assert.equal(ids.size, 5000);
+    assert.equal(seen.size, 32);
+  });
+
   it('accepts what newMessageId gives out and nothing else', () => {
     assert.ok(isMessageId(newMessageId()));
     for (const bad of [
