@@ -1,6 +1,7 @@
 // Cryptography of the gateway: certificate path validation (pkix), S/MIME CMS (smime), OpenPGP (openpgp).
 
 export { checkWholeMessageEncrypted, type WholeMessageCheck } from './encrypted-check/whole-message-encrypted.ts';
+export * from './inbound-work/inbound-crypto-work.ts';
 export * from './openpgp/index.ts';
 export { type GeneralNameValue, type ParsedCertificate, parseCertificate } from './pkix/certificate.ts';
 export * from './pkix/index.ts';

@@ -5,7 +5,11 @@ import type { BlobRef, Direction, Envelope, Stage, StageVerdict } from './envelo
  *
  * Stages that are not built yet are left out where the message may safely skip them and kept in where it may not:
  * - outbound: encrypt sends key-less recipients on to `mailbox` instead of `deliver` (never plaintext outside);
- * - inbound: `encrypt` (decryption) before `scan`, so what was encrypted is scanned opened;
+ * - inbound: `encrypt` (decryption, harvesting keys and certificates) before `scan`, so what was encrypted is
+ *   scanned opened. Plain inbound mail, most of it, skips encrypt (SKIPPABLE_STAGES): ingest reads the header and
+ *   the body's first 64 KiB while storing the message and, when there is nothing to open and nothing to harvest
+ *   (@smgw/crypto's inboundCryptoWork, the predicate encrypt itself decides with), builds the envelope without it
+ *   and with the crypto verdict `plain`: ingest → scan → verify → deliver;
  * - every route that reaches an agency has `verify` after scan: only for recipients whose address is enabled for
  *   signature verification; scan splits the others off past it (splitAtOptionalStage), so they never queue there;
  * - generated mail (DSNs, notices) is made by the gateway itself and is not scanned.
@@ -20,6 +24,28 @@ export const ITINERARIES: Readonly<Record<Direction, readonly Stage[]>> = {
 
 export function itineraryFor(direction: Direction): Stage[] {
   return [...ITINERARIES[direction]];
+}
+
+/**
+ * Stages an envelope of a direction may leave out when whoever builds it knows the stage has nothing to do: inbound
+ * `encrypt` for plain mail (ingest, issue 12). Never outbound `encrypt`: nothing leaves the closed network unencrypted.
+ */
+export const SKIPPABLE_STAGES: Readonly<Partial<Record<Direction, readonly Stage[]>>> = {
+  inbound: ['encrypt'],
+};
+
+/**
+ * The envelope without its next stage, `stage` (no queue hop there; `hop` unchanged, for the stage was not passed).
+ * Throws unless `stage` is the head of the slip and one its direction may skip: a slip is never cut by mistake.
+ */
+export function skipStage(envelope: Envelope, stage: Stage): Envelope {
+  if (envelope.itinerary[0] !== stage) {
+    throw new Error(`envelope ${envelope.id} is at ${envelope.itinerary[0] ?? 'the end'}, not at ${stage}`);
+  }
+  if (!SKIPPABLE_STAGES[envelope.direction]?.includes(stage)) {
+    throw new Error(`envelope ${envelope.id}: ${envelope.direction} mail may not skip ${stage}`);
+  }
+  return { ...envelope, itinerary: envelope.itinerary.slice(1) };
 }
 
 /** The stage the envelope is queued for, or undefined when its journey is over. */

@@ -17,6 +17,7 @@ import {
   parseEnvelope,
   retryQueue,
   SAFE_OUTBOUND_CRYPTO_STATUSES,
+  skipStage,
   splitAtOptionalStage,
   traceIdFromTraceparent,
   traceparentFor,
@@ -86,6 +87,19 @@ describe('itinerary', () => {
 
   it('decrypts inbound mail before it is scanned', () => {
     assert.deepEqual(itineraryFor('inbound'), ['encrypt', 'scan', 'verify', 'deliver']);
+  });
+
+  it('lets plain inbound mail skip encrypt from the start, without a hop; no other stage and no other direction', () => {
+    const env = sample();
+    const plain = skipStage(env, 'encrypt');
+    assert.deepEqual(plain.itinerary, ['scan', 'verify', 'deliver']);
+    assert.equal(plain.hop, 0, 'encrypt was not passed');
+    assert.deepEqual(env.itinerary, ['encrypt', 'scan', 'verify', 'deliver'], 'the original is left as it was');
+    assert.ok(parseEnvelope(plain).ok);
+    assert.throws(() => skipStage(plain, 'encrypt'), /is at scan, not at encrypt/);
+    assert.throws(() => skipStage(plain, 'scan'), /inbound mail may not skip scan/);
+    const outbound = sample({ direction: 'outbound', itinerary: ['encrypt', 'deliver'] });
+    assert.throws(() => skipStage(outbound, 'encrypt'), /outbound mail may not skip encrypt/);
   });
 
   it('advances by removing the finished stage, counting the hop and resetting attempts', () => {

@@ -294,6 +294,18 @@ describe('dsnDisclosure', () => {
     assert.deepEqual(dsnDisclosure(envelope, domains), { quote: received, fullContent: false, statusOnly: false });
   });
 
+  it('quotes plain inbound mail with the reply text whoever judged it plain: encrypt, or ingest that sent it past encrypt', () => {
+    for (const plain of [{ status: 'plain', at }, { status: 'plain', at, by: 'ingest' }, undefined]) {
+      const envelope = sampleEnvelope({
+        direction: 'inbound',
+        mailFrom: 'x@extern.example',
+        blob: received,
+        verdicts: plain ? { crypto: plain } : {},
+      });
+      assert.deepEqual(dsnDisclosure(envelope, domains), { quote: received, fullContent: false, statusOnly: false });
+    }
+  });
+
   it('treats an agency sender of mail from the internet (an MX exception) as outside: nothing decrypted goes back', () => {
     const envelope = sampleEnvelope({
       direction: 'inbound',

@@ -1,9 +1,7 @@
 // The start of a message body, for telling inline PGP from plain text in inbound mail (decrypt-inbound.ts). Whether
 // outbound mail is already encrypted is decided on the whole message by @smgw/crypto's checkWholeMessageEncrypted.
 import type { Readable } from 'node:stream';
-
-/** How much of the body is looked at. */
-export const BODY_HEAD_BYTES = 64 * 1024;
+import { BODY_HEAD_BYTES } from '@smgw/crypto';
 
 /** The first bytes of `body` (at most 64 KiB); the stream is destroyed afterwards. */
 export async function readBodyHead(body: Readable): Promise<Buffer> {

@@ -1,12 +1,18 @@
 // Inbound: mail encrypted (S/MIME or PGP/MIME) to an agency address whose private key the gateway holds is opened
 // before it is scanned. What cannot be opened goes on as it is, with a header saying why; plain mail goes on
 // unchanged. Our own X-SMGW-Decrypt* fields are removed from what arrives, so no sender can claim them.
+// What there is to do is decided by @smgw/crypto's inboundCryptoWork, the predicate ingest uses to send plain mail
+// past this stage (issue 12); plain mail still arrives here (envelopes queued before that, and whatever ingest was
+// unsure about) and is handled as before.
 import { Readable } from 'node:stream';
 import type { BlobStore } from '@smgw/blob-store';
 import { inDomains } from '@smgw/config';
 import {
   decryptEnveloped,
   decryptPgpMime,
+  type EncryptedForm,
+  inboundCryptoWork,
+  maySignSmime,
   PgpError,
   type RevocationFetcher,
   type RevocationMode,
@@ -20,10 +26,9 @@ import { type HandlerContext, next, type Outcome } from '@smgw/mq';
 import { openSecretWithAny, SecretError } from '@smgw/secrets';
 import { recordEvent } from '@smgw/trace';
 import { masterKeyRing } from './agency-signing.ts';
-import { BODY_HEAD_BYTES, readBodyHead } from './body-head.ts';
-import { type EncryptedForm, encryptedFormOf } from './encrypted-form.ts';
-import { HARVEST_MAX_BYTES, harvestPgpKeys, mayOfferPgpKeys } from './harvest-pgp-keys.ts';
-import { fromAddress, harvestSmimeCertificate, maySignSmime } from './harvest-smime-certificates.ts';
+import { readBodyHead } from './body-head.ts';
+import { HARVEST_MAX_BYTES, harvestPgpKeys } from './harvest-pgp-keys.ts';
+import { fromAddress, harvestSmimeCertificate } from './harvest-smime-certificates.ts';
 
 export const DECRYPTED_HEADER = 'X-SMGW-Decrypted';
 export const DECRYPTION_FAILED_HEADER = 'X-SMGW-Decryption';
@@ -57,10 +62,11 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
   const bodyHead = await readBodyHead(split.body);
   const fields = withoutFields(split.fields, [DECRYPTED_HEADER, DECRYPTION_FAILED_HEADER]);
   const spoofed = fields.length !== split.fields.length;
-  const form = encryptedFormOf(fields) ?? (isInlinePgp(fields, bodyHead) ? 'pgp' : undefined);
+  const work = inboundCryptoWork(fields, bodyHead);
+  const form = work.encryptedForm;
 
   if (!form) {
-    if ((mayOfferPgpKeys(fields) || maySignSmime(fields)) && envelope.blob.size <= HARVEST_MAX_BYTES) {
+    if ((work.mayOfferPgpKeys || work.maySignSmime) && envelope.blob.size <= HARVEST_MAX_BYTES) {
       await harvest(deps, envelope, fields, await deps.blobStore.readAll(envelope.blob.ref), at, context);
     }
     deps.metrics?.inbound.inc({ result: 'plain' });
@@ -202,21 +208,6 @@ function withoutUncheckedFields(entity: Buffer): Buffer {
     });
   if (!removed) return entity;
   return Buffer.concat([Buffer.from(kept.join(''), 'latin1'), entity.subarray(headerLength)]);
-}
-
-const INLINE_PGP_MESSAGE = /^\s*-----BEGIN PGP MESSAGE-----\r?\n[\s\S]*\n-----END PGP MESSAGE-----\s*$/;
-
-/**
- * Inline PGP: a text/plain body (7bit/8bit) that is one armored PGP MESSAGE block and nothing else, seen whole in
- * the first 64 KiB. Text around a block would be lost by decrypting (only the block is decrypted), so a body that
- * quotes a block among other text is left as it is.
- */
-function isInlinePgp(fields: readonly HeaderField[], bodyHead: Buffer): boolean {
-  const contentType = (headerValue(fields, 'content-type') ?? 'text/plain').toLowerCase();
-  const encoding = (headerValue(fields, 'content-transfer-encoding') ?? '7bit').toLowerCase();
-  if (!/^text\/plain\s*(;|$)/.test(contentType) || !['7bit', '8bit'].includes(encoding)) return false;
-  if (bodyHead.length >= BODY_HEAD_BYTES) return false; // not seen whole
-  return INLINE_PGP_MESSAGE.test(bodyHead.toString('latin1'));
 }
 
 /**

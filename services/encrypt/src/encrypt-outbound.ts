@@ -6,14 +6,13 @@
 // In order: the header (already encrypted?), every key looked up (outbound-keys.ts), the plan decided on them
 // (plan-outbound.ts), one copy per group (encrypt-copies.ts), the outcome recorded in one statement, then the
 // children, which the consumer publishes (confirmed) before it acks.
-import { checkWholeMessageEncrypted } from '@smgw/crypto';
+import { checkWholeMessageEncrypted, encryptedFormOf } from '@smgw/crypto';
 import { advance, type Envelope, forRecipients, rerouteAfterCurrent, withBlob, withVerdict } from '@smgw/envelope';
 import { splitMessage } from '@smgw/mime';
 import { type HandlerContext, next, type Outcome } from '@smgw/mq';
 import { recordEvent, recordEvents, type TraceEvent } from '@smgw/trace';
 import { forgetSigningKeys } from './agency-signing.ts';
 import { type CopyDeps, type EncryptedCopy, encryptCopy } from './encrypt-copies.ts';
-import { encryptedFormOf } from './encrypted-form.ts';
 import { type KeyLookupDeps, lookUpOutboundKeys } from './outbound-keys.ts';
 import { namedInHeader, outerHeaderPairs, withoutBcc } from './outer-headers.ts';
 import { type OutboundPlan, type PlannedRecipient, planOutbound } from './plan-outbound.ts';

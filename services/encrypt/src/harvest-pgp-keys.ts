@@ -4,7 +4,6 @@
 import { findPgpKeysInMessage, inspectPublicKey } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
 import { storeHarvestedPgpKey } from '@smgw/key-directory';
-import { type HeaderField, headerValue } from '@smgw/mime';
 
 /** Messages larger than this are not parsed for keys (mailparser holds the message several times). */
 export const HARVEST_MAX_BYTES = 5 * 1024 * 1024;
@@ -12,13 +11,6 @@ export const HARVEST_MAX_BYTES = 5 * 1024 * 1024;
 export interface HarvestedKey {
   fingerprint: string;
   addresses: string[];
-}
-
-/** Whether a message with these top-level fields can offer a key at all: an Autocrypt header or a part. */
-export function mayOfferPgpKeys(fields: readonly HeaderField[]): boolean {
-  if (fields.some((f) => f.key === 'autocrypt')) return true;
-  const contentType = (headerValue(fields, 'content-type') ?? '').toLowerCase();
-  return contentType.startsWith('multipart/') || contentType.startsWith('application/pgp-keys');
 }
 
 /** Stores the keys `message` offers as pending; returns those that were new. Keys without a valid address are skipped. */

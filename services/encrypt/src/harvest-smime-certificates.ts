@@ -4,7 +4,6 @@
 // gateway fetch URLs of its choosing. A renewed certificate replaces the older one (key-directory.ts).
 import { X509Certificate } from 'node:crypto';
 import {
-  isSignedContentType,
   type KeyUsageName,
   type PathValidationSuccess,
   type RevocationFetcher,
@@ -16,7 +15,6 @@ import {
 } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
 import { storeHarvestedCertificate, trustAnchorCertificates } from '@smgw/key-directory';
-import { type HeaderField, headerValue } from '@smgw/mime';
 
 export interface HarvestCertificateDeps {
   pool: Pool;
@@ -37,11 +35,6 @@ export type CertificateHarvest =
     }
   /** Nothing stored, and why (for the debug log: an unsigned or invalid message is not an error). */
   | { stored: false; why: string };
-
-/** Whether a message with these top-level fields can be signed S/MIME at all (before reading it whole). */
-export function maySignSmime(fields: readonly HeaderField[]): boolean {
-  return isSignedContentType(headerValue(fields, 'content-type') ?? '');
-}
 
 /**
  * Harvests the certificate of the signed `message` (header and body; for decrypted mail the decrypted entity under

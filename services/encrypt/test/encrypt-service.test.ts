@@ -581,6 +581,32 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
       assert.ok(!world.gateway.smarthost.messages.some((m) => m.rcptTo.includes('anbieter@extern.example')));
     });
 
+    it('still passes plain text that reaches it on unchanged (envelopes queued before ingest sent plain mail past it)', async () => {
+      const raw = Buffer.from(
+        'From: absender@extern.example\r\nTo: poststelle@behoerde.example\r\nSubject: alte Route\r\n' +
+          'Content-Type: text/plain; charset=utf-8\r\n\r\nSchlicht.\r\n',
+      );
+      await submit(world, raw, { direction: 'inbound', recipients: ['poststelle@behoerde.example'] });
+      const plain = await waitFor('the plain message at the relay', () =>
+        world.gateway.relay.messages.find((m) => m.raw.includes(Buffer.from('Subject: alte Route'))),
+      );
+      world.gateway.relay.messages.splice(world.gateway.relay.messages.indexOf(plain), 1);
+      assert.ok(plain.raw.equals(raw), 'byte for byte');
+
+      // Our field written by the sender is still taken out here (ingest removes it too).
+      const forged = Buffer.concat([Buffer.from('X-SMGW-Decrypted: pgp\r\n'), raw]).toString('latin1');
+      await submit(world, Buffer.from(forged.replace('alte Route', 'alte Route, gefaelscht'), 'latin1'), {
+        direction: 'inbound',
+        recipients: ['poststelle@behoerde.example'],
+      });
+      const cleaned = await waitFor('the forged plain message at the relay', () =>
+        world.gateway.relay.messages.find((m) => m.raw.includes(Buffer.from('gefaelscht'))),
+      );
+      world.gateway.relay.messages.splice(world.gateway.relay.messages.indexOf(cleaned), 1);
+      assert.ok(!cleaned.raw.includes(Buffer.from('X-SMGW-Decrypted')));
+      assert.ok(cleaned.raw.toString('latin1').startsWith('From: absender@extern.example\r\n'));
+    });
+
     it('delivers mail encrypted to a key it does not hold as it is, with a header saying why', async () => {
       const stranger = await pki.leaf(ca, 'fremd@behoerde.example');
       const raw = await smimeMail(stranger.certPath, 'poststelle@behoerde.example', ['-aes256']);

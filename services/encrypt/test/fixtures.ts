@@ -315,9 +315,10 @@ export function outboundMail(to: string[], subject = 'Ihr Bescheid'): Buffer {
 export async function startDecryptingGateway(
   address: string,
   caName: string,
+  env: Record<string, string> = {},
 ): Promise<{ gw: TestGateway; pki: TestPki; ca: TestCa; agency: TestCertificate }> {
   const [gw, pki] = await Promise.all([
-    startTestGateway({ services: ['ingest', 'encrypt', 'scan', 'deliver'] }),
+    startTestGateway({ services: ['ingest', 'encrypt', 'scan', 'deliver'], env }),
     createTestPki(),
   ]);
   const ca = await pki.ca(caName);

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
+import { encryptedFormOf } from '@smgw/crypto';
 import { decodeEncodedWords, parseHeaderFields } from '@smgw/mime';
-import { encryptedFormOf } from '../src/encrypted-form.ts';
 import { innerEntity, namedInHeader, outerHeaderPairs, pgpOuterHeaders } from '../src/outer-headers.ts';
 
 const defaults = { mailFrom: 'clerk@behoerde.example', date: new Date('2026-03-02T09:00:00Z'), messageId: 'x@smgw' };

@@ -1,7 +1,8 @@
 // The end of DATA: stream the message (with our Received header in front) into the blob store, record it, publish
 // one envelope per direction, and only then say 250. Anything the client did wrong is a 5xx; anything that went
 // wrong on our side (database, broker) is a 451 so the client keeps the message and tries again
-// (ARCHITECTURE.md, durability rule 1).
+// (ARCHITECTURE.md, durability rule 1). Plain mail from the internet skips the encrypt stage
+// (inbound-crypto-route.ts).
 import type { Readable } from 'node:stream';
 import type { BlobStore } from '@smgw/blob-store';
 import { type Pool, withTransaction } from '@smgw/db';
@@ -14,12 +15,14 @@ import {
   newMessageId,
   newTraceId,
   parseEnvelope,
+  skipStage,
   withVerdict,
 } from '@smgw/envelope';
 import type { Mq } from '@smgw/mq';
 import { type Logger, messageLogger } from '@smgw/observability';
 import { recordEvent, recordMessage, type TraceEvent } from '@smgw/trace';
 import { BareLineEndingError, NulByteError } from './bare-line-ending-guard.ts';
+import { encryptHopReasons, type MessageHead, withMessageHead } from './inbound-crypto-route.ts';
 import {
   MailAuthRefusal,
   type MailAuthResult,
@@ -187,6 +190,15 @@ function authSummary(auth: MailAuthResult): { spf: string; dkim: string[]; dmarc
   return { spf: auth.spf, dkim: auth.dkim, dmarc: auth.dmarc };
 }
 
+/**
+ * An inbound envelope past the encrypt stage when there is nothing for it (`encryptReasons` empty), with the crypto
+ * verdict encrypt would have written, `plain`, stamped by ingest. Other envelopes come back as they are.
+ */
+function routedPastEncrypt(envelope: Envelope, encryptReasons: readonly string[], at: Date): Envelope {
+  if (envelope.direction !== 'inbound' || encryptReasons.length > 0) return envelope;
+  return withVerdict(skipStage(envelope, 'encrypt'), 'crypto', { status: 'plain', at: at.toISOString(), by: 'ingest' });
+}
+
 /** Publish failures after which the envelope is surely not in a queue (nacked, returned, never sent). */
 const NOT_ENQUEUED = new Set(['MQ_PUBLISH_NACKED', 'MQ_PUBLISH_RETURNED', 'MQ_NOT_CONNECTED']);
 
@@ -262,15 +274,22 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
           },
         )
       : body;
+  // Mail from the internet: its header block and the body's first 64 KiB read along, as stored, to tell whether
+  // the encrypt stage has anything to do with it (inbound-crypto-route.ts).
+  const stored = withReceivedHeader(header, authenticated, message.sizeExceeded, deps.maxMessageBytes);
+  let head: MessageHead | undefined;
+  const storedAndRead =
+    message.listener === 'inbound'
+      ? withMessageHead(stored, (seen) => {
+          head = seen;
+        })
+      : stored;
   let blob: BlobRef;
   try {
-    blob = await deps.blobStore.put(
-      withReceivedHeader(header, authenticated, message.sizeExceeded, deps.maxMessageBytes),
-      {
-        messageId,
-        maxBytes: deps.maxMessageBytes + Buffer.byteLength(header, 'latin1'),
-      },
-    );
+    blob = await deps.blobStore.put(storedAndRead, {
+      messageId,
+      maxBytes: deps.maxMessageBytes + Buffer.byteLength(header, 'latin1'),
+    });
   } catch (err) {
     const { reply, code } = classifyStoreFailure(err);
     const level = reply === 'TEMPORARY_FAILURE' && code !== 'CLIENT_DISCONNECTED' ? 'error' : 'info';
@@ -288,19 +307,25 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
     tls: message.client.tls,
     ...(message.client.user !== undefined ? { user: message.client.user } : {}),
   };
+  // Why inbound mail goes through encrypt (names, never content); empty: it is plain and skips it.
+  const encryptReasons = message.listener === 'inbound' ? encryptHopReasons(head) : [];
   const envelopes: Envelope[] = groupByDirection(message.listener, recipients, deps.internalDomains).map((group) =>
-    withAuthVerdict(auth, receivedAt, {
-      id: messageId,
-      traceId,
+    routedPastEncrypt(
+      withAuthVerdict(auth, receivedAt, {
+        id: messageId,
+        traceId,
+        receivedAt,
+        direction: group.direction,
+        mailFrom: message.mailFrom,
+        recipients: group.recipients,
+        client,
+        blob,
+        dsn: dsnFor(message, group.recipients),
+        author,
+      }),
+      encryptReasons,
       receivedAt,
-      direction: group.direction,
-      mailFrom: message.mailFrom,
-      recipients: group.recipients,
-      client,
-      blob,
-      dsn: dsnFor(message, group.recipients),
-      author,
-    }),
+    ),
   );
   for (const envelope of envelopes) {
     const checked = parseEnvelope(envelope);
@@ -324,7 +349,15 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
       listener: message.listener,
       size: blob.size,
       blob: blob.ref,
-      envelopes: envelopes.map((e) => ({ direction: e.direction, recipients: e.recipients.length })),
+      envelopes: envelopes.map((e) => ({
+        direction: e.direction,
+        recipients: e.recipients.length,
+        itinerary: e.itinerary,
+      })),
+      // Mail from the internet: whether it skipped encrypt (plain) or why it goes there (itinerary.ts).
+      ...(message.listener === 'inbound'
+        ? { encryptStage: { skipped: encryptReasons.length === 0, reasons: encryptReasons } }
+        : {}),
       ...(removedFields.length > 0 ? { removedGatewayFields: removedFields } : {}),
       ...(removedBcc > 0 ? { removedBcc } : {}),
       ...(auth ? { auth: authSummary(auth) } : {}),
@@ -374,7 +407,11 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
     {
       listener: message.listener,
       size: blob.size,
-      envelopes: envelopes.map((e) => ({ direction: e.direction, recipients: e.recipients.length })),
+      envelopes: envelopes.map((e) => ({
+        direction: e.direction,
+        recipients: e.recipients.length,
+        itinerary: e.itinerary,
+      })),
     },
     'message accepted',
   );

@@ -34,6 +34,11 @@ export interface TestWorld {
   start(env?: Record<string, string>): Promise<{ ingest: RunningIngest; config: IngestConfig }>;
   /** Takes (acks) every envelope waiting in a queue of this vhost. */
   takeEnvelopes(queue: string): Promise<Envelope[]>;
+  /**
+   * Takes every envelope of mail from the internet, wherever ingest routed it: smgw.encrypt, or smgw.scan for plain
+   * mail, which skips encrypt (inbound-crypto-route.ts).
+   */
+  takeInboundEnvelopes(): Promise<Envelope[]>;
   deleteQueue(queue: string): Promise<void>;
   close(): Promise<void>;
 }
@@ -46,6 +51,21 @@ export async function createTestWorld(): Promise<TestWorld> {
   const dns = await startStubDns();
   const running: RunningIngest[] = [];
   const log = createLogger('ingest-test', process.env.TEST_LOG_LEVEL ?? 'silent');
+
+  async function takeEnvelopes(queue: string): Promise<Envelope[]> {
+    const res = await rabbitManagementApi(`/queues/${vhost.name}/${encodeURIComponent(queue)}/get`, 'POST', {
+      count: 1000,
+      ackmode: 'ack_requeue_false',
+      encoding: 'base64',
+    });
+    if (!res.ok) throw new Error(`cannot get from ${queue}: HTTP ${res.status}`);
+    const messages = (await res.json()) as { payload: string }[];
+    return messages.map((m) => {
+      const parsed = decodeEnvelope(Buffer.from(m.payload, 'base64'));
+      if (!parsed.ok) throw new Error(`bad envelope in ${queue}: ${parsed.error}`);
+      return parsed.envelope;
+    });
+  }
 
   return {
     db,
@@ -72,19 +92,9 @@ export async function createTestWorld(): Promise<TestWorld> {
       running.push(ingest);
       return { ingest, config };
     },
-    async takeEnvelopes(queue) {
-      const res = await rabbitManagementApi(`/queues/${vhost.name}/${encodeURIComponent(queue)}/get`, 'POST', {
-        count: 1000,
-        ackmode: 'ack_requeue_false',
-        encoding: 'base64',
-      });
-      if (!res.ok) throw new Error(`cannot get from ${queue}: HTTP ${res.status}`);
-      const messages = (await res.json()) as { payload: string }[];
-      return messages.map((m) => {
-        const parsed = decodeEnvelope(Buffer.from(m.payload, 'base64'));
-        if (!parsed.ok) throw new Error(`bad envelope in ${queue}: ${parsed.error}`);
-        return parsed.envelope;
-      });
+    takeEnvelopes,
+    async takeInboundEnvelopes() {
+      return [...(await takeEnvelopes('smgw.encrypt')), ...(await takeEnvelopes('smgw.scan'))];
     },
     async deleteQueue(queue) {
       const res = await rabbitManagementApi(`/queues/${vhost.name}/${encodeURIComponent(queue)}`, 'DELETE');

@@ -50,7 +50,7 @@ describe('the inbound listener', () => {
     await client.quit();
   });
 
-  it('accepts mail for an agency address with 250 and the gateway message id, stores it and queues it for deliver', async () => {
+  it('accepts mail for an agency address with 250 and the gateway message id, stores it and queues it for scan (plain: past encrypt)', async () => {
     const client = await session();
     const original =
       'From: a@sender.example\r\nTo: x@behoerde.example\r\nSubject: hello\r\n\r\nBody line\r\n.dotted (stuffed on the wire)\r\n';
@@ -63,7 +63,8 @@ describe('the inbound listener', () => {
     await client.quit();
     const id = assertQueued(reply.final?.text);
 
-    const envelopes = await world.takeEnvelopes('smgw.encrypt');
+    assert.deepEqual(await world.takeEnvelopes('smgw.encrypt'), [], 'nothing to decrypt or harvest: not for encrypt');
+    const envelopes = await world.takeEnvelopes('smgw.scan');
     assert.equal(envelopes.length, 1);
     const envelope = envelopes[0];
     assert.ok(envelope);
@@ -71,12 +72,14 @@ describe('the inbound listener', () => {
     assert.equal(envelope.direction, 'inbound');
     assert.deepEqual(envelope.recipients, ['x@behoerde.example']);
     assert.equal(envelope.mailFrom, 'a@sender.example');
-    assert.deepEqual(envelope.itinerary, ['encrypt', 'scan', 'verify', 'deliver']);
+    assert.deepEqual(envelope.itinerary, ['scan', 'verify', 'deliver']);
     assert.equal(envelope.hop, 0);
     assert.equal(envelope.attempt, 0);
-    // Nothing decided yet but mail authentication (mail-auth.test.ts); the stub DNS of the test world knows no name.
-    assert.deepEqual(Object.keys(envelope.verdicts), ['auth']);
+    // Nothing decided yet but mail authentication (mail-auth.test.ts; the stub DNS of the test world knows no name)
+    // and, for encrypt, that the message is plain.
+    assert.deepEqual(Object.keys(envelope.verdicts).sort(), ['auth', 'crypto']);
     assert.equal(envelope.verdicts.auth?.status, 'none');
+    assert.deepEqual(envelope.verdicts.crypto, { status: 'plain', at: envelope.receivedAt, by: 'ingest' });
     assert.deepEqual(envelope.dsn, { ret: 'HDRS', envid: 'abc123' });
     assert.deepEqual(envelope.client, { listener: 'inbound', ip: '127.0.0.1', helo: 'sender.example', tls: false });
 
@@ -122,7 +125,7 @@ describe('the inbound listener', () => {
     const final = await client.readReply();
     await client.quit();
     assertQueued(final.text);
-    const [envelope] = await world.takeEnvelopes('smgw.encrypt');
+    const [envelope] = await world.takeInboundEnvelopes();
     assert.deepEqual(envelope?.recipients, ['a@behoerde.example', 'b@amt.sachsen.example']);
     assert.equal(envelope?.mailFrom, '');
     assert.deepEqual(envelope?.dsn, {
@@ -148,7 +151,7 @@ describe('the inbound listener', () => {
     assertQueued((await client.readReply()).text);
     assert.equal((await client.readReply()).code, 221);
     await client.closed;
-    const [envelope] = await world.takeEnvelopes('smgw.encrypt');
+    const [envelope] = await world.takeInboundEnvelopes();
     assert.deepEqual(envelope?.recipients, ['x@behoerde.example']);
   });
 
@@ -171,7 +174,7 @@ describe('the inbound listener', () => {
     }
     assert.equal((await client.command('DATA')).code, 503);
     await client.quit();
-    assert.deepEqual(await world.takeEnvelopes('smgw.encrypt'), []);
+    assert.deepEqual(await world.takeInboundEnvelopes(), []);
   });
 
   it('refuses local parts a server after us might route (%, !, quoted) with 550 5.1.3, also for agency domains', async () => {
@@ -187,7 +190,7 @@ describe('the inbound listener', () => {
     }
     assert.equal((await client.command('DATA')).code, 503);
     await client.quit();
-    assert.deepEqual(await world.takeEnvelopes('smgw.encrypt'), []);
+    assert.deepEqual(await world.takeInboundEnvelopes(), []);
   });
 
   it('takes an agency domain written in capitals as that agency domain', async () => {
@@ -199,7 +202,7 @@ describe('the inbound listener', () => {
     });
     await client.quit();
     assertQueued(reply.final?.text);
-    const [envelope] = await world.takeEnvelopes('smgw.encrypt');
+    const [envelope] = await world.takeInboundEnvelopes();
     assert.equal(envelope?.direction, 'inbound');
   });
 
@@ -218,7 +221,7 @@ describe('the inbound listener', () => {
     assertQueued(next.final?.text);
     await client.quit();
     assert.equal(await messageCount(), before + 1);
-    assert.equal((await world.takeEnvelopes('smgw.encrypt')).length, 1);
+    assert.equal((await world.takeInboundEnvelopes()).length, 1);
   });
 
   it('answers 452 4.5.3 beyond SMGW_SMTP_MAX_RECIPIENTS', async () => {
@@ -257,7 +260,7 @@ describe('the inbound listener', () => {
       assert.equal((await client.command('RSET')).code, 250);
       await client.quit();
       assert.equal(await messageCount(), before);
-      assert.deepEqual(await world.takeEnvelopes('smgw.encrypt'), []);
+      assert.deepEqual(await world.takeInboundEnvelopes(), []);
     });
   }
 
@@ -268,13 +271,16 @@ describe('the inbound listener', () => {
       to: ['x@behoerde.example'],
       body:
         'X-SMGW-Signature: TOTAL_PASSED; level=QES; signatures=1\r\n' +
+        'X-SMGW-Decrypted: smime\r\nx-smgw-decryption : failed; reason=none\r\n' +
         'Authentication-Results: smgw.test; dmarc=pass\r\n' +
         'Authentication-Results: mx.sender.example; spf=pass\r\nSubject: forged\r\n\r\nbody\r\n',
     });
     await client.quit();
     assertQueued(reply.final?.text);
-    const [envelope] = await world.takeEnvelopes('smgw.encrypt');
+    // Plain mail skips encrypt, which removed a forged X-SMGW-Decrypted before: ingest has removed it already.
+    const [envelope] = await world.takeEnvelopes('smgw.scan');
     assert.ok(envelope);
+    assert.deepEqual(envelope.itinerary, ['scan', 'verify', 'deliver']);
     const stored = (
       await createBlobStore(world.db.pool, { keyStore: createFolderKeyStore(world.db.keys) }).readAll(envelope.blob.ref)
     ).toString('latin1');
@@ -285,6 +291,8 @@ describe('the inbound listener', () => {
     assert.ok(received, 'message.received recorded');
     assert.deepEqual((received.data as { removedGatewayFields?: string[] }).removedGatewayFields, [
       'X-SMGW-Signature',
+      'X-SMGW-Decrypted',
+      'x-smgw-decryption',
       'Authentication-Results',
     ]);
   });
@@ -301,7 +309,7 @@ describe('the inbound listener', () => {
     assert.equal(reply.final?.text, '550 5.6.0 NUL byte in message');
     await client.quit();
     assert.equal(await messageCount(), before);
-    assert.deepEqual(await world.takeEnvelopes('smgw.encrypt'), []);
+    assert.deepEqual(await world.takeInboundEnvelopes(), []);
   });
 
   it('refuses an agency domain as envelope sender from the internet with 550 5.7.1, but not its exceptions', async () => {
@@ -330,7 +338,7 @@ describe('the inbound listener', () => {
       assert.equal(reply.final?.text, '550 5.7.1 From or Sender address not allowed for this sender', field);
     }
     assert.equal(await messageCount(), before);
-    assert.deepEqual(await world.takeEnvelopes('smgw.encrypt'), []);
+    assert.deepEqual(await world.takeInboundEnvelopes(), []);
     const client = await session();
     const reply = await client.sendMail({
       from: 'a@sender.example',
@@ -339,7 +347,7 @@ describe('the inbound listener', () => {
     });
     await client.quit();
     assertQueued(reply.final?.text);
-    assert.equal((await world.takeEnvelopes('smgw.encrypt')).length, 1);
+    assert.equal((await world.takeInboundEnvelopes()).length, 1);
   });
 
   const brokenMime: [string, Buffer][] = [
@@ -365,7 +373,7 @@ describe('the inbound listener', () => {
       const final = await client.readReply();
       await client.quit();
       assertQueued(final.text);
-      const [envelope] = await world.takeEnvelopes('smgw.encrypt');
+      const [envelope] = await world.takeInboundEnvelopes();
       assert.ok(envelope);
       const stored = await createBlobStore(world.db.pool, { keyStore: createFolderKeyStore(world.db.keys) }).readAll(
         envelope.blob.ref,
@@ -391,7 +399,7 @@ describe('the inbound listener', () => {
     await next.quit();
     assertQueued(reply.final?.text);
     assert.equal(await messageCount(), before + 1);
-    assert.equal((await world.takeEnvelopes('smgw.encrypt')).length, 1);
+    assert.equal((await world.takeInboundEnvelopes()).length, 1);
   });
 
   it('survives a client that sends garbage instead of a TLS handshake after STARTTLS', async () => {

@@ -71,7 +71,8 @@ describe('when the broker refuses an envelope', () => {
   after(() => world.close());
 
   it('answers 451 4.3.0, queues nothing and records message.refused', async () => {
-    // Inbound mail starts at smgw.encrypt (decryption before scan); submitted mail at smgw.scan (next test).
+    // Inbound mail starts at smgw.encrypt (decryption before scan), plain inbound mail past it at smgw.scan;
+    // submitted mail at smgw.scan (next test).
     await world.deleteQueue('smgw.encrypt');
     await world.deleteQueue('smgw.scan');
     const { client } = await SmtpTestClient.open(ingest.inboundPort);
@@ -180,7 +181,7 @@ describe('stopping', () => {
     assertQueued((await client.readReply()).text);
     await client.closed;
     await stopped;
-    const [envelope] = await world.takeEnvelopes('smgw.encrypt');
+    const [envelope] = await world.takeInboundEnvelopes();
     assert.equal(envelope?.direction, 'inbound');
   });
 });

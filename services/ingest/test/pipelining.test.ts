@@ -82,7 +82,7 @@ describe('unauthenticated pipelining on the listeners', () => {
     const reply = await client.readReply();
     assert.equal(reply.text, '554 5.5.0 Error: SMTP protocol synchronization');
     await client.closed;
-    assert.deepEqual(await world.takeEnvelopes('smgw.encrypt'), []);
+    assert.deepEqual(await world.takeInboundEnvelopes(), []);
   });
 
   it('answers bytes sent after STARTTLS before the handshake with 554 5.5.0', async () => {
@@ -99,7 +99,7 @@ describe('unauthenticated pipelining on the listeners', () => {
     client.writeRaw(blind);
     assert.equal((await client.readReply()).text, '554 5.5.0 Error: SMTP protocol synchronization');
     await client.closed;
-    assert.deepEqual(await world.takeEnvelopes('smgw.encrypt'), []);
+    assert.deepEqual(await world.takeInboundEnvelopes(), []);
   });
 
   it('still takes a pipelined group that ends with DATA and content after the 354', async () => {
@@ -112,7 +112,7 @@ describe('unauthenticated pipelining on the listeners', () => {
     assertQueued((await client.readReply()).text);
     assert.equal((await client.readReply()).code, 221);
     await client.closed;
-    assert.equal((await world.takeEnvelopes('smgw.encrypt')).length, 1);
+    assert.equal((await world.takeInboundEnvelopes()).length, 1);
   });
 
   it('lets blind pipelining through when SMGW_SMTP_FORBID_UNAUTH_PIPELINING is off', async () => {
@@ -122,6 +122,6 @@ describe('unauthenticated pipelining on the listeners', () => {
     for (let i = 0; i < 4; i++) replies.push((await client.readReply()).code);
     assert.deepEqual(replies, [250, 250, 354, 250]);
     await client.quit();
-    assert.equal((await world.takeEnvelopes('smgw.encrypt')).length, 1);
+    assert.equal((await world.takeInboundEnvelopes()).length, 1);
   });
 });

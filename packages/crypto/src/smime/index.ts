@@ -8,11 +8,11 @@ export {
   type SmimeHeaders,
 } from './encrypt-enveloped.ts';
 export { SmimeError, type SmimeErrorCode } from './errors.ts';
+export { isSignedContentType } from './mime-entity.ts';
 export { type Pkcs12Contents, parsePkcs12 } from './pkcs12.ts';
 export type { KeyTransport } from './recipient-info.ts';
 export { createDetachedSignature, type SigningKey, signMultipart } from './sign-detached.ts';
 export {
-  isSignedContentType,
   type SignatureCode,
   type SignedMessageVerification,
   type SmimeCapabilities,

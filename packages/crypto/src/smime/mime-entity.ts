@@ -1,5 +1,6 @@
 // The little MIME the signature check needs beyond @smgw/mime's header block: read a Content-Type with its
-// parameters, and find the parts of a multipart body.
+// parameters, tell a signed S/MIME entity by it, and find the parts of a multipart body. Light on purpose (no CMS
+// library): ingest reads Content-Types with it through inbound-crypto-work.ts.
 import { SmimeError } from './errors.ts';
 
 export interface ContentType {
@@ -23,6 +24,17 @@ export function parseContentType(value = 'text/plain'): ContentType {
     parameters[name] = raw.startsWith('"') ? raw.slice(1, -1).replace(/\\(.)/g, '$1') : raw;
   }
   return { mediaType, parameters };
+}
+
+/** Whether a Content-Type announces a signed S/MIME entity (cheap check before reading a message whole). */
+export function isSignedContentType(contentType: string): boolean {
+  const type = parseContentType(contentType);
+  if (type.mediaType === 'multipart/signed') return true;
+  const smimeType = (type.parameters['smime-type'] ?? '').toLowerCase();
+  return (
+    (type.mediaType === 'application/pkcs7-mime' || type.mediaType === 'application/x-pkcs7-mime') &&
+    smimeType === 'signed-data'
+  );
 }
 
 /**

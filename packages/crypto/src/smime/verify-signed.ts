@@ -5,7 +5,7 @@ import { bareLfToCrlf, type HeaderField, headerValue, splitHeaderBlock } from '@
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { SmimeError } from './errors.ts';
-import { multipartParts, parseContentType } from './mime-entity.ts';
+import { isSignedContentType, multipartParts, parseContentType } from './mime-entity.ts';
 import { CONTENT_CIPHER_BY_OID, ID_RSAES_OAEP, RSA_ENCRYPTION } from './oids.ts';
 
 const ID_SIGNED_DATA = '1.2.840.113549.1.7.2';
@@ -89,17 +89,6 @@ export interface SignedMessageVerification {
   capabilities?: SmimeCapabilities;
   /** RFC 8551 id-aa-encrypKeyPref: the certificate (from the message) the sender wants mail encrypted to. */
   encryptionCertificate?: Buffer;
-}
-
-/** Whether a Content-Type announces a signed S/MIME entity (cheap check before reading a message whole). */
-export function isSignedContentType(contentType: string): boolean {
-  const type = parseContentType(contentType);
-  if (type.mediaType === 'multipart/signed') return true;
-  const smimeType = (type.parameters['smime-type'] ?? '').toLowerCase();
-  return (
-    (type.mediaType === 'application/pkcs7-mime' || type.mediaType === 'application/x-pkcs7-mime') &&
-    smimeType === 'signed-data'
-  );
 }
 
 /**
