@@ -12,6 +12,21 @@ export interface CommittedBlob {
   wrappedKey: Buffer;
 }
 
+/** One stored chunk: ciphertext and tag (blob-cipher.ts). */
+export interface StoredChunk {
+  seq: number;
+  data: Buffer;
+  final: boolean;
+}
+
+interface BlobRow {
+  id: string;
+  digest: string;
+  size: string;
+  kek_id: string;
+  wrapped_key: Buffer;
+}
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Whether `ref` can be a blob reference at all (references from before encryption at rest were SHA-256 hex). */
@@ -20,20 +35,59 @@ export const isBlobRef = (ref: string): boolean => UUID.test(ref);
 /** The committed blob with this reference, if any. Rows still 'writing' never match. */
 export async function findCommittedBlob(pool: Pool, ref: string): Promise<CommittedBlob | undefined> {
   if (!isBlobRef(ref)) return undefined;
-  let rows: { id: string; digest: string; size: string; kek_id: string; wrapped_key: Buffer }[];
+  const rows = await lookUp<BlobRow>(
+    pool,
+    ref,
+    `select id, digest, size, kek_id, wrapped_key from blobs where id = $1 and state = 'committed'`,
+    [ref],
+  );
+  return rows[0] && toCommittedBlob(rows[0]);
+}
+
+/**
+ * The committed blob with this reference and its first `chunkLimit` chunks in seq order (fewer if it has fewer,
+ * none if it has none), in one statement: a blob of a few chunks reads in one round trip. Rows still 'writing' never
+ * match. The chunks are as stored: whoever reads them checks their order, authenticity and the final one.
+ */
+export async function findCommittedBlobWithChunks(
+  pool: Pool,
+  ref: string,
+  chunkLimit: number,
+): Promise<{ blob: CommittedBlob; chunks: StoredChunk[] } | undefined> {
+  if (!isBlobRef(ref)) return undefined;
+  // One row per chunk, the blob's columns repeated (they are small); one row with null chunk columns if it has none.
+  const rows = await lookUp<BlobRow & { seq: number | null; data: Buffer | null; final: boolean | null }>(
+    pool,
+    ref,
+    `select b.id, b.digest, b.size, b.kek_id, b.wrapped_key, c.seq, c.data, c.final
+       from blobs b
+       left join lateral (
+         select seq, data, final from blob_chunks where blob_id = b.id order by seq limit $2
+       ) c on true
+      where b.id = $1 and b.state = 'committed'
+      order by c.seq`,
+    [ref, chunkLimit],
+  );
+  const [first] = rows;
+  if (!first) return undefined;
+  const chunks: StoredChunk[] = [];
+  for (const { seq, data, final } of rows) {
+    if (seq !== null && data !== null && final !== null) chunks.push({ seq, data, final });
+  }
+  return { blob: toCommittedBlob(first), chunks };
+}
+
+async function lookUp<Row>(pool: Pool, ref: string, sql: string, params: unknown[]): Promise<Row[]> {
   try {
-    ({ rows } = await pool.query(
-      `select id, digest, size, kek_id, wrapped_key from blobs where id = $1 and state = 'committed'`,
-      [ref],
-    ));
+    return (await pool.query(sql, params)).rows as Row[];
   } catch (err) {
     throw new BlobStorageError(`cannot look up blob ${ref}: ${(err as Error).message}`, { cause: err });
   }
-  const row = rows[0];
+}
+
+function toCommittedBlob(row: BlobRow): CommittedBlob {
   // bigint comes back as a string; blobs are far below 2^53 bytes.
-  return row
-    ? { id: row.id, digest: row.digest, size: Number(row.size), kekId: row.kek_id, wrappedKey: row.wrapped_key }
-    : undefined;
+  return { id: row.id, digest: row.digest, size: Number(row.size), kekId: row.kek_id, wrappedKey: row.wrapped_key };
 }
 
 export function toBlobRef(blob: { id: string; digest: string; size: number }): BlobRef {

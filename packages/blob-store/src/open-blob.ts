@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { Pool } from '@smgw/db';
 import { type BlobKeys, decryptChunk, unwrapBlobKeys } from './blob-cipher.ts';
-import { type CommittedBlob, findCommittedBlob } from './committed-blob.ts';
+import { type CommittedBlob, findCommittedBlobWithChunks, type StoredChunk } from './committed-blob.ts';
 import { BlobCorruptError, BlobKeyError, BlobNotFoundError, BlobStorageError } from './errors.ts';
 import type { KeyStore } from './key-store.ts';
 
@@ -10,9 +10,10 @@ export const CHUNKS_PER_READ = 4;
 
 /**
  * A stream of a committed blob's bytes. Chunks are fetched a few at a time in seq order, only when the consumer
- * asks for more, so memory stays bounded and backpressure holds. Each query is its own autocommit statement:
- * a slow reader pins no pool connection. Every chunk is authenticated whole before its bytes are pushed; the stream
- * ends only after the chunk marked final (and the recorded size matches). Anything else (a chunk changed, missing,
+ * asks for more, so memory stays bounded and backpressure holds. The first query fetches the blob's row with its
+ * first chunks, so a blob of up to CHUNKS_PER_READ chunks reads in one round trip. Each query is its own autocommit
+ * statement: a slow reader pins no pool connection. Every chunk is authenticated whole before its bytes are pushed;
+ * the stream ends only after the chunk marked final (and the recorded size matches). Anything else (a chunk changed, missing,
  * moved or from another blob, the final one missing) errors the stream with BlobCorruptError instead of ending it,
  * so a consumer never takes a cut blob for a whole one.
  */
@@ -23,25 +24,32 @@ export function openBlob(pool: Pool, keyStore: KeyStore, ref: string): Readable 
   let bytesRead = 0;
   let fetching = false;
 
-  const start = async (): Promise<{ blob: CommittedBlob; keys: BlobKeys }> => {
-    const found = await findCommittedBlob(pool, ref);
+  /** The blob's row and its first chunks, in one statement. */
+  const start = async (): Promise<{ blob: CommittedBlob; keys: BlobKeys; chunks: StoredChunk[] }> => {
+    const found = await findCommittedBlobWithChunks(pool, ref, CHUNKS_PER_READ);
     if (!found) throw new BlobNotFoundError(`no committed blob ${ref}`);
-    const kek = await keyStore.get(found.kekId);
-    if (!kek) throw new BlobKeyError('BLOB_KEY_RETIRED', `the key of blob ${ref} (KEK ${found.kekId}) is retired`);
-    return { blob: found, keys: unwrapBlobKeys(kek, found.id, found.wrappedKey) };
+    const { blob, chunks } = found;
+    const kek = await keyStore.get(blob.kekId);
+    if (!kek) throw new BlobKeyError('BLOB_KEY_RETIRED', `the key of blob ${ref} (KEK ${blob.kekId}) is retired`);
+    return { blob, keys: unwrapBlobKeys(kek, blob.id, blob.wrappedKey), chunks };
   };
 
-  const fetchMore = async (stream: Readable): Promise<void> => {
-    if (!blob || !keys) ({ blob, keys } = await start());
-    let rows: { seq: number; data: Buffer; final: boolean }[];
+  const nextChunks = async (blobId: string): Promise<StoredChunk[]> => {
     try {
-      ({ rows } = await pool.query(
+      const { rows } = await pool.query(
         'select seq, data, final from blob_chunks where blob_id = $1 and seq >= $2 order by seq limit $3',
-        [blob.id, nextSeq, CHUNKS_PER_READ],
-      ));
+        [blobId, nextSeq, CHUNKS_PER_READ],
+      );
+      return rows;
     } catch (err) {
       throw new BlobStorageError(`cannot read blob ${ref}: ${(err as Error).message}`, { cause: err });
     }
+  };
+
+  const fetchMore = async (stream: Readable): Promise<void> => {
+    let rows: StoredChunk[];
+    if (!blob || !keys) ({ blob, keys, chunks: rows } = await start());
+    else rows = await nextChunks(blob.id);
     if (stream.destroyed) return;
     for (const row of rows) {
       if (row.seq !== nextSeq) throw new BlobCorruptError(`blob ${ref} lacks chunk ${nextSeq}`);

@@ -14,13 +14,22 @@ export interface PutBlobOptions {
   messageId: string;
 }
 
+/** A piece of the source of at most chunkBytes bytes, and whether it is the last one. */
+interface PlainChunk {
+  plain: Buffer;
+  final: boolean;
+}
+
 /**
- * Streams `source` into blob_chunks, encrypted chunk by chunk under a new data key (blob-cipher.ts), one awaited
- * autocommit insert per chunk, so a slow sender pins no pool connection and memory stays at about one chunk (the
- * source is only read when the previous chunk is stored). A full chunk is written once more bytes follow it, so the
- * last one written can be marked final. The blob becomes visible in one statement at the end, under a new random
- * id: equal content put twice is two blobs. On any failure our rows are deleted (best effort;
- * purgeAbandonedWrites removes what a crash leaves in state 'writing').
+ * Stores `source` as a new blob, encrypted chunk by chunk under a new data key (blob-cipher.ts), under a new random
+ * id: equal content put twice is two blobs. The first chunk is read before anything is written:
+ *   - a source that ends within one chunk (most messages) is stored in ONE autocommit statement, the blob row
+ *     already committed and its only, final chunk: one commit, one WAL flush;
+ *   - a longer source is streamed: the row in state 'writing', then one awaited autocommit insert per chunk, so a
+ *     slow sender pins no pool connection and memory stays at about one chunk (the source is only read when the
+ *     previous chunk is stored); the blob becomes visible in one statement at the end.
+ * On any failure our rows are deleted (best effort; purgeAbandonedWrites removes what a crash leaves in state
+ * 'writing') and the source is no longer read.
  */
 export async function putBlob(
   pool: Pool,
@@ -30,56 +39,64 @@ export async function putBlob(
 ): Promise<BlobRef> {
   const { chunkBytes, maxBytes, messageId } = options;
   const id = randomUUID();
-  let keys: NewBlobKeys;
+  const chunks = chunksOf(source, id, chunkBytes, maxBytes);
+  let wrote = false;
   try {
-    const kek = await keyStore.current();
-    keys = newBlobKeys(kek, id);
-    const { wrappedKey } = keys;
-    // The row names its KEK from the start: a KEK is retired only when no row, writing or committed, names it.
+    const first = await chunks.next();
+    if (first.done) throw new Error(`the chunks of blob ${id} ended without a final one`); // never: see chunksOf
+    // The KEK is taken right before the first statement, which names it: a KEK is retired only when no row,
+    // writing or committed, names it, and never in its own or the next period (retireUnusedKeks).
+    const { kekId, keys } = await newKeys(keyStore, id);
+    wrote = true;
+    if (first.value.final) return await storeWholeBlob(pool, id, messageId, kekId, keys, first.value.plain);
+
     await storage(`cannot start blob ${id}`, () =>
       pool.query('insert into blobs (id, message_id, kek_id, wrapped_key) values ($1, $2, $3, $4)', [
         id,
         messageId,
-        kek.id,
-        wrappedKey,
+        kekId,
+        keys.wrappedKey,
       ]),
     );
+    const digest = contentDigest(keys);
+    let seq = 0;
+    let size = 0;
+    const store = async ({ plain, final }: PlainChunk) => {
+      digest.update(plain);
+      size += plain.byteLength;
+      await storeChunk(pool, id, keys, seq++, final, plain);
+    };
+    await store(first.value);
+    for await (const chunk of chunks) await store(chunk);
+    return await commitBlob(pool, id, digest.digest('hex'), size);
   } catch (err) {
+    // Stop reading at once: the rest of an oversized or failed upload is of no use.
+    await chunks.return().catch(() => {});
     stopSource(source);
-    if (err instanceof BlobStorageError || err instanceof BlobKeyError) throw err;
-    throw new BlobKeyError('KEY_STORE_FAILED', `cannot key blob ${id}: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    const { digest, size } = await writeChunks(pool, id, keys, source, chunkBytes, maxBytes);
-    return await commitBlob(pool, id, digest, size);
-  } catch (err) {
-    await pool.query('delete from blobs where id = $1', [id]).catch(() => {});
+    if (wrote) await pool.query('delete from blobs where id = $1', [id]).catch(() => {});
     throw err;
   }
 }
 
-async function writeChunks(
-  pool: Pool,
-  id: string,
-  keys: BlobKeys,
+/**
+ * The source cut into chunks of `chunkBytes`; the last one, marked final, is shorter or empty (an empty blob has one
+ * empty final chunk: a blob cut short lacks it and does not read). A full chunk is yielded only once more bytes
+ * follow it, so the first chunk comes final exactly when the source ends within one chunk. The yielded buffer is
+ * reused: use it before asking for the next chunk. Throws BlobSourceError if the source fails or yields something
+ * other than bytes, BlobTooLargeError once it passes `maxBytes`; the source's iterator is closed whenever this
+ * generator stops before the source's end.
+ */
+async function* chunksOf(
   source: Readable | AsyncIterable<Uint8Array>,
+  id: string,
   chunkBytes: number,
   maxBytes: number | undefined,
-): Promise<{ digest: string; size: number }> {
-  const digest = contentDigest(keys);
+): AsyncGenerator<PlainChunk, void, undefined> {
   const iterator = source[Symbol.asyncIterator]();
-  // One buffer, reused: each chunk is encrypted into a new buffer before the next bytes are copied in.
   const chunk = Buffer.alloc(chunkBytes);
   let filled = 0;
-  let seq = 0;
   let size = 0;
-  const insertChunk = (plain: Buffer, final: boolean) => {
-    const at = seq++;
-    const data = encryptChunk(keys, id, at, final, plain);
-    return storage(`cannot store chunk ${at} of blob ${id}`, () =>
-      pool.query('insert into blob_chunks (blob_id, seq, data, final) values ($1, $2, $3, $4)', [id, at, data, final]),
-    );
-  };
+  let ended = false;
   try {
     for (;;) {
       let step: IteratorResult<unknown>;
@@ -88,7 +105,10 @@ async function writeChunks(
       } catch (err) {
         throw new BlobSourceError(`the source of blob ${id} failed: ${(err as Error).message}`, { cause: err });
       }
-      if (step.done) break;
+      if (step.done) {
+        ended = true;
+        break;
+      }
       const piece = step.value;
       if (!(piece instanceof Uint8Array)) {
         throw new BlobSourceError(`the source of blob ${id} yielded ${typeof piece}, not bytes`);
@@ -97,12 +117,11 @@ async function writeChunks(
       if (maxBytes !== undefined && size > maxBytes) {
         throw new BlobTooLargeError(`blob exceeds the limit of ${maxBytes} bytes`);
       }
-      digest.update(piece);
       let offset = 0;
       while (offset < piece.byteLength) {
         // A full chunk is not the last one: more bytes are here.
         if (filled === chunkBytes) {
-          await insertChunk(chunk, false);
+          yield { plain: chunk, final: false };
           filled = 0;
         }
         const n = Math.min(chunkBytes - filled, piece.byteLength - offset);
@@ -111,15 +130,56 @@ async function writeChunks(
         offset += n;
       }
     }
-    // Always a final chunk, empty for an empty blob: a blob cut short lacks it and does not read.
-    await insertChunk(chunk.subarray(0, filled), true);
-  } catch (err) {
-    // Stop reading at once: the rest of an oversized or failed upload is of no use.
-    await Promise.resolve(iterator.return?.()).catch(() => {});
-    stopSource(source);
-    throw err;
+  } finally {
+    if (!ended) await Promise.resolve(iterator.return?.()).catch(() => {});
   }
-  return { digest: digest.digest('hex'), size };
+  yield { plain: chunk.subarray(0, filled), final: true };
+}
+
+async function newKeys(keyStore: KeyStore, id: string): Promise<{ kekId: string; keys: NewBlobKeys }> {
+  try {
+    const kek = await keyStore.current();
+    return { kekId: kek.id, keys: newBlobKeys(kek, id) };
+  } catch (err) {
+    if (err instanceof BlobKeyError) throw err;
+    throw new BlobKeyError('KEY_STORE_FAILED', `cannot key blob ${id}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * A blob of one chunk in one statement: its row, committed, and its final chunk. Both inserts run in the statement's
+ * transaction; the chunk's foreign key is checked at the end of the statement, when the row is there.
+ */
+async function storeWholeBlob(
+  pool: Pool,
+  id: string,
+  messageId: string,
+  kekId: string,
+  keys: NewBlobKeys,
+  plain: Buffer,
+): Promise<BlobRef> {
+  const digest = contentDigest(keys).update(plain).digest('hex');
+  const size = plain.byteLength;
+  const data = encryptChunk(keys, id, 0, true, plain);
+  const { rowCount } = await storage(`cannot store blob ${id}`, () =>
+    pool.query(
+      `with blob as (
+         insert into blobs (id, message_id, kek_id, wrapped_key, state, digest, size, committed_at)
+         values ($1, $2, $3, $4, 'committed', $5, $6, now())
+         returning id)
+       insert into blob_chunks (blob_id, seq, data, final) select id, 0, $7, true from blob`,
+      [id, messageId, kekId, keys.wrappedKey, digest, size, data],
+    ),
+  );
+  if (rowCount !== 1) throw new BlobStorageError(`blob ${id} was stored without its chunk`);
+  return toBlobRef({ id, digest, size });
+}
+
+function storeChunk(pool: Pool, id: string, keys: BlobKeys, seq: number, final: boolean, plain: Buffer) {
+  const data = encryptChunk(keys, id, seq, final, plain);
+  return storage(`cannot store chunk ${seq} of blob ${id}`, () =>
+    pool.query('insert into blob_chunks (blob_id, seq, data, final) values ($1, $2, $3, $4)', [id, seq, data, final]),
+  );
 }
 
 /** Makes the blob visible. */
