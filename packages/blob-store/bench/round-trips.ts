@@ -68,9 +68,9 @@ const pool = new pg.Pool({
 });
 let statements = 0;
 const counted = Object.assign(Object.create(pool) as pg.Pool, {
-  query: (text: string, values?: unknown[]) => {
+  query: (query: string | pg.QueryConfig, values?: unknown[]) => {
     statements++;
-    return pool.query(text, values);
+    return typeof query === 'string' ? pool.query(query, values) : pool.query(query);
   },
 });
 

@@ -1,4 +1,4 @@
-import type { Pool } from '@smgw/db';
+import { type Pool, preparedStatement, type QueryConfig } from '@smgw/db';
 import type { BlobRef } from '@smgw/envelope';
 import { BlobStorageError } from './errors.ts';
 
@@ -35,12 +35,10 @@ export const isBlobRef = (ref: string): boolean => UUID.test(ref);
 /** The committed blob with this reference, if any. Rows still 'writing' never match. */
 export async function findCommittedBlob(pool: Pool, ref: string): Promise<CommittedBlob | undefined> {
   if (!isBlobRef(ref)) return undefined;
-  const rows = await lookUp<BlobRow>(
-    pool,
-    ref,
-    `select id, digest, size, kek_id, wrapped_key from blobs where id = $1 and state = 'committed'`,
-    [ref],
-  );
+  const rows = await lookUp<BlobRow>(pool, ref, {
+    text: `select id, digest, size, kek_id, wrapped_key from blobs where id = $1 and state = 'committed'`,
+    values: [ref],
+  });
   return rows[0] && toCommittedBlob(rows[0]);
 }
 
@@ -59,14 +57,7 @@ export async function findCommittedBlobWithChunks(
   const rows = await lookUp<BlobRow & { seq: number | null; data: Buffer | null; final: boolean | null }>(
     pool,
     ref,
-    `select b.id, b.digest, b.size, b.kek_id, b.wrapped_key, c.seq, c.data, c.final
-       from blobs b
-       left join lateral (
-         select seq, data, final from blob_chunks where blob_id = b.id order by seq limit $2
-       ) c on true
-      where b.id = $1 and b.state = 'committed'
-      order by c.seq`,
-    [ref, chunkLimit],
+    BLOB_WITH_FIRST_CHUNKS([ref, chunkLimit]),
   );
   const [first] = rows;
   if (!first) return undefined;
@@ -77,9 +68,20 @@ export async function findCommittedBlobWithChunks(
   return { blob: toCommittedBlob(first), chunks };
 }
 
-async function lookUp<Row>(pool: Pool, ref: string, sql: string, params: unknown[]): Promise<Row[]> {
+const BLOB_WITH_FIRST_CHUNKS = preparedStatement(
+  'blob-with-first-chunks',
+  `select b.id, b.digest, b.size, b.kek_id, b.wrapped_key, c.seq, c.data, c.final
+     from blobs b
+     left join lateral (
+       select seq, data, final from blob_chunks where blob_id = b.id order by seq limit $2
+     ) c on true
+    where b.id = $1 and b.state = 'committed'
+    order by c.seq`,
+);
+
+async function lookUp<Row>(pool: Pool, ref: string, query: QueryConfig): Promise<Row[]> {
   try {
-    return (await pool.query(sql, params)).rows as Row[];
+    return (await pool.query(query)).rows as Row[];
   } catch (err) {
     throw new BlobStorageError(`cannot look up blob ${ref}: ${(err as Error).message}`, { cause: err });
   }

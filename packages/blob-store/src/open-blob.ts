@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import type { Pool } from '@smgw/db';
+import { type Pool, preparedStatement } from '@smgw/db';
 import { type BlobKeys, decryptChunk, unwrapBlobKeys } from './blob-cipher.ts';
 import { type CommittedBlob, findCommittedBlobWithChunks, type StoredChunk } from './committed-blob.ts';
 import { BlobCorruptError, BlobKeyError, BlobNotFoundError, BlobStorageError } from './errors.ts';
@@ -17,6 +17,11 @@ export const CHUNKS_PER_READ = 4;
  * moved or from another blob, the final one missing) errors the stream with BlobCorruptError instead of ending it,
  * so a consumer never takes a cut blob for a whole one.
  */
+const NEXT_CHUNKS = preparedStatement(
+  'blob-next-chunks',
+  'select seq, data, final from blob_chunks where blob_id = $1 and seq >= $2 order by seq limit $3',
+);
+
 export function openBlob(pool: Pool, keyStore: KeyStore, ref: string): Readable {
   let blob: CommittedBlob | undefined;
   let keys: BlobKeys | undefined;
@@ -36,10 +41,7 @@ export function openBlob(pool: Pool, keyStore: KeyStore, ref: string): Readable 
 
   const nextChunks = async (blobId: string): Promise<StoredChunk[]> => {
     try {
-      const { rows } = await pool.query(
-        'select seq, data, final from blob_chunks where blob_id = $1 and seq >= $2 order by seq limit $3',
-        [blobId, nextSeq, CHUNKS_PER_READ],
-      );
+      const { rows } = await pool.query(NEXT_CHUNKS([blobId, nextSeq, CHUNKS_PER_READ]));
       return rows;
     } catch (err) {
       throw new BlobStorageError(`cannot read blob ${ref}: ${(err as Error).message}`, { cause: err });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { Pool } from '@smgw/db';
+import { type Pool, preparedStatement } from '@smgw/db';
 import type { BlobRef } from '@smgw/envelope';
 import { type BlobKeys, contentDigest, encryptChunk, type NewBlobKeys, newBlobKeys } from './blob-cipher.ts';
 import { toBlobRef } from './committed-blob.ts';
@@ -150,6 +150,20 @@ async function newKeys(keyStore: KeyStore, id: string): Promise<{ kekId: string;
  * A blob of one chunk in one statement: its row, committed, and its final chunk. Both inserts run in the statement's
  * transaction; the chunk's foreign key is checked at the end of the statement, when the row is there.
  */
+const STORE_WHOLE_BLOB = preparedStatement(
+  'blob-store-whole',
+  `with blob as (
+     insert into blobs (id, message_id, kek_id, wrapped_key, state, digest, size, committed_at)
+     values ($1, $2, $3, $4, 'committed', $5, $6, now())
+     returning id)
+   insert into blob_chunks (blob_id, seq, data, final) select id, 0, $7, true from blob`,
+);
+
+const STORE_CHUNK = preparedStatement(
+  'blob-store-chunk',
+  'insert into blob_chunks (blob_id, seq, data, final) values ($1, $2, $3, $4)',
+);
+
 async function storeWholeBlob(
   pool: Pool,
   id: string,
@@ -162,14 +176,7 @@ async function storeWholeBlob(
   const size = plain.byteLength;
   const data = encryptChunk(keys, id, 0, true, plain);
   const { rowCount } = await storage(`cannot store blob ${id}`, () =>
-    pool.query(
-      `with blob as (
-         insert into blobs (id, message_id, kek_id, wrapped_key, state, digest, size, committed_at)
-         values ($1, $2, $3, $4, 'committed', $5, $6, now())
-         returning id)
-       insert into blob_chunks (blob_id, seq, data, final) select id, 0, $7, true from blob`,
-      [id, messageId, kekId, keys.wrappedKey, digest, size, data],
-    ),
+    pool.query(STORE_WHOLE_BLOB([id, messageId, kekId, keys.wrappedKey, digest, size, data])),
   );
   if (rowCount !== 1) throw new BlobStorageError(`blob ${id} was stored without its chunk`);
   return toBlobRef({ id, digest, size });
@@ -177,9 +184,7 @@ async function storeWholeBlob(
 
 function storeChunk(pool: Pool, id: string, keys: BlobKeys, seq: number, final: boolean, plain: Buffer) {
   const data = encryptChunk(keys, id, seq, final, plain);
-  return storage(`cannot store chunk ${seq} of blob ${id}`, () =>
-    pool.query('insert into blob_chunks (blob_id, seq, data, final) values ($1, $2, $3, $4)', [id, seq, data, final]),
-  );
+  return storage(`cannot store chunk ${seq} of blob ${id}`, () => pool.query(STORE_CHUNK([id, seq, data, final])));
 }
 
 /** Makes the blob visible. */

@@ -22,7 +22,7 @@ import {
   createFolderKeyStore,
   type KeyStore,
 } from '@smgw/blob-store';
-import type { Pool } from '@smgw/db';
+import type { Pool, QueryConfig } from '@smgw/db';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 
 const CHUNK = 1000;
@@ -31,9 +31,10 @@ const OF_MESSAGE = { messageId: 'm-round-trips' };
 /** `pool` seen through a wrapper that records the text of every statement sent through pool.query. */
 function recordingStatements(pool: Pool): { pool: Pool; statements: string[] } {
   const statements: string[] = [];
-  const query = (text: string, values?: unknown[]) => {
+  const query = (query: string | QueryConfig, values?: unknown[]) => {
+    const text = typeof query === 'string' ? query : query.text;
     statements.push(text.replace(/\s+/g, ' ').trim());
-    return pool.query(text, values);
+    return typeof query === 'string' ? pool.query(query, values) : pool.query(query);
   };
   return { pool: Object.assign(Object.create(pool) as Pool, { query }), statements };
 }

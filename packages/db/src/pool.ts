@@ -2,6 +2,7 @@ import pg from 'pg';
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
+export type QueryConfig = pg.QueryConfig;
 
 export interface PoolOptions {
   url: string;
@@ -68,4 +69,13 @@ export type Client = pg.Client;
 /** One connection of its own, outside the pool (a session whose life means something, like deliver's owner). */
 export function createClient(options: { url: string; applicationName?: string }): pg.Client {
   return new pg.Client({ connectionString: options.url, application_name: options.applicationName ?? 'smgw' });
+}
+
+/**
+ * A statement that every message runs, prepared once per connection under `name` (node-pg's named statements):
+ * PostgreSQL parses and plans it once instead of on every call. The name must be unique in the gateway and always
+ * go with the same text.
+ */
+export function preparedStatement(name: string, text: string): (values: unknown[]) => QueryConfig {
+  return (values) => ({ name, text, values });
 }

@@ -1,6 +1,6 @@
 // Agencies (agencies, agency_domains, agency_addresses; migrations 008 and 009): the agencies behind the gateway,
 // the domains they own and the addresses whose signatures are verified; whether their outbound mail is signed.
-import type { Pool, PoolClient } from '@smgw/db';
+import { type Pool, type PoolClient, preparedStatement } from '@smgw/db';
 import { newMessageId } from '@smgw/envelope';
 
 const UNIQUE_VIOLATION = '23505';
@@ -241,11 +241,15 @@ export async function isAgencyDomain(pool: Pool, domain: string): Promise<boolea
  * Of `addresses`, those enabled for signature verification (agency_addresses.verify_signatures), as given. Agency
  * addresses are stored lower-case; a recipient is matched case-insensitively, as putAgencyAddress stores it.
  */
+const ADDRESSES_VERIFYING_SIGNATURES = preparedStatement(
+  'key-directory-addresses-verifying-signatures',
+  'select address from agency_addresses where verify_signatures and address = any($1::text[])',
+);
+
 export async function addressesVerifyingSignatures(pool: Pool, addresses: readonly string[]): Promise<Set<string>> {
   if (addresses.length === 0) return new Set();
   const { rows } = await pool.query<{ address: string }>(
-    'select address from agency_addresses where verify_signatures and address = any($1::text[])',
-    [addresses.map((a) => a.toLowerCase())],
+    ADDRESSES_VERIFYING_SIGNATURES([addresses.map((a) => a.toLowerCase())]),
   );
   const enabled = new Set(rows.map((r) => r.address));
   return new Set(addresses.filter((a) => enabled.has(a.toLowerCase())));

@@ -1,6 +1,6 @@
 // The system of record for what happened to a message: the message row, per-recipient state and the audit
 // trail (message_events). Every stage writes here before it acks; the admin API reads it.
-import type { Pool, PoolClient } from '@smgw/db';
+import { type Pool, type PoolClient, preparedStatement } from '@smgw/db';
 import type { Envelope } from '@smgw/envelope';
 
 type Queryable = Pool | PoolClient;
@@ -20,6 +20,19 @@ export interface TraceEvent {
   at?: Date | undefined;
 }
 
+const RECORD_MESSAGE = preparedStatement(
+  'trace-record-message',
+  `with message as (
+     insert into messages (id, trace_id, direction, mail_from, blob_ref, blob_sha256, size, client_ip, client_helo,
+       client_user, client_tls, received_at, relates_to)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+     on conflict (id) do nothing),
+   recipients as (
+     insert into message_recipients (message_id, recipient)
+     select $1, unnest($14::text[]) on conflict do nothing)
+   ${insertEvents('$15')}`,
+);
+
 /**
  * Records an accepted message and its recipients (state pending), and `events` of it, in one statement: all or
  * nothing, one round trip and one commit (issue 12: a statement per row was most of a message's database time).
@@ -31,16 +44,7 @@ export async function recordMessage(
   events: readonly TraceEvent[] = [],
 ): Promise<void> {
   await db.query(
-    `with message as (
-       insert into messages (id, trace_id, direction, mail_from, blob_ref, blob_sha256, size, client_ip, client_helo,
-         client_user, client_tls, received_at, relates_to)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-       on conflict (id) do nothing),
-     recipients as (
-       insert into message_recipients (message_id, recipient)
-       select $1, unnest($14::text[]) on conflict do nothing)
-     ${insertEvents('$15')}`,
-    [
+    RECORD_MESSAGE([
       envelope.id,
       envelope.traceId,
       envelope.direction,
@@ -56,7 +60,7 @@ export async function recordMessage(
       envelope.relatesTo ?? null,
       envelope.recipients,
       eventRows(events.map((e) => ({ ...e, messageId: envelope.id }))),
-    ],
+    ]),
   );
 }
 
@@ -100,18 +104,22 @@ export async function recordRecipientStates(
   events: readonly TraceEvent[],
 ): Promise<void> {
   await db.query(
-    `with states as (
-       update message_recipients r set state = s.state, detail = s.detail, updated_at = now()
-         from jsonb_to_recordset($2::jsonb) as s (recipient text, state text, detail text)
-        where r.message_id = $1 and r.recipient = s.recipient)
-     ${insertEvents('$3')}`,
-    [
+    RECORD_RECIPIENT_STATES([
       messageId,
       JSON.stringify(states.map((s) => ({ recipient: s.recipient, state: s.state, detail: s.detail ?? null }))),
       eventRows(events.map((e) => ({ ...e, messageId }))),
-    ],
+    ]),
   );
 }
+
+const RECORD_RECIPIENT_STATES = preparedStatement(
+  'trace-record-recipient-states',
+  `with states as (
+     update message_recipients r set state = s.state, detail = s.detail, updated_at = now()
+       from jsonb_to_recordset($2::jsonb) as s (recipient text, state text, detail text)
+      where r.message_id = $1 and r.recipient = s.recipient)
+   ${insertEvents('$3')}`,
+);
 
 /**
  * Records events of many messages in one statement, in the order given: a sweep's batch (the quarantine purge
@@ -122,8 +130,10 @@ export async function recordEventBatch(
   events: readonly (TraceEvent & { messageId: string })[],
 ): Promise<void> {
   if (events.length === 0) return;
-  await db.query(insertEvents('$1'), [eventRows(events)]);
+  await db.query(RECORD_EVENTS([eventRows(events)]));
 }
+
+const RECORD_EVENTS = preparedStatement('trace-record-events', insertEvents('$1'));
 
 /**
  * Inserts the events in the parameter `param` (eventRows), in their order: a statement of its own, or the last part

@@ -1,6 +1,6 @@
 // The deliveries table: what deliver has done per (message, recipient), so redelivery never sends twice what is
 // recorded (ARCHITECTURE.md rule 3), plus the trace rows that go with each result.
-import { type Pool, type PoolClient, withTransaction } from '@smgw/db';
+import { type Pool, type PoolClient, preparedStatement, withTransaction } from '@smgw/db';
 import { type Envelope, generatedEnvelope } from '@smgw/envelope';
 import { recordEvent, recordedMessage, recordMessage, recordRecipientStates } from '@smgw/trace';
 
@@ -35,16 +35,9 @@ export interface ClaimOwner {
  * consumer is left alone, so a duplicate envelope (one redelivered while its first consumer still works, say after
  * a broker restart) waits instead of sending twice.
  */
-export async function claimRecipients(
-  pool: Pool,
-  messageId: string,
-  recipients: string[],
-  leaseMs: number,
-  owner?: ClaimOwner | undefined,
-): Promise<ClaimResult> {
-  const unique = [...new Set(recipients)];
-  const claimed = await pool.query<{ recipient: string }>(
-    `insert into deliveries (message_id, recipient, state, attempts, updated_at, owner_instance)
+const CLAIM = preparedStatement(
+  'deliver-claim',
+  `insert into deliveries (message_id, recipient, state, attempts, updated_at, owner_instance)
      select $1, r, 'sending', 1, now(), $4 from unnest($2::text[]) as r
      on conflict (message_id, recipient) do update
        set state = 'sending', attempts = deliveries.attempts + 1, updated_at = now(),
@@ -61,7 +54,18 @@ export async function claimRecipients(
                    where a.pid = deliveries.owner_pid and a.backend_start = deliveries.owner_started))
              or deliveries.updated_at < now() - make_interval(secs => $3::double precision / 1000)))
      returning recipient`,
-    [messageId, unique, leaseMs, owner?.id ?? null, owner?.deadAfterMs ?? leaseMs, owner?.idle ?? []],
+);
+
+export async function claimRecipients(
+  pool: Pool,
+  messageId: string,
+  recipients: string[],
+  leaseMs: number,
+  owner?: ClaimOwner | undefined,
+): Promise<ClaimResult> {
+  const unique = [...new Set(recipients)];
+  const claimed = await pool.query<{ recipient: string }>(
+    CLAIM([messageId, unique, leaseMs, owner?.id ?? null, owner?.deadAfterMs ?? leaseMs, owner?.idle ?? []]),
   );
   const mine = new Set(claimed.rows.map((r) => r.recipient));
   const result: ClaimResult = { claimed: unique.filter((r) => mine.has(r)), done: [], busy: [], dsnMessageIds: [] };
@@ -99,6 +103,15 @@ const EVENT_OF: Record<DeliveryState, { event: string; outcome: string }> = {
   bounced: { event: 'recipient.bounced', outcome: 'reject' },
 };
 
+const RECORD_OUTCOMES = preparedStatement(
+  'deliver-record-outcomes',
+  `update deliveries d set state = o.state, destination = $3, last_response = o.reason, updated_at = now()
+         from jsonb_to_recordset($2::jsonb) as o (recipient text, state text, reason text)
+        where d.message_id = $1 and d.recipient = o.recipient and d.state not in ('delivered', 'bounced')
+          and (o.state <> 'deferred' or d.state <> 'sending' or d.owner_instance is not distinct from $4)
+       returning d.recipient`,
+);
+
 /**
  * Records one destination's results in one transaction: deliveries rows, recipient states, trace events and, when
  * a DSN was made, the DSN message and its link to the bounced recipients. Committed before deliver reports back.
@@ -120,17 +133,12 @@ export async function recordOutcomes(
     // defer a claim another instance holds now: one that took it over from us while our heartbeat was overdue is
     // sending it, and a `deferred` row would let a third consumer claim and send it at the same time.
     const updated = await tx.query<{ recipient: string }>(
-      `update deliveries d set state = o.state, destination = $3, last_response = o.reason, updated_at = now()
-         from jsonb_to_recordset($2::jsonb) as o (recipient text, state text, reason text)
-        where d.message_id = $1 and d.recipient = o.recipient and d.state not in ('delivered', 'bounced')
-          and (o.state <> 'deferred' or d.state <> 'sending' or d.owner_instance is not distinct from $4)
-       returning d.recipient`,
-      [
+      RECORD_OUTCOMES([
         messageId,
         JSON.stringify(input.outcomes.map((o) => ({ recipient: o.recipient, state: o.state, reason: o.reason }))),
         input.destination,
         input.owner ?? null,
-      ],
+      ]),
     );
     // The recipient's trace state follows the deliveries row (not back from delivered, not over another's claim);
     // every attempt is in the trace.
