@@ -24,14 +24,16 @@ export async function watchMailbox(pool: Pool, address: string): Promise<Mailbox
   const clock = new CounterClock('sink');
   let mailboxId: string | undefined;
   let closed = false;
-  // One poll at a time on the one connection, however many waits there are.
+  // One poll at a time on the one connection, however many waits there are; a failed poll fails its wait only.
   let polling: Promise<void> = Promise.resolve();
   const poll = () => {
-    polling = polling.then(async () => {
-      if (closed) return;
-      mailboxId ??= (await findMailbox(client, address))?.id;
-      if (mailboxId) clock.advanceTo((await countMailboxMessages(client, mailboxId)).inbox.messages);
-    });
+    polling = polling
+      .catch(() => {})
+      .then(async () => {
+        if (closed) return;
+        mailboxId ??= (await findMailbox(client, address))?.id;
+        if (mailboxId) clock.advanceTo((await countMailboxMessages(client, mailboxId)).inbox.messages);
+      });
     return polling;
   };
   return {
