@@ -14,7 +14,8 @@
 //     pgp      the same to pgp@buerger.example, whose OpenPGP key (gpg's ed25519/cv25519) is imported and approved
 //     portal   the same to portal@buerger.example, who has no key: encrypt hands the message to mailbox, which stores
 //              it in the recipient's portal mailbox; arrival is its row there (mailbox_messages, polled), and a
-//              round's CPU is read once its notices (link to the recipient, PIN to the sender) are out
+//              round's CPU is read once its notices (link to the recipient, PIN to the sender) are out. All of it
+//              goes to that one mailbox, whose row lock each arrival holds: one busy recipient, not many
 //   Each path has a gateway of its own (started for it, stopped after it) and its own rounds and tables; the peers are
 //   measured again beside each with the same messages (they relay or scan, and encrypt nothing).
 // Options: --paths inbound,smime,pgp,portal (the default: all four; `--paths inbound` is the inbound comparison alone)
