@@ -112,10 +112,13 @@ interface System {
   name: string;
   port: number;
   sink: SmtpSink;
-  /** The portal path's arrivals (rows in the recipient's mailbox), counted instead of the sink's. */
+  /**
+   * The portal path's arrivals (rows in the recipient's mailbox), counted instead of the sink's. Each message also
+   * sends a link notice to the recipient (the sink) and a PIN notice to the sender (`agencyRelay`): a round's CPU is
+   * read once both have them all.
+   */
   mailbox?: MailboxArrivals;
-  /** Sinks that take one notice per message (the portal path's): a round's CPU is read once they have them all. */
-  notices?: () => SmtpSink[];
+  agencyRelay?: SmtpSink;
   /** The roots of every process that works for this system, by part (postfix, amavisd, clamd; ingest, PostgreSQL…). */
   parts(): Promise<Record<string, number[]>>;
   /** Processes of the bench's own inside those trees (the mailbox poll's PostgreSQL backend): left out. */
@@ -242,6 +245,7 @@ async function checkOutboundPath(
   await system.sink.close();
   const dumps = await nobodysFolder(`sample-${path}`);
   const sampleSink = await startSmtpSink(system.sink.port, undefined, join(dumps, 'mail.'));
+  const relayBefore = system.agencyRelay?.count() ?? 0;
   try {
     const inMailbox = system.mailbox?.awaitCount(system.mailbox.count() + SAMPLE, { timeoutMs: 300_000 });
     inMailbox?.catch(() => {});
@@ -254,11 +258,19 @@ async function checkOutboundPath(
       ...addresses,
     });
     await inMailbox;
-    // smime, pgp: the sample itself; portal: its link notices.
+    // smime, pgp: the sample itself; portal: its link notices, and its PIN notices at the agency relay (before a round
+    // counts its own).
     await waitFor(`the ${path} sample at the outside sink`, () => sampleSink.count() >= SAMPLE, {
       timeoutMs: 300_000,
       intervalMs: 100,
     });
+    const relay = system.agencyRelay;
+    if (relay) {
+      await waitFor(`the ${path} sample's notices at the agency relay`, () => relay.count() >= relayBefore + SAMPLE, {
+        timeoutMs: 300_000,
+        intervalMs: 100,
+      });
+    }
     const eicarState = await waitFor(
       'the EICAR check message to be settled',
       async () => {
@@ -298,7 +310,9 @@ async function cpuMsOf(system: System): Promise<Record<string, number>> {
 async function round(system: System, bodyBytes: number, path: BenchPath): Promise<RoundFigures> {
   const arrivals = system.mailbox ?? system.sink;
   const before = arrivals.count();
-  const noticesBefore = system.notices?.().map((sink) => sink.count()) ?? [];
+  // The portal path's notices: to the recipient at the sink, to the sender at the agency relay.
+  const noticeSinks = system.mailbox ? [system.sink, ...(system.agencyRelay ? [system.agencyRelay] : [])] : [];
+  const noticesBefore = noticeSinks.map((sink) => sink.count());
   const cpuBefore = await cpuMsOf(system);
   // A sink timestamps what it takes by itself; the mailbox is polled while the load runs.
   const inMailbox = system.mailbox?.awaitCount(before + N, { timeoutMs: 60 * 60_000 });
@@ -316,7 +330,7 @@ async function round(system: System, bodyBytes: number, path: BenchPath): Promis
     timeoutMs: 60 * 60_000,
     intervalMs: 20,
   });
-  for (const [i, sink] of (system.notices?.() ?? []).entries()) {
+  for (const [i, sink] of noticeSinks.entries()) {
     await waitFor(`${N} notices from ${system.name}`, () => sink.count() >= (noticesBefore[i] ?? 0) + N, {
       timeoutMs: 60 * 60_000,
       intervalMs: 20,
@@ -539,8 +553,7 @@ try {
       if (mailbox && agencyRelay) {
         system.mailbox = mailbox;
         system.benchPids = [mailbox.backendPid];
-        // The link notice goes to the recipient (the outside sink), the PIN notice to the sender (the agency relay).
-        system.notices = () => [system.sink, agencyRelay];
+        system.agencyRelay = agencyRelay;
       }
       gatewaySystem = system;
     }

@@ -80,10 +80,15 @@ describe('the paths of a run', () => {
   it('says under an outbound table that the peers encrypt nothing and which ratio the issue asks for', () => {
     for (const path of ['smime', 'pgp', 'portal'] as const) {
       const note = outboundNote(path);
-      assert.match(note, /neither\s+encrypts/);
-      assert.match(note, /at least 3x postfix\+amavis/);
+      const words = note.replace(/\s+/g, ' ');
+      assert.match(words, /neither encrypts/);
+      assert.match(words, /at least 3x postfix\+amavis/);
+      assert.match(words, new RegExp(`the gateway's ${path} path is submission → scan → `));
+      for (const line of note.split('\n')) {
+        assert.ok(line.startsWith('  ') && line.length <= 118, `an indented line of at most 118: ${line}`);
+      }
     }
-    assert.match(outboundNote('portal'), /portal mailbox \(arrival: its row there\)/);
+    assert.match(outboundNote('portal').replace(/\s+/g, ' '), /portal mailbox \(arrival: its row there\)/);
   });
 });
 
