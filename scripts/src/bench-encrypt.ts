@@ -29,6 +29,7 @@ import { parseArgs, promisify } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { encryptEnveloped, encryptPgpMime } from '@smgw/crypto';
+import { generateGpgKey } from './peers/outside-recipients.ts';
 import { encryptWithPkijs, parsePkijsCertificate } from './pkijs-baseline-encrypt.ts';
 
 const run = promisify(execFile);
@@ -129,24 +130,6 @@ async function peakMemory(work: () => Promise<unknown>): Promise<{ found: number
     clearInterval(timer);
   }
   return peak;
-}
-
-/** A gpg key pair made in `gnupgHome`: a certifying primary key and an encryption subkey, valid for one day. */
-async function generateGpgKey(
-  gnupgHome: string,
-  email: string,
-  primary: string,
-  encryption: string,
-): Promise<{ fingerprint: string; armored: string }> {
-  const gpg = (gpgArgs: string[]) =>
-    run('gpg', ['--batch', ...gpgArgs], { env: { ...process.env, GNUPGHOME: gnupgHome } });
-  await gpg(['--passphrase', '', '--quick-gen-key', `Bench <${email}>`, primary, 'cert', '1d']);
-  const { stdout: listing } = await gpg(['--with-colons', '--fingerprint', '--list-keys', `<${email}>`]);
-  const fingerprint = /^fpr:+([0-9A-F]{40}):/m.exec(listing)?.[1];
-  if (!fingerprint) throw new Error(`gpg made no key for ${email}`);
-  await gpg(['--passphrase', '', '--quick-add-key', fingerprint, encryption, 'encr', '1d']);
-  const { stdout: armored } = await gpg(['--armor', '--export', fingerprint]);
-  return { fingerprint, armored };
 }
 
 /** How many runs of `once` take about `seconds` (at least 2), measured after a short warm-up. */

@@ -4,24 +4,42 @@
 //   postfix          Postfix as a plain relay: scans nothing (the long-term bar)
 //   postfix+amavis   Postfix + amavisd-new + ClamAV as a content filter (smtpd → amavis → reinjection smtpd → sink),
 //                    virus scanning only, on the same clamd as the gateway (the peer of issue 12's targets)
-//   gateway          ingest → scan → encrypt → deliver with every protection on (blob encryption at rest, SPF/DKIM/
-//                    DMARC through the local stub resolver), worker replicas
-// Options: --messages N (per round and size, default 1000)  --rounds R (default 3)  --sizes 10k,100k
-//          --sessions S (default 20)  --replicas K (scan, encrypt, deliver; default 2)  --amavis-processes P (8)
-//          --no-accept-rate  --cpu-prof DIR (the gateway's services under node --cpu-prof; prints the top 10 self-time
-//          functions of each service at the end; profiling slows the gateway, so its figures are not the run's)
+//   gateway          every protection on (blob encryption at rest, SPF/DKIM/DMARC through the local stub resolver),
+//                    worker replicas, on each path of --paths:
+//     inbound  the internet to an agency (bench@example.org → amt@behoerde.example) on the MX port: ingest → encrypt
+//              → scan → deliver → the sink as the agencies' relay
+//     smime    an agency to the outside (bench@behoerde.example → smime@buerger.example) on the submission port (no
+//              AUTH: SMGW_SUBMISSION_NETWORKS 127.0.0.0/8): ingest → scan → encrypt → deliver → the sink as
+//              SMGW_SMARTHOST; the recipient's certificate (RSA-3072) from a test CA that is a trust anchor
+//     pgp      the same to pgp@buerger.example, whose OpenPGP key (gpg's ed25519/cv25519) is imported and approved
+//     portal   the same to portal@buerger.example, who has no key: encrypt hands the message to mailbox, which stores
+//              it in the recipient's portal mailbox; arrival is its row there (mailbox_messages, polled), and a
+//              round's CPU is read once its notices (link to the recipient, PIN to the sender) are out. All of it
+//              goes to that one mailbox, whose row lock each arrival holds: one busy recipient, not many
+//   Each path has a gateway of its own (started for it, stopped after it) and its own rounds and tables; the peers are
+//   measured again beside each with the same messages (they relay or scan, and encrypt nothing).
+// Options: --paths inbound,smime,pgp,portal (the default: all four; `--paths inbound` is the inbound comparison alone)
+//          --messages N (per round and size, default 1000)  --rounds R (default 3)  --sizes 10k,100k
+//          --sessions S (default 20)  --replicas K (scan, encrypt, deliver, mailbox; default 2)
+//          --amavis-processes P (8)  --no-accept-rate (the inbound path's accept rate)  --cpu-prof DIR (the gateway's
+//          services under node --cpu-prof; prints the top 10 self-time functions of each service of each path at the
+//          end; profiling slows the gateway, so its figures are not the run's)
 //          --pg-stats (PostgreSQL collects pg_stat_statements; prints the gateway's statements per message and their
-//          time)  --only NAME[,NAME] (run only these systems: postfix, postfix+amavis, gateway)
+//          time, per path)  --only NAME[,NAME] (run only these systems: postfix, postfix+amavis, gateway)
 // PostgreSQL, RabbitMQ, Redis and clamd are the run's own (PostgreSQL with fsync on, as Postfix fsyncs its queue), so
 // the CPU per message of each system is its processes' alone: /proc/<pid>/stat utime+stime of every process of
 // the system (and of its exited children), before and after each round. First it checks that each scanning
-// system really scans: EICAR through it must not reach the sink; otherwise there is no comparison.
+// system really scans: EICAR through it must not reach the sink; otherwise there is no comparison. Before an
+// outbound path is measured, EICAR submitted on it must end quarantined, and a sample of the load must reach the
+// outside only encrypted to the recipient (opened with the recipient's key) or, on the portal path, not at all.
 // Needs root (Postfix's master, amavisd dropping to its user, PostgreSQL and RabbitMQ as theirs).
 import { execFile } from 'node:child_process';
 import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
+import { createTestPki, type TestPki } from '@smgw/crypto/testing';
 import {
+  assertQueued,
   freePort,
   type PrivateServers,
   startPrivateServers,
@@ -29,16 +47,32 @@ import {
   type TestGateway,
   waitFor,
 } from '@smgw/testing';
+import { getTrace } from '@smgw/trace';
 import nodemailer from 'nodemailer';
 import { type AmavisInstance, startAmavis } from './peers/amavis.ts';
 import { readProcesses, treeCpuMs } from './peers/cpu.ts';
 import { comparisonTable, median, type RoundFigures, roundFigures, type SystemSummary } from './peers/figures.ts';
+import { type MailboxArrivals, watchMailbox } from './peers/mailbox-arrivals.ts';
+import { addPgpRecipient, addSmimeRecipient, type OutsideRecipient } from './peers/outside-recipients.ts';
+import {
+  type BenchPath,
+  isOutbound,
+  judgeOutsideSample,
+  LOAD_TEXT_IN_CLEAR,
+  type OutboundPath,
+  outboundNote,
+  outsideForm,
+  PATH_ADDRESSES,
+  type PathAddresses,
+  parsePaths,
+} from './peers/paths.ts';
 import { type PostfixInstance, startPostfix } from './peers/postfix.ts';
 import { topSelfTime } from './peers/profile-top.ts';
 import { portOpen, runSmtpSource, type SmtpSink, startSmtpSink } from './peers/smtp-tools.ts';
 
 const { values: args } = parseArgs({
   options: {
+    paths: { type: 'string', default: 'inbound,smime,pgp,portal' },
     messages: { type: 'string', default: '1000' },
     rounds: { type: 'string', default: '3' },
     sizes: { type: 'string', default: '10k,100k' },
@@ -51,6 +85,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
   },
 });
+const PATHS = parsePaths(args.paths ?? '');
 const N = Number(args.messages);
 const ROUNDS = Number(args.rounds);
 const SESSIONS = Number(args.sessions);
@@ -69,13 +104,25 @@ if (process.getuid?.() !== 0) throw new Error('./smgw bench runs Postfix, amavis
 const run = promisify(execFile);
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const EICAR = 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*';
+/** Messages of the check before an outbound path is measured. */
+const SAMPLE = Math.min(N, 20);
+const WORKERS = ['scan', 'encrypt', 'deliver'];
 
 interface System {
   name: string;
   port: number;
   sink: SmtpSink;
+  /**
+   * The portal path's arrivals (rows in the recipient's mailbox), counted instead of the sink's. Each message also
+   * sends a link notice to the recipient (the sink) and a PIN notice to the sender (`agencyRelay`): a round's CPU is
+   * read once both have them all.
+   */
+  mailbox?: MailboxArrivals;
+  agencyRelay?: SmtpSink;
   /** The roots of every process that works for this system, by part (postfix, amavisd, clamd; ingest, PostgreSQL…). */
   parts(): Promise<Record<string, number[]>>;
+  /** Processes of the bench's own inside those trees (the mailbox poll's PostgreSQL backend): left out. */
+  benchPids?: number[];
   /** Scans: EICAR through it must be blocked. */
   scans: boolean;
 }
@@ -84,16 +131,24 @@ const dir = await mkdtemp('/tmp/smgw-bench-');
 await chmod(dir, 0o755); // Postfix's and amavis's users work below it
 let servers: PrivateServers | undefined;
 let gateway: TestGateway | undefined;
+let mailboxWatch: MailboxArrivals | undefined;
+let pki: TestPki | undefined;
 const postfixes: PostfixInstance[] = [];
 let amavis: AmavisInstance | undefined;
 const sinks: SmtpSink[] = [];
 
 async function cleanUp() {
+  await mailboxWatch?.close().catch(() => {});
   await gateway?.close().catch((err) => say(`stopping the gateway: ${err}`));
   await amavis?.stop().catch((err) => say(`stopping amavisd: ${err}`));
   for (const p of postfixes) await p.stop().catch((err) => say(`stopping ${p.name}: ${err}`));
   for (const s of sinks) await s.close().catch(() => {});
   await servers?.close().catch((err) => say(`stopping the servers: ${err}`));
+  // gpg started an agent for the bench's GNUPGHOME (the pgp path); stop it before its directory goes.
+  await run('gpgconf', ['--kill', 'gpg-agent'], { env: { ...process.env, GNUPGHOME: join(dir, 'gnupg') } }).catch(
+    () => undefined,
+  );
+  await pki?.remove().catch(() => {});
   await rm(dir, { recursive: true, force: true });
 }
 const interrupted = async () => {
@@ -109,20 +164,37 @@ async function sinkOn(): Promise<SmtpSink> {
   return sink;
 }
 
-/** Sends one message with nodemailer (the scanning check needs its own content). */
-async function sendRaw(port: number, raw: string) {
+/** A fresh sink on the port of `system`'s, counting from zero, in place of the one a check used. */
+async function freshSink(system: System, used: SmtpSink) {
+  await used.close();
+  const fresh = await startSmtpSink(system.sink.port);
+  sinks.splice(sinks.indexOf(system.sink), 1, fresh);
+  system.sink = fresh;
+}
+
+/** smtp-sink runs as nobody and writes below a folder: one of nobody's for each check. */
+async function nobodysFolder(name: string): Promise<string> {
+  const folder = join(dir, name.replace(/\W/g, '_'));
+  await mkdir(folder);
+  await chown(folder, Number((await run('id', ['-u', 'nobody'])).stdout), 0);
+  return folder;
+}
+
+/** Sends one message with nodemailer (the checks need their own content); the gateway's reply. */
+async function sendRaw(port: number, raw: string, addresses: PathAddresses = PATH_ADDRESSES.inbound) {
   const transport = nodemailer.createTransport({ host: '127.0.0.1', port, ignoreTLS: true });
   try {
-    await transport.sendMail({ envelope: { from: 'bench@example.org', to: ['amt@behoerde.example'] }, raw });
+    const info = await transport.sendMail({ envelope: { from: addresses.from, to: [addresses.to] }, raw });
+    return info.response;
   } finally {
     transport.close();
   }
 }
 
-const mail = (subject: string, body: string) =>
+const mail = (subject: string, body: string, addresses: PathAddresses = PATH_ADDRESSES.inbound) =>
   [
-    'From: bench@example.org',
-    'To: amt@behoerde.example',
+    `From: ${addresses.from}`,
+    `To: ${addresses.to}`,
     `Subject: ${subject}`,
     `Message-ID: <${subject.replace(/\W/g, '')}.${Date.now()}@bench.test>`,
     'Content-Type: text/plain; charset=us-ascii',
@@ -137,10 +209,7 @@ const mail = (subject: string, body: string) =>
  */
 async function eicarPasses(system: System): Promise<boolean> {
   await system.sink.close();
-  // smtp-sink runs as nobody and writes `<file><random suffix>`: a folder of nobody's for each check.
-  const dumps = join(dir, `dump-${system.name.replace(/\W/g, '_')}`);
-  await mkdir(dumps);
-  await chown(dumps, Number((await run('id', ['-u', 'nobody'])).stdout), 0);
+  const dumps = await nobodysFolder(`dump-${system.name}`);
   const checkSink = await startSmtpSink(system.sink.port, join(dumps, 'mail'));
   const dumped = async () =>
     (await Promise.all((await readdir(dumps)).map((f) => readFile(join(dumps, f), 'latin1')))).join('');
@@ -155,11 +224,77 @@ async function eicarPasses(system: System): Promise<boolean> {
     if (!(await dumped()).includes('clean check')) throw new Error(`smtp-sink kept nothing in ${dumps}`);
     return (await dumped()).includes('EICAR-STANDARD-ANTIVIRUS-TEST-FILE');
   } finally {
-    await checkSink.close();
-    // The load's sink on the same port, counting from zero.
-    const fresh = await startSmtpSink(system.sink.port);
-    sinks.splice(sinks.indexOf(system.sink), 1, fresh);
-    system.sink = fresh;
+    await freshSink(system, checkSink);
+  }
+}
+
+/**
+ * Before an outbound path is measured: EICAR submitted on it must end quarantined, and a sample of the load
+ * (smtp-source as in the rounds) must reach the outside sink only in the path's encrypted form, one of them opened by
+ * the recipient's key to the load's text; on the portal path the sample must be in the mailbox and only notices
+ * outside. Throws if not.
+ */
+async function checkOutboundPath(
+  path: OutboundPath,
+  system: System,
+  gw: TestGateway,
+  recipient: OutsideRecipient | undefined,
+): Promise<string> {
+  const addresses = PATH_ADDRESSES[path];
+  const eicarId = assertQueued(await sendRaw(system.port, mail('eicar check', EICAR, addresses), addresses));
+  await system.sink.close();
+  const dumps = await nobodysFolder(`sample-${path}`);
+  const sampleSink = await startSmtpSink(system.sink.port, undefined, join(dumps, 'mail.'));
+  const relayBefore = system.agencyRelay?.count() ?? 0;
+  try {
+    const inMailbox = system.mailbox?.awaitCount(system.mailbox.count() + SAMPLE, { timeoutMs: 300_000 });
+    inMailbox?.catch(() => {});
+    await runSmtpSource({
+      port: system.port,
+      messages: SAMPLE,
+      sessions: Math.min(SESSIONS, SAMPLE),
+      bodyBytes: Math.min(...SIZES),
+      reuse: true,
+      ...addresses,
+    });
+    await inMailbox;
+    // smime, pgp: the sample itself; portal: its link notices, and its PIN notices at the agency relay (before a round
+    // counts its own).
+    await waitFor(`the ${path} sample at the outside sink`, () => sampleSink.count() >= SAMPLE, {
+      timeoutMs: 300_000,
+      intervalMs: 100,
+    });
+    const relay = system.agencyRelay;
+    if (relay) {
+      await waitFor(`the ${path} sample's notices at the agency relay`, () => relay.count() >= relayBefore + SAMPLE, {
+        timeoutMs: 300_000,
+        intervalMs: 100,
+      });
+    }
+    const eicarState = await waitFor(
+      'the EICAR check message to be settled',
+      async () => {
+        const state = (await getTrace(gw.db.pool, eicarId))?.recipients[0]?.state;
+        return state && state !== 'pending' ? state : undefined;
+      },
+      { timeoutMs: 300_000, intervalMs: 200 },
+    );
+    if (eicarState !== 'quarantined') throw new Error(`EICAR on the ${path} path ended ${eicarState}: no comparison`);
+    const files = (await readdir(dumps)).map((f) => join(dumps, f));
+    const forms = await Promise.all(files.map(async (f) => outsideForm(await readFile(f, 'latin1'))));
+    const sample = judgeOutsideSample(path, forms, SAMPLE);
+    if (!sample.ok) throw new Error(`the ${path} sample: ${sample.summary}`);
+    let opened = '';
+    if (recipient && files[0]) {
+      if (!(await recipient.open(files[0])).includes(LOAD_TEXT_IN_CLEAR)) {
+        throw new Error(`the ${path} sample: the recipient's key does not open it to the load's text`);
+      }
+      opened = '; the recipient’s key opens one to the load’s text';
+    }
+    const stored = system.mailbox ? `; ${SAMPLE} of ${SAMPLE} in the recipient’s portal mailbox` : '';
+    return `EICAR quarantined; sample of ${SAMPLE}: ${sample.summary}${opened}${stored}`;
+  } finally {
+    await freshSink(system, sampleSink);
   }
 }
 
@@ -167,36 +302,64 @@ const only = (pid: number | undefined): number[] => (pid === undefined ? [] : [p
 
 async function cpuMsOf(system: System): Promise<Record<string, number>> {
   const [processes, parts] = await Promise.all([readProcesses(), system.parts()]);
-  return Object.fromEntries(Object.entries(parts).map(([part, roots]) => [part, treeCpuMs(processes, roots)]));
+  return Object.fromEntries(
+    Object.entries(parts).map(([part, roots]) => [part, treeCpuMs(processes, roots, system.benchPids)]),
+  );
 }
 
-async function round(system: System, bodyBytes: number): Promise<RoundFigures> {
-  const before = system.sink.count();
+async function round(system: System, bodyBytes: number, path: BenchPath): Promise<RoundFigures> {
+  const arrivals = system.mailbox ?? system.sink;
+  const before = arrivals.count();
+  // The portal path's notices: to the recipient at the sink, to the sender at the agency relay.
+  const noticeSinks = system.mailbox ? [system.sink, ...(system.agencyRelay ? [system.agencyRelay] : [])] : [];
+  const noticesBefore = noticeSinks.map((sink) => sink.count());
   const cpuBefore = await cpuMsOf(system);
-  const source = await runSmtpSource({ port: system.port, messages: N, sessions: SESSIONS, bodyBytes, reuse: true });
-  await waitFor(`${N} messages through ${system.name} at the sink`, () => system.sink.count() >= before + N, {
+  // A sink timestamps what it takes by itself; the mailbox is polled while the load runs.
+  const inMailbox = system.mailbox?.awaitCount(before + N, { timeoutMs: 60 * 60_000 });
+  inMailbox?.catch(() => {});
+  const source = await runSmtpSource({
+    port: system.port,
+    messages: N,
+    sessions: SESSIONS,
+    bodyBytes,
+    reuse: true,
+    ...PATH_ADDRESSES[path],
+  });
+  if (inMailbox) await inMailbox;
+  await waitFor(`${N} messages through ${system.name} at the sink`, () => arrivals.count() >= before + N, {
     timeoutMs: 60 * 60_000,
     intervalMs: 20,
   });
+  for (const [i, sink] of noticeSinks.entries()) {
+    await waitFor(`${N} notices from ${system.name}`, () => sink.count() >= (noticesBefore[i] ?? 0) + N, {
+      timeoutMs: 60 * 60_000,
+      intervalMs: 20,
+    });
+  }
   const cpuAfter = await cpuMsOf(system);
   const cpuByPartMs = Object.fromEntries(
     Object.entries(cpuAfter).map(([part, ms]) => [part, ms - (cpuBefore[part] ?? 0)]),
   );
-  if (system.sink.count() > before + N) say(`  ${system.name}: ${system.sink.count() - before - N} more than sent`);
+  if (arrivals.count() > before + N) say(`  ${system.name}: ${arrivals.count() - before - N} more than sent`);
   return roundFigures({
     messages: N,
     sourceStart: source.start,
     accepted: source.accepted,
-    arrived: system.sink.arrivals.slice(before, before + N),
+    arrived: arrivals.arrivals.slice(before, before + N),
     cpuByPartMs,
   });
 }
 
 /**
  * pg_stat_statements of the run's PostgreSQL (only the gateway uses it): 'reset' empties it; with a message count,
- * the statements by total time, with calls and time per message, as a table.
+ * the statements by total time, with calls and time per message, as a table. The portal path's poll of the mailbox
+ * count is the bench's and left out.
  */
-async function gatewayStatements(running: PrivateServers | undefined, messages: number | 'reset'): Promise<string> {
+async function gatewayStatements(
+  running: PrivateServers | undefined,
+  messages: number | 'reset',
+  path: BenchPath = 'inbound',
+): Promise<string> {
   const url = running?.env.DATABASE_URL;
   if (!url) throw new Error('no PostgreSQL of the run');
   const psql = (sql: string) =>
@@ -208,11 +371,12 @@ async function gatewayStatements(running: PrivateServers | undefined, messages: 
   }
   const { stdout } = await psql(
     `select calls, total_exec_time, regexp_replace(left(query, 110), '\\s+', ' ', 'g') from pg_stat_statements
-      where query not ilike '%pg_stat_statements%' order by total_exec_time desc limit 25`,
+      where query not ilike '%pg_stat_statements%' and query not like 'select folder, count(*) as messages%'
+      order by total_exec_time desc limit 25`,
   );
   const lines = [
     `
-PostgreSQL statements of the gateway (${messages} messages), by total time:`,
+PostgreSQL statements of the gateway${path === 'inbound' ? '' : `, ${path} path`} (${messages} messages), by total time:`,
   ];
   lines.push('  calls/msg  ms/msg  statement');
   let totalCalls = 0;
@@ -231,11 +395,47 @@ PostgreSQL statements of the gateway (${messages} messages), by total time:`,
   return lines.join('\n');
 }
 
+/** The services of the gateway on `path`: mailbox only where messages go to the portal. */
+const servicesOf = (path: BenchPath) => ['ingest', ...WORKERS, ...(path === 'portal' ? ['mailbox'] : [])];
+
+/**
+ * The gateway for one path, with its own database schema, vhost and sinks: inbound delivers to `sink` as the
+ * agencies' relay; the outbound paths deliver to `sink` as the smarthost and their notices to the agency sender to
+ * `agencyRelay`, and take submissions from loopback without AUTH.
+ */
+async function startPathGateway(path: BenchPath, sink: SmtpSink, agencyRelay: SmtpSink | undefined) {
+  const workers = servicesOf(path).filter((service) => service !== 'ingest');
+  return startTestGateway({
+    services: path === 'inbound' ? ['ingest', 'scan', 'encrypt', 'deliver'] : servicesOf(path),
+    replicas: Object.fromEntries(workers.map((service) => [service, REPLICAS])),
+    env: {
+      ...(isOutbound(path)
+        ? {
+            SMGW_SMARTHOST: `127.0.0.1:${sink.port}`,
+            SMGW_INTERNAL_RELAY: `127.0.0.1:${agencyRelay?.port}`,
+            SMGW_SUBMISSION_NETWORKS: '127.0.0.0/8',
+            // Every round's messages go to one mailbox; the quota is not what is measured.
+            SMGW_MAILBOX_QUOTA_BYTES: String(2 ** 40),
+          }
+        : { SMGW_INTERNAL_RELAY: `127.0.0.1:${sink.port}` }),
+      SMGW_SMTP_MAX_CONNECTIONS_PER_CLIENT: '10000',
+      SMGW_SMTP_COMMANDS_PER_MINUTE: '10000000',
+      SMGW_SMTP_MAX_UNKNOWN_RECIPIENTS: '1000000',
+      SMGW_REVOCATION_MODE: 'off',
+      SMGW_LOG_LEVEL: 'warn',
+      ...(args['cpu-prof'] ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${args['cpu-prof']}` } : {}),
+    },
+  });
+}
+
 try {
   say(
     `bench: ${N} messages per round, ${ROUNDS} round(s), sizes ${SIZES.map((s) => `${s / 1024} KB`).join(', ')}, ` +
       `${SESSIONS} connections (smtp-source -d), gateway worker replicas ${REPLICAS}, amavisd children ${AMAVIS_PROCESSES}`,
   );
+  if (PATHS.some(isOutbound)) {
+    say(`paths: ${PATHS.join(', ')} (each with a gateway of its own; the peers measured again beside each)`);
+  }
   say('starting PostgreSQL (fsync on), RabbitMQ, Redis and clamd of the run');
   servers = await startPrivateServers({
     durable: true,
@@ -278,24 +478,12 @@ try {
   });
   await waitFor('amavisd-new to listen', () => portOpen(amavisPort), { timeoutMs: 60_000, intervalMs: 200 });
 
-  say(`starting the gateway (ingest, scan, encrypt, deliver; ${REPLICAS} of each worker)`);
-  const gatewaySink = await sinkOn();
-  gateway = await startTestGateway({
-    services: ['ingest', 'scan', 'encrypt', 'deliver'],
-    replicas: { scan: REPLICAS, encrypt: REPLICAS, deliver: REPLICAS },
-    env: {
-      SMGW_INTERNAL_RELAY: `127.0.0.1:${gatewaySink.port}`,
-      SMGW_SMTP_MAX_CONNECTIONS_PER_CLIENT: '10000',
-      SMGW_SMTP_COMMANDS_PER_MINUTE: '10000000',
-      SMGW_SMTP_MAX_UNKNOWN_RECIPIENTS: '1000000',
-      SMGW_REVOCATION_MODE: 'off',
-      SMGW_LOG_LEVEL: 'warn',
-      ...(args['cpu-prof'] ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${args['cpu-prof']}` } : {}),
-    },
-  });
-  const gw = gateway;
-
-  const allSystems: System[] = [
+  const onlySystems = args.only?.split(',').map((name) => name.trim());
+  const wanted = (name: string) => !onlySystems || onlySystems.includes(name);
+  if (!['postfix', 'postfix+amavis', 'gateway'].some(wanted)) {
+    throw new Error(`--only ${args.only}: no such system (postfix, postfix+amavis, gateway)`);
+  }
+  const peers: System[] = [
     {
       name: 'postfix',
       port: plain.smtpPort,
@@ -314,108 +502,180 @@ try {
         clamd: only(await clamdPid()),
       }),
     },
-    {
-      name: 'gateway',
-      port: gw.inboundPort,
-      sink: gatewaySink,
-      scans: true,
-      parts: async () => {
-        const parts: Record<string, number[]> = {};
-        for (const s of Object.values(gw.services)) {
-          if (s.child?.pid) parts[s.service] = [...(parts[s.service] ?? []), s.child.pid];
-        }
-        const pids = await (servers as PrivateServers).pids();
-        for (const [server, pid] of Object.entries(pids)) parts[server] = only(pid);
-        return parts;
-      },
-    },
-  ];
+  ].filter((s) => wanted(s.name));
 
-  const onlySystems = args.only?.split(',').map((name) => name.trim());
-  const systems = allSystems.filter((s) => !onlySystems || onlySystems.includes(s.name));
-  if (systems.length === 0) throw new Error(`--only ${args.only}: no such system (postfix, postfix+amavis, gateway)`);
-
-  say('\nscanning check: EICAR, then a clean message, through each system');
-  let honest = true;
-  for (const system of systems) {
-    const passed = await eicarPasses(system);
-    const verdict = passed ? (system.scans ? 'EICAR REACHED THE SINK' : 'passes (scans nothing)') : 'blocked';
-    say(`  ${system.name.padEnd(16)} ${verdict}`);
-    if (system.scans && passed) honest = false;
-  }
-  if (!honest) throw new Error('a scanning system let EICAR through: no comparison');
-
-  if (args['pg-stats']) await gatewayStatements(servers, 'reset');
   const tables: string[] = [];
-  for (const size of SIZES) {
-    const summaries: SystemSummary[] = systems.map((s) => ({ system: s.name, rounds: [] }));
-    for (let r = 1; r <= ROUNDS; r++) {
-      // Rounds interleave the systems, so a slow minute of the shared machine falls on each of them alike.
-      for (const [i, system] of systems.entries()) {
-        const figures = await round(system, size);
-        summaries[i]?.rounds.push(figures);
-        say(
-          `  ${size / 1024} KB round ${r} ${system.name.padEnd(16)} ${figures.msgPerSecond.toFixed(1).padStart(7)} msg/s` +
-            `  p50 ${figures.p50Ms?.toFixed(0)} ms  p99 ${figures.p99Ms?.toFixed(0)} ms` +
-            `  CPU ${figures.cpuMsPerMessage.toFixed(2)} ms/msg`,
+  /** Which path and service each profiled process was (its profile is written when it exits, named by its pid). */
+  const profiled = new Map<number, { path: BenchPath; service: string }>();
+  let peersChecked = false;
+  for (const path of PATHS) {
+    let gatewaySystem: System | undefined;
+    let recipient: OutsideRecipient | undefined;
+    const pathSinks: SmtpSink[] = [];
+    if (wanted('gateway')) {
+      const workers = servicesOf(path).slice(1).join(', ');
+      say(
+        path === 'inbound'
+          ? `starting the gateway (ingest, scan, encrypt, deliver; ${REPLICAS} of each worker)`
+          : `\nstarting the gateway for the ${path} path (ingest, ${workers}; ${REPLICAS} of each worker)`,
+      );
+      const gatewaySink = await sinkOn();
+      pathSinks.push(gatewaySink);
+      const agencyRelay = isOutbound(path) ? await sinkOn() : undefined;
+      if (agencyRelay) pathSinks.push(agencyRelay);
+      gateway = await startPathGateway(path, gatewaySink, agencyRelay);
+      const gw = gateway;
+      if (path === 'smime') {
+        pki = await createTestPki('smgw-bench-pki-');
+        recipient = await addSmimeRecipient(gw.db.pool, pki, PATH_ADDRESSES.smime.to);
+      }
+      if (path === 'pgp') {
+        await mkdir(join(dir, 'gnupg'), { mode: 0o700 });
+        recipient = await addPgpRecipient(gw.db.pool, join(dir, 'gnupg'), PATH_ADDRESSES.pgp.to);
+      }
+      if (path === 'portal') mailboxWatch = await watchMailbox(gw.db.pool, PATH_ADDRESSES.portal.to);
+      const mailbox = mailboxWatch;
+      const system: System = {
+        name: 'gateway',
+        port: isOutbound(path) ? gw.submissionPort : gw.inboundPort,
+        sink: gatewaySink,
+        scans: true,
+        parts: async () => {
+          const parts: Record<string, number[]> = {};
+          for (const s of Object.values(gw.services)) {
+            if (s.child?.pid) parts[s.service] = [...(parts[s.service] ?? []), s.child.pid];
+          }
+          const pids = await (servers as PrivateServers).pids();
+          for (const [server, pid] of Object.entries(pids)) parts[server] = only(pid);
+          return parts;
+        },
+      };
+      if (mailbox && agencyRelay) {
+        system.mailbox = mailbox;
+        system.benchPids = [mailbox.backendPid];
+        system.agencyRelay = agencyRelay;
+      }
+      gatewaySystem = system;
+    }
+    const systems = [...peers, ...(gatewaySystem ? [gatewaySystem] : [])];
+
+    const scanChecked = [
+      ...(peersChecked ? [] : peers),
+      ...(path === 'inbound' && gatewaySystem ? [gatewaySystem] : []),
+    ];
+    peersChecked = true;
+    if (scanChecked.length > 0) {
+      say('\nscanning check: EICAR, then a clean message, through each system');
+      let honest = true;
+      for (const system of scanChecked) {
+        const passed = await eicarPasses(system);
+        const verdict = passed ? (system.scans ? 'EICAR REACHED THE SINK' : 'passes (scans nothing)') : 'blocked';
+        say(`  ${system.name.padEnd(16)} ${verdict}`);
+        if (system.scans && passed) honest = false;
+      }
+      if (!honest) throw new Error('a scanning system let EICAR through: no comparison');
+    }
+    if (gatewaySystem && gateway && isOutbound(path)) {
+      say(`\n${path} path check: EICAR submitted, then ${SAMPLE} messages of the load, through the gateway`);
+      say(`  gateway          ${await checkOutboundPath(path, gatewaySystem, gateway, recipient)}`);
+    }
+
+    if (args['pg-stats']) await gatewayStatements(servers, 'reset');
+    const prefix = path === 'inbound' ? '' : `${path} `;
+    for (const size of SIZES) {
+      const summaries: SystemSummary[] = systems.map((s) => ({ system: s.name, rounds: [] }));
+      for (let r = 1; r <= ROUNDS; r++) {
+        // Rounds interleave the systems, so a slow minute of the shared machine falls on each of them alike.
+        for (const [i, system] of systems.entries()) {
+          const figures = await round(system, size, path);
+          summaries[i]?.rounds.push(figures);
+          say(
+            `  ${prefix}${size / 1024} KB round ${r} ${system.name.padEnd(16)} ${figures.msgPerSecond.toFixed(1).padStart(7)} msg/s` +
+              `  p50 ${figures.p50Ms?.toFixed(0)} ms  p99 ${figures.p99Ms?.toFixed(0)} ms` +
+              `  CPU ${figures.cpuMsPerMessage.toFixed(2)} ms/msg`,
+          );
+        }
+      }
+      const counts = `${size / 1024} KB messages (${N} per round, ${ROUNDS} rounds)`;
+      if (isOutbound(path)) {
+        tables.push(
+          `${comparisonTable(`\n${path} path, agency → outside: ${counts}`, summaries, 'gateway')}\n${outboundNote(path)}`,
+        );
+      } else {
+        tables.push(comparisonTable(`\n${counts}`, summaries, 'gateway'));
+      }
+    }
+
+    if (args['pg-stats'] && gatewaySystem) {
+      tables.push(await gatewayStatements(servers, N * ROUNDS * SIZES.length, path));
+    }
+
+    const postfixAndGateway = ['postfix', 'gateway'].map((name) => systems.find((s) => s.name === name));
+    if (path === 'inbound' && !args['no-accept-rate'] && postfixAndGateway.every((s) => s !== undefined)) {
+      // 250s per second as smtp-source sees them; the messages are then carried on to the sink before the next run.
+      const acceptRate = async (system: System, reuse: boolean) => {
+        const before = system.sink.count();
+        const source = await runSmtpSource({
+          port: system.port,
+          messages: N,
+          sessions: SESSIONS,
+          bodyBytes: 10240,
+          reuse,
+        });
+        await waitFor(`${system.name} to carry the accept-rate messages on`, () => system.sink.count() >= before + N, {
+          timeoutMs: 60 * 60_000,
+          intervalMs: 50,
+        });
+        return N / ((source.end - source.start) / 1000);
+      };
+      const lines = [
+        `\ningest accept rate (250s per second, 10 KB, ${SESSIONS} connections, ${N} messages, ${ROUNDS} rounds)`,
+      ];
+      for (const reuse of [false, true]) {
+        const rates: Record<string, number[]> = { postfix: [], gateway: [] };
+        for (let r = 0; r < ROUNDS; r++) {
+          for (const system of postfixAndGateway as System[]) rates[system.name]?.push(await acceptRate(system, reuse));
+        }
+        const pf = median(rates.postfix ?? []);
+        const ours = median(rates.gateway ?? []);
+        lines.push(
+          `  ${reuse ? 'connection reuse         ' : 'one message per connection'}  postfix ${pf.toFixed(1)}/s  gateway ${ours.toFixed(1)}/s  ratio ${(ours / pf).toFixed(2)}x`,
         );
       }
+      tables.push(lines.join('\n'));
     }
-    tables.push(
-      comparisonTable(`\n${size / 1024} KB messages (${N} per round, ${ROUNDS} rounds)`, summaries, 'gateway'),
-    );
-  }
 
-  if (args['pg-stats'] && systems.some((s) => s.name === 'gateway')) {
-    tables.push(await gatewayStatements(servers, N * ROUNDS * SIZES.length));
-  }
-
-  const postfixAndGateway = ['postfix', 'gateway'].map((name) => systems.find((s) => s.name === name));
-  if (!args['no-accept-rate'] && postfixAndGateway.every((s) => s !== undefined)) {
-    // 250s per second as smtp-source sees them; the messages are then carried on to the sink before the next run.
-    const acceptRate = async (system: System, reuse: boolean) => {
-      const before = system.sink.count();
-      const source = await runSmtpSource({
-        port: system.port,
-        messages: N,
-        sessions: SESSIONS,
-        bodyBytes: 10240,
-        reuse,
-      });
-      await waitFor(`${system.name} to carry the accept-rate messages on`, () => system.sink.count() >= before + N, {
-        timeoutMs: 60 * 60_000,
-        intervalMs: 50,
-      });
-      return N / ((source.end - source.start) / 1000);
-    };
-    const lines = [
-      `\ningest accept rate (250s per second, 10 KB, ${SESSIONS} connections, ${N} messages, ${ROUNDS} rounds)`,
-    ];
-    for (const reuse of [false, true]) {
-      const rates: Record<string, number[]> = { postfix: [], gateway: [] };
-      for (let r = 0; r < ROUNDS; r++) {
-        for (const system of postfixAndGateway as System[]) rates[system.name]?.push(await acceptRate(system, reuse));
+    // This path's gateway goes (its profiles are written as its services exit); the next path starts its own.
+    if (gateway) {
+      for (const s of Object.values(gateway.services)) {
+        if (s.child?.pid) profiled.set(s.child.pid, { path, service: s.service });
       }
-      const pf = median(rates.postfix ?? []);
-      const ours = median(rates.gateway ?? []);
-      lines.push(
-        `  ${reuse ? 'connection reuse         ' : 'one message per connection'}  postfix ${pf.toFixed(1)}/s  gateway ${ours.toFixed(1)}/s  ratio ${(ours / pf).toFixed(2)}x`,
-      );
+      await mailboxWatch?.close();
+      mailboxWatch = undefined;
+      await gateway.close();
+      gateway = undefined;
     }
-    tables.push(lines.join('\n'));
+    // Its sinks go too (the gateway's current one: a check may have put a fresh one in place of the first).
+    for (const sink of new Set([...pathSinks, ...(gatewaySystem ? [gatewaySystem.sink] : [])])) {
+      await sink.close();
+      if (sinks.includes(sink)) sinks.splice(sinks.indexOf(sink), 1);
+    }
   }
   say(tables.join('\n'));
-  if (args['cpu-prof']) {
-    // The profiles are written when the services exit: stop them first, then match files to services by pid.
-    const serviceOfPid = new Map(Object.values(gw.services).map((s) => [s.child?.pid, s.service]));
-    await gw.close();
-    gateway = undefined;
+  if (args['cpu-prof'] && profiled.size > 0) {
     const files = await readdir(args['cpu-prof']);
-    for (const service of ['ingest', 'scan', 'encrypt', 'deliver']) {
-      const mine = files.filter((f) => serviceOfPid.get(Number(f.split('.')[3])) === service);
-      say(`\ntop 10 self time of ${service} (${mine.length} profile(s) in ${args['cpu-prof']}):`);
-      for (const t of await topSelfTime(mine.map((f) => join(args['cpu-prof'] as string, f)))) {
-        say(`  ${(t.share * 100).toFixed(1).padStart(5)}%  ${t.ms.toFixed(0).padStart(7)} ms  ${t.name}`);
+    for (const path of PATHS) {
+      for (const service of servicesOf(path)) {
+        const mine = files.filter((f) => {
+          const owner = profiled.get(Number(f.split('.')[3]));
+          return owner?.path === path && owner.service === service;
+        });
+        if (path !== 'inbound' && mine.length === 0) continue;
+        const of = path === 'inbound' ? service : `${service} on the ${path} path`;
+        say(`\ntop 10 self time of ${of} (${mine.length} profile(s) in ${args['cpu-prof']}):`);
+        for (const t of await topSelfTime(mine.map((f) => join(args['cpu-prof'] as string, f)))) {
+          say(`  ${(t.share * 100).toFixed(1).padStart(5)}%  ${t.ms.toFixed(0).padStart(7)} ms  ${t.name}`);
+        }
       }
     }
   }
@@ -423,6 +683,12 @@ try {
     '\nlatency: k-th 250 at smtp-source to k-th arrival at smtp-sink; CPU: every process of the system ' +
       '(postfix: master and children; +amavis: amavisd and clamd; gateway: its services, PostgreSQL, RabbitMQ, Redis, clamd)',
   );
+  if (PATHS.includes('portal') && wanted('gateway')) {
+    say(
+      'portal path: arrival is the message’s row in the recipient’s mailbox (polled every 20 ms on a connection whose ' +
+        'PostgreSQL backend is left out of the CPU); a round’s CPU is read once its link and PIN notices are delivered',
+    );
+  }
 } finally {
   process.removeListener('SIGINT', interrupted);
   process.removeListener('SIGTERM', interrupted);

@@ -37,6 +37,19 @@ describe('CPU of a system from /proc', () => {
     assert.equal(treeCpuMs(processes, [999]), 0, 'a root that is gone counts nothing');
   });
 
+  it('leaves out the bench’s own processes inside a tree, with their children, and nothing else', () => {
+    const processes = [
+      stat(100, 1, 10, 10, 50, 0), // postmaster: 50 ticks of backends that have exited
+      stat(101, 100, 5, 5, 0, 0), // a backend of the gateway
+      stat(102, 100, 30, 0, 0, 0), // the bench's poll backend
+      stat(103, 102, 4, 0, 0, 0), // (a child of it, were there one)
+    ].map((l) => parseProcStat(l) as NonNullable<ReturnType<typeof parseProcStat>>);
+    assert.equal(treeCpuMs(processes, [100], [102]), (20 + 50 + 10) * 10);
+    assert.equal(treeCpuMs(processes, [100], []), (20 + 50 + 10 + 30 + 4) * 10);
+    assert.equal(treeCpuMs(processes, [100], [999]), (20 + 50 + 10 + 30 + 4) * 10, 'an unknown pid changes nothing');
+    assert.equal(treeCpuMs(processes, [100], [100]), 0, 'a root left out leaves nothing');
+  });
+
   it('counts a real child that burned CPU and exited (into our cutime)', async () => {
     const before = treeCpuMs(await readProcesses(), [process.pid]);
     const child = spawn(
@@ -61,6 +74,15 @@ describe('counters of smtp-sink and smtp-source', () => {
     source.feed('2\r\n', 7);
     assert.equal(source.times.length, 12);
     assert.deepEqual(source.times.slice(0, 3), [5, 5, 7]);
+  });
+
+  it('timestamps a polled count the same way, and a count that goes back changes nothing', () => {
+    const polled = new CounterClock('sink');
+    polled.advanceTo(2, 10);
+    polled.advanceTo(2, 20);
+    polled.advanceTo(1, 30);
+    polled.advanceTo(4, 40);
+    assert.deepEqual(polled.times, [10, 10, 40, 40]);
   });
 });
 

@@ -38,12 +38,14 @@ export async function readProcesses(): Promise<ProcStat[]> {
  * CPU milliseconds so far of the trees rooted at `roots`: each process's own time plus the time of its children that
  * have exited (a Postfix smtpd ending at max_use, a PostgreSQL backend at disconnect): their time moves into the
  * parent's cutime, so the sum only grows, and the difference of two readings is the CPU spent in between.
+ * `excluded` processes (and their trees) are left out: the bench's own work inside a system's tree, such as the
+ * PostgreSQL backend that serves its polling; they must stay alive between the two readings.
  */
-export function treeCpuMs(processes: ProcStat[], roots: number[]): number {
+export function treeCpuMs(processes: ProcStat[], roots: number[], excluded: number[] = []): number {
   const children = new Map<number, number[]>();
   for (const p of processes) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p.pid]);
   const byPid = new Map(processes.map((p) => [p.pid, p]));
-  const seen = new Set<number>();
+  const seen = new Set<number>(excluded);
   const stack = roots.filter((pid) => byPid.has(pid));
   let ticks = 0;
   while (stack.length) {

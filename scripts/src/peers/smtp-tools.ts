@@ -25,10 +25,13 @@ export class CounterClock {
     this.pending = records.pop() ?? '';
     for (const record of records) {
       const v = counterValue(record, this.kind);
-      if (v === undefined) continue;
-      for (let i = this.last; i < v; i++) this.times.push(now);
-      if (v > this.last) this.last = v;
+      if (v !== undefined) this.advanceTo(v, now);
     }
+  }
+  /** The counter read `value` at `now` (a count polled from elsewhere); a lower value than before changes nothing. */
+  advanceTo(value: number, now = performance.now()) {
+    for (let i = this.last; i < value; i++) this.times.push(now);
+    if (value > this.last) this.last = value;
   }
 }
 
@@ -49,15 +52,17 @@ export async function portOpen(port: number): Promise<boolean> {
   });
 }
 
-/** smtp-sink on 127.0.0.1:port; with `dumpFile` it appends every message to that file (-D). */
-export async function startSmtpSink(port: number, dumpFile?: string): Promise<SmtpSink> {
+/**
+ * smtp-sink on 127.0.0.1:port; with `dumpFile` it appends every message to that file (-D), with `dumpEach` it writes
+ * each message to a file of its own named `dumpEach` and a random suffix (-d).
+ */
+export async function startSmtpSink(port: number, dumpFile?: string, dumpEach?: string): Promise<SmtpSink> {
   // smtp-sink refuses to run as root without a user to drop to.
   const asUser = process.getuid?.() === 0 ? ['-u', 'nobody'] : [];
-  const child = spawn(
-    'smtp-sink',
-    [...asUser, '-c', ...(dumpFile ? ['-D', dumpFile] : []), `127.0.0.1:${port}`, '1000'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const dump = [...(dumpFile ? ['-D', dumpFile] : []), ...(dumpEach ? ['-d', dumpEach] : [])];
+  const child = spawn('smtp-sink', [...asUser, '-c', ...dump, `127.0.0.1:${port}`, '1000'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const clock = new CounterClock('sink');
   child.stdout.setEncoding('latin1').on('data', (chunk: string) => clock.feed(chunk));
   child.stderr.resume();
@@ -85,7 +90,8 @@ export interface SourceRun {
 
 /**
  * smtp-source: `messages` of `bodyBytes` (body only, headers beside) over `sessions` parallel connections; `reuse`:
- * many messages per connection (-d), else one message per connection.
+ * many messages per connection (-d), else one message per connection. `from` and `to` (default the internet to an
+ * agency) are the envelope's and smtp-source writes them into From and To as well.
  */
 export async function runSmtpSource(o: {
   port: number;
@@ -93,12 +99,14 @@ export async function runSmtpSource(o: {
   sessions: number;
   bodyBytes: number;
   reuse: boolean;
+  from?: string;
+  to?: string;
 }): Promise<SourceRun> {
   const args = [
     '-c',
     ...(o.reuse ? ['-d'] : []),
     ...['-s', String(o.sessions), '-m', String(o.messages), '-l', String(o.bodyBytes)],
-    ...['-f', 'bench@example.org', '-t', 'amt@behoerde.example', '-M', 'bench.test', '-S', 'bench'],
+    ...['-f', o.from ?? 'bench@example.org', '-t', o.to ?? 'amt@behoerde.example', '-M', 'bench.test', '-S', 'bench'],
     `127.0.0.1:${o.port}`,
   ];
   const clock = new CounterClock('source');
