@@ -40,3 +40,4 @@ export * from './key-store.ts';
 export { CHUNKS_PER_READ } from './open-blob.ts';
 export * from './purge-abandoned-writes.ts';
 export * from './purge-blobs.ts';
+export * from './read-once.ts';

@@ -1,9 +1,16 @@
 // The deliver handler: guard, claim, send per destination, record, and decide the outcome (STYLE.md: it never
 // acks; the mq package turns the outcome into publish/ack/delay/park).
-import type { BlobStore } from '@smgw/blob-store';
+import { type BlobStore, readingOnce } from '@smgw/blob-store';
 import type { DkimSigning } from '@smgw/config';
 import type { Pool } from '@smgw/db';
-import { advance, type Envelope, forRecipients, generatedEnvelope, newMessageId } from '@smgw/envelope';
+import {
+  advance,
+  type Envelope,
+  forRecipients,
+  generatedEnvelope,
+  leavesClosedNetwork,
+  newMessageId,
+} from '@smgw/envelope';
 import { readHeaderBlock } from '@smgw/mime';
 import { type Handler, type HandlerContext, next, type Outcome, reject, retry } from '@smgw/mq';
 import type { Counter } from '@smgw/observability';
@@ -52,20 +59,27 @@ export interface DeliverDeps {
   now?: () => Date;
 }
 
+/** Outbound messages up to this size are read once per delivery (readingOnce); larger ones are streamed twice. */
+const READ_ONCE_MAX_BYTES = 1024 * 1024;
+
 /** PostgreSQL's SQLSTATE for a row that references one that does not exist. */
 const FOREIGN_KEY_VIOLATION = '23503';
 
 export function createDeliverHandler(deps: DeliverDeps): Handler {
   return async (envelope, context) => {
     try {
+      // Outbound mail is read whole for the check and again to be sent: a small one is read (and decrypted) once.
+      const blobStore = leavesClosedNetwork(envelope)
+        ? readingOnce(deps.blobStore, envelope.blob, READ_ONCE_MAX_BYTES)
+        : deps.blobStore;
       const refusal =
         checkOutboundGuard(envelope, deps.routing.internalDomains) ??
-        (await checkOutboundBytes(envelope, () => deps.blobStore.open(envelope.blob.ref)));
+        (await checkOutboundBytes(envelope, () => blobStore.open(envelope.blob.ref)));
       if (refusal) {
         context.log.warn({ code: refusal.code, reason: refusal.reason }, 'refused to send the message');
         return reject(refusal.code, refusal.reason);
       }
-      return await deliverEnvelope(deps, envelope, context);
+      return await deliverEnvelope({ ...deps, blobStore }, envelope, context);
     } catch (err) {
       // Database or blob store unreachable (or the signer failed): nothing was decided that is not recorded; try the
       // envelope again.
