@@ -1,5 +1,6 @@
 // The encrypt stage's work on one envelope: outbound mail is encrypted per recipient (or handed to the portal),
 // inbound mail is decrypted for the agency. Anything that fails in between retries: never plaintext outside.
+import { readingOnce } from '@smgw/blob-store';
 import { type Envelope, SAFE_OUTBOUND_CRYPTO_STATUSES } from '@smgw/envelope';
 import { HeaderBlockError } from '@smgw/mime';
 import { type Handler, type HandlerContext, type Outcome, reject, retry } from '@smgw/mq';
@@ -7,6 +8,9 @@ import { decryptInbound, type InboundDeps } from './decrypt-inbound.ts';
 import { encryptOutbound, type OutboundDeps } from './encrypt-outbound.ts';
 
 export type EncryptDeps = OutboundDeps & InboundDeps;
+
+/** Outbound messages up to this size are read once per envelope (readingOnce); larger ones are streamed each time. */
+const READ_ONCE_MAX_BYTES = 1024 * 1024;
 
 export function createEncryptHandler(deps: EncryptDeps): Handler {
   return (envelope, context) => encryptEnvelope(deps, envelope, context);
@@ -18,7 +22,11 @@ export async function encryptEnvelope(
   context: HandlerContext,
 ): Promise<Outcome> {
   try {
-    if (envelope.direction === 'outbound') return await encryptOutbound(deps, envelope, context);
+    if (envelope.direction === 'outbound') {
+      // Read for its header, then again for each copy: a small message is read (and decrypted) once.
+      const blobStore = readingOnce(deps.blobStore, envelope.blob, READ_ONCE_MAX_BYTES);
+      return await encryptOutbound({ ...deps, blobStore }, envelope, context);
+    }
     if (envelope.direction === 'inbound') return await decryptInbound(deps, envelope, context);
   } catch (err) {
     // Database, blob store, revocation fetch, or a crypto failure we did not expect: the envelope waits and tries
