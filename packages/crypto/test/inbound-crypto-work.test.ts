@@ -91,17 +91,17 @@ describe('what an inbound message holds for the encrypt stage', () => {
       inlinePgp: true,
       mayOfferPgpKeys: false,
       maySignSmime: false,
-      inlinePgpUnseen: false,
     });
   });
 
-  it('does not take a text/plain body longer than the head for plain: a block hidden after 64 KiB is not seen', () => {
+  it('judges a text/plain body longer than the head plain, as encrypt does: inline PGP is only a whole body', () => {
     const hostile = Buffer.concat([Buffer.alloc(BODY_HEAD_BYTES, 'a'), Buffer.from(`\r\n${ARMORED}`)]);
     const work = inboundCryptoWork(parseHeaderFields('Subject: x'), hostile.subarray(0, BODY_HEAD_BYTES));
     assert.equal(work.encryptedForm, undefined, 'encrypt leaves it as it is');
-    assert.deepEqual(encryptStageReasons(work), ['body-longer-than-head'], 'but it is not judged plain unseen');
-    const exactly = inboundCryptoWork(parseHeaderFields('Subject: x'), Buffer.alloc(BODY_HEAD_BYTES, 'a'));
-    assert.ok(exactly.inlinePgpUnseen, 'a body of exactly 64 KiB cannot be told from a longer one');
+    assert.deepEqual(encryptStageReasons(work), [], 'so the hop would do nothing');
+    const armoredFirst = Buffer.concat([Buffer.from(`${ARMORED}\r\n`), Buffer.alloc(BODY_HEAD_BYTES, 'a')]);
+    const long = inboundCryptoWork(parseHeaderFields('Subject: x'), armoredFirst.subarray(0, BODY_HEAD_BYTES));
+    assert.equal(long.inlinePgp, false, 'a block followed by more text than the head is not inline PGP either');
     const html = inboundCryptoWork(parseHeaderFields('Content-Type: text/html'), Buffer.alloc(BODY_HEAD_BYTES, 'a'));
     assert.deepEqual(encryptStageReasons(html), [], 'only text/plain can be inline PGP');
   });

@@ -72,11 +72,6 @@ export interface InboundCryptoWork {
   mayOfferPgpKeys: boolean;
   /** It may carry an S/MIME signature (multipart/signed, pkcs7-mime signed-data): encrypt harvests the certificate. */
   maySignSmime: boolean;
-  /**
-   * A text/plain body (7bit/8bit) longer than the head: encrypt leaves it as it is (inline PGP must be seen whole),
-   * but whether it is one armored block was not seen, so ingest keeps it on the encrypt hop.
-   */
-  inlinePgpUnseen: boolean;
 }
 
 /** The work for encrypt in a message with these top-level fields and the first BODY_HEAD_BYTES of its body. */
@@ -87,7 +82,6 @@ export function inboundCryptoWork(fields: readonly HeaderField[], bodyHead: Buff
     inlinePgp,
     mayOfferPgpKeys: mayOfferPgpKeys(fields),
     maySignSmime: maySignSmime(fields),
-    inlinePgpUnseen: mayBeInlinePgp(fields) && isCut(bodyHead),
   };
 }
 
@@ -101,6 +95,5 @@ export function encryptStageReasons(work: InboundCryptoWork): string[] {
   else if (work.encryptedForm) reasons.push(`${work.encryptedForm}-encrypted`);
   if (work.mayOfferPgpKeys) reasons.push('may-offer-pgp-keys');
   if (work.maySignSmime) reasons.push('may-sign-smime');
-  if (work.inlinePgpUnseen) reasons.push('body-longer-than-head');
   return reasons;
 }
