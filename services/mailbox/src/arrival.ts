@@ -6,12 +6,12 @@
 // The pipeline's blob is left to retention (@smgw/blob-store purge-blobs): once every recipient is in_mailbox,
 // bounced or delivered the message counts as finished and its blob is purged after SMGW_MESSAGE_RETENTION.
 import type { BlobStore } from '@smgw/blob-store';
-import { type Pool, withTransaction } from '@smgw/db';
+import type { Pool, PoolClient } from '@smgw/db';
 import type { Envelope } from '@smgw/envelope';
 import {
   type ActivationSecrets,
   type ActivationToken,
-  type ArrivalRecorded,
+  commitArrival,
   ensureActivationToken,
   ensureMailbox,
   findArrival,
@@ -161,40 +161,42 @@ async function arriveForRecipient(
         data: { mailboxId: mailbox.id, size, usageBytes: mailbox.usageBytes, quotaBytes: deps.quotaBytes },
         at: now,
       };
-  try {
-    await withTransaction(deps.pool, async (db) => {
-      await recordRecipientStates(
-        db,
-        envelope.id,
-        [
-          sealed
-            ? { recipient, state: 'in_mailbox', detail: `mailbox ${mailbox.id}` }
-            : { recipient, state: 'bounced', detail: 'MAILBOX_QUOTA_EXCEEDED' },
-        ],
-        [event],
-      );
-      for (const notice of made) await recordNotice(db, notice, envelope.id, now);
-      // Last, so the mailbox row is locked only from here to the commit. The mails were written for the mailbox as it
-      // was: if it filled, emptied, was activated, locked or deleted since, nothing of this commits and we go again.
-      const result = await recordArrival(
-        db,
-        {
-          messageId: envelope.id,
-          recipient,
-          mailboxId: mailbox.id,
-          notices,
-          state: mailbox.state,
-          size,
-          quotaBytes: deps.quotaBytes,
-          message: sealed,
-        },
-        now,
-      );
-      if (result.kind !== 'recorded') throw new ArrivalNotRecorded(result);
-    });
-  } catch (err) {
-    if (!(err instanceof ArrivalNotRecorded)) throw err;
-    if (err.result.kind === 'changed') return { kind: 'changed' };
+  const trace = {
+    recipient,
+    ...(sealed
+      ? { state: 'in_mailbox' as const, detail: `mailbox ${mailbox.id}` }
+      : { state: 'bounced' as const, detail: 'MAILBOX_QUOTA_EXCEEDED' }),
+  };
+  const recorded = await inTransaction(deps.pool, async (tx) => {
+    const { db } = tx;
+    await recordRecipientStates(db, envelope.id, [trace], [event]);
+    for (const notice of made) await recordNotice(db, notice, envelope.id, now);
+    // The mails were written for the mailbox as it was: if it filled, emptied, was activated, locked or deleted
+    // since, nothing of this commits and the envelope goes again.
+    const arrival = {
+      messageId: envelope.id,
+      recipient,
+      mailboxId: mailbox.id,
+      notices,
+      state: mailbox.state,
+      size,
+      quotaBytes: deps.quotaBytes,
+      message: sealed,
+    };
+    const result = await recordArrival(db, arrival, now);
+    if (result.kind !== 'recorded') return result;
+    if (sealed) {
+      // Last, and with the commit in the same round trip: the mailbox row is locked only while the server commits.
+      const committed = await commitArrival(db, { ...arrival, addedBytes: result.addedBytes });
+      if (committed === 'changed') return { kind: 'changed' } as const;
+    } else {
+      await db.query('commit');
+    }
+    tx.committed = true;
+    return result;
+  });
+  if (recorded.kind === 'changed') return { kind: 'changed' };
+  if (recorded.kind === 'redelivered') {
     // A concurrent delivery of the same envelope was first: publish its mails, not ours.
     const winner = await findArrival(deps.pool, envelope.id, recipient);
     return { kind: 'done', outcome: winner?.outcome ?? outcome, notices: winner?.notices ?? [], redelivered: true };
@@ -203,12 +205,23 @@ async function arriveForRecipient(
   return { kind: 'done', outcome, notices, redelivered: false };
 }
 
-/** Rolls the arrival's transaction back (its trace and notices rows) when the arrival row was not to be written. */
-class ArrivalNotRecorded extends Error {
-  readonly result: ArrivalRecorded;
-  constructor(result: ArrivalRecorded) {
-    super(`arrival not recorded: ${result.kind}`);
-    this.result = result;
+interface Transaction {
+  db: PoolClient;
+  committed: boolean;
+}
+
+/**
+ * Runs `work` in a transaction that `work` commits itself (commitArrival commits in the round trip that locks the
+ * mailbox row); whatever it leaves uncommitted, returning or throwing, is rolled back.
+ */
+async function inTransaction<T>(pool: Pool, work: (tx: Transaction) => Promise<T>): Promise<T> {
+  const tx: Transaction = { db: await pool.connect(), committed: false };
+  try {
+    await tx.db.query('begin');
+    return await work(tx);
+  } finally {
+    if (!tx.committed) await tx.db.query('rollback').catch(() => {});
+    tx.db.release();
   }
 }
 
