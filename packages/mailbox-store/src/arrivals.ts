@@ -32,16 +32,6 @@ export async function findArrival(db: Queryable, messageId: string, recipient: s
   return { messageId, recipient, outcome: row.outcome, mailboxId: row.mailbox_id, notices };
 }
 
-/** Records the arrival; false when it was recorded already (a concurrent delivery of the same envelope won). */
-export async function insertArrival(db: PoolClient, arrival: Arrival, at: Date): Promise<boolean> {
-  const inserted = await db.query(
-    `insert into mailbox_arrivals (message_id, recipient, outcome, mailbox_id, notices, arrived_at)
-     values ($1, $2, $3, $4, $5, $6) on conflict do nothing`,
-    [arrival.messageId, arrival.recipient, arrival.outcome, arrival.mailboxId, JSON.stringify(arrival.notices), at],
-  );
-  return (inserted.rowCount ?? 0) > 0;
-}
-
 export interface ArrivalRecord {
   messageId: string;
   recipient: string;
