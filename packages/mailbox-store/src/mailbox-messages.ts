@@ -23,26 +23,57 @@ export interface NewMailboxMessage {
 }
 
 /**
+ * A message encrypted for its mailbox, ready to insert: made before the transaction that stores it (recordArrival),
+ * so neither the key store's file nor the encryption of the whole message happens while the mailbox row is locked.
+ */
+export interface SealedMailboxMessage {
+  id: string;
+  mailboxId: string;
+  folder: MailboxFolder;
+  messageId: string;
+  recipient: string;
+  size: number;
+  receivedAt: Date;
+  content: Buffer;
+  summary: Buffer | null;
+}
+
+/** Encrypts the message (and its summary) under the mailbox's data key, for the row id it will have. */
+export function sealMailboxMessage(message: NewMailboxMessage): SealedMailboxMessage {
+  const id = randomUUID();
+  return {
+    id,
+    mailboxId: message.mailboxId,
+    folder: message.folder,
+    messageId: message.messageId,
+    recipient: message.recipient,
+    size: message.raw.length,
+    receivedAt: message.receivedAt,
+    content: encryptMessage(message.dataKey, message.mailboxId, id, message.raw),
+    summary: message.summary ? sealSummary(message.dataKey, message.mailboxId, id, message.summary) : null,
+  };
+}
+
+/**
  * Stores the message and adds its size to the mailbox's usage; returns the row id, or undefined when this mailbox
  * holds the message for this recipient already (a redelivery: nothing is stored or counted twice).
  */
 export async function insertMailboxMessage(db: PoolClient, message: NewMailboxMessage): Promise<string | undefined> {
-  const id = randomUUID();
-  const content = encryptMessage(message.dataKey, message.mailboxId, id, message.raw);
+  const sealed = sealMailboxMessage(message);
   const inserted = await db.query(
     `insert into mailbox_messages (id, mailbox_id, folder, message_id, recipient, size, received_at, content, summary)
      values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
      on conflict (mailbox_id, message_id, recipient) do nothing`,
     [
-      id,
-      message.mailboxId,
-      message.folder,
-      message.messageId,
-      message.recipient,
-      message.raw.length,
-      message.receivedAt,
-      content,
-      message.summary ? sealSummary(message.dataKey, message.mailboxId, id, message.summary) : null,
+      sealed.id,
+      sealed.mailboxId,
+      sealed.folder,
+      sealed.messageId,
+      sealed.recipient,
+      sealed.size,
+      sealed.receivedAt,
+      sealed.content,
+      sealed.summary,
     ],
   );
   if ((inserted.rowCount ?? 0) === 0) return undefined;
@@ -50,7 +81,7 @@ export async function insertMailboxMessage(db: PoolClient, message: NewMailboxMe
     message.mailboxId,
     message.raw.length,
   ]);
-  return id;
+  return sealed.id;
 }
 
 export interface MailboxMessageSummary {

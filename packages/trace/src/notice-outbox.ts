@@ -16,15 +16,17 @@ export async function recordGeneratedMail(
   envelope: Envelope,
   notice: { stage: string; kind: string; relatesTo?: string | undefined; at: Date; data?: Record<string, unknown> },
 ): Promise<void> {
-  await recordMessage(db, envelope);
-  await recordEvent(db, envelope.id, {
-    stage: notice.stage,
-    event: 'notice.generated',
-    outcome: 'next',
-    reason: notice.relatesTo ? `${notice.kind} about ${notice.relatesTo}` : notice.kind,
-    data: { ...notice.data, relatesTo: notice.relatesTo ?? null, kind: notice.kind },
-    at: notice.at,
-  });
+  // One statement (the message row, its recipients and the event): one round trip in the deciding transaction.
+  await recordMessage(db, envelope, [
+    {
+      stage: notice.stage,
+      event: 'notice.generated',
+      outcome: 'next',
+      reason: notice.relatesTo ? `${notice.kind} about ${notice.relatesTo}` : notice.kind,
+      data: { ...notice.data, relatesTo: notice.relatesTo ?? null, kind: notice.kind },
+      at: notice.at,
+    },
+  ]);
 }
 
 /** The broker confirmed the notice: it is no longer in the outbox. */

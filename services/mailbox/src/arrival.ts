@@ -6,26 +6,28 @@
 // The pipeline's blob is left to retention (@smgw/blob-store purge-blobs): once every recipient is in_mailbox,
 // bounced or delivered the message counts as finished and its blob is purged after SMGW_MESSAGE_RETENTION.
 import type { BlobStore } from '@smgw/blob-store';
-import { type Pool, withTransaction } from '@smgw/db';
+import type { Pool, PoolClient } from '@smgw/db';
 import type { Envelope } from '@smgw/envelope';
 import {
   type ActivationSecrets,
   type ActivationToken,
+  commitArrival,
   ensureActivationToken,
   ensureMailbox,
   findArrival,
-  insertArrival,
-  insertMailboxMessage,
-  lockMailbox,
+  findMailboxById,
   type Mailbox,
   type MailboxKeyStore,
   MailboxStoreError,
   type MessageSummary,
   openMailboxKey,
+  recordArrival,
+  type SealedMailboxMessage,
+  sealMailboxMessage,
 } from '@smgw/mailbox-store';
 import { oneLine, rfc5322Date } from '@smgw/mime';
 import { type Handler, type HandlerContext, next, type Outcome, reject, retry } from '@smgw/mq';
-import { recordEvents, setRecipientState, type TraceEvent } from '@smgw/trace';
+import { recordRecipientStates, type TraceEvent } from '@smgw/trace';
 import { summarizeMessage } from './message-summary.ts';
 import type { MailboxMetrics } from './metrics.ts';
 import { type MailboxTemplates, megabytes, type Notice, noticeEnvelope, portalLinks, recordNotice } from './notices.ts';
@@ -109,86 +111,151 @@ async function arriveForRecipient(
   const { mailbox, created } = await ensureMailbox(deps.pool, recipient, deps.mailboxKeys);
   const size = envelope.blob.size;
   const fits = mailbox.usageBytes + size <= deps.quotaBytes;
-  const activation =
-    fits && mailbox.state === 'passive'
-      ? await ensureActivationToken(deps.pool, {
-          mailbox,
-          keys: deps.mailboxKeys,
-          now,
-          lifetimeMs: deps.linkLifetimeMs,
-          pinDelayMs: deps.pinDelayMs,
-          messageId: envelope.id,
-          traceId: envelope.traceId,
-        })
-      : undefined;
-  const made = fits
-    ? await storedNotices(deps, envelope, mailbox, activation, now)
-    : await overQuotaNotices(deps, envelope, mailbox, now);
+  const outcome = fits ? 'stored' : 'over_quota';
+
+  // Everything that needs no lock is done first: the token, the mails, and the message sealed under the mailbox's
+  // key (the key file read and the whole message encrypted here, not while the mailbox row is locked).
+  let made: Notice[];
+  let sealed: SealedMailboxMessage | undefined;
+  try {
+    const activation =
+      fits && mailbox.state === 'passive'
+        ? await ensureActivationToken(deps.pool, {
+            mailbox,
+            keys: deps.mailboxKeys,
+            now,
+            lifetimeMs: deps.linkLifetimeMs,
+            pinDelayMs: deps.pinDelayMs,
+            messageId: envelope.id,
+            traceId: envelope.traceId,
+          })
+        : undefined;
+    made = fits
+      ? await storedNotices(deps, envelope, mailbox, activation, now)
+      : await overQuotaNotices(deps, envelope, mailbox, now);
+    if (fits) sealed = await sealForMailbox(deps, mailbox, envelope, recipient, await readMessage(), now);
+  } catch (err) {
+    // Deleted meanwhile (its key gone, or its row when the token was written): again, for the mailbox there is now.
+    if (isMailboxGone(err) && !(await findMailboxById(deps.pool, mailbox.id))) return { kind: 'changed' };
+    throw err;
+  }
   const notices = made.map((n) => n.envelope);
-  const stored = fits ? await readMessage() : undefined;
-  const raw = stored?.raw;
 
-  return withTransaction(deps.pool, async (db): Promise<RecipientResult> => {
-    const locked = await lockMailbox(db, mailbox.id);
-    // The mails were written for the mailbox as it was: if it filled, emptied, was activated or deleted since, again.
-    if (!locked || locked.state !== mailbox.state) return { kind: 'changed' };
-    if (locked.usageBytes + size <= deps.quotaBytes !== fits) return { kind: 'changed' };
-    const outcome = fits ? 'stored' : 'over_quota';
-    const recorded = await insertArrival(
-      db,
-      { messageId: envelope.id, recipient, outcome, mailboxId: mailbox.id, notices },
-      now,
-    );
-    if (!recorded) {
-      // A concurrent delivery of the same envelope was first: publish its mails, not ours.
-      const winner = await findArrival(db, envelope.id, recipient);
-      return { kind: 'done', outcome, notices: winner?.notices ?? [], redelivered: true };
-    }
-
-    const events: TraceEvent[] = [];
-    if (raw) {
-      const dataKey = await openMailboxKey(deps.mailboxKeys, locked);
-      try {
-        await insertMailboxMessage(db, {
-          mailboxId: mailbox.id,
-          dataKey,
-          folder: 'inbox',
-          messageId: envelope.id,
-          recipient,
-          raw,
-          receivedAt: now,
-          summary: stored?.summary,
-        });
-      } finally {
-        dataKey.fill(0);
-      }
-      await setRecipientState(db, envelope.id, [recipient], 'in_mailbox', `mailbox ${mailbox.id}`);
-      events.push({
+  const event: TraceEvent = sealed
+    ? {
         stage: 'mailbox',
         event: 'message.to-mailbox',
         outcome: 'next',
         recipient,
-        data: { mailboxId: mailbox.id, newMailbox: created, mailboxState: locked.state, size: raw.length },
+        data: { mailboxId: mailbox.id, newMailbox: created, mailboxState: mailbox.state, size: sealed.size },
         at: now,
-      });
-    } else {
-      await setRecipientState(db, envelope.id, [recipient], 'bounced', 'MAILBOX_QUOTA_EXCEEDED');
-      events.push({
+      }
+    : {
         stage: 'mailbox',
         event: 'recipient.bounced',
         outcome: 'next',
         code: 'MAILBOX_QUOTA_EXCEEDED',
-        reason: `${size} bytes do not fit: ${locked.usageBytes} of ${deps.quotaBytes} used`,
+        // The usage read before the transaction (the one the mails quote); recordArrival checks it still does not fit.
+        reason: `${size} bytes do not fit: ${mailbox.usageBytes} of ${deps.quotaBytes} used`,
         recipient,
-        data: { mailboxId: mailbox.id, size, usageBytes: locked.usageBytes, quotaBytes: deps.quotaBytes },
+        data: { mailboxId: mailbox.id, size, usageBytes: mailbox.usageBytes, quotaBytes: deps.quotaBytes },
         at: now,
-      });
-    }
-    await recordEvents(db, envelope.id, events);
+      };
+  const trace = {
+    recipient,
+    ...(sealed
+      ? { state: 'in_mailbox' as const, detail: `mailbox ${mailbox.id}` }
+      : { state: 'bounced' as const, detail: 'MAILBOX_QUOTA_EXCEEDED' }),
+  };
+  const recorded = await inTransaction(deps.pool, async (tx) => {
+    const { db } = tx;
+    await recordRecipientStates(db, envelope.id, [trace], [event]);
     for (const notice of made) await recordNotice(db, notice, envelope.id, now);
-    deps.metrics?.arrivals.inc({ outcome, new_mailbox: String(created) });
-    return { kind: 'done', outcome, notices, redelivered: false };
+    // The mails were written for the mailbox as it was: if it filled, emptied, was activated, locked or deleted
+    // since, nothing of this commits and the envelope goes again.
+    const arrival = {
+      messageId: envelope.id,
+      recipient,
+      mailboxId: mailbox.id,
+      notices,
+      state: mailbox.state,
+      size,
+      quotaBytes: deps.quotaBytes,
+      message: sealed,
+    };
+    const result = await recordArrival(db, arrival, now);
+    if (result.kind !== 'recorded') return result;
+    if (sealed) {
+      // Last, and with the commit in the same round trip: the mailbox row is locked only while the server commits.
+      const committed = await commitArrival(db, { ...arrival, addedBytes: result.addedBytes });
+      if (committed === 'changed') return { kind: 'changed' } as const;
+    } else {
+      await db.query('commit');
+    }
+    tx.committed = true;
+    return result;
   });
+  if (recorded.kind === 'changed') return { kind: 'changed' };
+  if (recorded.kind === 'redelivered') {
+    // A concurrent delivery of the same envelope was first: publish its mails, not ours.
+    const winner = await findArrival(deps.pool, envelope.id, recipient);
+    return { kind: 'done', outcome: winner?.outcome ?? outcome, notices: winner?.notices ?? [], redelivered: true };
+  }
+  deps.metrics?.arrivals.inc({ outcome, new_mailbox: String(created) });
+  return { kind: 'done', outcome, notices, redelivered: false };
+}
+
+interface Transaction {
+  db: PoolClient;
+  committed: boolean;
+}
+
+/**
+ * Runs `work` in a transaction that `work` commits itself (commitArrival commits in the round trip that locks the
+ * mailbox row); whatever it leaves uncommitted, returning or throwing, is rolled back.
+ */
+async function inTransaction<T>(pool: Pool, work: (tx: Transaction) => Promise<T>): Promise<T> {
+  const tx: Transaction = { db: await pool.connect(), committed: false };
+  try {
+    await tx.db.query('begin');
+    return await work(tx);
+  } finally {
+    if (!tx.committed) await tx.db.query('rollback').catch(() => {});
+    tx.db.release();
+  }
+}
+
+function isMailboxGone(err: unknown): boolean {
+  if (err instanceof MailboxStoreError) return err.code === 'MAILBOX_KEY_GONE';
+  return (err as { code?: string } | undefined)?.code === FOREIGN_KEY_VIOLATION;
+}
+
+const FOREIGN_KEY_VIOLATION = '23503';
+
+/** The copy for the mailbox, encrypted under its data key (zeroed again right after). */
+async function sealForMailbox(
+  deps: ArrivalDeps,
+  mailbox: Mailbox,
+  envelope: Envelope,
+  recipient: string,
+  stored: StoredMessage,
+  now: Date,
+): Promise<SealedMailboxMessage> {
+  const dataKey = await openMailboxKey(deps.mailboxKeys, mailbox);
+  try {
+    return sealMailboxMessage({
+      mailboxId: mailbox.id,
+      dataKey,
+      folder: 'inbox',
+      messageId: envelope.id,
+      recipient,
+      raw: stored.raw,
+      receivedAt: now,
+      summary: stored.summary,
+    });
+  } finally {
+    dataKey.fill(0);
+  }
 }
 
 /** Stored: the recipient is told (link and, for a passive mailbox, the sender gets the PIN); a locked one is not. */
