@@ -52,6 +52,8 @@ const OWN_HEADERS = new Set([
   'content-description',
 ]);
 const HEADER_NAME = /^[!-9;-~]+$/;
+// No CR/LF (header injection) and nothing outside printable ASCII/tab: values arrive already encoded.
+const HEADER_VALUE_FORBIDDEN = /[^\t\x20-\x7e]/;
 
 /** The fields this module owns, and the empty line that ends the header. */
 const ownFields = (smimeType: string): string =>
@@ -73,8 +75,8 @@ function headerBlock(headers: SmimeHeaders | undefined, gcm: boolean): Buffer {
   for (const [name, value] of pairs as ReadonlyArray<readonly [string, string]>) {
     if (!HEADER_NAME.test(name))
       throw new SmimeError('SMIME_INVALID_HEADER', `invalid header name ${JSON.stringify(name)}`);
-    // No CR/LF (header injection) and nothing outside printable ASCII/tab: values arrive already encoded.
-    if (/[^\t\x20-\x7e]/.test(value)) throw new SmimeError('SMIME_INVALID_HEADER', `invalid characters in ${name}`);
+    if (HEADER_VALUE_FORBIDDEN.test(value))
+      throw new SmimeError('SMIME_INVALID_HEADER', `invalid characters in ${name}`);
     const lower = name.toLowerCase();
     if (OWN_HEADERS.has(lower)) throw new SmimeError('SMIME_INVALID_HEADER', `${name} is set by the encryption`);
     if (lower === 'mime-version') hasMimeVersion = true;
