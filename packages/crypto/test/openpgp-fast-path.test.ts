@@ -205,6 +205,35 @@ describe('encryptPgpMime fast path with gpg as the recipient', () => {
     );
   });
 
+  it('refuses a key from the very second it expires, also right after using it in the second before', async () => {
+    const created = new Date('2026-11-01T00:00:00Z');
+    const { publicKey } = await openpgp.generateKey({
+      type: 'ecc',
+      curve: 'curve25519Legacy',
+      userIDs: [{ email: 'expiring@example.net' }],
+      date: created,
+      keyExpirationTime: 100,
+      format: 'armored',
+    });
+    const at = (milliseconds: number) => new Date(created.getTime() + milliseconds);
+    const refused = (error: unknown) => error instanceof PgpError && error.code === 'PGP_RECIPIENT_KEY_UNUSABLE';
+    await encrypt(Buffer.from('a'), [publicKey], at(99_000));
+    await encrypt(Buffer.from('b'), [publicKey], at(99_999));
+    await assert.rejects(
+      encryptPgpMime({ content: Buffer.from('c'), recipientKeys: [publicKey], headers, now: at(100_000) }),
+      refused,
+    );
+    await encrypt(Buffer.from('d'), [publicKey], at(99_500));
+    await assert.rejects(
+      encryptPgpMime({ content: Buffer.from('e'), recipientKeys: [publicKey], headers, now: at(100_001) }),
+      refused,
+    );
+    await assert.rejects(
+      encryptPgpMime({ content: Buffer.from('f'), recipientKeys: [publicKey], headers, now: at(-1) }),
+      refused,
+    );
+  });
+
   it('takes the session key packet from openpgp for a v4 key of another kind (X25519 of RFC 9580)', async () => {
     const generated = await openpgp.generateKey({
       type: 'curve25519',

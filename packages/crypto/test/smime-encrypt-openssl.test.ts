@@ -162,6 +162,25 @@ describe('encryptEnveloped, opened by openssl cms -decrypt', () => {
     assert.equal(sha256(await readFile(openedPath)), sha256(big));
   });
 
+  it('gives back entities in memory of every size around the 64 KiB segments, CBC and GCM', async () => {
+    const recipient = id('rsa-3072');
+    for (const contentCipher of ['aes-256-cbc', 'aes-256-gcm'] as const) {
+      for (const size of [0, 1, 15, 16, 17, 65_535, 65_536, 65_537, 131_072, 200_000]) {
+        const content = randomBytes(size);
+        const message = await buffer(
+          encryptEnveloped({
+            content,
+            recipients: [{ certificate: recipient.certificatePem }],
+            contentCipher,
+            headers,
+          }),
+        );
+        const opened = await opensslDecrypt(message, recipient, `sizes-${contentCipher}-${size}.eml`);
+        assert.ok(opened.equals(content), `${contentCipher}, ${size} bytes`);
+      }
+    }
+  });
+
   it('accepts DER certificates as well as PEM', async () => {
     const recipient = id('rsa-2048');
     const der = await ws.openssl(['x509', '-in', recipient.certificatePath, '-outform', 'DER']);

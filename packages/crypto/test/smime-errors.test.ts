@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
-import { createBase64LineEncoder } from '../src/smime/base64-lines.ts';
+import { createBase64LineEncoder } from '../src/base64-lines.ts';
 import { cmsBytesOf } from '../src/smime/decrypt-enveloped.ts';
 import { decryptEnveloped, encryptEnveloped, SmimeError, type SmimeErrorCode } from '../src/smime/index.ts';
 import { createOpensslWorkspace, type OpensslWorkspace, type TestIdentity } from './smime-openssl.ts';

@@ -3,9 +3,9 @@
 // but gpg still accepts it and older clients expect it, so it is always written.
 
 import { endianness } from 'node:os';
+import { Base64LineWriter } from '../base64-lines.ts';
 
-const BYTES_PER_LINE = 48; // 48 bytes → 64 base64 characters
-const LINE_WITH_CRLF = 66;
+const LINE_CHARS = 64; // 48 bytes per line
 const CRC24_INIT = 0xb704ce;
 const CRC24_POLY = 0x1864cfb;
 
@@ -78,55 +78,40 @@ export function crc24(bytes: Uint8Array, crc = CRC24_INIT): number {
   return value;
 }
 
-/** Armors a stream of binary OpenPGP data as "PGP MESSAGE"; memory is one chunk plus under one line of bytes. */
+const BEGIN = Buffer.from('-----BEGIN PGP MESSAGE-----\r\n\r\n', 'latin1');
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Armors a stream of binary OpenPGP data as "PGP MESSAGE"; memory is one chunk plus under one line of bytes. Each call
+ * returns one buffer, which can carry text before the armor (`head`, with the first call) and after it (`tail`, with
+ * `end`), so that a small message is a single buffer.
+ */
 export class MessageArmorWriter {
   #crc = CRC24_INIT;
-  #rest: Buffer = Buffer.alloc(0);
   #begun = false;
+  readonly #lines = new Base64LineWriter(LINE_CHARS);
 
-  /** The armored text for `pieces` (only whole lines; the remainder waits for more data or `end`). */
-  write(pieces: Buffer[]): Buffer {
-    const parts: Buffer[] = [];
-    if (!this.#begun) {
-      this.#begun = true;
-      parts.push(Buffer.from('-----BEGIN PGP MESSAGE-----\r\n\r\n', 'latin1'));
-    }
-    let length = this.#rest.length;
-    for (const piece of pieces) {
-      this.#crc = crc24(piece, this.#crc);
-      length += piece.length;
-    }
-    const data = Buffer.concat([this.#rest, ...pieces], length);
-    const whole = length - (length % BYTES_PER_LINE);
-    parts.push(base64Lines(data.subarray(0, whole)));
-    // A copy, so the (large) joined buffer is not kept alive by the small rest.
-    this.#rest = Buffer.from(data.subarray(whole));
-    return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+  /** `head`, the BEGIN line (the first time) and the armored text for `pieces` (whole lines; the rest waits). */
+  write(pieces: readonly Buffer[], head: Buffer = EMPTY): Buffer {
+    for (const piece of pieces) this.#crc = crc24(piece, this.#crc);
+    return this.#lines.write(pieces, { head: this.#lead(head) });
   }
 
-  /** The last line, the checksum line and the END line. */
-  end(): Buffer {
-    const head = this.#begun ? '' : '-----BEGIN PGP MESSAGE-----\r\n\r\n';
-    const last = this.#rest.length > 0 ? `${this.#rest.toString('base64')}\r\n` : '';
+  /** What `write` gives for `pieces`, then the last line, the checksum line, the END line and `tail`. */
+  end(pieces: readonly Buffer[] = [], head: Buffer = EMPTY, tail: Buffer = EMPTY): Buffer {
+    for (const piece of pieces) this.#crc = crc24(piece, this.#crc);
     const crc = this.#crc;
     const checksum = Buffer.from([crc >>> 16, (crc >>> 8) & 0xff, crc & 0xff]).toString('base64');
-    return Buffer.from(`${head}${last}=${checksum}\r\n-----END PGP MESSAGE-----\r\n`, 'latin1');
+    const end = `=${checksum}\r\n-----END PGP MESSAGE-----\r\n`;
+    const after = Buffer.allocUnsafe(end.length + tail.length);
+    after.write(end, 0, 'latin1');
+    tail.copy(after, end.length);
+    return this.#lines.write(pieces, { head: this.#lead(head), last: true, tail: after });
   }
-}
 
-/** Base64 of `data` (a multiple of 48 bytes) as 64-character lines, each ending in CRLF. */
-function base64Lines(data: Buffer): Buffer {
-  const lines = data.length / BYTES_PER_LINE;
-  if (lines === 0) return Buffer.alloc(0);
-  const out = Buffer.allocUnsafe(lines * LINE_WITH_CRLF);
-  out.write(data.toString('base64'), 0, 'latin1');
-  // Spread the lines out in place from the last one back (copyWithin is a cheap builtin; Buffer.copy per line cost
-  // twice as much), then put CRLF after each.
-  for (let line = lines - 1; line >= 0; line--) {
-    const at = line * LINE_WITH_CRLF;
-    if (line > 0) out.copyWithin(at, line * 64, line * 64 + 64);
-    out[at + 64] = 0x0d;
-    out[at + 65] = 0x0a;
+  #lead(head: Buffer): Buffer {
+    if (this.#begun) return head;
+    this.#begun = true;
+    return head.length === 0 ? BEGIN : Buffer.concat([head, BEGIN]);
   }
-  return out;
 }

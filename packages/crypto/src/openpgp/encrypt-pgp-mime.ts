@@ -3,11 +3,11 @@
 // AES-256 anyway, the fast path writes the message itself with node:crypto (seipd-v1-writer.ts, armor-writer.ts) and
 // takes only the session key packets from openpgp; everything else goes through openpgp. Either way the content
 // streams, so memory does not grow with the message size (figures in README.md).
-import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import { toCrlf } from '@smgw/mime';
 import * as openpgp from 'openpgp';
+import { pooledRandomBytes } from '../random-pool.ts';
 import { MessageArmorWriter } from './armor-writer.ts';
 import { describeError, PgpError } from './errors.ts';
 import { formatOuterHeaders, type OuterHeaders } from './outer-headers.ts';
@@ -28,6 +28,12 @@ export interface EncryptPgpMimeInput {
   now?: Date;
 }
 
+const CHUNK_BYTES = 64 * 1024;
+const EMPTY = Buffer.alloc(0);
+const BOUNDARY_BYTES = 16;
+const SESSION_KEY_BYTES = 32;
+const PREFIX_BYTES = 18; // one AES block and two repeated octets (RFC 4880 §5.13)
+
 // The MIME entity is often already compressed (attachments), and compression before encryption leaks through
 // lengths; RFC 3156 does not need it.
 const ENCRYPT_CONFIG: openpgp.PartialConfig = {
@@ -47,25 +53,30 @@ export async function encryptPgpMime(input: EncryptPgpMimeInput): Promise<Readab
   const recipients = await Promise.all(input.recipientKeys.map((armored) => readRecipientKey(armored, now)));
   const encryptionKeys = recipients.map((recipient) => recipient.publicKey);
   const signingKeys = input.signingKey ? [await readSigningKey(input.signingKey, now)] : [];
-  // One call for all random bytes (each call into OpenSSL costs several µs): boundary, session key, prefix.
-  const random = randomBytes(16 + 32 + 18);
-  const boundary = `smgw-pgp-${random.toString('hex', 0, 16)}`;
+  // One draw for all random bytes: boundary, session key, prefix of the encrypted data.
+  const random = pooledRandomBytes(BOUNDARY_BYTES + SESSION_KEY_BYTES + PREFIX_BYTES);
+  const boundary = `smgw-pgp-${random.toString('hex', 0, BOUNDARY_BYTES)}`;
 
   if (signingKeys.length === 0 && (await allTakeSeipdV1Aes256(encryptionKeys, now))) {
-    const sessionKey = random.subarray(16, 48);
+    const sessionKey = random.subarray(BOUNDARY_BYTES, BOUNDARY_BYTES + SESSION_KEY_BYTES);
     let sessionKeyPackets: Buffer;
     let seipd: SeipdV1Writer;
     try {
-      seipd = new SeipdV1Writer(sessionKey, now, random.subarray(48));
-      sessionKeyPackets = await allSessionKeyPackets(recipients, sessionKey, now);
+      seipd = new SeipdV1Writer(sessionKey, now, random.subarray(BOUNDARY_BYTES + SESSION_KEY_BYTES));
+      sessionKeyPackets = recipients.every((recipient) => writesNatively(recipient.encryptionKeyPacket))
+        ? nativeSessionKeyPackets(recipients, sessionKey)
+        : await openpgpSessionKeyPackets(recipients, sessionKey, now);
     } finally {
-      sessionKey.fill(0); // the cipher holds its own copy; ours is not needed any more
+      random.fill(0); // the cipher holds its own copy of the key; ours is not needed any more
     }
-    // A Buffer is encrypted by a synchronous generator (no promise per chunk); a stream needs the async one.
+    const head = mimeHead(outerHeaders, boundary);
+    const tail = mimeTail(boundary);
+    // A Buffer is encrypted by a synchronous generator (no promise per chunk); a stream needs the async one. Object
+    // mode: each piece passes as it is (a byte-mode stream would join buffered pieces into a new buffer on read).
     const parts = Buffer.isBuffer(input.content)
-      ? pgpMimePartsSync(outerHeaders, boundary, armoredFromBuffer(input.content, sessionKeyPackets, seipd))
-      : pgpMimeParts(outerHeaders, boundary, armoredFromStream(input.content, sessionKeyPackets, seipd));
-    return Readable.from(parts, { objectMode: false });
+      ? pgpMimeFromBuffer(input.content, head, tail, sessionKeyPackets, seipd)
+      : pgpMimeFromStream(input.content, head, tail, sessionKeyPackets, seipd);
+    return Readable.from(parts, { objectMode: true, highWaterMark: 2 });
   }
 
   let armored: NodeWebReadableStream<string>;
@@ -90,12 +101,18 @@ export async function encryptPgpMime(input: EncryptPgpMimeInput): Promise<Readab
   return Readable.from(pgpMimeParts(outerHeaders, boundary, crlfLines(armored)), { objectMode: false });
 }
 
-/** The PKESK packets for every recipient: written natively for RSA and cv25519 keys, else by openpgp. */
-async function allSessionKeyPackets(recipients: RecipientKey[], sessionKey: Buffer, now: Date): Promise<Buffer> {
+/** The PKESK packets for recipients whose keys are all RSA or cv25519, written with node:crypto. */
+function nativeSessionKeyPackets(recipients: RecipientKey[], sessionKey: Buffer): Buffer {
   try {
-    if (recipients.every((recipient) => writesNatively(recipient.encryptionKeyPacket))) {
-      return Buffer.concat(recipients.map((recipient) => sessionKeyPacket(recipient.encryptionKeyPacket, sessionKey)));
-    }
+    return Buffer.concat(recipients.map((recipient) => sessionKeyPacket(recipient.encryptionKeyPacket, sessionKey)));
+  } catch (error) {
+    throw sessionKeyFailure(error);
+  }
+}
+
+/** The PKESK packets written by openpgp, for any kind of key it accepts. */
+async function openpgpSessionKeyPackets(recipients: RecipientKey[], sessionKey: Buffer, now: Date): Promise<Buffer> {
+  try {
     const packets = await openpgp.encryptSessionKey({
       data: sessionKey,
       algorithm: 'aes256',
@@ -105,10 +122,14 @@ async function allSessionKeyPackets(recipients: RecipientKey[], sessionKey: Buff
     });
     return Buffer.from(packets);
   } catch (error) {
-    throw new PgpError('PGP_ENCRYPT_FAILED', `could not encrypt the session key: ${describeError(error)}`, {
-      cause: error,
-    });
+    throw sessionKeyFailure(error);
   }
+}
+
+function sessionKeyFailure(error: unknown): PgpError {
+  return new PgpError('PGP_ENCRYPT_FAILED', `could not encrypt the session key: ${describeError(error)}`, {
+    cause: error,
+  });
 }
 
 async function allTakeSeipdV1Aes256(keys: openpgp.PublicKey[], now: Date): Promise<boolean> {
@@ -116,33 +137,55 @@ async function allTakeSeipdV1Aes256(keys: openpgp.PublicKey[], now: Date): Promi
   return verdicts.every(Boolean);
 }
 
-/** The armored message (CRLF lines) for a Buffer: the session key packets, then the SEIPDv1 packet chunk by chunk. */
-function* armoredFromBuffer(content: Buffer, sessionKeyPackets: Buffer, seipd: SeipdV1Writer): Generator<Buffer> {
-  const armor = new MessageArmorWriter();
-  yield armor.write([sessionKeyPackets]);
-  for (let offset = 0; offset < content.length; offset += CHUNK_BYTES) {
-    const out = armor.write(seipd.write(content.subarray(offset, Math.min(offset + CHUNK_BYTES, content.length))));
-    if (out.length > 0) yield out;
+/**
+ * The PGP/MIME message for a Buffer: the MIME head and the armored session key packets, then the SEIPDv1 packet
+ * chunk by chunk, the end of the armor and the MIME tail; one buffer per chunk (one in all for up to 64 KiB).
+ */
+function* pgpMimeFromBuffer(
+  content: Buffer,
+  head: Buffer,
+  tail: Buffer,
+  sessionKeyPackets: Buffer,
+  seipd: SeipdV1Writer,
+): Generator<Buffer> {
+  try {
+    const armor = new MessageArmorWriter();
+    // What goes in front of the next armored text, until some has been written.
+    let lead: { head: Buffer; binary: Buffer[] } | undefined = { head, binary: [sessionKeyPackets] };
+    for (let offset = 0; offset < content.length; offset += CHUNK_BYTES) {
+      const binary = seipd.write(content.subarray(offset, Math.min(offset + CHUNK_BYTES, content.length)));
+      if (binary.length === 0) continue; // the literal packet holds back its last part until the end
+      const out = lead ? armor.write([...lead.binary, ...binary], lead.head) : armor.write(binary);
+      lead = undefined;
+      if (out.length > 0) yield out;
+    }
+    const binary = seipd.end();
+    yield lead ? armor.end([...lead.binary, ...binary], lead.head, tail) : armor.end(binary, EMPTY, tail);
+  } catch (error) {
+    throw streamingFailure(error);
   }
-  yield armor.write(seipd.end());
-  yield armor.end();
 }
 
-/** The same for a stream of content, as it arrives. */
-async function* armoredFromStream(
+/** The same for a stream of content, as it arrives: the head is sent before the content is read. */
+async function* pgpMimeFromStream(
   content: Readable,
+  head: Buffer,
+  tail: Buffer,
   sessionKeyPackets: Buffer,
   seipd: SeipdV1Writer,
 ): AsyncGenerator<Buffer> {
   const armor = new MessageArmorWriter();
-  yield armor.write([sessionKeyPackets]);
-  for await (const chunk of content) {
-    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array | string);
-    const out = armor.write(seipd.write(bytes));
-    if (out.length > 0) yield out;
+  yield armor.write([sessionKeyPackets], head);
+  try {
+    for await (const chunk of content) {
+      const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array | string);
+      const out = armor.write(seipd.write(bytes));
+      if (out.length > 0) yield out;
+    }
+    yield armor.end(seipd.end(), EMPTY, tail);
+  } catch (error) {
+    throw streamingFailure(error);
   }
-  yield armor.write(seipd.end());
-  yield armor.end();
 }
 
 // openpgp armors with bare LF and never emits CR, so every LF becomes CRLF (mail needs CRLF; ingest refuses bare LF).
@@ -158,16 +201,6 @@ async function* pgpMimeParts(
   yield mimeHead(outerHeaders, boundary);
   try {
     for await (const chunk of armored) yield chunk;
-  } catch (error) {
-    throw streamingFailure(error);
-  }
-  yield mimeTail(boundary);
-}
-
-function* pgpMimePartsSync(outerHeaders: string, boundary: string, armored: Iterable<Buffer>): Generator<Buffer> {
-  yield mimeHead(outerHeaders, boundary);
-  try {
-    yield* armored;
   } catch (error) {
     throw streamingFailure(error);
   }
@@ -203,8 +236,6 @@ function streamingFailure(error: unknown): PgpError {
     cause: error,
   });
 }
-
-const CHUNK_BYTES = 64 * 1024;
 
 // Views on the Buffer's memory, not copies (openpgp only reads them).
 function* chunksOf(content: Buffer): Generator<Uint8Array> {

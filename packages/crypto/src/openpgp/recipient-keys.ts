@@ -14,23 +14,44 @@ const FEATURE_SEIPD_V2 = 0x08;
 // revocation) is a new entry, so nothing stale is ever used.
 const parsedKeys = new Map<string, openpgp.PublicKey>();
 
+type EncryptionKeyPacket = openpgp.PublicKeyPacket | openpgp.PublicSubkeyPacket;
+
+/**
+ * openpgp's verdict on a key at one time. openpgp judges every time in whole seconds (util.normalizeDate; creation,
+ * expiry and revocation times are whole seconds in the packets), so the verdict on a key object cannot change within
+ * one second: the last successful one per key is kept with its second and reused only for that same second. Any
+ * check at another second replaces it. The checks cost more than the key wrap itself (openpgp builds and discards an
+ * Error for every key without direct-key signatures), and a busy gateway encrypts to the same keys many times a second.
+ */
+interface Verdict {
+  readonly second: number;
+  readonly encryptionKeyPacket: EncryptionKeyPacket;
+  takesSeipdV1Aes256?: boolean;
+}
+const verdicts = new WeakMap<openpgp.PublicKey, Verdict>();
+
+const secondOf = (date: Date): number => Math.floor(date.getTime() / 1000);
+
 export interface RecipientKey {
   publicKey: openpgp.PublicKey;
   /** The (sub)key packet openpgp chose for encryption at the given time. */
-  encryptionKeyPacket: openpgp.PublicKeyPacket | openpgp.PublicSubkeyPacket;
+  encryptionKeyPacket: EncryptionKeyPacket;
 }
 
 /** The armored key parsed (cached) and checked at `now`; PGP_RECIPIENT_KEY_UNUSABLE when it cannot encrypt. */
 export async function readRecipientKey(armored: string, now: Date): Promise<RecipientKey> {
-  const publicKey = await parseCached(armored);
+  const publicKey = cachedKey(armored) ?? (await parseAndCache(armored));
+  const second = secondOf(now);
+  const known = verdicts.get(publicKey);
+  if (known?.second === second) return { publicKey, encryptionKeyPacket: known.encryptionKeyPacket };
   try {
     // The same check openpgp.encrypt makes (expiry, revocation, minRSABits), but with the fingerprint in the error.
     const encryptionKey = await publicKey.getEncryptionKey(undefined, now);
-    return {
-      publicKey,
-      encryptionKeyPacket: encryptionKey.keyPacket as openpgp.PublicKeyPacket | openpgp.PublicSubkeyPacket,
-    };
+    const encryptionKeyPacket = encryptionKey.keyPacket as EncryptionKeyPacket;
+    verdicts.set(publicKey, { second, encryptionKeyPacket });
+    return { publicKey, encryptionKeyPacket };
   } catch (error) {
+    verdicts.delete(publicKey);
     throw new PgpError(
       'PGP_RECIPIENT_KEY_UNUSABLE',
       `key ${fingerprintOf(publicKey)} cannot encrypt: ${describeError(error)}`,
@@ -45,6 +66,15 @@ export async function readRecipientKey(armored: string, now: Date): Promise<Reci
  */
 export async function takesSeipdV1Aes256(key: openpgp.PublicKey, now: Date): Promise<boolean> {
   if (key.keyPacket.version !== 4) return false;
+  const verdict = verdicts.get(key);
+  const sameSecond = verdict?.second === secondOf(now);
+  if (sameSecond && verdict.takesSeipdV1Aes256 !== undefined) return verdict.takesSeipdV1Aes256;
+  const takes = await primaryUserTakesSeipdV1Aes256(key, now);
+  if (sameSecond) verdict.takesSeipdV1Aes256 = takes;
+  return takes;
+}
+
+async function primaryUserTakesSeipdV1Aes256(key: openpgp.PublicKey, now: Date): Promise<boolean> {
   try {
     const { selfCertification } = await key.getPrimaryUser(now);
     const features = selfCertification.features?.[0] ?? 0;
@@ -55,15 +85,20 @@ export async function takesSeipdV1Aes256(key: openpgp.PublicKey, now: Date): Pro
   }
 }
 
-async function parseCached(armored: string): Promise<openpgp.PublicKey> {
-  const digest = createHash('sha256').update(armored).digest('hex');
+const digestOf = (armored: string): string => createHash('sha256').update(armored).digest('hex');
+
+/** The cached key for this armored text, if any (most recently used last, so eviction drops the oldest). */
+function cachedKey(armored: string): openpgp.PublicKey | undefined {
+  const digest = digestOf(armored);
   const cached = parsedKeys.get(digest);
   if (cached) {
-    // Most recently used last, so the entry evicted is the one unused the longest.
     parsedKeys.delete(digest);
     parsedKeys.set(digest, cached);
-    return cached;
   }
+  return cached;
+}
+
+async function parseAndCache(armored: string): Promise<openpgp.PublicKey> {
   let key: openpgp.Key;
   try {
     key = await openpgp.readKey({ armoredKey: armored });
@@ -73,7 +108,7 @@ async function parseCached(armored: string): Promise<openpgp.PublicKey> {
     });
   }
   const publicKey = key.isPrivate() ? key.toPublic() : key;
-  parsedKeys.set(digest, publicKey);
+  parsedKeys.set(digestOf(armored), publicKey);
   if (parsedKeys.size > CACHE_ENTRIES) {
     const oldest = parsedKeys.keys().next().value;
     if (oldest !== undefined) parsedKeys.delete(oldest);

@@ -13,6 +13,8 @@ const LITERAL_FORMAT_BINARY = 0x62; // 'b'
 const MDC_HEADER = Buffer.from([0xd3, 0x14]);
 const AES_BLOCK_BYTES = 16;
 const PREFIX_BYTES = AES_BLOCK_BYTES + 2;
+/** Pieces below this size are joined before they go to the cipher and the hash. */
+const JOIN_BELOW_BYTES = 512;
 
 /** Size of each partial body: 2^16 bytes (a power of two ≥ 512 as RFC 4880 requires for the first part). */
 const PARTIAL_EXPONENT = 16;
@@ -133,25 +135,41 @@ export class SeipdV1Writer {
     const out: Buffer[] = [];
     const plain: Buffer[] = [];
     this.#literal.end(plain);
-    plain.push(MDC_HEADER);
     this.#encrypt(plain, out);
-    const mdc = this.#mdc.digest();
-    this.#seipd.write(Buffer.concat([this.#cipher.update(mdc), this.#cipher.final()]), out);
+    // The MDC packet: its two header octets are hashed too, then encrypted together with the hash.
+    this.#mdc.update(MDC_HEADER);
+    const mdcPacket = Buffer.concat([MDC_HEADER, this.#mdc.digest()]);
+    this.#seipd.write(this.#cipher.update(mdcPacket), out);
+    this.#seipd.write(this.#cipher.final(), out);
     this.#seipd.end(out);
     return out;
   }
 
-  // Small pieces (header octets, the prefix) are joined with the data, so the cipher and the hash see one buffer
-  // per chunk: each call into OpenSSL has a fixed cost that dominated small messages.
+  // Small pieces (header octets, the prefix) are joined, so the cipher and the hash see few buffers per chunk (each
+  // call into OpenSSL has a fixed cost, which dominated small messages); the content itself is passed on as it is,
+  // never copied into a joined buffer (fresh memory costs more than the calls saved).
   #encrypt(plain: Buffer[], out: Buffer[]): void {
+    if (plain.length === 0) return;
     if (this.#plainStart) {
       plain.unshift(this.#plainStart);
       this.#plainStart = undefined;
       this.#seipd.write(Buffer.from([SEIPD_VERSION_1]), out);
     }
-    if (plain.length === 0) return;
-    const joined = plain.length === 1 ? (plain[0] as Buffer) : Buffer.concat(plain);
-    this.#mdc.update(joined);
-    this.#seipd.write(this.#cipher.update(joined), out);
+    let small: Buffer[] = [];
+    for (const piece of plain) {
+      if (piece.length < JOIN_BELOW_BYTES) {
+        small.push(piece);
+        continue;
+      }
+      if (small.length > 0) this.#update(small.length === 1 ? (small[0] as Buffer) : Buffer.concat(small), out);
+      small = [];
+      this.#update(piece, out);
+    }
+    if (small.length > 0) this.#update(small.length === 1 ? (small[0] as Buffer) : Buffer.concat(small), out);
+  }
+
+  #update(plain: Buffer, out: Buffer[]): void {
+    this.#mdc.update(plain);
+    this.#seipd.write(this.#cipher.update(plain), out);
   }
 }

@@ -31,6 +31,9 @@ const KEK_CIPHERS: Record<number, { name: string; bytes: number }> = {
 };
 const AES_WRAP_IV = Buffer.from('a6a6a6a6a6a6a6a6', 'hex');
 const ANONYMOUS_SENDER = Buffer.from('Anonymous Sender    ', 'latin1');
+const KDF_COUNTER_1 = Buffer.from([0, 0, 0, 1]);
+/** Bit count of a 33-octet MPI whose first octet is 0x40 (263 bits), and that octet. */
+const EPHEMERAL_MPI_START = Buffer.from([0x01, 0x07, CURVE25519_PREFIX]);
 
 /** An encryption (sub)key packet as openpgp gives it, with what the packet writer needs. */
 type EncryptionKeyPacket = openpgp.PublicKeyPacket | openpgp.PublicSubkeyPacket;
@@ -45,8 +48,18 @@ interface EcdhParams {
   kdfParams: { hash: number; cipher: number; write(): Uint8Array };
 }
 
-// Node key objects made from openpgp's key parameters, per key packet (which the parsed-key cache keeps alive).
-const nodeKeys = new WeakMap<object, KeyObject>();
+/** What a PKESK for one key packet needs besides the session key, worked out once per key packet. */
+interface PreparedKey {
+  /** Version, key ID and algorithm octets: the start of the packet body. */
+  readonly bodyStart: Buffer;
+  readonly nodeKey: KeyObject;
+  /** ECDH only: the KDF's fixed input (RFC 6637 §8), its hash and the key wrap cipher. */
+  readonly ecdh?: { readonly param: Buffer; readonly hash: string; readonly kek: { name: string; bytes: number } };
+}
+
+// Per key packet (which the parsed-key cache keeps alive): the Node key object made from openpgp's key parameters
+// and the constant parts of the packet.
+const preparedKeys = new WeakMap<object, PreparedKey>();
 
 /** True when `sessionKeyPackets` can write the packet for this key itself. */
 export function writesNatively(keyPacket: EncryptionKeyPacket): boolean {
@@ -66,75 +79,89 @@ export function writesNatively(keyPacket: EncryptionKeyPacket): boolean {
 
 /** One PKESK packet (header included) that gives `sessionKey` (AES-256) to the holder of `keyPacket`. */
 export function sessionKeyPacket(keyPacket: EncryptionKeyPacket, sessionKey: Buffer): Buffer {
+  const key = preparedKey(keyPacket);
   const block = sessionKeyBlock(sessionKey);
+  const fields = key.ecdh ? ecdhFields(key.nodeKey, key.ecdh, block) : rsaFields(key.nodeKey, block);
+  block.fill(0);
+  const bodyLength = key.bodyStart.length + fields.length;
+  return Buffer.concat([Buffer.from([0xc0 | TAG_PKESK]), definiteLength(bodyLength), key.bodyStart, fields]);
+}
+
+function preparedKey(keyPacket: EncryptionKeyPacket): PreparedKey {
+  let key = preparedKeys.get(keyPacket);
+  if (key) return key;
   const algorithm = keyPacket.algorithm as number;
-  const fields = algorithm === ALGO_ECDH ? ecdhFields(keyPacket, block) : rsaFields(keyPacket, block);
-  const body = Buffer.concat([
+  const bodyStart = Buffer.concat([
     Buffer.from([PKESK_VERSION_3]),
     Buffer.from(keyPacket.getKeyID().toHex(), 'hex'),
     Buffer.from([algorithm]),
-    fields,
   ]);
-  return Buffer.concat([Buffer.from([0xc0 | TAG_PKESK]), definiteLength(body.length), body]);
+  if (algorithm === ALGO_ECDH) {
+    const { oid, Q, kdfParams } = publicParams<EcdhParams>(keyPacket);
+    const nodeKey = createPublicKey({
+      key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(Q.subarray(1)).toString('base64url') },
+      format: 'jwk',
+    });
+    const param = Buffer.concat([
+      oid.write(),
+      Buffer.from([ALGO_ECDH]),
+      kdfParams.write(),
+      ANONYMOUS_SENDER,
+      keyPacket.getFingerprintBytes() as Uint8Array,
+    ]);
+    const hash = HASH_NODE_NAMES[kdfParams.hash] as string;
+    const kek = KEK_CIPHERS[kdfParams.cipher] as { name: string; bytes: number };
+    key = { bodyStart, nodeKey, ecdh: { param, hash, kek } };
+  } else {
+    const { n, e } = publicParams<RsaParams>(keyPacket);
+    const nodeKey = createPublicKey({
+      key: { kty: 'RSA', n: Buffer.from(n).toString('base64url'), e: Buffer.from(e).toString('base64url') },
+      format: 'jwk',
+    });
+    key = { bodyStart, nodeKey };
+  }
+  preparedKeys.set(keyPacket, key);
+  return key;
 }
 
 /** Cipher algorithm octet, key, two-octet sum of the key octets (RFC 4880 §5.1). */
 function sessionKeyBlock(sessionKey: Buffer): Buffer {
   let sum = 0;
   for (const byte of sessionKey) sum = (sum + byte) & 0xffff;
-  return Buffer.concat([Buffer.from([SYMMETRIC_AES256]), sessionKey, Buffer.from([sum >> 8, sum & 0xff])]);
+  const block = Buffer.allocUnsafe(sessionKey.length + 3);
+  block[0] = SYMMETRIC_AES256;
+  sessionKey.copy(block, 1);
+  block[sessionKey.length + 1] = sum >> 8;
+  block[sessionKey.length + 2] = sum & 0xff;
+  return block;
 }
 
-function rsaFields(keyPacket: EncryptionKeyPacket, block: Buffer): Buffer {
-  let key = nodeKeys.get(keyPacket);
-  if (!key) {
-    const { n, e } = publicParams<RsaParams>(keyPacket);
-    key = createPublicKey({
-      key: { kty: 'RSA', n: Buffer.from(n).toString('base64url'), e: Buffer.from(e).toString('base64url') },
-      format: 'jwk',
-    });
-    nodeKeys.set(keyPacket, key);
-  }
+function rsaFields(key: KeyObject, block: Buffer): Buffer {
   return mpi(publicEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, block));
 }
 
 /** RFC 6637 §8 with X25519: ephemeral key, shared secret, KDF over the key's parameters, AES key wrap. */
-function ecdhFields(keyPacket: EncryptionKeyPacket, block: Buffer): Buffer {
-  const { oid, Q, kdfParams } = publicParams<EcdhParams>(keyPacket);
-  let recipient = nodeKeys.get(keyPacket);
-  if (!recipient) {
-    recipient = createPublicKey({
-      key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(Q.subarray(1)).toString('base64url') },
-      format: 'jwk',
-    });
-    nodeKeys.set(keyPacket, recipient);
-  }
-  // The public half straight as SPKI DER, whose last 32 bytes are the raw u-coordinate (cheaper than an export).
-  const ephemeral = generateKeyPairSync('x25519', { publicKeyEncoding: { type: 'spki', format: 'der' } });
+function ecdhFields(recipient: KeyObject, ecdh: NonNullable<PreparedKey['ecdh']>, block: Buffer): Buffer {
+  const ephemeral = generateKeyPairSync('x25519');
+  // The raw public value from a JWK export: the generator's own SPKI DER encoding cost as much as the key generation.
+  const ephemeralPublic = Buffer.from(ephemeral.publicKey.export({ format: 'jwk' }).x as string, 'base64url');
   const shared = diffieHellman({ privateKey: ephemeral.privateKey, publicKey: recipient });
-  const kek = KEK_CIPHERS[kdfParams.cipher] as { name: string; bytes: number };
-  const param = Buffer.concat([
-    oid.write(),
-    Buffer.from([ALGO_ECDH]),
-    kdfParams.write(),
-    ANONYMOUS_SENDER,
-    keyPacket.getFingerprintBytes() as Uint8Array,
-  ]);
-  const kekBytes = createHash(HASH_NODE_NAMES[kdfParams.hash] as string)
-    .update(Buffer.from([0, 0, 0, 1]))
+  const kekBytes = createHash(ecdh.hash)
+    .update(KDF_COUNTER_1)
     .update(shared)
-    .update(param)
+    .update(ecdh.param)
     .digest()
-    .subarray(0, kek.bytes);
+    .subarray(0, ecdh.kek.bytes);
+  shared.fill(0);
   const padding = 8 - (block.length % 8); // PKCS#5 to a multiple of 8 octets
-  const wrap = createCipheriv(kek.name, kekBytes, AES_WRAP_IV);
-  const wrapped = Buffer.concat([wrap.update(Buffer.concat([block, Buffer.alloc(padding, padding)])), wrap.final()]);
-  const ephemeralPublic = (ephemeral.publicKey as unknown as Buffer).subarray(-32);
-  return Buffer.concat([
-    mpi(Buffer.concat([Buffer.from([CURVE25519_PREFIX]), ephemeralPublic])),
-    Buffer.from([wrapped.length]),
-    wrapped,
-  ]);
+  const padded = Buffer.alloc(block.length + padding, padding);
+  block.copy(padded);
+  const wrap = createCipheriv(ecdh.kek.name, kekBytes, AES_WRAP_IV);
+  const wrapped = Buffer.concat([wrap.update(padded), wrap.final()]);
+  padded.fill(0);
+  kekBytes.fill(0);
+  // MPI of the native point: 0x40 then the 32-byte u-coordinate, 263 bits (RFC 6637 §8, legacy Curve25519 form).
+  return Buffer.concat([EPHEMERAL_MPI_START, ephemeralPublic, Buffer.from([wrapped.length]), wrapped]);
 }
 
 /** An OpenPGP multiprecision integer: bit count, then the value without leading zero octets (RFC 4880 §3.2). */

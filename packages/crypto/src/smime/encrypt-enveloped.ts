@@ -2,10 +2,11 @@
 // EnvelopedData or AuthEnvelopedData, one RecipientInfo per recipient) is built with asn1js, while the content
 // itself flows through node:crypto into an indefinite-length encryptedContent of OCTET STRING segments and is
 // base64-encoded on the fly. Memory per message is a few segments, whatever the size of the message.
-import { createCipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { Base64LineWriter } from '../base64-lines.ts';
+import { pooledRandomBytes } from '../random-pool.ts';
 import { encodeDer, integer, oid } from './asn1-build.ts';
-import { createBase64LineEncoder } from './base64-lines.ts';
 import { type CertificateIdentity, type CertificateInput, certificateIdentity } from './certificate.ts';
 import { derFrame, derHeader, TAG_OCTET_STRING, TAG_SEQUENCE, TAG_SET } from './der-frame.ts';
 import { SmimeError } from './errors.ts';
@@ -43,6 +44,7 @@ const CEK_BYTES = 32;
 const INDEFINITE_SEQUENCE = Buffer.from([0x30, 0x80]);
 const INDEFINITE_CONTEXT_0 = Buffer.from([0xa0, 0x80]);
 const END_OF_CONTENTS = Buffer.from([0x00, 0x00]);
+const EMPTY = Buffer.alloc(0);
 const OWN_HEADERS = new Set([
   'content-type',
   'content-transfer-encoding',
@@ -50,6 +52,21 @@ const OWN_HEADERS = new Set([
   'content-description',
 ]);
 const HEADER_NAME = /^[!-9;-~]+$/;
+// No CR/LF (header injection) and nothing outside printable ASCII/tab: values arrive already encoded.
+const HEADER_VALUE_FORBIDDEN = /[^\t\x20-\x7e]/;
+
+/** The fields this module owns, and the empty line that ends the header. */
+const ownFields = (smimeType: string): string =>
+  [
+    `Content-Type: application/pkcs7-mime; smime-type=${smimeType}; name=smime.p7m`,
+    'Content-Transfer-Encoding: base64',
+    'Content-Disposition: attachment; filename=smime.p7m',
+    'Content-Description: S/MIME Encrypted Message',
+    '',
+    '',
+  ].join('\r\n');
+const ENVELOPED_FIELDS = ownFields('enveloped-data');
+const AUTH_ENVELOPED_FIELDS = ownFields('authEnveloped-data');
 
 function headerBlock(headers: SmimeHeaders | undefined, gcm: boolean): Buffer {
   const pairs = headers === undefined ? [] : Array.isArray(headers) ? headers : Object.entries(headers);
@@ -58,23 +75,15 @@ function headerBlock(headers: SmimeHeaders | undefined, gcm: boolean): Buffer {
   for (const [name, value] of pairs as ReadonlyArray<readonly [string, string]>) {
     if (!HEADER_NAME.test(name))
       throw new SmimeError('SMIME_INVALID_HEADER', `invalid header name ${JSON.stringify(name)}`);
-    // No CR/LF (header injection) and nothing outside printable ASCII/tab: values arrive already encoded.
-    if (/[^\t\x20-\x7e]/.test(value)) throw new SmimeError('SMIME_INVALID_HEADER', `invalid characters in ${name}`);
+    if (HEADER_VALUE_FORBIDDEN.test(value))
+      throw new SmimeError('SMIME_INVALID_HEADER', `invalid characters in ${name}`);
     const lower = name.toLowerCase();
     if (OWN_HEADERS.has(lower)) throw new SmimeError('SMIME_INVALID_HEADER', `${name} is set by the encryption`);
     if (lower === 'mime-version') hasMimeVersion = true;
     lines.push(`${name}: ${value}`);
   }
   if (!hasMimeVersion) lines.push('MIME-Version: 1.0');
-  const smimeType = gcm ? 'authEnveloped-data' : 'enveloped-data';
-  lines.push(
-    `Content-Type: application/pkcs7-mime; smime-type=${smimeType}; name=smime.p7m`,
-    'Content-Transfer-Encoding: base64',
-    'Content-Disposition: attachment; filename=smime.p7m',
-    'Content-Description: S/MIME Encrypted Message',
-    '',
-    '',
-  );
+  lines.push(gcm ? AUTH_ENVELOPED_FIELDS : ENVELOPED_FIELDS);
   return Buffer.from(lines.join('\r\n'), 'latin1');
 }
 
@@ -98,7 +107,7 @@ interface PreparedRecipient {
 
 /** The CMS structure up to the first encrypted segment, with its RecipientInfos and a fresh CEK. */
 function prepareCms(recipients: readonly PreparedRecipient[], gcm: boolean) {
-  const random = randomBytes(CEK_BYTES + 16); // one call for key and IV: each call has a fixed cost
+  const random = pooledRandomBytes(CEK_BYTES + 16); // one draw for key and IV
   const cek = random.subarray(0, CEK_BYTES);
   let allVersionZero = true;
   const recipientInfos = recipients.map(({ identity, keyTransport }) => {
@@ -138,41 +147,63 @@ function* segmentsOf(chunk: Uint8Array | string): Generator<Buffer> {
   for (let at = 0; at < bytes.length; at += SEGMENT_BYTES) yield bytes.subarray(at, at + SEGMENT_BYTES);
 }
 
-/** Produces the message piece by piece: head, then per content segment, then the tail. */
+/**
+ * Produces the message piece by piece, each piece one buffer of base64 lines: the header fields and the CMS
+ * structure up to the encrypted content go in front of the first piece, the end of the structure into the last.
+ */
 function createMessageWriter(recipients: readonly PreparedRecipient[], gcm: boolean, headers: Buffer) {
   const { prefix, cipher, gcmCipher } = prepareCms(recipients, gcm);
-  const base64 = createBase64LineEncoder();
+  const base64 = new Base64LineWriter();
+  // What goes in front of the next piece, until a piece has been written.
+  let leadText: Buffer | undefined = headers;
+  const write = (binary: Buffer[], last: boolean): Buffer => {
+    const text = leadText ?? EMPTY;
+    if (leadText) {
+      binary.unshift(prefix);
+      leadText = undefined;
+    }
+    return base64.write(binary, { head: text, last });
+  };
+  /** One OCTET STRING segment of encryptedContent for `encrypted` (and `more`, encrypted right after it). */
+  const octetString = (encrypted: Buffer, more: Buffer = EMPTY): Buffer[] => {
+    const length = encrypted.length + more.length;
+    if (length === 0) return [];
+    const header = derHeader(TAG_OCTET_STRING, length);
+    return more.length === 0 ? [header, encrypted] : [header, encrypted, more];
+  };
   return {
-    head: (): Buffer => Buffer.concat([headers, base64.push(prefix)]),
-    *segment(chunk: Uint8Array | string): Generator<Buffer> {
-      for (const segment of segmentsOf(chunk)) {
-        const encrypted = cipher.update(segment);
-        if (encrypted.length === 0) continue;
-        const first = base64.push(derHeader(TAG_OCTET_STRING, encrypted.length));
-        const lines = base64.push(encrypted);
-        if (first.length > 0) yield first;
-        if (lines.length > 0) yield lines;
-      }
+    /** The header fields and the CMS structure up to the encrypted content (sent before any content is read). */
+    head: (): Buffer => write([], false),
+    /** The piece for one content segment; empty while the cipher holds everything back. */
+    segment: (plain: Buffer): Buffer => {
+      const binary = octetString(cipher.update(plain));
+      return binary.length === 0 && leadText === undefined ? EMPTY : write(binary, false);
     },
-    tail(): Buffer {
-      const last = cipher.final();
-      const tail: Buffer[] = [];
-      if (last.length > 0) tail.push(derHeader(TAG_OCTET_STRING, last.length), last);
-      tail.push(END_OF_CONTENTS, END_OF_CONTENTS); // encryptedContent, EncryptedContentInfo
-      if (gcmCipher) tail.push(derFrame(TAG_OCTET_STRING, gcmCipher.getAuthTag())); // AuthEnvelopedData.mac
-      tail.push(END_OF_CONTENTS, END_OF_CONTENTS, END_OF_CONTENTS); // (Auth)EnvelopedData, [0], ContentInfo
-      return Buffer.concat([base64.push(Buffer.concat(tail)), base64.end()]);
+    /** The last piece: the last content segment if given (with the cipher's final block), and the end. */
+    end(plain?: Buffer): Buffer {
+      const binary = octetString(plain ? cipher.update(plain) : EMPTY, cipher.final());
+      binary.push(END_OF_CONTENTS, END_OF_CONTENTS); // encryptedContent, EncryptedContentInfo
+      if (gcmCipher) binary.push(derFrame(TAG_OCTET_STRING, gcmCipher.getAuthTag())); // AuthEnvelopedData.mac
+      binary.push(END_OF_CONTENTS, END_OF_CONTENTS, END_OF_CONTENTS); // (Auth)EnvelopedData, [0], ContentInfo
+      return write(binary, true);
     },
   };
 }
 
 type MessageWriter = ReturnType<typeof createMessageWriter>;
 
-/** Content already in memory: a synchronous iterable (no promise per piece). */
+/**
+ * Content already in memory: a synchronous iterable (no promise per piece), one piece per segment, the last one
+ * with the end of the message (a message of up to one segment is a single buffer).
+ */
 function* messageFromBytes(content: Uint8Array, writer: MessageWriter): Generator<Buffer> {
-  yield writer.head();
-  yield* writer.segment(content);
-  yield writer.tail();
+  const bytes = Buffer.from(content.buffer, content.byteOffset, content.byteLength);
+  let at = 0;
+  for (; bytes.length - at > SEGMENT_BYTES; at += SEGMENT_BYTES) {
+    const piece = writer.segment(bytes.subarray(at, at + SEGMENT_BYTES));
+    if (piece.length > 0) yield piece;
+  }
+  yield writer.end(at < bytes.length ? bytes.subarray(at) : undefined);
 }
 
 async function* messageFromStream(
@@ -180,8 +211,13 @@ async function* messageFromStream(
   writer: MessageWriter,
 ): AsyncGenerator<Buffer> {
   yield writer.head();
-  for await (const chunk of content) yield* writer.segment(chunk);
-  yield writer.tail();
+  for await (const chunk of content) {
+    for (const segment of segmentsOf(chunk)) {
+      const piece = writer.segment(segment);
+      if (piece.length > 0) yield piece;
+    }
+  }
+  yield writer.end();
 }
 
 /**

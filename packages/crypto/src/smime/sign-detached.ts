@@ -4,7 +4,7 @@
 import { createHash, createPrivateKey, type KeyObject, randomBytes, webcrypto } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { createBase64LineEncoder } from './base64-lines.ts';
+import { createBase64LineEncoder } from '../base64-lines.ts';
 import { type CertificateInput, certificateDer } from './certificate.ts';
 import { SmimeError } from './errors.ts';
 
