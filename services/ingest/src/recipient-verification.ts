@@ -13,7 +13,7 @@ import type { HostPort } from '@smgw/config';
 import type { Counter } from '@smgw/observability';
 import type { Redis } from 'ioredis';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { askRedis, clientKey } from './rate-limits.ts';
+import { askRedis, clientKey, redisScript } from './rate-limits.ts';
 import type { ReplyCode } from './smtp-replies.ts';
 
 export interface RecipientVerificationSettings {
@@ -74,6 +74,7 @@ export function createRecipientVerification(
 ): RecipientVerification {
   const probe = options.probe ?? relayProbe(settings);
   const key = (...parts: string[]) => `${settings.prefix}ingest:${parts.join(':')}`;
+  const countUnknown = redisScript(redis, 'smgwIngestCountUnknownRecipient', COUNT_IN_WINDOW);
   // Concurrent RCPTs for one address (a mailing burst) share one probe.
   const probing = new Map<string, Promise<ProbeAnswer>>();
   const probeOnce = (address: string) => {
@@ -109,7 +110,7 @@ export function createRecipientVerification(
       await askRedis(() => redis.set(cacheKey, verdict, 'PX', ttl));
     }
     if (verdict === 'known') return { accept: true };
-    await askRedis(() => redis.eval(COUNT_IN_WINDOW, 1, unknownKey, settings.unknownWindowMs));
+    await askRedis(() => countUnknown(unknownKey, settings.unknownWindowMs));
     return { accept: false, code: 'RECIPIENT_UNKNOWN', reason };
   }
 
