@@ -26,6 +26,8 @@
 //          end; profiling slows the gateway, so its figures are not the run's)
 //          --pg-stats (PostgreSQL collects pg_stat_statements; prints the gateway's statements per message and their
 //          time, per path)  --only NAME[,NAME] (run only these systems: postfix, postfix+amavis, gateway)
+//          --blobs-in files|database (where the gateway keeps message contents: files in a folder of its own, the
+//          default, as SMGW_BLOB_DIR; or PostgreSQL, the setting's default when unset)
 // PostgreSQL, RabbitMQ, Redis and clamd are the run's own (PostgreSQL with fsync on, as Postfix fsyncs its queue), so
 // the CPU per message of each system is its processes' alone: /proc/<pid>/stat utime+stime of every process of
 // the system (and of its exited children), before and after each round. First it checks that each scanning
@@ -83,8 +85,12 @@ const { values: args } = parseArgs({
     'cpu-prof': { type: 'string' },
     'pg-stats': { type: 'boolean', default: false },
     only: { type: 'string' },
+    'blobs-in': { type: 'string', default: 'files' },
   },
 });
+if (args['blobs-in'] !== 'files' && args['blobs-in'] !== 'database') {
+  throw new Error(`--blobs-in is files or database, not ${args['blobs-in']}`);
+}
 const PATHS = parsePaths(args.paths ?? '');
 const N = Number(args.messages);
 const ROUNDS = Number(args.rounds);
@@ -408,6 +414,7 @@ async function startPathGateway(path: BenchPath, sink: SmtpSink, agencyRelay: Sm
   return startTestGateway({
     services: path === 'inbound' ? ['ingest', 'scan', 'encrypt', 'deliver'] : servicesOf(path),
     replicas: Object.fromEntries(workers.map((service) => [service, REPLICAS])),
+    blobs: args['blobs-in'] === 'database' ? 'database' : 'files',
     env: {
       ...(isOutbound(path)
         ? {

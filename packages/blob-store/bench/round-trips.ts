@@ -6,6 +6,7 @@
 //   node packages/blob-store/bench/round-trips.ts [--puts 2000] [--concurrency 20] [--size 10240]
 //     [--storage extended|external]   storage of blob_chunks.data to set in the schema (default: as migrated)
 //     [--store <module>]              another copy of src/blob-store.ts to compare with (e.g. main's, checked out)
+//     [--directory <folder>]          contents in files there (SMGW_BLOB_DIR) instead of blob_chunks
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -23,6 +24,7 @@ const { values: args } = parseArgs({
     size: { type: 'string', default: '10240' },
     storage: { type: 'string' },
     store: { type: 'string' },
+    directory: { type: 'string' },
   },
 });
 const N = Number(args.puts);
@@ -97,7 +99,7 @@ try {
     return rows[0] as { bytes: number; syncs: number };
   };
 
-  const store: BlobStore = create(counted, { keyStore: createFolderKeyStore(db.keys) });
+  const store: BlobStore = create(counted, { keyStore: createFolderKeyStore(db.keys), directory: args.directory });
   const content = Array.from({ length: N }, () => randomBytes(SIZE));
   const refs: string[] = [];
   await store.put(Readable.from([content[0] as Buffer]), { messageId: 'm-warm-up' });

@@ -1,5 +1,6 @@
 import { buffer } from 'node:stream/consumers';
 import type { Pool } from '@smgw/db';
+import { prepareBlobDirectory } from './blob-files.ts';
 import { findCommittedBlob, toBlobRef } from './committed-blob.ts';
 import type { BlobStore } from './index.ts';
 import type { KeyStore } from './key-store.ts';
@@ -14,14 +15,20 @@ export interface BlobStoreOptions {
   /** Where the key-encryption keys are (createFolderKeyStore). */
   keyStore: KeyStore;
   chunkBytes?: number;
+  /**
+   * SMGW_BLOB_DIR: new blobs keep their chunks in files there instead of PostgreSQL (blob-files.ts). Blobs are read
+   * from wherever their row says, so blobs written before a switch stay readable (those in files only with a folder).
+   */
+  directory?: string | undefined;
 }
 
 export function createBlobStore(pool: Pool, options: BlobStoreOptions): BlobStore {
-  const { keyStore } = options;
+  const { keyStore, directory } = options;
   const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
   if (!Number.isInteger(chunkBytes) || chunkBytes < 1 || chunkBytes > MAX_CHUNK_BYTES) {
     throw new RangeError(`chunkBytes must be an integer from 1 to ${MAX_CHUNK_BYTES}, got ${chunkBytes}`);
   }
+  if (directory !== undefined) prepareBlobDirectory(directory);
   return {
     put(source, putOptions) {
       const { maxBytes, messageId } = putOptions;
@@ -29,17 +36,17 @@ export function createBlobStore(pool: Pool, options: BlobStoreOptions): BlobStor
         return Promise.reject(new RangeError(`maxBytes must be a non-negative number, got ${maxBytes}`));
       }
       if (!messageId) return Promise.reject(new RangeError('a blob needs the id of the message it belongs to'));
-      return putBlob(pool, keyStore, source, { chunkBytes, maxBytes, messageId });
+      return putBlob(pool, keyStore, source, { chunkBytes, maxBytes, messageId, directory });
     },
     open(ref) {
-      return openBlob(pool, keyStore, ref);
+      return openBlob(pool, keyStore, ref, directory);
     },
     async stat(ref) {
       const blob = await findCommittedBlob(pool, ref);
       return blob ? toBlobRef(blob) : undefined;
     },
     readAll(ref) {
-      return buffer(openBlob(pool, keyStore, ref));
+      return buffer(openBlob(pool, keyStore, ref, directory));
     },
   };
 }

@@ -10,6 +10,8 @@ export interface CommittedBlob {
   size: number;
   kekId: string;
   wrappedKey: Buffer;
+  /** Where its chunks are: rows of blob_chunks, or a file in SMGW_BLOB_DIR (blob-files.ts). */
+  storage: 'database' | 'files';
 }
 
 /** One stored chunk: ciphertext and tag (blob-cipher.ts). */
@@ -25,6 +27,7 @@ interface BlobRow {
   size: string;
   kek_id: string;
   wrapped_key: Buffer;
+  storage: 'database' | 'files';
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -36,7 +39,7 @@ export const isBlobRef = (ref: string): boolean => UUID.test(ref);
 export async function findCommittedBlob(pool: Pool, ref: string): Promise<CommittedBlob | undefined> {
   if (!isBlobRef(ref)) return undefined;
   const rows = await lookUp<BlobRow>(pool, ref, {
-    text: `select id, digest, size, kek_id, wrapped_key from blobs where id = $1 and state = 'committed'`,
+    text: `select id, digest, size, kek_id, wrapped_key, storage from blobs where id = $1 and state = 'committed'`,
     values: [ref],
   });
   return rows[0] && toCommittedBlob(rows[0]);
@@ -70,7 +73,7 @@ export async function findCommittedBlobWithChunks(
 
 const BLOB_WITH_FIRST_CHUNKS = preparedStatement(
   'blob-with-first-chunks',
-  `select b.id, b.digest, b.size, b.kek_id, b.wrapped_key, c.seq, c.data, c.final
+  `select b.id, b.digest, b.size, b.kek_id, b.wrapped_key, b.storage, c.seq, c.data, c.final
      from blobs b
      left join lateral (
        select seq, data, final from blob_chunks where blob_id = b.id order by seq limit $2
@@ -89,7 +92,14 @@ async function lookUp<Row>(pool: Pool, ref: string, query: QueryConfig): Promise
 
 function toCommittedBlob(row: BlobRow): CommittedBlob {
   // bigint comes back as a string; blobs are far below 2^53 bytes.
-  return { id: row.id, digest: row.digest, size: Number(row.size), kekId: row.kek_id, wrappedKey: row.wrapped_key };
+  return {
+    id: row.id,
+    digest: row.digest,
+    size: Number(row.size),
+    kekId: row.kek_id,
+    wrappedKey: row.wrapped_key,
+    storage: row.storage,
+  };
 }
 
 export function toBlobRef(blob: { id: string; digest: string; size: number }): BlobRef {

@@ -1,12 +1,14 @@
 import { Readable } from 'node:stream';
 import { type Pool, preparedStatement } from '@smgw/db';
 import { type BlobKeys, decryptChunk, unwrapBlobKeys } from './blob-cipher.ts';
+import { readBlobFileChunks } from './blob-files.ts';
 import { type CommittedBlob, findCommittedBlobWithChunks, type StoredChunk } from './committed-blob.ts';
 import { BlobCorruptError, BlobKeyError, BlobNotFoundError, BlobStorageError } from './errors.ts';
 import type { KeyStore } from './key-store.ts';
 
 /** Chunks fetched per query: few enough to bound memory (4 × 256 KiB), enough to keep round trips down. */
 export const CHUNKS_PER_READ = 4;
+const FILE_READ_SLACK_BYTES = 4096;
 
 /**
  * A stream of a committed blob's bytes. Chunks are fetched a few at a time in seq order, only when the consumer
@@ -22,24 +24,51 @@ const NEXT_CHUNKS = preparedStatement(
   'select seq, data, final from blob_chunks where blob_id = $1 and seq >= $2 order by seq limit $3',
 );
 
-export function openBlob(pool: Pool, keyStore: KeyStore, ref: string): Readable {
+/**
+ * A blob whose row says its chunks are in files (blob-files.ts) is read from `directory` (SMGW_BLOB_DIR); without one
+ * it fails with BlobStorageError, as when the database fails.
+ */
+export function openBlob(pool: Pool, keyStore: KeyStore, ref: string, directory?: string): Readable {
   let blob: CommittedBlob | undefined;
   let keys: BlobKeys | undefined;
   let nextSeq = 0;
   let bytesRead = 0;
   let fetching = false;
+  /** Where the next record of a blob in files starts. */
+  let filePosition = 0;
 
-  /** The blob's row and its first chunks, in one statement. */
+  /** The blob's row and its first chunks, in one statement (or the row, then the file's first chunks). */
   const start = async (): Promise<{ blob: CommittedBlob; keys: BlobKeys; chunks: StoredChunk[] }> => {
     const found = await findCommittedBlobWithChunks(pool, ref, CHUNKS_PER_READ);
     if (!found) throw new BlobNotFoundError(`no committed blob ${ref}`);
-    const { blob, chunks } = found;
+    const { blob } = found;
     const kek = await keyStore.get(blob.kekId);
     if (!kek) throw new BlobKeyError('BLOB_KEY_RETIRED', `the key of blob ${ref} (KEK ${blob.kekId}) is retired`);
-    return { blob, keys: unwrapBlobKeys(kek, blob.id, blob.wrappedKey), chunks };
+    const keys = unwrapBlobKeys(kek, blob.id, blob.wrappedKey);
+    const chunks = blob.storage === 'files' ? await fileChunks(blob) : found.chunks;
+    return { blob, keys, chunks };
   };
 
-  const nextChunks = async (blobId: string): Promise<StoredChunk[]> => {
+  const fileChunks = async (of: CommittedBlob): Promise<StoredChunk[]> => {
+    if (directory === undefined) {
+      throw new BlobStorageError(`blob ${ref} is kept in files, and SMGW_BLOB_DIR is not set here`);
+    }
+    // What is left, plus room for the records' headers and tags: a small blob is read in one call.
+    const expectedBytes = of.size - bytesRead + FILE_READ_SLACK_BYTES;
+    const read = await readBlobFileChunks(
+      directory,
+      of.id,
+      { position: filePosition, seq: nextSeq },
+      CHUNKS_PER_READ,
+      expectedBytes,
+    );
+    filePosition = read.position;
+    return read.chunks;
+  };
+
+  const nextChunks = async (of: CommittedBlob): Promise<StoredChunk[]> => {
+    if (of.storage === 'files') return fileChunks(of);
+    const blobId = of.id;
     try {
       const { rows } = await pool.query(NEXT_CHUNKS([blobId, nextSeq, CHUNKS_PER_READ]));
       return rows;
@@ -51,7 +80,7 @@ export function openBlob(pool: Pool, keyStore: KeyStore, ref: string): Readable 
   const fetchMore = async (stream: Readable): Promise<void> => {
     let rows: StoredChunk[];
     if (!blob || !keys) ({ blob, keys, chunks: rows } = await start());
-    else rows = await nextChunks(blob.id);
+    else rows = await nextChunks(blob);
     if (stream.destroyed) return;
     for (const row of rows) {
       if (row.seq !== nextSeq) throw new BlobCorruptError(`blob ${ref} lacks chunk ${nextSeq}`);

@@ -14,7 +14,13 @@
 // store), or quarantined and the message has no open quarantine entry left (a release puts its recipients back to
 // pending and on; an expired entry was purged); and no delivery is still sending or deferred. A parked envelope
 // leaves its recipients pending: its message is not finished, so an operator can still replay it.
-import type { Pool } from '@smgw/db';
+//
+// Blobs kept in files (SMGW_BLOB_DIR): each purge takes `files` (blobFiles) and unlinks their files inside the
+// transaction that deletes their rows, before it commits (blob-files.ts). Without it, a purge that meets such a blob
+// fails and deletes nothing, rather than leave files behind that nothing would ever remove.
+import { type Pool, withTransaction } from '@smgw/db';
+import type { BlobFiles } from './blob-files.ts';
+import { BlobStorageError } from './errors.ts';
 import type { KeyStore } from './key-store.ts';
 
 /** Blobs deleted per statement: keeps each delete (and the chunks it cascades to) short. */
@@ -33,9 +39,14 @@ const MESSAGE_FINISHED = `not exists (
  * Deletes the blobs of finished messages received more than `olderThanMs` ago (SMGW_MESSAGE_RETENTION), with their
  * chunks. The message rows and their trace stay. Returns how many blobs were removed.
  */
-export async function purgeFinishedMessageBlobs(pool: Pool, olderThanMs: number): Promise<number> {
+export async function purgeFinishedMessageBlobs(
+  pool: Pool,
+  olderThanMs: number,
+  files?: Pick<BlobFiles, 'remove'>,
+): Promise<number> {
   checkAge('olderThanMs', olderThanMs);
   return deleteInBatches(
+    files,
     pool,
     `select b.id from blobs b join messages m on m.id = b.message_id
       where b.state = 'committed'
@@ -56,9 +67,14 @@ export async function purgeFinishedMessageBlobs(pool: Pool, olderThanMs: number)
  * message), so the grace must be longer than that moment may take; an hour is plenty. Blobs still being written
  * are never touched here (purgeAbandonedWrites is for those). Returns how many blobs were removed.
  */
-export async function collectUnreferencedBlobs(pool: Pool, graceMs: number): Promise<number> {
+export async function collectUnreferencedBlobs(
+  pool: Pool,
+  graceMs: number,
+  files?: Pick<BlobFiles, 'remove'>,
+): Promise<number> {
   checkAge('graceMs', graceMs);
   return deleteInBatches(
+    files,
     pool,
     `select b.id from blobs b
       where b.state = 'committed'
@@ -80,18 +96,21 @@ export async function collectUnreferencedBlobs(pool: Pool, graceMs: number): Pro
 export async function purgeBlobsOfMessages(
   pool: Pool,
   messageIds: readonly string[],
+  files?: Pick<BlobFiles, 'remove'>,
 ): Promise<{ blobs: number; bytes: number }> {
   let blobs = 0;
   let bytes = 0;
   for (let i = 0; i < messageIds.length; i += BATCH) {
-    const { rows } = await pool.query<{ size: string }>(
+    const rows = await deleteAndUnlink(
+      pool,
+      files,
       `delete from blobs where id in (
          select b.id from blobs b
           where b.message_id = any($1::text[]) and b.state = 'committed'
             and not exists (select 1 from messages m where m.id = b.message_id)
             and not exists (select 1 from quarantine q where q.envelope -> 'blob' ->> 'ref' = b.id::text)
           for update of b skip locked)
-       returning size`,
+       returning id, storage, size`,
       [messageIds.slice(i, i + BATCH)],
     );
     blobs += rows.length;
@@ -123,13 +142,49 @@ export async function retireUnusedKeks(
   return retired;
 }
 
-async function deleteInBatches(pool: Pool, selectIds: string, age: number): Promise<number> {
+async function deleteInBatches(
+  files: Pick<BlobFiles, 'remove'> | undefined,
+  pool: Pool,
+  selectIds: string,
+  age: number,
+): Promise<number> {
   let deleted = 0;
   for (;;) {
-    const { rowCount } = await pool.query(`delete from blobs where id in (${selectIds})`, [age, BATCH]);
-    deleted += rowCount ?? 0;
-    if ((rowCount ?? 0) < BATCH) return deleted;
+    const rows = await deleteAndUnlink(
+      pool,
+      files,
+      `delete from blobs where id in (${selectIds}) returning id, storage, size`,
+      [age, BATCH],
+    );
+    deleted += rows.length;
+    if (rows.length < BATCH) return deleted;
   }
+}
+
+interface DeletedBlob {
+  id: string;
+  storage: 'database' | 'files';
+  size: string;
+}
+
+/** Runs `deleteStatement` (returning id, storage, size) and unlinks the deleted blobs' files before it commits. */
+function deleteAndUnlink(
+  pool: Pool,
+  files: Pick<BlobFiles, 'remove'> | undefined,
+  deleteStatement: string,
+  values: unknown[],
+): Promise<DeletedBlob[]> {
+  return withTransaction(pool, async (tx) => {
+    const { rows } = await tx.query<DeletedBlob>(deleteStatement, values);
+    const inFiles = rows.filter((row) => row.storage === 'files').map((row) => row.id);
+    if (inFiles.length > 0) {
+      if (!files) {
+        throw new BlobStorageError(`blobs to purge are kept in files, and SMGW_BLOB_DIR is not set here`);
+      }
+      await files.remove(inFiles);
+    }
+    return rows;
+  });
 }
 
 function checkAge(name: string, ms: number): void {

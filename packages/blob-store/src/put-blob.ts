@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { type Pool, preparedStatement } from '@smgw/db';
 import type { BlobRef } from '@smgw/envelope';
 import { type BlobKeys, contentDigest, encryptChunk, type NewBlobKeys, newBlobKeys } from './blob-cipher.ts';
+import { createBlobFileWriter } from './blob-files.ts';
 import { toBlobRef } from './committed-blob.ts';
 import { BlobKeyError, BlobSourceError, BlobStorageError, BlobTooLargeError } from './errors.ts';
 import type { KeyStore } from './key-store.ts';
@@ -12,6 +13,8 @@ export interface PutBlobOptions {
   maxBytes?: number | undefined;
   /** The message the blob belongs to: its reference for retention and garbage collection. */
   messageId: string;
+  /** SMGW_BLOB_DIR: the chunks go into a file there (blob-files.ts) instead of blob_chunks. */
+  directory?: string | undefined;
 }
 
 /** A piece of the source of at most chunkBytes bytes, and whether it is the last one. */
@@ -28,6 +31,8 @@ interface PlainChunk {
  *   - a longer source is streamed: the row in state 'writing', then one awaited autocommit insert per chunk, so a
  *     slow sender pins no pool connection and memory stays at about one chunk (the source is only read when the
  *     previous chunk is stored); the blob becomes visible in one statement at the end.
+ * With a `directory`, the chunks of any size go into one file there and the row is written once, committed, after
+ * the file is durable (blob-files.ts): one statement per blob.
  * On any failure our rows are deleted (best effort; purgeAbandonedWrites removes what a crash leaves in state
  * 'writing') and the source is no longer read.
  */
@@ -37,7 +42,7 @@ export async function putBlob(
   source: Readable | AsyncIterable<Uint8Array>,
   options: PutBlobOptions,
 ): Promise<BlobRef> {
-  const { chunkBytes, maxBytes, messageId } = options;
+  const { chunkBytes, maxBytes, messageId, directory } = options;
   const id = randomUUID();
   const chunks = chunksOf(source, id, chunkBytes, maxBytes);
   let wrote = false;
@@ -48,6 +53,9 @@ export async function putBlob(
     // writing or committed, names it, and never in its own or the next period (retireUnusedKeks).
     const { kekId, keys } = await newKeys(keyStore, id);
     wrote = true;
+    if (directory !== undefined) {
+      return await storeInFile(pool, directory, { id, messageId, kekId, keys }, first.value, chunks);
+    }
     if (first.value.final) return await storeWholeBlob(pool, id, messageId, kekId, keys, first.value.plain);
 
     await storage(`cannot start blob ${id}`, () =>
@@ -158,6 +166,50 @@ const STORE_WHOLE_BLOB = preparedStatement(
      returning id)
    insert into blob_chunks (blob_id, seq, data, final) select id, 0, $7, true from blob`,
 );
+
+const STORE_FILE_BLOB = preparedStatement(
+  'blob-store-file',
+  `insert into blobs (id, message_id, kek_id, wrapped_key, state, digest, size, committed_at, storage)
+   values ($1, $2, $3, $4, 'committed', $5, $6, now(), 'files')`,
+);
+
+/**
+ * The chunks into a new file in `directory`, fsynced; then the row, committed; then the file in place. On failure
+ * the file is removed here and the row by putBlob.
+ */
+async function storeInFile(
+  pool: Pool,
+  directory: string,
+  blob: { id: string; messageId: string; kekId: string; keys: NewBlobKeys },
+  first: PlainChunk,
+  rest: AsyncGenerator<PlainChunk, void, undefined>,
+): Promise<BlobRef> {
+  const { id, messageId, kekId, keys } = blob;
+  const file = await createBlobFileWriter(directory, id);
+  try {
+    const digest = contentDigest(keys);
+    let seq = 0;
+    let size = 0;
+    const append = async ({ plain, final }: PlainChunk) => {
+      digest.update(plain);
+      size += plain.byteLength;
+      await file.append(seq, final, encryptChunk(keys, id, seq, final, plain));
+      seq++;
+    };
+    await append(first);
+    for await (const chunk of rest) await append(chunk);
+    await file.flush();
+    const ref = toBlobRef({ id, digest: digest.digest('hex'), size });
+    await storage(`cannot store blob ${id}`, () =>
+      pool.query(STORE_FILE_BLOB([id, messageId, kekId, keys.wrappedKey, ref.sha256, size])),
+    );
+    await file.publish();
+    return ref;
+  } catch (err) {
+    await file.discard();
+    throw err;
+  }
+}
 
 const STORE_CHUNK = preparedStatement(
   'blob-store-chunk',

@@ -100,7 +100,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
   process.once('SIGTERM', interrupted);
   try {
     log(`chaos ${runId}: starting ${SERVICES.join(', ')} (two of every queue worker)`);
-    gateway = await startTestGateway({ services: SERVICES, replicas: REPLICAS, env: RUN_SETTINGS });
+    gateway = await startTestGateway({
+      services: SERVICES,
+      replicas: REPLICAS,
+      // The contents in files (SMGW_BLOB_DIR), the faster store: kill -9 and restarts must lose nothing there too.
+      blobs: 'files',
+      env: RUN_SETTINGS,
+    });
     await issueRecipientCertificates(gateway, CERTIFICATE_HOLDERS);
 
     const planned = planWorkload(options.messages, random, servers.clamdStreamMaxBytes);

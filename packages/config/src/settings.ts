@@ -115,6 +115,16 @@ export const settings = {
   ),
   /** Folder of the key-encryption keys of message blobs (each file sealed under SMGW_MASTER_KEY); never in the database. */
   keyStoreDir: setting('SMGW_KEY_STORE_DIR', text, undefined, 'folder of the key-encryption keys of message blobs'),
+  /**
+   * Folder for the (encrypted) contents of message blobs, shared by every process that writes or reads blobs; unset:
+   * in PostgreSQL. Blobs are read from wherever they were written, so switching keeps older blobs readable.
+   */
+  blobDir: setting(
+    'SMGW_BLOB_DIR',
+    text,
+    undefined,
+    'folder for the encrypted contents of message blobs (unset: in PostgreSQL)',
+  ),
   /** New blobs of one period share a key-encryption key; retiring it once its blobs are purged makes them unreadable. */
   kekPeriod: setting('SMGW_KEK_PERIOD', duration, '1d', 'period of one key-encryption key of message blobs'),
   /** How long the blobs of a finished message (every recipient done) are kept before they are purged. */
@@ -410,5 +420,6 @@ export const blobStoreSettings = {
   }),
   masterKeyPrevious: settings.masterKeyPrevious,
   keyStoreDir: setting('SMGW_KEY_STORE_DIR', text, undefined, settings.keyStoreDir.help, { required: true }),
+  blobDir: settings.blobDir,
   kekPeriod: settings.kekPeriod,
 };

@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { freePort, type ServiceProcess, serviceProcess } from './gateway-processes.ts';
 import {
   createTestDatabase,
@@ -54,6 +57,8 @@ export async function startTestGateway(
     env?: Record<string, string>;
     /** Processes per service (default 1), for runs that kill one replica while the others go on. */
     replicas?: Record<string, number>;
+    /** Where blob contents go: PostgreSQL (default) or files in a folder of this gateway's own (SMGW_BLOB_DIR). */
+    blobs?: 'database' | 'files';
   } = {},
 ): Promise<TestGateway> {
   const names = options.services ?? ['ingest', 'scan', 'encrypt', 'signature-verify', 'deliver', 'admin'];
@@ -71,6 +76,7 @@ export async function startTestGateway(
     await freePort(),
   ];
   const adminToken = randomBytes(24).toString('hex');
+  const blobDir = options.blobs === 'files' ? await mkdtemp(join(tmpdir(), 'smgw-blobs-')) : undefined;
   const masterKey = options.env?.SMGW_MASTER_KEY
     ? Buffer.from(options.env.SMGW_MASTER_KEY, 'base64')
     : db.keys.masterKey;
@@ -96,6 +102,7 @@ export async function startTestGateway(
     SMGW_REVOCATION_MODE: 'require',
     // scan streams every message to the shared clamd (deploy/local/infrastructure.sh).
     CLAMD_URL: process.env.CLAMD_URL ?? 'tcp://127.0.0.1:3310',
+    ...(blobDir === undefined ? {} : { SMGW_BLOB_DIR: blobDir }),
     ...options.env,
   };
   const services: Record<string, ServiceProcess> = {};
@@ -132,6 +139,7 @@ export async function startTestGateway(
       await Promise.all(Object.values(services).map((s) => s.stop()));
       await Promise.all([relay.close(), smarthost.close(), dns.close()]);
       await Promise.all([db.drop(), vhost.drop()]);
+      if (blobDir !== undefined) await rm(blobDir, { recursive: true, force: true });
     },
   };
   try {

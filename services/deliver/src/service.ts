@@ -36,7 +36,7 @@ export async function startDeliver(
     applicationName: 'smgw-deliver',
     max: Math.min(config.prefetch + 4, 50),
   });
-  const blobStore = createBlobStore(pool, { keyStore: createFolderKeyStore(config) });
+  const blobStore = createBlobStore(pool, { keyStore: createFolderKeyStore(config), directory: config.blobDir });
   const owner = await startOwnerHeartbeat(pool, log);
   const mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-deliver' });
   await mq.declareTopology({ deliver: config.deliverRetryLadder });

@@ -30,7 +30,7 @@ export async function startEncrypt(
     applicationName: 'smgw-encrypt',
     max: Math.min(config.prefetch * 2 + 4, 50),
   });
-  const blobStore = createBlobStore(pool, { keyStore: createFolderKeyStore(config) });
+  const blobStore = createBlobStore(pool, { keyStore: createFolderKeyStore(config), directory: config.blobDir });
   const mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-encrypt' });
   await mq.declareTopology({ encrypt: config.stageRetryLadder });
 

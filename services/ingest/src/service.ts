@@ -44,7 +44,7 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
   try {
     const pool = createPool({ url: config.databaseUrl, schema: config.databaseSchema, applicationName: 'smgw-ingest' });
     cleanups.push(() => pool.end());
-    const blobStore = createBlobStore(pool, { keyStore: createFolderKeyStore(config) });
+    const blobStore = createBlobStore(pool, { keyStore: createFolderKeyStore(config), directory: config.blobDir });
     const mq: Mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-ingest' });
     cleanups.push(() => mq.close());
     await mq.declareTopology({});

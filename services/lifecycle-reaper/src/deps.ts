@@ -1,5 +1,5 @@
 // What a round of sweeps needs, made from the settings: the service and the operator command build it the same way.
-import type { KeyStore } from '@smgw/blob-store';
+import { blobFiles, type KeyStore } from '@smgw/blob-store';
 import type { Pool } from '@smgw/db';
 import { createFolderMailboxKeyStore } from '@smgw/mailbox-store';
 import type { Logger } from '@smgw/observability';
@@ -30,5 +30,7 @@ export async function reaperDeps(
     parkedRetentionMs: config.parkedRetention,
     parkedAction: config.parkedAction,
     refusedMessageGraceMs: config.refusedMessageGrace,
+    blobDir: config.blobDir,
+    blobFiles: config.blobDir === undefined ? undefined : blobFiles(config.blobDir),
   };
 }

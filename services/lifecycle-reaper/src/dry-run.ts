@@ -4,13 +4,15 @@
 // neither made nor destroyed, notices never published. A sweep that fails outside its own transaction aborts the
 // outer one: the sweeps after it then report failed too.
 import { randomBytes } from 'node:crypto';
-import type { KeyStore } from '@smgw/blob-store';
+import type { BlobFiles, KeyStore } from '@smgw/blob-store';
 import type { Pool, PoolClient } from '@smgw/db';
 import type { MailboxKeyStore } from '@smgw/mailbox-store';
 import type { Publisher } from './notices.ts';
 
 interface Effects {
   pool: Pool;
+  blobDir?: string | undefined;
+  blobFiles?: BlobFiles | undefined;
   keyStore: KeyStore;
   mailboxKeys: MailboxKeyStore;
   publisher: Publisher;
@@ -50,12 +52,22 @@ export async function withDryRun<D extends Effects, T>(deps: D, work: (dry: D) =
     list: () => mailboxKeys.list(),
   };
   const dryPublisher: Publisher = { publish: async () => {} };
+  // Files are no part of the transaction: none is unlinked (the rows' deletes are rolled back anyway), leftovers are
+  // only counted, and the notices' blobs go into the database, so the rollback takes them too.
+  const { blobFiles } = deps;
+  const dryBlobFiles: BlobFiles | undefined = blobFiles && {
+    remove: async () => {},
+    sweepLeftovers: (graceMs, now) => blobFiles.countLeftovers(graceMs, now),
+    countLeftovers: (graceMs, now) => blobFiles.countLeftovers(graceMs, now),
+  };
   try {
     await client.query('begin');
     return await work({
       ...deps,
       pool: dryPool,
       keyStore: dryKeyStore,
+      blobDir: undefined,
+      blobFiles: dryBlobFiles,
       mailboxKeys: dryMailboxKeys,
       publisher: dryPublisher,
     });

@@ -1,6 +1,6 @@
 // One round of every sweep, each under its lock (or, for a dry run, all in one transaction that is rolled back).
 // A failing sweep is logged and the others still run: a stuck quarantine purge must not stop token expiry.
-import { createBlobStore, type KeyStore } from '@smgw/blob-store';
+import { type BlobFiles, createBlobStore, type KeyStore } from '@smgw/blob-store';
 import type { Pool } from '@smgw/db';
 import type { InactivitySchedule, MailboxKeyStore } from '@smgw/mailbox-store';
 import type { Logger } from '@smgw/observability';
@@ -26,6 +26,13 @@ export interface ReaperDeps {
   parkedRetentionMs: number;
   parkedAction: 'report' | 'remove';
   refusedMessageGraceMs: number;
+  /**
+   * SMGW_BLOB_DIR, when blob contents are kept in files: the notices' blobs are written there, and `blobFiles`
+   * unlinks purged blobs' files and sweeps leftovers. A dry run writes its notices into the database (the rolled-back
+   * transaction) and unlinks nothing.
+   */
+  blobDir?: string | undefined;
+  blobFiles?: BlobFiles | undefined;
   log: Logger;
   metrics?: ReaperMetrics | undefined;
 }
@@ -53,7 +60,7 @@ async function runEach(deps: ReaperDeps, now: Date, takeLocks: boolean): Promise
   const context: SweepContext = {
     ...deps,
     // Over the round's pool: in a dry run the notices' blobs are written into the transaction that is rolled back.
-    blobStore: createBlobStore(deps.pool, { keyStore: deps.keyStore }),
+    blobStore: createBlobStore(deps.pool, { keyStore: deps.keyStore, directory: deps.blobDir }),
     now,
   };
   const reports: SweepReport[] = [];

@@ -4,6 +4,7 @@
 // same round; the traces after the blobs (a trace goes only once its contents are gone); KEKs last, after the
 // blobs wrapped under them are gone.
 import {
+  type BlobFiles,
   type BlobStore,
   collectUnreferencedBlobs,
   type KeyStore,
@@ -55,6 +56,7 @@ export const SWEEP_NAMES = [
   'refused-messages',
   'unreferenced-blobs',
   'abandoned-writes',
+  'blob-file-leftovers',
   'activation-tokens',
   'parked',
   'keks',
@@ -91,6 +93,8 @@ export interface SweepContext {
   parkedAction: 'report' | 'remove';
   /** SMGW_REFUSED_MESSAGE_GRACE: how long a message ingest answered 451 for is kept (refused-messages). */
   refusedMessageGraceMs: number;
+  /** The files of SMGW_BLOB_DIR (ReaperDeps.blobFiles). */
+  blobFiles?: BlobFiles | undefined;
   log: Logger;
   /** Absent in a dry run: nothing it does counts. */
   metrics?: ReaperMetrics | undefined;
@@ -122,15 +126,16 @@ export const SWEEPS: Record<SweepName, (context: SweepContext) => Promise<number
     (await collectOrphanMailboxKeys(c.pool, c.mailboxKeys, new Date(), ORPHAN_MAILBOX_KEY_GRACE_MS)) +
     (await moveMailboxKeysToKeyStore(c.pool, c.mailboxKeys, MAILBOX_KEY_MOVES)),
   quarantine: async (c) => (await purgeExpiredQuarantine(c.pool, c.now, QUARANTINE_BATCH)).deleted,
-  'message-blobs': (c) => purgeFinishedMessageBlobs(c.pool, retentionAt(c, c.messageRetentionMs)),
+  'message-blobs': (c) => purgeFinishedMessageBlobs(c.pool, retentionAt(c, c.messageRetentionMs), c.blobFiles),
   traces: async (c) => {
     const messages = await purgeFinishedTraces(c.pool, ago(c.now, c.traceRetentionMs));
     await purgeStaleArrivals(c.pool, ago(c.now, c.traceRetentionMs));
     return messages;
   },
   'refused-messages': (c) => collectRefusedMessages(c),
-  'unreferenced-blobs': (c) => collectUnreferencedBlobs(c.pool, UNREFERENCED_BLOB_GRACE_MS),
+  'unreferenced-blobs': (c) => collectUnreferencedBlobs(c.pool, UNREFERENCED_BLOB_GRACE_MS, c.blobFiles),
   'abandoned-writes': (c) => purgeAbandonedWrites(c.pool, ABANDONED_WRITE_AGE_MS),
+  'blob-file-leftovers': async (c) => (c.blobFiles ? c.blobFiles.sweepLeftovers(ABANDONED_WRITE_AGE_MS) : 0),
   'activation-tokens': (c) => purgeDeadActivationTokens(c.pool, c.now, DEAD_TOKEN_GRACE_MS),
   parked: (c) => reportParked(c),
   keks: async (c) => (await retireUnusedKeks(c.pool, c.keyStore, { kekPeriod: c.kekPeriodMs })).length,
@@ -191,7 +196,7 @@ async function reportParked(c: SweepContext): Promise<SweepResult> {
  */
 async function collectRefusedMessages(c: SweepContext): Promise<SweepResult> {
   const messageIds = await deleteAbandonedMessages(c.pool, ago(c.now, c.refusedMessageGraceMs));
-  const { blobs, bytes } = await purgeBlobsOfMessages(c.pool, messageIds);
+  const { blobs, bytes } = await purgeBlobsOfMessages(c.pool, messageIds, c.blobFiles);
   c.metrics?.reclaimedBytes.inc({ sweep: 'refused-messages' }, bytes);
   if (messageIds.length > 0 && c.metrics) {
     c.log.info(

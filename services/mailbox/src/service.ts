@@ -28,7 +28,7 @@ export async function startMailbox(config: MailboxConfig, log: Logger): Promise<
     applicationName: 'smgw-mailbox',
     max: Math.min(config.prefetch + 4, 50),
   });
-  const blobStore = createBlobStore(pool, { keyStore: createFolderKeyStore(config) });
+  const blobStore = createBlobStore(pool, { keyStore: createFolderKeyStore(config), directory: config.blobDir });
   const mailboxKeys = createFolderMailboxKeyStore(config);
   const mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-mailbox' });
   await mq.declareTopology({ mailbox: config.stageRetryLadder });

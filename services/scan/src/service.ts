@@ -28,7 +28,7 @@ export async function startScan(config: ScanConfig, log: Logger): Promise<Runnin
     applicationName: 'smgw-scan',
     max: Math.min(config.prefetch + 4, 50),
   });
-  const blobStore = createBlobStore(pool, { keyStore: createFolderKeyStore(config) });
+  const blobStore = createBlobStore(pool, { keyStore: createFolderKeyStore(config), directory: config.blobDir });
   const mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-scan' });
   await mq.declareTopology({ scan: config.stageRetryLadder });
 

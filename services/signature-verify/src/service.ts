@@ -39,7 +39,7 @@ export async function startVerify(
     applicationName: 'smgw-signature-verify',
     max: Math.min(config.prefetch + 4, 50),
   });
-  const blobStore = createBlobStore(pool, { keyStore: createFolderKeyStore(config) });
+  const blobStore = createBlobStore(pool, { keyStore: createFolderKeyStore(config), directory: config.blobDir });
   const mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-signature-verify' });
   await mq.declareTopology({ verify: config.stageRetryLadder });
 
