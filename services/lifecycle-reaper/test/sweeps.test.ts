@@ -2,6 +2,9 @@
 // what is due; two reapers at once do each sweep's work once; the operator's dry run changes nothing; metrics.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -64,6 +67,51 @@ describe('a sweep at an injected time', () => {
       again.every((r) => r.outcome === 'done' && r.items === 0),
       'a second round finds nothing more',
     );
+  });
+});
+
+describe('blob contents in files (SMGW_BLOB_DIR)', () => {
+  let world: World;
+  before(async () => {
+    world = await World.create({ blobs: 'files' });
+  });
+  after(() => world.drop());
+
+  it('a dry run unlinks nothing; a run unlinks the files of purged blobs and sweeps old leftovers of cut-short writes', async () => {
+    const dir = world.blobDir ?? assert.fail('the world keeps blobs in files');
+    const delivered = await world.message('delivered');
+    const pending = await world.message('pending');
+    const fileOf = (ref: string) => join(dir, ref.slice(0, 2), ref);
+    assert.ok(existsSync(fileOf(delivered.blob.ref)));
+    const leftover = join(dir, 'tmp', randomUUID());
+    writeFileSync(leftover, 'cut short');
+    const aDayAgo = new Date(Date.now() - DAY_MS);
+    utimesSync(leftover, aDayAgo, aDayAgo);
+    const in40Days = new Date(Date.now() + 40 * DAY_MS);
+
+    const dry = await runSweeps(world.reaperDeps(), { now: in40Days, dryRun: true });
+    assert.equal(removed(dry, 'message-blobs'), 1);
+    assert.equal(removed(dry, 'blob-file-leftovers'), 1);
+    assert.ok(existsSync(fileOf(delivered.blob.ref)), 'a dry run unlinks no file');
+    assert.ok(existsSync(leftover));
+
+    const real = await runSweeps(world.reaperDeps(), { now: in40Days });
+    assert.ok(real.every((r) => r.outcome === 'done'));
+    assert.equal(removed(real, 'message-blobs'), 1);
+    assert.equal(await world.exists('blobs', 'message_id', delivered.id), false);
+    assert.equal(existsSync(fileOf(delivered.blob.ref)), false);
+    assert.ok(existsSync(fileOf(pending.blob.ref)), 'an unfinished message keeps its file');
+    assert.equal(removed(real, 'blob-file-leftovers'), 1);
+    assert.equal(existsSync(leftover), false);
+  });
+
+  it('a reaper without the folder fails the purge and deletes no row whose file would stay behind', async () => {
+    const delivered = await world.message('delivered');
+    const reports = await runSweeps(world.reaperDeps({ blobDir: undefined, blobFiles: undefined }), {
+      now: new Date(Date.now() + 40 * DAY_MS),
+    });
+    assert.equal(reports.find((r) => r.sweep === 'message-blobs')?.outcome, 'failed');
+    assert.equal(await world.exists('blobs', 'message_id', delivered.id), true);
   });
 });
 

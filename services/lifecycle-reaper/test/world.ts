@@ -1,8 +1,18 @@
 // What the reaper tests put into their schema (messages finished or not, quarantine entries, activation tokens,
 // portal mailboxes with messages) and the broker vhost its notices are published to.
 import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { type BlobRef, type BlobStore, createBlobStore, createFolderKeyStore, type KeyStore } from '@smgw/blob-store';
+import {
+  type BlobRef,
+  type BlobStore,
+  blobFiles,
+  createBlobStore,
+  createFolderKeyStore,
+  type KeyStore,
+} from '@smgw/blob-store';
 import { withTransaction } from '@smgw/db';
 import { type Envelope, newMessageId } from '@smgw/envelope';
 import {
@@ -34,30 +44,41 @@ export class World {
   readonly published: Envelope[] = [];
   /** The environment of a reaper process or command of this world. */
   readonly env: Record<string, string>;
+  /** SMGW_BLOB_DIR of this world, when its blobs are kept in files. */
+  readonly blobDir: string | undefined;
 
-  private constructor(db: TestDatabase, vhost: TestVhost, mq: Mq, templates: ReaperTemplates) {
+  private constructor(
+    db: TestDatabase,
+    vhost: TestVhost,
+    mq: Mq,
+    templates: ReaperTemplates,
+    blobDir: string | undefined,
+  ) {
     this.db = db;
     this.vhost = vhost;
     this.mq = mq;
     this.templates = templates;
-    this.env = { ...db.env, ...vhost.env };
+    this.blobDir = blobDir;
+    this.env = { ...db.env, ...vhost.env, ...(blobDir === undefined ? {} : { SMGW_BLOB_DIR: blobDir }) };
     this.mailboxKeys = createFolderMailboxKeyStore(db.keys);
     this.keyStore = createFolderKeyStore(db.keys);
-    this.store = createBlobStore(db.pool, { keyStore: this.keyStore });
+    this.store = createBlobStore(db.pool, { keyStore: this.keyStore, directory: blobDir });
   }
 
-  static async create(): Promise<World> {
+  static async create(options: { blobs?: 'database' | 'files' } = {}): Promise<World> {
     const db = await createTestDatabase();
     const vhost = await createTestVhost();
     const mq = await connectMq({ url: vhost.url, logger: createLogger('test', 'silent'), connectionName: 'test' });
     await mq.declareTopology({});
-    return new World(db, vhost, mq, await loadReaperTemplates());
+    const blobDir = options.blobs === 'files' ? mkdtempSync(join(tmpdir(), 'smgw-reaper-blobs-')) : undefined;
+    return new World(db, vhost, mq, await loadReaperTemplates(), blobDir);
   }
 
   async drop(): Promise<void> {
     await this.mq.close();
     await this.vhost.drop();
     await this.db.drop();
+    if (this.blobDir !== undefined) rmSync(this.blobDir, { recursive: true, force: true });
   }
 
   /**
@@ -91,6 +112,8 @@ export class World {
       parkedRetentionMs: 30 * DAY_MS,
       parkedAction: 'report',
       refusedMessageGraceMs: DAY_MS,
+      blobDir: this.blobDir,
+      blobFiles: this.blobDir === undefined ? undefined : blobFiles(this.blobDir),
       log: createLogger('lifecycle-reaper-test', 'silent'),
       ...overrides,
     };
