@@ -120,6 +120,34 @@ const SECRET_FILE_STAND_INS: Record<string, string> = (() => {
   return { SMGW_DKIM_KEY_FILE: dkimKey };
 })();
 
+/**
+ * Folders every process that reads their setting must share (one volume on every pod or container), each on a volume
+ * of its own: the key store (kept no longer than the retention) and the blob contents (backed up with the database).
+ */
+const SHARED_FOLDERS = [
+  {
+    variable: 'SMGW_KEY_STORE_DIR',
+    claim: 'smgw-key-store',
+    composeVolume: 'key-store',
+    composeServices: [
+      'ingest',
+      'deliver',
+      'admin',
+      'scan',
+      'encrypt',
+      'signature-verify',
+      'mailbox',
+      'lifecycle-reaper',
+    ],
+  },
+  {
+    variable: 'SMGW_BLOB_DIR',
+    claim: 'smgw-blobs',
+    composeVolume: 'blobs',
+    composeServices: ['ingest', 'deliver', 'scan', 'encrypt', 'signature-verify', 'mailbox', 'lifecycle-reaper'],
+  },
+] as const;
+
 describe('docker-compose.yml', () => {
   let compose: Manifest;
 
@@ -192,19 +220,22 @@ describe('docker-compose.yml', () => {
     );
   });
 
-  it('mounts the key store volume into every gateway service that reads SMGW_KEY_STORE_DIR', () => {
-    for (const name of ['ingest', 'deliver', 'admin', 'scan', 'encrypt', 'mailbox', 'lifecycle-reaper']) {
-      const service = compose.services[name];
-      const dir = (service.environment as Record<string, string>).SMGW_KEY_STORE_DIR;
-      assert.ok(dir, `${name}: SMGW_KEY_STORE_DIR`);
-      const volumes = (service.volumes ?? []) as (string | { source: string; target: string })[];
-      const mounts = volumes.map((v) => (typeof v === 'string' ? v : `${v.source}:${v.target}`));
-      assert.ok(
-        mounts.some((m) => m === `key-store:${dir}` || m.startsWith(`key-store:${dir}:`)),
-        `${name}: ${mounts.join(', ')}`,
-      );
-    }
-  });
+  for (const { variable, composeVolume, composeServices } of SHARED_FOLDERS) {
+    it(`mounts the volume ${composeVolume} into every gateway service that reads ${variable}`, () => {
+      assert.ok(composeVolume in compose.volumes, `volume ${composeVolume} is not declared`);
+      for (const name of composeServices) {
+        const service = compose.services[name];
+        const dir = (service.environment as Record<string, string>)[variable];
+        assert.ok(dir, `${name}: ${variable}`);
+        const volumes = (service.volumes ?? []) as (string | { source: string; target: string })[];
+        const mounts = volumes.map((v) => (typeof v === 'string' ? v : `${v.source}:${v.target}`));
+        assert.ok(
+          mounts.some((m) => m === `${composeVolume}:${dir}` || m.startsWith(`${composeVolume}:${dir}:`)),
+          `${name}: ${mounts.join(', ')}`,
+        );
+      }
+    });
+  }
 
   it('gives the gateway settings that pass its own validation, pointing at the mail sink', () => {
     for (const name of ['ingest', 'deliver', 'admin']) {
@@ -347,13 +378,14 @@ for (const overlay of ['dev', 'production']) {
           const volume = d.spec.template.spec.volumes.find((v: Manifest) => v.name === mount?.name);
           assert.ok(volume?.secret, `${d.metadata.name}: ${variable} (${path}) is in a mounted Secret`);
         }
-        // A process that reads the key store's folder has the shared volume there (else it writes to its own disk).
-        if ('SMGW_KEY_STORE_DIR' in reads) {
+        // A process that reads a shared folder has the shared volume there (else it writes to its own disk).
+        for (const { variable, claim: claimName } of SHARED_FOLDERS) {
+          if (!(variable in reads)) continue;
           const claim = d.spec.template.spec.volumes.find(
-            (v: Manifest) => v.persistentVolumeClaim?.claimName === 'smgw-key-store',
+            (v: Manifest) => v.persistentVolumeClaim?.claimName === claimName,
           );
           const mount = (main?.volumeMounts ?? []).find((m: Manifest) => m.name === claim?.name);
-          assert.equal(mount?.mountPath, env.SMGW_KEY_STORE_DIR, `${d.metadata.name}: key store mounted`);
+          assert.equal(mount?.mountPath, env[variable], `${d.metadata.name}: ${claimName} mounted at ${variable}`);
         }
       }
       assert.equal(configMap?.data.SMGW_HEALTH_PORT, '9100');
@@ -362,6 +394,18 @@ for (const overlay of ['dev', 'production']) {
       }
       for (const secret of ['SMGW_ADMIN_TOKEN', 'SMGW_MASTER_KEY', 'DATABASE_URL', 'AMQP_URL']) {
         assert.equal(configMap?.data[secret], undefined, `${secret} must come from a Secret`);
+      }
+    });
+
+    it('keeps the key store and the blob contents on shared volumes of their own, apart from each other', () => {
+      const configMap = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('smgw-settings-'));
+      const folders = SHARED_FOLDERS.map(({ variable }) => configMap?.data[variable] as string);
+      for (const [i, { variable, claim }] of SHARED_FOLDERS.entries()) {
+        assert.ok(folders[i], `${variable} is not set`);
+        assert.deepEqual(find(objects, 'PersistentVolumeClaim', claim).spec.accessModes, ['ReadWriteMany'], claim);
+        for (const other of folders.filter((_, j) => j !== i)) {
+          assert.ok(!`${folders[i]}/`.startsWith(`${other}/`), `${variable} lies inside another shared folder`);
+        }
       }
     });
 
