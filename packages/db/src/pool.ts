@@ -13,6 +13,7 @@ export interface PoolOptions {
 }
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+const IDLE_CONNECTION_MS = 5 * 60_000;
 
 /** A pg pool; with `schema`, every connection works in that schema (it must exist; migrate creates it). */
 export function createPool(options: PoolOptions): pg.Pool {
@@ -26,6 +27,12 @@ export function createPool(options: PoolOptions): pg.Pool {
     // A schema per test suite keeps parallel tests apart; it is set as a startup option, so no extra round trip.
     ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
     connectionTimeoutMillis: 10_000,
+    // pg's default closes a connection after 10 s idle: a lull that long (between bursts, at night) then costs every
+    // pool a round of new backends (fork, authentication, catalogue caches, statements prepared again) when mail
+    // comes back. Kept like a pooler keeps them (PgBouncer: 10 min); the pool's size still bounds them.
+    idleTimeoutMillis: IDLE_CONNECTION_MS,
+    // ... and an idle connection never keeps a process alive: a command that forgets pool.end() still exits.
+    allowExitOnIdle: true,
   });
   // An idle client's error (the server restarted) must not crash the process; the next query reconnects.
   pool.on('error', () => {});
