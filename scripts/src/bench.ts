@@ -1,6 +1,6 @@
 // `./smgw bench`: throughput of ingest → scan → deliver into an SMTP sink, with the gateway running as real processes.
 //   --messages N (per size, default 200; 5 MB messages: N/10)   --concurrency C (default 8)
-//   --sizes 10k,100k,5m   --no-smtp-source
+//   --sizes 10k,100k,5m   --no-smtp-source   --blobs-in files|database (default files: SMGW_BLOB_DIR of its own)
 // Prints messages/s, MB/s, p50/p99 latency from the client's 250 to arrival at the sink, and peak RSS per service.
 // Then measures the ingest accept rate with Postfix's smtp-source (one message per connection, and with
 // connection reuse) against smtp-sink in the same run, with and without the fast greeting for trusted networks.
@@ -17,8 +17,12 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '8' },
     sizes: { type: 'string', default: '10k,100k,5m' },
     'no-smtp-source': { type: 'boolean', default: false },
+    'blobs-in': { type: 'string', default: 'files' },
   },
 });
+if (args['blobs-in'] !== 'files' && args['blobs-in'] !== 'database') {
+  throw new Error(`--blobs-in is files or database, not ${args['blobs-in']}`);
+}
 const N = Number(args.messages);
 const C = Number(args.concurrency);
 const sizes = (args.sizes ?? '').split(',').map((s) => {
@@ -49,6 +53,7 @@ function messageOf(size: number, seq: number, runId: string): string {
 
 const gw = await startTestGateway({
   services: ['ingest', 'encrypt', 'scan', 'deliver'],
+  blobs: args['blobs-in'] === 'database' ? 'database' : 'files',
   env: {
     SMGW_SMTP_MAX_CONNECTIONS_PER_CLIENT: '10000',
     SMGW_SMTP_COMMANDS_PER_MINUTE: '10000000',

@@ -39,7 +39,7 @@ export function prepareBlobDirectory(directory: string): void {
   mkdirSync(join(directory, TMP), { recursive: true, mode: 0o700 });
 }
 
-/** A file being written: records are appended; `commit` makes it durable and gives it its final name. */
+/** A blob's file being written in tmp/: records appended, then flushed (durable), then published (in place). */
 export interface BlobFileWriter {
   append(seq: number, final: boolean, data: Buffer): Promise<void>;
   /** fsync of the content: call before the row is committed. */
