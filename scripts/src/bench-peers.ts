@@ -26,6 +26,7 @@
 //          end; profiling slows the gateway, so its figures are not the run's)
 //          --pg-stats (PostgreSQL collects pg_stat_statements; prints the gateway's statements per message and their
 //          time, per path)  --only NAME[,NAME] (run only these systems: postfix, postfix+amavis, gateway)
+//          --warmup W (unmeasured rounds of the first size per system and path before the measured ones; default 1)
 //          --blobs-in files|database (where the gateway keeps message contents: files in a folder of its own, the
 //          default, as SMGW_BLOB_DIR; or PostgreSQL, the setting's default when unset)
 // PostgreSQL, RabbitMQ, Redis and clamd are the run's own (PostgreSQL with fsync on, as Postfix fsyncs its queue), so
@@ -86,6 +87,7 @@ const { values: args } = parseArgs({
     'pg-stats': { type: 'boolean', default: false },
     only: { type: 'string' },
     'blobs-in': { type: 'string', default: 'files' },
+    warmup: { type: 'string', default: '1' },
   },
 });
 if (args['blobs-in'] !== 'files' && args['blobs-in'] !== 'database') {
@@ -96,6 +98,9 @@ const N = Number(args.messages);
 const ROUNDS = Number(args.rounds);
 const SESSIONS = Number(args.sessions);
 const REPLICAS = Number(args.replicas);
+const WARMUP_ROUNDS = Number(args.warmup);
+if (!Number.isInteger(WARMUP_ROUNDS) || WARMUP_ROUNDS < 0)
+  throw new Error(`--warmup is a whole number, not ${args.warmup}`);
 const AMAVIS_PROCESSES = Number(args['amavis-processes']);
 const SIZES = (args.sizes ?? '').split(',').map((s) => {
   const m = /^(\d+)(k)?$/i.exec(s.trim());
@@ -587,8 +592,18 @@ try {
       say(`  gateway          ${await checkOutboundPath(path, gatewaySystem, gateway, recipient)}`);
     }
 
-    if (args['pg-stats']) await gatewayStatements(servers, 'reset');
     const prefix = path === 'inbound' ? '' : `${path} `;
+    // Fresh processes are slow at first (JIT, connections, caches, prepared statements): unmeasured rounds of the
+    // first size for every system, so the measured rounds compare steady states.
+    for (let r = 1; r <= WARMUP_ROUNDS; r++) {
+      for (const system of systems) {
+        const figures = await round(system, SIZES[0] ?? 10240, path);
+        say(
+          `  ${prefix}warm-up ${r} ${system.name.padEnd(16)} ${figures.msgPerSecond.toFixed(1).padStart(7)} msg/s (not counted)`,
+        );
+      }
+    }
+    if (args['pg-stats']) await gatewayStatements(servers, 'reset');
     for (const size of SIZES) {
       const summaries: SystemSummary[] = systems.map((s) => ({ system: s.name, rounds: [] }));
       for (let r = 1; r <= ROUNDS; r++) {
