@@ -50,7 +50,8 @@ export async function putBlob(
     const first = await chunks.next();
     if (first.done) throw new Error(`the chunks of blob ${id} ended without a final one`); // never: see chunksOf
     // The KEK is taken right before the first statement, which names it: a KEK is retired only when no row,
-    // writing or committed, names it, and never in its own or the next period (retireUnusedKeks).
+    // writing or committed, names it, and never in its own or the next period (retireUnusedKeks). A blob in files
+    // has its row only once the file is written: a put takes minutes at most, far less than a period.
     const { kekId, keys } = await newKeys(keyStore, id);
     wrote = true;
     if (directory !== undefined) {
