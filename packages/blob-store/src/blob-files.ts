@@ -83,10 +83,18 @@ export async function createBlobFileWriter(directory: string, id: string): Promi
     },
     async publish() {
       await fileOperation(`cannot put the file of blob ${id} in place`, async () => {
-        const shard = await shardFolder(join(directory, shardOf(id)));
+        const shardPath = join(directory, shardOf(id));
+        const shard = await shardFolder(shardPath);
         await rename(tmpPath, finalPath);
         published = true;
-        await shard.sync();
+        try {
+          await shard.sync();
+        } catch (err) {
+          // A handle gone bad (ESTALE on NFS, say) is opened afresh by the next put instead of failing them all.
+          shardFolders.delete(shardPath);
+          await shard.close().catch(() => {});
+          throw err;
+        }
       });
     },
     async discard() {
