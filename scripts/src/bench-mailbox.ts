@@ -49,7 +49,7 @@ const gw = await startTestGateway({
   },
 });
 const mailbox = gw.services.mailbox as ServiceProcess;
-const blobStore = createBlobStore(gw.db.pool, { keyStore: createFolderKeyStore(gw.keys) });
+const blobStore = createBlobStore(gw.db.pool, { keyStore: createFolderKeyStore(gw.keys), directory: gw.blobDir });
 const publisher = await connectMq({ url: gw.vhost.url, logger: log, connectionName: 'bench-mailbox' });
 
 try {

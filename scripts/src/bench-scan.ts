@@ -69,7 +69,7 @@ const gw = await startTestGateway({
   env: { SMGW_LOG_LEVEL: 'warn', SMGW_PREFETCH: String(C) },
 });
 const scan = gw.services.scan as ServiceProcess;
-const blobStore = createBlobStore(gw.db.pool, { keyStore: createFolderKeyStore(gw.keys) });
+const blobStore = createBlobStore(gw.db.pool, { keyStore: createFolderKeyStore(gw.keys), directory: gw.blobDir });
 const publisher = await connectMq({ url: gw.vhost.url, logger: log, connectionName: 'bench-scan' });
 const rows: string[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'smgw-bench-scan-'));

@@ -5,8 +5,10 @@
 // page, a cross-site form post, and a database dump without the portal message's text. Screenshots of each page are
 // kept under .smgw/artifacts/portal/.
 import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { dumpTestSchema, type TestGateway, waitFor } from '@smgw/testing';
 import { simpleParser } from 'mailparser';
@@ -252,11 +254,18 @@ describe('Messenger portal in the browser', () => {
     assert.match(page.url(), /\/postfach\/eingang$/, 'still logged in: the forged form did nothing');
   });
 
-  it('keeps no plaintext of portal messages in a database dump', async () => {
+  it('keeps no plaintext of portal messages in a database dump, nor in the blob files', async () => {
     const dump = await dumpTestSchema(gw.db);
     assert.ok(dump.length > 0);
+    const blobDir = gw.blobDir ?? assert.fail('this gateway keeps blob contents in files');
+    const files = (await readdir(blobDir, { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile());
+    assert.ok(files.length > 0, 'the messages went through the blob files');
+    const stored = Buffer.concat(
+      await Promise.all(files.map((entry) => readFile(join(entry.parentPath, entry.name)))),
+    ).toString('latin1');
     for (const needle of [SECRET_TEXT, 'Widerspruch', 'Prüftext', 'Bescheid Nr. 4711']) {
       assert.ok(!dump.includes(needle), `"${needle}" is not in the dump`);
+      assert.ok(!stored.includes(Buffer.from(needle).toString('latin1')), `"${needle}" is not in the blob files`);
     }
   });
 });

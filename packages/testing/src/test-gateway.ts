@@ -37,6 +37,11 @@ export interface TestGateway {
   masterKey: Buffer;
   /** The key store the services use (its own temporary folder): `createFolderKeyStore(gateway.keys)` in tests. */
   keys: TestKeys;
+  /**
+   * SMGW_BLOB_DIR of the services (their own temporary folder) when blob contents are kept in files, as deployments
+   * keep them: `createBlobStore(pool, { keyStore, directory: gateway.blobDir })` in tests.
+   */
+  blobDir: string | undefined;
   /** Every process started, by instance name: `scan`, and `scan-2`… for further replicas. */
   services: Record<string, ServiceProcess>;
   /** One of the services started; throws for one that was not. */
@@ -57,7 +62,7 @@ export async function startTestGateway(
     env?: Record<string, string>;
     /** Processes per service (default 1), for runs that kill one replica while the others go on. */
     replicas?: Record<string, number>;
-    /** Where blob contents go: PostgreSQL (default) or files in a folder of this gateway's own (SMGW_BLOB_DIR). */
+    /** Where blob contents go: files in a folder of this gateway's own (SMGW_BLOB_DIR; default), or PostgreSQL. */
     blobs?: 'database' | 'files';
   } = {},
 ): Promise<TestGateway> {
@@ -76,7 +81,7 @@ export async function startTestGateway(
     await freePort(),
   ];
   const adminToken = randomBytes(24).toString('hex');
-  const blobDir = options.blobs === 'files' ? await mkdtemp(join(tmpdir(), 'smgw-blobs-')) : undefined;
+  const blobDir = options.blobs === 'database' ? undefined : await mkdtemp(join(tmpdir(), 'smgw-blobs-'));
   const masterKey = options.env?.SMGW_MASTER_KEY
     ? Buffer.from(options.env.SMGW_MASTER_KEY, 'base64')
     : db.keys.masterKey;
@@ -129,6 +134,7 @@ export async function startTestGateway(
     adminToken,
     masterKey,
     keys: { keyStoreDir: db.keys.keyStoreDir, masterKey },
+    blobDir,
     services,
     service(name) {
       const found = services[name];

@@ -57,7 +57,10 @@ export async function startWorld(env: Record<string, string> = {}): Promise<Worl
     smarthost: gateway.smarthost,
     deliver: gateway.service('deliver'),
     publisher,
-    blobStore: createBlobStore(gateway.db.pool, { keyStore: createFolderKeyStore(gateway.keys) }),
+    blobStore: createBlobStore(gateway.db.pool, {
+      keyStore: createFolderKeyStore(gateway.keys),
+      directory: gateway.blobDir,
+    }),
     async close() {
       await publisher.close();
       await gateway.close();

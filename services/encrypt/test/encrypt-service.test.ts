@@ -67,7 +67,10 @@ async function startWorld(): Promise<World> {
   return {
     gateway,
     publisher,
-    blobStore: createBlobStore(gateway.db.pool, { keyStore: createFolderKeyStore(gateway.keys) }),
+    blobStore: createBlobStore(gateway.db.pool, {
+      keyStore: createFolderKeyStore(gateway.keys),
+      directory: gateway.blobDir,
+    }),
     mailbox,
     async close() {
       await mailboxConsumer.drain();

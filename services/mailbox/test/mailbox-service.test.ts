@@ -147,7 +147,10 @@ describe('mailbox stage with encrypt and deliver', () => {
     world = {
       gateway,
       publisher,
-      blobStore: createBlobStore(gateway.db.pool, { keyStore: createFolderKeyStore(gateway.keys) }),
+      blobStore: createBlobStore(gateway.db.pool, {
+        keyStore: createFolderKeyStore(gateway.keys),
+        directory: gateway.blobDir,
+      }),
     };
   });
 

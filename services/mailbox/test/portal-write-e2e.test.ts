@@ -31,7 +31,10 @@ before(async () => {
   });
   const log = createLogger('portal-write-e2e', process.env.TEST_LOG_LEVEL ?? 'silent');
   const mq = await connectMq({ url: gateway.vhost.url, logger: log, connectionName: 'portal-write-e2e' });
-  const blobStore = createBlobStore(gateway.db.pool, { keyStore: createFolderKeyStore(gateway.keys) });
+  const blobStore = createBlobStore(gateway.db.pool, {
+    keyStore: createFolderKeyStore(gateway.keys),
+    directory: gateway.blobDir,
+  });
   const mailboxKeys = createFolderMailboxKeyStore(gateway.keys);
   await agencyWith(
     gateway.db.pool,

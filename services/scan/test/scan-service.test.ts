@@ -47,7 +47,10 @@ async function startWorld(env: Record<string, string> = {}): Promise<World> {
     gateway,
     scan: gateway.service('scan'),
     publisher,
-    blobStore: createBlobStore(gateway.db.pool, { keyStore: createFolderKeyStore(gateway.keys) }),
+    blobStore: createBlobStore(gateway.db.pool, {
+      keyStore: createFolderKeyStore(gateway.keys),
+      directory: gateway.blobDir,
+    }),
     async close() {
       await publisher.close();
       await gateway.close();
