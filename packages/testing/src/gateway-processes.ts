@@ -60,6 +60,35 @@ export function serviceProcess(
   service = name,
 ): ServiceProcess {
   const entry = `${ROOT}services/${service}/src/main.ts`;
+  /** Spawns the process and waits until it is ready; its last output if it exited instead. */
+  const startOnce = async (): Promise<string | undefined> => {
+    const child = spawn(process.execPath, [entry], {
+      cwd: ROOT,
+      env: { ...process.env, SMGW_LOG_LEVEL: 'warn', ...env, SMGW_HEALTH_PORT: String(handle.healthPort) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    handle.child = child;
+    const keep = (chunk: Buffer) => {
+      handle.output.push(chunk.toString());
+      if (handle.output.length > 2000) handle.output.splice(0, 1000);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    let exited = false;
+    child.once('exit', () => {
+      exited = true;
+    });
+    await waitFor(
+      `${name} to become ready on :${handle.healthPort}`,
+      async () => {
+        if (exited) return true; // stop waiting; reported by the caller
+        const res = await fetch(`http://127.0.0.1:${handle.healthPort}/readyz`).catch(() => undefined);
+        return res?.ok;
+      },
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
+    return exited ? handle.output.join('').slice(-3000) : undefined;
+  };
   const handle: ServiceProcess = {
     name,
     service,
@@ -67,32 +96,15 @@ export function serviceProcess(
     child: undefined,
     output: [],
     async start() {
-      const child = spawn(process.execPath, [entry], {
-        cwd: ROOT,
-        env: { ...process.env, SMGW_LOG_LEVEL: 'warn', ...env, SMGW_HEALTH_PORT: String(healthPort) },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      handle.child = child;
-      const keep = (chunk: Buffer) => {
-        handle.output.push(chunk.toString());
-        if (handle.output.length > 2000) handle.output.splice(0, 1000);
-      };
-      child.stdout?.on('data', keep);
-      child.stderr?.on('data', keep);
-      let exited = false;
-      child.once('exit', () => {
-        exited = true;
-      });
-      await waitFor(
-        `${name} to become ready on :${healthPort}`,
-        async () => {
-          if (exited) return true; // stop waiting; reported below
-          const res = await fetch(`http://127.0.0.1:${healthPort}/readyz`).catch(() => undefined);
-          return res?.ok;
-        },
-        { timeoutMs: 60_000, intervalMs: 100 },
-      );
-      if (exited) throw new Error(`${name} exited during start:\n${handle.output.join('').slice(-3000)}`);
+      // A port found free may be taken before the service binds it (another test's outgoing connection gets it
+      // as its local port): a service that could not bind its health port is started again on a fresh one.
+      for (let attempt = 1; ; attempt++) {
+        const output = await startOnce();
+        if (output === undefined) return;
+        const healthPortTaken = output.includes(`EADDRINUSE: address already in use 127.0.0.1:${handle.healthPort}`);
+        if (!healthPortTaken || attempt === 3) throw new Error(`${name} exited during start:\n${output}`);
+        handle.healthPort = await freePort();
+      }
     },
     async crash() {
       const child = handle.child;
@@ -130,7 +142,7 @@ export function serviceProcess(
       }
     },
     async metric(name, labels = {}) {
-      const text = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
+      const text = await (await fetch(`http://127.0.0.1:${handle.healthPort}/metrics`)).text();
       let sum = 0;
       for (const line of text.split('\n')) {
         if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
