@@ -15,7 +15,7 @@
 // any unreferenced blob; its missing file is no error then). Purges unlink a blob's file inside the transaction
 // that deletes its row, before the commit: a crash in between leaves a row without a file, purged again next time,
 // never a file without a row.
-import { constants, mkdirSync } from 'node:fs';
+import { constants, mkdirSync, statfsSync } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { StoredChunk } from './committed-blob.ts';
@@ -37,6 +37,15 @@ export const blobFilePath = (directory: string, id: string): string => join(dire
 /** Creates the folder's tmp/ when a store is made: a folder that cannot be made stops the start at once. */
 export function prepareBlobDirectory(directory: string): void {
   mkdirSync(join(directory, TMP), { recursive: true, mode: 0o700 });
+}
+
+/**
+ * Free and total bytes of the file system SMGW_BLOB_DIR is on (what an unprivileged writer may still use). When it is
+ * full, every put fails and ingest answers 451: the metric behind the SmgwBlobStoreFillingUp alert.
+ */
+export function blobDirectorySpace(directory: string): { availableBytes: number; sizeBytes: number } {
+  const space = statfsSync(directory);
+  return { availableBytes: space.bavail * space.bsize, sizeBytes: space.blocks * space.bsize };
 }
 
 /** A blob's file being written in tmp/: records appended, then flushed (durable), then published (in place). */

@@ -33,7 +33,7 @@ export interface BlobStore {
   readAll(ref: string): Promise<Buffer>;
 }
 
-export { type BlobFiles, blobFilePath, blobFiles } from './blob-files.ts';
+export { type BlobFiles, blobDirectorySpace, blobFilePath, blobFiles } from './blob-files.ts';
 export * from './blob-store.ts';
 export * from './errors.ts';
 export * from './folder-key-store.ts';

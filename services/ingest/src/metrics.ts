@@ -1,3 +1,4 @@
+import { blobDirectorySpace } from '@smgw/blob-store';
 import { Counter, Gauge, Histogram, type Registry } from '@smgw/observability';
 
 /** smgw_ingest_* metrics (README.md lists them). */
@@ -42,3 +43,26 @@ export function ingestMetrics(registry: Registry) {
   };
 }
 export type IngestMetrics = ReturnType<typeof ingestMetrics>;
+
+/**
+ * smgw_blob_dir_* : the space left where message contents are kept (SMGW_BLOB_DIR), read when scraped. Exported by
+ * ingest, which every message's first write goes through and which answers 451 once the folder is full.
+ */
+export function blobDirectoryMetrics(registry: Registry, directory: string): void {
+  new Gauge({
+    name: 'smgw_blob_dir_available_bytes',
+    help: 'Bytes still free for the gateway on the file system of SMGW_BLOB_DIR',
+    registers: [registry],
+    collect() {
+      this.set(blobDirectorySpace(directory).availableBytes);
+    },
+  });
+  new Gauge({
+    name: 'smgw_blob_dir_size_bytes',
+    help: 'Size of the file system of SMGW_BLOB_DIR',
+    registers: [registry],
+    collect() {
+      this.set(blobDirectorySpace(directory).sizeBytes);
+    },
+  });
+}

@@ -8,7 +8,7 @@ import { createRegistry, type Logger, startHealthServer } from '@smgw/observabil
 import { Redis } from 'ioredis';
 import type { IngestConfig } from './config.ts';
 import { createDnsLookup } from './mail-auth.ts';
-import { ingestMetrics } from './metrics.ts';
+import { blobDirectoryMetrics, ingestMetrics } from './metrics.ts';
 import { createRateLimits } from './rate-limits.ts';
 import { createRecipientVerification } from './recipient-verification.ts';
 import { createSmtpListener, DRAIN_TIMEOUT_MS, type SmtpListener } from './smtp-listener.ts';
@@ -76,6 +76,7 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
 
     const registry = createRegistry('ingest');
     const metrics = ingestMetrics(registry);
+    if (config.blobDir !== undefined) blobDirectoryMetrics(registry, config.blobDir);
     const tlsNotAfter = certificateNotAfter(tls.cert);
     if (tlsNotAfter) metrics.tlsCertificateExpiry.set(tlsNotAfter.getTime() / 1000);
     const recipientVerification = createRecipientVerification(
