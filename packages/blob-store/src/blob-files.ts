@@ -116,7 +116,7 @@ export async function createBlobFileWriter(directory: string, id: string): Promi
 /**
  * Up to `limit` stored chunks of a blob's file from byte `position` on, and where the next read starts. Fewer at the
  * end of the file; whoever reads checks order, authenticity and the final chunk (open-blob.ts). `expectedBytes` is
- * about how much is left to read: that much is read in one call (so a small blob is one open, one read, one close)
+ * at least how much is left to read (the plain bytes left plus room for headers and tags): that much is read in one call (so a small blob is one open, one read, one close)
  * and records that do not fit are read one by one.
  */
 export async function readBlobFileChunks(
@@ -156,7 +156,8 @@ export async function readBlobFileChunks(
       }
       const length = header.readUInt32BE(0);
       const flags = header[4] ?? 0;
-      if (length > MAX_STORED_CHUNK_BYTES || flags > FINAL) {
+      // A record longer than what is left of the blob (and its tag) is corrupt: never allocate what it claims.
+      if (length > MAX_STORED_CHUNK_BYTES || length > expectedBytes || flags > FINAL) {
         throw new BlobCorruptError(`the file of blob ${id} has a broken record at byte ${at}`);
       }
       const dataAt = at + HEADER_BYTES;

@@ -67,17 +67,10 @@ export async function putBlob(
         keys.wrappedKey,
       ]),
     );
-    const digest = contentDigest(keys);
-    let seq = 0;
-    let size = 0;
-    const store = async ({ plain, final }: PlainChunk) => {
-      digest.update(plain);
-      size += plain.byteLength;
-      await storeChunk(pool, id, keys, seq++, final, plain);
-    };
-    await store(first.value);
-    for await (const chunk of chunks) await store(chunk);
-    return await commitBlob(pool, id, digest.digest('hex'), size);
+    const { digest, size } = await sealChunks(keys, id, first.value, chunks, (seq, final, data) =>
+      storeChunk(pool, id, seq, final, data),
+    );
+    return await commitBlob(pool, id, digest, size);
   } catch (err) {
     // Stop reading at once: the rest of an oversized or failed upload is of no use.
     await chunks.return().catch(() => {});
@@ -145,6 +138,31 @@ async function* chunksOf(
   yield { plain: chunk.subarray(0, filled), final: true };
 }
 
+/**
+ * Encrypts the chunks in order (the first, then the rest) and hands each to `write` before the next is read (the
+ * plain chunk's buffer is reused); returns the content's keyed digest and size.
+ */
+async function sealChunks(
+  keys: BlobKeys,
+  id: string,
+  first: PlainChunk,
+  rest: AsyncGenerator<PlainChunk, void, undefined>,
+  write: (seq: number, final: boolean, data: Buffer) => Promise<unknown>,
+): Promise<{ digest: string; size: number }> {
+  const digest = contentDigest(keys);
+  let seq = 0;
+  let size = 0;
+  const seal = async ({ plain, final }: PlainChunk) => {
+    digest.update(plain);
+    size += plain.byteLength;
+    await write(seq, final, encryptChunk(keys, id, seq, final, plain));
+    seq++;
+  };
+  await seal(first);
+  for await (const chunk of rest) await seal(chunk);
+  return { digest: digest.digest('hex'), size };
+}
+
 async function newKeys(keyStore: KeyStore, id: string): Promise<{ kekId: string; keys: NewBlobKeys }> {
   try {
     const kek = await keyStore.current();
@@ -188,19 +206,11 @@ async function storeInFile(
   const { id, messageId, kekId, keys } = blob;
   const file = await createBlobFileWriter(directory, id);
   try {
-    const digest = contentDigest(keys);
-    let seq = 0;
-    let size = 0;
-    const append = async ({ plain, final }: PlainChunk) => {
-      digest.update(plain);
-      size += plain.byteLength;
-      await file.append(seq, final, encryptChunk(keys, id, seq, final, plain));
-      seq++;
-    };
-    await append(first);
-    for await (const chunk of rest) await append(chunk);
+    const { digest, size } = await sealChunks(keys, id, first, rest, (seq, final, data) =>
+      file.append(seq, final, data),
+    );
     await file.flush();
-    const ref = toBlobRef({ id, digest: digest.digest('hex'), size });
+    const ref = toBlobRef({ id, digest, size });
     await storage(`cannot store blob ${id}`, () =>
       pool.query(STORE_FILE_BLOB([id, messageId, kekId, keys.wrappedKey, ref.sha256, size])),
     );
@@ -235,8 +245,7 @@ async function storeWholeBlob(
   return toBlobRef({ id, digest, size });
 }
 
-function storeChunk(pool: Pool, id: string, keys: BlobKeys, seq: number, final: boolean, plain: Buffer) {
-  const data = encryptChunk(keys, id, seq, final, plain);
+function storeChunk(pool: Pool, id: string, seq: number, final: boolean, data: Buffer) {
   return storage(`cannot store chunk ${seq} of blob ${id}`, () => pool.query(STORE_CHUNK([id, seq, data, final])));
 }
 

@@ -120,6 +120,7 @@ describe('blob store with SMGW_BLOB_DIR: contents in files', () => {
       ['the final flag cleared on the last record', (f) => setByte(f, 5 * (HEADER + CHUNK + TAG) + 4, 0)],
       ['an absurd record length', (f) => Buffer.concat([Buffer.from([0xff, 0xff, 0xff, 0xff, 0]), f.subarray(HEADER)])],
       ['an unknown flag', (f) => setByte(f, 4, 7)],
+      ['a record length beyond what is left of the blob', (f) => lengthOfFirstRecord(f, 1024 * 1024)],
       ['empty', () => Buffer.alloc(0)],
     ];
     for (const [name, corrupt] of corruptions) {
@@ -240,5 +241,11 @@ function flip(bytes: Buffer, at: number): Buffer {
 function setByte(bytes: Buffer, at: number, value: number): Buffer {
   const copy = Buffer.from(bytes);
   copy[at] = value;
+  return copy;
+}
+
+function lengthOfFirstRecord(bytes: Buffer, length: number): Buffer {
+  const copy = Buffer.from(bytes);
+  copy.writeUInt32BE(length, 0);
   return copy;
 }
