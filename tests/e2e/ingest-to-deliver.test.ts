@@ -254,7 +254,11 @@ describe('ingest → scan → deliver, end to end', () => {
     });
     assert.equal(released.status, 200);
     await waitFor('the released message at the relay', atRelay);
-    const t = await trace(id);
+    // The relay has the bytes before deliver commits the outcome: wait for the commit.
+    const t = await waitFor('the released message recorded as delivered', async () => {
+      const tr = await trace(id);
+      return tr.recipients.every((r) => r.state !== 'pending') ? tr : undefined;
+    });
     assert.deepEqual(
       t.recipients.map((r) => [r.address, r.state]),
       [['virenlabor@behoerde.example', 'delivered']],
