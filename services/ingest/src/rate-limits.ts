@@ -1,7 +1,8 @@
 // Abuse limits shared by every ingest replica, kept in Redis under SMGW_REDIS_PREFIX:
 // - concurrent connections per client address (an INCR/DECR counter; a safety TTL clears what a crashed replica
 //   left behind),
-// - SMTP commands per client address per minute (fixed one-minute windows),
+// - SMTP commands per client address per minute (fixed one-minute windows; each replica takes numbers from the
+//   window's counter a few at a time, see CommandLeases),
 // - failed AUTH attempts per client address (a counter that expires AUTH_FAILURE_WINDOW_SECONDS after the first).
 // Redis errors are thrown as RedisUnavailableError: the caller answers with a temporary refusal, never lets the
 // client through unchecked.
@@ -54,6 +55,32 @@ const COUNT_IN_WINDOW = `
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return n`;
+
+// Takes ARGV[1] numbers of the window's counter at once; returns the counter after them.
+const LEASE_IN_WINDOW = `
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+if n == tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return n`;
+
+/** The most command numbers a replica takes from Redis at once (fewer for small limits: see leaseSize). */
+export const MAX_COMMAND_LEASE = 16;
+
+interface LeasedWindow {
+  unused: number;
+  exhausted: boolean;
+  asking?: Promise<void>;
+}
+
+/** Client addresses a replica keeps leases for in one window. */
+const MAX_LEASED_WINDOWS = 100_000;
+
+/**
+ * How many numbers of a client's window counter one replica takes at a time: about 1 % of the limit, at most
+ * MAX_COMMAND_LEASE, and 1 (every command asks Redis) for limits under 200.
+ */
+export function leaseSize(commandsPerMinute: number): number {
+  return Math.max(1, Math.min(MAX_COMMAND_LEASE, Math.floor(commandsPerMinute / 100)));
+}
 
 export interface RateLimits {
   /** Counts a new connection; false (and not counted) when the client already has the maximum open. */
@@ -121,6 +148,10 @@ export function createRateLimits(redis: Redis, options: RateLimitOptions): RateL
   const openConnection = redisScript(redis, 'smgwIngestOpenConnection', OPEN_CONNECTION);
   const closeConnection = redisScript(redis, 'smgwIngestCloseConnection', CLOSE_CONNECTION);
   const countInWindow = redisScript(redis, 'smgwIngestCountInWindow', COUNT_IN_WINDOW);
+  const leaseInWindow = redisScript(redis, 'smgwIngestLeaseInWindow', LEASE_IN_WINDOW);
+  const commands = new CommandLeases(options.commandsPerMinute, (windowKey, size) =>
+    leaseInWindow(windowKey, size, 120).then(Number),
+  );
 
   return {
     openConnection: (ip) =>
@@ -132,12 +163,10 @@ export function createRateLimits(redis: Redis, options: RateLimitOptions): RateL
       askRedis(async () => {
         await closeConnection(key('conn', ip));
       }),
-    countCommand: (ip, now = Date.now()) =>
-      askRedis(async () => {
-        const minute = Math.floor(now / 60_000);
-        const count = await countInWindow(key('cmd', ip, String(minute)), 120);
-        return Number(count) <= options.commandsPerMinute;
-      }),
+    countCommand: (ip, now = Date.now()) => {
+      const minute = Math.floor(now / 60_000);
+      return commands.take(key('cmd', ip, String(minute)), minute);
+    },
     authBlocked: (ip) =>
       askRedis(async () => {
         const failures = Number((await redis.get(key('authfail', ip))) ?? 0);
@@ -148,4 +177,64 @@ export function createRateLimits(redis: Redis, options: RateLimitOptions): RateL
         await countInWindow(key('authfail', ip), authWindow);
       }),
   };
+}
+
+/**
+ * Command counting without a Redis round trip per command. The window's counter in Redis numbers every command of a
+ * client address across all replicas; a replica takes a lease of several numbers at once (INCRBY) and hands them out
+ * locally. A command is allowed when its number is within the limit, so all replicas together never allow more than
+ * the limit; numbers one replica leased and did not use are lost to the others, so a client may be refused up to
+ * (replicas - 1) × (lease - 1) commands early. Leases of earlier windows are dropped when the window turns.
+ */
+export class CommandLeases {
+  readonly #limit: number;
+  readonly #size: number;
+  readonly #lease: (windowKey: string, size: number) => Promise<number>;
+  /** Per window key: numbers leased and not handed out yet, the lease being asked for, whether the limit is reached. */
+  readonly #windows = new Map<string, LeasedWindow>();
+  #minute = Number.NaN;
+
+  constructor(limit: number, lease: (windowKey: string, size: number) => Promise<number>) {
+    this.#limit = limit;
+    this.#size = leaseSize(limit);
+    this.#lease = lease;
+  }
+
+  /** Counts one command in `minute`'s window; false when it is over the limit. Redis errors: RedisUnavailableError. */
+  async take(windowKey: string, minute: number): Promise<boolean> {
+    // A new window, or more client addresses in this one than we keep leases for: start again (unused numbers are
+    // lost, which can only refuse early, never allow more).
+    if (minute !== this.#minute || this.#windows.size >= MAX_LEASED_WINDOWS) {
+      this.#windows.clear();
+      this.#minute = minute;
+    }
+    let window = this.#windows.get(windowKey);
+    if (!window) {
+      window = { unused: 0, exhausted: false };
+      this.#windows.set(windowKey, window);
+    }
+    // One lease at a time per window: commands that arrive meanwhile wait for it and share it.
+    for (;;) {
+      if (window.unused > 0) {
+        window.unused -= 1;
+        return true;
+      }
+      if (window.exhausted) return false;
+      window.asking ??= this.#renew(windowKey, window);
+      await window.asking;
+    }
+  }
+
+  async #renew(windowKey: string, window: LeasedWindow): Promise<void> {
+    const size = this.#size;
+    try {
+      const after = await askRedis(() => this.#lease(windowKey, size));
+      // Numbers after - size + 1 … after are ours; those up to the limit may be used.
+      const usable = Math.max(0, Math.min(size, this.#limit - (after - size)));
+      window.unused += usable;
+      if (usable < size) window.exhausted = true;
+    } finally {
+      window.asking = undefined;
+    }
+  }
 }
