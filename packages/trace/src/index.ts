@@ -100,16 +100,44 @@ export async function setRecipientState(
 export async function recordRecipientStates(
   db: Queryable,
   messageId: string,
-  states: readonly { recipient: string; state: RecipientState; detail?: string | undefined }[],
+  states: readonly RecipientStateChange[],
   events: readonly TraceEvent[],
 ): Promise<void> {
   await db.query(
-    RECORD_RECIPIENT_STATES([
-      messageId,
-      JSON.stringify(states.map((s) => ({ recipient: s.recipient, state: s.state, detail: s.detail ?? null }))),
-      eventRows(events.map((e) => ({ ...e, messageId }))),
-    ]),
+    RECORD_RECIPIENT_STATES([messageId, recipientStateParameter(states), traceEventParameter(messageId, events)]),
   );
+}
+
+/** A recipient's new state and its detail, for recordRecipientStates and recipientStatesAfterChange. */
+export interface RecipientStateChange {
+  recipient: string;
+  state: RecipientState;
+  detail?: string | undefined;
+}
+
+/**
+ * The statement text that runs `change`, a data-modifying query of a stage's own table returning a `recipient`
+ * column, then sets the state of the recipients it returned and records every event: a stage's own result and the
+ * trace in one statement, so one round trip and one commit (deliver's outcomes). Parameters: $1 the message id, $2
+ * recipientStateParameter, $3 traceEventParameter; `change` may read them and use its own from $4.
+ */
+export function recipientStatesAfterChange(change: string): string {
+  return `with changed as (${change}),
+   states as (
+     update message_recipients r set state = s.state, detail = s.detail, updated_at = now()
+       from jsonb_to_recordset($2::jsonb) as s (recipient text, state text, detail text)
+      where r.message_id = $1 and r.recipient = s.recipient and s.recipient in (select c.recipient from changed c))
+   ${insertEvents('$3')}`;
+}
+
+/** $2 of recipientStatesAfterChange: a jsonb array of {recipient, state, detail}. */
+export function recipientStateParameter(states: readonly RecipientStateChange[]): string {
+  return JSON.stringify(states.map((s) => ({ recipient: s.recipient, state: s.state, detail: s.detail ?? null })));
+}
+
+/** $3 of recipientStatesAfterChange: the events of one message. */
+export function traceEventParameter(messageId: string, events: readonly TraceEvent[]): string {
+  return eventRows(events.map((e) => ({ ...e, messageId })));
 }
 
 const RECORD_RECIPIENT_STATES = preparedStatement(

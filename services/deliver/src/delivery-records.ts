@@ -2,7 +2,14 @@
 // recorded (ARCHITECTURE.md rule 3), plus the trace rows that go with each result.
 import { type Pool, type PoolClient, preparedStatement, withTransaction } from '@smgw/db';
 import { type Envelope, generatedEnvelope } from '@smgw/envelope';
-import { recordEvent, recordedMessage, recordMessage, recordRecipientStates } from '@smgw/trace';
+import {
+  recipientStateParameter,
+  recipientStatesAfterChange,
+  recordEvent,
+  recordedMessage,
+  recordMessage,
+  traceEventParameter,
+} from '@smgw/trace';
 
 export interface ClaimResult {
   /** Ours to send now (state `sending`, attempts counted). */
@@ -103,18 +110,25 @@ const EVENT_OF: Record<DeliveryState, { event: string; outcome: string }> = {
   bounced: { event: 'recipient.bounced', outcome: 'reject' },
 };
 
+// Never step back from a final state (another consumer may have finished this recipient meanwhile), and never defer
+// a claim another instance holds now: one that took it over from us while our heartbeat was overdue is sending it,
+// and a `deferred` row would let a third consumer claim and send it at the same time. The recipient's trace state
+// follows the deliveries row (recipientStatesAfterChange: only the rows changed here); every attempt is in the trace.
 const RECORD_OUTCOMES = preparedStatement(
   'deliver-record-outcomes',
-  `update deliveries d set state = o.state, destination = $3, last_response = o.reason, updated_at = now()
-         from jsonb_to_recordset($2::jsonb) as o (recipient text, state text, reason text)
-        where d.message_id = $1 and d.recipient = o.recipient and d.state not in ('delivered', 'bounced')
-          and (o.state <> 'deferred' or d.state <> 'sending' or d.owner_instance is not distinct from $4)
-       returning d.recipient`,
+  recipientStatesAfterChange(
+    `update deliveries d set state = o.state, destination = $4, last_response = o.detail, updated_at = now()
+       from jsonb_to_recordset($2::jsonb) as o (recipient text, state text, detail text)
+      where d.message_id = $1 and d.recipient = o.recipient and d.state not in ('delivered', 'bounced')
+        and (o.state <> 'deferred' or d.state <> 'sending' or d.owner_instance is not distinct from $5)
+     returning d.recipient`,
+  ),
 );
 
 /**
- * Records one destination's results in one transaction: deliveries rows, recipient states, trace events and, when
- * a DSN was made, the DSN message and its link to the bounced recipients. Committed before deliver reports back.
+ * Records one destination's results: deliveries rows, recipient states and trace events in one statement (one round
+ * trip, one commit); when a DSN was made, in one transaction with the DSN message and its link to the bounced
+ * recipients. Committed before deliver reports back.
  */
 export async function recordOutcomes(
   pool: Pool,
@@ -128,27 +142,11 @@ export async function recordOutcomes(
   },
 ): Promise<void> {
   const messageId = input.envelope.id;
-  await withTransaction(pool, async (tx) => {
-    // Never step back from a final state (another consumer may have finished this recipient meanwhile), and never
-    // defer a claim another instance holds now: one that took it over from us while our heartbeat was overdue is
-    // sending it, and a `deferred` row would let a third consumer claim and send it at the same time.
-    const updated = await tx.query<{ recipient: string }>(
-      RECORD_OUTCOMES([
-        messageId,
-        JSON.stringify(input.outcomes.map((o) => ({ recipient: o.recipient, state: o.state, reason: o.reason }))),
-        input.destination,
-        input.owner ?? null,
-      ]),
-    );
-    // The recipient's trace state follows the deliveries row (not back from delivered, not over another's claim);
-    // every attempt is in the trace.
-    const changed = new Set(updated.rows.map((r) => r.recipient));
-    await recordRecipientStates(
-      tx,
+  const statement = RECORD_OUTCOMES([
+    messageId,
+    recipientStateParameter(input.outcomes.map((o) => ({ recipient: o.recipient, state: o.state, detail: o.reason }))),
+    traceEventParameter(
       messageId,
-      input.outcomes
-        .filter((o) => changed.has(o.recipient))
-        .map((o) => ({ recipient: o.recipient, state: o.state, detail: o.reason })),
       input.outcomes.map((o) => ({
         stage: 'deliver',
         ...EVENT_OF[o.state],
@@ -157,8 +155,18 @@ export async function recordOutcomes(
         recipient: o.recipient,
         data: { destination: input.destination, ...o.data },
       })),
-    );
-    if (input.dsn) await recordDsn(tx, input.envelope, input.dsn.envelope, input.dsn.recipients);
+    ),
+    input.destination,
+    input.owner ?? null,
+  ]);
+  const { dsn } = input;
+  if (!dsn) {
+    await pool.query(statement);
+    return;
+  }
+  await withTransaction(pool, async (tx) => {
+    await tx.query(statement);
+    await recordDsn(tx, input.envelope, dsn.envelope, dsn.recipients);
   });
 }
 

@@ -76,6 +76,15 @@ describe('deliver records', () => {
     // B's own result is recorded as usual.
     await recordOutcomes(db.pool, { envelope, destination: 'relay', outcomes: [deferred], owner: 'instance-b' });
     assert.equal((await states(envelope.id)).delivery.state, 'deferred');
+    // Both attempts are in the trace, the fenced one too.
+    const events = await db.pool.query(
+      `select event, recipient from message_events where message_id = $1 and stage = 'deliver' order by id`,
+      [envelope.id],
+    );
+    assert.deepEqual(events.rows, [
+      { event: 'recipient.deferred', recipient: 'a@behoerde.example' },
+      { event: 'recipient.deferred', recipient: 'a@behoerde.example' },
+    ]);
   });
 
   it('a result that is final is recorded whoever holds the claim, and nothing steps back from it', async () => {
