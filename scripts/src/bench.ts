@@ -1,11 +1,15 @@
 // `./smgw bench`: throughput of ingest → scan → deliver into an SMTP sink, with the gateway running as real processes.
 //   --messages N (per size, default 200; 5 MB messages: N/10)   --concurrency C (default 8)
 //   --sizes 10k,100k,5m   --no-smtp-source   --blobs-in files|database (default files: SMGW_BLOB_DIR of its own)
-// Prints messages/s, MB/s, p50/p99 latency from the client's 250 to arrival at the sink, and peak RSS per service.
+// Prints messages/s, MB/s, p50/p99 latency from the client's 250 to arrival at the sink, and per service the memory
+// a message in flight costs: each size runs on freshly started services, warmed up with a few 10 KB messages; then
+// the peak RSS (VmHWM, reset through /proc/<pid>/clear_refs when allowed) above the RSS before the load, divided
+// by the concurrency.
 // Then measures the ingest accept rate with Postfix's smtp-source (one message per connection, and with
 // connection reuse) against smtp-sink in the same run, with and without the fast greeting for trusted networks.
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs, promisify } from 'node:util';
 import { freePort, type ServiceProcess, startTestGateway, waitFor } from '@smgw/testing';
 import nodemailer from 'nodemailer';
@@ -61,65 +65,134 @@ const gw = await startTestGateway({
   },
 });
 const ingest = gw.services.ingest as ServiceProcess;
-const deliver = gw.services.deliver as ServiceProcess;
+// The stages a plain inbound message passes (it skips encrypt): the ones whose memory per message is printed.
+const measured = ['ingest', 'scan', 'deliver'].map((name) => gw.services[name] as ServiceProcess);
 const rows: string[] = [];
 
-try {
-  process.stdout.write(
-    `benchmark: ${N} messages per size (5 MB: ${Math.max(10, Math.floor(N / 10))}), concurrency ${C}\n`,
+async function procStatus(service: ServiceProcess, field: 'VmRSS' | 'VmHWM'): Promise<number> {
+  const status = await readFile(`/proc/${service.child?.pid}/status`, 'utf8');
+  return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? Number.NaN) * 1024;
+}
+
+/** Starts the peak RSS afresh (Linux: 5 > clear_refs); false where the kernel or our rights do not allow it. */
+async function resetPeak(service: ServiceProcess): Promise<boolean> {
+  return writeFile(`/proc/${service.child?.pid}/clear_refs`, '5').then(
+    () => true,
+    () => false,
   );
-  for (const size of sizes) {
+}
+
+/** Sends `count` messages of `size` with `concurrency` connections; resolves with each sequence number's 250 time. */
+async function send(size: number, count: number, concurrency: number, runId: string): Promise<Map<number, number>> {
+  const accepted = new Map<number, number>();
+  const transport = nodemailer.createTransport({
+    host: '127.0.0.1',
+    port: gw.inboundPort,
+    ignoreTLS: true,
+    pool: true,
+    maxConnections: concurrency,
+    maxMessages: Number.POSITIVE_INFINITY,
+  });
+  const bodies = Array.from({ length: Math.min(count, 4) }, (_, i) => messageOf(size, i, runId));
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        const seq = next++;
+        const raw = (bodies[seq % bodies.length] as string).replace(/X-Bench: \S+ \d+/, `X-Bench: ${runId} ${seq}`);
+        await transport.sendMail({ envelope: { from: 'bench@example.org', to: ['amt@behoerde.example'] }, raw });
+        accepted.set(seq, performance.now());
+      }
+    }),
+  );
+  transport.close();
+  return accepted;
+}
+
+/** One size at one concurrency on freshly started stages: throughput, latency, and each stage's peak RSS growth. */
+async function runSize(size: number, count: number, concurrency: number, fresh: boolean) {
+  // Fresh processes, so that no run inherits the heap another one grew; then a few small messages, so that pools,
+  // connections and compiled code are there before the baseline is read.
+  if (fresh) {
+    for (const service of measured) {
+      await service.stop();
+      await service.start();
+    }
+  }
+  gw.relay.messages.length = 0;
+  await send(10 * 1024, 2 * concurrency, concurrency, `w${size}x${Date.now().toString(36)}`);
+  await waitFor('the warm-up at the sink', () => gw.relay.messages.length >= 2 * concurrency, { timeoutMs: 300_000 });
+  gw.relay.messages.length = 0;
+  const baseline = new Map<ServiceProcess, number>();
+  let peakReset = true;
+  for (const service of measured) {
+    if (!(await resetPeak(service))) peakReset = false;
+    baseline.set(service, await procStatus(service, 'VmRSS'));
+  }
+  const runId = `r${size}x${Date.now().toString(36)}`;
+  const start = performance.now();
+  const accepted = await send(size, count, concurrency, runId);
+  await waitFor(`${count} messages at the sink`, () => gw.relay.messages.length >= count, {
+    timeoutMs: 30 * 60_000,
+    intervalMs: 20,
+  });
+  const end = Math.max(...gw.relay.messages.map((m) => m.receivedAt));
+  const latencies = gw.relay.messages
+    .map((m) => {
+      const seq = Number(new RegExp(`X-Bench: ${runId} (\\d+)`).exec(m.raw.subarray(0, 2000).toString())?.[1]);
+      return m.receivedAt - (accepted.get(seq) ?? m.receivedAt);
+    })
+    .sort((a, b) => a - b);
+  const growth = new Map<string, number>();
+  for (const service of measured) {
+    growth.set(service.name, Math.max(0, (await procStatus(service, 'VmHWM')) - (baseline.get(service) ?? 0)));
+  }
+  return {
+    seconds: (end - start) / 1000,
+    bytes: gw.relay.messages.reduce((sum, m) => sum + m.raw.length, 0),
+    latencies,
+    growth,
+    peakReset,
+  };
+}
+
+try {
+  // Memory per message in flight: the peak RSS growth of each stage at `C` and at a quarter of it, the difference
+  // divided by the difference in messages in flight. A stage's growth alone is mostly the garbage its collector
+  // lets pile up before it runs (about the same at any concurrency), not what the messages hold.
+  const fewer = Math.max(1, Math.floor(C / 4));
+  process.stdout.write(
+    `benchmark: ${N} messages per size (5 MB: ${Math.max(10, Math.floor(N / 10))}), concurrency ${C}; memory: peak ` +
+      `RSS growth per stage at concurrency ${fewer} and ${C}, and per message in flight the difference / ${C - fewer}\n`,
+  );
+  let peakResettable = true;
+  for (const [index, size] of sizes.entries()) {
     const count = size >= 1024 * 1024 ? Math.max(10, Math.floor(N / 10)) : N;
-    const runId = `r${size}x${Date.now().toString(36)}`;
-    gw.relay.messages.length = 0;
-    const accepted = new Map<number, number>();
-    const transport = nodemailer.createTransport({
-      host: '127.0.0.1',
-      port: gw.inboundPort,
-      ignoreTLS: true,
-      pool: true,
-      maxConnections: C,
-      maxMessages: Number.POSITIVE_INFINITY,
-    });
-    const bodies = Array.from({ length: Math.min(count, 4) }, (_, i) => messageOf(size, i, runId));
-    const start = performance.now();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: C }, async () => {
-        while (next < count) {
-          const seq = next++;
-          const raw = (bodies[seq % bodies.length] as string).replace(/X-Bench: \S+ \d+/, `X-Bench: ${runId} ${seq}`);
-          await transport.sendMail({ envelope: { from: 'bench@example.org', to: ['amt@behoerde.example'] }, raw });
-          accepted.set(seq, performance.now());
-        }
-      }),
-    );
-    transport.close();
-    await waitFor(`${count} messages at the sink`, () => gw.relay.messages.length >= count, {
-      timeoutMs: 30 * 60_000,
-      intervalMs: 20,
-    });
-    const end = Math.max(...gw.relay.messages.map((m) => m.receivedAt));
-    const latencies = gw.relay.messages
-      .map((m) => {
-        const seq = Number(new RegExp(`X-Bench: ${runId} (\\d+)`).exec(m.raw.subarray(0, 2000).toString())?.[1]);
-        return m.receivedAt - (accepted.get(seq) ?? m.receivedAt);
-      })
-      .sort((a, b) => a - b);
-    const seconds = (end - start) / 1000;
-    const bytes = gw.relay.messages.reduce((sum, m) => sum + m.raw.length, 0);
+    const few = await runSize(size, count, fewer, index > 0);
+    const many = await runSize(size, count, C, true);
+    peakResettable &&= few.peakReset && many.peakReset;
     rows.push(
       [
         `${(size / 1024).toFixed(0).padStart(6)} KB`,
         `${String(count).padStart(5)} msgs`,
-        `${(count / seconds).toFixed(1).padStart(8)} msg/s`,
-        `${(bytes / 1024 / 1024 / seconds).toFixed(2).padStart(7)} MB/s`,
-        `p50 ${percentile(latencies, 50).toFixed(0).padStart(5)} ms`,
-        `p99 ${percentile(latencies, 99).toFixed(0).padStart(5)} ms`,
-        `peak RSS ingest ${mb((await ingest.peakRssBytes()) ?? 0)} MB, deliver ${mb((await deliver.peakRssBytes()) ?? 0)} MB`,
+        `${(count / many.seconds).toFixed(1).padStart(8)} msg/s`,
+        `${(many.bytes / 1024 / 1024 / many.seconds).toFixed(2).padStart(7)} MB/s`,
+        `p50 ${percentile(many.latencies, 50).toFixed(0).padStart(5)} ms`,
+        `p99 ${percentile(many.latencies, 99).toFixed(0).padStart(5)} ms`,
+        `RSS growth ${fewer}/${C} in flight, per message: ${measured
+          .map(({ name }) => {
+            const low = few.growth.get(name) ?? 0;
+            const high = many.growth.get(name) ?? 0;
+            const perMessage = C > fewer ? mb(Math.max(0, high - low) / (C - fewer)) : 'n/a';
+            return `${name} ${mb(low)}/${mb(high)} MB, ${perMessage}`;
+          })
+          .join('; ')}`,
       ].join('  '),
     );
     process.stdout.write(`${rows.at(-1)}\n`);
+  }
+  if (!peakResettable) {
+    process.stdout.write('(the peak RSS could not be reset here: each figure is the peak since the service started)\n');
   }
 
   if (!args['no-smtp-source']) {
