@@ -109,6 +109,14 @@ async function send(size: number, count: number, concurrency: number, runId: str
   return accepted;
 }
 
+/** Fails with what the services wrote last (warnings and errors: SMGW_LOG_LEVEL=warn), to tell why mail stopped. */
+function withServiceOutput(err: unknown): never {
+  const output = Object.values(gw.services)
+    .map((service) => `--- ${service.name}\n${service.output.join('').slice(-4000)}`)
+    .join('\n');
+  throw new Error(`${(err as Error).message}\n${output}`);
+}
+
 /** One size at one concurrency on freshly started stages: throughput, latency, and each stage's peak RSS growth. */
 async function runSize(size: number, count: number, concurrency: number, fresh: boolean) {
   // Fresh processes, so that no run inherits the heap another one grew; then a few small messages, so that pools,
@@ -121,7 +129,9 @@ async function runSize(size: number, count: number, concurrency: number, fresh: 
   }
   gw.relay.messages.length = 0;
   await send(10 * 1024, 2 * concurrency, concurrency, `w${size}x${Date.now().toString(36)}`);
-  await waitFor('the warm-up at the sink', () => gw.relay.messages.length >= 2 * concurrency, { timeoutMs: 300_000 });
+  await waitFor('the warm-up at the sink', () => gw.relay.messages.length >= 2 * concurrency, {
+    timeoutMs: 300_000,
+  }).catch(withServiceOutput);
   gw.relay.messages.length = 0;
   const baseline = new Map<ServiceProcess, number>();
   let peakReset = true;
@@ -135,7 +145,7 @@ async function runSize(size: number, count: number, concurrency: number, fresh: 
   await waitFor(`${count} messages at the sink`, () => gw.relay.messages.length >= count, {
     timeoutMs: 30 * 60_000,
     intervalMs: 20,
-  });
+  }).catch(withServiceOutput);
   const end = Math.max(...gw.relay.messages.map((m) => m.receivedAt));
   const latencies = gw.relay.messages
     .map((m) => {
