@@ -5,6 +5,7 @@ import { X509Certificate } from 'node:crypto';
 import {
   inspectPublicKey,
   type KeyUsageName,
+  type PathValidationCache,
   type RevocationFetcher,
   type RevocationMode,
   validateCertificatePathFetchingRevocation,
@@ -62,6 +63,8 @@ export interface KeyLookupDeps {
   pool: Pool;
   fetcher: RevocationFetcher;
   revocationMode: RevocationMode;
+  /** Recent successful validations (createPathValidationCache); without it every message validates afresh. */
+  validations?: PathValidationCache | undefined;
   /** SMGW_MASTER_KEY: unseals the agency's signing keys. */
   masterKey: Buffer;
   /** SMGW_MASTER_KEY_PREVIOUS during a rotation. */
@@ -84,6 +87,7 @@ export interface RecipientLookupDeps {
   trustAnchors: readonly Buffer[];
   fetcher: RevocationFetcher;
   revocationMode: RevocationMode;
+  validations?: PathValidationCache | undefined;
   now: Date;
 }
 
@@ -117,19 +121,19 @@ async function validateForEncryption(
 ): Promise<CheckedCertificate['validation']> {
   const usage = encryptionKeyUsage(der);
   if (typeof usage === 'string') return { ok: false, problem: usage };
-  const result = await validateCertificatePathFetchingRevocation(
-    {
-      endEntity: der,
-      intermediates,
-      trustAnchors: deps.trustAnchors.map((anchor) => ({ certificate: anchor })),
-      time: deps.now,
-      purpose: 'emailProtection',
-      emailAddress: recipient,
-      leafKeyUsage: usage.keyUsage,
-      revocation: deps.revocationMode,
-    },
-    deps.fetcher,
-  );
+  const input = {
+    endEntity: der,
+    intermediates,
+    trustAnchors: deps.trustAnchors.map((anchor) => ({ certificate: anchor })),
+    time: deps.now,
+    purpose: 'emailProtection' as const,
+    emailAddress: recipient,
+    leafKeyUsage: usage.keyUsage,
+    revocation: deps.revocationMode,
+  };
+  const result = deps.validations
+    ? await deps.validations.validate(input, deps.fetcher)
+    : await validateCertificatePathFetchingRevocation(input, deps.fetcher);
   if (result.ok) return { ok: true, keyType: usage.keyType };
   const problem = `${result.code} (${result.reason})`;
   if (result.code === 'REVOCATION_UNKNOWN' && result.fetchProblems.length > 0) {

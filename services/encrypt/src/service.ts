@@ -1,6 +1,6 @@
 // Starts encrypt: database, blob store, broker, revocation fetcher, consumer, health server. Stops in reverse order.
 import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
-import { createRevocationFetcher } from '@smgw/crypto';
+import { createPathValidationCache, createRevocationFetcher } from '@smgw/crypto';
 import { createPool, databaseReachable } from '@smgw/db';
 import { agencyCertificateExpiries } from '@smgw/key-directory';
 import { connectMq, instrumentHandler } from '@smgw/mq';
@@ -9,6 +9,14 @@ import { recordParkedAt } from '@smgw/trace';
 import type { EncryptConfig } from './config.ts';
 import { createEncryptHandler } from './encrypt-envelope.ts';
 import { encryptMetrics } from './metrics.ts';
+
+/**
+ * How long a recipient certificate's successful validation is reused for the next messages to it (never past a
+ * notAfter on its path nor a revocation answer's nextUpdate): the revocation answers themselves are cached until
+ * their nextUpdate, so this adds at most a minute to how late a revocation is seen, and spares each message the path
+ * validation.
+ */
+const RECIPIENT_VALIDATION_REUSE_MS = 60_000;
 
 /** An encrypted copy may be this much larger than the original (base64 4/3, line ends, armour, CMS framing). */
 const ENCRYPTED_GROWTH = 1.5;
@@ -41,6 +49,7 @@ export async function startEncrypt(
     blobStore,
     fetcher: createRevocationFetcher({ now, allow: config.revocationAllow }),
     revocationMode: config.revocationMode,
+    validations: createPathValidationCache({ ttlMs: RECIPIENT_VALIDATION_REUSE_MS }),
     masterKey: config.masterKey,
     masterKeyPrevious: config.masterKeyPrevious,
     maxMessageBytes: config.maxMessageBytes,

@@ -37,3 +37,4 @@ export type {
   TrustAnchorInput,
 } from './types.ts';
 export { validateCertificatePath } from './validate-certificate-path.ts';
+export { createPathValidationCache, type PathValidationCache } from './validation-cache.ts';
