@@ -201,6 +201,7 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
   };
 
   const server = new SMTPServer(options);
+  quietLevelsNotLogged(server, log);
   attachConnectionHooks(server, {
     greetImmediately: (ip) => settings.fastGreetingForTrusted && trusted(ip),
     forbidUnauthPipelining: (ip) => settings.forbidUnauthPipelining && !trusted(ip),
@@ -325,4 +326,17 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
   }
 
   return { listener, server, inFlight };
+}
+
+const SMTP_SERVER_LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+
+/**
+ * smtp-server builds a log entry for every command and reply (debug) and three per connection (info), and only then
+ * hands it to our logger, which drops what its level does not write: those levels become no-ops on smtp-server's
+ * logger, so nothing is built for them.
+ */
+export function quietLevelsNotLogged(server: SMTPServer, log: Logger): void {
+  for (const level of SMTP_SERVER_LOG_LEVELS) {
+    if (!log.isLevelEnabled(level)) server.logger[level] = () => {};
+  }
 }
