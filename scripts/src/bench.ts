@@ -1,10 +1,11 @@
 // `./smgw bench`: throughput of ingest → scan → deliver into an SMTP sink, with the gateway running as real processes.
 //   --messages N (per size, default 200; 5 MB messages: N/10)   --concurrency C (default 8)
 //   --sizes 10k,100k,5m   --no-smtp-source   --blobs-in files|database (default files: SMGW_BLOB_DIR of its own)
-// Prints messages/s, MB/s, p50/p99 latency from the client's 250 to arrival at the sink, and per service the memory
-// a message in flight costs: each size runs on freshly started services, warmed up with a few 10 KB messages; then
-// the peak RSS (VmHWM, reset through /proc/<pid>/clear_refs when allowed) above the RSS before the load, divided
-// by the concurrency.
+// Prints messages/s, MB/s, p50/p99 latency from the client's 250 to arrival at the sink, and per stage the memory
+// a message in flight costs: each size runs twice, at a quarter of the concurrency and at all of it, each time on
+// freshly started services warmed up with a few 10 KB messages; the peak RSS (VmHWM, reset through
+// /proc/<pid>/clear_refs when allowed) above the RSS before the load is printed for both, and their difference
+// divided by the difference in messages in flight.
 // Then measures the ingest accept rate with Postfix's smtp-source (one message per connection, and with
 // connection reuse) against smtp-sink in the same run, with and without the fast greeting for trusted networks.
 import { execFile, spawn } from 'node:child_process';
