@@ -15,8 +15,8 @@
 // any unreferenced blob; its missing file is no error then). Purges unlink a blob's file inside the transaction
 // that deletes its row, before the commit: a crash in between leaves a row without a file, purged again next time,
 // never a file without a row.
-import { constants, mkdirSync, statfsSync } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { constants, mkdirSync } from 'node:fs';
+import { type FileHandle, mkdir, open, readdir, rename, stat, statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { StoredChunk } from './committed-blob.ts';
 import { BlobCorruptError, BlobStorageError } from './errors.ts';
@@ -43,8 +43,9 @@ export function prepareBlobDirectory(directory: string): void {
  * Free and total bytes of the file system SMGW_BLOB_DIR is on (what an unprivileged writer may still use). When it is
  * full, every put fails and ingest answers 451: the metric behind the SmgwBlobStoreFillingUp alert.
  */
-export function blobDirectorySpace(directory: string): { availableBytes: number; sizeBytes: number } {
-  const space = statfsSync(directory);
+export async function blobDirectorySpace(directory: string): Promise<{ availableBytes: number; sizeBytes: number }> {
+  // Asynchronous: on a hung network volume a synchronous statfs would stop ingest's event loop, SMTP included.
+  const space = await statfs(directory);
   return { availableBytes: space.bavail * space.bsize, sizeBytes: space.blocks * space.bsize };
 }
 
@@ -116,8 +117,8 @@ export async function createBlobFileWriter(directory: string, id: string): Promi
 /**
  * Up to `limit` stored chunks of a blob's file from byte `position` on, and where the next read starts. Fewer at the
  * end of the file; whoever reads checks order, authenticity and the final chunk (open-blob.ts). `expectedBytes` is
- * at least how much is left to read (the plain bytes left plus room for headers and tags): that much is read in one call (so a small blob is one open, one read, one close)
- * and records that do not fit are read one by one.
+ * at least how much is left to read (the plain bytes left plus room for headers and tags): that much is read in one
+ * call (so a small blob is one open, one read, one close) and records that do not fit are read one by one.
  */
 export async function readBlobFileChunks(
   directory: string,

@@ -24,6 +24,7 @@ import {
   BlobStorageError,
   type BlobStore,
   BlobTooLargeError,
+  blobDirectorySpace,
   blobFilePath,
   blobFiles,
   collectUnreferencedBlobs,
@@ -243,6 +244,20 @@ function setByte(bytes: Buffer, at: number, value: number): Buffer {
   copy[at] = value;
   return copy;
 }
+
+describe('blobDirectorySpace (the smgw_blob_dir_* gauges)', () => {
+  it('tells the free and total bytes of the folder’s file system, and fails for a folder that is not there', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'smgw-blob-space-'));
+    try {
+      const space = await blobDirectorySpace(folder);
+      assert.ok(space.sizeBytes > 0);
+      assert.ok(space.availableBytes >= 0 && space.availableBytes <= space.sizeBytes);
+      await assert.rejects(blobDirectorySpace(join(folder, 'gone')), { code: 'ENOENT' });
+    } finally {
+      rmSync(folder, { recursive: true });
+    }
+  });
+});
 
 function lengthOfFirstRecord(bytes: Buffer, length: number): Buffer {
   const copy = Buffer.from(bytes);

@@ -45,24 +45,33 @@ export function ingestMetrics(registry: Registry) {
 export type IngestMetrics = ReturnType<typeof ingestMetrics>;
 
 /**
- * smgw_blob_dir_* : the space left where message contents are kept (SMGW_BLOB_DIR), read when scraped. Exported by
- * ingest, which every message's first write goes through and which answers 451 once the folder is full.
+ * smgw_blob_dir_* : the space left where message contents are kept (SMGW_BLOB_DIR), read when scraped (one statfs
+ * per scrape for both). Exported by ingest, which every message's first write goes through and which answers 451
+ * once the folder is full.
  */
 export function blobDirectoryMetrics(registry: Registry, directory: string): void {
+  // The first gauge collected asks; the second takes the same answer.
+  let asked: ReturnType<typeof blobDirectorySpace> | undefined;
+  const space = () => {
+    asked ??= blobDirectorySpace(directory).finally(() => {
+      asked = undefined;
+    });
+    return asked;
+  };
   new Gauge({
     name: 'smgw_blob_dir_available_bytes',
     help: 'Bytes still free for the gateway on the file system of SMGW_BLOB_DIR',
     registers: [registry],
-    collect() {
-      this.set(blobDirectorySpace(directory).availableBytes);
+    async collect() {
+      this.set((await space()).availableBytes);
     },
   });
   new Gauge({
     name: 'smgw_blob_dir_size_bytes',
     help: 'Size of the file system of SMGW_BLOB_DIR',
     registers: [registry],
-    collect() {
-      this.set(blobDirectorySpace(directory).sizeBytes);
+    async collect() {
+      this.set((await space()).sizeBytes);
     },
   });
 }
