@@ -4,3 +4,4 @@ export * from './client.ts';
 export * from './errors.ts';
 export * from './pool.ts';
 export * from './reply.ts';
+export * from './watch.ts';

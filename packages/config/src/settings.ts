@@ -135,6 +135,16 @@ export const settings = {
     'how long the contents of finished messages are kept',
   ),
   maxMessageBytes: setting('SMGW_MAX_MESSAGE_BYTES', integer(1024, 2 ** 31), '52428800', 'SMTP SIZE limit'),
+  /**
+   * Ingest scans a message of at most this many bytes (as stored) itself, from memory, before its 250: clean mail
+   * skips the scan stage's queue hop and blob read. Anything else still goes to scan. 0: every message goes to scan.
+   */
+  ingestScanMaxBytes: setting(
+    'SMGW_INGEST_SCAN_MAX_BYTES',
+    integer(0, 16 * 1024 * 1024),
+    '262144',
+    'messages up to this size are scanned by ingest itself (0: all by the scan stage)',
+  ),
   mailboxQuotaBytes: setting('SMGW_MAILBOX_QUOTA_BYTES', integer(0, 2 ** 40), '31457280', 'portal mailbox quota'),
   /** Text and attachments of one message a portal user writes, together (its Sent copy counts against the quota). */
   portalMaxUploadBytes: setting(

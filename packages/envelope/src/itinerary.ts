@@ -12,6 +12,9 @@ import type { BlobRef, Direction, Envelope, Stage, StageVerdict } from './envelo
  *   and with the crypto verdict `plain`: ingest → scan → verify → deliver;
  * - every route that reaches an agency has `verify` after scan: only for recipients whose address is enabled for
  *   signature verification; scan splits the others off past it (splitAtOptionalStage), so they never queue there;
+ * - a small message that ingest itself finds clean (clamd's exact `stream: OK`) is built past `scan`, with the verdict
+ *   scan would write and split at `verify` the same way (services/ingest/src/scan-at-ingest.ts); anything else
+ *   still goes to scan, which alone quarantines;
  * - generated mail (DSNs, notices) is made by the gateway itself and is not scanned.
  */
 export const ITINERARIES: Readonly<Record<Direction, readonly Stage[]>> = {

@@ -5,6 +5,7 @@
 
 export * from './database-sessions.ts';
 export * from './dkim-test-key.ts';
+export * from './eicar.ts';
 export * from './envelope-fixture.ts';
 export * from './gateway-processes.ts';
 export * from './isolation.ts';

@@ -2,7 +2,7 @@
 // one envelope per direction, and only then say 250. Anything the client did wrong is a 5xx; anything that went
 // wrong on our side (database, broker) is a 451 so the client keeps the message and tries again
 // (ARCHITECTURE.md, durability rule 1). Plain mail from the internet skips the encrypt stage
-// (inbound-crypto-route.ts).
+// (inbound-crypto-route.ts); a small message that clamd finds clean here skips the scan stage (scan-at-ingest.ts).
 import type { Readable } from 'node:stream';
 import type { BlobStore } from '@smgw/blob-store';
 import { type Pool, withTransaction } from '@smgw/db';
@@ -20,7 +20,7 @@ import {
 } from '@smgw/envelope';
 import type { Mq } from '@smgw/mq';
 import { type Logger, messageLogger } from '@smgw/observability';
-import { recordEvent, recordMessage, type TraceEvent } from '@smgw/trace';
+import { recordEvent, recordEvents, recordMessage, type TraceEvent } from '@smgw/trace';
 import { BareLineEndingError, NulByteError } from './bare-line-ending-guard.ts';
 import { encryptHopReasons, type MessageHead, withMessageHead } from './inbound-crypto-route.ts';
 import {
@@ -32,6 +32,7 @@ import {
 } from './mail-auth.ts';
 import { buildReceivedHeader, receivedProtocol } from './received-header.ts';
 import { groupByDirection, type Listener } from './recipient-policy.ts';
+import { type IngestScanner, keptForScan, scanStageRoute } from './scan-at-ingest.ts';
 import type { ReplyCode } from './smtp-replies.ts';
 import { SubmissionHeaderError, withCheckedSubmissionHeader } from './submission-header.ts';
 
@@ -46,6 +47,10 @@ export interface AcceptDeps {
   maxMessageBytes: number;
   /** SPF, DKIM and DMARC of MX mail (mail-auth.ts); undefined with SMGW_MAIL_AUTH=off. */
   mailAuth?: MailAuthSettings | undefined;
+  /** Small messages scanned here, so clean ones skip the scan stage (scan-at-ingest.ts); undefined: all go there. */
+  scanner?: Pick<IngestScanner, 'maxBytes' | 'scan'> | undefined;
+  /** The recipients enabled for signature verification (key directory): where a message past scan goes next. */
+  verifyingSignatures?: ((recipients: readonly string[]) => Promise<Set<string>>) | undefined;
 }
 
 export interface IncomingRecipient {
@@ -284,9 +289,11 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
           head = seen;
         })
       : stored;
+  // A small message is copied aside as stored, for a scan here once it is stored (scan-at-ingest.ts).
+  const keptMessage = keptForScan(storedAndRead, deps.scanner?.maxBytes ?? 0);
   let blob: BlobRef;
   try {
-    blob = await deps.blobStore.put(storedAndRead, {
+    blob = await deps.blobStore.put(keptMessage.source, {
       messageId,
       maxBytes: deps.maxMessageBytes + Buffer.byteLength(header, 'latin1'),
     });
@@ -309,7 +316,7 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
   };
   // Why inbound mail goes through encrypt (names, never content); empty: it is plain and skips it.
   const encryptReasons = message.listener === 'inbound' ? encryptHopReasons(head) : [];
-  const envelopes: Envelope[] = groupByDirection(message.listener, recipients, deps.internalDomains).map((group) =>
+  const built: Envelope[] = groupByDirection(message.listener, recipients, deps.internalDomains).map((group) =>
     routedPastEncrypt(
       withAuthVerdict(auth, receivedAt, {
         id: messageId,
@@ -327,7 +334,11 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
       receivedAt,
     ),
   );
-  for (const envelope of envelopes) {
+  // Clean mail at the scan stage goes past it; a failed scan or lookup only leaves it there (scan decides).
+  const scanStage = await scanStageRoute(deps, built, keptMessage.kept(), log);
+  const envelopes = scanStage.recorded;
+  const published = scanStage.published;
+  for (const envelope of published) {
     const checked = parseEnvelope(envelope);
     if (!checked.ok) {
       log.error({ code: 'ENVELOPE_INVALID', detail: checked.error }, 'envelope for an accepted message is invalid');
@@ -349,7 +360,7 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
       listener: message.listener,
       size: blob.size,
       blob: blob.ref,
-      envelopes: envelopes.map((e) => ({
+      envelopes: published.map((e) => ({
         direction: e.direction,
         recipients: e.recipients.length,
         itinerary: e.itinerary,
@@ -358,6 +369,8 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
       ...(message.listener === 'inbound'
         ? { encryptStage: { skipped: encryptReasons.length === 0, reasons: encryptReasons } }
         : {}),
+      // Whether ingest scanned it clean (the scan stage is skipped), or why the scan stage has it.
+      ...(scanStage.trace ? { scanStage: scanStage.trace } : {}),
       ...(removedFields.length > 0 ? { removedGatewayFields: removedFields } : {}),
       ...(removedBcc > 0 ? { removedBcc } : {}),
       ...(auth ? { auth: authSummary(auth) } : {}),
@@ -365,11 +378,11 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
   };
   try {
     const [first, ...more] = envelopes;
-    if (first && more.length === 0) await recordMessage(deps.pool, first, [received]);
+    if (first && more.length === 0) await recordMessage(deps.pool, first, [received, ...scanStage.events]);
     else {
       await withTransaction(deps.pool, async (db) => {
         for (const envelope of envelopes) await recordMessage(db, envelope);
-        await recordEvent(db, messageId, received);
+        await recordEvents(db, messageId, [received, ...scanStage.events]);
       });
     }
   } catch (err) {
@@ -378,17 +391,17 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
   }
 
   // Every envelope must be confirmed; wait for all of them so the log says exactly which ones went.
-  const results = await Promise.allSettled(envelopes.map((envelope) => deps.mq.publish(envelope)));
+  const results = await Promise.allSettled(published.map((envelope) => deps.mq.publish(envelope)));
   const failures = results.flatMap((result, i) =>
-    result.status === 'rejected' ? [{ direction: envelopes[i]?.direction, err: result.reason as unknown }] : [],
+    result.status === 'rejected' ? [{ direction: published[i]?.direction, err: result.reason as unknown }] : [],
   );
   if (failures.length > 0) {
     const first = failures[0]?.err;
     const code = codeOf(first) ?? 'MQ_PUBLISH_FAILED';
-    const published = envelopes.filter((_, i) => results[i]?.status === 'fulfilled').map((e) => e.direction);
+    const confirmed = published.filter((_, i) => results[i]?.status === 'fulfilled').map((e) => e.direction);
     log.error(
-      { code, err: first, refusedDirections: failures.map((f) => f.direction), publishedDirections: published },
-      published.length > 0
+      { code, err: first, refusedDirections: failures.map((f) => f.direction), publishedDirections: confirmed },
+      confirmed.length > 0
         ? 'broker refused an envelope after confirming another; answering 451 (the retry may duplicate the confirmed part)'
         : 'broker refused the envelope; answering 451',
     );
@@ -398,7 +411,7 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
       outcome: 'retry',
       code,
       reason: `${(first as Error)?.message ?? String(first)}; answered 451 to the client`,
-      data: { publishedDirections: published, enqueued: enqueuedAfterRefusal(results) },
+      data: { publishedDirections: confirmed, enqueued: enqueuedAfterRefusal(results) },
     }).catch((err: unknown) => log.error({ code: 'TRACE_WRITE_FAILED', err }, 'cannot record message.refused'));
     return refused('TEMPORARY_FAILURE', code, (first as Error)?.message ?? String(first));
   }
@@ -407,7 +420,7 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
     {
       listener: message.listener,
       size: blob.size,
-      envelopes: envelopes.map((e) => ({
+      envelopes: published.map((e) => ({
         direction: e.direction,
         recipients: e.recipients.length,
         itinerary: e.itinerary,
@@ -415,5 +428,5 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
     },
     'message accepted',
   );
-  return { kind: 'accepted', messageId, traceId, blob, envelopes };
+  return { kind: 'accepted', messageId, traceId, blob, envelopes: published };
 }

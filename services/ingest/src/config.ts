@@ -14,6 +14,8 @@ export const ingestSpec = {
   internalDomains: settings.internalDomains,
   submissionNetworks: settings.submissionNetworks,
   maxMessageBytes: settings.maxMessageBytes,
+  clamdUrl: settings.clamdUrl,
+  ingestScanMaxBytes: settings.ingestScanMaxBytes,
   hostname: settings.hostname,
   tlsCertFile: settings.tlsCertFile,
   tlsKeyFile: settings.tlsKeyFile,

@@ -40,6 +40,12 @@ export function ingestMetrics(registry: Registry) {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: [registry],
     }),
+    scans: new Counter({
+      name: 'smgw_ingest_scans_total',
+      help: 'Scans by ingest itself, by result: clean (the scan stage is skipped) or why the scan stage has the message',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
   };
 }
 export type IngestMetrics = ReturnType<typeof ingestMetrics>;

@@ -3,6 +3,7 @@
 import type { AddressInfo } from 'node:net';
 import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { createPool, databaseReachable } from '@smgw/db';
+import { addressesVerifyingSignatures } from '@smgw/key-directory';
 import { connectMq, type Mq } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
 import { Redis } from 'ioredis';
@@ -11,6 +12,7 @@ import { createDnsLookup } from './mail-auth.ts';
 import { blobDirectoryMetrics, ingestMetrics } from './metrics.ts';
 import { createRateLimits } from './rate-limits.ts';
 import { createRecipientVerification } from './recipient-verification.ts';
+import { createIngestScanner } from './scan-at-ingest.ts';
 import { createSmtpListener, DRAIN_TIMEOUT_MS, type SmtpListener } from './smtp-listener.ts';
 import { installSmtpServerPatches } from './smtp-server-patches.ts';
 import { certificateNotAfter, loadTlsCredentials } from './tls.ts';
@@ -96,6 +98,18 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
       { counter: metrics.recipientVerifications },
     );
 
+    // Small messages scanned here before their 250, so clean ones skip the scan stage (scan-at-ingest.ts).
+    const scanner =
+      config.ingestScanMaxBytes > 0
+        ? await createIngestScanner({
+            clamdUrl: config.clamdUrl,
+            maxBytes: config.ingestScanMaxBytes,
+            log,
+            onResult: (result) => metrics.scans.inc({ result }),
+          })
+        : undefined;
+    if (scanner) cleanups.push(() => scanner.close());
+
     const deps = {
       settings: {
         hostname: config.hostname,
@@ -126,6 +140,8 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
                 lookup: createDnsLookup({ servers: config.dnsResolvers, timeoutMs: config.dnsTimeoutMs }),
               }
             : undefined,
+        scanner,
+        verifyingSignatures: (recipients: readonly string[]) => addressesVerifyingSignatures(pool, recipients),
       },
       rateLimits,
       recipientVerification,
@@ -163,8 +179,9 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
             closeListener(inbound, DRAIN_TIMEOUT_MS, log),
             closeListener(submission, DRAIN_TIMEOUT_MS, log),
           ]);
-          // 2. Then the clients they used: broker (waits for outstanding confirms), database, Redis, health.
+          // 2. Then the clients they used: clamd, broker (waits for outstanding confirms), database, Redis, health.
           await health.close();
+          await scanner?.close();
           await mq.close().catch((err: unknown) => log.warn({ code: 'MQ_CLOSE_FAILED', err }, 'closing the broker'));
           await pool.end().catch(() => {});
           await redis.quit().catch(() => redis.disconnect());

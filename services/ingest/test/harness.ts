@@ -86,6 +86,9 @@ export async function createTestWorld(): Promise<TestWorld> {
         SMGW_INTERNAL_DOMAINS: 'behoerde.example,*.sachsen.example',
         SMGW_INTERNAL_RELAY: `127.0.0.1:${relay.port}`,
         SMGW_DNS_RESOLVERS: dns.address,
+        // These tests watch what ingest queues for the scan stage; scan-at-ingest.test.ts turns ingest's own scan on.
+        SMGW_INGEST_SCAN_MAX_BYTES: '0',
+        CLAMD_URL: process.env.CLAMD_URL ?? 'tcp://127.0.0.1:3310',
         ...env,
       });
       const ingest = await startIngest(config, log);

@@ -1,12 +1,11 @@
 // Starts scan: database, blob store, broker, clamd watch and sessions, consumer, health server. Stops in reverse order.
 import type { Readable } from 'node:stream';
 import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
-import { createClamdPool } from '@smgw/clamd';
+import { createClamdPool, watchClamd } from '@smgw/clamd';
 import { createPool, databaseReachable } from '@smgw/db';
 import { connectMq, instrumentHandler } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
 import { recordParkedAt } from '@smgw/trace';
-import { watchClamd } from './clamd-watch.ts';
 import type { ScanConfig } from './config.ts';
 import { scanMetrics } from './metrics.ts';
 import { loadNoticeTemplates } from './notice.ts';

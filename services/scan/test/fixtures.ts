@@ -15,8 +15,7 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const TESTFILES = '/usr/share/clamav-testfiles';
 export const CLAMD_URL = process.env.CLAMD_URL ?? 'tcp://127.0.0.1:3310';
 
-/** The EICAR test string, assembled at run time so this file is not itself a "virus". */
-export const EICAR = Buffer.from(`X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-${'STANDARD-ANTIVIRUS-TEST-FILE'}!$H+H*`);
+export { EICAR } from '@smgw/testing';
 
 export const testLogger = createLogger('scan-test', 'silent');
 

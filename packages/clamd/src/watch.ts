@@ -1,6 +1,12 @@
-// Keeps track of whether clamd answers (for /readyz and a gauge) and of its version (named in every verdict).
-import { type ClamdTarget, ping, version } from '@smgw/clamd';
-import type { Logger } from '@smgw/observability';
+// Keeps track of whether clamd answers (for /readyz and a gauge) and of its version (named in every verdict): scan's
+// and ingest's (which scans small messages itself) alike.
+import { type ClamdTarget, ping, version } from './client.ts';
+
+/** What the watch logs to (a pino logger fits): only when clamd goes down or comes back. */
+export interface ClamdWatchLog {
+  warn(fields: Record<string, unknown>, message: string): void;
+  info(fields: Record<string, unknown>, message: string): void;
+}
 
 export interface ClamdWatch {
   /** PINGs clamd now; true when it answered PONG. Refreshes the version when clamd came back. */
@@ -9,7 +15,7 @@ export interface ClamdWatch {
   engine(): string;
 }
 
-export function watchClamd(target: ClamdTarget, log: Logger, onChange: (up: boolean) => void): ClamdWatch {
+export function watchClamd(target: ClamdTarget, log: ClamdWatchLog, onChange: (up: boolean) => void): ClamdWatch {
   let up: boolean | undefined;
   let engine = 'clamd';
   return {
