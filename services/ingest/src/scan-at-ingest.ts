@@ -39,7 +39,7 @@ export interface IngestScannerOptions {
   now?: () => Date;
 }
 
-const DEFAULT_MAX_CONCURRENT = 8;
+const DEFAULT_MAX_CONCURRENT = 32;
 const DEFAULT_DEADLINE_MS = 5000;
 /** How often the watch PINGs clamd; while the last PING failed, no scan is tried here. */
 const WATCH_INTERVAL_MS = 10_000;

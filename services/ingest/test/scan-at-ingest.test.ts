@@ -1,6 +1,7 @@
 // Ingest's own scan of small messages (scan-at-ingest.ts): against the real clamd, and through the MX and submission
 // listeners with the real PostgreSQL and RabbitMQ. Ingest only ever clears; everything else stays the scan stage's.
 import assert from 'node:assert/strict';
+import { type AddressInfo, createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { type Envelope, itineraryFor } from '@smgw/envelope';
 import { createAgency, putAgencyAddress } from '@smgw/key-directory';
@@ -75,6 +76,28 @@ describe('ingest scanning a message itself', () => {
     }
   });
 
+  it('after a scan that failed, sends messages to the scan stage until clamd answers a PING again', async () => {
+    // A clamd that answers PING and VERSION but drops every session, as a clamd in trouble may.
+    const server = createServer((socket) => {
+      socket.once('data', (data) => {
+        const command = data.toString('latin1');
+        if (command.startsWith('zPING')) socket.end('PONG\0');
+        else if (command.startsWith('zVERSION')) socket.end('ClamAV 9.9.9/1/test\0');
+        else socket.destroy();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const troubled = await createIngestScanner({ clamdUrl: `tcp://127.0.0.1:${port}`, maxBytes: 4096, log: quiet });
+    try {
+      assert.deepEqual(await troubled.scan([cleanMail]), { clean: false, reason: 'clamd-error' });
+      assert.deepEqual(await troubled.scan([cleanMail]), { clean: false, reason: 'clamd-down' });
+    } finally {
+      await troubled.close();
+      server.close();
+    }
+  });
+
   it('does not scan at all with a size of 0', async () => {
     const off = await createIngestScanner({ clamdUrl: CLAMD_URL, maxBytes: 0, log: quiet });
     assert.deepEqual(await off.scan([Buffer.alloc(0)]), { clean: false, reason: 'too-large' });
@@ -125,7 +148,13 @@ describe('routing past the scan stage', () => {
   const clean: IngestScan = { clean: true, engine: 'clamd ClamAV 1.4.3/1/x', at };
   const scannerSaying = (scan: IngestScan) => {
     const calls: unknown[] = [];
-    return { calls, scanner: { scan: async (m: readonly Buffer[] | undefined) => (calls.push(m), scan) } };
+    const scanner = {
+      scan: async (message: readonly Buffer[] | undefined) => {
+        calls.push(message);
+        return scan;
+      },
+    };
+    return { calls, scanner };
   };
   const log = { warn() {} };
   const plainInbound = (recipients: string[]): Envelope => {
