@@ -26,7 +26,8 @@ export function watchClamd(target: ClamdTarget, log: ClamdWatchLog, onChange: (u
         now = true;
       } catch (err) {
         now = false;
-        if (up !== false) log.warn({ code: 'CLAMD_DOWN', err }, 'clamd does not answer PING; scanning waits');
+        // scan's messages wait for it; ingest sends everything to the scan stage meanwhile.
+        if (up !== false) log.warn({ code: 'CLAMD_DOWN', err }, 'clamd does not answer PING');
       }
       if (now && up !== true) {
         engine = await version({ ...target, deadlineMs: 2000 })
