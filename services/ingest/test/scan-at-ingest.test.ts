@@ -312,6 +312,33 @@ describe('the listeners with ingest scanning', () => {
     assert.deepEqual(scanStageOf(received), { skipped: false, reason: 'finding' });
   });
 
+  it('routes both envelopes of clean mixed agency mail past scan: internal to deliver, outbound to encrypt', async () => {
+    const { client } = await SmtpTestClient.open(ingest.submissionPort);
+    await client.command('EHLO agency.example');
+    const reply = await client.sendMail({
+      from: 'clerk@behoerde.example',
+      to: ['citizen@mail.example', 'colleague@behoerde.example'],
+      body: 'From: clerk@behoerde.example\r\nSubject: cc\r\n\r\nx\r\n',
+    });
+    await client.quit();
+    const id = assertQueued(reply.final?.text);
+    assert.deepEqual(await world.takeEnvelopes('smgw.scan'), []);
+    const [outbound] = await world.takeEnvelopes('smgw.encrypt');
+    const [internal] = await world.takeEnvelopes('smgw.deliver');
+    assert.equal(outbound?.id, id);
+    assert.equal(outbound?.direction, 'outbound');
+    assert.deepEqual(outbound?.itinerary, ['encrypt', 'deliver']);
+    assert.equal(outbound?.verdicts.scan?.by, 'ingest');
+    assert.equal(internal?.id, id);
+    assert.equal(internal?.direction, 'internal');
+    assert.deepEqual(internal?.itinerary, ['deliver']);
+    const scanned = (await getTrace(world.db.pool, id))?.events.filter((e) => e.event === 'message.scanned');
+    assert.deepEqual(scanned?.map((e) => (e.data as { direction?: string }).direction).sort(), [
+      'internal',
+      'outbound',
+    ]);
+  });
+
   it('queues a message over SMGW_INGEST_SCAN_MAX_BYTES for the scan stage', async () => {
     const id = await send(['x@behoerde.example'], `Subject: big\r\n\r\n${'a'.repeat(70)}\r\n`.repeat(1000));
     const [envelope] = await world.takeEnvelopes('smgw.scan');
