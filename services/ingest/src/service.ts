@@ -181,7 +181,9 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
           ]);
           // 2. Then the clients they used: clamd, broker (waits for outstanding confirms), database, Redis, health.
           await health.close();
-          await scanner?.close();
+          await scanner
+            ?.close()
+            .catch((err: unknown) => log.warn({ code: 'CLAMD_CLOSE_FAILED', err }, 'closing clamd'));
           await mq.close().catch((err: unknown) => log.warn({ code: 'MQ_CLOSE_FAILED', err }, 'closing the broker'));
           await pool.end().catch(() => {});
           await redis.quit().catch(() => redis.disconnect());
