@@ -32,7 +32,13 @@ import {
 } from './mail-auth.ts';
 import { buildReceivedHeader, receivedProtocol } from './received-header.ts';
 import { groupByDirection, type Listener } from './recipient-policy.ts';
-import { type IngestScanner, keptForScan, scanStageRoute } from './scan-at-ingest.ts';
+import {
+  createCopyBudget,
+  type IngestScanner,
+  keptForScan,
+  type ScanStageRoute,
+  scanStageRoute,
+} from './scan-at-ingest.ts';
 import type { ReplyCode } from './smtp-replies.ts';
 import { SubmissionHeaderError, withCheckedSubmissionHeader } from './submission-header.ts';
 
@@ -48,7 +54,7 @@ export interface AcceptDeps {
   /** SPF, DKIM and DMARC of MX mail (mail-auth.ts); undefined with SMGW_MAIL_AUTH=off. */
   mailAuth?: MailAuthSettings | undefined;
   /** Small messages scanned here, so clean ones skip the scan stage (scan-at-ingest.ts); undefined: all go there. */
-  scanner?: Pick<IngestScanner, 'maxBytes' | 'scan'> | undefined;
+  scanner?: Pick<IngestScanner, 'maxBytes' | 'copyBudget' | 'scan'> | undefined;
   /** The recipients enabled for signature verification (key directory): where a message past scan goes next. */
   verifyingSignatures?: ((recipients: readonly string[]) => Promise<Set<string>>) | undefined;
 }
@@ -204,6 +210,9 @@ function routedPastEncrypt(envelope: Envelope, encryptReasons: readonly string[]
   return withVerdict(skipStage(envelope, 'encrypt'), 'crypto', { status: 'plain', at: at.toISOString(), by: 'ingest' });
 }
 
+/** Without a scanner nothing is kept. */
+const NO_COPIES = createCopyBudget(0);
+
 /** Publish failures after which the envelope is surely not in a queue (nacked, returned, never sent). */
 const NOT_ENQUEUED = new Set(['MQ_PUBLISH_NACKED', 'MQ_PUBLISH_RETURNED', 'MQ_NOT_CONNECTED']);
 
@@ -290,7 +299,7 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
         })
       : stored;
   // A small message is copied aside as stored, for a scan here once it is stored (scan-at-ingest.ts).
-  const keptMessage = keptForScan(storedAndRead, deps.scanner?.maxBytes ?? 0);
+  const keptMessage = keptForScan(storedAndRead, deps.scanner?.maxBytes ?? 0, deps.scanner?.copyBudget ?? NO_COPIES);
   let blob: BlobRef;
   try {
     blob = await deps.blobStore.put(keptMessage.source, {
@@ -304,6 +313,7 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
       { code, err, listener: message.listener, ip: message.client.ip, ...(auth ? { auth: authSummary(auth) } : {}) },
       'message not stored',
     );
+    keptMessage.release();
     return refused(reply, code, (err as Error).message);
   }
 
@@ -335,7 +345,13 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
     ),
   );
   // Clean mail at the scan stage goes past it; a failed scan or lookup only leaves it there (scan decides).
-  const scanStage = await scanStageRoute(deps, built, keptMessage.kept(), log);
+  let scanStage: ScanStageRoute;
+  try {
+    scanStage = await scanStageRoute(deps, built, keptMessage.kept(), log);
+  } finally {
+    // The copy is done with: its bytes go back to the budget of all sessions.
+    keptMessage.release();
+  }
   const envelopes = scanStage.recorded;
   const published = scanStage.published;
   for (const envelope of published) {

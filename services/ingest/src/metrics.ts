@@ -81,3 +81,15 @@ export function blobDirectoryMetrics(registry: Registry, directory: string): voi
     },
   });
 }
+
+/** smgw_ingest_scan_copy_bytes: what the copies kept for ingest's own scan hold now, of all messages being received. */
+export function scanCopyMetrics(registry: Registry, held: () => number): void {
+  new Gauge({
+    name: 'smgw_ingest_scan_copy_bytes',
+    help: 'Bytes held now by the copies of messages being received that ingest keeps for its own scan',
+    registers: [registry],
+    collect() {
+      this.set(held());
+    },
+  });
+}

@@ -17,6 +17,8 @@ export type IngestScan = { clean: true; engine: string; at: Date } | { clean: fa
 export interface IngestScanner {
   /** Messages up to this size (as stored) are kept for a scan here; 0: none. */
   readonly maxBytes: number;
+  /** What the kept copies of all messages being received may hold together. */
+  readonly copyBudget: CopyBudget;
   /**
    * Scans `message` (its chunks as stored; undefined: it was larger than maxBytes). Never throws: whatever is not
    * clean is left to the scan stage.
@@ -33,6 +35,8 @@ export interface IngestScannerOptions {
   maxConcurrent?: number;
   /** Session, upload and verdict within this; a slower clamd is the scan stage's to wait for, not the SMTP client's. */
   deadlineMs?: number;
+  /** Bytes the kept copies may hold together (default 64 MiB: 256 messages of 256 KiB). */
+  copyBudgetBytes?: number;
   log: ClamdWatchLog;
   /** Counts each scan's result: `clean` or a LeftToScanStage. */
   onResult?: (result: 'clean' | LeftToScanStage) => void;
@@ -41,6 +45,7 @@ export interface IngestScannerOptions {
 
 const DEFAULT_MAX_CONCURRENT = 32;
 const DEFAULT_DEADLINE_MS = 5000;
+const DEFAULT_COPY_BUDGET_BYTES = 64 * 1024 * 1024;
 /** How often the watch PINGs clamd; while the last PING failed, no scan is tried here. */
 const WATCH_INTERVAL_MS = 10_000;
 
@@ -70,6 +75,7 @@ export async function createIngestScanner(options: IngestScannerOptions): Promis
   };
   return {
     maxBytes: options.maxBytes,
+    copyBudget: createCopyBudget(options.copyBudgetBytes ?? DEFAULT_COPY_BUDGET_BYTES),
     async scan(message) {
       const size = message?.reduce((sum, chunk) => sum + chunk.byteLength, 0) ?? Number.POSITIVE_INFINITY;
       if (!pool || !message || size > options.maxBytes) return result({ clean: false, reason: 'too-large' });
@@ -100,27 +106,66 @@ export async function createIngestScanner(options: IngestScannerOptions): Promis
 }
 
 /**
- * The message's bytes passed on unchanged; `kept()` returns a copy of them when they came to at most `maxBytes`
- * (undefined once they passed it: the copy is dropped then, so a large message costs nothing here).
+ * Bytes that the copies of all messages being received by one replica may hold together: beyond it a message is not
+ * kept (the scan stage has it), so many slow senders of 256 KiB messages cost a bounded amount of memory.
  */
-export function keptForScan(
-  source: AsyncIterable<Uint8Array>,
-  maxBytes: number,
-): { source: AsyncGenerator<Uint8Array>; kept(): Buffer[] | undefined } {
+export interface CopyBudget {
+  /** Takes `bytes` if they are left; false (nothing taken) if not. */
+  take(bytes: number): boolean;
+  give(bytes: number): void;
+  /** Bytes taken now (a gauge, and tests). */
+  held(): number;
+}
+
+export function createCopyBudget(totalBytes: number): CopyBudget {
+  let held = 0;
+  return {
+    take(bytes) {
+      if (held + bytes > totalBytes) return false;
+      held += bytes;
+      return true;
+    },
+    give(bytes) {
+      held = Math.max(0, held - bytes);
+    },
+    held: () => held,
+  };
+}
+
+export interface KeptMessage {
+  /** The message's bytes, passed on unchanged. */
+  source: AsyncGenerator<Uint8Array>;
+  /** A copy of them when they came to at most maxBytes and the budget had room; else undefined. */
+  kept(): Buffer[] | undefined;
+  /** Drops the copy and gives its bytes back to the budget (again: nothing happens). */
+  release(): void;
+}
+
+/**
+ * The message's bytes passed on unchanged, and a copy of them kept while they come to at most `maxBytes` and the
+ * budget has room (the copy is dropped at once when either runs out, so a large message costs nothing here).
+ */
+export function keptForScan(source: AsyncIterable<Uint8Array>, maxBytes: number, budget: CopyBudget): KeptMessage {
   let chunks: Buffer[] | undefined = maxBytes > 0 ? [] : undefined;
   let size = 0;
+  const release = () => {
+    budget.give(size);
+    size = 0;
+    chunks = undefined;
+  };
   async function* passing(): AsyncGenerator<Uint8Array> {
     for await (const chunk of source) {
       if (chunks !== undefined) {
-        size += chunk.byteLength;
-        // A copy: the chunk's memory is the producer's, which may reuse it once we ask for the next one.
-        if (size <= maxBytes) chunks.push(Buffer.from(chunk));
-        else chunks = undefined;
+        if (size + chunk.byteLength <= maxBytes && budget.take(chunk.byteLength)) {
+          size += chunk.byteLength;
+          // A copy: the chunk's memory is the producer's, which may reuse it once we ask for the next one.
+          chunks.push(Buffer.from(chunk));
+        } else release();
       }
       yield chunk;
     }
   }
-  return { source: passing(), kept: () => chunks };
+  return { source: passing(), kept: () => chunks, release };
 }
 
 /** True when the envelope waits for the scan stage next (the one place a scan by ingest can help). */

@@ -9,7 +9,7 @@ import { createRegistry, type Logger, startHealthServer } from '@smgw/observabil
 import { Redis } from 'ioredis';
 import type { IngestConfig } from './config.ts';
 import { createDnsLookup } from './mail-auth.ts';
-import { blobDirectoryMetrics, ingestMetrics } from './metrics.ts';
+import { blobDirectoryMetrics, ingestMetrics, scanCopyMetrics } from './metrics.ts';
 import { createRateLimits } from './rate-limits.ts';
 import { createRecipientVerification } from './recipient-verification.ts';
 import { createIngestScanner } from './scan-at-ingest.ts';
@@ -108,7 +108,10 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
             onResult: (result) => metrics.scans.inc({ result }),
           })
         : undefined;
-    if (scanner) cleanups.push(() => scanner.close());
+    if (scanner) {
+      cleanups.push(() => scanner.close());
+      scanCopyMetrics(registry, () => scanner.copyBudget.held());
+    }
 
     const deps = {
       settings: {

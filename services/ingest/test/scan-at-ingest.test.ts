@@ -8,6 +8,7 @@ import { createAgency, putAgencyAddress } from '@smgw/key-directory';
 import { assertQueued, EICAR, envelopeFixture } from '@smgw/testing';
 import { getTrace } from '@smgw/trace';
 import {
+  createCopyBudget,
   createIngestScanner,
   type IngestScan,
   type IngestScanner,
@@ -116,18 +117,43 @@ describe('the bytes kept for that scan', () => {
   }
 
   it('passes the message on unchanged and keeps a copy of it up to the size', async () => {
-    const kept = keptForScan(chunks('abc', 'def'), 6);
+    const kept = keptForScan(chunks('abc', 'def'), 6, createCopyBudget(100));
     assert.equal((await drain(kept.source)).toString(), 'abcdef');
     assert.equal(Buffer.concat(kept.kept() ?? []).toString(), 'abcdef');
   });
 
   it('keeps nothing of a longer message, and nothing with a size of 0', async () => {
-    const longer = keptForScan(chunks('abc', 'defg'), 6);
+    const longer = keptForScan(chunks('abc', 'defg'), 6, createCopyBudget(100));
     assert.equal((await drain(longer.source)).toString(), 'abcdefg');
     assert.equal(longer.kept(), undefined);
-    const off = keptForScan(chunks('abc'), 0);
+    const off = keptForScan(chunks('abc'), 0, createCopyBudget(100));
     assert.equal((await drain(off.source)).toString(), 'abc');
     assert.equal(off.kept(), undefined);
+  });
+
+  it('keeps copies of all messages together only up to the budget, and gives the bytes back on release', async () => {
+    const budget = createCopyBudget(10);
+    const first = keptForScan(chunks('abcd', 'efgh'), 100, budget);
+    await drain(first.source);
+    assert.equal(budget.held(), 8);
+    const second = keptForScan(chunks('ijk'), 100, budget);
+    assert.equal((await drain(second.source)).toString(), 'ijk', 'passed on all the same');
+    assert.equal(second.kept(), undefined, 'no room left: not kept');
+    assert.equal(budget.held(), 8);
+    first.release();
+    first.release();
+    assert.equal(budget.held(), 0);
+    assert.equal(first.kept(), undefined);
+    const third = keptForScan(chunks('ijk'), 100, budget);
+    await drain(third.source);
+    assert.equal(Buffer.concat(third.kept() ?? []).toString(), 'ijk');
+  });
+
+  it('gives back what a message over the size had taken', async () => {
+    const budget = createCopyBudget(100);
+    const longer = keptForScan(chunks('abc', 'defg'), 6, budget);
+    await drain(longer.source);
+    assert.equal(budget.held(), 0);
   });
 
   it('keeps a copy, not the producer memory, which may be reused', async () => {
@@ -137,7 +163,7 @@ describe('the bytes kept for that scan', () => {
       reused.fill('b');
       yield reused;
     }
-    const kept = keptForScan(reusing(), 100);
+    const kept = keptForScan(reusing(), 100, createCopyBudget(100));
     await drain(kept.source);
     assert.equal(Buffer.concat(kept.kept() ?? []).toString(), 'aaaabbbb');
   });
@@ -343,5 +369,21 @@ describe('the listeners with ingest scanning', () => {
     const id = await send(['x@behoerde.example'], `Subject: big\r\n\r\n${'a'.repeat(70)}\r\n`.repeat(1000));
     const [envelope] = await world.takeEnvelopes('smgw.scan');
     assert.equal(envelope?.id, id);
+  });
+
+  it('gives every copy back, also of a message it refused, and counts its scans', async () => {
+    const { client } = await SmtpTestClient.open(ingest.inboundPort);
+    await client.command('EHLO sender.example');
+    const refused = await client.sendMail({
+      from: 'a@sender.example',
+      to: ['x@behoerde.example'],
+      body: 'Subject: bare\r\n\r\na bare\nline feed\r\n',
+    });
+    await client.quit();
+    assert.match(refused.final?.text ?? '', /^550 5\.6\.0/);
+    const metrics = await (await fetch(`http://127.0.0.1:${ingest.healthPort}/metrics`)).text();
+    assert.match(metrics, /^smgw_ingest_scan_copy_bytes\{[^}]*\} 0$/m);
+    assert.match(metrics, /^smgw_ingest_scans_total\{[^}]*result="clean"[^}]*\} [1-9]/m);
+    assert.match(metrics, /^smgw_ingest_scans_total\{[^}]*result="finding"[^}]*\} [1-9]/m);
   });
 });
