@@ -5,7 +5,7 @@ import { findCommittedBlob, toBlobRef } from './committed-blob.ts';
 import type { BlobStore } from './index.ts';
 import type { KeyStore } from './key-store.ts';
 import { openBlob } from './open-blob.ts';
-import { putBlob } from './put-blob.ts';
+import { putBlob, stageBlob } from './put-blob.ts';
 
 export const DEFAULT_CHUNK_BYTES = 256 * 1024;
 /** pg sends a whole parameter in one message; far bigger chunks would only cost memory. */
@@ -37,6 +37,14 @@ export function createBlobStore(pool: Pool, options: BlobStoreOptions): BlobStor
       }
       if (!messageId) return Promise.reject(new RangeError('a blob needs the id of the message it belongs to'));
       return putBlob(pool, keyStore, source, { chunkBytes, maxBytes, messageId, directory });
+    },
+    stage(source, stageOptions) {
+      const { maxBytes, messageId } = stageOptions;
+      if (maxBytes !== undefined && !(maxBytes >= 0)) {
+        return Promise.reject(new RangeError(`maxBytes must be a non-negative number, got ${maxBytes}`));
+      }
+      if (!messageId) return Promise.reject(new RangeError('a blob needs the id of the message it belongs to'));
+      return stageBlob(pool, keyStore, source, { chunkBytes, maxBytes, messageId, directory });
     },
     open(ref) {
       return openBlob(pool, keyStore, ref, directory);

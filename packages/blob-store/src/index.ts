@@ -4,8 +4,9 @@
 // retiring that KEK once its blobs are purged makes them unreadable, also from an older database dump.
 import type { Readable } from 'node:stream';
 import type { BlobRef } from '@smgw/envelope';
+import type { StagedBlob } from './put-blob.ts';
 
-export type { BlobRef };
+export type { BlobRef, StagedBlob };
 
 export interface BlobStore {
   /**
@@ -20,6 +21,15 @@ export interface BlobStore {
     source: Readable | AsyncIterable<Uint8Array>,
     options: { messageId: string; maxBytes?: number },
   ): Promise<BlobRef>;
+  /**
+   * Like put, but a blob in files (SMGW_BLOB_DIR) comes back with its row still to commit: the caller commits
+   * `row(first)` with its own rows in one statement, then publish() (discard() if that fails). In the database store
+   * the blob is committed here and `row` is undefined.
+   */
+  stage(
+    source: Readable | AsyncIterable<Uint8Array>,
+    options: { messageId: string; maxBytes?: number },
+  ): Promise<StagedBlob>;
   /**
    * A stream of the blob's bytes, read a few chunks at a time, each authenticated before it is pushed. Errors with
    * BlobNotFoundError if absent, BlobStorageError if the database fails, BlobKeyError if its key is retired or the

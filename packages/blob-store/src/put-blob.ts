@@ -55,7 +55,15 @@ export async function putBlob(
     const { kekId, keys } = await newKeys(keyStore, id);
     wrote = true;
     if (directory !== undefined) {
-      return await storeInFile(pool, directory, { id, messageId, kekId, keys }, first.value, chunks);
+      const staged = await stageInFile(directory, { id, messageId, kekId, keys }, first.value, chunks);
+      try {
+        await commitStagedRow(pool, staged);
+        await staged.publish();
+        return staged.ref;
+      } catch (err) {
+        await staged.discard();
+        throw err;
+      }
     }
     if (first.value.final) return await storeWholeBlob(pool, id, messageId, kekId, keys, first.value.plain);
 
@@ -199,23 +207,85 @@ const STORE_WHOLE_BLOB = preparedStatement(
    insert into blob_chunks (blob_id, seq, data, final) select id, 0, $7, true from blob`,
 );
 
-const STORE_FILE_BLOB = preparedStatement(
-  'blob-store-file',
-  `insert into blobs (id, message_id, kek_id, wrapped_key, state, digest, size, committed_at, storage)
-   values ($1, $2, $3, $4, 'committed', $5, $6, now(), 'files')`,
-);
+/**
+ * A blob whose content is written and durable but whose row is not committed yet, so that a caller can commit the
+ * row together with its own rows, in one statement (ingest: the blob and the message, one round trip and one commit).
+ */
+export interface StagedBlob {
+  ref: BlobRef;
+  /**
+   * The blob's row as an insert whose parameters start at `$first`, to be committed by the caller; then publish().
+   * Undefined when the blob is committed already (the database store): publish() and discard() do nothing then.
+   */
+  row?: ((first: number) => { text: string; values: unknown[] }) | undefined;
+  /** Once the row is committed: the file in place, its folder synced. Readers find the blob from then on. */
+  publish(): Promise<void>;
+  /** When the row was not (or its message is refused after all): the file removed, also after publish(). */
+  discard(): Promise<void>;
+}
 
 /**
- * The chunks into a new file in `directory`, fsynced; then the row, committed; then the file in place. On failure
- * the file is removed here and the row by putBlob.
+ * Stores `source` as putBlob does, but with SMGW_BLOB_DIR leaves the row to the caller (StagedBlob). Without a folder
+ * the blob is committed here as putBlob commits it. On failure nothing is left but what putBlob would leave.
  */
-async function storeInFile(
+export async function stageBlob(
   pool: Pool,
+  keyStore: KeyStore,
+  source: Readable | AsyncIterable<Uint8Array>,
+  options: PutBlobOptions,
+): Promise<StagedBlob> {
+  const { chunkBytes, maxBytes, messageId, directory } = options;
+  if (directory === undefined) {
+    const ref = await putBlob(pool, keyStore, source, options);
+    return { ref, publish: async () => {}, discard: async () => {} };
+  }
+  const id = randomUUID();
+  const chunks = chunksOf(source, id, chunkBytes, maxBytes);
+  try {
+    const first = await chunks.next();
+    if (first.done) throw new Error(`the chunks of blob ${id} ended without a final one`); // never: see chunksOf
+    const { kekId, keys } = await newKeys(keyStore, id);
+    return await stageInFile(directory, { id, messageId, kekId, keys }, first.value, chunks);
+  } catch (err) {
+    await chunks.return().catch(() => {});
+    stopSource(source);
+    throw err;
+  }
+}
+
+/** The row of a blob in files, committed and naming its storage; its parameters from $first. */
+function fileBlobRow(
+  blob: { id: string; messageId: string; kekId: string; wrappedKey: Buffer },
+  ref: BlobRef,
+): (first: number) => { text: string; values: unknown[] } {
+  return (first) => {
+    const p = (i: number) => `$${first + i}`;
+    return {
+      text: `insert into blobs (id, message_id, kek_id, wrapped_key, state, digest, size, committed_at, storage)
+   values (${p(0)}, ${p(1)}, ${p(2)}, ${p(3)}, 'committed', ${p(4)}, ${p(5)}, now(), 'files')`,
+      values: [blob.id, blob.messageId, blob.kekId, blob.wrappedKey, ref.sha256, ref.size],
+    };
+  };
+}
+
+async function commitStagedRow(pool: Pool, staged: StagedBlob): Promise<void> {
+  const row = staged.row?.(1);
+  if (!row) return;
+  await storage(`cannot store blob ${staged.ref.ref}`, () =>
+    pool.query({ name: 'blob-store-file', text: row.text, values: row.values }),
+  );
+}
+
+/**
+ * The chunks into a new file in `directory`, fsynced; the row is the caller's to commit (StagedBlob.row), then the
+ * file goes in place (publish). On failure here the file is removed.
+ */
+async function stageInFile(
   directory: string,
   blob: { id: string; messageId: string; kekId: string; keys: NewBlobKeys },
   first: PlainChunk,
   rest: AsyncGenerator<PlainChunk, void, undefined>,
-): Promise<BlobRef> {
+): Promise<StagedBlob> {
   const { id, messageId, kekId, keys } = blob;
   const file = await createBlobFileWriter(directory, id);
   try {
@@ -224,11 +294,12 @@ async function storeInFile(
     );
     await file.flush();
     const ref = toBlobRef({ id, digest, size });
-    await storage(`cannot store blob ${id}`, () =>
-      pool.query(STORE_FILE_BLOB([id, messageId, kekId, keys.wrappedKey, ref.sha256, size])),
-    );
-    await file.publish();
-    return ref;
+    return {
+      ref,
+      row: fileBlobRow({ id, messageId, kekId, wrappedKey: keys.wrappedKey }, ref),
+      publish: () => file.publish(),
+      discard: () => file.discard(),
+    };
   } catch (err) {
     await file.discard();
     throw err;

@@ -106,6 +106,46 @@ describe('blob store with SMGW_BLOB_DIR: contents in files', () => {
     });
   });
 
+  describe('a staged blob: its row committed by the caller, with rows of its own', () => {
+    it('is not found until its row is committed and its file published, then reads back whole', async () => {
+      const bytes = randomBytes(2 * CHUNK + 5);
+      const staged = await store.stage(Readable.from([bytes]), OF_MESSAGE);
+      assert.equal(staged.ref.size, bytes.length);
+      assert.equal(await store.stat(staged.ref.ref), undefined, 'no row yet');
+      assert.equal(existsSync(blobFilePath(directory, staged.ref.ref)), false, 'not in place yet');
+      assert.deepEqual(tmpFiles(), [staged.ref.ref], 'written and synced in tmp/');
+      // The caller's statement: the blob's row as a CTE, its parameters after the caller's own ($1).
+      const row = staged.row?.(2);
+      assert.ok(row);
+      assert.match(row.text, /\$2\b/);
+      assert.doesNotMatch(row.text, /\$1\b/);
+      await db.pool.query(`with blob as (${row.text}) select $1::text as mine`, ['mine', ...row.values]);
+      await staged.publish();
+      assert.deepEqual(await store.stat(staged.ref.ref), staged.ref);
+      assert.deepEqual(await store.readAll(staged.ref.ref), bytes);
+      assert.deepEqual(tmpFiles(), []);
+    });
+
+    it('leaves nothing behind when the caller discards it, before or after publishing', async () => {
+      const before = await count('blobs');
+      const dropped = await store.stage(Readable.from([randomBytes(10)]), OF_MESSAGE);
+      await dropped.discard();
+      assert.deepEqual(tmpFiles(), []);
+      const late = await store.stage(Readable.from([randomBytes(10)]), OF_MESSAGE);
+      await late.publish();
+      await late.discard();
+      assert.equal(existsSync(blobFilePath(directory, late.ref.ref)), false);
+      assert.equal(await count('blobs'), before);
+    });
+
+    it('is committed at once in the database store, with nothing left to the caller', async () => {
+      const inDatabase = storeOn(db.pool, undefined);
+      const staged = await inDatabase.stage(Readable.from([randomBytes(10)]), OF_MESSAGE);
+      assert.equal(staged.row, undefined);
+      assert.equal((await inDatabase.stat(staged.ref.ref))?.size, 10);
+    });
+  });
+
   describe('anything changed or missing is an error, never a short end', () => {
     const corruptions: [string, (file: Buffer) => Buffer][] = [
       ['a byte of a chunk flipped', (f) => flip(f, HEADER + 10)],

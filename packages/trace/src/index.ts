@@ -20,9 +20,10 @@ export interface TraceEvent {
   at?: Date | undefined;
 }
 
-const RECORD_MESSAGE = preparedStatement(
-  'trace-record-message',
-  `with message as (
+/** The parameters of RECORD_MESSAGE; a statement recorded alongside it (recordMessage) numbers its own from the next. */
+export const RECORD_MESSAGE_PARAMETERS = 15;
+
+const RECORD_MESSAGE_TEXT = `with message as (
      insert into messages (id, trace_id, direction, mail_from, blob_ref, blob_sha256, size, client_ip, client_helo,
        client_user, client_tls, received_at, relates_to)
      values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
@@ -30,38 +31,58 @@ const RECORD_MESSAGE = preparedStatement(
    recipients as (
      insert into message_recipients (message_id, recipient)
      select $1, unnest($14::text[]) on conflict do nothing)
-   ${insertEvents('$15')}`,
-);
+   ${insertEvents('$15')}`;
+
+const RECORD_MESSAGE = preparedStatement('trace-record-message', RECORD_MESSAGE_TEXT);
+
+/** Prepared statements of RECORD_MESSAGE with another statement alongside, by that statement's text. */
+const recordMessageAlongside = new Map<string, ReturnType<typeof preparedStatement>>();
 
 /**
  * Records an accepted message and its recipients (state pending), and `events` of it, in one statement: all or
  * nothing, one round trip and one commit (issue 12: a statement per row was most of a message's database time).
- * Idempotent on the message id and on each recipient; the events are written every time.
+ * Idempotent on the message id and on each recipient; the events are written every time. `alongside`, another
+ * data-modifying statement numbering its parameters from RECORD_MESSAGE_PARAMETERS + 1, commits with it.
  */
 export async function recordMessage(
   db: Queryable,
   envelope: Envelope,
   events: readonly TraceEvent[] = [],
+  alongside?: { text: string; values: unknown[] },
 ): Promise<void> {
-  await db.query(
-    RECORD_MESSAGE([
-      envelope.id,
-      envelope.traceId,
-      envelope.direction,
-      envelope.mailFrom,
-      envelope.blob.ref,
-      envelope.blob.sha256,
-      envelope.blob.size,
-      envelope.client.ip,
-      envelope.client.helo,
-      envelope.client.user ?? null,
-      envelope.client.tls,
-      envelope.receivedAt,
-      envelope.relatesTo ?? null,
-      envelope.recipients,
-      eventRows(events.map((e) => ({ ...e, messageId: envelope.id }))),
-    ]),
-  );
+  const values = [
+    envelope.id,
+    envelope.traceId,
+    envelope.direction,
+    envelope.mailFrom,
+    envelope.blob.ref,
+    envelope.blob.sha256,
+    envelope.blob.size,
+    envelope.client.ip,
+    envelope.client.helo,
+    envelope.client.user ?? null,
+    envelope.client.tls,
+    envelope.receivedAt,
+    envelope.relatesTo ?? null,
+    envelope.recipients,
+    eventRows(events.map((e) => ({ ...e, messageId: envelope.id }))),
+  ];
+  if (!alongside) {
+    await db.query(RECORD_MESSAGE(values));
+    return;
+  }
+  // Another data-modifying statement of the same commit (a blob's row: @smgw/blob-store's StagedBlob), as a CTE of
+  // this one; its parameters follow ours. Foreign keys are checked at the end of the statement, when all rows are in.
+  let statement = recordMessageAlongside.get(alongside.text);
+  if (!statement) {
+    const name = `trace-record-message-alongside-${recordMessageAlongside.size + 1}`;
+    statement = preparedStatement(
+      name,
+      RECORD_MESSAGE_TEXT.replace(/^with /, `with alongside as (${alongside.text}),\n   `),
+    );
+    recordMessageAlongside.set(alongside.text, statement);
+  }
+  await db.query(statement([...values, ...alongside.values]));
 }
 
 export async function recordEvent(db: Queryable, messageId: string, e: TraceEvent): Promise<void> {

@@ -4,7 +4,7 @@
 // (ARCHITECTURE.md, durability rule 1). Plain mail from the internet skips the encrypt stage
 // (inbound-crypto-route.ts); a small message that clamd finds clean here skips the scan stage (scan-at-ingest.ts).
 import type { Readable } from 'node:stream';
-import type { BlobStore } from '@smgw/blob-store';
+import type { BlobStore, StagedBlob } from '@smgw/blob-store';
 import { type Pool, withTransaction } from '@smgw/db';
 import {
   type BlobRef,
@@ -20,7 +20,7 @@ import {
 } from '@smgw/envelope';
 import type { Mq } from '@smgw/mq';
 import { type Logger, messageLogger } from '@smgw/observability';
-import { recordEvent, recordEvents, recordMessage, type TraceEvent } from '@smgw/trace';
+import { RECORD_MESSAGE_PARAMETERS, recordEvent, recordEvents, recordMessage, type TraceEvent } from '@smgw/trace';
 import { BareLineEndingError, NulByteError } from './bare-line-ending-guard.ts';
 import { encryptHopReasons, type MessageHead, withMessageHead } from './inbound-crypto-route.ts';
 import {
@@ -44,7 +44,7 @@ import { SubmissionHeaderError, withCheckedSubmissionHeader } from './submission
 
 export interface AcceptDeps {
   pool: Pool;
-  blobStore: Pick<BlobStore, 'put'>;
+  blobStore: Pick<BlobStore, 'stage'>;
   mq: Pick<Mq, 'publish'>;
   log: Logger;
   /** SMGW_HOSTNAME, for the Received header. */
@@ -300,9 +300,10 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
       : stored;
   // A small message is copied aside as stored, for a scan here once it is stored (scan-at-ingest.ts).
   const keptMessage = keptForScan(storedAndRead, deps.scanner?.maxBytes ?? 0, deps.scanner?.copyBudget ?? NO_COPIES);
-  let blob: BlobRef;
+  // Staged: the blob's row commits with the message's rows, in one statement, and only then is its file put in place.
+  let staged: StagedBlob;
   try {
-    blob = await deps.blobStore.put(keptMessage.source, {
+    staged = await deps.blobStore.stage(keptMessage.source, {
       messageId,
       maxBytes: deps.maxMessageBytes + Buffer.byteLength(header, 'latin1'),
     });
@@ -316,6 +317,7 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
     keptMessage.release();
     return refused(reply, code, (err as Error).message);
   }
+  const blob = staged.ref;
 
   const client: ClientInfo = {
     listener: message.listener,
@@ -358,6 +360,7 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
     const checked = parseEnvelope(envelope);
     if (!checked.ok) {
       log.error({ code: 'ENVELOPE_INVALID', detail: checked.error }, 'envelope for an accepted message is invalid');
+      await staged.discard();
       return refused('TEMPORARY_FAILURE', 'ENVELOPE_INVALID', checked.error);
     }
   }
@@ -394,16 +397,41 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
   };
   try {
     const [first, ...more] = envelopes;
-    if (first && more.length === 0) await recordMessage(deps.pool, first, [received, ...scanStage.events]);
-    else {
+    if (first && more.length === 0) {
+      await recordMessage(
+        deps.pool,
+        first,
+        [received, ...scanStage.events],
+        staged.row?.(RECORD_MESSAGE_PARAMETERS + 1),
+      );
+    } else {
       await withTransaction(deps.pool, async (db) => {
+        const blobRow = staged.row?.(1);
+        if (blobRow) await db.query(blobRow.text, blobRow.values);
         for (const envelope of envelopes) await recordMessage(db, envelope);
         await recordEvents(db, messageId, [received, ...scanStage.events]);
       });
     }
   } catch (err) {
     log.error({ code: 'TRACE_WRITE_FAILED', err }, 'cannot record the message; answering 451');
+    await staged.discard();
     return refused('TEMPORARY_FAILURE', 'TRACE_WRITE_FAILED', (err as Error).message);
+  }
+  // The blob's file in place before any envelope names it to a stage.
+  try {
+    await staged.publish();
+  } catch (err) {
+    log.error({ code: 'BLOB_STORE_FAILED', err }, 'cannot put the message file in place; answering 451');
+    await staged.discard();
+    await recordEvent(deps.pool, messageId, {
+      stage: 'ingest',
+      event: 'message.refused',
+      outcome: 'retry',
+      code: 'BLOB_STORE_FAILED',
+      reason: `${(err as Error).message}; answered 451 to the client`,
+      data: { publishedDirections: [], enqueued: 'none' },
+    }).catch((e: unknown) => log.error({ code: 'TRACE_WRITE_FAILED', err: e }, 'cannot record message.refused'));
+    return refused('TEMPORARY_FAILURE', 'BLOB_STORE_FAILED', (err as Error).message);
   }
 
   // Every envelope must be confirmed; wait for all of them so the log says exactly which ones went.

@@ -1,12 +1,17 @@
 // Ingest's own scan of small messages (scan-at-ingest.ts): against the real clamd, and through the MX and submission
 // listeners with the real PostgreSQL and RabbitMQ. Ingest only ever clears; everything else stays the scan stage's.
 import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { type Envelope, itineraryFor } from '@smgw/envelope';
 import { createAgency, putAgencyAddress } from '@smgw/key-directory';
 import { assertQueued, EICAR, envelopeFixture } from '@smgw/testing';
 import { getTrace } from '@smgw/trace';
+import type { IngestConfig } from '../src/config.ts';
 import {
   createCopyBudget,
   createIngestScanner,
@@ -273,13 +278,19 @@ function scanStageOf(received: { data?: unknown } | undefined): unknown {
   return (received?.data as { scanStage?: unknown } | undefined)?.scanStage;
 }
 
-describe('the listeners with ingest scanning', () => {
+describe('the listeners with ingest scanning, contents in files', () => {
   let world: TestWorld;
   let ingest: RunningIngest;
+  let config: IngestConfig;
+  const blobDir = mkdtempSync(join(tmpdir(), 'smgw-ingest-scan-'));
 
   before(async () => {
     world = await createTestWorld();
-    ({ ingest } = await world.start({ SMGW_INGEST_SCAN_MAX_BYTES: '65536', CLAMD_URL }));
+    ({ ingest, config } = await world.start({
+      SMGW_INGEST_SCAN_MAX_BYTES: '65536',
+      CLAMD_URL,
+      SMGW_BLOB_DIR: blobDir,
+    }));
     const agency = await createAgency(world.db.pool, {
       name: 'Behörde',
       domains: ['behoerde.example'],
@@ -294,7 +305,10 @@ describe('the listeners with ingest scanning', () => {
       });
     }
   });
-  after(() => world.close());
+  after(async () => {
+    await world.close();
+    rmSync(blobDir, { recursive: true, force: true });
+  });
 
   async function send(to: string[], body: string | Buffer): Promise<string> {
     const { client } = await SmtpTestClient.open(ingest.inboundPort);
@@ -318,6 +332,10 @@ describe('the listeners with ingest scanning', () => {
     assert.deepEqual(toDeliver?.recipients, ['x@behoerde.example']);
     assert.equal(toDeliver?.verdicts.scan?.status, 'clean');
     assert.equal(toDeliver?.verdicts.scan?.by, 'ingest');
+    // The blob's row was committed with the message's, and its file is in place for deliver.
+    const blobs = createBlobStore(world.db.pool, { keyStore: createFolderKeyStore(config), directory: blobDir });
+    assert.match((await blobs.readAll(toDeliver?.blob.ref ?? '')).toString(), /\r\n\r\nclean\r\n$/);
+    assert.deepEqual(readdirSync(join(blobDir, 'tmp')), []);
 
     const trace = await getTrace(world.db.pool, id);
     const received = trace?.events.find((e) => e.event === 'message.received');
