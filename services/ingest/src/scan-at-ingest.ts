@@ -9,7 +9,10 @@ import { type ClamdPool, type ClamdWatchLog, createClamdPool, watchClamd } from 
 import { advance, type Envelope, splitAtOptionalStage, withVerdict } from '@smgw/envelope';
 import type { TraceEvent } from '@smgw/trace';
 
-/** Why ingest left a message to the scan stage (a metric label and the trace's `scanStage.reason`). */
+/**
+ * Why ingest left a message to the scan stage (a metric label and the trace's `scanStage.reason`). `too-large` is
+ * also a message of which no copy was kept because the copies of all messages had taken the budget.
+ */
 export type LeftToScanStage = 'too-large' | 'busy' | 'clamd-down' | 'clamd-error' | 'finding';
 
 export type IngestScan = { clean: true; engine: string; at: Date } | { clean: false; reason: LeftToScanStage };
