@@ -31,20 +31,14 @@ export function createBlobStore(pool: Pool, options: BlobStoreOptions): BlobStor
   if (directory !== undefined) prepareBlobDirectory(directory);
   return {
     put(source, putOptions) {
-      const { maxBytes, messageId } = putOptions;
-      if (maxBytes !== undefined && !(maxBytes >= 0)) {
-        return Promise.reject(new RangeError(`maxBytes must be a non-negative number, got ${maxBytes}`));
-      }
-      if (!messageId) return Promise.reject(new RangeError('a blob needs the id of the message it belongs to'));
-      return putBlob(pool, keyStore, source, { chunkBytes, maxBytes, messageId, directory });
+      const invalid = invalidPutOptions(putOptions);
+      if (invalid) return Promise.reject(invalid);
+      return putBlob(pool, keyStore, source, { ...putOptions, chunkBytes, directory });
     },
     stage(source, stageOptions) {
-      const { maxBytes, messageId } = stageOptions;
-      if (maxBytes !== undefined && !(maxBytes >= 0)) {
-        return Promise.reject(new RangeError(`maxBytes must be a non-negative number, got ${maxBytes}`));
-      }
-      if (!messageId) return Promise.reject(new RangeError('a blob needs the id of the message it belongs to'));
-      return stageBlob(pool, keyStore, source, { chunkBytes, maxBytes, messageId, directory });
+      const invalid = invalidPutOptions(stageOptions);
+      if (invalid) return Promise.reject(invalid);
+      return stageBlob(pool, keyStore, source, { ...stageOptions, chunkBytes, directory });
     },
     open(ref) {
       return openBlob(pool, keyStore, ref, directory);
@@ -57,4 +51,14 @@ export function createBlobStore(pool: Pool, options: BlobStoreOptions): BlobStor
       return buffer(openBlob(pool, keyStore, ref, directory));
     },
   };
+}
+
+/** Why put's or stage's options cannot be used, or undefined. */
+function invalidPutOptions(options: { messageId: string; maxBytes?: number | undefined }): RangeError | undefined {
+  const { maxBytes, messageId } = options;
+  if (maxBytes !== undefined && !(maxBytes >= 0)) {
+    return new RangeError(`maxBytes must be a non-negative number, got ${maxBytes}`);
+  }
+  if (!messageId) return new RangeError('a blob needs the id of the message it belongs to');
+  return undefined;
 }

@@ -43,6 +43,17 @@ export async function putBlob(
   options: PutBlobOptions,
 ): Promise<BlobRef> {
   const { chunkBytes, maxBytes, messageId, directory } = options;
+  if (directory !== undefined) {
+    const staged = await stageBlob(pool, keyStore, source, options);
+    try {
+      await commitStagedRow(pool, staged);
+      await staged.publish();
+      return staged.ref;
+    } catch (err) {
+      await staged.discard();
+      throw err;
+    }
+  }
   const id = randomUUID();
   const chunks = chunksOf(source, id, chunkBytes, maxBytes);
   let wrote = false;
@@ -50,21 +61,9 @@ export async function putBlob(
     const first = await chunks.next();
     if (first.done) throw new Error(`the chunks of blob ${id} ended without a final one`); // never: see chunksOf
     // The KEK is taken right before the first statement, which names it: a KEK is retired only when no row,
-    // writing or committed, names it, and never in its own or the next period (retireUnusedKeks). A blob in files
-    // has its row only once the file is written: a put takes minutes at most, far less than a period.
+    // writing or committed, names it, and never in its own or the next period (retireUnusedKeks).
     const { kekId, keys } = await newKeys(keyStore, id);
     wrote = true;
-    if (directory !== undefined) {
-      const staged = await stageInFile(directory, { id, messageId, kekId, keys }, first.value, chunks);
-      try {
-        await commitStagedRow(pool, staged);
-        await staged.publish();
-        return staged.ref;
-      } catch (err) {
-        await staged.discard();
-        throw err;
-      }
-    }
     if (first.value.final) return await storeWholeBlob(pool, id, messageId, kekId, keys, first.value.plain);
 
     await storage(`cannot start blob ${id}`, () =>
@@ -244,6 +243,8 @@ export async function stageBlob(
   try {
     const first = await chunks.next();
     if (first.done) throw new Error(`the chunks of blob ${id} ended without a final one`); // never: see chunksOf
+    // A blob in files has its row only once the file is written and its caller commits it: minutes at most, far
+    // less than the period in which its KEK cannot be retired (retireUnusedKeks).
     const { kekId, keys } = await newKeys(keyStore, id);
     return await stageInFile(directory, { id, messageId, kekId, keys }, first.value, chunks);
   } catch (err) {
