@@ -20,6 +20,22 @@ export interface TraceEvent {
   at?: Date | undefined;
 }
 
+/**
+ * Where `stage` split a message at its optional `verify` (splitAtOptionalStage): which group of recipients goes
+ * through signature verification and which past it. Nothing when no group goes through it (verification is on for
+ * nobody), so the trace only speaks of verification where it matters.
+ */
+export function verificationRoutingEvents(stage: string, groups: readonly Envelope[], at: Date): TraceEvent[] {
+  if (!groups.some((g) => g.itinerary[0] === 'verify')) return [];
+  return groups.map((group) => ({
+    stage,
+    event: group.itinerary[0] === 'verify' ? 'message.verification-routed' : 'message.verification-skipped',
+    outcome: 'next',
+    data: { recipients: group.recipients, to: group.itinerary[0] ?? null, split: groups.length > 1 },
+    at,
+  }));
+}
+
 /** The parameters of RECORD_MESSAGE; a statement recorded alongside it (recordMessage) numbers its own from the next. */
 export const RECORD_MESSAGE_PARAMETERS = 15;
 

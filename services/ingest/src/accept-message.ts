@@ -32,13 +32,7 @@ import {
 } from './mail-auth.ts';
 import { buildReceivedHeader, receivedProtocol } from './received-header.ts';
 import { groupByDirection, type Listener } from './recipient-policy.ts';
-import {
-  createCopyBudget,
-  type IngestScanner,
-  keptForScan,
-  type ScanStageRoute,
-  scanStageRoute,
-} from './scan-at-ingest.ts';
+import { type IngestScanner, keptForScan, type ScanStageRoute, scanStageRoute } from './scan-at-ingest.ts';
 import type { ReplyCode } from './smtp-replies.ts';
 import { SubmissionHeaderError, withCheckedSubmissionHeader } from './submission-header.ts';
 
@@ -210,9 +204,6 @@ function routedPastEncrypt(envelope: Envelope, encryptReasons: readonly string[]
   return withVerdict(skipStage(envelope, 'encrypt'), 'crypto', { status: 'plain', at: at.toISOString(), by: 'ingest' });
 }
 
-/** Without a scanner nothing is kept. */
-const NO_COPIES = createCopyBudget(0);
-
 /** Publish failures after which the envelope is surely not in a queue (nacked, returned, never sent). */
 const NOT_ENQUEUED = new Set(['MQ_PUBLISH_NACKED', 'MQ_PUBLISH_RETURNED', 'MQ_NOT_CONNECTED']);
 
@@ -299,7 +290,7 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
         })
       : stored;
   // A small message is copied aside as stored, for a scan here once it is stored (scan-at-ingest.ts).
-  const keptMessage = keptForScan(storedAndRead, deps.scanner?.maxBytes ?? 0, deps.scanner?.copyBudget ?? NO_COPIES);
+  const keptMessage = keptForScan(storedAndRead, deps.scanner);
   // Staged: the blob's row commits with the message's rows, in one statement, and only then is its file put in place.
   let staged: StagedBlob;
   try {

@@ -7,7 +7,7 @@
 import { Readable } from 'node:stream';
 import { type ClamdPool, type ClamdWatchLog, createClamdPool, watchClamd } from '@smgw/clamd';
 import { advance, type Envelope, splitAtOptionalStage, withVerdict } from '@smgw/envelope';
-import type { TraceEvent } from '@smgw/trace';
+import { type TraceEvent, verificationRoutingEvents } from '@smgw/trace';
 
 /**
  * Why ingest left a message to the scan stage (a metric label and the trace's `scanStage.reason`). `too-large` is
@@ -148,18 +148,22 @@ export interface KeptMessage {
  * The message's bytes passed on unchanged, and a copy of them kept while they come to at most `maxBytes` and the
  * budget has room (the copy is dropped at once when either runs out, so a large message costs nothing here).
  */
-export function keptForScan(source: AsyncIterable<Uint8Array>, maxBytes: number, budget: CopyBudget): KeptMessage {
-  let chunks: Buffer[] | undefined = maxBytes > 0 ? [] : undefined;
+export function keptForScan(
+  source: AsyncIterable<Uint8Array>,
+  scanner: Pick<IngestScanner, 'maxBytes' | 'copyBudget'> | undefined,
+): KeptMessage {
+  const maxBytes = scanner?.maxBytes ?? 0;
+  let chunks: Buffer[] | undefined = scanner && maxBytes > 0 ? [] : undefined;
   let size = 0;
   const release = () => {
-    budget.give(size);
+    scanner?.copyBudget.give(size);
     size = 0;
     chunks = undefined;
   };
   async function* passing(): AsyncGenerator<Uint8Array> {
     for await (const chunk of source) {
       if (chunks !== undefined) {
-        if (size + chunk.byteLength <= maxBytes && budget.take(chunk.byteLength)) {
+        if (size + chunk.byteLength <= maxBytes && scanner?.copyBudget.take(chunk.byteLength)) {
           size += chunk.byteLength;
           // A copy: the chunk's memory is the producer's, which may reuse it once we ask for the next one.
           chunks.push(Buffer.from(chunk));
@@ -267,18 +271,5 @@ export function scannedByIngestEvents(
     data: { direction: envelope.direction, result: 'clean', engine: scan.engine, by: 'ingest' },
     at: scan.at,
   };
-  const verifying = groups.some((g) => g.itinerary[0] === 'verify');
-  if (!verifying) return [scanned];
-  return [
-    scanned,
-    ...groups.map(
-      (group): TraceEvent => ({
-        stage: 'ingest',
-        event: group.itinerary[0] === 'verify' ? 'message.verification-routed' : 'message.verification-skipped',
-        outcome: 'next',
-        data: { recipients: group.recipients, to: group.itinerary[0] ?? null, split: groups.length > 1 },
-        at: scan.at,
-      }),
-    ),
-  ];
+  return [scanned, ...verificationRoutingEvents('ingest', groups, scan.at)];
 }

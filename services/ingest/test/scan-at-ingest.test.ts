@@ -122,26 +122,29 @@ describe('the bytes kept for that scan', () => {
   }
 
   it('passes the message on unchanged and keeps a copy of it up to the size', async () => {
-    const kept = keptForScan(chunks('abc', 'def'), 6, createCopyBudget(100));
+    const kept = keptForScan(chunks('abc', 'def'), { maxBytes: 6, copyBudget: createCopyBudget(100) });
     assert.equal((await drain(kept.source)).toString(), 'abcdef');
     assert.equal(Buffer.concat(kept.kept() ?? []).toString(), 'abcdef');
   });
 
-  it('keeps nothing of a longer message, and nothing with a size of 0', async () => {
-    const longer = keptForScan(chunks('abc', 'defg'), 6, createCopyBudget(100));
+  it('keeps nothing of a longer message, nothing with a size of 0, nothing without a scanner', async () => {
+    const longer = keptForScan(chunks('abc', 'defg'), { maxBytes: 6, copyBudget: createCopyBudget(100) });
     assert.equal((await drain(longer.source)).toString(), 'abcdefg');
     assert.equal(longer.kept(), undefined);
-    const off = keptForScan(chunks('abc'), 0, createCopyBudget(100));
+    const off = keptForScan(chunks('abc'), { maxBytes: 0, copyBudget: createCopyBudget(100) });
     assert.equal((await drain(off.source)).toString(), 'abc');
     assert.equal(off.kept(), undefined);
+    const noScanner = keptForScan(chunks('abc'), undefined);
+    assert.equal((await drain(noScanner.source)).toString(), 'abc');
+    assert.equal(noScanner.kept(), undefined);
   });
 
   it('keeps copies of all messages together only up to the budget, and gives the bytes back on release', async () => {
     const budget = createCopyBudget(10);
-    const first = keptForScan(chunks('abcd', 'efgh'), 100, budget);
+    const first = keptForScan(chunks('abcd', 'efgh'), { maxBytes: 100, copyBudget: budget });
     await drain(first.source);
     assert.equal(budget.held(), 8);
-    const second = keptForScan(chunks('ijk'), 100, budget);
+    const second = keptForScan(chunks('ijk'), { maxBytes: 100, copyBudget: budget });
     assert.equal((await drain(second.source)).toString(), 'ijk', 'passed on all the same');
     assert.equal(second.kept(), undefined, 'no room left: not kept');
     assert.equal(budget.held(), 8);
@@ -149,14 +152,14 @@ describe('the bytes kept for that scan', () => {
     first.release();
     assert.equal(budget.held(), 0);
     assert.equal(first.kept(), undefined);
-    const third = keptForScan(chunks('ijk'), 100, budget);
+    const third = keptForScan(chunks('ijk'), { maxBytes: 100, copyBudget: budget });
     await drain(third.source);
     assert.equal(Buffer.concat(third.kept() ?? []).toString(), 'ijk');
   });
 
   it('gives back what a message over the size had taken', async () => {
     const budget = createCopyBudget(100);
-    const longer = keptForScan(chunks('abc', 'defg'), 6, budget);
+    const longer = keptForScan(chunks('abc', 'defg'), { maxBytes: 6, copyBudget: budget });
     await drain(longer.source);
     assert.equal(budget.held(), 0);
   });
@@ -168,7 +171,7 @@ describe('the bytes kept for that scan', () => {
       reused.fill('b');
       yield reused;
     }
-    const kept = keptForScan(reusing(), 100, createCopyBudget(100));
+    const kept = keptForScan(reusing(), { maxBytes: 100, copyBudget: createCopyBudget(100) });
     await drain(kept.source);
     assert.equal(Buffer.concat(kept.kept() ?? []).toString(), 'aaaabbbb');
   });

@@ -15,7 +15,7 @@ import {
 import { addressesVerifyingSignatures } from '@smgw/key-directory';
 import { type Handler, type HandlerContext, next, type Outcome, retry } from '@smgw/mq';
 import type { Counter } from '@smgw/observability';
-import { recordEvent, recordEvents, type TraceEvent } from '@smgw/trace';
+import { recordEvent, recordEvents, type TraceEvent, verificationRoutingEvents } from '@smgw/trace';
 import { buildNotice, type NoticeTemplates, noticeRecipients } from './notice.ts';
 import { quarantineMessage } from './quarantine.ts';
 import { classifyFinding, quarantines, type ScanPolicy, STREAM_LIMIT_FINDING } from './scan-policy.ts';
@@ -137,20 +137,7 @@ async function onward(deps: ScanDeps, scanned: Envelope, event: TraceEvent | und
         )
       : [scanned];
   // Traced when verification is on for anyone: which group goes through it and which past it.
-  const verifying = groups.some((g) => g.itinerary[0] === 'verify');
-  const routed = groups.flatMap((group): TraceEvent[] =>
-    verifying
-      ? [
-          {
-            stage: 'scan',
-            event: group.itinerary[0] === 'verify' ? 'message.verification-routed' : 'message.verification-skipped',
-            outcome: 'next',
-            data: { recipients: group.recipients, to: group.itinerary[0] ?? null, split: groups.length > 1 },
-            at,
-          },
-        ]
-      : [],
-  );
+  const routed = verificationRoutingEvents('scan', groups, at);
   const events = event ? [event, ...routed] : routed;
   if (events.length > 0) await recordEvents(deps.pool, scanned.id, events);
   return next(...groups);
