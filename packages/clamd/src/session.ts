@@ -8,6 +8,8 @@ import { ClamdError } from './errors.ts';
 import { type ScanVerdict, unprefixSessionReply } from './reply.ts';
 import { ReplyReader, type UploadLimits, uploadChunks } from './upload.ts';
 
+const INSTREAM_COMMAND = Buffer.from('zINSTREAM\0', 'latin1');
+
 interface ActiveCommand {
   onData(data: Buffer): void;
   onLost(why: string, cause?: Error): void;
@@ -122,10 +124,16 @@ export class ClamdSession {
           );
         },
       };
-      this.socket.write('zINSTREAM\0');
-      uploadChunks(this.socket, source, limits, () => {
-        bodySent = true;
-      }).catch((err: unknown) => {
+      // The command goes out with the first bytes of the stream, in one write.
+      uploadChunks(
+        this.socket,
+        source,
+        limits,
+        () => {
+          bodySent = true;
+        },
+        INSTREAM_COMMAND,
+      ).catch((err: unknown) => {
         // clamd may stop reading and answer early (StreamMaxLength): give its reply a moment to win.
         if (err instanceof ClamdError && err.code !== 'CLAMD_CONNECTION_LOST') finish(err);
       });
