@@ -88,12 +88,13 @@ export function createRecipientVerification(
 
   async function decide(ip: string, address: string): Promise<RecipientCheck> {
     const unknownKey = key('unknown-rcpt', clientKey(ip, settings.ipv6ClientPrefix));
-    const unknownSoFar = Number((await askRedis(() => redis.get(unknownKey))) ?? 0);
+    const cacheKey = key('rcpt-verify', cacheAddress(address));
+    // The client's count and the address's cached answer in one round trip.
+    const [unknownCount, cached] = await askRedis(() => redis.mget(unknownKey, cacheKey));
+    const unknownSoFar = Number(unknownCount ?? 0);
     if (unknownSoFar >= settings.maxUnknownPerClient) {
       return { accept: false, code: 'UNKNOWN_RECIPIENT_LIMIT', reason: `${unknownSoFar} unknown recipients` };
     }
-    const cacheKey = key('rcpt-verify', cacheAddress(address));
-    const cached = await askRedis(() => redis.get(cacheKey));
     let verdict: 'known' | 'unknown';
     let reason: string;
     if (cached === 'known' || cached === 'unknown') {
