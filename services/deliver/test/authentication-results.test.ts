@@ -30,6 +30,19 @@ describe('Authentication-Results at delivery', () => {
     }
   });
 
+  it('joins the field to the first piece (one write to the socket), and sends it alone before an empty message', async () => {
+    const field = Buffer.from(FIELD, 'latin1');
+    const pieces: Buffer[] = [];
+    for await (const piece of withPrefix(field, Readable.from([Buffer.from('Subject: x\r\n'), Buffer.from('\r\nb')]))) {
+      pieces.push(piece as Buffer);
+    }
+    assert.deepEqual(
+      pieces.map((p) => p.toString('latin1')),
+      [`${FIELD}Subject: x\r\n`, '\r\nb'],
+    );
+    assert.equal(await text(withPrefix(field, Readable.from([]))), FIELD);
+  });
+
   it('passes the message on as it is when there is nothing to add', () => {
     const raw = Readable.from([Buffer.from('x')]);
     assert.equal(withPrefix(Buffer.alloc(0), raw), raw);
