@@ -40,8 +40,8 @@ export function createBlobStore(pool: Pool, options: BlobStoreOptions): BlobStor
       if (invalid) return Promise.reject(invalid);
       return stageBlob(pool, keyStore, source, { ...stageOptions, chunkBytes, directory });
     },
-    open(ref) {
-      return openBlob(pool, keyStore, ref, directory);
+    open(ref, found) {
+      return openBlob(pool, keyStore, ref, directory, found);
     },
     async stat(ref) {
       const blob = await findCommittedBlob(pool, ref);

@@ -4,6 +4,7 @@
 // retiring that KEK once its blobs are purged makes them unreadable, also from an older database dump.
 import type { Readable } from 'node:stream';
 import type { BlobRef } from '@smgw/envelope';
+import type { FoundBlob } from './committed-blob.ts';
 import type { StagedBlob } from './put-blob.ts';
 
 export type { BlobRef, StagedBlob };
@@ -34,9 +35,10 @@ export interface BlobStore {
    * A stream of the blob's bytes, read a few chunks at a time, each authenticated before it is pushed. Errors with
    * BlobNotFoundError if absent, BlobStorageError if the database fails, BlobKeyError if its key is retired or the
    * key store fails, BlobCorruptError if a chunk does not authenticate or the blob is cut short: an error, never an
-   * end, so whoever pipes it on aborts.
+   * end, so whoever pipes it on aborts. With `found` (its row looked up by another statement, committedBlobColumn),
+   * the row is not read again.
    */
-  open(ref: string): Readable;
+  open(ref: string, found?: FoundBlob): Readable;
   /** Size and digest, or undefined if there is no such committed blob. */
   stat(ref: string): Promise<BlobRef | undefined>;
   /** Reads the whole blob into memory: only for small blobs (tests, DSN headers). */
@@ -45,6 +47,7 @@ export interface BlobStore {
 
 export { type BlobFiles, blobDirectorySpace, blobFilePath, blobFiles } from './blob-files.ts';
 export * from './blob-store.ts';
+export { committedBlobColumn, committedBlobParameter, type FoundBlob, foundBlob } from './committed-blob.ts';
 export * from './errors.ts';
 export * from './folder-key-store.ts';
 export * from './key-store.ts';

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { type Pool, preparedStatement } from '@smgw/db';
 import { type BlobKeys, decryptChunk, unwrapBlobKeys } from './blob-cipher.ts';
 import { readBlobFileChunks } from './blob-files.ts';
-import { type CommittedBlob, findCommittedBlobWithChunks, type StoredChunk } from './committed-blob.ts';
+import { type CommittedBlob, type FoundBlob, findCommittedBlobWithChunks, type StoredChunk } from './committed-blob.ts';
 import { BlobCorruptError, BlobKeyError, BlobNotFoundError, BlobStorageError } from './errors.ts';
 import type { KeyStore } from './key-store.ts';
 
@@ -28,7 +28,7 @@ const NEXT_CHUNKS = preparedStatement(
  * A blob whose row says its chunks are in files (blob-files.ts) is read from `directory` (SMGW_BLOB_DIR); without one
  * it fails with BlobStorageError, as when the database fails.
  */
-export function openBlob(pool: Pool, keyStore: KeyStore, ref: string, directory?: string): Readable {
+export function openBlob(pool: Pool, keyStore: KeyStore, ref: string, directory?: string, found?: FoundBlob): Readable {
   let blob: CommittedBlob | undefined;
   let keys: BlobKeys | undefined;
   let nextSeq = 0;
@@ -37,15 +37,21 @@ export function openBlob(pool: Pool, keyStore: KeyStore, ref: string, directory?
   /** Where the next record of a blob in files starts. */
   let filePosition = 0;
 
-  /** The blob's row and its first chunks, in one statement (or the row, then the file's first chunks). */
+  /**
+   * The blob's row and its first chunks, in one statement (or the row, then the file's first chunks); with the row
+   * looked up beforehand (`found`), only the chunks.
+   */
   const start = async (): Promise<{ blob: CommittedBlob; keys: BlobKeys; chunks: StoredChunk[] }> => {
-    const found = await findCommittedBlobWithChunks(pool, ref, CHUNKS_PER_READ);
-    if (!found) throw new BlobNotFoundError(`no committed blob ${ref}`);
-    const { blob } = found;
+    const looked =
+      found?.ref === ref
+        ? found.blob && { blob: found.blob, chunks: undefined }
+        : await findCommittedBlobWithChunks(pool, ref, CHUNKS_PER_READ);
+    if (!looked) throw new BlobNotFoundError(`no committed blob ${ref}`);
+    const { blob } = looked;
     const kek = await keyStore.get(blob.kekId);
     if (!kek) throw new BlobKeyError('BLOB_KEY_RETIRED', `the key of blob ${ref} (KEK ${blob.kekId}) is retired`);
     const keys = unwrapBlobKeys(kek, blob.id, blob.wrappedKey);
-    const chunks = blob.storage === 'files' ? await fileChunks(blob) : found.chunks;
+    const chunks = blob.storage === 'database' && looked.chunks ? looked.chunks : await nextChunks(blob);
     return { blob, keys, chunks };
   };
 

@@ -19,7 +19,7 @@ export function readingOnce(store: BlobStore, blob: BlobRef, maxBytes: number): 
     put: (source, options) => store.put(source, options),
     stage: (source, options) => store.stage(source, options),
     stat: (ref) => store.stat(ref),
-    open: (ref) => (ref === blob.ref ? Readable.from(streamOf(read)) : store.open(ref)),
+    open: (ref, found) => (ref === blob.ref ? Readable.from(streamOf(read)) : store.open(ref, found)),
     readAll: (ref) => (ref === blob.ref ? read() : store.readAll(ref)),
   };
 }

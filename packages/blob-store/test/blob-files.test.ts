@@ -28,8 +28,11 @@ import {
   blobFilePath,
   blobFiles,
   collectUnreferencedBlobs,
+  committedBlobColumn,
+  committedBlobParameter,
   createBlobStore,
   createFolderKeyStore,
+  foundBlob,
   purgeBlobsOfMessages,
 } from '@smgw/blob-store';
 import type { Pool } from '@smgw/db';
@@ -76,6 +79,17 @@ describe('blob store with SMGW_BLOB_DIR: contents in files', () => {
       assert.deepEqual(tmpFiles(), []);
     });
   }
+
+  it('reads a blob whose row was looked up by another statement from its file alone, asking the database nothing', async () => {
+    const bytes = randomBytes(3 * CHUNK + 5);
+    const ref = await store.put(Readable.from([bytes]), OF_MESSAGE);
+    const { rows } = await db.pool.query(`select ${committedBlobColumn(1)} as blob`, [committedBlobParameter(ref.ref)]);
+    const noDatabase = Object.assign(Object.create(db.pool) as Pool, {
+      query: () => Promise.reject(new Error('no statement expected')),
+    });
+    const reader = storeOn(noDatabase, directory);
+    assert.deepEqual(await buffer(reader.open(ref.ref, foundBlob(ref.ref, rows[0].blob))), bytes);
+  });
 
   it('keeps the file and its folder to the gateway alone (0600, 0700)', async () => {
     const ref = await store.put(Readable.from([randomBytes(10)]), OF_MESSAGE);

@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
 import {
   BlobCorruptError,
@@ -18,8 +19,11 @@ import {
   type BlobStore,
   BlobTooLargeError,
   CHUNKS_PER_READ,
+  committedBlobColumn,
+  committedBlobParameter,
   createBlobStore,
   createFolderKeyStore,
+  foundBlob,
   type KeyStore,
 } from '@smgw/blob-store';
 import type { Pool, QueryConfig } from '@smgw/db';
@@ -341,6 +345,58 @@ describe('blob store round trips', () => {
       assert.deepEqual(reads, []);
     }
     await assert.rejects(store.readAll(randomUUID()), BlobNotFoundError);
+  });
+
+  describe('with its row looked up by another statement (committedBlobColumn, as deliver does with its claim)', () => {
+    const lookUp = async (ref: string) => {
+      const { rows } = await db.pool.query(`select ${committedBlobColumn(1)} as blob`, [committedBlobParameter(ref)]);
+      return foundBlob(ref, rows[0].blob);
+    };
+
+    it('reads the chunks without reading the row again', async () => {
+      for (const chunks of [1, CHUNKS_PER_READ + 1]) {
+        const bytes = randomBytes(chunks * CHUNK - 3);
+        const ref = await store.put(Readable.from([bytes]), OF_MESSAGE);
+        const found = await lookUp(ref.ref);
+        assert.equal(found.blob?.size, bytes.length);
+        const reads = await statementsOf(async () =>
+          assert.ok((await buffer(store.open(ref.ref, found))).equals(bytes)),
+        );
+        assert.ok(
+          reads.every((s) => s.startsWith('select seq, data, final from blob_chunks')),
+          reads.join('\n'),
+        );
+        assert.equal(reads.length, chunks === 1 ? 1 : 2);
+      }
+    });
+
+    it('reads a blob found absent or still being written as not found, asking nothing', async () => {
+      const writing = await store.put(Readable.from([randomBytes(10)]), OF_MESSAGE);
+      await db.pool.query(`update blobs set state = 'writing', committed_at = null where id = $1`, [writing.ref]);
+      for (const ref of [writing.ref, randomUUID(), "' or '1'='1"]) {
+        const found = await lookUp(ref);
+        assert.equal(found.blob, undefined, ref);
+        const reads = await statementsOf(() => assert.rejects(buffer(store.open(ref, found)), BlobNotFoundError));
+        assert.deepEqual(reads, []);
+      }
+    });
+
+    it('looks the row up itself when what was found is for another blob', async () => {
+      const bytes = randomBytes(10);
+      const ref = await store.put(Readable.from([bytes]), OF_MESSAGE);
+      const other = await lookUp(randomUUID());
+      const reads = await statementsOf(async () => assert.ok((await buffer(store.open(ref.ref, other))).equals(bytes)));
+      assert.equal(reads.length, 1);
+      assert.match(reads[0] ?? '', /from blobs b/);
+    });
+
+    it('refuses a looked-up value that is not the row of that blob', async () => {
+      const ref = await store.put(Readable.from([randomBytes(10)]), OF_MESSAGE);
+      const { rows } = await db.pool.query(`select ${committedBlobColumn(1)} as blob`, [ref.ref]);
+      assert.throws(() => foundBlob(randomUUID(), rows[0].blob), BlobStorageError);
+      assert.throws(() => foundBlob(ref.ref, { ...rows[0].blob, size: '10' }), BlobStorageError);
+      assert.throws(() => foundBlob(ref.ref, 'not a row'), BlobStorageError);
+    });
   });
 
   it('errors with BlobKeyError BLOB_KEY_RETIRED when the KEK of a small blob is retired', async () => {

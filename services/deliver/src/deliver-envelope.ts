@@ -1,6 +1,6 @@
 // The deliver handler: guard, claim, send per destination, record, and decide the outcome (STYLE.md: it never
 // acks; the mq package turns the outcome into publish/ack/delay/park).
-import { type BlobStore, readingOnce } from '@smgw/blob-store';
+import { type BlobStore, type FoundBlob, readingOnce } from '@smgw/blob-store';
 import type { DkimSigning } from '@smgw/config';
 import type { Pool } from '@smgw/db';
 import {
@@ -107,7 +107,7 @@ async function deliverEnvelope(deps: DeliverDeps, envelope: Envelope, context: H
     const claimAll = () =>
       claimRecipients(
         deps.pool,
-        envelope.id,
+        { id: envelope.id, blobRef: envelope.blob.ref },
         envelope.recipients,
         deps.claimLeaseMs,
         owner && { id: owner.id, deadAfterMs: owner.deadAfterMs, idle: reserved },
@@ -144,7 +144,9 @@ async function deliverClaimed(
   };
   const groups = groupByDestination(claim.claimed, deps.routing);
   // Every destination finishes (and records) before the outcome, even when another one failed.
-  const settled = await Promise.allSettled(groups.map((g) => deliverGroup(deps, envelope, g, context, quoted, prefix)));
+  const settled = await Promise.allSettled(
+    groups.map((g) => deliverGroup(deps, envelope, g, context, quoted, prefix, claim.blob)),
+  );
   const failed = settled.find((s) => s.status === 'rejected');
   if (failed) throw failed.reason;
   const results = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
@@ -183,6 +185,8 @@ async function deliverGroup(
   context: HandlerContext,
   quoted: QuotedOriginal,
   prefix: Buffer,
+  /** The blob's row, read with the claim. */
+  blob: FoundBlob | undefined,
 ): Promise<GroupResult> {
   const fence = deps.owner?.fence();
   const signal = AbortSignal.any([
@@ -192,7 +196,7 @@ async function deliverGroup(
   ]);
   const answers = await deps.transports.use(group.destination, (transport) =>
     sendToDestination(transport, {
-      raw: withPrefix(prefix, deps.blobStore.open(envelope.blob.ref)),
+      raw: withPrefix(prefix, deps.blobStore.open(envelope.blob.ref, blob)),
       from: envelope.mailFrom,
       to: group.recipients,
       size: envelope.blob.size + prefix.length,

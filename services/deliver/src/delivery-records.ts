@@ -1,5 +1,6 @@
 // The deliveries table: what deliver has done per (message, recipient), so redelivery never sends twice what is
 // recorded (ARCHITECTURE.md rule 3), plus the trace rows that go with each result.
+import { committedBlobColumn, committedBlobParameter, type FoundBlob, foundBlob } from '@smgw/blob-store';
 import { type Pool, type PoolClient, preparedStatement, withTransaction } from '@smgw/db';
 import { type Envelope, generatedEnvelope } from '@smgw/envelope';
 import {
@@ -20,6 +21,8 @@ export interface ClaimResult {
   busy: string[];
   /** DSNs made earlier for recipients of this envelope: published again, since a crash may have lost the publish. */
   dsnMessageIds: string[];
+  /** The message's blob row, read with the claim (for blobStore.open); none when nothing was claimed. */
+  blob?: FoundBlob | undefined;
 }
 
 /** Who claims: a deliver instance (owner-heartbeat.ts) and which of its own claims it may take again. */
@@ -44,7 +47,8 @@ export interface ClaimOwner {
  */
 const CLAIM = preparedStatement(
   'deliver-claim',
-  `insert into deliveries (message_id, recipient, state, attempts, updated_at, owner_instance)
+  `with claimed as (
+   insert into deliveries (message_id, recipient, state, attempts, updated_at, owner_instance)
      select $1, r, 'sending', 1, now(), $4 from unnest($2::text[]) as r
      on conflict (message_id, recipient) do update
        set state = 'sending', attempts = deliveries.attempts + 1, updated_at = now(),
@@ -60,22 +64,39 @@ const CLAIM = preparedStatement(
                    select 1 from pg_stat_activity a
                    where a.pid = deliveries.owner_pid and a.backend_start = deliveries.owner_started))
              or deliveries.updated_at < now() - make_interval(secs => $3::double precision / 1000)))
-     returning recipient`,
+     returning recipient)
+   select recipient, ${committedBlobColumn(7)} as blob from claimed`,
 );
 
 export async function claimRecipients(
   pool: Pool,
-  messageId: string,
+  message: { id: string; blobRef: string },
   recipients: string[],
   leaseMs: number,
   owner?: ClaimOwner | undefined,
 ): Promise<ClaimResult> {
+  const messageId = message.id;
   const unique = [...new Set(recipients)];
-  const claimed = await pool.query<{ recipient: string }>(
-    CLAIM([messageId, unique, leaseMs, owner?.id ?? null, owner?.deadAfterMs ?? leaseMs, owner?.idle ?? []]),
+  const claimed = await pool.query<{ recipient: string; blob: unknown }>(
+    CLAIM([
+      messageId,
+      unique,
+      leaseMs,
+      owner?.id ?? null,
+      owner?.deadAfterMs ?? leaseMs,
+      owner?.idle ?? [],
+      committedBlobParameter(message.blobRef),
+    ]),
   );
   const mine = new Set(claimed.rows.map((r) => r.recipient));
-  const result: ClaimResult = { claimed: unique.filter((r) => mine.has(r)), done: [], busy: [], dsnMessageIds: [] };
+  const [first] = claimed.rows;
+  const result: ClaimResult = {
+    claimed: unique.filter((r) => mine.has(r)),
+    done: [],
+    busy: [],
+    dsnMessageIds: [],
+    ...(first ? { blob: foundBlob(message.blobRef, first.blob) } : {}),
+  };
   const notMine = unique.filter((r) => !mine.has(r));
   if (notMine.length === 0) return result; // the usual case: one statement
   const others = await pool.query<{ recipient: string; state: string; dsn_message_id: string | null }>(

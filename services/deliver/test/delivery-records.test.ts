@@ -1,6 +1,9 @@
 // What deliver records of an attempt, against real PostgreSQL: a late result never undoes another instance's claim.
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
+import { BlobNotFoundError, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { newMessageId } from '@smgw/envelope';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 import { recordMessage } from '@smgw/trace';
@@ -30,11 +33,17 @@ describe('deliver records', () => {
     const envelope = sampleEnvelope({ id: newMessageId(), recipients: ['a@behoerde.example'] });
     await recordMessage(db.pool, envelope);
     await db.pool.query(`insert into deliver_instances (id) values ($1) on conflict do nothing`, [owner]);
-    const claim = await claimRecipients(db.pool, envelope.id, envelope.recipients, 60_000, {
-      id: owner,
-      deadAfterMs: 20_000,
-      idle: [],
-    });
+    const claim = await claimRecipients(
+      db.pool,
+      { id: envelope.id, blobRef: envelope.blob.ref },
+      envelope.recipients,
+      60_000,
+      {
+        id: owner,
+        deadAfterMs: 20_000,
+        idle: [],
+      },
+    );
     assert.deepEqual(claim.claimed, ['a@behoerde.example']);
     return envelope;
   }
@@ -52,11 +61,17 @@ describe('deliver records', () => {
       `update deliver_instances set heartbeat_at = now() - interval '1 minute' where id = 'instance-a'`,
     );
     await db.pool.query(`insert into deliver_instances (id) values ('instance-b') on conflict do nothing`);
-    const taken = await claimRecipients(db.pool, envelope.id, envelope.recipients, 60_000, {
-      id: 'instance-b',
-      deadAfterMs: 20_000,
-      idle: [],
-    });
+    const taken = await claimRecipients(
+      db.pool,
+      { id: envelope.id, blobRef: envelope.blob.ref },
+      envelope.recipients,
+      60_000,
+      {
+        id: 'instance-b',
+        deadAfterMs: 20_000,
+        idle: [],
+      },
+    );
     assert.deepEqual(taken.claimed, ['a@behoerde.example']);
 
     // A's aborted attempt comes back late and records its result.
@@ -66,11 +81,17 @@ describe('deliver records', () => {
     assert.equal(after.recipient, 'pending', 'the trace does not say deferred while B sends');
 
     // So nobody else can claim it while B sends.
-    const third = await claimRecipients(db.pool, envelope.id, envelope.recipients, 60_000, {
-      id: 'instance-c',
-      deadAfterMs: 20_000,
-      idle: ['a@behoerde.example'],
-    });
+    const third = await claimRecipients(
+      db.pool,
+      { id: envelope.id, blobRef: envelope.blob.ref },
+      envelope.recipients,
+      60_000,
+      {
+        id: 'instance-c',
+        deadAfterMs: 20_000,
+        idle: ['a@behoerde.example'],
+      },
+    );
     assert.deepEqual(third.busy, ['a@behoerde.example']);
 
     // B's own result is recorded as usual.
@@ -96,5 +117,32 @@ describe('deliver records', () => {
     const after = await states(envelope.id);
     assert.equal(after.delivery.state, 'delivered');
     assert.equal(after.recipient, 'delivered', 'the trace does not step back to deferred either');
+  });
+
+  it('reads the message blob row with the claim, and nothing when nothing was claimed', async () => {
+    const store = createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) });
+    const bytes = Buffer.from('Subject: claimed\r\n\r\nbody\r\n');
+    const blob = await store.put(Readable.from([bytes]), { messageId: 'm-claim-blob' });
+    const envelope = sampleEnvelope({ id: newMessageId(), recipients: ['a@behoerde.example'], blob });
+    await recordMessage(db.pool, envelope);
+    const message = { id: envelope.id, blobRef: blob.ref };
+    const claim = await claimRecipients(db.pool, message, envelope.recipients, 60_000);
+    assert.deepEqual(claim.claimed, ['a@behoerde.example']);
+    assert.equal(claim.blob?.ref, blob.ref);
+    assert.equal(claim.blob?.blob?.size, bytes.length);
+    assert.deepEqual(await buffer(store.open(blob.ref, claim.blob)), bytes);
+
+    // Claimed already (a live claim by nobody in particular, within its lease): nothing is claimed, nothing read.
+    const again = await claimRecipients(db.pool, message, envelope.recipients, 60_000);
+    assert.deepEqual(again.busy, ['a@behoerde.example']);
+    assert.equal(again.blob, undefined);
+
+    // A blob that is gone is found absent, and opening it fails as before.
+    const gone = sampleEnvelope({ id: newMessageId(), recipients: ['a@behoerde.example'] });
+    await recordMessage(db.pool, gone);
+    const lost = await claimRecipients(db.pool, { id: gone.id, blobRef: gone.blob.ref }, gone.recipients, 60_000);
+    assert.deepEqual(lost.claimed, ['a@behoerde.example']);
+    assert.equal(lost.blob?.blob, undefined);
+    await assert.rejects(buffer(store.open(gone.blob.ref, lost.blob)), BlobNotFoundError);
   });
 });
