@@ -276,6 +276,13 @@ export const settings = {
     'DNS servers for SPF, DKIM and DMARC (ip or ip:port, comma-separated); empty: the system resolver',
   ),
   dnsTimeoutMs: setting('SMGW_DNS_TIMEOUT_MS', integer(50, 60_000), '5000', 'timeout of one DNS query'),
+  /** How long ingest keeps a DNS answer of SPF, DKIM and DMARC (services/ingest/src/dns-cache.ts); 0: not at all. */
+  dnsCacheSeconds: setting(
+    'SMGW_DNS_CACHE_SECONDS',
+    integer(0, 3600),
+    '30',
+    'how long DNS answers for SPF, DKIM and DMARC are kept (0: asked for every message)',
+  ),
   maxRecipients: setting('SMGW_SMTP_MAX_RECIPIENTS', integer(1, 10000), '100', 'recipients per message'),
   commandRatePerMinute: setting(
     'SMGW_SMTP_COMMANDS_PER_MINUTE',

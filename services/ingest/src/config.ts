@@ -38,6 +38,7 @@ export const ingestSpec = {
   dnsFailure: settings.dnsFailure,
   dnsResolvers: settings.dnsResolvers,
   dnsTimeoutMs: settings.dnsTimeoutMs,
+  dnsCacheSeconds: settings.dnsCacheSeconds,
   fastGreetingForTrusted: settings.fastGreetingForTrusted,
   forbidUnauthPipelining: settings.forbidUnauthPipelining,
   healthPort: settings.healthPort,

@@ -8,6 +8,7 @@ import { connectMq, type Mq } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
 import { Redis } from 'ioredis';
 import type { IngestConfig } from './config.ts';
+import { withDnsCache } from './dns-cache.ts';
 import { createDnsLookup } from './mail-auth.ts';
 import { blobDirectoryMetrics, ingestMetrics, scanCopyMetrics } from './metrics.ts';
 import { createRateLimits } from './rate-limits.ts';
@@ -140,7 +141,10 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
                 hostname: config.hostname,
                 dmarcReject: config.dmarcReject,
                 dnsFailure: config.dnsFailure,
-                lookup: createDnsLookup({ servers: config.dnsResolvers, timeoutMs: config.dnsTimeoutMs }),
+                lookup: withDnsCache(
+                  createDnsLookup({ servers: config.dnsResolvers, timeoutMs: config.dnsTimeoutMs }),
+                  { ttlMs: config.dnsCacheSeconds * 1000 },
+                ),
               }
             : undefined,
         scanner,

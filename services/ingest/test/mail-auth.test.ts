@@ -155,6 +155,28 @@ describe('mail authentication on the MX port', () => {
     assert.deepEqual(await world.takeInboundEnvelopes(), []);
   });
 
+  it('asks DNS once per question for mail from the same domain (SMGW_DNS_CACHE_SECONDS), every time with 0', async () => {
+    world.dns.set('cached.example', [{ type: 'TXT', text: 'v=spf1 ip4:127.0.0.1 -all' }]);
+    world.dns.set('_dmarc.cached.example', [{ type: 'TXT', text: 'v=DMARC1; p=none' }]);
+    const asked = () => world.dns.queries.filter((q) => /cached\.example/i.test(q)).length;
+    const { ingest: uncached } = await world.start({ SMGW_DNS_CACHE_SECONDS: '0' });
+    for (const [running, expected] of [
+      [ingest, 1],
+      [uncached, 2],
+    ] as const) {
+      const before = asked();
+      const results: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const reply = await send(running.inboundPort, 'x@cached.example', await message('x@cached.example'));
+        const auth = (await accepted(reply)).verdicts.auth;
+        results.push(`${auth?.spf} ${auth?.dmarc}`);
+      }
+      assert.deepEqual(results, ['pass pass', 'pass pass']);
+      // SPF's TXT and DMARC's TXT: once each with the cache, for each message without it.
+      assert.equal(asked() - before, 2 * expected);
+    }
+  });
+
   describe('when DNS does not answer', () => {
     before(() => {
       world.dns.silent = true;
@@ -164,7 +186,8 @@ describe('mail authentication on the MX port', () => {
     });
 
     it('accepts the message marked temperror (never refused by default)', async () => {
-      const reply = await send(ingest.inboundPort, 'x@strict.example', await message('x@strict.example'));
+      // A domain never asked before: what DNS answered earlier is kept (SMGW_DNS_CACHE_SECONDS), a failure is not.
+      const reply = await send(ingest.inboundPort, 'x@quiet.example', await message('x@quiet.example'));
       const auth = (await accepted(reply)).verdicts.auth;
       assert.deepEqual([auth?.status, auth?.spf, auth?.dmarc], ['temperror', 'temperror', ['temperror']]);
       assert.match(String(auth?.field), /\tspf=temperror[^\r]*;\r\n\tdkim=none[^\r]*;\r\n\tdmarc=temperror/);
