@@ -1,6 +1,6 @@
 // Agencies (agencies, agency_domains, agency_addresses; migrations 008 and 009): the agencies behind the gateway,
 // the domains they own and the addresses whose signatures are verified; whether their outbound mail is signed.
-import { type Pool, type PoolClient, preparedStatement } from '@smgw/db';
+import { type ChangeListener, type Pool, type PoolClient, preparedStatement } from '@smgw/db';
 import { newMessageId } from '@smgw/envelope';
 
 const UNIQUE_VIOLATION = '23505';
@@ -251,6 +251,65 @@ export async function addressesVerifyingSignatures(pool: Pool, addresses: readon
   const { rows } = await pool.query<{ address: string }>(
     ADDRESSES_VERIFYING_SIGNATURES([addresses.map((a) => a.toLowerCase())]),
   );
-  const enabled = new Set(rows.map((r) => r.address));
-  return new Set(addresses.filter((a) => enabled.has(a.toLowerCase())));
+  return enabledOf(addresses, new Set(rows.map((r) => r.address)));
+}
+
+const enabledOf = (addresses: readonly string[], enabled: ReadonlySet<string>): Set<string> =>
+  new Set(addresses.filter((a) => enabled.has(a.toLowerCase())));
+
+/** The channel migration 017 announces every change of agency_addresses on. */
+export const AGENCY_ADDRESSES_CHANNEL = 'smgw_agency_addresses';
+
+/** More addresses than this are not kept in memory: each lookup asks the database, as without a cache. */
+export const MAX_CACHED_VERIFYING_ADDRESSES = 100_000;
+
+const ALL_ADDRESSES_VERIFYING_SIGNATURES = preparedStatement(
+  'key-directory-all-addresses-verifying-signatures',
+  'select address from agency_addresses where verify_signatures limit $1',
+);
+
+/**
+ * addressesVerifyingSignatures from memory: every enabled address, read once and again after each change announced
+ * on AGENCY_ADDRESSES_CHANNEL. While `changes` is not listening (a notice may have been missed), or when there are
+ * more than MAX_CACHED_VERIFYING_ADDRESSES, every lookup asks the database. A change reaches the cache as its
+ * notice does, a few milliseconds after its commit: a message looked up in between goes where the last snapshot
+ * says, as one whose query ran just before the commit did.
+ */
+export function cachedAddressesVerifyingSignatures(
+  pool: Pool,
+  changes: Pick<ChangeListener, 'listening' | 'generation'>,
+  limit = MAX_CACHED_VERIFYING_ADDRESSES,
+): (addresses: readonly string[]) => Promise<Set<string>> {
+  let snapshot: { generation: number; enabled: ReadonlySet<string> | undefined } | undefined;
+  let reading: { generation: number; enabled: Promise<ReadonlySet<string> | undefined> } | undefined;
+  const readAll = async (): Promise<ReadonlySet<string> | undefined> => {
+    const { rows } = await pool.query<{ address: string }>(ALL_ADDRESSES_VERIFYING_SIGNATURES([limit + 1]));
+    return rows.length > limit ? undefined : new Set(rows.map((r) => r.address));
+  };
+  return async (addresses) => {
+    if (addresses.length === 0) return new Set();
+    if (!changes.listening) return addressesVerifyingSignatures(pool, addresses);
+    const generation = changes.generation;
+    if (snapshot?.generation !== generation) {
+      let read = reading;
+      if (read?.generation !== generation) {
+        read = { generation, enabled: readAll() };
+        reading = read;
+        const started = read;
+        read.enabled.then(
+          (enabled) => {
+            // Kept only if nothing changed while it was read.
+            if (changes.listening && changes.generation === started.generation) snapshot = { generation, enabled };
+            if (reading === started) reading = undefined;
+          },
+          () => {
+            if (reading === started) reading = undefined;
+          },
+        );
+      }
+      const enabled = await read.enabled;
+      return enabled ? enabledOf(addresses, enabled) : addressesVerifyingSignatures(pool, addresses);
+    }
+    return snapshot.enabled ? enabledOf(addresses, snapshot.enabled) : addressesVerifyingSignatures(pool, addresses);
+  };
 }

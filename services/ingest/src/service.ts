@@ -2,8 +2,8 @@
 // and the health server. `stop()` shuts down in the order that loses nothing (see below).
 import type { AddressInfo } from 'node:net';
 import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
-import { createPool, databaseReachable } from '@smgw/db';
-import { addressesVerifyingSignatures } from '@smgw/key-directory';
+import { createPool, databaseReachable, listenForChanges } from '@smgw/db';
+import { AGENCY_ADDRESSES_CHANNEL, cachedAddressesVerifyingSignatures } from '@smgw/key-directory';
 import { connectMq, type Mq } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
 import { Redis } from 'ioredis';
@@ -48,6 +48,15 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
     const pool = createPool({ url: config.databaseUrl, schema: config.databaseSchema, applicationName: 'smgw-ingest' });
     cleanups.push(() => pool.end());
     const blobStore = createBlobStore(pool, { keyStore: createFolderKeyStore(config), directory: config.blobDir });
+    // Who verifies signatures (where clean mail goes after scan) is kept in memory while changes are heard.
+    const agencyAddressChanges = listenForChanges({
+      url: config.databaseUrl,
+      channel: AGENCY_ADDRESSES_CHANNEL,
+      applicationName: 'smgw-ingest-listener',
+      onError: (err) =>
+        log.warn({ code: 'DB_LISTEN_LOST', err }, 'not hearing agency address changes; asking the database meanwhile'),
+    });
+    cleanups.push(() => agencyAddressChanges.close());
     const mq: Mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-ingest' });
     cleanups.push(() => mq.close());
     await mq.declareTopology({});
@@ -148,7 +157,7 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
               }
             : undefined,
         scanner,
-        verifyingSignatures: (recipients: readonly string[]) => addressesVerifyingSignatures(pool, recipients),
+        verifyingSignatures: cachedAddressesVerifyingSignatures(pool, agencyAddressChanges),
       },
       rateLimits,
       recipientVerification,
@@ -192,6 +201,7 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
             ?.close()
             .catch((err: unknown) => log.warn({ code: 'CLAMD_CLOSE_FAILED', err }, 'closing clamd'));
           await mq.close().catch((err: unknown) => log.warn({ code: 'MQ_CLOSE_FAILED', err }, 'closing the broker'));
+          await agencyAddressChanges.close();
           await pool.end().catch(() => {});
           await redis.quit().catch(() => redis.disconnect());
           log.info('ingest stopped');

@@ -349,6 +349,27 @@ describe('the listeners with ingest scanning, contents in files', () => {
     );
   });
 
+  it("follows an operator's change of who verifies signatures while running (the change is announced)", async () => {
+    const agencyId = (await world.db.pool.query(`select agency_id from agency_addresses limit 1`)).rows[0]?.agency_id;
+    const body = 'From: a@sender.example\r\nTo: neu@behoerde.example\r\nSubject: hi\r\n\r\nclean\r\n';
+    // Where a message to neu@ goes, once the change has reached ingest (a notice takes milliseconds; tried a while).
+    const routedTo = async (queue: string): Promise<boolean> => {
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const id = await send(['neu@behoerde.example'], body);
+        const [verify, deliver] = [await world.takeEnvelopes('smgw.verify'), await world.takeEnvelopes('smgw.deliver')];
+        const went = (queue === 'smgw.verify' ? verify : deliver).some((e) => e.id === id);
+        if (went) return true;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      return false;
+    };
+    assert.ok(await routedTo('smgw.deliver'));
+    await putAgencyAddress(world.db.pool, { agencyId, address: 'neu@behoerde.example', verifySignatures: true });
+    assert.ok(await routedTo('smgw.verify'), 'enabled: to verify');
+    await putAgencyAddress(world.db.pool, { agencyId, address: 'neu@behoerde.example', verifySignatures: false });
+    assert.ok(await routedTo('smgw.deliver'), 'disabled again: straight to deliver');
+  });
+
   it('queues infected mail for the scan stage, which quarantines it', async () => {
     const id = await send(['x@behoerde.example'], `From: a@sender.example\r\nSubject: x\r\n\r\n${EICAR}\r\n`);
     const [envelope] = await world.takeEnvelopes('smgw.scan');

@@ -1,0 +1,102 @@
+// Notices of changes to a rarely changed table (LISTEN/NOTIFY), for caches that must not outlive a change by more
+// than the notice's trip: a trigger calls pg_notify(channel) and every listener hears it when the change commits.
+// A notice sent while a listener is not connected is lost, so a cache may be trusted only while `listening`; every
+// notice and every (re)connection bumps `generation`, so a reader can tell whether a snapshot it took is still
+// current. A listener reconnects on its own (1 s, doubling to 30 s) and never throws at its user.
+import pg from 'pg';
+
+export interface ChangeListener {
+  /** True while LISTEN is in force: no notice can have been missed since `generation` last changed. */
+  readonly listening: boolean;
+  /** Grows with every notice, connection and lost connection. */
+  readonly generation: number;
+  close(): Promise<void>;
+}
+
+export interface ChangeListenerOptions {
+  url: string;
+  /** The NOTIFY channel (a plain identifier). */
+  channel: string;
+  applicationName?: string;
+  /** First wait before reconnecting (doubling up to maxRetryMs); default 1 s. */
+  retryMs?: number;
+  maxRetryMs?: number;
+  /** Told when the connection is lost or cannot be made (the listener retries by itself). */
+  onError?: (err: Error) => void;
+}
+
+const CHANNEL = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export function listenForChanges(options: ChangeListenerOptions): ChangeListener {
+  if (!CHANNEL.test(options.channel)) throw new Error(`bad channel name ${JSON.stringify(options.channel)}`);
+  const firstRetryMs = options.retryMs ?? 1000;
+  const maxRetryMs = options.maxRetryMs ?? 30_000;
+  let listening = false;
+  let generation = 0;
+  let closed = false;
+  let client: pg.Client | undefined;
+  let retryMs = firstRetryMs;
+  let retry: NodeJS.Timeout | undefined;
+
+  const lost = (err: Error, from: pg.Client) => {
+    if (client !== from) return;
+    client = undefined;
+    listening = false;
+    generation += 1;
+    from.removeAllListeners('notification');
+    from.end().catch(() => {});
+    if (closed) return;
+    options.onError?.(err);
+    retry = setTimeout(connect, retryMs);
+    retry.unref();
+    retryMs = Math.min(retryMs * 2, maxRetryMs);
+  };
+
+  const connect = () => {
+    retry = undefined;
+    if (closed) return;
+    const connection = new pg.Client({
+      connectionString: options.url,
+      application_name: options.applicationName ?? 'smgw-listener',
+      connectionTimeoutMillis: 10_000,
+    });
+    client = connection;
+    connection.on('error', (err) => lost(err, connection));
+    connection.on('end', () => lost(new Error('the listening connection ended'), connection));
+    connection.on('notification', () => {
+      generation += 1;
+    });
+    connection
+      .connect()
+      .then(() => connection.query(`listen ${options.channel}`))
+      .then(() => {
+        if (client !== connection) return;
+        // Whatever changed before this moment was not heard: a new generation.
+        generation += 1;
+        listening = true;
+        retryMs = firstRetryMs;
+        // An idle listener must not keep its process alive.
+        (connection as unknown as { connection?: { stream?: { unref?: () => void } } }).connection?.stream?.unref?.();
+      })
+      .catch((err: Error) => lost(err, connection));
+  };
+
+  connect();
+  return {
+    get listening() {
+      return listening;
+    },
+    get generation() {
+      return generation;
+    },
+    async close() {
+      closed = true;
+      if (retry) clearTimeout(retry);
+      const open = client;
+      client = undefined;
+      listening = false;
+      generation += 1;
+      await open?.end().catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,90 @@
+// Notices of changes (LISTEN/NOTIFY) against the real PostgreSQL: heard while listening, and a lost connection is
+// told by `listening` and `generation` (a cache must not trust what it read before), then mended by itself.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createPool, listenForChanges, type Pool } from '../src/index.ts';
+
+const url = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/smgw';
+
+async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('listenForChanges', () => {
+  let admin: Pool;
+  const channel = `smgw_test_${process.pid}`;
+
+  before(() => {
+    admin = createPool({ url, max: 1, applicationName: 'smgw-db-test-admin' });
+  });
+  after(async () => {
+    await admin.end();
+  });
+
+  it('hears a notice, says it lost the connection, and listens again by itself', async () => {
+    const errors: Error[] = [];
+    const changes = listenForChanges({
+      url,
+      channel,
+      applicationName: 'smgw-listener-test',
+      retryMs: 50,
+      onError: (err) => errors.push(err),
+    });
+    try {
+      await until('listening', () => changes.listening);
+      const listened = changes.generation;
+      await admin.query(`select pg_notify($1, '')`, [channel]);
+      await until('the notice', () => changes.generation > listened);
+
+      // Nothing else moves it: a notice on another channel is not ours.
+      const heard = changes.generation;
+      await admin.query(`select pg_notify($1, '')`, [`${channel}_other`]);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(changes.generation, heard);
+
+      // The listening session ends (a restart, a failover): not listening, a new generation, then back.
+      await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1`, [
+        'smgw-listener-test',
+      ]);
+      await until('the loss to be seen', () => !changes.listening);
+      assert.ok(changes.generation > heard);
+      assert.ok(errors.length >= 1);
+      await until('listening again', () => changes.listening);
+      const again = changes.generation;
+      await admin.query(`select pg_notify($1, '')`, [channel]);
+      await until('a notice after reconnecting', () => changes.generation > again);
+    } finally {
+      await changes.close();
+    }
+    assert.equal(changes.listening, false);
+    const { rows } = await admin.query(`select count(*)::int as n from pg_stat_activity where application_name = $1`, [
+      'smgw-listener-test',
+    ]);
+    assert.equal(rows[0].n, 0, 'closed: no session left');
+  });
+
+  it('keeps trying while the database cannot be reached, without throwing', async () => {
+    const errors: Error[] = [];
+    const changes = listenForChanges({
+      url: 'postgres://postgres@127.0.0.1:1/smgw',
+      channel,
+      retryMs: 20,
+      maxRetryMs: 40,
+      onError: (err) => errors.push(err),
+    });
+    await until('two failed tries', () => errors.length >= 2);
+    assert.equal(changes.listening, false);
+    await changes.close();
+    const tries = errors.length;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(errors.length, tries, 'no try after close');
+  });
+
+  it('refuses a channel that is not a plain identifier', () => {
+    assert.throws(() => listenForChanges({ url, channel: 'x; drop table y' }), /bad channel/);
+  });
+});
