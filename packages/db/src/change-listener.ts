@@ -100,3 +100,34 @@ export function listenForChanges(options: ChangeListenerOptions): ChangeListener
     },
   };
 }
+
+/**
+ * `read()` answered from its last result while `changes` has heard nothing since that result was read; read again
+ * after a notice, and every time while not listening (a notice may have been missed). A result read while a notice
+ * arrived is used by the callers waiting for it and not kept. Callers asking while a read is under way share it.
+ */
+export function readUntilChanged<T>(
+  changes: Pick<ChangeListener, 'listening' | 'generation'>,
+  read: () => Promise<T>,
+): () => Promise<T> {
+  let kept: { generation: number; value: T } | undefined;
+  let reading: { generation: number; value: Promise<T> } | undefined;
+  return () => {
+    if (!changes.listening) return read();
+    const generation = changes.generation;
+    if (kept?.generation === generation) return Promise.resolve(kept.value);
+    if (reading?.generation === generation) return reading.value;
+    const started = { generation, value: read() };
+    reading = started;
+    started.value.then(
+      (value) => {
+        if (changes.listening && changes.generation === started.generation) kept = { generation, value };
+        if (reading === started) reading = undefined;
+      },
+      () => {
+        if (reading === started) reading = undefined;
+      },
+    );
+    return started.value;
+  };
+}

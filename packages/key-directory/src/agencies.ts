@@ -1,6 +1,6 @@
 // Agencies (agencies, agency_domains, agency_addresses; migrations 008 and 009): the agencies behind the gateway,
 // the domains they own and the addresses whose signatures are verified; whether their outbound mail is signed.
-import { type ChangeListener, type Pool, type PoolClient, preparedStatement } from '@smgw/db';
+import { type ChangeListener, type Pool, type PoolClient, preparedStatement, readUntilChanged } from '@smgw/db';
 import { newMessageId } from '@smgw/envelope';
 
 const UNIQUE_VIOLATION = '23505';
@@ -182,14 +182,15 @@ export async function agencySigningFor(
   pool: Pool,
   address: string,
 ): Promise<{ agencyId: string; signOutbound: boolean } | undefined> {
-  const domain = address.slice(address.lastIndexOf('@') + 1).toLowerCase();
   const { rows } = await pool.query<{ agencyId: string; signOutbound: boolean }>(
     `select a.id as "agencyId", a.sign_outbound as "signOutbound" from agency_domains d
        join agencies a on a.id = d.agency_id where d.domain = $1`,
-    [domain],
+    [domainOf(address)],
   );
   return rows[0];
 }
+
+const domainOf = (address: string): string => address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 
 export type SetPortalReachableResult =
   | { kind: 'updated'; address: string; agencyId: string; portalReachable: boolean }
@@ -257,9 +258,6 @@ export async function addressesVerifyingSignatures(pool: Pool, addresses: readon
 const enabledOf = (addresses: readonly string[], enabled: ReadonlySet<string>): Set<string> =>
   new Set(addresses.filter((a) => enabled.has(a.toLowerCase())));
 
-/** The channel migration 017 announces every change of agency_addresses on. */
-export const AGENCY_ADDRESSES_CHANNEL = 'smgw_agency_addresses';
-
 /** More addresses than this are not kept in memory: each lookup asks the database, as without a cache. */
 export const MAX_CACHED_VERIFYING_ADDRESSES = 100_000;
 
@@ -270,46 +268,46 @@ const ALL_ADDRESSES_VERIFYING_SIGNATURES = preparedStatement(
 
 /**
  * addressesVerifyingSignatures from memory: every enabled address, read once and again after each change announced
- * on AGENCY_ADDRESSES_CHANNEL. While `changes` is not listening (a notice may have been missed), or when there are
- * more than MAX_CACHED_VERIFYING_ADDRESSES, every lookup asks the database. A change reaches the cache as its
- * notice does, a few milliseconds after its commit: a message looked up in between goes where the last snapshot
- * says, as one whose query ran just before the commit did.
+ * on KEY_DIRECTORY_CHANNEL (readUntilChanged). While `changes` is not listening, or when there are more than
+ * `limit`, every lookup asks the database. A change reaches the cache as its notice does, a few milliseconds after
+ * its commit: a message looked up in between goes where the last snapshot says, as one whose query ran just before
+ * the commit did.
  */
 export function cachedAddressesVerifyingSignatures(
   pool: Pool,
   changes: Pick<ChangeListener, 'listening' | 'generation'>,
   limit = MAX_CACHED_VERIFYING_ADDRESSES,
 ): (addresses: readonly string[]) => Promise<Set<string>> {
-  let snapshot: { generation: number; enabled: ReadonlySet<string> | undefined } | undefined;
-  let reading: { generation: number; enabled: Promise<ReadonlySet<string> | undefined> } | undefined;
-  const readAll = async (): Promise<ReadonlySet<string> | undefined> => {
+  const allEnabled = readUntilChanged(changes, async (): Promise<ReadonlySet<string> | undefined> => {
     const { rows } = await pool.query<{ address: string }>(ALL_ADDRESSES_VERIFYING_SIGNATURES([limit + 1]));
     return rows.length > limit ? undefined : new Set(rows.map((r) => r.address));
-  };
+  });
   return async (addresses) => {
     if (addresses.length === 0) return new Set();
     if (!changes.listening) return addressesVerifyingSignatures(pool, addresses);
-    const generation = changes.generation;
-    if (snapshot?.generation !== generation) {
-      let read = reading;
-      if (read?.generation !== generation) {
-        read = { generation, enabled: readAll() };
-        reading = read;
-        const started = read;
-        read.enabled.then(
-          (enabled) => {
-            // Kept only if nothing changed while it was read.
-            if (changes.listening && changes.generation === started.generation) snapshot = { generation, enabled };
-            if (reading === started) reading = undefined;
-          },
-          () => {
-            if (reading === started) reading = undefined;
-          },
-        );
-      }
-      const enabled = await read.enabled;
-      return enabled ? enabledOf(addresses, enabled) : addressesVerifyingSignatures(pool, addresses);
-    }
-    return snapshot.enabled ? enabledOf(addresses, snapshot.enabled) : addressesVerifyingSignatures(pool, addresses);
+    const enabled = await allEnabled();
+    return enabled ? enabledOf(addresses, enabled) : addressesVerifyingSignatures(pool, addresses);
+  };
+}
+
+/**
+ * agencySigningFor from memory: every agency domain with its agency's signing flag, read once and again after each
+ * change announced on KEY_DIRECTORY_CHANNEL; while `changes` is not listening, every lookup asks the database.
+ */
+export function cachedAgencySigning(
+  pool: Pool,
+  changes: Pick<ChangeListener, 'listening' | 'generation'>,
+): (address: string) => Promise<{ agencyId: string; signOutbound: boolean } | undefined> {
+  const byDomain = readUntilChanged(changes, async () => {
+    const { rows } = await pool.query<{ domain: string; agencyId: string; signOutbound: boolean }>(
+      `select d.domain, a.id as "agencyId", a.sign_outbound as "signOutbound" from agency_domains d
+         join agencies a on a.id = d.agency_id`,
+    );
+    return new Map(rows.map((r) => [r.domain, { agencyId: r.agencyId, signOutbound: r.signOutbound }]));
+  });
+  return async (address) => {
+    if (!changes.listening) return agencySigningFor(pool, address);
+    const signing = (await byDomain()).get(domainOf(address));
+    return signing && { ...signing };
   };
 }

@@ -5,5 +5,6 @@ export * from './agency-keys.ts';
 export * from './agency-registrations.ts';
 export * from './certificate-acceptance.ts';
 export * from './certificates.ts';
+export * from './changes.ts';
 export * from './pgp-keys.ts';
 export * from './trust-anchors.ts';

@@ -1,6 +1,6 @@
 // Trust anchors (trust_anchors, migration 008): the roots recipient certificates are validated against. Added by an
 // operator through the admin API; their DER is read for every path validation.
-import type { Pool } from '@smgw/db';
+import { type ChangeListener, type Pool, readUntilChanged } from '@smgw/db';
 
 export interface TrustAnchor {
   fingerprint: string;
@@ -67,4 +67,17 @@ export async function listTrustAnchors(pool: Pool): Promise<TrustAnchor[]> {
 export async function trustAnchorCertificates(pool: Pool): Promise<Buffer[]> {
   const { rows } = await pool.query<{ der: Buffer }>('select der from trust_anchors order by added_at');
   return rows.map((r) => r.der);
+}
+
+/**
+ * trustAnchorCertificates from memory, read once and again after each change announced on KEY_DIRECTORY_CHANNEL
+ * (an anchor removed is no longer trusted once its notice arrives, milliseconds after the commit); while `changes`
+ * is not listening, every call asks the database. Each caller gets its own array (the certificates are shared).
+ */
+export function cachedTrustAnchorCertificates(
+  pool: Pool,
+  changes: Pick<ChangeListener, 'listening' | 'generation'>,
+): () => Promise<Buffer[]> {
+  const anchors = readUntilChanged(changes, () => trustAnchorCertificates(pool));
+  return async () => [...(await anchors())];
 }

@@ -5,7 +5,7 @@
 // encrypted but unsigned, and says why.
 import type { ArmoredPrivateKey, SigningKey } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
-import { agencyKeyAad, agencySigningFor, sealedAgencyKeys } from '@smgw/key-directory';
+import { agencyKeyAad, agencySigningFor, type KeyDirectoryCache, sealedAgencyKeys } from '@smgw/key-directory';
 import { openSecretWithAny, SecretError } from '@smgw/secrets';
 
 export type SignForm = 'smime' | 'pgp';
@@ -36,7 +36,7 @@ export async function senderSigningKeys(
 ): Promise<SenderSigning> {
   const { author } = message;
   if (!author) {
-    if (!(await senderAgencySigns(deps.pool, message.mailFrom))) return { signs: false };
+    if (!(await senderAgencySigns(deps, message.mailFrom))) return { signs: false };
     const why: NotSigned = {
       ok: false,
       code: 'ENCRYPT_NO_CHECKED_AUTHOR',
@@ -44,7 +44,7 @@ export async function senderSigningKeys(
     };
     return { signs: true, smime: why, pgp: why };
   }
-  if (!(await senderAgencySigns(deps.pool, author))) return { signs: false };
+  if (!(await senderAgencySigns(deps, author))) return { signs: false };
   // OpenPGP first: should the second lookup fail, no unsealed S/MIME key is left behind unzeroed.
   const pgp = await pgpSignerFor(deps, author);
   return { signs: true, smime: await smimeSignerFor(deps, author), pgp };
@@ -56,9 +56,12 @@ export function forgetSigningKeys(signing: SenderSigning): void {
 }
 
 /** Whether outbound mail by `sender` is to be signed: its domain belongs to an agency with signing on. */
-async function senderAgencySigns(pool: Pool, sender: string): Promise<boolean> {
+async function senderAgencySigns(deps: SealedKeyDeps, sender: string): Promise<boolean> {
   if (!sender.includes('@')) return false; // the null sender of a bounce belongs to no agency
-  return (await agencySigningFor(pool, sender))?.signOutbound === true;
+  const signing = deps.keyDirectory
+    ? await deps.keyDirectory.agencySigningFor(sender)
+    : await agencySigningFor(deps.pool, sender);
+  return signing?.signOutbound === true;
 }
 
 /**
@@ -110,6 +113,8 @@ async function openSigningKey(
 /** What opening a sealed agency key needs: the master key and, during a rotation, the previous one. */
 export interface SealedKeyDeps {
   pool: Pool;
+  /** The key directory's rarely changed tables in memory (while their changes are heard); else read each time. */
+  keyDirectory?: Pick<KeyDirectoryCache, 'agencySigningFor'> | undefined;
   masterKey: Buffer;
   /** SMGW_MASTER_KEY_PREVIOUS while a master key rotation is under way (keys still sealed under it open too). */
   masterKeyPrevious?: Buffer | undefined;

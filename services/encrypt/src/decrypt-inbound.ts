@@ -20,7 +20,7 @@ import {
 } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
 import { advance, type BlobRef, type Envelope, withBlob, withVerdict } from '@smgw/envelope';
-import { agencyKeyAad, sealedAgencyKeys } from '@smgw/key-directory';
+import { agencyKeyAad, type KeyDirectoryCache, sealedAgencyKeys } from '@smgw/key-directory';
 import { findHeaderEnd, type HeaderField, headerBytes, headerValue, splitMessage, withoutFields } from '@smgw/mime';
 import { type HandlerContext, next, type Outcome } from '@smgw/mq';
 import { openSecretWithAny, SecretError } from '@smgw/secrets';
@@ -38,6 +38,8 @@ const SIZE_SLACK_BYTES = 1024 * 1024;
 
 export interface InboundDeps {
   pool: Pool;
+  /** The trust anchors in memory (while their changes are heard); else read each time. */
+  keyDirectory?: Pick<KeyDirectoryCache, 'trustAnchorCertificates'> | undefined;
   blobStore: BlobStore;
   masterKey: Buffer;
   /** SMGW_MASTER_KEY_PREVIOUS during a rotation: agency keys still sealed under it open too. */
@@ -255,7 +257,13 @@ async function harvestCertificate(
       return;
     }
     const harvest = await harvestSmimeCertificate(
-      { pool: deps.pool, fetcher: deps.fetcher, revocationMode: deps.revocationMode, now: at },
+      {
+        pool: deps.pool,
+        keyDirectory: deps.keyDirectory,
+        fetcher: deps.fetcher,
+        revocationMode: deps.revocationMode,
+        now: at,
+      },
       message,
       sender,
     );

@@ -13,6 +13,7 @@ import {
 import type { Pool } from '@smgw/db';
 import {
   currentCertificates,
+  type KeyDirectoryCache,
   type PgpKeyForEncryption,
   pgpKeysFor,
   type StoredCapabilities,
@@ -61,6 +62,8 @@ export interface OutboundKeys {
 
 export interface KeyLookupDeps {
   pool: Pool;
+  /** The key directory's rarely changed tables in memory (while their changes are heard); else read each time. */
+  keyDirectory?: KeyDirectoryCache | undefined;
   fetcher: RevocationFetcher;
   revocationMode: RevocationMode;
   /** Recent successful validations (createPathValidationCache); without it every message validates afresh. */
@@ -76,7 +79,10 @@ export async function lookUpOutboundKeys(
   message: { mailFrom: string; author?: string | undefined; recipients: readonly string[] },
   now: Date,
 ): Promise<OutboundKeys> {
-  const recipientDeps = { ...deps, trustAnchors: await trustAnchorCertificates(deps.pool), now };
+  const trustAnchors = deps.keyDirectory
+    ? await deps.keyDirectory.trustAnchorCertificates()
+    : await trustAnchorCertificates(deps.pool);
+  const recipientDeps = { ...deps, trustAnchors, now };
   const recipients: RecipientKeys[] = [];
   for (const recipient of message.recipients) recipients.push(await lookUpRecipientKeys(recipientDeps, recipient));
   return { recipients, signing: await senderSigningKeys(deps, message) };

@@ -2,7 +2,7 @@
 import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { createPathValidationCache, createRevocationFetcher } from '@smgw/crypto';
 import { createPool, databaseReachable } from '@smgw/db';
-import { agencyCertificateExpiries } from '@smgw/key-directory';
+import { agencyCertificateExpiries, cachedKeyDirectory, listenForKeyDirectoryChanges } from '@smgw/key-directory';
 import { connectMq, instrumentHandler } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
 import { recordParkedAt } from '@smgw/trace';
@@ -39,6 +39,13 @@ export async function startEncrypt(
     max: Math.min(config.prefetch * 2 + 4, 50),
   });
   const blobStore = createBlobStore(pool, { keyStore: createFolderKeyStore(config), directory: config.blobDir });
+  // Trust anchors and who signs are kept in memory while their changes are heard (migration 017).
+  const keyDirectoryChanges = listenForKeyDirectoryChanges({
+    url: config.databaseUrl,
+    applicationName: 'smgw-encrypt-listener',
+    onLost: (err) =>
+      log.warn({ code: 'DB_LISTEN_LOST', err }, 'not hearing key directory changes; asking the database meanwhile'),
+  });
   const mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-encrypt' });
   await mq.declareTopology({ encrypt: config.stageRetryLadder });
 
@@ -46,6 +53,7 @@ export async function startEncrypt(
   const metrics = encryptMetrics(registry, () => agencyCertificateExpiries(pool));
   const handler = createEncryptHandler({
     pool,
+    keyDirectory: cachedKeyDirectory(pool, keyDirectoryChanges),
     blobStore,
     fetcher: createRevocationFetcher({ now, allow: config.revocationAllow }),
     revocationMode: config.revocationMode,
@@ -79,6 +87,7 @@ export async function startEncrypt(
       await consumer.drain();
       await mq.close();
       await health.close();
+      await keyDirectoryChanges.close();
       await pool.end();
       log.info('encrypt stopped');
     },

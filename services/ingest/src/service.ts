@@ -2,8 +2,8 @@
 // and the health server. `stop()` shuts down in the order that loses nothing (see below).
 import type { AddressInfo } from 'node:net';
 import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
-import { createPool, databaseReachable, listenForChanges } from '@smgw/db';
-import { AGENCY_ADDRESSES_CHANNEL, cachedAddressesVerifyingSignatures } from '@smgw/key-directory';
+import { createPool, databaseReachable } from '@smgw/db';
+import { cachedAddressesVerifyingSignatures, listenForKeyDirectoryChanges } from '@smgw/key-directory';
 import { connectMq, type Mq } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
 import { Redis } from 'ioredis';
@@ -49,12 +49,11 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
     cleanups.push(() => pool.end());
     const blobStore = createBlobStore(pool, { keyStore: createFolderKeyStore(config), directory: config.blobDir });
     // Who verifies signatures (where clean mail goes after scan) is kept in memory while changes are heard.
-    const agencyAddressChanges = listenForChanges({
+    const agencyAddressChanges = listenForKeyDirectoryChanges({
       url: config.databaseUrl,
-      channel: AGENCY_ADDRESSES_CHANNEL,
       applicationName: 'smgw-ingest-listener',
-      onError: (err) =>
-        log.warn({ code: 'DB_LISTEN_LOST', err }, 'not hearing agency address changes; asking the database meanwhile'),
+      onLost: (err) =>
+        log.warn({ code: 'DB_LISTEN_LOST', err }, 'not hearing key directory changes; asking the database meanwhile'),
     });
     cleanups.push(() => agencyAddressChanges.close());
     const mq: Mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-ingest' });

@@ -1,16 +1,19 @@
-// Who verifies signatures, kept in memory (ingest asks for every clean inbound message): against the real
-// PostgreSQL, a change made through the key directory is seen once its notice arrives, nothing is trusted while
-// the listener is not listening, and the lookups in between ask the database nothing.
+// What services keep in memory of the key directory (who verifies signatures for ingest; trust anchors and who
+// signs for encrypt): against the real PostgreSQL, a change made through the key directory is seen once its notice
+// arrives, nothing is trusted while the listener is not listening, and the lookups in between ask nothing.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { listenForChanges, type Pool, type QueryConfig } from '@smgw/db';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 import {
-  AGENCY_ADDRESSES_CHANNEL,
   addressesVerifyingSignatures,
+  addTrustAnchor,
   cachedAddressesVerifyingSignatures,
+  cachedKeyDirectory,
   createAgency,
+  KEY_DIRECTORY_CHANNEL,
   putAgencyAddress,
+  setAgencySigning,
 } from '../src/index.ts';
 
 /** `pool` through a wrapper that counts the statements sent through pool.query. */
@@ -49,7 +52,7 @@ describe('addresses verifying signatures, kept in memory', () => {
   const recipients = ['verify@STADT.example', 'Verify@stadt.example', 'plain@stadt.example', 'x@elsewhere.example'];
 
   it('answers as the database does, from memory, and sees a change once its notice is heard', async () => {
-    const changes = listenForChanges({ url: db.url, channel: AGENCY_ADDRESSES_CHANNEL });
+    const changes = listenForChanges({ url: db.url, channel: KEY_DIRECTORY_CHANNEL });
     try {
       await until('listening', () => changes.listening);
       const { pool, statements } = counting(db.pool);
@@ -107,5 +110,57 @@ describe('addresses verifying signatures, kept in memory', () => {
     for (let i = 0; i < 2; i++)
       assert.deepEqual([...(await tooMany(['verify@stadt.example']))], ['verify@stadt.example']);
     assert.equal(asked(), 3, 'the snapshot (refused: over the limit), then one question per lookup');
+  });
+
+  it('keeps the trust anchors and who signs, and sees an anchor added or removed and signing turned on', async () => {
+    const changes = listenForChanges({ url: db.url, channel: KEY_DIRECTORY_CHANNEL });
+    try {
+      await until('listening', () => changes.listening);
+      const { pool, statements } = counting(db.pool);
+      const directory = cachedKeyDirectory(pool, changes);
+      assert.deepEqual(await directory.trustAnchorCertificates(), []);
+      assert.deepEqual(await directory.agencySigningFor('a@Stadt.Example'), { agencyId, signOutbound: false });
+      assert.equal(await directory.agencySigningFor('a@elsewhere.example'), undefined);
+      const read = statements();
+      for (let i = 0; i < 3; i++) {
+        await directory.trustAnchorCertificates();
+        await directory.agencySigningFor('a@stadt.example');
+      }
+      assert.equal(statements(), read, 'no statement while nothing changed');
+
+      const heard = async (change: () => Promise<unknown>) => {
+        const before = changes.generation;
+        await change();
+        await until('the notice', () => changes.generation > before);
+      };
+      const der = Buffer.from('not really a certificate');
+      const anchor = {
+        fingerprint: 'ab'.repeat(32),
+        subject: 'CN=Test Root',
+        der,
+        notBefore: new Date('2026-01-01T00:00:00Z'),
+        notAfter: new Date('2036-01-01T00:00:00Z'),
+        addedBy: 'test',
+      };
+      await heard(() => addTrustAnchor(db.pool, anchor));
+      assert.deepEqual(await directory.trustAnchorCertificates(), [der]);
+      // A caller changing its array changes nobody else's.
+      (await directory.trustAnchorCertificates()).pop();
+      assert.deepEqual(await directory.trustAnchorCertificates(), [der]);
+      await heard(() => db.pool.query('delete from trust_anchors'));
+      assert.deepEqual(await directory.trustAnchorCertificates(), [], 'a removed anchor is no longer trusted');
+
+      await heard(() => setAgencySigning(db.pool, { agencyId, signOutbound: true, operator: 'test', at: new Date() }));
+      assert.deepEqual(await directory.agencySigningFor('a@stadt.example'), { agencyId, signOutbound: true });
+    } finally {
+      await changes.close();
+    }
+    // Not listening: every call asks.
+    const { pool, statements } = counting(db.pool);
+    const directory = cachedKeyDirectory(pool, changes);
+    await directory.trustAnchorCertificates();
+    await directory.trustAnchorCertificates();
+    await directory.agencySigningFor('a@stadt.example');
+    assert.equal(statements(), 3);
   });
 });
