@@ -105,15 +105,42 @@ export async function recordEvent(db: Queryable, messageId: string, e: TraceEven
   await recordEvents(db, messageId, [e]);
 }
 
+/** Prepared statements of recordEvents with statements alongside, by their text. */
+const recordEventsAlongside = new Map<string, ReturnType<typeof preparedStatement>>();
+
 /**
  * Records several events of one message in one statement: all of them or none, in the order given (a stage's
- * outcome is written together, so the trace never shows half of it).
+ * outcome is written together, so the trace never shows half of it). `alongside`: other data-modifying statements
+ * that commit with them (blob rows of @smgw/blob-store's StagedBlob), each numbering its parameters from the number
+ * it is given: one round trip and one commit for a stage's new blobs and its outcome.
  */
-export async function recordEvents(db: Queryable, messageId: string, events: readonly TraceEvent[]): Promise<void> {
-  await recordEventBatch(
-    db,
-    events.map((e) => ({ ...e, messageId })),
-  );
+export async function recordEvents(
+  db: Queryable,
+  messageId: string,
+  events: readonly TraceEvent[],
+  alongside: readonly ((first: number) => { text: string; values: unknown[] })[] = [],
+): Promise<void> {
+  if (alongside.length === 0) {
+    await recordEventBatch(
+      db,
+      events.map((e) => ({ ...e, messageId })),
+    );
+    return;
+  }
+  const values: unknown[] = [eventRows(events.map((e) => ({ ...e, messageId })))];
+  const ctes: string[] = [];
+  for (const row of alongside) {
+    const statement = row(values.length + 1);
+    ctes.push(`alongside_${ctes.length + 1} as (${statement.text})`);
+    values.push(...statement.values);
+  }
+  const text = `with ${ctes.join(',\n   ')}\n   ${insertEvents('$1')}`;
+  let prepared = recordEventsAlongside.get(text);
+  if (!prepared) {
+    prepared = preparedStatement(`trace-record-events-alongside-${recordEventsAlongside.size + 1}`, text);
+    recordEventsAlongside.set(text, prepared);
+  }
+  await db.query(prepared(values));
 }
 
 export async function setRecipientState(

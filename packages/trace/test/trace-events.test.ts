@@ -188,4 +188,31 @@ describe('trace events', () => {
     const rows = await db.pool.query('select 1 from messages where id = $1', [envelope.id]);
     assert.equal(rows.rowCount, 0);
   });
+
+  it('commits statements alongside the events with them, each numbering its parameters from where it is told', async () => {
+    const id = await message();
+    await db.pool.query('create table if not exists alongside_rows (n int primary key, label text)');
+    const row = (n: number, label: string) => (first: number) => ({
+      text: `insert into alongside_rows (n, label) values ($${first}, $${first + 1})`,
+      values: [n, label],
+    });
+    const event = { stage: 'encrypt', event: 'message.encrypted', outcome: 'next', at: AT };
+    await recordEvents(db.pool, id, [event, { ...event, event: 'message.second' }], [row(1, 'a'), row(2, 'b')]);
+    const rows = await db.pool.query('select n, label from alongside_rows order by n');
+    assert.deepEqual(rows.rows, [
+      { n: 1, label: 'a' },
+      { n: 2, label: 'b' },
+    ]);
+    assert.deepEqual(
+      (await getTrace(db.pool, id))?.events.map((e) => e.event),
+      ['message.encrypted', 'message.second'],
+    );
+
+    // All or nothing: a row that cannot be written takes the events with it, and the other row too.
+    await assert.rejects(
+      recordEvents(db.pool, id, [{ ...event, event: 'message.third' }], [row(3, 'c'), row(1, 'dup')]),
+    );
+    assert.equal((await db.pool.query('select count(*)::int as n from alongside_rows')).rows[0].n, 2);
+    assert.equal((await getTrace(db.pool, id))?.events.length, 2);
+  });
 });

@@ -2,7 +2,7 @@
 // entity through the signer (when the copy is signed) and the encryptor into one new blob. A signature that cannot
 // be made leaves the copy encrypted but unsigned, never held back and never in clear.
 import { Readable } from 'node:stream';
-import type { BlobStore } from '@smgw/blob-store';
+import type { BlobStore, StagedBlob } from '@smgw/blob-store';
 import {
   type ArmoredPrivateKey,
   encryptEnveloped,
@@ -28,6 +28,8 @@ export interface CopyDeps {
 export interface EncryptedCopy {
   copy: PlannedCopy;
   blob: BlobRef;
+  /** The copy's file, written and synced: its row commits with the stage's events, then it is published. */
+  staged: StagedBlob;
   signed: boolean;
   /** Why the copy is unsigned although its agency signs: known before (no key), or found while signing. */
   notSigned?: NotSigned;
@@ -55,9 +57,9 @@ export async function encryptCopy(
       copy.form === 'smime'
         ? await smimeMessage(deps, entity, copy, outerHeaders, at)
         : await pgpMessage(entity, copy, outerHeaders, at);
-    const blob = await deps.blobStore.put(encrypted.message, { messageId, maxBytes: deps.maxEncryptedBytes });
+    const staged = await deps.blobStore.stage(encrypted.message, { messageId, maxBytes: deps.maxEncryptedBytes });
     const notSigned = copy.signing.kind === 'not-signed' ? copy.signing.why : encrypted.notSigned;
-    return { copy, blob, signed: encrypted.signed, ...(notSigned ? { notSigned } : {}) };
+    return { copy, blob: staged.ref, staged, signed: encrypted.signed, ...(notSigned ? { notSigned } : {}) };
   } finally {
     entity.destroy();
   }

@@ -74,11 +74,19 @@ export async function encryptOutbound(
   try {
     const plan = planOutbound(keys, { lastAttempt: context.lastAttempt, namedInHeader: namedInHeader(fields) });
     const copies: EncryptedCopy[] = [];
-    for (const copy of plan.copies)
-      copies.push(await encryptCopy(deps, envelope.id, envelope.blob, copy, outerHeaders, at));
-
-    // The whole outcome at once: a redelivery after a failure here starts again from a trace without half of it.
-    await recordEvents(deps.pool, envelope.id, outcomeEvents(plan, copies, at));
+    try {
+      for (const copy of plan.copies)
+        copies.push(await encryptCopy(deps, envelope.id, envelope.blob, copy, outerHeaders, at));
+      // The whole outcome at once, with the copies' blob rows: a redelivery after a failure here starts again from a
+      // trace without half of it, and leaves no copy behind.
+      const rows = copies.flatMap(({ staged }) => (staged.row ? [staged.row] : []));
+      await recordEvents(deps.pool, envelope.id, outcomeEvents(plan, copies, at), rows);
+    } catch (err) {
+      await Promise.all(copies.map(({ staged }) => staged.discard()));
+      throw err;
+    }
+    // Committed: the copies' files in place before any child envelope names them.
+    for (const { staged } of copies) await staged.publish();
     for (const { copy, notSigned } of copies) {
       if (!notSigned) continue;
       const why = `signing on for the sender's agency, but not signed: ${notSigned.reason}`;

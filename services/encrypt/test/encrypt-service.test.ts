@@ -2,6 +2,8 @@
 // smarthost and the agencies' relay as SMTP sinks. openssl and gpg are the independent peers: they open what the
 // gateway sends out, and what they encrypt to agency keys the gateway opens.
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
@@ -196,6 +198,8 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
     assert.equal(byRecipient.get('pgp@buerger.example')?.event, 'recipient.encrypted');
     assert.equal(byRecipient.get('pending@buerger.example')?.code, 'ENCRYPT_PGP_KEY_PENDING');
     assert.equal(byRecipient.get('nobody@buerger.example')?.code, 'ENCRYPT_NO_KEY');
+    // The copies' rows were committed with these events, and their files put in place: nothing left in tmp/.
+    assert.deepEqual(readdirSync(join(world.gateway.blobDir as string, 'tmp')), []);
   });
 
   it('passes mail that is already encrypted on unchanged', async () => {
