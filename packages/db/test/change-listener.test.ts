@@ -1,6 +1,7 @@
 // Notices of changes (LISTEN/NOTIFY) against the real PostgreSQL: heard while listening, and a lost connection is
 // told by `listening` and `generation` (a cache must not trust what it read before), then mended by itself.
 import assert from 'node:assert/strict';
+import { connect, createServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createPool, listenForChanges, type Pool } from '../src/index.ts';
 
@@ -82,6 +83,58 @@ describe('listenForChanges', () => {
     const tries = errors.length;
     await new Promise((resolve) => setTimeout(resolve, 100));
     assert.equal(errors.length, tries, 'no try after close');
+  });
+
+  it('counts a connection that stops answering without a word as lost, and listens again', async () => {
+    // A proxy to PostgreSQL that can go silent: it stops passing bytes but closes nothing (a half-open connection).
+    const database = new URL(url);
+    let silent = false;
+    const sockets: Socket[] = [];
+    const proxy = createServer((client) => {
+      const upstream = connect(Number(database.port || 5432), database.hostname);
+      sockets.push(client, upstream);
+      client.on('data', (data) => {
+        if (!silent) upstream.write(data);
+      });
+      upstream.on('data', (data) => {
+        if (!silent) client.write(data);
+      });
+      const end = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('close', end).on('error', end);
+      upstream.on('close', end).on('error', end);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const port = (proxy.address() as { port: number }).port;
+    const viaProxy = new URL(url);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(port);
+    const errors: Error[] = [];
+    const changes = listenForChanges({
+      url: viaProxy.toString(),
+      channel,
+      retryMs: 50,
+      checkEveryMs: 100,
+      checkTimeoutMs: 200,
+      onError: (err) => errors.push(err),
+    });
+    try {
+      await until('listening', () => changes.listening);
+      silent = true;
+      await until('the silence to be noticed', () => !changes.listening);
+      assert.match(String(errors[0]?.message), /did not answer/);
+      silent = false;
+      await until('listening again', () => changes.listening);
+      const again = changes.generation;
+      await admin.query(`select pg_notify($1, '')`, [channel]);
+      await until('a notice after reconnecting', () => changes.generation > again);
+    } finally {
+      await changes.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 
   it('refuses a channel that is not a plain identifier', () => {

@@ -56,4 +56,17 @@ describe('readUntilChanged', () => {
     assert.equal(await value(), 2);
     assert.equal(await value(), 2);
   });
+
+  it('reads again once what it keeps is older than maxAgeMs, even without a notice', async () => {
+    const changes = { listening: true, generation: 1 };
+    let clock = 0;
+    let reads = 0;
+    const value = readUntilChanged(changes, async () => ++reads, { maxAgeMs: 60_000, now: () => clock });
+    assert.equal(await value(), 1);
+    clock = 59_999;
+    assert.equal(await value(), 1);
+    clock = 60_000;
+    assert.equal(await value(), 2);
+    assert.equal(await value(), 2);
+  });
 });
