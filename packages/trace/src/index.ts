@@ -1,6 +1,6 @@
 // The system of record for what happened to a message: the message row, per-recipient state and the audit
 // trail (message_events). Every stage writes here before it acks; the admin API reads it.
-import { type Pool, type PoolClient, preparedStatement } from '@smgw/db';
+import { type Pool, type PoolClient, preparedStatement, type QueryConfig } from '@smgw/db';
 import type { Envelope } from '@smgw/envelope';
 
 type Queryable = Pool | PoolClient;
@@ -36,8 +36,42 @@ export function verificationRoutingEvents(stage: string, groups: readonly Envelo
   }));
 }
 
-/** The parameters of RECORD_MESSAGE; a statement recorded alongside it (recordMessage) numbers its own from the next. */
-export const RECORD_MESSAGE_PARAMETERS = 15;
+/**
+ * Another data-modifying statement that commits with a trace statement, as a CTE of it (a blob's row: @smgw/blob-store's
+ * StagedBlob.row), numbering its parameters from `first`: one round trip and one commit for both.
+ */
+export type AlongsideStatement = (first: number) => { text: string; values: unknown[] };
+
+/** Prepared statements with statements alongside, by their whole text (names must always go with one text). */
+const preparedAlongside = new Map<string, ReturnType<typeof preparedStatement>>();
+
+/**
+ * `text` (a statement of its own or one starting with `with`) with `alongside` as CTEs before it, their parameters
+ * after `values`. Foreign keys are checked at the end of the statement, when all rows are in.
+ */
+function withAlongside(
+  name: string,
+  text: string,
+  values: readonly unknown[],
+  alongside: readonly AlongsideStatement[],
+): QueryConfig {
+  if (alongside.length === 0) return preparedStatement(name, text)([...values]);
+  const all = [...values];
+  const ctes = alongside.map((statement, i) => {
+    const part = statement(all.length + 1);
+    all.push(...part.values);
+    return `alongside_${i + 1} as (${part.text})`;
+  });
+  const whole = text.startsWith('with ')
+    ? `with ${ctes.join(',\n   ')},\n   ${text.slice('with '.length)}`
+    : `with ${ctes.join(',\n   ')}\n   ${text}`;
+  let prepared = preparedAlongside.get(whole);
+  if (!prepared) {
+    prepared = preparedStatement(`${name}-alongside-${preparedAlongside.size + 1}`, whole);
+    preparedAlongside.set(whole, prepared);
+  }
+  return prepared(all);
+}
 
 const RECORD_MESSAGE_TEXT = `with message as (
      insert into messages (id, trace_id, direction, mail_from, blob_ref, blob_sha256, size, client_ip, client_helo,
@@ -49,22 +83,16 @@ const RECORD_MESSAGE_TEXT = `with message as (
      select $1, unnest($14::text[]) on conflict do nothing)
    ${insertEvents('$15')}`;
 
-const RECORD_MESSAGE = preparedStatement('trace-record-message', RECORD_MESSAGE_TEXT);
-
-/** Prepared statements of RECORD_MESSAGE with another statement alongside, by that statement's text. */
-const recordMessageAlongside = new Map<string, ReturnType<typeof preparedStatement>>();
-
 /**
  * Records an accepted message and its recipients (state pending), and `events` of it, in one statement: all or
  * nothing, one round trip and one commit (issue 12: a statement per row was most of a message's database time).
- * Idempotent on the message id and on each recipient; the events are written every time. `alongside`, another
- * data-modifying statement numbering its parameters from RECORD_MESSAGE_PARAMETERS + 1, commits with it.
+ * Idempotent on the message id and on each recipient; the events are written every time. `alongside` commits with it.
  */
 export async function recordMessage(
   db: Queryable,
   envelope: Envelope,
   events: readonly TraceEvent[] = [],
-  alongside?: { text: string; values: unknown[] },
+  alongside: readonly AlongsideStatement[] = [],
 ): Promise<void> {
   const values = [
     envelope.id,
@@ -83,64 +111,27 @@ export async function recordMessage(
     envelope.recipients,
     eventRows(events.map((e) => ({ ...e, messageId: envelope.id }))),
   ];
-  if (!alongside) {
-    await db.query(RECORD_MESSAGE(values));
-    return;
-  }
-  // Another data-modifying statement of the same commit (a blob's row: @smgw/blob-store's StagedBlob), as a CTE of
-  // this one; its parameters follow ours. Foreign keys are checked at the end of the statement, when all rows are in.
-  let statement = recordMessageAlongside.get(alongside.text);
-  if (!statement) {
-    const name = `trace-record-message-alongside-${recordMessageAlongside.size + 1}`;
-    statement = preparedStatement(
-      name,
-      RECORD_MESSAGE_TEXT.replace(/^with /, `with alongside as (${alongside.text}),\n   `),
-    );
-    recordMessageAlongside.set(alongside.text, statement);
-  }
-  await db.query(statement([...values, ...alongside.values]));
+  await db.query(withAlongside('trace-record-message', RECORD_MESSAGE_TEXT, values, alongside));
 }
 
 export async function recordEvent(db: Queryable, messageId: string, e: TraceEvent): Promise<void> {
   await recordEvents(db, messageId, [e]);
 }
 
-/** Prepared statements of recordEvents with statements alongside, by their text. */
-const recordEventsAlongside = new Map<string, ReturnType<typeof preparedStatement>>();
-
 /**
  * Records several events of one message in one statement: all of them or none, in the order given (a stage's
- * outcome is written together, so the trace never shows half of it). `alongside`: other data-modifying statements
- * that commit with them (blob rows of @smgw/blob-store's StagedBlob), each numbering its parameters from the number
- * it is given: one round trip and one commit for a stage's new blobs and its outcome.
+ * outcome is written together, so the trace never shows half of it). `alongside` commits with them (encrypt: the
+ * rows of the copies it made, with its outcome).
  */
 export async function recordEvents(
   db: Queryable,
   messageId: string,
   events: readonly TraceEvent[],
-  alongside: readonly ((first: number) => { text: string; values: unknown[] })[] = [],
+  alongside: readonly AlongsideStatement[] = [],
 ): Promise<void> {
-  if (alongside.length === 0) {
-    await recordEventBatch(
-      db,
-      events.map((e) => ({ ...e, messageId })),
-    );
-    return;
-  }
-  const values: unknown[] = [eventRows(events.map((e) => ({ ...e, messageId })))];
-  const ctes: string[] = [];
-  for (const row of alongside) {
-    const statement = row(values.length + 1);
-    ctes.push(`alongside_${ctes.length + 1} as (${statement.text})`);
-    values.push(...statement.values);
-  }
-  const text = `with ${ctes.join(',\n   ')}\n   ${insertEvents('$1')}`;
-  let prepared = recordEventsAlongside.get(text);
-  if (!prepared) {
-    prepared = preparedStatement(`trace-record-events-alongside-${recordEventsAlongside.size + 1}`, text);
-    recordEventsAlongside.set(text, prepared);
-  }
-  await db.query(prepared(values));
+  if (events.length === 0 && alongside.length === 0) return;
+  const rows = eventRows(events.map((e) => ({ ...e, messageId })));
+  await db.query(withAlongside('trace-record-events', RECORD_EVENTS_TEXT, [rows], alongside));
 }
 
 export async function setRecipientState(
@@ -225,7 +216,8 @@ export async function recordEventBatch(
   await db.query(RECORD_EVENTS([eventRows(events)]));
 }
 
-const RECORD_EVENTS = preparedStatement('trace-record-events', insertEvents('$1'));
+const RECORD_EVENTS_TEXT = insertEvents('$1');
+const RECORD_EVENTS = preparedStatement('trace-record-events', RECORD_EVENTS_TEXT);
 
 /**
  * Inserts the events in the parameter `param` (eventRows), in their order: a statement of its own, or the last part

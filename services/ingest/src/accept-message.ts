@@ -20,7 +20,7 @@ import {
 } from '@smgw/envelope';
 import type { Mq } from '@smgw/mq';
 import { type Logger, messageLogger } from '@smgw/observability';
-import { RECORD_MESSAGE_PARAMETERS, recordEvent, recordEvents, recordMessage, type TraceEvent } from '@smgw/trace';
+import { recordEvent, recordEvents, recordMessage, type TraceEvent } from '@smgw/trace';
 import { BareLineEndingError, NulByteError } from './bare-line-ending-guard.ts';
 import { encryptHopReasons, type MessageHead, withMessageHead } from './inbound-crypto-route.ts';
 import {
@@ -386,21 +386,16 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
       ...(auth ? { auth: authSummary(auth) } : {}),
     },
   };
+  // The blob's row (blobs in files) commits with them.
+  const blobRow = staged.row ? [staged.row] : [];
   try {
     const [first, ...more] = envelopes;
     if (first && more.length === 0) {
-      await recordMessage(
-        deps.pool,
-        first,
-        [received, ...scanStage.events],
-        staged.row?.(RECORD_MESSAGE_PARAMETERS + 1),
-      );
+      await recordMessage(deps.pool, first, [received, ...scanStage.events], blobRow);
     } else {
       await withTransaction(deps.pool, async (db) => {
-        const blobRow = staged.row?.(1);
-        if (blobRow) await db.query(blobRow.text, blobRow.values);
         for (const envelope of envelopes) await recordMessage(db, envelope);
-        await recordEvents(db, messageId, [received, ...scanStage.events]);
+        await recordEvents(db, messageId, [received, ...scanStage.events], blobRow);
       });
     }
   } catch (err) {
