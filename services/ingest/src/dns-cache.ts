@@ -16,12 +16,33 @@ export interface DnsCacheOptions {
   ttlMs: number;
   /** Questions kept at most; the least recently asked go first. */
   maxEntries?: number;
+  /**
+   * Bytes of answers kept at most (as JSON), default 4 MiB; an answer over a sixteenth of it is not kept. A stranger
+   * can make us ask for TXT records of many domains of theirs, each up to 64 KiB over TCP: without a byte bound,
+   * 10,000 of them would hold 640 MB.
+   */
+  maxBytes?: number;
+}
+
+const DEFAULT_MAX_BYTES = 4 * 1024 * 1024;
+
+/** What an answer costs in memory, about: its JSON (a negative answer, its message). */
+function sizeOf(kept: Kept): number {
+  return 'answer' in kept ? JSON.stringify(kept.answer ?? null).length : kept.message.length + kept.code.length;
 }
 
 /** `lookup` with its answers kept for `ttlMs`; the same question asked while one is on its way shares it. */
 export function withDnsCache(lookup: DnsLookup, options: DnsCacheOptions): DnsLookup {
   if (options.ttlMs <= 0) return lookup;
-  const kept = new LRUCache<string, Kept>({ max: options.maxEntries ?? 10_000, ttl: options.ttlMs });
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+  const kept = new LRUCache<string, Kept>({
+    max: options.maxEntries ?? 10_000,
+    ttl: options.ttlMs,
+    maxSize: maxBytes,
+    maxEntrySize: Math.floor(maxBytes / 16),
+    // The key counts too: names are up to 253 bytes.
+    sizeCalculation: (value, key) => sizeOf(value) + key.length + 64,
+  });
   const asking = new Map<string, Promise<Kept>>();
   const ask = (key: string, name: string, type: string): Promise<Kept> => {
     let question = asking.get(key);

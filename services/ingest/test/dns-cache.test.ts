@@ -86,4 +86,23 @@ describe('DNS cache of mail authentication', () => {
     assert.equal(resolver.asked.length, 4, 'a.example was dropped for c.example');
     assert.equal(withDnsCache(resolver.lookup, { ttlMs: 0 }), resolver.lookup);
   });
+
+  it("keeps answers only up to maxBytes, and none larger than a sixteenth of it (a stranger's huge TXT records)", async () => {
+    const huge = [['x'.repeat(2000)]];
+    const zone: Record<string, unknown> = { 'TXT huge.example': huge };
+    for (let i = 0; i < 40; i++) zone[`TXT d${i}.example`] = [['y'.repeat(500)]];
+    const resolver = resolverOf(zone);
+    const cached = withDnsCache(resolver.lookup, { ttlMs: 60_000, maxBytes: 16 * 1024 });
+    // Over 1 KiB: answered, never kept.
+    assert.deepEqual(await cached('huge.example', 'TXT'), huge);
+    assert.deepEqual(await cached('huge.example', 'TXT'), huge);
+    assert.equal(resolver.asked.length, 2);
+    // 40 answers of about 600 bytes do not fit in 16 KiB: the first ones asked are gone, the last one is kept.
+    for (let i = 0; i < 40; i++) await cached(`d${i}.example`, 'TXT');
+    const before = resolver.asked.length;
+    await cached('d39.example', 'TXT');
+    assert.equal(resolver.asked.length, before, 'the latest is kept');
+    await cached('d0.example', 'TXT');
+    assert.equal(resolver.asked.length, before + 1, 'the oldest was dropped for the bytes');
+  });
 });
