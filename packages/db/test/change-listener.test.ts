@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { connect, createServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { createPool, listenForChanges, type Pool } from '../src/index.ts';
+import { type ChangeListener, createPool, listenForChanges, type Pool } from '../src/index.ts';
 
 const url = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/smgw';
 
@@ -18,6 +18,13 @@ async function until(what: string, condition: () => boolean | Promise<boolean>, 
 describe('listenForChanges', () => {
   let admin: Pool;
   const channel = `smgw_test_${process.pid}`;
+
+  /** Sends a notice on the channel and waits until `changes` heard it. */
+  async function noticeHeard(changes: ChangeListener, what: string): Promise<void> {
+    const before = changes.generation;
+    await admin.query(`select pg_notify($1, '')`, [channel]);
+    await until(what, () => changes.generation > before);
+  }
 
   before(() => {
     admin = createPool({ url, max: 1, applicationName: 'smgw-db-test-admin' });
@@ -37,9 +44,7 @@ describe('listenForChanges', () => {
     });
     try {
       await until('listening', () => changes.listening);
-      const listened = changes.generation;
-      await admin.query(`select pg_notify($1, '')`, [channel]);
-      await until('the notice', () => changes.generation > listened);
+      await noticeHeard(changes, 'the notice');
 
       // Nothing else moves it: a notice on another channel is not ours.
       const heard = changes.generation;
@@ -55,9 +60,7 @@ describe('listenForChanges', () => {
       assert.ok(changes.generation > heard);
       assert.ok(errors.length >= 1);
       await until('listening again', () => changes.listening);
-      const again = changes.generation;
-      await admin.query(`select pg_notify($1, '')`, [channel]);
-      await until('a notice after reconnecting', () => changes.generation > again);
+      await noticeHeard(changes, 'a notice after reconnecting');
     } finally {
       await changes.close();
     }
@@ -127,9 +130,7 @@ describe('listenForChanges', () => {
       assert.match(String(errors[0]?.message), /did not answer/);
       silent = false;
       await until('listening again', () => changes.listening);
-      const again = changes.generation;
-      await admin.query(`select pg_notify($1, '')`, [channel]);
-      await until('a notice after reconnecting', () => changes.generation > again);
+      await noticeHeard(changes, 'a notice after reconnecting');
     } finally {
       await changes.close();
       for (const socket of sockets) socket.destroy();

@@ -3,8 +3,8 @@
 // arrives, nothing is trusted while the listener is not listening, and the lookups in between ask nothing.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { listenForChanges, type Pool, type QueryConfig } from '@smgw/db';
-import { createTestDatabase, type TestDatabase } from '@smgw/testing';
+import { type ChangeListener, listenForChanges, type Pool, type QueryConfig } from '@smgw/db';
+import { createTestDatabase, type TestDatabase, waitFor } from '@smgw/testing';
 import {
   addressesVerifyingSignatures,
   addTrustAnchor,
@@ -26,12 +26,22 @@ function counting(pool: Pool): { pool: Pool; statements: () => number } {
   return { pool: Object.assign(Object.create(pool) as Pool, { query }), statements: () => count };
 }
 
-async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+/** A listener for key directory changes, listening, for `work`; closed after it. */
+async function whileListening(url: string, work: (changes: ChangeListener) => Promise<void>): Promise<void> {
+  const changes = listenForChanges({ url, channel: KEY_DIRECTORY_CHANNEL });
+  try {
+    await waitFor('listening', () => changes.listening, { intervalMs: 20 });
+    await work(changes);
+  } finally {
+    await changes.close();
   }
+}
+
+/** Makes `change` and waits until `changes` heard of it. */
+async function heard(changes: ChangeListener, change: () => Promise<unknown>): Promise<void> {
+  const before = changes.generation;
+  await change();
+  await waitFor('the notice', () => changes.generation > before, { intervalMs: 20 });
 }
 
 describe('addresses verifying signatures, kept in memory', () => {
@@ -52,9 +62,7 @@ describe('addresses verifying signatures, kept in memory', () => {
   const recipients = ['verify@STADT.example', 'Verify@stadt.example', 'plain@stadt.example', 'x@elsewhere.example'];
 
   it('answers as the database does, from memory, and sees a change once its notice is heard', async () => {
-    const changes = listenForChanges({ url: db.url, channel: KEY_DIRECTORY_CHANNEL });
-    try {
-      await until('listening', () => changes.listening);
+    await whileListening(db.url, async (changes) => {
       const { pool, statements } = counting(db.pool);
       const lookup = cachedAddressesVerifyingSignatures(pool, changes);
       const expected = await addressesVerifyingSignatures(db.pool, recipients);
@@ -66,18 +74,14 @@ describe('addresses verifying signatures, kept in memory', () => {
       assert.equal(statements(), read, 'no statement while nothing changed');
 
       // An operator enables verification for plain@: the next lookups after the notice say so.
-      const before = changes.generation;
-      await putAgencyAddress(db.pool, { agencyId, address: 'plain@stadt.example', verifySignatures: true });
-      await until('the notice', () => changes.generation > before);
+      await heard(changes, () =>
+        putAgencyAddress(db.pool, { agencyId, address: 'plain@stadt.example', verifySignatures: true }),
+      );
       assert.deepEqual([...(await lookup(['plain@stadt.example']))], ['plain@stadt.example']);
       // ... and a removal as well (a statement of its own kind: delete).
-      const beforeDelete = changes.generation;
-      await db.pool.query(`delete from agency_addresses where address = 'plain@stadt.example'`);
-      await until('the notice', () => changes.generation > beforeDelete);
+      await heard(changes, () => db.pool.query(`delete from agency_addresses where address = 'plain@stadt.example'`));
       assert.deepEqual([...(await lookup(['plain@stadt.example']))], []);
-    } finally {
-      await changes.close();
-    }
+    });
   });
 
   it('asks the database every time while not listening', async () => {
@@ -113,9 +117,7 @@ describe('addresses verifying signatures, kept in memory', () => {
   });
 
   it('keeps the trust anchors and who signs, and sees an anchor added or removed and signing turned on', async () => {
-    const changes = listenForChanges({ url: db.url, channel: KEY_DIRECTORY_CHANNEL });
-    try {
-      await until('listening', () => changes.listening);
+    await whileListening(db.url, async (changes) => {
       const { pool, statements } = counting(db.pool);
       const directory = cachedKeyDirectory(pool, changes);
       assert.deepEqual(await directory.trustAnchorCertificates(), []);
@@ -128,11 +130,6 @@ describe('addresses verifying signatures, kept in memory', () => {
       }
       assert.equal(statements(), read, 'no statement while nothing changed');
 
-      const heard = async (change: () => Promise<unknown>) => {
-        const before = changes.generation;
-        await change();
-        await until('the notice', () => changes.generation > before);
-      };
       const der = Buffer.from('not really a certificate');
       const anchor = {
         fingerprint: 'ab'.repeat(32),
@@ -142,22 +139,22 @@ describe('addresses verifying signatures, kept in memory', () => {
         notAfter: new Date('2036-01-01T00:00:00Z'),
         addedBy: 'test',
       };
-      await heard(() => addTrustAnchor(db.pool, anchor));
+      await heard(changes, () => addTrustAnchor(db.pool, anchor));
       assert.deepEqual(await directory.trustAnchorCertificates(), [der]);
       // A caller changing its array changes nobody else's.
       (await directory.trustAnchorCertificates()).pop();
       assert.deepEqual(await directory.trustAnchorCertificates(), [der]);
-      await heard(() => db.pool.query('delete from trust_anchors'));
+      await heard(changes, () => db.pool.query('delete from trust_anchors'));
       assert.deepEqual(await directory.trustAnchorCertificates(), [], 'a removed anchor is no longer trusted');
 
-      await heard(() => setAgencySigning(db.pool, { agencyId, signOutbound: true, operator: 'test', at: new Date() }));
+      await heard(changes, () =>
+        setAgencySigning(db.pool, { agencyId, signOutbound: true, operator: 'test', at: new Date() }),
+      );
       assert.deepEqual(await directory.agencySigningFor('a@stadt.example'), { agencyId, signOutbound: true });
-    } finally {
-      await changes.close();
-    }
+    });
     // Not listening: every call asks.
     const { pool, statements } = counting(db.pool);
-    const directory = cachedKeyDirectory(pool, changes);
+    const directory = cachedKeyDirectory(pool, { listening: false, generation: 0 });
     await directory.trustAnchorCertificates();
     await directory.trustAnchorCertificates();
     await directory.agencySigningFor('a@stadt.example');

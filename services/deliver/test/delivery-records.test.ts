@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
 import { BlobNotFoundError, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
-import { newMessageId } from '@smgw/envelope';
+import { type Envelope, newMessageId } from '@smgw/envelope';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 import { recordMessage } from '@smgw/trace';
 import { claimRecipients, type RecipientOutcome, recordOutcomes } from '../src/delivery-records.ts';
@@ -29,21 +29,19 @@ describe('deliver records', () => {
     await db?.drop();
   });
 
+  /** The claim of deliver instance `owner` (its heartbeat counts 20 s) on the envelope's recipients. */
+  const claimAs = (envelope: Envelope, owner: string, idle: string[] = []) =>
+    claimRecipients(db.pool, { id: envelope.id, blobRef: envelope.blob.ref }, envelope.recipients, 60_000, {
+      id: owner,
+      deadAfterMs: 20_000,
+      idle,
+    });
+
   async function claimedBy(owner: string) {
     const envelope = sampleEnvelope({ id: newMessageId(), recipients: ['a@behoerde.example'] });
     await recordMessage(db.pool, envelope);
     await db.pool.query(`insert into deliver_instances (id) values ($1) on conflict do nothing`, [owner]);
-    const claim = await claimRecipients(
-      db.pool,
-      { id: envelope.id, blobRef: envelope.blob.ref },
-      envelope.recipients,
-      60_000,
-      {
-        id: owner,
-        deadAfterMs: 20_000,
-        idle: [],
-      },
-    );
+    const claim = await claimAs(envelope, owner);
     assert.deepEqual(claim.claimed, ['a@behoerde.example']);
     return envelope;
   }
@@ -61,17 +59,7 @@ describe('deliver records', () => {
       `update deliver_instances set heartbeat_at = now() - interval '1 minute' where id = 'instance-a'`,
     );
     await db.pool.query(`insert into deliver_instances (id) values ('instance-b') on conflict do nothing`);
-    const taken = await claimRecipients(
-      db.pool,
-      { id: envelope.id, blobRef: envelope.blob.ref },
-      envelope.recipients,
-      60_000,
-      {
-        id: 'instance-b',
-        deadAfterMs: 20_000,
-        idle: [],
-      },
-    );
+    const taken = await claimAs(envelope, 'instance-b');
     assert.deepEqual(taken.claimed, ['a@behoerde.example']);
 
     // A's aborted attempt comes back late and records its result.
@@ -81,17 +69,7 @@ describe('deliver records', () => {
     assert.equal(after.recipient, 'pending', 'the trace does not say deferred while B sends');
 
     // So nobody else can claim it while B sends.
-    const third = await claimRecipients(
-      db.pool,
-      { id: envelope.id, blobRef: envelope.blob.ref },
-      envelope.recipients,
-      60_000,
-      {
-        id: 'instance-c',
-        deadAfterMs: 20_000,
-        idle: ['a@behoerde.example'],
-      },
-    );
+    const third = await claimAs(envelope, 'instance-c', ['a@behoerde.example']);
     assert.deepEqual(third.busy, ['a@behoerde.example']);
 
     // B's own result is recorded as usual.
