@@ -5,7 +5,7 @@
 // encrypted but unsigned, and says why.
 import type { ArmoredPrivateKey, SigningKey } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
-import { agencyKeyAad, agencySigningFor, type KeyDirectoryCache, sealedAgencyKeys } from '@smgw/key-directory';
+import { agencyKeyAad, type KeyDirectoryCache, sealedAgencyKeys } from '@smgw/key-directory';
 import { openSecretWithAny, SecretError } from '@smgw/secrets';
 
 export type SignForm = 'smime' | 'pgp';
@@ -58,10 +58,7 @@ export function forgetSigningKeys(signing: SenderSigning): void {
 /** Whether outbound mail by `sender` is to be signed: its domain belongs to an agency with signing on. */
 async function senderAgencySigns(deps: SealedKeyDeps, sender: string): Promise<boolean> {
   if (!sender.includes('@')) return false; // the null sender of a bounce belongs to no agency
-  const signing = deps.keyDirectory
-    ? await deps.keyDirectory.agencySigningFor(sender)
-    : await agencySigningFor(deps.pool, sender);
-  return signing?.signOutbound === true;
+  return (await deps.keyDirectory.agencySigningFor(sender))?.signOutbound === true;
 }
 
 /**
@@ -113,8 +110,8 @@ async function openSigningKey(
 /** What opening a sealed agency key needs: the master key and, during a rotation, the previous one. */
 export interface SealedKeyDeps {
   pool: Pool;
-  /** The key directory's rarely changed tables in memory (while their changes are heard); else read each time. */
-  keyDirectory?: Pick<KeyDirectoryCache, 'agencySigningFor'> | undefined;
+  /** The key directory's rarely changed tables, in memory while their changes are heard (cachedKeyDirectory). */
+  keyDirectory: Pick<KeyDirectoryCache, 'agencySigningFor'>;
   masterKey: Buffer;
   /** SMGW_MASTER_KEY_PREVIOUS while a master key rotation is under way (keys still sealed under it open too). */
   masterKeyPrevious?: Buffer | undefined;

@@ -39,7 +39,7 @@ const SIZE_SLACK_BYTES = 1024 * 1024;
 export interface InboundDeps {
   pool: Pool;
   /** The trust anchors in memory (while their changes are heard); else read each time. */
-  keyDirectory?: Pick<KeyDirectoryCache, 'trustAnchorCertificates'> | undefined;
+  keyDirectory: Pick<KeyDirectoryCache, 'trustAnchorCertificates'>;
   blobStore: BlobStore;
   masterKey: Buffer;
   /** SMGW_MASTER_KEY_PREVIOUS during a rotation: agency keys still sealed under it open too. */

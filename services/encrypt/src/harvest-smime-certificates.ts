@@ -14,12 +14,12 @@ import {
   verifySignedMessage,
 } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
-import { type KeyDirectoryCache, storeHarvestedCertificate, trustAnchorCertificates } from '@smgw/key-directory';
+import { type KeyDirectoryCache, storeHarvestedCertificate } from '@smgw/key-directory';
 
 export interface HarvestCertificateDeps {
   pool: Pool;
   /** The trust anchors in memory (while their changes are heard); else read each time. */
-  keyDirectory?: Pick<KeyDirectoryCache, 'trustAnchorCertificates'> | undefined;
+  keyDirectory: Pick<KeyDirectoryCache, 'trustAnchorCertificates'>;
   fetcher: RevocationFetcher;
   revocationMode: RevocationMode;
   now: Date;
@@ -51,10 +51,7 @@ export async function harvestSmimeCertificate(
   if (!verification.valid || !verification.signerCertificate) {
     return { stored: false, why: `signature not valid: ${verification.code} (${verification.reason})` };
   }
-  const anchors = deps.keyDirectory
-    ? await deps.keyDirectory.trustAnchorCertificates()
-    : await trustAnchorCertificates(deps.pool);
-  const trustAnchors = anchors.map((certificate) => ({ certificate }));
+  const trustAnchors = (await deps.keyDirectory.trustAnchorCertificates()).map((certificate) => ({ certificate }));
   // The signer must be trusted for this address too: its signature vouches for the capabilities and for the
   // encryption certificate it names. RFC 8551 §2.5.3: a sender may name a separate encryption certificate
   // (id-aa-encrypKeyPref); else the signer's certificate is the one to use.

@@ -17,7 +17,6 @@ import {
   type PgpKeyForEncryption,
   pgpKeysFor,
   type StoredCapabilities,
-  trustAnchorCertificates,
 } from '@smgw/key-directory';
 import { type SenderSigning, senderSigningKeys } from './agency-signing.ts';
 
@@ -62,8 +61,8 @@ export interface OutboundKeys {
 
 export interface KeyLookupDeps {
   pool: Pool;
-  /** The key directory's rarely changed tables in memory (while their changes are heard); else read each time. */
-  keyDirectory?: KeyDirectoryCache | undefined;
+  /** The key directory's rarely changed tables, in memory while their changes are heard (cachedKeyDirectory). */
+  keyDirectory: KeyDirectoryCache;
   fetcher: RevocationFetcher;
   revocationMode: RevocationMode;
   /** Recent successful validations (createPathValidationCache); without it every message validates afresh. */
@@ -79,10 +78,7 @@ export async function lookUpOutboundKeys(
   message: { mailFrom: string; author?: string | undefined; recipients: readonly string[] },
   now: Date,
 ): Promise<OutboundKeys> {
-  const trustAnchors = deps.keyDirectory
-    ? await deps.keyDirectory.trustAnchorCertificates()
-    : await trustAnchorCertificates(deps.pool);
-  const recipientDeps = { ...deps, trustAnchors, now };
+  const recipientDeps = { ...deps, trustAnchors: await deps.keyDirectory.trustAnchorCertificates(), now };
   const recipients: RecipientKeys[] = [];
   for (const recipient of message.recipients) recipients.push(await lookUpRecipientKeys(recipientDeps, recipient));
   return { recipients, signing: await senderSigningKeys(deps, message) };

@@ -20,6 +20,7 @@ import {
 } from '@smgw/crypto/testing';
 import type { Pool } from '@smgw/db';
 import { type Direction, type Envelope, newMessageId } from '@smgw/envelope';
+import { cachedKeyDirectory } from '@smgw/key-directory';
 import type { HandlerContext } from '@smgw/mq';
 import { createLogger } from '@smgw/observability';
 import { sealSecret } from '@smgw/secrets';
@@ -41,6 +42,8 @@ export function encryptDeps(
   const now = new Date();
   return {
     pool,
+    // Not listening for changes: the trust anchors and who signs are read for every message.
+    keyDirectory: cachedKeyDirectory(pool, { listening: false, generation: 0 }),
     blobStore,
     // The tests' CRL and OCSP servers listen on loopback: listed, as an operator lists an internal CRL server.
     fetcher: createRevocationFetcher({ now: () => now, timeoutMs: fetchTimeoutMs, allow: allowList('127.0.0.1') }),
