@@ -1,20 +1,55 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from './wait.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
-/** A free TCP port on 127.0.0.1 (bound and released; fine for tests on one machine). */
+/**
+ * A free TCP port on 127.0.0.1 (bound and released; fine for tests on one machine), taken below the kernel's range
+ * of ephemeral ports where it can. A port from that range (what `listen(0)` hands out) can be taken, between this
+ * check and the server's own bind, as the local port of any outgoing connection: the crash and chaos runs open
+ * thousands of them beside the other tests, and a private RabbitMQ node once died at start that way.
+ */
 export async function freePort(): Promise<number> {
+  const below = await ephemeralPortsStart();
+  for (let attempt = 0; below > FIRST_CHOSEN_PORT && attempt < 50; attempt++) {
+    const port = FIRST_CHOSEN_PORT + Math.floor(Math.random() * (below - FIRST_CHOSEN_PORT));
+    if (await canListen(port)) return port;
+  }
+  return listenOnce(0);
+}
+
+/** Where ports picked at random begin: above the ports of the servers a machine runs (5432, 5672, 6379, 15672…). */
+const FIRST_CHOSEN_PORT = 20_000;
+
+async function ephemeralPortsStart(): Promise<number> {
+  const range = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '');
+  const start = Number(range.trim().split(/\s+/)[0]);
+  return Number.isInteger(start) && start > 0 ? start : 0;
+}
+
+async function canListen(port: number): Promise<boolean> {
+  return listenOnce(port).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EADDRINUSE' || error.code === 'EACCES') return false;
+      throw error;
+    },
+  );
+}
+
+/** Listens on `port` (0: any) of 127.0.0.1, closes again and returns the port. */
+async function listenOnce(port: number): Promise<number> {
   const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
+  server.listen(port, '127.0.0.1');
+  await once(server, 'listening'); // rejects with the 'error' event's error, e.g. EADDRINUSE
+  const bound = (server.address() as { port: number }).port;
   server.close();
   await once(server, 'close');
-  return port;
+  return bound;
 }
 
 export interface ServiceProcess {

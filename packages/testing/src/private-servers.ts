@@ -163,7 +163,11 @@ async function startRabbitMq(dir: string) {
         timeoutMs: 180_000,
         intervalMs: 1000,
       },
-    );
+    ).catch(async (error: Error) => {
+      // Why the node did not come up is in its own log, which goes with the temporary folder.
+      const log = await readFile(join(dir, 'log', `${node}.log`), 'utf8').catch(() => '(no log)');
+      throw new Error(`${error.message}\nlast lines of the node's log:\n${log.split('\n').slice(-30).join('\n')}`);
+    });
     await waitFor(
       'the chaos RabbitMQ management API',
       async () =>
