@@ -1,6 +1,7 @@
 import { type Pool, preparedStatement, type QueryConfig } from '@smgw/db';
 import type { BlobRef } from '@smgw/envelope';
 import { BlobStorageError } from './errors.ts';
+import { SMALL_BLOB_BYTES } from './small-blob.ts';
 
 export interface CommittedBlob {
   /** The blob's random id, which is its reference. */
@@ -48,11 +49,15 @@ export async function findCommittedBlob(pool: Pool, ref: string): Promise<Commit
 /**
  * A committed blob's row read by another statement, as one of its columns (a round trip saved): the statement adds
  * `committedBlobColumn(n)` to its select list and `committedBlobParameter(ref)` as its parameter $n, and hands the
- * column's value to `foundBlob`, whose result `open` takes. Rows still 'writing' never match.
+ * column's value to `foundBlob`, whose result `open` takes. Rows still 'writing' never match. A blob of one chunk of at
+ * most SMALL_BLOB_BYTES in the database comes with that chunk, so it reads with no statement of its own.
  */
 export function committedBlobColumn(parameter: number): string {
   return `(select jsonb_build_object('id', b.id, 'digest', b.digest, 'size', b.size, 'kek_id', b.kek_id,
-             'wrapped_key', encode(b.wrapped_key, 'base64'), 'storage', b.storage)
+             'wrapped_key', encode(b.wrapped_key, 'base64'), 'storage', b.storage,
+             'chunk', (select encode(c.data, 'base64') from blob_chunks c
+                        where b.storage = 'database' and b.size <= ${SMALL_BLOB_BYTES}
+                          and c.blob_id = b.id and c.seq = 0 and c.final))
              from blobs b where b.id = $${parameter}::uuid and b.state = 'committed')`;
 }
 
@@ -63,13 +68,15 @@ export const committedBlobParameter = (ref: string): string | null => (isBlobRef
 export interface FoundBlob {
   ref: string;
   blob: CommittedBlob | undefined;
+  /** All its chunks when they came with the row (a small blob in the database), as stored: not yet authenticated. */
+  chunks?: StoredChunk[];
 }
 
 /** The FoundBlob of a committedBlobColumn value (null: no such committed blob). */
 export function foundBlob(ref: string, column: unknown): FoundBlob {
   if (column === null || column === undefined) return { ref, blob: undefined };
   const row = column as Record<string, unknown>;
-  const { id, digest, size, kek_id, wrapped_key, storage } = row;
+  const { id, digest, size, kek_id, wrapped_key, storage, chunk } = row;
   if (
     typeof id !== 'string' ||
     id !== ref ||
@@ -77,11 +84,22 @@ export function foundBlob(ref: string, column: unknown): FoundBlob {
     typeof size !== 'number' ||
     typeof kek_id !== 'string' ||
     typeof wrapped_key !== 'string' ||
-    (storage !== 'database' && storage !== 'files')
+    (storage !== 'database' && storage !== 'files') ||
+    (chunk !== undefined && chunk !== null && (typeof chunk !== 'string' || storage !== 'database'))
   ) {
     throw new BlobStorageError(`the looked-up row of blob ${ref} is not a blob row`);
   }
-  return { ref, blob: { id, digest, size, kekId: kek_id, wrappedKey: Buffer.from(wrapped_key, 'base64'), storage } };
+  const blob: CommittedBlob = {
+    id,
+    digest,
+    size,
+    kekId: kek_id,
+    wrappedKey: Buffer.from(wrapped_key, 'base64'),
+    storage,
+  };
+  if (typeof chunk !== 'string') return { ref, blob };
+  // Its one chunk: decrypting it checks that it is this blob's chunk 0 and final (blob-cipher.ts).
+  return { ref, blob, chunks: [{ seq: 0, data: Buffer.from(chunk, 'base64'), final: true }] };
 }
 
 /**

@@ -5,9 +5,9 @@
 import type { Readable } from 'node:stream';
 import type { BlobRef } from '@smgw/envelope';
 import type { FoundBlob } from './committed-blob.ts';
-import type { StagedBlob } from './put-blob.ts';
+import type { StagedBlob, StagedRow } from './put-blob.ts';
 
-export type { BlobRef, StagedBlob };
+export type { BlobRef, StagedBlob, StagedRow };
 
 export interface BlobStore {
   /**
@@ -23,9 +23,9 @@ export interface BlobStore {
     options: { messageId: string; maxBytes?: number },
   ): Promise<BlobRef>;
   /**
-   * Like put, but a blob in files (SMGW_BLOB_DIR) comes back with its row still to commit: the caller commits
-   * `row(first)` with its own rows in one statement, then publish() (discard() if that fails). In the database store
-   * the blob is committed here and `row` is undefined.
+   * Like put, but with SMGW_BLOB_DIR the blob comes back with its rows still to commit: the caller commits `rows`
+   * with its own rows in one statement, then publish() (discard() if that fails). In the database store the blob is
+   * committed here and `rows` is empty.
    */
   stage(
     source: Readable | AsyncIterable<Uint8Array>,
@@ -55,3 +55,4 @@ export { CHUNKS_PER_READ } from './open-blob.ts';
 export * from './purge-abandoned-writes.ts';
 export * from './purge-blobs.ts';
 export * from './read-once.ts';
+export { SMALL_BLOB_BYTES } from './small-blob.ts';

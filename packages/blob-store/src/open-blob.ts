@@ -39,12 +39,12 @@ export function openBlob(pool: Pool, keyStore: KeyStore, ref: string, directory?
 
   /**
    * The blob's row and its first chunks, in one statement (or the row, then the file's first chunks); with the row
-   * looked up beforehand (`found`), only the chunks.
+   * looked up beforehand (`found`), only the chunks, unless they came with it.
    */
   const start = async (): Promise<{ blob: CommittedBlob; keys: BlobKeys; chunks: StoredChunk[] }> => {
     const looked =
       found?.ref === ref
-        ? found.blob && { blob: found.blob, chunks: undefined }
+        ? found.blob && { blob: found.blob, chunks: found.chunks }
         : await findCommittedBlobWithChunks(pool, ref, CHUNKS_PER_READ);
     if (!looked) throw new BlobNotFoundError(`no committed blob ${ref}`);
     const { blob } = looked;

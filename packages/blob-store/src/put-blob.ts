@@ -15,6 +15,8 @@ export interface PutBlobOptions {
   messageId: string;
   /** SMGW_BLOB_DIR: the chunks go into a file there (blob-files.ts) instead of blob_chunks. */
   directory?: string | undefined;
+  /** With a directory, blobs of at most this many bytes stay in the database all the same (SMALL_BLOB_BYTES); 0: none. */
+  smallBlobBytes: number;
 }
 
 /** A piece of the source of at most chunkBytes bytes, and whether it is the last one. */
@@ -31,8 +33,9 @@ interface PlainChunk {
  *   - a longer source is streamed: the row in state 'writing', then one awaited autocommit insert per chunk, so a
  *     slow sender pins no pool connection and memory stays at about one chunk (the source is only read when the
  *     previous chunk is stored); the blob becomes visible in one statement at the end.
- * With a `directory`, the chunks of any size go into one file there and the row is written once, committed, after
- * the file is durable (blob-files.ts): one statement per blob.
+ * With a `directory`, the chunks of any blob over SMALL_BLOB_BYTES go into one file there and the row is written
+ * once, committed, after the file is durable (blob-files.ts): one statement per blob. A small blob stays in the
+ * database all the same (SMALL_BLOB_BYTES says why).
  * On any failure our rows are deleted (best effort; purgeAbandonedWrites removes what a crash leaves in state
  * 'writing') and the source is no longer read.
  */
@@ -43,19 +46,9 @@ export async function putBlob(
   options: PutBlobOptions,
 ): Promise<BlobRef> {
   const { chunkBytes, maxBytes, messageId, directory } = options;
-  if (directory !== undefined) {
-    const staged = await stageBlob(pool, keyStore, source, options);
-    try {
-      await commitStagedRow(pool, staged);
-      await staged.publish();
-      return staged.ref;
-    } catch (err) {
-      await staged.discard();
-      throw err;
-    }
-  }
   const id = randomUUID();
   const chunks = chunksOf(source, id, chunkBytes, maxBytes);
+  const isSmall = (chunk: PlainChunk) => isSmallBlob(chunk, options.smallBlobBytes);
   let wrote = false;
   try {
     const first = await chunks.next();
@@ -63,9 +56,22 @@ export async function putBlob(
     // The KEK is taken right before the first statement, which names it: a KEK is retired only when no row,
     // writing or committed, names it, and never in its own or the next period (retireUnusedKeks).
     const { kekId, keys } = await newKeys(keyStore, id);
-    wrote = true;
-    if (first.value.final) return await storeWholeBlob(pool, id, messageId, kekId, keys, first.value.plain);
+    if (first.value.final && (directory === undefined || isSmall(first.value))) {
+      return await storeWholeBlob(pool, id, messageId, kekId, keys, first.value.plain);
+    }
+    if (directory !== undefined) {
+      const staged = await stageInFile(directory, { id, messageId, kekId, keys }, first.value, chunks);
+      try {
+        await commitStagedRow(pool, staged);
+        await staged.publish();
+        return staged.ref;
+      } catch (err) {
+        await staged.discard();
+        throw err;
+      }
+    }
 
+    wrote = true;
     await storage(`cannot start blob ${id}`, () =>
       pool.query('insert into blobs (id, message_id, kek_id, wrapped_key) values ($1, $2, $3, $4)', [
         id,
@@ -86,6 +92,10 @@ export async function putBlob(
     throw err;
   }
 }
+
+/** Whether a blob whose first chunk this is stays in the database with a directory (0: none does). */
+const isSmallBlob = ({ plain, final }: PlainChunk, smallBlobBytes: number): boolean =>
+  smallBlobBytes > 0 && final && plain.byteLength <= smallBlobBytes;
 
 /**
  * The source cut into chunks of `chunkBytes`; the last one, marked final, is shorter or empty (an empty blob has one
@@ -206,26 +216,33 @@ const STORE_WHOLE_BLOB = preparedStatement(
    insert into blob_chunks (blob_id, seq, data, final) select id, 0, $7, true from blob`,
 );
 
+/** A statement that inserts rows, its parameters numbered from `$first`: committed by the caller with its own. */
+export type StagedRow = (first: number) => { text: string; values: unknown[] };
+
 /**
- * A blob whose content is written and durable but whose row is not committed yet, so that a caller can commit the
- * row together with its own rows, in one statement (ingest: the blob and the message, one round trip and one commit).
+ * A blob whose content is written and durable but whose rows are not committed yet, so that a caller can commit them
+ * together with its own rows, in one statement (ingest: the blob and the message, one round trip and one commit).
  */
 export interface StagedBlob {
   ref: BlobRef;
   /**
-   * The blob's row as an insert whose parameters start at `$first`, to be committed by the caller; then publish().
-   * Undefined when the blob is committed already (the database store): publish() and discard() do nothing then.
+   * The inserts of the blob's rows, to be committed by the caller in one statement with its own; then publish().
+   * Empty when the blob is committed already (the database store without SMGW_BLOB_DIR).
    */
-  row?: ((first: number) => { text: string; values: unknown[] }) | undefined;
-  /** Once the row is committed: the file in place, its folder synced. Readers find the blob from then on. */
+  rows: readonly StagedRow[];
+  /** Once the rows are committed: a file in place, its folder synced. Readers find the blob from then on. */
   publish(): Promise<void>;
-  /** When the row was not (or its message is refused after all): the file removed, also after publish(). */
+  /**
+   * When the rows were not committed (or the message is refused after all): a file removed, also after publish().
+   * Committed rows stay, to be collected as a blob no message refers to.
+   */
   discard(): Promise<void>;
 }
 
 /**
- * Stores `source` as putBlob does, but with SMGW_BLOB_DIR leaves the row to the caller (StagedBlob). Without a folder
- * the blob is committed here as putBlob commits it. On failure nothing is left but what putBlob would leave.
+ * Stores `source` as putBlob does, but with SMGW_BLOB_DIR leaves the rows to the caller (StagedBlob): the row and
+ * the file of a large blob, the row and its one chunk of a small one (SMALL_BLOB_BYTES). Without a folder the blob
+ * is committed here as putBlob commits it. On failure nothing is left but what putBlob would leave.
  */
 export async function stageBlob(
   pool: Pool,
@@ -236,16 +253,18 @@ export async function stageBlob(
   const { chunkBytes, maxBytes, messageId, directory } = options;
   if (directory === undefined) {
     const ref = await putBlob(pool, keyStore, source, options);
-    return { ref, publish: async () => {}, discard: async () => {} };
+    return { ref, rows: [], publish: async () => {}, discard: async () => {} };
   }
   const id = randomUUID();
   const chunks = chunksOf(source, id, chunkBytes, maxBytes);
   try {
     const first = await chunks.next();
     if (first.done) throw new Error(`the chunks of blob ${id} ended without a final one`); // never: see chunksOf
-    // A blob in files has its row only once the file is written and its caller commits it: minutes at most, far
-    // less than the period in which its KEK cannot be retired (retireUnusedKeks).
+    // A staged blob has its rows only once its caller commits them: minutes at most, far less than the period in
+    // which its KEK cannot be retired (retireUnusedKeks).
     const { kekId, keys } = await newKeys(keyStore, id);
+    if (first.value.final && first.value.plain.byteLength <= options.smallBlobBytes)
+      return stageInDatabase({ id, messageId, kekId, keys }, first.value.plain);
     return await stageInFile(directory, { id, messageId, kekId, keys }, first.value, chunks);
   } catch (err) {
     await chunks.return().catch(() => {});
@@ -254,31 +273,52 @@ export async function stageBlob(
   }
 }
 
-/** The row of a blob in files, committed and naming its storage; its parameters from $first. */
-function fileBlobRow(
+/** A small blob's row and its one chunk, both for the caller to commit; no file. */
+function stageInDatabase(
+  blob: { id: string; messageId: string; kekId: string; keys: NewBlobKeys },
+  plain: Buffer,
+): StagedBlob {
+  const { id, messageId, kekId, keys } = blob;
+  const ref = toBlobRef({ id, digest: contentDigest(keys).update(plain).digest('hex'), size: plain.byteLength });
+  const data = encryptChunk(keys, id, 0, true, plain);
+  const chunk: StagedRow = (first) => ({
+    text: `insert into blob_chunks (blob_id, seq, data, final) values ($${first}, 0, $${first + 1}, true)`,
+    values: [id, data],
+  });
+  return {
+    ref,
+    rows: [committedBlobRow({ id, messageId, kekId, wrappedKey: keys.wrappedKey }, ref, 'database'), chunk],
+    publish: async () => {},
+    discard: async () => {},
+  };
+}
+
+/** The committed row of a blob whose chunks are in `storage`; its parameters from $first. */
+function committedBlobRow(
   blob: { id: string; messageId: string; kekId: string; wrappedKey: Buffer },
   ref: BlobRef,
-): (first: number) => { text: string; values: unknown[] } {
+  storage: 'database' | 'files',
+): StagedRow {
   return (first) => {
     const p = (i: number) => `$${first + i}`;
     return {
       text: `insert into blobs (id, message_id, kek_id, wrapped_key, state, digest, size, committed_at, storage)
-   values (${p(0)}, ${p(1)}, ${p(2)}, ${p(3)}, 'committed', ${p(4)}, ${p(5)}, now(), 'files')`,
+   values (${p(0)}, ${p(1)}, ${p(2)}, ${p(3)}, 'committed', ${p(4)}, ${p(5)}, now(), '${storage}')`,
       values: [blob.id, blob.messageId, blob.kekId, blob.wrappedKey, ref.sha256, ref.size],
     };
   };
 }
 
+/** The row of a staged blob in files, committed on its own (putBlob). */
 async function commitStagedRow(pool: Pool, staged: StagedBlob): Promise<void> {
-  const row = staged.row?.(1);
-  if (!row) return;
-  await storage(`cannot store blob ${staged.ref.ref}`, () =>
-    pool.query({ name: 'blob-store-file', text: row.text, values: row.values }),
-  );
+  const [row, ...more] = staged.rows;
+  if (!row || more.length > 0) throw new Error(`blob ${staged.ref.ref} is not one row to commit`); // never: stageInFile
+  const { text, values } = row(1);
+  await storage(`cannot store blob ${staged.ref.ref}`, () => pool.query({ name: 'blob-store-file', text, values }));
 }
 
 /**
- * The chunks into a new file in `directory`, fsynced; the row is the caller's to commit (StagedBlob.row), then the
+ * The chunks into a new file in `directory`, fsynced; the row is the caller's to commit (StagedBlob.rows), then the
  * file goes in place (publish). On failure here the file is removed.
  */
 async function stageInFile(
@@ -297,7 +337,7 @@ async function stageInFile(
     const ref = toBlobRef({ id, digest, size });
     return {
       ref,
-      row: fileBlobRow({ id, messageId, kekId, wrappedKey: keys.wrappedKey }, ref),
+      rows: [committedBlobRow({ id, messageId, kekId, wrappedKey: keys.wrappedKey }, ref, 'files')],
       publish: () => file.publish(),
       discard: () => file.discard(),
     };

@@ -34,6 +34,7 @@ import {
   createFolderKeyStore,
   foundBlob,
   purgeBlobsOfMessages,
+  SMALL_BLOB_BYTES,
 } from '@smgw/blob-store';
 import type { Pool } from '@smgw/db';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
@@ -51,8 +52,14 @@ describe('blob store with SMGW_BLOB_DIR: contents in files', () => {
   const count = async (sql: string, params: unknown[] = []): Promise<number> =>
     Number((await db.pool.query(`select count(*)::int as n from ${sql}`, params)).rows[0].n);
   const tmpFiles = () => readdirSync(join(directory, 'tmp'));
+  // Every blob in files, however small (smallBlobBytes 0): the small ones have tests of their own below.
   const storeOn = (pool: Pool, dir: string | undefined) =>
-    createBlobStore(pool, { keyStore: createFolderKeyStore(db.keys), chunkBytes: CHUNK, directory: dir });
+    createBlobStore(pool, {
+      keyStore: createFolderKeyStore(db.keys),
+      chunkBytes: CHUNK,
+      directory: dir,
+      smallBlobBytes: 0,
+    });
 
   before(async () => {
     db = await createTestDatabase();
@@ -129,7 +136,8 @@ describe('blob store with SMGW_BLOB_DIR: contents in files', () => {
       assert.equal(existsSync(blobFilePath(directory, staged.ref.ref)), false, 'not in place yet');
       assert.deepEqual(tmpFiles(), [staged.ref.ref], 'written and synced in tmp/');
       // The caller's statement: the blob's row as a CTE, its parameters after the caller's own ($1).
-      const row = staged.row?.(2);
+      assert.equal(staged.rows.length, 1);
+      const row = staged.rows[0]?.(2);
       assert.ok(row);
       assert.match(row.text, /\$2\b/);
       assert.doesNotMatch(row.text, /\$1\b/);
@@ -155,8 +163,81 @@ describe('blob store with SMGW_BLOB_DIR: contents in files', () => {
     it('is committed at once in the database store, with nothing left to the caller', async () => {
       const inDatabase = storeOn(db.pool, undefined);
       const staged = await inDatabase.stage(Readable.from([randomBytes(10)]), OF_MESSAGE);
-      assert.equal(staged.row, undefined);
+      assert.deepEqual(staged.rows, []);
       assert.equal((await inDatabase.stat(staged.ref.ref))?.size, 10);
+    });
+  });
+
+  describe(`a small blob (at most SMALL_BLOB_BYTES, ${SMALL_BLOB_BYTES}): kept in the database all the same`, () => {
+    // The default chunk size, so that a blob of SMALL_BLOB_BYTES is one chunk.
+    const defaultStore = () => createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys), directory });
+    const storageOf = async (ref: string) =>
+      (await db.pool.query('select storage from blobs where id = $1', [ref])).rows[0]?.storage as string | undefined;
+
+    it('puts one of SMALL_BLOB_BYTES as a row and one chunk, with no file; one byte more goes to a file', async () => {
+      const store = defaultStore();
+      const small = randomBytes(SMALL_BLOB_BYTES);
+      const ref = await store.put(Readable.from([small]), OF_MESSAGE);
+      assert.equal(await storageOf(ref.ref), 'database');
+      assert.equal(await count('blob_chunks where blob_id = $1 and final', [ref.ref]), 1);
+      assert.equal(existsSync(blobFilePath(directory, ref.ref)), false);
+      assert.deepEqual(await store.readAll(ref.ref), small);
+      assert.deepEqual(tmpFiles(), []);
+
+      const larger = await store.put(Readable.from([randomBytes(SMALL_BLOB_BYTES + 1)]), OF_MESSAGE);
+      assert.equal(await storageOf(larger.ref), 'files');
+      assert.ok(existsSync(blobFilePath(directory, larger.ref)));
+    });
+
+    it('keeps no plaintext in its chunk row', async () => {
+      const secret = Buffer.from('Bescheid vom 3. Mai: Nachzahlung 1.204,17 EUR, Aktenzeichen 41/0815-K. '.repeat(20));
+      const ref = await defaultStore().put(Readable.from([secret]), OF_MESSAGE);
+      const { rows } = await db.pool.query('select data from blob_chunks where blob_id = $1', [ref.ref]);
+      assert.equal(rows.length, 1);
+      assert.equal((rows[0].data as Buffer).includes(Buffer.from('Nachzahlung')), false);
+    });
+
+    it("staged: its row and chunk commit in the caller's statement, nothing before; no file at all", async () => {
+      const store = defaultStore();
+      const bytes = randomBytes(3000);
+      const staged = await store.stage(Readable.from([bytes]), OF_MESSAGE);
+      assert.equal(await store.stat(staged.ref.ref), undefined, 'no row yet');
+      assert.deepEqual(tmpFiles(), []);
+      assert.equal(staged.rows.length, 2, 'the row and its chunk');
+      // Two CTEs after the caller's own parameter ($1), numbered on from $2; the chunk names the row inserted beside
+      // it, which its foreign key finds at the end of the statement.
+      const [row, chunk] = staged.rows;
+      const first = row?.(2);
+      const second = chunk?.(2 + (first?.values.length ?? 0));
+      assert.ok(first && second);
+      await db.pool.query(`with b as (${first.text}), c as (${second.text}) select $1::text as mine`, [
+        'mine',
+        ...first.values,
+        ...second.values,
+      ]);
+      await staged.publish();
+      assert.deepEqual(await store.stat(staged.ref.ref), staged.ref);
+      assert.deepEqual(await store.readAll(staged.ref.ref), bytes);
+      assert.equal(await storageOf(staged.ref.ref), 'database');
+    });
+
+    it("staged and never committed (the caller's statement failed): nothing is left", async () => {
+      const before = await count('blobs');
+      const staged = await defaultStore().stage(Readable.from([randomBytes(100)]), OF_MESSAGE);
+      const [row, chunk] = staged.rows;
+      const first = row?.(1);
+      const second = chunk?.(1 + (first?.values.length ?? 0));
+      assert.ok(first && second);
+      await assert.rejects(
+        db.pool.query(`with b as (${first.text}), c as (${second.text}) select 1 / 0`, [
+          ...first.values,
+          ...second.values,
+        ]),
+      );
+      await staged.discard();
+      assert.equal(await count('blobs'), before);
+      assert.equal(await count('blob_chunks where blob_id = $1', [staged.ref.ref]), 0);
+      assert.deepEqual(tmpFiles(), []);
     });
   });
 

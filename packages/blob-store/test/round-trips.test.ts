@@ -25,6 +25,7 @@ import {
   createFolderKeyStore,
   foundBlob,
   type KeyStore,
+  SMALL_BLOB_BYTES,
 } from '@smgw/blob-store';
 import type { Pool, QueryConfig } from '@smgw/db';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
@@ -353,12 +354,13 @@ describe('blob store round trips', () => {
       return foundBlob(ref, rows[0].blob);
     };
 
-    it('reads the chunks without reading the row again', async () => {
-      for (const chunks of [1, CHUNKS_PER_READ + 1]) {
+    it('reads the chunks without reading the row again; a blob of one small chunk comes with it and asks nothing', async () => {
+      for (const chunks of [1, 2, CHUNKS_PER_READ + 1]) {
         const bytes = randomBytes(chunks * CHUNK - 3);
         const ref = await store.put(Readable.from([bytes]), OF_MESSAGE);
         const found = await lookUp(ref.ref);
         assert.equal(found.blob?.size, bytes.length);
+        assert.equal(found.chunks?.length, chunks === 1 ? 1 : undefined);
         const reads = await statementsOf(async () =>
           assert.ok((await buffer(store.open(ref.ref, found))).equals(bytes)),
         );
@@ -366,8 +368,33 @@ describe('blob store round trips', () => {
           reads.every((s) => s.startsWith('select seq, data, final from blob_chunks')),
           reads.join('\n'),
         );
-        assert.equal(reads.length, chunks === 1 ? 1 : 2);
+        assert.equal(reads.length, chunks === 1 ? 0 : chunks === 2 ? 1 : 2);
       }
+    });
+
+    it('sends no chunk with the row of a blob over SMALL_BLOB_BYTES, even of one chunk', async () => {
+      const large = createBlobStore(db.pool, { keyStore, chunkBytes: 2 * SMALL_BLOB_BYTES });
+      const bytes = randomBytes(SMALL_BLOB_BYTES + 1);
+      const ref = await large.put(Readable.from([bytes]), OF_MESSAGE);
+      const found = await lookUp(ref.ref);
+      assert.equal(found.chunks, undefined);
+      assert.ok((await buffer(large.open(ref.ref, found))).equals(bytes));
+    });
+
+    it("refuses a chunk that came with the row but is not that blob's", async () => {
+      const mine = await store.put(Readable.from([randomBytes(10)]), OF_MESSAGE);
+      const otherRef = await store.put(Readable.from([randomBytes(10)]), OF_MESSAGE);
+      const { rows } = await db.pool.query(
+        `select ${committedBlobColumn(1)} as blob, ${committedBlobColumn(2)} as other`,
+        [mine.ref, otherRef.ref],
+      );
+      // The other blob's chunk under this blob's row: it does not authenticate, and not a byte is pushed.
+      const swapped = foundBlob(mine.ref, { ...rows[0].blob, chunk: rows[0].other.chunk });
+      const pushed: Buffer[] = [];
+      const stream = store.open(mine.ref, swapped);
+      stream.on('data', (piece: Buffer) => pushed.push(piece));
+      await assert.rejects(once(stream, 'end'), BlobCorruptError);
+      assert.deepEqual(pushed, []);
     });
 
     it('reads a blob found absent or still being written as not found, asking nothing', async () => {
@@ -396,6 +423,12 @@ describe('blob store round trips', () => {
       assert.throws(() => foundBlob(randomUUID(), rows[0].blob), BlobStorageError);
       assert.throws(() => foundBlob(ref.ref, { ...rows[0].blob, size: '10' }), BlobStorageError);
       assert.throws(() => foundBlob(ref.ref, 'not a row'), BlobStorageError);
+      assert.throws(() => foundBlob(ref.ref, { ...rows[0].blob, chunk: 42 }), BlobStorageError);
+      assert.throws(
+        () => foundBlob(ref.ref, { ...rows[0].blob, storage: 'files' }),
+        BlobStorageError,
+        'a chunk of a file',
+      );
     });
   });
 

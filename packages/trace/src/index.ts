@@ -37,8 +37,8 @@ export function verificationRoutingEvents(stage: string, groups: readonly Envelo
 }
 
 /**
- * Another data-modifying statement that commits with a trace statement, as a CTE of it (a blob's row: @smgw/blob-store's
- * StagedBlob.row), numbering its parameters from `first`: one round trip and one commit for both.
+ * Another data-modifying statement that commits with a trace statement, as a CTE of it (a blob's rows: @smgw/blob-store's
+ * StagedBlob.rows), numbering its parameters from `first`: one round trip and one commit for both.
  */
 export type AlongsideStatement = (first: number) => { text: string; values: unknown[] };
 

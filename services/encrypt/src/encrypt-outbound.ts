@@ -79,7 +79,7 @@ export async function encryptOutbound(
         copies.push(await encryptCopy(deps, envelope.id, envelope.blob, copy, outerHeaders, at));
       // The whole outcome at once, with the copies' blob rows: a redelivery after a failure here starts again from a
       // trace without half of it, and leaves no copy behind.
-      const rows = copies.flatMap(({ staged }) => (staged.row ? [staged.row] : []));
+      const rows = copies.flatMap(({ staged }) => staged.rows);
       await recordEvents(deps.pool, envelope.id, outcomeEvents(plan, copies, at), rows);
     } catch (err) {
       await Promise.all(copies.map(({ staged }) => staged.discard()));

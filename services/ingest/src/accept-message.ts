@@ -386,16 +386,16 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
       ...(auth ? { auth: authSummary(auth) } : {}),
     },
   };
-  // The blob's row (blobs in files) commits with them.
-  const blobRow = staged.row ? [staged.row] : [];
+  // The blob's rows (with SMGW_BLOB_DIR) commit with them.
+  const blobRows = staged.rows;
   try {
     const [first, ...more] = envelopes;
     if (first && more.length === 0) {
-      await recordMessage(deps.pool, first, [received, ...scanStage.events], blobRow);
+      await recordMessage(deps.pool, first, [received, ...scanStage.events], blobRows);
     } else {
       await withTransaction(deps.pool, async (db) => {
         for (const envelope of envelopes) await recordMessage(db, envelope);
-        await recordEvents(db, messageId, [received, ...scanStage.events], blobRow);
+        await recordEvents(db, messageId, [received, ...scanStage.events], blobRows);
       });
     }
   } catch (err) {

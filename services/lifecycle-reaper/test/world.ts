@@ -62,7 +62,8 @@ export class World {
     this.env = { ...db.env, ...vhost.env, ...(blobDir === undefined ? {} : { SMGW_BLOB_DIR: blobDir }) };
     this.mailboxKeys = createFolderMailboxKeyStore(db.keys);
     this.keyStore = createFolderKeyStore(db.keys);
-    this.store = createBlobStore(db.pool, { keyStore: this.keyStore, directory: blobDir });
+    // With a folder, every blob goes there, however small: the file tests unlink the world's messages' files.
+    this.store = createBlobStore(db.pool, { keyStore: this.keyStore, directory: blobDir, smallBlobBytes: 0 });
   }
 
   static async create(options: { blobs?: 'database' | 'files' } = {}): Promise<World> {
