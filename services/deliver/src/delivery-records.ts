@@ -65,7 +65,9 @@ const CLAIM = preparedStatement(
                    where a.pid = deliveries.owner_pid and a.backend_start = deliveries.owner_started))
              or deliveries.updated_at < now() - make_interval(secs => $3::double precision / 1000)))
      returning recipient)
-   select recipient, ${committedBlobColumn(7)} as blob from claimed`,
+   select coalesce(array_agg(recipient), '{}') as recipients,
+          case when count(*) > 0 then ${committedBlobColumn(7)} end as blob
+     from claimed`,
 );
 
 export async function claimRecipients(
@@ -77,7 +79,8 @@ export async function claimRecipients(
 ): Promise<ClaimResult> {
   const messageId = message.id;
   const unique = [...new Set(recipients)];
-  const claimed = await pool.query<{ recipient: string; blob: unknown }>(
+  // One row: the blob's row (with a small blob's chunk) once, not once per claimed recipient.
+  const claimed = await pool.query<{ recipients: string[]; blob: unknown }>(
     CLAIM([
       messageId,
       unique,
@@ -88,14 +91,14 @@ export async function claimRecipients(
       committedBlobParameter(message.blobRef),
     ]),
   );
-  const mine = new Set(claimed.rows.map((r) => r.recipient));
-  const [first] = claimed.rows;
+  const row = claimed.rows[0];
+  const mine = new Set(row?.recipients ?? []);
   const result: ClaimResult = {
     claimed: unique.filter((r) => mine.has(r)),
     done: [],
     busy: [],
     dsnMessageIds: [],
-    ...(first ? { blob: foundBlob(message.blobRef, first.blob) } : {}),
+    ...(mine.size > 0 ? { blob: foundBlob(message.blobRef, row?.blob) } : {}),
   };
   const notMine = unique.filter((r) => !mine.has(r));
   if (notMine.length === 0) return result; // the usual case: one statement

@@ -123,4 +123,27 @@ describe('deliver records', () => {
     assert.equal(lost.blob?.blob, undefined);
     await assert.rejects(buffer(store.open(gone.blob.ref, lost.blob)), BlobNotFoundError);
   });
+
+  it("brings a small blob's chunk once, not once per claimed recipient (a 100-recipient message is one row)", async () => {
+    const store = createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) });
+    const bytes = Buffer.alloc(15 * 1024, 'x');
+    const blob = await store.put(Readable.from([bytes]), { messageId: 'm-claim-many' });
+    const recipients = Array.from({ length: 100 }, (_, i) => `r${i}@behoerde.example`);
+    const envelope = sampleEnvelope({ id: newMessageId(), recipients, blob });
+    await recordMessage(db.pool, envelope);
+    const replies: { rows: unknown[] }[] = [];
+    const watched = Object.assign(Object.create(db.pool) as typeof db.pool, {
+      query: async (...args: Parameters<typeof db.pool.query>) => {
+        const reply = await (db.pool.query as (...a: unknown[]) => Promise<{ rows: unknown[] }>)(...args);
+        replies.push(reply);
+        return reply;
+      },
+    });
+    const claim = await claimRecipients(watched, { id: envelope.id, blobRef: blob.ref }, recipients, 60_000);
+    assert.equal(claim.claimed.length, 100);
+    assert.equal(replies.length, 1, 'one statement');
+    assert.equal(replies[0]?.rows.length, 1, 'one row, whatever the number of recipients');
+    assert.equal(claim.blob?.chunks?.length, 1, 'the chunk came with the row');
+    assert.deepEqual(await buffer(store.open(blob.ref, claim.blob)), bytes);
+  });
 });
