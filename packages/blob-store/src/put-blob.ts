@@ -48,7 +48,6 @@ export async function putBlob(
   const { chunkBytes, maxBytes, messageId, directory } = options;
   const id = randomUUID();
   const chunks = chunksOf(source, id, chunkBytes, maxBytes);
-  const isSmall = (chunk: PlainChunk) => isSmallBlob(chunk, options.smallBlobBytes);
   let wrote = false;
   try {
     const first = await chunks.next();
@@ -56,7 +55,7 @@ export async function putBlob(
     // The KEK is taken right before the first statement, which names it: a KEK is retired only when no row,
     // writing or committed, names it, and never in its own or the next period (retireUnusedKeks).
     const { kekId, keys } = await newKeys(keyStore, id);
-    if (first.value.final && (directory === undefined || isSmall(first.value))) {
+    if (first.value.final && (directory === undefined || isSmallBlob(first.value, options.smallBlobBytes))) {
       return await storeWholeBlob(pool, id, messageId, kekId, keys, first.value.plain);
     }
     if (directory !== undefined) {
@@ -263,8 +262,9 @@ export async function stageBlob(
     // A staged blob has its rows only once its caller commits them: minutes at most, far less than the period in
     // which its KEK cannot be retired (retireUnusedKeks).
     const { kekId, keys } = await newKeys(keyStore, id);
-    if (first.value.final && first.value.plain.byteLength <= options.smallBlobBytes)
+    if (isSmallBlob(first.value, options.smallBlobBytes)) {
       return stageInDatabase({ id, messageId, kekId, keys }, first.value.plain);
+    }
     return await stageInFile(directory, { id, messageId, kekId, keys }, first.value, chunks);
   } catch (err) {
     await chunks.return().catch(() => {});

@@ -148,6 +148,14 @@ describe('blob store with SMGW_BLOB_DIR: contents in files', () => {
       assert.deepEqual(tmpFiles(), []);
     });
 
+    it('goes to a file however small with smallBlobBytes 0, even empty', async () => {
+      const staged = await store.stage(Readable.from([]), OF_MESSAGE);
+      assert.equal(staged.rows.length, 1, 'the row only: the content is in the file');
+      assert.deepEqual(tmpFiles(), [staged.ref.ref]);
+      await staged.discard();
+      assert.deepEqual(tmpFiles(), []);
+    });
+
     it('leaves nothing behind when the caller discards it, before or after publishing', async () => {
       const before = await count('blobs');
       const dropped = await store.stage(Readable.from([randomBytes(10)]), OF_MESSAGE);
