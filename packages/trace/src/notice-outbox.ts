@@ -6,7 +6,7 @@
 // delivers it twice. So a decided notice is never lost and never becomes two different mails.
 import type { Pool, PoolClient } from '@smgw/db';
 import type { Envelope } from '@smgw/envelope';
-import { type RecordedMessage, recordEvent, recordedMessage, recordMessage } from './index.ts';
+import { type AlongsideStatement, type RecordedMessage, recordEvent, recordedMessage, recordMessage } from './index.ts';
 
 type Queryable = Pool | PoolClient;
 
@@ -15,18 +15,26 @@ export async function recordGeneratedMail(
   db: Queryable,
   envelope: Envelope,
   notice: { stage: string; kind: string; relatesTo?: string | undefined; at: Date; data?: Record<string, unknown> },
+  /** Rows that commit with it, e.g. the mail's own blob rows (@smgw/blob-store's StagedBlob.rows). */
+  alongside: readonly AlongsideStatement[] = [],
 ): Promise<void> {
-  // One statement (the message row, its recipients and the event): one round trip in the deciding transaction.
-  await recordMessage(db, envelope, [
-    {
-      stage: notice.stage,
-      event: 'notice.generated',
-      outcome: 'next',
-      reason: notice.relatesTo ? `${notice.kind} about ${notice.relatesTo}` : notice.kind,
-      data: { ...notice.data, relatesTo: notice.relatesTo ?? null, kind: notice.kind },
-      at: notice.at,
-    },
-  ]);
+  // One statement (the message row, its recipients, the event and what goes alongside): one round trip in the
+  // deciding transaction.
+  await recordMessage(
+    db,
+    envelope,
+    [
+      {
+        stage: notice.stage,
+        event: 'notice.generated',
+        outcome: 'next',
+        reason: notice.relatesTo ? `${notice.kind} about ${notice.relatesTo}` : notice.kind,
+        data: { ...notice.data, relatesTo: notice.relatesTo ?? null, kind: notice.kind },
+        at: notice.at,
+      },
+    ],
+    alongside,
+  );
 }
 
 /** The broker confirmed the notice: it is no longer in the outbox. */

@@ -30,7 +30,16 @@ import { type Handler, type HandlerContext, next, type Outcome, reject, retry } 
 import { recordRecipientStates, type TraceEvent } from '@smgw/trace';
 import { summarizeMessage } from './message-summary.ts';
 import type { MailboxMetrics } from './metrics.ts';
-import { type MailboxTemplates, megabytes, type Notice, noticeEnvelope, portalLinks, recordNotice } from './notices.ts';
+import {
+  discardNotices,
+  type MailboxTemplates,
+  megabytes,
+  type Notice,
+  noticeEnvelope,
+  portalLinks,
+  publishNotices,
+  recordNotice,
+} from './notices.ts';
 
 export interface ArrivalDeps {
   pool: Pool;
@@ -167,6 +176,7 @@ async function arriveForRecipient(
       ? { state: 'in_mailbox' as const, detail: `mailbox ${mailbox.id}` }
       : { state: 'bounced' as const, detail: 'MAILBOX_QUOTA_EXCEEDED' }),
   };
+  // The notices' blob rows commit with their message rows (recordNotice), in this transaction.
   const recorded = await inTransaction(deps.pool, async (tx) => {
     const { db } = tx;
     await recordRecipientStates(db, envelope.id, [trace], [event]);
@@ -194,7 +204,12 @@ async function arriveForRecipient(
     }
     tx.committed = true;
     return result;
+  }).catch(async (err: unknown) => {
+    await discardNotices(made);
+    throw err;
   });
+  if (recorded.kind !== 'recorded') await discardNotices(made);
+  else await publishNotices(made);
   if (recorded.kind === 'changed') return { kind: 'changed' };
   if (recorded.kind === 'redelivered') {
     // A concurrent delivery of the same envelope was first: publish its mails, not ours.

@@ -3,7 +3,7 @@
 // from template files (templates/<kind>.*). None carries anything of the message's content: not its subject, not
 // its headers, only the envelope's addresses and the gateway's message id.
 import { fileURLToPath } from 'node:url';
-import type { BlobStore } from '@smgw/blob-store';
+import { type BlobStore, SMALL_BLOB_BYTES, type StagedBlob } from '@smgw/blob-store';
 import type { Pool, PoolClient } from '@smgw/db';
 import { type Envelope, generatedEnvelope, newMessageId } from '@smgw/envelope';
 import {
@@ -129,36 +129,64 @@ export interface NoticeDeps {
 export interface Notice {
   kind: NoticeKind;
   envelope: Envelope;
+  /** The mail's content, staged: its rows commit with the notice's own (recordNotice), then publishNotices. */
+  blob: StagedBlob;
 }
 
-/** Writes the mail to the blob store and returns its envelope for deliver (direction generated, null sender). */
+/**
+ * Writes the mail (staged, see below) and returns its envelope for deliver (direction generated, null sender).
+ *
+ * A notice is at most SMALL_BLOB_BYTES (the templates make a few KB; a template grown past it fails here, loudly), so
+ * with SMGW_BLOB_DIR too its content stays in the database and commits with the notice's message row, in the
+ * caller's transaction: no commit of its own, and no file to put in place after that commit. The mailbox's arrival
+ * record names its notices, and a redelivery publishes them again: a file that a crash between commit and rename
+ * never put in place would be a notice lost.
+ */
 export async function noticeEnvelope(
   deps: NoticeDeps,
   input: Omit<NoticeInput, 'id' | 'hostname'> & { traceId: string },
 ): Promise<Notice> {
   const id = newMessageId(input.now.getTime());
   const mail = buildNoticeMail(deps.templates, { ...input, id, hostname: deps.hostname });
-  const blob = await deps.blobStore.put(mail.createReadStream(), { messageId: id, maxBytes: 1024 * 1024 });
+  const blob = await deps.blobStore.stage(mail.createReadStream(), { messageId: id, maxBytes: SMALL_BLOB_BYTES });
   const envelope = generatedEnvelope({
     id,
     traceId: input.traceId,
     relatesTo: input.relatesTo,
     recipients: [input.to],
-    blob,
+    blob: blob.ref,
     hostname: deps.hostname,
     createdAt: input.now,
   });
-  return { kind: input.kind, envelope };
+  return { kind: input.kind, envelope, blob };
 }
 
-/** The notice's own message row and a `notice.generated` event, in the caller's transaction, before it is published. */
+/**
+ * The notice's own message row, its blob's rows and a `notice.generated` event, in the caller's transaction, before
+ * it is published; once that commits, publishNotices.
+ */
 export async function recordNotice(
   db: PoolClient | Pool,
   notice: Notice,
   relatesTo: string | undefined,
   at: Date,
 ): Promise<void> {
-  await recordGeneratedMail(db, notice.envelope, { stage: 'mailbox', kind: notice.kind, relatesTo, at });
+  await recordGeneratedMail(
+    db,
+    notice.envelope,
+    { stage: 'mailbox', kind: notice.kind, relatesTo, at },
+    notice.blob.rows,
+  );
+}
+
+/** After recordNotice's transaction committed: the notices' contents readable (nothing to do for rows alone). */
+export async function publishNotices(notices: readonly Notice[]): Promise<void> {
+  for (const notice of notices) await notice.blob.publish();
+}
+
+/** When recordNotice's transaction did not commit: nothing of the notices is left (nothing to do for rows alone). */
+export async function discardNotices(notices: readonly Notice[]): Promise<void> {
+  await Promise.all(notices.map((notice) => notice.blob.discard()));
 }
 
 /** Bytes as megabytes with one decimal, for the quota texts. */

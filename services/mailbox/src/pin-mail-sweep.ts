@@ -8,7 +8,7 @@ import type { Envelope } from '@smgw/envelope';
 import { lockDuePinMails, type MailboxKeyStore, markPinMailSent } from '@smgw/mailbox-store';
 import { rfc5322Date } from '@smgw/mime';
 import type { Logger } from '@smgw/observability';
-import { type MailboxTemplates, noticeEnvelope, recordNotice } from './notices.ts';
+import { type MailboxTemplates, noticeEnvelope, publishNotices, recordNotice } from './notices.ts';
 import { sendDueResentLinkMails } from './resent-link-mails.ts';
 
 export interface PinMailDeps {
@@ -45,6 +45,7 @@ export async function sendDuePinMails(deps: PinMailDeps, limit = 20): Promise<nu
       });
       // Committed before publishing: deliver records against the message row.
       await recordNotice(deps.pool, notice, token.messageId ?? undefined, now);
+      await publishNotices([notice]);
       await deps.publish(notice.envelope);
       await markPinMailSent(db, token.id, now);
       deps.onSent?.();

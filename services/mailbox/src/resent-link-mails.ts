@@ -7,7 +7,7 @@
 import { withTransaction } from '@smgw/db';
 import { lockDueResentLinkMails, markResentLinkMailed } from '@smgw/mailbox-store';
 import { rfc5322Date } from '@smgw/mime';
-import { noticeEnvelope, portalLinks, recordNotice } from './notices.ts';
+import { noticeEnvelope, portalLinks, publishNotices, recordNotice } from './notices.ts';
 import type { PinSweepDeps } from './pin-mail-sweep.ts';
 
 /** Sends up to `limit` due link mails of resends; returns how many. */
@@ -29,6 +29,7 @@ export async function sendDueResentLinkMails(deps: PinSweepDeps, limit = 20): Pr
         now,
       });
       await recordNotice(deps.pool, notice, undefined, now);
+      await publishNotices([notice]);
       await deps.publish(notice.envelope);
       await markResentLinkMailed(db, resend, now);
     }

@@ -198,6 +198,30 @@ describe('mailbox stage with encrypt and deliver', () => {
     assert.equal(PIN.exec(pinMail.text)?.[1], pin, 'the recipient gets the same PIN');
     assert.ok(ACTIVATION.test(link.text));
     assert.equal(PIN.test(link.text), false, 'the link mail holds no PIN');
+
+    // The notices' contents committed in the arrival's own transaction, with no commit of their own and no file to put
+    // in place after it: each blob row, its notice.generated event and the message.to-mailbox event share one
+    // transaction id. The PIN mail of the sweep later: its blob and its event in one statement.
+    const { rows: committed } = await gateway.db.pool.query(
+      `select g.data->>'kind' as kind, b.storage, b.xmin::text as blob_tx, g.xmin::text as notice_tx,
+              (select e.xmin::text from message_events e
+                where e.message_id = $1 and e.event = 'message.to-mailbox') as arrival_tx
+         from message_events g
+         join messages m on m.id = g.message_id
+         join blobs b on b.id::text = m.blob_ref
+        where g.stage = 'mailbox' and g.event = 'notice.generated' and g.data->>'relatesTo' = $1
+        order by kind`,
+      [envelope.id],
+    );
+    assert.deepEqual(
+      committed.map((r) => r.kind),
+      ['activation-link', 'pin-mail', 'sender-pin'],
+    );
+    for (const row of committed) {
+      assert.equal(row.storage, 'database', row.kind);
+      assert.equal(row.blob_tx, row.notice_tx, `${row.kind}: its blob commits with its row`);
+      if (row.kind !== 'pin-mail') assert.equal(row.blob_tx, row.arrival_tx, `${row.kind}: in the arrival's commit`);
+    }
     for (const mail of [link, senderPin, pinMail]) {
       assert.equal(mail.sunk.raw.includes(Buffer.from(marker)), false, `${mail.subject} quotes nothing of the message`);
       assert.equal(mail.sunk.mailFrom, '', 'generated mail has the null sender');

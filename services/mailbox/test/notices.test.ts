@@ -2,6 +2,7 @@
 // at the portal, and the DSN is a multipart/report a mail client shows as a bounce.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
+import { SMALL_BLOB_BYTES } from '@smgw/blob-store';
 import { simpleParser } from 'mailparser';
 import {
   buildNoticeMail,
@@ -64,6 +65,30 @@ describe('mailbox notices', () => {
       assert.equal(parsed.headers.get('x-smgw-related-message-id'), VALUES.messageId);
     });
   }
+
+  it('stays far below SMALL_BLOB_BYTES, even with addresses of 254 characters: a notice never needs a file', async () => {
+    // noticeEnvelope refuses a larger one (its content must commit with its row, in the deciding transaction).
+    const long = `${'a'.repeat(64)}@${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(57)}.example`;
+    for (const kind of NOTICE_KINDS) {
+      const mail = buildNoticeMail(templates, {
+        kind,
+        to: long,
+        values: {
+          ...VALUES,
+          mailFrom: long,
+          recipient: long,
+          activationUrl: `https://portal.test/aktivieren/${'T'.repeat(200)}`,
+        },
+        hostname: `${'h'.repeat(60)}.${'g'.repeat(60)}.example`,
+        now: new Date('2026-12-04T10:00:00Z'),
+        id: '01TESTNOTICE00000000000001',
+        relatesTo: VALUES.messageId as string,
+        ...(kind === 'over-quota-dsn' ? { dsn: { arrivedAt: new Date(), recipient: long } } : {}),
+      });
+      const raw = await mail.build();
+      assert.ok(raw.length < SMALL_BLOB_BYTES / 2, `${kind}: ${raw.length} bytes`);
+    }
+  });
 
   it('gives the PIN only in the PIN mails, never beside the link', async () => {
     for (const kind of NOTICE_KINDS) {

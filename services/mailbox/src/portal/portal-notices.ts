@@ -4,7 +4,7 @@
 import type { PoolClient } from '@smgw/db';
 import { type Mailbox, recordMailboxAudit, replaceActivationToken } from '@smgw/mailbox-store';
 import { rfc5322Date } from '@smgw/mime';
-import { type Notice, type NoticeKind, noticeEnvelope, portalLinks, recordNotice } from '../notices.ts';
+import { type Notice, type NoticeKind, noticeEnvelope, portalLinks, publishNotices, recordNotice } from '../notices.ts';
 import type { PortalContext } from './context.ts';
 
 /** Writes a notice mail with the portal's templates and hostname (not yet recorded nor published). */
@@ -39,6 +39,7 @@ export async function sendPortalNotice(
   }
   // The notice's message row is committed before publishing: deliver records against it.
   await recordNotice(ctx.deps.pool, notice, undefined, now);
+  await publishNotices([notice]);
   await ctx.deps.publish(notice.envelope);
 }
 
