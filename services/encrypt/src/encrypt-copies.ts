@@ -28,7 +28,7 @@ export interface CopyDeps {
 export interface EncryptedCopy {
   copy: PlannedCopy;
   blob: BlobRef;
-  /** The copy's file, written and synced: its row commits with the stage's events, then it is published. */
+  /** The copy's content, staged (a file, or rows alone when small): its rows commit with the events, then publish(). */
   staged: StagedBlob;
   signed: boolean;
   /** Why the copy is unsigned although its agency signs: known before (no key), or found while signing. */

@@ -85,7 +85,7 @@ export async function encryptOutbound(
       await Promise.all(copies.map(({ staged }) => staged.discard()));
       throw err;
     }
-    // Committed: the copies' files in place before any child envelope names them.
+    // Committed: the copies' files (of those kept in files) in place before any child envelope names them.
     for (const { staged } of copies) await staged.publish();
     for (const { copy, notSigned } of copies) {
       if (!notSigned) continue;
