@@ -47,6 +47,38 @@ describe('mail-auth', () => {
     assert.deepEqual([result.dkim, result.spf, result.dmarc, result.decision], [['pass'], 'none', ['none'], 'accept']);
   });
 
+  it('gives the verifier only the header block of an unsigned message, with the same results however it is cut', async () => {
+    const body = `${'line of the body\r\n'.repeat(5000)}DKIM-Signature: v=1; in the body, not a field\r\n`;
+    const message = Buffer.from(`From: a@signed.example\r\nSubject: unsigned\r\n\r\n${body}`);
+    const blankLine = message.indexOf('\r\n\r\n');
+    for (const cuts of [[], [1], [blankLine + 1], [blankLine + 2], [blankLine + 3], [blankLine + 4, blankLine + 5]]) {
+      const auth = startMailAuthentication(settings, identity);
+      let at = 0;
+      for (const cut of [...cuts, message.length]) {
+        await auth.write(message.subarray(at, cut));
+        at = cut;
+      }
+      assert.equal(auth.readsBody, false, `cut at ${cuts}`);
+      const result = await auth.finish();
+      assert.deepEqual([result.dkim, result.dmarc, result.decision], [['none'], ['none'], 'accept'], `cut at ${cuts}`);
+    }
+  });
+
+  it('gives the verifier the body whenever the header block names a DKIM signature in any spelling', async () => {
+    const signed = await signedBy(['sel']);
+    for (const header of [signed, `x-old-dkim-signature: kept\r\n${MESSAGE}`, `DkIm-SiGnAtUrE : v=1\r\n${MESSAGE}`]) {
+      const auth = startMailAuthentication(settings, identity);
+      await auth.write(Buffer.from(header));
+      assert.equal(auth.readsBody, true, header.slice(0, 30));
+      await auth.finish();
+    }
+    // And the body is really checked: a signed message whose body changed does not pass (mailauth: body hash
+    // mismatch is `neutral`, RFC 6376 §6.1.3).
+    const auth = startMailAuthentication(settings, identity);
+    await auth.write(Buffer.from(signed.replace('body\r\n', 'other body\r\n')));
+    assert.deepEqual((await auth.finish()).dkim, ['neutral']);
+  });
+
   it('refuses to hold a header block longer than MAX_HEADER_BYTES', async () => {
     // Another sender domain: this test's SPF question may still be answered during the next test.
     const auth = startMailAuthentication(settings, { ...identity, mailFrom: 'a@other.example' });
