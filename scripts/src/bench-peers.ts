@@ -27,6 +27,8 @@
 //          --pg-stats (PostgreSQL collects pg_stat_statements; prints the gateway's statements per message and their
 //          time, per path)  --only NAME[,NAME] (run only these systems: postfix, postfix+amavis, gateway)
 //          --warmup W (unmeasured rounds of the first size per system and path before the measured ones; default 1)
+//          --clamd-tmp memory|disk (clamd's TemporaryDirectory, where it spools each stream and unpacks what it
+//          scans: a folder in /dev/shm, the default, or clamd's own /tmp; both systems share that clamd)
 //          --blobs-in files|database (where the gateway keeps message contents: files in a folder of its own, the
 //          default, as SMGW_BLOB_DIR; or PostgreSQL, the setting's default when unset)
 // PostgreSQL, RabbitMQ, Redis and clamd are the run's own (PostgreSQL with fsync on, as Postfix fsyncs its queue), so
@@ -88,8 +90,12 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     'blobs-in': { type: 'string', default: 'files' },
     warmup: { type: 'string', default: '1' },
+    'clamd-tmp': { type: 'string', default: 'memory' },
   },
 });
+if (args['clamd-tmp'] !== 'memory' && args['clamd-tmp'] !== 'disk') {
+  throw new Error(`--clamd-tmp is memory or disk, not ${args['clamd-tmp']}`);
+}
 if (args['blobs-in'] !== 'files' && args['blobs-in'] !== 'database') {
   throw new Error(`--blobs-in is files or database, not ${args['blobs-in']}`);
 }
@@ -140,6 +146,9 @@ interface System {
 
 const dir = await mkdtemp('/tmp/smgw-bench-');
 await chmod(dir, 0o755); // Postfix's and amavis's users work below it
+// clamd spools each stream and unpacks what it scans into its TemporaryDirectory: in memory (tmpfs), as a host
+// whose disk is slow would set it, or on disk (clamd's default /tmp).
+const clamdTmp = args['clamd-tmp'] === 'memory' ? await mkdtemp('/dev/shm/smgw-bench-clamd-') : undefined;
 let servers: PrivateServers | undefined;
 let gateway: TestGateway | undefined;
 let mailboxWatch: MailboxArrivals | undefined;
@@ -161,6 +170,7 @@ async function cleanUp() {
   );
   await pki?.remove().catch(() => {});
   await rm(dir, { recursive: true, force: true });
+  if (clamdTmp) await rm(clamdTmp, { recursive: true, force: true });
 }
 const interrupted = async () => {
   await cleanUp();
@@ -448,12 +458,16 @@ try {
   if (PATHS.some(isOutbound)) {
     say(`paths: ${PATHS.join(', ')} (each with a gateway of its own; the peers measured again beside each)`);
   }
-  say('starting PostgreSQL (fsync on), RabbitMQ, Redis and clamd of the run');
+  say(
+    'starting PostgreSQL (fsync on), RabbitMQ, Redis and clamd of the run ' +
+      `(clamd's temporary files ${clamdTmp ? 'in memory' : 'on disk'})`,
+  );
   servers = await startPrivateServers({
     durable: true,
     clamdThreads: 8,
     clamdStreamMaxBytes: 53 * 1024 * 1024,
     statementStats: args['pg-stats'],
+    clamdTemporaryDirectory: clamdTmp,
   });
   Object.assign(process.env, servers.env);
   const clamdPort = Number(new URL(servers.env.CLAMD_URL as string).port);

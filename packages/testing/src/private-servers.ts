@@ -244,11 +244,15 @@ async function clamdPong(port: number): Promise<boolean> {
   });
 }
 
-async function startClamd(
-  dir: string,
-  streamMaxBytes: number,
-  threads: number,
-): Promise<{ control: ServerControl; url: string }> {
+interface ClamdOptions {
+  streamMaxBytes: number;
+  threads: number;
+  /** clamd's TemporaryDirectory (default: its own, /tmp). */
+  temporaryDirectory?: string;
+}
+
+async function startClamd(dir: string, options: ClamdOptions): Promise<{ control: ServerControl; url: string }> {
+  const { streamMaxBytes, threads } = options;
   const port = await freePort();
   const db = join(dir, 'db');
   await mkdir(db, { recursive: true });
@@ -276,6 +280,7 @@ async function startClamd(
       'ScanMail true',
       'ScanArchive true',
       `MaxThreads ${threads}`,
+      ...(options.temporaryDirectory ? [`TemporaryDirectory ${options.temporaryDirectory}`] : []),
       '',
     ].join('\n'),
   );
@@ -338,6 +343,8 @@ export async function startPrivateServers(
     clamdThreads?: number;
     /** PostgreSQL collects pg_stat_statements (the benchmark's --pg-stats). */
     statementStats?: boolean;
+    /** clamd's TemporaryDirectory (default: clamd's own). */
+    clamdTemporaryDirectory?: string;
   } = {},
 ): Promise<PrivateServers> {
   if (userInfo().uid !== 0) throw new Error('the chaos suite starts servers of its own and needs root');
@@ -358,11 +365,11 @@ export async function startPrivateServers(
     started.push(postgres.control);
     const redis = await startRedis(await ownedBy(join(dir, 'redis'), 'root'));
     started.push(redis.control);
-    const clamd = await startClamd(
-      await ownedBy(join(dir, 'clamd'), 'root'),
-      clamdStreamMaxBytes,
-      options.clamdThreads ?? 4,
-    );
+    const clamd = await startClamd(await ownedBy(join(dir, 'clamd'), 'root'), {
+      streamMaxBytes: clamdStreamMaxBytes,
+      threads: options.clamdThreads ?? 4,
+      temporaryDirectory: options.clamdTemporaryDirectory,
+    });
     started.push(clamd.control);
     const rabbitmq = await startRabbitMq(join(dir, 'rabbitmq'));
     started.push(rabbitmq.control);
