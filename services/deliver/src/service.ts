@@ -8,6 +8,7 @@ import { recordParkedAt } from '@smgw/trace';
 import type { DeliverConfig } from './config.ts';
 import { createDeliverHandler } from './deliver-envelope.ts';
 import { loadDsnTemplates } from './dsn.ts';
+import { installFastDataStream } from './fast-data-stream.ts';
 import { deliverMetrics } from './metrics.ts';
 import { startOwnerHeartbeat } from './owner-heartbeat.ts';
 import { createTransports, type TransportSettings } from './transports.ts';
@@ -41,6 +42,13 @@ export async function startDeliver(
   const mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-deliver' });
   await mq.declareTopology({ deliver: config.deliverRetryLadder });
 
+  const dataStream = installFastDataStream();
+  if (typeof dataStream === 'object') {
+    log.warn(
+      { code: 'NODEMAILER_UNCHECKED', reason: dataStream.skipped },
+      "nodemailer's own DATA transform kept (slower)",
+    );
+  }
   const transports = createTransports({
     hostname: config.hostname,
     connectionsPerDestination: config.deliverConnectionsPerDestination,
