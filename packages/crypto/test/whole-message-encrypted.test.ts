@@ -41,9 +41,10 @@ describe('checkWholeMessageEncrypted', () => {
     await gpg.close();
   });
 
-  it('passes what openssl cms -encrypt made (EnvelopedData, AES-256-CBC), also read one byte at a time', async () => {
-    assert.deepEqual(await check(smime), { encrypted: true, form: 'smime' });
-    assert.deepEqual(await check(smime, 1), { encrypted: true, form: 'smime' });
+  it('passes what openssl cms -encrypt made (EnvelopedData, AES-256-CBC), read in chunks of 1 byte to 64 KiB', async () => {
+    for (const chunkSize of [1, 7, 77, 78, 1000, 64 * 1024]) {
+      assert.deepEqual(await check(smime, chunkSize), { encrypted: true, form: 'smime' }, `chunks of ${chunkSize}`);
+    }
   });
 
   it('passes AuthEnvelopedData (AES-256-GCM) from openssl', async () => {
@@ -95,9 +96,11 @@ describe('checkWholeMessageEncrypted', () => {
     ],
   ];
   for (const [name, make] of smimeFakes) {
-    it(`refuses ${name}`, async () => {
-      const result = await check(make());
-      assert.equal(result.encrypted, false, JSON.stringify(result));
+    it(`refuses ${name}, in small chunks and in large ones (many lines checked and decoded at once)`, async () => {
+      for (const chunkSize of [7, 64 * 1024]) {
+        const result = await check(make(), chunkSize);
+        assert.equal(result.encrypted, false, JSON.stringify(result));
+      }
     });
   }
 
@@ -146,9 +149,11 @@ describe('checkWholeMessageEncrypted', () => {
     ],
   ];
   for (const [name, make] of pgpFakes) {
-    it(`refuses PGP/MIME with ${name}`, async () => {
-      const result = await check(make());
-      assert.equal(result.encrypted, false, JSON.stringify(result));
+    it(`refuses PGP/MIME with ${name}, in small chunks and in large ones`, async () => {
+      for (const chunkSize of [7, 64 * 1024]) {
+        const result = await check(make(), chunkSize);
+        assert.equal(result.encrypted, false, JSON.stringify(result));
+      }
     });
   }
 

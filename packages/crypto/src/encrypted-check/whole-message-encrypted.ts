@@ -28,7 +28,7 @@ const notEncrypted = (reason: string): never => {
 
 /** Reads `message` to its end and says whether it is wholly encrypted. Never throws for bad input. */
 export async function checkWholeMessageEncrypted(message: AsyncIterable<Uint8Array>): Promise<WholeMessageCheck> {
-  const lines = readLines(message);
+  const lines = new LineReader(message);
   try {
     const headers = await readHeaderBlock(lines);
     const type = contentTypeOf(headers);
@@ -48,7 +48,7 @@ export async function checkWholeMessageEncrypted(message: AsyncIterable<Uint8Arr
     if (err instanceof OpenPgpShapeError) return { encrypted: false, reason: `OpenPGP: ${err.message}` };
     throw err;
   } finally {
-    await lines.return(undefined);
+    await lines.close();
   }
 }
 
@@ -62,7 +62,7 @@ const CONTEXT = 2;
 async function checkSmimeBody(
   headers: Map<string, string[]>,
   parameters: Map<string, string>,
-  lines: AsyncGenerator<string>,
+  lines: LineReader,
 ): Promise<void> {
   const smimeType = parameters.get('smime-type')?.toLowerCase();
   if (smimeType !== undefined && smimeType !== 'enveloped-data' && smimeType !== 'authenveloped-data') {
@@ -72,7 +72,8 @@ async function checkSmimeBody(
   if (encoding !== 'base64') notEncrypted('an S/MIME body that is not base64');
   const reader = new BerSkeletonReader();
   const base64 = new Base64Decoder((bytes) => reader.push(bytes));
-  for await (const line of lines) base64.line(line);
+  // A chunk's lines at a time: one decode and one push per chunk, not per 76-character line.
+  for (let batch = await lines.nextBatch(); batch; batch = await lines.nextBatch()) base64.lines(batch);
   base64.end();
   checkContentInfo(reader.end());
 }
@@ -141,7 +142,7 @@ function primitiveContentOrLarge(node: SkeletonNode | undefined, tag: number, wh
 /** What clients customarily write before the first part; any other preamble text is refused. */
 const PGP_PREAMBLE = /^This is an OpenPGP\/MIME encrypted message( \(RFC 4880 and 3156\))?\.?$/i;
 
-async function checkPgpMimeBody(parameters: Map<string, string>, lines: AsyncGenerator<string>): Promise<void> {
+async function checkPgpMimeBody(parameters: Map<string, string>, lines: LineReader): Promise<void> {
   if (parameters.get('protocol')?.toLowerCase() !== 'application/pgp-encrypted') {
     notEncrypted('multipart/encrypted without protocol="application/pgp-encrypted"');
   }
@@ -176,7 +177,9 @@ async function checkPgpMimeBody(parameters: Map<string, string>, lines: AsyncGen
   checkPartEncoding(data);
   await checkArmoredMessage(lines, isClose, isDelimiter);
   // Epilogue: nothing but blank lines.
-  for await (const line of lines) if (line.trim() !== '') notEncrypted('text after the encrypted parts');
+  for (let line = await lines.next(); line !== undefined; line = await lines.next()) {
+    if (line.trim() !== '') notEncrypted('text after the encrypted parts');
+  }
 }
 
 function checkPartEncoding(headers: Map<string, string[]>): void {
@@ -187,7 +190,7 @@ function checkPartEncoding(headers: Map<string, string[]>): void {
 }
 
 async function checkArmoredMessage(
-  lines: AsyncGenerator<string>,
+  lines: LineReader,
   isClose: (line: string) => boolean,
   isDelimiter: (line: string) => boolean,
 ): Promise<void> {
@@ -228,30 +231,75 @@ async function checkArmoredMessage(
 
 // --- lines, header blocks, base64 ----------------------------------------------------------------------------------
 
-/** The message as lines (LF or CRLF stripped), latin1 so that every byte maps to one character. */
-async function* readLines(message: AsyncIterable<Uint8Array>): AsyncGenerator<string> {
+/**
+ * The message's lines (LF or CRLF stripped) in batches, one per chunk that ends a line; latin1 so that every byte
+ * maps to one character.
+ */
+async function* lineBatches(message: AsyncIterable<Uint8Array>): AsyncGenerator<string[]> {
   let carry = '';
   for await (const chunk of message) {
     const text = carry + Buffer.from(chunk).toString('latin1');
     const parts = text.split('\n');
     carry = parts.pop() as string;
     if (carry.length > MAX_LINE_BYTES) notEncrypted('a line longer than 64 KiB');
-    for (const part of parts) {
+    if (parts.length === 0) continue;
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i] as string;
       if (part.length > MAX_LINE_BYTES) notEncrypted('a line longer than 64 KiB');
-      yield part.endsWith('\r') ? part.slice(0, -1) : part;
+      if (part.endsWith('\r')) parts[i] = part.slice(0, -1);
     }
+    yield parts;
   }
-  if (carry !== '') yield carry.endsWith('\r') ? carry.slice(0, -1) : carry;
+  if (carry !== '') yield [carry.endsWith('\r') ? carry.slice(0, -1) : carry];
 }
 
-async function nextLine(lines: AsyncGenerator<string>, missing: string): Promise<string> {
-  const { value, done } = await lines.next();
-  if (done) return notEncrypted(missing);
-  return value;
+/** The lines one at a time (header blocks, PGP/MIME) or, for a long body, the rest of a batch at once. */
+class LineReader {
+  readonly #batches: AsyncGenerator<string[]>;
+  #batch: string[] = [];
+  #at = 0;
+
+  constructor(message: AsyncIterable<Uint8Array>) {
+    this.#batches = lineBatches(message);
+  }
+
+  /** The next line; undefined at the end of the message. */
+  async next(): Promise<string | undefined> {
+    if (!(await this.#fill())) return undefined;
+    return this.#batch[this.#at++];
+  }
+
+  /** The lines of the current batch not yet read, or the next batch; undefined at the end of the message. */
+  async nextBatch(): Promise<string[] | undefined> {
+    if (!(await this.#fill())) return undefined;
+    const rest = this.#at === 0 ? this.#batch : this.#batch.slice(this.#at);
+    this.#at = this.#batch.length;
+    return rest;
+  }
+
+  close(): Promise<unknown> {
+    return this.#batches.return(undefined);
+  }
+
+  async #fill(): Promise<boolean> {
+    while (this.#at >= this.#batch.length) {
+      const { value, done } = await this.#batches.next();
+      if (done) return false;
+      this.#batch = value;
+      this.#at = 0;
+    }
+    return true;
+  }
+}
+
+async function nextLine(lines: LineReader, missing: string): Promise<string> {
+  const line = await lines.next();
+  if (line === undefined) return notEncrypted(missing);
+  return line;
 }
 
 /** Header fields up to the blank line, unfolded, by lower-case name (every occurrence kept). */
-async function readHeaderBlock(lines: AsyncGenerator<string>): Promise<Map<string, string[]>> {
+async function readHeaderBlock(lines: LineReader): Promise<Map<string, string[]>> {
   const fields: string[] = [];
   for (;;) {
     const line = await nextLine(lines, 'the header block does not end');
@@ -296,6 +344,9 @@ function contentTypeOf(headers: Map<string, string[]>): { value: string; paramet
   return { value, parameters };
 }
 
+const BASE64_LINE = /^[A-Za-z0-9+/]*={0,2}$/;
+const BASE64_ALPHABET_ONLY = /^[A-Za-z0-9+/]*$/;
+
 /** base64 lines → bytes, strictly: only the alphabet, padding only at the very end. */
 class Base64Decoder {
   private carry = '';
@@ -306,12 +357,32 @@ class Base64Decoder {
   }
 
   line(line: string): void {
-    const text = line.trim();
-    if (text === '') return;
-    if (this.padded) notEncrypted('base64 after its padding');
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text)) notEncrypted('a line that is not base64');
-    if (text.endsWith('=')) this.padded = true;
-    const all = this.carry + text;
+    this.lines([line]);
+  }
+
+  /** Checks each line in order, then decodes them together (whole groups; the rest waits for the next lines). */
+  lines(lines: readonly string[]): void {
+    const joined = lines.join('');
+    // The usual batch: alphabet only, no blanks, no padding. Then every line passes the rules below unchanged, and
+    // one test of the batch replaces one per line.
+    if (!this.padded && BASE64_ALPHABET_ONLY.test(joined)) {
+      this.decode(this.carry + joined);
+      return;
+    }
+    const texts = [this.carry];
+    for (const line of lines) {
+      const text = line.trim();
+      if (text === '') continue;
+      if (this.padded) notEncrypted('base64 after its padding');
+      if (!BASE64_LINE.test(text)) notEncrypted('a line that is not base64');
+      if (text.endsWith('=')) this.padded = true;
+      texts.push(text);
+    }
+    this.decode(texts.join(''));
+  }
+
+  /** Decodes the whole groups of `all`; what is left over waits for the next lines. */
+  private decode(all: string): void {
     const whole = all.length - (all.length % 4);
     this.carry = all.slice(whole);
     if (whole > 0) this.sink(Buffer.from(all.slice(0, whole), 'base64'));
