@@ -88,7 +88,9 @@ export function decryptChunk(keys: BlobKeys, blobId: string, seq: number, final:
     const decipher = createDecipheriv('aes-256-gcm', keys.chunkKey, chunkIv(seq), { authTagLength: TAG_BYTES });
     decipher.setAAD(chunkAad(blobId, seq, final));
     decipher.setAuthTag(stored.subarray(stored.length - TAG_BYTES));
-    return Buffer.concat([decipher.update(stored.subarray(0, stored.length - TAG_BYTES)), decipher.final()]);
+    const plain = decipher.update(stored.subarray(0, stored.length - TAG_BYTES));
+    const rest = decipher.final(); // empty for GCM; checks the tag
+    return rest.length === 0 ? plain : Buffer.concat([plain, rest]);
   } catch (cause) {
     throw new BlobCorruptError(`chunk ${seq} of blob ${blobId} does not authenticate`, { cause });
   }

@@ -1,4 +1,3 @@
-import { buffer } from 'node:stream/consumers';
 import type { Pool } from '@smgw/db';
 import { prepareBlobDirectory } from './blob-files.ts';
 import { findCommittedBlob, toBlobRef } from './committed-blob.ts';
@@ -56,7 +55,7 @@ export function createBlobStore(pool: Pool, options: BlobStoreOptions): BlobStor
       return blob ? toBlobRef(blob) : undefined;
     },
     readAll(ref) {
-      return buffer(openBlob(pool, keyStore, ref, directory));
+      return wholeOf(openBlob(pool, keyStore, ref, directory));
     },
   };
 }
@@ -69,4 +68,13 @@ function invalidPutOptions(options: { messageId: string; maxBytes?: number | und
   }
   if (!messageId) return new RangeError('a blob needs the id of the message it belongs to');
   return undefined;
+}
+
+/** The whole stream: its one chunk as it is, or the chunks joined (stream/consumers' buffer() copies even one). */
+async function wholeOf(stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) {
+    chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  }
+  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
 }

@@ -167,13 +167,14 @@ async function readHead(
   iterator: AsyncIterator<unknown>,
   maxBytes: number,
 ): Promise<{ head: Buffer; end: HeaderEnd | undefined }> {
-  let head = Buffer.alloc(0);
+  let head: Buffer = Buffer.alloc(0);
   for (;;) {
     const end = findHeaderEnd(head);
     if (end || head.length > maxBytes) return { head, end };
     const chunk = await iterator.next();
     if (chunk.done) return { head, end: undefined };
-    head = Buffer.concat([head, bytesOf(chunk.value)]);
+    // The first chunk as it is: usually it holds the whole header block (and for a small message all of it).
+    head = head.length === 0 ? bytesOf(chunk.value) : Buffer.concat([head, bytesOf(chunk.value)]);
   }
 }
 
@@ -183,7 +184,7 @@ async function* rest(first: Buffer, iterator: AsyncIterator<unknown>, source: Re
     for (;;) {
       const chunk = await iterator.next();
       if (chunk.done) return;
-      yield Buffer.from(chunk.value as Uint8Array);
+      yield bytesOf(chunk.value);
     }
   } finally {
     // The consumer stopped early (or failed): release the source (a blob stream holds a database connection).
@@ -191,8 +192,10 @@ async function* rest(first: Buffer, iterator: AsyncIterator<unknown>, source: Re
   }
 }
 
+/** A chunk as a Buffer: the same bytes, not a copy (Buffer.from of a Uint8Array would copy them). */
 function bytesOf(chunk: unknown): Buffer {
   if (Buffer.isBuffer(chunk)) return chunk;
   if (typeof chunk === 'string') return Buffer.from(chunk);
-  return Buffer.from(chunk as Uint8Array);
+  const bytes = chunk as Uint8Array;
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

@@ -121,7 +121,10 @@ function entityOf(fields: readonly HeaderField[], body: Readable): Readable {
 
 async function* entityChunks(head: Buffer, body: Readable): AsyncGenerator<Buffer> {
   yield head;
-  for await (const chunk of body) yield Buffer.from(chunk as Uint8Array);
+  for await (const chunk of body) {
+    const bytes = chunk as Uint8Array;
+    yield Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
 }
 
 /** Header bytes (read as Latin-1) as the UTF-8 text they hold. */
