@@ -76,9 +76,22 @@ const chunkAad = (blobId: string, seq: number, final: boolean) =>
   Buffer.from(`${FORMAT}:chunk:${blobId}:${seq}:${final ? 'final' : 'more'}`);
 
 export function encryptChunk(keys: BlobKeys, blobId: string, seq: number, final: boolean, plain: Buffer): Buffer {
+  return Buffer.concat(encryptChunkPieces(keys, blobId, seq, final, plain));
+}
+
+/** The stored form of a chunk (ciphertext, then the tag) in pieces, for a writer that takes them as they are. */
+export function encryptChunkPieces(
+  keys: BlobKeys,
+  blobId: string,
+  seq: number,
+  final: boolean,
+  plain: Buffer,
+): Buffer[] {
   const cipher = createCipheriv('aes-256-gcm', keys.chunkKey, chunkIv(seq));
   cipher.setAAD(chunkAad(blobId, seq, final));
-  return Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+  const encrypted = cipher.update(plain);
+  const rest = cipher.final(); // empty for GCM
+  return rest.length === 0 ? [encrypted, cipher.getAuthTag()] : [encrypted, rest, cipher.getAuthTag()];
 }
 
 /** The plaintext of one stored chunk, authenticated as a whole before any of it is returned. */

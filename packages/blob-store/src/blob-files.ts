@@ -51,7 +51,8 @@ export async function blobDirectorySpace(directory: string): Promise<{ available
 
 /** A blob's file being written in tmp/: records appended, then flushed (durable), then published (in place). */
 export interface BlobFileWriter {
-  append(seq: number, final: boolean, data: Buffer): Promise<void>;
+  /** One chunk's stored form, given in pieces (written together, as one record). */
+  append(seq: number, final: boolean, pieces: readonly Buffer[]): Promise<void>;
   /** fsync of the content: call before the row is committed. */
   flush(): Promise<void>;
   /** Renames into place and fsyncs the folder: call after the row is committed. */
@@ -74,14 +75,15 @@ export async function createBlobFileWriter(directory: string, id: string): Promi
     await handle.close();
   };
   return {
-    async append(seq, final, data) {
+    async append(seq, final, pieces) {
+      const length = pieces.reduce((sum, piece) => sum + piece.byteLength, 0);
       const header = Buffer.allocUnsafe(HEADER_BYTES);
-      header.writeUInt32BE(data.byteLength, 0);
+      header.writeUInt32BE(length, 0);
       header[4] = final ? FINAL : 0;
       const { bytesWritten } = await fileOperation(`cannot write chunk ${seq} of blob ${id}`, () =>
-        handle.writev([header, data]),
+        handle.writev([header, ...pieces]),
       );
-      if (bytesWritten !== HEADER_BYTES + data.byteLength) {
+      if (bytesWritten !== HEADER_BYTES + length) {
         throw new BlobStorageError(`chunk ${seq} of blob ${id} was written short (${bytesWritten} bytes)`);
       }
     },

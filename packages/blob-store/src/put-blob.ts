@@ -2,7 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { type Pool, preparedStatement } from '@smgw/db';
 import type { BlobRef } from '@smgw/envelope';
-import { type BlobKeys, contentDigest, encryptChunk, type NewBlobKeys, newBlobKeys } from './blob-cipher.ts';
+import {
+  type BlobKeys,
+  contentDigest,
+  encryptChunk,
+  encryptChunkPieces,
+  type NewBlobKeys,
+  newBlobKeys,
+} from './blob-cipher.ts';
 import { createBlobFileWriter } from './blob-files.ts';
 import { toBlobRef } from './committed-blob.ts';
 import { BlobKeyError, BlobSourceError, BlobStorageError, BlobTooLargeError } from './errors.ts';
@@ -79,8 +86,8 @@ export async function putBlob(
         keys.wrappedKey,
       ]),
     );
-    const { digest, size } = await sealChunks(keys, id, first.value, chunks, (seq, final, data) =>
-      storeChunk(pool, id, seq, final, data),
+    const { digest, size } = await sealChunks(keys, id, first.value, chunks, (seq, final, pieces) =>
+      storeChunk(pool, id, seq, final, Buffer.concat(pieces)),
     );
     return await commitBlob(pool, id, digest, size);
   } catch (err) {
@@ -160,9 +167,13 @@ async function* chunksOf(
 
 const FIRST_BUFFER_BYTES = 16 * 1024;
 
-/** A buffer of `wanted` bytes (at most `limit`) that starts with the first `filled` bytes of `buffer`. */
+/**
+ * A buffer of `wanted` bytes (at most `limit`) that starts with the first `filled` bytes of `buffer`. Not zeroed: no
+ * byte of it leaves chunksOf unwritten (a full chunk is yielded only when every byte is filled, the last one cut to
+ * what was filled).
+ */
 function grown(buffer: Buffer, filled: number, wanted: number, limit: number): Buffer {
-  const bigger = Buffer.alloc(Math.min(wanted, limit));
+  const bigger = Buffer.allocUnsafe(Math.min(wanted, limit));
   buffer.copy(bigger, 0, 0, filled);
   return bigger;
 }
@@ -176,7 +187,7 @@ async function sealChunks(
   id: string,
   first: PlainChunk,
   rest: AsyncGenerator<PlainChunk, void, undefined>,
-  write: (seq: number, final: boolean, data: Buffer) => Promise<unknown>,
+  write: (seq: number, final: boolean, pieces: Buffer[]) => Promise<unknown>,
 ): Promise<{ digest: string; size: number }> {
   const digest = contentDigest(keys);
   let seq = 0;
@@ -184,7 +195,7 @@ async function sealChunks(
   const seal = async ({ plain, final }: PlainChunk) => {
     digest.update(plain);
     size += plain.byteLength;
-    await write(seq, final, encryptChunk(keys, id, seq, final, plain));
+    await write(seq, final, encryptChunkPieces(keys, id, seq, final, plain));
     seq++;
   };
   await seal(first);
@@ -330,8 +341,8 @@ async function stageInFile(
   const { id, messageId, kekId, keys } = blob;
   const file = await createBlobFileWriter(directory, id);
   try {
-    const { digest, size } = await sealChunks(keys, id, first, rest, (seq, final, data) =>
-      file.append(seq, final, data),
+    const { digest, size } = await sealChunks(keys, id, first, rest, (seq, final, pieces) =>
+      file.append(seq, final, pieces),
     );
     await file.flush();
     const ref = toBlobRef({ id, digest, size });
