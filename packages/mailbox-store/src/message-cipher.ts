@@ -12,8 +12,9 @@ export function encryptMessage(dataKey: Uint8Array, mailboxId: string, rowId: st
   const iv = randomBytes(IV_BYTES);
   const cipher = createCipheriv('aes-256-gcm', dataKey, iv);
   cipher.setAAD(contentAad(mailboxId, rowId));
-  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  return Buffer.concat([iv, cipher.getAuthTag(), ciphertext]);
+  const ciphertext = cipher.update(plaintext);
+  const rest = cipher.final(); // empty for GCM; the tag is known after it
+  return Buffer.concat([iv, cipher.getAuthTag(), ciphertext, rest]); // one copy of the message, not two
 }
 
 /** Throws MailboxStoreError MAILBOX_CONTENT_TAMPERED when the bytes do not authenticate. */
@@ -25,7 +26,9 @@ export function decryptMessage(dataKey: Uint8Array, mailboxId: string, rowId: st
     });
     decipher.setAAD(contentAad(mailboxId, rowId));
     decipher.setAuthTag(bytes.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
-    return Buffer.concat([decipher.update(bytes.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]);
+    const plain = decipher.update(bytes.subarray(IV_BYTES + TAG_BYTES));
+    const rest = decipher.final(); // empty for GCM; checks the tag
+    return rest.length === 0 ? plain : Buffer.concat([plain, rest]);
   } catch (cause) {
     throw new MailboxStoreError('MAILBOX_CONTENT_TAMPERED', 'a mailbox message does not authenticate', { cause });
   }
