@@ -78,10 +78,11 @@ export function createRecipientVerification(
   // Concurrent RCPTs for one address (a mailing burst) share one probe.
   const probing = new Map<string, Promise<ProbeAnswer>>();
   const probeOnce = (address: string) => {
-    let running = probing.get(address);
+    const same = cacheAddress(address);
+    let running = probing.get(same);
     if (!running) {
-      running = probe(address).finally(() => probing.delete(address));
-      probing.set(address, running);
+      running = probe(address).finally(() => probing.delete(same));
+      probing.set(same, running);
     }
     return running;
   };
@@ -125,10 +126,13 @@ export function createRecipientVerification(
   };
 }
 
-/** The domain is case-insensitive, the local part is the relay's business: kept as given. */
+/**
+ * One key for every spelling of an address: the local part lower-cased too. Strictly the local part is the relay's
+ * business, but keyed as written, one known address in 2^n spellings of its case made the gateway open a session to
+ * the relay for each RCPT, none of them counted as unknown. Mail servers (Postfix, Exchange) fold the case anyway.
+ */
 function cacheAddress(address: string): string {
-  const at = address.lastIndexOf('@');
-  return `${address.slice(0, at)}@${address.slice(at + 1).toLowerCase()}`;
+  return address.toLowerCase();
 }
 
 /** Asks the relays in order; the first that can be reached answers. */

@@ -4,7 +4,7 @@
 // granted (@smgw/submission-accounts); a trusted network without AUTH any address of the agency domains. The inbound
 // listener takes any sender (including the null sender) except an agency's own: only agencies speak for agencies,
 // and they do so through submission.
-import { inAddressesOrDomains, inDomains } from '@smgw/config';
+import { inAddressesOrDomains, inDomains, normalizeDomain } from '@smgw/config';
 import { accountMayUse, type SubmissionAccount } from '@smgw/submission-accounts';
 import { routeOf } from './recipient-policy.ts';
 import type { ReplyCode } from './smtp-replies.ts';
@@ -57,9 +57,20 @@ export function decideInboundSender(address: string, internalDomains: string[], 
 /**
  * The MX port's rule for the From and Sender fields, as for the envelope sender: the internet may not write an
  * agency address there (an agency employee would read the message as her colleague's), except the listed ones. Judged
- * by the domain alone: a local part no router would take (`chefin%x@`) still reads as the agency's.
+ * by the domain alone: a local part no router would take (`chefin%x@`) still reads as the agency's. Fails closed: a
+ * domain that is no name (`behoerde.example..`, `[behoerde.example]`) is judged as a reader sees it (without brackets
+ * and trailing dots), and one that cannot be read as a name even then is refused, since we cannot tell whose it is.
  */
 export function mayAppearAsInboundAuthor(address: string, internalDomains: string[], exceptions: string[]): boolean {
-  if (!inDomains(address, internalDomains)) return true;
-  return inAddressesOrDomains(address, exceptions);
+  const at = address.lastIndexOf('@');
+  const domain = at >= 0 ? address.slice(at + 1) : address;
+  const shown = domain
+    .trim()
+    .replace(/^\[(.*)\]$/, '$1')
+    .trim()
+    .replace(/\.+$/, '');
+  const readable = normalizeDomain(domain) !== '';
+  if (!readable && normalizeDomain(shown) === '') return false;
+  if (!inDomains(domain, internalDomains) && !inDomains(shown, internalDomains)) return true;
+  return readable && inAddressesOrDomains(address, exceptions);
 }

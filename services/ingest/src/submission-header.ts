@@ -72,7 +72,7 @@ export function decideAuthor(block: string, mayUse: (address: string) => boolean
   let author: string | undefined;
   for (const field of rawFields(block)) {
     if (!field.key || !AUTHOR_FIELDS.has(field.key)) continue;
-    const value = unfolded(field);
+    const value = asShown(unfolded(field));
     const addresses = listedAddresses(value);
     // A From or Sender without any address shows the reader only a name: nothing we could check.
     if (addresses.length === 0) return { accept: false, field: field.key, address: '' };
@@ -82,6 +82,22 @@ export function decideAuthor(block: string, mayUse: (address: string) => boolean
     if (field.key === 'from' && author === undefined) author = normalAddress(addresses[0] as string);
   }
   return { accept: true, author };
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A field value (Latin-1 text, one character per byte) as mail clients show it: 8-bit bytes that are valid UTF-8 as
+ * UTF-8 (RFC 6532 headers; 8BITMIME is offered), anything else byte for byte. Read as Latin-1, `chefin@bücher.example`
+ * in UTF-8 would name no agency domain and pass the MX port's rule.
+ */
+function asShown(value: string): string {
+  if (!/[\x80-\xff]/.test(value)) return value;
+  try {
+    return UTF8.decode(Buffer.from(value, 'latin1'));
+  } catch {
+    return value;
+  }
 }
 
 /** The header block without Bcc fields, byte for byte otherwise; and how many were removed. */
@@ -101,9 +117,16 @@ function withoutRawFields(block: string, remove: (field: RawField) => boolean): 
   return { block: fields.flatMap((f) => (gone.has(f) ? [] : [f.raw])).join(''), removed };
 }
 
-/** local@domain with the local part lower-cased and the domain an A-label (how keys are looked up). */
+/**
+ * local@domain with the local part lower-cased and the domain an A-label (how keys are looked up); as written, lower-
+ * cased, when it is no such address (the port's rule has let it pass: it names no key of ours).
+ */
 function normalAddress(address: string): string {
-  return domainOrAddressList(address)[0] ?? address;
+  try {
+    return domainOrAddressList(address)[0] ?? address.toLowerCase();
+  } catch {
+    return address.toLowerCase();
+  }
 }
 
 export interface CheckedHeader {

@@ -205,6 +205,15 @@ describe('From and Sender addresses on the MX port', () => {
     ['chefin x@behoerde.example', false],
     ['chefin@BEHOERDE.example.', false],
     ['x@lra.sachsen.example', false],
+    // Domains that are no names, as a reader sees them: an agency's is refused, and so is one we cannot read at all.
+    ['chefin@behoerde.example..', false],
+    ['chefin@[behoerde.example]', false],
+    ['newsletter@behoerde.example..', false],
+    ['chefin@exa mple..org', false],
+    ['chefin@', false],
+    ['a@[192.0.2.1]', true],
+    ['a@[IPv6:2001:db8::1]', true],
+    ['a@gmail.example.', true],
   ];
   for (const [address, allowed] of table) {
     it(`${allowed ? 'lets' : 'does not let'} the internet write ${address}`, () => {

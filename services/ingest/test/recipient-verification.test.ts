@@ -68,6 +68,17 @@ describe('recipient verification against the agencies relay', () => {
     assert.equal(probes.filter((p) => p.rcpt === 'unbekannt-c@behoerde.example').length, 1);
   });
 
+  it('asks the relay once for an address however its case is spelled (no probe per spelling)', async () => {
+    // 2^n spellings of one known address were a session to the relay each, and never counted as unknown.
+    const client = await mxSession(ingest.inboundPort);
+    for (let i = 0; i < 16; i++) {
+      const local = [...'amt-d'].map((ch, j) => ((i >> j) & 1 ? ch.toUpperCase() : ch)).join('');
+      assert.equal(await rcpt(client, `${local}@Behoerde.example`), '250 2.1.5 Accepted');
+    }
+    await client.quit();
+    assert.equal(probes.filter((p) => p.rcpt.toLowerCase() === 'amt-d@behoerde.example').length, 1);
+  });
+
   it('answers 450 4.1.1 when the relay answers a temporary failure, and asks again next time', async () => {
     const client = await mxSession(ingest.inboundPort);
     assert.equal(await rcpt(client, 'spaeter-d@behoerde.example'), UNVERIFIED_REPLY);

@@ -2,6 +2,8 @@
 // taken from From, Bcc removed; streamed, whatever the chunking.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { domainOrAddressList } from '@smgw/config';
+import { mayAppearAsInboundAuthor } from '../src/sender-policy.ts';
 import {
   type CheckedHeader,
   decideAuthor,
@@ -72,6 +74,44 @@ describe('deciding on the From and Sender addresses of a submitted message', () 
 
   it('accepts a message without From (its author is then the envelope sender)', () => {
     assert.deepEqual(decideAuthor(header('Subject: x'), mayUse), { accept: true, author: undefined });
+  });
+});
+
+describe('From written in UTF-8 (RFC 6532), and addresses that are no addresses', () => {
+  // The header block as checkedBlock gives it: one character per byte.
+  const bytesOf = (text: string) => Buffer.from(text, 'utf8').toString('latin1');
+  const idnAgency = ['behoerde.example', 'xn--bcher-kva.example'];
+  const mx = (address: string) => mayAppearAsInboundAuthor(address, idnAgency, []);
+
+  it('refuses an agency address of an IDN domain in UTF-8 on the MX port, as in its A-label', () => {
+    for (const from of ['Chefin <chefin@bücher.example>', 'chefin@BÜCHER.example', 'chefin@xn--bcher-kva.example']) {
+      assert.equal(decideAuthor(bytesOf(header(`From: ${from}`)), mx).accept, false, from);
+    }
+    assert.equal(decideAuthor(bytesOf(header('From: "chefin@bücher.example" <a@extern.example>')), mx).accept, false);
+    assert.equal(decideAuthor(bytesOf(header('From: Jörg <joerg@bücherei.example>')), mx).accept, true);
+  });
+
+  it('takes an agency user’s own IDN address in UTF-8 on submission, with the A-label as author', () => {
+    const owned = (address: string) => domainOrAddressList(address)[0] === 'anna@xn--bcher-kva.example';
+    assert.deepEqual(decideAuthor(bytesOf(header('From: Anna <Anna@bücher.example>')), owned), {
+      accept: true,
+      author: 'anna@xn--bcher-kva.example',
+    });
+  });
+
+  it('reads 8-bit bytes that are not UTF-8 as they are (Latin-1)', () => {
+    const block = Buffer.from('From: J\xf6rg <anna@behoerde.example>\r\n', 'latin1').toString('latin1');
+    assert.deepEqual(decideAuthor(block, mayUse), { accept: true, author: 'anna@behoerde.example' });
+  });
+
+  it('names an author that is no address as written (lower-cased) instead of failing', () => {
+    assert.deepEqual(
+      decideAuthor(header('From: Chefin@Behoerde.example..'), () => true),
+      {
+        accept: true,
+        author: 'chefin@behoerde.example..',
+      },
+    );
   });
 });
 
