@@ -4,8 +4,9 @@
 //   message is refused (550 5.7.1) before the 250. That counts what the parser reads as the address and everything a
 //   reader would take for one: a display name, comment or encoded-word showing `x@y` (addressLikeTokens). The first
 //   From address is the message's author: encrypt signs with that address's key, never with the envelope sender's.
-// - Bcc fields are removed: Bcc recipients are in the envelope, and the field never leaves the gateway, neither to
-//   the outside nor to the agency relay (RFC 5322 §3.6.3, the first way: the field is removed for everyone).
+// - Bcc and Resent-Bcc fields are removed: their recipients are in the envelope, and the fields never leave the
+//   gateway, neither to the outside nor to the agency relay (RFC 5322 §3.6.3, the first way: removed for everyone;
+//   a client's "redirect" writes Resent-Bcc, §3.6.6), nor into a portal mailbox.
 // - Fields only the gateway writes are removed (forged-header-fields.ts: X-SMGW-*, Authentication-Results in our
 //   name), whatever their length: the whole block is held here anyway, so this is the one reader of it in ingest.
 // Both listeners run it (the MX port with its own rule for From and Sender).
@@ -17,7 +18,7 @@ import { isGatewayField } from './forged-header-fields.ts';
 
 /** The fields whose addresses say who wrote or sent the message (RFC 5322 §3.6.2). */
 const AUTHOR_FIELDS = new Set(['from', 'sender']);
-const REMOVED_FIELDS = new Set(['bcc']);
+const REMOVED_FIELDS = new Set(['bcc', 'resent-bcc']);
 
 /**
  * Most lines a header block may have (folded lines count). mailauth's DKIM verifier reads header lines in time
@@ -100,7 +101,7 @@ function asShown(value: string): string {
   }
 }
 
-/** The header block without Bcc fields, byte for byte otherwise; and how many were removed. */
+/** The header block without Bcc and Resent-Bcc fields, byte for byte otherwise; and how many were removed. */
 export function withoutBcc(block: string): { block: string; removed: number } {
   const cleaned = withoutRawFields(block, isBcc);
   return { block: cleaned.block, removed: cleaned.removed.length };

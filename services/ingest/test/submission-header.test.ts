@@ -127,8 +127,13 @@ describe('removing Bcc', () => {
     assert.deepEqual(withoutBcc(block), { block: header('From: a@b.example', 'To: t@y.example'), removed: 2 });
   });
 
+  it('removes Resent-Bcc as well (a client’s redirect writes it)', () => {
+    const block = header('Resent-From: a@b.example', 'Resent-Bcc: versteckt@y.example', 'resent-bcc :', ' v@y.example');
+    assert.deepEqual(withoutBcc(block), { block: header('Resent-From: a@b.example'), removed: 2 });
+  });
+
   it('leaves a block without Bcc as it is', () => {
-    const block = header('From: a@b.example', 'X-Bcc-Note: kept');
+    const block = header('From: a@b.example', 'X-Bcc-Note: kept', 'Resent-To: kept@y.example');
     assert.deepEqual(withoutBcc(block), { block, removed: 0 });
   });
 });
