@@ -3,7 +3,9 @@
 //   left behind),
 // - SMTP commands per client address per minute (fixed one-minute windows; each replica takes numbers from the
 //   window's counter a few at a time, see CommandLeases),
-// - failed AUTH attempts per client address (a counter that expires AUTH_FAILURE_WINDOW_SECONDS after the first).
+// - AUTH attempts per client address (a counter that expires AUTH_FAILURE_WINDOW_SECONDS after the first): an attempt
+//   takes its number before the password is checked and gives it back only when the login succeeds, so parallel
+//   guesses count as they are made, not after their (slow) argon2 checks, and a success does not erase them.
 // Redis errors are thrown as RedisUnavailableError: the caller answers with a temporary refusal, never lets the
 // client through unchecked.
 
@@ -23,7 +25,7 @@ export interface RateLimitOptions {
   prefix: string;
   maxConnectionsPerClient: number;
   commandsPerMinute: number;
-  /** Failed logins per client address before AUTH is refused for the rest of the window. */
+  /** Failed (or running) logins per client address before AUTH is refused for the rest of the window. */
   maxAuthFailures?: number;
   authFailureWindowSeconds?: number;
   /** IPv6 clients are counted per network of this prefix length (default 64). */
@@ -51,9 +53,20 @@ local n = redis.call('DECR', KEYS[1])
 if n <= 0 then redis.call('DEL', KEYS[1]) end
 return n`;
 
-const COUNT_IN_WINDOW = `
+// An AUTH attempt's number in the window, or 0 (and nothing counted) when the window's numbers are used up.
+const TAKE_AUTH_ATTEMPT = `
 local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+if n > tonumber(ARGV[1]) then
+  redis.call('DECR', KEYS[1])
+  return 0
+end
+return n`;
+
+// A successful login's number back, unless its window has ended meanwhile (never below 0, never a key without TTL).
+const RETURN_AUTH_ATTEMPT = `
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then redis.call('DECR', KEYS[1]) end
 return n`;
 
 // Takes ARGV[1] numbers of the window's counter at once; returns the counter after them.
@@ -89,9 +102,13 @@ export interface RateLimits {
   closeConnection(ip: string): Promise<void>;
   /** Counts one command; false when the client went over its commands per minute. */
   countCommand(ip: string, now?: number): Promise<boolean>;
-  /** True when the client failed AUTH too often lately: refuse without checking the password. */
-  authBlocked(ip: string): Promise<boolean>;
-  recordAuthFailure(ip: string): Promise<void>;
+  /**
+   * Counts an AUTH attempt before its password is checked; false (nothing counted) when the client has failed or is
+   * trying too often in the window: refuse without checking the password.
+   */
+  takeAuthAttempt(ip: string): Promise<boolean>;
+  /** Gives back the attempt of a login that succeeded: failures, also those made in parallel, stay counted. */
+  returnAuthAttempt(ip: string): Promise<void>;
 }
 
 /**
@@ -147,7 +164,8 @@ export function createRateLimits(redis: Redis, options: RateLimitOptions): RateL
     `${options.prefix}ingest:${[kind, clientKey(ip, ipv6Prefix), ...more].join(':')}`;
   const openConnection = redisScript(redis, 'smgwIngestOpenConnection', OPEN_CONNECTION);
   const closeConnection = redisScript(redis, 'smgwIngestCloseConnection', CLOSE_CONNECTION);
-  const countInWindow = redisScript(redis, 'smgwIngestCountInWindow', COUNT_IN_WINDOW);
+  const takeAuthAttempt = redisScript(redis, 'smgwIngestTakeAuthAttempt', TAKE_AUTH_ATTEMPT);
+  const returnAuthAttempt = redisScript(redis, 'smgwIngestReturnAuthAttempt', RETURN_AUTH_ATTEMPT);
   const leaseInWindow = redisScript(redis, 'smgwIngestLeaseInWindow', LEASE_IN_WINDOW);
   const commands = new CommandLeases(options.commandsPerMinute, (windowKey, size) =>
     leaseInWindow(windowKey, size, 120).then(Number),
@@ -167,14 +185,11 @@ export function createRateLimits(redis: Redis, options: RateLimitOptions): RateL
       const minute = Math.floor(now / 60_000);
       return commands.take(key('cmd', ip, String(minute)), minute);
     },
-    authBlocked: (ip) =>
+    takeAuthAttempt: (ip) =>
+      askRedis(async () => Number(await takeAuthAttempt(key('authfail', ip), maxAuthFailures, authWindow)) > 0),
+    returnAuthAttempt: (ip) =>
       askRedis(async () => {
-        const failures = Number((await redis.get(key('authfail', ip))) ?? 0);
-        return failures >= maxAuthFailures;
-      }),
-    recordAuthFailure: (ip) =>
-      askRedis(async () => {
-        await countInWindow(key('authfail', ip), authWindow);
+        await returnAuthAttempt(key('authfail', ip));
       }),
   };
 }

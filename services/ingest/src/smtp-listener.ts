@@ -237,27 +237,32 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
     if ((auth.method !== 'PLAIN' && auth.method !== 'LOGIN') || typeof auth.password !== 'string') {
       throw refuse(session, 'AUTH_FAILED', { user: username, method: auth.method });
     }
-    let blocked: boolean;
+    // The attempt is counted before the password is checked (rate-limits.ts): parallel guesses cannot all pass.
+    let allowed: boolean;
     try {
-      blocked = await rateLimits.authBlocked(ip);
+      allowed = await rateLimits.takeAuthAttempt(ip);
     } catch (err) {
       throw refuse(session, 'REDIS_UNAVAILABLE', {}, err);
     }
-    if (blocked) throw refuse(session, 'AUTH_RATE_LIMITED', { user: username });
+    if (!allowed) throw refuse(session, 'AUTH_RATE_LIMITED', { user: username });
     let account: SubmissionAccount | undefined;
     try {
       account = await verifySubmissionLogin(deps.pool, { username, password: auth.password });
     } catch (err) {
+      // Not the client's failure: its attempt goes back.
+      await giveBackAttempt(session);
       throw refuse(session, 'AUTH_UNAVAILABLE', {}, err);
     }
-    if (!account) {
-      await rateLimits.recordAuthFailure(ip).catch((err: unknown) => {
-        sessionLog(session).warn({ code: 'REDIS_UNAVAILABLE', err }, 'cannot count a failed login');
-      });
-      throw refuse(session, 'AUTH_FAILED', { user: username });
-    }
+    if (!account) throw refuse(session, 'AUTH_FAILED', { user: username });
+    await giveBackAttempt(session);
     sessionLog(session).info({ user: account.username }, 'authenticated');
     return account;
+  }
+
+  async function giveBackAttempt(session: SMTPServerSession) {
+    await rateLimits.returnAuthAttempt(session.remoteAddress).catch((err: unknown) => {
+      sessionLog(session).warn({ code: 'REDIS_UNAVAILABLE', err }, 'cannot give back a login attempt');
+    });
   }
 
   async function receive(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {

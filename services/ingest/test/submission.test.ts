@@ -366,3 +366,58 @@ describe('the submission listener', () => {
     assert.match(stored.rows[0].password_hash, /^\$argon2id\$v=19\$/);
   });
 });
+
+describe('AUTH guesses sent in parallel', () => {
+  let world: TestWorld;
+  let ingest: RunningIngest;
+
+  before(async () => {
+    world = await createTestWorld();
+    ({ ingest } = await world.start({ SMGW_SUBMISSION_NETWORKS: '10.0.0.0/8' }));
+    await createSubmissionAccount(world.db.pool, {
+      username: 'kanzlei@behoerde.example',
+      password: 'a long enough secret',
+      senderDomains: ['behoerde.example'],
+    });
+  });
+  after(() => world.close());
+
+  it('checks at most five passwords of one client however many arrive at once, and a success erases none', async () => {
+    // Each guess on a connection of its own, all AUTH commands sent together: every one passed the old check before
+    // the first (slow, argon2) verification had counted.
+    const clients = await Promise.all(
+      Array.from({ length: 12 }, async () => {
+        const { client } = await SmtpTestClient.open(ingest.submissionPort);
+        assert.equal((await client.command('EHLO agency.example')).code, 250);
+        assert.equal((await client.startTls()).code, 220);
+        assert.equal((await client.command('EHLO agency.example')).code, 250);
+        return client;
+      }),
+    );
+    const replies = await Promise.all(
+      clients.map((client, i) =>
+        client.command(
+          `AUTH PLAIN ${plain('kanzlei@behoerde.example', i === 11 ? 'a long enough secret' : `guess ${i}`)}`,
+        ),
+      ),
+    );
+    await Promise.all(clients.map((client) => client.quit()));
+    const checked = replies.filter((r) => r.code === 535 || r.code === 235).length;
+    assert.ok(checked <= 5, `${checked} passwords checked: ${replies.map((r) => r.code).join(' ')}`);
+    assert.ok(
+      replies.every((r) => [235, 535, 454].includes(r.code)),
+      replies.map((r) => r.text).join('\n'),
+    );
+    // Whatever the order: once five guesses failed, the right password is refused too.
+    const { client } = await SmtpTestClient.open(ingest.submissionPort);
+    await client.command('EHLO agency.example');
+    await client.startTls();
+    await client.command('EHLO agency.example');
+    for (let i = replies.filter((r) => r.code === 535).length; i < 5; i++) {
+      assert.equal((await client.command(`AUTH PLAIN ${plain('kanzlei@behoerde.example', `more ${i}`)}`)).code, 535);
+    }
+    const last = await client.command(`AUTH PLAIN ${plain('kanzlei@behoerde.example', 'a long enough secret')}`);
+    assert.equal(last.code, 454, last.text);
+    await client.quit();
+  });
+});
