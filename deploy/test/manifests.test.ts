@@ -455,6 +455,39 @@ for (const overlay of ['dev', 'production']) {
       );
     });
 
+    it('has the portal name its clients from X-Forwarded-For exactly where only the ingress controller reaches it', () => {
+      // Behind the ingress the peer of every request is an ingress pod: without trusting it, each per-client limit
+      // of the portal (wrong passwords, PINs, requests) would be one limit for every citizen at once.
+      const portalPort = objects
+        .filter((o) => o.kind === 'NetworkPolicy')
+        .filter((p) => p.spec.podSelector.matchLabels?.['app.kubernetes.io/name'] === 'smgw-mailbox')
+        .flatMap((p) => (p.spec.ingress ?? []) as Manifest[])
+        .filter((rule) => (rule.ports ?? []).some((x: Manifest) => x.port === 8080));
+      const behindIngress =
+        find(objects, 'Service', 'smgw-mailbox').spec.type === 'ClusterIP' &&
+        portalPort.length > 0 &&
+        portalPort.every((rule) =>
+          (rule.from ?? []).every(
+            (peer: Manifest) =>
+              !peer.ipBlock && peer.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'ingress-nginx',
+          ),
+        ) &&
+        portalPort.every((rule) => (rule.from ?? []).length > 0);
+      const configMap = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('smgw-settings-'));
+      const [main] = find(objects, 'Deployment', 'smgw-mailbox').spec.template.spec.containers as Manifest[];
+      const env: Record<string, string> = { ...configMap?.data };
+      for (const e of main?.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+      const { portalTrustProxy } = loadConfig({ portalTrustProxy: settings.portalTrustProxy }, env);
+      if (!behindIngress) {
+        assert.equal(portalTrustProxy, false, 'a portal reached directly trusts no X-Forwarded-For');
+        return;
+      }
+      assert.ok(portalTrustProxy, 'SMGW_PORTAL_TRUST_PROXY names the ingress pods’ network');
+      for (const network of portalTrustProxy) {
+        assert.ok(Number(network.split('/')[1]) > 0, `${network} would let anyone name the client`);
+      }
+    });
+
     it('exposes the admin API inside the cluster only', () => {
       assert.equal(find(objects, 'Service', 'smgw-admin').spec.type, 'ClusterIP');
     });

@@ -55,10 +55,33 @@ export function sealMailboxMessage(message: NewMailboxMessage): SealedMailboxMes
 }
 
 /**
- * Stores the message and adds its size to the mailbox's usage; returns the row id, or undefined when this mailbox
- * holds the message for this recipient already (a redelivery: nothing is stored or counted twice).
+ * Adds `bytes` to the usage of an active mailbox only if they still fit under `quotaBytes`; false (nothing added) when
+ * they do not or the mailbox is not active. As in commitArrival, the conditional update is the check itself:
+ * concurrent callers each see the usage the one before left, so the quota is never exceeded. For bytes stored later
+ * (a portal message's Sent copy, kept only after its publish): insertMailboxMessage with `usageReserved` then.
  */
-export async function insertMailboxMessage(db: PoolClient, message: NewMailboxMessage): Promise<string | undefined> {
+export async function reserveMailboxUsage(
+  db: PoolClient,
+  reservation: { mailboxId: string; bytes: number; quotaBytes: number },
+): Promise<boolean> {
+  const reserved = await db.query(
+    `update mailboxes set usage_bytes = usage_bytes + $2
+      where id = $1 and state = 'active' and usage_bytes + $2 <= $3`,
+    [reservation.mailboxId, reservation.bytes, reservation.quotaBytes],
+  );
+  return (reserved.rowCount ?? 0) > 0;
+}
+
+/**
+ * Stores the message and adds its size to the mailbox's usage (not when `usageReserved`: reserveMailboxUsage added it
+ * already); returns the row id, or undefined when this mailbox holds the message for this recipient already (a
+ * redelivery: nothing is stored or counted twice).
+ */
+export async function insertMailboxMessage(
+  db: PoolClient,
+  message: NewMailboxMessage,
+  options: { usageReserved?: boolean } = {},
+): Promise<string | undefined> {
   const sealed = sealMailboxMessage(message);
   const inserted = await db.query(
     `insert into mailbox_messages (id, mailbox_id, folder, message_id, recipient, size, received_at, content, summary)
@@ -77,6 +100,7 @@ export async function insertMailboxMessage(db: PoolClient, message: NewMailboxMe
     ],
   );
   if ((inserted.rowCount ?? 0) === 0) return undefined;
+  if (options.usageReserved) return sealed.id;
   await db.query('update mailboxes set usage_bytes = usage_bytes + $2 where id = $1', [
     message.mailboxId,
     message.raw.length,

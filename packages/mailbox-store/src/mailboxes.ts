@@ -29,12 +29,18 @@ export interface Mailbox {
   dataKeySealed: Buffer;
 }
 
-/** `local@domain` with the local part lower-cased and the domain an A-label: one mailbox per address. */
+/**
+ * `local@domain` with the local part lower-cased and the domain an A-label: one mailbox per address. A control
+ * character (CR, LF, NUL…) is in no address, not even a quoted one, and would split a header field: refused. The
+ * portal's own forms accept only plain addresses (plainAddress); arrivals may bring any other valid local part.
+ */
 export function normalizeMailboxAddress(address: string): string {
   const at = address.lastIndexOf('@');
   const local = address.slice(0, at).trim().toLowerCase();
   const domain = at > 0 ? normalizeDomain(address.slice(at + 1)) : '';
-  if (!local || !domain) throw new MailboxStoreError('MAILBOX_BAD_ADDRESS', `"${address}" is not a mailbox address`);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+  if (!local || !domain || /[\x00-\x1f\x7f]/.test(local))
+    throw new MailboxStoreError('MAILBOX_BAD_ADDRESS', `"${address}" is not a mailbox address`);
   return `${local}@${domain}`;
 }
 

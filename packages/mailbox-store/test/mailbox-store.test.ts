@@ -50,12 +50,15 @@ describe('mailbox store', () => {
       receivedAt: new Date(),
     });
 
-  it('normalises addresses and refuses what is not one', () => {
+  it('normalises addresses and refuses what is not one (also one with a line break or another control character)', () => {
     assert.equal(normalizeMailboxAddress(' Max.Muster@BÜRGER.example '), 'max.muster@xn--brger-kva.example');
-    assert.throws(
-      () => normalizeMailboxAddress('kein-at'),
-      (e: unknown) => e instanceof MailboxStoreError,
-    );
+    for (const bad of ['kein-at', 'a\r\nBcc: v@x.example@mail.example', 'a\u0000b@mail.example', '@mail.example']) {
+      assert.throws(
+        () => normalizeMailboxAddress(bad),
+        (e: unknown) => e instanceof MailboxStoreError,
+        JSON.stringify(bad),
+      );
+    }
   });
 
   it('creates one mailbox per address, passive, with its own sealed data key', async () => {

@@ -1,5 +1,6 @@
 // Activating a mailbox from the link of the activation mail: PIN plus a new password, then logged in. Wrong PINs
-// kill the link after SMGW_PIN_MAX_ATTEMPTS (in the database) and block a client after 20 (in Redis); used,
+// kill the link after SMGW_PIN_MAX_ATTEMPTS (in the database) and block a client after 20 (in Redis, also for PINs
+// sent at once); used,
 // revoked, expired and unknown links all show the page that offers a new link.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -159,6 +160,28 @@ describe('portal activation', () => {
       passwordRepeat: NEW_PASSWORD,
     });
     assert.equal(ok.status, 303);
+  });
+
+  it('checks no more than 20 PINs of a client sent at once over several links', async () => {
+    const links = await Promise.all([1, 2, 3, 4, 5].map(() => passiveWithLink(world)));
+    const guesser = world.browser('203.0.113.70');
+    for (const { secrets } of links) await guesser.get(`/aktivieren/${secrets.link}`);
+    const pages = await Promise.all(
+      links.flatMap(({ secrets }) =>
+        [1, 2, 3, 4, 5].map(() =>
+          guesser.post(`/aktivieren/${secrets.link}`, {
+            pin: wrongPin(secrets.pin),
+            password: NEW_PASSWORD,
+            passwordRepeat: NEW_PASSWORD,
+          }),
+        ),
+      ),
+    );
+    // Five refused unchecked; the one that took the 20th slot may say so too.
+    assert.ok(pages.filter((p) => p.status === 429).length >= 5);
+    const tokens = await Promise.all(links.map(({ mailbox }) => listActivationTokens(world.db.pool, mailbox.id)));
+    const checked = tokens.flat().reduce((sum, token) => sum + token.attempts, 0);
+    assert.equal(checked, 20, 'PINs checked against the links');
   });
 
   it('shows the same dead-link page for an expired, an unknown and a malformed link', async () => {

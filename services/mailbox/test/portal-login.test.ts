@@ -4,9 +4,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { deleteMailbox, ensureMailbox, listMailboxAudit, setMailboxLocked } from '@smgw/mailbox-store';
+import type { FastifyInstance, InjectOptions } from 'fastify';
+import type { Redis } from 'ioredis';
+import { createSessionStore, sessionKey } from '../src/portal/session.ts';
 import {
   activeMailbox,
-  type Browser,
+  Browser,
   loggedInBrowser,
   logIn,
   portalWorldPerSuite,
@@ -131,6 +134,27 @@ describe('portal login and sessions', () => {
     assert.ok(audit.some((e) => e.event === 'mailbox.logged-out-everywhere'));
   });
 
+  it('does not bring back a session that "log out everywhere" ended while one of its requests was in flight', async () => {
+    const address = newAddress();
+    const { mailbox, browser } = await loggedInBrowser(world, address, PASSWORD);
+    const cookieId = browser.cookies.get('smgw-session') as string;
+    const options = {
+      prefix: world.settings.redisPrefix,
+      idleMs: world.settings.sessionIdleMs,
+      maxMs: world.settings.sessionMaxMs,
+      now: world.clock.now,
+    };
+    const owner = createSessionStore({ ...options, redis: world.redis });
+    // The request has read its session when the owner logs out everywhere, then refreshes it.
+    const inFlight = createSessionStore({
+      ...options,
+      redis: afterFirstRead(world.redis, () => owner.destroyAllOf(mailbox.id)),
+    });
+    assert.equal(await inFlight.resolve(cookieId), undefined);
+    assert.equal((await browser.get('/postfach/eingang')).location, '/anmelden');
+    assert.equal(await world.redis.exists(`${world.settings.redisPrefix}portal:session:${sessionKey(cookieId)}`), 0);
+  });
+
   it('ends the sessions of a mailbox an operator locks, and refuses its login with a clear message', async () => {
     const address = newAddress();
     const { mailbox, browser } = await loggedInBrowser(world, address, PASSWORD);
@@ -199,6 +223,32 @@ describe('portal login and sessions', () => {
     assert.equal((await logIn(world.browser('198.51.100.100'), unknown, 'x')).status, 429);
   });
 
+  it('checks no more than 10 passwords for an address from a burst of guesses sent at once', async () => {
+    const address = newAddress();
+    await activeMailbox(world, address, PASSWORD);
+    const guesser = world.browser('203.0.113.7');
+    await guesser.get('/anmelden');
+    const pages = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => guesser.post('/anmelden', { address, password: `wrong guess ${i}!` })),
+    );
+    // Nine answered "wrong", the tenth "locked out", the others refused without their password being checked.
+    assert.equal(pages.filter((p) => p.status === 401).length, 9);
+    assert.equal(pages.filter((p) => p.status === 429).length, 31);
+    assert.equal((await logIn(world.browser('203.0.113.8'), address, PASSWORD)).status, 429);
+    const audit = await listMailboxAudit(world.db.pool, address);
+    assert.equal(audit.filter((e) => e.event === 'mailbox.login-locked-out').length, 1);
+    // The client has 10 wrong passwords counted, not 40: 20 more to other addresses are still answered.
+    for (let i = 0; i < 19; i++) assert.equal((await logIn(guesser, newAddress(), 'Sommer2024!')).status, 401);
+  });
+
+  it('keeps the wrong passwords counted for an address when the right one is given between them', async () => {
+    const address = newAddress();
+    await activeMailbox(world, address, PASSWORD);
+    for (let i = 0; i < 9; i++) await logIn(world.browser(`198.51.100.${i + 1}`), address, `wrong password ${i}!`);
+    assert.equal((await logIn(world.browser('198.51.100.50'), address, PASSWORD)).status, 303);
+    assert.equal((await logIn(world.browser('198.51.100.51'), address, 'wrong password 10!')).status, 429);
+  });
+
   it('locks a client out after 30 wrong passwords over any addresses (password spraying)', async () => {
     const address = newAddress();
     await activeMailbox(world, address, PASSWORD);
@@ -239,3 +289,53 @@ describe('portal login and sessions', () => {
     assert.ok(world.logLines.some((l) => l.includes('PORTAL_LOGGED_IN')));
   });
 });
+
+describe('portal login behind a reverse proxy (SMGW_PORTAL_TRUST_PROXY)', () => {
+  const INGRESS = '10.42.0.7';
+  const world = portalWorldPerSuite({ settings: { trustProxy: ['10.42.0.0/16'] } });
+
+  /** A browser whose requests come from `peer`, naming `client` in X-Forwarded-For (as ingress-nginx does). */
+  const via = (peer: string, client: string) => {
+    const app = world.app;
+    const proxied = {
+      inject: (opts: InjectOptions) =>
+        app.inject({ ...opts, headers: { ...(opts.headers ?? {}), 'x-forwarded-for': client } }),
+    } as unknown as FastifyInstance;
+    return new Browser(proxied, peer);
+  };
+
+  it("counts wrong passwords per forwarded client: a stranger's do not lock out others behind the same proxy", async () => {
+    const address = newAddress();
+    await activeMailbox(world, address, PASSWORD);
+    const sprayer = via(INGRESS, '198.51.100.66');
+    for (let i = 0; i < 29; i++) assert.equal((await logIn(sprayer, newAddress(), 'Sommer2024!')).status, 401);
+    assert.equal((await logIn(sprayer, newAddress(), 'Sommer2024!')).status, 429);
+    assert.equal((await logIn(via(INGRESS, '203.0.113.5'), address, PASSWORD)).status, 303);
+  });
+
+  it('ignores X-Forwarded-For from a peer that is not a trusted proxy', async () => {
+    const address = newAddress();
+    await activeMailbox(world, address, PASSWORD);
+    for (let i = 0; i < 30; i++) await logIn(via('192.0.2.77', `198.51.100.${i + 1}`), newAddress(), 'Sommer2024!');
+    assert.equal((await logIn(via('192.0.2.77', '203.0.113.9'), address, PASSWORD)).status, 429);
+  });
+});
+
+/** The real Redis, with `interleave` run (once) after the first GET has answered and before its caller goes on. */
+function afterFirstRead(redis: Redis, interleave: () => Promise<unknown>): Redis {
+  let done = false;
+  return new Proxy(redis, {
+    get(target, name) {
+      if (name === 'get' && !done) {
+        done = true;
+        return async (key: string) => {
+          const value = await target.get(key);
+          await interleave();
+          return value;
+        };
+      }
+      const value = Reflect.get(target, name, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}

@@ -130,11 +130,13 @@ describe('portal re-activation', () => {
     );
   });
 
-  it('refuses what is not an address with a form error, and sends nothing', async () => {
-    const page = await request('kein-at-zeichen');
-    assert.equal(page.status, 400);
-    assert.match(page.body, /gültige E-Mail-Adresse/);
-    assert.match(page.body, /aria-invalid="true"/);
+  it('refuses what is not a plain address with a form error, and sends nothing', async () => {
+    for (const typed of ['kein-at-zeichen', '"a b"@buerger.example', 'a,b@buerger.example', 'a\r\nb@buerger.example']) {
+      const page = await request(typed);
+      assert.equal(page.status, 400, typed);
+      assert.match(page.body, /gültige E-Mail-Adresse/);
+      assert.match(page.body, /aria-invalid="true"/);
+    }
     assert.equal(world.published.length, 0);
   });
 

@@ -63,6 +63,23 @@ describe('portal self-registration', () => {
     assert.match(page.body, /gültige E-Mail-Adresse/);
   });
 
+  for (const address of [
+    '"a b"@hostile.example',
+    'a b@hostile.example',
+    'a,b@hostile.example',
+    '<v@x.example>@hostile.example',
+    'a\r\nBcc: v@x.example@hostile.example',
+  ]) {
+    it(`refuses ${JSON.stringify(address)}: only a plain address gets a mailbox`, async () => {
+      const page = await register(address);
+      assert.equal(page.status, 400);
+      assert.match(page.body, /gültige E-Mail-Adresse/);
+      assert.equal(world.published.length, 0);
+      const made = await world.db.pool.query("select from mailboxes where address like '%@hostile.example'");
+      assert.equal(made.rowCount, 0);
+    });
+  }
+
   it('makes a passive mailbox for a new address: the link at once, the PIN after the delay', async () => {
     const address = newAddress();
     const page = await register(address);

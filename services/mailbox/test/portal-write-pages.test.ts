@@ -235,6 +235,26 @@ describe('/schreiben', () => {
     assert.match(page.body, /Bitte wählen Sie sie erneut aus/);
     assert.equal(portalEnvelopes().length, before);
   });
+
+  it('sends no more than 30 messages an hour from one mailbox, also when the forms come at once', async () => {
+    const { browser } = await loggedIn();
+    const drafts: string[] = [];
+    for (let i = 0; i < 45; i++) drafts.push(draftOf(await browser.get('/schreiben')));
+    const before = portalEnvelopes().length;
+    const pages = await Promise.all(
+      drafts.map((draft) =>
+        postForm(world, browser, '/schreiben', {
+          draft,
+          to: 'post@behoerde.example',
+          subject: 'Antrag',
+          text: 'Hallo',
+        }),
+      ),
+    );
+    assert.equal(pages.filter((p) => p.status === 303).length, 30);
+    assert.equal(pages.filter((p) => p.status === 429).length, 15);
+    assert.equal(portalEnvelopes().length - before, 30);
+  });
 });
 
 describe('/nachricht/:id/antworten', () => {

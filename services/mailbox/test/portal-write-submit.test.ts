@@ -387,6 +387,30 @@ describe('the quota', () => {
     assert.ok(usage <= QUOTA && usage + 20_000 > QUOTA);
     assert.equal((await takeEnvelopes(world.vhost, 'smgw.scan')).length, sent);
   });
+
+  it('lets messages sent at once share the free space: those that do not fit are refused and not sent', async () => {
+    const mailbox = await citizen();
+    const attachment = { filename: 'anlage.pdf', content: Buffer.alloc(15_000, 0x25) };
+    const outcomes = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        submitPortalMessage(world.deps, submission(mailbox, { attachments: [attachment] })),
+      ),
+    );
+    const sent = outcomes.filter((o) => o.kind === 'sent').length;
+    assert.deepEqual(
+      outcomes.filter((o) => o.kind !== 'sent').map(shape),
+      Array.from({ length: 8 - sent }, () => refused('QUOTA_EXCEEDED')),
+    );
+    const usage = (await findMailboxById(world.db.pool, mailbox.id))?.usageBytes ?? 0;
+    const folder = await sentFolder(mailbox);
+    assert.equal(folder.length, sent);
+    assert.equal(
+      usage,
+      folder.reduce((sum, row) => sum + row.size, 0),
+    );
+    assert.ok(usage <= QUOTA && usage + 20_000 > QUOTA, `usage ${usage} of ${QUOTA}`);
+    assert.equal((await takeEnvelopes(world.vhost, 'smgw.scan')).length, sent);
+  });
 });
 
 describe('sending a draft again', () => {
@@ -422,6 +446,8 @@ describe('sending a draft again', () => {
     assert.deepEqual(await sentFolder(mailbox), [], 'not shown as sent');
     const recorded = await recordedMessage(world.db.pool, input.messageId);
     assert.ok(recorded, 'recorded: a stage could have taken it');
+    const usage = async () => (await findMailboxById(world.db.pool, mailbox.id))?.usageBytes;
+    assert.equal(await usage(), recorded.blob.size, 'its Sent copy keeps its place in the quota');
     const trace = await getTrace(world.db.pool, input.messageId);
     assert.deepEqual(
       trace?.events.map((e) => `${e.event} ${e.outcome}`),
@@ -439,6 +465,7 @@ describe('sending a draft again', () => {
     const [copy] = await sentFolder(mailbox);
     const copyText = (await simpleParser((await sentCopy(mailbox, copy?.id ?? '')) ?? Buffer.alloc(0))).text;
     assert.match(copyText ?? '', /die erste Fassung/);
+    assert.equal(await usage(), copy?.size, 'counted once');
   });
 
   it('twice at once: one message, one Sent copy', async () => {
@@ -455,7 +482,9 @@ describe('sending a draft again', () => {
     const envelopes: Envelope[] = await takeEnvelopes(world.vhost, 'smgw.scan');
     assert.ok(envelopes.length >= 1 && envelopes.length <= 2);
     assert.equal(new Set(envelopes.map((e) => `${e.id} ${e.blob.ref}`)).size, 1, 'the same message, if twice');
-    assert.equal((await sentFolder(mailbox)).length, 1);
+    const [copy, ...more] = await sentFolder(mailbox);
+    assert.equal(more.length, 0);
+    assert.equal((await findMailboxById(world.db.pool, mailbox.id))?.usageBytes, copy?.size, 'counted once');
   });
 
   it("is refused with another mailbox's message id", async () => {

@@ -2,6 +2,10 @@
 // in a fixed window that starts with the first event; past `max` the key is blocked until the window ends. Keys are
 // SHA-256 of what they name (an address, a client), so Redis holds no addresses in clear.
 //
+// A guarded action takes its slot first (hit, refused when exceeded) and only then does the work: checking first and
+// counting after the work would let a parallel burst all pass the check. An action that turns out not to count (a
+// right password, a message not sent) gives its own slot back; nothing erases the slots of other requests.
+//
 // The general per-client request limit of every route is @fastify/rate-limit's (app.ts); these are the specific
 // ones: wrong passwords, wrong PINs, mails sent on request. Wrong PINs per link are counted in the database instead
 // (checkTokenPin), so a link dies after SMGW_PIN_MAX_ATTEMPTS wherever the guesses come from.
@@ -45,11 +49,11 @@ export const LIMIT_RULES = {
 export type LimitName = keyof typeof LIMIT_RULES;
 
 export interface LimitState {
-  /** Events counted in the current window (after this one, for hit). */
+  /** Events counted in the current window, this one included. */
   count: number;
-  /** No further event is allowed in this window (count ≥ max): check with peek before doing the work. */
+  /** No further event is allowed in this window (count ≥ max). */
   blocked: boolean;
-  /** This event itself was over the limit (count > max): after hit, refuse it. */
+  /** This event itself was over the limit (count > max): refuse it (and give the slot back). */
   exceeded: boolean;
   /** Milliseconds until the window ends (0 when nothing is counted). */
   retryAfterMs: number;
@@ -57,12 +61,10 @@ export interface LimitState {
 
 export interface Limits {
   rules: Record<LimitName, LimitRule>;
-  /** Counts one event (a wrong password, a mail sent) and tells whether the key is now past its limit. */
+  /** Takes a slot for one event (a password to check, a mail to send) and tells whether it was over the limit. */
   hit(name: LimitName, subject: string): Promise<LimitState>;
-  /** Whether the key is blocked, without counting (check before doing the work). */
-  peek(name: LimitName, subject: string): Promise<LimitState>;
-  /** Forgets the key's count (a right password clears the wrong ones of its mailbox). */
-  reset(name: LimitName, subject: string): Promise<void>;
+  /** Gives back one slot taken by hit (the event did not count, or was refused): the window stays as it is. */
+  giveBack(name: LimitName, subject: string): Promise<void>;
 }
 
 // INCR and set the window on the first event only; returns the count and the time left.
@@ -72,6 +74,12 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
 return {n, ttl}`;
+
+// DECR only a window that still exists (an ended one is not brought back), and never below zero.
+const GIVE_BACK = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('DECR', KEYS[1]) <= 0 then redis.call('DEL', KEYS[1]) end
+return 1`;
 
 export function createLimits(redis: Redis, prefix: string, rules: Record<LimitName, LimitRule> = LIMIT_RULES): Limits {
   const key = (name: LimitName, subject: string) =>
@@ -88,17 +96,8 @@ export function createLimits(redis: Redis, prefix: string, rules: Record<LimitNa
       const [count, ttl] = (await redis.eval(HIT, 1, key(name, subject), rules[name].windowMs)) as [number, number];
       return state(name, Number(count), Number(ttl));
     },
-    async peek(name, subject) {
-      const [count, ttl] = await redis
-        .multi()
-        .get(key(name, subject))
-        .pttl(key(name, subject))
-        .exec()
-        .then((results) => (results ?? []).map(([, value]) => value) as [string | null, number]);
-      return state(name, Number(count ?? 0), Number(ttl));
-    },
-    async reset(name, subject) {
-      await redis.del(key(name, subject));
+    async giveBack(name, subject) {
+      await redis.eval(GIVE_BACK, 1, key(name, subject));
     },
   };
 }

@@ -1,7 +1,9 @@
 // Portal sessions in Redis. The cookie carries a random 32-byte id; Redis holds only its SHA-256, so a copy of Redis
 // (or its keys in a log) does not let anyone in. A session ends after SMGW_PORTAL_SESSION_IDLE without a request and
 // SMGW_PORTAL_SESSION_MAX after login, whichever comes first; both are checked against the injected clock (the
-// Redis TTL only cleans up). A per-mailbox set of session hashes makes "log out everywhere" one call.
+// Redis TTL only cleans up). A per-mailbox set of session hashes makes "log out everywhere" one call. A request's
+// refresh writes the session back only if it still exists (one script), so a request in flight while the session is
+// destroyed (log out everywhere, a new password) cannot bring it back.
 import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 
@@ -45,26 +47,56 @@ export function sessionKey(cookieId: string): string {
 
 const COOKIE_ID = /^[A-Za-z0-9_-]{43}$/;
 
+// SET XX and the SADD only while the session key exists: one script, so no destroy can fall between check and write.
+const REFRESH = `
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'XX') then
+  redis.call('SADD', KEYS[2], ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  return 1
+end
+return 0`;
+
 export function createSessionStore(options: SessionOptions): SessionStore {
   const { redis, idleMs, maxMs } = options;
   const sessionRedisKey = (key: string) => `${options.prefix}portal:session:${key}`;
   const mailboxSetKey = (mailboxId: string) => `${options.prefix}portal:mailbox-sessions:${mailboxId}`;
 
-  async function save(session: SessionRecord): Promise<void> {
+  /** The stored value and its TTL: kept until it would end anyway (plus a minute, so the clock check decides). */
+  function stored(session: SessionRecord): { value: string; ttl: number } {
     const now = options.now().getTime();
-    // Kept in Redis until it would end anyway (plus a minute, so the clock check and not the TTL decides).
     const ttl = Math.max(1000, Math.min(idleMs, session.createdAt.getTime() + maxMs - now) + 60_000);
     const value = JSON.stringify({
       mailboxId: session.mailboxId,
       created: session.createdAt.getTime(),
       lastSeen: session.lastSeenAt.getTime(),
     });
+    return { value, ttl };
+  }
+
+  async function save(session: SessionRecord): Promise<void> {
+    const { value, ttl } = stored(session);
     await redis
       .multi()
       .set(sessionRedisKey(session.key), value, 'PX', ttl)
       .sadd(mailboxSetKey(session.mailboxId), session.key)
       .pexpire(mailboxSetKey(session.mailboxId), maxMs + 60_000)
       .exec();
+  }
+
+  /** Moves lastSeen of a session that still exists; false when it was destroyed since it was read. */
+  async function refresh(session: SessionRecord): Promise<boolean> {
+    const { value, ttl } = stored(session);
+    const refreshed = await redis.eval(
+      REFRESH,
+      2,
+      sessionRedisKey(session.key),
+      mailboxSetKey(session.mailboxId),
+      value,
+      ttl,
+      session.key,
+      maxMs + 60_000,
+    );
+    return refreshed === 1;
   }
 
   async function remove(key: string, mailboxId?: string): Promise<void> {
@@ -99,8 +131,7 @@ export function createSessionStore(options: SessionOptions): SessionStore {
         createdAt: new Date(stored.created),
         lastSeenAt: new Date(now),
       };
-      await save(session);
-      return session;
+      return (await refresh(session)) ? session : undefined;
     },
 
     async destroy(cookieId) {

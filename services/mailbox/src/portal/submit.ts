@@ -7,12 +7,17 @@
 //   1. The draft's id is the message's id (draft-token.ts). A Sent copy with that id means it went: answer "sent"
 //      and do nothing more. A trace record with that id but no Sent copy means an earlier attempt stopped between
 //      recording and the end (crash, broker down): go on from step 4 with what was recorded, never compose anew.
-//   2. Recipients, composition, upload limit and quota are decided before anything is stored.
+//   2. Recipients, composition and upload limit are decided before anything is stored (and the quota, as a first
+//      look at the usage).
 //   3. Blob, then trace (recordMessage + message.submitted) in one transaction: a stage may take the envelope the
-//      moment it is published, and the trace rows must be there.
+//      moment it is published, and the trace rows must be there. The same transaction reserves the Sent copy's bytes
+//      in the usage with a conditional update (reserveMailboxUsage, the quota check itself, under the mailbox row's
+//      lock): parallel submissions cannot all fit into the same free space. One that does not fit is refused here,
+//      with nothing recorded or published.
 //   4. Publish, confirmed by the broker. Until here nothing is visible to the user as sent; if it fails the user is
-//      told "not sent, send again", and the same draft republishes the recorded message.
-//   5. The Sent copy (counted against the quota) with the trace event message.sent-copy-stored. Only now does the
+//      told "not sent, send again", and the same draft republishes the recorded message. Its reserved bytes stay:
+//      an unconfirmed publish may have gone, and its Sent copy must still fit when the form is sent again.
+//   5. The Sent copy (its bytes reserved in 3) with the trace event message.sent-copy-stored. Only now does the
 //      user see "sent".
 // A crash between 4 and 5 leaves a message that went without a Sent copy; the user saw no "sent" and may send the
 // form again: step 1 finds the record, republishes it under the same id and stores the copy. Republishing cannot
@@ -33,6 +38,7 @@ import {
   type MessageSummary,
   openMailboxKey,
   readMailboxMessage,
+  reserveMailboxUsage,
 } from '@smgw/mailbox-store';
 import type { Mq } from '@smgw/mq';
 import { type Logger, messageLogger } from '@smgw/observability';
@@ -166,6 +172,12 @@ async function submit(deps: SubmitDeps, input: PortalSubmission): Promise<Submit
     // A concurrent submission of the same draft recorded it first: send that one, not a second version.
     const twin = await recordedMessage(db, input.messageId);
     if (twin) return undefined;
+    const fits = await reserveMailboxUsage(db, {
+      mailboxId: mailbox.id,
+      bytes: raw.length,
+      quotaBytes: deps.quotaBytes,
+    });
+    if (!fits) throw quotaExceeded(raw.length, deps.quotaBytes);
     await recordMessage(db, composed);
     await recordEvent(db, composed.id, {
       stage: STAGE,
@@ -266,22 +278,26 @@ async function publishAndKeepCopy(
     if (!locked) return undefined; // deleted meanwhile: the message went, there is nowhere to keep a copy
     const dataKey = await openMailboxKey(deps.mailboxKeys, locked);
     try {
-      const id = await insertMailboxMessage(db, {
-        mailboxId: mailbox.id,
-        dataKey,
-        folder: 'sent',
-        messageId: envelope.id,
-        recipient: mailbox.address,
-        raw,
-        receivedAt: summary.now,
-        summary: sentSummary,
-      });
+      const id = await insertMailboxMessage(
+        db,
+        {
+          mailboxId: mailbox.id,
+          dataKey,
+          folder: 'sent',
+          messageId: envelope.id,
+          recipient: mailbox.address,
+          raw,
+          receivedAt: summary.now,
+          summary: sentSummary,
+        },
+        { usageReserved: true },
+      );
       if (id) {
         await recordEvent(db, envelope.id, {
           stage: STAGE,
           event: 'message.sent-copy-stored',
           outcome: 'next',
-          data: { mailboxId: mailbox.id, size: raw.length, usageBytes: locked.usageBytes + raw.length },
+          data: { mailboxId: mailbox.id, size: raw.length, usageBytes: locked.usageBytes },
           at: summary.now,
         });
       }
@@ -318,13 +334,13 @@ async function originalOf(deps: SubmitDeps, mailbox: Mailbox, rowId: string, kno
   }
 }
 
+/** A first look before anything is stored; the reservation in step 3 is the check that holds. */
 function checkQuota(deps: SubmitDeps, mailbox: Mailbox, size: number): void {
-  if (mailbox.usageBytes + size > deps.quotaBytes) {
-    throw new PortalWriteError(
-      'QUOTA_EXCEEDED',
-      `the message (${size} bytes) does not fit: ${mailbox.usageBytes} of ${deps.quotaBytes} bytes used`,
-    );
-  }
+  if (mailbox.usageBytes + size > deps.quotaBytes) throw quotaExceeded(size, deps.quotaBytes);
+}
+
+function quotaExceeded(size: number, quotaBytes: number): PortalWriteError {
+  return new PortalWriteError('QUOTA_EXCEEDED', `the message (${size} bytes) does not fit into ${quotaBytes} bytes`);
 }
 
 /**

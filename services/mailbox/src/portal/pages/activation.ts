@@ -49,8 +49,6 @@ export const activationPages: PortalPage = async (app, ctx) => {
     const found = await findTokenByLink(ctx.deps.pool, req.params.token, now);
     if (found.kind !== 'live') return deadLink(ctx, req, reply);
     const client = ctx.clientOf(req);
-    const perClient = await ctx.limits.peek('pinPerClient', client);
-    if (perClient.blocked) return ctx.renderError(req, reply, 429, perClient.retryAfterMs);
 
     const pin = formField(req.body, 'pin', 64).replace(/\s+/g, '');
     const password = formField(req.body, 'password', MAX_PASSWORD_LENGTH + 1);
@@ -61,10 +59,17 @@ export const activationPages: PortalPage = async (app, ctx) => {
       return form(ctx, req, reply, { [key]: t(PASSWORD_MESSAGES[problem], { min: PORTAL_MIN_PASSWORD_LENGTH }) }, 400);
     }
 
+    // The client's slot is taken before the PIN is checked (a parallel burst gets no more checks than the limit);
+    // a refused attempt, a dead link and a right PIN give it back.
+    const clientAfter = await ctx.limits.hit('pinPerClient', client);
+    if (clientAfter.exceeded) {
+      await ctx.limits.giveBack('pinPerClient', client);
+      return ctx.renderError(req, reply, 429, clientAfter.retryAfterMs);
+    }
     const checked = await checkTokenPin(ctx.deps.pool, found.token.id, pin, ctx.settings.pinMaxAttempts, now);
+    if (checked !== 'wrong') await ctx.limits.giveBack('pinPerClient', client);
     if (checked === 'dead') return deadLink(ctx, req, reply);
     if (checked === 'wrong') {
-      const clientAfter = await ctx.limits.hit('pinPerClient', client);
       req.log.info({ code: 'PORTAL_PIN_WRONG', mailboxId: found.token.mailboxId }, 'wrong PIN');
       const after = await findTokenByLink(ctx.deps.pool, req.params.token, now);
       if (after.kind !== 'live') {

@@ -229,8 +229,13 @@ export const composePages: PortalPage = async (app, ctx) => {
     const messageId = openDraftToken(draftKey, mailbox.id, draft, ctx.now());
     if (!messageId) return refuse('DRAFT_TAKEN', newDraftToken(draftKey, mailbox.id, ctx.now()));
     if (budget?.tooLarge || truncated) return refuse('UPLOAD_TOO_LARGE', draft, 413);
-    const limit = await ctx.limits.peek('composePerMailbox', mailbox.id);
-    if (limit.blocked) return ctx.renderError(req, reply, 429, limit.retryAfterMs);
+    // The send slot is taken before sending (parallel forms cannot all pass a check made first) and given back
+    // unless a new message went: refused, failed, or a form sent before.
+    const limit = await ctx.limits.hit('composePerMailbox', mailbox.id);
+    if (limit.exceeded) {
+      await ctx.limits.giveBack('composePerMailbox', mailbox.id);
+      return ctx.renderError(req, reply, 429, limit.retryAfterMs);
+    }
 
     const submission: PortalSubmission = {
       mailboxId: mailbox.id,
@@ -245,8 +250,8 @@ export const composePages: PortalPage = async (app, ctx) => {
       client: { ip: req.ip, tls: req.protocol === 'https' },
     };
     const outcome = await submitPortalMessage(submitDeps, submission);
+    if (outcome.kind !== 'sent' || outcome.again) await ctx.limits.giveBack('composePerMailbox', mailbox.id);
     if (outcome.kind === 'sent') {
-      if (!outcome.again) await ctx.limits.hit('composePerMailbox', mailbox.id);
       req.log.info(
         { code: 'PORTAL_WRITE_SENT', mailboxId: mailbox.id, id: outcome.messageId, again: outcome.again },
         'portal message sent',

@@ -1,7 +1,8 @@
 // /anmelden and /abmelden. A login answers the same, in about the same time, for an unknown address, a passive one
 // and a wrong password (a dummy argon2id hash is checked when there is no password to check). Wrong passwords are
-// counted per address (known or not, so the lock-out itself tells nothing) and per client; past either limit the
-// form is refused with a clear message until the window ends. A right password rotates the session.
+// counted per address (known or not, so the lock-out itself tells nothing) and per client, each attempt before its
+// password is checked; past either limit the form is refused with a clear message until the window ends. A right
+// password rotates the session; it does not clear the wrong ones counted for the address (they end with their window).
 import { randomBytes } from 'node:crypto';
 import {
   findMailbox,
@@ -42,12 +43,17 @@ export const loginPages: PortalPage = async (app, ctx) => {
     const fail = (status: number, failure: string) =>
       ctx.render(req, reply, 'pages/login', { title: t('login.title'), failure, values: { address: typed } }, status);
 
-    const [perClient, perAddress] = await Promise.all([
-      ctx.limits.peek('loginPerClient', client),
-      ctx.limits.peek('loginPerMailbox', addressKey),
+    // Each attempt takes its slots before the password is checked (a parallel burst gets no more checks than the
+    // limits allow); a refused attempt and a right password give theirs back.
+    const [clientAfter, addressAfter] = await Promise.all([
+      ctx.limits.hit('loginPerClient', client),
+      ctx.limits.hit('loginPerMailbox', addressKey),
     ]);
-    if (perClient.blocked || perAddress.blocked) {
-      return lockedOut(ctx, req, reply, fail, Math.max(perClient.retryAfterMs, perAddress.retryAfterMs));
+    const giveBack = () =>
+      Promise.all([ctx.limits.giveBack('loginPerClient', client), ctx.limits.giveBack('loginPerMailbox', addressKey)]);
+    if (clientAfter.exceeded || addressAfter.exceeded) {
+      await giveBack();
+      return lockedOut(ctx, req, reply, fail, Math.max(clientAfter.retryAfterMs, addressAfter.retryAfterMs));
     }
 
     const mailbox = await findMailboxQuietly(ctx, addressKey);
@@ -55,8 +61,9 @@ export const loginPages: PortalPage = async (app, ctx) => {
       mailbox && mailbox.state !== 'passive' ? await mailboxPasswordHash(ctx.deps.pool, mailbox.id) : undefined;
     const matches = await verifyPassword(password, hash ?? dummyHash);
     if (matches && hash && mailbox) {
+      // Not a wrong password: its own slots go back. Wrong ones counted meanwhile stay until their window ends.
+      await giveBack();
       if (mailbox.state === 'locked') return fail(403, t('login.mailboxLocked'));
-      await ctx.limits.reset('loginPerMailbox', addressKey);
       const at = ctx.now();
       await recordMailboxLogin(ctx.deps.pool, mailbox.id, at);
       await recordMailboxAudit(ctx.deps.pool, {
@@ -71,10 +78,6 @@ export const loginPages: PortalPage = async (app, ctx) => {
       return reply.redirect('/postfach/eingang', 303);
     }
 
-    const [clientAfter, addressAfter] = await Promise.all([
-      ctx.limits.hit('loginPerClient', client),
-      ctx.limits.hit('loginPerMailbox', addressKey),
-    ]);
     req.log.info({ code: 'PORTAL_LOGIN_FAILED', mailboxId: mailbox?.id }, 'login failed');
     if (addressAfter.blocked && addressAfter.count === ctx.limits.rules.loginPerMailbox.max && mailbox) {
       await recordMailboxAudit(ctx.deps.pool, {

@@ -3,10 +3,11 @@
 // link now, the PIN after SMGW_PIN_DELAY through the PIN mail sweep) runs after the answer, so neither the page nor
 // its timing tells whether the address has a mailbox. Requests are limited per address and per client.
 import { withTransaction } from '@smgw/db';
-import { findMailbox, normalizeMailboxAddress } from '@smgw/mailbox-store';
+import { findMailbox } from '@smgw/mailbox-store';
 import type { PortalContext, PortalPage } from '../context.ts';
 import { firstExceeded } from '../limits.ts';
 import { mailNewActivationLink } from '../portal-notices.ts';
+import { plainAddress } from '../recipients.ts';
 import { formField } from './form-fields.ts';
 
 export const reactivationPages: PortalPage = async (app, ctx) => {
@@ -17,10 +18,9 @@ export const reactivationPages: PortalPage = async (app, ctx) => {
   app.post('/reaktivieren', async (req, reply) => {
     const t = ctx.t(req);
     const typed = formField(req.body, 'address', 320).trim();
-    let address: string;
-    try {
-      address = normalizeMailboxAddress(typed);
-    } catch {
+    // Only a plain address, as on /registrieren.
+    const address = plainAddress(typed);
+    if (!address) {
       return ctx.render(
         req,
         reply,

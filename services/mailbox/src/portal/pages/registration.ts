@@ -12,11 +12,12 @@ import { inDomains } from '@smgw/config';
 import { withTransaction } from '@smgw/db';
 import { newTraceId } from '@smgw/envelope';
 import { isAgencyDomain } from '@smgw/key-directory';
-import { ensureMailbox, findMailbox, normalizeMailboxAddress } from '@smgw/mailbox-store';
+import { ensureMailbox, findMailbox } from '@smgw/mailbox-store';
 import { portalLinks } from '../../notices.ts';
 import type { PortalContext, PortalPage } from '../context.ts';
 import { firstExceeded } from '../limits.ts';
 import { mailNewActivationLink, portalNotice, sendPortalNotice } from '../portal-notices.ts';
+import { plainAddress } from '../recipients.ts';
 import { formField } from './form-fields.ts';
 
 export const registrationPages: PortalPage = async (app, ctx) => {
@@ -35,12 +36,9 @@ export const registrationPages: PortalPage = async (app, ctx) => {
         { title: t('registration.title'), values: { address: typed }, errors: { address: error } },
         400,
       );
-    let address: string;
-    try {
-      address = normalizeMailboxAddress(typed);
-    } catch {
-      return refuse(t('registration.addressInvalid'));
-    }
+    // Only a plain address (as a portal user's address must be to send): no quotes, spaces, separators or brackets.
+    const address = plainAddress(typed);
+    if (!address) return refuse(t('registration.addressInvalid'));
     if (await isAgencyAddress(ctx, address)) return refuse(t('registration.agencyDomain'));
 
     const exceeded = await firstExceeded(ctx.limits, [
