@@ -1,9 +1,10 @@
 // "Already encrypted" only when the whole message is: real openssl and gpg output passes; every fake that a
-// label-only or first-bytes-only check let through (issue 8, finding 2) is refused.
+// label-only or first-bytes-only check let through (issue 8, finding 2) is refused, and so is free text in the
+// header fields of the PGP/MIME parts or the armor (audit of pass-through); what real clients write there passes.
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { checkWholeMessageEncrypted } from '../src/index.ts';
+import { checkWholeMessageEncrypted, type WholeMessageCheck } from '../src/index.ts';
 import { createGpgHome, type GpgHome, sampleEntity, wrapAsInline, wrapAsPgpMime } from './openpgp-gpg.ts';
 import { createOpensslWorkspace, type OpensslWorkspace } from './smime-openssl.ts';
 
@@ -14,6 +15,12 @@ const check = (message: Buffer | string, chunkSize = 7) => {
   const chunks: Buffer[] = [];
   for (let i = 0; i < bytes.length; i += chunkSize) chunks.push(bytes.subarray(i, i + chunkSize));
   return checkWholeMessageEncrypted(Readable.from(chunks));
+};
+
+/** The outcome without the rebuilt fields, for comparing. */
+const verdict = async (result: Promise<WholeMessageCheck>) => {
+  const { contentFields: _, ...rest } = { contentFields: undefined, ...(await result) };
+  return rest;
 };
 
 describe('checkWholeMessageEncrypted', () => {
@@ -43,17 +50,21 @@ describe('checkWholeMessageEncrypted', () => {
 
   it('passes what openssl cms -encrypt made (EnvelopedData, AES-256-CBC), read in chunks of 1 byte to 64 KiB', async () => {
     for (const chunkSize of [1, 7, 77, 78, 1000, 64 * 1024]) {
-      assert.deepEqual(await check(smime, chunkSize), { encrypted: true, form: 'smime' }, `chunks of ${chunkSize}`);
+      assert.deepEqual(
+        await verdict(check(smime, chunkSize)),
+        { encrypted: true, form: 'smime' },
+        `chunks of ${chunkSize}`,
+      );
     }
   });
 
   it('passes AuthEnvelopedData (AES-256-GCM) from openssl', async () => {
-    assert.deepEqual(await check(smimeGcm), { encrypted: true, form: 'smime' });
+    assert.deepEqual(await verdict(check(smimeGcm)), { encrypted: true, form: 'smime' });
   });
 
   it('passes PGP/MIME around what gpg --encrypt made', async () => {
-    assert.deepEqual(await check(pgpMime), { encrypted: true, form: 'pgp' });
-    assert.deepEqual(await check(pgpMime, 3), { encrypted: true, form: 'pgp' });
+    assert.deepEqual(await verdict(check(pgpMime)), { encrypted: true, form: 'pgp' });
+    assert.deepEqual(await verdict(check(pgpMime, 3)), { encrypted: true, form: 'pgp' });
   });
 
   /** The S/MIME message with its body (after the blank line) changed. */
@@ -162,7 +173,138 @@ describe('checkWholeMessageEncrypted', () => {
       '-----BEGIN PGP MESSAGE-----\r\n',
       '-----BEGIN PGP MESSAGE-----\r\nVersion: GnuPG v2\r\n',
     );
-    assert.deepEqual(await check(text), { encrypted: true, form: 'pgp' });
+    assert.deepEqual(await verdict(check(text)), { encrypted: true, form: 'pgp' });
+  });
+
+  /** PGP/MIME around gpg's armor with the given header lines in the control part, the data part and the armor. */
+  const pgpMimeWith = (control: string[], data: string[], armorHeaders: string[] = []) => {
+    const head = (lines: string[]) => lines.map((line) => `${line}\r\n`).join('');
+    const armor = armored
+      .replace(/\r?\n/g, '\r\n')
+      .replace('-----BEGIN PGP MESSAGE-----\r\n', `-----BEGIN PGP MESSAGE-----\r\n${head(armorHeaders)}`);
+    return (
+      'From: sender@example.net\r\nTo: agency@example.gov\r\nMIME-Version: 1.0\r\n' +
+      'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; boundary="b-test-1234"\r\n\r\n' +
+      'This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n' +
+      `--b-test-1234\r\n${head(control)}\r\nVersion: 1\r\n\r\n` +
+      `--b-test-1234\r\n${head(data)}\r\n${armor}\r\n--b-test-1234--\r\n`
+    );
+  };
+  const CONTROL = 'Content-Type: application/pgp-encrypted';
+  const DATA = 'Content-Type: application/octet-stream';
+
+  const realClients: [string, string[], string[], string[]?][] = [
+    [
+      'Thunderbird, Enigmail, Mailvelope, Evolution (and the gateway itself)',
+      [CONTROL, 'Content-Description: PGP/MIME version identification'],
+      [
+        'Content-Type: application/octet-stream; name="encrypted.asc"',
+        'Content-Description: OpenPGP encrypted message',
+        'Content-Disposition: inline; filename="encrypted.asc"',
+      ],
+    ],
+    [
+      'GpgOL',
+      [CONTROL, 'Content-Disposition: attachment'],
+      [DATA, 'Content-Disposition: inline; filename="openpgp-encrypted-message.asc"'],
+    ],
+    [
+      'mutt and KMail',
+      [CONTROL, 'Content-Disposition: attachment', 'Content-Transfer-Encoding: 7bit'],
+      ['Content-Type: application/octet-stream; name="msg.asc"', 'Content-Disposition: inline; filename="msg.asc"'],
+    ],
+    [
+      'GPGMail, folded and in another order',
+      ['Content-Transfer-Encoding: 7Bit', CONTROL, 'Content-Description: PGP/MIME Versions Identification'],
+      [
+        'Content-Transfer-Encoding: 7bit',
+        'Content-Disposition: inline;',
+        '\tfilename=encrypted.asc',
+        'Content-Type: application/octet-stream;',
+        ' name=encrypted.asc',
+      ],
+    ],
+    [
+      'Roundcube',
+      [CONTROL, 'Content-Description: PGP/MIME version identification'],
+      [DATA, 'Content-Description: PGP/MIME encrypted message', 'Content-Disposition: inline; filename=encrypted.asc'],
+    ],
+    ['parts with a Content-Type alone, and GnuPG 1.4 armor', [CONTROL], [DATA], ['Version: GnuPG v1.4.11 (GNU/Linux)']],
+    ['OpenPGP.js 4 armor', [CONTROL], [DATA], ['Version: OpenPGP.js v4.10.10']],
+  ];
+  for (const [client, control, data, armorHeaders] of realClients) {
+    it(`passes the part headers ${client} writes`, async () => {
+      const result = await check(pgpMimeWith(control, data, armorHeaders));
+      assert.deepEqual(await verdict(Promise.resolve(result)), { encrypted: true, form: 'pgp' });
+    });
+  }
+
+  const partFakes: [string, string[], string[], string[]?][] = [
+    ['a Content-Description of the control part in free text', [CONTROL, `Content-Description: ${SECRET}`], [DATA]],
+    ['a Content-Description of the data part in free text', [CONTROL], [DATA, `Content-Description: ${SECRET}`]],
+    ['a file name in free text', [CONTROL], [DATA, `Content-Disposition: inline; filename="${SECRET}.asc"`]],
+    ['a Content-Type name in free text', [CONTROL], [`${DATA}; name="${SECRET}.asc"`]],
+    ['a Content-Type parameter of its own', [CONTROL], [`${DATA}; x-akte="${SECRET}"`]],
+    ['text after the Content-Type parameters', [CONTROL], [`${DATA}; name="encrypted.asc" ${SECRET}`]],
+    ['a comment in the Content-Type', [`${CONTROL} (${SECRET})`], [DATA]],
+    ['a disposition of its own', [CONTROL], [DATA, 'Content-Disposition: form-data; filename="encrypted.asc"']],
+    ['another Content-* field', [CONTROL], [DATA, `Content-Language: ${SECRET}`]],
+    ['a Content-ID', [CONTROL, `Content-ID: <${SECRET.replace(/ /g, '.')}@x>`], [DATA]],
+    [
+      'a known description given twice',
+      [
+        CONTROL,
+        'Content-Description: PGP/MIME version identification',
+        'Content-Description: PGP/MIME version identification',
+      ],
+      [DATA],
+    ],
+    ['the data part in base64', [CONTROL], [DATA, 'Content-Transfer-Encoding: base64']],
+    [
+      'a folded description that goes on in free text',
+      [CONTROL],
+      [DATA, 'Content-Description: OpenPGP encrypted message', ` ${SECRET}`],
+    ],
+    ['an armor Version line in free text', [CONTROL], [DATA], [`Version: ${SECRET}`]],
+    ['an armor Version line of a known name followed by free text', [CONTROL], [DATA], [`Version: GnuPG v2 ${SECRET}`]],
+  ];
+  for (const [name, control, data, armorHeaders] of partFakes) {
+    it(`refuses PGP/MIME with ${name}`, async () => {
+      for (const chunkSize of [7, 64 * 1024]) {
+        const result = await check(pgpMimeWith(control, data, armorHeaders), chunkSize);
+        assert.equal(result.encrypted, false, JSON.stringify(result));
+        assert.ok(!JSON.stringify(result).includes('Streng'), 'the reason does not repeat the text');
+      }
+    });
+  }
+
+  it('refuses a boundary a reader could take differently from how it would be written back', async () => {
+    const text = pgpText().replace(/b-test-1234/g, 'b-test "1234');
+    assert.equal((await check(text.replace('boundary="b-test "1234"', 'boundary="b-test \\"1234"'))).encrypted, false);
+  });
+
+  it("rebuilds the Content-* fields of what it checked, leaving out the sender's parameters and comments", async () => {
+    const labelled = (text: string) =>
+      text.replace(
+        /Content-Type: application\/(x-)?pkcs7-mime;[^\r\n]*(\r?\n[ \t][^\r\n]*)*/,
+        `Content-Type: application/x-pkcs7-mime; name="${SECRET}.p7m" (${SECRET})`,
+      );
+    const cbc = await check(labelled(smime.toString('latin1')));
+    assert.ok(cbc.encrypted, JSON.stringify(cbc));
+    assert.deepEqual(cbc.contentFields, [
+      ['Content-Type', 'application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m'],
+      ['Content-Transfer-Encoding', 'base64'],
+      ['Content-Disposition', 'attachment; filename=smime.p7m'],
+      ['Content-Description', 'S/MIME Encrypted Message'],
+    ]);
+    const gcm = await check(labelled(smimeGcm.toString('latin1')));
+    assert.ok(gcm.encrypted);
+    assert.equal(gcm.contentFields[0]?.[1], 'application/pkcs7-mime; smime-type=authEnveloped-data; name=smime.p7m');
+    const pgp = await check(pgpText().replace('boundary="b-test-1234"', `boundary="b-test-1234"; x-akte="${SECRET}"`));
+    assert.ok(pgp.encrypted);
+    assert.deepEqual(pgp.contentFields, [
+      ['Content-Type', 'multipart/encrypted; protocol="application/pgp-encrypted"; boundary="b-test-1234"'],
+    ]);
   });
 
   it('refuses inline PGP in text/plain (text may stand beside it) and plain mail', async () => {

@@ -1,7 +1,7 @@
 // Outbound: each recipient's copy encrypted in the best form it can open (S/MIME, else OpenPGP), or handed to the
 // portal (mailbox). Recipients named in To/Cc sharing a form share one encrypted message, every other (Bcc) recipient
 // gets its own; one child envelope per copy. Nothing leaves in clear: a temporary failure retries, mail that is
-// already encrypted goes on as it is (only a Bcc field is taken out of its readable header).
+// already encrypted goes on with its body as it is and the outer header the gateway's own copies would have.
 //
 // In order: the header (already encrypted?), every key looked up (outbound-keys.ts), the plan decided on them
 // (plan-outbound.ts), one copy per group (encrypt-copies.ts), the outcome recorded in one statement, then the
@@ -14,7 +14,7 @@ import { recordEvent, recordEvents, type TraceEvent } from '@smgw/trace';
 import { forgetSigningKeys } from './agency-signing.ts';
 import { type CopyDeps, type EncryptedCopy, encryptCopy } from './encrypt-copies.ts';
 import { type KeyLookupDeps, lookUpOutboundKeys } from './outbound-keys.ts';
-import { namedInHeader, outerHeaderPairs, withoutBcc } from './outer-headers.ts';
+import { namedInHeader, outerHeaderPairs, passThroughMessage } from './outer-headers.ts';
 import { type OutboundPlan, type PlannedRecipient, planOutbound } from './plan-outbound.ts';
 
 export interface OutboundDeps extends KeyLookupDeps, CopyDeps {
@@ -36,28 +36,14 @@ export async function encryptOutbound(
   // predicate deliver applies to what it sends outside). Only labelled mail is read a second time for it.
   const claimed = encryptedFormOf(fields);
   const check = claimed ? await checkWholeMessageEncrypted(deps.blobStore.open(envelope.blob.ref)) : undefined;
-  const already = check?.encrypted ? check.form : undefined;
   if (check && !check.encrypted) {
     context.log.warn(
       { code: 'ENCRYPT_FALSE_ENCRYPTED_LABEL', form: claimed, reason: check.reason },
       'labelled as encrypted but not wholly encrypted: encrypted like plain mail',
     );
   }
-  if (already) {
-    await recordEvent(deps.pool, envelope.id, {
-      stage: 'encrypt',
-      event: 'message.already-encrypted',
-      outcome: 'next',
-      data: { form: already },
-      at,
-    });
-    deps.metrics?.recipients.inc({ form: 'already-encrypted' });
-    context.log.info({ code: 'ENCRYPT_ALREADY_ENCRYPTED', form: already }, 'already encrypted: passed on as it is');
-    const verdict = { status: 'already-encrypted', at: at.toISOString(), form: already };
-    const blob = fields.some((f) => f.key === 'bcc') ? await storedWithoutBcc(deps, envelope) : envelope.blob;
-    return next(advance(withVerdict({ ...envelope, blob }, 'crypto', verdict), 'encrypt'));
-  }
 
+  // One rule for what of the header may be read outside, whoever encrypted the message.
   const { pairs: outerHeaders, dropped } = outerHeaderPairs(fields, {
     mailFrom: envelope.mailFrom,
     date: new Date(envelope.receivedAt),
@@ -68,6 +54,25 @@ export async function encryptOutbound(
       { code: 'ENCRYPT_HEADER_DROPPED', fields: dropped },
       'outer header fields with raw non-ASCII left out',
     );
+  }
+
+  if (check?.encrypted) {
+    const already = check.form;
+    await recordEvent(deps.pool, envelope.id, {
+      stage: 'encrypt',
+      event: 'message.already-encrypted',
+      outcome: 'next',
+      data: { form: already },
+      at,
+    });
+    deps.metrics?.recipients.inc({ form: 'already-encrypted' });
+    context.log.info(
+      { code: 'ENCRYPT_ALREADY_ENCRYPTED', form: already },
+      'already encrypted: passed on with its body as it is, under the outer header',
+    );
+    const verdict = { status: 'already-encrypted', at: at.toISOString(), form: already };
+    const blob = await storedAsPassedThrough(deps, envelope, outerHeaders, check.contentFields);
+    return next(advance(withVerdict({ ...envelope, blob }, 'crypto', verdict), 'encrypt'));
   }
 
   const keys = await lookUpOutboundKeys(deps, envelope, at);
@@ -104,10 +109,21 @@ export async function encryptOutbound(
   }
 }
 
-/** The stored message again, without its Bcc fields: a new blob (the original stays for the other envelopes). */
-async function storedWithoutBcc(deps: OutboundDeps, envelope: Envelope) {
-  const { fields, body } = await splitMessage(deps.blobStore.open(envelope.blob.ref));
-  return deps.blobStore.put(withoutBcc(fields, body), { messageId: envelope.id, maxBytes: envelope.blob.size });
+/**
+ * The encrypted body again under the rebuilt header (passThroughMessage): a new blob, the original stays for the
+ * other envelopes. Bounded like an encrypted copy: the header may grow by the fields filled in from the envelope.
+ */
+async function storedAsPassedThrough(
+  deps: OutboundDeps,
+  envelope: Envelope,
+  outerHeaders: Array<[string, string]>,
+  contentFields: Array<[string, string]>,
+) {
+  const { body } = await splitMessage(deps.blobStore.open(envelope.blob.ref));
+  return deps.blobStore.put(passThroughMessage(outerHeaders, contentFields, body), {
+    messageId: envelope.id,
+    maxBytes: deps.maxEncryptedBytes,
+  });
 }
 
 function encryptedChild(envelope: Envelope, { copy, blob }: EncryptedCopy, at: Date): Envelope {

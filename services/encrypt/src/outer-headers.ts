@@ -1,6 +1,7 @@
 // What stays visible outside the encryption (the outer headers) and what goes inside it (the inner entity).
 // The outer header is kept to what a mail client needs to show and thread the message; everything else of the
-// original header (X-*, internal routing) is neither outside nor inside: only the Content-* fields go inside.
+// original header (X-*, internal routing) is neither outside nor inside: only the Content-* fields go inside. Mail
+// that passes through already encrypted leaves by the same rule (passThroughMessage).
 import { Readable } from 'node:stream';
 import type { OuterHeaders } from '@smgw/crypto';
 import {
@@ -9,8 +10,8 @@ import {
   type HeaderField,
   headerBytes,
   listedAddresses,
+  parseHeaderFields,
   rfc5322Date,
-  withoutFields,
 } from '@smgw/mime';
 
 const OUTER_FIELDS = new Set([
@@ -37,9 +38,10 @@ export interface OuterHeaderDefaults {
 
 /**
  * The outer header fields as [name, value] pairs (values unfolded, ASCII): the gateway's own Received field (the
- * first one; ingest puts it on top), then From, To, Cc, Date, Message-ID, Subject, In-Reply-To, References,
- * MIME-Version in the original order. A Subject in raw UTF-8 becomes RFC 2047 encoded-words; other fields with
- * raw non-ASCII are left out (they cannot be written safely outside) and reported in `dropped`.
+ * first field of the header, where ingest puts it; a Received field further down is another host's), then From, To,
+ * Cc, Date, Message-ID, Subject, In-Reply-To, References, MIME-Version in the original order. A Subject in raw UTF-8
+ * becomes RFC 2047 encoded-words; other fields with raw non-ASCII are left out (they cannot be written safely
+ * outside) and reported in `dropped`.
  */
 export function outerHeaderPairs(
   fields: readonly HeaderField[],
@@ -47,7 +49,7 @@ export function outerHeaderPairs(
 ): { pairs: Array<[string, string]>; dropped: string[] } {
   const pairs: Array<[string, string]> = [];
   const dropped: string[] = [];
-  const received = fields.find((f) => f.key === 'received');
+  const received = fields[0]?.key === 'received' ? fields[0] : undefined;
   if (received && PRINTABLE_ASCII.test(received.value)) pairs.push(['Received', received.value]);
   for (const field of fields) {
     if (!OUTER_FIELDS.has(field.key)) continue;
@@ -97,11 +99,22 @@ export function innerEntity(fields: readonly HeaderField[], body: Readable): Rea
 }
 
 /**
- * A message that passes through already encrypted, as it may leave: its readable header without Bcc (which names
- * recipients the others must not see), the encrypted body untouched.
+ * A message that passes through already encrypted, as it may leave: the outer fields the gateway's own copies keep
+ * (outerHeaderPairs, without the original MIME-Version, whose comment is free text), MIME-Version 1.0, the Content-*
+ * fields checkWholeMessageEncrypted rebuilt for the body it checked, then that body byte for byte. Nothing else of
+ * the sender's header leaves (X-*, Comments, Keywords, internal Received, Bcc, Resent-*).
  */
-export function withoutBcc(fields: readonly HeaderField[], body: Readable): Readable {
-  return entityOf(withoutFields(fields, ['bcc']), body);
+export function passThroughMessage(
+  outerPairs: ReadonlyArray<[string, string]>,
+  contentFields: ReadonlyArray<[string, string]>,
+  body: Readable,
+): Readable {
+  const pairs = [
+    ...outerPairs.filter(([name]) => name.toLowerCase() !== 'mime-version'),
+    ['MIME-Version', '1.0'],
+    ...contentFields,
+  ];
+  return entityOf(parseHeaderFields(pairs.map(([name, value]) => `${name}: ${value}`).join('\r\n')), body);
 }
 
 /**

@@ -202,29 +202,128 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
     assert.deepEqual(readdirSync(join(world.gateway.blobDir as string, 'tmp')), []);
   });
 
-  it('passes mail that is already encrypted on unchanged', async () => {
+  /**
+   * A header a client writes above its own encryption: ingest's Received on top, then what must not leave in clear
+   * (free text, internal routing, hidden recipients), then the client's own fields (`head`).
+   */
+  const senderHeader = (head: string) =>
+    [
+      'Received: from client.behoerde.example by smgw.test; Mon, 02 Mar 2026 10:00:01 +0100',
+      'X-Aktenzeichen: AZ 4711 Steuerstrafsache Mueller',
+      'Comments: interner Vermerk GEHEIM',
+      'Keywords: Steuerstrafsache',
+      'Organization: Finanzamt Musterstadt, Steuerfahndung',
+      'User-Agent: Mozilla Thunderbird (intern-pc-17)',
+      'Received: from pc-17.intern.behoerde.example (10.1.2.3) by mail.behoerde.example',
+      'Resent-Bcc: resent-versteckt@buerger.example',
+      'Bcc: schon-versteckt@buerger.example',
+      'Date: Mon, 02 Mar 2026 10:00:00 +0100',
+      'Message-ID: <schon-1@behoerde.example>',
+      'MIME-Version: 1.0 (Steuerfahndung Build 4711)',
+      head.replace(/\r?\n$/, '').replace(/\r?\n/g, '\r\n'),
+    ].join('\r\n');
+  const LEAKS = /AZ 4711|GEHEIM|Steuer|intern|10\.1\.2\.3|versteckt|Thunderbird|^bcc:|^resent-/im;
+  /** The outer fields a gateway copy has, and the Content-* fields of the form, in the order they leave. */
+  const fieldNames = (message: SunkMessage) => headerOf(message).match(/^[^\s:]+(?=:)/gm);
+
+  it('passes mail its sender encrypted with S/MIME on with the body as it is and only the outer header a gateway copy has', async () => {
     const leaf = smimeRecipients.get('rsa-2048') as TestCertificate;
     const plain = await pki.file('plain.eml', INNER_ENTITY);
     const encrypted = await pki.openssl([
-      'cms',
-      '-encrypt',
-      '-in',
-      plain,
-      '-aes256',
-      '-from',
-      'clerk@behoerde.example',
-      '-to',
-      'somebody@buerger.example',
-      '-subject',
-      'schon verschluesselt',
-      leaf.certPath,
+      ...['cms', '-encrypt', '-in', plain, '-aes256', '-from', 'clerk@behoerde.example'],
+      ...['-to', 'somebody@buerger.example', '-subject', 'schon verschluesselt', leaf.certPath],
     ]);
-    const raw = Buffer.from(encrypted.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
-    await submit(world, raw, { direction: 'outbound', recipients: ['somebody@buerger.example'] });
+    const text = encrypted.toString('latin1').replace(/\r?\n/g, '\r\n');
+    const end = text.indexOf('\r\n\r\n');
+    const body = text.slice(end + 4);
+    const raw = Buffer.from(`${senderHeader(text.slice(0, end))}\r\n\r\n${body}`, 'latin1');
+    await submit(world, raw, {
+      direction: 'outbound',
+      recipients: ['somebody@buerger.example', 'schon-versteckt@buerger.example'],
+    });
     const sent = await waitFor('the message at the smarthost', () =>
       world.gateway.smarthost.messages.find((m) => m.rcptTo.includes('somebody@buerger.example')),
     );
-    assert.ok(sent.raw.equals(raw));
+    assert.doesNotMatch(headerOf(sent), LEAKS);
+    assert.deepEqual(fieldNames(sent), [
+      ...['Received', 'Date', 'Message-ID', 'To', 'From', 'Subject', 'MIME-Version'],
+      ...['Content-Type', 'Content-Transfer-Encoding', 'Content-Disposition', 'Content-Description'],
+    ]);
+    assert.match(headerOf(sent), /^Received: from client\.behoerde\.example by smgw\.test;/);
+    assert.match(headerOf(sent), /^MIME-Version: 1\.0$/m);
+    assert.match(
+      headerOf(sent),
+      /^Content-Type: application\/pkcs7-mime; smime-type=enveloped-data; name=smime\.p7m$/m,
+    );
+    assert.ok(bodyOf(sent).equals(Buffer.from(body, 'latin1')), 'the body byte for byte');
+    const opened = await pki.openssl([
+      ...['cms', '-decrypt', '-in', await pki.file('passed-through.eml', sent.raw)],
+      ...['-recip', leaf.certPath, '-inkey', leaf.keyPath],
+    ]);
+    assert.ok(opened.equals(INNER_ENTITY), 'openssl opens what left');
+  });
+
+  it('passes mail its sender encrypted with PGP/MIME on with the body as it is and only the outer header a gateway copy has', async () => {
+    const fingerprint = await gpg.generateKey('pgp-passed@buerger.example');
+    const armored = await gpg.gpg(['--armor', '--encrypt', '--recipient', fingerprint], INNER_ENTITY);
+    assert.equal(armored.code, 0, armored.stderr);
+    // As Thunderbird writes it.
+    const head =
+      'From: clerk@behoerde.example\r\nTo: pgp-passed@buerger.example\r\nSubject: schon verschluesselt (PGP)';
+    const contentType =
+      'Content-Type: multipart/encrypted;\r\n protocol="application/pgp-encrypted";\r\n boundary="------------enig4711"';
+    const body =
+      'This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n--------------enig4711\r\n' +
+      'Content-Type: application/pgp-encrypted\r\nContent-Description: PGP/MIME version identification\r\n\r\n' +
+      'Version: 1\r\n\r\n--------------enig4711\r\n' +
+      'Content-Type: application/octet-stream; name="encrypted.asc"\r\n' +
+      'Content-Description: OpenPGP encrypted message\r\nContent-Disposition: inline; filename="encrypted.asc"\r\n\r\n' +
+      `${armored.stdout.toString('latin1').replace(/\r?\n/g, '\r\n')}\r\n--------------enig4711--\r\n`;
+    const raw = Buffer.from(`${senderHeader(`${head}\r\n${contentType}`)}\r\n\r\n${body}`, 'latin1');
+    await submit(world, raw, { direction: 'outbound', recipients: ['pgp-passed@buerger.example'] });
+    const sent = await waitFor('the message at the smarthost', () =>
+      world.gateway.smarthost.messages.find((m) => m.rcptTo.includes('pgp-passed@buerger.example')),
+    );
+    assert.doesNotMatch(headerOf(sent), LEAKS);
+    assert.deepEqual(fieldNames(sent), [
+      ...['Received', 'Date', 'Message-ID', 'From', 'To', 'Subject', 'MIME-Version', 'Content-Type'],
+    ]);
+    assert.match(
+      headerOf(sent),
+      /^Content-Type: multipart\/encrypted; protocol="application\/pgp-encrypted"; boundary="------------enig4711"$/m,
+    );
+    assert.ok(bodyOf(sent).equals(Buffer.from(body, 'latin1')), 'the body byte for byte');
+    const armor = /-----BEGIN PGP MESSAGE-----[\s\S]*?-----END PGP MESSAGE-----/.exec(bodyOf(sent).toString('latin1'));
+    assert.ok(armor);
+    const decrypted = await gpg.gpg(['--decrypt'], armor[0]);
+    assert.equal(decrypted.code, 0, decrypted.stderr);
+    assert.ok(decrypted.stdout.equals(INNER_ENTITY), 'gpg opens what left');
+  });
+
+  it('encrypts PGP/MIME with free text in a part header again, as it would plain mail', async () => {
+    const fingerprint = await gpg.generateKey('pgp-again@buerger.example');
+    await insertPgpKey(world.gateway.db.pool, await gpg.exportPublic(fingerprint), 'approved');
+    const armored = await gpg.gpg(['--armor', '--encrypt', '--recipient', fingerprint], INNER_ENTITY);
+    const raw = Buffer.from(
+      'From: clerk@behoerde.example\r\nTo: pgp-again@buerger.example\r\nSubject: Teiltext\r\nMIME-Version: 1.0\r\n' +
+        'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; boundary="b"\r\n\r\n' +
+        '--b\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n' +
+        '--b\r\nContent-Type: application/octet-stream\r\nContent-Description: AZ 4711 Steuerstrafsache Mueller\r\n\r\n' +
+        `${armored.stdout.toString('latin1').replace(/\r?\n/g, '\r\n')}\r\n--b--\r\n`,
+      'latin1',
+    );
+    const envelope = await submit(world, raw, { direction: 'outbound', recipients: ['pgp-again@buerger.example'] });
+    const sent = await waitFor('the message at the smarthost', () =>
+      world.gateway.smarthost.messages.find((m) => m.rcptTo.includes('pgp-again@buerger.example')),
+    );
+    assert.ok(!sent.raw.includes(Buffer.from('Steuerstrafsache')), 'the part header is inside the encryption');
+    const armor = /-----BEGIN PGP MESSAGE-----[\s\S]*?-----END PGP MESSAGE-----/.exec(bodyOf(sent).toString('latin1'));
+    assert.ok(armor);
+    const outer = await gpg.gpg(['--decrypt'], armor[0]);
+    assert.equal(outer.code, 0, outer.stderr);
+    assert.ok(outer.stdout.includes(Buffer.from('Content-Description: AZ 4711')), "the sender's PGP/MIME inside");
+    const events = (await getTrace(world.gateway.db.pool, envelope.id))?.events ?? [];
+    assert.ok(events.some((e) => e.event === 'recipient.encrypted' && e.recipient === 'pgp-again@buerger.example'));
   });
 
   it('gives each recipient not named in To or Cc a copy of its own that names only it, and lets no Bcc field out', async () => {
@@ -337,7 +436,7 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
       world.gateway.smarthost.messages.find((m) => m.rcptTo.includes('versteckt@buerger.example')),
     );
     assert.doesNotMatch(headerOf(sent), /^bcc:|versteckt/im);
-    assert.ok(sent.raw.equals(withoutBcc), 'everything else byte for byte');
+    assert.ok(bodyOf(sent).equals(withoutBcc.subarray(withoutBcc.indexOf('\r\n\r\n') + 4)), 'the body byte for byte');
   });
 
   it('does not trust an encrypted label on a plaintext body: such mail is handled like plain mail', async () => {

@@ -6,7 +6,13 @@ import { buffer } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
 import { encryptedFormOf } from '@smgw/crypto';
 import { decodeEncodedWords, parseHeaderFields } from '@smgw/mime';
-import { innerEntity, namedInHeader, outerHeaderPairs, pgpOuterHeaders } from '../src/outer-headers.ts';
+import {
+  innerEntity,
+  namedInHeader,
+  outerHeaderPairs,
+  passThroughMessage,
+  pgpOuterHeaders,
+} from '../src/outer-headers.ts';
 
 const defaults = { mailFrom: 'clerk@behoerde.example', date: new Date('2026-03-02T09:00:00Z'), messageId: 'x@smgw' };
 
@@ -57,6 +63,38 @@ describe('outer headers and inner entity', () => {
     const { headers, extraLines } = pgpOuterHeaders(outerHeaderPairs(fields, defaults).pairs);
     assert.equal(headers.subject, 'Grüße');
     assert.match(extraLines, /^Received: from a by smgw\.test/);
+  });
+
+  it("keeps a Received field only when it is the first field, where ingest puts the gateway's", () => {
+    const { pairs } = outerHeaderPairs(
+      parseHeaderFields(['From: a@x.example', 'Received: from inside'].join('\r\n')),
+      defaults,
+    );
+    assert.deepEqual(
+      pairs.map(([name]) => name),
+      ['From', 'Date', 'Message-ID'],
+    );
+  });
+
+  it('lets mail that passes through encrypted leave with the same outer fields, the checked Content-* fields and its body', async () => {
+    const { pairs } = outerHeaderPairs(
+      parseHeaderFields(`${fields.map((f) => f.raw).join('\r\n')}\r\nMIME-Version: 1.0 (x)`),
+      defaults,
+    );
+    const content: Array<[string, string]> = [
+      ['Content-Type', 'multipart/encrypted; protocol="application/pgp-encrypted"; boundary="b"'],
+    ];
+    const body = Buffer.from('--b\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n');
+    const message = await buffer(passThroughMessage(pairs, content, Readable.from([body])));
+    const text = message.toString('latin1');
+    const head = text.slice(0, text.indexOf('\r\n\r\n'));
+    assert.deepEqual(
+      parseHeaderFields(head).map((f) => f.name),
+      ['Received', 'From', 'To', 'Subject', 'Date', 'Message-ID', 'MIME-Version', 'Content-Type'],
+    );
+    assert.match(head, /^MIME-Version: 1\.0$/m);
+    assert.doesNotMatch(head, /X-Internal|Bcc|inside|charset/);
+    assert.ok(message.subarray(head.length + 4).equals(body), 'the body byte for byte');
   });
 
   it('puts only the Content-* fields and the body inside', async () => {

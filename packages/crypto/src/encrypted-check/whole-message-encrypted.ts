@@ -7,13 +7,24 @@
 //   inside (the outer length covers every decoded byte; nothing before or after it).
 // - OpenPGP (RFC 3156): multipart/encrypted; protocol="application/pgp-encrypted" with exactly the two parts the RFC
 //   names, the second one armored OpenPGP message whose packets are session keys and one encrypted-data packet, and
-//   no text anywhere else (a preamble only of the customary sentence, no epilogue).
+//   no text anywhere else (a preamble only of the customary sentence, no epilogue; in the parts' headers and the
+//   armor only the fixed values RFC 3156 clients write).
 // Anything else is "not encrypted", with a reason. The outer header fields stay readable by design (as in any S/MIME
-// or PGP/MIME mail); what the body carries is what this checks.
+// or PGP/MIME mail); what the body carries is what this checks. For a message that passes, the check gives the
+// top-level Content-* fields that describe that body, rebuilt from what it read: a message passed on may leave with
+// those instead of the sender's (whose parameters and comments are free text).
+import { smimeContentFields } from '../smime/encrypt-enveloped.ts';
 import { BerShapeError, BerSkeletonReader, type SkeletonNode } from './ber-skeleton.ts';
 import { OpenPgpPacketWalker, OpenPgpShapeError } from './openpgp-packets.ts';
 
-export type WholeMessageCheck = { encrypted: true; form: 'smime' | 'pgp' } | { encrypted: false; reason: string };
+export type WholeMessageCheck =
+  | {
+      encrypted: true;
+      form: 'smime' | 'pgp';
+      /** Content-Type (and for S/MIME the other Content-* fields) describing the body that was checked. */
+      contentFields: Array<[string, string]>;
+    }
+  | { encrypted: false; reason: string };
 
 /** Longest line read; base64 and armor lines are 64–76 characters, header fields are unfolded first. */
 const MAX_LINE_BYTES = 64 * 1024;
@@ -34,12 +45,13 @@ export async function checkWholeMessageEncrypted(message: AsyncIterable<Uint8Arr
     const type = contentTypeOf(headers);
     if (!type) return { encrypted: false, reason: 'no or several Content-Type fields' };
     if (type.value === 'application/pkcs7-mime' || type.value === 'application/x-pkcs7-mime') {
-      await checkSmimeBody(headers, type.parameters, lines);
-      return { encrypted: true, form: 'smime' };
+      const smimeType = await checkSmimeBody(headers, type.parameters, lines);
+      return { encrypted: true, form: 'smime', contentFields: smimeContentFields(smimeType) };
     }
     if (type.value === 'multipart/encrypted') {
-      await checkPgpMimeBody(type.parameters, lines);
-      return { encrypted: true, form: 'pgp' };
+      const boundary = await checkPgpMimeBody(type.parameters, lines);
+      const contentType = `multipart/encrypted; protocol="application/pgp-encrypted"; boundary="${boundary}"`;
+      return { encrypted: true, form: 'pgp', contentFields: [['Content-Type', contentType]] };
     }
     return { encrypted: false, reason: `Content-Type ${type.value} is not an encrypted form` };
   } catch (err) {
@@ -59,11 +71,12 @@ const AUTH_ENVELOPED_DATA = Buffer.from('2a864886f70d0109100117', 'hex');
 const UNIVERSAL = 0;
 const CONTEXT = 2;
 
+/** Checks the body; says which CMS type it holds (read from the bytes, not from the label). */
 async function checkSmimeBody(
   headers: Map<string, string[]>,
   parameters: Map<string, string>,
   lines: LineReader,
-): Promise<void> {
+): Promise<'enveloped-data' | 'authEnveloped-data'> {
   const smimeType = parameters.get('smime-type')?.toLowerCase();
   if (smimeType !== undefined && smimeType !== 'enveloped-data' && smimeType !== 'authenveloped-data') {
     notEncrypted(`smime-type ${smimeType} is not encryption`);
@@ -75,10 +88,11 @@ async function checkSmimeBody(
   // A chunk's lines at a time: one decode and one push per chunk, not per 76-character line.
   for (let batch = await lines.nextBatch(); batch; batch = await lines.nextBatch()) base64.lines(batch);
   base64.end();
-  checkContentInfo(reader.end());
+  return checkContentInfo(reader.end()) ? 'authEnveloped-data' : 'enveloped-data';
 }
 
-function checkContentInfo(root: SkeletonNode): void {
+/** Whether the ContentInfo holds AuthEnvelopedData (else EnvelopedData). */
+function checkContentInfo(root: SkeletonNode): boolean {
   const [type, explicit, ...more] = universal(root, 16, 'ContentInfo').children;
   if (more.length > 0 || !type || !explicit) notEncrypted('ContentInfo is not (contentType, content)');
   const oid = primitiveContent(type, 6, 'contentType');
@@ -108,6 +122,7 @@ function checkContentInfo(root: SkeletonNode): void {
     take((n) => n.tagClass === CONTEXT && n.tagNumber === 1); // unprotectedAttrs
   }
   if (fields.length > 0) notEncrypted('unexpected elements in the CMS structure');
+  return auth;
 }
 
 function universal(node: SkeletonNode | undefined, tag: number, what: string): SkeletonNode {
@@ -142,12 +157,54 @@ function primitiveContentOrLarge(node: SkeletonNode | undefined, tag: number, wh
 /** What clients customarily write before the first part; any other preamble text is refused. */
 const PGP_PREAMBLE = /^This is an OpenPGP\/MIME encrypted message( \(RFC 4880 and 3156\))?\.?$/i;
 
-async function checkPgpMimeBody(parameters: Map<string, string>, lines: LineReader): Promise<void> {
+/** RFC 2046 §5.1.1: 1–70 bchars, not ending in a space (so it can be written back quoted as it is). */
+const BOUNDARY = /^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$/;
+
+/**
+ * The header fields of the two parts, as RFC 3156 clients write them (Thunderbird and Enigmail, Mailvelope, GpgOL,
+ * mutt, KMail, Evolution, PGP Desktop, the gateway's own encryptPgpMime): a part's fields are readable text beside the
+ * encrypted data, so each may appear once and only with one of these values (compared without case). Content-Type
+ * may name the file (`name`), Content-Disposition is `inline` or `attachment` with at most a `filename`, and
+ * Content-Transfer-Encoding is 7bit. Anything else makes the message "not encrypted": the gateway encrypts it.
+ */
+const PGP_MIME_PARTS = {
+  control: {
+    type: 'application/pgp-encrypted',
+    descriptions: ['PGP/MIME version identification', 'PGP/MIME Versions Identification'],
+    fileNames: ['PGPMIME version identification', 'PGPMIME Versions Identification'],
+  },
+  data: {
+    type: 'application/octet-stream',
+    descriptions: ['OpenPGP encrypted message', 'PGP/MIME encrypted message'],
+    fileNames: [
+      'encrypted.asc',
+      'msg.asc',
+      'message.asc',
+      'openpgp-encrypted-message.asc',
+      'encrypted.eml.pgp',
+      'Message.pgp',
+    ],
+  },
+} as const;
+type PgpMimePart = (typeof PGP_MIME_PARTS)[keyof typeof PGP_MIME_PARTS];
+
+/** A part's header block holds at most these four fields, once each. */
+const MAX_PART_FIELDS = 4;
+
+/**
+ * The armor Version lines of implementations that still write one (GnuPG before 2.1, OpenPGP.js before 5, Bouncy
+ * Castle, PGP Desktop): a known name, a version number and at most a one-word platform, no free text.
+ */
+const ARMOR_VERSION =
+  /^Version: (GnuPG(\/MacGPG2)?|OpenPGP\.js|BCPG( C#)?|Keybase OpenPGP|Mailvelope|FlowCrypt|OpenKeychain|PGP Desktop|PGP Universal|Encryption Desktop) v?[0-9][0-9A-Za-z.-]{0,20}( \([A-Za-z0-9/]{1,16}\))?$/;
+
+/** Checks the body of a multipart/encrypted message; its boundary, for the rebuilt Content-Type. */
+async function checkPgpMimeBody(parameters: Map<string, string>, lines: LineReader): Promise<string> {
   if (parameters.get('protocol')?.toLowerCase() !== 'application/pgp-encrypted') {
     notEncrypted('multipart/encrypted without protocol="application/pgp-encrypted"');
   }
   const boundary = parameters.get('boundary');
-  if (!boundary || boundary.length > 70) notEncrypted('multipart/encrypted without a usable boundary');
+  if (!boundary || !BOUNDARY.test(boundary)) notEncrypted('multipart/encrypted without a usable boundary');
   const delimiter = `--${boundary}`;
   const isDelimiter = (line: string) => line.trimEnd() === delimiter;
   const isClose = (line: string) => line.trimEnd() === `${delimiter}--`;
@@ -159,34 +216,86 @@ async function checkPgpMimeBody(parameters: Map<string, string>, lines: LineRead
     if (line.trim() !== '' && !PGP_PREAMBLE.test(line.trim())) notEncrypted('text before the encrypted parts');
   }
   // Part 1: application/pgp-encrypted, "Version: 1".
-  const control = await readHeaderBlock(lines);
+  const control = await readHeaderBlock(lines, MAX_PART_FIELDS);
   if (contentTypeOf(control)?.value !== 'application/pgp-encrypted') {
     notEncrypted('the first part is not application/pgp-encrypted');
   }
-  checkPartEncoding(control);
+  checkPartFields(control, PGP_MIME_PARTS.control, 'first');
   for (;;) {
     const line = await nextLine(lines, 'the second part is missing');
     if (isDelimiter(line)) break;
     if (line.trim() !== '' && !/^Version:\s*1$/i.test(line.trim())) notEncrypted('text in the control part');
   }
   // Part 2: application/octet-stream holding one armored OpenPGP message.
-  const data = await readHeaderBlock(lines);
+  const data = await readHeaderBlock(lines, MAX_PART_FIELDS);
   if (contentTypeOf(data)?.value !== 'application/octet-stream') {
     notEncrypted('the second part is not application/octet-stream');
   }
-  checkPartEncoding(data);
+  checkPartFields(data, PGP_MIME_PARTS.data, 'second');
   await checkArmoredMessage(lines, isClose, isDelimiter);
   // Epilogue: nothing but blank lines.
   for (let line = await lines.next(); line !== undefined; line = await lines.next()) {
     if (line.trim() !== '') notEncrypted('text after the encrypted parts');
   }
+  return boundary as string;
 }
 
-function checkPartEncoding(headers: Map<string, string[]>): void {
-  // Only Content-* fields: any other field of a part is text a mail client may show beside the encrypted data.
-  for (const name of headers.keys()) if (!name.startsWith('content-')) notEncrypted(`a ${name} field in a part`);
-  const encoding = single(headers, 'content-transfer-encoding')?.trim().toLowerCase();
-  if (encoding !== undefined && encoding !== '7bit') notEncrypted('an encrypted part in a transfer encoding');
+/** Every field of a part one of PGP_MIME_PARTS allows, with an allowed value. */
+function checkPartFields(headers: Map<string, string[]>, part: PgpMimePart, which: string): void {
+  const listed = (values: readonly string[], value: string | undefined) =>
+    value !== undefined && values.some((v) => v.toLowerCase() === value.toLowerCase());
+  for (const [name, values] of headers) {
+    if (values.length > 1) notEncrypted(`${name.slice(0, 40)} given more than once in the ${which} part`);
+    const value = values[0] as string;
+    let allowed = false;
+    if (name === 'content-type') {
+      const type = strictStructuredValue(value);
+      allowed = type?.value === part.type && onlyParameter(type.parameters, 'name', part.fileNames);
+    } else if (name === 'content-disposition') {
+      const disposition = strictStructuredValue(value);
+      allowed =
+        (disposition?.value === 'inline' || disposition?.value === 'attachment') &&
+        onlyParameter(disposition.parameters, 'filename', part.fileNames);
+    } else if (name === 'content-description') {
+      allowed = listed(part.descriptions, value);
+    } else if (name === 'content-transfer-encoding') {
+      allowed = value.toLowerCase() === '7bit';
+    }
+    // The value is not quoted in the reason: it may be the very text that must not leave.
+    if (!allowed) notEncrypted(`a ${name.slice(0, 40)} field in the ${which} part that no OpenPGP client writes`);
+  }
+}
+
+/** No parameter, or only `name` with one of `values` (without case). */
+function onlyParameter(parameters: Map<string, string>, name: string, values: readonly string[]): boolean {
+  for (const [key, value] of parameters) {
+    if (key !== name || !values.some((v) => v.toLowerCase() === value.toLowerCase())) return false;
+  }
+  return true;
+}
+
+/** RFC 2045 §5.1 token: no space, control or tspecial. */
+const TOKEN = "[A-Za-z0-9!#$%&'*+.^_`{|}~-]+";
+/** `type/subtype` or `disposition`, then `; name=value` parameters (token or quoted string without escapes), all of it. */
+const STRICT_STRUCTURED = new RegExp(
+  `^(${TOKEN}(?:/${TOKEN})?)((?:\\s*;\\s*${TOKEN}=(?:"[^"\\\\]*"|${TOKEN}))*)\\s*;?$`,
+);
+const STRICT_PARAMETER = new RegExp(`(${TOKEN})=(?:"([^"]*)"|(${TOKEN}))`, 'g');
+
+/**
+ * A structured field value read strictly: every character accounted for, no comments, no escapes. Undefined when it
+ * holds anything else (such as text after the parameters, which contentTypeOf passes over).
+ */
+function strictStructuredValue(field: string): { value: string; parameters: Map<string, string> } | undefined {
+  const match = STRICT_STRUCTURED.exec(field.trim());
+  if (!match) return undefined;
+  const parameters = new Map<string, string>();
+  for (const [, name, quoted, token] of (match[2] as string).matchAll(STRICT_PARAMETER)) {
+    const key = (name as string).toLowerCase();
+    if (parameters.has(key)) return undefined;
+    parameters.set(key, quoted ?? (token as string));
+  }
+  return { value: (match[1] as string).toLowerCase(), parameters };
 }
 
 async function checkArmoredMessage(
@@ -197,13 +306,14 @@ async function checkArmoredMessage(
   let line = await nextLine(lines, 'the armored message is missing');
   while (line.trim() === '') line = await nextLine(lines, 'the armored message is missing');
   if (line.trimEnd() !== '-----BEGIN PGP MESSAGE-----') notEncrypted('text before the armored message');
-  // Armor headers: at most one Version line (free text elsewhere would travel in clear), then one blank line.
+  // Armor headers: at most one Version line of a known implementation (free text would travel in clear), then one
+  // blank line.
   let versionLines = 0;
   for (;;) {
     line = await nextLine(lines, 'the armored message is cut off');
     if (line.trim() === '') break;
-    if (!/^Version: [\x20-\x7e]{1,100}$/.test(line.trimEnd()) || ++versionLines > 1) {
-      notEncrypted('an armor header other than one Version line');
+    if (!ARMOR_VERSION.test(line.trimEnd()) || ++versionLines > 1) {
+      notEncrypted('an armor header other than one Version line of a known implementation');
     }
   }
   const walker = new OpenPgpPacketWalker();
@@ -299,14 +409,14 @@ async function nextLine(lines: LineReader, missing: string): Promise<string> {
 }
 
 /** Header fields up to the blank line, unfolded, by lower-case name (every occurrence kept). */
-async function readHeaderBlock(lines: LineReader): Promise<Map<string, string[]>> {
+async function readHeaderBlock(lines: LineReader, maxFields = MAX_HEADER_FIELDS): Promise<Map<string, string[]>> {
   const fields: string[] = [];
   for (;;) {
     const line = await nextLine(lines, 'the header block does not end');
     if (line === '') break;
     if (/^[ \t]/.test(line) && fields.length > 0) fields[fields.length - 1] += ` ${line.trim()}`;
     else fields.push(line);
-    if (fields.length > MAX_HEADER_FIELDS) notEncrypted('too many header fields');
+    if (fields.length > maxFields) notEncrypted('too many header fields');
   }
   const byName = new Map<string, string[]>();
   for (const field of fields) {

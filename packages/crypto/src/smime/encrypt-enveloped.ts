@@ -55,16 +55,22 @@ const HEADER_NAME = /^[!-9;-~]+$/;
 // No CR/LF (header injection) and nothing outside printable ASCII/tab: values arrive already encoded.
 const HEADER_VALUE_FORBIDDEN = /[^\t\x20-\x7e]/;
 
+/**
+ * The top-level fields that describe an S/MIME encrypted body, as the gateway writes them: for its own copies and for
+ * mail that passes through already encrypted (checkWholeMessageEncrypted), so both leave with the same fields.
+ */
+export function smimeContentFields(smimeType: 'enveloped-data' | 'authEnveloped-data'): Array<[string, string]> {
+  return [
+    ['Content-Type', `application/pkcs7-mime; smime-type=${smimeType}; name=smime.p7m`],
+    ['Content-Transfer-Encoding', 'base64'],
+    ['Content-Disposition', 'attachment; filename=smime.p7m'],
+    ['Content-Description', 'S/MIME Encrypted Message'],
+  ];
+}
+
 /** The fields this module owns, and the empty line that ends the header. */
-const ownFields = (smimeType: string): string =>
-  [
-    `Content-Type: application/pkcs7-mime; smime-type=${smimeType}; name=smime.p7m`,
-    'Content-Transfer-Encoding: base64',
-    'Content-Disposition: attachment; filename=smime.p7m',
-    'Content-Description: S/MIME Encrypted Message',
-    '',
-    '',
-  ].join('\r\n');
+const ownFields = (smimeType: 'enveloped-data' | 'authEnveloped-data'): string =>
+  [...smimeContentFields(smimeType).map(([name, value]) => `${name}: ${value}`), '', ''].join('\r\n');
 const ENVELOPED_FIELDS = ownFields('enveloped-data');
 const AUTH_ENVELOPED_FIELDS = ownFields('authEnveloped-data');
 
