@@ -38,8 +38,11 @@ export {
   type PdfLimits,
   type PdfSignatureDictionary,
   type PdfStructure,
+  PdfWorkLimitError,
   readDocumentSecurityStore,
   readPdfStructure,
+  WORK_ALLOWANCE,
+  WorkBudget,
 } from './pdf-structure.ts';
 export { type QualifiedStatus, type QualifiedStatusSource, withoutTrustedList } from './qualified-status.ts';
 export { type Sentence, SUB_INDICATION_SENTENCES, sentenceFor } from './sentences.ts';

@@ -5,7 +5,9 @@
 // file. It does not render, decompress or resolve anything, except the document security store's streams (/DSS:
 // CRLs and OCSP responses, found by the last `/DSS` and `N G obj` in the file, inflated with a cap). A signature
 // dictionary cannot sit in a compressed object stream (its /Contents must be excluded by byte offsets), so scanning
-// the file's bytes finds them all; a /DSS inside an object stream is not found.
+// the file's bytes finds them all; a /DSS inside an object stream is not found. Every object is read at most once,
+// and all reading of one file shares one work budget (a token, or a byte passed, is one unit; linear in the file's
+// size), so no file costs more than linear work however its objects overlap.
 import { inflateSync } from 'node:zlib';
 
 export interface PdfLimits {
@@ -17,6 +19,12 @@ export interface PdfLimits {
   maxSignatures: number;
   /** Cross-reference sections followed; default 1 000. */
   maxRevisions: number;
+  /**
+   * Work the object reader may spend on one file, per byte of the file, on top of WORK_ALLOWANCE; default 2 (a
+   * well-formed file needs at most 1: its objects do not overlap). A token read or a byte passed is one unit.
+   * Beyond it the rest of the file is not examined (INDETERMINATE, never a pass).
+   */
+  workPerByte: number;
 }
 
 export const DEFAULT_PDF_LIMITS: PdfLimits = {
@@ -24,7 +32,37 @@ export const DEFAULT_PDF_LIMITS: PdfLimits = {
   maxObjects: 500_000,
   maxSignatures: 32,
   maxRevisions: 1000,
+  workPerByte: 2,
 };
+
+/** Units of work every file may spend regardless of its size (small files with large trailers or signatures). */
+export const WORK_ALLOWANCE = 1_000_000;
+
+/** The file needs more work to read than its budget: what is not examined is INDETERMINATE, not a format failure. */
+export class PdfWorkLimitError extends Error {
+  readonly code = 'PDF_WORK_LIMIT';
+}
+
+/** The work all reading of one file may do together: tokens read plus bytes passed (strings, comments, searches). */
+export class WorkBudget {
+  used = 0;
+  readonly limit: number;
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+
+  static forFile(size: number, workPerByte: number = DEFAULT_PDF_LIMITS.workPerByte): WorkBudget {
+    return new WorkBudget(WORK_ALLOWANCE + workPerByte * size);
+  }
+
+  spend(units: number): void {
+    this.used += units;
+    if (this.used > this.limit) {
+      throw new PdfWorkLimitError(`reading the file needs more than its work budget of ${this.limit} units`);
+    }
+  }
+}
 
 /** The file is not a PDF we can read: verified as TOTAL_FAILED FORMAT_FAILURE, never a crash. */
 export class PdfFormatError extends Error {
@@ -57,8 +95,12 @@ export interface PdfStructure {
   /** Where each revision ends, in file order: just after its `%%EOF`, and after the end of line that follows. */
   revisions: Array<{ eof: number; end: number }>;
   signatures: PdfSignatureDictionary[];
-  /** Signature dictionaries beyond `maxSignatures`, not read. */
+  /** Signature dictionaries (readable or not) beyond `maxSignatures`, not verified. */
   skippedSignatures: number;
+  /** Why the file was not examined to its end (the work budget ran out): then more signatures may be unseen. */
+  unexamined?: string;
+  /** Units of work spent reading objects: at most WORK_ALLOWANCE + workPerByte × size (plus the last token). */
+  work: number;
   notes: string[];
 }
 
@@ -80,12 +122,14 @@ const MAX_TOKENS_PER_OBJECT = 100_000;
 /** A bounded reader of one PDF object at an offset (ISO 32000-1 §7.2–7.3). */
 class ObjectReader {
   private readonly bytes: Buffer;
+  private readonly budget: WorkBudget;
   position: number;
   private tokens = 0;
 
-  constructor(bytes: Buffer, position: number) {
+  constructor(bytes: Buffer, position: number, budget: WorkBudget) {
     this.bytes = bytes;
     this.position = position;
+    this.budget = budget;
   }
 
   private fail(message: string): never {
@@ -94,6 +138,7 @@ class ObjectReader {
 
   skipWhitespace(): void {
     const b = this.bytes;
+    const start = this.position;
     while (this.position < b.length) {
       const c = b[this.position] as number;
       if (WHITESPACE.has(c)) this.position++;
@@ -101,6 +146,7 @@ class ObjectReader {
         while (this.position < b.length && b[this.position] !== 0x0a && b[this.position] !== 0x0d) this.position++;
       } else break;
     }
+    this.budget.spend(this.position - start);
   }
 
   private word(): string {
@@ -117,6 +163,7 @@ class ObjectReader {
   value(depth = 0): PdfValue {
     if (depth > MAX_NESTING) this.fail('objects nested too deeply');
     if (++this.tokens > MAX_TOKENS_PER_OBJECT) this.fail('object too large');
+    this.budget.spend(1);
     this.skipWhitespace();
     const b = this.bytes;
     if (this.position >= b.length) this.fail('unexpected end of file');
@@ -180,6 +227,8 @@ class ObjectReader {
   private hexString(): PdfValue {
     const start = this.position;
     const close = this.bytes.indexOf(0x3e, start + 1);
+    // The search passed every byte up to `>` (or to the end of the file), whether the string is good or not.
+    this.budget.spend((close < 0 ? this.bytes.length : close) - start);
     if (close < 0) this.fail('unterminated hex string');
     const digits = this.bytes.toString('latin1', start + 1, close).replace(/[\0\t\n\f\r ]/g, '');
     if (!/^[0-9A-Fa-f]*$/.test(digits)) this.fail('hex string with a character that is not a hex digit');
@@ -196,6 +245,9 @@ class ObjectReader {
     const b = this.bytes;
     const out: number[] = [];
     let nesting = 0;
+    const start = this.position;
+    // Every byte passed is work, also those that add nothing to the string (a line continuation) or end in a failure.
+    const passed = () => this.budget.spend(this.position - start);
     this.position++;
     while (this.position < b.length) {
       const c = b[this.position++] as number;
@@ -216,12 +268,19 @@ class ObjectReader {
         nesting++;
         out.push(c);
       } else if (c === 0x29) {
-        if (nesting === 0) return { kind: 'string', bytes: Buffer.from(out) };
+        if (nesting === 0) {
+          passed();
+          return { kind: 'string', bytes: Buffer.from(out) };
+        }
         nesting--;
         out.push(c);
       } else out.push(c);
-      if (out.length > 65_536) this.fail('string too long');
+      if (out.length > 65_536) {
+        passed();
+        this.fail('string too long');
+      }
     }
+    passed();
     this.fail('unterminated string');
   }
 }
@@ -312,7 +371,7 @@ function revisionsOf(bytes: Buffer): Array<{ eof: number; end: number }> {
  * Follows startxref and each /Prev: an offset outside the file or a section visited twice (a loop) makes the file
  * unreadable. Sections that are not where the offset says are only noted: readers rebuild such tables.
  */
-function checkCrossReferenceChain(bytes: Buffer, limits: PdfLimits, notes: string[]): void {
+function checkCrossReferenceChain(bytes: Buffer, limits: PdfLimits, notes: string[], budget: WorkBudget): void {
   const window = (at: number, length = 40) => bytes.toString('latin1', at, Math.min(bytes.length, at + length));
   const startxref = bytes.lastIndexOf('startxref');
   if (startxref < 0) throw new PdfFormatError('no startxref: not a complete PDF');
@@ -331,11 +390,12 @@ function checkCrossReferenceChain(bytes: Buffer, limits: PdfLimits, notes: strin
     let trailer: PdfValue | undefined;
     if (window(offset, 4) === 'xref') {
       const at = bytes.indexOf('trailer', offset);
+      budget.spend((at < 0 ? bytes.length : at) - offset);
       if (at < 0) throw new PdfFormatError('cross-reference table without trailer');
-      trailer = new ObjectReader(bytes, at + 7).value();
+      trailer = new ObjectReader(bytes, at + 7, budget).value();
     } else {
       const header = /^(\d{1,10})\s+(\d{1,5})\s+obj\b/.exec(window(offset));
-      if (header) trailer = new ObjectReader(bytes, offset + header[0].length).value();
+      if (header) trailer = new ObjectReader(bytes, offset + header[0].length, budget).value();
     }
     if (trailer?.kind !== 'dict') {
       notes.push(`the cross-reference offset ${offset} does not point at a cross-reference section`);
@@ -362,26 +422,30 @@ const MAX_DSS_ENTRIES = 32;
 const MAX_DSS_ENTRY_BYTES = 4 * 1024 * 1024;
 
 /** The body of the last `N G obj` in the file (a later revision's version wins), read as a value. */
-function indirectObject(bytes: Buffer, ref: { objectNumber: number; generation: number }) {
+function indirectObject(bytes: Buffer, ref: { objectNumber: number; generation: number }, budget: WorkBudget) {
   const header = Buffer.from(`${ref.objectNumber} ${ref.generation} obj`, 'latin1');
+  let searchedFrom = bytes.length;
   for (let at = bytes.lastIndexOf(header); at >= 0; at = bytes.lastIndexOf(header, at - 1)) {
+    budget.spend(searchedFrom - at);
+    searchedFrom = at;
     if (at > 0 && (isDigit(bytes[at - 1]) || !isPdfWhitespace(bytes[at - 1]))) continue;
-    const reader = new ObjectReader(bytes, at + header.length);
+    const reader = new ObjectReader(bytes, at + header.length, budget);
     return { value: reader.value(), reader };
   }
+  budget.spend(searchedFrom);
   throw new PdfFormatError(
     `object ${ref.objectNumber} ${ref.generation} is not in the file (perhaps in an object stream)`,
   );
 }
 
-function resolved(bytes: Buffer, value: PdfValue | undefined): PdfValue | undefined {
-  return value?.kind === 'ref' ? indirectObject(bytes, value).value : value;
+function resolved(bytes: Buffer, value: PdfValue | undefined, budget: WorkBudget): PdfValue | undefined {
+  return value?.kind === 'ref' ? indirectObject(bytes, value, budget).value : value;
 }
 
 /** The decoded bytes of the stream object `ref` (no filter or FlateDecode only). */
-function streamBytes(bytes: Buffer, ref: PdfValue): Buffer {
+function streamBytes(bytes: Buffer, ref: PdfValue, budget: WorkBudget): Buffer {
   if (ref.kind !== 'ref') throw new PdfFormatError('a DSS entry is not an indirect stream');
-  const { value, reader } = indirectObject(bytes, ref);
+  const { value, reader } = indirectObject(bytes, ref, budget);
   if (value.kind !== 'dict') throw new PdfFormatError('a DSS entry is not a stream');
   reader.skipWhitespace();
   if (bytes.toString('latin1', reader.position, reader.position + 6) !== 'stream') {
@@ -390,12 +454,12 @@ function streamBytes(bytes: Buffer, ref: PdfValue): Buffer {
   let start = reader.position + 6;
   if (bytes[start] === 0x0d) start++;
   if (bytes[start] === 0x0a) start++;
-  const length = resolved(bytes, value.entries.get('Length'));
+  const length = resolved(bytes, value.entries.get('Length'), budget);
   if (length?.kind !== 'number' || length.value < 0 || start + length.value > bytes.length) {
     throw new PdfFormatError('a DSS stream has no usable /Length');
   }
   const raw = bytes.subarray(start, start + length.value);
-  const filter = resolved(bytes, value.entries.get('Filter'));
+  const filter = resolved(bytes, value.entries.get('Filter'), budget);
   const filters = filter === undefined ? [] : filter.kind === 'array' ? filter.items : [filter];
   if (filters.length === 0) return raw;
   if (filters.length === 1 && filters[0]?.kind === 'name' && filters[0].value === 'FlateDecode') {
@@ -408,8 +472,12 @@ function streamBytes(bytes: Buffer, ref: PdfValue): Buffer {
  * The document security store the file's last catalog names (the last `/DSS` key in the file), or undefined. Its
  * data is only ever revocation data for path validation, which checks every CRL and OCSP response itself (signer,
  * issuer, freshness): a /DSS an attacker appended or placed elsewhere can add nothing that would not verify anyway.
+ * When the work budget runs out, what was read so far is kept and the rest noted as not read.
  */
-export function readDocumentSecurityStore(bytes: Buffer): DocumentSecurityStore | undefined {
+export function readDocumentSecurityStore(
+  bytes: Buffer,
+  budget: WorkBudget = WorkBudget.forFile(bytes.length),
+): DocumentSecurityStore | undefined {
   const key = Buffer.from('/DSS', 'latin1');
   let at = bytes.lastIndexOf(key);
   while (at >= 0 && !(isPdfWhitespace(bytes[at + 4]) || DELIMITERS.has(bytes[at + 4] as number))) {
@@ -419,7 +487,7 @@ export function readDocumentSecurityStore(bytes: Buffer): DocumentSecurityStore 
   const store: DocumentSecurityStore = { crls: [], ocspResponses: [], notes: [] };
   let dss: PdfValue | undefined;
   try {
-    dss = resolved(bytes, new ObjectReader(bytes, at + 4).value());
+    dss = resolved(bytes, new ObjectReader(bytes, at + 4, budget).value(), budget);
   } catch (error) {
     store.notes.push(`the /DSS is not readable: ${(error as Error).message}`);
     return store;
@@ -435,9 +503,10 @@ export function readDocumentSecurityStore(bytes: Buffer): DocumentSecurityStore 
   ] as const) {
     let items: PdfValue | undefined;
     try {
-      items = resolved(bytes, dss.entries.get(name));
+      items = resolved(bytes, dss.entries.get(name), budget);
     } catch (error) {
       store.notes.push(`/DSS /${name}: ${(error as Error).message}`);
+      if (error instanceof PdfWorkLimitError) return store;
       continue;
     }
     for (const item of items?.kind === 'array' ? items.items : []) {
@@ -446,9 +515,10 @@ export function readDocumentSecurityStore(bytes: Buffer): DocumentSecurityStore 
         return store;
       }
       try {
-        list.push(streamBytes(bytes, item));
+        list.push(streamBytes(bytes, item, budget));
       } catch (error) {
         store.notes.push(`/DSS /${name}: ${(error as Error).message}`);
+        if (error instanceof PdfWorkLimitError) return store;
       }
     }
   }
@@ -496,49 +566,69 @@ export function readPdfStructure(bytes: Buffer, limits: PdfLimits = DEFAULT_PDF_
   if (headerAt < 0) throw new PdfFormatError('no %PDF- header in the first 1024 bytes');
   const revisions = revisionsOf(bytes);
   if (revisions.length === 0) throw new PdfFormatError('no %%EOF: the file is truncated');
-  const notes: string[] = [];
-  checkCrossReferenceChain(bytes, limits, notes);
+  const budget = WorkBudget.forFile(bytes.length, limits.workPerByte);
+  const structure: PdfStructure = {
+    size: bytes.length,
+    revisions,
+    signatures: [],
+    skippedSignatures: 0,
+    work: 0,
+    notes: [],
+  };
+  try {
+    checkCrossReferenceChain(bytes, limits, structure.notes, budget);
+    locateSignatureDictionaries(bytes, limits, budget, structure);
+  } catch (error) {
+    if (!(error instanceof PdfWorkLimitError)) throw error;
+    // What was found so far is verified; what lies beyond may hold signatures that can never count as verified.
+    structure.unexamined = `${error.message} (${WORK_ALLOWANCE} plus ${limits.workPerByte} per byte): the rest of the file was not examined`;
+  }
+  structure.work = budget.used;
+  return structure;
+}
 
-  // Each /ByteRange mention, and the object it sits in: the last `N G obj` before it with no `endobj` between.
-  // The object headers are passed once, front to back (linear in the file's size).
-  const signatures: PdfSignatureDictionary[] = [];
-  let skippedSignatures = 0;
+/**
+ * Each /ByteRange mention, and the object it sits in: the last `N G obj` before it with no `endobj` between. The
+ * object headers are passed once, front to back, and each object is read at most once (also when it holds no
+ * signature dictionary), so the work is linear in the file's size, within the budget.
+ */
+function locateSignatureDictionaries(bytes: Buffer, limits: PdfLimits, budget: WorkBudget, structure: PdfStructure) {
+  const { signatures } = structure;
+  const read = new Set<number>();
+  const add = (dictionary: PdfSignatureDictionary) => {
+    // Unreadable dictionaries count too: a file must not report thousands of them.
+    if (signatures.length >= limits.maxSignatures) structure.skippedSignatures++;
+    else signatures.push(dictionary);
+  };
   let objectsPassed = 0;
-  let cursor = 0;
+  let nextObj = bytes.indexOf(OBJ);
   let current: { objectNumber: number; generation: number; objectOffset: number; bodyAt: number } | undefined;
   for (let at = bytes.indexOf(BYTE_RANGE); at >= 0; at = bytes.indexOf(BYTE_RANGE, at + BYTE_RANGE.length)) {
-    for (let objAt = bytes.indexOf(OBJ, cursor); objAt >= 0 && objAt < at; objAt = bytes.indexOf(OBJ, objAt + 3)) {
-      const isEnd = objAt >= 3 && bytes.toString('latin1', objAt - 3, objAt) === 'end';
+    for (; nextObj >= 0 && nextObj < at; nextObj = bytes.indexOf(OBJ, nextObj + 3)) {
+      const isEnd = nextObj >= 3 && bytes.toString('latin1', nextObj - 3, nextObj) === 'end';
       if (isEnd) {
         current = undefined;
         continue;
       }
-      const header = objectHeaderBefore(bytes, objAt);
+      const header = objectHeaderBefore(bytes, nextObj);
       if (!header) continue;
       if (++objectsPassed > limits.maxObjects) throw new PdfFormatError(`more than ${limits.maxObjects} objects`);
-      current = { ...header, bodyAt: objAt + 3 };
+      current = { ...header, bodyAt: nextObj + 3 };
     }
-    cursor = at;
-    if (!current) continue;
+    if (!current || read.has(current.objectOffset)) continue;
     const { bodyAt, ...object } = current;
-    if (signatures.some((s) => s.objectOffset === object.objectOffset)) continue;
+    read.add(object.objectOffset);
     let value: PdfValue;
     try {
-      value = new ObjectReader(bytes, bodyAt).value();
+      value = new ObjectReader(bytes, bodyAt, budget).value();
     } catch (error) {
+      if (error instanceof PdfWorkLimitError) throw error;
       // A signature dictionary we cannot read is a signature that fails, not a file we refuse.
-      signatures.push({ ...object, problem: `the object is not readable: ${(error as Error).message}` });
+      add({ ...object, problem: `the object is not readable: ${(error as Error).message}` });
       continue;
     }
     const found: Array<Map<string, PdfValue>> = [];
     signatureDictionaries(value, found);
-    for (const entries of found) {
-      if (signatures.length >= limits.maxSignatures) {
-        skippedSignatures++;
-        continue;
-      }
-      signatures.push(dictionaryOf(entries, object));
-    }
+    for (const entries of found) add(dictionaryOf(entries, object));
   }
-  return { size: bytes.length, revisions, signatures, skippedSignatures, notes };
 }

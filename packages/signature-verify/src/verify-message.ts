@@ -40,7 +40,10 @@ export interface VerifyMessageOptions {
 }
 
 export interface Coverage {
-  /** `none`: no signature; `full`: every part the reader sees is covered; `partial`: some are not. */
+  /**
+   * `none`: no signature; `full`: every part the reader sees is covered; `partial`: some are not, also when none is
+   * (the only signature covers an earlier revision of a PDF, or is a .p7s without its document).
+   */
   status: 'none' | 'full' | 'partial';
   covered: VisiblePart[];
   uncovered: VisiblePart[];
@@ -110,7 +113,10 @@ function coverageOf(parts: readonly VisiblePart[], signatures: readonly Reported
   const content = parts.filter((p) => p.role === 'content');
   const covered = content.filter((p) => p.coveredBy.length > 0);
   const uncovered = content.filter((p) => p.coveredBy.length === 0);
-  const signedLayers = signatures.some((s) => s.signerIndex >= 0);
-  const status = !signedLayers || covered.length === 0 ? 'none' : uncovered.length === 0 ? 'full' : 'partial';
+  // A signature that covers none of what is shown (only an earlier revision of a PDF) still makes the message look
+  // signed: whatever it leaves uncovered is flagged, never passed over as `none`. Layers that carry their own verdict
+  // (malformed, not examined; signerIndex -1) are no signature here: they are never TOTAL_PASSED.
+  const signed = signatures.some((s) => s.signerIndex >= 0);
+  const status = !signed ? 'none' : uncovered.length === 0 ? 'full' : 'partial';
   return { status, covered, uncovered };
 }

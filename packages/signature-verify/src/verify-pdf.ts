@@ -14,6 +14,7 @@ import {
   type PdfStructure,
   readDocumentSecurityStore,
   readPdfStructure,
+  WorkBudget,
 } from './pdf-structure.ts';
 import { type Sentence, sentenceFor } from './sentences.ts';
 import { verifySignedDataWithTimestamps } from './signature-timestamp.ts';
@@ -147,7 +148,7 @@ export async function verifyPdfInContext(
     };
   }
   // PAdES-LT: the document security store's CRLs and OCSP responses serve every signature of the file.
-  const dss = readDocumentSecurityStore(bytes);
+  const dss = readDocumentSecurityStore(bytes, WorkBudget.forFile(bytes.length, limits.workPerByte));
   const signatures: PdfSignature[] = [];
   for (const dictionary of structure.signatures) {
     signatures.push(
@@ -155,8 +156,15 @@ export async function verifyPdfInContext(
     );
   }
   const notes = [...structure.notes, ...(dss?.notes ?? [])];
-  if (structure.skippedSignatures > 0) {
-    const reason = `${structure.skippedSignatures} further signature dictionaries beyond the limit of ${limits.maxSignatures} were not examined`;
+  // What lies beyond a limit is never verified: it stands as one INDETERMINATE entry each.
+  const notExamined = [
+    structure.skippedSignatures > 0
+      ? `${structure.skippedSignatures} further signature dictionaries beyond the limit of ${limits.maxSignatures} were not examined`
+      : undefined,
+    structure.unexamined,
+  ];
+  for (const reason of notExamined) {
+    if (reason === undefined) continue;
     notes.push(reason);
     signatures.push({
       ...bare(indeterminate('SIG_CONSTRAINTS_FAILURE'), [reason]),

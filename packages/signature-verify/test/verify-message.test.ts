@@ -679,14 +679,19 @@ describe('verifyMessage', () => {
       assert.equal(summaryHeader(result), 'TOTAL_PASSED; level=basic; signatures=1');
     });
 
-    it('is INDETERMINATE SIGNED_DATA_NOT_FOUND for a .p7s without its document', async () => {
+    it('is INDETERMINATE SIGNED_DATA_NOT_FOUND with coverage partial for a .p7s without its document', async () => {
       const p7s = await sign(pdf, [alice]);
       const mail = message(
         from(alice),
         multipartMixed([textPart('Anbei.'), attachment('vertrag.pdf.p7s', 'application/pkcs7-signature', p7s)]),
       );
       const result = await verifyMessage(mail, options());
-      assert.equal(summaryHeader(result), 'INDETERMINATE; sub=SIGNED_DATA_NOT_FOUND');
+      // The signature covers nothing the reader sees: the text stands unsigned beside it.
+      assert.equal(summaryHeader(result), 'INDETERMINATE; sub=SIGNED_DATA_NOT_FOUND; coverage=partial');
+      assert.deepEqual(
+        result.coverage.uncovered.map((p) => p.path),
+        ['/1'],
+      );
     });
 
     it('fails a .p7s whose document was exchanged', async () => {

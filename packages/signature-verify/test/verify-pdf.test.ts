@@ -4,7 +4,7 @@
 // untrusted signer, document and signature timestamps, malformed files, and a signed PDF attached to a mail.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { pdfSummaryHeader, type VerifyPdfOptions, verifyMessage, verifyPdf } from '../src/index.ts';
+import { pdfSummaryHeader, summaryHeader, type VerifyPdfOptions, verifyMessage, verifyPdf } from '../src/index.ts';
 import { addUnsignedAttribute, flipSignatureByte } from './cms-surgery.ts';
 import { type Authority, attachment, message, multipartMixed, type Signer, TestPki, textPart } from './openssl-pki.ts';
 import { PdfWriter, pdfsig, signWithSignpdf } from './pdf-fixtures.ts';
@@ -446,6 +446,37 @@ describe('verifyPdf', () => {
       assert.equal(result.identity.status, 'not-applicable');
     });
 
+    it('flags coverage=partial when the only signature in a mail covers an earlier revision of its PDF', async () => {
+      // The attacker mails a validly signed PDF with an incremental update after signing that changes the text.
+      const pdf = new PdfWriter('Betrag: 100 EUR');
+      await pdf.sign(cades(alice));
+      pdf.changeText('Betrag: 900 EUR');
+      const mail = message(
+        ['From: Bürger <citizen@example.org>', 'To: poststelle@behoerde.example', 'Subject: Antrag'],
+        multipartMixed([
+          textPart('Anbei der signierte Antrag.'),
+          attachment('antrag.pdf', 'application/pdf', pdf.bytes),
+        ]),
+      );
+      const result = await verifyMessage(mail, {
+        trustAnchors: [{ certificate: root.der }],
+        now: () => clock,
+        revocation: 'off',
+      });
+      // Valid for the revision it signed, so TOTAL_PASSED; but nothing the reader sees is covered by it.
+      assert.equal(result.signatures[0]?.pdf?.coversWholeDocument, false);
+      assert.equal(summaryHeader(result), 'TOTAL_PASSED; level=AdES; signatures=1; coverage=partial');
+      assert.equal(result.coverage.status, 'partial');
+      assert.deepEqual(result.coverage.covered, []);
+      assert.deepEqual(
+        result.coverage.uncovered.map((p) => [p.path, p.description]),
+        [
+          ['/1', 'text/plain'],
+          ['/2', 'application/pdf “antrag.pdf” (attachment), changed after signing'],
+        ],
+      );
+    });
+
     it('leaves a PDF changed after signing uncovered and reports its signature, and refuses an unreadable one', async () => {
       const pdf = new PdfWriter('Bescheid');
       await pdf.sign(cades(alice));
@@ -467,7 +498,7 @@ describe('verifyPdf', () => {
       assert.equal(changed?.indication, 'TOTAL_PASSED');
       assert.equal(changed?.pdf?.coversWholeDocument, false);
       assert.match(changed?.covers?.description ?? '', /changed afterwards/);
-      assert.equal(result.coverage.status, 'none');
+      assert.equal(result.coverage.status, 'partial');
       assert.equal(result.parts.find((p) => p.path === '/1')?.description.includes('changed after signing'), true);
       const broken = result.layers.find((l) => l.path === '/2');
       assert.equal(broken?.kind, 'malformed');
