@@ -10,4 +10,10 @@ export { publicKeyOf, type SignatureCheck, verifySignature, weakKeyReason } from
 // the certificate parser, node:crypto signature checks and the MIME helpers the S/MIME code already uses.
 export * as ber from './smime/ber-reader.ts';
 export * from './smime/index.ts';
-export { type ContentType, multipartParts, parseContentType } from './smime/mime-entity.ts';
+export {
+  type ContentType,
+  contentTypeParameters,
+  MAX_CONTENT_TYPE_PARAMETERS_LENGTH,
+  multipartParts,
+  parseContentType,
+} from './smime/mime-entity.ts';

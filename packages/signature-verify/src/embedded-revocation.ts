@@ -61,7 +61,9 @@ function revocationValuesOf(signerInfo: ParsedSignerInfo): { crls: Buffer[]; ocs
     if (attribute.type !== ID_AA_ETS_REVOCATION_VALUES) continue;
     for (const value of attribute.values) {
       try {
-        const values = ber.expectUniversal(ber.readBer(value.raw), ber.UNIVERSAL_SEQUENCE, 'RevocationValues');
+        // Listed down to each CertificateList / BasicOCSPResponse (depth 3), kept raw below: a large CRL's entries
+        // are not read here, so they neither count against readBer's element bound nor cost memory.
+        const values = ber.expectUniversal(ber.readBer(value.raw, 4), ber.UNIVERSAL_SEQUENCE, 'RevocationValues');
         for (const field of values.children) {
           if (ber.isContext(field, 0)) {
             for (const crl of elementsOf(field, isSignedStructure)) crls.push(crl.raw);

@@ -3,7 +3,13 @@
 // is never hidden by a valid outer one, and every part the reader sees is listed with the layers covering it, so a
 // signed part under unsigned content shows as partly signed. Encrypted layers are opaque here: inbound decryption
 // happens earlier in the pipeline.
-import { type ContentType, multipartParts, parseContentType } from '@smgw/crypto';
+import {
+  type ContentType,
+  contentTypeParameters,
+  MAX_CONTENT_TYPE_PARAMETERS_LENGTH,
+  multipartParts,
+  parseContentType,
+} from '@smgw/crypto';
 import { bareLfToCrlf, decodeEncodedWords, type HeaderField, headerValue, splitHeaderBlock } from '@smgw/mime';
 import { failed, indeterminate, type Judgement } from './indication.ts';
 import { sentenceFor } from './sentences.ts';
@@ -177,7 +183,11 @@ function entityOf(bytes: Buffer, path: string): Entity {
   const ambiguities = ['content-type', 'content-transfer-encoding']
     .filter((key) => fields.filter((f) => f.key === key).length > 1)
     .map((key) => `more than one ${key} field`);
-  for (const name of repeatedParameters(headerValue(fields, 'content-type') ?? '')) {
+  const contentType = headerValue(fields, 'content-type') ?? '';
+  // Its parameters are not read at all (parseContentType keeps only the media type): how to read the entity is unsure.
+  if (contentType.length > MAX_CONTENT_TYPE_PARAMETERS_LENGTH)
+    ambiguities.push('a content-type field too long to read');
+  for (const name of repeatedParameters(contentType)) {
     ambiguities.push(`the content-type parameter ${name} more than once`);
   }
   return { path, fields, body, type, attachment, description, ambiguities, ...(filename ? { filename } : {}) };
@@ -186,14 +196,14 @@ function entityOf(bytes: Buffer, path: string): Entity {
 /** The parameters that decide how an entity is read (its parts, its signature kind, a .p7m/.p7s name). */
 const STRUCTURAL_PARAMETERS = new Set(['boundary', 'protocol', 'smime-type', 'name']);
 
-/** Structural parameters a Content-Type value gives more than once, read as parseContentType reads them. */
+/**
+ * Structural parameters a Content-Type value gives more than once, read as parseContentType reads them (one linear
+ * pass: the regular expression this was had quadratic time on a long value without `=`).
+ */
 function repeatedParameters(value: string): string[] {
-  const semicolon = value.indexOf(';');
-  if (semicolon < 0) return [];
   const seen = new Set<string>();
   const repeated = new Set<string>();
-  for (const match of value.slice(semicolon + 1).matchAll(/\s*([^=;\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)\s*;?/g)) {
-    const name = (match[1] as string).toLowerCase();
+  for (const { name } of contentTypeParameters(value)) {
     if (seen.has(name) && STRUCTURAL_PARAMETERS.has(name)) repeated.add(name);
     seen.add(name);
   }

@@ -173,6 +173,7 @@ async function decrypt(deps: InboundDeps, envelope: Envelope, form: EncryptedFor
       message: deps.blobStore.open(envelope.blob.ref),
       privateKeys: keys.map((k) => ({ armored: k.secret.toString('utf8') })),
       now: at,
+      maxBytes,
     });
     const used = keys.find((k) => k.fingerprint === opened.decryptedWith) ?? keys[0];
     return { ok: true, entity: opened.entity, address: used?.address ?? '', fingerprint: used?.fingerprint ?? '' };

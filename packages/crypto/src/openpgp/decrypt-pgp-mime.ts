@@ -17,7 +17,15 @@ export interface DecryptPgpMimeInput {
   verificationKeys?: string[];
   /** Time for key validity and signature checks (default: now). */
   now?: Date;
+  /**
+   * Largest decrypted entity accepted (the caller's SMGW_MAX_MESSAGE_BYTES; default DEFAULT_MAX_DECRYPTED_BYTES).
+   * Compressed data is inflated only up to it: a few MB of ciphertext can inflate to many GB.
+   */
+  maxBytes?: number;
 }
+
+/** SMGW_MAX_MESSAGE_BYTES's default. */
+export const DEFAULT_MAX_DECRYPTED_BYTES = 50 * 1024 * 1024;
 
 export type PgpSignatureStatus = 'valid' | 'invalid' | 'unknown-key';
 
@@ -54,10 +62,11 @@ type VerificationResult = Awaited<ReturnType<typeof openpgp.decrypt>>['signature
 
 /**
  * Decrypts a PGP/MIME or inline-PGP message. Rejects with a PgpError: PGP_NOT_ENCRYPTED, PGP_MALFORMED,
- * PGP_UNSUPPORTED, PGP_PRIVATE_KEY_UNUSABLE, PGP_NO_MATCHING_KEY or PGP_DECRYPT_FAILED.
+ * PGP_UNSUPPORTED, PGP_PRIVATE_KEY_UNUSABLE, PGP_NO_MATCHING_KEY, PGP_DECRYPT_FAILED or PGP_TOO_LARGE.
  */
 export async function decryptPgpMime(input: DecryptPgpMimeInput): Promise<DecryptedPgpMessage> {
   const now = input.now ?? new Date();
+  const maxBytes = input.maxBytes ?? DEFAULT_MAX_DECRYPTED_BYTES;
   const raw = Buffer.isBuffer(input.message) ? input.message : await buffer(input.message);
   const found = await findEncryptedPart(raw);
   const message = await readPgpMessage(found.data);
@@ -96,21 +105,28 @@ export async function decryptPgpMime(input: DecryptPgpMimeInput): Promise<Decryp
         verificationKeys,
         format: 'binary',
         date: now,
+        // openpgp stops inflating there (zip, zlib and bzip2 alike), before holding more in memory.
+        config: { maxDecompressedMessageSize: maxBytes },
       });
       opened = { result, key };
       break;
     } catch (error) {
+      // The key opened it; no other key makes the content smaller.
+      if (DECOMPRESSED_TOO_LARGE.test(describeError(error))) throw tooLarge(maxBytes, error);
       lastError = error;
     }
   }
   if (!opened) throw classifyDecryptError(lastError, hiddenRecipient && matching.length === 0);
 
   const plaintext = Buffer.from(opened.result.data as Uint8Array);
+  if (plaintext.length > maxBytes) throw tooLarge(maxBytes);
   const signatures = await Promise.all(opened.result.signatures.map((s) => describeSignature(s, verificationKeys)));
   const decryptedWith = fingerprintOf(opened.key);
+  const entity = found.format === 'pgp-mime' ? plaintext : textPlainEntity(plaintext, found.charset);
+  if (entity.length > maxBytes) throw tooLarge(maxBytes);
   return {
     format: found.format,
-    entity: found.format === 'pgp-mime' ? plaintext : textPlainEntity(plaintext, found.charset),
+    entity,
     plaintext,
     signed: signatures.length > 0,
     signatures,
@@ -188,6 +204,14 @@ async function readVerificationKeys(armoredKeys: string[]): Promise<openpgp.Publ
     }
   }
   return keys;
+}
+
+// openpgp's words when maxDecompressedMessageSize is exceeded ('message size' for zip/zlib, 'size' for bzip2).
+const DECOMPRESSED_TOO_LARGE = /Maximum decompressed (message )?size exceeded/;
+
+function tooLarge(maxBytes: number, cause?: unknown): PgpError {
+  const message = `the decrypted message is larger than ${maxBytes} bytes`;
+  return new PgpError('PGP_TOO_LARGE', message, cause === undefined ? undefined : { cause });
 }
 
 function classifyDecryptError(error: unknown, hiddenRecipientOnly: boolean): PgpError {

@@ -12,6 +12,7 @@
 //   PGP_DECRYPT_FAILED          a matching key was given but decryption or the integrity check failed
 //   PGP_UNSUPPORTED             valid OpenPGP we do not open: password-only (SKESK), unprotected (no MDC) data,
 //                               unknown algorithms
+//   PGP_TOO_LARGE               the decrypted message (inflated, if compressed) is larger than the caller allows
 //   PGP_ENCRYPT_FAILED          encryption failed (input stream error, session key packet or internal error)
 
 export type PgpErrorCode =
@@ -25,6 +26,7 @@ export type PgpErrorCode =
   | 'PGP_NO_MATCHING_KEY'
   | 'PGP_DECRYPT_FAILED'
   | 'PGP_UNSUPPORTED'
+  | 'PGP_TOO_LARGE'
   | 'PGP_ENCRYPT_FAILED';
 
 /** Every failure of encryptPgpMime/decryptPgpMime; `code` is stable, `message` is for people and logs. */

@@ -14,12 +14,18 @@ export interface FoundPgpKey {
   address?: string;
 }
 
-const PUBLIC_KEY_BLOCK = /-----BEGIN PGP PUBLIC KEY BLOCK-----[\s\S]*?-----END PGP PUBLIC KEY BLOCK-----/g;
+const BEGIN_PUBLIC_KEY = '-----BEGIN PGP PUBLIC KEY BLOCK-----';
+const END_PUBLIC_KEY = '-----END PGP PUBLIC KEY BLOCK-----';
+/** Keys kept per message (Autocrypt headers and attachments together): each becomes a pending key in the directory. */
+export const MAX_KEYS_PER_MESSAGE = 16;
+/** Autocrypt headers and key blocks read per message, readable or not: each costs an openpgp parse. */
+export const MAX_KEY_SOURCES_PER_MESSAGE = 64;
 // Autocrypt Level 1 §2.1: attributes other than these make the header invalid unless they start with '_'.
 const AUTOCRYPT_KNOWN_ATTRIBUTES = new Set(['addr', 'prefer-encrypt', 'keydata']);
 
 /**
- * Public keys found in `mimeBytes`, deduplicated by fingerprint. Unreadable keys and invalid Autocrypt headers are
+ * Public keys found in `mimeBytes`, deduplicated by fingerprint, at most MAX_KEYS_PER_MESSAGE of them from at most
+ * MAX_KEY_SOURCES_PER_MESSAGE headers and blocks (the first ones). Unreadable keys and invalid Autocrypt headers are
  * skipped, never thrown: harvesting must not stop mail.
  */
 export async function findPgpKeysInMessage(mimeBytes: Buffer): Promise<FoundPgpKey[]> {
@@ -30,8 +36,15 @@ export async function findPgpKeysInMessage(mimeBytes: Buffer): Promise<FoundPgpK
     return [];
   }
   const found = new Map<string, FoundPgpKey>();
+  let sourcesLeft = MAX_KEY_SOURCES_PER_MESSAGE;
+  const enough = () => found.size >= MAX_KEYS_PER_MESSAGE || sourcesLeft <= 0;
+  const read = (data: string | Uint8Array): Promise<openpgp.Key[]> => {
+    sourcesLeft--;
+    return readKeysQuietly(data);
+  };
   const add = (keys: openpgp.Key[], source: FoundPgpKey['source'], address?: string) => {
     for (const key of keys) {
+      if (found.size >= MAX_KEYS_PER_MESSAGE) return;
       // A private key that travelled by mail is compromised: it is not offered for encryption at all.
       if (key.isPrivate()) continue;
       const fingerprint = fingerprintOf(key);
@@ -46,18 +59,33 @@ export async function findPgpKeysInMessage(mimeBytes: Buffer): Promise<FoundPgpK
     const autocrypt = parseAutocryptHeader(header.line);
     // Autocrypt §2.1: a header whose addr is not the From address is ignored.
     if (!autocrypt || autocrypt.addr !== fromAddress) continue;
-    add(await readKeysQuietly(autocrypt.keydata), 'autocrypt', autocrypt.addr);
+    if (enough()) break;
+    add(await read(autocrypt.keydata), 'autocrypt', autocrypt.addr);
   }
 
   for (const attachment of parsed.attachments) {
     const isKeyType = attachment.contentType.toLowerCase() === 'application/pgp-keys';
     const text = attachment.content.toString('latin1');
-    const blocks = text.match(PUBLIC_KEY_BLOCK) ?? [];
-    for (const block of blocks) add(await readKeysQuietly(block), 'attachment');
-    if (isKeyType && !text.includes('-----BEGIN PGP '))
-      add(await readKeysQuietly(new Uint8Array(attachment.content)), 'attachment');
+    for (const block of publicKeyBlocks(text)) {
+      if (enough()) break;
+      add(await read(block), 'attachment');
+    }
+    if (isKeyType && !text.includes('-----BEGIN PGP ') && !enough())
+      add(await read(new Uint8Array(attachment.content)), 'attachment');
   }
   return [...found.values()];
+}
+
+/** Each armored public key block in `text`, BEGIN line to the first END line after it, in one pass. */
+export function* publicKeyBlocks(text: string): Generator<string> {
+  let begin = text.indexOf(BEGIN_PUBLIC_KEY);
+  while (begin !== -1) {
+    const end = text.indexOf(END_PUBLIC_KEY, begin + BEGIN_PUBLIC_KEY.length);
+    // No END after this BEGIN is none after any later one either.
+    if (end === -1) return;
+    yield text.slice(begin, end + END_PUBLIC_KEY.length);
+    begin = text.indexOf(BEGIN_PUBLIC_KEY, end + END_PUBLIC_KEY.length);
+  }
 }
 
 /** addr and keydata (binary) of one raw `Autocrypt:` header line, or undefined when it is not valid. */

@@ -1,6 +1,6 @@
 // A small, strict BER reader for the CMS we receive. asn1js builds what we send; for reading we need exact byte slices
 // (the key-wrap AlgorithmIdentifier enters the ECDH KDF as encoded), indefinite lengths (OpenSSL streams its output),
-// a depth bound, and one typed error (SMIME_MALFORMED) for every defect of hostile or truncated input.
+// bounds on depth and element count, and one typed error (SMIME_MALFORMED) for every defect of hostile or truncated input.
 import { SmimeError } from './errors.ts';
 
 export const TAG_CLASS_UNIVERSAL = 0;
@@ -15,6 +15,12 @@ export const UNIVERSAL_SEQUENCE = 16;
 export const UNIVERSAL_SET = 17;
 
 const MAX_DEPTH = 48;
+/**
+ * Elements one readBer may read. Each node costs a few hundred bytes of heap for 2 bytes of input at least (`30 00`),
+ * so the count, not the input length, bounds the memory. Real CMS stays far below: a certificate is a few hundred
+ * elements, OpenSSL streams content in 4 KiB segments (50 MB: 13 k), and callers keep certificates unread (listDepth).
+ */
+export const MAX_BER_ELEMENTS = 200_000;
 
 export interface BerNode {
   readonly tagClass: number;
@@ -27,12 +33,28 @@ export interface BerNode {
   readonly children: readonly BerNode[];
 }
 
+interface Reading {
+  readonly buf: Buffer;
+  readonly listDepth: number;
+  elementsLeft: number;
+}
+
+interface Header {
+  readonly tagClass: number;
+  readonly constructed: boolean;
+  readonly tagNumber: number;
+  readonly contentStart: number;
+  /** Undefined for an indefinite length. */
+  readonly length: number | undefined;
+}
+
 function malformed(message: string): SmimeError {
   return new SmimeError('SMIME_MALFORMED', message);
 }
 
-function readNode(buf: Buffer, start: number, limit: number, depth: number, listDepth = MAX_DEPTH): BerNode {
-  if (depth > MAX_DEPTH) throw malformed('ASN.1 nesting too deep');
+function readHeader(reading: Reading, start: number, limit: number): Header {
+  if (--reading.elementsLeft < 0) throw malformed(`more than ${MAX_BER_ELEMENTS} ASN.1 elements`);
+  const buf = reading.buf;
   let pos = start;
   if (pos >= limit) throw malformed('ASN.1 element truncated');
   const first = buf[pos++] as number;
@@ -50,20 +72,9 @@ function readNode(buf: Buffer, start: number, limit: number, depth: number, list
   }
   if (pos >= limit) throw malformed('ASN.1 length truncated');
   const lengthByte = buf[pos++] as number;
-  const children: BerNode[] = [];
   if (lengthByte === 0x80) {
     if (!constructed) throw malformed('indefinite length on a primitive ASN.1 element');
-    for (;;) {
-      if (pos + 2 > limit) throw malformed('ASN.1 end-of-contents missing');
-      if (buf[pos] === 0 && buf[pos + 1] === 0) {
-        pos += 2;
-        break;
-      }
-      const child = readNode(buf, pos, limit, depth + 1, listDepth);
-      children.push(child);
-      pos += child.raw.length;
-    }
-    return { tagClass, constructed, tagNumber, raw: buf.subarray(start, pos), content: buf.subarray(0, 0), children };
+    return { tagClass, constructed, tagNumber, contentStart: pos, length: undefined };
   }
   let length = lengthByte;
   if (lengthByte > 0x80) {
@@ -75,34 +86,84 @@ function readNode(buf: Buffer, start: number, limit: number, depth: number, list
   } else if (lengthByte === 0xff) {
     throw malformed('reserved ASN.1 length');
   }
-  const end = pos + length;
-  if (end > limit) throw malformed('ASN.1 element truncated');
-  // Below listDepth a definite-length element is kept whole (raw) without reading into it.
-  if (constructed && depth < listDepth) {
-    let childPos = pos;
-    while (childPos < end) {
-      const child = readNode(buf, childPos, end, depth + 1, listDepth);
-      children.push(child);
-      childPos += child.raw.length;
+  if (pos + length > limit) throw malformed('ASN.1 element truncated');
+  return { tagClass, constructed, tagNumber, contentStart: pos, length };
+}
+
+function isEndOfContents(reading: Reading, pos: number, limit: number): boolean {
+  if (pos + 2 > limit) throw malformed('ASN.1 end-of-contents missing');
+  return reading.buf[pos] === 0 && reading.buf[pos + 1] === 0;
+}
+
+/** The end of an indefinite-length element at `depth` whose content starts at `pos`, found without building nodes. */
+function skipIndefinite(reading: Reading, pos: number, limit: number, depth: number): number {
+  let open = 1;
+  while (open > 0) {
+    if (isEndOfContents(reading, pos, limit)) {
+      pos += 2;
+      open--;
+      continue;
     }
+    if (depth + open > MAX_DEPTH) throw malformed('ASN.1 nesting too deep');
+    const header = readHeader(reading, pos, limit);
+    if (header.length === undefined) open++;
+    pos = header.contentStart + (header.length ?? 0);
+  }
+  return pos;
+}
+
+function readNode(reading: Reading, start: number, limit: number, depth: number): BerNode {
+  if (depth > MAX_DEPTH) throw malformed('ASN.1 nesting too deep');
+  const { tagClass, constructed, tagNumber, contentStart, length } = readHeader(reading, start, limit);
+  const children: BerNode[] = [];
+  // From listDepth on, a constructed element is kept whole (raw) without listing what it holds.
+  const listed = constructed && depth < reading.listDepth;
+  if (length === undefined) {
+    let pos = contentStart;
+    if (listed) {
+      while (!isEndOfContents(reading, pos, limit)) {
+        const child = readNode(reading, pos, limit, depth + 1);
+        children.push(child);
+        pos += child.raw.length;
+      }
+      pos += 2;
+    } else {
+      pos = skipIndefinite(reading, pos, limit, depth);
+    }
+    return {
+      tagClass,
+      constructed,
+      tagNumber,
+      raw: reading.buf.subarray(start, pos),
+      content: reading.buf.subarray(0, 0),
+      children,
+    };
+  }
+  const end = contentStart + length;
+  let childPos = contentStart;
+  while (listed && childPos < end) {
+    const child = readNode(reading, childPos, end, depth + 1);
+    children.push(child);
+    childPos += child.raw.length;
   }
   return {
     tagClass,
     constructed,
     tagNumber,
-    raw: buf.subarray(start, end),
-    content: constructed ? buf.subarray(0, 0) : buf.subarray(pos, end),
+    raw: reading.buf.subarray(start, end),
+    content: constructed ? reading.buf.subarray(0, 0) : reading.buf.subarray(contentStart, end),
     children,
   };
 }
 
 /**
  * Reads one BER element from the start of `bytes` (trailing bytes are ignored, as OpenSSL does). With `listDepth`,
- * constructed elements of definite length at that depth (the top element is depth 0) list no children: callers
- * that need only their bytes (certificates in a SignedData) skip the work; read `raw` again to go deeper.
+ * constructed elements at that depth (the top element is depth 0) list no children: callers that need only their
+ * bytes (certificates in a SignedData) skip the work; read `raw` again to go deeper. More than MAX_BER_ELEMENTS
+ * elements read (listed or skipped) is SMIME_MALFORMED.
  */
 export function readBer(bytes: Buffer, listDepth = MAX_DEPTH): BerNode {
-  return readNode(bytes, 0, bytes.length, 0, listDepth);
+  return readNode({ buf: bytes, listDepth, elementsLeft: MAX_BER_ELEMENTS }, 0, bytes.length, 0);
 }
 
 export function isUniversal(node: BerNode | undefined, tagNumber: number): node is BerNode {

@@ -207,7 +207,8 @@ function openEnvelope(contentType: string, envelope: BerNode, keys: readonly Rec
 export async function decryptEnveloped(options: DecryptEnvelopedOptions): Promise<Buffer> {
   const keys = recipientKeysOf(options.keys);
   const cms = cmsBytesOf(await collect(options.message, options.maxBytes ?? Number.POSITIVE_INFINITY));
-  const contentInfo = readBer(cms);
+  // The content type first: what the content holds is read only for (auth)enveloped data.
+  const contentInfo = readBer(cms, 1);
   if (!isUniversal(contentInfo, UNIVERSAL_SEQUENCE)) throw malformed('ContentInfo is not a SEQUENCE');
   const contentType = oidOf(contentInfo.children[0], 'contentType');
   if (contentType !== ID_ENVELOPED_DATA && contentType !== ID_AUTH_ENVELOPED_DATA) {
@@ -215,6 +216,6 @@ export async function decryptEnveloped(options: DecryptEnvelopedOptions): Promis
   }
   const explicit = contentInfo.children[1];
   if (!isContext(explicit, 0)) throw malformed('ContentInfo without content');
-  const envelope = expectUniversal(explicit.children[0], UNIVERSAL_SEQUENCE, 'EnvelopedData');
+  const envelope = expectUniversal(readBer(explicit.raw).children[0], UNIVERSAL_SEQUENCE, 'EnvelopedData');
   return openEnvelope(contentType, envelope, keys);
 }

@@ -12,17 +12,88 @@ export interface ContentType {
 
 const CRLF = Buffer.from('\r\n');
 
-/** RFC 2045 Content-Type from the field's value; text/plain when the field is missing. */
+/**
+ * Longest Content-Type value whose parameters are read: real ones (RFC 2231 continuations of a long file name
+ * included) stay far below; a longer value has its media type and no parameters, as one whose parameters are garbage.
+ */
+export const MAX_CONTENT_TYPE_PARAMETERS_LENGTH = 8 * 1024;
+
+export interface ContentTypeParameter {
+  /** Lower-case. */
+  readonly name: string;
+  /** As written, quotes and quoting backslashes removed. */
+  readonly value: string;
+}
+
+const SPACE = /\s/;
+// `.` after a backslash in a quoted string: any character but a line terminator.
+const LINE_TERMINATOR = /[\n\r\u2028\u2029]/;
+
+function skipSpace(text: string, pos: number): number {
+  while (pos < text.length && SPACE.test(text[pos] as string)) pos++;
+  return pos;
+}
+
+/** End of the quoted string opening at `pos`, after its closing quote; -1 when it is not closed. */
+function quotedStringEnd(text: string, pos: number): number {
+  for (let i = pos + 1; i < text.length; i++) {
+    const ch = text[i] as string;
+    if (ch === '"') return i + 1;
+    if (ch === '\\') {
+      if (i + 1 >= text.length || LINE_TERMINATOR.test(text[i + 1] as string)) return -1;
+      i++;
+    }
+  }
+  return -1;
+}
+
+/**
+ * The parameters of a Content-Type (or Content-Disposition) value in the order written, repeats included: every
+ * `name = value` after the first `;`, text that is not one skipped. One pass, linear in the value's length; none
+ * for a value longer than MAX_CONTENT_TYPE_PARAMETERS_LENGTH.
+ */
+export function contentTypeParameters(value: string): ContentTypeParameter[] {
+  const semicolon = value.indexOf(';');
+  if (semicolon === -1 || value.length > MAX_CONTENT_TYPE_PARAMETERS_LENGTH) return [];
+  const text = value.slice(semicolon + 1);
+  const parameters: ContentTypeParameter[] = [];
+  let pos = 0;
+  while (pos < text.length) {
+    const nameStart = skipSpace(text, pos);
+    let nameEnd = nameStart;
+    while (nameEnd < text.length && !/[=;\s]/.test(text[nameEnd] as string)) nameEnd++;
+    if (nameEnd === nameStart) {
+      pos = nameStart + 1; // `=`, `;` or the end: no name starts here
+      continue;
+    }
+    const equals = skipSpace(text, nameEnd);
+    if (text[equals] !== '=') {
+      pos = equals;
+      continue;
+    }
+    const valueStart = skipSpace(text, equals + 1);
+    const quotedEnd = text[valueStart] === '"' ? quotedStringEnd(text, valueStart) : -1;
+    let valueEnd = quotedEnd;
+    if (valueEnd === -1) {
+      valueEnd = valueStart;
+      while (valueEnd < text.length && !/[;\s]/.test(text[valueEnd] as string)) valueEnd++;
+    }
+    const raw = text.slice(valueStart, valueEnd);
+    parameters.push({
+      name: text.slice(nameStart, nameEnd).toLowerCase(),
+      value: raw.startsWith('"') ? raw.slice(1, -1).replace(/\\(.)/g, '$1') : raw,
+    });
+    pos = valueEnd;
+  }
+  return parameters;
+}
+
+/** RFC 2045 Content-Type from the field's value; text/plain when the field is missing. A repeated parameter: the last. */
 export function parseContentType(value = 'text/plain'): ContentType {
   const semicolon = value.indexOf(';');
   const mediaType = (semicolon === -1 ? value : value.slice(0, semicolon)).trim().toLowerCase();
   const parameters: Record<string, string> = {};
-  const rest = semicolon === -1 ? '' : value.slice(semicolon + 1);
-  for (const match of rest.matchAll(/\s*([^=;\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)\s*;?/g)) {
-    const name = (match[1] as string).toLowerCase();
-    const raw = match[2] as string;
-    parameters[name] = raw.startsWith('"') ? raw.slice(1, -1).replace(/\\(.)/g, '$1') : raw;
-  }
+  for (const parameter of contentTypeParameters(value)) parameters[parameter.name] = parameter.value;
   return { mediaType, parameters };
 }
 

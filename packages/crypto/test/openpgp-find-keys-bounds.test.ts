@@ -1,0 +1,97 @@
+// Harvesting on hostile messages: key blocks are found in one pass over the text, and one message offers a bounded
+// number of keys (each becomes a pending key in the directory) from a bounded number of blocks.
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import * as openpgp from 'openpgp';
+import { MAX_KEY_SOURCES_PER_MESSAGE, MAX_KEYS_PER_MESSAGE, publicKeyBlocks } from '../src/openpgp/find-pgp-keys.ts';
+import { findPgpKeysInMessage } from '../src/openpgp/index.ts';
+
+const BEGIN = '-----BEGIN PGP PUBLIC KEY BLOCK-----';
+const END = '-----END PGP PUBLIC KEY BLOCK-----';
+
+function messageWithAttachment(body: string): Buffer {
+  const boundary = 'b-keys-1';
+  return Buffer.from(
+    'From: sender@example.net\r\nTo: agency@example.gov\r\nMIME-Version: 1.0\r\n' +
+      `Content-Type: multipart/mixed; boundary="${boundary}"\r\n\r\n` +
+      `--${boundary}\r\nContent-Type: text/plain\r\n\r\nHello\r\n` +
+      `--${boundary}\r\nContent-Type: application/pgp-keys\r\n\r\n${body.replace(/\r?\n/g, '\r\n')}\r\n` +
+      `--${boundary}--\r\n`,
+    'latin1',
+  );
+}
+
+describe('publicKeyBlocks', () => {
+  const cases: Array<{ what: string; text: string; blocks: string[] }> = [
+    { what: 'nothing in plain text', text: 'Hallo', blocks: [] },
+    {
+      what: 'two blocks, without the text around them',
+      text: `a ${BEGIN}1${END} b ${BEGIN}2${END} c`,
+      blocks: [`${BEGIN}1${END}`, `${BEGIN}2${END}`],
+    },
+    {
+      what: 'a BEGIN inside a block as part of it',
+      text: `${BEGIN}x${BEGIN}y${END}`,
+      blocks: [`${BEGIN}x${BEGIN}y${END}`],
+    },
+    { what: 'nothing after a BEGIN without END', text: `${BEGIN}1${END}${BEGIN}2`, blocks: [`${BEGIN}1${END}`] },
+    { what: 'nothing from an END before any BEGIN', text: `${END}${BEGIN}1`, blocks: [] },
+  ];
+  for (const { what, text, blocks } of cases) {
+    it(`finds ${what}`, () => {
+      assert.deepEqual([...publicKeyBlocks(text)], blocks);
+    });
+  }
+});
+
+describe('findPgpKeysInMessage on hostile messages', { timeout: 60_000 }, () => {
+  let keys: string[];
+
+  before(async () => {
+    keys = [];
+    for (let i = 0; i < MAX_KEYS_PER_MESSAGE + 4; i++) {
+      const { publicKey } = await openpgp.generateKey({
+        type: 'ecc',
+        curve: 'curve25519Legacy',
+        userIDs: [{ email: `key${i}@example.net` }],
+        format: 'armored',
+      });
+      keys.push(publicKey);
+    }
+  });
+
+  // The regex it replaced rescanned the rest of the text from every unterminated BEGIN line: 5 MB took about 70 s.
+  it('reads 5 MB of unterminated BEGIN lines in one pass and finds nothing', async () => {
+    const body = `${BEGIN}\r\n`.repeat(Math.ceil((5 * 1024 * 1024) / (BEGIN.length + 2)));
+    assert.deepEqual(await findPgpKeysInMessage(messageWithAttachment(body)), []);
+  });
+
+  it(`keeps the first ${MAX_KEYS_PER_MESSAGE} keys of a message offering more, one block each`, async () => {
+    const found = await findPgpKeysInMessage(messageWithAttachment(keys.join('\r\n')));
+    assert.equal(found.length, MAX_KEYS_PER_MESSAGE);
+    const expected = await Promise.all(
+      keys.slice(0, MAX_KEYS_PER_MESSAGE).map((armoredKey) => openpgp.readKey({ armoredKey })),
+    );
+    assert.deepEqual(
+      found.map((key) => key.fingerprint),
+      expected.map((key) => key.getFingerprint().toUpperCase()),
+    );
+  });
+
+  it(`keeps the first ${MAX_KEYS_PER_MESSAGE} keys of a key ring in one block`, async () => {
+    const ring = await Promise.all(keys.map((armoredKey) => openpgp.readKey({ armoredKey })));
+    const packets = new openpgp.PacketList();
+    for (const key of ring) packets.push(...key.toPacketList());
+    const armored = openpgp.armor(openpgp.enums.armor.publicKey, packets.write());
+    assert.equal((await openpgp.readKeys({ armoredKeys: armored })).length, keys.length);
+    const found = await findPgpKeysInMessage(messageWithAttachment(armored));
+    assert.equal(found.length, MAX_KEYS_PER_MESSAGE);
+  });
+
+  it(`reads no more than ${MAX_KEY_SOURCES_PER_MESSAGE} blocks, readable or not`, async () => {
+    const garbage = `${BEGIN}\r\n\r\nnot a key\r\n${END}\r\n`.repeat(MAX_KEY_SOURCES_PER_MESSAGE);
+    assert.deepEqual(await findPgpKeysInMessage(messageWithAttachment(garbage + keys[0])), []);
+    const fewer = `${BEGIN}\r\n\r\nnot a key\r\n${END}\r\n`.repeat(MAX_KEY_SOURCES_PER_MESSAGE - 1);
+    assert.equal((await findPgpKeysInMessage(messageWithAttachment(fewer + keys[0]))).length, 1);
+  });
+});
