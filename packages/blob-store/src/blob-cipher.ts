@@ -31,15 +31,34 @@ function deriveKeys(dataKey: Buffer): BlobKeys {
   return { chunkKey: derive('chunks'), digestKey: derive('digest') };
 }
 
+/** A data key not wrapped yet (wrapDataKey), and the keys derived from it. Wipe `dataKey` once it is wrapped. */
+export interface UnwrappedBlobKeys extends BlobKeys {
+  dataKey: Buffer;
+}
+
+/**
+ * A new random data key and the keys derived from it, for a blob that is written before its row: its key is wrapped
+ * (wrapDataKey) under the KEK current when the row is made, so no KEK is named only after a long write.
+ */
+export function newDataKey(): UnwrappedBlobKeys {
+  const dataKey = randomBytes(KEY_BYTES);
+  return { dataKey, ...deriveKeys(dataKey) };
+}
+
+/** iv(12) | `dataKey` of blob `blobId` encrypted under `kek`(32) | tag(16): what the blobs row keeps. */
+export function wrapDataKey(kek: { id: string; key: Buffer }, blobId: string, dataKey: Buffer): Buffer {
+  const iv = randomBytes(IV_BYTES);
+  const wrap = createCipheriv('aes-256-gcm', kek.key, iv);
+  wrap.setAAD(wrapAad(blobId, kek.id));
+  const wrapped = Buffer.concat([wrap.update(dataKey), wrap.final()]);
+  return Buffer.concat([iv, wrapped, wrap.getAuthTag()]);
+}
+
 /** A new random data key for blob `blobId`, wrapped under `kek`, and the keys derived from it. */
 export function newBlobKeys(kek: { id: string; key: Buffer }, blobId: string): NewBlobKeys {
-  const dataKey = randomBytes(KEY_BYTES);
+  const { dataKey, ...keys } = newDataKey();
   try {
-    const iv = randomBytes(IV_BYTES);
-    const wrap = createCipheriv('aes-256-gcm', kek.key, iv);
-    wrap.setAAD(wrapAad(blobId, kek.id));
-    const wrapped = Buffer.concat([wrap.update(dataKey), wrap.final()]);
-    return { wrappedKey: Buffer.concat([iv, wrapped, wrap.getAuthTag()]), ...deriveKeys(dataKey) };
+    return { wrappedKey: wrapDataKey(kek, blobId, dataKey), ...keys };
   } finally {
     dataKey.fill(0);
   }

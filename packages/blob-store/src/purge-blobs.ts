@@ -123,7 +123,9 @@ export async function purgeBlobsOfMessages(
  * Retires (deletes from the key store) every KEK of a period that ended more than one period before `now` and that
  * no blob row, committed or still being written, names any more. Everything it ever protected is then unreadable,
  * in this database and in every dump of it. The current and the previous period are never touched: a put names its
- * KEK in its first statement, and a clock a little behind may still pick the previous one. Returns the ids retired.
+ * KEK in its first statement, or (a blob written to a file before its row) takes the KEK only when its file is
+ * written, right before its row commits; and a clock a little behind may still pick the previous one. Returns the
+ * ids retired.
  */
 export async function retireUnusedKeks(
   pool: Pool,

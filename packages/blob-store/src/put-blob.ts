@@ -9,6 +9,9 @@ import {
   encryptChunkPieces,
   type NewBlobKeys,
   newBlobKeys,
+  newDataKey,
+  type UnwrappedBlobKeys,
+  wrapDataKey,
 } from './blob-cipher.ts';
 import { createBlobFileWriter } from './blob-files.ts';
 import { toBlobRef } from './committed-blob.ts';
@@ -59,14 +62,8 @@ export async function putBlob(
   try {
     const first = await chunks.next();
     if (first.done) throw new Error(`the chunks of blob ${id} ended without a final one`); // never: see chunksOf
-    // The KEK is taken right before the first statement, which names it: a KEK is retired only when no row,
-    // writing or committed, names it, and never in its own or the next period (retireUnusedKeks).
-    const { kekId, keys } = await newKeys(keyStore, id);
-    if (first.value.final && (directory === undefined || isSmallBlob(first.value, options.smallBlobBytes))) {
-      return await storeWholeBlob(pool, id, messageId, kekId, keys, first.value.plain);
-    }
-    if (directory !== undefined) {
-      const staged = await stageInFile(directory, { id, messageId, kekId, keys }, first.value, chunks);
+    if (directory !== undefined && !isSmallBlob(first.value, options.smallBlobBytes)) {
+      const staged = await stageInFile(directory, keyStore, { id, messageId }, first.value, chunks);
       try {
         await commitStagedRow(pool, staged);
         await staged.publish();
@@ -76,6 +73,10 @@ export async function putBlob(
         throw err;
       }
     }
+    // The KEK is taken right before the first statement, which names it: a KEK is retired only when no row,
+    // writing or committed, names it, and never in its own or the next period (retireUnusedKeks).
+    const { kekId, keys } = await newKeys(keyStore, id);
+    if (first.value.final) return await storeWholeBlob(pool, id, messageId, kekId, keys, first.value.plain);
 
     wrote = true;
     await storage(`cannot start blob ${id}`, () =>
@@ -204,9 +205,22 @@ async function sealChunks(
 }
 
 async function newKeys(keyStore: KeyStore, id: string): Promise<{ kekId: string; keys: NewBlobKeys }> {
+  const kek = await currentKek(keyStore, id);
+  return { kekId: kek.id, keys: newBlobKeys(kek, id) };
+}
+
+async function wrapUnderCurrentKek(
+  keyStore: KeyStore,
+  id: string,
+  dataKey: Buffer,
+): Promise<{ kekId: string; wrappedKey: Buffer }> {
+  const kek = await currentKek(keyStore, id);
+  return { kekId: kek.id, wrappedKey: wrapDataKey(kek, id, dataKey) };
+}
+
+async function currentKek(keyStore: KeyStore, id: string): Promise<{ id: string; key: Buffer }> {
   try {
-    const kek = await keyStore.current();
-    return { kekId: kek.id, keys: newBlobKeys(kek, id) };
+    return await keyStore.current();
   } catch (err) {
     if (err instanceof BlobKeyError) throw err;
     throw new BlobKeyError('KEY_STORE_FAILED', `cannot key blob ${id}: ${(err as Error).message}`, { cause: err });
@@ -270,13 +284,12 @@ export async function stageBlob(
   try {
     const first = await chunks.next();
     if (first.done) throw new Error(`the chunks of blob ${id} ended without a final one`); // never: see chunksOf
-    // A staged blob has its rows only once its caller commits them: minutes at most, far less than the period in
-    // which its KEK cannot be retired (retireUnusedKeks).
-    const { kekId, keys } = await newKeys(keyStore, id);
     if (isSmallBlob(first.value, options.smallBlobBytes)) {
+      // All there already: its rows are committed by the caller right after this.
+      const { kekId, keys } = await newKeys(keyStore, id);
       return stageInDatabase({ id, messageId, kekId, keys }, first.value.plain);
     }
-    return await stageInFile(directory, { id, messageId, kekId, keys }, first.value, chunks);
+    return await stageInFile(directory, keyStore, { id, messageId }, first.value, chunks);
   } catch (err) {
     await chunks.return().catch(() => {});
     stopSource(source);
@@ -330,31 +343,41 @@ async function commitStagedRow(pool: Pool, staged: StagedBlob): Promise<void> {
 
 /**
  * The chunks into a new file in `directory`, fsynced; the row is the caller's to commit (StagedBlob.rows), then the
- * file goes in place (publish). On failure here the file is removed.
+ * file goes in place (publish). On failure here the file is removed. The data key is wrapped only when the file is
+ * written, under the KEK current then: the write may take longer than a KEK period (a slow client), and until its row
+ * commits nothing names its KEK, so a KEK taken at the start could be retired meanwhile (retireUnusedKeks) and the
+ * blob committed unreadable. The KEK taken at the end is in its own period, which retirement never touches.
  */
 async function stageInFile(
   directory: string,
-  blob: { id: string; messageId: string; kekId: string; keys: NewBlobKeys },
+  keyStore: KeyStore,
+  blob: { id: string; messageId: string },
   first: PlainChunk,
   rest: AsyncGenerator<PlainChunk, void, undefined>,
 ): Promise<StagedBlob> {
-  const { id, messageId, kekId, keys } = blob;
-  const file = await createBlobFileWriter(directory, id);
+  const { id, messageId } = blob;
+  const keys: UnwrappedBlobKeys = newDataKey();
   try {
-    const { digest, size } = await sealChunks(keys, id, first, rest, (seq, final, pieces) =>
-      file.append(seq, final, pieces),
-    );
-    await file.flush();
-    const ref = toBlobRef({ id, digest, size });
-    return {
-      ref,
-      rows: [committedBlobRow({ id, messageId, kekId, wrappedKey: keys.wrappedKey }, ref, 'files')],
-      publish: () => file.publish(),
-      discard: () => file.discard(),
-    };
-  } catch (err) {
-    await file.discard();
-    throw err;
+    const file = await createBlobFileWriter(directory, id);
+    try {
+      const { digest, size } = await sealChunks(keys, id, first, rest, (seq, final, pieces) =>
+        file.append(seq, final, pieces),
+      );
+      await file.flush();
+      const { kekId, wrappedKey } = await wrapUnderCurrentKek(keyStore, id, keys.dataKey);
+      const ref = toBlobRef({ id, digest, size });
+      return {
+        ref,
+        rows: [committedBlobRow({ id, messageId, kekId, wrappedKey }, ref, 'files')],
+        publish: () => file.publish(),
+        discard: () => file.discard(),
+      };
+    } catch (err) {
+      await file.discard();
+      throw err;
+    }
+  } finally {
+    keys.dataKey.fill(0);
   }
 }
 

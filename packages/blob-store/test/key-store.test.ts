@@ -2,7 +2,8 @@
 // master key rotated without losing a blob.
 import assert from 'node:assert/strict';
 import { createDecipheriv, randomBytes } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -223,4 +224,61 @@ describe('master key rotation', () => {
       assert.ok(openSecret(newKey, sealedFile, { aad }));
     }
   });
+});
+
+describe('a KEK is never retired under a blob still being written', () => {
+  let db: TestDatabase;
+  let directory: string;
+
+  before(async () => {
+    db = await createTestDatabase();
+    directory = await mkdtemp(join(tmpdir(), 'smgw-kek-write-'));
+  });
+  after(async () => {
+    await db.drop();
+    await rm(directory, { recursive: true, force: true });
+  });
+
+  // A blob in files names its KEK only when its row commits, after the whole source was read. Keyed at the start, a
+  // write slower than two KEK periods (a slow SMTP client) left its KEK named by no row: the keks sweep retired it and
+  // the row then committed unreadable, after a 250. Now the data key is wrapped when the file is written.
+  for (const how of ['stage', 'put'] as const) {
+    it(`keeps a blob readable whose write (${how}) outlasts two KEK periods while the keks sweep runs`, async () => {
+      const folderKeys = createFolderKeyStore(db.keys);
+      let clock = new Date();
+      const keyStore = { ...folderKeys, current: (now?: Date) => folderKeys.current(now ?? clock) };
+      const store = createBlobStore(db.pool, { keyStore, directory });
+      let resume = () => {};
+      const paused = new Promise<void>((resolve) => {
+        resume = resolve;
+      });
+      let firstRead = () => {};
+      const started = new Promise<void>((resolve) => {
+        firstRead = resolve;
+      });
+      async function* slowClient() {
+        yield randomBytes(300 * 1024);
+        firstRead();
+        await paused;
+        yield randomBytes(10 * 1024);
+      }
+      const writing =
+        how === 'stage'
+          ? store.stage(slowClient(), OF_MESSAGE)
+          : store.put(slowClient(), OF_MESSAGE).then((ref) => ({ ref, rows: [], publish: async () => {} }));
+      await started;
+      const atStart = await folderKeys.current(clock);
+      clock = new Date(clock.getTime() + 3 * DAY_MS);
+      const retired = await retireUnusedKeks(db.pool, folderKeys, { kekPeriod: DAY_MS, now: clock });
+      assert.ok(retired.includes(atStart.id), 'the KEK of the write’s start was named by no row and retired');
+      resume();
+      const staged = await writing;
+      for (const row of staged.rows) {
+        const { text, values } = row(1);
+        await db.pool.query(text, values);
+      }
+      await staged.publish();
+      assert.equal((await store.readAll(staged.ref.ref)).length, 310 * 1024);
+    });
+  }
 });
