@@ -58,7 +58,8 @@ export function buildNotice(input: NoticeInput): GeneratedMail {
     messageId: original.id,
     receivedAt: rfc5322Date(new Date(original.receivedAt)),
     mailFrom: original.mailFrom === '' ? '<>' : oneLine(original.mailFrom),
-    recipients: original.recipients.map(oneLine).join(', '),
+    // Each address whole: map(oneLine) would pass the index as oneLine's length limit and cut them to nothing.
+    recipients: original.recipients.map((recipient) => oneLine(recipient)).join(', '),
     finding: oneLine(input.finding),
     expiresAt: rfc5322Date(input.expiresAt),
   };

@@ -52,4 +52,22 @@ describe('the notice', () => {
     assert.match(text, /From: Mail Gateway <MAILER-DAEMON@smgw\.test>/);
     assert.doesNotMatch(text, /^Bcc:/m, 'a finding cannot add header lines');
   });
+
+  it('names every recipient whole', async () => {
+    const recipients = ['a1@behoerde.example', 'b2@behoerde.example', 'c3@behoerde.example', 'd4@behoerde.example'];
+    const text = await render(
+      buildNotice({
+        original: testEnvelope(blob, 'outbound', { recipients }),
+        to: ['clerk@behoerde.example'],
+        verdict: 'infected',
+        finding: 'Eicar-Signature',
+        noticeMessageId: '01KNOTICE0000000000000000',
+        hostname: 'smgw.test',
+        now: new Date('2026-03-02T10:00:00Z'),
+        expiresAt: new Date('2026-04-01T10:00:00Z'),
+        templates: await loadNoticeTemplates(),
+      }).createReadStream(),
+    );
+    for (const recipient of recipients) assert.ok(text.includes(recipient), `${recipient} is named in the notice`);
+  });
 });
