@@ -9,6 +9,9 @@ import {
   DUE_TOKENS_FROM,
   type DuePinMail,
   type EnsureTokenInput,
+  NOT_ABANDONED_TOKEN,
+  type OpenedDueToken,
+  openDueToken,
   openDueTokens,
   replaceActivationToken,
 } from './activation-tokens.ts';
@@ -39,9 +42,18 @@ export async function requestActivationResend(
   return token;
 }
 
+const DUE_RESENT_LINK_MAILS_WHERE = `where t.purpose = 'reactivation' and t.used_at is null and t.revoked_at is null
+    and t.expires_at > $1 and t.secrets_sealed is not null and ${NOT_ABANDONED_TOKEN}
+    and exists (select 1 from mailbox_audit a
+                 where a.mailbox_id = t.mailbox_id and a.event = '${ACTIVATION_RESENT_EVENT}' and a.detail->>'tokenId' = t.id)
+    and not exists (select 1 from mailbox_audit a
+                     where a.mailbox_id = t.mailbox_id and a.event = '${ACTIVATION_LINK_MAILED_EVENT}'
+                       and a.detail->>'tokenId' = t.id)`;
+
 /**
  * Live tokens of requestActivationResend whose link mail has not gone out, locked for the caller's transaction
  * (other replicas skip them); the caller sends each and marks it with markResentLinkMailed before committing.
+ * Throws when any of them does not open: the sweep uses lockNextDueResentLinkMail, one token per transaction.
  */
 export async function lockDueResentLinkMails(
   db: PoolClient,
@@ -50,18 +62,31 @@ export async function lockDueResentLinkMails(
   limit: number,
 ): Promise<DuePinMail[]> {
   const found = await db.query(
-    `${DUE_TOKENS_FROM}
-      where t.purpose = 'reactivation' and t.used_at is null and t.revoked_at is null and t.expires_at > $1
-        and t.secrets_sealed is not null
-        and exists (select 1 from mailbox_audit a
-                     where a.mailbox_id = t.mailbox_id and a.event = $3 and a.detail->>'tokenId' = t.id)
-        and not exists (select 1 from mailbox_audit a
-                         where a.mailbox_id = t.mailbox_id and a.event = $4 and a.detail->>'tokenId' = t.id)
+    `${DUE_TOKENS_FROM} ${DUE_RESENT_LINK_MAILS_WHERE}
       order by t.created_at limit $2
         for update of t skip locked`,
-    [now, limit, ACTIVATION_RESENT_EVENT, ACTIVATION_LINK_MAILED_EVENT],
+    [now, limit],
   );
   return openDueTokens(keys, found.rows);
+}
+
+/**
+ * The oldest resend whose link mail has not gone out (nor been abandoned), leaving out the tokens in `skip` (tried
+ * already in this sweep), locked for the caller's transaction and opened; undefined when none.
+ */
+export async function lockNextDueResentLinkMail(
+  db: PoolClient,
+  keys: MailboxKeyStore,
+  now: Date,
+  skip: readonly string[] = [],
+): Promise<OpenedDueToken | undefined> {
+  const found = await db.query(
+    `${DUE_TOKENS_FROM} ${DUE_RESENT_LINK_MAILS_WHERE} and t.id <> all($2::text[])
+      order by t.created_at limit 1
+        for update of t skip locked`,
+    [now, skip],
+  );
+  return found.rows[0] ? openDueToken(keys, found.rows[0]) : undefined;
 }
 
 /** The link mail of a resend went out (published): recorded, so it is not sent again. */

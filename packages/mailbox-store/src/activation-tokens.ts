@@ -4,8 +4,10 @@
 // mailbox, reused until it expires, is used, or is revoked.
 import { createHash, randomBytes, randomInt, randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from '@smgw/db';
-import { openSecret, sealSecret } from '@smgw/secrets';
+import { openSecret, SecretError, sealSecret } from '@smgw/secrets';
 import { hashPassword, verifyPassword } from '@smgw/submission-accounts';
+import { recordMailboxAudit } from './audit.ts';
+import { MailboxStoreError } from './errors.ts';
 import type { MailboxKeyStore } from './mailbox-key-store.ts';
 import { type Mailbox, openMailboxKey } from './mailboxes.ts';
 
@@ -284,8 +286,76 @@ export async function openDueTokens(keys: MailboxKeyStore, rows: DueTokenRow[]):
 }
 
 /**
+ * Audit event (detail: tokenId, mail, code): the token's mails can never be sent, because its mailbox key is gone or
+ * its key, data key or sealed link and PIN do not open. The sweeps skip such a token from then on instead of trying
+ * it again at every tick; the token itself is left as it is (an operator's resend makes a new one).
+ */
+export const TOKEN_MAILS_ABANDONED_EVENT = 'mailbox.token-mails-abandoned';
+
+/** A where clause (on DUE_TOKENS_FROM's t) that leaves out tokens marked with TOKEN_MAILS_ABANDONED_EVENT. */
+export const NOT_ABANDONED_TOKEN = `not exists (select 1 from mailbox_audit a
+  where a.mailbox_id = t.mailbox_id and a.event = '${TOKEN_MAILS_ABANDONED_EVENT}' and a.detail->>'tokenId' = t.id)`;
+
+const DUE_PIN_MAILS_WHERE = `where t.pin_mail_sent_at is null and t.pin_mail_due_at <= $1 and t.used_at is null
+    and t.revoked_at is null and t.expires_at > $1 and t.secrets_sealed is not null and ${NOT_ABANDONED_TOKEN}`;
+
+/** Why a due token could not be opened. */
+export type DueTokenFailureCode =
+  /** The mailbox's key is not in the key store (permanent). */
+  | 'MAILBOX_KEY_GONE'
+  /**
+   * The key file, or the data key sealed under it, does not open: damaged, or not this master key. Not permanent: a
+   * wrong SMGW_MASTER_KEY (an operator's mistake, mended by a restart) would otherwise abandon every due token.
+   */
+  | 'MAILBOX_KEY_DAMAGED'
+  /** The token's sealed link and PIN do not open under the data key (permanent). */
+  | 'MAILBOX_TOKEN_SECRETS_DAMAGED'
+  /** The key store could not be read (temporary: the folder, the disk). */
+  | 'MAILBOX_KEY_STORE_FAILED';
+
+/** A due token opened, or why not: `permanent` when trying again can never help. */
+export type OpenedDueToken =
+  | { ok: true; due: DuePinMail }
+  | {
+      ok: false;
+      token: ActivationToken;
+      address: string;
+      code: DueTokenFailureCode;
+      permanent: boolean;
+      error: unknown;
+    };
+
+function keyFailure(err: unknown): { code: DueTokenFailureCode; permanent: boolean } {
+  if (err instanceof MailboxStoreError && err.code === 'MAILBOX_KEY_GONE') return { code: err.code, permanent: true };
+  const damaged = err instanceof SecretError || (err instanceof MailboxStoreError && err.cause instanceof SecretError);
+  return damaged
+    ? { code: 'MAILBOX_KEY_DAMAGED', permanent: false }
+    : { code: 'MAILBOX_KEY_STORE_FAILED', permanent: false };
+}
+
+/** A row of DUE_TOKENS_FROM as a token with its link and PIN opened (the data key wiped after use), or why not. */
+export async function openDueToken(keys: MailboxKeyStore, row: DueTokenRow): Promise<OpenedDueToken> {
+  const token = toToken(row);
+  let dataKey: Buffer;
+  try {
+    dataKey = await openMailboxKey(keys, { id: row.mailbox_id, dataKeySealed: row.data_key_sealed });
+  } catch (error) {
+    return { ok: false, token, address: row.address, ...keyFailure(error), error };
+  }
+  try {
+    const secrets = openTokenSecrets(dataKey, row.mailbox_id, row.id, row.secrets_sealed);
+    return { ok: true, due: { token, address: row.address, secrets } };
+  } catch (error) {
+    return { ok: false, token, address: row.address, code: 'MAILBOX_TOKEN_SECRETS_DAMAGED', permanent: true, error };
+  } finally {
+    dataKey.fill(0);
+  }
+}
+
+/**
  * Live tokens whose recipient PIN mail is due and not sent, locked for the caller's transaction (other replicas
- * skip them); the caller sends each and marks it with markPinMailSent before committing.
+ * skip them); the caller sends each and marks it with markPinMailSent before committing. Throws when any of them
+ * does not open: the sweep uses lockNextDuePinMail, one token per transaction.
  */
 export async function lockDuePinMails(
   db: PoolClient,
@@ -294,14 +364,57 @@ export async function lockDuePinMails(
   limit: number,
 ): Promise<DuePinMail[]> {
   const found = await db.query(
-    `${DUE_TOKENS_FROM}
-      where t.pin_mail_sent_at is null and t.pin_mail_due_at <= $1 and t.used_at is null and t.revoked_at is null
-        and t.expires_at > $1 and t.secrets_sealed is not null
+    `${DUE_TOKENS_FROM} ${DUE_PIN_MAILS_WHERE}
       order by t.pin_mail_due_at limit $2
         for update of t skip locked`,
     [now, limit],
   );
   return openDueTokens(keys, found.rows);
+}
+
+/**
+ * The oldest token whose recipient PIN mail is due (not sent, not abandoned), locked for the caller's transaction
+ * (other replicas skip it and take the next), opened; undefined when none is due. One token per transaction, so a
+ * token that fails holds no other: the caller marks it sent (markPinMailSent), abandons it (abandonTokenMails) or
+ * defers it (deferPinMail) before committing.
+ */
+export async function lockNextDuePinMail(
+  db: PoolClient,
+  keys: MailboxKeyStore,
+  now: Date,
+): Promise<OpenedDueToken | undefined> {
+  const found = await db.query(
+    `${DUE_TOKENS_FROM} ${DUE_PIN_MAILS_WHERE}
+      order by t.pin_mail_due_at limit 1
+        for update of t skip locked`,
+    [now],
+  );
+  return found.rows[0] ? openDueToken(keys, found.rows[0]) : undefined;
+}
+
+/** The PIN mail could not go out for now (broker, blob store): due again at `until`, behind the others. */
+export async function deferPinMail(db: Queryable, tokenId: string, until: Date): Promise<void> {
+  await db.query('update mailbox_tokens set pin_mail_due_at = $2 where id = $1 and pin_mail_sent_at is null', [
+    tokenId,
+    until,
+  ]);
+}
+
+/** The token's mails can never be sent (see TOKEN_MAILS_ABANDONED_EVENT): recorded with why, so no sweep tries again. */
+export async function abandonTokenMails(
+  db: Queryable,
+  failed: { token: Pick<ActivationToken, 'id' | 'mailboxId'>; address: string; code: string },
+  mail: 'pin-mail' | 'activation-resent',
+  at: Date,
+): Promise<void> {
+  await recordMailboxAudit(db, {
+    mailboxId: failed.token.mailboxId,
+    address: failed.address,
+    event: TOKEN_MAILS_ABANDONED_EVENT,
+    actor: 'mailbox-stage',
+    at,
+    detail: { tokenId: failed.token.id, mail, code: failed.code },
+  });
 }
 
 export async function markPinMailSent(db: Queryable, tokenId: string, at: Date): Promise<void> {

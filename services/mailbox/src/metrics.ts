@@ -15,6 +15,12 @@ export function mailboxMetrics(registry: Registry) {
       help: 'Delayed PIN mails sent to recipients of new mailboxes',
       registers: [registry],
     }),
+    tokenMailFailures: new Counter({
+      name: 'smgw_mailbox_token_mail_failures_total',
+      help: 'PIN mails and resend link mails that did not go out, by mail, outcome (abandoned, deferred) and code',
+      labelNames: ['mail', 'outcome', 'code'] as const,
+      registers: [registry],
+    }),
   };
 }
 export type MailboxMetrics = ReturnType<typeof mailboxMetrics>;

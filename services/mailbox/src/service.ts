@@ -63,6 +63,7 @@ export async function startMailbox(config: MailboxConfig, log: Logger): Promise<
       templates,
       publish: (envelope) => mq.publish(envelope),
       onSent: () => metrics.pinMails.inc(),
+      onFailed: ({ mail, outcome, code }) => metrics.tokenMailFailures.inc({ mail, outcome, code }),
     },
     pinSweepInterval(config.pinDelay),
     log,

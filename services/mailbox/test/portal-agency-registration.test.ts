@@ -1,12 +1,12 @@
 // The agency registration form (/behoerde-registrieren): each field checked with its error beside it, a valid
-// registration stored pending for an operator with an information mail to the contact, limits per client and
-// contact, and what the user typed shown again escaped.
+// registration stored pending for an operator with an information mail to the contact, limits per client, contact
+// (without its +tag) and contact domain, and what the user typed shown again escaped.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Envelope } from '@smgw/envelope';
 import { listAgencyRegistrations } from '@smgw/key-directory';
 import { type AgencyFormField, agencyFormValues, checkAgencyForm } from '../src/portal/agency-registration-form.ts';
-import { LIMIT_RULES } from '../src/portal/limits.ts';
+import { contactDomainSubject, contactSubject, LIMIT_RULES } from '../src/portal/limits.ts';
 import { mailText, portalWorldPerSuite } from './portal-world.ts';
 
 const VALID: Record<AgencyFormField, string> = {
@@ -103,6 +103,23 @@ describe('agency registration form: the checks', () => {
     assert.equal(values.contactName, '');
     assert.equal(values.note, 'ok');
   });
+});
+
+describe('agency registration limits: whom they count', () => {
+  const cases: Array<[string, string, string]> = [
+    ['victim@example.org', 'victim@example.org', 'example.org'],
+    ['victim+1@example.org', 'victim@example.org', 'example.org'],
+    ['victim+a+b@example.org', 'victim@example.org', 'example.org'],
+    ['victim+@example.org', 'victim@example.org', 'example.org'],
+    ['+only@example.org', '+only@example.org', 'example.org'],
+    ['it@xn--mnchen-3ya.example', 'it@xn--mnchen-3ya.example', 'xn--mnchen-3ya.example'],
+  ];
+  for (const [address, contact, domain] of cases) {
+    it(`counts ${address} as the contact ${contact} at ${domain}`, () => {
+      assert.equal(contactSubject(address), contact);
+      assert.equal(contactDomainSubject(address), domain);
+    });
+  }
 });
 
 describe('agency registration page', () => {
@@ -203,6 +220,32 @@ describe('agency registration page', () => {
     }
     const limited = await submit({ ...VALID, contactEmail: 'last@musterhausen.example' }, '192.0.2.50');
     assert.equal(limited.status, 429);
+  });
+
+  it('counts victim+1@, victim+2@ … as the contact victim@: three mails a day to that mailbox in all', async () => {
+    const perContact = LIMIT_RULES.agencyRegistrationPerContact.max;
+    for (let i = 0; i < perContact; i++) {
+      const fields = { ...VALID, agencyName: `Amt T${i}`, contactEmail: `victim+${i}@opfer.example` };
+      assert.equal((await submit(fields, `192.0.2.${70 + i}`)).status, 200);
+    }
+    for (const contactEmail of ['victim+99@opfer.example', 'Victim@opfer.example', 'victim+@opfer.example']) {
+      const page = await submit({ ...VALID, agencyName: 'Amt T9', contactEmail }, '192.0.2.79');
+      assert.equal(page.status, 429, contactEmail);
+    }
+    assert.equal(world.published.length, perContact);
+  });
+
+  it('limits the information mails to one contact domain a day, over every address there', async () => {
+    const perDomain = LIMIT_RULES.agencyRegistrationPerContactDomain.max;
+    for (let i = 0; i < perDomain; i++) {
+      const fields = { ...VALID, agencyName: `Amt D${i}`, contactEmail: `v${i}@opfer-domain.example` };
+      assert.equal((await submit(fields, `192.0.2.${100 + i}`)).status, 200);
+    }
+    const page = await submit({ ...VALID, contactEmail: 'fresh@opfer-domain.example' }, '192.0.2.120');
+    assert.equal(page.status, 429);
+    assert.equal(world.published.length, perDomain);
+    // Another domain is not held by it.
+    assert.equal((await submit({ ...VALID, contactEmail: 'v0@anderes.example' }, '192.0.2.121')).status, 200);
   });
 
   it('refuses a post without the CSRF token', async () => {

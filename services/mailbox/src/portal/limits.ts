@@ -37,9 +37,14 @@ export const LIMIT_RULES = {
   /** Registration mails to one address (the registration page's helper uses these). */
   registrationPerAddress: { max: 3, windowMs: HOUR },
   registrationPerClient: { max: 10, windowMs: HOUR },
-  /** Agency registrations from one client, and information mails to one contact address (the form mails them). */
+  /**
+   * Agency registrations from one client, and information mails to one contact address (the form mails them): the
+   * address counted without its +tag (contactSubject), so victim+1@, victim+2@ … share victim@'s mails, and all
+   * contacts at one domain together (contactDomainSubject), so other variants there are bounded too.
+   */
   agencyRegistrationPerClient: { max: 5, windowMs: HOUR },
   agencyRegistrationPerContact: { max: 3, windowMs: 24 * HOUR },
+  agencyRegistrationPerContactDomain: { max: 10, windowMs: 24 * HOUR },
   /** Key uploads on /schluessel per mailbox (each certificate may fetch revocation data). */
   keyUploadPerMailbox: { max: 10, windowMs: HOUR },
   /** Messages one mailbox sends to agencies (portal-write): the portal is no way to flood an agency. */
@@ -115,6 +120,22 @@ export async function firstExceeded(
     if (state.exceeded) return state;
   }
   return undefined;
+}
+
+/**
+ * The contact a per-address limit counts: a normalised address with its subaddress (+tag) removed, since most
+ * providers deliver local+anything@ to local@. An address whose local part starts with + stays as it is.
+ */
+export function contactSubject(address: string): string {
+  const at = address.lastIndexOf('@');
+  const local = address.slice(0, at);
+  const plus = local.indexOf('+');
+  return plus > 0 ? `${local.slice(0, plus)}${address.slice(at)}` : address;
+}
+
+/** The domain of a normalised address (its A-label), the subject of a per-domain limit. */
+export function contactDomainSubject(address: string): string {
+  return address.slice(address.lastIndexOf('@') + 1);
 }
 
 /**

@@ -1,8 +1,9 @@
 // /behoerde-registrieren: an agency asks to be connected. The form's fields are checked one by one (errors beside
 // their fields); a valid registration is stored pending for an operator (admin API / CLI: registration accept|reject)
 // and the contact gets an information mail with the next steps and a checklist. Stored and mailed together: the
-// registration commits only after the broker confirmed the mail. Limited per client and per contact address, so
-// the form cannot be used to mail strangers in bulk; the mail echoes nothing typed, so it carries no chosen text.
+// registration commits only after the broker confirmed the mail. Limited per client, per contact address (without
+// its +tag: victim+1@ is victim@) and per contact domain, so the form cannot be used to mail strangers in bulk; the
+// mail echoes nothing typed, so it carries no chosen text.
 import { withTransaction } from '@smgw/db';
 import { newTraceId } from '@smgw/envelope';
 import { insertAgencyRegistration } from '@smgw/key-directory';
@@ -13,7 +14,7 @@ import {
   checkAgencyForm,
 } from '../agency-registration-form.ts';
 import type { PortalContext, PortalPage } from '../context.ts';
-import { firstExceeded } from '../limits.ts';
+import { contactDomainSubject, contactSubject, firstExceeded } from '../limits.ts';
 import { portalNotice, sendPortalNotice } from '../portal-notices.ts';
 
 export const agencyRegistrationPages: PortalPage = async (app, ctx) => {
@@ -42,7 +43,8 @@ export const agencyRegistrationPages: PortalPage = async (app, ctx) => {
     }
     const exceeded = await firstExceeded(ctx.limits, [
       ['agencyRegistrationPerClient', ctx.clientOf(req)],
-      ['agencyRegistrationPerContact', checked.input.contactEmail],
+      ['agencyRegistrationPerContact', contactSubject(checked.input.contactEmail)],
+      ['agencyRegistrationPerContactDomain', contactDomainSubject(checked.input.contactEmail)],
     ]);
     if (exceeded) return ctx.renderError(req, reply, 429, exceeded.retryAfterMs);
 
