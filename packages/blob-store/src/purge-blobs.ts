@@ -36,13 +36,17 @@ const MESSAGE_FINISHED = `not exists (
   and not exists (select 1 from deliveries d where d.message_id = m.id and d.state in ('sending', 'deferred'))`;
 
 /**
- * Deletes the blobs of finished messages received more than `olderThanMs` ago (SMGW_MESSAGE_RETENTION), with their
- * chunks. The message rows and their trace stay. Returns how many blobs were removed.
+ * Deletes the blobs of finished messages received more than `olderThanMs` before `now` (SMGW_MESSAGE_RETENTION),
+ * with their chunks. A message given up by the reaper's parked sweep (`envelope.expired`) counts from its expiry
+ * instead: its envelope still waits in smgw.<stage>.parked, and an operator may replay it for that long. The message
+ * rows and their trace stay. `now`: the time ages count to (an operator's --as-of); the database clock if not given.
+ * Returns how many blobs were removed.
  */
 export async function purgeFinishedMessageBlobs(
   pool: Pool,
   olderThanMs: number,
   files?: Pick<BlobFiles, 'remove'>,
+  now?: Date,
 ): Promise<number> {
   checkAge('olderThanMs', olderThanMs);
   return deleteInBatches(
@@ -50,13 +54,17 @@ export async function purgeFinishedMessageBlobs(
     pool,
     `select b.id from blobs b join messages m on m.id = b.message_id
       where b.state = 'committed'
-        and m.received_at < now() - $1 * interval '1 millisecond'
+        and m.received_at < coalesce($3::timestamptz, now()) - $1 * interval '1 millisecond'
         and ${MESSAGE_FINISHED}
         and ${NOT_IN_OPEN_QUARANTINE}
+        and not exists (select 1 from message_events x
+                         where x.message_id = m.id and x.event = 'envelope.expired'
+                           and x.at >= coalesce($3::timestamptz, now()) - $1 * interval '1 millisecond')
       order by m.received_at
       limit $2
       for update of b skip locked`,
     olderThanMs,
+    [now ?? null],
   );
 }
 
@@ -149,6 +157,8 @@ async function deleteInBatches(
   pool: Pool,
   selectIds: string,
   age: number,
+  /** Parameters from $3 on. */
+  more: unknown[] = [],
 ): Promise<number> {
   let deleted = 0;
   for (;;) {
@@ -156,7 +166,7 @@ async function deleteInBatches(
       pool,
       files,
       `delete from blobs where id in (${selectIds}) returning id, storage, size`,
-      [age, BATCH],
+      [age, BATCH, ...more],
     );
     deleted += rows.length;
     if (rows.length < BATCH) return deleted;

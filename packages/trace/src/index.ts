@@ -374,13 +374,35 @@ export async function getTrace(db: Queryable, messageId: string): Promise<Messag
 /**
  * The `onParked` hook of a stage's consumer: the trace says why the message stopped at `stage` (the message row is
  * written too, in case ingest never recorded it). An envelope that could not even be parsed has no trace to write.
+ * The event keeps what a DSN about the parked envelope needs if it is given up later (the reaper's parked sweep,
+ * SMGW_PARKED_ACTION=remove): its direction, recipients and DSN request (RFC 3461 NOTIFY, ORCPT, ENVID, RET).
  */
 export function recordParkedAt(db: Queryable, stage: string) {
   return async (envelope: Envelope | undefined, code: string, reason: string): Promise<void> => {
     if (!envelope) return;
     await recordMessage(db, envelope);
-    await recordEvent(db, envelope.id, { stage, event: 'envelope.parked', outcome: 'reject', code, reason });
+    const data: ParkedEnvelopeData = {
+      direction: envelope.direction,
+      recipients: envelope.recipients,
+      dsn: envelope.dsn ?? null,
+    };
+    await recordEvent(db, envelope.id, {
+      stage,
+      event: 'envelope.parked',
+      outcome: 'reject',
+      code,
+      reason,
+      data: { ...data },
+    });
   };
+}
+
+/** `data` of an `envelope.parked` event (absent in events written before it was recorded). */
+export interface ParkedEnvelopeData {
+  direction: Envelope['direction'];
+  recipients: string[];
+  /** The envelope's DSN request; null: none was made (NOTIFY defaults to FAILURE). */
+  dsn: NonNullable<Envelope['dsn']> | null;
 }
 
 export * from './notice-outbox.ts';

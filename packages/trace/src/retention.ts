@@ -2,6 +2,7 @@
 // report of parked envelopes. A message's rows are its `messages` row and, by the schema's cascade, its recipients,
 // events and deliver's `deliveries` rows: deleting the message row here removes all of them in one statement.
 import type { Pool, PoolClient } from '@smgw/db';
+import type { ParkedEnvelopeData } from './index.ts';
 
 type Queryable = Pool | PoolClient;
 
@@ -79,10 +80,37 @@ export async function listParkedEnvelopes(
   };
 }
 
+/** A parked message being given up, as the trace knows it: what a DSN to its sender may be made from. */
+export interface ExpiringMessage {
+  messageId: string;
+  traceId: string;
+  /** The message row's direction (its first envelope's); the parked envelope's own is in `parked.data`. */
+  direction: string;
+  /** Envelope sender; '' is the null sender. */
+  mailFrom: string;
+  receivedAt: Date;
+  /** The recipients this expiry bounced (those still pending or deferred), sorted. */
+  bounced: string[];
+  parked: ParkedEnvelope & { data: ParkedEnvelopeData | undefined };
+  /**
+   * The message's blob when it is the one ingest received (its `message.received` event names it): what the sender
+   * sent, never anything the gateway made of it (decrypted). Undefined when that cannot be told.
+   */
+  receivedBlob: string | undefined;
+}
+
+/**
+ * Called in the transaction that gives a message up, after its recipients are bounced and before `envelope.expired`
+ * is written; what it returns goes into that event's `data`. Throwing rolls the expiry of that message back.
+ */
+export type OnExpiring = (db: PoolClient, message: ExpiringMessage) => Promise<Record<string, unknown> | undefined>;
+
 /**
  * SMGW_PARKED_ACTION=remove: a message parked before `before` is given up. Its recipients still pending become
- * bounced (`PARKED_EXPIRED`) and an `envelope.expired` event ends its trace, in one transaction per message: it is
- * finished, so its contents and later its trace go by their retention. Returns the message ids.
+ * bounced (`PARKED_EXPIRED`) and an `envelope.expired` event ends its trace, in one transaction per message, with
+ * whatever `onExpiring` records there (the reaper: a DSN to the sender into its outbox). It is finished then; its
+ * contents are kept for SMGW_MESSAGE_RETENTION after the expiry (@smgw/blob-store's purgeFinishedMessageBlobs counts
+ * from the `envelope.expired` event), so an operator can still replay the parked envelope. Returns the message ids.
  */
 export async function expireParkedMessages(
   pool: Pool,
@@ -90,6 +118,7 @@ export async function expireParkedMessages(
   stage: string,
   at: Date,
   limit: number,
+  onExpiring?: OnExpiring,
 ): Promise<string[]> {
   const { envelopes } = await listParkedEnvelopes(pool, limit);
   const expired: string[] = [];
@@ -100,7 +129,7 @@ export async function expireParkedMessages(
       // Locks the message's recipients; a replay that moved it on meanwhile leaves a later event: then not.
       await client.query('select 1 from message_recipients where message_id = $1 for update', [parked.messageId]);
       const still = await client.query(
-        `select 1 from message_events e where e.message_id = $1 and e.event = 'envelope.parked'
+        `select e.data from message_events e where e.message_id = $1 and e.event = 'envelope.parked'
             and not exists (select 1 from message_events l where l.message_id = e.message_id and l.id > e.id)`,
         [parked.messageId],
       );
@@ -108,15 +137,27 @@ export async function expireParkedMessages(
         await client.query('rollback');
         continue;
       }
-      await client.query(
+      const bounced = await client.query<{ recipient: string }>(
         `update message_recipients set state = 'bounced', detail = 'PARKED_EXPIRED', updated_at = $2
-          where message_id = $1 and state in ('pending', 'deferred')`,
+          where message_id = $1 and state in ('pending', 'deferred')
+          returning recipient`,
         [parked.messageId, at],
       );
+      let data: Record<string, unknown> | undefined;
+      if (onExpiring) {
+        const message = await expiringMessage(client, parked, still.rows[0]?.data ?? undefined, bounced.rows);
+        if (message) data = await onExpiring(client, message);
+      }
       await client.query(
-        `insert into message_events (message_id, stage, event, outcome, code, reason, at)
-         values ($1, $2, 'envelope.expired', 'reject', 'PARKED_EXPIRED', $3, $4)`,
-        [parked.messageId, stage, `parked at ${parked.stage} since ${parked.parkedAt.toISOString()}`, at],
+        `insert into message_events (message_id, stage, event, outcome, code, reason, data, at)
+         values ($1, $2, 'envelope.expired', 'reject', 'PARKED_EXPIRED', $3, $4, $5)`,
+        [
+          parked.messageId,
+          stage,
+          `parked at ${parked.stage} since ${parked.parkedAt.toISOString()}`,
+          data ? JSON.stringify(data) : null,
+          at,
+        ],
       );
       await client.query('commit');
       expired.push(parked.messageId);
@@ -128,6 +169,35 @@ export async function expireParkedMessages(
     }
   }
   return expired;
+}
+
+async function expiringMessage(
+  db: PoolClient,
+  parked: ParkedEnvelope,
+  data: ParkedEnvelopeData | undefined,
+  bounced: readonly { recipient: string }[],
+): Promise<ExpiringMessage | undefined> {
+  const found = await db.query(
+    `select m.id, m.trace_id, m.direction, m.mail_from, m.received_at,
+            case when exists (select 1 from message_events r
+                               where r.message_id = m.id and r.stage = 'ingest' and r.event = 'message.received'
+                                 and r.data ->> 'blob' = m.blob_ref)
+                 then m.blob_ref end as received_blob
+       from messages m where m.id = $1`,
+    [parked.messageId],
+  );
+  const row = found.rows[0];
+  if (!row) return undefined;
+  return {
+    messageId: row.id,
+    traceId: row.trace_id,
+    direction: row.direction,
+    mailFrom: row.mail_from,
+    receivedAt: new Date(row.received_at),
+    bounced: bounced.map((b) => b.recipient).sort(),
+    parked: { ...parked, data },
+    receivedBlob: row.received_blob ?? undefined,
+  };
 }
 
 /**

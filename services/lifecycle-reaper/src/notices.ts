@@ -1,12 +1,13 @@
-// The mails the reaper writes: the two inactivity warnings to a mailbox, and to each sender of messages a deleted
-// mailbox never read. Plain text, German then English, from templates/<kind>.*; none carries anything of a message's
-// content (only addresses, gateway message ids and dates). Written to the blob store, recorded in the trace as an
+// The mails the reaper writes: the two inactivity warnings to a mailbox, to each sender of messages a deleted
+// mailbox never read, and the DSN to the sender of a parked message given up (expiry-dsn.ts). German then English,
+// from templates/<kind>.*; none carries anything of a message's content (only addresses, gateway message ids and
+// dates; the DSN at most the header block of the message as the sender sent it). Written to the blob store, recorded in the trace as an
 // outbox (@smgw/trace notice-outbox.ts) in the caller's transaction, published to deliver after the commit.
 import { fileURLToPath } from 'node:url';
 import type { BlobStore } from '@smgw/blob-store';
 import type { Pool, PoolClient } from '@smgw/db';
 import { type Envelope, generatedEnvelope, newMessageId } from '@smgw/envelope';
-import { type BilingualTemplates, bilingualNoticeMail, loadBilingualTemplates } from '@smgw/mime';
+import { type BilingualTemplates, bilingualNoticeMail, type GeneratedMail, loadBilingualTemplates } from '@smgw/mime';
 import type { Logger } from '@smgw/observability';
 import { markNoticePublished, recordGeneratedMail, unpublishedNotices } from '@smgw/trace';
 
@@ -14,7 +15,12 @@ export const TEMPLATES_DIR = fileURLToPath(new URL('../templates/', import.meta.
 /** The stage name in the trace of everything the reaper writes. */
 export const REAPER_STAGE = 'lifecycle-reaper';
 
-export const NOTICE_KINDS = ['inactivity-first', 'inactivity-second', 'mailbox-deleted-sender'] as const;
+export const NOTICE_KINDS = [
+  'inactivity-first',
+  'inactivity-second',
+  'mailbox-deleted-sender',
+  'parked-expired-dsn',
+] as const;
 export type NoticeKind = (typeof NOTICE_KINDS)[number];
 export type ReaperTemplates = Record<NoticeKind, BilingualTemplates>;
 
@@ -55,6 +61,16 @@ export async function writeNotice(deps: NoticeDeps, input: NoticeInput): Promise
     messageId: id,
     relatesTo: input.relatesTo,
   });
+  return storeMail(deps, id, mail, input);
+}
+
+/** Writes a mail the reaper made (id: its gateway id) to the blob store; returns its envelope for deliver. */
+export async function storeMail(
+  deps: Pick<NoticeDeps, 'blobStore' | 'hostname'>,
+  id: string,
+  mail: GeneratedMail,
+  input: Pick<NoticeInput, 'to' | 'traceId' | 'relatesTo' | 'now'>,
+): Promise<Envelope> {
   const blob = await deps.blobStore.put(mail.createReadStream(), { messageId: id, maxBytes: 1024 * 1024 });
   return generatedEnvelope({
     id,

@@ -14,6 +14,7 @@ import {
   retireUnusedKeks,
 } from '@smgw/blob-store';
 import type { Pool } from '@smgw/db';
+import type { Envelope } from '@smgw/envelope';
 import {
   collectOrphanMailboxKeys,
   type InactivitySchedule,
@@ -25,9 +26,10 @@ import {
 import type { Logger } from '@smgw/observability';
 import { purgeExpiredQuarantine } from '@smgw/quarantine';
 import { deleteAbandonedMessages, expireParkedMessages, listParkedEnvelopes, purgeFinishedTraces } from '@smgw/trace';
+import { recordExpiryDsn } from './expiry-dsn.ts';
 import { deleteInactiveMailboxes, sendInactivityWarnings } from './inactivity.ts';
 import type { ReaperMetrics } from './metrics.ts';
-import { type Publisher, REAPER_STAGE, type ReaperTemplates, republishNotices } from './notices.ts';
+import { type Publisher, publishNotices, REAPER_STAGE, type ReaperTemplates, republishNotices } from './notices.ts';
 
 /** A committed blob without a message row is kept this long: ingest commits the bytes a moment before the row. */
 export const UNREFERENCED_BLOB_GRACE_MS = 60 * 60_000;
@@ -100,14 +102,6 @@ export interface SweepContext {
   metrics?: ReaperMetrics | undefined;
 }
 
-/**
- * How far `now` is ahead of the real clock. The blob purges measure ages on the database clock, so a later `now`
- * shortens the retention they are given by as much (never below zero: nothing was received in the future).
- */
-function retentionAt(context: SweepContext, retentionMs: number): number {
-  return Math.max(0, retentionMs - (context.now.getTime() - Date.now()));
-}
-
 const ago = (now: Date, ms: number) => new Date(now.getTime() - ms);
 
 const inactivityDeps = (c: SweepContext) => ({ ...c, schedule: c.inactivity });
@@ -126,7 +120,8 @@ export const SWEEPS: Record<SweepName, (context: SweepContext) => Promise<number
     (await collectOrphanMailboxKeys(c.pool, c.mailboxKeys, new Date(), ORPHAN_MAILBOX_KEY_GRACE_MS)) +
     (await moveMailboxKeysToKeyStore(c.pool, c.mailboxKeys, MAILBOX_KEY_MOVES)),
   quarantine: async (c) => (await purgeExpiredQuarantine(c.pool, c.now, QUARANTINE_BATCH)).deleted,
-  'message-blobs': (c) => purgeFinishedMessageBlobs(c.pool, retentionAt(c, c.messageRetentionMs), c.blobFiles),
+  // Ages count to `now`: a message given up by the parked sweep keeps its blob for the retention after its expiry.
+  'message-blobs': (c) => purgeFinishedMessageBlobs(c.pool, c.messageRetentionMs, c.blobFiles, c.now),
   traces: async (c) => {
     const messages = await purgeFinishedTraces(c.pool, ago(c.now, c.traceRetentionMs));
     await purgeStaleArrivals(c.pool, ago(c.now, c.traceRetentionMs));
@@ -149,8 +144,10 @@ export interface SweepResult {
 
 /**
  * Parked envelopes wait for an operator (replay or give up): a gauge of how many and how old, and a log line naming
- * them. With SMGW_PARKED_ACTION=remove, those parked longer than SMGW_PARKED_RETENTION are given up (their
- * messages finished, so retention removes contents and trace). Items: how many were given up.
+ * them. With SMGW_PARKED_ACTION=remove, those parked longer than SMGW_PARKED_RETENTION are given up: their recipients
+ * bounced and, in the same transaction, a DSN to the sender put into the notice outbox (expiry-dsn.ts), published
+ * after the commit (or by the notice-outbox sweep of a later round). Their blobs stay for SMGW_MESSAGE_RETENTION
+ * after the expiry, so the envelope in smgw.<stage>.parked can still be replayed. Items: how many were given up.
  */
 async function reportParked(c: SweepContext): Promise<SweepResult> {
   const parked = await listParkedEnvelopes(c.pool, PARKED_LISTED);
@@ -170,22 +167,28 @@ async function reportParked(c: SweepContext): Promise<SweepResult> {
   }
   const note = `(${parked.total} parked${parked.oldest ? `, oldest since ${parked.oldest.toISOString()}` : ''})`;
   if (c.parkedAction !== 'remove') return { items: 0, note };
-  {
-    const expired = await expireParkedMessages(
-      c.pool,
-      ago(c.now, c.parkedRetentionMs),
-      REAPER_STAGE,
-      c.now,
-      PARKED_LISTED,
+  const dsns: Envelope[] = [];
+  // Throws on the first failure (that message's expiry rolled back): the DSNs of those before it wait in the outbox.
+  const expired = await expireParkedMessages(
+    c.pool,
+    ago(c.now, c.parkedRetentionMs),
+    REAPER_STAGE,
+    c.now,
+    PARKED_LISTED,
+    async (db, message) => {
+      const dsn = await recordExpiryDsn(c, db, message, c.now);
+      if (dsn.envelope) dsns.push(dsn.envelope);
+      return dsn.data;
+    },
+  );
+  await publishNotices(c.pool, c.publisher, dsns, c.now, c.log);
+  if (expired.length > 0) {
+    c.log.warn(
+      { code: 'REAPER_PARKED_EXPIRED', count: expired.length, messageIds: expired, dsns: dsns.map((d) => d.id) },
+      'parked envelopes past SMGW_PARKED_RETENTION given up; their senders told',
     );
-    if (expired.length > 0) {
-      c.log.warn(
-        { code: 'REAPER_PARKED_EXPIRED', count: expired.length, messageIds: expired },
-        'parked envelopes past SMGW_PARKED_RETENTION given up',
-      );
-    }
-    return { items: expired.length, note };
   }
+  return { items: expired.length, note: `${note} (${dsns.length} DSNs)` };
 }
 
 /**

@@ -1,0 +1,188 @@
+// The DSN (RFC 3464) to the sender of a message the parked sweep gives up (SMGW_PARKED_ACTION=remove): the gateway
+// answered 250 for it, so it may not vanish without word (RFC 5321 §6.1). Recorded in the transaction that bounces
+// the recipients (expireParkedMessages' onExpiring), into the reaper's notice outbox, published after the commit.
+//
+// What it may carry follows deliver's rules (services/deliver/README.md, "What a DSN may quote"), with less to go on:
+// the parked envelope waits in the broker, the reaper knows only the trace. So it quotes at most the header block of
+// the message as ingest received it (what the sender sent: allowed to anyone), never the whole message (RET=FULL is
+// not honoured: whether the sender speaks for an agency, and what the envelope's blob had become, is not known here),
+// and per recipient only the status and our code (no stage's error text, no host). No DSN for the null sender, for
+// portal mail (it asks for none: NOTIFY=NEVER; the portal shows the recipients' states), nor for a recipient whose
+// NOTIFY excludes FAILURE.
+import type { BlobStore } from '@smgw/blob-store';
+import type { PoolClient } from '@smgw/db';
+import { type Envelope, newMessageId } from '@smgw/envelope';
+import {
+  type BilingualTemplates,
+  bilingualText,
+  deliveryStatusBody,
+  type GeneratedMail,
+  generatedMail,
+  messageIdOf,
+  readHeaderBlock,
+  renderTemplate,
+} from '@smgw/mime';
+import type { Logger } from '@smgw/observability';
+import type { ExpiringMessage } from '@smgw/trace';
+import { mailTime } from './inactivity.ts';
+import { type ReaperTemplates, recordNotice, storeMail } from './notices.ts';
+
+/**
+ * RFC 3463 X.4.7 "delivery time expired", class 4: "persistence of some temporary condition has caused abandonment"
+ * (the message itself is not at fault; sent again it may well go through). With `Action: failed`, as deliver's DSN
+ * after its retry period.
+ */
+export const EXPIRED_STATUS = '4.4.7';
+
+/** Why no DSN is sent (the `dsn` of the `envelope.expired` event's data). */
+export type NoDsnReason = 'null-sender' | 'portal' | 'generated' | 'notify';
+
+export type ExpiryDsnPlan = { send: true; recipients: string[] } | { send: false; reason: NoDsnReason };
+
+/** Whether the sender gets a DSN about the given-up message, and for which of the recipients it bounced. */
+export function planExpiryDsn(message: ExpiringMessage): ExpiryDsnPlan {
+  if (message.mailFrom === '') return { send: false, reason: 'null-sender' };
+  const direction = message.parked.data?.direction ?? message.direction;
+  if (direction === 'portal') return { send: false, reason: 'portal' };
+  if (direction === 'generated') return { send: false, reason: 'generated' };
+  const notify = message.parked.data?.dsn?.notify;
+  // RFC 3461: no NOTIFY means FAILURE; NEVER, or a list without FAILURE, means no failure DSN. A parked event written
+  // before it kept the DSN request (no data) counts as no NOTIFY.
+  const recipients = message.bounced.filter((recipient) => {
+    const asked = lookupByAddress(notify, recipient);
+    return !asked || asked.length === 0 || (asked.includes('FAILURE') && !asked.includes('NEVER'));
+  });
+  return recipients.length > 0 ? { send: true, recipients } : { send: false, reason: 'notify' };
+}
+
+export interface ExpiryDsnInput {
+  message: ExpiringMessage;
+  recipients: readonly string[];
+  /** SMGW_HOSTNAME: Reporting-MTA and the domain of the DSN's Message-ID. */
+  reportingMta: string;
+  /** Gateway id of the DSN itself. */
+  dsnMessageId: string;
+  now: Date;
+  /** The header block of the message as ingest received it, or undefined to quote nothing. */
+  receivedHeaders: Buffer | undefined;
+  templates: BilingualTemplates;
+}
+
+/** The DSN as a MIME tree (multipart/report): text, message/delivery-status, and the received header block if any. */
+export function buildExpiryDsn(input: ExpiryDsnInput): GeneratedMail {
+  const { message } = input;
+  if (message.mailFrom === '') throw new Error('a null-sender message never gets a DSN');
+  if (input.recipients.length === 0) throw new Error('a DSN needs at least one failed recipient');
+  const dsn = message.parked.data?.dsn ?? undefined;
+  const values = {
+    hostname: input.reportingMta,
+    messageId: message.messageId,
+    arrivalDate: mailTime(message.receivedAt),
+    parkedSince: mailTime(message.parked.parkedAt),
+    recipients: input.recipients.map((r) => `  <${r}>`).join('\n'),
+  };
+  const { templates } = input;
+  const root = generatedMail('multipart/report; report-type=delivery-status', {
+    fromName: templates.from,
+    hostname: input.reportingMta,
+    to: message.mailFrom,
+    subject: renderTemplate(templates.subject, values),
+    date: input.now,
+    messageId: input.dsnMessageId,
+    // RFC 3834: an automatic reply.
+    autoSubmitted: 'auto-replied',
+    inReplyTo: input.receivedHeaders ? messageIdOf(input.receivedHeaders) : undefined,
+    extra: [['X-SMGW-Related-Message-Id', message.messageId]],
+  });
+  root
+    .createChild('text/plain; charset=utf-8')
+    .setContent(
+      bilingualText(renderTemplate(templates.de, values), renderTemplate(templates.en, values), templates.separator),
+    );
+  root.createChild('message/delivery-status').setContent(
+    deliveryStatusBody({
+      reportingMta: input.reportingMta,
+      envelopeId: dsn?.envid,
+      messageId: message.messageId,
+      arrivedAt: message.receivedAt,
+      recipients: input.recipients.map((recipient) => ({
+        recipient,
+        originalRecipient: lookupByAddress(dsn?.orcpt, recipient),
+        status: EXPIRED_STATUS,
+        diagnostic: { type: 'X-SMGW' as const, text: 'PARKED_EXPIRED' },
+        lastAttemptAt: message.parked.parkedAt,
+      })),
+    }),
+  );
+  if (input.receivedHeaders) root.createChild('text/rfc822-headers').setContent(input.receivedHeaders);
+  return root;
+}
+
+export interface ExpiryDsnDeps {
+  blobStore: BlobStore;
+  templates: ReaperTemplates;
+  hostname: string;
+  log: Logger;
+}
+
+/**
+ * Makes the DSN about a message being given up and records it in the notice outbox, in the expiry's transaction
+ * (`db`). Returns its envelope (to publish once that commits), and what the `envelope.expired` event says of it.
+ */
+export async function recordExpiryDsn(
+  deps: ExpiryDsnDeps,
+  db: PoolClient,
+  message: ExpiringMessage,
+  now: Date,
+): Promise<{ envelope: Envelope | undefined; data: Record<string, unknown> }> {
+  const plan = planExpiryDsn(message);
+  if (!plan.send) return { envelope: undefined, data: { dsn: { sent: false, reason: plan.reason } } };
+  const receivedHeaders = await readReceivedHeaders(deps, message);
+  const id = newMessageId(now.getTime());
+  const mail = buildExpiryDsn({
+    message,
+    recipients: plan.recipients,
+    reportingMta: deps.hostname,
+    dsnMessageId: id,
+    now,
+    receivedHeaders,
+    templates: deps.templates['parked-expired-dsn'],
+  });
+  const envelope = await storeMail(deps, id, mail, {
+    to: message.mailFrom,
+    traceId: message.traceId,
+    relatesTo: message.messageId,
+    now,
+  });
+  await recordNotice(db, envelope, 'parked-expired-dsn', now, { recipients: plan.recipients });
+  return {
+    envelope,
+    data: { dsn: { sent: true, messageId: id, recipients: plan.recipients, headersQuoted: !!receivedHeaders } },
+  };
+}
+
+/**
+ * The header block of the message as ingest received it; undefined when that blob is not known (the message row
+ * names another) or cannot be read (purged, its key retired, kept in files this process cannot read): the DSN then
+ * goes without it, which is still the truth, rather than not at all.
+ */
+async function readReceivedHeaders(deps: ExpiryDsnDeps, message: ExpiringMessage): Promise<Buffer | undefined> {
+  if (!message.receivedBlob) return undefined;
+  try {
+    return await readHeaderBlock(deps.blobStore.open(message.receivedBlob));
+  } catch (err) {
+    deps.log.warn(
+      { code: 'REAPER_DSN_NO_HEADERS', messageId: message.messageId, err },
+      'the header block of a given-up message cannot be read; its DSN goes without it',
+    );
+    return undefined;
+  }
+}
+
+function lookupByAddress<T>(map: Record<string, T> | undefined, address: string): T | undefined {
+  if (!map) return undefined;
+  if (address in map) return map[address];
+  const lower = address.toLowerCase();
+  const key = Object.keys(map).find((k) => k.toLowerCase() === lower);
+  return key === undefined ? undefined : map[key];
+}
