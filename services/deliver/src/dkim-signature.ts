@@ -5,25 +5,46 @@
 // the signature costs memory for the header block, whatever the size of the message (a DSN with RET=FULL carries
 // the whole original). The blob is read twice, once to sign and once to send; nodemailer's own `dkim` option would
 // read it once but signs RSA only and sends unsigned, silently, when signing fails.
+//
+// Over-signing (RFC 6376 §8.15): h= names each field that decides how the mail is read once more than the message has
+// it (and those it lacks once), so that a copy with a field added above ours (a second Subject, a Reply-To, a Cc) no
+// longer verifies: verifiers take the bottom instance of each name, mail clients often show the top one, and a
+// registration notice sent to a stranger's own address would otherwise serve as a signed template for phishing in
+// the gateway's name. mailauth lists only the fields present, so it computes the body hash and the h= of those, and
+// the signature over the header is made here from its tags (mailauth has no option for it; about 40 lines).
+import { createHash, sign } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { type DkimSigning, inDomains } from '@smgw/config';
 import type { Envelope } from '@smgw/envelope';
-import { headerValue, listedAddresses, parseHeaderFields, readHeaderBlock } from '@smgw/mime';
+import { type HeaderField, headerValue, listedAddresses, parseHeaderFields, readHeaderBlock } from '@smgw/mime';
 import { dkimSign } from 'mailauth';
 
-/** The usual set (RFC 6376 §5.4.1), those of our generated mail; a field the message lacks is left out of h=. */
+/**
+ * The usual set (RFC 6376 §5.4.1) and what our generated mail has: every instance present is signed (mailauth), and
+ * each name once more (OVERSIGNED_HEADER_FIELDS, the same list) so that none can be added.
+ */
 export const SIGNED_HEADER_FIELDS = [
   'From',
+  'Sender',
+  'Reply-To',
   'To',
+  'Cc',
   'Subject',
   'Date',
   'Message-ID',
   'MIME-Version',
   'Content-Type',
+  'Content-Transfer-Encoding',
   'Auto-Submitted',
   'In-Reply-To',
   'References',
 ] as const;
+
+/**
+ * Named in h= once more than the message has them (it has every instance of them signed: SIGNED_HEADER_FIELDS holds
+ * them all): no instance of these can be added to a signed copy.
+ */
+export const OVERSIGNED_HEADER_FIELDS = SIGNED_HEADER_FIELDS;
 
 export type DkimOutcome =
   | { signed: true; field: Buffer }
@@ -75,5 +96,60 @@ export async function dkimSignatureFor(
   if (failure || !result.signatures.startsWith('DKIM-Signature:')) {
     throw new DkimSignError(`DKIM signing failed: ${failure?.err?.message ?? 'no signature made'}`);
   }
-  return { signed: true, field: Buffer.from(result.signatures, 'latin1') };
+  return { signed: true, field: oversigned(result.signatures, fields, signing) };
+}
+
+/**
+ * mailauth's signature made again with h= over-signed: its tags (body hash, time, selector…) kept, h= its fields plus
+ * each of OVERSIGNED_HEADER_FIELDS once more, the header hashed as a verifier does (RFC 6376 §3.7, relaxed: for each
+ * name in h= the bottom-most instance not used yet; a name without one adds nothing) and signed with the same key.
+ */
+function oversigned(mailauthField: string, fields: readonly HeaderField[], signing: DkimSigning): Buffer {
+  const tags = new Map<string, string>();
+  for (const tag of mailauthField.slice('DKIM-Signature:'.length).replace(/\s+/g, '').split(';')) {
+    const eq = tag.indexOf('=');
+    if (eq > 0) tags.set(tag.slice(0, eq), tag.slice(eq + 1));
+  }
+  const present = (tags.get('h') ?? '').split(':').filter(Boolean);
+  const signedNames = [...present, ...OVERSIGNED_HEADER_FIELDS];
+  const value = [
+    'v=1',
+    `a=${tags.get('a')}`,
+    `c=${tags.get('c')}`,
+    `d=${tags.get('d')}`,
+    `s=${tags.get('s')}`,
+    ...(tags.has('t') ? [`t=${tags.get('t')}`] : []),
+    `h=${signedNames.join(':')}`,
+    `bh=${tags.get('bh')}`,
+    'b=',
+  ].join('; ');
+  const unused = [...fields];
+  let data = '';
+  for (const name of signedNames) {
+    const key = name.toLowerCase();
+    const at = unused.findLastIndex((field) => field.key === key);
+    if (at < 0) continue;
+    data += `${relaxedField(unused[at] as HeaderField)}\r\n`;
+    unused.splice(at, 1);
+  }
+  data += `dkim-signature:${value}`;
+  const bytes = Buffer.from(data, 'latin1');
+  const signature =
+    signing.key.algorithm === 'ed25519-sha256'
+      ? sign(null, createHash('sha256').update(bytes).digest(), signing.key.pem) // RFC 8463: the hash is signed
+      : sign('sha256', bytes, signing.key.pem);
+  // Folded at the tags' spaces, which relaxed canonicalization turns back into the one space hashed above.
+  const folded = `${value}${signature.toString('base64')}`.replace(/; (?=(h|bh|b)=)/g, ';\r\n ');
+  return Buffer.from(`DKIM-Signature: ${folded}\r\n`, 'latin1');
+}
+
+/** RFC 6376 §3.4.2: the name lower-cased, the value unfolded, runs of white space one space, none at either end. */
+function relaxedField(field: HeaderField): string {
+  const raw = field.raw.replace(/\r\n/g, '');
+  const colon = raw.indexOf(':');
+  const value = raw
+    .slice(colon + 1)
+    .replace(/[ \t]+/g, ' ')
+    .trim();
+  return `${raw.slice(0, colon).trim().toLowerCase()}:${value}`;
 }

@@ -7,7 +7,7 @@ import type { DkimSigning } from '@smgw/config';
 import { DIRECTIONS, type Envelope } from '@smgw/envelope';
 import { generatedMail } from '@smgw/mime';
 import { createDkimTestKey, envelopeFixture, type StubDns, startStubDns, verifyDkim } from '@smgw/testing';
-import { dkimSignatureFor } from '../src/dkim-signature.ts';
+import { dkimSignatureFor, OVERSIGNED_HEADER_FIELDS } from '../src/dkim-signature.ts';
 
 const NOW = new Date('2026-03-02T10:00:00Z');
 
@@ -85,19 +85,38 @@ describe('DKIM signature of generated mail', () => {
       );
       assert.equal(tags.get('a'), algorithm);
       assert.equal(tags.get('c'), 'relaxed/relaxed');
-      const signed = tags.get('h')?.toLowerCase();
-      assert.deepEqual(signed?.split(':').sort(), [
-        'auto-submitted',
-        'content-type',
-        'date',
-        'from',
-        'in-reply-to',
-        'message-id',
-        'mime-version',
-        'references',
-        'subject',
-        'to',
-      ]);
+      // Each field present, then every over-signed name once more (those the message lacks once).
+      const signed = tags.get('h')?.toLowerCase().split(':');
+      const present = ['auto-submitted', 'content-type', 'content-transfer-encoding', 'date', 'from', 'in-reply-to']
+        .concat(['message-id', 'mime-version', 'references', 'subject', 'to'])
+        .sort();
+      assert.deepEqual(signed?.slice(0, present.length).sort(), present);
+      assert.deepEqual(
+        signed?.slice(present.length),
+        OVERSIGNED_HEADER_FIELDS.map((name) => name.toLowerCase()),
+      );
+    });
+
+    it(`makes a copy with a field added above ours fail (${name}: over-signed, RFC 6376 §8.15)`, async () => {
+      const message = await generatedMessage('gateway.example');
+      const outcome = await dkimSignatureFor(
+        generated(),
+        signingWith(key, selector),
+        () => Readable.from([message]),
+        NOW,
+      );
+      assert.ok(outcome.signed);
+      for (const added of [
+        'Subject: Ihr Konto wird gesperrt: jetzt bestaetigen',
+        'Reply-To: support@phish.example',
+        'Cc: opfer@extern.example',
+        'From: Amt <amt@gateway.example>',
+        'Content-Transfer-Encoding: base64',
+      ]) {
+        const forged = Buffer.concat([outcome.field, Buffer.from(`${added}\r\n`), message]);
+        const [result] = await dkimResults(forged);
+        assert.notEqual(result?.status.result, 'pass', added);
+      }
     });
   }
 
