@@ -25,6 +25,8 @@ export interface BounceRule {
   category: string;
   /** RFC 3463 status for the DSN when the reply carries no enhanced code. */
   status: string;
+  /** The trace code of a bounce when it is not the next hop's refusal (default DELIVERY_BOUNCED). */
+  code?: string;
 }
 
 export const BOUNCE_RULES: readonly BounceRule[] = [
@@ -51,6 +53,21 @@ export const BOUNCE_RULES: readonly BounceRule[] = [
   { reply: /^5\d\d[ -]+5\.1\.\d+/, result: 'bounced', category: 'recipient', status: '5.1.1' },
   { reply: /^5\d\d[ -]+5\.7\.\d+/, result: 'bounced', category: 'policy', status: '5.7.1' },
   { reply: /^5\d\d/, result: 'bounced', category: 'rejected', status: '5.0.0' },
+  // Refused by deliver itself, nothing sent (send-to-destination.ts): the same answer would come every time.
+  {
+    error: /^ENOTPLAINADDRESS$/,
+    result: 'bounced',
+    category: 'address-syntax',
+    status: '5.1.3',
+    code: 'DELIVERY_RECIPIENT_INVALID',
+  },
+  {
+    error: /^EENVELOPEMISMATCH$/,
+    result: 'bounced',
+    category: 'envelope-mismatch',
+    status: '5.3.0',
+    code: 'DELIVERY_ENVELOPE_MISMATCH',
+  },
   // RFC 7505: a null MX says the domain takes no mail at all.
   { error: /^ENULLMX$/, result: 'bounced', category: 'null-mx', status: '5.1.10' },
   { error: /./, permanent: true, result: 'bounced', category: 'dns', status: '5.1.2' },
@@ -73,6 +90,8 @@ export interface Classification {
   category: string;
   /** RFC 3463 status: the reply's own enhanced code when it has one, else the rule's. */
   status: string;
+  /** The rule's trace code for a bounce deliver decided itself (BounceRule.code). */
+  code?: string;
 }
 
 /** The enhanced status code (RFC 3463) of a reply like "550 5.1.1 no such user", if it carries one. */
@@ -94,5 +113,5 @@ export function classifyAnswer(answer: DeliveryAnswer, rules: readonly BounceRul
   const own = enhancedStatusOf(answer.reply);
   // Keep the server's enhanced code when its class agrees with the result (a 5.2.2 we defer keeps its rule's 4.2.2).
   const status = own && own[0] === rule.status[0] ? own : rule.status;
-  return { result: rule.result, category: rule.category, status };
+  return { result: rule.result, category: rule.category, status, ...(rule.code ? { code: rule.code } : {}) };
 }

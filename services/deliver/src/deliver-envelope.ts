@@ -31,7 +31,7 @@ import {
 import { checkOutboundBytes, checkOutboundGuard } from './outbound-guard.ts';
 import { type DeliverOwner, OwnerFencedError } from './owner-heartbeat.ts';
 import { groupByDestination, type RecipientGroup, type RoutingTable } from './route-recipients.ts';
-import { sendToDestination } from './send-to-destination.ts';
+import { refusedAnswer, sendToDestination } from './send-to-destination.ts';
 import type { Transports } from './transports.ts';
 
 export interface DeliverDeps {
@@ -194,16 +194,21 @@ async function deliverGroup(
     AbortSignal.timeout(deps.attemptTimeoutMs),
     ...(fence ? [fence] : []),
   ]);
-  const answers = await deps.transports.use(group.destination, (transport) =>
-    sendToDestination(transport, {
-      raw: withPrefix(prefix, deps.blobStore.open(envelope.blob.ref, blob)),
-      from: envelope.mailFrom,
-      to: group.recipients,
-      size: envelope.blob.size + prefix.length,
-      dsn: dsnParametersFor(envelope, group.recipients),
-      signal,
-    }),
-  );
+  const destination = group.destination;
+  // Recipients that are not one plain address go nowhere: bounced (DELIVERY_RECIPIENT_INVALID), never sent.
+  const answers =
+    destination.kind === 'refused'
+      ? group.recipients.map((r) => refusedAnswer(r))
+      : await deps.transports.use(destination, (transport) =>
+          sendToDestination(transport, {
+            raw: withPrefix(prefix, deps.blobStore.open(envelope.blob.ref, blob)),
+            from: envelope.mailFrom,
+            to: group.recipients,
+            size: envelope.blob.size + prefix.length,
+            dsn: dsnParametersFor(envelope, group.recipients),
+            signal,
+          }),
+        );
   const now = deps.now?.() ?? new Date();
   // Cut short by this process (shutdown, or its heartbeat overdue so another deliver may take over): not the next
   // hop's failure, so even on the last attempt it is deferred (the envelope is parked), never expired and bounced.
@@ -212,14 +217,14 @@ async function deliverGroup(
   const failures: FailedRecipient[] = [];
   const result: GroupResult = { deferred: [], deferredReasons: [] };
   for (const a of answers) {
-    const { result: kind, category, status } = a.classification;
+    const { result: kind, category, status, code: bounceCode = 'DELIVERY_BOUNCED' } = a.classification;
     const said = a.reply ?? a.error ?? category;
     const data = { category, status, remoteMta: a.remoteMta, attempt: context.attempt };
     const failure = { recipient: a.recipient, status, remoteMta: a.remoteMta, reply: a.reply, error: a.error };
     if (kind === 'delivered') {
       outcomes.push({ recipient: a.recipient, state: 'delivered', reason: said, data });
     } else if (kind === 'bounced') {
-      outcomes.push({ recipient: a.recipient, state: 'bounced', code: 'DELIVERY_BOUNCED', reason: said, data });
+      outcomes.push({ recipient: a.recipient, state: 'bounced', code: bounceCode, reason: said, data });
       failures.push({ ...failure, reason: 'rejected', lastAttemptAt: now });
     } else if (context.lastAttempt && !interrupted) {
       const reason = `retry period expired; last: ${said}`;

@@ -14,6 +14,7 @@ import {
   headerFieldValue,
   loadBilingualTemplates,
   messageIdOf,
+  oneLine,
   renderTemplate,
   rfc5322Date,
 } from '@smgw/mime';
@@ -138,7 +139,8 @@ function lookupByAddress<T>(map: Record<string, T> | undefined, address: string)
 function failureLines(failures: FailedRecipient[], templates: DsnTemplates, lang: 'de' | 'en'): string {
   return failures
     .map((f) => {
-      const lines = [`  <${f.recipient}>`, `    ${templates.reasons[f.reason][lang]}`];
+      // One line: a recipient deliver refused as not one plain address may hold anything.
+      const lines = [`  <${oneLine(f.recipient)}>`, `    ${templates.reasons[f.reason][lang]}`];
       const last = f.reply ?? f.error;
       if (last) lines.push(`    ${templates.lastReply[lang]}: ${headerFieldValue(last, 300)}`);
       return lines.join('\n');

@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { inDomains } from '@smgw/config';
 import { checkWholeMessageEncrypted } from '@smgw/crypto';
 import { type Envelope, leavesClosedNetwork, SAFE_OUTBOUND_CRYPTO_STATUSES } from '@smgw/envelope';
+import { isPlainAddress } from './route-recipients.ts';
 
 export interface GuardRefusal {
   code: 'OUTBOUND_NOT_ENCRYPTED' | 'PLAINTEXT_TO_OUTSIDE';
@@ -28,11 +29,13 @@ export function checkOutboundGuard(envelope: Envelope, internalDomains: string[]
     return undefined;
   }
   if (AGENCY_ONLY_DIRECTIONS.includes(envelope.direction)) {
-    const outside = envelope.recipients.filter((r) => !inDomains(r, internalDomains));
+    // Judged on the address that would be sent: one that is not one plain address (`<x@outside>@agency`,
+    // `x@outside, y@agency`) is not known to be inside, whatever text follows its last `@`.
+    const outside = envelope.recipients.filter((r) => !isPlainAddress(r) || !inDomains(r, internalDomains));
     if (outside.length > 0) {
       return {
         code: 'PLAINTEXT_TO_OUTSIDE',
-        reason: `${envelope.direction} message (not encrypted) addressed outside the agency domains: ${outside.join(', ')}`,
+        reason: `${envelope.direction} message (not encrypted) addressed outside the agency domains or not to one plain address: ${outside.map((r) => JSON.stringify(r)).join(', ')}`,
       };
     }
   }

@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import { domainToASCII } from 'node:url';
 import type { SMTPEnvelopeDsn } from 'nodemailer';
 import { type Classification, classifyAnswer, type DeliveryAnswer } from './bounce-classification.ts';
+import { isPlainAddress } from './route-recipients.ts';
 import type { DestinationTransport } from './transports.ts';
 
 export interface RecipientAnswer {
@@ -44,6 +45,28 @@ function addressKey(address: string): string {
   return `${address.slice(0, at).toLowerCase()}@${domainToASCII(domain) || domain}`;
 }
 
+/** Longest remote reply (or error text) deliver keeps: nodemailer takes up to 1 MB of reply lines. */
+export const MAX_REMOTE_TEXT = 512;
+
+/**
+ * A remote reply or error text cut to `max` characters, saying that it was cut and how long it was: what is stored
+ * (deliveries.last_response, the trace), logged and quoted in a DSN. Never the whole of a next hop's megabyte.
+ */
+export function cutRemoteText(text: string, max = MAX_REMOTE_TEXT): string {
+  if (text.length <= max) return text;
+  return `${text.slice(0, max)}… [cut: ${text.length} characters]`;
+}
+
+/** A recipient that is not one plain address (isPlainAddress): refused without sending, permanently. */
+export function refusedAnswer(recipient: string, remoteMta = ''): RecipientAnswer {
+  return {
+    recipient,
+    classification: classifyAnswer({ errorCode: 'ENOTPLAINADDRESS' }),
+    error: 'not one plain address (local@domain); not sent',
+    remoteMta,
+  };
+}
+
 function isSmtpReply(text: unknown): text is string {
   return typeof text === 'string' && /^[2-5]\d\d/.test(text);
 }
@@ -58,15 +81,38 @@ export function answerOfError(err: SmtpError): DeliveryAnswer {
   };
 }
 
+/** What nodemailer sent RCPT TO for (or answered about) that deliver did not mean to send to; undefined if none. */
+function envelopeMismatch(meant: string[], sent: string[]): string | undefined {
+  const keys = new Set(meant.map(addressKey));
+  const unexpected = sent.filter((r) => typeof r !== 'string' || !keys.has(addressKey(r)));
+  if (unexpected.length === 0) return undefined;
+  return `nodemailer sent the envelope to ${JSON.stringify(unexpected)}, not what was routed (${JSON.stringify(meant)})`;
+}
+
 /** Sends the message to the destination and tells, per recipient, what came of it. Never throws. */
 export async function sendToDestination(transport: DestinationTransport, tx: Transaction): Promise<RecipientAnswer[]> {
+  // Only plain addresses are handed to nodemailer (routeRecipient refused the others already; this is the last
+  // place before RCPT TO, so it holds for any caller).
+  const to = tx.to.filter(isPlainAddress);
+  if (to.length === tx.to.length) return sendPlain(transport, tx);
+  let sent: RecipientAnswer[] = [];
+  if (to.length > 0) sent = await sendPlain(transport, { ...tx, to });
+  else tx.raw.destroy();
+  return tx.to.map((r) =>
+    isPlainAddress(r) ? (sent.find((a) => a.recipient === r) as RecipientAnswer) : refusedAnswer(r),
+  );
+}
+
+/** sendToDestination for recipients that are all plain addresses. */
+async function sendPlain(transport: DestinationTransport, tx: Transaction): Promise<RecipientAnswer[]> {
   const answers = new Map<string, RecipientAnswer>();
   const answer = (recipient: string, a: DeliveryAnswer, error?: string) => {
+    // Classified on the whole reply, kept cut (it is stored, logged and quoted).
     answers.set(addressKey(recipient), {
       recipient,
       classification: classifyAnswer(a),
-      reply: a.reply,
-      error,
+      reply: a.reply === undefined ? undefined : cutRemoteText(a.reply),
+      error: error === undefined ? undefined : cutRemoteText(error),
       remoteMta: transport.remoteMta,
     });
   };
@@ -77,6 +123,17 @@ export async function sendToDestination(transport: DestinationTransport, tx: Tra
       ...(tx.dsn ? { dsn: tx.dsn } : {}),
       ...(tx.signal ? { signal: tx.signal } : {}),
     });
+    // Defence in depth: nodemailer re-parses the envelope before RCPT TO. If what it sent is not the recipients we
+    // routed, the attempt failed for all of them, whatever the next hop said: it would go the same way again.
+    const mismatch = envelopeMismatch(tx.to, [
+      ...((info.envelope?.to ?? []) as string[]),
+      ...(info.accepted as string[]),
+      ...(info.rejected as string[]),
+    ]);
+    if (mismatch) {
+      for (const recipient of tx.to) answer(recipient, { errorCode: 'EENVELOPEMISMATCH' }, mismatch);
+      return tx.to.map((r) => answers.get(addressKey(r)) as RecipientAnswer);
+    }
     for (const recipient of info.accepted as string[]) answer(recipient, { reply: info.response });
     for (const err of (info.rejectedErrors ?? []) as SmtpError[]) {
       if (err.recipient) answer(err.recipient, answerOfError(err), err.message);

@@ -17,8 +17,35 @@ export interface TransportSettings {
   requireTlsOutside: boolean;
   /** A transport unused this long is closed with its connections. */
   idleCloseMs?: number;
-  /** Merged into every mx-connect call (tests resolve a domain to a local sink). */
-  mxConnectOptions?: Partial<mxConnect.MxConnectOptions>;
+  /**
+   * Merged into every mx-connect call (tests resolve a domain to a local sink). The address blocks cannot be set
+   * here: private, loopback and reserved addresses are always refused, except with testOnlyAllowLoopbackMx.
+   */
+  mxConnectOptions?: MxConnectOverrides;
+  /**
+   * TESTS ONLY: lets an MX resolve to loopback and private addresses (the test's SMTP sink on 127.0.0.1). Never
+   * set by service.ts from configuration; reserved networks stay refused even then.
+   */
+  testOnlyAllowLoopbackMx?: true;
+}
+
+type DnsOptions = NonNullable<mxConnect.MxConnectOptions['dnsOptions']>;
+
+/** What a caller may change of an mx-connect call: not the target, not the address blocks. */
+export type MxConnectOverrides = Omit<Partial<mxConnect.MxConnectOptions>, 'target' | 'dnsOptions'> & {
+  dnsOptions?: Omit<DnsOptions, 'blockLocalAddresses' | 'blockReservedNetworks'>;
+};
+
+/**
+ * The mx-connect dnsOptions: the caller's (a test resolver), with the blocks of private, loopback and reserved
+ * addresses applied last, so that no override can drop them (only testOnlyAllowLoopbackMx lifts the local one).
+ */
+export function mxDnsOptions(settings: Pick<TransportSettings, 'mxConnectOptions' | 'testOnlyAllowLoopbackMx'>) {
+  return {
+    ...settings.mxConnectOptions?.dnsOptions,
+    blockLocalAddresses: settings.testOnlyAllowLoopbackMx !== true,
+    blockReservedNetworks: true,
+  } satisfies DnsOptions;
 }
 
 export type PooledTransporter = Transporter<SMTPPoolSentMessageInfo, SMTPPoolOptions>;
@@ -145,14 +172,15 @@ export function createTransports(settings: TransportSettings): Transports {
         requireTLS: settings.requireTlsOutside,
         getSocket: ((_options, callback) => {
           mxConnect({
-            target: destination.domain,
             port: 25,
             maxConnectTime: settings.timeoutMs,
             localHostname: settings.hostname,
-            // The MX of a domain outside must never lead back into our own or private networks.
-            dnsOptions: { blockLocalAddresses: true, blockReservedNetworks: true },
             mtaSts: { enabled: true, cache: mtaStsCache },
             ...settings.mxConnectOptions,
+            // The MX of a domain outside must never lead back into our own or private networks: set after the
+            // overrides, so none can drop it.
+            target: destination.domain,
+            dnsOptions: mxDnsOptions(settings),
           }).then(
             (connection) => {
               entry.remoteMta = connection.hostname;

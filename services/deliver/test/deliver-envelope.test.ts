@@ -11,11 +11,17 @@ import { recordMessage } from '@smgw/trace';
 import { createDeliverHandler } from '../src/deliver-envelope.ts';
 import { loadDsnTemplates } from '../src/dsn.ts';
 import { createTransports, type Transports } from '../src/transports.ts';
-import { sampleEnvelope, sampleMessage } from './fixtures.ts';
+import { NOT_PLAIN_AGENCY_LOOKALIKES, sampleEnvelope, sampleMessage } from './fixtures.ts';
 import { testLogger } from './harness.ts';
 
 function context(overrides: Partial<HandlerContext> = {}): HandlerContext {
   return { attempt: 0, lastAttempt: false, log: testLogger, signal: new AbortController().signal, ...overrides };
+}
+
+async function streamText(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function envelopesOf(outcome: Outcome): Envelope[] {
@@ -269,5 +275,60 @@ describe('deliver handler', () => {
     const envelope = await stored({ recipients: ['x@firma.example'] });
     const outcome = await handle(envelope, context());
     assert.deepEqual(outcome.kind === 'reject' && outcome.code, 'PLAINTEXT_TO_OUTSIDE');
+  });
+  it('bounces a recipient that is not one plain address without sending it anywhere, and sends the others', async () => {
+    const odd = NOT_PLAIN_AGENCY_LOOKALIKES;
+    // generated mail: the guard lets it go anywhere, so only the router and the send stand between it and the relay
+    const envelope = await stored({
+      direction: 'generated',
+      mailFrom: '',
+      recipients: [...odd, 'plain@behoerde.example'],
+    });
+    const before = relay.messages.length;
+    envelopesOf(await handle(envelope, context()));
+    assert.deepEqual(
+      relay.messages.slice(before).flatMap((m) => m.rcptTo),
+      ['plain@behoerde.example'],
+    );
+    const { rows } = await db.pool.query<{ recipient: string; state: string; code: string; destination: string }>(
+      `select d.recipient, d.state, d.destination, e.code from deliveries d
+         join message_events e on e.message_id = d.message_id and e.recipient = d.recipient and e.stage = 'deliver'
+        where d.message_id = $1 order by d.recipient`,
+      [envelope.id],
+    );
+    assert.deepEqual(
+      rows.filter((r) => odd.includes(r.recipient)).map((r) => [r.state, r.code, r.destination]),
+      odd.map(() => ['bounced', 'DELIVERY_RECIPIENT_INVALID', 'refused:not-plain-address']),
+    );
+    assert.deepEqual(
+      rows.filter((r) => !odd.includes(r.recipient)).map((r) => r.state),
+      ['delivered'],
+    );
+  });
+
+  it('stores, traces and quotes in the DSN a remote reply cut to 512 characters, never the whole of it', async () => {
+    const chatter = `5.1.1 unknown ${'blah '.repeat(2000)}`;
+    const previous = relay.rejectRecipient;
+    relay.rejectRecipient = (rcpt) => (rcpt.startsWith('chatty') ? { code: 550, message: chatter } : undefined);
+    try {
+      const envelope = await stored({ recipients: ['chatty@behoerde.example'] });
+      const [, dsn] = envelopesOf(await handle(envelope, context()));
+      const { rows } = await db.pool.query<{ last_response: string; reason: string }>(
+        `select d.last_response, e.reason from deliveries d
+           join message_events e on e.message_id = d.message_id and e.recipient = d.recipient and e.stage = 'deliver'
+          where d.message_id = $1`,
+        [envelope.id],
+      );
+      for (const text of [rows[0]?.last_response, rows[0]?.reason]) {
+        assert.match(text ?? '', /^550 5\.1\.1 unknown blah.*… \[cut: \d+ characters\]$/s);
+        assert.ok((text?.length ?? 0) < 560);
+      }
+      assert.ok(dsn);
+      const dsnText = await streamText(deps.blobStore.open(dsn.blob.ref));
+      assert.match(dsnText, /Diagnostic-Code: smtp; 550 5\.1\.1 unknown blah/);
+      assert.ok(dsnText.length < 20_000, 'the DSN does not carry the 10 KB reply');
+    } finally {
+      relay.rejectRecipient = previous;
+    }
   });
 });

@@ -72,3 +72,14 @@ export function sampleMessage(subject = 'Bescheid 2026/17'): Buffer {
 export function sampleEnvelope(overrides: Partial<Envelope> = {}): Envelope {
   return envelopeFixture({ receivedAt: '2026-03-02T09:00:00.000Z', itinerary: ['deliver'], hop: 1, ...overrides });
 }
+
+/**
+ * Recipients whose text after the last `@` is the agency domain `behoerde.example`, but which nodemailer's
+ * addressparser reads as (or as including) the outside address `x@evil.example` (found by the security review).
+ */
+export const NOT_PLAIN_AGENCY_LOOKALIKES = [
+  '<x@evil.example>@behoerde.example',
+  'x@evil.example, y@behoerde.example',
+  'x@evil.example;y@behoerde.example',
+  'x@evil.example\n@behoerde.example',
+];

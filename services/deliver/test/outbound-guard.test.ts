@@ -2,12 +2,22 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { checkOutboundBytes, checkOutboundGuard } from '../src/outbound-guard.ts';
-import { sampleEnvelope } from './fixtures.ts';
+import { NOT_PLAIN_AGENCY_LOOKALIKES, sampleEnvelope } from './fixtures.ts';
 
 const domains = ['behoerde.example'];
 const at = '2026-03-02T09:00:00.000Z';
 
 describe('checkOutboundGuard', () => {
+  for (const recipient of NOT_PLAIN_AGENCY_LOOKALIKES) {
+    it(`refuses inbound mail to ${JSON.stringify(recipient)}: not one plain address, so not known to be inside`, () => {
+      const refusal = checkOutboundGuard(
+        sampleEnvelope({ direction: 'inbound', recipients: ['a@behoerde.example', recipient] }),
+        domains,
+      );
+      assert.equal(refusal?.code, 'PLAINTEXT_TO_OUTSIDE');
+    });
+  }
+
   it('refuses outbound mail without a crypto verdict', () => {
     const refusal = checkOutboundGuard(
       sampleEnvelope({ direction: 'outbound', recipients: ['x@firma.example'] }),

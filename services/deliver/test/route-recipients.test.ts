@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { groupByDestination, type RoutingTable, routeRecipient } from '../src/route-recipients.ts';
+import addressparser from 'nodemailer/lib/addressparser';
+import { groupByDestination, isPlainAddress, type RoutingTable, routeRecipient } from '../src/route-recipients.ts';
+import { NOT_PLAIN_AGENCY_LOOKALIKES } from './fixtures.ts';
 
 const relay = [
   { host: '10.1.0.5', port: 25 },
@@ -60,6 +62,80 @@ describe('groupByDestination', () => {
       [
         ['mx:firma.example', ['x@firma.example', 'z@FIRMA.example']],
         ['mx:other.example', ['y@other.example']],
+      ],
+    );
+  });
+});
+
+describe('isPlainAddress', () => {
+  const plain = [
+    'a@behoerde.example',
+    'Vor.Name+tag@Amt.Sachsen.Example',
+    "o'brien@firma.example",
+    'x_y-z=1@firma.example.',
+    'e@bücher.example',
+    'jörg@bücher.example',
+    // Legacy local parts ingest takes (not strict dot-atoms): they must not bounce after a 250.
+    '.x@behoerde.example',
+    'x.@behoerde.example',
+    'x..y@behoerde.example',
+  ];
+  const notPlain = [
+    ...NOT_PLAIN_AGENCY_LOOKALIKES,
+    'u%evil.example@behoerde.example',
+    'evil.example!u@behoerde.example',
+    '"x@evil.example"@behoerde.example',
+    '"x"@behoerde.example',
+    'x(comment)@behoerde.example',
+    'x@behoerde.example(comment)',
+    'x@[192.0.2.1]',
+    'x@evil.example@behoerde.example',
+    '@evil.example:x@behoerde.example',
+    'group: x@evil.example;@behoerde.example',
+    'x\\y@behoerde.example',
+    ' x@behoerde.example',
+    'x@behoerde.example\r',
+    'x\u0000@behoerde.example',
+    'x\u00a0y@behoerde.example',
+    'x@',
+    '@behoerde.example',
+    'x',
+    '',
+    'x@behoerde..example',
+  ];
+  for (const address of plain) {
+    it(`takes ${JSON.stringify(address)} as one plain address, and so does nodemailer's addressparser`, () => {
+      assert.equal(isPlainAddress(address), true);
+      assert.deepEqual(
+        addressparser(address).map((a) => a.address),
+        [address],
+      );
+    });
+  }
+  for (const address of notPlain) {
+    it(`refuses ${JSON.stringify(address)}`, () => {
+      assert.equal(isPlainAddress(address), false);
+    });
+  }
+});
+
+describe('routing what is not one plain address', () => {
+  for (const recipient of NOT_PLAIN_AGENCY_LOOKALIKES) {
+    it(`sends ${JSON.stringify(recipient)} nowhere, not to the agencies' relay by the text after its last @`, () => {
+      for (const table of [withSmarthost, withoutSmarthost]) {
+        const route = routeRecipient(recipient, table);
+        assert.equal(route.kind, 'refused');
+      }
+    });
+  }
+
+  it('puts refused recipients into a group of their own, apart from the plain ones of the same domain', () => {
+    const groups = groupByDestination(['a@behoerde.example', 'x@evil.example;y@behoerde.example'], withSmarthost);
+    assert.deepEqual(
+      groups.map((g) => [g.destination.kind, g.recipients]),
+      [
+        ['relay', ['a@behoerde.example']],
+        ['refused', ['x@evil.example;y@behoerde.example']],
       ],
     );
   });

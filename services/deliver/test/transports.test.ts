@@ -2,12 +2,14 @@ import assert from 'node:assert/strict';
 import net, { type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { inDomains } from '@smgw/config';
 // @smgw/testing is not a dependency of this package (yet); its source is imported directly.
 import { type SmtpSink, startSmtpSink } from '@smgw/testing';
-import type { Destination } from '../src/route-recipients.ts';
-import { sendToDestination } from '../src/send-to-destination.ts';
-import { connectFirstReachable, createTransports, type TransportSettings } from '../src/transports.ts';
-import { sampleMessage } from './fixtures.ts';
+import { checkOutboundGuard } from '../src/outbound-guard.ts';
+import { type Destination, routeRecipient } from '../src/route-recipients.ts';
+import { MAX_REMOTE_TEXT, type RecipientAnswer, sendToDestination } from '../src/send-to-destination.ts';
+import { connectFirstReachable, createTransports, mxDnsOptions, type TransportSettings } from '../src/transports.ts';
+import { NOT_PLAIN_AGENCY_LOOKALIKES, sampleEnvelope, sampleMessage } from './fixtures.ts';
 
 /** A port nothing listens on (taken from the OS, then released). */
 async function freePort(): Promise<number> {
@@ -101,6 +103,7 @@ describe('transports', () => {
   it("delivers to a domain's MX found by mx-connect, over the socket it opened", async () => {
     const transports = createTransports(
       settings({
+        testOnlyAllowLoopbackMx: true,
         mxConnectOptions: {
           port: sink.port,
           dnsOptions: { resolveRecords: resolverFor('firma.example') },
@@ -147,6 +150,7 @@ describe('transports', () => {
     const dead = await freePort();
     const transports = createTransports(
       settings({
+        testOnlyAllowLoopbackMx: true,
         mxConnectOptions: {
           port: dead,
           dnsOptions: { resolveRecords: resolverFor('firma.example') },
@@ -165,5 +169,98 @@ describe('transports', () => {
     );
     transports.close();
     assert.equal(answers[0]?.classification.result, 'deferred');
+  });
+  it('never lets an MX lead to a loopback address, even when an override brings its own dnsOptions', async () => {
+    const transports = createTransports(
+      settings({
+        mxConnectOptions: {
+          port: sink.port,
+          // a JavaScript caller could pass the blocks too: they are set after the overrides
+          dnsOptions: { resolveRecords: resolverFor('firma.example'), blockLocalAddresses: false } as never,
+          mtaSts: { enabled: false },
+        },
+      }),
+    );
+    const message = sampleMessage();
+    const before = sink.messages.length;
+    const answers = await transports.use({ kind: 'mx', key: 'mx:firma.example', domain: 'firma.example' }, (t) =>
+      sendToDestination(t, {
+        raw: Readable.from([message]),
+        from: 'sb@behoerde.example',
+        to: ['blocked@firma.example'],
+        size: message.length,
+      }),
+    );
+    transports.close();
+    assert.notEqual(answers[0]?.classification.result, 'delivered');
+    assert.equal(sink.messages.length, before, 'nothing reached the loopback sink');
+    assert.deepEqual(mxDnsOptions({ mxConnectOptions: { dnsOptions: { blockReservedNetworks: false } as never } }), {
+      blockLocalAddresses: true,
+      blockReservedNetworks: true,
+    });
+    assert.equal(mxDnsOptions({ testOnlyAllowLoopbackMx: true }).blockReservedNetworks, true);
+  });
+
+  it('sends the relay RCPT TO only the plain addresses it was routed, never what nodemailer would parse out', async () => {
+    const table = { internalDomains: ['behoerde.example'], internalRelay: [{ host: '127.0.0.1', port: sink.port }] };
+    const transports = createTransports(settings());
+    const relay: Destination = { kind: 'relay', key: 'relay:test', hosts: table.internalRelay };
+    for (const recipient of NOT_PLAIN_AGENCY_LOOKALIKES) {
+      // the router and the last-line guard refuse it ...
+      assert.equal(routeRecipient(recipient, table).kind, 'refused');
+      const inbound = sampleEnvelope({ direction: 'inbound', recipients: [recipient] });
+      assert.equal(checkOutboundGuard(inbound, table.internalDomains)?.code, 'PLAINTEXT_TO_OUTSIDE');
+      // ... and so does the send itself, for any caller: the plain recipient beside it still goes
+      const message = sampleMessage('entschlüsselter Inhalt');
+      const sentBefore = sink.messages.length;
+      const answers: RecipientAnswer[] = await transports.use(relay, (t) =>
+        sendToDestination(t, {
+          raw: Readable.from([message]),
+          from: '',
+          to: [recipient, 'ok@behoerde.example'],
+          size: message.length,
+        }),
+      );
+      const rcpts = sink.messages.slice(sentBefore).flatMap((m) => m.rcptTo);
+      assert.deepEqual(rcpts, ['ok@behoerde.example'], JSON.stringify(recipient));
+      assert.deepEqual(
+        rcpts.filter((r) => !inDomains(r, table.internalDomains)),
+        [],
+      );
+      assert.deepEqual(
+        answers.map((a) => [a.recipient, a.classification.result, a.classification.code]),
+        [
+          [recipient, 'bounced', 'DELIVERY_RECIPIENT_INVALID'],
+          ['ok@behoerde.example', 'delivered', undefined],
+        ],
+      );
+    }
+    transports.close();
+  });
+
+  it(`keeps at most ${MAX_REMOTE_TEXT} characters of a remote reply, saying that it was cut`, async () => {
+    const transports = createTransports(settings());
+    const relay: Destination = { kind: 'relay', key: 'relay:test', hosts: [{ host: '127.0.0.1', port: sink.port }] };
+    const chatter = `5.1.1 unknown ${'blah '.repeat(2000)}`;
+    sink.rejectRecipient = (rcpt) => (rcpt.startsWith('long') ? { code: 550, message: chatter } : undefined);
+    try {
+      const message = sampleMessage();
+      const [answer] = await transports.use(relay, (t) =>
+        sendToDestination(t, {
+          raw: Readable.from([message]),
+          from: 'sb@behoerde.example',
+          to: ['long@behoerde.example'],
+          size: message.length,
+        }),
+      );
+      assert.equal(answer?.classification.result, 'bounced');
+      assert.ok(answer?.reply?.startsWith('550 5.1.1 unknown blah'), answer?.reply);
+      assert.match(answer?.reply ?? '', /… \[cut: \d+ characters\]$/);
+      assert.ok((answer?.reply?.length ?? 0) < MAX_REMOTE_TEXT + 40);
+      assert.ok((answer?.error?.length ?? 0) < MAX_REMOTE_TEXT + 40);
+    } finally {
+      sink.rejectRecipient = undefined;
+      transports.close();
+    }
   });
 });
