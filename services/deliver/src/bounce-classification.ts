@@ -68,6 +68,8 @@ export const BOUNCE_RULES: readonly BounceRule[] = [
     status: '5.3.0',
     code: 'DELIVERY_ENVELOPE_MISMATCH',
   },
+  // Not sent: this process already delivers as much to that domain as it lets one domain take (destination-slots.ts).
+  { error: /^EDESTINATIONBUSY$/, result: 'deferred', category: 'destination-busy', status: '4.4.5' },
   // RFC 7505: a null MX says the domain takes no mail at all.
   { error: /^ENULLMX$/, result: 'bounced', category: 'null-mx', status: '5.1.10' },
   { error: /./, permanent: true, result: 'bounced', category: 'dns', status: '5.1.2' },

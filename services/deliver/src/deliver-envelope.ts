@@ -17,6 +17,7 @@ import type { Counter } from '@smgw/observability';
 import { recordMessage } from '@smgw/trace';
 import { authenticationResultsField, withPrefix } from './authentication-results.ts';
 import { claimRecipients, loadGeneratedEnvelope, type RecipientOutcome, recordOutcomes } from './delivery-records.ts';
+import type { DestinationSlots } from './destination-slots.ts';
 import { DkimSignError, dkimSignatureFor } from './dkim-signature.ts';
 import {
   buildDsn,
@@ -31,7 +32,7 @@ import {
 import { checkOutboundBytes, checkOutboundGuard } from './outbound-guard.ts';
 import { type DeliverOwner, OwnerFencedError } from './owner-heartbeat.ts';
 import { groupByDestination, type RecipientGroup, type RoutingTable } from './route-recipients.ts';
-import { refusedAnswer, sendToDestination } from './send-to-destination.ts';
+import { busyAnswer, refusedAnswer, sendToDestination } from './send-to-destination.ts';
 import type { Transports } from './transports.ts';
 
 export interface DeliverDeps {
@@ -56,6 +57,8 @@ export interface DeliverDeps {
   /** Publishes (confirmed) DSN envelopes when the outcome is a retry, which cannot carry them. */
   publish: (envelope: Envelope) => Promise<void>;
   recipientsTotal?: Counter<'result'> | undefined;
+  /** Deliveries at once per MX destination (destination-slots.ts); none: not limited. */
+  destinationSlots?: DestinationSlots | undefined;
   now?: () => Date;
 }
 
@@ -195,20 +198,28 @@ async function deliverGroup(
     ...(fence ? [fence] : []),
   ]);
   const destination = group.destination;
+  // A domain's MX (not the relay or the smarthost) gets at most its share of this process's handlers at once.
+  const slots = destination.kind === 'mx' ? deps.destinationSlots : undefined;
+  const send = async () => {
+    if (destination.kind === 'refused') return group.recipients.map((r) => refusedAnswer(r));
+    if (slots && !slots.take(destination.key)) return group.recipients.map((r) => busyAnswer(r));
+    try {
+      return await deps.transports.use(destination, (transport) =>
+        sendToDestination(transport, {
+          raw: withPrefix(prefix, deps.blobStore.open(envelope.blob.ref, blob)),
+          from: envelope.mailFrom,
+          to: group.recipients,
+          size: envelope.blob.size + prefix.length,
+          dsn: dsnParametersFor(envelope, group.recipients),
+          signal,
+        }),
+      );
+    } finally {
+      slots?.release(destination.key);
+    }
+  };
   // Recipients that are not one plain address go nowhere: bounced (DELIVERY_RECIPIENT_INVALID), never sent.
-  const answers =
-    destination.kind === 'refused'
-      ? group.recipients.map((r) => refusedAnswer(r))
-      : await deps.transports.use(destination, (transport) =>
-          sendToDestination(transport, {
-            raw: withPrefix(prefix, deps.blobStore.open(envelope.blob.ref, blob)),
-            from: envelope.mailFrom,
-            to: group.recipients,
-            size: envelope.blob.size + prefix.length,
-            dsn: dsnParametersFor(envelope, group.recipients),
-            signal,
-          }),
-        );
+  const answers = await send();
   const now = deps.now?.() ?? new Date();
   // Cut short by this process (shutdown, or its heartbeat overdue so another deliver may take over): not the next
   // hop's failure, so even on the last attempt it is deferred (the envelope is parked), never expired and bounced.

@@ -67,6 +67,16 @@ export function refusedAnswer(recipient: string, remoteMta = ''): RecipientAnswe
   };
 }
 
+/** A recipient not sent now because its destination has as many deliveries in progress as it may (deferred). */
+export function busyAnswer(recipient: string): RecipientAnswer {
+  return {
+    recipient,
+    classification: classifyAnswer({ errorCode: 'EDESTINATIONBUSY' }),
+    error: 'the domain has as many deliveries in progress as one domain may have; not sent, tried again later',
+    remoteMta: '',
+  };
+}
+
 function isSmtpReply(text: unknown): text is string {
   return typeof text === 'string' && /^[2-5]\d\d/.test(text);
 }

@@ -7,6 +7,7 @@ import { createRegistry, type Logger, startHealthServer } from '@smgw/observabil
 import { recordParkedAt } from '@smgw/trace';
 import type { DeliverConfig } from './config.ts';
 import { createDeliverHandler } from './deliver-envelope.ts';
+import { DestinationSlots, destinationLimitFor } from './destination-slots.ts';
 import { loadDsnTemplates } from './dsn.ts';
 import { installFastDataStream } from './fast-data-stream.ts';
 import { deliverMetrics } from './metrics.ts';
@@ -83,6 +84,7 @@ export async function startDeliver(
     dkim: dkimSigningOf(config),
     publish: (envelope) => mq.publish(envelope),
     recipientsTotal: metrics.recipients,
+    destinationSlots: new DestinationSlots(destinationLimitFor(config.prefetch)),
   });
   const consumer = await mq.consume('deliver', instrumentHandler(handler, metrics), {
     retryLadder: config.deliverRetryLadder,

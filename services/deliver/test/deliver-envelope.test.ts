@@ -9,6 +9,7 @@ import type { HandlerContext, Outcome } from '@smgw/mq';
 import { createTestDatabase, type SmtpSink, startSmtpSink, type TestDatabase, waitFor } from '@smgw/testing';
 import { recordMessage } from '@smgw/trace';
 import { createDeliverHandler } from '../src/deliver-envelope.ts';
+import { DestinationSlots } from '../src/destination-slots.ts';
 import { loadDsnTemplates } from '../src/dsn.ts';
 import { createTransports, type Transports } from '../src/transports.ts';
 import { NOT_PLAIN_AGENCY_LOOKALIKES, sampleEnvelope, sampleMessage } from './fixtures.ts';
@@ -276,6 +277,37 @@ describe('deliver handler', () => {
     const outcome = await handle(envelope, context());
     assert.deepEqual(outcome.kind === 'reject' && outcome.code, 'PLAINTEXT_TO_OUTSIDE');
   });
+  it('defers the recipients of a domain that has its share of deliveries in progress, and sends the relay’s', async () => {
+    // A tarpit MX holds each handler that sends to it for the whole attempt: past its share, its recipients wait
+    // for the retry ladder instead of taking the handlers the agencies' relay and other domains need.
+    const slots = new DestinationSlots(2);
+    const limited = createDeliverHandler({ ...deps, destinationSlots: slots });
+    assert.ok(slots.take('mx:tarpit.example') && slots.take('mx:tarpit.example'));
+    const envelope = await stored({
+      direction: 'generated',
+      mailFrom: '',
+      recipients: ['opfer@tarpit.example', 'amt@behoerde.example'],
+    });
+    const before = relay.messages.length;
+    const outcome = await limited(envelope, context());
+    assert.equal(outcome.kind, 'retry', JSON.stringify(outcome));
+    assert.deepEqual(outcome.kind === 'retry' ? outcome.envelope?.recipients : [], ['opfer@tarpit.example']);
+    assert.deepEqual(
+      relay.messages.slice(before).flatMap((m) => m.rcptTo),
+      ['amt@behoerde.example'],
+    );
+    const { rows } = await db.pool.query<{ state: string; destination: string; category: string }>(
+      `select d.state, d.destination, e.data ->> 'category' as category from deliveries d
+         join message_events e on e.message_id = d.message_id and e.recipient = d.recipient and e.stage = 'deliver'
+        where d.message_id = $1 and d.recipient = 'opfer@tarpit.example'`,
+      [envelope.id],
+    );
+    assert.deepEqual(rows, [{ state: 'deferred', destination: 'mx:tarpit.example', category: 'destination-busy' }]);
+    // A slot given back lets the next delivery to that domain try (here: no DNS, so deferred as unreachable).
+    slots.release('mx:tarpit.example');
+    assert.equal(slots.take('mx:tarpit.example'), true);
+  });
+
   it('bounces a recipient that is not one plain address without sending it anywhere, and sends the others', async () => {
     const odd = NOT_PLAIN_AGENCY_LOOKALIKES;
     // generated mail: the guard lets it go anywhere, so only the router and the send stand between it and the relay
