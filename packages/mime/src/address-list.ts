@@ -27,7 +27,12 @@ export function listedMailboxes(value: string): { name: string; address: string 
 // An addr-spec as a reader would take it: no white space, brackets, quotes or list separators on either side.
 const ADDRESS_LIKE = /[^\s<>"(),;:[\]\\]+@[^\s<>"(),;:[\]\\]+/g;
 
-/** Every `local@domain` written anywhere in the field value, encoded-words decoded first (display names, comments). */
+/**
+ * Every `local@domain` written anywhere in the field value, encoded-words decoded first (display names, comments),
+ * also as NFKC shows it: a fullwidth `＠` (U+FF20) or a small `﹫` (U+FE6B) reads as an at sign, and NFKC makes it one.
+ */
 export function addressLikeTokens(value: string): string[] {
-  return [...new Set([value, decodeEncodedWords(value)].flatMap((text) => text.match(ADDRESS_LIKE) ?? []))];
+  const decoded = decodeEncodedWords(value);
+  const texts = [value, decoded, value.normalize('NFKC'), decoded.normalize('NFKC')];
+  return [...new Set(texts.flatMap((text) => text.match(ADDRESS_LIKE) ?? []))];
 }

@@ -57,7 +57,9 @@ export function parseHeaderFields(block: string): HeaderField[] {
     if (!current) return;
     const raw = current.join('\r\n');
     const colon = raw.indexOf(':');
-    const name = raw.slice(0, colon);
+    // RFC 5322 §4.5.3 (obs-optional): white space may stand before the colon, and mail clients read `From :` as
+    // From; dropping such a line would hide a field from every check that a reader still sees.
+    const name = raw.slice(0, colon).replace(/[ \t]+$/, '');
     if (colon > 0 && /^[!-9;-~]+$/.test(name)) {
       const value = raw
         .slice(colon + 1)

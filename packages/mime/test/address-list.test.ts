@@ -28,6 +28,13 @@ describe('what a reader takes for an address', () => {
     ]);
     assert.deepEqual(addressLikeTokens('Anna Muster <anna@a.example>'), ['anna@a.example']);
   });
+
+  it('finds addresses written with an at sign that only looks like one (NFKC: fullwidth, small)', () => {
+    for (const at of ['\uFF20', '\uFE6B']) {
+      const name = `=?UTF-8?B?${Buffer.from(`boss${at}a.example`).toString('base64')}?=`;
+      assert.ok(addressLikeTokens(`${name} <own@b.example>`).includes('boss@a.example'), at);
+    }
+  });
 });
 
 describe('the mailboxes of an address-list field with their names', () => {

@@ -73,6 +73,20 @@ describe('parsing header fields', () => {
     );
   });
 
+  it('reads a field with white space before its colon (obs-syntax) as that field, the name trimmed', () => {
+    // Mail clients show `From : x` as From: dropped, it was a second From no check saw.
+    const fields = parseHeaderFields('From: a@x.example\r\nFrom : boss@y.example\r\nbcc\t: z@y.example\r\n');
+    assert.deepEqual(
+      fields.map((f) => [f.name, f.key, f.value]),
+      [
+        ['From', 'from', 'a@x.example'],
+        ['From', 'from', 'boss@y.example'],
+        ['bcc', 'bcc', 'z@y.example'],
+      ],
+    );
+    assert.equal(fields[1]?.raw, 'From : boss@y.example');
+  });
+
   it('gives no fields for an empty header block', () => {
     assert.deepEqual(parseHeaderFields(''), []);
     assert.deepEqual(parseHeaderFields('\r\n'), []);

@@ -32,19 +32,23 @@ const LIGHT: Record<Indication, { color: ReturnType<typeof rgb>; de: string; en:
 const WIN_ANSI_EXTRA = new Set('€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ');
 const MAX_VALUE_CHARS = 400;
 
-/** A value from the message as the report shows it: quoted, every character the fonts cannot draw (controls,
- * bidi overrides, other scripts) as [U+XXXX], long values cut. */
+/** Quote marks a value could use to seem to end its own quotes: shown as [U+XXXX] like the characters below. */
+const QUOTE_MARKS = new Set('"“”„‘’‚‹›«»');
+
+/** A value from the message as the report shows it: quoted, runs of white space as one space (so padding cannot push
+ * a part of it to a line of its own), every character the fonts cannot draw (controls, bidi overrides, other
+ * scripts) and every quote mark as [U+XXXX], long values cut. */
 export function quoted(value: string): string {
   let out = '';
   let count = 0;
-  for (const ch of value) {
+  for (const ch of value.replace(/[ \t\u00a0]+/g, ' ')) {
     if (++count > MAX_VALUE_CHARS) {
       out += ' … (gekürzt / cut)';
       break;
     }
     const code = ch.codePointAt(0) ?? 0;
     const drawable = (code >= 0x20 && code <= 0x7e) || (code >= 0xa0 && code <= 0xff) || WIN_ANSI_EXTRA.has(ch);
-    out += drawable && ch !== '"' ? ch : `[U+${code.toString(16).toUpperCase().padStart(4, '0')}]`;
+    out += drawable && !QUOTE_MARKS.has(ch) ? ch : `[U+${code.toString(16).toUpperCase().padStart(4, '0')}]`;
   }
   return `"${out}"`;
 }
@@ -127,21 +131,29 @@ class Writer {
     return lines;
   }
 
-  text(text: string, options: { size?: number; bold?: boolean; indent?: number; gap?: number } = {}): void {
+  text(
+    text: string,
+    options: { size?: number; bold?: boolean; indent?: number; gap?: number; continuation?: string } = {},
+  ): void {
     const size = options.size ?? 9.5;
     const font = options.bold ? this.bold : this.font;
     const x = this.margin + (options.indent ?? 0);
-    for (const line of this.wrap(text, font, size, this.width - this.margin - x)) {
+    const mark = options.continuation ?? '';
+    const lines = this.wrap(text, font, size, this.width - this.margin - x - font.widthOfTextAtSize(mark, size));
+    for (const [index, line] of lines.entries()) {
       this.ensure(size * 1.35);
       this.y -= size * 1.35;
-      this.page.drawText(line, { x, y: this.y, size, font });
+      this.page.drawText(index > 0 ? `${mark}${line}` : line, { x, y: this.y, size, font });
     }
     this.y -= options.gap ?? 2;
   }
 
-  /** A label (ours) and a value: German and English label in one line. */
+  /**
+   * A label (ours) and a value: German and English label in one line. Lines a long value wraps onto begin with `» `,
+   * so no part of a value from the message can stand at the margin like one of our own lines.
+   */
   field(label: string, value: string, indent = 0): void {
-    this.text(`${label}: ${value}`, { indent });
+    this.text(`${label}: ${value}`, { indent, continuation: '» ' });
   }
 
   light(indication: Indication): void {
