@@ -170,12 +170,17 @@ describe('inbound decryption in the running gateway', () => {
       assert.ok(!events.some((e) => e.startsWith('encrypt:')), events.join(', '));
     });
 
-    it('opens what gpg sends as PGP/MIME, also under a folded Content-Type', async () => {
+    it('opens what gpg sends as PGP/MIME, also under a folded Content-Type or one with space before its colon', async () => {
       for (const [subject, field] of [
         ['PGP-MIME', undefined],
         [
           'PGP-MIME gefaltet',
           'Content-Type:\r\n\tmultipart/encrypted;\r\n protocol="application/pgp-encrypted";\r\n boundary="pgp-gateway-boundary"',
+        ],
+        // obs-syntax (RFC 5322 §4.5.3): a mail client reads it as the Content-Type, and so does @smgw/mime.
+        [
+          'PGP-MIME Leerzeichen',
+          'Content-Type : multipart/encrypted; protocol="application/pgp-encrypted"; boundary="pgp-gateway-boundary"',
         ],
       ] as const) {
         const id = await send(pgpMime(await gpgArmored(INNER_ENTITY), subject, field), PGP_AGENCY);
@@ -279,19 +284,6 @@ describe('inbound decryption in the running gateway', () => {
         assert.deepEqual(encryptStage.reasons, reasons, form);
         assert.ok(events.includes('encrypt:certificate.harvested'), `${form}: ${events.join(', ')}`);
       }
-    });
-
-    it('sends a Content-Type a reader could take two ways through encrypt, which passes it on as it is', async () => {
-      // White space before the colon: no field for @smgw/mime (so not encrypted for encrypt), a field for others.
-      const field =
-        'Content-Type : multipart/encrypted; protocol="application/pgp-encrypted"; boundary="pgp-gateway-boundary"';
-      const raw = pgpMime(await gpgArmored(INNER_ENTITY), 'zweideutig', field);
-      const id = await send(raw, PGP_AGENCY);
-      const message = await arrived('Subject: zweideutig\r\n');
-      assert.ok(endsWith(message, raw), 'passed on as it is');
-      const { itinerary, encryptStage } = await journey(id);
-      assert.deepEqual(itinerary, ['encrypt', 'scan', 'verify', 'deliver']);
-      assert.deepEqual(encryptStage.reasons, ['header-lines-not-fields']);
     });
   });
 });

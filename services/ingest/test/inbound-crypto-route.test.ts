@@ -123,10 +123,11 @@ describe('whether a message from the internet needs the encrypt stage', () => {
     ],
     // Odd header blocks: not judged, they keep the route through encrypt.
     ['a line that is no field', 'Subject: x\r\nthis is no field\r\n\r\nx\r\n', ['header-lines-not-fields']],
+    // obs-syntax (RFC 5322 §4.5.3): read as the Content-Type a mail client sees, so judged by what it names.
     [
       'white space before the colon of a Content-Type',
       'Content-Type : multipart/encrypted; boundary=b\r\n\r\n--b\r\n',
-      ['header-lines-not-fields'],
+      ['pgp-encrypted', 'may-offer-pgp-keys'],
     ],
     [
       'two Content-Type fields',
