@@ -61,6 +61,22 @@ export const dsnRequestSchema = z.object({
 });
 export type DsnRequest = z.infer<typeof dsnRequestSchema>;
 
+/** A per-recipient DSN parameter (NOTIFY, ORCPT) of `address`: as written, else the key equal to it without case. */
+export function dsnParameterOf<T>(map: Record<string, T> | undefined, address: string): T | undefined {
+  if (!map) return undefined;
+  if (address in map) return map[address];
+  const lower = address.toLowerCase();
+  const key = Object.keys(map).find((k) => k.toLowerCase() === lower);
+  return key === undefined ? undefined : map[key];
+}
+
+/** RFC 3461: does `recipient` ask for a failure DSN? No NOTIFY means FAILURE; NEVER, or a list without FAILURE, no. */
+export function failureDsnAsked(request: DsnRequest | undefined, recipient: string): boolean {
+  const notify = dsnParameterOf(request?.notify, recipient);
+  if (!notify || notify.length === 0) return true;
+  return notify.includes('FAILURE') && !notify.includes('NEVER');
+}
+
 const stageSchema = z.enum(STAGES);
 
 export const envelopeV1Schema = z.object({

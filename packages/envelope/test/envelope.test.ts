@@ -3,8 +3,10 @@ import { describe, it } from 'node:test';
 import {
   advance,
   decodeEnvelope,
+  dsnParameterOf,
   type Envelope,
   encodeEnvelope,
+  failureDsnAsked,
   formatDelay,
   forRecipients,
   InvalidEnvelopeError,
@@ -208,5 +210,24 @@ describe('queue names and ids', () => {
     const traceId = newTraceId();
     assert.equal(traceIdFromTraceparent(traceparentFor(traceId)), traceId);
     assert.equal(traceIdFromTraceparent('garbage'), undefined);
+  });
+});
+
+describe('per-recipient DSN parameters (RFC 3461)', () => {
+  const request = { notify: { 'Anna@Amt.example': ['NEVER' as const], 'b@x.example': ['SUCCESS' as const] } };
+
+  it('finds a recipient’s parameter as written, else without case', () => {
+    assert.deepEqual(dsnParameterOf(request.notify, 'Anna@Amt.example'), ['NEVER']);
+    assert.deepEqual(dsnParameterOf(request.notify, 'anna@amt.example'), ['NEVER']);
+    assert.equal(dsnParameterOf(request.notify, 'c@x.example'), undefined);
+    assert.equal(dsnParameterOf(undefined, 'c@x.example'), undefined);
+  });
+
+  it('asks for a failure DSN without NOTIFY or with FAILURE, never with NEVER or a list without FAILURE', () => {
+    assert.equal(failureDsnAsked(undefined, 'c@x.example'), true);
+    assert.equal(failureDsnAsked(request, 'c@x.example'), true);
+    assert.equal(failureDsnAsked(request, 'anna@amt.example'), false);
+    assert.equal(failureDsnAsked(request, 'b@x.example'), false);
+    assert.equal(failureDsnAsked({ notify: { 'd@x.example': ['FAILURE', 'DELAY'] } }, 'd@x.example'), true);
   });
 });

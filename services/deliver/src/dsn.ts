@@ -3,7 +3,7 @@
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { inDomains } from '@smgw/config';
-import type { BlobRef, Envelope } from '@smgw/envelope';
+import { type BlobRef, dsnParameterOf, type Envelope, failureDsnAsked } from '@smgw/envelope';
 import {
   type Bilingual,
   type BilingualTemplates,
@@ -63,10 +63,7 @@ export interface DsnInput {
 
 /** RFC 3461: no NOTIFY means FAILURE; NEVER, or a list without FAILURE, means no failure DSN. Never bounce a bounce. */
 export function dsnWanted(envelope: Envelope, recipient: string): boolean {
-  if (envelope.mailFrom === '') return false;
-  const notify = lookupByAddress(envelope.dsn?.notify, recipient);
-  if (!notify || notify.length === 0) return true;
-  return notify.includes('FAILURE') && !notify.includes('NEVER');
+  return envelope.mailFrom !== '' && failureDsnAsked(envelope.dsn, recipient);
 }
 
 /** RET=FULL is honoured only for mail that stays inside (internal) and goes back to an agency sender. */
@@ -128,14 +125,6 @@ export function statusOnlyFailure(failure: FailedRecipient): FailedRecipient {
   return { recipient, reason, status, lastAttemptAt };
 }
 
-function lookupByAddress<T>(map: Record<string, T> | undefined, address: string): T | undefined {
-  if (!map) return undefined;
-  if (address in map) return map[address];
-  const lower = address.toLowerCase();
-  const key = Object.keys(map).find((k) => k.toLowerCase() === lower);
-  return key === undefined ? undefined : map[key];
-}
-
 function failureLines(failures: FailedRecipient[], templates: DsnTemplates, lang: 'de' | 'en'): string {
   return failures
     .map((f) => {
@@ -169,7 +158,7 @@ export function deliveryStatusFields(input: DsnInput): string {
     arrivedAt: new Date(original.receivedAt),
     recipients: input.failures.map((f) => ({
       recipient: f.recipient,
-      originalRecipient: lookupByAddress(original.dsn?.orcpt, f.recipient),
+      originalRecipient: dsnParameterOf(original.dsn?.orcpt, f.recipient),
       status: f.status,
       remoteMta: f.remoteMta,
       diagnostic: f.reply
@@ -222,12 +211,12 @@ export function dsnParametersFor(
   const out: { ret?: string; envid?: string; notify?: string[]; orcpt?: string } = {};
   if (request.ret) out.ret = request.ret;
   if (request.envid) out.envid = request.envid;
-  const notifies = recipients.map((r) => lookupByAddress(request.notify, r));
+  const notifies = recipients.map((r) => dsnParameterOf(request.notify, r));
   const first = notifies[0];
   const same = (a: string[], b: string[]) => a.length === b.length && a.every((x) => b.includes(x));
   if (first && notifies.every((n) => n !== undefined && same(n, first))) out.notify = [...first];
   const only = recipients.length === 1 ? recipients[0] : undefined;
-  const orcpt = only ? lookupByAddress(request.orcpt, only) : undefined;
+  const orcpt = only ? dsnParameterOf(request.orcpt, only) : undefined;
   if (orcpt) out.orcpt = orcpt.includes(';') ? orcpt : `rfc822;${orcpt}`;
   return Object.keys(out).length > 0 ? out : undefined;
 }

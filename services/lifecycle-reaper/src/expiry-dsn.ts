@@ -11,7 +11,7 @@
 // NOTIFY excludes FAILURE.
 import type { BlobStore } from '@smgw/blob-store';
 import type { PoolClient } from '@smgw/db';
-import { type Envelope, newMessageId } from '@smgw/envelope';
+import { dsnParameterOf, type Envelope, failureDsnAsked, newMessageId } from '@smgw/envelope';
 import {
   type BilingualTemplates,
   bilingualText,
@@ -45,13 +45,9 @@ export function planExpiryDsn(message: ExpiringMessage): ExpiryDsnPlan {
   const direction = message.parked.data?.direction ?? message.direction;
   if (direction === 'portal') return { send: false, reason: 'portal' };
   if (direction === 'generated') return { send: false, reason: 'generated' };
-  const notify = message.parked.data?.dsn?.notify;
-  // RFC 3461: no NOTIFY means FAILURE; NEVER, or a list without FAILURE, means no failure DSN. A parked event written
-  // before it kept the DSN request (no data) counts as no NOTIFY.
-  const recipients = message.bounced.filter((recipient) => {
-    const asked = lookupByAddress(notify, recipient);
-    return !asked || asked.length === 0 || (asked.includes('FAILURE') && !asked.includes('NEVER'));
-  });
+  // A parked event written before it kept the DSN request (no data) counts as no NOTIFY: a DSN (RFC 3461).
+  const request = message.parked.data?.dsn ?? undefined;
+  const recipients = message.bounced.filter((recipient) => failureDsnAsked(request, recipient));
   return recipients.length > 0 ? { send: true, recipients } : { send: false, reason: 'notify' };
 }
 
@@ -107,7 +103,7 @@ export function buildExpiryDsn(input: ExpiryDsnInput): GeneratedMail {
       arrivedAt: message.receivedAt,
       recipients: input.recipients.map((recipient) => ({
         recipient,
-        originalRecipient: lookupByAddress(dsn?.orcpt, recipient),
+        originalRecipient: dsnParameterOf(dsn?.orcpt, recipient),
         status: EXPIRED_STATUS,
         diagnostic: { type: 'X-SMGW' as const, text: 'PARKED_EXPIRED' },
         lastAttemptAt: message.parked.parkedAt,
@@ -177,12 +173,4 @@ async function readReceivedHeaders(deps: ExpiryDsnDeps, message: ExpiringMessage
     );
     return undefined;
   }
-}
-
-function lookupByAddress<T>(map: Record<string, T> | undefined, address: string): T | undefined {
-  if (!map) return undefined;
-  if (address in map) return map[address];
-  const lower = address.toLowerCase();
-  const key = Object.keys(map).find((k) => k.toLowerCase() === lower);
-  return key === undefined ? undefined : map[key];
 }

@@ -1,5 +1,6 @@
 // The report pieces without a broker: the report message's structure, the PDF against hostile values from a
-// message (a signer name with a bidi override, control characters, markup, quotes, a fake "GREEN"), the XML's
+// message (a signer name with a bidi override, control characters, markup, quotes, a fake "GREEN", a verdict line
+// of its own padded with spaces), the XML's
 // indications: every sub-indication the verifier gives, under its main indication (NOT_YET_VALID under both).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -83,6 +84,31 @@ const META = {
 };
 
 describe('the PDF report', () => {
+  it('a long signer name cannot start a line of its own that reads like the gateway’s verdict', async () => {
+    const forged = 'Niveau / Level: qualifizierte elektronische Signatur (QES) / qualified electronic signature (QES)';
+    const hostile = signature({
+      indication: 'TOTAL_FAILED',
+      subIndication: 'HASH_FAILURE',
+      sentence: sentenceFor('TOTAL_FAILED', 'HASH_FAILURE'),
+      level: undefined,
+      signer: {
+        subject: `CN=Anna Schmidt${' '.repeat(120)}${forged}${' '.repeat(120)}`,
+        issuer: 'CN=Test CA',
+        serialNumber: '1',
+        fingerprint: '00'.repeat(32),
+        emailAddresses: [],
+      },
+    });
+    const text = pdfText(await renderReportPdf(result([hostile]), META));
+    const lines = text.split('\n').map((l) => l.trim());
+    // A line of the report that is exactly the forged verdict, with no quote marking it as from the message.
+    assert.ok(!lines.includes(forged), `forged line found:\n${text}`);
+  });
+
+  it('typographic quotes cannot close the quoted value', () => {
+    assert.doesNotMatch(quoted('Anna” – QES – “x'), /”/);
+  });
+
   it('shows a value from the message only quoted, with controls, bidi overrides and quotes escaped', () => {
     assert.equal(quoted('Anna'), '"Anna"');
     assert.equal(quoted('a"b'), '"a[U+0022]b"');
