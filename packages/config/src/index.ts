@@ -5,4 +5,5 @@
 export * from './dkim-signing.ts';
 export * from './load.ts';
 export * from './parsers.ts';
+export * from './plain-address.ts';
 export * from './settings.ts';

@@ -3,10 +3,9 @@
 // with the same predicate the encrypt stage uses for mail that arrives already encrypted: a verdict written
 // earlier is not proof, the message itself must be one complete encrypted structure.
 import type { Readable } from 'node:stream';
-import { inDomains } from '@smgw/config';
+import { inDomains, isPlainAddress } from '@smgw/config';
 import { checkWholeMessageEncrypted } from '@smgw/crypto';
 import { type Envelope, leavesClosedNetwork, SAFE_OUTBOUND_CRYPTO_STATUSES } from '@smgw/envelope';
-import { isPlainAddress } from './route-recipients.ts';
 
 export interface GuardRefusal {
   code: 'OUTBOUND_NOT_ENCRYPTED' | 'PLAINTEXT_TO_OUTSIDE';

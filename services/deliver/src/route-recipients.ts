@@ -1,6 +1,6 @@
 // Where each recipient's copy goes next: the agencies' relay, the smarthost, or the recipient domain's MX.
 import { domainToASCII } from 'node:url';
-import { type HostPort, inDomains, normalizeDomain } from '@smgw/config';
+import { type HostPort, inDomains, isPlainAddress } from '@smgw/config';
 
 export type Destination =
   /** The agencies' mail servers, tried in the order given. */
@@ -34,33 +34,6 @@ export interface RoutingTable {
 export interface RecipientGroup {
   destination: Route;
   recipients: string[];
-}
-
-/** Letters, digits and the atext specials of RFC 5322 §3.2.3 except `%` and `!` (routes, see isPlainAddress). */
-const ATEXT = "[A-Za-z0-9#$&'*+/=?^_`{|}~\\-]|[^\\x00-\\x7f]";
-/**
- * A local part of atext and dots: what nodemailer sends bare, as written (anything else it would quote or re-parse).
- * Dots anywhere (leading, trailing, doubled), unlike a strict dot-atom: ingest takes such legacy addresses, and a
- * message it answered 250 for must not bounce here for that (addressparser reads them back unchanged).
- */
-const LOCAL_PART = new RegExp(`^(?:${ATEXT}|\\.)+$`, 'u');
-
-/**
- * Is `address` one plain address that every later reader (nodemailer's addressparser before RCPT TO, the next hop)
- * takes for exactly this mailbox? Exactly one `@`; a local part of atext and dots without `%` (the percent hack) or `!`
- * (bang paths), which a server after us might still read as a route (as ingest's recipient policy refuses them);
- * a domain name (no address literal) that normalizeDomain accepts; no white space, control characters, quotes,
- * brackets, comments or list separators anywhere. deliver routes, guards and sends only such addresses, so what it
- * judged is what goes out.
- */
-export function isPlainAddress(address: string): boolean {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
-  if (/[\s\x00-\x1f\x7f]/u.test(address)) return false;
-  const at = address.indexOf('@');
-  if (at <= 0 || at !== address.lastIndexOf('@')) return false;
-  const domain = address.slice(at + 1);
-  if (!LOCAL_PART.test(address.slice(0, at))) return false;
-  return !/[<>()[\]\\,;:"]/.test(domain) && normalizeDomain(domain) !== '';
 }
 
 /** The domain of an address, lower-cased, in ASCII (punycode) form: MX lookups and grouping need one spelling. */

@@ -1,9 +1,9 @@
 // One SMTP transaction for the recipients of one destination; every recipient gets its own answer.
 import type { Readable } from 'node:stream';
 import { domainToASCII } from 'node:url';
+import { isPlainAddress } from '@smgw/config';
 import type { SMTPEnvelopeDsn } from 'nodemailer';
 import { type Classification, classifyAnswer, type DeliveryAnswer } from './bounce-classification.ts';
-import { isPlainAddress } from './route-recipients.ts';
 import type { DestinationTransport } from './transports.ts';
 
 export interface RecipientAnswer {

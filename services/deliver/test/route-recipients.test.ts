@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { isPlainAddress } from '@smgw/config';
 import addressparser from 'nodemailer/lib/addressparser';
 import { DestinationSlots, destinationLimitFor } from '../src/destination-slots.ts';
-import { groupByDestination, isPlainAddress, type RoutingTable, routeRecipient } from '../src/route-recipients.ts';
+import { groupByDestination, type RoutingTable, routeRecipient } from '../src/route-recipients.ts';
 import { NOT_PLAIN_AGENCY_LOOKALIKES } from './fixtures.ts';
 
 const relay = [

@@ -1,7 +1,7 @@
 // Who may receive mail through which listener. Never an open relay: the inbound (MX) listener accepts recipients
 // in the agency domains only; the submission listener accepts anyone and sorts recipients into internal (agency)
 // and outbound (everyone else), which decides each envelope's itinerary.
-import { inDomains, normalizeDomain } from '@smgw/config';
+import { inDomains, isPlainAddress } from '@smgw/config';
 import type { Direction } from '@smgw/envelope';
 import type { ReplyCode } from './smtp-replies.ts';
 
@@ -12,20 +12,17 @@ export type RecipientRoute = 'agency' | 'outside' | 'invalid';
 
 /**
  * smtp-server has already parsed the address (one `@`, source route `@a,@b:` dropped as RFC 5321 §4.1.2 asks).
- * This repeats the checks that matter for relaying, so the policy holds even if the parser ever gets laxer, and
- * refuses what a mail server after us might still interpret as a route (RFC 5321 §3.6.1, §4.1.2): a second `@`
- * (bare or quoted), a quoted local part, `%` (the percent hack) and `!` (UUCP bang paths) in the local part, a
- * leftover source route, or an empty part. Such an address is not routed at all, on either port, so
- * `u%outside.example@agency` can never reach an agency server that forwards it. The domain is compared after
- * IDNA, case and trailing-dot normalisation.
+ * This repeats the checks that matter for relaying, so the policy holds even if the parser ever gets laxer: the
+ * address must be one plain address (@smgw/config isPlainAddress, the rule deliver sends by), which refuses what a
+ * mail server after us might still interpret as a route (RFC 5321 §3.6.1, §4.1.2): a second `@` (bare or quoted), a
+ * quoted local part, `%` (the percent hack) and `!` (UUCP bang paths) in the local part, a leftover source route, an
+ * address literal, or an empty part. Such an address is not routed at all, on either port, so
+ * `u%outside.example@agency` can never reach an agency server that forwards it, and no message is answered 250 for a
+ * recipient deliver would then refuse. The domain is compared after IDNA, case and trailing-dot normalisation.
  */
 export function routeOf(address: string, internalDomains: string[]): RecipientRoute {
-  const at = address.indexOf('@');
-  if (at <= 0 || at !== address.lastIndexOf('@')) return 'invalid';
-  const local = address.slice(0, at);
-  const domain = normalizeDomain(address.slice(at + 1));
-  if (!domain || /[\s:,<>"%!\\]/.test(local) || /[\s@:,<>"]/.test(domain)) return 'invalid';
-  return inDomains(domain, internalDomains) ? 'agency' : 'outside';
+  if (!isPlainAddress(address)) return 'invalid';
+  return inDomains(address, internalDomains) ? 'agency' : 'outside';
 }
 
 export type RecipientDecision = { accept: true; direction: Direction } | { accept: false; code: ReplyCode };

@@ -286,6 +286,9 @@ describe('a reply', () => {
       'jemand@extern.example',
       'post@fremd.example',
       'Stadt <post@behoerde.example.extern.example>',
+      // A route inside an agency's domain (the percent hack, a bang path): no plain address, never answered.
+      'extern.example%post@behoerde.example',
+      'extern.example!post@behoerde.example',
     ]) {
       const rowId = await inboxMessage(
         world.db.pool,

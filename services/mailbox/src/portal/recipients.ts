@@ -6,7 +6,7 @@
 // Either way the address must lie in SMGW_INTERNAL_DOMAINS: those are the domains deliver hands to the agencies'
 // relay; it refuses to send a portal message anywhere else (outbound-guard.ts), so this check keeps the user from
 // seeing "sent" for a message that could never arrive.
-import { inDomains, normalizeDomain } from '@smgw/config';
+import { inDomains, isPlainAddress, normalizeDomain } from '@smgw/config';
 import type { Pool } from '@smgw/db';
 import { listPortalReachableAddresses } from '@smgw/key-directory';
 import { PortalWriteError } from './errors.ts';
@@ -28,18 +28,18 @@ export interface RecipientRules {
 }
 
 /**
- * `local@domain` with the local part lower-cased and the domain an A-label; '' when it is no plain address (printable
- * ASCII local part without spaces, quotes, brackets or separators): agency addresses and the portal user's own.
+ * `local@domain` with the local part lower-cased and the domain an A-label; '' when it is not one plain address
+ * (@smgw/config isPlainAddress, the rule ingest and deliver apply) with a local part of printable ASCII: agency
+ * addresses and the portal user's own.
  */
 export function plainAddress(address: string): string {
   const trimmed = address.trim();
-  const at = trimmed.lastIndexOf('@');
-  if (at <= 0) return '';
+  if (!isPlainAddress(trimmed)) return '';
+  const at = trimmed.indexOf('@');
   const local = trimmed.slice(0, at).toLowerCase();
-  const domain = normalizeDomain(trimmed.slice(at + 1));
-  // Printable ASCII without the characters that would end or split an address in a header field or SMTP command.
-  if (!domain || !/^[\x21-\x7e]+$/.test(local) || /[\s<>()[\]\\,;:"@]/.test(local)) return '';
-  return `${local}@${domain}`;
+  // The portal's own addresses stay ASCII: they are typed into forms and shown in mails to people.
+  if (!/^[\x21-\x7e]+$/.test(local)) return '';
+  return `${local}@${normalizeDomain(trimmed.slice(at + 1))}`;
 }
 
 /** The recipients of the message, normalised. Throws PortalWriteError when the request is not allowed. */

@@ -1,0 +1,30 @@
+// One rule for "one plain address", shared by every door and the way out: ingest refuses at RCPT what deliver would
+// refuse to send (so no 250 turns into a bounce for the address's spelling), the portal's forms take only such
+// addresses, and deliver routes, guards and sends nothing else.
+import { normalizeDomain } from './parsers.ts';
+
+/** Letters, digits and the atext specials of RFC 5322 §3.2.3 except `%` and `!` (routes, see isPlainAddress). */
+const ATEXT = "[A-Za-z0-9#$&'*+/=?^_`{|}~\\-]|[^\\x00-\\x7f]";
+/**
+ * A local part of atext and dots: what nodemailer sends bare, as written (anything else it would quote or re-parse).
+ * Dots anywhere (leading, trailing, doubled), unlike a strict dot-atom: such legacy addresses exist, and
+ * addressparser reads them back unchanged.
+ */
+const LOCAL_PART = new RegExp(`^(?:${ATEXT}|\\.)+$`, 'u');
+
+/**
+ * Is `address` one plain address that every later reader (nodemailer's addressparser before RCPT TO, the next hop)
+ * takes for exactly this mailbox? Exactly one `@`; a local part of atext and dots without `%` (the percent hack) or `!`
+ * (bang paths), which a server after us might still read as a route (RFC 5321 §3.6.1); a domain name (no address
+ * literal) that normalizeDomain accepts; no white space, control characters, quotes, brackets, comments or list
+ * separators anywhere.
+ */
+export function isPlainAddress(address: string): boolean {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
+  if (/[\s\x00-\x1f\x7f]/u.test(address)) return false;
+  const at = address.indexOf('@');
+  if (at <= 0 || at !== address.lastIndexOf('@')) return false;
+  const domain = address.slice(at + 1);
+  if (!LOCAL_PART.test(address.slice(0, at))) return false;
+  return !/[<>()[\]\\,;:"]/.test(domain) && normalizeDomain(domain) !== '';
+}
