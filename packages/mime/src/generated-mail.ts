@@ -3,7 +3,9 @@
 // MailComposer always makes multipart/mixed and cannot express multipart/report (zone-mta builds its bounces the same
 // way, plugins/core/email-bounce.js). MimeNode encodes non-ASCII header values itself (RFC 2047).
 import { readFile } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import MimeNode from 'nodemailer/lib/mime-node';
+import { type DeliveryStatus, deliveryStatusBody } from './delivery-status.ts';
 import { toCrlf } from './line-endings.ts';
 import { rfc5322Date } from './rfc5322-date.ts';
 
@@ -114,5 +116,40 @@ export function bilingualNoticeMail(templates: BilingualTemplates, input: Biling
   root.setContent(
     bilingualText(renderTemplate(templates.de, values), renderTemplate(templates.en, values), templates.separator),
   );
+  return root;
+}
+
+export interface DeliveryReportInput {
+  /** The header fields; a DSN answers a message, so it is always `auto-replied` (RFC 3834). */
+  headers: Omit<GeneratedMailHeaders, 'autoSubmitted'>;
+  /** The text for people (bilingualText). */
+  text: string;
+  /** The machine-readable part. */
+  status: DeliveryStatus;
+  /**
+   * What of the original is quoted: its header block (text/rfc822-headers), the whole message as it was sent
+   * (message/rfc822, only where the caller may disclose it), or nothing.
+   */
+  original?: { headers: Buffer | string } | { full: Buffer | string | Readable } | undefined;
+}
+
+/**
+ * A delivery status notification (RFC 3464): multipart/report with the text, the message/delivery-status part and the
+ * quoted original if any. Deliver's bounces, the mailbox's over-quota DSN and the reaper's expiry DSN are made with it.
+ */
+export function deliveryReportMail(input: DeliveryReportInput): GeneratedMail {
+  const root = generatedMail('multipart/report; report-type=delivery-status', {
+    ...input.headers,
+    autoSubmitted: 'auto-replied',
+  });
+  root.createChild('text/plain; charset=utf-8').setContent(input.text);
+  root.createChild('message/delivery-status').setContent(deliveryStatusBody(input.status));
+  const original = input.original;
+  if (original && 'full' in original) {
+    // The original as it was sent (8bit: it may hold 8-bit text; it is not re-encoded).
+    root.createChild('message/rfc822').setHeader('Content-Transfer-Encoding', '8bit').setContent(original.full);
+  } else if (original) {
+    root.createChild('text/rfc822-headers').setContent(original.headers);
+  }
   return root;
 }

@@ -13,6 +13,8 @@ export {
   type BilingualTemplates,
   bilingualNoticeMail,
   bilingualText,
+  type DeliveryReportInput,
+  deliveryReportMail,
   type GeneratedMail,
   type GeneratedMailHeaders,
   generatedMail,

@@ -8,6 +8,7 @@ import { simpleParser } from 'mailparser';
 import {
   type BilingualTemplates,
   bilingualText,
+  deliveryReportMail,
   type GeneratedMailHeaders,
   generatedMail,
   loadBilingualTemplates,
@@ -91,5 +92,40 @@ describe('bilingual text from templates', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('a delivery report (DSN)', () => {
+  const report = (original?: Parameters<typeof deliveryReportMail>[0]['original']) =>
+    deliveryReportMail({
+      headers: { ...headers, extra: [['X-SMGW-Related-Message-Id', 'orig']] },
+      text: 'Text\r\n',
+      status: {
+        reportingMta: 'smgw.test',
+        messageId: 'orig',
+        arrivedAt: new Date('2026-03-04T12:00:00Z'),
+        recipients: [{ recipient: 'a@x.example', status: '5.1.1', diagnostic: { type: 'smtp', text: '550 no' } }],
+      },
+      original,
+    });
+  const partTypes = async (mail: ReturnType<typeof deliveryReportMail>) => {
+    const text = (await buffer(mail.createReadStream())).toString('latin1');
+    return { text, types: [...text.matchAll(/^Content-Type: ([^;\r\n]+)/gm)].map((m) => m[1]) };
+  };
+
+  it('is multipart/report: the text, the delivery-status part, then the quoted header block', async () => {
+    const { text, types } = await partTypes(report({ headers: 'Subject: s\r\n' }));
+    assert.deepEqual(types, ['multipart/report', 'text/plain', 'message/delivery-status', 'text/rfc822-headers']);
+    assert.match(text, /report-type=delivery-status/);
+    assert.match(text, /^Auto-Submitted: auto-replied$/m);
+    assert.match(text, /^Final-Recipient: rfc822; a@x\.example$/m);
+    assert.match(text, /^Diagnostic-Code: smtp; 550 no$/m);
+  });
+
+  it('quotes the whole original only when given it, and nothing when given nothing', async () => {
+    assert.deepEqual((await partTypes(report({ full: 'Subject: s\r\n\r\nbody\r\n' }))).types.slice(3), [
+      'message/rfc822',
+    ]);
+    assert.deepEqual((await partTypes(report())).types.slice(3), []);
   });
 });

@@ -8,9 +8,9 @@ import {
   type Bilingual,
   type BilingualTemplates,
   bilingualText,
-  deliveryStatusBody,
+  type DeliveryStatus,
+  deliveryReportMail,
   type GeneratedMail,
-  generatedMail,
   headerFieldValue,
   loadBilingualTemplates,
   messageIdOf,
@@ -148,10 +148,10 @@ function humanText(input: DsnInput): string {
   return bilingualText(text('de'), text('en'), input.templates.separator);
 }
 
-/** The message/delivery-status body of a DSN (the writer is @smgw/mime's, shared with the mailbox's DSN). */
-export function deliveryStatusFields(input: DsnInput): string {
+/** The message/delivery-status report of a DSN (@smgw/mime writes it, as for the mailbox's and the reaper's DSNs). */
+function deliveryStatusOf(input: DsnInput): DeliveryStatus {
   const { original } = input;
-  return deliveryStatusBody({
+  return {
     reportingMta: input.reportingMta,
     envelopeId: original.dsn?.envid,
     messageId: original.id,
@@ -168,33 +168,31 @@ export function deliveryStatusFields(input: DsnInput): string {
           : undefined,
       lastAttemptAt: f.lastAttemptAt,
     })),
-  });
+  };
 }
 
 /** The DSN as a MIME tree; stream it with `.createReadStream()`. */
 export function buildDsn(input: DsnInput): GeneratedMail {
   if (input.original.mailFrom === '') throw new Error('a null-sender message never gets a DSN');
   if (input.failures.length === 0) throw new Error('a DSN needs at least one failed recipient');
-  const root = generatedMail('multipart/report; report-type=delivery-status', {
-    fromName: input.templates.from,
-    hostname: input.reportingMta,
-    to: input.original.mailFrom,
-    subject: input.templates.subject,
-    date: input.now,
-    messageId: input.dsnMessageId,
-    // RFC 3834: an automatic reply.
-    autoSubmitted: 'auto-replied',
-    inReplyTo: input.originalHeaders ? messageIdOf(input.originalHeaders) : undefined,
+  return deliveryReportMail({
+    headers: {
+      fromName: input.templates.from,
+      hostname: input.reportingMta,
+      to: input.original.mailFrom,
+      subject: input.templates.subject,
+      date: input.now,
+      messageId: input.dsnMessageId,
+      inReplyTo: input.originalHeaders ? messageIdOf(input.originalHeaders) : undefined,
+    },
+    text: humanText(input),
+    status: deliveryStatusOf(input),
+    original: input.fullOriginal
+      ? { full: input.fullOriginal }
+      : input.originalHeaders
+        ? { headers: input.originalHeaders }
+        : undefined,
   });
-  root.createChild('text/plain; charset=utf-8').setContent(humanText(input));
-  root.createChild('message/delivery-status').setContent(deliveryStatusFields(input));
-  if (input.fullOriginal) {
-    // The original as it was sent (8bit: it may hold 8-bit text; it is not re-encoded).
-    root.createChild('message/rfc822').setHeader('Content-Transfer-Encoding', '8bit').setContent(input.fullOriginal);
-  } else if (input.originalHeaders) {
-    root.createChild('text/rfc822-headers').setContent(input.originalHeaders);
-  }
-  return root;
 }
 
 /**

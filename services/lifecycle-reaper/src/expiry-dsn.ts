@@ -15,9 +15,8 @@ import { dsnParameterOf, type Envelope, failureDsnAsked, newMessageId } from '@s
 import {
   type BilingualTemplates,
   bilingualText,
-  deliveryStatusBody,
+  deliveryReportMail,
   type GeneratedMail,
-  generatedMail,
   messageIdOf,
   readHeaderBlock,
   renderTemplate,
@@ -78,25 +77,23 @@ export function buildExpiryDsn(input: ExpiryDsnInput): GeneratedMail {
     recipients: input.recipients.map((r) => `  <${r}>`).join('\n'),
   };
   const { templates } = input;
-  const root = generatedMail('multipart/report; report-type=delivery-status', {
-    fromName: templates.from,
-    hostname: input.reportingMta,
-    to: message.mailFrom,
-    subject: renderTemplate(templates.subject, values),
-    date: input.now,
-    messageId: input.dsnMessageId,
-    // RFC 3834: an automatic reply.
-    autoSubmitted: 'auto-replied',
-    inReplyTo: input.receivedHeaders ? messageIdOf(input.receivedHeaders) : undefined,
-    extra: [['X-SMGW-Related-Message-Id', message.messageId]],
-  });
-  root
-    .createChild('text/plain; charset=utf-8')
-    .setContent(
-      bilingualText(renderTemplate(templates.de, values), renderTemplate(templates.en, values), templates.separator),
-    );
-  root.createChild('message/delivery-status').setContent(
-    deliveryStatusBody({
+  return deliveryReportMail({
+    headers: {
+      fromName: templates.from,
+      hostname: input.reportingMta,
+      to: message.mailFrom,
+      subject: renderTemplate(templates.subject, values),
+      date: input.now,
+      messageId: input.dsnMessageId,
+      inReplyTo: input.receivedHeaders ? messageIdOf(input.receivedHeaders) : undefined,
+      extra: [['X-SMGW-Related-Message-Id', message.messageId]],
+    },
+    text: bilingualText(
+      renderTemplate(templates.de, values),
+      renderTemplate(templates.en, values),
+      templates.separator,
+    ),
+    status: {
       reportingMta: input.reportingMta,
       envelopeId: dsn?.envid,
       messageId: message.messageId,
@@ -108,10 +105,9 @@ export function buildExpiryDsn(input: ExpiryDsnInput): GeneratedMail {
         diagnostic: { type: 'X-SMGW' as const, text: 'PARKED_EXPIRED' },
         lastAttemptAt: message.parked.parkedAt,
       })),
-    }),
-  );
-  if (input.receivedHeaders) root.createChild('text/rfc822-headers').setContent(input.receivedHeaders);
-  return root;
+    },
+    original: input.receivedHeaders ? { headers: input.receivedHeaders } : undefined,
+  });
 }
 
 export interface ExpiryDsnDeps {

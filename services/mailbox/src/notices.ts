@@ -10,9 +10,8 @@ import {
   type BilingualTemplates,
   bilingualNoticeMail,
   bilingualText,
-  deliveryStatusBody,
+  deliveryReportMail,
   type GeneratedMail,
-  generatedMail,
   loadBilingualTemplates,
   renderTemplate,
 } from '@smgw/mime';
@@ -89,21 +88,19 @@ export function buildNoticeMail(templates: MailboxTemplates, input: NoticeInput)
     renderTemplate(template.en, values),
     template.separator,
   );
-  const headers = {
-    fromName: template.from,
-    hostname: input.hostname,
-    to: input.to,
-    subject: renderTemplate(template.subject, values),
-    date: input.now,
-    messageId: input.id,
-    autoSubmitted: 'auto-replied' as const,
-    extra: input.relatesTo ? ([['X-SMGW-Related-Message-Id', input.relatesTo]] as const) : ([] as const),
-  };
   // RFC 3464, without quoting the original: a full mailbox is 5.2.2 (RFC 3463).
-  const root = generatedMail('multipart/report; report-type=delivery-status', headers);
-  root.createChild('text/plain; charset=utf-8').setContent(text);
-  root.createChild('message/delivery-status').setContent(
-    deliveryStatusBody({
+  return deliveryReportMail({
+    headers: {
+      fromName: template.from,
+      hostname: input.hostname,
+      to: input.to,
+      subject: renderTemplate(template.subject, values),
+      date: input.now,
+      messageId: input.id,
+      extra: input.relatesTo ? [['X-SMGW-Related-Message-Id', input.relatesTo]] : [],
+    },
+    text,
+    status: {
       reportingMta: input.hostname,
       messageId: input.relatesTo ?? input.id,
       arrivedAt: input.dsn.arrivedAt,
@@ -114,9 +111,8 @@ export function buildNoticeMail(templates: MailboxTemplates, input: NoticeInput)
           diagnostic: { type: 'X-SMGW', text: 'MAILBOX_QUOTA_EXCEEDED' },
         },
       ],
-    }),
-  );
-  return root;
+    },
+  });
 }
 
 export interface NoticeDeps {
