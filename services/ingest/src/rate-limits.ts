@@ -3,12 +3,16 @@
 //   left behind),
 // - SMTP commands per client address per minute (fixed one-minute windows; each replica takes numbers from the
 //   window's counter a few at a time, see CommandLeases),
-// - AUTH attempts per client address (a counter that expires AUTH_FAILURE_WINDOW_SECONDS after the first): an attempt
-//   takes its number before the password is checked and gives it back only when the login succeeds, so parallel
-//   guesses count as they are made, not after their (slow) argon2 checks, and a success does not erase them.
+// - AUTH attempts per client address and per account (counters that expire AUTH_FAILURE_WINDOW_SECONDS after their
+//   first attempt): an attempt takes its numbers before the password is checked and gives them back only when the
+//   login succeeds (or our side failed), so parallel guesses count as they are made, not after their (slow) argon2
+//   checks, and a success does not erase them. A client that logged in to an account before is not held by the
+//   account's limit (see takeAuthAttempt: a stranger must not lock an agency out).
 // Redis errors are thrown as RedisUnavailableError: the caller answers with a temporary refusal, never lets the
 // client through unchecked.
 
+import { createHash } from 'node:crypto';
+import { normalizeUsername } from '@smgw/submission-accounts';
 import type { Redis } from 'ioredis';
 import ipaddr from 'ipaddr.js';
 
@@ -27,7 +31,11 @@ export interface RateLimitOptions {
   commandsPerMinute: number;
   /** Failed (or running) logins per client address before AUTH is refused for the rest of the window. */
   maxAuthFailures?: number;
+  /** Failed (or running) logins per account, from clients it does not know, before those are refused. */
+  maxAuthFailuresPerAccount?: number;
   authFailureWindowSeconds?: number;
+  /** How long a client that logged in to an account stays known to it (from its last login). */
+  authKnownClientSeconds?: number;
   /** IPv6 clients are counted per network of this prefix length (default 64). */
   ipv6ClientPrefix?: number;
   /** How long a connection counter outlives its last change (connections are much shorter than this). */
@@ -35,7 +43,13 @@ export interface RateLimitOptions {
 }
 
 export const AUTH_FAILURE_LIMIT = 5;
+/**
+ * Higher than the client limit: it is there against guessers spread over many addresses, not against one client, and
+ * the higher it is the more addresses a stranger needs to hold an account's new clients off (four at 5 per client).
+ */
+export const AUTH_ACCOUNT_FAILURE_LIMIT = 20;
 export const AUTH_FAILURE_WINDOW_SECONDS = 900;
+export const AUTH_KNOWN_CLIENT_SECONDS = 30 * 24 * 3600;
 export const CONNECTION_COUNTER_TTL_SECONDS = 3600;
 
 // One round trip each; the counter is only kept when the connection is allowed.
@@ -53,21 +67,36 @@ local n = redis.call('DECR', KEYS[1])
 if n <= 0 then redis.call('DEL', KEYS[1]) end
 return n`;
 
-// An AUTH attempt's number in the window, or 0 (and nothing counted) when the window's numbers are used up.
+// An AUTH attempt: counted for the client (KEYS[1]) and, unless the client is known to the account (KEYS[3] exists),
+// for the account (KEYS[2]); or nothing counted when either is used up, the client's limit asked first (a client over
+// its own limit adds nothing to the account's count). Returns 1 (both counted), 2 (client only: a known client),
+// 0 (refused: client limit) or -1 (refused: account limit).
 const TAKE_AUTH_ATTEMPT = `
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-if n > tonumber(ARGV[1]) then
-  redis.call('DECR', KEYS[1])
-  return 0
+local function full(key, max)
+  return tonumber(redis.call('GET', key) or '0') >= tonumber(max)
 end
-return n`;
+local function count(key)
+  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ARGV[3]) end
+end
+if full(KEYS[1], ARGV[1]) then return 0 end
+local known = redis.call('EXISTS', KEYS[3]) == 1
+if not known and full(KEYS[2], ARGV[2]) then return -1 end
+count(KEYS[1])
+if known then return 2 end
+count(KEYS[2])
+return 1`;
 
-// A successful login's number back, unless its window has ended meanwhile (never below 0, never a key without TTL).
+// An attempt's numbers back (KEYS[2] only when ARGV[1] is 1: it took one there), unless a window ended meanwhile
+// (never below 0, never a key without TTL); after a login that succeeded (ARGV[2] is a TTL, not 0) the client is
+// known to the account (KEYS[3]) from now on.
 const RETURN_AUTH_ATTEMPT = `
-local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-if n > 0 then redis.call('DECR', KEYS[1]) end
-return n`;
+local function giveBack(key)
+  if tonumber(redis.call('GET', key) or '0') > 0 then redis.call('DECR', key) end
+end
+giveBack(KEYS[1])
+if ARGV[1] == '1' then giveBack(KEYS[2]) end
+if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[3], '1', 'EX', ARGV[2]) end
+return 1`;
 
 // Takes ARGV[1] numbers of the window's counter at once; returns the counter after them.
 const LEASE_IN_WINDOW = `
@@ -103,13 +132,51 @@ export interface RateLimits {
   /** Counts one command; false when the client went over its commands per minute. */
   countCommand(ip: string, now?: number): Promise<boolean>;
   /**
-   * Counts an AUTH attempt before its password is checked; false (nothing counted) when the client has failed or is
-   * trying too often in the window: refuse without checking the password.
+   * Counts an AUTH attempt for `username` from `ip` before its password is checked. Refused (nothing counted) when the
+   * client, or the account for a client it does not know, has failed or is trying too often in the window: refuse
+   * without checking the password. Unknown usernames are counted as known ones are (the caller cannot tell them apart
+   * before the check, and a guesser must not either).
+   *
+   * The account's limit bounds a guesser spread over many addresses (a botnet, many /64s) to
+   * AUTH_ACCOUNT_FAILURE_LIMIT guesses per window, but anyone holding four addresses can use it up and keep it used
+   * up. So it holds only clients the account does not know: a client (address, or IPv6 /64) that logged in to the
+   * account within AUTH_KNOWN_CLIENT_SECONDS is held by its own client limit alone, and the agency's usual servers and
+   * clients keep working while a stranger fills the account's count. A new client of the account (a laptop on the
+   * road) is refused while that lasts, with a temporary 454 (its client tries again later), never a permanent one.
+   * Clients inside SMGW_SUBMISSION_NETWORKS do not AUTH at all.
    */
-  takeAuthAttempt(ip: string): Promise<boolean>;
-  /** Gives back the attempt of a login that succeeded: failures, also those made in parallel, stay counted. */
-  returnAuthAttempt(ip: string): Promise<void>;
+  takeAuthAttempt(ip: string, username: string): Promise<AuthAttempt>;
+  /**
+   * Gives back what a taken attempt counted: after a login that succeeded (`succeeded`: the client is known to the
+   * account from now on), or one we could not check (database down). Failures, also those made in parallel, stay
+   * counted.
+   */
+  returnAuthAttempt(attempt: TakenAuthAttempt, outcome: { succeeded: boolean }): Promise<void>;
 }
+
+/** Which limit refused an AUTH attempt (logged with AUTH_RATE_LIMITED). */
+export type AuthLimit = 'client' | 'account';
+
+/** What takeAuthAttempt counted, so that exactly that is given back. */
+export interface TakenAuthAttempt {
+  taken: true;
+  ip: string;
+  username: string;
+  /** False for a client known to the account: only the client's count was taken. */
+  accountCounted: boolean;
+}
+
+export type AuthAttempt = TakenAuthAttempt | { taken: false; limit: AuthLimit };
+
+/**
+ * The name an account is counted under: its username as verifySubmissionLogin looks it up (so its spellings share
+ * one count), as SHA-256, so Redis holds no usernames in clear.
+ */
+export function accountKey(username: string): string {
+  return sha256(normalizeUsername(username));
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
 
 /**
  * The key a client is counted under: an IPv4 address as it is, an IPv6 address as its network of `ipv6Prefix`
@@ -132,18 +199,19 @@ export function clientKey(ip: string, ipv6Prefix = 64): string {
 }
 
 /**
- * A Lua script as a function of one key and its arguments. ioredis's defineCommand sends EVALSHA (and the script
- * only when Redis does not know it yet): EVAL sent the whole script with every SMTP command.
+ * A Lua script as a function of its key (or its `numberOfKeys` keys) and its arguments. ioredis's defineCommand sends
+ * EVALSHA (and the script only when Redis does not know it yet): EVAL sent the whole script with every SMTP command.
  */
 export function redisScript(
   redis: Redis,
   name: string,
   lua: string,
-): (key: string, ...args: (string | number)[]) => Promise<unknown> {
-  redis.defineCommand(name, { numberOfKeys: 1, lua });
+  numberOfKeys = 1,
+): (keys: string | readonly string[], ...args: (string | number)[]) => Promise<unknown> {
+  redis.defineCommand(name, { numberOfKeys, lua });
   const command = (redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>)[name];
   if (!command) throw new Error(`ioredis did not define ${name}`);
-  return (key, ...args) => command.call(redis, key, ...args);
+  return (keys, ...args) => command.call(redis, ...(typeof keys === 'string' ? [keys] : keys), ...args);
 }
 
 /** Runs Redis calls; any error comes out as RedisUnavailableError. */
@@ -157,15 +225,27 @@ export async function askRedis<T>(work: () => Promise<T>): Promise<T> {
 
 export function createRateLimits(redis: Redis, options: RateLimitOptions): RateLimits {
   const maxAuthFailures = options.maxAuthFailures ?? AUTH_FAILURE_LIMIT;
+  const maxAccountFailures = options.maxAuthFailuresPerAccount ?? AUTH_ACCOUNT_FAILURE_LIMIT;
   const authWindow = options.authFailureWindowSeconds ?? AUTH_FAILURE_WINDOW_SECONDS;
+  const knownClientTtl = options.authKnownClientSeconds ?? AUTH_KNOWN_CLIENT_SECONDS;
   const counterTtl = options.connectionCounterTtlSeconds ?? CONNECTION_COUNTER_TTL_SECONDS;
   const ipv6Prefix = options.ipv6ClientPrefix ?? 64;
   const key = (kind: string, ip: string, ...more: string[]) =>
     `${options.prefix}ingest:${[kind, clientKey(ip, ipv6Prefix), ...more].join(':')}`;
   const openConnection = redisScript(redis, 'smgwIngestOpenConnection', OPEN_CONNECTION);
   const closeConnection = redisScript(redis, 'smgwIngestCloseConnection', CLOSE_CONNECTION);
-  const takeAuthAttempt = redisScript(redis, 'smgwIngestTakeAuthAttempt', TAKE_AUTH_ATTEMPT);
-  const returnAuthAttempt = redisScript(redis, 'smgwIngestReturnAuthAttempt', RETURN_AUTH_ATTEMPT);
+  // The client's count, the account's count, and whether the client is known to the account (client and account
+  // hashed together: no usernames in clear).
+  const authKeys = (ip: string, username: string) => {
+    const account = accountKey(username);
+    return [
+      key('authfail', ip),
+      `${options.prefix}ingest:authfail-account:${account}`,
+      `${options.prefix}ingest:auth-known:${sha256(`${account}\n${clientKey(ip, ipv6Prefix)}`)}`,
+    ] as const;
+  };
+  const takeAuthAttempt = redisScript(redis, 'smgwIngestTakeAuthAttempt', TAKE_AUTH_ATTEMPT, 3);
+  const returnAuthAttempt = redisScript(redis, 'smgwIngestReturnAuthAttempt', RETURN_AUTH_ATTEMPT, 3);
   const leaseInWindow = redisScript(redis, 'smgwIngestLeaseInWindow', LEASE_IN_WINDOW);
   const commands = new CommandLeases(options.commandsPerMinute, (windowKey, size) =>
     leaseInWindow(windowKey, size, 120).then(Number),
@@ -185,11 +265,18 @@ export function createRateLimits(redis: Redis, options: RateLimitOptions): RateL
       const minute = Math.floor(now / 60_000);
       return commands.take(key('cmd', ip, String(minute)), minute);
     },
-    takeAuthAttempt: (ip) =>
-      askRedis(async () => Number(await takeAuthAttempt(key('authfail', ip), maxAuthFailures, authWindow)) > 0),
-    returnAuthAttempt: (ip) =>
+    takeAuthAttempt: (ip, username) =>
+      askRedis(async (): Promise<AuthAttempt> => {
+        const keys = authKeys(ip, username);
+        const taken = Number(await takeAuthAttempt(keys, maxAuthFailures, maxAccountFailures, authWindow));
+        if (taken === 0) return { taken: false, limit: 'client' };
+        if (taken < 0) return { taken: false, limit: 'account' };
+        return { taken: true, ip, username, accountCounted: taken === 1 };
+      }),
+    returnAuthAttempt: (attempt, outcome) =>
       askRedis(async () => {
-        await returnAuthAttempt(key('authfail', ip));
+        const keys = authKeys(attempt.ip, attempt.username);
+        await returnAuthAttempt(keys, attempt.accountCounted ? 1 : 0, outcome.succeeded ? knownClientTtl : 0);
       }),
   };
 }

@@ -15,7 +15,7 @@ import {
 import { type AcceptDeps, acceptMessage } from './accept-message.ts';
 import { BareLineEndingGuard } from './bare-line-ending-guard.ts';
 import type { IngestMetrics } from './metrics.ts';
-import type { RateLimits } from './rate-limits.ts';
+import type { AuthAttempt, RateLimits, TakenAuthAttempt } from './rate-limits.ts';
 import { decideRecipient, type Listener } from './recipient-policy.ts';
 import type { RecipientVerification } from './recipient-verification.ts';
 import {
@@ -232,35 +232,39 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
   }
 
   async function authenticate(auth: SMTPServerAuthentication, session: SMTPServerSession) {
-    const ip = session.remoteAddress;
     const username = auth.username ?? '';
     if ((auth.method !== 'PLAIN' && auth.method !== 'LOGIN') || typeof auth.password !== 'string') {
       throw refuse(session, 'AUTH_FAILED', { user: username, method: auth.method });
     }
-    // The attempt is counted before the password is checked (rate-limits.ts): parallel guesses cannot all pass.
-    let allowed: boolean;
+    // Counted per client and per account before the password is checked (rate-limits.ts): parallel guesses cannot all
+    // pass, from one address or from many.
+    let attempt: AuthAttempt;
     try {
-      allowed = await rateLimits.takeAuthAttempt(ip);
+      attempt = await rateLimits.takeAuthAttempt(session.remoteAddress, username);
     } catch (err) {
       throw refuse(session, 'REDIS_UNAVAILABLE', {}, err);
     }
-    if (!allowed) throw refuse(session, 'AUTH_RATE_LIMITED', { user: username });
+    if (!attempt.taken) throw refuse(session, 'AUTH_RATE_LIMITED', { user: username, limit: attempt.limit });
     let account: SubmissionAccount | undefined;
     try {
       account = await verifySubmissionLogin(deps.pool, { username, password: auth.password });
     } catch (err) {
       // Not the client's failure: its attempt goes back.
-      await giveBackAttempt(session);
+      await giveBackAttempt(session, attempt, { succeeded: false });
       throw refuse(session, 'AUTH_UNAVAILABLE', {}, err);
     }
     if (!account) throw refuse(session, 'AUTH_FAILED', { user: username });
-    await giveBackAttempt(session);
+    await giveBackAttempt(session, attempt, { succeeded: true });
     sessionLog(session).info({ user: account.username }, 'authenticated');
     return account;
   }
 
-  async function giveBackAttempt(session: SMTPServerSession) {
-    await rateLimits.returnAuthAttempt(session.remoteAddress).catch((err: unknown) => {
+  async function giveBackAttempt(
+    session: SMTPServerSession,
+    attempt: TakenAuthAttempt,
+    outcome: { succeeded: boolean },
+  ) {
+    await rateLimits.returnAuthAttempt(attempt, outcome).catch((err: unknown) => {
       sessionLog(session).warn({ code: 'REDIS_UNAVAILABLE', err }, 'cannot give back a login attempt');
     });
   }

@@ -2,7 +2,7 @@
 // instances started on port 0 against them. Not a test file itself.
 import { loadConfig } from '@smgw/config';
 import { decodeEnvelope, type Envelope } from '@smgw/envelope';
-import { createLogger } from '@smgw/observability';
+import { createLogger, type Logger } from '@smgw/observability';
 // @smgw/testing is not a dependency of this package (yet); its source is imported directly.
 import {
   createTestDatabase,
@@ -30,8 +30,11 @@ export interface TestWorld {
   relay: SmtpSink;
   /** The DNS server every ingest of this world asks (SMGW_DNS_RESOLVERS): empty, so every name is NXDOMAIN. */
   dns: StubDns;
-  /** Starts an ingest against this world; `env` overrides settings (ports are 0 unless given). */
-  start(env?: Record<string, string>): Promise<{ ingest: RunningIngest; config: IngestConfig }>;
+  /**
+   * Starts an ingest against this world; `env` overrides settings (ports are 0 unless given); `log` replaces the
+   * silent test logger (to read what ingest logs).
+   */
+  start(env?: Record<string, string>, log?: Logger): Promise<{ ingest: RunningIngest; config: IngestConfig }>;
   /** Takes (acks) every envelope waiting in a queue of this vhost. */
   takeEnvelopes(queue: string): Promise<Envelope[]>;
   /**
@@ -73,7 +76,7 @@ export async function createTestWorld(): Promise<TestWorld> {
     redisPrefix,
     relay,
     dns,
-    async start(env = {}) {
+    async start(env = {}, ingestLog = log) {
       const config = loadConfig(ingestSpec, {
         ...db.env,
         ...vhost.env,
@@ -91,7 +94,7 @@ export async function createTestWorld(): Promise<TestWorld> {
         CLAMD_URL: process.env.CLAMD_URL ?? 'tcp://127.0.0.1:3310',
         ...env,
       });
-      const ingest = await startIngest(config, log);
+      const ingest = await startIngest(config, ingestLog);
       running.push(ingest);
       return { ingest, config };
     },

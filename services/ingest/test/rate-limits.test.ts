@@ -1,32 +1,38 @@
 // The per-client command limit against the real Redis: every replica takes numbers of the window's counter in
-// leases, and all of them together never allow more than the limit.
+// leases, and all of them together never allow more than the limit. The AUTH limits per client and per account: an
+// attempt counts before its password is checked, a success gives back only its own numbers.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { testRedisPrefix } from '@smgw/testing';
 import { Redis } from 'ioredis';
 import {
+  type AuthAttempt,
+  accountKey,
   CommandLeases,
   createRateLimits,
   leaseSize,
   MAX_COMMAND_LEASE,
+  type RateLimitOptions,
   RedisUnavailableError,
+  type TakenAuthAttempt,
 } from '../src/rate-limits.ts';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const MINUTE = 60_000;
 
-describe('SMTP commands per client and minute', () => {
-  const prefix = testRedisPrefix();
-  let redis: Redis;
-  before(() => {
-    redis = new Redis(REDIS_URL);
-  });
-  after(async () => {
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
-    redis.disconnect();
-  });
+// One Redis prefix for the file: command windows and AUTH counts have keys of their own.
+const prefix = testRedisPrefix();
+let redis: Redis;
+before(() => {
+  redis = new Redis(REDIS_URL);
+});
+after(async () => {
+  const keys = await redis.keys(`${prefix}*`);
+  if (keys.length > 0) await redis.del(...keys);
+  redis.disconnect();
+});
 
+describe('SMTP commands per client and minute', () => {
   const limits = (commandsPerMinute: number) =>
     createRateLimits(redis, { prefix, maxConnectionsPerClient: 10, commandsPerMinute });
 
@@ -84,5 +90,148 @@ describe('SMTP commands per client and minute', () => {
   it('refuses with RedisUnavailableError when Redis fails, and lets nothing through unchecked', async () => {
     const leases = new CommandLeases(6000, () => Promise.reject(new Error('connection refused')));
     await assert.rejects(leases.take('k', 1), RedisUnavailableError);
+  });
+});
+
+describe('AUTH attempts per client and per account', () => {
+  // Each test counts its own account, so the tests share one prefix without sharing counts.
+  const limits = (options: Partial<RateLimitOptions> = {}) =>
+    createRateLimits(redis, {
+      prefix,
+      maxConnectionsPerClient: 10,
+      commandsPerMinute: 100,
+      maxAuthFailures: 3,
+      maxAuthFailuresPerAccount: 5,
+      ...options,
+    });
+  const accountCount = async (username: string) =>
+    Number((await redis.get(`${prefix}ingest:authfail-account:${accountKey(username)}`)) ?? 0);
+  const clientCount = async (client: string) => Number((await redis.get(`${prefix}ingest:authfail:${client}`)) ?? 0);
+  const taken = (attempt: AuthAttempt): TakenAuthAttempt => {
+    assert.ok(attempt.taken, `refused by the ${attempt.taken ? '' : attempt.limit} limit`);
+    return attempt;
+  };
+  const refusedBy = (attempt: AuthAttempt) => (attempt.taken ? 'taken' : attempt.limit);
+
+  it('counts the spellings of one username as one account, as the login looks it up', async () => {
+    const replica = limits();
+    const spellings = ['Kanzlei@Behoerde.example', ' kanzlei@behoerde.example ', 'KANZLEI@BEHOERDE.EXAMPLE'];
+    const answers = [];
+    for (const [i, username] of [...spellings, ...spellings].entries()) {
+      answers.push(refusedBy(await replica.takeAuthAttempt(`192.0.2.${10 + i}`, username)));
+    }
+    assert.deepEqual(answers, ['taken', 'taken', 'taken', 'taken', 'taken', 'account']);
+    assert.equal(accountKey('\tKanzlei@behoerde.EXAMPLE\n'), accountKey('kanzlei@behoerde.example'));
+    assert.notEqual(accountKey('kanzlei@behoerde.example'), accountKey('kanzlei2@behoerde.example'));
+  });
+
+  it('allows exactly the account limit to guesses sent at once from many addresses', async () => {
+    const replicas = [limits(), limits()];
+    const attempts = await Promise.all(
+      Array.from({ length: 24 }, (_, i) =>
+        (replicas[i % 2] as (typeof replicas)[number]).takeAuthAttempt(`198.51.100.${i}`, 'parallel@behoerde.example'),
+      ),
+    );
+    assert.equal(attempts.filter((a) => a.taken).length, 5);
+    assert.ok(attempts.every((a) => a.taken || a.limit === 'account'));
+    assert.equal(await accountCount('parallel@behoerde.example'), 5, 'refused attempts are not counted');
+  });
+
+  it("asks the client's limit first: a client over it adds nothing to the account's count", async () => {
+    const replica = limits();
+    for (let i = 0; i < 3; i++) taken(await replica.takeAuthAttempt('192.0.2.50', `sprayed${i}@behoerde.example`));
+    assert.equal(refusedBy(await replica.takeAuthAttempt('192.0.2.50', 'victim@behoerde.example')), 'client');
+    assert.equal(await accountCount('victim@behoerde.example'), 0);
+  });
+
+  it('gives back only the numbers of the login that succeeded, not those of guesses made beside it', async () => {
+    const replica = limits();
+    const username = 'mixed@behoerde.example';
+    const [right, ...wrong] = await Promise.all(
+      ['192.0.2.60', '192.0.2.61', '192.0.2.62', '192.0.2.61'].map((ip) => replica.takeAuthAttempt(ip, username)),
+    );
+    assert.equal(wrong.length, 3);
+    await replica.returnAuthAttempt(taken(right as AuthAttempt), { succeeded: true });
+    assert.equal(await accountCount(username), 3);
+    assert.deepEqual(
+      [await clientCount('192.0.2.60'), await clientCount('192.0.2.61'), await clientCount('192.0.2.62')],
+      [0, 2, 1],
+    );
+  });
+
+  it('gives back an attempt that could not be checked without making its client known to the account', async () => {
+    const replica = limits();
+    const username = 'unchecked@behoerde.example';
+    for (let i = 0; i < 4; i++) taken(await replica.takeAuthAttempt(`192.0.2.${70 + i}`, username));
+    const unchecked = taken(await replica.takeAuthAttempt('192.0.2.75', username));
+    await replica.returnAuthAttempt(unchecked, { succeeded: false });
+    assert.equal(await clientCount('192.0.2.75'), 0);
+    assert.equal(await accountCount(username), 4);
+    taken(await replica.takeAuthAttempt('192.0.2.76', username));
+    assert.equal(refusedBy(await replica.takeAuthAttempt('192.0.2.75', username)), 'account', 'not known');
+  });
+
+  it("lets a client that logged in before past the account's limit, held by its own limit alone", async () => {
+    const replica = limits();
+    const username = 'agency@behoerde.example';
+    await replica.returnAuthAttempt(taken(await replica.takeAuthAttempt('192.0.2.80', username)), { succeeded: true });
+    for (let i = 0; i < 5; i++) taken(await replica.takeAuthAttempt(`203.0.113.${i}`, username));
+    assert.equal(refusedBy(await replica.takeAuthAttempt('203.0.113.99', username)), 'account', 'a stranger');
+    const known = taken(await replica.takeAuthAttempt('192.0.2.80', ` ${username.toUpperCase()}`));
+    assert.equal(known.accountCounted, false, 'a known client does not fill the count either');
+    assert.equal(await accountCount(username), 5);
+    // Known to this account only; and its own client limit still holds (3 here).
+    assert.equal(refusedBy(await replica.takeAuthAttempt('192.0.2.80', 'other@behoerde.example')), 'taken');
+    assert.equal(refusedBy(await replica.takeAuthAttempt('192.0.2.80', username)), 'taken');
+    assert.equal(refusedBy(await replica.takeAuthAttempt('192.0.2.80', username)), 'client');
+  });
+
+  it('counts the addresses of one IPv6 /64 as one client, also for AUTH', async () => {
+    const replica = limits({ maxAuthFailuresPerAccount: 100 });
+    for (let i = 1; i <= 3; i++) taken(await replica.takeAuthAttempt(`2001:db8:5:6::${i}`, 'v6@behoerde.example'));
+    assert.equal(refusedBy(await replica.takeAuthAttempt('2001:db8:5:6:ffff::9', 'v6@behoerde.example')), 'client');
+    assert.equal(refusedBy(await replica.takeAuthAttempt('2001:db8:5:7::1', 'v6@behoerde.example')), 'taken');
+  });
+
+  it('takes attempts for the account again once its window has ended', async () => {
+    const replica = limits({ authFailureWindowSeconds: 1 });
+    const username = 'window@behoerde.example';
+    for (let i = 0; i < 5; i++) taken(await replica.takeAuthAttempt(`192.0.2.${90 + i}`, username));
+    assert.equal(refusedBy(await replica.takeAuthAttempt('192.0.2.99', username)), 'account');
+    // Waits for Redis to end the window (the key's TTL), not for a guessed time.
+    const accountCounter = `${prefix}ingest:authfail-account:${accountKey(username)}`;
+    for (let tries = 0; (await redis.exists(accountCounter)) === 1; tries++) {
+      assert.ok(tries < 100, 'the window did not end');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(refusedBy(await replica.takeAuthAttempt('192.0.2.99', username)), 'taken');
+  });
+
+  it('keeps no username in clear in Redis', async () => {
+    const replica = limits();
+    const attempt = taken(await replica.takeAuthAttempt('192.0.2.100', 'Secret.Name@behoerde.example'));
+    await replica.returnAuthAttempt(attempt, { succeeded: true });
+    const keys = await redis.keys(`${prefix}ingest:auth*`);
+    assert.ok(keys.length > 0);
+    for (const key of keys) {
+      assert.doesNotMatch(key, /behoerde|secret/i);
+      assert.doesNotMatch(String(await redis.get(key)), /behoerde|secret/i);
+    }
+  });
+
+  it('refuses with RedisUnavailableError when Redis fails, and counts nothing as allowed', async () => {
+    const down = new Redis('redis://127.0.0.1:1', {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+    });
+    try {
+      const replica = createRateLimits(down, { prefix, maxConnectionsPerClient: 10, commandsPerMinute: 100 });
+      await assert.rejects(replica.takeAuthAttempt('192.0.2.110', 'x@behoerde.example'), RedisUnavailableError);
+      const attempt: TakenAuthAttempt = { taken: true, ip: '192.0.2.110', username: 'x', accountCounted: true };
+      await assert.rejects(replica.returnAuthAttempt(attempt, { succeeded: true }), RedisUnavailableError);
+    } finally {
+      down.disconnect();
+    }
   });
 });

@@ -24,10 +24,13 @@ export class SmtpTestClient {
     this.attach(socket);
   }
 
-  /** Connects; does not wait for the greeting (read it with readReply()). */
-  static connect(port: number, host = '127.0.0.1'): Promise<SmtpTestClient> {
+  /**
+   * Connects; does not wait for the greeting (read it with readReply()). `localAddress` is the client address the
+   * server sees: any of 127.0.0.0/8 works on Linux's loopback, so a test can be many clients.
+   */
+  static connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<SmtpTestClient> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ port, host });
+      const socket = net.connect({ port, host, localAddress });
       socket.once('error', reject);
       socket.once('connect', () => {
         socket.off('error', reject);
@@ -36,9 +39,9 @@ export class SmtpTestClient {
     });
   }
 
-  /** Connects and reads the greeting. */
-  static async open(port: number): Promise<{ client: SmtpTestClient; greeting: Reply }> {
-    const client = await SmtpTestClient.connect(port);
+  /** Connects (from `localAddress`, see connect) and reads the greeting. */
+  static async open(port: number, localAddress?: string): Promise<{ client: SmtpTestClient; greeting: Reply }> {
+    const client = await SmtpTestClient.connect(port, '127.0.0.1', localAddress);
     return { client, greeting: await client.readReply() };
   }
 
