@@ -68,8 +68,11 @@ export const BOUNCE_RULES: readonly BounceRule[] = [
     status: '5.3.0',
     code: 'DELIVERY_ENVELOPE_MISMATCH',
   },
-  // Not sent: this process already delivers as much to that domain as it lets one domain take (destination-slots.ts).
+  // Not sent: this process already delivers as much to that domain, or to all domains' MX together, as it lets them
+  // take (destination-slots.ts).
   { error: /^EDESTINATIONBUSY$/, result: 'deferred', category: 'destination-busy', status: '4.4.5' },
+  // Not connected: the domain's MX got no answer a few minutes ago (suspended-destinations.ts). 4.4.1: no answer.
+  { error: /^EDESTINATIONSUSPENDED$/, result: 'deferred', category: 'destination-suspended', status: '4.4.1' },
   // RFC 7505: a null MX says the domain takes no mail at all.
   { error: /^ENULLMX$/, result: 'bounced', category: 'null-mx', status: '5.1.10' },
   { error: /./, permanent: true, result: 'bounced', category: 'dns', status: '5.1.2' },
@@ -86,6 +89,13 @@ export const BOUNCE_RULES: readonly BounceRule[] = [
   { error: /./, result: 'deferred', category: 'other', status: '4.0.0' },
   { result: 'deferred', category: 'other', status: '4.0.0' },
 ];
+
+/**
+ * Categories in which the next hop gave no reply at all: it timed out, or the connection failed or dropped. A reply,
+ * even 4xx or 5xx, comes from a live server. An MX that ends an attempt in one of these is suspended for a while
+ * (suspended-destinations.ts).
+ */
+export const NO_ANSWER_CATEGORIES: ReadonlySet<string> = new Set(['timeout', 'network']);
 
 export interface Classification {
   result: DeliveryResult;

@@ -17,7 +17,7 @@ import type { Counter } from '@smgw/observability';
 import { recordMessage } from '@smgw/trace';
 import { authenticationResultsField, withPrefix } from './authentication-results.ts';
 import { claimRecipients, loadGeneratedEnvelope, type RecipientOutcome, recordOutcomes } from './delivery-records.ts';
-import type { DestinationSlots } from './destination-slots.ts';
+import { type DestinationSlots, noSlotAnswer } from './destination-slots.ts';
 import { DkimSignError, dkimSignatureFor } from './dkim-signature.ts';
 import {
   buildDsn,
@@ -32,7 +32,8 @@ import {
 import { checkOutboundBytes, checkOutboundGuard } from './outbound-guard.ts';
 import { type DeliverOwner, OwnerFencedError } from './owner-heartbeat.ts';
 import { groupByDestination, type RecipientGroup, type RoutingTable } from './route-recipients.ts';
-import { busyAnswer, refusedAnswer, sendToDestination } from './send-to-destination.ts';
+import { refusedAnswer, sendToDestination } from './send-to-destination.ts';
+import { type SuspendedDestinations, suspendedAnswer } from './suspended-destinations.ts';
 import type { Transports } from './transports.ts';
 
 export interface DeliverDeps {
@@ -57,8 +58,10 @@ export interface DeliverDeps {
   /** Publishes (confirmed) DSN envelopes when the outcome is a retry, which cannot carry them. */
   publish: (envelope: Envelope) => Promise<void>;
   recipientsTotal?: Counter<'result'> | undefined;
-  /** Deliveries at once per MX destination (destination-slots.ts); none: not limited. */
+  /** Deliveries at once per MX destination and to all of them (destination-slots.ts); none: not limited. */
   destinationSlots?: DestinationSlots | undefined;
+  /** MX destinations that lately gave no answer (suspended-destinations.ts); none: always connected to. */
+  suspendedDestinations?: SuspendedDestinations | undefined;
   now?: () => Date;
 }
 
@@ -192,19 +195,23 @@ async function deliverGroup(
   blob: FoundBlob | undefined,
 ): Promise<GroupResult> {
   const fence = deps.owner?.fence();
-  const signal = AbortSignal.any([
-    context.signal,
-    AbortSignal.timeout(deps.attemptTimeoutMs),
-    ...(fence ? [fence] : []),
-  ]);
+  // Reaching the attempt's bound means the next hop stalled: told apart from this process cutting the send short.
+  const attemptBound = AbortSignal.timeout(deps.attemptTimeoutMs);
+  const signal = AbortSignal.any([context.signal, attemptBound, ...(fence ? [fence] : [])]);
+  const cutShortHere = () => context.signal.aborted || fence?.aborted === true;
   const destination = group.destination;
-  // A domain's MX (not the relay or the smarthost) gets at most its share of this process's handlers at once.
+  // A domain's MX (not the relay or the smarthost) is not connected to while it is suspended, and gets at most its
+  // share of this process's handlers at once, and all MX together what is not kept for the relay and the smarthost.
   const slots = destination.kind === 'mx' ? deps.destinationSlots : undefined;
+  const suspended = destination.kind === 'mx' ? deps.suspendedDestinations : undefined;
   const send = async () => {
     if (destination.kind === 'refused') return group.recipients.map((r) => refusedAnswer(r));
-    if (slots && !slots.take(destination.key)) return group.recipients.map((r) => busyAnswer(r));
+    const suspension = suspended?.suspensionOf(destination.key);
+    if (suspension) return group.recipients.map((r) => suspendedAnswer(r, destination.key, suspension));
+    const taken = slots?.take(destination.key) ?? 'taken';
+    if (slots && taken !== 'taken') return group.recipients.map((r) => noSlotAnswer(r, taken, slots));
     try {
-      return await deps.transports.use(destination, (transport) =>
+      const sent = await deps.transports.use(destination, (transport) =>
         sendToDestination(transport, {
           raw: withPrefix(prefix, deps.blobStore.open(envelope.blob.ref, blob)),
           from: envelope.mailFrom,
@@ -214,6 +221,9 @@ async function deliverGroup(
           signal,
         }),
       );
+      // A send cut short by this process says nothing about the next hop.
+      if (!cutShortHere()) suspended?.learn(destination.key, sent, attemptBound.aborted);
+      return sent;
     } finally {
       slots?.release(destination.key);
     }
@@ -223,7 +233,7 @@ async function deliverGroup(
   const now = deps.now?.() ?? new Date();
   // Cut short by this process (shutdown, or its heartbeat overdue so another deliver may take over): not the next
   // hop's failure, so even on the last attempt it is deferred (the envelope is parked), never expired and bounced.
-  const interrupted = context.signal.aborted || fence?.aborted === true;
+  const interrupted = cutShortHere();
   const outcomes: RecipientOutcome[] = [];
   const failures: FailedRecipient[] = [];
   const result: GroupResult = { deferred: [], deferredReasons: [] };

@@ -7,18 +7,21 @@ import { createRegistry, type Logger, startHealthServer } from '@smgw/observabil
 import { recordParkedAt } from '@smgw/trace';
 import type { DeliverConfig } from './config.ts';
 import { createDeliverHandler } from './deliver-envelope.ts';
-import { DestinationSlots, destinationLimitFor } from './destination-slots.ts';
+import { DestinationSlots, destinationLimitFor, mxLimitFor } from './destination-slots.ts';
 import { loadDsnTemplates } from './dsn.ts';
 import { installFastDataStream } from './fast-data-stream.ts';
 import { deliverMetrics } from './metrics.ts';
 import { startOwnerHeartbeat } from './owner-heartbeat.ts';
-import { createTransports, type TransportSettings } from './transports.ts';
+import { SuspendedDestinations } from './suspended-destinations.ts';
+import { connectTimeoutFor, createTransports, type TransportSettings } from './transports.ts';
 
 export interface DeliverOptions {
   /** Merged into every mx-connect call (tests resolve a domain to a local sink). */
   mxConnectOptions?: TransportSettings['mxConnectOptions'];
   /** Close a destination's transport after this long unused (default 10 minutes). */
   idleCloseMs?: number;
+  /** TESTS ONLY (transports.ts): an MX may be the test's server on 127.0.0.1. Never set by main.ts. */
+  testOnlyAllowLoopbackMx?: true;
 }
 
 export interface RunningDeliver {
@@ -50,13 +53,16 @@ export async function startDeliver(
       "nodemailer's own DATA transform kept (slower)",
     );
   }
+  const connectTimeoutMs = connectTimeoutFor(config.deliverTimeoutMs);
   const transports = createTransports({
     hostname: config.hostname,
     connectionsPerDestination: config.deliverConnectionsPerDestination,
     timeoutMs: config.deliverTimeoutMs,
+    connectTimeoutMs,
     requireTlsOutside: config.deliverRequireTlsOutside,
     idleCloseMs: options.idleCloseMs,
     mxConnectOptions: options.mxConnectOptions,
+    ...(options.testOnlyAllowLoopbackMx ? { testOnlyAllowLoopbackMx: true } : {}),
   });
   const idleSweep = setInterval(() => transports.closeIdle(), 60_000);
   idleSweep.unref();
@@ -65,6 +71,8 @@ export async function startDeliver(
   const metrics = deliverMetrics(registry, () => transports.count());
   // One attempt: connect, greeting, MAIL/RCPT/DATA, each bounded by the timeout; the claim outlives all of it.
   const attemptTimeoutMs = 4 * config.deliverTimeoutMs;
+  // Domains' MX share the handlers that are not kept for the relay and the smarthost, each at most half of them.
+  const mxHandlers = mxLimitFor(config.prefetch);
   const handler = createDeliverHandler({
     pool,
     blobStore,
@@ -84,7 +92,8 @@ export async function startDeliver(
     dkim: dkimSigningOf(config),
     publish: (envelope) => mq.publish(envelope),
     recipientsTotal: metrics.recipients,
-    destinationSlots: new DestinationSlots(destinationLimitFor(config.prefetch)),
+    destinationSlots: new DestinationSlots(destinationLimitFor(config.prefetch), mxHandlers),
+    suspendedDestinations: new SuspendedDestinations(),
   });
   const consumer = await mq.consume('deliver', instrumentHandler(handler, metrics), {
     retryLadder: config.deliverRetryLadder,
@@ -103,6 +112,8 @@ export async function startDeliver(
       healthPort: health.port,
       relay: config.internalRelay,
       smarthost: config.smarthost,
+      mxHandlers,
+      connectTimeoutMs,
       dkim: config.dkimDomain ? `${config.dkimSelector}._domainkey.${config.dkimDomain}` : null,
     },
     'deliver started',

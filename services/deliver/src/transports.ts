@@ -11,8 +11,13 @@ export interface TransportSettings {
   /** EHLO name (SMGW_HOSTNAME). */
   hostname: string;
   connectionsPerDestination: number;
-  /** Connect, greeting and socket inactivity timeout. */
+  /**
+   * Greeting and socket inactivity timeout; also the bound of the whole session setup (nodemailer's
+   * connectionTimeout: connect, greeting, STARTTLS) and of finding and connecting to a domain's MX.
+   */
   timeoutMs: number;
+  /** One TCP connect, to each host tried (default connectTimeoutFor(timeoutMs)). */
+  connectTimeoutMs?: number;
   /** Refuse to hand mail for the outside (smarthost, MX) to a server without STARTTLS. */
   requireTlsOutside: boolean;
   /** A transport unused this long is closed with its connections. */
@@ -74,6 +79,52 @@ type GetSocket = NonNullable<SMTPPoolOptions['getSocket']>;
 
 const DEFAULT_IDLE_CLOSE_MS = 10 * 60 * 1000;
 
+/**
+ * One TCP connect: 30 s (Postfix's smtp_connect_timeout), or the SMTP timeout when that is shorter. Waiting for a
+ * connect as long as for a reply (5 minutes) would let each address that drops our SYNs hold a handler that long.
+ */
+export function connectTimeoutFor(timeoutMs: number): number {
+  return Math.min(30_000, timeoutMs);
+}
+
+type MxConnectError = mxConnect.MxConnectError;
+
+/**
+ * mx-connect's own connection failures (a host that did not take the connection in maxConnectTime) carry no code:
+ * given ECONNECTION, so that the bounce rules read them as the connection failures they are (network, 4.4.1).
+ */
+function withConnectionCode(err: MxConnectError): MxConnectError {
+  if (err.category === 'network' && !err.code) err.code = 'ECONNECTION';
+  return err;
+}
+
+/**
+ * mx-connect bounded as a whole, its DNS lookups and every host it tries: nodemailer's setup timer starts only once
+ * it has the socket. A connection made after the bound is closed.
+ */
+function mxConnectWithin(options: mxConnect.MxConnectOptions, withinMs: number): Promise<mxConnect.MxConnection> {
+  return new Promise((resolve, reject) => {
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      const err: MxConnectError = new Error(`no connection to an MX host of ${options.target} within ${withinMs} ms`);
+      err.code = 'ECONNECTION';
+      reject(err);
+    }, withinMs);
+    mxConnect(options).then(
+      (connection) => {
+        clearTimeout(timer);
+        if (late) connection.socket.destroy();
+        else resolve(connection);
+      },
+      (err: MxConnectError) => {
+        clearTimeout(timer);
+        reject(withConnectionCode(err));
+      },
+    );
+  });
+}
+
 /** Connects to the first host of the list that takes the connection (the agencies' relays, in order). */
 export function connectFirstReachable(
   hosts: HostPort[],
@@ -113,6 +164,7 @@ export function connectFirstReachable(
 export function createTransports(settings: TransportSettings): Transports {
   const open = new Map<string, DestinationTransport>();
   const idleCloseMs = settings.idleCloseMs ?? DEFAULT_IDLE_CLOSE_MS;
+  const connectTimeoutMs = settings.connectTimeoutMs ?? connectTimeoutFor(settings.timeoutMs);
   // MTA-STS policies are cached per domain for the life of the process (mx-connect refreshes stale ones).
   const mtaStsPolicies = new Map<string, unknown>();
   const mtaStsCache = {
@@ -128,6 +180,9 @@ export function createTransports(settings: TransportSettings): Transports {
     // whose connection dropped fails, is deferred, and goes again with a fresh stream.
     maxRequeues: 0,
     name: settings.hostname,
+    // Since nodemailer 10 this bounds the whole setup (connect, greeting, STARTTLS) from the start of getSocket, not
+    // the TCP connect alone: that one is bounded by connectTimeoutMs in our connectors below. Set to 30 s here, it
+    // would cut the greeting's wait (5 minutes in RFC 5321 §4.5.3.2.1) to what the connect left of 30 s.
     connectionTimeout: settings.timeoutMs,
     greetingTimeout: settings.timeoutMs,
     socketTimeout: settings.timeoutMs,
@@ -135,6 +190,19 @@ export function createTransports(settings: TransportSettings): Transports {
     tls: { rejectUnauthorized: false },
     logger: false,
   };
+
+  /** Connects to the first of `hosts` that takes the connection (each bounded by connectTimeoutMs). */
+  const connectingTo =
+    (hosts: HostPort[], entry: DestinationTransport): GetSocket =>
+    (_options, callback) => {
+      connectFirstReachable(hosts, connectTimeoutMs).then(
+        ({ socket, host }) => {
+          entry.remoteMta = host.host;
+          callback(null, { connection: socket });
+        },
+        (err: Error) => callback(err),
+      );
+    };
 
   function create(destination: Destination): DestinationTransport {
     const entry = { destination, remoteMta: '', inUse: 0, lastUsedAt: Date.now() } as DestinationTransport;
@@ -145,6 +213,7 @@ export function createTransports(settings: TransportSettings): Transports {
         host: destination.host.host,
         port: destination.host.port,
         requireTLS: settings.requireTlsOutside,
+        getSocket: connectingTo([destination.host], entry),
       });
     } else if (destination.kind === 'relay') {
       const first = destination.hosts[0];
@@ -153,15 +222,7 @@ export function createTransports(settings: TransportSettings): Transports {
         ...common,
         host: first?.host,
         port: first?.port,
-        getSocket: ((_options, callback) => {
-          connectFirstReachable(destination.hosts, settings.timeoutMs).then(
-            ({ socket, host }) => {
-              entry.remoteMta = host.host;
-              callback(null, { connection: socket });
-            },
-            (err: Error) => callback(err),
-          );
-        }) satisfies GetSocket,
+        getSocket: connectingTo(destination.hosts, entry),
       });
     } else {
       entry.remoteMta = destination.domain;
@@ -171,9 +232,9 @@ export function createTransports(settings: TransportSettings): Transports {
         port: 25,
         requireTLS: settings.requireTlsOutside,
         getSocket: ((_options, callback) => {
-          mxConnect({
+          const options = {
             port: 25,
-            maxConnectTime: settings.timeoutMs,
+            maxConnectTime: connectTimeoutMs,
             localHostname: settings.hostname,
             mtaSts: { enabled: true, cache: mtaStsCache },
             ...settings.mxConnectOptions,
@@ -181,7 +242,8 @@ export function createTransports(settings: TransportSettings): Transports {
             // overrides, so none can drop it.
             target: destination.domain,
             dnsOptions: mxDnsOptions(settings),
-          }).then(
+          };
+          mxConnectWithin(options, settings.timeoutMs).then(
             (connection) => {
               entry.remoteMta = connection.hostname;
               // MTA-STS "enforce": TLS with a valid certificate for the MX name, or no delivery (RFC 8461 §5).

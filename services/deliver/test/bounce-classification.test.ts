@@ -53,6 +53,13 @@ describe('classifyAnswer', () => {
     { answer: { errorCode: 'EDNS' }, result: 'deferred', category: 'dns', status: '4.4.3' },
     { answer: { errorCode: 'ENOTFOUND', permanent: true }, result: 'bounced', category: 'dns', status: '5.1.2' },
     { answer: { errorCode: 'ENULLMX', permanent: true }, result: 'bounced', category: 'null-mx', status: '5.1.10' },
+    { answer: { errorCode: 'EDESTINATIONBUSY' }, result: 'deferred', category: 'destination-busy', status: '4.4.5' },
+    {
+      answer: { errorCode: 'EDESTINATIONSUSPENDED' },
+      result: 'deferred',
+      category: 'destination-suspended',
+      status: '4.4.1',
+    },
     { answer: { errorCode: 'ESTREAM' }, result: 'deferred', category: 'other', status: '4.0.0' },
     { answer: { errorCode: 'AbortError' }, result: 'deferred', category: 'other', status: '4.0.0' },
     { answer: {}, result: 'deferred', category: 'other', status: '4.0.0' },

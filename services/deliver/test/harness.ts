@@ -16,8 +16,27 @@ import {
   waitFor,
 } from '@smgw/testing';
 import { getTrace, type MessageTrace, recordMessage } from '@smgw/trace';
+import type { DeliverDeps } from '../src/deliver-envelope.ts';
+import { loadDsnTemplates } from '../src/dsn.ts';
 
 export const testLogger: Logger = createLogger('deliver-test', process.env.SMGW_TEST_LOG_LEVEL ?? 'silent');
+
+/** What the deliver handler needs besides its transports and publisher, for tests without a broker. */
+export async function handlerDepsFor(
+  db: TestGateway['db'],
+  relayPort: number,
+): Promise<Omit<DeliverDeps, 'transports' | 'publish'>> {
+  return {
+    pool: db.pool,
+    blobStore: createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) }),
+    routing: { internalDomains: ['behoerde.example'], internalRelay: [{ host: '127.0.0.1', port: relayPort }] },
+    hostname: 'smgw.test',
+    maxMessageBytes: 10 * 1024 * 1024,
+    attemptTimeoutMs: 20_000,
+    claimLeaseMs: 60_000,
+    templates: await loadDsnTemplates(),
+  };
+}
 
 export interface World {
   gateway: TestGateway;

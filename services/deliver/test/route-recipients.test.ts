@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isPlainAddress } from '@smgw/config';
 import addressparser from 'nodemailer/lib/addressparser';
-import { DestinationSlots, destinationLimitFor } from '../src/destination-slots.ts';
 import { groupByDestination, type RoutingTable, routeRecipient } from '../src/route-recipients.ts';
 import { NOT_PLAIN_AGENCY_LOOKALIKES } from './fixtures.ts';
 
@@ -140,22 +139,5 @@ describe('routing what is not one plain address', () => {
         ['refused', ['x@evil.example;y@behoerde.example']],
       ],
     );
-  });
-});
-
-describe('deliveries at once per destination', () => {
-  it('gives a destination its limit of slots and no more, and each its own count', () => {
-    const slots = new DestinationSlots(2);
-    assert.equal(slots.take('mx:a.example'), true);
-    assert.equal(slots.take('mx:a.example'), true);
-    assert.equal(slots.take('mx:a.example'), false);
-    assert.equal(slots.take('mx:b.example'), true);
-    slots.release('mx:a.example');
-    assert.equal(slots.take('mx:a.example'), true);
-    assert.equal(slots.take('mx:a.example'), false);
-  });
-
-  it('leaves half of the handlers (SMGW_PREFETCH) to other destinations, at least 2 for one', () => {
-    assert.deepEqual([1, 2, 4, 5, 16, 50].map(destinationLimitFor), [2, 2, 2, 2, 8, 25]);
   });
 });

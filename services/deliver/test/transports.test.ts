@@ -8,7 +8,13 @@ import { type SmtpSink, startSmtpSink } from '@smgw/testing';
 import { checkOutboundGuard } from '../src/outbound-guard.ts';
 import { type Destination, routeRecipient } from '../src/route-recipients.ts';
 import { MAX_REMOTE_TEXT, type RecipientAnswer, sendToDestination } from '../src/send-to-destination.ts';
-import { connectFirstReachable, createTransports, mxDnsOptions, type TransportSettings } from '../src/transports.ts';
+import {
+  connectFirstReachable,
+  createTransports,
+  mxDnsOptions,
+  type TransportSettings,
+  type Transports,
+} from '../src/transports.ts';
 import { NOT_PLAIN_AGENCY_LOOKALIKES, sampleEnvelope, sampleMessage } from './fixtures.ts';
 
 /** A port nothing listens on (taken from the OS, then released). */
@@ -43,6 +49,25 @@ describe('transports', () => {
     requireTlsOutside: false,
     ...overrides,
   });
+
+  /** Sends a sample message from sb@behoerde.example to `to` through the transport for `destination`. */
+  function sendSample(
+    transports: Transports,
+    destination: Destination,
+    to: string[],
+    message = sampleMessage(),
+    signal?: AbortSignal,
+  ) {
+    return transports.use(destination, (t) =>
+      sendToDestination(t, {
+        raw: Readable.from([message]),
+        from: 'sb@behoerde.example',
+        to,
+        size: message.length,
+        signal,
+      }),
+    );
+  }
 
   before(async () => {
     sink = await startSmtpSink();
@@ -98,6 +123,25 @@ describe('transports', () => {
     });
     assert.equal(transports.closeIdle(Date.now() + 1000), 1);
     transports.close();
+  });
+
+  it('delivers through the smarthost over a socket it connected itself (with its own connect timeout)', async () => {
+    const transports = createTransports(settings({ connectTimeoutMs: 1000 }));
+    const message = sampleMessage('über den Smarthost');
+    const destination: Destination = {
+      kind: 'smarthost',
+      key: 'smarthost:test',
+      host: { host: '127.0.0.1', port: sink.port },
+    };
+    const [answer] = await sendSample(transports, destination, ['y@firma.example'], message);
+    const refused = createTransports(settings());
+    const elsewhere: Destination = { ...destination, host: { host: '127.0.0.1', port: await freePort() } };
+    const [none] = await sendSample(refused, elsewhere, ['z@firma.example']);
+    transports.close();
+    refused.close();
+    assert.equal(answer?.classification.result, 'delivered');
+    assert.ok(sink.messages.find((m) => m.rcptTo.includes('y@firma.example'))?.raw.equals(message));
+    assert.deepEqual(none?.classification, { result: 'deferred', category: 'network', status: '4.4.1' });
   });
 
   it("delivers to a domain's MX found by mx-connect, over the socket it opened", async () => {
@@ -170,6 +214,28 @@ describe('transports', () => {
     transports.close();
     assert.equal(answers[0]?.classification.result, 'deferred');
   });
+  it('gives up finding and connecting to an MX after the SMTP timeout, as a connection failure (DNS that never answers)', async () => {
+    const transports = createTransports(
+      settings({
+        timeoutMs: 200,
+        // a resolver that never answers (mx-connect has no overall bound of its own)
+        mxConnectOptions: { dnsOptions: { resolveRecords: () => new Promise(() => {}) }, mtaSts: { enabled: false } },
+      }),
+    );
+    const stumm: Destination = { kind: 'mx', key: 'mx:stumm.example', domain: 'stumm.example' };
+    // the attempt's own bound, far beyond: it is not what ends this send
+    const [answer] = await sendSample(
+      transports,
+      stumm,
+      ['x@stumm.example'],
+      sampleMessage(),
+      AbortSignal.timeout(60_000),
+    );
+    transports.close();
+    assert.deepEqual(answer?.classification, { result: 'deferred', category: 'network', status: '4.4.1' });
+    assert.match(answer?.error ?? '', /^no connection to an MX host of stumm\.example within 200 ms$/);
+  });
+
   it('never lets an MX lead to a loopback address, even when an override brings its own dnsOptions', async () => {
     const transports = createTransports(
       settings({
