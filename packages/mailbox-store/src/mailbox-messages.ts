@@ -73,6 +73,39 @@ export async function reserveMailboxUsage(
 }
 
 /**
+ * How long a portal draft can be sent (its draft token is valid; the portal's draft-token.ts): a portal message's
+ * reserved Sent-copy bytes (reserveMailboxUsage) wait this long for the form to be sent again, after which nobody can,
+ * and the reaper gives them back (releaseMailboxUsage). Here so that both the portal and the reaper read one value.
+ */
+export const DRAFT_MAX_AGE_MS = 2 * 24 * 60 * 60 * 1000;
+
+/**
+ * Gives `bytes` reserved by reserveMailboxUsage back to the mailbox's usage, never below 0 (a usage that drifted
+ * lower gives back what it has), under the mailbox row's lock. Undefined when there is no such mailbox (deleted
+ * meanwhile: nothing to give back); else the bytes given back and the usage after.
+ */
+export async function releaseMailboxUsage(
+  db: PoolClient,
+  mailboxId: string,
+  bytes: number,
+): Promise<{ releasedBytes: number; usageBytes: number } | undefined> {
+  if (!Number.isSafeInteger(bytes) || bytes < 0) {
+    throw new RangeError(`bytes must be a whole number >= 0, got ${bytes}`);
+  }
+  const found = await db.query<{ usage_bytes: string }>('select usage_bytes from mailboxes where id = $1 for update', [
+    mailboxId,
+  ]);
+  const row = found.rows[0];
+  if (!row) return undefined;
+  const before = Number(row.usage_bytes);
+  const releasedBytes = Math.min(before, bytes);
+  if (releasedBytes > 0) {
+    await db.query('update mailboxes set usage_bytes = usage_bytes - $2 where id = $1', [mailboxId, releasedBytes]);
+  }
+  return { releasedBytes, usageBytes: before - releasedBytes };
+}
+
+/**
  * Stores the message and adds its size to the mailbox's usage (not when `usageReserved`: reserveMailboxUsage added it
  * already); returns the row id, or undefined when this mailbox holds the message for this recipient already (a
  * redelivery: nothing is stored or counted twice).

@@ -1,5 +1,6 @@
 // The portal's tables against the real PostgreSQL: one mailbox per address, messages stored once and encrypted under
-// the mailbox's own key, one live activation token reused until it expires, no link or PIN in clear.
+// the mailbox's own key, a Sent copy's reserved usage given back once no copy will come (never below 0), one live
+// activation token reused until it expires, no link or PIN in clear.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -9,9 +10,11 @@ import { createTestDatabase, dumpHolds, dumpTestSchema, type TestDatabase } from
 import {
   createFolderMailboxKeyStore,
   decryptMessage,
+  deleteMailbox,
   ensureActivationToken,
   ensureMailbox,
   findMailbox,
+  findMailboxById,
   insertMailboxMessage,
   linkHash,
   listActivationTokens,
@@ -24,6 +27,9 @@ import {
   normalizeMailboxAddress,
   openMailboxKey,
   readMailboxMessage,
+  releaseMailboxUsage,
+  reserveMailboxUsage,
+  setMailboxPassword,
 } from '../src/index.ts';
 
 const DAY = 86_400_000;
@@ -155,5 +161,39 @@ describe('mailbox store', () => {
     assert.equal(due[0]?.secrets.pin, secrets.pin);
     await markPinMailSent(db.pool, token.id, dueAt);
     assert.equal(mine(await withTransaction(db.pool, (c) => lockDuePinMails(c, keys, dueAt, 50))).length, 0);
+  });
+
+  describe("a Sent copy's reserved usage", () => {
+    async function activeMailbox(address: string): Promise<string> {
+      const { mailbox } = await ensureMailbox(db.pool, address, keys);
+      await setMailboxPassword(db.pool, mailbox.id, '$argon2id$placeholder', new Date());
+      return mailbox.id;
+    }
+    const usage = async (id: string) => (await findMailboxById(db.pool, id))?.usageBytes;
+    const reserve = (id: string, bytes: number) =>
+      withTransaction(db.pool, (c) => reserveMailboxUsage(c, { mailboxId: id, bytes, quotaBytes: 30_000 }));
+    const release = (id: string, bytes: number) => withTransaction(db.pool, (c) => releaseMailboxUsage(c, id, bytes));
+
+    it('is given back as reserved, and the quota has room for it again', async () => {
+      const id = await activeMailbox('reserviert@mail.example');
+      assert.equal(await reserve(id, 20_000), true);
+      assert.equal(await reserve(id, 20_000), false, 'the quota is full');
+      assert.deepEqual(await release(id, 20_000), { releasedBytes: 20_000, usageBytes: 0 });
+      assert.equal(await usage(id), 0);
+      assert.equal(await reserve(id, 20_000), true, 'fits again');
+    });
+
+    it('never goes below 0, gives nothing back to a mailbox that is gone, and refuses a size that is not one', async () => {
+      const id = await activeMailbox('wenig@mail.example');
+      assert.equal(await reserve(id, 500), true);
+      assert.deepEqual(await release(id, 2000), { releasedBytes: 500, usageBytes: 0 });
+      assert.deepEqual(await release(id, 10), { releasedBytes: 0, usageBytes: 0 });
+      assert.equal(await usage(id), 0);
+      await deleteMailbox(db.pool, id);
+      assert.equal(await release(id, 100), undefined);
+      for (const bad of [-1, 1.5, Number.NaN, 2 ** 60]) {
+        await assert.rejects(release(id, bad), RangeError, String(bad));
+      }
+    });
   });
 });

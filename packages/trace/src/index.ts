@@ -407,3 +407,4 @@ export interface ParkedEnvelopeData {
 
 export * from './notice-outbox.ts';
 export * from './retention.ts';
+export * from './sent-copy-reservations.ts';

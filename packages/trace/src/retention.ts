@@ -3,6 +3,7 @@
 // events and deliver's `deliveries` rows: deleting the message row here removes all of them in one statement.
 import type { Pool, PoolClient } from '@smgw/db';
 import type { ParkedEnvelopeData } from './index.ts';
+import { openSentCopyReservation } from './sent-copy-reservations.ts';
 
 type Queryable = Pool | PoolClient;
 
@@ -11,7 +12,9 @@ type Queryable = Pool | PoolClient;
  * entry left (the cascade would take it along: it goes by its own retention first), no delivery sending or
  * deferred, no blob left (the contents go first, by SMGW_MESSAGE_RETENTION), and no copy in a portal mailbox (the
  * portal records reads in the trace, and the reaper tells the senders of unread messages when a mailbox is
- * deleted). A parked envelope leaves its recipients pending: its trace stays while it is parked.
+ * deleted). A parked envelope leaves its recipients pending: its trace stays while it is parked. Nor a portal message
+ * whose Sent copy's reserved bytes are still open (sent-copy-reservations.ts): whatever SMGW_TRACE_RETENTION is, its
+ * trace stays until the reaper gave them back, or the draft resumed from its record and stored the copy.
  */
 const TRACE_FINISHED = `
   not exists (select 1 from message_recipients r
@@ -19,7 +22,8 @@ const TRACE_FINISHED = `
   and not exists (select 1 from quarantine q where q.message_id = m.id)
   and not exists (select 1 from deliveries d where d.message_id = m.id and d.state in ('sending', 'deferred'))
   and not exists (select 1 from blobs b where b.message_id = m.id)
-  and not exists (select 1 from mailbox_messages mm where mm.message_id = m.id)`;
+  and not exists (select 1 from mailbox_messages mm where mm.message_id = m.id)
+  and not (${openSentCopyReservation('m.id')})`;
 
 /**
  * Deletes the trace of finished messages received before `before`, `batch` messages per statement (each its own

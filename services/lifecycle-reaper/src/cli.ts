@@ -10,7 +10,7 @@ import { loadReaperConfigOrExit } from './config.ts';
 import { reaperDeps } from './deps.ts';
 import type { Publisher } from './notices.ts';
 import { runSweeps } from './run-sweeps.ts';
-import { SWEEP_VERBS } from './sweeps.ts';
+import { SWEEP_NAMES, SWEEP_VERBS } from './sweeps.ts';
 
 const USAGE = 'usage: ./smgw reaper --once [--dry-run] [--as-of <ISO time>]';
 
@@ -56,6 +56,7 @@ try {
   const deps = await reaperDeps(config, { pool, keyStore: createFolderKeyStore(config), publisher, log });
   const reports = await runSweeps(deps, { now, dryRun });
   process.stdout.write(`${dryRun ? 'dry run' : 'run'} as of ${now.toISOString()}\n`);
+  const width = Math.max(...SWEEP_NAMES.map((name) => name.length)) + 1;
   for (const { sweep, outcome, items, note } of reports) {
     const [done, would] = SWEEP_VERBS[sweep] ?? ['removed', 'would remove'];
     const what =
@@ -64,7 +65,7 @@ try {
         : outcome === 'locked'
           ? 'skipped: running elsewhere'
           : 'FAILED';
-    process.stdout.write(`${sweep.padEnd(20)}${what}\n`);
+    process.stdout.write(`${sweep.padEnd(width)}${what}\n`);
   }
   process.exitCode = reports.some((r) => r.outcome === 'failed') ? 1 : 0;
 } finally {

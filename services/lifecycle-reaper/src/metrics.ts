@@ -1,5 +1,6 @@
 // The reaper's metrics: how long each sweep takes, when it last succeeded (an alert fires when that grows old), how
-// many things it removed; inactivity warnings and deletions; parked envelopes waiting for an operator.
+// many things it removed; inactivity warnings and deletions; quota bytes given back to portal mailboxes; parked
+// envelopes waiting for an operator.
 import { Counter, Gauge, Histogram, type Registry } from '@smgw/observability';
 
 export function reaperMetrics(registry: Registry) {
@@ -38,6 +39,11 @@ export function reaperMetrics(registry: Registry) {
       name: 'smgw_reaper_reclaimed_bytes_total',
       help: 'Message bytes removed, by sweep (mailbox-deletions: the raw sizes of the deleted mailboxes)',
       labelNames: ['sweep'] as const,
+      registers: [registry],
+    }),
+    releasedReservationBytes: new Counter({
+      name: 'smgw_reaper_released_reservation_bytes_total',
+      help: 'Quota bytes given back to portal mailboxes: reserved for a Sent copy that was never stored',
       registers: [registry],
     }),
     parkedEnvelopes: new Gauge({

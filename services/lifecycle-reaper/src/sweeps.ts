@@ -1,8 +1,9 @@
 // The sweeps, in the order they run: each is a purge or lifecycle function of a package, given its age from the
 // settings. The outbox of notices goes first (what a crashed round decided is sent before anything new); warnings
 // before deletions; quarantine before the message blobs, so a message whose entry just expired is finished in the
-// same round; the traces after the blobs (a trace goes only once its contents are gone); KEKs last, after the
-// blobs wrapped under them are gone.
+// same round; the Sent-copy reservations no draft can use any more before the traces (a trace whose reservation is
+// open is kept; closed, it may go in the same round); the traces after the blobs (a trace goes only once its contents
+// are gone); KEKs last, after the blobs wrapped under them are gone.
 import {
   type BlobFiles,
   type BlobStore,
@@ -13,19 +14,31 @@ import {
   purgeFinishedMessageBlobs,
   retireUnusedKeks,
 } from '@smgw/blob-store';
-import type { Pool } from '@smgw/db';
+import { type Pool, type PoolClient, withTransaction } from '@smgw/db';
 import type { Envelope } from '@smgw/envelope';
 import {
   collectOrphanMailboxKeys,
+  DRAFT_MAX_AGE_MS,
   type InactivitySchedule,
+  lockMailbox,
   type MailboxKeyStore,
   moveMailboxKeysToKeyStore,
   purgeDeadActivationTokens,
   purgeStaleArrivals,
+  releaseMailboxUsage,
 } from '@smgw/mailbox-store';
 import type { Logger } from '@smgw/observability';
 import { purgeExpiredQuarantine } from '@smgw/quarantine';
-import { deleteAbandonedMessages, expireParkedMessages, listParkedEnvelopes, purgeFinishedTraces } from '@smgw/trace';
+import {
+  type AbandonedSentCopy,
+  claimAbandonedSentCopy,
+  deleteAbandonedMessages,
+  expireParkedMessages,
+  listAbandonedSentCopies,
+  listParkedEnvelopes,
+  purgeFinishedTraces,
+  recordSentCopyAbandoned,
+} from '@smgw/trace';
 import { recordExpiryDsn } from './expiry-dsn.ts';
 import { deleteInactiveMailboxes, sendInactivityWarnings } from './inactivity.ts';
 import type { ReaperMetrics } from './metrics.ts';
@@ -39,6 +52,14 @@ export const ABANDONED_WRITE_AGE_MS = 6 * 60 * 60_000;
 export const DEAD_TOKEN_GRACE_MS = 7 * 24 * 60 * 60_000;
 /** A mailbox key without a mailbox row is kept this long: a new mailbox's key is written a moment before its row. */
 export const ORPHAN_MAILBOX_KEY_GRACE_MS = 60 * 60_000;
+/**
+ * A portal message's reserved Sent-copy bytes are given back this long after its draft's life ends (DRAFT_MAX_AGE_MS
+ * from the message's recording, itself later than the draft token's issue): portal and reaper clocks may be apart (a
+ * token is taken up to a minute ahead), and a submission may have opened its token just before it died.
+ */
+export const SENT_COPY_RELEASE_MARGIN_MS = 60 * 60_000;
+/** Sent-copy reservations given back per round, one transaction each; the rest in the next round. */
+const SENT_COPY_RELEASES = 200;
 /** Quarantine entries deleted per transaction. */
 const QUARANTINE_BATCH = 100;
 /** Legacy mailboxes given a key-store key per round. */
@@ -54,6 +75,7 @@ export const SWEEP_NAMES = [
   'mailbox-keys',
   'quarantine',
   'message-blobs',
+  'sent-copy-reservations',
   'traces',
   'refused-messages',
   'unreferenced-blobs',
@@ -72,6 +94,7 @@ export const SWEEP_VERBS: Partial<Record<SweepName, [string, string]>> = {
   'second-warnings': ['warned', 'would warn'],
   'mailbox-deletions': ['deleted', 'would delete'],
   'mailbox-keys': ['destroyed or moved', 'would destroy or move'],
+  'sent-copy-reservations': ['released', 'would release'],
   'refused-messages': ['collected', 'would collect'],
   parked: ['expired', 'would expire'],
 };
@@ -122,6 +145,7 @@ export const SWEEPS: Record<SweepName, (context: SweepContext) => Promise<number
   quarantine: async (c) => (await purgeExpiredQuarantine(c.pool, c.now, QUARANTINE_BATCH)).deleted,
   // Ages count to `now`: a message given up by the parked sweep keeps its blob for the retention after its expiry.
   'message-blobs': (c) => purgeFinishedMessageBlobs(c.pool, c.messageRetentionMs, c.blobFiles, c.now),
+  'sent-copy-reservations': (c) => releaseAbandonedSentCopies(c),
   traces: async (c) => {
     const messages = await purgeFinishedTraces(c.pool, ago(c.now, c.traceRetentionMs));
     await purgeStaleArrivals(c.pool, ago(c.now, c.traceRetentionMs));
@@ -214,4 +238,67 @@ async function collectRefusedMessages(c: SweepContext): Promise<SweepResult> {
     );
   }
   return { items: messageIds.length, note: `(${blobs} blobs, ${bytes} bytes)` };
+}
+
+/**
+ * A portal message's Sent copy has its bytes reserved in its mailbox's usage from the moment the message is recorded.
+ * When its publish was not confirmed and the user never sent the form again (or the portal died before it stored the
+ * copy), no copy ever takes them, and the mailbox would refuse mail for bytes it does not hold. Once no draft can
+ * resume the message (DRAFT_MAX_AGE_MS after it was recorded, and SENT_COPY_RELEASE_MARGIN_MS), its bytes go back to
+ * the mailbox and `message.sent-copy-abandoned` closes the reservation, in one transaction per message: given back
+ * once, whatever crashes or runs beside it. A deleted mailbox has nothing to give back: the event alone closes it.
+ * Items: reservations closed.
+ */
+async function releaseAbandonedSentCopies(c: SweepContext): Promise<SweepResult> {
+  const before = ago(c.now, DRAFT_MAX_AGE_MS + SENT_COPY_RELEASE_MARGIN_MS);
+  let closed = 0;
+  let releasedBytes = 0;
+  for (const candidate of await listAbandonedSentCopies(c.pool, before, SENT_COPY_RELEASES)) {
+    const released = await withTransaction(c.pool, (db) => releaseSentCopy(c, db, candidate, before));
+    if (!released) continue; // closed meanwhile (another reaper, or the copy was stored)
+    closed += 1;
+    releasedBytes += released.releasedBytes;
+    c.metrics?.releasedReservationBytes.inc(released.releasedBytes);
+    if (c.metrics) {
+      c.log.info(
+        {
+          code: 'REAPER_SENT_COPY_RELEASED',
+          id: candidate.messageId,
+          mailboxId: candidate.mailboxId,
+          bytes: candidate.bytes,
+          releasedBytes: released.releasedBytes,
+        },
+        "a portal message's Sent copy was never stored: its reserved bytes given back to the mailbox",
+      );
+    }
+  }
+  return { items: closed, note: `(${releasedBytes} bytes)` };
+}
+
+async function releaseSentCopy(
+  c: SweepContext,
+  db: PoolClient,
+  candidate: AbandonedSentCopy,
+  before: Date,
+): Promise<{ releasedBytes: number } | undefined> {
+  // The mailbox row first, as the portal locks it before it stores a copy: a copy stored meanwhile is seen by the
+  // claim, which reads again after its own lock.
+  const mailbox = candidate.mailboxId === undefined ? undefined : await lockMailbox(db, candidate.mailboxId);
+  const copy = await claimAbandonedSentCopy(db, candidate.messageId, before);
+  if (!copy) return undefined;
+  const usage = mailbox ? await releaseMailboxUsage(db, mailbox.id, copy.bytes) : undefined;
+  await recordSentCopyAbandoned(db, copy, {
+    stage: REAPER_STAGE,
+    reason: usage
+      ? 'no Sent copy was stored and the draft can no longer be sent: its reserved bytes given back'
+      : 'no Sent copy was stored and the mailbox is gone: nothing to give back',
+    data: {
+      mailboxId: copy.mailboxId ?? null,
+      bytes: copy.bytes,
+      releasedBytes: usage?.releasedBytes ?? 0,
+      usageBytes: usage?.usageBytes ?? null,
+    },
+    at: c.now,
+  });
+  return { releasedBytes: usage?.releasedBytes ?? 0 };
 }

@@ -1,5 +1,6 @@
 // What the reaper tests put into their schema (messages finished or not, quarantine entries, activation tokens,
-// portal mailboxes with messages) and the broker vhost its notices are published to.
+// portal mailboxes with messages, portal users' messages with their Sent copies or without) and the broker vhost its
+// notices are published to.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,20 +14,23 @@ import {
   createFolderKeyStore,
   type KeyStore,
 } from '@smgw/blob-store';
-import { withTransaction } from '@smgw/db';
+import { type PoolClient, withTransaction } from '@smgw/db';
 import { type Envelope, newMessageId } from '@smgw/envelope';
 import {
   createFolderMailboxKeyStore,
   ensureMailbox,
   insertMailboxMessage,
+  lockMailbox,
   type Mailbox,
   type MailboxKeyStore,
   openMailboxKey,
+  reserveMailboxUsage,
+  setMailboxPassword,
 } from '@smgw/mailbox-store';
 import { connectMq, type Mq } from '@smgw/mq';
 import { createLogger } from '@smgw/observability';
 import { createTestDatabase, createTestVhost, envelopeFixture, type TestDatabase, type TestVhost } from '@smgw/testing';
-import { type RecipientState, recordMessage, setRecipientState } from '@smgw/trace';
+import { type RecipientState, recordEvent, recordMessage, setRecipientState } from '@smgw/trace';
 import { loadReaperTemplates, type ReaperTemplates } from '../src/notices.ts';
 import type { ReaperDeps } from '../src/run-sweeps.ts';
 
@@ -156,6 +160,100 @@ export class World {
       dataKey.fill(0);
     }
     return { mailbox, messageIds };
+  }
+
+  /** A portal mailbox that can send (active: its user set a password). */
+  async activeMailbox(): Promise<Mailbox> {
+    const { mailbox } = await ensureMailbox(this.db.pool, `${randomUUID()}@buerger.example`, this.mailboxKeys);
+    await setMailboxPassword(this.db.pool, mailbox.id, '$argon2id$placeholder', new Date());
+    return { ...mailbox, state: 'active' };
+  }
+
+  /**
+   * What the portal's submit.ts leaves of a message its user sent at `at` before the publish (step 3, one
+   * transaction): the message's record and `message.submitted`, and its Sent copy's `bytes` reserved in the mailbox's
+   * usage. `refused`: then the broker did not confirm (the portal's `message.refused`; the user was told to send
+   * again). Returns the message id.
+   */
+  async portalMessage(mailbox: Mailbox, options: { bytes: number; at: Date; refused?: boolean }): Promise<string> {
+    const id = newMessageId(options.at.getTime());
+    const envelope = envelopeFixture({
+      id,
+      direction: 'portal',
+      mailFrom: mailbox.address,
+      recipients: ['post@behoerde.example'],
+      receivedAt: options.at.toISOString(),
+      blob: { ref: 'b'.repeat(64), sha256: 'b'.repeat(64), size: options.bytes },
+    });
+    await withTransaction(this.db.pool, async (db) => {
+      await lockMailbox(db, mailbox.id);
+      const fits = await reserveMailboxUsage(db, { mailboxId: mailbox.id, bytes: options.bytes, quotaBytes: 2 ** 40 });
+      if (!fits) throw new Error('the test mailbox cannot reserve');
+      await recordMessage(db, envelope);
+      await recordEvent(db, id, {
+        stage: 'portal',
+        event: 'message.submitted',
+        outcome: 'next',
+        data: { listener: 'portal', mailboxId: mailbox.id, size: options.bytes, blob: envelope.blob.ref },
+        at: options.at,
+      });
+    });
+    if (options.refused) {
+      await recordEvent(this.db.pool, id, {
+        stage: 'portal',
+        event: 'message.refused',
+        outcome: 'retry',
+        code: 'MQ_PUBLISH_CHANNEL_CLOSED',
+        at: options.at,
+      });
+    }
+    return id;
+  }
+
+  /**
+   * What submit.ts's step 5 stores at `at` (also when the form is sent again): the Sent copy of `bytes` on the bytes
+   * reserved for it, and `message.sent-copy-stored`, under the mailbox row's lock. `db`: in the caller's transaction.
+   */
+  async sentCopy(
+    mailbox: Mailbox,
+    messageId: string,
+    options: { bytes: number; at: Date; db?: PoolClient },
+  ): Promise<string | undefined> {
+    const store = async (db: PoolClient) => {
+      await lockMailbox(db, mailbox.id);
+      const dataKey = await openMailboxKey(this.mailboxKeys, mailbox);
+      const rowId = await insertMailboxMessage(
+        db,
+        {
+          mailboxId: mailbox.id,
+          dataKey,
+          folder: 'sent',
+          messageId,
+          recipient: mailbox.address,
+          raw: Buffer.alloc(options.bytes, 'x'),
+          receivedAt: options.at,
+        },
+        { usageReserved: true },
+      );
+      dataKey.fill(0);
+      if (rowId) {
+        await recordEvent(db, messageId, {
+          stage: 'portal',
+          event: 'message.sent-copy-stored',
+          outcome: 'next',
+          data: { mailboxId: mailbox.id, size: options.bytes },
+          at: options.at,
+        });
+      }
+      return rowId;
+    };
+    return options.db ? store(options.db) : withTransaction(this.db.pool, store);
+  }
+
+  /** The mailbox's usage (its quota's count), undefined when it is gone. */
+  async usage(mailboxId: string): Promise<number | undefined> {
+    const { rows } = await this.db.pool.query('select usage_bytes from mailboxes where id = $1', [mailboxId]);
+    return rows[0] ? Number(rows[0].usage_bytes) : undefined;
   }
 
   /** How many rows of each mailbox table name the mailbox. */

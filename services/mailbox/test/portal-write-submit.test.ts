@@ -4,22 +4,25 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
+import { withTransaction } from '@smgw/db';
 import { type Envelope, newMessageId } from '@smgw/envelope';
 import {
   createFolderMailboxKeyStore,
   ensureMailbox,
   findMailboxById,
   listMailboxMessages,
+  lockMailbox,
   type Mailbox,
   type MailboxKeyStore,
   openMailboxKey,
   readMailboxMessage,
+  releaseMailboxUsage,
   setMailboxLocked,
 } from '@smgw/mailbox-store';
 import { connectMq, type Mq } from '@smgw/mq';
 import { createLogger } from '@smgw/observability';
 import { createTestDatabase, createTestVhost, type TestDatabase, type TestVhost } from '@smgw/testing';
-import { getTrace, recordedMessage } from '@smgw/trace';
+import { claimAbandonedSentCopy, getTrace, recordedMessage, recordSentCopyAbandoned } from '@smgw/trace';
 import { simpleParser } from 'mailparser';
 import { readReplyContext } from '../src/portal/reply-context.ts';
 import { type PortalSubmission, type SubmitDeps, submitPortalMessage } from '../src/portal/submit.ts';
@@ -469,6 +472,37 @@ describe('sending a draft again', () => {
     const copyText = (await simpleParser((await sentCopy(mailbox, copy?.id ?? '')) ?? Buffer.alloc(0))).text;
     assert.match(copyText ?? '', /die erste Fassung/);
     assert.equal(await usage(), copy?.size, 'counted once');
+  });
+
+  it('after the reaper gave the reserved bytes back, a resend still on its way counts its Sent copy itself', async () => {
+    const mailbox = await citizen();
+    const input = submission(mailbox);
+    const brokerDown: SubmitDeps = {
+      ...world.deps,
+      mq: {
+        publish: async () => {
+          throw Object.assign(new Error('the channel closed'), { code: 'MQ_PUBLISH_CHANNEL_CLOSED' });
+        },
+      },
+    };
+    assert.equal((await submitPortalMessage(brokerDown, input)).kind, 'failed');
+    const recorded = await recordedMessage(world.db.pool, input.messageId);
+    assert.ok(recorded);
+    const usage = async () => (await findMailboxById(world.db.pool, mailbox.id))?.usageBytes;
+    // What the reaper's sent-copy-reservations sweep does once the draft's life is over (its own tests drive it).
+    await withTransaction(world.db.pool, async (db) => {
+      await lockMailbox(db, mailbox.id);
+      const copy = await claimAbandonedSentCopy(db, input.messageId, new Date(Date.now() + 60_000));
+      assert.ok(copy, 'the reservation is open');
+      await releaseMailboxUsage(db, mailbox.id, copy.bytes);
+      await recordSentCopyAbandoned(db, copy, { stage: 'reaper', reason: 'test', data: {}, at: new Date() });
+    });
+    assert.equal(await usage(), 0);
+
+    assert.equal((await submitPortalMessage(world.deps, input)).kind, 'sent');
+    const [copy] = await sentFolder(mailbox);
+    assert.equal(await usage(), copy?.size, 'the copy is counted, not stored on bytes given back');
+    await takeEnvelopes(world.vhost, 'smgw.scan');
   });
 
   it('twice at once: one message, one Sent copy', async () => {

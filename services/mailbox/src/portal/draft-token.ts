@@ -4,9 +4,11 @@
 // under a key derived from SMGW_MASTER_KEY: a user can neither pick an id of their own nor use another's.
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { isMessageId, newMessageId } from '@smgw/envelope';
+// A draft older than this is refused (the form is shown again with a new one). It lives in @smgw/mailbox-store:
+// after it (and a margin) the reaper gives back the quota a draft's unsent Sent copy had reserved.
+import { DRAFT_MAX_AGE_MS } from '@smgw/mailbox-store';
 
-/** A draft older than this is refused (the form is shown again with a new one). */
-export const DRAFT_MAX_AGE_MS = 2 * 24 * 60 * 60 * 1000;
+export { DRAFT_MAX_AGE_MS };
 
 /** The key for draft tokens, derived from the master key (never the master key itself). */
 export function draftTokenKey(masterKey: Uint8Array): Buffer {

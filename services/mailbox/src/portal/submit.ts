@@ -16,7 +16,8 @@
 //      with nothing recorded or published.
 //   4. Publish, confirmed by the broker. Until here nothing is visible to the user as sent; if it fails the user is
 //      told "not sent, send again", and the same draft republishes the recorded message. Its reserved bytes stay:
-//      an unconfirmed publish may have gone, and its Sent copy must still fit when the form is sent again.
+//      an unconfirmed publish may have gone, and its Sent copy must still fit when the form is sent again. Once the
+//      draft can no longer be sent (DRAFT_MAX_AGE_MS), the reaper gives unused reserved bytes back.
 //   5. The Sent copy (its bytes reserved in 3) with the trace event message.sent-copy-stored. Only now does the
 //      user see "sent".
 // A crash between 4 and 5 leaves a message that went without a Sent copy; the user saw no "sent" and may send the
@@ -42,7 +43,13 @@ import {
 } from '@smgw/mailbox-store';
 import type { Mq } from '@smgw/mq';
 import { type Logger, messageLogger } from '@smgw/observability';
-import { type RecordedMessage, recordEvent, recordedMessage, recordMessage } from '@smgw/trace';
+import {
+  type RecordedMessage,
+  recordEvent,
+  recordedMessage,
+  recordMessage,
+  sentCopyReservationReleased,
+} from '@smgw/trace';
 import { composePortalMessage, MAX_ATTACHMENTS, type PortalAttachment, uploadBytes } from './compose.ts';
 import { PortalWriteError, type PortalWriteErrorCode } from './errors.ts';
 import { decidePortalRecipients, plainAddress } from './recipients.ts';
@@ -277,6 +284,9 @@ async function publishAndKeepCopy(
     const locked = await lockMailbox(db, mailbox.id);
     if (!locked) return undefined; // deleted meanwhile: the message went, there is nowhere to keep a copy
     const dataKey = await openMailboxKey(deps.mailboxKeys, locked);
+    // The reaper gives reserved bytes back once the draft can no longer be sent (sent-copy-reservations): a resend
+    // that was still on its way then stores the copy on bytes of its own.
+    const usageReserved = !(await sentCopyReservationReleased(db, envelope.id));
     try {
       const id = await insertMailboxMessage(
         db,
@@ -290,7 +300,7 @@ async function publishAndKeepCopy(
           receivedAt: summary.now,
           summary: sentSummary,
         },
-        { usageReserved: true },
+        { usageReserved },
       );
       if (id) {
         await recordEvent(db, envelope.id, {
