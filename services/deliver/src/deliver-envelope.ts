@@ -16,7 +16,13 @@ import { type Handler, type HandlerContext, next, type Outcome, reject, retry } 
 import type { Counter } from '@smgw/observability';
 import { recordMessage } from '@smgw/trace';
 import { authenticationResultsField, withPrefix } from './authentication-results.ts';
-import { claimRecipients, loadGeneratedEnvelope, type RecipientOutcome, recordOutcomes } from './delivery-records.ts';
+import {
+  type ClaimResult,
+  claimRecipients,
+  loadGeneratedEnvelope,
+  type RecipientOutcome,
+  recordOutcomes,
+} from './delivery-records.ts';
 import { type DestinationSlots, noSlotAnswer } from './destination-slots.ts';
 import { DkimSignError, dkimSignatureFor } from './dkim-signature.ts';
 import {
@@ -107,24 +113,33 @@ async function deliverEnvelope(deps: DeliverDeps, envelope: Envelope, context: H
   const key = (recipient: string) => `${envelope.id} ${recipient}`;
   // Reserved here before the claim, synchronously: a duplicate envelope handled at the same time in this process
   // then sees them as busy instead of taking the same claim again as "its own and idle".
-  const reserved = [...new Set(envelope.recipients)].filter((r) => !sending.has(key(r)));
+  const unique = [...new Set(envelope.recipients)];
+  const reserved = unique.filter((r) => !sending.has(key(r)));
   for (const r of reserved) sending.add(key(r));
+  // Only the reserved ones are claimed; one another handler here holds is busy, whatever the database says. Claimed
+  // anyway, its row could be inserted before that handler's claim reached the database, which would then take the
+  // row over as its own idle claim: both would send.
+  const heldHere = unique.filter((r) => !reserved.includes(r));
   try {
     const claimAll = () =>
       claimRecipients(
         deps.pool,
         { id: envelope.id, blobRef: envelope.blob.ref },
-        envelope.recipients,
+        reserved,
         deps.claimLeaseMs,
         owner && { id: owner.id, deadAfterMs: owner.deadAfterMs, idle: reserved },
       );
     // The message's rows normally exist (whoever made the envelope recorded it); when they do not (a parked
     // envelope moved back after retention removed them, say), they are written and the claim is tried once more.
-    const claim = await claimAll().catch(async (err: unknown) => {
-      if ((err as { code?: unknown }).code !== FOREIGN_KEY_VIOLATION) throw err;
-      await recordMessage(deps.pool, envelope);
-      return claimAll();
-    });
+    const claim: ClaimResult =
+      reserved.length === 0
+        ? { claimed: [], done: [], busy: [], dsnMessageIds: [] }
+        : await claimAll().catch(async (err: unknown) => {
+            if ((err as { code?: unknown }).code !== FOREIGN_KEY_VIOLATION) throw err;
+            await recordMessage(deps.pool, envelope);
+            return claimAll();
+          });
+    claim.busy.push(...heldHere);
     return await deliverClaimed(deps, envelope, context, claim, prefix);
   } finally {
     for (const r of reserved) sending.delete(key(r));

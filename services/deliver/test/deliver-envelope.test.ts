@@ -157,6 +157,49 @@ describe('deliver handler', () => {
     assert.equal(relay.messages.filter((m) => m.rcptTo.includes('claimed@behoerde.example')).length, 1);
   });
 
+  it('sends an envelope handled twice at once in one process once, whichever claim reaches the database first', async () => {
+    const { startOwnerHeartbeat } = await import('../src/owner-heartbeat.ts');
+    const owner = await startOwnerHeartbeat(db.pool, testLogger, {
+      heartbeatMs: 60_000,
+      fenceAfterMs: 5_000,
+      deadAfterMs: 10_000,
+    });
+    // The first handler's claim waits until the second handler has claimed (or is done): as when its query sat
+    // behind others, so the second's claim reaches the database first.
+    let firstClaimMayGo!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      firstClaimMayGo = resolve;
+    });
+    let claims = 0;
+    const pool = new Proxy(db.pool, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target);
+        if (property !== 'query') return typeof value === 'function' ? value.bind(target) : value;
+        return async (...args: Parameters<typeof target.query>) => {
+          const statement = args[0] as unknown as { name?: string };
+          const claim = statement?.name === 'deliver-claim' ? ++claims : 0;
+          if (claim === 1) await gate;
+          const result = await (target.query as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          if (claim === 2) firstClaimMayGo();
+          return result;
+        };
+      },
+    });
+    const handleTwice = createDeliverHandler({ ...deps, pool, owner, sending: new Set() });
+    try {
+      const envelope = await stored({ recipients: ['zugleich@behoerde.example'] });
+      const first = handleTwice(envelope, context());
+      const second = await handleTwice(envelope, context());
+      firstClaimMayGo();
+      const outcomes = [await first, second];
+      assert.equal(relay.messages.filter((m) => m.rcptTo.includes('zugleich@behoerde.example')).length, 1);
+      assert.deepEqual(outcomes.map((o) => o.kind).sort(), ['next', 'retry']);
+    } finally {
+      firstClaimMayGo();
+      await owner.close();
+    }
+  });
+
   it('takes over a claim whose owning instance stopped or whose heartbeat is stale, and leaves a live one alone', async () => {
     const { startOwnerHeartbeat } = await import('../src/owner-heartbeat.ts');
     const timing = { heartbeatMs: 60_000, fenceAfterMs: 5_000, deadAfterMs: 10_000 };
