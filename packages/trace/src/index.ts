@@ -84,6 +84,16 @@ const RECORD_MESSAGE_TEXT = `with message as (
    ${insertEvents('$15')}`;
 
 /**
+ * Takes the message's row for the rest of the caller's transaction, so that work on one message that must not run
+ * twice at once (a notice, a reservation given back) runs in turn. `for no key update`: stages that record events of
+ * the message meanwhile (their key share lock) are not held up. False when there is no such message.
+ */
+export async function lockMessageRow(db: PoolClient, messageId: string): Promise<boolean> {
+  const locked = await db.query('select 1 from messages where id = $1 for no key update', [messageId]);
+  return (locked.rowCount ?? 0) > 0;
+}
+
+/**
  * Records an accepted message and its recipients (state pending), and `events` of it, in one statement: all or
  * nothing, one round trip and one commit (issue 12: a statement per row was most of a message's database time).
  * Idempotent on the message id and on each recipient; the events are written every time. `alongside` commits with it.

@@ -6,7 +6,7 @@
 // draft can no longer be sent again is given back by the reaper, which closes it with `message.sent-copy-abandoned`
 // in the same transaction: after either closing event nothing touches the reservation again.
 import type { Pool, PoolClient } from '@smgw/db';
-import { recordEvent } from './index.ts';
+import { lockMessageRow, recordEvent } from './index.ts';
 
 type Queryable = Pool | PoolClient;
 
@@ -95,9 +95,7 @@ export async function claimAbandonedSentCopy(
   messageId: string,
   before: Date,
 ): Promise<AbandonedSentCopy | undefined> {
-  // no key update: does not stop a stage that records an event of the message meanwhile (its key share lock).
-  const locked = await db.query('select 1 from messages where id = $1 for no key update', [messageId]);
-  if ((locked.rowCount ?? 0) === 0) return undefined;
+  if (!(await lockMessageRow(db, messageId))) return undefined;
   const [copy] = await selectAbandonedSentCopies(db, before, 1, messageId);
   return copy;
 }

@@ -1,11 +1,12 @@
 // Quarantining a message together with its trace: one transaction, idempotent on the envelope's entry (unique on
 // message, blob and direction: @smgw/quarantine), so a redelivered envelope finds its entry and the notice made the
 // first time. A message split into an internal and an outbound envelope gets one entry per envelope (each released on
-// its own) and one notice (the sender is told once).
+// its own) and one notice (the sender is told once, also when both halves are scanned at the same time: their
+// transactions take the message row in turn, and the second one publishes no notice of its own).
 import { type Pool, withTransaction } from '@smgw/db';
 import type { Envelope } from '@smgw/envelope';
 import { findQuarantineEntry, insertQuarantineEntry, type QuarantineVerdict, siblingHasNotice } from '@smgw/quarantine';
-import { hasEvent, recordEvent, recordMessage, setRecipientState } from '@smgw/trace';
+import { hasEvent, lockMessageRow, recordEvent, recordMessage, setRecipientState } from '@smgw/trace';
 
 export interface QuarantineRecord {
   envelope: Envelope;
@@ -40,6 +41,10 @@ export async function quarantineMessage(pool: Pool, record: QuarantineRecord): P
       : await record.makeNotice();
   return withTransaction(pool, async (db) => {
     await recordMessage(db, envelope);
+    // The halves of one message (split by direction at ingest) are scanned at once as often as not: one at a time
+    // from here, and the second sees the first's notice, so the sender is told once.
+    await lockMessageRow(db, envelope.id);
+    const told = notice !== undefined && !before && (await siblingHasNotice(db, envelope));
     let quarantineId = await insertQuarantineEntry(db, {
       envelope,
       verdict: record.verdict,
@@ -47,10 +52,10 @@ export async function quarantineMessage(pool: Pool, record: QuarantineRecord): P
       detail: record.detail,
       quarantinedAt: record.now,
       expiresAt: record.expiresAt,
-      notice,
+      notice: told ? undefined : notice,
     });
     let created = quarantineId !== undefined;
-    let published = notice;
+    let published = told ? undefined : notice;
     if (!quarantineId) {
       // A concurrent or earlier delivery won: use its entry and its notice.
       const existing = await findQuarantineEntry(db, envelope);

@@ -376,6 +376,60 @@ describe('redelivery', () => {
   });
 });
 
+describe('both halves of a split message at the same time', () => {
+  it("tells the sender once: the second half sees the first one's notice and publishes none", async () => {
+    const internal = await received(mailWithAttachment('eicar.com', EICAR), 'internal');
+    const outbound = {
+      ...internal,
+      direction: 'outbound' as const,
+      recipients: ['citizen@mail.example'],
+      itinerary: ['scan', 'encrypt', 'deliver'] as Envelope['itinerary'],
+    };
+    await recordMessage(db.pool, outbound);
+    // Both make their notice before either records its entry: the first half's notice is written only once the
+    // second half wrote its own (it had found no sibling notice then) or was done.
+    let secondWroteItsNotice!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      secondWroteItsNotice = resolve;
+    });
+    const waitingStore: BlobStore = {
+      ...blobStore,
+      put: async (...args: Parameters<BlobStore['put']>) => {
+        await gate;
+        return blobStore.put(...args);
+      },
+    };
+    const signallingStore: BlobStore = {
+      ...blobStore,
+      put: async (...args: Parameters<BlobStore['put']>) => {
+        const put = await blobStore.put(...args);
+        secondWroteItsNotice();
+        return put;
+      },
+    };
+    const first = scanEnvelope({ ...deps, blobStore: waitingStore }, internal, handlerContext());
+    const second = scanEnvelope({ ...deps, blobStore: signallingStore }, outbound, handlerContext()).finally(() =>
+      secondWroteItsNotice(),
+    );
+    const notices = [...envelopesOf(await first), ...envelopesOf(await second)];
+    assert.equal(notices.length, 1, `published notices: ${notices.map((n) => n.id).join(', ')}`);
+    const entries = await db.pool.query(
+      'select direction, notice_envelope is not null as has_notice from quarantine where message_id = $1 order by direction',
+      [internal.id],
+    );
+    assert.deepEqual(
+      entries.rows.map((r) => [r.direction, r.has_notice]).filter(([, has]) => has).length,
+      1,
+      'one entry holds the notice',
+    );
+    const trace = await getTrace(db.pool, internal.id);
+    const noticeIdOf = (data: unknown) => (data as { noticeMessageId?: string | null } | undefined)?.noticeMessageId;
+    const naming = trace?.events.filter((e) => e.event === 'message.quarantined' && noticeIdOf(e.data));
+    assert.equal(naming?.length, 1);
+    assert.equal(noticeIdOf(naming?.[0]?.data), notices[0]?.id);
+  });
+});
+
 describe('when clamd gives no verdict', () => {
   it('retries with CLAMD_UNREACHABLE and counts it when nothing listens', async () => {
     const envelope = await received(textMail('hallo'));
