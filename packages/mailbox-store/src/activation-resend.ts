@@ -67,7 +67,23 @@ export async function lockDueResentLinkMails(
         for update of t skip locked`,
     [now, limit],
   );
-  return openDueTokens(keys, found.rows);
+  const due = [];
+  for (const row of found.rows) if (await stillDue(db, row.id, now)) due.push(row);
+  return openDueTokens(keys, due);
+}
+
+/**
+ * Whether the locked token's link mail is still due, read again in a statement of its own: "mailed" is a row of
+ * mailbox_audit, not of the locked token, so the locking statement's snapshot may predate another replica's commit
+ * of it (the token row itself did not change, so PostgreSQL does not read it again). Without this second look both
+ * replicas would send the link.
+ */
+async function stillDue(db: PoolClient, tokenId: string, now: Date): Promise<boolean> {
+  const found = await db.query(`select 1 from mailbox_tokens t ${DUE_RESENT_LINK_MAILS_WHERE} and t.id = $2`, [
+    now,
+    tokenId,
+  ]);
+  return (found.rowCount ?? 0) > 0;
 }
 
 /**
@@ -80,13 +96,19 @@ export async function lockNextDueResentLinkMail(
   now: Date,
   skip: readonly string[] = [],
 ): Promise<OpenedDueToken | undefined> {
-  const found = await db.query(
-    `${DUE_TOKENS_FROM} ${DUE_RESENT_LINK_MAILS_WHERE} and t.id <> all($2::text[])
-      order by t.created_at limit 1
-        for update of t skip locked`,
-    [now, skip],
-  );
-  return found.rows[0] ? openDueToken(keys, found.rows[0]) : undefined;
+  const passed = [...skip];
+  for (;;) {
+    const found = await db.query(
+      `${DUE_TOKENS_FROM} ${DUE_RESENT_LINK_MAILS_WHERE} and t.id <> all($2::text[])
+        order by t.created_at limit 1
+          for update of t skip locked`,
+      [now, passed],
+    );
+    const row = found.rows[0];
+    if (!row) return undefined;
+    if (await stillDue(db, row.id, now)) return openDueToken(keys, row);
+    passed.push(row.id); // mailed by another replica meanwhile
+  }
 }
 
 /** The link mail of a resend went out (published): recorded, so it is not sent again. */
