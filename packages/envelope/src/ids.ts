@@ -1,5 +1,5 @@
-import { randomBytes, randomFillSync } from 'node:crypto';
-import { monotonicFactory } from 'ulid';
+import { createHash, randomBytes, randomFillSync } from 'node:crypto';
+import { encodeTime, monotonicFactory } from 'ulid';
 
 /**
  * ulid's PRNG: a uniform value in [0, 1) from the system CSPRNG, drawn from a pool of random bytes refilled in
@@ -43,6 +43,21 @@ export function isMessageId(value: unknown): value is string {
 /** A new gateway message id: a ULID, so ids sort by the time they were given out. */
 export function newMessageId(now: number = Date.now()): string {
   return nextUlid(now);
+}
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/**
+ * The same gateway id every time it is made for `key` (and `time`, ms since the epoch: its ULID time part). For a
+ * mail the gateway may make again after a failure it cannot see through (a publish whose confirm was lost, a crash
+ * before the commit that marks it sent): made again under the same id, deliver knows it as the same mail and sends
+ * it once. `key` names the mail, e.g. its kind and the token it belongs to.
+ */
+export function messageIdFor(key: string, time: number): string {
+  const digest = createHash('sha256').update(key, 'utf8').digest();
+  let rest = '';
+  for (let i = 0; i < 16; i++) rest += CROCKFORD[(digest[i] as number) >> 3];
+  return encodeTime(time, 10) + rest;
 }
 
 /** A new W3C trace id (16 random bytes as lowercase hex). */

@@ -6,6 +6,7 @@ import {
   isMessageId,
   itineraryFor,
   MESSAGE_ID_PATTERN_ANY_CASE,
+  messageIdFor,
   newEnvelope,
   newMessageId,
   newTraceId,
@@ -159,5 +160,17 @@ describe('message ids', () => {
     assert.ok(pattern.test(newMessageId()));
     assert.equal(pattern.test('01arz3ndektsv4rrffq69g5fau'), false);
     assert.equal(pattern.test('01ARZ3NDEKTSV4RRFFQ69G5FA'), false);
+  });
+});
+
+describe('messageIdFor', () => {
+  it('gives the same well-formed id for the same key and time, and another for another key', () => {
+    const at = Date.parse('2026-03-01T10:00:00Z');
+    const id = messageIdFor('pin-mail\0token-1', at);
+    assert.ok(isMessageId(id), id);
+    assert.equal(messageIdFor('pin-mail\0token-1', at), id);
+    assert.notEqual(messageIdFor('pin-mail\0token-2', at), id);
+    assert.notEqual(messageIdFor('activation-resent\0token-1', at), id);
+    assert.ok(id < messageIdFor('pin-mail\0token-1', at + 1000), 'sorts by its time, as the other ids do');
   });
 });

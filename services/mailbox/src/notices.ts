@@ -140,9 +140,13 @@ export interface Notice {
  */
 export async function noticeEnvelope(
   deps: NoticeDeps,
-  input: Omit<NoticeInput, 'id' | 'hostname'> & { traceId: string },
+  input: Omit<NoticeInput, 'id' | 'hostname'> & {
+    traceId: string;
+    /** The notice's id when it must be the same each time it is made (messageIdFor); else a new one. */
+    id?: string | undefined;
+  },
 ): Promise<Notice> {
-  const id = newMessageId(input.now.getTime());
+  const id = input.id ?? newMessageId(input.now.getTime());
   const mail = buildNoticeMail(deps.templates, { ...input, id, hostname: deps.hostname });
   const blob = await deps.blobStore.stage(mail.createReadStream(), { messageId: id, maxBytes: SMALL_BLOB_BYTES });
   const envelope = generatedEnvelope({

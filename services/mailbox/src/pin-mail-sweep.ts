@@ -7,7 +7,7 @@
 // for now (broker, blob store) is deferred by `retryDelayMs`, behind the tokens due before then.
 import type { BlobStore } from '@smgw/blob-store';
 import { type Pool, withTransaction } from '@smgw/db';
-import type { Envelope } from '@smgw/envelope';
+import { type Envelope, messageIdFor } from '@smgw/envelope';
 import {
   abandonTokenMails,
   type DuePinMail,
@@ -123,6 +123,8 @@ async function sendPinMail(deps: PinMailDeps, { token, address, secrets }: DuePi
     // A token of self-registration or re-activation has no message: its mails get a trace of their own.
     traceId: token.traceId ?? token.id.replaceAll('-', ''),
     relatesTo: token.messageId ?? undefined,
+    // The same id on every try: a try whose publish went but whose confirm was lost is not a second PIN mail.
+    id: messageIdFor(`pin-mail\0${token.id}`, token.createdAt.getTime()),
     now,
   });
   // Committed before publishing: deliver records against the message row.

@@ -7,6 +7,7 @@
 // mailbox key is gone or does not open is abandoned (never tried again), one whose mail failed for now is left for
 // the next tick and holds none of the others.
 import { withTransaction } from '@smgw/db';
+import { messageIdFor } from '@smgw/envelope';
 import {
   abandonTokenMails,
   type DuePinMail,
@@ -81,6 +82,8 @@ async function sendResentLinkMail(deps: PinSweepDeps, resend: DuePinMail, now: D
     },
     // No message made this token: its mails get a trace of their own, the one its PIN mail uses too.
     traceId: resend.token.id.replaceAll('-', ''),
+    // The same id on every try: a try whose publish went but whose confirm was lost is not a second link mail.
+    id: messageIdFor(`activation-resent\0${resend.token.id}`, resend.token.createdAt.getTime()),
     now,
   });
   await recordNotice(deps.pool, notice, undefined, now);
