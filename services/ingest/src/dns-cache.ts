@@ -70,6 +70,21 @@ export function withDnsCache(lookup: DnsLookup, options: DnsCacheOptions): DnsLo
     const answer = kept.get(key) ?? (await ask(key, name, type));
     // Every caller gets its own copy: mailauth may change what it is given.
     if ('answer' in answer) return structuredClone(answer.answer) as never;
-    throw Object.assign(new Error(answer.message), { code: answer.code });
+    throw negativeAnswer(answer.message, answer.code);
   };
+}
+
+/**
+ * The error a kept "no such name / record" answer is thrown as, without a stack trace: a stack would say nothing
+ * about the zone, and capturing one for each of the several negative answers a message meets (no DMARC record, no
+ * DKIM key, …) was about 0.2 ms of ingest's CPU per message under load.
+ */
+function negativeAnswer(message: string, code: string): Error {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return Object.assign(new Error(message), { code });
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }
