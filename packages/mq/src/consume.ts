@@ -183,7 +183,7 @@ export class AmqpStageConsumer implements StageConsumer {
       const head = envelope.itinerary[0] ?? 'nothing';
       plan = { kind: 'park', envelope, code: PARK_CODES.envelopeMisrouted, reason: `itinerary starts with ${head}` };
     } else {
-      const outcome = await this.#runHandler(envelope, log);
+      const outcome = await this.#runHandler(envelope, log, message.fields.redelivered === true);
       plan = planOutcome(stage, envelope, outcome, options.retryLadder);
     }
 
@@ -211,12 +211,13 @@ export class AmqpStageConsumer implements StageConsumer {
     return 'ack';
   }
 
-  async #runHandler(envelope: Envelope, log: Logger): Promise<Outcome> {
+  async #runHandler(envelope: Envelope, log: Logger, redelivered: boolean): Promise<Outcome> {
     const { handler, options } = this.#deps;
     try {
       return await handler(envelope, {
         attempt: envelope.attempt,
         lastAttempt: isLastAttempt(envelope.attempt, options.retryLadder),
+        redelivered,
         log,
         signal: this.#abort.signal,
       });

@@ -16,6 +16,11 @@ export interface HandlerContext {
   attempt: number;
   /** True when a `retry` outcome now would park (or, for deliver, when the ladder is exhausted). */
   lastAttempt: boolean;
+  /**
+   * The broker delivered this envelope before (a consumer died or lost its channel, or an outcome could not be
+   * finished): an earlier handling may have published its results already. Absent in tests: false.
+   */
+  redelivered?: boolean;
   /** Logger with messageId and traceId bound. */
   log: Logger;
   /** Aborted when the process is shutting down and in-flight work should wrap up. */

@@ -214,6 +214,32 @@ describe('consume', () => {
     }
   });
 
+  it('tells the handler an envelope is redelivered: one whose outcome could not be finished comes back so marked', async () => {
+    const envelope = testEnvelope(['scan', 'deliver']);
+    const seen: Array<boolean | undefined> = [];
+    const consumer = await mq.consume(
+      'scan',
+      async (_envelope, context) => {
+        seen.push(context.redelivered);
+        return reject('POLICY', 'not allowed');
+      },
+      {
+        retryLadder: LADDER,
+        prefetch: 1,
+        onParked: async () => {
+          if (seen.length === 1) throw new Error('trace database unreachable');
+        },
+      },
+    );
+    try {
+      await mq.publish(envelope);
+      await raw.take(parkedQueue('scan'), hasEnvelopeId(envelope.id), 'the parked envelope');
+      assert.deepEqual(seen, [false, true]);
+    } finally {
+      await consumer.drain();
+    }
+  });
+
   it('parks a payload that is not an envelope as it came, with ENVELOPE_INVALID, and keeps consuming', async () => {
     const garbage = Buffer.from(`{"not": "an envelope" ${Date.now()}`);
     const envelope = testEnvelope(['encrypt', 'deliver']);

@@ -271,6 +271,24 @@ export async function hasEvent(
   return (found.rowCount ?? 0) > 0;
 }
 
+/**
+ * The recipients of a message a stage recorded one of `events` for, with the latest such event each: what the stage
+ * decided on an earlier handling (a redelivery must not decide anew where that could send a recipient two ways).
+ */
+export async function recipientEventsOf(
+  db: Queryable,
+  messageId: string,
+  match: { stage: string; events: readonly string[] },
+): Promise<Map<string, string>> {
+  const { rows } = await db.query<{ recipient: string; event: string }>(
+    `select distinct on (recipient) recipient, event from message_events
+      where message_id = $1 and stage = $2 and event = any($3::text[]) and recipient is not null
+      order by recipient, id desc`,
+    [messageId, match.stage, [...match.events]],
+  );
+  return new Map(rows.map((r) => [r.recipient, r.event]));
+}
+
 /** What was recorded of a message when it entered (recordMessage), for rebuilding its envelope. */
 export interface RecordedMessage {
   id: string;

@@ -26,7 +26,39 @@ export type PortalReasonCode =
   /** an OpenPGP key exists but no operator has approved it */
   | 'ENCRYPT_PGP_KEY_PENDING'
   /** the approved OpenPGP key is expired, revoked, weak or has no encryption key */
-  | 'ENCRYPT_PGP_KEY_UNUSABLE';
+  | 'ENCRYPT_PGP_KEY_UNUSABLE'
+  /** an earlier handling of this message handed the recipient to the portal (a redelivery keeps that way) */
+  | 'ENCRYPT_PORTAL_EARLIER';
+
+/** How an earlier handling of the message sent a recipient on: to the portal, or encrypted to deliver. */
+export type EarlierRoute = 'portal' | 'encrypted';
+
+/**
+ * An earlier handling sent the recipient on encrypted, and no usable key is left now: handing it to the portal could
+ * bring it the message twice (encrypted and in the portal), so the envelope retries, and parks after the last try.
+ */
+export class EarlierFormUnavailableError extends Error {
+  readonly code = 'ENCRYPT_EARLIER_FORM_UNAVAILABLE';
+}
+
+/**
+ * The choice for a recipient of a redelivered message: the way an earlier handling sent it on, whose children may have
+ * gone already. Mailbox and deliver each take a message once per recipient, but neither knows the other: a recipient
+ * once handed to the portal stays there, and one once encrypted is never handed to the portal as well.
+ */
+export function keepEarlierRoute(choice: RecipientChoice, earlier: EarlierRoute | undefined): RecipientChoice {
+  if (earlier === 'portal' && choice.form !== 'portal') {
+    const why = 'handed to the portal on an earlier handling of this message: kept there, not also sent encrypted';
+    return { form: 'portal', recipient: choice.recipient, code: 'ENCRYPT_PORTAL_EARLIER', why };
+  }
+  if (earlier === 'encrypted' && choice.form === 'portal') {
+    throw new EarlierFormUnavailableError(
+      `${choice.recipient} was sent on encrypted on an earlier handling and has no usable key now (${choice.why}): ` +
+        'not handed to the portal as well',
+    );
+  }
+  return choice;
+}
 
 /** Revocation of a certificate could not be fetched now: the envelope retries instead of choosing another form. */
 export class RevocationUnavailableError extends Error {

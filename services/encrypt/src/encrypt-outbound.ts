@@ -10,8 +10,9 @@ import { checkWholeMessageEncrypted, encryptedFormOf } from '@smgw/crypto';
 import { advance, type Envelope, forRecipients, rerouteAfterCurrent, withBlob, withVerdict } from '@smgw/envelope';
 import { splitMessage } from '@smgw/mime';
 import { type HandlerContext, next, type Outcome } from '@smgw/mq';
-import { recordEvent, recordEvents, type TraceEvent } from '@smgw/trace';
+import { recipientEventsOf, recordEvent, recordEvents, type TraceEvent } from '@smgw/trace';
 import { forgetSigningKeys } from './agency-signing.ts';
+import type { EarlierRoute } from './choose-form.ts';
 import { type CopyDeps, type EncryptedCopy, encryptCopy } from './encrypt-copies.ts';
 import { type KeyLookupDeps, lookUpOutboundKeys } from './outbound-keys.ts';
 import { namedInHeader, outerHeaderPairs, passThroughMessage } from './outer-headers.ts';
@@ -77,7 +78,13 @@ export async function encryptOutbound(
 
   const keys = await lookUpOutboundKeys(deps, envelope, at);
   try {
-    const plan = planOutbound(keys, { lastAttempt: context.lastAttempt, namedInHeader: namedInHeader(fields) });
+    // Redelivered, its children may have gone already: each recipient goes the way it went then.
+    const earlier = context.redelivered ? await earlierRoutes(deps, envelope.id) : undefined;
+    const plan = planOutbound(keys, {
+      lastAttempt: context.lastAttempt,
+      namedInHeader: namedInHeader(fields),
+      earlier,
+    });
     const copies: EncryptedCopy[] = [];
     try {
       for (const copy of plan.copies)
@@ -107,6 +114,17 @@ export async function encryptOutbound(
   } finally {
     forgetSigningKeys(keys.signing);
   }
+}
+
+/** How this stage sent each recipient on before (its recipient events), for a redelivered envelope. */
+async function earlierRoutes(deps: OutboundDeps, messageId: string): Promise<Map<string, EarlierRoute>> {
+  const events = await recipientEventsOf(deps.pool, messageId, {
+    stage: 'encrypt',
+    events: ['recipient.to-portal', 'recipient.encrypted'],
+  });
+  return new Map(
+    [...events].map(([recipient, event]) => [recipient, event === 'recipient.to-portal' ? 'portal' : 'encrypted']),
+  );
 }
 
 /**

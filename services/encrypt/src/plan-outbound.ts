@@ -7,7 +7,7 @@
 // every other recipient (a Bcc recipient) gets a copy of its own, which names it alone (issue 8, finding 6).
 import type { ArmoredPrivateKey, ContentCipher, SigningKey } from '@smgw/crypto';
 import type { NotSigned } from './agency-signing.ts';
-import { chooseForm, type RecipientChoice } from './choose-form.ts';
+import { chooseForm, type EarlierRoute, keepEarlierRoute, type RecipientChoice } from './choose-form.ts';
 import type { OutboundKeys } from './outbound-keys.ts';
 import { contentCipherFor, keyTransportFor, type RecipientKeyAlgorithm } from './smime-ciphers.ts';
 
@@ -47,11 +47,18 @@ export interface PlanOptions {
   lastAttempt: boolean;
   /** The addresses in the message's To and Cc fields, lower-cased: these recipients may share a copy. */
   namedInHeader: ReadonlySet<string>;
+  /** For a redelivered message: how an earlier handling sent each recipient on (keepEarlierRoute). */
+  earlier?: ReadonlyMap<string, EarlierRoute> | undefined;
 }
 
-/** Throws RevocationUnavailableError (choose-form.ts) when a recipient's form has to wait for revocation. */
+/**
+ * Throws RevocationUnavailableError (choose-form.ts) when a recipient's form has to wait for revocation, and
+ * EarlierFormUnavailableError when a redelivered recipient cannot go the way it went before.
+ */
 export function planOutbound(keys: OutboundKeys, options: PlanOptions): OutboundPlan {
-  const choices = keys.recipients.map((recipientKeys) => chooseForm(recipientKeys, options.lastAttempt));
+  const choices = keys.recipients.map((recipientKeys) =>
+    keepEarlierRoute(chooseForm(recipientKeys, options.lastAttempt), options.earlier?.get(recipientKeys.recipient)),
+  );
   // '' is the group of the recipients named in To/Cc; any other recipient is a group by itself.
   const groupOf = (recipient: string) => (options.namedInHeader.has(recipient.toLowerCase()) ? '' : recipient);
   // AES-256-GCM only when every recipient of the copy announced it (smime-ciphers.ts).

@@ -24,11 +24,13 @@ describe('the encrypt handler', () => {
   let db: TestDatabase;
   let pki: TestPki;
   let blobStore: BlobStore;
+  let trustedCa: () => Promise<Awaited<ReturnType<TestPki['ca']>>>;
 
   before(async () => {
     [db, pki] = await Promise.all([createTestDatabase(), createTestPki()]);
     blobStore = createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) });
     const ca = await pki.ca('Handler-Test-CA');
+    trustedCa = async () => ca;
     await insertTrustAnchor(db.pool, ca.der);
     // Nothing listens on port 9 of this machine: the CRL cannot be fetched.
     await insertCertificate(
@@ -63,6 +65,44 @@ describe('the encrypt handler', () => {
     const [child] = last.kind === 'next' ? last.envelopes : [];
     assert.deepEqual(child?.itinerary, ['mailbox']);
     assert.equal(child?.verdicts.crypto?.status, 'portal');
+  });
+
+  it('sends a redelivered recipient the way it went before: handed to the portal, it stays there though a key came', async () => {
+    const envelope = await outbound('spaeter@buerger.example');
+    const first = await encryptEnvelope(deps({ revocationMode: 'off' }), envelope, handlerContext());
+    assert.deepEqual(first.kind === 'next' && first.envelopes.map((e) => e.itinerary), [['mailbox']]);
+    // Its certificate arrives before the broker delivers the envelope again (the first ack was lost).
+    await insertCertificate(db.pool, await pki.leaf(await trustedCa(), 'spaeter@buerger.example'));
+    const another = await outbound('spaeter@buerger.example');
+    const fresh = await encryptEnvelope(deps({ revocationMode: 'off' }), another, handlerContext());
+    assert.deepEqual(fresh.kind === 'next' && fresh.envelopes.map((e) => e.itinerary), [['deliver']], 'a key now');
+
+    const again = await encryptEnvelope(
+      deps({ revocationMode: 'off' }),
+      envelope,
+      handlerContext({ redelivered: true }),
+    );
+    assert.equal(again.kind, 'next', JSON.stringify(again));
+    const [child, ...more] = again.kind === 'next' ? again.envelopes : [];
+    assert.equal(more.length, 0);
+    assert.deepEqual(child?.itinerary, ['mailbox'], 'not also to deliver: mailbox and deliver do not know each other');
+  });
+
+  it('does not hand a redelivered recipient to the portal that went encrypted before and has no key now', async () => {
+    const certificate = await pki.leaf(await trustedCa(), 'frueher@buerger.example');
+    await insertCertificate(db.pool, certificate);
+    const envelope = await outbound('frueher@buerger.example');
+    const first = await encryptEnvelope(deps({ revocationMode: 'off' }), envelope, handlerContext());
+    assert.deepEqual(first.kind === 'next' && first.envelopes.map((e) => e.itinerary), [['deliver']]);
+    await db.pool.query('delete from certificates where fingerprint = $1', [certificate.fingerprint]);
+
+    const again = await encryptEnvelope(
+      deps({ revocationMode: 'off' }),
+      envelope,
+      handlerContext({ redelivered: true }),
+    );
+    assert.equal(again.kind, 'retry', JSON.stringify(again));
+    assert.equal(again.kind === 'retry' && again.code, 'ENCRYPT_EARLIER_FORM_UNAVAILABLE');
   });
 
   it('retries, and sends nothing on, when the database is unreachable', async () => {
