@@ -55,9 +55,27 @@ export interface ParkedEnvelope {
 }
 
 /**
- * Messages whose trace ends with `envelope.parked` (written by each stage's onParked before it parks): parked and
- * not replayed since. Oldest first, at most `limit`, with the total and the oldest time over all of them. An
- * envelope the broker dead-lettered on its own (delivery limit) or that could not be parsed has no such event.
+ * An `envelope.parked` event `e` whose envelope has not moved on since: no later event names one of its recipients,
+ * none at its stage is about the whole message (a replay, the envelope moved back to its stage's queue, makes that
+ * stage record one), it was not parked again, and the message was not given up (`envelope.expired` ends every park of
+ * it). Events of the message's other envelopes (a message split by direction at ingest has one id) name their own
+ * recipients and do not count: the parked half stays parked, reported, and given up in time. A parked event without
+ * `data` (written before it named the recipients) counts as moved on at any later event, as before.
+ */
+const STILL_PARKED = `not exists (
+    select 1 from message_events later
+     where later.message_id = e.message_id and later.id > e.id
+       and (e.data is null
+            or later.event = 'envelope.expired'
+            or later.recipient in (select jsonb_array_elements_text(e.data -> 'recipients'))
+            or (later.event = 'envelope.parked'
+                and coalesce(later.data -> 'recipients' ?| array(select jsonb_array_elements_text(e.data -> 'recipients')), true))
+            or (later.event <> 'envelope.parked' and later.recipient is null and later.stage = e.stage)))`;
+
+/**
+ * Messages with an `envelope.parked` event (written by each stage's onParked before it parks) whose envelope has not
+ * moved on since (STILL_PARKED). Oldest first, at most `limit`, with the total and the oldest time over all of them.
+ * An envelope the broker dead-lettered on its own (delivery limit) or that could not be parsed has no such event.
  */
 export async function listParkedEnvelopes(
   db: Queryable,
@@ -66,8 +84,7 @@ export async function listParkedEnvelopes(
   const found = await db.query(
     `with parked as (
        select e.message_id, e.stage, e.code, e.at from message_events e
-        where e.event = 'envelope.parked'
-          and not exists (select 1 from message_events later where later.message_id = e.message_id and later.id > e.id))
+        where e.event = 'envelope.parked' and ${STILL_PARKED})
      select count(*) over () as total, min(at) over () as oldest, * from parked order by at, message_id limit $1`,
     [limit],
   );
@@ -134,18 +151,25 @@ export async function expireParkedMessages(
       await client.query('select 1 from message_recipients where message_id = $1 for update', [parked.messageId]);
       const still = await client.query(
         `select e.data from message_events e where e.message_id = $1 and e.event = 'envelope.parked'
-            and not exists (select 1 from message_events l where l.message_id = e.message_id and l.id > e.id)`,
+            and ${STILL_PARKED} order by e.id desc`,
         [parked.messageId],
       );
       if (still.rowCount === 0) {
         await client.query('rollback');
         continue;
       }
+      // Only the parked envelopes' recipients (every envelope of the message parked now is given up together; the
+      // others are on their own ways); all of the message's for a parked event written before it named them.
+      const parkedData = still.rows.map((row) => row.data as ParkedEnvelopeData | null);
+      const parkedRecipients = parkedData.every((data) => data?.recipients)
+        ? parkedData.flatMap((data) => data?.recipients ?? [])
+        : null;
       const bounced = await client.query<{ recipient: string }>(
         `update message_recipients set state = 'bounced', detail = 'PARKED_EXPIRED', updated_at = $2
           where message_id = $1 and state in ('pending', 'deferred')
+            and ($3::text[] is null or recipient = any($3::text[]))
           returning recipient`,
-        [parked.messageId, at],
+        [parked.messageId, at, parkedRecipients],
       );
       let data: Record<string, unknown> | undefined;
       if (onExpiring) {
