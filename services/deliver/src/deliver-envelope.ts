@@ -274,13 +274,18 @@ async function deliverGroup(
   }
   const wanted = failures.filter((f) => dsnWanted(envelope, f.recipient));
   if (wanted.length > 0) result.dsn = await makeDsn(deps, envelope, wanted, quoted, now);
-  await recordOutcomes(deps.pool, {
+  const recorded = await recordOutcomes(deps.pool, {
     envelope,
     destination: group.destination.key,
     outcomes,
     dsn: result.dsn ? { envelope: result.dsn, recipients: wanted.map((f) => f.recipient) } : undefined,
     owner: deps.owner?.id,
   });
+  // Another deliver told the sender already (its blob is collected as unreferenced).
+  if (result.dsn && !recorded.dsnRecorded) {
+    context.log.info({ dsnMessageId: result.dsn.id }, 'DSN not sent: the recipients were finished by another deliver');
+    result.dsn = undefined;
+  }
   for (const o of outcomes) {
     deps.recipientsTotal?.inc({ result: o.state });
     const line = { recipient: o.recipient, destination: group.destination.key, code: o.code, reply: o.reason };

@@ -152,7 +152,9 @@ const RECORD_OUTCOMES = preparedStatement(
 /**
  * Records one destination's results: deliveries rows, recipient states and trace events in one statement (one round
  * trip, one commit); when a DSN was made, in one transaction with the DSN message and its link to the bounced
- * recipients. Committed before deliver reports back.
+ * recipients. Committed before deliver reports back. Returns whether the DSN was recorded: not when no recipient it
+ * names is bounced without a DSN (another deliver finished them meanwhile and told the sender, or delivered them):
+ * then it must not be sent.
  */
 export async function recordOutcomes(
   pool: Pool,
@@ -164,7 +166,7 @@ export async function recordOutcomes(
     /** The deliver instance that made the attempt (its claims carry it); none without an owner. */
     owner?: string | undefined;
   },
-): Promise<void> {
+): Promise<{ dsnRecorded: boolean }> {
   const messageId = input.envelope.id;
   const statement = RECORD_OUTCOMES([
     messageId,
@@ -186,11 +188,23 @@ export async function recordOutcomes(
   const { dsn } = input;
   if (!dsn) {
     await pool.query(statement);
-    return;
+    return { dsnRecorded: false };
   }
-  await withTransaction(pool, async (tx) => {
+  return withTransaction(pool, async (tx) => {
     await tx.query(statement);
-    await recordDsn(tx, input.envelope, dsn.envelope, dsn.recipients);
+    // A deliver that took our claim over while we stalled (our heartbeat overdue) may have bounced these recipients
+    // and told the sender under a DSN of its own: a second one, under another id, would reach the sender too. Under
+    // the rows' locks, only the recipients bounced and not yet told are named.
+    const untold = await tx.query<{ recipient: string }>(
+      `select recipient from deliveries where message_id = $1 and recipient = any($2::text[])
+          and state = 'bounced' and dsn_message_id is null
+        for update`,
+      [messageId, dsn.recipients],
+    );
+    const recipients = untold.rows.map((row) => row.recipient);
+    if (recipients.length === 0) return { dsnRecorded: false };
+    await recordDsn(tx, input.envelope, dsn.envelope, recipients);
+    return { dsnRecorded: true };
   });
 }
 
