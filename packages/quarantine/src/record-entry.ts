@@ -16,14 +16,14 @@ export interface NewQuarantineEntry {
   detail?: string | undefined;
   quarantinedAt: Date;
   expiresAt: Date;
-  /** The notice made for this entry (published again on redelivery), if anyone is told. */
-  notice: Envelope | undefined;
+  /** The notices made for this entry (published again on redelivery); none when nobody is told. */
+  notices: Envelope[];
 }
 
 /** An envelope's entry as scan needs it again on redelivery. */
 export interface RecordedQuarantineEntry {
   quarantineId: string;
-  notice: Envelope | undefined;
+  notices: Envelope[];
 }
 
 interface RecordedRow {
@@ -41,7 +41,7 @@ export async function findQuarantineEntry(
     [envelope.id, envelope.blob.sha256, envelope.direction],
   );
   const row = found.rows[0];
-  return row ? { quarantineId: row.id, notice: storedNotice(row.notice_envelope) } : undefined;
+  return row ? { quarantineId: row.id, notices: storedNotices(row.notice_envelope) } : undefined;
 }
 
 /**
@@ -77,14 +77,17 @@ export async function insertQuarantineEntry(db: Queryable, entry: NewQuarantineE
       JSON.stringify(envelope),
       entry.quarantinedAt,
       entry.expiresAt,
-      entry.notice ? JSON.stringify(entry.notice) : null,
+      entry.notices.length > 0 ? JSON.stringify(entry.notices) : null,
     ],
   );
   return inserted.rows[0]?.id;
 }
 
-function storedNotice(value: unknown): Envelope | undefined {
-  if (value === null || value === undefined) return undefined;
-  const parsed = parseEnvelope(value);
-  return parsed.ok ? parsed.envelope : undefined;
+/** The stored notices: a list, or one envelope as entries made before notices went per agency domain kept it. */
+function storedNotices(value: unknown): Envelope[] {
+  if (value === null || value === undefined) return [];
+  return (Array.isArray(value) ? value : [value]).flatMap((item) => {
+    const parsed = parseEnvelope(item);
+    return parsed.ok ? [parsed.envelope] : [];
+  });
 }

@@ -38,7 +38,7 @@ describe('quarantine entries', () => {
       detail: 'clamd (test)',
       quarantinedAt: NOW,
       expiresAt: new Date(NOW.getTime() + 30 * DAY),
-      notice,
+      notices: notice ? [notice] : [],
     });
   }
 
@@ -48,8 +48,16 @@ describe('quarantine entries', () => {
     const id = await quarantine(envelope, notice);
     assert.ok(id);
     assert.equal(await quarantine(envelope), undefined, 'the same envelope again adds nothing');
-    assert.deepEqual(await findQuarantineEntry(db.pool, envelope), { quarantineId: id, notice });
+    assert.deepEqual(await findQuarantineEntry(db.pool, envelope), { quarantineId: id, notices: [notice] });
     assert.equal(await findQuarantineEntry(db.pool, envelopeOf('inbound')), undefined);
+  });
+
+  it('reads an entry stored with one notice envelope (before notices went per agency domain) as a list of one', async () => {
+    const envelope = envelopeOf('inbound');
+    const notice = { ...envelopeOf('internal'), itinerary: ['deliver' as const] };
+    const id = await quarantine(envelope);
+    await db.pool.query('update quarantine set notice_envelope = $2 where id = $1', [id, JSON.stringify(notice)]);
+    assert.deepEqual(await findQuarantineEntry(db.pool, envelope), { quarantineId: id, notices: [notice] });
   });
 
   it('tells whether another envelope of the same message holds the notice already', async () => {

@@ -25,23 +25,36 @@ export function loadNoticeTemplates(dir: string = TEMPLATES_DIR): Promise<Notice
   return loadBilingualTemplates<NoticeTemplates>(dir, 'virus-notice');
 }
 
+/** One notice: who it goes to, and the recipients of the message it names. */
+export interface NoticeGroup {
+  to: string[];
+  recipients: string[];
+}
+
 /**
- * Who is told: the sender for mail from agencies and the portal; for inbound mail (the sender is outside and may be
- * forged) the configured address, or else postmaster@ each recipient domain. Nobody for a null sender.
+ * Who is told, and about which recipients: the sender for mail from agencies and the portal (all recipients); for
+ * inbound mail (the sender is outside and may be forged) the configured address (all recipients), or else
+ * postmaster@ each recipient domain, each about its own domain's recipients only: an agency's postmaster does not
+ * learn who else got the message (a Bcc at another agency). Nobody for a null sender or generated mail.
  */
-export function noticeRecipients(envelope: Envelope, inboundNoticeTo: string | undefined): string[] {
+export function noticeGroups(envelope: Envelope, inboundNoticeTo: string | undefined): NoticeGroup[] {
+  const all = envelope.recipients;
   if (envelope.direction === 'inbound') {
-    if (inboundNoticeTo) return [inboundNoticeTo];
-    const domains = new Set(envelope.recipients.map((r) => r.slice(r.lastIndexOf('@') + 1).toLowerCase()));
-    return [...domains].filter(Boolean).map((d) => `postmaster@${d}`);
+    if (inboundNoticeTo) return [{ to: [inboundNoticeTo], recipients: all }];
+    const byDomain = Map.groupBy(all, (r) => r.slice(r.lastIndexOf('@') + 1).toLowerCase());
+    return [...byDomain]
+      .filter(([domain]) => domain !== '')
+      .map(([domain, recipients]) => ({ to: [`postmaster@${domain}`], recipients }));
   }
   if (envelope.direction === 'generated' || envelope.mailFrom === '') return [];
-  return [envelope.mailFrom];
+  return [{ to: [envelope.mailFrom], recipients: all }];
 }
 
 export interface NoticeInput {
   original: Envelope;
   to: string[];
+  /** The recipients the notice names (its group's). */
+  recipients: string[];
   verdict: 'infected' | 'suspicious';
   finding: string;
   noticeMessageId: string;
@@ -59,7 +72,7 @@ export function buildNotice(input: NoticeInput): GeneratedMail {
     receivedAt: rfc5322Date(new Date(original.receivedAt)),
     mailFrom: original.mailFrom === '' ? '<>' : oneLine(original.mailFrom),
     // Each address whole: map(oneLine) would pass the index as oneLine's length limit and cut them to nothing.
-    recipients: original.recipients.map((recipient) => oneLine(recipient)).join(', '),
+    recipients: input.recipients.map((recipient) => oneLine(recipient)).join(', '),
     finding: oneLine(input.finding),
     expiresAt: rfc5322Date(input.expiresAt),
   };

@@ -1,7 +1,7 @@
 // Quarantining a message together with its trace: one transaction, idempotent on the envelope's entry (unique on
 // message, blob and direction: @smgw/quarantine), so a redelivered envelope finds its entry and the notice made the
 // first time. A message split into an internal and an outbound envelope gets one entry per envelope (each released on
-// its own) and one notice (the sender is told once, also when both halves are scanned at the same time: their
+// its own) and one set of notices (the sender is told once, also when both halves are scanned at the same time: their
 // transactions take the message row in turn, and the second one publishes no notice of its own).
 import { type Pool, withTransaction } from '@smgw/db';
 import type { Envelope } from '@smgw/envelope';
@@ -16,35 +16,32 @@ export interface QuarantineRecord {
   detail?: string | undefined;
   now: Date;
   expiresAt: Date;
-  /** Made only when there is no entry yet; its envelope is stored with the entry. */
-  makeNotice: () => Promise<Envelope | undefined>;
+  /** Made only when there is no entry yet; their envelopes are stored with the entry (none: nobody is told). */
+  makeNotices: () => Promise<Envelope[]>;
 }
 
 export interface QuarantineResult {
   quarantineId: string;
   /** False when the entry was already there (a redelivery). */
   created: boolean;
-  notice: Envelope | undefined;
+  /** The notices to publish (the stored ones on a redelivery); none when nobody is told or a sibling told them. */
+  notices: Envelope[];
 }
 
 /**
- * Records the entry, the recipients' state `quarantined`, a `message.quarantined` event and the notice message.
- * If this envelope's entry exists already (a redelivery), returns the stored notice and records nothing twice.
+ * Records the entry, the recipients' state `quarantined`, a `message.quarantined` event and the notice messages.
+ * If this envelope's entry exists already (a redelivery), returns the stored notices and records nothing twice.
  */
 export async function quarantineMessage(pool: Pool, record: QuarantineRecord): Promise<QuarantineResult> {
   const { envelope } = record;
   const before = await findQuarantineEntry(pool, envelope);
-  const notice = before
-    ? before.notice
-    : (await siblingHasNotice(pool, envelope))
-      ? undefined
-      : await record.makeNotice();
+  const notices = before ? before.notices : (await siblingHasNotice(pool, envelope)) ? [] : await record.makeNotices();
   return withTransaction(pool, async (db) => {
     await recordMessage(db, envelope);
     // The halves of one message (split by direction at ingest) are scanned at once as often as not: one at a time
     // from here, and the second sees the first's notice, so the sender is told once.
     await lockMessageRow(db, envelope.id);
-    const told = notice !== undefined && !before && (await siblingHasNotice(db, envelope));
+    const told = notices.length > 0 && !before && (await siblingHasNotice(db, envelope));
     let quarantineId = await insertQuarantineEntry(db, {
       envelope,
       verdict: record.verdict,
@@ -52,15 +49,15 @@ export async function quarantineMessage(pool: Pool, record: QuarantineRecord): P
       detail: record.detail,
       quarantinedAt: record.now,
       expiresAt: record.expiresAt,
-      notice: told ? undefined : notice,
+      notices: told ? [] : notices,
     });
     let created = quarantineId !== undefined;
-    let published = told ? undefined : notice;
+    let published = told ? [] : notices;
     if (!quarantineId) {
-      // A concurrent or earlier delivery won: use its entry and its notice.
+      // A concurrent or earlier delivery won: use its entry and its notices.
       const existing = await findQuarantineEntry(db, envelope);
       quarantineId = existing?.quarantineId ?? '';
-      published = existing?.notice;
+      published = existing?.notices ?? [];
       created = false;
     }
     const already = await hasEvent(db, envelope.id, {
@@ -88,13 +85,14 @@ export async function quarantineMessage(pool: Pool, record: QuarantineRecord): P
           verdict: record.verdict,
           category: record.category,
           finding: record.finding,
-          noticeMessageId: published?.id ?? null,
+          noticeMessageId: published[0]?.id ?? null,
+          noticeMessageIds: published.map((notice) => notice.id),
         },
         at: record.now,
       });
-      if (published && created) {
-        await recordMessage(db, published);
-        await recordEvent(db, published.id, {
+      for (const notice of created ? published : []) {
+        await recordMessage(db, notice);
+        await recordEvent(db, notice.id, {
           stage: 'scan',
           event: 'notice.generated',
           outcome: 'next',
@@ -104,6 +102,6 @@ export async function quarantineMessage(pool: Pool, record: QuarantineRecord): P
         });
       }
     }
-    return { quarantineId, created, notice: published };
+    return { quarantineId, created, notices: published };
   });
 }

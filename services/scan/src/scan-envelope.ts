@@ -16,7 +16,7 @@ import { addressesVerifyingSignatures } from '@smgw/key-directory';
 import { type Handler, type HandlerContext, next, type Outcome, retry } from '@smgw/mq';
 import type { Counter } from '@smgw/observability';
 import { recordEvent, recordEvents, type TraceEvent, verificationRoutingEvents } from '@smgw/trace';
-import { buildNotice, type NoticeTemplates, noticeRecipients } from './notice.ts';
+import { buildNotice, type NoticeTemplates, noticeGroups } from './notice.ts';
 import { quarantineMessage } from './quarantine.ts';
 import { classifyFinding, quarantines, type ScanPolicy, STREAM_LIMIT_FINDING } from './scan-policy.ts';
 
@@ -108,20 +108,20 @@ export async function scanEnvelope(deps: ScanDeps, envelope: Envelope, context: 
     detail: `clamd (${deps.engine()})`,
     now: at,
     expiresAt,
-    makeNotice: () => makeNotice(deps, envelope, finding.verdict, verdict.signature, at, expiresAt),
+    makeNotices: () => makeNotices(deps, envelope, finding.verdict, verdict.signature, at, expiresAt),
   });
   context.log.info(
     {
       code: finding.verdict === 'infected' ? 'SCAN_INFECTED' : 'SCAN_SUSPICIOUS',
       finding: verdict.signature,
       quarantineId: result.quarantineId,
-      noticeMessageId: result.notice?.id,
+      noticeMessageIds: result.notices.map((notice) => notice.id),
       redelivered: !result.created,
     },
     'message quarantined',
   );
-  // The message ends here; only the notice (if anyone is to be told) travels on.
-  return result.notice ? next(result.notice) : next();
+  // The message ends here; only the notices (if anyone is to be told) travel on.
+  return next(...result.notices);
 }
 
 /**
@@ -143,39 +143,45 @@ async function onward(deps: ScanDeps, scanned: Envelope, event: TraceEvent | und
   return next(...groups);
 }
 
-async function makeNotice(
+/** The notices about a quarantined message: one per group of noticeGroups (notice.ts), each a blob of its own. */
+async function makeNotices(
   deps: ScanDeps,
   original: Envelope,
   verdict: 'infected' | 'suspicious',
   finding: string,
   now: Date,
   expiresAt: Date,
-): Promise<Envelope | undefined> {
-  const to = noticeRecipients(original, deps.inboundNoticeTo);
-  if (to.length === 0) return undefined;
-  const id = newMessageId(now.getTime());
-  const notice = buildNotice({
-    original,
-    to,
-    verdict,
-    finding,
-    noticeMessageId: id,
-    hostname: deps.hostname,
-    now,
-    expiresAt,
-    templates: deps.templates,
-  });
-  const blob = await deps.blobStore.put(notice.createReadStream(), {
-    messageId: id,
-    maxBytes: deps.maxNoticeBytes ?? 1024 * 1024,
-  });
-  return generatedEnvelope({
-    id,
-    traceId: original.traceId,
-    relatesTo: original.id,
-    recipients: to,
-    blob,
-    hostname: deps.hostname,
-    createdAt: now,
-  });
+): Promise<Envelope[]> {
+  const notices: Envelope[] = [];
+  for (const group of noticeGroups(original, deps.inboundNoticeTo)) {
+    const id = newMessageId(now.getTime());
+    const notice = buildNotice({
+      original,
+      to: group.to,
+      recipients: group.recipients,
+      verdict,
+      finding,
+      noticeMessageId: id,
+      hostname: deps.hostname,
+      now,
+      expiresAt,
+      templates: deps.templates,
+    });
+    const blob = await deps.blobStore.put(notice.createReadStream(), {
+      messageId: id,
+      maxBytes: deps.maxNoticeBytes ?? 1024 * 1024,
+    });
+    notices.push(
+      generatedEnvelope({
+        id,
+        traceId: original.traceId,
+        relatesTo: original.id,
+        recipients: group.to,
+        blob,
+        hostname: deps.hostname,
+        createdAt: now,
+      }),
+    );
+  }
+  return notices;
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { buildNotice, loadNoticeTemplates, noticeRecipients } from '../src/notice.ts';
+import { buildNotice, loadNoticeTemplates, noticeGroups } from '../src/notice.ts';
 import { testEnvelope } from './fixtures.ts';
 
 const blob = { ref: 'a'.repeat(64), sha256: 'a'.repeat(64), size: 10 };
@@ -12,21 +12,38 @@ async function render(stream: NodeJS.ReadableStream): Promise<string> {
 }
 
 describe('who gets the notice', () => {
-  it('is the sender for internal, outbound and portal mail', () => {
+  const to = (groups: ReturnType<typeof noticeGroups>) => groups.map((g) => g.to);
+
+  it('is the sender for internal, outbound and portal mail, about every recipient', () => {
     for (const direction of ['internal', 'outbound', 'portal'] as const) {
-      assert.deepEqual(noticeRecipients(testEnvelope(blob, direction), undefined), ['clerk@behoerde.example']);
+      const envelope = testEnvelope(blob, direction);
+      assert.deepEqual(noticeGroups(envelope, undefined), [
+        { to: ['clerk@behoerde.example'], recipients: envelope.recipients },
+      ]);
     }
   });
 
   it('is postmaster@ each recipient domain for inbound mail, or the configured address', () => {
     const inbound = testEnvelope(blob, 'inbound', { recipients: ['a@Behoerde.example', 'b@behoerde.example'] });
-    assert.deepEqual(noticeRecipients(inbound, undefined), ['postmaster@behoerde.example']);
-    assert.deepEqual(noticeRecipients(inbound, 'virus@behoerde.example'), ['virus@behoerde.example']);
+    assert.deepEqual(to(noticeGroups(inbound, undefined)), [['postmaster@behoerde.example']]);
+    assert.deepEqual(noticeGroups(inbound, 'virus@behoerde.example'), [
+      { to: ['virus@behoerde.example'], recipients: inbound.recipients },
+    ]);
+  });
+
+  it("tells each agency's postmaster about its own recipients only, not the other agency's (a Bcc there)", () => {
+    const inbound = testEnvelope(blob, 'inbound', {
+      recipients: ['a@stadt.example', 'geheim@land.example', 'b@stadt.example'],
+    });
+    assert.deepEqual(noticeGroups(inbound, undefined), [
+      { to: ['postmaster@stadt.example'], recipients: ['a@stadt.example', 'b@stadt.example'] },
+      { to: ['postmaster@land.example'], recipients: ['geheim@land.example'] },
+    ]);
   });
 
   it('is nobody for a null sender or generated mail', () => {
-    assert.deepEqual(noticeRecipients(testEnvelope(blob, 'internal', { mailFrom: '' }), undefined), []);
-    assert.deepEqual(noticeRecipients(testEnvelope(blob, 'generated'), undefined), []);
+    assert.deepEqual(noticeGroups(testEnvelope(blob, 'internal', { mailFrom: '' }), undefined), []);
+    assert.deepEqual(noticeGroups(testEnvelope(blob, 'generated'), undefined), []);
   });
 });
 
@@ -37,6 +54,7 @@ describe('the notice', () => {
       buildNotice({
         original,
         to: ['clerk@behoerde.example'],
+        recipients: original.recipients,
         verdict: 'suspicious',
         finding: 'Heuristics.Encrypted.Zip\r\nBcc: injected@example.org',
         noticeMessageId: '01KNOTICE0000000000000000',
@@ -59,6 +77,7 @@ describe('the notice', () => {
       buildNotice({
         original: testEnvelope(blob, 'outbound', { recipients }),
         to: ['clerk@behoerde.example'],
+        recipients,
         verdict: 'infected',
         finding: 'Eicar-Signature',
         noticeMessageId: '01KNOTICE0000000000000000',

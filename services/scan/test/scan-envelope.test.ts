@@ -310,12 +310,22 @@ describe('suspicious content', () => {
 });
 
 describe('notices', () => {
-  it('tells postmaster@ the recipient domain about inbound mail, not the (forgeable) outside sender', async () => {
+  it('tells postmaster@ each recipient domain about inbound mail, each about its own recipients only', async () => {
     const envelope = await received(mailWithAttachment('eicar.com', EICAR), 'inbound', {
-      recipients: ['a@behoerde.example', 'b@behoerde.example', 'c@amt.land.example'],
+      recipients: ['a@behoerde.example', 'geheim@amt.land.example', 'b@behoerde.example'],
     });
-    const { notice } = await expectQuarantined(envelope, 'infected');
-    assert.deepEqual(notice?.recipients, ['postmaster@behoerde.example', 'postmaster@amt.land.example']);
+    const notices = envelopesOf(await scanEnvelope(deps, envelope, handlerContext()));
+    assert.deepEqual(
+      notices.map((n) => n.recipients),
+      [['postmaster@behoerde.example'], ['postmaster@amt.land.example']],
+      'not the (forgeable) outside sender, and one notice per agency domain',
+    );
+    const [stadt, land] = await Promise.all(notices.map((n) => blobStore.readAll(n.blob.ref)));
+    assert.ok(stadt?.includes('a@behoerde.example') && stadt.includes('b@behoerde.example'));
+    assert.ok(!stadt?.includes('geheim@amt.land.example'), "another agency's (Bcc) recipient is not named");
+    assert.ok(land?.includes('geheim@amt.land.example') && !land.includes('a@behoerde.example'));
+    const again = envelopesOf(await scanEnvelope(deps, { ...envelope, attempt: 1 }, handlerContext({ attempt: 1 })));
+    assert.deepEqual(again, notices, 'a redelivery publishes the same notices again');
   });
 
   it('tells the configured address about inbound mail when one is set', async () => {
