@@ -38,7 +38,7 @@ import {
 import { checkOutboundBytes, checkOutboundGuard } from './outbound-guard.ts';
 import { type DeliverOwner, OwnerFencedError } from './owner-heartbeat.ts';
 import { groupByDestination, type RecipientGroup, type RoutingTable } from './route-recipients.ts';
-import { refusedAnswer, sendToDestination } from './send-to-destination.ts';
+import { type RecipientAnswer, refusedAnswer, sendToDestination } from './send-to-destination.ts';
 import { type SuspendedDestinations, suspendedAnswer } from './suspended-destinations.ts';
 import type { Transports } from './transports.ts';
 
@@ -64,6 +64,8 @@ export interface DeliverDeps {
   /** Publishes (confirmed) DSN envelopes when the outcome is a retry, which cannot carry them. */
   publish: (envelope: Envelope) => Promise<void>;
   recipientsTotal?: Counter<'result'> | undefined;
+  /** Recipients deferred without a connection (a busy or suspended MX), by category: a tarpit shows here. */
+  notTriedTotal?: Counter<'category'> | undefined;
   /** Deliveries at once per MX destination and to all of them (destination-slots.ts); none: not limited. */
   destinationSlots?: DestinationSlots | undefined;
   /** MX destinations that lately gave no answer (suspended-destinations.ts); none: always connected to. */
@@ -221,10 +223,14 @@ async function deliverGroup(
   const suspended = destination.kind === 'mx' ? deps.suspendedDestinations : undefined;
   const send = async () => {
     if (destination.kind === 'refused') return group.recipients.map((r) => refusedAnswer(r));
+    const notTried = (answers: RecipientAnswer[]) => {
+      for (const a of answers) deps.notTriedTotal?.inc({ category: a.classification.category });
+      return answers;
+    };
     const suspension = suspended?.suspensionOf(destination.key);
-    if (suspension) return group.recipients.map((r) => suspendedAnswer(r, destination.key, suspension));
+    if (suspension) return notTried(group.recipients.map((r) => suspendedAnswer(r, destination.key, suspension)));
     const taken = slots?.take(destination.key) ?? 'taken';
-    if (slots && taken !== 'taken') return group.recipients.map((r) => noSlotAnswer(r, taken, slots));
+    if (slots && taken !== 'taken') return notTried(group.recipients.map((r) => noSlotAnswer(r, taken, slots)));
     try {
       const sent = await deps.transports.use(destination, (transport) =>
         sendToDestination(transport, {

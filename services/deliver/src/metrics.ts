@@ -10,6 +10,12 @@ export function deliverMetrics(registry: Registry, openTransports: () => number)
       labelNames: ['result'] as const,
       registers: [registry],
     }),
+    notTried: new Counter({
+      name: 'smgw_deliver_not_tried_total',
+      help: 'Recipients deferred without a connection: their MX busy (destination-busy) or suspended after no answer (destination-suspended)',
+      labelNames: ['category'] as const,
+      registers: [registry],
+    }),
     transports: new Gauge({
       name: 'smgw_deliver_transports',
       help: 'Pooled SMTP transports open, one per destination',

@@ -92,6 +92,7 @@ export async function startDeliver(
     dkim: dkimSigningOf(config),
     publish: (envelope) => mq.publish(envelope),
     recipientsTotal: metrics.recipients,
+    notTriedTotal: metrics.notTried,
     destinationSlots: new DestinationSlots(destinationLimitFor(config.prefetch), mxHandlers),
     suspendedDestinations: new SuspendedDestinations(),
   });

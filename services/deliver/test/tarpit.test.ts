@@ -10,6 +10,7 @@ import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blo
 import { loadConfig } from '@smgw/config';
 import { type Envelope, newMessageId } from '@smgw/envelope';
 import { connectMq, type HandlerContext, type Mq, type Outcome } from '@smgw/mq';
+import { createRegistry } from '@smgw/observability';
 import {
   createTestDatabase,
   envelopeFixture,
@@ -25,6 +26,7 @@ import { getTrace, recordMessage } from '@smgw/trace';
 import { deliverSpec } from '../src/config.ts';
 import { createDeliverHandler, type DeliverDeps } from '../src/deliver-envelope.ts';
 import { DestinationSlots } from '../src/destination-slots.ts';
+import { deliverMetrics } from '../src/metrics.ts';
 import { type RunningDeliver, startDeliver } from '../src/service.ts';
 import { SuspendedDestinations } from '../src/suspended-destinations.ts';
 import { createTransports, type TransportSettings } from '../src/transports.ts';
@@ -170,7 +172,11 @@ describe('deliver against a tarpit MX (the handler)', () => {
   });
 
   it('defers mail for an MX that just timed out without connecting, until the suspension ends', async () => {
-    const { handle } = handlerFor(tarpit.port);
+    const registry = createRegistry('deliver-tarpit-test');
+    const notTriedTotal = deliverMetrics(registry, () => 0).notTried;
+    const { handle } = handlerFor(tarpit.port, { notTriedTotal });
+    const notTried = async () =>
+      (await notTriedTotal.get()).values.find((v) => v.labels.category === 'destination-suspended')?.value ?? 0;
     const first = await deliverOnce(handle, 'a@tarpit.example');
     assert.deepEqual([first.event, first.category], ['recipient.deferred', 'timeout']);
     assert.equal(tarpit.accepted, 1);
@@ -183,6 +189,7 @@ describe('deliver against a tarpit MX (the handler)', () => {
     );
     assert.match(second.reason, /^delivery to mx:tarpit\.example temporarily suspended: .*\(timeout: /);
     assert.equal(tarpit.accepted, 1, 'no connection for the suspended destination');
+    assert.equal(await notTried(), 1, 'counted: smgw_deliver_not_tried_total{category="destination-suspended"}');
 
     // another domain (even one on the same tarpit) is tried: it has not failed yet
     const other = await deliverOnce(handle, 'c@other-tarpit.example');
