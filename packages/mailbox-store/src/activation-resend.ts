@@ -67,7 +67,7 @@ export async function lockDueResentLinkMails(
         for update of t skip locked`,
     [now, limit],
   );
-  const due = [];
+  const due: typeof found.rows = [];
   for (const row of found.rows) if (await stillDue(db, row.id, now)) due.push(row);
   return openDueTokens(keys, due);
 }
