@@ -73,9 +73,8 @@ describe('two replicas sweeping at once', () => {
     await db?.drop();
   });
 
-  it('sends the link mail of one resend once, even when two replicas sweep at the same time', async () => {
-    const t0 = new Date('2026-03-01T10:00:00Z');
-    const address = 'doppelt@buerger.example';
+  /** A mailbox with its activation token of `t0` (PIN mail due an hour later). */
+  async function mailboxWithToken(address: string, t0: Date) {
     const { mailbox } = await ensureMailbox(db.pool, address, mailboxKeys);
     await ensureActivationToken(db.pool, {
       mailbox,
@@ -84,6 +83,39 @@ describe('two replicas sweeping at once', () => {
       lifetimeMs: 24 * HOUR,
       pinDelayMs: HOUR,
     });
+    return mailbox;
+  }
+
+  /**
+   * Replica B's sweep starts first: its locking statement takes its snapshot and then waits at the gate. Replica A's
+   * sweep runs to its commit meanwhile; then the gate opens and B goes on. Returns what each sent.
+   */
+  async function sweepsMeeting(sweep: (pool: Pool) => Promise<number>): Promise<{ a: number; b: number }> {
+    const gate = await db.pool.connect();
+    let byB: Promise<number> | undefined;
+    let a: number;
+    try {
+      await gate.query('select pg_advisory_lock($1)', [gateKey]);
+      byB = sweep(poolB);
+      await waitFor('replica B at the gate', async () => {
+        const { rows } = await db.pool.query(
+          `select 1 from pg_locks l join pg_stat_activity a on a.pid = l.pid
+            where a.application_name = 'replica-b' and l.locktype = 'advisory' and not l.granted`,
+        );
+        return rows.length > 0;
+      });
+      a = await sweep(db.pool);
+    } finally {
+      await gate.query('select pg_advisory_unlock($1)', [gateKey]).catch(() => {});
+      gate.release();
+    }
+    return { a, b: await byB };
+  }
+
+  it('sends the link mail of one resend once, even when two replicas sweep at the same time', async () => {
+    const t0 = new Date('2026-03-01T10:00:00Z');
+    const address = 'doppelt@buerger.example';
+    const mailbox = await mailboxWithToken(address, t0);
     const t1 = new Date(t0.getTime() + HOUR);
     await withTransaction(db.pool, (client) =>
       requestActivationResend(client, {
@@ -96,33 +128,16 @@ describe('two replicas sweeping at once', () => {
       }),
     );
 
-    const gate = await db.pool.connect();
-    let sentByB: Promise<number> | undefined;
-    try {
-      await gate.query('select pg_advisory_lock($1)', [gateKey]);
-      // Replica B's sweep starts: its lock query takes its snapshot and then waits at the gate.
-      sentByB = sendDueResentLinkMails(deps(poolB, t1));
-      await waitFor('replica B at the gate', async () => {
-        const { rows } = await db.pool.query(
-          `select 1 from pg_locks l join pg_stat_activity a on a.pid = l.pid
-            where a.application_name = 'replica-b' and l.locktype = 'advisory' and not l.granted`,
-        );
-        return rows.length > 0;
-      });
-      // Replica A's sweep sends the link mail and commits its mark meanwhile.
-      assert.equal(await sendDueResentLinkMails(deps(db.pool, t1)), 1);
-    } finally {
-      await gate.query('select pg_advisory_unlock($1)', [gateKey]).catch(() => {});
-      gate.release();
-    }
-    const byB = await sentByB;
+    // Replica A's sweep sends the link mail and commits its mark while B's waits at the gate.
+    const sentBy = await sweepsMeeting((pool) => sendDueResentLinkMails(deps(pool, t1)));
+    assert.equal(sentBy.a, 1);
 
     const mails = published.filter((e) => e.recipients.includes(address));
     const marks = await db.pool.query(
       `select count(*)::int as n from mailbox_audit_rows where event = 'mailbox.activation-link-mailed'`,
     );
     assert.deepEqual(
-      { mails: mails.length, sentByB: byB, marks: marks.rows[0].n },
+      { mails: mails.length, sentByB: sentBy.b, marks: marks.rows[0].n },
       { mails: 1, sentByB: 0, marks: 1 },
       'one resend, one link mail',
     );
@@ -132,38 +147,15 @@ describe('two replicas sweeping at once', () => {
   it('sends a PIN mail once under the same interleaving', async () => {
     const t0 = new Date('2026-03-02T10:00:00Z');
     const address = 'pin-kontrolle@buerger.example';
-    const { mailbox } = await ensureMailbox(db.pool, address, mailboxKeys);
-    await ensureActivationToken(db.pool, {
-      mailbox,
-      keys: mailboxKeys,
-      now: t0,
-      lifetimeMs: 24 * HOUR,
-      pinDelayMs: HOUR,
-    });
+    const mailbox = await mailboxWithToken(address, t0);
     const t1 = new Date(t0.getTime() + HOUR);
     // An audit row of this mailbox, so that the sweep's NOT EXISTS reads one (and meets the gate).
     await db.pool.query(
       `insert into mailbox_audit_rows (mailbox_id, address, event, actor, at) values ($1, $2, 'test.filler', 'test', $3)`,
       [mailbox.id, address, t0],
     );
-    const gate = await db.pool.connect();
-    let sentByB: Promise<number> | undefined;
-    try {
-      await gate.query('select pg_advisory_lock($1)', [gateKey]);
-      sentByB = sendDuePinMails(deps(poolB, t1));
-      await waitFor('replica B at the gate', async () => {
-        const { rows } = await db.pool.query(
-          `select 1 from pg_locks l join pg_stat_activity a on a.pid = l.pid
-            where a.application_name = 'replica-b' and l.locktype = 'advisory' and not l.granted`,
-        );
-        return rows.length > 0;
-      });
-      assert.equal(await sendDuePinMails(deps(db.pool, t1)), 1);
-    } finally {
-      await gate.query('select pg_advisory_unlock($1)', [gateKey]).catch(() => {});
-      gate.release();
-    }
-    assert.equal(await sentByB, 0);
+    const sentBy = await sweepsMeeting((pool) => sendDuePinMails(deps(pool, t1)));
+    assert.deepEqual(sentBy, { a: 1, b: 0 });
     assert.equal(published.filter((e) => e.recipients.includes(address)).length, 1);
   });
 });

@@ -94,6 +94,19 @@ async function quarantineRow(messageId: string) {
   return rows.rows[0];
 }
 
+/** An infected message to an agency colleague and a citizen, split as ingest splits it: two envelopes, one id. */
+async function splitInfected(): Promise<{ internal: Envelope; outbound: Envelope }> {
+  const internal = await received(mailWithAttachment('eicar.com', EICAR), 'internal');
+  const outbound: Envelope = {
+    ...internal,
+    direction: 'outbound',
+    recipients: ['citizen@mail.example'],
+    itinerary: ['scan', 'encrypt', 'deliver'],
+  };
+  await recordMessage(db.pool, outbound);
+  return { internal, outbound };
+}
+
 /** Scans; expects the message to end in quarantine with a notice; returns the row, the notice and its text. */
 async function expectQuarantined(envelope: Envelope, verdict: 'infected' | 'suspicious', scanDeps = deps) {
   const [notice, ...rest] = envelopesOf(await scanEnvelope(scanDeps, envelope, handlerContext()));
@@ -358,14 +371,7 @@ describe('redelivery', () => {
   });
 
   it('records both halves of a split message (internal and outbound) as two releasable entries and one notice', async () => {
-    const internal = await received(mailWithAttachment('eicar.com', EICAR), 'internal');
-    const outbound = {
-      ...internal,
-      direction: 'outbound' as const,
-      recipients: ['citizen@mail.example'],
-      itinerary: ['scan', 'encrypt', 'deliver'] as Envelope['itinerary'],
-    };
-    await recordMessage(db.pool, outbound);
+    const { internal, outbound } = await splitInfected();
     const first = envelopesOf(await scanEnvelope(deps, internal, handlerContext()));
     const second = envelopesOf(await scanEnvelope(deps, outbound, handlerContext()));
     assert.equal(first.length, 1, 'the first half makes the notice');
@@ -388,14 +394,7 @@ describe('redelivery', () => {
 
 describe('both halves of a split message at the same time', () => {
   it("tells the sender once: the second half sees the first one's notice and publishes none", async () => {
-    const internal = await received(mailWithAttachment('eicar.com', EICAR), 'internal');
-    const outbound = {
-      ...internal,
-      direction: 'outbound' as const,
-      recipients: ['citizen@mail.example'],
-      itinerary: ['scan', 'encrypt', 'deliver'] as Envelope['itinerary'],
-    };
-    await recordMessage(db.pool, outbound);
+    const { internal, outbound } = await splitInfected();
     // Both make their notice before either records its entry: the first half's notice is written only once the
     // second half wrote its own (it had found no sibling notice then) or was done.
     let secondWroteItsNotice!: () => void;
