@@ -85,7 +85,6 @@ export async function quarantineMessage(pool: Pool, record: QuarantineRecord): P
           verdict: record.verdict,
           category: record.category,
           finding: record.finding,
-          noticeMessageId: published[0]?.id ?? null,
           noticeMessageIds: published.map((notice) => notice.id),
         },
         at: record.now,
