@@ -195,6 +195,28 @@ export function recipientStatesAfterChange(change: string): string {
    ${insertEvents('$3')}`;
 }
 
+/**
+ * SQL condition: the trace has bounced `recipient` (an SQL expression) of message `messageId` (one too), so its sender
+ * was or will be told it failed, and nothing may send or store the message for it after that: a parked message the
+ * reaper gave up (PARKED_EXPIRED) whose envelope an operator moves back to a queue, say.
+ */
+export function recipientGivenUpSql(messageId: string, recipient: string): string {
+  return `exists (select 1 from message_recipients given_up
+                   where given_up.message_id = ${messageId} and given_up.recipient = ${recipient}
+                     and given_up.state = 'bounced')`;
+}
+
+const GIVEN_UP_RECIPIENTS = preparedStatement(
+  'trace-given-up-recipients',
+  `select r as recipient from unnest($2::text[]) as r where ${recipientGivenUpSql('$1', 'r')}`,
+);
+
+/** Those of `recipients` the trace has bounced (recipientGivenUpSql): never to be sent or stored for again. */
+export async function givenUpRecipients(db: Queryable, messageId: string, recipients: readonly string[]) {
+  const found = await db.query<{ recipient: string }>(GIVEN_UP_RECIPIENTS([messageId, [...recipients]]));
+  return found.rows.map((row) => row.recipient);
+}
+
 /** $2 of recipientStatesAfterChange: a jsonb array of {recipient, state, detail}. */
 export function recipientStateParameter(states: readonly RecipientStateChange[]): string {
   return JSON.stringify(states.map((s) => ({ recipient: s.recipient, state: s.state, detail: s.detail ?? null })));

@@ -4,6 +4,7 @@ import { committedBlobColumn, committedBlobParameter, type FoundBlob, foundBlob 
 import { type Pool, type PoolClient, preparedStatement, withTransaction } from '@smgw/db';
 import { type Envelope, generatedEnvelope } from '@smgw/envelope';
 import {
+  recipientGivenUpSql,
   recipientStateParameter,
   recipientStatesAfterChange,
   recordEvent,
@@ -15,7 +16,10 @@ import {
 export interface ClaimResult {
   /** Ours to send now (state `sending`, attempts counted). */
   claimed: string[];
-  /** Delivered or bounced before: never sent again. */
+  /**
+   * Delivered or bounced before, or given up in the trace (the reaper bounced a parked message's recipients and told
+   * the sender): never sent again.
+   */
   done: string[];
   /** Being sent by another consumer right now (the same envelope twice in the queue): try again later. */
   busy: string[];
@@ -38,7 +42,8 @@ export interface ClaimOwner {
 }
 
 /**
- * Claims the recipients that still need sending: new ones, deferred ones, and `sending` ones whose owner is gone:
+ * Claims the recipients that still need sending (never one the trace has bounced: a parked message the reaper gave
+ * up, whose sender was told, stays given up when its envelope is moved back to a queue by hand): new ones, deferred ones, and `sending` ones whose owner is gone:
  * its instance's heartbeat is older than its `deadAfterMs` (the process died, or lost the database long enough to
  * have stopped its sends), or the claim is this instance's own and idle; for claims of an older deliver (a session
  * as owner, 004) the session no longer exists; and for any claim, it is older than `leaseMs`. A claim by a live
@@ -50,6 +55,7 @@ const CLAIM = preparedStatement(
   `with claimed as (
    insert into deliveries (message_id, recipient, state, attempts, updated_at, owner_instance)
      select $1, r, 'sending', 1, now(), $4 from unnest($2::text[]) as r
+      where not ${recipientGivenUpSql('$1', 'r')}
      on conflict (message_id, recipient) do update
        set state = 'sending', attempts = deliveries.attempts + 1, updated_at = now(),
            owner_instance = excluded.owner_instance, owner_pid = null, owner_started = null
@@ -102,12 +108,19 @@ export async function claimRecipients(
   };
   const notMine = unique.filter((r) => !mine.has(r));
   if (notMine.length === 0) return result; // the usual case: one statement
-  const others = await pool.query<{ recipient: string; state: string; dsn_message_id: string | null }>(
-    `select recipient, state, dsn_message_id from deliveries where message_id = $1 and recipient = any($2::text[])`,
+  const others = await pool.query<{
+    recipient: string;
+    state: string | null;
+    dsn_message_id: string | null;
+    given_up: boolean;
+  }>(
+    `select r as recipient, d.state, d.dsn_message_id, ${recipientGivenUpSql('$1', 'r')} as given_up
+       from unnest($2::text[]) as r
+       left join deliveries d on d.message_id = $1 and d.recipient = r`,
     [messageId, notMine],
   );
   for (const row of others.rows) {
-    if (row.state === 'delivered' || row.state === 'bounced') result.done.push(row.recipient);
+    if (row.state === 'delivered' || row.state === 'bounced' || row.given_up) result.done.push(row.recipient);
     else result.busy.push(row.recipient);
     if (row.dsn_message_id && !result.dsnMessageIds.includes(row.dsn_message_id)) {
       result.dsnMessageIds.push(row.dsn_message_id);

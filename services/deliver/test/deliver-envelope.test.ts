@@ -7,7 +7,7 @@ import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { type Envelope, newMessageId } from '@smgw/envelope';
 import type { HandlerContext, Outcome } from '@smgw/mq';
 import { createTestDatabase, type SmtpSink, startSmtpSink, type TestDatabase, waitFor } from '@smgw/testing';
-import { recordMessage } from '@smgw/trace';
+import { expireParkedMessages, recordMessage, recordParkedAt } from '@smgw/trace';
 import { createDeliverHandler } from '../src/deliver-envelope.ts';
 import { DestinationSlots } from '../src/destination-slots.ts';
 import { createTransports, type Transports } from '../src/transports.ts';
@@ -136,6 +136,37 @@ describe('deliver handler', () => {
       envelope.id,
     ]);
     assert.equal(rows[0].n, 1);
+  });
+
+  it('never sends a recipient of a parked message the reaper gave up (sender told), when its envelope is moved back', async () => {
+    const recipient = 'given-up@behoerde.example';
+    const relayAnswer = relay.rejectRecipient;
+    let relayDown = true;
+    relay.rejectRecipient = (rcpt, mailFrom) =>
+      rcpt === recipient && relayDown ? { code: 451, message: '4.3.0 try later' } : relayAnswer?.(rcpt, mailFrom);
+    try {
+      const envelope = await stored({ recipients: [recipient] });
+      assert.equal((await handle(envelope, context())).kind, 'retry');
+      // Parked (a dependency kept failing, say); SMGW_PARKED_ACTION=remove gives it up after the retention.
+      await recordParkedAt(db.pool, 'deliver')(envelope, 'DELIVER_DEPENDENCY_FAILED', 'retries exhausted');
+      const expired = await expireParkedMessages(db.pool, new Date(Date.now() + 60_000), 'reaper', new Date(), 1000);
+      assert.ok(expired.includes(envelope.id));
+
+      // An operator moves the parked envelope back to deliver's queue; the relay takes mail again.
+      relayDown = false;
+      const [done, ...dsns] = envelopesOf(await handle(envelope, context()));
+      assert.deepEqual(done?.itinerary, []);
+      assert.equal(dsns.length, 0, 'the sender was told once, by the reaper');
+      assert.equal(relay.messages.filter((m) => m.rcptTo.includes(recipient)).length, 0);
+      const { rows } = await db.pool.query(
+        `select r.state, r.detail, d.state as delivery from message_recipients r
+           join deliveries d using (message_id, recipient) where r.message_id = $1`,
+        [envelope.id],
+      );
+      assert.deepEqual(rows, [{ state: 'bounced', detail: 'PARKED_EXPIRED', delivery: 'deferred' }]);
+    } finally {
+      relay.rejectRecipient = relayAnswer;
+    }
   });
 
   it('does not send a recipient another consumer is sending, and takes it over once that claim is stale', async () => {

@@ -171,7 +171,9 @@ export interface SweepResult {
  * them. With SMGW_PARKED_ACTION=remove, those parked longer than SMGW_PARKED_RETENTION are given up: their recipients
  * bounced and, in the same transaction, a DSN to the sender put into the notice outbox (expiry-dsn.ts), published
  * after the commit (or by the notice-outbox sweep of a later round). Their blobs stay for SMGW_MESSAGE_RETENTION
- * after the expiry, so the envelope in smgw.<stage>.parked can still be replayed. Items: how many were given up.
+ * after the expiry (the trace and the message can still be read), but given up is final: an envelope moved back from
+ * smgw.<stage>.parked afterwards sends nothing to those recipients (deliver claims no recipient the trace has
+ * bounced), since their sender was told it failed. Items: how many were given up.
  */
 async function reportParked(c: SweepContext): Promise<SweepResult> {
   const parked = await listParkedEnvelopes(c.pool, PARKED_LISTED);

@@ -27,7 +27,7 @@ import {
 } from '@smgw/mailbox-store';
 import { oneLine, rfc5322Date } from '@smgw/mime';
 import { type Handler, type HandlerContext, next, type Outcome, reject, retry } from '@smgw/mq';
-import { recordRecipientStates, type TraceEvent } from '@smgw/trace';
+import { givenUpRecipients, recordRecipientStates, type TraceEvent } from '@smgw/trace';
 import { summarizeMessage } from './message-summary.ts';
 import type { MailboxMetrics } from './metrics.ts';
 import {
@@ -81,7 +81,13 @@ export async function arriveEnvelope(deps: ArrivalDeps, envelope: Envelope, cont
     }));
     return message;
   };
-  for (const recipient of envelope.recipients) {
+  // A recipient the trace has bounced (its sender told it failed: the reaper gave the parked message up, say) stays
+  // given up when the envelope comes back, moved from the parked queue by hand: nothing stored, no notice.
+  const givenUp = await givenUpRecipients(deps.pool, envelope.id, envelope.recipients);
+  if (givenUp.length > 0) {
+    context.log.warn({ code: 'MAILBOX_RECIPIENT_GIVEN_UP', recipients: givenUp }, 'given up before; not stored');
+  }
+  for (const recipient of envelope.recipients.filter((r) => !givenUp.includes(r))) {
     let result: RecipientResult;
     try {
       result = await arriveForRecipient(deps, envelope, recipient, readMessage);

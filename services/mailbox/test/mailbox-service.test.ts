@@ -25,7 +25,7 @@ import {
   type TestGateway,
   waitFor,
 } from '@smgw/testing';
-import { getTrace, recordMessage } from '@smgw/trace';
+import { expireParkedMessages, getTrace, recordMessage, recordParkedAt } from '@smgw/trace';
 import { simpleParser } from 'mailparser';
 
 const SENDER = 'clerk@behoerde.example';
@@ -305,6 +305,36 @@ describe('mailbox stage with encrypt and deliver', () => {
     ]);
     assert.equal(rows.rows[0].n, 1);
     assert.equal(mailbox?.usageBytes, raw.length);
+  });
+
+  it('stores nothing and tells no one for a recipient given up by the reaper, when its parked envelope comes back', async () => {
+    const { gateway } = world;
+    const citizen = 'aufgegeben@buerger.example';
+    const envelope = await storedEnvelope(world, citizenMail(citizen, 'aufgegeben'), [citizen], {
+      itinerary: ['mailbox'],
+      verdicts: { crypto: { status: 'portal', at: new Date().toISOString() } },
+    });
+    // Parked at mailbox, then given up after SMGW_PARKED_RETENTION (SMGW_PARKED_ACTION=remove): the sender is told.
+    await recordParkedAt(gateway.db.pool, 'mailbox')(envelope, 'MAILBOX_DEPENDENCY_FAILED', 'retries exhausted');
+    const expired = await expireParkedMessages(
+      gateway.db.pool,
+      new Date(Date.now() + 60_000),
+      'reaper',
+      new Date(),
+      1000,
+    );
+    assert.ok(expired.includes(envelope.id));
+
+    // An operator moves it back from smgw.mailbox.parked; a message behind it shows it has been handled.
+    await world.publisher.publish(envelope);
+    const behind = await submit(world, citizenMail('danach@buerger.example', 'danach'), ['danach@buerger.example']);
+    await waitFor(
+      'the message behind it stored',
+      async () => (await recipientState(world, behind.id, 'danach@buerger.example')) === 'in_mailbox',
+    );
+    assert.equal(await findMailbox(gateway.db.pool, citizen), undefined, 'no mailbox, no message');
+    assert.equal(await recipientState(world, envelope.id, citizen), 'bounced');
+    assert.deepEqual(await mailsAbout(gateway.smarthost, citizen, envelope.id), [], 'no link to the citizen');
   });
 
   it('tells an activated mailbox with a login link only', async () => {
