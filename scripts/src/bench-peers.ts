@@ -16,6 +16,9 @@
 //              it in the recipient's portal mailbox; arrival is its row there (mailbox_messages, polled), and a
 //              round's CPU is read once its notices (link to the recipient, PIN to the sender) are out. All of it
 //              goes to that one mailbox, whose row lock each arrival holds: one busy recipient, not many
+//   floor            on the inbound path: what the gateway's design alone costs per message (peers/floor.ts): SMTP in,
+//                    clamd, the row committed and the publish confirmed before 250; consume, claim, relay, outcome
+//                    before the ack; same libraries and servers as the gateway, none of the gateway's own work
 //   Each path has a gateway of its own (started for it, stopped after it) and its own rounds and tables; the peers are
 //   measured again beside each with the same messages (they relay or scan, and encrypt nothing).
 // Options: --paths inbound,smime,pgp,portal (the default: all four; `--paths inbound` is the inbound comparison alone)
@@ -25,10 +28,12 @@
 //          services under node --cpu-prof; prints the top 10 self-time functions of each service of each path at the
 //          end; profiling slows the gateway, so its figures are not the run's)
 //          --pg-stats (PostgreSQL collects pg_stat_statements; prints the gateway's statements per message and their
-//          time, per path)  --only NAME[,NAME] (run only these systems: postfix, postfix+amavis, gateway)
+//          time, per path)  --only NAME[,NAME] (run only these systems: postfix, postfix+amavis, floor, gateway)
 //          --warmup W (unmeasured rounds of the first size per system and path before the measured ones; default 1)
 //          --clamd-tmp memory|disk (clamd's TemporaryDirectory, where it spools each stream and unpacks what it
 //          scans: a folder in /dev/shm, the default, or clamd's own /tmp; both systems share that clamd)
+//          --floor simple|batched (the floor system's writes: a statement per message, or group commits of every
+//          message waiting while one runs)
 //          --blobs-in files|database (where the gateway keeps message contents: files in a folder of its own, the
 //          default, as SMGW_BLOB_DIR; or PostgreSQL, the setting's default when unset)
 // PostgreSQL, RabbitMQ, Redis and clamd are the run's own (PostgreSQL with fsync on, as Postfix fsyncs its queue), so
@@ -56,7 +61,15 @@ import { getTrace } from '@smgw/trace';
 import nodemailer from 'nodemailer';
 import { type AmavisInstance, startAmavis } from './peers/amavis.ts';
 import { readProcesses, treeCpuMs } from './peers/cpu.ts';
-import { comparisonTable, median, type RoundFigures, roundFigures, type SystemSummary } from './peers/figures.ts';
+import {
+  comparisonTable,
+  median,
+  type RoundFigures,
+  ratioLine,
+  roundFigures,
+  type SystemSummary,
+} from './peers/figures.ts';
+import { type FloorInstance, startFloor } from './peers/floor.ts';
 import { type MailboxArrivals, watchMailbox } from './peers/mailbox-arrivals.ts';
 import { addPgpRecipient, addSmimeRecipient, type OutsideRecipient } from './peers/outside-recipients.ts';
 import {
@@ -91,10 +104,14 @@ const { values: args } = parseArgs({
     'blobs-in': { type: 'string', default: 'files' },
     warmup: { type: 'string', default: '1' },
     'clamd-tmp': { type: 'string', default: 'memory' },
+    floor: { type: 'string', default: 'simple' },
   },
 });
 if (args['clamd-tmp'] !== 'memory' && args['clamd-tmp'] !== 'disk') {
   throw new Error(`--clamd-tmp is memory or disk, not ${args['clamd-tmp']}`);
+}
+if (args.floor !== 'simple' && args.floor !== 'batched') {
+  throw new Error(`--floor is simple or batched, not ${args.floor}`);
 }
 if (args['blobs-in'] !== 'files' && args['blobs-in'] !== 'database') {
   throw new Error(`--blobs-in is files or database, not ${args['blobs-in']}`);
@@ -155,11 +172,13 @@ let mailboxWatch: MailboxArrivals | undefined;
 let pki: TestPki | undefined;
 const postfixes: PostfixInstance[] = [];
 let amavis: AmavisInstance | undefined;
+let floor: FloorInstance | undefined;
 const sinks: SmtpSink[] = [];
 
 async function cleanUp() {
   await mailboxWatch?.close().catch(() => {});
   await gateway?.close().catch((err) => say(`stopping the gateway: ${err}`));
+  await floor?.stop().catch((err) => say(`stopping the floor: ${err}`));
   await amavis?.stop().catch((err) => say(`stopping amavisd: ${err}`));
   for (const p of postfixes) await p.stop().catch((err) => say(`stopping ${p.name}: ${err}`));
   for (const s of sinks) await s.close().catch(() => {});
@@ -506,8 +525,8 @@ try {
 
   const onlySystems = args.only?.split(',').map((name) => name.trim());
   const wanted = (name: string) => !onlySystems || onlySystems.includes(name);
-  if (!['postfix', 'postfix+amavis', 'gateway'].some(wanted)) {
-    throw new Error(`--only ${args.only}: no such system (postfix, postfix+amavis, gateway)`);
+  if (!['postfix', 'postfix+amavis', 'floor', 'gateway'].some(wanted)) {
+    throw new Error(`--only ${args.only}: no such system (postfix, postfix+amavis, floor, gateway)`);
   }
   const peers: System[] = [
     {
@@ -529,6 +548,36 @@ try {
       }),
     },
   ].filter((s) => wanted(s.name));
+
+  let floorSystem: System | undefined;
+  if (wanted('floor') && PATHS.includes('inbound')) {
+    say(`starting the floor (a receiver, ${REPLICAS} relayer(s); ${args.floor} writes)`);
+    const floorSink = await sinkOn();
+    const started = await startFloor({
+      env: servers.env,
+      relayPort: floorSink.port,
+      relayers: REPLICAS,
+      prefetch: 16,
+      batch: args.floor === 'batched',
+      nodeOptions: args['cpu-prof'] ? `--cpu-prof --cpu-prof-dir=${args['cpu-prof']}` : undefined,
+    });
+    floor = started;
+    floorSystem = {
+      name: 'floor',
+      port: started.port,
+      sink: floorSink,
+      scans: true,
+      parts: async () => {
+        const pids = await (servers as PrivateServers).pids();
+        return {
+          ...started.pids(),
+          postgres: only(pids.postgres),
+          rabbitmq: only(pids.rabbitmq),
+          clamd: only(pids.clamd),
+        };
+      },
+    };
+  }
 
   const tables: string[] = [];
   /** Which path and service each profiled process was (its profile is written when it exits, named by its pid). */
@@ -583,10 +632,12 @@ try {
       }
       gatewaySystem = system;
     }
-    const systems = [...peers, ...(gatewaySystem ? [gatewaySystem] : [])];
+    const pathPeers = [...peers, ...(path === 'inbound' && floorSystem ? [floorSystem] : [])];
+    const systems = [...pathPeers, ...(gatewaySystem ? [gatewaySystem] : [])];
 
     const scanChecked = [
       ...(peersChecked ? [] : peers),
+      ...(path === 'inbound' && floorSystem ? [floorSystem] : []),
       ...(path === 'inbound' && gatewaySystem ? [gatewaySystem] : []),
     ];
     peersChecked = true;
@@ -638,7 +689,10 @@ try {
           `${comparisonTable(`\n${path} path, agency → outside: ${counts}`, summaries, 'gateway')}\n${outboundNote(path)}`,
         );
       } else {
-        tables.push(comparisonTable(`\n${counts}`, summaries, 'gateway'));
+        const floorRow = summaries.find((s) => s.system === 'floor');
+        const amavisRow = summaries.find((s) => s.system === 'postfix+amavis');
+        const floorLine = floorRow && amavisRow ? `\n  ${ratioLine(floorRow, amavisRow)} (the design's floor)` : '';
+        tables.push(`${comparisonTable(`\n${counts}`, summaries, 'gateway')}${floorLine}`);
       }
     }
 
@@ -648,6 +702,7 @@ try {
 
     const postfixAndGateway = ['postfix', 'gateway'].map((name) => systems.find((s) => s.name === name));
     if (path === 'inbound' && !args['no-accept-rate'] && postfixAndGateway.every((s) => s !== undefined)) {
+      const accepting = [...(postfixAndGateway as System[]), ...(floorSystem ? [floorSystem] : [])];
       // 250s per second as smtp-source sees them; the messages are then carried on to the sink before the next run.
       const acceptRate = async (system: System, reuse: boolean) => {
         const before = system.sink.count();
@@ -668,14 +723,17 @@ try {
         `\ningest accept rate (250s per second, 10 KB, ${SESSIONS} connections, ${N} messages, ${ROUNDS} rounds)`,
       ];
       for (const reuse of [false, true]) {
-        const rates: Record<string, number[]> = { postfix: [], gateway: [] };
+        const rates: Record<string, number[]> = Object.fromEntries(accepting.map((s) => [s.name, []]));
         for (let r = 0; r < ROUNDS; r++) {
-          for (const system of postfixAndGateway as System[]) rates[system.name]?.push(await acceptRate(system, reuse));
+          for (const system of accepting) rates[system.name]?.push(await acceptRate(system, reuse));
         }
         const pf = median(rates.postfix ?? []);
         const ours = median(rates.gateway ?? []);
+        const floorRate = rates.floor
+          ? `  (floor ${median(rates.floor).toFixed(1)}/s, ${(median(rates.floor) / pf).toFixed(2)}x)`
+          : '';
         lines.push(
-          `  ${reuse ? 'connection reuse         ' : 'one message per connection'}  postfix ${pf.toFixed(1)}/s  gateway ${ours.toFixed(1)}/s  ratio ${(ours / pf).toFixed(2)}x`,
+          `  ${reuse ? 'connection reuse         ' : 'one message per connection'}  postfix ${pf.toFixed(1)}/s  gateway ${ours.toFixed(1)}/s  ratio ${(ours / pf).toFixed(2)}x${floorRate}`,
         );
       }
       tables.push(lines.join('\n'));
@@ -691,6 +749,13 @@ try {
       await gateway.close();
       gateway = undefined;
     }
+    if (path === 'inbound' && floor) {
+      for (const [role, pids] of Object.entries(floor.pids())) {
+        for (const pid of pids) profiled.set(pid, { path, service: `floor ${role}` });
+      }
+      await floor.stop();
+      floor = undefined;
+    }
     // Its sinks go too (the gateway's current one: a check may have put a fresh one in place of the first).
     for (const sink of new Set([...pathSinks, ...(gatewaySystem ? [gatewaySystem.sink] : [])])) {
       await sink.close();
@@ -701,7 +766,8 @@ try {
   if (args['cpu-prof'] && profiled.size > 0) {
     const files = await readdir(args['cpu-prof']);
     for (const path of PATHS) {
-      for (const service of servicesOf(path)) {
+      const floorRoles = path === 'inbound' && floorSystem ? ['floor receive', 'floor relay'] : [];
+      for (const service of [...servicesOf(path), ...floorRoles]) {
         const mine = files.filter((f) => {
           const owner = profiled.get(Number(f.split('.')[3]));
           return owner?.path === path && owner.service === service;
@@ -717,7 +783,8 @@ try {
   }
   say(
     '\nlatency: k-th 250 at smtp-source to k-th arrival at smtp-sink; CPU: every process of the system ' +
-      '(postfix: master and children; +amavis: amavisd and clamd; gateway: its services, PostgreSQL, RabbitMQ, Redis, clamd)',
+      '(postfix: master and children; +amavis: amavisd and clamd; floor: its receiver and relayers, PostgreSQL, ' +
+      'RabbitMQ, clamd; gateway: its services, PostgreSQL, RabbitMQ, Redis, clamd)',
   );
   if (PATHS.includes('portal') && wanted('gateway')) {
     say(

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { describe, it } from 'node:test';
 import { amavisConfig } from '../src/peers/amavis.ts';
 import { parseProcStat, readProcesses, treeCpuMs } from '../src/peers/cpu.ts';
-import { comparisonTable, orderedLatencies, roundFigures, spread } from '../src/peers/figures.ts';
+import { comparisonTable, orderedLatencies, ratioLine, roundFigures, spread } from '../src/peers/figures.ts';
 import { postfixMainCf, postfixMasterCf } from '../src/peers/postfix.ts';
 import { CounterClock } from '../src/peers/smtp-tools.ts';
 
@@ -125,6 +125,10 @@ describe('figures', () => {
     );
     assert.match(table, /gateway \/ postfix\+amavis: throughput 5\.00x, CPU per message 0\.25x/);
     assert.match(table, /gateway CPU ms\/msg by part \(median\): scan 2\.50, clamd 2\.50/);
+    // Any two systems (the floor against the classic gateway), from the medians of their rounds.
+    const floor = { system: 'floor', rounds: [fig(300, 4), fig(200, 6), fig(100, 9)] };
+    const amavis = { system: 'postfix+amavis', rounds: [fig(50, 20), fig(40, 24)] };
+    assert.equal(ratioLine(floor, amavis), 'floor / postfix+amavis: throughput 4.44x, CPU per message 0.27x');
   });
 });
 

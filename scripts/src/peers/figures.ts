@@ -68,6 +68,16 @@ export function spread(rounds: RoundFigures[], pick: (r: RoundFigures) => number
   return values.length > 1 ? `${m} (${fixed(Math.min(...values), digits)}–${fixed(Math.max(...values), digits)})` : m;
 }
 
+/** `a / b: throughput …x, CPU per message …x` from the medians of their rounds. */
+export function ratioLine(a: SystemSummary, b: SystemSummary): string {
+  const rate = (s: SystemSummary) => median(s.rounds.map((r) => r.msgPerSecond));
+  const cpu = (s: SystemSummary) => median(s.rounds.map((r) => r.cpuMsPerMessage));
+  return (
+    `${a.system} / ${b.system}: throughput ${fixed(rate(a) / rate(b), 2)}x, ` +
+    `CPU per message ${fixed(cpu(a) / cpu(b), 2)}x`
+  );
+}
+
 /**
  * One table per message size: a row per system, then the gateway's ratios to each peer (throughput: ours over
  * theirs, higher is better; CPU per message: ours over theirs, lower is better).
@@ -94,15 +104,7 @@ export function comparisonTable(label: string, systems: SystemSummary[], ours: s
   }
   const gateway = systems.find((s) => s.system === ours);
   if (gateway) {
-    const rate = median(gateway.rounds.map((r) => r.msgPerSecond));
-    const cpu = median(gateway.rounds.map((r) => r.cpuMsPerMessage));
-    for (const peer of systems.filter((s) => s !== gateway)) {
-      const peerRate = median(peer.rounds.map((r) => r.msgPerSecond));
-      const peerCpu = median(peer.rounds.map((r) => r.cpuMsPerMessage));
-      out.push(
-        `  ${ours} / ${peer.system}: throughput ${fixed(rate / peerRate, 2)}x, CPU per message ${fixed(cpu / peerCpu, 2)}x`,
-      );
-    }
+    for (const peer of systems.filter((s) => s !== gateway)) out.push(`  ${ratioLine(gateway, peer)}`);
   }
   return out.join('\n');
 }
