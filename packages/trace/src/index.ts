@@ -56,7 +56,23 @@ function withAlongside(
   alongside: readonly AlongsideStatement[],
 ): QueryConfig {
   if (alongside.length === 0) return preparedStatement(name, text)([...values]);
+  const whole = composedWithAlongside(text, values, alongside);
+  let prepared = preparedAlongside.get(whole.text);
+  if (!prepared) {
+    prepared = preparedStatement(`${name}-alongside-${preparedAlongside.size + 1}`, whole.text);
+    preparedAlongside.set(whole.text, prepared);
+  }
+  return prepared(whole.values);
+}
+
+/** `text` with `alongside` as CTEs before it, their parameters numbered after `values`. */
+function composedWithAlongside(
+  text: string,
+  values: readonly unknown[],
+  alongside: readonly AlongsideStatement[],
+): { text: string; values: unknown[] } {
   const all = [...values];
+  if (alongside.length === 0) return { text, values: all };
   const ctes = alongside.map((statement, i) => {
     const part = statement(all.length + 1);
     all.push(...part.values);
@@ -65,12 +81,7 @@ function withAlongside(
   const whole = text.startsWith('with ')
     ? `with ${ctes.join(',\n   ')},\n   ${text.slice('with '.length)}`
     : `with ${ctes.join(',\n   ')}\n   ${text}`;
-  let prepared = preparedAlongside.get(whole);
-  if (!prepared) {
-    prepared = preparedStatement(`${name}-alongside-${preparedAlongside.size + 1}`, whole);
-    preparedAlongside.set(whole, prepared);
-  }
-  return prepared(all);
+  return { text: whole, values: all };
 }
 
 const RECORD_MESSAGE_TEXT = `with message as (
@@ -122,6 +133,65 @@ export async function recordMessage(
     eventRows(events.map((e) => ({ ...e, messageId: envelope.id }))),
   ];
   await db.query(withAlongside('trace-record-message', RECORD_MESSAGE_TEXT, values, alongside));
+}
+
+/** One accepted message for recordMessages: recordMessage's arguments. */
+export interface MessageRecord {
+  envelope: Envelope;
+  events?: readonly TraceEvent[] | undefined;
+  alongside?: readonly AlongsideStatement[] | undefined;
+}
+
+const RECORD_MESSAGES_TEXT = `with message as (
+     insert into messages (id, trace_id, direction, mail_from, blob_ref, blob_sha256, size, client_ip, client_helo,
+       client_user, client_tls, received_at, relates_to)
+     select m.id, m.trace_id, m.direction, m.mail_from, m.blob_ref, m.blob_sha256, m.size, m.client_ip, m.client_helo,
+            m.client_user, m.client_tls, m.received_at, m.relates_to
+       from jsonb_to_recordset($1::jsonb) as m (id text, trace_id text, direction text, mail_from text, blob_ref text,
+              blob_sha256 text, size bigint, client_ip text, client_helo text, client_user text, client_tls boolean,
+              received_at timestamptz, relates_to text)
+     on conflict (id) do nothing),
+   recipients as (
+     insert into message_recipients (message_id, recipient)
+     select m.id, r.recipient
+       from jsonb_to_recordset($1::jsonb) as m (id text, recipients jsonb),
+            jsonb_array_elements_text(m.recipients) as r (recipient)
+     on conflict do nothing)
+   ${insertEvents('$2')}`;
+
+/**
+ * recordMessage for several messages in one statement: one round trip and one commit for all of them, or none (a
+ * group commit: @smgw/db's groupCommits). One message is recordMessage itself (its prepared statement); several are
+ * an unnamed statement, since what goes alongside differs from batch to batch.
+ */
+export async function recordMessages(db: Queryable, records: readonly MessageRecord[]): Promise<void> {
+  const [only, ...more] = records;
+  if (!only) return;
+  if (more.length === 0) {
+    await recordMessage(db, only.envelope, only.events, only.alongside);
+    return;
+  }
+  const messages = records.map(({ envelope }) => ({
+    id: envelope.id,
+    trace_id: envelope.traceId,
+    direction: envelope.direction,
+    mail_from: envelope.mailFrom,
+    blob_ref: envelope.blob.ref,
+    blob_sha256: envelope.blob.sha256,
+    size: envelope.blob.size,
+    client_ip: envelope.client.ip,
+    client_helo: envelope.client.helo,
+    client_user: envelope.client.user ?? null,
+    client_tls: envelope.client.tls,
+    received_at: envelope.receivedAt,
+    relates_to: envelope.relatesTo ?? null,
+    recipients: envelope.recipients,
+  }));
+  const events = eventRows(
+    records.flatMap(({ envelope, events }) => (events ?? []).map((e) => ({ ...e, messageId: envelope.id }))),
+  );
+  const alongside = records.flatMap((r) => r.alongside ?? []);
+  await db.query(composedWithAlongside(RECORD_MESSAGES_TEXT, [JSON.stringify(messages), events], alongside));
 }
 
 export async function recordEvent(db: Queryable, messageId: string, e: TraceEvent): Promise<void> {

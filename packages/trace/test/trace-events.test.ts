@@ -9,6 +9,7 @@ import {
   recordEventBatch,
   recordEvents,
   recordMessage,
+  recordMessages,
 } from '../src/index.ts';
 
 const AT = new Date('2026-06-01T12:00:00Z');
@@ -214,5 +215,94 @@ describe('trace events', () => {
     );
     assert.equal((await db.pool.query('select count(*)::int as n from alongside_rows')).rows[0].n, 2);
     assert.equal((await getTrace(db.pool, id))?.events.length, 2);
+  });
+
+  describe('several messages in one statement (a group commit)', () => {
+    const received = (n: number) => ({
+      stage: 'ingest',
+      event: 'message.received',
+      outcome: 'next',
+      data: { n },
+      at: AT,
+    });
+    const scanned = { stage: 'ingest', event: 'message.scanned', outcome: 'next', at: AT };
+    /** Everything recorded of a message, as recordMessage and recordMessages must both write it. */
+    async function recorded(id: string) {
+      const message = await db.pool.query(
+        `select trace_id, direction, mail_from, blob_ref, blob_sha256, size, client_ip, client_helo, client_user,
+                client_tls, received_at, relates_to from messages where id = $1`,
+        [id],
+      );
+      const trace = await getTrace(db.pool, id);
+      return {
+        message: message.rows[0],
+        recipients: trace?.recipients.map((r) => [r.address, r.state]),
+        events: trace?.events.map((e) => [e.stage, e.event, e.data]),
+      };
+    }
+    const samples = () => [
+      envelopeFixture({ receivedAt: AT.toISOString(), recipients: ['a@behoerde.example', 'b@behoerde.example'] }),
+      envelopeFixture({
+        direction: 'outbound',
+        receivedAt: new Date(AT.getTime() + 1234).toISOString(),
+        client: { listener: 'submission', ip: '2001:db8::1', helo: 'client', tls: false, user: 'clerk' },
+        relatesTo: 'earlier-message',
+        blob: { ref: 'b'.repeat(64), sha256: 'c'.repeat(64), size: 123_456_789 },
+      }),
+      envelopeFixture({ mailFrom: '', receivedAt: AT.toISOString() }),
+    ];
+
+    it('writes every message, its recipients, events and rows alongside exactly as one statement each would', async () => {
+      await db.pool.query('create table if not exists batch_rows (n int primary key, message text)');
+      const row = (n: number, message: string) => (first: number) => ({
+        text: `insert into batch_rows (n, message) values ($${first}, $${first + 1})`,
+        values: [n, message],
+      });
+      const one = samples();
+      const batch = samples();
+      for (const [i, envelope] of one.entries()) {
+        await recordMessage(db.pool, envelope, [received(i), scanned], [row(10 + i, envelope.id)]);
+      }
+      await recordMessages(
+        db.pool,
+        batch.map((envelope, i) => ({
+          envelope,
+          events: [received(i), scanned],
+          alongside: [row(20 + i, envelope.id)],
+        })),
+      );
+      for (const [i, envelope] of batch.entries()) {
+        const alone = await recorded(one[i]?.id as string);
+        const together = await recorded(envelope.id);
+        assert.deepEqual({ ...together.message, trace_id: undefined }, { ...alone.message, trace_id: undefined });
+        assert.equal(together.message.trace_id, envelope.traceId);
+        assert.deepEqual(together.recipients, alone.recipients);
+        assert.deepEqual(together.events, alone.events);
+      }
+      const rows = await db.pool.query('select n, message from batch_rows where n >= 20 order by n');
+      assert.deepEqual(
+        rows.rows,
+        batch.map((envelope, i) => ({ n: 20 + i, message: envelope.id })),
+      );
+    });
+
+    it('writes nothing of any message of the batch when one part of one cannot be stored', async () => {
+      await db.pool.query('create table if not exists batch_rows (n int primary key, message text)');
+      await db.pool.query(`insert into batch_rows (n, message) values (99, 'taken') on conflict do nothing`);
+      const row = (n: number) => (first: number) => ({
+        text: `insert into batch_rows (n, message) values ($${first}, 'x')`,
+        values: [n],
+      });
+      const batch = samples();
+      await assert.rejects(
+        recordMessages(
+          db.pool,
+          batch.map((envelope, i) => ({ envelope, events: [received(i)], alongside: [row(i === 1 ? 99 : 30 + i)] })),
+        ),
+      );
+      const found = await db.pool.query('select id from messages where id = any($1::text[])', [batch.map((e) => e.id)]);
+      assert.equal(found.rowCount, 0);
+      assert.equal((await db.pool.query('select 1 from batch_rows where n in (30, 32)')).rowCount, 0);
+    });
   });
 });

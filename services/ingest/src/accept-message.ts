@@ -20,7 +20,7 @@ import {
 } from '@smgw/envelope';
 import type { Mq } from '@smgw/mq';
 import { type Logger, messageLogger } from '@smgw/observability';
-import { recordEvent, recordEvents, recordMessage, type TraceEvent } from '@smgw/trace';
+import { type MessageRecord, recordEvent, recordEvents, recordMessage, type TraceEvent } from '@smgw/trace';
 import { BareLineEndingError, NulByteError } from './bare-line-ending-guard.ts';
 import { encryptHopReasons, type MessageHead, withMessageHead } from './inbound-crypto-route.ts';
 import {
@@ -51,6 +51,12 @@ export interface AcceptDeps {
   scanner?: Pick<IngestScanner, 'maxBytes' | 'copyBudget' | 'scan'> | undefined;
   /** The recipients enabled for signature verification (key directory): where a message past scan goes next. */
   verifyingSignatures?: ((recipients: readonly string[]) => Promise<Set<string>>) | undefined;
+  /**
+   * Records a message of one envelope (its rows, first events and blob rows), resolving once they are committed: the
+   * service's group commit (recordMessages with groupCommits, many messages in flight in one statement); unset, a
+   * statement of its own (recordMessage).
+   */
+  recordAccepted?: ((record: MessageRecord) => Promise<void>) | undefined;
 }
 
 export interface IncomingRecipient {
@@ -391,7 +397,10 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
   try {
     const [first, ...more] = envelopes;
     if (first && more.length === 0) {
-      await recordMessage(deps.pool, first, [received, ...scanStage.events], blobRows);
+      const record = { envelope: first, events: [received, ...scanStage.events], alongside: blobRows };
+      await (deps.recordAccepted
+        ? deps.recordAccepted(record)
+        : recordMessage(deps.pool, first, record.events, blobRows));
     } else {
       await withTransaction(deps.pool, async (db) => {
         for (const envelope of envelopes) await recordMessage(db, envelope);

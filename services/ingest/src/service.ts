@@ -2,10 +2,11 @@
 // and the health server. `stop()` shuts down in the order that loses nothing (see below).
 import type { AddressInfo } from 'node:net';
 import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
-import { createPool, databaseReachable } from '@smgw/db';
+import { createPool, databaseReachable, groupCommits } from '@smgw/db';
 import { cachedAddressesVerifyingSignatures, listenForKeyDirectoryChanges } from '@smgw/key-directory';
 import { connectMq, type Mq } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
+import { type MessageRecord, recordMessages } from '@smgw/trace';
 import { Redis } from 'ioredis';
 import type { IngestConfig } from './config.ts';
 import { withDnsCache } from './dns-cache.ts';
@@ -17,6 +18,9 @@ import { createIngestScanner } from './scan-at-ingest.ts';
 import { createSmtpListener, DRAIN_TIMEOUT_MS, type SmtpListener } from './smtp-listener.ts';
 import { installSmtpServerPatches } from './smtp-server-patches.ts';
 import { certificateNotAfter, loadTlsCredentials } from './tls.ts';
+
+/** Messages per group commit at most (each batch is one statement with every message's rows, events and blob rows). */
+const RECORD_BATCH_MAX = 32;
 
 export interface RunningIngest {
   inboundPort: number;
@@ -157,6 +161,10 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
             : undefined,
         scanner,
         verifyingSignatures: cachedAddressesVerifyingSignatures(pool, agencyAddressChanges),
+        // The messages of all sessions that reach their commit while one statement runs share the next one.
+        recordAccepted: groupCommits<MessageRecord>((records) => recordMessages(pool, records), {
+          maxBatch: RECORD_BATCH_MAX,
+        }),
       },
       rateLimits,
       recipientVerification,

@@ -112,6 +112,40 @@ describe('the inbound listener', () => {
     );
   });
 
+  it('accepts many messages at once, each 250 naming a message recorded whole (rows, event, blob) and queued once', async () => {
+    const bodies = Array.from(
+      { length: 12 },
+      (_, i) => `From: a@sender.example\r\nSubject: at once ${i}\r\n\r\n${i}\r\n`,
+    );
+    // Sessions reaching their commit together share statements (group commit); each hears 250 after its own.
+    const ids = await Promise.all(
+      bodies.map(async (body) => {
+        const client = await session();
+        const reply = await client.sendMail({ from: 'a@sender.example', to: ['x@behoerde.example'], body });
+        await client.quit();
+        return assertQueued(reply.final?.text);
+      }),
+    );
+    assert.equal(new Set(ids).size, bodies.length);
+    const queued = await world.takeEnvelopes('smgw.scan');
+    assert.deepEqual(queued.map((e) => e.id).sort(), [...ids].sort());
+    const blobs = createBlobStore(world.db.pool, { keyStore: createFolderKeyStore(world.db.keys) });
+    for (const [i, id] of ids.entries()) {
+      const trace = await getTrace(world.db.pool, id);
+      assert.deepEqual(
+        trace?.events.map((e) => e.event),
+        ['message.received'],
+      );
+      assert.deepEqual(
+        trace?.recipients.map((r) => [r.address, r.state]),
+        [['x@behoerde.example', 'pending']],
+      );
+      const envelope = queued.find((e) => e.id === id);
+      const stored = (await blobs.readAll(envelope?.blob.ref as string)).toString('latin1');
+      assert.ok(stored.endsWith(bodies[i] as string), `message ${i} stored whole under its own id`);
+    }
+  });
+
   it('takes several agency recipients in one envelope, with their DSN requests', async () => {
     const client = await session();
     assert.equal((await client.command('MAIL FROM:<>')).code, 250);
