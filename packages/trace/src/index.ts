@@ -239,7 +239,11 @@ export async function recordRecipientStates(
   events: readonly TraceEvent[],
 ): Promise<void> {
   await db.query(
-    RECORD_RECIPIENT_STATES([messageId, recipientStateParameter(states), traceEventParameter(messageId, events)]),
+    RECORD_RECIPIENT_STATES([
+      messageId,
+      recipientStateParameter(states.map((state) => ({ ...state, messageId }))),
+      traceEventParameter(events.map((event) => ({ ...event, messageId }))),
+    ]),
   );
 }
 
@@ -251,18 +255,43 @@ export interface RecipientStateChange {
 }
 
 /**
- * The statement text that runs `change`, a data-modifying query of a stage's own table returning a `recipient`
- * column, then sets the state of the recipients it returned and records every event: a stage's own result and the
- * trace in one statement, so one round trip and one commit (deliver's outcomes). Parameters: $1 the message id, $2
- * recipientStateParameter, $3 traceEventParameter; `change` may read them and use its own from $4.
+ * The statement text that runs `change`, a data-modifying query of a stage's own table returning `message_id` and
+ * `recipient` columns, then sets the state of the recipients it returned and records every event: a stage's own
+ * results and the trace in one statement, so one round trip and one commit, for one message or for several (deliver's
+ * outcomes, group-committed). Parameters: $1 recipientStateParameter, $2 traceEventParameter; `change` may read them
+ * ($1's rows carry whatever else it needs) and use its own from $3.
  */
 export function recipientStatesAfterChange(change: string): string {
   return `with changed as (${change}),
    states as (
      update message_recipients r set state = s.state, detail = s.detail, updated_at = now()
-       from jsonb_to_recordset($2::jsonb) as s (recipient text, state text, detail text)
-      where r.message_id = $1 and r.recipient = s.recipient and s.recipient in (select c.recipient from changed c))
-   ${insertEvents('$3')}`;
+       from jsonb_to_recordset($1::jsonb) as s (message_id text, recipient text, state text, detail text)
+      where r.message_id = s.message_id and r.recipient = s.recipient
+        and (s.message_id, s.recipient) in (select c.message_id, c.recipient from changed c))
+   ${insertEvents('$2')}`;
+}
+
+/**
+ * $1 of recipientStatesAfterChange: a jsonb array of {message_id, recipient, state, detail}, each with `extra`'s
+ * fields for the stage's own change.
+ */
+export function recipientStateParameter(
+  states: readonly (RecipientStateChange & { messageId: string; extra?: Record<string, unknown> | undefined })[],
+): string {
+  return JSON.stringify(
+    states.map((s) => ({
+      ...s.extra,
+      message_id: s.messageId,
+      recipient: s.recipient,
+      state: s.state,
+      detail: s.detail ?? null,
+    })),
+  );
+}
+
+/** $2 of recipientStatesAfterChange: events, each of its message. */
+export function traceEventParameter(events: readonly (TraceEvent & { messageId: string })[]): string {
+  return eventRows(events);
 }
 
 /**
@@ -285,16 +314,6 @@ const GIVEN_UP_RECIPIENTS = preparedStatement(
 export async function givenUpRecipients(db: Queryable, messageId: string, recipients: readonly string[]) {
   const found = await db.query<{ recipient: string }>(GIVEN_UP_RECIPIENTS([messageId, [...recipients]]));
   return found.rows.map((row) => row.recipient);
-}
-
-/** $2 of recipientStatesAfterChange: a jsonb array of {recipient, state, detail}. */
-export function recipientStateParameter(states: readonly RecipientStateChange[]): string {
-  return JSON.stringify(states.map((s) => ({ recipient: s.recipient, state: s.state, detail: s.detail ?? null })));
-}
-
-/** $3 of recipientStatesAfterChange: the events of one message. */
-export function traceEventParameter(messageId: string, events: readonly TraceEvent[]): string {
-  return eventRows(events.map((e) => ({ ...e, messageId })));
 }
 
 const RECORD_RECIPIENT_STATES = preparedStatement(

@@ -20,6 +20,7 @@ import {
   type ClaimResult,
   claimRecipients,
   loadGeneratedEnvelope,
+  type OutcomesInput,
   type RecipientOutcome,
   recordOutcomes,
 } from './delivery-records.ts';
@@ -61,6 +62,11 @@ export interface DeliverDeps {
   templates: DsnTemplates;
   /** Signs the gateway's own mail (direction generated); undefined: sent unsigned. */
   dkim?: DkimSigning | undefined;
+  /**
+   * Records one destination's results (createOutcomeRecorder: group-committed with other envelopes' results); unset,
+   * a statement of its own (recordOutcomes).
+   */
+  recordOutcomes?: ((input: OutcomesInput) => Promise<{ dsnRecorded: boolean }>) | undefined;
   /** Publishes (confirmed) DSN envelopes when the outcome is a retry, which cannot carry them. */
   publish: (envelope: Envelope) => Promise<void>;
   recipientsTotal?: Counter<'result'> | undefined;
@@ -280,13 +286,14 @@ async function deliverGroup(
   }
   const wanted = failures.filter((f) => dsnWanted(envelope, f.recipient));
   if (wanted.length > 0) result.dsn = await makeDsn(deps, envelope, wanted, quoted, now);
-  const recorded = await recordOutcomes(deps.pool, {
+  const input: OutcomesInput = {
     envelope,
     destination: group.destination.key,
     outcomes,
     dsn: result.dsn ? { envelope: result.dsn, recipients: wanted.map((f) => f.recipient) } : undefined,
     owner: deps.owner?.id,
-  });
+  };
+  const recorded = await (deps.recordOutcomes ? deps.recordOutcomes(input) : recordOutcomes(deps.pool, input));
   // Another deliver told the sender already (its blob is collected as unreferenced).
   if (result.dsn && !recorded.dsnRecorded) {
     context.log.info({ dsnMessageId: result.dsn.id }, 'DSN not sent: the recipients were finished by another deliver');

@@ -1,7 +1,7 @@
 // The deliveries table: what deliver has done per (message, recipient), so redelivery never sends twice what is
 // recorded (ARCHITECTURE.md rule 3), plus the trace rows that go with each result.
 import { committedBlobColumn, committedBlobParameter, type FoundBlob, foundBlob } from '@smgw/blob-store';
-import { type Pool, type PoolClient, preparedStatement, withTransaction } from '@smgw/db';
+import { groupCommits, type Pool, type PoolClient, preparedStatement, withTransaction } from '@smgw/db';
 import { type Envelope, generatedEnvelope } from '@smgw/envelope';
 import {
   recipientGivenUpSql,
@@ -151,16 +151,53 @@ const EVENT_OF: Record<DeliveryState, { event: string; outcome: string }> = {
 // a claim another instance holds now: one that took it over from us while our heartbeat was overdue is sending it,
 // and a `deferred` row would let a third consumer claim and send it at the same time. The recipient's trace state
 // follows the deliveries row (recipientStatesAfterChange: only the rows changed here); every attempt is in the trace.
+// The rows of $1 are of one message or of several (group commit); each carries its destination and owner.
 const RECORD_OUTCOMES = preparedStatement(
   'deliver-record-outcomes',
   recipientStatesAfterChange(
-    `update deliveries d set state = o.state, destination = $4, last_response = o.detail, updated_at = now()
-       from jsonb_to_recordset($2::jsonb) as o (recipient text, state text, detail text)
-      where d.message_id = $1 and d.recipient = o.recipient and d.state not in ('delivered', 'bounced')
-        and (o.state <> 'deferred' or d.state <> 'sending' or d.owner_instance is not distinct from $5)
-     returning d.recipient`,
+    `update deliveries d set state = o.state, destination = o.destination, last_response = o.detail, updated_at = now()
+       from jsonb_to_recordset($1::jsonb) as o (message_id text, recipient text, state text, detail text,
+              destination text, owner text)
+      where d.message_id = o.message_id and d.recipient = o.recipient and d.state not in ('delivered', 'bounced')
+        and (o.state <> 'deferred' or d.state <> 'sending' or d.owner_instance is not distinct from o.owner)
+     returning d.message_id, d.recipient`,
   ),
 );
+
+/** One destination's results of one envelope, as deliver records them. */
+export interface OutcomesInput {
+  envelope: Envelope;
+  destination: string;
+  outcomes: RecipientOutcome[];
+  dsn?: { envelope: Envelope; recipients: string[] } | undefined;
+  /** The deliver instance that made the attempt (its claims carry it); none without an owner. */
+  owner?: string | undefined;
+}
+
+/** RECORD_OUTCOMES for the results of several envelopes (each without a DSN) in one statement. */
+function outcomesStatement(inputs: readonly OutcomesInput[]) {
+  const states = inputs.flatMap((input) =>
+    input.outcomes.map((o) => ({
+      messageId: input.envelope.id,
+      recipient: o.recipient,
+      state: o.state,
+      detail: o.reason,
+      extra: { destination: input.destination, owner: input.owner ?? null },
+    })),
+  );
+  const events = inputs.flatMap((input) =>
+    input.outcomes.map((o) => ({
+      messageId: input.envelope.id,
+      stage: 'deliver',
+      ...EVENT_OF[o.state],
+      code: o.code,
+      reason: o.reason,
+      recipient: o.recipient,
+      data: { destination: input.destination, ...o.data },
+    })),
+  );
+  return RECORD_OUTCOMES([recipientStateParameter(states), traceEventParameter(events)]);
+}
 
 /**
  * Records one destination's results: deliveries rows, recipient states and trace events in one statement (one round
@@ -169,35 +206,9 @@ const RECORD_OUTCOMES = preparedStatement(
  * names is bounced without a DSN (another deliver finished them meanwhile and told the sender, or delivered them):
  * then it must not be sent.
  */
-export async function recordOutcomes(
-  pool: Pool,
-  input: {
-    envelope: Envelope;
-    destination: string;
-    outcomes: RecipientOutcome[];
-    dsn?: { envelope: Envelope; recipients: string[] } | undefined;
-    /** The deliver instance that made the attempt (its claims carry it); none without an owner. */
-    owner?: string | undefined;
-  },
-): Promise<{ dsnRecorded: boolean }> {
+export async function recordOutcomes(pool: Pool, input: OutcomesInput): Promise<{ dsnRecorded: boolean }> {
   const messageId = input.envelope.id;
-  const statement = RECORD_OUTCOMES([
-    messageId,
-    recipientStateParameter(input.outcomes.map((o) => ({ recipient: o.recipient, state: o.state, detail: o.reason }))),
-    traceEventParameter(
-      messageId,
-      input.outcomes.map((o) => ({
-        stage: 'deliver',
-        ...EVENT_OF[o.state],
-        code: o.code,
-        reason: o.reason,
-        recipient: o.recipient,
-        data: { destination: input.destination, ...o.data },
-      })),
-    ),
-    input.destination,
-    input.owner ?? null,
-  ]);
+  const statement = outcomesStatement([input]);
   const { dsn } = input;
   if (!dsn) {
     await pool.query(statement);
@@ -219,6 +230,25 @@ export async function recordOutcomes(
     await recordDsn(tx, input.envelope, dsn.envelope, recipients);
     return { dsnRecorded: true };
   });
+}
+
+/**
+ * recordOutcomes with group commit: results without a DSN of all envelopes that reach their record while one
+ * statement runs share the next (groupCommits); a result with a DSN keeps its own transaction. Each caller hears only
+ * after the commit that holds its own rows.
+ */
+export function createOutcomeRecorder(pool: Pool, options: { maxBatch: number }) {
+  const grouped = groupCommits<OutcomesInput>(
+    async (inputs) => {
+      await pool.query(outcomesStatement(inputs));
+    },
+    { maxBatch: options.maxBatch },
+  );
+  return async (input: OutcomesInput): Promise<{ dsnRecorded: boolean }> => {
+    if (input.dsn) return recordOutcomes(pool, input);
+    await grouped(input);
+    return { dsnRecorded: false };
+  };
 }
 
 async function recordDsn(tx: PoolClient, original: Envelope, dsn: Envelope, recipients: string[]): Promise<void> {

@@ -7,6 +7,7 @@ import { createRegistry, type Logger, startHealthServer } from '@smgw/observabil
 import { recordParkedAt } from '@smgw/trace';
 import type { DeliverConfig } from './config.ts';
 import { createDeliverHandler } from './deliver-envelope.ts';
+import { createOutcomeRecorder } from './delivery-records.ts';
 import { DestinationSlots, destinationLimitFor, mxLimitFor } from './destination-slots.ts';
 import { loadDsnTemplates } from './dsn.ts';
 import { installFastDataStream } from './fast-data-stream.ts';
@@ -90,6 +91,8 @@ export async function startDeliver(
     sending: new Set(),
     templates: await loadDsnTemplates(),
     dkim: dkimSigningOf(config),
+    // The results of all envelopes that reach their record while one statement runs share the next (group commit).
+    recordOutcomes: createOutcomeRecorder(pool, { maxBatch: config.prefetch }),
     publish: (envelope) => mq.publish(envelope),
     recipientsTotal: metrics.recipients,
     notTriedTotal: metrics.notTried,

@@ -7,7 +7,12 @@ import { BlobNotFoundError, createBlobStore, createFolderKeyStore } from '@smgw/
 import { type Envelope, newMessageId } from '@smgw/envelope';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 import { recordMessage } from '@smgw/trace';
-import { claimRecipients, type RecipientOutcome, recordOutcomes } from '../src/delivery-records.ts';
+import {
+  claimRecipients,
+  createOutcomeRecorder,
+  type RecipientOutcome,
+  recordOutcomes,
+} from '../src/delivery-records.ts';
 import { sampleEnvelope } from './fixtures.ts';
 
 const deferred: RecipientOutcome = {
@@ -95,6 +100,64 @@ describe('deliver records', () => {
     const after = await states(envelope.id);
     assert.equal(after.delivery.state, 'delivered');
     assert.equal(after.recipient, 'delivered', 'the trace does not step back to deferred either');
+  });
+
+  it('records the results of envelopes that finish together in one statement, each row under its own rules', async () => {
+    const record = createOutcomeRecorder(db.pool, { maxBatch: 16 });
+    const delivered = await claimedBy('instance-f');
+    const deferredHere = await claimedBy('instance-f');
+    const takenOver = await claimedBy('instance-g');
+    // G's heartbeat went stale and H took its claim over: G's late `deferred` must not undo H's claim.
+    await db.pool.query(
+      `update deliver_instances set heartbeat_at = now() - interval '1 minute' where id = 'instance-g'`,
+    );
+    await db.pool.query(`insert into deliver_instances (id) values ('instance-h') on conflict do nothing`);
+    assert.deepEqual((await claimAs(takenOver, 'instance-h')).claimed, ['a@behoerde.example']);
+
+    const ok: RecipientOutcome = { ...deferred, state: 'delivered', code: undefined, reason: '250 ok' };
+    const results = await Promise.all([
+      record({ envelope: delivered, destination: 'relay-1', outcomes: [ok], owner: 'instance-f' }),
+      record({ envelope: deferredHere, destination: 'relay-2', outcomes: [deferred], owner: 'instance-f' }),
+      record({ envelope: takenOver, destination: 'relay-3', outcomes: [deferred], owner: 'instance-g' }),
+    ]);
+    assert.deepEqual(results, [{ dsnRecorded: false }, { dsnRecorded: false }, { dsnRecorded: false }]);
+
+    assert.deepEqual(await states(delivered.id), {
+      delivery: { state: 'delivered', owner_instance: 'instance-f' },
+      recipient: 'delivered',
+    });
+    assert.deepEqual(await states(deferredHere.id), {
+      delivery: { state: 'deferred', owner_instance: 'instance-f' },
+      recipient: 'deferred',
+    });
+    assert.deepEqual(await states(takenOver.id), {
+      delivery: { state: 'sending', owner_instance: 'instance-h' },
+      recipient: 'pending',
+    });
+    const events = await db.pool.query(
+      `select message_id, event, data->>'destination' as destination from message_events
+        where message_id = any($1::text[]) and stage = 'deliver' order by id`,
+      [[delivered.id, deferredHere.id, takenOver.id]],
+    );
+    assert.deepEqual(
+      events.rows.map((e) => [e.message_id, e.event, e.destination]).sort(),
+      [
+        [delivered.id, 'recipient.delivered', 'relay-1'],
+        [deferredHere.id, 'recipient.deferred', 'relay-2'],
+        [takenOver.id, 'recipient.deferred', 'relay-3'],
+      ].sort(),
+    );
+    const destinations = await db.pool.query(
+      'select message_id, destination from deliveries where message_id = any($1::text[]) and destination is not null',
+      [[delivered.id, deferredHere.id]],
+    );
+    assert.deepEqual(
+      destinations.rows.map((r) => [r.message_id, r.destination]).sort(),
+      [
+        [delivered.id, 'relay-1'],
+        [deferredHere.id, 'relay-2'],
+      ].sort(),
+    );
   });
 
   it('reads the message blob row with the claim, and nothing when nothing was claimed', async () => {
