@@ -43,12 +43,12 @@ export interface ClaimOwner {
 
 /**
  * Claims the recipients that still need sending (never one the trace has bounced: a parked message the reaper gave
- * up, whose sender was told, stays given up when its envelope is moved back to a queue by hand): new ones, deferred ones, and `sending` ones whose owner is gone:
- * its instance's heartbeat is older than its `deadAfterMs` (the process died, or lost the database long enough to
- * have stopped its sends), or the claim is this instance's own and idle; for claims of an older deliver (a session
- * as owner, 004) the session no longer exists; and for any claim, it is older than `leaseMs`. A claim by a live
- * consumer is left alone, so a duplicate envelope (one redelivered while its first consumer still works, say after
- * a broker restart) waits instead of sending twice.
+ * up, whose sender was told, stays given up when its envelope is moved back to a queue by hand): new ones, deferred
+ * ones, and `sending` ones whose owner is gone: its instance's heartbeat is older than its `deadAfterMs` (the process
+ * died, or lost the database long enough to have stopped its sends), or the claim is this instance's own and idle;
+ * for claims of an older deliver (a session as owner, 004) the session no longer exists; and for any claim, it is
+ * older than `leaseMs`. A claim by a live consumer is left alone, so a duplicate envelope (one redelivered while its
+ * first consumer still works, say after a broker restart) waits instead of sending twice.
  */
 const CLAIM = preparedStatement(
   'deliver-claim',
