@@ -33,7 +33,8 @@ const BATCH = process.env.FLOOR_BATCH === '1';
 
 /**
  * `run` for one item at a time, or (FLOOR_BATCH) for every item queued while the call before ran; `run` answers each
- * item in order.
+ * item in order. The gateway's groupCommits (@smgw/db) does the same for writes without an answer, and writes a
+ * failed batch again item by item; the floor's claims need their answers, and the floor has no bad rows.
  */
 function batched<T, R>(run: (items: T[]) => Promise<R[]>): (item: T) => Promise<R> {
   if (!BATCH) return async (item) => (await run([item]))[0] as R;
