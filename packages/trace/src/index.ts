@@ -84,16 +84,6 @@ function composedWithAlongside(
   return { text: whole, values: all };
 }
 
-const RECORD_MESSAGE_TEXT = `with message as (
-     insert into messages (id, trace_id, direction, mail_from, blob_ref, blob_sha256, size, client_ip, client_helo,
-       client_user, client_tls, received_at, relates_to)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-     on conflict (id) do nothing),
-   recipients as (
-     insert into message_recipients (message_id, recipient)
-     select $1, unnest($14::text[]) on conflict do nothing)
-   ${insertEvents('$15')}`;
-
 /**
  * Takes the message's row for the rest of the caller's transaction, so that work on one message that must not run
  * twice at once (a notice, a reservation given back) runs in turn. `for no key update`: stages that record events of
@@ -115,24 +105,7 @@ export async function recordMessage(
   events: readonly TraceEvent[] = [],
   alongside: readonly AlongsideStatement[] = [],
 ): Promise<void> {
-  const values = [
-    envelope.id,
-    envelope.traceId,
-    envelope.direction,
-    envelope.mailFrom,
-    envelope.blob.ref,
-    envelope.blob.sha256,
-    envelope.blob.size,
-    envelope.client.ip,
-    envelope.client.helo,
-    envelope.client.user ?? null,
-    envelope.client.tls,
-    envelope.receivedAt,
-    envelope.relatesTo ?? null,
-    envelope.recipients,
-    eventRows(events.map((e) => ({ ...e, messageId: envelope.id }))),
-  ];
-  await db.query(withAlongside('trace-record-message', RECORD_MESSAGE_TEXT, values, alongside));
+  await recordMessages(db, [{ envelope, events, alongside }]);
 }
 
 /** One accepted message for recordMessages: recordMessage's arguments. */
@@ -161,16 +134,11 @@ const RECORD_MESSAGES_TEXT = `with message as (
 
 /**
  * recordMessage for several messages in one statement: one round trip and one commit for all of them, or none (a
- * group commit: @smgw/db's groupCommits). One message is recordMessage itself (its prepared statement); several are
- * an unnamed statement, since what goes alongside differs from batch to batch.
+ * group commit: @smgw/db's groupCommits). One message is a prepared statement (one per shape of what goes
+ * alongside); several are an unnamed one, since what goes alongside differs from batch to batch.
  */
 export async function recordMessages(db: Queryable, records: readonly MessageRecord[]): Promise<void> {
-  const [only, ...more] = records;
-  if (!only) return;
-  if (more.length === 0) {
-    await recordMessage(db, only.envelope, only.events, only.alongside);
-    return;
-  }
+  if (records.length === 0) return;
   const messages = records.map(({ envelope }) => ({
     id: envelope.id,
     trace_id: envelope.traceId,
@@ -190,8 +158,13 @@ export async function recordMessages(db: Queryable, records: readonly MessageRec
   const events = eventRows(
     records.flatMap(({ envelope, events }) => (events ?? []).map((e) => ({ ...e, messageId: envelope.id }))),
   );
+  const values = [JSON.stringify(messages), events];
   const alongside = records.flatMap((r) => r.alongside ?? []);
-  await db.query(composedWithAlongside(RECORD_MESSAGES_TEXT, [JSON.stringify(messages), events], alongside));
+  await db.query(
+    records.length === 1
+      ? withAlongside('trace-record-message', RECORD_MESSAGES_TEXT, values, alongside)
+      : composedWithAlongside(RECORD_MESSAGES_TEXT, values, alongside),
+  );
 }
 
 export async function recordEvent(db: Queryable, messageId: string, e: TraceEvent): Promise<void> {
