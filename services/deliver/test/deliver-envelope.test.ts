@@ -6,13 +6,12 @@ import { after, before, describe, it } from 'node:test';
 import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { type Envelope, newMessageId } from '@smgw/envelope';
 import type { HandlerContext, Outcome } from '@smgw/mq';
-import { createTestDatabase, type SmtpSink, startSmtpSink, type TestDatabase, waitFor } from '@smgw/testing';
+import { createTestDatabase, type SmtpSink, type TestDatabase, waitFor } from '@smgw/testing';
 import { expireParkedMessages, recordMessage, recordParkedAt } from '@smgw/trace';
 import { createDeliverHandler } from '../src/deliver-envelope.ts';
 import { DestinationSlots } from '../src/destination-slots.ts';
-import { createTransports, type Transports } from '../src/transports.ts';
 import { NOT_PLAIN_AGENCY_LOOKALIKES, sampleEnvelope, sampleMessage } from './fixtures.ts';
-import { handlerDepsFor, testLogger } from './harness.ts';
+import { type HandlerWorld, startHandlerWorld, testLogger } from './harness.ts';
 
 function context(overrides: Partial<HandlerContext> = {}): HandlerContext {
   return { attempt: 0, lastAttempt: false, log: testLogger, signal: new AbortController().signal, ...overrides };
@@ -31,9 +30,9 @@ function envelopesOf(outcome: Outcome): Envelope[] {
 
 describe('deliver handler', () => {
   let db: TestDatabase;
+  let world: HandlerWorld;
   let relay: SmtpSink;
-  let transports: Transports;
-  const published: Envelope[] = [];
+  let published: Envelope[];
   let handle: ReturnType<typeof createDeliverHandler>;
   let deps: Parameters<typeof createDeliverHandler>[0];
 
@@ -54,32 +53,19 @@ describe('deliver handler', () => {
 
   before(async () => {
     db = await createTestDatabase();
-    relay = await startSmtpSink();
-    relay.rejectRecipient = (rcpt) =>
+    world = await startHandlerWorld(db, (rcpt) =>
       rcpt.startsWith('perm')
         ? { code: 550, message: '5.1.1 unknown' }
         : rcpt.startsWith('never')
           ? { code: 450, message: '4.2.1 busy' }
-          : undefined;
-    transports = createTransports({
-      hostname: 'smgw.test',
-      connectionsPerDestination: 2,
-      timeoutMs: 5000,
-      requireTlsOutside: false,
-    });
-    deps = {
-      ...(await handlerDepsFor(db, relay.port)),
-      transports,
-      publish: async (envelope) => {
-        published.push(envelope);
-      },
-    };
+          : undefined,
+    );
+    ({ relay, published, deps } = world);
     handle = createDeliverHandler(deps);
   });
 
   after(async () => {
-    transports?.close();
-    await relay?.close();
+    await world?.close();
     await db?.drop();
   });
 

@@ -10,13 +10,12 @@ import { after, before, describe, it } from 'node:test';
 import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { type Envelope, newMessageId } from '@smgw/envelope';
 import type { HandlerContext, Outcome } from '@smgw/mq';
-import { createTestDatabase, type SmtpSink, startSmtpSink, type TestDatabase } from '@smgw/testing';
+import { createTestDatabase, type SmtpSink, type TestDatabase } from '@smgw/testing';
 import { recordMessage } from '@smgw/trace';
 import { createDeliverHandler } from '../src/deliver-envelope.ts';
 import { startOwnerHeartbeat } from '../src/owner-heartbeat.ts';
-import { createTransports, type Transports } from '../src/transports.ts';
 import { sampleEnvelope, sampleMessage } from './fixtures.ts';
-import { handlerDepsFor, testLogger } from './harness.ts';
+import { type HandlerWorld, startHandlerWorld, testLogger } from './harness.ts';
 
 function context(): HandlerContext {
   return { attempt: 0, lastAttempt: false, log: testLogger, signal: new AbortController().signal };
@@ -24,32 +23,20 @@ function context(): HandlerContext {
 
 describe('a DSN after a claim was taken over', () => {
   let db: TestDatabase;
+  let world: HandlerWorld;
   let relay: SmtpSink;
-  let transports: Transports;
-  const published: Envelope[] = [];
+  let published: Envelope[];
   let deps: Parameters<typeof createDeliverHandler>[0];
 
   before(async () => {
     db = await createTestDatabase();
-    relay = await startSmtpSink();
-    relay.rejectRecipient = (rcpt) => (rcpt.startsWith('perm') ? { code: 550, message: '5.1.1 unknown' } : undefined);
-    transports = createTransports({
-      hostname: 'smgw.test',
-      connectionsPerDestination: 2,
-      timeoutMs: 5000,
-      requireTlsOutside: false,
-    });
-    deps = {
-      ...(await handlerDepsFor(db, relay.port)),
-      transports,
-      publish: async (envelope) => {
-        published.push(envelope);
-      },
-    };
+    world = await startHandlerWorld(db, (rcpt) =>
+      rcpt.startsWith('perm') ? { code: 550, message: '5.1.1 unknown' } : undefined,
+    );
+    ({ relay, published, deps } = world);
   });
   after(async () => {
-    transports?.close();
-    await relay?.close();
+    await world?.close();
     await db?.drop();
   });
 

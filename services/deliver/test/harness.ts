@@ -18,6 +18,7 @@ import {
 import { getTrace, type MessageTrace, recordMessage } from '@smgw/trace';
 import type { DeliverDeps } from '../src/deliver-envelope.ts';
 import { loadDsnTemplates } from '../src/dsn.ts';
+import { createTransports } from '../src/transports.ts';
 
 export const testLogger: Logger = createLogger('deliver-test', process.env.SMGW_TEST_LOG_LEVEL ?? 'silent');
 
@@ -35,6 +36,47 @@ export async function handlerDepsFor(
     attemptTimeoutMs: 20_000,
     claimLeaseMs: 60_000,
     templates: await loadDsnTemplates(),
+  };
+}
+
+/** The handler's world without a broker: a relay sink, pooled transports to it, and deps whose publish collects. */
+export interface HandlerWorld {
+  relay: SmtpSink;
+  /** What the handler published itself (DSNs beside a retry). */
+  published: Envelope[];
+  deps: DeliverDeps;
+  close(): Promise<void>;
+}
+
+/** A HandlerWorld on `db`, its relay answering recipients as `reject` says (undefined: 250). */
+export async function startHandlerWorld(
+  db: TestGateway['db'],
+  reject?: SmtpSink['rejectRecipient'],
+): Promise<HandlerWorld> {
+  const relay = await startSmtpSink();
+  relay.rejectRecipient = reject;
+  const transports = createTransports({
+    hostname: 'smgw.test',
+    connectionsPerDestination: 2,
+    timeoutMs: 5000,
+    requireTlsOutside: false,
+  });
+  const published: Envelope[] = [];
+  const deps: DeliverDeps = {
+    ...(await handlerDepsFor(db, relay.port)),
+    transports,
+    publish: async (envelope) => {
+      published.push(envelope);
+    },
+  };
+  return {
+    relay,
+    published,
+    deps,
+    async close() {
+      transports.close();
+      await relay.close();
+    },
   };
 }
 
