@@ -4,31 +4,21 @@
 // send a second PIN mail. (A fresh id per try made it two mails.)
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import type { Envelope } from '@smgw/envelope';
-import {
-  createFolderMailboxKeyStore,
-  ensureActivationToken,
-  ensureMailbox,
-  type MailboxKeyStore,
-} from '@smgw/mailbox-store';
+import { ensureActivationToken, ensureMailbox } from '@smgw/mailbox-store';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
-import { loadMailboxTemplates, type MailboxTemplates } from '../src/notices.ts';
 import { type PinMailDeps, sendDuePinMails } from '../src/pin-mail-sweep.ts';
+import { type SweepWorld, sweepWorld } from './sweep-world.ts';
 
 const HOUR = 3_600_000;
 
 describe('a PIN mail after an unconfirmed publish', () => {
   let db: TestDatabase;
-  let blobStore: BlobStore;
-  let mailboxKeys: MailboxKeyStore;
-  let templates: MailboxTemplates;
+  let world: SweepWorld;
 
   before(async () => {
     db = await createTestDatabase();
-    blobStore = createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) });
-    mailboxKeys = createFolderMailboxKeyStore(db.keys);
-    templates = await loadMailboxTemplates();
+    world = await sweepWorld(db);
   });
   after(async () => {
     await db?.drop();
@@ -37,10 +27,10 @@ describe('a PIN mail after an unconfirmed publish', () => {
   it('sends the PIN mail again under the same id, so deliver can tell it is the same mail', async () => {
     const t0 = new Date('2026-03-01T10:00:00Z');
     const address = 'pin-zweimal@buerger.example';
-    const { mailbox } = await ensureMailbox(db.pool, address, mailboxKeys);
+    const { mailbox } = await ensureMailbox(db.pool, address, world.mailboxKeys);
     await ensureActivationToken(db.pool, {
       mailbox,
-      keys: mailboxKeys,
+      keys: world.mailboxKeys,
       now: t0,
       lifetimeMs: 24 * HOUR,
       pinDelayMs: HOUR,
@@ -50,11 +40,7 @@ describe('a PIN mail after an unconfirmed publish', () => {
     const atBroker: Envelope[] = [];
     let confirmLost = true;
     const deps = (now: Date): PinMailDeps => ({
-      pool: db.pool,
-      blobStore,
-      mailboxKeys,
-      hostname: 'smgw.test',
-      templates,
+      ...world.deps(now),
       retryDelayMs: 60_000,
       publish: async (envelope) => {
         atBroker.push(envelope);
@@ -65,7 +51,6 @@ describe('a PIN mail after an unconfirmed publish', () => {
           });
         }
       },
-      now: () => now,
     });
 
     const t1 = new Date(t0.getTime() + HOUR);

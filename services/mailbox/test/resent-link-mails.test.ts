@@ -4,12 +4,11 @@
 // mailed by this sweep.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
+import type { BlobStore } from '@smgw/blob-store';
 import { withTransaction } from '@smgw/db';
 import type { Envelope } from '@smgw/envelope';
 import {
   checkTokenPin,
-  createFolderMailboxKeyStore,
   deleteMailbox,
   ensureActivationToken,
   ensureMailbox,
@@ -21,9 +20,9 @@ import {
 } from '@smgw/mailbox-store';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 import { simpleParser } from 'mailparser';
-import { loadMailboxTemplates } from '../src/notices.ts';
-import { type PinSweepDeps, sendDuePinMails } from '../src/pin-mail-sweep.ts';
+import { sendDuePinMails } from '../src/pin-mail-sweep.ts';
 import { sendDueResentLinkMails } from '../src/resent-link-mails.ts';
+import { type SweepWorld, sweepWorld } from './sweep-world.ts';
 
 const HOUR = 3_600_000;
 const ACTIVATION = /https:\/\/portal\.test\/aktivieren\/([A-Za-z0-9_-]{43})/;
@@ -33,27 +32,12 @@ describe('link mails of an operator resend', () => {
   let db: TestDatabase;
   let blobStore: BlobStore;
   let published: Envelope[];
-  let deps: (now: Date) => PinSweepDeps;
+  let deps: SweepWorld['deps'];
   let mailboxKeys: MailboxKeyStore;
 
   before(async () => {
     db = await createTestDatabase();
-    blobStore = createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) });
-    mailboxKeys = createFolderMailboxKeyStore(db.keys);
-    const templates = await loadMailboxTemplates();
-    published = [];
-    deps = (now) => ({
-      pool: db.pool,
-      blobStore,
-      mailboxKeys,
-      hostname: 'smgw.test',
-      publicUrl: 'https://portal.test/',
-      templates,
-      publish: async (envelope) => {
-        published.push(envelope);
-      },
-      now: () => now,
-    });
+    ({ blobStore, mailboxKeys, published, deps } = await sweepWorld(db));
   });
   after(async () => {
     await db?.drop();

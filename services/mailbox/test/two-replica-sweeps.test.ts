@@ -10,52 +10,33 @@
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { createPool, type Pool, withTransaction } from '@smgw/db';
 import type { Envelope } from '@smgw/envelope';
 import {
-  createFolderMailboxKeyStore,
   ensureActivationToken,
   ensureMailbox,
   type MailboxKeyStore,
   requestActivationResend,
 } from '@smgw/mailbox-store';
 import { createTestDatabase, type TestDatabase, waitFor } from '@smgw/testing';
-import { loadMailboxTemplates } from '../src/notices.ts';
-import type { PinSweepDeps } from '../src/pin-mail-sweep.ts';
 import { sendDuePinMails } from '../src/pin-mail-sweep.ts';
 import { sendDueResentLinkMails } from '../src/resent-link-mails.ts';
+import { type SweepWorld, sweepWorld } from './sweep-world.ts';
 
 const HOUR = 3_600_000;
 
 describe('two replicas sweeping at once', () => {
   let db: TestDatabase;
   let poolB: Pool;
-  let blobStore: BlobStore;
   let mailboxKeys: MailboxKeyStore;
   let published: Envelope[];
-  let deps: (pool: Pool, now: Date) => PinSweepDeps;
+  let deps: SweepWorld['deps'];
   const gateKey = randomInt(1, 2 ** 31 - 1);
 
   before(async () => {
     db = await createTestDatabase();
     poolB = createPool({ url: db.url, schema: db.schema, applicationName: 'replica-b', max: 2 });
-    blobStore = createBlobStore(db.pool, { keyStore: createFolderKeyStore(db.keys) });
-    mailboxKeys = createFolderMailboxKeyStore(db.keys);
-    const templates = await loadMailboxTemplates();
-    published = [];
-    deps = (pool, now) => ({
-      pool,
-      blobStore,
-      mailboxKeys,
-      hostname: 'smgw.test',
-      publicUrl: 'https://portal.test/',
-      templates,
-      publish: async (envelope) => {
-        published.push(envelope);
-      },
-      now: () => now,
-    });
+    ({ mailboxKeys, published, deps } = await sweepWorld(db));
     // The gate: reading mailbox_audit waits on the test's advisory lock, for replica B's connections only.
     await db.pool.query(`
       alter table mailbox_audit rename to mailbox_audit_rows;
@@ -129,7 +110,7 @@ describe('two replicas sweeping at once', () => {
     );
 
     // Replica A's sweep sends the link mail and commits its mark while B's waits at the gate.
-    const sentBy = await sweepsMeeting((pool) => sendDueResentLinkMails(deps(pool, t1)));
+    const sentBy = await sweepsMeeting((pool) => sendDueResentLinkMails(deps(t1, pool)));
     assert.equal(sentBy.a, 1);
 
     const mails = published.filter((e) => e.recipients.includes(address));
@@ -154,7 +135,7 @@ describe('two replicas sweeping at once', () => {
       `insert into mailbox_audit_rows (mailbox_id, address, event, actor, at) values ($1, $2, 'test.filler', 'test', $3)`,
       [mailbox.id, address, t0],
     );
-    const sentBy = await sweepsMeeting((pool) => sendDuePinMails(deps(pool, t1)));
+    const sentBy = await sweepsMeeting((pool) => sendDuePinMails(deps(t1, pool)));
     assert.deepEqual(sentBy, { a: 1, b: 0 });
     assert.equal(published.filter((e) => e.recipients.includes(address)).length, 1);
   });
