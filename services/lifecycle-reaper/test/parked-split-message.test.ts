@@ -21,19 +21,26 @@ describe('the parked half of a split message', () => {
   });
   after(() => world.drop());
 
-  it('is given up (DSN to the sender) even though the other half was delivered after it was parked', async () => {
+  /** A message from an agency split at ingest into an internal and an outbound half, both recorded. */
+  async function splitMessage(text: string, colleague: string, citizen: string) {
     const id = newMessageId();
-    const blob = await world.store.put(
-      Readable.from([Buffer.from('Subject: Bescheid\r\nMessage-ID: <b@behoerde.example>\r\n\r\nText\r\n')]),
-      { messageId: id },
-    );
+    const blob = await world.store.put(Readable.from([Buffer.from(text)]), { messageId: id });
     const common = { id, blob, mailFrom: 'absender@behoerde.example' };
-    const internal = envelopeFixture({ ...common, direction: 'internal', recipients: ['kollegin@behoerde.example'] });
-    const outbound = envelopeFixture({ ...common, direction: 'outbound', recipients: ['buerger@extern.example'] });
+    const internal = envelopeFixture({ ...common, direction: 'internal', recipients: [colleague] });
+    const outbound = envelopeFixture({ ...common, direction: 'outbound', recipients: [citizen] });
     await recordMessage(world.db.pool, internal, [
       { stage: 'ingest', event: 'message.received', outcome: 'next', data: { blob: blob.ref } },
     ]);
     await recordMessage(world.db.pool, outbound);
+    return { id, internal, outbound };
+  }
+
+  it('is given up (DSN to the sender) even though the other half was delivered after it was parked', async () => {
+    const { id, outbound } = await splitMessage(
+      'Subject: Bescheid\r\nMessage-ID: <b@behoerde.example>\r\n\r\nText\r\n',
+      'kollegin@behoerde.example',
+      'buerger@extern.example',
+    );
     // The outbound half: encrypt's retry ladder ran out, the envelope is parked.
     await recordParkedAt(world.db.pool, 'encrypt')(outbound, 'RETRIES_EXHAUSTED', 'ENCRYPT_FAILED: CRL fetch failed');
     // The internal half reaches its recipient after that (the internal relay was busy for a while).
@@ -62,17 +69,11 @@ describe('the parked half of a split message', () => {
   });
 
   it('gives up both halves parked at one stage together, with one DSN naming both recipients', async () => {
-    const id = newMessageId();
-    const blob = await world.store.put(Readable.from([Buffer.from('Subject: Zwei\r\n\r\nText\r\n')]), {
-      messageId: id,
-    });
-    const common = { id, blob, mailFrom: 'absender@behoerde.example' };
-    const internal = envelopeFixture({ ...common, direction: 'internal', recipients: ['kollege@behoerde.example'] });
-    const outbound = envelopeFixture({ ...common, direction: 'outbound', recipients: ['buergerin@extern.example'] });
-    await recordMessage(world.db.pool, internal, [
-      { stage: 'ingest', event: 'message.received', outcome: 'next', data: { blob: blob.ref } },
-    ]);
-    await recordMessage(world.db.pool, outbound);
+    const { id, internal, outbound } = await splitMessage(
+      'Subject: Zwei\r\n\r\nText\r\n',
+      'kollege@behoerde.example',
+      'buergerin@extern.example',
+    );
     await recordParkedAt(world.db.pool, 'scan')(internal, 'RETRIES_EXHAUSTED', 'CLAMD_UNREACHABLE');
     await recordParkedAt(world.db.pool, 'scan')(outbound, 'RETRIES_EXHAUSTED', 'CLAMD_UNREACHABLE');
 
