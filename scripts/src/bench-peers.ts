@@ -410,27 +410,39 @@ async function gatewayStatements(
     return '';
   }
   const { stdout } = await psql(
-    `select calls, total_exec_time, regexp_replace(left(query, 110), '\\s+', ' ', 'g') from pg_stat_statements
+    `select calls, total_exec_time, plans, total_plan_time, regexp_replace(left(query, 110), '\\s+', ' ', 'g')
+       from pg_stat_statements
       where query not ilike '%pg_stat_statements%' and query not like 'select folder, count(*) as messages%'
-      order by total_exec_time desc limit 25`,
+      order by total_exec_time + total_plan_time desc limit 25`,
   );
   const lines = [
     `
 PostgreSQL statements of the gateway${path === 'inbound' ? '' : `, ${path} path`} (${messages} messages), by total time:`,
   ];
-  lines.push('  calls/msg  ms/msg  statement');
+  lines.push('  calls/msg  ms/msg  plans/msg  plan ms/msg  statement');
   let totalCalls = 0;
   let totalMs = 0;
+  let totalPlans = 0;
+  let totalPlanMs = 0;
+  const perMessage = (n: number, digits: number, width: number) => (n / messages).toFixed(digits).padStart(width);
   for (const row of stdout.trim().split('\n')) {
-    const [calls, ms, query] = row.split('\t');
-    totalCalls += Number(calls);
-    totalMs += Number(ms);
+    const [calls, ms, plans, planMs, query] = row.split('\t').map((field, i) => (i < 4 ? Number(field) : field)) as [
+      number,
+      number,
+      number,
+      number,
+      string,
+    ];
+    totalCalls += calls;
+    totalMs += ms;
+    totalPlans += plans;
+    totalPlanMs += planMs;
     lines.push(
-      `  ${(Number(calls) / messages).toFixed(2).padStart(9)}  ${(Number(ms) / messages).toFixed(3).padStart(6)}  ${query}`,
+      `  ${perMessage(calls, 2, 9)}  ${perMessage(ms, 3, 6)}  ${perMessage(plans, 2, 9)}  ${perMessage(planMs, 3, 11)}  ${query}`,
     );
   }
   lines.push(
-    `  ${(totalCalls / messages).toFixed(2).padStart(9)}  ${(totalMs / messages).toFixed(3).padStart(6)}  (these 25)`,
+    `  ${perMessage(totalCalls, 2, 9)}  ${perMessage(totalMs, 3, 6)}  ${perMessage(totalPlans, 2, 9)}  ${perMessage(totalPlanMs, 3, 11)}  (these 25)`,
   );
   return lines.join('\n');
 }

@@ -24,8 +24,15 @@ export function createPool(options: PoolOptions): pg.Pool {
     connectionString: options.url,
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'smgw',
-    // A schema per test suite keeps parallel tests apart; it is set as a startup option, so no extra round trip.
-    ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
+    // Startup options, so no extra round trip. A schema per test suite keeps parallel tests apart. Generic plans: the
+    // named statements (preparedStatement) are the per-message ones, on keys, whose best plan does not depend on the
+    // values; PostgreSQL's default (auto) plans such a statement again on every call where its estimates favour a plan
+    // for the call's values, and in the bench it did so for 71 % of deliver's claims and 41 % of its outcomes (a third
+    // of PostgreSQL's CPU, 0.5 ms per message). Unnamed statements are planned per call in either mode.
+    options: [
+      ...(options.schema ? [`-c search_path=${options.schema}`] : []),
+      '-c plan_cache_mode=force_generic_plan',
+    ].join(' '),
     connectionTimeoutMillis: 10_000,
     // pg's default closes a connection after 10 s idle: a lull that long (between bursts, at night) then costs every
     // pool a round of new backends (fork, authentication, catalogue caches, statements prepared again) when mail

@@ -82,7 +82,9 @@ async function startPostgres(
   // benchmark keeps it on (`durable`), as Postfix fsyncs its queue files.
   const options =
     `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c max_connections=400 -c fsync=${durable ? 'on' : 'off'}` +
-    (statementStats ? ' -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all' : '');
+    (statementStats
+      ? ' -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all -c pg_stat_statements.track_planning=on'
+      : '');
   const pgCtl = (...args: string[]) => asPostgres('pg_ctl', ['-D', data, '-l', join(dir, 'postgres.log'), ...args]);
   await asPostgres('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-sync']);
   await pgCtl('-o', options, '-w', 'start');
