@@ -1,6 +1,6 @@
 // Recipient certificates (certificates, migration 008): added by an operator or harvested from validly signed inbound
 // mail, replaced by renewals; the encrypt stage reads the current ones per address. Addresses are stored lower-case.
-import type { Pool } from '@smgw/db';
+import { type Pool, preparedStatement } from '@smgw/db';
 
 /** Who brought it: an operator (admin API), inbound signed mail, or the recipient on the portal (migration 013). */
 export type CertificateSource = 'admin' | 'harvested' | 'portal';
@@ -172,14 +172,21 @@ export interface StoredCapabilities {
 /** A certificate taken from validly signed inbound mail: stored like an operator's, with source `harvested`. */
 export type HarvestedCertificate = Omit<NewCertificate, 'source'>;
 
+/**
+ * The current certificates of address $1, for every outbound message. `addresses @> array[$1]`, not `$1 =
+ * any(addresses)`: only the first can use the addresses index; the second read every certificate (6 ms a message at
+ * 50,000 certificates).
+ */
+export const CURRENT_CERTIFICATES = preparedStatement(
+  'key-directory-current-certificates',
+  `select fingerprint, der, intermediates, smime_capabilities as "smimeCapabilities" from certificates
+    where addresses @> array[$1::text] and replaced_by is null
+    order by not_after desc, added_at desc`,
+);
+
 /** The current (not replaced) certificates for the address, the longest-lived first. */
 export async function currentCertificates(pool: Pool, address: string): Promise<CertificateForEncryption[]> {
-  const { rows } = await pool.query<CertificateForEncryption>(
-    `select fingerprint, der, intermediates, smime_capabilities as "smimeCapabilities" from certificates
-      where $1 = any(addresses) and replaced_by is null
-      order by not_after desc, added_at desc`,
-    [address.toLowerCase()],
-  );
+  const { rows } = await pool.query<CertificateForEncryption>(CURRENT_CERTIFICATES([address.toLowerCase()]));
   return rows;
 }
 

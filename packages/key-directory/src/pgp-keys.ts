@@ -1,6 +1,6 @@
 // OpenPGP public keys (pgp_keys, migration 008) with their trust state: imported by an operator or harvested from
 // inbound mail as pending; only an approved key is used for encryption. Addresses are stored lower-case.
-import type { Pool } from '@smgw/db';
+import { type Pool, preparedStatement } from '@smgw/db';
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 
@@ -116,14 +116,17 @@ export interface PgpKeyForEncryption {
   state: PgpKeyState;
 }
 
+/** The OpenPGP keys of address $1, for every outbound message: `@>`, so the addresses index serves it. */
+export const PGP_KEYS_FOR = preparedStatement(
+  'key-directory-pgp-keys-for',
+  `select fingerprint, armored, state from pgp_keys
+    where addresses @> array[$1::text]
+    order by (state = 'approved') desc, created_at desc`,
+);
+
 /** The OpenPGP keys for the address in any state, approved first, newest first. */
 export async function pgpKeysFor(pool: Pool, address: string): Promise<PgpKeyForEncryption[]> {
-  const { rows } = await pool.query<PgpKeyForEncryption>(
-    `select fingerprint, armored, state from pgp_keys
-      where $1 = any(addresses)
-      order by (state = 'approved') desc, created_at desc`,
-    [address.toLowerCase()],
-  );
+  const { rows } = await pool.query<PgpKeyForEncryption>(PGP_KEYS_FOR([address.toLowerCase()]));
   return rows;
 }
 
