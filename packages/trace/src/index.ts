@@ -271,11 +271,18 @@ export function traceEventParameter(events: readonly (TraceEvent & { messageId: 
  * SQL condition: the trace has bounced `recipient` (an SQL expression) of message `messageId` (one too), so its sender
  * was or will be told it failed, and nothing may send or store the message for it after that: a parked message the
  * reaper gave up (PARKED_EXPIRED) whose envelope an operator moves back to a queue, say.
+ *
+ * It takes the recipient's row (key share) whatever its state, so it cannot pass a reaper that is giving the message
+ * up at that moment: the reaper holds the rows (expireParkedMessages) and this waits, then reads the row as the reaper
+ * left it. (A plain `exists (… and state = 'bounced')` read the row as it was before, and the message went out after
+ * its failure DSN.) The state is compared outside the locking subquery, which PostgreSQL would otherwise filter before
+ * it locks. A caller that stores or claims in the same statement or transaction holds the row until it commits, so a
+ * reaper coming later finds what it did (expireParkedMessages: a live claim, or an event naming the recipient).
  */
 export function recipientGivenUpSql(messageId: string, recipient: string): string {
-  return `exists (select 1 from message_recipients given_up
-                   where given_up.message_id = ${messageId} and given_up.recipient = ${recipient}
-                     and given_up.state = 'bounced')`;
+  return `(select given_up.state from message_recipients given_up
+            where given_up.message_id = ${messageId} and given_up.recipient = ${recipient}
+            for key share) is not distinct from 'bounced'`;
 }
 
 const GIVEN_UP_RECIPIENTS = preparedStatement(

@@ -73,6 +73,23 @@ const STILL_PARKED = `not exists (
             or (later.event <> 'envelope.parked' and later.recipient is null and later.stage = e.stage)))`;
 
 /**
+ * How long deliver's heartbeat may be silent before its claims count as dead: deliver's OWNER_TIMING.deadAfterMs
+ * (a deliver test holds the two together).
+ */
+export const DELIVER_OWNER_ALIVE_MS = 20_000;
+
+/**
+ * A recipient of message $1 (of $2, or any when null) that a live deliver has claimed and is sending: `sending`, its
+ * owner's heartbeat younger than DELIVER_OWNER_ALIVE_MS, claimed within the hour (no attempt lasts that long, so a
+ * claim left behind by a live process before the message was parked holds its expiry up for an hour at most).
+ */
+const LIVE_DELIVER_CLAIM = `select 1 from deliveries d join deliver_instances i on i.id = d.owner_instance
+  where d.message_id = $1 and ($2::text[] is null or d.recipient = any($2::text[])) and d.state = 'sending'
+    and i.heartbeat_at > now() - make_interval(secs => ${DELIVER_OWNER_ALIVE_MS / 1000})
+    and d.updated_at > now() - interval '1 hour'
+  limit 1`;
+
+/**
  * Messages with an `envelope.parked` event (written by each stage's onParked before it parks) whose envelope has not
  * moved on since (STILL_PARKED). Oldest first, at most `limit`, with the total and the oldest time over all of them.
  * An envelope the broker dead-lettered on its own (delivery limit) or that could not be parsed has no such event.
@@ -131,7 +148,8 @@ export type OnExpiring = (db: PoolClient, message: ExpiringMessage) => Promise<R
  * bounced (`PARKED_EXPIRED`) and an `envelope.expired` event ends its trace, in one transaction per message, with
  * whatever `onExpiring` records there (the reaper: a DSN to the sender into its outbox). It is finished then; its
  * contents are kept for SMGW_MESSAGE_RETENTION after the expiry (@smgw/blob-store's purgeFinishedMessageBlobs counts
- * from the `envelope.expired` event), so an operator can still replay the parked envelope. Returns the message ids.
+ * from the `envelope.expired` event), so an operator can still replay the parked envelope. A message whose parked
+ * recipient a live deliver is sending (moved back meanwhile) waits for a later sweep. Returns the message ids.
  */
 export async function expireParkedMessages(
   pool: Pool,
@@ -147,7 +165,9 @@ export async function expireParkedMessages(
     const client = await pool.connect();
     try {
       await client.query('begin');
-      // Locks the message's recipients; a replay that moved it on meanwhile leaves a later event: then not.
+      // Locks the message's recipients; a replay that moved it on meanwhile leaves a later event: then not. A deliver
+      // or mailbox that takes the envelope while these are held waits for them (recipientGivenUpSql) and then finds
+      // its recipients bounced.
       await client.query('select 1 from message_recipients where message_id = $1 for update', [parked.messageId]);
       const still = await client.query(
         `select e.data from message_events e where e.message_id = $1 and e.event = 'envelope.parked'
@@ -164,6 +184,14 @@ export async function expireParkedMessages(
       const parkedRecipients = parkedData.every((data) => data?.recipients)
         ? parkedData.flatMap((data) => data?.recipients ?? [])
         : null;
+      // Moved back and being sent right now: a deliver claimed a parked recipient (recipientGivenUpSql let it, since
+      // it came before these locks) and has not recorded how it went. Not given up now; the next sweep finds the
+      // outcome it records (an event naming the recipient: moved on) or, if that deliver died, no live claim.
+      const inFlight = await client.query(LIVE_DELIVER_CLAIM, [parked.messageId, parkedRecipients]);
+      if ((inFlight.rowCount ?? 0) > 0) {
+        await client.query('rollback');
+        continue;
+      }
       const bounced = await client.query<{ recipient: string }>(
         `update message_recipients set state = 'bounced', detail = 'PARKED_EXPIRED', updated_at = $2
           where message_id = $1 and state in ('pending', 'deferred')

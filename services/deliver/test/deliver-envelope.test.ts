@@ -7,9 +7,11 @@ import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { type Envelope, newMessageId } from '@smgw/envelope';
 import type { HandlerContext, Outcome } from '@smgw/mq';
 import { createTestDatabase, type SmtpSink, type TestDatabase, waitFor } from '@smgw/testing';
-import { expireParkedMessages, recordMessage, recordParkedAt } from '@smgw/trace';
+import { DELIVER_OWNER_ALIVE_MS, expireParkedMessages, recordMessage, recordParkedAt } from '@smgw/trace';
 import { createDeliverHandler } from '../src/deliver-envelope.ts';
+import { claimRecipients } from '../src/delivery-records.ts';
 import { DestinationSlots } from '../src/destination-slots.ts';
+import { OWNER_TIMING } from '../src/owner-heartbeat.ts';
 import { NOT_PLAIN_AGENCY_LOOKALIKES, sampleEnvelope, sampleMessage } from './fixtures.ts';
 import { type HandlerWorld, startHandlerWorld, testLogger } from './harness.ts';
 
@@ -153,6 +155,100 @@ describe('deliver handler', () => {
     } finally {
       relay.rejectRecipient = relayAnswer;
     }
+  });
+
+  it('waits for a reaper that is giving the message up at that moment, then sends nothing', async () => {
+    const recipient = 'racing-reaper@behoerde.example';
+    const relayAnswer = relay.rejectRecipient;
+    let relayDown = true;
+    relay.rejectRecipient = (rcpt, mailFrom) =>
+      rcpt === recipient && relayDown ? { code: 451, message: '4.3.0 try later' } : relayAnswer?.(rcpt, mailFrom);
+    try {
+      const envelope = await stored({ recipients: [recipient] });
+      assert.equal((await handle(envelope, context())).kind, 'retry');
+      await recordParkedAt(db.pool, 'deliver')(envelope, 'DELIVER_DEPENDENCY_FAILED', 'retries exhausted');
+
+      // The reaper has bounced the recipient and is writing the sender's DSN, not committed yet ...
+      let reached = () => {};
+      const reaperInside = new Promise<void>((resolve) => {
+        reached = resolve;
+      });
+      let release = () => {};
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const expiring = expireParkedMessages(
+        db.pool,
+        new Date(Date.now() + 60_000),
+        'reaper',
+        new Date(),
+        1000,
+        async () => {
+          reached();
+          await released;
+          return undefined;
+        },
+      );
+      await reaperInside;
+      // ... when an operator moves the envelope back and the relay takes mail again.
+      relayDown = false;
+      let settled = false;
+      const handled = handle(envelope, context()).finally(() => {
+        settled = true;
+      });
+      const sent = () => relay.messages.some((m) => m.rcptTo.includes(recipient));
+      try {
+        // Until deliver waits on a lock the reaper holds (or, as it did before, has sent the message already).
+        await waitFor('deliver waiting for the reaper, or done', async () => {
+          if (settled || sent()) return true;
+          const { rows } = await db.pool.query(
+            `select 1 from pg_stat_activity where wait_event_type = 'Lock' and query like 'with c%'`,
+          );
+          return rows.length > 0;
+        });
+      } finally {
+        release();
+      }
+      assert.deepEqual(await expiring, [envelope.id]);
+      const [done, ...dsns] = envelopesOf(await handled);
+      assert.deepEqual(done?.itinerary, []);
+      assert.equal(dsns.length, 0, 'the sender was told once, by the reaper');
+      assert.equal(relay.messages.filter((m) => m.rcptTo.includes(recipient)).length, 0, 'sent after its DSN');
+    } finally {
+      relay.rejectRecipient = relayAnswer;
+    }
+  });
+
+  it('keeps a reaper from giving up a parked recipient that a live deliver has claimed and is sending', async () => {
+    const recipient = 'in-flight@behoerde.example';
+    const envelope = await stored({ recipients: [recipient] });
+    await recordParkedAt(db.pool, 'deliver')(envelope, 'DELIVER_DEPENDENCY_FAILED', 'retries exhausted');
+    // Moved back: a deliver instance (heartbeat fresh) claims the recipient and is sending it.
+    const instance = `test-${envelope.id}`;
+    await db.pool.query('insert into deliver_instances (id, heartbeat_at) values ($1, now())', [instance]);
+    const claim = await claimRecipients(db.pool, { id: envelope.id, blobRef: envelope.blob.ref }, [recipient], 60_000, {
+      id: instance,
+      deadAfterMs: OWNER_TIMING.deadAfterMs,
+      idle: [],
+    });
+    assert.deepEqual(claim.claimed, [recipient]);
+
+    const giveUp = () => expireParkedMessages(db.pool, new Date(Date.now() + 60_000), 'reaper', new Date(), 1000);
+    assert.ok(!(await giveUp()).includes(envelope.id), 'given up while being sent');
+    const state = async () =>
+      (await db.pool.query('select state from message_recipients where message_id = $1', [envelope.id])).rows[0]?.state;
+    assert.equal(await state(), 'pending');
+
+    // That deliver died without a word: its claim is dead once its heartbeat is, and the message is given up.
+    await db.pool.query(`update deliver_instances set heartbeat_at = now() - interval '1 minute' where id = $1`, [
+      instance,
+    ]);
+    assert.ok((await giveUp()).includes(envelope.id));
+    assert.equal(await state(), 'bounced');
+  });
+
+  it("counts deliver's claims as live exactly as long as the reaper does", () => {
+    assert.equal(OWNER_TIMING.deadAfterMs, DELIVER_OWNER_ALIVE_MS);
   });
 
   it('does not send a recipient another consumer is sending, and takes it over once that claim is stale', async () => {

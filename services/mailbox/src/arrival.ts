@@ -68,7 +68,9 @@ interface StoredMessage {
 type RecipientResult =
   | { kind: 'done'; outcome: 'stored' | 'over_quota'; notices: Envelope[]; redelivered: boolean }
   /** The mailbox changed between the quota check and the transaction (filled up, emptied, deleted): try again. */
-  | { kind: 'changed' };
+  | { kind: 'changed' }
+  /** The reaper gave the recipient up while its copy was being prepared: nothing stored (arriveEnvelope). */
+  | { kind: 'given-up' };
 
 export async function arriveEnvelope(deps: ArrivalDeps, envelope: Envelope, context: HandlerContext): Promise<Outcome> {
   const notices: Envelope[] = [];
@@ -99,6 +101,13 @@ export async function arriveEnvelope(deps: ArrivalDeps, envelope: Envelope, cont
     }
     if (result.kind === 'changed') {
       return retry('MAILBOX_CHANGED', `the mailbox of a recipient changed while the message was being stored`);
+    }
+    if (result.kind === 'given-up') {
+      context.log.warn(
+        { code: 'MAILBOX_RECIPIENT_GIVEN_UP', recipients: [recipient] },
+        'given up meanwhile; not stored',
+      );
+      continue;
     }
     notices.push(...result.notices);
     context.log.info(
@@ -185,6 +194,9 @@ async function arriveForRecipient(
   // The notices' blob rows commit with their message rows (recordNotice), in this transaction.
   const recorded = await inTransaction(deps.pool, async (tx) => {
     const { db } = tx;
+    // Checked again here, holding the recipient's trace row until the commit (recipientGivenUpSql): a reaper giving
+    // the message up right now is waited for, and one that comes later finds this arrival's event and leaves it.
+    if ((await givenUpRecipients(db, envelope.id, [recipient])).length > 0) return { kind: 'given-up' } as const;
     await recordRecipientStates(db, envelope.id, [trace], [event]);
     for (const notice of made) await recordNotice(db, notice, envelope.id, now);
     // The mails were written for the mailbox as it was: if it filled, emptied, was activated, locked or deleted
@@ -216,7 +228,7 @@ async function arriveForRecipient(
   });
   if (recorded.kind !== 'recorded') await discardNotices(made);
   else await publishNotices(made);
-  if (recorded.kind === 'changed') return { kind: 'changed' };
+  if (recorded.kind === 'changed' || recorded.kind === 'given-up') return recorded;
   if (recorded.kind === 'redelivered') {
     // A concurrent delivery of the same envelope was first: publish its mails, not ours.
     const winner = await findArrival(deps.pool, envelope.id, recipient);

@@ -337,6 +337,68 @@ describe('mailbox stage with encrypt and deliver', () => {
     assert.deepEqual(await mailsAbout(gateway.smarthost, citizen, envelope.id), [], 'no link to the citizen');
   });
 
+  it('waits for a reaper that is giving the message up at that moment, then stores nothing and tells no one', async () => {
+    const { gateway } = world;
+    const citizen = 'wettlauf@buerger.example';
+    const envelope = await storedEnvelope(world, citizenMail(citizen, 'wettlauf'), [citizen], {
+      itinerary: ['mailbox'],
+      verdicts: { crypto: { status: 'portal', at: new Date().toISOString() } },
+    });
+    await recordParkedAt(gateway.db.pool, 'mailbox')(envelope, 'MAILBOX_DEPENDENCY_FAILED', 'retries exhausted');
+    // The reaper has bounced the recipient and is writing the sender's DSN, not committed yet ...
+    let reached = () => {};
+    const reaperInside = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const expiring = expireParkedMessages(
+      gateway.db.pool,
+      new Date(Date.now() + 60_000),
+      'reaper',
+      new Date(),
+      1000,
+      async () => {
+        reached();
+        await released;
+        return undefined;
+      },
+    );
+    await reaperInside;
+    // ... when an operator moves the envelope back from smgw.mailbox.parked.
+    await world.publisher.publish(envelope);
+    try {
+      // Until the arrival waits on a lock the reaper holds (or, as it did before, has stored the message already).
+      await waitFor('the arrival waiting for the reaper, or stored', async () => {
+        if ((await recipientState(world, envelope.id, citizen)) === 'in_mailbox') return true;
+        const { rows } = await gateway.db.pool.query(
+          `select 1 from pg_stat_activity where wait_event_type = 'Lock'
+              and (query like 'select r as recipient%' or query like 'with states as%')`,
+        );
+        return rows.length > 0;
+      });
+    } finally {
+      release();
+    }
+    assert.deepEqual(await expiring, [envelope.id]);
+
+    // One arrival at a time (SMGW_PREFETCH=1): once the message behind it is stored, this one has been handled.
+    const behind = await submit(world, citizenMail('danach-2@buerger.example', 'danach'), ['danach-2@buerger.example']);
+    await waitFor(
+      'the message behind it stored',
+      async () => (await recipientState(world, behind.id, 'danach-2@buerger.example')) === 'in_mailbox',
+    );
+    assert.equal(await recipientState(world, envelope.id, citizen), 'bounced');
+    const { rows } = await gateway.db.pool.query(
+      'select count(*)::int as n from mailbox_messages where message_id = $1',
+      [envelope.id],
+    );
+    assert.equal(rows[0].n, 0, 'stored after its DSN');
+    assert.deepEqual(await mailsAbout(gateway.smarthost, citizen, envelope.id), [], 'no link to the citizen');
+  });
+
   it('tells an activated mailbox with a login link only', async () => {
     const { gateway } = world;
     const citizen = 'aktiv@buerger.example';
