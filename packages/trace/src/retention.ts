@@ -78,6 +78,9 @@ const STILL_PARKED = `not exists (
  */
 export const DELIVER_OWNER_ALIVE_MS = 20_000;
 
+/** PostgreSQL's lock_not_available: a `nowait` lock that someone else holds. */
+const LOCK_NOT_AVAILABLE = '55P03';
+
 /**
  * A recipient of message $1 (of $2, or any when null) that a live deliver has claimed and is sending: `sending`, its
  * owner's heartbeat younger than DELIVER_OWNER_ALIVE_MS, claimed within the hour (no attempt lasts that long, so a
@@ -167,8 +170,18 @@ export async function expireParkedMessages(
       await client.query('begin');
       // Locks the message's recipients; a replay that moved it on meanwhile leaves a later event: then not. A deliver
       // or mailbox that takes the envelope while these are held waits for them (recipientGivenUpSql) and then finds
-      // its recipients bounced.
-      await client.query('select 1 from message_recipients where message_id = $1 for update', [parked.messageId]);
+      // its recipients bounced. The reaper itself never waits: a row someone holds (a claim or an arrival of several
+      // recipients locks them one by one, and waiting for them in another order could deadlock) leaves the message
+      // to a later sweep.
+      try {
+        await client.query('select 1 from message_recipients where message_id = $1 for update nowait', [
+          parked.messageId,
+        ]);
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== LOCK_NOT_AVAILABLE) throw err;
+        await client.query('rollback');
+        continue;
+      }
       const still = await client.query(
         `select e.data from message_events e where e.message_id = $1 and e.event = 'envelope.parked'
             and ${STILL_PARKED} order by e.id desc`,

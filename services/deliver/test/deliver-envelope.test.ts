@@ -247,6 +247,27 @@ describe('deliver handler', () => {
     assert.equal(await state(), 'bounced');
   });
 
+  it('lets the reaper pass over a message whose recipient someone holds, and give it up at a later sweep', async () => {
+    const recipient = 'held@behoerde.example';
+    const envelope = await stored({ recipients: [recipient] });
+    await recordParkedAt(db.pool, 'deliver')(envelope, 'DELIVER_DEPENDENCY_FAILED', 'retries exhausted');
+    const giveUp = () => expireParkedMessages(db.pool, new Date(Date.now() + 60_000), 'reaper', new Date(), 1000);
+    // A claim or an arrival holds the recipient's trace row (as recipientGivenUpSql takes it) while the sweep comes.
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('begin');
+      await holder.query('select 1 from message_recipients where message_id = $1 and recipient = $2 for key share', [
+        envelope.id,
+        recipient,
+      ]);
+      assert.ok(!(await giveUp()).includes(envelope.id), 'the reaper waited, or gave it up under a holder');
+    } finally {
+      await holder.query('rollback');
+      holder.release();
+    }
+    assert.ok((await giveUp()).includes(envelope.id));
+  });
+
   it("counts deliver's claims as live exactly as long as the reaper does", () => {
     assert.equal(OWNER_TIMING.deadAfterMs, DELIVER_OWNER_ALIVE_MS);
   });
