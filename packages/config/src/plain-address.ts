@@ -28,3 +28,15 @@ export function isPlainAddress(address: string): boolean {
   if (!LOCAL_PART.test(address.slice(0, at))) return false;
   return !/[<>()[\]\\,;:"]/.test(domain) && normalizeDomain(domain) !== '';
 }
+
+/**
+ * `address` with its domain as the gateway compares domains (normalizeDomain: the A-label, lower case), the local part
+ * as written; unchanged when the domain is no name. One mailbox has one spelling then: `bürger@bücher.example` and
+ * `bürger@xn--bcher-kva.example` are one recipient.
+ */
+export function withNormalDomain(address: string): string {
+  const at = address.lastIndexOf('@');
+  if (at <= 0) return address;
+  const domain = normalizeDomain(address.slice(at + 1));
+  return domain ? `${address.slice(0, at)}@${domain}` : address;
+}

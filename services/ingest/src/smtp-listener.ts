@@ -1,6 +1,6 @@
 // One SMTP listener (inbound MX or submission) on smtp-server: the session hooks call the policies, limits and
 // acceptMessage; this file only translates between smtp-server's callbacks and those plain functions.
-import { type Cidr, inNetworks } from '@smgw/config';
+import { type Cidr, inNetworks, withNormalDomain } from '@smgw/config';
 import type { Pool } from '@smgw/db';
 import type { Logger } from '@smgw/observability';
 import { type SubmissionAccount, verifySubmissionLogin } from '@smgw/submission-accounts';
@@ -173,6 +173,9 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
     },
 
     onRcptTo(address: SMTPServerAddress, session, callback) {
+      // One spelling per mailbox (the domain's A-label): a U-label and its A-label given as two recipients went out
+      // twice, and the key directory (A-labels) knew only one of them. smtp-server lists the address as it is here.
+      address.address = withNormalDomain(address.address);
       const known = session.envelope.rcptTo.some((r) => r.address.toLowerCase() === address.address.toLowerCase());
       if (!known && session.envelope.rcptTo.length >= settings.maxRecipients) {
         return callback(refuse(session, 'TOO_MANY_RECIPIENTS', { limit: settings.maxRecipients }));
@@ -292,7 +295,7 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
       {
         listener,
         mailFrom: envelope.mailFrom ? envelope.mailFrom.address : '',
-        recipients: envelope.rcptTo.map((r) => ({ address: r.address, notify: r.dsn?.notify, orcpt: r.dsn?.orcpt })),
+        recipients: oncePerMailbox(envelope.rcptTo),
         ret: envelope.dsn?.ret,
         envid: envelope.dsn?.envid,
         client: {
@@ -348,4 +351,16 @@ export function quietLevelsNotLogged(server: SMTPServer, log: Logger): void {
   for (const level of SMTP_SERVER_LOG_LEVELS) {
     if (!log.isLevelEnabled(level)) server.logger[level] = () => {};
   }
+}
+
+/**
+ * The recipients as smtp-server listed them, each mailbox once: it folds a repeated address into its first place with
+ * the later DSN parameters, but only for the spelling the client wrote, and onRcptTo may have respelled it.
+ */
+export function oncePerMailbox(rcptTo: readonly SMTPServerAddress[]) {
+  const byAddress = new Map<string, { address: string; notify?: string[] | undefined; orcpt?: string | undefined }>();
+  for (const r of rcptTo) {
+    byAddress.set(r.address.toLowerCase(), { address: r.address, notify: r.dsn?.notify, orcpt: r.dsn?.orcpt });
+  }
+  return [...byAddress.values()];
 }

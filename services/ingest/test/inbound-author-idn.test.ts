@@ -47,6 +47,32 @@ describe('agency addresses of an IDN domain in From on the MX port', () => {
     assert.match(await send(Buffer.from('Jörg <jörg@bücherei.example>', 'utf8')), /^250 /);
   });
 
+  it('takes a mailbox written with its U-label and with its A-label as one recipient, under the A-label', async () => {
+    await world.takeInboundEnvelopes();
+    const { client } = await SmtpTestClient.open(ingest.inboundPort);
+    assert.equal((await client.command('EHLO sender.example')).code, 250);
+    const reply = await client.sendMail({
+      from: 'x@extern.example',
+      // The client writes its commands as Latin-1: the U-labels go as their UTF-8 bytes.
+      to: ['amt@bücher.example', 'amt@XN--BCHER-KVA.example', 'poststelle@bücher.example'].map((to) =>
+        Buffer.from(to, 'utf8').toString('latin1'),
+      ),
+      mailParams: 'SMTPUTF8',
+      body: 'From: x@extern.example\r\nTo: amt@xn--bcher-kva.example\r\nSubject: Bescheid\r\n\r\nHallo\r\n',
+    });
+    await client.quit();
+    assert.deepEqual(
+      reply.rcpt.map((r) => r.code),
+      [250, 250, 250],
+    );
+    assert.match(reply.final?.text ?? '', /^250 /);
+    const envelopes = await world.takeInboundEnvelopes();
+    assert.deepEqual(
+      envelopes.map((e) => e.recipients),
+      [['amt@xn--bcher-kva.example', 'poststelle@xn--bcher-kva.example']],
+    );
+  });
+
   it('answers a From whose domain is no name with 550 5.7.1, not 451', async () => {
     for (const from of ['chefin@behoerde.example..', 'x@[behoerde.example]']) {
       assert.match(await send(Buffer.from(from, 'latin1')), /^550 5\.7\.1/, from);
