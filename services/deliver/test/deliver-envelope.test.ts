@@ -169,14 +169,8 @@ describe('deliver handler', () => {
       await recordParkedAt(db.pool, 'deliver')(envelope, 'DELIVER_DEPENDENCY_FAILED', 'retries exhausted');
 
       // The reaper has bounced the recipient and is writing the sender's DSN, not committed yet ...
-      let reached = () => {};
-      const reaperInside = new Promise<void>((resolve) => {
-        reached = resolve;
-      });
-      let release = () => {};
-      const released = new Promise<void>((resolve) => {
-        release = resolve;
-      });
+      const inside = Promise.withResolvers<void>();
+      const release = Promise.withResolvers<void>();
       const expiring = expireParkedMessages(
         db.pool,
         new Date(Date.now() + 60_000),
@@ -184,12 +178,12 @@ describe('deliver handler', () => {
         new Date(),
         1000,
         async () => {
-          reached();
-          await released;
+          inside.resolve();
+          await release.promise;
           return undefined;
         },
       );
-      await reaperInside;
+      await inside.promise;
       // ... when an operator moves the envelope back and the relay takes mail again.
       relayDown = false;
       let settled = false;
@@ -207,7 +201,7 @@ describe('deliver handler', () => {
           return rows.length > 0;
         });
       } finally {
-        release();
+        release.resolve();
       }
       assert.deepEqual(await expiring, [envelope.id]);
       const [done, ...dsns] = envelopesOf(await handled);

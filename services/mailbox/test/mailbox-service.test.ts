@@ -346,14 +346,8 @@ describe('mailbox stage with encrypt and deliver', () => {
     });
     await recordParkedAt(gateway.db.pool, 'mailbox')(envelope, 'MAILBOX_DEPENDENCY_FAILED', 'retries exhausted');
     // The reaper has bounced the recipient and is writing the sender's DSN, not committed yet ...
-    let reached = () => {};
-    const reaperInside = new Promise<void>((resolve) => {
-      reached = resolve;
-    });
-    let release = () => {};
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
+    const inside = Promise.withResolvers<void>();
+    const release = Promise.withResolvers<void>();
     const expiring = expireParkedMessages(
       gateway.db.pool,
       new Date(Date.now() + 60_000),
@@ -361,12 +355,12 @@ describe('mailbox stage with encrypt and deliver', () => {
       new Date(),
       1000,
       async () => {
-        reached();
-        await released;
+        inside.resolve();
+        await release.promise;
         return undefined;
       },
     );
-    await reaperInside;
+    await inside.promise;
     // ... when an operator moves the envelope back from smgw.mailbox.parked.
     await world.publisher.publish(envelope);
     try {
@@ -380,7 +374,7 @@ describe('mailbox stage with encrypt and deliver', () => {
         return rows.length > 0;
       });
     } finally {
-      release();
+      release.resolve();
     }
     assert.deepEqual(await expiring, [envelope.id]);
 
