@@ -126,12 +126,25 @@ describe('deliver handler', () => {
     assert.equal(rows[0].n, 1);
   });
 
+  /** The relay answers `recipient` 451 until `up()`; `restore()` puts its earlier answers back. */
+  function relayDownFor(recipient: string) {
+    const earlier = relay.rejectRecipient;
+    let down = true;
+    relay.rejectRecipient = (rcpt, mailFrom) =>
+      rcpt === recipient && down ? { code: 451, message: '4.3.0 try later' } : earlier?.(rcpt, mailFrom);
+    return {
+      up: () => {
+        down = false;
+      },
+      restore: () => {
+        relay.rejectRecipient = earlier;
+      },
+    };
+  }
+
   it('never sends a recipient of a parked message the reaper gave up (sender told), when its envelope is moved back', async () => {
     const recipient = 'given-up@behoerde.example';
-    const relayAnswer = relay.rejectRecipient;
-    let relayDown = true;
-    relay.rejectRecipient = (rcpt, mailFrom) =>
-      rcpt === recipient && relayDown ? { code: 451, message: '4.3.0 try later' } : relayAnswer?.(rcpt, mailFrom);
+    const downRelay = relayDownFor(recipient);
     try {
       const envelope = await stored({ recipients: [recipient] });
       assert.equal((await handle(envelope, context())).kind, 'retry');
@@ -141,7 +154,7 @@ describe('deliver handler', () => {
       assert.ok(expired.includes(envelope.id));
 
       // An operator moves the parked envelope back to deliver's queue; the relay takes mail again.
-      relayDown = false;
+      downRelay.up();
       const [done, ...dsns] = envelopesOf(await handle(envelope, context()));
       assert.deepEqual(done?.itinerary, []);
       assert.equal(dsns.length, 0, 'the sender was told once, by the reaper');
@@ -153,16 +166,13 @@ describe('deliver handler', () => {
       );
       assert.deepEqual(rows, [{ state: 'bounced', detail: 'PARKED_EXPIRED', delivery: 'deferred' }]);
     } finally {
-      relay.rejectRecipient = relayAnswer;
+      downRelay.restore();
     }
   });
 
   it('waits for a reaper that is giving the message up at that moment, then sends nothing', async () => {
     const recipient = 'racing-reaper@behoerde.example';
-    const relayAnswer = relay.rejectRecipient;
-    let relayDown = true;
-    relay.rejectRecipient = (rcpt, mailFrom) =>
-      rcpt === recipient && relayDown ? { code: 451, message: '4.3.0 try later' } : relayAnswer?.(rcpt, mailFrom);
+    const downRelay = relayDownFor(recipient);
     try {
       const envelope = await stored({ recipients: [recipient] });
       assert.equal((await handle(envelope, context())).kind, 'retry');
@@ -185,7 +195,7 @@ describe('deliver handler', () => {
       );
       await inside.promise;
       // ... when an operator moves the envelope back and the relay takes mail again.
-      relayDown = false;
+      downRelay.up();
       let settled = false;
       const handled = handle(envelope, context()).finally(() => {
         settled = true;
@@ -209,7 +219,7 @@ describe('deliver handler', () => {
       assert.equal(dsns.length, 0, 'the sender was told once, by the reaper');
       assert.equal(relay.messages.filter((m) => m.rcptTo.includes(recipient)).length, 0, 'sent after its DSN');
     } finally {
-      relay.rejectRecipient = relayAnswer;
+      downRelay.restore();
     }
   });
 
