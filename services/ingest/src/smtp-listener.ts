@@ -176,18 +176,26 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
       // One spelling per mailbox (the domain's A-label): a U-label and its A-label given as two recipients went out
       // twice, and the key directory (A-labels) knew only one of them. smtp-server lists the address as it is here.
       address.address = withNormalDomain(address.address);
-      const known = session.envelope.rcptTo.some((r) => r.address.toLowerCase() === address.address.toLowerCase());
+      const sameMailbox = (r: SMTPServerAddress) => r.address.toLowerCase() === address.address.toLowerCase();
+      const known = session.envelope.rcptTo.some(sameMailbox);
       if (!known && session.envelope.rcptTo.length >= settings.maxRecipients) {
         return callback(refuse(session, 'TOO_MANY_RECIPIENTS', { limit: settings.maxRecipients }));
       }
+      // smtp-server folds a repeated address into its earlier entry only when the client spelled it the same way; a
+      // mailbox written another way replaces its entry here, so spellings can neither repeat a recipient nor grow the
+      // list past SMGW_SMTP_MAX_RECIPIENTS (full-width letters alone give a domain thousands of spellings).
+      const accepted = () => {
+        session.envelope.rcptTo = session.envelope.rcptTo.filter((r) => !sameMailbox(r));
+        callback();
+      };
       const decision = decideRecipient(listener, address.address, settings.internalDomains);
       if (!decision.accept) return callback(refuse(session, decision.code, { rcptTo: address.address }));
       // The MX port takes only recipients the agencies' relay knows (recipient-verification.ts); submission does not ask.
-      if (listener !== 'inbound') return callback();
+      if (listener !== 'inbound') return accepted();
       deps.recipientVerification.check(session.remoteAddress, address.address).then(
         (check) =>
           check.accept
-            ? callback()
+            ? accepted()
             : callback(refuse(session, check.code, { rcptTo: address.address, reason: check.reason })),
         (err: unknown) => callback(refuse(session, 'REDIS_UNAVAILABLE', {}, err)),
       );
@@ -295,7 +303,7 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
       {
         listener,
         mailFrom: envelope.mailFrom ? envelope.mailFrom.address : '',
-        recipients: oncePerMailbox(envelope.rcptTo),
+        recipients: envelope.rcptTo.map((r) => ({ address: r.address, notify: r.dsn?.notify, orcpt: r.dsn?.orcpt })),
         ret: envelope.dsn?.ret,
         envid: envelope.dsn?.envid,
         client: {
@@ -351,16 +359,4 @@ export function quietLevelsNotLogged(server: SMTPServer, log: Logger): void {
   for (const level of SMTP_SERVER_LOG_LEVELS) {
     if (!log.isLevelEnabled(level)) server.logger[level] = () => {};
   }
-}
-
-/**
- * The recipients as smtp-server listed them, each mailbox once: it folds a repeated address into its first place with
- * the later DSN parameters, but only for the spelling the client wrote, and onRcptTo may have respelled it.
- */
-export function oncePerMailbox(rcptTo: readonly SMTPServerAddress[]) {
-  const byAddress = new Map<string, { address: string; notify?: string[] | undefined; orcpt?: string | undefined }>();
-  for (const r of rcptTo) {
-    byAddress.set(r.address.toLowerCase(), { address: r.address, notify: r.dsn?.notify, orcpt: r.dsn?.orcpt });
-  }
-  return [...byAddress.values()];
 }

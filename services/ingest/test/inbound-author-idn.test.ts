@@ -73,6 +73,39 @@ describe('agency addresses of an IDN domain in From on the MX port', () => {
     );
   });
 
+  it('counts mailboxes, not spellings, against SMGW_SMTP_MAX_RECIPIENTS', async () => {
+    await world.takeInboundEnvelopes();
+    const { ingest: strict } = await world.start({
+      SMGW_INTERNAL_DOMAINS: 'behoerde.example,bücher.example',
+      SMGW_MAIL_AUTH: 'off',
+      SMGW_RECIPIENT_VERIFY: 'off',
+      SMGW_SMTP_MAX_RECIPIENTS: '2',
+    });
+    const { client } = await SmtpTestClient.open(strict.inboundPort);
+    assert.equal((await client.command('EHLO sender.example')).code, 250);
+    // One mailbox in five spellings (U-label, A-label, full-width letters, upper case), then a second and a third.
+    const spellings = ['amt@bücher.example', 'amt@xn--bcher-kva.example', 'amt@ｂücher.example', 'amt@BÜCHER.example'];
+    const reply = await client.sendMail({
+      from: 'x@extern.example',
+      to: [...spellings, 'amt@bücher.example', 'post@bücher.example', 'dritte@bücher.example'].map((to) =>
+        Buffer.from(to, 'utf8').toString('latin1'),
+      ),
+      mailParams: 'SMTPUTF8',
+      body: 'From: x@extern.example\r\nTo: amt@xn--bcher-kva.example\r\nSubject: Bescheid\r\n\r\nHallo\r\n',
+    });
+    await client.quit();
+    assert.deepEqual(
+      reply.rcpt.map((r) => r.code),
+      [250, 250, 250, 250, 250, 250, 452],
+    );
+    assert.match(reply.final?.text ?? '', /^250 /);
+    const envelopes = await world.takeInboundEnvelopes();
+    assert.deepEqual(
+      envelopes.map((e) => [...e.recipients].sort()),
+      [['amt@xn--bcher-kva.example', 'post@xn--bcher-kva.example']],
+    );
+  });
+
   it('answers a From whose domain is no name with 550 5.7.1, not 451', async () => {
     for (const from of ['chefin@behoerde.example..', 'x@[behoerde.example]']) {
       assert.match(await send(Buffer.from(from, 'latin1')), /^550 5\.7\.1/, from);
