@@ -73,8 +73,8 @@ const STILL_PARKED = `not exists (
             or (later.event <> 'envelope.parked' and later.recipient is null and later.stage = e.stage)))`;
 
 /**
- * How long deliver's heartbeat may be silent before its claims count as dead: deliver's OWNER_TIMING.deadAfterMs
- * (a deliver test holds the two together).
+ * How long deliver's heartbeat may be silent before its claims count as dead: deliver takes them over after this
+ * (its OWNER_TIMING.deadAfterMs is this), and the reaper counts them live until then.
  */
 export const DELIVER_OWNER_ALIVE_MS = 20_000;
 

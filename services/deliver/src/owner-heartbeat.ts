@@ -10,6 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool } from '@smgw/db';
 import type { Logger } from '@smgw/observability';
+import { DELIVER_OWNER_ALIVE_MS } from '@smgw/trace';
 
 export interface OwnerTiming {
   heartbeatMs: number;
@@ -17,8 +18,15 @@ export interface OwnerTiming {
   deadAfterMs: number;
 }
 
-/** Renewed every 2 s; others take over after 20 s without one; this process stops its sends after 10 s. */
-export const OWNER_TIMING: OwnerTiming = { heartbeatMs: 2_000, fenceAfterMs: 10_000, deadAfterMs: 20_000 };
+/**
+ * Renewed every 2 s; others take over after 20 s without one (DELIVER_OWNER_ALIVE_MS: the reaper counts a claim live
+ * exactly as long); this process stops its sends after 10 s.
+ */
+export const OWNER_TIMING: OwnerTiming = {
+  heartbeatMs: 2_000,
+  fenceAfterMs: 10_000,
+  deadAfterMs: DELIVER_OWNER_ALIVE_MS,
+};
 
 export interface DeliverOwner {
   /** The instance id its claims carry. */
