@@ -185,7 +185,7 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
       // mailbox written another way replaces its entry here, so spellings can neither repeat a recipient nor grow the
       // list past SMGW_SMTP_MAX_RECIPIENTS (full-width letters alone give a domain thousands of spellings).
       const accepted = () => {
-        session.envelope.rcptTo = session.envelope.rcptTo.filter((r) => !sameMailbox(r));
+        if (known) session.envelope.rcptTo = session.envelope.rcptTo.filter((r) => !sameMailbox(r));
         callback();
       };
       const decision = decideRecipient(listener, address.address, settings.internalDomains);
