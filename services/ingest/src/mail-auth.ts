@@ -273,7 +273,10 @@ export class MessageAuthentication {
   private watchHeaderBlock(chunk: Uint8Array): number | undefined {
     const chunkStart = this.header.length;
     const searchFrom = Math.max(0, chunkStart - 2);
-    this.header += Buffer.from(chunk).toString('latin1');
+    // Only the header's bytes become text: the first chunk is often most of a message (64 KiB of a large one), and a
+    // string of it (and the regular expressions' copy) were a third of what ingest allocated (issue 12).
+    const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    this.header += bytes.toString('latin1', 0, blankLineEnd(this.header, bytes) ?? bytes.length);
     const blankLine = /\n\r?\n/g;
     blankLine.lastIndex = searchFrom;
     const atStart = /^\r?\n/.exec(this.header);
@@ -295,6 +298,27 @@ export class MessageAuthentication {
     }
     return undefined;
   }
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+
+/**
+ * Where in `bytes` the header block's blank line ends (one past its LF), the header so far being `before`: the first
+ * LF that ends an empty line (`\n\n`, `\n\r\n`, or the message's first line `\n`, `\r\n`); undefined when none
+ * does. The same line watchHeaderBlock's expressions find, looked for in the bytes so they need not become text.
+ */
+export function blankLineEnd(before: string, bytes: Uint8Array): number | undefined {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // Before the chunk: the header's last characters (NaN before its start, which is neither CR nor LF).
+  const byteAt = (i: number): number | undefined => (i >= 0 ? buffer[i] : before.charCodeAt(before.length + i));
+  for (let i = buffer.indexOf(LF); i !== -1; i = buffer.indexOf(LF, i + 1)) {
+    const position = before.length + i;
+    const previous = byteAt(i - 1);
+    if (position === 0 || (position === 1 && previous === CR) || previous === LF) return i + 1;
+    if (previous === CR && byteAt(i - 2) === LF) return i + 1;
+  }
+  return undefined;
 }
 
 /** Refuses DKIM signatures that would ask the verifier for too much work (MAX_DKIM_*). */

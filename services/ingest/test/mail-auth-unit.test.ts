@@ -5,6 +5,7 @@ import { MAX_HEADER_BYTES } from '@smgw/mime';
 import { createDkimTestKey, type StubDns, startStubDns } from '@smgw/testing';
 import {
   authenticationResultsField,
+  blankLineEnd,
   createDnsLookup,
   MAX_DKIM_BODY_HASHES,
   MAX_DKIM_SIGNATURES,
@@ -61,6 +62,30 @@ describe('mail-auth', () => {
       assert.equal(auth.readsBody, false, `cut at ${cuts}`);
       const result = await auth.finish();
       assert.deepEqual([result.dkim, result.dmarc, result.decision], [['none'], ['none'], 'accept'], `cut at ${cuts}`);
+    }
+  });
+
+  it('finds the end of the header block in the bytes where the expressions on its text find it, however it is cut', () => {
+    // What watchHeaderBlock matched on the whole chunk's text before: a message's first line blank, or an empty line.
+    const byExpression = (text: string) => {
+      const match = /^\r?\n/.exec(text) ?? /\n\r?\n/.exec(text);
+      return match ? match.index + match[0].length : undefined;
+    };
+    const letters = ['a', ':', ' ', '\r', '\n'];
+    let seed = 7;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let round = 0; round < 3000; round++) {
+      const text = Array.from({ length: 1 + random(12) }, () => letters[random(letters.length)]).join('');
+      const cut = random(text.length + 1);
+      const expected = byExpression(text);
+      const before = text.slice(0, cut);
+      const inBefore = byExpression(before);
+      if (inBefore !== undefined) continue; // found in an earlier chunk: the chunk after it is never searched
+      const found = blankLineEnd(before, Buffer.from(text.slice(cut), 'latin1'));
+      assert.equal(found === undefined ? undefined : cut + found, expected, JSON.stringify([before, text.slice(cut)]));
     }
   });
 
