@@ -14,6 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { createClamdPool } from '@smgw/clamd';
+import { countBuffersInHeapLimit } from '@smgw/observability';
 import amqp from 'amqplib';
 import nodemailer from 'nodemailer';
 import pg from 'pg';
@@ -24,6 +25,8 @@ const env = (name: string): string => {
   if (!value) throw new Error(`${name} is not set`);
   return value;
 };
+// The collector's setting of every gateway service (runService), so the floor compares like with like.
+countBuffersInHeapLimit();
 const role = process.argv[2];
 const queue = env('FLOOR_QUEUE');
 const messages = `${env('FLOOR_SCHEMA')}.messages`;
