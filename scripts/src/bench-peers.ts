@@ -23,7 +23,7 @@
 //   measured again beside each with the same messages (they relay or scan, and encrypt nothing).
 // Options: --paths inbound,smime,pgp,portal (the default: all four; `--paths inbound` is the inbound comparison alone)
 //          --messages N (per round and size, default 1000)  --rounds R (default 3)  --sizes 10k,100k
-//          --sessions S (default 20)  --replicas K (scan, encrypt, deliver, mailbox; default 2)
+//          --sessions S (default 20)  --replicas K (scan, encrypt, deliver, mailbox; default 1: on 2 cores one process per worker did better than two)
 //          --amavis-processes P (8)  --no-accept-rate (the inbound path's accept rate)  --cpu-prof DIR (the gateway's
 //          services under node --cpu-prof; prints the top 10 self-time functions of each service of each path at the
 //          end; profiling slows the gateway, so its figures are not the run's)
@@ -95,7 +95,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     sizes: { type: 'string', default: '10k,100k' },
     sessions: { type: 'string', default: '20' },
-    replicas: { type: 'string', default: '2' },
+    replicas: { type: 'string', default: '1' },
     'amavis-processes': { type: 'string', default: '8' },
     'no-accept-rate': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
