@@ -11,7 +11,7 @@
 // Redis errors are thrown as RedisUnavailableError: the caller answers with a temporary refusal, never lets the
 // client through unchecked.
 
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, hkdfSync } from 'node:crypto';
 import { normalizeUsername } from '@smgw/submission-accounts';
 import type { Redis } from 'ioredis';
 import ipaddr from 'ipaddr.js';
@@ -27,6 +27,8 @@ export class RedisUnavailableError extends Error {
 export interface RateLimitOptions {
   /** SMGW_REDIS_PREFIX */
   prefix: string;
+  /** Keys the names accounts are counted under (accountKeySecretFrom(SMGW_MASTER_KEY)). */
+  accountKeySecret: Buffer;
   maxConnectionsPerClient: number;
   commandsPerMinute: number;
   /** Failed (or running) logins per client address before AUTH is refused for the rest of the window. */
@@ -170,10 +172,17 @@ export type AuthAttempt = TakenAuthAttempt | { taken: false; limit: AuthLimit };
 
 /**
  * The name an account is counted under: its username as verifySubmissionLogin looks it up (so its spellings share
- * one count), as SHA-256, so Redis holds no usernames in clear.
+ * one count), as an HMAC under `secret`. Redis holds no usernames, and none can be tested against it without the
+ * secret: a plain hash of an address-like username was as good as the name to anyone reading Redis (guess, hash,
+ * compare). A new SMGW_MASTER_KEY starts the counts and the clients known to an account afresh.
  */
-export function accountKey(username: string): string {
-  return sha256(normalizeUsername(username));
+export function accountKey(username: string, secret: Buffer): string {
+  return createHmac('sha256', secret).update(normalizeUsername(username), 'utf8').digest('hex');
+}
+
+/** The secret of accountKey, derived from SMGW_MASTER_KEY for this use alone. */
+export function accountKeySecretFrom(masterKey: Buffer): Buffer {
+  return Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), 'smgw ingest: account keys in redis', 32));
 }
 
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
@@ -237,7 +246,7 @@ export function createRateLimits(redis: Redis, options: RateLimitOptions): RateL
   // The client's count, the account's count, and whether the client is known to the account (client and account
   // hashed together: no usernames in clear).
   const authKeys = (ip: string, username: string) => {
-    const account = accountKey(username);
+    const account = accountKey(username, options.accountKeySecret);
     return [
       key('authfail', ip),
       `${options.prefix}ingest:authfail-account:${account}`,

@@ -12,7 +12,7 @@ import type { IngestConfig } from './config.ts';
 import { withDnsCache } from './dns-cache.ts';
 import { createDnsLookup } from './mail-auth.ts';
 import { blobDirectoryMetrics, ingestMetrics, scanCopyMetrics } from './metrics.ts';
-import { createRateLimits } from './rate-limits.ts';
+import { accountKeySecretFrom, createRateLimits } from './rate-limits.ts';
 import { createRecipientVerification } from './recipient-verification.ts';
 import { createIngestScanner } from './scan-at-ingest.ts';
 import { createSmtpListener, DRAIN_TIMEOUT_MS, type SmtpListener } from './smtp-listener.ts';
@@ -84,6 +84,7 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
     await waitForRedis(redis, 5000, log);
     const rateLimits = createRateLimits(redis, {
       prefix: config.redisPrefix,
+      accountKeySecret: accountKeySecretFrom(config.masterKey),
       maxConnectionsPerClient: config.maxConnectionsPerClient,
       commandsPerMinute: config.commandRatePerMinute,
       ipv6ClientPrefix: config.ipv6ClientPrefix,

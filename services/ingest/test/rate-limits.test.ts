@@ -2,12 +2,14 @@
 // leases, and all of them together never allow more than the limit. The AUTH limits per client and per account: an
 // attempt counts before its password is checked, a success gives back only its own numbers.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { testRedisPrefix } from '@smgw/testing';
 import { Redis } from 'ioredis';
 import {
   type AuthAttempt,
   accountKey,
+  accountKeySecretFrom,
   CommandLeases,
   createRateLimits,
   leaseSize,
@@ -22,6 +24,7 @@ const MINUTE = 60_000;
 
 // One Redis prefix for the file: command windows and AUTH counts have keys of their own.
 const prefix = testRedisPrefix();
+const SECRET = accountKeySecretFrom(Buffer.alloc(32, 7));
 let redis: Redis;
 before(() => {
   redis = new Redis(REDIS_URL);
@@ -34,7 +37,7 @@ after(async () => {
 
 describe('SMTP commands per client and minute', () => {
   const limits = (commandsPerMinute: number) =>
-    createRateLimits(redis, { prefix, maxConnectionsPerClient: 10, commandsPerMinute });
+    createRateLimits(redis, { prefix, accountKeySecret: SECRET, maxConnectionsPerClient: 10, commandsPerMinute });
 
   it('takes about 1 % of the limit per lease, at most 16, and single numbers for small limits', () => {
     assert.equal(leaseSize(5), 1);
@@ -98,6 +101,7 @@ describe('AUTH attempts per client and per account', () => {
   const limits = (options: Partial<RateLimitOptions> = {}) =>
     createRateLimits(redis, {
       prefix,
+      accountKeySecret: SECRET,
       maxConnectionsPerClient: 10,
       commandsPerMinute: 100,
       maxAuthFailures: 3,
@@ -105,7 +109,7 @@ describe('AUTH attempts per client and per account', () => {
       ...options,
     });
   const accountCount = async (username: string) =>
-    Number((await redis.get(`${prefix}ingest:authfail-account:${accountKey(username)}`)) ?? 0);
+    Number((await redis.get(`${prefix}ingest:authfail-account:${accountKey(username, SECRET)}`)) ?? 0);
   const clientCount = async (client: string) => Number((await redis.get(`${prefix}ingest:authfail:${client}`)) ?? 0);
   const taken = (attempt: AuthAttempt): TakenAuthAttempt => {
     assert.ok(attempt.taken, `refused by the ${attempt.taken ? '' : attempt.limit} limit`);
@@ -121,8 +125,20 @@ describe('AUTH attempts per client and per account', () => {
       answers.push(refusedBy(await replica.takeAuthAttempt(`192.0.2.${10 + i}`, username)));
     }
     assert.deepEqual(answers, ['taken', 'taken', 'taken', 'taken', 'taken', 'account']);
-    assert.equal(accountKey('\tKanzlei@behoerde.EXAMPLE\n'), accountKey('kanzlei@behoerde.example'));
-    assert.notEqual(accountKey('kanzlei@behoerde.example'), accountKey('kanzlei2@behoerde.example'));
+    assert.equal(accountKey('\tKanzlei@behoerde.EXAMPLE\n', SECRET), accountKey('kanzlei@behoerde.example', SECRET));
+  });
+
+  it('counts an account under a name nobody can test a guessed username against without the master key', async () => {
+    const username = 'geheim@behoerde.example';
+    taken(await limits().takeAuthAttempt('192.0.2.120', username));
+    const names = (await redis.keys(`${prefix}ingest:authfail-account:*`)).map((k) => k.split(':').at(-1));
+    assert.ok(names.includes(accountKey(username, SECRET)));
+    // Not the username, not its plain hash (what Redis held before), not the name under another master key.
+    const plainHash = createHash('sha256').update(username).digest('hex');
+    const otherKey = accountKey(username, accountKeySecretFrom(Buffer.alloc(32, 8)));
+    for (const guess of [username, plainHash, otherKey]) assert.ok(!names.includes(guess), guess);
+    assert.notDeepEqual(accountKeySecretFrom(Buffer.alloc(32, 7)), Buffer.alloc(32, 7), 'derived, not the master key');
+    assert.notEqual(accountKey('kanzlei@behoerde.example', SECRET), accountKey('kanzlei2@behoerde.example', SECRET));
   });
 
   it('allows exactly the account limit to guesses sent at once from many addresses', async () => {
@@ -199,7 +215,7 @@ describe('AUTH attempts per client and per account', () => {
     for (let i = 0; i < 5; i++) taken(await replica.takeAuthAttempt(`192.0.2.${90 + i}`, username));
     assert.equal(refusedBy(await replica.takeAuthAttempt('192.0.2.99', username)), 'account');
     // Waits for Redis to end the window (the key's TTL), not for a guessed time.
-    const accountCounter = `${prefix}ingest:authfail-account:${accountKey(username)}`;
+    const accountCounter = `${prefix}ingest:authfail-account:${accountKey(username, SECRET)}`;
     for (let tries = 0; (await redis.exists(accountCounter)) === 1; tries++) {
       assert.ok(tries < 100, 'the window did not end');
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -226,7 +242,12 @@ describe('AUTH attempts per client and per account', () => {
       maxRetriesPerRequest: 0,
     });
     try {
-      const replica = createRateLimits(down, { prefix, maxConnectionsPerClient: 10, commandsPerMinute: 100 });
+      const replica = createRateLimits(down, {
+        prefix,
+        accountKeySecret: SECRET,
+        maxConnectionsPerClient: 10,
+        commandsPerMinute: 100,
+      });
       await assert.rejects(replica.takeAuthAttempt('192.0.2.110', 'x@behoerde.example'), RedisUnavailableError);
       const attempt: TakenAuthAttempt = { taken: true, ip: '192.0.2.110', username: 'x', accountCounted: true };
       await assert.rejects(replica.returnAuthAttempt(attempt, { succeeded: true }), RedisUnavailableError);
