@@ -2,10 +2,12 @@
 // request or when the mailbox is locked or deleted; wrong passwords lock the login per mailbox and per client; an
 // unknown address is answered exactly like a wrong password.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { deleteMailbox, ensureMailbox, listMailboxAudit, setMailboxLocked } from '@smgw/mailbox-store';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import type { Redis } from 'ioredis';
+import { limitKey, limitKeySecretFrom } from '../src/portal/limits.ts';
 import { createSessionStore, sessionKey } from '../src/portal/session.ts';
 import {
   activeMailbox,
@@ -75,6 +77,21 @@ describe('portal login and sessions', () => {
       false,
     );
     for (const key of keys) assert.equal((await world.redis.get(key))?.includes(id), false);
+  });
+
+  it("counts an address's wrong passwords under a name nobody can test a guessed address against without the master key", async () => {
+    const address = newAddress();
+    await activeMailbox(world, address, PASSWORD);
+    assert.equal((await logIn(world.browser(), address, 'a wrong password')).status, 401);
+    const prefix = world.settings.redisPrefix;
+    const names = await world.redis.keys(`${prefix}portal:limit:loginPerMailbox:*`);
+    const secret = limitKeySecretFrom(world.db.keys.masterKey);
+    assert.ok(names.includes(limitKey(prefix, secret, 'loginPerMailbox', address)), 'counted under the keyed name');
+    // Not the address, not its plain SHA-256 (what Redis held before), not the name under another master key.
+    const plainHash = `${prefix}portal:limit:loginPerMailbox:${createHash('sha256').update(address).digest('hex')}`;
+    const otherKey = limitKey(prefix, limitKeySecretFrom(Buffer.alloc(32, 9)), 'loginPerMailbox', address);
+    for (const guess of [plainHash, otherKey]) assert.ok(!names.includes(guess), guess);
+    assert.ok(!names.some((name) => name.includes(address)));
   });
 
   it('ends a session after 30 minutes without a request, and not before', async () => {

@@ -1,6 +1,8 @@
 // Lock-outs and rate limits of the portal's forms, in Redis (shared by every replica). A rule counts events per key
 // in a fixed window that starts with the first event; past `max` the key is blocked until the window ends. Keys are
-// SHA-256 of what they name (an address, a client), so Redis holds no addresses in clear.
+// HMACs of what they name (an address, a client) under a key derived from SMGW_MASTER_KEY (limitKeySecretFrom), so
+// Redis holds no addresses, and a guessed address cannot be tested against it (a plain hash could be, by anyone
+// reading Redis). A new master key starts the windows afresh.
 //
 // A guarded action takes its slot first (hit, refused when exceeded) and only then does the work: checking first and
 // counting after the work would let a parallel burst all pass the check. An action that turns out not to count (a
@@ -9,7 +11,7 @@
 // The general per-client request limit of every route is @fastify/rate-limit's (app.ts); these are the specific
 // ones: wrong passwords, wrong PINs, mails sent on request. Wrong PINs per link are counted in the database instead
 // (checkTokenPin), so a link dies after SMGW_PIN_MAX_ATTEMPTS wherever the guesses come from.
-import { createHash } from 'node:crypto';
+import { createHmac, hkdfSync } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { Redis } from 'ioredis';
 
@@ -86,9 +88,23 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if redis.call('DECR', KEYS[1]) <= 0 then redis.call('DEL', KEYS[1]) end
 return 1`;
 
-export function createLimits(redis: Redis, prefix: string, rules: Record<LimitName, LimitRule> = LIMIT_RULES): Limits {
-  const key = (name: LimitName, subject: string) =>
-    `${prefix}portal:limit:${name}:${createHash('sha256').update(subject, 'utf8').digest('hex')}`;
+/** The key of the limits' names in Redis, derived from SMGW_MASTER_KEY for this use alone. */
+export function limitKeySecretFrom(masterKey: Buffer): Buffer {
+  return Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), 'smgw portal: limit keys in redis', 32));
+}
+
+/** The name in Redis of rule `name`'s count for `subject`, under `secret` (limitKeySecretFrom). */
+export function limitKey(prefix: string, secret: Buffer, name: LimitName, subject: string): string {
+  return `${prefix}portal:limit:${name}:${createHmac('sha256', secret).update(subject, 'utf8').digest('hex')}`;
+}
+
+export function createLimits(
+  redis: Redis,
+  prefix: string,
+  secret: Buffer,
+  rules: Record<LimitName, LimitRule> = LIMIT_RULES,
+): Limits {
+  const key = (name: LimitName, subject: string) => limitKey(prefix, secret, name, subject);
   const state = (name: LimitName, count: number, ttl: number): LimitState => ({
     count,
     blocked: count >= rules[name].max,
