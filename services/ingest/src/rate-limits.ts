@@ -27,8 +27,8 @@ export class RedisUnavailableError extends Error {
 export interface RateLimitOptions {
   /** SMGW_REDIS_PREFIX */
   prefix: string;
-  /** Keys the names accounts are counted under (accountKeySecretFrom(SMGW_MASTER_KEY)). */
-  accountKeySecret: Buffer;
+  /** Keys the names accounts are counted under (redisNameSecretFrom(SMGW_MASTER_KEY)). */
+  redisNameSecret: Buffer;
   maxConnectionsPerClient: number;
   commandsPerMinute: number;
   /** Failed (or running) logins per client address before AUTH is refused for the rest of the window. */
@@ -180,8 +180,11 @@ export function accountKey(username: string, secret: Buffer): string {
   return createHmac('sha256', secret).update(normalizeUsername(username), 'utf8').digest('hex');
 }
 
-/** The secret of accountKey, derived from SMGW_MASTER_KEY for this use alone. */
-export function accountKeySecretFrom(masterKey: Buffer): Buffer {
+/**
+ * The key of the names ingest gives Redis for what a reader must not be able to test guesses against (accounts,
+ * recipient addresses: accountKey, the recipient cache), derived from SMGW_MASTER_KEY for this use alone.
+ */
+export function redisNameSecretFrom(masterKey: Buffer): Buffer {
   return Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), 'smgw ingest: account keys in redis', 32));
 }
 
@@ -246,7 +249,7 @@ export function createRateLimits(redis: Redis, options: RateLimitOptions): RateL
   // The client's count, the account's count, and whether the client is known to the account (client and account
   // hashed together: no usernames in clear).
   const authKeys = (ip: string, username: string) => {
-    const account = accountKey(username, options.accountKeySecret);
+    const account = accountKey(username, options.redisNameSecret);
     return [
       key('authfail', ip),
       `${options.prefix}ingest:authfail-account:${account}`,

@@ -9,6 +9,10 @@
 //   450 4.7.1, known or not, so the MX port cannot be used to find out which agency addresses exist.
 // Why the relay and not a list: the agency mail servers know every mailbox, alias and list; the key directory's
 // agency_addresses holds only the addresses the gateway keeps keys for.
+// The cache names an address by an HMAC (redisNameSecretFrom): Redis would otherwise hold a list of which agency
+// addresses exist and which do not, for anyone who can read it.
+
+import { createHmac } from 'node:crypto';
 import type { HostPort } from '@smgw/config';
 import type { Counter } from '@smgw/observability';
 import type { Redis } from 'ioredis';
@@ -25,6 +29,8 @@ export interface RecipientVerificationSettings {
   hostname: string;
   /** SMGW_REDIS_PREFIX */
   prefix: string;
+  /** Keys the cache's names of addresses (redisNameSecretFrom(SMGW_MASTER_KEY)). */
+  redisNameSecret: Buffer;
   knownTtlMs: number;
   unknownTtlMs: number;
   probeTimeoutMs: number;
@@ -89,7 +95,10 @@ export function createRecipientVerification(
 
   async function decide(ip: string, address: string): Promise<RecipientCheck> {
     const unknownKey = key('unknown-rcpt', clientKey(ip, settings.ipv6ClientPrefix));
-    const cacheKey = key('rcpt-verify', cacheAddress(address));
+    const cacheKey = key(
+      'rcpt-verify',
+      createHmac('sha256', settings.redisNameSecret).update(cacheAddress(address)).digest('hex'),
+    );
     // The client's count and the address's cached answer in one round trip.
     const [unknownCount, cached] = await askRedis(() => redis.mget(unknownKey, cacheKey));
     const unknownSoFar = Number(unknownCount ?? 0);

@@ -12,7 +12,7 @@ import type { IngestConfig } from './config.ts';
 import { withDnsCache } from './dns-cache.ts';
 import { createDnsLookup } from './mail-auth.ts';
 import { blobDirectoryMetrics, ingestMetrics, scanCopyMetrics } from './metrics.ts';
-import { accountKeySecretFrom, createRateLimits } from './rate-limits.ts';
+import { createRateLimits, redisNameSecretFrom } from './rate-limits.ts';
 import { createRecipientVerification } from './recipient-verification.ts';
 import { createIngestScanner } from './scan-at-ingest.ts';
 import { createSmtpListener, DRAIN_TIMEOUT_MS, type SmtpListener } from './smtp-listener.ts';
@@ -82,9 +82,11 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
       redisDown = false;
     });
     await waitForRedis(redis, 5000, log);
+    // Names in Redis of accounts and addresses: HMACs, nothing a reader can test a guess against.
+    const redisNameSecret = redisNameSecretFrom(config.masterKey);
     const rateLimits = createRateLimits(redis, {
       prefix: config.redisPrefix,
-      accountKeySecret: accountKeySecretFrom(config.masterKey),
+      redisNameSecret,
       maxConnectionsPerClient: config.maxConnectionsPerClient,
       commandsPerMinute: config.commandRatePerMinute,
       ipv6ClientPrefix: config.ipv6ClientPrefix,
@@ -102,6 +104,7 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
         relays: config.internalRelay,
         hostname: config.hostname,
         prefix: config.redisPrefix,
+        redisNameSecret,
         knownTtlMs: config.recipientVerifyKnownTtl,
         unknownTtlMs: config.recipientVerifyUnknownTtl,
         probeTimeoutMs: config.recipientVerifyTimeout,

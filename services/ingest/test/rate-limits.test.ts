@@ -9,13 +9,13 @@ import { Redis } from 'ioredis';
 import {
   type AuthAttempt,
   accountKey,
-  accountKeySecretFrom,
   CommandLeases,
   createRateLimits,
   leaseSize,
   MAX_COMMAND_LEASE,
   type RateLimitOptions,
   RedisUnavailableError,
+  redisNameSecretFrom,
   type TakenAuthAttempt,
 } from '../src/rate-limits.ts';
 
@@ -24,7 +24,7 @@ const MINUTE = 60_000;
 
 // One Redis prefix for the file: command windows and AUTH counts have keys of their own.
 const prefix = testRedisPrefix();
-const SECRET = accountKeySecretFrom(Buffer.alloc(32, 7));
+const SECRET = redisNameSecretFrom(Buffer.alloc(32, 7));
 let redis: Redis;
 before(() => {
   redis = new Redis(REDIS_URL);
@@ -37,7 +37,7 @@ after(async () => {
 
 describe('SMTP commands per client and minute', () => {
   const limits = (commandsPerMinute: number) =>
-    createRateLimits(redis, { prefix, accountKeySecret: SECRET, maxConnectionsPerClient: 10, commandsPerMinute });
+    createRateLimits(redis, { prefix, redisNameSecret: SECRET, maxConnectionsPerClient: 10, commandsPerMinute });
 
   it('takes about 1 % of the limit per lease, at most 16, and single numbers for small limits', () => {
     assert.equal(leaseSize(5), 1);
@@ -101,7 +101,7 @@ describe('AUTH attempts per client and per account', () => {
   const limits = (options: Partial<RateLimitOptions> = {}) =>
     createRateLimits(redis, {
       prefix,
-      accountKeySecret: SECRET,
+      redisNameSecret: SECRET,
       maxConnectionsPerClient: 10,
       commandsPerMinute: 100,
       maxAuthFailures: 3,
@@ -135,9 +135,9 @@ describe('AUTH attempts per client and per account', () => {
     assert.ok(names.includes(accountKey(username, SECRET)));
     // Not the username, not its plain hash (what Redis held before), not the name under another master key.
     const plainHash = createHash('sha256').update(username).digest('hex');
-    const otherKey = accountKey(username, accountKeySecretFrom(Buffer.alloc(32, 8)));
+    const otherKey = accountKey(username, redisNameSecretFrom(Buffer.alloc(32, 8)));
     for (const guess of [username, plainHash, otherKey]) assert.ok(!names.includes(guess), guess);
-    assert.notDeepEqual(accountKeySecretFrom(Buffer.alloc(32, 7)), Buffer.alloc(32, 7), 'derived, not the master key');
+    assert.notDeepEqual(redisNameSecretFrom(Buffer.alloc(32, 7)), Buffer.alloc(32, 7), 'derived, not the master key');
     assert.notEqual(accountKey('kanzlei@behoerde.example', SECRET), accountKey('kanzlei2@behoerde.example', SECRET));
   });
 
@@ -244,7 +244,7 @@ describe('AUTH attempts per client and per account', () => {
     try {
       const replica = createRateLimits(down, {
         prefix,
-        accountKeySecret: SECRET,
+        redisNameSecret: SECRET,
         maxConnectionsPerClient: 10,
         commandsPerMinute: 100,
       });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '@smgw/testing';
+import { Redis } from 'ioredis';
 import type { RunningIngest } from '../src/service.ts';
 import { createTestWorld, type TestWorld } from './harness.ts';
 import { SmtpTestClient } from './smtp-client.ts';
@@ -46,6 +47,26 @@ describe('recipient verification against the agencies relay', () => {
     assert.equal(await rcpt(client, 'amt-a@behoerde.example'), '250 2.1.5 Accepted');
     assert.equal(await rcpt(client, 'unbekannt-a@behoerde.example'), UNKNOWN_REPLY);
     await client.quit();
+  });
+
+  it('keeps in Redis no list of which agency addresses exist: the cache names them by a keyed HMAC', async () => {
+    const client = await mxSession(ingest.inboundPort);
+    assert.equal(await rcpt(client, 'amt-geheim@behoerde.example'), '250 2.1.5 Accepted');
+    assert.equal(await rcpt(client, 'unbekannt-geheim@behoerde.example'), UNKNOWN_REPLY);
+    await client.quit();
+    const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    try {
+      const names = await redis.keys(`${world.redisPrefix}ingest:rcpt-verify:*`);
+      assert.ok(names.length >= 2, `cached: ${names.length}`);
+      assert.ok(!names.some((name) => /geheim|behoerde/.test(name)), names.join(' '));
+      const values = await Promise.all(names.map((name) => redis.get(name)));
+      assert.ok(
+        values.every((value) => !value?.includes('behoerde')),
+        'the answers name no address either',
+      );
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it('asks the relay with the null sender and sends it no message', async () => {

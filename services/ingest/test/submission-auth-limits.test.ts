@@ -8,12 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { createLogger } from '@smgw/observability';
 import { createSubmissionAccount } from '@smgw/submission-accounts';
 import { Redis } from 'ioredis';
-import {
-  AUTH_ACCOUNT_FAILURE_LIMIT,
-  AUTH_FAILURE_LIMIT,
-  accountKey,
-  accountKeySecretFrom,
-} from '../src/rate-limits.ts';
+import { AUTH_ACCOUNT_FAILURE_LIMIT, AUTH_FAILURE_LIMIT, accountKey, redisNameSecretFrom } from '../src/rate-limits.ts';
 import type { RunningIngest } from '../src/service.ts';
 import { createTestWorld, type TestWorld } from './harness.ts';
 import { type Reply, SmtpTestClient } from './smtp-client.ts';
@@ -145,7 +140,7 @@ describe('AUTH guesses per account on the submission listener', () => {
     assert.equal((await authOnce(usual, 'Clara@behoerde.example', PASSWORD)).code, 235, 'the usual client');
     // The window ends: what the counter's TTL does after AUTH_FAILURE_WINDOW_SECONDS (the unit tests wait for a short
     // one; this service runs with the 15 minutes).
-    const counter = `${world.redisPrefix}ingest:authfail-account:${accountKey('clara@behoerde.example', accountKeySecretFrom(world.db.keys.masterKey))}`;
+    const counter = `${world.redisPrefix}ingest:authfail-account:${accountKey('clara@behoerde.example', redisNameSecretFrom(world.db.keys.masterKey))}`;
     assert.equal(await redis.get(counter), String(AUTH_ACCOUNT_FAILURE_LIMIT));
     assert.ok((await redis.ttl(counter)) > 0, 'the count ends with its window');
     await redis.del(counter);
@@ -162,7 +157,7 @@ describe('AUTH guesses per account on the submission listener', () => {
     );
     await Promise.all(sessions.map((session) => session.quit()));
     assert.deepEqual(codes(replies).sort(), [235, 535, 535, 535, 535]);
-    const counter = `${world.redisPrefix}ingest:authfail-account:${accountKey('dora@behoerde.example', accountKeySecretFrom(world.db.keys.masterKey))}`;
+    const counter = `${world.redisPrefix}ingest:authfail-account:${accountKey('dora@behoerde.example', redisNameSecretFrom(world.db.keys.masterKey))}`;
     assert.equal(await redis.get(counter), '4', 'the four failures stay counted for the account');
     // One failure left for this client; then even the right password is refused (client limit, logged as such).
     assert.deepEqual(codes(await guessInTurn(client, 'dora@behoerde.example', 1)), [535]);
