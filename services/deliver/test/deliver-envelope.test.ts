@@ -8,6 +8,7 @@ import { type Envelope, newMessageId } from '@smgw/envelope';
 import type { HandlerContext, Outcome } from '@smgw/mq';
 import { createTestDatabase, type SmtpSink, type TestDatabase, waitFor } from '@smgw/testing';
 import { DELIVER_OWNER_ALIVE_MS, expireParkedMessages, recordMessage, recordParkedAt } from '@smgw/trace';
+import { pausedReaper } from '@smgw/trace/testing';
 import { createDeliverHandler } from '../src/deliver-envelope.ts';
 import { claimRecipients } from '../src/delivery-records.ts';
 import { DestinationSlots } from '../src/destination-slots.ts';
@@ -179,21 +180,7 @@ describe('deliver handler', () => {
       await recordParkedAt(db.pool, 'deliver')(envelope, 'DELIVER_DEPENDENCY_FAILED', 'retries exhausted');
 
       // The reaper has bounced the recipient and is writing the sender's DSN, not committed yet ...
-      const inside = Promise.withResolvers<void>();
-      const release = Promise.withResolvers<void>();
-      const expiring = expireParkedMessages(
-        db.pool,
-        new Date(Date.now() + 60_000),
-        'reaper',
-        new Date(),
-        1000,
-        async () => {
-          inside.resolve();
-          await release.promise;
-          return undefined;
-        },
-      );
-      await inside.promise;
+      const reaper = await pausedReaper(db.pool);
       // ... when an operator moves the envelope back and the relay takes mail again.
       downRelay.up();
       let settled = false;
@@ -211,9 +198,9 @@ describe('deliver handler', () => {
           return rows.length > 0;
         });
       } finally {
-        release.resolve();
+        reaper.release();
       }
-      assert.deepEqual(await expiring, [envelope.id]);
+      assert.deepEqual(await reaper.done, [envelope.id]);
       const [done, ...dsns] = envelopesOf(await handled);
       assert.deepEqual(done?.itinerary, []);
       assert.equal(dsns.length, 0, 'the sender was told once, by the reaper');

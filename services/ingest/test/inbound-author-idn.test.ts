@@ -35,6 +35,20 @@ describe('agency addresses of an IDN domain in From on the MX port', () => {
     return reply.final?.text ?? '';
   }
 
+  /** A message to `to` with SMTPUTF8 over a session of its own; the client's commands go as Latin-1, so U-labels as their UTF-8 bytes. */
+  async function sendTo(port: number, to: string[]) {
+    const { client } = await SmtpTestClient.open(port);
+    assert.equal((await client.command('EHLO sender.example')).code, 250);
+    const reply = await client.sendMail({
+      from: 'x@extern.example',
+      to: to.map((address) => Buffer.from(address, 'utf8').toString('latin1')),
+      mailParams: 'SMTPUTF8',
+      body: 'From: x@extern.example\r\nTo: amt@xn--bcher-kva.example\r\nSubject: Bescheid\r\n\r\nHallo\r\n',
+    });
+    await client.quit();
+    return reply;
+  }
+
   it('refuses the agency address written as its A-label', async () => {
     assert.match(await send(Buffer.from('Chefin <chefin@xn--bcher-kva.example>')), /^550 5\.7\.1/);
   });
@@ -49,18 +63,11 @@ describe('agency addresses of an IDN domain in From on the MX port', () => {
 
   it('takes a mailbox written with its U-label and with its A-label as one recipient, under the A-label', async () => {
     await world.takeInboundEnvelopes();
-    const { client } = await SmtpTestClient.open(ingest.inboundPort);
-    assert.equal((await client.command('EHLO sender.example')).code, 250);
-    const reply = await client.sendMail({
-      from: 'x@extern.example',
-      // The client writes its commands as Latin-1: the U-labels go as their UTF-8 bytes.
-      to: ['amt@bücher.example', 'amt@XN--BCHER-KVA.example', 'poststelle@bücher.example'].map((to) =>
-        Buffer.from(to, 'utf8').toString('latin1'),
-      ),
-      mailParams: 'SMTPUTF8',
-      body: 'From: x@extern.example\r\nTo: amt@xn--bcher-kva.example\r\nSubject: Bescheid\r\n\r\nHallo\r\n',
-    });
-    await client.quit();
+    const reply = await sendTo(ingest.inboundPort, [
+      'amt@bücher.example',
+      'amt@XN--BCHER-KVA.example',
+      'poststelle@bücher.example',
+    ]);
     assert.deepEqual(
       reply.rcpt.map((r) => r.code),
       [250, 250, 250],
@@ -81,19 +88,14 @@ describe('agency addresses of an IDN domain in From on the MX port', () => {
       SMGW_RECIPIENT_VERIFY: 'off',
       SMGW_SMTP_MAX_RECIPIENTS: '2',
     });
-    const { client } = await SmtpTestClient.open(strict.inboundPort);
-    assert.equal((await client.command('EHLO sender.example')).code, 250);
     // One mailbox in five spellings (U-label, A-label, full-width letters, upper case), then a second and a third.
     const spellings = ['amt@bücher.example', 'amt@xn--bcher-kva.example', 'amt@ｂücher.example', 'amt@BÜCHER.example'];
-    const reply = await client.sendMail({
-      from: 'x@extern.example',
-      to: [...spellings, 'amt@bücher.example', 'post@bücher.example', 'dritte@bücher.example'].map((to) =>
-        Buffer.from(to, 'utf8').toString('latin1'),
-      ),
-      mailParams: 'SMTPUTF8',
-      body: 'From: x@extern.example\r\nTo: amt@xn--bcher-kva.example\r\nSubject: Bescheid\r\n\r\nHallo\r\n',
-    });
-    await client.quit();
+    const reply = await sendTo(strict.inboundPort, [
+      ...spellings,
+      'amt@bücher.example',
+      'post@bücher.example',
+      'dritte@bücher.example',
+    ]);
     assert.deepEqual(
       reply.rcpt.map((r) => r.code),
       [250, 250, 250, 250, 250, 250, 452],

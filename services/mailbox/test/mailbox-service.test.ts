@@ -26,6 +26,7 @@ import {
   waitFor,
 } from '@smgw/testing';
 import { expireParkedMessages, getTrace, recordMessage, recordParkedAt } from '@smgw/trace';
+import { pausedReaper } from '@smgw/trace/testing';
 import { simpleParser } from 'mailparser';
 
 const SENDER = 'clerk@behoerde.example';
@@ -346,21 +347,7 @@ describe('mailbox stage with encrypt and deliver', () => {
     });
     await recordParkedAt(gateway.db.pool, 'mailbox')(envelope, 'MAILBOX_DEPENDENCY_FAILED', 'retries exhausted');
     // The reaper has bounced the recipient and is writing the sender's DSN, not committed yet ...
-    const inside = Promise.withResolvers<void>();
-    const release = Promise.withResolvers<void>();
-    const expiring = expireParkedMessages(
-      gateway.db.pool,
-      new Date(Date.now() + 60_000),
-      'reaper',
-      new Date(),
-      1000,
-      async () => {
-        inside.resolve();
-        await release.promise;
-        return undefined;
-      },
-    );
-    await inside.promise;
+    const reaper = await pausedReaper(gateway.db.pool);
     // ... when an operator moves the envelope back from smgw.mailbox.parked.
     await world.publisher.publish(envelope);
     try {
@@ -374,9 +361,9 @@ describe('mailbox stage with encrypt and deliver', () => {
         return rows.length > 0;
       });
     } finally {
-      release.resolve();
+      reaper.release();
     }
-    assert.deepEqual(await expiring, [envelope.id]);
+    assert.deepEqual(await reaper.done, [envelope.id]);
 
     // One arrival at a time (SMGW_PREFETCH=1): once the message behind it is stored, this one has been handled.
     const behind = await submit(world, citizenMail('danach-2@buerger.example', 'danach'), ['danach-2@buerger.example']);
