@@ -1,5 +1,6 @@
 // Envelope encryption of secrets at rest under SMGW_MASTER_KEY (agency private keys, mailbox data keys), and the
 // files that hold one sealed key each (written atomically).
+export { keyFromMasterKey } from './derived-key.ts';
 export { SecretError, type SecretErrorCode } from './errors.ts';
 export { deleteKeyFile, readKeyFile, writeKeyFile } from './key-file.ts';
 export {

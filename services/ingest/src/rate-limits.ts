@@ -11,7 +11,8 @@
 // Redis errors are thrown as RedisUnavailableError: the caller answers with a temporary refusal, never lets the
 // client through unchecked.
 
-import { createHash, createHmac, hkdfSync } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
+import { keyFromMasterKey } from '@smgw/secrets';
 import { normalizeUsername } from '@smgw/submission-accounts';
 import type { Redis } from 'ioredis';
 import ipaddr from 'ipaddr.js';
@@ -185,7 +186,7 @@ export function accountKey(username: string, secret: Buffer): string {
  * recipient addresses: accountKey, the recipient cache), derived from SMGW_MASTER_KEY for this use alone.
  */
 export function redisNameSecretFrom(masterKey: Buffer): Buffer {
-  return Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), 'smgw ingest: account keys in redis', 32));
+  return keyFromMasterKey(masterKey, 'smgw ingest: account keys in redis');
 }
 
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');

@@ -2,17 +2,18 @@
 // draft token, so sending the same form again (a double click, a reload after a crash or a lost answer) names the same
 // message, which submitPortalMessage then sends at most once. The token binds the id to the mailbox with an HMAC
 // under a key derived from SMGW_MASTER_KEY: a user can neither pick an id of their own nor use another's.
-import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { isMessageId, newMessageId } from '@smgw/envelope';
 // A draft older than this is refused (the form is shown again with a new one). It lives in @smgw/mailbox-store:
 // after it (and a margin) the reaper gives back the quota a draft's unsent Sent copy had reserved.
 import { DRAFT_MAX_AGE_MS } from '@smgw/mailbox-store';
+import { keyFromMasterKey } from '@smgw/secrets';
 
 export { DRAFT_MAX_AGE_MS };
 
 /** The key for draft tokens, derived from the master key (never the master key itself). */
 export function draftTokenKey(masterKey: Uint8Array): Buffer {
-  return Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), 'smgw-portal-draft-token', 32));
+  return keyFromMasterKey(masterKey, 'smgw-portal-draft-token');
 }
 
 function mac(key: Uint8Array, mailboxId: string, id: string, issued: string): Buffer {

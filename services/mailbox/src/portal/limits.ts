@@ -11,8 +11,9 @@
 // The general per-client request limit of every route is @fastify/rate-limit's (app.ts); these are the specific
 // ones: wrong passwords, wrong PINs, mails sent on request. Wrong PINs per link are counted in the database instead
 // (checkTokenPin), so a link dies after SMGW_PIN_MAX_ATTEMPTS wherever the guesses come from.
-import { createHmac, hkdfSync } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { isIPv6 } from 'node:net';
+import { keyFromMasterKey } from '@smgw/secrets';
 import type { Redis } from 'ioredis';
 
 export interface LimitRule {
@@ -90,7 +91,7 @@ return 1`;
 
 /** The key of the limits' names in Redis, derived from SMGW_MASTER_KEY for this use alone. */
 export function limitKeySecretFrom(masterKey: Buffer): Buffer {
-  return Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), 'smgw portal: limit keys in redis', 32));
+  return keyFromMasterKey(masterKey, 'smgw portal: limit keys in redis');
 }
 
 /** The name in Redis of rule `name`'s count for `subject`, under `secret` (limitKeySecretFrom). */
