@@ -8,10 +8,11 @@
 //   login succeeds (or our side failed), so parallel guesses count as they are made, not after their (slow) argon2
 //   checks, and a success does not erase them. A client that logged in to an account before is not held by the
 //   account's limit (see takeAuthAttempt: a stranger must not lock an agency out).
-// Redis errors are thrown as RedisUnavailableError: the caller answers with a temporary refusal, never lets the
-// client through unchecked.
+// Clients and accounts are named in Redis by HMACs under a key derived from SMGW_MASTER_KEY (clientName, accountKey):
+// Redis holds neither addresses nor usernames. Redis errors are thrown as RedisUnavailableError: the caller answers
+// with a temporary refusal, never lets the client through unchecked.
 
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { keyFromMasterKey } from '@smgw/secrets';
 import { normalizeUsername } from '@smgw/submission-accounts';
 import type { Redis } from 'ioredis';
@@ -44,6 +45,8 @@ export interface RateLimitOptions {
   /** How long a connection counter outlives its last change (connections are much shorter than this). */
   connectionCounterTtlSeconds?: number;
 }
+
+const hmac = (secret: Buffer, text: string) => createHmac('sha256', secret).update(text, 'utf8').digest('hex');
 
 export const AUTH_FAILURE_LIMIT = 5;
 /**
@@ -178,7 +181,7 @@ export type AuthAttempt = TakenAuthAttempt | { taken: false; limit: AuthLimit };
  * compare). A new SMGW_MASTER_KEY starts the counts and the clients known to an account afresh.
  */
 export function accountKey(username: string, secret: Buffer): string {
-  return createHmac('sha256', secret).update(normalizeUsername(username), 'utf8').digest('hex');
+  return hmac(secret, normalizeUsername(username));
 }
 
 /**
@@ -186,10 +189,18 @@ export function accountKey(username: string, secret: Buffer): string {
  * recipient addresses: accountKey, the recipient cache), derived from SMGW_MASTER_KEY for this use alone.
  */
 export function redisNameSecretFrom(masterKey: Buffer): Buffer {
+  // The purpose's words predate client addresses and recipients; changing them would forget every known client.
   return keyFromMasterKey(masterKey, 'smgw ingest: account keys in redis');
 }
 
-const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
+/**
+ * The name a client is counted under in Redis: its clientKey as an HMAC under `secret` (redisNameSecretFrom). Client
+ * addresses are personal data, and the IPv4 space is small enough to hash whole, so neither the address nor a plain
+ * hash of it is kept.
+ */
+export function clientName(ip: string, secret: Buffer, ipv6Prefix = 64): string {
+  return hmac(secret, clientKey(ip, ipv6Prefix));
+}
 
 /**
  * The key a client is counted under: an IPv4 address as it is, an IPv6 address as its network of `ipv6Prefix`
@@ -244,17 +255,17 @@ export function createRateLimits(redis: Redis, options: RateLimitOptions): RateL
   const counterTtl = options.connectionCounterTtlSeconds ?? CONNECTION_COUNTER_TTL_SECONDS;
   const ipv6Prefix = options.ipv6ClientPrefix ?? 64;
   const key = (kind: string, ip: string, ...more: string[]) =>
-    `${options.prefix}ingest:${[kind, clientKey(ip, ipv6Prefix), ...more].join(':')}`;
+    `${options.prefix}ingest:${[kind, clientName(ip, options.redisNameSecret, ipv6Prefix), ...more].join(':')}`;
   const openConnection = redisScript(redis, 'smgwIngestOpenConnection', OPEN_CONNECTION);
   const closeConnection = redisScript(redis, 'smgwIngestCloseConnection', CLOSE_CONNECTION);
   // The client's count, the account's count, and whether the client is known to the account (client and account
-  // hashed together: no usernames in clear).
+  // named together: neither in clear).
   const authKeys = (ip: string, username: string) => {
     const account = accountKey(username, options.redisNameSecret);
     return [
       key('authfail', ip),
       `${options.prefix}ingest:authfail-account:${account}`,
-      `${options.prefix}ingest:auth-known:${sha256(`${account}\n${clientKey(ip, ipv6Prefix)}`)}`,
+      `${options.prefix}ingest:auth-known:${hmac(options.redisNameSecret, `${account}\n${clientKey(ip, ipv6Prefix)}`)}`,
     ] as const;
   };
   const takeAuthAttempt = redisScript(redis, 'smgwIngestTakeAuthAttempt', TAKE_AUTH_ATTEMPT, 3);

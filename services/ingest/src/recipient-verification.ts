@@ -10,14 +10,15 @@
 // Why the relay and not a list: the agency mail servers know every mailbox, alias and list; the key directory's
 // agency_addresses holds only the addresses the gateway keeps keys for.
 // The cache names an address by an HMAC (redisNameSecretFrom): Redis would otherwise hold a list of which agency
-// addresses exist and which do not, for anyone who can read it.
+// addresses exist and which do not, for anyone who can read it; a client's count is named as the rate limits name
+// it (clientName).
 
 import { createHmac } from 'node:crypto';
 import type { HostPort } from '@smgw/config';
 import type { Counter } from '@smgw/observability';
 import type { Redis } from 'ioredis';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { askRedis, clientKey, redisScript } from './rate-limits.ts';
+import { askRedis, clientName, redisScript } from './rate-limits.ts';
 import type { ReplyCode } from './smtp-replies.ts';
 
 export interface RecipientVerificationSettings {
@@ -29,7 +30,7 @@ export interface RecipientVerificationSettings {
   hostname: string;
   /** SMGW_REDIS_PREFIX */
   prefix: string;
-  /** Keys the cache's names of addresses (redisNameSecretFrom(SMGW_MASTER_KEY)). */
+  /** Keys the cache's names of addresses and the names of clients (redisNameSecretFrom(SMGW_MASTER_KEY)). */
   redisNameSecret: Buffer;
   knownTtlMs: number;
   unknownTtlMs: number;
@@ -94,7 +95,7 @@ export function createRecipientVerification(
   };
 
   async function decide(ip: string, address: string): Promise<RecipientCheck> {
-    const unknownKey = key('unknown-rcpt', clientKey(ip, settings.ipv6ClientPrefix));
+    const unknownKey = key('unknown-rcpt', clientName(ip, settings.redisNameSecret, settings.ipv6ClientPrefix));
     const cacheKey = key(
       'rcpt-verify',
       createHmac('sha256', settings.redisNameSecret).update(cacheAddress(address)).digest('hex'),

@@ -10,6 +10,8 @@ import {
   type AuthAttempt,
   accountKey,
   CommandLeases,
+  clientKey,
+  clientName,
   createRateLimits,
   leaseSize,
   MAX_COMMAND_LEASE,
@@ -110,7 +112,8 @@ describe('AUTH attempts per client and per account', () => {
     });
   const accountCount = async (username: string) =>
     Number((await redis.get(`${prefix}ingest:authfail-account:${accountKey(username, SECRET)}`)) ?? 0);
-  const clientCount = async (client: string) => Number((await redis.get(`${prefix}ingest:authfail:${client}`)) ?? 0);
+  const clientCount = async (client: string) =>
+    Number((await redis.get(`${prefix}ingest:authfail:${clientName(client, SECRET)}`)) ?? 0);
   const taken = (attempt: AuthAttempt): TakenAuthAttempt => {
     assert.ok(attempt.taken, `refused by the ${attempt.taken ? '' : attempt.limit} limit`);
     return attempt;
@@ -232,6 +235,45 @@ describe('AUTH attempts per client and per account', () => {
     for (const key of keys) {
       assert.doesNotMatch(key, /behoerde|secret/i);
       assert.doesNotMatch(String(await redis.get(key)), /behoerde|secret/i);
+    }
+  });
+
+  it('keeps no client address in Redis, nor a name of one that can be tested without the master key', async () => {
+    const clients = ['198.51.100.77', '2001:db8:77:1::5'];
+    const own = testRedisPrefix();
+    const replica = createRateLimits(redis, {
+      prefix: own,
+      redisNameSecret: SECRET,
+      maxConnectionsPerClient: 10,
+      commandsPerMinute: 100,
+    });
+    for (const ip of clients) {
+      assert.equal(await replica.openConnection(ip), true);
+      assert.equal(await replica.countCommand(ip), true);
+      await replica.returnAuthAttempt(taken(await replica.takeAuthAttempt(ip, 'kanzlei@behoerde.example')), {
+        succeeded: true,
+      });
+    }
+    const keys = await redis.keys(`${own}*`);
+    try {
+      assert.ok(keys.length >= 8, keys.join(' '));
+      const names = keys.join(' ');
+      for (const ip of clients) {
+        const client = clientKey(ip);
+        // Not the address or its network, not their plain SHA-256 (the IPv4 space is small enough to hash whole),
+        // not the name another master key gives.
+        const plainHash = createHash('sha256').update(client).digest('hex');
+        const otherKey = clientName(ip, redisNameSecretFrom(Buffer.alloc(32, 8)));
+        for (const guess of [ip, client, '198.51.100', '2001:db8:77', plainHash, otherKey]) {
+          assert.ok(!names.includes(guess), guess);
+        }
+        for (const kind of ['conn', 'cmd', 'authfail']) {
+          assert.ok(names.includes(`${own}ingest:${kind}:${clientName(ip, SECRET)}`), `${kind} under the keyed name`);
+        }
+      }
+      for (const key of keys) assert.doesNotMatch(String(await redis.get(key)), /198\.51|2001:db8/);
+    } finally {
+      await redis.del(...keys);
     }
   });
 

@@ -49,7 +49,7 @@ describe('recipient verification against the agencies relay', () => {
     await client.quit();
   });
 
-  it('keeps in Redis no list of which agency addresses exist: the cache names them by a keyed HMAC', async () => {
+  it('keeps in Redis no list of which agency addresses exist, nor the addresses of clients: keyed HMACs name them', async () => {
     const client = await mxSession(ingest.inboundPort);
     assert.equal(await rcpt(client, 'amt-geheim@behoerde.example'), '250 2.1.5 Accepted');
     assert.equal(await rcpt(client, 'unbekannt-geheim@behoerde.example'), UNKNOWN_REPLY);
@@ -64,6 +64,13 @@ describe('recipient verification against the agencies relay', () => {
         values.every((value) => !value?.includes('behoerde')),
         'the answers name no address either',
       );
+      // The client's count of unknown recipients (and its commands) named as the rate limits name clients.
+      const all = await redis.keys(`${world.redisPrefix}*`);
+      assert.ok(
+        all.some((name) => name.includes(':unknown-rcpt:')),
+        all.join(' '),
+      );
+      assert.ok(!all.some((name) => name.includes('127.0.0.1')), all.join(' '));
     } finally {
       redis.disconnect();
     }

@@ -2,6 +2,7 @@
 // headers, cookies that are __Host- and Secure behind https, and error pages that show no internals.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { limitKeySecretFrom, subjectName } from '../src/portal/limits.ts';
 import { activeMailbox, logIn, type PortalWorld, startPortalWorld } from './portal-world.ts';
 
 const ADDRESS = 'erika@buerger.example';
@@ -133,6 +134,14 @@ describe('portal: headers, cookies and error pages over http (local)', () => {
     assert.match(limited.body, /<h1>Zu viele Versuche<\/h1>/);
     assert.ok(Number(limited.headers['retry-after']) > 0);
     assert.equal((await world.browser('192.0.2.251').get('/reaktivieren')).status, 200);
+    // Counted under a keyed name: Redis keeps no client addresses.
+    const names = await world.redis.keys(`${world.settings.redisPrefix}portal:requests:*`);
+    assert.ok(!names.some((name) => name.includes('192.0.2')), names.join(' '));
+    const secret = limitKeySecretFrom(world.db.keys.masterKey);
+    assert.ok(
+      names.some((name) => name.endsWith(subjectName(secret, '192.0.2.250'))),
+      names.join(' '),
+    );
   });
 
   it('serves the one stylesheet', async () => {

@@ -21,7 +21,7 @@ import Fastify, {
 import type { PortalContext, PortalDeps, PortalPage } from './context.ts';
 import { formatMegabytes } from './format.ts';
 import { isLanguage, type Language, type MessageKey, translator } from './i18n/index.ts';
-import { clientSubject, createLimits, limitKeySecretFrom } from './limits.ts';
+import { clientSubject, createLimits, limitKeySecretFrom, subjectName } from './limits.ts';
 import { accountPages } from './pages/account.ts';
 import { accountDataPages } from './pages/account-data.ts';
 import { activationPages } from './pages/activation.ts';
@@ -87,7 +87,8 @@ export async function buildPortal(deps: PortalDeps): Promise<FastifyInstance> {
     maxMs: settings.sessionMaxMs,
     now,
   });
-  const limits = createLimits(deps.redis, settings.redisPrefix, limitKeySecretFrom(deps.masterKey));
+  const limitSecret = limitKeySecretFrom(deps.masterKey);
+  const limits = createLimits(deps.redis, settings.redisPrefix, limitSecret);
   const eta = new Eta({ views: VIEWS_DIR, autoEscape: true, cache: true });
   const running = new Set<Promise<unknown>>();
 
@@ -207,7 +208,8 @@ export async function buildPortal(deps: PortalDeps): Promise<FastifyInstance> {
     timeWindow: 60_000,
     redis: deps.redis,
     nameSpace: `${settings.redisPrefix}portal:requests:`,
-    keyGenerator: (req) => clientSubject(req.ip),
+    // Named as the limits name clients: Redis keeps no client addresses.
+    keyGenerator: (req) => subjectName(limitSecret, clientSubject(req.ip)),
     errorResponseBuilder: (_req, context) => ({
       statusCode: 429,
       code: 'PORTAL_RATE_LIMITED',

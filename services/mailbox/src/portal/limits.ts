@@ -94,9 +94,14 @@ export function limitKeySecretFrom(masterKey: Buffer): Buffer {
   return keyFromMasterKey(masterKey, 'smgw portal: limit keys in redis');
 }
 
+/** A subject (an address, a client) as Redis may name it: its HMAC under `secret` (limitKeySecretFrom). */
+export function subjectName(secret: Buffer, subject: string): string {
+  return createHmac('sha256', secret).update(subject, 'utf8').digest('hex');
+}
+
 /** The name in Redis of rule `name`'s count for `subject`, under `secret` (limitKeySecretFrom). */
 export function limitKey(prefix: string, secret: Buffer, name: LimitName, subject: string): string {
-  return `${prefix}portal:limit:${name}:${createHmac('sha256', secret).update(subject, 'utf8').digest('hex')}`;
+  return `${prefix}portal:limit:${name}:${subjectName(secret, subject)}`;
 }
 
 export function createLimits(
