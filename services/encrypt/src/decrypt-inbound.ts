@@ -19,7 +19,7 @@ import {
   SmimeError,
 } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
-import { advance, type BlobRef, type Envelope, withBlob, withVerdict } from '@smgw/envelope';
+import { advance, type BlobRef, type Envelope, forRecipients, withBlob, withVerdict } from '@smgw/envelope';
 import { agencyKeyAad, type KeyDirectoryCache, sealedAgencyKeys } from '@smgw/key-directory';
 import { findHeaderEnd, type HeaderField, headerBytes, headerValue, splitMessage, withoutFields } from '@smgw/mime';
 import { type HandlerContext, next, type Outcome } from '@smgw/mq';
@@ -54,10 +54,6 @@ export interface InboundDeps {
   now: () => Date;
 }
 
-type Decryption =
-  | { ok: true; entity: Buffer; address: string; fingerprint: string }
-  | { ok: false; code: string; detail: string };
-
 export async function decryptInbound(deps: InboundDeps, envelope: Envelope, context: HandlerContext): Promise<Outcome> {
   const at = deps.now();
   const split = await splitMessage(deps.blobStore.open(envelope.blob.ref));
@@ -78,84 +74,150 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
     return next(advance(withVerdict(withBlob(envelope, blob), 'crypto', verdict), 'encrypt'));
   }
 
-  const decryption = await decrypt(deps, envelope, form, at);
-  if (decryption.ok) {
-    const outer = fields.filter((f) => !f.key.startsWith('content-'));
-    const head = Buffer.concat([headerBytes(outer), Buffer.from(`${DECRYPTED_HEADER}: ${form}\r\n`)]);
-    const entity = withoutUncheckedFields(decryption.entity);
-    const blob = await deps.blobStore.put(Readable.from([head, entity]), {
-      messageId: envelope.id,
-      maxBytes: deps.maxMessageBytes + SIZE_SLACK_BYTES,
-    });
-    if (blob.size <= HARVEST_MAX_BYTES) {
-      await harvest(deps, envelope, fields, Buffer.concat([head, entity]), at, context);
+  const groups = groupRecipients(envelope.recipients, await decryptForEachRecipient(deps, envelope, form, at));
+  const divided = groups.length > 1;
+  const children: Envelope[] = [];
+  let harvested = false;
+  for (const group of groups) {
+    const child = divided ? forRecipients(envelope, group.recipients) : envelope;
+    if (group.decryption.ok) {
+      const { decryption } = group;
+      const outer = fields.filter((f) => !f.key.startsWith('content-'));
+      const head = Buffer.concat([headerBytes(outer), Buffer.from(`${DECRYPTED_HEADER}: ${form}\r\n`)]);
+      const entity = withoutUncheckedFields(decryption.entity);
+      const blob = await deps.blobStore.put(Readable.from([head, entity]), {
+        messageId: envelope.id,
+        maxBytes: deps.maxMessageBytes + SIZE_SLACK_BYTES,
+      });
+      if (!harvested && blob.size <= HARVEST_MAX_BYTES) {
+        harvested = true;
+        await harvest(deps, envelope, fields, Buffer.concat([head, entity]), at, context);
+      }
+      for (const recipient of group.recipients) {
+        await recordEvent(deps.pool, envelope.id, {
+          stage: 'encrypt',
+          event: 'message.decrypted',
+          outcome: 'next',
+          recipient,
+          data: { form, fingerprint: decryption.fingerprint },
+          at,
+        });
+      }
+      deps.metrics?.inbound.inc({ result: 'decrypted' });
+      context.log.info(
+        { code: 'ENCRYPT_DECRYPTED', form, fingerprint: decryption.fingerprint, recipients: group.recipients.length },
+        'inbound decrypted',
+      );
+      const verdict = { status: 'decrypted', at: at.toISOString(), form };
+      children.push(advance(withVerdict(withBlob(child, blob), 'crypto', verdict), 'encrypt'));
+      continue;
     }
-    await recordEvent(deps.pool, envelope.id, {
-      stage: 'encrypt',
-      event: 'message.decrypted',
-      outcome: 'next',
-      recipient: decryption.address,
-      data: { form, fingerprint: decryption.fingerprint },
-      at,
-    });
-    deps.metrics?.inbound.inc({ result: 'decrypted' });
-    context.log.info({ code: 'ENCRYPT_DECRYPTED', form, fingerprint: decryption.fingerprint }, 'inbound decrypted');
-    const verdict = { status: 'decrypted', at: at.toISOString(), form };
-    return next(advance(withVerdict(withBlob(envelope, blob), 'crypto', verdict), 'encrypt'));
+    const { decryption } = group;
+    const notice = Buffer.from(`${DECRYPTION_FAILED_HEADER}: failed; reason=${decryption.code}\r\n`);
+    const blob = await putRewritten(deps, envelope, notice, fields);
+    // One event for the message when no recipient's key opened it, else one per recipient left closed.
+    for (const recipient of divided ? group.recipients : [undefined]) {
+      await recordEvent(deps.pool, envelope.id, {
+        stage: 'encrypt',
+        event: 'message.not-decrypted',
+        outcome: 'next',
+        code: decryption.code,
+        reason: decryption.detail,
+        ...(recipient ? { recipient } : {}),
+        data: { form },
+        at,
+      });
+    }
+    deps.metrics?.inbound.inc({ result: 'not-decrypted' });
+    context.log.info(
+      { code: decryption.code, form, recipients: group.recipients.length },
+      'inbound not decrypted: passed on as it is',
+    );
+    const verdict = {
+      status: 'not-decrypted',
+      at: at.toISOString(),
+      form,
+      detail: `${decryption.code}: ${decryption.detail}`,
+    };
+    children.push(advance(withVerdict(withBlob(child, blob), 'crypto', verdict), 'encrypt'));
   }
-
-  const notice = Buffer.from(`${DECRYPTION_FAILED_HEADER}: failed; reason=${decryption.code}\r\n`);
-  const blob = await putRewritten(deps, envelope, notice, fields);
-  await recordEvent(deps.pool, envelope.id, {
-    stage: 'encrypt',
-    event: 'message.not-decrypted',
-    outcome: 'next',
-    code: decryption.code,
-    reason: decryption.detail,
-    data: { form },
-    at,
-  });
-  deps.metrics?.inbound.inc({ result: 'not-decrypted' });
-  context.log.info({ code: decryption.code, form }, 'inbound not decrypted: passed on as it is');
-  const verdict = {
-    status: 'not-decrypted',
-    at: at.toISOString(),
-    form,
-    detail: `${decryption.code}: ${decryption.detail}`,
-  };
-  return next(advance(withVerdict(withBlob(envelope, blob), 'crypto', verdict), 'encrypt'));
+  return next(...children);
 }
 
-async function decrypt(deps: InboundDeps, envelope: Envelope, form: EncryptedForm, at: Date): Promise<Decryption> {
+type Decryption =
+  | { ok: true; entity: Buffer; address: string; fingerprint: string }
+  | { ok: false; code: string; detail: string };
+
+interface UnsealedKey {
+  address: string;
+  fingerprint: string;
+  certificate: Buffer | null;
+  secret: Buffer;
+}
+
+/**
+ * What each recipient's own keys make of the message: a recipient gets the plaintext only when the message was
+ * encrypted to one of its keys. Trying every agency recipient's keys for all of them made the gateway an oracle:
+ * whoever held a ciphertext for agency B (taken on its way, or from the sender's provider) sent it again to B and to
+ * an agency-A address they read, and A got B's plaintext. Recipients holding the same keys share one attempt.
+ */
+async function decryptForEachRecipient(
+  deps: InboundDeps,
+  envelope: Envelope,
+  form: EncryptedForm,
+  at: Date,
+): Promise<Map<string, Decryption>> {
   const agencyRecipients = envelope.recipients.filter((r) => inDomains(r, deps.internalDomains));
-  const stored = await sealedAgencyKeys(deps.pool, agencyRecipients, form);
-  if (stored.length === 0) {
-    return {
-      ok: false,
-      code: 'ENCRYPT_NO_AGENCY_KEY',
-      detail: `no ${form} key held for ${envelope.recipients.join(', ')}`,
-    };
-  }
-  const keys: Array<{ address: string; fingerprint: string; certificate: Buffer | null; secret: Buffer }> = [];
+  const stored = agencyRecipients.length > 0 ? await sealedAgencyKeys(deps.pool, agencyRecipients, form) : [];
+  const keysOf = new Map<string, UnsealedKey[]>();
   let unsealProblem: SecretError | undefined;
   for (const key of stored) {
     try {
       const secret = openSecretWithAny(masterKeyRing(deps), key.sealedPrivateKey, {
         aad: agencyKeyAad(key.address, key.fingerprint),
       });
-      keys.push({ ...key, secret });
+      keysOf.set(key.address, [...(keysOf.get(key.address) ?? []), { ...key, secret }]);
     } catch (err) {
       if (!(err instanceof SecretError)) throw err;
       unsealProblem = err;
     }
   }
-  if (keys.length === 0) {
-    return {
-      ok: false,
-      code: unsealProblem?.code ?? 'ENCRYPT_NO_AGENCY_KEY',
-      detail: 'no agency key could be unsealed',
-    };
+  const attempts = new Map<string, Promise<Decryption>>();
+  const results = new Map<string, Decryption>();
+  for (const recipient of envelope.recipients) {
+    const keys = agencyRecipients.includes(recipient) ? (keysOf.get(recipient.toLowerCase()) ?? []) : [];
+    if (keys.length === 0) {
+      results.set(
+        recipient,
+        stored.some((k) => k.address === recipient.toLowerCase())
+          ? {
+              ok: false,
+              code: unsealProblem?.code ?? 'ENCRYPT_NO_AGENCY_KEY',
+              detail: 'no agency key could be unsealed',
+            }
+          : { ok: false, code: 'ENCRYPT_NO_AGENCY_KEY', detail: `no ${form} key held for the recipient` },
+      );
+      continue;
+    }
+    const same = keys.map((k) => k.fingerprint).join(' ');
+    let attempt = attempts.get(same);
+    if (!attempt) {
+      attempt = decryptWith(deps, envelope, form, keys, at);
+      attempts.set(same, attempt);
+    }
+    results.set(recipient, await attempt);
   }
+  return results;
+}
+
+/** The message opened with `keys` (one recipient's), or why not. */
+async function decryptWith(
+  deps: InboundDeps,
+  envelope: Envelope,
+  form: EncryptedForm,
+  keys: readonly UnsealedKey[],
+  at: Date,
+): Promise<Decryption> {
   const maxBytes = deps.maxMessageBytes + SIZE_SLACK_BYTES;
   try {
     if (form === 'smime') {
@@ -165,7 +227,7 @@ async function decrypt(deps: InboundDeps, envelope: Envelope, form: EncryptedFor
         keys: candidates.map((k) => ({ certificate: k.certificate as Buffer, privateKey: k.secret })),
         maxBytes,
       });
-      // decryptEnveloped does not say which key opened it; with one key per address that is rarely ambiguous.
+      // decryptEnveloped does not say which key opened it; all of them are this recipient's.
       const first = candidates[0];
       return { ok: true, entity, address: first?.address ?? '', fingerprint: first?.fingerprint ?? '' };
     }
@@ -181,6 +243,29 @@ async function decrypt(deps: InboundDeps, envelope: Envelope, form: EncryptedFor
     if (err instanceof SmimeError || err instanceof PgpError) return { ok: false, code: err.code, detail: err.message };
     throw err;
   }
+}
+
+/**
+ * The recipients in groups that get the same message: those whose keys opened it to the same content, and those
+ * left closed for the same reason; in the envelope's order.
+ */
+function groupRecipients(
+  recipients: readonly string[],
+  results: ReadonlyMap<string, Decryption>,
+): Array<{ recipients: string[]; decryption: Decryption }> {
+  const groups: Array<{ recipients: string[]; decryption: Decryption }> = [];
+  for (const recipient of recipients) {
+    const decryption = results.get(recipient);
+    if (!decryption) throw new Error(`no decryption result for ${recipient}`);
+    const group = groups.find(({ decryption: other }) =>
+      decryption.ok
+        ? other.ok && other.entity.equals(decryption.entity)
+        : !other.ok && other.code === decryption.code && other.detail === decryption.detail,
+    );
+    if (group) group.recipients.push(recipient);
+    else groups.push({ recipients: [recipient], decryption });
+  }
+  return groups;
 }
 
 /** Fields of a decrypted entity that only ingest's checks may vouch for (in the outer header block). */

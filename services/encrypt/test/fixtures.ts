@@ -333,7 +333,7 @@ export async function startDecryptingGateway(
 /** What a sender on the internet sends an agency: `entity` S/MIME-encrypted by openssl (AES-256-CBC) to `to`'s key. */
 export async function opensslEncrypted(
   pki: TestPki,
-  certificate: TestCertificate,
+  certificate: TestCertificate | TestCertificate[],
   entity: Buffer,
   outer: { to: string; subject: string; file: string },
 ): Promise<Buffer> {
@@ -350,6 +350,6 @@ export async function opensslEncrypted(
     outer.to,
     '-subject',
     outer.subject,
-    certificate.certPath,
+    ...[certificate].flat().map((c) => c.certPath),
   ]);
 }
