@@ -21,7 +21,15 @@ import {
 import type { Pool } from '@smgw/db';
 import { advance, type BlobRef, type Envelope, forRecipients, withBlob, withVerdict } from '@smgw/envelope';
 import { agencyKeyAad, type KeyDirectoryCache, sealedAgencyKeys } from '@smgw/key-directory';
-import { findHeaderEnd, type HeaderField, headerBytes, headerValue, splitMessage, withoutFields } from '@smgw/mime';
+import {
+  canonicalLineEnds,
+  findHeaderEnd,
+  type HeaderField,
+  headerBytes,
+  headerValue,
+  splitMessage,
+  withoutFields,
+} from '@smgw/mime';
 import { type HandlerContext, next, type Outcome } from '@smgw/mq';
 import { openSecretWithAny, SecretError } from '@smgw/secrets';
 import { recordEvent } from '@smgw/trace';
@@ -84,7 +92,7 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
       const { decryption } = group;
       const outer = fields.filter((f) => !f.key.startsWith('content-'));
       const head = Buffer.concat([headerBytes(outer), Buffer.from(`${DECRYPTED_HEADER}: ${form}\r\n`)]);
-      const entity = withoutUncheckedFields(decryption.entity);
+      const entity = withoutUncheckedFields(canonicalLineEnds(decryption.entity));
       const blob = await deps.blobStore.put(Readable.from([head, entity]), {
         messageId: envelope.id,
         maxBytes: deps.maxMessageBytes + SIZE_SLACK_BYTES,
@@ -275,7 +283,10 @@ const UNCHECKED_INNER_FIELDS = new Set(['from', 'sender', 'authentication-result
  * The decrypted entity without the fields ingest checks or removes in the outer header block and could not see inside
  * the ciphertext: X-SMGW-* (only the gateway writes them), Authentication-Results (no receiving server wrote one
  * there), From and Sender (checked against the MX rule and DMARC outside; inside, an agency author could be claimed).
- * The entity's header block joins the outer one (issue 8, findings 4 and 8).
+ * The entity's header block joins the outer one (issue 8, findings 4 and 8). `entity` has CRLF line ends only
+ * (canonicalLineEnds, as the caller makes it): decrypted bytes never passed ingest's refusal of bare CR and LF, and a
+ * lone CR hid the fields behind it from this filter while deliver's DATA stream made it a line end, so the agency got
+ * them as fields of their own; every later stage now reads the lines the agency will get.
  */
 function withoutUncheckedFields(entity: Buffer): Buffer {
   const headerLength = findHeaderEnd(entity)?.headerLength ?? entity.length;

@@ -587,6 +587,32 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
       assert.deepEqual(authors, ['From: absender@extern.example']);
     });
 
+    it('makes every lone CR of a decrypted entity a line end first: fields hidden behind one are seen and taken out', async () => {
+      // A lone CR hid the fields after it from the line filter, and deliver's DATA stream made it a line end: the
+      // agency got them as fields of their own. -binary: openssl keeps the entity's bytes as they are.
+      const hidden = Buffer.from(
+        'Content-Type: text/plain; charset=utf-8\r' +
+          'X-SMGW-Signature: TOTAL_PASSED; level=QES; signatures=1\r' +
+          'Authentication-Results: smgw.test; dkim=pass; dmarc=pass header.from=behoerde.example\r' +
+          'From: Die Amtsleitung <chefin@behoerde.example>\r\n\r\nLONE-CR-MARKER\rzweite Zeile\r\n',
+        'latin1',
+      );
+      const raw = await smimeMail(agencyRsa.certPath, agencyRsa.address, ['-binary'], hidden);
+      await submit(world, raw, { direction: 'inbound', recipients: [agencyRsa.address] });
+      const arrived = await waitFor('the decrypted message with lone CRs at the relay', () =>
+        world.gateway.relay.messages.find((m) => m.raw.includes(Buffer.from('LONE-CR-MARKER'))),
+      );
+      world.gateway.relay.messages.splice(world.gateway.relay.messages.indexOf(arrived), 1);
+      const text = arrived.raw.toString('latin1');
+      assert.doesNotMatch(text, /\r(?!\n)/, 'no lone CR left');
+      assert.doesNotMatch(text, /^X-SMGW-Signature:/im);
+      assert.doesNotMatch(text, /^Authentication-Results:.*dmarc=pass/im);
+      const authors = (text.match(/^(From|Sender)[ \t]*:.*$/gim) ?? []).map((field) => field.trimEnd());
+      assert.deepEqual(authors, ['From: absender@extern.example']);
+      assert.match(text, /^Content-Type: text\/plain; charset=utf-8\r\n/m);
+      assert.match(text, /LONE-CR-MARKER\r\nzweite Zeile\r\n/);
+    });
+
     it('opens RSA-OAEP key transport with AES-256', async () => {
       const raw = await smimeMail(agencyRsa.certPath, agencyRsa.address, [
         '-aes256',
