@@ -11,8 +11,11 @@ export interface DkimTestKey {
   record: string;
   /** The private key as PEM (PKCS#8), for a service that signs with it (SMGW_DKIM_KEY_FILE). */
   privateKeyPem: string;
-  /** The message with one signature per selector by `domain` in front. */
-  sign(message: string, domain: string, selectors?: string[]): Promise<string>;
+  /**
+   * The message with one signature per selector by `domain` in front; `bodyLength`: the signatures cover only that
+   * many bytes of the body (l=).
+   */
+  sign(message: string, domain: string, selectors?: string[], options?: { bodyLength?: number }): Promise<string>;
 }
 
 export function createDkimTestKey(type: 'rsa' | 'ed25519' = 'rsa'): DkimTestKey {
@@ -22,10 +25,11 @@ export function createDkimTestKey(type: 'rsa' | 'ed25519' = 'rsa'): DkimTestKey 
   return {
     record: `v=DKIM1; k=${type}; p=${publicKeyData(type, publicKey)}`,
     privateKeyPem: pem,
-    async sign(message, domain, selectors = ['sel']) {
+    async sign(message, domain, selectors = ['sel'], options = {}) {
+      const limit = options.bodyLength === undefined ? {} : { maxBodyLength: options.bodyLength };
       const signing = {
         canonicalization: 'relaxed/relaxed',
-        signatureData: selectors.map((selector) => ({ signingDomain: domain, selector, privateKey: pem })),
+        signatureData: selectors.map((selector) => ({ signingDomain: domain, selector, privateKey: pem, ...limit })),
       };
       // mailauth's typings name top-level keys, its signer reads `signatureData` (lib/dkim/dkim-signer.js).
       const signed = await dkimSign(message, signing as unknown as Parameters<typeof dkimSign>[1]);

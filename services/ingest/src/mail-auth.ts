@@ -176,11 +176,24 @@ export class MessageAuthentication {
     const dkimResult = dkimOutcome.status === 'fulfilled' ? dkimOutcome.value : undefined;
     const spfInfo = spfResult?.info ?? 'spf=temperror';
     const spfWord = spfResult?.status.result ?? 'temperror';
+    // A signature with a body length limit (l=) that stops short of the body passes mailauth's check, but whatever
+    // follows the signed length is anyone's (a stranger appends text or a MIME part to a genuine message): it is
+    // shown as dkim=policy and never counts for DMARC.
+    const unsignedTail = (r: { status: { underSized?: number } }) => (r.status.underSized ?? 0) > 0;
     const dkimInfos = dkimResult
-      ? dkimResult.results.filter((r) => r.info).map((r) => r.info)
+      ? dkimResult.results
+          .filter((r) => r.info)
+          .map((r) =>
+            r.status.result === 'pass' && unsignedTail(r)
+              ? r.info.replace(
+                  /^dkim=pass(?:\s*\([^)]*\))?/,
+                  `dkim=policy (body length limit: ${r.status.underSized} bytes unsigned)`,
+                )
+              : r.info,
+          )
       : ['dkim=temperror (verification failed)'];
     const dkimPassed = (dkimResult?.results ?? [])
-      .filter((r) => r.status.result === 'pass')
+      .filter((r) => r.status.result === 'pass' && !unsignedTail(r))
       .map((r) => ({ id: r.id, domain: r.signingDomain, aligned: r.status.aligned, underSized: r.status.underSized }));
     const spfDomains = spfResult?.status.result === 'pass' && spfResult.domain ? [spfResult.domain] : [];
 

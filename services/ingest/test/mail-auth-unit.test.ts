@@ -162,6 +162,30 @@ describe('mail-auth', () => {
     }
   });
 
+  it('counts no signature for DMARC that leaves the end of the body unsigned (l=): anyone can append there', async () => {
+    dns.set('_dmarc.signed.example', [{ type: 'TXT', text: 'v=DMARC1; p=reject' }]);
+    try {
+      const genuine = 'From: a@signed.example\r\nSubject: Hinweis\r\n\r\nIhr Newsletter.\r\n';
+      const signed = await dkimKey.sign(genuine, 'signed.example', ['sel'], { bodyLength: 17 });
+      assert.match(signed, /\bl=17\b/);
+      const judge = async (message: string) => {
+        // A stranger's address: SPF has nothing to pass, so DMARC stands on the signature alone.
+        const auth = startMailAuthentication(settings, { ...identity, mailFrom: 'x@stranger.example' });
+        await auth.write(Buffer.from(message));
+        return auth.finish();
+      };
+      const whole = await judge(signed);
+      assert.deepEqual(whole.dmarc, ['pass'], whole.field);
+      assert.match(whole.field, /dkim=pass/);
+      const appended = await judge(`${signed}Bitte ueberweisen Sie 9.800 EUR auf DE00 1234.\r\n`);
+      assert.equal(appended.decision, 'DMARC_REJECT', appended.field);
+      assert.doesNotMatch(appended.field, /dkim=pass/);
+      assert.match(appended.field, /dkim=policy \(body length limit: \d+ bytes unsigned\)/);
+    } finally {
+      dns.set('_dmarc.signed.example', []);
+    }
+  });
+
   it(`refuses a message with more than ${MAX_FROM_DOMAINS} From domains`, async () => {
     const auth = startMailAuthentication(settings, identity);
     const from = Array.from({ length: MAX_FROM_DOMAINS + 1 }, (_, i) => `a@d${i}.example`).join(', ');
