@@ -120,14 +120,20 @@ export async function recordSentCopyAbandoned(
 }
 
 /**
- * Whether the reaper gave this message's reserved Sent-copy bytes back (recordSentCopyAbandoned). Read by the portal
- * under the mailbox row's lock before it stores a copy on them: a resend still in flight when the draft's life ended
- * must add the copy's bytes itself.
+ * Where a portal message's Sent-copy reservation stands: `open` (the bytes are reserved and no copy was stored on
+ * them), `stored` (a copy was stored on them: the user may have deleted it since, and got its bytes back then),
+ * `abandoned` (the reaper gave them back: recordSentCopyAbandoned). Read by the portal under the mailbox row's lock
+ * before it stores a copy: only an open reservation may take one; a resend after `stored` must not store another
+ * uncounted copy (its bytes came off the usage with the deleted one, and would come off again with this one).
  */
-export async function sentCopyReservationReleased(db: Queryable, messageId: string): Promise<boolean> {
-  const { rowCount } = await db.query('select 1 from message_events where message_id = $1 and event = $2 limit 1', [
-    messageId,
-    ABANDONED,
-  ]);
-  return (rowCount ?? 0) > 0;
+export async function sentCopyReservationState(
+  db: Queryable,
+  messageId: string,
+): Promise<'open' | 'stored' | 'abandoned'> {
+  const { rows } = await db.query<{ event: string }>(
+    'select event from message_events where message_id = $1 and event = any($2::text[])',
+    [messageId, [STORED, ABANDONED]],
+  );
+  if (rows.some((r) => r.event === STORED)) return 'stored';
+  return rows.length > 0 ? 'abandoned' : 'open';
 }

@@ -8,6 +8,7 @@ import { withTransaction } from '@smgw/db';
 import { type Envelope, newMessageId } from '@smgw/envelope';
 import {
   createFolderMailboxKeyStore,
+  deleteTrashedMessages,
   ensureMailbox,
   findMailboxById,
   listMailboxMessages,
@@ -18,6 +19,7 @@ import {
   readMailboxMessage,
   releaseMailboxUsage,
   setMailboxLocked,
+  trashMailboxMessage,
 } from '@smgw/mailbox-store';
 import { connectMq, type Mq } from '@smgw/mq';
 import { createLogger } from '@smgw/observability';
@@ -502,6 +504,58 @@ describe('sending a draft again', () => {
     assert.equal((await submitPortalMessage(world.deps, input)).kind, 'sent');
     const [copy] = await sentFolder(mailbox);
     assert.equal(await usage(), copy?.size, 'the copy is counted, not stored on bytes given back');
+    await takeEnvelopes(world.vhost, 'smgw.scan');
+  });
+
+  it('after its Sent copy was deleted for good: "sent", nothing published or stored again, the usage what is stored', async () => {
+    // Each resend stored a new copy on the reservation the first copy had used, uncounted, and deleting it gave its
+    // bytes back again: a user could hold any amount, the usage drifting to 0.
+    const mailbox = await citizen();
+    const input = submission(mailbox, { text: 'x'.repeat(15_000) });
+    const first = await submitPortalMessage(world.deps, input);
+    assert.ok(first.kind === 'sent' && first.sentRowId);
+    const usage = async () => (await findMailboxById(world.db.pool, mailbox.id))?.usageBytes;
+    assert.equal(await usage(), (await sentFolder(mailbox))[0]?.size);
+    for (let round = 0; round < 3; round++) {
+      const [copy] = await sentFolder(mailbox);
+      if (copy) {
+        assert.ok(await trashMailboxMessage(world.db.pool, mailbox.id, copy.id));
+        await withTransaction(world.db.pool, (db) => deleteTrashedMessages(db, mailbox.id, [copy.id]));
+      }
+      assert.equal(await usage(), 0, `round ${round}: nothing stored, nothing counted`);
+      const again = await submitPortalMessage(world.deps, input);
+      assert.deepEqual(again, { kind: 'sent', messageId: input.messageId, sentRowId: undefined, again: true });
+      assert.deepEqual(await sentFolder(mailbox), [], `round ${round}: no copy stored uncounted`);
+      assert.equal(await usage(), 0);
+    }
+    assert.equal((await takeEnvelopes(world.vhost, 'smgw.scan')).length, 1, 'published once');
+  });
+
+  it('after the reaper gave the reserved bytes back, a resend whose copy no longer fits is sent without one', async () => {
+    const mailbox = await citizen();
+    const input = submission(mailbox, { text: 'y'.repeat(15_000) });
+    const brokerDown: SubmitDeps = {
+      ...world.deps,
+      mq: {
+        publish: async () => {
+          throw Object.assign(new Error('the channel closed'), { code: 'MQ_PUBLISH_CHANNEL_CLOSED' });
+        },
+      },
+    };
+    assert.equal((await submitPortalMessage(brokerDown, input)).kind, 'failed');
+    await withTransaction(world.db.pool, async (db) => {
+      await lockMailbox(db, mailbox.id);
+      const copy = await claimAbandonedSentCopy(db, input.messageId, new Date(Date.now() + 60_000));
+      assert.ok(copy, 'the reservation is open');
+      await releaseMailboxUsage(db, mailbox.id, copy.bytes);
+      await recordSentCopyAbandoned(db, copy, { stage: 'reaper', reason: 'test', data: {}, at: new Date() });
+    });
+    // Meanwhile the agencies' letters filled the mailbox up to a few bytes below its quota.
+    await world.db.pool.query('update mailboxes set usage_bytes = $2 where id = $1', [mailbox.id, QUOTA - 100]);
+    const again = await submitPortalMessage(world.deps, input);
+    assert.equal(again.kind, 'sent');
+    assert.deepEqual(await sentFolder(mailbox), []);
+    assert.equal((await findMailboxById(world.db.pool, mailbox.id))?.usageBytes, QUOTA - 100, 'the quota holds');
     await takeEnvelopes(world.vhost, 'smgw.scan');
   });
 

@@ -48,7 +48,7 @@ import {
   recordEvent,
   recordedMessage,
   recordMessage,
-  sentCopyReservationReleased,
+  sentCopyReservationState,
 } from '@smgw/trace';
 import { composePortalMessage, MAX_ATTACHMENTS, type PortalAttachment, uploadBytes } from './compose.ts';
 import { PortalWriteError, type PortalWriteErrorCode } from './errors.ts';
@@ -229,6 +229,10 @@ async function resume(
   if (recorded.direction !== 'portal' || recorded.mailFrom !== mailbox.address) {
     throw new PortalWriteError('DRAFT_TAKEN', 'this form belongs to another message; open the form again');
   }
+  // Published and its copy stored before (the copy was deleted since, or step 1 would have found it): sent.
+  if ((await sentCopyReservationState(deps.pool, recorded.id)) === 'stored') {
+    return { kind: 'sent', messageId: recorded.id, sentRowId: undefined, again: true };
+  }
   const raw = await deps.blobStore.readAll(recorded.blob.ref);
   const envelope = portalEnvelope(deps, {
     id: recorded.id,
@@ -283,10 +287,24 @@ async function publishAndKeepCopy(
   const sentRowId = await withTransaction(deps.pool, async (db) => {
     const locked = await lockMailbox(db, mailbox.id);
     if (!locked) return undefined; // deleted meanwhile: the message went, there is nowhere to keep a copy
+    // Only an open reservation takes a copy uncounted. After a copy was stored on it (and deleted since: its bytes
+    // came back then) a resend stores none: another would stay uncounted and give its bytes back again when deleted,
+    // so a user could hold any amount. After the reaper gave the bytes back (the draft's life ended while a resend
+    // was on its way) the copy is stored only if its bytes fit again.
+    const reservation = await sentCopyReservationState(db, envelope.id);
+    if (reservation === 'stored') return undefined;
+    if (reservation === 'abandoned') {
+      const fits = await reserveMailboxUsage(db, {
+        mailboxId: mailbox.id,
+        bytes: raw.length,
+        quotaBytes: deps.quotaBytes,
+      });
+      if (!fits) {
+        log.warn({ code: 'QUOTA_EXCEEDED', size: raw.length }, 'portal message sent; no room left for its Sent copy');
+        return undefined;
+      }
+    }
     const dataKey = await openMailboxKey(deps.mailboxKeys, locked);
-    // The reaper gives reserved bytes back once the draft can no longer be sent (sent-copy-reservations): a resend
-    // that was still on its way then stores the copy on bytes of its own.
-    const usageReserved = !(await sentCopyReservationReleased(db, envelope.id));
     try {
       const id = await insertMailboxMessage(
         db,
@@ -300,7 +318,7 @@ async function publishAndKeepCopy(
           receivedAt: summary.now,
           summary: sentSummary,
         },
-        { usageReserved },
+        { usageReserved: true },
       );
       if (id) {
         await recordEvent(db, envelope.id, {
