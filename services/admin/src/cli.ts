@@ -7,6 +7,7 @@ import { KEY_DIRECTORY_USAGE, KeyDirectoryCliError, runKeyDirectoryCommand } fro
 import { PORTAL_USAGE, PortalCliError, runPortalCommand } from './cli-portal.ts';
 import { formatQuarantineEntry, formatQuarantineList } from './format-quarantine.ts';
 import { formatTrace } from './format-trace.ts';
+import { terminalSafe } from './terminal-safe.ts';
 
 const USAGE = `operator commands (talk to the admin API):
   trace <message-id> [--json]         every stage, outcome, time and reason of a message, per recipient
@@ -47,6 +48,8 @@ const OPTIONS = {
 } as const;
 
 export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  // Everything printed goes through terminalSafe: much of it was written by strangers.
+  const out = (text: string) => process.stdout.write(terminalSafe(text));
   const base = (env.SMGW_ADMIN_URL ?? `http://127.0.0.1:${env.SMGW_ADMIN_PORT ?? '8081'}/api/v1`).replace(/\/$/, '');
 
   async function call(
@@ -79,7 +82,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
   }
 
   function print(json: boolean, body: unknown, text: () => string): void {
-    process.stdout.write(json ? `${JSON.stringify(body, null, 2)}\n` : text());
+    out(json ? `${JSON.stringify(body, null, 2)}\n` : text());
   }
 
   try {
@@ -93,7 +96,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
     const [command, ...positional] = parsed.positionals;
     const json = values.json === true;
     if (values.help) {
-      process.stdout.write(`${USAGE}\n`);
+      out(`${USAGE}\n`);
       return 0;
     }
     const keyDirectoryCommand = (command: string, positional: string[]) =>
@@ -173,7 +176,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
       case 'registration':
       case 'agency': {
         if (command === 'agency' && positional[0] !== 'portal-reachable') {
-          process.stdout.write(await keyDirectoryCommand(command, positional));
+          out(await keyDirectoryCommand(command, positional));
           return 0;
         }
         const output = await runPortalCommand(
@@ -183,13 +186,13 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
           call,
           env,
         );
-        process.stdout.write(output);
+        out(output);
         return 0;
       }
       case 'trust':
       case 'cert':
       case 'pgp': {
-        process.stdout.write(await keyDirectoryCommand(command, positional));
+        out(await keyDirectoryCommand(command, positional));
         return 0;
       }
       case 'account': {
@@ -198,7 +201,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
           const { status, body } = await call('GET', '/submission-accounts');
           if (status !== 200) throw new CliError(errorText(status, body));
           const accounts = (body as { accounts: ListedAccount[] }).accounts;
-          process.stdout.write(json ? `${JSON.stringify(accounts, null, 2)}\n` : accounts.map(accountLine).join(''));
+          out(json ? `${JSON.stringify(accounts, null, 2)}\n` : accounts.map(accountLine).join(''));
           return 0;
         }
         const addresses = values.address ?? [];
@@ -214,14 +217,12 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
           body: { username: positional[1], password, senderAddresses: addresses, senderDomains: domains },
         });
         if (status !== 201) throw new CliError(errorText(status, body));
-        process.stdout.write(
-          json ? `${JSON.stringify(body, null, 2)}\n` : `created ${(body as { username: string }).username}\n`,
-        );
+        out(json ? `${JSON.stringify(body, null, 2)}\n` : `created ${(body as { username: string }).username}\n`);
         return 0;
       }
       case undefined:
       case 'help':
-        process.stdout.write(`${USAGE}\n`);
+        out(`${USAGE}\n`);
         return 0;
       default:
         throw new CliError(`unknown command "${command}"\n${USAGE}`);
@@ -230,7 +231,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
     if (!(err instanceof CliError) && !(err instanceof KeyDirectoryCliError) && !(err instanceof PortalCliError)) {
       throw err;
     }
-    process.stderr.write(`smgw: ${err.message}\n`);
+    process.stderr.write(terminalSafe(`smgw: ${err.message}\n`));
     return 1;
   }
 }

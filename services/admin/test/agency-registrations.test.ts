@@ -56,6 +56,14 @@ describe('admin API: agency registrations', () => {
     }
   });
 
+  it("prints no control character of a registration's text to the operator's terminal", async () => {
+    await register('Amt \u001b]0;owned\u0007\u001b[1A\u001b[2KAmt Harmlos', ['escape.example']);
+    const listed = await cli('registration', 'list');
+    assert.equal(listed.code, 0);
+    assert.ok(!listed.out.includes('\u001b') && !listed.out.includes('\u0007'), JSON.stringify(listed.out));
+    assert.match(listed.out, /Amt \\u001b\]0;owned/);
+  });
+
   it('lists pending registrations by default and others on request', async () => {
     const pending = await register('Amt Liste', ['liste.example']);
     const listed = await api('GET', '/agency-registrations');
