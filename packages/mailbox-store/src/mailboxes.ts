@@ -256,7 +256,10 @@ export async function recordMailboxLogin(db: Queryable, mailboxId: string, at: D
 
 /**
  * An operator locks or unlocks a mailbox. Unlocking returns it to active when it has a password, else passive.
- * Returns the new state, or undefined when there is no such mailbox.
+ * Locking also revokes every live activation link and PIN (and with them the PIN mails still due): an operator locks
+ * on a suspected takeover, and a link made before the lock must not open the mailbox after the unlock; the owner
+ * asks for a new one then (re-activation, or the operator's resend). Returns the new state, or undefined when there
+ * is no such mailbox.
  */
 export async function setMailboxLocked(
   db: Queryable,
@@ -266,10 +269,16 @@ export async function setMailboxLocked(
   at: Date,
 ): Promise<MailboxState | undefined> {
   const updated = await db.query(
-    `update mailboxes
-        set state = case when $2 then 'locked' when password_hash is null then 'passive' else 'active' end,
-            state_changed_at = $3, state_changed_by = $4
-      where id = $1 returning state`,
+    `with changed as (
+       update mailboxes
+          set state = case when $2 then 'locked' when password_hash is null then 'passive' else 'active' end,
+              state_changed_at = $3, state_changed_by = $4
+        where id = $1 returning state),
+     revoked as (
+       update mailbox_tokens set revoked_at = $3, secrets_sealed = null
+        where $2 and mailbox_id = $1 and used_at is null and revoked_at is null
+          and exists (select 1 from changed))
+     select state from changed`,
     [mailboxId, locked, at, by],
   );
   return updated.rows[0]?.state;

@@ -152,7 +152,7 @@ describe('admin API: portal mailboxes', () => {
     assert.match(shown.out, /PIN mail due/);
   });
 
-  it('locks and unlocks a mailbox, recording each change once with the operator', async () => {
+  it('locks and unlocks a mailbox, recording each change once with the operator; a lock revokes live links', async () => {
     const { mailbox } = await mailboxWithMessage('sperre@example.org', { activated: true });
     const locked = await api('POST', '/mailboxes/sperre%40example.org/lock', { headers: { 'x-smgw-operator': 'ops' } });
     assert.equal(locked.status, 200);
@@ -178,11 +178,14 @@ describe('admin API: portal mailboxes', () => {
       ['mailbox.unlocked', 'mailbox.locked'],
     );
 
-    // A passive mailbox goes back to passive.
-    await mailboxWithMessage('passiv@example.org');
+    // A passive mailbox goes back to passive; a link made before the lock does not open it after the unlock.
+    const { secrets } = await mailboxWithMessage('passiv@example.org');
+    assert.ok(secrets);
+    assert.equal((await findTokenByLink(db.pool, secrets.link, new Date())).kind, 'live');
     assert.equal((await cli('mailbox', 'lock', 'passiv@example.org')).out, 'passiv@example.org: locked\n');
     assert.equal((await cli('mailbox', 'unlock', 'passiv@example.org')).out, 'passiv@example.org: passive\n');
     assert.equal((await listMailboxAudit(db.pool, 'passiv@example.org'))[0]?.actor, 'admin:erika');
+    assert.equal((await findTokenByLink(db.pool, secrets.link, new Date())).kind, 'dead', 'revoked by the lock');
   });
 
   it('resending activation revokes the old link and PIN and queues the new link mail once', async () => {
