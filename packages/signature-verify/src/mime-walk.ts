@@ -21,9 +21,12 @@ import type { SignatureVerification, SignedDataContext } from './verify-signed-d
 export interface WalkLimits {
   /** Entities nested deeper than this are not examined; default 12. */
   maxDepth: number;
-  /** Entities examined in all; default 500. */
+  /**
+   * Entities examined in all; default 500. A multipart's parts beyond what is left of it are not even parsed: they
+   * stand as one entry, not examined.
+   */
   maxParts: number;
-  /** Signature layers verified in all; default 16. */
+  /** Signature layers verified in all; default 16. Those beyond share one entry, not examined. */
   maxSignatureLayers: number;
   /** SignerInfos verified per SignedData, and certificates read from it; default 32 and 64. */
   maxSignersPerLayer: number;
@@ -149,6 +152,10 @@ interface State {
   parts: VisiblePart[];
   unwrapped: UnwrappedDocument[];
   partCount: number;
+  /** Layers that count against maxSignatureLayers (all but encrypted and unsupported ones). */
+  signatureLayerCount: number;
+  /** The one entry standing for every signature layer beyond maxSignatureLayers, once there is one. */
+  beyondLayerLimit?: { layer: Layer; signature: ReportedSignature; count: number };
 }
 
 const SIGNATURE_TYPES = new Set(['application/pkcs7-signature', 'application/x-pkcs7-signature']);
@@ -160,7 +167,16 @@ export async function walkMessage(
   context: SignedDataContext,
   limits: WalkLimits = DEFAULT_WALK_LIMITS,
 ): Promise<MessageWalk> {
-  const state: State = { context, limits, layers: [], signatures: [], parts: [], unwrapped: [], partCount: 0 };
+  const state: State = {
+    context,
+    limits,
+    layers: [],
+    signatures: [],
+    parts: [],
+    unwrapped: [],
+    partCount: 0,
+    signatureLayerCount: 0,
+  };
   // RFC 8551 §3.1.1: signatures cover the canonical form; stored mail often has bare LF.
   const root = entityOf(bareLfToCrlf(message), '/');
   await walkEntity(root, 0, [], state);
@@ -232,6 +248,7 @@ function childPath(parent: string, segment: string | number): string {
 function addLayer(state: State, layer: Omit<Layer, 'id' | 'signatureIds' | 'notes'> & { notes?: string[] }): Layer {
   const full: Layer = { id: `L${state.layers.length + 1}`, signatureIds: [], notes: [], ...layer };
   state.layers.push(full);
+  if (full.kind !== 'encrypted' && full.kind !== 'unsupported-signature') state.signatureLayerCount++;
   return full;
 }
 
@@ -246,12 +263,62 @@ function addVisible(
 }
 
 /** A layer whose structure is refused or not examined: it carries its own verdict. */
-function refusedLayer(state: State, entity: Entity, kind: 'malformed' | 'not-examined', reason: string): Layer {
+function refusedLayer(
+  state: State,
+  entity: { path: string },
+  kind: 'malformed' | 'not-examined',
+  reason: string,
+): { layer: Layer; signature: ReportedSignature } {
   const judgement = kind === 'malformed' ? failed('FORMAT_FAILURE') : indeterminate('SIG_CONSTRAINTS_FAILURE');
   const layer = addLayer(state, { path: entity.path, kind, description: FORMATS[kind], judgement, notes: [reason] });
   const signature = verdictEntry(state, layer, entity.path, FORMATS[kind], judgement, reason);
   layer.signatureIds.push(signature.id);
-  return layer;
+  return { layer, signature };
+}
+
+/**
+ * True when the signature-layer limit is reached: then the blob at `path` is not examined. Every blob beyond the
+ * limit is counted in one INDETERMINATE entry (at the first one's path), so a message of thousands of .p7s parts
+ * gives one entry, not thousands.
+ */
+function beyondSignatureLayerLimit(state: State, path: string): boolean {
+  const max = state.limits.maxSignatureLayers;
+  if (state.signatureLayerCount < max) return false;
+  const beyond = state.beyondLayerLimit;
+  if (!beyond) {
+    state.beyondLayerLimit = {
+      ...refusedLayer(state, { path }, 'not-examined', `more than ${max} signature layers`),
+      count: 1,
+    };
+    return true;
+  }
+  beyond.count++;
+  const reason = `more than ${max} signature layers: this one and ${beyond.count - 1} further (the last at ${path}) were not examined`;
+  beyond.layer.notes[0] = reason;
+  beyond.signature.reasons[0] = reason;
+  return true;
+}
+
+/** How many more entities the walk may examine. */
+function partBudget(state: State): number {
+  return Math.max(0, state.limits.maxParts - state.partCount);
+}
+
+/**
+ * The parts of a multipart from `from` (0-based) on, beyond the part budget and never parsed: one INDETERMINATE
+ * entry, since they may hold signatures, and one part the reader sees, covered only by what covers the multipart.
+ */
+function partsNotExamined(state: State, entity: Entity, from: number, total: number, coveredBy: readonly string[]) {
+  const first = childPath(entity.path, from + 1);
+  const count = total - from;
+  const reason = `${count} of its ${total} parts (from ${first} on) beyond the limit of ${state.limits.maxParts} parts: not examined`;
+  refusedLayer(state, entity, 'not-examined', reason);
+  state.parts.push({
+    path: first,
+    description: `${count} of the ${total} parts of ${entity.description} (from ${first} on), not examined`,
+    role: 'content',
+    coveredBy: [...coveredBy],
+  });
 }
 
 function notExaminedSignature(state: State, layer: Layer, path: string, format: string, reason: string) {
@@ -340,9 +407,7 @@ async function walkPdf(entity: Entity, coveredBy: readonly string[], state: Stat
     addVisible(state, entity, coveredBy);
     return;
   }
-  const signatureLayers = state.layers.filter((l) => l.kind !== 'encrypted' && l.kind !== 'unsupported-signature');
-  if (signatureLayers.length >= state.limits.maxSignatureLayers) {
-    refusedLayer(state, entity, 'not-examined', `more than ${state.limits.maxSignatureLayers} signature layers`);
+  if (beyondSignatureLayerLimit(state, entity.path)) {
     addVisible(state, entity, coveredBy, `${entity.description}, not examined`);
     return;
   }
@@ -493,9 +558,11 @@ async function walkMultipartSigned(
   }
   if (parts.length !== 2) {
     refusedLayer(state, entity, 'malformed', `multipart/signed has ${parts.length} parts instead of 2`);
-    for (const [index, part] of parts.entries()) {
-      await walkEntity(entityOf(part, childPath(entity.path, index + 1)), depth + 1, coveredBy, state);
+    let next = 0;
+    for (; next < parts.length && partBudget(state) > 0; next++) {
+      await walkEntity(entityOf(parts[next] as Buffer, childPath(entity.path, next + 1)), depth + 1, coveredBy, state);
     }
+    if (next < parts.length) partsNotExamined(state, entity, next, parts.length, coveredBy);
     return;
   }
   const signaturePart = entityOf(parts[1] as Buffer, childPath(entity.path, 2));
@@ -522,27 +589,23 @@ async function verifyCmsLayer(
     parsed?: ReturnType<typeof parseContentInfo>;
   },
 ): Promise<Layer | undefined> {
-  const signatureLayers = state.layers.filter((l) => l.kind !== 'encrypted' && l.kind !== 'unsupported-signature');
-  if (signatureLayers.length >= state.limits.maxSignatureLayers) {
-    refusedLayer(state, blob, 'not-examined', `more than ${state.limits.maxSignatureLayers} signature layers`);
-    return undefined;
-  }
+  if (beyondSignatureLayerLimit(state, options.path)) return undefined;
   let parsed: ReturnType<typeof parseContentInfo>;
   try {
     parsed = options.parsed ?? parseContentInfo(decodedBody(blob));
   } catch (error) {
     const reason = error instanceof SignatureFormatError ? error.message : String(error);
-    return refusedLayer(state, { ...blob, path: options.path }, 'malformed', reason);
+    return refusedLayer(state, { path: options.path }, 'malformed', reason).layer;
   }
   if (parsed.kind !== 'signed-data') {
     return refusedLayer(
       state,
-      { ...blob, path: options.path },
+      { path: options.path },
       'malformed',
       parsed.kind === 'encrypted'
         ? 'an encrypted CMS object where a signature belongs'
         : `CMS content type ${parsed.contentType} where a signature belongs`,
-    );
+    ).layer;
   }
   const { signedData } = parsed;
   const covers = options.shown
@@ -663,16 +726,31 @@ async function walkMultipart(entity: Entity, depth: number, coveredBy: readonly 
     addVisible(state, entity, coveredBy, `${entity.description}, unreadable multipart`);
     return;
   }
-  const children = parts.map((part, index) => entityOf(part, childPath(entity.path, index + 1)));
+  // Only what the part budget still allows is parsed and paired: the work follows the limits, not the part count.
+  const children = parts
+    .slice(0, partBudget(state))
+    .map((part, index) => entityOf(part, childPath(entity.path, index + 1)));
   const pairedBy = await pairDetachedSignatures(children, state);
-  for (const child of children) {
+  let next = 0;
+  // A child multipart may use up the budget: what is left of this one is then not examined either.
+  for (; next < children.length && partBudget(state) > 0; next++) {
+    const child = children[next] as Entity;
     if (pairedBy.signatureParts.has(child)) {
+      // Examined (verified with its document above): it counts like any part.
+      state.partCount++;
       addVisible(state, child, coveredBy, `${child.description}, signature`, 'signature');
       continue;
     }
     const extra = pairedBy.coverage.get(child) ?? [];
     await walkEntity(child, depth + 1, [...coveredBy, ...extra], state);
   }
+  if (next < parts.length) partsNotExamined(state, entity, next, parts.length, coveredBy);
+}
+
+/** A child that a .p7s beside it may sign: a single part (never a multipart or a message body tree). */
+function isDocumentPart(entity: Entity): boolean {
+  const mediaType = entity.type.mediaType;
+  return !isDetachedSignaturePart(entity) && !mediaType.startsWith('multipart/') && !mediaType.startsWith('message/');
 }
 
 /**
@@ -687,31 +765,26 @@ async function pairDetachedSignatures(
   const signatureParts = new Set<Entity>();
   const coverage = new Map<Entity, string[]>();
   const paired = new Set<Entity>();
+  // The documents and their names once per multipart, not once per .p7s.
+  const documents = children.filter(isDocumentPart).map((entity) => {
+    const name = (entity.filename ?? '').toLowerCase();
+    return { entity, name, stem: name.replace(/\.[^.]*$/, '') };
+  });
+  const unpaired = (d: { entity: Entity }) => !paired.has(d.entity);
   for (const [index, child] of children.entries()) {
     if (!isDetachedSignaturePart(child)) continue;
-    // A document is a single part (never a multipart or a message body tree) not paired yet.
-    const documents = children.filter(
-      (c) =>
-        !isDetachedSignaturePart(c) &&
-        !paired.has(c) &&
-        !c.type.mediaType.startsWith('multipart/') &&
-        !c.type.mediaType.startsWith('message/'),
-    );
     const base = (child.filename ?? '').replace(/\.p7s$/i, '').toLowerCase();
     let document: Entity | undefined;
     if (base && base !== 'smime' && base !== 'signature') {
-      document =
-        documents.find((d) => (d.filename ?? '').toLowerCase() === base) ??
-        documents.find((d) => (d.filename ?? '').toLowerCase().replace(/\.[^.]*$/, '') === base);
+      document = (
+        documents.find((d) => unpaired(d) && d.name === base) ?? documents.find((d) => unpaired(d) && d.stem === base)
+      )?.entity;
       if (!document && /\.[a-z0-9]{1,5}$/.test(base)) {
         // The name says which document it signs, and that document is not here.
         continue;
       }
     }
-    document ??= children
-      .slice(0, index)
-      .reverse()
-      .find((c) => documents.includes(c));
+    document ??= nearestDocumentBefore(children, index, paired);
     if (!document) continue;
     paired.add(document);
     signatureParts.add(child);
@@ -722,4 +795,12 @@ async function pairDetachedSignatures(
     if (layer?.kind === 'cades-detached') coverage.set(document, [...(coverage.get(document) ?? []), layer.id]);
   }
   return { signatureParts, coverage };
+}
+
+function nearestDocumentBefore(children: readonly Entity[], index: number, paired: Set<Entity>): Entity | undefined {
+  for (let i = index - 1; i >= 0; i--) {
+    const candidate = children[i] as Entity;
+    if (isDocumentPart(candidate) && !paired.has(candidate)) return candidate;
+  }
+  return undefined;
 }

@@ -733,6 +733,125 @@ describe('verifyMessage', () => {
     });
   });
 
+  describe('limits on a stranger’s structure', () => {
+    /** A multipart of `count` tiny parts, with `withP7s` every second a `.p7s` (1.2 MB of those cost 30 s). */
+    const manyParts = (count: number, withP7s: boolean) =>
+      Buffer.from(
+        `Content-Type: multipart/mixed; boundary="many"\r\n\r\n${Array.from({ length: count }, (_, i) =>
+          withP7s && i % 2 === 1
+            ? `--many\r\nContent-Type: application/octet-stream; name="z${i}.p7s"\r\n\r\nx\r\n`
+            : `--many\r\nContent-Type: text/plain; name="d${i}.txt"\r\n\r\nx\r\n`,
+        ).join('')}--many--\r\n`,
+      );
+
+    it('examines 500 parts of a 20,000-part message and reports the rest as one entry, not examined', async () => {
+      const result = await verifyMessage(message(from(alice), manyParts(20_000, true)), options());
+      // The root and 499 of its parts (250 documents, 249 .p7s), then one part for the 19,501 never parsed.
+      assert.equal(result.parts.length, 500);
+      assert.deepEqual(
+        [result.parts.at(-1)?.path, result.parts.at(-1)?.description],
+        ['/500', '19501 of the 20000 parts of multipart/mixed (from /500 on), not examined'],
+      );
+      // 16 unreadable .p7s, one entry for the 233 beyond the signature-layer limit, one for the parts not examined.
+      assert.equal(result.layers.length, 18);
+      assert.equal(result.signatures.length, 18);
+      const notExamined = result.signatures.filter((s) => s.format === 'not examined');
+      assert.deepEqual(
+        notExamined.map((s) => [s.path, s.indication, s.subIndication, s.reasons[0]]),
+        [
+          [
+            '/34',
+            'INDETERMINATE',
+            'SIG_CONSTRAINTS_FAILURE',
+            'more than 16 signature layers: this one and 232 further (the last at /498) were not examined',
+          ],
+          [
+            '/',
+            'INDETERMINATE',
+            'SIG_CONSTRAINTS_FAILURE',
+            '19501 of its 20000 parts (from /500 on) beyond the limit of 500 parts: not examined',
+          ],
+        ],
+      );
+      // The worst result still leads the summary; nothing there is passed.
+      assert.equal(summaryHeader(result), 'TOTAL_FAILED; sub=FORMAT_FAILURE');
+      assert.equal(
+        result.signatures.some((s) => s.indication === 'TOTAL_PASSED'),
+        false,
+      );
+    });
+
+    it('never passes a signed message whose parts lie beyond the limit, and still verifies its signature', async () => {
+      const inner = manyParts(2_000, false);
+      const result = await verifyMessage(message(from(alice), multipartSigned(inner, await sign(inner, [alice]))), {
+        ...options(),
+        limits: { maxParts: 100 },
+      });
+      assert.deepEqual(
+        result.signatures.map((s) => [s.path, s.indication, s.subIndication]),
+        [
+          ['/', 'TOTAL_PASSED', undefined],
+          ['/1', 'INDETERMINATE', 'SIG_CONSTRAINTS_FAILURE'],
+        ],
+      );
+      assert.match(result.signatures[1]?.reasons[0] ?? '', /^1902 of its 2000 parts \(from \/1\/99 on\)/);
+      assert.equal(summaryHeader(result), 'INDETERMINATE; sub=SIG_CONSTRAINTS_FAILURE');
+      // What was not examined is still inside the outer signature: covered, and listed as one part.
+      assert.equal(result.parts.length, 99);
+      assert.equal(result.coverage.status, 'full');
+    });
+
+    it('parses no more parts of a multipart/signed with too many parts than the limit leaves', async () => {
+      const body = manyParts(2_000, false)
+        .toString('latin1')
+        .replace('multipart/mixed;', 'multipart/signed; protocol="application/pkcs7-signature";');
+      const result = await verifyMessage(message(from(alice), Buffer.from(body, 'latin1')), {
+        ...options(),
+        limits: { maxParts: 100 },
+      });
+      assert.deepEqual(
+        result.signatures.map((s) => [s.path, s.indication, s.subIndication, s.reasons[0]]),
+        [
+          ['/', 'TOTAL_FAILED', 'FORMAT_FAILURE', 'multipart/signed has 2000 parts instead of 2'],
+          [
+            '/',
+            'INDETERMINATE',
+            'SIG_CONSTRAINTS_FAILURE',
+            '1901 of its 2000 parts (from /100 on) beyond the limit of 100 parts: not examined',
+          ],
+        ],
+      );
+      assert.equal(result.parts.length, 100);
+    });
+
+    it('counts every signature layer beyond the limit in one entry, not examined', async () => {
+      const signed = await Promise.all(
+        [1, 2, 3, 4].map(async (n) => {
+          const text = textPart(`Teil ${n}`);
+          return multipartSigned(text, await sign(text, [alice]), `sig-${n}`);
+        }),
+      );
+      const result = await verifyMessage(message(from(alice), multipartMixed(signed)), {
+        ...options(),
+        limits: { maxSignatureLayers: 2 },
+      });
+      assert.deepEqual(
+        result.signatures.map((s) => [s.path, s.indication, s.reasons[0] ?? '']),
+        [
+          ['/1', 'TOTAL_PASSED', ''],
+          ['/2', 'TOTAL_PASSED', ''],
+          [
+            '/3',
+            'INDETERMINATE',
+            'more than 2 signature layers: this one and 1 further (the last at /4) were not examined',
+          ],
+        ],
+      );
+      assert.equal(result.layers.length, 3);
+      assert.equal(summaryHeader(result), 'INDETERMINATE; sub=SIG_CONSTRAINTS_FAILURE; coverage=partial');
+    });
+  });
+
   describe('identity', () => {
     const signedBy = async (signer: Signer, fields: string[]) =>
       verifyMessage(message(fields, multipartSigned(entity, await sign(entity, [signer]))), options());
