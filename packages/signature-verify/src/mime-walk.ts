@@ -31,6 +31,11 @@ export interface WalkLimits {
   /** SignerInfos verified per SignedData, and certificates read from it; default 32 and 64. */
   maxSignersPerLayer: number;
   maxCertificatesPerLayer: number;
+  /**
+   * Signature entries a result lists, and so the report shows; default 50. Those beyond stand as one entry with the
+   * worst of their results, never TOTAL_PASSED (listed-signatures.ts).
+   */
+  maxReportedSignatures: number;
 }
 
 export const DEFAULT_WALK_LIMITS: WalkLimits = {
@@ -39,6 +44,7 @@ export const DEFAULT_WALK_LIMITS: WalkLimits = {
   maxSignatureLayers: 16,
   maxSignersPerLayer: 32,
   maxCertificatesPerLayer: 64,
+  maxReportedSignatures: 50,
 };
 
 export type LayerKind =

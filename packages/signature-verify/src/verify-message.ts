@@ -3,6 +3,7 @@
 import type { RevocationFetcher, RevocationMode, TrustAnchorInput } from '@smgw/crypto';
 import { checkIdentity, checkSigningTimes, type IdentityCheck, type TimeFinding } from './identity.ts';
 import { type Indication, overallOf, type SubIndication } from './indication.ts';
+import { listSignatures } from './listed-signatures.ts';
 import {
   DEFAULT_WALK_LIMITS,
   type Layer,
@@ -79,26 +80,28 @@ export function createMessageVerifier(options: VerifyMessageOptions): MessageVer
     async verifyMessage(message) {
       const time = options.now();
       const walk = await walkMessage(message, signedDataContextOf(options, time, chainCache), limits);
+      // What the result states rests on the entries it lists (those beyond the limit stand as one, never passed).
+      const listed = listSignatures(walk, limits.maxReportedSignatures);
       return {
         validationTime: time,
         // A document timestamp proves when, not who: it has no level of its own.
-        overall: overallOf(walk.signatures, (s) => s.pdf?.kind !== 'document-timestamp'),
-        signatures: walk.signatures,
-        layers: walk.layers,
+        overall: overallOf(listed.signatures, (s) => s.pdf?.kind !== 'document-timestamp'),
+        signatures: listed.signatures,
+        layers: listed.layers,
         parts: walk.parts,
         coverage: coverageOf(walk.parts, walk.signatures),
         // A signed PDF attached to the message says who signed the PDF, not who sent the message.
         identity: checkIdentity(
           walk.headerFields,
-          walk.signatures.filter((s) => !s.pdf),
+          listed.signatures.filter((s) => !s.pdf),
         ),
         signingTimeFindings: checkSigningTimes(
           walk.headerFields,
-          walk.signatures,
+          listed.signatures,
           time,
           options.signingTimeToleranceMs ?? 5 * 60_000,
         ),
-        unwrapped: walk.unwrapped,
+        unwrapped: listed.unwrapped,
       };
     },
   };

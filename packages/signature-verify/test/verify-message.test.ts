@@ -850,6 +850,58 @@ describe('verifyMessage', () => {
       assert.equal(result.layers.length, 3);
       assert.equal(summaryHeader(result), 'INDETERMINATE; sub=SIG_CONSTRAINTS_FAILURE; coverage=partial');
     });
+
+    it('lists at most maxReportedSignatures entries: those beyond stand as one, with their worst result', async () => {
+      const texts = [1, 2, 3, 4].map((n) => textPart(`Teil ${n}`));
+      const cms = await Promise.all(texts.map((t) => sign(t, [alice])));
+      // The fourth signature is over other text: HASH_FAILURE, beyond the listed two.
+      const tampered = textPart('Teil 4, geändert');
+      const signed = texts.map((t, i) => multipartSigned(i === 3 ? tampered : t, cms[i] as Buffer, `sig-${i}`));
+      const result = await verifyMessage(message(from(alice), multipartMixed(signed)), {
+        ...options(),
+        limits: { maxReportedSignatures: 2 },
+      });
+      assert.deepEqual(
+        result.signatures.map((s) => [s.id, s.indication, s.subIndication]),
+        [
+          ['S1', 'TOTAL_PASSED', undefined],
+          ['S2', 'TOTAL_PASSED', undefined],
+          ['S3', 'TOTAL_FAILED', 'HASH_FAILURE'],
+        ],
+      );
+      assert.equal(
+        result.signatures[2]?.reasons[0],
+        "2 further signature entries beyond the report's limit of 2 are not listed; the worst of them: TOTAL_FAILED HASH_FAILURE (S/MIME multipart/signed (CMS, detached) at /4)",
+      );
+      assert.equal(summaryHeader(result), 'TOTAL_FAILED; sub=HASH_FAILURE');
+      // Every layer names listed entries only.
+      assert.deepEqual(
+        result.layers.map((l) => l.signatureIds),
+        [['S1'], ['S2'], ['S3'], ['S3']],
+      );
+    });
+
+    it('never passes a message whose signature entries are not all listed, though every one passed', async () => {
+      const parts = splitSignedData(await sign(entity, [alice]));
+      const many = joinSignedData({ ...parts, signerInfos: Array(5).fill(parts.signerInfos[0]) });
+      const mail = message(from(alice), multipartSigned(entity, many));
+      const result = await verifyMessage(mail, options({ limits: { maxReportedSignatures: 3 } }));
+      assert.deepEqual(
+        result.signatures.map((s) => [s.indication, s.subIndication]),
+        [
+          ['TOTAL_PASSED', undefined],
+          ['TOTAL_PASSED', undefined],
+          ['TOTAL_PASSED', undefined],
+          ['INDETERMINATE', 'SIG_CONSTRAINTS_FAILURE'],
+        ],
+      );
+      assert.match(
+        result.signatures[3]?.reasons[0] ?? '',
+        /^2 further signature entries .* the worst of them: TOTAL_PASSED/,
+      );
+      assert.equal(summaryHeader(result), 'INDETERMINATE; sub=SIG_CONSTRAINTS_FAILURE');
+      assert.equal(summaryHeader(await verifyMessage(mail, options())), 'TOTAL_PASSED; level=basic; signatures=5');
+    });
   });
 
   describe('identity', () => {
