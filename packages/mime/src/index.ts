@@ -7,6 +7,7 @@ export {
   headerFieldValue,
   oneLine,
 } from './delivery-status.ts';
+export { displayText } from './display-text.ts';
 export {
   type Bilingual,
   type BilingualNoticeInput,

@@ -2,7 +2,7 @@
 // plain text. The text is only ever shown escaped, but it is still cleaned: control characters and bidi overrides
 // (which make "evil.exe" read as "exe.live" or turn a sender's name around) are dropped, and it is cut to a length a
 // page can show. Used for the sealed folder summary at arrival and for the message page.
-import { decodeEncodedWords, type HeaderField, headerValue, listedMailboxes } from '@smgw/mime';
+import { decodeEncodedWords, displayText, type HeaderField, headerValue, listedMailboxes } from '@smgw/mime';
 
 export interface DisplayMailbox {
   name: string;
@@ -24,23 +24,6 @@ export const MAX_SUBJECT = 500;
 export const MAX_LISTED_MAILBOXES = 50;
 /** A field's mailboxes are read up to this many (the rest is not shown anyway). */
 const MAX_READ_MAILBOXES = 10_000;
-
-// C0 and C1 controls (a tab or newline becomes a space first), DEL, bidi embeddings, overrides and isolates, the
-// marks LRM/RLM/ALM, zero-width joiners and spaces, the BOM, line and paragraph separators, interlinear annotations.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
-const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]/g;
-
-/** Text fit to be shown on one line: NFC, no controls or bidi formatting, white space collapsed, at most `max` chars. */
-export function displayText(value: string, max: number): string {
-  const cleaned = value
-    .normalize('NFC')
-    .replace(/[\t\r\n]/g, ' ')
-    .replace(INVISIBLE, '')
-    .replace(/\s+/g, ' ')
-    .trim();
-  const chars = [...cleaned];
-  return chars.length <= max ? cleaned : `${chars.slice(0, max - 1).join('')}…`;
-}
 
 /** A header value read as Latin-1 (header-block.ts) back to text: raw UTF-8 (RFC 6532) when it is valid UTF-8. */
 function headerText(latin1: string): string {

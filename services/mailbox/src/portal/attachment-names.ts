@@ -1,7 +1,7 @@
 // Names and types an attachment is shown and downloaded with. The sender chose the filename: it may hold path
 // separators, control characters, bidi overrides ("rechnung\u202Efdp.exe" reads as "rechnungexe.pdf"), quotes and
 // line breaks for header injection, or be a kilobyte long. What leaves here is one harmless path segment.
-import { displayText } from '../message-headers.ts';
+import { displayText } from '@smgw/mime';
 
 export const MAX_FILENAME_CHARS = 120;
 

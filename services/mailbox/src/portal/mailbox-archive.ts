@@ -3,8 +3,8 @@
 // message at a time is in memory, whatever the mailbox holds.
 import { Readable } from 'node:stream';
 import type { MailboxFolder } from '@smgw/mailbox-store';
+import { displayText } from '@smgw/mime';
 import { ZipFile } from 'yazl';
-import { displayText } from '../message-headers.ts';
 
 export interface ArchiveEntry {
   rowId: string;
