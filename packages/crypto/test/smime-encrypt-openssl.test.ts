@@ -103,6 +103,21 @@ describe('encryptEnveloped, opened by openssl cms -decrypt', () => {
     assert.ok(lines.slice(0, -1).every((line) => line.length === 76));
   });
 
+  it('writes MIME-Version 1.0 itself, never the free text of a given one', async () => {
+    const message = (
+      await buffer(
+        encryptEnveloped({
+          content: entity,
+          recipients: [{ certificate: id('rsa-2048').certificatePem }],
+          headers: [...Object.entries(headers), ['MIME-Version', '1.0 (Az. 4711 Pfaendung Mueller)']],
+        }),
+      )
+    ).toString('latin1');
+    const head = message.slice(0, message.indexOf('\r\n\r\n'));
+    assert.equal(head.match(/^MIME-Version:.*$/gim)?.join('|'), 'MIME-Version: 1.0');
+    assert.doesNotMatch(head, /Pfaendung/);
+  });
+
   it('labels AES-GCM messages as authEnveloped-data', async () => {
     const message = await buffer(
       encryptEnveloped({

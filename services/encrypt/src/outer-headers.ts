@@ -14,17 +14,7 @@ import {
   rfc5322Date,
 } from '@smgw/mime';
 
-const OUTER_FIELDS = new Set([
-  'from',
-  'to',
-  'cc',
-  'date',
-  'message-id',
-  'subject',
-  'in-reply-to',
-  'references',
-  'mime-version',
-]);
+const OUTER_FIELDS = new Set(['from', 'to', 'cc', 'date', 'message-id', 'subject', 'in-reply-to', 'references']);
 const PRINTABLE_ASCII = /^[\x20-\x7e\t]*$/;
 
 export interface OuterHeaderDefaults {
@@ -39,9 +29,9 @@ export interface OuterHeaderDefaults {
 /**
  * The outer header fields as [name, value] pairs (values unfolded, ASCII): the gateway's own Received field (the
  * first field of the header, where ingest puts it; a Received field further down is another host's), then From, To,
- * Cc, Date, Message-ID, Subject, In-Reply-To, References, MIME-Version in the original order. A Subject in raw UTF-8
- * becomes RFC 2047 encoded-words; other fields with raw non-ASCII are left out (they cannot be written safely
- * outside) and reported in `dropped`.
+ * Cc, Date, Message-ID, Subject, In-Reply-To, References in the original order, then `MIME-Version: 1.0` (never the
+ * original's: its comment is free text). A Subject in raw UTF-8 becomes RFC 2047 encoded-words; other fields with raw
+ * non-ASCII are left out (they cannot be written safely outside) and reported in `dropped`.
  */
 export function outerHeaderPairs(
   fields: readonly HeaderField[],
@@ -62,6 +52,7 @@ export function outerHeaderPairs(
   if (!has('from')) pairs.push(['From', `<${defaults.mailFrom}>`]);
   if (!has('date')) pairs.push(['Date', rfc5322Date(defaults.date)]);
   if (!has('message-id')) pairs.push(['Message-ID', `<${defaults.messageId}>`]);
+  pairs.push(['MIME-Version', '1.0']);
   return { pairs, dropped };
 }
 
@@ -100,20 +91,16 @@ export function innerEntity(fields: readonly HeaderField[], body: Readable): Rea
 
 /**
  * A message that passes through already encrypted, as it may leave: the outer fields the gateway's own copies keep
- * (outerHeaderPairs, without the original MIME-Version, whose comment is free text), MIME-Version 1.0, the Content-*
- * fields checkWholeMessageEncrypted rebuilt for the body it checked, then that body byte for byte. Nothing else of
- * the sender's header leaves (X-*, Comments, Keywords, internal Received, Bcc, Resent-*).
+ * (outerHeaderPairs), the Content-* fields checkWholeMessageEncrypted rebuilt for the body it checked, then that body
+ * byte for byte. Nothing else of the sender's header leaves (X-*, Comments, Keywords, internal Received, Bcc,
+ * Resent-*).
  */
 export function passThroughMessage(
   outerPairs: ReadonlyArray<[string, string]>,
   contentFields: ReadonlyArray<[string, string]>,
   body: Readable,
 ): Readable {
-  const pairs = [
-    ...outerPairs.filter(([name]) => name.toLowerCase() !== 'mime-version'),
-    ['MIME-Version', '1.0'],
-    ...contentFields,
-  ];
+  const pairs = [...outerPairs, ...contentFields];
   return entityOf(parseHeaderFields(pairs.map(([name, value]) => `${name}: ${value}`).join('\r\n')), body);
 }
 

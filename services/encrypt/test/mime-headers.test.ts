@@ -51,7 +51,7 @@ describe('outer headers and inner entity', () => {
     const { pairs } = outerHeaderPairs(fields, defaults);
     assert.deepEqual(
       pairs.map(([name]) => name),
-      ['Received', 'From', 'To', 'Subject', 'Date', 'Message-ID'],
+      ['Received', 'From', 'To', 'Subject', 'Date', 'Message-ID', 'MIME-Version'],
     );
     assert.equal(pairs[0]?.[1], 'from a by smgw.test; Mon, 02 Mar 2026 10:00:01 +0100');
     const subject = pairs.find(([name]) => name === 'Subject')?.[1] ?? '';
@@ -72,7 +72,18 @@ describe('outer headers and inner entity', () => {
     );
     assert.deepEqual(
       pairs.map(([name]) => name),
-      ['From', 'Date', 'Message-ID'],
+      ['From', 'Date', 'Message-ID', 'MIME-Version'],
+    );
+  });
+
+  it('writes MIME-Version 1.0, never the original field with its free-text comment', () => {
+    const { pairs } = outerHeaderPairs(
+      parseHeaderFields(['From: a@x.example', 'MIME-Version: 1.0 (Az. 4711 Pfaendung Mueller)'].join('\r\n')),
+      defaults,
+    );
+    assert.deepEqual(
+      pairs.filter(([name]) => name.toLowerCase() === 'mime-version'),
+      [['MIME-Version', '1.0']],
     );
   });
 

@@ -31,7 +31,7 @@ export interface EncryptEnvelopedOptions {
   readonly recipients: readonly EncryptRecipient[];
   /** AES-256-CBC (EnvelopedData, the default) or AES-256-GCM (AuthEnvelopedData, RFC 5083/5084). */
   readonly contentCipher?: ContentCipher;
-  /** From, To, Subject, Date, Message-ID, …; MIME-Version is added when missing. */
+  /** From, To, Subject, Date, Message-ID, …; MIME-Version is always written as `1.0` (a given one is replaced). */
   readonly headers?: SmimeHeaders;
 }
 
@@ -77,7 +77,6 @@ const AUTH_ENVELOPED_FIELDS = ownFields('authEnveloped-data');
 function headerBlock(headers: SmimeHeaders | undefined, gcm: boolean): Buffer {
   const pairs = headers === undefined ? [] : Array.isArray(headers) ? headers : Object.entries(headers);
   const lines: string[] = [];
-  let hasMimeVersion = false;
   for (const [name, value] of pairs as ReadonlyArray<readonly [string, string]>) {
     if (!HEADER_NAME.test(name))
       throw new SmimeError('SMIME_INVALID_HEADER', `invalid header name ${JSON.stringify(name)}`);
@@ -85,10 +84,10 @@ function headerBlock(headers: SmimeHeaders | undefined, gcm: boolean): Buffer {
       throw new SmimeError('SMIME_INVALID_HEADER', `invalid characters in ${name}`);
     const lower = name.toLowerCase();
     if (OWN_HEADERS.has(lower)) throw new SmimeError('SMIME_INVALID_HEADER', `${name} is set by the encryption`);
-    if (lower === 'mime-version') hasMimeVersion = true;
-    lines.push(`${name}: ${value}`);
+    // Written below as 1.0 whatever is given: a comment in it (`1.0 (Az. 4711)`) is free text outside the encryption.
+    if (lower !== 'mime-version') lines.push(`${name}: ${value}`);
   }
-  if (!hasMimeVersion) lines.push('MIME-Version: 1.0');
+  lines.push('MIME-Version: 1.0');
   lines.push(gcm ? AUTH_ENVELOPED_FIELDS : ENVELOPED_FIELDS);
   return Buffer.from(lines.join('\r\n'), 'latin1');
 }
