@@ -1,6 +1,7 @@
 // The encrypt stage's work on one envelope: outbound mail is encrypted per recipient (or handed to the portal),
 // inbound mail is decrypted for the agency. Anything that fails in between retries: never plaintext outside.
 import { readingOnce } from '@smgw/blob-store';
+import { PgpError, SmimeError } from '@smgw/crypto';
 import { type Envelope, SAFE_OUTBOUND_CRYPTO_STATUSES } from '@smgw/envelope';
 import { HeaderBlockError } from '@smgw/mime';
 import { type Handler, type HandlerContext, type Outcome, reject, retry } from '@smgw/mq';
@@ -32,6 +33,11 @@ export async function encryptEnvelope(
     // Database, blob store, revocation fetch, or a crypto failure we did not expect: the envelope waits and tries
     // again; after the last attempt it is parked with this reason, never sent on unencrypted.
     if (err instanceof HeaderBlockError) return reject('ENCRYPT_HEADER_TOO_LARGE', err.message); // retrying cannot shorten it
+    if (isOuterHeaderRefused(err)) {
+      // A value of the message's own header cannot stand outside the encryption: the same bytes fail the same way.
+      context.log.warn({ code: 'ENCRYPT_HEADER_INVALID', err }, 'outer header refused; parked, not retried');
+      return reject('ENCRYPT_HEADER_INVALID', `${err.code}: ${err.message}`);
+    }
     const code = (err as { code?: unknown }).code;
     const stable = typeof code === 'string' && /^[A-Z][A-Z0-9_]+$/.test(code) ? code : 'ENCRYPT_FAILED';
     context.log.warn({ code: stable, err, attempt: context.attempt }, 'not processed; will retry');
@@ -40,5 +46,13 @@ export async function encryptEnvelope(
   return reject(
     'ENCRYPT_UNEXPECTED_DIRECTION',
     `${envelope.direction} mail has no encrypt step (safe outbound statuses: ${SAFE_OUTBOUND_CRYPTO_STATUSES.join(', ')})`,
+  );
+}
+
+/** An outer header value the encryptor refuses (CR/LF, non-ASCII where it cannot stand): a fault of the message. */
+function isOuterHeaderRefused(err: unknown): err is PgpError | SmimeError {
+  return (
+    (err instanceof PgpError && err.code === 'PGP_INVALID_HEADER') ||
+    (err instanceof SmimeError && err.code === 'SMIME_INVALID_HEADER')
   );
 }

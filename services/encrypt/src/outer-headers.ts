@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import type { OuterHeaders } from '@smgw/crypto';
 import {
   decodeEncodedWords,
+  displayText,
   encodeWords,
   type HeaderField,
   headerBytes,
@@ -58,7 +59,8 @@ export function outerHeaderPairs(
 
 /**
  * The same header for encryptPgpMime, which writes From, To, Subject, Date, Message-ID, In-Reply-To and References
- * itself; Received and Cc come back as `extraLines` to put in front of its output.
+ * itself (and MIME-Version 1.0); Received and Cc come back as `extraLines` to put in front of its output. The Subject
+ * is decoded and put on one line (displayText: line breaks and other controls become spaces or go).
  */
 export function pgpOuterHeaders(pairs: ReadonlyArray<[string, string]>): {
   headers: OuterHeaders;
@@ -69,8 +71,9 @@ export function pgpOuterHeaders(pairs: ReadonlyArray<[string, string]>): {
   const headers: OuterHeaders = {
     from: get('from') ?? '<>',
     to: get('to') ?? 'undisclosed-recipients:;',
-    // encryptPgpMime encodes the subject itself: give it the text.
-    subject: decodeEncodedWords(get('subject') ?? ''),
+    // encryptPgpMime encodes the subject itself: give it the text, on one line. An encoded-word may hold a line
+    // break (a two-line title) or another control character, which encryptPgpMime rightly refuses in a header.
+    subject: displayText(decodeEncodedWords(get('subject') ?? '')),
     date: get('date') ?? new Date(),
     messageId: get('message-id') ?? '',
   };

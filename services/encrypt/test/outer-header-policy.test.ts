@@ -1,9 +1,11 @@
-// What of an agency's header reaches a recipient outside: one rule for every copy (outer-headers.ts).
+// What of an agency's header reaches a recipient outside: one rule for every copy (outer-headers.ts); and a header
+// the encryptor cannot write stops the message at once, not after a day of retries.
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { type Envelope, newMessageId } from '@smgw/envelope';
+import { decodeEncodedWords, parseHeaderFields } from '@smgw/mime';
 import type { Outcome } from '@smgw/mq';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 import { recordMessage } from '@smgw/trace';
@@ -24,6 +26,7 @@ import {
 
 const SMIME = 'smime@buerger.example';
 const PGP = 'pgp@buerger.example';
+const PORTAL = 'ohne-schluessel@buerger.example';
 
 // As ingest stores what an agency client (Exchange, Outlook) submitted: our Received on top, then the agency's header.
 const OUR_RECEIVED =
@@ -117,6 +120,47 @@ describe('the header of every copy that goes outside', () => {
     for (const [recipient, header] of headers) {
       for (const leaked of LEAKS) assert.ok(!header.includes(leaked), `${recipient}: "${leaked}" in clear:\n${header}`);
       assert.deepEqual(header.match(/^MIME-Version:.*$/gim), ['MIME-Version: 1.0'], recipient);
+    }
+  });
+
+  const subjects: Array<[string, string, string]> = [
+    [
+      'an encoded line break (a two-line title)',
+      '=?UTF-8?Q?Bescheid_vom_2.3.=0AAz._4711?=',
+      'Bescheid vom 2.3. Az. 4711',
+    ],
+    [
+      'an encoded CRLF that would start a field',
+      '=?UTF-8?Q?Bescheid=0D=0ABcc:_x@evil.example?=',
+      'Bescheid Bcc: x@evil.example',
+    ],
+    ['encoded control characters', '=?UTF-8?B?QmVzY2hlaWQbWzJKCQ==?=', 'Bescheid[2J'],
+  ];
+  for (const [what, subject, oneLine] of subjects) {
+    it(`sends every recipient a message whose subject holds ${what}, the OpenPGP Subject on one line`, async () => {
+      const envelope = await outbound(agencyMail([SMIME, PGP, PORTAL], subject), [SMIME, PGP, PORTAL]);
+      // Even the first attempt: a retry would meet the same subject.
+      const headers = await childHeaders(await encryptEnvelope(deps(), envelope, handlerContext()));
+      assert.deepEqual([...headers.keys()].sort(), [PORTAL, PGP, SMIME].sort());
+      const pgp = parseHeaderFields(headers.get(PGP) ?? '');
+      assert.equal(decodeEncodedWords(pgp.find((f) => f.key === 'subject')?.value ?? ''), oneLine);
+      assert.ok(!pgp.some((f) => f.key === 'bcc'), 'no field of the subject');
+      // The others keep the encoded-words as the agency wrote them: safe in a header, the reader's client decodes them.
+      for (const recipient of [SMIME, PORTAL]) {
+        assert.ok(headers.get(recipient)?.split('\r\n').includes(`Subject: ${subject}`), recipient);
+      }
+    });
+  }
+
+  it('parks a message at once whose header the encryptor refuses, rather than retrying it for nothing', async () => {
+    // No From, and an SMTPUTF8 envelope sender: the From the gateway would write cannot stand in an ASCII header.
+    const raw = mail([OUR_RECEIVED, `To: ${PGP}, ${SMIME}`, 'Subject: Bescheid', 'MIME-Version: 1.0']);
+    for (const recipient of [PGP, SMIME]) {
+      const envelope = await outbound(raw, [recipient], { mailFrom: 'müller@behoerde.example' });
+      const outcome = await encryptEnvelope(deps(), envelope, handlerContext());
+      assert.equal(outcome.kind, 'reject', `${recipient}: ${JSON.stringify(outcome)}`);
+      assert.equal(outcome.kind === 'reject' && outcome.code, 'ENCRYPT_HEADER_INVALID', recipient);
+      assert.match(outcome.kind === 'reject' ? outcome.reason : '', /^(PGP|SMIME)_INVALID_HEADER: /);
     }
   });
 });
