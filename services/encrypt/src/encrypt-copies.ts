@@ -1,6 +1,7 @@
-// The encrypted copies of an outbound plan (plan-outbound.ts): per copy, one stream of the stored message's inner
+// The copies of an outbound plan (plan-outbound.ts). Encrypted: per copy, one stream of the stored message's inner
 // entity through the signer (when the copy is signed) and the encryptor into one new blob. A signature that cannot
-// be made leaves the copy encrypted but unsigned, never held back and never in clear.
+// be made leaves the copy encrypted but unsigned, never held back and never in clear. The portal's: the message
+// under the same outer header as the encrypted copies (portalMessage), for the mailbox stage to store as it is.
 import { Readable } from 'node:stream';
 import type { BlobStore, StagedBlob } from '@smgw/blob-store';
 import {
@@ -14,7 +15,7 @@ import {
 import type { BlobRef } from '@smgw/envelope';
 import { canonicalLineEnds, splitMessage } from '@smgw/mime';
 import type { NotSigned } from './agency-signing.ts';
-import { innerEntity, pgpOuterHeaders } from './outer-headers.ts';
+import { innerEntity, pgpOuterHeaders, portalMessage } from './outer-headers.ts';
 import type { PlannedCopy } from './plan-outbound.ts';
 
 export interface CopyDeps {
@@ -62,6 +63,25 @@ export async function encryptCopy(
     return { copy, blob: staged.ref, staged, signed: encrypted.signed, ...(notSigned ? { notSigned } : {}) };
   } finally {
     entity.destroy();
+  }
+}
+
+/**
+ * The copy for the recipients handed to the portal, staged like an encrypted copy (its rows commit with the outcome's
+ * events). Bounded like one: the header may grow by the fields filled in from the envelope.
+ */
+export async function stagePortalCopy(
+  deps: CopyDeps,
+  messageId: string,
+  message: BlobRef,
+  outerHeaders: OuterHeaderPairs,
+): Promise<StagedBlob> {
+  const { fields, body } = await splitMessage(deps.blobStore.open(message.ref));
+  const copy = portalMessage(outerHeaders, fields, body);
+  try {
+    return await deps.blobStore.stage(copy, { messageId, maxBytes: deps.maxEncryptedBytes });
+  } finally {
+    copy.destroy();
   }
 }
 

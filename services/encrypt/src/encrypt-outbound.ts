@@ -1,19 +1,30 @@
 // Outbound: each recipient's copy encrypted in the best form it can open (S/MIME, else OpenPGP), or handed to the
 // portal (mailbox). Recipients named in To/Cc sharing a form share one encrypted message, every other (Bcc) recipient
 // gets its own; one child envelope per copy. Nothing leaves in clear: a temporary failure retries, mail that is
-// already encrypted goes on with its body as it is and the outer header the gateway's own copies would have.
+// already encrypted goes on with its body as it is. Every copy, the portal's too, carries the one outer header
+// (outer-headers.ts), never the agency's whole header.
 //
 // In order: the header (already encrypted?), every key looked up (outbound-keys.ts), the plan decided on them
 // (plan-outbound.ts), one copy per group (encrypt-copies.ts), the outcome recorded in one statement, then the
 // children, which the consumer publishes (confirmed) before it acks.
+
+import type { StagedBlob } from '@smgw/blob-store';
 import { checkWholeMessageEncrypted, encryptedFormOf } from '@smgw/crypto';
-import { advance, type Envelope, forRecipients, rerouteAfterCurrent, withBlob, withVerdict } from '@smgw/envelope';
+import {
+  advance,
+  type BlobRef,
+  type Envelope,
+  forRecipients,
+  rerouteAfterCurrent,
+  withBlob,
+  withVerdict,
+} from '@smgw/envelope';
 import { splitMessage } from '@smgw/mime';
 import { type HandlerContext, next, type Outcome } from '@smgw/mq';
 import { recipientEventsOf, recordEvent, recordEvents, type TraceEvent } from '@smgw/trace';
 import { forgetSigningKeys } from './agency-signing.ts';
 import type { EarlierRoute } from './choose-form.ts';
-import { type CopyDeps, type EncryptedCopy, encryptCopy } from './encrypt-copies.ts';
+import { type CopyDeps, type EncryptedCopy, encryptCopy, stagePortalCopy } from './encrypt-copies.ts';
 import { type KeyLookupDeps, lookUpOutboundKeys } from './outbound-keys.ts';
 import { namedInHeader, outerHeaderPairs, passThroughMessage } from './outer-headers.ts';
 import { type OutboundPlan, type PlannedRecipient, planOutbound } from './plan-outbound.ts';
@@ -86,19 +97,22 @@ export async function encryptOutbound(
       earlier,
     });
     const copies: EncryptedCopy[] = [];
+    let portalCopy: StagedBlob | undefined;
+    const staged = () => [...copies.map((copy) => copy.staged), ...(portalCopy ? [portalCopy] : [])];
     try {
       for (const copy of plan.copies)
         copies.push(await encryptCopy(deps, envelope.id, envelope.blob, copy, outerHeaders, at));
+      if (plan.portal.length > 0) portalCopy = await stagePortalCopy(deps, envelope.id, envelope.blob, outerHeaders);
       // The whole outcome at once, with the copies' blob rows: a redelivery after a failure here starts again from a
       // trace without half of it, and leaves no copy behind.
-      const rows = copies.flatMap(({ staged }) => staged.rows);
+      const rows = staged().flatMap((blob) => blob.rows);
       await recordEvents(deps.pool, envelope.id, outcomeEvents(plan, copies, at), rows);
     } catch (err) {
-      await Promise.all(copies.map(({ staged }) => staged.discard()));
+      await Promise.all(staged().map((blob) => blob.discard()));
       throw err;
     }
     // Committed: the copies' files (of those kept in files) in place before any child envelope names them.
-    for (const { staged } of copies) await staged.publish();
+    for (const blob of staged()) await blob.publish();
     for (const { copy, notSigned } of copies) {
       if (!notSigned) continue;
       const why = `signing on for the sender's agency, but not signed: ${notSigned.reason}`;
@@ -110,7 +124,9 @@ export async function encryptOutbound(
       { code: 'ENCRYPT_DONE', smime: count('smime'), pgp: count('pgp'), portal: count('portal') },
       'recipients encrypted or handed to the portal',
     );
-    return next(...copies.map((copy) => encryptedChild(envelope, copy, at)), ...portalChildren(envelope, plan, at));
+    const children = copies.map((copy) => encryptedChild(envelope, copy, at));
+    if (portalCopy) children.push(portalChild(envelope, plan, portalCopy.ref, at));
+    return next(...children);
   } finally {
     forgetSigningKeys(keys.signing);
   }
@@ -151,14 +167,19 @@ function encryptedChild(envelope: Envelope, { copy, blob }: EncryptedCopy, at: D
   return advance(withVerdict(child, 'crypto', verdict), 'encrypt');
 }
 
-/** The portal group, with the original blob, rerouted to the mailbox stage. */
-function portalChildren(envelope: Envelope, plan: OutboundPlan, at: Date): Envelope[] {
-  if (plan.portal.length === 0) return [];
-  const child = forRecipients(
-    rerouteAfterCurrent(envelope, ['mailbox']),
-    plan.portal.map((r) => r.recipient),
+/**
+ * The portal group with its copy (stagePortalCopy: the outer header, not the agency's whole header), rerouted to the
+ * mailbox stage, which stores it as it is. The original stays in `receivedBlob` for a DSN's quote.
+ */
+function portalChild(envelope: Envelope, plan: OutboundPlan, copy: BlobRef, at: Date): Envelope {
+  const child = withBlob(
+    forRecipients(
+      rerouteAfterCurrent(envelope, ['mailbox']),
+      plan.portal.map((r) => r.recipient),
+    ),
+    copy,
   );
-  return [advance(withVerdict(child, 'crypto', { status: 'portal', at: at.toISOString() }), 'encrypt')];
+  return advance(withVerdict(child, 'crypto', { status: 'portal', at: at.toISOString() }), 'encrypt');
 }
 
 /** The stage's trace: why a copy is not signed, then every recipient's form in the envelope's order. */

@@ -1,7 +1,8 @@
 // What stays visible outside the encryption (the outer headers) and what goes inside it (the inner entity).
 // The outer header is kept to what a mail client needs to show and thread the message; everything else of the
 // original header (X-*, internal routing) is neither outside nor inside: only the Content-* fields go inside. Mail
-// that passes through already encrypted leaves by the same rule (passThroughMessage).
+// that passes through already encrypted (passThroughMessage) and the portal's copy (portalMessage) leave by the same
+// rule: one header policy for every copy that goes to someone outside.
 import { Readable } from 'node:stream';
 import type { OuterHeaders } from '@smgw/crypto';
 import {
@@ -103,8 +104,20 @@ export function passThroughMessage(
   contentFields: ReadonlyArray<[string, string]>,
   body: Readable,
 ): Readable {
-  const pairs = [...outerPairs, ...contentFields];
-  return entityOf(parseHeaderFields(pairs.map(([name, value]) => `${name}: ${value}`).join('\r\n')), body);
+  return entityOf(fieldsOf([...outerPairs, ...contentFields]), body);
+}
+
+/**
+ * The copy a recipient without a key reads in the portal (and may download whole): by the same rule as the encrypted
+ * copies, the outer fields (outerHeaderPairs), then the original's Content-* fields, then its body byte for byte.
+ * Nothing else of the agency's header reaches the citizen (X-*, Comments, Organization, User-Agent, internal Received).
+ */
+export function portalMessage(
+  outerPairs: ReadonlyArray<[string, string]>,
+  fields: readonly HeaderField[],
+  body: Readable,
+): Readable {
+  return entityOf([...fieldsOf(outerPairs), ...fields.filter((f) => f.key.startsWith('content-'))], body);
 }
 
 /**
@@ -114,6 +127,10 @@ export function passThroughMessage(
 export function namedInHeader(fields: readonly HeaderField[]): Set<string> {
   const named = fields.filter((f) => f.key === 'to' || f.key === 'cc').flatMap((f) => listedAddresses(f.value));
   return new Set(named.filter(Boolean).map((address) => address.toLowerCase()));
+}
+
+function fieldsOf(pairs: ReadonlyArray<[string, string]>): HeaderField[] {
+  return parseHeaderFields(pairs.map(([name, value]) => `${name}: ${value}`).join('\r\n'));
 }
 
 function entityOf(fields: readonly HeaderField[], body: Readable): Readable {

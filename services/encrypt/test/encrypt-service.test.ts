@@ -189,7 +189,12 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
 
     assert.deepEqual([...portal.recipients].sort(), ['nobody@buerger.example', 'pending@buerger.example']);
     assert.equal(portal.verdicts.crypto?.status, 'portal');
-    assert.equal(portal.blob.ref, envelope.blob.ref);
+    // The portal's copy is a blob of its own under the outer header; the original stays the received blob.
+    assert.notEqual(portal.blob.ref, envelope.blob.ref);
+    assert.equal(portal.receivedBlob?.ref, envelope.blob.ref);
+    const portalCopy = await world.blobStore.readAll(portal.blob.ref);
+    assert.ok(!portalCopy.includes(Buffer.from('X-Internal-Routing')), 'internal fields stay inside the gateway');
+    assert.ok(portalCopy.includes(Buffer.from('anbei Ihr Bescheid')), 'the body, for the portal to show');
 
     const trace = await getTrace(world.gateway.db.pool, envelope.id);
     const events = trace?.events.filter((e) => e.stage === 'encrypt') ?? [];

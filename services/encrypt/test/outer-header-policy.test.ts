@@ -1,5 +1,6 @@
-// What of an agency's header reaches a recipient outside: one rule for every copy (outer-headers.ts); and a header
-// the encryptor cannot write stops the message at once, not after a day of retries.
+// What of an agency's header reaches a recipient outside: one rule for every copy (outer-headers.ts), whether it is
+// encrypted (S/MIME, OpenPGP) or read in the portal; and a header the encryptor cannot write stops the message at
+// once, not after a day of retries.
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -112,6 +113,50 @@ describe('the header of every copy that goes outside', () => {
     const headers = await Promise.all(children.map(async (c) => headerOf(await blobStore.readAll(c.blob.ref))));
     return new Map(children.map((child, i) => [child.recipients[0] ?? '', headers[i] ?? '']));
   }
+
+  it('gives the portal copy the outer header of the encrypted copies, then the Content-* fields and the body as they were', async () => {
+    const raw = agencyMail([PORTAL], 'Ihr Bescheid');
+    const envelope = await outbound(raw, [PORTAL]);
+    const outcome = await encryptEnvelope(deps(), envelope, handlerContext());
+    assert.equal(outcome.kind, 'next', JSON.stringify(outcome));
+    const [child] = outcome.kind === 'next' ? outcome.envelopes : [];
+    assert.deepEqual(child?.itinerary, ['mailbox']);
+    const copy = await blobStore.readAll(child?.blob.ref ?? '');
+    const header = headerOf(copy);
+    for (const leaked of LEAKS)
+      assert.ok(!header.includes(leaked), `the citizen's copy carries "${leaked}":\n${header}`);
+    assert.deepEqual(
+      parseHeaderFields(header).map((f) => f.name),
+      [
+        'Received',
+        'From',
+        'To',
+        'Subject',
+        'Date',
+        'Message-ID',
+        'MIME-Version',
+        'Content-Type',
+        'Content-Transfer-Encoding',
+      ],
+    );
+    assert.ok(header.startsWith(OUR_RECEIVED), 'our own Received, as ingest wrote it');
+    assert.match(header, /^MIME-Version: 1\.0$/m);
+    const body = INNER_ENTITY.subarray(INNER_ENTITY.indexOf('\r\n\r\n') + 4);
+    assert.ok(copy.subarray(header.length + 4).equals(body), 'the body byte for byte');
+    // The original stays what a DSN quotes to the agency's sender.
+    assert.equal(child?.receivedBlob?.ref, envelope.blob.ref);
+    assert.ok((await blobStore.readAll(envelope.blob.ref)).equals(raw), 'the original unchanged');
+  });
+
+  it('gives a redelivered portal recipient the same copy again', async () => {
+    const envelope = await outbound(agencyMail([PORTAL], 'Ihr Bescheid'), [PORTAL]);
+    const first = await encryptEnvelope(deps(), envelope, handlerContext());
+    const again = await encryptEnvelope(deps(), envelope, handlerContext({ redelivered: true }));
+    const [one, two] = [first, again].map((o) => (o.kind === 'next' ? o.envelopes : []));
+    assert.deepEqual([one?.map((c) => c.itinerary), two?.map((c) => c.itinerary)], [[['mailbox']], [['mailbox']]]);
+    const copies = await Promise.all([one?.[0], two?.[0]].map((c) => blobStore.readAll(c?.blob.ref ?? '')));
+    assert.ok(copies[0]?.equals(copies[1] ?? Buffer.alloc(0)), 'the mailbox stores one of them, either is the same');
+  });
 
   it('keeps the agency header and the MIME-Version comment off the S/MIME and OpenPGP copies too', async () => {
     const envelope = await outbound(agencyMail([SMIME, PGP], 'Ihr Bescheid'), [SMIME, PGP]);
