@@ -47,7 +47,17 @@ export {
 export { type QualifiedStatus, type QualifiedStatusSource, withoutTrustedList } from './qualified-status.ts';
 export { type Sentence, SUB_INDICATION_SENTENCES, sentenceFor } from './sentences.ts';
 export { verifySignedDataWithTimestamps } from './signature-timestamp.ts';
+export {
+  DEFAULT_SIGNED_CONTENT_LIMITS,
+  type SignedContent,
+  type SignedContentLimits,
+  type SignedContentProblem,
+  type SignedContentProblemKind,
+  type SignedContents,
+  signedContentsOf,
+} from './signed-contents.ts';
 export { type ParsedSignedData, parseContentInfo, SignatureFormatError } from './signed-data.ts';
+export { mayCarrySignedData, type SignedDataHint, signedDataHint } from './signed-data-hint.ts';
 export type {
   ChainCertificate,
   ChainOptions,

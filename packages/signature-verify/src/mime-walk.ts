@@ -135,7 +135,8 @@ export interface MessageWalk {
   unwrapped: UnwrappedDocument[];
 }
 
-interface Entity {
+/** One MIME entity as the walk reads it (also read by signed-contents.ts, so both see the same entities). */
+export interface Entity {
   path: string;
   fields: HeaderField[];
   body: Buffer;
@@ -164,8 +165,8 @@ interface State {
   beyondLayerLimit?: { layer: Layer; signature: ReportedSignature; count: number };
 }
 
-const SIGNATURE_TYPES = new Set(['application/pkcs7-signature', 'application/x-pkcs7-signature']);
-const PKCS7_MIME_TYPES = new Set(['application/pkcs7-mime', 'application/x-pkcs7-mime']);
+export const SIGNATURE_TYPES = new Set(['application/pkcs7-signature', 'application/x-pkcs7-signature']);
+export const PKCS7_MIME_TYPES = new Set(['application/pkcs7-mime', 'application/x-pkcs7-mime']);
 
 /** Walks and verifies a whole message (header and body, CRLF or bare LF). */
 export async function walkMessage(
@@ -195,7 +196,7 @@ export async function walkMessage(
   };
 }
 
-function entityOf(bytes: Buffer, path: string): Entity {
+export function entityOf(bytes: Buffer, path: string): Entity {
   const { fields, body } = splitHeaderBlock(bytes);
   const type = parseContentType(headerValue(fields, 'content-type'));
   const disposition = parseContentType(headerValue(fields, 'content-disposition') ?? '');
@@ -247,7 +248,7 @@ function filenameOf(type: ContentType, parameter = 'filename'): string | undefin
   return plain ? decodeEncodedWords(plain) : undefined;
 }
 
-function childPath(parent: string, segment: string | number): string {
+export function childPath(parent: string, segment: string | number): string {
   return parent === '/' ? `/${segment}` : `${parent}/${segment}`;
 }
 

@@ -1,0 +1,165 @@
+// The contents inside every CMS SignedData a message carries, for the virus scan. clamd has no CMS parser: the signed
+// content of an opaque-signed S/MIME message (a whole MIME entity with its attachments) or of a .p7m attachment is
+// base64 DER to it, while a mail client shows it directly. So the MIME tree is walked as mime-walk.ts walks it (the
+// same entities, the same decoding), every SignedData is read with parseContentInfo, and its encapsulated content is
+// taken out and looked at again (an inner MIME entity, a SignedData inside a SignedData). Nothing is verified here.
+// A part is SignedData when it says so (a CMS media type, a .p7m/.p7s name) or its decoded bytes start like one.
+// What looks like SignedData and cannot be taken apart, or lies beyond the limits, is a problem: the caller must
+// not call such a message clean.
+import { multipartParts } from '@smgw/crypto';
+import { bareLfToCrlf } from '@smgw/mime';
+import { childPath, decodedBody, type Entity, entityOf, PKCS7_MIME_TYPES, SIGNATURE_TYPES } from './mime-walk.ts';
+import { contentBytes, parseContentInfo } from './signed-data.ts';
+import { mayCarrySignedData, startsLikeSignedData } from './signed-data-hint.ts';
+
+export interface SignedContentLimits {
+  /** MIME entities and SignedData nested deeper than this (each counts one level) are not opened; default 12. */
+  maxDepth: number;
+  /** SignedData read in all; default 32. */
+  maxSignedData: number;
+  /** Bytes taken out of SignedData in all (a nested content counts again); default 128 MiB. */
+  maxBytes: number;
+}
+
+export const DEFAULT_SIGNED_CONTENT_LIMITS: SignedContentLimits = {
+  maxDepth: 12,
+  maxSignedData: 32,
+  maxBytes: 128 * 1024 * 1024,
+};
+
+export interface SignedContent {
+  /** MIME path of the SignedData, `/content` appended (the paths of mime-walk.ts). */
+  path: string;
+  bytes: Buffer;
+  /** The content is a MIME entity (opaque-signed S/MIME): a mail client shows its parts; else a document. */
+  mime: boolean;
+}
+
+export type SignedContentProblemKind = 'malformed' | 'too-deep' | 'too-many' | 'too-large';
+
+export interface SignedContentProblem {
+  kind: SignedContentProblemKind;
+  /** MIME path of what could not be taken apart. */
+  path: string;
+  reason: string;
+}
+
+export interface SignedContents {
+  /** Every encapsulated content found, outer before inner. */
+  contents: SignedContent[];
+  /** The first SignedData (or what may hold one) that could not be taken apart; the walk stops there. */
+  problem?: SignedContentProblem;
+}
+
+/** Thrown inside the walk to end it at the first problem; never leaves signedContentsOf. */
+class Unopened extends Error {
+  readonly problem: SignedContentProblem;
+  constructor(problem: SignedContentProblem) {
+    super(problem.reason);
+    this.problem = problem;
+  }
+}
+
+interface State {
+  limits: SignedContentLimits;
+  contents: SignedContent[];
+  signedData: number;
+  bytes: number;
+}
+
+/** Takes out the contents of every SignedData in a message (header and body, CRLF or bare LF). Never throws. */
+export function signedContentsOf(
+  message: Buffer,
+  limits: SignedContentLimits = DEFAULT_SIGNED_CONTENT_LIMITS,
+): SignedContents {
+  const state: State = { limits, contents: [], signedData: 0, bytes: 0 };
+  try {
+    walkEntity(entityOf(bareLfToCrlf(message), '/'), 0, state);
+    return { contents: state.contents };
+  } catch (error) {
+    if (!(error instanceof Unopened)) throw error;
+    return { contents: state.contents, problem: error.problem };
+  }
+}
+
+function unopened(kind: SignedContentProblemKind, path: string, reason: string): Unopened {
+  return new Unopened({ kind, path, reason });
+}
+
+/** Declared as CMS: a pkcs7 media type or a .p7m/.p7s name (what makes a mail client open it as such). */
+function declaredCms(entity: Entity): boolean {
+  const mediaType = entity.type.mediaType;
+  return PKCS7_MIME_TYPES.has(mediaType) || SIGNATURE_TYPES.has(mediaType) || /\.p7[ms]$/i.test(entity.filename ?? '');
+}
+
+function walkEntity(entity: Entity, depth: number, state: State): void {
+  const mediaType = entity.type.mediaType;
+  if (depth > state.limits.maxDepth) {
+    if (declaredCms(entity) || mayCarrySignedData([entity.body])) {
+      throw unopened('too-deep', entity.path, `nested deeper than ${state.limits.maxDepth} levels`);
+    }
+    return;
+  }
+  if (mediaType.startsWith('multipart/')) {
+    let parts: Buffer[];
+    try {
+      parts = multipartParts(entity.body, entity.type.parameters.boundary ?? '');
+    } catch (error) {
+      // A mail client may still show the parts of a multipart we cannot split (one without its closing delimiter).
+      if (mayCarrySignedData([entity.body])) {
+        throw unopened('malformed', entity.path, `multipart not readable: ${(error as Error).message}`);
+      }
+      return;
+    }
+    for (const [index, part] of parts.entries()) {
+      walkEntity(entityOf(part, childPath(entity.path, index + 1)), depth + 1, state);
+    }
+    return;
+  }
+  if (mediaType === 'message/rfc822' || mediaType === 'message/global') {
+    walkEntity(entityOf(bareLfToCrlf(entity.body), childPath(entity.path, 'message')), depth + 1, state);
+    return;
+  }
+  const bytes = decodedBody(entity);
+  if (!declaredCms(entity) && !startsLikeSignedData(bytes)) return;
+  // S/MIME opaque signing carries a MIME entity (smime.p7m); a .p7m named after a document carries that document.
+  const carriesMime =
+    PKCS7_MIME_TYPES.has(mediaType) && (entity.filename === undefined || /^smime\.p7m$/i.test(entity.filename));
+  openCms(bytes, entity.path, depth, carriesMime, state);
+}
+
+/** Reads one CMS blob; takes out a SignedData's content and looks at that again. */
+function openCms(bytes: Buffer, path: string, depth: number, carriesMime: boolean, state: State): void {
+  if (++state.signedData > state.limits.maxSignedData) {
+    throw unopened('too-many', path, `more than ${state.limits.maxSignedData} CMS objects`);
+  }
+  let parsed: ReturnType<typeof parseContentInfo>;
+  try {
+    parsed = parseContentInfo(bytes);
+  } catch (error) {
+    throw unopened('malformed', path, (error as Error).message);
+  }
+  // Encrypted CMS is opened (or not) by the encrypt stage before scan; other content types hold nothing shown.
+  if (parsed.kind !== 'signed-data' || !parsed.signedData.eContent) return;
+  const content = contentBytes(parsed.signedData.eContent);
+  state.bytes += content.length;
+  if (state.bytes > state.limits.maxBytes) {
+    throw unopened('too-large', path, `more than ${state.limits.maxBytes} bytes inside SignedData`);
+  }
+  const contentPath = childPath(path, 'content');
+  state.contents.push({ path: contentPath, bytes: content, mime: carriesMime });
+  if (depth + 1 > state.limits.maxDepth) {
+    if (startsLikeSignedData(content) || mayCarrySignedData([content])) {
+      throw unopened('too-deep', contentPath, `nested deeper than ${state.limits.maxDepth} levels`);
+    }
+    return;
+  }
+  if (startsLikeSignedData(content)) {
+    openCms(content, contentPath, depth + 1, false, state);
+    return;
+  }
+  // A document that is no MIME entity is walked as one too when it shows a hint (an .eml signed as a .p7m).
+  if (carriesMime || mayCarrySignedData([content])) {
+    walkEntity(entityOf(carriesMime ? bareLfToCrlf(content) : content, contentPath), depth + 1, state);
+  }
+}

@@ -1,0 +1,163 @@
+// Taking the contents out of every SignedData in a message (signed-contents.ts) and the cheap hint that decides which
+// messages are walked (signed-data-hint.ts). SignedData made by `openssl cms -sign -nodetach`.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { mayCarrySignedData, signedContentsOf, signedDataHint } from '../src/index.ts';
+import {
+  type Authority,
+  attachment,
+  base64Lines,
+  header,
+  message,
+  multipartMixed,
+  multipartSigned,
+  opaqueSigned,
+  type Signer,
+  TestPki,
+  textPart,
+} from './openssl-pki.ts';
+
+const TOP = ['From: absender@extern.example', 'To: stelle@behoerde.example', 'Subject: Unterlagen'];
+const document = Buffer.from('%PDF-1.4\n% ein Vertrag\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n');
+
+describe('the contents inside the SignedData of a message', () => {
+  let pki: TestPki;
+  let root: Authority;
+  let stranger: Signer;
+  const opaque = (content: Buffer) => pki.sign(content, [stranger], { opaque: true });
+
+  before(async () => {
+    pki = await TestPki.create();
+    root = await pki.root('Selbstgemacht');
+    stranger = await pki.signer(root, 'absender');
+  });
+  after(() => pki.remove());
+
+  it('finds none in plain mail, and the hint does not fire for it', () => {
+    const mail = message(TOP, multipartMixed([textPart('Hallo'), attachment('akte.pdf', 'application/pdf', document)]));
+    assert.equal(mayCarrySignedData([mail]), false);
+    assert.deepEqual(signedContentsOf(mail), { contents: [] });
+  });
+
+  it('takes out the MIME entity of an opaque-signed message, attachments and all', async () => {
+    const inner = multipartMixed([textPart('Anbei'), attachment('rechnung.com', 'application/octet-stream', document)]);
+    const mail = message(TOP, opaqueSigned(await opaque(inner)));
+    assert.equal(mayCarrySignedData([mail]), true);
+    const { contents, problem } = signedContentsOf(mail);
+    assert.equal(problem, undefined);
+    assert.deepEqual(
+      contents.map((c) => c.path),
+      ['/content'],
+    );
+    assert.deepEqual(contents[0]?.bytes, inner);
+  });
+
+  it('takes out the document of a .p7m attachment (CAdES enveloping), whatever its media type', async () => {
+    const mail = message(
+      TOP,
+      multipartMixed([
+        textPart('Anbei der Vertrag'),
+        attachment('vertrag.pdf.p7m', 'application/octet-stream', await opaque(document)),
+      ]),
+    );
+    const { contents, problem } = signedContentsOf(mail);
+    assert.equal(problem, undefined);
+    assert.deepEqual(
+      contents.map((c) => [c.path, c.bytes]),
+      [['/2/content', document]],
+    );
+  });
+
+  it('finds SignedData by its bytes under a harmless name, and inside a forwarded message', async () => {
+    const signed = await opaque(document);
+    const forwarded = message(
+      ['Subject: weitergeleitet'],
+      multipartMixed([textPart('siehe Anhang'), attachment('rechnung.bin', 'application/octet-stream', signed)], 'b2'),
+    );
+    const mail = message(
+      TOP,
+      multipartMixed([
+        textPart('Fwd'),
+        Buffer.concat([Buffer.from(header(['Content-Type: message/rfc822', ''])), forwarded]),
+      ]),
+    );
+    assert.equal(mayCarrySignedData([mail]), true);
+    const { contents, problem } = signedContentsOf(mail);
+    assert.equal(problem, undefined);
+    assert.deepEqual(
+      contents.map((c) => [c.path, c.bytes]),
+      [['/2/message/2/content', document]],
+    );
+  });
+
+  it('opens SignedData nested in SignedData: as DER, and as an opaque-signed entity inside one', async () => {
+    const inner = multipartMixed([textPart('innen'), attachment('x.com', 'application/octet-stream', document)]);
+    const innerSigned = await opaque(inner);
+    const twice = await opaque(innerSigned);
+    const mail = message(TOP, opaqueSigned(twice));
+    assert.deepEqual(
+      signedContentsOf(mail).contents.map((c) => c.path),
+      ['/content', '/content/content'],
+    );
+    assert.deepEqual(signedContentsOf(mail).contents[1]?.bytes, inner);
+
+    const entityInside = await opaque(opaqueSigned(await opaque(inner)));
+    const nested = signedContentsOf(message(TOP, opaqueSigned(entityInside)));
+    assert.equal(nested.problem, undefined);
+    assert.deepEqual(nested.contents.at(-1)?.bytes, inner);
+    assert.equal(nested.contents.at(-1)?.path, '/content/content');
+  });
+
+  it('takes nothing out of a detached signature (multipart/signed): its content is the first part, in clear', async () => {
+    const entity = textPart('signiert');
+    const signature = await pki.sign(entity, [stranger]);
+    const mail = message(TOP, multipartSigned(entity, signature));
+    assert.deepEqual(signedContentsOf(mail), { contents: [] });
+  });
+
+  it('names what looks like SignedData and cannot be taken apart: never a silent nothing', async () => {
+    const signed = await opaque(document);
+    const truncated = message(TOP, opaqueSigned(signed.subarray(0, signed.length - 40)));
+    assert.equal(signedContentsOf(truncated).problem?.kind, 'malformed');
+    const garbage = message(TOP, multipartMixed([attachment('vertrag.pdf.p7m', 'application/pkcs7-mime', document)]));
+    assert.deepEqual(signedContentsOf(garbage).problem?.path, '/1');
+    // A multipart a mail client may still show (no closing delimiter) with SignedData in it.
+    const unclosed = Buffer.from(
+      `${header([...TOP, 'Content-Type: multipart/mixed; boundary="u"', ''])}--u\r\n${opaqueSigned(signed).toString('latin1')}`,
+      'latin1',
+    );
+    assert.equal(signedContentsOf(unclosed).problem?.kind, 'malformed');
+  });
+
+  it('stops at the depth, count and size limits with a problem, not a partial all-clear', async () => {
+    let nested = await opaque(document);
+    for (let i = 0; i < 3; i++) nested = await opaque(nested);
+    const mail = message(TOP, opaqueSigned(nested));
+    const limits = { maxDepth: 12, maxSignedData: 32, maxBytes: 1024 * 1024 };
+    assert.equal(signedContentsOf(mail, limits).contents.length, 4);
+    assert.equal(signedContentsOf(mail, { ...limits, maxDepth: 2 }).problem?.kind, 'too-deep');
+    assert.equal(signedContentsOf(mail, { ...limits, maxSignedData: 3 }).problem?.kind, 'too-many');
+    assert.equal(signedContentsOf(mail, { ...limits, maxBytes: 2000 }).problem?.kind, 'too-large');
+  });
+});
+
+describe('the hint that a message may carry SignedData', () => {
+  it('fires for CMS media types and names, also cut across chunks, and for base64 SignedData under any name', () => {
+    const hits = [
+      'Content-Type: application/x-pkcs7-mime; smime-type=signed-data',
+      'Content-Disposition: attachment; filename="vertrag.pdf.P7M"',
+      "Content-Disposition: attachment; filename*=UTF-8''vertrag%2Ep7m",
+      'Content-Type: application/octet-stream; name="=?UTF-8?B?dmVydHJhZy5wN20=?="',
+    ];
+    for (const text of hits) assert.equal(mayCarrySignedData([Buffer.from(text)]), true, text);
+    const hint = signedDataHint();
+    hint.push(Buffer.from('Content-Type: application/pk'));
+    hint.push(Buffer.from('cs7-mime\r\n'));
+    assert.equal(hint.seen, true);
+    for (const pad of ['', 'a', 'ab']) {
+      // A ContentInfo after 0, 1 or 2 other bytes: the signedData OID at each alignment its base64 can have.
+      const der = Buffer.concat([Buffer.from(pad), Buffer.from('308006092a864886f70d010702a080', 'hex')]);
+      assert.equal(mayCarrySignedData([Buffer.from(base64Lines(der))]), true, `after ${pad.length} bytes`);
+    }
+  });
+});
