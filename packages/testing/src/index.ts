@@ -12,6 +12,7 @@ export * from './isolation.ts';
 export * from './pg-dump.ts';
 export * from './private-servers.ts';
 export * from './queued-reply.ts';
+export * from './signed-data.ts';
 export * from './smtp-sink.ts';
 export * from './stub-dns.ts';
 export * from './test-gateway.ts';
