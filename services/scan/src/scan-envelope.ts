@@ -1,6 +1,8 @@
-// The scan stage's work on one envelope: stream the blob to clamd, then pass it on (clean), quarantine it and
-// notify (infected / suspicious), or retry (clamd down, slow or talking nonsense: never pass unscanned).
-import type { Readable } from 'node:stream';
+// The scan stage's work on one envelope: stream the blob to clamd, and the content inside every CMS SignedData it
+// carries (what a mail client shows of an opaque-signed message or a .p7m, and clamd cannot open); then pass it on
+// (clean), quarantine it and notify (infected / suspicious), or retry (clamd down, slow or talking nonsense: never
+// pass unscanned).
+import { pipeline, Readable, Transform } from 'node:stream';
 import type { BlobStore } from '@smgw/blob-store';
 import { ClamdError, type ScanVerdict } from '@smgw/clamd';
 import type { Pool } from '@smgw/db';
@@ -15,10 +17,22 @@ import {
 import { addressesVerifyingSignatures } from '@smgw/key-directory';
 import { type Handler, type HandlerContext, next, type Outcome, retry } from '@smgw/mq';
 import type { Counter } from '@smgw/observability';
+import {
+  type SignedContentLimits,
+  type SignedDataHint,
+  signedContentsOf,
+  signedDataHint,
+} from '@smgw/signature-verify';
 import { recordEvent, recordEvents, type TraceEvent, verificationRoutingEvents } from '@smgw/trace';
 import { buildNotice, type NoticeTemplates, noticeGroups } from './notice.ts';
 import { quarantineMessage } from './quarantine.ts';
-import { classifyFinding, quarantines, type ScanPolicy, STREAM_LIMIT_FINDING } from './scan-policy.ts';
+import {
+  classifyFinding,
+  quarantines,
+  type ScanPolicy,
+  SIGNED_DATA_FINDINGS,
+  STREAM_LIMIT_FINDING,
+} from './scan-policy.ts';
 
 export interface ScanDeps {
   pool: Pool;
@@ -35,6 +49,8 @@ export interface ScanDeps {
   inboundNoticeTo: string | undefined;
   hostname: string;
   maxNoticeBytes?: number;
+  /** How deep, how many and how much of SignedData is taken apart (default: @smgw/signature-verify's). */
+  signedContentLimits?: SignedContentLimits;
   templates: NoticeTemplates;
   metrics: {
     clamdErrors: Counter<'code'>;
@@ -47,22 +63,27 @@ export function createScanHandler(deps: ScanDeps): Handler {
   return (envelope, context) => scanEnvelope(deps, envelope, context);
 }
 
+/** What the scans of one message found: its verdict, and where a finding was when not in the message as received. */
+interface MessageScan {
+  verdict: ScanVerdict;
+  /** Quarantine detail for a finding inside SignedData (its MIME path), undefined for the message as received. */
+  where?: string;
+  /** Contents taken out of SignedData and scanned. */
+  signedContents: number;
+}
+
 export async function scanEnvelope(deps: ScanDeps, envelope: Envelope, context: HandlerContext): Promise<Outcome> {
   const now = deps.now ?? (() => new Date());
-  let verdict: ScanVerdict;
+  let scan: MessageScan;
   try {
-    verdict = await deps.scan(() => deps.blobStore.open(envelope.blob.ref));
+    scan = await scanMessage(deps, envelope);
   } catch (err) {
-    if (err instanceof ClamdError && err.code === 'CLAMD_LIMIT_EXCEEDED') {
-      // Permanent for this message: retrying cannot make it fit. Not clean, so it goes where suspicious mail goes.
-      verdict = { kind: 'infected', signature: STREAM_LIMIT_FINDING };
-    } else {
-      const code = err instanceof ClamdError ? err.code : 'SCAN_FAILED';
-      if (err instanceof ClamdError && err.code !== 'CLAMD_SOURCE_FAILED') deps.metrics.clamdErrors.inc({ code });
-      context.log.warn({ code, err, attempt: context.attempt }, 'not scanned; will retry');
-      return retry(code, (err as Error).message);
-    }
+    const code = err instanceof ClamdError ? err.code : 'SCAN_FAILED';
+    if (err instanceof ClamdError && err.code !== 'CLAMD_SOURCE_FAILED') deps.metrics.clamdErrors.inc({ code });
+    context.log.warn({ code, err, attempt: context.attempt }, 'not scanned; will retry');
+    return retry(code, (err as Error).message);
   }
+  const { verdict } = scan;
 
   const at = now();
   if (verdict.kind === 'clean') {
@@ -70,7 +91,12 @@ export async function scanEnvelope(deps: ScanDeps, envelope: Envelope, context: 
       stage: 'scan',
       event: 'message.scanned',
       outcome: 'next',
-      data: { direction: envelope.direction, result: 'clean', engine: deps.engine() },
+      data: {
+        direction: envelope.direction,
+        result: 'clean',
+        engine: deps.engine(),
+        ...(scan.signedContents > 0 ? { signedContents: scan.signedContents } : {}),
+      },
       at,
     };
     const clean = withVerdict(envelope, 'scan', { status: 'clean', at: at.toISOString(), engine: deps.engine() });
@@ -105,7 +131,7 @@ export async function scanEnvelope(deps: ScanDeps, envelope: Envelope, context: 
     verdict: finding.verdict,
     finding: verdict.signature,
     category: finding.category,
-    detail: `clamd (${deps.engine()})`,
+    detail: scan.where ? `${scan.where}; clamd (${deps.engine()})` : `clamd (${deps.engine()})`,
     now: at,
     expiresAt,
     makeNotices: () => makeNotices(deps, envelope, finding.verdict, verdict.signature, at, expiresAt),
@@ -114,6 +140,7 @@ export async function scanEnvelope(deps: ScanDeps, envelope: Envelope, context: 
     {
       code: finding.verdict === 'infected' ? 'SCAN_INFECTED' : 'SCAN_SUSPICIOUS',
       finding: verdict.signature,
+      ...(scan.where ? { where: scan.where } : {}),
       quarantineId: result.quarantineId,
       noticeMessageIds: result.notices.map((notice) => notice.id),
       redelivered: !result.created,
@@ -122,6 +149,77 @@ export async function scanEnvelope(deps: ScanDeps, envelope: Envelope, context: 
   );
   // The message ends here; only the notices (if anyone is to be told) travel on.
   return next(...result.notices);
+}
+
+/**
+ * Scans the message as received and, when it may carry SignedData (told from the bytes on their way to clamd), the
+ * content inside each SignedData on its own. The first finding that quarantines decides; else the first finding
+ * (let pass by policy); else clean. SignedData that could not be taken apart is a finding of its own
+ * (SIGNED_DATA_FINDINGS): never clean. Rejects with what clamd rejected with (the caller retries).
+ */
+async function scanMessage(deps: ScanDeps, envelope: Envelope): Promise<MessageScan> {
+  const hint = signedDataHint();
+  const received = await scanStream(deps, () => watchedFor(hint, deps.blobStore.open(envelope.blob.ref)));
+  if (!hint.seen || quarantinesFor(deps, envelope, received)) return { verdict: received, signedContents: 0 };
+
+  const message = await deps.blobStore.readAll(envelope.blob.ref);
+  const { contents, problem } = signedContentsOf(message, deps.signedContentLimits);
+  const findings: { verdict: ScanVerdict; where?: string }[] =
+    received.kind === 'infected' ? [{ verdict: received }] : [];
+  for (const content of contents) {
+    const bytes = content.mime ? [AS_MAIL, content.bytes] : [content.bytes];
+    const verdict = await scanStream(deps, () => Readable.from(bytes));
+    if (verdict.kind !== 'infected') continue;
+    const where = `inside the SignedData at ${content.path}`;
+    if (quarantinesFor(deps, envelope, verdict)) return { verdict, where, signedContents: contents.length };
+    findings.push({ verdict, where });
+  }
+  if (problem) {
+    const verdict: ScanVerdict = { kind: 'infected', signature: SIGNED_DATA_FINDINGS[problem.kind] };
+    const where = `SignedData at ${problem.path} not taken apart (${problem.reason})`;
+    if (quarantinesFor(deps, envelope, verdict)) return { verdict, where, signedContents: contents.length };
+    findings.push({ verdict, where });
+  }
+  const [first] = findings;
+  return first ? { ...first, signedContents: contents.length } : { verdict: received, signedContents: contents.length };
+}
+
+/**
+ * Put before a MIME entity taken out of SignedData: clamd reads a stream as mail (and decodes its parts) only when it
+ * starts with a header field such as MIME-Version, From, Received or Subject; an inner entity starts with its
+ * Content-Type, and EICAR in its base64 attachment was `OK` without this line.
+ */
+const AS_MAIL = Buffer.from('MIME-Version: 1.0\r\n');
+
+/** One stream to clamd; rejects with what clamd rejected with. */
+async function scanStream(deps: ScanDeps, open: () => Readable): Promise<ScanVerdict> {
+  try {
+    return await deps.scan(open);
+  } catch (err) {
+    if (err instanceof ClamdError && err.code === 'CLAMD_LIMIT_EXCEEDED') {
+      // Permanent for this message: retrying cannot make it fit. Not clean, so it goes where suspicious mail goes.
+      return { kind: 'infected', signature: STREAM_LIMIT_FINDING };
+    }
+    throw err;
+  }
+}
+
+function quarantinesFor(deps: ScanDeps, envelope: Envelope, verdict: ScanVerdict): boolean {
+  return (
+    verdict.kind === 'infected' && quarantines(classifyFinding(verdict.signature), envelope.direction, deps.policy)
+  );
+}
+
+/** The blob's bytes passed on unchanged to clamd, each chunk shown to `hint` on the way. */
+function watchedFor(hint: SignedDataHint, source: Readable): Readable {
+  const watch = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      hint.push(chunk);
+      done(null, chunk);
+    },
+  });
+  // pipeline passes an error of the source on to `watch`, which clamd's upload reads (CLAMD_SOURCE_FAILED).
+  return pipeline(source, watch, () => {});
 }
 
 /**

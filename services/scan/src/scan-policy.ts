@@ -2,6 +2,7 @@
 // look inside (encrypted archives, limits, broken files, heuristics) is `suspicious`. Both are quarantined by
 // default; an operator may let suspicious categories pass per direction (SMGW_SCAN_PASS_SUSPICIOUS). Malware never passes.
 import { DIRECTIONS, type Direction } from '@smgw/envelope';
+import type { SignedContentProblemKind } from '@smgw/signature-verify';
 
 export const SUSPICIOUS_CATEGORIES = ['encrypted', 'limits', 'broken', 'heuristic'] as const;
 export type SuspiciousCategory = (typeof SUSPICIOUS_CATEGORIES)[number];
@@ -13,8 +14,11 @@ export const FINDING_RULES: readonly { prefix: string; category: SuspiciousCateg
   { prefix: 'Heuristics.Encrypted.', category: 'encrypted' },
   // AlertExceedsMax: Heuristics.Limits.Exceeded.MaxFileSize, .MaxScanSize, .MaxRecursion, .MaxFiles, .MaxScanTime …
   { prefix: 'Heuristics.Limits.Exceeded', category: 'limits' },
-  // Our own: the message is larger than what clamd accepts on a stream (StreamMaxLength).
+  // Our own: the message is larger than what clamd accepts on a stream (StreamMaxLength), or holds SignedData nested
+  // or sized beyond what we take apart.
   { prefix: 'Smgw.Limits.Exceeded', category: 'limits' },
+  // Our own: SignedData (or a multipart that may hold one) that cannot be taken apart, so its content was not scanned.
+  { prefix: 'Smgw.Broken.', category: 'broken' },
   // AlertBrokenExecutables / AlertBrokenMedia: Heuristics.Broken.Executable, .Media …
   { prefix: 'Heuristics.Broken.', category: 'broken' },
   // Phishing, structured data, OLE2 macros and the rest of clamd's heuristics.
@@ -23,6 +27,14 @@ export const FINDING_RULES: readonly { prefix: string; category: SuspiciousCateg
 
 /** The finding we record when clamd refuses the stream as too long (never passes as clean). */
 export const STREAM_LIMIT_FINDING = 'Smgw.Limits.Exceeded.StreamMaxLength';
+
+/** The finding we record when a SignedData's content could not be taken out to be scanned (never passes as clean). */
+export const SIGNED_DATA_FINDINGS: Readonly<Record<SignedContentProblemKind, string>> = {
+  malformed: 'Smgw.Broken.SignedData',
+  'too-deep': 'Smgw.Limits.Exceeded.SignedData.MaxRecursion',
+  'too-many': 'Smgw.Limits.Exceeded.SignedData.MaxCount',
+  'too-large': 'Smgw.Limits.Exceeded.SignedData.MaxSize',
+};
 
 export type Finding =
   | { verdict: 'infected'; category: 'malware' }

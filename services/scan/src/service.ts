@@ -5,6 +5,7 @@ import { createClamdPool, watchClamd } from '@smgw/clamd';
 import { createPool, databaseReachable } from '@smgw/db';
 import { connectMq, instrumentHandler } from '@smgw/mq';
 import { createRegistry, type Logger, startHealthServer } from '@smgw/observability';
+import { DEFAULT_SIGNED_CONTENT_LIMITS } from '@smgw/signature-verify';
 import { recordParkedAt } from '@smgw/trace';
 import type { ScanConfig } from './config.ts';
 import { scanMetrics } from './metrics.ts';
@@ -54,6 +55,9 @@ export async function startScan(config: ScanConfig, log: Logger): Promise<Runnin
     quarantineRetentionMs: config.quarantineRetention,
     inboundNoticeTo: config.inboundVirusNoticeTo,
     hostname: config.hostname,
+    // A message may be signed content inside a signature inside the message (signed, encrypted, signed: decrypted
+    // before scan): twice the largest message is what real mail takes out of its SignedData.
+    signedContentLimits: { ...DEFAULT_SIGNED_CONTENT_LIMITS, maxBytes: 2 * config.maxMessageBytes },
     templates: await loadNoticeTemplates(),
     metrics,
   });

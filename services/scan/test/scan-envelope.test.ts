@@ -2,18 +2,27 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { gzipSync } from 'node:zlib';
 import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { type ClamdPool, createClamdPool, scanStream } from '@smgw/clamd';
 import { type Envelope, newMessageId } from '@smgw/envelope';
 import { createAgency, putAgencyAddress } from '@smgw/key-directory';
 import type { Outcome } from '@smgw/mq';
 import { createRegistry } from '@smgw/observability';
-import { createTestDatabase, freePort, type TestDatabase } from '@smgw/testing';
+import {
+  createTestDatabase,
+  entityWithAttachment,
+  freePort,
+  mailWithAttachmentNamed,
+  opaqueSignedMail,
+  signedDataOf,
+  type TestDatabase,
+} from '@smgw/testing';
 import { getTrace, recordMessage } from '@smgw/trace';
 import { scanMetrics } from '../src/metrics.ts';
 import { loadNoticeTemplates } from '../src/notice.ts';
@@ -319,6 +328,74 @@ describe('suspicious content', () => {
       const { row } = await expectQuarantined(envelope, 'suspicious', depsFor(small.url));
       assert.match(row.finding, /^Heuristics\.Limits\.Exceeded\./);
     });
+  });
+});
+
+describe('content inside a CMS SignedData (what a mail client shows of a signed message), scanned too', () => {
+  const infectedEntity = () => entityWithAttachment('rechnung.com', EICAR);
+  /** What clamd alone says of the bytes. */
+  const scanAlone = (raw: Buffer) =>
+    clamdSessions.scanStream(() => Readable.from([raw]), { deadlineMs: 60_000, maxBytes: MAX_BYTES });
+
+  it('quarantines EICAR inside an opaque-signed S/MIME message, which clamd alone calls clean', async () => {
+    const raw = opaqueSignedMail(signedDataOf(infectedEntity()));
+    assert.equal((await scanAlone(raw)).kind, 'clean');
+    const envelope = await received(raw, 'inbound', { recipients: ['stelle@behoerde.example'] });
+    const { row } = await expectQuarantined(envelope, 'infected');
+    assert.match(row.finding, /Eicar/i);
+    assert.match(row.detail, /inside the SignedData at \/content/);
+  });
+
+  it('quarantines EICAR in a .p7m attachment (a CAdES-signed document)', async () => {
+    // Gzipped: clamd finds EICAR as such, or a zip, in the DER, but opens no gzip inside it (it does as an attachment).
+    const gzipped = gzipSync(EICAR);
+    assert.equal((await scanAlone(mailWithAttachmentNamed('rechnung.com.gz', gzipped))).kind, 'infected');
+    const raw = mailWithAttachmentNamed('rechnung.com.gz.p7m', signedDataOf(gzipped));
+    assert.equal((await scanAlone(raw)).kind, 'clean');
+    const envelope = await received(raw, 'inbound', { recipients: ['stelle@behoerde.example'] });
+    const { row } = await expectQuarantined(envelope, 'infected');
+    assert.match(row.finding, /Eicar/i);
+    assert.match(row.detail, /\/2\/content/);
+  });
+
+  it('quarantines EICAR in SignedData inside SignedData', async () => {
+    const envelope = await received(opaqueSignedMail(signedDataOf(signedDataOf(infectedEntity()))));
+    const { row } = await expectQuarantined(envelope, 'infected');
+    assert.match(row.finding, /Eicar/i);
+  });
+
+  it('passes a clean opaque-signed message byte for byte, its signed content scanned', async () => {
+    const raw = opaqueSignedMail(signedDataOf(entityWithAttachment('rechnung.txt', Buffer.from('Betrag: 12 EUR'))));
+    const envelope = await received(raw, 'outbound');
+    const [passed, ...rest] = envelopesOf(await scanEnvelope(deps, envelope, handlerContext()));
+    assert.equal(rest.length, 0);
+    assert.deepEqual(passed?.blob, envelope.blob);
+    assert.equal(passed?.verdicts.scan?.status, 'clean');
+    assert.ok((await blobStore.readAll(envelope.blob.ref)).equals(raw));
+    const trace = await getTrace(db.pool, envelope.id);
+    const scanned = trace?.events.find((e) => e.event === 'message.scanned');
+    assert.equal((scanned?.data as { signedContents?: number } | undefined)?.signedContents, 1);
+  });
+
+  it('does not pass SignedData it cannot take apart: quarantined as suspicious, the finding saying so', async () => {
+    const signed = signedDataOf(infectedEntity());
+    const envelope = await received(opaqueSignedMail(signed.subarray(0, signed.length - 300)));
+    const { row } = await expectQuarantined(envelope, 'suspicious');
+    assert.equal(row.finding, 'Smgw.Broken.SignedData');
+  });
+
+  it('does not pass SignedData nested beyond the limit', async () => {
+    const envelope = await received(opaqueSignedMail(signedDataOf(signedDataOf(signedDataOf(Buffer.from('harmlos'))))));
+    const shallow = { ...deps, signedContentLimits: { maxDepth: 1, maxSignedData: 32, maxBytes: 1024 * 1024 } };
+    const { row } = await expectQuarantined(envelope, 'suspicious', shallow);
+    assert.equal(row.finding, 'Smgw.Limits.Exceeded.SignedData.MaxRecursion');
+  });
+
+  it('never lets EICAR inside SignedData pass where an operator lets broken content pass', async () => {
+    const envelope = await received(opaqueSignedMail(signedDataOf(infectedEntity())));
+    const lenient = { ...deps, policy: parseScanPolicy('internal:broken,internal:limits') };
+    const { row } = await expectQuarantined(envelope, 'infected', lenient);
+    assert.match(row.finding, /Eicar/i);
   });
 });
 
