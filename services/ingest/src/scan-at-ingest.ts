@@ -3,17 +3,21 @@
 // `stream: OK` lets its envelopes skip the scan stage: no queue hop, no blob read, the verdict scan would have written
 // (plus `by: 'ingest'`). Ingest only ever clears: a finding, clamd down or slow, every session busy or a larger message
 // leaves the envelope at `scan`, which decides as it always did (quarantine, notice, retry). So a clean message never
-// waits long here, and nothing is refused or quarantined by ingest.
+// waits long here, and nothing is refused or quarantined by ingest. A message that may carry a CMS SignedData
+// (opaque-signed S/MIME, a .p7m) goes to the scan stage unscanned: clamd cannot look inside SignedData, and only the
+// scan stage takes its content out to scan it; a clean `OK` here would let that content pass unscanned.
 import { Readable } from 'node:stream';
 import { type ClamdPool, type ClamdWatchLog, createClamdPool, watchClamd } from '@smgw/clamd';
 import { advance, type Envelope, splitAtOptionalStage, withVerdict } from '@smgw/envelope';
+import { mayCarrySignedData } from '@smgw/signature-verify/signed-data-hint';
 import { type TraceEvent, verificationRoutingEvents } from '@smgw/trace';
 
 /**
  * Why ingest left a message to the scan stage (a metric label and the trace's `scanStage.reason`). `too-large` is
- * also a message of which no copy was kept because the copies of all messages had taken the budget.
+ * also a message of which no copy was kept because the copies of all messages had taken the budget; `signed-data`
+ * a message that may carry SignedData, whose content only the scan stage scans.
  */
-export type LeftToScanStage = 'too-large' | 'busy' | 'clamd-down' | 'clamd-error' | 'finding';
+export type LeftToScanStage = 'too-large' | 'signed-data' | 'busy' | 'clamd-down' | 'clamd-error' | 'finding';
 
 export type IngestScan = { clean: true; engine: string; at: Date } | { clean: false; reason: LeftToScanStage };
 
@@ -82,6 +86,7 @@ export async function createIngestScanner(options: IngestScannerOptions): Promis
     async scan(message) {
       const size = message?.reduce((sum, chunk) => sum + chunk.byteLength, 0) ?? Number.POSITIVE_INFINITY;
       if (!pool || !message || size > options.maxBytes) return result({ clean: false, reason: 'too-large' });
+      if (mayCarrySignedData(message)) return result({ clean: false, reason: 'signed-data' });
       if (!up) return result({ clean: false, reason: 'clamd-down' });
       if (running >= maxConcurrent) return result({ clean: false, reason: 'busy' });
       running++;

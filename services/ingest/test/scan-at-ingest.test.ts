@@ -9,7 +9,14 @@ import { after, before, describe, it } from 'node:test';
 import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { type Envelope, itineraryFor } from '@smgw/envelope';
 import { createAgency, putAgencyAddress } from '@smgw/key-directory';
-import { assertQueued, EICAR, envelopeFixture } from '@smgw/testing';
+import {
+  assertQueued,
+  EICAR,
+  entityWithAttachment,
+  envelopeFixture,
+  opaqueSignedMail,
+  signedDataOf,
+} from '@smgw/testing';
 import { getTrace } from '@smgw/trace';
 import type { IngestConfig } from '../src/config.ts';
 import {
@@ -52,13 +59,22 @@ describe('ingest scanning a message itself', () => {
     assert.deepEqual(scan, { clean: false, reason: 'finding' });
   });
 
+  it('never clears a message that may carry SignedData (clamd cannot look inside): the scan stage takes it apart', async () => {
+    const signed = opaqueSignedMail(signedDataOf(entityWithAttachment('rechnung.com', EICAR)));
+    assert.ok(signed.length <= 4096, `${signed.length} bytes`);
+    assert.deepEqual(await scanner.scan([signed.subarray(0, 100), signed.subarray(100)]), {
+      clean: false,
+      reason: 'signed-data',
+    });
+  });
+
   it('leaves a message over its size, or one it did not keep, to the scan stage without asking clamd', async () => {
     assert.deepEqual(await scanner.scan([Buffer.alloc(4097, 'a')]), { clean: false, reason: 'too-large' });
     assert.deepEqual(await scanner.scan(undefined), { clean: false, reason: 'too-large' });
   });
 
   it('counts every result', () => {
-    assert.deepEqual(results, ['clean', 'finding', 'too-large', 'too-large']);
+    assert.deepEqual(results, ['clean', 'finding', 'signed-data', 'too-large', 'too-large']);
   });
 
   it('sends a message to the scan stage while every session of its own is busy', async () => {
