@@ -125,11 +125,27 @@ function walkEntity(entity: Entity, depth: number, state: State): void {
   // S/MIME opaque signing carries a MIME entity (smime.p7m); a .p7m named after a document carries that document.
   const carriesMime =
     PKCS7_MIME_TYPES.has(mediaType) && (entity.filename === undefined || /^smime\.p7m$/i.test(entity.filename));
-  openCms(bytes, entity.path, depth, carriesMime, state);
+  openCms(bytes, entity.path, depth, carriesMime, state, isDetachedSignature(entity));
+}
+
+/**
+ * A detached signature (application/pkcs7-signature, a .p7s): it signs content beside it, which clamd sees as it
+ * is, and mail clients show nothing of its own. One our strict reader cannot read is no reason to stop the message
+ * (every signed mail of an unusual client would be quarantined); one it can read is still looked inside.
+ */
+function isDetachedSignature(entity: Entity): boolean {
+  return SIGNATURE_TYPES.has(entity.type.mediaType) || /\.p7s$/i.test(entity.filename ?? '');
 }
 
 /** Reads one CMS blob; takes out a SignedData's content and looks at that again. */
-function openCms(bytes: Buffer, path: string, depth: number, carriesMime: boolean, state: State): void {
+function openCms(
+  bytes: Buffer,
+  path: string,
+  depth: number,
+  carriesMime: boolean,
+  state: State,
+  detachedSignature = false,
+): void {
   if (++state.signedData > state.limits.maxSignedData) {
     throw unopened('too-many', path, `more than ${state.limits.maxSignedData} CMS objects`);
   }
@@ -137,6 +153,7 @@ function openCms(bytes: Buffer, path: string, depth: number, carriesMime: boolea
   try {
     parsed = parseContentInfo(bytes);
   } catch (error) {
+    if (detachedSignature) return;
     throw unopened('malformed', path, (error as Error).message);
   }
   // Encrypted CMS is opened (or not) by the encrypt stage before scan; other content types hold nothing shown.

@@ -113,6 +113,15 @@ describe('the contents inside the SignedData of a message', () => {
     const signature = await pki.sign(entity, [stranger]);
     const mail = message(TOP, multipartSigned(entity, signature));
     assert.deepEqual(signedContentsOf(mail), { contents: [] });
+    // A detached signature our strict reader cannot read stops nothing: a mail client shows nothing of it, and
+    // quarantining it would stop the signed mail of every client that writes one we do not read.
+    const unreadable = message(TOP, multipartSigned(entity, signature.subarray(0, signature.length - 40)));
+    assert.deepEqual(signedContentsOf(unreadable), { contents: [] });
+    const asAttachment = message(
+      TOP,
+      multipartMixed([attachment('vertrag.pdf.p7s', 'application/octet-stream', document)]),
+    );
+    assert.deepEqual(signedContentsOf(asAttachment), { contents: [] });
   });
 
   it('names what looks like SignedData and cannot be taken apart: never a silent nothing', async () => {

@@ -24,6 +24,7 @@ import {
   signedDataHint,
 } from '@smgw/signature-verify';
 import { recordEvent, recordEvents, type TraceEvent, verificationRoutingEvents } from '@smgw/trace';
+import { createGate, type Gate } from './gate.ts';
 import { buildNotice, type NoticeTemplates, noticeGroups } from './notice.ts';
 import { quarantineMessage } from './quarantine.ts';
 import {
@@ -51,6 +52,8 @@ export interface ScanDeps {
   maxNoticeBytes?: number;
   /** How deep, how many and how much of SignedData is taken apart (default: @smgw/signature-verify's). */
   signedContentLimits?: SignedContentLimits;
+  /** Messages held whole at once to take their SignedData apart (default: WHOLE_MESSAGES_AT_ONCE per handler). */
+  wholeMessages?: Gate;
   templates: NoticeTemplates;
   metrics: {
     clamdErrors: Counter<'code'>;
@@ -59,8 +62,15 @@ export interface ScanDeps {
   now?: () => Date;
 }
 
+/**
+ * Messages a scan handler holds whole at once (the rest of its prefetch waits for a place): each may hold up to about
+ * three times SMGW_MAX_MESSAGE_BYTES (the message and what is taken out of its SignedData).
+ */
+export const WHOLE_MESSAGES_AT_ONCE = 2;
+
 export function createScanHandler(deps: ScanDeps): Handler {
-  return (envelope, context) => scanEnvelope(deps, envelope, context);
+  const withGate = { ...deps, wholeMessages: deps.wholeMessages ?? createGate(WHOLE_MESSAGES_AT_ONCE) };
+  return (envelope, context) => scanEnvelope(withGate, envelope, context);
 }
 
 /** What the scans of one message found: its verdict, and where a finding was when not in the message as received. */
@@ -162,6 +172,12 @@ async function scanMessage(deps: ScanDeps, envelope: Envelope): Promise<MessageS
   const received = await scanStream(deps, () => watchedFor(hint, deps.blobStore.open(envelope.blob.ref)));
   if (!hint.seen || quarantinesFor(deps, envelope, received)) return { verdict: received, signedContents: 0 };
 
+  const whole = deps.wholeMessages ?? createGate(WHOLE_MESSAGES_AT_ONCE);
+  return whole.run(() => scanSignedContents(deps, envelope, received));
+}
+
+/** The contents inside the message's SignedData, each scanned (scanMessage: the message as received is clean). */
+async function scanSignedContents(deps: ScanDeps, envelope: Envelope, received: ScanVerdict): Promise<MessageScan> {
   const message = await deps.blobStore.readAll(envelope.blob.ref);
   const { contents, problem } = signedContentsOf(message, deps.signedContentLimits);
   const findings: { verdict: ScanVerdict; where?: string }[] =
