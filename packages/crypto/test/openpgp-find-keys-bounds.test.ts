@@ -1,9 +1,15 @@
-// Harvesting on hostile messages: key blocks are found in one pass over the text, and one message offers a bounded
-// number of keys (each becomes a pending key in the directory) from a bounded number of blocks.
+// Harvesting on hostile messages: key blocks are found in one pass over the text, one message offers a bounded
+// number of keys (each becomes a pending key in the directory) from a bounded number of blocks, and each key is
+// bounded in size, user IDs, subkeys and self-signatures before any signature of it is verified.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as openpgp from 'openpgp';
-import { MAX_KEY_SOURCES_PER_MESSAGE, MAX_KEYS_PER_MESSAGE, publicKeyBlocks } from '../src/openpgp/find-pgp-keys.ts';
+import {
+  HARVESTED_KEY_LIMITS,
+  MAX_KEY_SOURCES_PER_MESSAGE,
+  MAX_KEYS_PER_MESSAGE,
+  publicKeyBlocks,
+} from '../src/openpgp/find-pgp-keys.ts';
 import { findPgpKeysInMessage } from '../src/openpgp/index.ts';
 
 const BEGIN = '-----BEGIN PGP PUBLIC KEY BLOCK-----';
@@ -93,5 +99,49 @@ describe('findPgpKeysInMessage on hostile messages', { timeout: 60_000 }, () => 
     assert.deepEqual(await findPgpKeysInMessage(messageWithAttachment(garbage + keys[0])), []);
     const fewer = `${BEGIN}\r\n\r\nnot a key\r\n${END}\r\n`.repeat(MAX_KEY_SOURCES_PER_MESSAGE - 1);
     assert.equal((await findPgpKeysInMessage(messageWithAttachment(fewer + keys[0]))).length, 1);
+  });
+});
+
+describe('findPgpKeysInMessage on keys larger than a person uses', { timeout: 120_000 }, () => {
+  const generate = async (userIds: number, subkeys = 0): Promise<string> =>
+    (
+      await openpgp.generateKey({
+        type: 'ecc',
+        curve: 'curve25519Legacy',
+        userIDs: Array.from({ length: userIds }, (_, i) => ({ name: `n${i}`, email: `u${i}@example.net` })),
+        subkeys: Array.from({ length: subkeys + 1 }, () => ({})),
+        format: 'armored',
+      })
+    ).publicKey;
+  const found = async (armored: string) => (await findPgpKeysInMessage(messageWithAttachment(armored))).length;
+
+  it(`keeps a key with ${HARVESTED_KEY_LIMITS.userIds} user IDs and ${HARVESTED_KEY_LIMITS.subkeys} subkeys`, async () => {
+    assert.equal(await found(await generate(HARVESTED_KEY_LIMITS.userIds, HARVESTED_KEY_LIMITS.subkeys - 1)), 1);
+  });
+
+  it('skips a key with one user ID or one subkey too many', async () => {
+    assert.equal(await found(await generate(HARVESTED_KEY_LIMITS.userIds + 1)), 0);
+    assert.equal(await found(await generate(1, HARVESTED_KEY_LIMITS.subkeys)), 0);
+  });
+
+  it('skips a key with more self-signatures than allowed on few user IDs', async () => {
+    // The same user ID certified again and again: every certification is verified while choosing the primary user.
+    const key = await openpgp.readKey({ armoredKey: await generate(1) });
+    const [user] = key.users;
+    assert.ok(user);
+    const [certification] = user.selfCertifications;
+    assert.ok(certification);
+    user.selfCertifications.push(...Array(HARVESTED_KEY_LIMITS.selfSignatures).fill(certification));
+    assert.equal(await found(key.armor()), 0);
+  });
+
+  it(`skips a key over ${HARVESTED_KEY_LIMITS.bytes / 1024} KiB without reading it: 6,000 user IDs in 1.9 MiB`, async () => {
+    const huge = await generate(6000);
+    assert.ok(huge.length > 1024 * 1024, `${huge.length} bytes`);
+    const started = performance.now();
+    assert.equal(await found(huge), 0);
+    const ms = performance.now() - started;
+    // Read and verified, this key took seconds; skipped unread, the time is mailparser's alone.
+    assert.ok(ms < 1000, `${Math.round(ms)} ms`);
   });
 });

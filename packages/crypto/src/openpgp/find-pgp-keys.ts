@@ -1,6 +1,7 @@
 // Harvesting: OpenPGP public keys a sender offers in a message, as application/pgp-keys (or other attached armored
 // public key blocks) and in Autocrypt headers (Autocrypt Level 1). What is found is only a candidate: the key
-// directory stores it as pending until an operator approves it. Private keys found in mail are ignored.
+// directory stores it as pending until an operator approves it. Private keys found in mail are ignored, and so is a
+// key too large to be worth its cost (HARVESTED_KEY_LIMITS): the key is checked before any signature is verified.
 import { simpleParser } from 'mailparser';
 import * as openpgp from 'openpgp';
 import { fingerprintOf } from './private-keys.ts';
@@ -20,13 +21,20 @@ const END_PUBLIC_KEY = '-----END PGP PUBLIC KEY BLOCK-----';
 export const MAX_KEYS_PER_MESSAGE = 16;
 /** Autocrypt headers and key blocks read per message, readable or not: each costs an openpgp parse. */
 export const MAX_KEY_SOURCES_PER_MESSAGE = 64;
+/**
+ * What one offered key may be, checked before any of its signatures is verified (inspectPublicKey verifies every user
+ * ID's and subkey's self-signatures, several times over): a stranger's key with 6,000 user IDs (1.9 MiB) kept the
+ * encrypt worker's event loop busy for 4 s. A key a person uses fits easily: gpg's default is one user ID, one subkey
+ * and two signatures; Autocrypt asks for a minimal key. Bytes are counted as offered (armored text or binary).
+ */
+export const HARVESTED_KEY_LIMITS = { bytes: 64 * 1024, userIds: 8, subkeys: 8, selfSignatures: 32 } as const;
 // Autocrypt Level 1 §2.1: attributes other than these make the header invalid unless they start with '_'.
 const AUTOCRYPT_KNOWN_ATTRIBUTES = new Set(['addr', 'prefer-encrypt', 'keydata']);
 
 /**
  * Public keys found in `mimeBytes`, deduplicated by fingerprint, at most MAX_KEYS_PER_MESSAGE of them from at most
- * MAX_KEY_SOURCES_PER_MESSAGE headers and blocks (the first ones). Unreadable keys and invalid Autocrypt headers are
- * skipped, never thrown: harvesting must not stop mail.
+ * MAX_KEY_SOURCES_PER_MESSAGE headers and blocks (the first ones). Unreadable keys, keys beyond HARVESTED_KEY_LIMITS
+ * and invalid Autocrypt headers are skipped, never thrown: harvesting must not stop mail.
  */
 export async function findPgpKeysInMessage(mimeBytes: Buffer): Promise<FoundPgpKey[]> {
   let parsed: Awaited<ReturnType<typeof simpleParser>>;
@@ -38,7 +46,9 @@ export async function findPgpKeysInMessage(mimeBytes: Buffer): Promise<FoundPgpK
   const found = new Map<string, FoundPgpKey>();
   let sourcesLeft = MAX_KEY_SOURCES_PER_MESSAGE;
   const enough = () => found.size >= MAX_KEYS_PER_MESSAGE || sourcesLeft <= 0;
-  const read = (data: string | Uint8Array): Promise<openpgp.Key[]> => {
+  const read = async (data: string | Uint8Array): Promise<openpgp.Key[]> => {
+    // Too large a block is not even parsed, and costs no source: it is skipped at the price of its length.
+    if (data.length > HARVESTED_KEY_LIMITS.bytes) return [];
     sourcesLeft--;
     return readKeysQuietly(data);
   };
@@ -47,6 +57,7 @@ export async function findPgpKeysInMessage(mimeBytes: Buffer): Promise<FoundPgpK
       if (found.size >= MAX_KEYS_PER_MESSAGE) return;
       // A private key that travelled by mail is compromised: it is not offered for encryption at all.
       if (key.isPrivate()) continue;
+      if (exceedsHarvestLimits(key)) continue;
       const fingerprint = fingerprintOf(key);
       if (found.has(fingerprint)) continue;
       found.set(fingerprint, { armored: key.armor(), fingerprint, source, ...(address ? { address } : {}) });
@@ -106,6 +117,18 @@ export function parseAutocryptHeader(line: string): { addr: string; keydata: Uin
   const keydata = attributes.get('keydata')?.replace(/\s+/g, '');
   if (!addr || !keydata || !/^[A-Za-z0-9+/]+=*$/.test(keydata)) return undefined;
   return { addr, keydata: new Uint8Array(Buffer.from(keydata, 'base64')) };
+}
+
+/** More user IDs, subkeys or signatures by the key itself than HARVESTED_KEY_LIMITS allow (parsed, none verified). */
+export function exceedsHarvestLimits(key: openpgp.Key): boolean {
+  // Certifications by others are never verified here: only the key's own signatures count.
+  const signatures = key.toPacketList().filterByTag(openpgp.enums.packet.signature).length;
+  const selfSignatures = signatures - key.users.reduce((n, user) => n + user.otherCertifications.length, 0);
+  return (
+    key.users.length > HARVESTED_KEY_LIMITS.userIds ||
+    key.subkeys.length > HARVESTED_KEY_LIMITS.subkeys ||
+    selfSignatures > HARVESTED_KEY_LIMITS.selfSignatures
+  );
 }
 
 async function readKeysQuietly(data: string | Uint8Array): Promise<openpgp.Key[]> {

@@ -13,7 +13,7 @@ export { encryptPgpMime } from './encrypt-pgp-mime.ts';
 export type { PgpErrorCode } from './errors.ts';
 export { PgpError, PgpKeyMalformedError } from './errors.ts';
 export type { FoundPgpKey } from './find-pgp-keys.ts';
-export { findPgpKeysInMessage, parseAutocryptHeader } from './find-pgp-keys.ts';
+export { findPgpKeysInMessage, HARVESTED_KEY_LIMITS, parseAutocryptHeader } from './find-pgp-keys.ts';
 export type { PgpKeyInfo, PgpKeyProblem, PgpKeyProblemCode } from './inspect-public-key.ts';
 export { inspectPublicKey, MIN_FINITE_FIELD_BITS } from './inspect-public-key.ts';
 export type { OuterHeaders } from './outer-headers.ts';
