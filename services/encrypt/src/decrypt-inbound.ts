@@ -311,7 +311,9 @@ function withoutUncheckedFields(entity: Buffer): Buffer {
 
 /**
  * Offered OpenPGP keys into the directory as pending, and the certificate of a validly signed message as a harvested
- * certificate, each noted in the message's trace. `message` is the decrypted form when the mail was encrypted.
+ * certificate, each noted in the message's trace and each for the sender's address alone: the one address of `From`
+ * (the envelope sender when `From` is missing; several From addresses → nothing). `message` is the decrypted form
+ * when the mail was encrypted.
  */
 async function harvest(
   deps: InboundDeps,
@@ -321,8 +323,14 @@ async function harvest(
   at: Date,
   context: HandlerContext,
 ): Promise<void> {
-  await harvestCertificate(deps, envelope, outerFields, message, at, context);
-  for (const key of await harvestPgpKeys(deps.pool, message, at)) {
+  const fromField = headerValue(outerFields, 'from');
+  const sender = fromField === undefined ? envelope.mailFrom : fromAddress(fromField);
+  if (!sender) {
+    context.log.debug({ code: 'ENCRYPT_HARVEST_SKIPPED' }, 'mail without one From address: nothing harvested');
+    return;
+  }
+  await harvestCertificate(deps, envelope, sender, message, at, context);
+  for (const key of await harvestPgpKeys(deps.pool, message, sender, at)) {
     await recordEvent(deps.pool, envelope.id, {
       stage: 'encrypt',
       event: 'pgp-key.harvested',
@@ -338,7 +346,7 @@ async function harvest(
 async function harvestCertificate(
   deps: InboundDeps,
   envelope: Envelope,
-  outerFields: readonly HeaderField[],
+  sender: string,
   message: Buffer,
   at: Date,
   context: HandlerContext,
@@ -347,12 +355,6 @@ async function harvestCertificate(
     const { fields, body } = await splitMessage(Readable.from([message]));
     body.destroy();
     if (!maySignSmime(fields)) return;
-    const fromField = headerValue(outerFields, 'from');
-    const sender = fromField === undefined ? envelope.mailFrom : fromAddress(fromField);
-    if (!sender) {
-      context.log.debug({ code: 'ENCRYPT_HARVEST_SKIPPED' }, 'signed mail without one From address: nothing harvested');
-      return;
-    }
     const harvest = await harvestSmimeCertificate(
       {
         pool: deps.pool,
