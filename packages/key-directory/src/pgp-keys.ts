@@ -1,5 +1,7 @@
-// OpenPGP public keys (pgp_keys, migration 008) with their trust state: imported by an operator or harvested from
-// inbound mail as pending; only an approved key is used for encryption. Addresses are stored lower-case.
+// OpenPGP public keys (pgp_keys, migrations 008 and 019) with their trust state: imported by an operator, harvested from
+// inbound mail or brought on the portal as pending; a key is used for encryption only for the addresses an operator
+// approved it for (approved_addresses). Through approvePgpKey an address has one approved key at a time: approving
+// another for it must name the address and withdraws the first. Addresses are stored lower-case.
 import { type Pool, preparedStatement } from '@smgw/db';
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
@@ -13,6 +15,8 @@ export type PgpKeyState = (typeof PGP_KEY_STATES)[number];
 export interface StoredPgpKey {
   fingerprint: string;
   addresses: string[];
+  /** The addresses it is used for: those an operator approved it for (a subset of `addresses`). */
+  approvedAddresses: string[];
   algorithm: string;
   expiresAt: string | null;
   state: PgpKeyState;
@@ -34,6 +38,7 @@ export interface NewPgpKey {
 interface PgpKeyRow {
   fingerprint: string;
   addresses: string[];
+  approved_addresses: string[];
   algorithm: string;
   expires_at: Date | null;
   state: PgpKeyState;
@@ -44,11 +49,12 @@ interface PgpKeyRow {
 }
 
 const PGP_COLUMNS =
-  'fingerprint, addresses, algorithm, expires_at, state, source, state_changed_by, state_changed_at, created_at';
+  'fingerprint, addresses, approved_addresses, algorithm, expires_at, state, source, state_changed_by, state_changed_at, created_at';
 
 const toPgpKey = (r: PgpKeyRow): StoredPgpKey => ({
   fingerprint: r.fingerprint,
   addresses: r.addresses,
+  approvedAddresses: r.approved_addresses,
   algorithm: r.algorithm,
   expiresAt: iso(r.expires_at),
   state: r.state,
@@ -84,17 +90,110 @@ export async function getPgpKeyArmored(pool: Pool, fingerprint: string): Promise
   return rows[0]?.armored;
 }
 
-/** Approves or rejects a key, recording who and when. Undefined when there is no such key. */
-export async function setPgpKeyState(
+/** One address an approval took from another key: from now on `address` is encrypted to the approved key instead. */
+export interface WithdrawnApproval {
+  address: string;
+  fingerprint: string;
+}
+
+export type PgpKeyApproval =
+  | { ok: true; key: StoredPgpKey; replaced: WithdrawnApproval[] }
+  | { ok: false; code: 'PGP_KEY_NOT_FOUND'; message: string }
+  | { ok: false; code: 'PGP_KEY_ADDRESS_NOT_IN_KEY'; message: string }
+  /** Addresses not named in the approval already have another approved key: nothing was changed. */
+  | { ok: false; code: 'PGP_KEY_ADDRESS_HAS_APPROVED_KEY'; message: string; approved: WithdrawnApproval[] };
+
+/**
+ * Approves a key for `addresses` (default: every address it holds), recording who and when. An address that already
+ * has another approved key keeps it unless the approval names that address: a key approved for its holder must not
+ * be displaced by a newer one without an operator saying so for that address. Named, the other key's approval for
+ * the address is withdrawn (`replaced`; the key stays approved for its other addresses).
+ */
+export async function approvePgpKey(
   pool: Pool,
-  change: { fingerprint: string; state: 'approved' | 'rejected'; operator: string; at: Date },
+  approval: { fingerprint: string; addresses?: string[] | undefined; operator: string; at: Date },
+): Promise<PgpKeyApproval> {
+  const key = await getPgpKey(pool, approval.fingerprint);
+  if (!key) return { ok: false, code: 'PGP_KEY_NOT_FOUND', message: `no OpenPGP key ${approval.fingerprint}` };
+  const named = approval.addresses !== undefined;
+  const wanted = [...new Set((approval.addresses ?? key.addresses).map((a) => a.toLowerCase()))].sort();
+  const foreign = wanted.filter((a) => !key.addresses.includes(a));
+  if (foreign.length > 0 || wanted.length === 0) {
+    return {
+      ok: false,
+      code: 'PGP_KEY_ADDRESS_NOT_IN_KEY',
+      message: `the key ${key.fingerprint} is stored for ${key.addresses.join(', ')}, not for ${foreign.join(', ') || 'no address'}`,
+    };
+  }
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    // One approval per address at a time, so two keys cannot both become the approved one (a key's addresses never
+    // change once stored, so they are known before the lock).
+    for (const address of wanted) {
+      await client.query('select pg_advisory_xact_lock(hashtext($1))', [`pgp-approvals:${address}`]);
+    }
+    const others = await client.query<{ fingerprint: string; approved_addresses: string[] }>(
+      `select fingerprint, approved_addresses from pgp_keys
+        where fingerprint <> $1 and approved_addresses && $2 order by fingerprint for update`,
+      [key.fingerprint, wanted],
+    );
+    const taken = others.rows.flatMap((row) =>
+      row.approved_addresses
+        .filter((a) => wanted.includes(a))
+        .map((address) => ({ address, fingerprint: row.fingerprint })),
+    );
+    if (taken.length > 0 && !named) {
+      await client.query('rollback');
+      return {
+        ok: false,
+        code: 'PGP_KEY_ADDRESS_HAS_APPROVED_KEY',
+        message:
+          `${taken.map((t) => `${t.address} has the approved key ${t.fingerprint}`).join('; ')}: ` +
+          'name the addresses to approve this key for (the other key is then no longer used for them)',
+        approved: taken,
+      };
+    }
+    if (taken.length > 0) {
+      await client.query(
+        `update pgp_keys set approved_addresses = array(select a from unnest(approved_addresses) a where a <> all($2))
+          where fingerprint = any($1)`,
+        [[...new Set(taken.map((t) => t.fingerprint))], wanted],
+      );
+    }
+    const { rows } = await client.query<PgpKeyRow>(
+      `update pgp_keys set state = 'approved', state_changed_by = $3, state_changed_at = $4,
+         approved_addresses = array(select a from unnest(addresses) a where a = any(approved_addresses || $2::text[]))
+        where fingerprint = $1 returning ${PGP_COLUMNS}`,
+      [key.fingerprint, wanted, approval.operator, approval.at],
+    );
+    await client.query('commit');
+    return { ok: true, key: toPgpKey(rows[0] as PgpKeyRow), replaced: taken };
+  } catch (err) {
+    await client.query('rollback').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** Rejects a key: it is used for no address any more. Undefined when there is no such key. */
+export async function rejectPgpKey(
+  pool: Pool,
+  change: { fingerprint: string; operator: string; at: Date },
 ): Promise<StoredPgpKey | undefined> {
   const { rows } = await pool.query<PgpKeyRow>(
-    `update pgp_keys set state = $2, state_changed_by = $3, state_changed_at = $4
+    `update pgp_keys set state = 'rejected', approved_addresses = '{}', state_changed_by = $2, state_changed_at = $3
       where fingerprint = $1 returning ${PGP_COLUMNS}`,
-    [change.fingerprint, change.state, change.operator, change.at],
+    [change.fingerprint, change.operator, change.at],
   );
   return rows[0] ? toPgpKey(rows[0]) : undefined;
+}
+
+/** What a key is for one of its addresses: approved only when approved for that address. */
+export function pgpKeyStateFor(key: { state: PgpKeyState; approvedAddresses: string[] }, address: string): PgpKeyState {
+  if (key.approvedAddresses.includes(address.toLowerCase())) return 'approved';
+  return key.state === 'rejected' ? 'rejected' : 'pending';
 }
 
 export async function listPgpKeys(
@@ -113,21 +212,26 @@ export async function listPgpKeys(
 export interface PgpKeyForEncryption {
   fingerprint: string;
   armored: string;
+  /** For the address looked up (pgpKeyStateFor): `approved` only when approved for it. */
   state: PgpKeyState;
 }
 
-/** The OpenPGP keys of address $1, for every outbound message: `@>`, so the addresses index serves it. */
+/**
+ * The OpenPGP keys of address $1, for every outbound message: `@>`, so the addresses index serves it. The key approved
+ * for the address first (approvePgpKey keeps it to one; of keys approved before migration 019, the newest).
+ */
 export const PGP_KEYS_FOR = preparedStatement(
   'key-directory-pgp-keys-for',
-  `select fingerprint, armored, state from pgp_keys
+  `select fingerprint, armored, state, approved_addresses as "approvedAddresses" from pgp_keys
     where addresses @> array[$1::text]
-    order by (state = 'approved') desc, created_at desc`,
+    order by approved_addresses @> array[$1::text] desc, created_at desc`,
 );
 
-/** The OpenPGP keys for the address in any state, approved first, newest first. */
+/** The OpenPGP keys for the address in any state, the one approved for it first, then newest first. */
 export async function pgpKeysFor(pool: Pool, address: string): Promise<PgpKeyForEncryption[]> {
-  const { rows } = await pool.query<PgpKeyForEncryption>(PGP_KEYS_FOR([address.toLowerCase()]));
-  return rows;
+  const lower = address.toLowerCase();
+  const { rows } = await pool.query<PgpKeyForEncryption & { approvedAddresses: string[] }>(PGP_KEYS_FOR([lower]));
+  return rows.map((row) => ({ fingerprint: row.fingerprint, armored: row.armored, state: pgpKeyStateFor(row, lower) }));
 }
 
 /**

@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { createRevocationFetcher, inspectPublicKey, readPemCertificates } from '@smgw/crypto';
 import type { TestPki } from '@smgw/crypto/testing';
 import type { Pool } from '@smgw/db';
-import { acceptRecipientCertificate, addPgpKey, addTrustAnchor, setPgpKeyState } from '@smgw/key-directory';
+import { acceptRecipientCertificate, addPgpKey, addTrustAnchor, approvePgpKey } from '@smgw/key-directory';
 
 const run = promisify(execFile);
 const OPERATOR = 'bench';
@@ -92,7 +92,7 @@ export async function addPgpRecipient(pool: Pool, gnupgHome: string, address: st
     expiresAt: info.expires,
     source: 'imported',
   });
-  await setPgpKeyState(pool, { fingerprint: info.fingerprint, state: 'approved', operator: OPERATOR, at: new Date() });
+  await approvePgpKey(pool, { fingerprint: info.fingerprint, operator: OPERATOR, at: new Date() });
   return {
     address,
     async open(dumpedFile) {

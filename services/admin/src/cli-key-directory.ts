@@ -10,7 +10,11 @@ export const KEY_DIRECTORY_USAGE = `  trust add <pem-file>                trust 
                                       accepted only if it validates now
   cert list [--address a] [--all]     recipient certificates (--all: replaced ones too)
   pgp import <file>                   import an armored OpenPGP public key (pending until approved)
-  pgp approve|reject <fingerprint>    allow or refuse a key for encryption (recorded with --operator)
+  pgp approve <fingerprint> [--address a ...]
+                                      allow a key for encryption to the addresses named (default: all of its
+                                      addresses, refused if one has another approved key; a named address moves
+                                      from its other key to this one); recorded with --operator
+  pgp reject <fingerprint>            refuse a key for encryption (recorded with --operator)
   pgp list [--state pending|approved|rejected] [--address a]
   agency add <name> --domain d [--domain d2 ...]
                                       onboard an agency with its domains; prints its id
@@ -34,6 +38,8 @@ export interface KeyDirectoryValues {
   json: boolean;
   all: boolean;
   address?: string | undefined;
+  /** Every --address given (pgp approve names several). */
+  addresses?: string[] | undefined;
   state?: string | undefined;
   domain?: string[] | undefined;
   verifySignatures: boolean;
@@ -72,7 +78,9 @@ const certificateLine = (c: StoredCertificate) =>
     c.replacedBy ? `  replaced by ${c.replacedBy.slice(0, 16)}…` : ''
   }`;
 const pgpLine = (k: StoredPgpKey) =>
-  `${k.fingerprint}  ${k.state.padEnd(8)}  ${k.addresses.join(', ')}  ${k.algorithm}${
+  `${k.fingerprint}  ${k.state.padEnd(8)}  ${k.addresses.join(', ')}${
+    k.state === 'approved' ? `  (approved for ${k.approvedAddresses.join(', ') || 'no address'})` : ''
+  }  ${k.algorithm}${
     k.expiresAt ? `  until ${k.expiresAt.slice(0, 10)}` : ''
   }${k.stateChangedBy ? `  (${k.state} by ${k.stateChangedBy} at ${k.stateChangedAt})` : ''}`;
 const lines = <T>(items: T[], line: (item: T) => string, none: string) =>
@@ -143,11 +151,26 @@ export async function runKeyDirectoryCommand(
       const key = answer.body as StoredPgpKey;
       return show(answer.body, () => `${answer.status === 201 ? 'imported' : 'already known'}: ${pgpLine(key)}\n`);
     }
-    case 'pgp approve':
+    case 'pgp approve': {
+      const fingerprint = args[0];
+      if (!fingerprint) {
+        throw new KeyDirectoryCliError('usage: pgp approve <fingerprint> [--address a ...] [--operator <name>]');
+      }
+      const answer = await call('POST', `/pgp-keys/${enc(fingerprint)}/approve`, {
+        ...(values.addresses?.length ? { body: { addresses: values.addresses } } : {}),
+        headers: operatorHeader,
+      });
+      expect([200], answer);
+      const key = answer.body as StoredPgpKey & { replaced: Array<{ address: string; fingerprint: string }> };
+      return show(answer.body, () => {
+        const replaced = key.replaced.map((r) => `\n${r.address}: replaces ${r.fingerprint}`).join('');
+        return `${pgpLine(key)}${replaced}\n`;
+      });
+    }
     case 'pgp reject': {
       const fingerprint = args[0];
-      if (!fingerprint) throw new KeyDirectoryCliError(`usage: pgp ${action} <fingerprint> [--operator <name>]`);
-      const answer = await call('POST', `/pgp-keys/${enc(fingerprint)}/${action}`, { headers: operatorHeader });
+      if (!fingerprint) throw new KeyDirectoryCliError('usage: pgp reject <fingerprint> [--operator <name>]');
+      const answer = await call('POST', `/pgp-keys/${enc(fingerprint)}/reject`, { headers: operatorHeader });
       expect([200], answer);
       return show(answer.body, () => `${pgpLine(answer.body as StoredPgpKey)}\n`);
     }

@@ -106,8 +106,9 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
         {
           json,
           all: values.all === true,
-          // --address repeats only for account add; the key directory's lists filter by one.
+          // The key directory's lists filter by one --address; pgp approve names every one given.
           address: values.address?.at(-1),
+          addresses: values.address,
           state: values.state,
           domain: values.domain,
           verifySignatures: values['verify-signatures'] === true,

@@ -1,14 +1,17 @@
 // POST /pgp-keys, POST /pgp-keys/{fingerprint}/approve|reject, GET /pgp-keys (SPEC.md "Admin API"). An imported key
-// is pending: the encrypt stage uses only approved keys. Approval records who and when.
+// is pending: the encrypt stage uses a key only for the addresses it is approved for. Approval names them (default:
+// every address of the key), records who and when, and displaces another key approved for an address only when that
+// address is named (approvePgpKey).
 import { inspectPublicKey, type PgpKeyInfo } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
 import {
   addPgpKey,
+  approvePgpKey,
   getPgpKeyArmored,
   listPgpKeys,
   PGP_KEY_STATES,
   type PgpKeyState,
-  setPgpKeyState,
+  rejectPgpKey,
 } from '@smgw/key-directory';
 import type { FastifyInstance } from 'fastify';
 import { ARMORED_KEY_BODY_TYPES, acceptKeyMaterialBodies, textBody } from './key-material-bodies.ts';
@@ -22,10 +25,11 @@ export interface PgpKeyRouteOptions {
 
 const pgpKeySchema = {
   type: 'object',
-  required: ['fingerprint', 'addresses', 'algorithm', 'expiresAt', 'state', 'source', 'createdAt'],
+  required: ['fingerprint', 'addresses', 'approvedAddresses', 'algorithm', 'expiresAt', 'state', 'source', 'createdAt'],
   properties: {
     fingerprint: { type: 'string' },
     addresses: { type: 'array', items: { type: 'string' } },
+    approvedAddresses: { type: 'array', items: { type: 'string' } },
     algorithm: { type: 'string' },
     expiresAt: { type: ['string', 'null'] },
     state: { type: 'string' },
@@ -33,6 +37,35 @@ const pgpKeySchema = {
     stateChangedBy: { type: ['string', 'null'] },
     stateChangedAt: { type: ['string', 'null'] },
     createdAt: { type: 'string' },
+  },
+} as const;
+
+const withdrawnSchema = {
+  type: 'array',
+  items: {
+    type: 'object',
+    required: ['address', 'fingerprint'],
+    properties: { address: { type: 'string' }, fingerprint: { type: 'string' } },
+  },
+} as const;
+
+/** The key as approved, and the addresses the approval took from another key (each with that key). */
+const approvedSchema = {
+  ...pgpKeySchema,
+  required: [...pgpKeySchema.required, 'replaced'],
+  properties: { ...pgpKeySchema.properties, replaced: withdrawnSchema },
+} as const;
+
+const approveBody = {
+  type: ['object', 'null'],
+  additionalProperties: false,
+  properties: {
+    addresses: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 100,
+      items: { type: 'string', minLength: 3, maxLength: 320, pattern: '^[^@\\s]+@[^@\\s]+$' },
+    },
   },
 } as const;
 
@@ -106,43 +139,82 @@ export async function pgpKeyRoutes(api: FastifyInstance, options: PgpKeyRouteOpt
     },
   );
 
-  for (const action of ['approve', 'reject'] as const) {
-    api.post<{ Params: { fingerprint: string }; Headers: { 'x-smgw-operator'?: string } }>(
-      `/pgp-keys/:fingerprint/${action}`,
-      {
-        schema: {
-          params: fingerprintParams,
-          headers: operatorHeaders,
-          response: { 200: pgpKeySchema, 400: problemSchema, 404: problemSchema, 422: problemSchema },
+  api.post<{
+    Params: { fingerprint: string };
+    Headers: { 'x-smgw-operator'?: string };
+    Body: { addresses?: string[] } | null | undefined;
+  }>(
+    '/pgp-keys/:fingerprint/approve',
+    {
+      schema: {
+        params: fingerprintParams,
+        headers: operatorHeaders,
+        body: approveBody,
+        response: {
+          200: approvedSchema,
+          400: problemSchema,
+          404: problemSchema,
+          409: problemSchema,
+          422: problemSchema,
         },
       },
-      async (req, reply) => {
-        const fingerprint = req.params.fingerprint.toUpperCase();
-        const armored = await getPgpKeyArmored(options.pool, fingerprint);
-        if (armored === undefined) {
-          return reply.code(404).send(problem('PGP_KEY_NOT_FOUND', `no OpenPGP key ${fingerprint}`));
-        }
-        if (action === 'approve') {
-          // A key may have expired or been found unusable since it was imported: approve only what is usable now.
-          const inspection = await inspect(armored, options.now());
-          if (!inspection.ok) return reply.code(422).send(problem(inspection.code, inspection.message));
-        }
-        const operator = req.headers['x-smgw-operator'] ?? DEFAULT_OPERATOR;
-        const key = await setPgpKeyState(options.pool, {
+    },
+    async (req, reply) => {
+      const fingerprint = req.params.fingerprint.toUpperCase();
+      const armored = await getPgpKeyArmored(options.pool, fingerprint);
+      if (armored === undefined) {
+        return reply.code(404).send(problem('PGP_KEY_NOT_FOUND', `no OpenPGP key ${fingerprint}`));
+      }
+      // A key may have expired or been found unusable since it was imported: approve only what is usable now.
+      const inspection = await inspect(armored, options.now());
+      if (!inspection.ok) return reply.code(422).send(problem(inspection.code, inspection.message));
+      const operator = req.headers['x-smgw-operator'] ?? DEFAULT_OPERATOR;
+      const approval = await approvePgpKey(options.pool, {
+        fingerprint,
+        addresses: req.body?.addresses,
+        operator,
+        at: options.now(),
+      });
+      if (!approval.ok) {
+        const status = {
+          PGP_KEY_NOT_FOUND: 404,
+          PGP_KEY_ADDRESS_NOT_IN_KEY: 422,
+          PGP_KEY_ADDRESS_HAS_APPROVED_KEY: 409,
+        };
+        return reply.code(status[approval.code]).send(problem(approval.code, approval.message));
+      }
+      req.log.info(
+        {
+          code: 'PGP_KEY_APPROVED',
           fingerprint,
-          state: action === 'approve' ? 'approved' : 'rejected',
           operator,
-          at: options.now(),
-        });
-        if (!key) return reply.code(404).send(problem('PGP_KEY_NOT_FOUND', `no OpenPGP key ${fingerprint}`));
-        req.log.info(
-          { code: action === 'approve' ? 'PGP_KEY_APPROVED' : 'PGP_KEY_REJECTED', fingerprint, operator },
-          `OpenPGP key ${key.state}`,
-        );
-        return key;
+          addresses: approval.key.approvedAddresses,
+          replaced: approval.replaced,
+        },
+        'OpenPGP key approved',
+      );
+      return { ...approval.key, replaced: approval.replaced };
+    },
+  );
+
+  api.post<{ Params: { fingerprint: string }; Headers: { 'x-smgw-operator'?: string } }>(
+    '/pgp-keys/:fingerprint/reject',
+    {
+      schema: {
+        params: fingerprintParams,
+        headers: operatorHeaders,
+        response: { 200: pgpKeySchema, 400: problemSchema, 404: problemSchema },
       },
-    );
-  }
+    },
+    async (req, reply) => {
+      const fingerprint = req.params.fingerprint.toUpperCase();
+      const operator = req.headers['x-smgw-operator'] ?? DEFAULT_OPERATOR;
+      const key = await rejectPgpKey(options.pool, { fingerprint, operator, at: options.now() });
+      if (!key) return reply.code(404).send(problem('PGP_KEY_NOT_FOUND', `no OpenPGP key ${fingerprint}`));
+      req.log.info({ code: 'PGP_KEY_REJECTED', fingerprint, operator }, 'OpenPGP key rejected');
+      return key;
+    },
+  );
 
   api.get<{ Querystring: { state?: PgpKeyState; address?: string; limit: number } }>(
     '/pgp-keys',

@@ -250,6 +250,53 @@ describe('the key directory in the admin API', () => {
     assert.equal(reimported.body.state, 'approved');
   });
 
+  it('approves a second key for an address only when the approval names it, and shows what it replaced', async () => {
+    const imported = await api('POST', '/pgp-keys', { body: gpgKeys.second, type: 'application/pgp-keys' });
+    assert.equal(imported.status, 201, JSON.stringify(imported.body));
+    assert.deepEqual([...imported.body.addresses].sort(), ['bob@example.org', 'dora@example.org']);
+    assert.deepEqual(imported.body.approvedAddresses, []);
+    const approve = (request: ApiRequest = {}) =>
+      api('POST', `/pgp-keys/${gpgKeys.secondFingerprint}/approve`, {
+        ...request,
+        headers: { 'x-smgw-operator': 'k.weber@behoerde.example' },
+      });
+
+    // bob@example.org has its approved key: approving every address of the new one would silently displace it.
+    const all = await approve();
+    assert.equal(all.status, 409, JSON.stringify(all.body));
+    assert.equal(all.body.error.code, 'PGP_KEY_ADDRESS_HAS_APPROVED_KEY');
+    assert.match(
+      all.body.error.message,
+      new RegExp(`bob@example.org has the approved key ${gpgKeys.usableFingerprint}`),
+    );
+    assert.equal((await api('GET', '/pgp-keys?address=dora@example.org')).body.keys[0].state, 'pending');
+
+    const foreign = await approve(json({ addresses: ['eve@example.org'] }));
+    assert.equal(foreign.status, 422);
+    assert.equal(foreign.body.error.code, 'PGP_KEY_ADDRESS_NOT_IN_KEY');
+
+    const dora = await approve(json({ addresses: ['dora@example.org'] }));
+    assert.equal(dora.status, 200, JSON.stringify(dora.body));
+    assert.equal(dora.body.state, 'approved');
+    assert.deepEqual(dora.body.approvedAddresses, ['dora@example.org']);
+    assert.deepEqual(dora.body.replaced, []);
+    const bobs = (await api('GET', '/pgp-keys?address=bob@example.org&state=approved')).body.keys;
+    const first = bobs.find((k: { fingerprint: string }) => k.fingerprint === gpgKeys.usableFingerprint);
+    assert.deepEqual(first.approvedAddresses, ['bob@example.org'], 'the first key stays approved for bob');
+
+    const bob = await approve(json({ addresses: ['Bob@example.org'] }));
+    assert.equal(bob.status, 200, JSON.stringify(bob.body));
+    assert.deepEqual([...bob.body.approvedAddresses].sort(), ['bob@example.org', 'dora@example.org']);
+    assert.deepEqual(bob.body.replaced, [{ address: 'bob@example.org', fingerprint: gpgKeys.usableFingerprint }]);
+    const replaced = (await api('GET', '/pgp-keys?state=approved')).body.keys.find(
+      (k: { fingerprint: string }) => k.fingerprint === gpgKeys.usableFingerprint,
+    );
+    assert.deepEqual(replaced.approvedAddresses, []);
+
+    const badBody = await approve(json({ addresses: [] }));
+    assert.equal(badBody.status, 400);
+  });
+
   it('refuses an expired and a sign-only OpenPGP key with 422 and the problem code', async () => {
     const expired = await api('POST', '/pgp-keys', { body: gpgKeys.expired, type: 'application/pgp-keys' });
     assert.equal(expired.status, 422);
@@ -458,6 +505,12 @@ describe('the key directory in the admin API', () => {
 
     const approved = await captureStdout(() => runCli(['pgp', 'list', '--state', 'approved'], env));
     assert.match(approved.out, new RegExp(`^${gpgKeys.usableFingerprint} {2}approved`, 'm'));
+    const back = await captureStdout(() =>
+      runCli(['pgp', 'approve', gpgKeys.usableFingerprint, '--address', 'bob@example.org'], env),
+    );
+    assert.equal(back.code, 0);
+    assert.match(back.out, /approved {2}bob@example.org {2}\(approved for bob@example.org\)/);
+    assert.match(back.out, new RegExp(`^bob@example.org: replaces ${gpgKeys.secondFingerprint}$`, 'm'));
     const rejected = await captureStdout(() => runCli(['pgp', 'reject', gpgKeys.usableFingerprint], env));
     assert.equal(rejected.code, 0);
     assert.match(rejected.out, /rejected by cli-user/);

@@ -263,10 +263,16 @@ export interface GpgKeys {
   usableSecret: string;
   expired: string;
   signOnly: string;
+  /** A second usable key naming bob@example.org and dora@example.org (bob's new key, or a stranger's). */
+  second: string;
+  secondFingerprint: string;
   cleanup(): void;
 }
 
-/** OpenPGP public keys made by gpg: a usable one (ed25519 + cv25519 subkey), an expired one, a sign-only one. */
+/**
+ * OpenPGP public keys made by gpg: a usable one (ed25519 + cv25519 subkey), an expired one, a sign-only one, and a second
+ * usable one that also names the first one's address.
+ */
 export function createGpgKeys(): GpgKeys {
   const home = mkdtempSync(join(tmpdir(), 'smgw-gpg-'));
   const env = { ...process.env, GNUPGHOME: home };
@@ -283,16 +289,24 @@ export function createGpgKeys(): GpgKeys {
     '1d',
   );
   gpg('--quick-gen-key', 'Signer Only <signer@example.org>', 'ed25519', 'sign', '1y');
+  gpg('--quick-gen-key', 'Dora <dora@example.org>', 'future-default', 'default', '1y');
   const exportKey = (uid: string): string => gpg('--armor', '--export', uid);
-  const listing = gpg('--with-colons', '--fingerprint', 'bob@example.org');
-  const fingerprint = /^fpr:+([0-9A-F]{40}):/m.exec(listing)?.[1];
-  if (!fingerprint) throw new Error('gpg printed no fingerprint');
+  const fingerprintOf = (uid: string): string => {
+    const fingerprint = /^fpr:+([0-9A-F]{40}):/m.exec(gpg('--with-colons', '--fingerprint', uid))?.[1];
+    if (!fingerprint) throw new Error('gpg printed no fingerprint');
+    return fingerprint;
+  };
+  const fingerprint = fingerprintOf('Bob Buerger <bob@example.org>');
+  const secondFingerprint = fingerprintOf('dora@example.org');
+  gpg('--quick-add-uid', secondFingerprint, 'Bob Neu <bob@example.org>');
   return {
-    usable: exportKey('bob@example.org'),
+    usable: exportKey(fingerprint),
     usableFingerprint: fingerprint,
-    usableSecret: gpg('--armor', '--export-secret-keys', 'bob@example.org'),
+    usableSecret: gpg('--armor', '--export-secret-keys', fingerprint),
     expired: exportKey('old@example.org'),
     signOnly: exportKey('signer@example.org'),
+    second: exportKey(secondFingerprint),
+    secondFingerprint,
     cleanup() {
       try {
         run('gpgconf', ['--kill', 'all'], home, env);

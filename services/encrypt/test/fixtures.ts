@@ -206,8 +206,8 @@ export async function insertPgpKey(
   const info = await inspectPublicKey(armored);
   await pool.query(
     `insert into pgp_keys (fingerprint, armored, addresses, algorithm, expires_at, state, source, state_changed_by,
-                           state_changed_at)
-     values ($1, $2, $3, $4, $5, $6, 'imported', $7, $8)`,
+                           state_changed_at, approved_addresses)
+     values ($1, $2, $3, $4, $5, $6, 'imported', $7, $8, $9)`,
     [
       info.fingerprint,
       info.armored,
@@ -217,6 +217,7 @@ export async function insertPgpKey(
       state,
       state === 'pending' ? null : 'test-operator',
       state === 'pending' ? null : new Date(),
+      state === 'approved' ? info.addresses : [],
     ],
   );
   return info.fingerprint;

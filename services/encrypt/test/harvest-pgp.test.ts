@@ -2,10 +2,15 @@
 // of its valid user IDs names that address, and one key costs the encrypt worker little, whatever a stranger puts in.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { HARVESTED_KEY_LIMITS } from '@smgw/crypto';
+import { createRevocationFetcher, HARVESTED_KEY_LIMITS } from '@smgw/crypto';
+import { approvePgpKey } from '@smgw/key-directory';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
+import { chooseForm } from '../src/choose-form.ts';
 import { harvestPgpKeys } from '../src/harvest-pgp-keys.ts';
-import { createGpgHome, type GpgHome } from './fixtures.ts';
+import { lookUpRecipientKeys } from '../src/outbound-keys.ts';
+import { createGpgHome, type GpgHome, insertPgpKey } from './fixtures.ts';
+
+const noFetch = createRevocationFetcher({ now: () => new Date() });
 
 const STRANGER = 'fremder@extern.example';
 const VICTIM = 'buergerin@post.example';
@@ -69,6 +74,30 @@ describe('harvesting an OpenPGP key binds it to the address that offered it', ()
     const harvested = await harvestPgpKeys(db.pool, mailOffering(STRANGER, twoAddresses.armored), STRANGER, new Date());
     assert.deepEqual(harvested, [{ fingerprint: twoAddresses.fingerprint, addresses: [STRANGER] }]);
     assert.deepEqual(await stored(twoAddresses.fingerprint), [{ addresses: [STRANGER], state: 'pending' }]);
+  });
+
+  it("keeps encrypting to the citizen's own approved key after the stranger's key is approved", async () => {
+    const victimKey = await gpg.generateKey(VICTIM);
+    const victimFingerprint = await insertPgpKey(db.pool, await gpg.exportPublic(victimKey), 'approved');
+    // The operator checks the fingerprint with the sender (the stranger, whose key it is) and approves it.
+    const approval = await approvePgpKey(db.pool, {
+      fingerprint: twoAddresses.fingerprint,
+      operator: 'ops',
+      at: new Date(),
+    });
+    assert.deepEqual(approval.ok && approval.key.approvedAddresses, [STRANGER]);
+    const formFor = async (address: string) =>
+      chooseForm(
+        await lookUpRecipientKeys(
+          { pool: db.pool, trustAnchors: [], fetcher: noFetch, revocationMode: 'off', now: new Date() },
+          address,
+        ),
+        false,
+      );
+    const victim = await formFor(VICTIM);
+    assert.equal(victim.form === 'pgp' && victim.fingerprint, victimFingerprint);
+    const stranger = await formFor(STRANGER);
+    assert.equal(stranger.form === 'pgp' && stranger.fingerprint, twoAddresses.fingerprint);
   });
 
   it('stores nothing for a sender no valid user ID of the key names', async () => {

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createRevocationFetcher, inspectPublicKey, NOTHING_ALLOWED, readCertificateUpload } from '@smgw/crypto';
-import { acceptRecipientCertificate, addPgpKey, setPgpKeyState, trustAnchorCertificates } from '@smgw/key-directory';
+import { acceptRecipientCertificate, addPgpKey, approvePgpKey, trustAnchorCertificates } from '@smgw/key-directory';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 import { chooseForm } from '../src/choose-form.ts';
 import { lookUpRecipientKeys } from '../src/outbound-keys.ts';
@@ -73,9 +73,8 @@ describe('keys brought on the portal, as encrypt routes', () => {
       source: 'portal',
     });
     assert.equal(await formOf(address), 'portal');
-    await setPgpKeyState(db.pool, {
+    await approvePgpKey(db.pool, {
       fingerprint: info.fingerprint,
-      state: 'approved',
       operator: 'ops',
       at: new Date(),
     });

@@ -9,10 +9,10 @@ import { createRevocationFetcher, NOTHING_ALLOWED, readCertificateUpload } from 
 import {
   acceptRecipientCertificate,
   addTrustAnchor,
+  approvePgpKey,
   currentCertificates,
   listPgpKeys,
   pgpKeysFor,
-  setPgpKeyState,
 } from '@smgw/key-directory';
 import { listMailboxAudit } from '@smgw/mailbox-store';
 import { type Ca, createKeyMaterial, type KeyMaterial } from './key-material.ts';
@@ -199,9 +199,8 @@ describe('bring your own key', () => {
 
     // Once an operator approves it, the page says mail is encrypted with it.
     assert.ok(key);
-    await setPgpKeyState(world.db.pool, {
+    await approvePgpKey(world.db.pool, {
       fingerprint: key.fingerprint,
-      state: 'approved',
       operator: 'ops',
       at: new Date(),
     });

@@ -13,7 +13,13 @@ import {
   type PgpKeyInfo,
   readCertificateUpload,
 } from '@smgw/crypto';
-import { acceptRecipientCertificate, addPgpKey, listCertificates, listPgpKeys } from '@smgw/key-directory';
+import {
+  acceptRecipientCertificate,
+  addPgpKey,
+  listCertificates,
+  listPgpKeys,
+  pgpKeyStateFor,
+} from '@smgw/key-directory';
 import { type Mailbox, recordMailboxAudit } from '@smgw/mailbox-store';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { PortalContext, PortalPage } from '../context.ts';
@@ -109,7 +115,10 @@ export async function keysOf(ctx: PortalContext, address: string) {
   const certificates = (await listCertificates(ctx.deps.pool, { address, includeReplaced: false, limit: 20 })).filter(
     (c) => new Date(c.notAfter) > now,
   );
-  const pgpKeys = (await listPgpKeys(ctx.deps.pool, { address, limit: 20 })).filter((k) => k.state !== 'rejected');
+  // Each key as it stands for this address: a key approved for other addresses alone is not used for it.
+  const pgpKeys = (await listPgpKeys(ctx.deps.pool, { address, limit: 20 }))
+    .map((k) => ({ ...k, state: pgpKeyStateFor(k, address) }))
+    .filter((k) => k.state !== 'rejected');
   const status: KeyStatus =
     certificates.length > 0
       ? 'certificate'
