@@ -1,9 +1,12 @@
 // Taking a recipient certificate into the directory: only when its path validates now to one of the trust anchors,
-// for e-mail protection, for the address it is taken for, with revocation checked per SMGW_REVOCATION_MODE. One
+// for e-mail protection, for the address it is taken for, with the key usage encryption needs (the encrypt stage's
+// test: a signing-only certificate would replace the holder's encryption certificate), with revocation checked per
+// SMGW_REVOCATION_MODE. One
 // place for the rule: the admin API's POST /certificates (any address the certificate names) and the portal's
 // bring-your-own-key page (the logged-in user's address only).
 import {
   type CertificateFacts,
+  encryptionKeyUsage,
   type PathValidationCode,
   type RevocationFetcher,
   type RevocationMode,
@@ -28,6 +31,7 @@ export interface CertificateAcceptance {
 
 export type CertificateAcceptanceResult =
   | { ok: true; certificate: StoredCertificate; created: boolean; replaced: string[] }
+  /** KEY_USAGE and UNSUPPORTED_ALGORITHM: we could not encrypt to it (encryptionKeyUsage). */
   | { ok: false; code: PathValidationCode | 'ADDRESS_NOT_IN_CERTIFICATE'; reason: string; fingerprint: string };
 
 export async function acceptRecipientCertificate(
@@ -49,6 +53,8 @@ export async function acceptRecipientCertificate(
       fingerprint: leaf.fingerprint,
     };
   }
+  const usage = encryptionKeyUsage(leaf.der);
+  if (!usage.ok) return { ok: false, code: usage.code, reason: usage.reason, fingerprint: leaf.fingerprint };
   const result = await validateCertificatePathFetchingRevocation(
     {
       endEntity: leaf.der,
@@ -57,6 +63,7 @@ export async function acceptRecipientCertificate(
       time: input.now,
       purpose: 'emailProtection',
       emailAddress: address,
+      leafKeyUsage: usage.keyUsage,
       revocation: input.revocationMode,
     },
     input.revocationFetcher,

@@ -64,7 +64,9 @@ const toCertificate = (r: CertificateRow): StoredCertificate => ({
 });
 
 /**
- * Stores a validated certificate. A renewed certificate replaces every current certificate that shares an address
+ * Stores a validated certificate: validated for encryption too (acceptRecipientCertificate and the harvest refuse one
+ * whose keyUsage does not allow it), since only a certificate we can encrypt to may replace another. A renewed
+ * certificate replaces every current certificate that shares an address
  * with it and began earlier (their replaced_by points at it); a certificate older than a current one for one of its
  * addresses is stored as already replaced by that one. The same certificate again only refreshes last_validation.
  */

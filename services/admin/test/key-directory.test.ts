@@ -217,6 +217,20 @@ describe('the key directory in the admin API', () => {
     );
   });
 
+  it("refuses a signing-only certificate with 422 KEY_USAGE: it would replace the holder's encryption certificate", async () => {
+    const signing = km.leaf(km.intermediate, {
+      cn: 'Alice',
+      email: 'alice@example.org',
+      keyUsage: 'digitalSignature,nonRepudiation',
+    });
+    const answer = await api('POST', '/certificates', pem(signing.certPem + km.intermediate.certPem));
+    assert.equal(answer.status, 422, JSON.stringify(answer.body));
+    assert.equal(answer.body.error.code, 'KEY_USAGE');
+    const current = await api('GET', '/certificates?address=alice@example.org');
+    assert.equal(current.body.certificates.length, 1, 'the current certificate stays current');
+    assert.equal(current.body.certificates[0].replacedBy, null);
+  });
+
   it('imports an OpenPGP key as pending, and approving it records who and when', async () => {
     const imported = await api('POST', '/pgp-keys', { body: gpgKeys.usable, type: 'application/pgp-keys' });
     assert.equal(imported.status, 201, JSON.stringify(imported.body));

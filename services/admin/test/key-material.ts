@@ -17,6 +17,8 @@ export interface LeafOptions {
   email?: string;
   /** Default emailProtection. */
   eku?: string;
+  /** keyUsage bits; default digitalSignature,keyEncipherment. */
+  keyUsage?: string;
   /** openssl ca dates (YYYYMMDDHHMMSSZ); default: from now for 365 days. */
   start?: string;
   end?: string;
@@ -173,7 +175,7 @@ ${extra}
       );
       const extensions = [
         'basicConstraints = critical,CA:false',
-        'keyUsage = critical,digitalSignature,keyEncipherment',
+        `keyUsage = critical,${options.keyUsage ?? 'digitalSignature,keyEncipherment'}`,
         `extendedKeyUsage = ${options.eku ?? 'emailProtection'}`,
         options.email ? `subjectAltName = email:${options.email}` : '',
       ].join('\n');

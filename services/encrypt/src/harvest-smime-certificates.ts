@@ -1,9 +1,11 @@
 // S/MIME certificate harvesting (inbound): the certificate of a validly signed message enters the key directory
 // (source `harvested`) with the S/MIME capabilities the signer announced, when it validates now for the sender's
 // address. The path is validated before any revocation is fetched, so a stranger's certificate cannot make the
-// gateway fetch URLs of its choosing. A renewed certificate replaces the older one (key-directory.ts).
+// gateway fetch URLs of its choosing. A renewed certificate replaces the older one (key-directory.ts); a certificate
+// we could not encrypt to (keyUsage without keyEncipherment for RSA or keyAgreement for EC) is not stored at all.
 import { X509Certificate } from 'node:crypto';
 import {
+  checkEncryptionKeyUsage,
   type KeyUsageName,
   type PathValidationSuccess,
   type RevocationFetcher,
@@ -51,6 +53,14 @@ export async function harvestSmimeCertificate(
   if (!verification.valid || !verification.signerCertificate) {
     return { stored: false, why: `signature not valid: ${verification.code} (${verification.reason})` };
   }
+  const der = verification.encryptionCertificate ?? verification.signerCertificate;
+  // The directory holds the certificates outbound mail is encrypted to, and the newest of an address replaces the
+  // others: stored, a signing-only certificate (a qualified signature card's, beside a separate encryption
+  // certificate) would send every later message to its holder to the portal. Checked before any path is validated.
+  const forEncryption = checkEncryptionKeyUsage(der);
+  if (!forEncryption.ok) {
+    return { stored: false, why: `not a certificate to encrypt to: ${forEncryption.code} (${forEncryption.reason})` };
+  }
   const trustAnchors = (await deps.keyDirectory.trustAnchorCertificates()).map((certificate) => ({ certificate }));
   // The signer must be trusted for this address too: its signature vouches for the capabilities and for the
   // encryption certificate it names. RFC 8551 §2.5.3: a sender may name a separate encryption certificate
@@ -60,7 +70,6 @@ export async function harvestSmimeCertificate(
     'nonRepudiation',
   ]);
   if (!signer.ok) return { stored: false, why: `signer certificate invalid: ${signer.why}` };
-  const der = verification.encryptionCertificate ?? verification.signerCertificate;
   const result = der.equals(verification.signerCertificate)
     ? signer
     : await validateForHarvest(deps, trustAnchors, der, verification, sender);

@@ -1,10 +1,9 @@
 // Everything outbound encryption needs to know before it decides, looked up in one place: each recipient's current
 // certificates (validated now, revocation fetched per SMGW_REVOCATION_MODE) and OpenPGP keys (inspected now), and the
 // author's signing keys. The decisions are plan-outbound.ts's, made on this data without a database.
-import { X509Certificate } from 'node:crypto';
 import {
+  encryptionKeyUsage,
   inspectPublicKey,
-  type KeyUsageName,
   type PathValidationCache,
   type RevocationFetcher,
   type RevocationMode,
@@ -122,7 +121,7 @@ async function validateForEncryption(
   intermediates: Buffer[],
 ): Promise<CheckedCertificate['validation']> {
   const usage = encryptionKeyUsage(der);
-  if (typeof usage === 'string') return { ok: false, problem: usage };
+  if (!usage.ok) return { ok: false, problem: `${usage.code} (${usage.reason})` };
   const input = {
     endEntity: der,
     intermediates,
@@ -142,22 +141,6 @@ async function validateForEncryption(
     return { ok: false, problem, revocationUnavailable: result.reason };
   }
   return { ok: false, problem };
-}
-
-/**
- * The key usage a certificate needs for us to encrypt to it (RFC 8550 §4.4.2): keyEncipherment for RSA key
- * transport, keyAgreement for ECDH; or why we cannot encrypt to it at all.
- */
-function encryptionKeyUsage(der: Buffer): { keyType: 'rsa' | 'ec'; keyUsage: KeyUsageName[] } | string {
-  let keyType: string | undefined;
-  try {
-    keyType = new X509Certificate(der).publicKey.asymmetricKeyType;
-  } catch {
-    return 'MALFORMED_CERTIFICATE (not readable)';
-  }
-  if (keyType === 'rsa') return { keyType, keyUsage: ['keyEncipherment'] };
-  if (keyType === 'ec') return { keyType, keyUsage: ['keyAgreement'] };
-  return `UNSUPPORTED_ALGORITHM (cannot encrypt to a ${keyType ?? 'unknown'} key)`;
 }
 
 async function pgpKeyProblems(armored: string, now: Date): Promise<string[]> {

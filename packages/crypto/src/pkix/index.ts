@@ -9,6 +9,12 @@ export {
   readPemCertificates,
 } from './certificate-upload.ts';
 export {
+  checkEncryptionKeyUsage,
+  type EncryptionKeyUsage,
+  encryptionKeyUsage,
+  keyUsageAllows,
+} from './encryption-key-usage.ts';
+export {
   createRevocationFetcher,
   type FetchedRevocation,
   REVOCATION_FETCH_DEFAULTS,

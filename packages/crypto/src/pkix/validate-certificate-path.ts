@@ -2,6 +2,7 @@
 // for its purpose and address and every certificate of the path for revocation. Fails closed.
 import type * as asn1js from 'asn1js';
 import { MalformedCertificateError, type ParsedCertificate, parseCertificate } from './certificate.ts';
+import { keyUsageAllows } from './encryption-key-usage.ts';
 import { buildCandidatePaths, type CandidatePath, type TrustAnchor } from './path-builder.ts';
 import { processPath } from './process-path.ts';
 import { checkCrlStatus, type ParsedCrl, parseCrl } from './revocation-crl.ts';
@@ -91,7 +92,7 @@ function emailMatches(candidate: string, wanted: string): boolean {
 }
 
 function checkLeaf(leaf: ParsedCertificate, input: PathValidationInput): PathValidationFailure | undefined {
-  if (input.leafKeyUsage && leaf.keyUsage && !input.leafKeyUsage.some((usage) => leaf.keyUsage?.has(usage))) {
+  if (input.leafKeyUsage && !keyUsageAllows(leaf.keyUsage, input.leafKeyUsage)) {
     return failure(
       'KEY_USAGE',
       `The end-entity certificate’s keyUsage allows none of: ${input.leafKeyUsage.join(', ')}.`,
