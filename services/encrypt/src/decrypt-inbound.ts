@@ -59,6 +59,8 @@ export interface InboundDeps {
   fetcher: RevocationFetcher;
   revocationMode: RevocationMode;
   metrics?: { inbound: { inc(labels: { result: string }): void } };
+  /** Distinct recipients' keys a message is decrypted with at most (default MAX_KEY_SETS_TRIED). */
+  maxRecipientKeySets?: number;
   now: () => Date;
 }
 
@@ -191,6 +193,7 @@ async function decryptForEachRecipient(
     }
   }
   const attempts = new Map<string, Promise<Decryption>>();
+  const contents: Buffer[] = [];
   const results = new Map<string, Decryption>();
   for (const recipient of envelope.recipients) {
     const keys = agencyRecipients.includes(recipient) ? (keysOf.get(recipient.toLowerCase()) ?? []) : [];
@@ -209,13 +212,40 @@ async function decryptForEachRecipient(
     }
     const same = keys.map((k) => k.fingerprint).join(' ');
     let attempt = attempts.get(same);
+    const maxKeySets = deps.maxRecipientKeySets ?? MAX_KEY_SETS_TRIED;
+    if (!attempt && attempts.size >= maxKeySets) {
+      results.set(recipient, {
+        ok: false,
+        code: 'ENCRYPT_TOO_MANY_RECIPIENT_KEYS',
+        detail: `the keys of ${maxKeySets} recipients were tried already`,
+      });
+      continue;
+    }
     if (!attempt) {
-      attempt = decryptWith(deps, envelope, form, keys, at);
+      attempt = decryptWith(deps, envelope, form, keys, at).then((result) => sameContentOnce(result, contents));
       attempts.set(same, attempt);
     }
     results.set(recipient, await attempt);
   }
   return results;
+}
+
+/**
+ * Distinct keys whose recipients a message is decrypted for: each attempt decrypts the whole message, so a stranger's
+ * message to a hundred agency addresses holding keys would cost a hundred decryptions of up to the message limit.
+ */
+export const MAX_KEY_SETS_TRIED = 16;
+
+/**
+ * The result with its content shared with an equal one decrypted before (`contents`): the recipients' attempts then
+ * hold one copy of the plaintext, not one each.
+ */
+function sameContentOnce(result: Decryption, contents: Buffer[]): Decryption {
+  if (!result.ok) return result;
+  const earlier = contents.find((content) => content.equals(result.entity));
+  if (earlier) return { ...result, entity: earlier };
+  contents.push(result.entity);
+  return result;
 }
 
 /** The message opened with `keys` (one recipient's), or why not. */

@@ -45,7 +45,11 @@ describe('inbound decryption: each recipient with its own keys', () => {
   });
 
   /** `encryptedTo`'s ciphertext, arriving from the internet for `recipients`: the stage's child envelopes. */
-  async function arrive(encryptedTo: TestCertificate[], recipients: string[]): Promise<Envelope[]> {
+  async function arrive(
+    encryptedTo: TestCertificate[],
+    recipients: string[],
+    options: { maxRecipientKeySets?: number } = {},
+  ): Promise<Envelope[]> {
     const entity = Buffer.from(`Content-Type: text/plain; charset=utf-8\r\n\r\n${SECRET}\r\n`);
     const sent = await opensslEncrypted(pki, encryptedTo, entity, {
       to: recipients.join(', '),
@@ -57,7 +61,7 @@ describe('inbound decryption: each recipient with its own keys', () => {
     const envelope = testEnvelope(blob, 'inbound', { id, mailFrom: 'absender@extern.example', recipients });
     await recordMessage(db.pool, envelope);
     const outcome = await encryptEnvelope(
-      encryptDeps(db.pool, blobStore, { internalDomains: INTERNAL }),
+      encryptDeps(db.pool, blobStore, { internalDomains: INTERNAL, ...options }),
       envelope,
       handlerContext(),
     );
@@ -106,6 +110,23 @@ describe('inbound decryption: each recipient with its own keys', () => {
     assert.deepEqual(both.recipients, ['stelle@amt-a.example', 'stelle@amt-b.example']);
     assert.equal(both.verdicts.crypto?.status, 'decrypted');
     assert.ok((await text(both)).includes(SECRET));
+  });
+
+  it('decrypts with the keys of at most so many recipients: a stranger cannot make one message cost a hundred', async () => {
+    const children = await arrive([agencyA, agencyB], ['stelle@amt-a.example', 'stelle@amt-b.example'], {
+      maxRecipientKeySets: 1,
+    });
+    assert.deepEqual(
+      children.map((c) => [c.recipients, c.verdicts.crypto?.status]),
+      [
+        [['stelle@amt-a.example'], 'decrypted'],
+        [['stelle@amt-b.example'], 'not-decrypted'],
+      ],
+    );
+    assert.match(
+      await text(children[1] as Envelope),
+      /^X-SMGW-Decryption: failed; reason=ENCRYPT_TOO_MANY_RECIPIENT_KEYS/,
+    );
   });
 
   it('passes the message on closed, in one envelope per reason, when no recipient holds a key that opens it', async () => {
