@@ -421,6 +421,32 @@ describe('the quota', () => {
   });
 });
 
+/** The deps of a submission whose publish the broker does not confirm. */
+function brokerDownDeps(): SubmitDeps {
+  return {
+    ...world.deps,
+    mq: {
+      publish: async () => {
+        throw Object.assign(new Error('the channel closed'), { code: 'MQ_PUBLISH_CHANNEL_CLOSED' });
+      },
+    },
+  };
+}
+
+/**
+ * What the reaper's sent-copy-reservations sweep does once a draft's life is over (its own tests drive it): the
+ * message's reserved Sent-copy bytes given back.
+ */
+async function reaperGivesBack(mailbox: Mailbox, messageId: string): Promise<void> {
+  await withTransaction(world.db.pool, async (db) => {
+    await lockMailbox(db, mailbox.id);
+    const copy = await claimAbandonedSentCopy(db, messageId, new Date(Date.now() + 60_000));
+    assert.ok(copy, 'the reservation is open');
+    await releaseMailboxUsage(db, mailbox.id, copy.bytes);
+    await recordSentCopyAbandoned(db, copy, { stage: 'reaper', reason: 'test', data: {}, at: new Date() });
+  });
+}
+
 describe('sending a draft again', () => {
   it('does nothing more once it was sent', async () => {
     const mailbox = await citizen();
@@ -441,14 +467,7 @@ describe('sending a draft again', () => {
   it('after an unconfirmed publish: "not sent", nothing in Sent; again, the recorded message goes, not a new one', async () => {
     const mailbox = await citizen();
     const input = submission(mailbox, { text: 'die erste Fassung' });
-    const brokerDown: SubmitDeps = {
-      ...world.deps,
-      mq: {
-        publish: async () => {
-          throw Object.assign(new Error('the channel closed'), { code: 'MQ_PUBLISH_CHANNEL_CLOSED' });
-        },
-      },
-    };
+    const brokerDown = brokerDownDeps();
     const failed = await submitPortalMessage(brokerDown, input);
     assert.deepEqual(failed, { kind: 'failed', code: 'MQ_PUBLISH_CHANNEL_CLOSED', reason: 'the channel closed' });
     assert.deepEqual(await sentFolder(mailbox), [], 'not shown as sent');
@@ -479,26 +498,12 @@ describe('sending a draft again', () => {
   it('after the reaper gave the reserved bytes back, a resend still on its way counts its Sent copy itself', async () => {
     const mailbox = await citizen();
     const input = submission(mailbox);
-    const brokerDown: SubmitDeps = {
-      ...world.deps,
-      mq: {
-        publish: async () => {
-          throw Object.assign(new Error('the channel closed'), { code: 'MQ_PUBLISH_CHANNEL_CLOSED' });
-        },
-      },
-    };
+    const brokerDown = brokerDownDeps();
     assert.equal((await submitPortalMessage(brokerDown, input)).kind, 'failed');
     const recorded = await recordedMessage(world.db.pool, input.messageId);
     assert.ok(recorded);
     const usage = async () => (await findMailboxById(world.db.pool, mailbox.id))?.usageBytes;
-    // What the reaper's sent-copy-reservations sweep does once the draft's life is over (its own tests drive it).
-    await withTransaction(world.db.pool, async (db) => {
-      await lockMailbox(db, mailbox.id);
-      const copy = await claimAbandonedSentCopy(db, input.messageId, new Date(Date.now() + 60_000));
-      assert.ok(copy, 'the reservation is open');
-      await releaseMailboxUsage(db, mailbox.id, copy.bytes);
-      await recordSentCopyAbandoned(db, copy, { stage: 'reaper', reason: 'test', data: {}, at: new Date() });
-    });
+    await reaperGivesBack(mailbox, input.messageId);
     assert.equal(await usage(), 0);
 
     assert.equal((await submitPortalMessage(world.deps, input)).kind, 'sent');
@@ -534,22 +539,9 @@ describe('sending a draft again', () => {
   it('after the reaper gave the reserved bytes back, a resend whose copy no longer fits is sent without one', async () => {
     const mailbox = await citizen();
     const input = submission(mailbox, { text: 'y'.repeat(15_000) });
-    const brokerDown: SubmitDeps = {
-      ...world.deps,
-      mq: {
-        publish: async () => {
-          throw Object.assign(new Error('the channel closed'), { code: 'MQ_PUBLISH_CHANNEL_CLOSED' });
-        },
-      },
-    };
+    const brokerDown = brokerDownDeps();
     assert.equal((await submitPortalMessage(brokerDown, input)).kind, 'failed');
-    await withTransaction(world.db.pool, async (db) => {
-      await lockMailbox(db, mailbox.id);
-      const copy = await claimAbandonedSentCopy(db, input.messageId, new Date(Date.now() + 60_000));
-      assert.ok(copy, 'the reservation is open');
-      await releaseMailboxUsage(db, mailbox.id, copy.bytes);
-      await recordSentCopyAbandoned(db, copy, { stage: 'reaper', reason: 'test', data: {}, at: new Date() });
-    });
+    await reaperGivesBack(mailbox, input.messageId);
     // Meanwhile the agencies' letters filled the mailbox up to a few bytes below its quota.
     await world.db.pool.query('update mailboxes set usage_bytes = $2 where id = $1', [mailbox.id, QUOTA - 100]);
     const again = await submitPortalMessage(world.deps, input);
