@@ -125,16 +125,34 @@ class FrameBatch {
 
   /** Sends a full batch; resolves once the socket takes more, rejects once it is gone. */
   async room(): Promise<void> {
-    if (this.bytes >= BATCH_BYTES) this.send();
+    if (this.bytes >= BATCH_BYTES) {
+      await this.readFirst();
+      this.send();
+    }
     if (this.draining) await this.draining;
     this.checkSocket();
   }
 
   /** Sends what is gathered; resolves once the socket takes more, rejects once it is gone. */
   async flush(): Promise<void> {
+    await this.readFirst();
     this.checkSocket();
     this.send();
     if (this.draining) await this.draining;
+  }
+
+  /**
+   * One turn of the event loop just before a write, so that what clamd sent is read first. clamd answers at once and
+   * closes when a stream goes over its StreamMaxLength; a write after that close fails (EPIPE) and Node drops the
+   * socket with the answer unread, so a message over the limit came back as a lost connection (retried until parked)
+   * instead of CLAMD_LIMIT_EXCEEDED (quarantined). The gap between the read and the write is now only the write; before,
+   * it held the work of producing the next pieces (a Transform, the SignedData hint), and the answer lost that race
+   * most of the time.
+   */
+  private async readFirst(): Promise<void> {
+    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
 
   /** Drops what is gathered (the upload failed). */

@@ -31,7 +31,7 @@ export interface RabbitMqControl extends ServerControl {
 }
 
 export interface PrivateServers {
-  /** DATABASE_URL, AMQP_URL, SMGW_RABBITMQ_API, REDIS_URL, CLAMD_URL of these servers. */
+  /** DATABASE_URL, AMQP_URL, SMGW_RABBITMQ_API, REDIS_URL, CLAMD_URL and SMGW_CLAMD_STREAM_MAX_BYTES of these servers. */
   env: Record<string, string>;
   /** clamd's StreamMaxLength: longer messages are refused by clamd (and quarantined by scan). */
   clamdStreamMaxBytes: number;
@@ -382,6 +382,8 @@ export async function startPrivateServers(
         SMGW_RABBITMQ_API: rabbitmq.api,
         REDIS_URL: redis.url,
         CLAMD_URL: clamd.url,
+        // The scan stage stops at this clamd's StreamMaxLength itself (its own refusal can lose its answer).
+        SMGW_CLAMD_STREAM_MAX_BYTES: String(clamdStreamMaxBytes),
       },
       clamdStreamMaxBytes,
       postgres: postgres.control,

@@ -24,6 +24,19 @@ export const scanSpec = {
     '180000',
     'deadline for streaming one message to clamd and getting its verdict',
   ),
+  /**
+   * The longest stream sent to clamd: keep it at clamd's StreamMaxLength. Past it our client stops and the message is
+   * quarantined (Smgw.Limits.Exceeded.StreamMaxLength). clamd's own refusal past its limit comes with a close that
+   * can beat its answer (a write after it fails, the answer unread): a lost connection, retried until parked, never
+   * passed, but not quarantined either. Unset: SMGW_MAX_MESSAGE_BYTES + 1 MiB, what ./smgw up and the manifests set
+   * clamd's StreamMaxLength to.
+   */
+  clamdStreamMaxBytes: setting(
+    'SMGW_CLAMD_STREAM_MAX_BYTES',
+    integer(1024, 2 ** 31),
+    undefined,
+    "longest stream sent to clamd (keep it at clamd's StreamMaxLength); unset: SMGW_MAX_MESSAGE_BYTES + 1 MiB",
+  ),
   scanPolicy: setting(
     'SMGW_SCAN_PASS_SUSPICIOUS',
     parseScanPolicy,

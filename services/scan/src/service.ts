@@ -48,7 +48,7 @@ export async function startScan(config: ScanConfig, log: Logger): Promise<Runnin
     scan: (open: () => Readable) =>
       clamdSessions.scanStream(open, {
         deadlineMs: config.clamdTimeoutMs,
-        maxBytes: config.maxMessageBytes + STREAM_SLACK_BYTES,
+        maxBytes: config.clamdStreamMaxBytes ?? config.maxMessageBytes + STREAM_SLACK_BYTES,
       }),
     engine: () => clamd.engine(),
     policy: config.scanPolicy,

@@ -316,9 +316,33 @@ describe('suspicious content', () => {
   describe('with a clamd of small scan limits', () => {
     let small: PrivateClamd;
     before(async () => {
-      small = await startPrivateClamd({ MaxFileSize: '100K', MaxScanSize: '200K' });
+      small = await startPrivateClamd({ MaxFileSize: '100K', MaxScanSize: '200K', StreamMaxLength: '1M' });
     });
     after(() => small.close());
+
+    it("quarantines a message over clamd's StreamMaxLength when the stream limit is kept at it (SMGW_CLAMD_STREAM_MAX_BYTES)", async () => {
+      const large = () => received(textMail('y'.repeat(3 * 1024 * 1024)));
+      const pool = createClamdPool({ url: small.url, maxSessions: 2 });
+      const scanUpTo = (maxBytes: number) =>
+        depsFor(small.url, {
+          scan: (open: () => Readable) => pool.scanStream(open, { deadlineMs: 60_000, maxBytes }),
+        });
+      try {
+        // Misconfigured (our limit above clamd's): clamd refuses and closes mid-upload; its answer may be lost with
+        // the connection. Never passed: quarantined, or retried.
+        const misconfigured = await large();
+        for (let i = 0; i < 3; i++) {
+          const outcome = await scanEnvelope(scanUpTo(MAX_BYTES), misconfigured, handlerContext());
+          const passed = outcome.kind === 'next' && outcome.envelopes.some((e) => e.id === misconfigured.id);
+          assert.ok(!passed && (outcome.kind === 'retry' || outcome.kind === 'next'), JSON.stringify(outcome));
+        }
+        // Kept at clamd's limit: our client stops there, every time.
+        const { row } = await expectQuarantined(await large(), 'suspicious', scanUpTo(1024 * 1024));
+        assert.equal(row.finding, 'Smgw.Limits.Exceeded.StreamMaxLength');
+      } finally {
+        await pool.close();
+      }
+    });
 
     it('does not call a file over MaxFileSize clean', async () => {
       // Incompressible: a zip whose member is over MaxFileSize but which is itself small passes clamd as OK even
