@@ -49,12 +49,6 @@ export interface ClaimOwner {
  * for claims of an older deliver (a session as owner, 004) the session no longer exists; and for any claim, it is
  * older than `leaseMs`. A claim by a live consumer is left alone, so a duplicate envelope (one redelivered while its
  * first consumer still works, say after a broker restart) waits instead of sending twice.
- *
- * The claim commits without waiting for its WAL to reach the disk (synchronous_commit off for this transaction): it
- * promises nothing to anyone. The outcome that follows it commits with the flush, and WAL is flushed in order, so an
- * outcome on disk has its claim on disk too. A database crash between the two loses at most the claim; the send's
- * outcome then fails to commit, the envelope is not acked and comes again: a resend, the same window as deliver
- * crashing after a send. Before this the claim's flush was the one flush per message no group commit shared.
  */
 const CLAIM = preparedStatement(
   'deliver-claim',
@@ -78,8 +72,7 @@ const CLAIM = preparedStatement(
              or deliveries.updated_at < now() - make_interval(secs => $3::double precision / 1000)))
      returning recipient)
    select coalesce(array_agg(recipient), '{}') as recipients,
-          case when count(*) > 0 then ${committedBlobColumn(7)} end as blob,
-          (select set_config('synchronous_commit', 'off', true)) as commit_unflushed
+          case when count(*) > 0 then ${committedBlobColumn(7)} end as blob
      from claimed`,
 );
 
