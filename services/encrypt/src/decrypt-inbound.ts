@@ -154,7 +154,7 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
   return next(...children);
 }
 
-type Decryption =
+export type Decryption =
   | { ok: true; entity: Buffer; address: string; fingerprint: string }
   | { ok: false; code: string; detail: string };
 
@@ -237,15 +237,24 @@ async function decryptForEachRecipient(
 export const MAX_KEY_SETS_TRIED = 16;
 
 /**
- * The result with its content shared with an equal one decrypted before (`contents`): the recipients' attempts then
- * hold one copy of the plaintext, not one each.
+ * The result with its content shared with the one decrypted before (`contents`): the recipients' attempts then hold
+ * one copy of the plaintext, not one each. A content that differs from it is not taken: an honest message opens to
+ * the same content for every recipient, while S/MIME without integrity (AES-CBC) lets a stranger give each
+ * RecipientInfo a content key of its own, and sixteen different plaintexts of the message limit would be held at once.
  */
-function sameContentOnce(result: Decryption, contents: Buffer[]): Decryption {
+export function sameContentOnce(result: Decryption, contents: Buffer[]): Decryption {
   if (!result.ok) return result;
-  const earlier = contents.find((content) => content.equals(result.entity));
-  if (earlier) return { ...result, entity: earlier };
-  contents.push(result.entity);
-  return result;
+  const [first] = contents;
+  if (!first) {
+    contents.push(result.entity);
+    return result;
+  }
+  if (first.equals(result.entity)) return { ...result, entity: first };
+  return {
+    ok: false,
+    code: 'ENCRYPT_CONTENT_DIFFERS',
+    detail: "this recipient's key opens the message to other content than another recipient's key",
+  };
 }
 
 /** The message opened with `keys` (one recipient's), or why not. */

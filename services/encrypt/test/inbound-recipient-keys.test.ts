@@ -8,6 +8,7 @@ import { type BlobStore, createBlobStore, createFolderKeyStore } from '@smgw/blo
 import { type Envelope, newMessageId } from '@smgw/envelope';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 import { recordMessage } from '@smgw/trace';
+import { sameContentOnce } from '../src/decrypt-inbound.ts';
 import { encryptEnvelope } from '../src/encrypt-envelope.ts';
 import {
   createTestPki,
@@ -142,5 +143,21 @@ describe('inbound decryption: each recipient with its own keys', () => {
         [['andere@amt-a.example'], 'not-decrypted'],
       ],
     );
+  });
+
+  it('keeps one plaintext: a key that opens the message to other content leaves its recipient closed', () => {
+    // S/MIME without integrity (AES-CBC) lets a stranger give each RecipientInfo a content key of its own that still
+    // pads correctly: sixteen recipients' keys would otherwise hold sixteen plaintexts of the message limit at once.
+    const contents: Buffer[] = [];
+    const opened = (text: string) => ({ ok: true as const, entity: Buffer.from(text), address: 'a', fingerprint: 'f' });
+    const first = sameContentOnce(opened('Bescheid'), contents);
+    const same = sameContentOnce(opened('Bescheid'), contents);
+    assert.ok(first.ok && same.ok && same.entity === first.entity, 'equal content held once');
+    assert.deepEqual(sameContentOnce(opened('anderer Inhalt'), contents), {
+      ok: false,
+      code: 'ENCRYPT_CONTENT_DIFFERS',
+      detail: "this recipient's key opens the message to other content than another recipient's key",
+    });
+    assert.equal(contents.length, 1);
   });
 });
