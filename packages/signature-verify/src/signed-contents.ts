@@ -117,7 +117,8 @@ function walkEntity(entity: Entity, depth: number, state: State): void {
     return;
   }
   if (mediaType === 'message/rfc822' || mediaType === 'message/global') {
-    walkEntity(entityOf(bareLfToCrlf(entity.body), childPath(entity.path, 'message')), depth + 1, state);
+    // Decoded: RFC 2046 allows no base64 here, but lenient clients show such an attached message all the same.
+    walkEntity(entityOf(bareLfToCrlf(decodedBody(entity)), childPath(entity.path, 'message')), depth + 1, state);
     return;
   }
   const bytes = decodedBody(entity);
@@ -164,7 +165,9 @@ function openCms(
     throw unopened('too-large', path, `more than ${state.limits.maxBytes} bytes inside SignedData`);
   }
   const contentPath = childPath(path, 'content');
-  state.contents.push({ path: contentPath, bytes: content, mime: carriesMime });
+  // A MIME entity is scanned as mail whatever the name said (an x.eml.p7m carries one too): clamd decodes its parts
+  // only then.
+  state.contents.push({ path: contentPath, bytes: content, mime: carriesMime || startsLikeHeader(content) });
   if (depth + 1 > state.limits.maxDepth) {
     if (startsLikeSignedData(content) || mayCarrySignedData([content])) {
       throw unopened('too-deep', contentPath, `nested deeper than ${state.limits.maxDepth} levels`);
@@ -179,4 +182,9 @@ function openCms(
   if (carriesMime || mayCarrySignedData([content])) {
     walkEntity(entityOf(carriesMime ? bareLfToCrlf(content) : content, contentPath), depth + 1, state);
   }
+}
+
+/** Whether bytes start with a header field line (a name of printable characters, then a colon). */
+function startsLikeHeader(bytes: Buffer): boolean {
+  return /^[!-9;-~]+[ \t]*:/.test(bytes.subarray(0, 200).toString('latin1'));
 }

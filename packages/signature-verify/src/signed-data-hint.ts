@@ -6,12 +6,14 @@
 
 /**
  * What a message carrying SignedData shows in its raw bytes: a CMS media type, a .p7m/.p7s name, a name in an
- * encoding that may spell one (RFC 2231, RFC 2047), in any case (as mail clients read them); or the signedData OID
+ * encoding that may spell one (RFC 2231, or an RFC 2047 word anywhere in it: clients decode `"Bescheid=?…?="` too),
+ * an attached message (its header may be base64: `message/rfc822` parts are walked decoded), in any case (as mail
+ * clients read them); or the signedData OID
  * (1.2.840.113549.1.7.2) at the start of a CMS blob, in base64 at each of the three alignments it can have or in
  * binary, case for case. Two expressions, not one case-blind alternation of all: that one took three to five times
  * as long (about 0.3 ms per 100 KB of text, on every message ingest or scan sees).
  */
-const CMS_NAMED = /pkcs7|\.p7[ms]|name\*|name\s*=\s*"?\s*=\?/i;
+const CMS_NAMED = /pkcs7|\.p7[ms]|name\*|name\s*=\s*"?[^";]{0,300}=\?|message\/(?:rfc822|global)/i;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the OID's DER bytes are what is looked for
 const SIGNED_DATA_OID = /BgkqhkiG9w0BBw|YJKoZIhvcNAQcC|GCSqGSIb3DQEHA|\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02/;
 

@@ -108,6 +108,33 @@ describe('the contents inside the SignedData of a message', () => {
     assert.equal(nested.contents.at(-1)?.path, '/content/content');
   });
 
+  it('looks into an attached message sent base64 (lenient clients show it), and scans any MIME content as mail', async () => {
+    const inner = message(TOP, opaqueSigned(await opaque(textPart('innen'))));
+    const forwarded = message(
+      TOP,
+      multipartMixed([
+        Buffer.from(
+          `${header(['Content-Type: message/rfc822', 'Content-Transfer-Encoding: base64', ''])}${base64Lines(inner)}`,
+          'latin1',
+        ),
+      ]),
+    );
+    const found = signedContentsOf(forwarded);
+    assert.equal(found.problem, undefined);
+    assert.equal(found.contents.length, 1);
+    assert.match(found.contents[0]?.bytes.toString('latin1') ?? '', /innen/);
+    // A .p7m whose name says nothing of MIME but whose content is a MIME entity: scanned as mail all the same.
+    const eml = await opaque(textPart('als eml signiert'));
+    const named = signedContentsOf(
+      message(TOP, multipartMixed([attachment('nachricht.eml.p7m', 'application/octet-stream', eml)])),
+    );
+    assert.equal(named.contents[0]?.mime, true);
+    const pdf = signedContentsOf(
+      message(TOP, multipartMixed([attachment('vertrag.pdf.p7m', 'application/pkcs7-mime', await opaque(document))])),
+    );
+    assert.equal(pdf.contents[0]?.mime, false);
+  });
+
   it('takes nothing out of a detached signature (multipart/signed): its content is the first part, in clear', async () => {
     const entity = textPart('signiert');
     const signature = await pki.sign(entity, [stranger]);
@@ -157,6 +184,11 @@ describe('the hint that a message may carry SignedData', () => {
       'Content-Disposition: attachment; filename="vertrag.pdf.P7M"',
       "Content-Disposition: attachment; filename*=UTF-8''vertrag%2Ep7m",
       'Content-Type: application/octet-stream; name="=?UTF-8?B?dmVydHJhZy5wN20=?="',
+      // An encoded word inside the name, as clients decode it too ("Bescheid" + ".p7m"), also folded.
+      'Content-Disposition: attachment; filename="Bescheid=?utf-8?B?LnA3bQ==?="',
+      'Content-Disposition: attachment;\r\n filename="Bescheid vom\r\n 3. Mai=?utf-8?B?LnA3bQ==?="',
+      // An attached message: its header may be base64, where no name or type shows.
+      'Content-Type: message/rfc822',
     ];
     for (const text of hits) assert.equal(mayCarrySignedData([Buffer.from(text)]), true, text);
     const hint = signedDataHint();

@@ -6,10 +6,18 @@ import type { SignedContentProblemKind } from '@smgw/signature-verify';
 
 export const SUSPICIOUS_CATEGORIES = ['encrypted', 'limits', 'broken', 'heuristic'] as const;
 export type SuspiciousCategory = (typeof SUSPICIOUS_CATEGORIES)[number];
-export type FindingCategory = 'malware' | SuspiciousCategory;
+/**
+ * SignedData whose content could not be taken out to be scanned: suspicious, but no policy lets it pass. Under
+ * `broken` or `limits` an operator who meant clamd's heuristics would let a stranger's unreadable SignedData through,
+ * and a malformed one placed first would hide the real one after it (the walk stops at the first).
+ */
+export type UnpassableCategory = 'signed-data';
+export type FindingCategory = 'malware' | SuspiciousCategory | UnpassableCategory;
 
 /** First matching prefix wins; a signature matching none is malware. */
-export const FINDING_RULES: readonly { prefix: string; category: SuspiciousCategory }[] = [
+export const FINDING_RULES: readonly { prefix: string; category: SuspiciousCategory | UnpassableCategory }[] = [
+  { prefix: 'Smgw.Broken.SignedData', category: 'signed-data' },
+  { prefix: 'Smgw.Limits.Exceeded.SignedData', category: 'signed-data' },
   // AlertEncrypted / AlertEncryptedArchive / AlertEncryptedDoc: Heuristics.Encrypted.Zip, .RAR, .PDF, .Office …
   { prefix: 'Heuristics.Encrypted.', category: 'encrypted' },
   // AlertExceedsMax: Heuristics.Limits.Exceeded.MaxFileSize, .MaxScanSize, .MaxRecursion, .MaxFiles, .MaxScanTime …
@@ -38,7 +46,7 @@ export const SIGNED_DATA_FINDINGS: Readonly<Record<SignedContentProblemKind, str
 
 export type Finding =
   | { verdict: 'infected'; category: 'malware' }
-  | { verdict: 'suspicious'; category: SuspiciousCategory };
+  | { verdict: 'suspicious'; category: SuspiciousCategory | UnpassableCategory };
 
 export function classifyFinding(signature: string): Finding {
   const rule = FINDING_RULES.find((r) => signature.startsWith(r.prefix));
@@ -57,7 +65,7 @@ export const DEFAULT_SCAN_POLICY: ScanPolicy = {
 };
 
 export function quarantines(finding: Finding, direction: Direction, policy: ScanPolicy): boolean {
-  if (finding.verdict === 'infected') return true;
+  if (finding.verdict === 'infected' || finding.category === 'signed-data') return true;
   return !policy[direction].includes(finding.category);
 }
 

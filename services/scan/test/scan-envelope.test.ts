@@ -415,6 +415,15 @@ describe('content inside a CMS SignedData (what a mail client shows of a signed 
     assert.equal(row.finding, 'Smgw.Limits.Exceeded.SignedData.MaxRecursion');
   });
 
+  it('never lets SignedData it cannot take apart pass, whatever the policy lets pass of broken content or limits', async () => {
+    // A malformed SignedData placed first would otherwise hide a real one after it (the walk stops at the first).
+    const signed = signedDataOf(infectedEntity());
+    const envelope = await received(opaqueSignedMail(signed.subarray(0, signed.length - 300)));
+    const lenient = { ...deps, policy: parseScanPolicy('internal:broken,internal:limits') };
+    const { row } = await expectQuarantined(envelope, 'suspicious', lenient);
+    assert.equal(row.finding, 'Smgw.Broken.SignedData');
+  });
+
   it('never lets EICAR inside SignedData pass where an operator lets broken content pass', async () => {
     const envelope = await received(opaqueSignedMail(signedDataOf(infectedEntity())));
     const lenient = { ...deps, policy: parseScanPolicy('internal:broken,internal:limits') };

@@ -14,6 +14,8 @@ describe('classifying clamd findings', () => {
     ['Smgw.Limits.Exceeded.StreamMaxLength', 'suspicious', 'limits'],
     ['Heuristics.Broken.Executable', 'suspicious', 'broken'],
     ['Heuristics.Phishing.Email.SpoofedDomain', 'suspicious', 'heuristic'],
+    ['Smgw.Broken.SignedData', 'suspicious', 'signed-data'],
+    ['Smgw.Limits.Exceeded.SignedData.MaxRecursion', 'suspicious', 'signed-data'],
   ];
   for (const [signature, verdict, category] of cases) {
     it(`calls ${signature} ${verdict} (${category})`, () => {
@@ -23,6 +25,13 @@ describe('classifying clamd findings', () => {
 });
 
 describe('the scan policy', () => {
+  it('lets no policy pass SignedData whose content could not be scanned', () => {
+    const everything = parseScanPolicy('inbound:broken,inbound:limits,inbound:encrypted,inbound:heuristic');
+    assert.ok(quarantines(classifyFinding('Smgw.Broken.SignedData'), 'inbound', everything));
+    assert.ok(quarantines(classifyFinding('Smgw.Limits.Exceeded.SignedData.MaxSize'), 'inbound', everything));
+    assert.equal(quarantines(classifyFinding('Heuristics.Broken.Executable'), 'inbound', everything), false);
+  });
+
   it('quarantines everything suspicious by default, in every direction', () => {
     for (const direction of ['inbound', 'outbound', 'internal', 'portal'] as const) {
       assert.ok(quarantines(classifyFinding('Heuristics.Encrypted.Zip'), direction, DEFAULT_SCAN_POLICY));
