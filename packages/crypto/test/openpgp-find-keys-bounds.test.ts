@@ -2,6 +2,10 @@
 // number of keys (each becomes a pending key in the directory) from a bounded number of blocks, and each key is
 // bounded in size, user IDs, subkeys and self-signatures before any signature of it is verified.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as openpgp from 'openpgp';
 import {
@@ -11,6 +15,7 @@ import {
   publicKeyBlocks,
 } from '../src/openpgp/find-pgp-keys.ts';
 import { findPgpKeysInMessage } from '../src/openpgp/index.ts';
+import { costlyKeyMaterial, inspectPublicKey } from '../src/openpgp/inspect-public-key.ts';
 
 const BEGIN = '-----BEGIN PGP PUBLIC KEY BLOCK-----';
 const END = '-----END PGP PUBLIC KEY BLOCK-----';
@@ -133,6 +138,29 @@ describe('findPgpKeysInMessage on keys larger than a person uses', { timeout: 12
     assert.ok(certification);
     user.selfCertifications.push(...Array(HARVESTED_KEY_LIMITS.selfSignatures).fill(certification));
     assert.equal(await found(key.armor()), 0);
+  });
+
+  it('skips DSA key material and RSA of a huge exponent before any signature is checked, and refuses them on upload', async () => {
+    // openpgp checks DSA in plain JavaScript with no bound on its numbers: a 65,535-bit p made one check tens of seconds.
+    const home = mkdtempSync(join(tmpdir(), 'smgw-gpg-dsa-'));
+    try {
+      const gpg = (...args: string[]) =>
+        execFileSync('gpg', ['--homedir', home, '--batch', '--pinentry-mode', 'loopback', '--passphrase', '', ...args]);
+      gpg('--quick-gen-key', 'Alt <alt@example.net>', 'dsa2048', 'sign', 'never');
+      const dsa = gpg('--armor', '--export', 'alt@example.net').toString('latin1');
+      assert.equal(await found(dsa), 0);
+      await assert.rejects(inspectPublicKey(dsa), { code: 'PGP_KEY_MALFORMED', message: /dsa key material/ });
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+    const rsa = await openpgp.readKey({
+      armoredKey: (await openpgp.generateKey({ type: 'rsa', rsaBits: 2048, userIDs: [{ email: 'r@example.net' }] }))
+        .publicKey,
+    });
+    assert.equal(costlyKeyMaterial(rsa), undefined);
+    (rsa.keyPacket as unknown as { publicParams: { e: Uint8Array } }).publicParams.e = new Uint8Array(5).fill(1);
+    assert.equal(costlyKeyMaterial(rsa), 'an RSA exponent over 32 bits');
+    assert.equal(await found(rsa.armor()), 0);
   });
 
   it(`skips a key over ${HARVESTED_KEY_LIMITS.bytes / 1024} KiB without reading it: 6,000 user IDs in 1.9 MiB`, async () => {

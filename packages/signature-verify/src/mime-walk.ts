@@ -487,11 +487,18 @@ async function walkPdf(entity: Entity, coveredBy: readonly string[], state: Stat
   );
 }
 
+/**
+ * What may hold a signature the walk would judge: a signed or any multipart, CMS, an attached message, and a PDF (its
+ * own signatures; one left out past a limit must not let the rest stand as passed when it would have failed).
+ */
 function looksSigned(entity: Entity): boolean {
+  const mediaType = entity.type.mediaType;
   return (
-    entity.type.mediaType === 'multipart/signed' ||
+    mediaType.startsWith('multipart/') ||
+    mediaType.startsWith('message/') ||
     isCmsEntity(entity) ||
-    entity.type.mediaType.startsWith('multipart/')
+    mediaType === 'application/pdf' ||
+    /\.pdf$/i.test(entity.filename ?? '')
   );
 }
 

@@ -556,6 +556,21 @@ describe('verifyMessage', () => {
       assert.equal(summaryHeader(deepEnough), 'TOTAL_PASSED; level=basic; signatures=1');
     });
 
+    it('never lets a signed message pass beside a PDF or an attached message left out at the depth limit', async () => {
+      // The PDF's own signatures, had it been examined, could have failed: not examined, it is not passed either.
+      const signedText = multipartSigned(entity, await sign(entity, [alice]));
+      for (const hidden of [
+        Buffer.from('Content-Type: application/pdf; name="bescheid.pdf"\r\n\r\n%PDF-1.7\r\n'),
+        Buffer.from('Content-Type: message/rfc822\r\n\r\nSubject: innen\r\n\r\ntext\r\n'),
+      ]) {
+        let deep: Buffer = hidden;
+        for (let i = 0; i < 3; i++) deep = multipartMixed([deep], `d${i}`);
+        const mail = message(from(alice), multipartMixed([signedText, deep], 'top'));
+        const result = await verifyMessage(mail, options({ limits: { maxDepth: 3 } }));
+        assert.equal(summaryHeader(result).startsWith('TOTAL_PASSED'), false, summaryHeader(result));
+      }
+    });
+
     it('marks an unsigned HTML alternative beside a signed text as partial', async () => {
       const cms = await sign(entity, [alice]);
       const html = Buffer.from('Content-Type: text/html; charset=utf-8\r\n\r\n<p>Bitte an IBAN DE00 0000 zahlen.</p>');

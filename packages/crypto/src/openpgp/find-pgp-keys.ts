@@ -4,6 +4,7 @@
 // key too large to be worth its cost (HARVESTED_KEY_LIMITS): the key is checked before any signature is verified.
 import { simpleParser } from 'mailparser';
 import * as openpgp from 'openpgp';
+import { costlyKeyMaterial } from './inspect-public-key.ts';
 import { fingerprintOf } from './private-keys.ts';
 
 export interface FoundPgpKey {
@@ -24,10 +25,12 @@ export const MAX_KEY_SOURCES_PER_MESSAGE = 64;
 /**
  * What one offered key may be, checked before any of its signatures is verified (inspectPublicKey verifies every user
  * ID's and subkey's self-signatures, several times over): a stranger's key with 6,000 user IDs (1.9 MiB) kept the
- * encrypt worker's event loop busy for 4 s. A key a person uses fits easily: gpg's default is one user ID, one subkey
- * and two signatures; Autocrypt asks for a minimal key. Bytes are counted as offered (armored text or binary).
+ * encrypt worker's event loop busy for 4 s. A key a person uses fits: gpg's default is one user ID, one subkey and two
+ * signatures, and the limits leave room for years of extended expiry (old self-signatures stay in an export), rotated
+ * subkeys and certifications by others (counted in the bytes, never verified). Bytes are counted as offered (armored
+ * text or binary). What one signature costs is bounded by costlyKeyMaterial (no DSA or ElGamal, RSA up to 8192 bits).
  */
-export const HARVESTED_KEY_LIMITS = { bytes: 64 * 1024, userIds: 8, subkeys: 8, selfSignatures: 32 } as const;
+export const HARVESTED_KEY_LIMITS = { bytes: 256 * 1024, userIds: 16, subkeys: 16, selfSignatures: 128 } as const;
 // Autocrypt Level 1 §2.1: attributes other than these make the header invalid unless they start with '_'.
 const AUTOCRYPT_KNOWN_ATTRIBUTES = new Set(['addr', 'prefer-encrypt', 'keydata']);
 
@@ -125,6 +128,7 @@ export function exceedsHarvestLimits(key: openpgp.Key): boolean {
   const signatures = key.toPacketList().filterByTag(openpgp.enums.packet.signature).length;
   const selfSignatures = signatures - key.users.reduce((n, user) => n + user.otherCertifications.length, 0);
   return (
+    costlyKeyMaterial(key) !== undefined ||
     key.users.length > HARVESTED_KEY_LIMITS.userIds ||
     key.subkeys.length > HARVESTED_KEY_LIMITS.subkeys ||
     selfSignatures > HARVESTED_KEY_LIMITS.selfSignatures

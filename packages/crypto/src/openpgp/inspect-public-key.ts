@@ -44,6 +44,29 @@ export const MIN_FINITE_FIELD_BITS = 2048;
 
 const FINITE_FIELD_ALGORITHMS = new Set(['rsaEncryptSign', 'rsaEncrypt', 'rsaSign', 'dsa', 'elgamal']);
 
+/** Largest RSA modulus, in bits, whose signatures are checked at all. */
+export const MAX_RSA_BITS = 8192;
+
+/**
+ * Why checking this key's signatures would cost too much, before any is checked; undefined when it would not. openpgp
+ * verifies DSA and ElGamal in plain JavaScript with no bound on their numbers (one self-signature over a 65,535-bit p
+ * is tens of seconds on the event loop, checked again on every look at the key), and refuses both algorithms only
+ * after verifying; an RSA key of a huge modulus or exponent is slow as well. Such keys cannot be encrypted to anyway.
+ */
+export function costlyKeyMaterial(key: openpgp.Key): string | undefined {
+  for (const packet of [key.keyPacket, ...key.subkeys.map((subkey) => subkey.keyPacket)]) {
+    if (openpgp.config.rejectPublicKeyAlgorithms.has(packet.algorithm)) {
+      return `${openpgp.enums.read(openpgp.enums.publicKey, packet.algorithm)} key material (not supported)`;
+    }
+    const params = (packet as unknown as { publicParams?: { n?: unknown; e?: unknown } }).publicParams;
+    if (params?.n instanceof Uint8Array && params.n.length * 8 > MAX_RSA_BITS) {
+      return `an RSA modulus of ${params.n.length * 8} bits (at most ${MAX_RSA_BITS})`;
+    }
+    if (params?.e instanceof Uint8Array && params.e.length > 4) return 'an RSA exponent over 32 bits';
+  }
+  return undefined;
+}
+
 /**
  * Reads one armored OpenPGP public key and reports it at `now` (default: the current time).
  * Throws PgpKeyMalformedError (code PGP_KEY_MALFORMED) when the text is not exactly one readable public key;
@@ -52,6 +75,8 @@ const FINITE_FIELD_ALGORITHMS = new Set(['rsaEncryptSign', 'rsaEncrypt', 'rsaSig
 export async function inspectPublicKey(armored: string, options: { now?: Date } = {}): Promise<PgpKeyInfo> {
   const now = options.now ?? new Date();
   const key = await readSinglePublicKey(armored);
+  const costly = costlyKeyMaterial(key);
+  if (costly) throw new PgpKeyMalformedError(`the key holds ${costly}: not accepted`);
   const problems: PgpKeyProblem[] = [];
 
   const info = key.getAlgorithmInfo();
