@@ -254,8 +254,20 @@ export function createRateLimits(redis: Redis, options: RateLimitOptions): RateL
   const knownClientTtl = options.authKnownClientSeconds ?? AUTH_KNOWN_CLIENT_SECONDS;
   const counterTtl = options.connectionCounterTtlSeconds ?? CONNECTION_COUNTER_TTL_SECONDS;
   const ipv6Prefix = options.ipv6ClientPrefix ?? 64;
+  // Every SMTP command is counted under its client's name: the name (an address parse and an HMAC) is kept per
+  // address rather than made again for each command.
+  const names = new Map<string, string>();
+  const nameOf = (ip: string) => {
+    let name = names.get(ip);
+    if (name === undefined) {
+      if (names.size >= MAX_LEASED_WINDOWS) names.clear();
+      name = clientName(ip, options.redisNameSecret, ipv6Prefix);
+      names.set(ip, name);
+    }
+    return name;
+  };
   const key = (kind: string, ip: string, ...more: string[]) =>
-    `${options.prefix}ingest:${[kind, clientName(ip, options.redisNameSecret, ipv6Prefix), ...more].join(':')}`;
+    `${options.prefix}ingest:${[kind, nameOf(ip), ...more].join(':')}`;
   const openConnection = redisScript(redis, 'smgwIngestOpenConnection', OPEN_CONNECTION);
   const closeConnection = redisScript(redis, 'smgwIngestCloseConnection', CLOSE_CONNECTION);
   // The client's count, the account's count, and whether the client is known to the account (client and account
