@@ -49,6 +49,12 @@ export interface ClaimOwner {
  * for claims of an older deliver (a session as owner, 004) the session no longer exists; and for any claim, it is
  * older than `leaseMs`. A claim by a live consumer is left alone, so a duplicate envelope (one redelivered while its
  * first consumer still works, say after a broker restart) waits instead of sending twice.
+ *
+ * The claim commits without waiting for its WAL to reach the disk (synchronous_commit off for this transaction): it
+ * promises nothing to anyone, and it was the one flush per message no group commit shared. The outcome that follows
+ * commits with the flush, and WAL is flushed in order, so an outcome on disk has its claim on disk too. A database
+ * crash between the two can lose the claim's row: the outcome then writes the row itself (RECORD_OUTCOMES), and a
+ * duplicate envelope handled in that window could be sent twice (README: known windows for duplicates).
  */
 const CLAIM = preparedStatement(
   'deliver-claim',
@@ -72,7 +78,8 @@ const CLAIM = preparedStatement(
              or deliveries.updated_at < now() - make_interval(secs => $3::double precision / 1000)))
      returning recipient)
    select coalesce(array_agg(recipient), '{}') as recipients,
-          case when count(*) > 0 then ${committedBlobColumn(7)} end as blob
+          case when count(*) > 0 then ${committedBlobColumn(7)} end as blob,
+          (select set_config('synchronous_commit', 'off', true)) as commit_unflushed
      from claimed`,
 );
 
@@ -152,14 +159,23 @@ const EVENT_OF: Record<DeliveryState, { event: string; outcome: string }> = {
 // and a `deferred` row would let a third consumer claim and send it at the same time. The recipient's trace state
 // follows the deliveries row (recipientStatesAfterChange: only the rows changed here); every attempt is in the trace.
 // The rows of $1 are of one message or of several (group commit); each carries its destination and owner.
+// The row is written whether or not the claim's row is there: the claim commits without waiting for its flush
+// (CLAIM), so a database crash between claim and outcome can take the claim's row away, and the attempt's result
+// must still be recorded (an update of no row would let deliver ack an envelope with no record of its delivery).
 const RECORD_OUTCOMES = preparedStatement(
   'deliver-record-outcomes',
   recipientStatesAfterChange(
-    `update deliveries d set state = o.state, destination = o.destination, last_response = o.detail, updated_at = now()
+    `insert into deliveries as d (message_id, recipient, state, attempts, destination, last_response, updated_at,
+                                  owner_instance)
+     select o.message_id, o.recipient, o.state, 1, o.destination, o.detail, now(), o.owner
        from jsonb_to_recordset($1::jsonb) as o (message_id text, recipient text, state text, detail text,
               destination text, owner text)
-      where d.message_id = o.message_id and d.recipient = o.recipient and d.state not in ('delivered', 'bounced')
-        and (o.state <> 'deferred' or d.state <> 'sending' or d.owner_instance is not distinct from o.owner)
+     on conflict (message_id, recipient) do update
+       set state = excluded.state, destination = excluded.destination, last_response = excluded.last_response,
+           updated_at = now()
+      where d.state not in ('delivered', 'bounced')
+        and (excluded.state <> 'deferred' or d.state <> 'sending'
+             or d.owner_instance is not distinct from excluded.owner_instance)
      returning d.message_id, d.recipient`,
   ),
 );

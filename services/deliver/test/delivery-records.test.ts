@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
 import { BlobNotFoundError, createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
+import { createPool } from '@smgw/db';
 import { type Envelope, newMessageId } from '@smgw/envelope';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 import { recordMessage } from '@smgw/trace';
@@ -185,6 +186,58 @@ describe('deliver records', () => {
     assert.deepEqual(lost.claimed, ['a@behoerde.example']);
     assert.equal(lost.blob?.blob, undefined);
     await assert.rejects(buffer(store.open(gone.blob.ref, lost.blob)), BlobNotFoundError);
+  });
+
+  it('commits a claim without waiting for the WAL flush, and only the claim: the connection commits with it after', async () => {
+    // One connection, so the claim and the statements after it share its session settings.
+    const pool = createPool({ url: db.url, schema: db.schema, max: 1 });
+    try {
+      const replies: Record<string, unknown>[] = [];
+      const watched = Object.assign(Object.create(pool) as typeof pool, {
+        query: async (...args: Parameters<typeof pool.query>) => {
+          const reply = await (pool.query as (...a: unknown[]) => Promise<{ rows: Record<string, unknown>[] }>)(
+            ...args,
+          );
+          replies.push(...reply.rows);
+          return reply;
+        },
+      });
+      const envelope = sampleEnvelope({ id: newMessageId(), recipients: ['a@behoerde.example'] });
+      await recordMessage(db.pool, envelope);
+      const claim = await claimRecipients(
+        watched,
+        { id: envelope.id, blobRef: envelope.blob.ref },
+        envelope.recipients,
+        60_000,
+      );
+      assert.deepEqual(claim.claimed, ['a@behoerde.example']);
+      assert.equal(replies[0]?.commit_unflushed, 'off', "the claim's own transaction");
+      // Local to the claim's transaction: the outcome after it (on the same connection) waits for its flush.
+      assert.equal((await pool.query('show synchronous_commit')).rows[0]?.synchronous_commit, 'on');
+      await recordOutcomes(pool, {
+        envelope,
+        destination: 'relay',
+        outcomes: [{ ...deferred, state: 'delivered', code: undefined, reason: '250 ok' }],
+      });
+      assert.equal((await pool.query('show synchronous_commit')).rows[0]?.synchronous_commit, 'on');
+      assert.equal((await states(envelope.id)).delivery?.state, 'delivered');
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("records an attempt's result when the claim's row is gone (a database crash lost its unflushed commit)", async () => {
+    const envelope = await claimedBy('instance-l');
+    // What a crash before the claim's WAL reached the disk leaves: the message, no deliveries row.
+    await db.pool.query('delete from deliveries where message_id = $1', [envelope.id]);
+    const delivered: RecipientOutcome = { ...deferred, state: 'delivered', code: undefined, reason: '250 ok' };
+    await recordOutcomes(db.pool, { envelope, destination: 'relay', outcomes: [delivered], owner: 'instance-l' });
+    const after = await states(envelope.id);
+    assert.equal(after.delivery?.state, 'delivered', 'a later copy of the envelope finds it done and sends nothing');
+    assert.equal(after.recipient, 'delivered');
+    const again = await claimAs(envelope, 'instance-m');
+    assert.deepEqual(again.claimed, []);
+    assert.deepEqual(again.done, ['a@behoerde.example']);
   });
 
   it("brings a small blob's chunk once, not once per claimed recipient (a 100-recipient message is one row)", async () => {
