@@ -302,20 +302,17 @@ export const composePages: PortalPage = async (app, ctx) => {
     });
   });
 
-  app.post<{ Params: { id: string } }>(
-    '/nachricht/:id/antworten',
-    { config: { requireLogin: true } },
-    async (req, reply) => {
-      const { mailbox } = ctx.login(req);
-      let target: Target | undefined;
-      try {
-        target = await replyTarget(mailbox, req.params.id);
-      } catch (err) {
-        if (err instanceof PortalWriteError) return replyRefused(req, reply);
-        throw err;
-      }
-      if (target?.kind !== 'reply') return ctx.renderError(req, reply, 404);
-      return send(req, reply, { ...target, original: undefined });
-    },
-  );
+  // Sending a reply decrypts and reads the original again (replyTarget): limited as the reply form is.
+  app.post<{ Params: { id: string } }>('/nachricht/:id/antworten', parsing, async (req, reply) => {
+    const { mailbox } = ctx.login(req);
+    let target: Target | undefined;
+    try {
+      target = await replyTarget(mailbox, req.params.id);
+    } catch (err) {
+      if (err instanceof PortalWriteError) return replyRefused(req, reply);
+      throw err;
+    }
+    if (target?.kind !== 'reply') return ctx.renderError(req, reply, 404);
+    return send(req, reply, { ...target, original: undefined });
+  });
 };
