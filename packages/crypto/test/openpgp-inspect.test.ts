@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as openpgp from 'openpgp';
-import { inspectPublicKey, type PgpKeyInfo } from '../src/openpgp/index.ts';
+import { inspectPublicKey, type PgpKeyInfo, recipientKeyProblems } from '../src/openpgp/index.ts';
 import { createGpgHome, type GpgHome } from './openpgp-gpg.ts';
 
 const DAY = 24 * 3600 * 1000;
@@ -126,5 +126,38 @@ describe('inspectPublicKey on gpg keys', () => {
     const info = await inspectPublicKey(key.armor());
     assert.ok(codes(info).includes('PGP_KEY_MALFORMED'), JSON.stringify(info.problems));
     assert.equal(info.canEncrypt, false);
+  });
+
+  it("recipientKeyProblems (encrypt's look at a directory key) reports inspectPublicKey's codes at each second", async () => {
+    const short = await gpg.exportPublic(
+      await gpg.generateKey({ kind: 'cv25519', name: 'Kurz', email: 'kurz2@example.net', expire: '1d' }),
+    );
+    const weak = await gpg.exportPublic(await gpg.generateKey({ kind: 'rsa1024', name: 'A', email: 'w@example.net' }));
+    const stripped = await openpgp.readKey({
+      armoredKey: await gpg.exportPublic(await gpg.generateKey({ kind: 'cv25519', name: 'O', email: 'o@example.net' })),
+    });
+    for (const user of stripped.users) user.selfCertifications = [];
+    const now = new Date();
+    const later = new Date(now.getTime() + 2 * DAY);
+    for (const [armored, at] of [
+      [short, now],
+      [short, later],
+      [short, now],
+      [weak, now],
+      [stripped.armor(), now],
+    ] as const) {
+      const expected = codes(await inspectPublicKey(armored, { now: at }));
+      // Twice: the second answer within the same second comes from the key's kept verdict.
+      assert.deepEqual((await recipientKeyProblems(armored, at)).sort(), expected, at.toISOString());
+      assert.deepEqual((await recipientKeyProblems(armored, at)).sort(), expected, at.toISOString());
+    }
+    assert.deepEqual(await recipientKeyProblems('garbage', now), ['PGP_KEY_MALFORMED']);
+    const kept = await recipientKeyProblems(short, later);
+    kept.push('PGP_KEY_REVOKED');
+    assert.deepEqual(
+      await recipientKeyProblems(short, later),
+      ['PGP_KEY_EXPIRED'],
+      'a caller cannot change the kept verdict',
+    );
   });
 });

@@ -3,10 +3,10 @@
 // author's signing keys. The decisions are plan-outbound.ts's, made on this data without a database.
 import {
   encryptionKeyUsage,
-  inspectPublicKey,
   type PathValidationCache,
   type RevocationFetcher,
   type RevocationMode,
+  recipientKeyProblems,
   validateCertificatePathFetchingRevocation,
 } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
@@ -107,7 +107,7 @@ export async function lookUpRecipientKeys(deps: RecipientLookupDeps, recipient: 
 
   const pgpKeys: CheckedPgpKey[] = [];
   for (const key of await pgpKeysFor(deps.pool, recipient)) {
-    const problems = key.state === 'approved' ? await pgpKeyProblems(key.armored, deps.now) : [];
+    const problems = key.state === 'approved' ? await recipientKeyProblems(key.armored, deps.now) : [];
     pgpKeys.push({ fingerprint: key.fingerprint, armored: key.armored, state: key.state, problems });
     if (key.state === 'approved' && problems.length === 0) break;
   }
@@ -141,12 +141,4 @@ async function validateForEncryption(
     return { ok: false, problem, revocationUnavailable: result.reason };
   }
   return { ok: false, problem };
-}
-
-async function pgpKeyProblems(armored: string, now: Date): Promise<string[]> {
-  try {
-    return (await inspectPublicKey(armored, { now })).problems.map((p) => p.code);
-  } catch (err) {
-    return [(err as { code?: string }).code ?? 'PGP_KEY_MALFORMED'];
-  }
 }

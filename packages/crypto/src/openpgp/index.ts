@@ -19,3 +19,4 @@ export { inspectPublicKey, MIN_FINITE_FIELD_BITS } from './inspect-public-key.ts
 export type { OuterHeaders } from './outer-headers.ts';
 export type { ArmoredPrivateKey, PrivateKeyForStorage } from './private-keys.ts';
 export { readPrivateKeyForStorage } from './private-keys.ts';
+export { recipientKeyProblems } from './recipient-keys.ts';

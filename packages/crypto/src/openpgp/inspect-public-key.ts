@@ -75,12 +75,37 @@ export function costlyKeyMaterial(key: openpgp.Key): string | undefined {
 export async function inspectPublicKey(armored: string, options: { now?: Date } = {}): Promise<PgpKeyInfo> {
   const now = options.now ?? new Date();
   const key = await readSinglePublicKey(armored);
+  const { problems, expires, revoked, canEncrypt } = await publicKeyProblems(key, now);
+  const info = key.getAlgorithmInfo();
+  return {
+    armored: key.armor(),
+    fingerprint: key.getFingerprint().toUpperCase(),
+    keyId: key.getKeyID().toHex().toUpperCase(),
+    userIds: key.getUserIDs(),
+    addresses: await validAddresses(key, now),
+    algorithm: info.algorithm,
+    ...(info.bits === undefined ? {} : { bits: info.bits }),
+    ...(info.curve === undefined ? {} : { curve: info.curve }),
+    created: key.getCreationTime(),
+    expires,
+    revoked,
+    canEncrypt,
+    problems,
+  };
+}
+
+/**
+ * What is wrong with a key already read, at `now` (inspectPublicKey's problems). Throws PgpKeyMalformedError for key
+ * material too costly to check (costlyKeyMaterial) before any signature is verified.
+ */
+export async function publicKeyProblems(
+  key: openpgp.PublicKey,
+  now: Date,
+): Promise<Pick<PgpKeyInfo, 'problems' | 'expires' | 'revoked' | 'canEncrypt'>> {
   const costly = costlyKeyMaterial(key);
   if (costly) throw new PgpKeyMalformedError(`the key holds ${costly}: not accepted`);
   const problems: PgpKeyProblem[] = [];
 
-  const info = key.getAlgorithmInfo();
-  const created = key.getCreationTime();
   const expiration = await key.getExpirationTime();
   const revoked = await key.isRevoked(undefined, undefined, now);
 
@@ -113,22 +138,7 @@ export async function inspectPublicKey(armored: string, options: { now?: Date } 
       problems.push({ code: 'PGP_KEY_MALFORMED', detail: `the primary key does not verify: ${describeError(error)}` });
     }
   }
-
-  return {
-    armored: key.armor(),
-    fingerprint: key.getFingerprint().toUpperCase(),
-    keyId: key.getKeyID().toHex().toUpperCase(),
-    userIds: key.getUserIDs(),
-    addresses: await validAddresses(key, now),
-    algorithm: info.algorithm,
-    ...(info.bits === undefined ? {} : { bits: info.bits }),
-    ...(info.curve === undefined ? {} : { curve: info.curve }),
-    created,
-    expires,
-    revoked,
-    canEncrypt,
-    problems,
-  };
+  return { problems, expires, revoked, canEncrypt };
 }
 
 async function readSinglePublicKey(armored: string): Promise<openpgp.PublicKey> {

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import * as openpgp from 'openpgp';
 import { describeError, PgpError } from './errors.ts';
+import { type PgpKeyProblemCode, publicKeyProblems } from './inspect-public-key.ts';
 import { fingerprintOf } from './private-keys.ts';
 
 const CACHE_ENTRIES = 512;
@@ -58,6 +59,39 @@ export async function readRecipientKey(armored: string, now: Date): Promise<Reci
       { cause: error },
     );
   }
+}
+
+/** A key's problems at one second (inspectPublicKey's rule), kept with it for that second as its verdict is. */
+const inspections = new WeakMap<
+  openpgp.PublicKey,
+  { readonly second: number; readonly problems: PgpKeyProblemCode[] }
+>();
+
+/**
+ * What is wrong with a recipient's key at `now`, as inspectPublicKey reports it, for every message encrypted to it:
+ * read through the same cache as readRecipientKey, and judged once per key and second (openpgp judges in whole
+ * seconds, see Verdict). Inspecting afresh read the key and verified every signature again for each message (1.5 ms
+ * for a gpg ed25519 key here). A key that cannot be read, or whose key material is too costly to check, is
+ * PGP_KEY_MALFORMED.
+ */
+export async function recipientKeyProblems(armored: string, now: Date): Promise<PgpKeyProblemCode[]> {
+  let publicKey: openpgp.PublicKey;
+  try {
+    publicKey = cachedKey(armored) ?? (await parseAndCache(armored));
+  } catch {
+    return ['PGP_KEY_MALFORMED'];
+  }
+  const second = secondOf(now);
+  const known = inspections.get(publicKey);
+  if (known?.second === second) return [...known.problems];
+  let problems: PgpKeyProblemCode[];
+  try {
+    problems = (await publicKeyProblems(publicKey, now)).problems.map((problem) => problem.code);
+  } catch {
+    problems = ['PGP_KEY_MALFORMED'];
+  }
+  inspections.set(publicKey, { second, problems });
+  return [...problems];
 }
 
 /**
