@@ -380,6 +380,34 @@ export async function recipientEventsOf(
   return new Map(rows.map((r) => [r.recipient, r.event]));
 }
 
+/** One event of a message as recorded (stageEventsOf). */
+export interface RecordedEvent {
+  event: string;
+  recipient: string | null;
+  code: string | null;
+  reason: string | null;
+  data: Record<string, unknown> | null;
+  at: Date;
+}
+
+/**
+ * The message's events of `stage` named in `events`, in the order they were recorded: what an earlier handling of a
+ * redelivered envelope did, in detail (encrypt rebuilds the children of an inbound envelope from them).
+ */
+export async function stageEventsOf(
+  db: Queryable,
+  messageId: string,
+  match: { stage: string; events: readonly string[] },
+): Promise<RecordedEvent[]> {
+  const { rows } = await db.query<RecordedEvent>(
+    `select event, recipient, code, reason, data, at from message_events
+      where message_id = $1 and stage = $2 and event = any($3::text[])
+      order by id`,
+    [messageId, match.stage, [...match.events]],
+  );
+  return rows;
+}
+
 /** What was recorded of a message when it entered (recordMessage), for rebuilding its envelope. */
 export interface RecordedMessage {
   id: string;

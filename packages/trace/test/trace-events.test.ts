@@ -10,6 +10,7 @@ import {
   recordEvents,
   recordMessage,
   recordMessages,
+  stageEventsOf,
 } from '../src/index.ts';
 
 const AT = new Date('2026-06-01T12:00:00Z');
@@ -85,6 +86,38 @@ describe('trace events', () => {
     assert.equal(await hasEvent(db.pool, id, { ...quarantined, dataContains: { direction: 'outbound' } }), false);
     assert.equal(await hasEvent(db.pool, id, { stage: 'admin', event: 'message.quarantined' }), false);
     assert.equal(await hasEvent(db.pool, await message(), quarantined), false);
+  });
+
+  it("gives a stage's events of the names asked for, with their details, in the order recorded", async () => {
+    const id = await message();
+    const decrypted = { stage: 'encrypt', event: 'message.decrypted', outcome: 'next', at: AT } as const;
+    await recordEvents(db.pool, id, [
+      { ...decrypted, recipient: 'a@behoerde.example', data: { blob: 'x' } },
+      { ...decrypted, event: 'message.not-decrypted', code: 'SMIME_X', reason: 'why', data: { blob: 'y' } },
+      { ...decrypted, event: 'certificate.harvested' },
+      { ...decrypted, stage: 'scan' },
+    ]);
+    assert.deepEqual(
+      await stageEventsOf(db.pool, id, { stage: 'encrypt', events: ['message.decrypted', 'message.not-decrypted'] }),
+      [
+        {
+          event: 'message.decrypted',
+          recipient: 'a@behoerde.example',
+          code: null,
+          reason: null,
+          data: { blob: 'x' },
+          at: AT,
+        },
+        {
+          event: 'message.not-decrypted',
+          recipient: null,
+          code: 'SMIME_X',
+          reason: 'why',
+          data: { blob: 'y' },
+          at: AT,
+        },
+      ],
+    );
   });
 
   it('counts the messages that have an event, each once', async () => {
