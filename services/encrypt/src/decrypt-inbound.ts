@@ -19,7 +19,15 @@ import {
   SmimeError,
 } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
-import { advance, type BlobRef, type Envelope, forRecipients, withBlob, withVerdict } from '@smgw/envelope';
+import {
+  advance,
+  type BlobRef,
+  type Envelope,
+  forRecipients,
+  type StageVerdict,
+  withBlob,
+  withVerdict,
+} from '@smgw/envelope';
 import { agencyKeyAad, type KeyDirectoryCache, sealedAgencyKeys } from '@smgw/key-directory';
 import {
   canonicalLineEnds,
@@ -32,7 +40,7 @@ import {
 } from '@smgw/mime';
 import { type HandlerContext, next, type Outcome } from '@smgw/mq';
 import { openSecretWithAny, SecretError } from '@smgw/secrets';
-import { recordEvent } from '@smgw/trace';
+import { type RecordedEvent, recordEvent, recordEvents, stageEventsOf, type TraceEvent } from '@smgw/trace';
 import { masterKeyRing } from './agency-signing.ts';
 import { readBodyHead } from './body-head.ts';
 import { HARVEST_MAX_BYTES, harvestPgpKeys } from './harvest-pgp-keys.ts';
@@ -65,6 +73,18 @@ export interface InboundDeps {
 }
 
 export async function decryptInbound(deps: InboundDeps, envelope: Envelope, context: HandlerContext): Promise<Outcome> {
+  // Handled before (the ack was lost, or a retry whose first copy came back and went on): its children may have gone
+  // on already, and a second decryption is a second blob, which scan quarantined and noticed a second time.
+  if (context.redelivered || context.attempt > 0) {
+    const earlier = await earlierChildren(deps, envelope);
+    if (earlier) {
+      context.log.info(
+        { code: 'ENCRYPT_EARLIER_BLOBS', children: earlier.length },
+        'handled before: passed on again with the blobs made then',
+      );
+      return next(...earlier);
+    }
+  }
   const at = deps.now();
   const split = await splitMessage(deps.blobStore.open(envelope.blob.ref));
   const bodyHead = await readBodyHead(split.body);
@@ -78,8 +98,20 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
       await harvest(deps, envelope, fields, await deps.blobStore.readAll(envelope.blob.ref), at, context);
     }
     deps.metrics?.inbound.inc({ result: 'plain' });
-    // Plain mail is passed on byte for byte, unless it came with our own header fields: those are removed.
-    const blob = spoofed ? await putRewritten(deps, envelope, Buffer.alloc(0), fields) : envelope.blob;
+    // Plain mail is passed on byte for byte, unless it came with our own header fields: those are removed (a new
+    // blob, recorded like the others).
+    let blob = envelope.blob;
+    if (spoofed) {
+      blob = await putRewritten(deps, envelope, Buffer.alloc(0), fields);
+      await recordEvent(deps.pool, envelope.id, {
+        stage: 'encrypt',
+        event: 'message.fields-removed',
+        outcome: 'next',
+        reason: `${DECRYPTED_HEADER} and ${DECRYPTION_FAILED_HEADER} are the gateway's own`,
+        data: { blob: blob.ref },
+        at,
+      });
+    }
     const verdict = { status: 'plain', at: at.toISOString() };
     return next(advance(withVerdict(withBlob(envelope, blob), 'crypto', verdict), 'encrypt'));
   }
@@ -87,6 +119,9 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
   const groups = groupRecipients(envelope.recipients, await decryptForEachRecipient(deps, envelope, form, at));
   const divided = groups.length > 1;
   const children: Envelope[] = [];
+  // The outcome, each event naming its child's blob, is recorded at once after every blob is made: a redelivery
+  // finds all of it (earlierChildren) or none.
+  const outcome: TraceEvent[] = [];
   let harvested = false;
   for (const group of groups) {
     const child = divided ? forRecipients(envelope, group.recipients) : envelope;
@@ -104,12 +139,12 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
         await harvest(deps, envelope, fields, Buffer.concat([head, entity]), at, context);
       }
       for (const recipient of group.recipients) {
-        await recordEvent(deps.pool, envelope.id, {
+        outcome.push({
           stage: 'encrypt',
           event: 'message.decrypted',
           outcome: 'next',
           recipient,
-          data: { form, fingerprint: decryption.fingerprint },
+          data: { form, fingerprint: decryption.fingerprint, blob: blob.ref },
           at,
         });
       }
@@ -127,14 +162,14 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
     const blob = await putRewritten(deps, envelope, notice, fields);
     // One event for the message when no recipient's key opened it, else one per recipient left closed.
     for (const recipient of divided ? group.recipients : [undefined]) {
-      await recordEvent(deps.pool, envelope.id, {
+      outcome.push({
         stage: 'encrypt',
         event: 'message.not-decrypted',
         outcome: 'next',
         code: decryption.code,
         reason: decryption.detail,
         ...(recipient ? { recipient } : {}),
-        data: { form },
+        data: { form, blob: blob.ref },
         at,
       });
     }
@@ -151,7 +186,61 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
     };
     children.push(advance(withVerdict(withBlob(child, blob), 'crypto', verdict), 'encrypt'));
   }
+  await recordEvents(deps.pool, envelope.id, outcome);
   return next(...children);
+}
+
+/** The crypto status of the child each outcome event names the blob of (data.blob). */
+const STATUS_OF_OUTCOME: Readonly<Record<string, string>> = {
+  'message.decrypted': 'decrypted',
+  'message.not-decrypted': 'not-decrypted',
+  'message.fields-removed': 'plain',
+};
+
+/**
+ * The children an earlier handling of `envelope` published or was about to, rebuilt from its outcome events: every
+ * recipient goes with the blob it went with then (a message-wide event stands for every recipient; the latest event
+ * counts). Undefined, so the message is handled anew, when a recipient has no such event (nothing recorded, or only
+ * plain mail passed on unchanged) or a blob is gone.
+ */
+async function earlierChildren(deps: InboundDeps, envelope: Envelope): Promise<Envelope[] | undefined> {
+  const events = await stageEventsOf(deps.pool, envelope.id, {
+    stage: 'encrypt',
+    events: Object.keys(STATUS_OF_OUTCOME),
+  });
+  const latest = new Map<string, RecordedEvent>();
+  for (const event of events) {
+    if (typeof event.data?.blob !== 'string') continue; // recorded before events named their blob
+    for (const recipient of event.recipient === null ? envelope.recipients : [event.recipient]) {
+      latest.set(recipient, event);
+    }
+  }
+  const groups: Array<{ event: RecordedEvent; recipients: string[] }> = [];
+  for (const recipient of envelope.recipients) {
+    const event = latest.get(recipient);
+    if (!event) return undefined;
+    const group = groups.find((g) => g.event.data?.blob === event.data?.blob);
+    if (group) group.recipients.push(recipient);
+    else groups.push({ event, recipients: [recipient] });
+  }
+  const children: Envelope[] = [];
+  for (const { event, recipients } of groups) {
+    const blob = await deps.blobStore.stat(String(event.data?.blob));
+    if (!blob) return undefined;
+    const child = withBlob(forRecipients(envelope, recipients), blob);
+    children.push(advance(withVerdict(child, 'crypto', earlierVerdict(event)), 'encrypt'));
+  }
+  return children;
+}
+
+/** The crypto verdict the child of an outcome event had. */
+function earlierVerdict(event: RecordedEvent): StageVerdict {
+  const status = STATUS_OF_OUTCOME[event.event] ?? 'plain';
+  const at = event.at.toISOString();
+  if (status === 'plain') return { status, at };
+  const form = event.data?.form;
+  if (status === 'decrypted') return { status, at, form };
+  return { status, at, form, detail: `${event.code}: ${event.reason}` };
 }
 
 export type Decryption =
