@@ -1,6 +1,6 @@
 // Recipient certificates (certificates, migration 008): added by an operator or harvested from validly signed inbound
 // mail, replaced by renewals; the encrypt stage reads the current ones per address. Addresses are stored lower-case.
-import { type Pool, preparedStatement } from '@smgw/db';
+import { type Pool, type PoolClient, preparedStatement } from '@smgw/db';
 
 /** Who brought it: an operator (admin API), inbound signed mail, or the recipient on the portal (migration 013). */
 export type CertificateSource = 'admin' | 'harvested' | 'portal';
@@ -140,6 +140,25 @@ export async function addCertificate(
   } finally {
     client.release();
   }
+}
+
+/**
+ * Deletes the certificates uploaded on the portal for `address` (source `portal`, current or replaced), in the
+ * caller's transaction: they go with the address's mailbox (deletePortalKeys). Returns their fingerprints. A row
+ * stored from the portal for more addresses (before the portal stored for the user's address alone) goes whole: the
+ * other addresses were never the uploader's to claim. Certificates of other sources stay, and one the deleted
+ * certificate had replaced stays replaced (migration 020): its holder renewed it, and it must not encrypt their mail
+ * again without anyone saying so.
+ */
+export async function deletePortalCertificates(db: PoolClient, address: string): Promise<string[]> {
+  const lower = address.toLowerCase();
+  // The lock of addCertificate: a renewal stored meanwhile does not decide against a certificate going away.
+  await db.query('select pg_advisory_xact_lock(hashtext($1))', [`certificates:${lower}`]);
+  const { rows } = await db.query<{ fingerprint: string }>(
+    `delete from certificates where source = 'portal' and addresses @> array[$1::text] returning fingerprint`,
+    [lower],
+  );
+  return rows.map((r) => r.fingerprint).sort();
 }
 
 /** Certificates, newest first; with `address`, only those for it; replaced ones only with `includeReplaced`. */

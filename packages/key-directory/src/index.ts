@@ -7,4 +7,5 @@ export * from './certificate-acceptance.ts';
 export * from './certificates.ts';
 export * from './changes.ts';
 export * from './pgp-keys.ts';
+export * from './portal-keys.ts';
 export * from './trust-anchors.ts';

@@ -2,7 +2,7 @@
 // inbound mail or brought on the portal as pending; a key is used for encryption only for the addresses an operator
 // approved it for (approved_addresses). Through approvePgpKey an address has one approved key at a time: approving
 // another for it must name the address and withdraws the first. Addresses are stored lower-case.
-import { type Pool, preparedStatement } from '@smgw/db';
+import { type Pool, type PoolClient, preparedStatement } from '@smgw/db';
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 
@@ -167,8 +167,13 @@ export async function approvePgpKey(
         where fingerprint = $1 returning ${PGP_COLUMNS}`,
       [key.fingerprint, wanted, approval.operator, approval.at],
     );
+    if (!rows[0]) {
+      // Deleted since it was read (its portal mailbox went, deletePortalPgpKeys): nothing is approved or withdrawn.
+      await client.query('rollback');
+      return { ok: false, code: 'PGP_KEY_NOT_FOUND', message: `no OpenPGP key ${approval.fingerprint}` };
+    }
     await client.query('commit');
-    return { ok: true, key: toPgpKey(rows[0] as PgpKeyRow), replaced: taken };
+    return { ok: true, key: toPgpKey(rows[0]), replaced: taken };
   } catch (err) {
     await client.query('rollback').catch(() => {});
     throw err;
@@ -188,6 +193,22 @@ export async function rejectPgpKey(
     [change.fingerprint, change.operator, change.at],
   );
   return rows[0] ? toPgpKey(rows[0]) : undefined;
+}
+
+/**
+ * Deletes the OpenPGP keys uploaded on the portal for `address` (source `portal`, in any state), in the caller's
+ * transaction: they go with the address's mailbox (deletePortalKeys). Returns their fingerprints. Keys of other
+ * sources stay; a key whose approval for the address an approval of the deleted key withdrew stays withdrawn.
+ */
+export async function deletePortalPgpKeys(db: PoolClient, address: string): Promise<string[]> {
+  const lower = address.toLowerCase();
+  // The lock of approvePgpKey: an approval in progress finishes first, or finds the key gone.
+  await db.query('select pg_advisory_xact_lock(hashtext($1))', [`pgp-approvals:${lower}`]);
+  const { rows } = await db.query<{ fingerprint: string }>(
+    `delete from pgp_keys where source = 'portal' and addresses @> array[$1::text] returning fingerprint`,
+    [lower],
+  );
+  return rows.map((r) => r.fingerprint).sort();
 }
 
 /** What a key is for one of its addresses: approved only when approved for that address. */
