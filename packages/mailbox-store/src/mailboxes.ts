@@ -6,6 +6,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { normalizeDomain } from '@smgw/config';
 import type { Pool, PoolClient } from '@smgw/db';
+import { type DeletedPortalKeys, deletePortalKeys } from '@smgw/key-directory';
 import { isSealedUnder, openSecret, openSecretWithAny, resealSecret, sealSecret } from '@smgw/secrets';
 import { MailboxStoreError } from './errors.ts';
 import type { MailboxKeyStore } from './mailbox-key-store.ts';
@@ -284,28 +285,37 @@ export async function setMailboxLocked(
   return updated.rows[0]?.state;
 }
 
+/** What a deletion removed: counts, and fingerprints of the keys its owner uploaded (never the keys themselves). */
+export interface DeletedMailbox extends DeletedPortalKeys {
+  address: string;
+  messages: number;
+  bytes: number;
+}
+
 /**
- * Deletes the mailbox's rows: the row with its sealed data key, and by cascade its messages, tokens and warnings.
- * The caller then destroys its key in the key store (`keys.destroy(mailboxId)`) once this has committed: only then
- * is it unreadable also from a dump taken before (a forgotten or crashed destroy is done by the reaper's
- * collectOrphanMailboxKeys). Returns what went, or undefined when there was no such mailbox.
+ * Deletes the mailbox's rows: the row with its sealed data key, and by cascade its messages, tokens and warnings;
+ * and the certificates and OpenPGP keys its owner uploaded on the portal for its address (deletePortalKeys of
+ * @smgw/key-directory), which are theirs and would otherwise still encrypt their mail. In the caller's transaction,
+ * so neither goes without the other. The caller then destroys its key in the key store (`keys.destroy(mailboxId)`)
+ * once this has committed: only then is it unreadable also from a dump taken before (a forgotten or crashed destroy is
+ * done by the reaper's collectOrphanMailboxKeys). Returns what went, or undefined when there was no such mailbox.
  */
-export async function deleteMailbox(
-  db: Queryable,
-  mailboxId: string,
-): Promise<{ address: string; messages: number; bytes: number } | undefined> {
+export async function deleteMailbox(db: PoolClient, mailboxId: string): Promise<DeletedMailbox | undefined> {
   const counted = await db.query<{ messages: string; bytes: string }>(
     'select count(*) as messages, coalesce(sum(size), 0) as bytes from mailbox_messages where mailbox_id = $1',
     [mailboxId],
   );
+  // The row first: its lock makes an upload that checks for the mailbox afterwards wait for this transaction.
   const deleted = await db.query<{ address: string }>('delete from mailboxes where id = $1 returning address', [
     mailboxId,
   ]);
   const row = deleted.rows[0];
   if (!row) return undefined;
+  const portalKeys = await deletePortalKeys(db, row.address);
   return {
     address: row.address,
     messages: Number(counted.rows[0]?.messages ?? 0),
     bytes: Number(counted.rows[0]?.bytes ?? 0),
+    ...portalKeys,
   };
 }

@@ -64,7 +64,7 @@ describe('mailbox keys in the key store', () => {
   it('destroys keys whose mailbox is gone once their grace is over, never a live one', async () => {
     const live = await ensureMailbox(db.pool, 'lebt@buerger.example', keys);
     const gone = await ensureMailbox(db.pool, 'weg@buerger.example', keys);
-    await deleteMailbox(db.pool, gone.mailbox.id); // and "crashed" before destroying its key
+    await withTransaction(db.pool, (c) => deleteMailbox(c, gone.mailbox.id)); // and "crashed" before destroying its key
     assert.equal(await collectOrphanMailboxKeys(db.pool, keys, new Date(), 60 * 60_000), 0, 'within the grace');
     const later = new Date(Date.now() + 2 * 60 * 60_000);
     assert.equal(await collectOrphanMailboxKeys(db.pool, keys, later, 60 * 60_000), 1);

@@ -189,7 +189,7 @@ describe('mailbox store', () => {
       assert.deepEqual(await release(id, 2000), { releasedBytes: 500, usageBytes: 0 });
       assert.deepEqual(await release(id, 10), { releasedBytes: 0, usageBytes: 0 });
       assert.equal(await usage(id), 0);
-      await deleteMailbox(db.pool, id);
+      await withTransaction(db.pool, (c) => deleteMailbox(c, id));
       assert.equal(await release(id, 100), undefined);
       for (const bad of [-1, 1.5, Number.NaN, 2 ** 60]) {
         await assert.rejects(release(id, bad), RangeError, String(bad));

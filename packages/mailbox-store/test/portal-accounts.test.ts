@@ -1,9 +1,10 @@
 // Migration 013's account functions against the real PostgreSQL: re-activation kills every earlier link and PIN,
 // wrong PINs are limited per token even when guessed in parallel, a link works once, the trash gives bytes back,
-// and deleting a mailbox leaves nothing of it but its audit trail.
+// and deleting a mailbox leaves nothing of it but its audit trail, not even the keys its owner uploaded.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { withTransaction } from '@smgw/db';
+import { addPgpKey, listPgpKeys } from '@smgw/key-directory';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 import {
   checkTokenPin,
@@ -182,10 +183,12 @@ describe('portal accounts in the mailbox store', () => {
       actor: 'admin:test',
       at: new Date(),
     });
-    assert.deepEqual(await deleteMailbox(db.pool, input.mailbox.id), {
+    assert.deepEqual(await withTransaction(db.pool, (c) => deleteMailbox(c, input.mailbox.id)), {
       address: 'gone@portal.example',
       messages: 1,
       bytes: Buffer.byteLength('Subject: x\r\n\r\nhello\r\n'),
+      certificates: [],
+      pgpKeys: [],
     });
     for (const table of ['mailbox_messages', 'mailbox_tokens']) {
       const left = await db.pool.query(`select count(*)::int as n from ${table} where mailbox_id = $1`, [
@@ -193,10 +196,34 @@ describe('portal accounts in the mailbox store', () => {
       ]);
       assert.equal(left.rows[0].n, 0, table);
     }
-    assert.equal(await deleteMailbox(db.pool, input.mailbox.id), undefined);
+    assert.equal(await withTransaction(db.pool, (c) => deleteMailbox(c, input.mailbox.id)), undefined);
     assert.deepEqual(
       (await listMailboxAudit(db.pool, 'gone@portal.example')).map((e) => e.event),
       ['mailbox.deleted'],
+    );
+  });
+
+  it('deletes the OpenPGP key uploaded for the mailbox in its transaction: rolled back, both stay', async () => {
+    const { mailbox } = await ensureMailbox(db.pool, 'mitschluessel@portal.example', keys);
+    const fingerprint = 'C'.repeat(40);
+    const key = { armored: 'not read here', algorithm: 'eddsaLegacy', expiresAt: null } as const;
+    await addPgpKey(db.pool, { ...key, fingerprint, addresses: [mailbox.address], source: 'portal' });
+    await addPgpKey(db.pool, { ...key, fingerprint: 'D'.repeat(40), addresses: [mailbox.address], source: 'imported' });
+    const failed = new Error('the audit could not be written');
+    await assert.rejects(
+      withTransaction(db.pool, async (client) => {
+        assert.deepEqual((await deleteMailbox(client, mailbox.id))?.pgpKeys, [fingerprint]);
+        throw failed;
+      }),
+      failed,
+    );
+    assert.ok(await findMailbox(db.pool, mailbox.address));
+    assert.equal((await listPgpKeys(db.pool, { address: mailbox.address, limit: 10 })).length, 2);
+
+    await withTransaction(db.pool, (client) => deleteMailbox(client, mailbox.id));
+    assert.deepEqual(
+      (await listPgpKeys(db.pool, { address: mailbox.address, limit: 10 })).map((k) => k.source),
+      ['imported'],
     );
   });
 });

@@ -359,7 +359,13 @@ export async function mailboxRoutes(api: FastifyInstance, options: MailboxRouteO
           event: 'mailbox.deleted',
           actor,
           at: now,
-          detail: { messages: gone.messages, bytes: gone.bytes, previousState: mailbox.state },
+          detail: {
+            messages: gone.messages,
+            bytes: gone.bytes,
+            previousState: mailbox.state,
+            certificates: gone.certificates,
+            pgpKeys: gone.pgpKeys,
+          },
         });
         return gone;
       });
@@ -373,7 +379,15 @@ export async function mailboxRoutes(api: FastifyInstance, options: MailboxRouteO
         );
       });
       req.log.info(
-        { code: 'MAILBOX_DELETED', mailboxId: found.id, messages: deleted.messages, bytes: deleted.bytes, actor },
+        {
+          code: 'MAILBOX_DELETED',
+          mailboxId: found.id,
+          messages: deleted.messages,
+          bytes: deleted.bytes,
+          certificates: deleted.certificates,
+          pgpKeys: deleted.pgpKeys,
+          actor,
+        },
         'mailbox deleted with its data key',
       );
       return { address, messages: deleted.messages, bytes: deleted.bytes };

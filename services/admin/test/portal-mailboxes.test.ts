@@ -5,7 +5,16 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { withTransaction } from '@smgw/db';
-import { createAgency, putAgencyAddress } from '@smgw/key-directory';
+import {
+  addCertificate,
+  addPgpKey,
+  type CertificateSource,
+  createAgency,
+  currentCertificates,
+  type PgpKeySource,
+  pgpKeysFor,
+  putAgencyAddress,
+} from '@smgw/key-directory';
 import {
   checkTokenPin,
   createFolderMailboxKeyStore,
@@ -297,6 +306,72 @@ describe('admin API: portal mailboxes', () => {
     assert.equal(out.code, 0);
     assert.match(out.out, /deleted weg2@example\.org: 1 messages/);
   });
+
+  it("deletes the certificate and OpenPGP key its owner uploaded on the portal with it, not an operator's", async () => {
+    const address = 'schluessel@example.org';
+    await mailboxWithMessage(address, { activated: true });
+    const portalCertificate = await storedCertificate(address, 'portal', 10);
+    const operatorsCertificate = await storedCertificate(address, 'admin', 5);
+    const portalKey = await storedPgpKey(address, 'portal');
+    const importedKey = await storedPgpKey(address, 'imported');
+
+    const deleted = await api('DELETE', `/mailboxes/${address}?confirm=${address}`, {
+      headers: { 'x-smgw-operator': 'ops' },
+    });
+    assert.equal(deleted.status, 200);
+    assert.deepEqual(
+      (await currentCertificates(db.pool, address)).map((c) => c.fingerprint),
+      [operatorsCertificate],
+    );
+    const certificates = await db.pool.query('select fingerprint from certificates where addresses @> array[$1]', [
+      address,
+    ]);
+    assert.deepEqual(
+      certificates.rows.map((r) => r.fingerprint),
+      [operatorsCertificate],
+    );
+    assert.deepEqual(
+      (await pgpKeysFor(db.pool, address)).map((k) => k.fingerprint),
+      [importedKey],
+    );
+    const audit = (await listMailboxAudit(db.pool, address)).find((e) => e.event === 'mailbox.deleted');
+    assert.deepEqual(audit?.detail?.certificates, [portalCertificate]);
+    assert.deepEqual(audit?.detail?.pgpKeys, [portalKey]);
+  });
+
+  /** A certificate row for `address` (its DER is not read here), valid from `daysAgo` days ago. */
+  async function storedCertificate(address: string, source: CertificateSource, daysAgo: number): Promise<string> {
+    const fingerprint = randomBytes(32).toString('hex');
+    const notBefore = new Date(Date.now() - daysAgo * 24 * HOUR);
+    await addCertificate(db.pool, {
+      fingerprint,
+      subject: `CN=${address}`,
+      addresses: [address],
+      issuer: 'CN=Test CA',
+      serial: randomBytes(8).toString('hex'),
+      notBefore,
+      notAfter: new Date(notBefore.getTime() + 365 * 24 * HOUR),
+      der: Buffer.from('not read here'),
+      intermediates: [],
+      smimeCapabilities: null,
+      source,
+      lastValidation: { ok: true },
+    });
+    return fingerprint;
+  }
+
+  async function storedPgpKey(address: string, source: PgpKeySource): Promise<string> {
+    const fingerprint = randomBytes(20).toString('hex').toUpperCase();
+    await addPgpKey(db.pool, {
+      fingerprint,
+      armored: 'not read here',
+      addresses: [address],
+      algorithm: 'eddsaLegacy',
+      expiresAt: null,
+      source,
+    });
+    return fingerprint;
+  }
 
   it('marks an agency address reachable from the portal and lists it; refuses other agencies and non-booleans', async () => {
     const agency = await createAgency(db.pool, { name: 'Bürgeramt', domains: ['buergeramt.example'], now: new Date() });

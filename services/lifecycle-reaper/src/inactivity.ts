@@ -6,10 +6,11 @@
 // same message id, which deliver delivers once). Sending first and recording after would send twice after a crash;
 // recording first without the outbox would count a warning that never went out, and delete without warning.
 //
-// A deletion removes the mailbox's rows (messages, tokens, warnings) and audits it in one transaction that also puts
-// one notice per sender of unread inbox messages into the outbox; after the commit the mailbox's key is destroyed
-// in the key store (from then on no dump opens it) and the notices are published. A crash between commit and
-// destroy leaves a key without a mailbox: the mailbox-keys sweep destroys it (collectOrphanMailboxKeys).
+// A deletion removes the mailbox's rows (messages, tokens, warnings) and the certificates and OpenPGP keys its owner
+// uploaded on the portal, and audits it (with their fingerprints), in one transaction that also puts one notice per
+// sender of unread inbox messages into the outbox; after the commit the mailbox's key is destroyed in the key store
+// (from then on no dump opens it) and the notices are published. A crash between commit and destroy leaves a key
+// without a mailbox: the mailbox-keys sweep destroys it (collectOrphanMailboxKeys).
 import type { BlobStore } from '@smgw/blob-store';
 import { type Pool, withTransaction } from '@smgw/db';
 import { type Envelope, newTraceId } from '@smgw/envelope';
@@ -141,6 +142,8 @@ export async function deleteInactiveMailboxes(deps: InactivityDeps, now: Date): 
             reason: 'inactivity',
             messages: gone.messages,
             bytes: gone.bytes,
+            certificates: gone.certificates,
+            pgpKeys: gone.pgpKeys,
             sendersTold: notices.length,
             notices: notices.map((n) => n.id),
           },
@@ -164,6 +167,8 @@ export async function deleteInactiveMailboxes(deps: InactivityDeps, now: Date): 
           mailboxId,
           messages: outcome.messages,
           bytes: outcome.bytes,
+          certificates: outcome.certificates,
+          pgpKeys: outcome.pgpKeys,
           notices: outcome.notices.map((n) => n.id),
         },
         'inactive mailbox deleted for good',

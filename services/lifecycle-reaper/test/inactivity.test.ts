@@ -3,7 +3,9 @@
 // no key (a dump taken before does not open with the master key), the senders of unread messages are told, and a
 // new message makes a new mailbox.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { addCertificate, addPgpKey, currentCertificates, pgpKeysFor } from '@smgw/key-directory';
 import {
   createFolderMailboxKeyStore,
   ensureMailbox,
@@ -201,6 +203,58 @@ describe('deleting an inactive mailbox', () => {
     await waitFor("every published notice in deliver's queue", async () => {
       return (await world.vhost.queueDepth('smgw.deliver')) === world.published.length;
     });
+  });
+
+  it('deletes the certificate and OpenPGP key its owner uploaded on the portal, and keeps a harvested certificate', async () => {
+    const { mailbox } = await world.mailbox('mitschluessel@buerger.example');
+    const address = mailbox.address;
+    const certificate = (source: 'portal' | 'harvested', daysAgo: number) => {
+      const fingerprint = randomBytes(32).toString('hex');
+      const notBefore = new Date(Date.now() - daysAgo * DAY_MS);
+      return addCertificate(world.db.pool, {
+        fingerprint,
+        subject: `CN=${address}`,
+        addresses: [address],
+        issuer: 'CN=Test CA',
+        serial: randomBytes(8).toString('hex'),
+        notBefore,
+        notAfter: new Date(notBefore.getTime() + 400 * DAY_MS),
+        der: Buffer.from('not read here'),
+        intermediates: [],
+        smimeCapabilities: null,
+        source,
+        lastValidation: { ok: true },
+      }).then(() => fingerprint);
+    };
+    const uploaded = await certificate('portal', 10);
+    const harvested = await certificate('harvested', 5);
+    const pgpKey = randomBytes(20).toString('hex').toUpperCase();
+    await addPgpKey(world.db.pool, {
+      fingerprint: pgpKey,
+      armored: 'not read here',
+      addresses: [address],
+      algorithm: 'eddsaLegacy',
+      expiresAt: null,
+      source: 'portal',
+    });
+
+    for (const day of [181, 195, 209]) await runSweeps(world.reaperDeps(), { now: after_(mailbox.createdAt, day) });
+    assert.equal(await findMailbox(world.db.pool, address), undefined);
+    const left = await world.db.pool.query('select fingerprint from certificates where addresses @> array[$1]', [
+      address,
+    ]);
+    assert.deepEqual(
+      left.rows.map((r) => r.fingerprint),
+      [harvested],
+    );
+    assert.deepEqual(
+      (await currentCertificates(world.db.pool, address)).map((c) => c.fingerprint),
+      [harvested],
+    );
+    assert.deepEqual(await pgpKeysFor(world.db.pool, address), []);
+    const deleted = (await listMailboxAudit(world.db.pool, address)).find((e) => e.event === 'mailbox.deleted');
+    assert.deepEqual(deleted?.detail?.certificates, [uploaded]);
+    assert.deepEqual(deleted?.detail?.pgpKeys, [pgpKey]);
   });
 
   it('a new message after the deletion makes a new mailbox with a new key', async () => {

@@ -127,7 +127,7 @@ describe('the sent-copy-reservations sweep', () => {
     // Without a mailbox row to wait on, the claims wait on the message's row.
     const gone = await world.activeMailbox();
     for (let i = 0; i < 4; i++) await world.portalMessage(gone, { bytes: 300, at });
-    await deleteMailbox(world.db.pool, gone.id);
+    await withTransaction(world.db.pool, (c) => deleteMailbox(c, gone.id));
     const later = draftDeadAfter(at);
 
     // Without the sweep's lock: the transactions alone decide (a dry run, or a lock lost with its connection).
@@ -189,7 +189,7 @@ describe('the sent-copy-reservations sweep', () => {
     const mailbox = await world.activeMailbox();
     const at = new Date();
     const id = await world.portalMessage(mailbox, { bytes: 999, at, refused: true });
-    assert.ok(await deleteMailbox(world.db.pool, mailbox.id));
+    assert.ok(await withTransaction(world.db.pool, (c) => deleteMailbox(c, mailbox.id)));
     const later = draftDeadAfter(at);
     const reports = await runSweeps(world.reaperDeps(), { now: later });
     assert.deepEqual(report(reports), { sweep: SWEEP, outcome: 'done', items: 1, note: '(0 bytes)' });

@@ -236,6 +236,51 @@ describe('bring your own key', () => {
     assert.equal((await upload(browser, 'x', null)).status, 403);
   });
 
+  it('deleting the account deletes the certificate and OpenPGP key uploaded for it, not a harvested certificate', async () => {
+    const address = newAddress();
+    const browser = await loggedIn(address);
+    // Mail the user signed earlier left a certificate; the one uploaded later replaces it.
+    const earlier = await keys.leaf(trusted, address);
+    world.clock.advance(Math.max(0, Date.now() + 1000 - world.clock.now().getTime()));
+    const harvested = await acceptRecipientCertificate(world.db.pool, {
+      chain: readCertificateUpload(Buffer.from(earlier)),
+      source: 'admin',
+      by: 'ops',
+      now: world.clock.now(),
+      revocationMode: 'off',
+      revocationFetcher: createRevocationFetcher({ now: () => world.clock.now(), allow: NOTHING_ALLOWED }),
+    });
+    assert.ok(harvested.ok);
+    await world.db.pool.query(
+      `update certificates set source = 'harvested', not_before = not_before - interval '1 day'
+        where fingerprint = $1`,
+      [harvested.certificate.fingerprint],
+    );
+    assert.equal((await upload(browser, await keys.leaf(trusted, address))).status, 303);
+    assert.equal((await upload(browser, await keys.pgpKey([address]))).status, 303);
+    const [certificate] = await currentCertificates(world.db.pool, address);
+    const [pgpKey] = await pgpKeysFor(world.db.pool, address);
+    assert.ok(certificate && pgpKey);
+    assert.notEqual(certificate.fingerprint, harvested.certificate.fingerprint);
+
+    await browser.get('/konto/loeschen');
+    assert.equal((await browser.post('/konto/loeschen', { address, confirm: 'ja' })).status, 200);
+    const left = await world.db.pool.query<{ fingerprint: string; replaced_by: string | null }>(
+      'select fingerprint, replaced_by from certificates where addresses @> array[$1::text]',
+      [address],
+    );
+    assert.deepEqual(
+      left.rows,
+      [{ fingerprint: harvested.certificate.fingerprint, replaced_by: certificate.fingerprint }],
+      'the harvested certificate stays, replaced as it was',
+    );
+    assert.deepEqual(await currentCertificates(world.db.pool, address), []);
+    assert.deepEqual(await pgpKeysFor(world.db.pool, address), []);
+    const deleted = (await listMailboxAudit(world.db.pool, address)).find((e) => e.event === 'mailbox.deleted');
+    assert.deepEqual(deleted?.detail?.certificates, [certificate.fingerprint]);
+    assert.deepEqual(deleted?.detail?.pgpKeys, [pgpKey.fingerprint]);
+  });
+
   it('does not read a stranger\u2019s upload: without a session the form goes to the login', async () => {
     const stranger = world.browser('192.0.2.77');
     const page = await upload(stranger, await keys.leaf(trusted, 'stranger@buerger.example'), 'forged');

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
+import { withTransaction } from '@smgw/db';
 import { deleteMailbox, ensureMailbox, listMailboxAudit, setMailboxLocked } from '@smgw/mailbox-store';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -194,7 +195,7 @@ describe('portal login and sessions', () => {
   it('ends the sessions of a deleted mailbox', async () => {
     const address = newAddress();
     const { mailbox, browser } = await loggedInBrowser(world, address, PASSWORD);
-    await deleteMailbox(world.db.pool, mailbox.id);
+    await withTransaction(world.db.pool, (c) => deleteMailbox(c, mailbox.id));
     assert.equal((await browser.get('/postfach/eingang')).location, '/anmelden');
     const keys = await world.redis.smembers(`${world.settings.redisPrefix}portal:mailbox-sessions:${mailbox.id}`);
     assert.deepEqual(keys, []);

@@ -417,6 +417,8 @@ describe('the account', () => {
     assert.deepEqual(audit.find((entry) => entry.event === 'mailbox.deleted')?.detail, {
       messages: 1,
       bytes: stored.raw.length,
+      certificates: [],
+      pgpKeys: [],
     });
     for (const b of [browser, other]) {
       const page = await b.get('/postfach/eingang');

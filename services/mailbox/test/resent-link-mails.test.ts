@@ -148,7 +148,7 @@ describe('link mails of an operator resend', () => {
     const t0 = new Date('2026-03-04T10:00:00Z');
     const { mailbox } = await passiveMailbox('geloescht@buerger.example', t0);
     await resend(mailbox, t0);
-    await deleteMailbox(db.pool, mailbox.id);
+    await withTransaction(db.pool, (c) => deleteMailbox(c, mailbox.id));
     assert.equal(await sendDueResentLinkMails(deps(t0)), 0);
     assert.equal(await sendDuePinMails(deps(new Date(t0.getTime() + 2 * HOUR))), 0);
   });

@@ -1,6 +1,7 @@
 // The account's data sections of /konto: download every message as one zip (/konto/archiv), and delete the whole
 // mailbox (/konto/loeschen: a confirmation page where the user types the address and ticks a box; then the mailbox,
-// its messages and its data key go in one statement, the audit trail records it, and every session ends).
+// its messages, its data key and the certificates and OpenPGP keys uploaded for it go in one transaction, the audit
+// trail records it, and every session ends).
 import { withTransaction } from '@smgw/db';
 import {
   deleteMailbox,
@@ -117,7 +118,12 @@ export const accountDataPages: PortalPage = async (app, ctx) => {
           event: 'mailbox.deleted',
           actor: 'portal',
           at,
-          detail: { messages: gone.messages, bytes: gone.bytes },
+          detail: {
+            messages: gone.messages,
+            bytes: gone.bytes,
+            certificates: gone.certificates,
+            pgpKeys: gone.pgpKeys,
+          },
         });
       }
       return gone;
@@ -135,7 +141,14 @@ export const accountDataPages: PortalPage = async (app, ctx) => {
     const sessions = await ctx.sessions.destroyAllOf(mailbox.id);
     await ctx.endSession(req, reply);
     req.log.info(
-      { code: 'PORTAL_MAILBOX_DELETED', mailboxId: mailbox.id, messages: deleted?.messages ?? 0, sessions },
+      {
+        code: 'PORTAL_MAILBOX_DELETED',
+        mailboxId: mailbox.id,
+        messages: deleted?.messages ?? 0,
+        certificates: deleted?.certificates ?? [],
+        pgpKeys: deleted?.pgpKeys ?? [],
+        sessions,
+      },
       'mailbox deleted by its user',
     );
     return ctx.render(req, reply, 'pages/mailbox-deleted', { title: t('account.delete.done.title') });
