@@ -1,7 +1,8 @@
 // Bring your own key (/schluessel) over HTTP with the real database and Redis: a certificate that validates to a trust
 // anchor and holds the user's address is taken (source 'portal') and the page says mail is encrypted with it now; a
 // certificate for another address or from an unknown CA is refused; an OpenPGP key must hold the user's address and
-// waits for an operator; a stranger's upload is never read.
+// waits for an operator; a stranger's upload is never read. What was uploaded goes with the mailbox, and nothing else
+// does: also an upload that finishes after the mailbox was deleted.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
@@ -11,10 +12,12 @@ import {
   addTrustAnchor,
   approvePgpKey,
   currentCertificates,
+  listCertificates,
   listPgpKeys,
   pgpKeysFor,
 } from '@smgw/key-directory';
-import { listMailboxAudit } from '@smgw/mailbox-store';
+import { deleteMailbox, findMailbox, listMailboxAudit } from '@smgw/mailbox-store';
+import { waitFor } from '@smgw/testing';
 import { type Ca, createKeyMaterial, type KeyMaterial } from './key-material.ts';
 import {
   type Browser,
@@ -280,6 +283,43 @@ describe('bring your own key', () => {
     assert.deepEqual(deleted?.detail?.certificates, [certificate.fingerprint]);
     assert.deepEqual(deleted?.detail?.pgpKeys, [pgpKey.fingerprint]);
   });
+
+  for (const kind of ['a certificate', 'an OpenPGP key'] as const) {
+    it(`drops ${kind} whose upload finished after the mailbox was deleted`, async () => {
+      const address = newAddress();
+      const browser = await loggedIn(address);
+      const mailbox = await findMailbox(world.db.pool, address);
+      assert.ok(mailbox);
+      const key = kind === 'a certificate' ? await keys.leaf(trusted, address) : await keys.pgpKey([address]);
+      const deleting = await world.db.pool.connect();
+      try {
+        await deleting.query('begin');
+        await deleteMailbox(deleting, mailbox.id);
+        // The upload passes the session check (the deletion has not committed yet) and stores its key after the
+        // deletion took the address's keys, or waits for it.
+        let answered = false;
+        const answer = upload(browser, key).finally(() => {
+          answered = true;
+        });
+        await waitFor('the upload to wait for the deletion, or to be done', async () => {
+          const { rows } = await world.db.pool.query(
+            `select 1 from pg_locks l join pg_stat_activity a on a.pid = l.pid
+              where not l.granted and a.datname = current_database()
+                and (a.query ilike '%from mailboxes where id = $1 for update%'
+                  or (l.locktype = 'advisory' and l.objid::bigint = hashtext($1)::bigint & 4294967295))`,
+            [`certificates:${address}`],
+          );
+          return answered || rows.length > 0;
+        });
+        await deleting.query('commit');
+        assert.equal((await answer).location, '/anmelden');
+      } finally {
+        deleting.release();
+      }
+      assert.deepEqual(await listCertificates(world.db.pool, { address, includeReplaced: true, limit: 10 }), []);
+      assert.deepEqual(await listPgpKeys(world.db.pool, { address, limit: 10 }), []);
+    });
+  }
 
   it('does not read a stranger\u2019s upload: without a session the form goes to the login', async () => {
     const stranger = world.browser('192.0.2.77');

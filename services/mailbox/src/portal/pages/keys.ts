@@ -2,7 +2,8 @@
 // validates to a trust anchor for e-mail protection and holds the user's address (acceptRecipientCertificate, the
 // admin API's rule), or an OpenPGP public key, taken only when a valid user ID holds the user's address, stored
 // pending with source 'portal' under that address alone until an operator approves it (admin API). From then on the
-// encrypt stage sends the user's mail encrypted by e-mail instead of to this mailbox, and the page says so.
+// encrypt stage sends the user's mail encrypted by e-mail instead of to this mailbox, and the page says so. What was
+// uploaded goes with the mailbox (deleteMailbox), also when the deletion came while the upload was being checked.
 // The upload is multipart: parsed only for a logged-in user (as compose.ts), one small file.
 import fastifyMultipart, { type MultipartFile } from '@fastify/multipart';
 import {
@@ -13,14 +14,16 @@ import {
   type PgpKeyInfo,
   readCertificateUpload,
 } from '@smgw/crypto';
+import { withTransaction } from '@smgw/db';
 import {
   acceptRecipientCertificate,
   addPgpKey,
+  deletePortalKeys,
   listCertificates,
   listPgpKeys,
   pgpKeyStateFor,
 } from '@smgw/key-directory';
-import { type Mailbox, recordMailboxAudit } from '@smgw/mailbox-store';
+import { findMailbox, lockMailbox, type Mailbox, recordMailboxAudit } from '@smgw/mailbox-store';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { PortalContext, PortalPage } from '../context.ts';
 import type { MessageKey } from '../i18n/de.ts';
@@ -101,6 +104,13 @@ export const keyPages: PortalPage = async (app, ctx) => {
 
     const outcome = await takeKey(ctx, mailbox, Buffer.concat(upload.bytes), revocationFetcher);
     if (!outcome.ok) return refuse(outcome.error, 422);
+    if (!(await keepKeyOfLiveMailbox(ctx, mailbox))) {
+      req.log.info(
+        { code: 'PORTAL_KEY_DROPPED', mailboxId: mailbox.id, kind: outcome.kind, fingerprint: outcome.fingerprint },
+        'the mailbox was deleted while its key was uploaded: the key went too',
+      );
+      return reply.redirect('/anmelden', 303);
+    }
     req.log.info(
       { code: 'PORTAL_KEY_ADDED', mailboxId: mailbox.id, kind: outcome.kind, fingerprint: outcome.fingerprint },
       outcome.kind === 'certificate' ? 'certificate taken from the portal' : 'OpenPGP key stored pending',
@@ -108,6 +118,20 @@ export const keyPages: PortalPage = async (app, ctx) => {
     return reply.redirect(`/schluessel?hinzugefuegt=${outcome.kind === 'certificate' ? 'zertifikat' : 'pgp'}`, 303);
   });
 };
+
+/**
+ * After an upload: true while the mailbox is there. A mailbox deleted meanwhile (in another tab, by an operator; the
+ * check of a certificate's revocation can take seconds) took its owner's keys with it but not this one, stored
+ * after: it goes now, unless the address has a new mailbox by then. deleteMailbox deletes the mailbox row before the
+ * keys, so the row lock here waits for a deletion in progress and then finds the row gone.
+ */
+export async function keepKeyOfLiveMailbox(ctx: PortalContext, mailbox: Mailbox): Promise<boolean> {
+  return withTransaction(ctx.deps.pool, async (db) => {
+    if (await lockMailbox(db, mailbox.id)) return true;
+    if (!(await findMailbox(db, mailbox.address))) await deletePortalKeys(db, mailbox.address);
+    return false;
+  });
+}
 
 /** The user's certificates and keys, and which one the encrypt stage uses now. */
 export async function keysOf(ctx: PortalContext, address: string) {
