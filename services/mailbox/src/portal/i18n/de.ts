@@ -241,7 +241,7 @@ export const de = {
   'account.delete.link': 'Postfach löschen …',
   'account.delete.title': 'Postfach endgültig löschen',
   'account.delete.warning':
-    'Alle {count} Nachrichten in Posteingang, Gesendet und Papierkorb werden sofort und endgültig gelöscht, und Sie werden auf allen Geräten abgemeldet. Laden Sie vorher herunter, was Sie behalten möchten.',
+    'Alle {count} Nachrichten in Posteingang, Gesendet und Papierkorb werden sofort und endgültig gelöscht, und Sie werden auf allen Geräten abgemeldet. Ein unter „Eigener Schlüssel“ hinterlegtes Zertifikat oder OpenPGP-Schlüssel wird mit gelöscht. Laden Sie vorher herunter, was Sie behalten möchten.',
   'account.delete.address': 'Ihre E-Mail-Adresse zur Bestätigung',
   'account.delete.addressHint': 'Geben Sie {address} ein.',
   'account.delete.addressWrong': 'Die Adresse stimmt nicht mit diesem Postfach überein.',

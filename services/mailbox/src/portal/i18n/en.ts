@@ -235,7 +235,7 @@ export const en: Record<MessageKey, string> = {
   'account.delete.link': 'Delete mailbox …',
   'account.delete.title': 'Delete the mailbox for good',
   'account.delete.warning':
-    'All {count} messages in Inbox, Sent and Trash are deleted at once and for good, and you are logged out on every device. Download first what you want to keep.',
+    'All {count} messages in Inbox, Sent and Trash are deleted at once and for good, and you are logged out on every device. A certificate or OpenPGP key you added under “Your own key” is deleted too. Download first what you want to keep.',
   'account.delete.address': 'Your e-mail address, to confirm',
   'account.delete.addressHint': 'Type {address}.',
   'account.delete.addressWrong': 'The address does not match this mailbox.',
