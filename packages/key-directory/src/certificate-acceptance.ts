@@ -3,9 +3,11 @@
 // test: a signing-only certificate would replace the holder's encryption certificate), with revocation checked per
 // SMGW_REVOCATION_MODE. One
 // place for the rule: the admin API's POST /certificates (any address the certificate names) and the portal's
-// bring-your-own-key page (the logged-in user's address only).
+// bring-your-own-key page (the logged-in user's address only), and an operator's reinstatement of a withdrawn or
+// replaced certificate (POST /certificates/{fingerprint}/reinstate), which must still validate now.
 import {
   type CertificateFacts,
+  certificateFacts,
   encryptionKeyUsage,
   type PathValidationCode,
   type RevocationFetcher,
@@ -13,7 +15,15 @@ import {
   validateCertificatePathFetchingRevocation,
 } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
-import { addCertificate, type CertificateSource, type StoredCertificate } from './certificates.ts';
+import {
+  addCertificate,
+  type CertificateReinstatement,
+  type CertificateSource,
+  getCertificate,
+  getCertificateChain,
+  reinstateCertificate,
+  type StoredCertificate,
+} from './certificates.ts';
 import { trustAnchorCertificates } from './trust-anchors.ts';
 
 export interface CertificateAcceptance {
@@ -53,20 +63,12 @@ export async function acceptRecipientCertificate(
       fingerprint: leaf.fingerprint,
     };
   }
-  const usage = encryptionKeyUsage(leaf.der);
-  if (!usage.ok) return { ok: false, code: usage.code, reason: usage.reason, fingerprint: leaf.fingerprint };
-  const result = await validateCertificatePathFetchingRevocation(
-    {
-      endEntity: leaf.der,
-      intermediates: intermediates.map((c) => c.der),
-      trustAnchors: (await trustAnchorCertificates(pool)).map((certificate) => ({ certificate })),
-      time: input.now,
-      purpose: 'emailProtection',
-      emailAddress: address,
-      leafKeyUsage: usage.keyUsage,
-      revocation: input.revocationMode,
-    },
-    input.revocationFetcher,
+  const result = await validateRecipientCertificate(
+    pool,
+    leaf,
+    intermediates.map((c) => c.der),
+    address,
+    input,
   );
   if (!result.ok) return { ok: false, code: result.code, reason: result.reason, fingerprint: leaf.fingerprint };
   const stored = await addCertificate(pool, {
@@ -82,9 +84,45 @@ export async function acceptRecipientCertificate(
     notAfter: leaf.notAfter,
     der: leaf.der,
     // The path that validated, not every certificate of the upload: each one stored is fetched for again.
-    intermediates: result.path.slice(1, -1).map((c) => Buffer.from(c)),
+    intermediates: result.intermediates,
     smimeCapabilities: null,
     source: input.source,
+    lastValidation: result.lastValidation,
+  });
+  return { ok: true, ...stored };
+}
+
+type RecipientValidation =
+  | { ok: true; intermediates: Buffer[]; lastValidation: Record<string, unknown> }
+  | { ok: false; code: PathValidationCode; reason: string };
+
+/** The rule above for `leaf` and `address` (as written in the certificate); `by` goes into last_validation. */
+async function validateRecipientCertificate(
+  pool: Pool,
+  leaf: CertificateFacts,
+  intermediates: Buffer[],
+  address: string,
+  input: { by: string; now: Date; revocationMode: RevocationMode; revocationFetcher: RevocationFetcher },
+): Promise<RecipientValidation> {
+  const usage = encryptionKeyUsage(leaf.der);
+  if (!usage.ok) return { ok: false, code: usage.code, reason: usage.reason };
+  const result = await validateCertificatePathFetchingRevocation(
+    {
+      endEntity: leaf.der,
+      intermediates,
+      trustAnchors: (await trustAnchorCertificates(pool)).map((certificate) => ({ certificate })),
+      time: input.now,
+      purpose: 'emailProtection',
+      emailAddress: address,
+      leafKeyUsage: usage.keyUsage,
+      revocation: input.revocationMode,
+    },
+    input.revocationFetcher,
+  );
+  if (!result.ok) return { ok: false, code: result.code, reason: result.reason };
+  return {
+    ok: true,
+    intermediates: result.path.slice(1, -1).map((c) => Buffer.from(c)),
     lastValidation: {
       at: input.now.toISOString(),
       ok: true,
@@ -93,6 +131,60 @@ export async function acceptRecipientCertificate(
       fetchProblems: result.fetchProblems,
       by: input.by,
     },
+  };
+}
+
+export interface CertificateReinstatementRequest {
+  fingerprint: string;
+  operator: string;
+  reason: string;
+  now: Date;
+  revocationMode: RevocationMode;
+  revocationFetcher: RevocationFetcher;
+}
+
+export type RecipientCertificateReinstatement =
+  | CertificateReinstatement
+  /** It does not validate now (or no longer names the address it is stored for): it stays as it is. */
+  | { ok: false; code: PathValidationCode | 'ADDRESS_NOT_IN_CERTIFICATE'; message: string };
+
+/**
+ * An operator brings back a withdrawn or replaced certificate (reinstateCertificate), only if it validates now by the
+ * rule above, with the intermediates stored with it, for the first address it is stored for. A current certificate
+ * is refused before anything is fetched.
+ */
+export async function reinstateRecipientCertificate(
+  pool: Pool,
+  input: CertificateReinstatementRequest,
+): Promise<RecipientCertificateReinstatement> {
+  const fingerprint = input.fingerprint.toLowerCase();
+  const [stored, chain] = await Promise.all([
+    getCertificate(pool, fingerprint),
+    getCertificateChain(pool, fingerprint),
+  ]);
+  if (!stored || !chain) return { ok: false, code: 'CERTIFICATE_NOT_FOUND', message: `no certificate ${fingerprint}` };
+  if (stored.replacedBy === null && stored.withdrawnAt === null) {
+    return { ok: false, code: 'CERTIFICATE_CURRENT', message: `${fingerprint} is current: nothing to reinstate` };
+  }
+  const leaf = certificateFacts(chain.der);
+  const address = leaf.emailAddressesAsWritten.find((a) => a.toLowerCase() === chain.addresses[0]);
+  if (!address) {
+    return {
+      ok: false,
+      code: 'ADDRESS_NOT_IN_CERTIFICATE',
+      message: `the certificate does not name ${chain.addresses[0]} (subjectAltName rfc822Name)`,
+    };
+  }
+  const validation = await validateRecipientCertificate(pool, leaf, chain.intermediates, address, {
+    ...input,
+    by: input.operator,
   });
-  return { ok: true, ...stored };
+  if (!validation.ok) return { ok: false, code: validation.code, message: validation.reason };
+  return reinstateCertificate(pool, {
+    fingerprint,
+    operator: input.operator,
+    reason: input.reason,
+    at: input.now,
+    lastValidation: validation.lastValidation,
+  });
 }
