@@ -8,6 +8,7 @@ import { agencyRegistrationRoutes } from './agency-registration-routes.ts';
 import { agencyRoutes } from './agency-routes.ts';
 import { bearerTokenMatches } from './bearer-auth.ts';
 import { refuseUnacceptedBodyType, unsupportedMediaType } from './body-types.ts';
+import { certificateWithdrawalRoutes } from './certificate-withdrawal-routes.ts';
 import { type MailboxRouteOptions, mailboxRoutes } from './mailbox-routes.ts';
 import { pgpKeyRoutes } from './pgp-key-routes.ts';
 import { portalReachableRoutes } from './portal-reachable-routes.ts';
@@ -85,6 +86,12 @@ export function buildAdminApi(options: {
       await api.register(quarantineRoutes, { pool: options.pool, publish: (envelope) => options.mq.publish(envelope) });
       const { keyDirectory } = options;
       await api.register(trustRoutes, {
+        pool: options.pool,
+        revocationMode: keyDirectory.revocationMode,
+        revocationFetcher: keyDirectory.revocationFetcher,
+        now: keyDirectory.now,
+      });
+      await api.register(certificateWithdrawalRoutes, {
         pool: options.pool,
         revocationMode: keyDirectory.revocationMode,
         revocationFetcher: keyDirectory.revocationFetcher,

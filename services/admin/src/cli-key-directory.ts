@@ -1,14 +1,29 @@
 // The key-directory commands of the operator CLI: trust, cert, pgp, agency. Each wraps one admin API call.
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
-import type { Agency, AgencyKey, StoredCertificate, StoredPgpKey, TrustAnchor } from '@smgw/key-directory';
+import type {
+  Agency,
+  AgencyKey,
+  CertificateAuditEntry,
+  StoredCertificate,
+  StoredPgpKey,
+  TrustAnchor,
+} from '@smgw/key-directory';
 import { looksArmoredOpenPgp } from './key-material-bodies.ts';
 
 export const KEY_DIRECTORY_USAGE = `  trust add <pem-file>                trust a CA (S/MIME and signature verification)
   trust list                          the trusted CAs
   cert add <pem-file>                 add a recipient certificate (chain allowed, first = the recipient's);
                                       accepted only if it validates now
-  cert list [--address a] [--all]     recipient certificates (--all: replaced ones too)
+  cert list [--address a] [--all]     recipient certificates (--all: replaced and withdrawn ones too)
+  cert show <fingerprint>             one certificate, with who withdrew or reinstated it, when and why
+  cert withdraw <fingerprint> --reason "..."
+                                      take a certificate out of use (its holder lost the key, it was harvested
+                                      by mistake): used for no address, not brought back by signed mail;
+                                      recorded with --operator
+  cert reinstate <fingerprint> --reason "..."
+                                      use a withdrawn or replaced certificate again, if it validates now and no
+                                      newer certificate of its addresses is current (recorded with --operator)
   pgp import <file>                   import an armored OpenPGP public key (pending until approved)
   pgp approve <fingerprint> [--address a ...]
                                       allow a key for encryption to the addresses named (default: all of its
@@ -45,6 +60,8 @@ export interface KeyDirectoryValues {
   verifySignatures: boolean;
   password?: string | undefined;
   operator?: string | undefined;
+  /** Why a certificate is withdrawn or reinstated. */
+  reason?: string | undefined;
 }
 
 /** A failed call or bad usage: the CLI prints the message and exits 1. */
@@ -76,7 +93,9 @@ const anchorLine = (a: TrustAnchor) =>
 const certificateLine = (c: StoredCertificate) =>
   `${c.fingerprint}  ${c.addresses.join(', ')}  ${c.subject}  until ${c.notAfter.slice(0, 10)}${
     c.replacedBy ? `  replaced by ${c.replacedBy.slice(0, 16)}…` : ''
-  }`;
+  }${c.withdrawnAt ? `  withdrawn by ${c.withdrawnBy} at ${c.withdrawnAt}` : ''}`;
+const auditLine = (e: CertificateAuditEntry) =>
+  `${e.at}  ${e.event.replace('certificate.', '')} by ${e.actor}: ${e.reason}`;
 const pgpLine = (k: StoredPgpKey) =>
   `${k.fingerprint}  ${k.state.padEnd(8)}  ${k.addresses.join(', ')}${
     k.state === 'approved' ? `  (approved for ${k.approvedAddresses.join(', ') || 'no address'})` : ''
@@ -140,6 +159,40 @@ export async function runKeyDirectoryCommand(
       expect([200], answer);
       const { certificates } = answer.body as { certificates: StoredCertificate[] };
       return show(answer.body, () => lines(certificates, certificateLine, 'no certificates'));
+    }
+    case 'cert show': {
+      const fingerprint = args[0];
+      if (!fingerprint) throw new KeyDirectoryCliError('usage: cert show <fingerprint>');
+      const answer = await call('GET', `/certificates/${enc(fingerprint)}`);
+      expect([200], answer);
+      const certificate = answer.body as StoredCertificate & { audit: CertificateAuditEntry[] };
+      return show(answer.body, () =>
+        [certificateLine(certificate), ...certificate.audit.map(auditLine)].map((line) => `${line}\n`).join(''),
+      );
+    }
+    case 'cert withdraw':
+    case 'cert reinstate': {
+      const fingerprint = args[0];
+      if (!fingerprint || !values.reason) {
+        throw new KeyDirectoryCliError(`usage: cert ${action} <fingerprint> --reason "..." [--operator <name>]`);
+      }
+      const answer = await call('POST', `/certificates/${enc(fingerprint)}/${action}`, {
+        body: { reason: values.reason },
+        headers: operatorHeader,
+      });
+      expect([200], answer);
+      const certificate = answer.body as StoredCertificate & { hadReplaced?: string[]; replaced?: string[] };
+      return show(answer.body, () => {
+        if (action === 'reinstate') {
+          const replaced = certificate.replaced?.length ? `\nreplaces: ${certificate.replaced.join(', ')}` : '';
+          return `reinstated: ${certificateLine(certificate)}${replaced}\n`;
+        }
+        // What it had replaced stays replaced: the operator decides whether one of them is to be used again.
+        const hadReplaced = certificate.hadReplaced?.length
+          ? `\nit had replaced (still replaced; cert reinstate <fingerprint> to use one again): ${certificate.hadReplaced.join(', ')}`
+          : '';
+        return `withdrawn: ${certificateLine(certificate)}${hadReplaced}\n`;
+      });
     }
     case 'pgp import': {
       const armored = await readInput(args[0], 'pgp import <file>');

@@ -26,8 +26,8 @@ ${PORTAL_USAGE}
   account list [--json]               submission accounts (never their passwords)
   help                                this text
 settings: SMGW_ADMIN_URL (default http://127.0.0.1:8081/api/v1), SMGW_ADMIN_TOKEN,
-          SMGW_OPERATOR (default operator name for release, trust add, cert add, pgp approve|reject,
-                         agency signing, mailbox lock|unlock|resend-activation|delete,
+          SMGW_OPERATOR (default operator name for release, trust add, cert add|withdraw|reinstate,
+                         pgp approve|reject, agency signing, mailbox lock|unlock|resend-activation|delete,
                          registration accept|reject, agency portal-reachable)`;
 
 const OPTIONS = {
@@ -114,6 +114,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
           verifySignatures: values['verify-signatures'] === true,
           password: values.password,
           operator: values.operator,
+          reason: values.reason,
         },
         call,
         env,

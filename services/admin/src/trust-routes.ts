@@ -1,5 +1,6 @@
 // POST/GET /trust-anchors and POST/GET /certificates (SPEC.md "Admin API"): the CAs trusted for S/MIME and
-// signature verification, and recipient certificates, accepted only when they validate against those CAs now.
+// signature verification, and recipient certificates, accepted only when they validate against those CAs now. Taking a
+// certificate out of use and back: certificate-withdrawal-routes.ts.
 import {
   type CertificateFacts,
   PemError,
@@ -35,7 +36,7 @@ const anchorSchema = {
   },
 } as const;
 
-const certificateSchema = {
+export const certificateSchema = {
   type: 'object',
   required: ['fingerprint', 'subject', 'addresses', 'issuer', 'serial', 'notBefore', 'notAfter', 'source', 'addedAt'],
   properties: {
@@ -49,6 +50,9 @@ const certificateSchema = {
     source: { type: 'string' },
     addedAt: { type: 'string' },
     replacedBy: { type: ['string', 'null'] },
+    withdrawnAt: { type: ['string', 'null'] },
+    withdrawnBy: { type: ['string', 'null'] },
+    withdrawalReason: { type: ['string', 'null'] },
   },
 } as const;
 
@@ -134,6 +138,7 @@ export async function trustRoutes(api: FastifyInstance, options: TrustRouteOptio
             properties: { ...certificateSchema.properties, replaced: { type: 'array', items: { type: 'string' } } },
           },
           400: problemSchema,
+          409: problemSchema,
           422: problemSchema,
         },
       },
@@ -168,6 +173,19 @@ export async function trustRoutes(api: FastifyInstance, options: TrustRouteOptio
           'certificate refused',
         );
         return reply.code(422).send(problem(stored.code, stored.reason));
+      }
+      const { withdrawnAt, withdrawnBy, fingerprint } = stored.certificate;
+      if (withdrawnAt) {
+        // Adding it again does not undo an operator's withdrawal; reinstating does, and says so in the audit.
+        return reply
+          .code(409)
+          .send(
+            problem(
+              'CERTIFICATE_ALREADY_WITHDRAWN',
+              `${fingerprint} was withdrawn by ${withdrawnBy} at ${withdrawnAt}; ` +
+                `POST /certificates/${fingerprint}/reinstate brings it back`,
+            ),
+          );
       }
       if (!stored.created) return reply.code(200).send(stored.certificate);
       req.log.info(
