@@ -15,6 +15,7 @@ import {
   listCertificates,
   listPgpKeys,
   pgpKeysFor,
+  withdrawCertificate,
 } from '@smgw/key-directory';
 import { deleteMailbox, findMailbox, listMailboxAudit } from '@smgw/mailbox-store';
 import { waitFor } from '@smgw/testing';
@@ -152,6 +153,30 @@ describe('bring your own key', () => {
     const garbage = await upload(browser, 'not a certificate at all');
     assert.equal(garbage.status, 422);
     assert.match(garbage.body, /weder ein lesbares Zertifikat/);
+  });
+
+  it('refuses to take again a certificate an operator withdrew, and says so', async () => {
+    const address = newAddress();
+    const browser = await loggedIn(address);
+    const pem = await keys.leaf(trusted, address);
+    assert.equal((await upload(browser, pem)).status, 303);
+    const [stored] = await currentCertificates(world.db.pool, address);
+    assert.ok(stored);
+    const withdrawal = await withdrawCertificate(world.db.pool, {
+      fingerprint: stored.fingerprint,
+      operator: 'k.weber',
+      reason: 'the holder lost the private key',
+      at: world.clock.now(),
+    });
+    assert.ok(withdrawal.ok);
+
+    const again = await upload(browser, pem);
+    assert.equal(again.status, 422);
+    assert.match(again.body, /aus dem Gebrauch genommen/);
+    assert.match(again.body, /kommen in dieses Postfach/, 'the page says mail comes to the portal');
+    assert.deepEqual(await currentCertificates(world.db.pool, address), []);
+    const audit = await listMailboxAudit(world.db.pool, address);
+    assert.equal(audit.filter((e) => e.event === 'mailbox.certificate-added').length, 1, 'only the first upload');
   });
 
   it('stores a certificate that also names an agency and another citizen for the user alone', async () => {

@@ -224,6 +224,8 @@ export const de = {
   'keys.error.certificateAddress': 'Das Zertifikat ist nicht für Ihre E-Mail-Adresse ausgestellt.',
   'keys.error.certificateInvalid':
     'Das Zertifikat konnte nicht geprüft werden: Es stammt nicht von einer anerkannten Zertifizierungsstelle, ist abgelaufen, gesperrt oder nicht für E-Mail-Verschlüsselung bestimmt.',
+  'keys.error.certificateWithdrawn':
+    'Dieses Zertifikat wurde vom Betrieb des Portals aus dem Gebrauch genommen und wird nicht mehr verwendet. Bitte laden Sie ein neues Zertifikat hoch.',
   'keys.error.pgpUnreadable':
     'Der OpenPGP-Schlüssel ist nicht lesbar. Bitte laden Sie genau einen öffentlichen Schlüssel hoch.',
   'keys.error.pgpUnusable': 'Der OpenPGP-Schlüssel ist abgelaufen, widerrufen oder kann nicht verschlüsseln.',

@@ -220,6 +220,8 @@ export const en: Record<MessageKey, string> = {
   'keys.error.certificateAddress': 'The certificate is not issued for your e-mail address.',
   'keys.error.certificateInvalid':
     'The certificate could not be verified: it is not from a recognised certification authority, has expired or been revoked, or is not meant for e-mail encryption.',
+  'keys.error.certificateWithdrawn':
+    'This certificate was withdrawn by the portal operators and is no longer used. Please upload a new certificate.',
   'keys.error.pgpUnreadable': 'The OpenPGP key cannot be read. Please upload exactly one public key.',
   'keys.error.pgpUnusable': 'The OpenPGP key has expired, been revoked or cannot encrypt.',
   'keys.error.pgpAddress': 'The OpenPGP key does not hold your e-mail address as a user ID.',

@@ -1,9 +1,10 @@
 // /schluessel: bring your own key. A logged-in user uploads an S/MIME certificate (PEM or DER), taken only when it
 // validates to a trust anchor for e-mail protection and holds the user's address (acceptRecipientCertificate, the
-// admin API's rule), or an OpenPGP public key, taken only when a valid user ID holds the user's address, stored
-// pending with source 'portal' under that address alone until an operator approves it (admin API). From then on the
-// encrypt stage sends the user's mail encrypted by e-mail instead of to this mailbox, and the page says so. What was
-// uploaded goes with the mailbox (deleteMailbox), also when the deletion came while the upload was being checked.
+// admin API's rule) and is not one an operator withdrew, or an OpenPGP public key, taken only when a valid user ID
+// holds the user's address, stored pending with source 'portal' under that address alone until an operator approves
+// it (admin API). From then on the encrypt stage sends the user's mail encrypted by e-mail instead of to this mailbox,
+// and the page says so. What was uploaded goes with the mailbox (deleteMailbox), also when the deletion came while the
+// upload was being checked.
 // The upload is multipart: parsed only for a logged-in user (as compose.ts), one small file.
 import fastifyMultipart, { type MultipartFile } from '@fastify/multipart';
 import {
@@ -222,6 +223,19 @@ export async function takeKey(
           ? 'keys.error.certificateAddress'
           : 'keys.error.certificateInvalid',
     };
+  }
+  if (accepted.certificate.withdrawnAt) {
+    // An operator took it out of use (admin API); uploading it again does not bring it back, only they can.
+    ctx.deps.logger.info(
+      {
+        code: 'PORTAL_CERTIFICATE_REFUSED',
+        mailboxId: mailbox.id,
+        reasonCode: 'CERTIFICATE_ALREADY_WITHDRAWN',
+        fingerprint: accepted.certificate.fingerprint,
+      },
+      'certificate from the portal refused: withdrawn by an operator',
+    );
+    return { ok: false, error: 'keys.error.certificateWithdrawn' };
   }
   await audit('mailbox.certificate-added', {
     fingerprint: accepted.certificate.fingerprint,
