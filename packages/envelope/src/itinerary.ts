@@ -126,3 +126,25 @@ export function leavesClosedNetwork(envelope: Envelope): boolean {
  * already encrypted by the sender (S/MIME enveloped-data / authEnveloped-data, multipart/encrypted).
  */
 export const SAFE_OUTBOUND_CRYPTO_STATUSES: readonly string[] = ['encrypted', 'already-encrypted'];
+
+/**
+ * The crypto verdict status of outbound mail the encrypt stage gave up because of the message itself: its own header
+ * can never stand outside the encryption, so every attempt would fail the same way. Such an envelope goes on to
+ * deliver, which sends it nowhere and bounces its recipients with a DSN to the sender (its outbound guard). The
+ * verdict's `code` says why: one of NOT_ENCRYPTABLE_CODES (deliver parks one with any other code, as not encrypted).
+ */
+export const NOT_ENCRYPTABLE_STATUS = 'not-encryptable';
+
+export const NOT_ENCRYPTABLE_CODES = [
+  /** An outer header value the encryptor refuses (PGP_INVALID_HEADER, SMIME_INVALID_HEADER). */
+  'ENCRYPT_HEADER_INVALID',
+  /** A header block over 1 MiB (MAX_HEADER_BYTES of @smgw/mime). */
+  'ENCRYPT_HEADER_TOO_LARGE',
+] as const;
+export type NotEncryptableCode = (typeof NOT_ENCRYPTABLE_CODES)[number];
+
+/** The reason of a crypto verdict that says encrypt gave the message up, or undefined for any other verdict. */
+export function notEncryptableCode(verdict: StageVerdict | undefined): NotEncryptableCode | undefined {
+  if (verdict?.status !== NOT_ENCRYPTABLE_STATUS) return undefined;
+  return NOT_ENCRYPTABLE_CODES.find((code) => code === verdict.code);
+}

@@ -27,7 +27,12 @@ export interface BounceRule {
   status: string;
   /** The trace code of a bounce when it is not the next hop's refusal (default DELIVERY_BOUNCED). */
   code?: string;
+  /** The DSN's phrase for a bounce deliver decided itself, from its templates' `reasons` (default `rejected`). */
+  dsnReason?: OwnFailureReason;
 }
+
+/** Why deliver bounced a recipient without any next hop's word: the DSN says it in its own phrase. */
+export type OwnFailureReason = 'header-invalid' | 'header-too-large';
 
 export const BOUNCE_RULES: readonly BounceRule[] = [
   { reply: /^2\d\d/, result: 'delivered', category: 'accepted', status: '2.0.0' },
@@ -68,6 +73,25 @@ export const BOUNCE_RULES: readonly BounceRule[] = [
     status: '5.3.0',
     code: 'DELIVERY_ENVELOPE_MISMATCH',
   },
+  // Given up by encrypt, nothing sent (outbound-guard.ts): the message's own header can never stand outside the
+  // encryption, so it would fail the same way every time. RFC 3463 X.6.0: something about the content; X.3.4: too
+  // big, as ingest answers a header block over 1 MiB at the door (552 5.3.4).
+  {
+    error: /^ENCRYPT_HEADER_INVALID$/,
+    result: 'bounced',
+    category: 'not-encryptable',
+    status: '5.6.0',
+    code: 'ENCRYPT_HEADER_INVALID',
+    dsnReason: 'header-invalid',
+  },
+  {
+    error: /^ENCRYPT_HEADER_TOO_LARGE$/,
+    result: 'bounced',
+    category: 'not-encryptable',
+    status: '5.3.4',
+    code: 'ENCRYPT_HEADER_TOO_LARGE',
+    dsnReason: 'header-too-large',
+  },
   // Not sent: this process already delivers as much to that domain, or to all domains' MX together, as it lets them
   // take (destination-slots.ts).
   { error: /^EDESTINATIONBUSY$/, result: 'deferred', category: 'destination-busy', status: '4.4.5' },
@@ -104,6 +128,8 @@ export interface Classification {
   status: string;
   /** The rule's trace code for a bounce deliver decided itself (BounceRule.code). */
   code?: string;
+  /** The rule's DSN phrase for such a bounce (BounceRule.dsnReason). */
+  dsnReason?: OwnFailureReason;
 }
 
 /** The enhanced status code (RFC 3463) of a reply like "550 5.1.1 no such user", if it carries one. */
@@ -125,5 +151,11 @@ export function classifyAnswer(answer: DeliveryAnswer, rules: readonly BounceRul
   const own = enhancedStatusOf(answer.reply);
   // Keep the server's enhanced code when its class agrees with the result (a 5.2.2 we defer keeps its rule's 4.2.2).
   const status = own && own[0] === rule.status[0] ? own : rule.status;
-  return { result: rule.result, category: rule.category, status, ...(rule.code ? { code: rule.code } : {}) };
+  return {
+    result: rule.result,
+    category: rule.category,
+    status,
+    ...(rule.code ? { code: rule.code } : {}),
+    ...(rule.dsnReason ? { dsnReason: rule.dsnReason } : {}),
+  };
 }

@@ -38,7 +38,12 @@ import {
 } from './dsn.ts';
 import { checkOutboundBytes, checkOutboundGuard } from './outbound-guard.ts';
 import { type DeliverOwner, OwnerFencedError } from './owner-heartbeat.ts';
-import { groupByDestination, type RecipientGroup, type RoutingTable } from './route-recipients.ts';
+import {
+  groupByDestination,
+  type RecipientGroup,
+  type RefusedRecipient,
+  type RoutingTable,
+} from './route-recipients.ts';
 import { type RecipientAnswer, refusedAnswer, sendToDestination } from './send-to-destination.ts';
 import { type SuspendedDestinations, suspendedAnswer } from './suspended-destinations.ts';
 import type { Transports } from './transports.ts';
@@ -95,6 +100,10 @@ export function createDeliverHandler(deps: DeliverDeps): Handler {
       const refusal =
         checkOutboundGuard(envelope, deps.routing.internalDomains) ??
         (await checkOutboundBytes(envelope, () => blobStore.open(envelope.blob.ref)));
+      if (refusal?.bounceAs) {
+        context.log.warn({ code: refusal.code, reason: refusal.reason }, 'the message can never be sent: bounced');
+        return await deliverEnvelope({ ...deps, blobStore }, envelope, context, refusal.bounceAs);
+      }
       if (refusal) {
         context.log.warn({ code: refusal.code, reason: refusal.reason }, 'refused to send the message');
         return reject(refusal.code, refusal.reason);
@@ -111,7 +120,16 @@ export function createDeliverHandler(deps: DeliverDeps): Handler {
   };
 }
 
-async function deliverEnvelope(deps: DeliverDeps, envelope: Envelope, context: HandlerContext): Promise<Outcome> {
+/**
+ * Claims, sends per destination, records, and decides the outcome. With `refused`, the outbound guard's bounceAs,
+ * every recipient goes that way instead of to a destination: bounced without sending, the DSN as for any bounce.
+ */
+async function deliverEnvelope(
+  deps: DeliverDeps,
+  envelope: Envelope,
+  context: HandlerContext,
+  refused?: RefusedRecipient,
+): Promise<Outcome> {
   // Signed before anything is claimed: a signer failure leaves no recipient `sending`.
   const prefix = await messagePrefix(deps, envelope, context);
   const owner = deps.owner;
@@ -148,7 +166,7 @@ async function deliverEnvelope(deps: DeliverDeps, envelope: Envelope, context: H
             return claimAll();
           });
     claim.busy.push(...heldHere);
-    return await deliverClaimed(deps, envelope, context, claim, prefix);
+    return await deliverClaimed(deps, envelope, context, claim, prefix, refused);
   } finally {
     for (const r of reserved) sending.delete(key(r));
   }
@@ -160,6 +178,7 @@ async function deliverClaimed(
   context: HandlerContext,
   claim: Awaited<ReturnType<typeof claimRecipients>>,
   prefix: Buffer,
+  refused: RefusedRecipient | undefined,
 ): Promise<Outcome> {
   if (claim.done.length > 0)
     context.log.info({ recipients: claim.done }, 'already delivered or bounced; not sent again');
@@ -171,7 +190,11 @@ async function deliverClaimed(
     disclosure,
     headers: once(async () => (quote ? readHeaderBlock(deps.blobStore.open(quote.ref)) : undefined)),
   };
-  const groups = groupByDestination(claim.claimed, deps.routing);
+  const groups: RecipientGroup[] = !refused
+    ? groupByDestination(claim.claimed, deps.routing)
+    : claim.claimed.length > 0
+      ? [{ destination: refused, recipients: claim.claimed }]
+      : [];
   // Every destination finishes (and records) before the outcome, even when another one failed.
   const settled = await Promise.allSettled(
     groups.map((g) => deliverGroup(deps, envelope, g, context, quoted, prefix, claim.blob)),
@@ -228,7 +251,7 @@ async function deliverGroup(
   const slots = destination.kind === 'mx' ? deps.destinationSlots : undefined;
   const suspended = destination.kind === 'mx' ? deps.suspendedDestinations : undefined;
   const send = async () => {
-    if (destination.kind === 'refused') return group.recipients.map((r) => refusedAnswer(r));
+    if (destination.kind === 'refused') return group.recipients.map((r) => refusedAnswer(r, destination));
     const notTried = (answers: RecipientAnswer[]) => {
       for (const a of answers) deps.notTriedTotal?.inc({ category: a.classification.category });
       return answers;
@@ -273,7 +296,7 @@ async function deliverGroup(
       outcomes.push({ recipient: a.recipient, state: 'delivered', reason: said, data });
     } else if (kind === 'bounced') {
       outcomes.push({ recipient: a.recipient, state: 'bounced', code: bounceCode, reason: said, data });
-      failures.push({ ...failure, reason: 'rejected', lastAttemptAt: now });
+      failures.push({ ...failure, reason: a.classification.dsnReason ?? 'rejected', lastAttemptAt: now });
     } else if (context.lastAttempt && !interrupted) {
       const reason = `retry period expired; last: ${said}`;
       outcomes.push({ recipient: a.recipient, state: 'bounced', code: 'DELIVERY_EXPIRED', reason, data });

@@ -18,10 +18,12 @@ import {
   renderTemplate,
   rfc5322Date,
 } from '@smgw/mime';
+import type { OwnFailureReason } from './bounce-classification.ts';
 
 export const TEMPLATES_DIR = fileURLToPath(new URL('../templates/', import.meta.url));
 
-export type FailureReason = 'rejected' | 'expired';
+/** The phrase a DSN gives per recipient: refused by the next hop, retry period over, or deliver's own (OwnFailureReason). */
+export type FailureReason = 'rejected' | 'expired' | OwnFailureReason;
 
 export interface FailedRecipient {
   recipient: string;

@@ -5,12 +5,30 @@
 import type { Readable } from 'node:stream';
 import { inDomains, isPlainAddress } from '@smgw/config';
 import { checkWholeMessageEncrypted } from '@smgw/crypto';
-import { type Envelope, leavesClosedNetwork, SAFE_OUTBOUND_CRYPTO_STATUSES } from '@smgw/envelope';
+import {
+  type Envelope,
+  leavesClosedNetwork,
+  type NotEncryptableCode,
+  notEncryptableCode,
+  SAFE_OUTBOUND_CRYPTO_STATUSES,
+} from '@smgw/envelope';
+import type { RefusedRecipient } from './route-recipients.ts';
 
 export interface GuardRefusal {
-  code: 'OUTBOUND_NOT_ENCRYPTED' | 'PLAINTEXT_TO_OUTSIDE';
+  code: 'OUTBOUND_NOT_ENCRYPTED' | 'PLAINTEXT_TO_OUTSIDE' | NotEncryptableCode;
   reason: string;
+  /**
+   * The message itself can never be sent (encrypt gave it up): instead of the envelope parking, every recipient is
+   * bounced this way, without sending, and the sender gets a DSN as for any bounce. Absent: the envelope parks.
+   */
+  bounceAs?: RefusedRecipient;
 }
+
+/** What deliver answers, per recipient, for outbound mail encrypt gave up (the trace's reason, the Diagnostic-Code). */
+const NOT_ENCRYPTABLE_ERRORS: Record<NotEncryptableCode, string> = {
+  ENCRYPT_HEADER_INVALID: 'ENCRYPT_HEADER_INVALID: the header cannot stand outside the encryption; not sent',
+  ENCRYPT_HEADER_TOO_LARGE: 'ENCRYPT_HEADER_TOO_LARGE: the header block is over 1 MiB; not sent',
+};
 
 /** Directions whose content is meant for the agencies only; the gateway's own mail (generated) may go anywhere. */
 const AGENCY_ONLY_DIRECTIONS: readonly string[] = ['inbound', 'internal', 'portal'];
@@ -18,6 +36,16 @@ const AGENCY_ONLY_DIRECTIONS: readonly string[] = ['inbound', 'internal', 'porta
 /** Why this envelope must not be sent at all, or undefined when it may go. */
 export function checkOutboundGuard(envelope: Envelope, internalDomains: string[]): GuardRefusal | undefined {
   if (leavesClosedNetwork(envelope)) {
+    // Encrypt gave it up for its own header, which no attempt can change: its sender is told now, not after a park.
+    const givenUp = notEncryptableCode(envelope.verdicts.crypto);
+    if (givenUp) {
+      const error = NOT_ENCRYPTABLE_ERRORS[givenUp];
+      return {
+        code: givenUp,
+        reason: `encrypt gave the message up (${envelope.verdicts.crypto?.detail ?? givenUp}); its recipients bounced`,
+        bounceAs: { kind: 'refused', key: 'refused:not-encryptable', errorCode: givenUp, error },
+      };
+    }
     const status = envelope.verdicts.crypto?.status;
     if (status === undefined || !SAFE_OUTBOUND_CRYPTO_STATUSES.includes(status)) {
       return {

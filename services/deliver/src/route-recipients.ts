@@ -11,18 +11,27 @@ export type Destination =
   | { kind: 'mx'; key: string; domain: string };
 
 /**
- * A recipient deliver will not hand to any next hop: it is not one plain address (isPlainAddress). Never a
- * Destination, so it can never reach a transport; deliver records it as bounced without sending.
+ * A recipient deliver will not hand to any next hop: it is not one plain address (isPlainAddress), or its message
+ * can never be sent (the outbound guard's bounceAs: encrypt gave it up). Never a Destination, so it can never reach a
+ * transport; deliver records it as bounced without sending, with its own answer (`errorCode`, classified by
+ * bounce-classification.ts, and `error`, the text of the trace and the DSN's Diagnostic-Code).
  */
 export interface RefusedRecipient {
   kind: 'refused';
-  key: 'refused:not-plain-address';
+  key: 'refused:not-plain-address' | 'refused:not-encryptable';
+  errorCode: string;
+  error: string;
 }
 
 /** Where routeRecipient sends a recipient: a destination, or nowhere. */
 export type Route = Destination | RefusedRecipient;
 
-const REFUSED: RefusedRecipient = { kind: 'refused', key: 'refused:not-plain-address' };
+export const NOT_PLAIN_ADDRESS: RefusedRecipient = {
+  kind: 'refused',
+  key: 'refused:not-plain-address',
+  errorCode: 'ENOTPLAINADDRESS',
+  error: 'not one plain address (local@domain); not sent',
+};
 
 export interface RoutingTable {
   internalDomains: string[];
@@ -50,7 +59,7 @@ function formatHostPort(hp: HostPort): string {
 }
 
 export function routeRecipient(recipient: string, table: RoutingTable): Route {
-  if (!isPlainAddress(recipient)) return REFUSED;
+  if (!isPlainAddress(recipient)) return NOT_PLAIN_ADDRESS;
   if (inDomains(recipient, table.internalDomains)) {
     return {
       kind: 'relay',

@@ -4,6 +4,7 @@ import { domainToASCII } from 'node:url';
 import { isPlainAddress } from '@smgw/config';
 import type { SMTPEnvelopeDsn } from 'nodemailer';
 import { type Classification, classifyAnswer, type DeliveryAnswer } from './bounce-classification.ts';
+import { NOT_PLAIN_ADDRESS, type RefusedRecipient } from './route-recipients.ts';
 import type { DestinationTransport } from './transports.ts';
 
 export interface RecipientAnswer {
@@ -57,14 +58,9 @@ export function cutRemoteText(text: string, max = MAX_REMOTE_TEXT): string {
   return `${text.slice(0, max)}… [cut: ${text.length} characters]`;
 }
 
-/** A recipient that is not one plain address (isPlainAddress): refused without sending, permanently. */
-export function refusedAnswer(recipient: string, remoteMta = ''): RecipientAnswer {
-  return {
-    recipient,
-    classification: classifyAnswer({ errorCode: 'ENOTPLAINADDRESS' }),
-    error: 'not one plain address (local@domain); not sent',
-    remoteMta,
-  };
+/** A recipient refused without sending, permanently: not one plain address (isPlainAddress), unless `as` says else. */
+export function refusedAnswer(recipient: string, as: RefusedRecipient = NOT_PLAIN_ADDRESS): RecipientAnswer {
+  return { recipient, classification: classifyAnswer({ errorCode: as.errorCode }), error: as.error, remoteMta: '' };
 }
 
 /** A recipient not sent now because its destination has as many deliveries in progress as it may (deferred). */

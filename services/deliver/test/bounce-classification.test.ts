@@ -72,6 +72,21 @@ describe('classifyAnswer', () => {
     });
   }
 
+  it('bounces what encrypt gave up for its own header with its code, a 5.x.x status and the DSN phrase saying so', () => {
+    for (const [code, status, dsnReason] of [
+      ['ENCRYPT_HEADER_INVALID', '5.6.0', 'header-invalid'],
+      ['ENCRYPT_HEADER_TOO_LARGE', '5.3.4', 'header-too-large'],
+    ] as const) {
+      assert.deepEqual(classifyAnswer({ errorCode: code }), {
+        result: 'bounced',
+        category: 'not-encryptable',
+        status,
+        code,
+        dsnReason,
+      });
+    }
+  });
+
   it('never bounces on an error the connector did not call permanent', () => {
     assert.equal(classifyAnswer({ errorCode: 'ENOTFOUND' }).result, 'deferred');
   });

@@ -9,6 +9,7 @@ import type { HandlerContext, Outcome } from '@smgw/mq';
 import { createTestDatabase, type SmtpSink, type TestDatabase, waitFor } from '@smgw/testing';
 import { DELIVER_OWNER_ALIVE_MS, expireParkedMessages, recordMessage, recordParkedAt } from '@smgw/trace';
 import { pausedReaper } from '@smgw/trace/testing';
+import { simpleParser } from 'mailparser';
 import { createDeliverHandler } from '../src/deliver-envelope.ts';
 import { claimRecipients } from '../src/delivery-records.ts';
 import { DestinationSlots } from '../src/destination-slots.ts';
@@ -430,6 +431,75 @@ describe('deliver handler', () => {
     assert.deepEqual(outcome.kind === 'retry' && outcome.envelope?.recipients, ['never-3@behoerde.example']);
     assert.equal(published.length, 1);
     assert.equal(published[0]?.relatesTo, envelope.id);
+  });
+
+  it('sends outbound mail encrypt gave up nowhere: every recipient bounced, a DSN (5.6.0) to the sender at once', async () => {
+    const recipients = ['buerger@firma.example', 'kollege@behoerde.example'];
+    const envelope = await stored({
+      direction: 'outbound',
+      mailFrom: 'sb@behoerde.example',
+      recipients,
+      verdicts: {
+        crypto: {
+          status: 'not-encryptable',
+          code: 'ENCRYPT_HEADER_INVALID',
+          detail: 'PGP_INVALID_HEADER: From must be non-empty printable ASCII, folded only with CRLF + space',
+          at: new Date().toISOString(),
+        },
+      },
+    });
+    const before = relay.messages.length;
+    const [done, dsn, ...rest] = envelopesOf(await handle(envelope, context()));
+    assert.equal(rest.length, 0);
+    assert.deepEqual(done?.itinerary, []);
+    assert.equal(relay.messages.length, before, 'nothing sent, not even to the agency recipient');
+    const { rows } = await db.pool.query<{ recipient: string; state: string; destination: string; code: string }>(
+      `select d.recipient, d.state, d.destination, e.code from deliveries d
+         join message_events e on e.message_id = d.message_id and e.recipient = d.recipient and e.stage = 'deliver'
+        where d.message_id = $1 order by d.recipient`,
+      [envelope.id],
+    );
+    assert.deepEqual(
+      rows.map((r) => [r.recipient, r.state, r.destination, r.code]),
+      [...recipients].sort().map((r) => [r, 'bounced', 'refused:not-encryptable', 'ENCRYPT_HEADER_INVALID']),
+    );
+    assert.deepEqual(
+      [dsn?.direction, dsn?.recipients, dsn?.relatesTo],
+      ['generated', ['sb@behoerde.example'], envelope.id],
+    );
+    const raw = await streamText(deps.blobStore.open(dsn?.blob.ref ?? ''));
+    assert.equal(raw.match(/^Status: 5\.6\.0$/gm)?.length, 2);
+    assert.equal(raw.match(/^Diagnostic-Code: X-SMGW; ENCRYPT_HEADER_INVALID/gm)?.length, 2);
+    const text = (await simpleParser(raw)).text ?? '';
+    assert.equal(
+      text.match(/Der Kopfbereich der Nachricht \(Absender, Empfänger, Betreff\) kann so nicht/g)?.length,
+      2,
+    );
+    assert.equal(text.match(/the message header \(sender, recipients, subject\) cannot be sent encrypted/g)?.length, 2);
+    assert.ok(!raw.includes('printable ASCII'), "the encryptor's own words stay in the trace");
+    assert.ok(raw.includes('Subject: Bescheid 2026/17'), 'the header block the agency sent is quoted');
+    assert.ok(!raw.includes('anbei der Bescheid'), 'never the body');
+
+    // Redelivered: nothing sent, the same DSN again, no second one.
+    const [, again, ...more] = envelopesOf(await handle(envelope, context()));
+    assert.equal(more.length, 0);
+    assert.equal(again?.id, dsn?.id);
+    assert.equal(relay.messages.length, before);
+  });
+
+  it('parks outbound mail whose not-encryptable verdict gives no reason it knows, as any other not encrypted', async () => {
+    const envelope = await stored({
+      direction: 'outbound',
+      mailFrom: 'sb@behoerde.example',
+      recipients: ['buerger@firma.example'],
+      verdicts: { crypto: { status: 'not-encryptable', code: 'ENCRYPT_FAILED', at: new Date().toISOString() } },
+    });
+    const outcome = await handle(envelope, context());
+    assert.equal(outcome.kind === 'reject' && outcome.code, 'OUTBOUND_NOT_ENCRYPTED');
+    const { rows } = await db.pool.query('select count(*)::int as n from deliveries where message_id = $1', [
+      envelope.id,
+    ]);
+    assert.equal(rows[0].n, 0);
   });
 
   it('refuses inbound mail addressed outside the agency domains', async () => {

@@ -46,6 +46,31 @@ describe('checkOutboundGuard', () => {
     }
   });
 
+  it('has outbound mail that encrypt gave up for its own header bounced, never sent', () => {
+    for (const code of ['ENCRYPT_HEADER_INVALID', 'ENCRYPT_HEADER_TOO_LARGE']) {
+      const envelope = sampleEnvelope({
+        direction: 'outbound',
+        recipients: ['x@firma.example'],
+        verdicts: { crypto: { status: 'not-encryptable', code, at } },
+      });
+      const refusal = checkOutboundGuard(envelope, domains);
+      assert.equal(refusal?.code, code);
+      assert.deepEqual(refusal?.bounceAs && [refusal.bounceAs.kind, refusal.bounceAs.errorCode], ['refused', code]);
+    }
+  });
+
+  it('parks outbound mail whose not-encryptable verdict gives no reason it knows', () => {
+    for (const code of [undefined, 'ENCRYPT_FAILED', 'ENOTPLAINADDRESS']) {
+      const envelope = sampleEnvelope({
+        direction: 'outbound',
+        recipients: ['x@firma.example'],
+        verdicts: { crypto: { status: 'not-encryptable', code, at } },
+      });
+      const refusal = checkOutboundGuard(envelope, domains);
+      assert.deepEqual([refusal?.code, refusal?.bounceAs], ['OUTBOUND_NOT_ENCRYPTED', undefined], String(code));
+    }
+  });
+
   it('never lets mail meant for the portal go outside', () => {
     const envelope = sampleEnvelope({
       direction: 'outbound',
