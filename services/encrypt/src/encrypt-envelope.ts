@@ -1,10 +1,20 @@
 // The encrypt stage's work on one envelope: outbound mail is encrypted per recipient (or handed to the portal),
-// inbound mail is decrypted for the agency. Anything that fails in between retries: never plaintext outside.
+// inbound mail is decrypted for the agency. Anything that fails in between retries: never plaintext outside. Only
+// outbound mail whose own header can never be encrypted is given up at once: deliver bounces it with a DSN.
 import { readingOnce } from '@smgw/blob-store';
 import { PgpError, SmimeError } from '@smgw/crypto';
-import { type Envelope, SAFE_OUTBOUND_CRYPTO_STATUSES } from '@smgw/envelope';
+import {
+  advance,
+  type Envelope,
+  NOT_ENCRYPTABLE_STATUS,
+  type NotEncryptableCode,
+  rerouteAfterCurrent,
+  SAFE_OUTBOUND_CRYPTO_STATUSES,
+  withVerdict,
+} from '@smgw/envelope';
 import { HeaderBlockError } from '@smgw/mime';
-import { type Handler, type HandlerContext, type Outcome, reject, retry } from '@smgw/mq';
+import { type Handler, type HandlerContext, next, type Outcome, reject, retry } from '@smgw/mq';
+import { recordEvent } from '@smgw/trace';
 import { decryptInbound, type InboundDeps } from './decrypt-inbound.ts';
 import { encryptOutbound, type OutboundDeps } from './encrypt-outbound.ts';
 
@@ -30,18 +40,14 @@ export async function encryptEnvelope(
     }
     if (envelope.direction === 'inbound') return await decryptInbound(deps, envelope, context);
   } catch (err) {
-    // Database, blob store, revocation fetch, or a crypto failure we did not expect: the envelope waits and tries
-    // again; after the last attempt it is parked with this reason, never sent on unencrypted.
-    if (err instanceof HeaderBlockError) return reject('ENCRYPT_HEADER_TOO_LARGE', err.message); // retrying cannot shorten it
-    if (isOuterHeaderRefused(err)) {
-      // A value of the message's own header cannot stand outside the encryption: the same bytes fail the same way.
-      context.log.warn({ code: 'ENCRYPT_HEADER_INVALID', err }, 'outer header refused; parked, not retried');
-      return reject('ENCRYPT_HEADER_INVALID', `${err.code}: ${err.message}`);
+    // The message's own header: the same bytes fail the same way every time, so retrying cannot help. Outbound, its
+    // sender is told now (giveUp); inbound (a header block over 1 MiB), the envelope is parked.
+    const notEncryptable = notEncryptableBy(err);
+    if (notEncryptable && envelope.direction === 'outbound') {
+      return giveUp(deps, envelope, context, notEncryptable.code, notEncryptable.reason);
     }
-    const code = (err as { code?: unknown }).code;
-    const stable = typeof code === 'string' && /^[A-Z][A-Z0-9_]+$/.test(code) ? code : 'ENCRYPT_FAILED';
-    context.log.warn({ code: stable, err, attempt: context.attempt }, 'not processed; will retry');
-    return retry(stable, (err as Error).message);
+    if (notEncryptable) return reject(notEncryptable.code, notEncryptable.reason);
+    return retryAfter(err, context);
   }
   return reject(
     'ENCRYPT_UNEXPECTED_DIRECTION',
@@ -49,10 +55,59 @@ export async function encryptEnvelope(
   );
 }
 
-/** An outer header value the encryptor refuses (CR/LF, non-ASCII where it cannot stand): a fault of the message. */
-function isOuterHeaderRefused(err: unknown): err is PgpError | SmimeError {
-  return (
+/**
+ * Database, blob store, revocation fetch, or a crypto failure we did not expect: the envelope waits and tries again;
+ * after the last attempt it is parked with this reason, never sent on unencrypted.
+ */
+function retryAfter(err: unknown, context: HandlerContext): Outcome {
+  const code = (err as { code?: unknown }).code;
+  const stable = typeof code === 'string' && /^[A-Z][A-Z0-9_]+$/.test(code) ? code : 'ENCRYPT_FAILED';
+  context.log.warn({ code: stable, err, attempt: context.attempt }, 'not processed; will retry');
+  return retry(stable, (err as Error).message);
+}
+
+/**
+ * Why the message can never be encrypted, when `err` says it is the message's own header: a header block over
+ * 1 MiB, or an outer header value the encryptor refuses (CR/LF, non-ASCII where it cannot stand).
+ */
+function notEncryptableBy(err: unknown): { code: NotEncryptableCode; reason: string } | undefined {
+  if (err instanceof HeaderBlockError) return { code: 'ENCRYPT_HEADER_TOO_LARGE', reason: err.message };
+  if (
     (err instanceof PgpError && err.code === 'PGP_INVALID_HEADER') ||
     (err instanceof SmimeError && err.code === 'SMIME_INVALID_HEADER')
-  );
+  ) {
+    return { code: 'ENCRYPT_HEADER_INVALID', reason: `${err.code}: ${err.message}` };
+  }
+  return undefined;
+}
+
+/**
+ * Gives the message up: on to deliver with the crypto verdict `not-encryptable`, where the outbound guard sends it
+ * nowhere and bounces every recipient with a DSN to the sender (deliver's, as for any bounce). The envelope keeps
+ * the message as the agency sent it, which that DSN quotes the header block of. The encryptor's own words go to the
+ * trace (`message.not-encryptable`), not to the DSN.
+ */
+async function giveUp(
+  deps: EncryptDeps,
+  envelope: Envelope,
+  context: HandlerContext,
+  code: NotEncryptableCode,
+  reason: string,
+): Promise<Outcome> {
+  const at = deps.now();
+  try {
+    await recordEvent(deps.pool, envelope.id, {
+      stage: 'encrypt',
+      event: 'message.not-encryptable',
+      outcome: 'next',
+      code,
+      reason,
+      at,
+    });
+  } catch (err) {
+    return retryAfter(err, context);
+  }
+  context.log.warn({ code, reason }, 'the header cannot be encrypted: given up, to be bounced by deliver');
+  const verdict = { status: NOT_ENCRYPTABLE_STATUS, code, detail: reason, at: at.toISOString() };
+  return next(advance(withVerdict(rerouteAfterCurrent(envelope, ['deliver']), 'crypto', verdict), 'encrypt'));
 }

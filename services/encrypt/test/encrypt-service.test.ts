@@ -11,6 +11,7 @@ import { type Envelope, newMessageId } from '@smgw/envelope';
 import { connectMq, type Mq, next } from '@smgw/mq';
 import { type SunkMessage, startTestGateway, type TestGateway, waitFor } from '@smgw/testing';
 import { getTrace, recordMessage } from '@smgw/trace';
+import { simpleParser } from 'mailparser';
 import {
   createGpgHome,
   createTestPki,
@@ -206,6 +207,92 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
     // The copies' rows were committed with these events, and their files put in place: nothing left in tmp/.
     assert.deepEqual(readdirSync(join(world.gateway.blobDir as string, 'tmp')), []);
   });
+
+  const unencryptable: Array<{
+    what: string;
+    code: string;
+    status: string;
+    mailFrom: string;
+    header: string[];
+    says: RegExp;
+  }> = [
+    {
+      // No From, and an SMTPUTF8 envelope sender: the From the gateway would write cannot stand in an ASCII header.
+      what: 'a From it would have to make of an SMTPUTF8 envelope sender',
+      code: 'ENCRYPT_HEADER_INVALID',
+      status: '5.6.0',
+      mailFrom: 'müller@behoerde.example',
+      header: ['Subject: Bescheid', 'Message-ID: <kopf-1@behoerde.example>'],
+      says: /Der Kopfbereich der Nachricht \(Absender, Empfänger, Betreff\) kann so nicht verschlüsselt/,
+    },
+    {
+      what: 'a header block over 1 MiB',
+      code: 'ENCRYPT_HEADER_TOO_LARGE',
+      status: '5.3.4',
+      mailFrom: 'clerk@behoerde.example',
+      header: [
+        'From: Sachbearbeitung <clerk@behoerde.example>',
+        'Subject: Bescheid',
+        `X-Verteiler: ${Array.from({ length: 100_000 }, (_, i) => `stelle-${i}@behoerde.example`).join(',\r\n ')}`,
+      ],
+      says: /Der Kopfbereich der Nachricht ist größer als 1 MiB/,
+    },
+  ];
+  for (const { what, code, status, mailFrom, header, says } of unencryptable) {
+    it(`gives a message up at once whose own header can never be encrypted (${what}): the sender gets a DSN (${status}), nothing leaves`, async () => {
+      const recipients = [...smimeRecipients.values()].slice(0, 2).map((c) => c.address);
+      const raw = Buffer.concat([
+        Buffer.from(
+          [
+            'Received: from client.behoerde.example by smgw.test; Mon, 02 Mar 2026 10:00:01 +0100',
+            `To: ${recipients.join(', ')}`,
+            ...header,
+            'MIME-Version: 1.0',
+            '',
+          ].join('\r\n'),
+        ),
+        INNER_ENTITY,
+      ]);
+      const sentBefore = world.gateway.smarthost.messages.length;
+      const envelope = await submit(world, raw, { direction: 'outbound', mailFrom, recipients });
+
+      // Told within seconds, by deliver's DSN through the agencies' relay: not when the reaper gives it up days later.
+      const dsn = await waitFor(
+        'the DSN to the sender at the relay',
+        () =>
+          world.gateway.relay.messages.find((m) => m.raw.includes(Buffer.from(`X-SMGW-Message-Id: ${envelope.id}`))),
+        { timeoutMs: 15_000 },
+      );
+      assert.deepEqual(dsn.rcptTo, [mailFrom]);
+      const report = dsn.raw.toString('utf8');
+      assert.match(report, /Content-Type: multipart\/report; report-type=delivery-status/i);
+      for (const recipient of recipients)
+        assert.ok(report.includes(`Final-Recipient: rfc822; ${recipient}`), recipient);
+      assert.equal(report.match(/^Action: failed$/gm)?.length, recipients.length);
+      assert.equal(
+        report.match(new RegExp(`^Status: ${status.replaceAll('.', '\\.')}$`, 'gm'))?.length,
+        recipients.length,
+      );
+      assert.match(report, new RegExp(`^Diagnostic-Code: X-SMGW; ${code}`, 'm'));
+      assert.match((await simpleParser(dsn.raw)).text ?? '', says, 'the reason in words a clerk understands');
+      assert.ok(!report.includes('anbei Ihr Bescheid'), 'the header block is quoted, never the body');
+
+      const trace = await waitFor('every recipient bounced', async () => {
+        const t = await getTrace(world.gateway.db.pool, envelope.id);
+        return t?.recipients.every((r) => r.state === 'bounced') ? t : undefined;
+      });
+      assert.deepEqual(
+        trace.events.filter((e) => e.stage === 'encrypt').map((e) => [e.event, e.code]),
+        [['message.not-encryptable', code]],
+      );
+      assert.deepEqual(
+        trace.events.filter((e) => e.event === 'recipient.bounced').map((e) => [e.recipient, e.code]),
+        recipients.map((r) => [r, code]),
+      );
+      assert.ok(!trace.events.some((e) => e.event === 'envelope.parked'), 'given up, not parked');
+      assert.deepEqual(world.gateway.smarthost.messages.slice(sentBefore), [], 'nothing left for the outside');
+    });
+  }
 
   /**
    * A header a client writes above its own encryption: ingest's Received on top, then what must not leave in clear

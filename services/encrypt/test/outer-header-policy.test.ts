@@ -9,7 +9,7 @@ import { type Envelope, newMessageId } from '@smgw/envelope';
 import { decodeEncodedWords, parseHeaderFields } from '@smgw/mime';
 import type { Outcome } from '@smgw/mq';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
-import { recordMessage } from '@smgw/trace';
+import { getTrace, recordMessage } from '@smgw/trace';
 import { type EncryptDeps, encryptEnvelope } from '../src/encrypt-envelope.ts';
 import {
   createGpgHome,
@@ -197,15 +197,28 @@ describe('the header of every copy that goes outside', () => {
     });
   }
 
-  it('parks a message at once whose header the encryptor refuses, rather than retrying it for nothing', async () => {
+  it('gives a message up at once whose header the encryptor refuses: on to deliver, which bounces it, never retried', async () => {
     // No From, and an SMTPUTF8 envelope sender: the From the gateway would write cannot stand in an ASCII header.
     const raw = mail([OUR_RECEIVED, `To: ${PGP}, ${SMIME}`, 'Subject: Bescheid', 'MIME-Version: 1.0']);
     for (const recipient of [PGP, SMIME]) {
       const envelope = await outbound(raw, [recipient], { mailFrom: 'müller@behoerde.example' });
       const outcome = await encryptEnvelope(deps(), envelope, handlerContext());
-      assert.equal(outcome.kind, 'reject', `${recipient}: ${JSON.stringify(outcome)}`);
-      assert.equal(outcome.kind === 'reject' && outcome.code, 'ENCRYPT_HEADER_INVALID', recipient);
-      assert.match(outcome.kind === 'reject' ? outcome.reason : '', /^(PGP|SMIME)_INVALID_HEADER: /);
+      assert.equal(outcome.kind, 'next', `${recipient}: ${JSON.stringify(outcome)}`);
+      const [given] = outcome.kind === 'next' ? outcome.envelopes : [];
+      assert.equal(outcome.kind === 'next' && outcome.envelopes.length, 1, recipient);
+      assert.deepEqual(given?.itinerary, ['deliver'], recipient);
+      assert.deepEqual(given?.recipients, [recipient]);
+      assert.equal(given?.verdicts.crypto?.status, 'not-encryptable', recipient);
+      assert.equal(given?.verdicts.crypto?.code, 'ENCRYPT_HEADER_INVALID', recipient);
+      // Nothing was made of it: the DSN quotes the header block the agency sent.
+      assert.deepEqual(given?.blob, envelope.blob);
+      const trace = await getTrace(db.pool, envelope.id);
+      const events = trace?.events.filter((e) => e.stage === 'encrypt') ?? [];
+      assert.deepEqual(
+        events.map((e) => [e.event, e.code]),
+        [['message.not-encryptable', 'ENCRYPT_HEADER_INVALID']],
+      );
+      assert.match(events[0]?.reason ?? '', /^(PGP|SMIME)_INVALID_HEADER: /);
     }
   });
 });
