@@ -86,6 +86,20 @@ async function lockCertificateAddresses(client: PoolClient, addresses: string[])
 }
 
 /**
+ * Takes the address locks of a stored certificate (lockCertificateAddresses) in the caller's transaction; false when
+ * there is no such certificate. Its addresses never change once stored, so they are known before the lock.
+ */
+async function lockStoredCertificate(client: PoolClient, fingerprint: string): Promise<boolean> {
+  const found = await client.query<{ addresses: string[] }>(
+    'select addresses from certificates where fingerprint = $1',
+    [fingerprint],
+  );
+  if (!found.rows[0]) return false;
+  await lockCertificateAddresses(client, found.rows[0].addresses);
+  return true;
+}
+
+/**
  * Stores a validated certificate: validated for encryption too (acceptRecipientCertificate and the harvest refuse one
  * whose keyUsage does not allow it), since only a certificate we can encrypt to may replace another. A renewed
  * certificate replaces every current certificate that shares an address
@@ -338,16 +352,10 @@ export async function withdrawCertificate(pool: Pool, change: CertificateUseChan
   const client = await pool.connect();
   try {
     await client.query('begin');
-    // A certificate's addresses never change once stored, so they are known before the lock.
-    const found = await client.query<{ addresses: string[] }>(
-      'select addresses from certificates where fingerprint = $1',
-      [fingerprint],
-    );
-    if (!found.rows[0]) {
+    if (!(await lockStoredCertificate(client, fingerprint))) {
       await client.query('rollback');
       return notFound;
     }
-    await lockCertificateAddresses(client, found.rows[0].addresses);
     const { rows } = await client.query<CertificateRow>(
       `update certificates set withdrawn_at = $2, withdrawn_by = $3, withdrawal_reason = $4
         where fingerprint = $1 and withdrawn_at is null returning ${CERTIFICATE_COLUMNS}`,
@@ -419,15 +427,10 @@ export async function reinstateCertificate(
   const client = await pool.connect();
   try {
     await client.query('begin');
-    const found = await client.query<{ addresses: string[] }>(
-      'select addresses from certificates where fingerprint = $1',
-      [fingerprint],
-    );
-    if (!found.rows[0]) {
+    if (!(await lockStoredCertificate(client, fingerprint))) {
       await client.query('rollback');
       return notFound;
     }
-    await lockCertificateAddresses(client, found.rows[0].addresses);
     const { rows } = await client.query<CertificateRow>(
       `select ${CERTIFICATE_COLUMNS} from certificates where fingerprint = $1 for update`,
       [fingerprint],
