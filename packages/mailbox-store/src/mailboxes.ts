@@ -257,10 +257,11 @@ export async function recordMailboxLogin(db: Queryable, mailboxId: string, at: D
 
 /**
  * An operator locks or unlocks a mailbox. Unlocking returns it to active when it has a password, else passive.
- * Locking also revokes every live activation link and PIN (and with them the PIN mails still due): an operator locks
- * on a suspected takeover, and a link made before the lock must not open the mailbox after the unlock; the owner
- * asks for a new one then (re-activation, or the operator's resend). Returns the new state, or undefined when there
- * is no such mailbox.
+ * Both revoke every live activation link and PIN (and with them the PIN mails still due): an operator locks on a
+ * suspected takeover, and a link made before the lock must not open the mailbox after the unlock; the owner asks for
+ * a new one then (re-activation, or the operator's resend). The unlock revokes too: an arrival that read the mailbox
+ * before the lock may have made its link after the lock's revocation (nothing makes links for a locked mailbox).
+ * Returns the new state, or undefined when there is no such mailbox.
  */
 export async function setMailboxLocked(
   db: Queryable,
@@ -277,7 +278,7 @@ export async function setMailboxLocked(
         where id = $1 returning state),
      revoked as (
        update mailbox_tokens set revoked_at = $3, secrets_sealed = null
-        where $2 and mailbox_id = $1 and used_at is null and revoked_at is null
+        where mailbox_id = $1 and used_at is null and revoked_at is null
           and exists (select 1 from changed))
      select state from changed`,
     [mailboxId, locked, at, by],

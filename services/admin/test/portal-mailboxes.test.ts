@@ -197,6 +197,23 @@ describe('admin API: portal mailboxes', () => {
     assert.equal((await findTokenByLink(db.pool, secrets.link, new Date())).kind, 'dead', 'revoked by the lock');
   });
 
+  it('an unlock revokes a link made while the lock came (an arrival that read the mailbox before it)', async () => {
+    const { mailbox } = await ensureMailbox(db.pool, 'rennen@example.org', keys);
+    assert.equal(mailbox.state, 'passive');
+    assert.equal((await cli('mailbox', 'lock', 'rennen@example.org')).out, 'rennen@example.org: locked\n');
+    // The arrival's token, made for the mailbox as it read it (passive) after the lock had revoked the live ones.
+    const { secrets } = await ensureActivationToken(db.pool, {
+      mailbox,
+      keys,
+      now: new Date(),
+      lifetimeMs: 24 * HOUR,
+      pinDelayMs: HOUR,
+    });
+    assert.ok(secrets);
+    assert.equal((await cli('mailbox', 'unlock', 'rennen@example.org')).out, 'rennen@example.org: passive\n');
+    assert.equal((await findTokenByLink(db.pool, secrets.link, new Date())).kind, 'dead', 'revoked by the unlock');
+  });
+
   it('resending activation revokes the old link and PIN and queues the new link mail once', async () => {
     const { mailbox, secrets } = await mailboxWithMessage('neu@example.org');
     assert.ok(secrets);
