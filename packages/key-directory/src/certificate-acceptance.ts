@@ -19,7 +19,6 @@ import {
   addCertificate,
   type CertificateReinstatement,
   type CertificateSource,
-  getCertificate,
   getCertificateChain,
   reinstateCertificate,
   type StoredCertificate,
@@ -158,21 +157,19 @@ export async function reinstateRecipientCertificate(
   input: CertificateReinstatementRequest,
 ): Promise<RecipientCertificateReinstatement> {
   const fingerprint = input.fingerprint.toLowerCase();
-  const [stored, chain] = await Promise.all([
-    getCertificate(pool, fingerprint),
-    getCertificateChain(pool, fingerprint),
-  ]);
-  if (!stored || !chain) return { ok: false, code: 'CERTIFICATE_NOT_FOUND', message: `no certificate ${fingerprint}` };
+  const chain = await getCertificateChain(pool, fingerprint);
+  if (!chain) return { ok: false, code: 'CERTIFICATE_NOT_FOUND', message: `no certificate ${fingerprint}` };
+  const stored = chain.certificate;
   if (stored.replacedBy === null && stored.withdrawnAt === null) {
     return { ok: false, code: 'CERTIFICATE_CURRENT', message: `${fingerprint} is current: nothing to reinstate` };
   }
   const leaf = certificateFacts(chain.der);
-  const address = leaf.emailAddressesAsWritten.find((a) => a.toLowerCase() === chain.addresses[0]);
+  const address = leaf.emailAddressesAsWritten.find((a) => a.toLowerCase() === stored.addresses[0]);
   if (!address) {
     return {
       ok: false,
       code: 'ADDRESS_NOT_IN_CERTIFICATE',
-      message: `the certificate does not name ${chain.addresses[0]} (subjectAltName rfc822Name)`,
+      message: `the certificate does not name ${stored.addresses[0]} (subjectAltName rfc822Name)`,
     };
   }
   const validation = await validateRecipientCertificate(pool, leaf, chain.intermediates, address, {

@@ -1,7 +1,7 @@
 // Recipient certificates (certificates, migrations 008 and 021): added by an operator or harvested from validly signed
 // inbound mail, replaced by renewals, withdrawn and reinstated by an operator (certificate_audit keeps who, when and
 // why); the encrypt stage reads the current ones per address. Addresses are stored lower-case.
-import { type Pool, type PoolClient, preparedStatement } from '@smgw/db';
+import { type Pool, type PoolClient, preparedStatement, withTransaction } from '@smgw/db';
 
 /** Who brought it: an operator (admin API), inbound signed mail, or the recipient on the portal (migration 013). */
 export type CertificateSource = 'admin' | 'harvested' | 'portal';
@@ -272,16 +272,17 @@ export async function getCertificate(pool: Pool, fingerprint: string): Promise<S
   return rows[0] ? toCertificate(rows[0]) : undefined;
 }
 
-/** The certificate itself and the intermediates stored with it, for validating it again (reinstatement). */
+/** The certificate with its DER and the intermediates stored with it, for validating it again (reinstatement). */
 export async function getCertificateChain(
   pool: Pool,
   fingerprint: string,
-): Promise<{ der: Buffer; intermediates: Buffer[]; addresses: string[] } | undefined> {
-  const { rows } = await pool.query<{ der: Buffer; intermediates: Buffer[]; addresses: string[] }>(
-    'select der, intermediates, addresses from certificates where fingerprint = $1',
+): Promise<{ certificate: StoredCertificate; der: Buffer; intermediates: Buffer[] } | undefined> {
+  const { rows } = await pool.query<CertificateRow & { der: Buffer; intermediates: Buffer[] }>(
+    `select ${CERTIFICATE_COLUMNS}, der, intermediates from certificates where fingerprint = $1`,
     [fingerprint.toLowerCase()],
   );
-  return rows[0];
+  const row = rows[0];
+  return row && { certificate: toCertificate(row), der: row.der, intermediates: row.intermediates };
 }
 
 export const CERTIFICATE_AUDIT_EVENTS = ['certificate.withdrawn', 'certificate.reinstated'] as const;
@@ -349,13 +350,9 @@ export type CertificateWithdrawal =
 export async function withdrawCertificate(pool: Pool, change: CertificateUseChange): Promise<CertificateWithdrawal> {
   const fingerprint = change.fingerprint.toLowerCase();
   const notFound = { ok: false, code: 'CERTIFICATE_NOT_FOUND', message: `no certificate ${fingerprint}` } as const;
-  const client = await pool.connect();
-  try {
-    await client.query('begin');
-    if (!(await lockStoredCertificate(client, fingerprint))) {
-      await client.query('rollback');
-      return notFound;
-    }
+  // An answer that changes nothing commits nothing but the read.
+  return withTransaction(pool, async (client): Promise<CertificateWithdrawal> => {
+    if (!(await lockStoredCertificate(client, fingerprint))) return notFound;
     const { rows } = await client.query<CertificateRow>(
       `update certificates set withdrawn_at = $2, withdrawn_by = $3, withdrawal_reason = $4
         where fingerprint = $1 and withdrawn_at is null returning ${CERTIFICATE_COLUMNS}`,
@@ -367,7 +364,6 @@ export async function withdrawCertificate(pool: Pool, change: CertificateUseChan
         `select ${CERTIFICATE_COLUMNS} from certificates where fingerprint = $1`,
         [fingerprint],
       );
-      await client.query('rollback');
       // Gone meanwhile (its portal mailbox was deleted), or withdrawn by another operator first.
       if (!left[0]) return notFound;
       const certificate = toCertificate(left[0]);
@@ -392,14 +388,8 @@ export async function withdrawCertificate(pool: Pool, change: CertificateUseChan
       reason: change.reason,
       detail: { wasCurrent: withdrawn.replaced_by === null, replacedBy: withdrawn.replaced_by, hadReplaced },
     });
-    await client.query('commit');
     return { ok: true, certificate: toCertificate(withdrawn), hadReplaced };
-  } catch (err) {
-    await client.query('rollback').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 export type CertificateReinstatement =
@@ -424,24 +414,18 @@ export async function reinstateCertificate(
 ): Promise<CertificateReinstatement> {
   const fingerprint = change.fingerprint.toLowerCase();
   const notFound = { ok: false, code: 'CERTIFICATE_NOT_FOUND', message: `no certificate ${fingerprint}` } as const;
-  const client = await pool.connect();
-  try {
-    await client.query('begin');
-    if (!(await lockStoredCertificate(client, fingerprint))) {
-      await client.query('rollback');
-      return notFound;
-    }
+  // An answer that changes nothing commits nothing but the read.
+  return withTransaction(pool, async (client): Promise<CertificateReinstatement> => {
+    if (!(await lockStoredCertificate(client, fingerprint))) return notFound;
     const { rows } = await client.query<CertificateRow>(
       `select ${CERTIFICATE_COLUMNS} from certificates where fingerprint = $1 for update`,
       [fingerprint],
     );
     const before = rows[0];
     if (!before) {
-      await client.query('rollback');
       return notFound;
     }
     if (before.replaced_by === null && before.withdrawn_at === null) {
-      await client.query('rollback');
       return { ok: false, code: 'CERTIFICATE_CURRENT', message: `${fingerprint} is current: nothing to reinstate` };
     }
     const newer = await client.query<{ fingerprint: string }>(
@@ -452,7 +436,6 @@ export async function reinstateCertificate(
       [fingerprint, before.addresses, before.not_before],
     );
     if (newer.rows.length > 0) {
-      await client.query('rollback');
       const fingerprints = newer.rows.map((r) => r.fingerprint);
       return {
         ok: false,
@@ -491,16 +474,10 @@ export async function reinstateCertificate(
         replaced: replacedFingerprints,
       },
     });
-    await client.query('commit');
     return {
       ok: true,
       certificate: toCertificate(reinstated.rows[0] as CertificateRow),
       replaced: replacedFingerprints,
     };
-  } catch (err) {
-    await client.query('rollback').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
