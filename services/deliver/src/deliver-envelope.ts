@@ -93,22 +93,25 @@ const FOREIGN_KEY_VIOLATION = '23503';
 export function createDeliverHandler(deps: DeliverDeps): Handler {
   return async (envelope, context) => {
     try {
-      // Outbound mail is read whole for the check and again to be sent: a small one is read (and decrypted) once.
-      const blobStore = leavesClosedNetwork(envelope)
-        ? readingOnce(deps.blobStore, envelope.blob, READ_ONCE_MAX_BYTES)
-        : deps.blobStore;
+      // Outbound mail is read whole for the check and again to be sent: a small one is read (and decrypted) once,
+      // and its claim need not bring the blob's row along.
+      const readOnce = leavesClosedNetwork(envelope) && envelope.blob.size <= READ_ONCE_MAX_BYTES;
+      const blobStore = readOnce ? readingOnce(deps.blobStore, envelope.blob, READ_ONCE_MAX_BYTES) : deps.blobStore;
       const refusal =
         checkOutboundGuard(envelope, deps.routing.internalDomains) ??
         (await checkOutboundBytes(envelope, () => blobStore.open(envelope.blob.ref)));
       if (refusal?.bounceAs) {
         context.log.warn({ code: refusal.code, reason: refusal.reason }, 'the message can never be sent: bounced');
-        return await deliverEnvelope({ ...deps, blobStore }, envelope, context, refusal.bounceAs);
+        return await deliverEnvelope({ ...deps, blobStore }, envelope, context, {
+          readOnce,
+          refused: refusal.bounceAs,
+        });
       }
       if (refusal) {
         context.log.warn({ code: refusal.code, reason: refusal.reason }, 'refused to send the message');
         return reject(refusal.code, refusal.reason);
       }
-      return await deliverEnvelope({ ...deps, blobStore }, envelope, context);
+      return await deliverEnvelope({ ...deps, blobStore }, envelope, context, { readOnce });
     } catch (err) {
       // Database or blob store unreachable (or the signer failed): nothing was decided that is not recorded; try the
       // envelope again.
@@ -128,8 +131,13 @@ async function deliverEnvelope(
   deps: DeliverDeps,
   envelope: Envelope,
   context: HandlerContext,
-  refused?: RefusedRecipient,
+  how: {
+    /** The stage's blob store reads this envelope's blob once (readingOnce): the claim need not bring its row. */
+    readOnce: boolean;
+    refused?: RefusedRecipient | undefined;
+  },
 ): Promise<Outcome> {
+  const { refused } = how;
   // Signed before anything is claimed: a signer failure leaves no recipient `sending`.
   const prefix = await messagePrefix(deps, envelope, context);
   const owner = deps.owner;
@@ -150,7 +158,7 @@ async function deliverEnvelope(
     const claimAll = () =>
       claimRecipients(
         deps.pool,
-        { id: envelope.id, blobRef: envelope.blob.ref },
+        { id: envelope.id, blobRef: how.readOnce ? undefined : envelope.blob.ref },
         reserved,
         deps.claimLeaseMs,
         owner && { id: owner.id, deadAfterMs: owner.deadAfterMs, idle: reserved },

@@ -83,9 +83,13 @@ const CLAIM = preparedStatement(
      from claimed`,
 );
 
+/**
+ * `message.blobRef` undefined: the caller reads the blob another way (deliver's read-once copy of small outbound
+ * mail), so the claim does not bring its row and chunk along, and the result has no `blob`.
+ */
 export async function claimRecipients(
   pool: Pool,
-  message: { id: string; blobRef: string },
+  message: { id: string; blobRef: string | undefined },
   recipients: string[],
   leaseMs: number,
   owner?: ClaimOwner | undefined,
@@ -101,7 +105,7 @@ export async function claimRecipients(
       owner?.id ?? null,
       owner?.deadAfterMs ?? leaseMs,
       owner?.idle ?? [],
-      committedBlobParameter(message.blobRef),
+      message.blobRef === undefined ? null : committedBlobParameter(message.blobRef),
     ]),
   );
   const row = claimed.rows[0];
@@ -111,7 +115,7 @@ export async function claimRecipients(
     done: [],
     busy: [],
     dsnMessageIds: [],
-    ...(mine.size > 0 ? { blob: foundBlob(message.blobRef, row?.blob) } : {}),
+    ...(mine.size > 0 && message.blobRef !== undefined ? { blob: foundBlob(message.blobRef, row?.blob) } : {}),
   };
   const notMine = unique.filter((r) => !mine.has(r));
   if (notMine.length === 0) return result; // the usual case: one statement

@@ -186,6 +186,13 @@ describe('deliver records', () => {
     assert.deepEqual(lost.claimed, ['a@behoerde.example']);
     assert.equal(lost.blob?.blob, undefined);
     await assert.rejects(buffer(store.open(gone.blob.ref, lost.blob)), BlobNotFoundError);
+
+    // Asked not to (the caller reads the blob once another way): claimed, and no row brought along.
+    const other = sampleEnvelope({ id: newMessageId(), recipients: ['a@behoerde.example'], blob });
+    await recordMessage(db.pool, other);
+    const bare = await claimRecipients(db.pool, { id: other.id, blobRef: undefined }, other.recipients, 60_000);
+    assert.deepEqual(bare.claimed, ['a@behoerde.example']);
+    assert.equal(bare.blob, undefined);
   });
 
   it('commits a claim without waiting for the WAL flush, and only the claim: the connection commits with it after', async () => {
