@@ -131,13 +131,14 @@ export interface SplitMessage {
 export async function splitMessage(source: Readable, maxHeaderBytes = MAX_HEADER_BYTES): Promise<SplitMessage> {
   const iterator = source[Symbol.asyncIterator]() as AsyncIterator<unknown>;
   const { head, end } = await readHead(iterator, maxHeaderBytes);
-  if (end) {
+  // The bound holds also when the block's end came in the chunk that took it past the bound (one large read).
+  if (end && end.headerLength <= maxHeaderBytes) {
     const body = Readable.from(rest(head.subarray(end.bodyStart), iterator, source), { objectMode: false });
     // Destroying the body before it was read must release the source too (the generator never ran its finally).
     body.once('close', () => source.destroy());
     return { fields: parseHeaderFields(head.subarray(0, end.headerLength).toString('latin1')), body };
   }
-  if (head.length > maxHeaderBytes) {
+  if (end || head.length > maxHeaderBytes) {
     source.destroy();
     throw new HeaderBlockError(`header block longer than ${maxHeaderBytes} bytes`);
   }

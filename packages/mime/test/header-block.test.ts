@@ -181,6 +181,18 @@ describe('splitting a message stream at its header block', () => {
     assert.equal(source.destroyed, true);
   });
 
+  it('refuses a header block longer than the bound that ends in the chunk already read', async () => {
+    // One chunk holds the whole oversized header and its blank line: the bound holds all the same.
+    const header = Array.from({ length: 50 }, () => `X-Filler: ${'x'.repeat(90)}\r\n`).join('');
+    const source = Readable.from([Buffer.from(`${header}\r\nbody\r\n`)]);
+    await assert.rejects(splitMessage(source, 1000), (err: unknown) => {
+      assert.ok(err instanceof HeaderBlockError);
+      assert.equal(err.code, 'MIME_HEADER_TOO_LARGE');
+      return true;
+    });
+    assert.equal(source.destroyed, true);
+  });
+
   it('releases the source when the body is destroyed unread', async () => {
     const source = Readable.from([Buffer.from('Subject: a\r\n\r\n'), Buffer.from('body')]);
     const { body } = await splitMessage(source);
