@@ -10,6 +10,19 @@ export class PublishError extends Error {
   }
 }
 
+/** Publish failures after which the message is surely in no queue: nacked, returned, or never sent. */
+const NOT_ENQUEUED = new Set(['MQ_PUBLISH_NACKED', 'MQ_PUBLISH_RETURNED', 'MQ_NOT_CONNECTED']);
+
+/**
+ * Whether a failed publish surely left the message in no queue. False for anything else: after a lost confirm
+ * (MQ_PUBLISH_CHANNEL_CLOSED, a timeout) the broker may have taken it all the same. Reads the error's `code`, so it
+ * also answers for a publisher that is not this client's (tests, the portal's deps).
+ */
+export function surelyNotEnqueued(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' && NOT_ENQUEUED.has(code);
+}
+
 /**
  * Anything else the mq client refuses or cannot do:
  * - MQ_CONNECT_FAILED: connectMq could not reach or log in to the broker within its start-up retries;

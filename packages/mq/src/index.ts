@@ -5,7 +5,7 @@
 export { connectMq } from './client.ts';
 export { HANDLER_FAILED, PARK_CODES } from './consume.ts';
 export { exportDefinitions, type RabbitDefinitions } from './definitions.ts';
-export { MqError, PublishError } from './errors.ts';
+export { MqError, PublishError, surelyNotEnqueued } from './errors.ts';
 export { instrumentHandler } from './instrument-handler.ts';
 export { next, RETRIES_EXHAUSTED, reject, retry } from './outcome.ts';
 export {

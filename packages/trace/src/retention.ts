@@ -277,32 +277,65 @@ async function expiringMessage(
  * than any grace (a stage down for a day, scan waiting for clamd records nothing), so those are kept. Even then it
  * is abandoned only when no stage recorded anything of it (every event is ingest's), every recipient is still
  * pending, nothing else refers to it (deliveries, quarantine, portal mailboxes), and the refusal is older than the
- * grace: a queued envelope is taken by a stage, which records an event, long before that. Found from the refusals
- * (index message_events_refused_idx), not by a scan of the messages.
+ * grace: a queued envelope is taken by a stage, which records an event, long before that.
  */
 const ABANDONED_AT_INGEST = `
+  not exists (select 1 from message_events e where e.message_id = m.id and e.stage <> 'ingest')`;
+
+/**
+ * A portal user's message abandoned at its publish: the broker refused it (`message.refused` of stage `portal`), the
+ * user was told "not sent" and never got it out, and no draft can send it any more: its Sent-copy reservation was
+ * closed as abandoned (sent-copy-reservations.ts; the reaper does that only after the draft's life). Every publish
+ * of it was surely refused: as many `enqueued: 'none'` refusals as attempts (`message.submitted`, then
+ * `message.resubmitted` before each resend) and no other refusal, so a resend whose publish went (or is on its way)
+ * keeps it. The portal's and that closing event are all its trace holds: no stage recorded anything of it.
+ */
+const ABANDONED_AT_PORTAL = `
+  m.direction = 'portal'
+  and exists (select 1 from message_events a where a.message_id = m.id and a.event = 'message.sent-copy-abandoned')
+  and not exists (select 1 from message_events e
+                   where e.message_id = m.id
+                     and not (e.event = 'message.sent-copy-abandoned'
+                              or (e.stage = 'portal'
+                                  and e.event in ('message.submitted', 'message.resubmitted', 'message.refused'))))
+  and not exists (select 1 from message_events e
+                   where e.message_id = m.id and e.stage = 'portal' and e.event = 'message.refused'
+                     and e.data ->> 'enqueued' is distinct from 'none')
+  and (select count(*) from message_events e
+        where e.message_id = m.id and e.stage = 'portal' and e.event in ('message.submitted', 'message.resubmitted'))
+      = (select count(*) from message_events e
+          where e.message_id = m.id and e.stage = 'portal' and e.event = 'message.refused')`;
+
+/**
+ * Abandoned at ingest or at the portal's publish, and nothing refers to it. Found from the refusals (index
+ * message_events_refused_idx), not by a scan of the messages.
+ */
+const ABANDONED = `
   m.id in (select e.message_id from message_events e
-            where e.event = 'message.refused' and e.at < $1 and e.stage = 'ingest'
-              and coalesce(e.data -> 'publishedDirections', '[]'::jsonb) = '[]'::jsonb
-              and e.data ->> 'enqueued' = 'none')
-  and not exists (select 1 from message_events e where e.message_id = m.id and e.stage <> 'ingest')
+            where e.event = 'message.refused' and e.at < $1 and e.data ->> 'enqueued' = 'none'
+              and ((e.stage = 'ingest' and coalesce(e.data -> 'publishedDirections', '[]'::jsonb) = '[]'::jsonb)
+                   or e.stage = 'portal'))
+  and ((${ABANDONED_AT_INGEST}) or (${ABANDONED_AT_PORTAL}))
   and not exists (select 1 from message_recipients r where r.message_id = m.id and r.state <> 'pending')
   and not exists (select 1 from deliveries d where d.message_id = m.id)
   and not exists (select 1 from quarantine q where q.message_id = m.id)
   and not exists (select 1 from mailbox_messages mm where mm.message_id = m.id)`;
 
-/** The messages abandoned at ingest (refused before `before`), oldest first, at most `limit`: what a dry run shows. */
+/**
+ * The messages abandoned at ingest or at the portal's publish (refused before `before`), oldest first, at most
+ * `limit`: what a dry run shows.
+ */
 export async function listAbandonedMessages(db: Queryable, before: Date, limit: number): Promise<string[]> {
   const { rows } = await db.query<{ id: string }>(
-    `select m.id from messages m where ${ABANDONED_AT_INGEST} order by m.received_at limit $2`,
+    `select m.id from messages m where ${ABANDONED} order by m.received_at limit $2`,
     [before, limit],
   );
   return rows.map((r) => r.id);
 }
 
 /**
- * Deletes the trace (message row, and by cascade its recipients and events) of messages abandoned at ingest whose
- * refusal is older than `before`, `batch` per statement; the condition is checked in the delete itself, so a stage
+ * Deletes the trace (message row, and by cascade its recipients and events) of messages abandoned at ingest or at the
+ * portal's publish (ABANDONED) whose refusal is older than `before`, `batch` per statement; the condition is checked in the delete itself, so a stage
  * that recorded something meanwhile keeps the message. Returns the ids deleted: their blobs go next (blob-store's
  * purgeBlobsOfMessages), after the rows, so an envelope that shows up late still finds its contents.
  */
@@ -312,7 +345,7 @@ export async function deleteAbandonedMessages(pool: Pool, before: Date, batch = 
   for (;;) {
     const { rows } = await pool.query<{ id: string }>(
       `delete from messages where id in (
-         select m.id from messages m where ${ABANDONED_AT_INGEST}
+         select m.id from messages m where ${ABANDONED}
           order by m.received_at limit $2 for update of m skip locked)
        returning id`,
       [before, batch],

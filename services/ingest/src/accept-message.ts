@@ -18,7 +18,7 @@ import {
   skipStage,
   withVerdict,
 } from '@smgw/envelope';
-import type { Mq } from '@smgw/mq';
+import { type Mq, surelyNotEnqueued } from '@smgw/mq';
 import { type Logger, messageLogger } from '@smgw/observability';
 import { type MessageRecord, recordEvent, recordEvents, recordMessage, type TraceEvent } from '@smgw/trace';
 import { BareLineEndingError, NulByteError } from './bare-line-ending-guard.ts';
@@ -210,9 +210,6 @@ function routedPastEncrypt(envelope: Envelope, encryptReasons: readonly string[]
   return withVerdict(skipStage(envelope, 'encrypt'), 'crypto', { status: 'plain', at: at.toISOString(), by: 'ingest' });
 }
 
-/** Publish failures after which the envelope is surely not in a queue (nacked, returned, never sent). */
-const NOT_ENQUEUED = new Set(['MQ_PUBLISH_NACKED', 'MQ_PUBLISH_RETURNED', 'MQ_NOT_CONNECTED']);
-
 /**
  * What the queues may hold of a refused message, for the trace and the reaper (refused-messages): `none` when every
  * envelope was surely refused, `unknown` when a confirm was lost (the channel closed: it may have been enqueued
@@ -220,7 +217,7 @@ const NOT_ENQUEUED = new Set(['MQ_PUBLISH_NACKED', 'MQ_PUBLISH_RETURNED', 'MQ_NO
  */
 export function enqueuedAfterRefusal(results: PromiseSettledResult<unknown>[]): 'none' | 'unknown' | 'some' {
   if (results.some((r) => r.status === 'fulfilled')) return 'some';
-  return results.every((r) => r.status === 'rejected' && NOT_ENQUEUED.has(codeOf(r.reason) ?? '')) ? 'none' : 'unknown';
+  return results.every((r) => r.status === 'rejected' && surelyNotEnqueued(r.reason)) ? 'none' : 'unknown';
 }
 
 export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage): Promise<AcceptOutcome> {

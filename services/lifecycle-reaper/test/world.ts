@@ -173,17 +173,24 @@ export class World {
    * What the portal's submit.ts leaves of a message its user sent at `at` before the publish (step 3, one
    * transaction): the message's record and `message.submitted`, and its Sent copy's `bytes` reserved in the mailbox's
    * usage. `refused`: then the broker did not confirm (the portal's `message.refused`; the user was told to send
-   * again). Returns the message id.
+   * again): `true` a lost confirm (the envelope may be in a queue), `'nacked'` surely refused. `content`: the message
+   * is stored in the blob store (else its blob reference names nothing). Returns the message id.
    */
-  async portalMessage(mailbox: Mailbox, options: { bytes: number; at: Date; refused?: boolean }): Promise<string> {
+  async portalMessage(
+    mailbox: Mailbox,
+    options: { bytes: number; at: Date; refused?: boolean | 'nacked'; content?: Buffer },
+  ): Promise<string> {
     const id = newMessageId(options.at.getTime());
+    const blob = options.content
+      ? await this.store.put(Readable.from([options.content]), { messageId: id })
+      : { ref: 'b'.repeat(64), sha256: 'b'.repeat(64), size: options.bytes };
     const envelope = envelopeFixture({
       id,
       direction: 'portal',
       mailFrom: mailbox.address,
       recipients: ['post@behoerde.example'],
       receivedAt: options.at.toISOString(),
-      blob: { ref: 'b'.repeat(64), sha256: 'b'.repeat(64), size: options.bytes },
+      blob,
     });
     await withTransaction(this.db.pool, async (db) => {
       await lockMailbox(db, mailbox.id);
@@ -198,16 +205,23 @@ export class World {
         at: options.at,
       });
     });
-    if (options.refused) {
-      await recordEvent(this.db.pool, id, {
-        stage: 'portal',
-        event: 'message.refused',
-        outcome: 'retry',
-        code: 'MQ_PUBLISH_CHANNEL_CLOSED',
-        at: options.at,
-      });
-    }
+    if (options.refused) await this.portalRefusal(id, options.refused === 'nacked' ? 'nacked' : 'lost', options.at);
     return id;
+  }
+
+  /**
+   * The portal's `message.refused` after a publish the broker did not confirm: `nacked` surely not enqueued, `lost`
+   * the confirm lost (it may have been).
+   */
+  async portalRefusal(messageId: string, how: 'nacked' | 'lost', at: Date): Promise<void> {
+    await recordEvent(this.db.pool, messageId, {
+      stage: 'portal',
+      event: 'message.refused',
+      outcome: 'retry',
+      code: how === 'nacked' ? 'MQ_PUBLISH_NACKED' : 'MQ_PUBLISH_CHANNEL_CLOSED',
+      data: { enqueued: how === 'nacked' ? 'none' : 'unknown' },
+      at,
+    });
   }
 
   /**

@@ -421,13 +421,14 @@ describe('the quota', () => {
   });
 });
 
-/** The deps of a submission whose publish the broker does not confirm. */
-function brokerDownDeps(): SubmitDeps {
+/** The deps of a submission whose publish the broker does not confirm (the channel closed, or `code`). */
+function brokerDownDeps(code = 'MQ_PUBLISH_CHANNEL_CLOSED'): SubmitDeps {
+  const message = code === 'MQ_PUBLISH_CHANNEL_CLOSED' ? 'the channel closed' : 'the broker said no';
   return {
     ...world.deps,
     mq: {
       publish: async () => {
-        throw Object.assign(new Error('the channel closed'), { code: 'MQ_PUBLISH_CHANNEL_CLOSED' });
+        throw Object.assign(new Error(message), { code });
       },
     },
   };
@@ -493,6 +494,42 @@ describe('sending a draft again', () => {
     const copyText = (await simpleParser((await sentCopy(mailbox, copy?.id ?? '')) ?? Buffer.alloc(0))).text;
     assert.match(copyText ?? '', /die erste Fassung/);
     assert.equal(await usage(), copy?.size, 'counted once');
+  });
+
+  it('each refusal says whether the envelope may be in a queue, and a resend is recorded before it is published', async () => {
+    // What the reaper's refused-messages sweep decides by: a message every publish of which was surely refused, and
+    // whose draft is dead, is collected with its content; one that may have gone is never.
+    const mailbox = await citizen();
+    const input = submission(mailbox);
+    assert.equal((await submitPortalMessage(brokerDownDeps('MQ_PUBLISH_NACKED'), input)).kind, 'failed');
+    assert.equal((await submitPortalMessage(brokerDownDeps(), input)).kind, 'failed');
+    const portalEvents = async () =>
+      ((await getTrace(world.db.pool, input.messageId))?.events ?? []).map((e) =>
+        e.event === 'message.refused' ? `${e.event} ${(e.data as { enqueued?: string } | null)?.enqueued}` : e.event,
+      );
+    assert.deepEqual(await portalEvents(), [
+      'message.submitted',
+      'message.refused none',
+      'message.resubmitted',
+      'message.refused unknown',
+    ]);
+
+    let atPublish: string[] = [];
+    const again = await submitPortalMessage(
+      {
+        ...world.deps,
+        mq: {
+          publish: async (envelope) => {
+            atPublish = await portalEvents();
+            await world.mq.publish(envelope);
+          },
+        },
+      },
+      input,
+    );
+    assert.equal(again.kind, 'sent');
+    assert.equal(atPublish.at(-1), 'message.resubmitted', 'recorded before the publish');
+    await takeEnvelopes(world.vhost, 'smgw.scan');
   });
 
   it('after the reaper gave the reserved bytes back, a resend still on its way counts its Sent copy itself', async () => {

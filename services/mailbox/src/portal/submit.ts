@@ -41,7 +41,7 @@ import {
   readMailboxMessage,
   reserveMailboxUsage,
 } from '@smgw/mailbox-store';
-import type { Mq } from '@smgw/mq';
+import { type Mq, surelyNotEnqueued } from '@smgw/mq';
 import { type Logger, messageLogger } from '@smgw/observability';
 import {
   type RecordedMessage,
@@ -243,6 +243,16 @@ async function resume(
     client: input.client,
     receivedAt: recorded.receivedAt,
   });
+  // Each attempt is recorded before its publish, as the first one is (message.submitted): the reaper collects a
+  // message only when every attempt was surely refused (@smgw/trace, deleteAbandonedMessages), so a resend whose
+  // publish went, or is on its way, keeps it.
+  await recordEvent(deps.pool, recorded.id, {
+    stage: STAGE,
+    event: 'message.resubmitted',
+    outcome: 'next',
+    data: { mailboxId: mailbox.id },
+    at: now,
+  });
   messageLogger(deps.log, envelope).info(
     { code: 'PORTAL_SUBMIT_RESUMED' },
     'portal message sent again from its record',
@@ -273,6 +283,8 @@ async function publishAndKeepCopy(
       outcome: 'retry',
       code,
       reason: `${(err as Error).message}; the portal user was told it was not sent`,
+      // `none`: surely in no queue; `unknown`: the confirm was lost, it may have been taken (the reaper keeps it).
+      data: { enqueued: surelyNotEnqueued(err) ? 'none' : 'unknown' },
     }).catch((e: unknown) => log.error({ code: 'TRACE_WRITE_FAILED', err: e }, 'cannot record message.refused'));
     return { kind: 'failed', code, reason: (err as Error).message };
   }
