@@ -2,7 +2,7 @@
 // master key rotated without losing a blob.
 import assert from 'node:assert/strict';
 import { createDecipheriv, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -71,6 +71,25 @@ describe('folder key store', () => {
     await keys.retire(kek.id);
     assert.equal(await keys.get(kek.id), undefined);
     assert.equal(await createFolderKeyStore(db.keys).get(kek.id), undefined);
+  });
+
+  it('retires with a KEK the copy of its file that a crash of its write left in the folder', async () => {
+    // writeKeyFile links a temporary into place and unlinks it after: killed in between, the temporary stays, the
+    // same KEK sealed under the master key. Retirement must leave no file in the folder that opens as that KEK.
+    const keys = createFolderKeyStore(db.keys);
+    const kek = await keys.current(new Date('2031-08-01T00:00:00Z'));
+    const leftover = join(db.keys.keyStoreDir, `.${kek.id}.kek.0123456789ab.tmp`);
+    await copyFile(join(db.keys.keyStoreDir, `${kek.id}.kek`), leftover);
+    assert.ok(
+      openSecret(db.keys.masterKey, await readFile(leftover), { aad: `smgw-kek:${kek.id}` }).equals(kek.key),
+      'the leftover opens as the KEK',
+    );
+    await keys.retire(kek.id);
+    assert.deepEqual(
+      (await readdir(db.keys.keyStoreDir)).filter((name) => name.includes(kek.id)),
+      [],
+      'nothing of the retired KEK stays',
+    );
   });
 
   it('refuses a KEK file sealed under another master key', async () => {

@@ -2,30 +2,40 @@
 // key files): a file is written atomically, so a reader sees the whole key or none, and the folder is synced after
 // every change, so a crash does not undo a key that was handed out.
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+
+/** The temporary files of `file` that writeKeyFile makes beside it: `.<name>.<12 hex digits>.tmp`. */
+const temporaryOf = (file: string, suffix: string) => join(dirname(file), `.${basename(file)}.${suffix}.tmp`);
+const TEMPORARY_SUFFIX = /^[0-9a-f]{12}$/;
 
 /**
  * Writes `file` atomically: the bytes go to a temporary file beside it (mode 0600, synced), which then becomes the
  * file in one step. 'create' links it (never overwrites: EEXIST when the file is there), 'replace' renames over the
- * old one (a master key rotation's re-seal). The folder is made (0700) when missing.
+ * old one (a master key rotation's re-seal). The folder is made (0700) when missing. The temporary holds the same
+ * sealed key: it is removed whatever fails, and one a crash left is removed with the file (deleteKeyFile).
  */
 export async function writeKeyFile(file: string, bytes: Uint8Array, mode: 'create' | 'replace'): Promise<void> {
   const dir = dirname(file);
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const temporary = join(dir, `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  const temporary = temporaryOf(file, randomBytes(6).toString('hex'));
   const handle = await open(temporary, 'wx', 0o600);
+  let renamed = false;
   try {
-    await handle.writeFile(bytes);
-    await handle.sync();
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    if (mode === 'create') {
+      await link(temporary, file);
+    } else {
+      await rename(temporary, file);
+      renamed = true;
+    }
   } finally {
-    await handle.close();
-  }
-  try {
-    if (mode === 'create') await link(temporary, file);
-    else await rename(temporary, file);
-  } finally {
-    if (mode === 'create') await unlink(temporary).catch(() => {});
+    if (!renamed) await unlink(temporary).catch(() => {});
   }
   await syncFolder(dir);
 }
@@ -40,15 +50,26 @@ export async function readKeyFile(file: string): Promise<Buffer | undefined> {
   }
 }
 
-/** Deletes the file for good (the folder synced after). Idempotent: no such file is no error. */
+/**
+ * Deletes the file for good (the folder synced after), and any temporary of it that a crash of writeKeyFile left
+ * beside it (the same sealed key: a retired KEK or a destroyed mailbox key must leave no copy in the folder).
+ * Idempotent: no such file is no error.
+ */
 export async function deleteKeyFile(file: string): Promise<void> {
-  try {
-    await unlink(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
+  const leftovers = (await readdir(dirname(file)).catch(() => [] as string[])).filter((name) => {
+    const prefix = `.${basename(file)}.`;
+    return name.startsWith(prefix) && name.endsWith('.tmp') && TEMPORARY_SUFFIX.test(name.slice(prefix.length, -4));
+  });
+  let deleted = false;
+  for (const path of [file, ...leftovers.map((name) => join(dirname(file), name))]) {
+    try {
+      await unlink(path);
+      deleted = true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
   }
-  await syncFolder(dirname(file));
+  if (deleted) await syncFolder(dirname(file));
 }
 
 async function syncFolder(dir: string): Promise<void> {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -39,5 +39,31 @@ describe('key files', () => {
     await deleteKeyFile(file);
     await deleteKeyFile(file);
     assert.equal(await readKeyFile(file), undefined);
+  });
+
+  it('leaves no temporary file behind when the write fails', async () => {
+    const file = join(root, 'failing', 'd.key');
+    // A non-empty folder where the file should be: the rename over it fails.
+    await mkdir(join(file, 'inside'), { recursive: true });
+    await assert.rejects(writeKeyFile(file, Buffer.from('sealed key'), 'replace'));
+    assert.deepEqual(await readdir(join(root, 'failing')), ['d.key']);
+  });
+
+  it('deletes with the file the temporaries of it that a crash left beside it, and no other file', async () => {
+    // A crash between the link and the unlink of a create (or before the rename of a replace) leaves a temporary
+    // holding the same sealed key: deleting the key must not leave that copy.
+    const folder = join(root, 'crashed');
+    const file = join(folder, 'e.key');
+    await writeKeyFile(file, Buffer.from('sealed e'), 'create');
+    await copyFile(file, join(folder, '.e.key.0123456789ab.tmp'));
+    await writeKeyFile(join(folder, 'f.key'), Buffer.from('sealed f'), 'create');
+    await writeFile(join(folder, '.f.key.0123456789ab.tmp'), 'sealed f');
+    await writeFile(join(folder, '.e.key.notes'), 'not a temporary of ours');
+    await deleteKeyFile(file);
+    assert.deepEqual((await readdir(folder)).sort(), ['.e.key.notes', '.f.key.0123456789ab.tmp', 'f.key']);
+    // Also when the file itself is gone already (a crash after its unlink).
+    await copyFile(join(folder, 'f.key'), join(folder, '.e.key.ba9876543210.tmp'));
+    await deleteKeyFile(file);
+    assert.deepEqual((await readdir(folder)).sort(), ['.e.key.notes', '.f.key.0123456789ab.tmp', 'f.key']);
   });
 });
