@@ -41,14 +41,15 @@ async function run(command: string | undefined): Promise<void> {
       process.stderr.write('keys: SMGW_MASTER_KEY_PREVIOUS (the old master key) is needed to rotate\n');
       process.exit(78);
     }
-    const files = await rotateMasterKey({ keyStoreDir: config.keyStoreDir, from: previous, to: config.masterKey });
-    say('KEK file(s)', files);
-    say(
-      'mailbox key file(s)',
-      await rotateMailboxKeyFiles({ keyStoreDir: config.keyStoreDir, from: previous, to: config.masterKey }),
-    );
     const pool = createPool({ url: config.databaseUrl, schema: config.databaseSchema });
     try {
+      const rotation = { pool, keyStoreDir: config.keyStoreDir, from: previous, to: config.masterKey };
+      const keks = await rotateMasterKey(rotation);
+      say('KEK file(s)', keks, keks.retiredMeanwhile ? `, ${keks.retiredMeanwhile} retired meanwhile` : '');
+      say(
+        'mailbox key file(s)',
+        await rotateMailboxKeyFiles({ keyStoreDir: config.keyStoreDir, from: previous, to: config.masterKey }),
+      );
       say('agency private key(s)', await resealAgencyKeys(pool, { from: previous, to: config.masterKey }));
       say('legacy mailbox data key(s)', await resealMailboxKeys(pool, { from: previous, to: config.masterKey }));
     } finally {
@@ -64,8 +65,8 @@ async function run(command: string | undefined): Promise<void> {
   }
 }
 
-function say(what: string, result: { resealed: number; alreadyCurrent: number }): void {
+function say(what: string, result: { resealed: number; alreadyCurrent: number }, more = ''): void {
   process.stderr.write(
-    `keys: ${result.resealed} ${what} re-sealed under the new master key, ${result.alreadyCurrent} already were\n`,
+    `keys: ${result.resealed} ${what} re-sealed under the new master key, ${result.alreadyCurrent} already were${more}\n`,
   );
 }

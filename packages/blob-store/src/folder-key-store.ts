@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Pool } from '@smgw/db';
 import { deleteKeyFile, openSecret, readKeyFile, SecretError, sealSecret, writeKeyFile } from '@smgw/secrets';
 import { BlobKeyError } from './errors.ts';
 import {
@@ -145,25 +146,39 @@ export interface MasterKeyRotation {
   resealed: number;
   /** KEK files that were sealed under the new master key already (an earlier, interrupted run). */
   alreadyCurrent: number;
+  /** KEK files re-sealed while their KEK was being retired: the copy deleted again. */
+  retiredMeanwhile: number;
 }
 
 /**
  * Re-seals every KEK file of the folder under `to` (the new SMGW_MASTER_KEY), opening each with `to` or `from`
  * (the previous key). Each file is replaced atomically, so services that accept both keys keep reading throughout;
  * an interrupted run can simply be run again. Afterwards `from` opens none of the files.
+ *
+ * A retirement (retireUnusedKeks) may delete a file between this run's read and its rename, which would put the KEK
+ * back. It records the retirement in retired_keks (committed) before it deletes the file, and the run looks there
+ * after each rename: recorded, the copy is deleted. That closes every interleaving: a retirement that deleted the
+ * file before the rename recorded it before that, so the look sees it; one that records after the look deletes the
+ * file after the rename, the copy with it. Only a KEK no blob names is recorded, and its id is never made again, so
+ * the run never deletes a live KEK's file.
  */
 export async function rotateMasterKey(options: {
+  /** The gateway's database: retired_keks. */
+  pool: Pool;
   keyStoreDir: string;
   from: Buffer;
   to: Buffer;
+  /** Test seam: runs after a file was read, right before its re-sealed copy is written. */
+  beforeWrite?: (id: string) => Promise<void>;
 }): Promise<MasterKeyRotation> {
   const { keyStoreDir: dir, from, to } = options;
   const store = createFolderKeyStore({ keyStoreDir: dir, masterKey: to, masterKeyPrevious: from });
-  const result: MasterKeyRotation = { resealed: 0, alreadyCurrent: 0 };
+  const result: MasterKeyRotation = { resealed: 0, alreadyCurrent: 0, retiredMeanwhile: 0 };
   for (const { id } of await store.list()) {
+    const file = join(dir, id + SUFFIX);
     let sealed: Buffer | undefined;
     try {
-      sealed = await readKeyFile(join(dir, id + SUFFIX));
+      sealed = await readKeyFile(file);
     } catch (err) {
       throw new BlobKeyError('KEY_STORE_FAILED', `cannot read KEK ${id}: ${(err as Error).message}`, { cause: err });
     }
@@ -179,7 +194,13 @@ export async function rotateMasterKey(options: {
     }
     const key = openKekFile([from], id, sealed);
     try {
-      await writeKeyFile(join(dir, id + SUFFIX), sealSecret(to, key, { aad: kekAad(id) }), 'replace');
+      await options.beforeWrite?.(id);
+      await writeKeyFile(file, sealSecret(to, key, { aad: kekAad(id) }), 'replace');
+      const retired = await options.pool.query('select 1 from retired_keks where id = $1', [id]);
+      if (retired.rowCount !== 0) {
+        await deleteKeyFile(file);
+        result.retiredMeanwhile++;
+      } else result.resealed++;
     } catch (err) {
       throw new BlobKeyError('KEY_STORE_FAILED', `cannot re-seal KEK ${id}: ${(err as Error).message}`, {
         cause: err,
@@ -187,7 +208,6 @@ export async function rotateMasterKey(options: {
     } finally {
       key.fill(0);
     }
-    result.resealed++;
   }
   return result;
 }

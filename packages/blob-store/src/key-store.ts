@@ -24,7 +24,10 @@ export interface KeyStore {
   get(id: string): Promise<KeyEncryptionKey | undefined>;
   /** Every KEK held, oldest period first. */
   list(): Promise<KeyEncryptionKeyInfo[]>;
-  /** Deletes the KEK for good: every data key wrapped under it becomes unreadable. Idempotent. */
+  /**
+   * Deletes the KEK for good: every data key wrapped under it becomes unreadable. Idempotent. Called through
+   * retireUnusedKeks, which records the retirement first, so that a master key rotation does not bring it back.
+   */
   retire(id: string): Promise<void>;
 }
 

@@ -132,8 +132,9 @@ export async function purgeBlobsOfMessages(
  * no blob row, committed or still being written, names any more. Everything it ever protected is then unreadable,
  * in this database and in every dump of it. The current and the previous period are never touched: a put names its
  * KEK in its first statement, or (a blob written to a file before its row) takes the KEK only when its file is
- * written, right before its row commits; and a clock a little behind may still pick the previous one. Returns the
- * ids retired.
+ * written, right before its row commits; and a clock a little behind may still pick the previous one. Each
+ * retirement is recorded in retired_keks (committed) before the file goes: a master key rotation checks there after
+ * re-sealing a file, so its copy cannot bring the KEK back (rotateMasterKey). Returns the ids retired.
  */
 export async function retireUnusedKeks(
   pool: Pool,
@@ -146,6 +147,7 @@ export async function retireUnusedKeks(
     if (kek.periodStart.getTime() + 2 * options.kekPeriod > now.getTime()) continue;
     const { rowCount } = await pool.query('select 1 from blobs where kek_id = $1 limit 1', [kek.id]);
     if (rowCount !== 0) continue;
+    await pool.query('insert into retired_keks (id) values ($1) on conflict (id) do nothing', [kek.id]);
     await keyStore.retire(kek.id);
     retired.push(kek.id);
   }

@@ -217,14 +217,9 @@ describe('master key rotation', () => {
     });
     assert.ok((await during.readAll(ref.ref)).equals(bytes));
 
-    assert.deepEqual(await rotateMasterKey({ keyStoreDir: db.keys.keyStoreDir, from: oldKey, to: newKey }), {
-      resealed: 2,
-      alreadyCurrent: 0,
-    });
-    assert.deepEqual(await rotateMasterKey({ keyStoreDir: db.keys.keyStoreDir, from: oldKey, to: newKey }), {
-      resealed: 0,
-      alreadyCurrent: 2,
-    });
+    const rotation = { pool: db.pool, keyStoreDir: db.keys.keyStoreDir, from: oldKey, to: newKey };
+    assert.deepEqual(await rotateMasterKey(rotation), { resealed: 2, alreadyCurrent: 0, retiredMeanwhile: 0 });
+    assert.deepEqual(await rotateMasterKey(rotation), { resealed: 0, alreadyCurrent: 2, retiredMeanwhile: 0 });
 
     const after = createBlobStore(db.pool, { keyStore: createFolderKeyStore({ ...db.keys, masterKey: newKey }) });
     assert.ok((await after.readAll(ref.ref)).equals(bytes));
@@ -242,6 +237,67 @@ describe('master key rotation', () => {
       assert.throws(() => openSecret(oldKey, sealedFile, { aad }), { code: 'SECRET_WRONG_MASTER_KEY' });
       assert.ok(openSecret(newKey, sealedFile, { aad }));
     }
+  });
+});
+
+// A rotation reads a KEK file, re-seals it and renames the copy over the file. A retirement that unlinked the file in
+// between (the reaper's keks sweep) would see it come back, under the new master key: what it protected readable again
+// from an older dump. The rotation's seam `beforeWrite` runs the retirement in exactly that window.
+describe('a master key rotation racing a KEK retirement', () => {
+  let db: TestDatabase;
+  const newKey = randomBytes(32);
+
+  before(async () => {
+    db = await createTestDatabase();
+  });
+  after(async () => {
+    await db.drop();
+  });
+
+  it('does not bring back a KEK retired between its read and its re-sealed write', async () => {
+    const oldKey = db.keys.masterKey;
+    const old = await createFolderKeyStore(db.keys).current(new Date(Date.now() - 10 * DAY_MS));
+    const live = await createFolderKeyStore(db.keys).current();
+    // The reaper, like every service during a rotation, reads under the new key and the old one.
+    const reaperKeys = () => createFolderKeyStore({ ...db.keys, masterKey: newKey, masterKeyPrevious: oldKey });
+    let retired: string[] = [];
+
+    const result = await rotateMasterKey({
+      pool: db.pool,
+      keyStoreDir: db.keys.keyStoreDir,
+      from: oldKey,
+      to: newKey,
+      beforeWrite: async (id) => {
+        if (id === old.id) retired = await retireUnusedKeks(db.pool, reaperKeys(), { kekPeriod: DAY_MS });
+      },
+    });
+
+    assert.deepEqual(retired, [old.id], 'the keks sweep retired the old KEK while the rotation had it');
+    assert.deepEqual(
+      (await readdir(db.keys.keyStoreDir)).filter((n) => n.endsWith('.kek')),
+      [`${live.id}.kek`],
+      'the retired KEK stays gone',
+    );
+    assert.equal(await reaperKeys().get(old.id), undefined);
+    assert.deepEqual(result, { resealed: 1, alreadyCurrent: 0, retiredMeanwhile: 1 });
+    assert.ok((await createFolderKeyStore({ ...db.keys, masterKey: newKey }).get(live.id))?.key.equals(live.key));
+  });
+
+  it('removes a re-sealed KEK whose retirement was recorded but not yet carried out', async () => {
+    const oldKey = db.keys.masterKey;
+    const old = await createFolderKeyStore(db.keys).current(new Date(Date.now() - 20 * DAY_MS));
+    // A retirement recorded in the database whose unlink is still to come (or crashed before it).
+    const result = await rotateMasterKey({
+      pool: db.pool,
+      keyStoreDir: db.keys.keyStoreDir,
+      from: oldKey,
+      to: newKey,
+      beforeWrite: async (id) => {
+        if (id === old.id) await db.pool.query('insert into retired_keks (id) values ($1)', [id]);
+      },
+    });
+    assert.equal(result.retiredMeanwhile, 1);
+    assert.equal(await createFolderKeyStore({ ...db.keys, masterKey: newKey }).get(old.id), undefined);
   });
 });
 
