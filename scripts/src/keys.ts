@@ -5,6 +5,8 @@
 //   1. run every service with SMGW_MASTER_KEY=<new> and SMGW_MASTER_KEY_PREVIOUS=<old> (they read under both);
 //   2. run this command with the same two settings and DATABASE_URL (it may be run again if interrupted);
 //   3. unset SMGW_MASTER_KEY_PREVIOUS everywhere: the old key opens nothing any more.
+// The reaper and mailbox deletions go on meanwhile: a KEK retired or a mailbox deleted while its file is re-sealed is
+// not brought back (rotateMasterKey, rotateMailboxKeyFiles look that up in the database after each rename).
 // `./smgw keys list` shows the KEKs held (ids name their period's start).
 import { createFolderKeyStore, rotateMasterKey } from '@smgw/blob-store';
 import { base64Key, loadConfigOrExit, setting, settings } from '@smgw/config';
@@ -46,9 +48,15 @@ async function run(command: string | undefined): Promise<void> {
       const rotation = { pool, keyStoreDir: config.keyStoreDir, from: previous, to: config.masterKey };
       const keks = await rotateMasterKey(rotation);
       say('KEK file(s)', keks, keks.retiredMeanwhile ? `, ${keks.retiredMeanwhile} retired meanwhile` : '');
+      const mailboxKeys = await rotateMailboxKeyFiles(rotation);
       say(
         'mailbox key file(s)',
-        await rotateMailboxKeyFiles({ keyStoreDir: config.keyStoreDir, from: previous, to: config.masterKey }),
+        mailboxKeys,
+        (mailboxKeys.deletedMeanwhile ? `, ${mailboxKeys.deletedMeanwhile} deleted meanwhile` : '') +
+          (mailboxKeys.withoutMailbox
+            ? `, ${mailboxKeys.withoutMailbox} without a mailbox row left as they are (the reaper deletes orphans; ` +
+              'a mailbox still being made: run again)'
+            : ''),
       );
       say('agency private key(s)', await resealAgencyKeys(pool, { from: previous, to: config.masterKey }));
       say('legacy mailbox data key(s)', await resealMailboxKeys(pool, { from: previous, to: config.masterKey }));

@@ -9,10 +9,11 @@
 // in batches). A dump taken before that move still opens with the master key: the move protects what comes after.
 //
 // Several processes share the folder (like the KEK files beside it): a file is written once, atomically, never
-// overwritten (only a master key rotation replaces it, re-sealed).
+// overwritten (only a master key rotation replaces it, re-sealed, and never brings back one deleted meanwhile).
 import { randomBytes } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Pool } from '@smgw/db';
 import { deleteKeyFile, openSecretWithAny, readKeyFile, SecretError, sealSecret, writeKeyFile } from '@smgw/secrets';
 import { MailboxStoreError } from './errors.ts';
 
@@ -127,20 +128,54 @@ export function createFolderMailboxKeyStore(options: FolderMailboxKeyStoreOption
   };
 }
 
+export interface MailboxKeyFilesRotation {
+  /** Files re-sealed under the new master key by this run. */
+  resealed: number;
+  /** Files sealed under the new master key already (an earlier, interrupted run; a mailbox made since). */
+  alreadyCurrent: number;
+  /** Files whose mailbox had no row when the run began: left as they are. */
+  withoutMailbox: number;
+  /** Files re-sealed while their mailbox was being deleted: the copy deleted again. */
+  deletedMeanwhile: number;
+}
+
 /**
  * Master key rotation of the mailbox key files: each file opened with `to` or `from` and, if it was under `from`,
  * replaced atomically by the same key sealed under `to`. Safe to run again; services reading with both keys keep
- * working throughout.
+ * working throughout. Files of mailboxes without a row are left as they are (`withoutMailbox`): an orphan, which the
+ * reaper's collectOrphanMailboxKeys deletes, or a mailbox whose row is still being inserted (run again for it).
+ * Afterwards `from` opens none of the other files.
+ *
+ * A deletion (its rows committed, then its file deleted: deleteMailbox, then MailboxKeyStore.destroy) may delete a
+ * file between this run's read and its rename, which would put the destroyed key back. So a file is re-sealed only
+ * if its mailbox had a row when the run began, and the row is looked up again after the rename: gone, the copy is
+ * deleted. That closes every interleaving: a deletion that deleted the file before the rename committed its rows
+ * before that, so the second look sees them gone; one that commits after the second look deletes the file after the
+ * rename, the copy with it. A mailbox id is never used again and a live mailbox keeps its row, so the run never
+ * deletes a live key's file (a reader that finds none takes the key as destroyed).
  */
 export async function rotateMailboxKeyFiles(options: {
+  /** The gateway's database: the mailbox rows. */
+  pool: Pool;
   keyStoreDir: string;
   from: Buffer;
   to: Buffer;
-}): Promise<{ resealed: number; alreadyCurrent: number }> {
+  /** Test seam: runs after a file was read, right before its re-sealed copy is written. */
+  beforeWrite?: (mailboxId: string) => Promise<void>;
+}): Promise<MailboxKeyFilesRotation> {
   const dir = mailboxKeyFolder(options.keyStoreDir);
   const store = createFolderMailboxKeyStore({ keyStoreDir: options.keyStoreDir, masterKey: options.to });
-  const result = { resealed: 0, alreadyCurrent: 0 };
-  for (const { mailboxId } of await store.list()) {
+  const result: MailboxKeyFilesRotation = { resealed: 0, alreadyCurrent: 0, withoutMailbox: 0, deletedMeanwhile: 0 };
+  const files = await store.list();
+  const alive = await existingMailboxes(
+    options.pool,
+    files.map((f) => f.mailboxId),
+  );
+  for (const { mailboxId } of files) {
+    if (!alive.has(mailboxId)) {
+      result.withoutMailbox++;
+      continue;
+    }
     const file = join(dir, mailboxId + SUFFIX);
     const sealed = await readKeyFile(file);
     if (!sealed) continue; // destroyed meanwhile
@@ -155,11 +190,25 @@ export async function rotateMailboxKeyFiles(options: {
     }
     key = openSecretWithAny([options.from], sealed, { aad: fileAad(mailboxId) });
     try {
+      await options.beforeWrite?.(mailboxId);
       await writeKeyFile(file, sealSecret(options.to, key, { aad: fileAad(mailboxId) }), 'replace');
     } finally {
       key.fill(0);
     }
-    result.resealed++;
+    if ((await existingMailboxes(options.pool, [mailboxId])).has(mailboxId)) {
+      result.resealed++;
+    } else {
+      await deleteKeyFile(file);
+      result.deletedMeanwhile++;
+    }
   }
   return result;
+}
+
+/** Which of these mailboxes have a row. */
+async function existingMailboxes(pool: Pool, mailboxIds: string[]): Promise<Set<string>> {
+  const { rows } = await pool.query<{ id: string }>('select id from mailboxes where id = any($1::text[])', [
+    mailboxIds,
+  ]);
+  return new Set(rows.map((r) => r.id));
 }
