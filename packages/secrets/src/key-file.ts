@@ -13,7 +13,9 @@ const TEMPORARY_SUFFIX = /^[0-9a-f]{12}$/;
  * Writes `file` atomically: the bytes go to a temporary file beside it (mode 0600, synced), which then becomes the
  * file in one step. 'create' links it (never overwrites: EEXIST when the file is there), 'replace' renames over the
  * old one (a master key rotation's re-seal). The folder is made (0700) when missing. The temporary holds the same
- * sealed key: it is removed whatever fails, and one a crash left is removed with the file (deleteKeyFile).
+ * sealed key: it is removed whatever fails, and one a crash left is removed with the file (deleteKeyFile). 'replace'
+ * also puts back a file deleted since the caller read it: a caller whose keys can be destroyed meanwhile checks
+ * afterwards whether this one was, and deletes it again (rotateMasterKey, rotateMailboxKeyFiles).
  */
 export async function writeKeyFile(file: string, bytes: Uint8Array, mode: 'create' | 'replace'): Promise<void> {
   const dir = dirname(file);
