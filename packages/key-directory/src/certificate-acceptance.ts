@@ -16,12 +16,12 @@ import {
 } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
 import {
+  type AddedCertificate,
   addCertificate,
   type CertificateReinstatement,
   type CertificateSource,
   getCertificateChain,
   reinstateCertificate,
-  type StoredCertificate,
 } from './certificates.ts';
 import { trustAnchorCertificates } from './trust-anchors.ts';
 
@@ -39,7 +39,8 @@ export interface CertificateAcceptance {
 }
 
 export type CertificateAcceptanceResult =
-  | { ok: true; certificate: StoredCertificate; created: boolean; replaced: string[] }
+  /** `takenOverFrom`: an operator added a certificate mail or the portal brought first, and it is theirs now. */
+  | ({ ok: true } & AddedCertificate)
   /** KEY_USAGE and UNSUPPORTED_ALGORITHM: we could not encrypt to it (encryptionKeyUsage). */
   | { ok: false; code: PathValidationCode | 'ADDRESS_NOT_IN_CERTIFICATE'; reason: string; fingerprint: string };
 

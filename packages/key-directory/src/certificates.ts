@@ -99,6 +99,17 @@ async function lockStoredCertificate(client: PoolClient, fingerprint: string): P
   return true;
 }
 
+export interface AddedCertificate {
+  certificate: StoredCertificate;
+  created: boolean;
+  replaced: string[];
+  /**
+   * Set when an operator added a certificate already stored from mail or the portal: the source it had. It is the
+   * operator's from now on (source `admin`), so it no longer goes with a portal mailbox (deletePortalCertificates).
+   */
+  takenOverFrom?: CertificateSource;
+}
+
 /**
  * Stores a validated certificate: validated for encryption too (acceptRecipientCertificate and the harvest refuse one
  * whose keyUsage does not allow it), since only a certificate we can encrypt to may replace another. A renewed
@@ -106,18 +117,22 @@ async function lockStoredCertificate(client: PoolClient, fingerprint: string): P
  * with it and began earlier (their replaced_by points at it); a certificate older than a current one for one of its
  * addresses is stored as already replaced by that one. Withdrawn certificates take no part: they neither replace nor
  * are replaced. The same certificate again only refreshes last_validation: one an operator withdrew stays withdrawn
- * (the answer's certificate says so), whoever brings it.
+ * (the answer's certificate says so), whoever brings it. Added again by an operator (source `admin`) and not
+ * withdrawn, it becomes theirs: an operator who adds a certificate a portal user uploaded decided to use it, and it
+ * must not be deleted with that user's mailbox. Its addresses and place in the replacement rule stay as stored.
  */
-export async function addCertificate(
-  pool: Pool,
-  cert: NewCertificate,
-): Promise<{ certificate: StoredCertificate; created: boolean; replaced: string[] }> {
+export async function addCertificate(pool: Pool, cert: NewCertificate): Promise<AddedCertificate> {
   const client = await pool.connect();
   try {
     await client.query('begin');
     await lockCertificateAddresses(client, cert.addresses);
+    const before = await client.query<{ source: CertificateSource }>(
+      'select source from certificates where fingerprint = $1 for update',
+      [cert.fingerprint],
+    );
     const existing = await client.query<CertificateRow>(
-      `update certificates set last_validation = $2, smime_capabilities = coalesce($3::jsonb, smime_capabilities)
+      `update certificates set last_validation = $2, smime_capabilities = coalesce($3::jsonb, smime_capabilities),
+         source = case when $4 = 'admin' and withdrawn_at is null then 'admin' else source end
         where fingerprint = $1 returning ${CERTIFICATE_COLUMNS}`,
       [
         cert.fingerprint,
@@ -125,11 +140,15 @@ export async function addCertificate(
         cert.smimeCapabilities === undefined || cert.smimeCapabilities === null
           ? null
           : JSON.stringify(cert.smimeCapabilities),
+        cert.source,
       ],
     );
     if (existing.rows[0]) {
       await client.query('commit');
-      return { certificate: toCertificate(existing.rows[0]), created: false, replaced: [] };
+      const certificate = toCertificate(existing.rows[0]);
+      const previous = before.rows[0]?.source;
+      const takenOver = previous !== undefined && previous !== certificate.source;
+      return { certificate, created: false, replaced: [], ...(takenOver ? { takenOverFrom: previous } : {}) };
     }
     const newer = await client.query<{ fingerprint: string }>(
       `select fingerprint from certificates

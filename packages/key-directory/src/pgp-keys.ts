@@ -1,8 +1,9 @@
 // OpenPGP public keys (pgp_keys, migrations 008 and 019) with their trust state: imported by an operator, harvested from
 // inbound mail or brought on the portal as pending; a key is used for encryption only for the addresses an operator
 // approved it for (approved_addresses). Through approvePgpKey an address has one approved key at a time: approving
-// another for it must name the address and withdraws the first. Addresses are stored lower-case.
-import { type Pool, type PoolClient, preparedStatement } from '@smgw/db';
+// another for it must name the address and withdraws the first. A key an operator imports is theirs (source
+// `imported`) even when mail or the portal brought it first. Addresses are stored lower-case.
+import { type Pool, type PoolClient, preparedStatement, withTransaction } from '@smgw/db';
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 
@@ -64,15 +65,50 @@ const toPgpKey = (r: PgpKeyRow): StoredPgpKey => ({
   createdAt: r.created_at.toISOString(),
 });
 
-/** Stores a key as pending; a key already there (same fingerprint) keeps its row and state (`created: false`). */
-export async function addPgpKey(pool: Pool, key: NewPgpKey): Promise<{ key: StoredPgpKey; created: boolean }> {
-  const inserted = await pool.query<PgpKeyRow>(
-    `insert into pgp_keys (fingerprint, armored, addresses, algorithm, expires_at, state, source)
-     values ($1, $2, $3, $4, $5, 'pending', $6) on conflict (fingerprint) do nothing returning ${PGP_COLUMNS}`,
-    [key.fingerprint, key.armored, key.addresses, key.algorithm, key.expiresAt, key.source],
-  );
-  if (inserted.rows[0]) return { key: toPgpKey(inserted.rows[0]), created: true };
-  return { key: (await getPgpKey(pool, key.fingerprint)) as StoredPgpKey, created: false };
+export interface AddedPgpKey {
+  key: StoredPgpKey;
+  created: boolean;
+  /**
+   * Set when an operator imported a key already stored from mail or the portal: the source it had. The key is the
+   * operator's from now on (source `imported`), so it no longer goes with a portal mailbox (deletePortalPgpKeys).
+   */
+  takenOverFrom?: PgpKeySource;
+}
+
+/**
+ * Stores a key as pending; a key already there (same fingerprint) keeps its row, addresses and state
+ * (`created: false`). Imported by an operator, it becomes theirs: an operator who imports a key a portal user uploaded
+ * decided to use it, and it must not be deleted with that user's mailbox. Its addresses stay those stored (a portal
+ * key: the user's address alone), so taking it over approves nothing and adds no address.
+ */
+export async function addPgpKey(pool: Pool, key: NewPgpKey): Promise<AddedPgpKey> {
+  const byOperator = key.source === 'imported';
+  return withTransaction(pool, async (db) => {
+    // A second round only when the key went between the insert and the read (its portal mailbox was deleted).
+    for (let round = 1; ; round++) {
+      const inserted = await db.query<PgpKeyRow>(
+        `insert into pgp_keys (fingerprint, armored, addresses, algorithm, expires_at, state, source)
+         values ($1, $2, $3, $4, $5, 'pending', $6) on conflict (fingerprint) do nothing returning ${PGP_COLUMNS}`,
+        [key.fingerprint, key.armored, key.addresses, key.algorithm, key.expiresAt, key.source],
+      );
+      if (inserted.rows[0]) return { key: toPgpKey(inserted.rows[0]), created: true };
+      const { rows } = await db.query<PgpKeyRow>(
+        `select ${PGP_COLUMNS} from pgp_keys where fingerprint = $1${byOperator ? ' for update' : ''}`,
+        [key.fingerprint],
+      );
+      const existing = rows[0];
+      if (!existing) {
+        if (round < 3) continue;
+        throw new Error(`the OpenPGP key ${key.fingerprint} was deleted each time it was stored`);
+      }
+      if (!byOperator || existing.source === 'imported') return { key: toPgpKey(existing), created: false };
+      const taken = await db.query<PgpKeyRow>(
+        `update pgp_keys set source = 'imported' where fingerprint = $1 returning ${PGP_COLUMNS}`,
+        [key.fingerprint],
+      );
+      return { key: toPgpKey(taken.rows[0] as PgpKeyRow), created: false, takenOverFrom: existing.source };
+    }
+  });
 }
 
 export async function getPgpKey(pool: Pool, fingerprint: string): Promise<StoredPgpKey | undefined> {

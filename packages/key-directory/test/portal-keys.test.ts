@@ -1,12 +1,18 @@
 // What a portal user uploaded for their address goes with their mailbox (deletePortalKeys), and nothing else: an
 // operator's, a harvested or an imported key for the same address stays, so does a portal upload of another address,
-// and an older certificate the deleted one had replaced stays replaced.
+// an upload an operator imported afterwards (it is theirs), and an older certificate the deleted one had replaced stays
+// replaced.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { withTransaction } from '@smgw/db';
 import { createTestDatabase, type TestDatabase, waitFor } from '@smgw/testing';
-import { addCertificate, type CertificateSource, currentCertificates } from '../src/certificates.ts';
+import {
+  addCertificate,
+  type CertificateSource,
+  currentCertificates,
+  withdrawCertificate,
+} from '../src/certificates.ts';
 import { addPgpKey, approvePgpKey, type PgpKeySource, pgpKeysFor } from '../src/pgp-keys.ts';
 import { deletePortalKeys } from '../src/portal-keys.ts';
 
@@ -22,10 +28,19 @@ describe('deleting the keys a portal user uploaded', () => {
   });
 
   /** A certificate row (its DER is not read here), valid from `daysAgo` days ago for a year. */
-  async function certificate(addresses: string[], source: CertificateSource, daysAgo: number): Promise<string> {
-    const fingerprint = randomBytes(32).toString('hex');
+  async function certificate(
+    addresses: string[],
+    source: CertificateSource,
+    daysAgo: number,
+    fingerprint = randomBytes(32).toString('hex'),
+  ): Promise<string> {
+    await storeCertificate(addresses, source, daysAgo, fingerprint);
+    return fingerprint;
+  }
+
+  function storeCertificate(addresses: string[], source: CertificateSource, daysAgo: number, fingerprint: string) {
     const notBefore = new Date(Date.now() - daysAgo * DAY);
-    await addCertificate(db.pool, {
+    return addCertificate(db.pool, {
       fingerprint,
       subject: `CN=${addresses[0]}`,
       addresses,
@@ -39,12 +54,16 @@ describe('deleting the keys a portal user uploaded', () => {
       source,
       lastValidation: { ok: true },
     });
-    return fingerprint;
   }
 
   async function pgpKey(addresses: string[], source: PgpKeySource): Promise<string> {
     const fingerprint = randomBytes(20).toString('hex').toUpperCase();
-    await addPgpKey(db.pool, {
+    await storePgpKey(addresses, source, fingerprint);
+    return fingerprint;
+  }
+
+  const storePgpKey = (addresses: string[], source: PgpKeySource, fingerprint: string) =>
+    addPgpKey(db.pool, {
       fingerprint,
       armored: 'not read here',
       addresses,
@@ -52,8 +71,6 @@ describe('deleting the keys a portal user uploaded', () => {
       expiresAt: null,
       source,
     });
-    return fingerprint;
-  }
 
   const certificateRow = async (fingerprint: string) =>
     (await db.pool.query('select replaced_by from certificates where fingerprint = $1', [fingerprint])).rows[0];
@@ -115,6 +132,61 @@ describe('deleting the keys a portal user uploaded', () => {
     const deleted = await withTransaction(db.pool, (client) => deletePortalKeys(client, address));
     assert.deepEqual(deleted.certificates, [wide]);
     assert.deepEqual(await currentCertificates(db.pool, 'amt@behoerde.example'), []);
+  });
+
+  it("makes an uploaded certificate and OpenPGP key an operator imports the operator's: they stay when the mailbox goes", async () => {
+    const address = 'uebernommen@post.example';
+    const other = 'amt@behoerde.example';
+    const uploadedCertificate = await certificate([address], 'portal', 10);
+    const uploadedKey = await pgpKey([address], 'portal');
+    assert.ok((await approvePgpKey(db.pool, { fingerprint: uploadedKey, operator: 'ops', at: new Date() })).ok);
+
+    // The operator imports the same certificate and key (which also name another address) through the admin API.
+    const certificateImport = await storeCertificate([address, other], 'admin', 10, uploadedCertificate);
+    assert.equal(certificateImport.created, false);
+    assert.equal(certificateImport.takenOverFrom, 'portal');
+    assert.equal(certificateImport.certificate.source, 'admin');
+    assert.deepEqual(certificateImport.certificate.addresses, [address], 'stored for the same address as before');
+    const keyImport = await storePgpKey([address, other], 'imported', uploadedKey);
+    assert.equal(keyImport.created, false);
+    assert.equal(keyImport.takenOverFrom, 'portal');
+    assert.equal(keyImport.key.source, 'imported');
+    assert.deepEqual(keyImport.key.addresses, [address]);
+    assert.deepEqual(keyImport.key.approvedAddresses, [address], 'its approval as it was');
+
+    const deleted = await withTransaction(db.pool, (client) => deletePortalKeys(client, address));
+    assert.deepEqual(deleted, { certificates: [], pgpKeys: [] });
+    assert.deepEqual(
+      (await currentCertificates(db.pool, address)).map((c) => c.fingerprint),
+      [uploadedCertificate],
+    );
+    assert.deepEqual(
+      (await pgpKeysFor(db.pool, address)).map((k) => [k.fingerprint, k.state]),
+      [[uploadedKey, 'approved']],
+    );
+    assert.deepEqual(await currentCertificates(db.pool, other), []);
+
+    // Imported again, they stay the operator's and say nothing was taken over.
+    assert.equal((await storePgpKey([address], 'imported', uploadedKey)).takenOverFrom, undefined);
+    assert.equal((await storeCertificate([address], 'admin', 10, uploadedCertificate)).takenOverFrom, undefined);
+  });
+
+  it('leaves an upload a portal user brings again, and a certificate an operator withdrew, as they are', async () => {
+    const address = 'wieder@post.example';
+    const harvestedKey = await pgpKey([address], 'harvested');
+    const again = await storePgpKey([address], 'portal', harvestedKey);
+    assert.equal(again.key.source, 'harvested', 'a portal upload takes nothing over');
+    assert.equal(again.takenOverFrom, undefined);
+
+    const uploaded = await certificate([address], 'portal', 10);
+    assert.ok(
+      (await withdrawCertificate(db.pool, { fingerprint: uploaded, operator: 'ops', reason: 'lost', at: new Date() }))
+        .ok,
+    );
+    // POST /certificates answers 409 for a withdrawn certificate: the operator's refused import takes nothing over.
+    const refused = await storeCertificate([address], 'admin', 10, uploaded);
+    assert.equal(refused.certificate.source, 'portal');
+    assert.equal(refused.takenOverFrom, undefined);
   });
 
   it('approving an OpenPGP key deleted meanwhile finds no key and changes nothing', async () => {

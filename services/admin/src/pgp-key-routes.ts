@@ -1,7 +1,7 @@
 // POST /pgp-keys, POST /pgp-keys/{fingerprint}/approve|reject, GET /pgp-keys (SPEC.md "Admin API"). An imported key
-// is pending: the encrypt stage uses a key only for the addresses it is approved for. Approval names them (default:
-// every address of the key), records who and when, and displaces another key approved for an address only when that
-// address is named (approvePgpKey).
+// is pending (a known one keeps its state and becomes the operator's, source `imported`): the encrypt stage uses a key
+// only for the addresses it is approved for. Approval names them (default: every address of the key), records who and
+// when, and displaces another key approved for an address only when that address is named (approvePgpKey).
 import { inspectPublicKey, type PgpKeyInfo } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
 import {
@@ -100,11 +100,14 @@ async function inspect(armored: string, now: Date): Promise<Inspection> {
 export async function pgpKeyRoutes(api: FastifyInstance, options: PgpKeyRouteOptions): Promise<void> {
   acceptKeyMaterialBodies(api);
 
-  api.post(
+  api.post<{ Headers: { 'x-smgw-operator'?: string } }>(
     '/pgp-keys',
     {
       config: { bodyTypes: ARMORED_KEY_BODY_TYPES },
-      schema: { response: { 200: pgpKeySchema, 201: pgpKeySchema, 400: problemSchema, 422: problemSchema } },
+      schema: {
+        headers: operatorHeaders,
+        response: { 200: pgpKeySchema, 201: pgpKeySchema, 400: problemSchema, 422: problemSchema },
+      },
     },
     async (req, reply) => {
       const armored = textBody(req.body);
@@ -129,10 +132,23 @@ export async function pgpKeyRoutes(api: FastifyInstance, options: PgpKeyRouteOpt
         expiresAt: info.expires,
         source: 'imported',
       });
+      const operator = req.headers['x-smgw-operator'] ?? DEFAULT_OPERATOR;
       if (result.created) {
         req.log.info(
-          { code: 'PGP_KEY_IMPORTED', fingerprint: info.fingerprint, addresses: info.addresses },
+          { code: 'PGP_KEY_IMPORTED', fingerprint: info.fingerprint, addresses: info.addresses, operator },
           'OpenPGP key imported (pending)',
+        );
+      } else if (result.takenOverFrom) {
+        // Mail or the portal brought it first; the operator's import makes it theirs (it stays when a mailbox goes).
+        req.log.info(
+          {
+            code: 'PGP_KEY_TAKEN_OVER',
+            fingerprint: info.fingerprint,
+            previousSource: result.takenOverFrom,
+            state: result.key.state,
+            operator,
+          },
+          'OpenPGP key imported by an operator: it was stored from mail or the portal, and is now theirs',
         );
       }
       return reply.code(result.created ? 201 : 200).send(result.key);

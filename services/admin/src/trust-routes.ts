@@ -187,7 +187,22 @@ export async function trustRoutes(api: FastifyInstance, options: TrustRouteOptio
             ),
           );
       }
-      if (!stored.created) return reply.code(200).send(stored.certificate);
+      if (!stored.created) {
+        if (stored.takenOverFrom) {
+          // Mail or the portal brought it first; the operator's addition makes it theirs (it stays when a mailbox goes).
+          req.log.info(
+            {
+              code: 'CERTIFICATE_TAKEN_OVER',
+              fingerprint,
+              previousSource: stored.takenOverFrom,
+              addresses: stored.certificate.addresses,
+              operator,
+            },
+            'recipient certificate added by an operator: it was stored from mail or the portal, and is now theirs',
+          );
+        }
+        return reply.code(200).send(stored.certificate);
+      }
       req.log.info(
         {
           code: 'CERTIFICATE_ADDED',

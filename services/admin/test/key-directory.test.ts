@@ -6,8 +6,10 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { allowList } from '@smgw/config';
+import { createRevocationFetcher, readPemCertificates } from '@smgw/crypto';
 import { isMessageId } from '@smgw/envelope';
-import { agencyKeyAad } from '@smgw/key-directory';
+import { acceptRecipientCertificate, addPgpKey, agencyKeyAad } from '@smgw/key-directory';
+import { createFolderMailboxKeyStore, ensureMailbox } from '@smgw/mailbox-store';
 import { openSecret } from '@smgw/secrets';
 import type { TestDatabase } from '@smgw/testing';
 import { runCli } from '../src/cli.ts';
@@ -33,6 +35,8 @@ describe('the key directory in the admin API', () => {
   let crlServer: Server;
   let km: KeyMaterial;
   let gpgKeys: GpgKeys;
+  /** The test's CRL server (loopback), as an operator lists theirs in SMGW_REVOCATION_ALLOW. */
+  let crlAllow: ReturnType<typeof allowList>;
   let base: string;
   /** The CRL server answers 503 until this is set: revocation cannot be checked before. */
   let crlsServed = false;
@@ -51,6 +55,7 @@ describe('the key directory in the admin API', () => {
     });
     await new Promise<void>((resolve) => crlServer.listen(0, '127.0.0.1', resolve));
     const crlPort = (crlServer.address() as AddressInfo).port;
+    crlAllow = allowList(`127.0.0.1:${crlPort}`);
     km = createKeyMaterial(`http://127.0.0.1:${crlPort}/`);
     crls.set('/root.crl', km.crl(km.root));
     crls.set('/intermediate.crl', km.crl(km.intermediate));
@@ -60,7 +65,7 @@ describe('the key directory in the admin API', () => {
     testAdmin = await startTestAdmin(TOKEN, {
       masterKey: MASTER_KEY,
       revocationMode: 'require',
-      revocationAllow: allowList(`127.0.0.1:${crlPort}`),
+      revocationAllow: crlAllow,
     });
     ({ db, base } = testAdmin);
     adminWithoutMasterKey = await testAdmin.startAnother({ masterKey: undefined });
@@ -320,6 +325,63 @@ describe('the key directory in the admin API', () => {
     assert.equal(signOnly.body.error.code, 'PGP_NO_ENCRYPTION_KEY');
     const garbage = await api('POST', '/pgp-keys', { body: 'not a key', type: 'application/pgp-keys' });
     assert.equal(garbage.body.error.code, 'PGP_KEY_MALFORMED');
+  });
+
+  it("makes a key and certificate a portal user uploaded the operator's when imported: they stay when the mailbox goes", async () => {
+    const address = 'carla@example.org';
+    const mailboxKeys = createFolderMailboxKeyStore({ keyStoreDir: db.keys.keyStoreDir, masterKey: MASTER_KEY });
+    await ensureMailbox(db.pool, address, mailboxKeys);
+    // What the portal's /schluessel stores (services/mailbox keys.ts): her key pending and her certificate, source portal.
+    await addPgpKey(db.pool, {
+      fingerprint: gpgKeys.carlaFingerprint,
+      armored: gpgKeys.carla,
+      addresses: [address],
+      algorithm: 'eddsaLegacy',
+      expiresAt: null,
+      source: 'portal',
+    });
+    const leaf = km.leaf(km.intermediate, { cn: 'Carla', email: address });
+    const uploaded = await acceptRecipientCertificate(db.pool, {
+      chain: readPemCertificates(leaf.certPem + km.intermediate.certPem),
+      address,
+      source: 'portal',
+      by: 'portal:test',
+      now: new Date(),
+      revocationMode: 'require',
+      revocationFetcher: createRevocationFetcher({ now: () => new Date(), allow: crlAllow }),
+    });
+    assert.ok(uploaded.ok, JSON.stringify(uploaded));
+    assert.equal(uploaded.certificate.source, 'portal');
+
+    const operator = { 'x-smgw-operator': 'k.weber@behoerde.example' };
+    const key = await api('POST', '/pgp-keys', {
+      body: gpgKeys.carla,
+      type: 'application/pgp-keys',
+      headers: operator,
+    });
+    assert.equal(key.status, 200, JSON.stringify(key.body));
+    assert.equal(key.body.source, 'imported');
+    assert.equal(key.body.state, 'pending');
+    const certificate = await api('POST', '/certificates', {
+      ...pem(leaf.certPem + km.intermediate.certPem),
+      headers: operator,
+    });
+    assert.equal(certificate.status, 200, JSON.stringify(certificate.body));
+    assert.equal(certificate.body.fingerprint, uploaded.certificate.fingerprint);
+    assert.equal(certificate.body.source, 'admin');
+
+    const deleted = await api('DELETE', `/mailboxes/${address}?confirm=${address}`, { headers: operator });
+    assert.equal(deleted.status, 200, JSON.stringify(deleted.body));
+    assert.deepEqual(
+      (await api('GET', `/pgp-keys?address=${address}`)).body.keys.map((k: { fingerprint: string }) => k.fingerprint),
+      [gpgKeys.carlaFingerprint],
+    );
+    assert.deepEqual(
+      (await api('GET', `/certificates?address=${address}`)).body.certificates.map(
+        (c: { fingerprint: string; source: string }) => [c.fingerprint, c.source],
+      ),
+      [[uploaded.certificate.fingerprint, 'admin']],
+    );
   });
 
   it('answers 404 when rejecting a key it does not have', async () => {

@@ -268,12 +268,15 @@ export interface GpgKeys {
   /** A second usable key naming bob@example.org and dora@example.org (bob's new key, or a stranger's). */
   second: string;
   secondFingerprint: string;
+  /** A usable key of carla@example.org alone (one her portal upload brought first). */
+  carla: string;
+  carlaFingerprint: string;
   cleanup(): void;
 }
 
 /**
- * OpenPGP public keys made by gpg: a usable one (ed25519 + cv25519 subkey), an expired one, a sign-only one, and a second
- * usable one that also names the first one's address.
+ * OpenPGP public keys made by gpg: a usable one (ed25519 + cv25519 subkey), an expired one, a sign-only one, a second
+ * usable one that also names the first one's address, and a usable one of another address.
  */
 export function createGpgKeys(): GpgKeys {
   const home = mkdtempSync(join(tmpdir(), 'smgw-gpg-'));
@@ -292,6 +295,7 @@ export function createGpgKeys(): GpgKeys {
   );
   gpg('--quick-gen-key', 'Signer Only <signer@example.org>', 'ed25519', 'sign', '1y');
   gpg('--quick-gen-key', 'Dora <dora@example.org>', 'future-default', 'default', '1y');
+  gpg('--quick-gen-key', 'Carla <carla@example.org>', 'future-default', 'default', '1y');
   const exportKey = (uid: string): string => gpg('--armor', '--export', uid);
   const fingerprintOf = (uid: string): string => {
     const fingerprint = /^fpr:+([0-9A-F]{40}):/m.exec(gpg('--with-colons', '--fingerprint', uid))?.[1];
@@ -309,6 +313,8 @@ export function createGpgKeys(): GpgKeys {
     signOnly: exportKey('signer@example.org'),
     second: exportKey(secondFingerprint),
     secondFingerprint,
+    carla: exportKey('carla@example.org'),
+    carlaFingerprint: fingerprintOf('carla@example.org'),
     cleanup() {
       try {
         run('gpgconf', ['--kill', 'all'], home, env);
