@@ -12,13 +12,22 @@ export interface MigrationResult {
   alreadyApplied: number;
 }
 
+export interface MigrateOptions {
+  schema?: string | undefined;
+  /** The last migration to apply (its file name): a test of a later migration starts from the schema before it. */
+  through?: string | undefined;
+}
+
 /**
  * Applies every migration in migrations/ that has not run yet, each in its own transaction, in file-name order.
  * Replicas starting together serialise on an advisory lock, so each migration runs exactly once.
  * With `schema`, works in (and creates) that schema.
  */
-export async function migrate(pool: pg.Pool, options: { schema?: string | undefined } = {}): Promise<MigrationResult> {
-  const files = (await readdir(MIGRATIONS_DIR)).filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f)).sort();
+export async function migrate(pool: pg.Pool, options: MigrateOptions = {}): Promise<MigrationResult> {
+  const files = (await readdir(MIGRATIONS_DIR))
+    .filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f))
+    .filter((f) => options.through === undefined || f <= options.through)
+    .sort();
   const client = await pool.connect();
   try {
     await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
