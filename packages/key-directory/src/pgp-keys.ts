@@ -136,6 +136,8 @@ export type PgpKeyApproval =
   | { ok: true; key: StoredPgpKey; replaced: WithdrawnApproval[] }
   | { ok: false; code: 'PGP_KEY_NOT_FOUND'; message: string }
   | { ok: false; code: 'PGP_KEY_ADDRESS_NOT_IN_KEY'; message: string }
+  /** A key no operator imported that holds several addresses: the approval must name those it is for. */
+  | { ok: false; code: 'PGP_KEY_ADDRESSES_REQUIRED'; message: string }
   /** Addresses not named in the approval already have another approved key: nothing was changed. */
   | { ok: false; code: 'PGP_KEY_ADDRESS_HAS_APPROVED_KEY'; message: string; approved: WithdrawnApproval[] };
 
@@ -143,7 +145,10 @@ export type PgpKeyApproval =
  * Approves a key for `addresses` (default: every address it holds), recording who and when. An address that already
  * has another approved key keeps it unless the approval names that address: a key approved for its holder must not
  * be displaced by a newer one without an operator saying so for that address. Named, the other key's approval for
- * the address is withdrawn (`replaced`; the key stays approved for its other addresses).
+ * the address is withdrawn (`replaced`; the key stays approved for its other addresses). A key that mail or the
+ * portal brought and that holds several addresses is approved only for addresses named: harvesting stored every
+ * address of a key's user IDs before it stored the sender's alone, so a stranger's key may name a citizen too
+ * (migration 023 took such approvals back).
  */
 export async function approvePgpKey(
   pool: Pool,
@@ -152,6 +157,15 @@ export async function approvePgpKey(
   const key = await getPgpKey(pool, approval.fingerprint);
   if (!key) return { ok: false, code: 'PGP_KEY_NOT_FOUND', message: `no OpenPGP key ${approval.fingerprint}` };
   const named = approval.addresses !== undefined;
+  if (!named && key.source !== 'imported' && key.addresses.length > 1) {
+    return {
+      ok: false,
+      code: 'PGP_KEY_ADDRESSES_REQUIRED',
+      message:
+        `the key ${key.fingerprint} came from ${key.source === 'portal' ? 'the portal' : 'inbound mail'} and is stored ` +
+        `for ${key.addresses.join(', ')}: name the addresses it is for (not every address a key names is its holder's)`,
+    };
+  }
   const wanted = [...new Set((approval.addresses ?? key.addresses).map((a) => a.toLowerCase()))].sort();
   const foreign = wanted.filter((a) => !key.addresses.includes(a));
   if (foreign.length > 0 || wanted.length === 0) {

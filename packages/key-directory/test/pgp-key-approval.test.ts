@@ -106,6 +106,27 @@ describe('approving an OpenPGP key for named addresses', () => {
     assert.equal(rows[0].n, 1);
   });
 
+  it('approves a key from mail or the portal that names several addresses only for the addresses named', async () => {
+    // Stored for every address of its user IDs by the harvest before 019 (migration 023 made it pending again).
+    await rejectPgpKey(db.pool, { fingerprint: OLD, operator: 'ops', at: new Date() });
+    for (const source of ['harvested', 'portal'] as const) {
+      await db.pool.query('update pgp_keys set source = $2 where fingerprint = $1', [NEW, source]);
+      const unnamed = await approve(NEW);
+      assert.equal(!unnamed.ok && unnamed.code, 'PGP_KEY_ADDRESSES_REQUIRED', source);
+      assert.equal((await getPgpKey(db.pool, NEW))?.state, 'pending');
+      assert.equal(await usedFor(CITIZEN), undefined, "the stranger's key is not used for the citizen");
+    }
+    const named = await approve(NEW, [STRANGER]);
+    assert.deepEqual(named.ok && named.key.approvedAddresses, [STRANGER]);
+    assert.equal(await usedFor(CITIZEN), undefined);
+    // One address: nothing to choose, an approval without addresses is for it.
+    const single = 'D'.repeat(40);
+    const key = { armored: 'x', algorithm: 'eddsaLegacy', expiresAt: null, source: 'harvested' } as const;
+    await addPgpKey(db.pool, { ...key, fingerprint: single, addresses: [CITIZEN] });
+    const approval = await approve(single);
+    assert.deepEqual(approval.ok && approval.key.approvedAddresses, [CITIZEN]);
+  });
+
   it('uses a rejected key for no address', async () => {
     const rejected = await rejectPgpKey(db.pool, { fingerprint: OLD, operator: 'ops', at: new Date() });
     assert.deepEqual(rejected?.approvedAddresses, []);

@@ -195,6 +195,7 @@ export async function pgpKeyRoutes(api: FastifyInstance, options: PgpKeyRouteOpt
         const status = {
           PGP_KEY_NOT_FOUND: 404,
           PGP_KEY_ADDRESS_NOT_IN_KEY: 422,
+          PGP_KEY_ADDRESSES_REQUIRED: 422,
           PGP_KEY_ADDRESS_HAS_APPROVED_KEY: 409,
         };
         return reply.code(status[approval.code]).send(problem(approval.code, approval.message));
