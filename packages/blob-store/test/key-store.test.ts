@@ -16,7 +16,7 @@ import {
   retireUnusedKeks,
   rotateMasterKey,
 } from '@smgw/blob-store';
-import { openSecret } from '@smgw/secrets';
+import { KEY_FILE_TEMPORARIES, openSecret } from '@smgw/secrets';
 import { createTestDatabase, type TestDatabase } from '@smgw/testing';
 
 const DAY_MS = 86_400_000;
@@ -48,7 +48,12 @@ describe('folder key store', () => {
     assert.ok(openSecret(db.keys.masterKey, sealed, { aad: `smgw-kek:${first.id}` }).equals(first.key));
     // Another process (a store of its own) finds the same KEK instead of making one.
     assert.deepEqual(await createFolderKeyStore(db.keys).current(morning), first);
-    assert.equal((await readdir(db.keys.keyStoreDir)).filter((n) => n.startsWith('.')).length, 0, 'no temp files');
+    assert.deepEqual(
+      (await readdir(db.keys.keyStoreDir)).filter((n) => n.startsWith('.')),
+      [KEY_FILE_TEMPORARIES],
+      'no temp files',
+    );
+    assert.deepEqual(await readdir(join(db.keys.keyStoreDir, KEY_FILE_TEMPORARIES)), [], 'no temp files');
   });
 
   it('settles on one KEK when several processes make the first of a period at once', async () => {
@@ -78,18 +83,20 @@ describe('folder key store', () => {
     // same KEK sealed under the master key. Retirement must leave no file in the folder that opens as that KEK.
     const keys = createFolderKeyStore(db.keys);
     const kek = await keys.current(new Date('2031-08-01T00:00:00Z'));
-    const leftover = join(db.keys.keyStoreDir, `.${kek.id}.kek.0123456789ab.tmp`);
+    const leftover = join(db.keys.keyStoreDir, KEY_FILE_TEMPORARIES, `${kek.id}.kek.0123456789ab.tmp`);
     await copyFile(join(db.keys.keyStoreDir, `${kek.id}.kek`), leftover);
     assert.ok(
       openSecret(db.keys.masterKey, await readFile(leftover), { aad: `smgw-kek:${kek.id}` }).equals(kek.key),
       'the leftover opens as the KEK',
     );
     await keys.retire(kek.id);
-    assert.deepEqual(
-      (await readdir(db.keys.keyStoreDir)).filter((name) => name.includes(kek.id)),
-      [],
-      'nothing of the retired KEK stays',
-    );
+    for (const folder of [db.keys.keyStoreDir, join(db.keys.keyStoreDir, KEY_FILE_TEMPORARIES)]) {
+      assert.deepEqual(
+        (await readdir(folder)).filter((name) => name.includes(kek.id)),
+        [],
+        'nothing of the retired KEK stays',
+      );
+    }
   });
 
   it('refuses a KEK file sealed under another master key', async () => {
@@ -229,7 +236,7 @@ describe('master key rotation', () => {
       assert.equal(err.code, 'KEY_STORE_SEALED');
       return true;
     });
-    for (const name of await readdir(db.keys.keyStoreDir)) {
+    for (const name of (await readdir(db.keys.keyStoreDir)).filter((n) => n.endsWith('.kek'))) {
       const file = join(db.keys.keyStoreDir, name);
       assert.equal((await stat(file)).mode & 0o777, 0o600, name);
       const sealedFile = await readFile(file);

@@ -91,7 +91,8 @@ describe('a master key rotation racing a mailbox deletion', () => {
   /** The services during the rotation: the new master key, and the old one as previous. */
   const servicesKeys = () =>
     createFolderMailboxKeyStore({ ...db.keys, masterKey: newKey, masterKeyPrevious: db.keys.masterKey });
-  const keyFiles = async () => (await readdir(`${db.keys.keyStoreDir}/mailboxes`)).sort();
+  const keyFiles = async () =>
+    (await readdir(`${db.keys.keyStoreDir}/mailboxes`)).filter((name) => name.endsWith('.key')).sort();
   const rotate = (beforeWrite: (mailboxId: string) => Promise<void>) =>
     rotateMailboxKeyFiles({
       pool: db.pool,

@@ -5,12 +5,18 @@ import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
-/** The temporary files of `file` that writeKeyFile makes beside it: `.<name>.<12 hex digits>.tmp`. */
-const temporaryOf = (file: string, suffix: string) => join(dirname(file), `.${basename(file)}.${suffix}.tmp`);
+/**
+ * The folder, beside the key files, of writeKeyFile's temporaries: `<name>.<12 hex digits>.tmp`. Apart from the keys
+ * so that deleting a key finds its leftovers by reading a folder that holds only writes in progress and what a crash
+ * left, not every key of a folder that may hold one file per mailbox.
+ */
+export const KEY_FILE_TEMPORARIES = '.writing';
+const temporaryOf = (file: string, suffix: string) =>
+  join(dirname(file), KEY_FILE_TEMPORARIES, `${basename(file)}.${suffix}.tmp`);
 const TEMPORARY_SUFFIX = /^[0-9a-f]{12}$/;
 
 /**
- * Writes `file` atomically: the bytes go to a temporary file beside it (mode 0600, synced), which then becomes the
+ * Writes `file` atomically: the bytes go to a temporary file in KEY_FILE_TEMPORARIES beside it (mode 0600, synced), which then becomes the
  * file in one step. 'create' links it (never overwrites: EEXIST when the file is there), 'replace' renames over the
  * old one (a master key rotation's re-seal). The folder is made (0700) when missing. The temporary holds the same
  * sealed key: it is removed whatever fails, and one a crash left is removed with the file (deleteKeyFile). 'replace'
@@ -19,7 +25,7 @@ const TEMPORARY_SUFFIX = /^[0-9a-f]{12}$/;
  */
 export async function writeKeyFile(file: string, bytes: Uint8Array, mode: 'create' | 'replace'): Promise<void> {
   const dir = dirname(file);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await mkdir(join(dir, KEY_FILE_TEMPORARIES), { recursive: true, mode: 0o700 });
   const temporary = temporaryOf(file, randomBytes(6).toString('hex'));
   const handle = await open(temporary, 'wx', 0o600);
   let renamed = false;
@@ -54,24 +60,29 @@ export async function readKeyFile(file: string): Promise<Buffer | undefined> {
 
 /**
  * Deletes the file for good (the folder synced after), and any temporary of it that a crash of writeKeyFile left
- * beside it (the same sealed key: a retired KEK or a destroyed mailbox key must leave no copy in the folder).
+ * (KEY_FILE_TEMPORARIES; the same sealed key: a retired KEK or a destroyed mailbox key must leave no copy in the folder).
  * Idempotent: no such file is no error.
  */
 export async function deleteKeyFile(file: string): Promise<void> {
-  const leftovers = (await readdir(dirname(file)).catch(() => [] as string[])).filter((name) => {
-    const prefix = `.${basename(file)}.`;
-    return name.startsWith(prefix) && name.endsWith('.tmp') && TEMPORARY_SUFFIX.test(name.slice(prefix.length, -4));
-  });
-  let deleted = false;
-  for (const path of [file, ...leftovers.map((name) => join(dirname(file), name))]) {
-    try {
-      await unlink(path);
-      deleted = true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
+  const temporaries = join(dirname(file), KEY_FILE_TEMPORARIES);
+  const prefix = `${basename(file)}.`;
+  const leftovers = (await readdir(temporaries).catch(() => [] as string[])).filter(
+    (name) => name.startsWith(prefix) && name.endsWith('.tmp') && TEMPORARY_SUFFIX.test(name.slice(prefix.length, -4)),
+  );
+  if (await unlinkIfThere(file)) await syncFolder(dirname(file));
+  let leftoverDeleted = false;
+  for (const name of leftovers) leftoverDeleted = (await unlinkIfThere(join(temporaries, name))) || leftoverDeleted;
+  if (leftoverDeleted) await syncFolder(temporaries);
+}
+
+async function unlinkIfThere(path: string): Promise<boolean> {
+  try {
+    await unlink(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
   }
-  if (deleted) await syncFolder(dirname(file));
 }
 
 async function syncFolder(dir: string): Promise<void> {

@@ -3,7 +3,7 @@ import { copyFile, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { deleteKeyFile, readKeyFile, writeKeyFile } from '../src/index.ts';
+import { deleteKeyFile, KEY_FILE_TEMPORARIES, readKeyFile, writeKeyFile } from '../src/index.ts';
 
 describe('key files', () => {
   let root: string;
@@ -19,7 +19,7 @@ describe('key files', () => {
     await writeKeyFile(file, Buffer.from('one'), 'create');
     assert.deepEqual(await readKeyFile(file), Buffer.from('one'));
     assert.equal((await stat(file)).mode & 0o777, 0o600);
-    assert.deepEqual(await readdir(join(root, 'made')), ['a.key']);
+    assert.deepEqual((await readdir(join(root, 'made'))).sort(), [KEY_FILE_TEMPORARIES, 'a.key']);
   });
 
   it('never overwrites on create; replace does', async () => {
@@ -29,7 +29,7 @@ describe('key files', () => {
     assert.deepEqual(await readKeyFile(file), Buffer.from('first'));
     await writeKeyFile(file, Buffer.from('third'), 'replace');
     assert.deepEqual(await readKeyFile(file), Buffer.from('third'));
-    assert.deepEqual((await readdir(root)).sort(), ['b.key', 'made']);
+    assert.deepEqual((await readdir(root)).sort(), [KEY_FILE_TEMPORARIES, 'b.key', 'made']);
   });
 
   it('reads a missing file as undefined and deletes idempotently', async () => {
@@ -46,24 +46,34 @@ describe('key files', () => {
     // A non-empty folder where the file should be: the rename over it fails.
     await mkdir(join(file, 'inside'), { recursive: true });
     await assert.rejects(writeKeyFile(file, Buffer.from('sealed key'), 'replace'));
-    assert.deepEqual(await readdir(join(root, 'failing')), ['d.key']);
+    assert.deepEqual(await readdir(join(root, 'failing', KEY_FILE_TEMPORARIES)), []);
   });
 
-  it('deletes with the file the temporaries of it that a crash left beside it, and no other file', async () => {
+  it('writes its temporaries apart from the keys, and leaves none', async () => {
+    const folder = join(root, 'apart');
+    await writeKeyFile(join(folder, 'g.key'), Buffer.from('sealed g'), 'create');
+    await writeKeyFile(join(folder, 'g.key'), Buffer.from('sealed g again'), 'replace');
+    assert.deepEqual((await readdir(folder)).sort(), [KEY_FILE_TEMPORARIES, 'g.key']);
+    assert.deepEqual(await readdir(join(folder, KEY_FILE_TEMPORARIES)), []);
+  });
+
+  it('deletes with the file the temporaries of it that a crash left, and no other file', async () => {
     // A crash between the link and the unlink of a create (or before the rename of a replace) leaves a temporary
     // holding the same sealed key: deleting the key must not leave that copy.
     const folder = join(root, 'crashed');
+    const temporaries = join(folder, KEY_FILE_TEMPORARIES);
     const file = join(folder, 'e.key');
     await writeKeyFile(file, Buffer.from('sealed e'), 'create');
-    await copyFile(file, join(folder, '.e.key.0123456789ab.tmp'));
+    await copyFile(file, join(temporaries, 'e.key.0123456789ab.tmp'));
     await writeKeyFile(join(folder, 'f.key'), Buffer.from('sealed f'), 'create');
-    await writeFile(join(folder, '.f.key.0123456789ab.tmp'), 'sealed f');
-    await writeFile(join(folder, '.e.key.notes'), 'not a temporary of ours');
+    await writeFile(join(temporaries, 'f.key.0123456789ab.tmp'), 'sealed f');
+    await writeFile(join(temporaries, 'e.key.notes'), 'not a temporary of ours');
     await deleteKeyFile(file);
-    assert.deepEqual((await readdir(folder)).sort(), ['.e.key.notes', '.f.key.0123456789ab.tmp', 'f.key']);
+    assert.deepEqual((await readdir(folder)).sort(), [KEY_FILE_TEMPORARIES, 'f.key']);
+    assert.deepEqual((await readdir(temporaries)).sort(), ['e.key.notes', 'f.key.0123456789ab.tmp']);
     // Also when the file itself is gone already (a crash after its unlink).
-    await copyFile(join(folder, 'f.key'), join(folder, '.e.key.ba9876543210.tmp'));
+    await copyFile(join(folder, 'f.key'), join(temporaries, 'e.key.ba9876543210.tmp'));
     await deleteKeyFile(file);
-    assert.deepEqual((await readdir(folder)).sort(), ['.e.key.notes', '.f.key.0123456789ab.tmp', 'f.key']);
+    assert.deepEqual((await readdir(temporaries)).sort(), ['e.key.notes', 'f.key.0123456789ab.tmp']);
   });
 });
