@@ -2,7 +2,14 @@
 // files that hold one sealed key each (written atomically).
 export { keyFromMasterKey } from './derived-key.ts';
 export { SecretError, type SecretErrorCode } from './errors.ts';
-export { deleteKeyFile, KEY_FILE_TEMPORARIES, readKeyFile, writeKeyFile } from './key-file.ts';
+export {
+  deleteKeyFile,
+  KEY_FILE_TEMPORARIES,
+  keyFileLeftovers,
+  readKeyFile,
+  removeKeyFileLeftovers,
+  writeKeyFile,
+} from './key-file.ts';
 export {
   isSealedUnder,
   masterKeyId,

@@ -2,7 +2,7 @@
 // key files): a file is written atomically, so a reader sees the whole key or none, and the folder is synced after
 // every change, so a crash does not undo a key that was handed out.
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -91,5 +91,57 @@ async function syncFolder(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/** A temporary of writeKeyFile's own (`<name>.<12 hex>.tmp` in KEY_FILE_TEMPORARIES) or of its writes before that folder. */
+const TEMPORARY_NAME = /^(?<name>.+)\.[0-9a-f]{12}\.tmp$/;
+const LEGACY_TEMPORARY_NAME = /^\.(?<name>.+)\.[0-9a-f]{12}\.tmp$/;
+
+/**
+ * The temporaries of writeKeyFile in `dir` last changed more than `graceMs` before `now`: in KEY_FILE_TEMPORARIES, and
+ * beside the keys where its writes before that folder left them (`.<name>.<12 hex>.tmp`). A write takes milliseconds,
+ * so an old one is what a crash left: a copy of a key, whose own deletion may be long in coming (a KEK lives for its
+ * blobs' retention) or may have come already (a crash after a key's deletion, or before the deletions took
+ * temporaries along). Full paths.
+ */
+export async function keyFileLeftovers(dir: string, graceMs: number, now = new Date()): Promise<string[]> {
+  const candidates = [
+    ...(await namesIn(join(dir, KEY_FILE_TEMPORARIES)))
+      .filter((name) => TEMPORARY_NAME.test(name))
+      .map((name) => join(dir, KEY_FILE_TEMPORARIES, name)),
+    ...(await namesIn(dir)).filter((name) => LEGACY_TEMPORARY_NAME.test(name)).map((name) => join(dir, name)),
+  ];
+  const old: string[] = [];
+  for (const path of candidates) {
+    const changed = await stat(path).then(
+      (s) => s.mtimeMs,
+      () => undefined, // gone meanwhile (its write finished, or another sweep)
+    );
+    if (changed !== undefined && changed < now.getTime() - graceMs) old.push(path);
+  }
+  return old;
+}
+
+/** Deletes keyFileLeftovers (the folders synced after); returns how many it deleted. */
+export async function removeKeyFileLeftovers(dir: string, graceMs: number, now = new Date()): Promise<number> {
+  let removed = 0;
+  const folders = new Set<string>();
+  for (const path of await keyFileLeftovers(dir, graceMs, now)) {
+    if (await unlinkIfThere(path)) {
+      removed++;
+      folders.add(dirname(path));
+    }
+  }
+  for (const folder of folders) await syncFolder(folder);
+  return removed;
+}
+
+async function namesIn(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
   }
 }

@@ -1,12 +1,13 @@
 // What a round of sweeps needs, made from the settings: the service and the operator command build it the same way.
 import { blobFiles, type KeyStore } from '@smgw/blob-store';
 import type { Pool } from '@smgw/db';
-import { createFolderMailboxKeyStore } from '@smgw/mailbox-store';
+import { createFolderMailboxKeyStore, mailboxKeyFolder } from '@smgw/mailbox-store';
 import type { Logger } from '@smgw/observability';
 import type { ReaperConfig } from './config.ts';
 import type { ReaperMetrics } from './metrics.ts';
 import { loadReaperTemplates, type Publisher } from './notices.ts';
 import type { ReaperDeps } from './run-sweeps.ts';
+import { keyFileFolders } from './sweeps.ts';
 
 export async function reaperDeps(
   config: ReaperConfig,
@@ -32,5 +33,6 @@ export async function reaperDeps(
     refusedMessageGraceMs: config.refusedMessageGrace,
     blobDir: config.blobDir,
     blobFiles: config.blobDir === undefined ? undefined : blobFiles(config.blobDir),
+    keyFiles: keyFileFolders([config.keyStoreDir, mailboxKeyFolder(config.keyStoreDir)]),
   };
 }

@@ -8,11 +8,13 @@ import type { BlobFiles, KeyStore } from '@smgw/blob-store';
 import type { Pool, PoolClient } from '@smgw/db';
 import type { MailboxKeyStore } from '@smgw/mailbox-store';
 import type { Publisher } from './notices.ts';
+import type { KeyFileFolders } from './sweeps.ts';
 
 interface Effects {
   pool: Pool;
   blobDir?: string | undefined;
   blobFiles?: BlobFiles | undefined;
+  keyFiles?: KeyFileFolders | undefined;
   keyStore: KeyStore;
   mailboxKeys: MailboxKeyStore;
   publisher: Publisher;
@@ -60,6 +62,11 @@ export async function withDryRun<D extends Effects, T>(deps: D, work: (dry: D) =
     sweepLeftovers: (graceMs, now) => blobFiles.countLeftovers(graceMs, now),
     countLeftovers: (graceMs, now) => blobFiles.countLeftovers(graceMs, now),
   };
+  const { keyFiles } = deps;
+  const dryKeyFiles: KeyFileFolders | undefined = keyFiles && {
+    sweepLeftovers: (graceMs) => keyFiles.countLeftovers(graceMs),
+    countLeftovers: (graceMs) => keyFiles.countLeftovers(graceMs),
+  };
   try {
     await client.query('begin');
     return await work({
@@ -68,6 +75,7 @@ export async function withDryRun<D extends Effects, T>(deps: D, work: (dry: D) =
       keyStore: dryKeyStore,
       blobDir: undefined,
       blobFiles: dryBlobFiles,
+      keyFiles: dryKeyFiles,
       mailboxKeys: dryMailboxKeys,
       publisher: dryPublisher,
     });

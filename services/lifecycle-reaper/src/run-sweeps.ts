@@ -8,7 +8,7 @@ import { withDryRun } from './dry-run.ts';
 import type { ReaperMetrics } from './metrics.ts';
 import type { Publisher, ReaperTemplates } from './notices.ts';
 import { withSweepLock } from './sweep-lock.ts';
-import { SWEEP_NAMES, SWEEPS, type SweepContext, type SweepName } from './sweeps.ts';
+import { type KeyFileFolders, SWEEP_NAMES, SWEEPS, type SweepContext, type SweepName } from './sweeps.ts';
 
 export interface ReaperDeps {
   pool: Pool;
@@ -33,6 +33,8 @@ export interface ReaperDeps {
    */
   blobDir?: string | undefined;
   blobFiles?: BlobFiles | undefined;
+  /** The key store's folders (the KEK files, the mailbox key files): key-file-leftovers sweeps their crash leftovers. */
+  keyFiles?: KeyFileFolders | undefined;
   log: Logger;
   metrics?: ReaperMetrics | undefined;
 }

@@ -29,6 +29,7 @@ import {
 } from '@smgw/mailbox-store';
 import type { Logger } from '@smgw/observability';
 import { purgeExpiredQuarantine } from '@smgw/quarantine';
+import { keyFileLeftovers, removeKeyFileLeftovers } from '@smgw/secrets';
 import {
   type AbandonedSentCopy,
   claimAbandonedSentCopy,
@@ -81,6 +82,7 @@ export const SWEEP_NAMES = [
   'unreferenced-blobs',
   'abandoned-writes',
   'blob-file-leftovers',
+  'key-file-leftovers',
   'activation-tokens',
   'parked',
   'keks',
@@ -98,6 +100,29 @@ export const SWEEP_VERBS: Partial<Record<SweepName, [string, string]>> = {
   'refused-messages': ['collected', 'would collect'],
   parked: ['expired', 'would expire'],
 };
+
+/**
+ * The folders of sealed key files (the KEKs', the mailbox keys'): what a crash of a key file's write left there is a
+ * copy of a key (@smgw/secrets keyFileLeftovers), swept after the same grace as a blob file's leftovers. A dry run
+ * counts.
+ */
+export interface KeyFileFolders {
+  sweepLeftovers(graceMs: number): Promise<number>;
+  countLeftovers(graceMs: number): Promise<number>;
+}
+
+/** KeyFileFolders over these folders. */
+export function keyFileFolders(folders: readonly string[]): KeyFileFolders {
+  const each = async (work: (folder: string) => Promise<number>) => {
+    let total = 0;
+    for (const folder of folders) total += await work(folder);
+    return total;
+  };
+  return {
+    sweepLeftovers: (graceMs) => each((folder) => removeKeyFileLeftovers(folder, graceMs)),
+    countLeftovers: (graceMs) => each(async (folder) => (await keyFileLeftovers(folder, graceMs)).length),
+  };
+}
 
 export interface SweepContext {
   pool: Pool;
@@ -120,6 +145,8 @@ export interface SweepContext {
   refusedMessageGraceMs: number;
   /** The files of SMGW_BLOB_DIR (ReaperDeps.blobFiles). */
   blobFiles?: BlobFiles | undefined;
+  /** The key store's folders (ReaperDeps.keyFiles). */
+  keyFiles?: KeyFileFolders | undefined;
   log: Logger;
   /** Absent in a dry run: nothing it does counts. */
   metrics?: ReaperMetrics | undefined;
@@ -155,6 +182,7 @@ export const SWEEPS: Record<SweepName, (context: SweepContext) => Promise<number
   'unreferenced-blobs': (c) => collectUnreferencedBlobs(c.pool, UNREFERENCED_BLOB_GRACE_MS, c.blobFiles),
   'abandoned-writes': (c) => purgeAbandonedWrites(c.pool, ABANDONED_WRITE_AGE_MS),
   'blob-file-leftovers': async (c) => (c.blobFiles ? c.blobFiles.sweepLeftovers(ABANDONED_WRITE_AGE_MS) : 0),
+  'key-file-leftovers': async (c) => (c.keyFiles ? c.keyFiles.sweepLeftovers(ABANDONED_WRITE_AGE_MS) : 0),
   'activation-tokens': (c) => purgeDeadActivationTokens(c.pool, c.now, DEAD_TOKEN_GRACE_MS),
   parked: (c) => reportParked(c),
   keks: async (c) => (await retireUnusedKeks(c.pool, c.keyStore, { kekPeriod: c.kekPeriodMs })).length,

@@ -3,13 +3,14 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, utimesSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { loadConfig } from '@smgw/config';
 import { createLogger } from '@smgw/observability';
+import { KEY_FILE_TEMPORARIES } from '@smgw/secrets';
 import { freePort, type ServiceProcess, serviceProcess, waitFor } from '@smgw/testing';
 import { reaperSpec } from '../src/config.ts';
 import { runSweeps, type SweepReport } from '../src/run-sweeps.ts';
@@ -103,6 +104,36 @@ describe('blob contents in files (SMGW_BLOB_DIR)', () => {
     assert.ok(existsSync(fileOf(pending.blob.ref)), 'an unfinished message keeps its file');
     assert.equal(removed(real, 'blob-file-leftovers'), 1);
     assert.equal(existsSync(leftover), false);
+  });
+
+  it('sweeps what a crash left of key files after the grace, in both key folders and beside the keys; a dry run counts', async () => {
+    const keys = world.db.keys.keyStoreDir;
+    const mailboxKeys = join(keys, 'mailboxes');
+    const aDayAgo = new Date(Date.now() - DAY_MS);
+    const leftover = (path: string, old: boolean) => {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, 'a sealed key');
+      if (old) utimesSync(path, aDayAgo, aDayAgo);
+      return path;
+    };
+    const old = [
+      leftover(join(keys, KEY_FILE_TEMPORARIES, '20310801-aaaa.kek.0123456789ab.tmp'), true),
+      leftover(join(mailboxKeys, KEY_FILE_TEMPORARIES, `${randomUUID()}.key.0123456789ab.tmp`), true),
+      // Where writes before the temporaries' own folder left them.
+      leftover(join(keys, '.20310801-bbbb.kek.ba9876543210.tmp'), true),
+    ];
+    const fresh = leftover(join(keys, KEY_FILE_TEMPORARIES, '20310801-cccc.kek.0123456789ab.tmp'), false);
+    const notOurs = leftover(join(keys, '.notes.tmp'), true);
+
+    const dry = await runSweeps(world.reaperDeps(), { now: new Date(), dryRun: true });
+    assert.equal(removed(dry, 'key-file-leftovers'), 3);
+    for (const path of [...old, fresh, notOurs]) assert.ok(existsSync(path), `a dry run keeps ${path}`);
+
+    const real = await runSweeps(world.reaperDeps(), { now: new Date() });
+    assert.equal(removed(real, 'key-file-leftovers'), 3);
+    for (const path of old) assert.equal(existsSync(path), false, path);
+    assert.ok(existsSync(fresh), 'a write that may still be going on is left alone');
+    assert.ok(existsSync(notOurs), 'a file that is not a key file temporary is left alone');
   });
 
   it('a reaper without the folder fails the purge and deletes no row whose file would stay behind', async () => {

@@ -23,6 +23,7 @@ import {
   lockMailbox,
   type Mailbox,
   type MailboxKeyStore,
+  mailboxKeyFolder,
   openMailboxKey,
   reserveMailboxUsage,
   setMailboxPassword,
@@ -33,6 +34,7 @@ import { createTestDatabase, createTestVhost, envelopeFixture, type TestDatabase
 import { type RecipientState, recordEvent, recordMessage, setRecipientState } from '@smgw/trace';
 import { loadReaperTemplates, type ReaperTemplates } from '../src/notices.ts';
 import type { ReaperDeps } from '../src/run-sweeps.ts';
+import { keyFileFolders } from '../src/sweeps.ts';
 
 export const DAY_MS = 86_400_000;
 
@@ -119,6 +121,7 @@ export class World {
       refusedMessageGraceMs: DAY_MS,
       blobDir: this.blobDir,
       blobFiles: this.blobDir === undefined ? undefined : blobFiles(this.blobDir),
+      keyFiles: keyFileFolders([this.db.keys.keyStoreDir, mailboxKeyFolder(this.db.keys.keyStoreDir)]),
       log: createLogger('lifecycle-reaper-test', 'silent'),
       ...overrides,
     };
