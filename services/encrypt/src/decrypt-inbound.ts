@@ -18,7 +18,7 @@ import {
   type RevocationMode,
   SmimeError,
 } from '@smgw/crypto';
-import type { Pool } from '@smgw/db';
+import { type Pool, type PoolClient, withTransaction } from '@smgw/db';
 import {
   advance,
   type BlobRef,
@@ -76,7 +76,7 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
   // Handled before (the ack was lost, or a retry whose first copy came back and went on): its children may have gone
   // on already, and a second decryption is a second blob, which scan quarantined and noticed a second time.
   if (context.redelivered || context.attempt > 0) {
-    const earlier = await earlierChildren(deps, envelope);
+    const earlier = await earlierChildren(deps.pool, deps.blobStore, envelope);
     if (earlier) {
       context.log.info(
         { code: 'ENCRYPT_EARLIER_BLOBS', children: earlier.length },
@@ -103,14 +103,16 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
     let blob = envelope.blob;
     if (spoofed) {
       blob = await putRewritten(deps, envelope, Buffer.alloc(0), fields);
-      await recordEvent(deps.pool, envelope.id, {
+      const event: TraceEvent = {
         stage: 'encrypt',
         event: 'message.fields-removed',
         outcome: 'next',
         reason: `${DECRYPTED_HEADER} and ${DECRYPTION_FAILED_HEADER} are the gateway's own`,
         data: { blob: blob.ref },
         at,
-      });
+      };
+      const other = await recordOutcomeOnce(deps, envelope, [event], context);
+      if (other) return next(...other);
     }
     const verdict = { status: 'plain', at: at.toISOString() };
     return next(advance(withVerdict(withBlob(envelope, blob), 'crypto', verdict), 'encrypt'));
@@ -186,8 +188,36 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
     };
     children.push(advance(withVerdict(withBlob(child, blob), 'crypto', verdict), 'encrypt'));
   }
-  await recordEvents(deps.pool, envelope.id, outcome);
-  return next(...children);
+  const other = await recordOutcomeOnce(deps, envelope, outcome, context);
+  return next(...(other ?? children));
+}
+
+/**
+ * Records this handling's outcome, unless another handling of the same envelope recorded its own first: then that
+ * one's children are returned, to be passed on instead of this one's (whose blobs nobody names, and which go with the
+ * message's). Two copies can be handled at once when the broker hands the envelope again while its first consumer
+ * still works (that consumer's channel was lost); recorded under the message's lock, both pass on the blobs of the
+ * first to record, so scan sees one decryption of the message, not two (one quarantine entry and notice).
+ */
+async function recordOutcomeOnce(
+  deps: InboundDeps,
+  envelope: Envelope,
+  outcome: TraceEvent[],
+  context: HandlerContext,
+): Promise<Envelope[] | undefined> {
+  const other = await withTransaction(deps.pool, async (db) => {
+    await db.query('select pg_advisory_xact_lock(hashtext($1))', [`encrypt-outcome:${envelope.id}`]);
+    const earlier = await earlierChildren(db, deps.blobStore, envelope);
+    if (!earlier) await recordEvents(db, envelope.id, outcome);
+    return earlier;
+  });
+  if (other) {
+    context.log.info(
+      { code: 'ENCRYPT_EARLIER_BLOBS', children: other.length },
+      'handled at the same time by another consumer: passed on with the blobs it recorded',
+    );
+  }
+  return other;
 }
 
 /** The crypto status of the child each outcome event names the blob of (data.blob). */
@@ -203,8 +233,12 @@ const STATUS_OF_OUTCOME: Readonly<Record<string, string>> = {
  * counts). Undefined, so the message is handled anew, when a recipient has no such event (nothing recorded, or only
  * plain mail passed on unchanged) or a blob is gone.
  */
-async function earlierChildren(deps: InboundDeps, envelope: Envelope): Promise<Envelope[] | undefined> {
-  const events = await stageEventsOf(deps.pool, envelope.id, {
+async function earlierChildren(
+  db: Pool | PoolClient,
+  blobStore: BlobStore,
+  envelope: Envelope,
+): Promise<Envelope[] | undefined> {
+  const events = await stageEventsOf(db, envelope.id, {
     stage: 'encrypt',
     events: Object.keys(STATUS_OF_OUTCOME),
   });
@@ -225,7 +259,7 @@ async function earlierChildren(deps: InboundDeps, envelope: Envelope): Promise<E
   }
   const children: Envelope[] = [];
   for (const { event, recipients } of groups) {
-    const blob = await deps.blobStore.stat(String(event.data?.blob));
+    const blob = await blobStore.stat(String(event.data?.blob));
     if (!blob) return undefined;
     const child = withBlob(forRecipients(envelope, recipients), blob);
     children.push(advance(withVerdict(child, 'crypto', earlierVerdict(event)), 'encrypt'));

@@ -78,8 +78,12 @@ describe('a redelivered inbound envelope at encrypt', () => {
     return arrived(sent, recipients);
   }
 
-  async function handle(envelope: Envelope, context: Partial<HandlerContext> = {}): Promise<Envelope[]> {
-    const deps = encryptDeps(db.pool, blobStore, { internalDomains: INTERNAL });
+  async function handle(
+    envelope: Envelope,
+    context: Partial<HandlerContext> = {},
+    store: BlobStore = blobStore,
+  ): Promise<Envelope[]> {
+    const deps = encryptDeps(db.pool, store, { internalDomains: INTERNAL });
     const outcome = await encryptEnvelope(deps, envelope, handlerContext(context));
     assert.equal(outcome.kind, 'next', JSON.stringify(outcome));
     return outcome.kind === 'next' ? outcome.envelopes : [];
@@ -105,6 +109,42 @@ describe('a redelivered inbound envelope at encrypt', () => {
     assert.deepEqual(shapeOf(again), shapeOf(first));
     assert.deepEqual(again, first, 'the same children, verdicts and all');
     assert.deepEqual(await encryptEvents(envelope.id), events);
+  });
+
+  it('passes on the blobs of the first to record when two copies are handled at once', async () => {
+    // The broker handed the envelope again while its first consumer still worked (that consumer's channel was lost):
+    // both copies look for an earlier outcome before either has one, and both decrypt.
+    const envelope = await encryptedToB();
+    let firstPuts = 0;
+    let bothStarted: () => void = () => {};
+    const started = new Promise<void>((resolve) => {
+      bothStarted = resolve;
+    });
+    const puts = new WeakSet<object>();
+    const heldUntilBothPut = (): BlobStore => {
+      const mine = {};
+      return {
+        ...blobStore,
+        put: async (source, options) => {
+          const blob = await blobStore.put(source, options);
+          if (!puts.has(mine)) {
+            puts.add(mine);
+            if (++firstPuts === 2) bothStarted();
+            await started;
+          }
+          return blob;
+        },
+      };
+    };
+    const [first, second] = await Promise.all([
+      handle(envelope, {}, heldUntilBothPut()),
+      handle(envelope, { redelivered: true }, heldUntilBothPut()),
+    ]);
+    assert.deepEqual(shapeOf(second ?? []), shapeOf(first ?? []), 'both pass on the same blobs');
+    assert.deepEqual((await encryptEvents(envelope.id)).sort(), [
+      'message.decrypted stelle@amt-b.example',
+      'message.not-decrypted stelle@amt-a.example',
+    ]);
   });
 
   it('names them too when it comes back as a retry of an earlier attempt', async () => {
