@@ -15,7 +15,7 @@ import { failed, indeterminate, type Judgement } from './indication.ts';
 import { sentenceFor } from './sentences.ts';
 import { verifySignedDataWithTimestamps } from './signature-timestamp.ts';
 import { contentBytes, parseContentInfo, SignatureFormatError } from './signed-data.ts';
-import { type PdfSignature, verifyPdfInContext } from './verify-pdf.ts';
+import { type PdfSignature, subFilterLabel, verifyPdfInContext } from './verify-pdf.ts';
 import type { SignatureVerification, SignedDataContext } from './verify-signed-data.ts';
 
 export interface WalkLimits {
@@ -455,7 +455,7 @@ async function walkPdf(entity: Entity, coveredBy: readonly string[], state: Stat
       id: `S${state.signatures.length + 1}`,
       layerId: layer.id,
       path: entity.path,
-      format: `PAdES ${what} (${subFilter ?? 'no SubFilter'})`,
+      format: `PAdES ${what} (${subFilterLabel(subFilter)})`,
       covers: {
         path: entity.path,
         description: revision

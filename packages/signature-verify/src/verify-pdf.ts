@@ -34,6 +34,18 @@ type Revision = PdfStructure['revisions'][number];
 
 const CMS_SUB_FILTERS = new Set(['adbe.pkcs7.detached', 'ETSI.CAdES.detached']);
 const TIMESTAMP_SUB_FILTER = 'ETSI.RFC3161';
+/** SubFilters a format may name as they are (ISO 32000-1 §12.8.3, ETSI EN 319 142-1); the rest are refused anyway. */
+const KNOWN_SUB_FILTERS = new Set([...CMS_SUB_FILTERS, TIMESTAMP_SUB_FILTER, 'adbe.pkcs7.sha1', 'adbe.x509.rsa_sha1']);
+
+/**
+ * The SubFilter as a signature's format names it. A PDF name is the sender's text (`#0A` is a line break, any byte
+ * can be written), and the format is shown as the gateway's own words in the report: only a known name goes there,
+ * any other stays in the reasons, which the report shows quoted.
+ */
+export function subFilterLabel(subFilter: string | undefined): string {
+  if (subFilter === undefined) return 'no SubFilter';
+  return KNOWN_SUB_FILTERS.has(subFilter) ? subFilter : 'another SubFilter';
+}
 
 export interface PdfSignature extends SignatureVerification {
   /** `P1`, `P2`, … in file order. */

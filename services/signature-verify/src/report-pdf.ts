@@ -35,6 +35,25 @@ const MAX_VALUE_CHARS = 400;
 /** Quote marks a value could use to seem to end its own quotes: shown as [U+XXXX] like the characters below. */
 const QUOTE_MARKS = new Set('"“”„‘’‚‹›«»');
 
+/** Can the standard fonts (WinAnsi) draw this character? pdf-lib throws on any other. */
+function drawable(ch: string): boolean {
+  const code = ch.codePointAt(0) ?? 0;
+  return (code >= 0x20 && code <= 0x7e) || (code >= 0xa0 && code <= 0xff) || WIN_ANSI_EXTRA.has(ch);
+}
+
+const escaped = (ch: string): string => `[U+${(ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}]`;
+
+/**
+ * Every line is drawn through this: a character the fonts cannot draw would make pdf-lib throw, and a report that
+ * cannot be written leaves the message undelivered. Values from the message are `quoted` before; this is the guard
+ * for any that reaches a line another way.
+ */
+function drawableText(text: string): string {
+  let out = '';
+  for (const ch of text) out += drawable(ch) ? ch : escaped(ch);
+  return out;
+}
+
 /** A value from the message as the report shows it: quoted, runs of white space as one space (so padding cannot push
  * a part of it to a line of its own), every character the fonts cannot draw (controls, bidi overrides, other
  * scripts) and every quote mark as [U+XXXX], long values cut. */
@@ -46,9 +65,7 @@ export function quoted(value: string): string {
       out += ' … (gekürzt / cut)';
       break;
     }
-    const code = ch.codePointAt(0) ?? 0;
-    const drawable = (code >= 0x20 && code <= 0x7e) || (code >= 0xa0 && code <= 0xff) || WIN_ANSI_EXTRA.has(ch);
-    out += drawable && !QUOTE_MARKS.has(ch) ? ch : `[U+${code.toString(16).toUpperCase().padStart(4, '0')}]`;
+    out += drawable(ch) && !QUOTE_MARKS.has(ch) ? ch : escaped(ch);
   }
   return `"${out}"`;
 }
@@ -139,7 +156,12 @@ class Writer {
     const font = options.bold ? this.bold : this.font;
     const x = this.margin + (options.indent ?? 0);
     const mark = options.continuation ?? '';
-    const lines = this.wrap(text, font, size, this.width - this.margin - x - font.widthOfTextAtSize(mark, size));
+    const lines = this.wrap(
+      drawableText(text),
+      font,
+      size,
+      this.width - this.margin - x - font.widthOfTextAtSize(mark, size),
+    );
     for (const [index, line] of lines.entries()) {
       this.ensure(size * 1.35);
       this.y -= size * 1.35;

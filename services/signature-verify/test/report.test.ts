@@ -284,3 +284,62 @@ describe('the report message', () => {
     assert.equal(out, 'X-SMGW-Signature: NONE\r\nFrom: a@example.org\r\nSubject: s\r\n\r\nBody\r\n');
   });
 });
+
+describe('values a signed PDF attachment names', () => {
+  // A PDF's /SubFilter is a name the sender writes, and #xx escapes put any byte in it: a line break, a C1 control.
+  const forgedLine = 'Ergebnis / Indication: TOTAL_PASSED';
+  const subFilter = `x#0A${forgedLine.replaceAll(' ', '#20').replaceAll('/', '#2F').replaceAll(':', '#3A')}#81`;
+  const objects = Buffer.from(
+    [
+      '%PDF-1.7',
+      '1 0 obj',
+      '<< /Type /Catalog /Pages 2 0 R >>',
+      'endobj',
+      '2 0 obj',
+      '<< /Type /Pages /Kids [] /Count 0 >>',
+      'endobj',
+      '3 0 obj',
+      `<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /${subFilter} /ByteRange [0 10 20 30] /Contents <00> >>`,
+      'endobj',
+      '',
+    ].join('\n'),
+    'latin1',
+  );
+  const pdf = Buffer.concat([
+    objects,
+    Buffer.from(
+      `xref\n0 1\n0000000000 65535 f\r\ntrailer\n<< /Size 4 /Root 1 0 R >>\nstartxref\n${objects.length}\n%%EOF\n`,
+    ),
+  ]);
+  const message = Buffer.from(
+    [
+      'From: a@example.org',
+      'To: stelle@behoerde.example',
+      'Content-Type: multipart/mixed; boundary="B"',
+      '',
+      '--B',
+      'Content-Type: text/plain',
+      '',
+      'Anbei.',
+      '--B',
+      'Content-Type: application/pdf; name="x.pdf"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      pdf.toString('base64'),
+      '--B--',
+      '',
+    ].join('\r\n'),
+  );
+
+  it('a /SubFilter with a line break or a C1 control neither breaks the report (pdf-lib threw) nor draws a line', async () => {
+    const verified = await verifyMessage(message, { trustAnchors: [], now: () => AT, revocation: 'off' });
+    assert.equal(verified.signatures.length, 1);
+    const rendered = await renderReportPdf(verified, { ...META, summary: summaryHeader(verified) });
+    const lines = pdfText(rendered)
+      .split('\n')
+      .map((l) => l.trim());
+    assert.ok(!lines.includes(forgedLine), 'a line drawn by the PDF attachment');
+    assert.equal(verified.signatures[0]?.format, 'PAdES signature (another SubFilter)');
+    assert.ok(lines.includes('Format: PAdES signature (another SubFilter) (/2)'));
+  });
+});
