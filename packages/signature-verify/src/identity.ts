@@ -3,7 +3,7 @@
 // that a display name or comment shows must be a signer's too (a reader takes it for the sender). Several From fields,
 // none, or one without an address are a mismatch. Signing times after the Date header or in the future are flagged.
 import { addressLikeTokens, type HeaderField, listedAddresses } from '@smgw/mime';
-import type { ReportedSignature } from './mime-walk.ts';
+import type { ReportedSignature, SignedHeader } from './mime-walk.ts';
 
 export interface IdentityCheck {
   /** `not-applicable` when no signature names a signer without being TOTAL_FAILED. */
@@ -24,7 +24,11 @@ export function sameAddress(a: string, b: string): boolean {
   return a.slice(0, atA) === b.slice(0, atB) && a.slice(atA + 1).toLowerCase() === b.slice(atB + 1).toLowerCase();
 }
 
-export function checkIdentity(fields: readonly HeaderField[], signatures: readonly ReportedSignature[]): IdentityCheck {
+export function checkIdentity(
+  fields: readonly HeaderField[],
+  signatures: readonly ReportedSignature[],
+  signedHeaders: readonly SignedHeader[] = [],
+): IdentityCheck {
   const signerAddresses = [
     ...new Set(
       signatures.filter((s) => s.indication !== 'TOTAL_FAILED').flatMap((s) => s.signer?.emailAddresses ?? []),
@@ -32,8 +36,7 @@ export function checkIdentity(fields: readonly HeaderField[], signatures: readon
   ];
   const fromFields = fields.filter((f) => f.key === 'from');
   const senderFields = fields.filter((f) => f.key === 'sender');
-  const fromListed = fromFields.map((f) => ({ value: f.value, addresses: listedAddresses(f.value) }));
-  const fromAddresses = fromListed.flatMap((f) => f.addresses);
+  const fromAddresses = fromFields.flatMap((f) => listedAddresses(f.value));
   const senderAddresses = senderFields.flatMap((f) => listedAddresses(f.value));
   // A signer whose signature is forged or broken proves nothing about who wrote the message.
   const hasSigner = signatures.some((s) => s.signer !== undefined && s.indication !== 'TOTAL_FAILED');
@@ -51,17 +54,34 @@ export function checkIdentity(fields: readonly HeaderField[], signatures: readon
     if (address === '') problems.push('A From entry has a name but no address.');
     else if (!held(address)) problems.push(`The From address ${address} is not in any signer’s certificate.`);
   }
-  for (const field of fromListed) {
-    const listed = field.addresses;
-    for (const token of addressLikeTokens(field.value)) {
-      if (listed.some((a) => sameAddress(a, token)) || held(token)) continue;
-      problems.push(`The From field shows ${token} in a display name or comment, which is not a signer’s address.`);
-    }
-  }
+  problems.push(...shownAddressProblems(fromFields, held, 'The From field'));
   if (senderFields.length > 1) problems.push(`The message has ${senderFields.length} Sender fields.`);
   for (const address of senderAddresses) {
     if (address !== '' && !held(address)) {
       problems.push(`The Sender address ${address} is not in any signer’s certificate.`);
+    }
+  }
+  // A signed inner header (a wrapped message, protected headers) is what a reader may show as the sender: signed by
+  // the signer, so a stranger can put anyone's address there under a valid signature of their own.
+  for (const header of signedHeaders) {
+    for (const key of ['from', 'sender']) {
+      const name = key === 'from' ? 'From' : 'Sender';
+      const signedFields = header.fields.filter((f) => f.key === key);
+      if (signedFields.length > 1)
+        problems.push(`The signed header at ${header.path} has ${signedFields.length} ${name} fields.`);
+      for (const address of signedFields.flatMap((f) => listedAddresses(f.value))) {
+        if (address === '') problems.push(`A ${name} entry of the signed header at ${header.path} has no address.`);
+        else if (!held(address)) {
+          problems.push(
+            `The ${name} address ${address} of the signed header at ${header.path} is not in any signer’s certificate.`,
+          );
+        }
+      }
+      if (key === 'from') {
+        problems.push(
+          ...shownAddressProblems(signedFields, held, `The From field of the signed header at ${header.path}`),
+        );
+      }
     }
   }
   return {
@@ -71,6 +91,23 @@ export function checkIdentity(fields: readonly HeaderField[], signatures: readon
     signerAddresses,
     problems,
   };
+}
+
+/** Addresses a From field shows in a display name or comment (a reader takes them for the sender) not held by a signer. */
+function shownAddressProblems(
+  fromFields: readonly HeaderField[],
+  held: (address: string) => boolean,
+  what: string,
+): string[] {
+  const problems: string[] = [];
+  for (const field of fromFields) {
+    const listed = listedAddresses(field.value);
+    for (const token of addressLikeTokens(field.value)) {
+      if (listed.some((a) => sameAddress(a, token)) || held(token)) continue;
+      problems.push(`${what} shows ${token} in a display name or comment, which is not a signer’s address.`);
+    }
+  }
+  return problems;
 }
 
 export interface TimeFinding {

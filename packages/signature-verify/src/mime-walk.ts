@@ -126,9 +126,22 @@ export interface UnwrappedDocument {
   signatureIds: string[];
 }
 
+/** The From and Sender fields an S/MIME signature signs as a header (a wrapped message, protected headers). */
+export interface SignedHeader {
+  /** Where the fields stand: the signed entity, or `…/message` inside it. */
+  path: string;
+  fields: HeaderField[];
+}
+
 export interface MessageWalk {
   /** The root entity's header fields (From, Sender, Date …). */
   headerFields: HeaderField[];
+  /**
+   * From and Sender fields inside the content of an S/MIME signature: the header of a message/rfc822 that is the
+   * whole signed content (RFC 8551 §3.1), or fields on the signed entity itself (protected headers, RFC 9788). A
+   * reader may show them as the message's sender, so identity checks them like the outer ones.
+   */
+  signedHeaders: SignedHeader[];
   layers: Layer[];
   signatures: ReportedSignature[];
   parts: VisiblePart[];
@@ -158,6 +171,7 @@ interface State {
   signatures: ReportedSignature[];
   parts: VisiblePart[];
   unwrapped: UnwrappedDocument[];
+  signedHeaders: SignedHeader[];
   partCount: number;
   /** Layers that count against maxSignatureLayers (all but encrypted and unsupported ones). */
   signatureLayerCount: number;
@@ -181,6 +195,7 @@ export async function walkMessage(
     signatures: [],
     parts: [],
     unwrapped: [],
+    signedHeaders: [],
     partCount: 0,
     signatureLayerCount: 0,
   };
@@ -189,6 +204,7 @@ export async function walkMessage(
   await walkEntity(root, 0, [], state);
   return {
     headerFields: root.fields,
+    signedHeaders: state.signedHeaders,
     layers: state.layers,
     signatures: state.signatures,
     parts: state.parts,
@@ -585,6 +601,7 @@ async function walkMultipartSigned(
     shown: { entity: signedEntity, bytes: parts[0] as Buffer },
   });
   const covering = layer?.kind === 'smime-detached' ? [...coveredBy, layer.id] : coveredBy;
+  if (layer?.kind === 'smime-detached') noteSignedHeader(signedEntity, state);
   await walkEntity(signedEntity, depth + 1, covering, state);
 }
 
@@ -713,7 +730,9 @@ async function walkCms(entity: Entity, depth: number, coveredBy: readonly string
   }
   const content = contentBytes(eContent);
   if (opaqueSmime) {
-    await walkEntity(entityOf(bareLfToCrlf(content), childPath(entity.path, 'content')), depth + 1, covering, state);
+    const signedEntity = entityOf(bareLfToCrlf(content), childPath(entity.path, 'content'));
+    if (layer?.kind === kind) noteSignedHeader(signedEntity, state);
+    await walkEntity(signedEntity, depth + 1, covering, state);
     return;
   }
   // A signed document: delivered unwrapped beside the original, its name without .p7m.
@@ -730,6 +749,23 @@ async function walkCms(entity: Entity, depth: number, coveredBy: readonly string
     role: 'content',
     coveredBy: [...covering],
   });
+}
+
+const SENDER_FIELDS = new Set(['from', 'sender']);
+
+/**
+ * The From and Sender fields of what an S/MIME signature signs as a header: the entity's own (protected headers) and,
+ * when the signed content is a whole message (message/rfc822), that message's. A message forwarded as one part among
+ * others inside the signed content is not the signer's header and is not noted.
+ */
+function noteSignedHeader(signedEntity: Entity, state: State): void {
+  const own = signedEntity.fields.filter((f) => SENDER_FIELDS.has(f.key));
+  if (own.length > 0) state.signedHeaders.push({ path: signedEntity.path, fields: own });
+  const mediaType = signedEntity.type.mediaType;
+  if (mediaType !== 'message/rfc822' && mediaType !== 'message/global') return;
+  const { fields } = splitHeaderBlock(bareLfToCrlf(signedEntity.body));
+  const inner = fields.filter((f) => SENDER_FIELDS.has(f.key));
+  if (inner.length > 0) state.signedHeaders.push({ path: childPath(signedEntity.path, 'message'), fields: inner });
 }
 
 async function walkMultipart(entity: Entity, depth: number, coveredBy: readonly string[], state: State): Promise<void> {

@@ -94,6 +94,7 @@ export function createMessageVerifier(options: VerifyMessageOptions): MessageVer
         identity: checkIdentity(
           walk.headerFields,
           listed.signatures.filter((s) => !s.pdf),
+          walk.signedHeaders,
         ),
         signingTimeFindings: checkSigningTimes(
           walk.headerFields,

@@ -975,6 +975,61 @@ describe('verifyMessage', () => {
       assert.equal(alone.identity.status, 'not-applicable');
     });
 
+    // RFC 8551 §3.1: a signer may wrap a whole message (message/rfc822) to protect its header, and a reader may show
+    // that inner header as the message's; so may protected headers (RFC 9788: From on the signed entity itself). A
+    // From there is signed by the signer, not proven to be the signer: it must be held by a signer like the outer one.
+    const wrapped = (inner: string[]) =>
+      Buffer.concat([
+        Buffer.from('Content-Type: message/rfc822\r\n\r\n'),
+        message([...inner, 'Subject: Zahlungsanweisung'], entity),
+      ]);
+    const protectedHeaders = (inner: string[]) =>
+      Buffer.concat([
+        Buffer.from(
+          `Content-Type: text/plain; charset=utf-8; protected-headers="v1"\r\n${inner.map((f) => `${f}\r\n`).join('')}\r\nText\r\n`,
+        ),
+      ]);
+    for (const [label, content] of [
+      ['a wrapped message (RFC 8551 §3.1)', wrapped(['From: Chef <ceo@behoerde.example>'])],
+      ['protected headers on the signed entity', protectedHeaders(['From: Chef <ceo@behoerde.example>'])],
+      ['a Sender in a wrapped message', wrapped(['From: alice@partner.example', 'Sender: ceo@behoerde.example'])],
+    ] as const) {
+      it(`flags identity=mismatch for a From or Sender the signer signed but does not hold: ${label}`, async () => {
+        const mail = message(from(alice), opaqueSigned(await sign(content, [alice], { opaque: true })));
+        const result = await verifyMessage(mail, options());
+        assert.equal(result.identity.status, 'mismatch', JSON.stringify(result.identity));
+        assert.match(result.identity.problems.join(' '), /ceo@behoerde\.example/);
+        assert.equal(summaryHeader(result), 'TOTAL_PASSED; level=basic; signatures=1; identity=mismatch');
+        const detached = await verifyMessage(
+          message(from(alice), multipartSigned(content, await sign(content, [alice]))),
+          options(),
+        );
+        assert.equal(detached.identity.status, 'mismatch', JSON.stringify(detached.identity));
+      });
+    }
+
+    it('matches a wrapped message whose From is the signer’s, and a forwarded message inside the signed content', async () => {
+      const same = wrapped(['From: Alice <alice@partner.example>']);
+      const result = await verifyMessage(
+        message(from(alice), multipartSigned(same, await sign(same, [alice]))),
+        options(),
+      );
+      assert.equal(result.identity.status, 'match', JSON.stringify(result.identity));
+      // A message the signer forwards as an attachment beside its own text is someone else's: not the signer's From.
+      const forwarded = multipartMixed([
+        entity,
+        Buffer.concat([
+          Buffer.from('Content-Type: message/rfc822\r\n\r\n'),
+          message(['From: ceo@behoerde.example'], entity),
+        ]),
+      ]);
+      const beside = await verifyMessage(
+        message(from(alice), multipartSigned(forwarded, await sign(forwarded, [alice]))),
+        options(),
+      );
+      assert.equal(beside.identity.status, 'match', JSON.stringify(beside.identity));
+    });
+
     it('flags a signing time after the Date header and one in the future', async () => {
       const cms = await sign(entity, [alice]);
       const mail = message([...from(alice), 'Date: Mon, 1 Jan 2024 10:00:00 +0000'], multipartSigned(entity, cms));
