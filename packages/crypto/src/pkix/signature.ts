@@ -99,6 +99,13 @@ function pssParameters(params: unknown): { hash: string; saltLength: number } | 
   }
 }
 
+/**
+ * The largest RSA public exponent verified: OpenSSL's own bound for moduli above 3072 bits (RSA_MAX_PUBEXP_BITS),
+ * here for every size. A verification costs a modular exponentiation by e: a stranger's key with a 2046-bit e costs
+ * about 120 times one with 65537, and a signature from mail may ask for hundreds of such checks.
+ */
+const MAX_RSA_PUBLIC_EXPONENT = 2n ** 64n - 1n;
+
 /** Verifies `signature` over `data` made with algorithm `algorithm` by `key`, applying the strength policy. */
 export function verifySignature(
   algorithm: pkijs.AlgorithmIdentifier,
@@ -133,6 +140,14 @@ export function verifySignature(
     hash = known.hash;
     options =
       known.family === 'rsa' ? { key, padding: cryptoConstants.RSA_PKCS1_PADDING } : { key, dsaEncoding: 'der' };
+  }
+  const exponent = key.asymmetricKeyDetails?.publicExponent;
+  if (exponent !== undefined && exponent > MAX_RSA_PUBLIC_EXPONENT) {
+    return {
+      ok: false,
+      problem: 'UNSUPPORTED_ALGORITHM',
+      reason: `its RSA public exponent has ${exponent.toString(2).length} bits, more than 64: not verified`,
+    };
   }
   if (hash === 'md2' || hash === 'md5')
     return { ok: false, problem: 'WEAK_SIGNATURE', reason: `it is signed with ${hash.toUpperCase()}` };
