@@ -50,12 +50,18 @@ function addressKey(address: string): string {
 export const MAX_REMOTE_TEXT = 512;
 
 /**
- * A remote reply or error text cut to `max` characters, saying that it was cut and how long it was: what is stored
- * (deliveries.last_response, the trace), logged and quoted in a DSN. Never the whole of a next hop's megabyte.
+ * A remote reply or error text as deliver keeps it: one line, cut to `max` characters, saying that it was cut and how
+ * long it was: what is stored (deliveries.last_response, the trace), logged and quoted in a DSN. Never the whole of a
+ * next hop's megabyte. A multi-line reply's lines are joined by a space (as Postfix shows them), and any other control
+ * character becomes `?`: a stranger's MX may answer with a NUL byte, which PostgreSQL cannot store (the record of a
+ * 250 would fail and the message go again), or with lines that read as trace events of their own where an operator
+ * prints the trace.
  */
 export function cutRemoteText(text: string, max = MAX_REMOTE_TEXT): string {
-  if (text.length <= max) return text;
-  return `${text.slice(0, max)}… [cut: ${text.length} characters]`;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
+  const line = text.replace(/[\r\n\t]+/g, ' ').replace(/[\x00-\x1f\x7f]/g, '?');
+  if (line.length <= max) return line;
+  return `${line.slice(0, max)}… [cut: ${line.length} characters]`;
 }
 
 /** A recipient refused without sending, permanently: not one plain address (isPlainAddress), unless `as` says else. */
