@@ -8,6 +8,8 @@ export const deliverSpec = {
   amqpUrl: settings.amqpUrl,
   internalDomains: settings.internalDomains,
   internalRelay: settings.internalRelay,
+  // Not for submission here: the agencies' own networks, which no MX of a domain outside may lead to.
+  submissionNetworks: settings.submissionNetworks,
   smarthost: settings.smarthost,
   hostname: settings.hostname,
   logLevel: settings.logLevel,

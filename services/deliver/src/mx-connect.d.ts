@@ -16,6 +16,12 @@ declare module 'mx-connect' {
         ignoreIPv6?: boolean;
         resolveRecords?: (domain: string, type: 'MX' | 'A' | 'AAAA' | 'TXT') => unknown;
       };
+      /** Runs before each connect with the address about to be connected to; an error ends the attempt (no further host). */
+      connectHook?: (
+        delivery: { domain: string },
+        options: { host: string; port: number },
+        callback: (err?: Error) => void,
+      ) => void;
       mtaSts?: {
         enabled?: boolean;
         logger?: (entry: Record<string, unknown>) => void;

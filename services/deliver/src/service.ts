@@ -62,6 +62,7 @@ export async function startDeliver(
     connectTimeoutMs,
     requireTlsOutside: config.deliverRequireTlsOutside,
     idleCloseMs: options.idleCloseMs,
+    closedNetwork: { relayHosts: config.internalRelay, networks: config.submissionNetworks },
     mxConnectOptions: options.mxConnectOptions,
     ...(options.testOnlyAllowLoopbackMx ? { testOnlyAllowLoopbackMx: true } : {}),
   });

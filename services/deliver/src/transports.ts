@@ -1,8 +1,9 @@
 // Pooled nodemailer transports, one per destination, reused across envelopes and closed when idle.
 // nodemailer connects only to the host it is given (LIBRARY-NOTES §6), so relay lists and MX delivery hand it a
 // connected socket through `getSocket`; for the MX, mx-connect finds and connects to the exchange (as zone-mta does).
+import { lookup } from 'node:dns/promises';
 import net from 'node:net';
-import type { HostPort } from '@smgw/config';
+import { type Cidr, cidrList, type HostPort, inNetworks } from '@smgw/config';
 import mxConnect from 'mx-connect';
 import nodemailer, { type SMTPPoolOptions, type SMTPPoolSentMessageInfo, type Transporter } from 'nodemailer';
 import type { Destination } from './route-recipients.ts';
@@ -28,16 +29,52 @@ export interface TransportSettings {
    */
   mxConnectOptions?: MxConnectOverrides;
   /**
-   * TESTS ONLY: lets an MX resolve to loopback and private addresses (the test's SMTP sink on 127.0.0.1). Never
-   * set by service.ts from configuration; reserved networks stay refused even then.
+   * The agencies' own hosts and networks: an MX of a domain outside that leads to one of them is refused, wherever
+   * they lie (blockLocalAddresses knows private address space only; an agency network may use public addresses).
+   */
+  closedNetwork?: ClosedNetwork;
+  /**
+   * TESTS ONLY: lets an MX resolve to loopback and private addresses (the test's SMTP sink on 127.0.0.1, where the
+   * relay sink is too, so closedNetwork is not checked either). Never set by service.ts from configuration; reserved
+   * networks stay refused even then.
    */
   testOnlyAllowLoopbackMx?: true;
 }
 
+/** The agencies' own addresses, which no domain outside may have as its MX. */
+export interface ClosedNetwork {
+  /** SMGW_INTERNAL_RELAY: the addresses of these hosts (names are looked up when an MX is connected to). */
+  relayHosts: HostPort[];
+  /** SMGW_SUBMISSION_NETWORKS: the agencies' own mail servers and clients. */
+  networks: Cidr[];
+}
+
+/** The addresses of the relay hosts; a name that does not resolve has none. */
+async function addressesOf(hosts: HostPort[]): Promise<string[]> {
+  const lists = await Promise.all(
+    hosts.map(async ({ host }) => {
+      if (net.isIP(host)) return [host];
+      try {
+        return (await lookup(host, { all: true })).map((a) => a.address);
+      } catch {
+        return [];
+      }
+    }),
+  );
+  return lists.flat();
+}
+
+/** Is `ip`, an address an MX of a domain outside led to, one of the agencies' own? */
+export async function inClosedNetwork(ip: string, closed: ClosedNetwork): Promise<boolean> {
+  if (inNetworks(ip, closed.networks)) return true;
+  const relay = await addressesOf(closed.relayHosts);
+  return relay.length > 0 && inNetworks(ip, cidrList(relay.join(',')));
+}
+
 type DnsOptions = NonNullable<mxConnect.MxConnectOptions['dnsOptions']>;
 
-/** What a caller may change of an mx-connect call: not the target, not the address blocks. */
-export type MxConnectOverrides = Omit<Partial<mxConnect.MxConnectOptions>, 'target' | 'dnsOptions'> & {
+/** What a caller may change of an mx-connect call: not the target, not the address blocks, not the connect hook. */
+export type MxConnectOverrides = Omit<Partial<mxConnect.MxConnectOptions>, 'target' | 'dnsOptions' | 'connectHook'> & {
   dnsOptions?: Omit<DnsOptions, 'blockLocalAddresses' | 'blockReservedNetworks'>;
 };
 
@@ -204,6 +241,31 @@ export function createTransports(settings: TransportSettings): Transports {
       );
     };
 
+  /**
+   * mx-connect's hook before each connect, with the address it is about to connect to: the agencies' own are refused
+   * (a stranger's MX record pointing at the relay would have outbound mail and the gateway's notices delivered into
+   * the closed network, and show the stranger which of its hosts take connections on port 25). Fatal for the
+   * attempt: no further MX host of that domain is tried, a permanent DNS error (bounced, 5.1.2), as for an MX at a
+   * private address.
+   */
+  const closedNetwork = settings.testOnlyAllowLoopbackMx ? undefined : settings.closedNetwork;
+  const refuseClosedNetwork: NonNullable<mxConnect.MxConnectOptions['connectHook']> = (delivery, options, callback) => {
+    if (!closedNetwork) return callback();
+    inClosedNetwork(options.host, closedNetwork).then(
+      (closed) => {
+        if (!closed) return callback();
+        const err: MxConnectError = new Error(
+          `an MX host of ${delivery.domain} is at ${options.host}, an address of the agencies' own network; not connected`,
+        );
+        err.code = 'EMXCLOSEDNETWORK';
+        err.category = 'dns';
+        err.temporary = false;
+        callback(err);
+      },
+      (err: Error) => callback(err),
+    );
+  };
+
   function create(destination: Destination): DestinationTransport {
     const entry = { destination, remoteMta: '', inUse: 0, lastUsedAt: Date.now() } as DestinationTransport;
     if (destination.kind === 'smarthost') {
@@ -242,6 +304,7 @@ export function createTransports(settings: TransportSettings): Transports {
             // overrides, so none can drop it.
             target: destination.domain,
             dnsOptions: mxDnsOptions(settings),
+            connectHook: refuseClosedNetwork,
           };
           mxConnectWithin(options, settings.timeoutMs).then(
             (connection) => {

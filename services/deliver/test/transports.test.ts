@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import net, { type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { inDomains } from '@smgw/config';
+import { cidrList, inDomains } from '@smgw/config';
 // @smgw/testing is not a dependency of this package (yet); its source is imported directly.
 import { type SmtpSink, startSmtpSink } from '@smgw/testing';
 import { checkOutboundGuard } from '../src/outbound-guard.ts';
@@ -11,6 +11,7 @@ import { MAX_REMOTE_TEXT, type RecipientAnswer, sendToDestination } from '../src
 import {
   connectFirstReachable,
   createTransports,
+  inClosedNetwork,
   mxDnsOptions,
   type TransportSettings,
   type Transports,
@@ -265,6 +266,45 @@ describe('transports', () => {
       blockReservedNetworks: true,
     });
     assert.equal(mxDnsOptions({ testOnlyAllowLoopbackMx: true }).blockReservedNetworks, true);
+  });
+
+  it("never connects to an MX that leads to the agencies' own relay or networks, even at a public address", async () => {
+    // The relay and the agencies' networks may lie in public address space, which blockLocalAddresses does not know.
+    const ownAddresses: Record<string, string[]> = {
+      'mx.relay-twin.example': ['1.2.3.4'],
+      'mx.agency-net.example': [],
+    };
+    const resolveRecords = (name: string, type: string) => {
+      if (type === 'MX' && !name.startsWith('mx.')) return [{ exchange: `mx.${name}`, priority: 10 }];
+      if (type === 'A' && ownAddresses[name]?.length) return ownAddresses[name];
+      if (type === 'AAAA' && name === 'mx.agency-net.example') return ['::ffff:5.6.7.8'];
+      throw dnsError('ENODATA');
+    };
+    const transports = createTransports(
+      settings({
+        timeoutMs: 2000,
+        connectTimeoutMs: 500,
+        closedNetwork: { relayHosts: [{ host: '1.2.3.4', port: 25 }], networks: cidrList('5.6.7.0/24') },
+        mxConnectOptions: { dnsOptions: { resolveRecords }, mtaSts: { enabled: false } },
+      }),
+    );
+    try {
+      for (const domain of ['relay-twin.example', 'agency-net.example']) {
+        const [answer] = await sendSample(transports, { kind: 'mx', key: `mx:${domain}`, domain }, [`x@${domain}`]);
+        assert.deepEqual(answer?.classification, { result: 'bounced', category: 'dns', status: '5.1.2' }, domain);
+        assert.match(answer?.error ?? '', /an address of the agencies' own network; not connected$/, domain);
+      }
+    } finally {
+      transports.close();
+    }
+    assert.equal(
+      await inClosedNetwork('127.0.0.1', { relayHosts: [{ host: 'localhost', port: 25 }], networks: [] }),
+      true,
+    );
+    assert.equal(
+      await inClosedNetwork('1.2.3.5', { relayHosts: [{ host: '1.2.3.4', port: 25 }], networks: [] }),
+      false,
+    );
   });
 
   it('sends the relay RCPT TO only the plain addresses it was routed, never what nodemailer would parse out', async () => {
