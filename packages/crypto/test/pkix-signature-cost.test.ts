@@ -3,7 +3,7 @@
 // 5.5 ms against 0.045 ms). A message may ask for 512 signature values (16 layers × 32 SignerInfos) and more for
 // their chains, so such keys are refused before anything is computed.
 import assert from 'node:assert/strict';
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { describe, it } from 'node:test';
 import * as pkijs from 'pkijs';
 import { verifySignature } from '../src/index.ts';
@@ -47,7 +47,28 @@ const SHA256_WITH_RSA = new pkijs.AlgorithmIdentifier({ algorithmId: '1.2.840.11
 const POLICY = { minRsaBits: 2048, allowSha1: false };
 const data = Buffer.from('signed attributes');
 
+/** An RSA public key with a random odd modulus of `bits` bits (never a real key: only its size is read). */
+function rsaPublicKeyOfBits(bits: number) {
+  const n = randomBytes(bits / 8);
+  n[0] = (n[0] ?? 0) | 0x80;
+  n[n.length - 1] = (n[n.length - 1] ?? 0) | 1;
+  return createPublicKey({ key: { kty: 'RSA', n: n.toString('base64url'), e: 'AQAB' }, format: 'jwk' });
+}
+
 describe('verifySignature', () => {
+  it('refuses an RSA key above 8192 bits before computing anything', () => {
+    const check = verifySignature(SHA256_WITH_RSA, data, randomBytes(1152), rsaPublicKeyOfBits(9216), POLICY);
+    assert.equal(check.ok, false);
+    assert.equal(check.problem, 'UNSUPPORTED_ALGORITHM');
+    assert.match(check.reason ?? '', /9216 bits, more than 8192/);
+  });
+
+  it('still verifies (and here rejects) a signature by an 8192-bit key', () => {
+    const check = verifySignature(SHA256_WITH_RSA, data, randomBytes(1024), rsaPublicKeyOfBits(8192), POLICY);
+    assert.equal(check.ok, false);
+    assert.equal(check.problem, 'BAD_SIGNATURE');
+  });
+
   it('refuses an RSA key with a public exponent above 64 bits before computing anything', () => {
     const privateKey = createPrivateKey(HUGE_EXPONENT_KEY);
     const publicKey = createPublicKey(privateKey);
