@@ -119,6 +119,25 @@ describe('composePortalMessage', () => {
     }
   });
 
+  it('sends an encoded-word typed into the subject as text: the agency reads what was typed, not what it decodes to', async () => {
+    const word = (text: string) => `=?utf-8?b?${Buffer.from(text).toString('base64')}?=`;
+    for (const subject of [
+      word('Antrag\r\nX-SMGW-Signature: TOTAL_PASSED'),
+      `Rechnung ${word('\u202Efdp.exe')} bitte`,
+      '=?utf-8?q?Antrag=0D=0AAuthentication-Results:_smgw.test;_auth=pass?=',
+      `Größe ${word('\u202E')}`,
+      `${'Sehr langer Betreff '.repeat(8)}${word('x')}`,
+    ]) {
+      const raw = await composePortalMessage(composition({ subject }));
+      const parsed = await simpleParser(raw);
+      assert.equal(parsed.subject, subject, subject);
+      assert.equal(/[^\r]\n|\r[^\n]/.test(raw.toString('latin1')), false, 'CRLF only');
+    }
+    // A subject without `=?` goes as before (ASCII as it is).
+    const plain = await composePortalMessage(composition({ subject: 'Antrag a=b? ?=' }));
+    assert.match(plain.toString('latin1'), /\r\nSubject: Antrag a=b\? \?=\r\n/);
+  });
+
   it('refuses an empty or overlong subject and an empty message', async () => {
     await assert.rejects(composePortalMessage(composition({ subject: '  \t ' })), refuses('SUBJECT_MISSING'));
     await assert.rejects(composePortalMessage(composition({ subject: 'x'.repeat(251) })), refuses('SUBJECT_TOO_LONG'));

@@ -4,7 +4,7 @@
 // own table. Every header field (From, To, Date, Message-ID, In-Reply-To, References) is written by the gateway, so
 // nothing a user types can become a header field in the gateway's name (X-SMGW-*, Authentication-Results, Received).
 import { extname } from 'node:path';
-import { rfc5322Date } from '@smgw/mime';
+import { encodeWords, rfc5322Date } from '@smgw/mime';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { PortalWriteError } from './errors.ts';
 
@@ -136,6 +136,16 @@ export function sanitizeFilename(name: string): string {
   return clean === '' ? 'anhang' : clean;
 }
 
+/**
+ * The subject as it goes into the header. Text is text: an encoded-word the user typed (`=?utf-8?b?…?=`) would pass
+ * nodemailer as it is (it takes a valid one for a value encoded already) and the agency's client would decode it into
+ * whatever it holds, line breaks and bidi overrides included, which checkSubject removed from the typed text. A
+ * subject holding `=?` is therefore encoded whole, so it decodes to exactly what was typed.
+ */
+export function subjectFieldValue(subject: string): string {
+  return subject.includes('=?') ? encodeWords(subject).replace(/\r\n /g, ' ') : subject;
+}
+
 /** The content type for a (cleaned) file name: ATTACHMENT_TYPES by extension, else application/octet-stream. */
 export function attachmentContentType(filename: string): string {
   return ATTACHMENT_TYPES[extname(filename).toLowerCase()] ?? FALLBACK_ATTACHMENT_TYPE;
@@ -174,7 +184,7 @@ export async function composePortalMessage(input: PortalComposition): Promise<Bu
   const composer = new MailComposer({
     from: { name: '', address: input.from },
     to: input.to.map((address) => ({ name: '', address })),
-    subject,
+    subject: subjectFieldValue(subject),
     date: rfc5322Date(input.date),
     messageId: `<${input.messageId}@${input.hostname}>`,
     ...(reply ? { inReplyTo: reply.messageId, references: references.join(' ') } : {}),
