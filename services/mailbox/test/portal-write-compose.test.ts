@@ -199,6 +199,11 @@ describe('sanitizeFilename', () => {
     ['', 'anhang'],
     ['...', 'anhang'],
     ['Übersicht Größe.pdf', 'Übersicht Größe.pdf'],
+    // Invisible formatting (zero-width, word joiner, Arabic letter mark, interlinear annotations) goes too …
+    ['Re\u200bch\u200cnu\u200dng\u2060\u061c\ufff9.pdf', 'Rechnung.pdf'],
+    // … and blank look-alikes that are no white space to a regex count as spaces: padding cannot push the real
+    // extension out of sight.
+    [`Rechnung.pdf${'\u2800'.repeat(60)}${'\u3164'.repeat(30)}\u115f\u1160\uffa0.exe`, 'Rechnung.pdf .exe'],
   ];
   for (const [input, expected] of cases) {
     it(`${JSON.stringify(input)} → ${JSON.stringify(expected)}`, () => {
@@ -224,6 +229,7 @@ describe('sanitizeFilename', () => {
 describe('checkSubject', () => {
   it('drops invisible and control characters and turns tabs into spaces', () => {
     assert.equal(checkSubject(' Antrag\t2026\u202E\u0007 '), 'Antrag 2026');
+    assert.equal(checkSubject('An\u200btrag\u061c \u2060 2026\ufffb'), 'Antrag 2026');
   });
 });
 

@@ -8,9 +8,13 @@ export const MAX_FILENAME_CHARS = 120;
 // Windows refuses these as names, with any extension.
 const RESERVED_NAME = /^(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:\.|$)/i;
 
+// Characters that show as blank but are no white space to a regex (Hangul fillers, the blank braille pattern): a run
+// of them would push the real extension out of sight ("rechnung.pdf⠀⠀⠀…⠀.exe"), so they count as spaces.
+const BLANK_LOOKALIKES = /[\u115f\u1160\u2800\u3164\uffa0]/g;
+
 /** A filename safe to show and to save: no separators, controls, bidi formatting; not hidden; length-limited. */
 export function safeFilename(name: string | undefined, fallback: string): string {
-  let cleaned = displayText(name ?? '', 10_000)
+  let cleaned = displayText((name ?? '').replace(BLANK_LOOKALIKES, ' '), 10_000)
     .replace(/[/\\:*?"<>|]/g, '_')
     .replace(/^[\s.]+/, '')
     .replace(/[\s.]+$/, '');

@@ -4,17 +4,18 @@
 // own table. Every header field (From, To, Date, Message-ID, In-Reply-To, References) is written by the gateway, so
 // nothing a user types can become a header field in the gateway's name (X-SMGW-*, Authentication-Results, Received).
 import { extname } from 'node:path';
-import { encodeWords, rfc5322Date } from '@smgw/mime';
+import { displayText, encodeWords, rfc5322Date } from '@smgw/mime';
 import MailComposer from 'nodemailer/lib/mail-composer';
+import { MAX_FILENAME_CHARS, safeFilename } from './attachment-names.ts';
 import { PortalWriteError } from './errors.ts';
+
+export { MAX_FILENAME_CHARS };
 
 /** A subject longer than this is refused (RFC 5322 §2.1.1 suggests 78 per line; the field is folded). */
 export const MAX_SUBJECT_CHARS = 250;
 /** The text is refused beyond this many characters (the upload limit bounds the whole message as well). */
 export const MAX_TEXT_CHARS = 1_000_000;
 export const MAX_ATTACHMENTS = 20;
-/** File names are cut to this many characters (keeping the extension). */
-export const MAX_FILENAME_CHARS = 120;
 
 /**
  * Content types by file extension: what the agencies' clients get to see for the usual documents. An extension not
@@ -74,19 +75,17 @@ export interface PortalComposition {
   date: Date;
 }
 
-// Line breaks anywhere, and NUL, make a subject no subject: refused with a clear message.
+// Line breaks anywhere, and NUL, make a subject no subject: refused with a clear message. Other control characters,
+// bidi formatting and zero-width characters are dropped (displayText of @smgw/mime, the list the portal shows with).
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point
 const LINE_BREAK_OR_NUL = /[\r\n\x00\u0085\u2028\u2029]/;
-// Other control characters (C0, DEL, C1) and the invisible bidi controls that make a name read differently.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
-const INVISIBLE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g;
 
 /** The subject as it goes into the message: one line, trimmed, length-limited. Throws PortalWriteError. */
 export function checkSubject(subject: string): string {
   if (LINE_BREAK_OR_NUL.test(subject)) {
     throw new PortalWriteError('SUBJECT_LINE_BREAK', 'the subject must be one line');
   }
-  const clean = subject.normalize('NFC').replace(/\t/g, ' ').replace(INVISIBLE, '').trim();
+  const clean = displayText(subject);
   if (clean === '') throw new PortalWriteError('SUBJECT_MISSING', 'the message needs a subject');
   if ([...clean].length > MAX_SUBJECT_CHARS) {
     throw new PortalWriteError('SUBJECT_TOO_LONG', `the subject may have at most ${MAX_SUBJECT_CHARS} characters`);
@@ -106,34 +105,14 @@ export function cleanText(text: string): string {
   return clean.replace(/\n/g, '\r\n');
 }
 
-const WINDOWS_RESERVED = /^(con|prn|aux|nul|com\d|lpt\d)(\.|$)/i;
-
 /**
- * A file name safe to show and to save: the last path segment only, no control or bidi characters, none of
- * `\ / : * ? " < > |`, no leading or trailing dots and spaces, no reserved device name, at most
- * MAX_FILENAME_CHARS characters with the extension kept; "anhang" when nothing is left.
+ * A file name safe to show and to save: the last path segment only, cleaned as the portal cleans the names it serves
+ * (safeFilename of attachment-names.ts: no control, bidi or zero-width characters, blank look-alikes and white space
+ * runs one space, none of `\ / : * ? " < > |`, no leading or trailing dots and spaces, no reserved device name, at
+ * most MAX_FILENAME_CHARS characters with the extension kept); "anhang" when nothing is left.
  */
 export function sanitizeFilename(name: string): string {
-  const base = name.split(/[/\\]/).pop() ?? '';
-  let clean = base
-    .normalize('NFC')
-    .replace(INVISIBLE, '')
-    .replace(/[\r\n\t\u0085\u2028\u2029]/g, ' ')
-    .replace(/[:*?"<>|]/g, '_')
-    .replace(/\s+/g, ' ')
-    .replace(/^[\s.]+|[\s.]+$/g, '');
-  if (WINDOWS_RESERVED.test(clean)) clean = `_${clean}`;
-  const chars = [...clean];
-  if (chars.length > MAX_FILENAME_CHARS) {
-    const ext = extname(clean);
-    const keep = ext.length > 0 && ext.length <= 10 ? ext : '';
-    clean =
-      chars
-        .slice(0, MAX_FILENAME_CHARS - keep.length)
-        .join('')
-        .trimEnd() + keep;
-  }
-  return clean === '' ? 'anhang' : clean;
+  return safeFilename(name.split(/[/\\]/).pop() ?? '', 'anhang');
 }
 
 /**
