@@ -43,14 +43,20 @@ interface RawField {
   raw: string;
 }
 
-/** The fields of a header block (Latin-1 text, CRLF line ends, ending with the last field's CRLF). */
+/**
+ * The fields of a header block (Latin-1 text, CRLF line ends, ending with the last field's CRLF). A field's name is
+ * read from the field unfolded: `From` CRLF SP `: x` reads `From : x`, and mail readers (mailparser) show it as From.
+ */
 function rawFields(block: string): RawField[] {
   const fields: RawField[] = [];
   for (const line of block.split(/(?<=\r\n)/)) {
     if (line === '') continue;
     const last = fields.at(-1);
     if ((line.startsWith(' ') || line.startsWith('\t')) && last) last.raw += line;
-    else fields.push({ key: /^([!-9;-~]+)[ \t]*:/.exec(line)?.[1]?.toLowerCase(), raw: line });
+    else fields.push({ key: undefined, raw: line });
+  }
+  for (const field of fields) {
+    field.key = /^([!-9;-~]+)[ \t]*:/.exec(field.raw.replace(/\r\n(?=[ \t])/g, ''))?.[1]?.toLowerCase();
   }
   return fields;
 }

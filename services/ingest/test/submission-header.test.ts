@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { domainOrAddressList } from '@smgw/config';
+import { simpleParser } from 'mailparser';
 import { mayAppearAsInboundAuthor } from '../src/sender-policy.ts';
 import {
   type CheckedHeader,
@@ -74,6 +75,39 @@ describe('deciding on the From and Sender addresses of a submitted message', () 
 
   it('accepts a message without From (its author is then the envelope sender)', () => {
     assert.deepEqual(decideAuthor(header('Subject: x'), mayUse), { accept: true, author: undefined });
+  });
+});
+
+describe('a field whose colon is on its folded second line (`From` CRLF SP `: x`)', () => {
+  // Unfolded it reads `From : x`, an obs-field: mailparser (nodemailer's, as the portal reads mail) shows it as From,
+  // and forged-header-fields.ts already judges such a field unfolded. The From check must see it too.
+  const folded = header('From', ' : Chefin <chefin@behoerde.example>', 'Subject: x');
+
+  it('is read as From by mailparser', async () => {
+    const parsed = await simpleParser(Buffer.from(`${folded}\r\nbody\r\n`, 'latin1'));
+    assert.equal(parsed.from?.value[0]?.address, 'chefin@behoerde.example');
+  });
+
+  it('refuses a foreign From written so, alone or after an owned From', () => {
+    assert.equal(decideAuthor(folded, mayUse).accept, false);
+    assert.equal(decideAuthor(header('From: anna@behoerde.example') + folded, mayUse).accept, false);
+  });
+
+  it('refuses a foreign Sender written so, the colon after a tab', () => {
+    const block = header('From: anna@behoerde.example', 'Sender', '\t: chefin@behoerde.example');
+    assert.equal(decideAuthor(block, mayUse).accept, false);
+  });
+
+  it('takes an owned From written so as the author', () => {
+    assert.deepEqual(decideAuthor(header('From', ' : <anna@behoerde.example>'), mayUse), {
+      accept: true,
+      author: 'anna@behoerde.example',
+    });
+  });
+
+  it('removes a Bcc written so', () => {
+    const block = header('From: a@b.example', 'Bcc', ' : versteckt@y.example', 'To: t@y.example');
+    assert.deepEqual(withoutBcc(block), { block: header('From: a@b.example', 'To: t@y.example'), removed: 1 });
   });
 });
 

@@ -214,6 +214,7 @@ describe('the submission listener', () => {
     ['two addresses, one of them foreign', 'From: anna@behoerde.example, chefin@behoerde.example'],
     ['a display name that looks like an owned address', 'From: "anna@behoerde.example" <chefin@behoerde.example>'],
     ['an owned From with a foreign Sender', 'From: anna@behoerde.example\r\nSender: chefin@behoerde.example'],
+    ['a foreign address whose colon is on a folded line', 'From\r\n : chefin@behoerde.example'],
   ];
   for (const [name, from] of refusedFroms) {
     it(`refuses a From header with ${name} with 550 5.7.1 after DATA, and stores and publishes nothing`, async () => {
