@@ -9,6 +9,7 @@
 //   a client's "redirect" writes Resent-Bcc, §3.6.6), nor into a portal mailbox.
 // - Fields only the gateway writes are removed (forged-header-fields.ts: X-SMGW-*, Authentication-Results in our
 //   name), whatever their length: the whole block is held here anyway, so this is the one reader of it in ingest.
+//   So are folded lines before the first field: behind ingest's Received field they would continue it.
 // Both listeners run it (the MX port with its own rule for From and Sender).
 // Field names are matched leniently (any case, white space before the colon, as obs-field allows), because a mail
 // client after us may read such a field as From. Only the header block is held, at most MAX_HEADER_BYTES.
@@ -211,16 +212,26 @@ function checkedBlock(
     const what = decision.address ? `address ${decision.address}` : 'a field without an address';
     throw new SubmissionHeaderError('FROM_NOT_ALLOWED', `${decision.field}: ${what} is not one this sender may use`);
   }
-  const ours = (field: RawField) => isGatewayField(field.raw.replace(/\r\n(?=[ \t])/g, ''), gatewayHostname);
+  const ours = (field: RawField) =>
+    continuesOurReceived(field) || isGatewayField(field.raw.replace(/\r\n(?=[ \t])/g, ''), gatewayHostname);
   const cleaned = withoutRawFields(text, (field) => isBcc(field) || ours(field));
   const gatewayFields = cleaned.removed.filter((field) => !isBcc(field));
   checked({
     author: decision.author,
     removedBcc: cleaned.removed.length - gatewayFields.length,
-    removedGatewayFields: gatewayFields.map((field) => field.raw.slice(0, field.raw.indexOf(':')).trim()),
+    // A name, never a value: folded lines before the first field have none of their own.
+    removedGatewayFields: gatewayFields.map((field) =>
+      continuesOurReceived(field) ? 'Received (continued)' : field.raw.slice(0, field.raw.indexOf(':')).trim(),
+    ),
   });
   return cleaned.removed.length > 0 ? Buffer.from(cleaned.block, 'latin1') : bytes;
 }
+
+/**
+ * Folded lines before the block's first field: ingest puts its Received field right in front of the block, so every
+ * reader would take them for more of that field, and the client would write into the gateway's own trace field.
+ */
+const continuesOurReceived = (field: RawField) => field.raw.startsWith(' ') || field.raw.startsWith('\t');
 
 function lineCount(bytes: Buffer): number {
   let lines = bytes.length > 0 && bytes[bytes.length - 1] !== 0x0a ? 1 : 0;

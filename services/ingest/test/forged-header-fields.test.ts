@@ -90,6 +90,18 @@ describe('removing them while the header block is checked', () => {
     }
   });
 
+  // Ingest puts its Received field right in front of the client's header block: a block that starts with a folded
+  // line would continue that field, and the client would write into the gateway's own trace field.
+  for (const size of [1, 5, 4096]) {
+    it(`removes folded lines before the first field (they would continue our Received), read ${size} bytes at a time`, async () => {
+      const forged =
+        '\tfor <chefin@behoerde.example>; Tue, 1 Jan 2030 00:00:00 +0000\r\n (authenticated)\r\nSubject: a\r\n\r\n x\r\n';
+      const { out, removed } = await filtered(forged, size);
+      assert.equal(out, 'Subject: a\r\n\r\n x\r\n');
+      assert.deepEqual(removed, ['Received (continued)']);
+    });
+  }
+
   it('removes a last field without a line end but keeps the field before it', async () => {
     assert.equal((await filtered('Subject: a\r\nX-SMGW-Signature: TOTAL_PASSED', 5)).out, 'Subject: a\r\n');
   });

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
+import { splitHeaderBlock } from '@smgw/mime';
 import { createSubmissionAccount, verifySubmissionLogin } from '@smgw/submission-accounts';
 import { assertQueued } from '@smgw/testing';
 import { getTrace } from '@smgw/trace';
@@ -297,6 +298,27 @@ describe('the submission listener', () => {
     assert.match(stored, /\r\n\r\nBcc: a body line stays\r\n$/);
     const received = (await getTrace(world.db.pool, id))?.events.find((e) => e.event === 'message.received');
     assert.equal((received?.data as { removedBcc?: number } | undefined)?.removedBcc, 1);
+  });
+
+  it('keeps the client from writing into its Received field (a header block that starts with a folded line)', async () => {
+    const client = await annaSession();
+    const reply = await client.sendMail({
+      from: 'anna@behoerde.example',
+      to: ['citizen@mail.example'],
+      body: '\tfrom chefin.behoerde.example ([10.1.1.1]) (authenticated as chefin@behoerde.example)\r\nFrom: anna@behoerde.example\r\nSubject: x\r\n\r\nbody\r\n',
+    });
+    await client.quit();
+    assertQueued(reply.final?.text);
+    const [envelope] = await world.takeEnvelopes('smgw.scan');
+    const stored = await createBlobStore(world.db.pool, { keyStore: createFolderKeyStore(world.db.keys) }).readAll(
+      envelope?.blob.ref ?? '',
+    );
+    const { fields } = splitHeaderBlock(stored);
+    assert.deepEqual(
+      fields.map((f) => f.key),
+      ['received', 'from', 'subject'],
+    );
+    assert.doesNotMatch(fields[0]?.value ?? '', /chefin|authenticated as/);
   });
 
   it('takes the envelope sender as author of a message without From', async () => {
