@@ -257,6 +257,13 @@ describe('a new message', () => {
     const unknown = { ...mailbox, id: '00000000-0000-4000-8000-000000000000' };
     assert.deepEqual(shape(await submitPortalMessage(world.deps, submission(unknown))), refused('MAILBOX_NOT_ACTIVE'));
   });
+
+  it('is refused from a mailbox at an agency address (its domain became an agency one after it was made)', async () => {
+    // Registration refuses agency addresses; this mailbox predates its domain's listing in SMGW_INTERNAL_DOMAINS.
+    const mailbox = await activeMailbox(world.db.pool, `ehemals${++counter}@amt.land.example`, world.mailboxKeys);
+    assert.deepEqual(shape(await submitPortalMessage(world.deps, submission(mailbox))), refused('MAILBOX_NOT_ACTIVE'));
+    assert.deepEqual(await takeEnvelopes(world.vhost, 'smgw.scan'), []);
+  });
 });
 
 describe('a reply', () => {

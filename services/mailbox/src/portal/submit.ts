@@ -26,6 +26,7 @@
 // entry is one per message. Two submissions of one draft at once are serialised on the mailbox row in step 3.
 import { Readable } from 'node:stream';
 import type { BlobStore } from '@smgw/blob-store';
+import { inDomains } from '@smgw/config';
 import { type Pool, withTransaction } from '@smgw/db';
 import { type Envelope, newEnvelope, withVerdict } from '@smgw/envelope';
 import {
@@ -123,6 +124,11 @@ async function submit(deps: SubmitDeps, input: PortalSubmission): Promise<Submit
   if (plainAddress(mailbox.address) !== mailbox.address) {
     // Mailbox addresses are normalised ASCII; one that is not could not be written into From and the auth field.
     throw new PortalWriteError('MAILBOX_NOT_ACTIVE', 'this mailbox address cannot send');
+  }
+  if (inDomains(mailbox.address, deps.internalDomains)) {
+    // Registration refuses agency addresses, but a mailbox made before its domain became an agency's (an operator's
+    // change of SMGW_INTERNAL_DOMAINS) would write an agency From into mail the agencies take for their own.
+    throw new PortalWriteError('MAILBOX_NOT_ACTIVE', 'a mailbox at an agency address cannot send from the portal');
   }
 
   // 1. Sent before, or recorded before?
