@@ -322,7 +322,7 @@ export const settings = {
     'SMGW_DELIVER_REQUIRE_TLS_OUTSIDE',
     bool,
     'false',
-    'refuse to hand outbound mail to a server without STARTTLS',
+    'refuse to hand outbound mail to a server without STARTTLS (the smarthost: without a certificate valid for its name)',
   ),
   /**
    * DKIM signing of the gateway's own mail (DSNs, notices, PIN mails): d= of the signature; unset, nothing is signed.

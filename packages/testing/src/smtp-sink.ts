@@ -21,8 +21,13 @@ export interface SmtpSink {
   close(): Promise<void>;
 }
 
-/** A real SMTP server on 127.0.0.1 that records every message it accepts (the agencies' relay or a smarthost). */
-export async function startSmtpSink(options: { port?: number } = {}): Promise<SmtpSink> {
+/**
+ * A real SMTP server on 127.0.0.1 that records every message it accepts (the agencies' relay or a smarthost). With
+ * `tls`, it offers STARTTLS with that key and certificate; without, it offers none.
+ */
+export async function startSmtpSink(
+  options: { port?: number; tls?: { key: Buffer; cert: Buffer } } = {},
+): Promise<SmtpSink> {
   const sink: SmtpSink = {
     port: 0,
     messages: [],
@@ -31,7 +36,7 @@ export async function startSmtpSink(options: { port?: number } = {}): Promise<Sm
   };
   const server = new SMTPServer({
     authOptional: true,
-    disabledCommands: ['STARTTLS'],
+    ...(options.tls ? { key: options.tls.key, cert: options.tls.cert } : { disabledCommands: ['STARTTLS'] }),
     disableReverseLookup: true,
     logger: false,
     size: 200 * 1024 * 1024,

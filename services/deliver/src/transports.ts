@@ -275,6 +275,9 @@ export function createTransports(settings: TransportSettings): Transports {
         host: destination.host.host,
         port: destination.host.port,
         requireTLS: settings.requireTlsOutside,
+        // TLS required: the smarthost is one known host, so its certificate must be valid for its name (a private
+        // CA through NODE_EXTRA_CA_CERTS); required but unchecked, anyone on the path could stand in for it.
+        ...(settings.requireTlsOutside ? { tls: { rejectUnauthorized: true } } : {}),
         getSocket: connectingTo([destination.host], entry),
       });
     } else if (destination.kind === 'relay') {

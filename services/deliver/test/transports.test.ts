@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { cidrList, inDomains } from '@smgw/config';
@@ -75,6 +79,60 @@ describe('transports', () => {
   });
   after(async () => {
     await sink.close();
+  });
+
+  it('with TLS required, refuses a smarthost whose certificate is not valid, and sends nothing to it', async () => {
+    // A smarthost offering STARTTLS with a self-signed certificate: anyone on the path could offer the same.
+    const dir = mkdtempSync(join(tmpdir(), 'smgw-smarthost-tls-'));
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    const tlsSink = await startSmtpSink({
+      tls: { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) },
+    });
+    const port = tlsSink.port;
+    const smarthost: Destination = { kind: 'smarthost', key: 'smarthost', host: { host: '127.0.0.1', port } };
+    try {
+      const required = createTransports(settings({ requireTlsOutside: true }));
+      try {
+        const [answer] = await sendSample(required, smarthost, ['x@buerger.example']);
+        assert.equal(answer?.classification.result, 'deferred', JSON.stringify(answer));
+        assert.match(answer?.error ?? '', /certificate/i);
+        assert.equal(tlsSink.messages.length, 0, 'nothing reached the smarthost');
+      } finally {
+        required.close();
+      }
+      // Without the requirement STARTTLS stays opportunistic (what leaves is encrypted already): it is sent.
+      const opportunistic = createTransports(settings());
+      try {
+        const [answer] = await sendSample(opportunistic, smarthost, ['x@buerger.example']);
+        assert.equal(answer?.classification.result, 'delivered', JSON.stringify(answer));
+        assert.equal(tlsSink.messages[0]?.session.secure, true, 'over STARTTLS all the same');
+      } finally {
+        opportunistic.close();
+      }
+    } finally {
+      await tlsSink.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('connects to the first relay host that takes the connection', async () => {
