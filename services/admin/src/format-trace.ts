@@ -18,8 +18,14 @@ export function formatTrace(t: MessageTrace): string {
     lines.push(`  ${e.at}  ${e.stage.padEnd(8)} ${e.event}${who}  → ${e.outcome}${why ? `  ${why}` : ''}`);
     for (const route of routesOf(e.data)) lines.push(`${' '.repeat(37)}route ${route}`);
   }
-  return `${lines.join('\n')}\n`;
+  return `${lines.map(oneLine).join('\n')}\n`;
 }
+
+/**
+ * Each line one line: its values come partly from strangers (a client's HELO, a reason quoting a remote reply or a
+ * certificate), and a line break in one would print a line of its own that reads as another event. Shown as `\n`.
+ */
+const oneLine = (line: string) => line.replace(/\r\n|\r|\n/g, '\\n');
 
 /**
  * The routes ingest chose (`message.received`: data.envelopes[].itinerary), e.g. `inbound: scan → verify → deliver

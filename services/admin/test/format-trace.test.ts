@@ -68,4 +68,17 @@ describe('the trace an operator reads', () => {
       assert.doesNotMatch(formatTrace(trace(data)), /route/);
     }
   });
+
+  it('keeps every event on its line when text from strangers in it holds line breaks', () => {
+    const forged = '2026-03-02T09:00:01.000Z  deliver  recipient.delivered a@agency.example  → next';
+    const t = trace(null);
+    t.client.helo = `mx.example.org\n${forged}`;
+    t.events.push({ ...(t.events[0] as MessageTrace['events'][number]), reason: `550 no\r\n${forged}`, code: 'X' });
+    const out = formatTrace(t);
+    assert.equal(out.split('\n').filter((line) => line.includes('recipient.delivered')).length, 2);
+    for (const line of out.split('\n').filter((l) => l.includes('recipient.delivered'))) {
+      assert.doesNotMatch(line, /^ {2}2026-03-02T09:00:01/, 'no line of its own');
+      assert.match(line, /\\n2026-03-02T09:00:01/);
+    }
+  });
 });
