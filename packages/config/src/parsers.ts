@@ -319,6 +319,25 @@ export function inNetworks(address: string, networks: Cidr[]): boolean {
   return networks.some(([net, bits]) => parsed.kind() === net.kind() && parsed.match([net, bits] as never));
 }
 
+/**
+ * The IPv4 address an IPv6 one carries to it, where a translator or relay on the path would deliver it there: the
+ * NAT64 well-known prefix 64:ff9b::/96 (RFC 6052) and 6to4 2002::/16 (RFC 3056). (inNetworks folds ::ffff: itself.)
+ */
+export function embeddedIpv4(address: string): string | undefined {
+  let parsed: ipaddr.IPv4 | ipaddr.IPv6;
+  try {
+    parsed = ipaddr.parse(address.split('%')[0] ?? '');
+  } catch {
+    return undefined;
+  }
+  if (parsed.kind() !== 'ipv6') return undefined;
+  const w = (parsed as ipaddr.IPv6).parts;
+  const v4 = (high: number, low: number) => `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}`;
+  if (w[0] === 0x64 && w[1] === 0xff9b && w.slice(2, 6).every((x) => x === 0)) return v4(w[6] ?? 0, w[7] ?? 0);
+  if (w[0] === 0x2002) return v4(w[1] ?? 0, w[2] ?? 0);
+  return undefined;
+}
+
 /** Does the domain of `address` (or a bare domain) belong to the agency domains (wildcards allowed)? */
 export function inDomains(addressOrDomain: string, domains: string[]): boolean {
   const at = addressOrDomain.lastIndexOf('@');

@@ -3,7 +3,7 @@
 // connected socket through `getSocket`; for the MX, mx-connect finds and connects to the exchange (as zone-mta does).
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
-import { type Cidr, cidrList, type HostPort, inNetworks } from '@smgw/config';
+import { type Cidr, cidrList, embeddedIpv4, type HostPort, inNetworks } from '@smgw/config';
 import mxConnect from 'mx-connect';
 import nodemailer, { type SMTPPoolOptions, type SMTPPoolSentMessageInfo, type Transporter } from 'nodemailer';
 import type { Destination } from './route-recipients.ts';
@@ -64,11 +64,12 @@ async function addressesOf(hosts: HostPort[]): Promise<string[]> {
   return lists.flat();
 }
 
-/** Is `ip`, an address an MX of a domain outside led to, one of the agencies' own? */
+/** Is `ip`, an address an MX of a domain outside led to, one of the agencies' own (also as NAT64 or 6to4)? */
 export async function inClosedNetwork(ip: string, closed: ClosedNetwork): Promise<boolean> {
-  if (inNetworks(ip, closed.networks)) return true;
+  const candidates = [ip, embeddedIpv4(ip)].filter((a): a is string => a !== undefined);
+  if (candidates.some((a) => inNetworks(a, closed.networks))) return true;
   const relay = await addressesOf(closed.relayHosts);
-  return relay.length > 0 && inNetworks(ip, cidrList(relay.join(',')));
+  return relay.length > 0 && candidates.some((a) => inNetworks(a, cidrList(relay.join(','))));
 }
 
 type DnsOptions = NonNullable<mxConnect.MxConnectOptions['dnsOptions']>;

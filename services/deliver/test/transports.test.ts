@@ -363,6 +363,20 @@ describe('transports', () => {
       await inClosedNetwork('1.2.3.5', { relayHosts: [{ host: '1.2.3.4', port: 25 }], networks: [] }),
       false,
     );
+    // The same addresses behind a NAT64 translator or a 6to4 relay, and the IPv4-mapped form.
+    const closed = { relayHosts: [{ host: '1.2.3.4', port: 25 }], networks: cidrList('5.6.7.0/24') };
+    for (const ip of [
+      '64:ff9b::1.2.3.4',
+      '64:ff9b::102:304',
+      '2002:102:304::1',
+      '::ffff:1.2.3.4',
+      '64:ff9b::506:708',
+    ]) {
+      assert.equal(await inClosedNetwork(ip, closed), true, ip);
+    }
+    for (const ip of ['64:ff9b::1.2.3.5', '2002:102:305::', '2001:db8::102:304', '64:ff9b:1::1.2.3.4']) {
+      assert.equal(await inClosedNetwork(ip, closed), false, ip);
+    }
   });
 
   it('sends the relay RCPT TO only the plain addresses it was routed, never what nodemailer would parse out', async () => {
