@@ -4,7 +4,10 @@
 //
 // An account may send as the addresses it owns (senderAddresses) and, only when granted explicitly, as every address
 // of some domains (senderDomains): ingest checks the envelope sender and every From/Sender address against them.
-import { argon2, randomBytes, timingSafeEqual } from 'node:crypto';
+//
+// An open SMTP session does not keep what it saw at AUTH: ingest reads the account again at every MAIL FROM
+// (currentSubmissionAccount), so disabling it, changing its password or its addresses reaches sessions already open.
+import { argon2, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import { domainList, domainOrAddressList, inAddressesOrDomains, inDomains } from '@smgw/config';
 import type { Pool, PoolClient } from '@smgw/db';
@@ -83,6 +86,15 @@ export interface SubmissionAccount {
   senderDomains: string[];
 }
 
+/** An account as a login proved it: its rights and which password was proved. */
+export interface AuthenticatedAccount extends SubmissionAccount {
+  /**
+   * A digest of the stored password hash (never the hash itself): a session compares it at every MAIL FROM with the
+   * account's current one, so a new password ends the sessions opened with the old one.
+   */
+  passwordStamp: string;
+}
+
 /** May `account` use `address` as envelope sender or in From/Sender: it owns the address, or has its domain? */
 export function accountMayUse(account: SubmissionAccount, address: string): boolean {
   return inAddressesOrDomains(address, account.senderAddresses) || inDomains(address, account.senderDomains);
@@ -101,12 +113,7 @@ export async function createSubmissionAccount(
   if (!username || username.length > 254 || /[\s\p{Cc}]/u.test(username)) {
     throw new SubmissionAccountError('SUBMISSION_ACCOUNT_INVALID', 'username must be 1–254 visible characters');
   }
-  if (input.password.length < MIN_PASSWORD_LENGTH) {
-    throw new SubmissionAccountError(
-      'SUBMISSION_ACCOUNT_INVALID',
-      `password must be at least ${MIN_PASSWORD_LENGTH} characters`,
-    );
-  }
+  checkPasswordLength(input.password);
   const senderAddresses = senderAddressList(input.senderAddresses ?? []);
   const senderDomains = senderDomainList(input.senderDomains ?? []);
   if (senderAddresses.length === 0 && senderDomains.length === 0) {
@@ -125,6 +132,15 @@ export async function createSubmissionAccount(
     throw new SubmissionAccountError('SUBMISSION_ACCOUNT_EXISTS', `account ${username} exists already`);
   }
   return { username, senderAddresses, senderDomains };
+}
+
+function checkPasswordLength(password: string): void {
+  if (password.length < MIN_PASSWORD_LENGTH) {
+    throw new SubmissionAccountError(
+      'SUBMISSION_ACCOUNT_INVALID',
+      `password must be at least ${MIN_PASSWORD_LENGTH} characters`,
+    );
+  }
 }
 
 /** Each address normalised (domainOrAddressList's rules: no quoting, `%` or `!`), without repeats. */
@@ -164,17 +180,69 @@ export interface ListedSubmissionAccount extends SubmissionAccount {
   createdAt: string;
 }
 
+const LISTED_COLUMNS = 'username, sender_addresses, sender_domains, disabled, created_at';
+type ListedRow = AccountRow & { disabled: boolean; created_at: Date };
+
+function listedOf(row: ListedRow): ListedSubmissionAccount {
+  return { ...accountOf(row), disabled: row.disabled, createdAt: row.created_at.toISOString() };
+}
+
 /** Every account, by username. */
 export async function listSubmissionAccounts(db: Queryable): Promise<ListedSubmissionAccount[]> {
-  const { rows } = await db.query<AccountRow & { disabled: boolean; created_at: Date }>(
-    `select username, sender_addresses, sender_domains, disabled, created_at from submission_accounts
-     order by username`,
+  const { rows } = await db.query<ListedRow>(`select ${LISTED_COLUMNS} from submission_accounts order by username`);
+  return rows.map(listedOf);
+}
+
+/**
+ * Disables or enables an account; the account as listed afterwards, or undefined when there is none. A disabled
+ * account cannot AUTH, and its open sessions are refused at their next MAIL FROM (ingest asks
+ * currentSubmissionAccount). Enabling it again lets those sessions go on only while the password is the same one
+ * they proved: an operator who suspects a stolen password disables the account and sets a new one.
+ */
+export async function setSubmissionAccountDisabled(
+  db: Queryable,
+  username: string,
+  disabled: boolean,
+): Promise<ListedSubmissionAccount | undefined> {
+  const { rows } = await db.query<ListedRow>(
+    `update submission_accounts set disabled = $2 where username = $1 returning ${LISTED_COLUMNS}`,
+    [normalizeUsername(username), disabled],
   );
-  return rows.map((r) => ({
-    ...accountOf(r),
-    disabled: r.disabled,
-    createdAt: r.created_at.toISOString(),
-  }));
+  return rows[0] ? listedOf(rows[0]) : undefined;
+}
+
+/**
+ * Gives an account a new password (at least MIN_PASSWORD_LENGTH characters); the account as listed, or undefined
+ * when there is none. Sessions that logged in with the old password are refused at their next MAIL FROM.
+ */
+export async function setSubmissionPassword(
+  db: Queryable,
+  username: string,
+  password: string,
+): Promise<ListedSubmissionAccount | undefined> {
+  checkPasswordLength(password);
+  const passwordHash = await hashPassword(password);
+  const { rows } = await db.query<ListedRow>(
+    `update submission_accounts set password_hash = $2 where username = $1 returning ${LISTED_COLUMNS}`,
+    [normalizeUsername(username), passwordHash],
+  );
+  return rows[0] ? listedOf(rows[0]) : undefined;
+}
+
+/**
+ * The account's rights now, when it exists and is enabled; undefined otherwise. One primary-key lookup, asked by
+ * ingest at every MAIL FROM of an authenticated session. Database errors are thrown.
+ */
+export async function currentSubmissionAccount(
+  db: Queryable,
+  username: string,
+): Promise<AuthenticatedAccount | undefined> {
+  const { rows } = await db.query<AccountRow & { password_hash: string }>(
+    `select username, password_hash, sender_addresses, sender_domains from submission_accounts
+     where username = $1 and not disabled`,
+    [normalizeUsername(username)],
+  );
+  return rows[0] ? authenticatedOf(rows[0]) : undefined;
 }
 
 /**
@@ -184,7 +252,7 @@ export async function listSubmissionAccounts(db: Queryable): Promise<ListedSubmi
 export async function verifySubmissionLogin(
   db: Queryable,
   credentials: { username: string; password: string },
-): Promise<SubmissionAccount | undefined> {
+): Promise<AuthenticatedAccount | undefined> {
   const username = normalizeUsername(credentials.username);
   const result = await db.query<AccountRow & { password_hash: string }>(
     `select username, password_hash, sender_addresses, sender_domains from submission_accounts
@@ -198,7 +266,7 @@ export async function verifySubmissionLogin(
     return undefined;
   }
   if (!(await verifyPassword(credentials.password, row.password_hash))) return undefined;
-  return accountOf(row);
+  return authenticatedOf(row);
 }
 
 interface AccountRow {
@@ -209,4 +277,9 @@ interface AccountRow {
 
 function accountOf(row: AccountRow): SubmissionAccount {
   return { username: row.username, senderAddresses: row.sender_addresses, senderDomains: row.sender_domains };
+}
+
+function authenticatedOf(row: AccountRow & { password_hash: string }): AuthenticatedAccount {
+  const passwordStamp = createHash('sha256').update(row.password_hash).digest('base64url').slice(0, 22);
+  return { ...accountOf(row), passwordStamp };
 }

@@ -3,7 +3,12 @@
 import { type Cidr, inNetworks, withNormalDomain } from '@smgw/config';
 import type { Pool } from '@smgw/db';
 import type { Logger } from '@smgw/observability';
-import { type SubmissionAccount, verifySubmissionLogin } from '@smgw/submission-accounts';
+import {
+  type AuthenticatedAccount,
+  currentSubmissionAccount,
+  type SubmissionAccount,
+  verifySubmissionLogin,
+} from '@smgw/submission-accounts';
 import {
   SMTPServer,
   type SMTPServerAddress,
@@ -89,7 +94,7 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
     detail: Record<string, unknown> = {},
     cause?: unknown,
   ) => {
-    const level = code === 'REDIS_UNAVAILABLE' ? 'warn' : 'info';
+    const level = code === 'REDIS_UNAVAILABLE' || code === 'ACCOUNT_DISABLED' ? 'warn' : 'info';
     sessionLog(session)[level]({ code, ...detail, ...(cause ? { err: cause } : {}) }, `refused: ${code}`);
     return refusal(code, cause);
   };
@@ -163,13 +168,36 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
         if (inbound.accept) return callback();
         return callback(refuse(session, inbound.code, { mailFrom: address.address }));
       }
-      const account = session.user as SubmissionAccount | undefined;
-      const decision = decideSubmissionSender(
-        { address: address.address, trustedNetwork: trusted(session.remoteAddress), account },
-        settings.internalDomains,
+      const decide = (account: SubmissionAccount | undefined) => {
+        const decision = decideSubmissionSender(
+          { address: address.address, trustedNetwork: trusted(session.remoteAddress), account },
+          settings.internalDomains,
+        );
+        if (decision.accept) return callback();
+        callback(refuse(session, decision.code, { mailFrom: address.address, user: account?.username }));
+      };
+      const authenticated = session.user as AuthenticatedAccount | undefined;
+      if (!authenticated) return decide(undefined);
+      // The account as it is now, not as it was at AUTH: a session can be kept open for days (NOOP, RSET), and an
+      // operator who disables the account, changes its password or its addresses must reach it too.
+      currentSubmissionAccount(deps.pool, authenticated.username).then(
+        (current) => {
+          if (!current || current.passwordStamp !== authenticated.passwordStamp) {
+            // Logged out: the client has to AUTH again, which a disabled account or the old password cannot.
+            session.user = undefined;
+            return callback(
+              refuse(session, 'ACCOUNT_DISABLED', {
+                user: authenticated.username,
+                reason: current ? 'password changed' : 'disabled or removed',
+              }),
+            );
+          }
+          // The message of this transaction (sender here, From and Sender at DATA) is judged by these rights.
+          session.user = current;
+          decide(current);
+        },
+        (err: unknown) => callback(refuse(session, 'AUTH_UNAVAILABLE', { user: authenticated.username }, err)),
       );
-      if (decision.accept) return callback();
-      callback(refuse(session, decision.code, { mailFrom: address.address, user: account?.username }));
     },
 
     onRcptTo(address: SMTPServerAddress, session, callback) {
@@ -256,7 +284,7 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
       throw refuse(session, 'REDIS_UNAVAILABLE', {}, err);
     }
     if (!attempt.taken) throw refuse(session, 'AUTH_RATE_LIMITED', { user: username, limit: attempt.limit });
-    let account: SubmissionAccount | undefined;
+    let account: AuthenticatedAccount | undefined;
     try {
       account = await verifySubmissionLogin(deps.pool, { username, password: auth.password });
     } catch (err) {

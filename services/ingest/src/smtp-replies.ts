@@ -17,6 +17,9 @@ export const REPLIES = {
   DMARC_REJECT: { status: 550, text: '5.7.1 Message rejected by the DMARC policy of its From domain' },
   DMARC_TEMPERROR: { status: 451, text: '4.4.3 Temporary DNS failure while checking DMARC, please retry' },
   AUTH_REQUIRED: { status: 530, text: '5.7.0 Authentication required' },
+  // The session's account was disabled, removed or given a new password: the same words as AUTH_REQUIRED, so a
+  // client learns nothing about the account.
+  ACCOUNT_DISABLED: { status: 530, text: '5.7.0 Authentication required' },
   AUTH_FAILED: { status: 535, text: '5.7.8 Authentication credentials invalid' },
   AUTH_UNAVAILABLE: { status: 454, text: '4.7.0 Temporary authentication failure, try again later' },
   AUTH_RATE_LIMITED: { status: 454, text: '4.7.0 Too many failed authentication attempts, try again later' },

@@ -4,7 +4,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { splitHeaderBlock } from '@smgw/mime';
-import { createSubmissionAccount, verifySubmissionLogin } from '@smgw/submission-accounts';
+import {
+  createSubmissionAccount,
+  setSubmissionAccountDisabled,
+  setSubmissionPassword,
+  verifySubmissionLogin,
+} from '@smgw/submission-accounts';
 import { assertQueued } from '@smgw/testing';
 import { getTrace } from '@smgw/trace';
 import type { RunningIngest } from '../src/service.ts';
@@ -334,6 +339,93 @@ describe('the submission listener', () => {
     assert.equal(envelope?.author, 'anna@behoerde.example');
   });
 
+  /** A TLS session logged in as a new account that owns `addresses`. */
+  async function newAccountSession(username: string, addresses: string[]) {
+    await createSubmissionAccount(world.db.pool, {
+      username,
+      password: 'a fresh long secret',
+      senderAddresses: addresses,
+    });
+    const client = await tlsSession();
+    const auth = await client.command(`AUTH PLAIN ${plain(username, 'a fresh long secret')}`);
+    assert.equal(auth.code, 235, auth.text);
+    return client;
+  }
+
+  const message = (from: string) => ({
+    from,
+    to: ['citizen@mail.example'],
+    body: `From: ${from}\r\nSubject: x\r\n\r\ny\r\n`,
+  });
+
+  it('refuses the next MAIL FROM of an open session once its account is disabled, and takes no AUTH for it', async () => {
+    const client = await newAccountSession('bernd@behoerde.example', ['bernd@behoerde.example']);
+    assertQueued((await client.sendMail(message('bernd@behoerde.example'))).final?.text);
+    assert.equal((await world.takeEnvelopes('smgw.scan')).length, 1);
+    const messagesBefore = await countRows('messages');
+    assert.ok(await setSubmissionAccountDisabled(world.db.pool, 'bernd@behoerde.example', true));
+    // RSET and NOOP keep a session open; neither keeps the account alive.
+    assert.equal((await client.command('RSET')).code, 250);
+    assert.equal((await client.command('NOOP')).code, 250);
+    const refused = await client.sendMail(message('bernd@behoerde.example'));
+    assert.equal(refused.mail.text, '530 5.7.0 Authentication required');
+    assert.equal((await client.command('RCPT TO:<citizen@mail.example>')).code, 503);
+    // The session has to log in again, which a disabled account cannot.
+    const again = await client.command(`AUTH PLAIN ${plain('bernd@behoerde.example', 'a fresh long secret')}`);
+    assert.equal(again.code, 535, again.text);
+    assert.equal((await client.command('MAIL FROM:<bernd@behoerde.example>')).code, 530);
+    await client.quit();
+    assert.equal(await countRows('messages'), messagesBefore);
+    assert.deepEqual(await world.takeEnvelopes('smgw.scan'), []);
+  });
+
+  it('refuses the next MAIL FROM of an open session once its password was changed', async () => {
+    const client = await newAccountSession('clara@behoerde.example', ['clara@behoerde.example']);
+    assert.equal((await client.command('MAIL FROM:<clara@behoerde.example>')).code, 250);
+    assert.equal((await client.command('RSET')).code, 250);
+    assert.ok(await setSubmissionPassword(world.db.pool, 'clara@behoerde.example', 'the new long secret'));
+    assert.equal(
+      (await client.command('MAIL FROM:<clara@behoerde.example>')).text,
+      '530 5.7.0 Authentication required',
+    );
+    const again = await client.command(`AUTH PLAIN ${plain('clara@behoerde.example', 'the new long secret')}`);
+    assert.equal(again.code, 235, again.text);
+    assert.equal((await client.command('MAIL FROM:<clara@behoerde.example>')).code, 250);
+    await client.quit();
+  });
+
+  it('holds an open session to the rights its account has now, at MAIL FROM and in From', async () => {
+    const client = await newAccountSession('dora@behoerde.example', ['dora@behoerde.example', 'amt@behoerde.example']);
+    assertQueued((await client.sendMail(message('amt@behoerde.example'))).final?.text);
+    assert.equal((await world.takeEnvelopes('smgw.scan')).length, 1);
+    await world.db.pool.query(
+      `update submission_accounts set sender_addresses = '{dora@behoerde.example}' where username = $1`,
+      ['dora@behoerde.example'],
+    );
+    const refused = await client.sendMail(message('amt@behoerde.example'));
+    assert.equal(refused.mail.text, '550 5.7.1 Sender address not allowed');
+    // The header author check of the next message uses the fresh rights too.
+    const fromRefused = await client.sendMail({ ...message('amt@behoerde.example'), from: 'dora@behoerde.example' });
+    assert.equal(fromRefused.final?.text, '550 5.7.1 From or Sender address not allowed for this sender');
+    assertQueued((await client.sendMail(message('dora@behoerde.example'))).final?.text);
+    await client.quit();
+    assert.equal((await world.takeEnvelopes('smgw.scan')).length, 1);
+  });
+
+  it('answers 454 when the account cannot be read again at MAIL FROM, and goes on once it can', async () => {
+    const client = await newAccountSession('emil@behoerde.example', ['emil@behoerde.example']);
+    await world.db.pool.query('alter table submission_accounts rename to submission_accounts_away');
+    let reply: Awaited<ReturnType<typeof client.command>>;
+    try {
+      reply = await client.command('MAIL FROM:<emil@behoerde.example>');
+    } finally {
+      await world.db.pool.query('alter table submission_accounts_away rename to submission_accounts');
+    }
+    assert.equal(reply.text, '454 4.7.0 Temporary authentication failure, try again later');
+    assert.equal((await client.command('MAIL FROM:<emil@behoerde.example>')).code, 250);
+    await client.quit();
+  });
+
   it('answers a wrong password with 535 5.7.8', async () => {
     const client = await tlsSession();
     const reply = await client.command(`AUTH PLAIN ${plain('kanzlei@behoerde.example', 'wrong password!')}`);
@@ -368,7 +460,9 @@ describe('the submission listener', () => {
       username: 'kanzlei@behoerde.example',
       senderAddresses: [],
       senderDomains: ['behoerde.example'],
+      passwordStamp: account?.passwordStamp,
     });
+    assert.match(account?.passwordStamp ?? '', /^[\w-]{22}$/);
     assert.equal(
       await verifySubmissionLogin(world.db.pool, { username: 'kanzlei@behoerde.example', password: 'nope' }),
       undefined,
