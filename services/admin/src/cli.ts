@@ -24,11 +24,17 @@ ${PORTAL_USAGE}
                                       address of those domains; the password comes from SMGW_ACCOUNT_PASSWORD
                                       (or --password)
   account list [--json]               submission accounts (never their passwords)
+  account disable|enable <username> [--operator <name>]
+                                      a disabled account cannot AUTH, and its open sessions are refused at their
+                                      next MAIL FROM
+  account password <username> [--operator <name>]
+                                      a new password (from SMGW_ACCOUNT_PASSWORD); sessions that logged in with
+                                      the old one are refused at their next MAIL FROM
   help                                this text
 settings: SMGW_ADMIN_URL (default http://127.0.0.1:8081/api/v1), SMGW_ADMIN_TOKEN,
           SMGW_OPERATOR (default operator name for release, trust add, cert add|withdraw|reinstate,
                          pgp approve|reject, agency signing, mailbox lock|unlock|resend-activation|delete,
-                         registration accept|reject, agency portal-reachable)`;
+                         registration accept|reject, agency portal-reachable, account disable|enable|password)`;
 
 const OPTIONS = {
   json: { type: 'boolean' },
@@ -204,6 +210,27 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
           if (status !== 200) throw new CliError(errorText(status, body));
           const accounts = (body as { accounts: ListedAccount[] }).accounts;
           out(json ? `${JSON.stringify(accounts, null, 2)}\n` : accounts.map(accountLine).join(''));
+          return 0;
+        }
+        if (action === 'disable' || action === 'enable' || action === 'password') {
+          const username = positional[1];
+          if (!username) throw new CliError(`usage: account ${action} <username> [--operator <name>]`);
+          const operator = values.operator ?? env.SMGW_OPERATOR;
+          const password = values.password ?? env.SMGW_ACCOUNT_PASSWORD;
+          if (action === 'password' && !password) {
+            throw new CliError('set SMGW_ACCOUNT_PASSWORD (keeps the password out of the process list)');
+          }
+          const { status, body } = await call(
+            'POST',
+            `/submission-accounts/${encodeURIComponent(username)}/${action}`,
+            {
+              ...(action === 'password' ? { body: { password } } : {}),
+              headers: operator ? { 'x-smgw-operator': operator } : {},
+            },
+          );
+          if (status !== 200) throw new CliError(errorText(status, body));
+          const done = { disable: 'disabled', enable: 'enabled', password: 'new password for' }[action];
+          out(json ? `${JSON.stringify(body, null, 2)}\n` : `${done} ${(body as ListedAccount).username}\n`);
           return 0;
         }
         const addresses = values.address ?? [];

@@ -1,10 +1,19 @@
-// POST /submission-accounts, GET /submission-accounts: the agency accounts that may AUTH on the submission listener
-// (ingest checks them). Passwords arrive once, are kept only as argon2id hashes, and are never returned or logged.
+// POST /submission-accounts, GET /submission-accounts, POST /submission-accounts/{username}/disable|enable|password:
+// the agency accounts that may AUTH on the submission listener (ingest checks them, and reads them again at every
+// MAIL FROM, so a change reaches sessions already open). Passwords arrive once, are kept only as argon2id hashes, and are never returned or logged.
 // An account sends as the addresses it owns (senderAddresses); senderDomains is a separate, explicit grant of every
 // address in those domains. At least one of the two is given.
 import type { Pool } from '@smgw/db';
-import { createSubmissionAccount, listSubmissionAccounts, SubmissionAccountError } from '@smgw/submission-accounts';
-import type { FastifyInstance } from 'fastify';
+import {
+  createSubmissionAccount,
+  type ListedSubmissionAccount,
+  listSubmissionAccounts,
+  SubmissionAccountError,
+  setSubmissionAccountDisabled,
+  setSubmissionPassword,
+} from '@smgw/submission-accounts';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { DEFAULT_OPERATOR, operatorHeaders } from './operator.ts';
 import { problem, problemSchema } from './problem.ts';
 
 const accountSchema = {
@@ -18,6 +27,15 @@ const accountSchema = {
     createdAt: { type: 'string' },
   },
 } as const;
+
+const usernameParams = {
+  type: 'object',
+  required: ['username'],
+  properties: { username: { type: 'string', minLength: 1, maxLength: 254 } },
+} as const;
+
+const notFound = (reply: FastifyReply, username: string) =>
+  reply.code(404).send(problem('SUBMISSION_ACCOUNT_NOT_FOUND', `no submission account ${username}`));
 
 export async function submissionAccountRoutes(api: FastifyInstance, options: { pool: Pool }): Promise<void> {
   api.post<{ Body: { username: string; password: string; senderAddresses?: string[]; senderDomains?: string[] } }>(
@@ -58,5 +76,70 @@ export async function submissionAccountRoutes(api: FastifyInstance, options: { p
       },
     },
     async () => ({ accounts: await listSubmissionAccounts(options.pool) }),
+  );
+
+  for (const action of ['disable', 'enable'] as const) {
+    api.post<{ Params: { username: string }; Headers: { 'x-smgw-operator'?: string } }>(
+      `/submission-accounts/:username/${action}`,
+      {
+        schema: {
+          params: usernameParams,
+          headers: operatorHeaders,
+          response: { 200: accountSchema, 400: problemSchema, 404: problemSchema },
+        },
+      },
+      async (req, reply) => {
+        const operator = req.headers['x-smgw-operator'] ?? DEFAULT_OPERATOR;
+        const account = await setSubmissionAccountDisabled(options.pool, req.params.username, action === 'disable');
+        if (!account) return notFound(reply, req.params.username);
+        logChange(req.log, action === 'disable' ? 'SUBMISSION_ACCOUNT_DISABLED' : 'SUBMISSION_ACCOUNT_ENABLED', {
+          account,
+          operator,
+        });
+        return account;
+      },
+    );
+  }
+
+  api.post<{ Params: { username: string }; Body: { password: string }; Headers: { 'x-smgw-operator'?: string } }>(
+    '/submission-accounts/:username/password',
+    {
+      schema: {
+        params: usernameParams,
+        headers: operatorHeaders,
+        body: {
+          type: 'object',
+          required: ['password'],
+          additionalProperties: false,
+          properties: { password: { type: 'string', minLength: 1, maxLength: 1024 } },
+        },
+        response: { 200: accountSchema, 400: problemSchema, 404: problemSchema },
+      },
+    },
+    async (req, reply) => {
+      const operator = req.headers['x-smgw-operator'] ?? DEFAULT_OPERATOR;
+      let account: ListedSubmissionAccount | undefined;
+      try {
+        account = await setSubmissionPassword(options.pool, req.params.username, req.body.password);
+      } catch (err) {
+        if (!(err instanceof SubmissionAccountError)) throw err;
+        return reply.code(400).send(problem(err.code, err.message));
+      }
+      if (!account) return notFound(reply, req.params.username);
+      logChange(req.log, 'SUBMISSION_ACCOUNT_PASSWORD_SET', { account, operator });
+      return account;
+    },
+  );
+}
+
+/** An operator's change to an account: code, username and operator, never the password. */
+function logChange(
+  log: FastifyInstance['log'],
+  code: 'SUBMISSION_ACCOUNT_DISABLED' | 'SUBMISSION_ACCOUNT_ENABLED' | 'SUBMISSION_ACCOUNT_PASSWORD_SET',
+  change: { account: ListedSubmissionAccount; operator: string },
+) {
+  log.info(
+    { code, username: change.account.username, operator: change.operator },
+    code.toLowerCase().replaceAll('_', ' '),
   );
 }

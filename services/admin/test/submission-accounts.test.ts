@@ -131,4 +131,100 @@ describe('submission accounts in the admin API', () => {
       }),
     );
   });
+
+  const action = (username: string, what: string, options: { operator?: string; body?: unknown } = {}) =>
+    fetch(`${base}/submission-accounts/${encodeURIComponent(username)}/${what}`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${TOKEN}`,
+        ...(options.operator ? { 'x-smgw-operator': options.operator } : {}),
+        ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+    });
+  const listed = async () =>
+    (
+      (await (
+        await fetch(`${base}/submission-accounts`, { headers: { authorization: `Bearer ${TOKEN}` } })
+      ).json()) as {
+        accounts: { username: string; disabled: boolean }[];
+      }
+    ).accounts;
+  const login = (username: string, password: string) => verifySubmissionLogin(db.pool, { username, password });
+
+  it('disables and enables an account: a disabled one cannot log in, and the list says so', async () => {
+    assert.equal(
+      (
+        await post({
+          username: 'zoll@fa-nord.example',
+          password: 'zoll passwort 12',
+          senderAddresses: ['zoll@fa-nord.example'],
+        })
+      ).status,
+      201,
+    );
+    const disabled = await action('Zoll@FA-Nord.example', 'disable', { operator: 'anna.admin' });
+    assert.equal(disabled.status, 200);
+    assert.deepEqual(
+      { ...((await disabled.json()) as object), createdAt: undefined },
+      {
+        username: 'zoll@fa-nord.example',
+        senderAddresses: ['zoll@fa-nord.example'],
+        senderDomains: [],
+        disabled: true,
+        createdAt: undefined,
+      },
+    );
+    assert.equal(await login('zoll@fa-nord.example', 'zoll passwort 12'), undefined);
+    assert.equal((await listed()).find((a) => a.username === 'zoll@fa-nord.example')?.disabled, true);
+    // Disabling twice is no error.
+    assert.equal((await action('zoll@fa-nord.example', 'disable')).status, 200);
+    const enabled = await action('zoll@fa-nord.example', 'enable');
+    assert.equal(enabled.status, 200);
+    assert.equal(((await enabled.json()) as { disabled: boolean }).disabled, false);
+    assert.equal((await login('zoll@fa-nord.example', 'zoll passwort 12'))?.username, 'zoll@fa-nord.example');
+    assert.equal((await listed()).find((a) => a.username === 'zoll@fa-nord.example')?.disabled, false);
+  });
+
+  it('answers 404 for an unknown account and 400 for a bad operator name', async () => {
+    for (const what of ['disable', 'enable']) {
+      const missing = await action('niemand@fa-nord.example', what);
+      assert.equal(missing.status, 404, what);
+      assert.equal(((await missing.json()) as { error: { code: string } }).error.code, 'SUBMISSION_ACCOUNT_NOT_FOUND');
+    }
+    const noPassword = await action('niemand@fa-nord.example', 'password', { body: { password: 'lang genug 12345' } });
+    assert.equal(noPassword.status, 404);
+    assert.equal((await action('zoll@fa-nord.example', 'disable', { operator: 'bad name;x' })).status, 400);
+    assert.equal((await listed()).find((a) => a.username === 'zoll@fa-nord.example')?.disabled, false);
+  });
+
+  it('sets a new password: the old one stops working, a short one is refused, and neither is shown', async () => {
+    const short = await action('zoll@fa-nord.example', 'password', { body: { password: 'kurz' } });
+    assert.equal(short.status, 400);
+    const changed = await action('zoll@fa-nord.example', 'password', { body: { password: 'ein neues Passwort 7' } });
+    assert.equal(changed.status, 200);
+    assert.doesNotMatch(await changed.text(), /Passwort|argon2/);
+    assert.equal(await login('zoll@fa-nord.example', 'zoll passwort 12'), undefined);
+    assert.equal((await login('zoll@fa-nord.example', 'ein neues Passwort 7'))?.username, 'zoll@fa-nord.example');
+  });
+
+  it('disables, enables and re-passwords an account from the CLI', async () => {
+    const env = { SMGW_ADMIN_URL: base, SMGW_ADMIN_TOKEN: TOKEN, SMGW_OPERATOR: 'anna.admin' };
+    const disabled = await captureStdout(() => runCli(['account', 'disable', 'zoll@fa-nord.example'], env));
+    assert.equal(disabled.code, 0);
+    assert.match(disabled.out, /^disabled zoll@fa-nord\.example$/m);
+    const list = await captureStdout(() => runCli(['account', 'list'], env));
+    assert.match(list.out, /^zoll@fa-nord\.example {2}zoll@fa-nord\.example {2}\(disabled\)$/m);
+    assert.equal((await captureStdout(() => runCli(['account', 'enable', 'zoll@fa-nord.example'], env))).code, 0);
+    assert.equal((await captureStdout(() => runCli(['account', 'disable', 'niemand@fa-nord.example'], env))).code, 1);
+    assert.equal((await captureStdout(() => runCli(['account', 'password', 'zoll@fa-nord.example'], env))).code, 1);
+    const password = await captureStdout(() =>
+      runCli(['account', 'password', 'zoll@fa-nord.example'], {
+        ...env,
+        SMGW_ACCOUNT_PASSWORD: 'aus der Umgebung 456',
+      }),
+    );
+    assert.equal(password.code, 0);
+    assert.equal((await login('zoll@fa-nord.example', 'aus der Umgebung 456'))?.username, 'zoll@fa-nord.example');
+  });
 });
