@@ -5,3 +5,4 @@ export * from './errors.ts';
 export * from './pool.ts';
 export * from './reply.ts';
 export * from './watch.ts';
+export * from './zip-hint.ts';
