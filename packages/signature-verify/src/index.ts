@@ -23,7 +23,11 @@ export {
   worstOf,
 } from './indication.ts';
 export {
+  childPath,
   DEFAULT_WALK_LIMITS,
+  decodedBody,
+  type Entity,
+  entityOf,
   type Layer,
   type LayerKind,
   type ReportedSignature,

@@ -4,7 +4,7 @@
 // pass unscanned).
 import { pipeline, Readable, Transform } from 'node:stream';
 import type { BlobStore } from '@smgw/blob-store';
-import { ClamdError, type ScanVerdict } from '@smgw/clamd';
+import { ClamdError, type ScanVerdict, zipHint } from '@smgw/clamd';
 import type { Pool } from '@smgw/db';
 import {
   advance,
@@ -17,12 +17,7 @@ import {
 import { addressesVerifyingSignatures } from '@smgw/key-directory';
 import { type Handler, type HandlerContext, next, type Outcome, retry } from '@smgw/mq';
 import type { Counter } from '@smgw/observability';
-import {
-  type SignedContentLimits,
-  type SignedDataHint,
-  signedContentsOf,
-  signedDataHint,
-} from '@smgw/signature-verify';
+import { type SignedContent, type SignedContentLimits, signedContentsOf, signedDataHint } from '@smgw/signature-verify';
 import { recordEvent, recordEvents, type TraceEvent, verificationRoutingEvents } from '@smgw/trace';
 import { createGate, type Gate } from './gate.ts';
 import { buildNotice, type NoticeTemplates, noticeGroups } from './notice.ts';
@@ -34,6 +29,7 @@ import {
   SIGNED_DATA_FINDINGS,
   STREAM_LIMIT_FINDING,
 } from './scan-policy.ts';
+import { type ArchiveLimits, type ArchiveSource, archiveFindingOf, archiveLimitsFor } from './zip-members.ts';
 
 export interface ScanDeps {
   pool: Pool;
@@ -52,6 +48,11 @@ export interface ScanDeps {
   maxNoticeBytes?: number;
   /** How deep, how many and how much of SignedData is taken apart (default: @smgw/signature-verify's). */
   signedContentLimits?: SignedContentLimits;
+  /**
+   * clamd's MaxFileSize, MaxScanSize, MaxRecursion and MaxFiles, against which the members of every zip are counted
+   * (default: those of a 50 MiB message limit, archiveLimitsFor(51 MiB)).
+   */
+  archiveLimits?: ArchiveLimits;
   /** Messages held whole at once to take their SignedData apart (default: WHOLE_MESSAGES_AT_ONCE per handler). */
   wholeMessages?: Gate;
   templates: NoticeTemplates;
@@ -64,7 +65,8 @@ export interface ScanDeps {
 
 /**
  * Messages a scan handler holds whole at once (the rest of its prefetch waits for a place): each may hold up to about
- * three times SMGW_MAX_MESSAGE_BYTES (the message and what is taken out of its SignedData).
+ * three times SMGW_MAX_MESSAGE_BYTES (the message and what is taken out of its SignedData), and a zip member that is
+ * a zip itself per level (at most clamd's MaxFileSize each, all of them within its MaxScanSize).
  */
 export const WHOLE_MESSAGES_AT_ONCE = 2;
 
@@ -76,7 +78,10 @@ export function createScanHandler(deps: ScanDeps): Handler {
 /** What the scans of one message found: its verdict, and where a finding was when not in the message as received. */
 interface MessageScan {
   verdict: ScanVerdict;
-  /** Quarantine detail for a finding inside SignedData (its MIME path), undefined for the message as received. */
+  /**
+   * Quarantine detail for a finding inside SignedData (its MIME path) or in a zip's members, undefined for the
+   * message as received.
+   */
   where?: string;
   /** Contents taken out of SignedData and scanned. */
   signedContents: number;
@@ -165,21 +170,56 @@ export async function scanEnvelope(deps: ScanDeps, envelope: Envelope, context: 
  * Scans the message as received and, when it may carry SignedData (told from the bytes on their way to clamd), the
  * content inside each SignedData on its own. The first finding that quarantines decides; else the first finding
  * (let pass by policy); else clean. SignedData that could not be taken apart is a finding of its own
- * (SIGNED_DATA_FINDINGS): never clean. Rejects with what clamd rejected with (the caller retries).
+ * (SIGNED_DATA_FINDINGS): never clean. When the message may carry a zip, the members of every zip in it (and in the
+ * contents of its SignedData) are counted against clamd's limits: what clamd skipped is a finding too. Rejects with
+ * what clamd rejected with (the caller retries).
  */
 async function scanMessage(deps: ScanDeps, envelope: Envelope): Promise<MessageScan> {
-  const hint = signedDataHint();
-  const received = await scanStream(deps, () => watchedFor(hint, deps.blobStore.open(envelope.blob.ref)));
-  if (!hint.seen || quarantinesFor(deps, envelope, received)) return { verdict: received, signedContents: 0 };
+  const signed = signedDataHint();
+  const zip = zipHint();
+  const received = await scanStream(deps, () => watchedFor([signed, zip], deps.blobStore.open(envelope.blob.ref)));
+  if ((!signed.seen && !zip.seen) || quarantinesFor(deps, envelope, received)) {
+    return { verdict: received, signedContents: 0 };
+  }
 
   const whole = deps.wholeMessages ?? createGate(WHOLE_MESSAGES_AT_ONCE);
-  return whole.run(() => scanSignedContents(deps, envelope, received));
+  return whole.run(async () => {
+    const message = await deps.blobStore.readAll(envelope.blob.ref);
+    const inside = signed.seen
+      ? await scanSignedContents(deps, envelope, received, message)
+      : { scan: { verdict: received, signedContents: 0 }, contents: [] };
+    if (quarantinesFor(deps, envelope, inside.scan.verdict)) return inside.scan;
+    // Every zip in the message and in what its SignedData holds (clamd has seen those, and skipped the same members).
+    const sources: ArchiveSource[] = [
+      { bytes: message, path: '/', mime: true },
+      ...inside.contents.map((c) => ({ bytes: c.bytes, path: c.path, mime: c.mime })),
+    ];
+    const archive = await archiveFindingOf(sources, deps.archiveLimits ?? DEFAULT_ARCHIVE_LIMITS);
+    if (!archive) return inside.scan;
+    const verdict: ScanVerdict = { kind: 'infected', signature: archive.signature };
+    // A finding let pass by policy before (clamd's, or inside SignedData) stays first unless this one quarantines.
+    if (quarantinesFor(deps, envelope, verdict) || inside.scan.verdict.kind === 'clean') {
+      return { verdict, where: archive.where, signedContents: inside.scan.signedContents };
+    }
+    return inside.scan;
+  });
 }
 
+/** clamd's limits for a 50 MiB message limit, as ./smgw up sets them (MaxFileSize = StreamMaxLength = 51 MiB). */
+const DEFAULT_ARCHIVE_LIMITS = archiveLimitsFor(51 * 1024 * 1024);
+
 /** The contents inside the message's SignedData, each scanned (scanMessage: the message as received is clean). */
-async function scanSignedContents(deps: ScanDeps, envelope: Envelope, received: ScanVerdict): Promise<MessageScan> {
-  const message = await deps.blobStore.readAll(envelope.blob.ref);
+async function scanSignedContents(
+  deps: ScanDeps,
+  envelope: Envelope,
+  received: ScanVerdict,
+  message: Buffer,
+): Promise<{ scan: MessageScan; contents: SignedContent[] }> {
   const { contents, problem } = signedContentsOf(message, deps.signedContentLimits);
+  const scanned = (scan: Omit<MessageScan, 'signedContents'>) => ({
+    scan: { ...scan, signedContents: contents.length },
+    contents,
+  });
   const findings: { verdict: ScanVerdict; where?: string }[] =
     received.kind === 'infected' ? [{ verdict: received }] : [];
   for (const content of contents) {
@@ -187,17 +227,17 @@ async function scanSignedContents(deps: ScanDeps, envelope: Envelope, received: 
     const verdict = await scanStream(deps, () => Readable.from(bytes));
     if (verdict.kind !== 'infected') continue;
     const where = `inside the SignedData at ${content.path}`;
-    if (quarantinesFor(deps, envelope, verdict)) return { verdict, where, signedContents: contents.length };
+    if (quarantinesFor(deps, envelope, verdict)) return scanned({ verdict, where });
     findings.push({ verdict, where });
   }
   if (problem) {
     const verdict: ScanVerdict = { kind: 'infected', signature: SIGNED_DATA_FINDINGS[problem.kind] };
     const where = `SignedData at ${problem.path} not taken apart (${problem.reason})`;
-    if (quarantinesFor(deps, envelope, verdict)) return { verdict, where, signedContents: contents.length };
+    if (quarantinesFor(deps, envelope, verdict)) return scanned({ verdict, where });
     findings.push({ verdict, where });
   }
   const [first] = findings;
-  return first ? { ...first, signedContents: contents.length } : { verdict: received, signedContents: contents.length };
+  return scanned(first ?? { verdict: received });
 }
 
 /**
@@ -226,11 +266,11 @@ function quarantinesFor(deps: ScanDeps, envelope: Envelope, verdict: ScanVerdict
   );
 }
 
-/** The blob's bytes passed on unchanged to clamd, each chunk shown to `hint` on the way. */
-function watchedFor(hint: SignedDataHint, source: Readable): Readable {
+/** The blob's bytes passed on unchanged to clamd, each chunk shown to the hints on the way. */
+function watchedFor(hints: readonly { push(chunk: Uint8Array): void }[], source: Readable): Readable {
   const watch = new Transform({
     transform(chunk: Buffer, _encoding, done) {
-      hint.push(chunk);
+      for (const hint of hints) hint.push(chunk);
       done(null, chunk);
     },
   });

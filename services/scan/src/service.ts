@@ -11,6 +11,7 @@ import type { ScanConfig } from './config.ts';
 import { scanMetrics } from './metrics.ts';
 import { loadNoticeTemplates } from './notice.ts';
 import { createScanHandler } from './scan-envelope.ts';
+import { archiveLimitsFor } from './zip-members.ts';
 
 /** What clamd may be sent beyond SMGW_MAX_MESSAGE_BYTES: our Received header and the like (./smgw up sets StreamMaxLength to match). */
 export const STREAM_SLACK_BYTES = 1024 * 1024;
@@ -41,6 +42,8 @@ export async function startScan(config: ScanConfig, log: Logger): Promise<Runnin
   clamdPoll.unref();
   // One clamd session per envelope in flight: scans reuse connections instead of opening one per message.
   const clamdSessions = createClamdPool({ ...target, maxSessions: config.prefetch });
+  // clamd's StreamMaxLength and MaxFileSize are set to the same number (README "clamd configuration").
+  const clamdStreamMaxBytes = config.clamdStreamMaxBytes ?? config.maxMessageBytes + STREAM_SLACK_BYTES;
 
   const handler = createScanHandler({
     pool,
@@ -48,7 +51,7 @@ export async function startScan(config: ScanConfig, log: Logger): Promise<Runnin
     scan: (open: () => Readable) =>
       clamdSessions.scanStream(open, {
         deadlineMs: config.clamdTimeoutMs,
-        maxBytes: config.clamdStreamMaxBytes ?? config.maxMessageBytes + STREAM_SLACK_BYTES,
+        maxBytes: clamdStreamMaxBytes,
       }),
     engine: () => clamd.engine(),
     policy: config.scanPolicy,
@@ -58,6 +61,8 @@ export async function startScan(config: ScanConfig, log: Logger): Promise<Runnin
     // A message may be signed content inside a signature inside the message (signed, encrypted, signed: decrypted
     // before scan): twice the largest message is what real mail takes out of its SignedData.
     signedContentLimits: { ...DEFAULT_SIGNED_CONTENT_LIMITS, maxBytes: 2 * config.maxMessageBytes },
+    // Zip members are counted against clamd's MaxFileSize (= StreamMaxLength), MaxScanSize (4×), MaxRecursion 16.
+    archiveLimits: archiveLimitsFor(clamdStreamMaxBytes),
     templates: await loadNoticeTemplates(),
     metrics,
   });

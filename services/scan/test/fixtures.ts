@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { constants, crc32, deflateRawSync } from 'node:zlib';
 import { ping } from '@smgw/clamd';
 import { type Direction, type Envelope, itineraryFor } from '@smgw/envelope';
 import type { HandlerContext } from '@smgw/mq';
@@ -210,4 +211,83 @@ export async function startPrivateClamd(extraConfig: Record<string, string> = {}
   };
   await handle.start();
   return handle;
+}
+
+/** One entry of streamedZip: its name and its content, produced chunk by chunk (never held whole). */
+export interface StreamedEntry {
+  name: string;
+  chunks: () => Iterable<Buffer>;
+  /** Deflate (default) or store. */
+  stored?: boolean;
+  /** The uncompressed size written in the headers, if not the true one (a sender may write any). */
+  declaredSize?: number;
+}
+
+/**
+ * A zip written here from streams, deflated on the way: 60 MiB of zeros become about 60 KB without ever being held.
+ * Sizes and CRC in the local headers (no data descriptor), no zip64: members below 4 GiB.
+ */
+export function streamedZip(entries: readonly StreamedEntry[]): Buffer {
+  const locals: Buffer[] = [];
+  const central: Buffer[] = [];
+  let offset = 0;
+  for (const entry of entries) {
+    const name = Buffer.from(entry.name, 'utf8');
+    let crc = 0;
+    let size = 0;
+    const plain: Buffer[] = [];
+    const deflater = !entry.stored;
+    const deflated: Buffer[] = [];
+    for (const chunk of entry.chunks()) {
+      crc = crc32(chunk, crc);
+      size += chunk.length;
+      if (deflater) deflated.push(deflateRawSync(chunk, { finishFlush: constants.Z_SYNC_FLUSH }));
+      else plain.push(chunk);
+    }
+    // One raw deflate stream: sync-flushed blocks, then an empty final block.
+    const data = deflater ? Buffer.concat([...deflated, Buffer.from([0x03, 0x00])]) : Buffer.concat(plain);
+    const header = (signature: number, length: number) => {
+      const b = Buffer.alloc(length);
+      b.writeUInt32LE(signature, 0);
+      return b;
+    };
+    const local = header(0x04034b50, 30);
+    local.writeUInt16LE(20, 4);
+    local.writeUInt16LE(0x0800, 6); // UTF-8 names
+    local.writeUInt16LE(entry.stored ? 0 : 8, 8);
+    local.writeUInt32LE(crc >>> 0, 14);
+    local.writeUInt32LE(data.length, 18);
+    local.writeUInt32LE(entry.declaredSize ?? size, 22);
+    local.writeUInt16LE(name.length, 26);
+    const record = header(0x02014b50, 46);
+    record.writeUInt16LE(20, 4);
+    record.writeUInt16LE(20, 6);
+    record.writeUInt16LE(0x0800, 8);
+    record.writeUInt16LE(entry.stored ? 0 : 8, 10);
+    record.writeUInt32LE(crc >>> 0, 16);
+    record.writeUInt32LE(data.length, 20);
+    record.writeUInt32LE(entry.declaredSize ?? size, 24);
+    record.writeUInt16LE(name.length, 28);
+    record.writeUInt32LE(offset, 42);
+    locals.push(local, name, data);
+    central.push(record, name);
+    offset += local.length + name.length + data.length;
+  }
+  const directory = Buffer.concat(central);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(entries.length, 8);
+  end.writeUInt16LE(entries.length, 10);
+  end.writeUInt32LE(directory.length, 12);
+  end.writeUInt32LE(offset, 16);
+  return Buffer.concat([...locals, directory, end]);
+}
+
+/** `mib` MiB of zeros in 1 MiB chunks, then `tail`. */
+export function zerosThen(mib: number, tail: Buffer = Buffer.alloc(0)): () => Iterable<Buffer> {
+  return function* () {
+    const zeros = Buffer.alloc(1024 * 1024);
+    for (let i = 0; i < mib; i++) yield zeros;
+    if (tail.length > 0) yield tail;
+  };
 }

@@ -36,13 +36,17 @@ import {
   mailWithAttachment,
   type PrivateClamd,
   startPrivateClamd,
+  streamedZip,
   TESTFILES,
   testEnvelope,
   textMail,
+  zerosThen,
   zipOf,
 } from './fixtures.ts';
 
 const MAX_BYTES = 52 * 1024 * 1024;
+/** The shared clamd's limits (.smgw/clamav/clamd.conf, as ./smgw up writes it for a 50 MiB message limit). */
+const ARCHIVE_LIMITS = { maxFileSize: 53_477_376, maxScanSize: 4 * 53_477_376, maxRecursion: 16, maxFiles: 10_000 };
 let db: TestDatabase;
 let blobStore: BlobStore;
 let deps: ScanDeps;
@@ -72,6 +76,7 @@ before(async () => {
     hostname: 'smgw.test',
     templates: await loadNoticeTemplates(),
     metrics: scanMetrics(createRegistry('scan-test')),
+    archiveLimits: ARCHIVE_LIMITS,
   };
 });
 after(async () => {
@@ -435,6 +440,142 @@ describe('content inside a CMS SignedData (what a mail client shows of a signed 
     const lenient = { ...deps, policy: parseScanPolicy('internal:broken,internal:limits') };
     const { row } = await expectQuarantined(envelope, 'infected', lenient);
     assert.match(row.finding, /Eicar/i);
+  });
+});
+
+describe('zip members clamd does not look into (MaxFileSize, ClamAV issue 633): taken apart here', () => {
+  /** What clamd alone says of the bytes. */
+  const scanAlone = (raw: Buffer) =>
+    clamdSessions.scanStream(() => Readable.from([raw]), { deadlineMs: 60_000, maxBytes: MAX_BYTES });
+  /** 60 MiB of zeros, then EICAR: one member over clamd's MaxFileSize (51 MiB here), a zip of about 61 KB. */
+  let paddedEicar: Buffer;
+  before(() => {
+    paddedEicar = streamedZip([{ name: 'daten.bin', chunks: zerosThen(60, EICAR) }]);
+  });
+
+  for (const [name, type, direction] of [
+    ['daten.zip', 'application/zip', 'inbound'],
+    ['bescheid.pdf', 'application/pdf', 'portal'],
+    ['akte.zip', 'application/zip', 'internal'],
+  ] as const) {
+    it(`quarantines EICAR after 60 MiB of zeros in a zip named ${name} (${direction}), which clamd alone calls clean`, async () => {
+      const raw = mailWithAttachment(name, paddedEicar, type);
+      assert.ok(raw.length < 100_000);
+      assert.equal((await scanAlone(raw)).kind, 'clean', "clamd's own answer: OK");
+      const envelope = await received(raw, direction);
+      const { row } = await expectQuarantined(envelope, 'suspicious');
+      assert.equal(row.finding, 'Smgw.Limits.Exceeded.ArchiveMember');
+      assert.match(row.detail, /zip at \/2, entry 1: declares more than 53477376 bytes/);
+    });
+  }
+
+  it('counts what a member inflates to, not what it declares', async () => {
+    const lying = streamedZip([{ name: 'klein.txt', chunks: zerosThen(60, EICAR), declaredSize: 1000 }]);
+    const raw = mailWithAttachment('klein.zip', lying, 'application/zip');
+    assert.equal((await scanAlone(raw)).kind, 'clean', "clamd's own answer: OK");
+    const { row } = await expectQuarantined(await received(raw), 'suspicious');
+    assert.equal(row.finding, 'Smgw.Limits.Exceeded.ArchiveMember');
+    assert.match(row.detail, /zip at \/2, entry 1: more than 53477376 bytes inflated/);
+  });
+
+  it('quarantines it inside a zip inside a zip', async () => {
+    const outer = streamedZip([
+      { name: 'liesmich.txt', chunks: () => [Buffer.from('Anbei.')] },
+      { name: 'innen.zip', chunks: () => [paddedEicar] },
+    ]);
+    const raw = mailWithAttachment('paket.zip', outer, 'application/zip');
+    assert.equal((await scanAlone(raw)).kind, 'clean');
+    const { row } = await expectQuarantined(await received(raw), 'suspicious');
+    assert.equal(row.finding, 'Smgw.Limits.Exceeded.ArchiveMember');
+    assert.match(row.detail, /zip at \/2, entry 2, entry 1: declares more than/);
+  });
+
+  it('quarantines zips nested deeper than clamd opens them', async () => {
+    let nested = streamedZip([{ name: 'x.txt', chunks: () => [Buffer.from('tief')] }]);
+    for (let i = 0; i < 3; i++) nested = streamedZip([{ name: `ebene${i}.zip`, chunks: () => [nested] }]);
+    const shallow = { ...deps, archiveLimits: { ...ARCHIVE_LIMITS, maxRecursion: 2 } };
+    const { row } = await expectQuarantined(
+      await received(mailWithAttachment('tief.zip', nested, 'application/zip')),
+      'suspicious',
+      shallow,
+    );
+    assert.equal(row.finding, 'Smgw.Limits.Exceeded.Archive.MaxRecursion');
+  });
+
+  it('stops at the budget of inflated bytes per message: many members each below the limit', async () => {
+    // Five zips of 45 MiB each: 225 MiB, over clamd's MaxScanSize of 204 MiB; each alone is below MaxFileSize.
+    const bomb = streamedZip([{ name: 'nullen.bin', chunks: zerosThen(45) }]);
+    const boundary = 'b-many';
+    const parts = Array.from({ length: 5 }, (_, i) =>
+      [
+        `--${boundary}`,
+        `Content-Type: application/zip; name="teil${i}.zip"`,
+        'Content-Transfer-Encoding: base64',
+        '',
+        bomb.toString('base64').replace(/.{76}/g, '$&\r\n'),
+      ].join('\r\n'),
+    );
+    const raw = Buffer.from(
+      [
+        'From: a@behoerde.example',
+        'MIME-Version: 1.0',
+        `Content-Type: multipart/mixed; boundary="${boundary}"`,
+        '',
+        ...parts,
+        `--${boundary}--`,
+        '',
+      ].join('\r\n'),
+    );
+    const { row } = await expectQuarantined(await received(raw), 'suspicious');
+    assert.equal(row.finding, 'Smgw.Limits.Exceeded.Archive.MaxScanSize');
+  });
+
+  it('quarantines what looks like a zip and cannot be read (clamd reads local headers where the directory fails)', async () => {
+    const broken = Buffer.from(paddedEicar.subarray(0, paddedEicar.length - 30));
+    const { row } = await expectQuarantined(
+      await received(mailWithAttachment('kaputt.zip', broken, 'application/zip')),
+      'suspicious',
+    );
+    assert.equal(row.finding, 'Smgw.Broken.Archive');
+  });
+
+  it('still quarantines a password-protected zip as clamd names it (Heuristics.Encrypted)', async () => {
+    const zip = zipOf({ 'bescheid.txt': Buffer.from('nothing bad in here\n') }, 'geheim');
+    const { row } = await expectQuarantined(
+      await received(mailWithAttachment('bescheid.zip', zip, 'application/zip')),
+      'suspicious',
+    );
+    assert.match(row.finding, /^Heuristics\.Encrypted\./);
+  });
+
+  it('passes a small zip and a .docx (a zip of XML parts) clean, byte for byte', async () => {
+    const docx = streamedZip([
+      { name: '[Content_Types].xml', chunks: () => [Buffer.from('<?xml version="1.0"?><Types/>')] },
+      { name: '_rels/.rels', chunks: () => [Buffer.from('<?xml version="1.0"?><Relationships/>')] },
+      {
+        name: 'word/document.xml',
+        chunks: () => [Buffer.from(`<w:document>${'<w:p>Absatz</w:p>'.repeat(2000)}</w:document>`)],
+      },
+      { name: 'word/media/image1.png', chunks: () => [randomBytes(20_000)], stored: true },
+    ]);
+    for (const raw of [
+      mailWithAttachment(
+        'unterlagen.zip',
+        zipOf({ 'a.txt': Buffer.from('Akte A\n'), 'b.txt': Buffer.from('Akte B\n') }),
+        'application/zip',
+      ),
+      mailWithAttachment(
+        'bescheid.docx',
+        docx,
+        'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
+      ),
+    ]) {
+      const envelope = await received(raw);
+      const [passed, ...rest] = envelopesOf(await scanEnvelope(deps, envelope, handlerContext()));
+      assert.equal(rest.length, 0);
+      assert.equal(passed?.verdicts.scan?.status, 'clean');
+      assert.deepEqual(passed?.blob, envelope.blob);
+    }
   });
 });
 
