@@ -5,9 +5,11 @@
 // leaves the envelope at `scan`, which decides as it always did (quarantine, notice, retry). So a clean message never
 // waits long here, and nothing is refused or quarantined by ingest. A message that may carry a CMS SignedData
 // (opaque-signed S/MIME, a .p7m) goes to the scan stage unscanned: clamd cannot look inside SignedData, and only the
-// scan stage takes its content out to scan it; a clean `OK` here would let that content pass unscanned.
+// scan stage takes its content out to scan it; a clean `OK` here would let that content pass unscanned. A message that
+// may carry a zip (a .docx too) goes there as well: clamd answers OK for a member it skipped over MaxFileSize, and only
+// the scan stage counts what the members hold (services/scan/src/zip-members.ts).
 import { Readable } from 'node:stream';
-import { type ClamdPool, type ClamdWatchLog, createClamdPool, watchClamd } from '@smgw/clamd';
+import { type ClamdPool, type ClamdWatchLog, createClamdPool, mayCarryZip, watchClamd } from '@smgw/clamd';
 import { advance, type Envelope, splitAtOptionalStage, withVerdict } from '@smgw/envelope';
 import { mayCarrySignedData } from '@smgw/signature-verify/signed-data-hint';
 import { type TraceEvent, verificationRoutingEvents } from '@smgw/trace';
@@ -15,9 +17,10 @@ import { type TraceEvent, verificationRoutingEvents } from '@smgw/trace';
 /**
  * Why ingest left a message to the scan stage (a metric label and the trace's `scanStage.reason`). `too-large` is
  * also a message of which no copy was kept because the copies of all messages had taken the budget; `signed-data`
- * a message that may carry SignedData, whose content only the scan stage scans.
+ * a message that may carry SignedData, whose content only the scan stage scans; `zip` one that may carry a zip,
+ * whose members only the scan stage counts against clamd's limits.
  */
-export type LeftToScanStage = 'too-large' | 'signed-data' | 'busy' | 'clamd-down' | 'clamd-error' | 'finding';
+export type LeftToScanStage = 'too-large' | 'signed-data' | 'zip' | 'busy' | 'clamd-down' | 'clamd-error' | 'finding';
 
 export type IngestScan = { clean: true; engine: string; at: Date } | { clean: false; reason: LeftToScanStage };
 
@@ -87,6 +90,7 @@ export async function createIngestScanner(options: IngestScannerOptions): Promis
       const size = message?.reduce((sum, chunk) => sum + chunk.byteLength, 0) ?? Number.POSITIVE_INFINITY;
       if (!pool || !message || size > options.maxBytes) return result({ clean: false, reason: 'too-large' });
       if (mayCarrySignedData(message)) return result({ clean: false, reason: 'signed-data' });
+      if (mayCarryZip(message)) return result({ clean: false, reason: 'zip' });
       if (!up) return result({ clean: false, reason: 'clamd-down' });
       if (running >= maxConcurrent) return result({ clean: false, reason: 'busy' });
       running++;

@@ -68,13 +68,20 @@ describe('ingest scanning a message itself', () => {
     });
   });
 
+  it('never clears a message that may carry a zip (clamd skips members over MaxFileSize): the scan stage counts them', async () => {
+    // The start of a zip (a local header), base64 in an attachment: its members are the scan stage's to count.
+    const zipStart = Buffer.from('504b03041400000008000000', 'hex').toString('base64');
+    const withZip = Buffer.concat([cleanMail, Buffer.from(`\r\n${zipStart}\r\n`)]);
+    assert.deepEqual(await scanner.scan([withZip]), { clean: false, reason: 'zip' });
+  });
+
   it('leaves a message over its size, or one it did not keep, to the scan stage without asking clamd', async () => {
     assert.deepEqual(await scanner.scan([Buffer.alloc(4097, 'a')]), { clean: false, reason: 'too-large' });
     assert.deepEqual(await scanner.scan(undefined), { clean: false, reason: 'too-large' });
   });
 
   it('counts every result', () => {
-    assert.deepEqual(results, ['clean', 'finding', 'signed-data', 'too-large', 'too-large']);
+    assert.deepEqual(results, ['clean', 'finding', 'signed-data', 'zip', 'too-large', 'too-large']);
   });
 
   it('sends a message to the scan stage while every session of its own is busy', async () => {
