@@ -15,10 +15,18 @@ describe('mayCarryZip', () => {
       }
     }
     assert.ok(mayCarryZip([Buffer.from('x'), Buffer.concat([Buffer.from('ab'), ZIP_START])]));
-    assert.ok(mayCarryZip([Buffer.from('=50K=03='), Buffer.from('\r\n=04rest')]));
-    // Split across chunks: the end of one, the start of the next.
-    const split = Buffer.from(`xx${ZIP_START.toString('base64')}`);
-    assert.ok(mayCarryZip([split.subarray(0, 4), split.subarray(4)]));
+    const qp = 'Content-Transfer-Encoding: Quoted-Printable\r\n\r\n';
+    assert.ok(mayCarryZip([Buffer.from(`${qp}=50K=03=`), Buffer.from('\r\n=04rest')]));
+    // Split across chunks: the end of one, the start of the next; the declaration folded and in any case.
+    const split = Buffer.from(`Content-Transfer-Encoding:\r\n (x) BASE64\r\n\r\nxx${ZIP_START.toString('base64')}`);
+    for (const at of [4, split.length - 6, split.length - 3]) {
+      assert.ok(mayCarryZip([split.subarray(0, at), split.subarray(at)]), String(at));
+    }
+  });
+
+  it('reads base64 and quoted-printable only after a part declares them (no decoder decodes them otherwise)', () => {
+    assert.equal(mayCarryZip([Buffer.from(`Subject: x\r\n\r\n${ZIP_START.toString('base64')}\r\n`)]), false);
+    assert.equal(mayCarryZip([Buffer.from('Subject: x\r\n\r\n=50K=03=04\r\n')]), false);
   });
 
   it('does not see one in plain text', () => {

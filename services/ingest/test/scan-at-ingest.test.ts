@@ -71,7 +71,8 @@ describe('ingest scanning a message itself', () => {
   it('never clears a message that may carry a zip (clamd skips members over MaxFileSize): the scan stage counts them', async () => {
     // The start of a zip (a local header), base64 in an attachment: its members are the scan stage's to count.
     const zipStart = Buffer.from('504b03041400000008000000', 'hex').toString('base64');
-    const withZip = Buffer.concat([cleanMail, Buffer.from(`\r\n${zipStart}\r\n`)]);
+    const part = `Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n${zipStart}\r\n`;
+    const withZip = Buffer.concat([cleanMail, Buffer.from(`\r\n${part}`)]);
     assert.deepEqual(await scanner.scan([withZip]), { clean: false, reason: 'zip' });
   });
 
