@@ -63,7 +63,9 @@ else
   cp "$ROOT/deploy/clamav/test-signatures/"* "$CLAM/db/"
 fi
 # StreamMaxLength must fit a whole message (MIME base64 inflates attachments by a third, the limit is on the raw
-# message); the Alert* options make clamd report what it could not fully scan instead of answering OK.
+# message); the Alert* options make clamd report what it could not fully scan instead of answering OK. MaxFileSize is
+# MaxScanSize: clamd skips an archive member over MaxFileSize and answers OK even with AlertExceedsMax (ClamAV issue
+# 633), while one over MaxScanSize is reported.
 STREAM_MAX=$(( MAX_BYTES + 1048576 ))
 # Written beside the old one first: a clamd already running with other limits (SMGW_MAX_MESSAGE_BYTES changed)
 # must be restarted, or it would keep refusing or under-scanning with the old ones.
@@ -77,7 +79,7 @@ LogFile $CLAM/clamd.log
 DatabaseDirectory $DBDIR
 StreamMaxLength $STREAM_MAX
 MaxScanSize $(( STREAM_MAX * 4 ))
-MaxFileSize $STREAM_MAX
+MaxFileSize $(( STREAM_MAX * 4 ))
 MaxRecursion 16
 MaxFiles 10000
 MaxScanTime 120000

@@ -275,7 +275,7 @@ async function startClamd(dir: string, options: ClamdOptions): Promise<{ control
       `DatabaseDirectory ${db}`,
       `StreamMaxLength ${streamMaxBytes}`,
       `MaxScanSize ${streamMaxBytes * 4}`,
-      `MaxFileSize ${streamMaxBytes}`,
+      `MaxFileSize ${streamMaxBytes * 4}`,
       'MaxRecursion 16',
       'AlertExceedsMax yes',
       'AlertEncrypted yes',

@@ -291,3 +291,24 @@ export function zerosThen(mib: number, tail: Buffer = Buffer.alloc(0)): () => It
     if (tail.length > 0) yield tail;
   };
 }
+
+/** A tar archive (ustar) holding one file: for tests of containers the scan stage leaves to clamd. */
+export function tarOf(name: string, content: Buffer): Buffer {
+  const header = Buffer.alloc(512);
+  const field = (at: number, length: number, value: string) => header.write(value, at, length, 'latin1');
+  const octal = (value: number, length: number) => `${value.toString(8).padStart(length - 1, '0')}\0`;
+  field(0, 100, name);
+  field(100, 8, octal(0o644, 8));
+  field(108, 8, octal(0, 8));
+  field(116, 8, octal(0, 8));
+  field(124, 12, octal(content.length, 12));
+  field(136, 12, octal(Math.floor(Date.now() / 1000), 12));
+  field(148, 8, '        '); // the checksum counts its own field as spaces
+  field(156, 1, '0');
+  field(257, 8, 'ustar\u000000');
+  let sum = 0;
+  for (const byte of header) sum += byte;
+  field(148, 8, `${sum.toString(8).padStart(6, '0')}\0 `);
+  const padding = Buffer.alloc((512 - (content.length % 512)) % 512);
+  return Buffer.concat([header, content, padding, Buffer.alloc(1024)]);
+}
