@@ -8,7 +8,7 @@
 // (SMGW_DNS_FAILURE=defer answers 451 when DMARC itself could not be decided).
 import { Resolver } from 'node:dns/promises';
 import { PassThrough } from 'node:stream';
-import { MAX_HEADER_BYTES } from '@smgw/mime';
+import { listedAddresses, MAX_HEADER_BYTES } from '@smgw/mime';
 import { dkimVerify, dmarc, spf } from 'mailauth';
 
 /** mailauth's resolver: node:dns `resolve(name, type)` shapes, errors with node:dns codes (ENOTFOUND, ETIMEOUT, …). */
@@ -121,6 +121,8 @@ export class MessageAuthentication {
   private inHeader = true;
   /** The header block names no DKIM signature: the verifier got the header block alone and ends there. */
   private bodyIgnored = false;
+  /** Every address of every From field, group members included (fromFieldAddresses), once the header block ended. */
+  private fromAddresses: string[] | undefined;
 
   constructor(settings: MailAuthSettings, identity: SmtpIdentity) {
     this.settings = settings;
@@ -198,7 +200,13 @@ export class MessageAuthentication {
       .map((r) => ({ id: r.id, domain: r.signingDomain, aligned: r.status.aligned, underSized: r.status.underSized }));
     const spfDomains = spfResult?.status.result === 'pass' && spfResult.domain ? [spfResult.domain] : [];
 
-    const fromDomains = [...new Set((dkimResult?.headerFrom ?? []).map((a) => domainOf(a)).filter(Boolean))];
+    // mailauth's headerFrom skips the members of a group (`From: Bank: ceo@bank.example;`, RFC 6854), which a mail
+    // client still shows as the sender: its DMARC would never be asked. The From addresses read here count as well.
+    const fromAddresses = [
+      ...(dkimResult?.headerFrom ?? []),
+      ...(this.fromAddresses ?? fromFieldAddresses(this.header)),
+    ];
+    const fromDomains = [...new Set(fromAddresses.map((a) => domainOf(a)).filter(Boolean))];
     const dmarcLookup = withLookupBudget(this.settings.lookup, MAX_LOOKUPS_PER_METHOD);
     const dmarcRows: { info: string; word: string; domain: string; policy?: string; pct?: number | undefined }[] = [];
     let failure: string | undefined;
@@ -300,6 +308,7 @@ export class MessageAuthentication {
       this.inHeader = false;
       const block = this.header.slice(0, end);
       checkDkimWork(block);
+      this.fromAddresses = fromFieldAddresses(block);
       const blockEnd = atStart ? atStart[0].length : end + (found?.[0].length ?? 0);
       this.header = '';
       // Any spelling of the field name in any line of the block (a substring, not a parse): whatever mailauth could
@@ -361,6 +370,25 @@ function checkDkimWork(header: string): void {
           ? `DKIM signatures naming ${signedNames} signed fields (at most ${MAX_DKIM_SIGNED_FIELD_NAMES})`
           : undefined;
   if (tooMuch) throw new MailAuthRefusal('DMARC_REJECT', tooMuch);
+}
+
+/**
+ * Every address of every From field of a header block (Latin-1 text), members of groups too. Fields are found as
+ * mailauth finds them (the name is what stands before the first colon, trimmed, any case, folded or not), the value
+ * read as UTF-8 as mailauth reads it.
+ */
+export function fromFieldAddresses(block: string): string[] {
+  return block
+    .replace(/\r?\n(?=[ \t])/g, '')
+    .split(/\r?\n/)
+    .filter((line) => /^[^:]+/.exec(line)?.[0].trim().toLowerCase() === 'from')
+    .flatMap((line) =>
+      listedAddresses(
+        Buffer.from(line.slice(line.indexOf(':') + 1), 'latin1')
+          .toString('utf8')
+          .trim(),
+      ),
+    );
 }
 
 function domainOf(address: string): string {

@@ -186,6 +186,26 @@ describe('mail-auth', () => {
     }
   });
 
+  it('judges the From addresses of a group (RFC 6854) too: a group cannot hide a p=reject domain from DMARC', async () => {
+    dns.set('_dmarc.signed.example', [{ type: 'TXT', text: 'v=DMARC1; p=reject' }]);
+    try {
+      for (const from of [
+        'Bank: a@signed.example;',
+        'x@stranger.example, Bank: a@signed.example;',
+        '"Kundendienst" <x@stranger.example>, (c) Team : Anna <a@signed.example>, b@signed.example ;',
+      ]) {
+        // Unsigned, from a stranger's address: nothing can pass DMARC for signed.example.
+        const auth = startMailAuthentication(settings, { ...identity, mailFrom: 'x@stranger.example' });
+        await auth.write(Buffer.from(`From: ${from}\r\nSubject: x\r\n\r\nbody\r\n`));
+        const result = await auth.finish();
+        assert.equal(result.decision, 'DMARC_REJECT', `${from}: ${result.field}`);
+        assert.match(result.field, /dmarc=fail[^;]*header\.from=signed\.example/);
+      }
+    } finally {
+      dns.set('_dmarc.signed.example', []);
+    }
+  });
+
   it(`refuses a message with more than ${MAX_FROM_DOMAINS} From domains`, async () => {
     const auth = startMailAuthentication(settings, identity);
     const from = Array.from({ length: MAX_FROM_DOMAINS + 1 }, (_, i) => `a@d${i}.example`).join(', ');
