@@ -12,13 +12,37 @@ export function isGatewayField(field: string, hostname: string): boolean {
   const name = field.slice(0, colon).trim().toLowerCase();
   if (name.startsWith('x-smgw-')) return true;
   if (name !== 'authentication-results') return false;
-  // authserv-id is the first value (a token or a quoted string, RFC 8601 §2.2 and RFC 2045), possibly after
-  // comments, which may nest.
-  let value = field.slice(colon + 1);
-  for (let before = ''; before !== value; ) {
-    before = value;
-    value = value.replace(/\([^()]*\)/g, ' ');
+  const authservId = firstValue(field.slice(colon + 1));
+  return (
+    authservId !== undefined &&
+    authservId.toLowerCase().replace(/\.$/, '') === hostname.toLowerCase().replace(/\.$/, '')
+  );
+}
+
+/**
+ * The authserv-id: the first value of the field (RFC 8601 §2.2: a token or a quoted string, RFC 2045), after any
+ * comments, which may nest. A quoted-pair (`\x`) stands for its character in a quoted string and in a comment alike,
+ * as any reader that parses the field takes it: `"smgw\.example"` is smgw.example, and `(a \( b) smgw.example` is a
+ * comment and then smgw.example. Undefined when there is no value.
+ */
+function firstValue(text: string): string | undefined {
+  let at = 0;
+  // Comments and white space before the value.
+  for (let depth = 0; at < text.length; at++) {
+    const ch = text[at];
+    if (ch === '\\' && depth > 0) at++;
+    else if (ch === '(') depth++;
+    else if (ch === ')' && depth > 0) depth--;
+    else if (depth === 0 && !/\s/.test(ch as string)) break;
   }
-  const authservId = (/^([^\s;]+)/.exec(value.trim())?.[1] ?? '').replace(/^"(.*)"$/, '$1');
-  return authservId.toLowerCase().replace(/\.$/, '') === hostname.toLowerCase().replace(/\.$/, '');
+  if (text[at] !== '"') return /^[^\s;()"]+/.exec(text.slice(at))?.[0];
+  let value = '';
+  for (at++; at < text.length; at++) {
+    const ch = text[at] as string;
+    if (ch === '"') return value;
+    if (ch === '\\') at++;
+    value += text[at] ?? '';
+  }
+  // A quoted string without its end: judged by what it holds (removing a stranger's broken field costs nothing).
+  return value;
 }

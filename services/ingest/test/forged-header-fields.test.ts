@@ -36,6 +36,17 @@ describe('fields only the gateway writes', () => {
     ['Authentication-Results: (comment) smgw.test; dkim=pass', true],
     ['Authentication-Results: ((nested) comment) smgw.test; dkim=pass', true],
     ['Authentication-Results: "smgw.test"; dmarc=pass', true],
+    // RFC 8601 §2.2 (value of RFC 2045, comments and quoted strings of RFC 5322): a quoted-pair stands for its
+    // character, in a quoted string and in a comment alike.
+    ['Authentication-Results: "smgw\\.test"; dmarc=pass', true],
+    ['Authentication-Results: "SMGW.tes\\t."; dmarc=pass', true],
+    ['Authentication-Results: (a \\( b) smgw.test; dmarc=pass', true],
+    ['Authentication-Results: (a \\) b) smgw.test; dmarc=pass', true],
+    ['Authentication-Results: (a (b \\(c) \\\\) smgw.test; dmarc=pass', true],
+    ['Authentication-Results: smgw.test(comment); dmarc=pass', true],
+    ['Authentication-Results: smgw.test 1; dmarc=pass', true],
+    ['Authentication-Results: "smgw.test(x)"; dmarc=pass', false],
+    ['Authentication-Results: "smgw.test', true],
     ['Authentication-Results: mx.example.org; dmarc=pass', false],
     ['Authentication-Results: smgw.test.evil.example; dmarc=pass', false],
     ['X-SMGWx: 1', false],
