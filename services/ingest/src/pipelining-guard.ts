@@ -37,7 +37,9 @@ export class PipeliningGuard {
     for (let lf = text.indexOf('\n'); lf !== -1; lf = text.indexOf('\n', start)) {
       const line = text.slice(start, lf).replace(/\r$/, '');
       start = lf + 1;
-      const verb = line.trim().toUpperCase();
+      // The verb as smtp-server reads it: up to the first space. It starts data mode for `DATA x` too (it ignores
+      // arguments), so a whole line compared with DATA let content pipelined behind `DATA x` through.
+      const verb = (line.split(' ')[0] ?? '').toUpperCase();
       if (verb === 'DATA' || verb === 'STARTTLS') {
         if (start < text.length) return verb === 'DATA' ? 'DATA_NOT_LAST_IN_GROUP' : 'BYTES_AFTER_STARTTLS';
         this.state = verb === 'DATA' ? 'awaiting-354' : 'awaiting-tls';

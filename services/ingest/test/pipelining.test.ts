@@ -19,6 +19,10 @@ describe('PipeliningGuard', () => {
       'DATA_NOT_LAST_IN_GROUP',
     ],
     ['content before the 354', ['DATA\r\n', 'Subject: x\r\n'], [], 'CONTENT_BEFORE_354'],
+    // smtp-server reads the verb up to the first space and starts data mode whatever follows it.
+    ['content after DATA with an argument', ['DATA x\r\nSubject: x\r\n'], [], 'DATA_NOT_LAST_IN_GROUP'],
+    ['content before the 354 of DATA with an argument', ['data  \r\n', 'Subject: x\r\n'], [], 'CONTENT_BEFORE_354'],
+    ['content after a command that only starts with DATA', ['DATAX\r\nRSET\r\n'], [], undefined],
     ['content after the 354', ['DATA\r\n', 'Subject: x\r\n'], [354], undefined],
     ['DATA split over chunks, then content in the same chunk', ['DA', 'TA\r\nX'], [], 'DATA_NOT_LAST_IN_GROUP'],
     ['a command after DATA was refused', ['DATA\r\n', 'RSET\r\n'], [503], undefined],
@@ -81,6 +85,14 @@ describe('unauthenticated pipelining on the listeners', () => {
     client.writeRaw(blind);
     const reply = await client.readReply();
     assert.equal(reply.text, '554 5.5.0 Error: SMTP protocol synchronization');
+    await client.closed;
+    assert.deepEqual(await world.takeInboundEnvelopes(), []);
+  });
+
+  it('answers content sent with a DATA that has an argument with 554 5.5.0 as well', async () => {
+    const client = await session(ingest.inboundPort);
+    client.writeRaw(blind.replace('DATA\r\n', 'DATA please\r\n'));
+    assert.equal((await client.readReply()).text, '554 5.5.0 Error: SMTP protocol synchronization');
     await client.closed;
     assert.deepEqual(await world.takeInboundEnvelopes(), []);
   });
