@@ -3,17 +3,18 @@
 // and nothing may follow STARTTLS before the handshake. Spam software and SMTP smuggling attempts send blindly;
 // a real MTA never does. The guard watches the raw bytes before smtp-server's parser sees them and says when the
 // client broke a rule; smtp-ingest then answers 554 5.5.0 and closes, as Postfix does.
-// The message content itself is not inspected: between the 354 and smtp-server's reply to the data the guard
-// lets everything through (commands pipelined after the final dot are allowed by RFC 2920).
+// The message content itself is not inspected, only followed to its final dot: commands pipelined after it (RFC 2920
+// allows them) obey the same rules. Every command gets one reply, so the guard counts them: the wait for the 354 ends
+// with the reply to DATA itself, not with the 250 to a MAIL FROM sent in the same group before it.
 
 export type PipeliningViolation = 'CONTENT_BEFORE_354' | 'DATA_NOT_LAST_IN_GROUP' | 'BYTES_AFTER_STARTTLS';
 
 type State =
   /** Reading commands; `carry` holds an incomplete line. */
   | 'command'
-  /** DATA was sent; the client must wait for our 354 (or a refusal). */
+  /** DATA was sent; the client must wait for our 354 (or a refusal): `repliesToData` replies from now. */
   | 'awaiting-354'
-  /** Message content until our reply to it. */
+  /** Message content until its final dot (`tail` holds the last bytes, the dot may come in the next chunk). */
   | 'data'
   /** STARTTLS was sent; our 220 starts the handshake. */
   | 'awaiting-tls'
@@ -22,27 +23,74 @@ type State =
 
 /** Longest partial command line kept between chunks (smtp-server refuses longer command lines itself). */
 const MAX_CARRY = 16 * 1024;
+/** How DATA ends, as smtp-server ends it (smtp-stream.js): CRLF . CRLF, or `.` CRLF as the content's first line. */
+const END_OF_DATA = '\r\n.\r\n';
 
 export class PipeliningGuard {
   private state: State = 'command';
   private carry = '';
+  /** Command lines read whose replies have not been sent yet (every command gets one reply). */
+  private unanswered = 0;
+  /** In 'awaiting-354' and 'awaiting-tls': how many of those replies come before (and with) DATA's or STARTTLS's. */
+  private repliesToData = 0;
+  /** In 'data': the content's last bytes (to find the final dot across chunks), and whether none came yet. */
+  private tail = '';
+  private atDataStart = false;
 
   /** A chunk from the client, before the parser reads it: the violation it commits, if any. */
   received(chunk: Uint8Array): PipeliningViolation | undefined {
-    if (this.state === 'off' || this.state === 'data') return undefined;
+    if (this.state === 'off') return undefined;
     if (this.state === 'awaiting-354') return 'CONTENT_BEFORE_354';
     if (this.state === 'awaiting-tls') return 'BYTES_AFTER_STARTTLS';
-    const text = this.carry + Buffer.from(chunk).toString('latin1');
+    let text = Buffer.from(chunk).toString('latin1');
+    if (this.state === 'data') {
+      // Commands may follow the final dot in the same chunk (RFC 2920); they obey the same rules as any others.
+      const after = this.afterFinalDot(text);
+      if (after === undefined) return undefined;
+      this.state = 'command';
+      this.carry = '';
+      // The reply to the message is still to come, before those of the commands behind it.
+      this.unanswered++;
+      text = after;
+    }
+    return this.commands(text);
+  }
+
+  /** We sent a reply with this code. */
+  replied(code: number): void {
+    this.unanswered = Math.max(0, this.unanswered - 1);
+    if (this.state === 'awaiting-354' || this.state === 'awaiting-tls') {
+      // The replies to the commands before DATA (or STARTTLS) in its group come first; only its own decides.
+      this.repliesToData--;
+      if (this.repliesToData > 0) return;
+      if (this.state === 'awaiting-tls') this.state = code === 220 ? 'off' : 'command';
+      else if (code !== 354) this.state = 'command';
+      else {
+        this.state = 'data';
+        this.tail = '';
+        this.atDataStart = true;
+      }
+    } else if (this.state === 'data') {
+      // A reply while the content goes on (its end not seen here): the parser is back to commands.
+      this.state = 'command';
+      this.unanswered = 0;
+    }
+  }
+
+  private commands(text: string): PipeliningViolation | undefined {
+    text = this.carry + text;
     let start = 0;
     for (let lf = text.indexOf('\n'); lf !== -1; lf = text.indexOf('\n', start)) {
       const line = text.slice(start, lf).replace(/\r$/, '');
       start = lf + 1;
+      this.unanswered++;
       // The verb as smtp-server reads it: up to the first space. It starts data mode for `DATA x` too (it ignores
       // arguments), so a whole line compared with DATA let content pipelined behind `DATA x` through.
       const verb = (line.split(' ')[0] ?? '').toUpperCase();
       if (verb === 'DATA' || verb === 'STARTTLS') {
         if (start < text.length) return verb === 'DATA' ? 'DATA_NOT_LAST_IN_GROUP' : 'BYTES_AFTER_STARTTLS';
         this.state = verb === 'DATA' ? 'awaiting-354' : 'awaiting-tls';
+        this.repliesToData = this.unanswered;
         this.carry = '';
         return undefined;
       }
@@ -51,10 +99,21 @@ export class PipeliningGuard {
     return undefined;
   }
 
-  /** We sent a reply with this code. */
-  replied(code: number): void {
-    if (this.state === 'awaiting-354') this.state = code === 354 ? 'data' : 'command';
-    else if (this.state === 'data') this.state = 'command';
-    else if (this.state === 'awaiting-tls') this.state = code === 220 ? 'off' : 'command';
+  /** The bytes after the final dot when the content ends in `text`; undefined while it goes on. */
+  private afterFinalDot(text: string): string | undefined {
+    const pending = this.tail + text;
+    if (this.atDataStart) {
+      // `.` CRLF as the very first line ends the content at once (a first line `..` is a stuffed dot).
+      if (pending.length < 3 && '.\r\n'.startsWith(pending)) {
+        this.tail = pending;
+        return undefined;
+      }
+      this.atDataStart = false;
+      if (pending.startsWith('.\r\n')) return pending.slice(3);
+    }
+    const end = pending.indexOf(END_OF_DATA);
+    if (end !== -1) return pending.slice(end + END_OF_DATA.length);
+    this.tail = pending.slice(-(END_OF_DATA.length - 1));
+    return undefined;
   }
 }

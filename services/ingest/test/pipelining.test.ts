@@ -30,6 +30,12 @@ describe('PipeliningGuard', () => {
     ['bytes after STARTTLS before our 220', ['STARTTLS\r\n', 'MAIL FROM:<a@x>\r\n'], [], 'BYTES_AFTER_STARTTLS'],
     ['TLS records after our 220', ['STARTTLS\r\n', '\u0016\u0003\u0001binary'], [220], undefined],
     ['a command after STARTTLS was refused', ['STARTTLS\r\n', 'NOOP\r\n'], [454], undefined],
+    [
+      'bytes after the reply to EHLO sent with STARTTLS',
+      ['EHLO x\r\nSTARTTLS\r\n', 'MAIL FROM:<a@x>\r\n'],
+      [250],
+      'BYTES_AFTER_STARTTLS',
+    ],
   ];
   for (const [name, chunks, replies, expected] of cases) {
     it(`${expected ? 'refuses' : 'allows'} ${name}`, () => {
@@ -43,6 +49,36 @@ describe('PipeliningGuard', () => {
       assert.equal(violation, expected);
     });
   }
+
+  it('waits for the reply to DATA itself: the replies to MAIL and RCPT before it do not end the wait', () => {
+    const guard = new PipeliningGuard();
+    assert.equal(guard.received(Buffer.from('MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n')), undefined);
+    guard.replied(250);
+    assert.equal(guard.received(Buffer.from('Subject: early\r\n')), 'CONTENT_BEFORE_354');
+    const patient = new PipeliningGuard();
+    patient.received(Buffer.from('MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n'));
+    for (const code of [250, 250, 354]) patient.replied(code);
+    assert.equal(patient.received(Buffer.from('Subject: in time\r\n')), undefined);
+    const refused = new PipeliningGuard();
+    refused.received(Buffer.from('MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n'));
+    for (const code of [250, 550, 503]) refused.replied(code);
+    assert.equal(refused.received(Buffer.from('RSET\r\n')), undefined);
+  });
+
+  it('holds for a transaction pipelined after the final dot: its content must wait for its own 354', () => {
+    const guard = new PipeliningGuard();
+    guard.received(Buffer.from('DATA\r\n'));
+    guard.replied(354);
+    const next = 'MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n';
+    assert.equal(guard.received(Buffer.from(`body\r\n.\r\n${next}Subject: blind\r\n`)), 'DATA_NOT_LAST_IN_GROUP');
+    const split = new PipeliningGuard();
+    split.received(Buffer.from('DATA\r\n'));
+    split.replied(354);
+    assert.equal(split.received(Buffer.from('body\r\n.')), undefined);
+    assert.equal(split.received(Buffer.from(`\r\n${next}`)), undefined);
+    for (const code of [250, 250, 250]) split.replied(code);
+    assert.equal(split.received(Buffer.from('Subject: early\r\n')), 'CONTENT_BEFORE_354');
+  });
 
   it('lets commands pipelined after the final dot through (the reply to the data ends data mode)', () => {
     const guard = new PipeliningGuard();
