@@ -391,12 +391,18 @@ export function fromFieldAddresses(block: string): string[] {
     );
 }
 
+/**
+ * The From domain DMARC judges: as a reader sees it, without brackets and trailing dots (as sender-policy.ts reads a
+ * From domain), so `a@[bank.example]` is bank.example's, not a name no DNS answers for (temperror, accepted).
+ */
 function domainOf(address: string): string {
   return address
     .slice(address.lastIndexOf('@') + 1)
     .trim()
+    .replace(/^\[(.*)\]$/, '$1')
+    .trim()
     .toLowerCase()
-    .replace(/\.$/, '');
+    .replace(/\.+$/, '');
 }
 
 /**

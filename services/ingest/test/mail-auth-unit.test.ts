@@ -206,6 +206,20 @@ describe('mail-auth', () => {
     }
   });
 
+  it('judges a From domain in brackets or with trailing dots as the name a reader sees in it', async () => {
+    dns.set('_dmarc.signed.example', [{ type: 'TXT', text: 'v=DMARC1; p=reject' }]);
+    try {
+      for (const from of ['a@[signed.example]', 'a@[ signed.example. ]', 'a@signed.example...']) {
+        const auth = startMailAuthentication(settings, { ...identity, mailFrom: 'x@stranger.example' });
+        await auth.write(Buffer.from(`From: ${from}\r\nSubject: x\r\n\r\nbody\r\n`));
+        const result = await auth.finish();
+        assert.equal(result.decision, 'DMARC_REJECT', `${from}: ${result.field}`);
+      }
+    } finally {
+      dns.set('_dmarc.signed.example', []);
+    }
+  });
+
   it(`refuses a message with more than ${MAX_FROM_DOMAINS} From domains`, async () => {
     const auth = startMailAuthentication(settings, identity);
     const from = Array.from({ length: MAX_FROM_DOMAINS + 1 }, (_, i) => `a@d${i}.example`).join(', ');
