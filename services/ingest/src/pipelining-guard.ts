@@ -24,7 +24,9 @@ type State =
 /** Longest partial command line kept between chunks (smtp-server refuses longer command lines itself). */
 const MAX_CARRY = 16 * 1024;
 /** How DATA ends, as smtp-server ends it (smtp-stream.js): CRLF . CRLF, or `.` CRLF as the content's first line. */
-const END_OF_DATA = '\r\n.\r\n';
+const END_OF_DATA = Buffer.from('\r\n.\r\n', 'latin1');
+const DOT_LINE = Buffer.from('.\r\n', 'latin1');
+const NO_BYTES = Buffer.alloc(0);
 
 export class PipeliningGuard {
   private state: State = 'command';
@@ -34,7 +36,7 @@ export class PipeliningGuard {
   /** In 'awaiting-354' and 'awaiting-tls': how many of those replies come before (and with) DATA's or STARTTLS's. */
   private repliesToData = 0;
   /** In 'data': the content's last bytes (to find the final dot across chunks), and whether none came yet. */
-  private tail = '';
+  private tail: Buffer = NO_BYTES;
   private atDataStart = false;
 
   /** A chunk from the client, before the parser reads it: the violation it commits, if any. */
@@ -42,18 +44,19 @@ export class PipeliningGuard {
     if (this.state === 'off') return undefined;
     if (this.state === 'awaiting-354') return 'CONTENT_BEFORE_354';
     if (this.state === 'awaiting-tls') return 'BYTES_AFTER_STARTTLS';
-    let text = Buffer.from(chunk).toString('latin1');
+    // A view of the chunk, not a copy: the content of every message passes here.
+    const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     if (this.state === 'data') {
       // Commands may follow the final dot in the same chunk (RFC 2920); they obey the same rules as any others.
-      const after = this.afterFinalDot(text);
+      const after = this.afterFinalDot(bytes);
       if (after === undefined) return undefined;
       this.state = 'command';
       this.carry = '';
       // The reply to the message is still to come, before those of the commands behind it.
       this.unanswered++;
-      text = after;
+      return this.commands(after.toString('latin1'));
     }
-    return this.commands(text);
+    return this.commands(bytes.toString('latin1'));
   }
 
   /** We sent a reply with this code. */
@@ -67,7 +70,7 @@ export class PipeliningGuard {
       else if (code !== 354) this.state = 'command';
       else {
         this.state = 'data';
-        this.tail = '';
+        this.tail = NO_BYTES;
         this.atDataStart = true;
       }
     } else if (this.state === 'data') {
@@ -99,21 +102,33 @@ export class PipeliningGuard {
     return undefined;
   }
 
-  /** The bytes after the final dot when the content ends in `text`; undefined while it goes on. */
-  private afterFinalDot(text: string): string | undefined {
-    const pending = this.tail + text;
+  /**
+   * The bytes after the final dot when the content ends in `bytes`; undefined while it goes on. The content is
+   * searched where it lies: only the few bytes a final dot may begin in are carried to the next chunk.
+   */
+  private afterFinalDot(bytes: Buffer): Buffer | undefined {
+    const tail = this.tail;
     if (this.atDataStart) {
       // `.` CRLF as the very first line ends the content at once (a first line `..` is a stuffed dot).
-      if (pending.length < 3 && '.\r\n'.startsWith(pending)) {
-        this.tail = pending;
+      const start = Buffer.concat([tail, bytes.subarray(0, DOT_LINE.length)]);
+      if (start.length < DOT_LINE.length && DOT_LINE.subarray(0, start.length).equals(start)) {
+        this.tail = start;
         return undefined;
       }
       this.atDataStart = false;
-      if (pending.startsWith('.\r\n')) return pending.slice(3);
+      if (start.subarray(0, DOT_LINE.length).equals(DOT_LINE)) return bytes.subarray(DOT_LINE.length - tail.length);
     }
-    const end = pending.indexOf(END_OF_DATA);
-    if (end !== -1) return pending.slice(end + END_OF_DATA.length);
-    this.tail = pending.slice(-(END_OF_DATA.length - 1));
+    // A final dot that begins in the carried bytes, then one within this chunk.
+    const joint = Buffer.concat([tail, bytes.subarray(0, END_OF_DATA.length - 1)]);
+    const acrossAt = tail.length > 0 ? joint.indexOf(END_OF_DATA) : -1;
+    if (acrossAt !== -1) return bytes.subarray(acrossAt + END_OF_DATA.length - tail.length);
+    const at = bytes.indexOf(END_OF_DATA);
+    if (at !== -1) return bytes.subarray(at + END_OF_DATA.length);
+    const keep = END_OF_DATA.length - 1;
+    this.tail =
+      bytes.length >= keep
+        ? Buffer.from(bytes.subarray(bytes.length - keep))
+        : Buffer.concat([tail, bytes]).subarray(-keep);
     return undefined;
   }
 }
