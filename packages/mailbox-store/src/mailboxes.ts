@@ -27,6 +27,10 @@ export interface Mailbox {
   usageBytes: number;
   /** Whether a password was set (activation); a passive mailbox has none. */
   hasPassword: boolean;
+  /** When the password was last set (activation, re-activation); null while it has none. */
+  passwordChangedAt: Date | null;
+  /** When an operator last locked or unlocked it; null if never. */
+  stateChangedAt: Date | null;
   dataKeySealed: Buffer;
 }
 
@@ -175,6 +179,8 @@ export function mailboxFromRow(row: Record<string, unknown>): Mailbox {
     lastLoginAt: (row.last_login_at as Date | null) ?? null,
     usageBytes: Number(row.usage_bytes),
     hasPassword: row.password_hash != null,
+    passwordChangedAt: (row.password_changed_at as Date | null) ?? null,
+    stateChangedAt: (row.state_changed_at as Date | null) ?? null,
     dataKeySealed: row.data_key_sealed as Buffer,
   };
 }
@@ -238,16 +244,23 @@ export async function mailboxPasswordHash(db: Queryable, mailboxId: string): Pro
 
 /**
  * Activation and re-activation: the password (already hashed with argon2id) replaces any earlier one and the
- * mailbox becomes active. A locked mailbox stays locked (an operator's lock is not lifted by a link).
+ * mailbox becomes active. A locked mailbox stays locked (an operator's lock is not lifted by a link). Returns the
+ * mailbox as it is now, or undefined when there is no such mailbox.
  */
-export async function setMailboxPassword(db: Queryable, mailboxId: string, passwordHash: string, at: Date) {
-  await db.query(
+export async function setMailboxPassword(
+  db: Queryable,
+  mailboxId: string,
+  passwordHash: string,
+  at: Date,
+): Promise<Mailbox | undefined> {
+  const updated = await db.query(
     `update mailboxes set password_hash = $2, password_changed_at = $3,
             state = case when state = 'locked' then state else 'active' end,
             activated_at = coalesce(activated_at, $3)
-      where id = $1`,
+      where id = $1 returning *`,
     [mailboxId, passwordHash, at],
   );
+  return updated.rows[0] ? mailboxFromRow(updated.rows[0]) : undefined;
 }
 
 /** A successful login: starts a new inactivity period (issue 11), so pending warnings no longer lead to deletion. */

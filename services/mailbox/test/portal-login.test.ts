@@ -192,6 +192,23 @@ describe('portal login and sessions', () => {
     assert.equal(wrong.status, 401);
   });
 
+  it('ends a session that made no request while its mailbox was locked: an unlock does not bring it back', async () => {
+    // An operator locks a mailbox on a suspected takeover and unlocks it for its owner; the intruder's browser sent
+    // nothing in between, so no request saw the lock.
+    const address = newAddress();
+    const { mailbox, browser: intruder } = await loggedInBrowser(world, address, PASSWORD);
+    await setMailboxLocked(world.db.pool, mailbox.id, true, 'admin:test', world.clock.now());
+    world.clock.advance(MINUTE);
+    await setMailboxLocked(world.db.pool, mailbox.id, false, 'admin:test', world.clock.now());
+    assert.equal((await intruder.get('/postfach/eingang')).location, '/anmelden');
+    assert.equal(intruder.cookies.has('smgw-session'), false);
+    // A login after the unlock is a new session and stays.
+    const owner = world.browser('192.0.2.20');
+    assert.equal((await logIn(owner, address, PASSWORD)).status, 303);
+    assert.equal(await inboxStatus(owner), 200);
+    assert.equal(await inboxStatus(owner), 200);
+  });
+
   it('ends the sessions of a deleted mailbox', async () => {
     const address = newAddress();
     const { mailbox, browser } = await loggedInBrowser(world, address, PASSWORD);

@@ -34,7 +34,7 @@ import { loginPages } from './pages/login.ts';
 import { messagePages } from './pages/message.ts';
 import { reactivationPages } from './pages/reactivation.ts';
 import { registrationPages } from './pages/registration.ts';
-import { createSessionStore } from './session.ts';
+import { createSessionStore, mailboxStanding } from './session.ts';
 
 export type { PortalContext, PortalDeps, PortalPage, PortalSettings } from './context.ts';
 
@@ -160,8 +160,8 @@ export async function buildPortal(deps: PortalDeps): Promise<FastifyInstance> {
         status,
       );
     },
-    async startSession(req, reply, mailboxId) {
-      const { cookieId, session } = await sessions.rotate(req.cookies[cookies.session], mailboxId);
+    async startSession(req, reply, mailbox) {
+      const { cookieId, session } = await sessions.rotate(req.cookies[cookies.session], mailbox);
       reply.setCookie(cookies.session, cookieId, cookieOptions);
       // A new CSRF secret with the new session: a token seen before login is worthless after it.
       reply.clearCookie(cookies.csrf, cookieOptions);
@@ -247,7 +247,8 @@ export async function buildPortal(deps: PortalDeps): Promise<FastifyInstance> {
     }
   });
 
-  // Who is logged in: the session, and its mailbox re-read (a locked or deleted mailbox ends every session).
+  // Who is logged in: the session, and its mailbox re-read (a locked or deleted mailbox ends every session; a lock
+  // or password change since the login ends that session).
   app.addHook('onRequest', async (req, reply) => {
     if (req.url.startsWith('/static/')) return;
     const cookieId = req.cookies[cookies.session];
@@ -268,6 +269,17 @@ export async function buildPortal(deps: PortalDeps): Promise<FastifyInstance> {
           reason: mailbox ? mailbox.state : 'deleted',
         },
         'sessions of a locked or deleted mailbox ended',
+      );
+      reply.clearCookie(cookies.session, cookieOptions);
+      return;
+    }
+    // Locked and unlocked again, or a new password, since this session began: it ends (only this one: a session
+    // opened after the change has the new standing).
+    if (session.standing !== mailboxStanding(mailbox)) {
+      await sessions.destroy(cookieId);
+      req.log.info(
+        { code: 'PORTAL_SESSION_OUTDATED', mailboxId: mailbox.id },
+        'session older than its mailbox standing ended',
       );
       reply.clearCookie(cookies.session, cookieOptions);
       return;

@@ -12,7 +12,7 @@ import type { Redis } from 'ioredis';
 import type { MailboxTemplates } from '../notices.ts';
 import type { Language, Translate } from './i18n/index.ts';
 import type { Limits } from './limits.ts';
-import type { SessionRecord, SessionStore } from './session.ts';
+import type { SessionMailbox, SessionRecord, SessionStore } from './session.ts';
 
 /** The portal's settings (from MailboxConfig; tests pass their own). */
 export interface PortalSettings {
@@ -126,8 +126,11 @@ export interface PortalContext {
   renderError(req: FastifyRequest, reply: FastifyReply, status: number, retryAfterMs?: number): Promise<FastifyReply>;
   /** t() of the request's language. */
   t(req: FastifyRequest): Translate;
-  /** Logs in: rotates the session (the old cookie's session is destroyed), sets the cookie, a new CSRF secret. */
-  startSession(req: FastifyRequest, reply: FastifyReply, mailboxId: string): Promise<SessionRecord>;
+  /**
+   * Logs in: rotates the session (the old cookie's session is destroyed), sets the cookie, a new CSRF secret. The
+   * mailbox as read before its password was checked (or as its password was set): the session keeps its standing.
+   */
+  startSession(req: FastifyRequest, reply: FastifyReply, mailbox: SessionMailbox): Promise<SessionRecord>;
   /** Logs out this request's session and clears the cookie. */
   endSession(req: FastifyRequest, reply: FastifyReply): Promise<void>;
   /**

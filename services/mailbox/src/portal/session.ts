@@ -4,20 +4,35 @@
 // Redis TTL only cleans up). A per-mailbox set of session hashes makes "log out everywhere" one call. A request's
 // refresh writes the session back only if it still exists (one script), so a request in flight while the session is
 // destroyed (log out everywhere, a new password) cannot bring it back.
+// Each session also keeps its mailbox's standing at login (mailboxStanding: when the password was last set and when
+// an operator last locked or unlocked it, as the database holds them): a request whose mailbox no longer has that
+// standing ends the session. So a lock ends a session even when the session sends nothing until after the unlock,
+// and a login that checked a password just being replaced does not outlive it.
 import { createHash, randomBytes } from 'node:crypto';
+import type { Mailbox } from '@smgw/mailbox-store';
 import type { Redis } from 'ioredis';
 
 export interface SessionRecord {
   /** SHA-256 (hex) of the cookie's id: how the session is named in Redis, logs and the per-mailbox set. */
   key: string;
   mailboxId: string;
+  /** mailboxStanding of the mailbox at login. */
+  standing: string;
   createdAt: Date;
   lastSeenAt: Date;
 }
 
+/**
+ * What a session depends on besides itself: when the mailbox's password was set and when an operator last locked or
+ * unlocked it (database values, so no clocks of different hosts are compared). Either changing ends the session.
+ */
+export function mailboxStanding(mailbox: Pick<Mailbox, 'passwordChangedAt' | 'stateChangedAt'>): string {
+  return `password:${mailbox.passwordChangedAt?.getTime() ?? '-'};state:${mailbox.stateChangedAt?.getTime() ?? '-'}`;
+}
+
 export interface SessionStore {
-  /** A new session for the mailbox; returns the id for the cookie (never stored). */
-  create(mailboxId: string): Promise<{ cookieId: string; session: SessionRecord }>;
+  /** A new session for the mailbox (as just read); returns the id for the cookie (never stored). */
+  create(mailbox: SessionMailbox): Promise<{ cookieId: string; session: SessionRecord }>;
   /**
    * The live session of a cookie id, its lastSeen moved to now; undefined (and removed) when unknown, idle too long
    * or older than the maximum.
@@ -28,8 +43,14 @@ export interface SessionStore {
   /** Logout everywhere (or the mailbox was locked or deleted): every session of the mailbox is gone; returns how many. */
   destroyAllOf(mailboxId: string, exceptKey?: string): Promise<number>;
   /** Login: the old session (if any) is gone and a new one made, so an id planted before login is worthless. */
-  rotate(oldCookieId: string | undefined, mailboxId: string): Promise<{ cookieId: string; session: SessionRecord }>;
+  rotate(
+    oldCookieId: string | undefined,
+    mailbox: SessionMailbox,
+  ): Promise<{ cookieId: string; session: SessionRecord }>;
 }
+
+/** What a session is made from: the mailbox as read when its password was checked or set. */
+export type SessionMailbox = Pick<Mailbox, 'id' | 'passwordChangedAt' | 'stateChangedAt'>;
 
 export interface SessionOptions {
   redis: Redis;
@@ -67,6 +88,7 @@ export function createSessionStore(options: SessionOptions): SessionStore {
     const ttl = Math.max(1000, Math.min(idleMs, session.createdAt.getTime() + maxMs - now) + 60_000);
     const value = JSON.stringify({
       mailboxId: session.mailboxId,
+      standing: session.standing,
       created: session.createdAt.getTime(),
       lastSeen: session.lastSeenAt.getTime(),
     });
@@ -106,10 +128,16 @@ export function createSessionStore(options: SessionOptions): SessionStore {
   }
 
   const store: SessionStore = {
-    async create(mailboxId) {
+    async create(mailbox) {
       const cookieId = randomBytes(32).toString('base64url');
       const now = options.now();
-      const session = { key: sessionKey(cookieId), mailboxId, createdAt: now, lastSeenAt: now };
+      const session = {
+        key: sessionKey(cookieId),
+        mailboxId: mailbox.id,
+        standing: mailboxStanding(mailbox),
+        createdAt: now,
+        lastSeenAt: now,
+      };
       await save(session);
       return { cookieId, session };
     },
@@ -119,7 +147,7 @@ export function createSessionStore(options: SessionOptions): SessionStore {
       const key = sessionKey(cookieId);
       const raw = await redis.get(sessionRedisKey(key));
       if (!raw) return undefined;
-      const stored = JSON.parse(raw) as { mailboxId: string; created: number; lastSeen: number };
+      const stored = JSON.parse(raw) as { mailboxId: string; standing?: string; created: number; lastSeen: number };
       const now = options.now().getTime();
       if (now - stored.lastSeen >= idleMs || now - stored.created >= maxMs) {
         await remove(key, stored.mailboxId);
@@ -128,6 +156,8 @@ export function createSessionStore(options: SessionOptions): SessionStore {
       const session = {
         key,
         mailboxId: stored.mailboxId,
+        // A session stored before standings were kept has none: it matches no mailbox and ends.
+        standing: stored.standing ?? '',
         createdAt: new Date(stored.created),
         lastSeenAt: new Date(now),
       };
@@ -153,9 +183,9 @@ export function createSessionStore(options: SessionOptions): SessionStore {
       return keys.length;
     },
 
-    async rotate(oldCookieId, mailboxId) {
+    async rotate(oldCookieId, mailbox) {
       if (oldCookieId) await store.destroy(oldCookieId);
-      return store.create(mailboxId);
+      return store.create(mailbox);
     },
   };
   return store;

@@ -93,7 +93,8 @@ export const activationPages: PortalPage = async (app, ctx) => {
       const mailbox = await lockMailbox(db, found.token.mailboxId);
       if (!mailbox || mailbox.state === 'locked') return undefined;
       if (!(await useToken(db, found.token.id, now))) return undefined;
-      await setMailboxPassword(db, mailbox.id, passwordHash, now);
+      const withPassword = await setMailboxPassword(db, mailbox.id, passwordHash, now);
+      if (!withPassword) return undefined;
       await recordMailboxLogin(db, mailbox.id, now);
       await recordMailboxAudit(db, {
         mailboxId: mailbox.id,
@@ -103,12 +104,12 @@ export const activationPages: PortalPage = async (app, ctx) => {
         at: now,
         detail: { purpose: found.token.purpose },
       });
-      return mailbox;
+      return withPassword;
     });
     if (!activated) return deadLink(ctx, req, reply);
     // A new password: sessions that were opened with the old one end.
     await ctx.sessions.destroyAllOf(activated.id);
-    await ctx.startSession(req, reply, activated.id);
+    await ctx.startSession(req, reply, activated);
     req.log.info(
       { code: 'PORTAL_ACTIVATED', mailboxId: activated.id, purpose: found.token.purpose },
       'mailbox activated',

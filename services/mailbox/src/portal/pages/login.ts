@@ -73,7 +73,8 @@ export const loginPages: PortalPage = async (app, ctx) => {
         actor: 'portal',
         at,
       });
-      await ctx.startSession(req, reply, mailbox.id);
+      // The mailbox as read before the hash: a password or lock changed since makes this session end at once.
+      await ctx.startSession(req, reply, mailbox);
       req.log.info({ code: 'PORTAL_LOGGED_IN', mailboxId: mailbox.id }, 'logged in');
       return reply.redirect('/postfach/eingang', 303);
     }
