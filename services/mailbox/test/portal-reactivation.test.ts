@@ -156,6 +156,15 @@ describe('portal re-activation', () => {
     assert.equal((await request(newAddress(), '192.0.2.200')).status, 429);
   });
 
+  it('counts the mails to an address with its +tags: victim+1@, victim+2@ … share the limit of victim@', async () => {
+    const [local, domain] = newAddress().split('@') as [string, string];
+    const tagged = (i: number) => `${local}+${i}@${domain}`;
+    for (let i = 0; i < 4; i++) await activeMailbox(world, tagged(i), OLD_PASSWORD);
+    for (let i = 0; i < 3; i++) assert.equal((await request(tagged(i), `203.0.113.${i + 40}`)).status, 200);
+    assert.equal((await request(tagged(3), '203.0.113.50')).status, 429);
+    assert.equal(world.published.length, 3);
+  });
+
   it('never writes the address, the link or the PIN into the log', async () => {
     const address = newAddress();
     await activeMailbox(world, address, OLD_PASSWORD);

@@ -168,6 +168,19 @@ describe('portal self-registration', () => {
     assert.equal((await register(newAddress(), '192.0.2.99')).status, 429);
   });
 
+  it('counts the mails to an address with its +tags: victim+1@, victim+2@ … share the limit of victim@', async () => {
+    // Every +tag is a new address (a new mailbox, a link mail), and most providers deliver them all to victim@: from
+    // ever new clients, a stranger would otherwise send one inbox any number of mails.
+    const [local, domain] = newAddress().split('@') as [string, string];
+    const { max } = LIMIT_RULES.registrationPerAddress;
+    for (let i = 0; i < max; i++) {
+      assert.equal((await register(`${local}+${i}@${domain}`, `192.0.2.${30 + i}`)).status, 200);
+    }
+    assert.equal((await register(`${local}+${max}@${domain}`, '192.0.2.40')).status, 429);
+    assert.equal((await register(`${local}@${domain}`, '192.0.2.41')).status, 429);
+    assert.equal(world.published.length, max);
+  });
+
   it('refuses a post without the CSRF token', async () => {
     const browser = world.browser();
     await browser.get('/registrieren');

@@ -33,11 +33,11 @@ export const LIMIT_RULES = {
   loginPerClient: { max: 30, windowMs: 15 * MINUTE },
   /** Wrong PINs from one client, over every link. */
   pinPerClient: { max: 20, windowMs: HOUR },
-  /** Re-activation mails to one address. */
+  /** Re-activation mails to one address, counted without its +tag (contactSubject): one inbox, one limit. */
   reactivationPerAddress: { max: 3, windowMs: HOUR },
   /** Re-activation requests from one client (any addresses, also unknown ones). */
   reactivationPerClient: { max: 10, windowMs: HOUR },
-  /** Registration mails to one address (the registration page's helper uses these). */
+  /** Registration mails to one address, counted without its +tag (contactSubject), and requests per client. */
   registrationPerAddress: { max: 3, windowMs: HOUR },
   registrationPerClient: { max: 10, windowMs: HOUR },
   /**

@@ -5,7 +5,7 @@
 import { withTransaction } from '@smgw/db';
 import { findMailbox } from '@smgw/mailbox-store';
 import type { PortalContext, PortalPage } from '../context.ts';
-import { firstExceeded } from '../limits.ts';
+import { contactSubject, firstExceeded } from '../limits.ts';
 import { mailNewActivationLink } from '../portal-notices.ts';
 import { plainAddress } from '../recipients.ts';
 import { formField } from './form-fields.ts';
@@ -36,7 +36,8 @@ export const reactivationPages: PortalPage = async (app, ctx) => {
     // Counted for every address, known or not, so the limit itself tells nothing.
     const exceeded = await firstExceeded(ctx.limits, [
       ['reactivationPerClient', ctx.clientOf(req)],
-      ['reactivationPerAddress', address],
+      // Without its +tag, as on /registrieren: one inbox, one limit.
+      ['reactivationPerAddress', contactSubject(address)],
     ]);
     if (exceeded) return ctx.renderError(req, reply, 429, exceeded.retryAfterMs);
 

@@ -15,7 +15,7 @@ import { isAgencyDomain } from '@smgw/key-directory';
 import { ensureMailbox, findMailbox } from '@smgw/mailbox-store';
 import { portalLinks } from '../../notices.ts';
 import type { PortalContext, PortalPage } from '../context.ts';
-import { firstExceeded } from '../limits.ts';
+import { contactSubject, firstExceeded } from '../limits.ts';
 import { mailNewActivationLink, portalNotice, sendPortalNotice } from '../portal-notices.ts';
 import { plainAddress } from '../recipients.ts';
 import { formField } from './form-fields.ts';
@@ -43,7 +43,8 @@ export const registrationPages: PortalPage = async (app, ctx) => {
 
     const exceeded = await firstExceeded(ctx.limits, [
       ['registrationPerClient', ctx.clientOf(req)],
-      ['registrationPerAddress', address],
+      // Without its +tag: victim+1@, victim+2@ … are new addresses, but one inbox (as on the agency form).
+      ['registrationPerAddress', contactSubject(address)],
     ]);
     if (exceeded) return ctx.renderError(req, reply, 429, exceeded.retryAfterMs);
 
