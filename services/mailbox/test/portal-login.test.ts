@@ -5,7 +5,14 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { withTransaction } from '@smgw/db';
-import { deleteMailbox, ensureMailbox, listMailboxAudit, setMailboxLocked } from '@smgw/mailbox-store';
+import {
+  deleteMailbox,
+  ensureMailbox,
+  listMailboxAudit,
+  setMailboxLocked,
+  setMailboxPassword,
+} from '@smgw/mailbox-store';
+import { hashPassword } from '@smgw/submission-accounts';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import type { Redis } from 'ioredis';
 import { limitKey, limitKeySecretFrom } from '../src/portal/limits.ts';
@@ -207,6 +214,20 @@ describe('portal login and sessions', () => {
     assert.equal((await logIn(owner, address, PASSWORD)).status, 303);
     assert.equal(await inboxStatus(owner), 200);
     assert.equal(await inboxStatus(owner), 200);
+  });
+
+  it('ends a session opened before a new password even when nothing ended it at the change (a crash after the commit)', async () => {
+    const address = newAddress();
+    const { mailbox, browser } = await loggedInBrowser(world, address, PASSWORD);
+    world.clock.advance(MINUTE);
+    // The password as activation sets it, without the sessions' end that follows the commit there.
+    await setMailboxPassword(
+      world.db.pool,
+      mailbox.id,
+      await hashPassword('a new password, set elsewhere'),
+      world.clock.now(),
+    );
+    assert.equal((await browser.get('/postfach/eingang')).location, '/anmelden');
   });
 
   it('ends the sessions of a deleted mailbox', async () => {
