@@ -24,6 +24,21 @@ export interface DecryptPgpMimeInput {
   maxBytes?: number;
 }
 
+/**
+ * Session-key packets for our keys (their key id, or the wildcard one of a hidden recipient) that are tried. Each is
+ * a private-key operation, and each distinct session key one decryption of the whole data, held in memory; an honest
+ * message names each of our keys once, and hides a handful of recipients at most.
+ */
+export const MAX_SESSION_KEYS_TRIED = 8;
+
+/**
+ * OpenPGP packets a message may hold in all (a session-key packet per recipient key, the encrypted data, markers and
+ * padding), counted before openpgp reads them: openpgp takes ~50 µs to read a session-key packet and ~0.3 ms to look
+ * for our key in it (20,000 of them, 2.7 MB: 22 s), and a 50 MB message holds 380,000 of them, or 16 million padding
+ * packets.
+ */
+export const MAX_SESSION_KEY_PACKETS = 1000;
+
 /** SMGW_MAX_MESSAGE_BYTES's default. */
 export const DEFAULT_MAX_DECRYPTED_BYTES = 50 * 1024 * 1024;
 
@@ -62,14 +77,23 @@ type VerificationResult = Awaited<ReturnType<typeof openpgp.decrypt>>['signature
 
 /**
  * Decrypts a PGP/MIME or inline-PGP message. Rejects with a PgpError: PGP_NOT_ENCRYPTED, PGP_MALFORMED,
- * PGP_UNSUPPORTED, PGP_PRIVATE_KEY_UNUSABLE, PGP_NO_MATCHING_KEY, PGP_DECRYPT_FAILED or PGP_TOO_LARGE.
+ * PGP_UNSUPPORTED, PGP_PRIVATE_KEY_UNUSABLE, PGP_NO_MATCHING_KEY, PGP_DECRYPT_FAILED, PGP_TOO_LARGE or
+ * PGP_TOO_MANY_SESSION_KEYS.
  */
 export async function decryptPgpMime(input: DecryptPgpMimeInput): Promise<DecryptedPgpMessage> {
   const now = input.now ?? new Date();
   const maxBytes = input.maxBytes ?? DEFAULT_MAX_DECRYPTED_BYTES;
   const raw = Buffer.isBuffer(input.message) ? input.message : await buffer(input.message);
   const found = await findEncryptedPart(raw);
-  const message = await readPgpMessage(found.data);
+  const data = await binaryOf(found.data);
+  const packets = countPackets(data, MAX_SESSION_KEY_PACKETS + 1);
+  if (packets > MAX_SESSION_KEY_PACKETS) {
+    throw new PgpError(
+      'PGP_TOO_MANY_SESSION_KEYS',
+      `the OpenPGP data holds more than ${MAX_SESSION_KEY_PACKETS} packets (session keys, markers, padding)`,
+    );
+  }
+  const message = await readPgpMessage(data);
 
   const recipientIds = message.getEncryptionKeyIDs();
   if (recipientIds.length === 0) {
@@ -89,6 +113,17 @@ export async function decryptPgpMime(input: DecryptPgpMimeInput): Promise<Decryp
     const ids = recipientIds.map((id) => id.toHex().toUpperCase()).join(', ');
     throw new PgpError('PGP_NO_MATCHING_KEY', `the message is encrypted to key ids ${ids}, none of them ours`);
   }
+  // Every session-key packet for one of our keys is tried, and a wildcard one with each of our keys.
+  const ourKeyIds = privateKeys.flatMap((key) => key.getKeys().map((part) => part.getKeyID()));
+  const tried = recipientIds.filter(
+    (id) => id.toHex() === WILDCARD_KEY_ID || ourKeyIds.some((ours) => ours.equals(id)),
+  );
+  if (tried.length > MAX_SESSION_KEYS_TRIED) {
+    throw new PgpError(
+      'PGP_TOO_MANY_SESSION_KEYS',
+      `${tried.length} session-key packets name our keys or a hidden recipient; at most ${MAX_SESSION_KEYS_TRIED} are tried`,
+    );
+  }
   const verificationKeys = await readVerificationKeys(input.verificationKeys ?? []);
 
   // One key at a time, so we know which key opened the message (a hidden recipient may be any of ours).
@@ -98,9 +133,9 @@ export async function decryptPgpMime(input: DecryptPgpMimeInput): Promise<Decryp
   for (const [index, key] of candidates.entries()) {
     try {
       // openpgp decrypts packets in place; a further attempt starts from freshly read data.
-      const attempt = index === 0 ? message : await readPgpMessage(found.data);
+      const attempt = index === 0 ? message : await readPgpMessage(data);
       const result = await openpgp.decrypt({
-        message: attempt,
+        message: withoutForeignSessionKeys(attempt, tried),
         decryptionKeys: key,
         verificationKeys,
         format: 'binary',
@@ -183,11 +218,97 @@ function extractArmoredBlock(text: string): string | undefined {
   return text.slice(start, end + END_MESSAGE.length);
 }
 
-async function readPgpMessage(data: string | Uint8Array): Promise<openpgp.Message<string | Uint8Array>> {
+/** The binary OpenPGP data of an armored block (or the binary data as it is). */
+async function binaryOf(data: string | Uint8Array): Promise<Uint8Array> {
+  if (typeof data !== 'string') return data;
+  let unarmored: Awaited<ReturnType<typeof openpgp.unarmor>>;
   try {
-    return typeof data === 'string'
-      ? await openpgp.readMessage({ armoredMessage: data })
-      : await openpgp.readMessage({ binaryMessage: data });
+    unarmored = await openpgp.unarmor(data);
+  } catch (error) {
+    throw new PgpError('PGP_MALFORMED', `the OpenPGP armor cannot be read: ${describeError(error)}`, { cause: error });
+  }
+  if (unarmored.type !== openpgp.enums.armor.message) throw new PgpError('PGP_MALFORMED', 'the armor is not a message');
+  const bytes: unknown = unarmored.data;
+  if (!(bytes instanceof Uint8Array)) throw new PgpError('PGP_MALFORMED', 'the armor cannot be read');
+  return bytes;
+}
+
+/**
+ * The OpenPGP packets `data` holds, counted up to `stopAt` by their headers alone (RFC 9580 §4.2; the chunks of a
+ * partial-length packet are one packet). Counting stops at a header it cannot read: openpgp refuses the data there.
+ */
+function countPackets(data: Uint8Array, stopAt: number): number {
+  let count = 0;
+  let at = 0;
+  while (at < data.length && count < stopAt) {
+    const first = data[at] as number;
+    if ((first & 0x80) === 0) break;
+    count++;
+    if ((first & 0x40) === 0) {
+      // Old format: the length type in the low bits; 3 runs to the end of the data.
+      const octets = [1, 2, 4][first & 0x03];
+      if (octets === undefined || at + 1 + octets > data.length) break;
+      let length = 0;
+      for (let i = 1; i <= octets; i++) length = length * 256 + (data[at + i] as number);
+      at += 1 + octets + length;
+      continue;
+    }
+    at++;
+    for (;;) {
+      const length = newFormatLength(data, at);
+      if (!length) return count;
+      at += length.size + length.length;
+      if (!length.partial) break;
+    }
+  }
+  return count;
+}
+
+/** A new-format body length at `at` (RFC 9580 §4.2.1); undefined when truncated. */
+function newFormatLength(data: Uint8Array, at: number): { size: number; length: number; partial: boolean } | undefined {
+  const first = data[at];
+  if (first === undefined) return undefined;
+  if (first < 192) return { size: 1, length: first, partial: false };
+  if (first < 224) {
+    const second = data[at + 1];
+    return second === undefined ? undefined : { size: 2, length: ((first - 192) << 8) + second + 192, partial: false };
+  }
+  if (first === 255) {
+    if (at + 5 > data.length) return undefined;
+    const length =
+      (((data[at + 1] as number) << 24) >>> 0) +
+      ((data[at + 2] as number) << 16) +
+      ((data[at + 3] as number) << 8) +
+      (data[at + 4] as number);
+    return { size: 5, length, partial: false };
+  }
+  return { size: 1, length: 2 ** (first & 0x1f), partial: true };
+}
+
+/**
+ * `message` with only the session-key packets in `ours` (those openpgp would try): it looks for our key in every
+ * session-key packet of a message, each lookup checking our key's binding signatures again.
+ */
+function withoutForeignSessionKeys(
+  message: openpgp.Message<Uint8Array>,
+  ours: readonly openpgp.KeyID[],
+): openpgp.Message<Uint8Array> {
+  const kept = new openpgp.PacketList<openpgp.AnyPacket>();
+  for (const packet of message.packets) {
+    // openpgp's types leave out the key id a session-key packet names (getEncryptionKeyIDs reads the same field).
+    const named =
+      packet instanceof openpgp.PublicKeyEncryptedSessionKeyPacket
+        ? (packet as unknown as { publicKeyID: openpgp.KeyID }).publicKeyID
+        : undefined;
+    if (named && !ours.some((id) => id.equals(named))) continue;
+    kept.push(packet);
+  }
+  return new openpgp.Message(kept);
+}
+
+async function readPgpMessage(data: Uint8Array): Promise<openpgp.Message<Uint8Array>> {
+  try {
+    return await openpgp.readMessage({ binaryMessage: data });
   } catch (error) {
     throw new PgpError('PGP_MALFORMED', `the OpenPGP data cannot be read: ${describeError(error)}`, { cause: error });
   }

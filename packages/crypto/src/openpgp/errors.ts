@@ -13,6 +13,7 @@
 //   PGP_UNSUPPORTED             valid OpenPGP we do not open: password-only (SKESK), unprotected (no MDC) data,
 //                               unknown algorithms
 //   PGP_TOO_LARGE               the decrypted message (inflated, if compressed) is larger than the caller allows
+//   PGP_TOO_MANY_SESSION_KEYS   more session-key packets than decryptPgpMime tries (for our keys, or in all)
 //   PGP_ENCRYPT_FAILED          encryption failed (input stream error, session key packet or internal error)
 
 export type PgpErrorCode =
@@ -27,6 +28,7 @@ export type PgpErrorCode =
   | 'PGP_DECRYPT_FAILED'
   | 'PGP_UNSUPPORTED'
   | 'PGP_TOO_LARGE'
+  | 'PGP_TOO_MANY_SESSION_KEYS'
   | 'PGP_ENCRYPT_FAILED';
 
 /** Every failure of encryptPgpMime/decryptPgpMime; `code` is stable, `message` is for people and logs. */

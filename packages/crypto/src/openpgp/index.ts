@@ -7,7 +7,7 @@ export type {
   PgpSignatureInfo,
   PgpSignatureStatus,
 } from './decrypt-pgp-mime.ts';
-export { decryptPgpMime } from './decrypt-pgp-mime.ts';
+export { decryptPgpMime, MAX_SESSION_KEY_PACKETS, MAX_SESSION_KEYS_TRIED } from './decrypt-pgp-mime.ts';
 export type { EncryptPgpMimeInput } from './encrypt-pgp-mime.ts';
 export { encryptPgpMime } from './encrypt-pgp-mime.ts';
 export type { PgpErrorCode } from './errors.ts';
