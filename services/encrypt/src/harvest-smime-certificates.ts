@@ -17,6 +17,7 @@ import {
 } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
 import { type KeyDirectoryCache, storeHarvestedCertificate } from '@smgw/key-directory';
+import { listedAddresses } from '@smgw/mime';
 
 export interface HarvestCertificateDeps {
   pool: Pool;
@@ -145,14 +146,18 @@ async function validateForHarvest(
   return result.ok ? { ok: true, result } : { ok: false, why: `${result.code} (${result.reason})` };
 }
 
-/** The one address of a From field (`Name <a@b>` or `a@b`); undefined for none or several. */
+/**
+ * The one address of a From field, as ingest's DMARC check read it (nodemailer's addressparser, which mailauth uses);
+ * undefined for none or several. A `<address>` in a comment or display name is not the author: taken for it,
+ * `From: stranger@own.example (<citizen@example.net>)` passed DMARC for the stranger's domain and had the stranger's
+ * key stored for the citizen's address.
+ */
 export function fromAddress(from: string | undefined): string | undefined {
   if (!from) return undefined;
-  const angled = [...from.matchAll(/<([^<>\s]+@[^<>\s]+)>/g)].map((m) => m[1] as string);
-  if (angled.length > 1) return undefined;
-  if (angled.length === 1) return angled[0];
-  const bare = from.replace(/\([^()]*\)/g, '').trim();
-  return /^[^\s@,;<>"]+@[^\s@,;<>"]+$/.test(bare) ? bare : undefined;
+  const addresses = listedAddresses(from);
+  if (addresses.length !== 1) return undefined;
+  const [address] = addresses;
+  return address && /^[^\s@]+@[^\s@]+$/.test(address) ? address : undefined;
 }
 
 /** SAN rfc822Name entries, lower-case, without duplicates (how the directory finds them). */
