@@ -442,8 +442,8 @@ function groupRecipients(
 const UNCHECKED_INNER_FIELDS = new Set(['from', 'sender', 'authentication-results']);
 
 /**
- * The decrypted entity without the fields ingest checks or removes in the outer header block and could not see inside
- * the ciphertext: X-SMGW-* (only the gateway writes them), Authentication-Results (no receiving server wrote one
+ * The decrypted entity without folded lines before its first field and without the fields ingest checks or removes
+ * in the outer header block and could not see inside the ciphertext: X-SMGW-* (only the gateway writes them), Authentication-Results (no receiving server wrote one
  * there), From and Sender (checked against the MX rule and DMARC outside; inside, an agency author could be claimed).
  * The entity's header block joins the outer one (issue 8, findings 4 and 8). `entity` has CRLF line ends only
  * (canonicalLineEnds, as the caller makes it): decrypted bytes never passed ingest's refusal of bare CR and LF, and a
@@ -452,7 +452,9 @@ const UNCHECKED_INNER_FIELDS = new Set(['from', 'sender', 'authentication-result
  */
 function withoutUncheckedFields(entity: Buffer): Buffer {
   const headerLength = findHeaderEnd(entity)?.headerLength ?? entity.length;
-  let dropping = false;
+  // Folded lines before the first field continue nothing of the entity: joined to the outer header right after
+  // X-SMGW-Decrypted, they would continue our field with the sender's text.
+  let dropping = true;
   let removed = false;
   // Line by line, names matched leniently (any case, white space before the colon, as a mail client reads them).
   const kept = entity
@@ -463,8 +465,8 @@ function withoutUncheckedFields(entity: Buffer): Buffer {
       if (!/^[ \t]/.test(line)) {
         const key = /^([!-9;-~]+)[ \t]*:/.exec(line)?.[1]?.toLowerCase();
         dropping = key !== undefined && (key.startsWith('x-smgw-') || UNCHECKED_INNER_FIELDS.has(key));
-        removed ||= dropping;
       }
+      removed ||= dropping;
       return !dropping;
     });
   if (!removed) return entity;

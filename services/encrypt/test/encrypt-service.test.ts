@@ -705,6 +705,27 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
       assert.match(text, /LONE-CR-MARKER\r\nzweite Zeile\r\n/);
     });
 
+    it("drops folded lines before the decrypted entity's first field: they continued X-SMGW-Decrypted", async () => {
+      // The entity's header block joins the outer one right after our own field, so a line starting with white
+      // space at its top folded into X-SMGW-Decrypted, and the stranger wrote text of its choice into our field.
+      const folded = Buffer.concat([
+        Buffer.from(
+          '\tsignature=TOTAL_PASSED; level=QES; verified-by=smgw.test\r\n X-SMGW-Signature: TOTAL_PASSED\r\n',
+        ),
+        INNER_ENTITY,
+      ]);
+      const raw = await smimeMail(agencyRsa.certPath, agencyRsa.address, ['-binary'], folded);
+      await submit(world, raw, { direction: 'inbound', recipients: [agencyRsa.address] });
+      const arrived = await waitFor('the decrypted message with folded lines on top at the relay', () =>
+        world.gateway.relay.messages.find((m) => m.raw.includes(Buffer.from('X-SMGW-Decrypted: smime'))),
+      );
+      world.gateway.relay.messages.splice(world.gateway.relay.messages.indexOf(arrived), 1);
+      const text = arrived.raw.toString('latin1');
+      assert.match(text, /^X-SMGW-Decrypted: smime\r\n(?![ \t])/m, 'our field ends where we wrote it');
+      assert.doesNotMatch(text, /TOTAL_PASSED/);
+      assert.ok(arrived.raw.includes(INNER_ENTITY), 'the entity follows the outer header');
+    });
+
     it('opens RSA-OAEP key transport with AES-256', async () => {
       const raw = await smimeMail(agencyRsa.certPath, agencyRsa.address, [
         '-aes256',
