@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import type { BlobStore } from '@smgw/blob-store';
 import { inDomains } from '@smgw/config';
 import {
+  BODY_HEAD_BYTES,
   decryptEnveloped,
   decryptPgpMime,
   type EncryptedForm,
@@ -35,6 +36,7 @@ import {
   type HeaderField,
   headerBytes,
   headerValue,
+  parseHeaderFields,
   splitMessage,
   withoutFields,
 } from '@smgw/mime';
@@ -380,10 +382,43 @@ export function sameContentOnce(result: Decryption, contents: Buffer[]): Decrypt
   };
 }
 
-/** The message opened with `keys` (one recipient's), or why not. */
+/**
+ * Encryption layers of one form a message is opened through (S/MIME inside S/MIME, OpenPGP inside OpenPGP, to the
+ * recipient's own keys). A second layer left closed reached the agency as ciphertext, which clamd passed, and the
+ * agency's client opened it to content nothing had scanned; each layer costs one more decryption of the message.
+ */
+export const MAX_ENCRYPTION_LAYERS = 3;
+
+/** The message opened with `keys` (one recipient's), or why not; layers of the same form within are opened too. */
 async function decryptWith(
   deps: InboundDeps,
   envelope: Envelope,
+  form: EncryptedForm,
+  keys: readonly UnsealedKey[],
+  at: Date,
+): Promise<Decryption> {
+  let opened: Decryption = await decryptLayer(deps, deps.blobStore.open(envelope.blob.ref), form, keys, at);
+  for (let layer = 1; layer < MAX_ENCRYPTION_LAYERS && opened.ok && encryptedAs(opened.entity) === form; layer++) {
+    const inner = await decryptLayer(deps, canonicalLineEnds(opened.entity), form, keys, at);
+    // A layer not to this recipient's keys goes on as it is, as an outer one does (README: not promised).
+    if (!inner.ok) break;
+    opened = inner;
+  }
+  return opened;
+}
+
+/** The encrypted form of a decrypted entity's own content (its header and body), if it is encrypted again. */
+function encryptedAs(entity: Buffer): EncryptedForm | undefined {
+  const end = findHeaderEnd(entity);
+  if (!end) return undefined;
+  const fields = parseHeaderFields(entity.subarray(0, end.headerLength).toString('latin1'));
+  return inboundCryptoWork(fields, entity.subarray(end.bodyStart, end.bodyStart + BODY_HEAD_BYTES)).encryptedForm;
+}
+
+/** One layer of `message` opened with `keys`, or why not. */
+async function decryptLayer(
+  deps: InboundDeps,
+  message: Readable | Buffer,
   form: EncryptedForm,
   keys: readonly UnsealedKey[],
   at: Date,
@@ -393,7 +428,7 @@ async function decryptWith(
     if (form === 'smime') {
       const candidates = keys.filter((k) => k.certificate !== null);
       const entity = await decryptEnveloped({
-        message: deps.blobStore.open(envelope.blob.ref),
+        message,
         keys: candidates.map((k) => ({ certificate: k.certificate as Buffer, privateKey: k.secret })),
         maxBytes,
       });
@@ -402,7 +437,7 @@ async function decryptWith(
       return { ok: true, entity, address: first?.address ?? '', fingerprint: first?.fingerprint ?? '' };
     }
     const opened = await decryptPgpMime({
-      message: deps.blobStore.open(envelope.blob.ref),
+      message,
       privateKeys: keys.map((k) => ({ armored: k.secret.toString('utf8') })),
       now: at,
       maxBytes,

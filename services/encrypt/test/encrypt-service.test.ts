@@ -726,6 +726,14 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
       assert.ok(arrived.raw.includes(INNER_ENTITY), 'the entity follows the outer header');
     });
 
+    it('opens a second S/MIME layer to the same agency key: scan sees the content, not ciphertext', async () => {
+      // Encrypted twice to the agency's key, the content reached the agency still encrypted: clamd saw ciphertext and
+      // passed it, and the agency's client, which opens both layers, showed content nothing had scanned.
+      const inner = Buffer.from(await smimeMail(agencyRsa.certPath, agencyRsa.address));
+      const raw = await smimeMail(agencyRsa.certPath, agencyRsa.address, ['-aes256'], inner);
+      await expectDecrypted(raw, agencyRsa.address, 'smime');
+    });
+
     it('opens RSA-OAEP key transport with AES-256', async () => {
       const raw = await smimeMail(agencyRsa.certPath, agencyRsa.address, [
         '-aes256',
@@ -756,6 +764,24 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
         'latin1',
       );
       await expectDecrypted(raw, 'pgp-stelle@behoerde.example', 'pgp');
+    });
+
+    it('opens a second PGP/MIME layer to the same agency key', async () => {
+      const pgpMime = (armored: Buffer, head: string) =>
+        Buffer.from(
+          `${head}MIME-Version: 1.0\r\n` +
+            'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; boundary="b"\r\n\r\n' +
+            '--b\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n' +
+            '--b\r\nContent-Type: application/octet-stream; name="encrypted.asc"\r\n\r\n' +
+            `${armored.toString('latin1').replace(/\r?\n/g, '\r\n')}\r\n--b--\r\n`,
+          'latin1',
+        );
+      const inner = await gpg.gpg(['--armor', '--encrypt', '--recipient', agencyPgp], INNER_ENTITY);
+      assert.equal(inner.code, 0, inner.stderr);
+      const outer = await gpg.gpg(['--armor', '--encrypt', '--recipient', agencyPgp], pgpMime(inner.stdout, ''));
+      assert.equal(outer.code, 0, outer.stderr);
+      const head = 'From: absender@extern.example\r\nTo: pgp-stelle@behoerde.example\r\nSubject: Antrag\r\n';
+      await expectDecrypted(pgpMime(outer.stdout, head), 'pgp-stelle@behoerde.example', 'pgp');
     });
 
     it('opens inline PGP (a text/plain body that is one armored message), but leaves a quoted block in other text alone', async () => {
