@@ -80,7 +80,11 @@ describe('uploadChunks', () => {
     const source = new Readable({ read() {} });
     source.push(Buffer.from('first'));
     const upload = uploadChunks(socket, source, LIMITS, () => {}, Buffer.from('zINSTREAM\0'));
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // Until it writes (a fixed wait failed on a loaded machine: the timer's turn came before the upload's); the source
+    // stays open, so an upload that waited for more would never write and the test would fail here.
+    for (const started = Date.now(); calls.length === 0 && Date.now() - started < 10_000; ) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
     assert.equal(calls.length, 1);
     assert.deepEqual(calls[0], Buffer.concat([Buffer.from('zINSTREAM\0'), frame(Buffer.from('first'))]));
     source.push(null);
