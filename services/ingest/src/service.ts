@@ -15,7 +15,7 @@ import { blobDirectoryMetrics, ingestMetrics, scanCopyMetrics } from './metrics.
 import { createRateLimits, redisNameSecretFrom } from './rate-limits.ts';
 import { createRecipientVerification } from './recipient-verification.ts';
 import { createIngestScanner } from './scan-at-ingest.ts';
-import { createSmtpListener, DRAIN_TIMEOUT_MS, type SmtpListener } from './smtp-listener.ts';
+import { createSmtpListener, DRAIN_TIMEOUT_MS, type ListenerOptions, type SmtpListener } from './smtp-listener.ts';
 import { installSmtpServerPatches } from './smtp-server-patches.ts';
 import { certificateNotAfter, loadTlsCredentials } from './tls.ts';
 
@@ -30,7 +30,14 @@ export interface RunningIngest {
   stop(): Promise<void>;
 }
 
-export async function startIngest(config: IngestConfig, log: Logger): Promise<RunningIngest> {
+/** Only tests pass these (see ListenerOptions); main.ts never does. */
+export type IngestOptions = ListenerOptions;
+
+export async function startIngest(
+  config: IngestConfig,
+  log: Logger,
+  options: IngestOptions = {},
+): Promise<RunningIngest> {
   installSmtpServerPatches();
   const tls = await loadTlsCredentials({
     certFile: config.tlsCertFile,
@@ -175,8 +182,8 @@ export async function startIngest(config: IngestConfig, log: Logger): Promise<Ru
       metrics,
       log,
     };
-    const inbound = createSmtpListener('inbound', deps);
-    const submission = createSmtpListener('submission', deps);
+    const inbound = createSmtpListener('inbound', deps, options);
+    const submission = createSmtpListener('submission', deps, options);
     const inboundPort = await listen(inbound, config.smtpInboundPort, config.smtpBindHost);
     cleanups.push(() => closeListener(inbound, 0, log));
     const submissionPort = await listen(submission, config.smtpSubmissionPort, config.smtpBindHost);

@@ -36,6 +36,33 @@ import type { TlsCredentials } from './tls.ts';
 /** How long stopping lets messages that are being received finish before their sessions are closed. */
 export const DRAIN_TIMEOUT_MS = 60_000;
 
+// Session limits against clients that keep a session open without end (slow-loris: a byte or a NOOP every 59 s
+// keeps smtp-server's 60 s idle timeout from firing; 50 addresses at 20 sessions each fill SMGW_SMTP_MAX_CLIENTS).
+// Constants: they bound what a client may take, not how much mail an agency gets, so nothing to tune.
+/** A command line must arrive whole within this of our last reply (RFC 5321 §4.5.3.2.7: the server's 5 minutes). */
+export const COMMAND_DEADLINE_MS = 5 * 60_000;
+/**
+ * A message (354 to final dot) may take 10 minutes, plus 1 minute for each MiB received, counted up to
+ * SMGW_MAX_MESSAGE_BYTES: after the first 10 minutes that is an average of 1 MiB a minute (about 140 kbit/s), so a
+ * 50 MiB message over a slow line still passes (60 minutes at most), while a client trickling bytes is cut off
+ * after 10 minutes. Smaller is not kinder to anyone: the whole message has to come in one go anyway.
+ */
+export const DATA_DEADLINE_BASE_MS = 10 * 60_000;
+export const DATA_DEADLINE_PER_MIB_MS = 60_000;
+/**
+ * NOOP, RSET, HELP, VRFY, EXPN, HELO, EHLO per session between two accepted messages (Postfix's
+ * smtpd_junk_command_limit is 100 and only adds to an error count; a real MTA sends two or three per message).
+ */
+export const MAX_JUNK_COMMANDS = 20;
+
+export interface ListenerOptions {
+  /**
+   * TESTS ONLY: shorter session deadlines (COMMAND_DEADLINE_MS, DATA_DEADLINE_BASE_MS, DATA_DEADLINE_PER_MIB_MS),
+   * so a test does not wait minutes. Never set from configuration or by main.ts.
+   */
+  testOnlyDeadlines?: { commandMs: number; dataBaseMs: number; dataPerMiBMs: number };
+}
+
 export interface ListenerSettings {
   hostname: string;
   internalDomains: string[];
@@ -73,7 +100,11 @@ export interface SmtpListener {
   inFlight: Set<Promise<void>>;
 }
 
-export function createSmtpListener(listener: Listener, deps: ListenerDeps): SmtpListener {
+export function createSmtpListener(
+  listener: Listener,
+  deps: ListenerDeps,
+  listenerOptions: ListenerOptions = {},
+): SmtpListener {
   const { settings, rateLimits, metrics } = deps;
   const log = deps.log.child({ listener });
   const sessions = new WeakMap<SMTPServerSession, SessionState>();
@@ -247,6 +278,14 @@ export function createSmtpListener(listener: Listener, deps: ListenerDeps): Smtp
     onPipeliningViolation: (session, violation) => {
       sessionLog(session).info({ code: 'SMTP_PIPELINING_VIOLATION', violation }, 'refused: protocol synchronization');
     },
+    sessionLimits: {
+      commandMs: listenerOptions.testOnlyDeadlines?.commandMs ?? COMMAND_DEADLINE_MS,
+      dataBaseMs: listenerOptions.testOnlyDeadlines?.dataBaseMs ?? DATA_DEADLINE_BASE_MS,
+      dataPerMiBMs: listenerOptions.testOnlyDeadlines?.dataPerMiBMs ?? DATA_DEADLINE_PER_MIB_MS,
+      dataMaxBytes: settings.maxMessageBytes,
+      maxJunkCommands: MAX_JUNK_COMMANDS,
+    },
+    onSessionLimit: (session, limit) => refuse(session, limit),
     beforeCommand: async (session) => {
       try {
         if (await rateLimits.countCommand(session.remoteAddress)) return undefined;

@@ -1,4 +1,4 @@
-// Three small changes to smtp-server's private SMTPConnection, for the servers ingest starts and no others:
+// Small changes to smtp-server's private SMTPConnection, for the servers ingest starts and no others:
 //
 // 1. Fast greeting: smtp-server always waits 100 ms before the greeting to catch early talkers (LIBRARY-NOTES.md
 //    §1) and has no option for it. For a client `greetImmediately` approves (trusted agency networks), `init` sets
@@ -10,6 +10,12 @@
 //    raw socket, registered before smtp-server pipes it into its parser, sees each chunk first; a client that sends
 //    content before our 354 (or anything after STARTTLS before the handshake) gets 554 5.5.0 and is closed, and the
 //    chunk never reaches the parser.
+// 5. Session limits (`sessionLimits`) against clients that hold a session open without end (slow-loris):
+//    smtp-server's only timeout is socketTimeout, restarted by every byte. A command line must arrive whole within
+//    `commandMs` of our last reply (a TLS handshake after STARTTLS too); the message after the 354 within
+//    `dataBaseMs` plus `dataPerMiBMs` per MiB received (counted up to `dataMaxBytes`); and at most
+//    `maxJunkCommands` commands that deliver nothing (JUNK_COMMANDS) may come between two accepted messages. Beyond
+//    any of them the client gets the 421 `onSessionLimit` gives and is closed; a message cut off is not accepted.
 //
 // This leans on internals, so smtp-server is pinned to one exact version and `installSmtpServerPatches` refuses to
 // run (SMTP_SERVER_INCOMPATIBLE) when the version or the shape of the patched methods is not what was checked.
@@ -43,7 +49,33 @@ export interface ConnectionHooks {
   forbidUnauthPipelining?: (remoteAddress: string) => boolean;
   /** Told of each client closed for breaking them (for the log). */
   onPipeliningViolation?: (session: SMTPServerSession, violation: PipeliningViolation) => void;
+  /** Deadlines and the junk command limit of every session (see 5. above). */
+  sessionLimits?: SessionLimits;
+  /** The 421 (`responseCode` 421, `message`) for a session over one of them; it is sent and the session closed. */
+  onSessionLimit?: (session: SMTPServerSession, limit: SessionLimit) => { responseCode: number; message: string };
 }
+
+export interface SessionLimits {
+  /** How long a command line may take to arrive whole, from our last reply (or the greeting). */
+  commandMs: number;
+  /** How long the message after the 354 may take to arrive, to its final dot, before any bytes count... */
+  dataBaseMs: number;
+  /** ...and how much longer for each MiB of it received, */
+  dataPerMiBMs: number;
+  /** ...counting at most this many bytes (the size limit: more cannot buy time). */
+  dataMaxBytes: number;
+  /** Junk commands (JUNK_COMMANDS) a session may send between accepted messages; the next one gets the 421. */
+  maxJunkCommands: number;
+}
+
+export type SessionLimit = 'COMMAND_TIMEOUT' | 'DATA_TIMEOUT' | 'JUNK_COMMAND_LIMIT';
+
+/**
+ * Commands that deliver nothing, which a client can repeat to keep a session alive (Postfix's
+ * smtpd_junk_command_limit counts NOOP, VRFY, ETRN, RSET). HELO and EHLO reset the transaction as RSET does;
+ * EXPN has no handler in smtp-server (it counts it as unrecognised, too). A real MTA sends a few per message.
+ */
+export const JUNK_COMMANDS: ReadonlySet<string> = new Set(['NOOP', 'RSET', 'HELP', 'VRFY', 'EXPN', 'HELO', 'EHLO']);
 
 const hooksByServer = new WeakMap<SMTPServer, ConnectionHooks>();
 
@@ -61,6 +93,8 @@ const PRISTINE = {
   connectionReady: SMTPConnection.prototype.connectionReady,
   _onCommand: SMTPConnection.prototype._onCommand,
   send: SMTPConnection.prototype.send,
+  _onTimeout: SMTPConnection.prototype._onTimeout,
+  handler_DATA: SMTPConnection.prototype.handler_DATA,
 };
 
 /**
@@ -97,14 +131,37 @@ export function smtpServerShapeProblems(
   if (!source('send').includes('this._getEnhancedStatusCode(code, context)')) {
     problems.push('send(code, data, context) no longer takes the enhanced status code from its context');
   }
+  // The session limits read when the client owes us input as smtp-server's own idle timeout does, when a message
+  // is being received (the parser's data mode and byte count), and which reply accepted a message.
+  if (
+    !source('_onTimeout').includes(
+      'this._handlerPending || (this._dataStream && this._parser && !this._parser._dataMode)',
+    )
+  ) {
+    problems.push('_onTimeout() no longer tells when the client waits for us');
+  }
+  const data = source('handler_DATA');
+  if (!data.includes('parser.startDataMode(') || !data.includes('parser.dataBytes') || !data.includes("'DATA_OK'")) {
+    problems.push(
+      'handler_DATA no longer starts the data mode of its parser and answers an accepted message with DATA_OK',
+    );
+  }
+  if (!onCommand.includes('this._nextHandler'))
+    problems.push('_onCommand no longer continues AUTH through _nextHandler');
   return problems;
 }
 
 // The private members the patches touch (declared in smtp-server's own types, but not public API).
 type Connection = SMTPConnection & {
   _server: SMTPServer;
-  _socket: NodeJS.ReadableStream & { on(event: 'data', listener: (chunk: Buffer) => void): unknown };
-  _parser: { isClosed: boolean } | false;
+  _socket: NodeJS.ReadableStream & {
+    on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+    once(event: 'close' | 'finish', listener: () => void): unknown;
+    writableFinished: boolean;
+    destroyed: boolean;
+    destroy(): void;
+  };
+  _parser: { isClosed: boolean; _dataMode: boolean; dataBytes: number } | false;
 };
 
 const pipeliningGuards = new WeakMap<SMTPConnection, PipeliningGuard>();
@@ -140,6 +197,99 @@ function watchSocket(connection: Connection, socket: Connection['_socket'], hook
   });
 }
 
+/** A session's deadline and junk count (see 5. above). */
+interface SessionClock {
+  limits: SessionLimits;
+  timer?: NodeJS.Timeout;
+  /** When the message after the 354 began to arrive; undefined outside DATA. */
+  dataStarted?: number;
+  junkCommands: number;
+}
+
+const clocks = new WeakMap<SMTPConnection, SessionClock>();
+const MIB = 1024 * 1024;
+
+function startClock(connection: Connection, limits: SessionLimits): void {
+  const clock: SessionClock = { limits, junkCommands: 0 };
+  clocks.set(connection, clock);
+  // The raw socket closes last (after a TLS socket on top of it): nothing is timed after that.
+  connection._socket.once('close', () => clearTimeout(clock.timer));
+}
+
+/**
+ * After each reply and each command handled: the next deadline. In DATA (the parser reads the message) that of the
+ * message, started once; otherwise that of the next command line, started again from now.
+ */
+function armDeadline(connection: Connection): void {
+  const clock = clocks.get(connection);
+  if (!clock || connection._closing || connection._closed) return;
+  const parser = connection._parser;
+  if (parser !== false && parser._dataMode) {
+    if (clock.dataStarted !== undefined) return;
+    clock.dataStarted = Date.now();
+    setClockTimer(connection, clock, clock.limits.dataBaseMs);
+    return;
+  }
+  clock.dataStarted = undefined;
+  setClockTimer(connection, clock, clock.limits.commandMs);
+}
+
+function setClockTimer(connection: Connection, clock: SessionClock, ms: number): void {
+  clearTimeout(clock.timer);
+  clock.timer = setTimeout(() => deadlineReached(connection, clock), ms);
+  clock.timer.unref();
+}
+
+function deadlineReached(connection: Connection, clock: SessionClock): void {
+  if (connection._closing || connection._closed) return;
+  const parser = connection._parser;
+  if (clock.dataStarted !== undefined) {
+    // The final dot came: the client waits for our reply now, which starts its next deadline.
+    if (parser === false || !parser._dataMode) return;
+    const { dataBaseMs, dataPerMiBMs, dataMaxBytes } = clock.limits;
+    const allowed = dataBaseMs + (dataPerMiBMs * Math.min(parser.dataBytes, dataMaxBytes)) / MIB;
+    const left = clock.dataStarted + allowed - Date.now();
+    if (left > 0) setClockTimer(connection, clock, left);
+    else endSession(connection, 'DATA_TIMEOUT');
+    return;
+  }
+  // The client waits for us (a handler such as recipient verification, or the message being stored): not its time.
+  // A TLS handshake after STARTTLS is the client's, though smtp-server counts it as the handler's.
+  const waitsForUs = connection._handlerPending || (connection._dataStream && parser && !parser._dataMode);
+  if (waitsForUs && !connection._upgrading) setClockTimer(connection, clock, clock.limits.commandMs);
+  else endSession(connection, 'COMMAND_TIMEOUT');
+}
+
+/** The 421 of a session limit, then closed at once: a client that does not close its side holds nothing. */
+function endSession(connection: Connection, limit: SessionLimit): void {
+  const hooks = hooksByServer.get(connection._server);
+  const reply = hooks?.onSessionLimit?.(connection.session, limit) ?? {
+    responseCode: 421,
+    message: 'Error: session limit exceeded',
+  };
+  if (connection._parser) connection._parser.isClosed = true;
+  const socket = connection._socket;
+  connection.send(reply.responseCode, reply.message);
+  connection.close();
+  // close() ends the socket and waits for the client's FIN; a message being received stays open until then.
+  if (socket.writableFinished || socket.destroyed) socket.destroy();
+  else socket.once('finish', () => socket.destroy());
+}
+
+/** Counts a command line that arrived; true when it is one junk command too many (the session has been ended). */
+function overJunkLimit(connection: Connection, command: Buffer): boolean {
+  const clock = clocks.get(connection);
+  // A continuation line of AUTH is no command.
+  if (!clock || connection._nextHandler) return false;
+  const verb = (command || '').toString('latin1').split(' ')[0]?.toUpperCase() ?? '';
+  if (!JUNK_COMMANDS.has(verb)) return false;
+  clock.junkCommands++;
+  if (clock.junkCommands <= clock.limits.maxJunkCommands) return false;
+  clearTimeout(clock.timer);
+  endSession(connection, 'JUNK_COMMAND_LIMIT');
+  return true;
+}
+
 let installed = false;
 
 /** Installs the patches once per process. Throws SmtpServerIncompatibleError if smtp-server changed. */
@@ -154,6 +304,7 @@ export function installSmtpServerPatches(): void {
 
   proto.init = function init(this: Connection) {
     const hooks = hooksByServer.get(this._server);
+    if (hooks?.sessionLimits) startClock(this, hooks.sessionLimits);
     // Registered before init pipes the socket into the parser, so the guard sees every chunk first.
     if (hooks?.forbidUnauthPipelining?.(this.remoteAddress)) guardPipelining(this, hooks);
     if (!hooks?.greetImmediately?.(this.remoteAddress)) return originalInit.call(this);
@@ -170,14 +321,23 @@ export function installSmtpServerPatches(): void {
   proto._onCommand = function _onCommand(this: Connection, command: Buffer, callback?: () => void) {
     const beforeCommand = hooksByServer.get(this._server)?.beforeCommand;
     // Before the greeting, during a TLS handshake or at shutdown smtp-server's own rules answer (or stay silent).
-    if (!beforeCommand || !this._ready || this._upgrading || this._closing || this._closed) {
+    if (!this._ready || this._upgrading || this._closing || this._closed) {
       return originalOnCommand.call(this, command, callback);
     }
-    const next = () => callback?.();
+    if (overJunkLimit(this, command)) return;
+    // The line arrived whole; once it is handled (the parser reads again) the next deadline starts.
+    const clock = clocks.get(this);
+    if (clock) clearTimeout(clock.timer);
+    const handled = () => {
+      armDeadline(this);
+      callback?.();
+    };
+    if (!beforeCommand) return originalOnCommand.call(this, command, handled);
+    const next = () => handled();
     beforeCommand(this.session).then(
       (refusal) => {
         if (this._closing || this._closed) return next();
-        if (!refusal) return originalOnCommand.call(this, command, callback);
+        if (!refusal) return originalOnCommand.call(this, command, handled);
         this.send(refusal.responseCode, refusal.message);
         next();
       },
@@ -195,10 +355,13 @@ export function installSmtpServerPatches(): void {
     context?: string | false,
   ) {
     pipeliningGuards.get(this)?.replied(code);
-    if (typeof data === 'string' && ENHANCED_CODE_PREFIX.test(data) && hooksByServer.has(this._server)) {
-      return originalSend.call(this, code, data, false);
-    }
-    return originalSend.call(this, code, data, context);
+    const clock = clocks.get(this);
+    // Counted again from each message accepted, as Postfix counts its junk commands.
+    if (clock && code === 250 && context === 'DATA_OK') clock.junkCommands = 0;
+    const ownCode = typeof data === 'string' && ENHANCED_CODE_PREFIX.test(data) && hooksByServer.has(this._server);
+    const sent = originalSend.call(this, code, data, ownCode ? false : context);
+    if (clock) armDeadline(this);
+    return sent;
   };
   installed = true;
 }

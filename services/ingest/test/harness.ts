@@ -18,7 +18,7 @@ import {
 } from '@smgw/testing';
 import { Redis } from 'ioredis';
 import { type IngestConfig, ingestSpec } from '../src/config.ts';
-import { type RunningIngest, startIngest } from '../src/service.ts';
+import { type IngestOptions, type RunningIngest, startIngest } from '../src/service.ts';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -34,7 +34,11 @@ export interface TestWorld {
    * Starts an ingest against this world; `env` overrides settings (ports are 0 unless given); `log` replaces the
    * silent test logger (to read what ingest logs).
    */
-  start(env?: Record<string, string>, log?: Logger): Promise<{ ingest: RunningIngest; config: IngestConfig }>;
+  start(
+    env?: Record<string, string>,
+    log?: Logger,
+    options?: IngestOptions,
+  ): Promise<{ ingest: RunningIngest; config: IngestConfig }>;
   /** Takes (acks) every envelope waiting in a queue of this vhost. */
   takeEnvelopes(queue: string): Promise<Envelope[]>;
   /**
@@ -76,7 +80,7 @@ export async function createTestWorld(): Promise<TestWorld> {
     redisPrefix,
     relay,
     dns,
-    async start(env = {}, ingestLog = log) {
+    async start(env = {}, ingestLog = log, options = {}) {
       const config = loadConfig(ingestSpec, {
         ...db.env,
         ...vhost.env,
@@ -94,7 +98,7 @@ export async function createTestWorld(): Promise<TestWorld> {
         CLAMD_URL: process.env.CLAMD_URL ?? 'tcp://127.0.0.1:3310',
         ...env,
       });
-      const ingest = await startIngest(config, ingestLog);
+      const ingest = await startIngest(config, ingestLog, options);
       running.push(ingest);
       return { ingest, config };
     },
