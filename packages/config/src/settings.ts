@@ -186,6 +186,17 @@ export const settings = {
     '20',
     'concurrent SMTP connections from one client address',
   ),
+  /**
+   * Concurrent connections per network (IPv4 /24, IPv6 /48): addresses of one network are cheap (a /48 from a tunnel
+   * broker holds 65,536 /64s), so the per-client limit alone let one holder fill SMGW_SMTP_MAX_CLIENTS. A setting:
+   * a big provider's mail servers may share a /24.
+   */
+  maxConnectionsPerNetwork: setting(
+    'SMGW_SMTP_MAX_CONNECTIONS_PER_NETWORK',
+    integer(1, 1_000_000),
+    '100',
+    'concurrent SMTP connections from one IPv4 /24 or IPv6 /48',
+  ),
   /** Every client at once, over both listeners of one replica (smtp-server answers 421 above it). */
   maxClients: setting('SMGW_SMTP_MAX_CLIENTS', integer(1, 1_000_000), '1000', 'concurrent SMTP clients per listener'),
   /**
@@ -242,6 +253,16 @@ export const settings = {
     integer(1, 1_000_000),
     '20',
     'unknown recipients one client may try per SMGW_SMTP_UNKNOWN_RECIPIENT_WINDOW on the MX port',
+  ),
+  /**
+   * The same cap per network (IPv4 /24, IPv6 /48): per client alone, a /48 guessed 65,536 × 20 addresses an hour.
+   * Over it every RCPT from the whole network gets 450 (a big provider's neighbours too): a setting for that reason.
+   */
+  maxUnknownRecipientsPerNetwork: setting(
+    'SMGW_SMTP_MAX_UNKNOWN_RECIPIENTS_PER_NETWORK',
+    integer(1, 1_000_000),
+    '200',
+    'unknown recipients one IPv4 /24 or IPv6 /48 may try per SMGW_SMTP_UNKNOWN_RECIPIENT_WINDOW on the MX port',
   ),
   unknownRecipientWindow: setting(
     'SMGW_SMTP_UNKNOWN_RECIPIENT_WINDOW',

@@ -1,6 +1,6 @@
 // Abuse limits shared by every ingest replica, kept in Redis under SMGW_REDIS_PREFIX:
-// - concurrent connections per client address (an INCR/DECR counter; a safety TTL clears what a crashed replica
-//   left behind),
+// - concurrent connections per client address and per network (IPv4 /24, IPv6 /48: see networkKey; INCR/DECR
+//   counters, both in one script; a safety TTL clears what a crashed replica left behind),
 // - SMTP commands per client address per minute (fixed one-minute windows; each replica takes numbers from the
 //   window's counter a few at a time, see CommandLeases),
 // - AUTH attempts per client address and per account (counters that expire AUTH_FAILURE_WINDOW_SECONDS after their
@@ -32,6 +32,8 @@ export interface RateLimitOptions {
   /** Keys the names accounts are counted under (redisNameSecretFrom(SMGW_MASTER_KEY)). */
   redisNameSecret: Buffer;
   maxConnectionsPerClient: number;
+  /** Concurrent connections per network (networkKey; default NETWORK_CONNECTION_LIMIT). */
+  maxConnectionsPerNetwork?: number;
   commandsPerMinute: number;
   /** Failed (or running) logins per client address before AUTH is refused for the rest of the window. */
   maxAuthFailures?: number;
@@ -57,21 +59,28 @@ export const AUTH_ACCOUNT_FAILURE_LIMIT = 20;
 export const AUTH_FAILURE_WINDOW_SECONDS = 900;
 export const AUTH_KNOWN_CLIENT_SECONDS = 30 * 24 * 3600;
 export const CONNECTION_COUNTER_TTL_SECONDS = 3600;
+/** SMGW_SMTP_MAX_CONNECTIONS_PER_NETWORK's default. */
+export const NETWORK_CONNECTION_LIMIT = 100;
 
-// One round trip each; the counter is only kept when the connection is allowed.
+// One round trip each, the client's (KEYS[1]) and its network's (KEYS[2]) counts together; they are only kept when
+// the connection is allowed by both.
 const OPEN_CONNECTION = `
 local n = redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-if n > tonumber(ARGV[1]) then
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+local m = redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+if n > tonumber(ARGV[1]) or m > tonumber(ARGV[2]) then
   redis.call('DECR', KEYS[1])
+  redis.call('DECR', KEYS[2])
   return 0
 end
 return 1`;
 
 const CLOSE_CONNECTION = `
-local n = redis.call('DECR', KEYS[1])
-if n <= 0 then redis.call('DEL', KEYS[1]) end
-return n`;
+for _, key in ipairs(KEYS) do
+  if redis.call('DECR', key) <= 0 then redis.call('DEL', key) end
+end
+return 1`;
 
 // An AUTH attempt: counted for the client (KEYS[1]) and, unless the client is known to the account (KEYS[3] exists),
 // for the account (KEYS[2]); or nothing counted when either is used up, the client's limit asked first (a client over
@@ -206,20 +215,39 @@ export function clientName(ip: string, secret: Buffer, ipv6Prefix = 64): string 
  * The key a client is counted under: an IPv4 address as it is, an IPv6 address as its network of `ipv6Prefix`
  * bits (a client holds a whole /64 and can take a new address per connection). IPv4-mapped IPv6 counts as IPv4.
  */
-export function clientKey(ip: string, ipv6Prefix = 64): string {
+export function clientKey(ip: string, ipv6Prefix = 64, ipv4Prefix = 32): string {
   let parsed: ipaddr.IPv4 | ipaddr.IPv6;
   try {
     parsed = ipaddr.process(ip);
   } catch {
     return ip;
   }
-  if (parsed.kind() === 'ipv4') return parsed.toString();
+  const ipv4 = parsed.kind() === 'ipv4';
+  const prefix = ipv4 ? ipv4Prefix : ipv6Prefix;
+  if (ipv4 && prefix >= 32) return parsed.toString();
   const bytes = parsed.toByteArray();
-  for (let bit = ipv6Prefix; bit < 128; bit++) {
+  for (let bit = prefix; bit < bytes.length * 8; bit++) {
     const index = bit >> 3;
     bytes[index] = (bytes[index] as number) & ~(0x80 >> (bit & 7));
   }
-  return `${ipaddr.fromByteArray(bytes).toString()}/${ipv6Prefix}`;
+  return `${ipaddr.fromByteArray(bytes).toString()}/${prefix}`;
+}
+
+/** The networks counted beside each client: what one holder gets cheaply (an IPv4 /24, an IPv6 /48). */
+export const NETWORK_IPV4_PREFIX = 24;
+export const NETWORK_IPV6_PREFIX = 48;
+
+/**
+ * The key a client's network is counted under (an IPv4 /24, an IPv6 /48, or the client's own IPv6 network when
+ * SMGW_SMTP_IPV6_CLIENT_PREFIX is shorter). Distinct from every clientKey: it always carries its prefix.
+ */
+export function networkKey(ip: string, ipv6ClientPrefix = 64): string {
+  return clientKey(ip, Math.min(NETWORK_IPV6_PREFIX, ipv6ClientPrefix), NETWORK_IPV4_PREFIX);
+}
+
+/** networkKey as an HMAC under `secret`, as clientName names a client. */
+export function networkName(ip: string, secret: Buffer, ipv6ClientPrefix = 64): string {
+  return hmac(secret, `network ${networkKey(ip, ipv6ClientPrefix)}`);
 }
 
 /**
@@ -268,8 +296,14 @@ export function createRateLimits(redis: Redis, options: RateLimitOptions): RateL
   };
   const key = (kind: string, ip: string, ...more: string[]) =>
     `${options.prefix}ingest:${[kind, nameOf(ip), ...more].join(':')}`;
-  const openConnection = redisScript(redis, 'smgwIngestOpenConnection', OPEN_CONNECTION);
-  const closeConnection = redisScript(redis, 'smgwIngestCloseConnection', CLOSE_CONNECTION);
+  // A connection is counted for its client and for its network.
+  const maxPerNetwork = options.maxConnectionsPerNetwork ?? NETWORK_CONNECTION_LIMIT;
+  const connectionKeys = (ip: string) => [
+    key('conn', ip),
+    `${options.prefix}ingest:conn-net:${networkName(ip, options.redisNameSecret, ipv6Prefix)}`,
+  ];
+  const openConnection = redisScript(redis, 'smgwIngestOpenConnection2', OPEN_CONNECTION, 2);
+  const closeConnection = redisScript(redis, 'smgwIngestCloseConnection2', CLOSE_CONNECTION, 2);
   // The client's count, the account's count, and whether the client is known to the account (client and account
   // named together: neither in clear).
   const authKeys = (ip: string, username: string) => {
@@ -290,12 +324,17 @@ export function createRateLimits(redis: Redis, options: RateLimitOptions): RateL
   return {
     openConnection: (ip) =>
       askRedis(async () => {
-        const allowed = await openConnection(key('conn', ip), options.maxConnectionsPerClient, counterTtl);
+        const allowed = await openConnection(
+          connectionKeys(ip),
+          options.maxConnectionsPerClient,
+          maxPerNetwork,
+          counterTtl,
+        );
         return allowed === 1;
       }),
     closeConnection: (ip) =>
       askRedis(async () => {
-        await closeConnection(key('conn', ip));
+        await closeConnection(connectionKeys(ip));
       }),
     countCommand: (ip, now = Date.now()) => {
       const minute = Math.floor(now / 60_000);

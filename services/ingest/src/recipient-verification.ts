@@ -4,9 +4,10 @@
 // SMGW_RECIPIENT_VERIFY_KNOWN_TTL, unknown for SMGW_RECIPIENT_VERIFY_UNKNOWN_TTL). So unknown recipients are refused
 // while the sender is still connected, and the gateway hardly ever has to write a bounce to the internet.
 // - A relay that cannot be asked (unreachable, timeout, a 4xx answer) gives 450 4.1.1: never 250 unchecked.
-// - Unknown recipients are counted per client (IPv6 per network, as every limit); after
-//   SMGW_SMTP_MAX_UNKNOWN_RECIPIENTS in SMGW_SMTP_UNKNOWN_RECIPIENT_WINDOW every further RCPT of that client gets
-//   450 4.7.1, known or not, so the MX port cannot be used to find out which agency addresses exist.
+// - Unknown recipients are counted per client (IPv6 per network, as every limit) and per network (IPv4 /24, IPv6
+//   /48: networkKey); after SMGW_SMTP_MAX_UNKNOWN_RECIPIENTS of a client, or SMGW_SMTP_MAX_UNKNOWN_RECIPIENTS_PER_NETWORK
+//   of its network, in SMGW_SMTP_UNKNOWN_RECIPIENT_WINDOW every further RCPT from there gets 450 4.7.1, known or not,
+//   so the MX port cannot be used to find out which agency addresses exist (a /48 holds 65,536 clients).
 // Why the relay and not a list: the agency mail servers know every mailbox, alias and list; the key directory's
 // agency_addresses holds only the addresses the gateway keeps keys for.
 // The cache names an address by an HMAC (redisNameSecretFrom): Redis would otherwise hold a list of which agency
@@ -18,7 +19,7 @@ import type { HostPort } from '@smgw/config';
 import type { Counter } from '@smgw/observability';
 import type { Redis } from 'ioredis';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { askRedis, clientName, redisScript } from './rate-limits.ts';
+import { askRedis, clientName, networkName, redisScript } from './rate-limits.ts';
 import type { ReplyCode } from './smtp-replies.ts';
 
 export interface RecipientVerificationSettings {
@@ -36,6 +37,7 @@ export interface RecipientVerificationSettings {
   unknownTtlMs: number;
   probeTimeoutMs: number;
   maxUnknownPerClient: number;
+  maxUnknownPerNetwork: number;
   unknownWindowMs: number;
   ipv6ClientPrefix: number;
 }
@@ -60,11 +62,12 @@ export interface RecipientVerification {
   check(ip: string, address: string): Promise<RecipientCheck>;
 }
 
-// One round trip: count an unknown recipient, starting the window with the first.
-const COUNT_IN_WINDOW = `
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n`;
+// One round trip: count an unknown recipient for the client and for its network, each window started by its first.
+const COUNT_IN_WINDOWS = `
+for _, key in ipairs(KEYS) do
+  if redis.call('INCR', key) == 1 then redis.call('PEXPIRE', key, ARGV[1]) end
+end
+return 1`;
 
 /** smgw_ingest_recipient_verifications_total's result label, by outcome. */
 const RESULTS = {
@@ -81,7 +84,7 @@ export function createRecipientVerification(
 ): RecipientVerification {
   const probe = options.probe ?? relayProbe(settings);
   const key = (...parts: string[]) => `${settings.prefix}ingest:${parts.join(':')}`;
-  const countUnknown = redisScript(redis, 'smgwIngestCountUnknownRecipient', COUNT_IN_WINDOW);
+  const countUnknown = redisScript(redis, 'smgwIngestCountUnknownRecipient2', COUNT_IN_WINDOWS, 2);
   // Concurrent RCPTs for one address (a mailing burst) share one probe.
   const probing = new Map<string, Promise<ProbeAnswer>>();
   const probeOnce = (address: string) => {
@@ -96,15 +99,29 @@ export function createRecipientVerification(
 
   async function decide(ip: string, address: string): Promise<RecipientCheck> {
     const unknownKey = key('unknown-rcpt', clientName(ip, settings.redisNameSecret, settings.ipv6ClientPrefix));
+    const networkUnknownKey = key(
+      'unknown-rcpt-net',
+      networkName(ip, settings.redisNameSecret, settings.ipv6ClientPrefix),
+    );
     const cacheKey = key(
       'rcpt-verify',
       createHmac('sha256', settings.redisNameSecret).update(cacheAddress(address)).digest('hex'),
     );
-    // The client's count and the address's cached answer in one round trip.
-    const [unknownCount, cached] = await askRedis(() => redis.mget(unknownKey, cacheKey));
+    // The client's and its network's counts and the address's cached answer in one round trip.
+    const [unknownCount, networkUnknownCount, cached] = await askRedis(() =>
+      redis.mget(unknownKey, networkUnknownKey, cacheKey),
+    );
     const unknownSoFar = Number(unknownCount ?? 0);
     if (unknownSoFar >= settings.maxUnknownPerClient) {
       return { accept: false, code: 'UNKNOWN_RECIPIENT_LIMIT', reason: `${unknownSoFar} unknown recipients` };
+    }
+    const networkUnknownSoFar = Number(networkUnknownCount ?? 0);
+    if (networkUnknownSoFar >= settings.maxUnknownPerNetwork) {
+      return {
+        accept: false,
+        code: 'UNKNOWN_RECIPIENT_LIMIT',
+        reason: `${networkUnknownSoFar} unknown recipients from the network`,
+      };
     }
     let verdict: 'known' | 'unknown';
     let reason: string;
@@ -122,7 +139,7 @@ export function createRecipientVerification(
       await askRedis(() => redis.set(cacheKey, verdict, 'PX', ttl));
     }
     if (verdict === 'known') return { accept: true };
-    await askRedis(() => countUnknown(unknownKey, settings.unknownWindowMs));
+    await askRedis(() => countUnknown([unknownKey, networkUnknownKey], settings.unknownWindowMs));
     return { accept: false, code: 'RECIPIENT_UNKNOWN', reason };
   }
 

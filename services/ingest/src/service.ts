@@ -95,6 +95,7 @@ export async function startIngest(
       prefix: config.redisPrefix,
       redisNameSecret,
       maxConnectionsPerClient: config.maxConnectionsPerClient,
+      maxConnectionsPerNetwork: config.maxConnectionsPerNetwork,
       commandsPerMinute: config.commandRatePerMinute,
       ipv6ClientPrefix: config.ipv6ClientPrefix,
     });
@@ -116,6 +117,7 @@ export async function startIngest(
         unknownTtlMs: config.recipientVerifyUnknownTtl,
         probeTimeoutMs: config.recipientVerifyTimeout,
         maxUnknownPerClient: config.maxUnknownRecipients,
+        maxUnknownPerNetwork: config.maxUnknownRecipientsPerNetwork,
         unknownWindowMs: config.unknownRecipientWindow,
         ipv6ClientPrefix: config.ipv6ClientPrefix,
       },

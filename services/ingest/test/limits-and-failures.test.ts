@@ -39,6 +39,31 @@ describe('the connection limit per client address', () => {
   });
 });
 
+describe('the connection limit per network (IPv4 /24, IPv6 /48)', () => {
+  let world: TestWorld;
+  let ingest: RunningIngest;
+  before(async () => {
+    world = await createTestWorld();
+    ({ ingest } = await world.start({ SMGW_SMTP_MAX_CONNECTIONS_PER_NETWORK: '2' }));
+  });
+  after(() => world.close());
+
+  it('answers 421 4.7.0 to a client of a network that has the maximum open, other networks still welcome', async () => {
+    const first = await SmtpTestClient.open(ingest.inboundPort, '127.0.0.2');
+    const second = await SmtpTestClient.open(ingest.inboundPort, '127.0.0.3');
+    assert.equal(first.greeting.code, 220);
+    assert.equal(second.greeting.code, 220);
+    const third = await SmtpTestClient.open(ingest.inboundPort, '127.0.0.4');
+    assert.equal(third.greeting.text, '421 4.7.0 Too many connections from your address');
+    await third.client.closed;
+    const elsewhere = await SmtpTestClient.open(ingest.inboundPort, '127.0.1.4');
+    assert.equal(elsewhere.greeting.code, 220);
+    await elsewhere.client.quit();
+    await first.client.quit();
+    await second.client.quit();
+  });
+});
+
 describe('the command rate per client address', () => {
   let world: TestWorld;
   let ingest: RunningIngest;

@@ -37,6 +37,45 @@ after(async () => {
   redis.disconnect();
 });
 
+describe('concurrent connections per client and per network', () => {
+  it('refuses a connection over the limit of its IPv6 /48, from a /64 with none open, until one closes', async () => {
+    const limits = createRateLimits(redis, {
+      prefix,
+      redisNameSecret: SECRET,
+      maxConnectionsPerClient: 10,
+      maxConnectionsPerNetwork: 2,
+      commandsPerMinute: 100,
+    });
+    // Three /64s of one /48 (one client each), and a /64 of another /48.
+    assert.equal(await limits.openConnection('2001:db8:5:1::1'), true);
+    assert.equal(await limits.openConnection('2001:db8:5:2::1'), true);
+    assert.equal(await limits.openConnection('2001:db8:5:3::1'), false);
+    assert.equal(await limits.openConnection('2001:db8:6:3::1'), true);
+    // Nothing was kept of the refused one: one closed, one more fits.
+    await limits.closeConnection('2001:db8:5:1::1');
+    assert.equal(await limits.openConnection('2001:db8:5:3::1'), true);
+    assert.equal(await limits.openConnection('2001:db8:5:4::1'), false);
+    // IPv4: per /24.
+    assert.equal(await limits.openConnection('198.51.100.1'), true);
+    assert.equal(await limits.openConnection('198.51.100.2'), true);
+    assert.equal(await limits.openConnection('198.51.100.3'), false);
+    assert.equal(await limits.openConnection('198.51.101.3'), true);
+  });
+
+  it('keeps the per-client limit beside it', async () => {
+    const limits = createRateLimits(redis, {
+      prefix,
+      redisNameSecret: SECRET,
+      maxConnectionsPerClient: 1,
+      maxConnectionsPerNetwork: 5,
+      commandsPerMinute: 100,
+    });
+    assert.equal(await limits.openConnection('203.0.113.9'), true);
+    assert.equal(await limits.openConnection('203.0.113.9'), false);
+    assert.equal(await limits.openConnection('203.0.113.10'), true);
+  });
+});
+
 describe('SMTP commands per client and minute', () => {
   const limits = (commandsPerMinute: number) =>
     createRateLimits(redis, { prefix, redisNameSecret: SECRET, maxConnectionsPerClient: 10, commandsPerMinute });

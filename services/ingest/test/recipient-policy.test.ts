@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { clientKey } from '../src/rate-limits.ts';
+import { clientKey, networkKey } from '../src/rate-limits.ts';
 import { decideRecipient, groupByDirection, routeOf } from '../src/recipient-policy.ts';
 import { decideInboundSender, decideSubmissionSender, mayAppearAsInboundAuthor } from '../src/sender-policy.ts';
 
@@ -242,6 +242,19 @@ describe('client keys of the SMTP limits', () => {
   for (const [ip, prefix, key] of table) {
     it(`counts ${ip} as ${key} (IPv6 /${prefix})`, () => {
       assert.equal(clientKey(ip, prefix), key);
+    });
+  }
+  // The network counted beside each client: what one holder gets cheaply.
+  const networks: [string, number, string][] = [
+    ['192.0.2.7', 64, '192.0.2.0/24'],
+    ['::ffff:192.0.2.200', 64, '192.0.2.0/24'],
+    ['2001:db8:1:2:3:4:5:6', 64, '2001:db8:1::/48'],
+    ['2001:db8:1:ffff::1', 64, '2001:db8:1::/48'],
+    ['2001:db8:1:2:3:4:5:6', 40, '2001:db8::/40'],
+  ];
+  for (const [ip, prefix, key] of networks) {
+    it(`counts ${ip} in the network ${key} (clients per IPv6 /${prefix})`, () => {
+      assert.equal(networkKey(ip, prefix), key);
     });
   }
 });

@@ -4,6 +4,7 @@ import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '@smgw/testing';
 import { Redis } from 'ioredis';
+import { createRecipientVerification } from '../src/recipient-verification.ts';
 import type { RunningIngest } from '../src/service.ts';
 import { createTestWorld, type TestWorld } from './harness.ts';
 import { SmtpTestClient } from './smtp-client.ts';
@@ -159,6 +160,102 @@ describe('the cap on unknown recipients per client (against harvesting agency ad
     const again = await mxSession(ingest.inboundPort);
     assert.equal(await rcpt(again, 'amt@behoerde.example'), LIMIT_REPLY, 'a new session does not reset it');
     await again.quit();
+  });
+});
+
+describe('the cap on unknown recipients per network (IPv4 /24, IPv6 /48)', () => {
+  let world: TestWorld;
+  let ingest: RunningIngest;
+
+  before(async () => {
+    world = await createTestWorld();
+    world.relay.rejectRecipient = (address) =>
+      address.startsWith('raten') ? { code: 550, message: '5.1.1 no such user' } : undefined;
+    ({ ingest } = await world.start({
+      SMGW_SMTP_MAX_UNKNOWN_RECIPIENTS: '3',
+      SMGW_SMTP_MAX_UNKNOWN_RECIPIENTS_PER_NETWORK: '5',
+    }));
+  });
+  after(() => world.close());
+
+  /** An MX session from `localAddress` (any of 127.0.0.0/8 on Linux's loopback). */
+  async function sessionFrom(localAddress: string): Promise<SmtpTestClient> {
+    const { client, greeting } = await SmtpTestClient.open(ingest.inboundPort, localAddress);
+    assert.equal(greeting.code, 220);
+    assert.equal((await client.command('EHLO sender.example')).code, 250);
+    assert.equal((await client.command('MAIL FROM:<absender@extern.example>')).code, 250);
+    return client;
+  }
+
+  it('answers 450 to every RCPT from the network once its clients together tried too many', async () => {
+    const first = await sessionFrom('127.0.0.2');
+    for (const guess of ['raten-1', 'raten-2', 'raten-3']) {
+      assert.equal(await rcpt(first, `${guess}@behoerde.example`), UNKNOWN_REPLY);
+    }
+    await first.quit();
+    // Another client of 127.0.0.0/24, under its own limit: the network's 5 are used up after two more.
+    const second = await sessionFrom('127.0.0.3');
+    assert.equal(await rcpt(second, 'raten-4@behoerde.example'), UNKNOWN_REPLY);
+    assert.equal(await rcpt(second, 'raten-5@behoerde.example'), UNKNOWN_REPLY);
+    assert.equal(await rcpt(second, 'raten-6@behoerde.example'), LIMIT_REPLY);
+    await second.quit();
+    const third = await sessionFrom('127.0.0.4');
+    assert.equal(await rcpt(third, 'amt@behoerde.example'), LIMIT_REPLY, 'a known address tells nothing either');
+    await third.quit();
+    // Another network is not held.
+    const elsewhere = await sessionFrom('127.0.1.4');
+    assert.equal(await rcpt(elsewhere, 'amt@behoerde.example'), '250 2.1.5 Accepted');
+    await elsewhere.quit();
+  });
+
+  it('counts IPv6 clients per /48: a new /64 of the same /48 does not start afresh', async () => {
+    const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    try {
+      const verification = createRecipientVerification(
+        redis,
+        {
+          mode: 'relay',
+          relays: [],
+          hostname: 'smgw.test',
+          prefix: `${world.redisPrefix}v6:`,
+          redisNameSecret: Buffer.alloc(32, 3),
+          knownTtlMs: 60_000,
+          unknownTtlMs: 60_000,
+          probeTimeoutMs: 1000,
+          maxUnknownPerClient: 2,
+          maxUnknownPerNetwork: 5,
+          unknownWindowMs: 60_000,
+          ipv6ClientPrefix: 64,
+        },
+        {
+          probe: async (address) =>
+            address.startsWith('raten')
+              ? { verdict: 'unknown', reply: '550 no such user', relay: 'stub' }
+              : { verdict: 'known', reply: '250 ok', relay: 'stub' },
+        },
+      );
+      const codes: string[] = [];
+      // Two guesses from each of three /64s of 2001:db8:7::/48: the sixth is over the network's 5.
+      for (const net of [1, 2, 3]) {
+        for (const n of [1, 2]) {
+          const check = await verification.check(`2001:db8:7:${net}::1`, `raten-${net}-${n}@behoerde.example`);
+          codes.push(check.accept ? 'accepted' : check.code);
+        }
+      }
+      assert.deepEqual(codes, [
+        'RECIPIENT_UNKNOWN',
+        'RECIPIENT_UNKNOWN',
+        'RECIPIENT_UNKNOWN',
+        'RECIPIENT_UNKNOWN',
+        'RECIPIENT_UNKNOWN',
+        'UNKNOWN_RECIPIENT_LIMIT',
+      ]);
+      const known = await verification.check('2001:db8:7:9::1', 'amt@behoerde.example');
+      assert.equal(known.accept ? 'accepted' : known.code, 'UNKNOWN_RECIPIENT_LIMIT');
+      assert.deepEqual(await verification.check('2001:db8:8:1::1', 'amt@behoerde.example'), { accept: true });
+    } finally {
+      redis.disconnect();
+    }
   });
 });
 
