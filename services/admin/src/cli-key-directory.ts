@@ -10,6 +10,7 @@ import type {
   TrustAnchor,
 } from '@smgw/key-directory';
 import { looksArmoredOpenPgp } from './key-material-bodies.ts';
+import { oneLine } from './terminal-safe.ts';
 
 export const KEY_DIRECTORY_USAGE = `  trust add <pem-file>                trust a CA (S/MIME and signature verification)
   trust list                          the trusted CAs
@@ -89,13 +90,15 @@ function expect(status: number[], answer: { status: number; body: unknown }): vo
 }
 
 const anchorLine = (a: TrustAnchor) =>
-  `${a.fingerprint}  ${a.subject}  until ${a.notAfter.slice(0, 10)}  by ${a.addedBy}`;
+  oneLine(`${a.fingerprint}  ${a.subject}  until ${a.notAfter.slice(0, 10)}  by ${a.addedBy}`);
 const certificateLine = (c: StoredCertificate) =>
-  `${c.fingerprint}  ${c.addresses.join(', ')}  ${c.subject}  until ${c.notAfter.slice(0, 10)}${
-    c.replacedBy ? `  replaced by ${c.replacedBy.slice(0, 16)}…` : ''
-  }${c.withdrawnAt ? `  withdrawn by ${c.withdrawnBy} at ${c.withdrawnAt}` : ''}`;
+  oneLine(
+    `${c.fingerprint}  ${c.addresses.join(', ')}  ${c.subject}  until ${c.notAfter.slice(0, 10)}${
+      c.replacedBy ? `  replaced by ${c.replacedBy.slice(0, 16)}…` : ''
+    }${c.withdrawnAt ? `  withdrawn by ${c.withdrawnBy} at ${c.withdrawnAt}` : ''}`,
+  );
 const auditLine = (e: CertificateAuditEntry) =>
-  `${e.at}  ${e.event.replace('certificate.', '')} by ${e.actor}: ${e.reason}`;
+  oneLine(`${e.at}  ${e.event.replace('certificate.', '')} by ${e.actor}: ${e.reason}`);
 const pgpLine = (k: StoredPgpKey) =>
   `${k.fingerprint}  ${k.state.padEnd(8)}  ${k.addresses.join(', ')}${
     k.state === 'approved' ? `  (approved for ${k.approvedAddresses.join(', ') || 'no address'})` : ''

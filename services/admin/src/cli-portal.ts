@@ -1,6 +1,7 @@
 // The portal commands of the operator CLI: mailbox, registration, agency portal-reachable. Each wraps one admin API
 // call (mailbox-routes.ts, agency-registration-routes.ts, portal-reachable-routes.ts).
 import type { CliCall } from './cli-key-directory.ts';
+import { oneLine } from './terminal-safe.ts';
 
 export const PORTAL_USAGE = `  mailbox show <address> [--json]     a portal mailbox: state, logins, usage and quota, messages per folder,
                                       the live activation link (no secrets), warnings, recent audit events
@@ -104,9 +105,12 @@ export function formatMailbox(m: MailboxView): string {
 export function formatRegistration(r: Registration): string {
   const decided =
     r.state === 'pending' ? '' : `  ${r.state} by ${r.decidedBy}${r.agencyId ? ` as agency ${r.agencyId}` : ''}`;
-  return `${r.id}  ${r.state.padEnd(8)}  ${r.agencyName}  domains: ${r.domains.join(', ')}  contact: ${r.contactName} <${
-    r.contactEmail
-  }>${r.contactPhone ? ` ${r.contactPhone}` : ''}${decided}${r.decisionNote ? `  note: ${r.decisionNote}` : ''}`;
+  // One line, whatever the registering stranger typed (a line break would print a registration of its own).
+  return oneLine(
+    `${r.id}  ${r.state.padEnd(8)}  ${r.agencyName}  domains: ${r.domains.join(', ')}  contact: ${r.contactName} <${
+      r.contactEmail
+    }>${r.contactPhone ? ` ${r.contactPhone}` : ''}${decided}${r.decisionNote ? `  note: ${r.decisionNote}` : ''}`,
+  );
 }
 
 /** Runs one portal command; returns what to print (text or, with --json, the API's answer). */
@@ -179,7 +183,7 @@ export async function runPortalCommand(
       const answer = await call('GET', `/agency-registrations/${enc(id)}`);
       expect([200], answer);
       const r = answer.body as Registration;
-      return show(answer.body, () => `${formatRegistration(r)}${r.note ? `\n  their note: ${r.note}` : ''}\n`);
+      return show(answer.body, () => `${formatRegistration(r)}${r.note ? `\n  their note: ${oneLine(r.note)}` : ''}\n`);
     }
     case 'registration accept': {
       const id = args[0];

@@ -1,4 +1,5 @@
 import type { QuarantineEntry } from '@smgw/quarantine';
+import { oneLine } from './terminal-safe.ts';
 
 /** One line per entry, newest first, as an operator scans a list in a terminal. */
 export function formatQuarantineList(entries: QuarantineEntry[]): string {
@@ -13,7 +14,7 @@ export function formatQuarantineList(entries: QuarantineEntry[]): string {
       `${e.finding}  <${e.mailFrom}> → ${e.recipients.join(', ')}`,
     ].join('  '),
   );
-  return `${lines.join('\n')}\n`;
+  return `${lines.map(oneLine).join('\n')}\n`;
 }
 
 /** One entry in full (never the content: the API does not have it). */
@@ -33,5 +34,5 @@ export function formatQuarantineEntry(e: QuarantineEntry): string {
   } else {
     lines.push('released   no');
   }
-  return `${lines.join('\n')}\n`;
+  return `${lines.map(oneLine).join('\n')}\n`;
 }

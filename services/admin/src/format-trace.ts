@@ -1,4 +1,5 @@
 import type { MessageTrace } from '@smgw/trace';
+import { oneLine } from './terminal-safe.ts';
 
 /** A message trace as an operator reads it in a terminal. */
 export function formatTrace(t: MessageTrace): string {
@@ -20,12 +21,6 @@ export function formatTrace(t: MessageTrace): string {
   }
   return `${lines.map(oneLine).join('\n')}\n`;
 }
-
-/**
- * Each line one line: its values come partly from strangers (a client's HELO, a reason quoting a remote reply or a
- * certificate), and a line break in one would print a line of its own that reads as another event. Shown as `\n`.
- */
-const oneLine = (line: string) => line.replace(/\r\n|\r|\n/g, '\\n');
 
 /**
  * The routes ingest chose (`message.received`: data.envelopes[].itinerary), e.g. `inbound: scan → verify → deliver

@@ -10,3 +10,11 @@ const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a
 export function terminalSafe(text: string): string {
   return text.replace(UNSAFE, (c) => `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`);
 }
+
+/**
+ * `text` as one line: a line break in a stranger's text (a certificate's subject, a registration's fields, a reason
+ * quoting a remote reply) would print a line of its own that reads as another entry. Shown as `\n`.
+ */
+export function oneLine(text: string): string {
+  return text.replace(/\r\n|\r|\n/g, '\\n');
+}
