@@ -205,7 +205,7 @@ async function scanMessage(deps: ScanDeps, envelope: Envelope): Promise<MessageS
   });
 }
 
-/** clamd's limits for a 50 MiB message limit, as ./smgw up sets them (MaxFileSize = StreamMaxLength = 51 MiB). */
+/** The limits for a 50 MiB message limit: members against the stream limit (51 MiB), MaxScanSize four times that. */
 const DEFAULT_ARCHIVE_LIMITS = archiveLimitsFor(51 * 1024 * 1024);
 
 /** The contents inside the message's SignedData, each scanned (scanMessage: the message as received is clean). */

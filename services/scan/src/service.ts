@@ -42,7 +42,7 @@ export async function startScan(config: ScanConfig, log: Logger): Promise<Runnin
   clamdPoll.unref();
   // One clamd session per envelope in flight: scans reuse connections instead of opening one per message.
   const clamdSessions = createClamdPool({ ...target, maxSessions: config.prefetch });
-  // clamd's StreamMaxLength and MaxFileSize are set to the same number (README "clamd configuration").
+  // clamd's StreamMaxLength (README "clamd configuration").
   const clamdStreamMaxBytes = config.clamdStreamMaxBytes ?? config.maxMessageBytes + STREAM_SLACK_BYTES;
 
   const handler = createScanHandler({
@@ -61,7 +61,8 @@ export async function startScan(config: ScanConfig, log: Logger): Promise<Runnin
     // A message may be signed content inside a signature inside the message (signed, encrypted, signed: decrypted
     // before scan): twice the largest message is what real mail takes out of its SignedData.
     signedContentLimits: { ...DEFAULT_SIGNED_CONTENT_LIMITS, maxBytes: 2 * config.maxMessageBytes },
-    // Zip members are counted against clamd's MaxFileSize (= StreamMaxLength), MaxScanSize (4×), MaxRecursion 16.
+    // Zip members are counted against the stream limit (the MaxFileSize a clamd configured otherwise may have; the
+    // shipped one has MaxFileSize = MaxScanSize), MaxScanSize (4×), MaxRecursion 16.
     archiveLimits: archiveLimitsFor(clamdStreamMaxBytes),
     templates: await loadNoticeTemplates(),
     metrics,

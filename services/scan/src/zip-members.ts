@@ -13,7 +13,10 @@ import { bareLfToCrlf } from '@smgw/mime';
 import { childPath, decodedBody, type Entity, entityOf } from '@smgw/signature-verify';
 import yauzl from 'yauzl';
 
-/** clamd's limits as the repository configures it (`./smgw up`, deploy/k8s/base/clamd/clamd.conf). */
+/**
+ * The limits zip members are counted against: those of a clamd whose MaxFileSize is the stream limit (clamd's
+ * defaults have it below MaxScanSize; the shipped configuration has MaxFileSize = MaxScanSize, and skips nothing).
+ */
 export interface ArchiveLimits {
   /** clamd's MaxFileSize: a member inflating beyond it was not scanned. */
   maxFileSize: number;
@@ -25,7 +28,7 @@ export interface ArchiveLimits {
   maxFiles: number;
 }
 
-/** The limits of a clamd whose MaxFileSize and StreamMaxLength are `maxFileSize` (MaxScanSize four times that). */
+/** The limits for a stream limit of `maxFileSize`: members against it, MaxScanSize four times that. */
 export function archiveLimitsFor(maxFileSize: number): ArchiveLimits {
   return { maxFileSize, maxScanSize: 4 * maxFileSize, maxRecursion: 16, maxFiles: 10_000 };
 }
