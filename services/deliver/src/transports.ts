@@ -47,17 +47,27 @@ export interface ClosedNetwork {
   relayHosts: HostPort[];
   /** SMGW_SUBMISSION_NETWORKS: the agencies' own mail servers and clients. */
   networks: Cidr[];
+  /** How relay host names are looked up (default node:dns lookup; tests give failures). */
+  lookup?: (host: string) => Promise<{ address: string }[]>;
 }
 
-/** The addresses of the relay hosts; a name that does not resolve has none. */
-async function addressesOf(hosts: HostPort[]): Promise<string[]> {
+/**
+ * The addresses of the relay hosts; a name that does not exist has none. Any other lookup failure is thrown: not
+ * knowing the relay's addresses, the MX connection is not made (deferred), rather than made to what may be the relay.
+ */
+async function addressesOf(
+  hosts: HostPort[],
+  lookUp: ClosedNetwork['lookup'] = (host) => lookup(host, { all: true }),
+): Promise<string[]> {
   const lists = await Promise.all(
     hosts.map(async ({ host }) => {
       if (net.isIP(host)) return [host];
       try {
-        return (await lookup(host, { all: true })).map((a) => a.address);
-      } catch {
-        return [];
+        return (await lookUp(host)).map((a) => a.address);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOTFOUND' || code === 'ENODATA') return [];
+        throw err;
       }
     }),
   );
@@ -68,7 +78,7 @@ async function addressesOf(hosts: HostPort[]): Promise<string[]> {
 export async function inClosedNetwork(ip: string, closed: ClosedNetwork): Promise<boolean> {
   const candidates = [ip, embeddedIpv4(ip)].filter((a): a is string => a !== undefined);
   if (candidates.some((a) => inNetworks(a, closed.networks))) return true;
-  const relay = await addressesOf(closed.relayHosts);
+  const relay = await addressesOf(closed.relayHosts, closed.lookup);
   return relay.length > 0 && candidates.some((a) => inNetworks(a, cidrList(relay.join(','))));
 }
 
@@ -263,7 +273,16 @@ export function createTransports(settings: TransportSettings): Transports {
         err.temporary = false;
         callback(err);
       },
-      (err: Error) => callback(err),
+      (err: Error) => {
+        // The relay's addresses unknown for now: not connected, tried again later (never a bounce).
+        const failure: MxConnectError = new Error(
+          `cannot tell whether an MX host of ${delivery.domain} is ours: ${err.message}`,
+        );
+        failure.code = 'EMXCLOSEDNETWORKUNKNOWN';
+        failure.category = 'network';
+        failure.temporary = true;
+        callback(failure);
+      },
     );
   };
 

@@ -363,6 +363,13 @@ describe('transports', () => {
       await inClosedNetwork('1.2.3.5', { relayHosts: [{ host: '1.2.3.4', port: 25 }], networks: [] }),
       false,
     );
+    // A relay name that does not exist has no addresses; one that cannot be looked up now stops the connection.
+    const failing = (code: string) => async () => {
+      throw Object.assign(new Error(`${code} (test)`), { code });
+    };
+    const relayByName = { relayHosts: [{ host: 'relay.behoerde.example', port: 25 }], networks: [] };
+    assert.equal(await inClosedNetwork('1.2.3.4', { ...relayByName, lookup: failing('ENOTFOUND') }), false);
+    await assert.rejects(inClosedNetwork('1.2.3.4', { ...relayByName, lookup: failing('EAI_AGAIN') }), /EAI_AGAIN/);
     // The same addresses behind a NAT64 translator or a 6to4 relay, and the IPv4-mapped form.
     const closed = { relayHosts: [{ host: '1.2.3.4', port: 25 }], networks: cidrList('5.6.7.0/24') };
     for (const ip of [
