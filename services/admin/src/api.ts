@@ -6,6 +6,7 @@ import { getTrace } from '@smgw/trace';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { agencyRegistrationRoutes } from './agency-registration-routes.ts';
 import { agencyRoutes } from './agency-routes.ts';
+import { AUTH_FAILURES_PER_CLIENT, createAuthFailures } from './auth-failures.ts';
 import { bearerTokenMatches } from './bearer-auth.ts';
 import { refuseUnacceptedBodyType, unsupportedMediaType } from './body-types.ts';
 import { certificateWithdrawalRoutes } from './certificate-withdrawal-routes.ts';
@@ -18,8 +19,9 @@ import { submissionAccountRoutes } from './submission-account-routes.ts';
 import { trustRoutes } from './trust-routes.ts';
 
 /**
- * The admin API (SPEC.md "Admin API"): everything under /api/v1 needs the bearer token;
- * /healthz, /readyz and /metrics are open (the network keeps this port internal).
+ * The admin API (SPEC.md "Admin API"): everything under /api/v1 needs the bearer token (a client that keeps
+ * guessing it is turned away for a while: auth-failures.ts); /healthz, /readyz and /metrics are open (the network
+ * keeps this port internal).
  */
 export function buildAdminApi(options: {
   pool: Pool;
@@ -61,15 +63,31 @@ export function buildAdminApi(options: {
     reply.type(options.registry.contentType).send(await options.registry.metrics()),
   );
 
+  const authFailures = createAuthFailures();
   app.register(
     async (api) => {
       api.addHook('onRequest', async (req, reply) => {
+        const now = Date.now();
+        const wait = authFailures.blockedFor(req.ip, now);
+        if (wait > 0) {
+          return reply
+            .code(429)
+            .header('retry-after', String(Math.ceil(wait / 1000)))
+            .send(problem('AUTH_RATE_LIMITED', 'too many wrong bearer tokens from this client; try again later'));
+        }
         if (!bearerTokenMatches(req.headers.authorization, options.token)) {
+          if (authFailures.failed(req.ip, now)) {
+            req.log.warn(
+              { code: 'ADMIN_AUTH_BLOCKED', client: req.ip, failures: AUTH_FAILURES_PER_CLIENT },
+              'too many wrong bearer tokens: client turned away for a while',
+            );
+          }
           return reply
             .code(401)
             .header('www-authenticate', 'Bearer')
             .send(problem('UNAUTHORIZED', 'a valid bearer token is required'));
         }
+        authFailures.succeeded(req.ip);
       });
       api.addHook('preValidation', refuseUnacceptedBodyType);
 

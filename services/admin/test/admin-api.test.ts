@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import type { Envelope } from '@smgw/envelope';
 import { envelopeFixture, type TestDatabase } from '@smgw/testing';
 import { recordEvent, recordMessage, setRecipientState } from '@smgw/trace';
+import { AUTH_FAILURE_WINDOW_MS, AUTH_FAILURES_PER_CLIENT, createAuthFailures } from '../src/auth-failures.ts';
 import { runCli } from '../src/cli.ts';
 import type { RunningAdmin } from '../src/service.ts';
 import { captureStdout, startTestAdmin, type TestAdmin } from './harness.ts';
@@ -103,5 +105,98 @@ describe('admin API', () => {
     assert.match(out, new RegExp(`message\\s+${env.id}`));
     assert.match(out, /deferred\s+leitung@behoerde\.example/);
     assert.match(out, /DELIVERY_DEFERRED: 451 4\.3\.0 try later/);
+  });
+});
+
+describe('wrong bearer tokens', () => {
+  let testAdmin: TestAdmin;
+
+  before(async () => {
+    testAdmin = await startTestAdmin(TOKEN);
+  });
+  after(async () => {
+    await testAdmin.stop();
+  });
+
+  /** GET /quarantine from the given loopback address (another client), with the given token. */
+  function getFrom(
+    localAddress: string,
+    port: number,
+    token: string,
+  ): Promise<{ status: number; retryAfter?: string; code?: string }> {
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/api/v1/quarantine',
+          localAddress,
+          headers: { authorization: `Bearer ${token}` },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            text += chunk;
+          });
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              retryAfter: res.headers['retry-after'],
+              code: (JSON.parse(text) as { error?: { code: string } }).error?.code,
+            }),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  it(`turns a client away for a while after ${AUTH_FAILURES_PER_CLIENT} wrong tokens, the right one included; not others`, async () => {
+    const admin = await testAdmin.startAnother({});
+    for (let i = 0; i < AUTH_FAILURES_PER_CLIENT; i++) {
+      assert.equal((await getFrom('127.0.0.1', admin.port, `guess-${i}`)).status, 401);
+    }
+    const turnedAway = await getFrom('127.0.0.1', admin.port, TOKEN);
+    assert.equal(turnedAway.status, 429);
+    assert.equal(turnedAway.code, 'AUTH_RATE_LIMITED');
+    assert.ok(Number(turnedAway.retryAfter) > 0);
+    assert.equal((await getFrom('127.0.0.2', admin.port, TOKEN)).status, 200);
+  });
+
+  it('forgets a client’s wrong tokens once it gave the right one', async () => {
+    const admin = await testAdmin.startAnother({});
+    for (let round = 0; round < 2; round++) {
+      for (let i = 1; i < AUTH_FAILURES_PER_CLIENT; i++) {
+        assert.equal((await getFrom('127.0.0.1', admin.port, `guess-${i}`)).status, 401);
+      }
+      assert.equal((await getFrom('127.0.0.1', admin.port, TOKEN)).status, 200);
+    }
+  });
+});
+
+describe('counting wrong tokens per client', () => {
+  const start = Date.parse('2026-12-06T10:00:00Z');
+
+  it('blocks for the rest of the window from the first failure, then counts afresh', () => {
+    const failures = createAuthFailures();
+    for (let i = 1; i < AUTH_FAILURES_PER_CLIENT; i++) assert.equal(failures.failed('192.0.2.1', start + i - 1), false);
+    assert.equal(failures.blockedFor('192.0.2.1', start + 100), 0);
+    assert.equal(failures.failed('192.0.2.1', start + 100), true);
+    assert.equal(failures.blockedFor('192.0.2.1', start + 100), AUTH_FAILURE_WINDOW_MS - 100);
+    assert.equal(failures.blockedFor('192.0.2.9', start + 100), 0);
+    assert.equal(failures.blockedFor('192.0.2.1', start + AUTH_FAILURE_WINDOW_MS), 0);
+    assert.equal(failures.failed('192.0.2.1', start + AUTH_FAILURE_WINDOW_MS), false);
+  });
+
+  it('keeps at most the given number of clients, forgetting the oldest first', () => {
+    const failures = createAuthFailures({ maxClients: 2 });
+    for (const client of ['192.0.2.1', '192.0.2.2', '192.0.2.3']) {
+      for (let i = 0; i < AUTH_FAILURES_PER_CLIENT; i++) failures.failed(client, start);
+    }
+    assert.equal(failures.blockedFor('192.0.2.1', start), 0);
+    assert.ok(failures.blockedFor('192.0.2.2', start) > 0);
+    assert.ok(failures.blockedFor('192.0.2.3', start) > 0);
   });
 });
