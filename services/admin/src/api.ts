@@ -76,7 +76,8 @@ export function buildAdminApi(options: {
             .send(problem('AUTH_RATE_LIMITED', 'too many wrong bearer tokens from this client; try again later'));
         }
         if (!bearerTokenMatches(req.headers.authorization, options.token)) {
-          if (authFailures.failed(req.ip, now)) {
+          // A call without a token guesses nothing (a probe, a forgotten setting): only wrong tokens count.
+          if (req.headers.authorization !== undefined && authFailures.failed(req.ip, now)) {
             req.log.warn(
               { code: 'ADMIN_AUTH_BLOCKED', client: req.ip, failures: AUTH_FAILURES_PER_CLIENT },
               'too many wrong bearer tokens: client turned away for a while',

@@ -1,4 +1,4 @@
-// Wrong bearer tokens, counted per client: after AUTH_FAILURES_PER_CLIENT of them within AUTH_FAILURE_WINDOW_MS of
+// Wrong bearer tokens (not calls without one), counted per client: after AUTH_FAILURES_PER_CLIENT of them within AUTH_FAILURE_WINDOW_MS of
 // the first, the client is turned away (429) until that window ends, with the right token too: otherwise the guess
 // that hits would still be told so. Kept in memory: the admin API runs as one process (deploy/k8s: one replica), and
 // a restart that forgets the counts gives a guesser one more window, no more. Bounded, so that many addresses cannot

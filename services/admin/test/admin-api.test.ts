@@ -155,6 +155,10 @@ describe('wrong bearer tokens', () => {
 
   it(`turns a client away for a while after ${AUTH_FAILURES_PER_CLIENT} wrong tokens, the right one included; not others`, async () => {
     const admin = await testAdmin.startAnother({});
+    // Calls without a token guess nothing and are not counted.
+    for (let i = 0; i < AUTH_FAILURES_PER_CLIENT; i++) {
+      assert.equal((await fetch(`http://127.0.0.1:${admin.port}/api/v1/quarantine`)).status, 401);
+    }
     for (let i = 0; i < AUTH_FAILURES_PER_CLIENT; i++) {
       assert.equal((await getFrom('127.0.0.1', admin.port, `guess-${i}`)).status, 401);
     }
