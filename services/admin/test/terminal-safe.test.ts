@@ -15,6 +15,13 @@ describe('terminalSafe', () => {
     );
     assert.equal(terminalSafe('plain text\n'), 'plain text\n');
   });
+
+  it('escapes what a terminal shows as nothing or as a line break: zero-width, line and paragraph separators, tags', () => {
+    assert.equal(
+      terminalSafe('amt\u200b@behoerde.example \u2060\ufeff\u00ad a\u2028b\u2029c \u{e0041}'),
+      'amt\\u200b@behoerde.example \\u2060\\ufeff\\u00ad a\\u2028b\\u2029c \\u{e0041}',
+    );
+  });
 });
 
 describe('what the CLI prints of a stranger, one line per entry', () => {
