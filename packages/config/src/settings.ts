@@ -305,6 +305,39 @@ export const settings = {
     'how long DNS answers for SPF, DKIM and DMARC are kept (0: asked for every message)',
   ),
   maxRecipients: setting('SMGW_SMTP_MAX_RECIPIENTS', integer(1, 10000), '100', 'recipients per message'),
+  /**
+   * Against a stolen submission account flooding the queues and the citizens' portal mailboxes (whose quota all
+   * agencies share): messages (counted at MAIL FROM) and recipients (at RCPT) per account and clock hour, over every
+   * replica (services/ingest/src/rate-limits.ts). An agency clerk sends a few hundred a day at most.
+   */
+  submissionMessagesPerHour: setting(
+    'SMGW_SUBMISSION_MESSAGES_PER_HOUR',
+    integer(1, 1_000_000_000),
+    '2000',
+    'messages one submission account may send per hour (451 4.7.1 at MAIL FROM beyond)',
+  ),
+  submissionRecipientsPerHour: setting(
+    'SMGW_SUBMISSION_RECIPIENTS_PER_HOUR',
+    integer(1, 1_000_000_000),
+    '5000',
+    'recipients one submission account may address per hour (452 4.7.1 at RCPT beyond)',
+  ),
+  /**
+   * The same for a client of SMGW_SUBMISSION_NETWORKS that does not AUTH, per client address: an agency's mail server
+   * sends for all its users, so more, but a compromised one is bounded too.
+   */
+  submissionNetworkMessagesPerHour: setting(
+    'SMGW_SUBMISSION_NETWORK_MESSAGES_PER_HOUR',
+    integer(1, 1_000_000_000),
+    '20000',
+    'messages one client address of SMGW_SUBMISSION_NETWORKS may send per hour without AUTH',
+  ),
+  submissionNetworkRecipientsPerHour: setting(
+    'SMGW_SUBMISSION_NETWORK_RECIPIENTS_PER_HOUR',
+    integer(1, 1_000_000_000),
+    '50000',
+    'recipients one client address of SMGW_SUBMISSION_NETWORKS may address per hour without AUTH',
+  ),
   commandRatePerMinute: setting(
     'SMGW_SMTP_COMMANDS_PER_MINUTE',
     integer(1, 10_000_000),

@@ -28,6 +28,12 @@ export function ingestMetrics(registry: Registry) {
       labelNames: ['result'],
       registers: [registry],
     }),
+    submissionLimited: new Counter({
+      name: 'smgw_ingest_submission_limited_total',
+      help: 'Submission MAIL FROM or RCPT refused over an hourly limit, by limit (messages, recipients) and sender (account, network); the log line names which',
+      labelNames: ['limit', 'sender'],
+      registers: [registry],
+    }),
     tlsCertificateExpiry: new Gauge({
       name: 'smgw_ingest_tls_certificate_expiry_timestamp_seconds',
       help: 'When the STARTTLS certificate ingest loaded at start expires (Unix time; the first of the file)',

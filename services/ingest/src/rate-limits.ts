@@ -7,7 +7,9 @@
 //   first attempt): an attempt takes its numbers before the password is checked and gives them back only when the
 //   login succeeds (or our side failed), so parallel guesses count as they are made, not after their (slow) argon2
 //   checks, and a success does not erase them. A client that logged in to an account before is not held by the
-//   account's limit (see takeAuthAttempt: a stranger must not lock an agency out).
+//   account's limit (see takeAuthAttempt: a stranger must not lock an agency out),
+// - messages and recipients per clock hour of a submission sender (countSubmission): an account under its name, a
+//   client of SMGW_SUBMISSION_NETWORKS without AUTH under its address; counted in leases as commands are.
 // Clients and accounts are named in Redis by HMACs under a key derived from SMGW_MASTER_KEY (clientName, accountKey):
 // Redis holds neither addresses nor usernames. Redis errors are thrown as RedisUnavailableError: the caller answers
 // with a temporary refusal, never lets the client through unchecked.
@@ -46,7 +48,24 @@ export interface RateLimitOptions {
   ipv6ClientPrefix?: number;
   /** How long a connection counter outlives its last change (connections are much shorter than this). */
   connectionCounterTtlSeconds?: number;
+  /** Per clock hour (SMGW_SUBMISSION_*_PER_HOUR); countSubmission needs them. */
+  submission?: SubmissionLimits;
 }
+
+export interface SubmissionLimits {
+  /** Per account (SMGW_SUBMISSION_MESSAGES_PER_HOUR, SMGW_SUBMISSION_RECIPIENTS_PER_HOUR). */
+  account: { messages: number; recipients: number };
+  /** Per client address of SMGW_SUBMISSION_NETWORKS without AUTH (SMGW_SUBMISSION_NETWORK_*_PER_HOUR). */
+  network: { messages: number; recipients: number };
+}
+
+/** What countSubmission counts: a message at MAIL FROM, a recipient at RCPT. */
+export type SubmissionCount = 'messages' | 'recipients';
+
+/** Who is counted: the authenticated account, else the client address (a trusted network's client). */
+export type SubmissionSender = { account: string } | { ip: string };
+
+const HOUR_MS = 3_600_000;
 
 const hmac = (secret: Buffer, text: string) => createHmac('sha256', secret).update(text, 'utf8').digest('hex');
 
@@ -125,6 +144,8 @@ export const MAX_COMMAND_LEASE = 16;
 interface LeasedWindow {
   unused: number;
   exhausted: boolean;
+  /** The limit the window's numbers are judged by. */
+  limit: number;
   asking?: Promise<void>;
 }
 
@@ -167,6 +188,18 @@ export interface RateLimits {
    * counted.
    */
   returnAuthAttempt(attempt: TakenAuthAttempt, outcome: { succeeded: boolean }): Promise<void>;
+  /**
+   * Counts one message (at MAIL FROM) or one recipient (at RCPT) of a submission sender in the current clock hour;
+   * `allowed` is false (nothing sent) once that passes `max`, the sender's limit. An account is counted under its
+   * name whatever address or replica it comes from; a trusted client without AUTH under its address. A transaction
+   * the client abandons after MAIL FROM or RCPT still counts: the numbers are taken before the message exists, so
+   * parallel sessions cannot pass the limit together. Redis errors: RedisUnavailableError.
+   */
+  countSubmission(
+    kind: SubmissionCount,
+    sender: SubmissionSender,
+    now?: number,
+  ): Promise<{ allowed: boolean; max: number }>;
 }
 
 /** Which limit refused an AUTH attempt (logged with AUTH_RATE_LIMITED). */
@@ -320,6 +353,14 @@ export function createRateLimits(redis: Redis, options: RateLimitOptions): RateL
   const commands = new CommandLeases(options.commandsPerMinute, (windowKey, size) =>
     leaseInWindow(windowKey, size, 120).then(Number),
   );
+  // One lease keeper per kind: each keeps the windows of one hour. A window's key lives two hours (the hour it counts
+  // and a replica's clock a little behind).
+  const submissionLeases = (limit: number) =>
+    new CommandLeases(limit, (windowKey, size) => leaseInWindow(windowKey, size, 7200).then(Number));
+  const submissionCounts = options.submission && {
+    messages: submissionLeases(options.submission.account.messages),
+    recipients: submissionLeases(options.submission.account.recipients),
+  };
 
   return {
     openConnection: (ip) =>
@@ -353,6 +394,16 @@ export function createRateLimits(redis: Redis, options: RateLimitOptions): RateL
         const keys = authKeys(attempt.ip, attempt.username);
         await returnAuthAttempt(keys, attempt.accountCounted ? 1 : 0, outcome.succeeded ? knownClientTtl : 0);
       }),
+    countSubmission: async (kind, sender, now = Date.now()) => {
+      if (!options.submission || !submissionCounts) throw new Error('createRateLimits: no submission limits given');
+      const hour = Math.floor(now / HOUR_MS);
+      const byAccount = 'account' in sender;
+      const max = options.submission[byAccount ? 'account' : 'network'][kind];
+      // Accounts and clients apart (`a`, `c`): neither name can be mistaken for the other.
+      const name = byAccount ? `a-${accountKey(sender.account, options.redisNameSecret)}` : `c-${nameOf(sender.ip)}`;
+      const windowKey = `${options.prefix}ingest:sub-${kind}:${name}:${hour}`;
+      return { allowed: await submissionCounts[kind].take(windowKey, hour, max), max };
+    },
   };
 }
 
@@ -377,8 +428,12 @@ export class CommandLeases {
     this.#lease = lease;
   }
 
-  /** Counts one command in `minute`'s window; false when it is over the limit. Redis errors: RedisUnavailableError. */
-  async take(windowKey: string, minute: number): Promise<boolean> {
+  /**
+   * Counts one command in `minute`'s window (any number naming the window: submission counts use the hour); false
+   * when it is over `limit` (the constructor's, unless a caller's senders have limits of their own). Redis errors:
+   * RedisUnavailableError.
+   */
+  async take(windowKey: string, minute: number, limit = this.#limit): Promise<boolean> {
     // A new window, or more client addresses in this one than we keep leases for: start again (unused numbers are
     // lost, which can only refuse early, never allow more).
     if (minute !== this.#minute || this.#windows.size >= MAX_LEASED_WINDOWS) {
@@ -387,8 +442,12 @@ export class CommandLeases {
     }
     let window = this.#windows.get(windowKey);
     if (!window) {
-      window = { unused: 0, exhausted: false };
+      window = { unused: 0, exhausted: false, limit };
       this.#windows.set(windowKey, window);
+    } else if (window.limit !== limit) {
+      // The limit changed within the window: Redis's counter says what the new one still allows.
+      window.limit = limit;
+      window.exhausted = false;
     }
     // One lease at a time per window: commands that arrive meanwhile wait for it and share it.
     for (;;) {
@@ -403,11 +462,12 @@ export class CommandLeases {
   }
 
   async #renew(windowKey: string, window: LeasedWindow): Promise<void> {
-    const size = this.#size;
+    const limit = window.limit;
+    const size = limit === this.#limit ? this.#size : leaseSize(limit);
     try {
       const after = await askRedis(() => this.#lease(windowKey, size));
       // Numbers after - size + 1 … after are ours; those up to the limit may be used.
-      const usable = Math.max(0, Math.min(size, this.#limit - (after - size)));
+      const usable = Math.max(0, Math.min(size, limit - (after - size)));
       window.unused += usable;
       if (usable < size) window.exhausted = true;
     } finally {

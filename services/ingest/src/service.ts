@@ -98,6 +98,13 @@ export async function startIngest(
       maxConnectionsPerNetwork: config.maxConnectionsPerNetwork,
       commandsPerMinute: config.commandRatePerMinute,
       ipv6ClientPrefix: config.ipv6ClientPrefix,
+      submission: {
+        account: { messages: config.submissionMessagesPerHour, recipients: config.submissionRecipientsPerHour },
+        network: {
+          messages: config.submissionNetworkMessagesPerHour,
+          recipients: config.submissionNetworkRecipientsPerHour,
+        },
+      },
     });
 
     const registry = createRegistry('ingest');

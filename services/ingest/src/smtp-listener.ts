@@ -20,7 +20,7 @@ import {
 import { type AcceptDeps, acceptMessage } from './accept-message.ts';
 import { BareLineEndingGuard } from './bare-line-ending-guard.ts';
 import type { IngestMetrics } from './metrics.ts';
-import type { AuthAttempt, RateLimits, TakenAuthAttempt } from './rate-limits.ts';
+import type { AuthAttempt, RateLimits, SubmissionCount, TakenAuthAttempt } from './rate-limits.ts';
 import { decideRecipient, type Listener } from './recipient-policy.ts';
 import type { RecipientVerification } from './recipient-verification.ts';
 import {
@@ -29,7 +29,7 @@ import {
   mayAppearAsInboundAuthor,
   mayUseSenderAddress,
 } from './sender-policy.ts';
-import { queuedReply, type ReplyCode, refusal } from './smtp-replies.ts';
+import { limitRefusal, queuedReply, type ReplyCode, refusal, type SmtpReplyError } from './smtp-replies.ts';
 import { attachConnectionHooks, guardTlsSocket } from './smtp-server-patches.ts';
 import type { TlsCredentials } from './tls.ts';
 
@@ -204,8 +204,11 @@ export function createSmtpListener(
           { address: address.address, trustedNetwork: trusted(session.remoteAddress), account },
           settings.internalDomains,
         );
-        if (decision.accept) return callback();
-        callback(refuse(session, decision.code, { mailFrom: address.address, user: account?.username }));
+        if (!decision.accept) {
+          return callback(refuse(session, decision.code, { mailFrom: address.address, user: account?.username }));
+        }
+        // A sender that may send is counted: a message an hour more (after the checks, so refused ones do not count).
+        countSubmission(session, 'messages').then(callback);
       };
       const authenticated = session.user as AuthenticatedAccount | undefined;
       if (!authenticated) return decide(undefined);
@@ -249,8 +252,14 @@ export function createSmtpListener(
       };
       const decision = decideRecipient(listener, address.address, settings.internalDomains);
       if (!decision.accept) return callback(refuse(session, decision.code, { rcptTo: address.address }));
-      // The MX port takes only recipients the agencies' relay knows (recipient-verification.ts); submission does not ask.
-      if (listener !== 'inbound') return accepted();
+      // The MX port takes only recipients the agencies' relay knows (recipient-verification.ts); submission does not
+      // ask, but counts a recipient an hour more for its sender (a mailbox named again was counted already).
+      if (listener !== 'inbound') {
+        if (known) return accepted();
+        return void countSubmission(session, 'recipients').then((refused) =>
+          refused ? callback(refused) : accepted(),
+        );
+      }
       deps.recipientVerification.check(session.remoteAddress, address.address).then(
         (check) =>
           check.accept
@@ -299,6 +308,32 @@ export function createSmtpListener(
   server.on('error', (err: Error & { code?: string }) => {
     log.warn({ code: 'SMTP_SESSION_ERROR', err, errorCode: err.code }, 'SMTP session error');
   });
+
+  /**
+   * Counts a message (at MAIL FROM) or a recipient (at RCPT) of a submission session's sender: its account, else its
+   * client address (a trusted network without AUTH). The refusal when that is over the sender's hourly limit, logged
+   * as a warning naming the account or address (a stolen account shows itself here) and counted in a metric.
+   */
+  async function countSubmission(
+    session: SMTPServerSession,
+    kind: SubmissionCount,
+  ): Promise<SmtpReplyError | undefined> {
+    const account = session.user as SubmissionAccount | undefined;
+    let counted: { allowed: boolean; max: number };
+    try {
+      counted = await rateLimits.countSubmission(
+        kind,
+        account ? { account: account.username } : { ip: session.remoteAddress },
+      );
+    } catch (err) {
+      return refuse(session, 'REDIS_UNAVAILABLE', {}, err);
+    }
+    if (counted.allowed) return undefined;
+    const code = kind === 'messages' ? 'SUBMISSION_MESSAGE_LIMIT' : 'SUBMISSION_RECIPIENT_LIMIT';
+    metrics.submissionLimited.inc({ limit: kind, sender: account ? 'account' : 'network' });
+    sessionLog(session).warn({ code, user: account?.username, max: counted.max }, `refused: ${code}`);
+    return limitRefusal(code, counted.max);
+  }
 
   function releaseConnection(session: SMTPServerSession, state: SessionState) {
     if (!state.counted) return;

@@ -24,6 +24,17 @@ export const REPLIES = {
   AUTH_UNAVAILABLE: { status: 454, text: '4.7.0 Temporary authentication failure, try again later' },
   AUTH_RATE_LIMITED: { status: 454, text: '4.7.0 Too many failed authentication attempts, try again later' },
   TOO_MANY_RECIPIENTS: { status: 452, text: '4.5.3 Too many recipients' },
+  // Hourly limits of a submission sender (rate-limits.ts countSubmission); {max} is the sender's limit. 451 at MAIL
+  // FROM: the whole message is to be tried again later. 452 at RCPT (RFC 5321 §4.5.3.1.10): the client sends the
+  // message to the recipients taken so far and tries the others later. 4.7.1: refused by policy, not for lack of room.
+  SUBMISSION_MESSAGE_LIMIT: {
+    status: 451,
+    text: '4.7.1 Message limit reached: at most {max} messages an hour, try again later',
+  },
+  SUBMISSION_RECIPIENT_LIMIT: {
+    status: 452,
+    text: '4.7.1 Recipient limit reached: at most {max} recipients an hour, try again later',
+  },
   TOO_MANY_CONNECTIONS: { status: 421, text: '4.7.0 Too many connections from your address' },
   COMMAND_RATE_EXCEEDED: { status: 421, text: '4.7.0 Rate limit exceeded, try again later' },
   // Session limits (smtp-listener.ts): a command line or a message that does not arrive in time, or too many
@@ -43,8 +54,8 @@ export type ReplyCode = keyof typeof REPLIES;
 export class SmtpReplyError extends Error {
   readonly code: ReplyCode;
   readonly responseCode: number;
-  constructor(code: ReplyCode, options?: { cause?: unknown }) {
-    super(REPLIES[code].text, options);
+  constructor(code: ReplyCode, options?: { cause?: unknown; max?: number }) {
+    super(REPLIES[code].text.replace('{max}', String(options?.max)), options);
     this.name = 'SmtpReplyError';
     this.code = code;
     this.responseCode = REPLIES[code].status;
@@ -53,6 +64,11 @@ export class SmtpReplyError extends Error {
 
 export function refusal(code: ReplyCode, cause?: unknown): SmtpReplyError {
   return new SmtpReplyError(code, cause === undefined ? undefined : { cause });
+}
+
+/** The refusal of a sender over an hourly limit, naming the limit. */
+export function limitRefusal(code: 'SUBMISSION_MESSAGE_LIMIT' | 'SUBMISSION_RECIPIENT_LIMIT', max: number) {
+  return new SmtpReplyError(code, { max });
 }
 
 /** The 250 reply text after DATA: the gateway message id, so the sender can quote it to an operator. */

@@ -337,3 +337,59 @@ describe('AUTH attempts per client and per account', () => {
     }
   });
 });
+
+describe('messages and recipients per hour of a submission sender', () => {
+  const HOUR = 3_600_000;
+  const limitsFor = (own: string) =>
+    createRateLimits(redis, {
+      prefix: own,
+      redisNameSecret: SECRET,
+      maxConnectionsPerClient: 10,
+      commandsPerMinute: 100,
+      submission: { account: { messages: 3, recipients: 500 }, network: { messages: 2, recipients: 500 } },
+    });
+
+  it('allows an account its limit in a clock hour on all replicas together, and the next hour afresh', async () => {
+    const own = testRedisPrefix();
+    const [a, b] = [limitsFor(own), limitsFor(own)];
+    const now = 1000 * HOUR + 10;
+    const account = { account: 'Anna@Behoerde.example' };
+    const counts = [
+      await a.countSubmission('messages', account, now),
+      await b.countSubmission('messages', { account: 'anna@behoerde.example' }, now),
+      await a.countSubmission('messages', account, now),
+      await b.countSubmission('messages', account, now),
+    ];
+    assert.deepEqual(
+      counts.map((c) => c.allowed),
+      [true, true, true, false],
+    );
+    assert.equal(counts[3]?.max, 3);
+    assert.equal((await a.countSubmission('messages', account, now + HOUR)).allowed, true);
+    // A client address is counted apart from every account, by the network's limit.
+    const client = { ip: '127.10.0.9' };
+    assert.deepEqual(
+      [
+        (await a.countSubmission('messages', client, now)).allowed,
+        (await b.countSubmission('messages', client, now)).allowed,
+        (await a.countSubmission('messages', client, now)).allowed,
+      ],
+      [true, true, false],
+    );
+    // Neither the username nor the address is in Redis.
+    const keys = (await redis.keys(`${own}*`)).join(' ');
+    assert.doesNotMatch(keys, /anna|behoerde|127\.10/i);
+  });
+
+  it('hands out a lease of recipients at a time, so a message of many does not ask Redis for each', async () => {
+    const own = testRedisPrefix();
+    const limits = limitsFor(own);
+    const now = 2000 * HOUR;
+    for (let i = 0; i < 500; i++) {
+      assert.equal((await limits.countSubmission('recipients', { account: 'bulk' }, now)).allowed, true);
+    }
+    assert.equal((await limits.countSubmission('recipients', { account: 'bulk' }, now)).allowed, false);
+    const [key] = await redis.keys(`${own}ingest:sub-recipients:*`);
+    assert.equal(Number(await redis.get(key as string)), 500 + leaseSize(500));
+  });
+});
