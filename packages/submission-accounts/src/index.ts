@@ -114,14 +114,7 @@ export async function createSubmissionAccount(
     throw new SubmissionAccountError('SUBMISSION_ACCOUNT_INVALID', 'username must be 1–254 visible characters');
   }
   checkPasswordLength(input.password);
-  const senderAddresses = senderAddressList(input.senderAddresses ?? []);
-  const senderDomains = senderDomainList(input.senderDomains ?? []);
-  if (senderAddresses.length === 0 && senderDomains.length === 0) {
-    throw new SubmissionAccountError(
-      'SUBMISSION_ACCOUNT_INVALID',
-      'an account needs at least one sender address (or a sender domain, granting every address in it)',
-    );
-  }
+  const { senderAddresses, senderDomains } = senderRights(input);
   const passwordHash = await hashPassword(input.password);
   const result = await db.query(
     `insert into submission_accounts (username, password_hash, sender_addresses, sender_domains) values ($1, $2, $3, $4)
@@ -132,6 +125,19 @@ export async function createSubmissionAccount(
     throw new SubmissionAccountError('SUBMISSION_ACCOUNT_EXISTS', `account ${username} exists already`);
   }
   return { username, senderAddresses, senderDomains };
+}
+
+/** The sender rights given, normalised; at least one address or domain. */
+function senderRights(input: { senderAddresses?: string[]; senderDomains?: string[] }) {
+  const senderAddresses = senderAddressList(input.senderAddresses ?? []);
+  const senderDomains = senderDomainList(input.senderDomains ?? []);
+  if (senderAddresses.length === 0 && senderDomains.length === 0) {
+    throw new SubmissionAccountError(
+      'SUBMISSION_ACCOUNT_INVALID',
+      'an account needs at least one sender address (or a sender domain, granting every address in it)',
+    );
+  }
+  return { senderAddresses, senderDomains };
 }
 
 function checkPasswordLength(password: string): void {
@@ -225,6 +231,41 @@ export async function setSubmissionPassword(
   const { rows } = await db.query<ListedRow>(
     `update submission_accounts set password_hash = $2 where username = $1 returning ${LISTED_COLUMNS}`,
     [normalizeUsername(username), passwordHash],
+  );
+  return rows[0] ? listedOf(rows[0]) : undefined;
+}
+
+/**
+ * Replaces the addresses an account may use and its domain grant (at least one of them, validated and normalised as
+ * at creation); the account as listed afterwards, or undefined when there is none. Open sessions of the account send
+ * by the new rights from their next MAIL FROM on (ingest asks currentSubmissionAccount).
+ */
+export async function setSubmissionSenderRights(
+  db: Queryable,
+  username: string,
+  rights: { senderAddresses: string[]; senderDomains: string[] },
+): Promise<ListedSubmissionAccount | undefined> {
+  const { senderAddresses, senderDomains } = senderRights(rights);
+  const { rows } = await db.query<ListedRow>(
+    `update submission_accounts set sender_addresses = $2, sender_domains = $3 where username = $1
+     returning ${LISTED_COLUMNS}`,
+    [normalizeUsername(username), senderAddresses, senderDomains],
+  );
+  return rows[0] ? listedOf(rows[0]) : undefined;
+}
+
+/**
+ * Deletes an account; the account as it was listed, or undefined when there was none. It cannot AUTH any more, and
+ * its open sessions are refused at their next MAIL FROM, as for a disabled one. A new account of the same name does
+ * not bring them back: its password hash (a new salt) is another.
+ */
+export async function deleteSubmissionAccount(
+  db: Queryable,
+  username: string,
+): Promise<ListedSubmissionAccount | undefined> {
+  const { rows } = await db.query<ListedRow>(
+    `delete from submission_accounts where username = $1 returning ${LISTED_COLUMNS}`,
+    [normalizeUsername(username)],
   );
   return rows[0] ? listedOf(rows[0]) : undefined;
 }

@@ -30,11 +30,17 @@ ${PORTAL_USAGE}
   account password <username> [--operator <name>]
                                       a new password (from SMGW_ACCOUNT_PASSWORD); sessions that logged in with
                                       the old one are refused at their next MAIL FROM
+  account addresses <username> --address a [--address a2 ...] [--domain d ...] [--operator <name>]
+                                      replace the addresses (and the domain grant: none without --domain) the
+                                      account may send as; open sessions send by them from their next MAIL FROM
+  account delete <username> [--operator <name>]
+                                      delete the account; its open sessions are refused at their next MAIL FROM
   help                                this text
 settings: SMGW_ADMIN_URL (default http://127.0.0.1:8081/api/v1), SMGW_ADMIN_TOKEN,
           SMGW_OPERATOR (default operator name for release, trust add, cert add|withdraw|reinstate,
                          pgp approve|reject, agency signing, mailbox lock|unlock|resend-activation|delete,
-                         registration accept|reject, agency portal-reachable, account disable|enable|password)`;
+                         registration accept|reject, agency portal-reachable,
+                         account disable|enable|password|addresses|delete)`;
 
 const OPTIONS = {
   json: { type: 'boolean' },
@@ -235,6 +241,36 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
         }
         const addresses = values.address ?? [];
         const domains = values.domain ?? [];
+        if (action === 'addresses' || action === 'delete') {
+          const username = positional[1];
+          if (!username || (action === 'addresses' && addresses.length + domains.length === 0)) {
+            throw new CliError(
+              action === 'delete'
+                ? 'usage: account delete <username> [--operator <name>]'
+                : 'usage: account addresses <username> --address a [--address a2 ...] [--domain d ...] [--operator <name>]',
+            );
+          }
+          const operator = values.operator ?? env.SMGW_OPERATOR;
+          const path = `/submission-accounts/${encodeURIComponent(username)}`;
+          const { status, body } = await call(
+            action === 'delete' ? 'DELETE' : 'PUT',
+            action === 'delete' ? path : `${path}/addresses`,
+            {
+              ...(action === 'addresses' ? { body: { senderAddresses: addresses, senderDomains: domains } } : {}),
+              headers: operator ? { 'x-smgw-operator': operator } : {},
+            },
+          );
+          if (status !== 200) throw new CliError(errorText(status, body));
+          const account = body as ListedAccount;
+          out(
+            json
+              ? `${JSON.stringify(body, null, 2)}\n`
+              : action === 'delete'
+                ? `deleted ${account.username}\n`
+                : accountLine(account),
+          );
+          return 0;
+        }
         if (action !== 'add' || !positional[1] || addresses.length + domains.length === 0) {
           throw new CliError(
             'usage: account add <username> --address a [--address a2 ...] [--domain d ...]  (password: SMGW_ACCOUNT_PASSWORD)',

@@ -27,3 +27,15 @@ export function strictBoolean(name: string, options: { required?: boolean } = {}
     }
   };
 }
+
+/**
+ * A preValidation hook refusing a field that is not a JSON array (when present) with 400 BAD_REQUEST before the
+ * schema, whose type coercion would take a lone string for an array of one.
+ */
+export function strictArrays(...names: string[]) {
+  return async (req: FastifyRequest, reply: FastifyReply) => {
+    const body = req.body as Record<string, unknown> | undefined;
+    const bad = names.find((name) => body?.[name] !== undefined && !Array.isArray(body[name]));
+    if (bad) return reply.code(400).send(problem('BAD_REQUEST', `body/${bad} must be an array`));
+  };
+}

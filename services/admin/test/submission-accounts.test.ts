@@ -227,4 +227,144 @@ describe('submission accounts in the admin API', () => {
     assert.equal(password.code, 0);
     assert.equal((await login('zoll@fa-nord.example', 'aus der Umgebung 456'))?.username, 'zoll@fa-nord.example');
   });
+
+  const send = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${base}/submission-accounts/${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${TOKEN}`,
+        ...headers,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  const errorCode = async (res: Response) => ((await res.json()) as { error: { code: string } }).error.code;
+
+  it('replaces the addresses and the domain grant of an account, validated as at creation', async () => {
+    assert.equal(
+      (
+        await post({
+          username: 'amt@fa-sued.example',
+          password: 'ein langes Passwort 8',
+          senderAddresses: ['amt@fa-sued.example'],
+        })
+      ).status,
+      201,
+    );
+    const changed = await send(
+      'PUT',
+      'Amt@FA-Sued.example/addresses',
+      { senderAddresses: ['Leitung@FA-Sued.example', 'amt@fa-sued.example'], senderDomains: [] },
+      { 'x-smgw-operator': 'anna.admin' },
+    );
+    assert.equal(changed.status, 200);
+    assert.deepEqual(
+      { ...((await changed.json()) as object), createdAt: undefined },
+      {
+        username: 'amt@fa-sued.example',
+        senderAddresses: ['leitung@fa-sued.example', 'amt@fa-sued.example'],
+        senderDomains: [],
+        disabled: false,
+        createdAt: undefined,
+      },
+    );
+    const login = await verifySubmissionLogin(db.pool, {
+      username: 'amt@fa-sued.example',
+      password: 'ein langes Passwort 8',
+    });
+    assert.deepEqual(login?.senderAddresses, ['leitung@fa-sued.example', 'amt@fa-sued.example']);
+    const bad: [unknown, string][] = [
+      [{ senderAddresses: [], senderDomains: [] }, 'SUBMISSION_ACCOUNT_INVALID'],
+      [{ senderAddresses: ['a%b@fa-sued.example'], senderDomains: [] }, 'SUBMISSION_ACCOUNT_INVALID'],
+      [{ senderAddresses: ['x@fa-sued.example,y@fa-sued.example'], senderDomains: [] }, 'SUBMISSION_ACCOUNT_INVALID'],
+      [{ senderAddresses: [], senderDomains: ['not a domain'] }, 'SUBMISSION_ACCOUNT_INVALID'],
+      [{ senderAddresses: ['amt@fa-sued.example'] }, 'BAD_REQUEST'],
+      [{ senderAddresses: ['amt@fa-sued.example'], senderDomains: [], disabled: false }, 'BAD_REQUEST'],
+      [{ senderAddresses: 'amt@fa-sued.example', senderDomains: [] }, 'BAD_REQUEST'],
+      [{ senderAddresses: Array(101).fill('amt@fa-sued.example'), senderDomains: [] }, 'BAD_REQUEST'],
+    ];
+    for (const [body, code] of bad) {
+      const refused = await send('PUT', 'amt@fa-sued.example/addresses', body);
+      assert.equal(refused.status, 400, JSON.stringify(body));
+      assert.equal(await errorCode(refused), code, JSON.stringify(body));
+    }
+    const missing = await send('PUT', 'niemand@fa-sued.example/addresses', {
+      senderAddresses: ['a@fa-sued.example'],
+      senderDomains: [],
+    });
+    assert.equal(missing.status, 404);
+    assert.equal(await errorCode(missing), 'SUBMISSION_ACCOUNT_NOT_FOUND');
+    // Nothing of the refused changes stuck.
+    const after = await verifySubmissionLogin(db.pool, {
+      username: 'amt@fa-sued.example',
+      password: 'ein langes Passwort 8',
+    });
+    assert.deepEqual(after?.senderAddresses, ['leitung@fa-sued.example', 'amt@fa-sued.example']);
+  });
+
+  it('deletes an account: it cannot log in any more, is no longer listed, and a second delete is 404', async () => {
+    const unauthorised = await fetch(`${base}/submission-accounts/amt@fa-sued.example`, { method: 'DELETE' });
+    assert.equal(unauthorised.status, 401);
+    assert.equal(
+      (await send('DELETE', 'amt@fa-sued.example', undefined, { 'x-smgw-operator': 'bad name;x' })).status,
+      400,
+    );
+    const deleted = await send('DELETE', 'Amt@FA-Sued.example', undefined, { 'x-smgw-operator': 'anna.admin' });
+    assert.equal(deleted.status, 200);
+    assert.equal(((await deleted.json()) as { username: string }).username, 'amt@fa-sued.example');
+    assert.equal(
+      await verifySubmissionLogin(db.pool, { username: 'amt@fa-sued.example', password: 'ein langes Passwort 8' }),
+      undefined,
+    );
+    assert.equal(
+      (await listed()).find((a) => a.username === 'amt@fa-sued.example'),
+      undefined,
+    );
+    const again = await send('DELETE', 'amt@fa-sued.example');
+    assert.equal(again.status, 404);
+    assert.equal(await errorCode(again), 'SUBMISSION_ACCOUNT_NOT_FOUND');
+  });
+
+  it('changes the addresses of an account and deletes it from the CLI', async () => {
+    const env = {
+      SMGW_ADMIN_URL: base,
+      SMGW_ADMIN_TOKEN: TOKEN,
+      SMGW_OPERATOR: 'anna.admin',
+      SMGW_ACCOUNT_PASSWORD: 'ein langes Passwort 9',
+    };
+    assert.equal(
+      (
+        await captureStdout(() =>
+          runCli(['account', 'add', 'kasse@fa-sued.example', '--address', 'kasse@fa-sued.example'], env),
+        )
+      ).code,
+      0,
+    );
+    const changed = await captureStdout(() =>
+      runCli(
+        [
+          'account',
+          'addresses',
+          'kasse@fa-sued.example',
+          '--address',
+          'zahlstelle@fa-sued.example',
+          '--domain',
+          'fa-sued.example',
+        ],
+        env,
+      ),
+    );
+    assert.equal(changed.code, 0);
+    assert.match(changed.out, /^kasse@fa-sued\.example {2}zahlstelle@fa-sued\.example {2}domains: fa-sued\.example$/m);
+    const usage = await captureStdout(() => runCli(['account', 'addresses', 'kasse@fa-sued.example'], env));
+    assert.equal(usage.code, 1);
+    const refused = await captureStdout(() =>
+      runCli(['account', 'addresses', 'kasse@fa-sued.example', '--address', 'no-at-sign'], env),
+    );
+    assert.equal(refused.code, 1);
+    const deleted = await captureStdout(() => runCli(['account', 'delete', 'kasse@fa-sued.example'], env));
+    assert.equal(deleted.code, 0);
+    assert.match(deleted.out, /^deleted kasse@fa-sued\.example$/m);
+    assert.equal((await captureStdout(() => runCli(['account', 'delete', 'kasse@fa-sued.example'], env))).code, 1);
+  });
 });

@@ -6,8 +6,10 @@ import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
 import { splitHeaderBlock } from '@smgw/mime';
 import {
   createSubmissionAccount,
+  deleteSubmissionAccount,
   setSubmissionAccountDisabled,
   setSubmissionPassword,
+  setSubmissionSenderRights,
   verifySubmissionLogin,
 } from '@smgw/submission-accounts';
 import { assertQueued } from '@smgw/testing';
@@ -408,6 +410,48 @@ describe('the submission listener', () => {
     const fromRefused = await client.sendMail({ ...message('amt@behoerde.example'), from: 'dora@behoerde.example' });
     assert.equal(fromRefused.final?.text, '550 5.7.1 From or Sender address not allowed for this sender');
     assertQueued((await client.sendMail(message('dora@behoerde.example'))).final?.text);
+    await client.quit();
+    assert.equal((await world.takeEnvelopes('smgw.scan')).length, 1);
+  });
+
+  it('refuses the next MAIL FROM of an open session once its account is deleted, even after one of that name is made again', async () => {
+    const client = await newAccountSession('fritz@behoerde.example', ['fritz@behoerde.example']);
+    const other = await tlsSession();
+    assert.equal(
+      (await other.command(`AUTH PLAIN ${plain('fritz@behoerde.example', 'a fresh long secret')}`)).code,
+      235,
+    );
+    assertQueued((await client.sendMail(message('fritz@behoerde.example'))).final?.text);
+    assert.equal((await world.takeEnvelopes('smgw.scan')).length, 1);
+    const deleted = await deleteSubmissionAccount(world.db.pool, 'Fritz@Behoerde.example');
+    assert.equal(deleted?.username, 'fritz@behoerde.example');
+    assert.equal(
+      (await client.sendMail(message('fritz@behoerde.example'))).mail.text,
+      '530 5.7.0 Authentication required',
+    );
+    // The same name and password again before the other session's next MAIL FROM: a new account, not that session's.
+    await createSubmissionAccount(world.db.pool, {
+      username: 'fritz@behoerde.example',
+      password: 'a fresh long secret',
+      senderAddresses: ['fritz@behoerde.example'],
+    });
+    assert.equal((await other.command('MAIL FROM:<fritz@behoerde.example>')).code, 530);
+    await Promise.all([client.quit(), other.quit()]);
+    assert.deepEqual(await world.takeEnvelopes('smgw.scan'), []);
+    assert.equal(await deleteSubmissionAccount(world.db.pool, 'nobody@behoerde.example'), undefined);
+  });
+
+  it('sends by the addresses an operator gave the account from the next MAIL FROM of an open session on', async () => {
+    const client = await newAccountSession('gerda@behoerde.example', ['gerda@behoerde.example']);
+    assert.equal((await client.command('MAIL FROM:<amt@behoerde.example>')).code, 550);
+    const changed = await setSubmissionSenderRights(world.db.pool, 'gerda@behoerde.example', {
+      senderAddresses: ['Amt@Behoerde.example'],
+      senderDomains: [],
+    });
+    assert.deepEqual(changed?.senderAddresses, ['amt@behoerde.example']);
+    assertQueued((await client.sendMail(message('amt@behoerde.example'))).final?.text);
+    const refused = await client.sendMail(message('gerda@behoerde.example'));
+    assert.equal(refused.mail.text, '550 5.7.1 Sender address not allowed');
     await client.quit();
     assert.equal((await world.takeEnvelopes('smgw.scan')).length, 1);
   });
