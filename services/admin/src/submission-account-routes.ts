@@ -37,6 +37,13 @@ const usernameParams = {
   properties: { username: { type: 'string', minLength: 1, maxLength: 254 } },
 } as const;
 
+/** A change named by the route alone (disable, enable, delete): the account, who made it, the account afterwards. */
+const bodilessChangeSchema = {
+  params: usernameParams,
+  headers: operatorHeaders,
+  response: { 200: accountSchema, 400: problemSchema, 404: problemSchema },
+} as const;
+
 const senderAddressesSchema = { type: 'array', maxItems: 100, items: { type: 'string', maxLength: 254 } } as const;
 const senderDomainsSchema = { type: 'array', maxItems: 100, items: { type: 'string', maxLength: 253 } } as const;
 
@@ -88,11 +95,7 @@ export async function submissionAccountRoutes(api: FastifyInstance, options: { p
     api.post<{ Params: { username: string }; Headers: { 'x-smgw-operator'?: string } }>(
       `/submission-accounts/:username/${action}`,
       {
-        schema: {
-          params: usernameParams,
-          headers: operatorHeaders,
-          response: { 200: accountSchema, 400: problemSchema, 404: problemSchema },
-        },
+        schema: bodilessChangeSchema,
       },
       async (req, reply) => {
         const operator = req.headers['x-smgw-operator'] ?? DEFAULT_OPERATOR;
@@ -177,11 +180,7 @@ export async function submissionAccountRoutes(api: FastifyInstance, options: { p
   api.delete<{ Params: { username: string }; Headers: { 'x-smgw-operator'?: string } }>(
     '/submission-accounts/:username',
     {
-      schema: {
-        params: usernameParams,
-        headers: operatorHeaders,
-        response: { 200: accountSchema, 400: problemSchema, 404: problemSchema },
-      },
+      schema: bodilessChangeSchema,
     },
     async (req, reply) => {
       const operator = req.headers['x-smgw-operator'] ?? DEFAULT_OPERATOR;
