@@ -17,9 +17,13 @@ const check = (message: Buffer | string, chunkSize = 7) => {
   return checkWholeMessageEncrypted(Readable.from(chunks));
 };
 
-/** The outcome without the rebuilt fields, for comparing. */
+/** The outcome without the rebuilt fields and the boundary, for comparing. */
 const verdict = async (result: Promise<WholeMessageCheck>) => {
-  const { contentFields: _, ...rest } = { contentFields: undefined, ...(await result) };
+  const {
+    contentFields: _,
+    boundary: __,
+    ...rest
+  } = { contentFields: undefined, boundary: undefined, ...(await result) };
   return rest;
 };
 
@@ -277,6 +281,24 @@ describe('checkWholeMessageEncrypted', () => {
       }
     });
   }
+
+  it('names the boundary of PGP/MIME, for it is free text that must be replaced before the message passes on', async () => {
+    const result = await check(pgpText());
+    assert.ok(result.encrypted);
+    assert.equal(result.boundary, 'b-test-1234');
+    const smimeResult = await check(smime);
+    assert.ok(smimeResult.encrypted);
+    assert.equal(smimeResult.boundary, undefined);
+  });
+
+  it('refuses a boundary whose delimiter line is also an armor line', async () => {
+    const boundary = '---BEGIN PGP MESSAGE-----';
+    const text = pgpText()
+      .replace('boundary="b-test-1234"', `boundary="${boundary}"`)
+      .replace(/^--b-test-1234--\r$/m, `--${boundary}--\r`)
+      .replace(/^--b-test-1234\r$/gm, `--${boundary}\r`);
+    assert.deepEqual(await check(text), { encrypted: false, reason: 'a boundary that reads as an armor line' });
+  });
 
   it('refuses a boundary a reader could take differently from how it would be written back', async () => {
     const text = pgpText().replace(/b-test-1234/g, 'b-test "1234');

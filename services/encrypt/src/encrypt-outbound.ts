@@ -26,7 +26,7 @@ import { forgetSigningKeys } from './agency-signing.ts';
 import type { EarlierRoute } from './choose-form.ts';
 import { type CopyDeps, type EncryptedCopy, encryptCopy, stagePortalCopy } from './encrypt-copies.ts';
 import { type KeyLookupDeps, lookUpOutboundKeys } from './outbound-keys.ts';
-import { namedInHeader, outerHeaderPairs, passThroughMessage } from './outer-headers.ts';
+import { namedInHeader, outerHeaderPairs, passThroughMessage, underOwnBoundary } from './outer-headers.ts';
 import { type OutboundPlan, type PlannedRecipient, planOutbound } from './plan-outbound.ts';
 
 export interface OutboundDeps extends KeyLookupDeps, CopyDeps {
@@ -83,7 +83,7 @@ export async function encryptOutbound(
       'already encrypted: passed on with its body as it is, under the outer header',
     );
     const verdict = { status: 'already-encrypted', at: at.toISOString(), form: already };
-    const blob = await storedAsPassedThrough(deps, envelope, outerHeaders, check.contentFields);
+    const blob = await storedAsPassedThrough(deps, envelope, outerHeaders, check);
     return next(advance(withVerdict({ ...envelope, blob }, 'crypto', verdict), 'encrypt'));
   }
 
@@ -144,16 +144,19 @@ async function earlierRoutes(deps: OutboundDeps, messageId: string): Promise<Map
 }
 
 /**
- * The encrypted body again under the rebuilt header (passThroughMessage): a new blob, the original stays for the
- * other envelopes. Bounded like an encrypted copy: the header may grow by the fields filled in from the envelope.
+ * The encrypted body again under the rebuilt header (passThroughMessage), PGP/MIME under a boundary of ours
+ * (underOwnBoundary): a new blob, the original stays for the other envelopes. Bounded like an encrypted copy: the
+ * header may grow by the fields filled in from the envelope.
  */
 async function storedAsPassedThrough(
   deps: OutboundDeps,
   envelope: Envelope,
   outerHeaders: Array<[string, string]>,
-  contentFields: Array<[string, string]>,
+  check: { contentFields: Array<[string, string]>; boundary?: string | undefined },
 ) {
-  const { body } = await splitMessage(deps.blobStore.open(envelope.blob.ref));
+  const split = await splitMessage(deps.blobStore.open(envelope.blob.ref));
+  const { contentFields, body } =
+    check.boundary === undefined ? { ...check, body: split.body } : underOwnBoundary(check.boundary, split.body);
   return deps.blobStore.put(passThroughMessage(outerHeaders, contentFields, body), {
     messageId: envelope.id,
     maxBytes: deps.maxEncryptedBytes,

@@ -3,6 +3,7 @@
 // original header (X-*, internal routing) is neither outside nor inside: only the Content-* fields go inside. Mail
 // that passes through already encrypted (passThroughMessage) and the portal's copy (portalMessage) leave by the same
 // rule: one header policy for every copy that goes to someone outside.
+import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { OuterHeaders } from '@smgw/crypto';
 import {
@@ -105,6 +106,41 @@ export function passThroughMessage(
   body: Readable,
 ): Readable {
   return entityOf(fieldsOf([...outerPairs, ...contentFields]), body);
+}
+
+/**
+ * PGP/MIME that passes through, under a boundary of ours: the sender's (`from`, as checkWholeMessageEncrypted read
+ * it) is free text of up to 70 characters, spaces allowed, that the Content-Type and every delimiter line would
+ * carry in clear. Only the delimiter lines change: the check found every other line in a fixed form or the armor.
+ */
+export function underOwnBoundary(
+  from: string,
+  body: Readable,
+): { contentFields: Array<[string, string]>; body: Readable } {
+  const to = `smgw-pgp-${randomBytes(12).toString('hex')}`;
+  const contentType = `multipart/encrypted; protocol="application/pgp-encrypted"; boundary="${to}"`;
+  return {
+    contentFields: [['Content-Type', contentType]],
+    body: Readable.from(renamedDelimiters(body, `--${from}`, `--${to}`), { objectMode: false }),
+  };
+}
+
+/** `body` with each line that is `delimiter` or its close (trailing white space aside, as the check reads) renamed. */
+async function* renamedDelimiters(body: Readable, delimiter: string, renamed: string): AsyncGenerator<Buffer> {
+  const rename = (line: string) => {
+    const cr = line.endsWith('\r') ? '\r' : '';
+    const bare = line.trimEnd();
+    if (bare === delimiter) return `${renamed}${cr}`;
+    if (bare === `${delimiter}--`) return `${renamed}--${cr}`;
+    return line;
+  };
+  let carry = '';
+  for await (const chunk of body) {
+    const lines = (carry + Buffer.from(chunk as Uint8Array).toString('latin1')).split('\n');
+    carry = lines.pop() as string;
+    if (lines.length > 0) yield Buffer.from(`${lines.map(rename).join('\n')}\n`, 'latin1');
+  }
+  if (carry !== '') yield Buffer.from(rename(carry), 'latin1');
 }
 
 /**

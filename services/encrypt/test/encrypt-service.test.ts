@@ -355,7 +355,7 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
     assert.ok(opened.equals(INNER_ENTITY), 'openssl opens what left');
   });
 
-  it('passes mail its sender encrypted with PGP/MIME on with the body as it is and only the outer header a gateway copy has', async () => {
+  it('passes mail its sender encrypted with PGP/MIME on with the body as it is (but its boundary) and only the outer header a gateway copy has', async () => {
     const fingerprint = await gpg.generateKey('pgp-passed@buerger.example');
     const armored = await gpg.gpg(['--armor', '--encrypt', '--recipient', fingerprint], INNER_ENTITY);
     assert.equal(armored.code, 0, armored.stderr);
@@ -380,16 +380,53 @@ describe('encrypt with the broker, deliver, openssl and gpg', () => {
     assert.deepEqual(fieldNames(sent), [
       ...['Received', 'Date', 'Message-ID', 'From', 'To', 'Subject', 'MIME-Version', 'Content-Type'],
     ]);
-    assert.match(
-      headerOf(sent),
-      /^Content-Type: multipart\/encrypted; protocol="application\/pgp-encrypted"; boundary="------------enig4711"$/m,
-    );
-    assert.ok(bodyOf(sent).equals(Buffer.from(body, 'latin1')), 'the body byte for byte');
+    const ours =
+      /^Content-Type: multipart\/encrypted; protocol="application\/pgp-encrypted"; boundary="(smgw-pgp-[0-9a-f]+)"$/m.exec(
+        headerOf(sent),
+      )?.[1];
+    assert.ok(ours, "under a boundary of the gateway's");
+    const renamed = body.replaceAll('--------------enig4711', `--${ours}`);
+    assert.ok(bodyOf(sent).equals(Buffer.from(renamed, 'latin1')), 'the body byte for byte but for the delimiters');
     const armor = /-----BEGIN PGP MESSAGE-----[\s\S]*?-----END PGP MESSAGE-----/.exec(bodyOf(sent).toString('latin1'));
     assert.ok(armor);
     const decrypted = await gpg.gpg(['--decrypt'], armor[0]);
     assert.equal(decrypted.code, 0, decrypted.stderr);
     assert.ok(decrypted.stdout.equals(INNER_ENTITY), 'gpg opens what left');
+  });
+
+  it("passes PGP/MIME on under a boundary of the gateway's: the sender's is free text every delimiter repeats", async () => {
+    const fingerprint = await gpg.generateKey('pgp-boundary@buerger.example');
+    const armored = await gpg.gpg(['--armor', '--encrypt', '--recipient', fingerprint], INNER_ENTITY);
+    const armor = armored.stdout.toString('latin1').replace(/\r?\n/g, '\r\n');
+    const boundary = 'AZ 4711 Steuerstrafsache Mueller, Termin 12.3. um 10';
+    const raw = Buffer.from(
+      'From: clerk@behoerde.example\r\nTo: pgp-boundary@buerger.example\r\nSubject: Grenze\r\nMIME-Version: 1.0\r\n' +
+        `Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; boundary="${boundary}"\r\n\r\n` +
+        `--${boundary}\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n` +
+        `--${boundary}  \r\nContent-Type: application/octet-stream\r\n\r\n${armor}\r\n--${boundary}--\r\n`,
+      'latin1',
+    );
+    const envelope = await submit(world, raw, { direction: 'outbound', recipients: ['pgp-boundary@buerger.example'] });
+    const sent = await waitFor('the message at the smarthost', () =>
+      world.gateway.smarthost.messages.find((m) => m.rcptTo.includes('pgp-boundary@buerger.example')),
+    );
+    assert.ok(!sent.raw.includes(Buffer.from('Steuerstrafsache')), 'the boundary does not leave');
+    const events = (await getTrace(world.gateway.db.pool, envelope.id))?.events ?? [];
+    assert.ok(
+      events.some((e) => e.event === 'message.already-encrypted'),
+      'passed on, not encrypted again',
+    );
+    const ours =
+      /^Content-Type: multipart\/encrypted; protocol="application\/pgp-encrypted"; boundary="([^"]+)"$/m.exec(
+        headerOf(sent),
+      )?.[1];
+    assert.ok(ours);
+    const expected =
+      `--${ours}\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n` +
+      `--${ours}\r\nContent-Type: application/octet-stream\r\n\r\n${armor}\r\n--${ours}--\r\n`;
+    assert.equal(bodyOf(sent).toString('latin1'), expected, 'only the delimiter lines changed');
+    const decrypted = await gpg.gpg(['--decrypt'], armor);
+    assert.ok(decrypted.stdout.equals(INNER_ENTITY));
   });
 
   it('encrypts PGP/MIME with free text in a part header again, as it would plain mail', async () => {

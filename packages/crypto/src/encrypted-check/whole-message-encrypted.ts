@@ -23,6 +23,11 @@ export type WholeMessageCheck =
       form: 'smime' | 'pgp';
       /** Content-Type (and for S/MIME the other Content-* fields) describing the body that was checked. */
       contentFields: Array<[string, string]>;
+      /**
+       * PGP/MIME: the sender's boundary, which the body's delimiter lines repeat. It is free text (RFC 2046 allows
+       * 70 characters, spaces too), so whoever passes the message on replaces it (renameBoundary in services/encrypt).
+       */
+      boundary?: string;
     }
   | { encrypted: false; reason: string };
 
@@ -51,7 +56,7 @@ export async function checkWholeMessageEncrypted(message: AsyncIterable<Uint8Arr
     if (type.value === 'multipart/encrypted') {
       const boundary = await checkPgpMimeBody(type.parameters, lines);
       const contentType = `multipart/encrypted; protocol="application/pgp-encrypted"; boundary="${boundary}"`;
-      return { encrypted: true, form: 'pgp', contentFields: [['Content-Type', contentType]] };
+      return { encrypted: true, form: 'pgp', contentFields: [['Content-Type', contentType]], boundary };
     }
     return { encrypted: false, reason: `Content-Type ${type.value} is not an encrypted form` };
   } catch (err) {
@@ -157,6 +162,8 @@ function primitiveContentOrLarge(node: SkeletonNode | undefined, tag: number, wh
 /** What clients customarily write before the first part; any other preamble text is refused. */
 const PGP_PREAMBLE = /^This is an OpenPGP\/MIME encrypted message( \(RFC 4880 and 3156\))?\.?$/i;
 
+const ARMOR_LINES = ['-----BEGIN PGP MESSAGE-----', '-----END PGP MESSAGE-----'];
+
 /** RFC 2046 §5.1.1: 1–70 bchars, not ending in a space (so it can be written back quoted as it is). */
 const BOUNDARY = /^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$/;
 
@@ -206,6 +213,10 @@ async function checkPgpMimeBody(parameters: Map<string, string>, lines: LineRead
   const boundary = parameters.get('boundary');
   if (!boundary || !BOUNDARY.test(boundary)) notEncrypted('multipart/encrypted without a usable boundary');
   const delimiter = `--${boundary}`;
+  // A delimiter that is also an armor line would be read as both (and renamed with the delimiters when passed on).
+  if (ARMOR_LINES.some((line) => line === delimiter || line === `${delimiter}--`)) {
+    notEncrypted('a boundary that reads as an armor line');
+  }
   const isDelimiter = (line: string) => line.trimEnd() === delimiter;
   const isClose = (line: string) => line.trimEnd() === `${delimiter}--`;
 
