@@ -275,7 +275,7 @@ async function deliverGroup(
           from: envelope.mailFrom,
           to: group.recipients,
           size: envelope.blob.size + prefix.length,
-          dsn: dsnParametersFor(envelope, group.recipients),
+          dsn: dsnParametersFor(envelope, group.recipients, deps.routing.internalDomains),
           signal,
         }),
       );

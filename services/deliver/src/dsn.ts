@@ -201,11 +201,20 @@ export function buildDsn(input: DsnInput): GeneratedMail {
  * DSN parameters to pass on to the next hop (RFC 3461 relaying) for one transaction. nodemailer applies one
  * NOTIFY/ORCPT to every recipient (LIBRARY-NOTES §6): NOTIFY goes only when the group agrees on it, ORCPT only
  * for a single recipient. RET and ENVID are per message.
+ *
+ * A message the gateway changed (decrypted) from a sender outside the agencies goes on with NOTIFY=NEVER, whatever
+ * was asked: the next hop's notices (RET=FULL, NOTIFY=SUCCESS, or a later bounce, which quotes the message by
+ * default) would carry the decrypted content to whoever sent the ciphertext, so anyone who captured one could have
+ * it opened by resending it. Such a sender hears of failures only from us (dsnDisclosure: status only). A next hop
+ * that does not offer DSN gets no parameters (nodemailer drops them); its bounces have the null sender, which the
+ * submission port refuses, so they do not leave the agencies through the gateway either.
  */
 export function dsnParametersFor(
   envelope: Envelope,
   recipients: string[],
+  internalDomains: string[],
 ): { ret?: string; envid?: string; notify?: string[]; orcpt?: string } | undefined {
+  if (dsnDisclosure(envelope, internalDomains).statusOnly) return { notify: ['NEVER'] };
   const request = envelope.dsn;
   if (!request) return undefined;
   const out: { ret?: string; envid?: string; notify?: string[]; orcpt?: string } = {};

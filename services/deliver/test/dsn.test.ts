@@ -331,6 +331,7 @@ describe('dsnDisclosure', () => {
 });
 
 describe('dsnParametersFor', () => {
+  const domains = ['behoerde.example'];
   const envelope = sampleEnvelope({
     dsn: {
       ret: 'HDRS',
@@ -341,7 +342,7 @@ describe('dsnParametersFor', () => {
   });
 
   it('passes RET and ENVID on, and NOTIFY when the recipients agree on it', () => {
-    assert.deepEqual(dsnParametersFor(envelope, ['a@x.example', 'b@x.example']), {
+    assert.deepEqual(dsnParametersFor(envelope, ['a@x.example', 'b@x.example'], domains), {
       ret: 'HDRS',
       envid: 'E1',
       notify: ['FAILURE', 'DELAY'],
@@ -349,14 +350,49 @@ describe('dsnParametersFor', () => {
   });
 
   it('leaves NOTIFY out when the recipients of one transaction differ', () => {
-    assert.deepEqual(dsnParametersFor(envelope, ['a@x.example', 'c@x.example']), { ret: 'HDRS', envid: 'E1' });
+    assert.deepEqual(dsnParametersFor(envelope, ['a@x.example', 'c@x.example'], domains), { ret: 'HDRS', envid: 'E1' });
   });
 
   it('passes ORCPT only for a single recipient', () => {
-    assert.equal(dsnParametersFor(envelope, ['a@x.example'])?.orcpt, 'rfc822;a@x.example');
+    assert.equal(dsnParametersFor(envelope, ['a@x.example'], domains)?.orcpt, 'rfc822;a@x.example');
+  });
+
+  it('asks the next hop for no notices at all about a message it decrypted for a sender outside the agencies', () => {
+    // Resent with RET=FULL NOTIFY=SUCCESS, a captured ciphertext would come back to its sender opened in the relay's
+    // notice (or in a later bounce, which quotes the message by default).
+    const received = { ref: 'r'.repeat(64), sha256: 'r'.repeat(64), size: 900 };
+    const decrypted = { ref: 'd'.repeat(64), sha256: 'd'.repeat(64), size: 700 };
+    const ask = { ret: 'FULL' as const, envid: 'E1', notify: { 'amt@behoerde.example': ['SUCCESS', 'FAILURE'] } };
+    for (const status of ['decrypted', 'not-decrypted']) {
+      const opened = sampleEnvelope({
+        direction: 'inbound',
+        mailFrom: 'x@extern.example',
+        blob: decrypted,
+        receivedBlob: received,
+        verdicts: { crypto: { status, at: '2026-12-06T00:00:00.000Z' } },
+        dsn: ask,
+      });
+      assert.deepEqual(dsnParametersFor(opened, ['amt@behoerde.example'], domains), { notify: ['NEVER'] });
+      // Without any request too: the next hop's default is a bounce that quotes the message.
+      assert.deepEqual(dsnParametersFor({ ...opened, dsn: undefined }, ['amt@behoerde.example'], domains), {
+        notify: ['NEVER'],
+      });
+    }
+    // Unchanged mail from outside, and the agencies' own mail, keep what their senders asked for.
+    const plain = sampleEnvelope({ direction: 'inbound', mailFrom: 'x@extern.example', blob: received, dsn: ask });
+    assert.deepEqual(dsnParametersFor(plain, ['amt@behoerde.example'], domains)?.notify, ['SUCCESS', 'FAILURE']);
+    const agency = sampleEnvelope({
+      direction: 'internal',
+      mailFrom: 'sb@behoerde.example',
+      blob: decrypted,
+      receivedBlob: received,
+      verdicts: { crypto: { status: 'decrypted', at: '2026-12-06T00:00:00.000Z' } },
+      dsn: ask,
+    });
+    assert.equal(dsnParametersFor(agency, ['amt@behoerde.example'], domains)?.ret, 'FULL');
   });
 
   it('passes nothing when the sender asked for nothing', () => {
-    assert.equal(dsnParametersFor(sampleEnvelope(), ['a@x.example']), undefined);
+    assert.equal(dsnParametersFor(sampleEnvelope(), ['a@x.example'], domains), undefined);
   });
 });
