@@ -176,15 +176,24 @@ describe('Messenger portal in the browser', () => {
       await page.goto(`${portal}${path}`);
       await checkPage(name);
     }
-    // A file that is no key: the page with its error beside the field.
+    // A file that is no key: the page with its error beside the field (the password is asked again first).
     await page.locator('#field-key').setInputFiles({
       name: 'kein-schluessel.pem',
       mimeType: 'application/x-pem-file',
       buffer: Buffer.from('kein Schlüssel\n'),
     });
+    await page.locator('form[action="/schluessel"] #field-password').fill(PASSWORD);
     await page.locator('form[action="/schluessel"] button[type="submit"]').click();
-    await page.waitForSelector('.error-summary');
+    await page.waitForSelector('#field-key-error');
     await checkPage('keys-error');
+    // The deletion form asks for the password too; a wrong one is shown beside its field.
+    await page.goto(`${portal}/konto/loeschen`);
+    await page.locator('#field-address').fill(CITIZEN);
+    await page.locator('#field-confirm').check();
+    await page.locator('#field-password').fill('nicht das Passwort');
+    await page.locator('form[action="/konto/loeschen"] button[type="submit"]').click();
+    await page.waitForSelector('#field-password-error');
+    await checkPage('delete-mailbox-wrong-password');
 
     const stranger = await browser.newContext({ locale: 'de-DE' });
     page = await stranger.newPage();

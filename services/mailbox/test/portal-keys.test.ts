@@ -34,13 +34,14 @@ import {
 const PASSWORD = 'correct horse battery staple';
 const newAddress = () => uniqueAddress('byok');
 
-/** A multipart/form-data body with the CSRF token first and one file. */
+/** A multipart/form-data body with the CSRF token first, the password asked again, and one file. */
 function multipart(csrf: string | null, file?: { filename: string; content: Buffer | string }) {
   const boundary = `----test${randomBytes(8).toString('hex')}`;
   const parts: Buffer[] = [];
   if (csrf !== null) {
     parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="_csrf"\r\n\r\n${csrf}\r\n`));
   }
+  parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="password"\r\n\r\n${PASSWORD}\r\n`));
   if (file) {
     parts.push(
       Buffer.from(
@@ -292,7 +293,7 @@ describe('bring your own key', () => {
     assert.notEqual(certificate.fingerprint, harvested.certificate.fingerprint);
 
     await browser.get('/konto/loeschen');
-    assert.equal((await browser.post('/konto/loeschen', { address, confirm: 'ja' })).status, 200);
+    assert.equal((await browser.post('/konto/loeschen', { address, confirm: 'ja', password: PASSWORD })).status, 200);
     const left = await world.db.pool.query<{ fingerprint: string; replaced_by: string | null }>(
       'select fingerprint, replaced_by from certificates where addresses @> array[$1::text]',
       [address],

@@ -386,7 +386,7 @@ describe('the account', () => {
     assert.ok(audit.some((entry) => entry.event === 'mailbox.archive-downloaded'));
   });
 
-  it('deletes the mailbox only after the address is typed and the box ticked, destroys its key, ends every session', async () => {
+  it('deletes the mailbox only after the address is typed, the box ticked and the password given, destroys its key, ends every session', async () => {
     const { mailbox, browser } = await loggedInUser();
     const other = world.browser();
     assert.equal((await logIn(other, mailbox.address, PASSWORD)).status, 303);
@@ -407,7 +407,11 @@ describe('the account', () => {
     assert.ok(kept, 'and so is its key');
     kept.fill(0);
 
-    const done = await browser.post('/konto/loeschen', { address: mailbox.address.toUpperCase(), confirm: 'ja' });
+    const done = await browser.post('/konto/loeschen', {
+      address: mailbox.address.toUpperCase(),
+      confirm: 'ja',
+      password: PASSWORD,
+    });
     assert.equal(done.status, 200);
     assert.match(done.body, /Postfach gelöscht/);
     assert.equal(await findMailboxById(world.db.pool, mailbox.id), undefined);

@@ -51,6 +51,12 @@ export const de = {
   'login.loggedOut': 'Sie sind abgemeldet.',
   'login.sessionEnded': 'Ihre Sitzung ist abgelaufen. Bitte melden Sie sich erneut an.',
 
+  // --- asking for the password again (deleting the mailbox, uploading a key) ---
+  'reauth.password': 'Ihr Passwort',
+  'reauth.passwordHint': 'Zur Sicherheit: das Passwort, mit dem Sie sich anmelden.',
+  'reauth.passwordMissing': 'Bitte geben Sie Ihr Passwort ein.',
+  'reauth.passwordWrong': 'Das Passwort ist falsch.',
+
   // --- activation (portal-core) ---
   'activation.title': 'Postfach aktivieren',
   'activation.intro':

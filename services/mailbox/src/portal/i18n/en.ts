@@ -49,6 +49,12 @@ export const en: Record<MessageKey, string> = {
   'login.loggedOut': 'You are logged out.',
   'login.sessionEnded': 'Your session has ended. Please log in again.',
 
+  // --- asking for the password again (deleting the mailbox, uploading a key) ---
+  'reauth.password': 'Your password',
+  'reauth.passwordHint': 'For your security: the password you log in with.',
+  'reauth.passwordMissing': 'Please enter your password.',
+  'reauth.passwordWrong': 'The password is wrong.',
+
   // --- activation (portal-core) ---
   'activation.title': 'Activate your mailbox',
   'activation.intro': 'Enter the PIN you received by e-mail (or from the sender) and choose a password.',

@@ -1,5 +1,6 @@
 // The account's data sections of /konto: download every message as one zip (/konto/archiv), and delete the whole
-// mailbox (/konto/loeschen: a confirmation page where the user types the address and ticks a box; then the mailbox,
+// mailbox (/konto/loeschen: a confirmation page where the user types the address, ticks a box and gives the password
+// again (password-check.ts: under the login's limits); then the mailbox,
 // its messages, its data key and the certificates and OpenPGP keys uploaded for it go in one transaction, the audit
 // trail records it, and every session ends).
 import { withTransaction } from '@smgw/db';
@@ -15,6 +16,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { attachmentDisposition } from '../attachment-names.ts';
 import type { PortalContext, PortalPage } from '../context.ts';
 import { type ArchiveEntry, mailboxArchive } from '../mailbox-archive.ts';
+import { confirmCurrentPassword } from '../password-check.ts';
+import { MAX_PASSWORD_LENGTH } from '../password-rules.ts';
 import type { AccountSection } from './account.ts';
 import { formField } from './form-fields.ts';
 
@@ -101,11 +104,20 @@ export const accountDataPages: PortalPage = async (app, ctx) => {
     const t = ctx.t(req);
     const typed = formField(req.body, 'address', 320).trim();
     const confirmed = formField(req.body, 'confirm', 10) === 'ja';
+    const password = formField(req.body, 'password', MAX_PASSWORD_LENGTH);
     const errors: Record<string, string> = {};
     if (normalizedOrNothing(typed) !== mailbox.address) errors.address = t('account.delete.addressWrong');
     if (!confirmed) errors.confirm = t('account.delete.confirmMissing');
+    if (password === '') errors.password = t('reauth.passwordMissing');
     if (Object.keys(errors).length > 0) {
       return renderConfirmation(ctx, req, reply, errors, { address: typed, confirm: confirmed }, 400);
+    }
+    // The password again (a stolen session or an unlocked computer does not suffice), checked only once the rest
+    // is right, so that a typo elsewhere costs no attempt.
+    const refused = await confirmCurrentPassword(ctx, req, reply, password);
+    if (refused) {
+      const values = { address: typed, confirm: confirmed };
+      return renderConfirmation(ctx, req, reply, { password: refused.error }, values, refused.status);
     }
 
     const at = ctx.now();

@@ -21,6 +21,7 @@ import type { MessageKey } from '../i18n/index.ts';
 import { decidePortalRecipients } from '../recipients.ts';
 import { quoteOriginal, type ReplyContext, readReplyContext, replySubject } from '../reply-context.ts';
 import { type PortalSubmission, type SubmitDeps, submitPortalMessage } from '../submit.ts';
+import { multipartField } from './form-fields.ts';
 import { PARSES_PER_MINUTE } from './message.ts';
 
 export const DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024;
@@ -50,14 +51,6 @@ type Target =
   | { kind: 'new' }
   /** `original`: the whole message, for the quote on the form; not kept while a reply is sent. */
   | { kind: 'reply'; rowId: string; to: string; original: Buffer | undefined; context: ReplyContext };
-
-/** A form field as a string of at most `max` characters ('' when missing, repeated or too long), either encoding. */
-function fieldOf(body: unknown, name: string, max: number): string {
-  const raw = (body as Record<string, unknown> | null | undefined)?.[name];
-  const value =
-    raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as { value?: unknown }).value : raw;
-  return typeof value === 'string' && value.length <= max ? value : '';
-}
 
 export const composePages: PortalPage = async (app, ctx) => {
   const maxUploadBytes = ctx.settings.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
@@ -197,9 +190,9 @@ export const composePages: PortalPage = async (app, ctx) => {
     const { mailbox } = ctx.login(req);
     const budget = uploads.get(req);
     const values = {
-      to: fieldOf(req.body, 'to', 320),
-      subject: fieldOf(req.body, 'subject', 4 * MAX_SUBJECT_CHARS),
-      text: fieldOf(req.body, 'text', 4 * MAX_TEXT_CHARS),
+      to: multipartField(req.body, 'to', 320),
+      subject: multipartField(req.body, 'subject', 4 * MAX_SUBJECT_CHARS),
+      text: multipartField(req.body, 'text', 4 * MAX_TEXT_CHARS),
     };
     const hadFiles = (budget?.files.length ?? 0) > 0 || (budget?.tooLarge ?? false);
     // A field cut off at the multipart limit is never sent as if it were whole.
@@ -225,7 +218,7 @@ export const composePages: PortalPage = async (app, ctx) => {
       );
     };
 
-    const draft = fieldOf(req.body, 'draft', 100);
+    const draft = multipartField(req.body, 'draft', 100);
     const messageId = openDraftToken(draftKey, mailbox.id, draft, ctx.now());
     if (!messageId) return refuse('DRAFT_TAKEN', newDraftToken(draftKey, mailbox.id, ctx.now()));
     if (budget?.tooLarge || truncated) return refuse('UPLOAD_TOO_LARGE', draft, 413);

@@ -3,7 +3,7 @@
 // admin API's rule) and is not one an operator withdrew, or an OpenPGP public key, taken only when a valid user ID
 // holds the user's address, stored pending with source 'portal' under that address alone until an operator approves
 // it (admin API). From then on the encrypt stage sends the user's mail encrypted by e-mail instead of to this mailbox,
-// and the page says so. What was uploaded goes with the mailbox (deleteMailbox), also when the deletion came while the
+// and the page says so. The form asks for the password again (password-check.ts). What was uploaded goes with the mailbox (deleteMailbox), also when the deletion came while the
 // upload was being checked.
 // The upload is multipart: parsed only for a logged-in user (as compose.ts), one small file.
 import fastifyMultipart, { type MultipartFile } from '@fastify/multipart';
@@ -28,6 +28,9 @@ import { findMailbox, lockMailbox, type Mailbox, recordMailboxAudit } from '@smg
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { PortalContext, PortalPage } from '../context.ts';
 import type { MessageKey } from '../i18n/de.ts';
+import { confirmCurrentPassword } from '../password-check.ts';
+import { MAX_PASSWORD_LENGTH } from '../password-rules.ts';
+import { multipartField } from './form-fields.ts';
 
 /** A certificate with its chain, or an armored key: a few kilobytes. */
 export const MAX_KEY_UPLOAD_BYTES = 64 * 1024;
@@ -100,6 +103,11 @@ export const keyPages: PortalPage = async (app, ctx) => {
       renderPage(req, reply, { errors: { key: t(error, { maxKb: MAX_KEY_UPLOAD_BYTES / 1024 }) } }, status);
     if (!upload || upload.size === 0) return refuse('keys.error.empty');
     if (upload.tooLarge) return refuse('keys.error.tooLarge', 413);
+    // The password again before the key is taken: from then on the user's mail goes encrypted to whoever holds its
+    // private key, so a stolen session must not be able to put one there.
+    const password = multipartField(req.body, 'password', MAX_PASSWORD_LENGTH);
+    const refused = await confirmCurrentPassword(ctx, req, reply, password);
+    if (refused) return renderPage(req, reply, { errors: { password: refused.error } }, refused.status);
     const limit = await ctx.limits.hit('keyUploadPerMailbox', mailbox.id);
     if (limit.exceeded) return ctx.renderError(req, reply, 429, limit.retryAfterMs);
 

@@ -3,27 +3,22 @@
 // counted per address (known or not, so the lock-out itself tells nothing) and per client, each attempt before its
 // password is checked; past either limit the form is refused with a clear message until the window ends. A right
 // password rotates the session; it does not clear the wrong ones counted for the address (they end with their window).
-import { randomBytes } from 'node:crypto';
 import {
   findMailbox,
   type Mailbox,
-  mailboxPasswordHash,
   normalizeMailboxAddress,
   recordMailboxAudit,
   recordMailboxLogin,
 } from '@smgw/mailbox-store';
-import { hashPassword, verifyPassword } from '@smgw/submission-accounts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { PortalContext, PortalPage } from '../context.ts';
+import { checkPasswordLimited } from '../password-check.ts';
 import { MAX_PASSWORD_LENGTH } from '../password-rules.ts';
 import { formField } from './form-fields.ts';
 
 const MAX_ADDRESS_LENGTH = 320;
 
 export const loginPages: PortalPage = async (app, ctx) => {
-  // Checked when there is no real hash, so an unknown address costs what a known one does.
-  const dummyHash = await hashPassword(randomBytes(24).toString('base64url'));
-
   app.get('/anmelden', async (req, reply) => {
     if (req.portalLogin) return reply.redirect('/postfach/eingang', 303);
     const t = ctx.t(req);
@@ -39,30 +34,13 @@ export const loginPages: PortalPage = async (app, ctx) => {
     const typed = formField(req.body, 'address', MAX_ADDRESS_LENGTH).trim();
     const password = formField(req.body, 'password', MAX_PASSWORD_LENGTH);
     const addressKey = normalizedOrRaw(typed);
-    const client = ctx.clientOf(req);
     const fail = (status: number, failure: string) =>
       ctx.render(req, reply, 'pages/login', { title: t('login.title'), failure, values: { address: typed } }, status);
 
-    // Each attempt takes its slots before the password is checked (a parallel burst gets no more checks than the
-    // limits allow); a refused attempt and a right password give theirs back.
-    const [clientAfter, addressAfter] = await Promise.all([
-      ctx.limits.hit('loginPerClient', client),
-      ctx.limits.hit('loginPerMailbox', addressKey),
-    ]);
-    const giveBack = () =>
-      Promise.all([ctx.limits.giveBack('loginPerClient', client), ctx.limits.giveBack('loginPerMailbox', addressKey)]);
-    if (clientAfter.exceeded || addressAfter.exceeded) {
-      await giveBack();
-      return lockedOut(ctx, req, reply, fail, Math.max(clientAfter.retryAfterMs, addressAfter.retryAfterMs));
-    }
-
     const mailbox = await findMailboxQuietly(ctx, addressKey);
-    const hash =
-      mailbox && mailbox.state !== 'passive' ? await mailboxPasswordHash(ctx.deps.pool, mailbox.id) : undefined;
-    const matches = await verifyPassword(password, hash ?? dummyHash);
-    if (matches && hash && mailbox) {
-      // Not a wrong password: its own slots go back. Wrong ones counted meanwhile stay until their window ends.
-      await giveBack();
+    const checked = await checkPasswordLimited(ctx, req, { client: ctx.clientOf(req), addressKey, mailbox, password });
+    if (checked.kind === 'locked-out') return lockedOut(ctx, req, reply, fail, checked.retryAfterMs);
+    if (checked.kind === 'right' && mailbox) {
       if (mailbox.state === 'locked') return fail(403, t('login.mailboxLocked'));
       const at = ctx.now();
       await recordMailboxLogin(ctx.deps.pool, mailbox.id, at);
@@ -80,22 +58,8 @@ export const loginPages: PortalPage = async (app, ctx) => {
     }
 
     req.log.info({ code: 'PORTAL_LOGIN_FAILED', mailboxId: mailbox?.id }, 'login failed');
-    if (addressAfter.blocked && addressAfter.count === ctx.limits.rules.loginPerMailbox.max && mailbox) {
-      await recordMailboxAudit(ctx.deps.pool, {
-        mailboxId: mailbox.id,
-        address: mailbox.address,
-        event: 'mailbox.login-locked-out',
-        actor: 'portal',
-        at: ctx.now(),
-        detail: { failures: addressAfter.count },
-      });
-      req.log.warn(
-        { code: 'PORTAL_LOGIN_LOCKED_OUT', mailboxId: mailbox.id },
-        'too many wrong passwords for a mailbox',
-      );
-    }
-    if (clientAfter.blocked || addressAfter.blocked) {
-      return lockedOut(ctx, req, reply, fail, Math.max(clientAfter.retryAfterMs, addressAfter.retryAfterMs));
+    if (checked.kind === 'wrong' && checked.lockedOutMs !== undefined) {
+      return lockedOut(ctx, req, reply, fail, checked.lockedOutMs);
     }
     return fail(401, t('login.failed'));
   });
