@@ -161,6 +161,17 @@ export const settings = {
     '14d',
     'how long a portal activation link and its PIN stay valid',
   ),
+  /**
+   * A re-activation link (a forgotten password, or an operator's resend) sets a new password: whoever finds the mail
+   * later (a shared computer, a mailbox read by someone else) takes the mailbox over. It lives far shorter than an
+   * activation link, and longer than SMGW_PIN_DELAY (its PIN comes that much later).
+   */
+  reactivationLinkLifetime: setting(
+    'SMGW_REACTIVATION_LINK_LIFETIME',
+    duration,
+    '24h',
+    'how long a portal re-activation (password reset) link and its PIN stay valid',
+  ),
   hostname: setting('SMGW_HOSTNAME', text, 'smgw.localhost', 'name in the SMTP greeting, Received and DSNs'),
   tlsCertFile: setting('SMGW_TLS_CERT_FILE', text, undefined, 'PEM certificate (chain) for STARTTLS'),
   tlsKeyFile: setting('SMGW_TLS_KEY_FILE', text, undefined, 'PEM private key for STARTTLS'),

@@ -163,6 +163,18 @@ async function insertToken(
 }
 
 /**
+ * How long a new link of the mailbox lives. A link to a mailbox that has a password replaces it (a reset: a forgotten
+ * password, an operator's resend): whoever finds that mail later takes the mailbox over, so it lives `resetMs`
+ * (SMGW_REACTIVATION_LINK_LIFETIME), far shorter than an activation link's `activationMs`.
+ */
+export function linkLifetimeOf(
+  mailbox: Pick<Mailbox, 'hasPassword'>,
+  lifetimes: { activationMs: number; resetMs: number },
+): number {
+  return mailbox.hasPassword ? lifetimes.resetMs : lifetimes.activationMs;
+}
+
+/**
  * Re-activation and self-registration: every earlier link and PIN of the mailbox stops working at once and a new
  * token is made (its PIN mail due after `pinDelayMs`). Runs in the caller's transaction so the revocation and the
  * new token commit together.

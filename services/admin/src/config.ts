@@ -24,5 +24,6 @@ export const adminSettings = {
   /** Portal mailboxes: the quota shown, and the lifetime and PIN delay of a link an operator resends. */
   mailboxQuotaBytes: settings.mailboxQuotaBytes,
   activationLinkLifetime: settings.activationLinkLifetime,
+  reactivationLinkLifetime: settings.reactivationLinkLifetime,
   pinDelay: settings.pinDelay,
 };

@@ -12,6 +12,7 @@ import {
   deleteMailbox,
   findLiveActivationToken,
   findMailbox,
+  linkLifetimeOf,
   listInactivityWarnings,
   listRecentMailboxAudit,
   lockMailbox,
@@ -36,8 +37,10 @@ export interface MailboxRouteOptions {
    */
   keys: MailboxKeyStore | undefined;
   quotaBytes: number;
-  /** SMGW_ACTIVATION_LINK_LIFETIME and SMGW_PIN_DELAY, as for every other link. */
+  /** SMGW_ACTIVATION_LINK_LIFETIME, SMGW_REACTIVATION_LINK_LIFETIME and SMGW_PIN_DELAY, as for every other link:
+   * a resend to a mailbox with a password is a reset and lives the shorter time (linkLifetimeOf). */
   linkLifetimeMs: number;
+  reactivationLinkLifetimeMs: number;
   pinDelayMs: number;
   now: () => Date;
 }
@@ -280,7 +283,10 @@ export async function mailboxRoutes(api: FastifyInstance, options: MailboxRouteO
           mailbox,
           keys,
           now,
-          lifetimeMs: options.linkLifetimeMs,
+          lifetimeMs: linkLifetimeOf(mailbox, {
+            activationMs: options.linkLifetimeMs,
+            resetMs: options.reactivationLinkLifetimeMs,
+          }),
           pinDelayMs: options.pinDelayMs,
           actor,
         });

@@ -53,6 +53,7 @@ export async function startAdmin(
             : undefined,
         quotaBytes: config.mailboxQuotaBytes,
         linkLifetimeMs: config.activationLinkLifetime,
+        reactivationLinkLifetimeMs: config.reactivationLinkLifetime,
         pinDelayMs: config.pinDelay,
       },
     });

@@ -30,6 +30,7 @@ export async function startTestAdmin(token: string, overrides: Partial<AdminConf
     revocationAllow: { networks: [], endpoints: [] },
     mailboxQuotaBytes: 30 * 1024 * 1024,
     activationLinkLifetime: 14 * 24 * 3_600_000,
+    reactivationLinkLifetime: 24 * 3_600_000,
     pinDelay: 5 * 60_000,
     ...overrides,
   };

@@ -255,6 +255,21 @@ describe('admin API: portal mailboxes', () => {
     assert.match(out.out, /earlier links and PINs revoked/);
   });
 
+  it('a resend to a mailbox with a password is a reset: its link lives SMGW_REACTIVATION_LINK_LIFETIME, not 14 days', async () => {
+    await mailboxWithMessage('reset@example.org', { activated: true });
+    await mailboxWithMessage('noch-passiv@example.org');
+    const before = Date.now();
+    const reset = await api('POST', '/mailboxes/reset%40example.org/resend-activation');
+    const activation = await api('POST', '/mailboxes/noch-passiv%40example.org/resend-activation');
+    const after = Date.now();
+    assert.equal(reset.status, 202);
+    assert.equal(activation.status, 202);
+    const lifetime = (answer: typeof reset) => new Date(answer.body.expiresAt).getTime();
+    // The defaults: 24 hours for a reset, 14 days for a mailbox never activated.
+    assert.ok(lifetime(reset) >= before + 24 * HOUR && lifetime(reset) <= after + 24 * HOUR);
+    assert.ok(lifetime(activation) >= before + 14 * 24 * HOUR && lifetime(activation) <= after + 14 * 24 * HOUR);
+  });
+
   it('does not resend activation to a locked mailbox, nor without the master key or the key store', async () => {
     await mailboxWithMessage('gesperrt@example.org');
     await api('POST', '/mailboxes/gesperrt%40example.org/lock');

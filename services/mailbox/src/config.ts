@@ -20,6 +20,7 @@ export const mailboxSpec = {
   portalMaxUploadBytes: settings.portalMaxUploadBytes,
   pinDelay: settings.pinDelay,
   activationLinkLifetime: settings.activationLinkLifetime,
+  reactivationLinkLifetime: settings.reactivationLinkLifetime,
   // The portal (src/portal/): sessions and rate limits in Redis.
   redisUrl: settings.redisUrl,
   redisPrefix: settings.redisPrefix,

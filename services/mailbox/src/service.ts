@@ -102,6 +102,7 @@ export async function startMailbox(config: MailboxConfig, log: Logger): Promise<
       pinMaxAttempts: config.pinMaxAttempts,
       pinDelayMs: config.pinDelay,
       linkLifetimeMs: config.activationLinkLifetime,
+      reactivationLinkLifetimeMs: config.reactivationLinkLifetime,
       quotaBytes: config.mailboxQuotaBytes,
       redisPrefix: config.redisPrefix,
       internalDomains: config.internalDomains,

@@ -84,6 +84,60 @@ describe('portal re-activation', () => {
     assert.ok(audit.some((e) => e.event === 'mailbox.reactivated'));
   });
 
+  /** Requests a new link for the address and returns it, with its PIN from the PIN mail sweep. */
+  async function resetLink(address: string): Promise<{ link: string; pin: string; mail: string }> {
+    const sent = world.published.length;
+    await request(address);
+    const mail = (await mailText(world, world.published[sent] as Envelope)).text;
+    const link = /aktivieren\/([A-Za-z0-9_-]{43})/.exec(mail)?.[1];
+    assert.ok(link, 'the link is in the mail');
+    const later = new Date(world.clock.now().getTime() + world.settings.pinDelayMs);
+    await sendDuePinMails(pinMailSweepOf(world, later));
+    const pinMail = (await mailText(world, world.published.at(-1) as Envelope)).text;
+    const pin = /^\s+(\d{8})\s*$/m.exec(pinMail)?.[1];
+    assert.ok(pin, 'the PIN is in its mail');
+    return { link, pin, mail };
+  }
+
+  const setPassword = async (link: string, pin: string) => {
+    const browser = world.browser();
+    // A form's CSRF token also when the link is dead (its page has no form): the dead link, not CSRF, must refuse.
+    await browser.get('/reaktivieren');
+    return browser.post(`/aktivieren/${link}`, { pin, password: NEW_PASSWORD, passwordRepeat: NEW_PASSWORD });
+  };
+
+  it('gives a reset link (a mailbox with a password) SMGW_REACTIVATION_LINK_LIFETIME, not the 14 days of activation', async () => {
+    const address = newAddress();
+    const mailbox = await activeMailbox(world, address, OLD_PASSWORD);
+    const { link, pin } = await resetLink(address);
+    const [token] = (await listActivationTokens(world.db.pool, mailbox.id)).filter((t) => !t.revokedAt && !t.usedAt);
+    assert.equal(token?.expiresAt.getTime(), world.clock.now().getTime() + world.settings.reactivationLinkLifetimeMs);
+    world.clock.advance(world.settings.reactivationLinkLifetimeMs);
+    assert.equal((await world.browser().get(`/aktivieren/${link}`)).status, 410, 'dead after its lifetime');
+    assert.equal((await setPassword(link, pin)).status, 410);
+    assert.equal((await logIn(world.browser(), address, OLD_PASSWORD)).status, 303, 'the old password still works');
+  });
+
+  it('gives a mailbox never activated the activation lifetime when it asks for a new link', async () => {
+    const address = newAddress();
+    const { mailbox } = await ensureMailbox(world.db.pool, address, world.mailboxKeys);
+    await request(address);
+    const [token] = (await listActivationTokens(world.db.pool, mailbox.id)).filter((t) => !t.revokedAt && !t.usedAt);
+    assert.equal(token?.expiresAt.getTime(), world.clock.now().getTime() + world.settings.linkLifetimeMs);
+  });
+
+  it('a second reset request kills the first link, and a used link does not work again', async () => {
+    const address = newAddress();
+    await activeMailbox(world, address, OLD_PASSWORD);
+    const first = await resetLink(address);
+    const second = await resetLink(address);
+    assert.equal((await setPassword(first.link, first.pin)).status, 410, 'superseded');
+    assert.equal((await setPassword(first.link, second.pin)).status, 410);
+    assert.equal((await setPassword(second.link, second.pin)).status, 303);
+    assert.equal((await setPassword(second.link, second.pin)).status, 410, 'used');
+    assert.equal((await world.browser().get(`/aktivieren/${second.link}`)).status, 410);
+  });
+
   it('ends the sessions opened with the old password when the new one is set', async () => {
     const address = newAddress();
     await activeMailbox(world, address, OLD_PASSWORD);

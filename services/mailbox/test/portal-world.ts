@@ -92,6 +92,7 @@ export async function startPortalWorld(options: WorldOptions = {}): Promise<Port
     pinMaxAttempts: 5,
     pinDelayMs: 5 * 60_000,
     linkLifetimeMs: 14 * 86_400_000,
+    reactivationLinkLifetimeMs: 86_400_000,
     quotaBytes: 30 * 1024 * 1024,
     redisPrefix: prefix,
     ...options.settings,

@@ -30,6 +30,8 @@ export interface PortalSettings {
   /** SMGW_PIN_DELAY, SMGW_ACTIVATION_LINK_LIFETIME (ms): for tokens the portal makes. */
   pinDelayMs: number;
   linkLifetimeMs: number;
+  /** SMGW_REACTIVATION_LINK_LIFETIME (ms): a re-activation link sets a new password, so it lives far shorter. */
+  reactivationLinkLifetimeMs: number;
   /** SMGW_MAILBOX_QUOTA_BYTES: the quota bar. */
   quotaBytes: number;
   /** SMGW_REVOCATION_MODE, SMGW_REVOCATION_ALLOW: a certificate uploaded on /schluessel is checked as the admin API

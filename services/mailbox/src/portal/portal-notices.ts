@@ -2,7 +2,7 @@
 // transaction open around sendPortalNotice, so what the mail is about (a token, a mailbox, a registration, the
 // audit row) commits only after the broker confirmed the mail: if it refuses, nothing of it is kept.
 import type { PoolClient } from '@smgw/db';
-import { type Mailbox, recordMailboxAudit, replaceActivationToken } from '@smgw/mailbox-store';
+import { linkLifetimeOf, type Mailbox, recordMailboxAudit, replaceActivationToken } from '@smgw/mailbox-store';
 import { rfc5322Date } from '@smgw/mime';
 import { type Notice, type NoticeKind, noticeEnvelope, portalLinks, publishNotices, recordNotice } from '../notices.ts';
 import type { PortalContext } from './context.ts';
@@ -68,7 +68,10 @@ export async function mailNewActivationLink(ctx: PortalContext, db: PoolClient, 
     mailbox,
     keys: deps.mailboxKeys,
     now,
-    lifetimeMs: settings.linkLifetimeMs,
+    lifetimeMs: linkLifetimeOf(mailbox, {
+      activationMs: settings.linkLifetimeMs,
+      resetMs: settings.reactivationLinkLifetimeMs,
+    }),
     pinDelayMs: settings.pinDelayMs,
     purpose: mail.purpose,
   });
