@@ -71,6 +71,16 @@ export const settings = {
     '120',
     'portal message views, frames and downloads per client address and minute',
   ),
+  /**
+   * Messages sent from the portal per client address and hour, over all its mailboxes (each mailbox also has 30): a
+   * mailbox is easy to get, so one client with many must not flood the agencies.
+   */
+  portalSendsPerHour: setting(
+    'SMGW_PORTAL_SENDS_PER_HOUR',
+    integer(1, 1_000_000),
+    '60',
+    'portal messages sent per client address and hour (all its mailboxes together)',
+  ),
   /** Wrong PINs per activation link before it is dead (counted in the database, so across replicas and restarts). */
   pinMaxAttempts: setting('SMGW_PIN_MAX_ATTEMPTS', integer(1, 100), '5', 'wrong PINs before an activation link dies'),
   adminPort: setting('SMGW_ADMIN_PORT', port, '8081', 'admin API'),

@@ -35,6 +35,7 @@ export const mailboxSpec = {
   revocationAllow: settings.revocationAllow,
   portalRequestsPerMinute: settings.portalRequestsPerMinute,
   portalMessageViewsPerMinute: settings.portalMessageViewsPerMinute,
+  portalSendsPerHour: settings.portalSendsPerHour,
 };
 
 export type MailboxConfig = ConfigOf<typeof mailboxSpec>;

@@ -111,6 +111,7 @@ export async function startMailbox(config: MailboxConfig, log: Logger): Promise<
       maxUploadBytes: config.portalMaxUploadBytes,
       requestsPerClientPerMinute: config.portalRequestsPerMinute,
       messageViewsPerClientPerMinute: config.portalMessageViewsPerMinute,
+      sendsPerClientPerHour: config.portalSendsPerHour,
     },
   });
   await portal.listen({ port: config.portalPort, host: config.portalBind });

@@ -240,7 +240,8 @@ export class Browser {
   readonly cookies = new Map<string, string>();
   csrfToken: string | undefined;
   private readonly app: FastifyInstance;
-  private readonly ip: string;
+  /** The client address its requests come from. */
+  readonly ip: string;
 
   constructor(app: FastifyInstance, ip = '127.0.0.1') {
     this.app = app;

@@ -64,6 +64,7 @@ async function postForm(
   const res = await world.app.inject({
     method: 'POST',
     url,
+    remoteAddress: browser.ip,
     headers: { 'content-type': contentType, ...(browser.cookies.size > 0 ? { cookie: browser.cookieHeader() } : {}) },
     payload,
   });
@@ -254,6 +255,50 @@ describe('/schreiben', () => {
     assert.equal(pages.filter((p) => p.status === 303).length, 30);
     assert.equal(pages.filter((p) => p.status === 429).length, 15);
     assert.equal(portalEnvelopes().length - before, 30);
+  });
+});
+
+describe('sending from one client', () => {
+  /** A mailbox of its own, logged in from `ip`, and a send of one new message from there. */
+  async function sender(ip: string) {
+    counter += 1;
+    const { browser } = await loggedInBrowser(world, `flut${counter}@buerger.example`, PASSWORD, ip);
+    return async () => {
+      const draft = draftOf(await browser.get('/schreiben'));
+      return postForm(world, browser, '/schreiben', {
+        draft,
+        to: 'post@behoerde.example',
+        subject: 'Antrag',
+        text: 'Der Text, den niemand zweimal tippen möchte',
+      });
+    };
+  }
+
+  it('sends no more than 60 messages an hour from one client (an IPv6 /64) over all its mailboxes', async () => {
+    // Three mailboxes from addresses of one /64: each under its own 30, together over the client's 60.
+    const [first, second, third] = await Promise.all([
+      sender('2001:db8:7:1::a'),
+      sender('2001:db8:7:1::b'),
+      sender('2001:db8:7:1:ffff::c'),
+    ]);
+    const before = portalEnvelopes().length;
+    const pages = await Promise.all(Array.from({ length: 30 }, () => first()));
+    for (let i = 0; i < 29; i++) pages.push(await second());
+    assert.ok(
+      pages.every((page) => page.status === 303),
+      'the first 59 go',
+    );
+    assert.equal((await third()).status, 303, 'the 60th goes');
+    const refused = await second();
+    assert.equal(refused.status, 429, 'the 61st is refused, though its mailbox sent 29');
+    assert.match(refused.body, /Zu viele Nachrichten/);
+    assert.match(refused.body, /Der Text, den niemand zweimal tippen möchte/, 'the form keeps what was typed');
+    assert.ok(Number(refused.headers['retry-after']) > 0);
+    assert.equal(portalEnvelopes().length - before, 60);
+    assert.ok(world.logLines.some((line) => line.includes('"PORTAL_WRITE_RATE_LIMITED"') && line.includes('client')));
+    // Another client is not held up by it.
+    const elsewhere = await sender('2001:db8:7:2::a');
+    assert.equal((await elsewhere()).status, 303);
   });
 });
 

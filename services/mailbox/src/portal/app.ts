@@ -21,7 +21,7 @@ import Fastify, {
 import type { PortalContext, PortalDeps, PortalPage } from './context.ts';
 import { formatMegabytes } from './format.ts';
 import { isLanguage, type Language, type MessageKey, translator } from './i18n/index.ts';
-import { clientSubject, createLimits, limitKeySecretFrom, subjectName } from './limits.ts';
+import { clientSubject, createLimits, LIMIT_RULES, limitKeySecretFrom, subjectName } from './limits.ts';
 import { accountPages } from './pages/account.ts';
 import { accountDataPages } from './pages/account-data.ts';
 import { activationPages } from './pages/activation.ts';
@@ -88,7 +88,13 @@ export async function buildPortal(deps: PortalDeps): Promise<FastifyInstance> {
     now,
   });
   const limitSecret = limitKeySecretFrom(deps.masterKey);
-  const limits = createLimits(deps.redis, settings.redisPrefix, limitSecret);
+  const limits = createLimits(deps.redis, settings.redisPrefix, limitSecret, {
+    ...LIMIT_RULES,
+    composePerClient: {
+      ...LIMIT_RULES.composePerClient,
+      max: settings.sendsPerClientPerHour ?? LIMIT_RULES.composePerClient.max,
+    },
+  });
   const eta = new Eta({ views: VIEWS_DIR, autoEscape: true, cache: true });
   const running = new Set<Promise<unknown>>();
 

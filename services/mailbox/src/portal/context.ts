@@ -49,6 +49,8 @@ export interface PortalSettings {
   requestsPerClientPerMinute?: number;
   /** Message views, frames and downloads per client and minute (each parses a message); default 120. */
   messageViewsPerClientPerMinute?: number;
+  /** SMGW_PORTAL_SENDS_PER_HOUR: messages per client and hour over all its mailboxes; default 60 (limits.ts). */
+  sendsPerClientPerHour?: number;
 }
 
 export interface PortalDeps {

@@ -9,7 +9,7 @@
 // right password, a message not sent) gives its own slot back; nothing erases the slots of other requests.
 //
 // The general per-client request limit of every route is @fastify/rate-limit's (app.ts); these are the specific
-// ones: wrong passwords, wrong PINs, mails sent on request. Wrong PINs per link are counted in the database instead
+// ones: wrong passwords, wrong PINs, mails sent on request, messages sent to agencies. Wrong PINs per link are counted in the database instead
 // (checkTokenPin), so a link dies after SMGW_PIN_MAX_ATTEMPTS wherever the guesses come from.
 import { createHmac } from 'node:crypto';
 import { isIPv6 } from 'node:net';
@@ -52,6 +52,11 @@ export const LIMIT_RULES = {
   keyUploadPerMailbox: { max: 10, windowMs: HOUR },
   /** Messages one mailbox sends to agencies (portal-write): the portal is no way to flood an agency. */
   composePerMailbox: { max: 30, windowMs: HOUR },
+  /**
+   * Messages one client sends over all its mailboxes: a mailbox is easy to get (/registrieren), so the per-mailbox
+   * limit alone bounds nothing. SMGW_PORTAL_SENDS_PER_HOUR sets `max` (an office behind one NAT address shares it).
+   */
+  composePerClient: { max: 60, windowMs: HOUR },
 } as const satisfies Record<string, LimitRule>;
 
 export type LimitName = keyof typeof LIMIT_RULES;
@@ -142,6 +147,32 @@ export async function firstExceeded(
     if (state.exceeded) return state;
   }
   return undefined;
+}
+
+/**
+ * Takes a slot of each rule in turn (as firstExceeded: the rules after an exceeded one are not counted) and remembers
+ * which it took, so that an action that did not count (refused, not done) gives back exactly those.
+ */
+export async function takeSlots(
+  limits: Limits,
+  hits: ReadonlyArray<readonly [LimitName, string]>,
+): Promise<{ exceeded: { name: LimitName; state: LimitState } | undefined; giveBack(): Promise<void> }> {
+  const taken: (readonly [LimitName, string])[] = [];
+  let exceeded: { name: LimitName; state: LimitState } | undefined;
+  for (const hit of hits) {
+    const state = await limits.hit(...hit);
+    taken.push(hit);
+    if (state.exceeded) {
+      exceeded = { name: hit[0], state };
+      break;
+    }
+  }
+  return {
+    exceeded,
+    async giveBack() {
+      await Promise.all(taken.splice(0).map(([name, subject]) => limits.giveBack(name, subject)));
+    },
+  };
 }
 
 /**

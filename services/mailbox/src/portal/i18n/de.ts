@@ -187,6 +187,8 @@ export const de = {
   'compose.error.MESSAGE_EMPTY': 'Bitte schreiben Sie einen Text oder fügen Sie einen Anhang hinzu.',
   'compose.error.TOO_MANY_ATTACHMENTS': 'Zu viele Anhänge.',
   'compose.error.UPLOAD_TOO_LARGE': 'Text und Anhänge sind zusammen zu groß (höchstens {maxMb} MB).',
+  'compose.rateLimited':
+    'Zu viele Nachrichten in kurzer Zeit gesendet. Bitte warten Sie {minutes} Minuten und senden Sie diese Nachricht dann erneut.',
   'compose.error.QUOTA_EXCEEDED':
     'Ihr Speicher reicht für diese Nachricht nicht aus. Bitte löschen Sie Nachrichten und leeren Sie den Papierkorb.',
   'compose.error.NO_RECIPIENT': 'Bitte wählen Sie einen Empfänger.',

@@ -183,6 +183,8 @@ export const en: Record<MessageKey, string> = {
   'compose.error.MESSAGE_EMPTY': 'Please write a text or add an attachment.',
   'compose.error.TOO_MANY_ATTACHMENTS': 'Too many attachments.',
   'compose.error.UPLOAD_TOO_LARGE': 'Text and attachments together are too large (at most {maxMb} MB).',
+  'compose.rateLimited':
+    'Too many messages sent in a short time. Please wait {minutes} minutes, then send this message again.',
   'compose.error.QUOTA_EXCEEDED':
     'Your storage is too full for this message. Please delete messages and empty the trash.',
   'compose.error.NO_RECIPIENT': 'Please choose a recipient.',

@@ -18,6 +18,7 @@ import type { PortalPage } from '../context.ts';
 import { draftTokenKey, newDraftToken, openDraftToken } from '../draft-token.ts';
 import { PortalWriteError, type PortalWriteErrorCode } from '../errors.ts';
 import type { MessageKey } from '../i18n/index.ts';
+import { takeSlots } from '../limits.ts';
 import { decidePortalRecipients } from '../recipients.ts';
 import { quoteOriginal, type ReplyContext, readReplyContext, replySubject } from '../reply-context.ts';
 import { type PortalSubmission, type SubmitDeps, submitPortalMessage } from '../submit.ts';
@@ -222,12 +223,27 @@ export const composePages: PortalPage = async (app, ctx) => {
     const messageId = openDraftToken(draftKey, mailbox.id, draft, ctx.now());
     if (!messageId) return refuse('DRAFT_TAKEN', newDraftToken(draftKey, mailbox.id, ctx.now()));
     if (budget?.tooLarge || truncated) return refuse('UPLOAD_TOO_LARGE', draft, 413);
-    // The send slot is taken before sending (parallel forms cannot all pass a check made first) and given back
-    // unless a new message went: refused, failed, or a form sent before.
-    const limit = await ctx.limits.hit('composePerMailbox', mailbox.id);
-    if (limit.exceeded) {
-      await ctx.limits.giveBack('composePerMailbox', mailbox.id);
-      return ctx.renderError(req, reply, 429, limit.retryAfterMs);
+    // The send slots (the mailbox's, then the client's over all its mailboxes: accounts are easy to get) are taken
+    // before sending, so parallel forms cannot all pass a check made first, and given back unless a new message
+    // went: refused, failed, or a form sent before. Over a limit the form comes back as it was, with the wait.
+    const slots = await takeSlots(ctx.limits, [
+      ['composePerMailbox', mailbox.id],
+      ['composePerClient', ctx.clientOf(req)],
+    ]);
+    if (slots.exceeded) {
+      await slots.giveBack();
+      const { name, state } = slots.exceeded;
+      req.log.warn(
+        {
+          code: 'PORTAL_WRITE_RATE_LIMITED',
+          mailboxId: mailbox.id,
+          limit: name === 'composePerClient' ? 'client' : 'mailbox',
+        },
+        'too many portal messages sent',
+      );
+      reply.header('retry-after', Math.ceil(state.retryAfterMs / 1000));
+      const failure = t('compose.rateLimited', { minutes: Math.max(1, Math.ceil(state.retryAfterMs / 60_000)) });
+      return renderForm(req, reply, target, { draft, values, failure, reattach: hadFiles }, 429);
     }
 
     const submission: PortalSubmission = {
@@ -243,7 +259,7 @@ export const composePages: PortalPage = async (app, ctx) => {
       client: { ip: req.ip, tls: req.protocol === 'https' },
     };
     const outcome = await submitPortalMessage(submitDeps, submission);
-    if (outcome.kind !== 'sent' || outcome.again) await ctx.limits.giveBack('composePerMailbox', mailbox.id);
+    if (outcome.kind !== 'sent' || outcome.again) await slots.giveBack();
     if (outcome.kind === 'sent') {
       req.log.info(
         { code: 'PORTAL_WRITE_SENT', mailboxId: mailbox.id, id: outcome.messageId, again: outcome.again },
