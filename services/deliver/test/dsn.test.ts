@@ -362,7 +362,11 @@ describe('dsnParametersFor', () => {
     // notice (or in a later bounce, which quotes the message by default).
     const received = { ref: 'r'.repeat(64), sha256: 'r'.repeat(64), size: 900 };
     const decrypted = { ref: 'd'.repeat(64), sha256: 'd'.repeat(64), size: 700 };
-    const ask = { ret: 'FULL' as const, envid: 'E1', notify: { 'amt@behoerde.example': ['SUCCESS', 'FAILURE'] } };
+    const ask = {
+      ret: 'FULL' as const,
+      envid: 'E1',
+      notify: { 'amt@behoerde.example': ['SUCCESS' as const, 'FAILURE' as const] },
+    };
     for (const status of ['decrypted', 'not-decrypted']) {
       const opened = sampleEnvelope({
         direction: 'inbound',
