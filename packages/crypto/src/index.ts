@@ -1,5 +1,15 @@
 // Cryptography of the gateway: certificate path validation (pkix), S/MIME CMS (smime), OpenPGP (openpgp).
 
+export {
+  type DecryptedLayer,
+  type DecryptionBudget,
+  type DecryptionJob,
+  DecryptionTimeLimitError,
+  DecryptionWorkerError,
+  type DecryptionWorkers,
+  type DecryptionWorkersOptions,
+  startDecryptionWorkers,
+} from './decryption-workers/decryption-workers.ts';
 export { checkWholeMessageEncrypted, type WholeMessageCheck } from './encrypted-check/whole-message-encrypted.ts';
 export * from './inbound-work/inbound-crypto-work.ts';
 export * from './openpgp/index.ts';

@@ -1,0 +1,75 @@
+// The worker thread of decryption-workers.ts: one decryption at a time. The ciphertext arrives in chunks ('start',
+// 'chunk'…, 'end'), the decrypted entity goes back transferred, not copied. Nothing here logs: keys and content
+// stay in this isolate's memory only, as they stayed in the main thread's before.
+import { parentPort } from 'node:worker_threads';
+import { decryptPgpMime } from '../openpgp/decrypt-pgp-mime.ts';
+import { decryptEnveloped } from '../smime/decrypt-enveloped.ts';
+import type { DecryptionJob, FromWorker, ToWorker } from './decryption-workers.ts';
+
+const port = parentPort;
+if (!port) throw new Error('decryption-worker.ts runs as a worker thread only');
+
+let job: DecryptionJob | undefined;
+let chunks: Uint8Array[] = [];
+
+port.on('message', (message: ToWorker) => {
+  if (message.type === 'start') {
+    job = message.job;
+    chunks = [];
+    return;
+  }
+  if (message.type === 'chunk') {
+    chunks.push(message.bytes);
+    return;
+  }
+  const given = job;
+  const ciphertext = chunks.length === 1 ? asBuffer(chunks[0] as Uint8Array) : Buffer.concat(chunks);
+  job = undefined;
+  chunks = [];
+  if (!given) {
+    reply({ type: 'failed', error: { name: 'Error', message: 'no decryption was started' } });
+    return;
+  }
+  decrypt(given, ciphertext).then(
+    ({ entity, decryptedWith }) => {
+      const own = ownedBytes(entity);
+      reply({ type: 'done', entity: own, ...(decryptedWith ? { decryptedWith } : {}) }, [own.buffer as ArrayBuffer]);
+    },
+    (error: unknown) => reply({ type: 'failed', error: errorShape(error) }),
+  );
+});
+reply({ type: 'ready' });
+
+async function decrypt(job: DecryptionJob, message: Buffer): Promise<{ entity: Buffer; decryptedWith?: string }> {
+  if (job.form === 'smime') {
+    return { entity: await decryptEnveloped({ message, keys: job.keys, maxBytes: job.maxBytes }) };
+  }
+  const opened = await decryptPgpMime({
+    message,
+    privateKeys: job.privateKeys,
+    now: job.now,
+    maxBytes: job.maxBytes,
+  });
+  return { entity: opened.entity, decryptedWith: opened.decryptedWith };
+}
+
+function reply(message: FromWorker, transfer: ArrayBuffer[] = []): void {
+  port?.postMessage(message, transfer);
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** `bytes` alone in its memory, so that memory can be transferred (a small Buffer shares Node's pool). */
+function ownedBytes(bytes: Buffer): Uint8Array {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes;
+  return new Uint8Array(bytes);
+}
+
+/** What the main thread rebuilds the error from: its class name, stable code and words (never a key). */
+function errorShape(error: unknown): { name: string; code?: string; message: string } {
+  if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
+  const code = (error as { code?: unknown }).code;
+  return { name: error.name, message: error.message, ...(typeof code === 'string' ? { code } : {}) };
+}

@@ -1,0 +1,259 @@
+// Inbound decryption in worker threads with a time limit. openpgp reads partial body lengths of 1 byte at about 1 s
+// of CPU per MB, and the packets inside the encrypted data cannot be looked at before decrypting: a stranger's message
+// to an agency key held an encrypt consumer for many seconds per recipient key and layer. A worker over its time is
+// terminated (DecryptionTimeLimitError); the event loop, the other messages and the service go on. Workers live long
+// (starting one, with openpgp and mailparser loaded, costs ~0.7 s of CPU and ~45 MB) and are started when first needed.
+// The private keys go to the worker by postMessage: a worker thread is in this process, as the main thread's copy is.
+import type { Readable } from 'node:stream';
+import { Worker } from 'node:worker_threads';
+import { PgpError, type PgpErrorCode } from '../openpgp/errors.ts';
+import type { ArmoredPrivateKey } from '../openpgp/private-keys.ts';
+import { SmimeError, type SmimeErrorCode } from '../smime/errors.ts';
+
+/** One layer to open: OpenPGP (PGP/MIME or inline, decryptPgpMime) or S/MIME (decryptEnveloped), with its keys. */
+export type DecryptionJob =
+  | { form: 'pgp'; privateKeys: ArmoredPrivateKey[]; now: Date; maxBytes: number }
+  | {
+      form: 'smime';
+      keys: Array<{ certificate: Uint8Array | string; privateKey: Uint8Array | string }>;
+      maxBytes: number;
+    };
+
+export interface DecryptedLayer {
+  entity: Buffer;
+  /** OpenPGP: the fingerprint of the key that opened it. */
+  decryptedWith?: string;
+}
+
+/** Time left for a message's decryptions; each one takes what its worker ran (also when it failed). */
+export interface DecryptionBudget {
+  remainingMs: number;
+}
+
+/** The decryption ran out of its time and its worker was terminated: the same bytes would again (no retry helps). */
+export class DecryptionTimeLimitError extends Error {
+  readonly code = 'DECRYPTION_TIME_LIMIT';
+  constructor(message: string) {
+    super(message);
+    this.name = 'DecryptionTimeLimitError';
+  }
+}
+
+/** The worker died (crashed, ran out of memory, was stopped) or could not start: not the message's fault, retry. */
+export class DecryptionWorkerError extends Error {
+  readonly code = 'DECRYPTION_WORKER_FAILED';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'DecryptionWorkerError';
+  }
+}
+
+export interface DecryptionWorkers {
+  /**
+   * `message` (streamed to the worker chunk by chunk) opened by `job` in a worker, within `budget.remainingMs`.
+   * Rejects with the job's PgpError/SmimeError, DecryptionTimeLimitError, DecryptionWorkerError, or the error
+   * reading `message`.
+   */
+  decrypt(message: Readable | Buffer, job: DecryptionJob, budget: DecryptionBudget): Promise<DecryptedLayer>;
+  /** Terminates every worker; decryptions under way or waiting reject with DecryptionWorkerError. */
+  close(): Promise<void>;
+}
+
+export interface DecryptionWorkersOptions {
+  /** Workers at most; a decryption waits for a free one (its time starts when it gets one). */
+  size: number;
+  /** The worker's module (tests give one that can crash); default decryption-worker.ts. */
+  workerUrl?: URL;
+}
+
+/** Main thread → worker. */
+export type ToWorker = { type: 'start'; job: DecryptionJob } | { type: 'chunk'; bytes: Uint8Array } | { type: 'end' };
+
+/** Worker → main thread. */
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'done'; entity: Uint8Array; decryptedWith?: string }
+  | { type: 'failed'; error: { name: string; code?: string; message: string } };
+
+const WORKER_URL = new URL('./decryption-worker.ts', import.meta.url);
+
+export function startDecryptionWorkers(options: DecryptionWorkersOptions): DecryptionWorkers {
+  if (!(Number.isInteger(options.size) && options.size >= 1)) throw new RangeError('size must be a positive integer');
+  const workerUrl = options.workerUrl ?? WORKER_URL;
+  const idle: Worker[] = [];
+  const alive = new Set<Worker>();
+  const waiting: Array<{ take(worker: Worker): void; fail(error: Error): void }> = [];
+  let closed = false;
+
+  /** A started worker, ready for its first job; the pool forgets it when it exits, however. */
+  function spawn(): Promise<Worker> {
+    const worker = new Worker(workerUrl);
+    alive.add(worker);
+    worker.once('exit', () => {
+      alive.delete(worker);
+      const at = idle.indexOf(worker);
+      if (at >= 0) idle.splice(at, 1);
+    });
+    return new Promise<Worker>((resolve, reject) => {
+      const onMessage = (message: FromWorker) => {
+        if (message.type !== 'ready') return;
+        done();
+        resolve(worker);
+      };
+      const onError = (error: Error) => {
+        done();
+        reject(new DecryptionWorkerError(`the decryption worker did not start: ${error.message}`, { cause: error }));
+      };
+      const onExit = (code: number) => {
+        done();
+        reject(new DecryptionWorkerError(`the decryption worker stopped while starting (exit code ${code})`));
+      };
+      const done = () => {
+        worker.off('message', onMessage).off('error', onError).off('exit', onExit);
+      };
+      worker.on('message', onMessage).on('error', onError).on('exit', onExit);
+    });
+  }
+
+  async function acquire(): Promise<Worker> {
+    if (closed) throw new DecryptionWorkerError('the decryption workers are closed');
+    const free = idle.pop();
+    if (free) {
+      free.ref();
+      return free;
+    }
+    if (alive.size < options.size) return spawn();
+    return new Promise<Worker>((take, fail) => waiting.push({ take, fail }));
+  }
+
+  function release(worker: Worker): void {
+    if (closed || !alive.has(worker)) return;
+    const next = waiting.shift();
+    if (next) {
+      next.take(worker);
+      return;
+    }
+    // An idle worker does not keep the process alive.
+    worker.unref();
+    idle.push(worker);
+  }
+
+  /** A worker given up (terminated, or dead): whoever waits gets a new one in its place. */
+  function discard(worker: Worker): void {
+    alive.delete(worker);
+    void worker.terminate();
+    const next = waiting.shift();
+    if (next) spawn().then(next.take, next.fail);
+  }
+
+  function run(worker: Worker, message: Readable | Buffer, job: DecryptionJob, limitMs: number) {
+    return new Promise<DecryptedLayer>((resolve, reject) => {
+      let settled = false;
+      const finish = (outcome: { error: Error; keep?: boolean } | { layer: DecryptedLayer }) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        worker.off('message', onMessage).off('error', onError).off('exit', onExit);
+        if ('layer' in outcome) {
+          release(worker);
+          resolve(outcome.layer);
+          return;
+        }
+        if (outcome.keep) release(worker);
+        else discard(worker);
+        reject(outcome.error);
+      };
+      const timer = setTimeout(() => {
+        const seconds = Math.round(limitMs) / 1000;
+        finish({ error: new DecryptionTimeLimitError(`the decryption took longer than ${seconds} s and was stopped`) });
+      }, limitMs);
+      const onMessage = (reply: FromWorker) => {
+        if (reply.type === 'done') {
+          const { entity, decryptedWith } = reply;
+          const layer = { entity: Buffer.from(entity.buffer, entity.byteOffset, entity.byteLength) };
+          finish({ layer: decryptedWith ? { ...layer, decryptedWith } : layer });
+        } else if (reply.type === 'failed') {
+          // The job failed, the worker is fine.
+          finish({ error: rebuiltError(reply.error), keep: true });
+        }
+      };
+      const onError = (error: Error) =>
+        finish({
+          error: new DecryptionWorkerError(`the decryption worker failed: ${error.message}`, { cause: error }),
+        });
+      const onExit = (code: number) =>
+        finish({ error: new DecryptionWorkerError(`the decryption worker stopped (exit code ${code})`) });
+      worker.on('message', onMessage).on('error', onError).on('exit', onExit);
+
+      post(worker, { type: 'start', job });
+      sendChunks(worker, message, () => settled).then(
+        () => {
+          if (!settled) post(worker, { type: 'end' });
+        },
+        // Reading the ciphertext failed (blob store): the worker holds half a message and is not used again.
+        (error: unknown) => finish({ error: error instanceof Error ? error : new Error(String(error)) }),
+      );
+    });
+  }
+
+  return {
+    async decrypt(message, job, budget) {
+      let worker: Worker;
+      try {
+        if (budget.remainingMs <= 0) {
+          throw new DecryptionTimeLimitError('the time for decrypting this message was used up before this decryption');
+        }
+        worker = await acquire();
+      } catch (error) {
+        if (!Buffer.isBuffer(message)) message.destroy();
+        throw error;
+      }
+      const started = performance.now();
+      try {
+        return await run(worker, message, job, budget.remainingMs);
+      } finally {
+        budget.remainingMs -= performance.now() - started;
+      }
+    },
+    async close() {
+      closed = true;
+      for (const { fail } of waiting.splice(0)) fail(new DecryptionWorkerError('the decryption workers are closed'));
+      idle.length = 0;
+      await Promise.all([...alive].map((worker) => worker.terminate()));
+      alive.clear();
+    },
+  };
+}
+
+/**
+ * The ciphertext to the worker in the chunks it is read in, each copied into memory of its own and transferred (a
+ * chunk may share memory with others, or be held by a cache): the main thread holds one chunk at a time. Stops when
+ * `stopped()` (the worker was given up).
+ */
+async function sendChunks(worker: Worker, message: Readable | Buffer, stopped: () => boolean): Promise<void> {
+  if (Buffer.isBuffer(message)) {
+    const copy = new Uint8Array(message);
+    post(worker, { type: 'chunk', bytes: copy }, [copy.buffer]);
+    return;
+  }
+  try {
+    for await (const chunk of message as AsyncIterable<Uint8Array>) {
+      if (stopped()) break;
+      const copy = new Uint8Array(chunk);
+      post(worker, { type: 'chunk', bytes: copy }, [copy.buffer]);
+    }
+  } finally {
+    message.destroy();
+  }
+}
+
+function post(worker: Worker, message: ToWorker, transfer: ArrayBuffer[] = []): void {
+  worker.postMessage(message, transfer);
+}
+
+/** The worker's error as the class the caller handles (PgpError, SmimeError), or an Error with its code. */
+function rebuiltError(shape: { name: string; code?: string; message: string }): Error {
+  if (shape.name === 'PgpError' && shape.code) return new PgpError(shape.code as PgpErrorCode, shape.message);
+  if (shape.name === 'SmimeError' && shape.code) return new SmimeError(shape.code as SmimeErrorCode, shape.message);
+  return Object.assign(new Error(shape.message), shape.code ? { code: shape.code } : {});
+}
