@@ -201,6 +201,19 @@ export const settings = {
     'delays between attempts at a stage before it parks the envelope',
   ),
   prefetch: setting('SMGW_PREFETCH', integer(1, 1000), '16', 'envelopes in flight per replica'),
+  /**
+   * encrypt: how long the decryptions of one inbound message may take in all (every recipient's keys, every layer);
+   * then its worker thread is stopped and the message goes on as one the gateway cannot open. openpgp reads content
+   * written in 1-byte partial lengths at ~1 s of CPU per MB; an honest 50 MB message opens in a few seconds.
+   */
+  decryptTimeLimitSeconds: setting(
+    'SMGW_DECRYPT_TIME_LIMIT_SECONDS',
+    integer(1, 3600),
+    '30',
+    'time for all decryptions of one inbound message; then it goes on not decrypted',
+  ),
+  /** encrypt: worker threads that decrypt inbound mail (each ~45 MB, started when first needed). */
+  decryptWorkers: setting('SMGW_DECRYPT_WORKERS', integer(1, 64), '2', 'worker threads decrypting inbound mail'),
   maxConnectionsPerClient: setting(
     'SMGW_SMTP_MAX_CONNECTIONS_PER_CLIENT',
     integer(1, 100000),

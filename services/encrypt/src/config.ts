@@ -12,6 +12,8 @@ export const encryptSpec = {
   maxMessageBytes: settings.maxMessageBytes,
   stageRetryLadder: settings.stageRetryLadder,
   prefetch: settings.prefetch,
+  decryptTimeLimitSeconds: settings.decryptTimeLimitSeconds,
+  decryptWorkers: settings.decryptWorkers,
   healthPort: settings.healthPort,
   healthBind: settings.healthBind,
   logLevel: settings.logLevel,

@@ -9,8 +9,9 @@ import type { BlobStore } from '@smgw/blob-store';
 import { inDomains } from '@smgw/config';
 import {
   BODY_HEAD_BYTES,
-  decryptEnveloped,
-  decryptPgpMime,
+  type DecryptionBudget,
+  DecryptionTimeLimitError,
+  type DecryptionWorkers,
   type EncryptedForm,
   inboundCryptoWork,
   maySignSmime,
@@ -71,8 +72,18 @@ export interface InboundDeps {
   metrics?: { inbound: { inc(labels: { result: string }): void } };
   /** Distinct recipients' keys a message is decrypted with at most (default MAX_KEY_SETS_TRIED). */
   maxRecipientKeySets?: number;
+  /** Worker threads that decrypt (OpenPGP and S/MIME), each decryption under the message's time limit. */
+  decryptionWorkers: Pick<DecryptionWorkers, 'decrypt'>;
+  /** SMGW_DECRYPT_TIME_LIMIT_SECONDS in ms: for all decryptions of one message together (keys, layers). */
+  decryptionTimeLimitMs: number;
   now: () => Date;
 }
+
+/**
+ * A message whose decryption ran out of its time: it goes on as one the gateway cannot open. The same bytes take as
+ * long again, so neither a retry nor another recipient's key is tried.
+ */
+export const DECRYPTION_TIME_LIMIT_CODE = 'ENCRYPT_DECRYPTION_TIME_LIMIT';
 
 export async function decryptInbound(deps: InboundDeps, envelope: Envelope, context: HandlerContext): Promise<Outcome> {
   // Handled before (the ack was lost, or a retry whose first copy came back and went on): its children may have gone
@@ -177,8 +188,9 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
         at,
       });
     }
-    deps.metrics?.inbound.inc({ result: 'not-decrypted' });
-    context.log.info(
+    const timedOut = decryption.code === DECRYPTION_TIME_LIMIT_CODE;
+    deps.metrics?.inbound.inc({ result: timedOut ? 'time-limit' : 'not-decrypted' });
+    context.log[timedOut ? 'warn' : 'info'](
       { code: decryption.code, form, recipients: group.recipients.length },
       'inbound not decrypted: passed on as it is',
     );
@@ -319,6 +331,8 @@ async function decryptForEachRecipient(
   }
   const attempts = new Map<string, Promise<Decryption>>();
   const contents: Buffer[] = [];
+  // One budget for every attempt and layer: a stranger's message to sixteen agency keys costs one time limit.
+  const budget: DecryptionBudget = { remainingMs: deps.decryptionTimeLimitMs };
   const results = new Map<string, Decryption>();
   for (const recipient of envelope.recipients) {
     const keys = agencyRecipients.includes(recipient) ? (keysOf.get(recipient.toLowerCase()) ?? []) : [];
@@ -347,7 +361,7 @@ async function decryptForEachRecipient(
       continue;
     }
     if (!attempt) {
-      attempt = decryptWith(deps, envelope, form, keys, at).then((result) => sameContentOnce(result, contents));
+      attempt = decryptWith(deps, envelope, form, keys, at, budget).then((result) => sameContentOnce(result, contents));
       attempts.set(same, attempt);
     }
     results.set(recipient, await attempt);
@@ -396,10 +410,13 @@ async function decryptWith(
   form: EncryptedForm,
   keys: readonly UnsealedKey[],
   at: Date,
+  budget: DecryptionBudget,
 ): Promise<Decryption> {
-  let opened: Decryption = await decryptLayer(deps, deps.blobStore.open(envelope.blob.ref), form, keys, at);
+  let opened: Decryption = await decryptLayer(deps, deps.blobStore.open(envelope.blob.ref), form, keys, at, budget);
   for (let layer = 1; layer < MAX_ENCRYPTION_LAYERS && opened.ok && encryptedAs(opened.entity) === form; layer++) {
-    const inner = await decryptLayer(deps, canonicalLineEnds(opened.entity), form, keys, at);
+    const inner = await decryptLayer(deps, canonicalLineEnds(opened.entity), form, keys, at, budget);
+    // Out of time inside: the whole message goes on as it came, as one the gateway cannot open.
+    if (!inner.ok && inner.code === DECRYPTION_TIME_LIMIT_CODE) return inner;
     // A layer not to this recipient's keys goes on as it is, as an outer one does (README: not promised).
     if (!inner.ok) break;
     opened = inner;
@@ -415,37 +432,37 @@ function encryptedAs(entity: Buffer): EncryptedForm | undefined {
   return inboundCryptoWork(fields, entity.subarray(end.bodyStart, end.bodyStart + BODY_HEAD_BYTES)).encryptedForm;
 }
 
-/** One layer of `message` opened with `keys`, or why not. */
+/** One layer of `message` opened with `keys` in a decryption worker, within what is left of `budget`; or why not. */
 async function decryptLayer(
   deps: InboundDeps,
   message: Readable | Buffer,
   form: EncryptedForm,
   keys: readonly UnsealedKey[],
   at: Date,
+  budget: DecryptionBudget,
 ): Promise<Decryption> {
   const maxBytes = deps.maxMessageBytes + SIZE_SLACK_BYTES;
   try {
     if (form === 'smime') {
       const candidates = keys.filter((k) => k.certificate !== null);
-      const entity = await decryptEnveloped({
-        message,
-        keys: candidates.map((k) => ({ certificate: k.certificate as Buffer, privateKey: k.secret })),
-        maxBytes,
-      });
+      const keyPairs = candidates.map((k) => ({ certificate: k.certificate as Buffer, privateKey: k.secret }));
+      const { entity } = await deps.decryptionWorkers.decrypt(message, { form, keys: keyPairs, maxBytes }, budget);
       // decryptEnveloped does not say which key opened it; all of them are this recipient's.
       const first = candidates[0];
       return { ok: true, entity, address: first?.address ?? '', fingerprint: first?.fingerprint ?? '' };
     }
-    const opened = await decryptPgpMime({
-      message,
-      privateKeys: keys.map((k) => ({ armored: k.secret.toString('utf8') })),
-      now: at,
-      maxBytes,
-    });
+    const privateKeys = keys.map((k) => ({ armored: k.secret.toString('utf8') }));
+    const opened = await deps.decryptionWorkers.decrypt(message, { form, privateKeys, now: at, maxBytes }, budget);
     const used = keys.find((k) => k.fingerprint === opened.decryptedWith) ?? keys[0];
     return { ok: true, entity: opened.entity, address: used?.address ?? '', fingerprint: used?.fingerprint ?? '' };
   } catch (err) {
     if (err instanceof SmimeError || err instanceof PgpError) return { ok: false, code: err.code, detail: err.message };
+    if (err instanceof DecryptionTimeLimitError) {
+      // One reason for every recipient it stopped, so they go on together.
+      const seconds = deps.decryptionTimeLimitMs / 1000;
+      const detail = `decrypting took longer than ${seconds} s (SMGW_DECRYPT_TIME_LIMIT_SECONDS) and was stopped`;
+      return { ok: false, code: DECRYPTION_TIME_LIMIT_CODE, detail };
+    }
     throw err;
   }
 }

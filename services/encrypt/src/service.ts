@@ -1,6 +1,6 @@
 // Starts encrypt: database, blob store, broker, revocation fetcher, consumer, health server. Stops in reverse order.
 import { createBlobStore, createFolderKeyStore } from '@smgw/blob-store';
-import { createPathValidationCache, createRevocationFetcher } from '@smgw/crypto';
+import { createPathValidationCache, createRevocationFetcher, startDecryptionWorkers } from '@smgw/crypto';
 import { createPool, databaseReachable } from '@smgw/db';
 import { agencyCertificateExpiries, cachedKeyDirectory, listenForKeyDirectoryChanges } from '@smgw/key-directory';
 import { connectMq, instrumentHandler } from '@smgw/mq';
@@ -49,6 +49,9 @@ export async function startEncrypt(
   const mq = await connectMq({ url: config.amqpUrl, logger: log, connectionName: 'smgw-encrypt' });
   await mq.declareTopology({ encrypt: config.stageRetryLadder });
 
+  // Inbound decryption runs in worker threads under a time limit (openpgp can be made to take seconds per MB).
+  const decryptionWorkers = startDecryptionWorkers({ size: config.decryptWorkers });
+
   const registry = createRegistry('encrypt');
   const metrics = encryptMetrics(registry, () => agencyCertificateExpiries(pool));
   const handler = createEncryptHandler({
@@ -64,6 +67,8 @@ export async function startEncrypt(
     hostname: config.hostname,
     internalDomains: config.internalDomains,
     maxEncryptedBytes: Math.ceil(config.maxMessageBytes * ENCRYPTED_GROWTH) + 1024 * 1024,
+    decryptionWorkers,
+    decryptionTimeLimitMs: config.decryptTimeLimitSeconds * 1000,
     metrics,
     now,
   });
@@ -85,6 +90,7 @@ export async function startEncrypt(
     healthPort: health.port,
     async stop() {
       await consumer.drain();
+      await decryptionWorkers.close();
       await mq.close();
       await health.close();
       await keyDirectoryChanges.close();

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BlobStore } from '@smgw/blob-store';
 import { allowList } from '@smgw/config';
-import { createRevocationFetcher, inspectPublicKey } from '@smgw/crypto';
+import { createRevocationFetcher, inspectPublicKey, startDecryptionWorkers } from '@smgw/crypto';
 import {
   createTestPki,
   type KeySpec,
@@ -29,6 +29,8 @@ import type { EncryptDeps } from '../src/encrypt-envelope.ts';
 
 export const testLogger = createLogger('encrypt-test', 'silent');
 export const MASTER_KEY = Buffer.alloc(32, 7);
+/** One pool for a test file's handlers: workers start when first needed and do not keep the process alive idle. */
+export const decryptionWorkers = startDecryptionWorkers({ size: 2 });
 
 /** What the encrypt handler needs, for tests: revocation off unless a test asks, clock fixed at the call. */
 export function encryptDeps(
@@ -53,6 +55,8 @@ export function encryptDeps(
     masterKey: MASTER_KEY,
     maxMessageBytes: 1024 * 1024,
     internalDomains: ['behoerde.example'],
+    decryptionWorkers,
+    decryptionTimeLimitMs: 60_000,
     now: () => now,
     ...overrides,
   };
