@@ -14,6 +14,7 @@ import {
   verifyMessage,
 } from '@smgw/signature-verify';
 import { buildValidationReport, subIndicationBelongsTo } from '@smgw/trusted-list';
+import { PDFFont } from 'pdf-lib';
 import { buildReportMessage, identityEncoding, withSummaryField } from '../src/report-message.ts';
 import { reportInput } from '../src/report-model.ts';
 import { quoted, renderReportPdf } from '../src/report-pdf.ts';
@@ -109,6 +110,32 @@ describe('the PDF report', () => {
     const lines = text.split('\n').map((l) => l.trim());
     // A line of the report that is exactly the forged verdict, with no quote marking it as from the message.
     assert.ok(!lines.includes(forged), `forged line found:\n${text}`);
+  });
+
+  it('lays out a long value the fonts cannot draw with work linear in its length (it took 10 s a signer name)', async () => {
+    // 400 characters outside WinAnsi are one word of 3,200 once escaped: every cut of it was sought by trying each
+    // shorter prefix, ~L³ characters measured, and the stage's event loop did nothing else meanwhile.
+    const render = async (subject: string) => {
+      let measured = 0;
+      const width = PDFFont.prototype.widthOfTextAtSize;
+      PDFFont.prototype.widthOfTextAtSize = function (this: PDFFont, text: string, size: number) {
+        measured += text.length;
+        return width.call(this, text, size);
+      };
+      try {
+        const hostile = signature({
+          signer: { ...(signature().signer as NonNullable<ReportedSignature['signer']>), subject },
+        });
+        await renderReportPdf(result([hostile]), META);
+      } finally {
+        PDFFont.prototype.widthOfTextAtSize = width;
+      }
+      return measured;
+    };
+    const plain = await render('CN=Anna Schmidt');
+    const escapedValue = await render(`CN=${'\u0100'.repeat(400)}`);
+    // The value is 3,200 characters as drawn: measuring it some 50 times over is the budget (it was 56 million).
+    assert.ok(escapedValue - plain < 50 * 3_200, `${escapedValue - plain} characters measured for one value`);
   });
 
   it('typographic quotes cannot close the quoted value', () => {
