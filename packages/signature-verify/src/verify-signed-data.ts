@@ -496,7 +496,25 @@ export function timeOf(node: ber.BerNode): Date | undefined {
   } else {
     return undefined;
   }
-  const [, year, month, day, hour, minute, second] = match.map(Number) as number[];
-  const date = new Date(Date.UTC(year as number, (month as number) - 1, day, hour, minute, second));
-  return Number.isNaN(date.getTime()) ? undefined : date;
+  const [year, month, day, hour, minute, second] = match.slice(1).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  // setUTCFullYear, not Date.UTC, which reads years 0–99 as 19xx.
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day);
+  date.setUTCHours(hour, minute, second);
+  // A field out of range (month 13, second 99) rolls over into another time, 9999-13 into the year 10000: no time.
+  const asWritten =
+    date.getUTCFullYear() === year &&
+    date.getUTCMonth() === month - 1 &&
+    date.getUTCDate() === day &&
+    date.getUTCHours() === hour &&
+    date.getUTCMinutes() === minute &&
+    date.getUTCSeconds() === second;
+  return asWritten ? date : undefined;
 }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { createRevocationFetcher } from '@smgw/crypto';
+import { ber, createRevocationFetcher } from '@smgw/crypto';
 import { type QualifiedStatusSource, summaryHeader, type VerifyMessageOptions, verifyMessage } from '../src/index.ts';
 import {
   attributeIs,
@@ -14,6 +14,7 @@ import {
   joinSignedData,
   replaceInContent,
   splitSignedData,
+  tlv,
 } from './cms-surgery.ts';
 import {
   type Authority,
@@ -1028,6 +1029,32 @@ describe('verifyMessage', () => {
         options(),
       );
       assert.equal(beside.identity.status, 'match', JSON.stringify(beside.identity));
+    });
+
+    it('takes a signing time with a field out of range for no time, and years 0–99 as written', async () => {
+      // Month 13 or second 99 rolled over into another time: 9999-13-… became the year 10000, which the XML report's
+      // xs:dateTime cannot state (`+010000-…`), so a report failing its schema was attached. Years below 100 were
+      // read as 19xx (Date.UTC).
+      const cms = await sign(entity, [alice]);
+      const claimed = async (time: string) => {
+        const changed = changeSignedAttributes(cms, (attributes) =>
+          attributes.map((a) =>
+            attributeIs(a, '1.2.840.113549.1.9.5')
+              ? tlv(
+                  0x30,
+                  Buffer.concat([ber.readBer(a).children[0]?.raw as Buffer, tlv(0x31, tlv(0x18, Buffer.from(time)))]),
+                )
+              : a,
+          ),
+        );
+        const result = await verifyMessage(message(from(alice), multipartSigned(entity, changed)), options());
+        return result.signatures[0]?.claimedSigningTime?.toISOString();
+      };
+      assert.equal(await claimed('99991231235959Z'), '9999-12-31T23:59:59.000Z');
+      assert.equal(await claimed('99991301000000Z'), undefined);
+      assert.equal(await claimed('20260230120000Z'), undefined);
+      assert.equal(await claimed('20260101129960Z'), undefined);
+      assert.equal(await claimed('00500101000000Z'), '0050-01-01T00:00:00.000Z');
     });
 
     it('flags a signing time after the Date header and one in the future', async () => {
