@@ -168,9 +168,18 @@ export function xmlText(value: string): string {
   );
 }
 
+/**
+ * xs:dateTime as XML Schema 1.0 writes it. toISOString's `+010000-…` and `0000-…` are not: a certificate's dates are
+ * the sender's, and a report failing its schema would be attached all the same. Schema 1.0 has no year 0, so the
+ * years before 1 count back from -0001 (1 BC, toISOString's year 0).
+ */
 function iso(d: Date): string {
   if (Number.isNaN(d.getTime())) throw new Error('the report input holds an invalid date');
-  return d.toISOString();
+  const text = d.toISOString();
+  const year = d.getUTCFullYear();
+  if (year >= 1 && year <= 9999) return text;
+  const rest = text.slice(text.indexOf('-', 1));
+  return `${year > 0 ? year : `-${String(1 - year).padStart(4, '0')}`}${rest}`;
 }
 
 function b64(bytes: Uint8Array): string {

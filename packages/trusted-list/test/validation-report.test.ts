@@ -217,6 +217,27 @@ describe('the ETSI TS 119 102-2 validation report', () => {
     );
   });
 
+  it('states any date as xs:dateTime, also past the year 9999 and before the year 1 (a certificate says what it likes)', () => {
+    // toISOString writes `+010000-…` and `0000-…`, which XML Schema 1.0 refuses: the report failed its schema.
+    const [signature] = input().signatures as [ReportSignature];
+    const far = new Date(Date.UTC(10_000, 0, 1));
+    const early = new Date(0);
+    early.setUTCFullYear(0, 0, 1);
+    const xml = buildValidationReport({
+      ...input(),
+      signatures: [
+        {
+          ...signature,
+          claimedSigningTime: far,
+          chain: signature.chain.map((c) => ({ ...c, notBefore: early, notAfter: far })),
+        },
+      ],
+    });
+    validateWithXmllint(xml);
+    assert.deepEqual(texts(parse(xml), VR_NS, 'Time'), ['10000-01-01T00:00:00.000Z']);
+    assert.match(xml, /<smgw:NotBefore>-0001-01-01T00:00:00.000Z</);
+  });
+
   it('carries indications, signer, times, chain, revocation, algorithms and qualification', () => {
     const doc = parse(buildValidationReport(input()));
     const reports = Array.from(doc.getElementsByTagNameNS(VR_NS, 'SignatureValidationReport')).filter(
