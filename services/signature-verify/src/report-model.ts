@@ -11,6 +11,22 @@ import {
 
 export const VALIDATOR_NAME = 'SecureMail Gateway signature verification';
 
+/**
+ * A certificate's addresses the reports list (PDF and XML); the rest are counted. A certificate is the sender's, and
+ * one of 1,000 long addresses signing 50 times over made each report 20 MB from a message of 400 KB.
+ */
+export const MAX_LISTED_ADDRESSES = 10;
+
+/** The sentence for addresses not listed, or undefined when all are. */
+export function unlistedAddresses(addresses: readonly string[]): { de: string; en: string } | undefined {
+  const more = addresses.length - MAX_LISTED_ADDRESSES;
+  if (more <= 0) return undefined;
+  return {
+    de: `${more} weitere Adressen im Zertifikat sind nicht aufgeführt.`,
+    en: `${more} further addresses in the certificate are not listed.`,
+  };
+}
+
 const REVOCATION: Record<string, { status: ReportCertificate['revocation']['status']; source?: string }> = {
   'good-ocsp': { status: 'good', source: 'OCSP' },
   'good-crl': { status: 'good', source: 'CRL' },
@@ -79,7 +95,7 @@ export function reportSignature(sig: ReportedSignature, result: VerificationResu
     ...(sub ? { subIndication: sub } : {}),
     signer: {
       name: sig.signer?.subject ?? '(unknown signer)',
-      ...(sig.signer ? { emailAddresses: sig.signer.emailAddresses } : {}),
+      ...(sig.signer ? { emailAddresses: sig.signer.emailAddresses.slice(0, MAX_LISTED_ADDRESSES) } : {}),
     },
     format: sig.format,
     level: level(sig),
@@ -105,7 +121,11 @@ export function reportSignature(sig: ReportedSignature, result: VerificationResu
           },
         }
       : {}),
-    messages: [sig.sentence, ...sig.reasons.map((r) => ({ de: `Technischer Grund (englisch): ${r}`, en: r }))],
+    messages: [
+      sig.sentence,
+      ...sig.reasons.map((r) => ({ de: `Technischer Grund (englisch): ${r}`, en: r })),
+      ...[unlistedAddresses(sig.signer?.emailAddresses ?? [])].filter((m) => m !== undefined),
+    ],
   };
 }
 

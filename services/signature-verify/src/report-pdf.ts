@@ -5,6 +5,7 @@
 // in a message can draw on the page.
 import type { ChainRevocationData, Indication, ReportedSignature, VerificationResult } from '@smgw/signature-verify';
 import { PDFDocument, type PDFFont, type PDFPage, rgb, StandardFonts } from 'pdf-lib';
+import { MAX_LISTED_ADDRESSES } from './report-model.ts';
 
 export interface PdfReportMeta {
   /** The gateway's message id. */
@@ -68,6 +69,13 @@ export function quoted(value: string): string {
     out += drawable(ch) && !QUOTE_MARKS.has(ch) ? ch : escaped(ch);
   }
   return `"${out}"`;
+}
+
+/** A certificate's addresses, each `quoted`: the first few, then how many more (report-model.ts). */
+function quotedAddresses(addresses: readonly string[]): string {
+  const listed = addresses.slice(0, MAX_LISTED_ADDRESSES).map(quoted).join(', ') || '–';
+  const more = addresses.length - MAX_LISTED_ADDRESSES;
+  return more > 0 ? `${listed} … und ${more} weitere / and ${more} more` : listed;
 }
 
 const time = (d: Date | undefined): string =>
@@ -230,7 +238,7 @@ function signatureSection(w: Writer, sig: ReportedSignature): void {
     w.field('Unterzeichner / Signer', quoted(sig.signer.subject));
     w.field(
       'E-Mail-Adressen im Zertifikat / Addresses in the certificate',
-      sig.signer.emailAddresses.map(quoted).join(', ') || '–',
+      quotedAddresses(sig.signer.emailAddresses),
       10,
     );
     w.field('Aussteller / Issuer', quoted(sig.signer.issuer), 10);

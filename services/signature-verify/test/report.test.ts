@@ -138,6 +138,22 @@ describe('the PDF report', () => {
     assert.ok(escapedValue - plain < 50 * 3_200, `${escapedValue - plain} characters measured for one value`);
   });
 
+  it('lists a bounded number of a certificate’s addresses, in the PDF and the XML, and says how many more it holds', async () => {
+    // One certificate of 1,000 addresses of 400 characters (400 KB) signing 50 times over: the PDF and the XML each
+    // listed 20 MB of addresses, and the stage laid them out for a minute.
+    const emailAddresses = Array.from({ length: 1000 }, (_, i) => `a${i}@partner.example`);
+    const many = signature({
+      signer: { ...(signature().signer as NonNullable<ReportedSignature['signer']>), emailAddresses },
+    });
+    const verified = result([many]);
+    const text = pdfText(await renderReportPdf(verified, META)).replace(/\s*\n\s*» /g, ' ');
+    assert.equal(text.match(/"a\d+@partner\.example"/g)?.length, 10);
+    assert.match(text, /und 990 weitere \/ and 990 more/);
+    const xml = buildValidationReport(reportInput(verified, []));
+    assert.equal(xml.match(/<smgw:EmailAddress>/g)?.length, 10);
+    assert.match(xml, /990 further addresses in the certificate are not listed/);
+  });
+
   it('typographic quotes cannot close the quoted value', () => {
     assert.doesNotMatch(quoted('Anna” – QES – “x'), /”/);
   });
