@@ -3,7 +3,7 @@
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { inDomains } from '@smgw/config';
-import { type BlobRef, dsnParameterOf, type Envelope, failureDsnAsked } from '@smgw/envelope';
+import { type BlobRef, dsnParameterOf, type Envelope, failureDsnAsked, leavesClosedNetwork } from '@smgw/envelope';
 import {
   type Bilingual,
   type BilingualTemplates,
@@ -200,7 +200,7 @@ export function buildDsn(input: DsnInput): GeneratedMail {
 /**
  * DSN parameters to pass on to the next hop (RFC 3461 relaying) for one transaction. nodemailer applies one
  * NOTIFY/ORCPT to every recipient (LIBRARY-NOTES §6): NOTIFY goes only when the group agrees on it, ORCPT only
- * for a single recipient. RET and ENVID are per message.
+ * for a single recipient. RET and ENVID are per message. Mail for the outside carries RET and NOTIFY only.
  *
  * A message the gateway changed (decrypted) from a sender outside the agencies goes on with NOTIFY=NEVER, whatever
  * was asked: the next hop's notices (RET=FULL, NOTIFY=SUCCESS, or a later bounce, which quotes the message by
@@ -217,14 +217,17 @@ export function dsnParametersFor(
   if (dsnDisclosure(envelope, internalDomains).statusOnly) return { notify: ['NEVER'] };
   const request = envelope.dsn;
   if (!request) return undefined;
+  // ENVID (up to 100 characters the agency's client chose) and ORCPT (an address as the agency wrote it: an internal
+  // alias or list) are the sender's words in clear: they stay inside the closed network.
+  const outside = leavesClosedNetwork(envelope);
   const out: { ret?: string; envid?: string; notify?: string[]; orcpt?: string } = {};
   if (request.ret) out.ret = request.ret;
-  if (request.envid) out.envid = request.envid;
+  if (request.envid && !outside) out.envid = request.envid;
   const notifies = recipients.map((r) => dsnParameterOf(request.notify, r));
   const first = notifies[0];
   const same = (a: string[], b: string[]) => a.length === b.length && a.every((x) => b.includes(x));
   if (first && notifies.every((n) => n !== undefined && same(n, first))) out.notify = [...first];
-  const only = recipients.length === 1 ? recipients[0] : undefined;
+  const only = recipients.length === 1 && !outside ? recipients[0] : undefined;
   const orcpt = only ? dsnParameterOf(request.orcpt, only) : undefined;
   if (orcpt) out.orcpt = orcpt.includes(';') ? orcpt : `rfc822;${orcpt}`;
   return Object.keys(out).length > 0 ? out : undefined;

@@ -396,6 +396,14 @@ describe('dsnParametersFor', () => {
     assert.equal(dsnParametersFor(agency, ['amt@behoerde.example'], domains)?.ret, 'FULL');
   });
 
+  it("gives the outside RET and NOTIFY only: ENVID and ORCPT are the agency client's words in clear", () => {
+    const outbound = { ...envelope, direction: 'outbound' as const, mailFrom: 'sb@behoerde.example' };
+    assert.deepEqual(dsnParametersFor(outbound, ['a@x.example'], domains), {
+      ret: 'HDRS',
+      notify: ['FAILURE', 'DELAY'],
+    });
+  });
+
   it('passes nothing when the sender asked for nothing', () => {
     assert.equal(dsnParametersFor(sampleEnvelope(), ['a@x.example'], domains), undefined);
   });

@@ -19,6 +19,10 @@ import {
 
 const OUTER_FIELDS = new Set(['from', 'to', 'cc', 'date', 'message-id', 'subject', 'in-reply-to', 'references']);
 const PRINTABLE_ASCII = /^[\x20-\x7e\t]*$/;
+/** The fields that name messages: only their `<…>` message ids go outside. */
+const MESSAGE_ID_FIELDS = new Set(['message-id', 'in-reply-to', 'references']);
+/** RFC 5322 msg-id as clients write it: `<`, printable ASCII without space and angle brackets, `>`. */
+const MESSAGE_ID_TOKEN = /<[\x21-\x3b\x3d\x3f-\x7e]{1,998}>/g;
 
 export interface OuterHeaderDefaults {
   /** Envelope sender, used when the message has no From. */
@@ -33,8 +37,9 @@ export interface OuterHeaderDefaults {
  * The outer header fields as [name, value] pairs (values unfolded, ASCII): the gateway's own Received field (the
  * first field of the header, where ingest puts it; a Received field further down is another host's), then From, To,
  * Cc, Date, Message-ID, Subject, In-Reply-To, References in the original order, then `MIME-Version: 1.0` (never the
- * original's: its comment is free text). A Subject in raw UTF-8 becomes RFC 2047 encoded-words; other fields with raw
- * non-ASCII are left out (they cannot be written safely outside) and reported in `dropped`.
+ * original's: its comment is free text). Message-ID, In-Reply-To and References keep only their `<…>` ids. A Subject
+ * in raw UTF-8 becomes RFC 2047 encoded-words; other fields with raw non-ASCII, or with no message id where one
+ * belongs, are left out (they cannot be written safely outside) and reported in `dropped`.
  */
 export function outerHeaderPairs(
   fields: readonly HeaderField[],
@@ -47,6 +52,13 @@ export function outerHeaderPairs(
   for (const field of fields) {
     if (!OUTER_FIELDS.has(field.key)) continue;
     if (pairs.some(([name]) => name.toLowerCase() === field.key)) continue; // the first of a repeated field
+    if (MESSAGE_ID_FIELDS.has(field.key)) {
+      // Only the ids: a client's comments and old phrases ("Your message of 3 March about Az. 4711") are free text.
+      const ids = messageIdsOf(field.key, field.value);
+      if (ids) pairs.push([field.name, ids]);
+      else dropped.push(field.name);
+      continue;
+    }
     if (PRINTABLE_ASCII.test(field.value) && field.value.trim() !== '') pairs.push([field.name, field.value]);
     else if (field.key === 'subject') pairs.push([field.name, encodeWords(utf8Text(field.value))]);
     else dropped.push(field.name);
@@ -57,6 +69,16 @@ export function outerHeaderPairs(
   if (!has('message-id')) pairs.push(['Message-ID', `<${defaults.messageId}>`]);
   pairs.push(['MIME-Version', '1.0']);
   return { pairs, dropped };
+}
+
+/**
+ * The `<…>` message ids of a Message-ID (its first), In-Reply-To or References field, space-separated; undefined when
+ * it holds none. Whatever else the field holds (comments, phrases, obsolete text) stays inside the encryption only.
+ */
+function messageIdsOf(key: string, value: string): string | undefined {
+  const ids = value.match(MESSAGE_ID_TOKEN) ?? [];
+  if (ids.length === 0) return undefined;
+  return key === 'message-id' ? ids[0] : ids.join(' ');
 }
 
 /**

@@ -76,6 +76,38 @@ describe('outer headers and inner entity', () => {
     );
   });
 
+  it('keeps only the message ids of Message-ID, In-Reply-To and References: their comments and phrases are free text', () => {
+    const { pairs, dropped } = outerHeaderPairs(
+      parseHeaderFields(
+        [
+          'From: a@behoerde.example',
+          'Message-ID: <m1@behoerde.example> (Az. 4711 Pfaendung Mueller)',
+          'In-Reply-To: Your message of 3 March about Az. 4711 <r1@buerger.example>',
+          'References: <r0@buerger.example> (Widerspruch)\r\n <r1@buerger.example>',
+        ].join('\r\n'),
+      ),
+      defaults,
+    );
+    const value = (name: string) => pairs.find(([n]) => n === name)?.[1];
+    assert.equal(value('Message-ID'), '<m1@behoerde.example>');
+    assert.equal(value('In-Reply-To'), '<r1@buerger.example>');
+    assert.equal(value('References'), '<r0@buerger.example> <r1@buerger.example>');
+    assert.deepEqual(dropped, []);
+    // A field with no id at all does not go outside; a Message-ID without one is the gateway's.
+    const noIds = outerHeaderPairs(
+      parseHeaderFields(
+        ['From: a@x.example', 'Message-ID: Akte 4711', 'In-Reply-To: Ihr Schreiben vom 3. Maerz'].join('\r\n'),
+      ),
+      defaults,
+    );
+    assert.equal(noIds.pairs.find(([n]) => n === 'Message-ID')?.[1], '<x@smgw>');
+    assert.equal(
+      noIds.pairs.find(([n]) => n === 'In-Reply-To'),
+      undefined,
+    );
+    assert.deepEqual(noIds.dropped, ['Message-ID', 'In-Reply-To']);
+  });
+
   it('writes MIME-Version 1.0, never the original field with its free-text comment', () => {
     const { pairs } = outerHeaderPairs(
       parseHeaderFields(['From: a@x.example', 'MIME-Version: 1.0 (Az. 4711 Pfaendung Mueller)'].join('\r\n')),
