@@ -372,6 +372,13 @@ export const settings = {
     '50000',
     'recipients one client address of SMGW_SUBMISSION_NETWORKS may address per hour without AUTH',
   ),
+  /** Postfix's smtpd_hard_error_limit (services/ingest/src/smtp-server-patches.ts, isErrorReply: what counts). */
+  maxErrorsPerSession: setting(
+    'SMGW_SMTP_MAX_ERRORS_PER_SESSION',
+    integer(1, 100_000),
+    '20',
+    'error replies (4xx, 5xx) an SMTP session may get between accepted messages; then 421 4.7.0 and closed',
+  ),
   commandRatePerMinute: setting(
     'SMGW_SMTP_COMMANDS_PER_MINUTE',
     integer(1, 10_000_000),

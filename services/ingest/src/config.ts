@@ -27,6 +27,7 @@ export const ingestSpec = {
   submissionRecipientsPerHour: settings.submissionRecipientsPerHour,
   submissionNetworkMessagesPerHour: settings.submissionNetworkMessagesPerHour,
   submissionNetworkRecipientsPerHour: settings.submissionNetworkRecipientsPerHour,
+  maxErrorsPerSession: settings.maxErrorsPerSession,
   maxClients: settings.maxClients,
   ipv6ClientPrefix: settings.ipv6ClientPrefix,
   mxAgencySenderExceptions: settings.mxAgencySenderExceptions,

@@ -153,6 +153,7 @@ export async function startIngest(
         submissionNetworks: config.submissionNetworks,
         maxMessageBytes: config.maxMessageBytes,
         maxRecipients: config.maxRecipients,
+        maxErrorsPerSession: config.maxErrorsPerSession,
         maxClients: config.maxClients,
         mxAgencySenderExceptions: config.mxAgencySenderExceptions,
         fastGreetingForTrusted: config.fastGreetingForTrusted,

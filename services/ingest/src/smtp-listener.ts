@@ -54,6 +54,12 @@ export const DATA_DEADLINE_PER_MIB_MS = 60_000;
  * smtpd_junk_command_limit is 100 and only adds to an error count; a real MTA sends two or three per message).
  */
 export const MAX_JUNK_COMMANDS = 20;
+/**
+ * `452 4.5.3 Too many recipients` replies a session may get between accepted messages before each further one counts
+ * as an error (SMGW_SMTP_MAX_ERRORS_PER_SESSION): a client that sends more recipients than we take is told to send
+ * the rest in another transaction, which is no error of its own (Postfix's smtpd_recipient_overshoot_limit).
+ */
+export const RECIPIENT_OVERSHOOT_LIMIT = 1000;
 
 export interface ListenerOptions {
   /**
@@ -69,6 +75,7 @@ export interface ListenerSettings {
   submissionNetworks: Cidr[];
   maxMessageBytes: number;
   maxRecipients: number;
+  maxErrorsPerSession: number;
   maxClients: number;
   mxAgencySenderExceptions: string[];
   fastGreetingForTrusted: boolean;
@@ -293,6 +300,8 @@ export function createSmtpListener(
       dataPerMiBMs: listenerOptions.testOnlyDeadlines?.dataPerMiBMs ?? DATA_DEADLINE_PER_MIB_MS,
       dataMaxBytes: settings.maxMessageBytes,
       maxJunkCommands: MAX_JUNK_COMMANDS,
+      maxErrors: settings.maxErrorsPerSession,
+      recipientOvershootLimit: RECIPIENT_OVERSHOOT_LIMIT,
     },
     onSessionLimit: (session, limit) => refuse(session, limit),
     beforeCommand: async (session) => {

@@ -37,11 +37,12 @@ export const REPLIES = {
   },
   TOO_MANY_CONNECTIONS: { status: 421, text: '4.7.0 Too many connections from your address' },
   COMMAND_RATE_EXCEEDED: { status: 421, text: '4.7.0 Rate limit exceeded, try again later' },
-  // Session limits (smtp-listener.ts): a command line or a message that does not arrive in time, or too many
-  // commands that deliver nothing. The session is closed after them.
+  // Session limits (smtp-listener.ts): a command line or a message that does not arrive in time, too many commands
+  // that deliver nothing, or too many refused ones. The session is closed after them.
   COMMAND_TIMEOUT: { status: 421, text: '4.4.2 Error: timeout exceeded' },
   DATA_TIMEOUT: { status: 421, text: '4.4.2 Error: timeout exceeded while receiving the message' },
   JUNK_COMMAND_LIMIT: { status: 421, text: '4.7.0 Error: too many commands without mail, closing' },
+  ERROR_LIMIT: { status: 421, text: '4.7.0 Error: too many errors, closing' },
   REDIS_UNAVAILABLE: { status: 421, text: '4.3.0 Temporary failure, please retry' },
   BARE_LINE_ENDING: { status: 550, text: '5.6.0 Bare CR or LF in message (SMTP smuggling protection)' },
   MESSAGE_TOO_BIG: { status: 552, text: '5.3.4 Message too big' },

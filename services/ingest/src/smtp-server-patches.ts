@@ -14,8 +14,11 @@
 //    smtp-server's only timeout is socketTimeout, restarted by every byte. A command line must arrive whole within
 //    `commandMs` of our last reply (a TLS handshake after STARTTLS too); the message after the 354 within
 //    `dataBaseMs` plus `dataPerMiBMs` per MiB received (counted up to `dataMaxBytes`); and at most
-//    `maxJunkCommands` commands that deliver nothing (JUNK_COMMANDS) may come between two accepted messages. Beyond
-//    any of them the client gets the 421 `onSessionLimit` gives and is closed; a message cut off is not accepted.
+//    `maxJunkCommands` commands that deliver nothing (JUNK_COMMANDS) may come between two accepted messages, and at
+//    most `maxErrors` error replies (ERROR_REPLIES; Postfix's smtpd_hard_error_limit): a refused command resets the
+//    command deadline as any other does, so without the error limit a client refusing itself a recipient every few
+//    minutes held its session for ever. Beyond any of them the client gets the 421 `onSessionLimit` gives and is
+//    closed (after an error, at once: nothing it pipelined after it runs); a message cut off is not accepted.
 //
 // This leans on internals, so smtp-server is pinned to one exact version and `installSmtpServerPatches` refuses to
 // run (SMTP_SERVER_INCOMPATIBLE) when the version or the shape of the patched methods is not what was checked.
@@ -66,9 +69,13 @@ export interface SessionLimits {
   dataMaxBytes: number;
   /** Junk commands (JUNK_COMMANDS) a session may send between accepted messages; the next one gets the 421. */
   maxJunkCommands: number;
+  /** Error replies (see isErrorReply) a session may get between accepted messages; the 421 follows the last. */
+  maxErrors: number;
+  /** 452 replies (too many recipients) between accepted messages that are no error yet (see isErrorReply). */
+  recipientOvershootLimit: number;
 }
 
-export type SessionLimit = 'COMMAND_TIMEOUT' | 'DATA_TIMEOUT' | 'JUNK_COMMAND_LIMIT';
+export type SessionLimit = 'COMMAND_TIMEOUT' | 'DATA_TIMEOUT' | 'JUNK_COMMAND_LIMIT' | 'ERROR_LIMIT';
 
 /**
  * Commands that deliver nothing, which a client can repeat to keep a session alive (Postfix's
@@ -76,6 +83,21 @@ export type SessionLimit = 'COMMAND_TIMEOUT' | 'DATA_TIMEOUT' | 'JUNK_COMMAND_LI
  * EXPN has no handler in smtp-server (it counts it as unrecognised, too). A real MTA sends a few per message.
  */
 export const JUNK_COMMANDS: ReadonlySet<string> = new Set(['NOOP', 'RSET', 'HELP', 'VRFY', 'EXPN', 'HELO', 'EHLO']);
+
+/**
+ * Whether a reply is one of the client's errors, as Postfix counts them for smtpd_hard_error_limit: every 4xx and 5xx
+ * answer to a command (bad syntax, bad sequence, unknown command, refused sender or recipient, failed AUTH, a refused
+ * message, and our own temporary failures, which Postfix counts too), except
+ * - a 421, which ends the session anyway;
+ * - a 452 (RFC 5321 §4.5.3.1.10: too many recipients, the only 452 ingest or smtp-server sends) while the session has
+ *   had no more than `overshootLimit` of them: the client sends the rest in its next transaction (Postfix's
+ *   smtpd_recipient_overshoot_limit); `overshoots` counts this one too.
+ */
+export function isErrorReply(code: number, overshoots: number, overshootLimit: number): boolean {
+  if (code < 400 || code === 421) return false;
+  if (code === 452) return overshoots > overshootLimit;
+  return true;
+}
 
 const hooksByServer = new WeakMap<SMTPServer, ConnectionHooks>();
 
@@ -197,20 +219,22 @@ function watchSocket(connection: Connection, socket: Connection['_socket'], hook
   });
 }
 
-/** A session's deadline and junk count (see 5. above). */
+/** A session's deadline and its counts since the last accepted message (see 5. above). */
 interface SessionClock {
   limits: SessionLimits;
   timer?: NodeJS.Timeout;
   /** When the message after the 354 began to arrive; undefined outside DATA. */
   dataStarted?: number;
   junkCommands: number;
+  errors: number;
+  recipientOvershoots: number;
 }
 
 const clocks = new WeakMap<SMTPConnection, SessionClock>();
 const MIB = 1024 * 1024;
 
 function startClock(connection: Connection, limits: SessionLimits): void {
-  const clock: SessionClock = { limits, junkCommands: 0 };
+  const clock: SessionClock = { limits, junkCommands: 0, errors: 0, recipientOvershoots: 0 };
   clocks.set(connection, clock);
   // The raw socket closes last (after a TLS socket on top of it): nothing is timed after that.
   connection._socket.once('close', () => clearTimeout(clock.timer));
@@ -290,6 +314,25 @@ function overJunkLimit(connection: Connection, command: Buffer): boolean {
   return true;
 }
 
+/**
+ * Counts a reply just sent; true when it is the session's last error (then the session has been ended). Replies
+ * outside a session's commands (the greeting's refusal, a 421) and those of a session already ending are not counted.
+ */
+function endedByErrorLimit(connection: Connection, code: number): boolean {
+  const clock = clocks.get(connection);
+  const parser = connection._parser;
+  if (!clock || !connection._ready || connection._closing || connection._closed || !parser || parser.isClosed) {
+    return false;
+  }
+  if (code === 452) clock.recipientOvershoots++;
+  if (!isErrorReply(code, clock.recipientOvershoots, clock.limits.recipientOvershootLimit)) return false;
+  clock.errors++;
+  if (clock.errors < clock.limits.maxErrors) return false;
+  clearTimeout(clock.timer);
+  endSession(connection, 'ERROR_LIMIT');
+  return true;
+}
+
 let installed = false;
 
 /** Installs the patches once per process. Throws SmtpServerIncompatibleError if smtp-server changed. */
@@ -356,11 +399,15 @@ export function installSmtpServerPatches(): void {
   ) {
     pipeliningGuards.get(this)?.replied(code);
     const clock = clocks.get(this);
-    // Counted again from each message accepted, as Postfix counts its junk commands.
-    if (clock && code === 250 && context === 'DATA_OK') clock.junkCommands = 0;
+    // Counted again from each message accepted, as Postfix counts its junk commands and errors.
+    if (clock && code === 250 && context === 'DATA_OK') {
+      clock.junkCommands = 0;
+      clock.errors = 0;
+      clock.recipientOvershoots = 0;
+    }
     const ownCode = typeof data === 'string' && ENHANCED_CODE_PREFIX.test(data) && hooksByServer.has(this._server);
     const sent = originalSend.call(this, code, data, ownCode ? false : context);
-    if (clock) armDeadline(this);
+    if (clock && !endedByErrorLimit(this, code)) armDeadline(this);
     return sent;
   };
   installed = true;

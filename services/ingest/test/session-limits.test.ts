@@ -1,11 +1,12 @@
 // Session limits against clients that hold a session open (slow-loris): the deadline of a command line, that of a
-// message, and the junk command limit, each over a real SMTP connection. The deadlines are shortened here
+// message, the junk command limit and the error limit, each over a real SMTP connection. The deadlines are shortened here
 // (testOnlyDeadlines) so that no test waits minutes.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunningIngest } from '../src/service.ts';
-import { MAX_JUNK_COMMANDS } from '../src/smtp-listener.ts';
+import { MAX_JUNK_COMMANDS, RECIPIENT_OVERSHOOT_LIMIT } from '../src/smtp-listener.ts';
+import { isErrorReply } from '../src/smtp-server-patches.ts';
 import { createTestWorld, type TestWorld } from './harness.ts';
 import { type Reply, SmtpTestClient } from './smtp-client.ts';
 
@@ -16,6 +17,21 @@ const DATA_PER_MIB_MS = 8000;
 
 const FROM = 'sender@example.org';
 const TO = 'person@behoerde.example';
+/** SMGW_SMTP_MAX_ERRORS_PER_SESSION's default. */
+const MAX_ERRORS = 20;
+const ERROR_LIMIT_REPLY = '421 4.7.0 Error: too many errors, closing';
+/** Each refused, and each a refusal of another kind (syntax, sequence, policy, the relay's unknown user). */
+const REFUSED_COMMANDS = [
+  'MAIL FROM:<clerk@behoerde.example>', // 550 5.7.1 agency sender from outside
+  'RCPT TO:<person@behoerde.example>', // 503 need MAIL command
+  'MAIL FROM:<broken', // 501 syntax
+  'BOGUS', // 500 command not recognized
+];
+const REFUSED_RECIPIENTS = [
+  'someone@example.org', // 550 5.7.1 relaying denied
+  'a%b@behoerde.example', // 550 5.1.3 not routable
+  'nobody@behoerde.example', // 550 5.1.1 the relay does not know them (set in before)
+];
 
 /** The next reply, or undefined when none comes within `ms` (a session that is not ended stays silent). */
 async function replyWithin(client: SmtpTestClient, ms: number): Promise<Reply | undefined> {
@@ -29,6 +45,25 @@ function messageOf(bytes: number): Buffer {
   return Buffer.from(header + line.repeat(Math.ceil(bytes / line.length)), 'latin1');
 }
 
+describe('what counts as an error of the session', () => {
+  const cases: [string, number, number, boolean][] = [
+    ['a reply of 2xx or 3xx', 250, 0, false],
+    ['354', 354, 0, false],
+    ['a refused recipient (550 5.1.1, 550 5.7.1)', 550, 0, true],
+    ['a temporary refusal (450 4.1.1, 451 4.3.0)', 450, 0, true],
+    ['bad syntax or sequence (500, 501, 503)', 501, 0, true],
+    ['a failed AUTH (535)', 535, 0, true],
+    ['a 421, which ends the session anyway', 421, 0, false],
+    ['452 too many recipients, within the overshoot limit', 452, 1000, false],
+    ['452 too many recipients, beyond it', 452, 1001, true],
+  ];
+  for (const [name, code, overshoots, counted] of cases) {
+    it(`${counted ? 'counts' : 'does not count'} ${name}`, () => {
+      assert.equal(isErrorReply(code, overshoots, 1000), counted);
+    });
+  }
+});
+
 describe('session limits', () => {
   let world: TestWorld;
   let ingest: RunningIngest;
@@ -37,6 +72,8 @@ describe('session limits', () => {
     ({ ingest } = await world.start({}, undefined, {
       testOnlyDeadlines: { commandMs: COMMAND_MS, dataBaseMs: DATA_BASE_MS, dataPerMiBMs: DATA_PER_MIB_MS },
     }));
+    world.relay.rejectRecipient = (rcpt) =>
+      rcpt.startsWith('nobody') ? { code: 550, message: '5.1.1 No such user' } : undefined;
   });
   after(() => world.close());
 
@@ -139,5 +176,82 @@ describe('session limits', () => {
     assert.equal((await client.command('NOOP')).code, 421);
     await client.closed;
     await world.takeInboundEnvelopes();
+  });
+
+  it(`ends a session with 421 right after its ${MAX_ERRORS}th refused command, of any kind`, async () => {
+    const { client } = await SmtpTestClient.open(ingest.inboundPort);
+    assert.equal((await client.command('EHLO client.example')).code, 250);
+    let errors = 0;
+    for (const line of REFUSED_COMMANDS) {
+      const reply = await client.command(line);
+      assert.ok(reply.code >= 400 && reply.code !== 421, `${line}: ${reply.text}`);
+      errors++;
+    }
+    assert.equal((await client.command(`MAIL FROM:<${FROM}>`)).code, 250);
+    for (; errors < MAX_ERRORS - 1; errors++) {
+      const to = REFUSED_RECIPIENTS[errors % REFUSED_RECIPIENTS.length] as string;
+      assert.equal((await client.command(`RCPT TO:<${to}>`)).code, 550, to);
+    }
+    // The last error still gets its own reply; the 421 follows at once, not at the next command.
+    assert.equal((await client.command('RCPT TO:<someone@example.org>')).code, 550);
+    assert.equal((await replyWithin(client, 2000))?.text, ERROR_LIMIT_REPLY);
+    await client.closed;
+  });
+
+  it('runs nothing pipelined after the error limit: the message after it is neither taken nor stored', async () => {
+    const before = await messageCount();
+    const { client } = await SmtpTestClient.open(ingest.inboundPort);
+    assert.equal((await client.command('EHLO client.example')).code, 250);
+    const refused = Array.from({ length: MAX_ERRORS }, (_, i) => `RCPT TO:<stranger${i}@example.org>\r\n`);
+    client.writeRaw(
+      `MAIL FROM:<${FROM}>\r\n${refused.join('')}RCPT TO:<${TO}>\r\nDATA\r\n` +
+        `From: <${FROM}>\r\nTo: <${TO}>\r\nSubject: after the limit\r\n\r\nbody\r\n.\r\nNOOP\r\n`,
+    );
+    assert.equal((await client.readReply()).code, 250);
+    for (let i = 0; i < MAX_ERRORS; i++) assert.equal((await client.readReply()).code, 550);
+    assert.equal((await client.readReply()).text, ERROR_LIMIT_REPLY);
+    await client.closed;
+    await sleep(200);
+    assert.equal(await messageCount(), before);
+    assert.deepEqual(await world.takeInboundEnvelopes(), []);
+  });
+
+  it('delivers in a session with a few refused recipients, and counts errors again from each accepted message', async () => {
+    const { client } = await SmtpTestClient.open(ingest.inboundPort);
+    assert.equal((await client.command('EHLO client.example')).code, 250);
+    for (let round = 0; round < 3; round++) {
+      // One error short of the limit in each round: the accepted message forgives them (Postfix does the same).
+      for (let i = 0; i < MAX_ERRORS - 1 - REFUSED_RECIPIENTS.length; i++) {
+        assert.ok((await client.command(REFUSED_COMMANDS[i % REFUSED_COMMANDS.length] as string)).code >= 500);
+      }
+      const sent = await client.sendMail({
+        from: FROM,
+        to: [...REFUSED_RECIPIENTS, TO],
+        body: messageOf(100).toString('latin1'),
+      });
+      assert.deepEqual(
+        sent.rcpt.map((r) => r.code),
+        [550, 550, 550, 250],
+      );
+      assert.equal(sent.final?.code, 250, sent.final?.text);
+    }
+    await client.quit();
+    assert.equal((await world.takeInboundEnvelopes()).length, 3);
+  });
+
+  it(`does not count 452 for too many recipients, up to ${RECIPIENT_OVERSHOOT_LIMIT} of them`, async () => {
+    const { ingest: fewRecipients } = await world.start({ SMGW_SMTP_MAX_RECIPIENTS: '2' });
+    const { client } = await SmtpTestClient.open(fewRecipients.inboundPort);
+    assert.equal((await client.command('EHLO client.example')).code, 250);
+    // A client that sends more recipients than we take gets 452 for the rest and sends them in the next transaction.
+    const to = Array.from({ length: MAX_ERRORS + 10 }, (_, i) => `person${i}@behoerde.example`);
+    const sent = await client.sendMail({ from: FROM, to, body: messageOf(100).toString('latin1') });
+    assert.deepEqual(
+      sent.rcpt.map((r) => r.code),
+      [250, 250, ...to.slice(2).map(() => 452)],
+    );
+    assert.equal(sent.final?.code, 250, sent.final?.text);
+    await client.quit();
+    assert.equal((await world.takeInboundEnvelopes()).length, 1);
   });
 });
