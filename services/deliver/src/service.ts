@@ -65,6 +65,8 @@ export async function startDeliver(
     closedNetwork: { relayHosts: config.internalRelay, networks: config.submissionNetworks },
     mxConnectOptions: options.mxConnectOptions,
     ...(options.testOnlyAllowLoopbackMx ? { testOnlyAllowLoopbackMx: true } : {}),
+    onMtaStsFetchFailed: (domain, err) =>
+      log.info({ code: 'MTA_STS_FETCH_FAILED', domain, reason: err.message }, 'MTA-STS policy not fetched'),
   });
   const idleSweep = setInterval(() => transports.closeIdle(), 60_000);
   idleSweep.unref();

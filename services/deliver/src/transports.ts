@@ -1,11 +1,20 @@
 // Pooled nodemailer transports, one per destination, reused across envelopes and closed when idle.
 // nodemailer connects only to the host it is given (LIBRARY-NOTES §6), so relay lists and MX delivery hand it a
 // connected socket through `getSocket`; for the MX, mx-connect finds and connects to the exchange (as zone-mta does).
-import { lookup } from 'node:dns/promises';
+import { lookup, resolve, resolve4 } from 'node:dns/promises';
 import net from 'node:net';
-import { type Cidr, cidrList, embeddedIpv4, type HostPort, inNetworks } from '@smgw/config';
+import { allowList, type Cidr, cidrList, embeddedIpv4, type HostPort, inNetworks } from '@smgw/config';
+import { NOTHING_ALLOWED, refusedAddress } from '@smgw/crypto';
 import mxConnect from 'mx-connect';
 import nodemailer, { type SMTPPoolOptions, type SMTPPoolSentMessageInfo, type Transporter } from 'nodemailer';
+import {
+  createMtaStsPolicies,
+  type DnsResolve,
+  MTA_STS_MAX_BYTES,
+  MTA_STS_TIMEOUT_MS,
+  type MtaStsFetch,
+  mxConnectMtaSts,
+} from './mta-sts.ts';
 import type { Destination } from './route-recipients.ts';
 
 export interface TransportSettings {
@@ -39,6 +48,13 @@ export interface TransportSettings {
    * networks stay refused even then.
    */
   testOnlyAllowLoopbackMx?: true;
+  /**
+   * TESTS ONLY: the MTA-STS policy host's port and its server's CA (a test's HTTPS server). With
+   * testOnlyAllowLoopbackMx the policy host may be on loopback too; closedNetwork is checked for it even then.
+   */
+  testOnlyMtaSts?: MtaStsFetch['testOnly'];
+  /** Told of each MTA-STS policy that could not be fetched (for the log). */
+  onMtaStsFetchFailed?: (domain: string, err: Error) => void;
 }
 
 /** The agencies' own addresses, which no domain outside may have as its MX. */
@@ -80,6 +96,25 @@ export async function inClosedNetwork(ip: string, closed: ClosedNetwork): Promis
   if (candidates.some((a) => inNetworks(a, closed.networks))) return true;
   const relay = await addressesOf(closed.relayHosts, closed.lookup);
   return relay.length > 0 && candidates.some((a) => inNetworks(a, cidrList(relay.join(','))));
+}
+
+/**
+ * Why the MTA-STS policy host of a domain outside may not be contacted at `address`: the agencies' own (as for an MX),
+ * or not a public unicast address (loopback, private, link-local, unspecified, reserved; loopback only allowed with
+ * testOnlyAllowLoopbackMx). Undefined when it may.
+ */
+export function mtaStsHostRefusal(
+  settings: Pick<TransportSettings, 'closedNetwork' | 'testOnlyAllowLoopbackMx'>,
+): (address: string) => Promise<string | undefined> {
+  const allow = settings.testOnlyAllowLoopbackMx ? allowList('127.0.0.0/8,::1/128') : NOTHING_ALLOWED;
+  return async (address) => {
+    const special = refusedAddress(address, 443, '', allow, '');
+    if (special) return special;
+    if (settings.closedNetwork && (await inClosedNetwork(address, settings.closedNetwork))) {
+      return "an address of the agencies' own network";
+    }
+    return undefined;
+  };
 }
 
 type DnsOptions = NonNullable<mxConnect.MxConnectOptions['dnsOptions']>;
@@ -213,12 +248,24 @@ export function createTransports(settings: TransportSettings): Transports {
   const open = new Map<string, DestinationTransport>();
   const idleCloseMs = settings.idleCloseMs ?? DEFAULT_IDLE_CLOSE_MS;
   const connectTimeoutMs = settings.connectTimeoutMs ?? connectTimeoutFor(settings.timeoutMs);
-  // MTA-STS policies are cached per domain for the life of the process (mx-connect refreshes stale ones).
-  const mtaStsPolicies = new Map<string, unknown>();
-  const mtaStsCache = {
-    get: (domain: string) => mtaStsPolicies.get(domain),
-    set: (domain: string, policy: unknown) => void mtaStsPolicies.set(domain, policy),
-  };
+  // MTA-STS is ours (mta-sts.ts): fetched with the MX resolver, never from the closed network, kept in a bounded cache.
+  // A test's override may turn it off (mtaSts: { enabled: false }); then mx-connect does not ask either.
+  const mtaStsOff = settings.mxConnectOptions?.mtaSts?.enabled === false;
+  const customResolve = settings.mxConnectOptions?.dnsOptions?.resolveRecords;
+  // mx-connect's own default when no resolver is given (node:dns resolve, not getaddrinfo).
+  const dnsResolve: DnsResolve = customResolve
+    ? async (name, type) => customResolve(name, type as 'A')
+    : (name, type) => (type === 'A' ? resolve4(name) : resolve(name, type));
+  const mtaStsPolicies = createMtaStsPolicies(
+    {
+      resolve: dnsResolve,
+      refuse: mtaStsHostRefusal(settings),
+      timeoutMs: Math.min(MTA_STS_TIMEOUT_MS, settings.timeoutMs),
+      maxBytes: MTA_STS_MAX_BYTES,
+      ...(settings.testOnlyMtaSts ? { testOnly: settings.testOnlyMtaSts } : {}),
+    },
+    { onFetchFailed: settings.onMtaStsFetchFailed },
+  );
 
   const common = {
     pool: true as const,
@@ -317,33 +364,43 @@ export function createTransports(settings: TransportSettings): Transports {
         port: 25,
         requireTLS: settings.requireTlsOutside,
         getSocket: ((_options, callback) => {
-          const options = {
-            port: 25,
-            maxConnectTime: connectTimeoutMs,
-            localHostname: settings.hostname,
-            mtaSts: { enabled: true, cache: mtaStsCache },
-            ...settings.mxConnectOptions,
-            // The MX of a domain outside must never lead back into our own or private networks: set after the
-            // overrides, so none can drop it.
-            target: destination.domain,
-            dnsOptions: mxDnsOptions(settings),
-            connectHook: refuseClosedNetwork,
-          };
-          mxConnectWithin(options, settings.timeoutMs).then(
-            (connection) => {
-              entry.remoteMta = connection.hostname;
-              // MTA-STS "enforce": TLS with a valid certificate for the MX name, or no delivery (RFC 8461 §5).
-              const enforce = connection.policyMatch?.mode === 'enforce';
-              callback(null, {
-                connection: connection.socket,
-                host: connection.hostname,
-                ...(enforce
-                  ? { requireTLS: true, tls: { rejectUnauthorized: true, servername: connection.hostname } }
-                  : {}),
-              });
-            },
-            (err: Error) => callback(err),
-          );
+          const policy = mtaStsOff ? Promise.resolve(undefined) : mtaStsPolicies.policyFor(destination.domain);
+          policy
+            .then((found) => {
+              // Set after the overrides: mx-connect applies our policy and fetches none itself.
+              const mtaSts = mtaStsOff ? undefined : mxConnectMtaSts(found, dnsResolve);
+              const options = {
+                port: 25,
+                maxConnectTime: connectTimeoutMs,
+                localHostname: settings.hostname,
+                ...settings.mxConnectOptions,
+                ...(mtaSts ? { mtaSts: mtaSts.mtaSts } : {}),
+                // The MX of a domain outside must never lead back into our own or private networks: set after the
+                // overrides, so none can drop it.
+                target: destination.domain,
+                dnsOptions: {
+                  ...mxDnsOptions(settings),
+                  ...(mtaSts ? { resolveRecords: mtaSts.resolveRecords } : {}),
+                },
+                connectHook: refuseClosedNetwork,
+              };
+              return mxConnectWithin(options, settings.timeoutMs);
+            })
+            .then(
+              (connection) => {
+                entry.remoteMta = connection.hostname;
+                // MTA-STS "enforce": TLS with a valid certificate for the MX name, or no delivery (RFC 8461 §5).
+                const enforce = connection.policyMatch?.mode === 'enforce';
+                callback(null, {
+                  connection: connection.socket,
+                  host: connection.hostname,
+                  ...(enforce
+                    ? { requireTLS: true, tls: { rejectUnauthorized: true, servername: connection.hostname } }
+                    : {}),
+                });
+              },
+              (err: Error) => callback(err),
+            );
         }) satisfies GetSocket,
       });
     }

@@ -1,17 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 // Envelopes and messages for deliver's tests.
 import type { Envelope } from '@smgw/envelope';
 import { envelopeFixture } from '@smgw/testing';
 
-/**
- * A message as encrypt would send it outside: sampleMessage encrypted to a throw-away certificate by the real
- * openssl (the deliver guard reads the bytes, so a plaintext with an "encrypted" verdict would not leave).
- */
-export function encryptedSampleMessage(subject = 'Bescheid 2026/17'): Buffer {
-  const dir = mkdtempSync(join(tmpdir(), 'smgw-deliver-'));
+/** A throw-away self-signed certificate and key (PEM) for `subjectAltName` (`DNS:name,IP:address`), by openssl. */
+export function selfSignedCertificate(commonName: string, subjectAltName: string): { key: Buffer; cert: Buffer } {
+  const dir = mkdtempSync(join(tmpdir(), 'smgw-deliver-tls-'));
   try {
     execFileSync(
       'openssl',
@@ -21,17 +18,33 @@ export function encryptedSampleMessage(subject = 'Bescheid 2026/17'): Buffer {
         '-newkey',
         'rsa:2048',
         '-nodes',
-        '-keyout',
-        join(dir, 'k.pem'),
-        '-out',
-        join(dir, 'c.pem'),
-        '-subj',
-        '/CN=buerger',
         '-days',
         '1',
+        '-subj',
+        `/CN=${commonName}`,
+        '-addext',
+        `subjectAltName=${subjectAltName}`,
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
       ],
       { stdio: 'ignore' },
     );
+    return { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A message as encrypt would send it outside: sampleMessage encrypted to a throw-away certificate by the real
+ * openssl (the deliver guard reads the bytes, so a plaintext with an "encrypted" verdict would not leave).
+ */
+export function encryptedSampleMessage(subject = 'Bescheid 2026/17'): Buffer {
+  const dir = mkdtempSync(join(tmpdir(), 'smgw-deliver-'));
+  try {
+    writeFileSync(join(dir, 'c.pem'), selfSignedCertificate('buerger', 'email:buerger@example.org').cert);
     writeFileSync(join(dir, 'm.eml'), sampleMessage(subject));
     const encrypted = execFileSync('openssl', [
       'cms',

@@ -1,9 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { cidrList, inDomains } from '@smgw/config';
@@ -20,7 +16,7 @@ import {
   type TransportSettings,
   type Transports,
 } from '../src/transports.ts';
-import { NOT_PLAIN_AGENCY_LOOKALIKES, sampleEnvelope, sampleMessage } from './fixtures.ts';
+import { NOT_PLAIN_AGENCY_LOOKALIKES, sampleEnvelope, sampleMessage, selfSignedCertificate } from './fixtures.ts';
 
 /** A port nothing listens on (taken from the OS, then released). */
 async function freePort(): Promise<number> {
@@ -83,31 +79,7 @@ describe('transports', () => {
 
   it('with TLS required, refuses a smarthost whose certificate is not valid, and sends nothing to it', async () => {
     // A smarthost offering STARTTLS with a self-signed certificate: anyone on the path could offer the same.
-    const dir = mkdtempSync(join(tmpdir(), 'smgw-smarthost-tls-'));
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=DNS:localhost,IP:127.0.0.1',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ],
-      { stdio: 'ignore' },
-    );
-    const tlsSink = await startSmtpSink({
-      tls: { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) },
-    });
+    const tlsSink = await startSmtpSink({ tls: selfSignedCertificate('localhost', 'DNS:localhost,IP:127.0.0.1') });
     const port = tlsSink.port;
     const smarthost: Destination = { kind: 'smarthost', key: 'smarthost', host: { host: '127.0.0.1', port } };
     try {
@@ -131,7 +103,6 @@ describe('transports', () => {
       }
     } finally {
       await tlsSink.close();
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -24,12 +24,16 @@ export const NOTHING_ALLOWED: RevocationAllow = { networks: [], endpoints: [] };
 /** ipaddr.js range names that are public unicast; everything else is special and refused unless allowed. */
 const PUBLIC_RANGES = new Set(['unicast']);
 
-/** Why an address may not be connected to, or undefined when it may. */
+/**
+ * Why an address may not be connected to, or undefined when it may. `allowedBy` names the setting that lists `allow`
+ * ('' when none does: deliver's MTA-STS fetch).
+ */
 export function refusedAddress(
   address: string,
   port: number,
   hostname: string,
   allow: RevocationAllow,
+  allowedBy = 'SMGW_REVOCATION_ALLOW',
 ): string | undefined {
   let parsed: ipaddr.IPv4 | ipaddr.IPv6;
   try {
@@ -45,7 +49,7 @@ export function refusedAddress(
   if (allowed) return undefined;
   const range = parsed.range();
   if (PUBLIC_RANGES.has(range)) return undefined;
-  return `${parsed.toString()} is a ${range} address (not listed in SMGW_REVOCATION_ALLOW)`;
+  return `${parsed.toString()} is a ${range} address${allowedBy ? ` (not listed in ${allowedBy})` : ''}`;
 }
 
 function sameAddress(host: string, address: ipaddr.IPv4 | ipaddr.IPv6): boolean {
