@@ -67,14 +67,37 @@ export interface ClosedNetwork {
   lookup?: (host: string) => Promise<{ address: string }[]>;
 }
 
+type LookUp = NonNullable<ClosedNetwork['lookup']>;
+
+const systemLookup: LookUp = (host) => lookup(host, { all: true });
+
+/** How long an answer about the relay's name is kept: it is asked for each new connection to an outside MX. */
+export const RELAY_LOOKUP_CACHE_MS = 5000;
+
+/**
+ * `lookUp` with its answers kept for `ttlMs` (a name asked meanwhile shares the question). A failure is not kept: the
+ * next connection asks again, and none is made until the name is known (addressesOf fails closed).
+ */
+export function withLookupCache(lookUp: LookUp, ttlMs: number, now: () => number = Date.now): LookUp {
+  // One entry per relay host name (configuration), so no bound is needed.
+  const kept = new Map<string, { at: number; answer: Promise<{ address: string }[]> }>();
+  return (host) => {
+    const hit = kept.get(host);
+    if (hit && now() - hit.at < ttlMs) return hit.answer;
+    const answer = lookUp(host);
+    kept.set(host, { at: now(), answer });
+    answer.catch(() => {
+      if (kept.get(host)?.answer === answer) kept.delete(host);
+    });
+    return answer;
+  };
+}
+
 /**
  * The addresses of the relay hosts; a name that does not exist has none. Any other lookup failure is thrown: not
  * knowing the relay's addresses, the MX connection is not made (deferred), rather than made to what may be the relay.
  */
-async function addressesOf(
-  hosts: HostPort[],
-  lookUp: ClosedNetwork['lookup'] = (host) => lookup(host, { all: true }),
-): Promise<string[]> {
+async function addressesOf(hosts: HostPort[], lookUp: LookUp = systemLookup): Promise<string[]> {
   const lists = await Promise.all(
     hosts.map(async ({ host }) => {
       if (net.isIP(host)) return [host];
@@ -248,6 +271,10 @@ export function createTransports(settings: TransportSettings): Transports {
   const open = new Map<string, DestinationTransport>();
   const idleCloseMs = settings.idleCloseMs ?? DEFAULT_IDLE_CLOSE_MS;
   const connectTimeoutMs = settings.connectTimeoutMs ?? connectTimeoutFor(settings.timeoutMs);
+  const cachedClosedNetwork = settings.closedNetwork && {
+    ...settings.closedNetwork,
+    lookup: withLookupCache(settings.closedNetwork.lookup ?? systemLookup, RELAY_LOOKUP_CACHE_MS),
+  };
   // MTA-STS is ours (mta-sts.ts): fetched with the MX resolver, never from the closed network, kept in a bounded cache.
   // A test's override may turn it off (mtaSts: { enabled: false }); then mx-connect does not ask either.
   const mtaStsOff = settings.mxConnectOptions?.mtaSts?.enabled === false;
@@ -259,7 +286,7 @@ export function createTransports(settings: TransportSettings): Transports {
   const mtaStsPolicies = createMtaStsPolicies(
     {
       resolve: dnsResolve,
-      refuse: mtaStsHostRefusal(settings),
+      refuse: mtaStsHostRefusal({ ...settings, closedNetwork: cachedClosedNetwork }),
       timeoutMs: Math.min(MTA_STS_TIMEOUT_MS, settings.timeoutMs),
       maxBytes: MTA_STS_MAX_BYTES,
       ...(settings.testOnlyMtaSts ? { testOnly: settings.testOnlyMtaSts } : {}),
@@ -306,7 +333,7 @@ export function createTransports(settings: TransportSettings): Transports {
    * attempt: no further MX host of that domain is tried, a permanent DNS error (bounced, 5.1.2), as for an MX at a
    * private address.
    */
-  const closedNetwork = settings.testOnlyAllowLoopbackMx ? undefined : settings.closedNetwork;
+  const closedNetwork = settings.testOnlyAllowLoopbackMx ? undefined : cachedClosedNetwork;
   const refuseClosedNetwork: NonNullable<mxConnect.MxConnectOptions['connectHook']> = (delivery, options, callback) => {
     if (!closedNetwork) return callback();
     inClosedNetwork(options.host, closedNetwork).then(

@@ -13,8 +13,10 @@ import {
   createTransports,
   inClosedNetwork,
   mxDnsOptions,
+  RELAY_LOOKUP_CACHE_MS,
   type TransportSettings,
   type Transports,
+  withLookupCache,
 } from '../src/transports.ts';
 import { NOT_PLAIN_AGENCY_LOOKALIKES, sampleEnvelope, sampleMessage, selfSignedCertificate } from './fixtures.ts';
 
@@ -355,6 +357,59 @@ describe('transports', () => {
     for (const ip of ['64:ff9b::1.2.3.5', '2002:102:305::', '2001:db8::102:304', '64:ff9b:1::1.2.3.4']) {
       assert.equal(await inClosedNetwork(ip, closed), false, ip);
     }
+  });
+
+  it("looks the relay's name up once for the MX connections of a few seconds, failing closed meanwhile", async () => {
+    let lookups = 0;
+    const lookup = async () => {
+      lookups++;
+      return [{ address: '1.2.3.4' }];
+    };
+    const resolveRecords = (name: string, type: string) => {
+      if (type === 'MX') return [{ exchange: `mx.${name}`, priority: 10 }];
+      if (type === 'A' && name.startsWith('mx.')) return ['1.2.3.4'];
+      throw dnsError('ENODATA');
+    };
+    const transports = createTransports(
+      settings({
+        timeoutMs: 2000,
+        connectTimeoutMs: 500,
+        closedNetwork: { relayHosts: [{ host: 'relay.behoerde.example', port: 25 }], networks: [], lookup },
+        mxConnectOptions: { dnsOptions: { resolveRecords }, mtaSts: { enabled: false } },
+      }),
+    );
+    try {
+      for (const domain of ['relay-twin.example', 'relay-twin2.example']) {
+        const [answer] = await sendSample(transports, { kind: 'mx', key: `mx:${domain}`, domain }, [`x@${domain}`]);
+        assert.match(answer?.error ?? '', /agencies' own network/, domain);
+      }
+    } finally {
+      transports.close();
+    }
+    assert.equal(lookups, 1);
+
+    // Kept for RELAY_LOOKUP_CACHE_MS; a failure is not kept (the next connection asks again, none is made meanwhile).
+    let now = 0;
+    let fail = true;
+    const counted: string[] = [];
+    const cached = withLookupCache(
+      async (host) => {
+        counted.push(host);
+        if (fail) throw dnsError('EAI_AGAIN');
+        return [{ address: '1.2.3.4' }];
+      },
+      RELAY_LOOKUP_CACHE_MS,
+      () => now,
+    );
+    const closed = { relayHosts: [{ host: 'relay.behoerde.example', port: 25 }], networks: [], lookup: cached };
+    await assert.rejects(inClosedNetwork('1.2.3.4', closed), /EAI_AGAIN/);
+    fail = false;
+    assert.equal(await inClosedNetwork('1.2.3.4', closed), true);
+    assert.equal(await inClosedNetwork('1.2.3.4', closed), true);
+    assert.equal(counted.length, 2);
+    now += RELAY_LOOKUP_CACHE_MS;
+    assert.equal(await inClosedNetwork('1.2.3.4', closed), true);
+    assert.equal(counted.length, 3);
   });
 
   it('sends the relay RCPT TO only the plain addresses it was routed, never what nodemailer would parse out', async () => {
