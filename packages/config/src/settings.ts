@@ -357,6 +357,19 @@ export const settings = {
     'recipients one submission account may address per hour (452 4.7.1 at RCPT beyond)',
   ),
   /**
+   * Bytes of messages (as the client sends them, what SIZE= declares) per account and clock hour: the message and
+   * recipient limits alone let a stolen account send 2000 × SMGW_MAX_MESSAGE_BYTES an hour (100 GB through the
+   * queues, the blob store and the relay). 2 GiB is some 40 messages of the largest size, hundreds of a clerk's usual
+   * ones. Counted at the end of DATA; at least SMGW_MAX_MESSAGE_BYTES (checkSubmissionByteLimits), or a message of
+   * the largest size could never pass.
+   */
+  submissionBytesPerHour: setting(
+    'SMGW_SUBMISSION_BYTES_PER_HOUR',
+    integer(1024, 2 ** 50),
+    '2147483648',
+    'message bytes one submission account may send per hour (451 4.7.1 at the end of DATA, or at MAIL FROM by SIZE=, beyond)',
+  ),
+  /**
    * The same for a client of SMGW_SUBMISSION_NETWORKS that does not AUTH, per client address: an agency's mail server
    * sends for all its users, so more, but a compromised one is bounded too.
    */
@@ -378,6 +391,12 @@ export const settings = {
     integer(1, 100_000),
     '20',
     'error replies (4xx, 5xx) an SMTP session may get between accepted messages; then 421 4.7.0 and closed',
+  ),
+  submissionNetworkBytesPerHour: setting(
+    'SMGW_SUBMISSION_NETWORK_BYTES_PER_HOUR',
+    integer(1024, 2 ** 50),
+    '21474836480',
+    'message bytes one client address of SMGW_SUBMISSION_NETWORKS may send per hour without AUTH',
   ),
   commandRatePerMinute: setting(
     'SMGW_SMTP_COMMANDS_PER_MINUTE',

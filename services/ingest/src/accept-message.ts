@@ -88,6 +88,15 @@ export interface IncomingMessage {
   body: Readable | AsyncIterable<Uint8Array>;
   /** True once the client sent more than SMGW_MAX_MESSAGE_BYTES (smtp-server counts while data arrives). */
   sizeExceeded: () => boolean;
+  /** The bytes the client sent (smtp-server's count: what SIZE= declares and SMGW_MAX_MESSAGE_BYTES bounds). */
+  clientBytes: () => number;
+  /**
+   * Submission: counts the message's bytes for its sender's hour (rate-limits.ts countSubmissionBytes). Asked once
+   * the message is stored (its size is known only then) and before anything of it is recorded or queued: a message
+   * that does not fit is refused (SUBMISSION_BYTE_LIMIT) and its staged blob discarded, so nothing of it is kept and
+   * the client keeps it. Unset (MX): nothing counted.
+   */
+  countBytes?: ((bytes: number) => Promise<{ allowed: boolean; max: number }>) | undefined;
   /**
    * Which From and Sender addresses this client may write (submission: its own; MX: any but agency addresses
    * outside SMGW_MX_AGENCY_SENDER_EXCEPTIONS). Every From and Sender address is checked against it, Bcc fields and
@@ -106,6 +115,8 @@ export type AcceptOutcome =
       reason: string;
       messageId: string;
       traceId: string;
+      /** The limit a SUBMISSION_BYTE_LIMIT reply names. */
+      max?: number;
     };
 
 /** The client sent more than SMGW_MAX_MESSAGE_BYTES. */
@@ -226,13 +237,14 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
   const receivedAt = new Date();
   const log = messageLogger(deps.log, { id: messageId, traceId });
   const recipients = message.recipients.map((r) => r.address);
-  const refused = (reply: ReplyCode, code: string, reason: string): AcceptOutcome => ({
+  const refused = (reply: ReplyCode, code: string, reason: string, max?: number): AcceptOutcome => ({
     kind: 'refused',
     reply,
     code,
     reason,
     messageId,
     traceId,
+    ...(max !== undefined ? { max } : {}),
   });
 
   const header = buildReceivedHeader({
@@ -312,6 +324,37 @@ export async function acceptMessage(deps: AcceptDeps, message: IncomingMessage):
     return refused(reply, code, (err as Error).message);
   }
   const blob = staged.ref;
+  // Counted here, not while the bytes arrive (a Redis call per chunk) nor by SIZE= (a claim): the real size, one
+  // round trip per message, before the work of the scan, the records and the queues. A message our side fails to
+  // take after this (451: database, blob file, broker) stays counted, as its message and recipients do.
+  if (message.countBytes) {
+    const bytes = message.clientBytes();
+    let budget: { allowed: boolean; max: number };
+    try {
+      budget = await message.countBytes(bytes);
+    } catch (err) {
+      log.warn({ code: 'REDIS_UNAVAILABLE', err }, 'cannot count the message bytes; answering 421');
+      keptMessage.release();
+      await staged.discard();
+      return refused('REDIS_UNAVAILABLE', 'REDIS_UNAVAILABLE', (err as Error).message);
+    }
+    if (!budget.allowed) {
+      // A warning naming the sender: a stolen account shows itself here.
+      log.warn(
+        {
+          code: 'SUBMISSION_BYTE_LIMIT',
+          user: message.client.user,
+          ip: message.client.ip,
+          size: bytes,
+          max: budget.max,
+        },
+        'refused: SUBMISSION_BYTE_LIMIT',
+      );
+      keptMessage.release();
+      await staged.discard();
+      return refused('SUBMISSION_BYTE_LIMIT', 'SUBMISSION_BYTE_LIMIT', `over ${budget.max} bytes an hour`, budget.max);
+    }
+  }
 
   const client: ClientInfo = {
     listener: message.listener,

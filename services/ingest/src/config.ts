@@ -1,5 +1,5 @@
 // The settings the ingest service reads (SPEC.md "Settings"; definitions in @smgw/config).
-import { blobStoreSettings, type ConfigOf, settings } from '@smgw/config';
+import { blobStoreSettings, ConfigError, type ConfigOf, settings } from '@smgw/config';
 
 export const ingestSpec = {
   databaseUrl: settings.databaseUrl,
@@ -25,9 +25,11 @@ export const ingestSpec = {
   maxRecipients: settings.maxRecipients,
   submissionMessagesPerHour: settings.submissionMessagesPerHour,
   submissionRecipientsPerHour: settings.submissionRecipientsPerHour,
+  submissionBytesPerHour: settings.submissionBytesPerHour,
   submissionNetworkMessagesPerHour: settings.submissionNetworkMessagesPerHour,
   submissionNetworkRecipientsPerHour: settings.submissionNetworkRecipientsPerHour,
   maxErrorsPerSession: settings.maxErrorsPerSession,
+  submissionNetworkBytesPerHour: settings.submissionNetworkBytesPerHour,
   maxClients: settings.maxClients,
   ipv6ClientPrefix: settings.ipv6ClientPrefix,
   mxAgencySenderExceptions: settings.mxAgencySenderExceptions,
@@ -53,3 +55,21 @@ export const ingestSpec = {
 } as const;
 
 export type IngestConfig = ConfigOf<typeof ingestSpec>;
+
+/**
+ * The hourly byte budgets hold at least one message of the largest size: a smaller one would answer such a message
+ * 451 every hour until the client gave up on it days later (ConfigError naming the budget otherwise).
+ */
+export function checkSubmissionByteLimits(
+  config: Pick<IngestConfig, 'maxMessageBytes' | 'submissionBytesPerHour' | 'submissionNetworkBytesPerHour'>,
+): void {
+  const budgets = [
+    ['SMGW_SUBMISSION_BYTES_PER_HOUR', config.submissionBytesPerHour],
+    ['SMGW_SUBMISSION_NETWORK_BYTES_PER_HOUR', config.submissionNetworkBytesPerHour],
+  ] as const;
+  for (const [name, bytes] of budgets) {
+    if (bytes < config.maxMessageBytes) {
+      throw new ConfigError(name, `must be at least SMGW_MAX_MESSAGE_BYTES (${config.maxMessageBytes}), got ${bytes}`);
+    }
+  }
+}

@@ -30,7 +30,7 @@ export function ingestMetrics(registry: Registry) {
     }),
     submissionLimited: new Counter({
       name: 'smgw_ingest_submission_limited_total',
-      help: 'Submission MAIL FROM or RCPT refused over an hourly limit, by limit (messages, recipients) and sender (account, network); the log line names which',
+      help: 'Submission MAIL FROM, RCPT or message refused over an hourly limit, by limit (messages, recipients, bytes) and sender (account, network); the log line names which',
       labelNames: ['limit', 'sender'],
       registers: [registry],
     }),

@@ -9,7 +9,9 @@
 //   checks, and a success does not erase them. A client that logged in to an account before is not held by the
 //   account's limit (see takeAuthAttempt: a stranger must not lock an agency out),
 // - messages and recipients per clock hour of a submission sender (countSubmission): an account under its name, a
-//   client of SMGW_SUBMISSION_NETWORKS without AUTH under its address; counted in leases as commands are.
+//   client of SMGW_SUBMISSION_NETWORKS without AUTH under its address; counted in leases as commands are,
+// - message bytes per clock hour of the same senders (countSubmissionBytes): the real size, at the end of DATA, one
+//   script call per message that counts it only when it fits.
 // Clients and accounts are named in Redis by HMACs under a key derived from SMGW_MASTER_KEY (clientName, accountKey):
 // Redis holds neither addresses nor usernames. Redis errors are thrown as RedisUnavailableError: the caller answers
 // with a temporary refusal, never lets the client through unchecked.
@@ -53,10 +55,10 @@ export interface RateLimitOptions {
 }
 
 export interface SubmissionLimits {
-  /** Per account (SMGW_SUBMISSION_MESSAGES_PER_HOUR, SMGW_SUBMISSION_RECIPIENTS_PER_HOUR). */
-  account: { messages: number; recipients: number };
+  /** Per account (SMGW_SUBMISSION_MESSAGES_PER_HOUR, _RECIPIENTS_PER_HOUR, _BYTES_PER_HOUR). */
+  account: { messages: number; recipients: number; bytes: number };
   /** Per client address of SMGW_SUBMISSION_NETWORKS without AUTH (SMGW_SUBMISSION_NETWORK_*_PER_HOUR). */
-  network: { messages: number; recipients: number };
+  network: { messages: number; recipients: number; bytes: number };
 }
 
 /** What countSubmission counts: a message at MAIL FROM, a recipient at RCPT. */
@@ -149,6 +151,16 @@ interface LeasedWindow {
   asking?: Promise<void>;
 }
 
+// A message's bytes (ARGV[1]) added to the window's counter (KEYS[1]) only when the total stays within ARGV[2]: a
+// message refused for its size was not kept, so it uses nothing of the hour (the client sends it again later, and
+// a smaller one may still fit now). Returns the counter after it, or -1 (refused, nothing counted).
+const COUNT_BYTES_IN_WINDOW = `
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return -1 end
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+return n`;
+
 /** Client addresses a replica keeps leases for in one window. */
 const MAX_LEASED_WINDOWS = 100_000;
 
@@ -200,6 +212,24 @@ export interface RateLimits {
     sender: SubmissionSender,
     now?: number,
   ): Promise<{ allowed: boolean; max: number }>;
+  /**
+   * Counts a message's `bytes` (its real size, known at the end of DATA) for a submission sender in the current
+   * clock hour, in one round trip; `allowed` is false and nothing is counted when they do not fit in what is left of
+   * `max`, the sender's byte limit. Bytes are not leased as messages are: one message can be most of a budget, so
+   * only the counter in Redis can tell whether it fits, and parallel messages of one sender are judged one after the
+   * other there. Redis errors: RedisUnavailableError.
+   */
+  countSubmissionBytes(
+    sender: SubmissionSender,
+    bytes: number,
+    now?: number,
+  ): Promise<{ allowed: boolean; max: number }>;
+  /**
+   * Whether a message of `bytes` (a client's SIZE=, a claim) still fits in the sender's hour, counting nothing: lets
+   * MAIL FROM refuse a message that cannot pass before it is sent; countSubmissionBytes decides at its end. Redis
+   * errors: RedisUnavailableError.
+   */
+  submissionBytesFit(sender: SubmissionSender, bytes: number, now?: number): Promise<{ allowed: boolean; max: number }>;
 }
 
 /** Which limit refused an AUTH attempt (logged with AUTH_RATE_LIMITED). */
@@ -361,6 +391,17 @@ export function createRateLimits(redis: Redis, options: RateLimitOptions): RateL
     messages: submissionLeases(options.submission.account.messages),
     recipients: submissionLeases(options.submission.account.recipients),
   };
+  const countBytesInWindow = redisScript(redis, 'smgwIngestCountBytesInWindow', COUNT_BYTES_IN_WINDOW);
+  /** A sender's counter of `kind` in the clock hour of `now`, and the sender's limit of that kind. */
+  const submissionWindow = (kind: SubmissionCount | 'bytes', sender: SubmissionSender, now: number) => {
+    if (!options.submission) throw new Error('createRateLimits: no submission limits given');
+    const hour = Math.floor(now / HOUR_MS);
+    const byAccount = 'account' in sender;
+    const max = options.submission[byAccount ? 'account' : 'network'][kind];
+    // Accounts and clients apart (`a`, `c`): neither name can be mistaken for the other.
+    const name = byAccount ? `a-${accountKey(sender.account, options.redisNameSecret)}` : `c-${nameOf(sender.ip)}`;
+    return { key: `${options.prefix}ingest:sub-${kind}:${name}:${hour}`, hour, max };
+  };
 
   return {
     openConnection: (ip) =>
@@ -395,14 +436,21 @@ export function createRateLimits(redis: Redis, options: RateLimitOptions): RateL
         await returnAuthAttempt(keys, attempt.accountCounted ? 1 : 0, outcome.succeeded ? knownClientTtl : 0);
       }),
     countSubmission: async (kind, sender, now = Date.now()) => {
-      if (!options.submission || !submissionCounts) throw new Error('createRateLimits: no submission limits given');
-      const hour = Math.floor(now / HOUR_MS);
-      const byAccount = 'account' in sender;
-      const max = options.submission[byAccount ? 'account' : 'network'][kind];
-      // Accounts and clients apart (`a`, `c`): neither name can be mistaken for the other.
-      const name = byAccount ? `a-${accountKey(sender.account, options.redisNameSecret)}` : `c-${nameOf(sender.ip)}`;
-      const windowKey = `${options.prefix}ingest:sub-${kind}:${name}:${hour}`;
+      const { key: windowKey, hour, max } = submissionWindow(kind, sender, now);
+      if (!submissionCounts) throw new Error('createRateLimits: no submission limits given');
       return { allowed: await submissionCounts[kind].take(windowKey, hour, max), max };
+    },
+    countSubmissionBytes: (sender, bytes, now = Date.now()) => {
+      const { key: windowKey, max } = submissionWindow('bytes', sender, now);
+      // The key lives two hours, as the message counts' do.
+      return askRedis(async () => ({
+        allowed: Number(await countBytesInWindow(windowKey, bytes, max, 7200)) >= 0,
+        max,
+      }));
+    },
+    submissionBytesFit: (sender, bytes, now = Date.now()) => {
+      const { key: windowKey, max } = submissionWindow('bytes', sender, now);
+      return askRedis(async () => ({ allowed: Number((await redis.get(windowKey)) ?? 0) + bytes <= max, max }));
     },
   };
 }

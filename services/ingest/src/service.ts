@@ -99,10 +99,15 @@ export async function startIngest(
       commandsPerMinute: config.commandRatePerMinute,
       ipv6ClientPrefix: config.ipv6ClientPrefix,
       submission: {
-        account: { messages: config.submissionMessagesPerHour, recipients: config.submissionRecipientsPerHour },
+        account: {
+          messages: config.submissionMessagesPerHour,
+          recipients: config.submissionRecipientsPerHour,
+          bytes: config.submissionBytesPerHour,
+        },
         network: {
           messages: config.submissionNetworkMessagesPerHour,
           recipients: config.submissionNetworkRecipientsPerHour,
+          bytes: config.submissionNetworkBytesPerHour,
         },
       },
     });

@@ -20,7 +20,7 @@ import {
 import { type AcceptDeps, acceptMessage } from './accept-message.ts';
 import { BareLineEndingGuard } from './bare-line-ending-guard.ts';
 import type { IngestMetrics } from './metrics.ts';
-import type { AuthAttempt, RateLimits, SubmissionCount, TakenAuthAttempt } from './rate-limits.ts';
+import type { AuthAttempt, RateLimits, SubmissionCount, SubmissionSender, TakenAuthAttempt } from './rate-limits.ts';
 import { decideRecipient, type Listener } from './recipient-policy.ts';
 import type { RecipientVerification } from './recipient-verification.ts';
 import {
@@ -29,7 +29,14 @@ import {
   mayAppearAsInboundAuthor,
   mayUseSenderAddress,
 } from './sender-policy.ts';
-import { limitRefusal, queuedReply, type ReplyCode, refusal, type SmtpReplyError } from './smtp-replies.ts';
+import {
+  type LimitReplyCode,
+  limitRefusal,
+  queuedReply,
+  type ReplyCode,
+  refusal,
+  type SmtpReplyError,
+} from './smtp-replies.ts';
 import { attachConnectionHooks, guardTlsSocket } from './smtp-server-patches.ts';
 import type { TlsCredentials } from './tls.ts';
 
@@ -214,8 +221,12 @@ export function createSmtpListener(
         if (!decision.accept) {
           return callback(refuse(session, decision.code, { mailFrom: address.address, user: account?.username }));
         }
-        // A sender that may send is counted: a message an hour more (after the checks, so refused ones do not count).
-        countSubmission(session, 'messages').then(callback);
+        // A sender that may send is counted: a message an hour more (after the checks, so refused ones do not count),
+        // unless the size it declares already does not fit in its hour's bytes (nothing counted then).
+        const declared = Number((address.args as { SIZE?: string }).SIZE ?? 0);
+        declaredSizeFits(session, declared).then(async (refused) =>
+          callback(refused ?? (await countSubmission(session, 'messages'))),
+        );
       };
       const authenticated = session.user as AuthenticatedAccount | undefined;
       if (!authenticated) return decide(undefined);
@@ -327,21 +338,54 @@ export function createSmtpListener(
     session: SMTPServerSession,
     kind: SubmissionCount,
   ): Promise<SmtpReplyError | undefined> {
+    const code = kind === 'messages' ? 'SUBMISSION_MESSAGE_LIMIT' : 'SUBMISSION_RECIPIENT_LIMIT';
+    return judgeSubmission(session, code, {}, (sender) => rateLimits.countSubmission(kind, sender));
+  }
+
+  /**
+   * The refusal at MAIL FROM of a message whose declared SIZE= no longer fits in its sender's bytes of the hour
+   * (counting nothing: the real size is counted at the end of DATA, by acceptMessage). Without SIZE=, no question.
+   */
+  async function declaredSizeFits(session: SMTPServerSession, declared: number) {
+    if (!declared) return undefined;
+    return judgeSubmission(session, 'SUBMISSION_BYTE_LIMIT', { declaredSize: declared }, (sender) =>
+      rateLimits.submissionBytesFit(sender, declared),
+    );
+  }
+
+  /** A submission session's sender: its account, else its client address (a trusted network without AUTH). */
+  function submissionSender(session: SMTPServerSession): SubmissionSender {
     const account = session.user as SubmissionAccount | undefined;
+    return account ? { account: account.username } : { ip: session.remoteAddress };
+  }
+
+  /**
+   * Asks an hourly limit of a submission session's sender; the refusal when it is reached, logged as a warning
+   * naming the account or address (a stolen account shows itself here) and counted in a metric.
+   */
+  async function judgeSubmission(
+    session: SMTPServerSession,
+    code: LimitReplyCode,
+    detail: Record<string, unknown>,
+    ask: (sender: SubmissionSender) => Promise<{ allowed: boolean; max: number }>,
+  ): Promise<SmtpReplyError | undefined> {
+    const sender = submissionSender(session);
     let counted: { allowed: boolean; max: number };
     try {
-      counted = await rateLimits.countSubmission(
-        kind,
-        account ? { account: account.username } : { ip: session.remoteAddress },
-      );
+      counted = await ask(sender);
     } catch (err) {
       return refuse(session, 'REDIS_UNAVAILABLE', {}, err);
     }
     if (counted.allowed) return undefined;
-    const code = kind === 'messages' ? 'SUBMISSION_MESSAGE_LIMIT' : 'SUBMISSION_RECIPIENT_LIMIT';
-    metrics.submissionLimited.inc({ limit: kind, sender: account ? 'account' : 'network' });
-    sessionLog(session).warn({ code, user: account?.username, max: counted.max }, `refused: ${code}`);
+    countLimited(code, sender);
+    const user = 'account' in sender ? sender.account : undefined;
+    sessionLog(session).warn({ code, user, max: counted.max, ...detail }, `refused: ${code}`);
     return limitRefusal(code, counted.max);
+  }
+
+  function countLimited(code: LimitReplyCode, sender: SubmissionSender) {
+    const limit = LIMITS_BY_CODE[code];
+    metrics.submissionLimited.inc({ limit, sender: 'account' in sender ? 'account' : 'network' });
   }
 
   function releaseConnection(session: SMTPServerSession, state: SessionState) {
@@ -429,6 +473,11 @@ export function createSmtpListener(
         },
         body: guard,
         sizeExceeded: () => stream.sizeExceeded,
+        clientBytes: () => stream.byteLength,
+        countBytes:
+          listener === 'submission'
+            ? (bytes: number) => rateLimits.countSubmissionBytes(submissionSender(session), bytes)
+            : undefined,
         mayUseAddress:
           listener === 'submission'
             ? (address: string) =>
@@ -449,6 +498,10 @@ export function createSmtpListener(
     metrics.acceptDuration.observe({ listener }, seconds);
     if (outcome.kind === 'refused') {
       metrics.messages.inc({ listener, outcome: outcome.code });
+      if (outcome.reply === 'SUBMISSION_BYTE_LIMIT' && outcome.max !== undefined) {
+        countLimited(outcome.reply, submissionSender(session));
+        throw limitRefusal(outcome.reply, outcome.max);
+      }
       throw refusal(outcome.reply);
     }
     metrics.messages.inc({ listener, outcome: 'accepted' });
@@ -458,6 +511,13 @@ export function createSmtpListener(
 
   return { listener, server, inFlight };
 }
+
+/** The `limit` label of smgw_ingest_submission_limited_total for each hourly limit's refusal. */
+const LIMITS_BY_CODE = {
+  SUBMISSION_MESSAGE_LIMIT: 'messages',
+  SUBMISSION_RECIPIENT_LIMIT: 'recipients',
+  SUBMISSION_BYTE_LIMIT: 'bytes',
+} as const satisfies Record<LimitReplyCode, string>;
 
 const SMTP_SERVER_LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 

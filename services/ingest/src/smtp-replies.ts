@@ -35,6 +35,17 @@ export const REPLIES = {
     status: 452,
     text: '4.7.1 Recipient limit reached: at most {max} recipients an hour, try again later',
   },
+  // A message whose bytes do not fit in what is left of its sender's hour (countSubmissionBytes): at the end of DATA
+  // (its real size), or at MAIL FROM when its SIZE= already does not. Nothing of it is kept, the client keeps it.
+  // 4yz: the hour's budget comes back, and a clerk's message must wait, not bounce (a 552 would). 451, not 452: both
+  // may follow MAIL and the end of DATA (RFC 5321 §4.3.2) and every client defers the whole message on either, but
+  // 452 "insufficient system storage" (and RFC 1870 §6.1's reading of it for SIZE=) with 4.3.1 "mail system full"
+  // (RFC 3463) would send the agency's postmaster looking for a full disk at the gateway. 4.7.1, as for the other
+  // hourly limits: refused by policy, for this sender. The reply names the limit so the agency can tell which.
+  SUBMISSION_BYTE_LIMIT: {
+    status: 451,
+    text: '4.7.1 Byte limit reached: at most {max} message bytes an hour, try again later',
+  },
   TOO_MANY_CONNECTIONS: { status: 421, text: '4.7.0 Too many connections from your address' },
   COMMAND_RATE_EXCEEDED: { status: 421, text: '4.7.0 Rate limit exceeded, try again later' },
   // Session limits (smtp-listener.ts): a command line or a message that does not arrive in time, too many commands
@@ -67,8 +78,11 @@ export function refusal(code: ReplyCode, cause?: unknown): SmtpReplyError {
   return new SmtpReplyError(code, cause === undefined ? undefined : { cause });
 }
 
+/** The hourly limits of a submission sender: refusals that name the limit. */
+export type LimitReplyCode = 'SUBMISSION_MESSAGE_LIMIT' | 'SUBMISSION_RECIPIENT_LIMIT' | 'SUBMISSION_BYTE_LIMIT';
+
 /** The refusal of a sender over an hourly limit, naming the limit. */
-export function limitRefusal(code: 'SUBMISSION_MESSAGE_LIMIT' | 'SUBMISSION_RECIPIENT_LIMIT', max: number) {
+export function limitRefusal(code: LimitReplyCode, max: number) {
   return new SmtpReplyError(code, { max });
 }
 

@@ -131,3 +131,12 @@ async function dropRedisKeys(prefix: string): Promise<void> {
     redis.disconnect();
   }
 }
+
+/**
+ * Waits for the next clock hour when less than 2 minutes of this one are left: the hourly submission counts start
+ * again at the turn of the hour, and a test that crossed it would see them start again halfway.
+ */
+export async function awayFromHourTurn(): Promise<void> {
+  const untilNextHour = 3_600_000 - (Date.now() % 3_600_000);
+  if (untilNextHour < 120_000) await new Promise((resolve) => setTimeout(resolve, untilNextHour + 1000));
+}

@@ -338,7 +338,7 @@ describe('AUTH attempts per client and per account', () => {
   });
 });
 
-describe('messages and recipients per hour of a submission sender', () => {
+describe('messages, recipients and bytes per hour of a submission sender', () => {
   const HOUR = 3_600_000;
   const limitsFor = (own: string) =>
     createRateLimits(redis, {
@@ -346,7 +346,10 @@ describe('messages and recipients per hour of a submission sender', () => {
       redisNameSecret: SECRET,
       maxConnectionsPerClient: 10,
       commandsPerMinute: 100,
-      submission: { account: { messages: 3, recipients: 500 }, network: { messages: 2, recipients: 500 } },
+      submission: {
+        account: { messages: 3, recipients: 500, bytes: 1000 },
+        network: { messages: 2, recipients: 500, bytes: 2000 },
+      },
     });
 
   it('allows an account its limit in a clock hour on all replicas together, and the next hour afresh', async () => {
@@ -391,5 +394,31 @@ describe('messages and recipients per hour of a submission sender', () => {
     assert.equal((await limits.countSubmission('recipients', { account: 'bulk' }, now)).allowed, false);
     const [key] = await redis.keys(`${own}ingest:sub-recipients:*`);
     assert.equal(Number(await redis.get(key as string)), 500 + leaseSize(500));
+  });
+
+  it('counts the bytes of a message only when they fit in what is left of the hour, on all replicas together', async () => {
+    const own = testRedisPrefix();
+    const [a, b] = [limitsFor(own), limitsFor(own)];
+    const now = 3000 * HOUR + 10;
+    const account = { account: 'anna@behoerde.example' };
+    const allowed = async (limits: typeof a, sender: typeof account | { ip: string }, bytes: number, at = now) =>
+      (await limits.countSubmissionBytes(sender, bytes, at)).allowed;
+    assert.equal(await allowed(a, account, 600), true);
+    // 600 + 500 > 1000: refused and not counted, so 400 still fits, and then nothing more.
+    assert.deepEqual(await b.countSubmissionBytes(account, 500, now), { allowed: false, max: 1000 });
+    assert.equal(await allowed(b, account, 400), true);
+    assert.equal(await allowed(a, account, 1), false);
+    // Asking whether a declared size fits counts nothing.
+    assert.deepEqual(await a.submissionBytesFit(account, 1, now), { allowed: false, max: 1000 });
+    assert.deepEqual(await a.submissionBytesFit(account, 1000, now + HOUR), { allowed: true, max: 1000 });
+    assert.equal(await allowed(a, account, 1000, now + HOUR), true);
+    // A client address by the network's budget, apart from every account.
+    assert.equal(await allowed(a, { ip: '127.10.0.9' }, 1500), true);
+    assert.equal(await allowed(b, { ip: '127.10.0.9' }, 600), false);
+    assert.equal(await allowed(b, { ip: '127.10.0.9' }, 500), true);
+    // Neither the username nor the address is in Redis, and every counter ends with its window.
+    const keys = await redis.keys(`${own}*sub-bytes*`);
+    assert.doesNotMatch(keys.join(' '), /anna|behoerde|127\.10/i);
+    for (const key of keys) assert.ok((await redis.ttl(key)) > 3600);
   });
 });

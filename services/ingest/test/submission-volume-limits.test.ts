@@ -9,7 +9,7 @@ import { createLogger } from '@smgw/observability';
 import { createSubmissionAccount } from '@smgw/submission-accounts';
 import { assertQueued } from '@smgw/testing';
 import type { RunningIngest } from '../src/service.ts';
-import { createTestWorld, type TestWorld } from './harness.ts';
+import { awayFromHourTurn, createTestWorld, type TestWorld } from './harness.ts';
 import { SmtpTestClient } from './smtp-client.ts';
 
 const PASSWORD = 'a long enough secret';
@@ -23,9 +23,7 @@ describe('messages and recipients per hour on the submission listener', () => {
   const logLines: Record<string, unknown>[] = [];
 
   before(async () => {
-    // The counts are per clock hour: a run that crossed one would start them again halfway through a test.
-    const untilNextHour = 3_600_000 - (Date.now() % 3_600_000);
-    if (untilNextHour < 120_000) await new Promise((resolve) => setTimeout(resolve, untilNextHour + 1000));
+    await awayFromHourTurn();
     world = await createTestWorld();
     const log = createLogger('ingest-test', 'info', { write: (line: string) => logLines.push(JSON.parse(line)) });
     const limits = {
