@@ -65,6 +65,7 @@ const gw = await startTestGateway({
     // The load comes from one trusted client address: the hourly submission limits are not what is measured.
     SMGW_SUBMISSION_NETWORK_MESSAGES_PER_HOUR: '1000000000',
     SMGW_SUBMISSION_NETWORK_RECIPIENTS_PER_HOUR: '1000000000',
+    SMGW_SUBMISSION_NETWORK_BYTES_PER_HOUR: '1000000000000000',
     SMGW_LOG_LEVEL: 'warn',
   },
 });

@@ -52,6 +52,7 @@ const RUN_SETTINGS: Record<string, string> = {
   // The load comes from one trusted client address: the hourly submission limits are not what is measured.
   SMGW_SUBMISSION_NETWORK_MESSAGES_PER_HOUR: '1000000000',
   SMGW_SUBMISSION_NETWORK_RECIPIENTS_PER_HOUR: '1000000000',
+  SMGW_SUBMISSION_NETWORK_BYTES_PER_HOUR: '1000000000000000',
   SMGW_SMTP_MAX_UNKNOWN_RECIPIENTS: '1000000',
   SMGW_REVOCATION_MODE: 'off',
   SMGW_PIN_DELAY: '1s',
