@@ -54,11 +54,14 @@ export async function submissionAccountRoutes(api: FastifyInstance, options: { p
   api.post<{ Body: { username: string; password: string; senderAddresses?: string[]; senderDomains?: string[] } }>(
     '/submission-accounts',
     {
+      preValidation: strictArrays('senderAddresses', 'senderDomains'),
       schema: {
         body: {
           type: 'object',
           required: ['username', 'password'],
-          additionalProperties: false,
+          // Unknown fields are refused: fastify's Ajv drops them under additionalProperties: false, so an account
+          // asked for as disabled (or with a misspelt grant) was made without it, enabled.
+          propertyNames: { enum: ['username', 'password', 'senderAddresses', 'senderDomains'] },
           properties: {
             username: { type: 'string', minLength: 1, maxLength: 254 },
             password: { type: 'string', minLength: 1, maxLength: 1024 },
@@ -119,7 +122,7 @@ export async function submissionAccountRoutes(api: FastifyInstance, options: { p
         body: {
           type: 'object',
           required: ['password'],
-          additionalProperties: false,
+          propertyNames: { enum: ['password'] },
           properties: { password: { type: 'string', minLength: 1, maxLength: 1024 } },
         },
         response: { 200: accountSchema, 400: problemSchema, 404: problemSchema },

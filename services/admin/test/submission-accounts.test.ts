@@ -80,6 +80,28 @@ describe('submission accounts in the admin API', () => {
     }
   });
 
+  it('refuses a new account with a field it does not know, rather than create it without that field', async () => {
+    // An operator who asks for a disabled account (or misspells a grant) must not get an enabled one silently.
+    const refused = await post({
+      username: 'vorab@fa-nord.example',
+      password: 'ein langes Passwort 9',
+      senderAddresses: ['vorab@fa-nord.example'],
+      disabled: true,
+    });
+    assert.equal(refused.status, 400);
+    assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'BAD_REQUEST');
+    const lone = await post({
+      username: 'vorab@fa-nord.example',
+      password: 'ein langes Passwort 9',
+      senderAddresses: 'vorab@fa-nord.example',
+    });
+    assert.equal(lone.status, 400);
+    assert.equal(
+      await verifySubmissionLogin(db.pool, { username: 'vorab@fa-nord.example', password: 'ein langes Passwort 9' }),
+      undefined,
+    );
+  });
+
   it('creates an account that owns addresses only, normalised, without a domain grant', async () => {
     const created = await post({
       username: 'anna.muster@fa-nord.example',
@@ -201,6 +223,11 @@ describe('submission accounts in the admin API', () => {
   it('sets a new password: the old one stops working, a short one is refused, and neither is shown', async () => {
     const short = await action('zoll@fa-nord.example', 'password', { body: { password: 'kurz' } });
     assert.equal(short.status, 400);
+    const unknownField = await action('zoll@fa-nord.example', 'password', {
+      body: { password: 'ein neues Passwort 7', disabled: false },
+    });
+    assert.equal(unknownField.status, 400);
+    assert.equal((await login('zoll@fa-nord.example', 'zoll passwort 12'))?.username, 'zoll@fa-nord.example');
     const changed = await action('zoll@fa-nord.example', 'password', { body: { password: 'ein neues Passwort 7' } });
     assert.equal(changed.status, 200);
     assert.doesNotMatch(await changed.text(), /Passwort|argon2/);
