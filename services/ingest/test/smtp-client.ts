@@ -45,6 +45,29 @@ export class SmtpTestClient {
     return { client, greeting: await client.readReply() };
   }
 
+  /**
+   * A submission session from `localAddress` logged in as `user`: EHLO, STARTTLS, EHLO, AUTH PLAIN; throws with the
+   * reply when a step is refused.
+   */
+  static async openAuthenticated(
+    port: number,
+    localAddress: string,
+    user: string,
+    password: string,
+  ): Promise<SmtpTestClient> {
+    const { client, greeting } = await SmtpTestClient.open(port, localAddress);
+    const expect = (reply: Reply, code: number) => {
+      if (reply.code !== code) throw new Error(`expected ${code}, got ${reply.code} ${reply.text}`);
+    };
+    expect(greeting, 220);
+    expect(await client.command('EHLO agency.example'), 250);
+    expect(await client.startTls(), 220);
+    expect(await client.command('EHLO agency.example'), 250);
+    const plain = Buffer.from(`\u0000${user}\u0000${password}`).toString('base64');
+    expect(await client.command(`AUTH PLAIN ${plain}`), 235);
+    return client;
+  }
+
   private attach(socket: net.Socket) {
     socket.on('data', (data: Buffer) => this.onData(data));
     socket.on('error', () => {});
