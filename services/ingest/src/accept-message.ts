@@ -93,8 +93,9 @@ export interface IncomingMessage {
   /**
    * Submission: counts the message's bytes for its sender's hour (rate-limits.ts countSubmissionBytes). Asked once
    * the message is stored (its size is known only then) and before anything of it is recorded or queued: a message
-   * that does not fit is refused (SUBMISSION_BYTE_LIMIT) and its staged blob discarded, so nothing of it is kept and
-   * the client keeps it. Unset (MX): nothing counted.
+   * that does not fit is refused (SUBMISSION_BYTE_LIMIT) and its staged blob discarded: nothing of it is recorded or
+   * queued (without SMGW_BLOB_DIR the blob's row was committed while storing, and is collected as a blob no message
+   * refers to, as after any refusal past the store), and the client keeps it. Unset (MX): nothing counted.
    */
   countBytes?: ((bytes: number) => Promise<{ allowed: boolean; max: number }>) | undefined;
   /**
