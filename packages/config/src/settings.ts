@@ -385,18 +385,18 @@ export const settings = {
     '50000',
     'recipients one client address of SMGW_SUBMISSION_NETWORKS may address per hour without AUTH',
   ),
+  submissionNetworkBytesPerHour: setting(
+    'SMGW_SUBMISSION_NETWORK_BYTES_PER_HOUR',
+    integer(1024, 2 ** 50),
+    '21474836480',
+    'message bytes one client address of SMGW_SUBMISSION_NETWORKS may send per hour without AUTH',
+  ),
   /** Postfix's smtpd_hard_error_limit (services/ingest/src/smtp-server-patches.ts, isErrorReply: what counts). */
   maxErrorsPerSession: setting(
     'SMGW_SMTP_MAX_ERRORS_PER_SESSION',
     integer(1, 100_000),
     '20',
     'error replies (4xx, 5xx) an SMTP session may get between accepted messages; then 421 4.7.0 and closed',
-  ),
-  submissionNetworkBytesPerHour: setting(
-    'SMGW_SUBMISSION_NETWORK_BYTES_PER_HOUR',
-    integer(1024, 2 ** 50),
-    '21474836480',
-    'message bytes one client address of SMGW_SUBMISSION_NETWORKS may send per hour without AUTH',
   ),
   commandRatePerMinute: setting(
     'SMGW_SMTP_COMMANDS_PER_MINUTE',
