@@ -80,6 +80,7 @@ const SERVICE_OF: Record<string, string> = {
   'smgw-encrypt': 'encrypt',
   'smgw-signature-verify': 'signature-verify',
   'smgw-mailbox': 'mailbox',
+  'smgw-lifecycle-reaper': 'lifecycle-reaper',
 };
 /** Services whose code has not landed yet are checked against every setting except the admin token (admin only). */
 const { adminToken: _onlyAdmin, ...everySettingButTheAdminToken } = settings;
@@ -89,12 +90,37 @@ const { adminToken: _onlyAdmin, ...everySettingButTheAdminToken } = settings;
  * (exit 78 with one line naming a bad variable) and prints the variables it reads. No test imports a service's code.
  */
 function printedConfig(service: string, env: Record<string, string>): Record<string, unknown> {
+  const key = JSON.stringify([service, env]);
+  const known = printed.get(key);
+  if (known) return known;
   const run = spawnSync(process.execPath, [`${ROOT}services/${service}/src/main.ts`, '--print-config'], {
     env: { PATH: process.env.PATH ?? '', ...env },
     encoding: 'utf8',
   });
   assert.equal(run.status, 0, `${service} refused its settings: ${run.stderr}`);
-  return JSON.parse(run.stdout) as Record<string, unknown>;
+  const config = JSON.parse(run.stdout) as Record<string, unknown>;
+  printed.set(key, config);
+  return config;
+}
+const printed = new Map<string, Record<string, unknown>>();
+
+/**
+ * The environment a Deployment's main container starts with (its ConfigMap and literal values), secrets replaced by
+ * stand-ins of their shape; `secretFiles` keeps the real paths of file settings whose content is stood in for.
+ */
+function settingsOf(configMap: Manifest | undefined, d: Manifest) {
+  const [main] = d.spec.template.spec.containers as Manifest[];
+  const fromSecrets = ((main?.env ?? []) as Manifest[]).filter((e) => e.valueFrom || e.value?.includes('$('));
+  const env: Record<string, string> = { ...configMap?.data };
+  for (const e of fromSecrets) if (SECRET_STAND_INS[e.name]) env[e.name] = SECRET_STAND_INS[e.name] as string;
+  for (const e of main?.env ?? []) if (e.value !== undefined && !e.value.includes('$(')) env[e.name] = e.value;
+  const secretFiles: Record<string, string> = {};
+  for (const [variable, standIn] of Object.entries(SECRET_FILE_STAND_INS)) {
+    if (env[variable] === undefined) continue;
+    secretFiles[variable] = env[variable] as string;
+    env[variable] = standIn;
+  }
+  return { env, fromSecrets, secretFiles };
 }
 
 /** The environment variable that carries each secret setting, given to exactly the processes that read it. */
@@ -147,6 +173,77 @@ const SHARED_FOLDERS = [
     composeServices: ['ingest', 'deliver', 'scan', 'encrypt', 'signature-verify', 'mailbox', 'lifecycle-reaper'],
   },
 ] as const;
+
+/** Whether a label selector (matchLabels, matchExpressions In/NotIn/Exists/DoesNotExist) selects these labels. */
+function selects(selector: Manifest | undefined, labels: Record<string, string>): boolean {
+  if (!selector) return false;
+  const byLabel = Object.entries((selector.matchLabels ?? {}) as Record<string, string>).every(
+    ([k, v]) => labels[k] === v,
+  );
+  const byExpression = ((selector.matchExpressions ?? []) as Manifest[]).every((e) => {
+    const value = labels[e.key];
+    if (e.operator === 'In') return value !== undefined && e.values.includes(value);
+    if (e.operator === 'NotIn') return value === undefined || !e.values.includes(value);
+    return e.operator === 'Exists' ? value !== undefined : value === undefined;
+  });
+  return byLabel && byExpression;
+}
+
+/** A pod of the namespace smgw (its labels), or anywhere outside the cluster. */
+type Peer = Record<string, string> | 'internet';
+
+function peerMatches(peers: Manifest[] | undefined, peer: Peer): boolean {
+  if (!peers || peers.length === 0) return true;
+  return peers.some((p) =>
+    peer === 'internet'
+      ? p.ipBlock?.cidr === '0.0.0.0/0'
+      : !p.ipBlock && !p.namespaceSelector && selects(p.podSelector, peer),
+  );
+}
+
+/** The rules of the NetworkPolicies of `type` that apply to a pod with these labels. */
+function rulesFor(objects: Manifest[], type: 'Ingress' | 'Egress', labels: Record<string, string>): Manifest[] {
+  return objects
+    .filter((o) => o.kind === 'NetworkPolicy' && o.spec.policyTypes.includes(type))
+    .filter((p) => selects(p.spec.podSelector, labels))
+    .flatMap((p) => (type === 'Ingress' ? p.spec.ingress : p.spec.egress) ?? []);
+}
+
+/** The TCP ports of rules ('any' for a rule without ports). */
+function portsOf(rules: Manifest[]): Set<number | 'any'> {
+  return new Set(rules.flatMap((r) => (r.ports ? r.ports.map((x: Manifest) => x.port) : ['any'])));
+}
+
+/**
+ * TCP ports the NetworkPolicies let a pod of the namespace open to `to`: its own egress rules and, when `to` is a pod,
+ * that pod's ingress rules must both allow the port.
+ */
+function allowedPorts(objects: Manifest[], from: Record<string, string>, to: Peer): Set<number | 'any'> {
+  const egress = portsOf(rulesFor(objects, 'Egress', from).filter((r) => peerMatches(r.to, to)));
+  if (to === 'internet') return egress;
+  const ingress = portsOf(rulesFor(objects, 'Ingress', to).filter((r) => peerMatches(r.from, from)));
+  if (egress.has('any')) return ingress;
+  return ingress.has('any') ? egress : new Set([...egress].filter((x) => ingress.has(x)));
+}
+
+/** What a gateway process connects to inside the namespace, by the setting that names it. */
+const INFRASTRUCTURE_OF_SETTING = [
+  { variable: 'AMQP_URL', pod: { 'app.kubernetes.io/name': 'smgw-rabbitmq' }, port: 5672 },
+  { variable: 'DATABASE_URL', pod: { 'cnpg.io/cluster': 'smgw-db' }, port: 5432 },
+  { variable: 'REDIS_URL', pod: { 'app.kubernetes.io/name': 'smgw-redis' }, port: 6379 },
+  { variable: 'CLAMD_URL', pod: { 'app.kubernetes.io/name': 'smgw-clamd' }, port: 3310 },
+] as const;
+
+/**
+ * Ports a gateway process needs outside the cluster, by the setting that makes it go there: revocation data (OCSP,
+ * CRLs, issuer certificates over HTTP and HTTPS), the agencies' relay, and the outside MX hosts (or the smarthost)
+ * with their MTA-STS policies, which are fetched over HTTPS (without them "enforce" is never applied).
+ */
+const INTERNET_PORTS_OF_SETTING: Record<string, number[]> = {
+  SMGW_REVOCATION_MODE: [80, 443],
+  SMGW_INTERNAL_RELAY: [25, 587],
+  SMGW_SMARTHOST: [25, 587, 443],
+};
 
 describe('docker-compose.yml', () => {
   let compose: Manifest;
@@ -347,16 +444,7 @@ for (const overlay of ['dev', 'production']) {
       for (const d of deployments().filter(isGateway)) {
         const [main] = d.spec.template.spec.containers as Manifest[];
         assert.equal(main?.envFrom?.[0]?.configMapRef?.name, configMap?.metadata.name, d.metadata.name);
-        const fromSecrets = (main?.env ?? []).filter((e: Manifest) => e.valueFrom || e.value?.includes('$('));
-        const env: Record<string, string> = { ...configMap?.data };
-        for (const e of fromSecrets) if (SECRET_STAND_INS[e.name]) env[e.name] = SECRET_STAND_INS[e.name] as string;
-        for (const e of main?.env ?? []) if (e.value !== undefined && !e.value.includes('$(')) env[e.name] = e.value;
-        const secretFiles: Record<string, string> = {};
-        for (const [variable, standIn] of Object.entries(SECRET_FILE_STAND_INS)) {
-          if (env[variable] === undefined) continue;
-          secretFiles[variable] = env[variable] as string;
-          env[variable] = standIn;
-        }
+        const { env, fromSecrets, secretFiles } = settingsOf(configMap, d);
         const service = SERVICE_OF[d.metadata.name];
         if (!service) {
           assert.doesNotThrow(() => loadConfig(everySettingButTheAdminToken, env), d.metadata.name);
@@ -485,6 +573,44 @@ for (const overlay of ['dev', 'production']) {
       assert.ok(portalTrustProxy, 'SMGW_PORTAL_TRUST_PROXY names the ingress pods’ network');
       for (const network of portalTrustProxy) {
         assert.ok(Number(network.split('/')[1]) > 0, `${network} would let anyone name the client`);
+      }
+    });
+
+    it('lets each gateway process reach exactly the infrastructure its settings name', () => {
+      const configMap = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('smgw-settings-'));
+      for (const d of deployments().filter(isGateway)) {
+        const reads = printedConfig(SERVICE_OF[d.metadata.name] as string, settingsOf(configMap, d).env);
+        const pod = d.spec.template.metadata.labels as Record<string, string>;
+        for (const { variable, pod: target, port } of INFRASTRUCTURE_OF_SETTING) {
+          assert.equal(
+            allowedPorts(objects, pod, target).has(port),
+            variable in reads,
+            `${d.metadata.name} → ${Object.values(target)[0]}:${port} (${variable})`,
+          );
+        }
+      }
+    });
+
+    it('opens the internet to a gateway process only on the ports its settings need', () => {
+      const configMap = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('smgw-settings-'));
+      for (const d of deployments().filter(isGateway)) {
+        const reads = printedConfig(SERVICE_OF[d.metadata.name] as string, settingsOf(configMap, d).env);
+        const needed = new Set(
+          Object.entries(INTERNET_PORTS_OF_SETTING).flatMap(([variable, ports]) => (variable in reads ? ports : [])),
+        );
+        const open = allowedPorts(objects, d.spec.template.metadata.labels, 'internet');
+        assert.deepEqual([...open].sort(), [...needed].sort(), d.metadata.name);
+      }
+    });
+
+    it('admits the admin port on the admin API only', () => {
+      for (const d of deployments().filter(isGateway)) {
+        const pod = d.spec.template.metadata.labels as Record<string, string>;
+        const admitting = objects
+          .filter((o) => o.kind === 'NetworkPolicy' && selects(o.spec.podSelector, pod))
+          .flatMap((p) => (p.spec.ingress ?? []) as Manifest[])
+          .filter((r) => !r.ports || r.ports.some((x: Manifest) => x.port === 8081));
+        assert.equal(admitting.length > 0, d.metadata.name === 'smgw-admin', d.metadata.name);
       }
     });
 
