@@ -317,6 +317,31 @@ describe('docker-compose.yml', () => {
     );
   });
 
+  it('connects the gateway to PostgreSQL as the owner of its database, never as the superuser', () => {
+    // As POSTGRES_USER (a superuser) a SQL injection in any service could read the server's files and run programs
+    // (COPY ... PROGRAM); the owner of the database can do neither.
+    const postgres = compose.services.postgres as Manifest;
+    const pgEnv = postgres.environment as Record<string, string>;
+    const superuser = pgEnv.POSTGRES_USER ?? 'postgres';
+    const volumes = (postgres.volumes as (string | { source: string; target: string })[]).map((v) =>
+      typeof v === 'string' ? { source: v.split(':')[0] as string, target: v.split(':')[1] as string } : v,
+    );
+    const init = volumes.find((v) => v.target.startsWith('/docker-entrypoint-initdb.d/'));
+    assert.ok(init, 'no script creates the gateway role when the volume is initialised');
+    assert.match(readFileSync(init.source, 'utf8'), /CREATE ROLE :"role" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE/);
+    const gateway = Object.entries(compose.services as Record<string, Manifest>).filter(
+      ([, s]) => s.environment?.DATABASE_URL,
+    );
+    assert.ok(gateway.length >= 9, gateway.map(([name]) => name).join(', '));
+    for (const [name, service] of gateway) {
+      const url = new URL(service.environment.DATABASE_URL);
+      assert.notEqual(url.username, superuser, name);
+      assert.equal(url.username, pgEnv.SMGW_DB_USER, name);
+      assert.equal(decodeURIComponent(url.password), pgEnv.SMGW_DB_PASSWORD, name);
+      assert.equal(url.pathname, `/${pgEnv.SMGW_DB_NAME}`, name);
+    }
+  });
+
   for (const { variable, composeVolume, composeServices } of SHARED_FOLDERS) {
     it(`mounts the volume ${composeVolume} into every gateway service that reads ${variable}`, () => {
       assert.ok(composeVolume in compose.volumes, `volume ${composeVolume} is not declared`);
