@@ -63,6 +63,25 @@ describe('summaryHeader', () => {
       assert.equal(summaryHeader(input), expected);
     });
   }
+
+  it('flags an imitation of the report last, after NONE too: the worst result stays the first token', () => {
+    const imitation = { imitation: true };
+    assert.equal(
+      summaryHeader(summary({ indication: 'NONE', signatureCount: 0 }, 'none', 'not-applicable'), imitation),
+      'NONE; imitation=present',
+    );
+    assert.equal(
+      summaryHeader(
+        summary({ indication: 'TOTAL_PASSED', level: 'AdES', signatureCount: 1 }, 'partial', 'mismatch'),
+        imitation,
+      ),
+      'TOTAL_PASSED; level=AdES; signatures=1; coverage=partial; identity=mismatch; imitation=present',
+    );
+    assert.equal(
+      summaryHeader(summary({ indication: 'NONE', signatureCount: 0 }, 'none', 'not-applicable'), {}),
+      'NONE',
+    );
+  });
 });
 
 describe('worstOf', () => {
