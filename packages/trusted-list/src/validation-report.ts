@@ -134,11 +134,26 @@ export interface ReportSignature {
   messages: { de: string; en: string }[];
 }
 
+/**
+ * What the validator found about the message rather than a signature (e.g. parts that imitate its report): written
+ * as `smgw:Notice` under the SignatureValidator's OtherInformation, the one place of the schema (lax, any namespace)
+ * that belongs to the report as a whole rather than to one signature.
+ */
+export interface ReportNotice {
+  /** A stable code of ours, e.g. REPORT_IMITATION. */
+  code: string;
+  de: string;
+  en: string;
+  /** Values from the message the notice names (a file name) and where they stand (a MIME path): character data only. */
+  values?: { text: string; path?: string }[];
+}
+
 export interface ReportInput {
   validationTime: Date;
   signatures: ReportSignature[];
   validatorName?: string;
   trustedLists?: { source: string; territory: string; sequenceNumber: number; stale: boolean }[];
+  notices?: ReportNotice[];
 }
 
 const QUALITY_URI: Record<ReportSignature['level'], string> = {
@@ -316,7 +331,7 @@ export function buildValidationReport(input: ReportInput): string {
     const list = root.ele(VR_NS, 'SignatureValidationObjects');
     for (const write of objects) write(list);
   }
-  if (input.validatorName || input.trustedLists?.length) {
+  if (input.validatorName || input.trustedLists?.length || input.notices?.length) {
     const validator = root.ele(VR_NS, 'SignatureValidator');
     validator
       .ele(VR_NS, 'DigitalId')
@@ -324,9 +339,9 @@ export function buildValidationReport(input: ReportInput): string {
         'xmlns:tsl': 'http://uri.etsi.org/02231/v2#',
       })
       .txt(xmlText(input.validatorName ?? 'SecureMail Gateway'));
-    if (input.trustedLists?.length) {
+    if (input.trustedLists?.length || input.notices?.length) {
       const other = validator.ele(VR_NS, 'OtherInformation');
-      for (const tl of input.trustedLists) {
+      for (const tl of input.trustedLists ?? []) {
         other
           .ele(SMGW_VR_NS, 'smgw:TrustedList', {
             territory: xmlText(tl.territory),
@@ -335,9 +350,22 @@ export function buildValidationReport(input: ReportInput): string {
           })
           .txt(xmlText(tl.source));
       }
+      for (const notice of input.notices ?? []) writeNotice(other, notice);
     }
   }
   return doc.end({ prettyPrint: true, wellFormed: true });
+}
+
+function writeNotice(parent: XMLBuilder, notice: ReportNotice): void {
+  const el = parent.ele(SMGW_VR_NS, 'smgw:Notice', { code: xmlText(notice.code) });
+  for (const lang of ['de', 'en'] as const) {
+    el.ele(SMGW_VR_NS, 'smgw:Message').att(XML_NS, 'xml:lang', lang).txt(xmlText(notice[lang]));
+  }
+  for (const value of notice.values ?? []) {
+    el.ele(SMGW_VR_NS, 'smgw:Value', value.path === undefined ? {} : { path: xmlText(value.path) }).txt(
+      xmlText(value.text),
+    );
+  }
 }
 
 function writeQualification(parent: XMLBuilder, q: ReportQualification): void {
