@@ -30,6 +30,7 @@ export {
   entityOf,
   type Layer,
   type LayerKind,
+  PKCS7_MIME_TYPES,
   type ReportedSignature,
   type UnwrappedDocument,
   type VisiblePart,
@@ -68,7 +69,7 @@ export type {
   ChainReport,
   RevocationData as ChainRevocationData,
 } from './signer-chain.ts';
-export { SUMMARY_HEADER_NAME, summaryHeader } from './summary-header.ts';
+export { SUMMARY_HEADER_NAME, type SummaryFindings, summaryHeader } from './summary-header.ts';
 export { type TimestampVerification, verifyTimestampToken } from './timestamp-token.ts';
 export {
   type Coverage,

@@ -2,9 +2,12 @@
 //   1. the message as it reached this stage, byte for byte, as message/rfc822 (its own header block included, so the
 //      reader sees its From, Date and Subject, and `openssl cms -verify` on the extracted part checks it as sent:
 //      multipart/signed and opaque signatures sit in its body, which nothing here touches);
-//   2. the PDF report for people; 3. the ETSI TS 119 102-2 XML report;
+//   2. the PDF report for people; 3. the ETSI TS 119 102-2 XML report (not for an unsigned message: the report
+//      model describes signatures and its schema needs at least one);
 // with X-SMGW-Signature (the summary) in the new top-level header. Being the gateway's own outer layer, its header
-// and its parts after the first cannot be written by a sender: whatever the message holds stays inside part 1.
+// and its parts after the first cannot be written by a sender: whatever the message holds stays inside part 1. A
+// sender can still attach a file named like ours inside part 1: report-imitations.ts finds those, the report
+// warns of them.
 import { randomBytes } from 'node:crypto';
 import { type HeaderField, headerBytes, splitHeaderBlock } from '@smgw/mime';
 import { SUMMARY_HEADER_NAME } from '@smgw/signature-verify';
@@ -64,7 +67,8 @@ export interface ReportParts {
   /** The X-SMGW-Signature value (summaryHeader). */
   summary: string;
   pdf: Buffer;
-  xml: string;
+  /** Absent for an unsigned message reported for imitations of the report (no signature to state). */
+  xml?: string;
   /** Fixed in tests; random otherwise. */
   boundary?: string;
 }
@@ -81,14 +85,15 @@ export function buildReportMessage(original: Buffer, parts: ReportParts): Buffer
     ...(encoding === '7bit' ? [] : [`Content-Transfer-Encoding: ${encoding}`]),
   ].join('\r\n');
   const delimiter = `\r\n--${boundary}\r\n`;
+  const xml = parts.xml;
   return Buffer.concat([
     Buffer.from(`${head}\r\n`, 'latin1'),
     headerBytes(outer),
     Buffer.from(
       [
         '',
-        'Diese Nachricht wurde vom SecureMail Gateway auf Signaturen geprueft: die Nachricht wie empfangen, dann der Pruefbericht (PDF) und der ETSI-Bericht (XML).',
-        'This message was checked for signatures by the SecureMail Gateway: the message as received, then the report (PDF) and the ETSI report (XML).',
+        `Diese Nachricht wurde vom SecureMail Gateway auf Signaturen geprueft: die Nachricht wie empfangen, dann der Pruefbericht (PDF)${xml === undefined ? '' : ' und der ETSI-Bericht (XML)'}.`,
+        `This message was checked for signatures by the SecureMail Gateway: the message as received, then the report (PDF)${xml === undefined ? '' : ' and the ETSI report (XML)'}.`,
       ].join('\r\n'),
       'utf8',
     ),
@@ -117,18 +122,22 @@ export function buildReportMessage(original: Buffer, parts: ReportParts): Buffer
       ].join('\r\n'),
       'latin1',
     ),
-    Buffer.from(delimiter, 'latin1'),
-    Buffer.from(
-      [
-        `Content-Type: application/xml; charset=utf-8; name="${XML_REPORT_NAME}"`,
-        `Content-Disposition: attachment; filename="${XML_REPORT_NAME}"`,
-        'Content-Description: ETSI TS 119 102-2 validation report',
-        'Content-Transfer-Encoding: base64',
-        '',
-        base64Lines(Buffer.from(parts.xml, 'utf8')),
-      ].join('\r\n'),
-      'latin1',
-    ),
+    ...(xml === undefined
+      ? []
+      : [
+          Buffer.from(delimiter, 'latin1'),
+          Buffer.from(
+            [
+              `Content-Type: application/xml; charset=utf-8; name="${XML_REPORT_NAME}"`,
+              `Content-Disposition: attachment; filename="${XML_REPORT_NAME}"`,
+              'Content-Description: ETSI TS 119 102-2 validation report',
+              'Content-Transfer-Encoding: base64',
+              '',
+              base64Lines(Buffer.from(xml, 'utf8')),
+            ].join('\r\n'),
+            'latin1',
+          ),
+        ]),
     Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1'),
   ]);
 }

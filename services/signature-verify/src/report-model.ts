@@ -5,9 +5,11 @@ import {
   type LoadedTrustedList,
   type ReportCertificate,
   type ReportInput,
+  type ReportNotice,
   type ReportSignature,
   subIndicationBelongsTo,
 } from '@smgw/trusted-list';
+import type { Imitation, ImitationReason, ImitationScan } from './report-imitations.ts';
 
 export const VALIDATOR_NAME = 'SecureMail Gateway signature verification';
 
@@ -25,6 +27,81 @@ export function unlistedAddresses(addresses: readonly string[]): { de: string; e
     de: `${more} weitere Adressen im Zertifikat sind nicht aufgeführt.`,
     en: `${more} further addresses in the certificate are not listed.`,
   };
+}
+
+/** Imitations of the report listed by name (PDF and XML); the rest are counted. Names are the sender's text. */
+export const MAX_LISTED_IMITATIONS = 10;
+
+export const IMITATION_NOTICE_CODE = 'REPORT_IMITATION';
+export const NOT_EXAMINED_NOTICE_CODE = 'REPORT_IMITATION_NOT_EXAMINED';
+
+export const IMITATION_REASONS: Record<ImitationReason, { de: string; en: string }> = {
+  name: { de: 'Name', en: 'name' },
+  description: { de: 'Beschreibung', en: 'description' },
+  'media-type': { de: 'Medientyp', en: 'media type' },
+  'xml-content': { de: 'Inhalt: ETSI-Prüfbericht (XML)', en: 'content: an ETSI validation report (XML)' },
+  'pdf-content': { de: 'Inhalt: PDF nennt das Gateway', en: 'content: a PDF naming the gateway' },
+};
+
+export interface ImitationNotice {
+  code: string;
+  sentences: { de: string; en: string }[];
+  listed: Imitation[];
+}
+
+/**
+ * What the report says about parts imitating it (report-imitations.ts), the same in the PDF and the XML: how many
+ * there are, that the gateway did not write them and they are the sender's; which (the first ten); and how many
+ * parts were beyond the limits and so not looked at.
+ */
+export function imitationNotices(scan: ImitationScan): ImitationNotice[] {
+  const notices: ImitationNotice[] = [];
+  const n = scan.imitations.length;
+  if (n > 0) {
+    const sentences = [
+      n === 1
+        ? {
+            de: 'WARNUNG: Die Nachricht enthält 1 Anhang, der wie ein Prüfbericht benannt ist oder aussieht. Er stammt nicht vom Gateway, sondern vom Absender, und ist nicht vertrauenswürdig.',
+            en: 'WARNING: The message contains 1 attachment named like a verification report or looking like one. The gateway did not write it: it is the sender’s and must not be trusted.',
+          }
+        : {
+            de: `WARNUNG: Die Nachricht enthält ${n} Anhänge, die wie ein Prüfbericht benannt sind oder aussehen. Sie stammen nicht vom Gateway, sondern vom Absender, und sind nicht vertrauenswürdig.`,
+            en: `WARNING: The message contains ${n} attachments named like a verification report or looking like one. The gateway did not write them: they are the sender’s and must not be trusted.`,
+          },
+      {
+        de: 'Gültig ist allein dieser Bericht des Gateways: er ist neben der Nachricht angehängt, nie in ihr.',
+        en: 'Only this report of the gateway counts: it is attached beside the message, never inside it.',
+      },
+    ];
+    if (n > MAX_LISTED_IMITATIONS) {
+      const more = n - MAX_LISTED_IMITATIONS;
+      sentences.push({ de: `${more} weitere sind nicht aufgeführt.`, en: `${more} more are not listed.` });
+    }
+    notices.push({ code: IMITATION_NOTICE_CODE, sentences, listed: scan.imitations.slice(0, MAX_LISTED_IMITATIONS) });
+  }
+  if (scan.notExamined > 0) {
+    notices.push({
+      code: NOT_EXAMINED_NOTICE_CODE,
+      sentences: [
+        {
+          de: `${scan.notExamined} Teile der Nachricht liegen tiefer oder zahlreicher, als das Gateway prüft: sie wurden nicht auf nachgeahmte Prüfberichte untersucht.`,
+          en: `${scan.notExamined} parts of the message lie deeper or further than the gateway examines: they were not checked for imitations of its report.`,
+        },
+      ],
+      listed: [],
+    });
+  }
+  return notices;
+}
+
+/** The notices as the XML states them. */
+function reportNotices(scan: ImitationScan): ReportNotice[] {
+  return imitationNotices(scan).map((notice) => ({
+    code: notice.code,
+    de: notice.sentences.map((s) => s.de).join(' '),
+    en: notice.sentences.map((s) => s.en).join(' '),
+    values: notice.listed.map((i) => ({ text: i.name ?? '', path: i.path })),
+  }));
 }
 
 const REVOCATION: Record<string, { status: ReportCertificate['revocation']['status']; source?: string }> = {
@@ -129,8 +206,14 @@ export function reportSignature(sig: ReportedSignature, result: VerificationResu
   };
 }
 
-export function reportInput(result: VerificationResult, lists: readonly LoadedTrustedList[]): ReportInput {
+export function reportInput(
+  result: VerificationResult,
+  lists: readonly LoadedTrustedList[],
+  imitations: ImitationScan = { imitations: [], notExamined: 0 },
+): ReportInput {
+  const notices = reportNotices(imitations);
   return {
+    ...(notices.length > 0 ? { notices } : {}),
     validationTime: result.validationTime,
     validatorName: VALIDATOR_NAME,
     signatures: result.signatures.map((s) => reportSignature(s, result)),

@@ -5,7 +5,8 @@
 // in a message can draw on the page.
 import type { ChainRevocationData, Indication, ReportedSignature, VerificationResult } from '@smgw/signature-verify';
 import { PDFDocument, type PDFFont, type PDFPage, rgb, StandardFonts } from 'pdf-lib';
-import { MAX_LISTED_ADDRESSES } from './report-model.ts';
+import type { ImitationScan } from './report-imitations.ts';
+import { IMITATION_REASONS, imitationNotices, MAX_LISTED_ADDRESSES } from './report-model.ts';
 
 export interface PdfReportMeta {
   /** The gateway's message id. */
@@ -17,6 +18,8 @@ export interface PdfReportMeta {
   summary: string;
   /** The trusted lists in use: "DE (sequence 42)"; empty when none is configured. */
   trustedLists: string[];
+  /** Parts of the message that imitate this report (report-imitations.ts). */
+  imitations?: ImitationScan;
 }
 
 const LIGHT: Record<Indication, { color: ReturnType<typeof rgb>; de: string; en: string }> = {
@@ -286,6 +289,28 @@ function signatureSection(w: Writer, sig: ReportedSignature): void {
   w.y -= 8;
 }
 
+/**
+ * The warning about parts of the message that imitate this report, before any result: the sentences of
+ * report-model.ts in bold, then each part listed by its name (`quoted`, it is the sender's) and MIME path.
+ */
+function imitationSection(w: Writer, scan: ImitationScan): void {
+  for (const notice of imitationNotices(scan)) {
+    for (const sentence of notice.sentences) {
+      w.text(sentence.de, { bold: true, gap: 0 });
+      w.text(sentence.en, { bold: true, gap: 4 });
+    }
+    for (const imitation of notice.listed) {
+      const reasons = imitation.reasons.map((r) => IMITATION_REASONS[r]);
+      w.field(
+        'Anhang des Absenders / Sender’s attachment',
+        `${imitation.name === undefined ? 'ohne Namen / without a name' : quoted(imitation.name)} (${quoted(imitation.path)}), erkannt an / found by: ${reasons.map((r) => r.de).join(', ')} / ${reasons.map((r) => r.en).join(', ')}`,
+        10,
+      );
+    }
+    w.y -= 6;
+  }
+}
+
 const REVOCATION_SOURCE_TEXT: Record<ChainRevocationData['source'], string> = {
   embedded: 'in der Signatur eingebettet / embedded',
   fetched: 'abgerufen / fetched',
@@ -324,7 +349,7 @@ export async function renderReportPdf(result: VerificationResult, meta: PdfRepor
   w.text('Signaturprüfbericht', { size: 18, bold: true, gap: 0 });
   w.text('Signature verification report', { size: 13, bold: true, gap: 6 });
   w.text(
-    `Dieser Bericht wurde vom SecureMail Gateway ${meta.hostname} erstellt und als eigener Teil an die Nachricht angehängt. Angaben aus der Nachricht stehen in Anführungszeichen. / This report was made by the SecureMail Gateway and attached as a part of its own. Values taken from the message are in quotes.`,
+    `Dieser Bericht wurde vom SecureMail Gateway ${meta.hostname} erstellt und als eigener Teil neben die Nachricht gestellt, nie in sie. Angaben aus der Nachricht stehen in Anführungszeichen. / This report was made by the SecureMail Gateway and attached as a part of its own beside the message, never inside it. Values taken from the message are in quotes.`,
     { gap: 6 },
   );
   w.field('Nachricht / Message (Gateway-ID)', meta.messageId);
@@ -338,10 +363,16 @@ export async function renderReportPdf(result: VerificationResult, meta: PdfRepor
       : 'keine konfiguriert: keine Signatur wird als qualifiziert ausgewiesen / none configured: no signature is shown as qualified',
   );
   w.y -= 4;
+  if (meta.imitations) imitationSection(w, meta.imitations);
   const overall = result.overall;
   if (overall.indication !== 'NONE') {
     w.text('Gesamtergebnis (schlechteste Signatur) / Overall result (worst signature)', { bold: true, gap: 0 });
     w.light(overall.indication);
+  } else {
+    w.text(
+      'Gesamtergebnis / Overall result: keine Signatur gefunden, die Nachricht ist nicht signiert / no signature found, the message is not signed',
+      { bold: true, gap: 4 },
+    );
   }
   const identity = result.identity;
   w.field(

@@ -1,7 +1,9 @@
 // The verify stage's work on one envelope: verify every signature of the message (packages/signature-verify), then
 // pass on the report message (report-message.ts) for the recipients enabled for it, or the message with
 // `X-SMGW-Signature: NONE` when nothing is signed. OCSP/CRL unreachable → retry a few times by the stage's ladder,
-// then on as INDETERMINATE TRY_LATER: a message is never held for ever for a revocation answer.
+// then on as INDETERMINATE TRY_LATER: a message is never held for ever for a revocation answer. A message holding
+// parts that imitate the report (report-imitations.ts) gets the report in any case, signed or not, with the warning
+// and `imitation=present`: without ours, the sender's fake would be the only report the reader sees.
 //
 // In order: recipients (scan sends only enabled ones; one released from quarantine or switched off since goes on
 // untouched), the message read, verified, the report built and stored, the outcome traced in one statement.
@@ -15,6 +17,7 @@ import type { Counter } from '@smgw/observability';
 import { summaryHeader, type VerificationResult } from '@smgw/signature-verify';
 import { recordEvents, type TraceEvent } from '@smgw/trace';
 import { buildValidationReport, type LoadedTrustedList } from '@smgw/trusted-list';
+import { findReportImitations } from './report-imitations.ts';
 import { buildReportMessage, withSummaryField } from './report-message.ts';
 import { reportInput } from './report-model.ts';
 import { renderReportPdf } from './report-pdf.ts';
@@ -68,10 +71,14 @@ export async function verifyEnvelope(deps: VerifyDeps, envelope: Envelope, conte
     context.log.warn({ code: 'VERIFY_TRY_LATER_GAVE_UP', attempt: context.attempt }, 'going on as INDETERMINATE');
   }
 
-  const summary = summaryHeader(result);
+  const imitations = findReportImitations(original);
+  const imitated = imitations.imitations.length > 0;
+  const summary = summaryHeader(result, { imitation: imitated });
   const at = result.validationTime;
   const signed = result.overall.indication !== 'NONE';
-  const message = signed
+  // Parts not examined for imitations may hold one: reported like a found one, said as such.
+  const reported = signed || imitated || imitations.notExamined > 0;
+  const message = reported
     ? buildReportMessage(original, {
         summary,
         pdf: await renderReportPdf(result, {
@@ -80,8 +87,10 @@ export async function verifyEnvelope(deps: VerifyDeps, envelope: Envelope, conte
           originalSha256: createHash('sha256').update(original).digest('hex'),
           summary,
           trustedLists: deps.trustedLists.map((l) => `${l.list.territory} (${l.list.sequenceNumber})`),
+          imitations,
         }),
-        xml: buildValidationReport(reportInput(result, deps.trustedLists)),
+        // The ETSI report states signatures, at least one (its schema): none for an unsigned message.
+        ...(signed ? { xml: buildValidationReport(reportInput(result, deps.trustedLists, imitations)) } : {}),
       })
     : withSummaryField(original, summary);
   const blob = await deps.blobStore.put(
@@ -102,12 +111,27 @@ export async function verifyEnvelope(deps: VerifyDeps, envelope: Envelope, conte
         recipients: through.recipients,
         summary,
         signatures: result.signatures.map((s) => ({ id: s.id, indication: s.indication, sub: s.subIndication })),
+        // Counts only: the names are the sender's text.
+        ...(reported && !signed ? { reportAttached: true } : {}),
+        ...(imitated ? { imitations: imitations.imitations.length } : {}),
+        ...(imitations.notExamined > 0 ? { imitationsNotExamined: imitations.notExamined } : {}),
       },
       at,
     },
     ...skipped.map((e) => ({ ...e, at })),
   ]);
   deps.metrics.results.inc({ indication });
+  if (imitated || imitations.notExamined > 0) {
+    context.log.warn(
+      {
+        code: 'VERIFY_REPORT_IMITATION',
+        imitations: imitations.imitations.length,
+        notExamined: imitations.notExamined,
+        signed,
+      },
+      'parts imitating the verification report: the report warns of them',
+    );
+  }
   context.log.info({ code: `VERIFY_${indication}`, signatures: result.overall.signatureCount }, 'signatures verified');
   const verdict = { status: indication, at: at.toISOString(), detail: summary };
   return next(advance(withVerdict(withBlob(through, blob), 'signature', verdict), 'verify'), ...past);

@@ -83,6 +83,25 @@ export class TestPki {
     return Buffer.concat([Buffer.from(header.map((h) => `${h}\r\n`).join(''), 'utf8'), lines]);
   }
 
+  /** The DER ContentInfo of an opaque signature over `entity` (`openssl cms -sign -nodetach`): what smime.p7m holds. */
+  async opaqueSignedData(entity: Buffer, signer: Signer): Promise<Buffer> {
+    const input = await this.file(`entity-${Math.random().toString(36).slice(2)}.eml`, entity);
+    return this.#pki.openssl([
+      'cms',
+      '-sign',
+      '-nodetach',
+      '-binary',
+      '-outform',
+      'DER',
+      '-in',
+      input,
+      '-signer',
+      signer.certificatePath,
+      '-inkey',
+      signer.keyPath,
+    ]);
+  }
+
   /** `openssl cms -verify` of a whole message against the CA: true when openssl says the signature holds. */
   async opensslVerifies(message: Buffer): Promise<boolean> {
     const input = await this.file(`verify-${Math.random().toString(36).slice(2)}.eml`, message);

@@ -173,21 +173,38 @@ describe('signature verification in the running gateway', () => {
 
   /** The report message's three parts: the original (message/rfc822), the PDF and the XML, decoded. */
   function reportParts(message: SunkMessage) {
+    const { top, original, pdf, rest } = unsignedReportParts(message, 3);
+    const [xml] = rest;
+    assert.ok(xml);
+    assert.match(xml.header, /^Content-Type: application\/xml; charset=utf-8; name="validation-report.xml"\r$/m);
+    return { top, original, pdf, xml: Buffer.from(xml.body.toString('latin1'), 'base64') };
+  }
+
+  /** The report message of an unsigned message: the original and the PDF (`count` 2), decoded. */
+  function unsignedReportParts(message: SunkMessage, count = 2) {
     const top = splitAtHeader(message.raw).header;
     assert.match(top, /^Content-Type: multipart\/mixed; boundary="smgw-report-[0-9a-f]+"\r$/m);
-    const [original, pdf, xml, ...rest] = partsOf(message.raw);
-    assert.equal(rest.length, 0, 'three parts');
-    assert.ok(original && pdf && xml);
+    const [original, pdf, ...rest] = partsOf(message.raw);
+    assert.equal(rest.length + 2, count, `${count} parts`);
+    assert.ok(original && pdf);
     assert.match(original.header, /^Content-Type: message\/rfc822\r$/m);
     assert.match(pdf.header, /^Content-Type: application\/pdf; name="Signaturpruefbericht.pdf"\r$/m);
-    assert.match(xml.header, /^Content-Type: application\/xml; charset=utf-8; name="validation-report.xml"\r$/m);
     return {
+      rest,
       top,
       original: original.body,
       pdf: Buffer.from(pdf.body.toString('latin1'), 'base64'),
-      xml: Buffer.from(xml.body.toString('latin1'), 'base64'),
     };
   }
+
+  /** An attachment of the stranger's, named like the gateway's PDF report and showing a green result. */
+  const FAKE_REPORT = [
+    'Content-Type: application/pdf',
+    'Content-Disposition: attachment; filename="Signaturpruefbericht.pdf"',
+    'Content-Transfer-Encoding: base64',
+    '',
+    Buffer.from('%PDF-1.4\n% GRUEN - gueltig / GREEN - valid (TOTAL_PASSED)\n%%EOF\n').toString('base64'),
+  ];
 
   it('delivers signed mail to an enabled address as the report message, the original inside byte for byte', async () => {
     const sent = await signedMail('Antrag gruen', anna);
@@ -195,6 +212,7 @@ describe('signature verification in the running gateway', () => {
     const arrived = await arrivedFor(ENABLED, 'Antrag gruen');
     const { top, original, pdf, xml } = reportParts(arrived);
     assert.deepEqual(fieldValues(top, 'X-SMGW-Signature'), ['TOTAL_PASSED; level=basic; signatures=1']);
+    assert.doesNotMatch(pdfText(pdf), /WARNUNG|WARNING/, 'no warning without an imitation');
     assert.deepEqual(fieldValues(top, 'Subject'), ['Antrag gruen'], 'the reader sees the original subject');
     // Ingest puts its Received field on top; everything the sender wrote follows unchanged.
     assert.ok(original.subarray(original.length - sent.length).equals(sent), 'the message as sent, byte for byte');
@@ -292,6 +310,77 @@ describe('signature verification in the running gateway', () => {
     assert.ok(events.includes('verify:message.signatures-verified'), events.join(', '));
   });
 
+  it('gives an unsigned message holding a fake of the report the gateway’s report, with the warning', async () => {
+    const sent = Buffer.from(
+      [
+        `From: Anna Schmidt <${SENDER}>`,
+        `To: ${ENABLED}`,
+        'Subject: Unsigniert mit falschem Bericht',
+        'Content-Type: multipart/mixed; boundary="fake"',
+        '',
+        '--fake',
+        'Content-Type: text/plain',
+        '',
+        'Die Signatur wurde vom Gateway geprueft, siehe Bericht.',
+        '--fake',
+        ...FAKE_REPORT,
+        '--fake--',
+        '',
+      ].join('\r\n'),
+    );
+    await send(sent, [ENABLED]);
+    const arrived = await arrivedFor(ENABLED, 'Unsigniert mit falschem Bericht');
+    const { top, original, pdf } = unsignedReportParts(arrived);
+    assert.deepEqual(fieldValues(top, 'X-SMGW-Signature'), ['NONE; imitation=present']);
+    assert.deepEqual(fieldValues(top, 'Subject'), ['Unsigniert mit falschem Bericht']);
+    assert.ok(original.subarray(original.length - sent.length).equals(sent), 'the message as sent, byte for byte');
+    const text = pdfText(pdf).replace(/\s*\n\s*(?:» )?/g, ' ');
+    assert.match(text, /Die Nachricht enthält 1 Anhang, der wie ein Prüfbericht benannt ist/);
+    assert.match(text, /The message contains 1 attachment named like a verification report/);
+    assert.match(text, /"Signaturpruefbericht\.pdf" \("\/2"\)/);
+    assert.match(text, /keine Signatur gefunden/);
+    const trace = await getTrace(gw.db.pool, gatewayId(arrived));
+    const verified = trace?.events.find((e) => e.stage === 'verify' && e.code === 'VERIFY_NONE');
+    assert.equal((verified?.data as { imitations?: number } | undefined)?.imitations, 1);
+  });
+
+  it('warns of a fake inside signed mail in the report; the original still verifies with openssl', async () => {
+    const entity = Buffer.from(
+      [
+        'Content-Type: multipart/mixed; boundary="inner"',
+        '',
+        '--inner',
+        'Content-Type: text/plain',
+        '',
+        'Anbei der Pruefbericht (Signiert mit falschem Bericht).',
+        '--inner',
+        ...FAKE_REPORT,
+        '--inner--',
+        '',
+      ].join('\r\n'),
+    );
+    const sent = await pki.signedMail(
+      [`From: Anna Schmidt <${SENDER}>`, `To: ${ENABLED}`, 'Subject: Signiert mit falschem Bericht'],
+      entity,
+      anna,
+    );
+    await send(sent, [ENABLED]);
+    const arrived = await arrivedFor(ENABLED, 'Signiert mit falschem Bericht');
+    const { top, original, pdf, xml } = reportParts(arrived);
+    assert.deepEqual(fieldValues(top, 'X-SMGW-Signature'), [
+      'TOTAL_PASSED; level=basic; signatures=1; imitation=present',
+    ]);
+    assert.ok(original.subarray(original.length - sent.length).equals(sent), 'the message as sent, byte for byte');
+    assert.ok(await pki.opensslVerifies(original), 'openssl cms -verify accepts the extracted original');
+    await xmlValid(xml);
+    assert.match(xml.toString('utf8'), /<smgw:Notice code="REPORT_IMITATION">/);
+    const text = pdfText(pdf).replace(/\s*\n\s*(?:» )?/g, ' ');
+    assert.match(text, /WARNUNG: Die Nachricht enthält 1 Anhang/);
+    assert.match(text, /The gateway did not write it: it is the sender’s and must not be trusted/);
+    assert.match(text, /"Signaturpruefbericht\.pdf" \("\/1\/2"\)/);
+    assert.match(text, /GRÜN – gültig/, 'the signature itself is still valid');
+  });
+
   it('strips a forged X-SMGW-Signature: the enabled address sees only the gateway’s, the other none', async () => {
     const forged = Buffer.from(
       [
@@ -310,6 +399,8 @@ describe('signature verification in the running gateway', () => {
     const other = await arrivedFor(NOT_ENABLED, 'Gefaelschte Zusammenfassung');
     assert.deepEqual(fieldValues(splitAtHeader(enabled.raw).header, 'X-SMGW-Signature'), ['NONE']);
     assert.doesNotMatch(enabled.raw.toString('latin1'), /QES/);
+    // Unsigned and without an imitation of the report: on as it is, no report.
+    assert.doesNotMatch(enabled.raw.toString('latin1'), /smgw-report-|Signaturpruefbericht/);
     assert.doesNotMatch(other.raw.toString('latin1'), /x-smgw-signature/i);
   });
 });
