@@ -64,19 +64,7 @@ export class TestPki {
    * exactly as given, with the header fields in front.
    */
   async signedMail(header: readonly string[], entity: Buffer, signer: Signer): Promise<Buffer> {
-    const input = await this.file(`entity-${Math.random().toString(36).slice(2)}.eml`, entity);
-    const signed = await this.#pki.openssl([
-      'cms',
-      '-sign',
-      '-binary',
-      '-crlfeol',
-      '-in',
-      input,
-      '-signer',
-      signer.certificatePath,
-      '-inkey',
-      signer.keyPath,
-    ]);
+    const signed = await this.#sign(entity, signer, ['-crlfeol']);
     // openssl writes the signature's base64 with bare LF even with -crlfeol; a mail client sends CRLF lines (the
     // signed entity is CRLF already, so its bytes do not change).
     const lines = Buffer.from(signed.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
@@ -84,15 +72,18 @@ export class TestPki {
   }
 
   /** The DER ContentInfo of an opaque signature over `entity` (`openssl cms -sign -nodetach`): what smime.p7m holds. */
-  async opaqueSignedData(entity: Buffer, signer: Signer): Promise<Buffer> {
+  opaqueSignedData(entity: Buffer, signer: Signer): Promise<Buffer> {
+    return this.#sign(entity, signer, ['-nodetach', '-outform', 'DER']);
+  }
+
+  /** `openssl cms -sign -binary` over `entity` exactly as given, with the options `extra`. */
+  async #sign(entity: Buffer, signer: Signer, extra: readonly string[]): Promise<Buffer> {
     const input = await this.file(`entity-${Math.random().toString(36).slice(2)}.eml`, entity);
     return this.#pki.openssl([
       'cms',
       '-sign',
-      '-nodetach',
       '-binary',
-      '-outform',
-      'DER',
+      ...extra,
       '-in',
       input,
       '-signer',

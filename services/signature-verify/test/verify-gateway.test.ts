@@ -4,17 +4,16 @@
 // from a server of the test on loopback (SMGW_REVOCATION_ALLOW), so revoked and unreachable are real.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort, type SunkMessage, startTestGateway, type TestGateway, waitFor } from '@smgw/testing';
 import { getTrace } from '@smgw/trace';
 import nodemailer from 'nodemailer';
+import { assertSchemaValid } from './etsi-schema.ts';
 import { type Signer, TestPki } from './test-pki.ts';
 
-const XSD_DIR = join(import.meta.dirname, '../../../testdata/etsi-xsd');
 const ENABLED = 'poststelle@behoerde.example';
 const ALSO_ENABLED = 'vergabe@behoerde.example';
 const NOT_ENABLED = 'info@behoerde.example';
@@ -153,15 +152,8 @@ describe('signature verification in the running gateway', () => {
     );
   }
 
-  async function xmlValid(xml: Buffer): Promise<void> {
-    const file = join(pki.dir, `report-${Math.random().toString(36).slice(2)}.xml`);
-    await writeFile(file, xml);
-    const run = spawnSync('xmllint', ['--nonet', '--noout', '--schema', join(XSD_DIR, '1910202xmlSchema.xsd'), file], {
-      env: { ...process.env, XML_CATALOG_FILES: join(XSD_DIR, 'catalog.xml') },
-      encoding: 'utf8',
-    });
-    assert.ok(!run.error, `xmllint could not run (${run.error?.message}): install libxml2-utils`);
-    assert.equal(run.status, 0, `the report is not schema-valid:\n${run.stderr}`);
+  function xmlValid(xml: Buffer): Promise<void> {
+    return assertSchemaValid(xml, pki.dir);
   }
 
   function pdfText(pdf: Buffer): string {
