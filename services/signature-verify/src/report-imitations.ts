@@ -45,20 +45,31 @@ export interface Imitation {
 
 export interface ImitationScan {
   imitations: Imitation[];
-  /** Entities not examined: beyond the depth or part limit. */
+  /** Entities not examined: beyond the depth, part or work limit. */
   notExamined: number;
+  /** Body bytes looked at, all entities together (bounded by workPerByte). */
+  examinedBytes?: number;
 }
 
 export interface ImitationLimits {
   maxDepth: number;
   maxParts: number;
+  /**
+   * Bytes of entity bodies looked at in all, as a multiple of the message's size (plus 1 MiB). One reading of each
+   * entity passes each byte at most once per level (12 × the size at worst); several Content-Type readings per level,
+   * each splitting the same body anew, would multiply per level: 500 entities of nearly the whole message each.
+   */
+  workPerByte: number;
 }
 
 /** The verifier's limits: a message the verifier examines is examined here as far, and no further. */
 export const IMITATION_LIMITS: ImitationLimits = {
   maxDepth: DEFAULT_WALK_LIMITS.maxDepth,
   maxParts: DEFAULT_WALK_LIMITS.maxParts,
+  workPerByte: 16,
 };
+
+const WORK_ALLOWANCE = 1024 * 1024;
 
 /** Of an XML part, this much of the start is looked at for the report's root and namespaces. */
 const XML_SNIFF_BYTES = 64 * 1024;
@@ -236,21 +247,31 @@ interface State {
   imitations: Imitation[];
   parts: number;
   notExamined: number;
+  /** Body bytes still to be looked at (workPerByte). */
+  work: number;
 }
 
 /** Finds the parts of a message (header and body, CRLF or bare LF) that imitate the gateway's report. */
 export function findReportImitations(message: Buffer, limits: ImitationLimits = IMITATION_LIMITS): ImitationScan {
-  const state: State = { limits, imitations: [], parts: 0, notExamined: 0 };
+  const state: State = {
+    limits,
+    imitations: [],
+    parts: 0,
+    notExamined: 0,
+    work: WORK_ALLOWANCE + limits.workPerByte * message.length,
+  };
+  const budget = state.work;
   walk(entityOf(bareLfToCrlf(message), '/'), 0, state);
-  return { imitations: state.imitations, notExamined: state.notExamined };
+  return { imitations: state.imitations, notExamined: state.notExamined, examinedBytes: budget - state.work };
 }
 
 function walk(entity: Entity, depth: number, state: State): void {
-  if (depth > state.limits.maxDepth || state.parts >= state.limits.maxParts) {
+  if (depth > state.limits.maxDepth || state.parts >= state.limits.maxParts || state.work < entity.body.length) {
     state.notExamined++;
     return;
   }
   state.parts++;
+  state.work -= entity.body.length;
   const names = namesOf(entity);
   const subject = names.length === 0 ? subjectOf(entity) : undefined;
   const shown = [...names, ...(subject === undefined ? [] : [subject])];

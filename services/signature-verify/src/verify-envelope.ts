@@ -129,7 +129,7 @@ export async function verifyEnvelope(deps: VerifyDeps, envelope: Envelope, conte
         notExamined: imitations.notExamined,
         signed,
       },
-      'parts imitating the verification report: the report warns of them',
+      'parts imitating the verification report, or not examined for them: the report says so',
     );
   }
   context.log.info({ code: `VERIFY_${indication}`, signatures: result.overall.signatureCount }, 'signatures verified');
