@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type DefaultTreeAdapterMap, parse } from 'parse5';
-import { type InlineImage, safeLinkTarget, sanitizeMessageHtml } from '../src/portal/message-html.ts';
-import { frameDocument } from '../src/portal/message-view.ts';
+import {
+  HtmlTooComplexError,
+  type InlineImage,
+  MAX_OPEN_ELEMENTS,
+  safeLinkTarget,
+  sanitizeMessageHtml,
+} from '../src/portal/message-html.ts';
+import { frameDocument, MAX_HTML_CHARS } from '../src/portal/message-view.ts';
 
 type Node = DefaultTreeAdapterMap['childNode'] | DefaultTreeAdapterMap['parentNode'];
 type Element = DefaultTreeAdapterMap['element'];
@@ -160,7 +166,7 @@ const XSS_CORPUS: string[] = [
   '<a href="https://ok.example/" id="location">DOM clobbering</a>',
   '<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>',
   '<div><p>unclosed <b>nesting <i>all <u>over',
-  `${'<div>'.repeat(5000)}deep${'</div>'.repeat(5000)}`,
+  `${'<div>'.repeat(500)}deep${'</div>'.repeat(500)}`,
   '<blockquote cite="javascript:alert(1)">q</blockquote>',
   '<a href="https://ok.example/&quot; onmouseover=&quot;alert(1)">quote break</a>',
   '<a href="mailto:a@b.example?subject=&quot;><script>alert(1)</script>">m</a>',
@@ -254,6 +260,42 @@ describe('an HTML body is sanitised to the allow-list', () => {
   it('does not inline images over the size limits', () => {
     const big: InlineImage = { cid: 'big@x', contentType: 'image/jpeg', content: Buffer.alloc(3 * 1024 * 1024) };
     assert.equal(sanitizeMessageHtml('<img src="cid:big@x" alt="gross">', [big]).html, '<span>gross</span>');
+  });
+});
+
+// Each of these took time quadratic in its length: 240 KB of "<style" 10 s (a regular expression rescanning to the
+// end from every start), 80,000 unclosed elements 4 s (htmlparser2 unshifts and searches its stack of open elements
+// for every tag). At the 4 MB the page renders, either blocked the portal's event loop for everyone for minutes.
+describe('hostile HTML as long as the page renders', { timeout: 60_000 }, () => {
+  const fill = (unit: string, prefix = '') =>
+    prefix + unit.repeat(Math.floor((MAX_HTML_CHARS - prefix.length) / unit.length));
+
+  it('reads 4 MB of unfinished "<style" openings in one pass', () => {
+    assert.deepEqual(sanitizeMessageHtml(fill('<style')), { html: '', remoteContentBlocked: false });
+    assert.equal(
+      sanitizeMessageHtml(fill('<style ', '<style>x{background:url(https://t.example/p.png)}')).remoteContentBlocked,
+      true,
+    );
+  });
+
+  it('refuses HTML with more elements open at once than MAX_OPEN_ELEMENTS, however they are opened', () => {
+    assert.equal(sanitizeMessageHtml('<div>'.repeat(MAX_OPEN_ELEMENTS)).html.startsWith('<div><div>'), true);
+    for (const unit of ['<div>', '<div></span>', '<b/>', '<font><br>']) {
+      assert.throws(() => sanitizeMessageHtml(fill(unit)), HtmlTooComplexError, unit);
+    }
+    assert.throws(() => sanitizeMessageHtml('<div>'.repeat(MAX_OPEN_ELEMENTS + 1)), HtmlTooComplexError);
+  });
+
+  it('reads 4 MB of end tags that match nothing, or imply an element, just below MAX_OPEN_ELEMENTS open ones', () => {
+    for (const unit of ['</i>', '</p>', '<br>', '<form>']) {
+      const html = fill(unit, '<span>'.repeat(MAX_OPEN_ELEMENTS - 2));
+      assert.match(sanitizeMessageHtml(html).html, /^<span><span>/, unit);
+    }
+  });
+
+  it('reads 4 MB of flat paragraphs, tables and line breaks', () => {
+    const html = fill('<p>x<table><tr><td>1<td>2</table><br>');
+    assert.match(sanitizeMessageHtml(html).html, /^<p>x<\/p><table><tr><td>1<\/td><td>2<\/td><\/tr><\/table><br \/>/);
   });
 });
 

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { summarizeMessage } from '../src/message-summary.ts';
 import { MimeStructureError } from '../src/mime-structure.ts';
 import { attachmentDisposition, downloadContentType, safeFilename } from '../src/portal/attachment-names.ts';
+import { MAX_OPEN_ELEMENTS } from '../src/portal/message-html.ts';
 import { readMessageAttachment, readMessageView } from '../src/portal/message-view.ts';
 import { attachmentPart, base64Lines, htmlPart, message, multipart, type Part, textPart } from './mime-fixtures.ts';
 
@@ -101,6 +102,14 @@ describe('the message page view of a message', () => {
     assert.equal(await readMessageAttachment(raw, 3), undefined);
     assert.equal(await readMessageAttachment(raw, -1), undefined);
     assert.equal(await readMessageAttachment(raw, Number.NaN), undefined);
+  });
+
+  it('shows the text instead of HTML nested deeper than the page renders', async () => {
+    const deep = `<p>${'<span>'.repeat(MAX_OPEN_ELEMENTS + 1)}Hallo</p>`;
+    const view = await readMessageView(message({}, multipart('alternative', [textPart('Hallo'), htmlPart(deep)])));
+    assert.equal(view.html, undefined);
+    assert.equal(view.htmlTooLong, true);
+    assert.equal(view.text, 'Hallo');
   });
 
   it('refuses a message nested deeper than the limit, and one with too many parts', async () => {

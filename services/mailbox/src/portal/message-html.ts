@@ -28,6 +28,17 @@ export const MAX_INLINE_IMAGE_BYTES = 2 * 1024 * 1024;
 export const MAX_INLINE_IMAGES_BYTES = 8 * 1024 * 1024;
 /** Deeper nesting is cut (its text kept): browsers and the sanitiser recurse. */
 const NESTING_LIMIT = 200;
+/**
+ * More elements open at once than this and the HTML is not rendered at all (HtmlTooComplexError). htmlparser2, under
+ * sanitize-html, keeps its open elements in an array it unshifts and searches at every tag, so its time grows with
+ * tags × open elements: 80,000 unclosed <div> took 4 s, the 4 MB the page renders 7 minutes of a blocked event loop.
+ * Bounded here, it is linear. Browsers stop nesting at 512 too, and the output keeps NESTING_LIMIT levels.
+ */
+export const MAX_OPEN_ELEMENTS = 512;
+
+export class HtmlTooComplexError extends Error {
+  readonly code = 'PORTAL_HTML_TOO_COMPLEX';
+}
 
 const ALLOWED_TAGS = [
   'a',
@@ -226,18 +237,25 @@ function fetchesRemotely(tag: string, attribs: Record<string, string>): boolean 
   return false;
 }
 
-/** Style sheets in the body that load something (they are dropped with the element; this only notices them). */
-const REMOTE_IN_STYLE_ELEMENT = /<style[^>]*>[^<]*(?:url\s*\(|@import)/i;
+/**
+ * Style sheets in the body that load something (they are dropped with the element; this only notices them). No `<`
+ * in the opening tag: with `[^>]*` every "<style" rescanned to the end, quadratic (240 KB of "<style": 10 s).
+ */
+const REMOTE_IN_STYLE_ELEMENT = /<style[^<>]*>[^<]*(?:url\s*\(|@import)/i;
 
 /**
  * The HTML of a message body reduced to the allow-list. `inlineImages` are the message's parts a `cid:` image may
  * show (raster types, size-limited, made data: URLs); every other image source is removed with its element (its alt
- * text stays). Idempotent: sanitising the output again with the same images gives the same output.
+ * text stays). Idempotent: sanitising the output again with the same images gives the same output. Throws
+ * HtmlTooComplexError for HTML with more than MAX_OPEN_ELEMENTS elements open at once.
  */
 export function sanitizeMessageHtml(html: string, inlineImages: readonly InlineImage[] = []): SafeHtml {
   const dataUrls = inlineDataUrls(inlineImages);
   const ownDataUrls = new Set(dataUrls.values());
   let remoteContentBlocked = REMOTE_IN_STYLE_ELEMENT.test(html);
+  // htmlparser2 reports every element it opens and every one it closes (implied, void and unmatched ones too), so
+  // this is its stack's length.
+  let openElements = 0;
 
   const imageSource = (src: string | undefined): string | undefined => {
     if (!src) return undefined;
@@ -264,7 +282,13 @@ export function sanitizeMessageHtml(html: string, inlineImages: readonly InlineI
     enforceHtmlBoundary: false,
     nestingLimit: NESTING_LIMIT,
     onOpenTag: (tag, attribs) => {
+      if (++openElements > MAX_OPEN_ELEMENTS) {
+        throw new HtmlTooComplexError(`more than ${MAX_OPEN_ELEMENTS} HTML elements open at once`);
+      }
       if (fetchesRemotely(tag, attribs)) remoteContentBlocked = true;
+    },
+    onCloseTag: () => {
+      openElements--;
     },
     transformTags: {
       a: (tagName, attribs) => {

@@ -7,7 +7,7 @@ import { type Attachment, simpleParser } from 'mailparser';
 import { type DisplayHeaders, displayHeaders } from '../message-headers.ts';
 import { MIME_LIMITS, type MimeLimits, readMimeLeaves } from '../mime-structure.ts';
 import { safeFilename } from './attachment-names.ts';
-import { type SafeHtml, sanitizeMessageHtml } from './message-html.ts';
+import { HtmlTooComplexError, type SafeHtml, sanitizeMessageHtml } from './message-html.ts';
 
 /** A longer plain-text body is cut here (the whole message stays downloadable from the archive). */
 export const MAX_TEXT_CHARS = 2 * 1024 * 1024;
@@ -28,6 +28,7 @@ export interface MessageView extends DisplayHeaders {
   textTruncated: boolean;
   /** Undefined when the message has no HTML part or it is too long to render. */
   html: SafeHtml | undefined;
+  /** Longer than MAX_HTML_CHARS, or nested deeper than the sanitiser reads in linear time (message-html.ts). */
   htmlTooLong: boolean;
   attachments: MessageAttachment[];
 }
@@ -63,22 +64,33 @@ export async function readMessageView(raw: Buffer, limits: MimeLimits = MIME_LIM
   const headers = displayHeaders(splitHeaderBlock(raw.subarray(0, limits.maxHeaderBytes)).fields);
   const text = typeof parsed.text === 'string' ? parsed.text : undefined;
   const htmlSource = typeof parsed.html === 'string' ? parsed.html : undefined;
-  const htmlTooLong = htmlSource !== undefined && htmlSource.length > MAX_HTML_CHARS;
-  const inlineImages = parsed.attachments
+  const html = htmlSource === undefined ? undefined : safeHtmlOf(htmlSource, parsed.attachments);
+  return {
+    ...headers,
+    text: text === undefined ? undefined : text.slice(0, MAX_TEXT_CHARS),
+    textTruncated: text !== undefined && text.length > MAX_TEXT_CHARS,
+    html: html === 'too long' ? undefined : html,
+    htmlTooLong: html === 'too long',
+    attachments: parsed.attachments.map(listAttachment),
+  };
+}
+
+/** The sanitised HTML with the message's inline images, or 'too long' when it is beyond what the page renders. */
+function safeHtmlOf(source: string, attachments: readonly Attachment[]): SafeHtml | 'too long' {
+  if (source.length > MAX_HTML_CHARS) return 'too long';
+  const inlineImages = attachments
     .filter((attachment) => attachment.cid)
     .map((attachment) => ({
       cid: attachment.cid ?? '',
       contentType: attachment.contentType,
       content: attachment.content,
     }));
-  return {
-    ...headers,
-    text: text === undefined ? undefined : text.slice(0, MAX_TEXT_CHARS),
-    textTruncated: text !== undefined && text.length > MAX_TEXT_CHARS,
-    html: htmlSource !== undefined && !htmlTooLong ? sanitizeMessageHtml(htmlSource, inlineImages) : undefined,
-    htmlTooLong,
-    attachments: parsed.attachments.map(listAttachment),
-  };
+  try {
+    return sanitizeMessageHtml(source, inlineImages);
+  } catch (err) {
+    if (err instanceof HtmlTooComplexError) return 'too long';
+    throw err;
+  }
 }
 
 export interface AttachmentContent extends MessageAttachment {

@@ -140,7 +140,7 @@ export const de = {
   'message.textTruncated':
     'Der Text ist sehr lang und wird gekürzt angezeigt. Die vollständige Nachricht erhalten Sie mit „Original herunterladen“.',
   'message.htmlTooLong':
-    'Diese Nachricht ist zu groß, um sie hier formatiert anzuzeigen. Laden Sie das Original herunter, um sie zu lesen.',
+    'Diese Nachricht ist zu groß oder zu verschachtelt, um sie hier formatiert anzuzeigen. Laden Sie das Original herunter, um sie zu lesen.',
   'message.unreadable':
     'Diese Nachricht kann hier nicht angezeigt werden. Sie können das Original herunterladen und in einem E-Mail-Programm öffnen.',
   'message.noText': 'Diese Nachricht enthält keinen Text.',

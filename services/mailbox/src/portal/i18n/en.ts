@@ -136,7 +136,8 @@ export const en: Record<MessageKey, string> = {
     'External content blocked: images and other content from the internet are not loaded, for your protection.',
   'message.textTruncated':
     'The text is very long and is shown shortened. Use “Download original” for the whole message.',
-  'message.htmlTooLong': 'This message is too large to be shown formatted here. Download the original to read it.',
+  'message.htmlTooLong':
+    'This message is too large or too deeply nested to be shown formatted here. Download the original to read it.',
   'message.unreadable':
     'This message cannot be shown here. You can download the original and open it in an e-mail program.',
   'message.noText': 'This message has no text.',
