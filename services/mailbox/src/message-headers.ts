@@ -54,7 +54,8 @@ function mailboxesOf(fields: readonly HeaderField[], name: string): DisplayMailb
 /** The Date field as ISO, when it reads as a date between 1970 and 9999. */
 export function isoDate(value: string | undefined): string | null {
   if (!value) return null;
-  const parsed = new Date(value.replace(/\s*\([^()]*\)\s*$/, '').trim());
+  // A trailing comment goes; no `\s*` before it, which rescanned a run of white space from each of its characters.
+  const parsed = new Date(value.replace(/\([^()]*\)\s*$/, '').trim());
   const time = parsed.getTime();
   if (Number.isNaN(time) || time < 0 || time > 253402300799999) return null;
   return parsed.toISOString();
