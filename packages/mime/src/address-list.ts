@@ -24,8 +24,15 @@ export function listedMailboxes(value: string): { name: string; address: string 
   }));
 }
 
-// An addr-spec as a reader would take it: no white space, brackets, quotes or list separators on either side.
-const ADDRESS_LIKE = /[^\s<>"(),;:[\]\\]+@[^\s<>"(),;:[\]\\]+/g;
+// An addr-spec as a reader would take it: a run without white space, brackets, quotes or list separators, with an
+// at sign that has something on both sides. Split, not matched: /[^…]+@[^…]+/g rescanned a run without "@" from each
+// of its characters (quadratic: 40,000 characters took 1.3 s).
+const NOT_IN_ADDRESS = /[\s<>"(),;:[\]\\]+/;
+
+function addressLike(token: string): boolean {
+  const at = token.indexOf('@', 1);
+  return at !== -1 && at < token.length - 1;
+}
 
 /**
  * Every `local@domain` written anywhere in the field value, encoded-words decoded first (display names, comments),
@@ -34,5 +41,5 @@ const ADDRESS_LIKE = /[^\s<>"(),;:[\]\\]+@[^\s<>"(),;:[\]\\]+/g;
 export function addressLikeTokens(value: string): string[] {
   const decoded = decodeEncodedWords(value);
   const texts = [value, decoded, value.normalize('NFKC'), decoded.normalize('NFKC')];
-  return [...new Set(texts.flatMap((text) => text.match(ADDRESS_LIKE) ?? []))];
+  return [...new Set(texts.flatMap((text) => text.split(NOT_IN_ADDRESS).filter(addressLike)))];
 }
