@@ -50,12 +50,18 @@ describe('deliver', () => {
   it('delivers an envelope published twice only once', async () => {
     await waitFor('nothing in flight', async () => (await world.deliver.metric('smgw_deliver_in_flight')) === 0);
     const handledBefore = await world.deliver.metric('smgw_deliver_envelopes_total', { outcome: 'next' });
+    const parkedDepth = async () => (await world.vhost.queueDepth('smgw.deliver.parked')) ?? 0;
+    const parkedBefore = await parkedDepth();
     const envelope = await submit(world, sampleMessage(), { recipients: ['doppelt@behoerde.example'] });
     await world.publisher.publish(envelope);
     await waitForState(world, envelope.id, 'doppelt@behoerde.example', 'delivered');
+    // The copy that finds the recipient being sent waits for it; on a loaded machine the send can outlast this world's
+    // short ladder (200 ms twice), and the copy is parked instead of finding it delivered: it sent nothing either way.
     await waitFor('both copies handled', async () => {
       const handled = await world.deliver.metric('smgw_deliver_envelopes_total', { outcome: 'next' });
-      return handled === handledBefore + 2 && (await world.deliver.metric('smgw_deliver_in_flight')) === 0;
+      const settled =
+        handled === handledBefore + 2 || (handled === handledBefore + 1 && (await parkedDepth()) === parkedBefore + 1);
+      return settled && (await world.deliver.metric('smgw_deliver_in_flight')) === 0;
     });
     assert.equal(receivedFor(relay, 'doppelt@behoerde.example').length, 1);
   });
