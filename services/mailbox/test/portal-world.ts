@@ -54,6 +54,8 @@ export interface WorldOptions {
   settings?: Partial<PortalSettings>;
   /** An existing world's database (a second app on the same data). */
   db?: TestDatabase;
+  /** The message view worker's module (test/stalling-view-worker.ts); default the real one. */
+  messageViewWorkerUrl?: URL;
   /** Runs before app.ready(): add test-only routes here. */
   beforeReady?: (app: FastifyInstance) => void | Promise<void>;
 }
@@ -110,6 +112,7 @@ export async function startPortalWorld(options: WorldOptions = {}): Promise<Port
     logger: createLogger('mailbox', 'debug', sink),
     settings,
     now: clock.now,
+    ...(options.messageViewWorkerUrl ? { messageViewWorkerUrl: options.messageViewWorkerUrl } : {}),
   });
   await options.beforeReady?.(app);
   await app.ready();

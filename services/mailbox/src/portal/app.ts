@@ -22,6 +22,12 @@ import type { PortalContext, PortalDeps, PortalPage } from './context.ts';
 import { formatMegabytes } from './format.ts';
 import { isLanguage, type Language, type MessageKey, translator } from './i18n/index.ts';
 import { clientSubject, createLimits, LIMIT_RULES, limitKeySecretFrom, subjectName } from './limits.ts';
+import {
+  createMessageViewCache,
+  MESSAGE_VIEW_CACHE_MAX_BYTES,
+  MESSAGE_VIEW_CACHE_TTL_MS,
+} from './message-view-cache.ts';
+import { startMessageViewWorkers } from './message-view-workers.ts';
 import { accountPages } from './pages/account.ts';
 import { accountDataPages } from './pages/account-data.ts';
 import { activationPages } from './pages/activation.ts';
@@ -59,6 +65,10 @@ export const PORTAL_PAGES: PortalPage[] = [
 
 /** Requests per client and minute over all pages (the forms have stricter limits of their own: limits.ts). */
 export const REQUESTS_PER_CLIENT_PER_MINUTE = 300;
+/** Worker threads for message views, unless SMGW_PORTAL_VIEW_WORKERS (each ~30 MB idle, more while it parses). */
+export const MESSAGE_VIEW_WORKERS = 2;
+/** A message view's time in its worker, unless SMGW_PORTAL_VIEW_TIME_LIMIT_SECONDS: 4 MB of plain HTML takes 1.5–4.5 s. */
+export const MESSAGE_VIEW_TIME_LIMIT_MS = 10_000;
 
 const CSRF_ERRORS = new Set(['FST_CSRF_INVALID_TOKEN', 'FST_CSRF_MISSING_SECRET']);
 
@@ -95,6 +105,16 @@ export async function buildPortal(deps: PortalDeps): Promise<FastifyInstance> {
       max: settings.sendsPerClientPerHour ?? LIMIT_RULES.composePerClient.max,
     },
   });
+  const messageViews = startMessageViewWorkers({
+    size: settings.messageViewWorkers ?? MESSAGE_VIEW_WORKERS,
+    timeLimitMs: settings.messageViewTimeLimitMs ?? MESSAGE_VIEW_TIME_LIMIT_MS,
+    ...(deps.messageViewWorkerUrl ? { workerUrl: deps.messageViewWorkerUrl } : {}),
+  });
+  const viewCache = createMessageViewCache({
+    ttlMs: MESSAGE_VIEW_CACHE_TTL_MS,
+    maxBytes: MESSAGE_VIEW_CACHE_MAX_BYTES,
+    now: () => now().getTime(),
+  });
   const eta = new Eta({ views: VIEWS_DIR, autoEscape: true, cache: true });
   const running = new Set<Promise<unknown>>();
 
@@ -103,6 +123,8 @@ export async function buildPortal(deps: PortalDeps): Promise<FastifyInstance> {
     settings,
     sessions,
     limits,
+    messageViews,
+    viewCache,
     now,
     openMailboxKey: (mailbox) => openMailboxKey(deps.mailboxKeys, mailbox),
     cookies,
@@ -349,7 +371,10 @@ export async function buildPortal(deps: PortalDeps): Promise<FastifyInstance> {
   app.decorate('portalWorkDone', async () => {
     while (running.size > 0) await Promise.allSettled([...running]);
   });
-  app.addHook('onClose', async () => app.portalWorkDone());
+  app.addHook('onClose', async () => {
+    await app.portalWorkDone();
+    await messageViews.close();
+  });
 
   const routes: { method: string; url: string }[] = [];
   app.decorate('portalRoutes', routes);

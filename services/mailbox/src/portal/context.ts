@@ -12,6 +12,8 @@ import type { Redis } from 'ioredis';
 import type { MailboxTemplates } from '../notices.ts';
 import type { Language, Translate } from './i18n/index.ts';
 import type { Limits } from './limits.ts';
+import type { MessageViewCache } from './message-view-cache.ts';
+import type { MessageViewWorkers } from './message-view-workers.ts';
 import type { SessionMailbox, SessionRecord, SessionStore } from './session.ts';
 
 /** The portal's settings (from MailboxConfig; tests pass their own). */
@@ -51,6 +53,10 @@ export interface PortalSettings {
   messageViewsPerClientPerMinute?: number;
   /** SMGW_PORTAL_SENDS_PER_HOUR: messages per client and hour over all its mailboxes; default 60 (limits.ts). */
   sendsPerClientPerHour?: number;
+  /** SMGW_PORTAL_VIEW_WORKERS: worker threads parsing and sanitising messages for their page; default 2. */
+  messageViewWorkers?: number;
+  /** SMGW_PORTAL_VIEW_TIME_LIMIT_SECONDS in ms: a message view's time in its worker; default 10 s. */
+  messageViewTimeLimitMs?: number;
 }
 
 export interface PortalDeps {
@@ -69,6 +75,8 @@ export interface PortalDeps {
   settings: PortalSettings;
   /** The clock (tests inject one); default: new Date(). */
   now?: () => Date;
+  /** The message view worker's module (tests give one that crashes or spins); default message-view-worker.ts. */
+  messageViewWorkerUrl?: URL;
 }
 
 /** The logged-in user of this request (set by app.ts for every request with a live session). */
@@ -108,6 +116,10 @@ export interface PortalContext {
   settings: PortalSettings;
   sessions: SessionStore;
   limits: Limits;
+  /** Messages parsed and sanitised for their page in worker threads, under a time limit (message-view-workers.ts). */
+  messageViews: MessageViewWorkers;
+  /** The views made in the last minute, per mailbox and message (message-view-cache.ts). */
+  viewCache: MessageViewCache;
   now(): Date;
   /**
    * The mailbox's data key (32 bytes), from the mailbox key store. Zero it when done: `key.fill(0)` in a finally.

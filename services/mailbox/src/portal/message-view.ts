@@ -7,7 +7,7 @@ import { type Attachment, simpleParser } from 'mailparser';
 import { type DisplayHeaders, displayHeaders } from '../message-headers.ts';
 import { MIME_LIMITS, type MimeLimits, readMimeLeaves } from '../mime-structure.ts';
 import { safeFilename } from './attachment-names.ts';
-import { HtmlTooComplexError, type SafeHtml, sanitizeMessageHtml } from './message-html.ts';
+import { HtmlTooComplexError, type InlineImage, type SafeHtml, sanitizeMessageHtml } from './message-html.ts';
 
 /** A longer plain-text body is cut here (the whole message stays downloadable from the archive). */
 export const MAX_TEXT_CHARS = 2 * 1024 * 1024;
@@ -30,6 +30,8 @@ export interface MessageView extends DisplayHeaders {
   html: SafeHtml | undefined;
   /** Longer than MAX_HTML_CHARS, or nested deeper than the sanitiser reads in linear time (message-html.ts). */
   htmlTooLong: boolean;
+  /** Not sanitised within the view's time limit (message-view-workers.ts): the page shows the text instead. */
+  htmlTimedOut: boolean;
   attachments: MessageAttachment[];
 }
 
@@ -58,39 +60,67 @@ function listAttachment(attachment: Attachment, index: number): MessageAttachmen
   };
 }
 
+/** A parsed message whose HTML body is still to be sanitised (sanitiseHtmlOf): the slow half of a view. */
+export interface ParsedMessageView {
+  /** The view without its HTML (html undefined; htmlTooLong already set when the source is too long). */
+  view: MessageView;
+  /** The HTML body to sanitise, or undefined when there is none to render. */
+  pendingHtml: PendingHtml | undefined;
+}
+
+export interface PendingHtml {
+  source: string;
+  inlineImages: InlineImage[];
+}
+
 /** Throws MimeStructureError for a message beyond the limits, and mailparser's errors for one it cannot read. */
 export async function readMessageView(raw: Buffer, limits: MimeLimits = MIME_LIMITS): Promise<MessageView> {
+  const { view, pendingHtml } = await parseMessageView(raw, limits);
+  return pendingHtml ? withSanitisedHtml(view, pendingHtml) : view;
+}
+
+/** The first half of readMessageView: mailparser, header fields, text, attachments; the HTML not yet sanitised. */
+export async function parseMessageView(raw: Buffer, limits: MimeLimits = MIME_LIMITS): Promise<ParsedMessageView> {
   const parsed = await parse(raw, limits);
   const headers = displayHeaders(splitHeaderBlock(raw.subarray(0, limits.maxHeaderBytes)).fields);
   const text = typeof parsed.text === 'string' ? parsed.text : undefined;
   const htmlSource = typeof parsed.html === 'string' ? parsed.html : undefined;
-  const html = htmlSource === undefined ? undefined : safeHtmlOf(htmlSource, parsed.attachments);
+  const htmlTooLong = htmlSource !== undefined && htmlSource.length > MAX_HTML_CHARS;
   return {
-    ...headers,
-    text: text === undefined ? undefined : text.slice(0, MAX_TEXT_CHARS),
-    textTruncated: text !== undefined && text.length > MAX_TEXT_CHARS,
-    html: html === 'too long' ? undefined : html,
-    htmlTooLong: html === 'too long',
-    attachments: parsed.attachments.map(listAttachment),
+    view: {
+      ...headers,
+      text: text === undefined ? undefined : text.slice(0, MAX_TEXT_CHARS),
+      textTruncated: text !== undefined && text.length > MAX_TEXT_CHARS,
+      html: undefined,
+      htmlTooLong,
+      htmlTimedOut: false,
+      attachments: parsed.attachments.map(listAttachment),
+    },
+    pendingHtml:
+      htmlSource === undefined || htmlTooLong
+        ? undefined
+        : { source: htmlSource, inlineImages: inlineImagesOf(parsed.attachments) },
   };
 }
 
-/** The sanitised HTML with the message's inline images, or 'too long' when it is beyond what the page renders. */
-function safeHtmlOf(source: string, attachments: readonly Attachment[]): SafeHtml | 'too long' {
-  if (source.length > MAX_HTML_CHARS) return 'too long';
-  const inlineImages = attachments
+/** The second half: the view with its HTML sanitised, or marked too long when it is too complex to render. */
+export function withSanitisedHtml(view: MessageView, pending: PendingHtml): MessageView {
+  try {
+    return { ...view, html: sanitizeMessageHtml(pending.source, pending.inlineImages) };
+  } catch (err) {
+    if (err instanceof HtmlTooComplexError) return { ...view, htmlTooLong: true };
+    throw err;
+  }
+}
+
+function inlineImagesOf(attachments: readonly Attachment[]): InlineImage[] {
+  return attachments
     .filter((attachment) => attachment.cid)
     .map((attachment) => ({
       cid: attachment.cid ?? '',
       contentType: attachment.contentType,
       content: attachment.content,
     }));
-  try {
-    return sanitizeMessageHtml(source, inlineImages);
-  } catch (err) {
-    if (err instanceof HtmlTooComplexError) return 'too long';
-    throw err;
-  }
 }
 
 export interface AttachmentContent extends MessageAttachment {

@@ -143,6 +143,12 @@ export const de = {
     'Diese Nachricht ist zu groß oder zu verschachtelt, um sie hier formatiert anzuzeigen. Laden Sie das Original herunter, um sie zu lesen.',
   'message.unreadable':
     'Diese Nachricht kann hier nicht angezeigt werden. Sie können das Original herunterladen und in einem E-Mail-Programm öffnen.',
+  'message.htmlTimedOut':
+    'Die formatierte Fassung dieser Nachricht konnte nicht rechtzeitig aufbereitet werden. Die vollständige Nachricht erhalten Sie mit „Original herunterladen“.',
+  'message.viewTimedOut':
+    'Diese Nachricht konnte nicht rechtzeitig zur Anzeige aufbereitet werden. Laden Sie das Original herunter und öffnen Sie es in einem E-Mail-Programm.',
+  'message.viewBusy':
+    'Der Messenger ist gerade stark ausgelastet. Bitte laden Sie die Seite in einer Minute neu, oder laden Sie das Original herunter.',
   'message.noText': 'Diese Nachricht enthält keinen Text.',
   'message.actions': 'Aktionen',
   'message.reply': 'Antworten',

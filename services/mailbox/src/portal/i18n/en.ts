@@ -140,6 +140,12 @@ export const en: Record<MessageKey, string> = {
     'This message is too large or too deeply nested to be shown formatted here. Download the original to read it.',
   'message.unreadable':
     'This message cannot be shown here. You can download the original and open it in an e-mail program.',
+  'message.htmlTimedOut':
+    'The formatted version of this message could not be prepared in time. Use “Download original” for the whole message.',
+  'message.viewTimedOut':
+    'This message could not be prepared for display in time. Download the original and open it in an e-mail program.',
+  'message.viewBusy':
+    'The Messenger is very busy right now. Please reload the page in a minute, or download the original.',
   'message.noText': 'This message has no text.',
   'message.actions': 'Actions',
   'message.reply': 'Reply',

@@ -140,6 +140,7 @@ export const accountDataPages: PortalPage = async (app, ctx) => {
       }
       return gone;
     });
+    ctx.viewCache.forgetMailbox(mailbox.id);
     // Committed: now the mailbox's key goes, so nothing opens its content again, not even an earlier dump. If that
     // fails the mailbox is still gone; the reaper's orphan sweep destroys the key later (collectOrphanMailboxKeys).
     if (deleted) {

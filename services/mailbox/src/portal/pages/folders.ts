@@ -90,6 +90,8 @@ export const folderPages: PortalPage = async (app, ctx) => {
   app.post('/postfach/papierkorb/leeren', { config: { requireLogin: true } }, async (req, reply) => {
     const { mailbox } = ctx.login(req);
     const freed = await withTransaction(ctx.deps.pool, (db) => deleteTrashedMessages(db, mailbox.id));
+    // The trash's rows are not returned: the mailbox's other views are made again when opened.
+    ctx.viewCache.forgetMailbox(mailbox.id);
     req.log.info(
       { code: 'PORTAL_TRASH_EMPTIED', mailboxId: mailbox.id, messages: freed.messages, bytes: freed.bytes },
       'trash emptied',

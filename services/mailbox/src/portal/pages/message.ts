@@ -20,7 +20,8 @@ import { attachmentDisposition, downloadContentType } from '../attachment-names.
 import type { PortalContext, PortalPage } from '../context.ts';
 import { formatDateTime, formatSize } from '../format.ts';
 import { subjectFilePart } from '../mailbox-archive.ts';
-import { frameDocument, type MessageView, readMessageAttachment, readMessageView } from '../message-view.ts';
+import { frameDocument, type MessageView, readMessageAttachment } from '../message-view.ts';
+import { MessageViewWorkerError, type ViewOutcome } from '../message-view-workers.ts';
 import { FOLDER_PATHS, FOLDER_TITLES } from './folders.ts';
 
 const ROW_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -51,38 +52,103 @@ interface OwnMessage {
   raw: Buffer;
 }
 
+/** The message row `:id` of the session's mailbox, or undefined (no such id here: a 404). */
+async function ownRow(ctx: PortalContext, req: FastifyRequest, key: Buffer) {
+  const id = (req.params as { id?: string }).id ?? '';
+  if (!ROW_ID.test(id)) return undefined;
+  return findMailboxMessage(ctx.deps.pool, ctx.login(req).mailbox.id, id, key);
+}
+
 /** The message `:id` of the session's mailbox with its bytes, or undefined (no such id here: a 404). */
 async function ownMessage(ctx: PortalContext, req: FastifyRequest): Promise<OwnMessage | undefined> {
   const { mailbox } = ctx.login(req);
-  const id = (req.params as { id?: string }).id ?? '';
-  if (!ROW_ID.test(id)) return undefined;
   const key = await ctx.openMailboxKey(mailbox);
   try {
-    const row = await findMailboxMessage(ctx.deps.pool, mailbox.id, id, key);
+    const row = await ownRow(ctx, req, key);
     if (!row) return undefined;
-    const raw = await readMailboxMessage(ctx.deps.pool, mailbox.id, key, id);
+    const raw = await readMailboxMessage(ctx.deps.pool, mailbox.id, key, row.id);
     return raw ? { row, raw } : undefined;
   } finally {
     key.fill(0);
   }
 }
 
-/** The view of a message, or undefined when it is beyond the parser's limits or unreadable (the page says so). */
-async function viewOf(req: FastifyRequest, message: OwnMessage): Promise<MessageView | undefined> {
+/**
+ * What the page shows of a message: its view, or why there is none: unreadable (beyond the parser's limits, or
+ * broken), not parsed within the time limit, or no worker free in time. `html` is left out when it was not sanitised
+ * in time (htmlTimedOut: the page shows the text).
+ */
+type ShownView = { view: MessageView } | { view?: undefined; missing: 'unreadable' | 'timedOut' | 'busy' };
+
+interface OwnView {
+  row: MailboxMessageSummary;
+  shown: ShownView;
+}
+
+/**
+ * The message `:id` of the session's mailbox and its view: from the view cache when it was made in the last minute
+ * (looked up only after the row was found in this mailbox), else parsed and sanitised in a worker. Undefined: no such
+ * message here (404); 'failed': the worker died (500, logged here with the message's ids).
+ */
+async function ownView(ctx: PortalContext, req: FastifyRequest): Promise<OwnView | 'failed' | undefined> {
+  const { mailbox } = ctx.login(req);
+  const ids = (row: MailboxMessageSummary) => ({ mailboxId: mailbox.id, messageId: row.messageId, rowId: row.id });
+  const key = await ctx.openMailboxKey(mailbox);
+  let row: MailboxMessageSummary | undefined;
+  let raw: Buffer | undefined;
   try {
-    return await readMessageView(message.raw);
+    row = await ownRow(ctx, req, key);
+    if (!row) return undefined;
+    const cached = ctx.viewCache.get(mailbox.id, row.id);
+    if (cached) {
+      req.log.debug({ code: 'PORTAL_MESSAGE_VIEW_CACHED', ...ids(row) }, 'message view from the cache');
+      return { row, shown: shownOf(cached) };
+    }
+    raw = await readMailboxMessage(ctx.deps.pool, mailbox.id, key, row.id);
+    if (!raw) return undefined;
+  } finally {
+    key.fill(0);
+  }
+  const started = performance.now();
+  let outcome: Awaited<ReturnType<typeof ctx.messageViews.view>>;
+  try {
+    outcome = await ctx.messageViews.view(raw);
   } catch (err) {
+    if (err instanceof MessageViewWorkerError) {
+      req.log.error({ err, code: err.code, ...ids(row) }, 'the message view worker failed');
+      return 'failed';
+    }
     req.log.warn(
-      {
-        code: err instanceof MimeStructureError ? err.code : 'PORTAL_MESSAGE_UNREADABLE',
-        mailboxId: req.portalLogin?.mailbox.id,
-        messageId: message.row.messageId,
-      },
+      { code: err instanceof MimeStructureError ? err.code : 'PORTAL_MESSAGE_UNREADABLE', ...ids(row) },
       'a message could not be parsed for display',
     );
-    return undefined;
+    return { row, shown: { missing: 'unreadable' } };
   }
+  const ms = Math.round(performance.now() - started);
+  if ('timedOut' in outcome) {
+    req.log.warn(
+      { code: 'PORTAL_VIEW_TIME_LIMIT', stage: outcome.timedOut, ms, ...ids(row) },
+      'a message view ran out of its time: the page shows the text or offers the original',
+    );
+  } else {
+    req.log.debug({ code: 'PORTAL_MESSAGE_VIEW', ms, ...ids(row) }, 'message view made');
+  }
+  // A wait for a free worker says nothing about the message: not kept.
+  if (!('timedOut' in outcome && outcome.timedOut === 'waiting')) ctx.viewCache.set(mailbox.id, row.id, outcome);
+  return { row, shown: shownOf(outcome) };
 }
+
+function shownOf(outcome: ViewOutcome): ShownView {
+  if ('done' in outcome) return { view: outcome.done };
+  if (outcome.timedOut === 'sanitising') return { view: outcome.view };
+  return { missing: outcome.timedOut === 'parsing' ? 'timedOut' : 'busy' };
+}
+
+const MISSING_NOTICES = {
+  unreadable: 'message.unreadable',
+  timedOut: 'message.viewTimedOut',
+  busy: 'message.viewBusy',
+} as const;
 
 /**
  * Marks the message read the first time it is opened and, for a message that arrived (not one the user sent),
@@ -122,11 +188,12 @@ export const messagePages: PortalPage = async (app, ctx) => {
   const parsing = { config: { requireLogin: true, rateLimit: { max, timeWindow: 60_000 } } };
 
   app.get('/nachricht/:id', parsing, async (req, reply) => {
-    const message = await ownMessage(ctx, req);
-    if (!message) return notFound(ctx, req, reply);
-    const { row } = message;
+    const found = await ownView(ctx, req);
+    if (found === 'failed') return ctx.renderError(req, reply, 500);
+    if (!found) return notFound(ctx, req, reply);
+    const { row, shown } = found;
+    const { view } = shown;
     const t = ctx.t(req);
-    const view = await viewOf(req, message);
     await markRead(ctx, req, row);
     const folder = row.folder;
     const subject = view?.subject || row.summary?.subject || t('message.noSubject');
@@ -147,11 +214,12 @@ export const messagePages: PortalPage = async (app, ctx) => {
         : { from: row.summary?.from ?? '', to: row.summary?.to ?? '', cc: '' },
       date: view?.date ? { iso: view.date, text: formatDateTime(new Date(view.date), req.lang) } : undefined,
       received: { iso: row.receivedAt.toISOString(), text: formatDateTime(row.receivedAt, req.lang) },
-      unreadable: !view,
+      missingNotice: shown.view ? undefined : t(MISSING_NOTICES[shown.missing]),
       text: view?.text,
       textTruncated: view?.textTruncated ?? false,
       html: view?.html ? { remoteContentBlocked: view.html.remoteContentBlocked } : undefined,
       htmlTooLong: view?.htmlTooLong ?? false,
+      htmlTimedOut: view?.htmlTimedOut ?? false,
       frameSandbox: MESSAGE_FRAME_SANDBOX,
       attachments: (view?.attachments ?? []).map((attachment) => ({
         href: `/nachricht/${row.id}/anhang/${attachment.index}`,
@@ -166,15 +234,16 @@ export const messagePages: PortalPage = async (app, ctx) => {
   });
 
   app.get('/nachricht/:id/inhalt', parsing, async (req, reply) => {
-    const message = await ownMessage(ctx, req);
-    const view = message ? await viewOf(req, message) : undefined;
-    if (!view?.html) return notFound(ctx, req, reply);
+    const found = await ownView(ctx, req);
+    if (found === 'failed') return ctx.renderError(req, reply, 500);
+    const html = found?.shown.view?.html;
+    if (!html) return notFound(ctx, req, reply);
     return reply
       .header('content-security-policy', MESSAGE_FRAME_CSP)
       .header('x-frame-options', 'SAMEORIGIN')
       .header('x-content-type-options', 'nosniff')
       .type('text/html; charset=utf-8')
-      .send(frameDocument(view.html, req.lang));
+      .send(frameDocument(html, req.lang));
   });
 
   app.get('/nachricht/:id/anhang/:n', parsing, async (req, reply) => {
@@ -226,6 +295,7 @@ export const messagePages: PortalPage = async (app, ctx) => {
       ? await withTransaction(ctx.deps.pool, (db) => deleteTrashedMessages(db, mailbox.id, [id]))
       : { messages: 0, bytes: 0 };
     if (deleted.messages === 0) return notFound(ctx, req, reply);
+    ctx.viewCache.forgetMessages(mailbox.id, [id]);
     req.log.info(
       { code: 'PORTAL_MESSAGE_DELETED', mailboxId: mailbox.id, rowId: id, bytes: deleted.bytes },
       'deleted for good',

@@ -1,0 +1,147 @@
+// The message page's parse and sanitise run in worker threads under a time limit (message-view-workers.ts): 4 MB of
+// plain HTML took seconds of the portal's one event loop per view, and a client may open 120 views a minute, so a
+// few clients opening one big message kept everyone's logins and pages waiting. A view over its time falls back to
+// the text part or the original; a worker that dies is a 500 page and is replaced; a view made in the last minute is
+// not made again for the same mailbox.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { htmlPart, message, multipart, textPart } from './mime-fixtures.ts';
+import { storeMessage } from './portal-mail-helpers.ts';
+import { loggedInBrowser, type PortalWorld, startPortalWorld } from './portal-world.ts';
+
+const PASSWORD = 'correct horse battery staple';
+const STALLING_VIEW_WORKER = new URL('./stalling-view-worker.ts', import.meta.url);
+
+let counter = 0;
+const loggedInUser = (world: PortalWorld) =>
+  loggedInBrowser(world, `leser${++counter}-${Date.now().toString(36)}@example.org`, PASSWORD);
+
+/** The log lines with `code`, parsed. */
+const logged = (world: PortalWorld, code: string) =>
+  world.logLines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.code === code);
+
+describe('a message view over its time limit (real worker, 300 ms)', () => {
+  let world: PortalWorld;
+  before(async () => {
+    world = await startPortalWorld({ settings: { messageViewTimeLimitMs: 300 } });
+  });
+  after(() => world.close());
+
+  it('stops sanitising 4 MB of plain HTML at the limit and shows the page without it', async () => {
+    const { mailbox, browser } = await loggedInUser(world);
+    // 4 MB of well-formed, flat HTML: seconds of sanitising (1.5–4.5 s measured), a fraction of that parsing.
+    const paragraph = '<p>Sehr geehrte Damen und Herren, <b>hier</b> ist <a href="https://a.example/x">Text</a>.</p>\n';
+    const html = paragraph.repeat(Math.floor((4 * 1024 * 1024 - 1024) / paragraph.length));
+    const raw = message({ subject: 'Groß' }, multipart('alternative', [textPart('Der reine Text'), htmlPart(html)]));
+    const stored = await storeMessage(world, mailbox, raw);
+
+    const page = await browser.get(`/nachricht/${stored.rowId}`);
+    assert.equal(page.status, 200);
+    assert.doesNotMatch(page.body, /<iframe/);
+    assert.match(page.body, /<h1 id="message-subject">Groß<\/h1>/);
+    assert.match(page.body, /nicht rechtzeitig/);
+    assert.match(page.body, /href="\/nachricht\/[0-9a-f-]{36}\/original"/);
+    const [line] = logged(world, 'PORTAL_VIEW_TIME_LIMIT');
+    assert.equal(line?.mailboxId, mailbox.id);
+    assert.equal(line?.messageId, stored.messageId);
+    assert.doesNotMatch(world.logLines.join('\n'), /Sehr geehrte|reine Text/, 'no content in the log');
+  });
+});
+
+describe('message views in workers (a worker that stalls or crashes on a marker, 2 s)', () => {
+  let world: PortalWorld;
+  before(async () => {
+    world = await startPortalWorld({
+      settings: { messageViewTimeLimitMs: 2000, messageViewWorkers: 1 },
+      messageViewWorkerUrl: STALLING_VIEW_WORKER,
+    });
+  });
+  after(() => world.close());
+
+  it('shows the text part with a notice when the HTML is not sanitised in time, answering others meanwhile', async () => {
+    const { mailbox, browser } = await loggedInUser(world);
+    const raw = message(
+      { subject: 'Langsam' },
+      multipart('alternative', [textPart('Der reine Text'), htmlPart('<p>STALL-AFTER-PARSE</p>')]),
+    );
+    const stored = await storeMessage(world, mailbox, raw);
+    let viewed = false;
+    const view = browser.get(`/nachricht/${stored.rowId}`).then((page) => {
+      viewed = true;
+      return page;
+    });
+    const login = await world.browser('192.0.2.7').get('/anmelden');
+    assert.equal(login.status, 200);
+    assert.equal(viewed, false, 'the login page was answered while the view was still running');
+
+    const page = await view;
+    assert.equal(page.status, 200);
+    assert.match(page.body, /<pre class="message-text">Der reine Text<\/pre>/);
+    assert.match(page.body, /formatierte Fassung dieser Nachricht konnte nicht rechtzeitig aufbereitet werden/);
+    assert.doesNotMatch(page.body, /<iframe/);
+    // The frame and the page again come from the view cache: no second run into the limit.
+    assert.equal((await browser.get(`/nachricht/${stored.rowId}/inhalt`)).status, 404);
+    assert.equal((await browser.get(`/nachricht/${stored.rowId}?lang=en`)).status, 200);
+    const lines = logged(world, 'PORTAL_VIEW_TIME_LIMIT').filter((line) => line.messageId === stored.messageId);
+    assert.deepEqual(
+      lines.map((line) => [line.stage, line.mailboxId]),
+      [['sanitising', mailbox.id]],
+    );
+  });
+
+  it('offers the original with a notice when the message is not parsed in time', async () => {
+    const { mailbox, browser } = await loggedInUser(world);
+    const stored = await storeMessage(world, mailbox, message({ subject: 'Zäh' }, textPart('STALL-BEFORE-PARSE')));
+    const page = await browser.get(`/nachricht/${stored.rowId}?lang=en`);
+    assert.equal(page.status, 200);
+    assert.match(page.body, /<h1 id="message-subject">Zäh<\/h1>/, 'the subject from the sealed summary');
+    assert.match(page.body, /could not be prepared for display in time\. Download the original/);
+    assert.match(page.body, /href="\/nachricht\/[0-9a-f-]{36}\/original"/);
+    const [line] = logged(world, 'PORTAL_VIEW_TIME_LIMIT').filter((entry) => entry.messageId === stored.messageId);
+    assert.equal(line?.stage, 'parsing');
+  });
+
+  it('answers a worker that dies with an error page, and shows the next message with a new worker', async () => {
+    const { mailbox, browser } = await loggedInUser(world);
+    const crashing = await storeMessage(world, mailbox, message({}, textPart('CRASH-THE-WORKER')));
+    const page = await browser.get(`/nachricht/${crashing.rowId}`);
+    assert.equal(page.status, 500);
+    const [line] = logged(world, 'PORTAL_VIEW_WORKER_FAILED');
+    assert.equal(line?.messageId, crashing.messageId);
+    assert.equal(line?.mailboxId, mailbox.id);
+
+    const ordinary = await storeMessage(world, mailbox, message({}, textPart('Guten Tag')));
+    const next = await browser.get(`/nachricht/${ordinary.rowId}`);
+    assert.equal(next.status, 200);
+    assert.match(next.body, /<pre class="message-text">Guten Tag<\/pre>/);
+  });
+
+  it('makes the view of a page and its frame once, for its own mailbox only, again after a minute or a deletion', async () => {
+    const { mailbox, browser } = await loggedInUser(world);
+    const stored = await storeMessage(world, mailbox, message({}, htmlPart('<p>Hallo <b>Welt</b></p>')));
+    const made = () => logged(world, 'PORTAL_MESSAGE_VIEW').filter((line) => line.messageId === stored.messageId);
+
+    assert.equal((await browser.get(`/nachricht/${stored.rowId}`)).status, 200);
+    const frame = await browser.get(`/nachricht/${stored.rowId}/inhalt`);
+    assert.match(frame.body, /<body><p>Hallo <b>Welt<\/b><\/p><\/body>/);
+    assert.equal(made().length, 1);
+
+    // Another mailbox does not see it, cached or not.
+    const other = await loggedInUser(world);
+    assert.equal((await other.browser.get(`/nachricht/${stored.rowId}/inhalt`)).status, 404);
+
+    world.clock.advance(61_000);
+    assert.equal((await browser.get(`/nachricht/${stored.rowId}/inhalt`)).status, 200);
+    assert.equal(made().length, 2);
+
+    assert.equal(
+      (await browser.submit(`/nachricht/${stored.rowId}`, {}, `/nachricht/${stored.rowId}/papierkorb`)).status,
+      303,
+    );
+    assert.equal(
+      (await browser.submit(`/nachricht/${stored.rowId}`, {}, `/nachricht/${stored.rowId}/loeschen`)).status,
+      303,
+    );
+    assert.equal((await browser.get(`/nachricht/${stored.rowId}/inhalt`)).status, 404);
+  });
+});
