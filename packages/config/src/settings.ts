@@ -72,6 +72,23 @@ export const settings = {
     'portal message views, frames and downloads per client address and minute',
   ),
   /**
+   * A message view's time in its worker thread (parse and sanitise): then the page shows the text part or offers the
+   * original. 4 MB of plain HTML takes 1.5–4.5 s to sanitise; an honest view of an ordinary message milliseconds.
+   */
+  portalViewTimeLimitSeconds: setting(
+    'SMGW_PORTAL_VIEW_TIME_LIMIT_SECONDS',
+    integer(1, 600),
+    '10',
+    'time to parse and sanitise one message for its portal page; then the page shows the text or the original',
+  ),
+  /** Worker threads parsing and sanitising messages for the portal (each ~45 MB, started when first needed). */
+  portalViewWorkers: setting(
+    'SMGW_PORTAL_VIEW_WORKERS',
+    integer(1, 64),
+    '2',
+    'worker threads parsing and sanitising messages for the portal',
+  ),
+  /**
    * Messages sent from the portal per client address and hour, over all its mailboxes (each mailbox also has 30): a
    * mailbox is easy to get, so one client with many must not flood the agencies.
    */

@@ -35,6 +35,8 @@ export const mailboxSpec = {
   revocationAllow: settings.revocationAllow,
   portalRequestsPerMinute: settings.portalRequestsPerMinute,
   portalMessageViewsPerMinute: settings.portalMessageViewsPerMinute,
+  portalViewTimeLimitSeconds: settings.portalViewTimeLimitSeconds,
+  portalViewWorkers: settings.portalViewWorkers,
   portalSendsPerHour: settings.portalSendsPerHour,
 };
 

@@ -65,7 +65,7 @@ export const PORTAL_PAGES: PortalPage[] = [
 
 /** Requests per client and minute over all pages (the forms have stricter limits of their own: limits.ts). */
 export const REQUESTS_PER_CLIENT_PER_MINUTE = 300;
-/** Worker threads for message views, unless SMGW_PORTAL_VIEW_WORKERS (each ~30 MB idle, more while it parses). */
+/** Worker threads for message views, unless SMGW_PORTAL_VIEW_WORKERS (each ~45 MB, more while it parses). */
 export const MESSAGE_VIEW_WORKERS = 2;
 /** A message view's time in its worker, unless SMGW_PORTAL_VIEW_TIME_LIMIT_SECONDS: 4 MB of plain HTML takes 1.5–4.5 s. */
 export const MESSAGE_VIEW_TIME_LIMIT_MS = 10_000;
