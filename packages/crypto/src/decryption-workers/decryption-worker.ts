@@ -2,6 +2,7 @@
 // 'chunk'…, 'end'), the decrypted entity goes back transferred, not copied. Nothing here logs: keys and content
 // stay in this isolate's memory only, as they stayed in the main thread's before.
 import { parentPort } from 'node:worker_threads';
+import { errorShape, READY } from '@smgw/worker-pool';
 import { decryptPgpMime } from '../openpgp/decrypt-pgp-mime.ts';
 import { decryptEnveloped } from '../smime/decrypt-enveloped.ts';
 import type { DecryptionJob, FromWorker, ToWorker } from './decryption-workers.ts';
@@ -38,7 +39,7 @@ port.on('message', (message: ToWorker) => {
     (error: unknown) => reply({ type: 'failed', error: errorShape(error) }),
   );
 });
-reply({ type: 'ready' });
+reply(READY);
 
 async function decrypt(job: DecryptionJob, message: Buffer): Promise<{ entity: Buffer; decryptedWith?: string }> {
   if (job.form === 'smime') {
@@ -65,11 +66,4 @@ function asBuffer(bytes: Uint8Array): Buffer {
 function ownedBytes(bytes: Buffer): Uint8Array {
   if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes;
   return new Uint8Array(bytes);
-}
-
-/** What the main thread rebuilds the error from: its class name, stable code and words (never a key). */
-function errorShape(error: unknown): { name: string; code?: string; message: string } {
-  if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
-  const code = (error as { code?: unknown }).code;
-  return { name: error.name, message: error.message, ...(typeof code === 'string' ? { code } : {}) };
 }

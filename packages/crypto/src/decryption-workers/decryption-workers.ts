@@ -5,7 +5,8 @@
 // (starting one, with openpgp and mailparser loaded, costs ~0.7 s of CPU and ~45 MB) and are started when first needed.
 // The private keys go to the worker by postMessage: a worker thread is in this process, as the main thread's copy is.
 import type { Readable } from 'node:stream';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { type ErrorShape, type READY, startWorkerPool } from '@smgw/worker-pool';
 import { PgpError, type PgpErrorCode } from '../openpgp/errors.ts';
 import type { ArmoredPrivateKey } from '../openpgp/private-keys.ts';
 import { SmimeError, type SmimeErrorCode } from '../smime/errors.ts';
@@ -71,128 +72,48 @@ export type ToWorker = { type: 'start'; job: DecryptionJob } | { type: 'chunk'; 
 
 /** Worker → main thread. */
 export type FromWorker =
-  | { type: 'ready' }
+  | typeof READY
   | { type: 'done'; entity: Uint8Array; decryptedWith?: string }
-  | { type: 'failed'; error: { name: string; code?: string; message: string } };
+  | { type: 'failed'; error: ErrorShape };
 
 const WORKER_URL = new URL('./decryption-worker.ts', import.meta.url);
 
 export function startDecryptionWorkers(options: DecryptionWorkersOptions): DecryptionWorkers {
-  if (!(Number.isInteger(options.size) && options.size >= 1)) throw new RangeError('size must be a positive integer');
-  const workerUrl = options.workerUrl ?? WORKER_URL;
-  const idle: Worker[] = [];
-  const alive = new Set<Worker>();
-  const waiting: Array<{ take(worker: Worker): void; fail(error: Error): void }> = [];
-  let closed = false;
+  const pool = startWorkerPool({
+    size: options.size,
+    workerUrl: options.workerUrl ?? WORKER_URL,
+    failure: (message, cause) => new DecryptionWorkerError(message, cause ? { cause } : undefined),
+    name: 'the decryption worker',
+  });
 
-  /** A started worker, ready for its first job; the pool forgets it when it exits, however. */
-  function spawn(): Promise<Worker> {
-    const worker = new Worker(workerUrl);
-    alive.add(worker);
-    worker.once('exit', () => {
-      alive.delete(worker);
-      const at = idle.indexOf(worker);
-      if (at >= 0) idle.splice(at, 1);
-    });
-    return new Promise<Worker>((resolve, reject) => {
-      const onMessage = (message: FromWorker) => {
-        if (message.type !== 'ready') return;
-        done();
-        resolve(worker);
-      };
-      const onError = (error: Error) => {
-        done();
-        reject(new DecryptionWorkerError(`the decryption worker did not start: ${error.message}`, { cause: error }));
-      };
-      const onExit = (code: number) => {
-        done();
-        reject(new DecryptionWorkerError(`the decryption worker stopped while starting (exit code ${code})`));
-      };
-      const done = () => {
-        worker.off('message', onMessage).off('error', onError).off('exit', onExit);
-      };
-      worker.on('message', onMessage).on('error', onError).on('exit', onExit);
-    });
-  }
-
-  async function acquire(): Promise<Worker> {
-    if (closed) throw new DecryptionWorkerError('the decryption workers are closed');
-    const free = idle.pop();
-    if (free) {
-      free.ref();
-      return free;
-    }
-    if (alive.size < options.size) return spawn();
-    return new Promise<Worker>((take, fail) => waiting.push({ take, fail }));
-  }
-
-  function release(worker: Worker): void {
-    if (closed || !alive.has(worker)) return;
-    const next = waiting.shift();
-    if (next) {
-      next.take(worker);
-      return;
-    }
-    // An idle worker does not keep the process alive.
-    worker.unref();
-    idle.push(worker);
-  }
-
-  /** A worker given up (terminated, or dead): whoever waits gets a new one in its place. */
-  function discard(worker: Worker): void {
-    alive.delete(worker);
-    void worker.terminate();
-    const next = waiting.shift();
-    if (next) spawn().then(next.take, next.fail);
-  }
-
-  function run(worker: Worker, message: Readable | Buffer, job: DecryptionJob, limitMs: number) {
-    return new Promise<DecryptedLayer>((resolve, reject) => {
-      let settled = false;
-      const finish = (outcome: { error: Error; keep?: boolean } | { layer: DecryptedLayer }) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        worker.off('message', onMessage).off('error', onError).off('exit', onExit);
-        if ('layer' in outcome) {
-          release(worker);
-          resolve(outcome.layer);
-          return;
-        }
-        if (outcome.keep) release(worker);
-        else discard(worker);
-        reject(outcome.error);
-      };
-      const timer = setTimeout(() => {
-        const seconds = Math.round(limitMs) / 1000;
-        finish({ error: new DecryptionTimeLimitError(`the decryption took longer than ${seconds} s and was stopped`) });
-      }, limitMs);
-      const onMessage = (reply: FromWorker) => {
+  function decryptIn(worker: Worker, message: Readable | Buffer, job: DecryptionJob, limitMs: number) {
+    return pool.run<DecryptedLayer, FromWorker>(worker, {
+      limitMs,
+      start(worker, end, ended) {
+        post(worker, { type: 'start', job });
+        sendChunks(worker, message, ended).then(
+          () => {
+            if (!ended()) post(worker, { type: 'end' });
+          },
+          // Reading the ciphertext failed (blob store): the worker holds half a message and is not used again.
+          (error: unknown) => end({ error: error instanceof Error ? error : new Error(String(error)), keep: false }),
+        );
+      },
+      onReply(reply, end) {
         if (reply.type === 'done') {
           const { entity, decryptedWith } = reply;
           const layer = { entity: Buffer.from(entity.buffer, entity.byteOffset, entity.byteLength) };
-          finish({ layer: decryptedWith ? { ...layer, decryptedWith } : layer });
+          end({ value: decryptedWith ? { ...layer, decryptedWith } : layer, keep: true });
         } else if (reply.type === 'failed') {
           // The job failed, the worker is fine.
-          finish({ error: rebuiltError(reply.error), keep: true });
+          end({ error: rebuiltError(reply.error), keep: true });
         }
-      };
-      const onError = (error: Error) =>
-        finish({
-          error: new DecryptionWorkerError(`the decryption worker failed: ${error.message}`, { cause: error }),
-        });
-      const onExit = (code: number) =>
-        finish({ error: new DecryptionWorkerError(`the decryption worker stopped (exit code ${code})`) });
-      worker.on('message', onMessage).on('error', onError).on('exit', onExit);
-
-      post(worker, { type: 'start', job });
-      sendChunks(worker, message, () => settled).then(
-        () => {
-          if (!settled) post(worker, { type: 'end' });
-        },
-        // Reading the ciphertext failed (blob store): the worker holds half a message and is not used again.
-        (error: unknown) => finish({ error: error instanceof Error ? error : new Error(String(error)) }),
-      );
+      },
+      onTimeout: () => ({
+        error: new DecryptionTimeLimitError(
+          `the decryption took longer than ${Math.round(limitMs) / 1000} s and was stopped`,
+        ),
+      }),
     });
   }
 
@@ -203,25 +124,19 @@ export function startDecryptionWorkers(options: DecryptionWorkersOptions): Decry
         if (budget.remainingMs <= 0) {
           throw new DecryptionTimeLimitError('the time for decrypting this message was used up before this decryption');
         }
-        worker = await acquire();
+        worker = await pool.acquire();
       } catch (error) {
         if (!Buffer.isBuffer(message)) message.destroy();
         throw error;
       }
       const started = performance.now();
       try {
-        return await run(worker, message, job, budget.remainingMs);
+        return await decryptIn(worker, message, job, budget.remainingMs);
       } finally {
         budget.remainingMs -= performance.now() - started;
       }
     },
-    async close() {
-      closed = true;
-      for (const { fail } of waiting.splice(0)) fail(new DecryptionWorkerError('the decryption workers are closed'));
-      idle.length = 0;
-      await Promise.all([...alive].map((worker) => worker.terminate()));
-      alive.clear();
-    },
+    close: () => pool.close(),
   };
 }
 
@@ -252,7 +167,7 @@ function post(worker: Worker, message: ToWorker, transfer: ArrayBuffer[] = []): 
 }
 
 /** The worker's error as the class the caller handles (PgpError, SmimeError), or an Error with its code. */
-function rebuiltError(shape: { name: string; code?: string; message: string }): Error {
+function rebuiltError(shape: ErrorShape): Error {
   if (shape.name === 'PgpError' && shape.code) return new PgpError(shape.code as PgpErrorCode, shape.message);
   if (shape.name === 'SmimeError' && shape.code) return new SmimeError(shape.code as SmimeErrorCode, shape.message);
   return Object.assign(new Error(shape.message), shape.code ? { code: shape.code } : {});

@@ -2,6 +2,7 @@
 // parsed view goes back as soon as it is there ('parsed'), before its HTML is sanitised ('done'), so that a view
 // whose sanitising runs out of time can still show the text. Nothing here logs: content stays in this isolate.
 import { parentPort } from 'node:worker_threads';
+import { errorShape, READY } from '@smgw/worker-pool';
 import { parseMessageView, withSanitisedHtml } from './message-view.ts';
 import type { FromViewWorker, ToViewWorker } from './message-view-workers.ts';
 
@@ -15,7 +16,7 @@ port.on('message', (message: ToViewWorker) => {
     (error: unknown) => reply({ type: 'failed', error: errorShape(error) }),
   );
 });
-reply({ type: 'ready' });
+reply(READY);
 
 async function viewOf(raw: Buffer) {
   const { view, pendingHtml } = await parseMessageView(raw);
@@ -26,11 +27,4 @@ async function viewOf(raw: Buffer) {
 
 function reply(message: FromViewWorker): void {
   port?.postMessage(message);
-}
-
-/** What the main thread rebuilds the error from: its class name, stable code and words (no content of the message). */
-function errorShape(error: unknown): { name: string; code?: string; message: string } {
-  if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
-  const code = (error as { code?: unknown }).code;
-  return { name: error.name, message: error.message, ...(typeof code === 'string' ? { code } : {}) };
 }

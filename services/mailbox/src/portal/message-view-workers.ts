@@ -4,7 +4,8 @@
 // kept logins and everyone else's pages waiting. A worker over its time is terminated and replaced; the page shows
 // what it has (the text part, or the original to download). Workers live long (one starts in ~0.3 s of CPU) and are
 // started when first needed; the message goes to the worker transferred, the view comes back as a structured clone.
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { type ErrorShape, type READY, startWorkerPool } from '@smgw/worker-pool';
 import { MimeStructureError } from '../mime-structure.ts';
 import type { MessageView } from './message-view.ts';
 
@@ -50,163 +51,57 @@ export type ToViewWorker = { raw: Uint8Array };
 
 /** Worker → main thread. */
 export type FromViewWorker =
-  | { type: 'ready' }
+  | typeof READY
   | { type: 'parsed'; view: MessageView }
   | { type: 'done'; view: MessageView }
-  | { type: 'failed'; error: { name: string; code?: string; message: string } };
+  | { type: 'failed'; error: ErrorShape };
 
 const WORKER_URL = new URL('./message-view-worker.ts', import.meta.url);
 
-interface Waiting {
-  take(worker: Worker): void;
-  fail(error: Error): void;
-}
-
 export function startMessageViewWorkers(options: MessageViewWorkersOptions): MessageViewWorkers {
-  if (!(Number.isInteger(options.size) && options.size >= 1)) throw new RangeError('size must be a positive integer');
   if (!(options.timeLimitMs > 0)) throw new RangeError('timeLimitMs must be positive');
-  const workerUrl = options.workerUrl ?? WORKER_URL;
-  const idle: Worker[] = [];
-  const alive = new Set<Worker>();
-  const waiting: Waiting[] = [];
-  let closed = false;
+  const pool = startWorkerPool({
+    size: options.size,
+    workerUrl: options.workerUrl ?? WORKER_URL,
+    failure: (message, cause) => new MessageViewWorkerError(message, cause ? { cause } : undefined),
+    name: 'the message view worker',
+  });
 
-  /** A started worker, ready for its first view; the pool forgets it when it exits, however. */
-  function spawn(): Promise<Worker> {
-    const worker = new Worker(workerUrl);
-    alive.add(worker);
-    worker.once('exit', () => {
-      alive.delete(worker);
-      const at = idle.indexOf(worker);
-      if (at >= 0) idle.splice(at, 1);
-    });
-    return new Promise<Worker>((resolve, reject) => {
-      const onMessage = (message: FromViewWorker) => {
-        if (message.type !== 'ready') return;
-        done();
-        resolve(worker);
-      };
-      const onError = (error: Error) => {
-        done();
-        reject(new MessageViewWorkerError(`the message view worker did not start: ${error.message}`, { cause: error }));
-      };
-      const onExit = (code: number) => {
-        done();
-        reject(new MessageViewWorkerError(`the message view worker stopped while starting (exit code ${code})`));
-      };
-      const done = () => {
-        worker.off('message', onMessage).off('error', onError).off('exit', onExit);
-      };
-      worker.on('message', onMessage).on('error', onError).on('exit', onExit);
-    });
-  }
-
-  /** A worker for the next view, or undefined when none was free within the time limit. */
-  async function acquire(): Promise<Worker | undefined> {
-    if (closed) throw new MessageViewWorkerError('the message view workers are closed');
-    const free = idle.pop();
-    if (free) {
-      free.ref();
-      return free;
-    }
-    if (alive.size < options.size) return spawn();
-    return new Promise<Worker | undefined>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        waiting.splice(waiting.indexOf(entry), 1);
-        resolve(undefined);
-      }, options.timeLimitMs);
-      const entry: Waiting = {
-        take: (worker) => {
-          clearTimeout(timer);
-          resolve(worker);
-        },
-        fail: (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      };
-      waiting.push(entry);
-    });
-  }
-
-  function release(worker: Worker): void {
-    if (closed || !alive.has(worker)) return;
-    const next = waiting.shift();
-    if (next) {
-      next.take(worker);
-      return;
-    }
-    // An idle worker does not keep the process alive.
-    worker.unref();
-    idle.push(worker);
-  }
-
-  /** A worker given up (terminated, or dead): whoever waits gets a new one in its place. */
-  function discard(worker: Worker): void {
-    alive.delete(worker);
-    void worker.terminate();
-    const next = waiting.shift();
-    if (next) spawn().then(next.take, next.fail);
-  }
-
-  function run(worker: Worker, raw: Buffer): Promise<ViewOutcome> {
-    return new Promise<ViewOutcome>((resolve, reject) => {
-      let settled = false;
-      let parsed: MessageView | undefined;
-      const finish = (outcome: { error: Error; keep?: boolean } | { view: ViewOutcome; keep: boolean }) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        worker.off('message', onMessage).off('error', onError).off('exit', onExit);
-        if (outcome.keep) release(worker);
-        else discard(worker);
-        if ('view' in outcome) resolve(outcome.view);
-        else reject(outcome.error);
-      };
-      const timer = setTimeout(() => {
-        finish({
-          view: parsed ? { timedOut: 'sanitising', view: { ...parsed, htmlTimedOut: true } } : { timedOut: 'parsing' },
-          keep: false,
-        });
-      }, options.timeLimitMs);
-      const onMessage = (reply: FromViewWorker) => {
+  function viewIn(worker: Worker, raw: Buffer): Promise<ViewOutcome> {
+    let parsed: MessageView | undefined;
+    return pool.run<ViewOutcome, FromViewWorker>(worker, {
+      limitMs: options.timeLimitMs,
+      start(worker) {
+        // A copy of its own to transfer: `raw` may share memory with other buffers, and the caller keeps it.
+        const copy = new Uint8Array(raw);
+        const message: ToViewWorker = { raw: copy };
+        worker.postMessage(message, [copy.buffer]);
+      },
+      onReply(reply, end) {
         if (reply.type === 'parsed') parsed = reply.view;
-        else if (reply.type === 'done') finish({ view: { done: reply.view }, keep: true });
+        else if (reply.type === 'done') end({ value: { done: reply.view }, keep: true });
         // The message could not be read; the worker is fine.
-        else if (reply.type === 'failed') finish({ error: rebuiltError(reply.error), keep: true });
-      };
-      const onError = (error: Error) =>
-        finish({
-          error: new MessageViewWorkerError(`the message view worker failed: ${error.message}`, { cause: error }),
-        });
-      const onExit = (code: number) =>
-        finish({ error: new MessageViewWorkerError(`the message view worker stopped (exit code ${code})`) });
-      worker.on('message', onMessage).on('error', onError).on('exit', onExit);
-      // A copy of its own to transfer: `raw` may share memory with other buffers, and the caller keeps it.
-      const copy = new Uint8Array(raw);
-      const message: ToViewWorker = { raw: copy };
-      worker.postMessage(message, [copy.buffer]);
+        else if (reply.type === 'failed') end({ error: rebuiltError(reply.error), keep: true });
+      },
+      onTimeout: () => ({
+        value: parsed ? { timedOut: 'sanitising', view: { ...parsed, htmlTimedOut: true } } : { timedOut: 'parsing' },
+      }),
     });
   }
 
   return {
     async view(raw) {
-      const worker = await acquire();
+      // The wait for a free worker has its own limit of the same length.
+      const worker = await pool.acquireWithin(options.timeLimitMs);
       if (!worker) return { timedOut: 'waiting' };
-      return run(worker, raw);
+      return viewIn(worker, raw);
     },
-    async close() {
-      closed = true;
-      for (const { fail } of waiting.splice(0)) fail(new MessageViewWorkerError('the message view workers are closed'));
-      idle.length = 0;
-      await Promise.all([...alive].map((worker) => worker.terminate()));
-      alive.clear();
-    },
+    close: () => pool.close(),
   };
 }
 
 /** The worker's error as the class the page handles (MimeStructureError), or an Error with its code. */
-function rebuiltError(shape: { name: string; code?: string; message: string }): Error {
+function rebuiltError(shape: ErrorShape): Error {
   if (shape.code === 'MAILBOX_MIME_TOO_COMPLEX') return new MimeStructureError(shape.message);
   return Object.assign(new Error(shape.message), shape.code ? { code: shape.code } : {});
 }
