@@ -111,7 +111,10 @@ export function startWorkerPool(options: StartWorkerPoolOptions): WorkerPool {
   function release(worker: Worker): void {
     if (closed || !alive.has(worker)) return;
     const next = waiting.shift();
-    if (next) return next.take(worker);
+    if (next) {
+      next.take(worker);
+      return;
+    }
     // An idle worker does not keep the process alive.
     worker.unref();
     idle.push(worker);
