@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { htmlPart, message, multipart, textPart } from './mime-fixtures.ts';
 import { storeMessage } from './portal-mail-helpers.ts';
-import { loggedInBrowser, type PortalWorld, startPortalWorld } from './portal-world.ts';
+import { loggedInBrowser, logIn, type PortalWorld, startPortalWorld } from './portal-world.ts';
 
 const PASSWORD = 'correct horse battery staple';
 const STALLING_VIEW_WORKER = new URL('./stalling-view-worker.ts', import.meta.url);
@@ -143,5 +143,18 @@ describe('message views in workers (a worker that stalls or crashes on a marker,
       303,
     );
     assert.equal((await browser.get(`/nachricht/${stored.rowId}/inhalt`)).status, 404);
+  });
+
+  it('keeps no view of a mailbox past a logout', async () => {
+    const address = `abmelder${++counter}-${Date.now().toString(36)}@example.org`;
+    const { mailbox, browser } = await loggedInBrowser(world, address, PASSWORD);
+    const stored = await storeMessage(world, mailbox, message({}, htmlPart('<p>Nur bis zur Abmeldung</p>')));
+    const made = () => logged(world, 'PORTAL_MESSAGE_VIEW').filter((line) => line.messageId === stored.messageId);
+    assert.equal((await browser.get(`/nachricht/${stored.rowId}/inhalt`)).status, 200);
+    await browser.get('/postfach/eingang');
+    assert.equal((await browser.post('/abmelden')).status, 303);
+    assert.equal((await logIn(browser, address, PASSWORD)).status, 303);
+    assert.equal((await browser.get(`/nachricht/${stored.rowId}/inhalt`)).status, 200);
+    assert.equal(made().length, 2);
   });
 });

@@ -33,6 +33,7 @@ export const accountPages: PortalPage = async (app, ctx) => {
     const { mailbox } = ctx.login(req);
     const ended = await ctx.sessions.destroyAllOf(mailbox.id);
     await ctx.endSession(req, reply);
+    ctx.viewCache.forgetMailbox(mailbox.id);
     await recordMailboxAudit(ctx.deps.pool, {
       mailboxId: mailbox.id,
       address: mailbox.address,

@@ -67,7 +67,11 @@ export const loginPages: PortalPage = async (app, ctx) => {
   app.post('/abmelden', async (req, reply) => {
     const mailboxId = req.portalLogin?.mailbox.id;
     await ctx.endSession(req, reply);
-    if (mailboxId) req.log.info({ code: 'PORTAL_LOGGED_OUT', mailboxId }, 'logged out');
+    if (mailboxId) {
+      // The decrypted views of its messages kept for a reload do not outlive the session that read them.
+      ctx.viewCache.forgetMailbox(mailboxId);
+      req.log.info({ code: 'PORTAL_LOGGED_OUT', mailboxId }, 'logged out');
+    }
     return reply.redirect('/anmelden?abgemeldet=1', 303);
   });
 };
