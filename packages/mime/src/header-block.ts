@@ -48,6 +48,10 @@ export function findHeaderEnd(bytes: Buffer): HeaderEnd | undefined {
   return undefined;
 }
 
+// Blanks at the end, matched only from the start of their run: /[ \t]+$/ tried again from each blank of a run that
+// does not end the text (quadratic: a name of 100,000 blanks and a letter took 4.6 s, a 1 MiB header line minutes).
+const TRAILING_BLANKS = /(?<![ \t])[ \t]+$/;
+
 /** Parses a header block (with or without the blank line) into fields; lines that are not fields are dropped. */
 export function parseHeaderFields(block: string): HeaderField[] {
   const fields: HeaderField[] = [];
@@ -59,7 +63,7 @@ export function parseHeaderFields(block: string): HeaderField[] {
     const colon = raw.indexOf(':');
     // RFC 5322 §4.5.3 (obs-optional): white space may stand before the colon, and mail clients read `From :` as
     // From; dropping such a line would hide a field from every check that a reader still sees.
-    const name = raw.slice(0, colon).replace(/[ \t]+$/, '');
+    const name = raw.slice(0, colon).replace(TRAILING_BLANKS, '');
     if (colon > 0 && /^[!-9;-~]+$/.test(name)) {
       const value = raw
         .slice(colon + 1)
