@@ -549,11 +549,12 @@ export function decodedBody(entity: { fields: readonly HeaderField[]; body: Buff
   return entity.body;
 }
 
+// Blanks before a line break (RFC 2045 §6.7 (3)), matched only from the start of their run: /[ \t]+\r\n/g tried
+// again from each blank of a run that ends in no line break (quadratic: 100,000 blanks took 4.6 s of the walk).
+const BLANKS_BEFORE_LINE_BREAK = /(?<![ \t])[ \t]+\r\n/g;
+
 function decodeQuotedPrintable(body: Buffer): Buffer {
-  const text = body
-    .toString('latin1')
-    .replace(/[ \t]+\r\n/g, '\r\n')
-    .replace(/=\r\n/g, '');
+  const text = body.toString('latin1').replace(BLANKS_BEFORE_LINE_BREAK, '\r\n').replace(/=\r\n/g, '');
   return Buffer.from(
     text.replace(/=([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16))),
     'latin1',
