@@ -10,6 +10,7 @@ import { Resolver } from 'node:dns/promises';
 import { PassThrough } from 'node:stream';
 import { listedAddresses, MAX_HEADER_BYTES } from '@smgw/mime';
 import { dkimVerify, dmarc, spf } from 'mailauth';
+import { shownDomain } from './sender-policy.ts';
 
 /** mailauth's resolver: node:dns `resolve(name, type)` shapes, errors with node:dns codes (ENOTFOUND, ETIMEOUT, …). */
 export type DnsLookup = (name: string, type: string) => Promise<never>;
@@ -396,13 +397,7 @@ export function fromFieldAddresses(block: string): string[] {
  * From domain), so `a@[bank.example]` is bank.example's, not a name no DNS answers for (temperror, accepted).
  */
 function domainOf(address: string): string {
-  return address
-    .slice(address.lastIndexOf('@') + 1)
-    .trim()
-    .replace(/^\[(.*)\]$/, '$1')
-    .trim()
-    .toLowerCase()
-    .replace(/\.+$/, '');
+  return shownDomain(address).toLowerCase();
 }
 
 /**

@@ -162,12 +162,22 @@ function cacheAddress(address: string): string {
   return address.toLowerCase();
 }
 
+/**
+ * What /^[^\s<>]+@[^\s<>]+$/ takes: no white space or angle brackets, an at sign with something on both sides. Not
+ * that expression: it tried each at sign of the address again to its end (a RCPT of 16 KB, as long as smtp-server
+ * reads one, took 0.2 s of the MX port).
+ */
+function probeable(address: string): boolean {
+  const at = address.indexOf('@', 1);
+  return at !== -1 && at < address.length - 1 && !/[\s<>]/.test(address);
+}
+
 /** Asks the relays in order; the first that can be reached answers. */
 export function relayProbe(
   settings: Pick<RecipientVerificationSettings, 'relays' | 'hostname' | 'probeTimeoutMs'>,
 ): ProbeRecipient {
   return async (address) => {
-    if (!/^[^\s<>]+@[^\s<>]+$/.test(address)) return { verdict: 'unverified', reason: 'not an address to probe' };
+    if (!probeable(address)) return { verdict: 'unverified', reason: 'not an address to probe' };
     const reasons: string[] = [];
     for (const relay of settings.relays) {
       const answer = await probeRelay(relay, address, settings);

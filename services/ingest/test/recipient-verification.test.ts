@@ -4,7 +4,7 @@ import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '@smgw/testing';
 import { Redis } from 'ioredis';
-import { createRecipientVerification } from '../src/recipient-verification.ts';
+import { createRecipientVerification, relayProbe } from '../src/recipient-verification.ts';
 import type { RunningIngest } from '../src/service.ts';
 import { createTestWorld, type TestWorld } from './harness.ts';
 import { SmtpTestClient } from './smtp-client.ts';
@@ -314,5 +314,25 @@ describe('recipient verification when the relay cannot be asked', () => {
     const client = await mxSession(off.inboundPort);
     assert.equal(await rcpt(client, 'amt-h@behoerde.example'), '250 2.1.5 Accepted');
     await client.quit();
+  });
+});
+
+describe('which RCPT addresses are probed at all', () => {
+  const probe = relayProbe({ relays: [], hostname: 'smgw.test', probeTimeoutMs: 100 });
+
+  it('probes none without an at sign between two characters, or with white space or angle brackets', async () => {
+    for (const address of ['a', '@a', 'a@', '@', 'a b@c', 'a@b\u00a0', '<a@b>', 'a@b\n']) {
+      assert.deepEqual(await probe(address), { verdict: 'unverified', reason: 'not an address to probe' }, address);
+    }
+    for (const address of ['a@b', '@@a', 'a@@', '@a@b']) {
+      assert.notDeepEqual(await probe(address), { verdict: 'unverified', reason: 'not an address to probe' }, address);
+    }
+  });
+
+  // Each at sign was tried again to the end of the address: a RCPT as long as smtp-server reads (16 KB) took 0.2 s
+  // of the MX port, and a client may send many.
+  it('reads an address of 1 MiB of at signs before a space in one pass', async () => {
+    const address = `${'@a'.repeat(512 * 1024)} @behoerde.example`;
+    assert.deepEqual(await probe(address), { verdict: 'unverified', reason: 'not an address to probe' });
   });
 });
