@@ -255,6 +255,20 @@ describe('the original of a reply', () => {
     assert.equal(context.subject, 'Bescheid über Wohngeld');
   });
 
+  // The header block of a stranger's message may be the whole 30 MB: read whole, a Subject folded a million times
+  // took 7 s of the portal's one event loop on the reply form, and again on sending the reply.
+  it('reads only the first 256 KiB of the header block, as mailparser and the message page do', () => {
+    const head = 'From: sb@behoerde.example\r\nSubject: Bescheid\r\nReferences:';
+    const references = ' <r@behoerde.example>'.repeat(1_500_000);
+    const context = readReplyContext(
+      Buffer.from(`${head}${references}\r\nMessage-ID: <spaet@behoerde.example>\r\n\r\nText`),
+    );
+    assert.equal(context.subject, 'Bescheid');
+    assert.deepEqual(context.fromAddresses, ['sb@behoerde.example']);
+    assert.ok(context.references.length < (256 * 1024) / 20, `${context.references.length} references read`);
+    assert.equal(context.messageId, undefined, 'a field beyond the first 256 KiB is not read');
+  });
+
   it('prefixes Re: once', () => {
     assert.equal(replySubject('Bescheid'), 'Re: Bescheid');
     assert.equal(replySubject('Re: AW: re:Bescheid'), 'Re: Bescheid');
