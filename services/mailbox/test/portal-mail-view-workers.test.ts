@@ -2,12 +2,15 @@
 // plain HTML took seconds of the portal's one event loop per view, and a client may open 120 views a minute, so a
 // few clients opening one big message kept everyone's logins and pages waiting. A view over its time falls back to
 // the text part or the original; a worker that dies is a 500 page and is replaced; a view made in the last minute is
-// not made again for the same mailbox.
+// not made again for the same mailbox. An attachment download and the reply form's quote parse the whole message
+// too: they run in the same workers under the same limit; over it, the download answers a page offering the
+// original, the reply form opens without its quote.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { htmlPart, message, multipart, textPart } from './mime-fixtures.ts';
+import { attachmentPart, htmlPart, message, multipart, textPart } from './mime-fixtures.ts';
 import { storeMessage } from './portal-mail-helpers.ts';
 import { loggedInBrowser, logIn, type PortalWorld, startPortalWorld } from './portal-world.ts';
+import { agencyWith } from './portal-write-fixtures.ts';
 
 const PASSWORD = 'correct horse battery staple';
 const STALLING_VIEW_WORKER = new URL('./stalling-view-worker.ts', import.meta.url);
@@ -52,9 +55,11 @@ describe('message views in workers (a worker that stalls or crashes on a marker,
   let world: PortalWorld;
   before(async () => {
     world = await startPortalWorld({
-      settings: { messageViewTimeLimitMs: 2000, messageViewWorkers: 1 },
+      settings: { messageViewTimeLimitMs: 2000, messageViewWorkers: 1, internalDomains: ['behoerde.example'] },
       messageViewWorkerUrl: STALLING_VIEW_WORKER,
     });
+    // The reply form is for messages from an agency (the fixtures' sender is amt@behoerde.example).
+    await agencyWith(world.db.pool, 'Amt', 'behoerde.example', ['amt@behoerde.example'], ['amt@behoerde.example']);
   });
   after(() => world.close());
 
@@ -156,5 +161,119 @@ describe('message views in workers (a worker that stalls or crashes on a marker,
     assert.equal((await logIn(browser, address, PASSWORD)).status, 303);
     assert.equal((await browser.get(`/nachricht/${stored.rowId}/inhalt`)).status, 200);
     assert.equal(made().length, 2);
+  });
+
+  it('answers an attachment not read in time with a page offering the original, answering others meanwhile', async () => {
+    const { mailbox, browser } = await loggedInUser(world);
+    const raw = message(
+      { subject: 'Anlage' },
+      multipart('mixed', [
+        textPart('STALL-BEFORE-PARSE'),
+        attachmentPart('application/pdf', 'bescheid.pdf', Buffer.from('%PDF-1.4 Inhalt der Anlage')),
+      ]),
+    );
+    const stored = await storeMessage(world, mailbox, raw);
+    let downloaded = false;
+    const download = browser.get(`/nachricht/${stored.rowId}/anhang/0`).then((page) => {
+      downloaded = true;
+      return page;
+    });
+    const login = await world.browser('192.0.2.8').get('/anmelden');
+    assert.equal(login.status, 200);
+    assert.equal(downloaded, false, 'the login page was answered while the attachment was still being read');
+
+    const page = await download;
+    assert.equal(page.status, 503);
+    assert.match(String(page.headers['content-type']), /^text\/html/);
+    assert.equal(page.headers['content-disposition'], undefined, 'a page, not a file');
+    assert.match(page.body, /Anhang konnte nicht rechtzeitig aus der Nachricht gelesen werden/);
+    assert.match(page.body, new RegExp(`href="/nachricht/${stored.rowId}/original" download`));
+    const lines = logged(world, 'PORTAL_VIEW_TIME_LIMIT').filter((line) => line.messageId === stored.messageId);
+    assert.deepEqual(
+      lines.map((line) => [line.job, line.stage, line.mailboxId]),
+      [['attachment', 'parsing', mailbox.id]],
+    );
+    assert.doesNotMatch(world.logLines.join('\n'), /Inhalt der Anlage|bescheid\.pdf/, 'no content in the log');
+
+    // The page's parse runs out of its time too; after it, a download does not try again within the minute.
+    assert.equal((await browser.get(`/nachricht/${stored.rowId}`)).status, 200);
+    const english = await browser.get(`/nachricht/${stored.rowId}/anhang/0?lang=en`);
+    assert.equal(english.status, 503);
+    assert.match(english.body, /attachment could not be read from the message in time/);
+    assert.match(english.body, /Download original/);
+    const after = logged(world, 'PORTAL_VIEW_TIME_LIMIT').filter((line) => line.messageId === stored.messageId);
+    assert.deepEqual(
+      after.map((line) => line.job ?? 'view'),
+      ['attachment', 'view', 'attachment'],
+    );
+    assert.equal(after[2]?.ms, 0, 'answered from the page outcome, without a worker');
+  });
+
+  it('downloads an ordinary attachment through the workers, byte for byte, after a stalled one', async () => {
+    const { mailbox, browser } = await loggedInUser(world);
+    const content = Buffer.alloc(100 * 1024, 7);
+    const stored = await storeMessage(
+      world,
+      mailbox,
+      message({}, multipart('mixed', [textPart('Anbei'), attachmentPart('application/pdf', 'a.pdf', content)])),
+    );
+    const download = await browser.get(`/nachricht/${stored.rowId}/anhang/0`);
+    assert.equal(download.status, 200);
+    assert.equal(download.body, content.toString('latin1'));
+    assert.equal((await browser.get(`/nachricht/${stored.rowId}/anhang/1`)).status, 404);
+  });
+
+  it('opens the reply form without its quote and with a notice when the original is not read in time', async () => {
+    const { mailbox, browser } = await loggedInUser(world);
+    const stored = await storeMessage(world, mailbox, message({ subject: 'Frage' }, textPart('STALL-BEFORE-PARSE')));
+    let answered = false;
+    const form = browser.get(`/nachricht/${stored.rowId}/antworten`).then((page) => {
+      answered = true;
+      return page;
+    });
+    assert.equal((await world.browser('192.0.2.9').get('/anmelden')).status, 200);
+    assert.equal(answered, false, 'the login page was answered while the quote was still being read');
+
+    const page = await form;
+    assert.equal(page.status, 200);
+    assert.match(page.body, /value="Re: Frage"/);
+    assert.match(page.body, /amt@behoerde\.example/);
+    assert.match(page.body, /konnte nicht rechtzeitig zum Zitieren gelesen werden/);
+    assert.doesNotMatch(page.body, /STALL-BEFORE-PARSE|schrieb:/, 'nothing quoted');
+    // Kept a minute as a view is: a reload does not run into the limit again.
+    const again = await browser.get(`/nachricht/${stored.rowId}/antworten?lang=en`);
+    assert.match(again.body, /could not be read in time to quote it/);
+    const lines = logged(world, 'PORTAL_VIEW_TIME_LIMIT').filter((line) => line.messageId === stored.messageId);
+    assert.deepEqual(
+      lines.map((line) => [line.job, line.stage, line.mailboxId]),
+      [['quote', 'parsing', mailbox.id]],
+    );
+  });
+
+  it('quotes an ordinary original through the workers, once a minute, for its own mailbox only', async () => {
+    const address = `zitierer${++counter}-${Date.now().toString(36)}@example.org`;
+    const { mailbox, browser } = await loggedInBrowser(world, address, PASSWORD);
+    const stored = await storeMessage(
+      world,
+      mailbox,
+      message({ subject: 'Bescheid' }, textPart('Ihr Antrag\n\nist da.')),
+    );
+    const made = () => logged(world, 'PORTAL_REPLY_QUOTE').filter((line) => line.messageId === stored.messageId);
+    const form = await browser.get(`/nachricht/${stored.rowId}/antworten`);
+    assert.equal(form.status, 200);
+    assert.equal((await browser.get(`/nachricht/${stored.rowId}/antworten`)).status, 200);
+    assert.equal(made().length, 1, 'the reload quoted from the kept quote');
+    assert.equal(made()[0]?.mailboxId, mailbox.id);
+    assert.match(form.body, /Am 2025-07-01 schrieb amt@behoerde\.example:\n&gt; Ihr Antrag\n&gt;\n&gt; ist da\./);
+    assert.doesNotMatch(form.body, /rechtzeitig/);
+    // Another mailbox: not found, whatever is kept.
+    assert.equal((await (await loggedInUser(world)).browser.get(`/nachricht/${stored.rowId}/antworten`)).status, 404);
+    // A logout forgets the quote with the views: logged in again, the same form is quoted from the message again.
+    await browser.get('/postfach/eingang');
+    assert.equal((await browser.post('/abmelden')).status, 303);
+    assert.equal((await logIn(browser, address, PASSWORD)).status, 303);
+    assert.match((await browser.get(`/nachricht/${stored.rowId}/antworten`)).body, /&gt; ist da\./);
+    assert.equal(made().length, 2);
+    assert.doesNotMatch(world.logLines.join('\n'), /Ihr Antrag/, 'no content in the log');
   });
 });

@@ -1,7 +1,7 @@
-// The real message view worker, except for messages holding a marker: STALL-BEFORE-PARSE spins before parsing,
+// The real message view worker (views, attachments, quotes), except for messages holding a marker: STALL-BEFORE-PARSE spins before parsing,
 // STALL-AFTER-PARSE spins once the parsed view is sent (before sanitising), CRASH-THE-WORKER exits (code 70). How the
 // pool and the page meet a view that runs out of its time at either stage, and a worker that dies, deterministically.
-import { parentPort } from 'node:worker_threads';
+import { parentPort, type Transferable } from 'node:worker_threads';
 import type { FromViewWorker, ToViewWorker } from '../src/portal/message-view-workers.ts';
 
 const port = parentPort;
@@ -22,8 +22,8 @@ port.on('message', (message: ToViewWorker) => {
   stallAfterParse = raw.includes('STALL-AFTER-PARSE');
 });
 const post = port.postMessage.bind(port);
-port.postMessage = (message: FromViewWorker) => {
-  post(message);
+port.postMessage = (message: FromViewWorker, transfer?: readonly Transferable[]) => {
+  post(message, transfer);
   if (message.type === 'parsed' && stallAfterParse) spin();
 };
 await import('../src/portal/message-view-worker.ts');

@@ -1,17 +1,27 @@
-// The views of messages opened in the last minute, so that the frame after its page, a reload, or a client opening
+// The views of messages opened in the last minute (and the reply form's quotes of them), so that the frame after its page, a reload, or a client opening
 // the same big message again and again does not parse and sanitise it again (seconds of a worker for 4 MB of HTML).
 // Keyed by mailbox and message row and read only after the row was found in the session's mailbox (pages/message.ts):
 // a view is never served to another mailbox, nor after its message is gone. Bounded in bytes (oldest out first);
-// deleting a message or a mailbox forgets its views at once, so no plaintext outlives them here.
+// deleting a message or a mailbox, or logging out, forgets its views and quotes at once, so no plaintext outlives them.
 import type { MessageView } from './message-view.ts';
-import type { ViewOutcome } from './message-view-workers.ts';
+import type { JobOutcome, ViewOutcome } from './message-view-workers.ts';
+import type { QuoteSource } from './reply-context.ts';
 
 /** What is kept: a view, whole or without its HTML, or that it was not parsed in its time ('waiting' is not kept). */
 export type CachedViewOutcome = Exclude<ViewOutcome, { timedOut: 'waiting' }>;
+/** A reply's quote (quoted text, sender, date), nothing to quote, or that it was not parsed in its time. */
+export type CachedQuoteOutcome = Exclude<JobOutcome<QuoteSource | undefined>, { timedOut: 'waiting' }>;
+
+/** What is kept of a message, by kind. */
+export interface CachedOutcomes {
+  view: CachedViewOutcome;
+  quote: CachedQuoteOutcome;
+}
+const KINDS = ['view', 'quote'] as const satisfies readonly (keyof CachedOutcomes)[];
 
 export interface MessageViewCache {
-  get(mailboxId: string, rowId: string): CachedViewOutcome | undefined;
-  set(mailboxId: string, rowId: string, outcome: CachedViewOutcome): void;
+  get<K extends keyof CachedOutcomes>(kind: K, mailboxId: string, rowId: string): CachedOutcomes[K] | undefined;
+  set<K extends keyof CachedOutcomes>(kind: K, mailboxId: string, rowId: string, outcome: CachedOutcomes[K]): void;
   forgetMessages(mailboxId: string, rowIds: readonly string[]): void;
   forgetMailbox(mailboxId: string): void;
 }
@@ -28,7 +38,7 @@ export const MESSAGE_VIEW_CACHE_TTL_MS = 60_000;
 export const MESSAGE_VIEW_CACHE_MAX_BYTES = 64 * 1024 * 1024;
 
 interface Entry {
-  outcome: CachedViewOutcome;
+  outcome: CachedOutcomes[keyof CachedOutcomes];
   bytes: number;
   expiresAt: number;
 }
@@ -37,7 +47,7 @@ export function createMessageViewCache(options: MessageViewCacheOptions): Messag
   // Map order is insertion order: the first entry is the oldest.
   const entries = new Map<string, Entry>();
   let total = 0;
-  const keyOf = (mailboxId: string, rowId: string) => `${mailboxId}/${rowId}`;
+  const keyOf = (kind: keyof CachedOutcomes, mailboxId: string, rowId: string) => `${mailboxId}/${rowId}/${kind}`;
   const remove = (key: string) => {
     const entry = entries.get(key);
     if (!entry) return;
@@ -46,20 +56,21 @@ export function createMessageViewCache(options: MessageViewCacheOptions): Messag
   };
 
   return {
-    get(mailboxId, rowId) {
-      const key = keyOf(mailboxId, rowId);
+    get<K extends keyof CachedOutcomes>(kind: K, mailboxId: string, rowId: string) {
+      const key = keyOf(kind, mailboxId, rowId);
       const entry = entries.get(key);
       if (!entry) return undefined;
       if (entry.expiresAt <= options.now()) {
         remove(key);
         return undefined;
       }
-      return entry.outcome;
+      // Stored under this kind's key by `set` only.
+      return entry.outcome as CachedOutcomes[K];
     },
-    set(mailboxId, rowId, outcome) {
-      const key = keyOf(mailboxId, rowId);
+    set(kind, mailboxId, rowId, outcome) {
+      const key = keyOf(kind, mailboxId, rowId);
       remove(key);
-      const bytes = estimatedBytes(outcome);
+      const bytes = estimatedBytes(kind, outcome);
       if (bytes > options.maxBytes / 4) return;
       const now = options.now();
       for (const [oldest, entry] of entries) {
@@ -70,7 +81,7 @@ export function createMessageViewCache(options: MessageViewCacheOptions): Messag
       total += bytes;
     },
     forgetMessages(mailboxId, rowIds) {
-      for (const rowId of rowIds) remove(keyOf(mailboxId, rowId));
+      for (const rowId of rowIds) for (const kind of KINDS) remove(keyOf(kind, mailboxId, rowId));
     },
     forgetMailbox(mailboxId) {
       for (const key of [...entries.keys()]) if (key.startsWith(`${mailboxId}/`)) remove(key);
@@ -78,9 +89,14 @@ export function createMessageViewCache(options: MessageViewCacheOptions): Messag
   };
 }
 
-/** Two bytes a character of the long strings (text, HTML), and a little for the rest. */
-function estimatedBytes(outcome: CachedViewOutcome): number {
-  const view: MessageView | undefined = 'done' in outcome ? outcome.done : 'view' in outcome ? outcome.view : undefined;
+/** Two bytes a character of the long strings (text, HTML, quote), and a little for the rest. */
+function estimatedBytes<K extends keyof CachedOutcomes>(kind: K, outcome: CachedOutcomes[K]): number {
+  if (kind === 'quote') {
+    const quote = outcome as CachedQuoteOutcome;
+    return 256 + ('done' in quote ? 2 * (quote.done?.text.length ?? 0) : 0);
+  }
+  const shown = outcome as CachedViewOutcome;
+  const view: MessageView | undefined = 'done' in shown ? shown.done : 'view' in shown ? shown.view : undefined;
   if (!view) return 256;
   return 4096 + 2 * ((view.text?.length ?? 0) + (view.html?.html.length ?? 0) + view.attachments.length * 256);
 }

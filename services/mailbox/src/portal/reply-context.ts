@@ -1,7 +1,8 @@
 // What a reply needs of the message it answers, read from its header block: the sender (From, never Reply-To or
 // Cc: whoever sent the original may set those to anyone), its Message-ID and References for threading, and its
 // subject for "Re: …". Only the header block is read, at most its first MIME_LIMITS.maxHeaderBytes; nothing is trusted
-// beyond its shape.
+// beyond its shape. The quote of the original (readQuoteSource) parses the whole message: it runs in the message view
+// workers (message-view-workers.ts), under their time limit.
 import { decodeEncodedWords, headerValue, listedAddresses, splitHeaderBlock } from '@smgw/mime';
 import { type ParsedMail, simpleParser } from 'mailparser';
 import { MIME_LIMITS, readMimeLeaves } from '../mime-structure.ts';
@@ -49,13 +50,20 @@ export function replySubject(subject: string): string {
 /** At most this much of the original's text is quoted in a reply (the rest is cut with a line "[…]"). */
 export const MAX_QUOTED_CHARS = 20_000;
 
+/** What a reply quotes of its original: its text (already cut), its sender's address and its date ('' if none). */
+export interface QuoteSource {
+  text: string;
+  from: string;
+  /** YYYY-MM-DD. */
+  date: string;
+}
+
 /**
- * The original's plain text (mailparser: the text part, or the text of its HTML), each line prefixed with "> ",
- * after a line such as "On <date>, <from> wrote:". Nothing is rendered as HTML: this goes into a textarea.
- * Parsed under the message page's limits (MIME_LIMITS, depth walked first); a message beyond them, or one mailparser
- * cannot read, is quoted with nothing: the reply form opens all the same.
+ * The original's plain text (mailparser: the text part, or the text of its HTML), cut at MAX_QUOTED_CHARS, with its
+ * sender and date. Parsed under the message page's limits (MIME_LIMITS, depth walked first); a message beyond them,
+ * or one mailparser cannot read, is undefined: the reply form opens all the same, with nothing quoted.
  */
-export async function quoteOriginal(raw: Buffer, intro: (from: string, date: string) => string): Promise<string> {
+export async function readQuoteSource(raw: Buffer): Promise<QuoteSource | undefined> {
   let parsed: ParsedMail;
   try {
     await readMimeLeaves(raw, MIME_LIMITS);
@@ -65,12 +73,27 @@ export async function quoteOriginal(raw: Buffer, intro: (from: string, date: str
       skipImageLinks: true,
     });
   } catch {
-    return '';
+    return undefined;
   }
   const text = (parsed.text ?? '').replace(/\r\n?/g, '\n').trimEnd();
-  const cut = text.length > MAX_QUOTED_CHARS ? `${text.slice(0, MAX_QUOTED_CHARS)}\n[…]` : text;
-  const from = parsed.from?.value[0]?.address ?? '';
-  const date = parsed.date && !Number.isNaN(parsed.date.getTime()) ? parsed.date.toISOString().slice(0, 10) : '';
-  const quoted = cut.split('\n').map((line) => (line === '' ? '>' : `> ${line}`));
-  return `\n\n${intro(from, date)}\n${quoted.join('\n')}\n`;
+  return {
+    text: text.length > MAX_QUOTED_CHARS ? `${text.slice(0, MAX_QUOTED_CHARS)}\n[…]` : text,
+    from: parsed.from?.value[0]?.address ?? '',
+    date: parsed.date && !Number.isNaN(parsed.date.getTime()) ? parsed.date.toISOString().slice(0, 10) : '',
+  };
+}
+
+/**
+ * The quote as the reply form's text starts: each line prefixed with "> ", after a line such as "On <date>, <from>
+ * wrote:" ('' when there is nothing to quote). Nothing is rendered as HTML: this goes into a textarea.
+ */
+export function formatQuote(source: QuoteSource | undefined, intro: (from: string, date: string) => string): string {
+  if (!source) return '';
+  const quoted = source.text.split('\n').map((line) => (line === '' ? '>' : `> ${line}`));
+  return `\n\n${intro(source.from, source.date)}\n${quoted.join('\n')}\n`;
+}
+
+/** readQuoteSource and formatQuote in one, on the calling thread (tests; the portal runs the first in a worker). */
+export async function quoteOriginal(raw: Buffer, intro: (from: string, date: string) => string): Promise<string> {
+  return formatQuote(await readQuoteSource(raw), intro);
 }

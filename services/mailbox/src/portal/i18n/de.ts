@@ -155,6 +155,10 @@ export const de = {
   'message.trash': 'In den Papierkorb',
   'message.restore': 'Wiederherstellen',
   'message.deleteForever': 'Endgültig löschen',
+  'message.downloadUnavailable.title': 'Anhang nicht verfügbar',
+  'message.downloadUnavailable.back': 'Zurück zur Nachricht',
+  'message.downloadTimedOut':
+    'Dieser Anhang konnte nicht rechtzeitig aus der Nachricht gelesen werden. Laden Sie das Original herunter und öffnen Sie es in einem E-Mail-Programm: es enthält alle Anhänge.',
   'message.downloadOriginal': 'Original herunterladen (.eml)',
   'message.back': 'Zurück zu: {folder}',
   // --- end message ---
@@ -181,6 +185,8 @@ export const de = {
   'compose.sent.toSent': 'Zum Ordner „Gesendet“',
   'compose.reply.title': 'Antworten',
   'compose.reply.to': 'An (Absender der Nachricht)',
+  'compose.reply.quoteTimedOut':
+    'Die ursprüngliche Nachricht konnte nicht rechtzeitig zum Zitieren gelesen werden: Ihre Antwort beginnt ohne Zitat.',
   'compose.reply.quoteIntro': 'Am {date} schrieb {from}:',
   'compose.reply.refused.title': 'Antworten nicht möglich',
   'compose.reply.refused.text':

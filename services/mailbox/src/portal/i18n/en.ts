@@ -152,6 +152,10 @@ export const en: Record<MessageKey, string> = {
   'message.trash': 'Move to trash',
   'message.restore': 'Restore',
   'message.deleteForever': 'Delete for good',
+  'message.downloadUnavailable.title': 'Attachment not available',
+  'message.downloadUnavailable.back': 'Back to the message',
+  'message.downloadTimedOut':
+    'This attachment could not be read from the message in time. Download the original and open it in an e-mail program: it holds every attachment.',
   'message.downloadOriginal': 'Download original (.eml)',
   'message.back': 'Back to: {folder}',
   // --- end message ---
@@ -178,6 +182,8 @@ export const en: Record<MessageKey, string> = {
   'compose.sent.toSent': 'Go to the Sent folder',
   'compose.reply.title': 'Reply',
   'compose.reply.to': 'To (sender of the message)',
+  'compose.reply.quoteTimedOut':
+    'The original message could not be read in time to quote it: your reply starts without a quote.',
   'compose.reply.quoteIntro': 'On {date}, {from} wrote:',
   'compose.reply.refused.title': 'Reply not possible',
   'compose.reply.refused.text':

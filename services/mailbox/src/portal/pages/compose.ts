@@ -19,8 +19,10 @@ import { draftTokenKey, newDraftToken, openDraftToken } from '../draft-token.ts'
 import { PortalWriteError, type PortalWriteErrorCode } from '../errors.ts';
 import type { MessageKey } from '../i18n/index.ts';
 import { takeSlots } from '../limits.ts';
+import type { CachedQuoteOutcome } from '../message-view-cache.ts';
+import { MessageViewWorkerError } from '../message-view-workers.ts';
 import { decidePortalRecipients } from '../recipients.ts';
-import { quoteOriginal, type ReplyContext, readReplyContext, replySubject } from '../reply-context.ts';
+import { formatQuote, type ReplyContext, readReplyContext, replySubject } from '../reply-context.ts';
 import { type PortalSubmission, type SubmitDeps, submitPortalMessage } from '../submit.ts';
 import { multipartField } from './form-fields.ts';
 import { PARSES_PER_MINUTE } from './message.ts';
@@ -51,7 +53,15 @@ interface Uploads {
 type Target =
   | { kind: 'new' }
   /** `original`: the whole message, for the quote on the form; not kept while a reply is sent. */
-  | { kind: 'reply'; rowId: string; to: string; original: Buffer | undefined; context: ReplyContext };
+  | {
+      kind: 'reply';
+      rowId: string;
+      /** The gateway message id of the original, for the log. */
+      messageId: string;
+      to: string;
+      original: Buffer | undefined;
+      context: ReplyContext;
+    };
 
 export const composePages: PortalPage = async (app, ctx) => {
   const maxUploadBytes = ctx.settings.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
@@ -130,6 +140,8 @@ export const composePages: PortalPage = async (app, ctx) => {
       errors?: Record<string, string>;
       failure?: string;
       reattach?: boolean;
+      /** A notice above the form (the quote could not be read in time). */
+      notice?: string;
     },
     status = 200,
   ) {
@@ -154,6 +166,7 @@ export const composePages: PortalPage = async (app, ctx) => {
         values: data.values ?? {},
         errors: data.errors ?? {},
         failure: data.failure,
+        notice: data.notice,
         reattach: data.reattach ?? false,
       },
       status,
@@ -177,7 +190,46 @@ export const composePages: PortalPage = async (app, ctx) => {
       { pool: ctx.deps.pool, internalDomains },
       { kind: 'reply', original: context },
     );
-    return { kind: 'reply', rowId: row.id, to: to ?? '', original: raw, context };
+    return { kind: 'reply', rowId: row.id, messageId: row.messageId, to: to ?? '', original: raw, context };
+  }
+
+  /**
+   * The reply form's quote of its original: read in a message view worker under its time limit (a stranger's message
+   * of 30 MB is seconds of mailparser), kept a minute as the message's view is (message-view-cache.ts), so a reload
+   * does not parse again. Over its time, or no worker free in time, the form opens without it; a worker that dies the
+   * same (logged: not the message's fault, and the reply can be written all the same).
+   */
+  async function quoteOf(
+    req: FastifyRequest,
+    mailbox: Mailbox,
+    target: Target & { kind: 'reply' },
+  ): Promise<CachedQuoteOutcome | { timedOut: 'waiting' | 'failed' }> {
+    const cached = ctx.viewCache.get('quote', mailbox.id, target.rowId);
+    if (cached) return cached;
+    const ids = { mailboxId: mailbox.id, messageId: target.messageId, rowId: target.rowId };
+    const started = performance.now();
+    let outcome: Awaited<ReturnType<typeof ctx.messageViews.quote>>;
+    try {
+      outcome = await ctx.messageViews.quote(target.original ?? Buffer.alloc(0));
+    } catch (err) {
+      if (!(err instanceof MessageViewWorkerError)) throw err;
+      req.log.error({ err, code: err.code, ...ids }, 'the message view worker failed');
+      return { timedOut: 'failed' };
+    }
+    const ms = Math.round(performance.now() - started);
+    if ('timedOut' in outcome) {
+      req.log.warn(
+        { code: 'PORTAL_VIEW_TIME_LIMIT', stage: outcome.timedOut, job: 'quote', ms, ...ids },
+        'a reply quote ran out of its time: the form opens without it',
+      );
+    } else {
+      req.log.debug({ code: 'PORTAL_REPLY_QUOTE', ms, ...ids }, 'reply quote made');
+    }
+    // A wait for a free worker says nothing about the message: not kept.
+    if (!('timedOut' in outcome && outcome.timedOut === 'waiting')) {
+      ctx.viewCache.set('quote', mailbox.id, target.rowId, outcome);
+    }
+    return outcome;
   }
 
   /** The page for a reply to someone who is no agency. */
@@ -302,12 +354,16 @@ export const composePages: PortalPage = async (app, ctx) => {
     }
     if (target?.kind !== 'reply') return ctx.renderError(req, reply, 404);
     const { context } = target;
-    const quote = await quoteOriginal(target.original ?? Buffer.alloc(0), (from, date) =>
-      t('compose.reply.quoteIntro', { from: from || '?', date: date || '?' }),
-    );
+    const quote = await quoteOf(req, mailbox, target);
     return renderForm(req, reply, target, {
       draft: newDraftToken(draftKey, mailbox.id, ctx.now()),
-      values: { subject: replySubject(context.subject), text: quote },
+      values: {
+        subject: replySubject(context.subject),
+        text: formatQuote('done' in quote ? quote.done : undefined, (from, date) =>
+          t('compose.reply.quoteIntro', { from: from || '?', date: date || '?' }),
+        ),
+      },
+      notice: 'timedOut' in quote ? t('compose.reply.quoteTimedOut') : undefined,
     });
   });
 

@@ -20,7 +20,7 @@ import { attachmentDisposition, downloadContentType } from '../attachment-names.
 import type { PortalContext, PortalPage } from '../context.ts';
 import { formatDateTime, formatSize } from '../format.ts';
 import { subjectFilePart } from '../mailbox-archive.ts';
-import { frameDocument, type MessageView, readMessageAttachment } from '../message-view.ts';
+import { frameDocument, type MessageView } from '../message-view.ts';
 import { MessageViewWorkerError, type ViewOutcome } from '../message-view-workers.ts';
 import { FOLDER_PATHS, FOLDER_TITLES } from './folders.ts';
 
@@ -99,7 +99,7 @@ async function ownView(ctx: PortalContext, req: FastifyRequest): Promise<OwnView
   try {
     row = await ownRow(ctx, req, key);
     if (!row) return undefined;
-    const cached = ctx.viewCache.get(mailbox.id, row.id);
+    const cached = ctx.viewCache.get('view', mailbox.id, row.id);
     if (cached) {
       req.log.debug({ code: 'PORTAL_MESSAGE_VIEW_CACHED', ...ids(row) }, 'message view from the cache');
       return { row, shown: shownOf(cached) };
@@ -134,7 +134,8 @@ async function ownView(ctx: PortalContext, req: FastifyRequest): Promise<OwnView
     req.log.debug({ code: 'PORTAL_MESSAGE_VIEW', ms, ...ids(row) }, 'message view made');
   }
   // A wait for a free worker says nothing about the message: not kept.
-  if (!('timedOut' in outcome && outcome.timedOut === 'waiting')) ctx.viewCache.set(mailbox.id, row.id, outcome);
+  if (!('timedOut' in outcome && outcome.timedOut === 'waiting'))
+    ctx.viewCache.set('view', mailbox.id, row.id, outcome);
   return { row, shown: shownOf(outcome) };
 }
 
@@ -246,17 +247,43 @@ export const messagePages: PortalPage = async (app, ctx) => {
       .send(frameDocument(html, req.lang));
   });
 
+  // Parsed in a worker under the view's time limit, as the page is; the attachment's bytes come back transferred.
   app.get('/nachricht/:id/anhang/:n', parsing, async (req, reply) => {
     const index = (req.params as { n?: string }).n ?? '';
     if (!ATTACHMENT_INDEX.test(index)) return notFound(ctx, req, reply);
     const message = await ownMessage(ctx, req);
     if (!message) return notFound(ctx, req, reply);
-    let attachment: Awaited<ReturnType<typeof readMessageAttachment>>;
+    const { mailbox } = ctx.login(req);
+    const ids = { mailboxId: mailbox.id, messageId: message.row.messageId, rowId: message.row.id };
+    // The page's parse ran out of its time in the last minute: this one, the same parse, would too.
+    const known = ctx.viewCache.get('view', mailbox.id, message.row.id);
+    const started = performance.now();
+    let outcome: Awaited<ReturnType<typeof ctx.messageViews.attachment>>;
     try {
-      attachment = await readMessageAttachment(message.raw, Number(index));
-    } catch {
-      attachment = undefined;
+      outcome =
+        known && 'timedOut' in known && known.timedOut === 'parsing'
+          ? { timedOut: 'parsing' }
+          : await ctx.messageViews.attachment(message.raw, Number(index));
+    } catch (err) {
+      if (err instanceof MessageViewWorkerError) {
+        req.log.error({ err, code: err.code, ...ids }, 'the message view worker failed');
+        return ctx.renderError(req, reply, 500);
+      }
+      req.log.warn(
+        { code: err instanceof MimeStructureError ? err.code : 'PORTAL_MESSAGE_UNREADABLE', ...ids },
+        'a message could not be parsed for an attachment',
+      );
+      return notFound(ctx, req, reply);
     }
+    if ('timedOut' in outcome) {
+      const ms = Math.round(performance.now() - started);
+      req.log.warn(
+        { code: 'PORTAL_VIEW_TIME_LIMIT', stage: outcome.timedOut, job: 'attachment', ms, ...ids },
+        'an attachment ran out of its time: the page offers the original',
+      );
+      return downloadUnavailable(ctx, req, reply, message.row.id, outcome.timedOut);
+    }
+    const attachment = outcome.done;
     if (!attachment) return notFound(ctx, req, reply);
     return sendDownload(reply, attachment.content, attachment.filename, downloadContentType(attachment.contentType));
   });
@@ -303,6 +330,32 @@ export const messagePages: PortalPage = async (app, ctx) => {
     return reply.redirect(`${FOLDER_PATHS.trash}?erledigt=geloescht`, 303);
   });
 };
+
+/**
+ * The page for an attachment not prepared in time (503: no file came of it; a client saving the answer must not keep
+ * this page as the attachment): why, and the original message to download instead.
+ */
+function downloadUnavailable(
+  ctx: PortalContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  rowId: string,
+  why: 'parsing' | 'waiting',
+) {
+  const t = ctx.t(req);
+  if (why === 'waiting') reply.header('retry-after', 60);
+  return ctx.render(
+    req,
+    reply,
+    'message/download-unavailable',
+    {
+      title: t('message.downloadUnavailable.title'),
+      text: t(why === 'parsing' ? 'message.downloadTimedOut' : 'message.viewBusy'),
+      id: rowId,
+    },
+    503,
+  );
+}
 
 /** A file to save: attachment disposition with a safe name, a type that renders nothing, sniffing off, sandboxed. */
 function sendDownload(reply: FastifyReply, content: Buffer, filename: string, contentType: string) {
