@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { attachmentPart, htmlPart, message, multipart, textPart } from './mime-fixtures.ts';
 import { storeMessage } from './portal-mail-helpers.ts';
-import { loggedInBrowser, logIn, type PortalWorld, startPortalWorld } from './portal-world.ts';
+import { type Browser, loggedInBrowser, logIn, type PortalWorld, startPortalWorld } from './portal-world.ts';
 import { agencyWith } from './portal-write-fixtures.ts';
 
 const PASSWORD = 'correct horse battery staple';
@@ -18,6 +18,21 @@ const STALLING_VIEW_WORKER = new URL('./stalling-view-worker.ts', import.meta.ur
 let counter = 0;
 const loggedInUser = (world: PortalWorld) =>
   loggedInBrowser(world, `leser${++counter}-${Date.now().toString(36)}@example.org`, PASSWORD);
+
+/**
+ * Requests `url` of `browser` (a message that stalls its worker) and, while it runs, the login page of another client:
+ * answered before the first, the portal's event loop was free. The first page, once answered.
+ */
+async function answeringOthersMeanwhile(world: PortalWorld, browser: Browser, url: string, what: string) {
+  let answered = false;
+  const running = browser.get(url).then((page) => {
+    answered = true;
+    return page;
+  });
+  assert.equal((await world.browser('192.0.2.7').get('/anmelden')).status, 200);
+  assert.equal(answered, false, `the login page was answered while the ${what} was still running`);
+  return running;
+}
 
 /** The log lines with `code`, parsed. */
 const logged = (world: PortalWorld, code: string) =>
@@ -70,16 +85,7 @@ describe('message views in workers (a worker that stalls or crashes on a marker,
       multipart('alternative', [textPart('Der reine Text'), htmlPart('<p>STALL-AFTER-PARSE</p>')]),
     );
     const stored = await storeMessage(world, mailbox, raw);
-    let viewed = false;
-    const view = browser.get(`/nachricht/${stored.rowId}`).then((page) => {
-      viewed = true;
-      return page;
-    });
-    const login = await world.browser('192.0.2.7').get('/anmelden');
-    assert.equal(login.status, 200);
-    assert.equal(viewed, false, 'the login page was answered while the view was still running');
-
-    const page = await view;
+    const page = await answeringOthersMeanwhile(world, browser, `/nachricht/${stored.rowId}`, 'view');
     assert.equal(page.status, 200);
     assert.match(page.body, /<pre class="message-text">Der reine Text<\/pre>/);
     assert.match(page.body, /formatierte Fassung dieser Nachricht konnte nicht rechtzeitig aufbereitet werden/);
@@ -173,16 +179,7 @@ describe('message views in workers (a worker that stalls or crashes on a marker,
       ]),
     );
     const stored = await storeMessage(world, mailbox, raw);
-    let downloaded = false;
-    const download = browser.get(`/nachricht/${stored.rowId}/anhang/0`).then((page) => {
-      downloaded = true;
-      return page;
-    });
-    const login = await world.browser('192.0.2.8').get('/anmelden');
-    assert.equal(login.status, 200);
-    assert.equal(downloaded, false, 'the login page was answered while the attachment was still being read');
-
-    const page = await download;
+    const page = await answeringOthersMeanwhile(world, browser, `/nachricht/${stored.rowId}/anhang/0`, 'download');
     assert.equal(page.status, 503);
     assert.match(String(page.headers['content-type']), /^text\/html/);
     assert.equal(page.headers['content-disposition'], undefined, 'a page, not a file');
@@ -226,15 +223,7 @@ describe('message views in workers (a worker that stalls or crashes on a marker,
   it('opens the reply form without its quote and with a notice when the original is not read in time', async () => {
     const { mailbox, browser } = await loggedInUser(world);
     const stored = await storeMessage(world, mailbox, message({ subject: 'Frage' }, textPart('STALL-BEFORE-PARSE')));
-    let answered = false;
-    const form = browser.get(`/nachricht/${stored.rowId}/antworten`).then((page) => {
-      answered = true;
-      return page;
-    });
-    assert.equal((await world.browser('192.0.2.9').get('/anmelden')).status, 200);
-    assert.equal(answered, false, 'the login page was answered while the quote was still being read');
-
-    const page = await form;
+    const page = await answeringOthersMeanwhile(world, browser, `/nachricht/${stored.rowId}/antworten`, 'quote');
     assert.equal(page.status, 200);
     assert.match(page.body, /value="Re: Frage"/);
     assert.match(page.body, /amt@behoerde\.example/);
