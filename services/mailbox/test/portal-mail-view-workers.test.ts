@@ -239,6 +239,25 @@ describe('message views in workers (a worker that stalls or crashes on a marker,
     );
   });
 
+  it('answers a worker that dies on a download with an error page, and opens the reply form without the quote', async () => {
+    const { mailbox, browser } = await loggedInUser(world);
+    const raw = message(
+      { subject: 'Absturz' },
+      multipart('mixed', [textPart('CRASH-THE-WORKER'), attachmentPart('text/plain', 'a.txt', Buffer.from('a'))]),
+    );
+    const crashing = await storeMessage(world, mailbox, raw);
+    assert.equal((await browser.get(`/nachricht/${crashing.rowId}/anhang/0`)).status, 500);
+    const form = await browser.get(`/nachricht/${crashing.rowId}/antworten`);
+    assert.equal(form.status, 200);
+    assert.match(form.body, /value="Re: Absturz"/);
+    assert.match(form.body, /konnte nicht rechtzeitig zum Zitieren gelesen werden/);
+    const lines = logged(world, 'PORTAL_VIEW_WORKER_FAILED').filter((line) => line.messageId === crashing.messageId);
+    assert.deepEqual(
+      lines.map((line) => line.mailboxId),
+      [mailbox.id, mailbox.id],
+    );
+  });
+
   it('quotes an ordinary original through the workers, once a minute, for its own mailbox only', async () => {
     const address = `zitierer${++counter}-${Date.now().toString(36)}@example.org`;
     const { mailbox, browser } = await loggedInBrowser(world, address, PASSWORD);
