@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { MAX_BER_ELEMENTS, readBer } from '../src/smime/ber-reader.ts';
+import { holdsOverlongOid, MAX_BER_ELEMENTS, MAX_OID_BYTES, readBer } from '../src/smime/ber-reader.ts';
 import { SmimeError } from '../src/smime/errors.ts';
 import { createOpensslWorkspace, type OpensslWorkspace, type TestIdentity } from './smime-openssl.ts';
 
@@ -80,6 +80,50 @@ describe('readBer on hostile input', () => {
   it('refuses a skipped element without its end-of-contents', () => {
     const truncated = nestedIndefinite(5).subarray(0, -2);
     assert.throws(() => readBer(truncated, 1), isMalformed(/end-of-contents missing/));
+  });
+});
+
+/** A DER element: tag, definite length (long form from 128 bytes), content. */
+function tlv(tag: number, content: Buffer): Buffer {
+  const length = content.length < 128 ? Buffer.from([content.length]) : Buffer.alloc(5);
+  if (content.length >= 128) {
+    length[0] = 0x84;
+    length.writeUInt32BE(content.length, 1);
+  }
+  return Buffer.concat([Buffer.from([tag]), length, content]);
+}
+
+/** An OID of `bytes` content bytes: 1.2, then arcs of 129 (0x81 0x01, two bytes each) and, to fill, one arc of 1. */
+function oidOfBytes(bytes: number): Buffer {
+  const arcs = Buffer.from('8101'.repeat((bytes - 1) >> 1) + ((bytes - 1) % 2 ? '01' : ''), 'hex');
+  return tlv(0x06, Buffer.concat([Buffer.from([0x2a]), arcs]));
+}
+
+// pkijs reads stranger DER (the certificates of signed mail, the SignedData encrypt harvests from) with asn1js, which
+// builds an object per arc: an OID of a message's megabytes held the event loop seconds to a minute.
+describe('holdsOverlongOid', () => {
+  it('finds an OID of 4 MB in a certificate-like structure, and in an extension value, at once', () => {
+    const big = oidOfBytes(4_000_000);
+    assert.equal(holdsOverlongOid(tlv(0x30, tlv(0x30, Buffer.concat([tlv(0x02, Buffer.from([1])), big])))), true);
+    const extension = tlv(0x30, Buffer.concat([oidOfBytes(3), tlv(0x04, tlv(0x30, big))]));
+    assert.equal(holdsOverlongOid(tlv(0x30, tlv(0xa3, tlv(0x30, extension)))), true);
+    // RELATIVE-OID (13) is read by asn1js the same way.
+    assert.equal(holdsOverlongOid(tlv(0x30, tlv(0x0d, Buffer.alloc(4_000_000, 1)))), true);
+  });
+
+  it('lets OIDs up to MAX_OID_BYTES, unreadable DER and DER wrapped deeper than it looks pass to the parser', () => {
+    const atLimit = oidOfBytes(MAX_OID_BYTES);
+    assert.equal(readBer(atLimit).content.length, MAX_OID_BYTES);
+    assert.equal(holdsOverlongOid(tlv(0x30, Buffer.concat([atLimit, tlv(0x04, tlv(0x30, atLimit))]))), false);
+    assert.equal(holdsOverlongOid(tlv(0x30, oidOfBytes(MAX_OID_BYTES + 1))), true);
+    // The parser refuses what readBer cannot read; this says nothing of it.
+    assert.equal(holdsOverlongOid(Buffer.from('3005060101', 'hex')), false);
+    assert.equal(holdsOverlongOid(Buffer.alloc(0)), false);
+    // An OCTET STRING holding something else than DER (a message's content) is not an error either.
+    assert.equal(holdsOverlongOid(tlv(0x30, tlv(0x04, Buffer.alloc(100_000, 0x41)))), false);
+    const wrapped = (depth: number): Buffer => (depth === 0 ? oidOfBytes(1000) : tlv(0x04, wrapped(depth - 1)));
+    assert.equal(holdsOverlongOid(tlv(0x30, wrapped(2))), true);
+    assert.equal(holdsOverlongOid(tlv(0x30, wrapped(3))), false);
   });
 });
 

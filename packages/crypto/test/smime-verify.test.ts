@@ -186,6 +186,26 @@ describe('verifySignedMessage', () => {
     }
   });
 
+  // Encrypt harvests the signer's certificate of inbound mail up to HARVEST_MAX_BYTES (5 MiB) on its one event loop;
+  // asn1js built an object per arc of an OID, so one OID of the message's size took 6 to 9 s there.
+  it('refuses a SignedData holding an OID of megabytes as SMIME_MALFORMED, before pkijs reads it', async () => {
+    const oid = tlv(0x06, Buffer.from(`2a${'8101'.repeat(1_900_000)}`, 'hex')); // 1.2 and 1.9 million arcs of 129
+    const signedData = tlv(
+      0x30,
+      Buffer.concat([tlv(0x02, Buffer.from([1])), tlv(0x31, tlv(0x30, oid)), tlv(0x30, oid)]),
+    );
+    const cms = tlv(0x30, Buffer.concat([tlv(0x06, Buffer.from('2a864886f70d010702', 'hex')), tlv(0xa0, signedData)]));
+    const message = Buffer.from(
+      'Content-Type: application/pkcs7-mime; smime-type=signed-data\r\nContent-Transfer-Encoding: base64\r\n\r\n' +
+        cms.toString('base64').replace(/.{76}/g, '$&\r\n'),
+    );
+    assert.ok(message.length > 5_000_000);
+    await assert.rejects(
+      verifySignedMessage(message),
+      (e) => e instanceof SmimeError && e.code === 'SMIME_MALFORMED' && /OID longer than 256 bytes/.test(e.message),
+    );
+  });
+
   it('refuses a multipart/signed whose signature part carries signed content of its own', async () => {
     // An opaque signature over other content, put under a body part it does not cover: pkijs alone would accept it.
     const opaque = (await sign(rsa, '-nodetach')).toString('latin1');
@@ -232,3 +252,13 @@ describe('verifySignedMessage', () => {
     assert.deepEqual(result.certificates, []);
   });
 });
+
+/** A DER element: tag, definite length (long form from 128 bytes), content. */
+function tlv(tag: number, content: Buffer): Buffer {
+  const length = content.length < 128 ? Buffer.from([content.length]) : Buffer.alloc(5);
+  if (content.length >= 128) {
+    length[0] = 0x84;
+    length.writeUInt32BE(content.length, 1);
+  }
+  return Buffer.concat([Buffer.from([tag]), length, content]);
+}

@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
+import { holdsOverlongOid, MAX_OID_BYTES } from '../smime/ber-reader.ts';
 import { emailAddressesInName, normalizeName } from './distinguished-name.ts';
 import type { KeyUsageName } from './types.ts';
 
@@ -129,6 +130,9 @@ export function parseCertificate(der: Uint8Array): ParsedCertificate {
 
 function parseUncached(der: Uint8Array, fingerprint: string): ParsedCertificate {
   let certificate: pkijs.Certificate;
+  if (holdsOverlongOid(der)) {
+    throw new MalformedCertificateError(`the certificate holds an OID longer than ${MAX_OID_BYTES} bytes`);
+  }
   try {
     certificate = pkijs.Certificate.fromBER(der);
   } catch (error) {

@@ -224,3 +224,42 @@ export function smallIntegerOf(node: BerNode | undefined, what: string): number 
   if (int.content.length === 0 || int.content.length > 4) throw malformed(`${what}: bad INTEGER`);
   return int.content.readUIntBE(0, int.content.length);
 }
+
+/**
+ * Longest OBJECT IDENTIFIER (or RELATIVE-OID) content read from a stranger's DER: asn1js, under pkijs, builds an
+ * object for each arc (about 3 µs), so one OID of 2 MB held an event loop 3 s, a certificate of a 50 MiB message a
+ * minute. Real OIDs stay under 40 bytes (a UUID arc, 2.25.…, is 20).
+ */
+export const MAX_OID_BYTES = 256;
+
+/**
+ * Whether `der` holds an OID longer than MAX_OID_BYTES, in its own elements or in DER wrapped in an OCTET STRING
+ * (pkijs parses a certificate extension's value, one level down; `wrapped` levels are looked into). Checked before
+ * pkijs reads stranger DER. False for what this reader cannot read: the caller's parser refuses that itself.
+ */
+export function holdsOverlongOid(der: Uint8Array, wrapped = 2): boolean {
+  let root: BerNode;
+  try {
+    root = readBer(Buffer.from(der.buffer, der.byteOffset, der.byteLength));
+  } catch {
+    return false;
+  }
+  const pending: BerNode[] = [root];
+  for (let node = pending.pop(); node; node = pending.pop()) {
+    const long = node.content.length > MAX_OID_BYTES;
+    if (long && node.tagClass === TAG_CLASS_UNIVERSAL && (node.tagNumber === UNIVERSAL_OID || node.tagNumber === 13)) {
+      return true;
+    }
+    // Only an OCTET STRING longer than the limit can hide a longer OID.
+    if (
+      long &&
+      wrapped > 0 &&
+      isUniversal(node, UNIVERSAL_OCTET_STRING) &&
+      holdsOverlongOid(node.content, wrapped - 1)
+    ) {
+      return true;
+    }
+    for (const child of node.children) pending.push(child);
+  }
+  return false;
+}

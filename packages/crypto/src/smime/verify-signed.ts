@@ -4,6 +4,7 @@
 import { bareLfToCrlf, type HeaderField, headerValue, splitHeaderBlock } from '@smgw/mime';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
+import { holdsOverlongOid, MAX_OID_BYTES } from './ber-reader.ts';
 import { SmimeError } from './errors.ts';
 import { isSignedContentType, multipartParts, parseContentType } from './mime-entity.ts';
 import { CONTENT_CIPHER_BY_OID, ID_RSAES_OAEP, RSA_ENCRYPTION } from './oids.ts';
@@ -128,6 +129,9 @@ function decodedBody(entity: { fields: readonly HeaderField[]; body: Buffer }): 
 }
 
 function parseSignedData(cms: Buffer): pkijs.SignedData {
+  if (holdsOverlongOid(cms)) {
+    throw new SmimeError('SMIME_MALFORMED', `not a readable CMS SignedData: an OID longer than ${MAX_OID_BYTES} bytes`);
+  }
   try {
     const contentInfo = pkijs.ContentInfo.fromBER(cms);
     if (contentInfo.contentType !== ID_SIGNED_DATA) {
