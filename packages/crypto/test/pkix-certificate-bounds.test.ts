@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { parseCertificate } from '../src/index.ts';
 import { MalformedCertificateError } from '../src/pkix/certificate.ts';
+import { parseCrl } from '../src/pkix/revocation-crl.ts';
+import { parseOcspResponse } from '../src/pkix/revocation-ocsp.ts';
 import { issue, rsaKeys } from './pkix-test-pki.ts';
 
 /** A DER element: tag, definite length (long form from 128 bytes), content. */
@@ -60,6 +62,20 @@ describe('parseCertificate bounds', () => {
       () => parseCertificate(certificateAround(tlv(0x06, Buffer.from('2a864886f70d01010b', 'hex')), extensions)),
       isLongOid,
     );
+  });
+
+  it('reads a CRL or OCSP response of 16 MB of OIDs as unreadable, at once (both come from URLs a stranger names)', () => {
+    const outline = certificateAround(longOid(4_000_000));
+    assert.equal(parseCrl(outline), undefined);
+    const basic = tlv(0x04, tlv(0x30, Buffer.concat([tlv(0x30, longOid(4_000_000))])));
+    const response = tlv(
+      0x30,
+      Buffer.concat([
+        tlv(0x0a, Buffer.from([0])),
+        tlv(0xa0, tlv(0x30, Buffer.concat([tlv(0x06, Buffer.from('2b0601050507300101', 'hex')), basic]))),
+      ]),
+    );
+    assert.equal(parseOcspResponse(response), undefined);
   });
 
   it('still reads a real certificate, and says of a short OID outline only what pkijs says', () => {

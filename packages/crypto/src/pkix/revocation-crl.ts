@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
+import { holdsOverlongOid } from '../smime/ber-reader.ts';
 import { EXT, type ParsedCertificate } from './certificate.ts';
 import { normalizeName } from './distinguished-name.ts';
 import {
@@ -75,6 +76,8 @@ export function parseCrl(der: Uint8Array): ParsedCrl | undefined {
 
 function parseUncached(der: Uint8Array, fingerprint: string): ParsedCrl | undefined {
   let crl: pkijs.CertificateRevocationList;
+  // An OID of megabytes held the event loop seconds in asn1js (holdsOverlongOid): such a CRL is unreadable.
+  if (holdsOverlongOid(der)) return undefined;
   try {
     crl = pkijs.CertificateRevocationList.fromBER(der);
   } catch {

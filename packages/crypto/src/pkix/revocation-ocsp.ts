@@ -3,6 +3,7 @@
 // by the issuer itself or by a responder certificate the issuer issued for OCSPSigning, and be current.
 import { createHash } from 'node:crypto';
 import * as pkijs from 'pkijs';
+import { holdsOverlongOid } from '../smime/ber-reader.ts';
 import type { ParsedCertificate } from './certificate.ts';
 import { normalizeName } from './distinguished-name.ts';
 import { publicKeyOf, verifySignature } from './signature.ts';
@@ -29,6 +30,8 @@ export interface ParsedOcspResponse {
 }
 
 export function parseOcspResponse(der: Uint8Array): ParsedOcspResponse | undefined {
+  // An OID of megabytes held the event loop seconds in asn1js (holdsOverlongOid): such a response is unreadable.
+  if (holdsOverlongOid(der)) return undefined;
   try {
     const response = pkijs.OCSPResponse.fromBER(der);
     if (response.responseStatus.valueBlock.valueDec !== 0 || !response.responseBytes) return undefined;
