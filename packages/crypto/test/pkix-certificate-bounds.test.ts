@@ -7,25 +7,8 @@ import { parseCertificate } from '../src/index.ts';
 import { MalformedCertificateError } from '../src/pkix/certificate.ts';
 import { parseCrl } from '../src/pkix/revocation-crl.ts';
 import { parseOcspResponse } from '../src/pkix/revocation-ocsp.ts';
+import { longOid, tlv } from './der-elements.ts';
 import { issue, rsaKeys } from './pkix-test-pki.ts';
-
-/** A DER element: tag, definite length (long form from 128 bytes), content. */
-function tlv(tag: number, content: Buffer): Buffer {
-  const length = content.length < 128 ? Buffer.from([content.length]) : Buffer.alloc(5);
-  if (content.length >= 128) {
-    length[0] = 0x84;
-    length.writeUInt32BE(content.length, 1);
-  }
-  return Buffer.concat([Buffer.from([tag]), length, content]);
-}
-
-/** An OID of 1.2 and `arcs` arcs of 129 (two bytes each). */
-function longOid(arcs: number): Buffer {
-  const content = Buffer.alloc(1 + 2 * arcs);
-  content[0] = 0x2a;
-  content.fill(Buffer.from([0x81, 0x01]), 1);
-  return tlv(0x06, content);
-}
 
 /** A certificate's outline (tbsCertificate, signatureAlgorithm, signature) with `oid` where an algorithm's OID stands. */
 function certificateAround(oid: Buffer, extensions: Buffer = Buffer.alloc(0)): Buffer {

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { holdsOverlongOid, MAX_BER_ELEMENTS, MAX_OID_BYTES, readBer } from '../src/smime/ber-reader.ts';
 import { SmimeError } from '../src/smime/errors.ts';
+import { longOid, tlv } from './der-elements.ts';
 import { createOpensslWorkspace, type OpensslWorkspace, type TestIdentity } from './smime-openssl.ts';
 
 /** `30 80`, then `count` empty SEQUENCEs (`30 00`), then end-of-contents: 2 input bytes per element. */
@@ -83,21 +84,8 @@ describe('readBer on hostile input', () => {
   });
 });
 
-/** A DER element: tag, definite length (long form from 128 bytes), content. */
-function tlv(tag: number, content: Buffer): Buffer {
-  const length = content.length < 128 ? Buffer.from([content.length]) : Buffer.alloc(5);
-  if (content.length >= 128) {
-    length[0] = 0x84;
-    length.writeUInt32BE(content.length, 1);
-  }
-  return Buffer.concat([Buffer.from([tag]), length, content]);
-}
-
-/** An OID of `bytes` content bytes: 1.2, then arcs of 129 (0x81 0x01, two bytes each) and, to fill, one arc of 1. */
-function oidOfBytes(bytes: number): Buffer {
-  const arcs = Buffer.from('8101'.repeat((bytes - 1) >> 1) + ((bytes - 1) % 2 ? '01' : ''), 'hex');
-  return tlv(0x06, Buffer.concat([Buffer.from([0x2a]), arcs]));
-}
+/** An OID of `bytes` content bytes. */
+const oidOfBytes = (bytes: number): Buffer => longOid((bytes - 1) >> 1, (bytes - 1) % 2);
 
 // pkijs reads stranger DER (the certificates of signed mail, the SignedData encrypt harvests from) with asn1js, which
 // builds an object per arc: an OID of a message's megabytes held the event loop seconds to a minute.
