@@ -113,6 +113,14 @@ describe('holdsOverlongOid', () => {
     assert.equal(holdsOverlongOid(tlv(0x30, wrapped(2))), true);
     assert.equal(holdsOverlongOid(tlv(0x30, wrapped(3))), false);
   });
+
+  it('finds a long OID deeper than readBer lists (asn1js reads 100 levels), and nothing where there is none', () => {
+    const nested = (depth: number, oid: Buffer): Buffer => (depth === 0 ? oid : tlv(0x30, nested(depth - 1, oid)));
+    assert.equal(holdsOverlongOid(nested(60, oidOfBytes(1000))), true);
+    assert.equal(holdsOverlongOid(tlv(0x30, tlv(0x04, nested(60, oidOfBytes(1000))))), true);
+    assert.equal(holdsOverlongOid(nested(40, oidOfBytes(1000))), true);
+    assert.equal(holdsOverlongOid(nested(60, oidOfBytes(3))), false);
+  });
 });
 
 describe('readBer on what openssl cms produces', () => {

@@ -227,22 +227,25 @@ export function smallIntegerOf(node: BerNode | undefined, what: string): number 
 
 /**
  * Longest OBJECT IDENTIFIER (or RELATIVE-OID) content read from a stranger's DER: asn1js, under pkijs, builds an
- * object for each arc (about 3 µs), so one OID of 2 MB held an event loop 3 s, a certificate of a 50 MiB message a
- * minute. Real OIDs stay under 40 bytes (a UUID arc, 2.25.…, is 20).
+ * object for each arc (about 3 µs), so one OID of 2 MB held an event loop 3 s, the 16 MB asn1js reads at most 30 s.
+ * Real OIDs stay under 40 bytes (a UUID arc, 2.25.…, is 20).
  */
 export const MAX_OID_BYTES = 256;
 
 /**
  * Whether `der` holds an OID longer than MAX_OID_BYTES, in its own elements or in DER wrapped in an OCTET STRING
  * (pkijs parses a certificate extension's value, one level down; `wrapped` levels are looked into). Checked before
- * pkijs reads stranger DER. False for what this reader cannot read: the caller's parser refuses that itself.
+ * pkijs reads stranger DER. Also true for DER nested deeper than MAX_DEPTH (more than the limit's bytes there) or of
+ * more than MAX_BER_ELEMENTS elements; false for other DER this reader cannot read (the caller's parser refuses it).
  */
 export function holdsOverlongOid(der: Uint8Array, wrapped = 2): boolean {
   let root: BerNode;
   try {
     root = readBer(Buffer.from(der.buffer, der.byteOffset, der.byteLength));
-  } catch {
-    return false;
+  } catch (error) {
+    // Deeper than this reader goes (asn1js reads 100 levels) or more elements than it lists: what that holds is not
+    // known, and no real certificate or CMS is like it. Anything else it cannot read is not DER (a message's text).
+    return error instanceof SmimeError && /nesting too deep|ASN\.1 elements/.test(error.message);
   }
   const pending: BerNode[] = [root];
   for (let node = pending.pop(); node; node = pending.pop()) {
@@ -259,6 +262,8 @@ export function holdsOverlongOid(der: Uint8Array, wrapped = 2): boolean {
     ) {
       return true;
     }
+    // readBer lists no children below MAX_DEPTH levels (asn1js reads to 100): a long one kept whole may hide one.
+    if (node.constructed && node.children.length === 0 && node.raw.length > MAX_OID_BYTES) return true;
     for (const child of node.children) pending.push(child);
   }
   return false;
