@@ -121,6 +121,17 @@ describe('holdsOverlongOid', () => {
     assert.equal(holdsOverlongOid(nested(40, oidOfBytes(1000))), true);
     assert.equal(holdsOverlongOid(nested(60, oidOfBytes(3))), false);
   });
+
+  it('counts more elements than readBer lists as a long OID, unless told only an OID seen counts (a CRL of MBs)', () => {
+    // A CRL of 4 MiB holds some 100,000 serials, several elements each.
+    const serial = tlv(
+      0x30,
+      Buffer.concat([tlv(0x02, Buffer.from([1, 2, 3, 4])), tlv(0x17, Buffer.from('261206000000Z'))]),
+    );
+    const manyElements = tlv(0x30, Buffer.concat(new Array(Math.ceil(MAX_BER_ELEMENTS / 3) + 1).fill(serial)));
+    assert.equal(holdsOverlongOid(manyElements), true);
+    assert.equal(holdsOverlongOid(manyElements, 2, false), false);
+  });
 });
 
 describe('readBer on what openssl cms produces', () => {

@@ -238,14 +238,15 @@ export const MAX_OID_BYTES = 256;
  * pkijs reads stranger DER. Also true for DER nested deeper than MAX_DEPTH (more than the limit's bytes there) or of
  * more than MAX_BER_ELEMENTS elements; false for other DER this reader cannot read (the caller's parser refuses it).
  */
-export function holdsOverlongOid(der: Uint8Array, wrapped = 2): boolean {
+export function holdsOverlongOid(der: Uint8Array, wrapped = 2, unlistedCounts = true): boolean {
   let root: BerNode;
   try {
     root = readBer(Buffer.from(der.buffer, der.byteOffset, der.byteLength));
   } catch (error) {
     // Deeper than this reader goes (asn1js reads 100 levels) or more elements than it lists: what that holds is not
-    // known, and no real certificate or CMS is like it. Anything else it cannot read is not DER (a message's text).
-    return error instanceof SmimeError && /nesting too deep|ASN\.1 elements/.test(error.message);
+    // known, and no real certificate or CMS is like it (`unlistedCounts`; a CRL of a few MB of serials is, see
+    // parseCrl). Anything else it cannot read is not DER (a message's text).
+    return unlistedCounts && error instanceof SmimeError && /nesting too deep|ASN\.1 elements/.test(error.message);
   }
   const pending: BerNode[] = [root];
   for (let node = pending.pop(); node; node = pending.pop()) {
@@ -258,7 +259,7 @@ export function holdsOverlongOid(der: Uint8Array, wrapped = 2): boolean {
       long &&
       wrapped > 0 &&
       isUniversal(node, UNIVERSAL_OCTET_STRING) &&
-      holdsOverlongOid(node.content, wrapped - 1)
+      holdsOverlongOid(node.content, wrapped - 1, unlistedCounts)
     ) {
       return true;
     }
