@@ -397,9 +397,12 @@ function checkSignatureValue(
   let identifier: pkijs.AlgorithmIdentifier;
   let pssHash: string | undefined;
   if (algorithm.oid === RSA_PSS_OID) {
-    identifier = new pkijs.AlgorithmIdentifier({
-      schema: asn1js.fromBER(new Uint8Array(signerInfo.signatureAlgorithmDer ?? Buffer.alloc(0))).result,
-    });
+    const parameters = new Uint8Array(signerInfo.signatureAlgorithmDer ?? Buffer.alloc(0));
+    // asn1js builds an object per arc of an OID: one of megabytes in the parameters held the event loop seconds.
+    if (ber.holdsOverlongOid(parameters)) {
+      return { outcome: 'unverifiable', reason: 'RSASSA-PSS parameters holding an overlong OID', name };
+    }
+    identifier = new pkijs.AlgorithmIdentifier({ schema: asn1js.fromBER(parameters).result });
     pssHash = pssHashOf(identifier);
   } else {
     const oid = PKIX_SIGNATURE_OID[algorithm.family]?.[hash];
