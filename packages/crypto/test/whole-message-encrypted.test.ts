@@ -335,6 +335,23 @@ describe('checkWholeMessageEncrypted', () => {
     assert.equal((await check('')).encrypted, false);
   });
 
+  it("names a Content-Type in its reason only when it is a media type: the value is the sender's, the reason is logged", async () => {
+    assert.deepEqual(await check(`Content-Type: text/plain; charset=utf-8\r\n\r\n${SECRET}\r\n`), {
+      encrypted: false,
+      reason: 'Content-Type text/plain is not an encrypted form',
+    });
+    for (const value of [SECRET, `text/plain ${SECRET}`, `${'x'.repeat(100)}/plain`]) {
+      const result = await check(`Content-Type: ${value}\r\n\r\nx\r\n`);
+      assert.deepEqual(result, {
+        encrypted: false,
+        reason: 'Content-Type (not a media type) is not an encrypted form',
+      });
+    }
+    // Folded over many lines, the value is a megabyte of the sender's text.
+    const folded = await check(`Content-Type: a\r\n${` ${SECRET}\r\n`.repeat(20_000)}\r\nx\r\n`);
+    assert.ok(!JSON.stringify(folded).includes('Streng'));
+  });
+
   it('refuses a CMS that names more recipients than any real message, instead of holding them all', async () => {
     // 150,000 empty RecipientInfo SEQUENCEs (2 bytes each) in an indefinite-length SET: 300 KB of DER.
     const many = Buffer.concat([

@@ -38,6 +38,9 @@ const MAX_HEADER_FIELDS = 500;
 
 class NotEncrypted extends Error {}
 
+/** `type/subtype` as RFC 6838 names them (lower case here), short enough for a log line. */
+const MEDIA_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$/;
+
 const notEncrypted = (reason: string): never => {
   throw new NotEncrypted(reason);
 };
@@ -58,7 +61,9 @@ export async function checkWholeMessageEncrypted(message: AsyncIterable<Uint8Arr
       const contentType = `multipart/encrypted; protocol="application/pgp-encrypted"; boundary="${boundary}"`;
       return { encrypted: true, form: 'pgp', contentFields: [['Content-Type', contentType]], boundary };
     }
-    return { encrypted: false, reason: `Content-Type ${type.value} is not an encrypted form` };
+    // Named only when it is a media type: the value is the sender's, and this reason goes to logs and the trace.
+    const named = MEDIA_TYPE.test(type.value) ? type.value : '(not a media type)';
+    return { encrypted: false, reason: `Content-Type ${named} is not an encrypted form` };
   } catch (err) {
     if (err instanceof NotEncrypted) return { encrypted: false, reason: err.message };
     if (err instanceof BerShapeError) return { encrypted: false, reason: `CMS: ${err.message}` };
