@@ -22,7 +22,9 @@ export interface TestDatabase {
    * `env` names the same (SMGW_KEY_STORE_DIR, SMGW_MASTER_KEY), so service processes share it.
    */
   keys: TestKeys;
-  /** Environment for a service process under test. */
+  /** The same database as SERVICE_TEST_ROLE, the role service processes under test connect as. */
+  serviceUrl: string;
+  /** Environment for a service process under test (its DATABASE_URL is serviceUrl). */
   env: Record<string, string>;
   /** Drops the schema and removes the key store folder. */
   drop(): Promise<void>;
@@ -33,20 +35,48 @@ export interface TestKeys {
   masterKey: Buffer;
 }
 
+/**
+ * The login role service processes under test connect as: a member of smgw_app (migration 024) as the services' role
+ * is in production, so a service that needs more than reading and writing rows (DDL, TRUNCATE, a table without a
+ * grant) fails its tests here. The test servers trust local connections, so it has no password.
+ */
+export const SERVICE_TEST_ROLE = 'smgw_test_service';
+
+/** `url` logged in as `role` instead (no password). */
+export function databaseUrlAs(url: string, role: string): string {
+  const asRole = new URL(url);
+  asRole.username = role;
+  asRole.password = '';
+  return asRole.toString();
+}
+
+/** Makes SERVICE_TEST_ROLE once per server; after migrate, which makes smgw_app. Replicas of this race harmlessly. */
+async function ensureServiceTestRole(pool: Pool): Promise<void> {
+  await pool.query(`do $$ begin
+      if not exists (select from pg_roles where rolname = '${SERVICE_TEST_ROLE}') then
+        create role ${SERVICE_TEST_ROLE} login in role smgw_app;
+      end if;
+    exception when duplicate_object or unique_violation then null;
+    end $$`);
+}
+
 /** A fresh, migrated schema in the real database. */
 export async function createTestDatabase(): Promise<TestDatabase> {
   const schema = uniqueName('t');
   const DATABASE_URL = databaseUrl();
   const pool = createPool({ url: DATABASE_URL, schema, max: 5, applicationName: 'smgw-test' });
   await migrate(pool, { schema });
+  await ensureServiceTestRole(pool);
+  const serviceUrl = databaseUrlAs(DATABASE_URL, SERVICE_TEST_ROLE);
   const keys = { keyStoreDir: await mkdtemp(join(tmpdir(), 'smgw-keys-')), masterKey: randomBytes(32) };
   return {
     url: DATABASE_URL,
     schema,
     pool,
     keys,
+    serviceUrl,
     env: {
-      DATABASE_URL,
+      DATABASE_URL: serviceUrl,
       SMGW_DB_SCHEMA: schema,
       SMGW_KEY_STORE_DIR: keys.keyStoreDir,
       SMGW_MASTER_KEY: keys.masterKey.toString('base64'),
