@@ -317,9 +317,10 @@ describe('docker-compose.yml', () => {
     );
   });
 
-  it('connects the gateway to PostgreSQL as the owner of its database, never as the superuser', () => {
+  it('migrates as the owner of the database and runs the services as a role without DDL, never as the superuser', () => {
     // As POSTGRES_USER (a superuser) a SQL injection in any service could read the server's files and run programs
-    // (COPY ... PROGRAM); the owner of the database can do neither.
+    // (COPY ... PROGRAM); as the owner it could still alter or drop every table. The services' role, a member of
+    // smgw_app, reads and writes rows only (migration 024).
     const postgres = compose.services.postgres as Manifest;
     const pgEnv = postgres.environment as Record<string, string>;
     const superuser = pgEnv.POSTGRES_USER ?? 'postgres';
@@ -327,17 +328,28 @@ describe('docker-compose.yml', () => {
       typeof v === 'string' ? { source: v.split(':')[0] as string, target: v.split(':')[1] as string } : v,
     );
     const init = volumes.find((v) => v.target.startsWith('/docker-entrypoint-initdb.d/'));
-    assert.ok(init, 'no script creates the gateway role when the volume is initialised');
-    assert.match(readFileSync(init.source, 'utf8'), /CREATE ROLE :"role" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE/);
+    assert.ok(init, 'no script creates the gateway roles when the volume is initialised');
+    const script = readFileSync(init.source, 'utf8');
+    assert.match(script, /CREATE ROLE :"role" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE/);
+    assert.match(script, /CREATE ROLE smgw_app NOLOGIN/);
+    assert.match(
+      script,
+      /CREATE ROLE :"service_role" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT IN ROLE smgw_app/,
+    );
+    assert.notEqual(pgEnv.SMGW_DB_SERVICE_USER, pgEnv.SMGW_DB_USER);
     const gateway = Object.entries(compose.services as Record<string, Manifest>).filter(
       ([, s]) => s.environment?.DATABASE_URL,
     );
     assert.ok(gateway.length >= 9, gateway.map(([name]) => name).join(', '));
     for (const [name, service] of gateway) {
       const url = new URL(service.environment.DATABASE_URL);
+      const [user, password] =
+        name === 'migrate'
+          ? [pgEnv.SMGW_DB_USER, pgEnv.SMGW_DB_PASSWORD]
+          : [pgEnv.SMGW_DB_SERVICE_USER, pgEnv.SMGW_DB_SERVICE_PASSWORD];
       assert.notEqual(url.username, superuser, name);
-      assert.equal(url.username, pgEnv.SMGW_DB_USER, name);
-      assert.equal(decodeURIComponent(url.password), pgEnv.SMGW_DB_PASSWORD, name);
+      assert.equal(url.username, user, name);
+      assert.equal(decodeURIComponent(url.password), password, name);
       assert.equal(url.pathname, `/${pgEnv.SMGW_DB_NAME}`, name);
     }
   });
@@ -519,6 +531,31 @@ for (const overlay of ['dev', 'production']) {
         for (const other of folders.filter((_, j) => j !== i)) {
           assert.ok(!`${folders[i]}/`.startsWith(`${other}/`), `${variable} lies inside another shared folder`);
         }
+      }
+    });
+
+    it('migrates as the owner of the database and runs every service as smgw_service, which holds no DDL', () => {
+      // The owner (CloudNativePG's smgw-db-app) may alter and drop every table: only the migrate init containers get
+      // it. The services' Secret is the operator's, for the managed role smgw_service, a member of smgw_app.
+      const roles = find(objects, 'Cluster', 'smgw-db').spec.managed?.roles as Manifest[];
+      const app = roles?.find((r) => r.name === 'smgw_app');
+      const service = roles?.find((r) => r.name === 'smgw_service');
+      assert.equal(app?.login, false);
+      assert.equal(service?.login, true);
+      assert.deepEqual(service?.inRoles, ['smgw_app']);
+      assert.deepEqual(service?.passwordSecret, { name: 'smgw-db-service' });
+      for (const role of [app, service]) assert.ok(!role?.superuser && !role?.createrole && !role?.createdb);
+      for (const d of deployments().filter(isGateway)) {
+        const pod = d.spec.template.spec;
+        const databaseSecret = (c: Manifest) =>
+          (c.env ?? []).find((e: Manifest) => e.name === 'DATABASE_URL')?.valueFrom?.secretKeyRef;
+        const migrate = (pod.initContainers as Manifest[]).find((c) => c.name === 'migrate') as Manifest;
+        assert.deepEqual(databaseSecret(migrate), { name: 'smgw-db-app', key: 'uri' }, `${d.metadata.name}/migrate`);
+        for (const c of pod.containers as Manifest[]) {
+          const secret = databaseSecret(c);
+          if (secret) assert.deepEqual(secret, { name: 'smgw-db-service', key: 'uri' }, `${d.metadata.name}/${c.name}`);
+        }
+        assert.ok((pod.containers as Manifest[]).some(databaseSecret), `${d.metadata.name}: no DATABASE_URL`);
       }
     });
 
