@@ -8,6 +8,7 @@ import {
   contentTypeParameters,
   isSignedContentType,
   MAX_CONTENT_TYPE_PARAMETERS_LENGTH,
+  multipartParts,
   parseContentType,
 } from '../src/smime/mime-entity.ts';
 
@@ -99,5 +100,24 @@ describe('parseContentType on hostile headers', { timeout: 30_000 }, () => {
     // Its parameters are not read: a multipart/signed without protocol or boundary, as a garbage one is.
     assert.equal(work.maySignSmime, true);
     assert.equal(work.encryptedForm, undefined);
+  });
+});
+
+describe('multipartParts with a budget of parts', () => {
+  const body = (count: number, closed = true) =>
+    Buffer.from(`${'--b\r\nx\r\n'.repeat(count)}${closed ? '--b--\r\n' : ''}`, 'latin1');
+
+  it('splits no further than one part beyond the budget (100,000 parts, a budget of 10)', () => {
+    const parts = multipartParts(body(100_000), 'b', 10);
+    assert.equal(parts.length, 11, 'one more than asked says there are more');
+    assert.ok(parts.every((part) => part.toString() === 'x'));
+    assert.equal(multipartParts(body(100_000), 'b').length, 100_000, 'without a budget: all of them');
+  });
+
+  it('gives all parts of a body within the budget, and still refuses one without its closing delimiter', () => {
+    assert.equal(multipartParts(body(10), 'b', 10).length, 10);
+    assert.throws(() => multipartParts(body(10, false), 'b', 10), /without its parts/);
+    // Beyond the budget whether it is closed is not looked at: the caller stops there anyway.
+    assert.equal(multipartParts(body(12, false), 'b', 10).length, 11);
   });
 });

@@ -42,6 +42,7 @@ export const SIGNED_DATA_FINDINGS: Readonly<Record<SignedContentProblemKind, str
   'too-deep': 'Smgw.Limits.Exceeded.SignedData.MaxRecursion',
   'too-many': 'Smgw.Limits.Exceeded.SignedData.MaxCount',
   'too-large': 'Smgw.Limits.Exceeded.SignedData.MaxSize',
+  'too-many-parts': 'Smgw.Limits.Exceeded.SignedData.MaxParts',
 };
 
 export type Finding =
