@@ -235,13 +235,14 @@ const INFRASTRUCTURE_OF_SETTING = [
 ] as const;
 
 /**
- * Ports a gateway process needs outside the cluster, by the setting that makes it go there: revocation data (OCSP,
- * CRLs, issuer certificates over HTTP and HTTPS), the agencies' relay, and the outside MX hosts (or the smarthost)
- * with their MTA-STS policies, which are fetched over HTTPS (without them "enforce" is never applied).
+ * Ports a gateway process needs to any address outside the cluster, by the setting that makes it go there: revocation
+ * data (OCSP, CRLs, issuer certificates over HTTP and HTTPS), and the outside MX hosts (or the smarthost) with their
+ * MTA-STS policies, which are fetched over HTTPS (without them "enforce" is never applied). The agencies' relay
+ * (SMGW_INTERNAL_RELAY) is no reason for any address: ingest reaches it at the address the overlay names (below),
+ * deliver on the ports it has for the outside anyway.
  */
 const INTERNET_PORTS_OF_SETTING: Record<string, number[]> = {
   SMGW_REVOCATION_MODE: [80, 443],
-  SMGW_INTERNAL_RELAY: [25, 587],
   SMGW_SMARTHOST: [25, 587, 443],
 };
 
@@ -663,6 +664,38 @@ for (const overlay of ['dev', 'production']) {
         const open = allowedPorts(objects, d.spec.template.metadata.labels, 'internet');
         assert.deepEqual([...open].sort(), [...needed].sort(), d.metadata.name);
       }
+    });
+
+    it("lets ingest open SMTP only to the agencies' relay, at the address the overlay names, on its port", () => {
+      const configMap = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('smgw-settings-'));
+      const ingest = deployments().find((d) => d.metadata.name === 'smgw-ingest') as Manifest;
+      const relay = settingsOf(configMap, ingest).env.SMGW_INTERNAL_RELAY as string;
+      const relayPort = Number(relay.split(':').at(-1));
+      const rules = rulesFor(objects, 'Egress', ingest.spec.template.metadata.labels);
+      const smtp = rules.filter(
+        (r) => !r.ports || r.ports.some((x: Manifest) => [25, 587, relayPort].includes(x.port)),
+      );
+      assert.equal(smtp.length, 1, 'one rule: the relay');
+      const [rule] = smtp as [Manifest];
+      assert.deepEqual(
+        rule.ports.map((x: Manifest) => x.port),
+        [relayPort],
+      );
+      assert.ok(rule.to?.length > 0, 'never to any peer');
+      for (const peer of rule.to as Manifest[]) {
+        const [address, prefix] = String(peer.ipBlock?.cidr).split('/');
+        assert.ok(peer.ipBlock && !peer.ipBlock.except, JSON.stringify(peer));
+        const narrowest = address?.includes(':') ? 64 : 24;
+        assert.ok(
+          Number(prefix) >= narrowest,
+          `${peer.ipBlock.cidr}: the relay's address or network, not the internet`,
+        );
+      }
+      const expected = overlay === 'production' ? '10.20.30.25/32' : '192.0.2.25/32';
+      assert.deepEqual(
+        rule.to.map((p: Manifest) => p.ipBlock.cidr),
+        [expected],
+      );
     });
 
     it('admits the admin port on the admin API only', () => {
