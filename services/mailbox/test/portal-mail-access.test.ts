@@ -18,7 +18,8 @@ let inTrash: StoredMessage;
 let attacker: Browser;
 
 before(async () => {
-  world = await startPortalWorld();
+  // Replies go to agencies only: the fixtures' sender is one, so the reply form (and its kept quote) is reachable.
+  world = await startPortalWorld({ settings: { internalDomains: ['behoerde.example'] } });
   victim = await activeMailbox(world, 'opfer@example.org', PASSWORD);
   await activeMailbox(world, 'angreifer@example.org', PASSWORD);
   const raw = message(
@@ -36,13 +37,26 @@ after(() => world.close());
 /** The page without what differs between any two requests (the CSRF token). */
 const comparable = (body: string) => body.replace(/name="_csrf" value="[^"]*"/g, '');
 
-const READS = ['/nachricht/ID', '/nachricht/ID/inhalt', '/nachricht/ID/anhang/0', '/nachricht/ID/original'];
-const WRITES = ['/nachricht/ID/papierkorb', '/nachricht/ID/wiederherstellen', '/nachricht/ID/loeschen'];
+const READS = [
+  '/nachricht/ID',
+  '/nachricht/ID/inhalt',
+  '/nachricht/ID/anhang/0',
+  '/nachricht/ID/original',
+  '/nachricht/ID/antworten',
+];
+const WRITES = [
+  '/nachricht/ID/papierkorb',
+  '/nachricht/ID/wiederherstellen',
+  '/nachricht/ID/loeschen',
+  '/nachricht/ID/antworten',
+];
 
 describe("another mailbox's messages", () => {
-  for (const route of [...READS, ...WRITES]) {
-    it(`${route} answers for a stranger's id exactly as for a missing one`, async () => {
-      const method = WRITES.includes(route) ? 'post' : 'get';
+  for (const [method, route] of [
+    ...READS.map((route) => ['get', route] as const),
+    ...WRITES.map((route) => ['post', route] as const),
+  ]) {
+    it(`${method.toUpperCase()} ${route} answers for a stranger's id exactly as for a missing one`, async () => {
       for (const target of [inInbox, inTrash]) {
         const foreign = await attacker[method](route.replace('ID', target.rowId));
         const missing = await attacker[method](route.replace('ID', randomUUID()));
@@ -102,6 +116,69 @@ describe("another mailbox's messages", () => {
       const page = await anonymous.get(route.replace('ID', inInbox.rowId));
       assert.equal(page.status, 303, route);
       assert.equal(page.location, '/anmelden');
+    }
+  });
+});
+
+describe("another mailbox's messages, once their owner's views are kept (the minute's view cache)", () => {
+  let kept: StoredMessage;
+  let owner: Browser;
+  const routes = (id: string) => [
+    `/nachricht/${id}`,
+    `/nachricht/${id}/inhalt`,
+    `/nachricht/${id}/anhang/0`,
+    `/nachricht/${id}/antworten`,
+  ];
+
+  before(async () => {
+    const raw = message(
+      { subject: 'Steuerbescheid 4711' },
+      multipart('mixed', [
+        htmlPart('<p>Inhalt 4711</p>'),
+        attachmentPart('application/pdf', 'bescheid-4711.pdf', Buffer.from('%PDF')),
+      ]),
+    );
+    kept = await storeMessage(world, victim, raw);
+    owner = world.browser('198.51.100.20');
+    assert.equal((await logIn(owner, 'opfer@example.org', PASSWORD)).status, 303);
+    for (const url of routes(kept.rowId)) assert.equal((await owner.get(url)).status, 200, url);
+  });
+
+  it('are kept for their owner (the page again comes from the cache)', async () => {
+    const before = world.logLines.length;
+    assert.equal((await owner.get(`/nachricht/${kept.rowId}`)).status, 200);
+    assert.ok(world.logLines.slice(before).some((line) => line.includes('"PORTAL_MESSAGE_VIEW_CACHED"')));
+  });
+
+  it('answer a stranger asking for the same id as for a missing one, and show him nothing of them', async () => {
+    const missingId = randomUUID();
+    for (const foreignUrl of routes(kept.rowId)) {
+      const foreign = await attacker.get(foreignUrl);
+      const missing = await attacker.get(foreignUrl.replace(kept.rowId, missingId));
+      assert.equal(foreign.status, 404, foreignUrl);
+      assert.equal(comparable(foreign.body), comparable(missing.body));
+      assert.doesNotMatch(foreign.body, /4711/);
+    }
+  });
+
+  it("are not served after the owner's mailbox is deleted and one is made again for the same address", async () => {
+    const page = await owner.submit('/konto/loeschen', {
+      address: 'opfer@example.org',
+      confirm: 'ja',
+      password: PASSWORD,
+    });
+    assert.equal(page.status, 200);
+    assert.equal(await findMailboxById(world.db.pool, victim.id), undefined);
+    const again = await activeMailbox(world, 'opfer@example.org', PASSWORD);
+    assert.notEqual(again.id, victim.id);
+    // The old session is over; a new login sees the new mailbox only.
+    assert.equal((await owner.get(`/nachricht/${kept.rowId}`)).location, '/anmelden');
+    const newcomer = world.browser('198.51.100.21');
+    assert.equal((await logIn(newcomer, 'opfer@example.org', PASSWORD)).status, 303);
+    for (const url of routes(kept.rowId)) {
+      const res = await newcomer.get(url);
+      assert.equal(res.status, 404, url);
+      assert.doesNotMatch(res.body, /4711/);
     }
   });
 });
