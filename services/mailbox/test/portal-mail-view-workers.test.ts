@@ -169,6 +169,27 @@ describe('message views in workers (a worker that stalls or crashes on a marker,
     assert.equal(made().length, 2);
   });
 
+  it('keeps no view that was still being made when its mailbox logged out', async () => {
+    const address = `abmelder${++counter}-${Date.now().toString(36)}@example.org`;
+    const { mailbox, browser } = await loggedInBrowser(world, address, PASSWORD);
+    const raw = message(
+      { subject: 'Während der Abmeldung' },
+      multipart('alternative', [textPart('Nur bis zur Abmeldung'), htmlPart('<p>STALL-AFTER-PARSE</p>')]),
+    );
+    const stored = await storeMessage(world, mailbox, raw);
+    await browser.get('/postfach/eingang');
+    // The view is in its worker (until the 2 s limit) while the same browser logs out.
+    const running = browser.get(`/nachricht/${stored.rowId}`);
+    assert.equal((await browser.post('/abmelden')).status, 303);
+    assert.equal((await running).status, 200);
+
+    assert.equal((await logIn(browser, address, PASSWORD)).status, 303);
+    assert.equal((await browser.get(`/nachricht/${stored.rowId}`)).status, 200);
+    const ofThis = (code: string) => logged(world, code).filter((line) => line.messageId === stored.messageId);
+    assert.equal(ofThis('PORTAL_MESSAGE_VIEW_CACHED').length, 0, 'the view made before the logout was kept');
+    assert.equal(ofThis('PORTAL_VIEW_TIME_LIMIT').length, 2);
+  });
+
   it('answers an attachment not read in time with a page offering the original, answering others meanwhile', async () => {
     const { mailbox, browser } = await loggedInUser(world);
     const raw = message(

@@ -3,6 +3,8 @@
 // Keyed by mailbox and message row and read only after the row was found in the session's mailbox (pages/message.ts):
 // a view is never served to another mailbox, nor after its message is gone. Bounded in bytes (oldest out first);
 // deleting a message or a mailbox, or logging out, forgets its views and quotes at once, so no plaintext outlives them.
+// A view still in its worker then (seconds, up to the time limit twice over with the wait) is not kept when it
+// comes back: `set` takes the stamp read before the work began, and refuses it once the mailbox was forgotten since.
 import type { MessageView } from './message-view.ts';
 import type { JobOutcome, ViewOutcome } from './message-view-workers.ts';
 import type { QuoteSource } from './reply-context.ts';
@@ -21,7 +23,16 @@ const KINDS = ['view', 'quote'] as const satisfies readonly (keyof CachedOutcome
 
 export interface MessageViewCache {
   get<K extends keyof CachedOutcomes>(kind: K, mailboxId: string, rowId: string): CachedOutcomes[K] | undefined;
-  set<K extends keyof CachedOutcomes>(kind: K, mailboxId: string, rowId: string, outcome: CachedOutcomes[K]): void;
+  /** Read before a view is made; `set` takes it, so a view made across a forget of its mailbox is not kept. */
+  stamp(): number;
+  /** Keeps `outcome`, unless its mailbox (or this message) was forgotten after `since` (a `stamp()`). */
+  set<K extends keyof CachedOutcomes>(
+    kind: K,
+    mailboxId: string,
+    rowId: string,
+    outcome: CachedOutcomes[K],
+    since: number,
+  ): void;
   forgetMessages(mailboxId: string, rowIds: readonly string[]): void;
   forgetMailbox(mailboxId: string): void;
 }
@@ -36,6 +47,11 @@ export interface MessageViewCacheOptions {
 
 export const MESSAGE_VIEW_CACHE_TTL_MS = 60_000;
 export const MESSAGE_VIEW_CACHE_MAX_BYTES = 64 * 1024 * 1024;
+/**
+ * Mailboxes whose last forget is remembered (for views in their workers meanwhile), oldest out first: ~100 bytes each.
+ * Only this many forgets within one view's time (20 s by default) could let such a view be kept again.
+ */
+export const FORGOTTEN_MAILBOXES_KEPT = 10_000;
 
 interface Entry {
   outcome: CachedOutcomes[keyof CachedOutcomes];
@@ -47,6 +63,17 @@ export function createMessageViewCache(options: MessageViewCacheOptions): Messag
   // Map order is insertion order: the first entry is the oldest.
   const entries = new Map<string, Entry>();
   let total = 0;
+  // Each forget takes the next number; a mailbox's last one is kept (re-inserted: the first entry is the oldest).
+  let forgets = 0;
+  const forgottenAt = new Map<string, number>();
+  const markForgotten = (mailboxId: string) => {
+    forgottenAt.delete(mailboxId);
+    forgottenAt.set(mailboxId, ++forgets);
+    if (forgottenAt.size > FORGOTTEN_MAILBOXES_KEPT) {
+      const [oldest] = forgottenAt.keys();
+      if (oldest !== undefined) forgottenAt.delete(oldest);
+    }
+  };
   const keyOf = (kind: keyof CachedOutcomes, mailboxId: string, rowId: string) => `${mailboxId}/${rowId}/${kind}`;
   const remove = (key: string) => {
     const entry = entries.get(key);
@@ -67,7 +94,9 @@ export function createMessageViewCache(options: MessageViewCacheOptions): Messag
       // Stored under this kind's key by `set` only.
       return entry.outcome as CachedOutcomes[K];
     },
-    set(kind, mailboxId, rowId, outcome) {
+    stamp: () => forgets,
+    set(kind, mailboxId, rowId, outcome, since) {
+      if ((forgottenAt.get(mailboxId) ?? 0) > since) return;
       const key = keyOf(kind, mailboxId, rowId);
       remove(key);
       const bytes = estimatedBytes(kind, outcome);
@@ -81,9 +110,11 @@ export function createMessageViewCache(options: MessageViewCacheOptions): Messag
       total += bytes;
     },
     forgetMessages(mailboxId, rowIds) {
+      markForgotten(mailboxId);
       for (const rowId of rowIds) for (const kind of KINDS) remove(keyOf(kind, mailboxId, rowId));
     },
     forgetMailbox(mailboxId) {
+      markForgotten(mailboxId);
       for (const key of [...entries.keys()]) if (key.startsWith(`${mailboxId}/`)) remove(key);
     },
   };

@@ -207,6 +207,7 @@ export const composePages: PortalPage = async (app, ctx) => {
     const cached = ctx.viewCache.get('quote', mailbox.id, target.rowId);
     if (cached) return cached;
     const ids = { mailboxId: mailbox.id, messageId: target.messageId, rowId: target.rowId };
+    const stamp = ctx.viewCache.stamp();
     const started = performance.now();
     let outcome: Awaited<ReturnType<typeof ctx.messageViews.quote>>;
     try {
@@ -227,7 +228,7 @@ export const composePages: PortalPage = async (app, ctx) => {
     }
     // A wait for a free worker says nothing about the message: not kept.
     if (!('timedOut' in outcome && outcome.timedOut === 'waiting')) {
-      ctx.viewCache.set('quote', mailbox.id, target.rowId, outcome);
+      ctx.viewCache.set('quote', mailbox.id, target.rowId, outcome, stamp);
     }
     return outcome;
   }

@@ -109,6 +109,8 @@ async function ownView(ctx: PortalContext, req: FastifyRequest): Promise<OwnView
   } finally {
     key.fill(0);
   }
+  // A logout or deletion while the worker runs: the view it makes is not kept (message-view-cache.ts).
+  const stamp = ctx.viewCache.stamp();
   const started = performance.now();
   let outcome: Awaited<ReturnType<typeof ctx.messageViews.view>>;
   try {
@@ -135,7 +137,7 @@ async function ownView(ctx: PortalContext, req: FastifyRequest): Promise<OwnView
   }
   // A wait for a free worker says nothing about the message: not kept.
   if (!('timedOut' in outcome && outcome.timedOut === 'waiting'))
-    ctx.viewCache.set('view', mailbox.id, row.id, outcome);
+    ctx.viewCache.set('view', mailbox.id, row.id, outcome, stamp);
   return { row, shown: shownOf(outcome) };
 }
 
