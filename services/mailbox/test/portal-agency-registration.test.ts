@@ -62,6 +62,24 @@ describe('agency registration form: the checks', () => {
       'contactEmail',
       'agencyRegistration.error.contactEmail',
     ],
+    [
+      'an address literal as e-mail (a host the gateway would be made to mail)',
+      { contactEmail: 'it@[192.0.2.1]' },
+      'contactEmail',
+      'agencyRegistration.error.contactEmail',
+    ],
+    [
+      'an IPv4 address as e-mail domain',
+      { contactEmail: 'it@192.0.2.1' },
+      'contactEmail',
+      'agencyRegistration.error.contactEmail',
+    ],
+    [
+      'a bare name as e-mail domain',
+      { contactEmail: 'it@localhost' },
+      'contactEmail',
+      'agencyRegistration.error.contactEmail',
+    ],
     ['letters in the phone', { contactPhone: 'call me' }, 'contactPhone', 'agencyRegistration.error.contactPhone'],
     ['no domain', { domains: '\n \n' }, 'domains', 'agencyRegistration.error.domainsMissing'],
     [
