@@ -197,17 +197,18 @@ export const composePages: PortalPage = async (app, ctx) => {
    * The reply form's quote of its original: read in a message view worker under its time limit (a stranger's message
    * of 30 MB is seconds of mailparser), kept a minute as the message's view is (message-view-cache.ts), so a reload
    * does not parse again. Over its time, or no worker free in time, the form opens without it; a worker that dies the
-   * same (logged: not the message's fault, and the reply can be written all the same).
+   * same (logged: not the message's fault, and the reply can be written all the same). `stamp`: the view cache's,
+   * read before the original was.
    */
   async function quoteOf(
     req: FastifyRequest,
     mailbox: Mailbox,
     target: Target & { kind: 'reply' },
+    stamp: number,
   ): Promise<CachedQuoteOutcome | { timedOut: 'waiting' | 'failed' }> {
     const cached = ctx.viewCache.get('quote', mailbox.id, target.rowId);
     if (cached) return cached;
     const ids = { mailboxId: mailbox.id, messageId: target.messageId, rowId: target.rowId };
-    const stamp = ctx.viewCache.stamp();
     const started = performance.now();
     let outcome: Awaited<ReturnType<typeof ctx.messageViews.quote>>;
     try {
@@ -347,6 +348,8 @@ export const composePages: PortalPage = async (app, ctx) => {
     const { mailbox } = ctx.login(req);
     const t = ctx.t(req);
     let target: Target | undefined;
+    // Before the original is read: its quote is not kept if the mailbox logs out or is deleted from here on.
+    const stamp = ctx.viewCache.stamp();
     try {
       target = await replyTarget(mailbox, req.params.id);
     } catch (err) {
@@ -355,7 +358,7 @@ export const composePages: PortalPage = async (app, ctx) => {
     }
     if (target?.kind !== 'reply') return ctx.renderError(req, reply, 404);
     const { context } = target;
-    const quote = await quoteOf(req, mailbox, target);
+    const quote = await quoteOf(req, mailbox, target, stamp);
     return renderForm(req, reply, target, {
       draft: newDraftToken(draftKey, mailbox.id, ctx.now()),
       values: {

@@ -93,6 +93,9 @@ interface OwnView {
 async function ownView(ctx: PortalContext, req: FastifyRequest): Promise<OwnView | 'failed' | undefined> {
   const { mailbox } = ctx.login(req);
   const ids = (row: MailboxMessageSummary) => ({ mailboxId: mailbox.id, messageId: row.messageId, rowId: row.id });
+  // Before the row is read: a logout or deletion from here on (while the row is read, or the worker runs) means the
+  // view made is not kept (message-view-cache.ts).
+  const stamp = ctx.viewCache.stamp();
   const key = await ctx.openMailboxKey(mailbox);
   let row: MailboxMessageSummary | undefined;
   let raw: Buffer | undefined;
@@ -109,8 +112,6 @@ async function ownView(ctx: PortalContext, req: FastifyRequest): Promise<OwnView
   } finally {
     key.fill(0);
   }
-  // A logout or deletion while the worker runs: the view it makes is not kept (message-view-cache.ts).
-  const stamp = ctx.viewCache.stamp();
   const started = performance.now();
   let outcome: Awaited<ReturnType<typeof ctx.messageViews.view>>;
   try {
