@@ -60,10 +60,13 @@ export async function quarantineMessage(pool: Pool, record: QuarantineRecord): P
       published = existing?.notices ?? [];
       created = false;
     }
+    // Recorded once per entry, not per direction: encrypt may pass one inbound message on as several envelopes of
+    // one direction (a group decrypted, a group not), each with its own blob and entry, and each group's recipients
+    // are quarantined by its own (else they stayed pending for ever, and the message was never finished).
     const already = await hasEvent(db, envelope.id, {
       stage: 'scan',
       event: 'message.quarantined',
-      dataContains: { direction: envelope.direction },
+      dataContains: { quarantineId },
     });
     if (!already) {
       await setRecipientState(

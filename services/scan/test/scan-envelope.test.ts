@@ -706,6 +706,29 @@ describe('redelivery', () => {
     );
     assert.equal(trace?.events.filter((e) => e.event === 'message.quarantined').length, 2);
   });
+
+  it('records both groups of an inbound message encrypt split by decryption (two blobs, one direction): every recipient quarantined', async () => {
+    // Encrypt passes one group on decrypted and the other as received (not decrypted): one id, one direction,
+    // two blobs. A stranger can make both infected; the second group was left pending, never quarantined.
+    const decrypted = await received(mailWithAttachment('eicar.com', EICAR), 'inbound', {
+      recipients: ['opened@behoerde.example'],
+    });
+    const closed = await blobStore.put(Readable.from([mailWithAttachment('eicar2.com', EICAR)]), {
+      messageId: decrypted.id,
+    });
+    const notDecrypted: Envelope = { ...decrypted, blob: closed, recipients: ['closed@behoerde.example'] };
+    await recordMessage(db.pool, notDecrypted);
+    await scanEnvelope(deps, decrypted, handlerContext());
+    await scanEnvelope(deps, notDecrypted, handlerContext());
+    const entries = await db.pool.query('select envelope from quarantine where message_id = $1', [decrypted.id]);
+    assert.equal(entries.rowCount, 2, 'one entry per envelope');
+    const trace = await getTrace(db.pool, decrypted.id);
+    assert.deepEqual(trace?.recipients.map((r) => [r.address, r.state]).sort(), [
+      ['closed@behoerde.example', 'quarantined'],
+      ['opened@behoerde.example', 'quarantined'],
+    ]);
+    assert.equal(trace?.events.filter((e) => e.event === 'message.quarantined').length, 2);
+  });
 });
 
 describe('both halves of a split message at the same time', () => {
