@@ -30,6 +30,40 @@ export function isPlainAddress(address: string): boolean {
 }
 
 /**
+ * Top-level labels of names that never denote a host on the internet, so never a domain outside to mail: loopback
+ * (`localhost`, RFC 6761 §6.3), the local link (`local`, mDNS, RFC 6762), private networks (`internal`, reserved by
+ * ICANN for private use in 2024), names that must not resolve (`invalid`, RFC 6761 §6.4), the DNS's own infrastructure
+ * (`arpa`, RFC 3172: reverse lookups, `home.arpa` of RFC 8375) and other name spaces (`onion`, RFC 7686; `alt`,
+ * RFC 9476). `test` and `example` (RFC 2606) stay: they are for tests and documentation, the test worlds use them,
+ * and the public DNS has none (deliver bounces them, 5.1.2).
+ */
+export const NOT_INTERNET_TOP_LABELS: ReadonlySet<string> = new Set([
+  'localhost',
+  'local',
+  'internal',
+  'invalid',
+  'onion',
+  'alt',
+  'arpa',
+]);
+
+/**
+ * Is `address` one the gateway may send to outside the closed network (an address a stranger may have chosen)? One
+ * plain address (isPlainAddress) whose domain is a name of the internet: at least two labels (a bare host such as
+ * `localhost` or `mail` is looked up wherever the gateway runs), a top label that is no number (`192.0.2.1`, and
+ * `127.1` or `0x7f.1`, which normalizeDomain reads as 127.0.0.1: mx-connect connects to an address it is given without
+ * asking the DNS for an MX), and none of NOT_INTERNET_TOP_LABELS. Agencies' own domains are judged by their
+ * configuration (SMGW_INTERNAL_DOMAINS), not by this: call it for addresses outside them.
+ */
+export function isInternetAddress(address: string): boolean {
+  if (!isPlainAddress(address)) return false;
+  const labels = normalizeDomain(address.slice(address.indexOf('@') + 1)).split('.');
+  const top = labels.at(-1) ?? '';
+  if (labels.length < 2 || /^(?:[0-9]+|0x[0-9a-f]*)$/.test(top)) return false;
+  return !NOT_INTERNET_TOP_LABELS.has(top);
+}
+
+/**
  * `address` with its domain as the gateway compares domains (normalizeDomain: the A-label, lower case), the local part
  * as written; unchanged when the domain is no name. One mailbox has one spelling then: `bürger@bücher.example` and
  * `bürger@xn--bcher-kva.example` are one recipient.

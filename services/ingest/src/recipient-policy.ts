@@ -1,7 +1,7 @@
 // Who may receive mail through which listener. Never an open relay: the inbound (MX) listener accepts recipients
 // in the agency domains only; the submission listener accepts anyone and sorts recipients into internal (agency)
 // and outbound (everyone else), which decides each envelope's itinerary.
-import { inDomains, isPlainAddress } from '@smgw/config';
+import { inDomains, isInternetAddress, isPlainAddress } from '@smgw/config';
 import type { Direction } from '@smgw/envelope';
 import type { ReplyCode } from './smtp-replies.ts';
 
@@ -18,11 +18,16 @@ export type RecipientRoute = 'agency' | 'outside' | 'invalid';
  * quoted local part, `%` (the percent hack) and `!` (UUCP bang paths) in the local part, a leftover source route, an
  * address literal, or an empty part. Such an address is not routed at all, on either port, so
  * `u%outside.example@agency` can never reach an agency server that forwards it, and no message is answered 250 for a
- * recipient deliver would then refuse. The domain is compared after IDNA, case and trailing-dot normalisation.
+ * recipient deliver would then refuse. The domain is compared after IDNA, case and trailing-dot normalisation. An
+ * address outside the agency domains must be one of the internet (isInternetAddress): not `x@192.0.2.1`, not
+ * `x@localhost`.
  */
 export function routeOf(address: string, internalDomains: string[]): RecipientRoute {
   if (!isPlainAddress(address)) return 'invalid';
-  return inDomains(address, internalDomains) ? 'agency' : 'outside';
+  if (inDomains(address, internalDomains)) return 'agency';
+  // Outside the agencies only a name of the internet (isInternetAddress, the rule deliver sends by): never an IPv4
+  // address or a bare host such as localhost, which no mail of the internet comes from and deliver will not mail.
+  return isInternetAddress(address) ? 'outside' : 'invalid';
 }
 
 export type RecipientDecision = { accept: true; direction: Direction } | { accept: false; code: ReplyCode };

@@ -42,12 +42,24 @@ describe('recipient routes', () => {
     ['[u]@gmail.example', 'invalid'],
     ["o'brien+tag@gmail.example", 'outside'],
     ['x..y@behoerde.example', 'agency'],
+    // Nor for a plain address outside the agencies that is no name of the internet (@smgw/config isInternetAddress):
+    // deliver would mail such a host, or a DSN would go there.
+    ['u@192.0.2.1', 'invalid'],
+    ['u@127.1', 'invalid'],
+    ['u@localhost', 'invalid'],
+    ['u@mailhost.', 'invalid'],
+    ['u@printer.local', 'invalid'],
+    ['u@db.corp.internal', 'invalid'],
   ];
   for (const [address, route] of table) {
     it(`routes ${address} as ${route}`, () => {
       assert.equal(routeOf(address, domains), route);
     });
   }
+  it('keeps an agency domain as configured, even a bare host name (the agencies decide their own names)', () => {
+    assert.equal(routeOf('a@intranet', ['intranet']), 'agency');
+    assert.equal(routeOf('a@intranet', domains), 'invalid');
+  });
 });
 
 describe('the inbound (MX) listener', () => {
@@ -68,6 +80,13 @@ describe('the inbound (MX) listener', () => {
     'evil.example!u@behoerde.example',
     'postmaster',
   ];
+  for (const address of ['a@192.0.2.1', 'a@localhost', 'a@[192.0.2.1]']) {
+    it(`refuses ${address}, no domain of the internet, on either port with RECIPIENT_INVALID`, () => {
+      assert.deepEqual(decideRecipient('inbound', address, domains), { accept: false, code: 'RECIPIENT_INVALID' });
+      assert.deepEqual(decideRecipient('submission', address, domains), { accept: false, code: 'RECIPIENT_INVALID' });
+    });
+  }
+
   for (const address of routeAttempts) {
     it(`refuses ${address}, which a server after us might route, with RECIPIENT_INVALID`, () => {
       assert.deepEqual(decideRecipient('inbound', address, domains), { accept: false, code: 'RECIPIENT_INVALID' });
@@ -191,6 +210,11 @@ describe('the inbound (MX) listener and envelope senders', () => {
     ['x@a.extern.sachsen.example', 'accept'],
     ['u%behoerde.example@evil.example', 'SENDER_INVALID'],
     ['a@b@c.example', 'SENDER_INVALID'],
+    // A sender whose DSN (or quarantine notice) would go to a host a stranger chose, not to a domain of the internet.
+    ['x@192.0.2.1', 'SENDER_INVALID'],
+    ['x@localhost', 'SENDER_INVALID'],
+    ['x@[192.0.2.1]', 'SENDER_INVALID'],
+    ['x@mx.corp.internal', 'SENDER_INVALID'],
   ];
   for (const [address, expected] of table) {
     it(`answers MAIL FROM:<${address}> with ${expected}`, () => {
