@@ -66,6 +66,14 @@ export const BOUNCE_RULES: readonly BounceRule[] = [
     status: '5.1.3',
     code: 'DELIVERY_RECIPIENT_INVALID',
   },
+  // RFC 3463 X.1.2: the destination system named in the address cannot take mail (route-recipients.ts).
+  {
+    error: /^ENOTINTERNETDOMAIN$/,
+    result: 'bounced',
+    category: 'address-domain',
+    status: '5.1.2',
+    code: 'DELIVERY_RECIPIENT_DOMAIN_REFUSED',
+  },
   {
     error: /^EENVELOPEMISMATCH$/,
     result: 'bounced',

@@ -1,6 +1,6 @@
 // Where each recipient's copy goes next: the agencies' relay, the smarthost, or the recipient domain's MX.
 import { domainToASCII } from 'node:url';
-import { type HostPort, inDomains, isPlainAddress } from '@smgw/config';
+import { type HostPort, inDomains, isInternetAddress, isPlainAddress } from '@smgw/config';
 
 export type Destination =
   /** The agencies' mail servers, tried in the order given. */
@@ -11,14 +11,15 @@ export type Destination =
   | { kind: 'mx'; key: string; domain: string };
 
 /**
- * A recipient deliver will not hand to any next hop: it is not one plain address (isPlainAddress), or its message
- * can never be sent (the outbound guard's bounceAs: encrypt gave it up). Never a Destination, so it can never reach a
+ * A recipient deliver will not hand to any next hop: it is not one plain address (isPlainAddress), it lies outside
+ * the agency domains at no name of the internet (isInternetAddress), or its message can never be sent (the outbound
+ * guard's bounceAs: encrypt gave it up). Never a Destination, so it can never reach a
  * transport; deliver records it as bounced without sending, with its own answer (`errorCode`, classified by
  * bounce-classification.ts, and `error`, the text of the trace and the DSN's Diagnostic-Code).
  */
 export interface RefusedRecipient {
   kind: 'refused';
-  key: 'refused:not-plain-address' | 'refused:not-encryptable';
+  key: 'refused:not-plain-address' | 'refused:not-internet-domain' | 'refused:not-encryptable';
   errorCode: string;
   error: string;
 }
@@ -31,6 +32,18 @@ export const NOT_PLAIN_ADDRESS: RefusedRecipient = {
   key: 'refused:not-plain-address',
   errorCode: 'ENOTPLAINADDRESS',
   error: 'not one plain address (local@domain); not sent',
+};
+
+/**
+ * An address outside the agencies at an IPv4 address, a bare host or a special-use name (`x@192.0.2.1`,
+ * `x@localhost`): never looked up, never connected to (mx-connect connects to an address given as domain without an
+ * MX lookup, to any public one), whoever wrote it (a stranger's MAIL FROM that gets a DSN, a portal registration).
+ */
+export const NOT_INTERNET_DOMAIN: RefusedRecipient = {
+  kind: 'refused',
+  key: 'refused:not-internet-domain',
+  errorCode: 'ENOTINTERNETDOMAIN',
+  error: 'the domain is no name of the internet (an IPv4 address, a bare host or a special-use name); not sent',
 };
 
 export interface RoutingTable {
@@ -67,6 +80,8 @@ export function routeRecipient(recipient: string, table: RoutingTable): Route {
       hosts: table.internalRelay,
     };
   }
+  // Neither to the smarthost: it would look the name up (or connect to the address) in its own network.
+  if (!isInternetAddress(recipient)) return NOT_INTERNET_DOMAIN;
   if (table.smarthost) {
     return { kind: 'smarthost', key: `smarthost:${formatHostPort(table.smarthost)}`, host: table.smarthost };
   }

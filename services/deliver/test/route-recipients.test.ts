@@ -141,3 +141,18 @@ describe('routing what is not one plain address', () => {
     );
   });
 });
+
+describe('routing an address outside the agencies that is no name of the internet', () => {
+  for (const recipient of ['x@192.0.2.1', 'x@8.8.8.8', 'x@0x7f.1', 'x@localhost', 'x@mailhost', 'x@printer.local']) {
+    it(`sends ${recipient} nowhere, neither to its "MX" nor to the smarthost`, () => {
+      for (const table of [withSmarthost, withoutSmarthost]) {
+        assert.equal(routeRecipient(recipient, table).key, 'refused:not-internet-domain');
+      }
+    });
+  }
+
+  it("keeps an agency domain as configured, even a bare host name: the agencies' relay", () => {
+    const table: RoutingTable = { ...withoutSmarthost, internalDomains: ['intranet'] };
+    assert.equal(routeRecipient('a@intranet', table).kind, 'relay');
+  });
+});
