@@ -80,6 +80,18 @@ describe('agency registration form: the checks', () => {
       'contactEmail',
       'agencyRegistration.error.contactEmail',
     ],
+    [
+      'a link-local (mDNS) name as e-mail domain',
+      { contactEmail: 'it@printer.local' },
+      'contactEmail',
+      'agencyRegistration.error.contactEmail',
+    ],
+    [
+      'a short IPv4 form as e-mail domain',
+      { contactEmail: 'it@127.1' },
+      'contactEmail',
+      'agencyRegistration.error.contactEmail',
+    ],
     ['letters in the phone', { contactPhone: 'call me' }, 'contactPhone', 'agencyRegistration.error.contactPhone'],
     ['no domain', { domains: '\n \n' }, 'domains', 'agencyRegistration.error.domainsMissing'],
     [

@@ -194,6 +194,18 @@ describe('portal re-activation', () => {
     assert.equal(world.published.length, 0);
   });
 
+  it('refuses an address at an IPv4 address or a bare host, and mails nothing, even when such a mailbox exists', async () => {
+    // A mailbox made before the portal refused such addresses (or for an agency's recipient before ingest did).
+    for (const domain of ['192.0.2.1', 'localhost']) {
+      const address = `${newAddress().split('@')[0]}@${domain}`;
+      await activeMailbox(world, address, OLD_PASSWORD);
+      const page = await request(address, '198.51.100.7');
+      assert.equal(page.status, 400, address);
+      assert.match(page.body, /gültige E-Mail-Adresse/);
+    }
+    assert.equal(world.published.length, 0);
+  });
+
   it('sends at most 3 mails per address an hour (counted for unknown addresses too), and 10 requests per client', async () => {
     const address = newAddress();
     await activeMailbox(world, address, OLD_PASSWORD);

@@ -80,6 +80,19 @@ describe('portal self-registration', () => {
     });
   }
 
+  // The link would be mailed there: a host a stranger chose, not a domain of the internet (isInternetAddress).
+  const notInternet = ['192.0.2.1', '127.1', 'localhost', 'mailhost', 'printer.local', 'db.corp.internal'];
+  for (const [i, domain] of notInternet.entries()) {
+    it(`refuses an address at ${domain}: no mailbox, no mail`, async () => {
+      const address = `${newAddress().split('@')[0]}@${domain}`;
+      const page = await register(address, `198.51.100.${i + 1}`);
+      assert.equal(page.status, 400);
+      assert.match(page.body, /gültige E-Mail-Adresse/);
+      assert.equal(world.published.length, 0);
+      assert.equal(await findMailbox(world.db.pool, address), undefined);
+    });
+  }
+
   it('makes a passive mailbox for a new address: the link at once, the PIN after the delay', async () => {
     const address = newAddress();
     const page = await register(address);

@@ -1,6 +1,6 @@
 // The agency registration form's fields, checked: each field either a clean value or the i18n key of its error.
 // Pure: the page module (pages/agency-registration.ts) renders the errors beside their fields.
-import { isPlainAddress, normalizeDomain } from '@smgw/config';
+import { isInternetAddress, normalizeDomain } from '@smgw/config';
 import { normalizeMailboxAddress } from '@smgw/mailbox-store';
 import type { MessageKey } from './i18n/de.ts';
 import { formField } from './pages/form-fields.ts';
@@ -75,10 +75,9 @@ export function checkAgencyForm(values: Record<AgencyFormField, string>): Agency
     const local = contactEmail.slice(0, contactEmail.lastIndexOf('@'));
     if (contactEmail.length > AGENCY_FORM_LIMITS.contactEmail || !LOCAL_PART.test(local)) throw new Error('local part');
     contactEmail = normalizeMailboxAddress(contactEmail);
-    // The gateway mails this address: one plain address (deliver sends nothing else) at a domain name with a dot, as
-    // the domains below, never an address literal or a bare host name a stranger could point the mail at.
-    const domain = contactEmail.slice(contactEmail.lastIndexOf('@') + 1);
-    if (!isPlainAddress(contactEmail) || !domain.includes('.') || /^[0-9.]+$/.test(domain)) throw new Error('domain');
+    // The gateway mails this address: one plain address at a name of the internet (isInternetAddress, the rule
+    // deliver sends by), never an address literal, an IPv4 address or a bare host a stranger could point the mail at.
+    if (!isInternetAddress(contactEmail)) throw new Error('domain');
   } catch {
     errors.contactEmail = { key: 'agencyRegistration.error.contactEmail' };
   }

@@ -2,6 +2,7 @@
 // page at once; the work (is there a mailbox? then revoke every earlier link and PIN, make a new token, mail the
 // link now, the PIN after SMGW_PIN_DELAY through the PIN mail sweep) runs after the answer, so neither the page nor
 // its timing tells whether the address has a mailbox. Requests are limited per address and per client.
+import { isInternetAddress } from '@smgw/config';
 import { withTransaction } from '@smgw/db';
 import { findMailbox } from '@smgw/mailbox-store';
 import type { PortalContext, PortalPage } from '../context.ts';
@@ -18,9 +19,9 @@ export const reactivationPages: PortalPage = async (app, ctx) => {
   app.post('/reaktivieren', async (req, reply) => {
     const t = ctx.t(req);
     const typed = formField(req.body, 'address', 320).trim();
-    // Only a plain address, as on /registrieren.
+    // Only a plain address at a name of the internet, as on /registrieren (the link is mailed to it).
     const address = plainAddress(typed);
-    if (!address) {
+    if (!address || !isInternetAddress(address)) {
       return ctx.render(
         req,
         reply,

@@ -8,7 +8,7 @@
 //   - a mailbox: a mail to the address "you already have a mailbox: log in or ask for a new link" (nothing for a
 //     locked one, as re-activation does);
 // Requests are limited per client and mails per address (counted for every address, known or not).
-import { inDomains } from '@smgw/config';
+import { inDomains, isInternetAddress } from '@smgw/config';
 import { withTransaction } from '@smgw/db';
 import { newTraceId } from '@smgw/envelope';
 import { isAgencyDomain } from '@smgw/key-directory';
@@ -40,6 +40,8 @@ export const registrationPages: PortalPage = async (app, ctx) => {
     const address = plainAddress(typed);
     if (!address) return refuse(t('registration.addressInvalid'));
     if (await isAgencyAddress(ctx, address)) return refuse(t('registration.agencyDomain'));
+    // The link is mailed to it: never to an IPv4 address, a bare host or a special-use name a stranger typed.
+    if (!isInternetAddress(address)) return refuse(t('registration.addressInvalid'));
 
     const exceeded = await firstExceeded(ctx.limits, [
       ['registrationPerClient', ctx.clientOf(req)],
