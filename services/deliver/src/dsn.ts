@@ -95,12 +95,22 @@ export interface DsnDisclosure {
 }
 
 /**
+ * Whether the gateway changed the message for a sender outside the agencies (decrypted it, or tried to): the next hop
+ * then gets NOTIFY=NEVER (dsnParametersFor), for its notices would quote what the gateway made of it.
+ */
+function changedForOutsider(envelope: Envelope, internalDomains: string[]): boolean {
+  return !fromAgency(envelope, internalDomains) && changedByGateway(envelope);
+}
+
+/**
  * What a DSN about `envelope` may carry, by who gets it (the envelope sender). An agency sender (fromAgency: never
  * the sender of mail from the internet) gets the message as it was sent on, with the whole of it for RET=FULL where
  * mayReturnFullContent allows. Anyone else gets only what they sent us, as ingest received it (`receivedBlob`):
  * never a byte of decrypted content, never our own header fields (X-SMGW-Decrypted and X-SMGW-Decryption would tell
- * whether their ciphertext opened). And when the gateway changed the message, the relay's reply text is left out
- * too, for it may quote the changed content.
+ * whether their ciphertext opened). And per recipient only the status: such a DSN is about mail to an agency, so
+ * the host that refused it is the agencies' relay (a host name or address of the closed network), its reply text
+ * may name internal aliases or mailboxes, or quote the content as the gateway changed it, and our own error text
+ * names the relay's address (connect ECONNREFUSED 10.0.0.5:25).
  */
 export function dsnDisclosure(envelope: Envelope, internalDomains: string[]): DsnDisclosure {
   if (fromAgency(envelope, internalDomains)) {
@@ -110,10 +120,9 @@ export function dsnDisclosure(envelope: Envelope, internalDomains: string[]): Ds
       statusOnly: false,
     };
   }
-  const changed = changedByGateway(envelope);
   // An envelope from before receivedBlob existed that was changed: its original is not known, so nothing is quoted.
-  const quote = envelope.receivedBlob ?? (changed ? undefined : envelope.blob);
-  return { quote, fullContent: false, statusOnly: changed };
+  const quote = envelope.receivedBlob ?? (changedByGateway(envelope) ? undefined : envelope.blob);
+  return { quote, fullContent: false, statusOnly: true };
 }
 
 function changedByGateway(envelope: Envelope): boolean {
@@ -214,7 +223,7 @@ export function dsnParametersFor(
   recipients: string[],
   internalDomains: string[],
 ): { ret?: string; envid?: string; notify?: string[]; orcpt?: string } | undefined {
-  if (dsnDisclosure(envelope, internalDomains).statusOnly) return { notify: ['NEVER'] };
+  if (changedForOutsider(envelope, internalDomains)) return { notify: ['NEVER'] };
   const request = envelope.dsn;
   if (!request) return undefined;
   // ENVID (up to 100 characters the agency's client chose) and ORCPT (an address as the agency wrote it: an internal

@@ -568,12 +568,43 @@ describe('deliver handler', () => {
     );
   });
 
-  it('stores, traces and quotes in the DSN a remote reply cut to 512 characters, never the whole of it', async () => {
+  it('tells a sender outside the agencies only the status: not the relay, its reply (internal names) or our error text', async () => {
+    const internal = '5.1.1 <chef@behoerde.example>: unknown in virtual alias table of mx01.intern.behoerde.example';
+    const previous = relay.rejectRecipient;
+    relay.rejectRecipient = (rcpt) => (rcpt.startsWith('alias') ? { code: 550, message: internal } : undefined);
+    try {
+      const envelope = await stored({ mailFrom: 'fremder@extern.example', recipients: ['alias@behoerde.example'] });
+      const [, dsn] = envelopesOf(await handle(envelope, context()));
+      assert.deepEqual(dsn?.recipients, ['fremder@extern.example']);
+      const dsnText = await streamText(deps.blobStore.open(dsn.blob.ref));
+      assert.match(dsnText, /^Status: 5\.1\.1$/m);
+      assert.doesNotMatch(dsnText, /mx01|chef@|virtual alias|Remote-MTA|Diagnostic-Code|127\.0\.0\.1/);
+
+      // The relay unreachable until the retry period is over: our own error names its address.
+      const down = await stored({ mailFrom: 'fremder@extern.example', recipients: ['eingang@behoerde.example'] });
+      const unreachable = { ...deps, routing: { ...deps.routing, internalRelay: [{ host: '127.0.0.1', port: 9 }] } };
+      const [, expired] = envelopesOf(
+        await createDeliverHandler(unreachable)(down, context({ attempt: 9, lastAttempt: true })),
+      );
+      assert.ok(expired);
+      const expiredText = await streamText(deps.blobStore.open(expired.blob.ref));
+      assert.match(expiredText, /^Status: 4\.\d\.\d+$/m);
+      assert.doesNotMatch(expiredText, /ECONNREFUSED|127\.0\.0\.1|Remote-MTA|Diagnostic-Code/);
+    } finally {
+      relay.rejectRecipient = previous;
+    }
+  });
+
+  it('stores, traces and quotes in the DSN to an agency sender a remote reply cut to 512 characters, never the whole of it', async () => {
     const chatter = `5.1.1 unknown ${'blah '.repeat(2000)}`;
     const previous = relay.rejectRecipient;
     relay.rejectRecipient = (rcpt) => (rcpt.startsWith('chatty') ? { code: 550, message: chatter } : undefined);
     try {
-      const envelope = await stored({ recipients: ['chatty@behoerde.example'] });
+      const envelope = await stored({
+        direction: 'internal',
+        mailFrom: 'sb@behoerde.example',
+        recipients: ['chatty@behoerde.example'],
+      });
       const [, dsn] = envelopesOf(await handle(envelope, context()));
       const { rows } = await db.pool.query<{ last_response: string; reason: string }>(
         `select d.last_response, e.reason from deliveries d

@@ -289,12 +289,12 @@ describe('dsnDisclosure', () => {
     assert.deepEqual(dsnDisclosure(envelope, domains), { quote: undefined, fullContent: false, statusOnly: true });
   });
 
-  it('quotes an unchanged message to an outside sender with the reply text', () => {
+  it('quotes an unchanged message to an outside sender, status codes only (the relay is a host of the closed network)', () => {
     const envelope = sampleEnvelope({ mailFrom: 'x@extern.example', blob: received });
-    assert.deepEqual(dsnDisclosure(envelope, domains), { quote: received, fullContent: false, statusOnly: false });
+    assert.deepEqual(dsnDisclosure(envelope, domains), { quote: received, fullContent: false, statusOnly: true });
   });
 
-  it('quotes plain inbound mail with the reply text whoever judged it plain: encrypt, or ingest that sent it past encrypt', () => {
+  it('quotes plain inbound mail as received, status codes only, whoever judged it plain: encrypt, or ingest that sent it past encrypt', () => {
     for (const plain of [{ status: 'plain', at }, { status: 'plain', at, by: 'ingest' }, undefined]) {
       const envelope = sampleEnvelope({
         direction: 'inbound',
@@ -302,7 +302,7 @@ describe('dsnDisclosure', () => {
         blob: received,
         verdicts: plain ? { crypto: plain } : {},
       });
-      assert.deepEqual(dsnDisclosure(envelope, domains), { quote: received, fullContent: false, statusOnly: false });
+      assert.deepEqual(dsnDisclosure(envelope, domains), { quote: received, fullContent: false, statusOnly: true });
     }
   });
 
