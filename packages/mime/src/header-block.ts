@@ -111,6 +111,40 @@ export function withoutFields(fields: readonly HeaderField[], names: readonly st
   return fields.filter((f) => !keys.has(f.key));
 }
 
+/** The fields by which a sender recognises its message in a DSN quoted to someone outside the agencies. */
+export const IDENTIFYING_FIELDS: readonly string[] = [
+  'date',
+  'from',
+  'to',
+  'cc',
+  'subject',
+  'message-id',
+  'in-reply-to',
+  'references',
+];
+
+/** identifyingFields keeps at most this much: a few fields, each of them whole. */
+export const MAX_IDENTIFYING_HEADER_BYTES = 8 * 1024;
+
+/**
+ * The fields of a header block by which its sender recognises the message (IDENTIFYING_FIELDS, in their order, each
+ * kept whole or left out), together at most `maxBytes`. For a DSN to a sender outside the agencies, who may be anyone
+ * (a forged MAIL FROM): quoting the whole block (up to MAX_RETURNED_HEADER_BYTES) would send 64 KiB of text the
+ * stranger wrote to a victim of its choosing, in the gateway's name.
+ */
+export function identifyingFields(headerBlock: Buffer, maxBytes = MAX_IDENTIFYING_HEADER_BYTES): Buffer {
+  const kept: HeaderField[] = [];
+  let size = 0;
+  for (const field of parseHeaderFields(headerBlock.toString('latin1'))) {
+    if (!IDENTIFYING_FIELDS.includes(field.key)) continue;
+    const length = field.raw.length + 2;
+    if (size + length > maxBytes) continue;
+    kept.push(field);
+    size += length;
+  }
+  return headerBytes(kept);
+}
+
 /** The first well-formed Message-ID (with its angle brackets) of a header block, for In-Reply-To and References. */
 export function messageIdOf(headerBlock: Buffer): string | undefined {
   for (const field of parseHeaderFields(headerBlock.toString('latin1'))) {

@@ -7,6 +7,7 @@ import {
   HeaderBlockError,
   headerBytes,
   headerValue,
+  identifyingFields,
   MAX_HEADER_BYTES,
   messageIdOf,
   parseHeaderFields,
@@ -264,4 +265,31 @@ describe('the Message-ID of a header block', () => {
       assert.equal(messageIdOf(Buffer.from(block)), expected);
     });
   }
+});
+
+describe('identifyingFields', () => {
+  it('keeps the fields that identify a message, whole and folded as written, in their order, and nothing else', () => {
+    const block = Buffer.from(
+      [
+        'Received: from mx.extern.example by smgw.example',
+        'X-Offer: Buy cheap pills',
+        'From: Fremder <x@extern.example>',
+        'Subject: Antrag',
+        '\tauf zwei Zeilen',
+        'Message-ID: <m1@extern.example>',
+        'List-Unsubscribe: <https://spam.example>',
+        '',
+      ].join('\r\n'),
+    );
+    assert.equal(
+      identifyingFields(block).toString('latin1'),
+      'From: Fremder <x@extern.example>\r\nSubject: Antrag\r\n\tauf zwei Zeilen\r\nMessage-ID: <m1@extern.example>\r\n',
+    );
+  });
+
+  it('leaves out a field that would pass the bound, and keeps the smaller ones after it', () => {
+    const block = Buffer.from(`To: ${'a@extern.example, '.repeat(1000)}\r\nSubject: Antrag\r\nDate: x\r\n`);
+    assert.equal(identifyingFields(block, 100).toString('latin1'), 'Subject: Antrag\r\nDate: x\r\n');
+    assert.ok(identifyingFields(block).length <= 8 * 1024);
+  });
 });

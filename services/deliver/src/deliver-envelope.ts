@@ -11,7 +11,7 @@ import {
   leavesClosedNetwork,
   newMessageId,
 } from '@smgw/envelope';
-import { readHeaderBlock } from '@smgw/mime';
+import { identifyingFields, readHeaderBlock } from '@smgw/mime';
 import { type Handler, type HandlerContext, next, type Outcome, reject, retry } from '@smgw/mq';
 import type { Counter } from '@smgw/observability';
 import { recordMessage } from '@smgw/trace';
@@ -196,7 +196,11 @@ async function deliverClaimed(
   const quote = disclosure.quote;
   const quoted: QuotedOriginal = {
     disclosure,
-    headers: once(async () => (quote ? readHeaderBlock(deps.blobStore.open(quote.ref)) : undefined)),
+    headers: once(async () => {
+      if (!quote) return undefined;
+      const block = await readHeaderBlock(deps.blobStore.open(quote.ref));
+      return disclosure.identifyingOnly ? identifyingFields(block) : block;
+    }),
   };
   const groups: RecipientGroup[] = !refused
     ? groupByDestination(claim.claimed, deps.routing)

@@ -92,6 +92,8 @@ export interface DsnDisclosure {
   fullContent: boolean;
   /** Per recipient only the status codes: not the next hop's reply text, our error text or the host's name. */
   statusOnly: boolean;
+  /** Of the quoted header block only the fields that identify the message (identifyingFields of @smgw/mime). */
+  identifyingOnly: boolean;
 }
 
 /**
@@ -110,7 +112,8 @@ function changedForOutsider(envelope: Envelope, internalDomains: string[]): bool
  * whether their ciphertext opened). And per recipient only the status: such a DSN is about mail to an agency, so
  * the host that refused it is the agencies' relay (a host name or address of the closed network), its reply text
  * may name internal aliases or mailboxes, or quote the content as the gateway changed it, and our own error text
- * names the relay's address (connect ECONNREFUSED 10.0.0.5:25).
+ * names the relay's address (connect ECONNREFUSED 10.0.0.5:25). Of the header block only the fields that identify
+ * the message: the sender may be forged, and the rest is up to 64 KiB of text of a stranger's choosing (bounce spam).
  */
 export function dsnDisclosure(envelope: Envelope, internalDomains: string[]): DsnDisclosure {
   if (fromAgency(envelope, internalDomains)) {
@@ -118,11 +121,12 @@ export function dsnDisclosure(envelope: Envelope, internalDomains: string[]): Ds
       quote: envelope.blob,
       fullContent: mayReturnFullContent(envelope, internalDomains),
       statusOnly: false,
+      identifyingOnly: false,
     };
   }
   // An envelope from before receivedBlob existed that was changed: its original is not known, so nothing is quoted.
   const quote = envelope.receivedBlob ?? (changedByGateway(envelope) ? undefined : envelope.blob);
-  return { quote, fullContent: false, statusOnly: true };
+  return { quote, fullContent: false, statusOnly: true, identifyingOnly: true };
 }
 
 function changedByGateway(envelope: Envelope): boolean {

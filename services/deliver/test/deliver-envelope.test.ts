@@ -595,6 +595,24 @@ describe('deliver handler', () => {
     }
   });
 
+  it('quotes to a sender outside the agencies only the fields that identify the message, not kilobytes of its text (bounce spam)', async () => {
+    // A stranger's MAIL FROM may be anyone's: the header block it wrote would go to its victim in our name.
+    const spam = Array.from({ length: 600 }, (_, i) => `X-Offer-${i}: Buy cheap pills at https://spam.example/${i}`);
+    const message = Buffer.concat([Buffer.from(`${spam.join('\r\n')}\r\n`), sampleMessage('Gewinnspiel')]);
+    const envelope = await stored(
+      { mailFrom: 'opfer@anderswo.example', recipients: ['perm-spam@behoerde.example'] },
+      message,
+    );
+    const [, dsn] = envelopesOf(await handle(envelope, context()));
+    assert.ok(dsn);
+    const dsnText = await streamText(deps.blobStore.open(dsn.blob.ref));
+    assert.doesNotMatch(dsnText, /spam\.example|X-Offer/);
+    assert.ok(dsnText.length < 12_000, `the DSN is ${dsnText.length} characters`);
+    const parsed = await simpleParser(Buffer.from(dsnText));
+    assert.equal(parsed.inReplyTo, '<original-1@behoerde.example>');
+    assert.match(dsnText, /^Subject: Gewinnspiel$/m);
+  });
+
   it('stores, traces and quotes in the DSN to an agency sender a remote reply cut to 512 characters, never the whole of it', async () => {
     const chatter = `5.1.1 unknown ${'blah '.repeat(2000)}`;
     const previous = relay.rejectRecipient;

@@ -267,7 +267,12 @@ describe('dsnDisclosure', () => {
       verdicts: { crypto: { status: 'decrypted', at } },
       dsn: { ret: 'FULL' },
     });
-    assert.deepEqual(dsnDisclosure(envelope, domains), { quote: received, fullContent: false, statusOnly: true });
+    assert.deepEqual(dsnDisclosure(envelope, domains), {
+      quote: received,
+      fullContent: false,
+      statusOnly: true,
+      identifyingOnly: true,
+    });
   });
 
   it('keeps status codes only for a message that could not be decrypted (no decryption oracle)', () => {
@@ -277,7 +282,12 @@ describe('dsnDisclosure', () => {
       receivedBlob: received,
       verdicts: { crypto: { status: 'not-decrypted', at } },
     });
-    assert.deepEqual(dsnDisclosure(envelope, domains), { quote: received, fullContent: false, statusOnly: true });
+    assert.deepEqual(dsnDisclosure(envelope, domains), {
+      quote: received,
+      fullContent: false,
+      statusOnly: true,
+      identifyingOnly: true,
+    });
   });
 
   it('quotes nothing of a decrypted message whose envelope does not know what was received', () => {
@@ -286,12 +296,22 @@ describe('dsnDisclosure', () => {
       blob: decrypted,
       verdicts: { crypto: { status: 'decrypted', at } },
     });
-    assert.deepEqual(dsnDisclosure(envelope, domains), { quote: undefined, fullContent: false, statusOnly: true });
+    assert.deepEqual(dsnDisclosure(envelope, domains), {
+      quote: undefined,
+      fullContent: false,
+      statusOnly: true,
+      identifyingOnly: true,
+    });
   });
 
   it('quotes an unchanged message to an outside sender, status codes only (the relay is a host of the closed network)', () => {
     const envelope = sampleEnvelope({ mailFrom: 'x@extern.example', blob: received });
-    assert.deepEqual(dsnDisclosure(envelope, domains), { quote: received, fullContent: false, statusOnly: true });
+    assert.deepEqual(dsnDisclosure(envelope, domains), {
+      quote: received,
+      fullContent: false,
+      statusOnly: true,
+      identifyingOnly: true,
+    });
   });
 
   it('quotes plain inbound mail as received, status codes only, whoever judged it plain: encrypt, or ingest that sent it past encrypt', () => {
@@ -302,7 +322,12 @@ describe('dsnDisclosure', () => {
         blob: received,
         verdicts: plain ? { crypto: plain } : {},
       });
-      assert.deepEqual(dsnDisclosure(envelope, domains), { quote: received, fullContent: false, statusOnly: true });
+      assert.deepEqual(dsnDisclosure(envelope, domains), {
+        quote: received,
+        fullContent: false,
+        statusOnly: true,
+        identifyingOnly: true,
+      });
     }
   });
 
@@ -315,7 +340,12 @@ describe('dsnDisclosure', () => {
       verdicts: { crypto: { status: 'decrypted', at } },
       dsn: { ret: 'FULL' },
     });
-    assert.deepEqual(dsnDisclosure(envelope, domains), { quote: received, fullContent: false, statusOnly: true });
+    assert.deepEqual(dsnDisclosure(envelope, domains), {
+      quote: received,
+      fullContent: false,
+      statusOnly: true,
+      identifyingOnly: true,
+    });
   });
 
   it('quotes the message as sent on to an agency sender, whole for RET=FULL inside the agencies', () => {
@@ -326,7 +356,12 @@ describe('dsnDisclosure', () => {
       receivedBlob: received,
       dsn: { ret: 'FULL' },
     });
-    assert.deepEqual(dsnDisclosure(envelope, domains), { quote: decrypted, fullContent: true, statusOnly: false });
+    assert.deepEqual(dsnDisclosure(envelope, domains), {
+      quote: decrypted,
+      fullContent: true,
+      statusOnly: false,
+      identifyingOnly: false,
+    });
   });
 });
 

@@ -3,8 +3,8 @@
 // the recipients (expireParkedMessages' onExpiring), into the reaper's notice outbox, published after the commit.
 //
 // What it may carry follows deliver's rules (services/deliver/README.md, "What a DSN may quote"), with less to go on:
-// the parked envelope waits in the broker, the reaper knows only the trace. So it quotes at most the header block of
-// the message as ingest received it (what the sender sent: allowed to anyone), never the whole message (RET=FULL is
+// the parked envelope waits in the broker, the reaper knows only the trace. So it quotes at most the identifying
+// fields of the header block of the message as ingest received it (what the sender sent), never the whole message (RET=FULL is
 // not honoured: whether the sender speaks for an agency, and what the envelope's blob had become, is not known here),
 // and per recipient only the status and our code (no stage's error text, no host). No DSN for the null sender, for
 // portal mail (it asks for none: NOTIFY=NEVER; the portal shows the recipients' states), nor for a recipient whose
@@ -17,6 +17,7 @@ import {
   bilingualText,
   deliveryReportMail,
   type GeneratedMail,
+  identifyingFields,
   messageIdOf,
   readHeaderBlock,
   renderTemplate,
@@ -154,14 +155,16 @@ export async function recordExpiryDsn(
 }
 
 /**
- * The header block of the message as ingest received it; undefined when that blob is not known (the message row
+ * The fields that identify the message (identifyingFields of @smgw/mime) of its header block as ingest received it:
+ * the sender of mail from the internet may be forged, and the whole block is up to 64 KiB of text a stranger chose,
+ * sent to its victim in our name. Undefined when that blob is not known (the message row
  * names another) or cannot be read (purged, its key retired, kept in files this process cannot read): the DSN then
  * goes without it, which is still the truth, rather than not at all.
  */
 async function readReceivedHeaders(deps: ExpiryDsnDeps, message: ExpiringMessage): Promise<Buffer | undefined> {
   if (!message.receivedBlob) return undefined;
   try {
-    return await readHeaderBlock(deps.blobStore.open(message.receivedBlob));
+    return identifyingFields(await readHeaderBlock(deps.blobStore.open(message.receivedBlob)));
   } catch (err) {
     deps.log.warn(
       { code: 'REAPER_DSN_NO_HEADERS', messageId: message.messageId, err },

@@ -40,9 +40,10 @@ describe('a parked message given up', () => {
   const parkedMessage = async (
     overrides: Partial<Envelope> = {},
     parked: (received: Envelope) => Envelope = (e) => e,
+    raw: string = ORIGINAL,
   ): Promise<{ id: string; blob: BlobRef }> => {
     const id = newMessageId();
-    const blob = await world.store.put(Readable.from([Buffer.from(ORIGINAL)]), { messageId: id });
+    const blob = await world.store.put(Readable.from([Buffer.from(raw)]), { messageId: id });
     const envelope = envelopeFixture({
       id,
       blob,
@@ -111,6 +112,24 @@ describe('a parked message given up', () => {
     assert.match(mail, /Content-Type: text\/rfc822-headers[\s\S]*Subject: Bescheid 4711/);
     assert.doesNotMatch(mail, /vertrauliche Inhalt/, 'never the body');
     assert.doesNotMatch(mail, /CRL fetch failed|encrypt/i, 'never a stage’s error text');
+  });
+
+  it('quotes of the header block only the fields that identify the message, not kilobytes a stranger wrote (bounce spam)', async () => {
+    const spam = Array.from({ length: 600 }, (_, i) => `X-Offer-${i}: Buy cheap pills at https://spam.example/${i}`);
+    const { id } = await parkedMessage(
+      { direction: 'inbound', mailFrom: 'opfer@anderswo.example', recipients: ['eingang@behoerde.example'] },
+      (e) => e,
+      `${spam.join('\r\n')}\r\n${ORIGINAL}`,
+    );
+    await runSweeps(world.reaperDeps({ parkedAction: 'remove' }), { now: at(31) });
+    const [dsn] = dsnsAbout(id);
+    assert.ok(dsn, 'a DSN was published');
+    assert.deepEqual(dsn.recipients, ['opfer@anderswo.example']);
+    const mail = (await world.store.readAll(dsn.blob.ref)).toString('utf8');
+    assert.doesNotMatch(mail, /spam\.example|X-Offer/);
+    assert.ok(mail.length < 12_000, `the DSN is ${mail.length} characters`);
+    assert.match(mail, /Content-Type: text\/rfc822-headers[\s\S]*Subject: Bescheid 4711/);
+    assert.match(mail, /In-Reply-To: <bescheid-4711@behoerde\.example>/);
   });
 
   it('quotes no header block that is not the one ingest received (a blob the gateway made, decrypted say)', async () => {
