@@ -7,7 +7,7 @@
 // bounced or delivered the message counts as finished and its blob is purged after SMGW_MESSAGE_RETENTION.
 import type { BlobStore } from '@smgw/blob-store';
 import type { Pool, PoolClient } from '@smgw/db';
-import type { Envelope } from '@smgw/envelope';
+import { type Envelope, failureDsnAsked } from '@smgw/envelope';
 import {
   type ActivationSecrets,
   type ActivationToken,
@@ -335,7 +335,10 @@ async function storedNotices(
   return notices;
 }
 
-/** Not stored: a DSN to the sender (none for a null sender) and a notice to the recipient to make room. */
+/**
+ * Not stored: a DSN to the sender (none for a null sender, or when the sender asked for none for this recipient: NOTIFY
+ * NEVER, or a list without FAILURE, RFC 3461 §4.1, as deliver and the reaper) and a notice to the recipient to make room.
+ */
 async function overQuotaNotices(deps: ArrivalDeps, envelope: Envelope, mailbox: Mailbox, now: Date): Promise<Notice[]> {
   const common = { traceId: envelope.traceId, relatesTo: envelope.id, now };
   const values = {
@@ -349,7 +352,7 @@ async function overQuotaNotices(deps: ArrivalDeps, envelope: Envelope, mailbox: 
     loginUrl: portalLinks(deps.publicUrl).login,
   };
   const notices = [await noticeEnvelope(deps, { ...common, kind: 'over-quota-notice', to: mailbox.address, values })];
-  if (envelope.mailFrom !== '') {
+  if (envelope.mailFrom !== '' && failureDsnAsked(envelope.dsn, mailbox.address)) {
     notices.push(
       await noticeEnvelope(deps, {
         ...common,

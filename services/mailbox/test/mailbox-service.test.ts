@@ -77,8 +77,13 @@ async function storedEnvelope(world: World, raw: Buffer, recipients: string[], r
 }
 
 /** Stores the message and publishes it to smgw.encrypt, as scan does for outbound mail. */
-async function submit(world: World, raw: Buffer, recipients: string[]): Promise<Envelope> {
-  const envelope = await storedEnvelope(world, raw, recipients, {});
+async function submit(
+  world: World,
+  raw: Buffer,
+  recipients: string[],
+  rest: Partial<Envelope> = {},
+): Promise<Envelope> {
+  const envelope = await storedEnvelope(world, raw, recipients, rest);
   await world.publisher.publish(envelope);
   return envelope;
 }
@@ -441,5 +446,21 @@ describe('mailbox stage with encrypt and deliver', () => {
       mailbox?.id,
     ]);
     assert.equal(rows.rows[0].n, 0);
+  });
+
+  it('sends no over-quota DSN to a sender who asked for none (NOTIFY=NEVER), and still tells the recipient', async () => {
+    const { gateway } = world;
+    const citizen = 'voll-still@buerger.example';
+    const envelope = await submit(world, citizenMail(citizen, 'STILL', QUOTA_BYTES), [citizen], {
+      dsn: { notify: { [citizen]: ['NEVER'] } },
+    });
+    await mailWith(gateway.smarthost, citizen, envelope.id, `${PUBLIC_URL}/anmelden`);
+    assert.equal(await recipientState(world, envelope.id, citizen), 'bounced');
+    const made = await gateway.db.pool.query<{ to: string[] }>(
+      `select array_agg(r.recipient) as to from messages m join message_recipients r on r.message_id = m.id
+        where m.relates_to = $1`,
+      [envelope.id],
+    );
+    assert.deepEqual(made.rows[0]?.to, [citizen], 'the notice to the recipient, no DSN to the sender');
   });
 });
