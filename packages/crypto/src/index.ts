@@ -1,6 +1,7 @@
 // Cryptography of the gateway: certificate path validation (pkix), S/MIME CMS (smime), OpenPGP (openpgp).
 
 export {
+  DECRYPTION_WALL_CLOCK_FACTOR,
   type DecryptedLayer,
   type DecryptionBudget,
   type DecryptionJob,

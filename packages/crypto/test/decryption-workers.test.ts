@@ -1,7 +1,7 @@
-// Inbound decryption in worker threads under a time limit. A stranger can encrypt to an agency key content whose
-// literal data packet is written in partial lengths of 1 byte: openpgp reads that at about 1 s of CPU per MB (11 MB:
-// 9.7 s), and nothing outside the encryption shows it. Such a decryption is stopped at its time; the worker is
-// terminated and replaced, the caller goes on.
+// Inbound decryption in worker threads under a limit of their CPU time. A stranger can encrypt to an agency key
+// content whose literal data packet is written in partial lengths of 1 byte: openpgp reads that at about 1 s of CPU
+// per MB (11 MB: 9.7 s), and nothing outside the encryption shows it. Such a decryption is stopped at its CPU limit;
+// the worker is terminated and replaced, the caller goes on.
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -73,7 +73,7 @@ describe('decryption in worker threads', { timeout: 180_000 }, () => {
     const entity = sampleEntity('Bescheid '.repeat(20_000));
     const message = await encrypted(entity);
     const chunks = Readable.from(Array.from({ length: 8 }, (_, i) => message.subarray(i * 32_768, (i + 1) * 32_768)));
-    const opened = await workers.decrypt(chunks, pgpJob(), { remainingMs: GENEROUS_MS });
+    const opened = await workers.decrypt(chunks, pgpJob(), { remainingCpuMs: GENEROUS_MS });
     assert.deepEqual(opened.entity, entity);
     assert.equal(opened.decryptedWith, agency.fingerprint);
     assert.deepEqual(
@@ -101,14 +101,14 @@ describe('decryption in worker threads', { timeout: 180_000 }, () => {
         keys: [{ certificate: smimeAgency.certificatePem, privateKey: smimeAgency.keyPem }],
         maxBytes: MiB,
       },
-      { remainingMs: GENEROUS_MS },
+      { remainingCpuMs: GENEROUS_MS },
     );
     assert.deepEqual(opened.entity, entity);
   });
 
   it("gives the message's own failure as the PgpError or SmimeError it is, and keeps the worker", async () => {
     await assert.rejects(
-      workers.decrypt(await encrypted(sampleEntity(), stranger), pgpJob(), { remainingMs: GENEROUS_MS }),
+      workers.decrypt(await encrypted(sampleEntity(), stranger), pgpJob(), { remainingCpuMs: GENEROUS_MS }),
       (error) => error instanceof PgpError && error.code === 'PGP_NO_MATCHING_KEY',
     );
     await assert.rejects(
@@ -119,27 +119,37 @@ describe('decryption in worker threads', { timeout: 180_000 }, () => {
           keys: [{ certificate: smimeAgency.certificatePem, privateKey: smimeAgency.keyPem }],
           maxBytes: MiB,
         },
-        { remainingMs: GENEROUS_MS },
+        { remainingCpuMs: GENEROUS_MS },
       ),
       (error) => error instanceof SmimeError && error.code === 'SMIME_MALFORMED',
     );
   });
 
   it('stops content in 1-byte partial lengths at the time limit, and the next message opens in a new worker', async () => {
-    const budget = { remainingMs: SHORT_MS };
+    const budget = { remainingCpuMs: SHORT_MS };
     await assert.rejects(workers.decrypt(await slow(), pgpJob(), budget), DecryptionTimeLimitError);
-    assert.ok(budget.remainingMs <= 0, `${budget.remainingMs} ms left`);
+    assert.ok(budget.remainingCpuMs <= 0, `${budget.remainingCpuMs} ms left`);
     // The budget is the message's: its next decryption (another recipient's keys, an inner layer) is not started.
     await assert.rejects(workers.decrypt(await encrypted(sampleEntity()), pgpJob(), budget), DecryptionTimeLimitError);
     const entity = sampleEntity('nach dem Abbruch');
-    const opened = await workers.decrypt(await encrypted(entity), pgpJob(), { remainingMs: GENEROUS_MS });
+    const opened = await workers.decrypt(await encrypted(entity), pgpJob(), { remainingCpuMs: GENEROUS_MS });
     assert.deepEqual(opened.entity, entity);
+  });
+
+  it("takes from the message's budget the CPU its worker thread used, which is at most the decryption's time", async () => {
+    const budget = { remainingCpuMs: GENEROUS_MS };
+    const message = await slow(0.1);
+    const started = performance.now();
+    await workers.decrypt(message, pgpJob(), budget);
+    const tookMs = performance.now() - started;
+    const spentMs = GENEROUS_MS - budget.remainingCpuMs;
+    assert.ok(spentMs > 50 && spentMs <= tookMs, `${spentMs} ms of CPU spent in ${tookMs} ms`);
   });
 
   it('opens the same slow content when the limit allows it: the limit, not the content, stopped it', async () => {
     const entity = sampleEntity('x'.repeat(64 * 1024));
     const message = wrapAsPgpMime(await encryptWithTinyPartials(agency.armoredPublicKey, entity));
-    const opened = await workers.decrypt(message, pgpJob(), { remainingMs: GENEROUS_MS });
+    const opened = await workers.decrypt(message, pgpJob(), { remainingCpuMs: GENEROUS_MS });
     assert.deepEqual(opened.entity, entity);
   });
 
@@ -147,11 +157,11 @@ describe('decryption in worker threads', { timeout: 180_000 }, () => {
     const crashing = startDecryptionWorkers({ size: 1, workerUrl: CRASHING_DECRYPTION_WORKER });
     try {
       await assert.rejects(
-        crashing.decrypt(Buffer.from('CRASH'), pgpJob(), { remainingMs: GENEROUS_MS }),
+        crashing.decrypt(Buffer.from('CRASH'), pgpJob(), { remainingCpuMs: GENEROUS_MS }),
         (error) => error instanceof DecryptionWorkerError && /exit code 70/.test(error.message),
       );
       const entity = sampleEntity('nach dem Absturz');
-      const opened = await crashing.decrypt(await encrypted(entity), pgpJob(), { remainingMs: GENEROUS_MS });
+      const opened = await crashing.decrypt(await encrypted(entity), pgpJob(), { remainingCpuMs: GENEROUS_MS });
       assert.deepEqual(opened.entity, entity);
     } finally {
       await crashing.close();
@@ -162,14 +172,14 @@ describe('decryption in worker threads', { timeout: 180_000 }, () => {
     const one = startDecryptionWorkers({ size: 1 });
     try {
       // The second waits 3 s and more (the first's limit, then a new worker): more than its own 2 s.
-      const first = one.decrypt(await slow(4), pgpJob(), { remainingMs: 3000 });
+      const first = one.decrypt(await slow(4), pgpJob(), { remainingCpuMs: 3000 });
       const entity = sampleEntity('wartet');
-      const waiting = one.decrypt(await encrypted(entity), pgpJob(), { remainingMs: 2000 });
+      const waiting = one.decrypt(await encrypted(entity), pgpJob(), { remainingCpuMs: 2000 });
       await assert.rejects(first, DecryptionTimeLimitError);
       assert.deepEqual((await waiting).entity, entity);
       const [slowMessage, smallMessage] = await Promise.all([slow(), encrypted(entity)]);
-      const busy = one.decrypt(slowMessage, pgpJob(), { remainingMs: GENEROUS_MS });
-      const queued = one.decrypt(smallMessage, pgpJob(), { remainingMs: GENEROUS_MS });
+      const busy = one.decrypt(slowMessage, pgpJob(), { remainingCpuMs: GENEROUS_MS });
+      const queued = one.decrypt(smallMessage, pgpJob(), { remainingCpuMs: GENEROUS_MS });
       const both = Promise.allSettled([busy, queued]);
       await one.close();
       for (const result of await both) {

@@ -9,6 +9,7 @@ import type { BlobStore } from '@smgw/blob-store';
 import { inDomains } from '@smgw/config';
 import {
   BODY_HEAD_BYTES,
+  DECRYPTION_WALL_CLOCK_FACTOR,
   type DecryptionBudget,
   DecryptionTimeLimitError,
   type DecryptionWorkers,
@@ -72,10 +73,13 @@ export interface InboundDeps {
   metrics?: { inbound: { inc(labels: { result: string }): void } };
   /** Distinct recipients' keys a message is decrypted with at most (default MAX_KEY_SETS_TRIED). */
   maxRecipientKeySets?: number;
-  /** Worker threads that decrypt (OpenPGP and S/MIME), each decryption under the message's time limit. */
+  /** Worker threads that decrypt (OpenPGP and S/MIME), each decryption under the message's limit of CPU time. */
   decryptionWorkers: Pick<DecryptionWorkers, 'decrypt'>;
-  /** SMGW_DECRYPT_TIME_LIMIT_SECONDS in ms: for all decryptions of one message together (keys, layers). */
-  decryptionTimeLimitMs: number;
+  /**
+   * SMGW_DECRYPT_TIME_LIMIT_SECONDS in ms: the worker threads' CPU time for all decryptions of one message together
+   * (keys, layers); a decryption stuck by the clock for several times that is stopped too.
+   */
+  decryptionCpuLimitMs: number;
   now: () => Date;
 }
 
@@ -331,8 +335,8 @@ async function decryptForEachRecipient(
   }
   const attempts = new Map<string, Promise<Decryption>>();
   const contents: Buffer[] = [];
-  // One budget for every attempt and layer: a stranger's message to sixteen agency keys costs one time limit.
-  const budget: DecryptionBudget = { remainingMs: deps.decryptionTimeLimitMs };
+  // One budget for every attempt and layer: a stranger's message to sixteen agency keys costs one limit of CPU time.
+  const budget: DecryptionBudget = { remainingCpuMs: deps.decryptionCpuLimitMs };
   const results = new Map<string, Decryption>();
   for (const recipient of envelope.recipients) {
     const keys = agencyRecipients.includes(recipient) ? (keysOf.get(recipient.toLowerCase()) ?? []) : [];
@@ -459,8 +463,10 @@ async function decryptLayer(
     if (err instanceof SmimeError || err instanceof PgpError) return { ok: false, code: err.code, detail: err.message };
     if (err instanceof DecryptionTimeLimitError) {
       // One reason for every recipient it stopped, so they go on together.
-      const seconds = deps.decryptionTimeLimitMs / 1000;
-      const detail = `decrypting took longer than ${seconds} s (SMGW_DECRYPT_TIME_LIMIT_SECONDS) and was stopped`;
+      const seconds = deps.decryptionCpuLimitMs / 1000;
+      const detail =
+        `decrypting used more than ${seconds} s of CPU (SMGW_DECRYPT_TIME_LIMIT_SECONDS), or ` +
+        `${DECRYPTION_WALL_CLOCK_FACTOR} times that by the clock, and was stopped`;
       return { ok: false, code: DECRYPTION_TIME_LIMIT_CODE, detail };
     }
     throw err;

@@ -68,7 +68,7 @@ export async function startEncrypt(
     internalDomains: config.internalDomains,
     maxEncryptedBytes: Math.ceil(config.maxMessageBytes * ENCRYPTED_GROWTH) + 1024 * 1024,
     decryptionWorkers,
-    decryptionTimeLimitMs: config.decryptTimeLimitSeconds * 1000,
+    decryptionCpuLimitMs: config.decryptTimeLimitSeconds * 1000,
     metrics,
     now,
   });

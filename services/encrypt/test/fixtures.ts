@@ -56,7 +56,7 @@ export function encryptDeps(
     maxMessageBytes: 1024 * 1024,
     internalDomains: ['behoerde.example'],
     decryptionWorkers,
-    decryptionTimeLimitMs: 60_000,
+    decryptionCpuLimitMs: 60_000,
     now: () => now,
     ...overrides,
   };

@@ -111,7 +111,7 @@ export async function startMailbox(config: MailboxConfig, log: Logger): Promise<
       maxUploadBytes: config.portalMaxUploadBytes,
       requestsPerClientPerMinute: config.portalRequestsPerMinute,
       messageViewsPerClientPerMinute: config.portalMessageViewsPerMinute,
-      messageViewTimeLimitMs: config.portalViewTimeLimitSeconds * 1000,
+      messageViewCpuLimitMs: config.portalViewTimeLimitSeconds * 1000,
       messageViewWorkers: config.portalViewWorkers,
       sendsPerClientPerHour: config.portalSendsPerHour,
     },

@@ -41,7 +41,7 @@ const logged = (world: PortalWorld, code: string) =>
 describe('a message view over its time limit (real worker, 300 ms)', () => {
   let world: PortalWorld;
   before(async () => {
-    world = await startPortalWorld({ settings: { messageViewTimeLimitMs: 300 } });
+    world = await startPortalWorld({ settings: { messageViewCpuLimitMs: 300 } });
   });
   after(() => world.close());
 
@@ -70,7 +70,7 @@ describe('message views in workers (a worker that stalls or crashes on a marker,
   let world: PortalWorld;
   before(async () => {
     world = await startPortalWorld({
-      settings: { messageViewTimeLimitMs: 2000, messageViewWorkers: 1, internalDomains: ['behoerde.example'] },
+      settings: { messageViewCpuLimitMs: 2000, messageViewWorkers: 1, internalDomains: ['behoerde.example'] },
       messageViewWorkerUrl: STALLING_VIEW_WORKER,
     });
     // The reply form is for messages from an agency (the fixtures' sender is amt@behoerde.example).

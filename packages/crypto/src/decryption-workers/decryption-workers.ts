@@ -1,12 +1,14 @@
-// Inbound decryption in worker threads with a time limit. openpgp reads partial body lengths of 1 byte at about 1 s
-// of CPU per MB, and the packets inside the encrypted data cannot be looked at before decrypting: a stranger's message
-// to an agency key held an encrypt consumer for many seconds per recipient key and layer. A worker over its time is
-// terminated (DecryptionTimeLimitError); the event loop, the other messages and the service go on. Workers live long
+// Inbound decryption in worker threads with a limit of CPU time. openpgp reads partial body lengths of 1 byte at about
+// 1 s of CPU per MB, and the packets inside the encrypted data cannot be looked at before decrypting: a stranger's
+// message to an agency key held an encrypt consumer for many seconds per recipient key and layer. A worker over its
+// CPU time (or, stuck, over the pool's wall-clock backstop: several times that) is terminated
+// (DecryptionTimeLimitError); the event loop, the other messages and the service go on. CPU, not the clock: on a
+// loaded pod an honest 50 MB message took 8 s by the clock for the same work. Workers live long
 // (starting one, with openpgp and mailparser loaded, costs ~0.7 s of CPU and ~45 MB) and are started when first needed.
 // The private keys go to the worker by postMessage: a worker thread is in this process, as the main thread's copy is.
 import type { Readable } from 'node:stream';
 import type { Worker } from 'node:worker_threads';
-import { type ErrorShape, type READY, startWorkerPool } from '@smgw/worker-pool';
+import { type ErrorShape, type READY, startWorkerPool, WALL_CLOCK_BACKSTOP_FACTOR } from '@smgw/worker-pool';
 import { PgpError, type PgpErrorCode } from '../openpgp/errors.ts';
 import type { ArmoredPrivateKey } from '../openpgp/private-keys.ts';
 import { SmimeError, type SmimeErrorCode } from '../smime/errors.ts';
@@ -26,12 +28,12 @@ export interface DecryptedLayer {
   decryptedWith?: string;
 }
 
-/** Time left for a message's decryptions; each one takes what its worker ran (also when it failed). */
+/** CPU time left for a message's decryptions; each one takes the CPU its worker thread used (also when it failed). */
 export interface DecryptionBudget {
-  remainingMs: number;
+  remainingCpuMs: number;
 }
 
-/** The decryption ran out of its time and its worker was terminated: the same bytes would again (no retry helps). */
+/** The decryption ran out of its CPU time, its worker was terminated: the same bytes would again (no retry helps). */
 export class DecryptionTimeLimitError extends Error {
   readonly code = 'DECRYPTION_TIME_LIMIT';
   constructor(message: string) {
@@ -51,7 +53,8 @@ export class DecryptionWorkerError extends Error {
 
 export interface DecryptionWorkers {
   /**
-   * `message` (streamed to the worker chunk by chunk) opened by `job` in a worker, within `budget.remainingMs`.
+   * `message` (streamed to the worker chunk by chunk) opened by `job` in a worker, within `budget.remainingCpuMs` of
+   * the worker thread's CPU time (a wait for a free worker, or for a CPU on a loaded machine, does not count).
    * Rejects with the job's PgpError/SmimeError, DecryptionTimeLimitError, DecryptionWorkerError, or the error
    * reading `message`.
    */
@@ -61,11 +64,14 @@ export interface DecryptionWorkers {
 }
 
 export interface DecryptionWorkersOptions {
-  /** Workers at most; a decryption waits for a free one (its time starts when it gets one). */
+  /** Workers at most; a decryption waits for a free one (its CPU time counts from when it gets one). */
   size: number;
   /** The worker's module (tests give one that can crash); default decryption-worker.ts. */
   workerUrl?: URL;
 }
+
+/** A decryption is stopped by the clock after this many times its CPU limit (a backstop: it should never wait). */
+export const DECRYPTION_WALL_CLOCK_FACTOR = WALL_CLOCK_BACKSTOP_FACTOR;
 
 /** Main thread → worker. */
 export type ToWorker = { type: 'start'; job: DecryptionJob } | { type: 'chunk'; bytes: Uint8Array } | { type: 'end' };
@@ -86,9 +92,13 @@ export function startDecryptionWorkers(options: DecryptionWorkersOptions): Decry
     name: 'the decryption worker',
   });
 
-  function decryptIn(worker: Worker, message: Readable | Buffer, job: DecryptionJob, limitMs: number) {
+  function decryptIn(worker: Worker, message: Readable | Buffer, job: DecryptionJob, budget: DecryptionBudget) {
+    const cpuLimitMs = budget.remainingCpuMs;
+    // Stopped by the clock: the same bytes would be again, so the message's budget is spent.
+    let stuck = false;
+    const seconds = Math.round(cpuLimitMs) / 1000;
     return pool.run<DecryptedLayer, FromWorker>(worker, {
-      limitMs,
+      cpuLimitMs,
       start(worker, end, ended) {
         post(worker, { type: 'start', job });
         sendChunks(worker, message, ended).then(
@@ -109,11 +119,19 @@ export function startDecryptionWorkers(options: DecryptionWorkersOptions): Decry
           end({ error: rebuiltError(reply.error), keep: true });
         }
       },
-      onTimeout: () => ({
-        error: new DecryptionTimeLimitError(
-          `the decryption took longer than ${Math.round(limitMs) / 1000} s and was stopped`,
-        ),
-      }),
+      onTimeout: (limit) => {
+        stuck = limit === 'wall';
+        return {
+          error: new DecryptionTimeLimitError(
+            limit === 'cpu'
+              ? `the decryption used more than ${seconds} s of CPU and was stopped`
+              : `the decryption took ${DECRYPTION_WALL_CLOCK_FACTOR} times its ${seconds} s of CPU by the clock, stopped`,
+          ),
+        };
+      },
+      onCpuUsed(cpuMs) {
+        budget.remainingCpuMs = stuck ? 0 : budget.remainingCpuMs - cpuMs;
+      },
     });
   }
 
@@ -121,20 +139,15 @@ export function startDecryptionWorkers(options: DecryptionWorkersOptions): Decry
     async decrypt(message, job, budget) {
       let worker: Worker;
       try {
-        if (budget.remainingMs <= 0) {
-          throw new DecryptionTimeLimitError('the time for decrypting this message was used up before this decryption');
+        if (budget.remainingCpuMs <= 0) {
+          throw new DecryptionTimeLimitError('the CPU time for this message was used up before this decryption');
         }
         worker = await pool.acquire();
       } catch (error) {
         if (!Buffer.isBuffer(message)) message.destroy();
         throw error;
       }
-      const started = performance.now();
-      try {
-        return await decryptIn(worker, message, job, budget.remainingMs);
-      } finally {
-        budget.remainingMs -= performance.now() - started;
-      }
+      return decryptIn(worker, message, job, budget);
     },
     close: () => pool.close(),
   };

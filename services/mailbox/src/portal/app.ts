@@ -67,8 +67,8 @@ export const PORTAL_PAGES: PortalPage[] = [
 export const REQUESTS_PER_CLIENT_PER_MINUTE = 300;
 /** Worker threads for message views, unless SMGW_PORTAL_VIEW_WORKERS (each ~45 MB, more while it parses). */
 export const MESSAGE_VIEW_WORKERS = 2;
-/** A message view's time in its worker, unless SMGW_PORTAL_VIEW_TIME_LIMIT_SECONDS: 4 MB of plain HTML takes 1.5–4.5 s. */
-export const MESSAGE_VIEW_TIME_LIMIT_MS = 10_000;
+/** A view's CPU time in its worker, unless SMGW_PORTAL_VIEW_TIME_LIMIT_SECONDS: 4 MB of plain HTML takes 1.5–4.5 s. */
+export const MESSAGE_VIEW_CPU_LIMIT_MS = 10_000;
 
 const CSRF_ERRORS = new Set(['FST_CSRF_INVALID_TOKEN', 'FST_CSRF_MISSING_SECRET']);
 
@@ -107,7 +107,7 @@ export async function buildPortal(deps: PortalDeps): Promise<FastifyInstance> {
   });
   const messageViews = startMessageViewWorkers({
     size: settings.messageViewWorkers ?? MESSAGE_VIEW_WORKERS,
-    timeLimitMs: settings.messageViewTimeLimitMs ?? MESSAGE_VIEW_TIME_LIMIT_MS,
+    cpuLimitMs: settings.messageViewCpuLimitMs ?? MESSAGE_VIEW_CPU_LIMIT_MS,
     ...(deps.messageViewWorkerUrl ? { workerUrl: deps.messageViewWorkerUrl } : {}),
   });
   const viewCache = createMessageViewCache({

@@ -55,8 +55,8 @@ export interface PortalSettings {
   sendsPerClientPerHour?: number;
   /** SMGW_PORTAL_VIEW_WORKERS: worker threads parsing and sanitising messages for their page; default 2. */
   messageViewWorkers?: number;
-  /** SMGW_PORTAL_VIEW_TIME_LIMIT_SECONDS in ms: a message view's time in its worker; default 10 s. */
-  messageViewTimeLimitMs?: number;
+  /** SMGW_PORTAL_VIEW_TIME_LIMIT_SECONDS in ms: a message view's CPU time in its worker thread; default 10 s. */
+  messageViewCpuLimitMs?: number;
 }
 
 export interface PortalDeps {
@@ -116,7 +116,7 @@ export interface PortalContext {
   settings: PortalSettings;
   sessions: SessionStore;
   limits: Limits;
-  /** Messages parsed and sanitised for their page in worker threads, under a time limit (message-view-workers.ts). */
+  /** Messages parsed and sanitised for their page in worker threads, under a CPU limit (message-view-workers.ts). */
   messageViews: MessageViewWorkers;
   /** The views made in the last minute, per mailbox and message (message-view-cache.ts). */
   viewCache: MessageViewCache;

@@ -3,8 +3,9 @@
 // Keyed by mailbox and message row and read only after the row was found in the session's mailbox (pages/message.ts):
 // a view is never served to another mailbox, nor after its message is gone. Bounded in bytes (oldest out first);
 // deleting a message or a mailbox, or logging out, forgets its views and quotes at once, so no plaintext outlives them.
-// A view still in its worker then (seconds, up to the time limit twice over with the wait) is not kept when it
-// comes back: `set` takes the stamp read before the work began, and refuses it once the mailbox was forgotten since.
+// A view still in its worker then (seconds; by the clock up to the wait plus the CPU limit's backstop) is not kept
+// when it comes back: `set` takes the stamp read before the work began, and refuses it once the mailbox was forgotten
+// since.
 import type { MessageView } from './message-view.ts';
 import type { JobOutcome, ViewOutcome } from './message-view-workers.ts';
 import type { QuoteSource } from './reply-context.ts';

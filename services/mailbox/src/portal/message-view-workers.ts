@@ -1,12 +1,13 @@
 // The message page's parse and sanitise (message-view.ts), an attachment download's parse and the reply form's quote
-// (reply-context.ts) in worker threads with a time limit, as inbound decryption runs (@smgw/crypto
-// decryption-workers). A stored message is up to the quota's 30 MB and sanitising 4 MB of plain
-// HTML takes seconds of CPU: on the portal's one event loop, a few clients opening such a message again and again
-// kept logins and everyone else's pages waiting. A worker over its time is terminated and replaced; the page shows
-// what it has (the text part, or the original to download). Workers live long (one starts in ~0.3 s of CPU) and are
-// started when first needed; the message goes to the worker transferred, the view comes back as a structured clone,
-// an attachment's bytes transferred. The three jobs share the workers (one bound on the portal's parsing CPU and
-// memory; each worker has mailparser loaded already) and the time limit.
+// (reply-context.ts) in worker threads with a limit of CPU time, as inbound decryption runs (@smgw/crypto
+// decryption-workers). A stored message is up to the quota's 30 MB and sanitising 4 MB of plain HTML takes seconds of
+// CPU: on the portal's one event loop, a few clients opening such a message again and again kept logins and everyone
+// else's pages waiting. A worker over its CPU time (or, stuck, over @smgw/worker-pool's wall-clock backstop: several
+// times that) is terminated and replaced; the page shows what it has (the text part, or the original to download).
+// CPU, not the clock: a loaded pod makes an honest view slower by the clock, not more work. Workers live long (one
+// starts in ~0.3 s of CPU) and are started when first needed; the message goes to the worker transferred, the view
+// comes back as a structured clone, an attachment's bytes transferred. The three jobs share the workers (one bound on
+// the portal's parsing CPU and memory; each worker has mailparser loaded already) and the limit.
 import { type ErrorShape, type JobEnd, type READY, startWorkerPool } from '@smgw/worker-pool';
 import { MimeStructureError } from '../mime-structure.ts';
 import type { AttachmentContent, MessageAttachment, MessageView } from './message-view.ts';
@@ -35,7 +36,7 @@ export class MessageViewWorkerError extends Error {
 
 export interface MessageViewWorkers {
   /**
-   * `raw` read as readMessageView reads it, in a worker, within the time limit. Rejects with the parse's error
+   * `raw` read as readMessageView reads it, in a worker, within the CPU limit. Rejects with the parse's error
    * (MimeStructureError, mailparser's) or MessageViewWorkerError.
    */
   view(raw: Buffer): Promise<ViewOutcome>;
@@ -53,8 +54,11 @@ export interface MessageViewWorkers {
 export interface MessageViewWorkersOptions {
   /** Workers at most; a view waits for a free one. */
   size: number;
-  /** A view's time in its worker, and again at most for the wait for a free worker. */
-  timeLimitMs: number;
+  /**
+   * A view's CPU time in its worker thread (the clock stops it at WALL_CLOCK_BACKSTOP_FACTOR times that), and by
+   * the clock at most as long again for the wait for a free worker.
+   */
+  cpuLimitMs: number;
   /** The worker's module (tests give one that crashes or spins); default message-view-worker.ts. */
   workerUrl?: URL;
 }
@@ -77,7 +81,7 @@ export type FromViewWorker =
 const WORKER_URL = new URL('./message-view-worker.ts', import.meta.url);
 
 export function startMessageViewWorkers(options: MessageViewWorkersOptions): MessageViewWorkers {
-  if (!(options.timeLimitMs > 0)) throw new RangeError('timeLimitMs must be positive');
+  if (!(options.cpuLimitMs > 0)) throw new RangeError('cpuLimitMs must be positive');
   const pool = startWorkerPool({
     size: options.size,
     workerUrl: options.workerUrl ?? WORKER_URL,
@@ -86,7 +90,7 @@ export function startMessageViewWorkers(options: MessageViewWorkersOptions): Mes
   });
 
   /**
-   * One job on a worker, within the time limit; the wait for a free worker has its own limit of the same length.
+   * One job on a worker, within the CPU limit; the wait for a free worker has its own limit of the same length.
    * `handOver`: the caller is done with `raw`, so memory it holds alone is transferred rather than copied.
    */
   async function runJob<T>(
@@ -96,10 +100,10 @@ export function startMessageViewWorkers(options: MessageViewWorkersOptions): Mes
     onReply: (reply: FromViewWorker, end: (outcome: JobEnd<T>) => void) => void,
     onTimeout: () => T,
   ): Promise<T | { timedOut: 'waiting' }> {
-    const worker = await pool.acquireWithin(options.timeLimitMs);
+    const worker = await pool.acquireWithin(options.cpuLimitMs);
     if (!worker) return { timedOut: 'waiting' };
     return pool.run<T, FromViewWorker>(worker, {
-      limitMs: options.timeLimitMs,
+      cpuLimitMs: options.cpuLimitMs,
       start(worker) {
         // Else a copy of its own to transfer: `raw` may share memory with other buffers, or the caller keeps it.
         const bytes = handOver && ownsItsMemory(raw) ? new Uint8Array(raw.buffer) : new Uint8Array(raw);
