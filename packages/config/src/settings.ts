@@ -72,14 +72,16 @@ export const settings = {
     'portal message views, frames and downloads per client address and minute',
   ),
   /**
-   * A message view's time in its worker thread (parse and sanitise): then the page shows the text part or offers the
-   * original. 4 MB of plain HTML takes 1.5–4.5 s to sanitise; an honest view of an ordinary message milliseconds.
+   * A message view's CPU time in its worker thread (parse and sanitise; seconds of CPU, not by the clock, so a loaded
+   * pod does not cut an honest view; stuck for 5 times that by the clock, it is stopped too): then the page shows the
+   * text part or offers the original. 4 MB of plain HTML takes 1.5–4.5 s of CPU to sanitise; an ordinary message
+   * milliseconds.
    */
   portalViewTimeLimitSeconds: setting(
     'SMGW_PORTAL_VIEW_TIME_LIMIT_SECONDS',
     integer(1, 600),
     '10',
-    'time to parse and sanitise one message for its portal page; then the page shows the text or the original',
+    'seconds of CPU to parse and sanitise one message for its portal page; then the page shows the text or the original',
   ),
   /** Worker threads parsing and sanitising messages for the portal (each ~45 MB, started when first needed). */
   portalViewWorkers: setting(
@@ -219,15 +221,17 @@ export const settings = {
   ),
   prefetch: setting('SMGW_PREFETCH', integer(1, 1000), '16', 'envelopes in flight per replica'),
   /**
-   * encrypt: how long the decryptions of one inbound message may take in all (every recipient's keys, every layer);
-   * then its worker thread is stopped and the message goes on as one the gateway cannot open. openpgp reads content
-   * written in 1-byte partial lengths at ~1 s of CPU per MB; an honest 50 MB message opens in a few seconds.
+   * encrypt: the CPU time the decryptions of one inbound message may take in all in their worker threads (every
+   * recipient's keys, every layer; seconds of CPU, not by the clock, so a loaded pod does not cut an honest message;
+   * one stuck for 5 times that by the clock is stopped too); then the worker thread is stopped and the message goes on
+   * as one the gateway cannot open. openpgp reads content written in 1-byte partial lengths at ~1 s of CPU per MB; an
+   * honest 50 MB message opens in a few seconds.
    */
   decryptTimeLimitSeconds: setting(
     'SMGW_DECRYPT_TIME_LIMIT_SECONDS',
     integer(1, 3600),
     '30',
-    'time for all decryptions of one inbound message; then it goes on not decrypted',
+    'seconds of CPU for all decryptions of one inbound message; then it goes on not decrypted',
   ),
   /** encrypt: worker threads that decrypt inbound mail (each ~45 MB, started when first needed). */
   decryptWorkers: setting('SMGW_DECRYPT_WORKERS', integer(1, 64), '2', 'worker threads decrypting inbound mail'),
