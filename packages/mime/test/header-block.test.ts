@@ -5,6 +5,8 @@ import { describe, it } from 'node:test';
 import {
   findHeaderEnd,
   HeaderBlockError,
+  HeaderBudgetError,
+  headerBudget,
   headerBytes,
   headerValue,
   identifyingFields,
@@ -13,6 +15,7 @@ import {
   parseHeaderFields,
   readHeaderBlock,
   splitHeaderBlock,
+  splitHeaderBlockWithin,
   splitMessage,
   withoutFields,
 } from '../src/index.ts';
@@ -154,6 +157,85 @@ describe('splitting a message held in memory', () => {
     const { fields, body } = splitHeaderBlock(Buffer.from('\r\nContent-Type: text/plain\r\n'));
     assert.equal(fields.length, 0);
     assert.equal(body.toString(), 'Content-Type: text/plain\r\n');
+  });
+});
+
+describe("splitting an entity within a walk's budget of header lines", () => {
+  /** A top header block as long as real mail has them: DKIM and ARC chains, a long Received list, 300 fields. */
+  const longRealHeader = () => {
+    const lines: string[] = [];
+    for (let i = 0; i < 40; i++)
+      lines.push(
+        `Received: from relay${i}.example.org (relay${i}.example.org [192.0.2.${i}])`,
+        `\tby mx.example.net with ESMTPS id ${i}; Mon, 1 Jan 2026 00:00:00 +0000`,
+      );
+    for (let i = 0; i < 20; i++)
+      lines.push(
+        `DKIM-Signature: v=1; a=rsa-sha256; d=example${i}.org; s=s1;`,
+        `\th=from:to:subject:date; bh=${'A'.repeat(44)};`,
+        `\tb=${'B'.repeat(340)}`,
+      );
+    for (let i = 0; i < 200; i++) lines.push(`X-Field-${i}: ${i}`);
+    return `${lines.join('\r\n')}\r\nSubject: x\r\n\r\nbody`;
+  };
+
+  it('reads a long real header block and takes its lines from the budget', () => {
+    const budget = headerBudget();
+    const { fields, body } = splitHeaderBlockWithin(Buffer.from(longRealHeader(), 'latin1'), budget);
+    assert.equal(fields.length, 40 + 20 + 200 + 1);
+    assert.equal(body.toString(), 'body');
+    assert.equal(budget.linesLeft, 100_000 - (80 + 60 + 200 + 1));
+    assert.deepEqual(
+      splitHeaderBlockWithin(Buffer.from(longRealHeader(), 'latin1'), budget),
+      splitHeaderBlock(Buffer.from(longRealHeader(), 'latin1')),
+    );
+  });
+
+  it('counts a last line without its line break, and none for an entity that starts with a blank line', () => {
+    const budget = headerBudget(10);
+    assert.equal(splitHeaderBlockWithin(Buffer.from('A: 1\r\nB: 2'), budget).fields.length, 2);
+    assert.equal(budget.linesLeft, 8);
+    assert.equal(splitHeaderBlockWithin(Buffer.from('\r\nA: 1\r\n'), budget).fields.length, 0);
+    assert.equal(budget.linesLeft, 8);
+  });
+
+  it('refuses a block of more lines than are left, before parsing it, and takes none of them', () => {
+    const budget = headerBudget(1000);
+    splitHeaderBlockWithin(Buffer.from(`${'X-A: b\r\n'.repeat(600)}\r\n`), budget);
+    // 4 million lines of 31 MB: parsing them took 2 s; refused after the 401st line break.
+    const huge = Buffer.from(`${'X-A: b\r\n'.repeat(4_000_000)}\r\nbody`, 'latin1');
+    assert.throws(
+      () => splitHeaderBlockWithin(huge, budget),
+      (error: unknown) => {
+        assert.ok(error instanceof HeaderBudgetError);
+        assert.equal(error.code, 'MIME_HEADER_BUDGET_EXCEEDED');
+        assert.equal(error.message, 'more than 400 header lines left to read');
+        return true;
+      },
+    );
+    assert.equal(budget.linesLeft, 400);
+    // Folded lines count as the lines they are: one field of 401 lines is as much work.
+    assert.throws(
+      () => splitHeaderBlockWithin(Buffer.from(`X-A: b${'\r\n b'.repeat(400)}\r\n\r\n`), budget),
+      HeaderBudgetError,
+    );
+    assert.equal(splitHeaderBlockWithin(Buffer.from(`X-A: b${'\r\n b'.repeat(399)}\r\n\r\n`), budget).fields.length, 1);
+    assert.equal(budget.linesLeft, 0);
+  });
+
+  it('refuses a block longer than its bound in bytes, one line of it or many, with or without a blank line after', () => {
+    const budget = headerBudget(100_000, 1024);
+    const line = (length: number) => `X-A: ${'b'.repeat(length - 7)}\r\n`;
+    assert.equal(splitHeaderBlockWithin(Buffer.from(`${line(1024)}\r\nbody`), budget).fields.length, 1);
+    for (const bytes of [
+      `${line(1025)}\r\nbody`,
+      line(1025),
+      'b'.repeat(31 * 1024 * 1024),
+      `${line(512)}${line(513)}\r\n`,
+    ]) {
+      assert.throws(() => splitHeaderBlockWithin(Buffer.from(bytes), budget), /a header block longer than 1024 bytes/);
+    }
+    assert.equal(budget.linesLeft, 100_000 - 1);
   });
 });
 

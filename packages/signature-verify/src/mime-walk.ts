@@ -10,7 +10,15 @@ import {
   multipartParts,
   parseContentType,
 } from '@smgw/crypto';
-import { bareLfToCrlf, decodeEncodedWords, type HeaderField, headerValue, splitHeaderBlock } from '@smgw/mime';
+import {
+  bareLfToCrlf,
+  decodeEncodedWords,
+  type HeaderBudget,
+  type HeaderField,
+  headerValue,
+  splitHeaderBlock,
+  splitHeaderBlockWithin,
+} from '@smgw/mime';
 import { failed, indeterminate, type Judgement } from './indication.ts';
 import { sentenceFor } from './sentences.ts';
 import { verifySignedDataWithTimestamps } from './signature-timestamp.ts';
@@ -212,8 +220,13 @@ export async function walkMessage(
   };
 }
 
-export function entityOf(bytes: Buffer, path: string): Entity {
-  const { fields, body } = splitHeaderBlock(bytes);
+/**
+ * The entity in `bytes` at `path`. With a walk's `budget`, a header block beyond what it has left throws
+ * HeaderBudgetError (of @smgw/mime), nothing of it parsed: the caller ends its walk there and calls nothing beyond
+ * it clean.
+ */
+export function entityOf(bytes: Buffer, path: string, budget?: HeaderBudget): Entity {
+  const { fields, body } = budget ? splitHeaderBlockWithin(bytes, budget) : splitHeaderBlock(bytes);
   const type = parseContentType(headerValue(fields, 'content-type'));
   const disposition = parseContentType(headerValue(fields, 'content-disposition') ?? '');
   const filename = filenameOf(disposition) ?? filenameOf(type, 'name');

@@ -7,7 +7,7 @@
 // What looks like SignedData and cannot be taken apart, or lies beyond the limits, is a problem: the caller must
 // not call such a message clean.
 import { multipartParts } from '@smgw/crypto';
-import { bareLfToCrlf } from '@smgw/mime';
+import { bareLfToCrlf, type HeaderBudget, HeaderBudgetError, headerBudget, MAX_WALK_HEADER_LINES } from '@smgw/mime';
 import { childPath, decodedBody, type Entity, entityOf, PKCS7_MIME_TYPES, SIGNATURE_TYPES } from './mime-walk.ts';
 import { contentBytes, parseContentInfo } from './signed-data.ts';
 import { mayCarrySignedData, startsLikeSignedData } from './signed-data-hint.ts';
@@ -24,6 +24,12 @@ export interface SignedContentLimits {
    * synchronous: a stranger's 31 MB of a million tiny parts held the scan stage's event loop for 1.5–1.9 s of CPU.
    */
   maxParts: number;
+  /**
+   * Header lines read in all (every entity's, also inside SignedData); default 100,000 (MAX_WALK_HEADER_LINES), and
+   * no block over 1 MiB. Parsing costs about 0.3 µs a line: a stranger's 31 MB of header lines in one part held the
+   * scan stage's event loop for 2–3 s.
+   */
+  maxHeaderLines: number;
 }
 
 export const DEFAULT_SIGNED_CONTENT_LIMITS: SignedContentLimits = {
@@ -31,6 +37,7 @@ export const DEFAULT_SIGNED_CONTENT_LIMITS: SignedContentLimits = {
   maxSignedData: 32,
   maxBytes: 128 * 1024 * 1024,
   maxParts: 10_000,
+  maxHeaderLines: MAX_WALK_HEADER_LINES,
 };
 
 export interface SignedContent {
@@ -41,7 +48,13 @@ export interface SignedContent {
   mime: boolean;
 }
 
-export type SignedContentProblemKind = 'malformed' | 'too-deep' | 'too-many' | 'too-large' | 'too-many-parts';
+export type SignedContentProblemKind =
+  | 'malformed'
+  | 'too-deep'
+  | 'too-many'
+  | 'too-large'
+  | 'too-many-parts'
+  | 'header-too-large';
 
 export interface SignedContentProblem {
   kind: SignedContentProblemKind;
@@ -72,6 +85,7 @@ interface State {
   signedData: number;
   bytes: number;
   parts: number;
+  headers: HeaderBudget;
 }
 
 /** Takes out the contents of every SignedData in a message (header and body, CRLF or bare LF). Never throws. */
@@ -79,13 +93,33 @@ export function signedContentsOf(
   message: Buffer,
   limits: SignedContentLimits = DEFAULT_SIGNED_CONTENT_LIMITS,
 ): SignedContents {
-  const state: State = { limits, contents: [], signedData: 0, bytes: 0, parts: 0 };
+  const state: State = {
+    limits,
+    contents: [],
+    signedData: 0,
+    bytes: 0,
+    parts: 0,
+    headers: headerBudget(limits.maxHeaderLines),
+  };
   try {
-    walkEntity(entityOf(bareLfToCrlf(message), '/'), 0, state);
+    walkEntity(entityWithin(bareLfToCrlf(message), '/', state), 0, state);
     return { contents: state.contents };
   } catch (error) {
     if (!(error instanceof Unopened)) throw error;
     return { contents: state.contents, problem: error.problem };
+  }
+}
+
+/**
+ * The entity at `path`, its header block read within the walk's budget of header lines. Beyond it nothing is looked
+ * at (its Content-Type may declare CMS): a problem, never a partial all-clear.
+ */
+function entityWithin(bytes: Buffer, path: string, state: State): Entity {
+  try {
+    return entityOf(bytes, path, state.headers);
+  } catch (error) {
+    if (error instanceof HeaderBudgetError) throw unopened('header-too-large', path, error.message);
+    throw error;
   }
 }
 
@@ -125,13 +159,17 @@ function walkEntity(entity: Entity, depth: number, state: State): void {
       return;
     }
     for (const [index, part] of parts.entries()) {
-      walkEntity(entityOf(part, childPath(entity.path, index + 1)), depth + 1, state);
+      walkEntity(entityWithin(part, childPath(entity.path, index + 1), state), depth + 1, state);
     }
     return;
   }
   if (mediaType === 'message/rfc822' || mediaType === 'message/global') {
     // Decoded: RFC 2046 allows no base64 here, but lenient clients show such an attached message all the same.
-    walkEntity(entityOf(bareLfToCrlf(decodedBody(entity)), childPath(entity.path, 'message')), depth + 1, state);
+    walkEntity(
+      entityWithin(bareLfToCrlf(decodedBody(entity)), childPath(entity.path, 'message'), state),
+      depth + 1,
+      state,
+    );
     return;
   }
   const bytes = decodedBody(entity);
@@ -180,7 +218,8 @@ function openCms(
   const contentPath = childPath(path, 'content');
   // A MIME entity is scanned as mail whatever the name said (an x.eml.p7m carries one too): clamd decodes its parts
   // only then.
-  state.contents.push({ path: contentPath, bytes: content, mime: carriesMime || startsLikeHeader(content) });
+  const mime = carriesMime || startsLikeHeader(content);
+  state.contents.push({ path: contentPath, bytes: content, mime });
   if (depth + 1 > state.limits.maxDepth) {
     if (startsLikeSignedData(content) || mayCarrySignedData([content])) {
       throw unopened('too-deep', contentPath, `nested deeper than ${state.limits.maxDepth} levels`);
@@ -193,7 +232,16 @@ function openCms(
   }
   // A document that is no MIME entity is walked as one too when it shows a hint (an .eml signed as a .p7m).
   if (carriesMime || mayCarrySignedData([content])) {
-    walkEntity(entityOf(carriesMime ? bareLfToCrlf(content) : content, contentPath), depth + 1, state);
+    let inner: Entity;
+    try {
+      inner = entityWithin(carriesMime ? bareLfToCrlf(content) : content, contentPath, state);
+    } catch (error) {
+      // A document that does not start like a header (a PDF: /adbe.pkcs7.detached is a hint) is opened as mail by
+      // no reader; its "header block" is its own bytes up to a blank line, and one beyond the budget is no finding.
+      if (!mime && error instanceof Unopened && error.problem.kind === 'header-too-large') return;
+      throw error;
+    }
+    walkEntity(inner, depth + 1, state);
   }
 }
 

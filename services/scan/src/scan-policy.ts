@@ -43,6 +43,7 @@ export const SIGNED_DATA_FINDINGS: Readonly<Record<SignedContentProblemKind, str
   'too-many': 'Smgw.Limits.Exceeded.SignedData.MaxCount',
   'too-large': 'Smgw.Limits.Exceeded.SignedData.MaxSize',
   'too-many-parts': 'Smgw.Limits.Exceeded.SignedData.MaxParts',
+  'header-too-large': 'Smgw.Limits.Exceeded.SignedData.MaxHeader',
 };
 
 export type Finding =
