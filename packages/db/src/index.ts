@@ -4,3 +4,4 @@ export * from './change-listener.ts';
 export * from './group-commit.ts';
 export * from './migrate.ts';
 export * from './pool.ts';
+export * from './service-roles.ts';

@@ -140,7 +140,10 @@ describe('migration 024: the application role', () => {
           .ok,
         false,
       );
-      assert.deepEqual((await migrate(pool, { schema: older })).applied, ['024_application_role.sql']);
+      assert.deepEqual((await migrate(pool, { schema: older })).applied, [
+        '024_application_role.sql',
+        '025_service_roles.sql',
+      ]);
       assert.equal(
         (await pool.query(`select has_table_privilege('smgw_app', $1, 'select') as ok`, [`${older}.messages`])).rows[0]
           .ok,

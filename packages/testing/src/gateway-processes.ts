@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { serviceProcessEnv } from './isolation.ts';
 import { waitFor } from './wait.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -99,7 +100,13 @@ export function serviceProcess(
   const startOnce = async (): Promise<string | undefined> => {
     const child = spawn(process.execPath, [entry], {
       cwd: ROOT,
-      env: { ...process.env, SMGW_LOG_LEVEL: 'warn', ...env, SMGW_HEALTH_PORT: String(handle.healthPort) },
+      // Each service logs in as its own test role (serviceProcessEnv), granted what the service is in production.
+      env: {
+        ...process.env,
+        SMGW_LOG_LEVEL: 'warn',
+        ...serviceProcessEnv(env, service),
+        SMGW_HEALTH_PORT: String(handle.healthPort),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     handle.child = child;

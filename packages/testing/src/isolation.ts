@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createPool, migrate, type Pool } from '@smgw/db';
+import { createPool, migrate, type Pool, SERVICES, type ServiceName, serviceRole } from '@smgw/db';
 
 // Read when used, not when imported: a run on servers of its own (the chaos suite) points these elsewhere first.
 const databaseUrl = () => process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/smgw';
@@ -26,6 +26,8 @@ export interface TestDatabase {
   serviceUrl: string;
   /** Environment for a service process under test (its DATABASE_URL is serviceUrl). */
   env: Record<string, string>;
+  /** `env` with the DATABASE_URL of `service`'s own test role (serviceTestRole), as the service logs in in production. */
+  envFor(service: ServiceName): Record<string, string>;
   /** Drops the schema and removes the key store folder. */
   drop(): Promise<void>;
 }
@@ -50,6 +52,23 @@ export function databaseUrlAs(url: string, role: string): string {
   return asRole.toString();
 }
 
+/**
+ * The login role the process of `service` under test connects as: a member of the service's own role (migration 025)
+ * only, as its login role is in production, so a statement the service runs that its role was not granted fails its
+ * tests. `smgw_test_<service>`, trusted without a password like SERVICE_TEST_ROLE.
+ */
+export function serviceTestRole(service: ServiceName): string {
+  return `smgw_test_${serviceRole(service).slice('smgw_'.length)}`;
+}
+
+/** `env` for a process of `service`: DATABASE_URL logged in as serviceTestRole(service) when it names SERVICE_TEST_ROLE. */
+export function serviceProcessEnv(env: Record<string, string>, service: string): Record<string, string> {
+  const url = env.DATABASE_URL;
+  if (!url || !(SERVICES as readonly string[]).includes(service)) return env;
+  if (decodeURIComponent(new URL(url).username) !== SERVICE_TEST_ROLE) return env;
+  return { ...env, DATABASE_URL: databaseUrlAs(url, serviceTestRole(service as ServiceName)) };
+}
+
 /** Makes SERVICE_TEST_ROLE once per server; after migrate, which makes smgw_app. Replicas of this race harmlessly. */
 async function ensureServiceTestRole(pool: Pool): Promise<void> {
   await pool.query(`do $$ begin
@@ -58,6 +77,15 @@ async function ensureServiceTestRole(pool: Pool): Promise<void> {
       end if;
     exception when duplicate_object or unique_violation then null;
     end $$`);
+  for (const service of SERVICES) {
+    const login = serviceTestRole(service);
+    await pool.query(`do $$ begin
+        if not exists (select from pg_roles where rolname = '${login}') then
+          create role ${login} login in role ${serviceRole(service)};
+        end if;
+      exception when duplicate_object or unique_violation then null;
+      end $$`);
+  }
 }
 
 /** A fresh, migrated schema in the real database. */
@@ -69,17 +97,21 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   await ensureServiceTestRole(pool);
   const serviceUrl = databaseUrlAs(DATABASE_URL, SERVICE_TEST_ROLE);
   const keys = { keyStoreDir: await mkdtemp(join(tmpdir(), 'smgw-keys-')), masterKey: randomBytes(32) };
+  const env: Record<string, string> = {
+    DATABASE_URL: serviceUrl,
+    SMGW_DB_SCHEMA: schema,
+    SMGW_KEY_STORE_DIR: keys.keyStoreDir,
+    SMGW_MASTER_KEY: keys.masterKey.toString('base64'),
+  };
   return {
     url: DATABASE_URL,
     schema,
     pool,
     keys,
     serviceUrl,
-    env: {
-      DATABASE_URL: serviceUrl,
-      SMGW_DB_SCHEMA: schema,
-      SMGW_KEY_STORE_DIR: keys.keyStoreDir,
-      SMGW_MASTER_KEY: keys.masterKey.toString('base64'),
+    env,
+    envFor(service) {
+      return serviceProcessEnv(env, service);
     },
     async drop() {
       await pool.query(`drop schema if exists ${schema} cascade`).catch(() => {});

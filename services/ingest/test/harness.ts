@@ -82,7 +82,7 @@ export async function createTestWorld(): Promise<TestWorld> {
     dns,
     async start(env = {}, ingestLog = log, options = {}) {
       const config = loadConfig(ingestSpec, {
-        ...db.env,
+        ...db.envFor('ingest'),
         ...vhost.env,
         REDIS_URL,
         SMGW_REDIS_PREFIX: redisPrefix,
