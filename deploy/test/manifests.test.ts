@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, settings } from '../../packages/config/src/index.ts';
+import { SERVICES, serviceRole } from '../../packages/db/src/service-roles.ts';
 import { STAGES, workQueue } from '../../packages/envelope/src/index.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -333,6 +334,8 @@ describe('docker-compose.yml', () => {
     const script = readFileSync(init.source, 'utf8');
     assert.match(script, /CREATE ROLE :"role" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE/);
     assert.match(script, /CREATE ROLE smgw_app NOLOGIN/);
+    // Migration 025 stops until the per-service roles exist (the owner may not create roles).
+    for (const name of SERVICES.map(serviceRole)) assert.match(script, new RegExp(`CREATE ROLE ${name} NOLOGIN`));
     assert.match(
       script,
       /CREATE ROLE :"service_role" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT IN ROLE smgw_app/,
@@ -546,6 +549,12 @@ for (const overlay of ['dev', 'production']) {
       assert.deepEqual(service?.inRoles, ['smgw_app']);
       assert.deepEqual(service?.passwordSecret, { name: 'smgw-db-service' });
       for (const role of [app, service]) assert.ok(!role?.superuser && !role?.createrole && !role?.createdb);
+      // Migration 025 stops until the per-service roles exist (the owner may not create roles).
+      for (const name of SERVICES.map(serviceRole)) {
+        const role = roles?.find((r) => r.name === name);
+        assert.equal(role?.login, false, `${name} is a managed NOLOGIN role`);
+        assert.ok(!role?.superuser && !role?.createrole && !role?.createdb && !role?.inRoles, name);
+      }
       for (const d of deployments().filter(isGateway)) {
         const pod = d.spec.template.spec;
         const databaseSecret = (c: Manifest) =>
