@@ -14,6 +14,7 @@ import {
   DecryptionTimeLimitError,
   type DecryptionWorkers,
   type EncryptedForm,
+  holdsNoiseBytes,
   inboundCryptoWork,
   maySignSmime,
   PgpError,
@@ -88,6 +89,15 @@ export interface InboundDeps {
  * long again, so neither a retry nor another recipient's key is tried.
  */
 export const DECRYPTION_TIME_LIMIT_CODE = 'ENCRYPT_DECRYPTION_TIME_LIMIT';
+
+/**
+ * S/MIME content without integrity (EnvelopedData: AES-CBC, 3DES) that holds bytes no honest MIME entity holds
+ * (holdsNoiseBytes): what changed ciphertext blocks leave behind. It goes on as it came, not opened: opened, a
+ * stranger's chosen blocks would reach the agency's client beside the plaintext (EFAIL). Honest CBC mail opens.
+ */
+export const UNAUTHENTICATED_DAMAGED_CODE = 'ENCRYPT_UNAUTHENTICATED_DAMAGED';
+const UNAUTHENTICATED_DAMAGED_DETAIL =
+  'content without integrity (EnvelopedData) holds bytes no sender writes: changed on its way, left closed';
 
 export async function decryptInbound(deps: InboundDeps, envelope: Envelope, context: HandlerContext): Promise<Outcome> {
   // Handled before (the ack was lost, or a retry whose first copy came back and went on): its children may have gone
@@ -450,7 +460,17 @@ async function decryptLayer(
     if (form === 'smime') {
       const candidates = keys.filter((k) => k.certificate !== null);
       const keyPairs = candidates.map((k) => ({ certificate: k.certificate as Buffer, privateKey: k.secret }));
-      const { entity } = await deps.decryptionWorkers.decrypt(message, { form, keys: keyPairs, maxBytes }, budget);
+      const { entity, authenticated } = await deps.decryptionWorkers.decrypt(
+        message,
+        { form, keys: keyPairs, maxBytes },
+        budget,
+      );
+      if (!authenticated && holdsNoiseBytes(entity)) {
+        // EnvelopedData (AES-CBC, 3DES) has no integrity; noise in it is what a stranger's chosen blocks leave behind
+        // (EFAIL CBC gadgets). Opened, it would put their text (`<img src="http://…/?`) before the agency's secret.
+        entity.fill(0);
+        return { ok: false, code: UNAUTHENTICATED_DAMAGED_CODE, detail: UNAUTHENTICATED_DAMAGED_DETAIL };
+      }
       // decryptEnveloped does not say which key opened it; all of them are this recipient's.
       const first = candidates[0];
       return { ok: true, entity, address: first?.address ?? '', fingerprint: first?.fingerprint ?? '' };

@@ -4,7 +4,7 @@
 import { parentPort } from 'node:worker_threads';
 import { errorShape, READY } from '@smgw/worker-pool';
 import { decryptPgpMime } from '../openpgp/decrypt-pgp-mime.ts';
-import { decryptEnveloped } from '../smime/decrypt-enveloped.ts';
+import { openEnveloped } from '../smime/decrypt-enveloped.ts';
 import type { DecryptionJob, FromWorker, ToWorker } from './decryption-workers.ts';
 
 const port = parentPort;
@@ -32,26 +32,30 @@ port.on('message', (message: ToWorker) => {
     return;
   }
   decrypt(given, ciphertext).then(
-    ({ entity, decryptedWith }) => {
+    ({ entity, authenticated, decryptedWith }) => {
       const own = ownedBytes(entity);
-      reply({ type: 'done', entity: own, ...(decryptedWith ? { decryptedWith } : {}) }, [own.buffer as ArrayBuffer]);
+      reply({ type: 'done', entity: own, authenticated, ...(decryptedWith ? { decryptedWith } : {}) }, [
+        own.buffer as ArrayBuffer,
+      ]);
     },
     (error: unknown) => reply({ type: 'failed', error: errorShape(error) }),
   );
 });
 reply(READY);
 
-async function decrypt(job: DecryptionJob, message: Buffer): Promise<{ entity: Buffer; decryptedWith?: string }> {
-  if (job.form === 'smime') {
-    return { entity: await decryptEnveloped({ message, keys: job.keys, maxBytes: job.maxBytes }) };
-  }
+async function decrypt(
+  job: DecryptionJob,
+  message: Buffer,
+): Promise<{ entity: Buffer; authenticated: boolean; decryptedWith?: string }> {
+  if (job.form === 'smime') return openEnveloped({ message, keys: job.keys, maxBytes: job.maxBytes });
   const opened = await decryptPgpMime({
     message,
     privateKeys: job.privateKeys,
     now: job.now,
     maxBytes: job.maxBytes,
   });
-  return { entity: opened.entity, decryptedWith: opened.decryptedWith };
+  // openpgp refuses content without MDC or AEAD (allowUnauthenticatedMessages is false by default, never set here).
+  return { entity: opened.entity, authenticated: true, decryptedWith: opened.decryptedWith };
 }
 
 function reply(message: FromWorker, transfer: ArrayBuffer[] = []): void {

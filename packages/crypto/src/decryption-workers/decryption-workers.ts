@@ -24,6 +24,11 @@ export type DecryptionJob =
 
 export interface DecryptedLayer {
   entity: Buffer;
+  /**
+   * Something vouches that the content is the one encrypted: OpenPGP's MDC or AEAD (openpgp refuses content
+   * without), S/MIME AuthEnvelopedData. False for S/MIME EnvelopedData (AES-CBC, 3DES), which has no integrity.
+   */
+  authenticated: boolean;
   /** OpenPGP: the fingerprint of the key that opened it. */
   decryptedWith?: string;
 }
@@ -79,7 +84,7 @@ export type ToWorker = { type: 'start'; job: DecryptionJob } | { type: 'chunk'; 
 /** Worker → main thread. */
 export type FromWorker =
   | typeof READY
-  | { type: 'done'; entity: Uint8Array; decryptedWith?: string }
+  | { type: 'done'; entity: Uint8Array; authenticated: boolean; decryptedWith?: string }
   | { type: 'failed'; error: ErrorShape };
 
 const WORKER_URL = new URL('./decryption-worker.ts', import.meta.url);
@@ -111,8 +116,8 @@ export function startDecryptionWorkers(options: DecryptionWorkersOptions): Decry
       },
       onReply(reply, end) {
         if (reply.type === 'done') {
-          const { entity, decryptedWith } = reply;
-          const layer = { entity: Buffer.from(entity.buffer, entity.byteOffset, entity.byteLength) };
+          const { entity, authenticated, decryptedWith } = reply;
+          const layer = { entity: Buffer.from(entity.buffer, entity.byteOffset, entity.byteLength), authenticated };
           end({ value: decryptedWith ? { ...layer, decryptedWith } : layer, keep: true });
         } else if (reply.type === 'failed') {
           // The job failed, the worker is fine.

@@ -173,8 +173,18 @@ function decryptContent(
   }
 }
 
+/** An opened (Auth)EnvelopedData: its content, and whether anything vouches that it is the content that was sent. */
+export interface OpenedEnvelope {
+  readonly entity: Buffer;
+  /**
+   * AuthEnvelopedData (AES-GCM): the content is the one encrypted. EnvelopedData (AES-CBC, 3DES) has no integrity:
+   * whoever holds the ciphertext can change blocks of it, and chosen text comes out (EFAIL's CBC gadgets).
+   */
+  readonly authenticated: boolean;
+}
+
 /** Opens a parsed (Auth)EnvelopedData. */
-function openEnvelope(contentType: string, envelope: BerNode, keys: readonly RecipientKey[]): Buffer {
+function openEnvelope(contentType: string, envelope: BerNode, keys: readonly RecipientKey[]): OpenedEnvelope {
   const fields = envelope.children;
   let index = 1; // after version
   if (isContext(fields[index], 0)) index++; // originatorInfo
@@ -196,7 +206,8 @@ function openEnvelope(contentType: string, envelope: BerNode, keys: readonly Rec
   if (!isContext(encryptedContent, 0)) throw malformed('encryptedContent missing (detached content is not supported)');
   const ciphertext = octetsOf(encryptedContent, 'encryptedContent');
   const cek = openRecipientInfos(recipientInfos, keys);
-  return decryptContent(encryption, cek, ciphertext, mac, aad);
+  const entity = decryptContent(encryption, cek, ciphertext, mac, aad);
+  return { entity, authenticated: encryption.spec.mode === 'gcm' };
 }
 
 /**
@@ -205,6 +216,11 @@ function openEnvelope(contentType: string, envelope: BerNode, keys: readonly Rec
  * SMIME_UNSUPPORTED_ALGORITHM, SMIME_MALFORMED, SMIME_NOT_ENVELOPED, SMIME_INVALID_KEY, SMIME_TOO_LARGE.
  */
 export async function decryptEnveloped(options: DecryptEnvelopedOptions): Promise<Buffer> {
+  return (await openEnveloped(options)).entity;
+}
+
+/** decryptEnveloped, saying also whether the content cipher vouches for the content (AuthEnvelopedData). */
+export async function openEnveloped(options: DecryptEnvelopedOptions): Promise<OpenedEnvelope> {
   const keys = recipientKeysOf(options.keys);
   const cms = cmsBytesOf(await collect(options.message, options.maxBytes ?? Number.POSITIVE_INFINITY));
   // The content type first: what the content holds is read only for (auth)enveloped data.

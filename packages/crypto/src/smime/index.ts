@@ -1,5 +1,11 @@
 // S/MIME (RFC 8551) CMS encryption and decryption: streaming EnvelopedData/AuthEnvelopedData out, opening in.
-export { type DecryptEnvelopedOptions, type DecryptionKey, decryptEnveloped } from './decrypt-enveloped.ts';
+export {
+  type DecryptEnvelopedOptions,
+  type DecryptionKey,
+  decryptEnveloped,
+  type OpenedEnvelope,
+  openEnveloped,
+} from './decrypt-enveloped.ts';
 export {
   type ContentCipher,
   type EncryptEnvelopedOptions,
@@ -12,6 +18,7 @@ export { isSignedContentType } from './mime-entity.ts';
 export { type Pkcs12Contents, parsePkcs12 } from './pkcs12.ts';
 export type { KeyTransport } from './recipient-info.ts';
 export { createDetachedSignature, type SigningKey, signMultipart } from './sign-detached.ts';
+export { holdsNoiseBytes } from './unauthenticated-content.ts';
 export {
   type SignatureCode,
   type SignedMessageVerification,
