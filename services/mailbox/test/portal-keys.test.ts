@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { createRevocationFetcher, NOTHING_ALLOWED, readCertificateUpload } from '@smgw/crypto';
+import { createRevocationFetcher, inspectPublicKey, NOTHING_ALLOWED, readCertificateUpload } from '@smgw/crypto';
 import {
   acceptRecipientCertificate,
   addTrustAnchor,
@@ -15,6 +15,7 @@ import {
   listCertificates,
   listPgpKeys,
   pgpKeysFor,
+  storeHarvestedPgpKey,
   withdrawCertificate,
 } from '@smgw/key-directory';
 import { deleteMailbox, findMailbox, listMailboxAudit } from '@smgw/mailbox-store';
@@ -234,6 +235,55 @@ describe('bring your own key', () => {
       at: new Date(),
     });
     assert.match((await browser.get('/schluessel')).body, /mit Ihrem OpenPGP-Schlüssel verschlüsselt/);
+  });
+
+  it('refuses an OpenPGP key already on record for another address instead of saying it waits for the user', async () => {
+    const address = newAddress();
+    const victim = `nachbar-${randomBytes(4).toString('hex')}@buerger.example`;
+    // A stranger's key naming both: mail with From: victim (forged) offered it, and the harvest stored it pending for
+    // the victim. Its holder then uploads it on the portal and asks an operator to approve "their" key.
+    const armored = await keys.pgpKey([address, victim]);
+    const { fingerprint } = await inspectPublicKey(armored);
+    await storeHarvestedPgpKey(world.db.pool, {
+      fingerprint,
+      armored,
+      addresses: [victim],
+      algorithm: 'eddsaLegacy',
+      expiresAt: null,
+    });
+    const browser = await loggedIn(address);
+    const page = await upload(browser, armored);
+    assert.equal(page.status, 422);
+    assert.match(page.body, /bereits für eine andere E-Mail-Adresse hinterlegt/);
+    assert.match(page.body, /kommen in dieses Postfach/, 'the page says mail still comes to the portal');
+    assert.deepEqual(await listPgpKeys(world.db.pool, { address, limit: 10 }), []);
+    const audit = await listMailboxAudit(world.db.pool, address);
+    assert.equal(audit.filter((e) => e.event === 'mailbox.pgp-key-submitted').length, 0, 'no submission recorded');
+  });
+
+  it('refuses a certificate already on record for another address alone instead of saying it is used', async () => {
+    const address = newAddress();
+    const victim = `nachbar-${randomBytes(4).toString('hex')}@buerger.example`;
+    const pem = await keys.leaf(trusted, address, { moreAddresses: [victim] });
+    world.clock.advance(Math.max(0, Date.now() + 1000 - world.clock.now().getTime()));
+    const stored = await acceptRecipientCertificate(world.db.pool, {
+      chain: readCertificateUpload(Buffer.from(pem)),
+      address: victim,
+      source: 'admin',
+      by: 'ops',
+      now: world.clock.now(),
+      revocationMode: 'off',
+      revocationFetcher: createRevocationFetcher({ now: () => world.clock.now(), allow: NOTHING_ALLOWED }),
+    });
+    assert.ok(stored.ok);
+    const browser = await loggedIn(address);
+    const page = await upload(browser, pem);
+    assert.equal(page.status, 422);
+    assert.match(page.body, /bereits für eine andere E-Mail-Adresse hinterlegt/);
+    assert.match(page.body, /kommen in dieses Postfach/, 'the page says mail still comes to the portal');
+    assert.deepEqual(await currentCertificates(world.db.pool, address), []);
+    const audit = await listMailboxAudit(world.db.pool, address);
+    assert.equal(audit.filter((e) => e.event === 'mailbox.certificate-added').length, 0, 'no addition recorded');
   });
 
   it('refuses an OpenPGP key without the user address, and one that cannot be read', async () => {

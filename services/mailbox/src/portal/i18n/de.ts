@@ -250,6 +250,8 @@ export const de = {
     'Der OpenPGP-Schlüssel ist nicht lesbar. Bitte laden Sie genau einen öffentlichen Schlüssel hoch.',
   'keys.error.pgpUnusable': 'Der OpenPGP-Schlüssel ist abgelaufen, widerrufen oder kann nicht verschlüsseln.',
   'keys.error.pgpAddress': 'Der OpenPGP-Schlüssel enthält Ihre E-Mail-Adresse nicht als Benutzerkennung.',
+  'keys.error.heldForAnotherAddress':
+    'Dieser Schlüssel ist bereits für eine andere E-Mail-Adresse hinterlegt und wird für Ihre nicht verwendet. Bitte laden Sie einen Schlüssel hoch, der nur Ihnen gehört, oder wenden Sie sich an den Betrieb des Portals.',
   // --- end keys ---
 
   // --- account sections ---

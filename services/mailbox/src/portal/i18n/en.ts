@@ -246,6 +246,8 @@ export const en: Record<MessageKey, string> = {
   'keys.error.pgpUnreadable': 'The OpenPGP key cannot be read. Please upload exactly one public key.',
   'keys.error.pgpUnusable': 'The OpenPGP key has expired, been revoked or cannot encrypt.',
   'keys.error.pgpAddress': 'The OpenPGP key does not hold your e-mail address as a user ID.',
+  'keys.error.heldForAnotherAddress':
+    'This key is already on record for another e-mail address and is not used for yours. Please upload a key of your own, or contact the portal operators.',
   // --- end keys ---
 
   // --- account sections ---

@@ -2,7 +2,8 @@
 // validates to a trust anchor for e-mail protection and holds the user's address (acceptRecipientCertificate, the
 // admin API's rule) and is not one an operator withdrew, or an OpenPGP public key, taken only when a valid user ID
 // holds the user's address, stored pending with source 'portal' under that address alone until an operator approves
-// it (admin API). From then on the encrypt stage sends the user's mail encrypted by e-mail instead of to this mailbox,
+// it (admin API). A key or certificate already on record for another address is refused: a stored one keeps its
+// addresses, so it would not be the user's. From then on the encrypt stage sends the user's mail encrypted by e-mail instead of to this mailbox,
 // and the page says so. The form asks for the password again (password-check.ts). What was uploaded goes with the mailbox (deleteMailbox), also when the deletion came while the
 // upload was being checked.
 // The upload is multipart: parsed only for a logged-in user (as compose.ts), one small file.
@@ -191,7 +192,7 @@ export async function takeKey(
     if (info.problems.length > 0) return { ok: false, error: 'keys.error.pgpUnusable' };
     if (!info.addresses.includes(mailbox.address)) return { ok: false, error: 'keys.error.pgpAddress' };
     // Stored for this address alone: another address in the key's user IDs is not the user's to claim.
-    const { created } = await addPgpKey(ctx.deps.pool, {
+    const { key, created } = await addPgpKey(ctx.deps.pool, {
       fingerprint: info.fingerprint,
       armored: info.armored,
       addresses: [mailbox.address],
@@ -199,6 +200,21 @@ export async function takeKey(
       expiresAt: info.expires,
       source: 'portal',
     });
+    if (!created && !key.addresses.includes(mailbox.address)) {
+      // The key is on record for another address (harvested from mail that named it as sender, or an operator's):
+      // a stored key keeps its addresses, so it would not wait for this user. Said to be pending for them, its
+      // fingerprint would reach an operator as the user's, and approving it would approve it for the other address.
+      ctx.deps.logger.info(
+        {
+          code: 'PORTAL_PGP_KEY_REFUSED',
+          mailboxId: mailbox.id,
+          reasonCode: 'KEY_HELD_FOR_ANOTHER_ADDRESS',
+          fingerprint: info.fingerprint,
+        },
+        'OpenPGP key from the portal refused: on record for another address',
+      );
+      return { ok: false, error: 'keys.error.heldForAnotherAddress' };
+    }
     await audit('mailbox.pgp-key-submitted', { fingerprint: info.fingerprint, created });
     return { ok: true, kind: 'pgp', fingerprint: info.fingerprint };
   }
@@ -244,6 +260,20 @@ export async function takeKey(
       'certificate from the portal refused: withdrawn by an operator',
     );
     return { ok: false, error: 'keys.error.certificateWithdrawn' };
+  }
+  if (!accepted.created && !accepted.certificate.addresses.includes(mailbox.address)) {
+    // Already on record for other addresses the certificate names (harvested from their mail, or an operator's): a
+    // stored certificate keeps its addresses, so it is not used for this user, and the page must not say it is.
+    ctx.deps.logger.info(
+      {
+        code: 'PORTAL_CERTIFICATE_REFUSED',
+        mailboxId: mailbox.id,
+        reasonCode: 'CERTIFICATE_HELD_FOR_ANOTHER_ADDRESS',
+        fingerprint: accepted.certificate.fingerprint,
+      },
+      'certificate from the portal refused: on record for another address',
+    );
+    return { ok: false, error: 'keys.error.heldForAnotherAddress' };
   }
   await audit('mailbox.certificate-added', {
     fingerprint: accepted.certificate.fingerprint,
