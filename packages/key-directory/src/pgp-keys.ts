@@ -118,6 +118,32 @@ export async function getPgpKey(pool: Pool, fingerprint: string): Promise<Stored
   return rows[0] ? toPgpKey(rows[0]) : undefined;
 }
 
+/**
+ * Replaces a stored key's armored text and expiry by what `merge` makes of the stored text (a newer copy of the same
+ * key merged in: mergePublicKeyUpdate of @smgw/crypto), with the row locked, so two updates at once both land. Its
+ * addresses, state and approvals stay: the primary key they were decided for signed what was added. Undefined when
+ * there is no such key (`merge` is then not called).
+ */
+export async function updatePgpKeyMaterial(
+  pool: Pool,
+  fingerprint: string,
+  merge: (armored: string) => Promise<{ armored: string; expiresAt: Date | null }>,
+): Promise<StoredPgpKey | undefined> {
+  return withTransaction(pool, async (db) => {
+    const { rows } = await db.query<{ armored: string }>(
+      'select armored from pgp_keys where fingerprint = $1 for update',
+      [fingerprint],
+    );
+    if (!rows[0]) return undefined;
+    const merged = await merge(rows[0].armored);
+    const updated = await db.query<PgpKeyRow>(
+      `update pgp_keys set armored = $2, expires_at = $3 where fingerprint = $1 returning ${PGP_COLUMNS}`,
+      [fingerprint, merged.armored, merged.expiresAt],
+    );
+    return toPgpKey(updated.rows[0] as PgpKeyRow);
+  });
+}
+
 /** The armored key as stored (public only). */
 export async function getPgpKeyArmored(pool: Pool, fingerprint: string): Promise<string | undefined> {
   const { rows } = await pool.query<{ armored: string }>('select armored from pgp_keys where fingerprint = $1', [

@@ -1,7 +1,7 @@
 // Certificates and OpenPGP keys for the bring-your-own-key tests: a CA and S/MIME leaf certificates (EC P-256) made
 // by openssl through the shared test PKI (@smgw/crypto/testing), public keys made by gpg, all in temporary folders.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -21,6 +21,8 @@ export interface KeyMaterial {
   ): Promise<string>;
   /** An armored OpenPGP public key (ed25519 + cv25519) with a user ID for each address. */
   pgpKey(addresses: string[], expire?: string): Promise<string>;
+  /** The key made by pgpKey with that fingerprint, revoked by its holder (gpg's revocation certificate), armored. */
+  pgpRevoked(fingerprint: string): Promise<string>;
   remove(): Promise<void>;
 }
 
@@ -47,6 +49,15 @@ export async function createKeyMaterial(): Promise<KeyMaterial> {
       if (!fingerprint) throw new Error('gpg made no key');
       await gpg(['--quick-add-key', fingerprint, 'cv25519', 'encr', expire]);
       for (const address of more) await gpg(['--quick-add-uid', fingerprint, address]);
+      return (await gpg(['--armor', '--export', fingerprint])).stdout;
+    },
+    async pgpRevoked(fingerprint) {
+      const gpg = (args: string[]) => run('gpg', ['--batch', '--no-tty', '--yes', ...args], { env: gpgEnv });
+      // gpg writes the certificate at key creation with a ':' before its armor line, so it is not imported by mistake.
+      const certificate = await readFile(join(gnupgHome, 'openpgp-revocs.d', `${fingerprint}.rev`), 'utf8');
+      const revocation = join(dir, `${fingerprint}.rev`);
+      await writeFile(revocation, certificate.replace(':-----BEGIN', '-----BEGIN'));
+      await gpg(['--import', revocation]);
       return (await gpg(['--armor', '--export', fingerprint])).stdout;
     },
     async remove() {

@@ -6,12 +6,19 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { createRevocationFetcher, inspectPublicKey, NOTHING_ALLOWED, readCertificateUpload } from '@smgw/crypto';
+import {
+  createRevocationFetcher,
+  inspectPublicKey,
+  NOTHING_ALLOWED,
+  readCertificateUpload,
+  recipientKeyProblems,
+} from '@smgw/crypto';
 import {
   acceptRecipientCertificate,
   addTrustAnchor,
   approvePgpKey,
   currentCertificates,
+  getPgpKeyArmored,
   listCertificates,
   listPgpKeys,
   pgpKeysFor,
@@ -284,6 +291,37 @@ describe('bring your own key', () => {
     assert.deepEqual(await currentCertificates(world.db.pool, address), []);
     const audit = await listMailboxAudit(world.db.pool, address);
     assert.equal(audit.filter((e) => e.event === 'mailbox.certificate-added').length, 0, 'no addition recorded');
+  });
+
+  it('takes a newer copy of the user\u2019s approved OpenPGP key into it: a revocation stops its use', async () => {
+    const address = newAddress();
+    const browser = await loggedIn(address);
+    const armored = await keys.pgpKey([address]);
+    assert.equal((await upload(browser, armored)).status, 303);
+    const { fingerprint } = await inspectPublicKey(armored);
+    const approval = await approvePgpKey(world.db.pool, { fingerprint, operator: 'ops', at: new Date() });
+    assert.ok(approval.ok);
+
+    // The holder lost the private key and revokes it; the revoked copy is what they can upload.
+    const revoked = await keys.pgpRevoked(fingerprint);
+    const answer = await upload(browser, revoked);
+    assert.equal(answer.status, 303);
+    assert.equal(answer.location, '/schluessel?hinzugefuegt=pgp-aktualisiert');
+    const stored = await getPgpKeyArmored(world.db.pool, fingerprint);
+    assert.ok(stored);
+    assert.ok(
+      (await recipientKeyProblems(stored, new Date())).includes('PGP_KEY_REVOKED'),
+      'the stored key is revoked',
+    );
+    const [key] = await listPgpKeys(world.db.pool, { address, limit: 10 });
+    assert.deepEqual(key?.approvedAddresses, [address], 'addresses and approval stay as decided');
+    assert.ok((await listMailboxAudit(world.db.pool, address)).some((e) => e.event === 'mailbox.pgp-key-updated'));
+
+    // The older copy offered again takes nothing back.
+    assert.equal((await upload(browser, armored)).status, 303);
+    const again = await getPgpKeyArmored(world.db.pool, fingerprint);
+    assert.ok(again);
+    assert.ok((await recipientKeyProblems(again, new Date())).includes('PGP_KEY_REVOKED'), 'still revoked');
   });
 
   it('refuses an OpenPGP key without the user address, and one that cannot be read', async () => {

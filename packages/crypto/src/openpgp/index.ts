@@ -16,6 +16,7 @@ export type { FoundPgpKey } from './find-pgp-keys.ts';
 export { findPgpKeysInMessage, HARVESTED_KEY_LIMITS, parseAutocryptHeader } from './find-pgp-keys.ts';
 export type { PgpKeyInfo, PgpKeyProblem, PgpKeyProblemCode } from './inspect-public-key.ts';
 export { inspectPublicKey, MIN_FINITE_FIELD_BITS } from './inspect-public-key.ts';
+export { mergePublicKeyUpdate } from './key-update.ts';
 export type { OuterHeaders } from './outer-headers.ts';
 export type { ArmoredPrivateKey, PrivateKeyForStorage } from './private-keys.ts';
 export { readPrivateKeyForStorage } from './private-keys.ts';

@@ -141,7 +141,8 @@ export async function publicKeyProblems(
   return { problems, expires, revoked, canEncrypt };
 }
 
-async function readSinglePublicKey(armored: string): Promise<openpgp.PublicKey> {
+/** The one public key of an armored text (PgpKeyMalformedError when it is not exactly one). */
+export async function readSinglePublicKey(armored: string): Promise<openpgp.PublicKey> {
   // openpgp reads the first armor block and silently ignores any after it.
   const blocks = armored.match(/-----BEGIN PGP /g)?.length ?? 0;
   if (blocks > 1) throw new PgpKeyMalformedError(`expected one armored block, found ${blocks}`);

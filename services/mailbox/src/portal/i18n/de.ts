@@ -226,6 +226,7 @@ export const de = {
     'Ihr OpenPGP-Schlüssel wartet auf die Freigabe durch den Betrieb. Bis dahin kommen Nachrichten an Sie weiter in dieses Postfach.',
   'keys.status.portal': 'Für Ihre Adresse ist kein Schlüssel hinterlegt: Nachrichten an Sie kommen in dieses Postfach.',
   'keys.added.zertifikat': 'Ihr Zertifikat wurde geprüft und übernommen.',
+  'keys.added.pgpUpdated': 'Ihr OpenPGP-Schlüssel wurde mit der hochgeladenen neueren Fassung aktualisiert.',
   'keys.added.pgp': 'Ihr OpenPGP-Schlüssel wurde gespeichert und wartet auf die Freigabe.',
   'keys.certificates': 'Ihre Zertifikate',
   'keys.certificate.line': '{subject}, gültig bis {notAfter}',

@@ -223,6 +223,7 @@ export const en: Record<MessageKey, string> = {
     'Your OpenPGP key is waiting for the operators to approve it. Until then, messages to you keep arriving in this mailbox.',
   'keys.status.portal': 'No key is on record for your address: messages to you arrive in this mailbox.',
   'keys.added.zertifikat': 'Your certificate was checked and taken.',
+  'keys.added.pgpUpdated': 'Your OpenPGP key was updated with the newer copy you uploaded.',
   'keys.added.pgp': 'Your OpenPGP key was stored and is waiting for approval.',
   'keys.certificates': 'Your certificates',
   'keys.certificate.line': '{subject}, valid until {notAfter}',

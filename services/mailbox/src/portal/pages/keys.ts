@@ -3,7 +3,8 @@
 // admin API's rule) and is not one an operator withdrew, or an OpenPGP public key, taken only when a valid user ID
 // holds the user's address, stored pending with source 'portal' under that address alone until an operator approves
 // it (admin API). A key or certificate already on record for another address is refused: a stored one keeps its
-// addresses, so it would not be the user's. From then on the encrypt stage sends the user's mail encrypted by e-mail instead of to this mailbox,
+// addresses, so it would not be the user's; a newer copy of the user's own key on record is merged into it (a renewal
+// or a revocation), its approval unchanged. From then on the encrypt stage sends the user's mail encrypted by e-mail instead of to this mailbox,
 // and the page says so. The form asks for the password again (password-check.ts). What was uploaded goes with the mailbox (deleteMailbox), also when the deletion came while the
 // upload was being checked.
 // The upload is multipart: parsed only for a logged-in user (as compose.ts), one small file.
@@ -11,9 +12,11 @@ import fastifyMultipart, { type MultipartFile } from '@fastify/multipart';
 import {
   createRevocationFetcher,
   inspectPublicKey,
+  mergePublicKeyUpdate,
   NOTHING_ALLOWED,
   PemError,
   type PgpKeyInfo,
+  PgpKeyMalformedError,
   readCertificateUpload,
 } from '@smgw/crypto';
 import { withTransaction } from '@smgw/db';
@@ -21,9 +24,11 @@ import {
   acceptRecipientCertificate,
   addPgpKey,
   deletePortalKeys,
+  getPgpKey,
   listCertificates,
   listPgpKeys,
   pgpKeyStateFor,
+  updatePgpKeyMaterial,
 } from '@smgw/key-directory';
 import { findMailbox, lockMailbox, type Mailbox, recordMailboxAudit } from '@smgw/mailbox-store';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -41,8 +46,9 @@ const ARMORED_PUBLIC_KEY = '-----BEGIN PGP PUBLIC KEY BLOCK-----';
 /** Which key the encrypt stage uses for the address now, as the page tells it. */
 export type KeyStatus = 'certificate' | 'pgp-approved' | 'pgp-pending' | 'portal';
 
+/** `pgp-update`: a newer copy of a key already stored for the user, merged into it (state unchanged). */
 export type UploadOutcome =
-  | { ok: true; kind: 'certificate' | 'pgp'; fingerprint: string }
+  | { ok: true; kind: 'certificate' | 'pgp' | 'pgp-update'; fingerprint: string }
   | { ok: false; error: MessageKey };
 
 export const keyPages: PortalPage = async (app, ctx) => {
@@ -91,7 +97,8 @@ export const keyPages: PortalPage = async (app, ctx) => {
     { config: { requireLogin: true } },
     async (req, reply) => {
       const added = req.query.hinzugefuegt;
-      const notice = added === 'zertifikat' || added === 'pgp' ? added : undefined;
+      const notice =
+        added === 'zertifikat' || added === 'pgp' ? added : added === 'pgp-aktualisiert' ? 'pgpUpdated' : undefined;
       return renderPage(req, reply, { notice });
     },
   );
@@ -123,11 +130,18 @@ export const keyPages: PortalPage = async (app, ctx) => {
     }
     req.log.info(
       { code: 'PORTAL_KEY_ADDED', mailboxId: mailbox.id, kind: outcome.kind, fingerprint: outcome.fingerprint },
-      outcome.kind === 'certificate' ? 'certificate taken from the portal' : 'OpenPGP key stored pending',
+      ADDED_LOG_MESSAGES[outcome.kind],
     );
-    return reply.redirect(`/schluessel?hinzugefuegt=${outcome.kind === 'certificate' ? 'zertifikat' : 'pgp'}`, 303);
+    return reply.redirect(`/schluessel?hinzugefuegt=${ADDED_NOTICES[outcome.kind]}`, 303);
   });
 };
+
+const ADDED_LOG_MESSAGES = {
+  certificate: 'certificate taken from the portal',
+  pgp: 'OpenPGP key stored pending',
+  'pgp-update': 'OpenPGP key updated with a newer copy',
+} as const;
+const ADDED_NOTICES = { certificate: 'zertifikat', pgp: 'pgp', 'pgp-update': 'pgp-aktualisiert' } as const;
 
 /**
  * After an upload: true while the mailbox is there. A mailbox deleted meanwhile (in another tab, by an operator; the
@@ -188,6 +202,26 @@ export async function takeKey(
       info = await inspectPublicKey(bytes.toString('utf8'), { now });
     } catch {
       return { ok: false, error: 'keys.error.pgpUnreadable' };
+    }
+    // A newer copy of the user's key on record (extended, with a new subkey, or revoked: then with problems) is merged
+    // into it: else the holder could neither renew an approved key that expires nor revoke one that was compromised,
+    // and the stored copy would go on being used or stay expired.
+    const known = await getPgpKey(ctx.deps.pool, info.fingerprint);
+    if (known?.addresses.includes(mailbox.address)) {
+      let updated: Awaited<ReturnType<typeof updatePgpKeyMaterial>>;
+      try {
+        updated = await updatePgpKeyMaterial(ctx.deps.pool, info.fingerprint, async (stored) => {
+          const armored = await mergePublicKeyUpdate(stored, info.armored, now);
+          return { armored, expiresAt: (await inspectPublicKey(armored, { now })).expires };
+        });
+      } catch (err) {
+        if (err instanceof PgpKeyMalformedError) return { ok: false, error: 'keys.error.pgpUnreadable' };
+        throw err;
+      }
+      if (updated) {
+        await audit('mailbox.pgp-key-updated', { fingerprint: info.fingerprint });
+        return { ok: true, kind: 'pgp-update', fingerprint: info.fingerprint };
+      }
     }
     if (info.problems.length > 0) return { ok: false, error: 'keys.error.pgpUnusable' };
     if (!info.addresses.includes(mailbox.address)) return { ok: false, error: 'keys.error.pgpAddress' };
