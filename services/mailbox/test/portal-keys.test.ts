@@ -316,6 +316,12 @@ describe('bring your own key', () => {
     const [key] = await listPgpKeys(world.db.pool, { address, limit: 10 });
     assert.deepEqual(key?.approvedAddresses, [address], 'addresses and approval stay as decided');
     assert.ok((await listMailboxAudit(world.db.pool, address)).some((e) => e.event === 'mailbox.pgp-key-updated'));
+    // The page no longer says mail is encrypted with it: the encrypt stage does not use a revoked key.
+    const page = await browser.get(answer.location ?? '');
+    assert.match(page.body, /neueren Fassung aktualisiert/);
+    assert.match(page.body, /abgelaufen oder widerrufen: wird nicht verwendet/);
+    assert.doesNotMatch(page.body, /mit Ihrem OpenPGP-Schlüssel verschlüsselt/);
+    assert.match(page.body, /kommen in dieses Postfach/);
 
     // The older copy offered again takes nothing back.
     assert.equal((await upload(browser, armored)).status, 303);

@@ -234,6 +234,7 @@ export const de = {
   'keys.pgp.line': '{fingerprint} ({state})',
   'keys.pgp.state.pending': 'wartet auf Freigabe',
   'keys.pgp.state.approved': 'freigegeben',
+  'keys.pgp.state.unusable': 'abgelaufen oder widerrufen: wird nicht verwendet',
   'keys.upload.title': 'Schlüssel hochladen',
   'keys.upload.label': 'Zertifikat oder öffentlicher OpenPGP-Schlüssel',
   'keys.upload.hint':

@@ -231,6 +231,7 @@ export const en: Record<MessageKey, string> = {
   'keys.pgp.line': '{fingerprint} ({state})',
   'keys.pgp.state.pending': 'waiting for approval',
   'keys.pgp.state.approved': 'approved',
+  'keys.pgp.state.unusable': 'expired or revoked: not used',
   'keys.upload.title': 'Upload a key',
   'keys.upload.label': 'Certificate or OpenPGP public key',
   'keys.upload.hint':

@@ -18,6 +18,7 @@ import {
   type PgpKeyInfo,
   PgpKeyMalformedError,
   readCertificateUpload,
+  recipientKeyProblems,
 } from '@smgw/crypto';
 import { withTransaction } from '@smgw/db';
 import {
@@ -25,8 +26,10 @@ import {
   addPgpKey,
   deletePortalKeys,
   getPgpKey,
+  getPgpKeyArmored,
   listCertificates,
   listPgpKeys,
+  type PgpKeyState,
   pgpKeyStateFor,
   updatePgpKeyMaterial,
 } from '@smgw/key-directory';
@@ -163,10 +166,20 @@ export async function keysOf(ctx: PortalContext, address: string) {
   const certificates = (await listCertificates(ctx.deps.pool, { address, includeReplaced: false, limit: 20 })).filter(
     (c) => new Date(c.notAfter) > now,
   );
-  // Each key as it stands for this address: a key approved for other addresses alone is not used for it.
-  const pgpKeys = (await listPgpKeys(ctx.deps.pool, { address, limit: 20 }))
-    .map((k) => ({ ...k, state: pgpKeyStateFor(k, address) }))
-    .filter((k) => k.state !== 'rejected');
+  // Each key as it stands for this address: a key approved for other addresses alone is not used for it, nor is an
+  // approved key that expired or was revoked (the encrypt stage's check, recipientKeyProblems: mail then comes here).
+  const listed = await listPgpKeys(ctx.deps.pool, { address, limit: 20 });
+  const pgpKeys = (
+    await Promise.all(
+      listed.map(async (k) => {
+        const state: PgpKeyState | 'unusable' = pgpKeyStateFor(k, address);
+        if (state !== 'approved') return { ...k, state };
+        const armored = await getPgpKeyArmored(ctx.deps.pool, k.fingerprint);
+        const usable = armored !== undefined && (await recipientKeyProblems(armored, now)).length === 0;
+        return { ...k, state: usable ? state : 'unusable' };
+      }),
+    )
+  ).filter((k) => k.state !== 'rejected');
   const status: KeyStatus =
     certificates.length > 0
       ? 'certificate'
