@@ -2,19 +2,40 @@
 // reaches (functions, constants, into the packages it uses; by the TypeScript checker, not by imports of whole
 // files), each string or template that reads as SQL with its file and line. The inventory in
 // packages/db/src/service-roles.ts was made from this list, statement by statement.
-//   node scripts/sql-inventory.ts ingest
+//   node scripts/sql-inventory.ts ingest      the statements of one service, as found and as resolved
+//   node scripts/sql-inventory.ts --write     packages/db/test/service-statements.json, which
+//                                             packages/db/test/service-statements.test.ts prepares statement by
+//                                             statement as each service's role
+// A template's `${...}` is resolved where it is a constant string or number, a call of a function returning one
+// template (arguments bound), or a function's parameter (every call the service reaches, each a variant). A
+// statement it cannot resolve (a parameter number counted at run time, fragments joined from an array) is listed as
+// `unresolved` with its text: the test needs a hand-written form of each (RUN_TIME_STATEMENTS there).
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const cfgPath = join(ROOT, 'tsconfig.json');
-const cfg = ts.parseJsonConfigFileContent(ts.readConfigFile(cfgPath, ts.sys.readFile).config, ts.sys, ROOT);
-const files = cfg.fileNames.filter((f) => f.includes('/src/') && !f.includes('/test/'));
-const program = ts.createProgram(files, cfg.options);
-const checker = program.getTypeChecker();
+export const STATEMENTS_JSON = 'packages/db/test/service-statements.json';
+const SERVICES = ['ingest', 'scan', 'encrypt', 'signature-verify', 'deliver', 'mailbox', 'admin', 'lifecycle-reaper'];
 
 const SQL = /\b(select\b[\s\S]*\bfrom|insert into|update \w+ (\w+ )?set|delete from)\b/i;
+/** A text that is a whole statement; any other SQL-looking text is a fragment, checked where it is put in one. */
+const STATEMENT = /^\s*(select|insert|update|delete|with|do)\b/i;
+/** More variants of one template than this and it is listed unresolved (none comes close). */
+const MAX_VARIANTS = 64;
+
+let program: ts.Program | undefined;
+function checkerOf(): ts.TypeChecker {
+  if (!program) {
+    const cfgPath = join(ROOT, 'tsconfig.json');
+    const cfg = ts.parseJsonConfigFileContent(ts.readConfigFile(cfgPath, ts.sys.readFile).config, ts.sys, ROOT);
+    const files = cfg.fileNames.filter((f) => f.includes('/src/') && !f.includes('/test/'));
+    program = ts.createProgram(files, cfg.options);
+  }
+  return program.getTypeChecker();
+}
 
 function topLevelOf(node: ts.Node): ts.Node | undefined {
   let n: ts.Node = node;
@@ -35,36 +56,214 @@ function sqlText(node: ts.Node): string | undefined {
   return undefined;
 }
 
-export function reach(service: string) {
-  const main = program.getSourceFile(join(ROOT, `services/${service}/src/main.ts`));
+export interface FoundSql {
+  file: string;
+  line: number;
+  sql: string;
+  decl: string;
+}
+
+export interface ServiceStatement {
+  file: string;
+  line: number;
+  /** Each form the statement can take (one, or one per constant branch or caller). */
+  statements: string[];
+}
+export interface UnresolvedStatement {
+  file: string;
+  line: number;
+  /** As written, with each `${...}` of one constant value put in. */
+  text: string;
+}
+export interface ServiceInventory {
+  statements: ServiceStatement[];
+  unresolved: UnresolvedStatement[];
+}
+
+type FunctionLike = ts.FunctionDeclaration | ts.ArrowFunction | ts.FunctionExpression | ts.MethodDeclaration;
+
+function symbolOf(node: ts.Node): ts.Symbol | undefined {
+  const checker = checkerOf();
+  let sym = checker.getSymbolAtLocation(node);
+  if (sym && sym.flags & ts.SymbolFlags.Alias) {
+    try {
+      sym = checker.getAliasedSymbol(sym);
+    } catch {}
+  }
+  return sym;
+}
+
+/** The function a call calls, when it is one of the repository's. */
+function calleeOf(call: ts.CallExpression): FunctionLike | undefined {
+  const decl = symbolOf(call.expression)?.declarations?.[0];
+  if (!decl || !inRepo(decl.getSourceFile())) return undefined;
+  if (ts.isFunctionDeclaration(decl) || ts.isMethodDeclaration(decl)) return decl;
+  if (ts.isVariableDeclaration(decl) && decl.initializer) {
+    const init = decl.initializer;
+    if (ts.isArrowFunction(init) || ts.isFunctionExpression(init)) return init;
+  }
+  return undefined;
+}
+
+/** The one expression a function returns, if its body is nothing else. */
+function returnedExpression(fn: FunctionLike): ts.Expression | undefined {
+  const body = fn.body;
+  if (!body) return undefined;
+  if (!ts.isBlock(body)) return body;
+  const [only] = body.statements;
+  if (body.statements.length === 1 && only && ts.isReturnStatement(only)) return only.expression;
+  return undefined;
+}
+
+const ARITHMETIC: Partial<Record<ts.SyntaxKind, '+' | '-' | '*' | '/'>> = {
+  [ts.SyntaxKind.PlusToken]: '+',
+  [ts.SyntaxKind.MinusToken]: '-',
+  [ts.SyntaxKind.AsteriskToken]: '*',
+  [ts.SyntaxKind.SlashToken]: '/',
+};
+function arithmetic(operator: '+' | '-' | '*' | '/', a: number, b: number): number {
+  if (operator === '+') return a + b;
+  if (operator === '-') return a - b;
+  if (operator === '*') return a * b;
+  return a / b;
+}
+
+class Resolver {
+  readonly calls = new Map<FunctionLike, ts.CallExpression[]>();
+  readonly #active = new Set<ts.Node>();
+
+  /** Every text `node` can evaluate to, or undefined when one of them depends on something known at run time. */
+  resolve(node: ts.Expression, bound: Map<ts.Symbol, string[]>): string[] | undefined {
+    if (this.#active.has(node)) return undefined;
+    this.#active.add(node);
+    try {
+      const out = this.#resolve(node, bound);
+      return out && out.length <= MAX_VARIANTS ? [...new Set(out)] : undefined;
+    } finally {
+      this.#active.delete(node);
+    }
+  }
+
+  #resolve(node: ts.Expression, bound: Map<ts.Symbol, string[]>): string[] | undefined {
+    if (ts.isStringLiteral(node) || ts.isNoSubstitutionTemplateLiteral(node) || ts.isNumericLiteral(node)) {
+      return [node.text];
+    }
+    if (ts.isParenthesizedExpression(node) || ts.isAsExpression(node) || ts.isSatisfiesExpression(node)) {
+      return this.resolve(node.expression, bound);
+    }
+    if (ts.isTemplateExpression(node)) {
+      let out = [node.head.text];
+      for (const span of node.templateSpans) {
+        const values = this.resolve(span.expression, bound);
+        if (!values) return undefined;
+        out = out.flatMap((before) => values.map((v) => before + v + span.literal.text));
+        if (out.length > MAX_VARIANTS) return undefined;
+      }
+      return out;
+    }
+    const operator = ts.isBinaryExpression(node) ? ARITHMETIC[node.operatorToken.kind] : undefined;
+    if (ts.isBinaryExpression(node) && operator) {
+      const left = this.resolve(node.left, bound);
+      const right = this.resolve(node.right, bound);
+      if (!left || !right) return undefined;
+      const numeric = checkerOf().getTypeAtLocation(node).flags & ts.TypeFlags.NumberLike;
+      if (!numeric) return operator === '+' ? left.flatMap((l) => right.map((r) => l + r)) : undefined;
+      return left.flatMap((l) => right.map((r) => String(arithmetic(operator, Number(l), Number(r)))));
+    }
+    if (ts.isConditionalExpression(node)) {
+      const a = this.resolve(node.whenTrue, bound);
+      const b = this.resolve(node.whenFalse, bound);
+      return a && b ? [...a, ...b] : undefined;
+    }
+    if (ts.isIdentifier(node)) return this.#resolveIdentifier(node, bound);
+    if (ts.isCallExpression(node)) {
+      const fn = calleeOf(node);
+      const returned = fn && returnedExpression(fn);
+      if (!fn || !returned) return undefined;
+      const inner = new Map(bound);
+      for (const [i, param] of fn.parameters.entries()) {
+        const sym = symbolOf(param.name);
+        const arg = node.arguments[i] ?? param.initializer;
+        if (!sym || !arg || ts.isSpreadElement(arg)) continue;
+        const values = this.resolve(arg, bound);
+        if (values) inner.set(sym, values);
+      }
+      return this.resolve(returned, inner);
+    }
+    return undefined;
+  }
+
+  #resolveIdentifier(node: ts.Identifier, bound: Map<ts.Symbol, string[]>): string[] | undefined {
+    const sym = symbolOf(node);
+    if (!sym) return undefined;
+    const known = bound.get(sym);
+    if (known) return known;
+    const decl = sym.declarations?.[0];
+    if (!decl) return undefined;
+    if (
+      ts.isVariableDeclaration(decl) &&
+      decl.initializer &&
+      ts.isVariableDeclarationList(decl.parent) &&
+      decl.parent.flags & ts.NodeFlags.Const
+    ) {
+      return this.resolve(decl.initializer, new Map());
+    }
+    if (ts.isParameter(decl) && ts.isIdentifier(decl.name)) {
+      // A function's parameter: what each call the service reaches passes.
+      const fn = decl.parent as FunctionLike;
+      const index = fn.parameters.indexOf(decl);
+      const calls = this.calls.get(fn) ?? [];
+      if (!calls.length) return undefined;
+      const out: string[] = [];
+      for (const call of calls) {
+        const arg = call.arguments[index] ?? decl.initializer;
+        if (!arg || ts.isSpreadElement(arg)) return undefined;
+        const values = this.resolve(arg, new Map());
+        if (!values) return undefined;
+        out.push(...values);
+      }
+      return out;
+    }
+    return undefined;
+  }
+}
+
+/** Every SQL text a service reaches (as written) and the source files the walk read. */
+function walk(service: string) {
+  const checker = checkerOf();
+  const main = program?.getSourceFile(join(ROOT, `services/${service}/src/main.ts`));
   if (!main) throw new Error(`no services/${service}/src/main.ts`);
   const seen = new Set<ts.Node>();
   const queue: ts.Node[] = [];
+  const files = new Set<string>([main.fileName]);
   for (const st of main.statements) {
     seen.add(st);
     queue.push(st);
   }
-  const sqls: { file: string; line: number; sql: string; decl: string }[] = [];
+  const found: { node: ts.Node; decl: ts.Node }[] = [];
+  const resolver = new Resolver();
   while (queue.length) {
     const decl = queue.pop();
     if (!decl) break;
-    const sf = decl.getSourceFile();
+    files.add(decl.getSourceFile().fileName);
     const visit = (n: ts.Node) => {
       const text = sqlText(n);
-      if (text !== undefined && SQL.test(text)) {
-        sqls.push({
-          file: relative(ROOT, sf.fileName),
-          line: sf.getLineAndCharacterOfPosition(n.getStart()).line + 1,
-          sql: text,
-          decl: declName(decl),
-        });
+      if (text !== undefined && SQL.test(text)) found.push({ node: n, decl });
+      if (ts.isCallExpression(n)) {
+        const fn = calleeOf(n);
+        if (fn) resolver.calls.set(fn, [...(resolver.calls.get(fn) ?? []), n]);
       }
       if (ts.isIdentifier(n)) {
         let sym = checker.getSymbolAtLocation(n);
-        if (sym && sym.flags & ts.SymbolFlags.Alias) {
+        // Through re-exports (a package's index.ts): each file on the way is one the inventory depends on.
+        while (sym && sym.flags & ts.SymbolFlags.Alias) {
+          for (const d of sym.declarations ?? []) if (inRepo(d.getSourceFile())) files.add(d.getSourceFile().fileName);
+          let next: ts.Symbol | undefined;
           try {
-            sym = checker.getAliasedSymbol(sym);
+            next = checker.getImmediateAliasedSymbol(sym);
           } catch {}
+          if (!next || next === sym) break;
+          sym = next;
         }
         for (const d of sym?.declarations ?? []) {
           const dsf = d.getSourceFile();
@@ -80,15 +279,120 @@ export function reach(service: string) {
     };
     visit(decl);
   }
-  return sqls;
+  return { found, files, resolver };
 }
-function declName(d: ts.Node): string {
-  const sf = d.getSourceFile();
-  const t = (d.getText().split('\n')[0] ?? '').slice(0, 80);
-  return `${relative(ROOT, sf.fileName)}: ${t}`;
+
+function where(node: ts.Node) {
+  const sf = node.getSourceFile();
+  return { file: relative(ROOT, sf.fileName), line: sf.getLineAndCharacterOfPosition(node.getStart()).line + 1 };
+}
+
+/** The function whose one returned expression `node` is. */
+function functionReturning(node: ts.Node): FunctionLike | undefined {
+  let n = node;
+  while (ts.isParenthesizedExpression(n.parent)) n = n.parent;
+  const parent = n.parent;
+  const fn = ts.isReturnStatement(parent) ? parent.parent?.parent : parent;
+  if (
+    fn &&
+    (ts.isFunctionDeclaration(fn) ||
+      ts.isArrowFunction(fn) ||
+      ts.isFunctionExpression(fn) ||
+      ts.isMethodDeclaration(fn))
+  ) {
+    return returnedExpression(fn) === n ? fn : undefined;
+  }
+  return undefined;
+}
+
+/** Whether `node` is inside a `${...}` of a template (a part of a bigger text). */
+function insideTemplate(node: ts.Node): boolean {
+  for (let n = node.parent; n && !ts.isSourceFile(n); n = n.parent) if (ts.isTemplateSpan(n)) return true;
+  return false;
+}
+
+/** A template with each `${...}` that has one value put in, the others as written. */
+function partlyResolved(resolver: Resolver, node: ts.Node): string {
+  if (!ts.isTemplateExpression(node)) return sqlText(node) ?? '';
+  let s = node.head.text;
+  for (const span of node.templateSpans) {
+    const values = resolver.resolve(span.expression, new Map());
+    s += `${values?.length === 1 ? values[0] : `\${${span.expression.getText()}}`}${span.literal.text}`;
+  }
+  return s;
+}
+
+/** Every SQL text a service reaches, as written (what the first version of this script printed). */
+export function reach(service: string): FoundSql[] {
+  return walk(service).found.map(({ node, decl }) => ({
+    ...where(node),
+    sql: sqlText(node) ?? '',
+    decl: `${relative(ROOT, decl.getSourceFile().fileName)}: ${(decl.getText().split('\n')[0] ?? '').slice(0, 80)}`,
+  }));
+}
+
+/** A service's statements, resolved; and the repository files (with their sha256) the result depends on. */
+export function inventory(service: string): { inventory: ServiceInventory; files: Set<string> } {
+  const { found, files, resolver } = walk(service);
+  const statements: ServiceStatement[] = [];
+  const unresolved: UnresolvedStatement[] = [];
+  for (const { node } of found) {
+    const text = sqlText(node) ?? '';
+    // A fragment (a condition, a subquery) is checked inside the statements it is put in.
+    if (!STATEMENT.test(text)) continue;
+    // A function returning a statement: where it is called to be put inside another statement, that one is checked;
+    // here only the calls that run it on its own count.
+    const fn = functionReturning(node);
+    const calls = fn && resolver.calls.get(fn);
+    if (fn && calls) {
+      const onItsOwn = calls.filter((call) => !insideTemplate(call));
+      if (!onItsOwn.length) continue;
+      resolver.calls.set(fn, onItsOwn);
+    }
+    const forms = resolver.resolve(node as ts.Expression, new Map());
+    if (fn && calls) resolver.calls.set(fn, calls);
+    if (forms) statements.push({ ...where(node), statements: forms });
+    else unresolved.push({ ...where(node), text: partlyResolved(resolver, node) });
+  }
+  const byPlace = (a: { file: string; line: number }, b: { file: string; line: number }) =>
+    a.file.localeCompare(b.file) || a.line - b.line;
+  statements.sort(byPlace);
+  unresolved.sort(byPlace);
+  return { inventory: { statements, unresolved }, files };
+}
+
+export interface StatementsFile {
+  /** How to make this file again; the test fails when a listed file changed since. */
+  made: string;
+  /** sha256 of each file the walk read: a change in any may change the statements. */
+  files: Record<string, string>;
+  services: Record<string, ServiceInventory>;
+}
+
+export function sha256OfFile(path: string): string {
+  return createHash('sha256')
+    .update(readFileSync(join(ROOT, path)))
+    .digest('hex');
+}
+
+export function statementsFile(): StatementsFile {
+  const services: Record<string, ServiceInventory> = {};
+  const files = new Set<string>();
+  for (const service of SERVICES) {
+    const made = inventory(service);
+    services[service] = made.inventory;
+    for (const f of made.files) files.add(relative(ROOT, f));
+  }
+  const hashes = Object.fromEntries([...files].sort().map((f) => [f, sha256OfFile(f)]));
+  return { made: 'node scripts/sql-inventory.ts --write', files: hashes, services };
 }
 
 if (import.meta.main) {
-  const out = reach(process.argv[2] ?? 'ingest');
-  console.log(JSON.stringify(out, null, 1));
+  const arg = process.argv[2] ?? 'ingest';
+  if (arg === '--write') {
+    writeFileSync(join(ROOT, STATEMENTS_JSON), `${JSON.stringify(statementsFile(), null, 1)}\n`);
+    console.log(`wrote ${STATEMENTS_JSON}`);
+  } else {
+    console.log(JSON.stringify({ found: reach(arg), ...inventory(arg).inventory }, null, 1));
+  }
 }

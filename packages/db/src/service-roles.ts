@@ -2,7 +2,9 @@
 // list must match; packages/db/test/service-roles.test.ts compares the granted rights with this table both ways) and
 // the deployment documents (deploy/README.md "Database roles"). Found by following each service's main.ts through
 // every function it reaches, into the packages it uses, and reading every statement there (scripts/sql-inventory.ts
-// lists them per service). Why a service holds what may look surprising:
+// lists them per service; packages/db/test/service-statements.test.ts prepares and explains each of them as a login of
+// the service's role, so a grant missing for a path no other test takes fails there). Why a service holds what may
+// look surprising:
 // - UPDATE where a service only locks: SELECT ... FOR UPDATE / FOR NO KEY UPDATE needs UPDATE on the locked table
 //   (scan's lockMessageRow on messages; the reaper's `for update skip locked` batches).
 // - SELECT where a service only writes: an UPDATE or DELETE with a WHERE, and INSERT ... RETURNING, read the table
