@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, settings } from '../../packages/config/src/index.ts';
-import { SERVICES, serviceRole } from '../../packages/db/src/service-roles.ts';
+import { SERVICES, type ServiceName, serviceRole } from '../../packages/db/src/service-roles.ts';
 import { STAGES, workQueue } from '../../packages/envelope/src/index.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -319,7 +319,7 @@ describe('docker-compose.yml', () => {
     );
   });
 
-  it('migrates as the owner of the database and runs the services as a role without DDL, never as the superuser', () => {
+  it('migrates as the owner of the database and runs each service as its own login, never as the superuser', () => {
     // As POSTGRES_USER (a superuser) a SQL injection in any service could read the server's files and run programs
     // (COPY ... PROGRAM); as the owner it could still alter or drop every table. The services' role, a member of
     // smgw_app, reads and writes rows only (migration 024).
@@ -336,26 +336,37 @@ describe('docker-compose.yml', () => {
     assert.match(script, /CREATE ROLE smgw_app NOLOGIN/);
     // Migration 025 stops until the per-service roles exist (the owner may not create roles).
     for (const name of SERVICES.map(serviceRole)) assert.match(script, new RegExp(`CREATE ROLE ${name} NOLOGIN`));
-    assert.match(
-      script,
-      /CREATE ROLE :"service_role" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT IN ROLE smgw_app/,
-    );
-    assert.notEqual(pgEnv.SMGW_DB_SERVICE_USER, pgEnv.SMGW_DB_USER);
+    // Each service logs in as its own login, a member of its service's role only (no smgw_app, no other service's).
+    for (const service of SERVICES) {
+      const role = serviceRole(service);
+      assert.match(
+        script,
+        new RegExp(`CREATE ROLE ${role}_login LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT IN ROLE ${role}\\s`),
+        service,
+      );
+    }
+    assert.doesNotMatch(script, /IN ROLE smgw_app|smgw_service/);
     const gateway = Object.entries(compose.services as Record<string, Manifest>).filter(
       ([, s]) => s.environment?.DATABASE_URL,
     );
-    assert.ok(gateway.length >= 9, gateway.map(([name]) => name).join(', '));
+    assert.deepEqual(gateway.map(([name]) => name).sort(), ['migrate', ...SERVICES].sort());
+    const passwords = new Set<string>();
     for (const [name, service] of gateway) {
       const url = new URL(service.environment.DATABASE_URL);
-      const [user, password] =
-        name === 'migrate'
-          ? [pgEnv.SMGW_DB_USER, pgEnv.SMGW_DB_PASSWORD]
-          : [pgEnv.SMGW_DB_SERVICE_USER, pgEnv.SMGW_DB_SERVICE_PASSWORD];
+      const variable =
+        name === 'migrate' ? 'SMGW_DB_PASSWORD' : `SMGW_DB_${name.toUpperCase().replaceAll('-', '_')}_PASSWORD`;
+      const user = name === 'migrate' ? pgEnv.SMGW_DB_USER : `${serviceRole(name as ServiceName)}_login`;
+      const password = pgEnv[variable];
+      assert.ok(password, `${name}: no ${variable} in the postgres service's environment`);
+      // The init script sets the login's password from that variable.
+      assert.ok(script.includes(`="$${variable}"`), `${name}: the init script does not read ${variable}`);
       assert.notEqual(url.username, superuser, name);
       assert.equal(url.username, user, name);
       assert.equal(decodeURIComponent(url.password), password, name);
+      passwords.add(password as string);
       assert.equal(url.pathname, `/${pgEnv.SMGW_DB_NAME}`, name);
     }
+    assert.equal(passwords.size, gateway.length, 'a login shares its password with another');
   });
 
   for (const { variable, composeVolume, composeServices } of SHARED_FOLDERS) {
@@ -538,24 +549,40 @@ for (const overlay of ['dev', 'production']) {
       }
     });
 
-    it('migrates as the owner of the database and runs every service as smgw_service, which holds no DDL', () => {
+    it('migrates as the owner of the database and runs every service as its own login, a member of its role only', () => {
       // The owner (CloudNativePG's smgw-db-app) may alter and drop every table: only the migrate init containers get
-      // it. The services' Secret is the operator's, for the managed role smgw_service, a member of smgw_app.
+      // it. Each service's Secret smgw-db-<service> is the operator's, for the managed login smgw_<service>_login, a
+      // member of its service's role only (migration 025): ingest cannot read the portal's password hashes.
       const roles = find(objects, 'Cluster', 'smgw-db').spec.managed?.roles as Manifest[];
       const app = roles?.find((r) => r.name === 'smgw_app');
-      const service = roles?.find((r) => r.name === 'smgw_service');
       assert.equal(app?.login, false);
-      assert.equal(service?.login, true);
-      assert.deepEqual(service?.inRoles, ['smgw_app']);
-      assert.deepEqual(service?.passwordSecret, { name: 'smgw-db-service' });
-      for (const role of [app, service]) assert.ok(!role?.superuser && !role?.createrole && !role?.createdb);
-      // Migration 025 stops until the per-service roles exist (the owner may not create roles).
-      for (const name of SERVICES.map(serviceRole)) {
-        const role = roles?.find((r) => r.name === name);
-        assert.equal(role?.login, false, `${name} is a managed NOLOGIN role`);
-        assert.ok(!role?.superuser && !role?.createrole && !role?.createdb && !role?.inRoles, name);
+      assert.ok(!app?.superuser && !app?.createrole && !app?.createdb);
+      // The one login all services shared (every table's rows) is gone.
+      assert.deepEqual(
+        roles?.find((r) => r.name === 'smgw_service'),
+        { name: 'smgw_service', ensure: 'absent' },
+      );
+      for (const role of roles ?? []) {
+        if (role.ensure !== 'absent') assert.ok(!role.inRoles?.includes('smgw_app'), `${role.name} is in smgw_app`);
       }
-      for (const d of deployments().filter(isGateway)) {
+      for (const service of SERVICES) {
+        const name = serviceRole(service);
+        // Migration 025 stops until the per-service roles exist (the owner may not create roles).
+        const holder = roles?.find((r) => r.name === name);
+        assert.equal(holder?.login, false, `${name} is a managed NOLOGIN role`);
+        assert.ok(!holder?.superuser && !holder?.createrole && !holder?.createdb && !holder?.inRoles, name);
+        const login = roles?.find((r) => r.name === `${name}_login`);
+        assert.equal(login?.ensure, 'present', `${name}_login`);
+        assert.equal(login?.login, true, `${name}_login`);
+        assert.equal(login?.inherit, true, `${name}_login`);
+        assert.deepEqual(login?.inRoles, [name], `${name}_login`);
+        assert.deepEqual(login?.passwordSecret, { name: `smgw-db-${service}` }, `${name}_login`);
+        assert.ok(!login?.superuser && !login?.createrole && !login?.createdb, `${name}_login`);
+      }
+      const gateway = deployments().filter(isGateway);
+      assert.deepEqual(gateway.map((d) => d.metadata.name).sort(), [...SERVICES].map((s) => `smgw-${s}`).sort());
+      for (const d of gateway) {
+        const service = d.metadata.name.slice('smgw-'.length);
         const pod = d.spec.template.spec;
         const databaseSecret = (c: Manifest) =>
           (c.env ?? []).find((e: Manifest) => e.name === 'DATABASE_URL')?.valueFrom?.secretKeyRef;
@@ -563,7 +590,10 @@ for (const overlay of ['dev', 'production']) {
         assert.deepEqual(databaseSecret(migrate), { name: 'smgw-db-app', key: 'uri' }, `${d.metadata.name}/migrate`);
         for (const c of pod.containers as Manifest[]) {
           const secret = databaseSecret(c);
-          if (secret) assert.deepEqual(secret, { name: 'smgw-db-service', key: 'uri' }, `${d.metadata.name}/${c.name}`);
+          if (secret)
+            assert.deepEqual(secret, { name: `smgw-db-${service}`, key: 'uri' }, `${d.metadata.name}/${c.name}`);
+          const envFrom = JSON.stringify(c.envFrom ?? []);
+          assert.ok(!/smgw-db-/.test(envFrom), `${d.metadata.name}/${c.name}: a database Secret through envFrom`);
         }
         assert.ok((pod.containers as Manifest[]).some(databaseSecret), `${d.metadata.name}: no DATABASE_URL`);
       }
