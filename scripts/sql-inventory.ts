@@ -3,21 +3,17 @@
 // files), each string or template that reads as SQL with its file and line. The inventory in
 // packages/db/src/service-roles.ts was made from this list, statement by statement.
 //   node scripts/sql-inventory.ts ingest      the statements of one service, as found and as resolved
-//   node scripts/sql-inventory.ts --write     packages/db/test/service-statements.json, which
-//                                             packages/db/test/service-statements.test.ts prepares statement by
-//                                             statement as each service's role
+// packages/db/test/service-statements.test.ts runs the walk (statementsFile) and prepares every statement as each
+// service's role.
 // A template's `${...}` is resolved where it is a constant string or number, a call of a function returning one
 // template (arguments bound), or a function's parameter (every call the service reaches, each a variant). A
 // statement it cannot resolve (a parameter number counted at run time, fragments joined from an array) is listed as
 // `unresolved` with its text: the test needs a hand-written form of each (RUN_TIME_STATEMENTS there).
-import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-export const STATEMENTS_JSON = 'packages/db/test/service-statements.json';
 const SERVICES = ['ingest', 'scan', 'encrypt', 'signature-verify', 'deliver', 'mailbox', 'admin', 'lifecycle-reaper'];
 
 const SQL = /\b(select\b[\s\S]*\bfrom|insert into|update \w+ (\w+ )?set|delete from)\b/i;
@@ -362,37 +358,18 @@ export function inventory(service: string): { inventory: ServiceInventory; files
 }
 
 export interface StatementsFile {
-  /** How to make this file again; the test fails when a listed file changed since. */
-  made: string;
-  /** sha256 of each file the walk read: a change in any may change the statements. */
-  files: Record<string, string>;
+  /** Per service, the statements it can run and those the walk cannot resolve. */
   services: Record<string, ServiceInventory>;
 }
 
-export function sha256OfFile(path: string): string {
-  return createHash('sha256')
-    .update(readFileSync(join(ROOT, path)))
-    .digest('hex');
-}
-
+/** The statements of every service, as the code is now. */
 export function statementsFile(): StatementsFile {
   const services: Record<string, ServiceInventory> = {};
-  const files = new Set<string>();
-  for (const service of SERVICES) {
-    const made = inventory(service);
-    services[service] = made.inventory;
-    for (const f of made.files) files.add(relative(ROOT, f));
-  }
-  const hashes = Object.fromEntries([...files].sort().map((f) => [f, sha256OfFile(f)]));
-  return { made: 'node scripts/sql-inventory.ts --write', files: hashes, services };
+  for (const service of SERVICES) services[service] = inventory(service).inventory;
+  return { services };
 }
 
 if (import.meta.main) {
   const arg = process.argv[2] ?? 'ingest';
-  if (arg === '--write') {
-    writeFileSync(join(ROOT, STATEMENTS_JSON), `${JSON.stringify(statementsFile(), null, 1)}\n`);
-    console.log(`wrote ${STATEMENTS_JSON}`);
-  } else {
-    console.log(JSON.stringify({ found: reach(arg), ...inventory(arg).inventory }, null, 1));
-  }
+  console.log(JSON.stringify({ found: reach(arg), ...inventory(arg).inventory }, null, 1));
 }
