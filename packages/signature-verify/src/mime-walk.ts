@@ -14,8 +14,11 @@ import {
   bareLfToCrlf,
   decodeEncodedWords,
   type HeaderBudget,
+  HeaderBudgetError,
   type HeaderField,
+  headerBudget,
   headerValue,
+  MAX_WALK_HEADER_LINES,
   splitHeaderBlock,
   splitHeaderBlockWithin,
 } from '@smgw/mime';
@@ -44,6 +47,12 @@ export interface WalkLimits {
    * worst of their results, never TOTAL_PASSED (listed-signatures.ts).
    */
   maxReportedSignatures: number;
+  /**
+   * Header lines read in all (every entity's: parts, attached messages, what signatures hold); default 100,000
+   * (MAX_WALK_HEADER_LINES), and no block over 1 MiB. Parsing costs about 0.3–0.9 µs a line: a stranger's 31 MB of
+   * header lines in one part held the verify stage's event loop for 2.3–9.6 s. An entity beyond it is not examined.
+   */
+  maxHeaderLines: number;
 }
 
 export const DEFAULT_WALK_LIMITS: WalkLimits = {
@@ -53,6 +62,7 @@ export const DEFAULT_WALK_LIMITS: WalkLimits = {
   maxSignersPerLayer: 32,
   maxCertificatesPerLayer: 64,
   maxReportedSignatures: 50,
+  maxHeaderLines: MAX_WALK_HEADER_LINES,
 };
 
 export type LayerKind =
@@ -185,6 +195,10 @@ interface State {
   signatureLayerCount: number;
   /** The one entry standing for every signature layer beyond maxSignatureLayers, once there is one. */
   beyondLayerLimit?: { layer: Layer; signature: ReportedSignature; count: number };
+  /** Header lines the walk may still read (maxHeaderLines). */
+  headers: HeaderBudget;
+  /** The one entry standing for every entity whose header was beyond the budget, once there is one. */
+  beyondHeaderBudget?: { layer: Layer; signature: ReportedSignature; count: number };
 }
 
 export const SIGNATURE_TYPES = new Set(['application/pkcs7-signature', 'application/x-pkcs7-signature']);
@@ -206,12 +220,14 @@ export async function walkMessage(
     signedHeaders: [],
     partCount: 0,
     signatureLayerCount: 0,
+    headers: headerBudget(limits.maxHeaderLines),
   };
   // RFC 8551 §3.1.1: signatures cover the canonical form; stored mail often has bare LF.
-  const root = entityOf(bareLfToCrlf(message), '/');
-  await walkEntity(root, 0, [], state);
+  const root = entityWithin(state, bareLfToCrlf(message), '/', []);
+  if (root) await walkEntity(root, 0, [], state);
   return {
-    headerFields: root.fields,
+    // A header beyond the budget was not read: no From to check (the walk's result is INDETERMINATE).
+    headerFields: root?.fields ?? [],
     signedHeaders: state.signedHeaders,
     layers: state.layers,
     signatures: state.signatures,
@@ -335,6 +351,38 @@ function beyondSignatureLayerLimit(state: State, path: string): boolean {
   return true;
 }
 
+/**
+ * The entity in `bytes` at `path`, its header block read within the walk's budget of header lines (maxHeaderLines).
+ * Beyond it nothing of the entity is parsed, so nothing of it is known (it may be signed, or hold signatures): it is
+ * not examined, counted in one INDETERMINATE entry for the whole walk (at the first one's path), and stands as a part
+ * the reader sees, not examined. Returns undefined then.
+ */
+function entityWithin(state: State, bytes: Buffer, path: string, coveredBy: readonly string[]): Entity | undefined {
+  try {
+    return entityOf(bytes, path, state.headers);
+  } catch (error) {
+    if (!(error instanceof HeaderBudgetError)) throw error;
+    const beyond = state.beyondHeaderBudget;
+    const limit = `beyond the limit of ${state.limits.maxHeaderLines} header lines in all, or of ${state.headers.maxBlockBytes} bytes for one header`;
+    if (!beyond) {
+      const reason = `the header of this entity is ${limit} (${error.message}): not examined`;
+      state.beyondHeaderBudget = { ...refusedLayer(state, { path }, 'not-examined', reason), count: 1 };
+    } else {
+      beyond.count++;
+      const reason = `headers ${limit}: this entity and ${beyond.count - 1} further (the last at ${path}) were not examined`;
+      beyond.layer.notes[0] = reason;
+      beyond.signature.reasons[0] = reason;
+    }
+    state.parts.push({
+      path,
+      description: 'an entity whose header was not read (beyond the limit), not examined',
+      role: 'content',
+      coveredBy: [...coveredBy],
+    });
+    return undefined;
+  }
+}
+
 /** How many more entities the walk may examine. */
 function partBudget(state: State): number {
   return Math.max(0, state.limits.maxParts - state.partCount);
@@ -418,12 +466,9 @@ async function walkEntity(entity: Entity, depth: number, coveredBy: readonly str
   if (mediaType === 'multipart/encrypted') return encryptedLayer(entity, coveredBy, state);
   if (mediaType.startsWith('multipart/')) return walkMultipart(entity, depth, coveredBy, state);
   if (mediaType === 'message/rfc822' || mediaType === 'message/global') {
-    return walkEntity(
-      entityOf(bareLfToCrlf(entity.body), childPath(entity.path, 'message')),
-      depth + 1,
-      coveredBy,
-      state,
-    );
+    const inner = entityWithin(state, bareLfToCrlf(entity.body), childPath(entity.path, 'message'), coveredBy);
+    if (inner) await walkEntity(inner, depth + 1, coveredBy, state);
+    return;
   }
   if (isCmsEntity(entity)) return walkCms(entity, depth, coveredBy, state);
   if (entity.type.mediaType === 'application/pdf' || /\.pdf$/i.test(entity.filename ?? '')) {
@@ -588,7 +633,9 @@ async function walkMultipartSigned(
     addVisible(state, entity, coveredBy, `${entity.description}, unreadable`);
     return;
   }
-  const signedEntity = entityOf(parts[0] as Buffer, childPath(entity.path, 1));
+  const signedEntity = entityWithin(state, parts[0] as Buffer, childPath(entity.path, 1), coveredBy);
+  // Unread, what is signed is not known to be what a reader sees: the signature is not judged either.
+  if (!signedEntity) return;
   const protocol = (entity.type.parameters.protocol ?? '').toLowerCase();
   if (!SIGNATURE_TYPES.has(protocol)) {
     addLayer(state, {
@@ -604,12 +651,19 @@ async function walkMultipartSigned(
     refusedLayer(state, entity, 'malformed', `multipart/signed has ${parts.length} parts instead of 2`);
     let next = 0;
     for (; next < parts.length && partBudget(state) > 0; next++) {
-      await walkEntity(entityOf(parts[next] as Buffer, childPath(entity.path, next + 1)), depth + 1, coveredBy, state);
+      const part = entityWithin(state, parts[next] as Buffer, childPath(entity.path, next + 1), coveredBy);
+      if (part) await walkEntity(part, depth + 1, coveredBy, state);
+      else state.partCount++;
     }
     if (next < parts.length) partsNotExamined(state, entity, next, parts.length, coveredBy);
     return;
   }
-  const signaturePart = entityOf(parts[1] as Buffer, childPath(entity.path, 2));
+  const signaturePart = entityWithin(state, parts[1] as Buffer, childPath(entity.path, 2), coveredBy);
+  if (!signaturePart) {
+    // The signature unread: what it signs is walked as unsigned (the entry beyond the budget is INDETERMINATE).
+    await walkEntity(signedEntity, depth + 1, coveredBy, state);
+    return;
+  }
   const layer = await verifyCmsLayer(state, signaturePart, 'smime-detached', {
     path: entity.path,
     shown: { entity: signedEntity, bytes: parts[0] as Buffer },
@@ -744,7 +798,8 @@ async function walkCms(entity: Entity, depth: number, coveredBy: readonly string
   }
   const content = contentBytes(eContent);
   if (opaqueSmime) {
-    const signedEntity = entityOf(bareLfToCrlf(content), childPath(entity.path, 'content'));
+    const signedEntity = entityWithin(state, bareLfToCrlf(content), childPath(entity.path, 'content'), covering);
+    if (!signedEntity) return;
     if (layer?.kind === kind) noteSignedHeader(signedEntity, state);
     await walkEntity(signedEntity, depth + 1, covering, state);
     return;
@@ -777,7 +832,14 @@ function noteSignedHeader(signedEntity: Entity, state: State): void {
   if (own.length > 0) state.signedHeaders.push({ path: signedEntity.path, fields: own });
   const mediaType = signedEntity.type.mediaType;
   if (mediaType !== 'message/rfc822' && mediaType !== 'message/global') return;
-  const { fields } = splitHeaderBlock(bareLfToCrlf(signedEntity.body));
+  let fields: HeaderField[];
+  try {
+    ({ fields } = splitHeaderBlockWithin(bareLfToCrlf(signedEntity.body), state.headers));
+  } catch (error) {
+    // The walk of the attached message meets the same header next and reports it as not examined.
+    if (error instanceof HeaderBudgetError) return;
+    throw error;
+  }
   const inner = fields.filter((f) => SENDER_FIELDS.has(f.key));
   if (inner.length > 0) state.signedHeaders.push({ path: childPath(signedEntity.path, 'message'), fields: inner });
 }
@@ -791,14 +853,22 @@ async function walkMultipart(entity: Entity, depth: number, coveredBy: readonly 
     return;
   }
   // Only what the part budget still allows is parsed and paired: the work follows the limits, not the part count.
+  // A child whose header is beyond the budget of header lines is undefined here (and reported as not examined).
   const children = parts
     .slice(0, partBudget(state))
-    .map((part, index) => entityOf(part, childPath(entity.path, index + 1)));
-  const pairedBy = await pairDetachedSignatures(children, state);
+    .map((part, index) => entityWithin(state, part, childPath(entity.path, index + 1), coveredBy));
+  const pairedBy = await pairDetachedSignatures(
+    children.filter((child) => child !== undefined),
+    state,
+  );
   let next = 0;
   // A child multipart may use up the budget: what is left of this one is then not examined either.
   for (; next < children.length && partBudget(state) > 0; next++) {
-    const child = children[next] as Entity;
+    const child = children[next];
+    if (!child) {
+      state.partCount++;
+      continue;
+    }
     if (pairedBy.signatureParts.has(child)) {
       // Examined (verified with its document above): it counts like any part.
       state.partCount++;

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { summaryHeader, verifyMessage } from '@smgw/signature-verify';
 import { buildValidationReport } from '@smgw/trusted-list';
-import { findReportImitations, namedLikeReport, normalisedName } from '../src/report-imitations.ts';
+import { findReportImitations, IMITATION_LIMITS, namedLikeReport, normalisedName } from '../src/report-imitations.ts';
 import { buildReportMessage, PDF_REPORT_NAME, XML_REPORT_NAME } from '../src/report-message.ts';
 import { reportInput } from '../src/report-model.ts';
 import { renderReportPdf } from '../src/report-pdf.ts';
@@ -295,6 +295,23 @@ describe('where a mail client shows a fake', () => {
     assert.ok(deepScan.notExamined > 0);
   });
 
+  it('reads at most the verifier’s 100,000 header lines: a part or attached message beyond them is not examined', () => {
+    // 150,000 short fields (1.2 MB; 31 MB of them took 2.5–9 s of this walk), and one field folded over as many lines.
+    const manyFields = { header: Array.from({ length: 150_000 }, () => 'X-A: b'), body: 'x' };
+    const folded = `Subject: ${Array.from({ length: 150_000 }, () => 'b').join('\r\n ')}\r\n\r\nx`;
+    const attached = { header: ['Content-Type: message/rfc822'], body: folded };
+    const scan = findReportImitations(mail(manyFields, attached, fake));
+    // Both beyond: not examined, and said so; the fake after them (its header fits) is still found.
+    assert.equal(scan.notExamined, 2);
+    assert.deepEqual(
+      scan.imitations.map((i) => i.path),
+      ['/4'],
+    );
+    // The message's own header beyond it: nothing of it examined.
+    const top = Buffer.concat([Buffer.from('X-A: b\r\n'.repeat(150_000)), mail(fake)]);
+    assert.deepEqual(findReportImitations(top), { imitations: [], notExamined: 1, examinedBytes: 0 });
+  });
+
   it('looks at a bounded number of bytes when every level has two readings (it was 500 × the message)', () => {
     // Each level: two Content-Type fields with different boundaries, each reading splitting off nearly the whole
     // rest as one part: walked reading by reading, the same bytes would be examined 2, 4, 8 … times per level.
@@ -313,7 +330,7 @@ describe('where a mail client shows a fake', () => {
       ].join('\r\n');
     }
     const message = Buffer.from(`From: a@b\r\n${body}`);
-    const unbounded = findReportImitations(message, { maxDepth: 12, maxParts: 500, workPerByte: 1e9 });
+    const unbounded = findReportImitations(message, { ...IMITATION_LIMITS, workPerByte: 1e9 });
     assert.ok((unbounded.examinedBytes ?? 0) > 100 * message.length, 'the amplification this guards against');
     const scan = findReportImitations(message);
     assert.ok((scan.examinedBytes ?? 0) <= 1024 * 1024 + 16 * message.length, `${scan.examinedBytes} bytes`);
