@@ -9,19 +9,38 @@ export function toCrlf(text: string): string {
   return text.replace(/\r?\n/g, '\r\n');
 }
 
-/** Bytes with every bare LF as CRLF; existing CRLF and lone CR are kept. `bytes` itself when there is no bare LF. */
+/**
+ * Bytes with every bare LF as CRLF; existing CRLF and lone CR are kept. `bytes` itself when there is no bare LF.
+ *
+ * Into one buffer: a subarray per line, concatenated, cost 0.4 µs a line, so a stranger's 31 MB of three-byte lines
+ * (ten million bare LFs) took 3.5–4.3 s of a synchronous walk (scan's, the verifier's). Short lines are copied byte by
+ * byte (0.2 s for those), longer ones a line at a time.
+ */
 export function bareLfToCrlf(bytes: Buffer): Buffer {
-  if (!bytes.includes(0x0a)) return bytes;
-  const out: Buffer[] = [];
+  let bare = 0;
+  for (let i = bytes.indexOf(0x0a); i !== -1; i = bytes.indexOf(0x0a, i + 1)) {
+    if (i === 0 || bytes[i - 1] !== 0x0d) bare++;
+  }
+  if (bare === 0) return bytes;
+  const out = Buffer.allocUnsafe(bytes.length + bare);
+  let j = 0;
+  if (bare * 16 > bytes.length) {
+    for (let i = 0; i < bytes.length; i++) {
+      const byte = bytes[i] as number;
+      if (byte === 0x0a && (i === 0 || bytes[i - 1] !== 0x0d)) out[j++] = 0x0d;
+      out[j++] = byte;
+    }
+    return out;
+  }
   let start = 0;
   for (let i = bytes.indexOf(0x0a); i !== -1; i = bytes.indexOf(0x0a, i + 1)) {
     if (i > 0 && bytes[i - 1] === 0x0d) continue;
-    out.push(bytes.subarray(start, i), CRLF);
+    j += bytes.copy(out, j, start, i);
+    j += CRLF.copy(out, j);
     start = i + 1;
   }
-  if (start === 0) return bytes;
-  out.push(bytes.subarray(start));
-  return Buffer.concat(out);
+  bytes.copy(out, j, start);
+  return out;
 }
 
 /**

@@ -29,6 +29,9 @@ describe('line ends of bytes', () => {
     ['a lone CR', 'a\rb\nc', 'a\rb\r\nc', 'a\r\nb\r\nc'],
     ['an LF first', '\nb', '\r\nb', '\r\nb'],
     ['8-bit text', 'Grüße\n', 'Grüße\r\n', 'Grüße\r\n'],
+    ['CR CR LF and LF LF', 'a\r\r\nb\n\nc', 'a\r\r\nb\r\n\r\nc', 'a\r\n\r\nb\r\n\r\nc'],
+    ['a CR last', 'a\nb\r', 'a\r\nb\r', 'a\r\nb\r\n'],
+    ['line ends only', '\n\r\n\r', '\r\n\r\n\r', '\r\n\r\n\r\n'],
   ];
   for (const [name, input, fixed, canonical] of cases) {
     it(`fixes only the bare LF of ${name}, or makes every line end canonical`, () => {
@@ -36,6 +39,23 @@ describe('line ends of bytes', () => {
       assert.equal(canonicalLineEnds(Buffer.from(input)).toString(), canonical);
     });
   }
+
+  it('reads any bytes as the regular expressions of the rules do', () => {
+    // Pseudo-random bytes rich in CR and LF, 8-bit ones too; each rule as a regular expression over Latin-1 text.
+    let seed = 1;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed >> 16;
+    };
+    const random = Buffer.from(Array.from({ length: 20_000 }, () => [0x0d, 0x0a, 0x41, 0xfc][next() % 4] as number));
+    // Dense line ends are copied byte by byte, sparse ones a line at a time.
+    const sparse = Buffer.from(`\n${'x'.repeat(40)}\r\n${'y'.repeat(40)}\n\r`.repeat(100));
+    for (const bytes of [random, sparse, Buffer.alloc(0)]) {
+      const text = bytes.toString('latin1');
+      assert.deepEqual(bareLfToCrlf(bytes), Buffer.from(text.replace(/(?<!\r)\n/g, '\r\n'), 'latin1'));
+      assert.deepEqual(canonicalLineEnds(bytes), Buffer.from(text.replace(/\r\n|\r|\n/g, '\r\n'), 'latin1'));
+    }
+  });
 
   it('returns the same buffer when nothing changes', () => {
     const canonical = Buffer.from('a\r\nb\r\n');
