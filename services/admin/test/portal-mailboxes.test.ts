@@ -153,6 +153,10 @@ describe('admin API: portal mailboxes', () => {
     assert.equal(view.warnings.length, 1);
     assert.equal(view.warnings[0].kind, 'first');
     assert.equal(view.lastLoginAt, null);
+    // SPEC.md writes the path as /mailboxes/{address}: the address as typed, '@' not encoded, is the same mailbox.
+    const typed = await api('GET', '/mailboxes/Buerger@Example.org');
+    assert.equal(typed.status, 200);
+    assert.equal((typed.body as { id: string }).id, view.id);
 
     const shown = await cli('mailbox', 'show', 'buerger@example.org');
     assert.equal(shown.code, 0);
