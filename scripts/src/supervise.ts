@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { localMailAuth } from './local-mail-auth.ts';
 import { type LocalSink, planLocalRelays, sinkAddress, sinkPortBusyNotice } from './local-relays.ts';
 import { formatLogLine } from './log-format.ts';
 import { afterExit } from './restart-policy.ts';
@@ -29,12 +30,12 @@ function portTaken(port: number): Promise<boolean> {
 
 // Local defaults: deliver hands mail to the local sinks, not to the internet (override by setting them yourself).
 const plan = planLocalRelays(process.env);
-// SPF, DKIM and DMARC would ask the internet's DNS for every test mail: off locally unless set (README "Mail from the
-// internet"); the tests and the benchmark answer DNS from a stub instead.
+// SPF, DKIM and DMARC would ask the internet's DNS for every test mail: off locally unless set or SMGW_DNS_RESOLVERS
+// names servers to ask (README "Mail from the internet"); the tests and the benchmark answer DNS from a stub instead.
 const baseEnv: NodeJS.ProcessEnv = {
   ...process.env,
   ...plan.relayEnv,
-  SMGW_MAIL_AUTH: process.env.SMGW_MAIL_AUTH ?? 'off',
+  SMGW_MAIL_AUTH: localMailAuth(process.env),
 };
 const sinks: LocalSink[] = [];
 for (const sink of plan.sinks) {
