@@ -42,6 +42,35 @@ describe('settings', () => {
     assert.equal(c.smarthost, undefined);
   });
 
+  it("uses SPEC.md's defaults for the doors an outside test reaches (URLs, ports, networks, retention)", () => {
+    const c = loadConfig(
+      {
+        amqp: settings.amqpUrl,
+        redis: settings.redisUrl,
+        clamd: settings.clamdUrl,
+        portal: settings.portalPort,
+        admin: settings.adminPort,
+        networks: settings.submissionNetworks,
+        publicUrl: settings.publicUrl,
+        retention: settings.messageRetention,
+      },
+      {},
+    );
+    assert.equal(settings.amqpUrl.fallback, 'amqp://guest:guest@127.0.0.1:5672');
+    assert.equal(settings.redisUrl.fallback, 'redis://127.0.0.1:6379');
+    assert.equal(settings.clamdUrl.fallback, 'tcp://127.0.0.1:3310');
+    assert.ok(c.amqp && c.redis && c.clamd);
+    assert.equal(c.portal, 8080);
+    assert.equal(c.admin, 8081);
+    assert.equal(settings.submissionNetworks.fallback, '127.0.0.0/8');
+    assert.ok(inNetworks('127.0.0.1', c.networks) && !inNetworks('10.0.0.1', c.networks));
+    assert.equal(settings.publicUrl.fallback, 'http://127.0.0.1:8080');
+    assert.equal(c.retention, 7 * 86_400_000);
+    assert.equal(settings.revocationAllow.fallback, '');
+    assert.equal(settings.adminToken.fallback, undefined, 'no fixed token: ./smgw up generates one');
+    assert.equal(settings.masterKey.fallback, undefined, 'no fixed master key: ./smgw up generates one');
+  });
+
   it('names the variable and the problem of a malformed setting', () => {
     const cases: [Record<string, string>, RegExp][] = [
       [{ SMGW_SMTP_INBOUND_PORT: '99999' }, /^SMGW_SMTP_INBOUND_PORT: must be between 0 and 65535/],
