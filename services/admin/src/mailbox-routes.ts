@@ -54,11 +54,27 @@ const folderCountSchema = {
 
 const mailboxSchema = {
   type: 'object',
-  required: ['id', 'address', 'state', 'createdAt', 'usage', 'folders', 'activationToken', 'warnings', 'audit'],
+  required: [
+    'id',
+    'address',
+    'state',
+    'active',
+    'warned',
+    'createdAt',
+    'usage',
+    'folders',
+    'activationToken',
+    'warnings',
+    'audit',
+  ],
   properties: {
     id: { type: 'string' },
     address: { type: 'string' },
     state: { type: 'string' },
+    /** SPEC's "active": the owner has activated it (a password set) and no operator locked it. */
+    active: { type: 'boolean' },
+    /** SPEC's "warned": an inactivity warning went out in the current period (since the last login), deletion ahead. */
+    warned: { type: 'boolean' },
     createdAt: { type: 'string' },
     activatedAt: nullableString,
     lastLoginAt: nullableString,
@@ -154,10 +170,15 @@ export async function mailboxRoutes(api: FastifyInstance, options: MailboxRouteO
       listInactivityWarnings(options.pool, mailbox.id),
       listRecentMailboxAudit(options.pool, mailbox.address, 50),
     ]);
+    // The inactivity period runs from the last login (else the activation, else the creation): warnings of an earlier
+    // period were cancelled by the login that ended it (@smgw/mailbox-store's inactivity.ts).
+    const periodStart = (mailbox.lastLoginAt ?? mailbox.activatedAt ?? mailbox.createdAt).getTime();
     return {
       id: mailbox.id,
       address: mailbox.address,
       state: mailbox.state,
+      active: mailbox.state === 'active',
+      warned: warnings.some((w) => w.periodStart.getTime() === periodStart),
       createdAt: mailbox.createdAt.toISOString(),
       activatedAt: mailbox.activatedAt?.toISOString() ?? null,
       lastLoginAt: mailbox.lastLoginAt?.toISOString() ?? null,

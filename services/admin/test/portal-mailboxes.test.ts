@@ -153,6 +153,15 @@ describe('admin API: portal mailboxes', () => {
     assert.equal(view.warnings.length, 1);
     assert.equal(view.warnings[0].kind, 'first');
     assert.equal(view.lastLoginAt, null);
+    // SPEC's words for the state: not active (never activated), not warned (that warning was of an earlier period).
+    assert.equal(view.active, false);
+    assert.equal(view.warned, false);
+    await db.pool.query(
+      `insert into mailbox_inactivity_warnings (mailbox_id, kind, period_start, sent_at, deletion_due_at)
+       select id, 'first', created_at, now(), now() + interval '30 days' from mailboxes where id = $1`,
+      [mailbox.id],
+    );
+    assert.equal((await api('GET', '/mailboxes/buerger%40example.org')).body.warned, true);
     // SPEC.md writes the path as /mailboxes/{address}: the address as typed, '@' not encoded, is the same mailbox.
     const typed = await api('GET', '/mailboxes/Buerger@Example.org');
     assert.equal(typed.status, 200);
@@ -181,6 +190,7 @@ describe('admin API: portal mailboxes', () => {
       headers: { 'x-smgw-operator': 'ops' },
     });
     assert.equal(unlocked.body.state, 'active');
+    assert.equal(unlocked.body.active, true);
     const events = (await listMailboxAudit(db.pool, 'sperre@example.org')).map((e) => [e.event, e.actor]);
     assert.deepEqual(events, [
       ['mailbox.locked', 'admin:ops'],
