@@ -50,7 +50,10 @@ describe('line ends of bytes', () => {
     const random = Buffer.from(Array.from({ length: 20_000 }, () => [0x0d, 0x0a, 0x41, 0xfc][next() % 4] as number));
     // Dense line ends are copied byte by byte, sparse ones a line at a time.
     const sparse = Buffer.from(`\n${'x'.repeat(40)}\r\n${'y'.repeat(40)}\n\r`.repeat(100));
-    for (const bytes of [random, sparse, Buffer.alloc(0)]) {
+    // Lone CRs among long lines; long lines first and dense line ends after them (counted byte by byte from there).
+    const sparseCr = Buffer.from(`${'x'.repeat(40)}\r${'y'.repeat(40)}\r\n`.repeat(100));
+    const denseTail = Buffer.concat([sparse, sparseCr, Buffer.from('a\rb\nc\r\n'.repeat(2_000)), Buffer.from('\r')]);
+    for (const bytes of [random, sparse, sparseCr, denseTail, Buffer.alloc(0)]) {
       const text = bytes.toString('latin1');
       assert.deepEqual(bareLfToCrlf(bytes), Buffer.from(text.replace(/(?<!\r)\n/g, '\r\n'), 'latin1'));
       assert.deepEqual(canonicalLineEnds(bytes), Buffer.from(text.replace(/\r\n|\r|\n/g, '\r\n'), 'latin1'));
