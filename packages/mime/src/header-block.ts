@@ -124,6 +124,21 @@ export function splitHeaderBlockWithin(bytes: Buffer, budget: HeaderBudget): { f
   };
 }
 
+/**
+ * findHeaderEnd looking no further than `maxBytes` (and the blank line after them): undefined when the block is
+ * longer. Without an empty line all of `bytes` is the block. For a stranger's header that joins another block (what
+ * the gateway decrypted joins the outer header): the search costs at most `maxBytes`, however long the entity.
+ */
+export function findHeaderEndWithin(bytes: Buffer, maxBytes: number): HeaderEnd | undefined {
+  try {
+    const { headerLength, bodyStart } = headerEndWithin(bytes, headerBudget(Number.POSITIVE_INFINITY, maxBytes));
+    return { headerLength, bodyStart };
+  } catch (err) {
+    if (err instanceof HeaderBudgetError) return undefined;
+    throw err;
+  }
+}
+
 /** findHeaderEnd counting lines and stopping at the budget; without an empty line it is all header. */
 function headerEndWithin(bytes: Buffer, budget: HeaderBudget): HeaderEnd & { lines: number } {
   if (bytes[0] === LF) return { headerLength: 0, bodyStart: 1, lines: 0 };

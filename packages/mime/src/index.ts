@@ -24,6 +24,7 @@ export {
 } from './generated-mail.ts';
 export {
   findHeaderEnd,
+  findHeaderEndWithin,
   HeaderBlockError,
   type HeaderBudget,
   HeaderBudgetError,

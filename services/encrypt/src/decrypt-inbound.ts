@@ -36,9 +36,11 @@ import { agencyKeyAad, type KeyDirectoryCache, sealedAgencyKeys } from '@smgw/ke
 import {
   canonicalLineEnds,
   findHeaderEnd,
+  findHeaderEndWithin,
   type HeaderField,
   headerBytes,
   headerValue,
+  MAX_HEADER_BYTES,
   parseHeaderFields,
   splitMessage,
   withoutFields,
@@ -99,6 +101,14 @@ export const UNAUTHENTICATED_DAMAGED_CODE = 'ENCRYPT_UNAUTHENTICATED_DAMAGED';
 const UNAUTHENTICATED_DAMAGED_DETAIL =
   'content without integrity (EnvelopedData) holds bytes no sender writes: changed on its way, left closed';
 
+/**
+ * Decrypted content whose header block, joined to the outer one, would be longer than MAX_HEADER_BYTES, the top header
+ * ingest refuses beyond. It goes on as it came, not opened: a stranger's 31 MB of header lines inside the ciphertext
+ * held encrypt's event loop for 3.7–7.8 s (filtering and reading the fields, harvesting), and every later stage got a
+ * top header no message from outside can bring (the verifier's report parsed all of it).
+ */
+export const DECRYPTED_HEADER_TOO_LARGE_CODE = 'ENCRYPT_DECRYPTED_HEADER_TOO_LARGE';
+
 export async function decryptInbound(deps: InboundDeps, envelope: Envelope, context: HandlerContext): Promise<Outcome> {
   // Handled before (the ack was lost, or a retry whose first copy came back and went on): its children may have gone
   // on already, and a second decryption is a second blob, which scan quarantined and noticed a second time.
@@ -145,7 +155,11 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
     return next(advance(withVerdict(withBlob(envelope, blob), 'crypto', verdict), 'encrypt'));
   }
 
-  const groups = groupRecipients(envelope.recipients, await decryptForEachRecipient(deps, envelope, form, at));
+  const outer = fields.filter((f) => !f.key.startsWith('content-'));
+  const head = Buffer.concat([headerBytes(outer), Buffer.from(`${DECRYPTED_HEADER}: ${form}\r\n`)]);
+  const maxEntityHeaderBytes = MAX_HEADER_BYTES - head.length;
+  const decryptions = await decryptForEachRecipient(deps, envelope, form, maxEntityHeaderBytes, at);
+  const groups = groupRecipients(envelope.recipients, decryptions);
   const divided = groups.length > 1;
   const children: Envelope[] = [];
   // The outcome, each event naming its child's blob, is recorded at once after every blob is made: a redelivery
@@ -156,9 +170,7 @@ export async function decryptInbound(deps: InboundDeps, envelope: Envelope, cont
     const child = divided ? forRecipients(envelope, group.recipients) : envelope;
     if (group.decryption.ok) {
       const { decryption } = group;
-      const outer = fields.filter((f) => !f.key.startsWith('content-'));
-      const head = Buffer.concat([headerBytes(outer), Buffer.from(`${DECRYPTED_HEADER}: ${form}\r\n`)]);
-      const entity = withoutUncheckedFields(canonicalLineEnds(decryption.entity));
+      const entity = withoutUncheckedFields(decryption.entity);
       const blob = await deps.blobStore.put(Readable.from([head, entity]), {
         messageId: envelope.id,
         maxBytes: deps.maxMessageBytes + SIZE_SLACK_BYTES,
@@ -305,6 +317,7 @@ function earlierVerdict(event: RecordedEvent): StageVerdict {
   return { status, at, form, detail: `${event.code}: ${event.reason}` };
 }
 
+/** Opened, `entity` has CRLF line ends only (canonicalLineEnds) and its header block within the bound of the target. */
 export type Decryption =
   | { ok: true; entity: Buffer; address: string; fingerprint: string }
   | { ok: false; code: string; detail: string };
@@ -326,6 +339,7 @@ async function decryptForEachRecipient(
   deps: InboundDeps,
   envelope: Envelope,
   form: EncryptedForm,
+  maxEntityHeaderBytes: number,
   at: Date,
 ): Promise<Map<string, Decryption>> {
   const agencyRecipients = envelope.recipients.filter((r) => inDomains(r, deps.internalDomains));
@@ -375,7 +389,9 @@ async function decryptForEachRecipient(
       continue;
     }
     if (!attempt) {
-      attempt = decryptWith(deps, envelope, form, keys, at, budget).then((result) => sameContentOnce(result, contents));
+      attempt = decryptWith(deps, envelope, { form, maxEntityHeaderBytes }, keys, at, budget).then((result) =>
+        sameContentOnce(result, contents),
+      );
       attempts.set(same, attempt);
     }
     results.set(recipient, await attempt);
@@ -417,20 +433,30 @@ export function sameContentOnce(result: Decryption, contents: Buffer[]): Decrypt
  */
 export const MAX_ENCRYPTION_LAYERS = 3;
 
+/** What is decrypted: the form, and how long the decrypted entity's header block may be (what the outer one leaves). */
+interface DecryptionTarget {
+  form: EncryptedForm;
+  maxEntityHeaderBytes: number;
+}
+
 /** The message opened with `keys` (one recipient's), or why not; layers of the same form within are opened too. */
 async function decryptWith(
   deps: InboundDeps,
   envelope: Envelope,
-  form: EncryptedForm,
+  target: DecryptionTarget,
   keys: readonly UnsealedKey[],
   at: Date,
   budget: DecryptionBudget,
 ): Promise<Decryption> {
-  let opened: Decryption = await decryptLayer(deps, deps.blobStore.open(envelope.blob.ref), form, keys, at, budget);
+  const { form } = target;
+  let opened: Decryption = await decryptLayer(deps, deps.blobStore.open(envelope.blob.ref), target, keys, at, budget);
   for (let layer = 1; layer < MAX_ENCRYPTION_LAYERS && opened.ok && encryptedAs(opened.entity) === form; layer++) {
-    const inner = await decryptLayer(deps, canonicalLineEnds(opened.entity), form, keys, at, budget);
-    // Out of time inside: the whole message goes on as it came, as one the gateway cannot open.
-    if (!inner.ok && inner.code === DECRYPTION_TIME_LIMIT_CODE) return inner;
+    const inner = await decryptLayer(deps, opened.entity, target, keys, at, budget);
+    // Out of time inside, or a header too long inside: the whole message goes on as it came, as one the gateway
+    // cannot open (the layer around it is no message for the agency either).
+    if (!inner.ok && (inner.code === DECRYPTION_TIME_LIMIT_CODE || inner.code === DECRYPTED_HEADER_TOO_LARGE_CODE)) {
+      return inner;
+    }
     // A layer not to this recipient's keys goes on as it is, as an outer one does (README: not promised).
     if (!inner.ok) break;
     opened = inner;
@@ -446,8 +472,36 @@ function encryptedAs(entity: Buffer): EncryptedForm | undefined {
   return inboundCryptoWork(fields, entity.subarray(end.bodyStart, end.bodyStart + BODY_HEAD_BYTES)).encryptedForm;
 }
 
-/** One layer of `message` opened with `keys` in a decryption worker, within what is left of `budget`; or why not. */
+/**
+ * One layer of `message` opened with `keys` in a decryption worker, within what is left of `budget`; or why not. The
+ * entity comes back with CRLF line ends only, and only when its header block is within target.maxEntityHeaderBytes.
+ */
 async function decryptLayer(
+  deps: InboundDeps,
+  message: Readable | Buffer,
+  target: DecryptionTarget,
+  keys: readonly UnsealedKey[],
+  at: Date,
+  budget: DecryptionBudget,
+): Promise<Decryption> {
+  const opened = await openLayer(deps, message, target.form, keys, at, budget);
+  if (!opened.ok) return opened;
+  // Before and after the line ends are made CRLF (which lengthens the block): the first spares a stranger's long
+  // block the copy.
+  const within = (bytes: Buffer) => findHeaderEndWithin(bytes, target.maxEntityHeaderBytes) !== undefined;
+  const entity = within(opened.entity) ? canonicalLineEnds(opened.entity) : undefined;
+  if (!entity || !within(entity)) {
+    entity?.fill(0);
+    opened.entity.fill(0);
+    const detail =
+      `the decrypted header block, joined to the outer one, is longer than ${MAX_HEADER_BYTES} bytes ` +
+      '(what ingest accepts of a header): left closed';
+    return { ok: false, code: DECRYPTED_HEADER_TOO_LARGE_CODE, detail };
+  }
+  return { ...opened, entity };
+}
+
+async function openLayer(
   deps: InboundDeps,
   message: Readable | Buffer,
   form: EncryptedForm,
@@ -524,7 +578,7 @@ const UNCHECKED_INNER_FIELDS = new Set(['from', 'sender', 'authentication-result
  * in the outer header block and could not see inside the ciphertext: X-SMGW-* (only the gateway writes them), Authentication-Results (no receiving server wrote one
  * there), From and Sender (checked against the MX rule and DMARC outside; inside, an agency author could be claimed).
  * The entity's header block joins the outer one (issue 8, findings 4 and 8). `entity` has CRLF line ends only
- * (canonicalLineEnds, as the caller makes it): decrypted bytes never passed ingest's refusal of bare CR and LF, and a
+ * (canonicalLineEnds, as decryptLayer makes it): decrypted bytes never passed ingest's refusal of bare CR and LF, and a
  * lone CR hid the fields behind it from this filter while deliver's DATA stream made it a line end, so the agency got
  * them as fields of their own; every later stage now reads the lines the agency will get.
  */
