@@ -9,7 +9,7 @@
 // sender can still attach a file named like ours inside part 1: report-imitations.ts finds those, the report
 // warns of them.
 import { randomBytes } from 'node:crypto';
-import { type HeaderField, headerBytes, splitHeaderBlock } from '@smgw/mime';
+import { HeaderBudgetError, type HeaderField, headerBudget, headerBytes, splitHeaderBlockWithin } from '@smgw/mime';
 import { SUMMARY_HEADER_NAME } from '@smgw/signature-verify';
 
 export const PDF_REPORT_NAME = 'Signaturpruefbericht.pdf';
@@ -63,6 +63,21 @@ function boundaryFor(original: Buffer): string {
   }
 }
 
+/**
+ * The original's top header fields and body, or undefined when its header is beyond one walk's HeaderBudget (1 MiB,
+ * 100,000 lines): read without a bound, a 31 MB header took 2.3–4.8 s of the verify stage's event loop here. Ingest
+ * refuses such a header and encrypt leaves content that would bring one closed; the verifier's walk, within the same
+ * budget, counts such a message not examined, so it is reported.
+ */
+function topHeaderOf(original: Buffer): { fields: HeaderField[]; body: Buffer } | undefined {
+  try {
+    return splitHeaderBlockWithin(original, headerBudget());
+  } catch (err) {
+    if (err instanceof HeaderBudgetError) return undefined;
+    throw err;
+  }
+}
+
 export interface ReportParts {
   /** The X-SMGW-Signature value (summaryHeader). */
   summary: string;
@@ -75,8 +90,8 @@ export interface ReportParts {
 
 export function buildReportMessage(original: Buffer, parts: ReportParts): Buffer {
   const boundary = parts.boundary ?? boundaryFor(original);
-  const { fields } = splitHeaderBlock(original);
-  const outer = fields.filter(carriedOut);
+  // A header beyond the budget carries nothing out: the original, untouched, is the first part.
+  const outer = (topHeaderOf(original)?.fields ?? []).filter(carriedOut);
   const encoding = identityEncoding(original);
   const head = [
     `${SUMMARY_HEADER_NAME}: ${parts.summary}`,
@@ -145,11 +160,14 @@ export function buildReportMessage(original: Buffer, parts: ReportParts): Buffer
 /**
  * An unsigned message goes on as it is, with the summary (NONE) as its first header field. A summary field the
  * original still carries (ingest and encrypt remove them; this is the last line of defence) is dropped, so a
- * reader or filter that takes the last field, not the first, never sees the sender's `TOTAL_PASSED`.
+ * reader or filter that takes the last field, not the first, never sees the sender's `TOTAL_PASSED`. A header beyond
+ * the budget is not read (the verifier reports such a message instead of coming here): ours goes first.
  */
 export function withSummaryField(original: Buffer, summary: string): Buffer {
   const ours = Buffer.from(`${SUMMARY_HEADER_NAME}: ${summary}\r\n`, 'latin1');
-  const { fields, body } = splitHeaderBlock(original);
+  const top = topHeaderOf(original);
+  if (!top) return Buffer.concat([ours, original]);
+  const { fields, body } = top;
   const key = SUMMARY_HEADER_NAME.toLowerCase();
   if (!fields.some((f) => f.key === key)) return Buffer.concat([ours, original]);
   return Buffer.concat([ours, headerBytes(fields.filter((f) => f.key !== key)), Buffer.from('\r\n'), body]);

@@ -328,6 +328,23 @@ describe('the report message', () => {
   });
 });
 
+describe('the report message of an original whose header is beyond the walk budget', () => {
+  // What encrypt leaves closed and ingest refuses; should one come, its header is not read (it took 2.3–4.8 s).
+  const huge = Buffer.from(`Subject: s\r\n${'X-A: b\r\n'.repeat(150_000)}\r\nText\r\n`, 'latin1');
+
+  it('carries none of its fields out and keeps it whole as the first part', () => {
+    const message = buildReportMessage(huge, { summary: 'INDETERMINATE', pdf: Buffer.from('%PDF'), boundary: 'b3' });
+    const text = message.toString('latin1');
+    const header = text.slice(0, text.indexOf('\r\n\r\n'));
+    assert.doesNotMatch(header, /^(Subject|X-A):/m);
+    assert.ok(message.includes(huge));
+  });
+
+  it('puts the summary first when it goes on unreported', () => {
+    assert.deepEqual(withSummaryField(huge, 'NONE'), Buffer.concat([Buffer.from('X-SMGW-Signature: NONE\r\n'), huge]));
+  });
+});
+
 describe('values a signed PDF attachment names', () => {
   // A PDF's /SubFilter is a name the sender writes, and #xx escapes put any byte in it: a line break, a C1 control.
   const forgedLine = 'Ergebnis / Indication: TOTAL_PASSED';
