@@ -320,6 +320,23 @@ export function inNetworks(address: string, networks: Cidr[]): boolean {
 }
 
 /**
+ * Do two client addresses (as the socket gives them) lie in one network of what one holder gets cheaply: an IPv4 /24,
+ * an IPv6 /48 (ingest counts connections the same way)? An address that does not parse is its own network.
+ */
+export function sameNetwork(a: string, b: string): boolean {
+  let first: ipaddr.IPv4 | ipaddr.IPv6;
+  let second: ipaddr.IPv4 | ipaddr.IPv6;
+  try {
+    first = ipaddr.process(a); // folds ::ffff:1.2.3.4 to IPv4
+    second = ipaddr.process(b);
+  } catch {
+    return a === b;
+  }
+  if (first.kind() !== second.kind()) return false;
+  return first.match(second as never, first.kind() === 'ipv4' ? 24 : 48);
+}
+
+/**
  * The IPv4 address an IPv6 one carries to it, where a translator or relay on the path would deliver it there: the
  * NAT64 well-known prefix 64:ff9b::/96 (RFC 6052) and 6to4 2002::/16 (RFC 3056). (inNetworks folds ::ffff: itself.)
  */

@@ -540,6 +540,17 @@ export const settings = {
     'address told about viruses in inbound mail (default postmaster@<recipient domain>)',
   ),
   /**
+   * A stranger who sends thousands of infected messages to an agency would make scan send its postmaster a notice
+   * each: per notice address, hour and sender network (IPv4 /24, IPv6 /48) only this many go out, the last saying
+   * so; the rest are in the quarantine listing and the trace (noticesWithheld). 0: no notices about inbound mail.
+   */
+  inboundVirusNoticesPerHour: setting(
+    'SMGW_INBOUND_VIRUS_NOTICES_PER_HOUR',
+    integer(0, 100_000),
+    '10',
+    'notices about viruses in inbound mail per notice address, hour and sender network (IPv4 /24, IPv6 /48)',
+  ),
+  /**
    * Revocation checking of certificates (key directory, encrypt): `require` refuses a certificate whose revocation
    * status cannot be established (fail closed), `prefer` checks what can be fetched, `off` does not check.
    */

@@ -57,6 +57,19 @@ export async function siblingHasNotice(db: Queryable, envelope: Envelope): Promi
   return (found.rowCount ?? 0) > 0;
 }
 
+/**
+ * The client addresses of the inbound messages quarantined since `since` about which a notice went to `to`: what
+ * scan counts against its notices per hour (a stranger's flood of infected mail must not become a flood of notices).
+ */
+export async function inboundNoticeClientsSince(db: Queryable, to: string, since: Date): Promise<string[]> {
+  const found = await db.query<{ ip: string | null }>(
+    `select envelope->'client'->>'ip' as ip from quarantine
+     where quarantined_at >= $1 and direction = 'inbound' and notice_envelope @> $2::jsonb`,
+    [since, JSON.stringify([{ recipients: [to] }])],
+  );
+  return found.rows.map((row) => row.ip ?? '');
+}
+
 /** Inserts the envelope's entry and returns its id; undefined when the envelope has one already (nothing changes). */
 export async function insertQuarantineEntry(db: Queryable, entry: NewQuarantineEntry): Promise<string | undefined> {
   const { envelope } = entry;

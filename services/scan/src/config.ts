@@ -17,6 +17,7 @@ export const scanSpec = {
   hostname: settings.hostname,
   quarantineRetention: settings.quarantineRetention,
   inboundVirusNoticeTo: settings.inboundVirusNoticeTo,
+  inboundVirusNoticesPerHour: settings.inboundVirusNoticesPerHour,
   /** One deadline for upload and scan of one message (clamd's own MaxScanTime is 120 s in ./smgw up). */
   clamdTimeoutMs: setting(
     'SMGW_CLAMD_TIMEOUT_MS',

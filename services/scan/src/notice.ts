@@ -2,6 +2,7 @@
 // It never carries the message's content (not even its headers or subject: those may be what the attacker chose).
 // Templates are files (templates/virus-notice.*), like deliver's DSN templates.
 import { fileURLToPath } from 'node:url';
+import { sameNetwork } from '@smgw/config';
 import type { Envelope } from '@smgw/envelope';
 import {
   type Bilingual,
@@ -19,6 +20,8 @@ export const TEMPLATES_DIR = fileURLToPath(new URL('../templates/', import.meta.
 
 export interface NoticeTemplates extends BilingualTemplates {
   verdicts: Record<'infected' | 'suspicious', Bilingual>;
+  /** Added to the last notice an address gets in an hour about one sender network's mail ({{limit}}). */
+  lastNotice: Bilingual;
 }
 
 export function loadNoticeTemplates(dir: string = TEMPLATES_DIR): Promise<NoticeTemplates> {
@@ -50,6 +53,24 @@ export function noticeGroups(envelope: Envelope, inboundNoticeTo: string | undef
   return [{ to: [envelope.mailFrom], recipients: all }];
 }
 
+/** The notices about inbound mail one address gets per hour about one sender network's mail (an IPv4 /24, IPv6 /48). */
+export const INBOUND_NOTICES_PER_HOUR = 10;
+
+/** Whether an inbound notice goes out: yes, yes and it is the last one this hour, or no (the quarantine records it). */
+export type NoticeAllowance = 'send' | 'last' | 'withhold';
+
+/**
+ * Whether a notice about inbound mail from `client` goes to an address that got notices this hour about mail from
+ * `earlierClients` (inboundNoticeClientsSince of @smgw/quarantine). A stranger who sends thousands of infected
+ * messages to an agency would make the gateway send its postmaster thousands of notices: per sender network (its MAIL
+ * FROM costs nothing to change, its network does) the first `perHour`, the last saying that more are not told.
+ */
+export function inboundNoticeAllowance(earlierClients: string[], client: string, perHour: number): NoticeAllowance {
+  const earlier = earlierClients.filter((ip) => sameNetwork(ip, client)).length;
+  if (earlier >= perHour) return 'withhold';
+  return earlier === perHour - 1 ? 'last' : 'send';
+}
+
 export interface NoticeInput {
   original: Envelope;
   to: string[];
@@ -57,6 +78,8 @@ export interface NoticeInput {
   recipients: string[];
   verdict: 'infected' | 'suspicious';
   finding: string;
+  /** Set on the last notice of the hour (inboundNoticeAllowance): the notices per hour, which the text names. */
+  lastOfHour?: number | undefined;
   noticeMessageId: string;
   hostname: string;
   now: Date;
@@ -77,7 +100,14 @@ export function buildNotice(input: NoticeInput): GeneratedMail {
     expiresAt: rfc5322Date(input.expiresAt),
   };
   const text = (lang: 'de' | 'en') =>
-    renderTemplate(templates[lang], { ...values, verdictText: templates.verdicts[input.verdict][lang] });
+    renderTemplate(templates[lang], {
+      ...values,
+      verdictText: templates.verdicts[input.verdict][lang],
+      lastNotice:
+        input.lastOfHour === undefined
+          ? ''
+          : renderTemplate(templates.lastNotice[lang], { limit: String(input.lastOfHour) }),
+    });
 
   const root = generatedMail('text/plain; charset=utf-8', {
     fromName: templates.from,

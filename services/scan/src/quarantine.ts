@@ -16,8 +16,17 @@ export interface QuarantineRecord {
   detail?: string | undefined;
   now: Date;
   expiresAt: Date;
-  /** Made only when there is no entry yet; their envelopes are stored with the entry (none: nobody is told). */
-  makeNotices: () => Promise<Envelope[]>;
+  /**
+   * Made only when there is no entry yet; their envelopes are stored with the entry (none: nobody is told), and the
+   * addresses not told (the notices per hour used up) go into the trace.
+   */
+  makeNotices: () => Promise<MadeNotices>;
+}
+
+export interface MadeNotices {
+  notices: Envelope[];
+  /** Addresses that would have been told, but got their notices of the hour about this sender's network already. */
+  withheld: string[];
 }
 
 export interface QuarantineResult {
@@ -26,6 +35,8 @@ export interface QuarantineResult {
   created: boolean;
   /** The notices to publish (the stored ones on a redelivery); none when nobody is told or a sibling told them. */
   notices: Envelope[];
+  /** The addresses not told (see MadeNotices), when this delivery made the entry. */
+  withheld: string[];
 }
 
 /**
@@ -35,7 +46,12 @@ export interface QuarantineResult {
 export async function quarantineMessage(pool: Pool, record: QuarantineRecord): Promise<QuarantineResult> {
   const { envelope } = record;
   const before = await findQuarantineEntry(pool, envelope);
-  const notices = before ? before.notices : (await siblingHasNotice(pool, envelope)) ? [] : await record.makeNotices();
+  const made: MadeNotices = before
+    ? { notices: before.notices, withheld: [] }
+    : (await siblingHasNotice(pool, envelope))
+      ? { notices: [], withheld: [] }
+      : await record.makeNotices();
+  const notices = made.notices;
   return withTransaction(pool, async (db) => {
     await recordMessage(db, envelope);
     // The halves of one message (split by direction at ingest) are scanned at once as often as not: one at a time
@@ -89,6 +105,7 @@ export async function quarantineMessage(pool: Pool, record: QuarantineRecord): P
           category: record.category,
           finding: record.finding,
           noticeMessageIds: published.map((notice) => notice.id),
+          ...(made.withheld.length > 0 ? { noticesWithheld: made.withheld } : {}),
         },
         at: record.now,
       });
@@ -104,6 +121,6 @@ export async function quarantineMessage(pool: Pool, record: QuarantineRecord): P
         });
       }
     }
-    return { quarantineId, created, notices: published };
+    return { quarantineId, created, notices: published, withheld: created ? made.withheld : [] };
   });
 }

@@ -17,11 +17,18 @@ import {
 import { addressesVerifyingSignatures } from '@smgw/key-directory';
 import { type Handler, type HandlerContext, next, type Outcome, retry } from '@smgw/mq';
 import type { Counter } from '@smgw/observability';
+import { inboundNoticeClientsSince } from '@smgw/quarantine';
 import { type SignedContent, type SignedContentLimits, signedContentsOf, signedDataHint } from '@smgw/signature-verify';
 import { recordEvent, recordEvents, type TraceEvent, verificationRoutingEvents } from '@smgw/trace';
 import { createGate, type Gate } from './gate.ts';
-import { buildNotice, type NoticeTemplates, noticeGroups } from './notice.ts';
-import { quarantineMessage } from './quarantine.ts';
+import {
+  buildNotice,
+  INBOUND_NOTICES_PER_HOUR,
+  inboundNoticeAllowance,
+  type NoticeTemplates,
+  noticeGroups,
+} from './notice.ts';
+import { type MadeNotices, quarantineMessage } from './quarantine.ts';
 import {
   classifyFinding,
   quarantines,
@@ -44,6 +51,8 @@ export interface ScanDeps {
   policy: ScanPolicy;
   quarantineRetentionMs: number;
   inboundNoticeTo: string | undefined;
+  /** Notices about inbound mail per address, hour and sender network (default INBOUND_NOTICES_PER_HOUR). */
+  inboundNoticesPerHour?: number;
   hostname: string;
   maxNoticeBytes?: number;
   /** How deep, how many and how much of SignedData is taken apart (default: @smgw/signature-verify's). */
@@ -158,6 +167,7 @@ export async function scanEnvelope(deps: ScanDeps, envelope: Envelope, context: 
       ...(scan.where ? { where: scan.where } : {}),
       quarantineId: result.quarantineId,
       noticeMessageIds: result.notices.map((notice) => notice.id),
+      ...(result.withheld.length > 0 ? { noticesWithheld: result.withheld } : {}),
       redelivered: !result.created,
     },
     'message quarantined',
@@ -297,7 +307,14 @@ async function onward(deps: ScanDeps, scanned: Envelope, event: TraceEvent | und
   return next(...groups);
 }
 
-/** The notices about a quarantined message: one per group of noticeGroups (notice.ts), each a blob of its own. */
+/** One hour: the window notices about inbound mail are counted in. */
+const NOTICE_WINDOW_MS = 3_600_000;
+
+/**
+ * The notices about a quarantined message: one per group of noticeGroups (notice.ts), each a blob of its own. About
+ * inbound mail only as many per address, hour and sender network as inboundNoticeAllowance lets out; the others are
+ * withheld (the quarantine entry and the trace record the message all the same).
+ */
 async function makeNotices(
   deps: ScanDeps,
   original: Envelope,
@@ -305,9 +322,23 @@ async function makeNotices(
   finding: string,
   now: Date,
   expiresAt: Date,
-): Promise<Envelope[]> {
+): Promise<MadeNotices> {
   const notices: Envelope[] = [];
+  const withheld: string[] = [];
+  const perHour = deps.inboundNoticesPerHour ?? INBOUND_NOTICES_PER_HOUR;
   for (const group of noticeGroups(original, deps.inboundNoticeTo)) {
+    let lastOfHour: number | undefined;
+    if (original.direction === 'inbound') {
+      const to = group.to[0] ?? '';
+      const since = new Date(now.getTime() - NOTICE_WINDOW_MS);
+      const earlier = await inboundNoticeClientsSince(deps.pool, to, since);
+      const allowance = inboundNoticeAllowance(earlier, original.client.ip, perHour);
+      if (allowance === 'withhold') {
+        withheld.push(to);
+        continue;
+      }
+      if (allowance === 'last') lastOfHour = perHour;
+    }
     const id = newMessageId(now.getTime());
     const notice = buildNotice({
       original,
@@ -315,6 +346,7 @@ async function makeNotices(
       recipients: group.recipients,
       verdict,
       finding,
+      lastOfHour,
       noticeMessageId: id,
       hostname: deps.hostname,
       now,
@@ -337,5 +369,5 @@ async function makeNotices(
       }),
     );
   }
-  return notices;
+  return { notices, withheld };
 }

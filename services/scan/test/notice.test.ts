@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { buildNotice, loadNoticeTemplates, noticeGroups } from '../src/notice.ts';
+import { buildNotice, inboundNoticeAllowance, loadNoticeTemplates, noticeGroups } from '../src/notice.ts';
 import { testEnvelope } from './fixtures.ts';
 
 const blob = { ref: 'a'.repeat(64), sha256: 'a'.repeat(64), size: 10 };
@@ -44,6 +44,19 @@ describe('who gets the notice', () => {
   it('is nobody for a null sender or generated mail', () => {
     assert.deepEqual(noticeGroups(testEnvelope(blob, 'internal', { mailFrom: '' }), undefined), []);
     assert.deepEqual(noticeGroups(testEnvelope(blob, 'generated'), undefined), []);
+  });
+});
+
+describe('how many notices about inbound mail go out', () => {
+  it('counts per sender network (IPv4 /24, IPv6 /48, mapped IPv4 as IPv4), not per address', () => {
+    const earlier = ['198.51.100.1', '::ffff:198.51.100.2', '2001:db8:1:2::1', '203.0.113.5'];
+    assert.equal(inboundNoticeAllowance(earlier, '198.51.100.250', 3), 'last', 'two of that /24 so far');
+    assert.equal(inboundNoticeAllowance(earlier, '198.51.100.250', 2), 'withhold');
+    assert.equal(inboundNoticeAllowance(earlier, '198.51.101.1', 2), 'send', 'the next /24 is another network');
+    assert.equal(inboundNoticeAllowance(earlier, '2001:db8:1:ffff::9', 1), 'withhold', 'same /48');
+    assert.equal(inboundNoticeAllowance(earlier, '2001:db8:2::1', 1), 'last', 'another /48');
+    assert.equal(inboundNoticeAllowance(['', 'junk'], '', 2), 'last', 'an address that does not parse is its own');
+    assert.equal(inboundNoticeAllowance([], '192.0.2.1', 0), 'withhold', '0: none');
   });
 });
 

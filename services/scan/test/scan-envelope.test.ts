@@ -688,6 +688,55 @@ describe('notices', () => {
     assert.deepEqual(notice?.recipients, ['virus@behoerde.example']);
   });
 
+  it("tells an agency's postmaster about a stranger's flood of infected mail the first few times an hour, then only records it", async () => {
+    // A stranger (any MAIL FROM, one network) sends infected mail to an agency: one notice each would flood its
+    // postmaster in the gateway's name. The first notices of the hour go out, the last of them saying so; every
+    // message is still quarantined, traced and listed.
+    const start = new Date('2026-03-02T10:00:00Z');
+    const capped = (minutes: number): ScanDeps => ({
+      ...deps,
+      inboundNoticesPerHour: 3,
+      now: () => new Date(start.getTime() + minutes * 60_000),
+    });
+    const flood = async (minutes: number, ip: string, sender: string) => {
+      const envelope = await received(mailWithAttachment('eicar.com', EICAR), 'inbound', {
+        mailFrom: sender,
+        recipients: ['poststelle@flut.example'],
+        client: { listener: 'inbound', ip, helo: 'spam', tls: false },
+      });
+      const notices = envelopesOf(await scanEnvelope(capped(minutes), envelope, handlerContext()));
+      return { envelope, notices };
+    };
+    const sent: Envelope[] = [];
+    const withheld: Envelope[] = [];
+    for (let i = 0; i < 6; i++) {
+      // Each from another address of the same /24, and another sender address.
+      const { envelope, notices } = await flood(i, `198.51.100.${i + 7}`, `spam${i}@forged${i}.example`);
+      (notices.length > 0 ? sent : withheld).push(envelope);
+      assert.ok(notices.every((n) => n.recipients[0] === 'postmaster@flut.example'));
+    }
+    assert.equal(sent.length, 3, 'the first three notices of the hour');
+    assert.equal(withheld.length, 3);
+    for (const envelope of withheld) {
+      await quarantineRow(envelope.id);
+      const trace = await getTrace(db.pool, envelope.id);
+      assert.ok(trace?.recipients.every((r) => r.state === 'quarantined'));
+      const event = trace?.events.find((e) => e.event === 'message.quarantined');
+      assert.deepEqual((event?.data as { noticesWithheld?: string[] })?.noticesWithheld, ['postmaster@flut.example']);
+    }
+    const notices = await db.pool.query<{ notice_envelope: Envelope[] }>(
+      'select notice_envelope from quarantine where message_id = $1',
+      [sent[2]?.id],
+    );
+    const last = await blobStore.readAll(notices.rows[0]?.notice_envelope[0]?.blob.ref ?? '');
+    assert.match(last.toString('latin1'), /keine weitere Mitteilung/);
+    assert.match(last.toString('latin1'), /no further notice/);
+
+    // Another network is counted on its own; the hour after, the first network's mail is told again.
+    assert.equal((await flood(10, '203.0.113.9', 'x@forged.example')).notices.length, 1);
+    assert.equal((await flood(65, '198.51.100.200', 'y@forged.example')).notices.length, 1);
+  });
+
   it('tells nobody about a message with a null sender, and still ends it', async () => {
     const envelope = await received(mailWithAttachment('eicar.com', EICAR), 'internal', { mailFrom: '' });
     const outcome = await scanEnvelope(deps, envelope, handlerContext());
