@@ -22,6 +22,9 @@ export function oneLine(text: string, max = 300): string {
   return clean.length > max ? `${clean.slice(0, max - 3)}...` : clean;
 }
 
+/** RFC 3461 §4.4: an ENVID is at most 100 characters. */
+export const MAX_ENVID_LENGTH = 100;
+
 export interface DeliveryStatusRecipient {
   recipient: string;
   /** ORCPT as the client gave it (`rfc822;addr` or a bare address). */
@@ -46,7 +49,10 @@ export interface DeliveryStatus {
 /** The message/delivery-status body (every recipient failed: `Action: failed`). */
 export function deliveryStatusBody(report: DeliveryStatus): string {
   const perMessage = [`Reporting-MTA: dns; ${headerFieldValue(report.reportingMta)}`];
-  if (report.envelopeId) perMessage.push(`Original-Envelope-Id: ${headerFieldValue(report.envelopeId)}`);
+  // An ENVID longer than RFC 3461 allows is not one a conforming client chose to find its message by, and the DSN
+  // may go to whatever address a stranger named in MAIL FROM: its text (up to 900 characters) is not echoed there.
+  const envid = report.envelopeId ? headerFieldValue(report.envelopeId, Number.POSITIVE_INFINITY) : '';
+  if (envid !== '' && envid.length <= MAX_ENVID_LENGTH) perMessage.push(`Original-Envelope-Id: ${envid}`);
   perMessage.push(`X-SMGW-Message-Id: ${report.messageId}`);
   perMessage.push(`Arrival-Date: ${rfc5322Date(report.arrivedAt)}`);
   const blocks = [crlfLines(perMessage)];

@@ -133,6 +133,17 @@ describe('buildDsn', () => {
     assert.match(perRecipient ?? '', /^Last-Attempt-Date: Wed, 04 Mar 2026 12:00:00 \+0000$/m);
   });
 
+  it("echoes an ENVID of at most RFC 3461's 100 characters, never a stranger's longer text (backscatter of its choosing)", async () => {
+    const spam = `Buy cheap pills at https://spam.example ${'now '.repeat(200)}`;
+    const long = sampleEnvelope({ mailFrom: 'opfer@anderswo.example', dsn: { envid: spam } });
+    const longStatus = part((await build({ original: long })).raw, 'message/delivery-status').content.toString();
+    assert.doesNotMatch(longStatus, /Original-Envelope-Id|spam\.example/);
+    const hundred = 'E'.repeat(100);
+    const fits = sampleEnvelope({ mailFrom: 'opfer@anderswo.example', dsn: { envid: hundred } });
+    const fitsStatus = part((await build({ original: fits })).raw, 'message/delivery-status').content.toString();
+    assert.match(fitsStatus, new RegExp(`^Original-Envelope-Id: ${hundred}$`, 'm'));
+  });
+
   it('has one block per failed recipient and says when the retry period expired', async () => {
     const { parsed, raw } = await build({
       failures: [
