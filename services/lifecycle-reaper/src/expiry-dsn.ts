@@ -19,6 +19,7 @@ import {
   type GeneratedMail,
   identifyingFields,
   messageIdOf,
+  oneLine,
   readHeaderBlock,
   renderTemplate,
 } from '@smgw/mime';
@@ -75,7 +76,9 @@ export function buildExpiryDsn(input: ExpiryDsnInput): GeneratedMail {
     messageId: message.messageId,
     arrivalDate: mailTime(message.receivedAt),
     parkedSince: mailTime(message.parked.parkedAt),
-    recipients: input.recipients.map((r) => `  <${r}>`).join('\n'),
+    // Each on one line (oneLine), as deliver and scan write theirs: the recipients are plain addresses by ingest's
+    // rule (no line breaks or control characters), and a line of the text is not where that rule should first fail.
+    recipients: input.recipients.map((r) => `  <${oneLine(r)}>`).join('\n'),
   };
   const { templates } = input;
   return deliveryReportMail({

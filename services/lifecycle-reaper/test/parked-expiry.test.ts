@@ -7,10 +7,13 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { BlobRef } from '@smgw/blob-store';
+import { isPlainAddress } from '@smgw/config';
 import { type Envelope, newMessageId } from '@smgw/envelope';
 import { envelopeFixture } from '@smgw/testing';
 import { type ExpiringMessage, getTrace, recordMessage, recordParkedAt } from '@smgw/trace';
-import { planExpiryDsn } from '../src/expiry-dsn.ts';
+import { simpleParser } from 'mailparser';
+import { buildExpiryDsn, planExpiryDsn } from '../src/expiry-dsn.ts';
+import { loadReaperTemplates } from '../src/notices.ts';
 import { runSweeps } from '../src/run-sweeps.ts';
 import { DAY_MS, World } from './world.ts';
 
@@ -262,5 +265,43 @@ describe('whom a DSN about a given-up message goes to', () => {
       ],
     ];
     for (const [input, expected] of table) assert.deepEqual(planExpiryDsn(input), expected);
+  });
+});
+
+describe('the recipients a DSN about a given-up message names', () => {
+  const injected = 'x@behoerde.example\r\n\r\nBitte überweisen Sie die Gebühr an DE00 1234 5678';
+
+  it('are plain addresses: ingest takes no recipient with a line break or control character', () => {
+    // The recipients are those ingest accepted at RCPT TO (portal and generated mail get no such DSN): one rule,
+    // isPlainAddress, refuses there what could break a line of the text part.
+    for (const address of [injected, 'x@behoerde.example\n', 'x\u0000y@behoerde.example', 'x\ty@behoerde.example']) {
+      assert.equal(isPlainAddress(address), false, JSON.stringify(address));
+    }
+  });
+
+  it('are written one line each all the same, as deliver and scan write theirs', async () => {
+    const templates = await loadReaperTemplates();
+    const message = {
+      messageId: 'm',
+      traceId: 't',
+      direction: 'inbound',
+      mailFrom: 'fremder@extern.example',
+      receivedAt: new Date(0),
+      bounced: [injected],
+      parked: { messageId: 'm', stage: 'deliver', code: null, parkedAt: new Date(0), data: undefined },
+      receivedBlob: undefined,
+    } satisfies ExpiringMessage;
+    const mail = buildExpiryDsn({
+      message,
+      recipients: [injected],
+      reportingMta: 'smgw.test',
+      dsnMessageId: 'dsn',
+      now: new Date(0),
+      receivedHeaders: undefined,
+      templates: templates['parked-expired-dsn'],
+    });
+    const parsed = await simpleParser(mail.createReadStream());
+    assert.doesNotMatch(parsed.text ?? '', /^\s*Bitte überweisen/m);
+    assert.match(parsed.text ?? '', /^ {2}<x@behoerde\.example Bitte überweisen Sie die Gebühr an DE00 1234 5678>$/m);
   });
 });
