@@ -14,7 +14,7 @@ import {
   MAX_KEYS_PER_MESSAGE,
   publicKeyBlocks,
 } from '../src/openpgp/find-pgp-keys.ts';
-import { findPgpKeysInMessage } from '../src/openpgp/index.ts';
+import { findPgpKeysInMessage, PgpKeyBeyondLimitsError } from '../src/openpgp/index.ts';
 import { costlyKeyMaterial, inspectPublicKey } from '../src/openpgp/inspect-public-key.ts';
 
 const BEGIN = '-----BEGIN PGP PUBLIC KEY BLOCK-----';
@@ -127,6 +127,17 @@ describe('findPgpKeysInMessage on keys larger than a person uses', { timeout: 12
   it('skips a key with one user ID or one subkey too many', async () => {
     assert.equal(await found(await generate(HARVESTED_KEY_LIMITS.userIds + 1)), 0);
     assert.equal(await found(await generate(1, HARVESTED_KEY_LIMITS.subkeys)), 0);
+  });
+
+  it('refuses in inspectPublicKey withinLimits (the portal) what harvesting skips, and takes what it keeps', async () => {
+    const over = await generate(HARVESTED_KEY_LIMITS.userIds + 1);
+    await assert.rejects(inspectPublicKey(over, { withinLimits: true }), PgpKeyBeyondLimitsError);
+    await assert.rejects(inspectPublicKey(await generate(1, HARVESTED_KEY_LIMITS.subkeys), { withinLimits: true }), {
+      message: /subkeys/,
+    });
+    const fits = await generate(HARVESTED_KEY_LIMITS.userIds, HARVESTED_KEY_LIMITS.subkeys - 1);
+    assert.equal((await inspectPublicKey(fits, { withinLimits: true })).userIds.length, HARVESTED_KEY_LIMITS.userIds);
+    assert.equal((await inspectPublicKey(over)).userIds.length, HARVESTED_KEY_LIMITS.userIds + 1, 'an operator’s');
   });
 
   it('skips a key with more self-signatures than allowed on few user IDs', async () => {

@@ -8,6 +8,7 @@ import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import {
   createRevocationFetcher,
+  HARVESTED_KEY_LIMITS,
   inspectPublicKey,
   NOTHING_ALLOWED,
   readCertificateUpload,
@@ -342,6 +343,21 @@ describe('bring your own key', () => {
       '-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nAAAA\n-----END PGP PUBLIC KEY BLOCK-----\n',
     );
     assert.equal(broken.status, 422);
+    assert.deepEqual(await listPgpKeys(world.db.pool, { address, limit: 10 }), []);
+  });
+
+  it('refuses an OpenPGP key of more user IDs than a harvested key may hold, though under 64 KiB, and says why', async () => {
+    // The portal's key goes into the same directory as a harvested one and costs a verification per self-signature:
+    // the same limits (HARVESTED_KEY_LIMITS of @smgw/crypto), checked before any signature is verified.
+    const address = newAddress();
+    const browser = await loggedIn(address);
+    const others = Array.from({ length: HARVESTED_KEY_LIMITS.userIds }, (_, i) => `alias${i}@buerger.example`);
+    const armored = await keys.pgpKey([address, ...others]);
+    assert.ok(armored.length < 64 * 1024, `${armored.length} bytes`);
+    const answer = await upload(browser, armored);
+    assert.equal(answer.status, 422);
+    assert.match(answer.body, /zu viele Benutzerkennungen, Unterschlüssel oder Signaturen/);
+    assert.match(answer.body, /höchstens 16 Benutzerkennungen/);
     assert.deepEqual(await listPgpKeys(world.db.pool, { address, limit: 10 }), []);
   });
 

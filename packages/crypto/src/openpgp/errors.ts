@@ -50,6 +50,18 @@ export class PgpKeyMalformedError extends Error {
   }
 }
 
+/**
+ * The key given to inspectPublicKey with `withinLimits` holds more user IDs, subkeys or self-signatures than
+ * HARVESTED_KEY_LIMITS allow: refused before any signature is verified.
+ */
+export class PgpKeyBeyondLimitsError extends Error {
+  readonly code = 'PGP_KEY_BEYOND_LIMITS';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PgpKeyBeyondLimitsError';
+  }
+}
+
 /** The text of an unknown thrown value, for error messages (openpgp throws plain Errors). */
 export function describeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

@@ -5,6 +5,10 @@
 import { simpleParser } from 'mailparser';
 import * as openpgp from 'openpgp';
 import { costlyKeyMaterial } from './inspect-public-key.ts';
+import { HARVESTED_KEY_LIMITS, keyBeyondLimits } from './key-limits.ts';
+
+export { HARVESTED_KEY_LIMITS } from './key-limits.ts';
+
 import { fingerprintOf } from './private-keys.ts';
 
 export interface FoundPgpKey {
@@ -22,15 +26,6 @@ const END_PUBLIC_KEY = '-----END PGP PUBLIC KEY BLOCK-----';
 export const MAX_KEYS_PER_MESSAGE = 16;
 /** Autocrypt headers and key blocks read per message, readable or not: each costs an openpgp parse. */
 export const MAX_KEY_SOURCES_PER_MESSAGE = 64;
-/**
- * What one offered key may be, checked before any of its signatures is verified (inspectPublicKey verifies every user
- * ID's and subkey's self-signatures, several times over): a stranger's key with 6,000 user IDs (1.9 MiB) kept the
- * encrypt worker's event loop busy for 4 s. A key a person uses fits: gpg's default is one user ID, one subkey and two
- * signatures, and the limits leave room for years of extended expiry (old self-signatures stay in an export), rotated
- * subkeys and certifications by others (counted in the bytes, never verified). Bytes are counted as offered (armored
- * text or binary). What one signature costs is bounded by costlyKeyMaterial (no DSA or ElGamal, RSA up to 8192 bits).
- */
-export const HARVESTED_KEY_LIMITS = { bytes: 256 * 1024, userIds: 16, subkeys: 16, selfSignatures: 128 } as const;
 // Autocrypt Level 1 §2.1: attributes other than these make the header invalid unless they start with '_'.
 const AUTOCRYPT_KNOWN_ATTRIBUTES = new Set(['addr', 'prefer-encrypt', 'keydata']);
 
@@ -122,17 +117,9 @@ export function parseAutocryptHeader(line: string): { addr: string; keydata: Uin
   return { addr, keydata: new Uint8Array(Buffer.from(keydata, 'base64')) };
 }
 
-/** More user IDs, subkeys or signatures by the key itself than HARVESTED_KEY_LIMITS allow (parsed, none verified). */
+/** Key material too costly to check, or beyond HARVESTED_KEY_LIMITS (keyBeyondLimits; parsed, none verified). */
 export function exceedsHarvestLimits(key: openpgp.Key): boolean {
-  // Certifications by others are never verified here: only the key's own signatures count.
-  const signatures = key.toPacketList().filterByTag(openpgp.enums.packet.signature).length;
-  const selfSignatures = signatures - key.users.reduce((n, user) => n + user.otherCertifications.length, 0);
-  return (
-    costlyKeyMaterial(key) !== undefined ||
-    key.users.length > HARVESTED_KEY_LIMITS.userIds ||
-    key.subkeys.length > HARVESTED_KEY_LIMITS.subkeys ||
-    selfSignatures > HARVESTED_KEY_LIMITS.selfSignatures
-  );
+  return costlyKeyMaterial(key) !== undefined || keyBeyondLimits(key) !== undefined;
 }
 
 async function readKeysQuietly(data: string | Uint8Array): Promise<openpgp.Key[]> {

@@ -11,11 +11,12 @@ export { decryptPgpMime, MAX_SESSION_KEY_PACKETS, MAX_SESSION_KEYS_TRIED } from 
 export type { EncryptPgpMimeInput } from './encrypt-pgp-mime.ts';
 export { encryptPgpMime } from './encrypt-pgp-mime.ts';
 export type { PgpErrorCode } from './errors.ts';
-export { PgpError, PgpKeyMalformedError } from './errors.ts';
+export { PgpError, PgpKeyBeyondLimitsError, PgpKeyMalformedError } from './errors.ts';
 export type { FoundPgpKey } from './find-pgp-keys.ts';
-export { findPgpKeysInMessage, HARVESTED_KEY_LIMITS, parseAutocryptHeader } from './find-pgp-keys.ts';
+export { findPgpKeysInMessage, parseAutocryptHeader } from './find-pgp-keys.ts';
 export type { PgpKeyInfo, PgpKeyProblem, PgpKeyProblemCode } from './inspect-public-key.ts';
 export { inspectPublicKey, MIN_FINITE_FIELD_BITS } from './inspect-public-key.ts';
+export { HARVESTED_KEY_LIMITS, keyBeyondLimits } from './key-limits.ts';
 export { mergePublicKeyUpdate } from './key-update.ts';
 export type { OuterHeaders } from './outer-headers.ts';
 export type { ArmoredPrivateKey, PrivateKeyForStorage } from './private-keys.ts';

@@ -1,7 +1,8 @@
 // What the key directory stores about an OpenPGP public key, and what is wrong with it at a given time. The trust
 // state (pending → approved) is not decided here: a key without problems is still only a candidate.
 import * as openpgp from 'openpgp';
-import { describeError, PgpKeyMalformedError } from './errors.ts';
+import { describeError, PgpKeyBeyondLimitsError, PgpKeyMalformedError } from './errors.ts';
+import { keyBeyondLimits } from './key-limits.ts';
 
 export type PgpKeyProblemCode =
   | 'PGP_KEY_EXPIRED'
@@ -71,10 +72,19 @@ export function costlyKeyMaterial(key: openpgp.Key): string | undefined {
  * Reads one armored OpenPGP public key and reports it at `now` (default: the current time).
  * Throws PgpKeyMalformedError (code PGP_KEY_MALFORMED) when the text is not exactly one readable public key;
  * a key that reads but has no valid self-signature is reported with the problem PGP_KEY_MALFORMED instead.
+ * With `withinLimits` (a key from outside: the portal's upload), throws PgpKeyBeyondLimitsError for a key beyond
+ * HARVESTED_KEY_LIMITS, as harvesting skips one, before any of its signatures is verified.
  */
-export async function inspectPublicKey(armored: string, options: { now?: Date } = {}): Promise<PgpKeyInfo> {
+export async function inspectPublicKey(
+  armored: string,
+  options: { now?: Date; withinLimits?: boolean } = {},
+): Promise<PgpKeyInfo> {
   const now = options.now ?? new Date();
   const key = await readSinglePublicKey(armored);
+  if (options.withinLimits) {
+    const beyond = keyBeyondLimits(key);
+    if (beyond) throw new PgpKeyBeyondLimitsError(`the key holds ${beyond}`);
+  }
   const { problems, expires, revoked, canEncrypt } = await publicKeyProblems(key, now);
   const info = key.getAlgorithmInfo();
   return {

@@ -251,6 +251,8 @@ export const de = {
   'keys.error.pgpUnreadable':
     'Der OpenPGP-Schlüssel ist nicht lesbar. Bitte laden Sie genau einen öffentlichen Schlüssel hoch.',
   'keys.error.pgpUnusable': 'Der OpenPGP-Schlüssel ist abgelaufen, widerrufen oder kann nicht verschlüsseln.',
+  'keys.error.pgpBeyondLimits':
+    'Der OpenPGP-Schlüssel enthält zu viele Benutzerkennungen, Unterschlüssel oder Signaturen (höchstens {userIds} Benutzerkennungen, {subkeys} Unterschlüssel und {selfSignatures} eigene Signaturen). Bitte laden Sie ihn ohne nicht mehr benötigte Teile hoch, etwa mit „gpg --export --export-options export-minimal“.',
   'keys.error.pgpAddress': 'Der OpenPGP-Schlüssel enthält Ihre E-Mail-Adresse nicht als Benutzerkennung.',
   'keys.error.heldForAnotherAddress':
     'Dieser Schlüssel ist bereits für eine andere E-Mail-Adresse hinterlegt und wird für Ihre nicht verwendet. Bitte laden Sie einen Schlüssel hoch, der nur Ihnen gehört, oder wenden Sie sich an den Betrieb des Portals.',

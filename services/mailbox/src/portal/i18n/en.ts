@@ -247,6 +247,8 @@ export const en: Record<MessageKey, string> = {
     'This certificate was withdrawn by the portal operators and is no longer used. Please upload a new certificate.',
   'keys.error.pgpUnreadable': 'The OpenPGP key cannot be read. Please upload exactly one public key.',
   'keys.error.pgpUnusable': 'The OpenPGP key has expired, been revoked or cannot encrypt.',
+  'keys.error.pgpBeyondLimits':
+    'The OpenPGP key holds too many user IDs, subkeys or signatures (at most {userIds} user IDs, {subkeys} subkeys and {selfSignatures} signatures by the key itself). Please upload it without the parts no longer needed, e.g. with "gpg --export --export-options export-minimal".',
   'keys.error.pgpAddress': 'The OpenPGP key does not hold your e-mail address as a user ID.',
   'keys.error.heldForAnotherAddress':
     'This key is already on record for another e-mail address and is not used for yours. Please upload a key of your own, or contact the portal operators.',

@@ -11,10 +11,12 @@
 import fastifyMultipart, { type MultipartFile } from '@fastify/multipart';
 import {
   createRevocationFetcher,
+  HARVESTED_KEY_LIMITS,
   inspectPublicKey,
   mergePublicKeyUpdate,
   NOTHING_ALLOWED,
   PemError,
+  PgpKeyBeyondLimitsError,
   type PgpKeyInfo,
   PgpKeyMalformedError,
   readCertificateUpload,
@@ -43,6 +45,13 @@ import { multipartField } from './form-fields.ts';
 
 /** A certificate with its chain, or an armored key: a few kilobytes. */
 export const MAX_KEY_UPLOAD_BYTES = 64 * 1024;
+
+/** The limits of HARVESTED_KEY_LIMITS the page names when it refuses a key beyond them. */
+const KEY_LIMITS_SHOWN = {
+  userIds: HARVESTED_KEY_LIMITS.userIds,
+  subkeys: HARVESTED_KEY_LIMITS.subkeys,
+  selfSignatures: HARVESTED_KEY_LIMITS.selfSignatures,
+};
 
 const ARMORED_PUBLIC_KEY = '-----BEGIN PGP PUBLIC KEY BLOCK-----';
 
@@ -111,7 +120,12 @@ export const keyPages: PortalPage = async (app, ctx) => {
     const { mailbox } = ctx.login(req);
     const upload = uploads.get(req);
     const refuse = (error: MessageKey, status = 400) =>
-      renderPage(req, reply, { errors: { key: t(error, { maxKb: MAX_KEY_UPLOAD_BYTES / 1024 }) } }, status);
+      renderPage(
+        req,
+        reply,
+        { errors: { key: t(error, { maxKb: MAX_KEY_UPLOAD_BYTES / 1024, ...KEY_LIMITS_SHOWN }) } },
+        status,
+      );
     if (!upload || upload.size === 0) return refuse('keys.error.empty');
     if (upload.tooLarge) return refuse('keys.error.tooLarge', 413);
     // The password again before the key is taken: from then on the user's mail goes encrypted to whoever holds its
@@ -212,8 +226,11 @@ export async function takeKey(
   if (bytes.subarray(0, 4096).toString('latin1').includes(ARMORED_PUBLIC_KEY)) {
     let info: PgpKeyInfo;
     try {
-      info = await inspectPublicKey(bytes.toString('utf8'), { now });
-    } catch {
+      // The limits a harvested key is held to (HARVESTED_KEY_LIMITS), checked before any signature is verified: the
+      // 64 KiB of an upload hold some 200 user IDs, each of whose self-signatures inspectPublicKey would verify.
+      info = await inspectPublicKey(bytes.toString('utf8'), { now, withinLimits: true });
+    } catch (err) {
+      if (err instanceof PgpKeyBeyondLimitsError) return { ok: false, error: 'keys.error.pgpBeyondLimits' };
       return { ok: false, error: 'keys.error.pgpUnreadable' };
     }
     // A newer copy of the user's key on record (extended, with a new subkey, or revoked: then with problems) is merged
