@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
 import { decryptEnveloped, parsePkcs12, SmimeError } from '../src/smime/index.ts';
+import { iterationsOfPasswordScheme } from '../src/smime/pkcs12.ts';
 import { createOpensslWorkspace, type OpensslWorkspace, type TestIdentity } from './smime-openssl.ts';
 
 const PASSWORD = 'Geheim für die Poststelle';
@@ -69,5 +72,80 @@ describe('parsePkcs12', () => {
     await assert.rejects(parsePkcs12(await export12(rsa), 'falsch'), isPkcs12Failure);
     await assert.rejects(parsePkcs12(Buffer.from('no pkcs12 here'), PASSWORD), isPkcs12Failure);
     await assert.rejects(parsePkcs12(await export12(rsa, ['-legacy']), PASSWORD), isPkcs12Failure);
+  });
+
+  // The file comes from an agency; its password steps run without yielding (the MAC in JavaScript, the keys in
+  // OpenSSL), about a microsecond per iteration: 2^31 iterations held the event loop for the better part of an hour.
+  describe('iteration counts the file declares', () => {
+    const isTooManyIterations = (error: unknown) =>
+      error instanceof SmimeError && error.code === 'SMIME_PKCS12_FAILED' && /password iterations/.test(error.message);
+
+    async function refusedQuickly(file: Buffer): Promise<void> {
+      const started = performance.now();
+      await assert.rejects(parsePkcs12(file, PASSWORD), isTooManyIterations);
+      assert.ok(performance.now() - started < 500, 'refused before any key derivation');
+    }
+
+    it('refuses a shrouded key asking for 1,200,000 iterations before deriving its key', async () => {
+      await refusedQuickly(await export12(rsa, ['-certpbe', 'NONE', '-nomaciter', '-iter', '1200000']));
+    });
+
+    it('refuses a MAC asking for 1,200,000 iterations before computing it', async () => {
+      await refusedQuickly(await export12(rsa, ['-keypbe', 'NONE', '-certpbe', 'NONE', '-iter', '1200000']));
+    });
+
+    it('reads a count as written, also from 2^23 on (pkijs reads those as 0)', () => {
+      const pbkdf2 = (count: number[]) =>
+        new pkijs.AlgorithmIdentifier({
+          algorithmId: '1.2.840.113549.1.5.13',
+          algorithmParams: new asn1js.Sequence({
+            value: [
+              new pkijs.AlgorithmIdentifier({
+                algorithmId: '1.2.840.113549.1.5.12',
+                algorithmParams: new asn1js.Sequence({
+                  value: [
+                    new asn1js.OctetString({ valueHex: new Uint8Array(16) }),
+                    new asn1js.Integer({ valueHex: new Uint8Array(count) }),
+                  ],
+                }),
+              }).toSchema(),
+              new pkijs.AlgorithmIdentifier({
+                algorithmId: '2.16.840.1.101.3.4.1.42',
+                algorithmParams: new asn1js.OctetString({ valueHex: new Uint8Array(16) }),
+              }).toSchema(),
+            ],
+          }),
+        });
+      assert.equal(iterationsOfPasswordScheme(pbkdf2([0x08, 0x00]), 'a key'), 2048n);
+      assert.equal(iterationsOfPasswordScheme(pbkdf2([0x00, 0x80, 0x00, 0x00, 0x00]), 'a key'), 2n ** 31n);
+      assert.equal(
+        iterationsOfPasswordScheme(pbkdf2([0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), 'a key'),
+        2n ** 64n - 1n,
+      );
+    });
+
+    it('loads the counts exporters use (OpenSSL 2,048 by default, 100,000 here)', async () => {
+      const { keys } = await parsePkcs12(await export12(ec, ['-iter', '100000']), PASSWORD);
+      assert.equal(keys.length, 1);
+    });
+
+    it('refuses a key derivation without an iteration count (scrypt, whose cost parameter p has no bound)', async () => {
+      const encryptedKey = await ws.openssl([
+        'pkcs8',
+        '-topk8',
+        '-scrypt',
+        '-in',
+        ec.keyPath,
+        '-outform',
+        'DER',
+        '-passout',
+        `pass:${PASSWORD}`,
+      ]);
+      const { encryptionAlgorithm } = pkijs.PKCS8ShroudedKeyBag.fromBER(encryptedKey);
+      assert.throws(
+        () => iterationsOfPasswordScheme(encryptionAlgorithm, 'a shrouded key'),
+        (error: unknown) => error instanceof SmimeError && /PBKDF2 only/.test(error.message),
+      );
+    });
   });
 });

@@ -34,8 +34,13 @@ export interface KeyMaterial {
   leaf(ca: TestCa, options: LeafOptions): { certPem: string; keyFile: string; certFile: string };
   /** The current CRL of a CA, DER. */
   crl(ca: TestCa): Buffer;
-  /** PKCS#12 of a leaf with its key (and the chain) under `password`. */
-  pkcs12(leaf: { certFile: string; keyFile: string }, password: string, chain?: TestCa[]): Buffer;
+  /** PKCS#12 of a leaf with its key (and the chain) under `password`; `exportOptions` go to `openssl pkcs12 -export`. */
+  pkcs12(
+    leaf: { certFile: string; keyFile: string },
+    password: string,
+    chain?: TestCa[],
+    exportOptions?: readonly string[],
+  ): Buffer;
   cleanup(): void;
 }
 
@@ -228,7 +233,7 @@ ${extra}
       run('openssl', ['crl', '-in', 'crl.pem', '-outform', 'DER', '-out', 'crl.der'], ca.dir);
       return readFileSync(join(ca.dir, 'crl.der'));
     },
-    pkcs12(leaf, password, chain = []) {
+    pkcs12(leaf, password, chain = [], exportOptions = []) {
       const out = join(dir, `p12-${++leaves}.p12`);
       const chainFile = join(dir, `chain-${leaves}.pem`);
       writeFileSync(chainFile, chain.map((c) => c.certPem).join(''));
@@ -246,6 +251,7 @@ ${extra}
           `pass:${password}`,
           '-out',
           out,
+          ...exportOptions,
         ],
         dir,
       );
