@@ -48,6 +48,13 @@ export function buildAdminApi(options: {
     trustProxy: false,
   });
 
+  // Every answer (traces with citizens' addresses, agency keys' public parts, registrations) is for the caller only:
+  // no cache on the way keeps it, and no client takes it for another type than it says (a browser pointed at it).
+  app.addHook('onSend', async (_req, reply) => {
+    reply.header('cache-control', 'no-store');
+    reply.header('x-content-type-options', 'nosniff');
+  });
+
   // Probes and scrapes every few seconds would drown the log: only their warnings and errors are logged.
   const quiet = { logLevel: 'warn' as const };
   app.get('/healthz', quiet, async () => ({ status: 'alive' }));

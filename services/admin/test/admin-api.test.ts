@@ -52,6 +52,40 @@ describe('admin API', () => {
     assert.match(await (await get('/metrics')).text(), /smgw_process_resident_memory_bytes/);
   });
 
+  it('answers without CORS, with no-store and nosniff, and no TRACE or OPTIONS', async () => {
+    const answers = [
+      await get('/api/v1/agencies', TOKEN),
+      await get('/api/v1/agencies'),
+      await get('/api/v1/messages/not-an-id', TOKEN),
+      await get('/healthz'),
+      await fetch(`${base}/api/v1/agencies`, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://elsewhere.example', 'access-control-request-method': 'POST' },
+      }),
+      await fetch(`${base}/api/v1/agencies`, {
+        headers: { origin: 'https://elsewhere.example', authorization: `Bearer ${TOKEN}` },
+      }),
+    ];
+    for (const answer of answers) {
+      assert.equal(answer.headers.get('cache-control'), 'no-store', answer.url);
+      assert.equal(answer.headers.get('x-content-type-options'), 'nosniff', answer.url);
+      assert.deepEqual(
+        [...answer.headers.keys()].filter((name) => name.startsWith('access-control-')),
+        [],
+      );
+    }
+    assert.equal(answers[4]?.status, 404, 'no preflight answered');
+    const traced = await new Promise<number | undefined>((resolve, reject) => {
+      const req = httpRequest(`${base}/api/v1/agencies`, { method: 'TRACE' }, (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(traced, 404);
+  });
+
   it('answers 400 for a malformed id and 404 for an unknown one', async () => {
     const bad = await get('/api/v1/messages/not-an-id', TOKEN);
     assert.equal(bad.status, 400);
