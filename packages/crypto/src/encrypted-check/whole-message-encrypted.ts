@@ -35,6 +35,19 @@ export type WholeMessageCheck =
 const MAX_LINE_BYTES = 64 * 1024;
 /** How many header lines (after unfolding) a message or part may have. */
 const MAX_HEADER_FIELDS = 500;
+/**
+ * How many lines a header block may have, folded lines counted: ingest refuses a top header of more (its
+ * MAX_HEADER_LINES). Unbounded, one field folded over eight million lines of a crafted message took 5 s of the
+ * check (a line costs an await and a concatenation).
+ */
+const MAX_HEADER_LINES = 10_000;
+/** A PGP/MIME part's header block: at most its four fields, each folded a few times. */
+const MAX_PART_HEADER_LINES = 64;
+/**
+ * Lines of a PGP/MIME preamble, control part, epilogue or the text after the armor: clients write one to three.
+ * Unbounded, ten million blank lines there took 7–10 s of the check, a line at a time.
+ */
+const MAX_TEXT_LINES = 1_000;
 
 class NotEncrypted extends Error {}
 
@@ -226,32 +239,36 @@ async function checkPgpMimeBody(parameters: Map<string, string>, lines: LineRead
   const isClose = (line: string) => line.trimEnd() === `${delimiter}--`;
 
   // Preamble: blank lines and the customary sentence only.
-  for (;;) {
+  for (let count = 0; ; count++) {
     const line = await nextLine(lines, 'the first part is missing');
     if (isDelimiter(line)) break;
     if (line.trim() !== '' && !PGP_PREAMBLE.test(line.trim())) notEncrypted('text before the encrypted parts');
+    if (count >= MAX_TEXT_LINES) notEncrypted(`more than ${MAX_TEXT_LINES} lines before the encrypted parts`);
   }
   // Part 1: application/pgp-encrypted, "Version: 1".
-  const control = await readHeaderBlock(lines, MAX_PART_FIELDS);
+  const control = await readHeaderBlock(lines, MAX_PART_FIELDS, MAX_PART_HEADER_LINES);
   if (contentTypeOf(control)?.value !== 'application/pgp-encrypted') {
     notEncrypted('the first part is not application/pgp-encrypted');
   }
   checkPartFields(control, PGP_MIME_PARTS.control, 'first');
-  for (;;) {
+  for (let count = 0; ; count++) {
     const line = await nextLine(lines, 'the second part is missing');
     if (isDelimiter(line)) break;
     if (line.trim() !== '' && !/^Version:\s*1$/i.test(line.trim())) notEncrypted('text in the control part');
+    if (count >= MAX_TEXT_LINES) notEncrypted(`more than ${MAX_TEXT_LINES} lines in the control part`);
   }
   // Part 2: application/octet-stream holding one armored OpenPGP message.
-  const data = await readHeaderBlock(lines, MAX_PART_FIELDS);
+  const data = await readHeaderBlock(lines, MAX_PART_FIELDS, MAX_PART_HEADER_LINES);
   if (contentTypeOf(data)?.value !== 'application/octet-stream') {
     notEncrypted('the second part is not application/octet-stream');
   }
   checkPartFields(data, PGP_MIME_PARTS.data, 'second');
   await checkArmoredMessage(lines, isClose, isDelimiter);
   // Epilogue: nothing but blank lines.
+  let count = 0;
   for (let line = await lines.next(); line !== undefined; line = await lines.next()) {
     if (line.trim() !== '') notEncrypted('text after the encrypted parts');
+    if (++count > MAX_TEXT_LINES) notEncrypted(`more than ${MAX_TEXT_LINES} lines after the encrypted parts`);
   }
   return boundary as string;
 }
@@ -320,7 +337,10 @@ async function checkArmoredMessage(
   isDelimiter: (line: string) => boolean,
 ): Promise<void> {
   let line = await nextLine(lines, 'the armored message is missing');
-  while (line.trim() === '') line = await nextLine(lines, 'the armored message is missing');
+  for (let count = 0; line.trim() === ''; count++) {
+    if (count >= MAX_TEXT_LINES) notEncrypted(`more than ${MAX_TEXT_LINES} blank lines before the armored message`);
+    line = await nextLine(lines, 'the armored message is missing');
+  }
   if (line.trimEnd() !== '-----BEGIN PGP MESSAGE-----') notEncrypted('text before the armored message');
   // Armor headers: at most one Version line of a known implementation (free text would travel in clear), then one
   // blank line.
@@ -334,25 +354,47 @@ async function checkArmoredMessage(
   }
   const walker = new OpenPgpPacketWalker();
   const base64 = new Base64Decoder((bytes) => walker.push(bytes));
+  // The data a batch of lines at a time, up to the line that ends it: a line at a time (an await each), ten million
+  // short or blank armor lines took 10 s of the check.
   for (;;) {
-    line = (await nextLine(lines, 'the armored message is cut off')).trimEnd();
-    if (line === '-----END PGP MESSAGE-----') break;
-    // The optional CRC-24 line ends the data (RFC 9580 §6.1).
-    if (/^=[A-Za-z0-9+/]{4}$/.test(line)) {
-      const end = (await nextLine(lines, 'the armored message is cut off')).trimEnd();
-      if (end !== '-----END PGP MESSAGE-----') notEncrypted('text after the armor checksum');
-      break;
+    const batch = await lines.nextBatch();
+    if (batch === undefined) notEncrypted('the armored message is cut off');
+    const batchLines = batch as string[];
+    const end = batchLines.findIndex(endsArmorData);
+    if (end < 0) {
+      base64.lines(batchLines);
+      continue;
     }
-    base64.line(line);
+    base64.lines(batchLines.slice(0, end));
+    lines.unread(batchLines.slice(end + 1));
+    line = (batchLines[end] as string).trimEnd();
+    break;
+  }
+  // The optional CRC-24 line ends the data (RFC 9580 §6.1).
+  if (line !== ARMOR_END) {
+    const end = (await nextLine(lines, 'the armored message is cut off')).trimEnd();
+    if (end !== ARMOR_END) notEncrypted('text after the armor checksum');
   }
   base64.end();
   walker.end();
-  for (;;) {
+  for (let count = 0; ; count++) {
     line = await nextLine(lines, 'the closing boundary is missing');
     if (isClose(line)) return;
     if (isDelimiter(line)) notEncrypted('a third part');
     if (line.trim() !== '') notEncrypted('text after the armored message');
+    if (count >= MAX_TEXT_LINES) notEncrypted(`more than ${MAX_TEXT_LINES} lines after the armored message`);
   }
+}
+
+const ARMOR_END = '-----END PGP MESSAGE-----';
+const ARMOR_CHECKSUM = /^=[A-Za-z0-9+/]{4}$/;
+
+/** The armor's END line or its CRC-24 line (trailing white space allowed): the last line of the armored data. */
+function endsArmorData(line: string): boolean {
+  const first = line.charCodeAt(0);
+  if (first !== 45 /* - */ && first !== 61 /* = */) return false;
+  const text = line.trimEnd();
+  return text === ARMOR_END || ARMOR_CHECKSUM.test(text);
 }
 
 // --- lines, header blocks, base64 ----------------------------------------------------------------------------------
@@ -395,6 +437,12 @@ class LineReader {
     return this.#batch[this.#at++];
   }
 
+  /** Puts `rest` (the end of the batch nextBatch gave) back, to be read next. */
+  unread(rest: string[]): void {
+    this.#batch = rest;
+    this.#at = 0;
+  }
+
   /** The lines of the current batch not yet read, or the next batch; undefined at the end of the message. */
   async nextBatch(): Promise<string[] | undefined> {
     if (!(await this.#fill())) return undefined;
@@ -425,11 +473,16 @@ async function nextLine(lines: LineReader, missing: string): Promise<string> {
 }
 
 /** Header fields up to the blank line, unfolded, by lower-case name (every occurrence kept). */
-async function readHeaderBlock(lines: LineReader, maxFields = MAX_HEADER_FIELDS): Promise<Map<string, string[]>> {
+async function readHeaderBlock(
+  lines: LineReader,
+  maxFields = MAX_HEADER_FIELDS,
+  maxLines = MAX_HEADER_LINES,
+): Promise<Map<string, string[]>> {
   const fields: string[] = [];
-  for (;;) {
+  for (let count = 0; ; count++) {
     const line = await nextLine(lines, 'the header block does not end');
     if (line === '') break;
+    if (count >= maxLines) notEncrypted(`a header block of more than ${maxLines} lines`);
     if (/^[ \t]/.test(line) && fields.length > 0) fields[fields.length - 1] += ` ${line.trim()}`;
     else fields.push(line);
     if (fields.length > maxFields) notEncrypted('too many header fields');
