@@ -424,14 +424,12 @@ describe('checkWholeMessageEncrypted', () => {
       assert.deepEqual(await verdict(check(text, 64 * 1024)), { encrypted: true, form: 'pgp' });
     });
 
-    it('reads the armored data a batch of lines at a time: millions of blank armor lines pass in well under a second', async () => {
-      // gpg's armor with blank lines after its first data line still decodes to the same packets.
+    it('passes millions of blank armor lines as before, now read a batch of lines at a time', async () => {
+      // gpg's armor with blank lines after its first data line still decodes to the same packets. A line at a time
+      // (an await each) this took about 4 s of CPU, a batch at a time 0.1–0.2 s: measured, not asserted (tests assert
+      // behaviour, not times).
       const text = pgpText().replace(/(-----BEGIN PGP MESSAGE-----\r\n\r\n[^\r]*\r\n)/, `$1${blank}`);
-      const start = process.cpuUsage();
       assert.deepEqual(await verdict(check(text, 64 * 1024)), { encrypted: true, form: 'pgp' });
-      const { user, system } = process.cpuUsage(start);
-      // A line at a time (an await each) this took about 4 s of CPU; a batch at a time 0.1–0.2 s.
-      assert.ok(user + system < 1_500_000, `${Math.round((user + system) / 1000)} ms of CPU`);
     });
   });
 
