@@ -38,7 +38,7 @@ import {
   type SmtpReplyError,
 } from './smtp-replies.ts';
 import { attachConnectionHooks, guardTlsSocket } from './smtp-server-patches.ts';
-import type { TlsCredentials } from './tls.ts';
+import { SMTP_TLS_POLICY, type TlsCredentials } from './tls.ts';
 
 /** How long stopping lets messages that are being received finish before their sessions are closed. */
 export const DRAIN_TIMEOUT_MS = 60_000;
@@ -148,6 +148,7 @@ export function createSmtpListener(
     name: settings.hostname,
     key: deps.tls.key,
     cert: deps.tls.cert,
+    ...SMTP_TLS_POLICY,
     size: settings.maxMessageBytes,
     // smtp-server answers 421 to clients beyond this many at once on this listener.
     maxClients: settings.maxClients,

@@ -121,13 +121,23 @@ export class SmtpTestClient {
     return this.readReply();
   }
 
-  /** STARTTLS and the TLS handshake (any certificate accepted); then EHLO again is up to the caller. */
-  async startTls(): Promise<Reply> {
-    const reply = await this.command('STARTTLS');
+  /** The TLS socket after startTls() (to renegotiate, read the cipher); undefined before. */
+  get tlsSocket(): tls.TLSSocket | undefined {
+    return this.socket instanceof tls.TLSSocket ? this.socket : undefined;
+  }
+
+  /**
+   * STARTTLS and the TLS handshake (any certificate accepted; `options` for versions and ciphers); then EHLO again is
+   * up to the caller. A refused handshake rejects. `injected` goes in the clear in the same write as STARTTLS, as a
+   * man in the middle would add it (STARTTLS command injection).
+   */
+  async startTls(options: tls.ConnectionOptions = {}, injected = ''): Promise<Reply> {
+    this.writeRaw(`STARTTLS\r\n${injected}`);
+    const reply = await this.readReply();
     if (reply.code !== 220) return reply;
     const plain = this.socket;
     plain.removeAllListeners('data');
-    const secure = tls.connect({ socket: plain, rejectUnauthorized: false, servername: 'localhost' });
+    const secure = tls.connect({ socket: plain, rejectUnauthorized: false, servername: 'localhost', ...options });
     await new Promise<void>((resolve, reject) => {
       secure.once('secureConnect', () => resolve());
       secure.once('error', reject);
