@@ -12,14 +12,30 @@ const ATEXT = "[A-Za-z0-9#$&'*+/=?^_`{|}~\\-]|[^\\x00-\\x7f]";
  */
 const LOCAL_PART = new RegExp(`^(?:${ATEXT}|\\.)+$`, 'u');
 
+/** RFC 5321 §4.5.3.1.3: a path of at most 256 octets, its angle brackets included, so an address of at most 254. */
+export const MAX_ADDRESS_OCTETS = 254;
+
+/**
+ * Is `address` longer than a path may be (RFC 5321 §4.5.3.1.3: 254 octets of UTF-8 without the brackets), as written or
+ * with its domain's A-labels (the spelling the gateway keeps and sends)? The domain alone normalizeDomain holds to 253.
+ * The 64 octets §4.5.3.1.1 gives a local part are not enforced, as smtp-server does not: forwarders' envelope senders
+ * (SRS, BATV, Gmail's forwarding addresses) go beyond them, and §4.5.3.1 asks for no limit where none is needed. Without
+ * this the portal's forms took 320 characters, and ingest 253 characters of any width (smtp-server counts characters).
+ */
+export function addressTooLong(address: string): boolean {
+  if (Buffer.byteLength(address) > MAX_ADDRESS_OCTETS) return true;
+  return Buffer.byteLength(withNormalDomain(address)) > MAX_ADDRESS_OCTETS;
+}
+
 /**
  * Is `address` one plain address that every later reader (nodemailer's addressparser before RCPT TO, the next hop)
  * takes for exactly this mailbox? Exactly one `@`; a local part of atext and dots without `%` (the percent hack) or `!`
  * (bang paths), which a server after us might still read as a route (RFC 5321 §3.6.1); a domain name (no address
  * literal) that normalizeDomain accepts; no white space, control characters, quotes, brackets, comments or list
- * separators anywhere.
+ * separators anywhere; no longer than a path may be (addressTooLong).
  */
 export function isPlainAddress(address: string): boolean {
+  if (addressTooLong(address)) return false;
   // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
   if (/[\s\x00-\x1f\x7f]/u.test(address)) return false;
   const at = address.indexOf('@');

@@ -1,7 +1,7 @@
 // Who may receive mail through which listener. Never an open relay: the inbound (MX) listener accepts recipients
 // in the agency domains only; the submission listener accepts anyone and sorts recipients into internal (agency)
 // and outbound (everyone else), which decides each envelope's itinerary.
-import { inDomains, isInternetAddress, isPlainAddress } from '@smgw/config';
+import { addressTooLong, inDomains, isInternetAddress, isPlainAddress } from '@smgw/config';
 import type { Direction } from '@smgw/envelope';
 import type { ReplyCode } from './smtp-replies.ts';
 
@@ -34,6 +34,7 @@ export type RecipientDecision = { accept: true; direction: Direction } | { accep
 
 /** May `address` be a recipient on `listener`, and where does it go? */
 export function decideRecipient(listener: Listener, address: string, internalDomains: string[]): RecipientDecision {
+  if (addressTooLong(address)) return { accept: false, code: 'RECIPIENT_TOO_LONG' };
   const route = routeOf(address, internalDomains);
   if (route === 'invalid') return { accept: false, code: 'RECIPIENT_INVALID' };
   if (listener === 'inbound') {

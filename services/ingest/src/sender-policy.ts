@@ -4,7 +4,7 @@
 // granted (@smgw/submission-accounts); a trusted network without AUTH any address of the agency domains. The inbound
 // listener takes any sender (including the null sender) except an agency's own: only agencies speak for agencies,
 // and they do so through submission.
-import { inAddressesOrDomains, inDomains, normalizeDomain } from '@smgw/config';
+import { addressTooLong, inAddressesOrDomains, inDomains, normalizeDomain } from '@smgw/config';
 import { accountMayUse, type SubmissionAccount } from '@smgw/submission-accounts';
 import { routeOf } from './recipient-policy.ts';
 import type { ReplyCode } from './smtp-replies.ts';
@@ -33,6 +33,7 @@ export function mayUseSenderAddress(client: SubmissionClient, address: string, i
 
 export function decideSubmissionSender(sender: SubmissionSender, internalDomains: string[]): SenderDecision {
   if (!sender.trustedNetwork && !sender.account) return { accept: false, code: 'AUTH_REQUIRED' };
+  if (addressTooLong(sender.address)) return { accept: false, code: 'SENDER_TOO_LONG' };
   if (!mayUseSenderAddress(sender, sender.address, internalDomains)) {
     return { accept: false, code: 'SENDER_NOT_ALLOWED' };
   }
@@ -46,6 +47,7 @@ export function decideSubmissionSender(sender: SubmissionSender, internalDomains
  */
 export function decideInboundSender(address: string, internalDomains: string[], exceptions: string[]): SenderDecision {
   if (address === '') return { accept: true };
+  if (addressTooLong(address)) return { accept: false, code: 'SENDER_TOO_LONG' };
   const route = routeOf(address, internalDomains);
   if (route === 'invalid') return { accept: false, code: 'SENDER_INVALID' };
   if (route === 'agency' && !inAddressesOrDomains(address, exceptions)) {

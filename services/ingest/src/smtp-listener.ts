@@ -1,6 +1,6 @@
 // One SMTP listener (inbound MX or submission) on smtp-server: the session hooks call the policies, limits and
 // acceptMessage; this file only translates between smtp-server's callbacks and those plain functions.
-import { type Cidr, inNetworks, withNormalDomain } from '@smgw/config';
+import { type Cidr, inNetworks, MAX_ADDRESS_OCTETS, withNormalDomain } from '@smgw/config';
 import type { Pool } from '@smgw/db';
 import type { Logger } from '@smgw/observability';
 import {
@@ -212,7 +212,7 @@ export function createSmtpListener(
           settings.mxAgencySenderExceptions,
         );
         if (inbound.accept) return callback();
-        return callback(refuse(session, inbound.code, { mailFrom: address.address }));
+        return callback(refuse(session, inbound.code, { mailFrom: loggedAddress(address.address) }));
       }
       const decide = (account: SubmissionAccount | undefined) => {
         const decision = decideSubmissionSender(
@@ -220,7 +220,9 @@ export function createSmtpListener(
           settings.internalDomains,
         );
         if (!decision.accept) {
-          return callback(refuse(session, decision.code, { mailFrom: address.address, user: account?.username }));
+          return callback(
+            refuse(session, decision.code, { mailFrom: loggedAddress(address.address), user: account?.username }),
+          );
         }
         // A sender that may send is counted: a message an hour more (after the checks, so refused ones do not count),
         // unless the size it declares already does not fit in its hour's bytes (nothing counted then).
@@ -270,7 +272,7 @@ export function createSmtpListener(
         callback();
       };
       const decision = decideRecipient(listener, address.address, settings.internalDomains);
-      if (!decision.accept) return callback(refuse(session, decision.code, { rcptTo: address.address }));
+      if (!decision.accept) return callback(refuse(session, decision.code, { rcptTo: loggedAddress(address.address) }));
       // The MX port takes only recipients the agencies' relay knows (recipient-verification.ts); submission does not
       // ask, but counts a recipient an hour more for its sender (a mailbox named again was counted already).
       if (listener !== 'inbound') {
@@ -531,4 +533,13 @@ export function quietLevelsNotLogged(server: SMTPServer, log: Logger): void {
   for (const level of SMTP_SERVER_LOG_LEVELS) {
     if (!log.isLevelEnabled(level)) server.logger[level] = () => {};
   }
+}
+
+/**
+ * An address as a refusal logs it: its first MAX_ADDRESS_OCTETS characters and its length, so a stranger's RCPT TO of
+ * 16,000 characters (refused as RECIPIENT_TOO_LONG) does not go whole into a log line each time it is tried.
+ */
+export function loggedAddress(address: string): string {
+  if (address.length <= MAX_ADDRESS_OCTETS) return address;
+  return `${address.slice(0, MAX_ADDRESS_OCTETS)}… (${address.length} characters)`;
 }

@@ -5,6 +5,9 @@
 export const REPLIES = {
   RELAY_DENIED: { status: 550, text: '5.7.1 Relaying denied' },
   RECIPIENT_INVALID: { status: 550, text: '5.1.3 Recipient address not accepted' },
+  // Longer than RFC 5321 §4.5.3.1 lets an address be (@smgw/config addressTooLong): its own words for it, "501 Path too
+  // long", with the enhanced code of a bad address (5.1.3 recipient, 5.1.7 sender, RFC 3463).
+  RECIPIENT_TOO_LONG: { status: 501, text: '5.1.3 Path too long' },
   RECIPIENT_UNKNOWN: { status: 550, text: '5.1.1 Recipient address rejected: unknown user' },
   RECIPIENT_UNVERIFIED: { status: 450, text: '4.1.1 Recipient address not verified now, try again later' },
   UNKNOWN_RECIPIENT_LIMIT: { status: 450, text: '4.7.1 Too many unknown recipients, try again later' },
@@ -12,6 +15,7 @@ export const REPLIES = {
   FROM_NOT_ALLOWED: { status: 550, text: '5.7.1 From or Sender address not allowed for this sender' },
   HEADER_TOO_LARGE: { status: 552, text: '5.3.4 Header block too large' },
   SENDER_INVALID: { status: 550, text: '5.1.7 Sender address not accepted' },
+  SENDER_TOO_LONG: { status: 501, text: '5.1.7 Path too long' },
   AGENCY_SENDER_FROM_OUTSIDE: { status: 550, text: '5.7.1 Agency sender addresses are not accepted from the internet' },
   NUL_BYTE: { status: 550, text: '5.6.0 NUL byte in message' },
   DMARC_REJECT: { status: 550, text: '5.7.1 Message rejected by the DMARC policy of its From domain' },

@@ -228,6 +228,34 @@ describe('the inbound listener', () => {
     assert.deepEqual(await world.takeInboundEnvelopes(), []);
   });
 
+  // RFC 5321 §4.5.3.1.3: an address of at most 254 octets (@smgw/config addressTooLong). smtp-server refuses over 253
+  // characters itself (501, "Bad … address syntax"), but counts characters: 200 two-octet letters, or a domain whose
+  // A-labels (the spelling kept) are longer than as written, were taken.
+  it('refuses a recipient or sender longer than 254 octets with 501 Path too long, and takes one at the limit', async () => {
+    const client = await session();
+    const wideLabel = `${'a'.repeat(55)}ü`;
+    const wideSender = `${'ü'.repeat(120)}@sender.example`;
+    assert.equal((await client.command(`MAIL FROM:<${wideSender}>`)).text, '501 5.1.7 Path too long');
+    assert.equal((await client.command(`MAIL FROM:<${'l'.repeat(9_986)}@sender.example>`)).code, 501);
+    const srsSender = `SRS0=HHH=TT=${'verwaltung'.repeat(5)}.example=${'b'.repeat(9)}@forward.example`;
+    assert.equal((await client.command(`MAIL FROM:<${srsSender}>`)).code, 250, 'a local part over 64 octets');
+    for (const rcpt of [`${'l'.repeat(64)}@${wideLabel}.${wideLabel}.${wideLabel}.behoerde.example`]) {
+      assert.equal((await client.command(`RCPT TO:<${rcpt}>`)).text, '501 5.1.3 Path too long', rcpt);
+    }
+    assert.equal((await client.command(`RCPT TO:<${'l'.repeat(9_983)}@behoerde.example>`)).code, 501);
+    // 253 characters: smtp-server's own limit, one below ours.
+    const atLimit = `${'l'.repeat(236)}@behoerde.example`;
+    assert.equal((await client.command(`RCPT TO:<${atLimit}>`)).code, 250);
+    assert.equal((await client.command('RSET')).code, 250);
+    const reply = await client.sendMail({ from: srsSender, to: [atLimit], body: 'Subject: lang\r\n\r\nx\r\n' });
+    await client.quit();
+    assertQueued(reply.final?.text);
+    const [envelope, ...more] = await world.takeInboundEnvelopes();
+    assert.equal(more.length, 0);
+    assert.deepEqual(envelope?.recipients, [atLimit]);
+    assert.equal(envelope?.mailFrom, srsSender);
+  });
+
   it('takes an agency domain written in capitals as that agency domain', async () => {
     const client = await session();
     const reply = await client.sendMail({
