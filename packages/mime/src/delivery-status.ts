@@ -25,6 +25,12 @@ export function oneLine(text: string, max = 300): string {
 /** RFC 3461 §4.4: an ENVID is at most 100 characters. */
 export const MAX_ENVID_LENGTH = 100;
 
+/** RFC 3461 §4.2: the address of an ORCPT is at most 500 characters. */
+export const MAX_ORCPT_ADDRESS_LENGTH = 500;
+
+/** An ORCPT's addr-type (RFC 3461 §4.2): an atom, as the registered ones are (`rfc822`, `utf-8`), short. */
+const ORCPT_ADDRESS_TYPE = /^[A-Za-z0-9][A-Za-z0-9-]{0,19}$/;
+
 export interface DeliveryStatusRecipient {
   recipient: string;
   /** ORCPT as the client gave it (`rfc822;addr` or a bare address). */
@@ -69,7 +75,17 @@ export function deliveryStatusBody(report: DeliveryStatus): string {
   return blocks.join('\r\n');
 }
 
+/**
+ * The Original-Recipient value of an ORCPT (`type;address`, or a bare address as rfc822), or undefined. An ORCPT whose
+ * address is longer than RFC 3461 allows, or whose type is no short atom, is not one a conforming client chose to find
+ * its recipient by, and the DSN may go to whatever address a stranger named in MAIL FROM: its text (up to 900
+ * characters) is not echoed there, as for the ENVID.
+ */
 function originalRecipientField(orcpt: string | undefined): string | undefined {
   if (!orcpt) return undefined;
-  return orcpt.includes(';') ? headerFieldValue(orcpt.replace(/;\s*/, '; ')) : `rfc822; ${headerFieldValue(orcpt)}`;
+  const semicolon = orcpt.indexOf(';');
+  const type = semicolon < 0 ? 'rfc822' : orcpt.slice(0, semicolon).trim();
+  const address = headerFieldValue(semicolon < 0 ? orcpt : orcpt.slice(semicolon + 1), Number.POSITIVE_INFINITY);
+  if (!ORCPT_ADDRESS_TYPE.test(type) || address === '' || address.length > MAX_ORCPT_ADDRESS_LENGTH) return undefined;
+  return `${type}; ${address}`;
 }

@@ -144,6 +144,27 @@ describe('buildDsn', () => {
     assert.match(fitsStatus, new RegExp(`^Original-Envelope-Id: ${hundred}$`, 'm'));
   });
 
+  it("echoes an ORCPT whose address is at most RFC 3461's 500 characters, never a stranger's longer text", async () => {
+    const recipient = 'eingang@behoerde.example';
+    const statusFor = async (orcpt: string) => {
+      const original = sampleEnvelope({ mailFrom: 'opfer@anderswo.example', dsn: { orcpt: { [recipient]: orcpt } } });
+      return part((await build({ original })).raw, 'message/delivery-status').content.toString();
+    };
+    const spam = `Buy cheap pills at https://spam.example ${'now '.repeat(200)}`;
+    assert.doesNotMatch(await statusFor(`rfc822;${spam}`), /Original-Recipient|spam\.example/);
+    // The address type is an atom of a few letters (rfc822, utf-8): not a place for text either.
+    assert.doesNotMatch(
+      await statusFor(`Buy-cheap-pills-at-spam-example-now-now-now;${recipient}`),
+      /Original-Recipient|spam-example/,
+    );
+    const fivehundred = `${'e'.repeat(483)}@behoerde.example`;
+    assert.equal(fivehundred.length, 500);
+    assert.match(
+      await statusFor(`rfc822;${fivehundred}`),
+      new RegExp(`^Original-Recipient: rfc822; ${fivehundred}$`, 'm'),
+    );
+  });
+
   it('has one block per failed recipient and says when the retry period expired', async () => {
     const { parsed, raw } = await build({
       failures: [
