@@ -551,6 +551,16 @@ export const settings = {
     'notices about viruses in inbound mail per notice address, hour and sender network (IPv4 /24, IPv6 /48)',
   ),
   /**
+   * A botnet sends from many networks, each under SMGW_INBOUND_VIRUS_NOTICES_PER_HOUR: over all networks together only
+   * this many notices per notice address and hour go out, the last saying so; the rest as above. 0: none.
+   */
+  inboundVirusNoticesPerHourTotal: setting(
+    'SMGW_INBOUND_VIRUS_NOTICES_PER_HOUR_TOTAL',
+    integer(0, 100_000),
+    '50',
+    'notices about viruses in inbound mail per notice address and hour, over all sender networks',
+  ),
+  /**
    * Revocation checking of certificates (key directory, encrypt): `require` refuses a certificate whose revocation
    * status cannot be established (fail closed), `prefer` checks what can be fetched, `off` does not check.
    */

@@ -18,6 +18,7 @@ export const scanSpec = {
   quarantineRetention: settings.quarantineRetention,
   inboundVirusNoticeTo: settings.inboundVirusNoticeTo,
   inboundVirusNoticesPerHour: settings.inboundVirusNoticesPerHour,
+  inboundVirusNoticesPerHourTotal: settings.inboundVirusNoticesPerHourTotal,
   /** One deadline for upload and scan of one message (clamd's own MaxScanTime is 120 s in ./smgw up). */
   clamdTimeoutMs: setting(
     'SMGW_CLAMD_TIMEOUT_MS',

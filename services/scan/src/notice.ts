@@ -22,6 +22,8 @@ export interface NoticeTemplates extends BilingualTemplates {
   verdicts: Record<'infected' | 'suspicious', Bilingual>;
   /** Added to the last notice an address gets in an hour about one sender network's mail ({{limit}}). */
   lastNotice: Bilingual;
+  /** Added instead to the last notice an address gets in an hour about the mail of all networks ({{limit}}). */
+  lastNoticeOverall: Bilingual;
 }
 
 export function loadNoticeTemplates(dir: string = TEMPLATES_DIR): Promise<NoticeTemplates> {
@@ -56,18 +58,32 @@ export function noticeGroups(envelope: Envelope, inboundNoticeTo: string | undef
 /** The notices about inbound mail one address gets per hour about one sender network's mail (an IPv4 /24, IPv6 /48). */
 export const INBOUND_NOTICES_PER_HOUR = 10;
 
-/** Whether an inbound notice goes out: yes, yes and it is the last one this hour, or no (the quarantine records it). */
-export type NoticeAllowance = 'send' | 'last' | 'withhold';
+/** The notices about inbound mail one address gets per hour about the mail of all networks together. */
+export const INBOUND_NOTICES_PER_HOUR_TOTAL = 50;
+
+/**
+ * Whether an inbound notice goes out: yes; yes, and it is the last one this hour about that sender network's mail, or
+ * about anyone's (`last-overall`); or no (the quarantine records it).
+ */
+export type NoticeAllowance = 'send' | 'last' | 'last-overall' | 'withhold';
 
 /**
  * Whether a notice about inbound mail from `client` goes to an address that got notices this hour about mail from
  * `earlierClients` (inboundNoticeClientsSince of @smgw/quarantine). A stranger who sends thousands of infected
  * messages to an agency would make the gateway send its postmaster thousands of notices: per sender network (its MAIL
- * FROM costs nothing to change, its network does) the first `perHour`, the last saying that more are not told.
+ * FROM costs nothing to change, its network does) the first `perHour`, and, since a botnet has many networks, the
+ * first `perHourTotal` of all networks together; the last of either saying that more are not told (the overall one
+ * first: after it, no network's mail is told).
  */
-export function inboundNoticeAllowance(earlierClients: string[], client: string, perHour: number): NoticeAllowance {
+export function inboundNoticeAllowance(
+  earlierClients: string[],
+  client: string,
+  perHour: number,
+  perHourTotal: number = INBOUND_NOTICES_PER_HOUR_TOTAL,
+): NoticeAllowance {
   const earlier = earlierClients.filter((ip) => sameNetwork(ip, client)).length;
-  if (earlier >= perHour) return 'withhold';
+  if (earlier >= perHour || earlierClients.length >= perHourTotal) return 'withhold';
+  if (earlierClients.length === perHourTotal - 1) return 'last-overall';
   return earlier === perHour - 1 ? 'last' : 'send';
 }
 
@@ -80,6 +96,8 @@ export interface NoticeInput {
   finding: string;
   /** Set on the last notice of the hour (inboundNoticeAllowance): the notices per hour, which the text names. */
   lastOfHour?: number | undefined;
+  /** The last of the hour is so over all networks (lastNoticeOverall), not over the sender network's mail. */
+  lastOverall?: boolean | undefined;
   noticeMessageId: string;
   hostname: string;
   now: Date;
@@ -106,7 +124,9 @@ export function buildNotice(input: NoticeInput): GeneratedMail {
       lastNotice:
         input.lastOfHour === undefined
           ? ''
-          : renderTemplate(templates.lastNotice[lang], { limit: String(input.lastOfHour) }),
+          : renderTemplate((input.lastOverall ? templates.lastNoticeOverall : templates.lastNotice)[lang], {
+              limit: String(input.lastOfHour),
+            }),
     });
 
   const root = generatedMail('text/plain; charset=utf-8', {

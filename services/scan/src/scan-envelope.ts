@@ -24,6 +24,7 @@ import { createGate, type Gate } from './gate.ts';
 import {
   buildNotice,
   INBOUND_NOTICES_PER_HOUR,
+  INBOUND_NOTICES_PER_HOUR_TOTAL,
   inboundNoticeAllowance,
   type NoticeTemplates,
   noticeGroups,
@@ -53,6 +54,8 @@ export interface ScanDeps {
   inboundNoticeTo: string | undefined;
   /** Notices about inbound mail per address, hour and sender network (default INBOUND_NOTICES_PER_HOUR). */
   inboundNoticesPerHour?: number;
+  /** Notices about inbound mail per address and hour over all networks (default INBOUND_NOTICES_PER_HOUR_TOTAL). */
+  inboundNoticesPerHourTotal?: number;
   hostname: string;
   maxNoticeBytes?: number;
   /** How deep, how many and how much of SignedData is taken apart (default: @smgw/signature-verify's). */
@@ -326,18 +329,24 @@ async function makeNotices(
   const notices: Envelope[] = [];
   const withheld: string[] = [];
   const perHour = deps.inboundNoticesPerHour ?? INBOUND_NOTICES_PER_HOUR;
+  const perHourTotal = deps.inboundNoticesPerHourTotal ?? INBOUND_NOTICES_PER_HOUR_TOTAL;
   for (const group of noticeGroups(original, deps.inboundNoticeTo)) {
     let lastOfHour: number | undefined;
+    let lastOverall = false;
     if (original.direction === 'inbound') {
       const to = group.to[0] ?? '';
       const since = new Date(now.getTime() - NOTICE_WINDOW_MS);
       const earlier = await inboundNoticeClientsSince(deps.pool, to, since);
-      const allowance = inboundNoticeAllowance(earlier, original.client.ip, perHour);
+      const allowance = inboundNoticeAllowance(earlier, original.client.ip, perHour, perHourTotal);
       if (allowance === 'withhold') {
         withheld.push(to);
         continue;
       }
       if (allowance === 'last') lastOfHour = perHour;
+      if (allowance === 'last-overall') {
+        lastOfHour = perHourTotal;
+        lastOverall = true;
+      }
     }
     const id = newMessageId(now.getTime());
     const notice = buildNotice({
@@ -347,6 +356,7 @@ async function makeNotices(
       verdict,
       finding,
       lastOfHour,
+      lastOverall,
       noticeMessageId: id,
       hostname: deps.hostname,
       now,

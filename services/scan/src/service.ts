@@ -58,6 +58,7 @@ export async function startScan(config: ScanConfig, log: Logger): Promise<Runnin
     quarantineRetentionMs: config.quarantineRetention,
     inboundNoticeTo: config.inboundVirusNoticeTo,
     inboundNoticesPerHour: config.inboundVirusNoticesPerHour,
+    inboundNoticesPerHourTotal: config.inboundVirusNoticesPerHourTotal,
     hostname: config.hostname,
     // A message may be signed content inside a signature inside the message (signed, encrypted, signed: decrypted
     // before scan): twice the largest message is what real mail takes out of its SignedData.

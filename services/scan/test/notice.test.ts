@@ -58,6 +58,16 @@ describe('how many notices about inbound mail go out', () => {
     assert.equal(inboundNoticeAllowance(['', 'junk'], '', 2), 'last', 'an address that does not parse is its own');
     assert.equal(inboundNoticeAllowance([], '192.0.2.1', 0), 'withhold', '0: none');
   });
+
+  it('counts over all networks too: a botnet spread over many networks gets no more than the overall limit', () => {
+    const earlier = ['198.51.100.1', '203.0.113.5', '192.0.2.9'];
+    assert.equal(inboundNoticeAllowance(earlier, '198.18.0.1', 10, 5), 'send');
+    assert.equal(inboundNoticeAllowance(earlier, '198.18.0.1', 10, 4), 'last-overall', 'three of four so far');
+    assert.equal(inboundNoticeAllowance(earlier, '198.18.0.1', 10, 3), 'withhold');
+    assert.equal(inboundNoticeAllowance(earlier, '198.51.100.7', 2, 4), 'last-overall', 'the overall last says so');
+    assert.equal(inboundNoticeAllowance(earlier, '198.51.100.7', 2, 10), 'last');
+    assert.equal(inboundNoticeAllowance([], '192.0.2.1', 10, 0), 'withhold', '0: none');
+  });
 });
 
 describe('the notice', () => {

@@ -737,6 +737,58 @@ describe('notices', () => {
     assert.equal((await flood(65, '198.51.100.200', 'y@forged.example')).notices.length, 1);
   });
 
+  it("tells an agency's postmaster about a botnet's infected mail from many networks no more often an hour than the overall limit", async () => {
+    // Each network stays under its own limit (SMGW_INBOUND_VIRUS_NOTICES_PER_HOUR); the overall one
+    // (SMGW_INBOUND_VIRUS_NOTICES_PER_HOUR_TOTAL) holds the postmaster's hour to four notices, the last saying so.
+    const start = new Date('2026-03-02T10:00:00Z');
+    const capped = (minutes: number): ScanDeps => ({
+      ...deps,
+      inboundNoticesPerHour: 3,
+      inboundNoticesPerHourTotal: 4,
+      now: () => new Date(start.getTime() + minutes * 60_000),
+    });
+    const flood = async (minutes: number, ip: string) => {
+      const envelope = await received(mailWithAttachment('eicar.com', EICAR), 'inbound', {
+        mailFrom: `bot@net${minutes}.example`,
+        recipients: ['poststelle@botnetz.example'],
+        client: { listener: 'inbound', ip, helo: 'bot', tls: false },
+      });
+      const notices = envelopesOf(await scanEnvelope(capped(minutes), envelope, handlerContext()));
+      return { envelope, notices };
+    };
+    const sent: Envelope[] = [];
+    const withheld: Envelope[] = [];
+    for (let i = 0; i < 7; i++) {
+      // Each from another /24.
+      const { envelope, notices } = await flood(i, `198.51.${i + 10}.7`);
+      (notices.length > 0 ? sent : withheld).push(envelope);
+    }
+    assert.equal(sent.length, 4, 'the first four notices of the hour, over all networks');
+    assert.equal(withheld.length, 3);
+    for (const envelope of withheld) {
+      await quarantineRow(envelope.id);
+      const trace = await getTrace(db.pool, envelope.id);
+      assert.ok(trace?.recipients.every((r) => r.state === 'quarantined'));
+      const event = trace?.events.find((e) => e.event === 'message.quarantined');
+      assert.deepEqual((event?.data as { noticesWithheld?: string[] })?.noticesWithheld, [
+        'postmaster@botnetz.example',
+      ]);
+    }
+    const noticeText = async (envelope: Envelope | undefined) => {
+      const rows = await db.pool.query<{ notice_envelope: Envelope[] }>(
+        'select notice_envelope from quarantine where message_id = $1',
+        [envelope?.id],
+      );
+      return (await blobStore.readAll(rows.rows[0]?.notice_envelope[0]?.blob.ref ?? '')).toString('latin1');
+    };
+    assert.doesNotMatch(await noticeText(sent[2]), /keine weitere Mitteilung/);
+    const last = await noticeText(sent[3]);
+    assert.match(last, /aus allen Netzen/);
+    assert.match(last, /from all networks/);
+    // The hour after, the postmaster is told again.
+    assert.equal((await flood(65, '198.51.30.7')).notices.length, 1);
+  });
+
   it('tells nobody about a message with a null sender, and still ends it', async () => {
     const envelope = await received(mailWithAttachment('eicar.com', EICAR), 'internal', { mailFrom: '' });
     const outcome = await scanEnvelope(deps, envelope, handlerContext());
