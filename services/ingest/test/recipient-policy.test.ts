@@ -114,6 +114,15 @@ describe('the submission listener', () => {
     });
   });
 
+  it('refuses a recipient over 254 octets with RECIPIENT_TOO_LONG on either port, and takes one of 254', () => {
+    for (const listener of ['inbound', 'submission'] as const) {
+      for (const address of [`${'l'.repeat(238)}@behoerde.example`, `${'ü'.repeat(121)}@gmail.example`]) {
+        assert.deepEqual(decideRecipient(listener, address, domains), { accept: false, code: 'RECIPIENT_TOO_LONG' });
+      }
+      assert.equal(decideRecipient(listener, `${'l'.repeat(237)}@behoerde.example`, domains).accept, true);
+    }
+  });
+
   it('groups mixed recipients into one internal and one outbound group', () => {
     assert.deepEqual(
       groupByDirection('submission', ['x@gmail.example', 'a@behoerde.example', 'y@web.example'], domains),
@@ -185,6 +194,11 @@ describe('submission senders', () => {
       { accept: false, code: 'SENDER_NOT_ALLOWED' },
     ],
     [
+      'a trusted client with an agency sender of 255 octets',
+      { address: `${'l'.repeat(238)}@behoerde.example`, trustedNetwork: true, account: undefined },
+      { accept: false, code: 'SENDER_TOO_LONG' },
+    ],
+    [
       'an account in a trusted network using an address it does not own (its own rights count)',
       { address: 'chefin@behoerde.example', trustedNetwork: true, account: anna },
       { accept: false, code: 'SENDER_NOT_ALLOWED' },
@@ -215,6 +229,11 @@ describe('the inbound (MX) listener and envelope senders', () => {
     ['x@localhost', 'SENDER_INVALID'],
     ['x@[192.0.2.1]', 'SENDER_INVALID'],
     ['x@mx.corp.internal', 'SENDER_INVALID'],
+    // Longer than RFC 5321 lets an address be (254 octets): RFC 5321's own words for it, 501 Path too long.
+    [`${'ü'.repeat(121)}@gmail.example`, 'SENDER_TOO_LONG'],
+    [`${'l'.repeat(238)}@behoerde.example`, 'SENDER_TOO_LONG'],
+    // A forwarder's SRS sender beyond the 64 octets of a local part is taken (smtp-server takes it too).
+    [`SRS0=HHH=TT=${'verwaltung'.repeat(5)}.example=${'b'.repeat(9)}@forward.example`, 'accept'],
   ];
   for (const [address, expected] of table) {
     it(`answers MAIL FROM:<${address}> with ${expected}`, () => {

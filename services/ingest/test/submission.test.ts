@@ -135,6 +135,19 @@ describe('the submission listener', () => {
     await client.quit();
   });
 
+  it('refuses a sender or recipient over 254 octets with 501 Path too long (RFC 5321 §4.5.3.1.3)', async () => {
+    const client = await session(trusted);
+    // 121 two-octet letters: some 140 characters, which smtp-server's own check (253 characters) lets through.
+    const wideSender = `${'ü'.repeat(121)}@behoerde.example`;
+    assert.equal((await client.command(`MAIL FROM:<${wideSender}>`)).text, '501 5.1.7 Path too long');
+    assert.equal((await client.command('MAIL FROM:<clerk@behoerde.example>')).code, 250);
+    const wide = `${'ü'.repeat(121)}@mail.example`;
+    assert.equal((await client.command(`RCPT TO:<${wide}>`)).text, '501 5.1.3 Path too long');
+    assert.equal((await client.command('DATA')).code, 503);
+    await client.quit();
+    assert.deepEqual(await world.takeEnvelopes('smgw.scan'), []);
+  });
+
   it('answers 530 5.7.0 to MAIL FROM from an untrusted address that did not authenticate', async () => {
     const client = await session(untrusted);
     assert.equal(
