@@ -355,8 +355,13 @@ describe('deliver against tarpit MX (the service, with RabbitMQ and SMGW_PREFETC
     await waitFor('the inbound message at the relay', () =>
       gateway.relay.messages.some((m) => m.rcptTo.includes('eingang@behoerde.example')),
     );
-    const [delivered] = await eventsOf(gateway.db.pool, inbound.id, 'eingang@behoerde.example');
-    assert.equal(delivered?.event, 'recipient.delivered');
+    // The relay has the message before deliver has recorded it (the outcome commits after the SMTP transaction).
+    const delivered = await waitFor('the delivery recorded', async () =>
+      (await eventsOf(gateway.db.pool, inbound.id, 'eingang@behoerde.example')).find(
+        (e) => e.event === 'recipient.delivered',
+      ),
+    );
+    assert.equal(delivered.event, 'recipient.delivered');
     assert.equal(tarpit.open, 3, 'delivered while the tarpit held its three handlers');
   });
 });
