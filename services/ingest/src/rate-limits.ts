@@ -11,7 +11,10 @@
 // - messages and recipients per clock hour of a submission sender (countSubmission): an account under its name, a
 //   client of SMGW_SUBMISSION_NETWORKS without AUTH under its address; counted in leases as commands are,
 // - message bytes per clock hour of the same senders (countSubmissionBytes): the real size, at the end of DATA, one
-//   script call per message that counts it only when it fits.
+//   script call per message that counts it only when it fits,
+// - new TLS sessions (STARTTLS accepted) per client address and per network per minute, each listener apart
+//   (takeTlsSession): each handshake costs a signature of the server key (about 2.25 ms of CPU with RSA-3072), and
+//   one client at 10 connections drove 52 a second. One round trip per STARTTLS, before the handshake.
 // Clients and accounts are named in Redis by HMACs under a key derived from SMGW_MASTER_KEY (clientName, accountKey):
 // Redis holds neither addresses nor usernames. Redis errors are thrown as RedisUnavailableError: the caller answers
 // with a temporary refusal, never lets the client through unchecked.
@@ -21,6 +24,7 @@ import { keyFromMasterKey } from '@smgw/secrets';
 import { normalizeUsername } from '@smgw/submission-accounts';
 import type { Redis } from 'ioredis';
 import ipaddr from 'ipaddr.js';
+import type { Listener } from './recipient-policy.ts';
 
 export class RedisUnavailableError extends Error {
   readonly code = 'REDIS_UNAVAILABLE';
@@ -52,7 +56,22 @@ export interface RateLimitOptions {
   connectionCounterTtlSeconds?: number;
   /** Per clock hour (SMGW_SUBMISSION_*_PER_HOUR); countSubmission needs them. */
   submission?: SubmissionLimits;
+  /** New TLS sessions per minute of each listener (takeTlsSession); a listener not named here has none. */
+  tlsSessionsPerMinute?: Partial<Record<Listener, TlsSessionLimits>>;
 }
+
+/**
+ * New TLS sessions (STARTTLS accepted) per clock minute on one listener, per client (SMGW_SMTP_TLS_SESSIONS_PER_MINUTE,
+ * SMGW_SUBMISSION_TLS_SESSIONS_PER_MINUTE) and per network (…_PER_NETWORK, see networkKey); 0: no limit, as Postfix's
+ * smtpd_client_new_tls_session_rate_limit.
+ */
+export interface TlsSessionLimits {
+  client: number;
+  network: number;
+}
+
+/** What takeTlsSession says: taken (the handshake may start), or which limit refused it and that limit. */
+export type TlsSessionGrant = { allowed: true } | { allowed: false; limit: 'client' | 'network'; max: number };
 
 export interface SubmissionLimits {
   /** Per account (SMGW_SUBMISSION_MESSAGES_PER_HOUR, _RECIPIENTS_PER_HOUR, _BYTES_PER_HOUR). */
@@ -139,6 +158,20 @@ const LEASE_IN_WINDOW = `
 local n = redis.call('INCRBY', KEYS[1], ARGV[1])
 if n == tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return n`;
+
+// A new TLS session in the minute's windows of the client (KEYS[1]) and of its network (KEYS[2]), each with its limit
+// (ARGV[1], ARGV[2]; 0: none); counted in both only when both allow it, the client's limit asked first (a client over
+// its own limit takes nothing of its network's). Returns 1 (counted), 0 (refused: client), -1 (refused: network).
+const TAKE_TLS_SESSION = `
+local function full(key, max)
+  return tonumber(max) > 0 and tonumber(redis.call('GET', key) or '0') >= tonumber(max)
+end
+if full(KEYS[1], ARGV[1]) then return 0 end
+if full(KEYS[2], ARGV[2]) then return -1 end
+for _, key in ipairs(KEYS) do
+  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ARGV[3]) end
+end
+return 1`;
 
 /** The most command numbers a replica takes from Redis at once (fewer for small limits: see leaseSize). */
 export const MAX_COMMAND_LEASE = 16;
@@ -230,6 +263,14 @@ export interface RateLimits {
    * errors: RedisUnavailableError.
    */
   submissionBytesFit(sender: SubmissionSender, bytes: number, now?: number): Promise<{ allowed: boolean; max: number }>;
+  /**
+   * Counts a new TLS session of a client on `listener` in the current clock minute, before its handshake: refused
+   * (nothing counted) when the client, or its network, has had its limit of them in this minute on that listener, on
+   * all replicas together. Every STARTTLS that is to be answered 220 counts, whether the handshake then succeeds or
+   * not (the server key signs early in it). Without limits for the listener: allowed without asking Redis. Redis
+   * errors: RedisUnavailableError.
+   */
+  takeTlsSession(ip: string, listener: Listener, now?: number): Promise<TlsSessionGrant>;
 }
 
 /** Which limit refused an AUTH attempt (logged with AUTH_RATE_LIMITED). */
@@ -392,6 +433,7 @@ export function createRateLimits(redis: Redis, options: RateLimitOptions): RateL
     recipients: submissionLeases(options.submission.account.recipients),
   };
   const countBytesInWindow = redisScript(redis, 'smgwIngestCountBytesInWindow', COUNT_BYTES_IN_WINDOW);
+  const takeTlsSession = redisScript(redis, 'smgwIngestTakeTlsSession', TAKE_TLS_SESSION, 2);
   /** A sender's counter of `kind` in the clock hour of `now`, and the sender's limit of that kind. */
   const submissionWindow = (kind: SubmissionCount | 'bytes', sender: SubmissionSender, now: number) => {
     if (!options.submission) throw new Error('createRateLimits: no submission limits given');
@@ -451,6 +493,22 @@ export function createRateLimits(redis: Redis, options: RateLimitOptions): RateL
     submissionBytesFit: (sender, bytes, now = Date.now()) => {
       const { key: windowKey, max } = submissionWindow('bytes', sender, now);
       return askRedis(async () => ({ allowed: Number((await redis.get(windowKey)) ?? 0) + bytes <= max, max }));
+    },
+    takeTlsSession: async (ip, listener, now = Date.now()) => {
+      const limits = options.tlsSessionsPerMinute?.[listener];
+      if (!limits || (limits.client <= 0 && limits.network <= 0)) return { allowed: true };
+      const minute = String(Math.floor(now / 60_000));
+      // Each listener apart: the ports have limits of their own. A window's keys live two minutes (the minute they
+      // count and a replica's clock a little behind).
+      const keys = [
+        key('tls', ip, listener, minute),
+        `${options.prefix}ingest:tls-net:${networkName(ip, options.redisNameSecret, ipv6Prefix)}:${listener}:${minute}`,
+      ];
+      const taken = Number(await askRedis(() => takeTlsSession(keys, limits.client, limits.network, 120)));
+      if (taken === 1) return { allowed: true };
+      return taken === 0
+        ? { allowed: false, limit: 'client', max: limits.client }
+        : { allowed: false, limit: 'network', max: limits.network };
     },
   };
 }

@@ -16,6 +16,7 @@ import {
   leaseSize,
   MAX_COMMAND_LEASE,
   type RateLimitOptions,
+  type RateLimits,
   RedisUnavailableError,
   redisNameSecretFrom,
   type TakenAuthAttempt,
@@ -420,5 +421,89 @@ describe('messages, recipients and bytes per hour of a submission sender', () =>
     const keys = await redis.keys(`${own}*sub-bytes*`);
     assert.doesNotMatch(keys.join(' '), /anna|behoerde|127\.10/i);
     for (const key of keys) assert.ok((await redis.ttl(key)) > 3600);
+  });
+});
+
+describe('new TLS sessions per client, per network and minute', () => {
+  const options = (client: number, network: number): RateLimitOptions => ({
+    prefix,
+    redisNameSecret: SECRET,
+    maxConnectionsPerClient: 10,
+    commandsPerMinute: 100,
+    tlsSessionsPerMinute: { inbound: { client, network }, submission: { client: 50, network: 50 } },
+  });
+  // A minute of its own for each test, far from the others' (and from the clock).
+  const minuteOf = (n: number) => (1_000_000 + n * 10) * MINUTE;
+
+  it('allows a client its limit in a minute on all replicas together, counts nothing refused, and allows again the next minute', async () => {
+    const replicas = [createRateLimits(redis, options(5, 100)), createRateLimits(redis, options(5, 100))];
+    const now = minuteOf(1) + 30_000;
+    const grants = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        (replicas[i % 2] as RateLimits).takeTlsSession('192.0.2.200', 'inbound', now),
+      ),
+    );
+    assert.equal(grants.filter((g) => g.allowed).length, 5);
+    assert.deepEqual(
+      grants.find((g) => !g.allowed),
+      { allowed: false, limit: 'client', max: 5 },
+    );
+    // Refusals took nothing of the network's count: a neighbour of the same /24 gets its own five.
+    for (let i = 0; i < 5; i++) {
+      assert.equal((await replicas[0]?.takeTlsSession('192.0.2.201', 'inbound', now))?.allowed, true);
+    }
+    // The window passes: the next minute counts afresh.
+    assert.equal((await replicas[1]?.takeTlsSession('192.0.2.200', 'inbound', now + MINUTE))?.allowed, true);
+  });
+
+  it("refuses every client of a network over the network's limit, and no client of another network", async () => {
+    const limits = createRateLimits(redis, options(3, 4));
+    const now = minuteOf(2);
+    const taken = [];
+    for (const ip of ['198.51.100.1', '198.51.100.1', '198.51.100.2', '198.51.100.3']) {
+      taken.push((await limits.takeTlsSession(ip, 'inbound', now)).allowed);
+    }
+    assert.deepEqual(taken, [true, true, true, true]);
+    assert.deepEqual(await limits.takeTlsSession('198.51.100.4', 'inbound', now), {
+      allowed: false,
+      limit: 'network',
+      max: 4,
+    });
+    assert.equal((await limits.takeTlsSession('198.51.101.4', 'inbound', now)).allowed, true);
+    // IPv6: per /48, whatever /64 the client takes.
+    const v6 = createRateLimits(redis, options(10, 2));
+    assert.equal((await v6.takeTlsSession('2001:db8:7:1::1', 'inbound', now)).allowed, true);
+    assert.equal((await v6.takeTlsSession('2001:db8:7:2::1', 'inbound', now)).allowed, true);
+    assert.equal((await v6.takeTlsSession('2001:db8:7:3::1', 'inbound', now)).allowed, false);
+    assert.equal((await v6.takeTlsSession('2001:db8:8:3::1', 'inbound', now)).allowed, true);
+  });
+
+  it("counts each listener apart, with the listener's own limits", async () => {
+    const limits = createRateLimits(redis, options(2, 100));
+    const now = minuteOf(3);
+    assert.equal((await limits.takeTlsSession('203.0.113.50', 'inbound', now)).allowed, true);
+    assert.equal((await limits.takeTlsSession('203.0.113.50', 'inbound', now)).allowed, true);
+    assert.equal((await limits.takeTlsSession('203.0.113.50', 'inbound', now)).allowed, false);
+    for (let i = 0; i < 10; i++) {
+      assert.equal((await limits.takeTlsSession('203.0.113.50', 'submission', now)).allowed, true);
+    }
+  });
+
+  it('refuses with RedisUnavailableError when Redis fails, and asks no Redis for a listener without limits (0)', async () => {
+    const down = new Redis('redis://127.0.0.1:1', {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+    });
+    try {
+      const replica = createRateLimits(down, {
+        ...options(5, 0),
+        tlsSessionsPerMinute: { inbound: { client: 5, network: 0 }, submission: { client: 0, network: 0 } },
+      });
+      await assert.rejects(replica.takeTlsSession('192.0.2.210', 'inbound'), RedisUnavailableError);
+      assert.deepEqual(await replica.takeTlsSession('192.0.2.210', 'submission'), { allowed: true });
+    } finally {
+      down.disconnect();
+    }
   });
 });
