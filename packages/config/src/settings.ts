@@ -426,6 +426,45 @@ export const settings = {
     'SMTP commands one client address may send per minute',
   ),
   /**
+   * New TLS sessions (STARTTLS answered 220) per client address and minute on the MX port, over every replica
+   * (services/ingest/src/rate-limits.ts takeTlsSession); 0: no limit (Postfix's smtpd_client_new_tls_session_rate_limit,
+   * whose default is 0). Each handshake costs a signature of the server key (about 2.25 ms of CPU with RSA-3072), and
+   * one client at 10 connections drove 52 a second: 120 a minute is 0.5 % of a core per client, and two a second for a
+   * sending MTA that opens a connection per message, which caching MTAs (Postfix, Exchange) never come near. Beyond
+   * it: 421 4.7.0 to STARTTLS, closed before any handshake (the client tries again later; a 454 would let an
+   * opportunistic client carry on in the clear).
+   */
+  mxTlsSessionsPerMinute: setting(
+    'SMGW_SMTP_TLS_SESSIONS_PER_MINUTE',
+    integer(0, 10_000_000),
+    '120',
+    'new TLS sessions (STARTTLS) one client address may start per minute on the MX port (0: no limit)',
+  ),
+  /** The same per network (IPv4 /24, IPv6 /48): addresses of one network are cheap; a big provider shares a /24. */
+  mxTlsSessionsPerMinutePerNetwork: setting(
+    'SMGW_SMTP_TLS_SESSIONS_PER_MINUTE_PER_NETWORK',
+    integer(0, 10_000_000),
+    '600',
+    'new TLS sessions one IPv4 /24 or IPv6 /48 may start per minute on the MX port, all its clients together (0: no limit)',
+  ),
+  /**
+   * The same on the submission port, higher: an agency's mail server may open a connection per message, with many at
+   * once (600 a minute is 36,000 an hour, more than SMGW_SUBMISSION_NETWORK_MESSAGES_PER_HOUR lets it send), and the
+   * agencies' servers may share one network.
+   */
+  submissionTlsSessionsPerMinute: setting(
+    'SMGW_SUBMISSION_TLS_SESSIONS_PER_MINUTE',
+    integer(0, 10_000_000),
+    '600',
+    'new TLS sessions (STARTTLS) one client address may start per minute on the submission port (0: no limit)',
+  ),
+  submissionTlsSessionsPerMinutePerNetwork: setting(
+    'SMGW_SUBMISSION_TLS_SESSIONS_PER_MINUTE_PER_NETWORK',
+    integer(0, 10_000_000),
+    '3000',
+    'new TLS sessions one IPv4 /24 or IPv6 /48 may start per minute on the submission port (0: no limit)',
+  ),
+  /**
    * Skip smtp-server's fixed 100 ms early-talker pause for clients in SMGW_SUBMISSION_NETWORKS (trusted agency mail
    * servers that reconnect per message). Early talkers from everywhere else are still caught.
    */

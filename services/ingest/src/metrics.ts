@@ -34,6 +34,12 @@ export function ingestMetrics(registry: Registry) {
       labelNames: ['limit', 'sender'],
       registers: [registry],
     }),
+    tlsSessionsLimited: new Counter({
+      name: 'smgw_ingest_tls_sessions_limited_total',
+      help: 'STARTTLS refused before the handshake over the new TLS sessions per minute, by listener and limit (client, network)',
+      labelNames: ['listener', 'limit'],
+      registers: [registry],
+    }),
     tlsCertificateExpiry: new Gauge({
       name: 'smgw_ingest_tls_certificate_expiry_timestamp_seconds',
       help: 'When the STARTTLS certificate ingest loaded at start expires (Unix time; the first of the file)',

@@ -98,6 +98,13 @@ export async function startIngest(
       maxConnectionsPerNetwork: config.maxConnectionsPerNetwork,
       commandsPerMinute: config.commandRatePerMinute,
       ipv6ClientPrefix: config.ipv6ClientPrefix,
+      tlsSessionsPerMinute: {
+        inbound: { client: config.mxTlsSessionsPerMinute, network: config.mxTlsSessionsPerMinutePerNetwork },
+        submission: {
+          client: config.submissionTlsSessionsPerMinute,
+          network: config.submissionTlsSessionsPerMinutePerNetwork,
+        },
+      },
       submission: {
         account: {
           messages: config.submissionMessagesPerHour,

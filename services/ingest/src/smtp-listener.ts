@@ -74,6 +74,11 @@ export interface ListenerOptions {
    * so a test does not wait minutes. Never set from configuration or by main.ts.
    */
   testOnlyDeadlines?: { commandMs: number; dataBaseMs: number; dataPerMiBMs: number };
+  /**
+   * TESTS ONLY: the clock the per-minute windows of new TLS sessions are read by (Date.now otherwise), so a test is
+   * not cut by a minute turning and can let a window pass. Never set from configuration or by main.ts.
+   */
+  testOnlyClock?: () => number;
 }
 
 export interface ListenerSettings {
@@ -318,10 +323,11 @@ export function createSmtpListener(
       recipientOvershootLimit: RECIPIENT_OVERSHOOT_LIMIT,
     },
     onSessionLimit: (session, limit) => refuse(session, limit),
-    beforeCommand: async (session) => {
+    beforeCommand: async (session, command) => {
       try {
-        if (await rateLimits.countCommand(session.remoteAddress)) return undefined;
-        return refuse(session, 'COMMAND_RATE_EXCEEDED');
+        if (!(await rateLimits.countCommand(session.remoteAddress))) return refuse(session, 'COMMAND_RATE_EXCEEDED');
+        if (!session.secure && startsTls(command)) return await takeTlsSession(session);
+        return undefined;
       } catch (err) {
         return refuse(session, 'REDIS_UNAVAILABLE', {}, err);
       }
@@ -331,6 +337,19 @@ export function createSmtpListener(
   server.on('error', (err: Error & { code?: string }) => {
     log.warn({ code: 'SMTP_SESSION_ERROR', err, errorCode: err.code }, 'SMTP session error');
   });
+
+  /**
+   * Counts the new TLS session a STARTTLS asks for, before smtp-server answers 220 and starts the handshake; the
+   * refusal (421, closed) when the client or its network has had its limit of them this minute on this listener,
+   * logged naming which limit and counted in a metric. Redis errors are thrown (the caller answers 421 4.3.0).
+   */
+  async function takeTlsSession(session: SMTPServerSession): Promise<SmtpReplyError | undefined> {
+    const now = listenerOptions.testOnlyClock?.() ?? Date.now();
+    const grant = await rateLimits.takeTlsSession(session.remoteAddress, listener, now);
+    if (grant.allowed) return undefined;
+    metrics.tlsSessionsLimited.inc({ listener, limit: grant.limit });
+    return refuse(session, 'TLS_SESSION_RATE_EXCEEDED', { limit: grant.limit, max: grant.max });
+  }
 
   /**
    * Counts a message (at MAIL FROM) or a recipient (at RCPT) of a submission session's sender: its account, else its
@@ -513,6 +532,16 @@ export function createSmtpListener(
   }
 
   return { listener, server, inFlight };
+}
+
+/**
+ * Whether a command line is a STARTTLS that smtp-server would answer 220 (and start a handshake) in a session not yet
+ * secure, read as smtp-server reads it: the verb up to the first space (any case), then no argument (it answers 501
+ * to one and starts nothing).
+ */
+export function startsTls(command: Buffer): boolean {
+  const line = command.toString('latin1');
+  return line.split(' ')[0]?.toUpperCase() === 'STARTTLS' && line.trim().split(/\s+/).length === 1;
 }
 
 /** The `limit` label of smgw_ingest_submission_limited_total for each hourly limit's refusal. */

@@ -52,6 +52,15 @@ export const REPLIES = {
   },
   TOO_MANY_CONNECTIONS: { status: 421, text: '4.7.0 Too many connections from your address' },
   COMMAND_RATE_EXCEEDED: { status: 421, text: '4.7.0 Rate limit exceeded, try again later' },
+  // STARTTLS over SMGW_SMTP_TLS_SESSIONS_PER_MINUTE (or the submission port's, per client or per network): answered
+  // before the handshake, which would cost a signature of the server key. 421 and closed, not RFC 3207's 454 (which
+  // Postfix sends): both ports take mail in the clear, and an opportunistic client (Postfix at `may`, curl's
+  // "try") goes on without TLS after a 454, so a client over the limit would hand over its messages in the clear; after
+  // a 421 it tries again later, with TLS.
+  TLS_SESSION_RATE_EXCEEDED: {
+    status: 421,
+    text: '4.7.0 Too many new TLS sessions from your address, try again later',
+  },
   // Session limits (smtp-listener.ts): a command line or a message that does not arrive in time, too many commands
   // that deliver nothing, or too many refused ones. The session is closed after them.
   COMMAND_TIMEOUT: { status: 421, text: '4.4.2 Error: timeout exceeded' },

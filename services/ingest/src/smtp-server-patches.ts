@@ -3,7 +3,9 @@
 // 1. Fast greeting: smtp-server always waits 100 ms before the greeting to catch early talkers (LIBRARY-NOTES.md
 //    §1) and has no option for it. For a client `greetImmediately` approves (trusted agency networks), `init` sets
 //    up the socket and greets at once; every other client keeps the pause and gets `421 You talk too soon`.
-// 2. A hook before every command (`beforeCommand`), for the per-client command rate: smtp-server has no such hook.
+// 2. A hook before every command (`beforeCommand`), for the per-client command rate and the new TLS sessions (a
+//    STARTTLS refused there is answered before smtp-server sends its 220 and starts the handshake): smtp-server has
+//    no such hook.
 // 3. Our own enhanced status codes: smtp-server puts a generic one in front of every reply text (550 → 5.1.1), so a
 //    reply text that starts with its own code ("5.7.1 Relaying denied") is sent as written.
 // 4. Pipelining rules for unauthenticated clients (`forbidUnauthPipelining`, pipelining-guard.ts): a listener on the
@@ -47,7 +49,10 @@ export interface ConnectionHooks {
    * Runs before smtp-server handles a command; resolve to an error to answer with instead (`responseCode`,
    * `message`; a 421 also closes the connection), or undefined to go on.
    */
-  beforeCommand?: (session: SMTPServerSession) => Promise<{ responseCode: number; message: string } | undefined>;
+  beforeCommand?: (
+    session: SMTPServerSession,
+    command: Buffer,
+  ) => Promise<{ responseCode: number; message: string } | undefined>;
   /** Enforce RFC 2920's pipelining rules on this (unauthenticated, untrusted) client. */
   forbidUnauthPipelining?: (remoteAddress: string) => boolean;
   /** Told of each client closed for breaking them (for the log). */
@@ -377,7 +382,7 @@ export function installSmtpServerPatches(): void {
     };
     if (!beforeCommand) return originalOnCommand.call(this, command, handled);
     const next = () => handled();
-    beforeCommand(this.session).then(
+    beforeCommand(this.session, command).then(
       (refusal) => {
         if (this._closing || this._closed) return next();
         if (!refusal) return originalOnCommand.call(this, command, handled);
