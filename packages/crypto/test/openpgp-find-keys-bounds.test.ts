@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as openpgp from 'openpgp';
 import {
+  HARVEST_WALK_LIMITS,
   HARVESTED_KEY_LIMITS,
   MAX_KEY_SOURCES_PER_MESSAGE,
   MAX_KEYS_PER_MESSAGE,
@@ -99,6 +100,38 @@ describe('findPgpKeysInMessage on hostile messages', { timeout: 60_000 }, () => 
     assert.equal(found.length, MAX_KEYS_PER_MESSAGE);
   });
 
+  it('reads the key after a text part of 5 MB of bare line feeds, whose text is never decoded', async () => {
+    const message = Buffer.from(
+      'From: sender@example.net\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n' +
+        `--b\r\n\r\n${'\n'.repeat(5 * 1024 * 1024)}\r\n` +
+        `--b\r\nContent-Type: application/pgp-keys\r\n\r\n${keys[0]?.replace(/\r?\n/g, '\r\n')}\r\n--b--\r\n`,
+      'latin1',
+    );
+    assert.equal((await findPgpKeysInMessage(message)).length, 1);
+  });
+
+  it(`walks at most ${HARVEST_WALK_LIMITS.maxParts} parts: a key after them is not read`, async () => {
+    const keyPart = `--b\r\nContent-Type: application/pgp-keys\r\n\r\n${keys[0]?.replace(/\r?\n/g, '\r\n')}\r\n`;
+    const message = (emptyParts: number) =>
+      Buffer.from(
+        'From: sender@example.net\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n' +
+          `${'--b\r\n\r\nx\r\n'.repeat(emptyParts)}${keyPart}--b--\r\n`,
+        'latin1',
+      );
+    assert.equal((await findPgpKeysInMessage(message(HARVEST_WALK_LIMITS.maxParts - 1))).length, 1);
+    assert.equal((await findPgpKeysInMessage(message(HARVEST_WALK_LIMITS.maxParts))).length, 0);
+  });
+
+  it('ends the walk at a part header beyond the budget of header lines: nothing after it is read', async () => {
+    const keyPart = `--b\r\nContent-Type: application/pgp-keys\r\n\r\n${keys[0]?.replace(/\r?\n/g, '\r\n')}\r\n`;
+    const message = Buffer.from(
+      'From: sender@example.net\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n' +
+        `--b\r\n${'X-A: b\r\n'.repeat(100_001)}\r\nx\r\n${keyPart}--b--\r\n`,
+      'latin1',
+    );
+    assert.deepEqual(await findPgpKeysInMessage(message), []);
+  });
+
   it(`reads no more than ${MAX_KEY_SOURCES_PER_MESSAGE} blocks, readable or not`, async () => {
     const garbage = `${BEGIN}\r\n\r\nnot a key\r\n${END}\r\n`.repeat(MAX_KEY_SOURCES_PER_MESSAGE);
     assert.deepEqual(await findPgpKeysInMessage(messageWithAttachment(garbage + keys[0])), []);
@@ -180,7 +213,7 @@ describe('findPgpKeysInMessage on keys larger than a person uses', { timeout: 12
     const started = performance.now();
     assert.equal(await found(huge), 0);
     const ms = performance.now() - started;
-    // Read and verified, this key took seconds; skipped unread, the time is mailparser's alone.
+    // Read and verified, this key took seconds; skipped unread, the time is the walk's alone.
     assert.ok(ms < 1000, `${Math.round(ms)} ms`);
   });
 });

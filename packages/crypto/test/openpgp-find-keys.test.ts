@@ -126,6 +126,114 @@ describe('findPgpKeysInMessage', () => {
     assert.deepEqual(await findPgpKeysInMessage(plain), []);
   });
 
+  describe('each way a client attaches a key', () => {
+    const crlf = (text: string) => text.replace(/\r?\n/g, '\r\n');
+    const base64Lines = (bytes: Buffer) => (bytes.toString('base64').match(/.{1,76}/g) ?? []).join('\r\n');
+    const head = 'From: Sender <sender@example.net>\r\nTo: agency@example.gov\r\nMIME-Version: 1.0\r\n';
+    const multipart = (boundary: string, parts: string[]) =>
+      `${parts.map((part) => `--${boundary}\r\n${part}\r\n`).join('')}--${boundary}--\r\n`;
+    const text = 'Content-Type: text/plain; charset=utf-8\r\n\r\nHallo';
+    const cases: Array<{ what: string; message: () => string; found: boolean }> = [
+      {
+        what: 'an .asc file as application/octet-stream in base64',
+        message: () =>
+          `${head}Content-Type: multipart/mixed; boundary="b"\r\n\r\n${multipart('b', [
+            text,
+            `Content-Type: application/octet-stream; name="0xABC.asc"\r\nContent-Disposition: attachment; filename="0xABC.asc"\r\nContent-Transfer-Encoding: base64\r\n\r\n${base64Lines(Buffer.from(sender.armored))}`,
+          ])}`,
+        found: true,
+      },
+      {
+        what: 'application/pgp-keys in quoted-printable',
+        message: () =>
+          `${head}Content-Type: multipart/mixed; boundary="b"\r\n\r\n${multipart('b', [
+            text,
+            `Content-Type: application/pgp-keys\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n${crlf(sender.armored).replace(/=/g, '=3D').replace(/\r\n/g, '=\r\n\r\n')}`,
+          ])}`,
+        found: true,
+      },
+      {
+        what: 'the whole message as application/pgp-keys',
+        message: () => `${head}Content-Type: application/pgp-keys\r\n\r\n${crlf(sender.armored)}`,
+        found: true,
+      },
+      {
+        what: 'a key beside the text of a PGP/MIME signed message (Thunderbird), nested two deep',
+        message: () =>
+          `${head}Content-Type: multipart/signed; micalg=pgp-sha256; protocol="application/pgp-signature"; boundary="s"\r\n\r\n${multipart(
+            's',
+            [
+              `Content-Type: multipart/mixed; boundary="m"\r\n\r\n${multipart('m', [
+                `Content-Type: multipart/alternative; boundary="a"\r\n\r\n${multipart('a', [text, 'Content-Type: text/html\r\n\r\n<p>Hallo</p>'])}`,
+                `Content-Type: application/pgp-keys; name="OpenPGP_0xABC.asc"\r\nContent-Disposition: attachment; filename="OpenPGP_0xABC.asc"\r\nContent-Transfer-Encoding: base64\r\n\r\n${base64Lines(Buffer.from(sender.armored))}`,
+              ])}`,
+              'Content-Type: application/pgp-signature; name="OpenPGP_signature.asc"\r\n\r\n-----BEGIN PGP SIGNATURE-----\r\n\r\nAA==\r\n-----END PGP SIGNATURE-----',
+            ],
+          )}`,
+        found: true,
+      },
+      {
+        what: 'a text file attached (text/plain, disposition attachment)',
+        message: () =>
+          `${head}Content-Type: multipart/mixed; boundary="b"\r\n\r\n${multipart('b', [
+            text,
+            `Content-Type: text/plain\r\nContent-Disposition: attachment; filename="key.txt"\r\n\r\n${crlf(sender.armored)}`,
+          ])}`,
+        found: true,
+      },
+      {
+        what: 'a named part without Content-Type (a reader types it by its name)',
+        message: () =>
+          `${head}Content-Type: multipart/mixed; boundary="b"\r\n\r\n${multipart('b', [
+            text,
+            `Content-Disposition: inline; filename="key.asc"\r\n\r\n${crlf(sender.armored)}`,
+          ])}`,
+        found: true,
+      },
+      {
+        what: 'a key in an attached message (message/rfc822 as attachment)',
+        message: () =>
+          `${head}Content-Type: multipart/mixed; boundary="b"\r\n\r\n${multipart('b', [
+            text,
+            `Content-Type: message/rfc822\r\nContent-Disposition: attachment\r\n\r\nFrom: sender@example.net\r\nSubject: mein Schlüssel\r\n\r\n${crlf(sender.armored)}`,
+          ])}`,
+        found: true,
+      },
+      {
+        what: 'a key attached to an inline forwarded message',
+        message: () =>
+          `${head}Content-Type: multipart/mixed; boundary="b"\r\n\r\n${multipart('b', [
+            text,
+            `Content-Type: message/rfc822\r\nContent-Disposition: inline\r\n\r\nFrom: sender@example.net\r\nContent-Type: multipart/mixed; boundary="i"\r\n\r\n${multipart('i', [text, `Content-Type: application/pgp-keys\r\nContent-Transfer-Encoding: base64\r\n\r\n${base64Lines(sender.binary)}`])}`,
+          ])}`,
+        found: true,
+      },
+      {
+        what: 'an application/pgp-keys part in a message of bare LF line ends whose multipart is never closed',
+        message: () =>
+          `${head}Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n${text}\r\n--b\r\nContent-Type: application/pgp-keys\r\n\r\n${crlf(sender.armored)}\r\n`.replace(
+            /\r\n/g,
+            '\n',
+          ),
+        found: true,
+      },
+      {
+        what: 'no key pasted into the text of the message (the text is not an attachment; as before)',
+        message: () => `${head}Content-Type: text/plain\r\n\r\nMein Schlüssel:\r\n${crlf(sender.armored)}`,
+        found: false,
+      },
+    ];
+    for (const { what, message, found } of cases) {
+      it(`finds ${what}`, async () => {
+        const keys = await findPgpKeysInMessage(Buffer.from(message(), 'utf8'));
+        assert.deepEqual(
+          keys.map((k) => [k.fingerprint, k.source]),
+          found ? [[sender.fingerprint, 'attachment']] : [],
+        );
+      });
+    }
+  });
+
   it('parses an Autocrypt header and refuses one without keydata', () => {
     const parsed = parseAutocryptHeader('Autocrypt: addr=A@Example.net; _note=x; keydata=AAEC\r\n AwQ=');
     assert.equal(parsed?.addr, 'a@example.net');

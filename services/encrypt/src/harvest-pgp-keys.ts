@@ -6,7 +6,7 @@ import { findPgpKeysInMessage, inspectPublicKey } from '@smgw/crypto';
 import type { Pool } from '@smgw/db';
 import { storeHarvestedPgpKey } from '@smgw/key-directory';
 
-/** Messages larger than this are not parsed for keys (mailparser holds the message several times). */
+/** Messages larger than this are not read for keys or certificates (each is read whole, in memory). */
 export const HARVEST_MAX_BYTES = 5 * 1024 * 1024;
 
 export interface HarvestedKey {
