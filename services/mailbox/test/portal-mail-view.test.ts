@@ -195,6 +195,60 @@ describe('the sealed summary of a message', () => {
     assert.equal(summary.attachments, 1);
   });
 
+  describe('a message whose top header names no parts: its one leaf, read from the header alone', () => {
+    const table: Array<[string, Part, number]> = [
+      ['text', textPart('Hallo'), 0],
+      ['a PDF as the whole message', attachmentPart('application/pdf', 'a.pdf', Buffer.from('%PDF')), 1],
+      [
+        'text with disposition attachment',
+        { headers: ['Content-Type: text/plain', 'Content-Disposition: attachment; filename=b.txt'], body: 'b' },
+        1,
+      ],
+      ['inline html', { headers: ['Content-Type: text/html', 'Content-Disposition: inline'], body: '<p>h</p>' }, 0],
+      ['an image without disposition', { headers: ['Content-Type: image/png'], body: 'x' }, 1],
+      [
+        'no Content-Type but a file name',
+        { headers: ['Content-Disposition: inline; filename=daten.zip'], body: 'x' },
+        1,
+      ],
+    ];
+    for (const [what, part, attachments] of table) {
+      it(`counts ${attachments} for ${what}, as the message page`, async () => {
+        const raw = message({}, part);
+        const summary = await summarizeMessage(raw);
+        assert.equal(summary.attachments, attachments);
+        assert.equal((await readMessageView(raw)).attachments.length, attachments);
+      });
+    }
+
+    it('summarises a text message of 31 MB of bare line feeds', async () => {
+      const raw = message(
+        { subject: 'leer' },
+        { headers: ['Content-Type: text/plain'], body: '\n'.repeat(31 * 1024 * 1024) },
+      );
+      assert.deepEqual(await summarizeMessage(raw), {
+        from: 'Amt <amt@behoerde.example>',
+        to: 'buerger@example.org',
+        subject: 'leer',
+        date: '2025-07-01T08:00:00.000Z',
+        attachments: 0,
+      });
+    });
+
+    it('still walks an inline attached message as the whole message', async () => {
+      const inner = message(
+        {},
+        multipart('mixed', [textPart('innen'), attachmentPart('application/pdf', 'i.pdf', Buffer.from('%PDF'))]),
+      );
+      const raw = message(
+        {},
+        { headers: ['Content-Type: message/rfc822', 'Content-Disposition: inline'], body: inner },
+      );
+      const summary = await summarizeMessage(raw);
+      assert.equal(summary.attachments, (await readMessageView(raw)).attachments.length);
+    });
+  });
+
   it('still has the headers of a message too complex to walk', async () => {
     let part: Part = attachmentPart('application/pdf', 'a.pdf', Buffer.from('%PDF'));
     for (let i = 0; i < 40; i++) part = multipart('mixed', [part], `d${i}`);
