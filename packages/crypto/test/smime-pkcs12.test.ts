@@ -74,6 +74,41 @@ describe('parsePkcs12', () => {
     await assert.rejects(parsePkcs12(await export12(rsa, ['-legacy']), PASSWORD), isPkcs12Failure);
   });
 
+  it('answers SMIME_PKCS12_FAILED for a certificate pkijs reads but Node cannot (a public key of an unknown algorithm)', async () => {
+    const signing = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
+    const certificate = new pkijs.Certificate();
+    certificate.version = 2;
+    certificate.serialNumber = new asn1js.Integer({ value: 7 });
+    const name = new pkijs.AttributeTypeAndValue({ type: '2.5.4.3', value: new asn1js.Utf8String({ value: 'Amt' }) });
+    certificate.issuer.typesAndValues.push(name);
+    certificate.subject.typesAndValues.push(name);
+    certificate.notBefore.value = new Date('2025-01-01T00:00:00Z');
+    certificate.notAfter.value = new Date('2035-01-01T00:00:00Z');
+    certificate.subjectPublicKeyInfo = new pkijs.PublicKeyInfo({
+      algorithm: new pkijs.AlgorithmIdentifier({ algorithmId: '1.3.6.1.4.1.55555.1' }),
+      subjectPublicKey: new asn1js.BitString({ valueHex: new Uint8Array(32).fill(5) }),
+    });
+    await certificate.sign(signing.privateKey, 'SHA-256');
+    const der = Buffer.from(certificate.toSchema().toBER(false));
+    const pem = `-----BEGIN CERTIFICATE-----\n${der.toString('base64')}\n-----END CERTIFICATE-----\n`;
+    const path = join(ws.dir, 'unknown-key.p12');
+    await ws.openssl([
+      'pkcs12',
+      '-export',
+      '-nokeys',
+      '-in',
+      await ws.file('unknown-key.pem', pem),
+      '-out',
+      path,
+      '-passout',
+      `pass:${PASSWORD}`,
+    ]);
+    await assert.rejects(parsePkcs12(await readFile(path), PASSWORD), {
+      name: 'SmimeError',
+      code: 'SMIME_PKCS12_FAILED',
+    });
+  });
+
   // The file comes from an agency; its password steps run without yielding (the MAC in JavaScript, the keys in
   // OpenSSL), about a microsecond per iteration: 2^31 iterations held the event loop for the better part of an hour.
   describe('iteration counts the file declares', () => {

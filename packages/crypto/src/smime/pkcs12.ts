@@ -144,11 +144,23 @@ export async function parsePkcs12(bytes: Uint8Array, password: string): Promise<
     if (cause instanceof SmimeError) throw cause;
     throw failed('PKCS#12 cannot be opened (wrong password, damaged file or unsupported encryption)', cause);
   }
-  const withSpki = certificates.map((der) => ({ der, spki: spkiOf(new X509Certificate(der).publicKey) }));
-  const keys = privateKeys.flatMap((privateKey) => {
-    const spki = spkiOf(privateKey);
-    const match = withSpki.find((c) => c.spki.equals(spki));
-    return match ? [{ certificate: match.der, privateKey }] : [];
-  });
-  return { keys, certificates };
+  return { keys: pairedKeys(privateKeys, certificates), certificates };
+}
+
+/**
+ * Each private key with the certificate of its public key. A certificate pkijs read but Node cannot (its public key
+ * of an algorithm Node does not know, its encoding), or a key Node cannot export, makes the file unreadable as any
+ * other damage does (SMIME_PKCS12_FAILED): thrown from here, it was an error without a code, a 500 for the upload.
+ */
+function pairedKeys(privateKeys: readonly KeyObject[], certificates: readonly Buffer[]): Pkcs12Contents['keys'] {
+  try {
+    const withSpki = certificates.map((der) => ({ der, spki: spkiOf(new X509Certificate(der).publicKey) }));
+    return privateKeys.flatMap((privateKey) => {
+      const spki = spkiOf(privateKey);
+      const match = withSpki.find((c) => c.spki.equals(spki));
+      return match ? [{ certificate: match.der, privateKey }] : [];
+    });
+  } catch (cause) {
+    throw failed('PKCS#12 holds a certificate or key that cannot be read', cause);
+  }
 }
