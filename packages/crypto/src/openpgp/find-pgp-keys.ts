@@ -55,9 +55,8 @@ export async function findPgpKeysInMessage(mimeBytes: Buffer): Promise<FoundPgpK
   let root: { fields: HeaderField[]; body: Buffer };
   try {
     root = splitHeaderBlockWithin(message, budget);
-  } catch (error) {
-    if (error instanceof HeaderBudgetError) return []; // a header no sender writes: nothing of it is read
-    throw error;
+  } catch {
+    return []; // a header no sender writes (over the walk's budget) or none that reads: nothing of it is read
   }
   const found = new Map<string, FoundPgpKey>();
   let sourcesLeft = MAX_KEY_SOURCES_PER_MESSAGE;
@@ -91,16 +90,21 @@ export async function findPgpKeysInMessage(mimeBytes: Buffer): Promise<FoundPgpK
   }
 
   const walk: AttachmentWalk = { headers: budget, partsLeft: HARVEST_WALK_LIMITS.maxParts };
-  for (const attachment of attachedParts(root, 0, walk)) {
-    if (enough()) break;
-    const isKeyType = attachment.mediaType === 'application/pgp-keys';
-    const text = attachment.content.toString('latin1');
-    for (const block of publicKeyBlocks(text)) {
+  try {
+    for (const attachment of attachedParts(root, 0, walk)) {
       if (enough()) break;
-      add(await read(block), 'attachment');
+      const isKeyType = attachment.mediaType === 'application/pgp-keys';
+      const text = attachment.content.toString('latin1');
+      for (const block of publicKeyBlocks(text)) {
+        if (enough()) break;
+        add(await read(block), 'attachment');
+      }
+      if (isKeyType && !text.includes('-----BEGIN PGP ') && !enough())
+        add(await read(new Uint8Array(attachment.content)), 'attachment');
     }
-    if (isKeyType && !text.includes('-----BEGIN PGP ') && !enough())
-      add(await read(new Uint8Array(attachment.content)), 'attachment');
+  } catch {
+    // A part the walk cannot read (as mailparser's errors were before): the keys found so far are offered, and the
+    // message goes on; its caller does not catch, and a throw here would retry the message for a parse it never passes.
   }
   return [...found.values()];
 }
