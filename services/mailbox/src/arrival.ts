@@ -156,7 +156,7 @@ async function arriveForRecipient(
         : undefined;
     made = fits
       ? await storedNotices(deps, envelope, mailbox, activation, now)
-      : await overQuotaNotices(deps, envelope, mailbox, now);
+      : await overQuotaNotices(deps, envelope, recipient, mailbox, now);
     if (fits) sealed = await sealForMailbox(deps, mailbox, envelope, recipient, await readMessage(), now);
   } catch (err) {
     // Deleted meanwhile (its key gone, or its row when the token was written): again, for the mailbox there is now.
@@ -338,8 +338,16 @@ async function storedNotices(
 /**
  * Not stored: a DSN to the sender (none for a null sender, or when the sender asked for none for this recipient: NOTIFY
  * NEVER, or a list without FAILURE, RFC 3461 §4.1, as deliver and the reaper) and a notice to the recipient to make room.
+ * The sender's NOTIFY is looked up by `recipient` as the envelope holds it (as RCPT TO gave it), not by the mailbox's
+ * address: that one has its domain's A-labels, so an IDN recipient's NOTIFY=NEVER was not found under it.
  */
-async function overQuotaNotices(deps: ArrivalDeps, envelope: Envelope, mailbox: Mailbox, now: Date): Promise<Notice[]> {
+async function overQuotaNotices(
+  deps: ArrivalDeps,
+  envelope: Envelope,
+  recipient: string,
+  mailbox: Mailbox,
+  now: Date,
+): Promise<Notice[]> {
   const common = { traceId: envelope.traceId, relatesTo: envelope.id, now };
   const values = {
     mailFrom: envelope.mailFrom === '' ? '<>' : oneLine(envelope.mailFrom),
@@ -352,7 +360,7 @@ async function overQuotaNotices(deps: ArrivalDeps, envelope: Envelope, mailbox: 
     loginUrl: portalLinks(deps.publicUrl).login,
   };
   const notices = [await noticeEnvelope(deps, { ...common, kind: 'over-quota-notice', to: mailbox.address, values })];
-  if (envelope.mailFrom !== '' && failureDsnAsked(envelope.dsn, mailbox.address)) {
+  if (envelope.mailFrom !== '' && failureDsnAsked(envelope.dsn, recipient)) {
     notices.push(
       await noticeEnvelope(deps, {
         ...common,

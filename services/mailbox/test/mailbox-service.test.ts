@@ -463,4 +463,22 @@ describe('mailbox stage with encrypt and deliver', () => {
     );
     assert.deepEqual(made.rows[0]?.to, [citizen], 'the notice to the recipient, no DSN to the sender');
   });
+
+  it('sends no over-quota DSN for NOTIFY=NEVER to a recipient at an IDN domain as the agency wrote it (U-labels)', async () => {
+    // The mailbox keeps the address with its domain's A-labels; the NOTIFY the agency gave is keyed as it wrote it.
+    const { gateway } = world;
+    const citizen = 'voll-idn@bürger.example';
+    const stored = 'voll-idn@xn--brger-kva.example';
+    const envelope = await submit(world, citizenMail(citizen, 'IDN', QUOTA_BYTES), [citizen], {
+      dsn: { notify: { [citizen]: ['NEVER'] } },
+    });
+    await mailWith(gateway.smarthost, citizen, envelope.id, `${PUBLIC_URL}/anmelden`);
+    assert.equal(await recipientState(world, envelope.id, citizen), 'bounced');
+    const made = await gateway.db.pool.query<{ to: string[] }>(
+      `select array_agg(r.recipient) as to from messages m join message_recipients r on r.message_id = m.id
+        where m.relates_to = $1`,
+      [envelope.id],
+    );
+    assert.deepEqual(made.rows[0]?.to, [stored], 'the notice to the recipient, no DSN to the sender');
+  });
 });
