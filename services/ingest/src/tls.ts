@@ -19,6 +19,13 @@ const execFileAsync = promisify(execFile);
  * - TLS 1.2 suites: ECDHE only (forward secrecy), AEAD first, then CBC with SHA-256/384; ECDSA and RSA keys alike.
  *   TLS 1.3 keeps Node's suites (the list names none).
  * - No renegotiation (SMTP never needs it): OpenSSL refuses the ClientHello before the server key signs anything.
+ * - No session tickets: a TLS 1.2 ticket holds the session's master secret encrypted under Node's ticket key, which
+ *   lives as long as the process, so whoever later reads that key from memory (or a core dump) could decrypt every
+ *   recorded TLS 1.2 session since the start. Without tickets (and with no session cache: Node keeps none unless a
+ *   server listens for newSession) no session is resumed; SMTP gains little from resumption (one signature of the
+ *   server key per session, which SMGW_*_TLS_SESSIONS_PER_MINUTE bounds). TLS 1.3 resumption, which OpenSSL allows
+ *   only with a fresh key exchange (psk_dhe_ke), goes with it: OpenSSL then sends stateful tickets that nothing
+ *   resumes.
  */
 export const SMTP_TLS_POLICY = {
   minVersion: 'TLSv1.2',
@@ -34,7 +41,7 @@ export const SMTP_TLS_POLICY = {
     'ECDHE-ECDSA-AES256-SHA384',
     'ECDHE-RSA-AES256-SHA384',
   ].join(':'),
-  secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
+  secureOptions: constants.SSL_OP_NO_RENEGOTIATION | constants.SSL_OP_NO_TICKET,
 } as const;
 
 export class TlsSetupError extends Error {

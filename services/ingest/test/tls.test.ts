@@ -138,6 +138,44 @@ describe('STARTTLS with an operator RSA certificate chain', () => {
     }
   });
 
+  it('issues no TLS 1.2 session ticket and resumes no TLS 1.2 session (every session keeps forward secrecy)', async () => {
+    for (const [listener, port] of ports()) {
+      const first = await tryStartTls(port, { maxVersion: 'TLSv1.2' });
+      assert.equal(first.error, undefined);
+      const socket = first.client.tlsSocket;
+      assert.ok(socket);
+      // A ticket would hold the session's master secret under a key that lives as long as the process.
+      assert.equal(socket.getTLSTicket(), undefined, `${listener} issued a session ticket`);
+      const session = socket.getSession();
+      await first.client.quit();
+
+      const second = await tryStartTls(port, { maxVersion: 'TLSv1.2', session });
+      assert.equal(second.error, undefined);
+      assert.equal(second.client.tlsSocket?.isSessionReused(), false, `${listener} resumed a TLS 1.2 session`);
+      await second.client.quit();
+    }
+  });
+
+  it('resumes a TLS 1.3 session only with a fresh key exchange, if at all', async () => {
+    for (const [listener, port] of ports()) {
+      const first = await tryStartTls(port, { minVersion: 'TLSv1.3' });
+      assert.equal(first.error, undefined);
+      // TLS 1.3 sends its tickets after the handshake, before the reply to the EHLO inside TLS.
+      assert.equal((await first.client.command('EHLO client.example')).code, 250);
+      const session = first.client.tlsSocket?.getSession();
+      await first.client.quit();
+      const again = await tryStartTls(port, { minVersion: 'TLSv1.3', session });
+      assert.equal(again.error, undefined);
+      if (again.client.tlsSocket?.isSessionReused()) {
+        // OpenSSL takes psk_dhe_ke only (no SSL_OP_ALLOW_NO_DHE_KEX): a resumed session has its own key exchange
+        // (X25519MLKEM768 or ECDHE), so the ticket key opens no recorded traffic.
+        const keyExchange = again.client.tlsSocket.getEphemeralKeyInfo();
+        assert.ok(keyExchange && 'name' in keyExchange, `${listener} resumed without a key exchange`);
+      }
+      await again.client.quit();
+    }
+  });
+
   it('refuses a renegotiation the client starts (each one a handshake of the server key for nothing)', async () => {
     for (const [listener, port] of ports()) {
       const { client, error } = await tryStartTls(port, { maxVersion: 'TLSv1.2' });
