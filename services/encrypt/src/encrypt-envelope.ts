@@ -1,8 +1,8 @@
 // The encrypt stage's work on one envelope: outbound mail is encrypted per recipient (or handed to the portal),
 // inbound mail is decrypted for the agency. Anything that fails in between retries: never plaintext outside. Only
-// outbound mail whose own header can never be encrypted is given up at once: deliver bounces it with a DSN.
+// outbound mail whose own header can never be encrypted is given up at once: deliver bounces it with a DSN (the whole
+// message here when no copy at all can be made; encrypt-outbound.ts gives up the copies of one form alone).
 import { readingOnce } from '@smgw/blob-store';
-import { PgpError, SmimeError } from '@smgw/crypto';
 import {
   advance,
   type Envelope,
@@ -12,11 +12,11 @@ import {
   SAFE_OUTBOUND_CRYPTO_STATUSES,
   withVerdict,
 } from '@smgw/envelope';
-import { HeaderBlockError } from '@smgw/mime';
 import { type Handler, type HandlerContext, next, type Outcome, reject, retry } from '@smgw/mq';
 import { recordEvent } from '@smgw/trace';
 import { decryptInbound, type InboundDeps } from './decrypt-inbound.ts';
 import { encryptOutbound, type OutboundDeps } from './encrypt-outbound.ts';
+import { notEncryptableBy } from './not-encryptable.ts';
 
 export type EncryptDeps = OutboundDeps & InboundDeps;
 
@@ -64,21 +64,6 @@ function retryAfter(err: unknown, context: HandlerContext): Outcome {
   const stable = typeof code === 'string' && /^[A-Z][A-Z0-9_]+$/.test(code) ? code : 'ENCRYPT_FAILED';
   context.log.warn({ code: stable, err, attempt: context.attempt }, 'not processed; will retry');
   return retry(stable, (err as Error).message);
-}
-
-/**
- * Why the message can never be encrypted, when `err` says it is the message's own header: a header block over
- * 1 MiB, or an outer header value the encryptor refuses (CR/LF, non-ASCII where it cannot stand).
- */
-function notEncryptableBy(err: unknown): { code: NotEncryptableCode; reason: string } | undefined {
-  if (err instanceof HeaderBlockError) return { code: 'ENCRYPT_HEADER_TOO_LARGE', reason: err.message };
-  if (
-    (err instanceof PgpError && err.code === 'PGP_INVALID_HEADER') ||
-    (err instanceof SmimeError && err.code === 'SMIME_INVALID_HEADER')
-  ) {
-    return { code: 'ENCRYPT_HEADER_INVALID', reason: `${err.code}: ${err.message}` };
-  }
-  return undefined;
 }
 
 /**

@@ -7,6 +7,10 @@
 // In order: the header (already encrypted?), every key looked up (outbound-keys.ts), the plan decided on them
 // (plan-outbound.ts), one copy per group (encrypt-copies.ts), the outcome recorded in one statement, then the
 // children, which the consumer publishes (confirmed) before it acks.
+//
+// A copy whose encryptor refuses the outer header (not-encryptable.ts) can never be made: its recipients alone are
+// given up (one child to deliver, which bounces them with a DSN to the sender), while every other copy, and the
+// portal's, goes on. Each recipient gets the outcome of its own form.
 
 import type { StagedBlob } from '@smgw/blob-store';
 import { checkWholeMessageEncrypted, encryptedFormOf } from '@smgw/crypto';
@@ -15,6 +19,7 @@ import {
   type BlobRef,
   type Envelope,
   forRecipients,
+  NOT_ENCRYPTABLE_STATUS,
   rerouteAfterCurrent,
   withBlob,
   withVerdict,
@@ -25,9 +30,10 @@ import { recipientEventsOf, recordEvent, recordEvents, type TraceEvent } from '@
 import { forgetSigningKeys } from './agency-signing.ts';
 import type { EarlierRoute } from './choose-form.ts';
 import { type CopyDeps, type EncryptedCopy, encryptCopy, stagePortalCopy } from './encrypt-copies.ts';
+import { headerRefusedBy, type NotEncryptable } from './not-encryptable.ts';
 import { type KeyLookupDeps, lookUpOutboundKeys } from './outbound-keys.ts';
 import { namedInHeader, outerHeaderPairs, passThroughMessage, underOwnBoundary } from './outer-headers.ts';
-import { type OutboundPlan, type PlannedRecipient, planOutbound } from './plan-outbound.ts';
+import { type OutboundPlan, type PlannedCopy, type PlannedRecipient, planOutbound } from './plan-outbound.ts';
 
 export interface OutboundDeps extends KeyLookupDeps, CopyDeps {
   /** SMGW_HOSTNAME: the domain of a Message-ID the gateway has to make up. */
@@ -97,16 +103,24 @@ export async function encryptOutbound(
       earlier,
     });
     const copies: EncryptedCopy[] = [];
+    const givenUp: GivenUpCopy[] = [];
     let portalCopy: StagedBlob | undefined;
     const staged = () => [...copies.map((copy) => copy.staged), ...(portalCopy ? [portalCopy] : [])];
     try {
-      for (const copy of plan.copies)
-        copies.push(await encryptCopy(deps, envelope.id, envelope.blob, copy, outerHeaders, at));
+      for (const copy of plan.copies) {
+        try {
+          copies.push(await encryptCopy(deps, envelope.id, envelope.blob, copy, outerHeaders, at));
+        } catch (err) {
+          const refused = headerRefusedBy(err);
+          if (!refused) throw err;
+          givenUp.push({ copy, ...refused });
+        }
+      }
       if (plan.portal.length > 0) portalCopy = await stagePortalCopy(deps, envelope.id, envelope.blob, outerHeaders);
       // The whole outcome at once, with the copies' blob rows: a redelivery after a failure here starts again from a
       // trace without half of it, and leaves no copy behind.
       const rows = staged().flatMap((blob) => blob.rows);
-      await recordEvents(deps.pool, envelope.id, outcomeEvents(plan, copies, at), rows);
+      await recordEvents(deps.pool, envelope.id, outcomeEvents(plan, copies, givenUp, at), rows);
     } catch (err) {
       await Promise.all(staged().map((blob) => blob.discard()));
       throw err;
@@ -118,18 +132,34 @@ export async function encryptOutbound(
       const why = `signing on for the sender's agency, but not signed: ${notSigned.reason}`;
       context.log.warn({ code: notSigned.code, form: copy.form }, why);
     }
-    for (const recipient of plan.recipients) deps.metrics?.recipients.inc({ form: recipient.form });
-    const count = (form: string) => plan.recipients.filter((r) => r.form === form).length;
+    for (const { copy, code, reason } of givenUp) {
+      const recipients = copy.recipients.length;
+      context.log.warn(
+        { code, reason, form: copy.form, recipients },
+        'the header cannot be encrypted in this form: its recipients given up, to be bounced by deliver',
+      );
+    }
+    const gaveUp = new Set(givenUp.flatMap(({ copy }) => copy.recipients.map((r) => r.recipient)));
+    for (const recipient of plan.recipients) {
+      deps.metrics?.recipients.inc({ form: gaveUp.has(recipient.recipient) ? NOT_ENCRYPTABLE_STATUS : recipient.form });
+    }
+    const count = (form: string) => plan.recipients.filter((r) => r.form === form && !gaveUp.has(r.recipient)).length;
     context.log.info(
-      { code: 'ENCRYPT_DONE', smime: count('smime'), pgp: count('pgp'), portal: count('portal') },
+      { code: 'ENCRYPT_DONE', smime: count('smime'), pgp: count('pgp'), portal: count('portal'), givenUp: gaveUp.size },
       'recipients encrypted or handed to the portal',
     );
     const children = copies.map((copy) => encryptedChild(envelope, copy, at));
     if (portalCopy) children.push(portalChild(envelope, plan, portalCopy.ref, at));
+    if (givenUp.length > 0) children.push(givenUpChild(envelope, plan, gaveUp, givenUp, at));
     return next(...children);
   } finally {
     forgetSigningKeys(keys.signing);
   }
+}
+
+/** A copy its encryptor refused to make (headerRefusedBy): its recipients go to deliver to be bounced. */
+interface GivenUpCopy extends NotEncryptable {
+  copy: PlannedCopy;
 }
 
 /** How this stage sent each recipient on before (its recipient events), for a redelivered envelope. */
@@ -185,8 +215,40 @@ function portalChild(envelope: Envelope, plan: OutboundPlan, copy: BlobRef, at: 
   return advance(withVerdict(child, 'crypto', { status: 'portal', at: at.toISOString() }), 'encrypt');
 }
 
-/** The stage's trace: why a copy is not signed, then every recipient's form in the envelope's order. */
-function outcomeEvents(plan: OutboundPlan, copies: EncryptedCopy[], at: Date): TraceEvent[] {
+/**
+ * The recipients of the copies that could not be made, in the envelope's order, in one child (one DSN for the sender):
+ * on to deliver with the crypto verdict `not-encryptable`, whose outbound guard sends it nowhere and bounces them. It
+ * keeps the message as the agency sent it, whose header block the DSN quotes; the encryptors' words go to the trace.
+ */
+function givenUpChild(
+  envelope: Envelope,
+  plan: OutboundPlan,
+  gaveUp: ReadonlySet<string>,
+  givenUp: readonly GivenUpCopy[],
+  at: Date,
+): Envelope {
+  const recipients = plan.recipients.map((r) => r.recipient).filter((r) => gaveUp.has(r));
+  const [first] = givenUp;
+  const verdict = {
+    status: NOT_ENCRYPTABLE_STATUS,
+    code: first?.code,
+    detail: [...new Set(givenUp.map((g) => g.reason))].join('; '),
+    at: at.toISOString(),
+  };
+  const child = forRecipients(rerouteAfterCurrent(envelope, ['deliver']), recipients);
+  return advance(withVerdict(child, 'crypto', verdict), 'encrypt');
+}
+
+/**
+ * The stage's trace: why a copy is not signed, why a copy could not be made (`message.not-encryptable`, naming its
+ * form and recipients), then the form of every other recipient in the envelope's order.
+ */
+function outcomeEvents(
+  plan: OutboundPlan,
+  copies: EncryptedCopy[],
+  givenUp: readonly GivenUpCopy[],
+  at: Date,
+): TraceEvent[] {
   const notSigned = copies.flatMap(({ copy, notSigned }): TraceEvent[] =>
     notSigned
       ? [
@@ -202,8 +264,25 @@ function outcomeEvents(plan: OutboundPlan, copies: EncryptedCopy[], at: Date): T
         ]
       : [],
   );
+  const notEncryptable = givenUp.map(
+    ({ copy, code, reason }): TraceEvent => ({
+      stage: 'encrypt',
+      event: 'message.not-encryptable',
+      outcome: 'next',
+      code,
+      reason,
+      data: { form: copy.form, recipients: copy.recipients.map((r) => r.recipient) },
+      at,
+    }),
+  );
+  const gaveUp = new Set(givenUp.flatMap(({ copy }) => copy.recipients.map((r) => r.recipient)));
   const signedFor = new Map(copies.flatMap((c) => c.copy.recipients.map((r) => [r.recipient, c.signed] as const)));
-  return [...notSigned, ...plan.recipients.map((r) => recipientEvent(r, signedFor.get(r.recipient) ?? false, at))];
+  const made = plan.recipients.filter((r) => !gaveUp.has(r.recipient));
+  return [
+    ...notSigned,
+    ...notEncryptable,
+    ...made.map((r) => recipientEvent(r, signedFor.get(r.recipient) ?? false, at)),
+  ];
 }
 
 function recipientEvent(planned: PlannedRecipient, signed: boolean, at: Date): TraceEvent {

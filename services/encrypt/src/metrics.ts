@@ -25,7 +25,7 @@ export function encryptMetrics(registry: Registry, agencyCertificates?: () => Pr
     ...stageMetrics(registry, 'encrypt'),
     recipients: new Counter({
       name: 'smgw_encrypt_recipients_total',
-      help: 'Outbound recipients by the form their copy took (smime, pgp, portal, already-encrypted)',
+      help: 'Outbound recipients by the form their copy took (smime, pgp, portal, already-encrypted; not-encryptable: given up)',
       labelNames: ['form'] as const,
       registers: [registry],
     }),

@@ -221,4 +221,42 @@ describe('the header of every copy that goes outside', () => {
       assert.match(events[0]?.reason ?? '', /^(PGP|SMIME)_INVALID_HEADER: /);
     }
   });
+
+  it('gives up only the copies whose encryptor refuses the header: a recipient of the portal still gets the message', async () => {
+    // No From, and an SMTPUTF8 envelope sender: S/MIME and OpenPGP cannot write that From; the portal's copy can.
+    const raw = mail([OUR_RECEIVED, `To: ${SMIME}, ${PGP}, ${PORTAL}`, 'Subject: Bescheid', 'MIME-Version: 1.0']);
+    const envelope = await outbound(raw, [SMIME, PGP, PORTAL], { mailFrom: 'müller@behoerde.example' });
+    const outcome = await encryptEnvelope(deps(), envelope, handlerContext());
+    assert.equal(outcome.kind, 'next', JSON.stringify(outcome));
+    const children = outcome.kind === 'next' ? outcome.envelopes : [];
+    const portal = children.find((c) => c.verdicts.crypto?.status === 'portal');
+    assert.deepEqual(portal?.recipients, [PORTAL], 'the portal recipient is handed to the portal, not bounced');
+    assert.deepEqual(portal?.itinerary, ['mailbox']);
+    const givenUp = children.find((c) => c.verdicts.crypto?.status === 'not-encryptable');
+    assert.deepEqual(givenUp?.recipients, [SMIME, PGP]);
+    assert.deepEqual(givenUp?.itinerary, ['deliver']);
+    assert.equal(givenUp?.verdicts.crypto?.code, 'ENCRYPT_HEADER_INVALID');
+    assert.deepEqual(givenUp?.blob, envelope.blob, 'the DSN quotes the header block the agency sent');
+    assert.equal(children.length, 2);
+
+    const trace = await getTrace(db.pool, envelope.id);
+    const events = trace?.events.filter((e) => e.stage === 'encrypt') ?? [];
+    assert.deepEqual(
+      events.map((e) => [e.event, e.code, e.recipient ?? null]),
+      [
+        ['message.not-encryptable', 'ENCRYPT_HEADER_INVALID', null],
+        ['message.not-encryptable', 'ENCRYPT_HEADER_INVALID', null],
+        ['recipient.to-portal', 'ENCRYPT_NO_KEY', PORTAL],
+      ],
+    );
+    assert.deepEqual(
+      events
+        .slice(0, 2)
+        .map((e) => [(e.data as { form?: string }).form, (e.data as { recipients?: string[] }).recipients]),
+      [
+        ['smime', [SMIME]],
+        ['pgp', [PGP]],
+      ],
+    );
+  });
 });
