@@ -17,6 +17,7 @@ import {
   periodStartOf,
   periodStartOfKekId,
 } from './key-store.ts';
+import { MASTER_KEY_ROTATION_LOCK } from './purge-blobs.ts';
 
 const DAY_MS = 86_400_000;
 const KEK_BYTES = 32;
@@ -173,6 +174,33 @@ export async function rotateMasterKey(options: {
 }): Promise<MasterKeyRotation> {
   const { keyStoreDir: dir, from, to } = options;
   const store = createFolderKeyStore({ keyStoreDir: dir, masterKey: to, masterKeyPrevious: from });
+  // Held shared for the whole run (on a connection of its own, released by the server if this process dies): the
+  // records of retired KEKs this run may look up are not pruned meanwhile (pruneRetiredKeks).
+  const lock = await options.pool.connect();
+  try {
+    await lock.query(`select pg_advisory_lock_shared(${MASTER_KEY_ROTATION_LOCK})`);
+  } catch (err) {
+    lock.release(err as Error);
+    throw new BlobKeyError('KEY_STORE_FAILED', `cannot take the rotation lock: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  try {
+    return await resealKekFiles(options, store);
+  } finally {
+    await lock.query(`select pg_advisory_unlock_shared(${MASTER_KEY_ROTATION_LOCK})`).then(
+      () => lock.release(),
+      // The connection is in doubt: closed, which releases the lock with it.
+      (err: Error) => lock.release(err),
+    );
+  }
+}
+
+async function resealKekFiles(
+  options: Parameters<typeof rotateMasterKey>[0],
+  store: KeyStore,
+): Promise<MasterKeyRotation> {
+  const { keyStoreDir: dir, from, to } = options;
   const result: MasterKeyRotation = { resealed: 0, alreadyCurrent: 0, retiredMeanwhile: 0 };
   for (const { id } of await store.list()) {
     const file = join(dir, id + SUFFIX);

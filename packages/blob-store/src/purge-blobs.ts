@@ -134,7 +134,8 @@ export async function purgeBlobsOfMessages(
  * KEK in its first statement, or (a blob written to a file before its row) takes the KEK only when its file is
  * written, right before its row commits; and a clock a little behind may still pick the previous one. Each
  * retirement is recorded in retired_keks (committed) before the file goes: a master key rotation checks there after
- * re-sealing a file, so its copy cannot bring the KEK back (rotateMasterKey). Returns the ids retired.
+ * re-sealing a file, so its copy cannot bring the KEK back (rotateMasterKey); the record goes once no rotation can
+ * need it (pruneRetiredKeks). Returns the ids retired.
  */
 export async function retireUnusedKeks(
   pool: Pool,
@@ -152,6 +153,43 @@ export async function retireUnusedKeks(
     retired.push(kek.id);
   }
   return retired;
+}
+
+/**
+ * The advisory lock of a master key rotation (rotateMasterKey holds it shared for its whole run; a second rotation
+ * may run beside it): a retired_keks record may go only while no rotation runs (pruneRetiredKeks takes it
+ * exclusively). Per schema, as the reaper's sweep locks are, so test schemas do not block each other.
+ */
+export const MASTER_KEY_ROTATION_LOCK = `hashtext('smgw-master-key-rotation:' || current_schema())`;
+
+/**
+ * Deletes the records of retired KEKs (retireUnusedKeks) that protect nothing any more. A record exists for one
+ * reader: a master key rotation that read the KEK's file before the retirement deleted it, and whose re-sealed copy
+ * would otherwise bring the KEK back (rotateMasterKey looks the record up after each rename). Once the file is gone
+ * and no rotation runs, none can: a rotation that starts later lists the folder without it, and ids are never made
+ * again. So a record goes when, in one transaction, no rotation holds MASTER_KEY_ROTATION_LOCK (taken exclusively
+ * here, so none starts until the commit), the key store no longer holds the KEK (a retirement midway has recorded it
+ * but not yet deleted the file), and no blob names it. Returns how many went, or `rotationRunning` when a rotation
+ * holds the lock (nothing is deleted; the next round tries again).
+ */
+export async function pruneRetiredKeks(
+  pool: Pool,
+  keyStore: KeyStore,
+): Promise<{ pruned: number; rotationRunning: boolean }> {
+  return withTransaction(pool, async (db) => {
+    const { rows: lock } = await db.query<{ free: boolean }>(
+      `select pg_try_advisory_xact_lock(${MASTER_KEY_ROTATION_LOCK}) as free`,
+    );
+    if (!lock[0]?.free) return { pruned: 0, rotationRunning: true };
+    const held = (await keyStore.list()).map((kek) => kek.id);
+    const { rowCount } = await db.query(
+      `delete from retired_keks r
+        where r.id <> all($1::text[])
+          and not exists (select 1 from blobs b where b.kek_id = r.id)`,
+      [held],
+    );
+    return { pruned: rowCount ?? 0, rotationRunning: false };
+  });
 }
 
 async function deleteInBatches(

@@ -143,6 +143,6 @@ export const SERVICE_TABLE_PRIVILEGES: Record<ServiceName, Record<string, readon
     messages: ['select', 'insert', 'update', 'delete'],
     pgp_keys: ['select', 'delete'],
     quarantine: ['select', 'update', 'delete'],
-    retired_keks: ['select', 'insert'],
+    retired_keks: ['select', 'insert', 'delete'],
   },
 };

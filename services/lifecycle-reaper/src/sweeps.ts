@@ -3,12 +3,14 @@
 // before deletions; quarantine before the message blobs, so a message whose entry just expired is finished in the
 // same round; the Sent-copy reservations no draft can use any more before the traces (a trace whose reservation is
 // open is kept; closed, it may go in the same round); the traces after the blobs (a trace goes only once its contents
-// are gone); KEKs last, after the blobs wrapped under them are gone.
+// are gone); KEKs last, after the blobs wrapped under them are gone, and the records of retired KEKs after them (one
+// retired this round goes in the same round, when no master key rotation runs).
 import {
   type BlobFiles,
   type BlobStore,
   collectUnreferencedBlobs,
   type KeyStore,
+  pruneRetiredKeks,
   purgeAbandonedWrites,
   purgeBlobsOfMessages,
   purgeFinishedMessageBlobs,
@@ -86,6 +88,7 @@ export const SWEEP_NAMES = [
   'activation-tokens',
   'parked',
   'keks',
+  'retired-keks',
 ] as const;
 export type SweepName = (typeof SWEEP_NAMES)[number];
 
@@ -186,6 +189,10 @@ export const SWEEPS: Record<SweepName, (context: SweepContext) => Promise<number
   'activation-tokens': (c) => purgeDeadActivationTokens(c.pool, c.now, DEAD_TOKEN_GRACE_MS),
   parked: (c) => reportParked(c),
   keks: async (c) => (await retireUnusedKeks(c.pool, c.keyStore, { kekPeriod: c.kekPeriodMs })).length,
+  'retired-keks': async (c) => {
+    const { pruned, rotationRunning } = await pruneRetiredKeks(c.pool, c.keyStore);
+    return { items: pruned, note: rotationRunning ? '(a master key rotation is running: kept until it ends)' : '' };
+  },
 };
 
 /** What a sweep did, when a count alone does not say it (printed by the operator command). */
