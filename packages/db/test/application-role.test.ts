@@ -140,10 +140,10 @@ describe('migration 024: the application role', () => {
           .ok,
         false,
       );
-      assert.deepEqual((await migrate(pool, { schema: older })).applied, [
-        '024_application_role.sql',
-        '025_service_roles.sql',
-      ]);
+      // 024 and every migration after it (025's roles per service, and whatever later ones add).
+      const applied = (await migrate(pool, { schema: older })).applied;
+      assert.equal(applied[0], '024_application_role.sql');
+      assert.ok(applied.includes('025_service_roles.sql'), applied.join(', '));
       assert.equal(
         (await pool.query(`select has_table_privilege('smgw_app', $1, 'select') as ok`, [`${older}.messages`])).rows[0]
           .ok,
