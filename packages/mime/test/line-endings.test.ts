@@ -66,3 +66,29 @@ describe('line ends of bytes', () => {
     assert.equal(canonicalLineEnds(canonical), canonical);
   });
 });
+
+describe('line ends against the rules written as regular expressions', () => {
+  // Random short buffers of line ends and text, dense and sparse (the two ways each function writes its output).
+  const asRule = (bytes: Buffer, rule: RegExp) => Buffer.from(bytes.toString('latin1').replace(rule, '\r\n'), 'latin1');
+  const alphabet = [0x0a, 0x0d, 0x41, 0x20];
+  let seed = 20261206;
+  const next = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31; // a fixed sequence: the same buffers every run
+    return seed / 2 ** 31;
+  };
+  const sample = (dense: boolean, length: number) =>
+    Buffer.from(
+      Array.from({ length }, () =>
+        dense || next() < 0.05 ? (alphabet[Math.floor(next() * alphabet.length)] as number) : 0x41,
+      ),
+    );
+  it('bareLfToCrlf makes each bare LF a CRLF and keeps the rest; canonicalLineEnds makes every line end a CRLF', () => {
+    for (let length = 0; length < 2000; length++) {
+      for (const dense of [true, false]) {
+        const bytes = sample(dense, length);
+        assert.deepEqual(bareLfToCrlf(bytes), asRule(bytes, /(?<!\r)\n/g));
+        assert.deepEqual(canonicalLineEnds(bytes), asRule(bytes, /\r\n|\r|\n/g));
+      }
+    }
+  });
+});
