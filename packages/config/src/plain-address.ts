@@ -35,14 +35,24 @@ export function addressTooLong(address: string): boolean {
  * separators anywhere; no longer than a path may be (addressTooLong).
  */
 export function isPlainAddress(address: string): boolean {
-  if (addressTooLong(address)) return false;
+  return plainAddressDomain(address) !== undefined;
+}
+
+/** The domain of a plain address (isPlainAddress) as normalizeDomain writes it, found once; undefined otherwise. */
+function plainAddressDomain(address: string): string | undefined {
+  if (Buffer.byteLength(address) > MAX_ADDRESS_OCTETS) return undefined;
   // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
-  if (/[\s\x00-\x1f\x7f]/u.test(address)) return false;
+  if (/[\s\x00-\x1f\x7f]/u.test(address)) return undefined;
   const at = address.indexOf('@');
-  if (at <= 0 || at !== address.lastIndexOf('@')) return false;
+  if (at <= 0 || at !== address.lastIndexOf('@')) return undefined;
   const domain = address.slice(at + 1);
-  if (!LOCAL_PART.test(address.slice(0, at))) return false;
-  return !/[<>()[\]\\,;:"]/.test(domain) && normalizeDomain(domain) !== '';
+  if (!LOCAL_PART.test(address.slice(0, at)) || /[<>()[\]\\,;:"]/.test(domain)) return undefined;
+  const normal = normalizeDomain(domain);
+  // Not longer than a path may be with the domain's A-labels either (addressTooLong).
+  if (normal === '' || Buffer.byteLength(address) - Buffer.byteLength(domain) + normal.length > MAX_ADDRESS_OCTETS) {
+    return undefined;
+  }
+  return normal;
 }
 
 /**
@@ -72,8 +82,9 @@ export const NOT_INTERNET_TOP_LABELS: ReadonlySet<string> = new Set([
  * configuration (SMGW_INTERNAL_DOMAINS), not by this: call it for addresses outside them.
  */
 export function isInternetAddress(address: string): boolean {
-  if (!isPlainAddress(address)) return false;
-  const labels = normalizeDomain(address.slice(address.indexOf('@') + 1)).split('.');
+  const domain = plainAddressDomain(address);
+  if (domain === undefined) return false;
+  const labels = domain.split('.');
   const top = labels.at(-1) ?? '';
   if (labels.length < 2 || /^(?:[0-9]+|0x[0-9a-f]*)$/.test(top)) return false;
   return !NOT_INTERNET_TOP_LABELS.has(top);
