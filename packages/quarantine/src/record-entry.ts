@@ -58,15 +58,22 @@ export async function siblingHasNotice(db: Queryable, envelope: Envelope): Promi
 }
 
 /**
+ * inboundNoticeClientsSince's statement. It reads only entries that hold a notice, through their own index (migration
+ * 027): the caps keep those few, while a stranger's flood of infected mail makes the inbound entries of an hour many.
+ */
+export const INBOUND_NOTICE_CLIENTS = `select envelope->'client'->>'ip' as ip from quarantine
+     where quarantined_at >= $1 and direction = 'inbound' and notice_envelope is not null
+       and notice_envelope @> $2::jsonb`;
+
+/**
  * The client addresses of the inbound messages quarantined since `since` about which a notice went to `to`: what
  * scan counts against its notices per hour (a stranger's flood of infected mail must not become a flood of notices).
  */
 export async function inboundNoticeClientsSince(db: Queryable, to: string, since: Date): Promise<string[]> {
-  const found = await db.query<{ ip: string | null }>(
-    `select envelope->'client'->>'ip' as ip from quarantine
-     where quarantined_at >= $1 and direction = 'inbound' and notice_envelope @> $2::jsonb`,
-    [since, JSON.stringify([{ recipients: [to] }])],
-  );
+  const found = await db.query<{ ip: string | null }>(INBOUND_NOTICE_CLIENTS, [
+    since,
+    JSON.stringify([{ recipients: [to] }]),
+  ]);
   return found.rows.map((row) => row.ip ?? '');
 }
 

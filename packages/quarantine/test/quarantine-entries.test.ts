@@ -6,6 +6,8 @@ import { recordMessage } from '@smgw/trace';
 import {
   findQuarantineEntry,
   getQuarantineEntry,
+  INBOUND_NOTICE_CLIENTS,
+  inboundNoticeClientsSince,
   insertQuarantineEntry,
   listQuarantine,
   markQuarantineReleased,
@@ -98,5 +100,25 @@ describe('quarantine entries', () => {
     assert.deepEqual(ids(next), [portal[0]]);
     assert.deepEqual(open[0]?.recipients, ['eingang@behoerde.example']);
     assert.equal(open[0]?.mailFrom, 'absender@extern.example');
+  });
+  it('counts the notices of an hour from the entries that hold one, through their own index, not every entry', async () => {
+    const told = envelopeOf('inbound');
+    const notice = envelopeFixture({ direction: 'outbound', recipients: ['postmaster@behoerde.example'] });
+    await quarantine(told, notice);
+    await quarantine(envelopeOf('inbound')); // withheld: no notice
+    const since = new Date(NOW.getTime() - 3_600_000);
+    assert.equal((await inboundNoticeClientsSince(db.pool, 'postmaster@behoerde.example', since)).length, 1);
+    assert.equal((await inboundNoticeClientsSince(db.pool, 'other@behoerde.example', since)).length, 0);
+    // As on a table of a stranger's flood (where a sequential scan would cost): the planner can answer from the index.
+    const client = await db.pool.connect();
+    try {
+      await client.query('set enable_seqscan = off');
+      const plan = await client.query(`explain ${INBOUND_NOTICE_CLIENTS}`, [since, '[]']);
+      const text = plan.rows.map((row: Record<string, string>) => Object.values(row)[0]).join('\n');
+      assert.match(text, /quarantine_inbound_notices_idx/);
+    } finally {
+      await client.query('reset enable_seqscan');
+      client.release();
+    }
   });
 });
