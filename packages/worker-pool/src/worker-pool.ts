@@ -222,8 +222,14 @@ export function startWorkerPool(options: StartWorkerPoolOptions): WorkerPool {
           // A worker that finished is idle: its CPU is read at once (waited for a reading's interval at most, so a
           // worker that does not answer never holds the job). A terminated one keeps its last reading.
           if (outcome.keep) {
-            const late = new Promise<void>((resolve) => setTimeout(resolve, everyMs));
-            void Promise.race([readUsed().catch(() => {}), late]).then(settle);
+            let lateTimer: NodeJS.Timeout | undefined;
+            const late = new Promise<void>((resolve) => {
+              lateTimer = setTimeout(resolve, everyMs);
+            });
+            void Promise.race([readUsed().catch(() => {}), late]).then(() => {
+              clearTimeout(lateTimer);
+              settle();
+            });
           } else {
             settle();
           }
